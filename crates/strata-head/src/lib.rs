@@ -1,0 +1,74 @@
+//! Strata's in-memory head: the recent data of every tenant.
+//!
+//! Third stage of the pipeline, after the WAL: a durable
+//! [`WriteBatch`](strata_types::WriteBatch) is applied to the head and from
+//! then on queries see it. Per tenant the head keeps
+//!
+//! * a **series index**: a stable [`SeriesId`](strata_types::SeriesId) per
+//!   label set, with hash collisions detected (never silently merged);
+//! * **postings**: a roaring bitmap per label pair, answering `=`, `!=`, `=~`
+//!   and `!~` matchers with Prometheus' semantics (a matcher that matches the
+//!   empty string also matches series without the label);
+//! * **sample buffers** per series, in timestamp order. Out-of-order samples
+//!   are accepted; a second sample at the same timestamp replaces the first
+//!   (last write wins).
+//!
+//! Tenants never share a structure: every lookup starts from a
+//! [`TenantId`](strata_types::TenantId).
+
+mod error;
+mod matcher;
+mod series;
+mod tenant;
+
+pub use error::HeadError;
+pub use matcher::{MatchOp, Matcher};
+pub use series::SeriesSnapshot;
+pub use tenant::{AppendStats, TenantHead};
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use strata_types::{TenantId, WriteBatch};
+
+/// All tenants' heads.
+#[derive(Debug, Default)]
+pub struct Head {
+    tenants: RwLock<HashMap<TenantId, Arc<TenantHead>>>,
+}
+
+impl Head {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Applies a durable batch to its tenant's head.
+    pub fn append(&self, batch: &WriteBatch) -> Result<AppendStats, HeadError> {
+        self.tenant_or_create(&batch.tenant).append(&batch.series)
+    }
+
+    /// The head of `tenant`, if it has ever written anything.
+    pub fn tenant(&self, tenant: &TenantId) -> Option<Arc<TenantHead>> {
+        self.tenants.read().get(tenant).cloned()
+    }
+
+    fn tenant_or_create(&self, tenant: &TenantId) -> Arc<TenantHead> {
+        if let Some(t) = self.tenants.read().get(tenant) {
+            return Arc::clone(t);
+        }
+        Arc::clone(
+            self.tenants
+                .write()
+                .entry(tenant.clone())
+                .or_insert_with(|| Arc::new(TenantHead::new(tenant.clone()))),
+        )
+    }
+
+    /// Every tenant with data in the head, sorted.
+    pub fn tenants(&self) -> Vec<TenantId> {
+        let mut v: Vec<_> = self.tenants.read().keys().cloned().collect();
+        v.sort();
+        v
+    }
+}

@@ -1,0 +1,302 @@
+//! One tenant's head: symbols, series, postings.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use roaring::RoaringBitmap;
+use strata_types::{SeriesId, SeriesSamples, TenantId};
+
+use crate::series::{MemSeries, SampleBuf, Sym};
+use crate::{HeadError, MatchOp, Matcher, SeriesSnapshot};
+
+/// What one append did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AppendStats {
+    pub samples: u64,
+    pub new_series: u64,
+}
+
+/// The head of one tenant.
+pub struct TenantHead {
+    tenant: TenantId,
+    index: RwLock<Index>,
+}
+
+impl std::fmt::Debug for TenantHead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TenantHead")
+            .field("tenant", &self.tenant)
+            .field("series", &self.series_count())
+            .finish()
+    }
+}
+
+#[derive(Default)]
+struct Index {
+    symbols: HashMap<Arc<str>, Sym>,
+    strings: Vec<Arc<str>>,
+    by_id: HashMap<SeriesId, u32>,
+    series: Vec<MemSeries>,
+    /// (name, value) → series refs.
+    postings: HashMap<(Sym, Sym), RoaringBitmap>,
+    /// name → values seen with it, for regex matchers and label APIs.
+    values: HashMap<Sym, Vec<Sym>>,
+    all: RoaringBitmap,
+}
+
+impl Index {
+    fn sym(&self, s: &str) -> Option<Sym> {
+        self.symbols.get(s).copied()
+    }
+
+    fn intern(&mut self, s: &str) -> Sym {
+        if let Some(&id) = self.symbols.get(s) {
+            return id;
+        }
+        let id = self.strings.len() as Sym;
+        let s: Arc<str> = Arc::from(s);
+        self.strings.push(Arc::clone(&s));
+        self.symbols.insert(s, id);
+        id
+    }
+
+    fn str(&self, sym: Sym) -> &Arc<str> {
+        &self.strings[sym as usize]
+    }
+
+    fn same_labels(&self, series: &MemSeries, incoming: &SeriesSamples) -> bool {
+        series.labels.len() == incoming.labels.len()
+            && series
+                .labels
+                .iter()
+                .zip(incoming.labels.iter())
+                .all(|((n, v), l)| **self.str(*n) == *l.name && **self.str(*v) == *l.value)
+    }
+
+    fn describe(&self, series: &MemSeries) -> String {
+        let pairs: Vec<String> = series
+            .labels
+            .iter()
+            .map(|(n, v)| format!("{}={:?}", self.str(*n), self.str(*v)))
+            .collect();
+        format!("{{{}}}", pairs.join(", "))
+    }
+
+    /// Finds the series for `incoming`, or `None` if it is new.
+    fn lookup(&self, id: SeriesId, incoming: &SeriesSamples) -> Result<Option<u32>, HeadError> {
+        let Some(&r) = self.by_id.get(&id) else {
+            return Ok(None);
+        };
+        let existing = &self.series[r as usize];
+        if !self.same_labels(existing, incoming) {
+            return Err(HeadError::SeriesIdCollision {
+                id,
+                existing: self.describe(existing),
+                incoming: format!("{:?}", incoming.labels),
+            });
+        }
+        Ok(Some(r))
+    }
+
+    fn create(&mut self, id: SeriesId, incoming: &SeriesSamples) -> u32 {
+        let r = self.series.len() as u32;
+        let labels: Box<[(Sym, Sym)]> = incoming
+            .labels
+            .iter()
+            .map(|l| (self.intern(&l.name), self.intern(&l.value)))
+            .collect();
+        for &(n, v) in labels.iter() {
+            let postings = self.postings.entry((n, v)).or_default();
+            if postings.is_empty() {
+                self.values.entry(n).or_default().push(v);
+            }
+            postings.insert(r);
+        }
+        self.all.insert(r);
+        self.series.push(MemSeries {
+            id,
+            labels,
+            samples: Default::default(),
+        });
+        self.by_id.insert(id, r);
+        r
+    }
+
+    /// Union of the postings of every value of `name` accepted by `keep`.
+    fn union_values(&self, name: &str, keep: impl Fn(&str) -> bool) -> RoaringBitmap {
+        let mut out = RoaringBitmap::new();
+        let Some(n) = self.sym(name) else {
+            return out;
+        };
+        for &v in self.values.get(&n).map(Vec::as_slice).unwrap_or_default() {
+            if keep(self.str(v)) {
+                if let Some(p) = self.postings.get(&(n, v)) {
+                    out |= p;
+                }
+            }
+        }
+        out
+    }
+
+    fn postings_for(&self, m: &Matcher) -> RoaringBitmap {
+        // A series lacking the label has the empty value. If the matcher
+        // accepts "", start from every series and remove those whose value
+        // is rejected; otherwise take the union of accepted values.
+        if m.matches("") {
+            let rejected = self.union_values(&m.name, |v| !m.matches(v));
+            &self.all - &rejected
+        } else {
+            match &m.op {
+                MatchOp::Equal(v) => self
+                    .sym(&m.name)
+                    .zip(self.sym(v))
+                    .and_then(|k| self.postings.get(&k).cloned())
+                    .unwrap_or_default(),
+                _ => self.union_values(&m.name, |v| m.matches(v)),
+            }
+        }
+    }
+}
+
+impl TenantHead {
+    pub(crate) fn new(tenant: TenantId) -> Self {
+        Self {
+            tenant,
+            index: RwLock::new(Index::default()),
+        }
+    }
+
+    pub fn tenant(&self) -> &TenantId {
+        &self.tenant
+    }
+
+    /// Appends validated series. New series are created under the write
+    /// lock; samples are added under each series' own lock.
+    pub(crate) fn append(&self, batch: &[SeriesSamples]) -> Result<AppendStats, HeadError> {
+        let ids: Vec<SeriesId> = batch.iter().map(|s| s.labels.series_id()).collect();
+        let mut refs = Vec::with_capacity(batch.len());
+        let mut missing = false;
+        {
+            let index = self.index.read();
+            for (s, id) in batch.iter().zip(&ids) {
+                let r = index.lookup(*id, s)?;
+                missing |= r.is_none();
+                refs.push(r);
+            }
+        }
+        let mut stats = AppendStats::default();
+        if missing {
+            let mut index = self.index.write();
+            for ((s, id), r) in batch.iter().zip(&ids).zip(refs.iter_mut()) {
+                if r.is_none() {
+                    *r = Some(match index.lookup(*id, s)? {
+                        Some(existing) => existing,
+                        None => {
+                            stats.new_series += 1;
+                            index.create(*id, s)
+                        }
+                    });
+                }
+            }
+        }
+        let index = self.index.read();
+        for (s, r) in batch.iter().zip(refs) {
+            let Some(r) = r else { continue };
+            let mut buf = index.series[r as usize].samples.lock();
+            for smp in &s.samples {
+                buf.insert(*smp);
+            }
+            stats.samples += s.samples.len() as u64;
+        }
+        Ok(stats)
+    }
+
+    pub fn series_count(&self) -> usize {
+        self.index.read().series.len()
+    }
+
+    pub fn sample_count(&self) -> usize {
+        let index = self.index.read();
+        index.series.iter().map(|s| s.samples.lock().len()).sum()
+    }
+
+    /// Series matching every matcher (all series if there are none).
+    fn select(&self, index: &Index, matchers: &[Matcher]) -> RoaringBitmap {
+        let mut out = index.all.clone();
+        for m in matchers {
+            if out.is_empty() {
+                break;
+            }
+            out &= index.postings_for(m);
+        }
+        out
+    }
+
+    /// Labels and samples in `[min_ms, max_ms]` of every series matching
+    /// `matchers`, ordered by series id. Series with no sample in the range
+    /// are left out.
+    pub fn query(&self, matchers: &[Matcher], min_ms: i64, max_ms: i64) -> Vec<SeriesSnapshot> {
+        let index = self.index.read();
+        let mut out: Vec<SeriesSnapshot> = self
+            .select(&index, matchers)
+            .iter()
+            .filter_map(|r| {
+                let s = &index.series[r as usize];
+                let samples = s.samples.lock().range(min_ms, max_ms).to_vec();
+                (!samples.is_empty()).then(|| SeriesSnapshot {
+                    id: s.id,
+                    labels: s
+                        .labels
+                        .iter()
+                        .map(|(n, v)| (Arc::clone(index.str(*n)), Arc::clone(index.str(*v))))
+                        .collect(),
+                    samples,
+                })
+            })
+            .collect();
+        out.sort_by_key(|s| s.id);
+        out
+    }
+
+    /// Label names in use, sorted.
+    pub fn label_names(&self) -> Vec<Arc<str>> {
+        let index = self.index.read();
+        let mut v: Vec<_> = index
+            .values
+            .keys()
+            .map(|n| Arc::clone(index.str(*n)))
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Values of `name` in use, sorted.
+    pub fn label_values(&self, name: &str) -> Vec<Arc<str>> {
+        let index = self.index.read();
+        let Some(n) = index.sym(name) else {
+            return Vec::new();
+        };
+        let mut v: Vec<_> = index
+            .values
+            .get(&n)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .map(|v| Arc::clone(index.str(*v)))
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+// Keep the private type reachable for the sample-buffer unit tests.
+#[allow(dead_code)]
+fn _assert_send_sync() {
+    fn is<T: Send + Sync>() {}
+    is::<TenantHead>();
+    is::<SampleBuf>();
+}
+
+#[cfg(test)]
+mod tests;

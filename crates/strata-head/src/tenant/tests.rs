@@ -1,0 +1,158 @@
+use std::collections::BTreeSet;
+
+use proptest::prelude::*;
+use strata_types::{Label, Labels, Sample};
+
+use super::*;
+use crate::Head;
+
+fn series(pairs: &[(&str, &str)], samples: &[(i64, f64)]) -> SeriesSamples {
+    SeriesSamples {
+        labels: Labels::try_from_unsorted(pairs.iter().map(|(n, v)| Label::new(*n, *v)).collect())
+            .unwrap(),
+        samples: samples
+            .iter()
+            .map(|&(timestamp_ms, value)| Sample {
+                timestamp_ms,
+                value,
+            })
+            .collect(),
+    }
+}
+
+fn head_with(data: &[SeriesSamples]) -> TenantHead {
+    let h = TenantHead::new(TenantId::try_new("t").unwrap());
+    h.append(data).unwrap();
+    h
+}
+
+fn names(h: &TenantHead, m: &[Matcher]) -> Vec<String> {
+    h.query(m, i64::MIN, i64::MAX)
+        .into_iter()
+        .map(|s| s.label("instance").unwrap_or("-").to_owned())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
+#[test]
+fn matchers_follow_prometheus_semantics() {
+    let h = head_with(&[
+        series(
+            &[("__name__", "up"), ("instance", "a"), ("job", "api")],
+            &[(1, 1.0)],
+        ),
+        series(
+            &[("__name__", "up"), ("instance", "b"), ("job", "db")],
+            &[(1, 1.0)],
+        ),
+        series(&[("__name__", "up"), ("instance", "c")], &[(1, 0.0)]),
+    ]);
+    assert_eq!(names(&h, &[Matcher::equal("job", "api")]), ["a"]);
+    assert_eq!(names(&h, &[Matcher::not_equal("job", "api")]), ["b", "c"]);
+    // `job=""` selects series without `job`; `job!=""` those with it.
+    assert_eq!(names(&h, &[Matcher::equal("job", "")]), ["c"]);
+    assert_eq!(names(&h, &[Matcher::not_equal("job", "")]), ["a", "b"]);
+    assert_eq!(
+        names(&h, &[Matcher::regex("job", "a.*|d.").unwrap()]),
+        ["a", "b"]
+    );
+    // Anchored: "pi" does not match "api".
+    assert!(names(&h, &[Matcher::regex("job", "pi").unwrap()]).is_empty());
+    assert_eq!(
+        names(&h, &[Matcher::regex("job", "api|").unwrap()]),
+        ["a", "c"]
+    );
+    assert_eq!(
+        names(&h, &[Matcher::not_regex("job", "a.*").unwrap()]),
+        ["b", "c"]
+    );
+    assert_eq!(
+        names(
+            &h,
+            &[
+                Matcher::equal("__name__", "up"),
+                Matcher::regex("instance", "[bc]").unwrap()
+            ]
+        ),
+        ["b", "c"]
+    );
+    assert!(names(&h, &[Matcher::equal("__name__", "nope")]).is_empty());
+    assert!(Matcher::regex("x", "(").is_err());
+}
+
+#[test]
+fn same_labels_same_series_and_time_ranges() {
+    let h = head_with(&[series(&[("__name__", "m")], &[(10, 1.0), (20, 2.0)])]);
+    let stats = h
+        .append(&[series(&[("__name__", "m")], &[(15, 1.5), (20, 9.0)])])
+        .unwrap();
+    assert_eq!(
+        stats,
+        AppendStats {
+            samples: 2,
+            new_series: 0
+        }
+    );
+    assert_eq!(h.series_count(), 1);
+    let got = h.query(&[], 12, 20);
+    assert_eq!(got.len(), 1);
+    let vals: Vec<_> = got[0]
+        .samples
+        .iter()
+        .map(|s| (s.timestamp_ms, s.value))
+        .collect();
+    assert_eq!(vals, vec![(15, 1.5), (20, 9.0)]);
+    assert!(h.query(&[], 21, 30).is_empty());
+    assert_eq!(&*h.label_names()[0], "__name__");
+    assert_eq!(&*h.label_values("__name__")[0], "m");
+}
+
+#[test]
+fn tenants_are_separate() {
+    let head = Head::new();
+    let batch = |t: &str| strata_types::WriteBatch {
+        tenant: TenantId::try_new(t).unwrap(),
+        series: vec![series(&[("__name__", t)], &[(1, 1.0)])],
+    };
+    head.append(&batch("a")).unwrap();
+    head.append(&batch("b")).unwrap();
+    let a = head.tenant(&TenantId::try_new("a").unwrap()).unwrap();
+    let all = a.query(&[], i64::MIN, i64::MAX);
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].label("__name__"), Some("a"));
+    assert!(head.tenant(&TenantId::try_new("c").unwrap()).is_none());
+}
+
+proptest! {
+    /// Model check: the head agrees with a BTreeMap of (labels, ts) → value
+    /// with last-write-wins, for any order of writes.
+    #[test]
+    fn agrees_with_a_model(
+        writes in prop::collection::vec((0u8..4, 0u8..3, -5i64..20, -100i32..100), 1..80),
+        lo in -5i64..20, span in 0i64..25,
+    ) {
+        let h = TenantHead::new(TenantId::try_new("t").unwrap());
+        let mut model = std::collections::BTreeMap::new();
+        for (inst, job, t, v) in writes {
+            let inst = format!("i{inst}");
+            let job = format!("j{job}");
+            h.append(&[series(&[("__name__", "m"), ("instance", &inst), ("job", &job)], &[(t, f64::from(v))])]).unwrap();
+            model.insert((inst, job, t), f64::from(v));
+        }
+        let hi = lo + span;
+        let matchers = [Matcher::regex("job", "j0|j1").unwrap()];
+        let mut got = Vec::new();
+        for s in h.query(&matchers, lo, hi) {
+            for smp in &s.samples {
+                got.push((s.label("instance").unwrap().to_owned(), s.label("job").unwrap().to_owned(), smp.timestamp_ms, smp.value));
+            }
+        }
+        got.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        let want: Vec<_> = model.into_iter()
+            .filter(|((_, j, t), _)| (j == "j0" || j == "j1") && *t >= lo && *t <= hi)
+            .map(|((i, j, t), v)| (i, j, t, v))
+            .collect();
+        prop_assert_eq!(got, want);
+    }
+}

@@ -1,0 +1,14 @@
+//! Strata's ingest stage: protocol decoders that turn request bodies into
+//! validated [`WriteBatch`](strata_types::WriteBatch)es.
+//!
+//! Sits between the HTTP server and the WAL. Its promise: a decoder either
+//! returns a batch in which every series and sample is valid, or an error
+//! naming what was wrong — never a half-accepted request. What a protocol
+//! carries that Strata does not store yet (exemplars, native histograms,
+//! metadata) is counted in [`Skipped`] and reported, not failed on.
+
+mod error;
+pub mod remote_write;
+
+pub use error::IngestError;
+pub use remote_write::{DecodeLimits, Decoded, Skipped, decode_v1, negotiate};

@@ -1,0 +1,31 @@
+//! Error classification shared by every crate, so the server maps kinds to
+//! status codes in one place.
+
+/// What kind of failure an error is, independent of protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The request is malformed or invalid; retrying it unchanged fails again.
+    BadInput,
+    /// The request names no tenant, or an unacceptable one.
+    Unauthenticated,
+    /// Content type or encoding this endpoint does not speak.
+    UnsupportedMediaType,
+    /// The request body is larger than allowed.
+    PayloadTooLarge,
+    /// A per-tenant or server limit was hit; retry later.
+    Limit,
+    /// The thing asked for does not exist.
+    NotFound,
+    /// Temporarily unable to serve (starting up, WAL down); retry later.
+    Unavailable,
+    /// A bug or broken invariant.
+    Internal,
+}
+
+impl ErrorKind {
+    /// Whether the same request may succeed if retried later.
+    pub fn is_retryable(self) -> bool {
+        matches!(self, Self::Limit | Self::Unavailable | Self::Internal)
+    }
+}

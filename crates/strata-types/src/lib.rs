@@ -1,0 +1,25 @@
+//! Core types shared by every stage of Strata's pipeline.
+//!
+//! Sits at the bottom of the crate graph: `strata-types` → `strata-wal` →
+//! `strata-head` → `strata-query` → `strata-server`. It promises that a
+//! [`TenantId`] is always valid (safe as a path component and object-store
+//! prefix), that a [`SeriesId`] is a stable hash of a sorted label set — the
+//! same in the head, on disk and on every node — and that sample values keep
+//! their exact bits (the Prometheus stale marker survives every hop).
+
+mod labels;
+mod sample;
+mod tenant;
+
+pub use labels::{
+    Label, LabelError, Labels, METRIC_NAME_LABEL, SeriesId, is_valid_label_name,
+    is_valid_metric_name, validate_sorted,
+};
+pub use sample::{STALE_NAN_BITS, Sample, is_stale_nan, stale_nan};
+pub use tenant::{DEFAULT_TENANT, TenantError, TenantId};
+
+mod batch;
+pub use batch::{SeriesSamples, WriteBatch};
+
+mod kind;
+pub use kind::ErrorKind;

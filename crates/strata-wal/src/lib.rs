@@ -1,0 +1,63 @@
+//! Strata's write-ahead log.
+//!
+//! Second stage of the pipeline: ingest hands a validated
+//! [`WriteBatch`](strata_types::WriteBatch) to the WAL, and the write is
+//! acknowledged only once its record is on disk and fsynced. The promises:
+//!
+//! * **Durability.** [`Wal::append`] resolves only after the record and every
+//!   record before it have been written and `fdatasync`ed. Concurrent appends
+//!   share one fsync (group commit, see [`SegmentedWal`]).
+//! * **Order.** Records get consecutive [`WalSeq`] numbers; replay yields them
+//!   in that order.
+//! * **Recovery.** A torn or corrupt tail is truncated at the last valid
+//!   record and logged; it never stops startup. An I/O error while reading is
+//!   an error, not silent truncation.
+//! * **Checkpoints.** [`Wal::remove_segments_before`] deletes segments whose
+//!   records are all covered by a flush.
+//!
+//! On-disk layout (pinned by golden-bytes tests in `segment/tests.rs` and
+//! `record/tests.rs`): see [`segment`] and [`record`].
+
+mod error;
+mod memory;
+pub mod record;
+pub mod segment;
+mod writer;
+
+pub use error::WalError;
+pub use memory::MemoryWal;
+pub use record::{RecordError, WalRecord};
+pub use writer::{SegmentedWal, WalConfig, WalStats};
+
+use std::future::Future;
+use std::pin::Pin;
+
+/// Position of a record in the log. Consecutive, starting at 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct WalSeq(pub u64);
+
+impl std::fmt::Display for WalSeq {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Resolves when an appended record is durable.
+pub type AppendFuture = Pin<Box<dyn Future<Output = Result<WalSeq, WalError>> + Send>>;
+
+/// The seam between ingest and the log. Held as `Arc<dyn Wal>` so tests can
+/// plug in [`MemoryWal`].
+pub trait Wal: Send + Sync + std::fmt::Debug {
+    /// Appends one encoded record; the future resolves after it is fsynced.
+    fn append(&self, payload: Vec<u8>) -> AppendFuture;
+
+    /// Deletes every closed segment whose records all have a sequence number
+    /// below `seq`. Returns how many segments were removed.
+    fn remove_segments_before(&self, seq: WalSeq) -> Result<usize, WalError>;
+
+    /// Counters for `/metrics` and system tables.
+    fn stats(&self) -> WalStats;
+
+    /// Stops accepting appends, completes the ones in flight and syncs.
+    fn shutdown(&self);
+}

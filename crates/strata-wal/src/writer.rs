@@ -1,0 +1,516 @@
+//! The on-disk WAL: segment files plus one writer thread doing group commit.
+//!
+//! Appends are sent to a dedicated thread. Each turn it takes every request
+//! waiting in its queue, writes their frames with one `write`, calls
+//! `fdatasync` once and then answers them all. While one fsync runs, new
+//! requests pile up and share the next one, so throughput grows with
+//! concurrency instead of being capped at one fsync per request.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::oneshot;
+use tracing::{info, warn};
+
+use crate::segment::{self, HEADER_LEN, MAX_RECORD_LEN};
+use crate::{AppendFuture, Wal, WalError, WalSeq};
+
+/// Called with the duration of every fsync (for the latency histogram).
+pub type FsyncObserver = Arc<dyn Fn(Duration) + Send + Sync>;
+
+/// Settings of the on-disk WAL.
+#[derive(Clone)]
+pub struct WalConfig {
+    /// Directory holding the segment files.
+    pub dir: PathBuf,
+    /// A new segment is started once the current one reaches this size.
+    pub segment_bytes: u64,
+    /// Most bytes of frames written and synced in one group commit.
+    pub max_group_bytes: usize,
+    pub fsync_observer: Option<FsyncObserver>,
+}
+
+impl WalConfig {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self {
+            dir: dir.into(),
+            segment_bytes: 64 << 20,
+            max_group_bytes: 16 << 20,
+            fsync_observer: None,
+        }
+    }
+
+    pub fn with_segment_bytes(mut self, bytes: u64) -> Self {
+        self.segment_bytes = bytes;
+        self
+    }
+
+    pub fn with_fsync_observer(mut self, observer: FsyncObserver) -> Self {
+        self.fsync_observer = Some(observer);
+        self
+    }
+}
+
+impl std::fmt::Debug for WalConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WalConfig")
+            .field("dir", &self.dir)
+            .field("segment_bytes", &self.segment_bytes)
+            .field("max_group_bytes", &self.max_group_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Counters describing the WAL.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WalStats {
+    /// Last sequence number made durable (or replayed).
+    pub last_seq: Option<WalSeq>,
+    /// Segment files on disk.
+    pub segments: usize,
+    /// Bytes in those files.
+    pub bytes: u64,
+    /// Records appended since open.
+    pub records_appended: u64,
+    /// Group commits (fsyncs) since open.
+    pub fsyncs: u64,
+}
+
+/// What replay found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReplaySummary {
+    pub segments: usize,
+    pub records: u64,
+    /// Bytes cut from a corrupt or torn tail, if any.
+    pub truncated_bytes: u64,
+    /// Segments deleted because they followed a corruption.
+    pub dropped_segments: usize,
+}
+
+struct Request {
+    payload: Vec<u8>,
+    reply: oneshot::Sender<Result<WalSeq, WalError>>,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    /// Base seq of each segment on disk, oldest first; the last is active.
+    segments: Mutex<Vec<WalSeq>>,
+    last_seq: AtomicU64,
+    records_appended: AtomicU64,
+    fsyncs: AtomicU64,
+}
+
+/// Segmented, CRC-framed, group-committed WAL on local disk.
+pub struct SegmentedWal {
+    dir: PathBuf,
+    tx: RwLock<Option<mpsc::Sender<Request>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for SegmentedWal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SegmentedWal")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SegmentedWal {
+    /// Opens the WAL in `config.dir`, replaying every valid record through
+    /// `visit` in sequence order, then starts the writer thread.
+    ///
+    /// A torn or corrupt tail is truncated (and later segments deleted) with a
+    /// warning; only I/O errors fail the open.
+    pub fn open(
+        config: WalConfig,
+        mut visit: impl FnMut(WalSeq, &[u8]),
+    ) -> Result<(Self, ReplaySummary), WalError> {
+        let dir = config.dir.clone();
+        fs::create_dir_all(&dir).map_err(|e| WalError::io(&dir, e))?;
+        let mut bases = list_segments(&dir)?;
+        let mut summary = ReplaySummary::default();
+        let mut next_seq: Option<u64> = None;
+        let mut kept: Vec<WalSeq> = Vec::new();
+        let mut tail_valid_len = None;
+
+        let mut i = 0;
+        while i < bases.len() {
+            let base = bases[i];
+            let path = segment::path_for(&dir, base);
+            let bytes = fs::read(&path).map_err(|e| WalError::io(&path, e))?;
+            let scan = segment::scan(&bytes);
+            // A segment whose header is bad, or that does not continue the
+            // sequence, is unusable as a whole; a frame-level problem keeps
+            // the valid prefix.
+            let unusable = match scan.base {
+                None => scan.corruption.as_ref().map(ToString::to_string),
+                Some(b) if b != base => {
+                    Some(format!("header says base {b}, file name says {base}"))
+                }
+                Some(b) => match next_seq {
+                    Some(n) if n != b.0 => Some(format!("segment starts at seq {b}, expected {n}")),
+                    _ => None,
+                },
+            };
+            summary.segments += 1;
+            let problem = match unusable {
+                Some(problem) => {
+                    fs::remove_file(&path).map_err(|e| WalError::io(&path, e))?;
+                    summary.truncated_bytes += bytes.len() as u64;
+                    next_seq.get_or_insert(base.0);
+                    problem
+                }
+                None => {
+                    for (seq, range) in &scan.records {
+                        visit(*seq, &bytes[range.clone()]);
+                    }
+                    summary.records += scan.records.len() as u64;
+                    next_seq = Some(scan.records.last().map_or(base.0, |(s, _)| s.0 + 1));
+                    kept.push(base);
+                    let Some(corruption) = &scan.corruption else {
+                        tail_valid_len = Some(bytes.len() as u64);
+                        i += 1;
+                        continue;
+                    };
+                    truncate_file(&path, scan.valid_len as u64)?;
+                    summary.truncated_bytes += (bytes.len() - scan.valid_len) as u64;
+                    tail_valid_len = Some(scan.valid_len as u64);
+                    corruption.to_string()
+                }
+            };
+            let cut = summary.truncated_bytes;
+            let later = bases.split_off(i + 1);
+            summary.dropped_segments = later.len();
+            for b in &later {
+                let p = segment::path_for(&dir, *b);
+                fs::remove_file(&p).map_err(|e| WalError::io(&p, e))?;
+            }
+            warn!(
+                segment = %path.display(),
+                %problem,
+                truncated_bytes = cut,
+                dropped_segments = later.len(),
+                "truncating corrupt WAL tail at the last valid record"
+            );
+            sync_dir(&dir)?;
+            break;
+        }
+
+        let next = next_seq.unwrap_or(1);
+        let file = match (kept.last(), tail_valid_len) {
+            (Some(base), Some(len)) => {
+                let path = segment::path_for(&dir, *base);
+                let file = OpenOptions::new()
+                    .append(true)
+                    .open(&path)
+                    .map_err(|e| WalError::io(&path, e))?;
+                ActiveSegment { file, path, len }
+            }
+            _ => {
+                let seg = ActiveSegment::create(&dir, WalSeq(next))?;
+                kept.push(WalSeq(next));
+                seg
+            }
+        };
+        info!(
+            dir = %dir.display(),
+            segments = summary.segments,
+            records = summary.records,
+            next_seq = next,
+            "WAL replayed"
+        );
+
+        let shared = Arc::new(Shared {
+            segments: Mutex::new(kept),
+            last_seq: AtomicU64::new(next - 1),
+            ..Shared::default()
+        });
+        let (tx, rx) = mpsc::channel();
+        let writer = Writer {
+            dir: dir.clone(),
+            active: file,
+            next_seq: next,
+            segment_bytes: config.segment_bytes,
+            max_group_bytes: config.max_group_bytes,
+            observer: config.fsync_observer,
+            shared: Arc::clone(&shared),
+            poisoned: None,
+        };
+        let thread = std::thread::Builder::new()
+            .name("strata-wal".into())
+            .spawn(move || writer.run(rx))
+            .map_err(|e| WalError::io(&dir, e))?;
+        Ok((
+            Self {
+                dir,
+                tx: RwLock::new(Some(tx)),
+                thread: Mutex::new(Some(thread)),
+                shared,
+            },
+            summary,
+        ))
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Wal for SegmentedWal {
+    fn append(&self, payload: Vec<u8>) -> AppendFuture {
+        if payload.len() > MAX_RECORD_LEN {
+            let len = payload.len();
+            return Box::pin(async move {
+                Err(WalError::RecordTooLarge {
+                    len,
+                    max: MAX_RECORD_LEN,
+                })
+            });
+        }
+        let (reply, rx) = oneshot::channel();
+        let sent = match &*self.tx.read() {
+            Some(tx) => tx.send(Request { payload, reply }).is_ok(),
+            None => false,
+        };
+        Box::pin(async move {
+            if !sent {
+                return Err(WalError::Closed);
+            }
+            rx.await.unwrap_or(Err(WalError::Closed))
+        })
+    }
+
+    fn remove_segments_before(&self, seq: WalSeq) -> Result<usize, WalError> {
+        let mut segments = self.shared.segments.lock();
+        let mut removed = 0;
+        // A segment can go when the next one starts at or before `seq`: all
+        // its records are then below `seq`. The active segment always stays.
+        while segments.len() > 1 && segments[1] <= seq {
+            let path = segment::path_for(&self.dir, segments[0]);
+            fs::remove_file(&path).map_err(|e| WalError::io(&path, e))?;
+            segments.remove(0);
+            removed += 1;
+        }
+        if removed > 0 {
+            sync_dir(&self.dir)?;
+        }
+        Ok(removed)
+    }
+
+    fn stats(&self) -> WalStats {
+        let segments = self.shared.segments.lock().clone();
+        let bytes = segments
+            .iter()
+            .filter_map(|b| fs::metadata(segment::path_for(&self.dir, *b)).ok())
+            .map(|m| m.len())
+            .sum();
+        let last = self.shared.last_seq.load(Ordering::Acquire);
+        WalStats {
+            last_seq: (last > 0).then_some(WalSeq(last)),
+            segments: segments.len(),
+            bytes,
+            records_appended: self.shared.records_appended.load(Ordering::Relaxed),
+            fsyncs: self.shared.fsyncs.load(Ordering::Relaxed),
+        }
+    }
+
+    fn shutdown(&self) {
+        // Dropping the sender lets the writer drain what is queued and exit.
+        self.tx.write().take();
+        if let Some(handle) = self.thread.lock().take() {
+            if handle.join().is_err() {
+                warn!("WAL writer thread panicked during shutdown");
+            }
+        }
+    }
+}
+
+impl Drop for SegmentedWal {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+struct ActiveSegment {
+    file: File,
+    path: PathBuf,
+    len: u64,
+}
+
+impl ActiveSegment {
+    fn create(dir: &Path, base: WalSeq) -> Result<Self, WalError> {
+        let path = segment::path_for(dir, base);
+        let mut file = OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| WalError::io(&path, e))?;
+        file.write_all(&segment::encode_header(base))
+            .and_then(|()| file.sync_data())
+            .map_err(|e| WalError::io(&path, e))?;
+        sync_dir(dir)?;
+        Ok(Self {
+            file,
+            path,
+            len: HEADER_LEN as u64,
+        })
+    }
+}
+
+struct Writer {
+    dir: PathBuf,
+    active: ActiveSegment,
+    next_seq: u64,
+    segment_bytes: u64,
+    max_group_bytes: usize,
+    observer: Option<FsyncObserver>,
+    shared: Arc<Shared>,
+    poisoned: Option<String>,
+}
+
+impl Writer {
+    fn run(mut self, rx: mpsc::Receiver<Request>) {
+        let mut buf = Vec::with_capacity(1 << 20);
+        let mut group: Vec<(WalSeq, oneshot::Sender<Result<WalSeq, WalError>>)> = Vec::new();
+        while let Ok(first) = rx.recv() {
+            let mut pending = vec![first];
+            let mut bytes = pending[0].payload.len();
+            while bytes < self.max_group_bytes {
+                match rx.try_recv() {
+                    Ok(req) => {
+                        bytes += req.payload.len();
+                        pending.push(req);
+                    }
+                    Err(_) => break,
+                }
+            }
+            if let Some(reason) = &self.poisoned {
+                for req in pending {
+                    let _ = req.reply.send(Err(WalError::Poisoned {
+                        reason: reason.clone(),
+                    }));
+                }
+                continue;
+            }
+            if let Err(e) = self.maybe_rotate() {
+                self.poison(&e);
+                for req in pending {
+                    let _ = req.reply.send(Err(WalError::Poisoned {
+                        reason: e.to_string(),
+                    }));
+                }
+                continue;
+            }
+            buf.clear();
+            group.clear();
+            for req in pending {
+                let seq = WalSeq(self.next_seq);
+                self.next_seq += 1;
+                segment::encode_frame(seq, &req.payload, &mut buf);
+                group.push((seq, req.reply));
+            }
+            match self.write_and_sync(&buf) {
+                Ok(()) => {
+                    let last = self.next_seq - 1;
+                    self.shared.last_seq.store(last, Ordering::Release);
+                    self.shared
+                        .records_appended
+                        .fetch_add(group.len() as u64, Ordering::Relaxed);
+                    for (seq, reply) in group.drain(..) {
+                        let _ = reply.send(Ok(seq));
+                    }
+                }
+                Err(e) => {
+                    self.poison(&e);
+                    for (_, reply) in group.drain(..) {
+                        let _ = reply.send(Err(WalError::Poisoned {
+                            reason: e.to_string(),
+                        }));
+                    }
+                }
+            }
+        }
+        if let Err(error) = self.active.file.sync_all() {
+            warn!(%error, "final WAL sync at shutdown failed");
+        }
+    }
+
+    fn write_and_sync(&mut self, buf: &[u8]) -> Result<(), WalError> {
+        let path = &self.active.path;
+        self.active
+            .file
+            .write_all(buf)
+            .map_err(|e| WalError::io(path, e))?;
+        self.active.len += buf.len() as u64;
+        let started = Instant::now();
+        self.active
+            .file
+            .sync_data()
+            .map_err(|e| WalError::io(path, e))?;
+        self.shared.fsyncs.fetch_add(1, Ordering::Relaxed);
+        if let Some(observe) = &self.observer {
+            observe(started.elapsed());
+        }
+        Ok(())
+    }
+
+    fn maybe_rotate(&mut self) -> Result<(), WalError> {
+        if self.active.len < self.segment_bytes {
+            return Ok(());
+        }
+        let base = WalSeq(self.next_seq);
+        self.active = ActiveSegment::create(&self.dir, base)?;
+        self.shared.segments.lock().push(base);
+        Ok(())
+    }
+
+    /// After a failed write or fsync the file's state is unknown (the kernel
+    /// may have dropped dirty pages), so every later append fails until a
+    /// restart replays what really is on disk.
+    fn poison(&mut self, error: &WalError) {
+        tracing::error!(%error, "WAL write failed; refusing further appends until restart");
+        self.poisoned = Some(error.to_string());
+    }
+}
+
+fn list_segments(dir: &Path) -> Result<Vec<WalSeq>, WalError> {
+    let mut bases = Vec::new();
+    for entry in fs::read_dir(dir).map_err(|e| WalError::io(dir, e))? {
+        let entry = entry.map_err(|e| WalError::io(dir, e))?;
+        let path = entry.path();
+        match segment::parse_file_name(&path) {
+            Some(base) => bases.push(base),
+            None => warn!(file = %path.display(), "ignoring unexpected file in WAL directory"),
+        }
+    }
+    bases.sort();
+    Ok(bases)
+}
+
+fn truncate_file(path: &Path, len: u64) -> Result<(), WalError> {
+    let file = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|e| WalError::io(path, e))?;
+    file.set_len(len)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| WalError::io(path, e))
+}
+
+fn sync_dir(dir: &Path) -> Result<(), WalError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| WalError::io(dir, e))
+}
+
+#[cfg(test)]
+mod tests;
