@@ -1,1 +1,21 @@
-//! placeholder
+//! Strata's query stage: DataFusion sessions over a tenant's data.
+//!
+//! Sits on the head (and, once storage lands, on its files). Every query runs
+//! in a fresh DataFusion session that holds only its tenant's tables, so a
+//! statement cannot name another tenant's data. Statements that would write
+//! or change the catalog (DDL, DML, `COPY`, `SET`) are refused: this is a
+//! read path.
+//!
+//! Tables:
+//! * `samples` — one row per float sample: `metric`, `labels` (a map of every
+//!   label except `__name__`, filterable as `labels['job'] = 'api'`),
+//!   `series_id`, `timestamp` (ms, UTC) and `value`. Filters on `metric`,
+//!   `labels[..]` and `timestamp` are pushed into the head scan.
+
+mod engine;
+mod error;
+mod samples;
+
+pub use engine::{QueryEngine, QueryOutput};
+pub use error::QueryError;
+pub use samples::{SamplesTable, samples_schema};

@@ -1,0 +1,376 @@
+//! The `samples` table: every float sample of a tenant.
+
+use std::sync::{Arc, LazyLock};
+
+use arrow::array::{
+    ArrayRef, Float64Builder, MapBuilder, MapFieldNames, RecordBatch, StringBuilder,
+    TimestampMillisecondBuilder, UInt64Builder,
+};
+use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
+use async_trait::async_trait;
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::ScalarValue;
+use datafusion::datasource::TableType;
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::error::Result;
+use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPushDown};
+use datafusion::physical_plan::ExecutionPlan;
+use strata_head::{Matcher, SeriesSnapshot, TenantHead};
+use strata_types::METRIC_NAME_LABEL;
+
+const BATCH_ROWS: usize = 8192;
+
+/// Column indexes of [`samples_schema`].
+const METRIC: usize = 0;
+const LABELS: usize = 1;
+const SERIES_ID: usize = 2;
+const TIMESTAMP: usize = 3;
+const VALUE: usize = 4;
+
+static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    let entries = Fields::from(vec![
+        Field::new("keys", DataType::Utf8, false),
+        Field::new("values", DataType::Utf8, true),
+    ]);
+    Arc::new(Schema::new(vec![
+        Field::new("metric", DataType::Utf8, false),
+        Field::new(
+            "labels",
+            DataType::Map(
+                Arc::new(Field::new("entries", DataType::Struct(entries), false)),
+                false,
+            ),
+            false,
+        ),
+        Field::new("series_id", DataType::UInt64, false),
+        Field::new(
+            "timestamp",
+            DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+            false,
+        ),
+        Field::new("value", DataType::Float64, false),
+    ]))
+});
+
+/// Schema of the `samples` table.
+pub fn samples_schema() -> SchemaRef {
+    Arc::clone(&SCHEMA)
+}
+
+/// `samples` over one tenant's head (`None`: the tenant has no data yet).
+#[derive(Debug)]
+pub struct SamplesTable {
+    head: Option<Arc<TenantHead>>,
+}
+
+impl SamplesTable {
+    pub fn new(head: Option<Arc<TenantHead>>) -> Self {
+        Self { head }
+    }
+}
+
+/// What the scan can use from the query's filters.
+#[derive(Debug, Default)]
+struct Pushdown {
+    matchers: Vec<Matcher>,
+    min_ms: Option<i64>,
+    max_ms: Option<i64>,
+}
+
+impl Pushdown {
+    fn from_filters(filters: &[Expr]) -> Self {
+        let mut p = Self::default();
+        for f in filters {
+            p.add(f);
+        }
+        p
+    }
+
+    /// Records what `expr` implies; returns whether anything was used.
+    fn add(&mut self, expr: &Expr) -> bool {
+        match expr {
+            Expr::BinaryExpr(BinaryExpr { left, op, right }) => match op {
+                Operator::And => {
+                    let l = self.add(left);
+                    let r = self.add(right);
+                    l || r
+                }
+                _ => self.add_comparison(left, *op, right),
+            },
+            Expr::Between(b) if !b.negated => {
+                let (Some(lo), Some(hi)) = (timestamp_ms(&b.low), timestamp_ms(&b.high)) else {
+                    return false;
+                };
+                if !is_column(&b.expr, "timestamp") {
+                    return false;
+                }
+                self.raise_min(lo);
+                self.lower_max(hi);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn add_comparison(&mut self, left: &Expr, op: Operator, right: &Expr) -> bool {
+        // Normalise to `column op literal`.
+        let (col, op, lit) = if literal(right).is_some() {
+            (left, op, right)
+        } else if let Some(swapped) = op.swap() {
+            (right, swapped, left)
+        } else {
+            return false;
+        };
+        if is_column(col, "timestamp") {
+            let Some(t) = timestamp_ms(lit) else {
+                return false;
+            };
+            match op {
+                Operator::Eq => {
+                    self.raise_min(t);
+                    self.lower_max(t);
+                }
+                Operator::Gt => self.raise_min(t.saturating_add(1)),
+                Operator::GtEq => self.raise_min(t),
+                Operator::Lt => self.lower_max(t.saturating_sub(1)),
+                Operator::LtEq => self.lower_max(t),
+                _ => return false,
+            }
+            return true;
+        }
+        let Some(value) = literal(lit) else {
+            return false;
+        };
+        let label = if is_column(col, "metric") {
+            METRIC_NAME_LABEL.to_owned()
+        } else if let Some(key) = label_key(col) {
+            key
+        } else {
+            return false;
+        };
+        match op {
+            Operator::Eq => self.matchers.push(Matcher::equal(label, value)),
+            Operator::NotEq => self.matchers.push(Matcher::not_equal(label, value)),
+            _ => return false,
+        }
+        true
+    }
+
+    fn raise_min(&mut self, t: i64) {
+        self.min_ms = Some(self.min_ms.map_or(t, |m| m.max(t)));
+    }
+
+    fn lower_max(&mut self, t: i64) {
+        self.max_ms = Some(self.max_ms.map_or(t, |m| m.min(t)));
+    }
+}
+
+fn is_column(e: &Expr, name: &str) -> bool {
+    match e {
+        Expr::Column(c) => c.name == name,
+        Expr::Cast(c) => is_column(&c.expr, name),
+        _ => false,
+    }
+}
+
+/// `labels['key']` as DataFusion plans it: `get_field(labels, 'key')`.
+fn label_key(e: &Expr) -> Option<String> {
+    let Expr::ScalarFunction(f) = e else {
+        return None;
+    };
+    if f.func.name() != "get_field" {
+        return None;
+    }
+    match f.args.as_slice() {
+        [map, key] if is_column(map, "labels") => {
+            let key = literal(key)?;
+            // `__name__` lives in the metric column, not in the map.
+            (key != METRIC_NAME_LABEL).then_some(key)
+        }
+        _ => None,
+    }
+}
+
+fn literal(e: &Expr) -> Option<String> {
+    match e {
+        Expr::Literal(ScalarValue::Utf8(Some(s)), _)
+        | Expr::Literal(ScalarValue::Utf8View(Some(s)), _)
+        | Expr::Literal(ScalarValue::LargeUtf8(Some(s)), _) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+fn timestamp_ms(e: &Expr) -> Option<i64> {
+    let Expr::Literal(v, _) = e else {
+        return None;
+    };
+    match v {
+        ScalarValue::TimestampSecond(Some(s), _) => s.checked_mul(1000),
+        ScalarValue::TimestampMillisecond(Some(ms), _) => Some(*ms),
+        // Rounding outward keeps the bound inclusive of every matching row.
+        ScalarValue::TimestampMicrosecond(Some(us), _) => Some(us.div_euclid(1000)),
+        ScalarValue::TimestampNanosecond(Some(ns), _) => Some(ns.div_euclid(1_000_000)),
+        _ => None,
+    }
+}
+
+#[async_trait]
+impl TableProvider for SamplesTable {
+    fn schema(&self) -> SchemaRef {
+        samples_schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> Result<Vec<TableProviderFilterPushDown>> {
+        // Inexact: the scan narrows by what it understands and DataFusion
+        // still applies every filter, so correctness never rests on it.
+        Ok(filters
+            .iter()
+            .map(|f| {
+                if Pushdown::default().add(f) {
+                    TableProviderFilterPushDown::Inexact
+                } else {
+                    TableProviderFilterPushDown::Unsupported
+                }
+            })
+            .collect())
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let columns: Vec<usize> = projection
+            .cloned()
+            .unwrap_or_else(|| (0..SCHEMA.fields().len()).collect());
+        let schema = Arc::new(SCHEMA.project(&columns)?);
+        let pushdown = Pushdown::from_filters(filters);
+        let series = match &self.head {
+            Some(head) => head.query(
+                &pushdown.matchers,
+                pushdown.min_ms.unwrap_or(i64::MIN),
+                pushdown.max_ms.unwrap_or(i64::MAX),
+            ),
+            None => Vec::new(),
+        };
+        // With filters the limit applies after them, so it cannot cut the scan.
+        let row_limit = if filters.is_empty() { limit } else { None };
+        let batches = build_batches(&series, &columns, &schema, row_limit)?;
+        let exec: Arc<dyn ExecutionPlan> =
+            MemorySourceConfig::try_new_exec(&[batches], schema, None)?;
+        Ok(exec)
+    }
+}
+
+/// Builds record batches holding only the projected `columns`.
+fn build_batches(
+    series: &[SeriesSnapshot],
+    columns: &[usize],
+    schema: &SchemaRef,
+    limit: Option<usize>,
+) -> Result<Vec<RecordBatch>> {
+    let mut out = Vec::new();
+    let mut builder = Builders::new();
+    let mut emitted = 0usize;
+    'outer: for s in series {
+        for smp in &s.samples {
+            if limit.is_some_and(|l| emitted >= l) {
+                break 'outer;
+            }
+            builder.push(s, smp.timestamp_ms, smp.value, columns);
+            emitted += 1;
+            if builder.rows == BATCH_ROWS {
+                out.push(builder.finish(columns, schema)?);
+            }
+        }
+    }
+    if builder.rows > 0 || out.is_empty() {
+        out.push(builder.finish(columns, schema)?);
+    }
+    Ok(out)
+}
+
+struct Builders {
+    rows: usize,
+    metric: StringBuilder,
+    labels: MapBuilder<StringBuilder, StringBuilder>,
+    series_id: UInt64Builder,
+    timestamp: TimestampMillisecondBuilder,
+    value: Float64Builder,
+}
+
+impl Builders {
+    fn new() -> Self {
+        let names = MapFieldNames {
+            entry: "entries".into(),
+            key: "keys".into(),
+            value: "values".into(),
+        };
+        Self {
+            rows: 0,
+            metric: StringBuilder::new(),
+            labels: MapBuilder::new(Some(names), StringBuilder::new(), StringBuilder::new()),
+            series_id: UInt64Builder::new(),
+            timestamp: TimestampMillisecondBuilder::new().with_timezone("UTC"),
+            value: Float64Builder::new(),
+        }
+    }
+
+    fn push(&mut self, s: &SeriesSnapshot, ts: i64, value: f64, columns: &[usize]) {
+        self.rows += 1;
+        for &c in columns {
+            match c {
+                METRIC => self
+                    .metric
+                    .append_value(s.label(METRIC_NAME_LABEL).unwrap_or_default()),
+                LABELS => {
+                    for (n, v) in &s.labels {
+                        if &**n != METRIC_NAME_LABEL {
+                            self.labels.keys().append_value(n);
+                            self.labels.values().append_value(v);
+                        }
+                    }
+                    // Appending a map entry only fails on mismatched key and
+                    // value counts, which the loop above rules out.
+                    let _ = self.labels.append(true);
+                }
+                SERIES_ID => self.series_id.append_value(s.id.0),
+                TIMESTAMP => self.timestamp.append_value(ts),
+                VALUE => self.value.append_value(value),
+                _ => {}
+            }
+        }
+    }
+
+    fn finish(&mut self, columns: &[usize], schema: &SchemaRef) -> Result<RecordBatch> {
+        let rows = std::mem::take(&mut self.rows);
+        let arrays: Vec<ArrayRef> = columns
+            .iter()
+            .map(|&c| -> ArrayRef {
+                match c {
+                    METRIC => Arc::new(self.metric.finish()),
+                    LABELS => Arc::new(self.labels.finish()),
+                    SERIES_ID => Arc::new(self.series_id.finish()),
+                    TIMESTAMP => Arc::new(self.timestamp.finish()),
+                    _ => Arc::new(self.value.finish()),
+                }
+            })
+            .collect();
+        // The row count matters when no column is projected (`count(*)`).
+        let options = arrow::array::RecordBatchOptions::new().with_row_count(Some(rows));
+        Ok(RecordBatch::try_new_with_options(
+            Arc::clone(schema),
+            arrays,
+            &options,
+        )?)
+    }
+}
