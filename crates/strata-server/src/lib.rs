@@ -1,1 +1,114 @@
-//! placeholder
+//! Strata's HTTP server: tenancy, ingest and query endpoints, operations.
+//!
+//! The top of the pipeline. [`serve`] binds the listener first (so
+//! `/-/healthy` answers at once), replays the WAL into the head in the
+//! background (`/-/ready` turns 200 when done; writes before that get 503),
+//! then serves until the shutdown future resolves. Shutdown is ordered: stop
+//! accepting, let in-flight requests finish (each already fsynced before its
+//! 2xx), then close the WAL.
+//!
+//! Every handler resolves the tenant first (see [`tenant`]) and every error
+//! goes through [`ApiError`], whose kind maps to a status in one place.
+
+pub mod config;
+mod error;
+mod metrics;
+mod routes;
+mod sql_json;
+mod state;
+pub mod tenant;
+
+pub use config::{ByteSize, ConfigError, LogFormat, ServerConfig};
+pub use error::{ApiError, Shape, status_for};
+pub use routes::router;
+pub use state::AppState;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tracing::{error, info};
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("data directory {path} is in use by another strata process")]
+    Locked { path: std::path::PathBuf },
+    #[error("WAL replay failed: {0}")]
+    Wal(#[from] strata_wal::WalError),
+    #[error("server error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Runs the server until `shutdown` resolves.
+pub async fn serve(
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    config.validate()?;
+    let lock = state::lock_data_dir(&config.data_dir)?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    info!(addr = %listener.local_addr()?, data_dir = %config.data_dir.display(), "strata listening");
+
+    let state = AppState::new(config);
+    let app = router(Arc::clone(&state));
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let server = tokio::spawn(async move {
+        let stop = async move {
+            tokio::select! {
+                () = shutdown => info!("shutdown requested; draining requests"),
+                _ = stop_rx.changed() => {}
+            }
+        };
+        axum::serve(listener, app)
+            .with_graceful_shutdown(stop)
+            .await
+    });
+
+    let replay_state = Arc::clone(&state);
+    let replay = tokio::task::spawn_blocking(move || replay_state.open_wal()).await;
+    let replay = match replay {
+        Ok(r) => r,
+        Err(join) => {
+            error!(error = %join, "WAL replay task failed");
+            Err(strata_wal::WalError::Closed)
+        }
+    };
+    if let Err(e) = replay {
+        let _ = stop_tx.send(true);
+        let _ = server.await;
+        return Err(e.into());
+    }
+
+    let served = server.await;
+    // Every acknowledged write is already fsynced; closing the WAL completes
+    // any append whose request was cut off mid-flight and syncs once more.
+    state.shutdown();
+    drop(lock);
+    info!("strata stopped");
+    match served {
+        Ok(r) => Ok(r?),
+        Err(join) => Err(ServeError::Io(std::io::Error::other(join.to_string()))),
+    }
+}

@@ -2,8 +2,10 @@
 //! status codes in one place.
 
 /// What kind of failure an error is, independent of protocol.
+///
+/// Deliberately exhaustive: adding a kind must fail to compile until the
+/// server's status mapping handles it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum ErrorKind {
     /// The request is malformed or invalid; retrying it unchanged fails again.
     BadInput,

@@ -14,16 +14,43 @@ fn engine() -> QueryEngine {
             .unwrap(),
         samples: samples
             .iter()
-            .map(|&(timestamp_ms, value)| Sample { timestamp_ms, value })
+            .map(|&(timestamp_ms, value)| Sample {
+                timestamp_ms,
+                value,
+            })
             .collect(),
     };
     head.append(&WriteBatch {
         tenant: tenant("a"),
         series: vec![
-            s(&[("__name__", "http_requests_total"), ("job", "api"), ("code", "200")], &[(1000, 1.0), (2000, 3.0)]),
-            s(&[("__name__", "http_requests_total"), ("job", "api"), ("code", "500")], &[(1000, 1.0)]),
-            s(&[("__name__", "http_requests_total"), ("job", "db"), ("code", "200")], &[(1000, 7.0)]),
-            s(&[("__name__", "up"), ("job", "api")], &[(1000, 1.0), (3000, 0.0)]),
+            s(
+                &[
+                    ("__name__", "http_requests_total"),
+                    ("job", "api"),
+                    ("code", "200"),
+                ],
+                &[(1000, 1.0), (2000, 3.0)],
+            ),
+            s(
+                &[
+                    ("__name__", "http_requests_total"),
+                    ("job", "api"),
+                    ("code", "500"),
+                ],
+                &[(1000, 1.0)],
+            ),
+            s(
+                &[
+                    ("__name__", "http_requests_total"),
+                    ("job", "db"),
+                    ("code", "200"),
+                ],
+                &[(1000, 7.0)],
+            ),
+            s(
+                &[("__name__", "up"), ("job", "api")],
+                &[(1000, 1.0), (3000, 0.0)],
+            ),
         ],
     })
     .unwrap();
@@ -61,21 +88,48 @@ async fn filters_by_label_metric_and_time() {
 #[tokio::test]
 async fn count_star_and_not_equal() {
     let e = engine();
-    assert!(table(&e, "a", "SELECT count(*) AS n FROM samples").await.contains("| 6 |"));
-    assert!(table(&e, "a", "SELECT count(*) AS n FROM samples WHERE labels['job'] != 'api'").await.contains("| 1 |"));
+    assert!(
+        table(&e, "a", "SELECT count(*) AS n FROM samples")
+            .await
+            .contains("| 6 |")
+    );
+    assert!(
+        table(
+            &e,
+            "a",
+            "SELECT count(*) AS n FROM samples WHERE labels['job'] != 'api'"
+        )
+        .await
+        .contains("| 1 |")
+    );
     // A label the series lacks reads as NULL, as SQL users expect.
-    assert!(table(&e, "a", "SELECT count(*) AS n FROM samples WHERE labels['code'] IS NULL").await.contains("| 2 |"));
+    assert!(
+        table(
+            &e,
+            "a",
+            "SELECT count(*) AS n FROM samples WHERE labels['code'] IS NULL"
+        )
+        .await
+        .contains("| 2 |")
+    );
 }
 
 #[tokio::test]
 async fn tenants_see_only_their_own_rows() {
     let e = engine();
     let b = table(&e, "b", "SELECT metric, value FROM samples").await;
-    assert!(b.contains("secret") && !b.contains("http_requests_total"), "{b}");
+    assert!(
+        b.contains("secret") && !b.contains("http_requests_total"),
+        "{b}"
+    );
     let a = table(&e, "a", "SELECT DISTINCT metric FROM samples ORDER BY 1").await;
     assert!(!a.contains("secret"), "{a}");
     // A tenant without data gets an empty table, not an error.
-    assert!(table(&e, "nobody", "SELECT count(*) AS n FROM samples").await.contains("| 0 |"));
+    assert!(
+        table(&e, "nobody", "SELECT count(*) AS n FROM samples")
+            .await
+            .contains("| 0 |")
+    );
 }
 
 #[tokio::test]
@@ -91,7 +145,11 @@ async fn refuses_writes_and_reports_bad_sql() {
         "",
     ] {
         let err = e.sql(&tenant("a"), sql).await.unwrap_err();
-        assert_eq!(err.kind(), strata_types::ErrorKind::BadInput, "{sql}: {err}");
+        assert_eq!(
+            err.kind(),
+            strata_types::ErrorKind::BadInput,
+            "{sql}: {err}"
+        );
     }
     assert!(!std::path::Path::new("/tmp/strata-should-not-exist.csv").exists());
 }
@@ -100,6 +158,11 @@ async fn refuses_writes_and_reports_bad_sql() {
 async fn pushdown_is_inexact_so_results_stay_right() {
     let e = engine();
     // OR is not pushed down; the answer must still be complete.
-    let got = table(&e, "a", "SELECT count(*) AS n FROM samples WHERE metric = 'up' OR labels['job'] = 'db'").await;
+    let got = table(
+        &e,
+        "a",
+        "SELECT count(*) AS n FROM samples WHERE metric = 'up' OR labels['job'] = 'db'",
+    )
+    .await;
     assert!(got.contains("| 3 |"), "{got}");
 }

@@ -1,0 +1,279 @@
+//! Server configuration: a TOML file, then `STRATA_*` environment variables,
+//! then flags (the binary applies the last two on top of [`ServerConfig`]).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Everything `strata serve` can be told. Every field has a default that
+/// works on a laptop.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Where the WAL (and later local objects) live.
+    pub data_dir: PathBuf,
+    /// HTTP listen address.
+    pub listen: SocketAddr,
+    pub tenancy: TenancyConfig,
+    pub wal: WalSection,
+    pub limits: LimitsConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TenancyConfig {
+    /// Refuse requests without `X-Scope-OrgID` (401) instead of using
+    /// `default_tenant`.
+    pub require_tenant: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WalSection {
+    /// Size at which a new segment is started, e.g. "64MiB".
+    pub segment_size: ByteSize,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Largest request body accepted, compressed, e.g. "32MiB".
+    pub max_request_size: ByteSize,
+    /// Largest remote-write body after snappy decompression.
+    pub max_decoded_size: ByteSize,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `text` or `json`.
+    pub format: LogFormat,
+    /// A tracing filter, e.g. `info` or `strata=debug,info`.
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./data"),
+            listen: SocketAddr::from(([127, 0, 0, 1], 9470)),
+            tenancy: TenancyConfig::default(),
+            wal: WalSection::default(),
+            limits: LimitsConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+impl Default for TenancyConfig {
+    fn default() -> Self {
+        Self {
+            require_tenant: false,
+        }
+    }
+}
+
+impl Default for WalSection {
+    fn default() -> Self {
+        Self {
+            segment_size: ByteSize(64 << 20),
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_request_size: ByteSize(32 << 20),
+            max_decoded_size: ByteSize(128 << 20),
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
+    }
+}
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid config file {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: Box<toml::de::Error>,
+    },
+    #[error("invalid setting {field}: {reason}")]
+    Invalid { field: &'static str, reason: String },
+}
+
+impl ServerConfig {
+    /// Reads a TOML file; absent keys keep their defaults.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_toml(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_owned(),
+            source: Box::new(source),
+        })
+    }
+
+    pub fn from_toml(text: &str) -> Result<Self, toml::de::Error> {
+        toml::from_str(text)
+    }
+
+    /// Checks values that parse but make no sense.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |field, reason: &str| {
+            Err(ConfigError::Invalid {
+                field,
+                reason: reason.to_owned(),
+            })
+        };
+        if self.data_dir.as_os_str().is_empty() {
+            return invalid("data_dir", "must not be empty");
+        }
+        if self.wal.segment_size.0 < 1 << 20 {
+            return invalid("wal.segment_size", "must be at least 1MiB");
+        }
+        if self.limits.max_request_size.0 < 1 << 10 {
+            return invalid("limits.max_request_size", "must be at least 1KiB");
+        }
+        if self.limits.max_decoded_size.0 < self.limits.max_request_size.0 {
+            return invalid(
+                "limits.max_decoded_size",
+                "must be at least limits.max_request_size",
+            );
+        }
+        if self.log.level.trim().is_empty() {
+            return invalid("log.level", "must not be empty");
+        }
+        Ok(())
+    }
+}
+
+/// A byte count written as `1024`, `"64KiB"`, `"32MiB"`, `"1GiB"` (or KB,
+/// MB, GB as powers of 1000).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ByteSize(pub u64);
+
+impl std::str::FromStr for ByteSize {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+        let (num, unit) = s.split_at(split);
+        let n: u64 = num
+            .parse()
+            .map_err(|_| format!("{s:?} is not a size like 64MiB"))?;
+        let mult: u64 = match unit.trim() {
+            "" | "B" => 1,
+            "KiB" => 1 << 10,
+            "MiB" => 1 << 20,
+            "GiB" => 1 << 30,
+            "TiB" => 1 << 40,
+            "KB" | "kB" => 1_000,
+            "MB" => 1_000_000,
+            "GB" => 1_000_000_000,
+            "TB" => 1_000_000_000_000,
+            other => return Err(format!("unknown size unit {other:?} in {s:?}")),
+        };
+        n.checked_mul(mult)
+            .map(ByteSize)
+            .ok_or_else(|| format!("{s:?} is too large"))
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Int(u64),
+            Str(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Int(n) => Ok(ByteSize(n)),
+            Raw::Str(s) => s.parse().map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_all_defaults() {
+        let c = ServerConfig::from_toml("").unwrap();
+        assert_eq!(c, ServerConfig::default());
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn parses_every_section_and_human_sizes() {
+        let c = ServerConfig::from_toml(
+            r#"
+            data_dir = "/var/lib/strata"
+            listen = "0.0.0.0:9999"
+            [tenancy]
+            require_tenant = true
+            [wal]
+            segment_size = "8MiB"
+            [limits]
+            max_request_size = 1048576
+            max_decoded_size = "2MB"
+            [log]
+            format = "json"
+            level = "debug"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("/var/lib/strata"));
+        assert!(c.tenancy.require_tenant);
+        assert_eq!(c.wal.segment_size, ByteSize(8 << 20));
+        assert_eq!(c.limits.max_request_size, ByteSize(1 << 20));
+        assert_eq!(c.limits.max_decoded_size, ByteSize(2_000_000));
+        assert_eq!(c.log.format, LogFormat::Json);
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_errors() {
+        assert!(ServerConfig::from_toml("data_dri = 'x'").is_err());
+        assert!(ServerConfig::from_toml("[wal]\nsegment_size = '12 parsecs'").is_err());
+        let mut c = ServerConfig::default();
+        c.wal.segment_size = ByteSize(10);
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::Invalid {
+                field: "wal.segment_size",
+                ..
+            })
+        ));
+    }
+}

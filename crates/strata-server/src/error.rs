@@ -1,0 +1,88 @@
+//! One error type for handlers, mapped to HTTP status in one place.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use strata_types::ErrorKind;
+
+/// How an error is rendered: each protocol has its own error shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// Remote write and other Prometheus/Loki push endpoints: plain text.
+    PlainText,
+    /// JSON APIs: `{"status":"error","errorType":..,"error":..}`.
+    Json,
+}
+
+/// A handler's failure: its kind, message and how to render it.
+#[derive(Debug)]
+pub struct ApiError {
+    pub kind: ErrorKind,
+    pub message: String,
+    pub shape: Shape,
+}
+
+impl ApiError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>, shape: Shape) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+            shape,
+        }
+    }
+}
+
+/// The single mapping from error kind to HTTP status.
+pub fn status_for(kind: ErrorKind) -> StatusCode {
+    match kind {
+        ErrorKind::BadInput => StatusCode::BAD_REQUEST,
+        ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
+        ErrorKind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorKind::Limit => StatusCode::TOO_MANY_REQUESTS,
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// Prometheus' `errorType` for a kind.
+fn error_type(kind: ErrorKind) -> &'static str {
+    match kind {
+        ErrorKind::BadInput | ErrorKind::UnsupportedMediaType | ErrorKind::PayloadTooLarge => {
+            "bad_data"
+        }
+        ErrorKind::Unauthenticated => "unauthorized",
+        ErrorKind::Limit => "too_many_requests",
+        ErrorKind::NotFound => "not_found",
+        ErrorKind::Unavailable => "unavailable",
+        ErrorKind::Internal => "internal",
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = status_for(self.kind);
+        if status.is_server_error() {
+            tracing::error!(status = status.as_u16(), error = %self.message, "request failed");
+        }
+        let mut resp = match self.shape {
+            Shape::PlainText => (status, format!("{}\n", self.message)).into_response(),
+            Shape::Json => (
+                status,
+                axum::Json(serde_json::json!({
+                    "status": "error",
+                    "errorType": error_type(self.kind),
+                    "error": self.message,
+                })),
+            )
+                .into_response(),
+        };
+        if self.kind.is_retryable() && status != StatusCode::INTERNAL_SERVER_ERROR {
+            resp.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            );
+        }
+        resp
+    }
+}

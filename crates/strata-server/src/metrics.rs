@@ -1,0 +1,169 @@
+//! The server's own `/metrics`, in the OpenMetrics text format Prometheus
+//! scrapes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use strata_head::Head;
+use strata_wal::Wal;
+
+type Labels = Vec<(&'static str, String)>;
+
+/// Every metric the server exports.
+pub struct Metrics {
+    registry: Registry,
+    pub samples_ingested: Family<Labels, Counter>,
+    pub ingest_skipped: Family<Labels, Counter>,
+    pub http_requests: Family<Labels, Counter>,
+    pub http_duration: Family<Labels, Histogram>,
+    pub wal_fsync: Histogram,
+    head_series: Family<Labels, Gauge>,
+    head_samples: Family<Labels, Gauge>,
+    wal_segments: Gauge,
+    wal_bytes: Gauge,
+    wal_records: Gauge,
+    wal_fsyncs: Gauge,
+    ready: Gauge,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+fn latency_histogram() -> Histogram {
+    // 100µs .. ~52s
+    Histogram::new(exponential_buckets(0.0001, 2.0, 20))
+}
+
+impl Metrics {
+    pub fn new() -> Arc<Self> {
+        let mut registry = Registry::with_prefix("strata");
+        let samples_ingested = Family::<Labels, Counter>::default();
+        registry.register(
+            "ingested_samples",
+            "Samples acknowledged (durable in the WAL), by tenant",
+            samples_ingested.clone(),
+        );
+        let ingest_skipped = Family::<Labels, Counter>::default();
+        registry.register(
+            "ingest_skipped",
+            "Items received but not stored yet (exemplars, histograms, metadata), by kind",
+            ingest_skipped.clone(),
+        );
+        let http_requests = Family::<Labels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests by route, method and status code",
+            http_requests.clone(),
+        );
+        let http_duration =
+            Family::<Labels, Histogram>::new_with_constructor(latency_histogram as fn() -> _);
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request latency by route",
+            http_duration.clone(),
+        );
+        let wal_fsync = latency_histogram();
+        registry.register(
+            "wal_fsync_duration_seconds",
+            "Latency of each WAL group-commit fsync",
+            wal_fsync.clone(),
+        );
+        let head_series = Family::<Labels, Gauge>::default();
+        registry.register(
+            "head_series",
+            "Series in the head, by tenant",
+            head_series.clone(),
+        );
+        let head_samples = Family::<Labels, Gauge>::default();
+        registry.register(
+            "head_samples",
+            "Samples in the head, by tenant",
+            head_samples.clone(),
+        );
+        let wal_segments = Gauge::default();
+        registry.register(
+            "wal_segments",
+            "WAL segment files on disk",
+            wal_segments.clone(),
+        );
+        let wal_bytes = Gauge::default();
+        registry.register("wal_bytes", "Bytes in WAL segment files", wal_bytes.clone());
+        let wal_records = Gauge::default();
+        registry.register(
+            "wal_records_appended",
+            "WAL records appended since start",
+            wal_records.clone(),
+        );
+        let wal_fsyncs = Gauge::default();
+        registry.register(
+            "wal_fsyncs",
+            "WAL group commits since start",
+            wal_fsyncs.clone(),
+        );
+        let ready = Gauge::default();
+        registry.register("ready", "1 once WAL replay has finished", ready.clone());
+        let build = Family::<Labels, Gauge>::default();
+        registry.register("build_info", "Build information", build.clone());
+        build
+            .get_or_create(&vec![("version", env!("CARGO_PKG_VERSION").to_owned())])
+            .set(1);
+        Arc::new(Self {
+            registry,
+            samples_ingested,
+            ingest_skipped,
+            http_requests,
+            http_duration,
+            wal_fsync,
+            head_series,
+            head_samples,
+            wal_segments,
+            wal_bytes,
+            wal_records,
+            wal_fsyncs,
+            ready,
+        })
+    }
+
+    pub fn observe_fsync(&self, d: Duration) {
+        self.wal_fsync.observe(d.as_secs_f64());
+    }
+
+    pub fn set_ready(&self) {
+        self.ready.set(1);
+    }
+
+    /// Refreshes the gauges read from the head and WAL, then encodes.
+    pub fn render(&self, head: &Head, wal: Option<&dyn Wal>) -> String {
+        for tenant in head.tenants() {
+            if let Some(t) = head.tenant(&tenant) {
+                let labels = vec![("tenant", tenant.to_string())];
+                self.head_series
+                    .get_or_create(&labels)
+                    .set(t.series_count() as i64);
+                self.head_samples
+                    .get_or_create(&labels)
+                    .set(t.sample_count() as i64);
+            }
+        }
+        if let Some(wal) = wal {
+            let s = wal.stats();
+            self.wal_segments.set(s.segments as i64);
+            self.wal_bytes.set(s.bytes as i64);
+            self.wal_records.set(s.records_appended as i64);
+            self.wal_fsyncs.set(s.fsyncs as i64);
+        }
+        let mut out = String::new();
+        // Encoding into a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}

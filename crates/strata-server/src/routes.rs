@@ -1,0 +1,57 @@
+//! The router and request accounting.
+
+mod ops;
+mod sql;
+mod write;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+
+use crate::AppState;
+
+/// Every route the server answers.
+pub fn router(state: Arc<AppState>) -> Router {
+    let body_limit = usize::try_from(state.config.limits.max_request_size.0).unwrap_or(usize::MAX);
+    Router::new()
+        .route("/api/v1/write", post(write::remote_write))
+        .route("/api/v1/push", post(write::remote_write))
+        .route("/api/v1/sql", post(sql::sql))
+        .route("/-/healthy", get(ops::healthy))
+        .route("/-/ready", get(ops::ready))
+        .route("/metrics", get(ops::metrics))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn_with_state(Arc::clone(&state), track))
+        .with_state(state)
+}
+
+/// Counts requests and their latency by route, method and status.
+async fn track(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = req.method().as_str().to_owned();
+    let started = Instant::now();
+    let resp = next.run(req).await;
+    let code = resp.status().as_u16().to_string();
+    state
+        .metrics
+        .http_duration
+        .get_or_create(&vec![("route", route.clone())])
+        .observe(started.elapsed().as_secs_f64());
+    state
+        .metrics
+        .http_requests
+        .get_or_create(&vec![("route", route), ("method", method), ("code", code)])
+        .inc();
+    resp
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,129 @@
+//! Prometheus remote write 1.0 (`/api/v1/write`, `/api/v1/push`).
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use strata_ingest::{DecodeLimits, decode_v1, negotiate};
+use strata_types::ErrorKind;
+use strata_wal::WalRecord;
+use tracing::debug;
+
+use crate::error::{ApiError, Shape};
+use crate::{AppState, tenant};
+
+/// Decodes, validates, makes durable, applies to the head, then answers 204.
+/// Nothing is stored unless the whole request is valid.
+pub(super) async fn remote_write(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match write(&state, &headers, &body).await {
+        Ok(samples) => written(StatusCode::NO_CONTENT, samples).into_response(),
+        Err(e) => {
+            let mut resp = e.into_response();
+            resp.headers_mut().extend(written_headers(0));
+            resp
+        }
+    }
+}
+
+async fn write(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<u64, ApiError> {
+    let shape = Shape::PlainText;
+    let tenant = tenant::resolve(headers, state.config.tenancy.require_tenant, shape)?;
+    let text = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
+    negotiate(text(header::CONTENT_TYPE), text(header::CONTENT_ENCODING))
+        .map_err(|e| ApiError::new(e.kind(), e.to_string(), shape))?;
+    let Some(wal) = state.wal() else {
+        return Err(ApiError::new(
+            ErrorKind::Unavailable,
+            "not ready: replaying the WAL",
+            shape,
+        ));
+    };
+    let limits = DecodeLimits {
+        max_decoded_bytes: usize::try_from(state.config.limits.max_decoded_size.0)
+            .unwrap_or(usize::MAX),
+    };
+    let decoded = decode_v1(tenant.clone(), body, limits)
+        .map_err(|e| ApiError::new(e.kind(), e.to_string(), shape))?;
+
+    let skipped = decoded.skipped;
+    if skipped.any() {
+        debug!(%tenant, exemplars = skipped.exemplars, histograms = skipped.histograms,
+            metadata = skipped.metadata, "skipping items not stored yet");
+        for (i, (kind, n)) in [
+            ("exemplars", skipped.exemplars),
+            ("histograms", skipped.histograms),
+            ("metadata", skipped.metadata),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            if n > 0 {
+                state
+                    .metrics
+                    .ingest_skipped
+                    .get_or_create(&vec![("kind", kind.to_owned())])
+                    .inc_by(n);
+                state.log_skipped_once(i, kind, n);
+            }
+        }
+    }
+
+    let batch = decoded.batch;
+    let samples = batch.sample_count() as u64;
+    if samples == 0 {
+        return Ok(0);
+    }
+    wal.append(WalRecord::encode_samples(&batch))
+        .await
+        .map_err(|e| {
+            let kind = if e.is_retryable() {
+                ErrorKind::Unavailable
+            } else {
+                ErrorKind::BadInput
+            };
+            ApiError::new(kind, format!("write not durable: {e}"), shape)
+        })?;
+    state
+        .head
+        .append(&batch)
+        .map_err(|e| ApiError::new(ErrorKind::Internal, e.to_string(), shape))?;
+    state
+        .metrics
+        .samples_ingested
+        .get_or_create(&vec![("tenant", tenant.to_string())])
+        .inc_by(samples);
+    Ok(samples)
+}
+
+/// The remote-write 2.0 "written" headers, set on every response as the
+/// reference handler does. Histograms and exemplars are not stored yet.
+fn written_headers(samples: u64) -> [(header::HeaderName, HeaderValue); 3] {
+    [
+        (
+            header::HeaderName::from_static("x-prometheus-remote-write-samples-written"),
+            HeaderValue::from(samples),
+        ),
+        (
+            header::HeaderName::from_static("x-prometheus-remote-write-histograms-written"),
+            HeaderValue::from(0u64),
+        ),
+        (
+            header::HeaderName::from_static("x-prometheus-remote-write-exemplars-written"),
+            HeaderValue::from(0u64),
+        ),
+    ]
+}
+
+fn written(status: StatusCode, samples: u64) -> impl IntoResponse {
+    (status, written_headers(samples))
+}

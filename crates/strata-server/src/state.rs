@@ -1,0 +1,131 @@
+//! Shared server state.
+
+use std::fs::File;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use strata_head::Head;
+use strata_query::QueryEngine;
+use strata_wal::{SegmentedWal, Wal, WalConfig, WalError, WalRecord};
+use tracing::{info, warn};
+
+use crate::ServeError;
+use crate::config::ServerConfig;
+use crate::metrics::Metrics;
+
+/// What every handler can reach.
+pub struct AppState {
+    pub config: ServerConfig,
+    pub head: Arc<Head>,
+    pub query: QueryEngine,
+    pub metrics: Arc<Metrics>,
+    wal: OnceLock<Arc<dyn Wal>>,
+    /// One log line per kind of skipped item, so the log says it once.
+    pub(crate) skipped_logged: [AtomicBool; 3],
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("ready", &self.wal.get().is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    pub fn new(config: ServerConfig) -> Arc<Self> {
+        let head = Arc::new(Head::new());
+        Arc::new(Self {
+            config,
+            query: QueryEngine::new(Arc::clone(&head)),
+            head,
+            metrics: Metrics::new(),
+            wal: OnceLock::new(),
+            skipped_logged: Default::default(),
+        })
+    }
+
+    /// State with an already-open WAL (tests plug in `MemoryWal`).
+    pub fn with_wal(config: ServerConfig, wal: Arc<dyn Wal>) -> Arc<Self> {
+        let state = Self::new(config);
+        let _ = state.wal.set(wal);
+        state.metrics.set_ready();
+        state
+    }
+
+    /// The WAL once replay has finished; `None` while starting.
+    pub fn wal(&self) -> Option<&Arc<dyn Wal>> {
+        self.wal.get()
+    }
+
+    /// Opens the WAL under the data dir, replaying it into the head.
+    pub(crate) fn open_wal(&self) -> Result<(), WalError> {
+        let started = Instant::now();
+        let metrics = Arc::clone(&self.metrics);
+        let config = WalConfig::new(self.config.data_dir.join("wal"))
+            .with_segment_bytes(self.config.wal.segment_size.0)
+            .with_fsync_observer(Arc::new(move |d| metrics.observe_fsync(d)));
+        let mut samples = 0u64;
+        let (wal, summary) =
+            SegmentedWal::open(config, |seq, payload| match WalRecord::decode(payload) {
+                Ok(WalRecord::Samples(batch)) => match self.head.append(&batch) {
+                    Ok(stats) => samples += stats.samples,
+                    Err(error) => warn!(%seq, %error, "WAL record not applied to the head"),
+                },
+                Ok(_) => warn!(%seq, "skipping WAL record of a kind this build does not apply"),
+                Err(error) => warn!(%seq, %error, "skipping undecodable WAL record"),
+            })?;
+        info!(
+            records = summary.records,
+            samples,
+            segments = summary.segments,
+            truncated_bytes = summary.truncated_bytes,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "replay finished; ready"
+        );
+        let _ = self.wal.set(Arc::new(wal));
+        self.metrics.set_ready();
+        Ok(())
+    }
+
+    pub(crate) fn shutdown(&self) {
+        if let Some(wal) = self.wal.get() {
+            wal.shutdown();
+        }
+    }
+
+    pub(crate) fn log_skipped_once(&self, kind: usize, what: &str, count: u64) {
+        if count > 0 && !self.skipped_logged[kind].swap(true, Ordering::Relaxed) {
+            warn!(
+                kind = what,
+                count,
+                "remote write carried {what}, which Strata does not store yet; \
+                 they are skipped (counted in strata_ingest_skipped_total, logged once)"
+            );
+        }
+    }
+}
+
+/// Takes an exclusive lock on `<data_dir>/LOCK` so two servers never share a
+/// WAL. The lock is released when the returned file is dropped or the
+/// process dies.
+pub(crate) fn lock_data_dir(dir: &Path) -> Result<File, ServeError> {
+    std::fs::create_dir_all(dir).map_err(|source| ServeError::DataDir {
+        path: dir.to_owned(),
+        source,
+    })?;
+    let path = dir.join("LOCK");
+    let file = File::create(&path).map_err(|source| ServeError::DataDir {
+        path: path.clone(),
+        source,
+    })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(ServeError::Locked {
+            path: dir.to_owned(),
+        }),
+        Err(std::fs::TryLockError::Error(source)) => Err(ServeError::DataDir { path, source }),
+    }
+}
