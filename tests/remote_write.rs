@@ -1,1 +1,242 @@
+//! Remote write then SQL, malformed input, tenancy and restarts, against the
+//! real binary.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
+use common::{Server, payload, series};
+use serde_json::json;
+
+const T0: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
+
+#[test]
+fn remote_write_then_sql_and_survives_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start(&data, &[]);
+    let body = payload(vec![
+        series(
+            &[
+                ("__name__", "http_requests_total"),
+                ("code", "200"),
+                ("job", "api"),
+            ],
+            &[(T0, 10.0), (T0 + 15_000, 12.0)],
+        ),
+        series(
+            &[
+                ("__name__", "http_requests_total"),
+                ("code", "500"),
+                ("job", "api"),
+            ],
+            &[(T0, 1.0)],
+        ),
+        series(
+            &[("__name__", "up"), ("job", "api")],
+            &[
+                (T0, 1.0),
+                (T0 + 15_000, f64::from_bits(0x7ff0_0000_0000_0002)),
+            ],
+        ),
+    ]);
+    let (status, text) = server.write(None, &body);
+    assert_eq!(status, 204, "{text}");
+    let query = "SELECT labels['code'] AS code, max(value) AS v FROM samples \
+                 WHERE metric = 'http_requests_total' AND labels['job'] = 'api' GROUP BY 1 ORDER BY 1";
+    let want = vec![json!(["200", 12.0]), json!(["500", 1.0])];
+    assert_eq!(server.rows(None, query), want);
+    assert_eq!(
+        server.rows(
+            None,
+            "SELECT timestamp, value FROM samples WHERE metric = 'up' ORDER BY timestamp"
+        ),
+        vec![
+            json!(["2026-01-01T00:00:00Z", 1.0]),
+            json!(["2026-01-01T00:00:15Z", "NaN"])
+        ]
+    );
+
+    // A graceful stop and a restart replay the WAL: same answers.
+    let status = server.terminate();
+    assert!(status.success(), "SIGTERM exit: {status}");
+    let server = Server::start(&data, &[]);
+    assert_eq!(server.rows(None, query), want);
+    assert!(server.log().contains("replay finished"), "{}", server.log());
+}
+
+#[test]
+fn malformed_input_gets_its_status_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &[]);
+    let good = series(&[("__name__", "kept")], &[(T0, 1.0)]);
+    assert_eq!(server.write(Some("t"), &payload(vec![good.clone()])).0, 204);
+    let count = || server.rows(Some("t"), "SELECT count(*) FROM samples")[0][0].clone();
+    assert_eq!(count(), json!(1));
+
+    let with_bad =
+        |labels: &[(&str, &str)]| payload(vec![good.clone(), series(labels, &[(T0 + 1, 2.0)])]);
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (b"garbage, not snappy".to_vec(), "snappy"),
+        (
+            snap::raw::Encoder::new()
+                .compress_vec(b"\x0a\x05\x0a\x03")
+                .unwrap(),
+            "protobuf",
+        ),
+        (
+            with_bad(&[("__name__", "m"), ("", "x")]),
+            "empty label name",
+        ),
+        (
+            with_bad(&[("__name__", "m"), ("a", "1"), ("a", "2")]),
+            "duplicate label name",
+        ),
+        (
+            with_bad(&[("__name__", "m"), ("z", "1"), ("a", "1")]),
+            "not sorted",
+        ),
+        (
+            with_bad(&[("__name__", "m"), ("bad-name", "1")]),
+            "invalid label name",
+        ),
+        (with_bad(&[("instance", "x")]), "__name__"),
+        (with_bad(&[("__name__", "m"), ("job", "")]), "empty value"),
+    ];
+    for (body, reason) in cases {
+        let (status, text) = server.write(Some("t"), &body);
+        assert_eq!(status, 400, "{reason}: {text}");
+        assert!(text.contains(reason), "{text:?} does not name {reason:?}");
+    }
+    let agent = common::agent();
+    let mut resp = agent
+        .post(&server.url("/api/v1/write"))
+        .header("Content-Type", "application/x-protobuf")
+        .header("Content-Encoding", "zstd")
+        .header("X-Scope-OrgID", "t")
+        .send(&payload(vec![good.clone()])[..])
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        415,
+        "{}",
+        resp.body_mut().read_to_string().unwrap()
+    );
+    let resp = agent
+        .post(&server.url("/api/v1/write"))
+        .header("Content-Type", "text/plain")
+        .header("X-Scope-OrgID", "t")
+        .send(&payload(vec![good.clone()])[..])
+        .unwrap();
+    assert_eq!(resp.status(), 415);
+    for bad_tenant in ["..", "a/b", "x y", &"x".repeat(129)] {
+        let (status, text) = server.write(Some(bad_tenant), &payload(vec![good.clone()]));
+        assert_eq!(status, 400, "{bad_tenant:?}: {text}");
+        assert!(text.contains("X-Scope-OrgID"), "{text}");
+    }
+    assert_eq!(count(), json!(1), "a rejected request changed stored data");
+    let (status, json) = server.sql(Some("t"), "SELECT * FROM nope");
+    assert_eq!(status, 400);
+    assert_eq!(json["errorType"], "bad_data");
+}
+
+#[test]
+fn tenant_a_never_sees_tenant_b() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &["--require-tenant"]);
+    for (tenant, secret) in [("team-a", "a_secret"), ("team-b", "b_secret")] {
+        let (status, _) = server.write(
+            Some(tenant),
+            &payload(vec![series(
+                &[("__name__", secret), ("owner", tenant)],
+                &[(T0, 7.0)],
+            )]),
+        );
+        assert_eq!(status, 204);
+    }
+    let a = server.rows(
+        Some("team-a"),
+        "SELECT metric, labels['owner'] FROM samples",
+    );
+    assert_eq!(a, vec![json!(["a_secret", "team-a"])]);
+    let b = server.rows(Some("team-b"), "SELECT metric FROM samples");
+    assert_eq!(b, vec![json!(["b_secret"])]);
+    // No header: 401 in require-tenant mode, for reads and writes alike.
+    let (status, text) = server.write(
+        None,
+        &payload(vec![series(&[("__name__", "x")], &[(T0, 1.0)])]),
+    );
+    assert_eq!((status, text.trim()), (401, "no org id"));
+    assert_eq!(server.sql(None, "SELECT 1").0, 401);
+}
+
+#[test]
+fn operations_endpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &["--log-format", "json"]);
+    assert_eq!(server.get("/-/healthy").0, 200);
+    assert_eq!(server.get("/-/ready").0, 200);
+    server.write(
+        Some("ops"),
+        &payload(vec![series(&[("__name__", "m")], &[(T0, 1.0)])]),
+    );
+    let (status, metrics) = server.get("/metrics");
+    assert_eq!(status, 200);
+    for want in [
+        "strata_ingested_samples_total{tenant=\"ops\"} 1",
+        "strata_head_series{tenant=\"ops\"} 1",
+        "strata_wal_fsync_duration_seconds_count",
+    ] {
+        assert!(metrics.contains(want), "missing {want}");
+    }
+    // Structured logs: every line is a JSON object.
+    let log = server.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("strata listening"))
+        .expect("listening line");
+    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+    assert_eq!(v["level"], "INFO");
+    // A second server on the same data dir is refused, not allowed to share the WAL.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args([
+            "serve",
+            "--data-dir",
+            dir.path().join("data").to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("in use"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn config_file_env_and_flags_layer() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("strata.toml");
+    std::fs::write(&cfg, "[tenancy]\nrequire_tenant = true\n").unwrap();
+    // The file turns tenancy on...
+    let server = Server::start(&dir.path().join("d1"), &["--config", cfg.to_str().unwrap()]);
+    assert_eq!(server.sql(None, "SELECT 1").0, 401);
+    drop(server);
+    // ...and a flag wins over the file.
+    let server = Server::start(
+        &dir.path().join("d2"),
+        &["--config", cfg.to_str().unwrap(), "--require-tenant=false"],
+    );
+    assert_eq!(server.sql(None, "SELECT 1").0, 200);
+    drop(server);
+    // A bad file is a clear startup error.
+    std::fs::write(&cfg, "[wal]\nsegment_sise = 1\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(["serve", "--config", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("segment_sise"));
+}

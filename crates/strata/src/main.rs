@@ -1,1 +1,180 @@
-fn main() {}
+//! `strata`: the Strata server and command-line tool.
+//!
+//! Configuration comes from a TOML file (`--config`), then `STRATA_*`
+//! environment variables, then flags; flags win over the environment, the
+//! environment over the file, and anything unset keeps its built-in default.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use strata_server::{ByteSize, LogFormat, ServerConfig};
+use tracing_subscriber::EnvFilter;
+
+/// Strata: a multi-tenant time-series database for metrics and logs.
+#[derive(Debug, Parser)]
+#[command(name = "strata", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server: Prometheus remote write in, SQL out.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// TOML configuration file. Keys it leaves out keep their defaults.
+    #[arg(long, env = "STRATA_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// Directory for the WAL and local data [default: ./data].
+    #[arg(long, env = "STRATA_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+
+    /// HTTP listen address [default: 127.0.0.1:9470].
+    #[arg(long, env = "STRATA_LISTEN", value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+
+    /// Refuse requests without an X-Scope-OrgID header (401) instead of
+    /// using the tenant "default".
+    #[arg(long, env = "STRATA_REQUIRE_TENANT", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    require_tenant: Option<bool>,
+
+    /// Size at which a new WAL segment is started, e.g. 64MiB.
+    #[arg(long, env = "STRATA_WAL_SEGMENT_SIZE", value_name = "SIZE")]
+    wal_segment_size: Option<ByteSize>,
+
+    /// Largest request body accepted, e.g. 32MiB.
+    #[arg(long, env = "STRATA_MAX_REQUEST_SIZE", value_name = "SIZE")]
+    max_request_size: Option<ByteSize>,
+
+    /// Log format.
+    #[arg(long, env = "STRATA_LOG_FORMAT", value_name = "FORMAT")]
+    log_format: Option<LogFormatArg>,
+
+    /// Log filter, e.g. "info" or "strata_wal=debug,info".
+    #[arg(long, env = "STRATA_LOG", value_name = "FILTER")]
+    log_level: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormatArg {
+    Text,
+    Json,
+}
+
+impl ServeArgs {
+    /// File (or defaults), then env and flags on top.
+    fn resolve(self) -> Result<ServerConfig, String> {
+        let mut c = match &self.config {
+            Some(path) => ServerConfig::from_file(path).map_err(|e| e.to_string())?,
+            None => ServerConfig::default(),
+        };
+        if let Some(v) = self.data_dir {
+            c.data_dir = v;
+        }
+        if let Some(v) = self.listen {
+            c.listen = v;
+        }
+        if let Some(v) = self.require_tenant {
+            c.tenancy.require_tenant = v;
+        }
+        if let Some(v) = self.wal_segment_size {
+            c.wal.segment_size = v;
+        }
+        if let Some(v) = self.max_request_size {
+            c.limits.max_request_size = v;
+        }
+        if let Some(v) = self.log_format {
+            c.log.format = match v {
+                LogFormatArg::Text => LogFormat::Text,
+                LogFormatArg::Json => LogFormat::Json,
+            };
+        }
+        if let Some(v) = self.log_level {
+            c.log.level = v;
+        }
+        c.validate().map_err(|e| e.to_string())?;
+        Ok(c)
+    }
+}
+
+fn init_logging(config: &ServerConfig) -> Result<(), String> {
+    let filter = EnvFilter::try_new(&config.log.level)
+        .map_err(|e| format!("invalid log filter {:?}: {e}", config.log.level))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let result = match config.log.format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+    result.map_err(|e| e.to_string())
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => {
+            let config = match args.resolve() {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("strata: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            if let Err(e) = init_logging(&config) {
+                eprintln!("strata: {e}");
+                return ExitCode::from(2);
+            }
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .thread_name("strata")
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("strata: cannot start the async runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(strata_server::serve(config, shutdown_signal())) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!(error = %e, "strata failed");
+                    eprintln!("strata: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,194 @@
+//! Helpers for end-to-end tests: run the real `strata` binary, talk to it
+//! over HTTP like a client would.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub use strata_ingest::remote_write::proto;
+
+/// A running `strata serve`, killed when dropped.
+pub struct Server {
+    pub child: Child,
+    pub addr: String,
+    pub data_dir: PathBuf,
+    agent: ureq::Agent,
+}
+
+pub fn agent() -> ureq::Agent {
+    ureq::Agent::new_with_config(
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build(),
+    )
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Server {
+    /// Starts the binary on a free port and waits until `/-/ready` is 200.
+    pub fn start(data_dir: &Path, extra: &[&str]) -> Self {
+        let port = free_port();
+        let addr = format!("127.0.0.1:{port}");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(data_dir.with_extension("log"))
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_strata"))
+            .args([
+                "serve",
+                "--data-dir",
+                data_dir.to_str().unwrap(),
+                "--listen",
+                &addr,
+            ])
+            .args(extra)
+            .env_remove("STRATA_CONFIG")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn strata");
+        let server = Self {
+            child,
+            addr,
+            data_dir: data_dir.to_owned(),
+            agent: agent(),
+        };
+        server.wait_ready();
+        server
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(resp) = self.agent.get(&self.url("/-/ready")).call() {
+                if resp.status() == 200 {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "strata did not become ready; log: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.data_dir.with_extension("log")).unwrap_or_default()
+    }
+
+    /// `kill -9`.
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        self.child.wait().unwrap()
+    }
+
+    /// POSTs a remote-write body; returns status and body text.
+    pub fn write(&self, tenant: Option<&str>, body: &[u8]) -> (u16, String) {
+        let mut req = self
+            .agent
+            .post(&self.url("/api/v1/write"))
+            .header("Content-Type", "application/x-protobuf")
+            .header("Content-Encoding", "snappy")
+            .header("X-Prometheus-Remote-Write-Version", "0.1.0");
+        if let Some(t) = tenant {
+            req = req.header("X-Scope-OrgID", t);
+        }
+        let mut resp = req.send(body).unwrap();
+        (
+            resp.status().as_u16(),
+            resp.body_mut().read_to_string().unwrap_or_default(),
+        )
+    }
+
+    /// Runs SQL; returns status and the JSON body.
+    pub fn sql(&self, tenant: Option<&str>, query: &str) -> (u16, serde_json::Value) {
+        let mut req = self
+            .agent
+            .post(&self.url("/api/v1/sql"))
+            .header("Content-Type", "application/json");
+        if let Some(t) = tenant {
+            req = req.header("X-Scope-OrgID", t);
+        }
+        let mut resp = req
+            .send(serde_json::json!({ "query": query }).to_string())
+            .unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.body_mut().read_to_string().unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+        )
+    }
+
+    /// Rows of a query that must succeed.
+    pub fn rows(&self, tenant: Option<&str>, query: &str) -> Vec<serde_json::Value> {
+        let (status, json) = self.sql(tenant, query);
+        assert_eq!(status, 200, "{query}: {json}");
+        json["rows"].as_array().unwrap().clone()
+    }
+
+    pub fn get(&self, path: &str) -> (u16, String) {
+        let mut resp = self.agent.get(&self.url(path)).call().unwrap();
+        (
+            resp.status().as_u16(),
+            resp.body_mut().read_to_string().unwrap_or_default(),
+        )
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn series(labels: &[(&str, &str)], samples: &[(i64, f64)]) -> proto::TimeSeries {
+    proto::TimeSeries {
+        labels: labels
+            .iter()
+            .map(|(n, v)| proto::Label {
+                name: (*n).into(),
+                value: (*v).into(),
+            })
+            .collect(),
+        samples: samples
+            .iter()
+            .map(|&(timestamp, value)| proto::Sample { value, timestamp })
+            .collect(),
+        ..Default::default()
+    }
+}
+
+pub fn payload(ts: Vec<proto::TimeSeries>) -> Vec<u8> {
+    proto::encode_snappy(&proto::WriteRequest {
+        timeseries: ts,
+        metadata: vec![],
+    })
+}
