@@ -1,1 +1,141 @@
-fn main() {}
+//! Criterion benches for the ingest path, one stage at a time.
+//!
+//! ```sh
+//! cargo bench -p strata-benches --bench ingest
+//! ```
+//!
+//! Every bench works on one realistic request: 2000 series of ~10 labels
+//! (Kubernetes pod labels plus route/method/code), one sample each — what a
+//! Prometheus remote-write shard sends. Throughput is reported in samples, so
+//! `thrpt` reads directly as samples per second for that stage on one core:
+//! * `decode`: snappy + protobuf + label validation (`decode_v1`);
+//! * `wal_encode`: encoding the WAL record;
+//! * `wal_append_fsync/1` and `/8`: append with fsync, one request at a time
+//!   and 8 in flight (group commit shares fsyncs), on this machine's disk;
+//! * `head_insert`: applying the batch to a warm head (series exist).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use strata_head::Head;
+use strata_ingest::remote_write::proto::{self, encode_snappy};
+use strata_ingest::{DecodeLimits, decode_v1};
+use strata_types::{TenantId, WriteBatch};
+use strata_wal::{SegmentedWal, Wal, WalConfig, WalRecord};
+
+const SERIES: usize = 2000;
+
+fn request(ts: i64) -> proto::WriteRequest {
+    let routes = [
+        "/api/receiving",
+        "/api/picking",
+        "/api/dispatch",
+        "/api/invoicing",
+    ];
+    let timeseries = (0..SERIES)
+        .map(|i| {
+            let mut labels = vec![
+                ("__name__", "http_requests_total".to_owned()),
+                ("cluster", "eu-west-1".to_owned()),
+                ("code", ["200", "404", "500"][i % 3].to_owned()),
+                ("instance", format!("10.0.{}.{}:8080", i / 250, i % 250)),
+                ("job", "kubernetes-pods".to_owned()),
+                ("method", ["GET", "POST"][i % 2].to_owned()),
+                ("namespace", "odoo".to_owned()),
+                ("pod", format!("odoo-web-7c9f8d-{i:05x}")),
+                ("route", routes[i % 4].to_owned()),
+                ("service", "odoo-web".to_owned()),
+            ];
+            labels.sort();
+            proto::TimeSeries {
+                labels: labels
+                    .into_iter()
+                    .map(|(n, v)| proto::Label {
+                        name: n.into(),
+                        value: v,
+                    })
+                    .collect(),
+                samples: vec![proto::Sample {
+                    value: i as f64,
+                    timestamp: ts,
+                }],
+                ..Default::default()
+            }
+        })
+        .collect();
+    proto::WriteRequest {
+        timeseries,
+        metadata: vec![],
+    }
+}
+
+fn batch(ts: i64) -> WriteBatch {
+    decode_v1(
+        TenantId::try_new("bench").unwrap(),
+        &encode_snappy(&request(ts)),
+        DecodeLimits::default(),
+    )
+    .unwrap()
+    .batch
+}
+
+fn benches(c: &mut Criterion) {
+    let body = encode_snappy(&request(1_700_000_000_000));
+    let tenant = TenantId::try_new("bench").unwrap();
+    let mut g = c.benchmark_group("ingest");
+    g.throughput(Throughput::Elements(SERIES as u64));
+
+    g.bench_function("decode", |b| {
+        b.iter(|| decode_v1(tenant.clone(), &body, DecodeLimits::default()).unwrap())
+    });
+
+    let b0 = batch(1_700_000_000_000);
+    g.bench_function("wal_encode", |b| b.iter(|| WalRecord::encode_samples(&b0)));
+
+    let dir = tempfile::tempdir().unwrap();
+    let (wal, _) = SegmentedWal::open(WalConfig::new(dir.path()), |_, _| {}).unwrap();
+    let wal = Arc::new(wal);
+    let record = WalRecord::encode_samples(&b0);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    g.bench_function("wal_append_fsync/1", |b| {
+        b.iter(|| rt.block_on(wal.append(record.clone())).unwrap())
+    });
+    g.throughput(Throughput::Elements(8 * SERIES as u64));
+    g.bench_function("wal_append_fsync/8", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let futs: Vec<_> = (0..8).map(|_| wal.append(record.clone())).collect();
+                for f in futs {
+                    f.await.unwrap();
+                }
+            })
+        })
+    });
+    g.throughput(Throughput::Elements(SERIES as u64));
+
+    let head = Head::new();
+    head.append(&b0).unwrap();
+    let mut ts = 1_700_000_000_000;
+    g.bench_function("head_insert", |b| {
+        b.iter_batched(
+            || {
+                ts += 15_000;
+                let mut next = b0.clone();
+                for s in &mut next.series {
+                    s.samples[0].timestamp_ms = ts;
+                }
+                next
+            },
+            |next| head.append(&next).unwrap(),
+            BatchSize::LargeInput,
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(ingest, benches);
+criterion_main!(ingest);

@@ -130,10 +130,10 @@ impl Index {
             return out;
         };
         for &v in self.values.get(&n).map(Vec::as_slice).unwrap_or_default() {
-            if keep(self.str(v)) {
-                if let Some(p) = self.postings.get(&(n, v)) {
-                    out |= p;
-                }
+            if keep(self.str(v))
+                && let Some(p) = self.postings.get(&(n, v))
+            {
+                out |= p;
             }
         }
         out
