@@ -21,7 +21,7 @@ fn every_acknowledged_sample_survives_kill_9() {
     // Small segments so kills also land around segment rotation.
     let args = ["--wal-segment-size", "1MiB"];
     let acked: Arc<Mutex<BTreeSet<(usize, u64)>>> = Arc::default();
-    let mut next_seq = vec![0u64; WRITERS];
+    let mut next_seq = [0u64; WRITERS];
 
     for round in 0..ROUNDS {
         let server = Server::start(&data, &args);

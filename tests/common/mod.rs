@@ -75,10 +75,10 @@ impl Server {
     fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            if let Ok(resp) = self.agent.get(&self.url("/-/ready")).call() {
-                if resp.status() == 200 {
-                    return;
-                }
+            if let Ok(resp) = self.agent.get(&self.url("/-/ready")).call()
+                && resp.status() == 200
+            {
+                return;
             }
             assert!(
                 Instant::now() < deadline,

@@ -59,10 +59,11 @@ pub fn negotiate(content_type: Option<&str>, encoding: Option<&str>) -> Result<(
         let media = parts.next().unwrap_or_default();
         let mut ok = media.eq_ignore_ascii_case("application/x-protobuf");
         for param in parts {
-            if let Some((k, v)) = param.split_once('=') {
-                if k.trim().eq_ignore_ascii_case("proto") && v.trim() != "prometheus.WriteRequest" {
-                    ok = false;
-                }
+            if let Some((k, v)) = param.split_once('=')
+                && k.trim().eq_ignore_ascii_case("proto")
+                && v.trim() != "prometheus.WriteRequest"
+            {
+                ok = false;
             }
         }
         if !ok {
@@ -160,7 +161,7 @@ fn describe(labels: &[Label]) -> String {
             s.push_str(", ");
         }
         if s.len() > 200 {
-            s.push_str("…");
+            s.push('…');
             break;
         }
         s.push_str(&format!("{}={:?}", l.name, l.value));

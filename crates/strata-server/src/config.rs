@@ -23,6 +23,7 @@ pub struct ServerConfig {
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+#[derive(Default)]
 pub struct TenancyConfig {
     /// Refuse requests without `X-Scope-OrgID` (401) instead of using
     /// `default_tenant`.
@@ -70,14 +71,6 @@ impl Default for ServerConfig {
             wal: WalSection::default(),
             limits: LimitsConfig::default(),
             log: LogConfig::default(),
-        }
-    }
-}
-
-impl Default for TenancyConfig {
-    fn default() -> Self {
-        Self {
-            require_tenant: false,
         }
     }
 }

@@ -326,10 +326,10 @@ impl Wal for SegmentedWal {
     fn shutdown(&self) {
         // Dropping the sender lets the writer drain what is queued and exit.
         self.tx.write().take();
-        if let Some(handle) = self.thread.lock().take() {
-            if handle.join().is_err() {
-                warn!("WAL writer thread panicked during shutdown");
-            }
+        if let Some(handle) = self.thread.lock().take()
+            && handle.join().is_err()
+        {
+            warn!("WAL writer thread panicked during shutdown");
         }
     }
 }

@@ -3,7 +3,10 @@ use strata_types::{STALE_NAN_BITS, stale_nan};
 
 use super::*;
 
-fn batch(series: Vec<(Vec<(&str, &str)>, Vec<(i64, f64)>)>) -> WriteBatch {
+/// (labels, samples) of one series.
+type Spec<'a> = (Vec<(&'a str, &'a str)>, Vec<(i64, f64)>);
+
+fn batch(series: Vec<Spec<'_>>) -> WriteBatch {
     WriteBatch {
         tenant: TenantId::try_new("t1").unwrap(),
         series: series
