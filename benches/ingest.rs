@@ -124,11 +124,7 @@ fn benches(c: &mut Criterion) {
         b.iter_batched(
             || {
                 ts += 15_000;
-                let mut next = b0.clone();
-                for s in &mut next.series {
-                    s.samples[0].timestamp_ms = ts;
-                }
-                next
+                batch(ts)
             },
             |next| head.append(&next).unwrap(),
             BatchSize::LargeInput,

@@ -216,7 +216,7 @@ fn operations_endpoints() {
 }
 
 #[test]
-fn config_file_env_and_flags_layer() {
+fn config_file_env_and_flags_layer_in_that_order() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("strata.toml");
     std::fs::write(&cfg, "[tenancy]\nrequire_tenant = true\n").unwrap();

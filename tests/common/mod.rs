@@ -37,6 +37,11 @@ pub fn free_port() -> u16 {
 impl Server {
     /// Starts the binary on a free port and waits until `/-/ready` is 200.
     pub fn start(data_dir: &Path, extra: &[&str]) -> Self {
+        Self::start_with_env(data_dir, extra, &[])
+    }
+
+    /// Like [`Server::start`], with extra environment variables.
+    pub fn start_with_env(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Self {
         let port = free_port();
         let addr = format!("127.0.0.1:{port}");
         let log = std::fs::OpenOptions::new()
@@ -54,6 +59,8 @@ impl Server {
             ])
             .args(extra)
             .env_remove("STRATA_CONFIG")
+            .env_remove("STRATA_REQUIRE_TENANT")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

@@ -16,6 +16,7 @@
 //! Tenants never share a structure: every lookup starts from a
 //! [`TenantId`](strata_types::TenantId).
 
+mod chunk;
 mod error;
 mod matcher;
 mod series;
@@ -24,7 +25,7 @@ mod tenant;
 pub use error::HeadError;
 pub use matcher::{MatchOp, Matcher};
 pub use series::SeriesSnapshot;
-pub use tenant::{AppendStats, TenantHead};
+pub use tenant::{AppendStats, SampleStats, TenantHead};
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -45,7 +46,7 @@ impl Head {
 
     /// Applies a durable batch to its tenant's head.
     pub fn append(&self, batch: &WriteBatch) -> Result<AppendStats, HeadError> {
-        self.tenant_or_create(&batch.tenant).append(&batch.series)
+        self.tenant_or_create(&batch.tenant).append(batch)
     }
 
     /// The head of `tenant`, if it has ever written anything.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 use roaring::RoaringBitmap;
-use strata_types::{SeriesId, SeriesSamples, TenantId};
+use strata_types::{SeriesId, SeriesRef, TenantId, WriteBatch};
 
 use crate::series::{MemSeries, SampleBuf, Sym};
 use crate::{HeadError, MatchOp, Matcher, SeriesSnapshot};
@@ -15,6 +15,13 @@ use crate::{HeadError, MatchOp, Matcher, SeriesSnapshot};
 pub struct AppendStats {
     pub samples: u64,
     pub new_series: u64,
+}
+
+/// Sample storage of one tenant's head.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SampleStats {
+    pub samples: usize,
+    pub bytes: usize,
 }
 
 /// The head of one tenant.
@@ -65,13 +72,13 @@ impl Index {
         &self.strings[sym as usize]
     }
 
-    fn same_labels(&self, series: &MemSeries, incoming: &SeriesSamples) -> bool {
-        series.labels.len() == incoming.labels.len()
+    fn same_labels(&self, series: &MemSeries, incoming: &SeriesRef<'_>) -> bool {
+        series.labels.len() == incoming.label_count()
             && series
                 .labels
                 .iter()
-                .zip(incoming.labels.iter())
-                .all(|((n, v), l)| **self.str(*n) == *l.name && **self.str(*v) == *l.value)
+                .zip(incoming.labels())
+                .all(|((n, v), (name, value))| **self.str(*n) == *name && **self.str(*v) == *value)
     }
 
     fn describe(&self, series: &MemSeries) -> String {
@@ -84,7 +91,7 @@ impl Index {
     }
 
     /// Finds the series for `incoming`, or `None` if it is new.
-    fn lookup(&self, id: SeriesId, incoming: &SeriesSamples) -> Result<Option<u32>, HeadError> {
+    fn lookup(&self, id: SeriesId, incoming: &SeriesRef<'_>) -> Result<Option<u32>, HeadError> {
         let Some(&r) = self.by_id.get(&id) else {
             return Ok(None);
         };
@@ -93,18 +100,17 @@ impl Index {
             return Err(HeadError::SeriesIdCollision {
                 id,
                 existing: self.describe(existing),
-                incoming: format!("{:?}", incoming.labels),
+                incoming: format!("{:?}", incoming.labels().collect::<Vec<_>>()),
             });
         }
         Ok(Some(r))
     }
 
-    fn create(&mut self, id: SeriesId, incoming: &SeriesSamples) -> u32 {
+    fn create(&mut self, id: SeriesId, incoming: &SeriesRef<'_>) -> u32 {
         let r = self.series.len() as u32;
         let labels: Box<[(Sym, Sym)]> = incoming
-            .labels
-            .iter()
-            .map(|l| (self.intern(&l.name), self.intern(&l.value)))
+            .labels()
+            .map(|(name, value)| (self.intern(name), self.intern(value)))
             .collect();
         for &(n, v) in labels.iter() {
             let postings = self.postings.entry((n, v)).or_default();
@@ -173,14 +179,14 @@ impl TenantHead {
 
     /// Appends validated series. New series are created under the write
     /// lock; samples are added under each series' own lock.
-    pub(crate) fn append(&self, batch: &[SeriesSamples]) -> Result<AppendStats, HeadError> {
-        let ids: Vec<SeriesId> = batch.iter().map(|s| s.labels.series_id()).collect();
-        let mut refs = Vec::with_capacity(batch.len());
+    pub(crate) fn append(&self, batch: &WriteBatch) -> Result<AppendStats, HeadError> {
+        let ids: Vec<SeriesId> = batch.series().map(|s| s.series_id()).collect();
+        let mut refs = Vec::with_capacity(ids.len());
         let mut missing = false;
         {
             let index = self.index.read();
-            for (s, id) in batch.iter().zip(&ids) {
-                let r = index.lookup(*id, s)?;
+            for (s, id) in batch.series().zip(&ids) {
+                let r = index.lookup(*id, &s)?;
                 missing |= r.is_none();
                 refs.push(r);
             }
@@ -188,26 +194,26 @@ impl TenantHead {
         let mut stats = AppendStats::default();
         if missing {
             let mut index = self.index.write();
-            for ((s, id), r) in batch.iter().zip(&ids).zip(refs.iter_mut()) {
+            for ((s, id), r) in batch.series().zip(&ids).zip(refs.iter_mut()) {
                 if r.is_none() {
-                    *r = Some(match index.lookup(*id, s)? {
+                    *r = Some(match index.lookup(*id, &s)? {
                         Some(existing) => existing,
                         None => {
                             stats.new_series += 1;
-                            index.create(*id, s)
+                            index.create(*id, &s)
                         }
                     });
                 }
             }
         }
         let index = self.index.read();
-        for (s, r) in batch.iter().zip(refs) {
+        for (s, r) in batch.series().zip(refs) {
             let Some(r) = r else { continue };
             let mut buf = index.series[r as usize].samples.lock();
-            for smp in &s.samples {
+            for smp in s.samples() {
                 buf.insert(*smp);
             }
-            stats.samples += s.samples.len() as u64;
+            stats.samples += s.samples().len() as u64;
         }
         Ok(stats)
     }
@@ -216,9 +222,18 @@ impl TenantHead {
         self.index.read().series.len()
     }
 
-    pub fn sample_count(&self) -> usize {
+    /// Stored sample records and the heap bytes holding them (compressed
+    /// chunks plus out-of-order patches). Walks every series: for metrics
+    /// scrapes, not hot paths.
+    pub fn sample_stats(&self) -> SampleStats {
         let index = self.index.read();
-        index.series.iter().map(|s| s.samples.lock().len()).sum()
+        let mut stats = SampleStats::default();
+        for s in &index.series {
+            let buf = s.samples.lock();
+            stats.samples += buf.len();
+            stats.bytes += buf.heap_bytes();
+        }
+        stats
     }
 
     /// Series matching every matcher (all series if there are none).
@@ -243,7 +258,7 @@ impl TenantHead {
             .iter()
             .filter_map(|r| {
                 let s = &index.series[r as usize];
-                let samples = s.samples.lock().range(min_ms, max_ms).to_vec();
+                let samples = s.samples.lock().range(min_ms, max_ms);
                 (!samples.is_empty()).then(|| SeriesSnapshot {
                     id: s.id,
                     labels: s

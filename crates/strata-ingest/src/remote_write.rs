@@ -5,9 +5,9 @@
 //! kept bit-exact (the stale-marker NaN included).
 
 pub mod proto;
+mod wire;
 
-use prost::Message;
-use strata_types::{Label, Labels, Sample, SeriesSamples, TenantId, WriteBatch};
+use strata_types::{TenantId, WriteBatch};
 
 use crate::IngestError;
 
@@ -102,61 +102,13 @@ pub fn decode_v1(
         .map_err(|e| IngestError::Snappy {
             reason: e.to_string(),
         })?;
-    let req = proto::WriteRequest::decode(raw.as_slice()).map_err(|e| IngestError::Protobuf {
-        reason: e.to_string(),
-    })?;
-    from_request(tenant, req)
-}
-
-fn from_request(tenant: TenantId, req: proto::WriteRequest) -> Result<Decoded, IngestError> {
-    let mut skipped = Skipped {
-        metadata: req.metadata.len() as u64,
-        ..Skipped::default()
-    };
-    let mut series = Vec::with_capacity(req.timeseries.len());
-    for (index, ts) in req.timeseries.into_iter().enumerate() {
-        skipped.exemplars += ts.exemplars.len() as u64;
-        skipped.histograms += ts.histograms.len() as u64;
-        let labels: Vec<Label> = ts
-            .labels
-            .into_iter()
-            .map(|l| Label {
-                name: l.name,
-                value: l.value,
-            })
-            .collect();
-        let shown = describe(&labels);
-        let labels =
-            Labels::try_from_sorted(labels).map_err(|source| IngestError::InvalidSeries {
-                index,
-                labels: shown,
-                source,
-            })?;
-        if ts.samples.is_empty() {
-            continue;
-        }
-        series.push(SeriesSamples {
-            labels,
-            samples: ts
-                .samples
-                .into_iter()
-                .map(|s| Sample {
-                    timestamp_ms: s.timestamp,
-                    value: s.value,
-                })
-                .collect(),
-        });
-    }
-    Ok(Decoded {
-        batch: WriteBatch { tenant, series },
-        skipped,
-    })
+    wire::decode(tenant, &raw)
 }
 
 /// `{a="1", b="2"}` for error messages, shortened if huge.
-fn describe(labels: &[Label]) -> String {
+fn describe<'a>(labels: impl Iterator<Item = (&'a str, &'a str)>) -> String {
     let mut s = String::from("{");
-    for (i, l) in labels.iter().enumerate() {
+    for (i, (name, value)) in labels.enumerate() {
         if i > 0 {
             s.push_str(", ");
         }
@@ -164,7 +116,7 @@ fn describe(labels: &[Label]) -> String {
             s.push('…');
             break;
         }
-        s.push_str(&format!("{}={:?}", l.name, l.value));
+        s.push_str(&format!("{name}={value:?}"));
     }
     s.push('}');
     s

@@ -25,6 +25,7 @@ pub struct Metrics {
     pub wal_fsync: Histogram,
     head_series: Family<Labels, Gauge>,
     head_samples: Family<Labels, Gauge>,
+    head_sample_bytes: Family<Labels, Gauge>,
     wal_segments: Gauge,
     wal_bytes: Gauge,
     wal_records: Gauge,
@@ -89,6 +90,12 @@ impl Metrics {
             "Samples in the head, by tenant",
             head_samples.clone(),
         );
+        let head_sample_bytes = Family::<Labels, Gauge>::default();
+        registry.register(
+            "head_sample_bytes",
+            "Heap bytes holding head samples (compressed), by tenant",
+            head_sample_bytes.clone(),
+        );
         let wal_segments = Gauge::default();
         registry.register(
             "wal_segments",
@@ -125,6 +132,7 @@ impl Metrics {
             wal_fsync,
             head_series,
             head_samples,
+            head_sample_bytes,
             wal_segments,
             wal_bytes,
             wal_records,
@@ -149,9 +157,13 @@ impl Metrics {
                 self.head_series
                     .get_or_create(&labels)
                     .set(t.series_count() as i64);
+                let samples = t.sample_stats();
                 self.head_samples
                     .get_or_create(&labels)
-                    .set(t.sample_count() as i64);
+                    .set(samples.samples as i64);
+                self.head_sample_bytes
+                    .get_or_create(&labels)
+                    .set(samples.bytes as i64);
             }
         }
         if let Some(wal) = wal {

@@ -1,25 +1,268 @@
 //! The unit of ingest: one tenant's accepted series and samples.
+//!
+//! A batch is stored flat — one string arena, one label table, one sample
+//! table — so decoding a request of thousands of series costs a handful of
+//! allocations, not several per label. Series are read back through
+//! [`SeriesRef`] views.
 
-use crate::{Labels, Sample, TenantId};
+use std::fmt;
 
-/// One series and the samples accepted for it in a request.
+use crate::{Label, Labels, Sample, SeriesId, TenantId};
+
+/// One series and its samples, owned. Convenient for building batches in
+/// tests and tools; the ingest path pushes borrowed labels instead.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SeriesSamples {
     pub labels: Labels,
     pub samples: Vec<Sample>,
 }
 
+/// Byte ranges of one label's name and value in the string arena.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct LabelSpan {
+    name: (u32, u32),
+    value: (u32, u32),
+}
+
+/// Where one series' labels and samples end in the batch's tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct SeriesEnd {
+    labels: u32,
+    samples: u32,
+}
+
 /// A validated batch for one tenant: what a write endpoint hands to the WAL
 /// and then to the head. Everything in it has passed validation, so applying
 /// it cannot fail half-way for reasons of input.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone)]
 pub struct WriteBatch {
     pub tenant: TenantId,
-    pub series: Vec<SeriesSamples>,
+    strings: String,
+    labels: Vec<LabelSpan>,
+    series: Vec<SeriesEnd>,
+    samples: Vec<Sample>,
 }
 
 impl WriteBatch {
+    pub fn new(tenant: TenantId) -> Self {
+        Self {
+            tenant,
+            strings: String::new(),
+            labels: Vec::new(),
+            series: Vec::new(),
+            samples: Vec::new(),
+        }
+    }
+
+    /// Pre-sizes the tables for `series` series of about `labels` labels.
+    pub fn with_capacity(tenant: TenantId, series: usize, labels: usize) -> Self {
+        Self {
+            tenant,
+            strings: String::with_capacity(series * labels * 12),
+            labels: Vec::with_capacity(series * labels),
+            series: Vec::with_capacity(series),
+            samples: Vec::with_capacity(series),
+        }
+    }
+
+    /// A batch of owned series.
+    pub fn from_series(tenant: TenantId, series: Vec<SeriesSamples>) -> Self {
+        let mut b = Self::new(tenant);
+        for s in &series {
+            b.push(&s.labels, &s.samples);
+        }
+        b
+    }
+
+    /// Appends a series with validated labels.
+    pub fn push(&mut self, labels: &Labels, samples: &[Sample]) {
+        self.push_validated(
+            labels.iter().map(|l| (l.name.as_str(), l.value.as_str())),
+            samples.iter().copied(),
+        );
+    }
+
+    /// Appends a series whose label pairs the caller has checked with
+    /// [`crate::validate_sorted`]. Debug builds check again.
+    pub fn push_validated<'a>(
+        &mut self,
+        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+        samples: impl IntoIterator<Item = Sample>,
+    ) {
+        let start = self.labels.len();
+        for (name, value) in pairs {
+            let name = self.intern(name);
+            let value = self.intern(value);
+            self.labels.push(LabelSpan { name, value });
+        }
+        self.samples.extend(samples);
+        self.series.push(SeriesEnd {
+            labels: self.labels.len() as u32,
+            samples: self.samples.len() as u32,
+        });
+        debug_assert!(
+            crate::validate_sorted(self.series_at(self.series.len() - 1).labels()).is_ok(),
+            "push_validated got invalid labels (start {start})"
+        );
+    }
+
+    fn intern(&mut self, s: &str) -> (u32, u32) {
+        let start = self.strings.len() as u32;
+        self.strings.push_str(s);
+        (start, self.strings.len() as u32)
+    }
+
+    fn series_at(&self, i: usize) -> SeriesRef<'_> {
+        let (l0, s0) = match i.checked_sub(1).map(|p| self.series[p]) {
+            Some(prev) => (prev.labels as usize, prev.samples as usize),
+            None => (0, 0),
+        };
+        let end = self.series[i];
+        SeriesRef {
+            strings: &self.strings,
+            labels: &self.labels[l0..end.labels as usize],
+            samples: &self.samples[s0..end.samples as usize],
+        }
+    }
+
+    /// The series, in the order they were pushed.
+    pub fn series(&self) -> impl ExactSizeIterator<Item = SeriesRef<'_>> + '_ {
+        (0..self.series.len()).map(|i| self.series_at(i))
+    }
+
+    pub fn series_count(&self) -> usize {
+        self.series.len()
+    }
+
     pub fn sample_count(&self) -> usize {
-        self.series.iter().map(|s| s.samples.len()).sum()
+        self.samples.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.samples.is_empty()
+    }
+
+    /// Drops series that carry no samples (they would create index entries
+    /// with nothing to show).
+    pub fn without_empty_series(self) -> Self {
+        if self.series().all(|s| !s.samples().is_empty()) {
+            return self;
+        }
+        let mut out = Self::new(self.tenant.clone());
+        for s in self.series().filter(|s| !s.samples().is_empty()) {
+            out.push_validated(s.labels(), s.samples().iter().copied());
+        }
+        out
+    }
+}
+
+impl PartialEq for WriteBatch {
+    fn eq(&self, other: &Self) -> bool {
+        self.tenant == other.tenant
+            && self.series_count() == other.series_count()
+            && self.series().zip(other.series()).all(|(a, b)| a == b)
+    }
+}
+
+impl fmt::Debug for WriteBatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WriteBatch")
+            .field("tenant", &self.tenant)
+            .field("series", &self.series().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// A view of one series in a [`WriteBatch`].
+#[derive(Clone, Copy)]
+pub struct SeriesRef<'a> {
+    strings: &'a str,
+    labels: &'a [LabelSpan],
+    samples: &'a [Sample],
+}
+
+impl<'a> SeriesRef<'a> {
+    /// (name, value) pairs, sorted by name.
+    pub fn labels(&self) -> impl ExactSizeIterator<Item = (&'a str, &'a str)> + 'a {
+        let strings = self.strings;
+        self.labels.iter().map(move |l| {
+            (
+                strings
+                    .get(l.name.0 as usize..l.name.1 as usize)
+                    .unwrap_or_default(),
+                strings
+                    .get(l.value.0 as usize..l.value.1 as usize)
+                    .unwrap_or_default(),
+            )
+        })
+    }
+
+    pub fn label_count(&self) -> usize {
+        self.labels.len()
+    }
+
+    pub fn label(&self, name: &str) -> Option<&'a str> {
+        self.labels().find(|(n, _)| *n == name).map(|(_, v)| v)
+    }
+
+    pub fn samples(&self) -> &'a [Sample] {
+        self.samples
+    }
+
+    pub fn series_id(&self) -> SeriesId {
+        SeriesId::from_sorted_pairs(self.labels())
+    }
+
+    /// An owned copy of the labels.
+    pub fn to_labels(&self) -> Labels {
+        Labels::from_validated(self.labels().map(|(n, v)| Label::new(n, v)).collect())
+    }
+}
+
+impl PartialEq for SeriesRef<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.labels().eq(other.labels()) && self.samples == other.samples
+    }
+}
+
+impl fmt::Debug for SeriesRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Series")
+            .field("labels", &self.labels().collect::<Vec<_>>())
+            .field("samples", &self.samples)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flat_storage_round_trips_series() {
+        let labels = |pairs: &[(&str, &str)]| {
+            Labels::try_from_unsorted(pairs.iter().map(|(n, v)| Label::new(*n, *v)).collect())
+                .unwrap()
+        };
+        let s1 = SeriesSamples {
+            labels: labels(&[("__name__", "up"), ("job", "a")]),
+            samples: vec![Sample {
+                timestamp_ms: 1,
+                value: 1.0,
+            }],
+        };
+        let s2 = SeriesSamples {
+            labels: labels(&[("__name__", "m")]),
+            samples: vec![],
+        };
+        let b = WriteBatch::from_series(TenantId::try_new("t").unwrap(), vec![s1.clone(), s2]);
+        assert_eq!(b.series_count(), 2);
+        assert_eq!(b.sample_count(), 1);
+        let first = b.series().next().unwrap();
+        assert_eq!(first.label("job"), Some("a"));
+        assert_eq!(first.to_labels(), s1.labels);
+        assert_eq!(first.series_id(), s1.labels.series_id());
+        let trimmed = b.without_empty_series();
+        assert_eq!(trimmed.series_count(), 1);
     }
 }

@@ -88,6 +88,15 @@ impl Labels {
         Ok(Self(labels))
     }
 
+    /// Wraps labels the caller has already checked with [`validate_sorted`].
+    /// Skips the second pass on the ingest hot path; debug builds re-check.
+    pub fn from_validated(labels: Vec<Label>) -> Self {
+        debug_assert!(
+            validate_sorted(labels.iter().map(|l| (l.name.as_str(), l.value.as_str()))).is_ok()
+        );
+        Self(labels)
+    }
+
     /// Sorts, then validates. For callers that build label sets themselves.
     pub fn try_from_unsorted(mut labels: Vec<Label>) -> Result<Self, LabelError> {
         labels.sort_by(|a, b| a.name.cmp(&b.name));

@@ -19,7 +19,7 @@ pub use sample::{STALE_NAN_BITS, Sample, is_stale_nan, stale_nan};
 pub use tenant::{DEFAULT_TENANT, TenantError, TenantId};
 
 mod batch;
-pub use batch::{SeriesSamples, WriteBatch};
+pub use batch::{SeriesRef, SeriesSamples, WriteBatch};
 
 mod kind;
 pub use kind::ErrorKind;

@@ -13,7 +13,7 @@
 //! Labels are written sorted and were validated before the append, so decode
 //! rebuilds them without re-validating more than structure.
 
-use strata_types::{Label, Labels, Sample, SeriesSamples, TenantId, WriteBatch};
+use strata_types::{Sample, TenantId, WriteBatch, validate_sorted};
 
 const KIND_SAMPLES: u8 = 1;
 
@@ -43,23 +43,23 @@ pub enum RecordError {
 impl WalRecord {
     /// Encodes a samples record for `batch`.
     pub fn encode_samples(batch: &WriteBatch) -> Vec<u8> {
-        let mut out = Vec::with_capacity(64 + batch.series.len() * 128);
+        let mut out = Vec::with_capacity(64 + batch.series_count() * 160);
         out.push(KIND_SAMPLES);
         put_bytes(&mut out, batch.tenant.as_str().as_bytes());
-        put_uvarint(&mut out, batch.series.len() as u64);
-        for s in &batch.series {
-            put_uvarint(&mut out, s.labels.len() as u64);
-            for l in s.labels.iter() {
-                put_bytes(&mut out, l.name.as_bytes());
-                put_bytes(&mut out, l.value.as_bytes());
+        put_uvarint(&mut out, batch.series_count() as u64);
+        for s in batch.series() {
+            put_uvarint(&mut out, s.label_count() as u64);
+            for (name, value) in s.labels() {
+                put_bytes(&mut out, name.as_bytes());
+                put_bytes(&mut out, value.as_bytes());
             }
-            put_uvarint(&mut out, s.samples.len() as u64);
+            put_uvarint(&mut out, s.samples().len() as u64);
             let mut prev = 0i64;
-            for smp in &s.samples {
+            for smp in s.samples() {
                 put_uvarint(&mut out, zigzag(smp.timestamp_ms.wrapping_sub(prev)));
                 prev = smp.timestamp_ms;
             }
-            for smp in &s.samples {
+            for smp in s.samples() {
                 out.extend_from_slice(&smp.value.to_bits().to_le_bytes());
             }
         }
@@ -77,21 +77,23 @@ impl WalRecord {
             detail: e.to_string(),
         })?;
         let n_series = r.count("series count")?;
-        let mut series = Vec::with_capacity(n_series);
+        let mut batch = WriteBatch::with_capacity(tenant, n_series, 8);
+        let mut labels: Vec<(&str, &str)> = Vec::new();
+        let mut samples: Vec<Sample> = Vec::new();
         for _ in 0..n_series {
+            labels.clear();
             let n_labels = r.count("label count")?;
-            let mut labels = Vec::with_capacity(n_labels);
             for _ in 0..n_labels {
-                let name = r.str("label name")?.to_owned();
-                let value = r.str("label value")?.to_owned();
-                labels.push(Label { name, value });
+                let name = r.str("label name")?;
+                let value = r.str("label value")?;
+                labels.push((name, value));
             }
-            let labels = Labels::try_from_sorted(labels).map_err(|e| RecordError::Invalid {
+            validate_sorted(labels.iter().copied()).map_err(|e| RecordError::Invalid {
                 what: "labels",
                 detail: e.to_string(),
             })?;
             let n_samples = r.count("sample count")?;
-            let mut samples = Vec::with_capacity(n_samples);
+            samples.clear();
             let mut ts = 0i64;
             for _ in 0..n_samples {
                 ts = ts.wrapping_add(unzigzag(r.uvarint("timestamp")?));
@@ -103,14 +105,14 @@ impl WalRecord {
             for s in &mut samples {
                 s.value = f64::from_bits(r.u64_le("value")?);
             }
-            series.push(SeriesSamples { labels, samples });
+            batch.push_validated(labels.iter().copied(), samples.iter().copied());
         }
         if r.pos != bytes.len() {
             return Err(RecordError::Trailing {
                 extra: bytes.len() - r.pos,
             });
         }
-        Ok(Self::Samples(WriteBatch { tenant, series }))
+        Ok(Self::Samples(batch))
     }
 }
 

@@ -1,7 +1,7 @@
 use std::collections::BTreeSet;
 
 use proptest::prelude::*;
-use strata_types::{Label, Labels, Sample};
+use strata_types::{Label, Labels, Sample, SeriesSamples};
 
 use super::*;
 use crate::Head;
@@ -20,9 +20,13 @@ fn series(pairs: &[(&str, &str)], samples: &[(i64, f64)]) -> SeriesSamples {
     }
 }
 
+fn batch(data: &[SeriesSamples]) -> WriteBatch {
+    WriteBatch::from_series(TenantId::try_new("t").unwrap(), data.to_vec())
+}
+
 fn head_with(data: &[SeriesSamples]) -> TenantHead {
     let h = TenantHead::new(TenantId::try_new("t").unwrap());
-    h.append(data).unwrap();
+    h.append(&batch(data)).unwrap();
     h
 }
 
@@ -85,7 +89,10 @@ fn matchers_follow_prometheus_semantics() {
 fn same_labels_same_series_and_time_ranges() {
     let h = head_with(&[series(&[("__name__", "m")], &[(10, 1.0), (20, 2.0)])]);
     let stats = h
-        .append(&[series(&[("__name__", "m")], &[(15, 1.5), (20, 9.0)])])
+        .append(&batch(&[series(
+            &[("__name__", "m")],
+            &[(15, 1.5), (20, 9.0)],
+        )]))
         .unwrap();
     assert_eq!(
         stats,
@@ -111,9 +118,11 @@ fn same_labels_same_series_and_time_ranges() {
 #[test]
 fn tenants_are_separate() {
     let head = Head::new();
-    let batch = |t: &str| strata_types::WriteBatch {
-        tenant: TenantId::try_new(t).unwrap(),
-        series: vec![series(&[("__name__", t)], &[(1, 1.0)])],
+    let batch = |t: &str| {
+        WriteBatch::from_series(
+            TenantId::try_new(t).unwrap(),
+            vec![series(&[("__name__", t)], &[(1, 1.0)])],
+        )
     };
     head.append(&batch("a")).unwrap();
     head.append(&batch("b")).unwrap();
@@ -137,7 +146,7 @@ proptest! {
         for (inst, job, t, v) in writes {
             let inst = format!("i{inst}");
             let job = format!("j{job}");
-            h.append(&[series(&[("__name__", "m"), ("instance", &inst), ("job", &job)], &[(t, f64::from(v))])]).unwrap();
+            h.append(&batch(&[series(&[("__name__", "m"), ("instance", &inst), ("job", &job)], &[(t, f64::from(v))])])).unwrap();
             model.insert((inst, job, t), f64::from(v));
         }
         let hi = lo + span;

@@ -1,4 +1,4 @@
-use strata_types::{LabelError, STALE_NAN_BITS, stale_nan};
+use strata_types::{LabelError, STALE_NAN_BITS, WriteBatch, stale_nan};
 
 use super::proto::{self, encode_snappy};
 use super::*;
@@ -39,8 +39,9 @@ fn decodes_samples_and_keeps_stale_markers_exact() {
     };
     let d = decode(&req).unwrap();
     assert_eq!(d.batch.sample_count(), 2);
-    assert_eq!(d.batch.series[0].labels.get("job"), Some("a"));
-    assert_eq!(d.batch.series[0].samples[1].value.to_bits(), STALE_NAN_BITS);
+    let first = d.batch.series().next().unwrap();
+    assert_eq!(first.label("job"), Some("a"));
+    assert_eq!(first.samples()[1].value.to_bits(), STALE_NAN_BITS);
     assert!(!d.skipped.any());
 }
 
@@ -78,7 +79,7 @@ fn skips_exemplars_histograms_and_metadata_without_failing() {
         }
     );
     assert_eq!(
-        d.batch.series.len(),
+        d.batch.series_count(),
         1,
         "histogram-only series carries no float samples"
     );
@@ -191,5 +192,79 @@ proptest::proptest! {
         let _ = decode_v1(TenantId::try_new("t").unwrap(), &body, DecodeLimits::default());
         let framed = snap::raw::Encoder::new().compress_vec(&body).unwrap();
         let _ = decode_v1(TenantId::try_new("t").unwrap(), &framed, DecodeLimits::default());
+    }
+}
+
+/// The schema of record decoded by prost, then validated the slow way.
+fn reference(req: &proto::WriteRequest) -> Option<WriteBatch> {
+    use prost::Message;
+    let back = proto::WriteRequest::decode(req.encode_to_vec().as_slice()).ok()?;
+    let mut b = WriteBatch::new(TenantId::try_new("t").unwrap());
+    for ts in &back.timeseries {
+        let labels: Vec<strata_types::Label> = ts
+            .labels
+            .iter()
+            .map(|l| strata_types::Label::new(&l.name, &l.value))
+            .collect();
+        let labels = strata_types::Labels::try_from_sorted(labels).ok()?;
+        if ts.samples.is_empty() {
+            continue;
+        }
+        let samples: Vec<strata_types::Sample> = ts
+            .samples
+            .iter()
+            .map(|s| strata_types::Sample {
+                timestamp_ms: s.timestamp,
+                value: s.value,
+            })
+            .collect();
+        b.push(&labels, &samples);
+    }
+    Some(b)
+}
+
+fn arb_request() -> impl proptest::strategy::Strategy<Value = proto::WriteRequest> {
+    use proptest::prelude::*;
+    let label =
+        ("[a-c_]{0,3}", "[a-c\\u{e9}]{0,3}").prop_map(|(name, value)| proto::Label { name, value });
+    let sample = (any::<i64>(), any::<u64>()).prop_map(|(timestamp, bits)| proto::Sample {
+        value: f64::from_bits(bits),
+        timestamp,
+    });
+    let series = (
+        prop::collection::vec(label, 0..4),
+        prop::collection::vec(sample, 0..3),
+        any::<bool>(),
+        any::<bool>(),
+    )
+        .prop_map(|(mut labels, samples, sorted, named)| {
+            if named {
+                labels.push(proto::Label {
+                    name: "__name__".into(),
+                    value: "m".into(),
+                });
+            }
+            if sorted {
+                labels.sort_by(|a, b| a.name.cmp(&b.name));
+            }
+            proto::TimeSeries {
+                labels,
+                samples,
+                ..Default::default()
+            }
+        });
+    prop::collection::vec(series, 0..5).prop_map(|timeseries| proto::WriteRequest {
+        timeseries,
+        metadata: vec![],
+    })
+}
+
+proptest::proptest! {
+    /// The zero-copy reader agrees with prost plus slow validation on every
+    /// request: same batch when valid, an error when not.
+    #[test]
+    fn zero_copy_reader_matches_prost(req in arb_request()) {
+        let ours = decode(&req).ok().map(|d| d.batch);
+        proptest::prop_assert_eq!(ours, reference(&req));
     }
 }

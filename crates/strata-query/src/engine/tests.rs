@@ -20,9 +20,9 @@ fn engine() -> QueryEngine {
             })
             .collect(),
     };
-    head.append(&WriteBatch {
-        tenant: tenant("a"),
-        series: vec![
+    head.append(&WriteBatch::from_series(
+        tenant("a"),
+        vec![
             s(
                 &[
                     ("__name__", "http_requests_total"),
@@ -52,12 +52,12 @@ fn engine() -> QueryEngine {
                 &[(1000, 1.0), (3000, 0.0)],
             ),
         ],
-    })
+    ))
     .unwrap();
-    head.append(&WriteBatch {
-        tenant: tenant("b"),
-        series: vec![s(&[("__name__", "secret"), ("job", "b")], &[(1000, 42.0)])],
-    })
+    head.append(&WriteBatch::from_series(
+        tenant("b"),
+        vec![s(&[("__name__", "secret"), ("job", "b")], &[(1000, 42.0)])],
+    ))
     .unwrap();
     QueryEngine::new(head)
 }

@@ -1,15 +1,17 @@
 use proptest::prelude::*;
 use strata_types::{STALE_NAN_BITS, stale_nan};
 
+use strata_types::{Label, Labels, SeriesSamples};
+
 use super::*;
 
 /// (labels, samples) of one series.
 type Spec<'a> = (Vec<(&'a str, &'a str)>, Vec<(i64, f64)>);
 
 fn batch(series: Vec<Spec<'_>>) -> WriteBatch {
-    WriteBatch {
-        tenant: TenantId::try_new("t1").unwrap(),
-        series: series
+    WriteBatch::from_series(
+        TenantId::try_new("t1").unwrap(),
+        series
             .into_iter()
             .map(|(labels, samples)| SeriesSamples {
                 labels: Labels::try_from_unsorted(
@@ -25,7 +27,7 @@ fn batch(series: Vec<Spec<'_>>) -> WriteBatch {
                     .collect(),
             })
             .collect(),
-    }
+    )
 }
 
 #[test]
@@ -58,7 +60,10 @@ fn golden_bytes() {
     assert_eq!(bytes, want);
     let WalRecord::Samples(back) = WalRecord::decode(&bytes).unwrap();
     assert_eq!(back, b);
-    assert_eq!(back.series[0].samples[1].value.to_bits(), STALE_NAN_BITS);
+    assert_eq!(
+        back.series().next().unwrap().samples()[1].value.to_bits(),
+        STALE_NAN_BITS
+    );
 }
 
 #[test]
@@ -86,9 +91,9 @@ proptest! {
             0..6,
         )
     ) {
-        let b = WriteBatch {
-            tenant: TenantId::try_new("x").unwrap(),
-            series: series.into_iter().map(|(labels, samples)| {
+        let b = WriteBatch::from_series(
+            TenantId::try_new("x").unwrap(),
+            series.into_iter().map(|(labels, samples)| {
                 let mut v: Vec<Label> = labels.into_iter().map(|(n, v)| Label::new(n, v)).collect();
                 v.push(Label::new("__name__", "m"));
                 SeriesSamples {
@@ -98,7 +103,7 @@ proptest! {
                         .collect(),
                 }
             }).collect(),
-        };
+        );
         let WalRecord::Samples(back) = WalRecord::decode(&WalRecord::encode_samples(&b)).unwrap();
         prop_assert_eq!(back, b);
     }
