@@ -103,7 +103,7 @@ impl<'a> Reader<'a> {
     }
 }
 
-fn expect(field: &str, wire: u8, want: u8) -> Result<(), IngestError> {
+fn want_wire(field: &str, wire: u8, want: u8) -> Result<(), IngestError> {
     if wire == want {
         Ok(())
     } else {
@@ -125,7 +125,7 @@ pub(crate) fn decode(tenant: TenantId, raw: &[u8]) -> Result<Decoded, IngestErro
         let (field, wire) = r.key()?;
         match field {
             1 => {
-                expect("WriteRequest.timeseries", wire, LEN)?;
+                want_wire("WriteRequest.timeseries", wire, LEN)?;
                 let ts = r.bytes()?;
                 labels.clear();
                 samples.clear();
@@ -143,7 +143,7 @@ pub(crate) fn decode(tenant: TenantId, raw: &[u8]) -> Result<Decoded, IngestErro
                 index += 1;
             }
             3 => {
-                expect("WriteRequest.metadata", wire, LEN)?;
+                want_wire("WriteRequest.metadata", wire, LEN)?;
                 r.bytes()?;
                 skipped.metadata += 1;
             }
@@ -164,20 +164,20 @@ fn series<'a>(
         let (field, wire) = r.key()?;
         match field {
             1 => {
-                expect("TimeSeries.labels", wire, LEN)?;
+                want_wire("TimeSeries.labels", wire, LEN)?;
                 labels.push(label(r.bytes()?)?);
             }
             2 => {
-                expect("TimeSeries.samples", wire, LEN)?;
+                want_wire("TimeSeries.samples", wire, LEN)?;
                 samples.push(sample(r.bytes()?)?);
             }
             3 => {
-                expect("TimeSeries.exemplars", wire, LEN)?;
+                want_wire("TimeSeries.exemplars", wire, LEN)?;
                 r.bytes()?;
                 skipped.exemplars += 1;
             }
             4 => {
-                expect("TimeSeries.histograms", wire, LEN)?;
+                want_wire("TimeSeries.histograms", wire, LEN)?;
                 r.bytes()?;
                 skipped.histograms += 1;
             }
@@ -194,11 +194,11 @@ fn label(buf: &[u8]) -> Result<(&str, &str), IngestError> {
         let (field, wire) = r.key()?;
         match field {
             1 => {
-                expect("Label.name", wire, LEN)?;
+                want_wire("Label.name", wire, LEN)?;
                 name = r.string("label name")?;
             }
             2 => {
-                expect("Label.value", wire, LEN)?;
+                want_wire("Label.value", wire, LEN)?;
                 value = r.string("label value")?;
             }
             _ => r.skip(wire)?,
@@ -217,11 +217,11 @@ fn sample(buf: &[u8]) -> Result<Sample, IngestError> {
         let (field, wire) = r.key()?;
         match field {
             1 => {
-                expect("Sample.value", wire, FIXED64)?;
+                want_wire("Sample.value", wire, FIXED64)?;
                 s.value = f64::from_bits(r.fixed64()?);
             }
             2 => {
-                expect("Sample.timestamp", wire, VARINT)?;
+                want_wire("Sample.timestamp", wire, VARINT)?;
                 s.timestamp_ms = r.varint()? as i64;
             }
             _ => r.skip(wire)?,

@@ -346,3 +346,23 @@ async fn metrics_expose_ingest_wal_head_and_http() {
         assert!(body.contains(want), "metrics lack {want}:\n{body}");
     }
 }
+
+#[tokio::test]
+async fn oversized_bodies_are_413() {
+    let mut config = ServerConfig::default();
+    config.limits.max_request_size = crate::ByteSize(2048);
+    config.limits.max_decoded_size = crate::ByteSize(4096);
+    let (app, state, _) = app_with(config);
+    // Compressed body over the request limit.
+    let (s, _) = send(&app, write_req(None, vec![0u8; 4096])).await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
+    // Small compressed body that would inflate past the decoded limit.
+    let inflating = snap::raw::Encoder::new()
+        .compress_vec(&vec![0u8; 100_000])
+        .unwrap();
+    assert!(inflating.len() < 2048);
+    let (s, body) = send(&app, write_req(None, inflating)).await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    assert!(body.contains("limit"), "{body}");
+    assert!(state.head.tenants().is_empty());
+}
