@@ -177,20 +177,7 @@ impl Drop for Server {
 }
 
 pub fn series(labels: &[(&str, &str)], samples: &[(i64, f64)]) -> proto::TimeSeries {
-    proto::TimeSeries {
-        labels: labels
-            .iter()
-            .map(|(n, v)| proto::Label {
-                name: (*n).into(),
-                value: (*v).into(),
-            })
-            .collect(),
-        samples: samples
-            .iter()
-            .map(|&(timestamp, value)| proto::Sample { value, timestamp })
-            .collect(),
-        ..Default::default()
-    }
+    proto::TimeSeries::from_pairs(labels, samples)
 }
 
 pub fn payload(ts: Vec<proto::TimeSeries>) -> Vec<u8> {

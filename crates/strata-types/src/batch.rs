@@ -17,6 +17,28 @@ pub struct SeriesSamples {
     pub samples: Vec<Sample>,
 }
 
+impl SeriesSamples {
+    /// Builds and validates a series from `(name, value)` pairs in any order
+    /// and `(timestamp ms, value)` samples.
+    pub fn try_from_pairs(
+        labels: &[(&str, &str)],
+        samples: &[(i64, f64)],
+    ) -> Result<Self, crate::LabelError> {
+        Ok(Self {
+            labels: Labels::try_from_unsorted(
+                labels.iter().map(|(n, v)| Label::new(*n, *v)).collect(),
+            )?,
+            samples: samples
+                .iter()
+                .map(|&(timestamp_ms, value)| Sample {
+                    timestamp_ms,
+                    value,
+                })
+                .collect(),
+        })
+    }
+}
+
 /// Byte ranges of one label's name and value in the string arena.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct LabelSpan {

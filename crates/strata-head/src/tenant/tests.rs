@@ -1,23 +1,13 @@
 use std::collections::BTreeSet;
 
 use proptest::prelude::*;
-use strata_types::{Label, Labels, Sample, SeriesSamples};
+use strata_types::SeriesSamples;
 
 use super::*;
 use crate::Head;
 
 fn series(pairs: &[(&str, &str)], samples: &[(i64, f64)]) -> SeriesSamples {
-    SeriesSamples {
-        labels: Labels::try_from_unsorted(pairs.iter().map(|(n, v)| Label::new(*n, *v)).collect())
-            .unwrap(),
-        samples: samples
-            .iter()
-            .map(|&(timestamp_ms, value)| Sample {
-                timestamp_ms,
-                value,
-            })
-            .collect(),
-    }
+    SeriesSamples::try_from_pairs(pairs, samples).unwrap()
 }
 
 fn batch(data: &[SeriesSamples]) -> WriteBatch {

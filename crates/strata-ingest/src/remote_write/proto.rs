@@ -74,6 +74,28 @@ pub struct MetricMetadata {
     pub unit: String,
 }
 
+impl TimeSeries {
+    /// A float series from `(name, value)` label pairs (sent in the order
+    /// given) and `(timestamp ms, value)` samples. For tests, benches and
+    /// the load generator.
+    pub fn from_pairs(labels: &[(&str, &str)], samples: &[(i64, f64)]) -> Self {
+        Self {
+            labels: labels
+                .iter()
+                .map(|(name, value)| Label {
+                    name: (*name).into(),
+                    value: (*value).into(),
+                })
+                .collect(),
+            samples: samples
+                .iter()
+                .map(|&(timestamp, value)| Sample { value, timestamp })
+                .collect(),
+            ..Default::default()
+        }
+    }
+}
+
 /// Encodes and snappy-compresses a request: what a sender does. Used by
 /// tests, benches and the load generator.
 pub fn encode_snappy(req: &WriteRequest) -> Vec<u8> {

@@ -4,20 +4,7 @@ use super::proto::{self, encode_snappy};
 use super::*;
 
 fn ts(labels: &[(&str, &str)], samples: &[(i64, f64)]) -> proto::TimeSeries {
-    proto::TimeSeries {
-        labels: labels
-            .iter()
-            .map(|(n, v)| proto::Label {
-                name: (*n).into(),
-                value: (*v).into(),
-            })
-            .collect(),
-        samples: samples
-            .iter()
-            .map(|&(timestamp, value)| proto::Sample { value, timestamp })
-            .collect(),
-        ..Default::default()
-    }
+    proto::TimeSeries::from_pairs(labels, samples)
 }
 
 fn decode(req: &proto::WriteRequest) -> Result<Decoded, IngestError> {

@@ -1,5 +1,5 @@
 use arrow::util::pretty::pretty_format_batches;
-use strata_types::{Label, Labels, Sample, SeriesSamples, WriteBatch};
+use strata_types::{SeriesSamples, WriteBatch};
 
 use super::*;
 
@@ -9,16 +9,8 @@ fn tenant(t: &str) -> TenantId {
 
 fn engine() -> QueryEngine {
     let head = Arc::new(Head::new());
-    let s = |pairs: &[(&str, &str)], samples: &[(i64, f64)]| SeriesSamples {
-        labels: Labels::try_from_unsorted(pairs.iter().map(|(n, v)| Label::new(*n, *v)).collect())
-            .unwrap(),
-        samples: samples
-            .iter()
-            .map(|&(timestamp_ms, value)| Sample {
-                timestamp_ms,
-                value,
-            })
-            .collect(),
+    let s = |pairs: &[(&str, &str)], samples: &[(i64, f64)]| {
+        SeriesSamples::try_from_pairs(pairs, samples).unwrap()
     };
     head.append(&WriteBatch::from_series(
         tenant("a"),

@@ -19,20 +19,7 @@ fn app() -> (Router, Arc<AppState>, Arc<MemoryWal>) {
 }
 
 fn series(labels: &[(&str, &str)], samples: &[(i64, f64)]) -> proto::TimeSeries {
-    proto::TimeSeries {
-        labels: labels
-            .iter()
-            .map(|(n, v)| proto::Label {
-                name: (*n).into(),
-                value: (*v).into(),
-            })
-            .collect(),
-        samples: samples
-            .iter()
-            .map(|&(timestamp, value)| proto::Sample { value, timestamp })
-            .collect(),
-        ..Default::default()
-    }
+    proto::TimeSeries::from_pairs(labels, samples)
 }
 
 fn write_req(tenant: Option<&str>, body: Vec<u8>) -> Request<Body> {
