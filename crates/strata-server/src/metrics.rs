@@ -69,7 +69,7 @@ impl Metrics {
             Family::<Labels, Histogram>::new_with_constructor(latency_histogram as fn() -> _);
         registry.register(
             "http_request_duration_seconds",
-            "HTTP request latency by route",
+            "HTTP request latency by route and status code",
             http_duration.clone(),
         );
         let wal_fsync = latency_histogram();

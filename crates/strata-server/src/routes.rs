@@ -43,7 +43,7 @@ async fn track(State(state): State<Arc<AppState>>, req: Request, next: Next) -> 
     state
         .metrics
         .http_duration
-        .get_or_create(&vec![("route", route.clone())])
+        .get_or_create(&vec![("route", route.clone()), ("code", code.clone())])
         .observe(started.elapsed().as_secs_f64());
     state
         .metrics

@@ -155,3 +155,19 @@ proptest! {
         prop_assert_eq!(got, want);
     }
 }
+
+#[test]
+fn series_id_collisions_are_refused_not_merged() {
+    // Force a collision: index one label set under the id of another.
+    let mut index = Index::default();
+    let a = batch(&[series(&[("__name__", "a")], &[(1, 1.0)])]);
+    let b = batch(&[series(&[("__name__", "b")], &[(1, 1.0)])]);
+    let a = a.series().next().unwrap();
+    let b = b.series().next().unwrap();
+    let id = a.series_id();
+    index.create(id, &a);
+    assert_eq!(index.lookup(id, &a).unwrap(), Some(0));
+    let err = index.lookup(id, &b).unwrap_err();
+    assert!(matches!(err, HeadError::SeriesIdCollision { .. }), "{err}");
+    assert!(err.to_string().contains("\"a\"") && err.to_string().contains("\"b\""), "{err}");
+}
