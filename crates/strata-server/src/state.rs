@@ -68,20 +68,19 @@ impl AppState {
             .with_segment_bytes(self.config.wal.segment_size.0)
             .with_fsync_observer(Arc::new(move |d| metrics.observe_fsync(d)));
         let mut samples = 0u64;
-        let (wal, summary) =
-            SegmentedWal::open(config, |seq, payload| match WalRecord::decode(payload) {
-                Ok(WalRecord::Samples(batch)) => match self.head.append(&batch) {
-                    Ok(stats) => samples += stats.samples,
-                    Err(error) => warn!(%seq, %error, "WAL record not applied to the head"),
-                },
-                Ok(_) => warn!(%seq, "skipping WAL record of a kind this build does not apply"),
-                Err(error) => warn!(%seq, %error, "skipping undecodable WAL record"),
-            })?;
+        let (wal, summary) = SegmentedWal::open(config, |seq, record| match record {
+            WalRecord::Samples(batch) => match self.head.append(&batch) {
+                Ok(stats) => samples += stats.samples,
+                Err(error) => warn!(%seq, %error, "WAL record not applied to the head"),
+            },
+            _ => warn!(%seq, "skipping WAL record of a kind this build does not apply"),
+        })?;
         info!(
             records = summary.records,
             samples,
             segments = summary.segments,
             truncated_bytes = summary.truncated_bytes,
+            undecodable_records = summary.undecodable_records,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "replay finished; ready"
         );

@@ -26,11 +26,14 @@ mod writer;
 
 pub use error::WalError;
 pub use memory::MemoryWal;
-pub use record::{RecordError, WalRecord};
-pub use writer::{SegmentedWal, WalConfig, WalStats};
+pub use record::{RecordError, SegmentDecoder, SegmentEncoder, WalRecord};
+pub use writer::{ReplaySummary, SegmentedWal, WalConfig, WalStats};
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
+
+use strata_types::WriteBatch;
 
 /// Position of a record in the log. Consecutive, starting at 1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -48,8 +51,9 @@ pub type AppendFuture = Pin<Box<dyn Future<Output = Result<WalSeq, WalError>> + 
 /// The seam between ingest and the log. Held as `Arc<dyn Wal>` so tests can
 /// plug in [`MemoryWal`].
 pub trait Wal: Send + Sync + std::fmt::Debug {
-    /// Appends one encoded record; the future resolves after it is fsynced.
-    fn append(&self, payload: Vec<u8>) -> AppendFuture;
+    /// Appends one batch as a record; the future resolves after it is
+    /// fsynced.
+    fn append(&self, batch: Arc<WriteBatch>) -> AppendFuture;
 
     /// Deletes every closed segment whose records all have a sequence number
     /// below `seq`. Returns how many segments were removed.

@@ -1,13 +1,16 @@
 //! An in-memory [`Wal`] for tests of the stages above.
 
+use std::sync::Arc;
+
 use parking_lot::Mutex;
+use strata_types::WriteBatch;
 
 use crate::{AppendFuture, Wal, WalError, WalSeq, WalStats};
 
 /// Keeps records in a `Vec`. Durable only as long as the process.
 #[derive(Debug, Default)]
 pub struct MemoryWal {
-    records: Mutex<Vec<(WalSeq, Vec<u8>)>>,
+    records: Mutex<Vec<(WalSeq, Arc<WriteBatch>)>>,
 }
 
 impl MemoryWal {
@@ -16,16 +19,16 @@ impl MemoryWal {
     }
 
     /// Every record still held, in order.
-    pub fn records(&self) -> Vec<(WalSeq, Vec<u8>)> {
+    pub fn records(&self) -> Vec<(WalSeq, Arc<WriteBatch>)> {
         self.records.lock().clone()
     }
 }
 
 impl Wal for MemoryWal {
-    fn append(&self, payload: Vec<u8>) -> AppendFuture {
+    fn append(&self, batch: Arc<WriteBatch>) -> AppendFuture {
         let mut records = self.records.lock();
         let seq = WalSeq(records.last().map_or(1, |(s, _)| s.0 + 1));
-        records.push((seq, payload));
+        records.push((seq, batch));
         Box::pin(async move { Ok(seq) })
     }
 
@@ -41,7 +44,7 @@ impl Wal for MemoryWal {
         WalStats {
             last_seq: records.last().map(|(s, _)| *s),
             segments: 1,
-            bytes: records.iter().map(|(_, p)| p.len() as u64).sum(),
+            bytes: 0,
             ..WalStats::default()
         }
     }

@@ -169,5 +169,8 @@ fn series_id_collisions_are_refused_not_merged() {
     assert_eq!(index.lookup(id, &a).unwrap(), Some(0));
     let err = index.lookup(id, &b).unwrap_err();
     assert!(matches!(err, HeadError::SeriesIdCollision { .. }), "{err}");
-    assert!(err.to_string().contains("\"a\"") && err.to_string().contains("\"b\""), "{err}");
+    assert!(
+        err.to_string().contains("\"a\"") && err.to_string().contains("\"b\""),
+        "{err}"
+    );
 }

@@ -8,7 +8,6 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use strata_ingest::{DecodeLimits, decode_v1, negotiate};
 use strata_types::ErrorKind;
-use strata_wal::WalRecord;
 use tracing::debug;
 
 use crate::error::{ApiError, Shape};
@@ -78,21 +77,19 @@ async fn write(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<u64
         }
     }
 
-    let batch = decoded.batch;
+    let batch = Arc::new(decoded.batch);
     let samples = batch.sample_count() as u64;
     if samples == 0 {
         return Ok(0);
     }
-    wal.append(WalRecord::encode_samples(&batch))
-        .await
-        .map_err(|e| {
-            let kind = if e.is_retryable() {
-                ErrorKind::Unavailable
-            } else {
-                ErrorKind::BadInput
-            };
-            ApiError::new(kind, format!("write not durable: {e}"), shape)
-        })?;
+    wal.append(Arc::clone(&batch)).await.map_err(|e| {
+        let kind = if e.is_retryable() {
+            ErrorKind::Unavailable
+        } else {
+            ErrorKind::BadInput
+        };
+        ApiError::new(kind, format!("write not durable: {e}"), shape)
+    })?;
     state
         .head
         .append(&batch)

@@ -1,7 +1,5 @@
 use proptest::prelude::*;
-use strata_types::{STALE_NAN_BITS, stale_nan};
-
-use strata_types::{Label, Labels, SeriesSamples};
+use strata_types::{STALE_NAN_BITS, SeriesSamples, stale_nan};
 
 use super::*;
 
@@ -13,34 +11,30 @@ fn batch(series: Vec<Spec<'_>>) -> WriteBatch {
         TenantId::try_new("t1").unwrap(),
         series
             .into_iter()
-            .map(|(labels, samples)| SeriesSamples {
-                labels: Labels::try_from_unsorted(
-                    labels.into_iter().map(|(n, v)| Label::new(n, v)).collect(),
-                )
-                .unwrap(),
-                samples: samples
-                    .into_iter()
-                    .map(|(timestamp_ms, value)| Sample {
-                        timestamp_ms,
-                        value,
-                    })
-                    .collect(),
-            })
+            .map(|(labels, samples)| SeriesSamples::try_from_pairs(&labels, &samples).unwrap())
             .collect(),
     )
 }
 
+fn encode(enc: &mut SegmentEncoder, b: &WriteBatch) -> Vec<u8> {
+    let mut out = Vec::new();
+    enc.encode_samples(b, &mut out);
+    out
+}
+
 #[test]
-fn golden_bytes() {
-    let b = batch(vec![(
-        vec![("__name__", "up"), ("job", "a")],
-        vec![(1000, 1.0), (999, stale_nan())],
-    )]);
-    let bytes = WalRecord::encode_samples(&b);
-    let want: Vec<u8> = [
+fn golden_bytes_define_then_refer() {
+    let up = vec![("__name__", "up"), ("job", "a")];
+    let first = batch(vec![(up.clone(), vec![(1000, 1.0), (999, stale_nan())])]);
+    let second = batch(vec![(up, vec![(2000, 0.5)])]);
+    let mut enc = SegmentEncoder::default();
+    let a = encode(&mut enc, &first);
+    let b = encode(&mut enc, &second);
+    let want_a: Vec<u8> = [
         &[1u8][..],       // kind
         &[2, b't', b'1'], // tenant
         &[1],             // one series
+        &[1],             // ref 0, labels follow
         &[2],             // two labels
         &[8],
         b"__name__",
@@ -57,59 +51,108 @@ fn golden_bytes() {
         &STALE_NAN_BITS.to_le_bytes(),
     ]
     .concat();
-    assert_eq!(bytes, want);
-    let WalRecord::Samples(back) = WalRecord::decode(&bytes).unwrap();
-    assert_eq!(back, b);
+    assert_eq!(a, want_a);
+    let want_b: Vec<u8> = [
+        &[1u8, 2, b't', b'1', 1][..],
+        &[0],             // ref 0, defined earlier
+        &[1, 0xa0, 0x1f], // one sample, zigzag(2000)
+        &0.5f64.to_bits().to_le_bytes(),
+    ]
+    .concat();
+    assert_eq!(b, want_b);
+
+    let mut dec = SegmentDecoder::default();
+    let WalRecord::Samples(back) = dec.decode(&a).unwrap();
+    assert_eq!(back, first);
     assert_eq!(
         back.series().next().unwrap().samples()[1].value.to_bits(),
         STALE_NAN_BITS
     );
+    let WalRecord::Samples(back) = dec.decode(&b).unwrap();
+    assert_eq!(back, second);
+
+    // A new segment starts with no definitions: the ref alone is an error.
+    dec.reset();
+    assert!(matches!(
+        dec.decode(&b),
+        Err(RecordError::Invalid {
+            what: "series ref",
+            ..
+        })
+    ));
+    enc.reset();
+    assert_eq!(
+        encode(&mut enc, &second)[5],
+        1,
+        "after reset the series is defined again"
+    );
+}
+
+#[test]
+fn same_labels_in_another_tenant_get_their_own_ref() {
+    let mut enc = SegmentEncoder::default();
+    let a = batch(vec![(vec![("__name__", "m")], vec![(1, 1.0)])]);
+    let mut b = a.clone();
+    b.tenant = TenantId::try_new("t2").unwrap();
+    encode(&mut enc, &a);
+    let bytes = encode(&mut enc, &b);
+    assert_eq!(bytes[5], 3, "ref 1 with labels");
 }
 
 #[test]
 fn rejects_unknown_kind_and_trailing_bytes() {
-    assert_eq!(
-        WalRecord::decode(&[9]),
-        Err(RecordError::UnknownKind { kind: 9 })
-    );
-    let mut bytes = WalRecord::encode_samples(&batch(vec![]));
+    let mut dec = SegmentDecoder::default();
+    assert_eq!(dec.decode(&[9]), Err(RecordError::UnknownKind { kind: 9 }));
+    let mut bytes = encode(&mut SegmentEncoder::default(), &batch(vec![]));
     bytes.push(0);
-    assert_eq!(
-        WalRecord::decode(&bytes),
-        Err(RecordError::Trailing { extra: 1 })
-    );
+    assert_eq!(dec.decode(&bytes), Err(RecordError::Trailing { extra: 1 }));
+}
+
+fn arb_batch() -> impl Strategy<Value = WriteBatch> {
+    prop::collection::vec(
+        (
+            prop::collection::btree_map("[a-c_][a-z0-9_]{0,2}", "\\PC{1,4}", 0..3),
+            prop::collection::vec((any::<i64>(), any::<u64>()), 0..4),
+        ),
+        0..5,
+    )
+    .prop_map(|series| {
+        WriteBatch::from_series(
+            TenantId::try_new("x").unwrap(),
+            series
+                .into_iter()
+                .map(|(labels, samples)| {
+                    let mut pairs: Vec<(&str, &str)> = labels
+                        .iter()
+                        .map(|(n, v)| (n.as_str(), v.as_str()))
+                        .collect();
+                    pairs.push(("__name__", "m"));
+                    let samples: Vec<(i64, f64)> = samples
+                        .into_iter()
+                        .map(|(t, bits)| (t, f64::from_bits(bits)))
+                        .collect();
+                    SeriesSamples::try_from_pairs(&pairs, &samples).unwrap()
+                })
+                .collect(),
+        )
+    })
 }
 
 proptest! {
+    /// Any sequence of batches round-trips through one segment's encoder
+    /// and decoder, with series repeating across records.
     #[test]
-    fn round_trips(
-        series in prop::collection::vec(
-            (
-                prop::collection::btree_map("[a-z_][a-z0-9_]{0,6}", "\\PC{1,8}", 0..4),
-                prop::collection::vec((any::<i64>(), any::<u64>()), 0..8),
-            ),
-            0..6,
-        )
-    ) {
-        let b = WriteBatch::from_series(
-            TenantId::try_new("x").unwrap(),
-            series.into_iter().map(|(labels, samples)| {
-                let mut v: Vec<Label> = labels.into_iter().map(|(n, v)| Label::new(n, v)).collect();
-                v.push(Label::new("__name__", "m"));
-                SeriesSamples {
-                    labels: Labels::try_from_unsorted(v).unwrap(),
-                    samples: samples.into_iter()
-                        .map(|(t, bits)| Sample { timestamp_ms: t, value: f64::from_bits(bits) })
-                        .collect(),
-                }
-            }).collect(),
-        );
-        let WalRecord::Samples(back) = WalRecord::decode(&WalRecord::encode_samples(&b)).unwrap();
-        prop_assert_eq!(back, b);
+    fn sequences_round_trip(batches in prop::collection::vec(arb_batch(), 1..6)) {
+        let mut enc = SegmentEncoder::default();
+        let mut dec = SegmentDecoder::default();
+        for b in &batches {
+            let WalRecord::Samples(back) = dec.decode(&encode(&mut enc, b)).unwrap();
+            prop_assert_eq!(&back, b);
+        }
     }
 
     #[test]
     fn decoding_garbage_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
-        let _ = WalRecord::decode(&bytes);
+        let _ = SegmentDecoder::default().decode(&bytes);
     }
 }
