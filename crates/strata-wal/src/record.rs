@@ -24,9 +24,10 @@
 //! writer, [`SegmentDecoder`] in replay, both reset at a segment boundary.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use strata_types::{Sample, TenantId, WriteBatch, validate_sorted};
-use xxhash_rust::xxh3::Xxh3;
+use xxhash_rust::xxh3::xxh3_128;
 
 const KIND_SAMPLES: u8 = 1;
 
@@ -59,7 +60,29 @@ pub enum RecordError {
 /// sets would have to collide in 128 bits to share a ref.
 #[derive(Debug, Default)]
 pub struct SegmentEncoder {
-    ids: HashMap<u128, u64>,
+    ids: HashMap<u128, u64, BuildHasherDefault<PreHashed>>,
+    key: Vec<u8>,
+}
+
+/// The map's keys are already XXH3 hashes: use their low bits as is
+/// instead of hashing them again.
+#[derive(Debug, Default)]
+struct PreHashed(u64);
+
+impl Hasher for PreHashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+
+    fn write_u128(&mut self, v: u128) {
+        self.0 = v as u64;
+    }
 }
 
 impl SegmentEncoder {
@@ -74,19 +97,16 @@ impl SegmentEncoder {
         put_bytes(out, batch.tenant.as_str().as_bytes());
         put_uvarint(out, batch.series_count() as u64);
         for s in batch.series() {
-            let mut h = Xxh3::new();
-            h.update(batch.tenant.as_str().as_bytes());
-            for (name, value) in s.labels() {
-                h.update(&[0xff]);
-                h.update(name.as_bytes());
-                h.update(&[0xff]);
-                h.update(value.as_bytes());
-            }
+            self.key.clear();
+            self.key.extend_from_slice(batch.tenant.as_str().as_bytes());
+            self.key.push(0xff);
+            s.identity_bytes(&mut self.key);
+            let key = xxh3_128(&self.key);
             let next = self.ids.len() as u64;
-            match self.ids.get(&h.digest128()) {
+            match self.ids.get(&key) {
                 Some(&id) => put_uvarint(out, id << 1),
                 None => {
-                    self.ids.insert(h.digest128(), next);
+                    self.ids.insert(key, next);
                     put_uvarint(out, next << 1 | 1);
                     put_uvarint(out, s.label_count() as u64);
                     for (name, value) in s.labels() {
