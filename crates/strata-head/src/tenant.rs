@@ -17,6 +17,11 @@ pub struct AppendStats {
     pub new_series: u64,
 }
 
+/// A series' position in one tenant's head. Valid for the life of the
+/// process (series are never removed from a head yet).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct HeadSeriesRef(u32);
+
 /// Sample storage of one tenant's head.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SampleStats {
@@ -248,16 +253,31 @@ impl TenantHead {
         out
     }
 
-    /// Labels and samples in `[min_ms, max_ms]` of every series matching
-    /// `matchers`, ordered by series id. Series with no sample in the range
-    /// are left out.
-    pub fn query(&self, matchers: &[Matcher], min_ms: i64, max_ms: i64) -> Vec<SeriesSnapshot> {
+    /// The series matching every matcher, in series-id order: a cheap
+    /// handle list for scans that read samples a few series at a time.
+    pub fn select_series(&self, matchers: &[Matcher]) -> Vec<HeadSeriesRef> {
         let index = self.index.read();
-        let mut out: Vec<SeriesSnapshot> = self
+        let mut refs: Vec<(SeriesId, HeadSeriesRef)> = self
             .select(&index, matchers)
             .iter()
-            .filter_map(|r| {
-                let s = &index.series[r as usize];
+            .map(|r| (index.series[r as usize].id, HeadSeriesRef(r)))
+            .collect();
+        refs.sort_unstable_by_key(|(id, _)| *id);
+        refs.into_iter().map(|(_, r)| r).collect()
+    }
+
+    /// Labels and samples in `[min_ms, max_ms]` of the given series, in the
+    /// given order. Series with no sample in the range are left out.
+    pub fn read_series(
+        &self,
+        refs: &[HeadSeriesRef],
+        min_ms: i64,
+        max_ms: i64,
+    ) -> Vec<SeriesSnapshot> {
+        let index = self.index.read();
+        refs.iter()
+            .filter_map(|HeadSeriesRef(r)| {
+                let s = index.series.get(*r as usize)?;
                 let samples = s.samples.lock().range(min_ms, max_ms);
                 (!samples.is_empty()).then(|| SeriesSnapshot {
                     id: s.id,
@@ -269,9 +289,14 @@ impl TenantHead {
                     samples,
                 })
             })
-            .collect();
-        out.sort_by_key(|s| s.id);
-        out
+            .collect()
+    }
+
+    /// Labels and samples in `[min_ms, max_ms]` of every series matching
+    /// `matchers`, ordered by series id. Series with no sample in the range
+    /// are left out.
+    pub fn query(&self, matchers: &[Matcher], min_ms: i64, max_ms: i64) -> Vec<SeriesSnapshot> {
+        self.read_series(&self.select_series(matchers), min_ms, max_ms)
     }
 
     /// Label names in use, sorted.

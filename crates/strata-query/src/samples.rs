@@ -11,11 +11,13 @@ use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::ScalarValue;
 use datafusion::datasource::TableType;
-use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::error::Result;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
-use strata_head::{Matcher, SeriesSnapshot, TenantHead};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
+use strata_head::{HeadSeriesRef, Matcher, SeriesSnapshot, TenantHead};
 use strata_types::METRIC_NAME_LABEL;
 
 const BATCH_ROWS: usize = 8192;
@@ -254,49 +256,110 @@ impl TableProvider for SamplesTable {
             .unwrap_or_else(|| (0..SCHEMA.fields().len()).collect());
         let schema = Arc::new(SCHEMA.project(&columns)?);
         let pushdown = Pushdown::from_filters(filters);
-        let series = match &self.head {
-            Some(head) => head.query(
-                &pushdown.matchers,
-                pushdown.min_ms.unwrap_or(i64::MIN),
-                pushdown.max_ms.unwrap_or(i64::MAX),
-            ),
-            None => Vec::new(),
-        };
         // With filters the limit applies after them, so it cannot cut the scan.
         let row_limit = if filters.is_empty() { limit } else { None };
-        let batches = build_batches(&series, &columns, &schema, row_limit)?;
-        let exec: Arc<dyn ExecutionPlan> =
-            MemorySourceConfig::try_new_exec(&[batches], schema, None)?;
-        Ok(exec)
+        let partition = HeadPartition {
+            head: self.head.clone(),
+            matchers: pushdown.matchers,
+            min_ms: pushdown.min_ms.unwrap_or(i64::MIN),
+            max_ms: pushdown.max_ms.unwrap_or(i64::MAX),
+            columns,
+            schema: Arc::clone(&schema),
+            limit: row_limit,
+        };
+        let exec = StreamingTableExec::try_new(
+            schema,
+            vec![Arc::new(partition)],
+            None,
+            Vec::new(),
+            false,
+            row_limit,
+        )?;
+        Ok(Arc::new(exec))
     }
 }
 
-/// Builds record batches holding only the projected `columns`.
-fn build_batches(
-    series: &[SeriesSnapshot],
-    columns: &[usize],
-    schema: &SchemaRef,
+/// One scan of the head: selects matching series when executed, then reads
+/// and converts them a few at a time, so memory stays at about one batch
+/// however much the head holds, and a dropped query stops reading.
+#[derive(Debug)]
+struct HeadPartition {
+    head: Option<Arc<TenantHead>>,
+    matchers: Vec<Matcher>,
+    min_ms: i64,
+    max_ms: i64,
+    /// Projected column indexes of the full schema.
+    columns: Vec<usize>,
+    schema: SchemaRef,
     limit: Option<usize>,
-) -> Result<Vec<RecordBatch>> {
-    let mut out = Vec::new();
-    let mut builder = Builders::new();
-    let mut emitted = 0usize;
-    'outer: for s in series {
-        for smp in &s.samples {
-            if limit.is_some_and(|l| emitted >= l) {
-                break 'outer;
-            }
-            builder.push(s, smp.timestamp_ms, smp.value, columns);
-            emitted += 1;
-            if builder.rows == BATCH_ROWS {
-                out.push(builder.finish(columns, schema)?);
+}
+
+impl PartitionStream for HeadPartition {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+        let refs = match &self.head {
+            Some(head) => head.select_series(&self.matchers),
+            None => Vec::new(),
+        };
+        let batches = HeadBatches {
+            head: self.head.clone(),
+            refs,
+            next: 0,
+            min_ms: self.min_ms,
+            max_ms: self.max_ms,
+            columns: self.columns.clone(),
+            schema: Arc::clone(&self.schema),
+            left: self.limit.unwrap_or(usize::MAX),
+            builders: Builders::new(),
+        };
+        Box::pin(RecordBatchStreamAdapter::new(
+            Arc::clone(&self.schema),
+            futures::stream::iter(batches),
+        ))
+    }
+}
+
+/// Series read per lock of the head.
+const SERIES_PER_READ: usize = 256;
+
+struct HeadBatches {
+    head: Option<Arc<TenantHead>>,
+    refs: Vec<HeadSeriesRef>,
+    next: usize,
+    min_ms: i64,
+    max_ms: i64,
+    columns: Vec<usize>,
+    schema: SchemaRef,
+    /// Rows still allowed by a pushed-down limit.
+    left: usize,
+    builders: Builders,
+}
+
+impl Iterator for HeadBatches {
+    type Item = Result<RecordBatch>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let head = self.head.as_ref()?;
+        while self.builders.rows < BATCH_ROWS && self.left > 0 && self.next < self.refs.len() {
+            let end = (self.next + SERIES_PER_READ).min(self.refs.len());
+            let chunk = head.read_series(&self.refs[self.next..end], self.min_ms, self.max_ms);
+            self.next = end;
+            for s in &chunk {
+                for smp in &s.samples {
+                    if self.left == 0 {
+                        break;
+                    }
+                    self.builders
+                        .push(s, smp.timestamp_ms, smp.value, &self.columns);
+                    self.left -= 1;
+                }
             }
         }
+        (self.builders.rows > 0).then(|| self.builders.finish(&self.columns, &self.schema))
     }
-    if builder.rows > 0 || out.is_empty() {
-        out.push(builder.finish(columns, schema)?);
-    }
-    Ok(out)
 }
 
 struct Builders {

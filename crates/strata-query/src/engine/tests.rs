@@ -158,3 +158,42 @@ async fn pushdown_is_inexact_so_results_stay_right() {
     .await;
     assert!(got.contains("| 3 |"), "{got}");
 }
+
+#[tokio::test]
+async fn scans_stream_many_batches_and_honour_limits() {
+    // 300 series × 50 samples: more rows than one batch and more series
+    // than one head read, so the scan must carry on across both.
+    let head = Arc::new(Head::new());
+    let series: Vec<SeriesSamples> = (0..300)
+        .map(|i| {
+            let id = i.to_string();
+            let samples: Vec<(i64, f64)> = (0..50i32)
+                .map(|t| (i64::from(t) * 1000, f64::from(t)))
+                .collect();
+            SeriesSamples::try_from_pairs(&[("__name__", "m"), ("id", &id)], &samples).unwrap()
+        })
+        .collect();
+    head.append(&WriteBatch::from_series(tenant("big"), series))
+        .unwrap();
+    let e = QueryEngine::new(head);
+    let out = e
+        .sql(&tenant("big"), "SELECT count(*) AS n, sum(value) AS s, count(DISTINCT labels['id']) AS ids FROM samples")
+        .await
+        .unwrap();
+    let got = pretty_format_batches(&out.batches).unwrap().to_string();
+    // sum over 300 series of 0+1+…+49 = 300 × 1225
+    assert!(got.contains("| 15000 | 367500.0 | 300 |"), "{got}");
+    let out = e
+        .sql(&tenant("big"), "SELECT * FROM samples LIMIT 7")
+        .await
+        .unwrap();
+    assert_eq!(out.row_count(), 7);
+    let out = e
+        .sql(
+            &tenant("big"),
+            "SELECT value FROM samples WHERE timestamp >= TIMESTAMP '1970-01-01T00:00:49Z'",
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.row_count(), 300);
+}
