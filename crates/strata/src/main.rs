@@ -4,6 +4,7 @@
 //! environment variables, then flags; flags win over the environment, the
 //! environment over the file, and anything unset keeps its built-in default.
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -107,8 +108,10 @@ impl ServeArgs {
 fn init_logging(config: &ServerConfig) -> Result<(), String> {
     let filter = EnvFilter::try_new(&config.log.level)
         .map_err(|e| format!("invalid log filter {:?}: {e}", config.log.level))?;
+    // Colours only on a terminal: log files and collectors get plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let result = match config.log.format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
