@@ -48,20 +48,8 @@ fn request(ts: i64) -> proto::WriteRequest {
                 ("service", "odoo-web".to_owned()),
             ];
             labels.sort();
-            proto::TimeSeries {
-                labels: labels
-                    .into_iter()
-                    .map(|(n, v)| proto::Label {
-                        name: n.into(),
-                        value: v,
-                    })
-                    .collect(),
-                samples: vec![proto::Sample {
-                    value: i as f64,
-                    timestamp: ts,
-                }],
-                ..Default::default()
-            }
+            let pairs: Vec<(&str, &str)> = labels.iter().map(|(n, v)| (*n, v.as_str())).collect();
+            proto::TimeSeries::from_pairs(&pairs, &[(ts, i as f64)])
         })
         .collect();
     proto::WriteRequest {
