@@ -10,7 +10,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -83,6 +83,8 @@ pub struct WalStats {
     pub records_appended: u64,
     /// Group commits (fsyncs) since open.
     pub fsyncs: u64,
+    /// A write or fsync failed: appends are refused until a restart.
+    pub poisoned: bool,
 }
 
 /// What replay found.
@@ -110,6 +112,7 @@ struct Shared {
     last_seq: AtomicU64,
     records_appended: AtomicU64,
     fsyncs: AtomicU64,
+    poisoned: AtomicBool,
 }
 
 /// Segmented, CRC-framed, group-committed WAL on local disk.
@@ -329,6 +332,7 @@ impl Wal for SegmentedWal {
             bytes,
             records_appended: self.shared.records_appended.load(Ordering::Relaxed),
             fsyncs: self.shared.fsyncs.load(Ordering::Relaxed),
+            poisoned: self.shared.poisoned.load(Ordering::Acquire),
         }
     }
 
@@ -527,6 +531,7 @@ impl Writer {
     fn poison(&mut self, error: &WalError) {
         tracing::error!(%error, "WAL write failed; refusing further appends until restart");
         self.poisoned = Some(error.to_string());
+        self.shared.poisoned.store(true, Ordering::Release);
     }
 }
 

@@ -13,15 +13,19 @@ pub(super) async fn healthy() -> &'static str {
     "Strata is Healthy.\n"
 }
 
-/// 200 once WAL replay has finished and writes are accepted.
+/// 200 once WAL replay has finished and while writes are accepted; 503
+/// while replaying, or after a WAL write failure (until a restart).
 pub(super) async fn ready(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    if state.wal().is_some() {
-        (StatusCode::OK, "Strata is Ready.\n")
-    } else {
-        (
+    match state.wal() {
+        None => (
             StatusCode::SERVICE_UNAVAILABLE,
             "Strata is replaying its WAL.\n",
-        )
+        ),
+        Some(wal) if wal.stats().poisoned => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Strata's WAL failed a write or fsync; restart to recover.\n",
+        ),
+        Some(_) => (StatusCode::OK, "Strata is Ready.\n"),
     }
 }
 
