@@ -353,3 +353,34 @@ async fn oversized_bodies_are_413() {
     assert!(body.contains("limit"), "{body}");
     assert!(state.head.tenants().is_empty());
 }
+
+#[tokio::test]
+async fn bodies_over_the_blocking_threshold_are_decoded_and_stored() {
+    let (app, state, _) = app();
+    // Pseudo-random label values so snappy cannot shrink the body below
+    // the threshold.
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let ts: Vec<_> = (0..40_000)
+        .map(|i| {
+            let pod: String = (0..4)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    format!("{x:016x}")
+                })
+                .collect();
+            series(&[("__name__", "big"), ("pod", &pod)], &[(1, f64::from(i))])
+        })
+        .collect();
+    let body = payload(ts);
+    assert!(
+        body.len() >= super::write::BLOCKING_DECODE_BYTES,
+        "{}",
+        body.len()
+    );
+    let (s, text) = send(&app, write_req(Some("big"), body)).await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{text}");
+    let t = strata_types::TenantId::try_new("big").unwrap();
+    assert_eq!(state.head.tenant(&t).unwrap().series_count(), 40_000);
+}

@@ -20,7 +20,7 @@ pub(super) async fn remote_write(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    match write(&state, &headers, &body).await {
+    match write(&state, &headers, body).await {
         Ok(samples) => written(StatusCode::NO_CONTENT, samples).into_response(),
         Err(e) => {
             let mut resp = e.into_response();
@@ -30,7 +30,11 @@ pub(super) async fn remote_write(
     }
 }
 
-async fn write(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<u64, ApiError> {
+/// Bodies at least this large are decoded on the blocking pool, so one huge
+/// request does not stall the async workers serving everyone else.
+pub(super) const BLOCKING_DECODE_BYTES: usize = 1 << 20;
+
+async fn write(state: &AppState, headers: &HeaderMap, body: Bytes) -> Result<u64, ApiError> {
     let shape = Shape::PlainText;
     let tenant = tenant::resolve(headers, state.config.tenancy.require_tenant, shape)?;
     let text = |name| {
@@ -51,8 +55,15 @@ async fn write(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<u64
         max_decoded_bytes: usize::try_from(state.config.limits.max_decoded_size.0)
             .unwrap_or(usize::MAX),
     };
-    let decoded = decode_v1(tenant.clone(), body, limits)
-        .map_err(|e| ApiError::new(e.kind(), e.to_string(), shape))?;
+    let decoded = if body.len() >= BLOCKING_DECODE_BYTES {
+        let t = tenant.clone();
+        tokio::task::spawn_blocking(move || decode_v1(t, &body, limits))
+            .await
+            .map_err(|e| ApiError::new(ErrorKind::Internal, format!("decode task: {e}"), shape))?
+    } else {
+        decode_v1(tenant.clone(), &body, limits)
+    }
+    .map_err(|e| ApiError::new(e.kind(), e.to_string(), shape))?;
 
     let skipped = decoded.skipped;
     if skipped.any() {
