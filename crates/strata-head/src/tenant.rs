@@ -7,7 +7,7 @@ use parking_lot::RwLock;
 use roaring::RoaringBitmap;
 use strata_types::{SeriesId, SeriesRef, TenantId, WriteBatch};
 
-use crate::series::{MemSeries, SampleBuf, Sym};
+use crate::series::{MemSeries, Sym};
 use crate::{HeadError, MatchOp, Matcher, SeriesSnapshot};
 
 /// What one append did.
@@ -328,14 +328,6 @@ impl TenantHead {
         v.sort();
         v
     }
-}
-
-// Keep the private type reachable for the sample-buffer unit tests.
-#[allow(dead_code)]
-fn _assert_send_sync() {
-    fn is<T: Send + Sync>() {}
-    is::<TenantHead>();
-    is::<SampleBuf>();
 }
 
 #[cfg(test)]

@@ -163,19 +163,6 @@ impl WriteBatch {
     pub fn is_empty(&self) -> bool {
         self.samples.is_empty()
     }
-
-    /// Drops series that carry no samples (they would create index entries
-    /// with nothing to show).
-    pub fn without_empty_series(self) -> Self {
-        if self.series().all(|s| !s.samples().is_empty()) {
-            return self;
-        }
-        let mut out = Self::new(self.tenant.clone());
-        for s in self.series().filter(|s| !s.samples().is_empty()) {
-            out.push_validated(s.labels(), s.samples().iter().copied());
-        }
-        out
-    }
 }
 
 impl PartialEq for WriteBatch {
@@ -321,7 +308,5 @@ mod tests {
             out
         };
         assert_ne!(split("a", "bc"), split("ab", "c"));
-        let trimmed = b.without_empty_series();
-        assert_eq!(trimmed.series_count(), 1);
     }
 }

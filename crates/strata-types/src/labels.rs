@@ -129,10 +129,6 @@ impl Labels {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
-
-    pub fn into_vec(self) -> Vec<Label> {
-        self.0
-    }
 }
 
 /// Validates label pairs as a sender gave them (see [`Labels`]). Borrowed so

@@ -113,6 +113,9 @@ struct Shared {
     records_appended: AtomicU64,
     fsyncs: AtomicU64,
     poisoned: AtomicBool,
+    /// Bytes in the segment files, kept up to date so stats need no I/O
+    /// (readiness probes and scrapes read them).
+    bytes: AtomicU64,
 }
 
 /// Segmented, CRC-framed, group-committed WAL on local disk.
@@ -151,6 +154,7 @@ impl SegmentedWal {
         let mut kept: Vec<WalSeq> = Vec::new();
         // (valid length, records) of the last kept segment.
         let mut tail: Option<(u64, usize)> = None;
+        let mut kept_bytes = 0u64;
 
         let mut i = 0;
         while i < bases.len() {
@@ -197,12 +201,14 @@ impl SegmentedWal {
                     next_seq = Some(scan.records.last().map_or(base.0, |(s, _)| s.0 + 1));
                     kept.push(base);
                     let Some(corruption) = &scan.corruption else {
+                        kept_bytes += bytes.len() as u64;
                         tail = Some((bytes.len() as u64, scan.records.len()));
                         i += 1;
                         continue;
                     };
                     truncate_file(&path, scan.valid_len as u64)?;
                     summary.truncated_bytes += (bytes.len() - scan.valid_len) as u64;
+                    kept_bytes += scan.valid_len as u64;
                     tail = Some((scan.valid_len as u64, scan.records.len()));
                     corruption.to_string()
                 }
@@ -238,6 +244,7 @@ impl SegmentedWal {
             _ => {
                 let seg = ActiveSegment::create(&dir, WalSeq(next))?;
                 kept.push(WalSeq(next));
+                kept_bytes += seg.len;
                 seg
             }
         };
@@ -252,6 +259,7 @@ impl SegmentedWal {
         let shared = Arc::new(Shared {
             segments: Mutex::new(kept),
             last_seq: AtomicU64::new(next - 1),
+            bytes: AtomicU64::new(kept_bytes),
             ..Shared::default()
         });
         let (tx, rx) = mpsc::channel();
@@ -280,10 +288,6 @@ impl SegmentedWal {
             summary,
         ))
     }
-
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
 }
 
 impl Wal for SegmentedWal {
@@ -308,7 +312,11 @@ impl Wal for SegmentedWal {
         // its records are then below `seq`. The active segment always stays.
         while segments.len() > 1 && segments[1] <= seq {
             let path = segment::path_for(&self.dir, segments[0]);
+            let len = fs::metadata(&path)
+                .map_err(|e| WalError::io(&path, e))?
+                .len();
             fs::remove_file(&path).map_err(|e| WalError::io(&path, e))?;
+            self.shared.bytes.fetch_sub(len, Ordering::Relaxed);
             segments.remove(0);
             removed += 1;
         }
@@ -319,16 +327,12 @@ impl Wal for SegmentedWal {
     }
 
     fn stats(&self) -> WalStats {
-        let segments = self.shared.segments.lock().clone();
-        let bytes = segments
-            .iter()
-            .filter_map(|b| fs::metadata(segment::path_for(&self.dir, *b)).ok())
-            .map(|m| m.len())
-            .sum();
+        let segments = self.shared.segments.lock().len();
+        let bytes = self.shared.bytes.load(Ordering::Relaxed);
         let last = self.shared.last_seq.load(Ordering::Acquire);
         WalStats {
             last_seq: (last > 0).then_some(WalSeq(last)),
-            segments: segments.len(),
+            segments,
             bytes,
             records_appended: self.shared.records_appended.load(Ordering::Relaxed),
             fsyncs: self.shared.fsyncs.load(Ordering::Relaxed),
@@ -500,6 +504,9 @@ impl Writer {
             .write_all(buf)
             .map_err(|e| WalError::io(path, e))?;
         self.active.len += buf.len() as u64;
+        self.shared
+            .bytes
+            .fetch_add(buf.len() as u64, Ordering::Relaxed);
         let started = Instant::now();
         self.active
             .file
@@ -520,6 +527,9 @@ impl Writer {
         if self.active.len > HEADER_LEN as u64 {
             self.active = ActiveSegment::create(&self.dir, base)?;
             self.shared.segments.lock().push(base);
+            self.shared
+                .bytes
+                .fetch_add(HEADER_LEN as u64, Ordering::Relaxed);
         }
         self.encoder.reset();
         Ok(())

@@ -327,6 +327,7 @@ async fn metrics_expose_ingest_wal_head_and_http() {
         "strata_head_series{tenant=\"t1\"} 1",
         "strata_http_requests_total{route=\"/api/v1/write\",method=\"POST\",code=\"204\"} 1",
         "strata_http_request_duration_seconds_bucket{le=",
+        "strata_http_request_duration_seconds_count{route=\"/api/v1/write\",code=\"204\"} 1",
         "strata_wal_fsync_duration_seconds_bucket",
         "strata_ready 1",
     ] {

@@ -41,6 +41,14 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
         .block_on(f)
 }
 
+/// Bytes on disk in the WAL directory, to check the in-memory counter.
+fn disk_bytes(dir: &Path) -> u64 {
+    segment_files(dir)
+        .iter()
+        .map(|p| fs::metadata(p).unwrap().len())
+        .sum()
+}
+
 fn segment_files(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<_> = fs::read_dir(dir)
         .unwrap()
@@ -132,8 +140,10 @@ fn rotates_and_removes_covered_segments() {
         block_on(wal.append(rec(i, 0, 0))).unwrap();
     }
     assert_eq!(wal.stats().segments, 10);
+    assert_eq!(wal.stats().bytes, disk_bytes(dir.path()));
     assert_eq!(wal.remove_segments_before(WalSeq(4)).unwrap(), 3);
     assert_eq!(segment_files(dir.path()).len(), 7);
+    assert_eq!(wal.stats().bytes, disk_bytes(dir.path()));
     // The active segment is never removed.
     assert_eq!(wal.remove_segments_before(WalSeq(1000)).unwrap(), 6);
     assert_eq!(wal.stats().segments, 1);
@@ -141,7 +151,9 @@ fn rotates_and_removes_covered_segments() {
     // The remaining segment defines its own series: it replays alone.
     let (wal, seen, _) = open(dir.path(), 1);
     assert_eq!(seen, vec![(WalSeq(10), (*rec(9, 0, 0)).clone())]);
+    assert_eq!(wal.stats().bytes, disk_bytes(dir.path()));
     assert_eq!(block_on(wal.append(rec(1, 1, 1))).unwrap(), WalSeq(11));
+    assert_eq!(wal.stats().bytes, disk_bytes(dir.path()));
 }
 
 #[test]
@@ -157,6 +169,7 @@ fn torn_tail_is_truncated_and_logged_not_fatal() {
     let (wal, seen, summary) = open(dir.path(), 1 << 20);
     assert_eq!(seen, vec![(WalSeq(1), (*rec(1, 1, 1)).clone())]);
     assert!(summary.truncated_bytes > 16, "{summary:?}");
+    assert_eq!(wal.stats().bytes, disk_bytes(dir.path()));
     // The torn record's seq is reused: it was never acknowledged.
     assert_eq!(block_on(wal.append(rec(3, 3, 3))).unwrap(), WalSeq(2));
     drop(wal);
