@@ -66,6 +66,26 @@ impl Head {
         )
     }
 
+    /// Takes every tenant's head out for flushing, leaving an empty head
+    /// behind. The caller keeps the returned heads readable until their
+    /// data is committed to storage.
+    pub fn freeze(&self) -> Vec<Arc<TenantHead>> {
+        let mut taken: Vec<_> = std::mem::take(&mut *self.tenants.write())
+            .into_values()
+            .collect();
+        taken.sort_by(|a, b| a.tenant().cmp(b.tenant()));
+        taken
+    }
+
+    /// Samples appended to the head since the last [`Head::freeze`].
+    pub fn samples_appended(&self) -> u64 {
+        self.tenants
+            .read()
+            .values()
+            .map(|t| t.samples_appended())
+            .sum()
+    }
+
     /// Every tenant with data in the head, sorted.
     pub fn tenants(&self) -> Vec<TenantId> {
         let mut v: Vec<_> = self.tenants.read().keys().cloned().collect();

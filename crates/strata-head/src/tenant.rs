@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::RwLock;
 use roaring::RoaringBitmap;
@@ -33,6 +34,9 @@ pub struct SampleStats {
 pub struct TenantHead {
     tenant: TenantId,
     index: RwLock<Index>,
+    /// Samples appended (replacements included): the flush trigger's
+    /// measure of head size, kept without walking the series.
+    appended: AtomicU64,
 }
 
 impl std::fmt::Debug for TenantHead {
@@ -175,6 +179,7 @@ impl TenantHead {
         Self {
             tenant,
             index: RwLock::new(Index::default()),
+            appended: AtomicU64::new(0),
         }
     }
 
@@ -220,7 +225,36 @@ impl TenantHead {
             }
             stats.samples += s.samples().len() as u64;
         }
+        self.appended.fetch_add(stats.samples, Ordering::Relaxed);
         Ok(stats)
+    }
+
+    /// Samples appended to this head so far.
+    pub fn samples_appended(&self) -> u64 {
+        self.appended.load(Ordering::Relaxed)
+    }
+
+    /// Every series ordered by (metric name, series id as a signed 64-bit
+    /// integer): the order of rows in a flushed file, whose `series_id`
+    /// column is signed because Delta Lake has no unsigned types.
+    pub fn series_in_flush_order(&self) -> Vec<HeadSeriesRef> {
+        let index = self.index.read();
+        let name = index.sym(strata_types::METRIC_NAME_LABEL);
+        let mut refs: Vec<(&str, i64, u32)> = index
+            .series
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let metric = s
+                    .labels
+                    .iter()
+                    .find(|(n, _)| Some(*n) == name)
+                    .map_or("", |(_, v)| &**index.str(*v));
+                (metric, s.id.0 as i64, i as u32)
+            })
+            .collect();
+        refs.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        refs.into_iter().map(|(_, _, r)| HeadSeriesRef(r)).collect()
     }
 
     pub fn series_count(&self) -> usize {

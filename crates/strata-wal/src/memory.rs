@@ -10,7 +10,15 @@ use crate::{AppendFuture, Wal, WalError, WalSeq, WalStats};
 /// Keeps records in a `Vec`. Durable only as long as the process.
 #[derive(Debug, Default)]
 pub struct MemoryWal {
-    records: Mutex<Vec<(WalSeq, Arc<WriteBatch>)>>,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    records: Vec<(WalSeq, Arc<WriteBatch>)>,
+    /// Last position handed out; positions never repeat, even after every
+    /// record was removed.
+    last: u64,
 }
 
 impl MemoryWal {
@@ -20,29 +28,30 @@ impl MemoryWal {
 
     /// Every record still held, in order.
     pub fn records(&self) -> Vec<(WalSeq, Arc<WriteBatch>)> {
-        self.records.lock().clone()
+        self.inner.lock().records.clone()
     }
 }
 
 impl Wal for MemoryWal {
     fn append(&self, batch: Arc<WriteBatch>) -> AppendFuture {
-        let mut records = self.records.lock();
-        let seq = WalSeq(records.last().map_or(1, |(s, _)| s.0 + 1));
-        records.push((seq, batch));
+        let mut inner = self.inner.lock();
+        inner.last += 1;
+        let seq = WalSeq(inner.last);
+        inner.records.push((seq, batch));
         Box::pin(async move { Ok(seq) })
     }
 
     fn remove_segments_before(&self, seq: WalSeq) -> Result<usize, WalError> {
-        let mut records = self.records.lock();
+        let records = &mut self.inner.lock().records;
         let before = records.len();
         records.retain(|(s, _)| *s >= seq);
         Ok(before - records.len())
     }
 
     fn stats(&self) -> WalStats {
-        let records = self.records.lock();
+        let inner = self.inner.lock();
         WalStats {
-            last_seq: records.last().map(|(s, _)| *s),
+            last_seq: (inner.last > 0).then_some(WalSeq(inner.last)),
             segments: 1,
             bytes: 0,
             ..WalStats::default()

@@ -1,0 +1,78 @@
+use deltalake_core::DeltaTableError;
+use strata_types::{ErrorKind, TenantId};
+
+/// Errors from the storage stage.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StorageError {
+    #[error("storage configuration: {message}")]
+    Config { message: String },
+    #[error("object store: {source}")]
+    ObjectStore {
+        #[from]
+        source: object_store::Error,
+    },
+    #[error("object store path: {source}")]
+    Path {
+        #[from]
+        source: object_store::path::Error,
+    },
+    #[error("delta table of tenant {tenant}: {source}")]
+    Delta {
+        tenant: TenantId,
+        #[source]
+        source: Box<DeltaTableError>,
+    },
+    #[error("parquet: {source}")]
+    Parquet {
+        #[from]
+        source: parquet::errors::ParquetError,
+    },
+    #[error("arrow: {source}")]
+    Arrow {
+        #[from]
+        source: arrow::error::ArrowError,
+    },
+    #[error("{path:?} is not a Strata data file path")]
+    BadPath { path: String },
+    #[error("{message}")]
+    Corrupt { message: String },
+    #[error("WAL: {source}")]
+    Wal {
+        #[from]
+        source: strata_wal::WalError,
+    },
+    #[error("head: {source}")]
+    Head {
+        #[from]
+        source: strata_head::HeadError,
+    },
+}
+
+impl StorageError {
+    pub(crate) fn delta(tenant: &TenantId, source: DeltaTableError) -> Self {
+        Self::Delta {
+            tenant: tenant.clone(),
+            source: Box::new(source),
+        }
+    }
+
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Config { .. } | Self::BadPath { .. } => ErrorKind::BadInput,
+            Self::ObjectStore { source }
+                if matches!(source, object_store::Error::NotFound { .. }) =>
+            {
+                ErrorKind::NotFound
+            }
+            Self::ObjectStore { .. } | Self::Delta { .. } => ErrorKind::Unavailable,
+            Self::Wal { source } if source.is_retryable() => ErrorKind::Unavailable,
+            Self::Wal { .. } => ErrorKind::BadInput,
+            Self::Path { .. }
+            | Self::Parquet { .. }
+            | Self::Arrow { .. }
+            | Self::Corrupt { .. }
+            | Self::Head { .. } => ErrorKind::Internal,
+        }
+    }
+}

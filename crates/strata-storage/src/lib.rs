@@ -1,0 +1,27 @@
+//! Strata's storage stage: the head's data, flushed to Parquet files under a
+//! Delta Lake log per tenant on object storage.
+//!
+//! Sits between the head and query. It owns
+//! * the object-store layout ([`paths`]) and the stores ([`ObjectStoreHandle`]);
+//! * the metrics table of each tenant ([`MetricsTable`]): Parquet files
+//!   sorted by (metric, series id, timestamp), zstd, statistics and a bloom
+//!   filter on series ids, committed through deltalake-core;
+//! * the flush ([`Storage`]): the head is cut at a WAL position, written out,
+//!   committed together with that position, and only then dropped from
+//!   memory and the WAL. Readers get a [`TenantView`]: heads and files that
+//!   together hold every sample exactly once.
+
+mod error;
+pub mod paths;
+mod schema;
+mod storage;
+mod store;
+mod table;
+mod writer;
+
+pub use error::StorageError;
+pub use paths::{DataFilePath, FileLevel, TablePath};
+pub use schema::{col, metrics_schema};
+pub use storage::{FlushReport, Storage, StorageConfig, TenantView};
+pub use store::{ObjectStoreConfig, ObjectStoreHandle};
+pub use table::{DataFile, FileStats, MetricsTable, SHA256_TAG, WAL_APP_ID};

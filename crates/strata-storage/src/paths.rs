@@ -1,0 +1,193 @@
+//! The object-store layout, owned in one place.
+//!
+//! ```text
+//! <root>/tenants/<tenant>/metrics/                       the Delta table
+//! <root>/tenants/<tenant>/metrics/_delta_log/            its log
+//! <root>/tenants/<tenant>/metrics/day=YYYY-MM-DD/<level>-<uuid>.parquet
+//! ```
+//!
+//! Every key kind has a constructor and a parser; they round-trip.
+
+use chrono::NaiveDate;
+use object_store::path::Path;
+use strata_types::TenantId;
+use uuid::Uuid;
+
+use crate::StorageError;
+
+pub const TENANTS: &str = "tenants";
+pub const METRICS: &str = "metrics";
+
+/// Where one tenant's metrics table lives, relative to the store root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TablePath {
+    tenant: TenantId,
+}
+
+impl TablePath {
+    pub fn metrics(tenant: TenantId) -> Self {
+        Self { tenant }
+    }
+
+    pub fn tenant(&self) -> &TenantId {
+        &self.tenant
+    }
+
+    /// `tenants/<tenant>/metrics`, relative to the store's base.
+    pub fn relative(&self) -> String {
+        format!("{TENANTS}/{}/{METRICS}", self.tenant)
+    }
+
+    /// The tenant named by a `tenants/<tenant>/...` key.
+    pub fn parse_tenant(key: &str) -> Option<TenantId> {
+        let mut parts = key.split('/');
+        if parts.next()? != TENANTS {
+            return None;
+        }
+        TenantId::try_new(parts.next()?).ok()
+    }
+}
+
+/// How a data file came to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FileLevel {
+    /// Written by a head flush.
+    Flush,
+    /// Flush files of one hour merged.
+    Hour,
+    /// Hour files of one day merged.
+    Day,
+}
+
+impl FileLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Flush => "flush",
+            Self::Hour => "hour",
+            Self::Day => "day",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "flush" => Some(Self::Flush),
+            "hour" => Some(Self::Hour),
+            "day" => Some(Self::Day),
+            _ => None,
+        }
+    }
+}
+
+/// A data file's key inside its table: `day=YYYY-MM-DD/<level>-<uuid>.parquet`.
+/// Names are unique (a fresh UUID), so two writers never collide.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DataFilePath {
+    pub day: NaiveDate,
+    pub level: FileLevel,
+    pub id: Uuid,
+}
+
+impl DataFilePath {
+    pub fn new(day: NaiveDate, level: FileLevel) -> Self {
+        Self {
+            day,
+            level,
+            id: Uuid::new_v4(),
+        }
+    }
+
+    /// The partition value of `day`, as Delta writes it.
+    pub fn day_value(&self) -> String {
+        self.day.format("%Y-%m-%d").to_string()
+    }
+
+    /// The key relative to the table root (what the Delta log records).
+    pub fn relative(&self) -> String {
+        format!(
+            "day={}/{}-{}.parquet",
+            self.day_value(),
+            self.level.as_str(),
+            self.id.as_hyphenated()
+        )
+    }
+
+    pub fn parse(relative: &str) -> Result<Self, StorageError> {
+        let bad = || StorageError::BadPath {
+            path: relative.to_owned(),
+        };
+        let (dir, file) = relative.split_once('/').ok_or_else(bad)?;
+        let day = dir.strip_prefix("day=").ok_or_else(bad)?;
+        let day = NaiveDate::parse_from_str(day, "%Y-%m-%d").map_err(|_| bad())?;
+        let stem = file.strip_suffix(".parquet").ok_or_else(bad)?;
+        let (level, id) = stem.split_once('-').ok_or_else(bad)?;
+        Ok(Self {
+            day,
+            level: FileLevel::parse(level).ok_or_else(bad)?,
+            id: Uuid::parse_str(id).map_err(|_| bad())?,
+        })
+    }
+
+    /// The key from the store's root.
+    pub fn under(&self, table: &Path) -> Path {
+        crate::store::join_relative(table, &self.relative())
+    }
+}
+
+/// UTC day of a millisecond timestamp.
+pub fn day_of_ms(ts_ms: i64) -> NaiveDate {
+    chrono::DateTime::from_timestamp_millis(ts_ms)
+        .map(|t| t.date_naive())
+        .unwrap_or(NaiveDate::MIN)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_file_path_round_trips() {
+        for level in [FileLevel::Flush, FileLevel::Hour, FileLevel::Day] {
+            let day = NaiveDate::from_ymd_opt(2026, 11, 26).unwrap();
+            let p = DataFilePath::new(day, level);
+            let rel = p.relative();
+            assert!(rel.starts_with("day=2026-11-26/"), "{rel}");
+            assert_eq!(DataFilePath::parse(&rel).unwrap(), p);
+        }
+    }
+
+    #[test]
+    fn bad_data_file_paths_are_refused() {
+        for bad in [
+            "x.parquet",
+            "day=2026-13-01/flush-6d1c7b0e-5d4c-4c39-9a3e-2f1f8c7b6a59.parquet",
+            "day=2026-11-26/weird-6d1c7b0e-5d4c-4c39-9a3e-2f1f8c7b6a59.parquet",
+            "day=2026-11-26/flush-nope.parquet",
+            "day=2026-11-26/flush-6d1c7b0e-5d4c-4c39-9a3e-2f1f8c7b6a59.csv",
+        ] {
+            assert!(DataFilePath::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn table_path_names_its_tenant() {
+        let t = TenantId::try_new("acme").unwrap();
+        let p = TablePath::metrics(t.clone());
+        assert_eq!(p.relative(), "tenants/acme/metrics");
+        assert_eq!(TablePath::parse_tenant(&p.relative()), Some(t));
+        assert_eq!(TablePath::parse_tenant("tenants/../x"), None);
+        assert_eq!(TablePath::parse_tenant("other/acme"), None);
+    }
+
+    #[test]
+    fn days_are_utc() {
+        assert_eq!(day_of_ms(0), NaiveDate::from_ymd_opt(1970, 1, 1).unwrap());
+        assert_eq!(
+            day_of_ms(-1),
+            NaiveDate::from_ymd_opt(1969, 12, 31).unwrap()
+        );
+        assert_eq!(
+            day_of_ms(1_764_201_599_999),
+            NaiveDate::from_ymd_opt(2025, 11, 26).unwrap()
+        );
+    }
+}

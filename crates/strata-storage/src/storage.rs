@@ -1,0 +1,422 @@
+//! The flush: head → data files → Delta commit → head and WAL released.
+//!
+//! Ordering that makes a crash at any point lose nothing and duplicate
+//! nothing:
+//!
+//! 1. **Cut.** Writers hold a shared lock across "append to the WAL, apply to
+//!    the head"; the flush takes it exclusively, so when it holds it every
+//!    acknowledged record up to the highest WAL position seen, `W`, is in the
+//!    head and none after it. The head is frozen (swapped for an empty one)
+//!    and the frozen heads stay readable.
+//! 2. **Write** each tenant's frozen head to new, uniquely named Parquet
+//!    files. A crash here leaves unreferenced files (vacuum removes them);
+//!    the WAL still holds everything.
+//! 3. **Commit** the files with `txn(strata-wal, W)` in one Delta commit. A
+//!    crash after this replays the WAL but skips the tenant's records
+//!    `<= W`, so nothing is applied twice.
+//! 4. **Release.** Under the readers' lock the tenant's file list is replaced
+//!    and its frozen head dropped, so a reader sees either the head or the
+//!    files, never both and never neither. When every tenant of every cut is
+//!    committed, WAL segments holding only records `<= W` are deleted.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use object_store::path::Path;
+use parking_lot::{Mutex, RwLock};
+use serde::Deserialize;
+use strata_head::{AppendStats, Head, TenantHead};
+use strata_types::{TenantId, WriteBatch};
+use strata_wal::{Wal, WalSeq};
+use tracing::{info, instrument, warn};
+
+use crate::paths::{TENANTS, TablePath};
+use crate::store::humantime_serde_compat;
+use crate::table::write_operation;
+use crate::writer::write_head;
+use crate::{DataFile, MetricsTable, ObjectStoreHandle, StorageError};
+
+/// When the head is flushed.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Flush when the oldest unflushed data is this old.
+    #[serde(with = "humantime_serde_compat")]
+    pub flush_interval: Duration,
+    /// Flush when the head holds this many samples.
+    pub flush_max_samples: u64,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            // Ten minutes of a laptop's data is small; a server ingesting
+            // 1M samples/s reaches the sample bound in about 20 s.
+            flush_interval: Duration::from_secs(600),
+            flush_max_samples: 20_000_000,
+        }
+    }
+}
+
+/// What one flush did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FlushReport {
+    pub tenants: usize,
+    pub files: usize,
+    pub rows: u64,
+    pub bytes: u64,
+    pub wal_segments_removed: usize,
+    pub elapsed: Duration,
+}
+
+/// One cut of the head, kept readable until committed.
+struct Frozen {
+    seq: WalSeq,
+    heads: BTreeMap<TenantId, Arc<TenantHead>>,
+}
+
+#[derive(Default)]
+struct ReadState {
+    /// Cuts not yet fully committed, oldest first.
+    frozen: Vec<Frozen>,
+    files: HashMap<TenantId, Arc<[DataFile]>>,
+    committed: HashMap<TenantId, WalSeq>,
+}
+
+/// What a query of one tenant reads: heads and files that together hold
+/// each stored sample once.
+#[derive(Debug, Clone)]
+pub struct TenantView {
+    /// The active head first, then frozen heads not yet committed.
+    pub heads: Vec<Arc<TenantHead>>,
+    pub files: Arc<[DataFile]>,
+    /// The table root, from the store root.
+    pub table_root: Path,
+    pub store: ObjectStoreHandle,
+}
+
+/// Testing hook: `STRATA_FAILPOINT=<name>` aborts the process at that step
+/// of a flush, to prove recovery from a crash there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FailPoint {
+    AfterUpload,
+    AfterCommit,
+    AfterWalTruncate,
+}
+
+impl FailPoint {
+    fn from_env() -> Option<Self> {
+        match std::env::var("STRATA_FAILPOINT").ok()?.as_str() {
+            "flush-after-upload" => Some(Self::AfterUpload),
+            "flush-after-commit" => Some(Self::AfterCommit),
+            "flush-after-wal-truncate" => Some(Self::AfterWalTruncate),
+            _ => None,
+        }
+    }
+}
+
+/// The head, the tables and the flush between them.
+pub struct Storage {
+    store: ObjectStoreHandle,
+    head: Arc<Head>,
+    /// Shared by writers across WAL append + head apply; exclusive for a cut.
+    cut: tokio::sync::RwLock<()>,
+    /// Highest WAL position applied to (or skipped into) the head.
+    applied: AtomicU64,
+    state: RwLock<ReadState>,
+    tables: Mutex<HashMap<TenantId, Arc<tokio::sync::Mutex<MetricsTable>>>>,
+    /// One flush at a time.
+    flushing: tokio::sync::Mutex<()>,
+    last_cut: Mutex<Instant>,
+    failpoint: Option<FailPoint>,
+}
+
+impl std::fmt::Debug for Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Storage")
+            .field("url", &self.store.url().as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Storage {
+    /// Opens every tenant's table in the store. Call before WAL replay: the
+    /// committed WAL positions decide what replay skips.
+    pub async fn open(store: ObjectStoreHandle, head: Arc<Head>) -> Result<Self, StorageError> {
+        let mut state = ReadState::default();
+        let mut tables = HashMap::new();
+        for tenant in list_tenants(&store).await? {
+            let Some(table) = MetricsTable::open(&store, &tenant).await? else {
+                continue;
+            };
+            if let Some(seq) = table.committed_wal_seq().await? {
+                state.committed.insert(tenant.clone(), seq);
+            }
+            state.files.insert(tenant.clone(), table.files()?.into());
+            tables.insert(tenant, Arc::new(tokio::sync::Mutex::new(table)));
+        }
+        info!(url = %store.url(), tenants = tables.len(), "object store opened");
+        Ok(Self {
+            store,
+            head,
+            cut: tokio::sync::RwLock::new(()),
+            applied: AtomicU64::new(0),
+            state: RwLock::new(state),
+            tables: Mutex::new(tables),
+            flushing: tokio::sync::Mutex::new(()),
+            last_cut: Mutex::new(Instant::now()),
+            failpoint: FailPoint::from_env(),
+        })
+    }
+
+    pub fn head(&self) -> &Arc<Head> {
+        &self.head
+    }
+
+    pub fn store(&self) -> &ObjectStoreHandle {
+        &self.store
+    }
+
+    /// Replay: applies a WAL record unless a flush already committed it.
+    /// Returns what was applied (`None`: skipped).
+    pub fn replay(
+        &self,
+        seq: WalSeq,
+        batch: &WriteBatch,
+    ) -> Result<Option<AppendStats>, StorageError> {
+        self.applied.fetch_max(seq.0, Ordering::AcqRel);
+        let committed = self.state.read().committed.get(&batch.tenant).copied();
+        if committed.is_some_and(|c| seq <= c) {
+            return Ok(None);
+        }
+        Ok(Some(self.head.append(batch)?))
+    }
+
+    /// Makes `batch` durable in the WAL, then applies it to the head.
+    pub async fn write(
+        &self,
+        wal: &dyn Wal,
+        batch: Arc<WriteBatch>,
+    ) -> Result<AppendStats, StorageError> {
+        let _cut = self.cut.read().await;
+        let seq = wal.append(Arc::clone(&batch)).await?;
+        let stats = self.head.append(&batch)?;
+        self.applied.fetch_max(seq.0, Ordering::AcqRel);
+        Ok(stats)
+    }
+
+    /// Heads and files of `tenant`, consistent with each other.
+    pub fn view(&self, tenant: &TenantId) -> TenantView {
+        let state = self.state.read();
+        let mut heads: Vec<_> = self.head.tenant(tenant).into_iter().collect();
+        for f in state.frozen.iter().rev() {
+            if let Some(h) = f.heads.get(tenant) {
+                heads.push(Arc::clone(h));
+            }
+        }
+        TenantView {
+            heads,
+            files: state
+                .files
+                .get(tenant)
+                .cloned()
+                .unwrap_or_else(|| Arc::from([])),
+            table_root: self
+                .store
+                .path(&TablePath::metrics(tenant.clone()).relative()),
+            store: self.store.clone(),
+        }
+    }
+
+    /// Whether a flush is due: the head is over its sample bound, or has
+    /// held data for the flush interval, or an earlier flush is unfinished.
+    pub fn flush_due(&self, config: &StorageConfig) -> bool {
+        if !self.state.read().frozen.is_empty() {
+            return true;
+        }
+        let samples = self.head.samples_appended();
+        samples >= config.flush_max_samples
+            || (samples > 0 && self.last_cut.lock().elapsed() >= config.flush_interval)
+    }
+
+    /// Flushes everything in the head now (and finishes earlier cuts).
+    #[instrument(skip_all)]
+    pub async fn flush(&self, wal: &dyn Wal) -> Result<FlushReport, StorageError> {
+        let _one = self.flushing.lock().await;
+        let started = Instant::now();
+        self.cut_head().await;
+        let mut report = FlushReport::default();
+        loop {
+            let next = {
+                let state = self.state.read();
+                state.frozen.first().map(|f| {
+                    (
+                        f.seq,
+                        f.heads
+                            .iter()
+                            .map(|(t, h)| (t.clone(), Arc::clone(h)))
+                            .collect::<Vec<_>>(),
+                    )
+                })
+            };
+            let Some((seq, heads)) = next else { break };
+            for (tenant, head) in heads {
+                self.flush_tenant(seq, &tenant, &head, &mut report).await?;
+            }
+            let mut state = self.state.write();
+            if state.frozen.first().is_some_and(|f| f.heads.is_empty()) {
+                state.frozen.remove(0);
+            }
+        }
+        // Every record up to the highest applied position is now in files.
+        let covered = WalSeq(self.applied.load(Ordering::Acquire));
+        report.wal_segments_removed = wal.remove_segments_before(WalSeq(covered.0 + 1))?;
+        if self.failpoint == Some(FailPoint::AfterWalTruncate) {
+            std::process::abort();
+        }
+        report.elapsed = started.elapsed();
+        if report.files > 0 || report.wal_segments_removed > 0 {
+            info!(
+                tenants = report.tenants,
+                files = report.files,
+                rows = report.rows,
+                bytes = report.bytes,
+                wal_segments_removed = report.wal_segments_removed,
+                elapsed_ms = report.elapsed.as_millis() as u64,
+                "flushed"
+            );
+        }
+        Ok(report)
+    }
+
+    /// Freezes the head at the current WAL position (step 1).
+    async fn cut_head(&self) {
+        let _cut = self.cut.write().await;
+        let seq = WalSeq(self.applied.load(Ordering::Acquire));
+        let mut state = self.state.write();
+        let heads: BTreeMap<_, _> = self
+            .head
+            .freeze()
+            .into_iter()
+            .map(|h| (h.tenant().clone(), h))
+            .collect();
+        *self.last_cut.lock() = Instant::now();
+        if !heads.is_empty() {
+            state.frozen.push(Frozen { seq, heads });
+        }
+    }
+
+    async fn table(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<Arc<tokio::sync::Mutex<MetricsTable>>, StorageError> {
+        if let Some(t) = self.tables.lock().get(tenant) {
+            return Ok(Arc::clone(t));
+        }
+        let table = MetricsTable::open_or_create(&self.store, tenant).await?;
+        Ok(Arc::clone(
+            self.tables
+                .lock()
+                .entry(tenant.clone())
+                .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(table))),
+        ))
+    }
+
+    /// Steps 2–4 for one tenant of one cut.
+    #[instrument(skip_all, fields(tenant = %tenant, seq = %seq))]
+    async fn flush_tenant(
+        &self,
+        seq: WalSeq,
+        tenant: &TenantId,
+        head: &TenantHead,
+        report: &mut FlushReport,
+    ) -> Result<(), StorageError> {
+        let table = self.table(tenant).await?;
+        let mut table = table.lock().await;
+        let files = write_head(head, self.store.store(), table.root()).await?;
+        if self.failpoint == Some(FailPoint::AfterUpload) {
+            std::process::abort();
+        }
+        table
+            .commit(&files, &[], Some(seq), write_operation())
+            .await?;
+        if self.failpoint == Some(FailPoint::AfterCommit) {
+            std::process::abort();
+        }
+        let live = table.files()?;
+        report.tenants += 1;
+        report.files += files.len();
+        report.rows += files.iter().map(|f| f.stats.rows).sum::<u64>();
+        report.bytes += files.iter().map(|f| f.size).sum::<u64>();
+        let mut state = self.state.write();
+        state.files.insert(tenant.clone(), live.into());
+        state.committed.insert(tenant.clone(), seq);
+        for f in &mut state.frozen {
+            if f.seq == seq {
+                f.heads.remove(tenant);
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs flushes in the background until `stop` resolves: when due, and
+    /// after a failure again with backoff (the WAL keeps the data safe
+    /// meanwhile). `observe` sees every outcome, for metrics.
+    pub async fn run_flusher(
+        self: Arc<Self>,
+        wal: Arc<dyn Wal>,
+        config: StorageConfig,
+        observe: impl Fn(&Result<FlushReport, StorageError>) + Send,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
+        let tick = Duration::from_secs(1);
+        let mut backoff = Duration::ZERO;
+        loop {
+            let wait = tick.max(backoff);
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = stop.changed() => return,
+            }
+            if *stop.borrow() {
+                return;
+            }
+            if !self.flush_due(&config) {
+                continue;
+            }
+            let result = self.flush(wal.as_ref()).await;
+            observe(&result);
+            match result {
+                Ok(_) => backoff = Duration::ZERO,
+                Err(error) => {
+                    backoff = (backoff * 2).clamp(Duration::from_secs(1), Duration::from_secs(60));
+                    warn!(%error, retry_in_s = backoff.as_secs(), "flush failed; data stays in the head and the WAL");
+                }
+            }
+        }
+    }
+
+    /// Tenants with a table, committed positions included: for ops views.
+    pub fn committed(&self) -> HashMap<TenantId, WalSeq> {
+        self.state.read().committed.clone()
+    }
+
+    /// Cuts waiting to be committed (non-zero while the store is failing).
+    pub fn pending_cuts(&self) -> usize {
+        self.state.read().frozen.len()
+    }
+}
+
+/// Tenants that have a directory under `tenants/`.
+async fn list_tenants(store: &ObjectStoreHandle) -> Result<Vec<TenantId>, StorageError> {
+    let prefix = store.path(TENANTS);
+    let listing = store.store().list_with_delimiter(Some(&prefix)).await?;
+    let mut tenants: Vec<TenantId> = listing
+        .common_prefixes
+        .iter()
+        .filter_map(|p| p.filename().and_then(|n| TenantId::try_new(n).ok()))
+        .collect();
+    tenants.sort();
+    Ok(tenants)
+}

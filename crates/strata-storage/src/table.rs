@@ -1,0 +1,394 @@
+//! A tenant's metrics table: a Delta Lake table of Parquet data files.
+//!
+//! Strata writes the data files itself (its own sort order, encodings and
+//! checksums) and commits them with deltalake-core. A flush commit carries
+//! the WAL position it covers as an application transaction
+//! (`txn { appId: "strata-wal", version: <seq> }`), so replay after a crash
+//! skips exactly what is already in the table.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use deltalake_core::DeltaTable;
+use deltalake_core::kernel::transaction::{CommitBuilder, CommitProperties};
+use deltalake_core::kernel::{Action, Add, Remove, Transaction};
+use deltalake_core::logstore::{LogStoreRef, StorageConfig, default_logstore};
+use deltalake_core::operations::create::CreateBuilder;
+use deltalake_core::protocol::{DeltaOperation, SaveMode};
+use object_store::path::Path;
+use object_store::prefix::PrefixStore;
+use serde::{Deserialize, Serialize};
+use strata_types::TenantId;
+use strata_wal::WalSeq;
+
+use crate::paths::{DataFilePath, TablePath};
+use crate::schema::DAY;
+use crate::{ObjectStoreHandle, StorageError};
+
+/// Application id of the WAL position in flush commits.
+pub const WAL_APP_ID: &str = "strata-wal";
+/// Add-action tag holding the file's SHA-256 (hex), checked by verify.
+pub const SHA256_TAG: &str = "strata.sha256";
+
+/// Per-file statistics, kept in the Delta log (`stats`) and used to prune
+/// files before any is opened.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FileStats {
+    pub rows: u64,
+    pub min_ts_ms: i64,
+    pub max_ts_ms: i64,
+    pub min_series_id: i64,
+    pub max_series_id: i64,
+    pub min_metric: String,
+    pub max_metric: String,
+}
+
+impl FileStats {
+    pub(crate) fn observe(&mut self, metric: &str, series_id: i64, ts_ms: i64, _value: f64) {
+        if self.rows == 0 {
+            self.min_ts_ms = ts_ms;
+            self.max_ts_ms = ts_ms;
+            self.min_series_id = series_id;
+            self.max_series_id = series_id;
+            self.min_metric = metric.to_owned();
+            self.max_metric = metric.to_owned();
+        } else {
+            self.min_ts_ms = self.min_ts_ms.min(ts_ms);
+            self.max_ts_ms = self.max_ts_ms.max(ts_ms);
+            self.min_series_id = self.min_series_id.min(series_id);
+            self.max_series_id = self.max_series_id.max(series_id);
+            if metric < self.min_metric.as_str() {
+                self.min_metric = metric.to_owned();
+            }
+            if metric > self.max_metric.as_str() {
+                self.max_metric = metric.to_owned();
+            }
+        }
+        self.rows += 1;
+    }
+
+    /// Whether the file may hold a sample in `[min_ms, max_ms]`.
+    pub fn overlaps(&self, min_ms: i64, max_ms: i64) -> bool {
+        self.rows > 0 && self.min_ts_ms <= max_ms && self.max_ts_ms >= min_ms
+    }
+}
+
+/// Delta's `stats` JSON for one file.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DeltaStats {
+    num_records: u64,
+    min_values: ColumnValues,
+    max_values: ColumnValues,
+    null_count: HashMap<String, u64>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct ColumnValues {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metric: Option<String>,
+    series_id: i64,
+    /// ISO 8601, millisecond precision, UTC (Delta's format).
+    timestamp: String,
+}
+
+fn iso_ms(ms: i64) -> String {
+    DateTime::<Utc>::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
+}
+
+fn parse_iso_ms(s: &str) -> Option<i64> {
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.timestamp_millis())
+}
+
+/// Delta truncates string statistics; longer metrics are left out of them.
+const MAX_STAT_STRING: usize = 256;
+
+/// A data file as the log records it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataFile {
+    pub path: DataFilePath,
+    pub size: u64,
+    /// SHA-256 of the whole file, hex; absent for files Strata did not write.
+    pub sha256: Option<String>,
+    pub stats: FileStats,
+}
+
+impl DataFile {
+    fn stats_json(&self) -> String {
+        let s = &self.stats;
+        let metric = |m: &str| (m.len() <= MAX_STAT_STRING).then(|| m.to_owned());
+        let stats = DeltaStats {
+            num_records: s.rows,
+            min_values: ColumnValues {
+                metric: metric(&s.min_metric),
+                series_id: s.min_series_id,
+                timestamp: iso_ms(s.min_ts_ms),
+            },
+            max_values: ColumnValues {
+                metric: metric(&s.max_metric),
+                series_id: s.max_series_id,
+                timestamp: iso_ms(s.max_ts_ms),
+            },
+            null_count: ["metric", "labels", "series_id", "timestamp", "value"]
+                .into_iter()
+                .map(|c| (c.to_owned(), 0))
+                .collect(),
+        };
+        serde_json::to_string(&stats).unwrap_or_default()
+    }
+
+    pub(crate) fn to_add(&self) -> Add {
+        let mut tags = HashMap::new();
+        if let Some(h) = &self.sha256 {
+            tags.insert(SHA256_TAG.to_owned(), Some(h.clone()));
+        }
+        tags.insert(
+            "strata.level".to_owned(),
+            Some(self.path.level.as_str().to_owned()),
+        );
+        Add {
+            path: self.path.relative(),
+            partition_values: HashMap::from([(DAY.to_owned(), Some(self.path.day_value()))]),
+            size: self.size as i64,
+            modification_time: Utc::now().timestamp_millis(),
+            data_change: true,
+            stats: Some(self.stats_json()),
+            tags: Some(tags),
+            ..Default::default()
+        }
+    }
+
+    pub(crate) fn to_remove(&self, data_change: bool) -> Remove {
+        Remove {
+            path: self.path.relative(),
+            data_change,
+            deletion_timestamp: Some(Utc::now().timestamp_millis()),
+            extended_file_metadata: Some(true),
+            partition_values: Some(HashMap::from([(
+                DAY.to_owned(),
+                Some(self.path.day_value()),
+            )])),
+            size: Some(self.size as i64),
+            tags: None,
+            deletion_vector: None,
+            base_row_id: None,
+            default_row_commit_version: None,
+        }
+    }
+
+    fn from_add(add: &Add) -> Result<Self, StorageError> {
+        let path = DataFilePath::parse(&add.path)?;
+        let corrupt = |what: &str| StorageError::Corrupt {
+            message: format!("data file {}: {what}", add.path),
+        };
+        let stats: DeltaStats = serde_json::from_str(add.stats.as_deref().unwrap_or(""))
+            .map_err(|e| corrupt(&format!("statistics: {e}")))?;
+        let ts = |s: &str| parse_iso_ms(s).ok_or_else(|| corrupt("statistics timestamp"));
+        Ok(Self {
+            path,
+            size: u64::try_from(add.size).map_err(|_| corrupt("negative size"))?,
+            sha256: add
+                .tags
+                .as_ref()
+                .and_then(|t| t.get(SHA256_TAG).cloned().flatten()),
+            stats: FileStats {
+                rows: stats.num_records,
+                min_ts_ms: ts(&stats.min_values.timestamp)?,
+                // The log keeps milliseconds; files hold whole milliseconds.
+                max_ts_ms: ts(&stats.max_values.timestamp)?,
+                min_series_id: stats.min_values.series_id,
+                max_series_id: stats.max_values.series_id,
+                min_metric: stats.min_values.metric.unwrap_or_default(),
+                max_metric: stats.max_values.metric.unwrap_or_default(),
+            },
+        })
+    }
+}
+
+/// One tenant's metrics table.
+pub struct MetricsTable {
+    tenant: TenantId,
+    /// The table root, from the store root.
+    root: Path,
+    table: DeltaTable,
+}
+
+impl std::fmt::Debug for MetricsTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricsTable")
+            .field("tenant", &self.tenant)
+            .field("version", &self.table.version())
+            .finish()
+    }
+}
+
+impl MetricsTable {
+    fn log_store(
+        handle: &ObjectStoreHandle,
+        path: &TablePath,
+    ) -> Result<LogStoreRef, StorageError> {
+        let root = handle.path(&path.relative());
+        let prefixed = Arc::new(PrefixStore::new(Arc::clone(handle.store()), root));
+        let url = handle.url_of(&path.relative())?;
+        Ok(default_logstore(
+            prefixed,
+            Arc::clone(handle.store()),
+            &url,
+            &StorageConfig::default(),
+        ))
+    }
+
+    /// Opens `tenant`'s table at its latest version; `None` if it does not
+    /// exist yet.
+    pub async fn open(
+        handle: &ObjectStoreHandle,
+        tenant: &TenantId,
+    ) -> Result<Option<Self>, StorageError> {
+        let path = TablePath::metrics(tenant.clone());
+        let log_store = Self::log_store(handle, &path)?;
+        let err = |e| StorageError::delta(tenant, e);
+        if !log_store.is_delta_table_location().await.map_err(err)? {
+            return Ok(None);
+        }
+        let mut table = DeltaTable::new(log_store);
+        table.load().await.map_err(err)?;
+        Ok(Some(Self {
+            tenant: tenant.clone(),
+            root: handle.path(&path.relative()),
+            table,
+        }))
+    }
+
+    /// Opens `tenant`'s table, creating it if needed.
+    pub async fn open_or_create(
+        handle: &ObjectStoreHandle,
+        tenant: &TenantId,
+    ) -> Result<Self, StorageError> {
+        if let Some(t) = Self::open(handle, tenant).await? {
+            return Ok(t);
+        }
+        let path = TablePath::metrics(tenant.clone());
+        let log_store = Self::log_store(handle, &path)?;
+        let table = CreateBuilder::new()
+            .with_log_store(log_store)
+            .with_table_name(format!("{}_metrics", tenant))
+            .with_comment("Strata metrics: one row per float sample")
+            .with_columns(crate::schema::delta_columns())
+            .with_partition_columns([DAY])
+            .with_save_mode(SaveMode::Ignore)
+            .await
+            .map_err(|e| StorageError::delta(tenant, e))?;
+        Ok(Self {
+            tenant: tenant.clone(),
+            root: handle.path(&path.relative()),
+            table,
+        })
+    }
+
+    pub fn tenant(&self) -> &TenantId {
+        &self.tenant
+    }
+
+    /// The table root, from the store root.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn version(&self) -> Option<u64> {
+        self.table.version()
+    }
+
+    fn err(&self, e: deltalake_core::DeltaTableError) -> StorageError {
+        StorageError::delta(&self.tenant, e)
+    }
+
+    /// The last WAL position a flush committed to this table.
+    pub async fn committed_wal_seq(&self) -> Result<Option<WalSeq>, StorageError> {
+        let state = self.table.snapshot().map_err(|e| self.err(e))?;
+        let v = state
+            .transaction_version(self.table.log_store().as_ref(), WAL_APP_ID)
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(v.and_then(|v| u64::try_from(v).ok()).map(WalSeq))
+    }
+
+    /// The live data files at the loaded version.
+    pub fn files(&self) -> Result<Vec<DataFile>, StorageError> {
+        let state = self.table.snapshot().map_err(|e| self.err(e))?;
+        state
+            .log_data()
+            .iter()
+            // The Add view is the simplest faithful copy of what was logged.
+            .map(|f| {
+                #[allow(deprecated)]
+                let add = f.add_action();
+                DataFile::from_add(&add)
+            })
+            .collect()
+    }
+
+    /// Commits `add` and `remove` in one Delta commit, with the WAL position
+    /// they cover when this is a flush. Returns the new version.
+    pub async fn commit(
+        &mut self,
+        add: &[DataFile],
+        remove: &[DataFile],
+        wal: Option<WalSeq>,
+        operation: DeltaOperation,
+    ) -> Result<u64, StorageError> {
+        let mut actions: Vec<Action> = add.iter().map(|f| Action::Add(f.to_add())).collect();
+        actions.extend(remove.iter().map(|f| Action::Remove(f.to_remove(true))));
+        let mut props = CommitProperties::default();
+        if let Some(seq) = wal {
+            let v = i64::try_from(seq.0).map_err(|_| StorageError::Corrupt {
+                message: format!("WAL position {seq} does not fit a Delta txn version"),
+            })?;
+            props = props.with_application_transaction(Transaction::new(WAL_APP_ID, v));
+        }
+        let snapshot = self.table.snapshot().map_err(|e| self.err(e))?;
+        let done = CommitBuilder::from(props)
+            .with_actions(actions)
+            .build(Some(snapshot), self.table.log_store(), operation)
+            .await
+            .map_err(|e| self.err(e))?;
+        let version = done.version();
+        self.table.state = Some(done.snapshot());
+        Ok(version)
+    }
+
+    /// Re-reads the log up to its latest version.
+    pub async fn refresh(&mut self) -> Result<(), StorageError> {
+        self.table.update_state().await.map_err(|e| self.err(e))
+    }
+
+    /// Loads the table as of `version` (time travel).
+    pub async fn load_version(&mut self, version: u64) -> Result<(), StorageError> {
+        self.table
+            .load_version(version)
+            .await
+            .map_err(|e| self.err(e))
+    }
+
+    /// Loads the latest version committed at or before `at`.
+    pub async fn load_as_of(&mut self, at: DateTime<Utc>) -> Result<(), StorageError> {
+        self.table
+            .load_with_datetime(at)
+            .await
+            .map_err(|e| self.err(e))
+    }
+}
+
+/// The flush commit's operation, as Delta history shows it.
+pub(crate) fn write_operation() -> DeltaOperation {
+    DeltaOperation::Write {
+        mode: SaveMode::Append,
+        partition_by: Some(vec![DAY.to_owned()]),
+        predicate: None,
+    }
+}
