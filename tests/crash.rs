@@ -1,5 +1,5 @@
-//! `kill -9` during concurrent ingest: every acknowledged sample is there
-//! after a restart.
+//! `kill -9` during concurrent ingest and background flushes: every
+//! acknowledged sample is there after a restart, exactly once.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -18,8 +18,16 @@ const ROUNDS: usize = 3;
 fn every_acknowledged_sample_survives_kill_9() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    // Small segments so kills also land around segment rotation.
-    let args = ["--wal-segment-size", "1MiB"];
+    // Small segments so kills also land around segment rotation, and
+    // flushes every second or 20k samples so they land mid-flush too.
+    let args = [
+        "--wal-segment-size",
+        "1MiB",
+        "--flush-interval",
+        "1s",
+        "--flush-max-samples",
+        "20000",
+    ];
     let acked: Arc<Mutex<BTreeSet<(usize, u64)>>> = Arc::default();
     let mut next_seq = [0u64; WRITERS];
 

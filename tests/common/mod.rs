@@ -60,6 +60,8 @@ impl Server {
             .args(extra)
             .env_remove("STRATA_CONFIG")
             .env_remove("STRATA_REQUIRE_TENANT")
+            .env_remove("STRATA_FAILPOINT")
+            .env_remove("STRATA_OBJECT_STORE_URL")
             .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
@@ -158,6 +160,21 @@ impl Server {
         let (status, json) = self.sql(tenant, query);
         assert_eq!(status, 200, "{query}: {json}");
         json["rows"].as_array().unwrap().clone()
+    }
+
+    /// POSTs an empty body; `None` if the connection failed (the server
+    /// died answering).
+    pub fn post(&self, path: &str) -> Option<(u16, String)> {
+        let mut resp = self.agent.post(&self.url(path)).send_empty().ok()?;
+        Some((
+            resp.status().as_u16(),
+            resp.body_mut().read_to_string().unwrap_or_default(),
+        ))
+    }
+
+    /// Waits for the process to exit on its own.
+    pub fn wait_exit(mut self) -> std::process::ExitStatus {
+        self.child.wait().unwrap()
     }
 
     pub fn get(&self, path: &str) -> (u16, String) {

@@ -5,16 +5,17 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use datafusion::execution::context::{SQLOptions, SessionConfig, SessionContext};
-use strata_head::Head;
+use strata_storage::Storage;
 use strata_types::TenantId;
 use tracing::instrument;
 
+use crate::samples::STORE_URL;
 use crate::{QueryError, SamplesTable};
 
-/// Runs SQL for one tenant at a time over the shared head.
+/// Runs SQL for one tenant at a time over its heads and files.
 #[derive(Debug, Clone)]
 pub struct QueryEngine {
-    head: Arc<Head>,
+    storage: Arc<Storage>,
 }
 
 /// A finished query's schema and rows.
@@ -31,8 +32,8 @@ impl QueryOutput {
 }
 
 impl QueryEngine {
-    pub fn new(head: Arc<Head>) -> Self {
-        Self { head }
+    pub fn new(storage: Arc<Storage>) -> Self {
+        Self { storage }
     }
 
     /// A session that sees only `tenant`'s tables.
@@ -41,10 +42,11 @@ impl QueryEngine {
             .with_information_schema(true)
             .with_default_catalog_and_schema("strata", "public");
         let ctx = SessionContext::new_with_config(config);
-        ctx.register_table(
-            "samples",
-            Arc::new(SamplesTable::new(self.head.tenant(tenant))),
-        )?;
+        let view = self.storage.view(tenant);
+        let url = url::Url::parse(STORE_URL)
+            .map_err(|e| datafusion::error::DataFusionError::Internal(format!("store url: {e}")))?;
+        ctx.register_object_store(&url, Arc::clone(view.store.store()));
+        ctx.register_table("samples", Arc::new(SamplesTable::new(view)))?;
         Ok(ctx)
     }
 

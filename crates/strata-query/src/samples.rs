@@ -1,73 +1,55 @@
 //! The `samples` table: every float sample of a tenant.
 
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, Float64Builder, MapBuilder, MapFieldNames, RecordBatch, StringBuilder,
-    TimestampMillisecondBuilder, UInt64Builder,
+    ArrayRef, Float64Builder, Int64Builder, MapBuilder, MapFieldNames, RecordBatch, StringBuilder,
+    TimestampMicrosecondBuilder,
 };
-use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::{DataType, Field, SchemaRef};
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
-use datafusion::common::ScalarValue;
+use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::datasource::TableType;
+use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
+use datafusion::datasource::source::DataSourceExec;
 use datafusion::error::Result;
+use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
-use strata_head::{HeadSeriesRef, Matcher, SeriesSnapshot, TenantHead};
+use datafusion::physical_plan::union::UnionExec;
+use strata_head::{HeadSeriesRef, MatchOp, Matcher, SeriesSnapshot, TenantHead};
+use strata_storage::{DataFile, TenantView, col, metrics_schema};
 use strata_types::METRIC_NAME_LABEL;
 
 const BATCH_ROWS: usize = 8192;
 
-/// Column indexes of [`samples_schema`].
-const METRIC: usize = 0;
-const LABELS: usize = 1;
-const SERIES_ID: usize = 2;
-const TIMESTAMP: usize = 3;
-const VALUE: usize = 4;
+use col::{LABELS, METRIC, SERIES_ID, TIMESTAMP, VALUE};
 
-static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
-    let entries = Fields::from(vec![
-        Field::new("keys", DataType::Utf8, false),
-        Field::new("values", DataType::Utf8, true),
-    ]);
-    Arc::new(Schema::new(vec![
-        Field::new("metric", DataType::Utf8, false),
-        Field::new(
-            "labels",
-            DataType::Map(
-                Arc::new(Field::new("entries", DataType::Struct(entries), false)),
-                false,
-            ),
-            false,
-        ),
-        Field::new("series_id", DataType::UInt64, false),
-        Field::new(
-            "timestamp",
-            DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
-            false,
-        ),
-        Field::new("value", DataType::Float64, false),
-    ]))
-});
+/// Where a query session finds the tenant's data files: the store's root
+/// is registered under this URL.
+pub(crate) const STORE_URL: &str = "strata://store";
 
-/// Schema of the `samples` table.
+/// Schema of the `samples` table: the data files' schema.
 pub fn samples_schema() -> SchemaRef {
-    Arc::clone(&SCHEMA)
+    metrics_schema()
 }
 
-/// `samples` over one tenant's head (`None`: the tenant has no data yet).
+/// `samples` over one tenant's heads and files.
 #[derive(Debug)]
 pub struct SamplesTable {
-    head: Option<Arc<TenantHead>>,
+    view: TenantView,
 }
 
 impl SamplesTable {
-    pub fn new(head: Option<Arc<TenantHead>>) -> Self {
-        Self { head }
+    pub fn new(view: TenantView) -> Self {
+        Self { view }
     }
 }
 
@@ -158,6 +140,14 @@ impl Pushdown {
         true
     }
 
+    /// The metric an equality filter names, if any.
+    fn metric(&self) -> Option<&str> {
+        self.matchers.iter().find_map(|m| match &m.op {
+            MatchOp::Equal(v) if m.name == METRIC_NAME_LABEL => Some(v.as_str()),
+            _ => None,
+        })
+    }
+
     fn raise_min(&mut self, t: i64) {
         self.min_ms = Some(self.min_ms.map_or(t, |m| m.max(t)));
     }
@@ -246,36 +236,122 @@ impl TableProvider for SamplesTable {
 
     async fn scan(
         &self,
-        _state: &dyn Session,
+        state: &dyn Session,
         projection: Option<&Vec<usize>>,
         filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
+        let full = samples_schema();
         let columns: Vec<usize> = projection
             .cloned()
-            .unwrap_or_else(|| (0..SCHEMA.fields().len()).collect());
-        let schema = Arc::new(SCHEMA.project(&columns)?);
+            .unwrap_or_else(|| (0..full.fields().len()).collect());
+        let schema = Arc::new(full.project(&columns)?);
         let pushdown = Pushdown::from_filters(filters);
+        let (min_ms, max_ms) = (
+            pushdown.min_ms.unwrap_or(i64::MIN),
+            pushdown.max_ms.unwrap_or(i64::MAX),
+        );
         // With filters the limit applies after them, so it cannot cut the scan.
         let row_limit = if filters.is_empty() { limit } else { None };
-        let partition = HeadPartition {
-            head: self.head.clone(),
-            matchers: pushdown.matchers,
-            min_ms: pushdown.min_ms.unwrap_or(i64::MIN),
-            max_ms: pushdown.max_ms.unwrap_or(i64::MAX),
-            columns,
-            schema: Arc::clone(&schema),
-            limit: row_limit,
-        };
-        let exec = StreamingTableExec::try_new(
-            schema,
-            vec![Arc::new(partition)],
-            None,
-            Vec::new(),
-            false,
-            row_limit,
-        )?;
-        Ok(Arc::new(exec))
+        let mut inputs: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
+        if !self.view.heads.is_empty() {
+            let partitions: Vec<Arc<dyn PartitionStream>> = self
+                .view
+                .heads
+                .iter()
+                .map(|head| -> Arc<dyn PartitionStream> {
+                    Arc::new(HeadPartition {
+                        head: Arc::clone(head),
+                        matchers: pushdown.matchers.clone(),
+                        min_ms,
+                        max_ms,
+                        columns: columns.clone(),
+                        schema: Arc::clone(&schema),
+                        limit: row_limit,
+                    })
+                })
+                .collect();
+            inputs.push(Arc::new(StreamingTableExec::try_new(
+                Arc::clone(&schema),
+                partitions,
+                None,
+                Vec::new(),
+                false,
+                row_limit,
+            )?));
+        }
+        let metric = pushdown.metric();
+        let files: Vec<&DataFile> = self
+            .view
+            .files
+            .iter()
+            .filter(|f| f.stats.overlaps(min_ms, max_ms))
+            .filter(|f| metric.is_none_or(|m| may_hold_metric(f, m)))
+            .collect();
+        if !files.is_empty() {
+            inputs.push(self.files_exec(state, &files, filters, &columns, row_limit)?);
+        }
+        if inputs.is_empty() {
+            return Ok(Arc::new(EmptyExec::new(schema)));
+        }
+        UnionExec::try_new(inputs)
+    }
+}
+
+/// Whether a file's metric range can hold `metric`. Files whose metric
+/// statistics were too long to log carry empty bounds: kept.
+fn may_hold_metric(f: &DataFile, metric: &str) -> bool {
+    let s = &f.stats;
+    s.min_metric.is_empty()
+        || s.max_metric.is_empty()
+        || (s.min_metric.as_str() <= metric && metric <= s.max_metric.as_str())
+}
+
+impl SamplesTable {
+    /// A Parquet scan of the files left after pruning by their logged
+    /// statistics; row groups and pages are pruned further by the
+    /// pushed-down predicate, series ids also by bloom filter.
+    fn files_exec(
+        &self,
+        state: &dyn Session,
+        files: &[&DataFile],
+        filters: &[Expr],
+        columns: &[usize],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let full = samples_schema();
+        let mut source = ParquetSource::new(Arc::clone(&full))
+            .with_enable_page_index(true)
+            .with_bloom_filter_on_read(true);
+        if let Some(expr) = conjunction(filters.to_vec()) {
+            let df_schema = DFSchema::try_from(Arc::clone(&full))?;
+            source = source.with_predicate(state.create_physical_expr(expr, &df_schema)?);
+        }
+        // Spread files over as many groups as the session has partitions,
+        // largest first, each to the lightest group.
+        let groups_wanted = state.config().target_partitions().clamp(1, files.len());
+        let mut sorted: Vec<&&DataFile> = files.iter().collect();
+        sorted.sort_by(|a, b| {
+            b.size
+                .cmp(&a.size)
+                .then(a.path.relative().cmp(&b.path.relative()))
+        });
+        let mut groups: Vec<(u64, Vec<PartitionedFile>)> = vec![(0, Vec::new()); groups_wanted];
+        for f in sorted {
+            let Some(g) = groups.iter_mut().min_by_key(|g| g.0) else {
+                break;
+            };
+            g.0 += f.size;
+            let path = f.path.under(&self.view.table_root);
+            g.1.push(PartitionedFile::new(path.to_string(), f.size));
+        }
+        let config =
+            FileScanConfigBuilder::new(ObjectStoreUrl::parse(STORE_URL)?, Arc::new(source))
+                .with_file_groups(groups.into_iter().map(|(_, g)| FileGroup::new(g)).collect())
+                .with_projection_indices(Some(columns.to_vec()))?
+                .with_limit(limit)
+                .build();
+        Ok(DataSourceExec::from_data_source(config))
     }
 }
 
@@ -284,7 +360,7 @@ impl TableProvider for SamplesTable {
 /// however much the head holds, and a dropped query stops reading.
 #[derive(Debug)]
 struct HeadPartition {
-    head: Option<Arc<TenantHead>>,
+    head: Arc<TenantHead>,
     matchers: Vec<Matcher>,
     min_ms: i64,
     max_ms: i64,
@@ -300,12 +376,9 @@ impl PartitionStream for HeadPartition {
     }
 
     fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
-        let refs = match &self.head {
-            Some(head) => head.select_series(&self.matchers),
-            None => Vec::new(),
-        };
+        let refs = self.head.select_series(&self.matchers);
         let batches = HeadBatches {
-            head: self.head.clone(),
+            head: Arc::clone(&self.head),
             refs,
             next: 0,
             min_ms: self.min_ms,
@@ -326,7 +399,7 @@ impl PartitionStream for HeadPartition {
 const SERIES_PER_READ: usize = 256;
 
 struct HeadBatches {
-    head: Option<Arc<TenantHead>>,
+    head: Arc<TenantHead>,
     refs: Vec<HeadSeriesRef>,
     next: usize,
     min_ms: i64,
@@ -342,7 +415,7 @@ impl Iterator for HeadBatches {
     type Item = Result<RecordBatch>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let head = self.head.as_ref()?;
+        let head = &self.head;
         while self.builders.rows < BATCH_ROWS && self.left > 0 && self.next < self.refs.len() {
             let end = (self.next + SERIES_PER_READ).min(self.refs.len());
             let chunk = head.read_series(&self.refs[self.next..end], self.min_ms, self.max_ms);
@@ -366,24 +439,29 @@ struct Builders {
     rows: usize,
     metric: StringBuilder,
     labels: MapBuilder<StringBuilder, StringBuilder>,
-    series_id: UInt64Builder,
-    timestamp: TimestampMillisecondBuilder,
+    series_id: Int64Builder,
+    timestamp: TimestampMicrosecondBuilder,
     value: Float64Builder,
 }
 
 impl Builders {
     fn new() -> Self {
         let names = MapFieldNames {
-            entry: "entries".into(),
-            key: "keys".into(),
-            value: "values".into(),
+            entry: strata_storage::schema_names::MAP_ENTRIES.into(),
+            key: strata_storage::schema_names::MAP_KEY.into(),
+            value: strata_storage::schema_names::MAP_VALUE.into(),
         };
         Self {
             rows: 0,
             metric: StringBuilder::new(),
-            labels: MapBuilder::new(Some(names), StringBuilder::new(), StringBuilder::new()),
-            series_id: UInt64Builder::new(),
-            timestamp: TimestampMillisecondBuilder::new().with_timezone("UTC"),
+            labels: MapBuilder::new(Some(names), StringBuilder::new(), StringBuilder::new())
+                .with_values_field(Arc::new(Field::new(
+                    strata_storage::schema_names::MAP_VALUE,
+                    DataType::Utf8,
+                    false,
+                ))),
+            series_id: Int64Builder::new(),
+            timestamp: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
             value: Float64Builder::new(),
         }
     }
@@ -406,8 +484,8 @@ impl Builders {
                     // value counts, which the loop above rules out.
                     let _ = self.labels.append(true);
                 }
-                SERIES_ID => self.series_id.append_value(s.id.0),
-                TIMESTAMP => self.timestamp.append_value(ts),
+                SERIES_ID => self.series_id.append_value(s.id.0 as i64),
+                TIMESTAMP => self.timestamp.append_value(ts.saturating_mul(1000)),
                 VALUE => self.value.append_value(value),
                 _ => {}
             }

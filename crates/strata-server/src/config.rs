@@ -5,18 +5,24 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+pub use strata_storage::{ObjectStoreConfig, StorageConfig};
 
 /// Everything `strata serve` can be told. Every field has a default that
 /// works on a laptop.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
-    /// Where the WAL (and later local objects) live.
+    /// Where the WAL lives, and the local object store unless
+    /// `object_store.url` names another.
     pub data_dir: PathBuf,
     /// HTTP listen address.
     pub listen: SocketAddr,
     pub tenancy: TenancyConfig,
     pub wal: WalSection,
+    /// Where tables live: `<data_dir>/objects` by default; S3, GCS, Azure.
+    pub object_store: ObjectStoreConfig,
+    /// When the head is flushed to the tables.
+    pub storage: StorageConfig,
     pub limits: LimitsConfig,
     pub log: LogConfig,
 }
@@ -69,6 +75,8 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 9470)),
             tenancy: TenancyConfig::default(),
             wal: WalSection::default(),
+            object_store: ObjectStoreConfig::default(),
+            storage: StorageConfig::default(),
             limits: LimitsConfig::default(),
             log: LogConfig::default(),
         }
@@ -160,6 +168,12 @@ impl ServerConfig {
                 "limits.max_decoded_size",
                 "must be at least limits.max_request_size",
             );
+        }
+        if self.storage.flush_interval < std::time::Duration::from_secs(1) {
+            return invalid("storage.flush_interval", "must be at least 1s");
+        }
+        if self.storage.flush_max_samples == 0 {
+            return invalid("storage.flush_max_samples", "must be at least 1");
         }
         if self.log.level.trim().is_empty() {
             return invalid("log.level", "must not be empty");

@@ -3,9 +3,10 @@
 //! The top of the pipeline. [`serve`] binds the listener first (so
 //! `/-/healthy` answers at once), replays the WAL into the head in the
 //! background (`/-/ready` turns 200 when done; writes before that get 503),
-//! then serves until the shutdown future resolves. Shutdown is ordered: stop
-//! accepting, let in-flight requests finish (each already fsynced before its
-//! 2xx), then close the WAL.
+//! then serves until the shutdown future resolves, flushing the head to the
+//! object store in the background. Shutdown is ordered: stop accepting, let
+//! in-flight requests finish (each already fsynced before its 2xx), flush
+//! the head, then close the WAL.
 //!
 //! Every handler resolves the tenant first (see [`tenant`]) and every error
 //! goes through [`ApiError`], whose kind maps to a status in one place.
@@ -50,6 +51,8 @@ pub enum ServeError {
     },
     #[error("data directory {path} is in use by another strata process")]
     Locked { path: std::path::PathBuf },
+    #[error("object store: {0}")]
+    Storage(#[from] strata_storage::StorageError),
     #[error("WAL replay failed: {0}")]
     Wal(#[from] strata_wal::WalError),
     #[error("server error: {0}")]
@@ -71,9 +74,13 @@ pub async fn serve(
         })?;
     info!(addr = %listener.local_addr()?, data_dir = %config.data_dir.display(), "strata listening");
 
-    let state = AppState::new(config);
+    let store = strata_storage::ObjectStoreHandle::open(&config.object_store, &config.data_dir)?;
+    let storage =
+        Arc::new(strata_storage::Storage::open(store, Arc::new(strata_head::Head::new())).await?);
+    let state = AppState::new(config, storage);
     let app = router(Arc::clone(&state));
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let (flusher_stop_tx, flusher_stop_rx) = tokio::sync::watch::channel(false);
     let server = tokio::spawn(async move {
         let stop = async move {
             tokio::select! {
@@ -101,10 +108,28 @@ pub async fn serve(
         return Err(e.into());
     }
 
+    let flusher = match state.wal() {
+        Some(wal) => {
+            let metrics = Arc::clone(&state.metrics);
+            Some(tokio::spawn(Arc::clone(&state.storage).run_flusher(
+                Arc::clone(wal),
+                state.config.storage.clone(),
+                move |r| metrics.observe_flush(r),
+                flusher_stop_rx,
+            )))
+        }
+        None => None,
+    };
+
     let served = server.await;
-    // Every acknowledged write is already fsynced; closing the WAL completes
-    // any append whose request was cut off mid-flight and syncs once more.
-    state.shutdown();
+    let _ = flusher_stop_tx.send(true);
+    if let Some(f) = flusher {
+        let _ = f.await;
+    }
+    // Every acknowledged write is already fsynced. The head is flushed, then
+    // closing the WAL completes any append whose request was cut off
+    // mid-flight and syncs once more.
+    state.shutdown().await;
     drop(lock);
     info!("strata stopped");
     match served {

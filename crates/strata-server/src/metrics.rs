@@ -11,6 +11,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use strata_head::Head;
+use strata_storage::{FlushReport, Storage, StorageError};
 use strata_wal::Wal;
 
 type Labels = Vec<(&'static str, String)>;
@@ -26,6 +27,14 @@ pub struct Metrics {
     head_series: Family<Labels, Gauge>,
     head_samples: Family<Labels, Gauge>,
     head_sample_bytes: Family<Labels, Gauge>,
+    pub flushes: Family<Labels, Counter>,
+    pub flush_duration: Histogram,
+    pub flushed_samples: Counter,
+    pub flushed_bytes: Counter,
+    flush_pending_cuts: Gauge,
+    table_files: Family<Labels, Gauge>,
+    table_bytes: Family<Labels, Gauge>,
+    table_samples: Family<Labels, Gauge>,
     wal_segments: Gauge,
     wal_bytes: Gauge,
     wal_records: Gauge,
@@ -123,7 +132,63 @@ impl Metrics {
         build
             .get_or_create(&vec![("version", env!("CARGO_PKG_VERSION").to_owned())])
             .set(1);
+        let flushes = Family::<Labels, Counter>::default();
+        registry.register(
+            "flushes",
+            "Head flushes to the object store, by result (ok, error)",
+            flushes.clone(),
+        );
+        let flush_duration = latency_histogram();
+        registry.register(
+            "flush_duration_seconds",
+            "Time to write and commit one flush",
+            flush_duration.clone(),
+        );
+        let flushed_samples = Counter::default();
+        registry.register(
+            "flushed_samples",
+            "Samples written to data files by flushes",
+            flushed_samples.clone(),
+        );
+        let flushed_bytes = Counter::default();
+        registry.register(
+            "flushed_bytes",
+            "Bytes of data files written by flushes",
+            flushed_bytes.clone(),
+        );
+        let flush_pending_cuts = Gauge::default();
+        registry.register(
+            "flush_pending_cuts",
+            "Frozen heads waiting for their commit (non-zero while the object store fails)",
+            flush_pending_cuts.clone(),
+        );
+        let table_files = Family::<Labels, Gauge>::default();
+        registry.register(
+            "table_files",
+            "Live data files in the tenant's metrics table",
+            table_files.clone(),
+        );
+        let table_bytes = Family::<Labels, Gauge>::default();
+        registry.register(
+            "table_bytes",
+            "Bytes of live data files in the tenant's metrics table",
+            table_bytes.clone(),
+        );
+        let table_samples = Family::<Labels, Gauge>::default();
+        registry.register(
+            "table_samples",
+            "Samples in live data files of the tenant's metrics table",
+            table_samples.clone(),
+        );
         Arc::new(Self {
+            flushes,
+            flush_duration,
+            flushed_samples,
+            flushed_bytes,
+            flush_pending_cuts,
+            table_files,
+            table_bytes,
+            table_samples,
             registry,
             samples_ingested,
             ingest_skipped,
@@ -149,8 +214,33 @@ impl Metrics {
         self.ready.set(1);
     }
 
-    /// Refreshes the gauges read from the head and WAL, then encodes.
-    pub fn render(&self, head: &Head, wal: Option<&dyn Wal>) -> String {
+    /// Records one flush's outcome.
+    pub fn observe_flush(&self, result: &Result<FlushReport, StorageError>) {
+        let outcome = if result.is_ok() { "ok" } else { "error" };
+        self.flushes
+            .get_or_create(&vec![("result", outcome.to_owned())])
+            .inc();
+        if let Ok(r) = result {
+            self.flush_duration.observe(r.elapsed.as_secs_f64());
+            self.flushed_samples.inc_by(r.rows);
+            self.flushed_bytes.inc_by(r.bytes);
+        }
+    }
+
+    /// Refreshes the gauges read from the head, tables and WAL, then encodes.
+    pub fn render(&self, storage: &Storage, wal: Option<&dyn Wal>) -> String {
+        let head: &Head = storage.head();
+        // Tenants whose head was just flushed must not keep stale values.
+        self.head_series.clear();
+        self.head_samples.clear();
+        self.head_sample_bytes.clear();
+        for (tenant, files, bytes, rows) in storage.table_stats() {
+            let labels = vec![("tenant", tenant.to_string())];
+            self.table_files.get_or_create(&labels).set(files as i64);
+            self.table_bytes.get_or_create(&labels).set(bytes as i64);
+            self.table_samples.get_or_create(&labels).set(rows as i64);
+        }
+        self.flush_pending_cuts.set(storage.pending_cuts() as i64);
         for tenant in head.tenants() {
             if let Some(t) = head.tenant(&tenant) {
                 let labels = vec![("tenant", tenant.to_string())];

@@ -22,6 +22,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/write", post(write::remote_write))
         .route("/api/v1/push", post(write::remote_write))
         .route("/api/v1/sql", post(sql::sql))
+        .route("/api/v1/admin/flush", post(ops::flush))
         .route("/-/healthy", get(ops::healthy))
         .route("/-/ready", get(ops::ready))
         .route("/metrics", get(ops::metrics))

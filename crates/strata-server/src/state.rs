@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use strata_head::Head;
 use strata_query::QueryEngine;
+use strata_storage::Storage;
 use strata_wal::{SegmentedWal, Wal, WalConfig, WalError, WalRecord};
 use tracing::{info, warn};
 
@@ -18,6 +19,8 @@ use crate::metrics::Metrics;
 /// What every handler can reach.
 pub struct AppState {
     pub config: ServerConfig,
+    pub storage: Arc<Storage>,
+    /// The storage's head (a shortcut).
     pub head: Arc<Head>,
     pub query: QueryEngine,
     pub metrics: Arc<Metrics>,
@@ -35,12 +38,12 @@ impl std::fmt::Debug for AppState {
 }
 
 impl AppState {
-    pub fn new(config: ServerConfig) -> Arc<Self> {
-        let head = Arc::new(Head::new());
+    pub fn new(config: ServerConfig, storage: Arc<Storage>) -> Arc<Self> {
         Arc::new(Self {
             config,
-            query: QueryEngine::new(Arc::clone(&head)),
-            head,
+            query: QueryEngine::new(Arc::clone(&storage)),
+            head: Arc::clone(storage.head()),
+            storage,
             metrics: Metrics::new(),
             wal: OnceLock::new(),
             skipped_logged: Default::default(),
@@ -48,8 +51,8 @@ impl AppState {
     }
 
     /// State with an already-open WAL (tests plug in `MemoryWal`).
-    pub fn with_wal(config: ServerConfig, wal: Arc<dyn Wal>) -> Arc<Self> {
-        let state = Self::new(config);
+    pub fn with_wal(config: ServerConfig, storage: Arc<Storage>, wal: Arc<dyn Wal>) -> Arc<Self> {
+        let state = Self::new(config, storage);
         let _ = state.wal.set(wal);
         state.metrics.set_ready();
         state
@@ -68,9 +71,11 @@ impl AppState {
             .with_segment_bytes(self.config.wal.segment_size.0)
             .with_fsync_observer(Arc::new(move |d| metrics.observe_fsync(d)));
         let mut samples = 0u64;
+        let mut skipped = 0u64;
         let (wal, summary) = SegmentedWal::open(config, |seq, record| match record {
-            WalRecord::Samples(batch) => match self.head.append(&batch) {
-                Ok(stats) => samples += stats.samples,
+            WalRecord::Samples(batch) => match self.storage.replay(seq, &batch) {
+                Ok(Some(stats)) => samples += stats.samples,
+                Ok(None) => skipped += 1,
                 Err(error) => warn!(%seq, %error, "WAL record not applied to the head"),
             },
             _ => warn!(%seq, "skipping WAL record of a kind this build does not apply"),
@@ -78,6 +83,7 @@ impl AppState {
         info!(
             records = summary.records,
             samples,
+            already_in_tables = skipped,
             segments = summary.segments,
             truncated_bytes = summary.truncated_bytes,
             undecodable_records = summary.undecodable_records,
@@ -89,8 +95,15 @@ impl AppState {
         Ok(())
     }
 
-    pub(crate) fn shutdown(&self) {
+    /// Flushes the head (when the WAL is open), then closes the WAL. A
+    /// failed flush loses nothing: the WAL still holds the data.
+    pub(crate) async fn shutdown(&self) {
         if let Some(wal) = self.wal.get() {
+            let result = self.storage.flush(wal.as_ref()).await;
+            if let Err(error) = &result {
+                warn!(%error, "flush at shutdown failed; the WAL keeps the data for the next start");
+            }
+            self.metrics.observe_flush(&result);
             wal.shutdown();
         }
     }

@@ -60,11 +60,9 @@ impl StorageError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Self::Config { .. } | Self::BadPath { .. } => ErrorKind::BadInput,
-            Self::ObjectStore { source }
-                if matches!(source, object_store::Error::NotFound { .. }) =>
-            {
-                ErrorKind::NotFound
-            }
+            Self::ObjectStore {
+                source: object_store::Error::NotFound { .. },
+            } => ErrorKind::NotFound,
             Self::ObjectStore { .. } | Self::Delta { .. } => ErrorKind::Unavailable,
             Self::Wal { source } if source.is_retryable() => ErrorKind::Unavailable,
             Self::Wal { .. } => ErrorKind::BadInput,

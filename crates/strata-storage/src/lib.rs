@@ -22,6 +22,11 @@ mod writer;
 pub use error::StorageError;
 pub use paths::{DataFilePath, FileLevel, TablePath};
 pub use schema::{col, metrics_schema};
+
+/// Field names of the `labels` map as Parquet and Delta spell them.
+pub mod schema_names {
+    pub use crate::schema::{MAP_ENTRIES, MAP_KEY, MAP_VALUE};
+}
 pub use storage::{FlushReport, Storage, StorageConfig, TenantView};
 pub use store::{ObjectStoreConfig, ObjectStoreHandle};
 pub use table::{DataFile, FileStats, MetricsTable, SHA256_TAG, WAL_APP_ID};

@@ -101,17 +101,20 @@ pub struct TenantView {
 /// of a flush, to prove recovery from a crash there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum FailPoint {
-    AfterUpload,
-    AfterCommit,
-    AfterWalTruncate,
+    /// Data files uploaded, not committed.
+    Uploaded,
+    /// Committed, frozen head and WAL not released.
+    Committed,
+    /// WAL segments removed.
+    WalTruncated,
 }
 
 impl FailPoint {
     fn from_env() -> Option<Self> {
         match std::env::var("STRATA_FAILPOINT").ok()?.as_str() {
-            "flush-after-upload" => Some(Self::AfterUpload),
-            "flush-after-commit" => Some(Self::AfterCommit),
-            "flush-after-wal-truncate" => Some(Self::AfterWalTruncate),
+            "flush-after-upload" => Some(Self::Uploaded),
+            "flush-after-commit" => Some(Self::Committed),
+            "flush-after-wal-truncate" => Some(Self::WalTruncated),
             _ => None,
         }
     }
@@ -273,7 +276,7 @@ impl Storage {
         // Every record up to the highest applied position is now in files.
         let covered = WalSeq(self.applied.load(Ordering::Acquire));
         report.wal_segments_removed = wal.remove_segments_before(WalSeq(covered.0 + 1))?;
-        if self.failpoint == Some(FailPoint::AfterWalTruncate) {
+        if self.failpoint == Some(FailPoint::WalTruncated) {
             std::process::abort();
         }
         report.elapsed = started.elapsed();
@@ -336,13 +339,13 @@ impl Storage {
         let table = self.table(tenant).await?;
         let mut table = table.lock().await;
         let files = write_head(head, self.store.store(), table.root()).await?;
-        if self.failpoint == Some(FailPoint::AfterUpload) {
+        if self.failpoint == Some(FailPoint::Uploaded) {
             std::process::abort();
         }
         table
             .commit(&files, &[], Some(seq), write_operation())
             .await?;
-        if self.failpoint == Some(FailPoint::AfterCommit) {
+        if self.failpoint == Some(FailPoint::Committed) {
             std::process::abort();
         }
         let live = table.files()?;
@@ -400,6 +403,25 @@ impl Storage {
     /// Tenants with a table, committed positions included: for ops views.
     pub fn committed(&self) -> HashMap<TenantId, WalSeq> {
         self.state.read().committed.clone()
+    }
+
+    /// (tenant, live files, bytes, rows) of every table, for `/metrics`.
+    pub fn table_stats(&self) -> Vec<(TenantId, usize, u64, u64)> {
+        let state = self.state.read();
+        let mut v: Vec<_> = state
+            .files
+            .iter()
+            .map(|(t, files)| {
+                (
+                    t.clone(),
+                    files.len(),
+                    files.iter().map(|f| f.size).sum(),
+                    files.iter().map(|f| f.stats.rows).sum(),
+                )
+            })
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
     }
 
     /// Cuts waiting to be committed (non-zero while the store is failing).

@@ -162,6 +162,14 @@ impl ObjectStoreHandle {
         Ok(Self { store, url, base })
     }
 
+    /// A store in memory: for tests of the stages above.
+    pub fn in_memory() -> Result<Self, StorageError> {
+        let url = Url::parse("memory:///").map_err(|e| StorageError::Config {
+            message: format!("memory url: {e}"),
+        })?;
+        Self::from_parts(Arc::new(object_store::memory::InMemory::new()), url)
+    }
+
     /// For tests: a store over any `ObjectStore` (rooted at the URL's root).
     pub fn from_parts(store: Arc<dyn ObjectStore>, url: Url) -> Result<Self, StorageError> {
         let base = Path::from_url_path(url.path())?;

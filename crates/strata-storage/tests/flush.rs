@@ -15,7 +15,10 @@ fn tenant(t: &str) -> TenantId {
     TenantId::try_new(t).unwrap()
 }
 
-fn batch(t: &str, series: &[(&[(&str, &str)], &[(i64, f64)])]) -> Arc<WriteBatch> {
+/// Labels and samples of one series.
+type Series<'a> = (&'a [(&'a str, &'a str)], &'a [(i64, f64)]);
+
+fn batch(t: &str, series: &[Series<'_>]) -> Arc<WriteBatch> {
     Arc::new(WriteBatch::from_series(
         tenant(t),
         series

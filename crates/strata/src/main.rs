@@ -54,6 +54,21 @@ struct ServeArgs {
     #[arg(long, env = "STRATA_MAX_REQUEST_SIZE", value_name = "SIZE")]
     max_request_size: Option<ByteSize>,
 
+    /// Where tables live: file:///dir, s3://bucket/prefix, gs://bucket/prefix
+    /// or az://container/prefix [default: <data-dir>/objects]. Credentials
+    /// and endpoints come from the config file's [object_store.options] or
+    /// the usual AWS_*, GOOGLE_*, AZURE_* variables.
+    #[arg(long, env = "STRATA_OBJECT_STORE_URL", value_name = "URL")]
+    object_store_url: Option<String>,
+
+    /// Flush the head when its oldest unflushed data is this old, e.g. 10m.
+    #[arg(long, env = "STRATA_FLUSH_INTERVAL", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    flush_interval: Option<std::time::Duration>,
+
+    /// Flush the head when it holds this many samples.
+    #[arg(long, env = "STRATA_FLUSH_MAX_SAMPLES", value_name = "N")]
+    flush_max_samples: Option<u64>,
+
     /// Log format.
     #[arg(long, env = "STRATA_LOG_FORMAT", value_name = "FORMAT")]
     log_format: Option<LogFormatArg>,
@@ -90,6 +105,15 @@ impl ServeArgs {
         }
         if let Some(v) = self.max_request_size {
             c.limits.max_request_size = v;
+        }
+        if let Some(v) = self.object_store_url {
+            c.object_store.url = Some(v);
+        }
+        if let Some(v) = self.flush_interval {
+            c.storage.flush_interval = v;
+        }
+        if let Some(v) = self.flush_max_samples {
+            c.storage.flush_max_samples = v;
         }
         if let Some(v) = self.log_format {
             c.log.format = match v {

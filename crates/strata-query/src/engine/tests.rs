@@ -1,5 +1,8 @@
 use arrow::util::pretty::pretty_format_batches;
+use strata_head::Head;
+use strata_storage::{ObjectStoreConfig, ObjectStoreHandle, Storage};
 use strata_types::{SeriesSamples, WriteBatch};
+use strata_wal::MemoryWal;
 
 use super::*;
 
@@ -7,51 +10,97 @@ fn tenant(t: &str) -> TenantId {
     TenantId::try_new(t).unwrap()
 }
 
-fn engine() -> QueryEngine {
-    let head = Arc::new(Head::new());
-    let s = |pairs: &[(&str, &str)], samples: &[(i64, f64)]| {
-        SeriesSamples::try_from_pairs(pairs, samples).unwrap()
-    };
-    head.append(&WriteBatch::from_series(
-        tenant("a"),
+/// Where the fixture's data sits when queried.
+#[derive(Debug, Clone, Copy)]
+enum Layout {
+    /// All in the head.
+    Head,
+    /// All flushed to files.
+    Files,
+    /// The first half flushed, the rest in the head.
+    Split,
+}
+
+const LAYOUTS: [Layout; 3] = [Layout::Head, Layout::Files, Layout::Split];
+
+struct Fixture {
+    engine: QueryEngine,
+    _dir: tempfile::TempDir,
+}
+
+impl std::ops::Deref for Fixture {
+    type Target = QueryEngine;
+    fn deref(&self) -> &QueryEngine {
+        &self.engine
+    }
+}
+
+/// Writes `batches` through a storage, flushing as `layout` says.
+async fn fixture(layout: Layout, batches: Vec<WriteBatch>) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let store = ObjectStoreHandle::open(&ObjectStoreConfig::default(), dir.path()).unwrap();
+    let storage = Arc::new(Storage::open(store, Arc::new(Head::new())).await.unwrap());
+    let wal = MemoryWal::new();
+    let n = batches.len();
+    for (i, b) in batches.into_iter().enumerate() {
+        storage.write(&wal, Arc::new(b)).await.unwrap();
+        if matches!(layout, Layout::Split) && i + 1 == n / 2 {
+            storage.flush(&wal).await.unwrap();
+        }
+    }
+    if matches!(layout, Layout::Files) {
+        storage.flush(&wal).await.unwrap();
+    }
+    Fixture {
+        engine: QueryEngine::new(storage),
+        _dir: dir,
+    }
+}
+
+fn s(pairs: &[(&str, &str)], samples: &[(i64, f64)]) -> SeriesSamples {
+    SeriesSamples::try_from_pairs(pairs, samples).unwrap()
+}
+
+async fn engine(layout: Layout) -> Fixture {
+    let a = |series| WriteBatch::from_series(tenant("a"), vec![series]);
+    fixture(
+        layout,
         vec![
-            s(
+            a(s(
                 &[
                     ("__name__", "http_requests_total"),
                     ("job", "api"),
                     ("code", "200"),
                 ],
                 &[(1000, 1.0), (2000, 3.0)],
-            ),
-            s(
+            )),
+            a(s(
                 &[
                     ("__name__", "http_requests_total"),
                     ("job", "api"),
                     ("code", "500"),
                 ],
                 &[(1000, 1.0)],
+            )),
+            WriteBatch::from_series(
+                tenant("b"),
+                vec![s(&[("__name__", "secret"), ("job", "b")], &[(1000, 42.0)])],
             ),
-            s(
+            a(s(
                 &[
                     ("__name__", "http_requests_total"),
                     ("job", "db"),
                     ("code", "200"),
                 ],
                 &[(1000, 7.0)],
-            ),
-            s(
+            )),
+            a(s(
                 &[("__name__", "up"), ("job", "api")],
                 &[(1000, 1.0), (3000, 0.0)],
-            ),
+            )),
         ],
-    ))
-    .unwrap();
-    head.append(&WriteBatch::from_series(
-        tenant("b"),
-        vec![s(&[("__name__", "secret"), ("job", "b")], &[(1000, 42.0)])],
-    ))
-    .unwrap();
-    QueryEngine::new(head)
+    )
+    .await
 }
 
 async fn table(e: &QueryEngine, t: &str, sql: &str) -> String {
@@ -61,72 +110,78 @@ async fn table(e: &QueryEngine, t: &str, sql: &str) -> String {
 
 #[tokio::test]
 async fn filters_by_label_metric_and_time() {
-    let e = engine();
-    let got = table(
-        &e,
-        "a",
-        "SELECT labels['code'] AS code, sum(value) AS v FROM samples \
-         WHERE metric = 'http_requests_total' AND labels['job'] = 'api' \
-         AND timestamp >= TIMESTAMP '1970-01-01T00:00:01Z' AND timestamp < TIMESTAMP '1970-01-01T00:00:02Z' \
-         GROUP BY 1 ORDER BY 1",
-    )
-    .await;
-    assert_eq!(
-        got,
-        "+------+-----+\n| code | v   |\n+------+-----+\n| 200  | 1.0 |\n| 500  | 1.0 |\n+------+-----+"
-    );
+    for layout in LAYOUTS {
+        let e = engine(layout).await;
+        let got = table(
+            &e,
+            "a",
+            "SELECT labels['code'] AS code, sum(value) AS v FROM samples \
+             WHERE metric = 'http_requests_total' AND labels['job'] = 'api' \
+             AND timestamp >= TIMESTAMP '1970-01-01T00:00:01Z' AND timestamp < TIMESTAMP '1970-01-01T00:00:02Z' \
+             GROUP BY 1 ORDER BY 1",
+        )
+        .await;
+        assert_eq!(
+            got,
+            "+------+-----+\n| code | v   |\n+------+-----+\n| 200  | 1.0 |\n| 500  | 1.0 |\n+------+-----+"
+        );
+    }
 }
 
 #[tokio::test]
 async fn count_star_and_not_equal() {
-    let e = engine();
-    assert!(
-        table(&e, "a", "SELECT count(*) AS n FROM samples")
+    for layout in LAYOUTS {
+        let e = engine(layout).await;
+        assert!(
+            table(&e, "a", "SELECT count(*) AS n FROM samples")
+                .await
+                .contains("| 6 |")
+        );
+        assert!(
+            table(
+                &e,
+                "a",
+                "SELECT count(*) AS n FROM samples WHERE labels['job'] != 'api'"
+            )
             .await
-            .contains("| 6 |")
-    );
-    assert!(
-        table(
-            &e,
-            "a",
-            "SELECT count(*) AS n FROM samples WHERE labels['job'] != 'api'"
-        )
-        .await
-        .contains("| 1 |")
-    );
-    // A label the series lacks reads as NULL, as SQL users expect.
-    assert!(
-        table(
-            &e,
-            "a",
-            "SELECT count(*) AS n FROM samples WHERE labels['code'] IS NULL"
-        )
-        .await
-        .contains("| 2 |")
-    );
+            .contains("| 1 |")
+        );
+        // A label the series lacks reads as NULL, as SQL users expect.
+        assert!(
+            table(
+                &e,
+                "a",
+                "SELECT count(*) AS n FROM samples WHERE labels['code'] IS NULL"
+            )
+            .await
+            .contains("| 2 |")
+        );
+    }
 }
 
 #[tokio::test]
 async fn tenants_see_only_their_own_rows() {
-    let e = engine();
-    let b = table(&e, "b", "SELECT metric, value FROM samples").await;
-    assert!(
-        b.contains("secret") && !b.contains("http_requests_total"),
-        "{b}"
-    );
-    let a = table(&e, "a", "SELECT DISTINCT metric FROM samples ORDER BY 1").await;
-    assert!(!a.contains("secret"), "{a}");
-    // A tenant without data gets an empty table, not an error.
-    assert!(
-        table(&e, "nobody", "SELECT count(*) AS n FROM samples")
-            .await
-            .contains("| 0 |")
-    );
+    for layout in LAYOUTS {
+        let e = engine(layout).await;
+        let b = table(&e, "b", "SELECT metric, value FROM samples").await;
+        assert!(
+            b.contains("secret") && !b.contains("http_requests_total"),
+            "{b}"
+        );
+        let a = table(&e, "a", "SELECT DISTINCT metric FROM samples ORDER BY 1").await;
+        assert!(!a.contains("secret"), "{a}");
+        // A tenant without data gets an empty table, not an error.
+        assert!(
+            table(&e, "nobody", "SELECT count(*) AS n FROM samples")
+                .await
+                .contains("| 0 |")
+        );
+    }
 }
 
 #[tokio::test]
 async fn refuses_writes_and_reports_bad_sql() {
-    let e = engine();
+    let e = engine(Layout::Files).await;
     for sql in [
         "CREATE TABLE x AS SELECT 1",
         "COPY (SELECT 1) TO '/tmp/strata-should-not-exist.csv'",
@@ -148,22 +203,23 @@ async fn refuses_writes_and_reports_bad_sql() {
 
 #[tokio::test]
 async fn pushdown_is_inexact_so_results_stay_right() {
-    let e = engine();
-    // OR is not pushed down; the answer must still be complete.
-    let got = table(
-        &e,
-        "a",
-        "SELECT count(*) AS n FROM samples WHERE metric = 'up' OR labels['job'] = 'db'",
-    )
-    .await;
-    assert!(got.contains("| 3 |"), "{got}");
+    for layout in LAYOUTS {
+        let e = engine(layout).await;
+        // OR is not pushed down; the answer must still be complete.
+        let got = table(
+            &e,
+            "a",
+            "SELECT count(*) AS n FROM samples WHERE metric = 'up' OR labels['job'] = 'db'",
+        )
+        .await;
+        assert!(got.contains("| 3 |"), "{got}");
+    }
 }
 
 #[tokio::test]
 async fn scans_stream_many_batches_and_honour_limits() {
     // 300 series × 50 samples: more rows than one batch and more series
     // than one head read, so the scan must carry on across both.
-    let head = Arc::new(Head::new());
     let series: Vec<SeriesSamples> = (0..300)
         .map(|i| {
             let id = i.to_string();
@@ -173,27 +229,35 @@ async fn scans_stream_many_batches_and_honour_limits() {
             SeriesSamples::try_from_pairs(&[("__name__", "m"), ("id", &id)], &samples).unwrap()
         })
         .collect();
-    head.append(&WriteBatch::from_series(tenant("big"), series))
-        .unwrap();
-    let e = QueryEngine::new(head);
-    let out = e
+    for layout in LAYOUTS {
+        let half = series.len() / 2;
+        let e = fixture(
+            layout,
+            vec![
+                WriteBatch::from_series(tenant("big"), series[..half].to_vec()),
+                WriteBatch::from_series(tenant("big"), series[half..].to_vec()),
+            ],
+        )
+        .await;
+        let out = e
         .sql(&tenant("big"), "SELECT count(*) AS n, sum(value) AS s, count(DISTINCT labels['id']) AS ids FROM samples")
         .await
         .unwrap();
-    let got = pretty_format_batches(&out.batches).unwrap().to_string();
-    // sum over 300 series of 0+1+…+49 = 300 × 1225
-    assert!(got.contains("| 15000 | 367500.0 | 300 |"), "{got}");
-    let out = e
-        .sql(&tenant("big"), "SELECT * FROM samples LIMIT 7")
-        .await
-        .unwrap();
-    assert_eq!(out.row_count(), 7);
-    let out = e
-        .sql(
-            &tenant("big"),
-            "SELECT value FROM samples WHERE timestamp >= TIMESTAMP '1970-01-01T00:00:49Z'",
-        )
-        .await
-        .unwrap();
-    assert_eq!(out.row_count(), 300);
+        let got = pretty_format_batches(&out.batches).unwrap().to_string();
+        // sum over 300 series of 0+1+…+49 = 300 × 1225
+        assert!(got.contains("| 15000 | 367500.0 | 300 |"), "{got}");
+        let out = e
+            .sql(&tenant("big"), "SELECT * FROM samples LIMIT 7")
+            .await
+            .unwrap();
+        assert_eq!(out.row_count(), 7);
+        let out = e
+            .sql(
+                &tenant("big"),
+                "SELECT value FROM samples WHERE timestamp >= TIMESTAMP '1970-01-01T00:00:49Z'",
+            )
+            .await
+            .unwrap();
+        assert_eq!(out.row_count(), 300);
+    }
 }

@@ -32,7 +32,7 @@ pub(super) async fn ready(State(state): State<Arc<AppState>>) -> impl IntoRespon
 pub(super) async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     let body = state
         .metrics
-        .render(&state.head, state.wal().map(|w| w.as_ref()));
+        .render(&state.storage, state.wal().map(|w| w.as_ref()));
     (
         [(
             header::CONTENT_TYPE,
@@ -40,4 +40,41 @@ pub(super) async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResp
         )],
         body,
     )
+}
+
+/// `POST /api/v1/admin/flush`: flushes the head now and reports what was
+/// written. For operators and tests; flushes otherwise run on their own.
+pub(super) async fn flush(State(state): State<Arc<AppState>>) -> axum::response::Response {
+    use axum::Json;
+    use strata_types::ErrorKind;
+
+    use crate::error::{ApiError, Shape};
+
+    let Some(wal) = state.wal() else {
+        return ApiError::new(
+            ErrorKind::Unavailable,
+            "not ready: replaying the WAL",
+            Shape::Json,
+        )
+        .into_response();
+    };
+    let result = state.storage.flush(wal.as_ref()).await;
+    state.metrics.observe_flush(&result);
+    match result {
+        Ok(r) => Json(serde_json::json!({
+            "status": "success",
+            "data": {
+                "tenants": r.tenants,
+                "files": r.files,
+                "samples": r.rows,
+                "bytes": r.bytes,
+                "walSegmentsRemoved": r.wal_segments_removed,
+                "elapsedMs": r.elapsed.as_millis() as u64,
+            }
+        }))
+        .into_response(),
+        Err(e) => {
+            ApiError::new(e.kind(), format!("flush failed: {e}"), Shape::Json).into_response()
+        }
+    }
 }

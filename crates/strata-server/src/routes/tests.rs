@@ -1,6 +1,8 @@
 use axum::body::{Body, to_bytes};
 use axum::http::{Request, StatusCode};
+use strata_head::Head;
 use strata_ingest::remote_write::proto::{self, encode_snappy};
+use strata_storage::{ObjectStoreHandle, Storage};
 use strata_types::stale_nan;
 use strata_wal::MemoryWal;
 use tower::ServiceExt;
@@ -8,14 +10,19 @@ use tower::ServiceExt;
 use super::*;
 use crate::ServerConfig;
 
-fn app_with(config: ServerConfig) -> (Router, Arc<AppState>, Arc<MemoryWal>) {
+async fn storage() -> Arc<Storage> {
+    let store = ObjectStoreHandle::in_memory().unwrap();
+    Arc::new(Storage::open(store, Arc::new(Head::new())).await.unwrap())
+}
+
+async fn app_with(config: ServerConfig) -> (Router, Arc<AppState>, Arc<MemoryWal>) {
     let wal = Arc::new(MemoryWal::new());
-    let state = AppState::with_wal(config, wal.clone());
+    let state = AppState::with_wal(config, storage().await, wal.clone());
     (router(Arc::clone(&state)), state, wal)
 }
 
-fn app() -> (Router, Arc<AppState>, Arc<MemoryWal>) {
-    app_with(ServerConfig::default())
+async fn app() -> (Router, Arc<AppState>, Arc<MemoryWal>) {
+    app_with(ServerConfig::default()).await
 }
 
 fn series(labels: &[(&str, &str)], samples: &[(i64, f64)]) -> proto::TimeSeries {
@@ -66,7 +73,7 @@ async fn sql(app: &Router, tenant: Option<&str>, q: &str) -> (StatusCode, serde_
 
 #[tokio::test]
 async fn remote_write_then_sql() {
-    let (app, _, wal) = app();
+    let (app, _, wal) = app().await;
     let body = payload(vec![
         series(
             &[("__name__", "up"), ("instance", "a:9090"), ("job", "api")],
@@ -116,7 +123,7 @@ async fn remote_write_then_sql() {
 
 #[tokio::test]
 async fn malformed_requests_get_their_status_and_store_nothing() {
-    let (app, state, wal) = app();
+    let (app, state, wal) = app().await;
     let good = series(&[("__name__", "ok")], &[(1, 1.0)]);
     let bad_labels =
         |labels: &[(&str, &str)]| payload(vec![good.clone(), series(labels, &[(1, 1.0)])]);
@@ -228,7 +235,7 @@ async fn malformed_requests_get_their_status_and_store_nothing() {
 
 #[tokio::test]
 async fn tenants_are_isolated_and_can_be_required() {
-    let (app, _, _) = app();
+    let (app, _, _) = app().await;
     for t in ["alpha", "beta"] {
         let (s, _) = send(
             &app,
@@ -251,7 +258,7 @@ async fn tenants_are_isolated_and_can_be_required() {
 
     let mut config = ServerConfig::default();
     config.tenancy.require_tenant = true;
-    let (app, _, _) = app_with(config);
+    let (app, _, _) = app_with(config).await;
     let (s, body) = send(
         &app,
         write_req(
@@ -268,7 +275,7 @@ async fn tenants_are_isolated_and_can_be_required() {
 
 #[tokio::test]
 async fn sql_errors_are_json_400s() {
-    let (app, _, _) = app();
+    let (app, _, _) = app().await;
     let (s, json) = sql(&app, None, "SELECT nope FROM samples").await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert_eq!(json["status"], "error");
@@ -287,7 +294,7 @@ async fn sql_errors_are_json_400s() {
 
 #[tokio::test]
 async fn not_ready_until_replayed() {
-    let state = AppState::new(ServerConfig::default());
+    let state = AppState::new(ServerConfig::default(), storage().await);
     let app = router(state);
     let (s, _) = send(
         &app,
@@ -311,7 +318,7 @@ async fn not_ready_until_replayed() {
 
 #[tokio::test]
 async fn metrics_expose_ingest_wal_head_and_http() {
-    let (app, _, _) = app();
+    let (app, _, _) = app().await;
     send(
         &app,
         write_req(
@@ -340,7 +347,7 @@ async fn oversized_bodies_are_413() {
     let mut config = ServerConfig::default();
     config.limits.max_request_size = crate::ByteSize(8192);
     config.limits.max_decoded_size = crate::ByteSize(16384);
-    let (app, state, _) = app_with(config);
+    let (app, state, _) = app_with(config).await;
     // Compressed body over the request limit.
     let (s, _) = send(&app, write_req(None, vec![0u8; 10_000])).await;
     assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
@@ -357,7 +364,7 @@ async fn oversized_bodies_are_413() {
 
 #[tokio::test]
 async fn bodies_over_the_blocking_threshold_are_decoded_and_stored() {
-    let (app, state, _) = app();
+    let (app, state, _) = app().await;
     // Pseudo-random label values so snappy cannot shrink the body below
     // the threshold.
     let mut x = 0x9e37_79b9_7f4a_7c15u64;
@@ -384,4 +391,55 @@ async fn bodies_over_the_blocking_threshold_are_decoded_and_stored() {
     assert_eq!(s, StatusCode::NO_CONTENT, "{text}");
     let t = strata_types::TenantId::try_new("big").unwrap();
     assert_eq!(state.head.tenant(&t).unwrap().series_count(), 40_000);
+}
+
+#[tokio::test]
+async fn admin_flush_moves_data_to_the_table_and_sql_still_sees_it_once() {
+    let (app, state, wal) = app().await;
+    let body = payload(vec![series(
+        &[("__name__", "up"), ("job", "api")],
+        &[(1_700_000_000_000, 1.0), (1_700_000_015_000, 2.0)],
+    )]);
+    let resp = app.clone().oneshot(write_req(None, body)).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+
+    let (s, body) = send(
+        &app,
+        Request::post("/api/v1/admin/flush")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let report: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(report["data"]["samples"], 2);
+    assert_eq!(report["data"]["files"], 1);
+    assert!(wal.records().is_empty(), "flushed records leave the WAL");
+    assert!(state.head.tenants().is_empty(), "and the head");
+
+    // One more sample in the head: the answer spans head and files.
+    let body = payload(vec![series(
+        &[("__name__", "up"), ("job", "api")],
+        &[(1_700_000_030_000, 3.0)],
+    )]);
+    let resp = app.clone().oneshot(write_req(None, body)).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    let (status, json) = sql(
+        &app,
+        None,
+        "SELECT count(*) AS n, sum(value) AS s FROM samples WHERE metric = 'up'",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    assert_eq!(json["rows"], serde_json::json!([[3, 6.0]]));
+
+    let (_, metrics) = send(&app, Request::get("/metrics").body(Body::empty()).unwrap()).await;
+    assert!(
+        metrics.contains("strata_table_samples{tenant=\"default\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("strata_flushes_total{result=\"ok\"} 1"),
+        "{metrics}"
+    );
 }

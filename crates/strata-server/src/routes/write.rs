@@ -7,6 +7,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use strata_ingest::{DecodeLimits, decode_v1, negotiate};
+use strata_storage::StorageError;
 use strata_types::ErrorKind;
 use tracing::debug;
 
@@ -93,18 +94,16 @@ async fn write(state: &AppState, headers: &HeaderMap, body: Bytes) -> Result<u64
     if samples == 0 {
         return Ok(0);
     }
-    wal.append(Arc::clone(&batch)).await.map_err(|e| {
-        let kind = if e.is_retryable() {
-            ErrorKind::Unavailable
-        } else {
-            ErrorKind::BadInput
-        };
-        ApiError::new(kind, format!("write not durable: {e}"), shape)
-    })?;
     state
-        .head
-        .append(&batch)
-        .map_err(|e| ApiError::new(ErrorKind::Internal, e.to_string(), shape))?;
+        .storage
+        .write(wal.as_ref(), batch)
+        .await
+        .map_err(|e| match e {
+            StorageError::Wal { .. } => {
+                ApiError::new(e.kind(), format!("write not durable: {e}"), shape)
+            }
+            e => ApiError::new(e.kind(), e.to_string(), shape),
+        })?;
     state
         .metrics
         .samples_ingested
