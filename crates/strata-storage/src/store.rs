@@ -123,8 +123,12 @@ impl ObjectStoreHandle {
                 Arc::new(LocalFileSystem::new())
             }
             "s3" | "s3a" => {
+                // Client options first: `options` may refine them
+                // (`allow_http`, timeouts), and a later call would replace them.
                 let mut b = AmazonS3Builder::from_env()
                     .with_url(url.as_str())
+                    .with_client_options(client)
+                    .with_retry(retry)
                     // Commits rely on create-if-absent; S3 and the common
                     // S3-compatible servers honour If-None-Match.
                     .with_conditional_put(S3ConditionalPut::ETagMatch);
@@ -132,23 +136,29 @@ impl ObjectStoreHandle {
                     let key: AmazonS3ConfigKey = k.parse().map_err(|_| bad_option(k))?;
                     b = b.with_config(key, v);
                 }
-                Arc::new(b.with_retry(retry).with_client_options(client).build()?)
+                Arc::new(b.build()?)
             }
             "gs" => {
-                let mut b = GoogleCloudStorageBuilder::from_env().with_url(url.as_str());
+                let mut b = GoogleCloudStorageBuilder::from_env()
+                    .with_url(url.as_str())
+                    .with_client_options(client)
+                    .with_retry(retry);
                 for (k, v) in &config.options {
                     let key: GoogleConfigKey = k.parse().map_err(|_| bad_option(k))?;
                     b = b.with_config(key, v);
                 }
-                Arc::new(b.with_retry(retry).with_client_options(client).build()?)
+                Arc::new(b.build()?)
             }
             "az" | "abfs" | "abfss" | "azure" => {
-                let mut b = MicrosoftAzureBuilder::from_env().with_url(url.as_str());
+                let mut b = MicrosoftAzureBuilder::from_env()
+                    .with_url(url.as_str())
+                    .with_client_options(client)
+                    .with_retry(retry);
                 for (k, v) in &config.options {
                     let key: AzureConfigKey = k.parse().map_err(|_| bad_option(k))?;
                     b = b.with_config(key, v);
                 }
-                Arc::new(b.with_retry(retry).with_client_options(client).build()?)
+                Arc::new(b.build()?)
             }
             other => {
                 return Err(StorageError::Config {
