@@ -9,7 +9,7 @@ use arrow::array::{
 use arrow::datatypes::{DataType, Field, SchemaRef};
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
-use datafusion::common::{DFSchema, ScalarValue};
+use datafusion::common::ScalarValue;
 use datafusion::datasource::TableType;
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
@@ -17,7 +17,6 @@ use datafusion::datasource::source::DataSourceExec;
 use datafusion::error::Result;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
-use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
@@ -98,7 +97,7 @@ impl Pushdown {
 
     fn add_comparison(&mut self, left: &Expr, op: Operator, right: &Expr) -> bool {
         // Normalise to `column op literal`.
-        let (col, op, lit) = if literal(right).is_some() {
+        let (col, op, lit) = if matches!(right, Expr::Literal(..)) {
             (left, op, right)
         } else if let Some(swapped) = op.swap() {
             (right, swapped, left)
@@ -289,7 +288,7 @@ impl TableProvider for SamplesTable {
             .filter(|f| metric.is_none_or(|m| may_hold_metric(f, m)))
             .collect();
         if !files.is_empty() {
-            inputs.push(self.files_exec(state, &files, filters, &columns, row_limit)?);
+            inputs.push(self.files_exec(state, &files, &columns, row_limit)?);
         }
         if inputs.is_empty() {
             return Ok(Arc::new(EmptyExec::new(schema)));
@@ -315,18 +314,14 @@ impl SamplesTable {
         &self,
         state: &dyn Session,
         files: &[&DataFile],
-        filters: &[Expr],
         columns: &[usize],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let full = samples_schema();
-        let mut source = ParquetSource::new(Arc::clone(&full))
+        // The query's filters reach the Parquet scan through DataFusion's
+        // physical filter pushdown (the filters stay above it: Inexact).
+        let source = ParquetSource::new(samples_schema())
             .with_enable_page_index(true)
             .with_bloom_filter_on_read(true);
-        if let Some(expr) = conjunction(filters.to_vec()) {
-            let df_schema = DFSchema::try_from(Arc::clone(&full))?;
-            source = source.with_predicate(state.create_physical_expr(expr, &df_schema)?);
-        }
         // Spread files over as many groups as the session has partitions,
         // largest first, each to the lightest group.
         let groups_wanted = state.config().target_partitions().clamp(1, files.len());

@@ -66,6 +66,14 @@ impl StorageError {
             Self::ObjectStore { .. } | Self::Delta { .. } => ErrorKind::Unavailable,
             Self::Wal { source } if source.is_retryable() => ErrorKind::Unavailable,
             Self::Wal { .. } => ErrorKind::BadInput,
+            // The Parquet writer wraps the store's errors when uploading.
+            Self::Parquet {
+                source: parquet::errors::ParquetError::External(e),
+            } if e.downcast_ref::<object_store::Error>().is_some()
+                || e.downcast_ref::<std::io::Error>().is_some() =>
+            {
+                ErrorKind::Unavailable
+            }
             Self::Path { .. }
             | Self::Parquet { .. }
             | Self::Arrow { .. }

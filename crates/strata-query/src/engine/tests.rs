@@ -261,3 +261,36 @@ async fn scans_stream_many_batches_and_honour_limits() {
         assert_eq!(out.row_count(), 300);
     }
 }
+
+#[tokio::test]
+async fn time_filters_prune_files_before_they_are_opened() {
+    let e = engine(Layout::Files).await;
+    let explain = |from: &'static str| {
+        let e = &e;
+        async move {
+            table(
+                e,
+                "a",
+                &format!(
+                    "EXPLAIN SELECT value FROM samples \
+                     WHERE metric = 'up' AND timestamp >= TIMESTAMP '{from}'"
+                ),
+            )
+            .await
+        }
+    };
+    // `up` spans 1s..3s: a scan from 2s reads its file (and prunes row
+    // groups with the pushed predicate), a scan from 4s opens no file.
+    let overlapping = explain("1970-01-01T00:00:02Z").await;
+    assert!(
+        overlapping.contains("DataSourceExec: file_groups={1 group"),
+        "{overlapping}"
+    );
+    assert!(
+        overlapping.contains("pruning_predicate=") && overlapping.contains("timestamp_max"),
+        "{overlapping}"
+    );
+    let after = explain("1970-01-01T00:00:04Z").await;
+    assert!(!after.contains("DataSourceExec"), "{after}");
+    assert!(after.contains("EmptyExec"), "{after}");
+}
