@@ -121,11 +121,21 @@ pub async fn serve(
         None => None,
     };
 
+    let compactor = {
+        let metrics = Arc::clone(&state.metrics);
+        tokio::spawn(Arc::clone(&state.storage).run_compactor(
+            state.config.storage.clone(),
+            move |r| metrics.observe_compaction(r),
+            flusher_stop_tx.subscribe(),
+        ))
+    };
+
     let served = server.await;
     let _ = flusher_stop_tx.send(true);
     if let Some(f) = flusher {
         let _ = f.await;
     }
+    let _ = compactor.await;
     // Every acknowledged write is already fsynced. The head is flushed, then
     // closing the WAL completes any append whose request was cut off
     // mid-flight and syncs once more.

@@ -11,7 +11,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use strata_head::Head;
-use strata_storage::{FlushReport, Storage, StorageError};
+use strata_storage::{CompactReport, FlushReport, Storage, StorageError};
 use strata_wal::Wal;
 
 type Labels = Vec<(&'static str, String)>;
@@ -32,6 +32,9 @@ pub struct Metrics {
     pub flushed_samples: Counter,
     pub flushed_bytes: Counter,
     flush_pending_cuts: Gauge,
+    pub compactions: Family<Labels, Counter>,
+    pub compacted_files: Counter,
+    compaction_backlog: Gauge,
     table_files: Family<Labels, Gauge>,
     table_bytes: Family<Labels, Gauge>,
     table_samples: Family<Labels, Gauge>,
@@ -180,7 +183,28 @@ impl Metrics {
             "Samples in live data files of the tenant's metrics table",
             table_samples.clone(),
         );
+        let compactions = Family::<Labels, Counter>::default();
+        registry.register(
+            "compactions",
+            "Compaction passes, by result (ok, error)",
+            compactions.clone(),
+        );
+        let compacted_files = Counter::default();
+        registry.register(
+            "compacted_files",
+            "Data files merged away by compaction",
+            compacted_files.clone(),
+        );
+        let compaction_backlog = Gauge::default();
+        registry.register(
+            "compaction_backlog_files",
+            "Data files due for compaction now, over all tenants",
+            compaction_backlog.clone(),
+        );
         Arc::new(Self {
+            compactions,
+            compacted_files,
+            compaction_backlog,
             flushes,
             flush_duration,
             flushed_samples,
@@ -227,8 +251,27 @@ impl Metrics {
         }
     }
 
+    /// Records one compaction pass's outcome.
+    pub fn observe_compaction(&self, result: &Result<CompactReport, StorageError>) {
+        let outcome = if result.is_ok() { "ok" } else { "error" };
+        self.compactions
+            .get_or_create(&vec![("result", outcome.to_owned())])
+            .inc();
+        if let Ok(r) = result {
+            self.compacted_files.inc_by(r.files_in as u64);
+        }
+    }
+
     /// Refreshes the gauges read from the head, tables and WAL, then encodes.
-    pub fn render(&self, storage: &Storage, wal: Option<&dyn Wal>) -> String {
+    pub fn render(
+        &self,
+        storage: &Storage,
+        wal: Option<&dyn Wal>,
+        compaction_delay: Duration,
+    ) -> String {
+        let now = chrono::Utc::now().timestamp_millis();
+        self.compaction_backlog
+            .set(storage.compaction_backlog(now, compaction_delay) as i64);
         let head: &Head = storage.head();
         // Tenants whose head was just flushed must not keep stale values.
         self.head_series.clear();

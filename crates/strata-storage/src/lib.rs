@@ -11,6 +11,7 @@
 //!   memory and the WAL. Readers get a [`TenantView`]: heads and files that
 //!   together hold every sample exactly once.
 
+pub mod compact;
 mod error;
 pub mod paths;
 mod schema;
@@ -27,6 +28,6 @@ pub use schema::{col, metrics_schema};
 pub mod schema_names {
     pub use crate::schema::{MAP_ENTRIES, MAP_KEY, MAP_VALUE};
 }
-pub use storage::{FlushReport, Storage, StorageConfig, TenantView};
+pub use storage::{CompactReport, FlushReport, Storage, StorageConfig, TenantView};
 pub use store::{ObjectStoreConfig, ObjectStoreHandle};
 pub use table::{DataFile, FileStats, MetricsTable, SHA256_TAG, WAL_APP_ID};

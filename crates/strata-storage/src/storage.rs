@@ -32,9 +32,10 @@ use strata_types::{TenantId, WriteBatch};
 use strata_wal::{Wal, WalSeq};
 use tracing::{info, instrument, warn};
 
+use crate::compact;
 use crate::paths::{TENANTS, TablePath};
 use crate::store::humantime_serde_compat;
-use crate::table::write_operation;
+use crate::table::{compact_operation, write_operation};
 use crate::writer::write_head;
 use crate::{DataFile, MetricsTable, ObjectStoreHandle, StorageError};
 
@@ -47,6 +48,13 @@ pub struct StorageConfig {
     pub flush_interval: Duration,
     /// Flush when the head holds this many samples.
     pub flush_max_samples: u64,
+    /// How often the background compactor looks for work.
+    #[serde(with = "humantime_serde_compat")]
+    pub compaction_interval: Duration,
+    /// A time window is compacted once it ended this long ago (late data
+    /// still arriving for it gets merged in a later pass).
+    #[serde(with = "humantime_serde_compat")]
+    pub compaction_delay: Duration,
 }
 
 impl Default for StorageConfig {
@@ -56,6 +64,8 @@ impl Default for StorageConfig {
             // 1M samples/s reaches the sample bound in about 20 s.
             flush_interval: Duration::from_secs(600),
             flush_max_samples: 20_000_000,
+            compaction_interval: Duration::from_secs(60),
+            compaction_delay: Duration::from_secs(600),
         }
     }
 }
@@ -68,6 +78,18 @@ pub struct FlushReport {
     pub rows: u64,
     pub bytes: u64,
     pub wal_segments_removed: usize,
+    pub elapsed: Duration,
+}
+
+/// What one compaction pass did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CompactReport {
+    pub jobs: usize,
+    pub files_in: usize,
+    pub rows_in: u64,
+    pub rows_out: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
     pub elapsed: Duration,
 }
 
@@ -397,6 +419,96 @@ impl Storage {
                     warn!(%error, retry_in_s = backoff.as_secs(), "flush failed; data stays in the head and the WAL");
                 }
             }
+        }
+    }
+
+    /// Runs every compaction due at `now_ms` for every tenant. Each job is
+    /// one commit; a failed job leaves the table as it was.
+    #[instrument(skip_all)]
+    pub async fn compact(
+        &self,
+        now_ms: i64,
+        delay: Duration,
+    ) -> Result<CompactReport, StorageError> {
+        let started = Instant::now();
+        let mut report = CompactReport::default();
+        let tenants: Vec<TenantId> = self.tables.lock().keys().cloned().collect();
+        for tenant in tenants {
+            let table = self.table(&tenant).await?;
+            let mut table = table.lock().await;
+            let jobs = compact::plan(&table.files()?, now_ms, delay.as_millis() as i64);
+            for job in jobs {
+                let (file, stats) = compact::merge(self.store.store(), table.root(), &job).await?;
+                table
+                    .commit(
+                        std::slice::from_ref(&file),
+                        &job.inputs,
+                        None,
+                        compact_operation(),
+                    )
+                    .await?;
+                report.jobs += 1;
+                report.files_in += job.inputs.len();
+                report.rows_in += stats.rows_in;
+                report.rows_out += stats.rows_out;
+                report.bytes_in += job.inputs.iter().map(|f| f.size).sum::<u64>();
+                report.bytes_out += file.size;
+                let live = table.files()?;
+                self.state.write().files.insert(tenant.clone(), live.into());
+            }
+        }
+        report.elapsed = started.elapsed();
+        if report.jobs > 0 {
+            info!(
+                jobs = report.jobs,
+                files_in = report.files_in,
+                rows_in = report.rows_in,
+                rows_out = report.rows_out,
+                bytes_in = report.bytes_in,
+                bytes_out = report.bytes_out,
+                elapsed_ms = report.elapsed.as_millis() as u64,
+                "compacted"
+            );
+        }
+        Ok(report)
+    }
+
+    /// Files waiting for compaction at `now_ms`, over all tenants.
+    pub fn compaction_backlog(&self, now_ms: i64, delay: Duration) -> usize {
+        let state = self.state.read();
+        state
+            .files
+            .values()
+            .map(|files| {
+                compact::plan(files, now_ms, delay.as_millis() as i64)
+                    .iter()
+                    .map(|j| j.inputs.len())
+                    .sum::<usize>()
+            })
+            .sum()
+    }
+
+    /// Runs compactions in the background until `stop` resolves.
+    pub async fn run_compactor(
+        self: Arc<Self>,
+        config: StorageConfig,
+        observe: impl Fn(&Result<CompactReport, StorageError>) + Send,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(config.compaction_interval) => {}
+                _ = stop.changed() => return,
+            }
+            if *stop.borrow() {
+                return;
+            }
+            let now = chrono::Utc::now().timestamp_millis();
+            let result = self.compact(now, config.compaction_delay).await;
+            if let Err(error) = &result {
+                warn!(%error, "compaction failed; the table is unchanged and the next pass retries");
+            }
+            observe(&result);
         }
     }
 

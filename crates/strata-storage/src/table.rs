@@ -30,6 +30,10 @@ use crate::{ObjectStoreHandle, StorageError};
 pub const WAL_APP_ID: &str = "strata-wal";
 /// Add-action tag holding the file's SHA-256 (hex), checked by verify.
 pub const SHA256_TAG: &str = "strata.sha256";
+/// Add-action tag: when the newest sample in the file was written (ms since
+/// the epoch). Decides which copy of a (series, timestamp) wins when
+/// compaction merges files: the newer write.
+pub const WRITTEN_TAG: &str = "strata.written_ms";
 
 /// Per-file statistics, kept in the Delta log (`stats`) and used to prune
 /// files before any is opened.
@@ -117,6 +121,8 @@ pub struct DataFile {
     /// SHA-256 of the whole file, hex; absent for files Strata did not write.
     pub sha256: Option<String>,
     pub stats: FileStats,
+    /// When the newest write in the file happened (ms since the epoch).
+    pub written_ms: i64,
 }
 
 impl DataFile {
@@ -148,6 +154,7 @@ impl DataFile {
         if let Some(h) = &self.sha256 {
             tags.insert(SHA256_TAG.to_owned(), Some(h.clone()));
         }
+        tags.insert(WRITTEN_TAG.to_owned(), Some(self.written_ms.to_string()));
         tags.insert(
             "strata.level".to_owned(),
             Some(self.path.level.as_str().to_owned()),
@@ -197,6 +204,12 @@ impl DataFile {
                 .tags
                 .as_ref()
                 .and_then(|t| t.get(SHA256_TAG).cloned().flatten()),
+            written_ms: add
+                .tags
+                .as_ref()
+                .and_then(|t| t.get(WRITTEN_TAG).cloned().flatten())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(add.modification_time),
             stats: FileStats {
                 rows: stats.num_records,
                 min_ts_ms: ts(&stats.min_values.timestamp)?,
@@ -390,5 +403,13 @@ pub(crate) fn write_operation() -> DeltaOperation {
         mode: SaveMode::Append,
         partition_by: Some(vec![DAY.to_owned()]),
         predicate: None,
+    }
+}
+
+/// The compaction commit's operation, as Delta history shows it.
+pub(crate) fn compact_operation() -> DeltaOperation {
+    DeltaOperation::Optimize {
+        predicate: None,
+        target_size: 0,
     }
 }

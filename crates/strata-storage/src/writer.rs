@@ -101,6 +101,7 @@ pub(crate) struct FileWriter {
     writer: AsyncArrowWriter<HashingWriter>,
     rows: Rows,
     stats: FileStats,
+    written_ms: i64,
 }
 
 impl FileWriter {
@@ -128,7 +129,41 @@ impl FileWriter {
             writer,
             rows: Rows::new(),
             stats: FileStats::default(),
+            written_ms: chrono::Utc::now().timestamp_millis(),
         })
+    }
+
+    /// Sets when the newest write in the file happened (compaction keeps
+    /// its inputs' newest).
+    pub(crate) fn set_written_ms(&mut self, ms: i64) {
+        self.written_ms = ms;
+    }
+
+    /// Appends a batch already in [`metrics_schema`] and in file order.
+    pub(crate) async fn push_batch(&mut self, batch: &RecordBatch) -> Result<(), StorageError> {
+        use arrow::array::AsArray;
+        use arrow::datatypes::{Float64Type, Int64Type, TimestampMicrosecondType};
+
+        let metric = batch.column(crate::col::METRIC).as_string::<i32>();
+        let ids = batch
+            .column(crate::col::SERIES_ID)
+            .as_primitive::<Int64Type>();
+        let ts = batch
+            .column(crate::col::TIMESTAMP)
+            .as_primitive::<TimestampMicrosecondType>();
+        let values = batch
+            .column(crate::col::VALUE)
+            .as_primitive::<Float64Type>();
+        for i in 0..batch.num_rows() {
+            self.stats.observe(
+                metric.value(i),
+                ids.value(i),
+                ts.value(i).div_euclid(1000),
+                values.value(i),
+            );
+        }
+        self.writer.write(batch).await?;
+        Ok(())
     }
 
     /// Appends rows of one series (`samples` in timestamp order).
@@ -165,6 +200,7 @@ impl FileWriter {
             size: sink.bytes,
             sha256: Some(sha256),
             stats: self.stats,
+            written_ms: self.written_ms,
         })
     }
 }

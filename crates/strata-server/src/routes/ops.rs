@@ -30,9 +30,11 @@ pub(super) async fn ready(State(state): State<Arc<AppState>>) -> impl IntoRespon
 }
 
 pub(super) async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    let body = state
-        .metrics
-        .render(&state.storage, state.wal().map(|w| w.as_ref()));
+    let body = state.metrics.render(
+        &state.storage,
+        state.wal().map(|w| w.as_ref()),
+        state.config.storage.compaction_delay,
+    );
     (
         [(
             header::CONTENT_TYPE,

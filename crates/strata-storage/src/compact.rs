@@ -1,0 +1,373 @@
+//! Compaction: flush files merged into hour files, then into one file per
+//! day, deduplicating (series, timestamp) so the newest write wins.
+//!
+//! **Plan.** Per day partition: once the day has ended (plus a delay for
+//! late data), all its files (if more than one) become one day file. Before
+//! that, flush files are grouped by the hour their data starts in; a group
+//! is widened with every file whose time range overlaps it (so no file left
+//! out can hold a copy of a merged sample, and dedup is exact), and merged
+//! into an hour file once all its hours have ended (plus the delay).
+//!
+//! **Merge.** Input files are sorted by (metric, series id, timestamp); they
+//! are streamed batch by batch and merged with a heap, so memory is one
+//! batch per input whatever the file sizes. Rows are gathered with Arrow's
+//! `interleave`, whole columns at a time.
+//!
+//! **Commit.** Inputs removed and the output added in one Delta commit;
+//! readers see the old files or the new one, never both. Removed files stay
+//! on the store until vacuum deletes them after the grace period.
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BinaryHeap};
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{Int64Type, TimestampMicrosecondType};
+use chrono::NaiveDate;
+use futures::StreamExt;
+use object_store::ObjectStore;
+use object_store::path::Path;
+use parquet::arrow::ParquetRecordBatchStreamBuilder;
+// Deprecated upstream in favour of implementing `AsyncFileReader` by hand
+// (arrow-rs#10308, whose replacement is an example, not a type); this is
+// still the object-store reader parquet ships.
+#[allow(deprecated)]
+use parquet::arrow::async_reader::{ParquetObjectReader, ParquetRecordBatchStream};
+
+use crate::paths::FileLevel;
+use crate::writer::FileWriter;
+use crate::{DataFile, StorageError};
+
+const HOUR_MS: i64 = 3_600_000;
+const DAY_MS: i64 = 24 * HOUR_MS;
+const BATCH_ROWS: usize = 8192;
+
+/// One merge to do: files of one day partition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompactionJob {
+    pub day: NaiveDate,
+    pub level: FileLevel,
+    pub inputs: Vec<DataFile>,
+}
+
+/// What to merge now, given a table's live files.
+pub fn plan(files: &[DataFile], now_ms: i64, delay_ms: i64) -> Vec<CompactionJob> {
+    let mut by_day: BTreeMap<NaiveDate, Vec<&DataFile>> = BTreeMap::new();
+    for f in files {
+        by_day.entry(f.path.day).or_default().push(f);
+    }
+    let mut jobs = Vec::new();
+    for (day, files) in by_day {
+        let day_start = day
+            .and_hms_opt(0, 0, 0)
+            .map_or(i64::MAX, |t| t.and_utc().timestamp_millis());
+        let day_closed = day_start.saturating_add(DAY_MS).saturating_add(delay_ms) <= now_ms;
+        if day_closed {
+            if files.len() > 1 {
+                jobs.push(CompactionJob {
+                    day,
+                    level: FileLevel::Day,
+                    inputs: files.into_iter().cloned().collect(),
+                });
+            }
+            continue;
+        }
+        jobs.extend(hour_jobs(day, &files, now_ms, delay_ms));
+    }
+    jobs
+}
+
+/// Hour groups of an open day's flush files, each widened to every file it
+/// overlaps, merged once all their hours have ended.
+fn hour_jobs(
+    day: NaiveDate,
+    files: &[&DataFile],
+    now_ms: i64,
+    delay_ms: i64,
+) -> Vec<CompactionJob> {
+    let mut flush: Vec<&DataFile> = files
+        .iter()
+        .copied()
+        .filter(|f| f.path.level == FileLevel::Flush)
+        .collect();
+    flush.sort_by_key(|f| (f.stats.min_ts_ms, f.stats.max_ts_ms));
+    let mut jobs = Vec::new();
+    let mut taken = vec![false; flush.len()];
+    for i in 0..flush.len() {
+        if taken[i] {
+            continue;
+        }
+        let hour = flush[i].stats.min_ts_ms.div_euclid(HOUR_MS);
+        let (mut lo, mut hi) = (hour * HOUR_MS, (hour + 1) * HOUR_MS - 1);
+        let mut group = vec![i];
+        // Widen until no other file overlaps [lo, hi].
+        loop {
+            let mut grew = false;
+            for (j, f) in flush.iter().enumerate() {
+                let overlaps = f.stats.min_ts_ms <= hi && f.stats.max_ts_ms >= lo;
+                let starts_in = f.stats.min_ts_ms.div_euclid(HOUR_MS) == hour;
+                if !taken[j] && !group.contains(&j) && (overlaps || starts_in) {
+                    group.push(j);
+                    lo = lo.min(f.stats.min_ts_ms);
+                    hi = hi.max(f.stats.max_ts_ms);
+                    grew = true;
+                }
+            }
+            if !grew {
+                break;
+            }
+        }
+        for &j in &group {
+            taken[j] = true;
+        }
+        let window_end = (hi.div_euclid(HOUR_MS) + 1) * HOUR_MS;
+        if group.len() > 1 && window_end.saturating_add(delay_ms) <= now_ms {
+            jobs.push(CompactionJob {
+                day,
+                level: FileLevel::Hour,
+                inputs: group.into_iter().map(|j| flush[j].clone()).collect(),
+            });
+        }
+    }
+    jobs
+}
+
+/// One input being read: its current batch and row.
+#[allow(deprecated)]
+struct Input {
+    stream: ParquetRecordBatchStream<ParquetObjectReader>,
+    /// Index into the pinned batches of the current output chunk.
+    slot: usize,
+    row: usize,
+    rows: usize,
+    /// Which copy wins on a tie: higher is newer.
+    recency: (i64, usize),
+}
+
+/// Heap entry: the current row of an input.
+struct Head {
+    metric: String,
+    series_id: i64,
+    ts: i64,
+    input: usize,
+    recency: (i64, usize),
+}
+
+impl Head {
+    fn key(&self) -> (&str, i64, i64) {
+        (&self.metric, self.series_id, self.ts)
+    }
+}
+
+impl PartialEq for Head {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for Head {}
+impl PartialOrd for Head {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Head {
+    /// Reversed: `BinaryHeap` pops the smallest key first; among equal keys
+    /// the newest copy first.
+    fn cmp(&self, other: &Self) -> Ordering {
+        other
+            .key()
+            .cmp(&self.key())
+            .then_with(|| self.recency.cmp(&other.recency))
+    }
+}
+
+/// Statistics of one merge.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MergeStats {
+    pub rows_in: u64,
+    pub rows_out: u64,
+}
+
+/// Merges `job`'s inputs into one new file under `table`.
+pub(crate) async fn merge(
+    store: &Arc<dyn ObjectStore>,
+    table: &Path,
+    job: &CompactionJob,
+) -> Result<(DataFile, MergeStats), StorageError> {
+    let mut inputs = Vec::with_capacity(job.inputs.len());
+    let mut pinned: Vec<RecordBatch> = Vec::new();
+    let mut heap = BinaryHeap::new();
+    let mut stats = MergeStats::default();
+    let expected_series: u64 = job
+        .inputs
+        .iter()
+        .map(|f| f.stats.rows.min(1 << 20))
+        .max()
+        .unwrap_or(1);
+    for (i, f) in job.inputs.iter().enumerate() {
+        let path = f.path.under(table);
+        #[allow(deprecated)]
+        let reader = ParquetObjectReader::new(Arc::clone(store), path).with_file_size(f.size);
+        let stream = ParquetRecordBatchStreamBuilder::new(reader)
+            .await?
+            .with_batch_size(BATCH_ROWS)
+            .build()?;
+        inputs.push(Input {
+            stream,
+            slot: usize::MAX,
+            row: 0,
+            rows: 0,
+            recency: (f.written_ms, i),
+        });
+        if advance(&mut inputs[i], &mut pinned, &mut stats).await? {
+            heap.push(head_of(&inputs[i], i, &pinned)?);
+        }
+    }
+    let mut out = FileWriter::try_new(
+        Arc::clone(store),
+        table,
+        job.day,
+        job.level,
+        expected_series,
+    )?;
+    out.set_written_ms(
+        job.inputs
+            .iter()
+            .map(|f| f.written_ms)
+            .max()
+            .unwrap_or_default(),
+    );
+    let mut picks: Vec<(usize, usize)> = Vec::with_capacity(BATCH_ROWS);
+    while let Some(top) = heap.pop() {
+        let i = top.input;
+        picks.push((inputs[i].slot, inputs[i].row));
+        // Older copies of the same sample: skip them.
+        let mut moved = vec![i];
+        while heap.peek().is_some_and(|h| h.key() == top.key()) {
+            if let Some(dup) = heap.pop() {
+                moved.push(dup.input);
+            }
+        }
+        for j in moved {
+            inputs[j].row += 1;
+            let more = inputs[j].row < inputs[j].rows
+                || advance_after_flush(
+                    &mut inputs,
+                    j,
+                    &mut pinned,
+                    &mut picks,
+                    &mut out,
+                    &mut stats,
+                )
+                .await?;
+            if more {
+                heap.push(head_of(&inputs[j], j, &pinned)?);
+            }
+        }
+        if picks.len() >= BATCH_ROWS {
+            emit(&mut picks, &mut pinned, &mut inputs, &mut out, &mut stats).await?;
+        }
+    }
+    emit(&mut picks, &mut pinned, &mut inputs, &mut out, &mut stats).await?;
+    let file = out.finish().await?;
+    Ok((file, stats))
+}
+
+/// Reads an input's next non-empty batch into a new pinned slot.
+async fn advance(
+    input: &mut Input,
+    pinned: &mut Vec<RecordBatch>,
+    stats: &mut MergeStats,
+) -> Result<bool, StorageError> {
+    while let Some(batch) = input.stream.next().await {
+        let batch = batch?;
+        if batch.num_rows() == 0 {
+            continue;
+        }
+        stats.rows_in += batch.num_rows() as u64;
+        input.rows = batch.num_rows();
+        input.row = 0;
+        input.slot = pinned.len();
+        pinned.push(batch);
+        return Ok(true);
+    }
+    Ok(false)
+}
+
+/// An input ran out of rows in its batch: write what is picked so far (the
+/// batch may be referenced), then read its next batch.
+async fn advance_after_flush(
+    inputs: &mut [Input],
+    j: usize,
+    pinned: &mut Vec<RecordBatch>,
+    picks: &mut Vec<(usize, usize)>,
+    out: &mut FileWriter,
+    stats: &mut MergeStats,
+) -> Result<bool, StorageError> {
+    emit(picks, pinned, inputs, out, stats).await?;
+    advance(&mut inputs[j], pinned, stats).await
+}
+
+/// Gathers the picked rows into one batch, writes it, and drops pinned
+/// batches no input still reads from.
+async fn emit(
+    picks: &mut Vec<(usize, usize)>,
+    pinned: &mut Vec<RecordBatch>,
+    inputs: &mut [Input],
+    out: &mut FileWriter,
+    stats: &mut MergeStats,
+) -> Result<(), StorageError> {
+    if !picks.is_empty() {
+        let columns = (0..crate::metrics_schema().fields().len())
+            .map(|c| {
+                let arrays: Vec<&dyn Array> = pinned.iter().map(|b| b.column(c).as_ref()).collect();
+                arrow::compute::interleave(&arrays, picks)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let batch = RecordBatch::try_new(crate::metrics_schema(), columns)?;
+        stats.rows_out += batch.num_rows() as u64;
+        out.push_batch(&batch).await?;
+        picks.clear();
+    }
+    // Keep only the batches inputs are still positioned in.
+    let mut kept = Vec::new();
+    for input in inputs.iter_mut() {
+        if input.slot != usize::MAX && input.row < input.rows {
+            if let Some(b) = pinned.get(input.slot) {
+                kept.push(b.clone());
+                input.slot = kept.len() - 1;
+            }
+        } else {
+            input.slot = usize::MAX;
+        }
+    }
+    *pinned = kept;
+    Ok(())
+}
+
+fn head_of(input: &Input, i: usize, pinned: &[RecordBatch]) -> Result<Head, StorageError> {
+    let r = input.row;
+    let b = pinned
+        .get(input.slot)
+        .filter(|b| r < b.num_rows())
+        .ok_or_else(|| StorageError::Corrupt {
+            message: format!("compaction lost track of input {i}"),
+        })?;
+    Ok(Head {
+        metric: b
+            .column(crate::col::METRIC)
+            .as_string::<i32>()
+            .value(r)
+            .to_owned(),
+        series_id: b
+            .column(crate::col::SERIES_ID)
+            .as_primitive::<Int64Type>()
+            .value(r),
+        ts: b
+            .column(crate::col::TIMESTAMP)
+            .as_primitive::<TimestampMicrosecondType>()
+            .value(r),
+        input: i,
+        recency: input.recency,
+    })
+}

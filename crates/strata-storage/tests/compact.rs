@@ -1,0 +1,177 @@
+//! Compaction merges flush files into hour and day files, keeping the
+//! newest write of each (series, timestamp), in one commit.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::array::AsArray;
+use arrow::datatypes::{Float64Type, Int64Type, TimestampMicrosecondType};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use strata_head::Head;
+use strata_storage::{FileLevel, ObjectStoreConfig, ObjectStoreHandle, Storage};
+use strata_types::{SeriesSamples, TenantId, WriteBatch};
+use strata_wal::MemoryWal;
+
+const HOUR: i64 = 3_600_000;
+const DAY: i64 = 24 * HOUR;
+const T0: i64 = 1_700_006_400_000; // 2023-11-15T00:00:00Z
+/// Enough series that files span several read and write batches.
+const SERIES: usize = 3000;
+
+fn tenant() -> TenantId {
+    TenantId::try_new("acme").unwrap()
+}
+
+fn batch(series: usize, samples: &[(i64, f64)]) -> Arc<WriteBatch> {
+    Arc::new(WriteBatch::from_series(
+        tenant(),
+        (0..series)
+            .map(|i| {
+                let id = i.to_string();
+                let metric = if i % 2 == 0 { "cpu" } else { "mem" };
+                SeriesSamples::try_from_pairs(&[("__name__", metric), ("id", &id)], samples)
+                    .unwrap()
+            })
+            .collect(),
+    ))
+}
+
+/// (series_id, ts µs) → value over the view's files, asserting file order.
+fn rows(dir: &std::path::Path, storage: &Storage) -> Vec<(i64, i64, f64)> {
+    let view = storage.view(&tenant());
+    let mut all = Vec::new();
+    for f in view.files.iter() {
+        let path = dir
+            .join("objects/tenants/acme/metrics")
+            .join(f.path.relative());
+        let mut file_rows = Vec::new();
+        let mut metrics = Vec::new();
+        for b in ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(path).unwrap())
+            .unwrap()
+            .build()
+            .unwrap()
+        {
+            let b = b.unwrap();
+            let m = b.column(0).as_string::<i32>();
+            let id = b.column(2).as_primitive::<Int64Type>();
+            let ts = b.column(3).as_primitive::<TimestampMicrosecondType>();
+            let v = b.column(4).as_primitive::<Float64Type>();
+            for i in 0..b.num_rows() {
+                metrics.push(m.value(i).to_owned());
+                file_rows.push((id.value(i), ts.value(i), v.value(i)));
+            }
+        }
+        let keys: Vec<_> = metrics
+            .iter()
+            .zip(&file_rows)
+            .map(|(m, r)| (m.clone(), r.0, r.1))
+            .collect();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        assert_eq!(
+            keys,
+            sorted,
+            "file {} is in (metric, series, time) order",
+            f.path.relative()
+        );
+        all.extend(file_rows);
+    }
+    all.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    all
+}
+
+#[tokio::test]
+async fn hours_then_days_merge_and_the_newest_write_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = ObjectStoreHandle::open(&ObjectStoreConfig::default(), dir.path()).unwrap();
+    let storage = Storage::open(store, Arc::new(Head::new())).await.unwrap();
+    let wal = MemoryWal::new();
+    // Three flushes in hour 0 of the day, one in hour 2; the third rewrites
+    // the first sample of every series with a new value.
+    for samples in [
+        vec![(T0, 1.0), (T0 + 60_000, 2.0)],
+        vec![(T0 + 120_000, 3.0)],
+        vec![(T0, 10.0), (T0 + 180_000, 4.0)],
+        vec![(T0 + 2 * HOUR, 5.0)],
+    ] {
+        storage.write(&wal, batch(SERIES, &samples)).await.unwrap();
+        storage.flush(&wal).await.unwrap();
+    }
+    assert_eq!(storage.view(&tenant()).files.len(), 4);
+    let before = rows(dir.path(), &storage);
+    assert_eq!(
+        before.len(),
+        SERIES * 6,
+        "the rewrite is a second copy until compaction"
+    );
+
+    // Hour 0 has ended (plus delay); hour 2 has not: only hour 0 merges.
+    let delay = Duration::from_secs(600);
+    let now = T0 + HOUR + 600_000;
+    assert_eq!(storage.compaction_backlog(now, delay), 3);
+    let report = storage.compact(now, delay).await.unwrap();
+    assert_eq!((report.jobs, report.files_in), (1, 3));
+    assert_eq!(
+        (report.rows_in, report.rows_out),
+        (SERIES as u64 * 5, SERIES as u64 * 4)
+    );
+    let view = storage.view(&tenant());
+    let mut levels: Vec<_> = view.files.iter().map(|f| f.path.level).collect();
+    levels.sort();
+    assert_eq!(levels, [FileLevel::Flush, FileLevel::Hour]);
+    let after = rows(dir.path(), &storage);
+    assert_eq!(after.len(), SERIES * 5);
+    for (_, ts, v) in &after {
+        if *ts == T0 * 1000 {
+            assert_eq!(*v, 10.0, "the later write wins");
+        }
+    }
+
+    // The day ends: everything becomes one day file.
+    let now = T0 + DAY + 600_000;
+    let report = storage.compact(now, delay).await.unwrap();
+    assert_eq!(
+        (report.jobs, report.files_in, report.rows_out),
+        (1, 2, SERIES as u64 * 5)
+    );
+    let view = storage.view(&tenant());
+    assert_eq!(view.files.len(), 1);
+    assert_eq!(view.files[0].path.level, FileLevel::Day);
+    assert_eq!(rows(dir.path(), &storage), after);
+    assert_eq!(storage.compaction_backlog(now, delay), 0);
+    assert_eq!(
+        storage.compact(now, delay).await.unwrap().jobs,
+        0,
+        "nothing left to do"
+    );
+
+    // Reopened, the table says the same.
+    drop(storage);
+    let store = ObjectStoreHandle::open(&ObjectStoreConfig::default(), dir.path()).unwrap();
+    let storage = Storage::open(store, Arc::new(Head::new())).await.unwrap();
+    assert_eq!(storage.view(&tenant()).files.len(), 1);
+    assert_eq!(rows(dir.path(), &storage), after);
+}
+
+#[tokio::test]
+async fn a_late_flush_into_a_compacted_day_is_merged_and_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = ObjectStoreHandle::open(&ObjectStoreConfig::default(), dir.path()).unwrap();
+    let storage = Storage::open(store, Arc::new(Head::new())).await.unwrap();
+    let wal = MemoryWal::new();
+    let delay = Duration::from_secs(600);
+    for samples in [vec![(T0, 1.0)], vec![(T0 + 1000, 2.0)]] {
+        storage.write(&wal, batch(3, &samples)).await.unwrap();
+        storage.flush(&wal).await.unwrap();
+    }
+    storage.compact(T0 + 2 * DAY, delay).await.unwrap();
+    // Late data for the closed day, rewriting one sample.
+    storage.write(&wal, batch(3, &[(T0, 7.0)])).await.unwrap();
+    storage.flush(&wal).await.unwrap();
+    storage.compact(T0 + 2 * DAY, delay).await.unwrap();
+    let got = rows(dir.path(), &storage);
+    assert_eq!(got.len(), 6);
+    assert!(got.iter().filter(|r| r.1 == T0 * 1000).all(|r| r.2 == 7.0));
+    assert_eq!(storage.view(&tenant()).files.len(), 1);
+}
