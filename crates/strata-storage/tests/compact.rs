@@ -77,7 +77,7 @@ fn rows(dir: &std::path::Path, storage: &Storage) -> Vec<(i64, i64, f64)> {
         );
         all.extend(file_rows);
     }
-    all.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    all.sort_by_key(|r| (r.0, r.1));
     all
 }
 
