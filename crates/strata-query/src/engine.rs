@@ -10,6 +10,7 @@ use strata_types::TenantId;
 use tracing::instrument;
 
 use crate::samples::STORE_URL;
+use crate::time_travel::{By, SamplesAsOf};
 use crate::{QueryError, SamplesTable};
 
 /// Runs SQL for one tenant at a time over its heads and files.
@@ -47,6 +48,19 @@ impl QueryEngine {
             .map_err(|e| datafusion::error::DataFusionError::Internal(format!("store url: {e}")))?;
         ctx.register_object_store(&url, Arc::clone(view.store.store()));
         ctx.register_table("samples", Arc::new(SamplesTable::new(view)))?;
+        for (name, by) in [
+            ("samples_at_version", By::Version),
+            ("samples_as_of", By::Time),
+        ] {
+            ctx.register_udtf(
+                name,
+                Arc::new(SamplesAsOf {
+                    storage: Arc::clone(&self.storage),
+                    tenant: tenant.clone(),
+                    by,
+                }),
+            );
+        }
         Ok(ctx)
     }
 

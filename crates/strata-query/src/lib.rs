@@ -10,11 +10,15 @@
 //! * `samples` — one row per float sample: `metric`, `labels` (a map of every
 //!   label except `__name__`, filterable as `labels['job'] = 'api'`),
 //!   `series_id`, `timestamp` (ms, UTC) and `value`. Filters on `metric`,
-//!   `labels[..]` and `timestamp` are pushed into the head scan.
+//!   `labels[..]` and `timestamp` are pushed into the scans; files are
+//!   pruned by their logged time range, row groups by Parquet statistics.
+//! * `samples_at_version(v)`, `samples_as_of('2026-11-01T00:00:00Z')` — the
+//!   tenant's table at a Delta version or time (time travel, files only).
 
 mod engine;
 mod error;
 mod samples;
+mod time_travel;
 
 pub use engine::{QueryEngine, QueryOutput};
 pub use error::QueryError;

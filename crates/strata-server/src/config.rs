@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-pub use strata_storage::{ObjectStoreConfig, StorageConfig};
+pub use strata_storage::{ObjectStoreConfig, RetentionConfig, StorageConfig};
 
 /// Everything `strata serve` can be told. Every field has a default that
 /// works on a laptop.
@@ -21,8 +21,10 @@ pub struct ServerConfig {
     pub wal: WalSection,
     /// Where tables live: `<data_dir>/objects` by default; S3, GCS, Azure.
     pub object_store: ObjectStoreConfig,
-    /// When the head is flushed to the tables.
+    /// When the head is flushed to the tables, and compaction.
     pub storage: StorageConfig,
+    /// How long data is kept, per tenant; legal holds; vacuum.
+    pub retention: RetentionConfig,
     pub limits: LimitsConfig,
     pub log: LogConfig,
 }
@@ -77,6 +79,7 @@ impl Default for ServerConfig {
             wal: WalSection::default(),
             object_store: ObjectStoreConfig::default(),
             storage: StorageConfig::default(),
+            retention: RetentionConfig::default(),
             limits: LimitsConfig::default(),
             log: LogConfig::default(),
         }
@@ -174,6 +177,14 @@ impl ServerConfig {
         }
         if self.storage.flush_max_samples == 0 {
             return invalid("storage.flush_max_samples", "must be at least 1");
+        }
+        for tenant in self.retention.tenants.keys() {
+            if let Err(e) = strata_types::TenantId::try_new(tenant) {
+                return Err(ConfigError::Invalid {
+                    field: "retention.tenants",
+                    reason: e.to_string(),
+                });
+            }
         }
         if self.log.level.trim().is_empty() {
             return invalid("log.level", "must not be empty");

@@ -130,8 +130,18 @@ pub async fn serve(
         ))
     };
 
+    let retention = {
+        let metrics = Arc::clone(&state.metrics);
+        tokio::spawn(Arc::clone(&state.storage).run_retention(
+            state.config.retention.clone(),
+            move |r| metrics.observe_retention(r),
+            flusher_stop_tx.subscribe(),
+        ))
+    };
+
     let served = server.await;
     let _ = flusher_stop_tx.send(true);
+    let _ = retention.await;
     if let Some(f) = flusher {
         let _ = f.await;
     }

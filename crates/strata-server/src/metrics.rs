@@ -11,7 +11,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use strata_head::Head;
-use strata_storage::{CompactReport, FlushReport, Storage, StorageError};
+use strata_storage::{CompactReport, FlushReport, RetentionReport, Storage, StorageError};
 use strata_wal::Wal;
 
 type Labels = Vec<(&'static str, String)>;
@@ -33,6 +33,9 @@ pub struct Metrics {
     pub flushed_bytes: Counter,
     flush_pending_cuts: Gauge,
     pub compactions: Family<Labels, Counter>,
+    pub retention_runs: Family<Labels, Counter>,
+    pub retention_removed_files: Counter,
+    pub vacuum_deleted_files: Counter,
     pub compacted_files: Counter,
     compaction_backlog: Gauge,
     table_files: Family<Labels, Gauge>,
@@ -201,7 +204,28 @@ impl Metrics {
             "Data files due for compaction now, over all tenants",
             compaction_backlog.clone(),
         );
+        let retention_runs = Family::<Labels, Counter>::default();
+        registry.register(
+            "retention_runs",
+            "Retention and vacuum passes, by result (ok, error)",
+            retention_runs.clone(),
+        );
+        let retention_removed_files = Counter::default();
+        registry.register(
+            "retention_removed_files",
+            "Data files removed from tables by retention",
+            retention_removed_files.clone(),
+        );
+        let vacuum_deleted_files = Counter::default();
+        registry.register(
+            "vacuum_deleted_files",
+            "Data files physically deleted by vacuum",
+            vacuum_deleted_files.clone(),
+        );
         Arc::new(Self {
+            retention_runs,
+            retention_removed_files,
+            vacuum_deleted_files,
             compactions,
             compacted_files,
             compaction_backlog,
@@ -248,6 +272,18 @@ impl Metrics {
             self.flush_duration.observe(r.elapsed.as_secs_f64());
             self.flushed_samples.inc_by(r.rows);
             self.flushed_bytes.inc_by(r.bytes);
+        }
+    }
+
+    /// Records one retention pass's outcome.
+    pub fn observe_retention(&self, result: &Result<RetentionReport, StorageError>) {
+        let outcome = if result.is_ok() { "ok" } else { "error" };
+        self.retention_runs
+            .get_or_create(&vec![("result", outcome.to_owned())])
+            .inc();
+        if let Ok(r) = result {
+            self.retention_removed_files.inc_by(r.files_removed as u64);
+            self.vacuum_deleted_files.inc_by(r.files_deleted as u64);
         }
     }
 

@@ -37,6 +37,8 @@ pub enum StorageError {
     BadPath { path: String },
     #[error("{message}")]
     Corrupt { message: String },
+    #[error("not found: {what}")]
+    NotFound { what: String },
     #[error("WAL: {source}")]
     Wal {
         #[from]
@@ -60,6 +62,7 @@ impl StorageError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Self::Config { .. } | Self::BadPath { .. } => ErrorKind::BadInput,
+            Self::NotFound { .. } => ErrorKind::NotFound,
             Self::ObjectStore {
                 source: object_store::Error::NotFound { .. },
             } => ErrorKind::NotFound,

@@ -14,6 +14,7 @@
 pub mod compact;
 mod error;
 pub mod paths;
+mod retention;
 mod schema;
 mod storage;
 mod store;
@@ -22,12 +23,13 @@ mod writer;
 
 pub use error::StorageError;
 pub use paths::{DataFilePath, FileLevel, TablePath};
+pub use retention::{RetentionConfig, RetentionReport, TenantRetention};
 pub use schema::{col, metrics_schema};
 
 /// Field names of the `labels` map as Parquet and Delta spell them.
 pub mod schema_names {
     pub use crate::schema::{MAP_ENTRIES, MAP_KEY, MAP_VALUE};
 }
-pub use storage::{CompactReport, FlushReport, Storage, StorageConfig, TenantView};
+pub use storage::{AsOf, CompactReport, FlushReport, Storage, StorageConfig, TenantView};
 pub use store::{ObjectStoreConfig, ObjectStoreHandle};
 pub use table::{DataFile, FileStats, MetricsTable, SHA256_TAG, WAL_APP_ID};

@@ -35,9 +35,10 @@ use tracing::{info, instrument, warn};
 use crate::compact;
 use crate::paths::{TENANTS, TablePath};
 use crate::store::humantime_serde_compat;
-use crate::table::{compact_operation, write_operation};
+use crate::table::{compact_operation, retention_operation, write_operation};
 use crate::writer::write_head;
 use crate::{DataFile, MetricsTable, ObjectStoreHandle, StorageError};
+use crate::{RetentionConfig, RetentionReport};
 
 /// When the head is flushed.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -79,6 +80,13 @@ pub struct FlushReport {
     pub bytes: u64,
     pub wal_segments_removed: usize,
     pub elapsed: Duration,
+}
+
+/// A point in a table's history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AsOf {
+    Version(u64),
+    Time(chrono::DateTime<chrono::Utc>),
 }
 
 /// What one compaction pass did.
@@ -253,6 +261,40 @@ impl Storage {
                 .path(&TablePath::metrics(tenant.clone()).relative()),
             store: self.store.clone(),
         }
+    }
+
+    /// `tenant`'s table as it was at a version or a time: its files only
+    /// (what the head held then was not in the table yet).
+    pub async fn view_as_of(
+        &self,
+        tenant: &TenantId,
+        at: AsOf,
+    ) -> Result<TenantView, StorageError> {
+        let Some(mut table) = MetricsTable::open(&self.store, tenant).await? else {
+            return Err(StorageError::NotFound {
+                what: format!("tenant {tenant} has no table yet"),
+            });
+        };
+        match at {
+            AsOf::Version(v) => {
+                let latest = table.version().unwrap_or(0);
+                if v > latest {
+                    return Err(StorageError::NotFound {
+                        what: format!(
+                            "table version {v} of tenant {tenant} (the latest is {latest})"
+                        ),
+                    });
+                }
+                table.load_version(v).await?
+            }
+            AsOf::Time(t) => table.load_as_of(t).await?,
+        }
+        Ok(TenantView {
+            heads: Vec::new(),
+            files: table.files()?.into(),
+            table_root: table.root().clone(),
+            store: self.store.clone(),
+        })
     }
 
     /// Whether a flush is due: the head is over its sample bound, or has
@@ -507,6 +549,75 @@ impl Storage {
             let result = self.compact(now, config.compaction_delay).await;
             if let Err(error) = &result {
                 warn!(%error, "compaction failed; the table is unchanged and the next pass retries");
+            }
+            observe(&result);
+        }
+    }
+
+    /// Removes day partitions past each tenant's retention period (one
+    /// commit per tenant), then vacuums files out of the table for longer
+    /// than the grace period. Tenants under legal hold are left alone.
+    #[instrument(skip_all)]
+    pub async fn apply_retention(
+        &self,
+        now_ms: i64,
+        config: &RetentionConfig,
+    ) -> Result<RetentionReport, StorageError> {
+        let mut report = RetentionReport::default();
+        let tenants: Vec<TenantId> = self.tables.lock().keys().cloned().collect();
+        for tenant in tenants {
+            if config.legal_hold(tenant.as_str()) {
+                report.tenants_held += 1;
+                continue;
+            }
+            let table = self.table(&tenant).await?;
+            let mut table = table.lock().await;
+            if let Some(period) = config.period_for(tenant.as_str()) {
+                let keep_from =
+                    crate::paths::day_of_ms(now_ms.saturating_sub(period.as_millis() as i64));
+                let expired: Vec<DataFile> = table
+                    .files()?
+                    .into_iter()
+                    .filter(|f| f.path.day < keep_from)
+                    .collect();
+                if !expired.is_empty() {
+                    let cutoff = keep_from.format("%Y-%m-%d").to_string();
+                    table
+                        .commit(&[], &expired, None, retention_operation(&cutoff))
+                        .await?;
+                    report.files_removed += expired.len();
+                    report.rows_removed += expired.iter().map(|f| f.stats.rows).sum::<u64>();
+                    let live = table.files()?;
+                    self.state.write().files.insert(tenant.clone(), live.into());
+                    info!(%tenant, files = expired.len(), before = %cutoff, "retention removed day partitions");
+                }
+            }
+            let deleted = table.vacuum(config.vacuum_grace, false).await?;
+            report.files_deleted += deleted.len();
+        }
+        Ok(report)
+    }
+
+    /// Runs retention and vacuum in the background until `stop` resolves.
+    pub async fn run_retention(
+        self: Arc<Self>,
+        config: RetentionConfig,
+        observe: impl Fn(&Result<RetentionReport, StorageError>) + Send,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(config.interval) => {}
+                _ = stop.changed() => return,
+            }
+            if *stop.borrow() {
+                return;
+            }
+            let result = self
+                .apply_retention(chrono::Utc::now().timestamp_millis(), &config)
+                .await;
+            if let Err(error) = &result {
+                warn!(%error, "retention failed; the next pass retries");
             }
             observe(&result);
         }

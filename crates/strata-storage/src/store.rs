@@ -62,6 +62,23 @@ pub mod humantime_serde_compat {
         let s = String::deserialize(d)?;
         humantime::parse_duration(&s).map_err(serde::de::Error::custom)
     }
+
+    /// An optional duration: absent or `"forever"` is `None`.
+    pub mod option {
+        use std::time::Duration;
+
+        use serde::{Deserialize, Deserializer};
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+            let s = String::deserialize(d)?;
+            if s == "forever" {
+                return Ok(None);
+            }
+            humantime::parse_duration(&s)
+                .map(Some)
+                .map_err(serde::de::Error::custom)
+        }
+    }
 }
 
 /// An opened store: the client, rooted where Delta's URLs resolve (the

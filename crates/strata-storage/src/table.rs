@@ -397,6 +397,40 @@ impl MetricsTable {
     }
 }
 
+impl MetricsTable {
+    /// Physically deletes data files that left the table more than `grace`
+    /// ago, and files no commit ever referenced (an interrupted flush's
+    /// upload) that are older than `grace`. Returns the deleted keys.
+    pub async fn vacuum(
+        &mut self,
+        grace: std::time::Duration,
+        dry_run: bool,
+    ) -> Result<Vec<String>, StorageError> {
+        let grace = chrono::Duration::from_std(grace).map_err(|e| StorageError::Config {
+            message: format!("vacuum grace period: {e}"),
+        })?;
+        let (table, metrics) = self
+            .table
+            .clone()
+            .vacuum()
+            .with_retention_period(grace)
+            .with_enforce_retention_duration(false)
+            .with_mode(deltalake_core::operations::vacuum::VacuumMode::Full)
+            .with_dry_run(dry_run)
+            .await
+            .map_err(|e| self.err(e))?;
+        self.table = table;
+        Ok(metrics.files_deleted)
+    }
+}
+
+/// The retention commit's operation, as Delta history shows it.
+pub(crate) fn retention_operation(cutoff: &str) -> DeltaOperation {
+    DeltaOperation::Delete {
+        predicate: Some(format!("{DAY} < '{cutoff}'")),
+    }
+}
+
 /// The flush commit's operation, as Delta history shows it.
 pub(crate) fn write_operation() -> DeltaOperation {
     DeltaOperation::Write {
