@@ -19,6 +19,7 @@ mod schema;
 mod storage;
 mod store;
 mod table;
+pub mod verify;
 mod writer;
 
 pub use error::StorageError;

@@ -466,11 +466,22 @@ impl Storage {
 
     /// Runs every compaction due at `now_ms` for every tenant. Each job is
     /// one commit; a failed job leaves the table as it was.
-    #[instrument(skip_all)]
     pub async fn compact(
         &self,
         now_ms: i64,
         delay: Duration,
+    ) -> Result<CompactReport, StorageError> {
+        self.compact_with_progress(now_ms, delay, &|_, _| {}).await
+    }
+
+    /// [`Storage::compact`], calling `progress(tenant's jobs done, of)` as
+    /// each job commits (for the CLI's progress bar).
+    #[instrument(skip_all)]
+    pub async fn compact_with_progress(
+        &self,
+        now_ms: i64,
+        delay: Duration,
+        progress: &(dyn Fn(usize, usize) + Send + Sync),
     ) -> Result<CompactReport, StorageError> {
         let started = Instant::now();
         let mut report = CompactReport::default();
@@ -479,7 +490,9 @@ impl Storage {
             let table = self.table(&tenant).await?;
             let mut table = table.lock().await;
             let jobs = compact::plan(&table.files()?, now_ms, delay.as_millis() as i64);
-            for job in jobs {
+            let total = jobs.len();
+            for (done, job) in jobs.into_iter().enumerate() {
+                progress(done, total);
                 let (file, stats) = compact::merge(self.store.store(), table.root(), &job).await?;
                 table
                     .commit(
@@ -497,6 +510,7 @@ impl Storage {
                 report.bytes_out += file.size;
                 let live = table.files()?;
                 self.state.write().files.insert(tenant.clone(), live.into());
+                progress(done + 1, total);
             }
         }
         report.elapsed = started.elapsed();
@@ -654,7 +668,7 @@ impl Storage {
 }
 
 /// Tenants that have a directory under `tenants/`.
-async fn list_tenants(store: &ObjectStoreHandle) -> Result<Vec<TenantId>, StorageError> {
+pub(crate) async fn list_tenants(store: &ObjectStoreHandle) -> Result<Vec<TenantId>, StorageError> {
     let prefix = store.path(TENANTS);
     let listing = store.store().list_with_delimiter(Some(&prefix)).await?;
     let mut tenants: Vec<TenantId> = listing

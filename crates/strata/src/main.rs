@@ -9,6 +9,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod tools;
+
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use strata_server::{ByteSize, LogFormat, ServerConfig};
 use tracing_subscriber::EnvFilter;
@@ -25,6 +27,15 @@ struct Cli {
 enum Command {
     /// Run the server: Prometheus remote write in, SQL out.
     Serve(ServeArgs),
+    /// Check every data file against the checksum its commit recorded;
+    /// exits 1 if any is missing or altered.
+    Verify(tools::VerifyArgs),
+    /// Merge flush files into hour and day files now.
+    Compact(tools::CompactArgs),
+    /// Apply retention (legal holds respected) and vacuum now.
+    Retention(tools::RetentionArgs),
+    /// Write a tenant's samples in a time range to Parquet or CSV.
+    Export(tools::ExportArgs),
 }
 
 #[derive(Debug, Args)]
@@ -171,6 +182,10 @@ async fn shutdown_signal() {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Verify(args) => tools::verify(args),
+        Command::Compact(args) => tools::compact(args),
+        Command::Retention(args) => tools::retention(args),
+        Command::Export(args) => tools::export(args),
         Command::Serve(args) => {
             let config = match args.resolve() {
                 Ok(c) => c,
