@@ -17,6 +17,8 @@ use crate::{QueryError, SamplesTable};
 #[derive(Debug, Clone)]
 pub struct QueryEngine {
     storage: Arc<Storage>,
+    /// Parallelism of one query; `None`: one per CPU.
+    target_partitions: Option<usize>,
 }
 
 /// A finished query's schema and rows.
@@ -34,14 +36,26 @@ impl QueryOutput {
 
 impl QueryEngine {
     pub fn new(storage: Arc<Storage>) -> Self {
-        Self { storage }
+        Self {
+            storage,
+            target_partitions: None,
+        }
+    }
+
+    /// Runs each query on `n` partitions instead of one per CPU.
+    pub fn with_target_partitions(mut self, n: usize) -> Self {
+        self.target_partitions = Some(n.max(1));
+        self
     }
 
     /// A session that sees only `tenant`'s tables.
     pub fn session(&self, tenant: &TenantId) -> Result<SessionContext, QueryError> {
-        let config = SessionConfig::new()
+        let mut config = SessionConfig::new()
             .with_information_schema(true)
             .with_default_catalog_and_schema("strata", "public");
+        if let Some(n) = self.target_partitions {
+            config = config.with_target_partitions(n);
+        }
         let ctx = SessionContext::new_with_config(config);
         let view = self.storage.view(tenant);
         let url = url::Url::parse(STORE_URL)
