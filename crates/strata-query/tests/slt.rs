@@ -161,6 +161,8 @@ async fn golden_sql() {
         .collect();
     files.sort();
     assert!(!files.is_empty());
+    let uuid =
+        regex::Regex::new("[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}").unwrap();
     for file in files {
         let dir = tempfile::tempdir().unwrap();
         let engine = fixture(dir.path()).await;
