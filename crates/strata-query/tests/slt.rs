@@ -175,9 +175,7 @@ async fn golden_sql() {
             .to_string_lossy()
             .trim_start_matches('/')
             .to_owned();
-        let uuid =
-            regex::Regex::new("[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-                .unwrap();
+        let uuid = uuid.clone();
         let db = std::sync::Mutex::new(Some(StrataDb {
             engine,
             store_prefix,
