@@ -27,8 +27,9 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
+use rand::SeedableRng;
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use strata_benches::workload::{Series, population};
 use strata_ingest::remote_write::proto::{self, encode_snappy};
 
 #[derive(Debug, Parser)]
@@ -58,136 +59,12 @@ struct Args {
     /// PID of the receiver, to report its CPU time and peak RSS.
     #[arg(long)]
     pid: Option<u32>,
+    /// Timestamp (ms) of the first round; default: `rounds` × 15 s ago.
+    #[arg(long)]
+    start_ms: Option<i64>,
     /// Name printed in the result line.
     #[arg(long, default_value = "receiver")]
     name: String,
-}
-
-const ROUTES: [&str; 4] = [
-    "/api/receiving",
-    "/api/picking",
-    "/api/dispatch",
-    "/api/invoicing",
-];
-const QUEUES: [&str; 5] = ["receiving", "picking", "packing", "dispatch", "invoicing"];
-const BUCKETS: [&str; 8] = ["0.005", "0.01", "0.05", "0.1", "0.5", "1", "5", "+Inf"];
-
-#[derive(Clone, Copy)]
-enum Kind {
-    Counter,
-    Gauge,
-}
-
-/// Every series of one pod: (labels beyond the pod's, kind).
-fn pod_families() -> Vec<(Vec<(&'static str, String)>, Kind)> {
-    let mut v = Vec::new();
-    for route in ROUTES {
-        for method in ["GET", "POST"] {
-            for code in ["200", "404", "500"] {
-                v.push((
-                    vec![
-                        ("__name__", "http_requests_total".into()),
-                        ("code", code.into()),
-                        ("method", method.into()),
-                        ("route", route.into()),
-                    ],
-                    Kind::Counter,
-                ));
-            }
-        }
-        for le in BUCKETS {
-            v.push((
-                vec![
-                    ("__name__", "http_request_duration_seconds_bucket".into()),
-                    ("le", le.into()),
-                    ("route", route.into()),
-                ],
-                Kind::Counter,
-            ));
-        }
-    }
-    for q in QUEUES {
-        v.push((
-            vec![("__name__", "odoo_queue_depth".into()), ("queue", q.into())],
-            Kind::Gauge,
-        ));
-    }
-    for state in ["active", "idle"] {
-        v.push((
-            vec![
-                ("__name__", "pg_stat_activity_count".into()),
-                ("state", state.into()),
-            ],
-            Kind::Gauge,
-        ));
-    }
-    v.push((
-        vec![("__name__", "process_cpu_seconds_total".into())],
-        Kind::Counter,
-    ));
-    v.push((
-        vec![("__name__", "process_resident_memory_bytes".into())],
-        Kind::Gauge,
-    ));
-    v.push((vec![("__name__", "go_goroutines".into())], Kind::Gauge));
-    v.push((
-        vec![("__name__", "redis_memory_used_bytes".into())],
-        Kind::Gauge,
-    ));
-    v
-}
-
-struct Series {
-    tenant: usize,
-    labels: Vec<proto::Label>,
-    kind: Kind,
-    value: f64,
-}
-
-fn population(args: &Args, rng: &mut StdRng) -> Vec<Series> {
-    let families = pod_families();
-    let mut out = Vec::with_capacity(args.series);
-    let mut pod = 0usize;
-    'outer: loop {
-        let tenant = pod % args.tenants.max(1);
-        let service = format!("svc-{}", (pod / args.tenants.max(1)) % 25);
-        let pod_name = format!("{service}-{:08x}-{:05x}", rng.random::<u32>(), pod);
-        let ip = format!(
-            "10.{}.{}.{}:8080",
-            (pod >> 16) & 255,
-            (pod >> 8) & 255,
-            pod & 255
-        );
-        for (extra, kind) in &families {
-            if out.len() == args.series {
-                break 'outer;
-            }
-            let mut labels: Vec<(&str, String)> = vec![
-                ("cluster", "eu-west-1".into()),
-                ("instance", ip.clone()),
-                ("job", "kubernetes-pods".into()),
-                ("namespace", format!("odoo-{tenant}")),
-                ("pod", pod_name.clone()),
-                ("service", service.clone()),
-            ];
-            labels.extend(extra.iter().cloned());
-            labels.sort_by(|a, b| a.0.cmp(b.0));
-            out.push(Series {
-                tenant,
-                labels: labels
-                    .into_iter()
-                    .map(|(n, v)| proto::Label {
-                        name: n.into(),
-                        value: v,
-                    })
-                    .collect(),
-                kind: *kind,
-                value: rng.random_range(0.0..1000.0),
-            });
-        }
-        pod += 1;
-    }
-    out
 }
 
 struct Request {
@@ -215,12 +92,16 @@ fn encode_round(series: &mut [Series], args: &Args, ts: i64, rng: &mut StdRng) -
             });
         };
         for s in series.iter_mut().filter(|s| s.tenant == tenant) {
-            s.value = match s.kind {
-                Kind::Counter => s.value + rng.random_range(0.0f64..10.0).floor(),
-                Kind::Gauge => (s.value + rng.random_range(-5.0..5.0)).max(0.0),
-            };
+            s.step(rng);
             batch.push(proto::TimeSeries {
-                labels: s.labels.clone(),
+                labels: s
+                    .labels
+                    .iter()
+                    .map(|(n, v)| proto::Label {
+                        name: (*n).into(),
+                        value: v.clone(),
+                    })
+                    .collect(),
                 samples: vec![proto::Sample {
                     value: s.value,
                     timestamp: ts,
@@ -259,12 +140,14 @@ fn main() {
     let args = Args::parse();
     let mut rng = StdRng::seed_from_u64(args.seed);
     let started = Instant::now();
-    let mut series = population(&args, &mut rng);
+    let mut series = population(args.series, args.tenants, &mut rng);
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64;
-    let t0 = now_ms - (args.rounds as i64) * 15_000;
+    let t0 = args
+        .start_ms
+        .unwrap_or(now_ms - (args.rounds as i64) * 15_000);
     let rounds: Vec<Vec<Request>> = (0..args.rounds)
         .map(|r| encode_round(&mut series, &args, t0 + r as i64 * 15_000, &mut rng))
         .collect();

@@ -313,7 +313,9 @@ impl Storage {
     pub async fn flush(&self, wal: &dyn Wal) -> Result<FlushReport, StorageError> {
         let _one = self.flushing.lock().await;
         let started = Instant::now();
-        self.cut_head().await;
+        // Everything at or below `cut` is in the frozen heads or the files;
+        // later writes go to the new head and must stay in the WAL.
+        let cut = self.cut_head().await;
         let mut report = FlushReport::default();
         loop {
             let next = {
@@ -337,9 +339,8 @@ impl Storage {
                 state.frozen.remove(0);
             }
         }
-        // Every record up to the highest applied position is now in files.
-        let covered = WalSeq(self.applied.load(Ordering::Acquire));
-        report.wal_segments_removed = wal.remove_segments_before(WalSeq(covered.0 + 1))?;
+        // Every cut is committed: every record up to `cut` is in files.
+        report.wal_segments_removed = wal.remove_segments_before(WalSeq(cut.0 + 1))?;
         if self.failpoint == Some(FailPoint::WalTruncated) {
             std::process::abort();
         }
@@ -358,8 +359,9 @@ impl Storage {
         Ok(report)
     }
 
-    /// Freezes the head at the current WAL position (step 1).
-    async fn cut_head(&self) {
+    /// Freezes the head at the current WAL position (step 1) and returns
+    /// that position.
+    async fn cut_head(&self) -> WalSeq {
         let _cut = self.cut.write().await;
         let seq = WalSeq(self.applied.load(Ordering::Acquire));
         let mut state = self.state.write();
@@ -373,6 +375,7 @@ impl Storage {
         if !heads.is_empty() {
             state.frozen.push(Frozen { seq, heads });
         }
+        seq
     }
 
     async fn table(

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# A long-range SQL aggregate over DAYS days of data, Strata against DuckDB on
+# the same Parquet files. strata-tablegen builds the table through Strata's
+# flush and compaction (and reports their throughput and bytes at rest);
+# then the same query runs RUNS times on each:
+#   Strata  over HTTP (/api/v1/sql), timed by curl, server already warm;
+#   DuckDB  in-process (Python duckdb) on the files the Delta log lists,
+#           timed around execute+fetch only (no interpreter start-up).
+#
+#   benches/sql_vs_duckdb.sh [SERIES] [DAYS]     (defaults: 2000 7)
+#
+# Needs: cargo build --release -p strata -p strata-benches; python3 with
+# duckdb and deltalake.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SERIES=${1:-2000}
+DAYS=${2:-7}
+RUNS=${RUNS:-5}
+BIN=${CARGO_TARGET_DIR:-$HOME/.cache/strata-target}/release
+WORK=$(mktemp -d /tmp/strata-sql.XXXXXX)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
+
+"$BIN/strata-tablegen" --data-dir "$WORK" --series "$SERIES" --days "$DAYS"
+
+QUERY="SELECT metric, date_trunc('day', timestamp) AS day, count(*) AS n, avg(value) AS mean, max(value) AS top FROM samples GROUP BY 1, 2 ORDER BY 1, 2"
+
+"$BIN/strata" serve --data-dir "$WORK" --listen 127.0.0.1:19471 --log-level warn 2>"$WORK/strata.log" &
+for _ in $(seq 1 600); do curl -fsS -o /dev/null http://127.0.0.1:19471/-/ready 2>/dev/null && break; sleep 0.1; done
+body=$(python3 -c 'import json,sys; print(json.dumps({"query": sys.argv[1]}))' "$QUERY")
+times=()
+for _ in $(seq 1 "$RUNS"); do
+  t=$(curl -fsS -o "$WORK/strata.json" -w '%{time_total}' -H 'X-Scope-OrgID: bench' \
+    -H 'Content-Type: application/json' -d "$body" http://127.0.0.1:19471/api/v1/sql)
+  times+=("$t")
+done
+rows=$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["rows"]))' "$WORK/strata.json")
+echo "strata: $rows rows; seconds per run: ${times[*]}"
+
+python3 - "$WORK/objects/tenants/bench/metrics" "$RUNS" <<'PY'
+import sys, time
+import duckdb
+from deltalake import DeltaTable
+
+files = DeltaTable(sys.argv[1]).file_uris()
+con = duckdb.connect()
+q = ("SELECT metric, date_trunc('day', timestamp) AS day, count(*) AS n, avg(value) AS mean, "
+     "max(value) AS top FROM read_parquet(?) GROUP BY 1, 2 ORDER BY 1, 2")
+times = []
+for _ in range(int(sys.argv[2])):
+    t = time.perf_counter()
+    rows = con.execute(q, [files]).fetchall()
+    times.append(time.perf_counter() - t)
+print(f"duckdb: {len(rows)} rows over {len(files)} files; seconds per run: "
+      + " ".join(f"{x:.3f}" for x in times))
+PY
