@@ -24,14 +24,8 @@ trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 START=$(( ($(date +%s) / 86400 - 1) * 86400 * 1000 ))
 SAMPLES=$((SERIES * ROUNDS))
 
-wait_http() { # url
-  for _ in $(seq 1 600); do
-    curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "timeout waiting for $1" >&2
-  return 1
-}
+# shellcheck source=benches/lib.sh
+. benches/lib.sh
 
 load() { # name url
   "$BIN/strata-loadgen" --name "$1" --url "$2" --series "$SERIES" --rounds "$ROUNDS" \

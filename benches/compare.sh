@@ -21,14 +21,8 @@ BIN=${CARGO_TARGET_DIR:-$HOME/.cache/strata-target}/release
 WORK=$(mktemp -d /tmp/strata-compare.XXXXXX)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
-wait_http() { # url
-  for _ in $(seq 1 600); do
-    curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "timeout waiting for $1" >&2
-  return 1
-}
+# shellcheck source=benches/lib.sh
+. benches/lib.sh
 
 load() { # name url pid
   "$BIN/strata-loadgen" --name "$1" --url "$2" --pid "$3" --series "$SERIES" \

@@ -25,7 +25,9 @@ trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 QUERY="SELECT metric, date_trunc('day', timestamp) AS day, count(*) AS n, avg(value) AS mean, max(value) AS top FROM samples GROUP BY 1, 2 ORDER BY 1, 2"
 
 "$BIN/strata" serve --data-dir "$WORK" --listen 127.0.0.1:19471 --log-level warn 2>"$WORK/strata.log" &
-for _ in $(seq 1 600); do curl -fsS -o /dev/null http://127.0.0.1:19471/-/ready 2>/dev/null && break; sleep 0.1; done
+# shellcheck source=benches/lib.sh
+. benches/lib.sh
+wait_http http://127.0.0.1:19471/-/ready
 body=$(python3 -c 'import json,sys; print(json.dumps({"query": sys.argv[1]}))' "$QUERY")
 times=()
 for _ in $(seq 1 "$RUNS"); do

@@ -552,23 +552,17 @@ impl Storage {
         self: Arc<Self>,
         config: StorageConfig,
         observe: impl Fn(&Result<CompactReport, StorageError>) + Send,
-        mut stop: tokio::sync::watch::Receiver<bool>,
+        stop: tokio::sync::watch::Receiver<bool>,
     ) {
-        loop {
-            tokio::select! {
-                _ = tokio::time::sleep(config.compaction_interval) => {}
-                _ = stop.changed() => return,
-            }
-            if *stop.borrow() {
-                return;
-            }
+        every(config.compaction_interval, stop, || async {
             let now = chrono::Utc::now().timestamp_millis();
             let result = self.compact(now, config.compaction_delay).await;
             if let Err(error) = &result {
                 warn!(%error, "compaction failed; the table is unchanged and the next pass retries");
             }
             observe(&result);
-        }
+        })
+        .await;
     }
 
     /// Removes day partitions past each tenant's retention period (one
@@ -620,16 +614,9 @@ impl Storage {
         self: Arc<Self>,
         config: RetentionConfig,
         observe: impl Fn(&Result<RetentionReport, StorageError>) + Send,
-        mut stop: tokio::sync::watch::Receiver<bool>,
+        stop: tokio::sync::watch::Receiver<bool>,
     ) {
-        loop {
-            tokio::select! {
-                _ = tokio::time::sleep(config.interval) => {}
-                _ = stop.changed() => return,
-            }
-            if *stop.borrow() {
-                return;
-            }
+        every(config.interval, stop, || async {
             let result = self
                 .apply_retention(chrono::Utc::now().timestamp_millis(), &config)
                 .await;
@@ -637,7 +624,8 @@ impl Storage {
                 warn!(%error, "retention failed; the next pass retries");
             }
             observe(&result);
-        }
+        })
+        .await;
     }
 
     /// Tenants with a table, committed positions included: for ops views.
@@ -667,6 +655,28 @@ impl Storage {
     /// Cuts waiting to be committed (non-zero while the store is failing).
     pub fn pending_cuts(&self) -> usize {
         self.state.read().frozen.len()
+    }
+}
+
+/// Runs `pass` every `interval` until `stop` turns true (a pass under way
+/// finishes first).
+async fn every<F, Fut>(
+    interval: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    mut pass: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = stop.changed() => return,
+        }
+        if *stop.borrow() {
+            return;
+        }
+        pass().await;
     }
 }
 

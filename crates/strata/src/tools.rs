@@ -50,6 +50,16 @@ impl StoreArgs {
             ObjectStoreHandle::open(&c.object_store, &c.data_dir).map_err(|e| e.to_string())?;
         Ok((c, store))
     }
+
+    /// The configuration and the tables, with an empty head (the tools do
+    /// not read the WAL).
+    async fn open(&self) -> Result<(ServerConfig, Storage), String> {
+        let (config, store) = self.resolve()?;
+        let storage = Storage::open(store, Arc::new(Head::new()))
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok((config, storage))
+    }
 }
 
 fn bar(len: u64, template: &str) -> ProgressBar {
@@ -164,10 +174,7 @@ pub struct CompactArgs {
 pub fn compact(args: CompactArgs) -> ExitCode {
     finish(runtime().and_then(|rt| {
         rt.block_on(async {
-            let (config, store) = args.store.resolve()?;
-            let storage = Storage::open(store, Arc::new(Head::new()))
-                .await
-                .map_err(|e| e.to_string())?;
+            let (config, storage) = args.store.open().await?;
             let progress = bar(0, "compacting {bar:40} {pos}/{len} merges");
             let p = progress.clone();
             let report = storage
@@ -206,10 +213,7 @@ pub struct RetentionArgs {
 pub fn retention(args: RetentionArgs) -> ExitCode {
     finish(runtime().and_then(|rt| {
         rt.block_on(async {
-            let (config, store) = args.store.resolve()?;
-            let storage = Storage::open(store, Arc::new(Head::new()))
-                .await
-                .map_err(|e| e.to_string())?;
+            let (config, storage) = args.store.open().await?;
             let spinner = ProgressBar::new_spinner();
             spinner.set_message("applying retention and vacuum");
             spinner.enable_steady_tick(std::time::Duration::from_millis(120));
@@ -267,13 +271,8 @@ fn rfc3339(s: &str) -> Result<String, String> {
 }
 
 async fn export_async(args: ExportArgs) -> Result<ExitCode, String> {
-    let (_, store) = args.store.resolve()?;
     let tenant = TenantId::try_new(&args.tenant).map_err(|e| e.to_string())?;
-    let storage = Arc::new(
-        Storage::open(store, Arc::new(Head::new()))
-            .await
-            .map_err(|e| e.to_string())?,
-    );
+    let storage = Arc::new(args.store.open().await?.1);
     let mut filters = Vec::new();
     if let Some(f) = &args.from {
         filters.push(format!("timestamp >= TIMESTAMP '{}'", rfc3339(f)?));
