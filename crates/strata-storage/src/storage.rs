@@ -491,12 +491,25 @@ impl Storage {
         let tenants: Vec<TenantId> = self.tables.lock().keys().cloned().collect();
         for tenant in tenants {
             let table = self.table(&tenant).await?;
-            let mut table = table.lock().await;
-            let jobs = compact::plan(&table.files()?, now_ms, delay.as_millis() as i64);
+            // Plan and merge without holding the table, so flushes of this
+            // tenant commit meanwhile; the lock is taken for the commit.
+            let (jobs, root) = {
+                let t = table.lock().await;
+                let jobs = compact::plan(&t.files()?, now_ms, delay.as_millis() as i64);
+                (jobs, t.root().clone())
+            };
             let total = jobs.len();
             for (done, job) in jobs.into_iter().enumerate() {
                 progress(done, total);
-                let (file, stats) = compact::merge(self.store.store(), table.root(), &job).await?;
+                let (file, stats) = compact::merge(self.store.store(), &root, &job).await?;
+                let mut table = table.lock().await;
+                let live = table.files()?;
+                if !job.inputs.iter().all(|f| live.contains(f)) {
+                    // Retention (or another compactor) changed the window
+                    // meanwhile: drop the merged file, vacuum deletes it.
+                    warn!(%tenant, day = %job.day, "compaction inputs changed; merge discarded");
+                    continue;
+                }
                 table
                     .commit(
                         std::slice::from_ref(&file),
