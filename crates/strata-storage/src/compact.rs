@@ -142,11 +142,14 @@ struct Input {
     rows: usize,
     /// Which copy wins on a tie: higher is newer.
     recency: (i64, usize),
+    /// The current row's metric, shared by the heap entries of its rows:
+    /// rows are sorted by metric, so it is rarely re-allocated.
+    metric: Arc<str>,
 }
 
 /// Heap entry: the current row of an input.
 struct Head {
-    metric: String,
+    metric: Arc<str>,
     series_id: i64,
     ts: i64,
     input: usize,
@@ -155,7 +158,7 @@ struct Head {
 
 impl Head {
     fn key(&self) -> (&str, i64, i64) {
-        (&self.metric, self.series_id, self.ts)
+        (&*self.metric, self.series_id, self.ts)
     }
 }
 
@@ -198,12 +201,21 @@ pub(crate) async fn merge(
     let mut pinned: Vec<RecordBatch> = Vec::new();
     let mut heap = BinaryHeap::new();
     let mut stats = MergeStats::default();
+    // Bloom filter size: the inputs' series (an upper bound of the
+    // output's); files from before the count was logged guess 100k.
+    let rows: u64 = job.inputs.iter().map(|f| f.stats.rows).sum();
     let expected_series: u64 = job
         .inputs
         .iter()
-        .map(|f| f.stats.rows.min(1 << 20))
-        .max()
-        .unwrap_or(1);
+        .map(|f| {
+            if f.stats.series > 0 {
+                f.stats.series
+            } else {
+                100_000
+            }
+        })
+        .sum::<u64>()
+        .clamp(1, rows.max(1));
     for (i, f) in job.inputs.iter().enumerate() {
         let path = f.path.under(table);
         #[allow(deprecated)]
@@ -218,9 +230,10 @@ pub(crate) async fn merge(
             row: 0,
             rows: 0,
             recency: (f.written_ms, i),
+            metric: Arc::from(""),
         });
         if advance(&mut inputs[i], &mut pinned, &mut stats).await? {
-            heap.push(head_of(&inputs[i], i, &pinned)?);
+            heap.push(head_of(&mut inputs[i], i, &pinned)?);
         }
     }
     let mut out = FileWriter::try_new(
@@ -261,7 +274,7 @@ pub(crate) async fn merge(
                 )
                 .await?;
             if more {
-                heap.push(head_of(&inputs[j], j, &pinned)?);
+                heap.push(head_of(&mut inputs[j], j, &pinned)?);
             }
         }
         if picks.len() >= BATCH_ROWS {
@@ -345,7 +358,7 @@ async fn emit(
     Ok(())
 }
 
-fn head_of(input: &Input, i: usize, pinned: &[RecordBatch]) -> Result<Head, StorageError> {
+fn head_of(input: &mut Input, i: usize, pinned: &[RecordBatch]) -> Result<Head, StorageError> {
     let r = input.row;
     let b = pinned
         .get(input.slot)
@@ -353,12 +366,12 @@ fn head_of(input: &Input, i: usize, pinned: &[RecordBatch]) -> Result<Head, Stor
         .ok_or_else(|| StorageError::Corrupt {
             message: format!("compaction lost track of input {i}"),
         })?;
+    let metric = b.column(crate::col::METRIC).as_string::<i32>().value(r);
+    if *input.metric != *metric {
+        input.metric = Arc::from(metric);
+    }
     Ok(Head {
-        metric: b
-            .column(crate::col::METRIC)
-            .as_string::<i32>()
-            .value(r)
-            .to_owned(),
+        metric: Arc::clone(&input.metric),
         series_id: b
             .column(crate::col::SERIES_ID)
             .as_primitive::<Int64Type>()

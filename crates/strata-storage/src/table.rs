@@ -34,6 +34,8 @@ pub const SHA256_TAG: &str = "strata.sha256";
 /// the epoch). Decides which copy of a (series, timestamp) wins when
 /// compaction merges files: the newer write.
 pub const WRITTEN_TAG: &str = "strata.written_ms";
+/// Add-action tag: distinct series in the file.
+pub const SERIES_TAG: &str = "strata.series";
 
 /// Per-file statistics, kept in the Delta log (`stats`) and used to prune
 /// files before any is opened.
@@ -46,10 +48,20 @@ pub struct FileStats {
     pub max_series_id: i64,
     pub min_metric: String,
     pub max_metric: String,
+    /// Distinct series (0: not recorded). Sizes the series-id bloom filter
+    /// when the file is merged.
+    pub series: u64,
+    /// The last series id observed while writing (rows arrive in series
+    /// order, so a change is a new series).
+    last_series_id: i64,
 }
 
 impl FileStats {
     pub(crate) fn observe(&mut self, metric: &str, series_id: i64, ts_ms: i64, _value: f64) {
+        if self.rows == 0 || series_id != self.last_series_id {
+            self.series += 1;
+            self.last_series_id = series_id;
+        }
         if self.rows == 0 {
             self.min_ts_ms = ts_ms;
             self.max_ts_ms = ts_ms;
@@ -155,6 +167,7 @@ impl DataFile {
             tags.insert(SHA256_TAG.to_owned(), Some(h.clone()));
         }
         tags.insert(WRITTEN_TAG.to_owned(), Some(self.written_ms.to_string()));
+        tags.insert(SERIES_TAG.to_owned(), Some(self.stats.series.to_string()));
         tags.insert(
             "strata.level".to_owned(),
             Some(self.path.level.as_str().to_owned()),
@@ -197,6 +210,12 @@ impl DataFile {
         let stats: DeltaStats = serde_json::from_str(add.stats.as_deref().unwrap_or(""))
             .map_err(|e| corrupt(&format!("statistics: {e}")))?;
         let ts = |s: &str| parse_iso_ms(s).ok_or_else(|| corrupt("statistics timestamp"));
+        let tag = |name: &str| -> Option<i64> {
+            add.tags
+                .as_ref()
+                .and_then(|t| t.get(name).cloned().flatten())
+                .and_then(|v| v.parse().ok())
+        };
         Ok(Self {
             path,
             size: u64::try_from(add.size).map_err(|_| corrupt("negative size"))?,
@@ -204,12 +223,7 @@ impl DataFile {
                 .tags
                 .as_ref()
                 .and_then(|t| t.get(SHA256_TAG).cloned().flatten()),
-            written_ms: add
-                .tags
-                .as_ref()
-                .and_then(|t| t.get(WRITTEN_TAG).cloned().flatten())
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(add.modification_time),
+            written_ms: tag(WRITTEN_TAG).unwrap_or(add.modification_time),
             stats: FileStats {
                 rows: stats.num_records,
                 min_ts_ms: ts(&stats.min_values.timestamp)?,
@@ -219,6 +233,10 @@ impl DataFile {
                 max_series_id: stats.max_values.series_id,
                 min_metric: stats.min_values.metric.unwrap_or_default(),
                 max_metric: stats.max_values.metric.unwrap_or_default(),
+                series: tag(SERIES_TAG)
+                    .and_then(|n| u64::try_from(n).ok())
+                    .unwrap_or(0),
+                last_series_id: 0,
             },
         })
     }
