@@ -47,11 +47,13 @@ load strata http://127.0.0.1:19470/api/v1/write
 kill -TERM "$pid"; wait "$pid" || true
 "$BIN/strata" compact --data-dir "$WORK/strata" >"$WORK/compact.out"
 table="$WORK/strata/objects/tenants/tenant-0/metrics"
-# Live files only: the compacted day files (flush files remain until vacuum).
-live=$(find "$table" -path '*/day=*' -name 'day-*.parquet' -print0 | xargs -0 -r stat -c %s | awk '{s+=$1} END {print s+0}')
+# Live files only (what the log lists; merged-away files wait for vacuum):
+# `strata verify` reports their total size.
+"$BIN/strata" verify --data-dir "$WORK/strata" >"$WORK/verify.out"
+live=$(sed -n 's/.*files (\([0-9]*\) bytes).*/\1/p' "$WORK/verify.out")
 log=$(du -sb "$table/_delta_log" | cut -f1)
-echo "strata: $(cat "$WORK/compact.out")"
-echo "strata: day files $live bytes = $(per_sample "$live" "$SAMPLES") B/sample; delta log $log bytes; with log $(per_sample $((live + log)) "$SAMPLES") B/sample"
+echo "strata: $(cat "$WORK/compact.out"); $(cat "$WORK/verify.out")"
+echo "strata: live data files $live bytes = $(per_sample "$live" "$SAMPLES") B/sample; delta log $log bytes; with log $(per_sample $((live + log)) "$SAMPLES") B/sample"
 
 # VictoriaMetrics
 victoria-metrics -storageDataPath="$WORK/vm" -httpListenAddr=127.0.0.1:18428 -loggerLevel=ERROR \
