@@ -138,7 +138,10 @@ async fn hours_then_days_merge_and_the_newest_write_wins() {
     let view = storage.view(&tenant());
     assert_eq!(view.files.len(), 1);
     assert_eq!(view.files[0].path.level, FileLevel::Day);
-    assert_eq!(view.files[0].stats.series, SERIES as u64, "series count logged");
+    assert_eq!(
+        view.files[0].stats.series, SERIES as u64,
+        "series count logged"
+    );
     assert_eq!(rows(dir.path(), &storage), after);
     assert_eq!(storage.compaction_backlog(now, delay), 0);
     assert_eq!(
