@@ -157,8 +157,18 @@ struct Head {
 }
 
 impl Head {
-    fn key(&self) -> (&str, i64, i64) {
-        (&*self.metric, self.series_id, self.ts)
+    /// Compares keys; metrics are interned per merge, so equal metrics
+    /// (the common case: every input is in the same metric) compare by
+    /// pointer instead of by bytes.
+    fn cmp_key(&self, other: &Self) -> Ordering {
+        let metric = if Arc::ptr_eq(&self.metric, &other.metric) {
+            Ordering::Equal
+        } else {
+            self.metric.cmp(&other.metric)
+        };
+        metric
+            .then(self.series_id.cmp(&other.series_id))
+            .then(self.ts.cmp(&other.ts))
     }
 }
 
@@ -178,8 +188,7 @@ impl Ord for Head {
     /// the newest copy first.
     fn cmp(&self, other: &Self) -> Ordering {
         other
-            .key()
-            .cmp(&self.key())
+            .cmp_key(self)
             .then_with(|| self.recency.cmp(&other.recency))
     }
 }
@@ -201,6 +210,7 @@ pub(crate) async fn merge(
     let mut pinned: Vec<RecordBatch> = Vec::new();
     let mut heap = BinaryHeap::new();
     let mut stats = MergeStats::default();
+    let mut metrics = Metrics::default();
     // Bloom filter size: the inputs' series (an upper bound of the
     // output's); files from before the count was logged guess 100k.
     let rows: u64 = job.inputs.iter().map(|f| f.stats.rows).sum();
@@ -233,7 +243,7 @@ pub(crate) async fn merge(
             metric: Arc::from(""),
         });
         if advance(&mut inputs[i], &mut pinned, &mut stats).await? {
-            heap.push(head_of(&mut inputs[i], i, &pinned)?);
+            heap.push(head_of(&mut inputs[i], i, &pinned, &mut metrics)?);
         }
     }
     let mut out = FileWriter::try_new(
@@ -256,7 +266,10 @@ pub(crate) async fn merge(
         picks.push((inputs[i].slot, inputs[i].row));
         // Older copies of the same sample: skip them.
         let mut moved = vec![i];
-        while heap.peek().is_some_and(|h| h.key() == top.key()) {
+        while heap
+            .peek()
+            .is_some_and(|h| h.cmp_key(&top) == Ordering::Equal)
+        {
             if let Some(dup) = heap.pop() {
                 moved.push(dup.input);
             }
@@ -274,7 +287,7 @@ pub(crate) async fn merge(
                 )
                 .await?;
             if more {
-                heap.push(head_of(&mut inputs[j], j, &pinned)?);
+                heap.push(head_of(&mut inputs[j], j, &pinned, &mut metrics)?);
             }
         }
         if picks.len() >= BATCH_ROWS {
@@ -358,7 +371,27 @@ async fn emit(
     Ok(())
 }
 
-fn head_of(input: &mut Input, i: usize, pinned: &[RecordBatch]) -> Result<Head, StorageError> {
+/// One shared `Arc<str>` per metric name seen in a merge.
+#[derive(Default)]
+struct Metrics(std::collections::HashMap<Box<str>, Arc<str>>);
+
+impl Metrics {
+    fn intern(&mut self, m: &str) -> Arc<str> {
+        if let Some(a) = self.0.get(m) {
+            return Arc::clone(a);
+        }
+        let a: Arc<str> = Arc::from(m);
+        self.0.insert(m.into(), Arc::clone(&a));
+        a
+    }
+}
+
+fn head_of(
+    input: &mut Input,
+    i: usize,
+    pinned: &[RecordBatch],
+    metrics: &mut Metrics,
+) -> Result<Head, StorageError> {
     let r = input.row;
     let b = pinned
         .get(input.slot)
@@ -368,7 +401,7 @@ fn head_of(input: &mut Input, i: usize, pinned: &[RecordBatch]) -> Result<Head, 
         })?;
     let metric = b.column(crate::col::METRIC).as_string::<i32>().value(r);
     if *input.metric != *metric {
-        input.metric = Arc::from(metric);
+        input.metric = metrics.intern(metric);
     }
     Ok(Head {
         metric: Arc::clone(&input.metric),
