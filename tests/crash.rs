@@ -76,7 +76,9 @@ fn every_acknowledged_sample_survives_kill_9() {
                 seq
             }));
         }
-        std::thread::sleep(Duration::from_millis(1500 + 500 * round as u64));
+        // Long enough for background flushes (~0.8 s each in a debug
+        // build) to complete, so later kills land on a table with files.
+        std::thread::sleep(Duration::from_millis(3000 + 1000 * round as u64));
         server.kill();
         stop.store(true, Ordering::Relaxed);
         for (w, h) in handles.into_iter().enumerate() {
@@ -85,6 +87,18 @@ fn every_acknowledged_sample_survives_kill_9() {
     }
 
     let server = Server::start(&data, &args);
+    // The kills must have landed on a server that was flushing: part of
+    // the data is in files, not all replayed from the WAL.
+    let (_, metrics) = server.get("/metrics");
+    let in_files: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("strata_table_samples{tenant=\"default\"} "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(
+        in_files > 0,
+        "no flush happened before the kills\n{metrics}"
+    );
     let rows = server.rows(
         None,
         "SELECT labels['writer'], CAST(value AS BIGINT), count(*) FROM samples \

@@ -327,9 +327,8 @@ impl SamplesTable {
         let groups_wanted = state.config().target_partitions().clamp(1, files.len());
         let mut sorted: Vec<&&DataFile> = files.iter().collect();
         sorted.sort_by(|a, b| {
-            b.size
-                .cmp(&a.size)
-                .then(a.path.relative().cmp(&b.path.relative()))
+            let key = |f: &DataFile| (f.path.day, f.path.level, f.path.id);
+            b.size.cmp(&a.size).then(key(a).cmp(&key(b)))
         });
         let mut groups: Vec<(u64, Vec<PartitionedFile>)> = vec![(0, Vec::new()); groups_wanted];
         for f in sorted {

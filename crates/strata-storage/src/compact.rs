@@ -276,16 +276,10 @@ pub(crate) async fn merge(
         }
         for j in moved {
             inputs[j].row += 1;
+            // A finished batch stays pinned (picks may point into it)
+            // until the next emit drops what no input is still reading.
             let more = inputs[j].row < inputs[j].rows
-                || advance_after_flush(
-                    &mut inputs,
-                    j,
-                    &mut pinned,
-                    &mut picks,
-                    &mut out,
-                    &mut stats,
-                )
-                .await?;
+                || advance(&mut inputs[j], &mut pinned, &mut stats).await?;
             if more {
                 heap.push(head_of(&mut inputs[j], j, &pinned, &mut metrics)?);
             }
@@ -318,20 +312,6 @@ async fn advance(
         return Ok(true);
     }
     Ok(false)
-}
-
-/// An input ran out of rows in its batch: write what is picked so far (the
-/// batch may be referenced), then read its next batch.
-async fn advance_after_flush(
-    inputs: &mut [Input],
-    j: usize,
-    pinned: &mut Vec<RecordBatch>,
-    picks: &mut Vec<(usize, usize)>,
-    out: &mut FileWriter,
-    stats: &mut MergeStats,
-) -> Result<bool, StorageError> {
-    emit(picks, pinned, inputs, out, stats).await?;
-    advance(&mut inputs[j], pinned, stats).await
 }
 
 /// Gathers the picked rows into one batch, writes it, and drops pinned

@@ -29,10 +29,6 @@ impl TablePath {
         Self { tenant }
     }
 
-    pub fn tenant(&self) -> &TenantId {
-        &self.tenant
-    }
-
     /// `tenants/<tenant>/metrics`, relative to the store's base.
     pub fn relative(&self) -> String {
         format!("{TENANTS}/{}/{METRICS}", self.tenant)

@@ -431,6 +431,13 @@ impl Storage {
         Ok(())
     }
 
+    /// Makes `table`'s live files the ones queries of `tenant` read.
+    fn publish_files(&self, tenant: &TenantId, table: &MetricsTable) -> Result<(), StorageError> {
+        let live = table.files()?;
+        self.state.write().files.insert(tenant.clone(), live.into());
+        Ok(())
+    }
+
     /// Runs flushes in the background until `stop` resolves: when due, and
     /// after a failure again with backoff (the WAL keeps the data safe
     /// meanwhile). `observe` sees every outcome, for metrics.
@@ -524,8 +531,7 @@ impl Storage {
                 report.rows_out += stats.rows_out;
                 report.bytes_in += job.inputs.iter().map(|f| f.size).sum::<u64>();
                 report.bytes_out += file.size;
-                let live = table.files()?;
-                self.state.write().files.insert(tenant.clone(), live.into());
+                self.publish_files(&tenant, &table)?;
                 progress(done + 1, total);
             }
         }
@@ -611,8 +617,7 @@ impl Storage {
                         .await?;
                     report.files_removed += expired.len();
                     report.rows_removed += expired.iter().map(|f| f.stats.rows).sum::<u64>();
-                    let live = table.files()?;
-                    self.state.write().files.insert(tenant.clone(), live.into());
+                    self.publish_files(&tenant, &table)?;
                     info!(%tenant, files = expired.len(), before = %cutoff, "retention removed day partitions");
                 }
             }
@@ -697,10 +702,14 @@ async fn every<F, Fut>(
 pub(crate) async fn list_tenants(store: &ObjectStoreHandle) -> Result<Vec<TenantId>, StorageError> {
     let prefix = store.path(TENANTS);
     let listing = store.store().list_with_delimiter(Some(&prefix)).await?;
+    let base = store.base().as_ref();
     let mut tenants: Vec<TenantId> = listing
         .common_prefixes
         .iter()
-        .filter_map(|p| p.filename().and_then(|n| TenantId::try_new(n).ok()))
+        .filter_map(|p| {
+            let key = p.as_ref().strip_prefix(base)?.trim_start_matches('/');
+            TablePath::parse_tenant(key)
+        })
         .collect();
     tenants.sort();
     Ok(tenants)

@@ -2,12 +2,11 @@
 //! newest write of each (series, timestamp), in one commit.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use arrow::array::AsArray;
-use arrow::datatypes::{Float64Type, Int64Type, TimestampMicrosecondType};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use strata_head::Head;
 use strata_storage::{FileLevel, ObjectStoreConfig, ObjectStoreHandle, Storage};
 use strata_types::{SeriesSamples, TenantId, WriteBatch};
@@ -37,36 +36,14 @@ fn batch(series: usize, samples: &[(i64, f64)]) -> Arc<WriteBatch> {
     ))
 }
 
-/// (series_id, ts µs) → value over the view's files, asserting file order.
+/// (series_id, ts µs, value) over the view's files, asserting each file
+/// is in (metric, series, time) order.
 fn rows(dir: &std::path::Path, storage: &Storage) -> Vec<(i64, i64, f64)> {
     let view = storage.view(&tenant());
     let mut all = Vec::new();
     for f in view.files.iter() {
-        let path = dir
-            .join("objects/tenants/acme/metrics")
-            .join(f.path.relative());
-        let mut file_rows = Vec::new();
-        let mut metrics = Vec::new();
-        for b in ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(path).unwrap())
-            .unwrap()
-            .build()
-            .unwrap()
-        {
-            let b = b.unwrap();
-            let m = b.column(0).as_string::<i32>();
-            let id = b.column(2).as_primitive::<Int64Type>();
-            let ts = b.column(3).as_primitive::<TimestampMicrosecondType>();
-            let v = b.column(4).as_primitive::<Float64Type>();
-            for i in 0..b.num_rows() {
-                metrics.push(m.value(i).to_owned());
-                file_rows.push((id.value(i), ts.value(i), v.value(i)));
-            }
-        }
-        let keys: Vec<_> = metrics
-            .iter()
-            .zip(&file_rows)
-            .map(|(m, r)| (m.clone(), r.0, r.1))
-            .collect();
+        let file = common::file_rows(dir, "acme", f);
+        let keys: Vec<_> = file.iter().map(|r| (r.0.clone(), r.1, r.2)).collect();
         let mut sorted = keys.clone();
         sorted.sort();
         assert_eq!(
@@ -75,7 +52,7 @@ fn rows(dir: &std::path::Path, storage: &Storage) -> Vec<(i64, i64, f64)> {
             "file {} is in (metric, series, time) order",
             f.path.relative()
         );
-        all.extend(file_rows);
+        all.extend(file.into_iter().map(|r| (r.1, r.2, r.3)));
     }
     all.sort_by_key(|r| (r.0, r.1));
     all

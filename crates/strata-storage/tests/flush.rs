@@ -1,11 +1,10 @@
 //! Flush: head → Parquet files under the Delta log → head and WAL released.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::sync::Arc;
 
-use arrow::array::AsArray;
-use arrow::datatypes::{Float64Type, Int64Type, TimestampMicrosecondType};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use strata_head::Head;
 use strata_storage::{ObjectStoreConfig, ObjectStoreHandle, Storage, TenantView};
 use strata_types::{SeriesSamples, TenantId, WriteBatch};
@@ -35,28 +34,10 @@ async fn open(dir: &std::path::Path) -> Storage {
 
 /// (metric, series_id, timestamp µs, value) of every row in the view's files.
 fn file_rows(dir: &std::path::Path, view: &TenantView) -> Vec<(String, i64, i64, f64)> {
-    let mut rows = Vec::new();
-    for f in view.files.iter() {
-        let path = dir
-            .join("objects")
-            .join(format!("tenants/{}/metrics", "acme"))
-            .join(f.path.relative());
-        let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&path).unwrap())
-            .unwrap()
-            .build()
-            .unwrap();
-        for b in reader {
-            let b = b.unwrap();
-            let m = b.column(0).as_string::<i32>();
-            let id = b.column(2).as_primitive::<Int64Type>();
-            let ts = b.column(3).as_primitive::<TimestampMicrosecondType>();
-            let v = b.column(4).as_primitive::<Float64Type>();
-            for i in 0..b.num_rows() {
-                rows.push((m.value(i).to_owned(), id.value(i), ts.value(i), v.value(i)));
-            }
-        }
-    }
-    rows
+    view.files
+        .iter()
+        .flat_map(|f| common::file_rows(dir, "acme", f))
+        .collect()
 }
 
 const UP_A: &[(&str, &str)] = &[("__name__", "up"), ("job", "api"), ("instance", "a")];

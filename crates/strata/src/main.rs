@@ -141,8 +141,17 @@ impl ServeArgs {
 }
 
 fn init_logging(config: &ServerConfig) -> Result<(), String> {
-    let filter = EnvFilter::try_new(&config.log.level)
+    let mut filter = EnvFilter::try_new(&config.log.level)
         .map_err(|e| format!("invalid log filter {:?}: {e}", config.log.level))?;
+    // The Delta kernel logs every snapshot it builds at info; keep it to
+    // warnings unless the filter names it.
+    for noisy in ["buoyant_kernel", "deltalake_core"] {
+        if !config.log.level.contains(noisy)
+            && let Ok(d) = format!("{noisy}=warn").parse()
+        {
+            filter = filter.add_directive(d);
+        }
+    }
     // Colours only on a terminal: log files and collectors get plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -1,0 +1,35 @@
+//! Helpers shared by the storage tests.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use arrow::array::AsArray;
+use arrow::datatypes::{Float64Type, Int64Type, TimestampMicrosecondType};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use strata_storage::DataFile;
+
+/// (metric, series_id, timestamp µs, value) of every row of one data file
+/// of `tenant`'s table in a local store under `dir`, in file order.
+pub fn file_rows(
+    dir: &std::path::Path,
+    tenant: &str,
+    f: &DataFile,
+) -> Vec<(String, i64, i64, f64)> {
+    let path = dir
+        .join(format!("objects/tenants/{tenant}/metrics"))
+        .join(f.path.relative());
+    let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&path).unwrap())
+        .unwrap()
+        .build()
+        .unwrap();
+    let mut rows = Vec::new();
+    for b in reader {
+        let b = b.unwrap();
+        let m = b.column(0).as_string::<i32>();
+        let id = b.column(2).as_primitive::<Int64Type>();
+        let ts = b.column(3).as_primitive::<TimestampMicrosecondType>();
+        let v = b.column(4).as_primitive::<Float64Type>();
+        for i in 0..b.num_rows() {
+            rows.push((m.value(i).to_owned(), id.value(i), ts.value(i), v.value(i)));
+        }
+    }
+    rows
+}
