@@ -47,6 +47,13 @@ pub(crate) const ROW_GROUP_ROWS: usize = 1 << 20;
 /// series ids; page statistics for page-level pruning.
 pub(crate) fn writer_properties(expected_series: u64) -> WriterProperties {
     let col = |name: &str| parquet::schema::types::ColumnPath::from(name);
+    let label_col = |leaf: &str| {
+        parquet::schema::types::ColumnPath::new(vec![
+            "labels".to_owned(),
+            "key_value".to_owned(),
+            leaf.to_owned(),
+        ])
+    };
     WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
@@ -63,6 +70,11 @@ pub(crate) fn writer_properties(expected_series: u64) -> WriterProperties {
                 })
                 .collect(),
         ))
+        // Label statistics cannot prune anything (a map entry is not a
+        // column a predicate names) and cost two comparisons per label per
+        // row: most of the writer's time before they were turned off.
+        .set_column_statistics_enabled(label_col("key"), EnabledStatistics::None)
+        .set_column_statistics_enabled(label_col("value"), EnabledStatistics::None)
         .set_column_dictionary_enabled(col("timestamp"), false)
         .set_column_encoding(col("timestamp"), Encoding::DELTA_BINARY_PACKED)
         .set_column_dictionary_enabled(col("value"), false)
