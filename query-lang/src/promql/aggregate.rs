@@ -1,0 +1,177 @@
+//! Aggregation operators.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use promql_parser::parser::{AggregateExpr, Expr, LabelModifier};
+
+use super::eval::{Ev, Samp, Val};
+use super::functions::{format_float, kahan_add, quantile};
+use super::{Labels, PromError, is_valid_label_name};
+
+/// The group a sample belongs to, as its output labels.
+fn group_labels(m: &Option<LabelModifier>, s: &Samp) -> Labels {
+    let l = &*s.labels;
+    match m {
+        None => Labels::empty(),
+        Some(LabelModifier::Include(by)) => l.keep(&by.labels),
+        Some(LabelModifier::Exclude(without)) => l.drop(&without.labels),
+    }
+}
+
+/// Groups in order of first appearance.
+fn groups(m: &Option<LabelModifier>, v: Vec<Samp>) -> Vec<(Labels, Vec<Samp>)> {
+    let mut index: HashMap<Labels, usize> = HashMap::new();
+    let mut out: Vec<(Labels, Vec<Samp>)> = Vec::new();
+    for s in v {
+        let g = group_labels(m, &s);
+        match index.get(&g) {
+            Some(&i) => out[i].1.push(s),
+            None => {
+                index.insert(g.clone(), out.len());
+                out.push((g, vec![s]));
+            }
+        }
+    }
+    out
+}
+
+pub(crate) fn aggregate(ev: &Ev, a: &AggregateExpr, t: i64) -> Result<Val, PromError> {
+    let op = a.op.to_string().to_lowercase();
+    let v = ev.vector(&a.expr, t)?;
+    let param = |e: &Option<Box<Expr>>| -> Result<f64, PromError> {
+        match e {
+            Some(p) => ev.scalar(p, t),
+            None => Err(PromError::bad_data(format!("{op} needs a parameter"))),
+        }
+    };
+    let out_sample = |labels: Labels, v: f64| Samp { labels: Arc::new(labels), t, v, drop_name: false };
+    let mut out = Vec::new();
+    match op.as_str() {
+        "sum" | "avg" | "count" | "min" | "max" | "group" | "stddev" | "stdvar" => {
+            for (g, samples) in groups(&a.modifier, v) {
+                let value = match op.as_str() {
+                    "sum" => sum(&samples),
+                    "avg" => avg(&samples),
+                    "count" => samples.len() as f64,
+                    "group" => 1.0,
+                    "min" => samples.iter().fold(f64::NAN, |acc, s| if acc.is_nan() || s.v < acc { s.v } else { acc }),
+                    "max" => samples.iter().fold(f64::NAN, |acc, s| if acc.is_nan() || s.v > acc { s.v } else { acc }),
+                    "stdvar" => stdvar(&samples),
+                    _ => stdvar(&samples).sqrt(),
+                };
+                // `by (__name__)` keeps the name, to be dropped at the end if
+                // any member was marked.
+                let drop = samples.iter().any(|s| s.drop_name);
+                out.push(Samp { drop_name: drop, ..out_sample(g, value) });
+            }
+        }
+        "quantile" => {
+            let q = param(&a.param)?;
+            for (g, samples) in groups(&a.modifier, v) {
+                let mut values: Vec<f64> = samples.iter().map(|s| s.v).collect();
+                out.push(out_sample(g, quantile(q, &mut values)));
+            }
+        }
+        "count_values" => {
+            let label = match a.param.as_deref() {
+                Some(e) => match ev.eval(e, t)? {
+                    Val::Str(s) => s,
+                    _ => return Err(PromError::bad_data("count_values needs a string parameter")),
+                },
+                None => return Err(PromError::bad_data("count_values needs a parameter")),
+            };
+            if !is_valid_label_name(&label) {
+                return Err(PromError::execution(format!("invalid label name {label:?}")));
+            }
+            let mut index: HashMap<Labels, usize> = HashMap::new();
+            let mut counts: Vec<(Labels, f64)> = Vec::new();
+            for s in &v {
+                let mut g = group_labels(&a.modifier, s);
+                g.set(&label, &format_float(s.v));
+                match index.get(&g) {
+                    Some(&i) => counts[i].1 += 1.0,
+                    None => {
+                        index.insert(g.clone(), counts.len());
+                        counts.push((g, 1.0));
+                    }
+                }
+            }
+            out.extend(counts.into_iter().map(|(l, c)| out_sample(l, c)));
+        }
+        "topk" | "bottomk" | "limitk" => {
+            let k = param(&a.param)?;
+            if k.is_nan() {
+                return Err(PromError::execution(format!("Parameter value is NaN")));
+            }
+            if k >= 1.0 {
+                let k = if k > 1e15 { usize::MAX } else { k as usize };
+                for (_, mut samples) in groups(&a.modifier, v) {
+                    match op.as_str() {
+                        "topk" => samples.sort_by(|x, y| cmp_desc_nan_last(x.v, y.v)),
+                        "bottomk" => samples.sort_by(|x, y| cmp_asc_nan_last(x.v, y.v)),
+                        _ => {}
+                    }
+                    samples.truncate(k);
+                    out.extend(samples.into_iter().map(|s| Samp { t, ..s }));
+                }
+            }
+        }
+        "limit_ratio" => {
+            return Err(PromError::execution("limit_ratio is not supported"));
+        }
+        other => return Err(PromError::bad_data(format!("unknown aggregation {other:?}"))),
+    }
+    Ok(Val::Vector(out))
+}
+
+fn cmp_desc_nan_last(a: f64, b: f64) -> std::cmp::Ordering {
+    match (a.is_nan(), b.is_nan()) {
+        (true, true) => std::cmp::Ordering::Equal,
+        (true, false) => std::cmp::Ordering::Greater,
+        (false, true) => std::cmp::Ordering::Less,
+        _ => b.partial_cmp(&a).unwrap_or(std::cmp::Ordering::Equal),
+    }
+}
+
+fn cmp_asc_nan_last(a: f64, b: f64) -> std::cmp::Ordering {
+    match (a.is_nan(), b.is_nan()) {
+        (true, true) => std::cmp::Ordering::Equal,
+        (true, false) => std::cmp::Ordering::Greater,
+        (false, true) => std::cmp::Ordering::Less,
+        _ => a.partial_cmp(&b).unwrap_or(std::cmp::Ordering::Equal),
+    }
+}
+
+fn sum(s: &[Samp]) -> f64 {
+    let (mut sum, mut c) = (0.0, 0.0);
+    for x in s {
+        (sum, c) = kahan_add(x.v, sum, c);
+    }
+    if sum.is_infinite() { sum } else { sum + c }
+}
+
+/// Kahan sum divided by the count; on overflow of a finite input, an
+/// incremental mean (Prometheus does the same switch).
+fn avg(s: &[Samp]) -> f64 {
+    let total = sum(s);
+    if total.is_finite() || s.iter().any(|x| !x.v.is_finite()) {
+        return total / s.len() as f64;
+    }
+    let mut mean = 0.0;
+    for (i, x) in s.iter().enumerate() {
+        mean += x.v / (i + 1) as f64 - mean / (i + 1) as f64;
+    }
+    mean
+}
+
+fn stdvar(s: &[Samp]) -> f64 {
+    let (mut n, mut mean, mut m2) = (0.0, 0.0, 0.0);
+    for x in s {
+        n += 1.0;
+        let delta = x.v - mean;
+        mean += delta / n;
+        m2 += delta * (x.v - mean);
+    }
+    m2 / n
+}

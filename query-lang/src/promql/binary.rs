@@ -1,0 +1,280 @@
+//! Binary operators: arithmetic, comparisons (filtering or `bool`), set
+//! operators, with Prometheus' vector matching.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use promql_parser::parser::{BinaryExpr, LabelModifier, VectorMatchCardinality};
+
+use super::eval::{Ev, Samp, Val};
+use super::{Labels, PromError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Op {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Mod,
+    Pow,
+    Atan2,
+    Eq,
+    Ne,
+    Gt,
+    Lt,
+    Ge,
+    Le,
+    And,
+    Or,
+    Unless,
+}
+
+impl Op {
+    fn parse(s: &str) -> Result<Op, PromError> {
+        Ok(match s {
+            "+" => Op::Add,
+            "-" => Op::Sub,
+            "*" => Op::Mul,
+            "/" => Op::Div,
+            "%" => Op::Mod,
+            "^" => Op::Pow,
+            "atan2" => Op::Atan2,
+            "==" => Op::Eq,
+            "!=" => Op::Ne,
+            ">" => Op::Gt,
+            "<" => Op::Lt,
+            ">=" => Op::Ge,
+            "<=" => Op::Le,
+            "and" => Op::And,
+            "or" => Op::Or,
+            "unless" => Op::Unless,
+            other => return Err(PromError::bad_data(format!("unknown binary operator {other:?}"))),
+        })
+    }
+
+    fn is_comparison(self) -> bool {
+        matches!(self, Op::Eq | Op::Ne | Op::Gt | Op::Lt | Op::Ge | Op::Le)
+    }
+
+    fn is_set(self) -> bool {
+        matches!(self, Op::And | Op::Or | Op::Unless)
+    }
+}
+
+/// `lhs op rhs` on floats: the value and, for comparisons, whether it holds.
+fn apply(op: Op, l: f64, r: f64) -> (f64, bool) {
+    match op {
+        Op::Add => (l + r, true),
+        Op::Sub => (l - r, true),
+        Op::Mul => (l * r, true),
+        Op::Div => (l / r, true),
+        Op::Mod => (go_mod(l, r), true),
+        Op::Pow => (l.powf(r), true),
+        Op::Atan2 => (l.atan2(r), true),
+        Op::Eq => (l, l == r),
+        Op::Ne => (l, l != r),
+        Op::Gt => (l, l > r),
+        Op::Lt => (l, l < r),
+        Op::Ge => (l, l >= r),
+        Op::Le => (l, l <= r),
+        Op::And | Op::Or | Op::Unless => (l, true),
+    }
+}
+
+/// Go's `math.Mod`: the sign follows the dividend, like Rust's `%`.
+fn go_mod(l: f64, r: f64) -> f64 {
+    l % r
+}
+
+pub(crate) fn binary(ev: &Ev, b: &BinaryExpr, t: i64) -> Result<Val, PromError> {
+    let op = Op::parse(&b.op.to_string())?;
+    let return_bool = b.modifier.as_ref().is_some_and(|m| m.return_bool);
+    let lhs = ev.eval(&b.lhs, t)?;
+    let rhs = ev.eval(&b.rhs, t)?;
+    match (lhs, rhs) {
+        (Val::Scalar(l), Val::Scalar(r)) => {
+            let (v, keep) = apply(op, l, r);
+            if op.is_comparison() {
+                if return_bool {
+                    return Ok(Val::Scalar(if keep { 1.0 } else { 0.0 }));
+                }
+                return Err(PromError::bad_data("comparisons between scalars must use BOOL modifier"));
+            }
+            Ok(Val::Scalar(v))
+        }
+        (Val::Vector(v), Val::Scalar(s)) => Ok(Val::Vector(vector_scalar(op, v, s, false, return_bool, t))),
+        (Val::Scalar(s), Val::Vector(v)) => Ok(Val::Vector(vector_scalar(op, v, s, true, return_bool, t))),
+        (Val::Vector(l), Val::Vector(r)) => {
+            let card = b
+                .modifier
+                .as_ref()
+                .map(|m| m.card.clone())
+                .unwrap_or(if op.is_set() { VectorMatchCardinality::ManyToMany } else { VectorMatchCardinality::OneToOne });
+            let matching = b.modifier.as_ref().and_then(|m| m.matching.clone());
+            let m = Matching::new(matching, card);
+            match op {
+                Op::And => Ok(Val::Vector(and(&m, l, r))),
+                Op::Or => Ok(Val::Vector(or(&m, l, r))),
+                Op::Unless => Ok(Val::Vector(unless(&m, l, r))),
+                _ => Ok(Val::Vector(vector_vector(op, &m, l, r, return_bool, t)?)),
+            }
+        }
+        _ => Err(PromError::bad_data("binary operator on unsupported operand types")),
+    }
+}
+
+fn vector_scalar(op: Op, v: Vec<Samp>, s: f64, swap: bool, return_bool: bool, t: i64) -> Vec<Samp> {
+    let mut out = Vec::with_capacity(v.len());
+    for smp in v {
+        let (l, r) = if swap { (s, smp.v) } else { (smp.v, s) };
+        let (mut value, keep) = apply(op, l, r);
+        // A comparison keeps the vector's value, whichever side it is on.
+        if op.is_comparison() && swap {
+            value = smp.v;
+        }
+        if return_bool {
+            value = if keep { 1.0 } else { 0.0 };
+        } else if !keep {
+            continue;
+        }
+        let drop = smp.drop_name || !op.is_comparison() || return_bool;
+        out.push(Samp { labels: smp.labels, t, v: value, drop_name: drop });
+    }
+    out
+}
+
+/// `on`/`ignoring` and the cardinality of a vector/vector operation.
+pub(crate) struct Matching {
+    on: bool,
+    labels: Vec<String>,
+    card: VectorMatchCardinality,
+}
+
+impl Matching {
+    fn new(m: Option<LabelModifier>, card: VectorMatchCardinality) -> Self {
+        match m {
+            Some(LabelModifier::Include(l)) => Matching { on: true, labels: l.labels, card },
+            Some(LabelModifier::Exclude(l)) => Matching { on: false, labels: l.labels, card },
+            None => Matching { on: false, labels: Vec::new(), card },
+        }
+    }
+
+    /// The label set two samples are matched on.
+    fn signature(&self, l: &Labels) -> String {
+        if self.on { l.keep(&self.labels).key() } else { l.drop(&self.labels).key() }
+    }
+
+    fn include(&self) -> &[String] {
+        match &self.card {
+            VectorMatchCardinality::ManyToOne(l) | VectorMatchCardinality::OneToMany(l) => &l.labels,
+            _ => &[],
+        }
+    }
+}
+
+fn and(m: &Matching, l: Vec<Samp>, r: Vec<Samp>) -> Vec<Samp> {
+    let sigs: HashSet<String> = r.iter().map(|s| m.signature(&s.labels)).collect();
+    l.into_iter().filter(|s| sigs.contains(&m.signature(&s.labels))).collect()
+}
+
+fn or(m: &Matching, l: Vec<Samp>, r: Vec<Samp>) -> Vec<Samp> {
+    let sigs: HashSet<String> = l.iter().map(|s| m.signature(&s.labels)).collect();
+    let mut out = l;
+    out.extend(r.into_iter().filter(|s| !sigs.contains(&m.signature(&s.labels))));
+    out
+}
+
+fn unless(m: &Matching, l: Vec<Samp>, r: Vec<Samp>) -> Vec<Samp> {
+    let sigs: HashSet<String> = r.iter().map(|s| m.signature(&s.labels)).collect();
+    l.into_iter().filter(|s| !sigs.contains(&m.signature(&s.labels))).collect()
+}
+
+fn vector_vector(
+    op: Op,
+    m: &Matching,
+    lhs: Vec<Samp>,
+    rhs: Vec<Samp>,
+    return_bool: bool,
+    t: i64,
+) -> Result<Vec<Samp>, PromError> {
+    if matches!(m.card, VectorMatchCardinality::ManyToMany) {
+        return Err(PromError::execution("many-to-many only allowed for set operators"));
+    }
+    let one_to_many = matches!(m.card, VectorMatchCardinality::OneToMany(_));
+    // The "one" side is indexed; for group_right that is the left.
+    let (many, one) = if one_to_many { (rhs, lhs) } else { (lhs, rhs) };
+    let mut one_by_sig: HashMap<String, &Samp> = HashMap::new();
+    for s in &one {
+        let sig = m.signature(&s.labels);
+        if let Some(prev) = one_by_sig.insert(sig, s) {
+            let side = if one_to_many { "left" } else { "right" };
+            return Err(PromError::execution(format!(
+                "found duplicate series for the match group {} on the {side} hand-side of the operation: [{}, {}];many-to-many matching not allowed: matching labels must be unique on one side",
+                match_group(m, &s.labels),
+                prev.labels,
+                s.labels
+            )));
+        }
+    }
+    let one_to_one = matches!(m.card, VectorMatchCardinality::OneToOne);
+    let mut matched: HashMap<String, HashSet<Labels>> = HashMap::new();
+    let mut out = Vec::new();
+    for ls in &many {
+        let sig = m.signature(&ls.labels);
+        let Some(rs) = one_by_sig.get(&sig) else {
+            continue;
+        };
+        let (vl, vr) = if one_to_many { (rs.v, ls.v) } else { (ls.v, rs.v) };
+        let (mut value, keep) = apply(op, vl, vr);
+        // Matching errors are errors even for pairs a comparison drops.
+        let labels = result_labels(op, m, &ls.labels, &rs.labels);
+        if one_to_one {
+            if matched.contains_key(&sig) {
+                return Err(PromError::execution(format!(
+                    "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)"
+                )));
+            }
+            matched.insert(sig, HashSet::new());
+        } else {
+            let set = matched.entry(sig).or_default();
+            if !set.insert(labels.clone()) {
+                return Err(PromError::execution(
+                    "multiple matches for labels: grouping labels must ensure unique matches",
+                ));
+            }
+        }
+        if return_bool {
+            value = if keep { 1.0 } else { 0.0 };
+        } else if !keep {
+            continue;
+        }
+        let drop = ls.drop_name || !op.is_comparison() || return_bool;
+        out.push(Samp { labels: Arc::new(labels), t, v: value, drop_name: drop });
+    }
+    Ok(out)
+}
+
+fn match_group(m: &Matching, l: &Labels) -> Labels {
+    if m.on { l.keep(&m.labels) } else { l.drop(&m.labels) }
+}
+
+/// Prometheus' `resultMetric`.
+fn result_labels(_op: Op, m: &Matching, lhs: &Labels, rhs: &Labels) -> Labels {
+    let mut out = lhs.clone();
+    if matches!(m.card, VectorMatchCardinality::OneToOne) {
+        if m.on {
+            out = out.keep(&m.labels);
+        } else {
+            for l in &m.labels {
+                out.remove(l);
+            }
+        }
+    }
+    for l in m.include() {
+        match rhs.get(l) {
+            Some(v) => out.set(l, v),
+            None => out.remove(l),
+        }
+    }
+    out
+}

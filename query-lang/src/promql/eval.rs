@@ -1,0 +1,457 @@
+//! The two phases: fetch every selector's series once, then evaluate step
+//! by step in memory.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use promql_parser::parser::{AtModifier, Expr, MatrixSelector, Offset, SubqueryExpr, VectorSelector};
+
+use super::{
+    EngineConfig, ErrorKind, Labels, MatchOp, Matcher, METRIC_NAME, PromError, QueryOutput,
+    Sample, Series, Source, Value, is_stale,
+};
+
+/// A sample during evaluation. `t` is the sample's own timestamp for
+/// selector output (what `timestamp()` returns) and the evaluation time
+/// otherwise.
+#[derive(Debug, Clone)]
+pub(crate) struct Samp {
+    pub labels: Arc<Labels>,
+    pub t: i64,
+    pub v: f64,
+    /// The metric name goes when the result is returned.
+    pub drop_name: bool,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct RSeries {
+    pub labels: Arc<Labels>,
+    pub points: Vec<(i64, f64)>,
+    pub drop_name: bool,
+}
+
+/// A range vector argument and the window it covers: `(start, end]`.
+pub(crate) struct Window {
+    pub series: Vec<RSeries>,
+    pub start: i64,
+    pub end: i64,
+}
+
+#[derive(Debug)]
+pub(crate) enum Val {
+    Scalar(f64),
+    Str(String),
+    Vector(Vec<Samp>),
+    Matrix(Vec<RSeries>),
+}
+
+type Fetched = Vec<(Arc<Labels>, Vec<(i64, f64)>)>;
+
+pub(crate) struct Ev {
+    data: HashMap<usize, Fetched>,
+    pub lookback: i64,
+    pub start: i64,
+    pub end: i64,
+    pub step: i64,
+    sub_step: i64,
+    pub warnings: RefCell<Vec<String>>,
+    pub infos: RefCell<Vec<String>>,
+}
+
+pub(crate) fn ms(d: &Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn offset_ms(o: &Option<Offset>) -> i64 {
+    match o {
+        None => 0,
+        Some(Offset::Pos(d)) => ms(d),
+        Some(Offset::Neg(d)) => -ms(d),
+    }
+}
+
+pub(crate) fn system_time_ms(t: &SystemTime) -> i64 {
+    match t.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) => ms(&d),
+        Err(e) => -ms(&e.duration()),
+    }
+}
+
+fn addr<T>(x: &T) -> usize {
+    std::ptr::from_ref(x) as usize
+}
+
+/// A selector's matchers, its name included; one list per `or` branch.
+fn selector_matchers(vs: &VectorSelector) -> Vec<Vec<Matcher>> {
+    let name = vs
+        .name
+        .as_ref()
+        .map(|n| Matcher::new(MatchOp::Equal, METRIC_NAME, n));
+    let groups: Vec<Vec<Matcher>> = if vs.matchers.or_matchers.is_empty() {
+        vec![vs.matchers.matchers.clone()]
+    } else {
+        vs.matchers
+            .or_matchers
+            .iter()
+            .map(|g| {
+                let mut g = g.clone();
+                g.extend(vs.matchers.matchers.iter().cloned());
+                g
+            })
+            .collect()
+    };
+    groups
+        .into_iter()
+        .map(|mut g| {
+            if let Some(n) = &name {
+                g.push(n.clone());
+            }
+            g
+        })
+        .collect()
+}
+
+struct Need<'a> {
+    vs: &'a VectorSelector,
+    key: usize,
+    lo: i64,
+    hi: i64,
+}
+
+struct Planner<'a> {
+    cfg: &'a EngineConfig,
+    start: i64,
+    end: i64,
+    needs: Vec<Need<'a>>,
+}
+
+impl<'a> Planner<'a> {
+    fn at_ms(&self, at: &Option<AtModifier>) -> Option<i64> {
+        match at {
+            None => None,
+            Some(AtModifier::Start) => Some(self.start),
+            Some(AtModifier::End) => Some(self.end),
+            Some(AtModifier::At(t)) => Some(system_time_ms(t)),
+        }
+    }
+
+    fn shift(&self, lo: i64, hi: i64, at: &Option<AtModifier>, off: &Option<Offset>) -> (i64, i64) {
+        let o = offset_ms(off);
+        match self.at_ms(at) {
+            Some(a) => (a - o, a - o),
+            None => (lo - o, hi - o),
+        }
+    }
+
+    fn walk(&mut self, e: &'a Expr, lo: i64, hi: i64) {
+        match e {
+            Expr::VectorSelector(vs) => {
+                let (l, h) = self.shift(lo, hi, &vs.at, &vs.offset);
+                let back = ms(&self.cfg.lookback);
+                self.needs.push(Need { vs, key: addr(vs), lo: l - back, hi: h });
+            }
+            Expr::MatrixSelector(m) => {
+                let (l, h) = self.shift(lo, hi, &m.vs.at, &m.vs.offset);
+                self.needs.push(Need { vs: &m.vs, key: addr(&m.vs), lo: l - ms(&m.range), hi: h });
+            }
+            Expr::Subquery(sq) => {
+                let (l, h) = self.shift(lo, hi, &sq.at, &sq.offset);
+                self.walk(&sq.expr, l - ms(&sq.range), h);
+            }
+            Expr::Aggregate(a) => {
+                if let Some(p) = &a.param {
+                    self.walk(p, lo, hi);
+                }
+                self.walk(&a.expr, lo, hi);
+            }
+            Expr::Unary(u) => self.walk(&u.expr, lo, hi),
+            Expr::Binary(b) => {
+                self.walk(&b.lhs, lo, hi);
+                self.walk(&b.rhs, lo, hi);
+            }
+            Expr::Paren(p) => self.walk(&p.expr, lo, hi),
+            Expr::Call(c) => {
+                for a in &c.args.args {
+                    self.walk(a, lo, hi);
+                }
+            }
+            Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => {}
+        }
+    }
+}
+
+pub(crate) async fn run(
+    cfg: &EngineConfig,
+    source: &dyn Source,
+    expr: &Expr,
+    start: i64,
+    end: i64,
+    step: i64,
+    instant: bool,
+) -> Result<QueryOutput, PromError> {
+    let mut planner = Planner { cfg, start, end, needs: Vec::new() };
+    planner.walk(expr, start, end);
+    let mut data = HashMap::new();
+    let mut loaded = 0usize;
+    for need in planner.needs {
+        let mut merged: HashMap<Labels, Vec<(i64, f64)>> = HashMap::new();
+        for matchers in selector_matchers(need.vs) {
+            if !matchers.iter().any(|m| !m.is_match("")) {
+                return Err(PromError::bad_data(
+                    "vector selector must contain at least one non-empty matcher",
+                ));
+            }
+            for s in source.select(&matchers, need.lo, need.hi).await? {
+                loaded += s.points.len();
+                merged.entry(s.labels).or_insert(s.points);
+            }
+        }
+        if loaded > cfg.max_samples {
+            return Err(PromError::new(
+                ErrorKind::TooLarge,
+                "query processing would load too many samples into memory in query execution",
+            ));
+        }
+        let fetched: Fetched = merged.into_iter().map(|(l, p)| (Arc::new(l), p)).collect();
+        data.insert(need.key, fetched);
+    }
+    let ev = Ev {
+        data,
+        lookback: ms(&cfg.lookback),
+        start,
+        end,
+        step,
+        sub_step: ms(&cfg.default_subquery_step).max(1),
+        warnings: RefCell::new(Vec::new()),
+        infos: RefCell::new(Vec::new()),
+    };
+    let value = if instant {
+        match ev.eval(expr, start)? {
+            Val::Scalar(v) => Value::Scalar { t: start, v },
+            Val::Str(s) => Value::String { t: start, s },
+            Val::Vector(v) => Value::Vector(
+                finish_vector(v)?
+                    .into_iter()
+                    .map(|(labels, v)| Sample { labels, t: start, v })
+                    .collect(),
+            ),
+            Val::Matrix(m) => Value::Matrix(finish_matrix(m)?),
+        }
+    } else {
+        let mut out: HashMap<Labels, Vec<(i64, f64)>> = HashMap::new();
+        let mut t = start;
+        while t <= end {
+            match ev.eval(expr, t)? {
+                Val::Scalar(v) => out.entry(Labels::empty()).or_default().push((t, v)),
+                Val::Vector(v) => {
+                    for (labels, v) in finish_vector(v)? {
+                        out.entry(labels).or_default().push((t, v));
+                    }
+                }
+                Val::Str(_) | Val::Matrix(_) => {
+                    return Err(PromError::bad_data(
+                        "invalid expression type for range query, must be Scalar or instant Vector",
+                    ));
+                }
+            }
+            t += step;
+        }
+        let mut series: Vec<Series> = out
+            .into_iter()
+            .map(|(labels, points)| Series { labels, points })
+            .collect();
+        series.sort_by(|a, b| a.labels.cmp(&b.labels));
+        Value::Matrix(series)
+    };
+    Ok(QueryOutput {
+        value,
+        warnings: ev.warnings.into_inner(),
+        infos: ev.infos.into_inner(),
+    })
+}
+
+fn final_labels(labels: &Labels, drop_name: bool) -> Labels {
+    if drop_name { labels.without_name() } else { labels.clone() }
+}
+
+const DUPLICATE: &str = "vector cannot contain metrics with the same labelset";
+
+fn finish_vector(v: Vec<Samp>) -> Result<Vec<(Labels, f64)>, PromError> {
+    let out: Vec<(Labels, f64)> = v
+        .into_iter()
+        .map(|s| (final_labels(&s.labels, s.drop_name), s.v))
+        .collect();
+    let mut seen = std::collections::HashSet::new();
+    for (l, _) in &out {
+        if !seen.insert(l) {
+            return Err(PromError::execution(DUPLICATE));
+        }
+    }
+    Ok(out)
+}
+
+fn finish_matrix(m: Vec<RSeries>) -> Result<Vec<Series>, PromError> {
+    let mut out: Vec<Series> = m
+        .into_iter()
+        .map(|s| Series { labels: final_labels(&s.labels, s.drop_name), points: s.points })
+        .collect();
+    out.sort_by(|a, b| a.labels.cmp(&b.labels));
+    if out.windows(2).any(|w| w[0].labels == w[1].labels) {
+        return Err(PromError::execution(DUPLICATE));
+    }
+    Ok(out)
+}
+
+impl Ev {
+    pub fn warn(&self, msg: impl Into<String>) {
+        self.warnings.borrow_mut().push(msg.into());
+    }
+
+    pub fn info(&self, msg: impl Into<String>) {
+        self.infos.borrow_mut().push(msg.into());
+    }
+
+    fn ref_time(&self, t: i64, at: &Option<AtModifier>, off: &Option<Offset>) -> i64 {
+        let base = match at {
+            None => t,
+            Some(AtModifier::Start) => self.start,
+            Some(AtModifier::End) => self.end,
+            Some(AtModifier::At(st)) => system_time_ms(st),
+        };
+        base - offset_ms(off)
+    }
+
+    pub fn eval(&self, e: &Expr, t: i64) -> Result<Val, PromError> {
+        match e {
+            Expr::NumberLiteral(n) => Ok(Val::Scalar(n.val)),
+            Expr::StringLiteral(s) => Ok(Val::Str(s.val.clone())),
+            Expr::Paren(p) => self.eval(&p.expr, t),
+            Expr::Unary(u) => match self.eval(&u.expr, t)? {
+                Val::Scalar(v) => Ok(Val::Scalar(-v)),
+                Val::Vector(v) => Ok(Val::Vector(
+                    v.into_iter()
+                        .map(|s| Samp { v: -s.v, t, drop_name: true, ..s })
+                        .collect(),
+                )),
+                _ => Err(PromError::bad_data("unary expression only allowed on expressions of type scalar or instant vector")),
+            },
+            Expr::VectorSelector(vs) => Ok(Val::Vector(self.select(vs, t))),
+            Expr::MatrixSelector(m) => Ok(Val::Matrix(self.matrix(m, t).series)),
+            Expr::Subquery(sq) => Ok(Val::Matrix(self.subquery(sq, t)?.series)),
+            Expr::Call(c) => super::functions::call(self, c, t),
+            Expr::Aggregate(a) => super::aggregate::aggregate(self, a, t),
+            Expr::Binary(b) => super::binary::binary(self, b, t),
+            Expr::Extension(_) => Err(PromError::bad_data("unsupported expression")),
+        }
+    }
+
+    /// Evaluates an expression that must be a scalar.
+    pub fn scalar(&self, e: &Expr, t: i64) -> Result<f64, PromError> {
+        match self.eval(e, t)? {
+            Val::Scalar(v) => Ok(v),
+            _ => Err(PromError::bad_data("expected a scalar")),
+        }
+    }
+
+    pub fn vector(&self, e: &Expr, t: i64) -> Result<Vec<Samp>, PromError> {
+        match self.eval(e, t)? {
+            Val::Vector(v) => Ok(v),
+            _ => Err(PromError::bad_data("expected an instant vector")),
+        }
+    }
+
+    /// A range-vector argument: a range selector or a subquery.
+    pub fn window(&self, e: &Expr, t: i64) -> Result<Window, PromError> {
+        match e {
+            Expr::MatrixSelector(m) => Ok(self.matrix(m, t)),
+            Expr::Subquery(sq) => self.subquery(sq, t),
+            Expr::Paren(p) => self.window(&p.expr, t),
+            _ => Err(PromError::bad_data("expected a range vector")),
+        }
+    }
+
+    fn select(&self, vs: &VectorSelector, t: i64) -> Vec<Samp> {
+        let r = self.ref_time(t, &vs.at, &vs.offset);
+        let Some(data) = self.data.get(&addr(vs)) else {
+            return Vec::new();
+        };
+        let mut out = Vec::with_capacity(data.len());
+        for (labels, pts) in data {
+            let i = pts.partition_point(|p| p.0 <= r);
+            if i == 0 {
+                continue;
+            }
+            let (ts, v) = pts[i - 1];
+            if ts <= r - self.lookback || is_stale(v) {
+                continue;
+            }
+            out.push(Samp { labels: labels.clone(), t: ts, v, drop_name: false });
+        }
+        out
+    }
+
+    fn matrix(&self, m: &MatrixSelector, t: i64) -> Window {
+        let end = self.ref_time(t, &m.vs.at, &m.vs.offset);
+        let start = end - ms(&m.range);
+        let mut series = Vec::new();
+        if let Some(data) = self.data.get(&addr(&m.vs)) {
+            for (labels, pts) in data {
+                let lo = pts.partition_point(|p| p.0 <= start);
+                let hi = pts.partition_point(|p| p.0 <= end);
+                let points: Vec<(i64, f64)> =
+                    pts[lo..hi].iter().copied().filter(|p| !is_stale(p.1)).collect();
+                if !points.is_empty() {
+                    series.push(RSeries { labels: labels.clone(), points, drop_name: false });
+                }
+            }
+        }
+        Window { series, start, end }
+    }
+
+    fn subquery(&self, sq: &SubqueryExpr, t: i64) -> Result<Window, PromError> {
+        let end = self.ref_time(t, &sq.at, &sq.offset);
+        let range = ms(&sq.range);
+        let step = sq.step.as_ref().map(ms).filter(|s| *s > 0).unwrap_or(self.sub_step);
+        let start = end - range;
+        // The first step after `start` on the step grid (Go's truncating
+        // division, as Prometheus computes it).
+        let mut ts = step * (start / step);
+        if ts <= start {
+            ts += step;
+        }
+        let mut by: HashMap<(Arc<Labels>, bool), Vec<(i64, f64)>> = HashMap::new();
+        let mut order: Vec<(Arc<Labels>, bool)> = Vec::new();
+        while ts <= end {
+            match self.eval(&sq.expr, ts)? {
+                Val::Scalar(v) => {
+                    let key = (Arc::new(Labels::empty()), false);
+                    if !by.contains_key(&key) {
+                        order.push(key.clone());
+                    }
+                    by.entry(key).or_default().push((ts, v));
+                }
+                Val::Vector(v) => {
+                    for s in v {
+                        let key = (s.labels, s.drop_name);
+                        if !by.contains_key(&key) {
+                            order.push(key.clone());
+                        }
+                        by.entry(key).or_default().push((ts, s.v));
+                    }
+                }
+                _ => return Err(PromError::bad_data("subquery is only allowed on instant vector")),
+            }
+            ts += step;
+        }
+        let series = order
+            .into_iter()
+            .filter_map(|key| {
+                let points = by.remove(&key)?;
+                Some(RSeries { labels: key.0, points, drop_name: key.1 })
+            })
+            .collect();
+        Ok(Window { series, start, end })
+    }
+}

@@ -1,0 +1,731 @@
+//! PromQL functions on floats.
+
+use std::sync::Arc;
+
+use chrono::{Datelike, TimeZone, Timelike, Utc};
+use promql_parser::parser::{Call, Expr};
+
+use super::eval::{Ev, RSeries, Samp, Val, Window};
+use super::{Labels, METRIC_NAME, MatchOp, PromError, is_valid_label_name};
+
+/// Kahan–Babuška summation step, as Prometheus' `kahanSumInc`.
+pub(crate) fn kahan_add(inc: f64, sum: f64, c: f64) -> (f64, f64) {
+    let t = sum + inc;
+    let c = if t.is_infinite() {
+        0.0
+    } else if sum.abs() >= inc.abs() {
+        c + ((sum - t) + inc)
+    } else {
+        c + ((inc - t) + sum)
+    };
+    (t, c)
+}
+
+/// Go's `strconv.FormatFloat(f, 'f', -1, 64)` as Prometheus prints label
+/// values.
+pub(crate) fn format_float(f: f64) -> String {
+    if f.is_nan() {
+        "NaN".into()
+    } else if f == f64::INFINITY {
+        "+Inf".into()
+    } else if f == f64::NEG_INFINITY {
+        "-Inf".into()
+    } else {
+        format!("{f}")
+    }
+}
+
+/// Go's `math.Max`/`math.Min`: NaN wins.
+fn go_max(a: f64, b: f64) -> f64 {
+    if a.is_nan() || b.is_nan() { f64::NAN } else { a.max(b) }
+}
+
+fn go_min(a: f64, b: f64) -> f64 {
+    if a.is_nan() || b.is_nan() { f64::NAN } else { a.min(b) }
+}
+
+/// Prometheus' `quantile` over a slice (sorted here; NaN first, as Go's
+/// `sort.Float64s`).
+pub(crate) fn quantile(q: f64, values: &mut [f64]) -> f64 {
+    if values.is_empty() || q.is_nan() {
+        return f64::NAN;
+    }
+    if q < 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    if q > 1.0 {
+        return f64::INFINITY;
+    }
+    values.sort_by(|a, b| match (a.is_nan(), b.is_nan()) {
+        (true, true) => std::cmp::Ordering::Equal,
+        (true, false) => std::cmp::Ordering::Less,
+        (false, true) => std::cmp::Ordering::Greater,
+        _ => a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal),
+    });
+    let n = values.len() as f64;
+    let rank = q * (n - 1.0);
+    let lower = rank.floor().max(0.0);
+    let upper = (lower + 1.0).min(n - 1.0);
+    let weight = rank - rank.floor();
+    values[lower as usize] * (1.0 - weight) + values[upper as usize] * weight
+}
+
+fn arg<'a>(c: &'a Call, i: usize) -> Result<&'a Expr, PromError> {
+    c.args
+        .args
+        .get(i)
+        .map(|b| b.as_ref())
+        .ok_or_else(|| PromError::bad_data(format!("missing argument {} of {}", i + 1, c.func.name)))
+}
+
+fn string_arg(ev: &Ev, c: &Call, i: usize, t: i64) -> Result<String, PromError> {
+    match ev.eval(arg(c, i)?, t)? {
+        Val::Str(s) => Ok(s),
+        _ => Err(PromError::bad_data(format!("argument {} of {} must be a string", i + 1, c.func.name))),
+    }
+}
+
+/// Maps every sample of an instant-vector argument; the name is dropped.
+fn map_vector(ev: &Ev, c: &Call, t: i64, f: impl Fn(f64) -> f64) -> Result<Val, PromError> {
+    let v = ev.vector(arg(c, 0)?, t)?;
+    Ok(Val::Vector(
+        v.into_iter()
+            .map(|s| Samp { v: f(s.v), t, drop_name: true, ..s })
+            .collect(),
+    ))
+}
+
+/// Applies `f` to each series of a range-vector argument; series for which
+/// it returns `None` are left out.
+fn over_window(
+    ev: &Ev,
+    c: &Call,
+    i: usize,
+    t: i64,
+    keep_name: bool,
+    f: impl Fn(&RSeries, &Window) -> Option<f64>,
+) -> Result<Val, PromError> {
+    let w = ev.window(arg(c, i)?, t)?;
+    let mut out = Vec::with_capacity(w.series.len());
+    for s in &w.series {
+        if let Some(v) = f(s, &w) {
+            out.push(Samp { labels: s.labels.clone(), t, v, drop_name: s.drop_name || !keep_name });
+        }
+    }
+    Ok(Val::Vector(out))
+}
+
+fn values(s: &RSeries) -> impl Iterator<Item = f64> + '_ {
+    s.points.iter().map(|p| p.1)
+}
+
+/// Prometheus' `extrapolatedRate` for `rate`, `increase` and `delta`.
+fn extrapolated_rate(s: &RSeries, w: &Window, is_counter: bool, is_rate: bool) -> Option<f64> {
+    let p = &s.points;
+    if p.len() < 2 {
+        return None;
+    }
+    let (first_t, first_v) = p[0];
+    let (last_t, last_v) = p[p.len() - 1];
+    let mut result = last_v - first_v;
+    if is_counter {
+        let mut prev = first_v;
+        for &(_, v) in &p[1..] {
+            if v < prev {
+                result += prev;
+            }
+            prev = v;
+        }
+    }
+    let mut to_start = (first_t - w.start) as f64 / 1000.0;
+    let mut to_end = (w.end - last_t) as f64 / 1000.0;
+    let sampled = (last_t - first_t) as f64 / 1000.0;
+    let avg_between = sampled / (p.len() - 1) as f64;
+    let threshold = avg_between * 1.1;
+    if to_start >= threshold {
+        to_start = avg_between / 2.0;
+    }
+    if is_counter && result > 0.0 && first_v >= 0.0 {
+        let to_zero = sampled * (first_v / result);
+        if to_zero < to_start {
+            to_start = to_zero;
+        }
+    }
+    if to_end >= threshold {
+        to_end = avg_between / 2.0;
+    }
+    let mut factor = (sampled + to_start + to_end) / sampled;
+    if is_rate {
+        factor /= (w.end - w.start) as f64 / 1000.0;
+    }
+    Some(result * factor)
+}
+
+fn instant_delta(s: &RSeries, is_rate: bool) -> Option<f64> {
+    let p = &s.points;
+    if p.len() < 2 {
+        return None;
+    }
+    let (pt, pv) = p[p.len() - 2];
+    let (lt, lv) = p[p.len() - 1];
+    let mut result = if is_rate && lv < pv { lv } else { lv - pv };
+    let interval = lt - pt;
+    if interval == 0 {
+        return None;
+    }
+    if is_rate {
+        result /= interval as f64 / 1000.0;
+    }
+    Some(result)
+}
+
+/// Least-squares slope and intercept at `intercept_t`, Kahan-summed.
+fn linear_regression(p: &[(i64, f64)], intercept_t: i64) -> (f64, f64) {
+    let (mut n, mut sx, mut cx, mut sy, mut cy, mut sxy, mut cxy, mut sx2, mut cx2) =
+        (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+    let init_y = p[0].1;
+    let mut const_y = true;
+    for (i, &(t, v)) in p.iter().enumerate() {
+        if const_y && i > 0 && v != init_y {
+            const_y = false;
+        }
+        n += 1.0;
+        let x = (t - intercept_t) as f64 / 1e3;
+        (sx, cx) = kahan_add(x, sx, cx);
+        (sy, cy) = kahan_add(v, sy, cy);
+        (sxy, cxy) = kahan_add(x * v, sxy, cxy);
+        (sx2, cx2) = kahan_add(x * x, sx2, cx2);
+    }
+    if const_y {
+        if init_y.is_infinite() {
+            return (f64::NAN, f64::NAN);
+        }
+        return (0.0, init_y);
+    }
+    let (sx, sy, sxy, sx2) = (sx + cx, sy + cy, sxy + cxy, sx2 + cx2);
+    let cov = sxy - sx * sy / n;
+    let var = sx2 - sx * sx / n;
+    let slope = cov / var;
+    let intercept = sy / n - slope * sx / n;
+    (slope, intercept)
+}
+
+fn avg_over(s: &RSeries) -> f64 {
+    let (mut sum, mut c) = (0.0, 0.0);
+    let n = s.points.len() as f64;
+    for v in values(s) {
+        (sum, c) = kahan_add(v, sum, c);
+    }
+    if sum.is_finite() || values(s).any(|v| !v.is_finite()) {
+        return (sum + if sum.is_infinite() { 0.0 } else { c }) / n;
+    }
+    let mut mean = 0.0;
+    for (i, v) in values(s).enumerate() {
+        mean += v / (i + 1) as f64 - mean / (i + 1) as f64;
+    }
+    mean
+}
+
+fn stdvar_over(s: &RSeries) -> f64 {
+    let (mut n, mut mean, mut m2) = (0.0, 0.0, 0.0);
+    for v in values(s) {
+        n += 1.0;
+        let delta = v - mean;
+        mean += delta / n;
+        m2 += delta * (v - mean);
+    }
+    m2 / n
+}
+
+/// Labels `absent()` gives its answer: the selector's equality matchers.
+fn absent_labels(e: &Expr) -> Labels {
+    let vs = match e {
+        Expr::VectorSelector(vs) => vs,
+        Expr::MatrixSelector(m) => &m.vs,
+        _ => return Labels::empty(),
+    };
+    // Prometheus' createLabelsForAbsentFunction: the first equality
+    // matcher of a name sets it; any other matcher of that name removes it.
+    let mut out = Labels::empty();
+    let mut has: Vec<&str> = Vec::new();
+    for m in &vs.matchers.matchers {
+        if m.name == METRIC_NAME {
+            continue;
+        }
+        if matches!(m.op, MatchOp::Equal) && !has.contains(&m.name.as_str()) {
+            out.set(&m.name, &m.value);
+            has.push(&m.name);
+        } else {
+            out.remove(&m.name);
+        }
+    }
+    out
+}
+
+/// Prometheus' `BucketQuantile` over classic buckets `(upper bound, count)`.
+fn bucket_quantile(q: f64, mut b: Vec<(f64, f64)>) -> f64 {
+    if q.is_nan() {
+        return f64::NAN;
+    }
+    if q < 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    if q > 1.0 {
+        return f64::INFINITY;
+    }
+    b.sort_by(|x, y| x.0.partial_cmp(&y.0).unwrap_or(std::cmp::Ordering::Equal));
+    if !b.last().is_some_and(|x| x.0 == f64::INFINITY) {
+        return f64::NAN;
+    }
+    // Coalesce equal upper bounds.
+    let mut c: Vec<(f64, f64)> = Vec::with_capacity(b.len());
+    for x in b {
+        match c.last_mut() {
+            Some(last) if last.0 == x.0 => last.1 += x.1,
+            _ => c.push(x),
+        }
+    }
+    // Monotonic counts, ignoring tiny float deltas.
+    let mut prev = c[0].1;
+    for x in c.iter_mut().skip(1) {
+        let cur = x.1;
+        if cur == prev {
+            continue;
+        }
+        if almost_equal(prev, cur, 1e-12) || cur < prev {
+            x.1 = prev;
+            continue;
+        }
+        prev = cur;
+    }
+    if c.len() < 2 {
+        return f64::NAN;
+    }
+    let observations = c[c.len() - 1].1;
+    if observations == 0.0 {
+        return f64::NAN;
+    }
+    let mut rank = q * observations;
+    let b = c[..c.len() - 1].partition_point(|x| x.1 < rank);
+    if b == c.len() - 1 {
+        return c[c.len() - 2].0;
+    }
+    if b == 0 && c[0].0 <= 0.0 {
+        return c[0].0;
+    }
+    let (mut start, end, mut count) = (0.0, c[b].0, c[b].1);
+    if b > 0 {
+        start = c[b - 1].0;
+        count -= c[b - 1].1;
+        rank -= c[b - 1].1;
+    }
+    start + (end - start) * (rank / count)
+}
+
+fn almost_equal(a: f64, b: f64, eps: f64) -> bool {
+    if a == b {
+        return true;
+    }
+    let abs_sum = a.abs() + b.abs();
+    let diff = (a - b).abs();
+    if a == 0.0 || b == 0.0 || abs_sum < f64::MIN_POSITIVE {
+        return diff < eps * f64::MIN_POSITIVE;
+    }
+    diff / abs_sum.min(f64::MAX) < eps
+}
+
+fn date_fn(ev: &Ev, c: &Call, t: i64, f: impl Fn(chrono::DateTime<Utc>) -> f64) -> Result<Val, PromError> {
+    let to_date = |secs: f64| {
+        let ms = (secs * 1000.0) as i64;
+        Utc.timestamp_millis_opt(ms).single()
+    };
+    if c.args.args.is_empty() {
+        let v = to_date(t as f64 / 1000.0).map_or(f64::NAN, &f);
+        return Ok(Val::Vector(vec![Samp { labels: Arc::new(Labels::empty()), t, v, drop_name: false }]));
+    }
+    let v = ev.vector(arg(c, 0)?, t)?;
+    Ok(Val::Vector(
+        v.into_iter()
+            .map(|s| {
+                let v = if s.v.is_finite() { to_date(s.v).map_or(f64::NAN, &f) } else { f64::NAN };
+                Samp { v, t, drop_name: true, ..s }
+            })
+            .collect(),
+    ))
+}
+
+pub(crate) fn call(ev: &Ev, c: &Call, t: i64) -> Result<Val, PromError> {
+    let name = c.func.name;
+    match name {
+        "abs" => map_vector(ev, c, t, f64::abs),
+        "ceil" => map_vector(ev, c, t, f64::ceil),
+        "floor" => map_vector(ev, c, t, f64::floor),
+        "exp" => map_vector(ev, c, t, f64::exp),
+        "sqrt" => map_vector(ev, c, t, f64::sqrt),
+        "ln" => map_vector(ev, c, t, f64::ln),
+        "log2" => map_vector(ev, c, t, f64::log2),
+        "log10" => map_vector(ev, c, t, f64::log10),
+        "sin" => map_vector(ev, c, t, f64::sin),
+        "cos" => map_vector(ev, c, t, f64::cos),
+        "tan" => map_vector(ev, c, t, f64::tan),
+        "asin" => map_vector(ev, c, t, f64::asin),
+        "acos" => map_vector(ev, c, t, f64::acos),
+        "atan" => map_vector(ev, c, t, f64::atan),
+        "sinh" => map_vector(ev, c, t, f64::sinh),
+        "cosh" => map_vector(ev, c, t, f64::cosh),
+        "tanh" => map_vector(ev, c, t, f64::tanh),
+        "asinh" => map_vector(ev, c, t, f64::asinh),
+        "acosh" => map_vector(ev, c, t, f64::acosh),
+        "atanh" => map_vector(ev, c, t, f64::atanh),
+        "deg" => map_vector(ev, c, t, |v| v * 180.0 / std::f64::consts::PI),
+        "rad" => map_vector(ev, c, t, |v| v * std::f64::consts::PI / 180.0),
+        "sgn" => map_vector(ev, c, t, |v| {
+            if v > 0.0 {
+                1.0
+            } else if v < 0.0 {
+                -1.0
+            } else {
+                v
+            }
+        }),
+        "pi" => Ok(Val::Scalar(std::f64::consts::PI)),
+        "time" => Ok(Val::Scalar(t as f64 / 1000.0)),
+        "round" => {
+            let to = match c.args.args.get(1) {
+                Some(e) => ev.scalar(e, t)?,
+                None => 1.0,
+            };
+            let inv = 1.0 / to;
+            map_vector(ev, c, t, move |v| (v * inv + 0.5).floor() / inv)
+        }
+        "clamp" => {
+            let lo = ev.scalar(arg(c, 1)?, t)?;
+            let hi = ev.scalar(arg(c, 2)?, t)?;
+            if hi < lo {
+                return Ok(Val::Vector(Vec::new()));
+            }
+            map_vector(ev, c, t, move |v| go_max(lo, go_min(hi, v)))
+        }
+        "clamp_min" => {
+            let lo = ev.scalar(arg(c, 1)?, t)?;
+            map_vector(ev, c, t, move |v| go_max(lo, v))
+        }
+        "clamp_max" => {
+            let hi = ev.scalar(arg(c, 1)?, t)?;
+            map_vector(ev, c, t, move |v| go_min(hi, v))
+        }
+        "vector" => {
+            let v = ev.scalar(arg(c, 0)?, t)?;
+            Ok(Val::Vector(vec![Samp { labels: Arc::new(Labels::empty()), t, v, drop_name: false }]))
+        }
+        "scalar" => {
+            let v = ev.vector(arg(c, 0)?, t)?;
+            Ok(Val::Scalar(if v.len() == 1 { v[0].v } else { f64::NAN }))
+        }
+        "timestamp" => {
+            let v = ev.vector(arg(c, 0)?, t)?;
+            Ok(Val::Vector(
+                v.into_iter()
+                    .map(|s| Samp { v: s.t as f64 / 1000.0, t, drop_name: true, ..s })
+                    .collect(),
+            ))
+        }
+        "absent" => {
+            let v = ev.vector(arg(c, 0)?, t)?;
+            if !v.is_empty() {
+                return Ok(Val::Vector(Vec::new()));
+            }
+            Ok(Val::Vector(vec![Samp { labels: Arc::new(absent_labels(arg(c, 0)?)), t, v: 1.0, drop_name: false }]))
+        }
+        "absent_over_time" => {
+            let w = ev.window(arg(c, 0)?, t)?;
+            if !w.series.is_empty() {
+                return Ok(Val::Vector(Vec::new()));
+            }
+            Ok(Val::Vector(vec![Samp { labels: Arc::new(absent_labels(arg(c, 0)?)), t, v: 1.0, drop_name: false }]))
+        }
+        "present_over_time" => over_window(ev, c, 0, t, false, |_, _| Some(1.0)),
+        "rate" => over_window(ev, c, 0, t, false, |s, w| extrapolated_rate(s, w, true, true)),
+        "increase" => over_window(ev, c, 0, t, false, |s, w| extrapolated_rate(s, w, true, false)),
+        "delta" => over_window(ev, c, 0, t, false, |s, w| extrapolated_rate(s, w, false, false)),
+        "irate" => over_window(ev, c, 0, t, false, |s, _| instant_delta(s, true)),
+        "idelta" => over_window(ev, c, 0, t, false, |s, _| instant_delta(s, false)),
+        "deriv" => over_window(ev, c, 0, t, false, |s, _| {
+            (s.points.len() >= 2).then(|| linear_regression(&s.points, s.points[0].0).0)
+        }),
+        "predict_linear" => {
+            let d = ev.scalar(arg(c, 1)?, t)?;
+            // The intercept is at the evaluation time, not at an `@` time.
+            over_window(ev, c, 0, t, false, |s, _| {
+                (s.points.len() >= 2).then(|| {
+                    let (slope, intercept) = linear_regression(&s.points, t);
+                    slope * d + intercept
+                })
+            })
+        }
+        "resets" => over_window(ev, c, 0, t, false, |s, _| {
+            Some(s.points.windows(2).filter(|p| p[1].1 < p[0].1).count() as f64)
+        }),
+        "changes" => over_window(ev, c, 0, t, false, |s, _| {
+            Some(
+                s.points
+                    .windows(2)
+                    .filter(|p| !(p[1].1 == p[0].1 || (p[1].1.is_nan() && p[0].1.is_nan())))
+                    .count() as f64,
+            )
+        }),
+        "avg_over_time" => over_window(ev, c, 0, t, false, |s, _| Some(avg_over(s))),
+        "sum_over_time" => over_window(ev, c, 0, t, false, |s, _| {
+            let (mut sum, mut k) = (0.0, 0.0);
+            for v in values(s) {
+                (sum, k) = kahan_add(v, sum, k);
+            }
+            Some(if sum.is_infinite() { sum } else { sum + k })
+        }),
+        "count_over_time" => over_window(ev, c, 0, t, false, |s, _| Some(s.points.len() as f64)),
+        "min_over_time" => over_window(ev, c, 0, t, false, |s, _| {
+            Some(values(s).fold(f64::NAN, |acc, v| if acc.is_nan() || v < acc { v } else { acc }))
+        }),
+        "max_over_time" => over_window(ev, c, 0, t, false, |s, _| {
+            Some(values(s).fold(f64::NAN, |acc, v| if acc.is_nan() || v > acc { v } else { acc }))
+        }),
+        "last_over_time" => over_window(ev, c, 0, t, true, |s, _| s.points.last().map(|p| p.1)),
+        "first_over_time" => over_window(ev, c, 0, t, true, |s, _| s.points.first().map(|p| p.1)),
+        "ts_of_last_over_time" => over_window(ev, c, 0, t, false, |s, _| s.points.last().map(|p| p.0 as f64 / 1000.0)),
+        "ts_of_first_over_time" => over_window(ev, c, 0, t, false, |s, _| s.points.first().map(|p| p.0 as f64 / 1000.0)),
+        "stdvar_over_time" => over_window(ev, c, 0, t, false, |s, _| Some(stdvar_over(s))),
+        "stddev_over_time" => over_window(ev, c, 0, t, false, |s, _| Some(stdvar_over(s).sqrt())),
+        "quantile_over_time" => {
+            let q = ev.scalar(arg(c, 0)?, t)?;
+            over_window(ev, c, 1, t, false, |s, _| {
+                let mut v: Vec<f64> = values(s).collect();
+                Some(quantile(q, &mut v))
+            })
+        }
+        "mad_over_time" => over_window(ev, c, 0, t, false, |s, _| {
+            let mut v: Vec<f64> = values(s).collect();
+            let median = quantile(0.5, &mut v);
+            let mut dev: Vec<f64> = v.iter().map(|x| (x - median).abs()).collect();
+            Some(quantile(0.5, &mut dev))
+        }),
+        "double_exponential_smoothing" | "holt_winters" => {
+            let sf = ev.scalar(arg(c, 1)?, t)?;
+            let tf = ev.scalar(arg(c, 2)?, t)?;
+            if !(sf > 0.0 && sf < 1.0) {
+                return Err(PromError::execution(format!("invalid smoothing factor. Expected: 0 < sf < 1, got: {sf}")));
+            }
+            if !(tf > 0.0 && tf < 1.0) {
+                return Err(PromError::execution(format!("invalid trend factor. Expected: 0 < tf < 1, got: {tf}")));
+            }
+            over_window(ev, c, 0, t, false, |s, _| {
+                (s.points.len() >= 2).then(|| holt(&s.points, sf, tf))
+            })
+        }
+        "histogram_quantile" => histogram_quantile(ev, c, t),
+        "label_replace" => label_replace(ev, c, t),
+        "label_join" => label_join(ev, c, t),
+        "sort" | "sort_desc" => {
+            let mut v = ev.vector(arg(c, 0)?, t)?;
+            let desc = name == "sort_desc";
+            v.sort_by(|a, b| {
+                match (a.v.is_nan(), b.v.is_nan()) {
+                    (true, true) => std::cmp::Ordering::Equal,
+                    (true, false) => std::cmp::Ordering::Greater,
+                    (false, true) => std::cmp::Ordering::Less,
+                    _ if desc => b.v.partial_cmp(&a.v).unwrap_or(std::cmp::Ordering::Equal),
+                    _ => a.v.partial_cmp(&b.v).unwrap_or(std::cmp::Ordering::Equal),
+                }
+            });
+            Ok(Val::Vector(v.into_iter().map(|s| Samp { t, ..s }).collect()))
+        }
+        "sort_by_label" | "sort_by_label_desc" => {
+            let mut v = ev.vector(arg(c, 0)?, t)?;
+            let mut names = Vec::new();
+            for i in 1..c.args.args.len() {
+                names.push(string_arg(ev, c, i, t)?);
+            }
+            let desc = name == "sort_by_label_desc";
+            v.sort_by(|a, b| {
+                let mut o = std::cmp::Ordering::Equal;
+                for n in &names {
+                    o = natural_cmp(a.labels.value(n), b.labels.value(n));
+                    if o != std::cmp::Ordering::Equal {
+                        break;
+                    }
+                }
+                if o == std::cmp::Ordering::Equal {
+                    o = a.labels.cmp(&b.labels);
+                }
+                if desc { o.reverse() } else { o }
+            });
+            Ok(Val::Vector(v.into_iter().map(|s| Samp { t, ..s }).collect()))
+        }
+        "day_of_month" => date_fn(ev, c, t, |d| d.day() as f64),
+        "day_of_week" => date_fn(ev, c, t, |d| d.weekday().num_days_from_sunday() as f64),
+        "day_of_year" => date_fn(ev, c, t, |d| d.ordinal() as f64),
+        "days_in_month" => date_fn(ev, c, t, |d| {
+            let (y, m) = (d.year(), d.month());
+            let next = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+            chrono::NaiveDate::from_ymd_opt(next.0, next.1, 1)
+                .and_then(|n| n.pred_opt())
+                .map_or(f64::NAN, |l| l.day() as f64)
+        }),
+        "hour" => date_fn(ev, c, t, |d| d.hour() as f64),
+        "minute" => date_fn(ev, c, t, |d| d.minute() as f64),
+        "month" => date_fn(ev, c, t, |d| d.month() as f64),
+        "year" => date_fn(ev, c, t, |d| d.year() as f64),
+        other => Err(PromError::bad_data(format!("function {other:?} is not supported"))),
+    }
+}
+
+/// Double exponential smoothing as Prometheus computes it.
+fn holt(p: &[(i64, f64)], sf: f64, tf: f64) -> f64 {
+    let mut s1 = p[1].1;
+    let mut b = p[1].1 - p[0].1;
+    for &(_, v) in &p[2..] {
+        let s0 = s1;
+        s1 = sf * v + (1.0 - sf) * (s0 + b);
+        b = tf * (s1 - s0) + (1.0 - tf) * b;
+    }
+    s1
+}
+
+/// Numbers inside label values compare by value ("a2" < "a10").
+fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    let (mut ai, mut bi) = (a.chars().peekable(), b.chars().peekable());
+    loop {
+        match (ai.peek().copied(), bi.peek().copied()) {
+            (None, None) => return std::cmp::Ordering::Equal,
+            (None, Some(_)) => return std::cmp::Ordering::Less,
+            (Some(_), None) => return std::cmp::Ordering::Greater,
+            (Some(x), Some(y)) if x.is_ascii_digit() && y.is_ascii_digit() => {
+                let mut na = String::new();
+                while let Some(d) = ai.peek().copied().filter(char::is_ascii_digit) {
+                    na.push(d);
+                    ai.next();
+                }
+                let mut nb = String::new();
+                while let Some(d) = bi.peek().copied().filter(char::is_ascii_digit) {
+                    nb.push(d);
+                    bi.next();
+                }
+                let (ta, tb) = (na.trim_start_matches('0'), nb.trim_start_matches('0'));
+                let o = ta.len().cmp(&tb.len()).then_with(|| ta.cmp(tb));
+                if o != std::cmp::Ordering::Equal {
+                    return o;
+                }
+            }
+            (Some(x), Some(y)) => {
+                if x != y {
+                    return x.cmp(&y);
+                }
+                ai.next();
+                bi.next();
+            }
+        }
+    }
+}
+
+fn histogram_quantile(ev: &Ev, c: &Call, t: i64) -> Result<Val, PromError> {
+    let q = ev.scalar(arg(c, 0)?, t)?;
+    let v = ev.vector(arg(c, 1)?, t)?;
+    let mut index: std::collections::HashMap<Labels, usize> = std::collections::HashMap::new();
+    let mut groups: Vec<(Labels, Vec<(f64, f64)>)> = Vec::new();
+    for s in v {
+        let Some(le) = s.labels.get("le") else {
+            continue;
+        };
+        let Some(upper) = parse_le(le) else {
+            ev.warn(format!("PromQL warning: bucket label \"le\" is missing or has a malformed value of {le:?}"));
+            continue;
+        };
+        // The name stays in the group (two histograms of different names
+        // are two groups) and is dropped at the end, where their answers
+        // may then collide.
+        let mut g = (*s.labels).clone();
+        g.remove("le");
+        match index.get(&g) {
+            Some(&i) => groups[i].1.push((upper, s.v)),
+            None => {
+                index.insert(g.clone(), groups.len());
+                groups.push((g, vec![(upper, s.v)]));
+            }
+        }
+    }
+    if !(0.0..=1.0).contains(&q) && !q.is_nan() {
+        ev.warn(format!("PromQL warning: quantile value should be between 0 and 1, got {q}"));
+    }
+    Ok(Val::Vector(
+        groups
+            .into_iter()
+            .map(|(g, b)| Samp { labels: Arc::new(g), t, v: bucket_quantile(q, b), drop_name: true })
+            .collect(),
+    ))
+}
+
+fn parse_le(s: &str) -> Option<f64> {
+    match s.trim() {
+        "+Inf" | "Inf" | "+inf" | "inf" => Some(f64::INFINITY),
+        "-Inf" | "-inf" => Some(f64::NEG_INFINITY),
+        "NaN" => Some(f64::NAN),
+        other => other.parse().ok(),
+    }
+}
+
+fn label_replace(ev: &Ev, c: &Call, t: i64) -> Result<Val, PromError> {
+    let v = ev.vector(arg(c, 0)?, t)?;
+    let dst = string_arg(ev, c, 1, t)?;
+    let repl = string_arg(ev, c, 2, t)?;
+    let src = string_arg(ev, c, 3, t)?;
+    let re = string_arg(ev, c, 4, t)?;
+    let regex = regex::Regex::new(&format!("^(?s:{re})$"))
+        .map_err(|e| PromError::execution(format!("invalid regular expression in label_replace(): {re}: {e}")))?;
+    if !is_valid_label_name(&dst) {
+        return Err(PromError::execution(format!("invalid destination label name in label_replace(): {dst}")));
+    }
+    let mut out = Vec::with_capacity(v.len());
+    for s in v {
+        let value = s.labels.value(&src).to_owned();
+        let Some(caps) = regex.captures(&value) else {
+            out.push(Samp { t, ..s });
+            continue;
+        };
+        let mut expanded = String::new();
+        caps.expand(&go_template(&repl), &mut expanded);
+        let mut labels = (*s.labels).clone();
+        labels.set(&dst, &expanded);
+        let drop_name = s.drop_name && dst != METRIC_NAME;
+        out.push(Samp { labels: Arc::new(labels), t, v: s.v, drop_name });
+    }
+    Ok(Val::Vector(out))
+}
+
+/// Go's regexp `Expand` treats `$1x` as the group named `1x`; Rust's too,
+/// so the templates agree except that Go has no `$$`-free escapes to fix.
+fn go_template(s: &str) -> String {
+    s.to_owned()
+}
+
+fn label_join(ev: &Ev, c: &Call, t: i64) -> Result<Val, PromError> {
+    let v = ev.vector(arg(c, 0)?, t)?;
+    let dst = string_arg(ev, c, 1, t)?;
+    let sep = string_arg(ev, c, 2, t)?;
+    let mut srcs = Vec::new();
+    for i in 3..c.args.args.len() {
+        srcs.push(string_arg(ev, c, i, t)?);
+    }
+    if !is_valid_label_name(&dst) {
+        return Err(PromError::execution(format!("invalid destination label name in label_join(): {dst}")));
+    }
+    Ok(Val::Vector(
+        v.into_iter()
+            .map(|s| {
+                let joined: Vec<&str> = srcs.iter().map(|n| s.labels.value(n)).collect();
+                let mut labels = (*s.labels).clone();
+                labels.set(&dst, &joined.join(&sep));
+                let drop_name = s.drop_name && dst != METRIC_NAME;
+                Samp { labels: Arc::new(labels), t, v: s.v, drop_name }
+            })
+            .collect(),
+    ))
+}

@@ -1,0 +1,126 @@
+//! Label sets as the evaluator handles them: sorted `(name, value)` pairs,
+//! `__name__` included.
+
+use std::fmt;
+
+pub const METRIC_NAME: &str = "__name__";
+
+/// A sorted label set. Empty values are never stored (Prometheus treats an
+/// empty value as an absent label).
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Labels(Vec<(String, String)>);
+
+impl Labels {
+    pub fn new(mut pairs: Vec<(String, String)>) -> Self {
+        pairs.retain(|(_, v)| !v.is_empty());
+        pairs.sort();
+        pairs.dedup_by(|a, b| a.0 == b.0);
+        Labels(pairs)
+    }
+
+    pub fn empty() -> Self {
+        Labels(Vec::new())
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .binary_search_by(|(n, _)| n.as_str().cmp(name))
+            .ok()
+            .map(|i| self.0[i].1.as_str())
+    }
+
+    /// The value of `name`, or "" when absent (how matchers see it).
+    pub fn value(&self, name: &str) -> &str {
+        self.get(name).unwrap_or("")
+    }
+
+    pub fn set(&mut self, name: &str, value: &str) {
+        match self.0.binary_search_by(|(n, _)| n.as_str().cmp(name)) {
+            Ok(i) if value.is_empty() => {
+                self.0.remove(i);
+            }
+            Ok(i) => self.0[i].1 = value.to_owned(),
+            Err(_) if value.is_empty() => {}
+            Err(i) => self.0.insert(i, (name.to_owned(), value.to_owned())),
+        }
+    }
+
+    pub fn remove(&mut self, name: &str) {
+        if let Ok(i) = self.0.binary_search_by(|(n, _)| n.as_str().cmp(name)) {
+            self.0.remove(i);
+        }
+    }
+
+    pub fn without_name(&self) -> Labels {
+        let mut l = self.clone();
+        l.remove(METRIC_NAME);
+        l
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Only the named labels.
+    pub fn keep(&self, names: &[String]) -> Labels {
+        Labels(
+            self.0
+                .iter()
+                .filter(|(n, _)| names.iter().any(|k| k == n))
+                .cloned()
+                .collect(),
+        )
+    }
+
+    /// All but the named labels (and `__name__`).
+    pub fn drop(&self, names: &[String]) -> Labels {
+        Labels(
+            self.0
+                .iter()
+                .filter(|(n, _)| n != METRIC_NAME && !names.iter().any(|k| k == n))
+                .cloned()
+                .collect(),
+        )
+    }
+
+    /// A key identifying the label set (for hashing groups).
+    pub fn key(&self) -> String {
+        let mut s = String::new();
+        for (n, v) in &self.0 {
+            s.push_str(n);
+            s.push('\u{ff}');
+            s.push_str(v);
+            s.push('\u{fe}');
+        }
+        s
+    }
+}
+
+impl fmt::Display for Labels {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = self.get(METRIC_NAME);
+        if let Some(name) = name {
+            f.write_str(name)?;
+        }
+        let rest: Vec<_> = self.0.iter().filter(|(n, _)| n != METRIC_NAME).collect();
+        if rest.is_empty() && name.is_some() {
+            return Ok(());
+        }
+        f.write_str("{")?;
+        for (i, (n, v)) in rest.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{n}={v:?}")?;
+        }
+        f.write_str("}")
+    }
+}

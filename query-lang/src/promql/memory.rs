@@ -1,0 +1,55 @@
+//! Series held in memory: the conformance harness loads its data here.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+
+use super::{Labels, Matcher, PromError, Series, Source, matches_all};
+
+#[derive(Debug, Default)]
+pub struct MemorySource {
+    series: BTreeMap<Labels, Vec<(i64, f64)>>,
+}
+
+impl MemorySource {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a sample; a sample at an existing timestamp replaces it.
+    pub fn add(&mut self, labels: &Labels, t: i64, v: f64) {
+        let points = self.series.entry(labels.clone()).or_default();
+        match points.binary_search_by_key(&t, |p| p.0) {
+            Ok(i) => points[i].1 = v,
+            Err(i) => points.insert(i, (t, v)),
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.series.clear();
+    }
+}
+
+#[async_trait]
+impl Source for MemorySource {
+    async fn select(
+        &self,
+        matchers: &[Matcher],
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Vec<Series>, PromError> {
+        Ok(self
+            .series
+            .iter()
+            .filter(|(l, _)| matches_all(l, matchers))
+            .filter_map(|(l, p)| {
+                let lo = p.partition_point(|s| s.0 < start_ms);
+                let hi = p.partition_point(|s| s.0 <= end_ms);
+                (lo < hi).then(|| Series {
+                    labels: l.clone(),
+                    points: p[lo..hi].to_vec(),
+                })
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,243 @@
+//! PromQL with Prometheus' semantics.
+//!
+//! A query runs in two phases. **Fetch**: every selector's time span is
+//! worked out from the query range and the `offset`, `@`, range and
+//! subquery windows above it, and its series are read once from the
+//! [`Source`] (asynchronously; for the server, a scan of head and files).
+//! **Evaluate**: the expression is evaluated step by step over those series
+//! in memory, as Prometheus' engine does: a selector at time `t` takes each
+//! series' newest sample in `(t - lookback, t]` (3.x windows are left-open),
+//! a range selector the samples in `(t - range, t]`, stale markers never
+//! count. Metric names are dropped late (Prometheus' "delayed name
+//! removal"): operations mark a sample, the name goes when the result is
+//! returned, and only then may two results collide.
+
+mod aggregate;
+mod binary;
+mod eval;
+mod functions;
+mod labels;
+mod memory;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+pub use labels::{Labels, METRIC_NAME};
+pub use memory::MemorySource;
+pub use promql_parser::label::{MatchOp, Matcher};
+
+/// The NaN Prometheus writes as a staleness marker.
+pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
+
+pub fn is_stale(v: f64) -> bool {
+    v.to_bits() == STALE_NAN_BITS
+}
+
+/// What kind of failure, as Prometheus' HTTP API names it (`errorType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The query does not parse or is not valid (HTTP 400).
+    BadData,
+    /// Evaluation failed (HTTP 422).
+    Execution,
+    /// A limit was hit: samples, points (HTTP 422).
+    TooLarge,
+    /// The query took longer than allowed (HTTP 503).
+    Timeout,
+    /// The client went away (HTTP 499 in logs).
+    Canceled,
+    /// Storage could not be read (HTTP 503).
+    Unavailable,
+    /// A bug (HTTP 500).
+    Internal,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct PromError {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl PromError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        PromError {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    pub fn bad_data(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::BadData, message)
+    }
+
+    pub fn execution(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Execution, message)
+    }
+}
+
+/// One series and its samples, oldest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    pub labels: Labels,
+    pub points: Vec<(i64, f64)>,
+}
+
+/// One sample of an instant vector.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    pub labels: Labels,
+    pub t: i64,
+    pub v: f64,
+}
+
+/// A query's answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Scalar { t: i64, v: f64 },
+    String { t: i64, s: String },
+    Vector(Vec<Sample>),
+    Matrix(Vec<Series>),
+}
+
+/// The answer and the annotations raised on the way.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryOutput {
+    pub value: Value,
+    pub warnings: Vec<String>,
+    pub infos: Vec<String>,
+}
+
+/// Where series come from.
+#[async_trait]
+pub trait Source: Send + Sync {
+    /// Every series matching all `matchers` (a missing label matches as
+    /// ""), with its samples in `[start_ms, end_ms]`. Series without a
+    /// sample in the span may be left out.
+    async fn select(
+        &self,
+        matchers: &[Matcher],
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Vec<Series>, PromError>;
+}
+
+/// Whether a label set satisfies every matcher.
+pub fn matches_all(labels: &Labels, matchers: &[Matcher]) -> bool {
+    matchers.iter().all(|m| m.is_match(labels.value(&m.name)))
+}
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// How far back a selector looks for a sample (Prometheus: 5m).
+    pub lookback: Duration,
+    /// Step of a subquery written without one (`[5m:]`).
+    pub default_subquery_step: Duration,
+    /// Most samples one query may load.
+    pub max_samples: usize,
+    /// Most points a range query may return per series.
+    pub max_points: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            lookback: Duration::from_secs(300),
+            default_subquery_step: Duration::from_secs(60),
+            max_samples: 50_000_000,
+            max_points: 11_000,
+        }
+    }
+}
+
+/// Parses and evaluates PromQL.
+#[derive(Debug, Clone, Default)]
+pub struct Engine {
+    pub config: EngineConfig,
+}
+
+impl Engine {
+    pub fn new(config: EngineConfig) -> Self {
+        Engine { config }
+    }
+
+    /// Evaluates `query` at `t_ms`.
+    pub async fn instant(
+        &self,
+        source: &dyn Source,
+        query: &str,
+        t_ms: i64,
+    ) -> Result<QueryOutput, PromError> {
+        let expr = parse(query)?;
+        eval::run(&self.config, source, &expr, t_ms, t_ms, 0, true).await
+    }
+
+    /// Evaluates a parsed expression at `t_ms`.
+    pub async fn instant_expr(
+        &self,
+        source: &dyn Source,
+        expr: &promql_parser::parser::Expr,
+        t_ms: i64,
+    ) -> Result<QueryOutput, PromError> {
+        eval::run(&self.config, source, expr, t_ms, t_ms, 0, true).await
+    }
+
+    /// Evaluates `query` at every step from `start_ms` to `end_ms`.
+    pub async fn range(
+        &self,
+        source: &dyn Source,
+        query: &str,
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: i64,
+    ) -> Result<QueryOutput, PromError> {
+        if step_ms <= 0 {
+            return Err(PromError::bad_data(
+                "zero or negative query resolution step widths are not accepted. Try a positive integer",
+            ));
+        }
+        if end_ms < start_ms {
+            return Err(PromError::bad_data("end timestamp must not be before start time"));
+        }
+        let points = (end_ms - start_ms) / step_ms + 1;
+        if points as u64 > self.config.max_points as u64 {
+            return Err(PromError::bad_data(format!(
+                "exceeded maximum resolution of {} points per timeseries. Try decreasing the query resolution (?step=XX)",
+                self.config.max_points
+            )));
+        }
+        let expr = parse(query)?;
+        use promql_parser::parser::value::ValueType;
+        match expr.value_type() {
+            ValueType::Vector | ValueType::Scalar => {}
+            other => {
+                return Err(PromError::bad_data(format!(
+                    "invalid expression type \"{}\" for range query, must be Scalar or instant Vector",
+                    type_name(other)
+                )));
+            }
+        }
+        eval::run(&self.config, source, &expr, start_ms, end_ms, step_ms, false).await
+    }
+}
+
+/// Parses a query, mapping the parser's message to a `bad_data` error.
+pub fn parse(query: &str) -> Result<promql_parser::parser::Expr, PromError> {
+    promql_parser::parser::parse(query).map_err(PromError::bad_data)
+}
+
+pub(crate) fn type_name(t: promql_parser::parser::value::ValueType) -> &'static str {
+    use promql_parser::parser::value::ValueType;
+    match t {
+        ValueType::Vector => "vector",
+        ValueType::Scalar => "scalar",
+        ValueType::Matrix => "range vector",
+        ValueType::String => "string",
+    }
+}
+
+/// Prometheus 3 accepts any non-empty UTF-8 label name; invalid UTF-8
+/// reaches us as U+FFFD.
+pub fn is_valid_label_name(s: &str) -> bool {
+    !s.is_empty() && !s.contains('\u{fffd}')
+}
