@@ -36,13 +36,17 @@ fn parse_duration_ms(s: &str) -> i64 {
     if let Some(rest) = s.strip_prefix('-') {
         return -parse_duration_ms(rest);
     }
-    if s.trim_start_matches('0').chars().all(|c| c.is_ascii_alphabetic()) {
+    if s.trim_start_matches('0')
+        .chars()
+        .all(|c| c.is_ascii_alphabetic())
+    {
         return 0; // "0", "0s", "0m"
     }
     if let Ok(secs) = s.parse::<f64>() {
         return (secs * 1000.0).round() as i64;
     }
-    let d = promql_parser::util::parse_duration(s).unwrap_or_else(|e| panic!("duration {s:?}: {e}"));
+    let d =
+        promql_parser::util::parse_duration(s).unwrap_or_else(|e| panic!("duration {s:?}: {e}"));
     d.as_millis() as i64
 }
 
@@ -75,9 +79,9 @@ fn expand(token: &str) -> Option<Vec<Option<f64>>> {
     }
     // `a+b` or `a-b`: the sign that is not leading and not an exponent's.
     let bytes = head.as_bytes();
-    let split = (1..bytes.len())
-        .rev()
-        .find(|&i| (bytes[i] == b'+' || bytes[i] == b'-') && !matches!(bytes[i - 1], b'e' | b'E'))?;
+    let split = (1..bytes.len()).rev().find(|&i| {
+        (bytes[i] == b'+' || bytes[i] == b'-') && !matches!(bytes[i - 1], b'e' | b'E')
+    })?;
     let start = parse_float(&head[..split])?;
     let delta = parse_float(&head[split..])?;
     let mut out = Vec::with_capacity(n + 1);
@@ -104,7 +108,9 @@ fn split_series(line: &str) -> (&str, &str) {
                     return (&line[..=i], line[i + 1..].trim());
                 }
             }
-            c if c.is_whitespace() && !in_quote && depth == 0 => return (&line[..i], line[i..].trim()),
+            c if c.is_whitespace() && !in_quote && depth == 0 => {
+                return (&line[..i], line[i..].trim());
+            }
             _ => {}
         }
         prev = c;
@@ -120,8 +126,12 @@ fn parse_labels(s: &str) -> Option<Labels> {
     let promql_parser::parser::Expr::VectorSelector(vs) = expr else {
         return None;
     };
-    let mut pairs: Vec<(String, String)> =
-        vs.matchers.matchers.iter().map(|m| (m.name.clone(), m.value.clone())).collect();
+    let mut pairs: Vec<(String, String)> = vs
+        .matchers
+        .matchers
+        .iter()
+        .map(|m| (m.name.clone(), m.value.clone()))
+        .collect();
     if let Some(n) = vs.name {
         pairs.push(("__name__".into(), n));
     }
@@ -161,7 +171,11 @@ fn parse_file(text: &str) -> Vec<Command> {
         .lines()
         .map(|l| {
             let t = l.trim();
-            if t.starts_with('#') { String::new() } else { t.to_owned() }
+            if t.starts_with('#') {
+                String::new()
+            } else {
+                t.to_owned()
+            }
         })
         .collect();
     let mut out = Vec::new();
@@ -172,7 +186,9 @@ fn parse_file(text: &str) -> Vec<Command> {
         if line.is_empty() {
             continue;
         }
-        let (cmd, rest) = line.split_once(char::is_whitespace).unwrap_or((line.as_str(), ""));
+        let (cmd, rest) = line
+            .split_once(char::is_whitespace)
+            .unwrap_or((line.as_str(), ""));
         match cmd {
             "clear" => out.push(Command::Clear),
             "load" | "load_with_nhcb" => {
@@ -222,8 +238,11 @@ fn parse_file(text: &str) -> Vec<Command> {
                 } else if let Some(r) = rest.strip_prefix("range from ") {
                     let parts: Vec<&str> = r.trim().splitn(6, char::is_whitespace).collect();
                     // from S to E step ST <expr>
-                    let (s, e, st) =
-                        (parse_duration_ms(parts[0]), parse_duration_ms(parts[2]), parse_duration_ms(parts[4]));
+                    let (s, e, st) = (
+                        parse_duration_ms(parts[0]),
+                        parse_duration_ms(parts[2]),
+                        parse_duration_ms(parts[4]),
+                    );
                     (Some((s, e, st)), s, parts[5].trim().to_owned())
                 } else {
                     panic!("unknown eval form on line {line_no}: {line}");
@@ -243,8 +262,11 @@ fn parse_file(text: &str) -> Vec<Command> {
                             ordered = true;
                         } else if let Some(r) = e.strip_prefix("range vector from ") {
                             let p: Vec<&str> = r.split_whitespace().collect();
-                            range_vector =
-                                Some((parse_duration_ms(p[0]), parse_duration_ms(p[2]), parse_duration_ms(p[4])));
+                            range_vector = Some((
+                                parse_duration_ms(p[0]),
+                                parse_duration_ms(p[2]),
+                                parse_duration_ms(p[4]),
+                            ));
                         } else if let Some(s) = e.strip_prefix("string ") {
                             let s = s.trim();
                             let unquoted = s
@@ -265,7 +287,8 @@ fn parse_file(text: &str) -> Vec<Command> {
                         continue;
                     }
                     let (s, values) = split_series(&l);
-                    let labels = parse_labels(s).unwrap_or_else(|| panic!("labels on line {i}: {l}"));
+                    let labels =
+                        parse_labels(s).unwrap_or_else(|| panic!("labels on line {i}: {l}"));
                     let mut vals = Vec::new();
                     for tok in values.split_whitespace() {
                         match expand(tok) {
@@ -284,7 +307,15 @@ fn parse_file(text: &str) -> Vec<Command> {
                 } else {
                     Expect::Series(series)
                 };
-                out.push(Command::Eval(Eval { line: line_no, query, range, at, ordered, range_vector, expect }));
+                out.push(Command::Eval(Eval {
+                    line: line_no,
+                    query,
+                    range,
+                    at,
+                    ordered,
+                    range_vector,
+                    expect,
+                }));
             }
             other => panic!("unknown command {other:?}"),
         }
@@ -322,16 +353,30 @@ fn check_series(
         let end = v.iter().rposition(Option::is_some).map_or(0, |i| i + 1);
         v[..end].to_vec()
     };
-    let got: Vec<(Labels, Vec<Option<f64>>)> = got.iter().map(|(l, v)| (l.clone(), trim(v))).collect();
-    let want: Vec<(Labels, Vec<Option<f64>>)> = want.iter().map(|(l, v)| (l.clone(), trim(v))).collect();
+    let got: Vec<(Labels, Vec<Option<f64>>)> =
+        got.iter().map(|(l, v)| (l.clone(), trim(v))).collect();
+    let want: Vec<(Labels, Vec<Option<f64>>)> =
+        want.iter().map(|(l, v)| (l.clone(), trim(v))).collect();
     let (got, want) = (&got[..], &want[..]);
     if got.len() != want.len() {
-        return Err(format!("got {} series, want {}: got {:?}", got.len(), want.len(), summary(got)));
+        return Err(format!(
+            "got {} series, want {}: got {:?}",
+            got.len(),
+            want.len(),
+            summary(got)
+        ));
     }
     for (i, (wl, wv)) in want.iter().enumerate() {
-        let found = if ordered { got.get(i).filter(|g| &g.0 == wl) } else { got.iter().find(|g| &g.0 == wl) };
+        let found = if ordered {
+            got.get(i).filter(|g| &g.0 == wl)
+        } else {
+            got.iter().find(|g| &g.0 == wl)
+        };
         let Some((_, gv)) = found else {
-            return Err(format!("missing {wl} (ordered: {ordered}); got {:?}", summary(got)));
+            return Err(format!(
+                "missing {wl} (ordered: {ordered}); got {:?}",
+                summary(got)
+            ));
         };
         if gv.len() != wv.len()
             || gv.iter().zip(wv).any(|(g, w)| match (g, w) {
@@ -347,11 +392,19 @@ fn check_series(
 }
 
 fn summary(s: &[(Labels, Vec<Option<f64>>)]) -> Vec<String> {
-    s.iter().take(6).map(|(l, v)| format!("{l} {v:?}")).collect()
+    s.iter()
+        .take(6)
+        .map(|(l, v)| format!("{l} {v:?}"))
+        .collect()
 }
 
 /// A range result laid out on the eval's steps.
-fn on_steps(m: &[strata_query_lang::promql::Series], start: i64, end: i64, step: i64) -> Vec<(Labels, Vec<Option<f64>>)> {
+fn on_steps(
+    m: &[strata_query_lang::promql::Series],
+    start: i64,
+    end: i64,
+    step: i64,
+) -> Vec<(Labels, Vec<Option<f64>>)> {
     m.iter()
         .map(|s| {
             let mut vals = Vec::new();
@@ -374,7 +427,11 @@ fn check(e: &Eval, out: Result<QueryOutput, String>) -> Result<(), String> {
     };
     match (&e.expect, out.value) {
         (Expect::Scalar(w), Value::Scalar { v, .. }) => {
-            if almost_equal(v, *w) { Ok(()) } else { Err(format!("scalar {v}, want {w}")) }
+            if almost_equal(v, *w) {
+                Ok(())
+            } else {
+                Err(format!("scalar {v}, want {w}"))
+            }
         }
         (Expect::Scalar(w), Value::Matrix(m)) if e.range.is_some() => {
             let (s, en, st) = e.range.unwrap_or_default();
@@ -383,14 +440,21 @@ fn check(e: &Eval, out: Result<QueryOutput, String>) -> Result<(), String> {
             check_series(&got, &[(Labels::empty(), vec![Some(*w); n])], false)
         }
         (Expect::String(w), Value::String { s, .. }) => {
-            if &s == w { Ok(()) } else { Err(format!("string {s:?}, want {w:?}")) }
+            if &s == w {
+                Ok(())
+            } else {
+                Err(format!("string {s:?}, want {w:?}"))
+            }
         }
         (Expect::Series(want), Value::Vector(v)) => {
             let got: Vec<_> = v.into_iter().map(|s| (s.labels, vec![Some(s.v)])).collect();
             check_series(&got, want, e.ordered)
         }
         (Expect::Series(want), Value::Matrix(m)) => {
-            let (s, en, st) = e.range.or(e.range_vector).ok_or("unexpected range vector")?;
+            let (s, en, st) = e
+                .range
+                .or(e.range_vector)
+                .ok_or("unexpected range vector")?;
             check_series(&on_steps(&m, s, en, st), want, false)
         }
         (w, got) => Err(format!("got {got:?}, want {w:?}")),
@@ -421,14 +485,23 @@ fn prometheus_promql_tests() {
     let mut tags: HashMap<(String, usize), Vec<String>> = HashMap::new();
     for row in index.lines().skip(1) {
         let f: Vec<&str> = row.split('\t').collect();
-        let t = if f[4] == "-" { Vec::new() } else { f[4].split(',').map(str::to_owned).collect() };
+        let t = if f[4] == "-" {
+            Vec::new()
+        } else {
+            f[4].split(',').map(str::to_owned).collect()
+        };
         tags.insert((f[0].to_owned(), f[1].parse().unwrap()), t);
     }
     let verbose = std::env::var_os("STRATA_PROMQL_VERBOSE").is_some();
     let only = std::env::var("STRATA_PROMQL_FILE").ok();
-    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     let engine = Engine::default();
-    let mut files: Vec<_> = std::fs::read_dir(dir.join("testdata")).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<_> = std::fs::read_dir(dir.join("testdata"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     files.sort();
     let mut table: BTreeMap<String, Tally> = BTreeMap::new();
     for path in files {
@@ -449,10 +522,15 @@ fn prometheus_promql_tests() {
                     }
                 }
                 Command::Eval(e) => {
-                    let t = tags.get(&(name.clone(), e.line)).cloned().unwrap_or_default();
+                    let t = tags
+                        .get(&(name.clone(), e.line))
+                        .cloned()
+                        .unwrap_or_default();
                     // Data the loader cannot hold (native histograms, start
                     // timestamps) is tagged in the index too.
-                    let optional = t.iter().any(|t| !neutral(t) && !STABLE.contains(&t.as_str()));
+                    let optional = t
+                        .iter()
+                        .any(|t| !neutral(t) && !STABLE.contains(&t.as_str()));
                     let core = t.iter().all(|t| neutral(t));
                     let result = run_eval(&rt, &engine, &source, &e);
                     if core {
@@ -478,10 +556,20 @@ fn prometheus_promql_tests() {
         }
     }
     let mut total = Tally::default();
-    let mut report = String::from("| file | pass | fail | skip | core pass / core |\n|---|---:|---:|---:|---:|\n");
+    let mut report = String::from(
+        "| file | pass | fail | skip | core pass / core |\n|---|---:|---:|---:|---:|\n",
+    );
     for (name, t) in &table {
-        println!("{name:28} pass {:4} fail {:4} skip {:4} core {:4}/{:4}", t.pass, t.fail, t.skip, t.core_pass, t.core_total);
-        writeln!(report, "| {name} | {} | {} | {} | {} / {} |", t.pass, t.fail, t.skip, t.core_pass, t.core_total).unwrap();
+        println!(
+            "{name:28} pass {:4} fail {:4} skip {:4} core {:4}/{:4}",
+            t.pass, t.fail, t.skip, t.core_pass, t.core_total
+        );
+        writeln!(
+            report,
+            "| {name} | {} | {} | {} | {} / {} |",
+            t.pass, t.fail, t.skip, t.core_pass, t.core_total
+        )
+        .unwrap();
         total.pass += t.pass;
         total.fail += t.fail;
         total.skip += t.skip;
@@ -507,11 +595,20 @@ fn prometheus_promql_tests() {
         std::fs::write(p, report).unwrap();
     }
     if only.is_none() {
-        assert!(total.pass >= PASSING, "PromQL conformance dropped: {} passing, committed figure {PASSING}", total.pass);
+        assert!(
+            total.pass >= PASSING,
+            "PromQL conformance dropped: {} passing, committed figure {PASSING}",
+            total.pass
+        );
     }
 }
 
-fn run_eval(rt: &tokio::runtime::Runtime, engine: &Engine, source: &MemorySource, e: &Eval) -> Result<(), String> {
+fn run_eval(
+    rt: &tokio::runtime::Runtime,
+    engine: &Engine,
+    source: &MemorySource,
+    e: &Eval,
+) -> Result<(), String> {
     let out = match e.range {
         Some((s, en, st)) => rt.block_on(engine.range(source, &e.query, s, en, st)),
         None => rt.block_on(engine.instant(source, &e.query, e.at)),
@@ -523,7 +620,9 @@ fn run_eval(rt: &tokio::runtime::Runtime, engine: &Engine, source: &MemorySource
         && !e.ordered
         && e.range_vector.is_none()
         && !matches!(e.expect, Expect::String(_) | Expect::Fail)
-        && !["start()", "end()", "range()", "step()"].iter().any(|f| e.query.contains(f));
+        && !["start()", "end()", "range()", "step()"]
+            .iter()
+            .any(|f| e.query.contains(f));
     if rerun {
         let out = rt
             .block_on(engine.range(source, &e.query, e.at - 60_000, e.at + 60_000, 60_000))
@@ -545,20 +644,38 @@ fn run_eval(rt: &tokio::runtime::Runtime, engine: &Engine, source: &MemorySource
     // Upstream's `@` re-run: every selector and subquery pinned to the
     // eval time, evaluated at other times, must give the same answer.
     let time_dependent = [
-        "time(", "timestamp(", "predict_linear(", "hour(", "minute(", "month(", "year(", "day_of_", "days_in_month(",
-        "start(", "end(", "range(", "step(",
+        "time(",
+        "timestamp(",
+        "predict_linear(",
+        "hour(",
+        "minute(",
+        "month(",
+        "year(",
+        "day_of_",
+        "days_in_month(",
+        "start(",
+        "end(",
+        "range(",
+        "step(",
     ];
     if at_rerun()
         && e.range.is_none()
         && !matches!(e.expect, Expect::Fail)
         && !time_dependent.iter().any(|f| e.query.contains(f))
     {
-        let mut expr = promql_parser::parser::parse(&e.query).map_err(|m| format!("@ re-run: {m}"))?;
+        let mut expr =
+            promql_parser::parser::parse(&e.query).map_err(|m| format!("@ re-run: {m}"))?;
         pin_at(&mut expr, e.at);
-        let times = if e.at == 0 { vec![-1000, 0, 1000] } else { vec![-10 * e.at, 0, e.at / 5, e.at, 10 * e.at] };
+        let times = if e.at == 0 {
+            vec![-1000, 0, 1000]
+        } else {
+            vec![-10 * e.at, 0, e.at / 5, e.at, 10 * e.at]
+        };
         RERUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         for t in times {
-            let out = rt.block_on(engine.instant_expr(source, &expr, t)).map_err(|err| format!("@ re-run at {t}: {}", err.message));
+            let out = rt
+                .block_on(engine.instant_expr(source, &expr, t))
+                .map_err(|err| format!("@ re-run at {t}: {}", err.message));
             check(e, out).map_err(|m| format!("@ re-run at {t}: {m}"))?;
         }
     }

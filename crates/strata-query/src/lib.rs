@@ -17,6 +17,7 @@
 
 mod engine;
 mod error;
+pub mod promql;
 mod samples;
 mod time_travel;
 

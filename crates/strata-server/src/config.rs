@@ -26,7 +26,40 @@ pub struct ServerConfig {
     /// How long data is kept, per tenant; legal holds; vacuum.
     pub retention: RetentionConfig,
     pub limits: LimitsConfig,
+    /// PromQL: lookback, limits, timeout.
+    pub promql: PromqlConfig,
     pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PromqlConfig {
+    /// How far back a selector looks for a sample ("5m", as Prometheus).
+    #[serde(deserialize_with = "duration")]
+    pub lookback_delta: std::time::Duration,
+    /// Longest a query may run; a request's `timeout` may only shorten it.
+    #[serde(deserialize_with = "duration")]
+    pub timeout: std::time::Duration,
+    /// Most samples one query may load into memory.
+    pub max_samples: usize,
+    /// Most points per series a range query may return (Prometheus: 11000).
+    pub max_points: usize,
+}
+
+impl Default for PromqlConfig {
+    fn default() -> Self {
+        Self {
+            lookback_delta: std::time::Duration::from_secs(300),
+            timeout: std::time::Duration::from_secs(120),
+            max_samples: 50_000_000,
+            max_points: 11_000,
+        }
+    }
+}
+
+fn duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<std::time::Duration, D::Error> {
+    let s = String::deserialize(d)?;
+    humantime::parse_duration(&s).map_err(serde::de::Error::custom)
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -81,6 +114,7 @@ impl Default for ServerConfig {
             storage: StorageConfig::default(),
             retention: RetentionConfig::default(),
             limits: LimitsConfig::default(),
+            promql: PromqlConfig::default(),
             log: LogConfig::default(),
         }
     }

@@ -41,6 +41,10 @@ pub fn status_for(kind: ErrorKind) -> StatusCode {
         ErrorKind::Limit => StatusCode::TOO_MANY_REQUESTS,
         ErrorKind::NotFound => StatusCode::NOT_FOUND,
         ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorKind::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorKind::Timeout => StatusCode::SERVICE_UNAVAILABLE,
+        // nginx's "client closed request"; nobody reads it but the logs.
+        ErrorKind::Canceled => StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
         ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -55,6 +59,9 @@ fn error_type(kind: ErrorKind) -> &'static str {
         ErrorKind::Limit => "too_many_requests",
         ErrorKind::NotFound => "not_found",
         ErrorKind::Unavailable => "unavailable",
+        ErrorKind::Unprocessable => "execution",
+        ErrorKind::Timeout => "timeout",
+        ErrorKind::Canceled => "canceled",
         ErrorKind::Internal => "internal",
     }
 }

@@ -1,6 +1,7 @@
 //! The router and request accounting.
 
 mod ops;
+mod prom;
 mod sql;
 mod write;
 
@@ -22,6 +23,26 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/write", post(write::remote_write))
         .route("/api/v1/push", post(write::remote_write))
         .route("/api/v1/sql", post(sql::sql))
+        .route("/api/v1/query", get(prom::query).post(prom::query))
+        .route(
+            "/api/v1/query_range",
+            get(prom::query_range).post(prom::query_range),
+        )
+        .route("/api/v1/series", get(prom::series).post(prom::series))
+        .route("/api/v1/labels", get(prom::labels).post(prom::labels))
+        .route("/api/v1/label/{name}/values", get(prom::label_values))
+        .route("/api/v1/metadata", get(prom::metadata))
+        .route("/api/v1/status/buildinfo", get(prom::buildinfo))
+        .route(
+            "/api/v1/query_exemplars",
+            get(prom::query_exemplars).post(prom::query_exemplars),
+        )
+        .route("/api/v1/rules", get(prom::rules))
+        .route("/api/v1/alerts", get(prom::alerts))
+        .route(
+            "/api/v1/format_query",
+            get(prom::format_query).post(prom::format_query),
+        )
         .route("/api/v1/admin/flush", post(ops::flush))
         .route("/-/healthy", get(ops::healthy))
         .route("/-/ready", get(ops::ready))

@@ -21,6 +21,13 @@ pub enum ErrorKind {
     NotFound,
     /// Temporarily unable to serve (starting up, WAL down); retry later.
     Unavailable,
+    /// Well-formed, but evaluating it failed (PromQL's `execution`: many-to-many
+    /// matching, duplicate label sets, too many samples).
+    Unprocessable,
+    /// The request ran out of time.
+    Timeout,
+    /// The client went away before the answer.
+    Canceled,
     /// A bug or broken invariant.
     Internal,
 }
@@ -28,6 +35,9 @@ pub enum ErrorKind {
 impl ErrorKind {
     /// Whether the same request may succeed if retried later.
     pub fn is_retryable(self) -> bool {
-        matches!(self, Self::Limit | Self::Unavailable | Self::Internal)
+        matches!(
+            self,
+            Self::Limit | Self::Unavailable | Self::Internal | Self::Timeout
+        )
     }
 }

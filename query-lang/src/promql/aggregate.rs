@@ -45,7 +45,12 @@ pub(crate) fn aggregate(ev: &Ev, a: &AggregateExpr, t: i64) -> Result<Val, PromE
             None => Err(PromError::bad_data(format!("{op} needs a parameter"))),
         }
     };
-    let out_sample = |labels: Labels, v: f64| Samp { labels: Arc::new(labels), t, v, drop_name: false };
+    let out_sample = |labels: Labels, v: f64| Samp {
+        labels: Arc::new(labels),
+        t,
+        v,
+        drop_name: false,
+    };
     let mut out = Vec::new();
     match op.as_str() {
         "sum" | "avg" | "count" | "min" | "max" | "group" | "stddev" | "stdvar" => {
@@ -55,15 +60,22 @@ pub(crate) fn aggregate(ev: &Ev, a: &AggregateExpr, t: i64) -> Result<Val, PromE
                     "avg" => avg(&samples),
                     "count" => samples.len() as f64,
                     "group" => 1.0,
-                    "min" => samples.iter().fold(f64::NAN, |acc, s| if acc.is_nan() || s.v < acc { s.v } else { acc }),
-                    "max" => samples.iter().fold(f64::NAN, |acc, s| if acc.is_nan() || s.v > acc { s.v } else { acc }),
+                    "min" => samples.iter().fold(f64::NAN, |acc, s| {
+                        if acc.is_nan() || s.v < acc { s.v } else { acc }
+                    }),
+                    "max" => samples.iter().fold(f64::NAN, |acc, s| {
+                        if acc.is_nan() || s.v > acc { s.v } else { acc }
+                    }),
                     "stdvar" => stdvar(&samples),
                     _ => stdvar(&samples).sqrt(),
                 };
                 // `by (__name__)` keeps the name, to be dropped at the end if
                 // any member was marked.
                 let drop = samples.iter().any(|s| s.drop_name);
-                out.push(Samp { drop_name: drop, ..out_sample(g, value) });
+                out.push(Samp {
+                    drop_name: drop,
+                    ..out_sample(g, value)
+                });
             }
         }
         "quantile" => {
@@ -82,7 +94,9 @@ pub(crate) fn aggregate(ev: &Ev, a: &AggregateExpr, t: i64) -> Result<Val, PromE
                 None => return Err(PromError::bad_data("count_values needs a parameter")),
             };
             if !is_valid_label_name(&label) {
-                return Err(PromError::execution(format!("invalid label name {label:?}")));
+                return Err(PromError::execution(format!(
+                    "invalid label name {label:?}"
+                )));
             }
             let mut index: HashMap<Labels, usize> = HashMap::new();
             let mut counts: Vec<(Labels, f64)> = Vec::new();
@@ -120,7 +134,11 @@ pub(crate) fn aggregate(ev: &Ev, a: &AggregateExpr, t: i64) -> Result<Val, PromE
         "limit_ratio" => {
             return Err(PromError::execution("limit_ratio is not supported"));
         }
-        other => return Err(PromError::bad_data(format!("unknown aggregation {other:?}"))),
+        other => {
+            return Err(PromError::bad_data(format!(
+                "unknown aggregation {other:?}"
+            )));
+        }
     }
     Ok(Val::Vector(out))
 }

@@ -48,7 +48,11 @@ impl Op {
             "and" => Op::And,
             "or" => Op::Or,
             "unless" => Op::Unless,
-            other => return Err(PromError::bad_data(format!("unknown binary operator {other:?}"))),
+            other => {
+                return Err(PromError::bad_data(format!(
+                    "unknown binary operator {other:?}"
+                )));
+            }
         })
     }
 
@@ -98,18 +102,28 @@ pub(crate) fn binary(ev: &Ev, b: &BinaryExpr, t: i64) -> Result<Val, PromError> 
                 if return_bool {
                     return Ok(Val::Scalar(if keep { 1.0 } else { 0.0 }));
                 }
-                return Err(PromError::bad_data("comparisons between scalars must use BOOL modifier"));
+                return Err(PromError::bad_data(
+                    "comparisons between scalars must use BOOL modifier",
+                ));
             }
             Ok(Val::Scalar(v))
         }
-        (Val::Vector(v), Val::Scalar(s)) => Ok(Val::Vector(vector_scalar(op, v, s, false, return_bool, t))),
-        (Val::Scalar(s), Val::Vector(v)) => Ok(Val::Vector(vector_scalar(op, v, s, true, return_bool, t))),
+        (Val::Vector(v), Val::Scalar(s)) => {
+            Ok(Val::Vector(vector_scalar(op, v, s, false, return_bool, t)))
+        }
+        (Val::Scalar(s), Val::Vector(v)) => {
+            Ok(Val::Vector(vector_scalar(op, v, s, true, return_bool, t)))
+        }
         (Val::Vector(l), Val::Vector(r)) => {
             let card = b
                 .modifier
                 .as_ref()
                 .map(|m| m.card.clone())
-                .unwrap_or(if op.is_set() { VectorMatchCardinality::ManyToMany } else { VectorMatchCardinality::OneToOne });
+                .unwrap_or(if op.is_set() {
+                    VectorMatchCardinality::ManyToMany
+                } else {
+                    VectorMatchCardinality::OneToOne
+                });
             let matching = b.modifier.as_ref().and_then(|m| m.matching.clone());
             let m = Matching::new(matching, card);
             match op {
@@ -119,7 +133,9 @@ pub(crate) fn binary(ev: &Ev, b: &BinaryExpr, t: i64) -> Result<Val, PromError> 
                 _ => Ok(Val::Vector(vector_vector(op, &m, l, r, return_bool, t)?)),
             }
         }
-        _ => Err(PromError::bad_data("binary operator on unsupported operand types")),
+        _ => Err(PromError::bad_data(
+            "binary operator on unsupported operand types",
+        )),
     }
 }
 
@@ -138,7 +154,12 @@ fn vector_scalar(op: Op, v: Vec<Samp>, s: f64, swap: bool, return_bool: bool, t:
             continue;
         }
         let drop = smp.drop_name || !op.is_comparison() || return_bool;
-        out.push(Samp { labels: smp.labels, t, v: value, drop_name: drop });
+        out.push(Samp {
+            labels: smp.labels,
+            t,
+            v: value,
+            drop_name: drop,
+        });
     }
     out
 }
@@ -153,20 +174,38 @@ pub(crate) struct Matching {
 impl Matching {
     fn new(m: Option<LabelModifier>, card: VectorMatchCardinality) -> Self {
         match m {
-            Some(LabelModifier::Include(l)) => Matching { on: true, labels: l.labels, card },
-            Some(LabelModifier::Exclude(l)) => Matching { on: false, labels: l.labels, card },
-            None => Matching { on: false, labels: Vec::new(), card },
+            Some(LabelModifier::Include(l)) => Matching {
+                on: true,
+                labels: l.labels,
+                card,
+            },
+            Some(LabelModifier::Exclude(l)) => Matching {
+                on: false,
+                labels: l.labels,
+                card,
+            },
+            None => Matching {
+                on: false,
+                labels: Vec::new(),
+                card,
+            },
         }
     }
 
     /// The label set two samples are matched on.
     fn signature(&self, l: &Labels) -> String {
-        if self.on { l.keep(&self.labels).key() } else { l.drop(&self.labels).key() }
+        if self.on {
+            l.keep(&self.labels).key()
+        } else {
+            l.drop(&self.labels).key()
+        }
     }
 
     fn include(&self) -> &[String] {
         match &self.card {
-            VectorMatchCardinality::ManyToOne(l) | VectorMatchCardinality::OneToMany(l) => &l.labels,
+            VectorMatchCardinality::ManyToOne(l) | VectorMatchCardinality::OneToMany(l) => {
+                &l.labels
+            }
             _ => &[],
         }
     }
@@ -174,19 +213,26 @@ impl Matching {
 
 fn and(m: &Matching, l: Vec<Samp>, r: Vec<Samp>) -> Vec<Samp> {
     let sigs: HashSet<String> = r.iter().map(|s| m.signature(&s.labels)).collect();
-    l.into_iter().filter(|s| sigs.contains(&m.signature(&s.labels))).collect()
+    l.into_iter()
+        .filter(|s| sigs.contains(&m.signature(&s.labels)))
+        .collect()
 }
 
 fn or(m: &Matching, l: Vec<Samp>, r: Vec<Samp>) -> Vec<Samp> {
     let sigs: HashSet<String> = l.iter().map(|s| m.signature(&s.labels)).collect();
     let mut out = l;
-    out.extend(r.into_iter().filter(|s| !sigs.contains(&m.signature(&s.labels))));
+    out.extend(
+        r.into_iter()
+            .filter(|s| !sigs.contains(&m.signature(&s.labels))),
+    );
     out
 }
 
 fn unless(m: &Matching, l: Vec<Samp>, r: Vec<Samp>) -> Vec<Samp> {
     let sigs: HashSet<String> = r.iter().map(|s| m.signature(&s.labels)).collect();
-    l.into_iter().filter(|s| !sigs.contains(&m.signature(&s.labels))).collect()
+    l.into_iter()
+        .filter(|s| !sigs.contains(&m.signature(&s.labels)))
+        .collect()
 }
 
 fn vector_vector(
@@ -198,7 +244,9 @@ fn vector_vector(
     t: i64,
 ) -> Result<Vec<Samp>, PromError> {
     if matches!(m.card, VectorMatchCardinality::ManyToMany) {
-        return Err(PromError::execution("many-to-many only allowed for set operators"));
+        return Err(PromError::execution(
+            "many-to-many only allowed for set operators",
+        ));
     }
     let one_to_many = matches!(m.card, VectorMatchCardinality::OneToMany(_));
     // The "one" side is indexed; for group_right that is the left.
@@ -224,7 +272,11 @@ fn vector_vector(
         let Some(rs) = one_by_sig.get(&sig) else {
             continue;
         };
-        let (vl, vr) = if one_to_many { (rs.v, ls.v) } else { (ls.v, rs.v) };
+        let (vl, vr) = if one_to_many {
+            (rs.v, ls.v)
+        } else {
+            (ls.v, rs.v)
+        };
         let (mut value, keep) = apply(op, vl, vr);
         // Matching errors are errors even for pairs a comparison drops.
         let labels = result_labels(op, m, &ls.labels, &rs.labels);
@@ -249,13 +301,22 @@ fn vector_vector(
             continue;
         }
         let drop = ls.drop_name || !op.is_comparison() || return_bool;
-        out.push(Samp { labels: Arc::new(labels), t, v: value, drop_name: drop });
+        out.push(Samp {
+            labels: Arc::new(labels),
+            t,
+            v: value,
+            drop_name: drop,
+        });
     }
     Ok(out)
 }
 
 fn match_group(m: &Matching, l: &Labels) -> Labels {
-    if m.on { l.keep(&m.labels) } else { l.drop(&m.labels) }
+    if m.on {
+        l.keep(&m.labels)
+    } else {
+        l.drop(&m.labels)
+    }
 }
 
 /// Prometheus' `resultMetric`.

@@ -6,11 +6,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use promql_parser::parser::{AtModifier, Expr, MatrixSelector, Offset, SubqueryExpr, VectorSelector};
+use promql_parser::parser::{
+    AtModifier, Expr, MatrixSelector, Offset, SubqueryExpr, VectorSelector,
+};
 
 use super::{
-    EngineConfig, ErrorKind, Labels, MatchOp, Matcher, METRIC_NAME, PromError, QueryOutput,
-    Sample, Series, Source, Value, is_stale,
+    EngineConfig, ErrorKind, Labels, METRIC_NAME, MatchOp, Matcher, PromError, QueryOutput, Sample,
+    Series, Source, Value, is_stale,
 };
 
 /// A sample during evaluation. `t` is the sample's own timestamp for
@@ -56,8 +58,8 @@ pub(crate) struct Ev {
     pub end: i64,
     pub step: i64,
     sub_step: i64,
+    cancel: Cancel,
     pub warnings: RefCell<Vec<String>>,
-    pub infos: RefCell<Vec<String>>,
 }
 
 pub(crate) fn ms(d: &Duration) -> i64 {
@@ -150,11 +152,21 @@ impl<'a> Planner<'a> {
             Expr::VectorSelector(vs) => {
                 let (l, h) = self.shift(lo, hi, &vs.at, &vs.offset);
                 let back = ms(&self.cfg.lookback);
-                self.needs.push(Need { vs, key: addr(vs), lo: l - back, hi: h });
+                self.needs.push(Need {
+                    vs,
+                    key: addr(vs),
+                    lo: l - back,
+                    hi: h,
+                });
             }
             Expr::MatrixSelector(m) => {
                 let (l, h) = self.shift(lo, hi, &m.vs.at, &m.vs.offset);
-                self.needs.push(Need { vs: &m.vs, key: addr(&m.vs), lo: l - ms(&m.range), hi: h });
+                self.needs.push(Need {
+                    vs: &m.vs,
+                    key: addr(&m.vs),
+                    lo: l - ms(&m.range),
+                    hi: h,
+                });
             }
             Expr::Subquery(sq) => {
                 let (l, h) = self.shift(lo, hi, &sq.at, &sq.offset);
@@ -182,17 +194,76 @@ impl<'a> Planner<'a> {
     }
 }
 
-pub(crate) async fn run(
+/// A query whose series are fetched: evaluation is CPU work only, to be
+/// run where blocking is fine.
+pub struct Prepared {
+    // Selectors are keyed by their address in this tree: it is boxed so
+    // that moving `Prepared` does not move them.
+    expr: Box<Expr>,
+    ev: Ev,
+    instant: bool,
+}
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prepared")
+            .field("expr", &self.expr.to_string())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Stops an evaluation: the client went away or the deadline passed.
+#[derive(Debug, Clone, Default)]
+pub struct Cancel {
+    flag: Arc<std::sync::atomic::AtomicBool>,
+    deadline: Option<std::time::Instant>,
+}
+
+impl Cancel {
+    pub fn new(deadline: Option<std::time::Instant>) -> Self {
+        Cancel {
+            flag: Arc::default(),
+            deadline,
+        }
+    }
+
+    pub fn cancel(&self) {
+        self.flag.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub(crate) fn check(&self) -> Result<(), PromError> {
+        if self.flag.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(PromError::new(ErrorKind::Canceled, "query was canceled"));
+        }
+        if self
+            .deadline
+            .is_some_and(|d| std::time::Instant::now() >= d)
+        {
+            return Err(PromError::new(
+                ErrorKind::Timeout,
+                "query timed out in expression evaluation",
+            ));
+        }
+        Ok(())
+    }
+}
+
+pub(crate) async fn prepare(
     cfg: &EngineConfig,
     source: &dyn Source,
-    expr: &Expr,
+    expr: Box<Expr>,
     start: i64,
     end: i64,
     step: i64,
     instant: bool,
-) -> Result<QueryOutput, PromError> {
-    let mut planner = Planner { cfg, start, end, needs: Vec::new() };
-    planner.walk(expr, start, end);
+) -> Result<Prepared, PromError> {
+    let mut planner = Planner {
+        cfg,
+        start,
+        end,
+        needs: Vec::new(),
+    };
+    planner.walk(&expr, start, end);
     let mut data = HashMap::new();
     let mut loaded = 0usize;
     for need in planner.needs {
@@ -224,56 +295,75 @@ pub(crate) async fn run(
         end,
         step,
         sub_step: ms(&cfg.default_subquery_step).max(1),
+        cancel: Cancel::default(),
         warnings: RefCell::new(Vec::new()),
-        infos: RefCell::new(Vec::new()),
     };
-    let value = if instant {
-        match ev.eval(expr, start)? {
-            Val::Scalar(v) => Value::Scalar { t: start, v },
-            Val::Str(s) => Value::String { t: start, s },
-            Val::Vector(v) => Value::Vector(
-                finish_vector(v)?
-                    .into_iter()
-                    .map(|(labels, v)| Sample { labels, t: start, v })
-                    .collect(),
-            ),
-            Val::Matrix(m) => Value::Matrix(finish_matrix(m)?),
-        }
-    } else {
-        let mut out: HashMap<Labels, Vec<(i64, f64)>> = HashMap::new();
-        let mut t = start;
-        while t <= end {
-            match ev.eval(expr, t)? {
-                Val::Scalar(v) => out.entry(Labels::empty()).or_default().push((t, v)),
-                Val::Vector(v) => {
-                    for (labels, v) in finish_vector(v)? {
-                        out.entry(labels).or_default().push((t, v));
+    Ok(Prepared { expr, ev, instant })
+}
+
+impl Prepared {
+    /// Evaluates; `cancel` is checked at every step.
+    pub fn evaluate(mut self, cancel: &Cancel) -> Result<QueryOutput, PromError> {
+        self.ev.cancel = cancel.clone();
+        let (ev, expr) = (&self.ev, &*self.expr);
+        let (start, end, step) = (ev.start, ev.end, ev.step);
+        let value = if self.instant {
+            match ev.eval(expr, start)? {
+                Val::Scalar(v) => Value::Scalar { t: start, v },
+                Val::Str(s) => Value::String { t: start, s },
+                Val::Vector(v) => Value::Vector(
+                    finish_vector(v)?
+                        .into_iter()
+                        .map(|(labels, v)| Sample {
+                            labels,
+                            t: start,
+                            v,
+                        })
+                        .collect(),
+                ),
+                Val::Matrix(m) => Value::Matrix(finish_matrix(m)?),
+            }
+        } else {
+            let mut out: HashMap<Labels, Vec<(i64, f64)>> = HashMap::new();
+            let mut t = start;
+            while t <= end {
+                ev.cancel.check()?;
+                match ev.eval(expr, t)? {
+                    Val::Scalar(v) => out.entry(Labels::empty()).or_default().push((t, v)),
+                    Val::Vector(v) => {
+                        for (labels, v) in finish_vector(v)? {
+                            out.entry(labels).or_default().push((t, v));
+                        }
+                    }
+                    Val::Str(_) | Val::Matrix(_) => {
+                        return Err(PromError::bad_data(
+                            "invalid expression type for range query, must be Scalar or instant Vector",
+                        ));
                     }
                 }
-                Val::Str(_) | Val::Matrix(_) => {
-                    return Err(PromError::bad_data(
-                        "invalid expression type for range query, must be Scalar or instant Vector",
-                    ));
-                }
+                t += step;
             }
-            t += step;
-        }
-        let mut series: Vec<Series> = out
-            .into_iter()
-            .map(|(labels, points)| Series { labels, points })
-            .collect();
-        series.sort_by(|a, b| a.labels.cmp(&b.labels));
-        Value::Matrix(series)
-    };
-    Ok(QueryOutput {
-        value,
-        warnings: ev.warnings.into_inner(),
-        infos: ev.infos.into_inner(),
-    })
+            let mut series: Vec<Series> = out
+                .into_iter()
+                .map(|(labels, points)| Series { labels, points })
+                .collect();
+            series.sort_by(|a, b| a.labels.cmp(&b.labels));
+            Value::Matrix(series)
+        };
+        Ok(QueryOutput {
+            value,
+            warnings: self.ev.warnings.into_inner(),
+            infos: Vec::new(),
+        })
+    }
 }
 
 fn final_labels(labels: &Labels, drop_name: bool) -> Labels {
-    if drop_name { labels.without_name() } else { labels.clone() }
+    if drop_name {
+        labels.without_name()
+    } else {
+        labels.clone()
+    }
 }
 
 const DUPLICATE: &str = "vector cannot contain metrics with the same labelset";
@@ -295,7 +385,10 @@ fn finish_vector(v: Vec<Samp>) -> Result<Vec<(Labels, f64)>, PromError> {
 fn finish_matrix(m: Vec<RSeries>) -> Result<Vec<Series>, PromError> {
     let mut out: Vec<Series> = m
         .into_iter()
-        .map(|s| Series { labels: final_labels(&s.labels, s.drop_name), points: s.points })
+        .map(|s| Series {
+            labels: final_labels(&s.labels, s.drop_name),
+            points: s.points,
+        })
         .collect();
     out.sort_by(|a, b| a.labels.cmp(&b.labels));
     if out.windows(2).any(|w| w[0].labels == w[1].labels) {
@@ -307,10 +400,6 @@ fn finish_matrix(m: Vec<RSeries>) -> Result<Vec<Series>, PromError> {
 impl Ev {
     pub fn warn(&self, msg: impl Into<String>) {
         self.warnings.borrow_mut().push(msg.into());
-    }
-
-    pub fn info(&self, msg: impl Into<String>) {
-        self.infos.borrow_mut().push(msg.into());
     }
 
     fn ref_time(&self, t: i64, at: &Option<AtModifier>, off: &Option<Offset>) -> i64 {
@@ -332,10 +421,17 @@ impl Ev {
                 Val::Scalar(v) => Ok(Val::Scalar(-v)),
                 Val::Vector(v) => Ok(Val::Vector(
                     v.into_iter()
-                        .map(|s| Samp { v: -s.v, t, drop_name: true, ..s })
+                        .map(|s| Samp {
+                            v: -s.v,
+                            t,
+                            drop_name: true,
+                            ..s
+                        })
                         .collect(),
                 )),
-                _ => Err(PromError::bad_data("unary expression only allowed on expressions of type scalar or instant vector")),
+                _ => Err(PromError::bad_data(
+                    "unary expression only allowed on expressions of type scalar or instant vector",
+                )),
             },
             Expr::VectorSelector(vs) => Ok(Val::Vector(self.select(vs, t))),
             Expr::MatrixSelector(m) => Ok(Val::Matrix(self.matrix(m, t).series)),
@@ -387,7 +483,12 @@ impl Ev {
             if ts <= r - self.lookback || is_stale(v) {
                 continue;
             }
-            out.push(Samp { labels: labels.clone(), t: ts, v, drop_name: false });
+            out.push(Samp {
+                labels: labels.clone(),
+                t: ts,
+                v,
+                drop_name: false,
+            });
         }
         out
     }
@@ -400,10 +501,17 @@ impl Ev {
             for (labels, pts) in data {
                 let lo = pts.partition_point(|p| p.0 <= start);
                 let hi = pts.partition_point(|p| p.0 <= end);
-                let points: Vec<(i64, f64)> =
-                    pts[lo..hi].iter().copied().filter(|p| !is_stale(p.1)).collect();
+                let points: Vec<(i64, f64)> = pts[lo..hi]
+                    .iter()
+                    .copied()
+                    .filter(|p| !is_stale(p.1))
+                    .collect();
                 if !points.is_empty() {
-                    series.push(RSeries { labels: labels.clone(), points, drop_name: false });
+                    series.push(RSeries {
+                        labels: labels.clone(),
+                        points,
+                        drop_name: false,
+                    });
                 }
             }
         }
@@ -413,7 +521,12 @@ impl Ev {
     fn subquery(&self, sq: &SubqueryExpr, t: i64) -> Result<Window, PromError> {
         let end = self.ref_time(t, &sq.at, &sq.offset);
         let range = ms(&sq.range);
-        let step = sq.step.as_ref().map(ms).filter(|s| *s > 0).unwrap_or(self.sub_step);
+        let step = sq
+            .step
+            .as_ref()
+            .map(ms)
+            .filter(|s| *s > 0)
+            .unwrap_or(self.sub_step);
         let start = end - range;
         // The first step after `start` on the step grid (Go's truncating
         // division, as Prometheus computes it).
@@ -424,6 +537,7 @@ impl Ev {
         let mut by: HashMap<(Arc<Labels>, bool), Vec<(i64, f64)>> = HashMap::new();
         let mut order: Vec<(Arc<Labels>, bool)> = Vec::new();
         while ts <= end {
+            self.cancel.check()?;
             match self.eval(&sq.expr, ts)? {
                 Val::Scalar(v) => {
                     let key = (Arc::new(Labels::empty()), false);
@@ -441,7 +555,11 @@ impl Ev {
                         by.entry(key).or_default().push((ts, s.v));
                     }
                 }
-                _ => return Err(PromError::bad_data("subquery is only allowed on instant vector")),
+                _ => {
+                    return Err(PromError::bad_data(
+                        "subquery is only allowed on instant vector",
+                    ));
+                }
             }
             ts += step;
         }
@@ -449,7 +567,11 @@ impl Ev {
             .into_iter()
             .filter_map(|key| {
                 let points = by.remove(&key)?;
-                Some(RSeries { labels: key.0, points, drop_name: key.1 })
+                Some(RSeries {
+                    labels: key.0,
+                    points,
+                    drop_name: key.1,
+                })
             })
             .collect();
         Ok(Window { series, start, end })

@@ -37,11 +37,19 @@ pub(crate) fn format_float(f: f64) -> String {
 
 /// Go's `math.Max`/`math.Min`: NaN wins.
 fn go_max(a: f64, b: f64) -> f64 {
-    if a.is_nan() || b.is_nan() { f64::NAN } else { a.max(b) }
+    if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else {
+        a.max(b)
+    }
 }
 
 fn go_min(a: f64, b: f64) -> f64 {
-    if a.is_nan() || b.is_nan() { f64::NAN } else { a.min(b) }
+    if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else {
+        a.min(b)
+    }
 }
 
 /// Prometheus' `quantile` over a slice (sorted here; NaN first, as Go's
@@ -71,17 +79,19 @@ pub(crate) fn quantile(q: f64, values: &mut [f64]) -> f64 {
 }
 
 fn arg<'a>(c: &'a Call, i: usize) -> Result<&'a Expr, PromError> {
-    c.args
-        .args
-        .get(i)
-        .map(|b| b.as_ref())
-        .ok_or_else(|| PromError::bad_data(format!("missing argument {} of {}", i + 1, c.func.name)))
+    c.args.args.get(i).map(|b| b.as_ref()).ok_or_else(|| {
+        PromError::bad_data(format!("missing argument {} of {}", i + 1, c.func.name))
+    })
 }
 
 fn string_arg(ev: &Ev, c: &Call, i: usize, t: i64) -> Result<String, PromError> {
     match ev.eval(arg(c, i)?, t)? {
         Val::Str(s) => Ok(s),
-        _ => Err(PromError::bad_data(format!("argument {} of {} must be a string", i + 1, c.func.name))),
+        _ => Err(PromError::bad_data(format!(
+            "argument {} of {} must be a string",
+            i + 1,
+            c.func.name
+        ))),
     }
 }
 
@@ -90,7 +100,12 @@ fn map_vector(ev: &Ev, c: &Call, t: i64, f: impl Fn(f64) -> f64) -> Result<Val, 
     let v = ev.vector(arg(c, 0)?, t)?;
     Ok(Val::Vector(
         v.into_iter()
-            .map(|s| Samp { v: f(s.v), t, drop_name: true, ..s })
+            .map(|s| Samp {
+                v: f(s.v),
+                t,
+                drop_name: true,
+                ..s
+            })
             .collect(),
     ))
 }
@@ -109,7 +124,12 @@ fn over_window(
     let mut out = Vec::with_capacity(w.series.len());
     for s in &w.series {
         if let Some(v) = f(s, &w) {
-            out.push(Samp { labels: s.labels.clone(), t, v, drop_name: s.drop_name || !keep_name });
+            out.push(Samp {
+                labels: s.labels.clone(),
+                t,
+                v,
+                drop_name: s.drop_name || !keep_name,
+            });
         }
     }
     Ok(Val::Vector(out))
@@ -334,21 +354,40 @@ fn almost_equal(a: f64, b: f64, eps: f64) -> bool {
     diff / abs_sum.min(f64::MAX) < eps
 }
 
-fn date_fn(ev: &Ev, c: &Call, t: i64, f: impl Fn(chrono::DateTime<Utc>) -> f64) -> Result<Val, PromError> {
+fn date_fn(
+    ev: &Ev,
+    c: &Call,
+    t: i64,
+    f: impl Fn(chrono::DateTime<Utc>) -> f64,
+) -> Result<Val, PromError> {
     let to_date = |secs: f64| {
         let ms = (secs * 1000.0) as i64;
         Utc.timestamp_millis_opt(ms).single()
     };
     if c.args.args.is_empty() {
         let v = to_date(t as f64 / 1000.0).map_or(f64::NAN, &f);
-        return Ok(Val::Vector(vec![Samp { labels: Arc::new(Labels::empty()), t, v, drop_name: false }]));
+        return Ok(Val::Vector(vec![Samp {
+            labels: Arc::new(Labels::empty()),
+            t,
+            v,
+            drop_name: false,
+        }]));
     }
     let v = ev.vector(arg(c, 0)?, t)?;
     Ok(Val::Vector(
         v.into_iter()
             .map(|s| {
-                let v = if s.v.is_finite() { to_date(s.v).map_or(f64::NAN, &f) } else { f64::NAN };
-                Samp { v, t, drop_name: true, ..s }
+                let v = if s.v.is_finite() {
+                    to_date(s.v).map_or(f64::NAN, &f)
+                } else {
+                    f64::NAN
+                };
+                Samp {
+                    v,
+                    t,
+                    drop_name: true,
+                    ..s
+                }
             })
             .collect(),
     ))
@@ -416,7 +455,12 @@ pub(crate) fn call(ev: &Ev, c: &Call, t: i64) -> Result<Val, PromError> {
         }
         "vector" => {
             let v = ev.scalar(arg(c, 0)?, t)?;
-            Ok(Val::Vector(vec![Samp { labels: Arc::new(Labels::empty()), t, v, drop_name: false }]))
+            Ok(Val::Vector(vec![Samp {
+                labels: Arc::new(Labels::empty()),
+                t,
+                v,
+                drop_name: false,
+            }]))
         }
         "scalar" => {
             let v = ev.vector(arg(c, 0)?, t)?;
@@ -426,7 +470,12 @@ pub(crate) fn call(ev: &Ev, c: &Call, t: i64) -> Result<Val, PromError> {
             let v = ev.vector(arg(c, 0)?, t)?;
             Ok(Val::Vector(
                 v.into_iter()
-                    .map(|s| Samp { v: s.t as f64 / 1000.0, t, drop_name: true, ..s })
+                    .map(|s| Samp {
+                        v: s.t as f64 / 1000.0,
+                        t,
+                        drop_name: true,
+                        ..s
+                    })
                     .collect(),
             ))
         }
@@ -435,19 +484,35 @@ pub(crate) fn call(ev: &Ev, c: &Call, t: i64) -> Result<Val, PromError> {
             if !v.is_empty() {
                 return Ok(Val::Vector(Vec::new()));
             }
-            Ok(Val::Vector(vec![Samp { labels: Arc::new(absent_labels(arg(c, 0)?)), t, v: 1.0, drop_name: false }]))
+            Ok(Val::Vector(vec![Samp {
+                labels: Arc::new(absent_labels(arg(c, 0)?)),
+                t,
+                v: 1.0,
+                drop_name: false,
+            }]))
         }
         "absent_over_time" => {
             let w = ev.window(arg(c, 0)?, t)?;
             if !w.series.is_empty() {
                 return Ok(Val::Vector(Vec::new()));
             }
-            Ok(Val::Vector(vec![Samp { labels: Arc::new(absent_labels(arg(c, 0)?)), t, v: 1.0, drop_name: false }]))
+            Ok(Val::Vector(vec![Samp {
+                labels: Arc::new(absent_labels(arg(c, 0)?)),
+                t,
+                v: 1.0,
+                drop_name: false,
+            }]))
         }
         "present_over_time" => over_window(ev, c, 0, t, false, |_, _| Some(1.0)),
-        "rate" => over_window(ev, c, 0, t, false, |s, w| extrapolated_rate(s, w, true, true)),
-        "increase" => over_window(ev, c, 0, t, false, |s, w| extrapolated_rate(s, w, true, false)),
-        "delta" => over_window(ev, c, 0, t, false, |s, w| extrapolated_rate(s, w, false, false)),
+        "rate" => over_window(ev, c, 0, t, false, |s, w| {
+            extrapolated_rate(s, w, true, true)
+        }),
+        "increase" => over_window(ev, c, 0, t, false, |s, w| {
+            extrapolated_rate(s, w, true, false)
+        }),
+        "delta" => over_window(ev, c, 0, t, false, |s, w| {
+            extrapolated_rate(s, w, false, false)
+        }),
         "irate" => over_window(ev, c, 0, t, false, |s, _| instant_delta(s, true)),
         "idelta" => over_window(ev, c, 0, t, false, |s, _| instant_delta(s, false)),
         "deriv" => over_window(ev, c, 0, t, false, |s, _| {
@@ -484,15 +549,25 @@ pub(crate) fn call(ev: &Ev, c: &Call, t: i64) -> Result<Val, PromError> {
         }),
         "count_over_time" => over_window(ev, c, 0, t, false, |s, _| Some(s.points.len() as f64)),
         "min_over_time" => over_window(ev, c, 0, t, false, |s, _| {
-            Some(values(s).fold(f64::NAN, |acc, v| if acc.is_nan() || v < acc { v } else { acc }))
+            Some(values(s).fold(
+                f64::NAN,
+                |acc, v| if acc.is_nan() || v < acc { v } else { acc },
+            ))
         }),
         "max_over_time" => over_window(ev, c, 0, t, false, |s, _| {
-            Some(values(s).fold(f64::NAN, |acc, v| if acc.is_nan() || v > acc { v } else { acc }))
+            Some(values(s).fold(
+                f64::NAN,
+                |acc, v| if acc.is_nan() || v > acc { v } else { acc },
+            ))
         }),
         "last_over_time" => over_window(ev, c, 0, t, true, |s, _| s.points.last().map(|p| p.1)),
         "first_over_time" => over_window(ev, c, 0, t, true, |s, _| s.points.first().map(|p| p.1)),
-        "ts_of_last_over_time" => over_window(ev, c, 0, t, false, |s, _| s.points.last().map(|p| p.0 as f64 / 1000.0)),
-        "ts_of_first_over_time" => over_window(ev, c, 0, t, false, |s, _| s.points.first().map(|p| p.0 as f64 / 1000.0)),
+        "ts_of_last_over_time" => over_window(ev, c, 0, t, false, |s, _| {
+            s.points.last().map(|p| p.0 as f64 / 1000.0)
+        }),
+        "ts_of_first_over_time" => over_window(ev, c, 0, t, false, |s, _| {
+            s.points.first().map(|p| p.0 as f64 / 1000.0)
+        }),
         "stdvar_over_time" => over_window(ev, c, 0, t, false, |s, _| Some(stdvar_over(s))),
         "stddev_over_time" => over_window(ev, c, 0, t, false, |s, _| Some(stdvar_over(s).sqrt())),
         "quantile_over_time" => {
@@ -512,10 +587,14 @@ pub(crate) fn call(ev: &Ev, c: &Call, t: i64) -> Result<Val, PromError> {
             let sf = ev.scalar(arg(c, 1)?, t)?;
             let tf = ev.scalar(arg(c, 2)?, t)?;
             if !(sf > 0.0 && sf < 1.0) {
-                return Err(PromError::execution(format!("invalid smoothing factor. Expected: 0 < sf < 1, got: {sf}")));
+                return Err(PromError::execution(format!(
+                    "invalid smoothing factor. Expected: 0 < sf < 1, got: {sf}"
+                )));
             }
             if !(tf > 0.0 && tf < 1.0) {
-                return Err(PromError::execution(format!("invalid trend factor. Expected: 0 < tf < 1, got: {tf}")));
+                return Err(PromError::execution(format!(
+                    "invalid trend factor. Expected: 0 < tf < 1, got: {tf}"
+                )));
             }
             over_window(ev, c, 0, t, false, |s, _| {
                 (s.points.len() >= 2).then(|| holt(&s.points, sf, tf))
@@ -527,16 +606,16 @@ pub(crate) fn call(ev: &Ev, c: &Call, t: i64) -> Result<Val, PromError> {
         "sort" | "sort_desc" => {
             let mut v = ev.vector(arg(c, 0)?, t)?;
             let desc = name == "sort_desc";
-            v.sort_by(|a, b| {
-                match (a.v.is_nan(), b.v.is_nan()) {
-                    (true, true) => std::cmp::Ordering::Equal,
-                    (true, false) => std::cmp::Ordering::Greater,
-                    (false, true) => std::cmp::Ordering::Less,
-                    _ if desc => b.v.partial_cmp(&a.v).unwrap_or(std::cmp::Ordering::Equal),
-                    _ => a.v.partial_cmp(&b.v).unwrap_or(std::cmp::Ordering::Equal),
-                }
+            v.sort_by(|a, b| match (a.v.is_nan(), b.v.is_nan()) {
+                (true, true) => std::cmp::Ordering::Equal,
+                (true, false) => std::cmp::Ordering::Greater,
+                (false, true) => std::cmp::Ordering::Less,
+                _ if desc => b.v.partial_cmp(&a.v).unwrap_or(std::cmp::Ordering::Equal),
+                _ => a.v.partial_cmp(&b.v).unwrap_or(std::cmp::Ordering::Equal),
             });
-            Ok(Val::Vector(v.into_iter().map(|s| Samp { t, ..s }).collect()))
+            Ok(Val::Vector(
+                v.into_iter().map(|s| Samp { t, ..s }).collect(),
+            ))
         }
         "sort_by_label" | "sort_by_label_desc" => {
             let mut v = ev.vector(arg(c, 0)?, t)?;
@@ -558,7 +637,9 @@ pub(crate) fn call(ev: &Ev, c: &Call, t: i64) -> Result<Val, PromError> {
                 }
                 if desc { o.reverse() } else { o }
             });
-            Ok(Val::Vector(v.into_iter().map(|s| Samp { t, ..s }).collect()))
+            Ok(Val::Vector(
+                v.into_iter().map(|s| Samp { t, ..s }).collect(),
+            ))
         }
         "day_of_month" => date_fn(ev, c, t, |d| d.day() as f64),
         "day_of_week" => date_fn(ev, c, t, |d| d.weekday().num_days_from_sunday() as f64),
@@ -574,7 +655,9 @@ pub(crate) fn call(ev: &Ev, c: &Call, t: i64) -> Result<Val, PromError> {
         "minute" => date_fn(ev, c, t, |d| d.minute() as f64),
         "month" => date_fn(ev, c, t, |d| d.month() as f64),
         "year" => date_fn(ev, c, t, |d| d.year() as f64),
-        other => Err(PromError::bad_data(format!("function {other:?} is not supported"))),
+        other => Err(PromError::bad_data(format!(
+            "function {other:?} is not supported"
+        ))),
     }
 }
 
@@ -636,7 +719,9 @@ fn histogram_quantile(ev: &Ev, c: &Call, t: i64) -> Result<Val, PromError> {
             continue;
         };
         let Some(upper) = parse_le(le) else {
-            ev.warn(format!("PromQL warning: bucket label \"le\" is missing or has a malformed value of {le:?}"));
+            ev.warn(format!(
+                "PromQL warning: bucket label \"le\" is missing or has a malformed value of {le:?}"
+            ));
             continue;
         };
         // The name stays in the group (two histograms of different names
@@ -653,12 +738,19 @@ fn histogram_quantile(ev: &Ev, c: &Call, t: i64) -> Result<Val, PromError> {
         }
     }
     if !(0.0..=1.0).contains(&q) && !q.is_nan() {
-        ev.warn(format!("PromQL warning: quantile value should be between 0 and 1, got {q}"));
+        ev.warn(format!(
+            "PromQL warning: quantile value should be between 0 and 1, got {q}"
+        ));
     }
     Ok(Val::Vector(
         groups
             .into_iter()
-            .map(|(g, b)| Samp { labels: Arc::new(g), t, v: bucket_quantile(q, b), drop_name: true })
+            .map(|(g, b)| Samp {
+                labels: Arc::new(g),
+                t,
+                v: bucket_quantile(q, b),
+                drop_name: true,
+            })
             .collect(),
     ))
 }
@@ -678,10 +770,15 @@ fn label_replace(ev: &Ev, c: &Call, t: i64) -> Result<Val, PromError> {
     let repl = string_arg(ev, c, 2, t)?;
     let src = string_arg(ev, c, 3, t)?;
     let re = string_arg(ev, c, 4, t)?;
-    let regex = regex::Regex::new(&format!("^(?s:{re})$"))
-        .map_err(|e| PromError::execution(format!("invalid regular expression in label_replace(): {re}: {e}")))?;
+    let regex = regex::Regex::new(&format!("^(?s:{re})$")).map_err(|e| {
+        PromError::execution(format!(
+            "invalid regular expression in label_replace(): {re}: {e}"
+        ))
+    })?;
     if !is_valid_label_name(&dst) {
-        return Err(PromError::execution(format!("invalid destination label name in label_replace(): {dst}")));
+        return Err(PromError::execution(format!(
+            "invalid destination label name in label_replace(): {dst}"
+        )));
     }
     let mut out = Vec::with_capacity(v.len());
     for s in v {
@@ -695,7 +792,12 @@ fn label_replace(ev: &Ev, c: &Call, t: i64) -> Result<Val, PromError> {
         let mut labels = (*s.labels).clone();
         labels.set(&dst, &expanded);
         let drop_name = s.drop_name && dst != METRIC_NAME;
-        out.push(Samp { labels: Arc::new(labels), t, v: s.v, drop_name });
+        out.push(Samp {
+            labels: Arc::new(labels),
+            t,
+            v: s.v,
+            drop_name,
+        });
     }
     Ok(Val::Vector(out))
 }
@@ -715,7 +817,9 @@ fn label_join(ev: &Ev, c: &Call, t: i64) -> Result<Val, PromError> {
         srcs.push(string_arg(ev, c, i, t)?);
     }
     if !is_valid_label_name(&dst) {
-        return Err(PromError::execution(format!("invalid destination label name in label_join(): {dst}")));
+        return Err(PromError::execution(format!(
+            "invalid destination label name in label_join(): {dst}"
+        )));
     }
     Ok(Val::Vector(
         v.into_iter()
@@ -724,7 +828,12 @@ fn label_join(ev: &Ev, c: &Call, t: i64) -> Result<Val, PromError> {
                 let mut labels = (*s.labels).clone();
                 labels.set(&dst, &joined.join(&sep));
                 let drop_name = s.drop_name && dst != METRIC_NAME;
-                Samp { labels: Arc::new(labels), t, v: s.v, drop_name }
+                Samp {
+                    labels: Arc::new(labels),
+                    t,
+                    v: s.v,
+                    drop_name,
+                }
             })
             .collect(),
     ))

@@ -22,6 +22,7 @@ mod memory;
 use std::time::Duration;
 
 use async_trait::async_trait;
+pub use eval::{Cancel, Prepared};
 pub use labels::{Labels, METRIC_NAME};
 pub use memory::MemorySource;
 pub use promql_parser::label::{MatchOp, Matcher};
@@ -44,7 +45,7 @@ pub enum ErrorKind {
     TooLarge,
     /// The query took longer than allowed (HTTP 503).
     Timeout,
-    /// The client went away (HTTP 499 in logs).
+    /// The client went away (HTTP 499).
     Canceled,
     /// Storage could not be read (HTTP 503).
     Unavailable,
@@ -168,8 +169,9 @@ impl Engine {
         query: &str,
         t_ms: i64,
     ) -> Result<QueryOutput, PromError> {
-        let expr = parse(query)?;
-        eval::run(&self.config, source, &expr, t_ms, t_ms, 0, true).await
+        self.prepare_instant(source, query, t_ms)
+            .await?
+            .evaluate(&Cancel::default())
     }
 
     /// Evaluates a parsed expression at `t_ms`.
@@ -179,7 +181,17 @@ impl Engine {
         expr: &promql_parser::parser::Expr,
         t_ms: i64,
     ) -> Result<QueryOutput, PromError> {
-        eval::run(&self.config, source, expr, t_ms, t_ms, 0, true).await
+        eval::prepare(
+            &self.config,
+            source,
+            Box::new(expr.clone()),
+            t_ms,
+            t_ms,
+            0,
+            true,
+        )
+        .await?
+        .evaluate(&Cancel::default())
     }
 
     /// Evaluates `query` at every step from `start_ms` to `end_ms`.
@@ -191,13 +203,40 @@ impl Engine {
         end_ms: i64,
         step_ms: i64,
     ) -> Result<QueryOutput, PromError> {
+        self.prepare_range(source, query, start_ms, end_ms, step_ms)
+            .await?
+            .evaluate(&Cancel::default())
+    }
+
+    /// Parses `query` and fetches its series for an instant evaluation.
+    pub async fn prepare_instant(
+        &self,
+        source: &dyn Source,
+        query: &str,
+        t_ms: i64,
+    ) -> Result<Prepared, PromError> {
+        let expr = Box::new(parse(query)?);
+        eval::prepare(&self.config, source, expr, t_ms, t_ms, 0, true).await
+    }
+
+    /// Parses `query` and fetches its series for a range evaluation.
+    pub async fn prepare_range(
+        &self,
+        source: &dyn Source,
+        query: &str,
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: i64,
+    ) -> Result<Prepared, PromError> {
         if step_ms <= 0 {
             return Err(PromError::bad_data(
                 "zero or negative query resolution step widths are not accepted. Try a positive integer",
             ));
         }
         if end_ms < start_ms {
-            return Err(PromError::bad_data("end timestamp must not be before start time"));
+            return Err(PromError::bad_data(
+                "end timestamp must not be before start time",
+            ));
         }
         let points = (end_ms - start_ms) / step_ms + 1;
         if points as u64 > self.config.max_points as u64 {
@@ -206,7 +245,7 @@ impl Engine {
                 self.config.max_points
             )));
         }
-        let expr = parse(query)?;
+        let expr = Box::new(parse(query)?);
         use promql_parser::parser::value::ValueType;
         match expr.value_type() {
             ValueType::Vector | ValueType::Scalar => {}
@@ -217,13 +256,24 @@ impl Engine {
                 )));
             }
         }
-        eval::run(&self.config, source, &expr, start_ms, end_ms, step_ms, false).await
+        eval::prepare(&self.config, source, expr, start_ms, end_ms, step_ms, false).await
     }
 }
 
 /// Parses a query, mapping the parser's message to a `bad_data` error.
 pub fn parse(query: &str) -> Result<promql_parser::parser::Expr, PromError> {
-    promql_parser::parser::parse(query).map_err(PromError::bad_data)
+    promql_parser::parser::parse(query)
+        .map_err(|e| PromError::bad_data(format!("invalid parameter \"query\": {e}")))
+}
+
+/// A Prometheus duration (`5m`, `1h30m`) in milliseconds.
+pub fn parse_duration_ms(s: &str) -> Result<i64, String> {
+    promql_parser::util::parse_duration(s).map(|d| eval::ms(&d))
+}
+
+/// The expression pretty-printed, as `/api/v1/format_query` answers.
+pub fn format_query(query: &str) -> Result<String, PromError> {
+    Ok(parse(query)?.prettify())
 }
 
 pub(crate) fn type_name(t: promql_parser::parser::value::ValueType) -> &'static str {

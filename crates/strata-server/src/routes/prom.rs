@@ -1,0 +1,662 @@
+//! The Prometheus HTTP API: what Grafana's Prometheus data source and
+//! `promtool` call (see shared/conformance/protocols, section c).
+//!
+//! Parameters come from the URL and, for POST, a form body (the body wins);
+//! times are RFC 3339 or float seconds, durations Prometheus durations or
+//! float seconds. Every answer is the Prometheus envelope; errors carry
+//! Prometheus' `errorType` and status through [`ApiError`].
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value as J, json};
+use strata_query::promql::PromSource;
+use strata_query_lang::promql::{
+    self as pq, Cancel, Engine, EngineConfig, ErrorKind as PromKind, Labels, Matcher, PromError,
+    QueryOutput, Value,
+};
+use strata_types::{ErrorKind, TenantId};
+
+use crate::error::{ApiError, Shape};
+use crate::{AppState, tenant};
+
+const SHAPE: Shape = Shape::Json;
+
+fn bad(message: impl Into<String>) -> ApiError {
+    ApiError::new(ErrorKind::BadInput, message, SHAPE)
+}
+
+fn from_prom(e: PromError) -> ApiError {
+    let kind = match e.kind {
+        PromKind::BadData => ErrorKind::BadInput,
+        PromKind::Execution | PromKind::TooLarge => ErrorKind::Unprocessable,
+        PromKind::Timeout => ErrorKind::Timeout,
+        PromKind::Canceled => ErrorKind::Canceled,
+        PromKind::Unavailable => ErrorKind::Unavailable,
+        PromKind::Internal => ErrorKind::Internal,
+    };
+    ApiError::new(kind, e.message, SHAPE)
+}
+
+/// Request parameters: form body first, then the URL.
+struct Params(Vec<(String, String)>);
+
+impl Params {
+    fn new(query: Option<String>, headers: &HeaderMap, body: &[u8]) -> Self {
+        let mut pairs = Vec::new();
+        let form = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+        if form {
+            pairs.extend(url::form_urlencoded::parse(body).into_owned());
+        }
+        if let Some(q) = query {
+            pairs.extend(url::form_urlencoded::parse(q.as_bytes()).into_owned());
+        }
+        Params(pairs)
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn all(&self, name: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    fn time(&self, name: &str, default: i64) -> Result<i64, ApiError> {
+        self.get(name).map_or(Ok(default), |v| {
+            parse_time(v).map_err(|e| bad(format!("invalid parameter \"{name}\": {e}")))
+        })
+    }
+
+    fn duration(&self, name: &str) -> Result<Option<i64>, ApiError> {
+        self.get(name)
+            .map(|v| {
+                parse_duration(v).map_err(|e| bad(format!("invalid parameter \"{name}\": {e}")))
+            })
+            .transpose()
+    }
+
+    fn limit(&self) -> Result<usize, ApiError> {
+        match self.get("limit") {
+            None => Ok(0),
+            Some(v) => v
+                .parse::<i64>()
+                .ok()
+                .filter(|n| *n >= 0)
+                .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
+                .ok_or_else(|| {
+                    bad(format!(
+                        "invalid parameter \"limit\": cannot parse {v:?} to a valid limit"
+                    ))
+                }),
+        }
+    }
+}
+
+/// RFC 3339 or Unix seconds (fraction rounded to milliseconds).
+pub(crate) fn parse_time(s: &str) -> Result<i64, String> {
+    if let Ok(secs) = s.parse::<f64>() {
+        if !secs.is_finite() {
+            return Err(format!("cannot parse {s:?} to a valid timestamp"));
+        }
+        return Ok((secs * 1000.0).round() as i64);
+    }
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.timestamp_millis())
+        .map_err(|_| format!("cannot parse {s:?} to a valid timestamp"))
+}
+
+/// A Prometheus duration or float seconds, in milliseconds.
+pub(crate) fn parse_duration(s: &str) -> Result<i64, String> {
+    if let Ok(secs) = s.parse::<f64>() {
+        if !secs.is_finite() || secs * 1000.0 > i64::MAX as f64 || secs < 0.0 {
+            return Err(format!("cannot parse {s:?} to a valid duration"));
+        }
+        return Ok((secs * 1000.0).round() as i64);
+    }
+    pq::parse_duration_ms(s).map_err(|_| format!("cannot parse {s:?} to a valid duration"))
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Seconds as Prometheus writes them: a number with up to 3 decimals.
+fn ts(ms: i64) -> J {
+    if ms % 1000 == 0 {
+        json!(ms / 1000)
+    } else {
+        json!(ms as f64 / 1000.0)
+    }
+}
+
+/// Go's `strconv.FormatFloat(v, 'f', -1, 64)`, with `e` notation for
+/// |v| < 1e-6 and |v| ≥ 1e21, as Prometheus' JSON writer does.
+pub(crate) fn format_value(v: f64) -> String {
+    if v.is_nan() {
+        return "NaN".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        };
+    }
+    let a = v.abs();
+    if a != 0.0 && !(1e-6..1e21).contains(&a) {
+        let s = format!("{v:e}");
+        // Rust writes `1e-7`, Go `1e-07`: a sign and at least two digits.
+        if let Some((m, e)) = s.split_once('e') {
+            let (sign, digits) = match e.strip_prefix('-') {
+                Some(d) => ('-', d),
+                None => ('+', e),
+            };
+            return format!("{m}e{sign}{digits:0>2}");
+        }
+        return s;
+    }
+    format!("{v}")
+}
+
+fn labels_json(l: &Labels) -> J {
+    J::Object(
+        l.iter()
+            .map(|(k, v)| (k.to_owned(), J::String(v.to_owned())))
+            .collect(),
+    )
+}
+
+fn envelope(data: J, warnings: Vec<String>, infos: Vec<String>) -> Response {
+    let mut body = json!({"status": "success", "data": data});
+    if !warnings.is_empty() {
+        body["warnings"] = json!(warnings);
+    }
+    if !infos.is_empty() {
+        body["infos"] = json!(infos);
+    }
+    Json(body).into_response()
+}
+
+fn reply(r: Result<Response, ApiError>) -> Response {
+    r.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// Cancels the evaluation when the request goes away.
+struct CancelOnDrop(Cancel);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
+}
+
+enum When {
+    Instant(i64),
+    Range { start: i64, end: i64, step: i64 },
+}
+
+async fn evaluate(
+    state: &AppState,
+    tenant: &TenantId,
+    params: &Params,
+    query: &str,
+    when: When,
+) -> Result<QueryOutput, ApiError> {
+    let cfg = &state.config.promql;
+    let mut timeout = cfg.timeout;
+    if let Some(t) = params.duration("timeout")? {
+        timeout = timeout.min(Duration::from_millis(u64::try_from(t).unwrap_or(0)));
+    }
+    let lookback = match params.duration("lookback_delta")? {
+        Some(ms) if ms > 0 => Duration::from_millis(u64::try_from(ms).unwrap_or(0)),
+        _ => cfg.lookback_delta,
+    };
+    let engine = Engine::new(EngineConfig {
+        lookback,
+        max_samples: cfg.max_samples,
+        max_points: cfg.max_points,
+        ..EngineConfig::default()
+    });
+    let source = PromSource::new(&state.query, tenant).map_err(from_prom)?;
+    let cancel = Cancel::new(Some(Instant::now() + timeout));
+    let guard = CancelOnDrop(cancel.clone());
+    let prepare = async {
+        match when {
+            When::Instant(t) => engine.prepare_instant(&source, query, t).await,
+            When::Range { start, end, step } => {
+                engine.prepare_range(&source, query, start, end, step).await
+            }
+        }
+    };
+    let prepared = tokio::time::timeout(timeout, prepare)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                ErrorKind::Timeout,
+                "query timed out in query execution",
+                SHAPE,
+            )
+        })?
+        .map_err(from_prom)?;
+    let c = cancel.clone();
+    let out = tokio::task::spawn_blocking(move || prepared.evaluate(&c))
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                ErrorKind::Internal,
+                format!("query evaluation failed: {e}"),
+                SHAPE,
+            )
+        })?
+        .map_err(from_prom)?;
+    drop(guard);
+    Ok(out)
+}
+
+fn render(out: QueryOutput, limit: usize) -> Response {
+    let mut warnings = out.warnings;
+    let truncate = |n: usize, warnings: &mut Vec<String>| {
+        if limit > 0 && n > limit {
+            warnings.push("results truncated due to limit".into());
+            limit
+        } else {
+            n
+        }
+    };
+    let data = match out.value {
+        Value::Scalar { t, v } => {
+            json!({"resultType": "scalar", "result": [ts(t), format_value(v)]})
+        }
+        Value::String { t, s } => json!({"resultType": "string", "result": [ts(t), s]}),
+        Value::Vector(v) => {
+            let n = truncate(v.len(), &mut warnings);
+            let result: Vec<J> = v
+                .iter()
+                .take(n)
+                .map(|s| json!({"metric": labels_json(&s.labels), "value": [ts(s.t), format_value(s.v)]}))
+                .collect();
+            json!({"resultType": "vector", "result": result})
+        }
+        Value::Matrix(m) => {
+            let n = truncate(m.len(), &mut warnings);
+            let result: Vec<J> = m
+                .iter()
+                .take(n)
+                .map(|s| {
+                    let values: Vec<J> = s
+                        .points
+                        .iter()
+                        .map(|(t, v)| json!([ts(*t), format_value(*v)]))
+                        .collect();
+                    json!({"metric": labels_json(&s.labels), "values": values})
+                })
+                .collect();
+            json!({"resultType": "matrix", "result": result})
+        }
+    };
+    envelope(data, warnings, out.infos)
+}
+
+fn required<'a>(params: &'a Params, name: &str) -> Result<&'a str, ApiError> {
+    params
+        .get(name)
+        .ok_or_else(|| bad(format!("invalid parameter \"{name}\": missing")))
+}
+
+pub(super) async fn query(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
+) -> Response {
+    reply(
+        async {
+            let tenant = tenant::resolve(&headers, state.config.tenancy.require_tenant, SHAPE)?;
+            let params = Params::new(raw, &headers, &body);
+            let query = required(&params, "query")?;
+            let t = params.time("time", now_ms())?;
+            let limit = params.limit()?;
+            let out = evaluate(&state, &tenant, &params, query, When::Instant(t)).await?;
+            Ok(render(out, limit))
+        }
+        .await,
+    )
+}
+
+pub(super) async fn query_range(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
+) -> Response {
+    reply(
+        async {
+            let tenant = tenant::resolve(&headers, state.config.tenancy.require_tenant, SHAPE)?;
+            let params = Params::new(raw, &headers, &body);
+            let query = required(&params, "query")?;
+            let start = params.time("start", 0).and_then(|_| {
+                required(&params, "start")?;
+                params.time("start", 0)
+            })?;
+            required(&params, "end")?;
+            let end = params.time("end", 0)?;
+            let step = params
+                .duration("step")?
+                .ok_or_else(|| bad("invalid parameter \"step\": missing"))?;
+            let limit = params.limit()?;
+            let out = evaluate(
+                &state,
+                &tenant,
+                &params,
+                query,
+                When::Range { start, end, step },
+            )
+            .await?;
+            Ok(render(out, limit))
+        }
+        .await,
+    )
+}
+
+/// The matchers of each `match[]` selector.
+fn match_params(params: &Params) -> Result<Vec<Vec<Matcher>>, ApiError> {
+    params
+        .all("match[]")
+        .into_iter()
+        .map(|m| {
+            let expr = pq::parse(m).map_err(|e| bad(format!("invalid parameter \"match[]\": {}", e.message)))?;
+            let promql_parser::parser::Expr::VectorSelector(vs) = expr else {
+                return Err(bad(format!("invalid parameter \"match[]\": {m:?} is not a series selector")));
+            };
+            let mut matchers = vs.matchers.matchers.clone();
+            if let Some(n) = &vs.name {
+                matchers.push(Matcher::new(pq::MatchOp::Equal, pq::METRIC_NAME, n));
+            }
+            if !matchers.iter().any(|m| !m.is_match("")) {
+                return Err(bad(
+                    "invalid parameter \"match[]\": match[] must contain at least one non-empty matcher",
+                ));
+            }
+            Ok(matchers)
+        })
+        .collect()
+}
+
+/// Every series the `match[]` selectors (or, with none, all series) name
+/// in `[start, end]`.
+async fn matching_series(
+    state: &AppState,
+    tenant: &TenantId,
+    params: &Params,
+) -> Result<Vec<Labels>, ApiError> {
+    // Without start/end: all of time, as Prometheus.
+    let start = params.time("start", i64::MIN / 4)?;
+    let end = params.time("end", i64::MAX / 4)?;
+    let mut selectors = match_params(params)?;
+    if selectors.is_empty() {
+        // `{__name__!=""}`: every series.
+        selectors.push(vec![Matcher::new(
+            pq::MatchOp::NotEqual,
+            pq::METRIC_NAME,
+            "",
+        )]);
+    }
+    let source = PromSource::new(&state.query, tenant).map_err(from_prom)?;
+    let mut out = Vec::new();
+    for m in selectors {
+        out.extend(source.series(&m, start, end).await.map_err(from_prom)?);
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+pub(super) async fn series(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
+) -> Response {
+    reply(
+        async {
+            let tenant = tenant::resolve(&headers, state.config.tenancy.require_tenant, SHAPE)?;
+            let params = Params::new(raw, &headers, &body);
+            if params.all("match[]").is_empty() {
+                return Err(bad("no match[] parameter provided"));
+            }
+            let limit = params.limit()?;
+            let series = matching_series(&state, &tenant, &params).await?;
+            let mut warnings = Vec::new();
+            let n = if limit > 0 && series.len() > limit {
+                warnings.push("results truncated due to limit".to_owned());
+                limit
+            } else {
+                series.len()
+            };
+            let data: Vec<J> = series.iter().take(n).map(labels_json).collect();
+            Ok(envelope(J::Array(data), warnings, Vec::new()))
+        }
+        .await,
+    )
+}
+
+fn string_list(mut v: Vec<String>, limit: usize) -> Response {
+    v.sort();
+    v.dedup();
+    let mut warnings = Vec::new();
+    if limit > 0 && v.len() > limit {
+        v.truncate(limit);
+        warnings.push("results truncated due to limit".to_owned());
+    }
+    envelope(json!(v), warnings, Vec::new())
+}
+
+pub(super) async fn labels(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
+) -> Response {
+    reply(
+        async {
+            let tenant = tenant::resolve(&headers, state.config.tenancy.require_tenant, SHAPE)?;
+            let params = Params::new(raw, &headers, &body);
+            let limit = params.limit()?;
+            let series = matching_series(&state, &tenant, &params).await?;
+            let names = series
+                .iter()
+                .flat_map(|l| l.iter().map(|(k, _)| k.to_owned()))
+                .collect();
+            Ok(string_list(names, limit))
+        }
+        .await,
+    )
+}
+
+/// `U__` names: `_<hex>_` for a character, `__` for `_` (Prometheus'
+/// escaping of names outside the legacy character set). A name that does
+/// not unescape is taken as written, as Prometheus does.
+fn unescape_label_name(name: &str) -> Result<String, ApiError> {
+    Ok(try_unescape(name).unwrap_or_else(|| name.to_owned()))
+}
+
+fn try_unescape(name: &str) -> Option<String> {
+    let rest = name.strip_prefix("U__")?;
+    let mut out = String::new();
+    let mut chars = rest.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '_' {
+            out.push(c);
+            continue;
+        }
+        if chars.peek() == Some(&'_') {
+            chars.next();
+            out.push('_');
+            continue;
+        }
+        let mut hex = String::new();
+        loop {
+            match chars.next()? {
+                '_' => break,
+                c => hex.push(c),
+            }
+        }
+        out.push(
+            u32::from_str_radix(&hex, 16)
+                .ok()
+                .and_then(char::from_u32)?,
+        );
+    }
+    Some(out)
+}
+
+pub(super) async fn label_values(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    reply(
+        async {
+            let tenant = tenant::resolve(&headers, state.config.tenancy.require_tenant, SHAPE)?;
+            let name = unescape_label_name(&name)?;
+            let params = Params::new(raw, &headers, &[]);
+            let limit = params.limit()?;
+            let series = matching_series(&state, &tenant, &params).await?;
+            let values = series
+                .iter()
+                .filter_map(|l| l.get(&name).map(str::to_owned))
+                .collect();
+            Ok(string_list(values, limit))
+        }
+        .await,
+    )
+}
+
+pub(super) async fn metadata() -> Response {
+    // Remote write 1.0 metadata is not stored yet: no metric has any.
+    envelope(json!({}), Vec::new(), Vec::new())
+}
+
+pub(super) async fn buildinfo() -> Response {
+    // No `features`: Grafana would take the server for Mimir.
+    envelope(
+        json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "revision": "",
+            "branch": "",
+            "buildUser": "",
+            "buildDate": "",
+            "goVersion": "",
+        }),
+        Vec::new(),
+        Vec::new(),
+    )
+}
+
+pub(super) async fn query_exemplars(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
+) -> Response {
+    reply(
+        async {
+            tenant::resolve(&headers, state.config.tenancy.require_tenant, SHAPE)?;
+            let params = Params::new(raw, &headers, &body);
+            if let Some(q) = params.get("query") {
+                pq::parse(q).map_err(from_prom)?;
+            }
+            // Exemplars are not stored: a valid query has none.
+            Ok(envelope(json!([]), Vec::new(), Vec::new()))
+        }
+        .await,
+    )
+}
+
+pub(super) async fn rules() -> Response {
+    envelope(json!({"groups": []}), Vec::new(), Vec::new())
+}
+
+pub(super) async fn alerts() -> Response {
+    envelope(json!({"alerts": []}), Vec::new(), Vec::new())
+}
+
+pub(super) async fn format_query(
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
+) -> Response {
+    reply(
+        async {
+            let params = Params::new(raw, &headers, &body);
+            let query = required(&params, "query")?;
+            let pretty = pq::format_query(query).map_err(from_prom)?;
+            Ok(envelope(json!(pretty), Vec::new(), Vec::new()))
+        }
+        .await,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_print_like_prometheus() {
+        assert_eq!(format_value(1.0), "1");
+        assert_eq!(format_value(0.1), "0.1");
+        assert_eq!(format_value(-2.5), "-2.5");
+        assert_eq!(format_value(1e-7), "1e-07");
+        assert_eq!(format_value(1.5e21), "1.5e+21");
+        assert_eq!(format_value(123456789012.0), "123456789012");
+        assert_eq!(format_value(f64::NAN), "NaN");
+        assert_eq!(format_value(f64::NEG_INFINITY), "-Inf");
+        assert_eq!(format_value(0.0), "0");
+    }
+
+    #[test]
+    fn times_and_durations() {
+        assert_eq!(parse_time("1435781451.781"), Ok(1_435_781_451_781));
+        assert_eq!(
+            parse_time("2015-07-01T20:10:51.781Z"),
+            Ok(1_435_781_451_781)
+        );
+        assert!(parse_time("yesterday").is_err());
+        assert_eq!(parse_duration("15"), Ok(15_000));
+        assert_eq!(parse_duration("0.5"), Ok(500));
+        assert_eq!(parse_duration("1h30m"), Ok(5_400_000));
+        assert!(parse_duration("-1").is_err());
+    }
+
+    #[test]
+    fn escaped_label_names() {
+        assert_eq!(unescape_label_name("job").ok(), Some("job".into()));
+        assert_eq!(
+            unescape_label_name("U__http_2e_status__code").ok(),
+            Some("http.status_code".into())
+        );
+        assert_eq!(
+            unescape_label_name("U__bad_zz_").ok(),
+            Some("U__bad_zz_".into())
+        );
+        assert_eq!(unescape_label_name("U__a__b").ok(), Some("a_b".into()));
+    }
+}
