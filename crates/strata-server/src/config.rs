@@ -206,6 +206,15 @@ impl ServerConfig {
                 "must be at least limits.max_request_size",
             );
         }
+        if self.promql.lookback_delta < std::time::Duration::from_millis(1) {
+            return invalid("promql.lookback_delta", "must be at least 1ms");
+        }
+        if self.promql.timeout < std::time::Duration::from_millis(1) {
+            return invalid("promql.timeout", "must be at least 1ms");
+        }
+        if self.promql.max_samples == 0 || self.promql.max_points == 0 {
+            return invalid("promql.max_samples", "limits must be positive");
+        }
         if self.storage.flush_interval < std::time::Duration::from_secs(1) {
             return invalid("storage.flush_interval", "must be at least 1s");
         }

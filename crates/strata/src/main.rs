@@ -80,6 +80,18 @@ struct ServeArgs {
     #[arg(long, env = "STRATA_FLUSH_MAX_SAMPLES", value_name = "N")]
     flush_max_samples: Option<u64>,
 
+    /// PromQL: how far back a selector looks for a sample [default: 5m].
+    #[arg(long, env = "STRATA_LOOKBACK_DELTA", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    lookback_delta: Option<std::time::Duration>,
+
+    /// PromQL: longest a query may run [default: 2m].
+    #[arg(long, env = "STRATA_QUERY_TIMEOUT", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    query_timeout: Option<std::time::Duration>,
+
+    /// PromQL: most samples one query may load [default: 50000000].
+    #[arg(long, env = "STRATA_QUERY_MAX_SAMPLES", value_name = "N")]
+    query_max_samples: Option<usize>,
+
     /// Log format.
     #[arg(long, env = "STRATA_LOG_FORMAT", value_name = "FORMAT")]
     log_format: Option<LogFormatArg>,
@@ -125,6 +137,15 @@ impl ServeArgs {
         }
         if let Some(v) = self.flush_max_samples {
             c.storage.flush_max_samples = v;
+        }
+        if let Some(v) = self.lookback_delta {
+            c.promql.lookback_delta = v;
+        }
+        if let Some(v) = self.query_timeout {
+            c.promql.timeout = v;
+        }
+        if let Some(v) = self.query_max_samples {
+            c.promql.max_samples = v;
         }
         if let Some(v) = self.log_format {
             c.log.format = match v {

@@ -285,7 +285,10 @@ pub(crate) async fn prepare(
                 "query processing would load too many samples into memory in query execution",
             ));
         }
-        let fetched: Fetched = merged.into_iter().map(|(l, p)| (Arc::new(l), p)).collect();
+        // In label order, as Prometheus' storage returns series: ties in
+        // `topk` and friends then break the same way.
+        let mut fetched: Fetched = merged.into_iter().map(|(l, p)| (Arc::new(l), p)).collect();
+        fetched.sort_by(|a, b| a.0.cmp(&b.0));
         data.insert(need.key, fetched);
     }
     let ev = Ev {

@@ -165,6 +165,8 @@ fn extrapolated_rate(s: &RSeries, w: &Window, is_counter: bool, is_rate: bool) -
     if to_start >= threshold {
         to_start = avg_between / 2.0;
     }
+    // Prometheus 3.x cuts at the counter's zero point after the threshold
+    // check (2.x did it before; the 3.x test data needs this order).
     if is_counter && result > 0.0 && first_v >= 0.0 {
         let to_zero = sampled * (first_v / result);
         if to_zero < to_start {
