@@ -51,9 +51,12 @@ impl Lcg {
     }
 }
 
+/// Labels (sorted) and samples of one generated series.
+type GenSeries = (Vec<(String, String)>, Vec<(i64, f64)>);
+
 /// Series and their samples: counters (with a reset), classic histogram
 /// buckets, gauges, and a series that stops half way.
-fn dataset(start: i64) -> Vec<(Vec<(String, String)>, Vec<(i64, f64)>)> {
+fn dataset(start: i64) -> Vec<GenSeries> {
     let mut rng = Lcg(7);
     let mut out = Vec::new();
     let mut k = 0i64;
@@ -145,7 +148,7 @@ fn dataset(start: i64) -> Vec<(Vec<(String, String)>, Vec<(i64, f64)>)> {
 }
 
 /// Remote-write bodies in time order, 20 steps each.
-fn bodies(data: &[(Vec<(String, String)>, Vec<(i64, f64)>)]) -> Vec<Vec<u8>> {
+fn bodies(data: &[GenSeries]) -> Vec<Vec<u8>> {
     (0..STEPS)
         .step_by(20)
         .map(|from| {

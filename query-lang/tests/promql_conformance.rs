@@ -702,11 +702,7 @@ fn pin_at(e: &mut promql_parser::parser::Expr, t: i64) {
     match e {
         Expr::VectorSelector(vs) if vs.at.is_none() => vs.at = at(),
         Expr::MatrixSelector(m) if m.vs.at.is_none() => m.vs.at = at(),
-        Expr::Subquery(sq) => {
-            if sq.at.is_none() {
-                sq.at = at();
-            }
-        }
+        Expr::Subquery(sq) if sq.at.is_none() => sq.at = at(),
         Expr::Aggregate(a) => {
             pin_at(&mut a.expr, t);
             if let Some(p) = a.param.as_mut() {

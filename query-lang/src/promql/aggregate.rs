@@ -116,7 +116,7 @@ pub(crate) fn aggregate(ev: &Ev, a: &AggregateExpr, t: i64) -> Result<Val, PromE
         "topk" | "bottomk" | "limitk" => {
             let k = param(&a.param)?;
             if k.is_nan() {
-                return Err(PromError::execution(format!("Parameter value is NaN")));
+                return Err(PromError::execution("Parameter value is NaN"));
             }
             if k >= 1.0 {
                 let k = if k > 1e15 { usize::MAX } else { k as usize };

@@ -282,9 +282,9 @@ fn vector_vector(
         let labels = result_labels(op, m, &ls.labels, &rs.labels);
         if one_to_one {
             if matched.contains_key(&sig) {
-                return Err(PromError::execution(format!(
-                    "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)"
-                )));
+                return Err(PromError::execution(
+                    "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)",
+                ));
             }
             matched.insert(sig, HashSet::new());
         } else {

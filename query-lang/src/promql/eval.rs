@@ -308,6 +308,7 @@ impl Prepared {
     /// Evaluates; `cancel` is checked at every step.
     pub fn evaluate(mut self, cancel: &Cancel) -> Result<QueryOutput, PromError> {
         self.ev.cancel = cancel.clone();
+        self.ev.cancel.check()?;
         let (ev, expr) = (&self.ev, &*self.expr);
         let (start, end, step) = (ev.start, ev.end, ev.step);
         let value = if self.instant {
@@ -537,8 +538,10 @@ impl Ev {
         if ts <= start {
             ts += step;
         }
-        let mut by: HashMap<(Arc<Labels>, bool), Vec<(i64, f64)>> = HashMap::new();
-        let mut order: Vec<(Arc<Labels>, bool)> = Vec::new();
+        // Series by (labels, name marked for dropping), in first-seen order.
+        type Key = (Arc<Labels>, bool);
+        let mut by: HashMap<Key, Vec<(i64, f64)>> = HashMap::new();
+        let mut order: Vec<Key> = Vec::new();
         while ts <= end {
             self.cancel.check()?;
             match self.eval(&sq.expr, ts)? {

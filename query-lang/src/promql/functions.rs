@@ -78,7 +78,7 @@ pub(crate) fn quantile(q: f64, values: &mut [f64]) -> f64 {
     values[lower as usize] * (1.0 - weight) + values[upper as usize] * weight
 }
 
-fn arg<'a>(c: &'a Call, i: usize) -> Result<&'a Expr, PromError> {
+fn arg(c: &Call, i: usize) -> Result<&Expr, PromError> {
     c.args.args.get(i).map(|b| b.as_ref()).ok_or_else(|| {
         PromError::bad_data(format!("missing argument {} of {}", i + 1, c.func.name))
     })

@@ -130,6 +130,14 @@ pub(crate) fn parse_duration(s: &str) -> Result<i64, String> {
         }
         return Ok((secs * 1000.0).round() as i64);
     }
+    // `0s`, `0m`: valid for Prometheus, refused by the PromQL parser.
+    if s.starts_with('0')
+        && s.trim_start_matches('0')
+            .chars()
+            .all(|c| c.is_ascii_alphabetic())
+    {
+        return Ok(0);
+    }
     pq::parse_duration_ms(s).map_err(|_| format!("cannot parse {s:?} to a valid duration"))
 }
 
@@ -643,6 +651,7 @@ mod tests {
         assert_eq!(parse_duration("15"), Ok(15_000));
         assert_eq!(parse_duration("0.5"), Ok(500));
         assert_eq!(parse_duration("1h30m"), Ok(5_400_000));
+        assert_eq!(parse_duration("0s"), Ok(0));
         assert!(parse_duration("-1").is_err());
     }
 

@@ -642,3 +642,74 @@ async fn prometheus_api_errors_have_prometheus_types_and_statuses() {
         );
     }
 }
+
+#[tokio::test]
+async fn prometheus_api_limits_answer_like_prometheus() {
+    let mut config = ServerConfig::default();
+    config.promql.max_samples = 50;
+    let (app, _, _) = app_with(config).await;
+    load_counters(&app).await;
+    // 82 samples in 10 minutes of two series: over the limit.
+    let (status, body) = prom(
+        &app,
+        "GET",
+        "/api/v1/query?query=sum_over_time(http_requests_total%5B10m%5D)&time=600",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["errorType"], "execution");
+    assert!(
+        body["error"].as_str().unwrap().contains("too many samples"),
+        "{body}"
+    );
+    // Under it.
+    let (status, _) = prom(
+        &app,
+        "GET",
+        "/api/v1/query?query=http_requests_total&time=600",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    // A request's timeout shortens the server's; 0 has expired already.
+    let (status, body) = prom(
+        &app,
+        "GET",
+        "/api/v1/query?query=http_requests_total&time=600&timeout=0s",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["errorType"], "timeout");
+    // A lookback_delta of 10s sees nothing 20 s after the last sample.
+    let (_, body) = prom(
+        &app,
+        "GET",
+        "/api/v1/query?query=http_requests_total&time=620&lookback_delta=10s",
+        None,
+    )
+    .await;
+    assert_eq!(body["data"]["result"], serde_json::json!([]));
+    let (_, body) = prom(
+        &app,
+        "GET",
+        "/api/v1/query?query=http_requests_total&time=620",
+        None,
+    )
+    .await;
+    assert_eq!(body["data"]["result"].as_array().map(Vec::len), Some(2));
+    // `limit` cuts a vector and says so.
+    let (_, body) = prom(
+        &app,
+        "GET",
+        "/api/v1/query?query=http_requests_total&time=600&limit=1",
+        None,
+    )
+    .await;
+    assert_eq!(body["data"]["result"].as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        body["warnings"],
+        serde_json::json!(["results truncated due to limit"])
+    );
+}
