@@ -17,6 +17,8 @@ use crate::{QueryError, SamplesTable};
 #[derive(Debug, Clone)]
 pub struct QueryEngine {
     storage: Arc<Storage>,
+    /// Series labels PromQL has looked up (shared by all queries).
+    labels: Arc<crate::series_labels::LabelCache>,
     /// Parallelism of one query; `None`: one per CPU.
     target_partitions: Option<usize>,
 }
@@ -38,6 +40,7 @@ impl QueryEngine {
     pub fn new(storage: Arc<Storage>) -> Self {
         Self {
             storage,
+            labels: Arc::default(),
             target_partitions: None,
         }
     }
@@ -76,6 +79,22 @@ impl QueryEngine {
             );
         }
         Ok(ctx)
+    }
+
+    /// PromQL's view of `tenant`: heads through their index, files
+    /// through a `samples` table over the files alone.
+    pub fn promql_source(&self, tenant: &TenantId) -> Result<crate::promql::PromSource, QueryError> {
+        let mut config = SessionConfig::new();
+        if let Some(n) = self.target_partitions {
+            config = config.with_target_partitions(n);
+        }
+        let ctx = SessionContext::new_with_config(config);
+        let view = self.storage.view(tenant);
+        let url = url::Url::parse(STORE_URL)
+            .map_err(|e| datafusion::error::DataFusionError::Internal(format!("store url: {e}")))?;
+        ctx.register_object_store(&url, Arc::clone(view.store.store()));
+        ctx.register_table("samples", Arc::new(crate::promql::PromSource::files_table(&view)))?;
+        Ok(crate::promql::PromSource::new(tenant, view, ctx, Arc::clone(&self.labels)))
     }
 
     /// Plans and runs one read-only statement for `tenant`.

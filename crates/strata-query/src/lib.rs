@@ -18,6 +18,7 @@
 mod engine;
 mod error;
 pub mod promql;
+mod series_labels;
 mod samples;
 mod time_travel;
 

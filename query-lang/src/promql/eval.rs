@@ -27,11 +27,24 @@ pub(crate) struct Samp {
     pub drop_name: bool,
 }
 
+/// A range-vector series: a window of shared points (no copy per step).
 #[derive(Debug, Clone)]
 pub(crate) struct RSeries {
     pub labels: Arc<Labels>,
-    pub points: Vec<(i64, f64)>,
+    pts: Arc<[(i64, f64)]>,
+    range: std::ops::Range<usize>,
     pub drop_name: bool,
+}
+
+impl RSeries {
+    pub fn new(labels: Arc<Labels>, points: Vec<(i64, f64)>, drop_name: bool) -> Self {
+        let range = 0..points.len();
+        RSeries { labels, pts: points.into(), range, drop_name }
+    }
+
+    pub fn points(&self) -> &[(i64, f64)] {
+        &self.pts[self.range.clone()]
+    }
 }
 
 /// A range vector argument and the window it covers: `(start, end]`.
@@ -49,7 +62,16 @@ pub(crate) enum Val {
     Matrix(Vec<RSeries>),
 }
 
-type Fetched = Vec<(Arc<Labels>, Vec<(i64, f64)>)>;
+/// A fetched series: every sample (for instant selectors, where a stale
+/// marker ends the series) and the samples without stale markers (what
+/// range selectors see), shared by every step's window.
+struct FetchedSeries {
+    labels: Arc<Labels>,
+    all: Vec<(i64, f64)>,
+    live: Arc<[(i64, f64)]>,
+}
+
+type Fetched = Vec<FetchedSeries>;
 
 pub(crate) struct Ev {
     data: HashMap<usize, Fetched>,
@@ -287,8 +309,14 @@ pub(crate) async fn prepare(
         }
         // In label order, as Prometheus' storage returns series: ties in
         // `topk` and friends then break the same way.
-        let mut fetched: Fetched = merged.into_iter().map(|(l, p)| (Arc::new(l), p)).collect();
-        fetched.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut fetched: Fetched = merged
+            .into_iter()
+            .map(|(l, all)| {
+                let live: Arc<[(i64, f64)]> = all.iter().copied().filter(|p| !is_stale(p.1)).collect();
+                FetchedSeries { labels: Arc::new(l), all, live }
+            })
+            .collect();
+        fetched.sort_by(|a, b| a.labels.cmp(&b.labels));
         data.insert(need.key, fetched);
     }
     let ev = Ev {
@@ -391,7 +419,7 @@ fn finish_matrix(m: Vec<RSeries>) -> Result<Vec<Series>, PromError> {
         .into_iter()
         .map(|s| Series {
             labels: final_labels(&s.labels, s.drop_name),
-            points: s.points,
+            points: s.points().to_vec(),
         })
         .collect();
     out.sort_by(|a, b| a.labels.cmp(&b.labels));
@@ -478,7 +506,8 @@ impl Ev {
             return Vec::new();
         };
         let mut out = Vec::with_capacity(data.len());
-        for (labels, pts) in data {
+        for f in data {
+            let (labels, pts) = (&f.labels, &f.all);
             let i = pts.partition_point(|p| p.0 <= r);
             if i == 0 {
                 continue;
@@ -502,18 +531,15 @@ impl Ev {
         let start = end - ms(&m.range);
         let mut series = Vec::new();
         if let Some(data) = self.data.get(&addr(&m.vs)) {
-            for (labels, pts) in data {
+            for f in data {
+                let pts = &f.live;
                 let lo = pts.partition_point(|p| p.0 <= start);
                 let hi = pts.partition_point(|p| p.0 <= end);
-                let points: Vec<(i64, f64)> = pts[lo..hi]
-                    .iter()
-                    .copied()
-                    .filter(|p| !is_stale(p.1))
-                    .collect();
-                if !points.is_empty() {
+                if lo < hi {
                     series.push(RSeries {
-                        labels: labels.clone(),
-                        points,
+                        labels: Arc::clone(&f.labels),
+                        pts: Arc::clone(pts),
+                        range: lo..hi,
                         drop_name: false,
                     });
                 }
@@ -573,11 +599,7 @@ impl Ev {
             .into_iter()
             .filter_map(|key| {
                 let points = by.remove(&key)?;
-                Some(RSeries {
-                    labels: key.0,
-                    points,
-                    drop_name: key.1,
-                })
+                Some(RSeries::new(key.0, points, key.1))
             })
             .collect();
         Ok(Window { series, start, end })

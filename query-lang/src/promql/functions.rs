@@ -136,12 +136,12 @@ fn over_window(
 }
 
 fn values(s: &RSeries) -> impl Iterator<Item = f64> + '_ {
-    s.points.iter().map(|p| p.1)
+    s.points().iter().map(|p| p.1)
 }
 
 /// Prometheus' `extrapolatedRate` for `rate`, `increase` and `delta`.
 fn extrapolated_rate(s: &RSeries, w: &Window, is_counter: bool, is_rate: bool) -> Option<f64> {
-    let p = &s.points;
+    let p = s.points();
     if p.len() < 2 {
         return None;
     }
@@ -184,7 +184,7 @@ fn extrapolated_rate(s: &RSeries, w: &Window, is_counter: bool, is_rate: bool) -
 }
 
 fn instant_delta(s: &RSeries, is_rate: bool) -> Option<f64> {
-    let p = &s.points;
+    let p = s.points();
     if p.len() < 2 {
         return None;
     }
@@ -234,7 +234,7 @@ fn linear_regression(p: &[(i64, f64)], intercept_t: i64) -> (f64, f64) {
 
 fn avg_over(s: &RSeries) -> f64 {
     let (mut sum, mut c) = (0.0, 0.0);
-    let n = s.points.len() as f64;
+    let n = s.points().len() as f64;
     for v in values(s) {
         (sum, c) = kahan_add(v, sum, c);
     }
@@ -518,24 +518,24 @@ pub(crate) fn call(ev: &Ev, c: &Call, t: i64) -> Result<Val, PromError> {
         "irate" => over_window(ev, c, 0, t, false, |s, _| instant_delta(s, true)),
         "idelta" => over_window(ev, c, 0, t, false, |s, _| instant_delta(s, false)),
         "deriv" => over_window(ev, c, 0, t, false, |s, _| {
-            (s.points.len() >= 2).then(|| linear_regression(&s.points, s.points[0].0).0)
+            (s.points().len() >= 2).then(|| linear_regression(s.points(), s.points()[0].0).0)
         }),
         "predict_linear" => {
             let d = ev.scalar(arg(c, 1)?, t)?;
             // The intercept is at the evaluation time, not at an `@` time.
             over_window(ev, c, 0, t, false, |s, _| {
-                (s.points.len() >= 2).then(|| {
-                    let (slope, intercept) = linear_regression(&s.points, t);
+                (s.points().len() >= 2).then(|| {
+                    let (slope, intercept) = linear_regression(s.points(), t);
                     slope * d + intercept
                 })
             })
         }
         "resets" => over_window(ev, c, 0, t, false, |s, _| {
-            Some(s.points.windows(2).filter(|p| p[1].1 < p[0].1).count() as f64)
+            Some(s.points().windows(2).filter(|p| p[1].1 < p[0].1).count() as f64)
         }),
         "changes" => over_window(ev, c, 0, t, false, |s, _| {
             Some(
-                s.points
+                s.points()
                     .windows(2)
                     .filter(|p| !(p[1].1 == p[0].1 || (p[1].1.is_nan() && p[0].1.is_nan())))
                     .count() as f64,
@@ -549,7 +549,7 @@ pub(crate) fn call(ev: &Ev, c: &Call, t: i64) -> Result<Val, PromError> {
             }
             Some(if sum.is_infinite() { sum } else { sum + k })
         }),
-        "count_over_time" => over_window(ev, c, 0, t, false, |s, _| Some(s.points.len() as f64)),
+        "count_over_time" => over_window(ev, c, 0, t, false, |s, _| Some(s.points().len() as f64)),
         "min_over_time" => over_window(ev, c, 0, t, false, |s, _| {
             Some(values(s).fold(
                 f64::NAN,
@@ -562,13 +562,13 @@ pub(crate) fn call(ev: &Ev, c: &Call, t: i64) -> Result<Val, PromError> {
                 |acc, v| if acc.is_nan() || v > acc { v } else { acc },
             ))
         }),
-        "last_over_time" => over_window(ev, c, 0, t, true, |s, _| s.points.last().map(|p| p.1)),
-        "first_over_time" => over_window(ev, c, 0, t, true, |s, _| s.points.first().map(|p| p.1)),
+        "last_over_time" => over_window(ev, c, 0, t, true, |s, _| s.points().last().map(|p| p.1)),
+        "first_over_time" => over_window(ev, c, 0, t, true, |s, _| s.points().first().map(|p| p.1)),
         "ts_of_last_over_time" => over_window(ev, c, 0, t, false, |s, _| {
-            s.points.last().map(|p| p.0 as f64 / 1000.0)
+            s.points().last().map(|p| p.0 as f64 / 1000.0)
         }),
         "ts_of_first_over_time" => over_window(ev, c, 0, t, false, |s, _| {
-            s.points.first().map(|p| p.0 as f64 / 1000.0)
+            s.points().first().map(|p| p.0 as f64 / 1000.0)
         }),
         "stdvar_over_time" => over_window(ev, c, 0, t, false, |s, _| Some(stdvar_over(s))),
         "stddev_over_time" => over_window(ev, c, 0, t, false, |s, _| Some(stdvar_over(s).sqrt())),
@@ -599,7 +599,7 @@ pub(crate) fn call(ev: &Ev, c: &Call, t: i64) -> Result<Val, PromError> {
                 )));
             }
             over_window(ev, c, 0, t, false, |s, _| {
-                (s.points.len() >= 2).then(|| holt(&s.points, sf, tf))
+                (s.points().len() >= 2).then(|| holt(s.points(), sf, tf))
             })
         }
         "histogram_quantile" => histogram_quantile(ev, c, t),

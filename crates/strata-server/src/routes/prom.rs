@@ -15,7 +15,6 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value as J, json};
-use strata_query::promql::PromSource;
 use strata_query_lang::promql::{
     self as pq, Cancel, Engine, EngineConfig, ErrorKind as PromKind, Labels, Matcher, PromError,
     QueryOutput, Value,
@@ -242,7 +241,7 @@ async fn evaluate(
         max_points: cfg.max_points,
         ..EngineConfig::default()
     });
-    let source = PromSource::new(&state.query, tenant).map_err(from_prom)?;
+    let source = state.query.promql_source(tenant).map_err(|e| ApiError::new(e.kind(), e.to_string(), SHAPE))?;
     let cancel = Cancel::new(Some(Instant::now() + timeout));
     let guard = CancelOnDrop(cancel.clone());
     let prepare = async {
@@ -426,7 +425,7 @@ async fn matching_series(
             "",
         )]);
     }
-    let source = PromSource::new(&state.query, tenant).map_err(from_prom)?;
+    let source = state.query.promql_source(tenant).map_err(|e| ApiError::new(e.kind(), e.to_string(), SHAPE))?;
     let mut out = Vec::new();
     for m in selectors {
         out.extend(source.series(&m, start, end).await.map_err(from_prom)?);
