@@ -19,6 +19,8 @@ pub struct QueryEngine {
     storage: Arc<Storage>,
     /// Series labels PromQL has looked up (shared by all queries).
     labels: Arc<crate::series_labels::LabelCache>,
+    /// Series ids of the data files PromQL lookups have seen.
+    file_series: Arc<crate::series_labels::FileSeriesCache>,
     /// Parallelism of one query; `None`: one per CPU.
     target_partitions: Option<usize>,
 }
@@ -41,6 +43,7 @@ impl QueryEngine {
         Self {
             storage,
             labels: Arc::default(),
+            file_series: Arc::default(),
             target_partitions: None,
         }
     }
@@ -83,7 +86,10 @@ impl QueryEngine {
 
     /// PromQL's view of `tenant`: heads through their index, files
     /// through a `samples` table over the files alone.
-    pub fn promql_source(&self, tenant: &TenantId) -> Result<crate::promql::PromSource, QueryError> {
+    pub fn promql_source(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<crate::promql::PromSource, QueryError> {
         let mut config = SessionConfig::new();
         if let Some(n) = self.target_partitions {
             config = config.with_target_partitions(n);
@@ -93,8 +99,17 @@ impl QueryEngine {
         let url = url::Url::parse(STORE_URL)
             .map_err(|e| datafusion::error::DataFusionError::Internal(format!("store url: {e}")))?;
         ctx.register_object_store(&url, Arc::clone(view.store.store()));
-        ctx.register_table("samples", Arc::new(crate::promql::PromSource::files_table(&view)))?;
-        Ok(crate::promql::PromSource::new(tenant, view, ctx, Arc::clone(&self.labels)))
+        ctx.register_table(
+            "samples",
+            Arc::new(crate::promql::PromSource::files_table(&view)),
+        )?;
+        Ok(crate::promql::PromSource::new(
+            tenant,
+            view,
+            ctx,
+            Arc::clone(&self.labels),
+            Arc::clone(&self.file_series),
+        ))
     }
 
     /// Plans and runs one read-only statement for `tenant`.

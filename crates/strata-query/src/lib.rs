@@ -18,8 +18,8 @@
 mod engine;
 mod error;
 pub mod promql;
-mod series_labels;
 mod samples;
+mod series_labels;
 mod time_travel;
 
 pub use engine::{QueryEngine, QueryOutput};

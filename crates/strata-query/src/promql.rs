@@ -27,7 +27,7 @@ use strata_query_lang::promql::{
 use strata_storage::TenantView;
 use strata_types::TenantId;
 
-use crate::series_labels::{LabelCache, read_labels};
+use crate::series_labels::{FileSeriesCache, LabelCache, read_labels};
 use crate::{QueryError, SamplesTable};
 
 /// One tenant's data as PromQL sees it.
@@ -37,11 +37,14 @@ pub struct PromSource {
     /// A session whose `samples` table holds the files only.
     files: SessionContext,
     labels: Arc<LabelCache>,
+    file_series: Arc<FileSeriesCache>,
 }
 
 impl std::fmt::Debug for PromSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PromSource").field("tenant", &self.tenant).finish_non_exhaustive()
+        f.debug_struct("PromSource")
+            .field("tenant", &self.tenant)
+            .finish_non_exhaustive()
     }
 }
 
@@ -67,10 +70,11 @@ fn head_matcher(m: &Matcher) -> Result<HeadMatcher, PromError> {
     Ok(match &m.op {
         MatchOp::Equal => HeadMatcher::equal(&m.name, &m.value),
         MatchOp::NotEqual => HeadMatcher::not_equal(&m.name, &m.value),
-        MatchOp::Re(_) => HeadMatcher::regex(&m.name, &m.value).map_err(|e| PromError::bad_data(e.to_string()))?,
-        MatchOp::NotRe(_) => {
-            HeadMatcher::not_regex(&m.name, &m.value).map_err(|e| PromError::bad_data(e.to_string()))?
+        MatchOp::Re(_) => {
+            HeadMatcher::regex(&m.name, &m.value).map_err(|e| PromError::bad_data(e.to_string()))?
         }
+        MatchOp::NotRe(_) => HeadMatcher::not_regex(&m.name, &m.value)
+            .map_err(|e| PromError::bad_data(e.to_string()))?,
     })
 }
 
@@ -81,7 +85,11 @@ fn metric_filter(m: &Matcher) -> Option<Expr> {
     }
     match &m.op {
         MatchOp::Equal => Some(col("metric").eq(lit(m.value.clone()))),
-        MatchOp::Re(re) => Some(regexp_like(col("metric"), lit(re.as_str().to_owned()), None)),
+        MatchOp::Re(re) => Some(regexp_like(
+            col("metric"),
+            lit(re.as_str().to_owned()),
+            None,
+        )),
         _ => None,
     }
 }
@@ -97,12 +105,14 @@ impl PromSource {
         view: TenantView,
         files: SessionContext,
         labels: Arc<LabelCache>,
+        file_series: Arc<FileSeriesCache>,
     ) -> Self {
         Self {
             tenant: tenant.clone(),
             view,
             files,
             labels,
+            file_series,
         }
     }
 
@@ -123,7 +133,10 @@ impl PromSource {
         with_samples: bool,
     ) -> Result<HashMap<i64, Found>, PromError> {
         let mut found: HashMap<i64, Found> = HashMap::new();
-        let head_matchers: Vec<HeadMatcher> = matchers.iter().map(head_matcher).collect::<Result<_, _>>()?;
+        let head_matchers: Vec<HeadMatcher> = matchers
+            .iter()
+            .map(head_matcher)
+            .collect::<Result<_, _>>()?;
         for head in &self.view.heads {
             for s in head.query(&head_matchers, start_ms, end_ms) {
                 let id = s.id.0 as i64;
@@ -133,18 +146,59 @@ impl PromSource {
                 });
                 if e.labels.is_none() {
                     let labels = Arc::new(Labels::new(
-                        s.labels.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect(),
+                        s.labels
+                            .iter()
+                            .map(|(n, v)| (n.to_string(), v.to_string()))
+                            .collect(),
                     ));
                     self.labels.insert(&self.tenant, id, Arc::clone(&labels));
                     e.labels = Some(labels);
                 }
                 if with_samples {
-                    e.points.extend(s.samples.iter().map(|x| (x.timestamp_ms, x.value)));
+                    e.points
+                        .extend(s.samples.iter().map(|x| (x.timestamp_ms, x.value)));
                 }
             }
         }
-        let overlapping = self.view.files.iter().any(|f| f.stats.overlaps(start_ms, end_ms));
+        let overlapping = self
+            .view
+            .files
+            .iter()
+            .any(|f| f.stats.overlaps(start_ms, end_ms));
         if !overlapping {
+            return Ok(found);
+        }
+        if !with_samples {
+            // Which series a file holds is all a lookup needs (the time
+            // range is approximate for these APIs, as in Prometheus).
+            let metric = matchers.iter().find_map(|m| {
+                (m.name == METRIC_NAME && matches!(m.op, MatchOp::Equal))
+                    .then_some(m.value.as_str())
+            });
+            for file in self.view.files.iter() {
+                if !file.stats.overlaps(start_ms, end_ms)
+                    || metric.is_some_and(|m| {
+                        !file.stats.min_metric.is_empty()
+                            && (m < file.stats.min_metric.as_str()
+                                || m > file.stats.max_metric.as_str())
+                    })
+                {
+                    continue;
+                }
+                let path = file.path.under(&self.view.table_root);
+                let ids = self
+                    .file_series
+                    .series(self.view.store.store(), &path, file.size)
+                    .await
+                    .map_err(df_error)?;
+                for id in ids.iter() {
+                    found.entry(*id).or_insert_with(|| Found {
+                        labels: None,
+                        points: Vec::new(),
+                    });
+                }
+            }
+            self.resolve_labels(&mut found, start_ms, end_ms).await?;
             return Ok(found);
         }
         let ts = |ms: i64| {
@@ -161,11 +215,7 @@ impl PromSource {
                 filter = filter.and(e);
             }
         }
-        let columns: &[&str] = if with_samples {
-            &["series_id", "timestamp", "value"]
-        } else {
-            &["series_id"]
-        };
+        let columns: &[&str] = &["series_id", "timestamp", "value"];
         let df = self
             .files
             .table("samples")
@@ -181,10 +231,6 @@ impl PromSource {
                 .column_by_name("series_id")
                 .and_then(|c| c.as_primitive_opt::<Int64Type>())
                 .ok_or_else(|| internal("series_id"))?;
-            if !with_samples {
-                from_files.extend(ids.values().iter().copied());
-                continue;
-            }
             let t = b
                 .column_by_name("timestamp")
                 .and_then(|c| c.as_primitive_opt::<TimestampMicrosecondType>())

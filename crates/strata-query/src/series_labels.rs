@@ -14,11 +14,13 @@ use std::sync::Arc;
 
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::Int64Type;
+use datafusion::parquet::arrow::ParquetRecordBatchStreamBuilder;
 use datafusion::parquet::arrow::ProjectionMask;
-use datafusion::parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, RowSelection};
+use datafusion::parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, RowSelection,
+};
 #[allow(deprecated)]
 use datafusion::parquet::arrow::async_reader::ParquetObjectReader;
-use datafusion::parquet::arrow::ParquetRecordBatchStreamBuilder;
 use datafusion::parquet::file::metadata::PageIndexPolicy;
 use datafusion::parquet::file::statistics::Statistics;
 use futures::TryStreamExt;
@@ -58,6 +60,58 @@ impl LabelCache {
     }
 }
 
+/// The distinct series ids of data files, by path. Files are immutable (a
+/// path is never rewritten), so entries never go stale; label and series
+/// lookups then need no scan of a file they have seen.
+#[derive(Debug, Default)]
+pub struct FileSeriesCache {
+    map: Mutex<HashMap<String, Arc<[i64]>>>,
+}
+
+/// Files remembered before the cache starts over.
+const FILE_ENTRIES: usize = 100_000;
+
+impl FileSeriesCache {
+    /// `path`'s series ids, read (the `series_id` column only) on a miss.
+    pub(crate) async fn series(
+        &self,
+        store: &Arc<dyn ObjectStore>,
+        path: &Path,
+        size: u64,
+    ) -> Result<Arc<[i64]>, datafusion::error::DataFusionError> {
+        if let Some(ids) = self.map.lock().get(path.as_ref()) {
+            return Ok(Arc::clone(ids));
+        }
+        #[allow(deprecated)]
+        let reader = ParquetObjectReader::new(Arc::clone(store), path.clone()).with_file_size(size);
+        let builder = ParquetRecordBatchStreamBuilder::new(reader).await?;
+        let mask = ProjectionMask::leaves(builder.parquet_schema(), [LEAF_SERIES_ID]);
+        let batches: Vec<_> = builder
+            .with_projection(mask)
+            .with_batch_size(65_536)
+            .build()?
+            .try_collect()
+            .await?;
+        let mut ids: Vec<i64> = Vec::new();
+        for b in &batches {
+            for id in b.column(0).as_primitive::<Int64Type>().values() {
+                if ids.last() != Some(id) {
+                    ids.push(*id);
+                }
+            }
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        let ids: Arc<[i64]> = ids.into();
+        let mut map = self.map.lock();
+        if map.len() >= FILE_ENTRIES {
+            map.clear();
+        }
+        map.insert(path.to_string(), Arc::clone(&ids));
+        Ok(ids)
+    }
+}
+
 /// Labels of those `ids` that `path` holds, reading one row per series.
 pub(crate) async fn read_labels(
     store: &Arc<dyn ObjectStore>,
@@ -70,7 +124,11 @@ pub(crate) async fn read_labels(
     };
     #[allow(deprecated)]
     let mut reader = ParquetObjectReader::new(Arc::clone(store), path.clone()).with_file_size(size);
-    let meta = ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional)).await?;
+    let meta = ArrowReaderMetadata::load_async(
+        &mut reader,
+        ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional),
+    )
+    .await?;
     let row_groups: Vec<usize> = meta
         .metadata()
         .row_groups()
@@ -91,11 +149,12 @@ pub(crate) async fn read_labels(
 
     // Pass 1: the first row of each wanted series.
     let schema = meta.parquet_schema().clone();
-    let ids_stream = ParquetRecordBatchStreamBuilder::new_with_metadata(reader.clone(), meta.clone())
-        .with_projection(ProjectionMask::leaves(&schema, [LEAF_SERIES_ID]))
-        .with_row_groups(row_groups.clone())
-        .with_batch_size(65_536)
-        .build()?;
+    let ids_stream =
+        ParquetRecordBatchStreamBuilder::new_with_metadata(reader.clone(), meta.clone())
+            .with_projection(ProjectionMask::leaves(&schema, [LEAF_SERIES_ID]))
+            .with_row_groups(row_groups.clone())
+            .with_batch_size(65_536)
+            .build()?;
     let batches: Vec<_> = ids_stream.try_collect().await?;
     let mut rows = Vec::new();
     let mut seen = HashSet::new();
@@ -122,7 +181,12 @@ pub(crate) async fn read_labels(
     let stream = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, meta)
         .with_projection(ProjectionMask::leaves(
             &schema,
-            [LEAF_METRIC, LEAF_LABEL_KEY, LEAF_LABEL_VALUE, LEAF_SERIES_ID],
+            [
+                LEAF_METRIC,
+                LEAF_LABEL_KEY,
+                LEAF_LABEL_VALUE,
+                LEAF_SERIES_ID,
+            ],
         ))
         .with_row_groups(row_groups)
         .with_row_selection(selection)
@@ -130,7 +194,8 @@ pub(crate) async fn read_labels(
     let batches: Vec<_> = stream.try_collect().await?;
     let mut out = Vec::with_capacity(rows.len());
     for b in &batches {
-        let internal = |what: &str| datafusion::error::DataFusionError::Internal(format!("{path}: {what}"));
+        let internal =
+            |what: &str| datafusion::error::DataFusionError::Internal(format!("{path}: {what}"));
         let metric = b
             .column_by_name("metric")
             .and_then(|c| c.as_string_opt::<i32>())

@@ -132,7 +132,24 @@ pub(crate) fn aggregate(ev: &Ev, a: &AggregateExpr, t: i64) -> Result<Val, PromE
             }
         }
         "limit_ratio" => {
-            return Err(PromError::execution("limit_ratio is not supported"));
+            let mut r = param(&a.param)?;
+            if r.is_nan() {
+                return Err(PromError::execution("Ratio value is NaN"));
+            }
+            if !(-1.0..=1.0).contains(&r) {
+                ev.warn(format!("PromQL warning: ratio value should be between -1 and 1, got {r}, capping to {}", r.clamp(-1.0, 1.0)));
+                r = r.clamp(-1.0, 1.0);
+            }
+            // Prometheus' HashRatioSampler: a series is in when its label
+            // hash, as a fraction of u64::MAX, is below the ratio (or, for
+            // a negative ratio, at or above 1 + ratio): the same series
+            // every time, complementary halves for r and r - 1.
+            for s in v {
+                let offset = label_hash(&s.labels) as f64 / u64::MAX as f64;
+                if (r >= 0.0 && offset < r) || (r < 0.0 && offset >= 1.0 + r) {
+                    out.push(Samp { t, ..s });
+                }
+            }
         }
         other => {
             return Err(PromError::bad_data(format!(
@@ -192,4 +209,16 @@ fn stdvar(s: &[Samp]) -> f64 {
         m2 += delta * (x.v - mean);
     }
     m2 / n
+}
+
+/// Prometheus' `labels.Hash()`: xxHash64 of `name 0xff value 0xff …`.
+fn label_hash(l: &Labels) -> u64 {
+    let mut b = Vec::with_capacity(256);
+    for (n, v) in l.iter() {
+        b.extend_from_slice(n.as_bytes());
+        b.push(0xff);
+        b.extend_from_slice(v.as_bytes());
+        b.push(0xff);
+    }
+    xxhash_rust::xxh64::xxh64(&b, 0)
 }

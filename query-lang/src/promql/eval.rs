@@ -39,7 +39,12 @@ pub(crate) struct RSeries {
 impl RSeries {
     pub fn new(labels: Arc<Labels>, points: Vec<(i64, f64)>, drop_name: bool) -> Self {
         let range = 0..points.len();
-        RSeries { labels, pts: points.into(), range, drop_name }
+        RSeries {
+            labels,
+            pts: points.into(),
+            range,
+            drop_name,
+        }
     }
 
     pub fn points(&self) -> &[(i64, f64)] {
@@ -312,8 +317,13 @@ pub(crate) async fn prepare(
         let mut fetched: Fetched = merged
             .into_iter()
             .map(|(l, all)| {
-                let live: Arc<[(i64, f64)]> = all.iter().copied().filter(|p| !is_stale(p.1)).collect();
-                FetchedSeries { labels: Arc::new(l), all, live }
+                let live: Arc<[(i64, f64)]> =
+                    all.iter().copied().filter(|p| !is_stale(p.1)).collect();
+                FetchedSeries {
+                    labels: Arc::new(l),
+                    all,
+                    live,
+                }
             })
             .collect();
         fetched.sort_by(|a, b| a.labels.cmp(&b.labels));

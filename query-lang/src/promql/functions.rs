@@ -570,6 +570,25 @@ pub(crate) fn call(ev: &Ev, c: &Call, t: i64) -> Result<Val, PromError> {
         "ts_of_first_over_time" => over_window(ev, c, 0, t, false, |s, _| {
             s.points().first().map(|p| p.0 as f64 / 1000.0)
         }),
+        "ts_of_max_over_time" => over_window(ev, c, 0, t, false, |s, _| {
+            // The last time the maximum was reached.
+            let mut best: Option<(i64, f64)> = None;
+            for &(ts, v) in s.points() {
+                if best.is_none_or(|(_, b)| v >= b || b.is_nan()) {
+                    best = Some((ts, v));
+                }
+            }
+            best.map(|(ts, _)| ts as f64 / 1000.0)
+        }),
+        "ts_of_min_over_time" => over_window(ev, c, 0, t, false, |s, _| {
+            let mut best: Option<(i64, f64)> = None;
+            for &(ts, v) in s.points() {
+                if best.is_none_or(|(_, b)| v <= b || b.is_nan()) {
+                    best = Some((ts, v));
+                }
+            }
+            best.map(|(ts, _)| ts as f64 / 1000.0)
+        }),
         "stdvar_over_time" => over_window(ev, c, 0, t, false, |s, _| Some(stdvar_over(s))),
         "stddev_over_time" => over_window(ev, c, 0, t, false, |s, _| Some(stdvar_over(s).sqrt())),
         "quantile_over_time" => {

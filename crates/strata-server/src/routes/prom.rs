@@ -241,7 +241,10 @@ async fn evaluate(
         max_points: cfg.max_points,
         ..EngineConfig::default()
     });
-    let source = state.query.promql_source(tenant).map_err(|e| ApiError::new(e.kind(), e.to_string(), SHAPE))?;
+    let source = state
+        .query
+        .promql_source(tenant)
+        .map_err(|e| ApiError::new(e.kind(), e.to_string(), SHAPE))?;
     let cancel = Cancel::new(Some(Instant::now() + timeout));
     let guard = CancelOnDrop(cancel.clone());
     let prepare = async {
@@ -425,7 +428,10 @@ async fn matching_series(
             "",
         )]);
     }
-    let source = state.query.promql_source(tenant).map_err(|e| ApiError::new(e.kind(), e.to_string(), SHAPE))?;
+    let source = state
+        .query
+        .promql_source(tenant)
+        .map_err(|e| ApiError::new(e.kind(), e.to_string(), SHAPE))?;
     let mut out = Vec::new();
     for m in selectors {
         out.extend(source.series(&m, start, end).await.map_err(from_prom)?);
