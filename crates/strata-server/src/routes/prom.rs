@@ -361,11 +361,9 @@ pub(super) async fn query_range(
             let tenant = tenant::resolve(&headers, state.config.tenancy.require_tenant, SHAPE)?;
             let params = Params::new(raw, &headers, &body);
             let query = required(&params, "query")?;
-            let start = params.time("start", 0).and_then(|_| {
-                required(&params, "start")?;
-                params.time("start", 0)
-            })?;
+            required(&params, "start")?;
             required(&params, "end")?;
+            let start = params.time("start", 0)?;
             let end = params.time("end", 0)?;
             let step = params
                 .duration("step")?
