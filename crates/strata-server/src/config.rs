@@ -28,7 +28,34 @@ pub struct ServerConfig {
     pub limits: LimitsConfig,
     /// PromQL: lookback, limits, timeout.
     pub promql: PromqlConfig,
+    /// Bearer-token authentication; off by default.
+    pub auth: AuthConfig,
     pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Require a token on every API (health, readiness and /metrics stay open).
+    pub enabled: bool,
+    /// A TOML file of `[[token]]` entries, re-read when it changes.
+    pub tokens_file: Option<PathBuf>,
+    /// Tokens in the config itself (`[[auth.tokens]]`).
+    pub tokens: Vec<crate::auth::TokenEntry>,
+    /// How often the tokens file is checked for changes.
+    #[serde(deserialize_with = "duration")]
+    pub reload_interval: std::time::Duration,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            tokens_file: None,
+            tokens: Vec::new(),
+            reload_interval: std::time::Duration::from_secs(10),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -115,6 +142,7 @@ impl Default for ServerConfig {
             retention: RetentionConfig::default(),
             limits: LimitsConfig::default(),
             promql: PromqlConfig::default(),
+            auth: AuthConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -205,6 +233,23 @@ impl ServerConfig {
                 "limits.max_decoded_size",
                 "must be at least limits.max_request_size",
             );
+        }
+        if self.auth.enabled {
+            if self.auth.tokens.is_empty() && self.auth.tokens_file.is_none() {
+                return invalid("auth", "enabled without tokens or a tokens_file");
+            }
+            crate::auth::Authenticator::new(
+                true,
+                self.auth.tokens.clone(),
+                self.auth.tokens_file.clone(),
+            )
+            .map_err(|reason| ConfigError::Invalid {
+                field: "auth",
+                reason,
+            })?;
+        }
+        if self.auth.reload_interval < std::time::Duration::from_millis(100) {
+            return invalid("auth.reload_interval", "must be at least 100ms");
         }
         if self.promql.lookback_delta < std::time::Duration::from_millis(1) {
             return invalid("promql.lookback_delta", "must be at least 1ms");

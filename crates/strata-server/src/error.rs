@@ -36,6 +36,7 @@ pub fn status_for(kind: ErrorKind) -> StatusCode {
     match kind {
         ErrorKind::BadInput => StatusCode::BAD_REQUEST,
         ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
+        ErrorKind::Forbidden => StatusCode::FORBIDDEN,
         ErrorKind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorKind::Limit => StatusCode::TOO_MANY_REQUESTS,
@@ -56,6 +57,7 @@ fn error_type(kind: ErrorKind) -> &'static str {
             "bad_data"
         }
         ErrorKind::Unauthenticated => "unauthorized",
+        ErrorKind::Forbidden => "forbidden",
         ErrorKind::Limit => "too_many_requests",
         ErrorKind::NotFound => "not_found",
         ErrorKind::Unavailable => "unavailable",
@@ -84,6 +86,13 @@ impl IntoResponse for ApiError {
             )
                 .into_response(),
         };
+        if self.kind == ErrorKind::Unauthenticated {
+            // Tells browsers and Grafana's proxy which schemes work.
+            resp.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Basic realm=\"strata\", Bearer"),
+            );
+        }
         if self.kind.is_retryable() && status != StatusCode::INTERNAL_SERVER_ERROR {
             resp.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,

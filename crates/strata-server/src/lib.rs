@@ -11,6 +11,7 @@
 //! Every handler resolves the tenant first (see [`tenant`]) and every error
 //! goes through [`ApiError`], whose kind maps to a status in one place.
 
+pub mod auth;
 pub mod config;
 mod error;
 mod metrics;
@@ -139,9 +140,32 @@ pub async fn serve(
         ))
     };
 
+    // Tokens rotate without a restart: the file is re-read when it changes.
+    let auth_reload = {
+        let state = Arc::clone(&state);
+        let mut stop = flusher_stop_tx.subscribe();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(state.config.auth.reload_interval);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = stop.changed() => return,
+                }
+                match state.auth.reload_if_changed() {
+                    Ok(Some(n)) => info!(tokens = n, "auth tokens reloaded"),
+                    Ok(None) => {}
+                    Err(reason) => {
+                        error!(%reason, "auth tokens file not reloaded; the previous tokens stay in force")
+                    }
+                }
+            }
+        })
+    };
+
     let served = server.await;
     let _ = flusher_stop_tx.send(true);
     let _ = retention.await;
+    let _ = auth_reload.await;
     if let Some(f) = flusher {
         let _ = f.await;
     }

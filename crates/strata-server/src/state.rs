@@ -24,6 +24,8 @@ pub struct AppState {
     pub head: Arc<Head>,
     pub query: QueryEngine,
     pub metrics: Arc<Metrics>,
+    /// Tokens → tenant and roles (pass-through when auth is off).
+    pub auth: crate::auth::Authenticator,
     wal: OnceLock<Arc<dyn Wal>>,
     /// One log line per kind of skipped item, so the log says it once.
     pub(crate) skipped_logged: [AtomicBool; 3],
@@ -39,7 +41,19 @@ impl std::fmt::Debug for AppState {
 
 impl AppState {
     pub fn new(config: ServerConfig, storage: Arc<Storage>) -> Arc<Self> {
+        let auth = if config.auth.enabled {
+            crate::auth::Authenticator::new(true, config.auth.tokens.clone(), config.auth.tokens_file.clone())
+                .unwrap_or_else(|reason| {
+                    // Validated at start; a file broken since then locks
+                    // every API until it is fixed, rather than opening them.
+                    tracing::error!(%reason, "auth tokens unreadable: refusing every request until fixed");
+                    crate::auth::Authenticator::locked()
+                })
+        } else {
+            crate::auth::Authenticator::disabled()
+        };
         Arc::new(Self {
+            auth,
             config,
             query: QueryEngine::new(Arc::clone(&storage)),
             head: Arc::clone(storage.head()),

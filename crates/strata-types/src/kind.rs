@@ -9,8 +9,11 @@
 pub enum ErrorKind {
     /// The request is malformed or invalid; retrying it unchanged fails again.
     BadInput,
-    /// The request names no tenant, or an unacceptable one.
+    /// The request names no tenant, or an unacceptable one; or carries no
+    /// valid credentials.
     Unauthenticated,
+    /// Valid credentials that do not allow this (role, tenant).
+    Forbidden,
     /// Content type or encoding this endpoint does not speak.
     UnsupportedMediaType,
     /// The request body is larger than allowed.

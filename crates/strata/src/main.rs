@@ -36,6 +36,43 @@ enum Command {
     Retention(tools::RetentionArgs),
     /// Write a tenant's samples in a time range to Parquet or CSV.
     Export(tools::ExportArgs),
+    /// Make an API token: prints the token once and the entry (its
+    /// SHA-256, tenant, roles) to add to the tokens file.
+    Token(TokenArgs),
+}
+
+#[derive(Debug, Args)]
+struct TokenArgs {
+    /// Tenant the token acts for.
+    #[arg(long)]
+    tenant: String,
+    /// Comma-separated: read, write, admin.
+    #[arg(long, value_delimiter = ',', default_value = "read")]
+    roles: Vec<String>,
+    /// Name shown in logs and errors.
+    #[arg(long, default_value = "")]
+    name: String,
+}
+
+fn new_token(args: &TokenArgs) -> Result<String, String> {
+    strata_types::TenantId::try_new(&args.tenant).map_err(|e| format!("--tenant: {e}"))?;
+    for r in &args.roles {
+        if !["read", "write", "admin"].contains(&r.as_str()) {
+            return Err(format!("--roles: unknown role {r:?} (read, write, admin)"));
+        }
+    }
+    // 32 random bytes from the OS, as 64 hex digits.
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| format!("no randomness from the OS: {e}"))?;
+    let token = format!("strata_{}", hex::encode(bytes));
+    let roles: Vec<String> = args.roles.iter().map(|r| format!("{r:?}")).collect();
+    Ok(format!(
+        "# token (shown once; give it to the client):\n# {token}\n[[token]]\nname = {:?}\nsha256 = \"{}\"\ntenant = {:?}\nroles = [{}]\n",
+        args.name,
+        strata_server::auth::token_digest(&token),
+        args.tenant,
+        roles.join(", ")
+    ))
 }
 
 #[derive(Debug, Args)]
@@ -79,6 +116,11 @@ struct ServeArgs {
     /// Flush the head when it holds this many samples.
     #[arg(long, env = "STRATA_FLUSH_MAX_SAMPLES", value_name = "N")]
     flush_max_samples: Option<u64>,
+
+    /// Require API tokens, listed in this TOML file of [[token]] entries
+    /// (re-read when it changes; `strata token` makes entries).
+    #[arg(long, env = "STRATA_AUTH_TOKENS_FILE", value_name = "FILE")]
+    auth_tokens_file: Option<PathBuf>,
 
     /// PromQL: how far back a selector looks for a sample [default: 5m].
     #[arg(long, env = "STRATA_LOOKBACK_DELTA", value_name = "DURATION", value_parser = humantime::parse_duration)]
@@ -137,6 +179,10 @@ impl ServeArgs {
         }
         if let Some(v) = self.flush_max_samples {
             c.storage.flush_max_samples = v;
+        }
+        if let Some(v) = self.auth_tokens_file {
+            c.auth.tokens_file = Some(v);
+            c.auth.enabled = true;
         }
         if let Some(v) = self.lookback_delta {
             c.promql.lookback_delta = v;
@@ -216,6 +262,16 @@ fn main() -> ExitCode {
         Command::Compact(args) => tools::compact(args),
         Command::Retention(args) => tools::retention(args),
         Command::Export(args) => tools::export(args),
+        Command::Token(args) => match new_token(&args) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("strata token: {e}");
+                ExitCode::from(2)
+            }
+        },
         Command::Serve(args) => {
             let config = match args.resolve() {
                 Ok(c) => c,

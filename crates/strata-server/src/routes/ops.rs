@@ -46,12 +46,21 @@ pub(super) async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResp
 
 /// `POST /api/v1/admin/flush`: flushes the head now and reports what was
 /// written. For operators and tests; flushes otherwise run on their own.
-pub(super) async fn flush(State(state): State<Arc<AppState>>) -> axum::response::Response {
+pub(super) async fn flush(
+    State(state): State<Arc<AppState>>,
+    headers: axum::http::HeaderMap,
+) -> axum::response::Response {
     use axum::Json;
     use strata_types::ErrorKind;
 
     use crate::error::{ApiError, Shape};
 
+    if let Err(e) = state
+        .auth
+        .require_role(&headers, crate::auth::Role::Admin, Shape::Json)
+    {
+        return e.into_response();
+    }
     let Some(wal) = state.wal() else {
         return ApiError::new(
             ErrorKind::Unavailable,

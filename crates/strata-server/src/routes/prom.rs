@@ -21,8 +21,9 @@ use strata_query_lang::promql::{
 };
 use strata_types::{ErrorKind, TenantId};
 
+use crate::AppState;
+use crate::auth::Role;
 use crate::error::{ApiError, Shape};
-use crate::{AppState, tenant};
 
 const SHAPE: Shape = Shape::Json;
 
@@ -338,7 +339,12 @@ pub(super) async fn query(
 ) -> Response {
     reply(
         async {
-            let tenant = tenant::resolve(&headers, state.config.tenancy.require_tenant, SHAPE)?;
+            let tenant = state.auth.authorize(
+                &headers,
+                Role::Read,
+                state.config.tenancy.require_tenant,
+                SHAPE,
+            )?;
             let params = Params::new(raw, &headers, &body);
             let query = required(&params, "query")?;
             let t = params.time("time", now_ms())?;
@@ -358,7 +364,12 @@ pub(super) async fn query_range(
 ) -> Response {
     reply(
         async {
-            let tenant = tenant::resolve(&headers, state.config.tenancy.require_tenant, SHAPE)?;
+            let tenant = state.auth.authorize(
+                &headers,
+                Role::Read,
+                state.config.tenancy.require_tenant,
+                SHAPE,
+            )?;
             let params = Params::new(raw, &headers, &body);
             let query = required(&params, "query")?;
             required(&params, "start")?;
@@ -447,7 +458,12 @@ pub(super) async fn series(
 ) -> Response {
     reply(
         async {
-            let tenant = tenant::resolve(&headers, state.config.tenancy.require_tenant, SHAPE)?;
+            let tenant = state.auth.authorize(
+                &headers,
+                Role::Read,
+                state.config.tenancy.require_tenant,
+                SHAPE,
+            )?;
             let params = Params::new(raw, &headers, &body);
             if params.all("match[]").is_empty() {
                 return Err(bad("no match[] parameter provided"));
@@ -487,7 +503,12 @@ pub(super) async fn labels(
 ) -> Response {
     reply(
         async {
-            let tenant = tenant::resolve(&headers, state.config.tenancy.require_tenant, SHAPE)?;
+            let tenant = state.auth.authorize(
+                &headers,
+                Role::Read,
+                state.config.tenancy.require_tenant,
+                SHAPE,
+            )?;
             let params = Params::new(raw, &headers, &body);
             let limit = params.limit()?;
             let series = matching_series(&state, &tenant, &params).await?;
@@ -546,7 +567,12 @@ pub(super) async fn label_values(
 ) -> Response {
     reply(
         async {
-            let tenant = tenant::resolve(&headers, state.config.tenancy.require_tenant, SHAPE)?;
+            let tenant = state.auth.authorize(
+                &headers,
+                Role::Read,
+                state.config.tenancy.require_tenant,
+                SHAPE,
+            )?;
             let name = unescape_label_name(&name)?;
             let params = Params::new(raw, &headers, &[]);
             let limit = params.limit()?;
@@ -561,12 +587,17 @@ pub(super) async fn label_values(
     )
 }
 
-pub(super) async fn metadata() -> Response {
-    // Remote write 1.0 metadata is not stored yet: no metric has any.
-    envelope(json!({}), Vec::new(), Vec::new())
+pub(super) async fn metadata(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    reply(state.auth.authenticate(&headers, SHAPE).map(|()| {
+        // Remote write 1.0 metadata is not stored yet: no metric has any.
+        envelope(json!({}), Vec::new(), Vec::new())
+    }))
 }
 
-pub(super) async fn buildinfo() -> Response {
+pub(super) async fn buildinfo(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    if let Err(e) = state.auth.authenticate(&headers, SHAPE) {
+        return e.into_response();
+    }
     // No `features`: Grafana would take the server for Mimir.
     envelope(
         json!({
@@ -590,7 +621,12 @@ pub(super) async fn query_exemplars(
 ) -> Response {
     reply(
         async {
-            tenant::resolve(&headers, state.config.tenancy.require_tenant, SHAPE)?;
+            state.auth.authorize(
+                &headers,
+                Role::Read,
+                state.config.tenancy.require_tenant,
+                SHAPE,
+            )?;
             let params = Params::new(raw, &headers, &body);
             if let Some(q) = params.get("query") {
                 pq::parse(q).map_err(from_prom)?;

@@ -10,8 +10,9 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use strata_types::ErrorKind;
 
+use crate::auth::Role;
 use crate::error::{ApiError, Shape};
-use crate::{AppState, sql_json, tenant};
+use crate::{AppState, sql_json};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -36,7 +37,12 @@ async fn run(
     body: &[u8],
 ) -> Result<serde_json::Value, ApiError> {
     let shape = Shape::Json;
-    let tenant = tenant::resolve(headers, state.config.tenancy.require_tenant, shape)?;
+    let tenant = state.auth.authorize(
+        headers,
+        Role::Read,
+        state.config.tenancy.require_tenant,
+        shape,
+    )?;
     let req: SqlRequest = serde_json::from_slice(body).map_err(|e| {
         ApiError::new(
             ErrorKind::BadInput,

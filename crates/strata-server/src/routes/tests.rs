@@ -713,3 +713,143 @@ async fn prometheus_api_limits_answer_like_prometheus() {
         serde_json::json!(["results truncated due to limit"])
     );
 }
+
+fn with_token(mut req: Request<Body>, auth: &str) -> Request<Body> {
+    req.headers_mut().insert(
+        "Authorization",
+        axum::http::HeaderValue::from_str(auth).unwrap(),
+    );
+    req
+}
+
+#[tokio::test]
+async fn with_auth_on_tokens_decide_tenant_and_what_is_allowed() {
+    use crate::auth::{Role, TokenEntry, token_digest};
+    let entry = |token: &str, tenant: &str, roles: Vec<Role>| TokenEntry {
+        name: token.into(),
+        sha256: token_digest(token),
+        tenant: tenant.into(),
+        roles,
+    };
+    let mut config = ServerConfig::default();
+    config.auth.enabled = true;
+    config.auth.tokens = vec![
+        entry("a-writer", "tenant-a", vec![Role::Write]),
+        entry("a-reader", "tenant-a", vec![Role::Read]),
+        entry("b-reader", "tenant-b", vec![Role::Read]),
+        entry("ops", "ops", vec![Role::Admin]),
+    ];
+    config.validate().unwrap();
+    let (app, _, _) = app_with(config).await;
+    let body = || {
+        payload(vec![series(
+            &[("__name__", "secret"), ("job", "a")],
+            &[(1_000, 42.0)],
+        )])
+    };
+
+    // No token: 401 with the schemes to use; a bad one: 401.
+    let resp = app.clone().oneshot(write_req(None, body())).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    assert!(resp.headers().get("WWW-Authenticate").is_some());
+    assert_eq!(
+        send(&app, with_token(write_req(None, body()), "Bearer guess"))
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+    // A reader may not write; a writer may, into its own tenant only.
+    assert_eq!(
+        send(&app, with_token(write_req(None, body()), "Bearer a-reader"))
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        send(
+            &app,
+            with_token(write_req(Some("tenant-b"), body()), "Bearer a-writer")
+        )
+        .await
+        .0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        send(&app, with_token(write_req(None, body()), "Bearer a-writer"))
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
+
+    let query = |auth: &str, tenant: Option<&str>| {
+        let mut b = Request::get("/api/v1/query?query=secret&time=1").header("Authorization", auth);
+        if let Some(t) = tenant {
+            b = b.header("X-Scope-OrgID", t);
+        }
+        b.body(Body::empty()).unwrap()
+    };
+    let (status, text) = send(&app, query("Bearer a-reader", None)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(text.contains("\"42\""), "{text}");
+    // Tenant B's reader sees nothing of A's, and cannot ask for A.
+    let (status, text) = send(&app, query("Bearer b-reader", None)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!text.contains("secret"), "{text}");
+    let (status, text) = send(&app, query("Bearer b-reader", Some("tenant-a"))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(text.contains("forbidden"), "{text}");
+    // Grafana's Basic auth: any user, the token as password.
+    let basic = format!("Basic {}", {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode("grafana:a-reader")
+    });
+    assert_eq!(send(&app, query(&basic, None)).await.0, StatusCode::OK);
+    // SQL is tenant-scoped the same way.
+    let sql_req = |auth: &str| {
+        Request::post("/api/v1/sql")
+            .header("Content-Type", "application/json")
+            .header("Authorization", auth)
+            .body(Body::from(
+                serde_json::json!({"query": "SELECT count(*) AS n FROM samples"}).to_string(),
+            ))
+            .unwrap()
+    };
+    let (status, text) = send(&app, sql_req("Bearer b-reader")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        text.contains("[[0]]") || text.contains("\"n\":0") || text.contains("[0]"),
+        "{text}"
+    );
+    // Admin operations need the admin role; health and metrics stay open.
+    let flush = |auth: &str| {
+        Request::post("/api/v1/admin/flush")
+            .header("Authorization", auth)
+            .body(Body::empty())
+            .unwrap()
+    };
+    assert_eq!(
+        send(&app, flush("Bearer a-writer")).await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(send(&app, flush("Bearer ops")).await.0, StatusCode::OK);
+    for path in ["/-/healthy", "/-/ready", "/metrics"] {
+        assert_eq!(
+            send(&app, Request::get(path).body(Body::empty()).unwrap())
+                .await
+                .0,
+            StatusCode::OK,
+            "{path}"
+        );
+    }
+    assert_eq!(
+        send(
+            &app,
+            Request::get("/api/v1/status/buildinfo")
+                .body(Body::empty())
+                .unwrap()
+        )
+        .await
+        .0,
+        StatusCode::UNAUTHORIZED
+    );
+}

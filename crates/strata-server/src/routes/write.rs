@@ -11,8 +11,9 @@ use strata_storage::StorageError;
 use strata_types::ErrorKind;
 use tracing::debug;
 
+use crate::AppState;
+use crate::auth::Role;
 use crate::error::{ApiError, Shape};
-use crate::{AppState, tenant};
 
 /// Decodes, validates, makes durable, applies to the head, then answers 204.
 /// Nothing is stored unless the whole request is valid.
@@ -37,7 +38,12 @@ pub(super) const BLOCKING_DECODE_BYTES: usize = 1 << 20;
 
 async fn write(state: &AppState, headers: &HeaderMap, body: Bytes) -> Result<u64, ApiError> {
     let shape = Shape::PlainText;
-    let tenant = tenant::resolve(headers, state.config.tenancy.require_tenant, shape)?;
+    let tenant = state.auth.authorize(
+        headers,
+        Role::Write,
+        state.config.tenancy.require_tenant,
+        shape,
+    )?;
     let text = |name| {
         headers
             .get(name)
