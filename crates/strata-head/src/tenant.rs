@@ -261,6 +261,21 @@ impl TenantHead {
         self.index.read().series.len()
     }
 
+    /// Whether the head holds series `id`.
+    pub fn contains(&self, id: SeriesId) -> bool {
+        self.index.read().by_id.contains_key(&id)
+    }
+
+    /// Series the head holds with `__name__ = metric`.
+    pub fn metric_series_count(&self, metric: &str) -> u64 {
+        let index = self.index.read();
+        index
+            .sym(strata_types::METRIC_NAME_LABEL)
+            .zip(index.sym(metric))
+            .and_then(|k| index.postings.get(&k))
+            .map_or(0, RoaringBitmap::len)
+    }
+
     /// Stored sample records and the heap bytes holding them (compressed
     /// chunks plus out-of-order patches). Walks every series: for metrics
     /// scrapes, not hot paths.

@@ -112,6 +112,10 @@ pub struct LimitsConfig {
     pub max_request_size: ByteSize,
     /// Largest remote-write body after snappy decompression.
     pub max_decoded_size: ByteSize,
+    /// Every tenant's limits unless overridden (`[limits.tenant_defaults]`).
+    pub tenant_defaults: crate::limits::TenantLimits,
+    /// `[tenants.<id>]` tables of limits, re-read when the file changes.
+    pub overrides_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -161,6 +165,8 @@ impl Default for LimitsConfig {
         Self {
             max_request_size: ByteSize(32 << 20),
             max_decoded_size: ByteSize(128 << 20),
+            tenant_defaults: crate::limits::TenantLimits::default(),
+            overrides_file: None,
         }
     }
 }
@@ -234,6 +240,14 @@ impl ServerConfig {
                 "must be at least limits.max_request_size",
             );
         }
+        crate::limits::Limits::new(
+            self.limits.tenant_defaults.clone(),
+            self.limits.overrides_file.clone(),
+        )
+        .map_err(|reason| ConfigError::Invalid {
+            field: "limits",
+            reason,
+        })?;
         if self.auth.enabled {
             if self.auth.tokens.is_empty() && self.auth.tokens_file.is_none() {
                 return invalid("auth", "enabled without tokens or a tokens_file");

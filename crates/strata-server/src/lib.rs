@@ -14,6 +14,7 @@
 pub mod auth;
 pub mod config;
 mod error;
+pub mod limits;
 mod metrics;
 mod routes;
 mod sql_json;
@@ -140,7 +141,8 @@ pub async fn serve(
         ))
     };
 
-    // Tokens rotate without a restart: the file is re-read when it changes.
+    // Tokens and limit overrides change without a restart: their files are
+    // re-read when they change.
     let auth_reload = {
         let state = Arc::clone(&state);
         let mut stop = flusher_stop_tx.subscribe();

@@ -21,6 +21,8 @@ pub struct Metrics {
     registry: Registry,
     pub samples_ingested: Family<Labels, Counter>,
     pub ingest_skipped: Family<Labels, Counter>,
+    /// Requests refused by a per-tenant limit, by tenant and limit.
+    pub rejected: Family<Labels, Counter>,
     pub http_requests: Family<Labels, Counter>,
     pub http_duration: Family<Labels, Histogram>,
     pub wal_fsync: Histogram,
@@ -73,6 +75,12 @@ impl Metrics {
             "ingest_skipped",
             "Items received but not stored yet (exemplars, histograms, metadata), by kind",
             ingest_skipped.clone(),
+        );
+        let rejected = Family::<Labels, Counter>::default();
+        registry.register(
+            "rejected",
+            "Requests refused by a per-tenant limit, by tenant and reason (the limit's name)",
+            rejected.clone(),
         );
         let http_requests = Family::<Labels, Counter>::default();
         registry.register(
@@ -240,6 +248,7 @@ impl Metrics {
             registry,
             samples_ingested,
             ingest_skipped,
+            rejected,
             http_requests,
             http_duration,
             wal_fsync,

@@ -26,6 +26,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Tokens → tenant and roles (pass-through when auth is off).
     pub auth: crate::auth::Authenticator,
+    /// Per-tenant limits and the state enforcing them.
+    pub limits: Arc<crate::limits::Limits>,
     wal: OnceLock<Arc<dyn Wal>>,
     /// One log line per kind of skipped item, so the log says it once.
     pub(crate) skipped_logged: [AtomicBool; 3],
@@ -52,8 +54,18 @@ impl AppState {
         } else {
             crate::auth::Authenticator::disabled()
         };
+        let limits = crate::limits::Limits::new(
+            config.limits.tenant_defaults.clone(),
+            config.limits.overrides_file.clone(),
+        )
+        .unwrap_or_else(|reason| {
+            // Validated at start: a file broken since then leaves the defaults.
+            tracing::error!(%reason, "limit overrides unreadable: using the defaults");
+            crate::limits::Limits::with_defaults(config.limits.tenant_defaults.clone())
+        });
         Arc::new(Self {
             auth,
+            limits: Arc::new(limits),
             config,
             query: QueryEngine::new(Arc::clone(&storage)),
             head: Arc::clone(storage.head()),
@@ -70,6 +82,23 @@ impl AppState {
         let _ = state.wal.set(wal);
         state.metrics.set_ready();
         state
+    }
+
+    /// Counts a limit's refusal and turns it into the request's error.
+    pub fn refused(
+        &self,
+        tenant: &strata_types::TenantId,
+        r: crate::limits::Refusal,
+        shape: crate::error::Shape,
+    ) -> crate::error::ApiError {
+        self.metrics
+            .rejected
+            .get_or_create(&vec![
+                ("tenant", tenant.to_string()),
+                ("reason", r.reason.to_owned()),
+            ])
+            .inc();
+        crate::error::ApiError::new(r.kind, r.message, shape)
     }
 
     /// The WAL once replay has finished; `None` while starting.

@@ -122,6 +122,11 @@ struct ServeArgs {
     #[arg(long, env = "STRATA_AUTH_TOKENS_FILE", value_name = "FILE")]
     auth_tokens_file: Option<PathBuf>,
 
+    /// Per-tenant limit overrides: a TOML file of [tenants.<id>] tables
+    /// (re-read when it changes).
+    #[arg(long, env = "STRATA_LIMITS_OVERRIDES_FILE", value_name = "FILE")]
+    limits_overrides_file: Option<PathBuf>,
+
     /// PromQL: how far back a selector looks for a sample [default: 5m].
     #[arg(long, env = "STRATA_LOOKBACK_DELTA", value_name = "DURATION", value_parser = humantime::parse_duration)]
     lookback_delta: Option<std::time::Duration>,
@@ -183,6 +188,9 @@ impl ServeArgs {
         if let Some(v) = self.auth_tokens_file {
             c.auth.tokens_file = Some(v);
             c.auth.enabled = true;
+        }
+        if let Some(v) = self.limits_overrides_file {
+            c.limits.overrides_file = Some(v);
         }
         if let Some(v) = self.lookback_delta {
             c.promql.lookback_delta = v;

@@ -236,9 +236,18 @@ async fn evaluate(
         Some(ms) if ms > 0 => Duration::from_millis(u64::try_from(ms).unwrap_or(0)),
         _ => cfg.lookback_delta,
     };
+    let _slot = state
+        .limits
+        .start_query(tenant)
+        .map_err(|r| state.refused(tenant, r, SHAPE))?;
+    let tenant_max = state.limits.of(tenant).max_query_samples;
     let engine = Engine::new(EngineConfig {
         lookback,
-        max_samples: cfg.max_samples,
+        max_samples: if tenant_max > 0 {
+            cfg.max_samples.min(tenant_max)
+        } else {
+            cfg.max_samples
+        },
         max_points: cfg.max_points,
         ..EngineConfig::default()
     });

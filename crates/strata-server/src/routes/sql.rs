@@ -50,6 +50,10 @@ async fn run(
             shape,
         )
     })?;
+    let _slot = state
+        .limits
+        .start_query(&tenant)
+        .map_err(|r| state.refused(&tenant, r, shape))?;
     let out = state
         .query
         .sql(&tenant, &req.query)

@@ -853,3 +853,56 @@ async fn with_auth_on_tokens_decide_tenant_and_what_is_allowed() {
         StatusCode::UNAUTHORIZED
     );
 }
+
+#[tokio::test]
+async fn tenant_limits_refuse_whole_requests_and_are_counted() {
+    let mut config = ServerConfig::default();
+    config.limits.tenant_defaults.max_series = 3;
+    config.limits.tenant_defaults.max_label_value_length = 16;
+    let (app, _, wal) = app_with(config).await;
+    let s = |i: usize| series(&[("__name__", "m"), ("i", &i.to_string())], &[(1_000, 1.0)]);
+    assert_eq!(
+        send(&app, write_req(Some("a"), payload(vec![s(1), s(2), s(3)])))
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
+    let records = wal.records().len();
+    // Two new series (one would fit): the whole request is refused.
+    let (status, text) = send(&app, write_req(Some("a"), payload(vec![s(1), s(4), s(5)]))).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{text}");
+    assert!(
+        text.contains("max_series") && text.contains("limit of 3"),
+        "{text}"
+    );
+    assert_eq!(wal.records().len(), records, "nothing written");
+    // Known series still flow; another tenant has its own budget.
+    assert_eq!(
+        send(&app, write_req(Some("a"), payload(vec![s(2)])))
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        send(&app, write_req(Some("b"), payload(vec![s(4), s(5)])))
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
+    // A label value over its length: 400 (the sender must drop it).
+    let long = series(
+        &[("__name__", "m"), ("i", "a-value-far-too-long")],
+        &[(1_000, 1.0)],
+    );
+    let (status, text) = send(&app, write_req(Some("b"), payload(vec![long]))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+    assert!(text.contains("max_label_value_length"), "{text}");
+    let (_, metrics) = send(&app, Request::get("/metrics").body(Body::empty()).unwrap()).await;
+    assert!(
+        metrics.contains(r#"strata_rejected_total{tenant="a",reason="max_series"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"strata_rejected_total{tenant="b",reason="max_label_value_length"} 1"#)
+    );
+}

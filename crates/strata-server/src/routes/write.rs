@@ -100,6 +100,11 @@ async fn write(state: &AppState, headers: &HeaderMap, body: Bytes) -> Result<u64
     if samples == 0 {
         return Ok(0);
     }
+    let head = state.head.tenant(&tenant);
+    state
+        .limits
+        .check_ingest(&batch, head.as_deref())
+        .map_err(|r| state.refused(&tenant, r, shape))?;
     state
         .storage
         .write(wal.as_ref(), batch)

@@ -1,0 +1,478 @@
+//! Per-tenant limits: defaults in the config, overrides per tenant in a
+//! file that is re-read when it changes.
+//!
+//! Ingest: a request is checked whole before anything is written, so a
+//! refused request stores nothing. Label shape limits (labels per series,
+//! name and value length) are the sender's data problem: 400, which remote
+//! write senders drop rather than retry. Rate and series limits are
+//! throttling: 429, which they retry with backoff. Every refusal names the
+//! limit and its value and is counted in `strata_rejected_total{tenant,
+//! reason}`.
+//!
+//! Series limits count the active head's series (the series written since
+//! the last flush); concurrent requests are checked independently, so a
+//! limit may be passed by at most the new series of requests in flight.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use parking_lot::{Mutex, RwLock};
+use serde::Deserialize;
+use strata_head::TenantHead;
+use strata_types::{ErrorKind, METRIC_NAME_LABEL, TenantId, WriteBatch};
+
+/// One tenant's limits; 0 means unlimited.
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TenantLimits {
+    /// Samples per second accepted (token bucket refill).
+    pub ingest_rate: f64,
+    /// Samples a burst may hold above the rate.
+    pub ingest_burst: u64,
+    /// Series in the active head.
+    pub max_series: u64,
+    /// Series in the active head per metric name.
+    pub max_series_per_metric: u64,
+    /// Labels per series, `__name__` included.
+    pub max_labels_per_series: usize,
+    pub max_label_name_length: usize,
+    pub max_label_value_length: usize,
+    /// PromQL/SQL queries running at once.
+    pub max_concurrent_queries: usize,
+    /// Samples one PromQL query may load (also capped by `promql.max_samples`).
+    pub max_query_samples: usize,
+}
+
+impl Default for TenantLimits {
+    fn default() -> Self {
+        Self {
+            ingest_rate: 0.0,
+            ingest_burst: 0,
+            max_series: 0,
+            max_series_per_metric: 0,
+            max_labels_per_series: 64,
+            max_label_name_length: 1024,
+            max_label_value_length: 4096,
+            max_concurrent_queries: 0,
+            max_query_samples: 0,
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OverridesFile {
+    #[serde(default)]
+    tenants: HashMap<String, toml::Table>,
+}
+
+/// A refused request: which limit, for the metric and the message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Refusal {
+    pub kind: ErrorKind,
+    pub reason: &'static str,
+    pub message: String,
+}
+
+fn refuse(kind: ErrorKind, reason: &'static str, message: String) -> Refusal {
+    Refusal {
+        kind,
+        reason,
+        message,
+    }
+}
+
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+/// Defaults, overrides and the running state limits need.
+pub struct Limits {
+    defaults: TenantLimits,
+    file: Option<PathBuf>,
+    file_mtime: Mutex<Option<SystemTime>>,
+    overrides: RwLock<HashMap<String, TenantLimits>>,
+    buckets: Mutex<HashMap<TenantId, Bucket>>,
+    queries: Mutex<HashMap<TenantId, usize>>,
+}
+
+impl std::fmt::Debug for Limits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Limits")
+            .field("defaults", &self.defaults)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Merges a tenant's partial table over the defaults.
+fn merge(defaults: &TenantLimits, partial: &toml::Table) -> Result<TenantLimits, String> {
+    let mut full = toml::Table::try_from(defaults).map_err(|e| e.to_string())?;
+    for (k, v) in partial {
+        full.insert(k.clone(), v.clone());
+    }
+    full.try_into().map_err(|e: toml::de::Error| e.to_string())
+}
+
+fn read_overrides(
+    path: &Path,
+    defaults: &TenantLimits,
+) -> Result<HashMap<String, TenantLimits>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let file: OverridesFile =
+        toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut out = HashMap::new();
+    for (tenant, partial) in file.tenants {
+        TenantId::try_new(&tenant)
+            .map_err(|e| format!("{}: tenants.{tenant}: {e}", path.display()))?;
+        let l = merge(defaults, &partial)
+            .map_err(|e| format!("{}: tenants.{tenant}: {e}", path.display()))?;
+        out.insert(tenant, l);
+    }
+    Ok(out)
+}
+
+impl Limits {
+    /// The same limits for every tenant.
+    pub fn with_defaults(defaults: TenantLimits) -> Self {
+        Self {
+            defaults,
+            file: None,
+            file_mtime: Mutex::new(None),
+            overrides: RwLock::new(HashMap::new()),
+            buckets: Mutex::new(HashMap::new()),
+            queries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Defaults and an overrides file, which must load.
+    pub fn new(defaults: TenantLimits, file: Option<PathBuf>) -> Result<Self, String> {
+        let limits = Self {
+            file,
+            ..Self::with_defaults(defaults)
+        };
+        limits.reload()?;
+        Ok(limits)
+    }
+
+    fn reload(&self) -> Result<usize, String> {
+        let Some(path) = &self.file else {
+            return Ok(0);
+        };
+        let o = read_overrides(path, &self.defaults)?;
+        let n = o.len();
+        *self.overrides.write() = o;
+        *self.file_mtime.lock() = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+        Ok(n)
+    }
+
+    /// Re-reads the overrides file if it changed; a broken file keeps the
+    /// overrides in force.
+    pub fn reload_if_changed(&self) -> Result<Option<usize>, String> {
+        let Some(path) = &self.file else {
+            return Ok(None);
+        };
+        let mtime = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+        if mtime.is_some() && mtime == *self.file_mtime.lock() {
+            return Ok(None);
+        }
+        self.reload().map(Some)
+    }
+
+    /// The limits in force for `tenant`.
+    pub fn of(&self, tenant: &TenantId) -> TenantLimits {
+        self.overrides
+            .read()
+            .get(tenant.as_str())
+            .cloned()
+            .unwrap_or_else(|| self.defaults.clone())
+    }
+
+    /// Checks a whole write request; takes its samples from the rate
+    /// bucket only if everything else passes.
+    pub fn check_ingest(
+        &self,
+        batch: &WriteBatch,
+        head: Option<&TenantHead>,
+    ) -> Result<(), Refusal> {
+        let tenant = &batch.tenant;
+        let l = self.of(tenant);
+        for s in batch.series() {
+            let n = s.label_count();
+            if l.max_labels_per_series > 0 && n > l.max_labels_per_series {
+                return Err(refuse(
+                    ErrorKind::BadInput,
+                    "max_labels_per_series",
+                    format!(
+                        "series {}{{…}} has {n} labels, over the limit of {} (max_labels_per_series) for tenant {tenant}",
+                        s.label(METRIC_NAME_LABEL).unwrap_or(""),
+                        l.max_labels_per_series
+                    ),
+                ));
+            }
+            for (name, value) in s.labels() {
+                if l.max_label_name_length > 0 && name.len() > l.max_label_name_length {
+                    return Err(refuse(
+                        ErrorKind::BadInput,
+                        "max_label_name_length",
+                        format!(
+                            "label name {:?}… is {} bytes, over the limit of {} (max_label_name_length) for tenant {tenant}",
+                            name.chars().take(64).collect::<String>(),
+                            name.len(),
+                            l.max_label_name_length
+                        ),
+                    ));
+                }
+                if l.max_label_value_length > 0 && value.len() > l.max_label_value_length {
+                    return Err(refuse(
+                        ErrorKind::BadInput,
+                        "max_label_value_length",
+                        format!(
+                            "value of label {name} is {} bytes, over the limit of {} (max_label_value_length) for tenant {tenant}",
+                            value.len(),
+                            l.max_label_value_length
+                        ),
+                    ));
+                }
+            }
+        }
+        if l.max_series > 0 || l.max_series_per_metric > 0 {
+            let mut new_ids = HashSet::new();
+            let mut per_metric: HashMap<&str, u64> = HashMap::new();
+            for s in batch.series() {
+                let id = s.series_id();
+                if head.is_some_and(|h| h.contains(id)) || !new_ids.insert(id) {
+                    continue;
+                }
+                *per_metric
+                    .entry(s.label(METRIC_NAME_LABEL).unwrap_or(""))
+                    .or_default() += 1;
+            }
+            let held = head.map_or(0, |h| h.series_count() as u64);
+            if l.max_series > 0 && held + new_ids.len() as u64 > l.max_series {
+                return Err(refuse(
+                    ErrorKind::Limit,
+                    "max_series",
+                    format!(
+                        "tenant {tenant} has {held} active series; {} new ones would pass the limit of {} (max_series)",
+                        new_ids.len(),
+                        l.max_series
+                    ),
+                ));
+            }
+            if l.max_series_per_metric > 0 {
+                for (metric, new) in per_metric {
+                    let held = head.map_or(0, |h| h.metric_series_count(metric));
+                    if held + new > l.max_series_per_metric {
+                        return Err(refuse(
+                            ErrorKind::Limit,
+                            "max_series_per_metric",
+                            format!(
+                                "metric {metric} of tenant {tenant} has {held} active series; {new} new ones would pass the limit of {} (max_series_per_metric)",
+                                l.max_series_per_metric
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        if l.ingest_rate > 0.0 {
+            let need = batch.sample_count() as f64;
+            let burst = (l.ingest_burst as f64).max(l.ingest_rate);
+            let mut buckets = self.buckets.lock();
+            let now = Instant::now();
+            let b = buckets.entry(tenant.clone()).or_insert(Bucket {
+                tokens: burst,
+                at: now,
+            });
+            b.tokens =
+                (b.tokens + now.duration_since(b.at).as_secs_f64() * l.ingest_rate).min(burst);
+            b.at = now;
+            if need > b.tokens {
+                return Err(refuse(
+                    ErrorKind::Limit,
+                    "ingest_rate",
+                    format!(
+                        "tenant {tenant} is over its ingest rate of {} samples/s (burst {}): {need} samples refused, retry later",
+                        l.ingest_rate, burst
+                    ),
+                ));
+            }
+            b.tokens -= need;
+        }
+        Ok(())
+    }
+
+    /// A slot for one query of `tenant`, released when dropped.
+    pub fn start_query(self: &Arc<Self>, tenant: &TenantId) -> Result<QuerySlot, Refusal> {
+        let max = self.of(tenant).max_concurrent_queries;
+        let mut q = self.queries.lock();
+        let running = q.entry(tenant.clone()).or_default();
+        if max > 0 && *running >= max {
+            return Err(refuse(
+                ErrorKind::Limit,
+                "max_concurrent_queries",
+                format!(
+                    "tenant {tenant} already runs {running} queries, the limit (max_concurrent_queries); retry later"
+                ),
+            ));
+        }
+        *running += 1;
+        Ok(QuerySlot {
+            limits: Arc::clone(self),
+            tenant: tenant.clone(),
+        })
+    }
+}
+
+/// A running query's place in its tenant's count.
+pub struct QuerySlot {
+    limits: Arc<Limits>,
+    tenant: TenantId,
+}
+
+impl Drop for QuerySlot {
+    fn drop(&mut self) {
+        if let Some(n) = self.limits.queries.lock().get_mut(&self.tenant) {
+            *n = n.saturating_sub(1);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use strata_types::{Labels, Sample};
+
+    use super::*;
+
+    fn batch(tenant: &str, series: &[&[(&str, &str)]], samples_each: usize) -> WriteBatch {
+        let mut b = WriteBatch::new(TenantId::try_new(tenant).unwrap());
+        for s in series {
+            let labels = Labels::try_from_unsorted(
+                s.iter()
+                    .map(|(n, v)| strata_types::Label::new(*n, *v))
+                    .collect(),
+            )
+            .unwrap();
+            let samples: Vec<Sample> = (0..samples_each)
+                .map(|i| Sample {
+                    timestamp_ms: i as i64,
+                    value: 1.0,
+                })
+                .collect();
+            b.push(&labels, &samples);
+        }
+        b
+    }
+
+    #[test]
+    fn label_shape_limits_are_400s_naming_the_limit() {
+        let l = Limits::new(
+            TenantLimits {
+                max_labels_per_series: 2,
+                max_label_value_length: 5,
+                ..TenantLimits::default()
+            },
+            None,
+        )
+        .unwrap();
+        let r = l
+            .check_ingest(
+                &batch("t", &[&[("__name__", "m"), ("a", "1"), ("b", "2")]], 1),
+                None,
+            )
+            .unwrap_err();
+        assert_eq!(
+            (r.kind, r.reason),
+            (ErrorKind::BadInput, "max_labels_per_series")
+        );
+        assert!(r.message.contains("limit of 2"), "{}", r.message);
+        let r = l
+            .check_ingest(
+                &batch("t", &[&[("__name__", "m"), ("a", "too long")]], 1),
+                None,
+            )
+            .unwrap_err();
+        assert_eq!(r.reason, "max_label_value_length");
+        assert!(
+            l.check_ingest(&batch("t", &[&[("__name__", "m"), ("a", "ok")]], 1), None)
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn ingest_rate_is_a_token_bucket_per_tenant() {
+        let l = Limits::new(
+            TenantLimits {
+                ingest_rate: 10.0,
+                ingest_burst: 20,
+                ..TenantLimits::default()
+            },
+            None,
+        )
+        .unwrap();
+        let s: &[(&str, &str)] = &[("__name__", "m")];
+        assert!(l.check_ingest(&batch("a", &[s], 15), None).is_ok());
+        let r = l.check_ingest(&batch("a", &[s], 15), None).unwrap_err();
+        assert_eq!((r.kind, r.reason), (ErrorKind::Limit, "ingest_rate"));
+        // Another tenant has its own bucket.
+        assert!(l.check_ingest(&batch("b", &[s], 15), None).is_ok());
+    }
+
+    #[test]
+    fn overrides_file_merges_over_defaults_and_reloads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("limits.toml");
+        std::fs::write(&path, "[tenants.big]\nmax_series = 1000\n").unwrap();
+        let l = Limits::new(
+            TenantLimits {
+                max_series: 10,
+                ..TenantLimits::default()
+            },
+            Some(path.clone()),
+        )
+        .unwrap();
+        let big = TenantId::try_new("big").unwrap();
+        let small = TenantId::try_new("small").unwrap();
+        assert_eq!(l.of(&big).max_series, 1000);
+        assert_eq!(l.of(&big).max_labels_per_series, 64);
+        assert_eq!(l.of(&small).max_series, 10);
+        std::fs::write(&path, "[tenants.big]\nmax_series = 5\n").unwrap();
+        let f = std::fs::File::options().append(true).open(&path).unwrap();
+        f.set_modified(SystemTime::now() + std::time::Duration::from_secs(1))
+            .unwrap();
+        assert_eq!(l.reload_if_changed(), Ok(Some(1)));
+        assert_eq!(l.of(&big).max_series, 5);
+        std::fs::write(&path, "[tenants.big]\nmax_sereis = 5\n").unwrap();
+        let f = std::fs::File::options().append(true).open(&path).unwrap();
+        f.set_modified(SystemTime::now() + std::time::Duration::from_secs(2))
+            .unwrap();
+        assert!(l.reload_if_changed().is_err());
+        assert_eq!(l.of(&big).max_series, 5);
+    }
+
+    #[test]
+    fn concurrent_queries_are_counted_per_tenant() {
+        let l = Arc::new(
+            Limits::new(
+                TenantLimits {
+                    max_concurrent_queries: 1,
+                    ..TenantLimits::default()
+                },
+                None,
+            )
+            .unwrap(),
+        );
+        let a = TenantId::try_new("a").unwrap();
+        let slot = l.start_query(&a).unwrap();
+        assert_eq!(
+            l.start_query(&a).err().map(|r| r.reason),
+            Some("max_concurrent_queries")
+        );
+        assert!(l.start_query(&TenantId::try_new("b").unwrap()).is_ok());
+        drop(slot);
+        assert!(l.start_query(&a).is_ok());
+    }
+}
