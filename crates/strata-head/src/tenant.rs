@@ -377,6 +377,43 @@ impl TenantHead {
         v.sort();
         v
     }
+
+    /// Every label name with its number of distinct values and of series
+    /// carrying it (the cardinality API's view of the head).
+    pub fn label_name_cardinality(&self) -> Vec<(Arc<str>, u64, u64)> {
+        let index = self.index.read();
+        index
+            .values
+            .iter()
+            .map(|(n, vals)| {
+                let series: u64 = vals
+                    .iter()
+                    .filter_map(|v| index.postings.get(&(*n, *v)))
+                    .map(RoaringBitmap::len)
+                    .sum();
+                (Arc::clone(index.str(*n)), vals.len() as u64, series)
+            })
+            .collect()
+    }
+
+    /// Values of `name` with the number of series carrying each.
+    pub fn label_value_cardinality(&self, name: &str) -> Vec<(Arc<str>, u64)> {
+        let index = self.index.read();
+        let Some(n) = index.sym(name) else {
+            return Vec::new();
+        };
+        index
+            .values
+            .get(&n)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .map(|v| {
+                let count = index.postings.get(&(n, *v)).map_or(0, RoaringBitmap::len);
+                (Arc::clone(index.str(*v)), count)
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! The router and request accounting.
 
+mod cardinality;
 mod ops;
 mod prom;
 mod sql;
@@ -43,6 +44,8 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/api/v1/format_query",
             get(prom::format_query).post(prom::format_query),
         )
+        .route("/api/v1/cardinality/label_names", get(cardinality::label_names))
+        .route("/api/v1/cardinality/label_values", get(cardinality::label_values))
         .route("/api/v1/admin/flush", post(ops::flush))
         .route("/-/healthy", get(ops::healthy))
         .route("/-/ready", get(ops::ready))

@@ -906,3 +906,34 @@ async fn tenant_limits_refuse_whole_requests_and_are_counted() {
         metrics.contains(r#"strata_rejected_total{tenant="b",reason="max_label_value_length"} 1"#)
     );
 }
+
+#[tokio::test]
+async fn cardinality_api_ranks_label_names_and_values_of_one_tenant() {
+    let (app, _, _) = app().await;
+    let mut ts = Vec::new();
+    for i in 0..5 {
+        ts.push(series(&[("__name__", "http_requests_total"), ("pod", &format!("p{i}"))], &[(1_000, 1.0)]));
+    }
+    ts.push(series(&[("__name__", "up"), ("pod", "p0")], &[(1_000, 1.0)]));
+    assert_eq!(send(&app, write_req(Some("a"), payload(ts))).await.0, StatusCode::NO_CONTENT);
+    let get = |uri: &str, tenant: &str| {
+        Request::get(uri).header("X-Scope-OrgID", tenant).body(Body::empty()).unwrap()
+    };
+    let (status, text) = send(&app, get("/api/v1/cardinality/label_names", "a")).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["label_names_count"], 2);
+    assert_eq!(v["cardinality"][0], serde_json::json!({"label_name": "pod", "label_values_count": 5, "series_count": 6}));
+    let (_, text) = send(&app, get("/api/v1/cardinality/label_values?label_names[]=__name__&limit=1", "a")).await;
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["series_count_total"], 6);
+    assert_eq!(v["labels"][0]["label_values_count"], 2);
+    assert_eq!(
+        v["labels"][0]["cardinality"],
+        serde_json::json!([{"label_value": "http_requests_total", "series_count": 5}])
+    );
+    // Another tenant sees its own (empty) head.
+    let (_, text) = send(&app, get("/api/v1/cardinality/label_names", "b")).await;
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["label_names_count"], 0);
+}
