@@ -19,6 +19,8 @@ pub struct QueryEngine {
     storage: Arc<Storage>,
     /// Series labels PromQL has looked up (shared by all queries).
     labels: Arc<crate::series_labels::LabelCache>,
+    /// Per-tenant usage since start (`system.usage`).
+    usage: Arc<crate::usage::Usage>,
     /// Series ids of the data files PromQL lookups have seen.
     file_series: Arc<crate::series_labels::FileSeriesCache>,
     /// Parallelism of one query; `None`: one per CPU.
@@ -44,8 +46,14 @@ impl QueryEngine {
             storage,
             labels: Arc::default(),
             file_series: Arc::default(),
+            usage: Arc::default(),
             target_partitions: None,
         }
+    }
+
+    /// Where ingest and queries record per-tenant usage.
+    pub fn usage(&self) -> &Arc<crate::usage::Usage> {
+        &self.usage
     }
 
     /// Runs each query on `n` partitions instead of one per CPU.
@@ -68,6 +76,18 @@ impl QueryEngine {
             .map_err(|e| datafusion::error::DataFusionError::Internal(format!("store url: {e}")))?;
         ctx.register_object_store(&url, Arc::clone(view.store.store()));
         ctx.register_table("samples", Arc::new(SamplesTable::new(view)))?;
+        // `system.usage`: this tenant's row only.
+        let usage = self.usage.batch(tenant, &self.storage)?;
+        let table = datafusion::datasource::MemTable::try_new(usage.schema(), vec![vec![usage]])?;
+        let system = Arc::new(datafusion::catalog::MemorySchemaProvider::new());
+        datafusion::catalog::SchemaProvider::register_table(
+            system.as_ref(),
+            "usage".into(),
+            Arc::new(table),
+        )?;
+        if let Some(catalog) = ctx.catalog("strata") {
+            catalog.register_schema("system", system)?;
+        }
         for (name, by) in [
             ("samples_at_version", By::Version),
             ("samples_as_of", By::Time),

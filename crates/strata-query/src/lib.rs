@@ -21,6 +21,7 @@ pub mod promql;
 mod samples;
 mod series_labels;
 mod time_travel;
+pub mod usage;
 
 pub use engine::{QueryEngine, QueryOutput};
 pub use error::QueryError;

@@ -23,6 +23,12 @@ pub struct Metrics {
     pub ingest_skipped: Family<Labels, Counter>,
     /// Requests refused by a per-tenant limit, by tenant and limit.
     pub rejected: Family<Labels, Counter>,
+    /// Usage by tenant: request bytes ingested, queries (by api), their
+    /// seconds and the samples PromQL loaded.
+    pub ingested_bytes: Family<Labels, Counter>,
+    pub queries: Family<Labels, Counter>,
+    pub query_seconds: Family<Labels, Counter<f64, std::sync::atomic::AtomicU64>>,
+    pub query_samples: Family<Labels, Counter>,
     pub http_requests: Family<Labels, Counter>,
     pub http_duration: Family<Labels, Histogram>,
     pub wal_fsync: Histogram,
@@ -81,6 +87,30 @@ impl Metrics {
             "rejected",
             "Requests refused by a per-tenant limit, by tenant and reason (the limit's name)",
             rejected.clone(),
+        );
+        let ingested_bytes = Family::<Labels, Counter>::default();
+        registry.register(
+            "ingested_bytes",
+            "Write request bytes accepted (as received, compressed), by tenant",
+            ingested_bytes.clone(),
+        );
+        let queries = Family::<Labels, Counter>::default();
+        registry.register(
+            "queries",
+            "Queries answered, by tenant and api",
+            queries.clone(),
+        );
+        let query_seconds = Family::<Labels, Counter<f64, std::sync::atomic::AtomicU64>>::default();
+        registry.register(
+            "query_seconds",
+            "Wall time spent answering queries, by tenant",
+            query_seconds.clone(),
+        );
+        let query_samples = Family::<Labels, Counter>::default();
+        registry.register(
+            "query_samples",
+            "Samples PromQL queries loaded, by tenant",
+            query_samples.clone(),
         );
         let http_requests = Family::<Labels, Counter>::default();
         registry.register(
@@ -249,6 +279,10 @@ impl Metrics {
             samples_ingested,
             ingest_skipped,
             rejected,
+            ingested_bytes,
+            queries,
+            query_seconds,
+            query_samples,
             http_requests,
             http_duration,
             wal_fsync,

@@ -44,8 +44,14 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/api/v1/format_query",
             get(prom::format_query).post(prom::format_query),
         )
-        .route("/api/v1/cardinality/label_names", get(cardinality::label_names))
-        .route("/api/v1/cardinality/label_values", get(cardinality::label_values))
+        .route(
+            "/api/v1/cardinality/label_names",
+            get(cardinality::label_names),
+        )
+        .route(
+            "/api/v1/cardinality/label_values",
+            get(cardinality::label_values),
+        )
         .route("/api/v1/admin/flush", post(ops::flush))
         .route("/-/healthy", get(ops::healthy))
         .route("/-/ready", get(ops::ready))

@@ -101,6 +101,38 @@ impl AppState {
         crate::error::ApiError::new(r.kind, r.message, shape)
     }
 
+    /// Records a tenant's write in its usage.
+    pub fn record_ingest(&self, tenant: &strata_types::TenantId, samples: u64, bytes: u64) {
+        self.query.usage().ingested(tenant, samples, bytes);
+        let t = vec![("tenant", tenant.to_string())];
+        self.metrics
+            .samples_ingested
+            .get_or_create(&t)
+            .inc_by(samples);
+        self.metrics.ingested_bytes.get_or_create(&t).inc_by(bytes);
+    }
+
+    /// Records a tenant's query in its usage.
+    pub fn record_query(
+        &self,
+        tenant: &strata_types::TenantId,
+        api: &str,
+        seconds: f64,
+        samples: u64,
+    ) {
+        self.query.usage().queried(tenant, seconds, samples);
+        let t = vec![("tenant", tenant.to_string())];
+        self.metrics
+            .queries
+            .get_or_create(&vec![
+                ("tenant", tenant.to_string()),
+                ("api", api.to_owned()),
+            ])
+            .inc();
+        self.metrics.query_seconds.get_or_create(&t).inc_by(seconds);
+        self.metrics.query_samples.get_or_create(&t).inc_by(samples);
+    }
+
     /// The WAL once replay has finished; `None` while starting.
     pub fn wal(&self) -> Option<&Arc<dyn Wal>> {
         self.wal.get()

@@ -229,6 +229,7 @@ pub struct Prepared {
     expr: Box<Expr>,
     ev: Ev,
     instant: bool,
+    loaded: u64,
 }
 
 impl std::fmt::Debug for Prepared {
@@ -339,7 +340,12 @@ pub(crate) async fn prepare(
         cancel: Cancel::default(),
         warnings: RefCell::new(Vec::new()),
     };
-    Ok(Prepared { expr, ev, instant })
+    Ok(Prepared {
+        expr,
+        ev,
+        instant,
+        loaded: loaded as u64,
+    })
 }
 
 impl Prepared {
@@ -396,6 +402,7 @@ impl Prepared {
             value,
             warnings: self.ev.warnings.into_inner(),
             infos: Vec::new(),
+            samples_loaded: self.loaded,
         })
     }
 }

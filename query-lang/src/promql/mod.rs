@@ -107,6 +107,8 @@ pub struct QueryOutput {
     pub value: Value,
     pub warnings: Vec<String>,
     pub infos: Vec<String>,
+    /// Samples the query loaded from its source.
+    pub samples_loaded: u64,
 }
 
 /// Where series come from.

@@ -19,8 +19,12 @@ use crate::error::{ApiError, Shape};
 const SHAPE: Shape = Shape::Json;
 
 fn params(raw: Option<String>) -> Vec<(String, String)> {
-    raw.map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
-        .unwrap_or_default()
+    raw.map(|q| {
+        url::form_urlencoded::parse(q.as_bytes())
+            .into_owned()
+            .collect()
+    })
+    .unwrap_or_default()
 }
 
 fn limit(p: &[(String, String)]) -> Result<usize, ApiError> {
@@ -30,7 +34,13 @@ fn limit(p: &[(String, String)]) -> Result<usize, ApiError> {
             .parse::<usize>()
             .ok()
             .filter(|n| (1..=500).contains(n))
-            .ok_or_else(|| ApiError::new(ErrorKind::BadInput, "limit must be between 1 and 500", SHAPE)),
+            .ok_or_else(|| {
+                ApiError::new(
+                    ErrorKind::BadInput,
+                    "limit must be between 1 and 500",
+                    SHAPE,
+                )
+            }),
     }
 }
 
@@ -40,11 +50,18 @@ pub(super) async fn label_names(
     RawQuery(raw): RawQuery,
 ) -> Response {
     let run = || -> Result<Response, ApiError> {
-        let tenant = state
-            .auth
-            .authorize(&headers, Role::Read, state.config.tenancy.require_tenant, SHAPE)?;
+        let tenant = state.auth.authorize(
+            &headers,
+            Role::Read,
+            state.config.tenancy.require_tenant,
+            SHAPE,
+        )?;
         let limit = limit(&params(raw))?;
-        let mut names = state.head.tenant(&tenant).map(|h| h.label_name_cardinality()).unwrap_or_default();
+        let mut names = state
+            .head
+            .tenant(&tenant)
+            .map(|h| h.label_name_cardinality())
+            .unwrap_or_default();
         let values_total: u64 = names.iter().map(|n| n.1).sum();
         let count = names.len();
         names.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
@@ -69,21 +86,35 @@ pub(super) async fn label_values(
     RawQuery(raw): RawQuery,
 ) -> Response {
     let run = || -> Result<Response, ApiError> {
-        let tenant = state
-            .auth
-            .authorize(&headers, Role::Read, state.config.tenancy.require_tenant, SHAPE)?;
+        let tenant = state.auth.authorize(
+            &headers,
+            Role::Read,
+            state.config.tenancy.require_tenant,
+            SHAPE,
+        )?;
         let p = params(raw);
         let limit = limit(&p)?;
-        let names: Vec<&str> = p.iter().filter(|(k, _)| k == "label_names[]").map(|(_, v)| v.as_str()).collect();
+        let names: Vec<&str> = p
+            .iter()
+            .filter(|(k, _)| k == "label_names[]")
+            .map(|(_, v)| v.as_str())
+            .collect();
         if names.is_empty() {
-            return Err(ApiError::new(ErrorKind::BadInput, "label_names[] is required", SHAPE));
+            return Err(ApiError::new(
+                ErrorKind::BadInput,
+                "label_names[] is required",
+                SHAPE,
+            ));
         }
         let head = state.head.tenant(&tenant);
         let series_total = head.as_ref().map_or(0, |h| h.series_count());
         let labels: Vec<_> = names
             .iter()
             .map(|name| {
-                let mut values = head.as_ref().map(|h| h.label_value_cardinality(name)).unwrap_or_default();
+                let mut values = head
+                    .as_ref()
+                    .map(|h| h.label_value_cardinality(name))
+                    .unwrap_or_default();
                 let series: u64 = values.iter().map(|v| v.1).sum();
                 let count = values.len();
                 values.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));

@@ -265,6 +265,7 @@ async fn evaluate(
             }
         }
     };
+    let fetch_started = Instant::now();
     let prepared = tokio::time::timeout(timeout, prepare)
         .await
         .map_err(|_| {
@@ -275,7 +276,9 @@ async fn evaluate(
             )
         })?
         .map_err(from_prom)?;
+    let fetch_time = fetch_started.elapsed();
     let c = cancel.clone();
+    let started = Instant::now();
     let out = tokio::task::spawn_blocking(move || prepared.evaluate(&c))
         .await
         .map_err(|e| {
@@ -287,6 +290,12 @@ async fn evaluate(
         })?
         .map_err(from_prom)?;
     drop(guard);
+    state.record_query(
+        tenant,
+        "promql",
+        (fetch_time + started.elapsed()).as_secs_f64(),
+        out.samples_loaded,
+    );
     Ok(out)
 }
 

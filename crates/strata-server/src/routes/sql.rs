@@ -54,10 +54,12 @@ async fn run(
         .limits
         .start_query(&tenant)
         .map_err(|r| state.refused(&tenant, r, shape))?;
+    let started = std::time::Instant::now();
     let out = state
         .query
         .sql(&tenant, &req.query)
         .await
         .map_err(|e| ApiError::new(e.kind(), e.to_string(), shape))?;
+    state.record_query(&tenant, "sql", started.elapsed().as_secs_f64(), 0);
     sql_json::render(&out).map_err(|e| ApiError::new(ErrorKind::Internal, e.to_string(), shape))
 }

@@ -912,19 +912,44 @@ async fn cardinality_api_ranks_label_names_and_values_of_one_tenant() {
     let (app, _, _) = app().await;
     let mut ts = Vec::new();
     for i in 0..5 {
-        ts.push(series(&[("__name__", "http_requests_total"), ("pod", &format!("p{i}"))], &[(1_000, 1.0)]));
+        ts.push(series(
+            &[
+                ("__name__", "http_requests_total"),
+                ("pod", &format!("p{i}")),
+            ],
+            &[(1_000, 1.0)],
+        ));
     }
-    ts.push(series(&[("__name__", "up"), ("pod", "p0")], &[(1_000, 1.0)]));
-    assert_eq!(send(&app, write_req(Some("a"), payload(ts))).await.0, StatusCode::NO_CONTENT);
+    ts.push(series(
+        &[("__name__", "up"), ("pod", "p0")],
+        &[(1_000, 1.0)],
+    ));
+    assert_eq!(
+        send(&app, write_req(Some("a"), payload(ts))).await.0,
+        StatusCode::NO_CONTENT
+    );
     let get = |uri: &str, tenant: &str| {
-        Request::get(uri).header("X-Scope-OrgID", tenant).body(Body::empty()).unwrap()
+        Request::get(uri)
+            .header("X-Scope-OrgID", tenant)
+            .body(Body::empty())
+            .unwrap()
     };
     let (status, text) = send(&app, get("/api/v1/cardinality/label_names", "a")).await;
     assert_eq!(status, StatusCode::OK, "{text}");
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["label_names_count"], 2);
-    assert_eq!(v["cardinality"][0], serde_json::json!({"label_name": "pod", "label_values_count": 5, "series_count": 6}));
-    let (_, text) = send(&app, get("/api/v1/cardinality/label_values?label_names[]=__name__&limit=1", "a")).await;
+    assert_eq!(
+        v["cardinality"][0],
+        serde_json::json!({"label_name": "pod", "label_values_count": 5, "series_count": 6})
+    );
+    let (_, text) = send(
+        &app,
+        get(
+            "/api/v1/cardinality/label_values?label_names[]=__name__&limit=1",
+            "a",
+        ),
+    )
+    .await;
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["series_count_total"], 6);
     assert_eq!(v["labels"][0]["label_values_count"], 2);
@@ -936,4 +961,57 @@ async fn cardinality_api_ranks_label_names_and_values_of_one_tenant() {
     let (_, text) = send(&app, get("/api/v1/cardinality/label_names", "b")).await;
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["label_names_count"], 0);
+}
+
+#[tokio::test]
+async fn usage_is_accounted_per_tenant_in_sql_and_metrics() {
+    let (app, _, _) = app().await;
+    let body = payload(vec![
+        series(
+            &[("__name__", "m"), ("i", "1")],
+            &[(1_000, 1.0), (2_000, 2.0)],
+        ),
+        series(&[("__name__", "m"), ("i", "2")], &[(1_000, 1.0)]),
+    ]);
+    let bytes = body.len();
+    assert_eq!(
+        send(&app, write_req(Some("a"), body)).await.0,
+        StatusCode::NO_CONTENT
+    );
+    let q = Request::get("/api/v1/query?query=sum_over_time(m%5B1m%5D)&time=2")
+        .header("X-Scope-OrgID", "a")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(send(&app, q).await.0, StatusCode::OK);
+    let (status, v) = sql(
+        &app,
+        Some("a"),
+        "SELECT tenant, samples_ingested, bytes_ingested, active_series, queries, query_samples FROM system.usage",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["rows"], serde_json::json!([["a", 3, bytes, 2, 1, 3]]));
+    // Tenant b sees its own row: nothing of a's.
+    let (_, v) = sql(
+        &app,
+        Some("b"),
+        "SELECT tenant, samples_ingested, active_series FROM system.usage",
+    )
+    .await;
+    assert_eq!(v["rows"], serde_json::json!([["b", 0, 0]]));
+    let (_, metrics) = send(&app, Request::get("/metrics").body(Body::empty()).unwrap()).await;
+    assert!(
+        metrics.contains(&format!(
+            "strata_ingested_bytes_total{{tenant=\"a\"}} {bytes}"
+        )),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"strata_queries_total{tenant="a",api="promql"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"strata_query_samples_total{tenant="a"} 3"#),
+        "{metrics}"
+    );
 }

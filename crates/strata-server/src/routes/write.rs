@@ -38,6 +38,7 @@ pub(super) const BLOCKING_DECODE_BYTES: usize = 1 << 20;
 
 async fn write(state: &AppState, headers: &HeaderMap, body: Bytes) -> Result<u64, ApiError> {
     let shape = Shape::PlainText;
+    let body_len = body.len() as u64;
     let tenant = state.auth.authorize(
         headers,
         Role::Write,
@@ -115,11 +116,7 @@ async fn write(state: &AppState, headers: &HeaderMap, body: Bytes) -> Result<u64
             }
             e => ApiError::new(e.kind(), e.to_string(), shape),
         })?;
-    state
-        .metrics
-        .samples_ingested
-        .get_or_create(&vec![("tenant", tenant.to_string())])
-        .inc_by(samples);
+    state.record_ingest(&tenant, samples, body_len);
     Ok(samples)
 }
 
