@@ -71,6 +71,9 @@ pub struct PromqlConfig {
     pub max_samples: usize,
     /// Most points per series a range query may return (Prometheus: 11000).
     pub max_points: usize,
+    /// Queries (PromQL and SQL) running at once, shared fairly between
+    /// tenants; the rest wait in per-tenant queues. Default: one per CPU.
+    pub query_slots: Option<usize>,
 }
 
 impl Default for PromqlConfig {
@@ -80,6 +83,7 @@ impl Default for PromqlConfig {
             timeout: std::time::Duration::from_secs(120),
             max_samples: 50_000_000,
             max_points: 11_000,
+            query_slots: None,
         }
     }
 }
@@ -270,6 +274,9 @@ impl ServerConfig {
         }
         if self.promql.timeout < std::time::Duration::from_millis(1) {
             return invalid("promql.timeout", "must be at least 1ms");
+        }
+        if self.promql.query_slots == Some(0) {
+            return invalid("promql.query_slots", "must be at least 1");
         }
         if self.promql.max_samples == 0 || self.promql.max_points == 0 {
             return invalid("promql.max_samples", "limits must be positive");

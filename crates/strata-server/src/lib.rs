@@ -17,6 +17,7 @@ mod error;
 pub mod limits;
 mod metrics;
 mod routes;
+pub mod scheduler;
 mod sql_json;
 mod state;
 pub mod tenant;

@@ -28,6 +28,8 @@ pub struct AppState {
     pub auth: crate::auth::Authenticator,
     /// Per-tenant limits and the state enforcing them.
     pub limits: Arc<crate::limits::Limits>,
+    /// Query slots shared fairly between tenants.
+    pub scheduler: Arc<crate::scheduler::FairScheduler>,
     wal: OnceLock<Arc<dyn Wal>>,
     /// One log line per kind of skipped item, so the log says it once.
     pub(crate) skipped_logged: [AtomicBool; 3],
@@ -66,6 +68,12 @@ impl AppState {
         Arc::new(Self {
             auth,
             limits: Arc::new(limits),
+            scheduler: crate::scheduler::FairScheduler::new(
+                config
+                    .promql
+                    .query_slots
+                    .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from)),
+            ),
             config,
             query: QueryEngine::new(Arc::clone(&storage)),
             head: Arc::clone(storage.head()),

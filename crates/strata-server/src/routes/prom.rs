@@ -240,6 +240,19 @@ async fn evaluate(
         .limits
         .start_query(tenant)
         .map_err(|r| state.refused(tenant, r, SHAPE))?;
+    // Waiting for a slot counts against the timeout; leaving (client gone)
+    // gives up the place in line.
+    let queued = Instant::now();
+    let _permit = tokio::time::timeout(timeout, state.scheduler.acquire(tenant))
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                ErrorKind::Timeout,
+                "query timed out waiting for a query slot",
+                SHAPE,
+            )
+        })?;
+    let timeout = timeout.saturating_sub(queued.elapsed());
     let tenant_max = state.limits.of(tenant).max_query_samples;
     let engine = Engine::new(EngineConfig {
         lookback,

@@ -54,6 +54,7 @@ async fn run(
         .limits
         .start_query(&tenant)
         .map_err(|r| state.refused(&tenant, r, shape))?;
+    let _permit = state.scheduler.acquire(&tenant).await;
     let started = std::time::Instant::now();
     let out = state
         .query
