@@ -63,18 +63,30 @@ impl QueryEngine {
     }
 
     /// A session that sees only `tenant`'s tables.
-    pub fn session(&self, tenant: &TenantId) -> Result<SessionContext, QueryError> {
-        let mut config = SessionConfig::new()
-            .with_information_schema(true)
-            .with_default_catalog_and_schema("strata", "public");
-        if let Some(n) = self.target_partitions {
-            config = config.with_target_partitions(n);
-        }
+    /// A session with this engine's parallelism, the tenant's current view
+    /// and the store it reads registered.
+    fn base_session(
+        &self,
+        config: SessionConfig,
+        tenant: &TenantId,
+    ) -> Result<(SessionContext, strata_storage::TenantView), QueryError> {
+        let config = match self.target_partitions {
+            Some(n) => config.with_target_partitions(n),
+            None => config,
+        };
         let ctx = SessionContext::new_with_config(config);
         let view = self.storage.view(tenant);
         let url = url::Url::parse(STORE_URL)
             .map_err(|e| datafusion::error::DataFusionError::Internal(format!("store url: {e}")))?;
         ctx.register_object_store(&url, Arc::clone(view.store.store()));
+        Ok((ctx, view))
+    }
+
+    pub fn session(&self, tenant: &TenantId) -> Result<SessionContext, QueryError> {
+        let config = SessionConfig::new()
+            .with_information_schema(true)
+            .with_default_catalog_and_schema("strata", "public");
+        let (ctx, view) = self.base_session(config, tenant)?;
         ctx.register_table("samples", Arc::new(SamplesTable::new(view)))?;
         // `system.usage`: this tenant's row only.
         let usage = self.usage.batch(tenant, &self.storage)?;
@@ -110,15 +122,7 @@ impl QueryEngine {
         &self,
         tenant: &TenantId,
     ) -> Result<crate::promql::PromSource, QueryError> {
-        let mut config = SessionConfig::new();
-        if let Some(n) = self.target_partitions {
-            config = config.with_target_partitions(n);
-        }
-        let ctx = SessionContext::new_with_config(config);
-        let view = self.storage.view(tenant);
-        let url = url::Url::parse(STORE_URL)
-            .map_err(|e| datafusion::error::DataFusionError::Internal(format!("store url: {e}")))?;
-        ctx.register_object_store(&url, Arc::clone(view.store.store()));
+        let (ctx, view) = self.base_session(SessionConfig::new(), tenant)?;
         ctx.register_table(
             "samples",
             Arc::new(crate::promql::PromSource::files_table(&view)),

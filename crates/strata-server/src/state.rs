@@ -92,6 +92,17 @@ impl AppState {
         state
     }
 
+    /// The tenant a request acts for, if its credentials allow `role`.
+    pub fn tenant_for(
+        &self,
+        headers: &axum::http::HeaderMap,
+        role: crate::auth::Role,
+        shape: crate::error::Shape,
+    ) -> Result<strata_types::TenantId, crate::error::ApiError> {
+        self.auth
+            .authorize(headers, role, self.config.tenancy.require_tenant, shape)
+    }
+
     /// Counts a limit's refusal and turns it into the request's error.
     pub fn refused(
         &self,

@@ -50,12 +50,7 @@ pub(super) async fn label_names(
     RawQuery(raw): RawQuery,
 ) -> Response {
     let run = || -> Result<Response, ApiError> {
-        let tenant = state.auth.authorize(
-            &headers,
-            Role::Read,
-            state.config.tenancy.require_tenant,
-            SHAPE,
-        )?;
+        let tenant = state.tenant_for(&headers, Role::Read, SHAPE)?;
         let limit = limit(&params(raw))?;
         let mut names = state
             .head
@@ -86,12 +81,7 @@ pub(super) async fn label_values(
     RawQuery(raw): RawQuery,
 ) -> Response {
     let run = || -> Result<Response, ApiError> {
-        let tenant = state.auth.authorize(
-            &headers,
-            Role::Read,
-            state.config.tenancy.require_tenant,
-            SHAPE,
-        )?;
+        let tenant = state.tenant_for(&headers, Role::Read, SHAPE)?;
         let p = params(raw);
         let limit = limit(&p)?;
         let names: Vec<&str> = p

@@ -314,33 +314,23 @@ async fn evaluate(
 
 fn render(out: QueryOutput, limit: usize) -> Response {
     let mut warnings = out.warnings;
-    let truncate = |n: usize, warnings: &mut Vec<String>| {
-        if limit > 0 && n > limit {
-            warnings.push("results truncated due to limit".into());
-            limit
-        } else {
-            n
-        }
-    };
     let data = match out.value {
         Value::Scalar { t, v } => {
             json!({"resultType": "scalar", "result": [ts(t), format_value(v)]})
         }
         Value::String { t, s } => json!({"resultType": "string", "result": [ts(t), s]}),
-        Value::Vector(v) => {
-            let n = truncate(v.len(), &mut warnings);
+        Value::Vector(mut v) => {
+            truncate(&mut v, limit, &mut warnings);
             let result: Vec<J> = v
                 .iter()
-                .take(n)
                 .map(|s| json!({"metric": labels_json(&s.labels), "value": [ts(s.t), format_value(s.v)]}))
                 .collect();
             json!({"resultType": "vector", "result": result})
         }
-        Value::Matrix(m) => {
-            let n = truncate(m.len(), &mut warnings);
+        Value::Matrix(mut m) => {
+            truncate(&mut m, limit, &mut warnings);
             let result: Vec<J> = m
                 .iter()
-                .take(n)
                 .map(|s| {
                     let values: Vec<J> = s
                         .points
@@ -370,12 +360,7 @@ pub(super) async fn query(
 ) -> Response {
     reply(
         async {
-            let tenant = state.auth.authorize(
-                &headers,
-                Role::Read,
-                state.config.tenancy.require_tenant,
-                SHAPE,
-            )?;
+            let tenant = state.tenant_for(&headers, Role::Read, SHAPE)?;
             let params = Params::new(raw, &headers, &body);
             let query = required(&params, "query")?;
             let t = params.time("time", now_ms())?;
@@ -395,12 +380,7 @@ pub(super) async fn query_range(
 ) -> Response {
     reply(
         async {
-            let tenant = state.auth.authorize(
-                &headers,
-                Role::Read,
-                state.config.tenancy.require_tenant,
-                SHAPE,
-            )?;
+            let tenant = state.tenant_for(&headers, Role::Read, SHAPE)?;
             let params = Params::new(raw, &headers, &body);
             let query = required(&params, "query")?;
             required(&params, "start")?;
@@ -489,40 +469,35 @@ pub(super) async fn series(
 ) -> Response {
     reply(
         async {
-            let tenant = state.auth.authorize(
-                &headers,
-                Role::Read,
-                state.config.tenancy.require_tenant,
-                SHAPE,
-            )?;
+            let tenant = state.tenant_for(&headers, Role::Read, SHAPE)?;
             let params = Params::new(raw, &headers, &body);
             if params.all("match[]").is_empty() {
                 return Err(bad("no match[] parameter provided"));
             }
             let limit = params.limit()?;
-            let series = matching_series(&state, &tenant, &params).await?;
+            let mut series = matching_series(&state, &tenant, &params).await?;
             let mut warnings = Vec::new();
-            let n = if limit > 0 && series.len() > limit {
-                warnings.push("results truncated due to limit".to_owned());
-                limit
-            } else {
-                series.len()
-            };
-            let data: Vec<J> = series.iter().take(n).map(labels_json).collect();
+            truncate(&mut series, limit, &mut warnings);
+            let data: Vec<J> = series.iter().map(labels_json).collect();
             Ok(envelope(J::Array(data), warnings, Vec::new()))
         }
         .await,
     )
 }
 
-fn string_list(mut v: Vec<String>, limit: usize) -> Response {
-    v.sort();
-    v.dedup();
-    let mut warnings = Vec::new();
+/// Cuts `v` to `limit` (0: no limit), saying so as Prometheus does.
+fn truncate<T>(v: &mut Vec<T>, limit: usize, warnings: &mut Vec<String>) {
     if limit > 0 && v.len() > limit {
         v.truncate(limit);
         warnings.push("results truncated due to limit".to_owned());
     }
+}
+
+fn string_list(mut v: Vec<String>, limit: usize) -> Response {
+    v.sort();
+    v.dedup();
+    let mut warnings = Vec::new();
+    truncate(&mut v, limit, &mut warnings);
     envelope(json!(v), warnings, Vec::new())
 }
 
@@ -534,12 +509,7 @@ pub(super) async fn labels(
 ) -> Response {
     reply(
         async {
-            let tenant = state.auth.authorize(
-                &headers,
-                Role::Read,
-                state.config.tenancy.require_tenant,
-                SHAPE,
-            )?;
+            let tenant = state.tenant_for(&headers, Role::Read, SHAPE)?;
             let params = Params::new(raw, &headers, &body);
             let limit = params.limit()?;
             let series = matching_series(&state, &tenant, &params).await?;
@@ -598,12 +568,7 @@ pub(super) async fn label_values(
 ) -> Response {
     reply(
         async {
-            let tenant = state.auth.authorize(
-                &headers,
-                Role::Read,
-                state.config.tenancy.require_tenant,
-                SHAPE,
-            )?;
+            let tenant = state.tenant_for(&headers, Role::Read, SHAPE)?;
             let name = unescape_label_name(&name)?;
             let params = Params::new(raw, &headers, &[]);
             let limit = params.limit()?;
@@ -652,12 +617,7 @@ pub(super) async fn query_exemplars(
 ) -> Response {
     reply(
         async {
-            state.auth.authorize(
-                &headers,
-                Role::Read,
-                state.config.tenancy.require_tenant,
-                SHAPE,
-            )?;
+            state.tenant_for(&headers, Role::Read, SHAPE)?;
             let params = Params::new(raw, &headers, &body);
             if let Some(q) = params.get("query") {
                 pq::parse(q).map_err(from_prom)?;

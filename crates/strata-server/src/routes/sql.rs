@@ -37,12 +37,7 @@ async fn run(
     body: &[u8],
 ) -> Result<serde_json::Value, ApiError> {
     let shape = Shape::Json;
-    let tenant = state.auth.authorize(
-        headers,
-        Role::Read,
-        state.config.tenancy.require_tenant,
-        shape,
-    )?;
+    let tenant = state.tenant_for(headers, Role::Read, shape)?;
     let req: SqlRequest = serde_json::from_slice(body).map_err(|e| {
         ApiError::new(
             ErrorKind::BadInput,

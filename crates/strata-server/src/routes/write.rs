@@ -39,12 +39,7 @@ pub(super) const BLOCKING_DECODE_BYTES: usize = 1 << 20;
 async fn write(state: &AppState, headers: &HeaderMap, body: Bytes) -> Result<u64, ApiError> {
     let shape = Shape::PlainText;
     let body_len = body.len() as u64;
-    let tenant = state.auth.authorize(
-        headers,
-        Role::Write,
-        state.config.tenancy.require_tenant,
-        shape,
-    )?;
+    let tenant = state.tenant_for(headers, Role::Write, shape)?;
     let text = |name| {
         headers
             .get(name)
