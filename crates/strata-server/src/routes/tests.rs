@@ -1015,3 +1015,129 @@ async fn usage_is_accounted_per_tenant_in_sql_and_metrics() {
         "{metrics}"
     );
 }
+
+mod isolation {
+    //! No response ever carries another tenant's data, whatever tenant
+    //! header and token a request brings, with auth on and off.
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::auth::{Role, TokenEntry, token_digest};
+
+    const TENANTS: [&str; 3] = ["alpha", "beta", "gamma"];
+
+    fn secret(tenant: &str) -> String {
+        format!("secret_{tenant}")
+    }
+
+    async fn loaded(auth: bool) -> Router {
+        let mut config = ServerConfig::default();
+        if auth {
+            config.auth.enabled = true;
+            config.auth.tokens = TENANTS
+                .iter()
+                .map(|t| TokenEntry {
+                    name: (*t).into(),
+                    sha256: token_digest(&format!("token-{t}")),
+                    tenant: (*t).into(),
+                    roles: vec![Role::Read, Role::Write],
+                })
+                .collect();
+        }
+        let (app, _, _) = app_with(config).await;
+        for t in TENANTS {
+            let body = payload(vec![series(
+                &[("__name__", &secret(t)), ("owner", &secret(t))],
+                &[(1_000, 7.0)],
+            )]);
+            let mut req = write_req(Some(t), body);
+            if auth {
+                req = with_token(req, &format!("Bearer token-{t}"));
+            }
+            assert_eq!(send(&app, req).await.0, StatusCode::NO_CONTENT);
+        }
+        app
+    }
+
+    const PATHS: [&str; 8] = [
+        "/api/v1/query?query=%7B__name__%3D~%22.%2B%22%7D&time=1",
+        "/api/v1/query_range?query=%7B__name__%3D~%22.%2B%22%7D&start=0&end=2&step=1",
+        "/api/v1/series?match[]=%7B__name__%3D~%22.%2B%22%7D",
+        "/api/v1/labels",
+        "/api/v1/label/owner/values",
+        "/api/v1/label/__name__/values",
+        "/api/v1/cardinality/label_values?label_names[]=owner",
+        "/api/v1/cardinality/label_names",
+    ];
+
+    fn request(path: usize, header: Option<usize>, token: Option<usize>) -> Request<Body> {
+        let sql = path == PATHS.len();
+        let mut b = if sql {
+            Request::post("/api/v1/sql").header("Content-Type", "application/json")
+        } else {
+            Request::get(PATHS[path])
+        };
+        if let Some(h) = header {
+            b = b.header("X-Scope-OrgID", TENANTS[h]);
+        }
+        if let Some(t) = token {
+            b = b.header("Authorization", format!("Bearer token-{}", TENANTS[t]));
+        }
+        let body = if sql {
+            Body::from(
+                serde_json::json!({"query": "SELECT metric, labels['owner'] FROM samples UNION ALL SELECT tenant, tenant FROM system.usage"})
+                    .to_string(),
+            )
+        } else {
+            Body::empty()
+        };
+        b.body(body).unwrap()
+    }
+
+    /// The tenant whose data a request may see, if any.
+    fn entitled(auth: bool, header: Option<usize>, token: Option<usize>) -> Option<usize> {
+        if auth {
+            match (token, header) {
+                (Some(t), Some(h)) if t == h => Some(t),
+                (Some(t), None) => Some(t),
+                _ => None,
+            }
+        } else {
+            header
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+        #[test]
+        fn responses_hold_only_the_entitled_tenants_data(
+            auth in any::<bool>(),
+            requests in proptest::collection::vec(
+                (0..=PATHS.len(), proptest::option::of(0..3usize), proptest::option::of(0..3usize)),
+                1..6,
+            ),
+        ) {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                let app = loaded(auth).await;
+                for (path, header, token) in requests {
+                    let (status, text) = send(&app, request(path, header, token)).await;
+                    let allowed = entitled(auth, header, token);
+                    for (i, t) in TENANTS.iter().enumerate() {
+                        if Some(i) != allowed {
+                            prop_assert!(
+                                !text.contains(&secret(t)),
+                                "{} (auth {auth}, header {header:?}, token {token:?}) leaked {t}: {status} {text}",
+                                if path == PATHS.len() { "/api/v1/sql" } else { PATHS[path] }
+                            );
+                        }
+                    }
+                    if let Some(i) = allowed && status == StatusCode::OK && [0, 1, 2, 4, 5].contains(&path) {
+                        prop_assert!(text.contains(&secret(TENANTS[i])), "{}: own data missing: {text}", PATHS[path]);
+                    }
+                }
+                Ok(())
+            })?;
+        }
+    }
+}
