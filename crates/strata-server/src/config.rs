@@ -30,7 +30,18 @@ pub struct ServerConfig {
     pub promql: PromqlConfig,
     /// Bearer-token authentication; off by default.
     pub auth: AuthConfig,
+    /// HTTPS: serve TLS when both files are set.
+    pub tls: TlsConfig,
     pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// PEM certificate chain.
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -151,6 +162,7 @@ impl Default for ServerConfig {
             limits: LimitsConfig::default(),
             promql: PromqlConfig::default(),
             auth: AuthConfig::default(),
+            tls: TlsConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -265,6 +277,9 @@ impl ServerConfig {
                 field: "auth",
                 reason,
             })?;
+        }
+        if self.tls.cert_file.is_some() != self.tls.key_file.is_some() {
+            return invalid("tls", "cert_file and key_file go together");
         }
         if self.auth.reload_interval < std::time::Duration::from_millis(100) {
             return invalid("auth.reload_interval", "must be at least 100ms");

@@ -21,6 +21,7 @@ pub mod scheduler;
 mod sql_json;
 mod state;
 pub mod tenant;
+pub mod tls;
 
 pub use config::{ByteSize, ConfigError, LogFormat, ServerConfig};
 pub use error::{ApiError, Shape, status_for};
@@ -68,6 +69,17 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     config.validate()?;
+    let tls = match (&config.tls.cert_file, &config.tls.key_file) {
+        (Some(cert), Some(key)) => {
+            Some(
+                tls::server_config(cert, key).map_err(|reason| ConfigError::Invalid {
+                    field: "tls",
+                    reason,
+                })?,
+            )
+        }
+        _ => None,
+    };
     let lock = state::lock_data_dir(&config.data_dir)?;
     let listener = TcpListener::bind(config.listen)
         .await
@@ -75,7 +87,7 @@ pub async fn serve(
             addr: config.listen,
             source,
         })?;
-    info!(addr = %listener.local_addr()?, data_dir = %config.data_dir.display(), "strata listening");
+    info!(addr = %listener.local_addr()?, tls = tls.is_some(), data_dir = %config.data_dir.display(), "strata listening");
 
     let store = strata_storage::ObjectStoreHandle::open(&config.object_store, &config.data_dir)?;
     let storage =
@@ -91,9 +103,14 @@ pub async fn serve(
                 _ = stop_rx.changed() => {}
             }
         };
-        axum::serve(listener, app)
-            .with_graceful_shutdown(stop)
-            .await
+        match tls {
+            Some(tls) => tls::serve(listener, tls, app, stop).await,
+            None => {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stop)
+                    .await
+            }
+        }
     });
 
     let replay_state = Arc::clone(&state);

@@ -122,6 +122,14 @@ struct ServeArgs {
     #[arg(long, env = "STRATA_AUTH_TOKENS_FILE", value_name = "FILE")]
     auth_tokens_file: Option<PathBuf>,
 
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key-file).
+    #[arg(long, env = "STRATA_TLS_CERT_FILE", value_name = "FILE")]
+    tls_cert_file: Option<PathBuf>,
+
+    /// The PEM private key for --tls-cert-file.
+    #[arg(long, env = "STRATA_TLS_KEY_FILE", value_name = "FILE")]
+    tls_key_file: Option<PathBuf>,
+
     /// Per-tenant limit overrides: a TOML file of [tenants.<id>] tables
     /// (re-read when it changes).
     #[arg(long, env = "STRATA_LIMITS_OVERRIDES_FILE", value_name = "FILE")]
@@ -188,6 +196,12 @@ impl ServeArgs {
         if let Some(v) = self.auth_tokens_file {
             c.auth.tokens_file = Some(v);
             c.auth.enabled = true;
+        }
+        if let Some(v) = self.tls_cert_file {
+            c.tls.cert_file = Some(v);
+        }
+        if let Some(v) = self.tls_key_file {
+            c.tls.key_file = Some(v);
         }
         if let Some(v) = self.limits_overrides_file {
             c.limits.overrides_file = Some(v);
