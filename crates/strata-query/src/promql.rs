@@ -144,15 +144,15 @@ impl PromSource {
                     labels: None,
                     points: Vec::new(),
                 });
+                // Head labels come with the series; only labels read from
+                // files go to the cache (no lock per head series per query).
                 if e.labels.is_none() {
-                    let labels = Arc::new(Labels::new(
+                    e.labels = Some(Arc::new(Labels::new(
                         s.labels
                             .iter()
                             .map(|(n, v)| (n.to_string(), v.to_string()))
                             .collect(),
-                    ));
-                    self.labels.insert(&self.tenant, id, Arc::clone(&labels));
-                    e.labels = Some(labels);
+                    )));
                 }
                 if with_samples {
                     e.points

@@ -240,19 +240,7 @@ impl Authenticator {
         if !self.enabled {
             return tenant::resolve(headers, require_tenant, shape);
         }
-        let grant = self.grant(headers, shape)?;
-        if !grant.roles.iter().any(|r| *r == role || *r == Role::Admin) {
-            return Err(ApiError::new(
-                ErrorKind::Forbidden,
-                format!(
-                    "token {} may not {} (roles: {:?})",
-                    grant.name,
-                    role.verb(),
-                    grant.roles
-                ),
-                shape,
-            ));
-        }
+        let grant = self.grant_with(headers, role, shape)?;
         if let Some(asked) = headers.get(TENANT_HEADER)
             && asked.as_bytes() != grant.tenant.as_str().as_bytes()
         {
@@ -280,13 +268,28 @@ impl Authenticator {
         if !self.enabled {
             return Ok(());
         }
+        self.grant_with(headers, role, shape).map(|_| ())
+    }
+
+    /// The request's grant, if it allows `role` (admin allows all).
+    fn grant_with(
+        &self,
+        headers: &HeaderMap,
+        role: Role,
+        shape: Shape,
+    ) -> Result<Arc<Grant>, ApiError> {
         let grant = self.grant(headers, shape)?;
         if grant.roles.iter().any(|r| *r == role || *r == Role::Admin) {
-            Ok(())
+            Ok(grant)
         } else {
             Err(ApiError::new(
                 ErrorKind::Forbidden,
-                format!("token {} may not {}", grant.name, role.verb()),
+                format!(
+                    "token {} may not {} (roles: {:?})",
+                    grant.name,
+                    role.verb(),
+                    grant.roles
+                ),
                 shape,
             ))
         }

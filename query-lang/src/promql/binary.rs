@@ -72,7 +72,8 @@ fn apply(op: Op, l: f64, r: f64) -> (f64, bool) {
         Op::Sub => (l - r, true),
         Op::Mul => (l * r, true),
         Op::Div => (l / r, true),
-        Op::Mod => (go_mod(l, r), true),
+        // Go's `math.Mod`: the sign follows the dividend, as Rust's `%`.
+        Op::Mod => (l % r, true),
         Op::Pow => (l.powf(r), true),
         Op::Atan2 => (l.atan2(r), true),
         Op::Eq => (l, l == r),
@@ -83,11 +84,6 @@ fn apply(op: Op, l: f64, r: f64) -> (f64, bool) {
         Op::Le => (l, l <= r),
         Op::And | Op::Or | Op::Unless => (l, true),
     }
-}
-
-/// Go's `math.Mod`: the sign follows the dividend, like Rust's `%`.
-fn go_mod(l: f64, r: f64) -> f64 {
-    l % r
 }
 
 pub(crate) fn binary(ev: &Ev, b: &BinaryExpr, t: i64) -> Result<Val, PromError> {

@@ -809,7 +809,8 @@ fn label_replace(ev: &Ev, c: &Call, t: i64) -> Result<Val, PromError> {
             continue;
         };
         let mut expanded = String::new();
-        caps.expand(&go_template(&repl), &mut expanded);
+        // Go's and Rust's `$1`/`${name}` expansion agree.
+        caps.expand(&repl, &mut expanded);
         let mut labels = (*s.labels).clone();
         labels.set(&dst, &expanded);
         let drop_name = s.drop_name && dst != METRIC_NAME;
@@ -821,12 +822,6 @@ fn label_replace(ev: &Ev, c: &Call, t: i64) -> Result<Val, PromError> {
         });
     }
     Ok(Val::Vector(out))
-}
-
-/// Go's regexp `Expand` treats `$1x` as the group named `1x`; Rust's too,
-/// so the templates agree except that Go has no `$$`-free escapes to fix.
-fn go_template(s: &str) -> String {
-    s.to_owned()
 }
 
 fn label_join(ev: &Ev, c: &Call, t: i64) -> Result<Val, PromError> {

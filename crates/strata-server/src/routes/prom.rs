@@ -411,7 +411,9 @@ fn match_params(params: &Params) -> Result<Vec<Vec<Matcher>>, ApiError> {
         .all("match[]")
         .into_iter()
         .map(|m| {
-            let expr = pq::parse(m).map_err(|e| bad(format!("invalid parameter \"match[]\": {}", e.message)))?;
+            // The parser's own message: `pq::parse` words it for `query`.
+            let expr = promql_parser::parser::parse(m)
+                .map_err(|e| bad(format!("invalid parameter \"match[]\": {e}")))?;
             let promql_parser::parser::Expr::VectorSelector(vs) = expr else {
                 return Err(bad(format!("invalid parameter \"match[]\": {m:?} is not a series selector")));
             };

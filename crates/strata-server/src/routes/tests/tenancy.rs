@@ -1,0 +1,433 @@
+//! Tenancy: auth, limits, cardinality, usage, isolation.
+
+use super::*;
+
+fn with_token(mut req: Request<Body>, auth: &str) -> Request<Body> {
+    req.headers_mut().insert(
+        "Authorization",
+        axum::http::HeaderValue::from_str(auth).unwrap(),
+    );
+    req
+}
+
+#[tokio::test]
+async fn with_auth_on_tokens_decide_tenant_and_what_is_allowed() {
+    use crate::auth::{Role, TokenEntry, token_digest};
+    let entry = |token: &str, tenant: &str, roles: Vec<Role>| TokenEntry {
+        name: token.into(),
+        sha256: token_digest(token),
+        tenant: tenant.into(),
+        roles,
+    };
+    let mut config = ServerConfig::default();
+    config.auth.enabled = true;
+    config.auth.tokens = vec![
+        entry("a-writer", "tenant-a", vec![Role::Write]),
+        entry("a-reader", "tenant-a", vec![Role::Read]),
+        entry("b-reader", "tenant-b", vec![Role::Read]),
+        entry("ops", "ops", vec![Role::Admin]),
+    ];
+    config.validate().unwrap();
+    let (app, _, _) = app_with(config).await;
+    let body = || {
+        payload(vec![series(
+            &[("__name__", "secret"), ("job", "a")],
+            &[(1_000, 42.0)],
+        )])
+    };
+
+    // No token: 401 with the schemes to use; a bad one: 401.
+    let resp = app.clone().oneshot(write_req(None, body())).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    assert!(resp.headers().get("WWW-Authenticate").is_some());
+    assert_eq!(
+        send(&app, with_token(write_req(None, body()), "Bearer guess"))
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+    // A reader may not write; a writer may, into its own tenant only.
+    assert_eq!(
+        send(&app, with_token(write_req(None, body()), "Bearer a-reader"))
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        send(
+            &app,
+            with_token(write_req(Some("tenant-b"), body()), "Bearer a-writer")
+        )
+        .await
+        .0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        send(&app, with_token(write_req(None, body()), "Bearer a-writer"))
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
+
+    let query = |auth: &str, tenant: Option<&str>| {
+        let mut b = Request::get("/api/v1/query?query=secret&time=1").header("Authorization", auth);
+        if let Some(t) = tenant {
+            b = b.header("X-Scope-OrgID", t);
+        }
+        b.body(Body::empty()).unwrap()
+    };
+    let (status, text) = send(&app, query("Bearer a-reader", None)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(text.contains("\"42\""), "{text}");
+    // Tenant B's reader sees nothing of A's, and cannot ask for A.
+    let (status, text) = send(&app, query("Bearer b-reader", None)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!text.contains("secret"), "{text}");
+    let (status, text) = send(&app, query("Bearer b-reader", Some("tenant-a"))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(text.contains("forbidden"), "{text}");
+    // Grafana's Basic auth: any user, the token as password.
+    let basic = format!("Basic {}", {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode("grafana:a-reader")
+    });
+    assert_eq!(send(&app, query(&basic, None)).await.0, StatusCode::OK);
+    // SQL is tenant-scoped the same way.
+    let sql_req = |auth: &str| {
+        Request::post("/api/v1/sql")
+            .header("Content-Type", "application/json")
+            .header("Authorization", auth)
+            .body(Body::from(
+                serde_json::json!({"query": "SELECT count(*) AS n FROM samples"}).to_string(),
+            ))
+            .unwrap()
+    };
+    let (status, text) = send(&app, sql_req("Bearer b-reader")).await;
+    assert_eq!(status, StatusCode::OK);
+    let rows: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(rows["rows"], serde_json::json!([[0]]), "{text}");
+    // A's reader counts exactly A's one accepted sample (refused writes stored nothing).
+    let (_, text) = send(&app, sql_req("Bearer a-reader")).await;
+    let rows: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(rows["rows"], serde_json::json!([[1]]), "{text}");
+    // Admin operations need the admin role; health and metrics stay open.
+    let flush = |auth: &str| {
+        Request::post("/api/v1/admin/flush")
+            .header("Authorization", auth)
+            .body(Body::empty())
+            .unwrap()
+    };
+    assert_eq!(
+        send(&app, flush("Bearer a-writer")).await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(send(&app, flush("Bearer ops")).await.0, StatusCode::OK);
+    for path in ["/-/healthy", "/-/ready", "/metrics"] {
+        assert_eq!(
+            send(&app, Request::get(path).body(Body::empty()).unwrap())
+                .await
+                .0,
+            StatusCode::OK,
+            "{path}"
+        );
+    }
+    assert_eq!(
+        send(
+            &app,
+            Request::get("/api/v1/status/buildinfo")
+                .body(Body::empty())
+                .unwrap()
+        )
+        .await
+        .0,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn tenant_limits_refuse_whole_requests_and_are_counted() {
+    let mut config = ServerConfig::default();
+    config.limits.tenant_defaults.max_series = 3;
+    config.limits.tenant_defaults.max_label_value_length = 16;
+    let (app, _, wal) = app_with(config).await;
+    let s = |i: usize| series(&[("__name__", "m"), ("i", &i.to_string())], &[(1_000, 1.0)]);
+    assert_eq!(
+        send(&app, write_req(Some("a"), payload(vec![s(1), s(2), s(3)])))
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
+    let records = wal.records().len();
+    // Two new series (one would fit): the whole request is refused.
+    let (status, text) = send(&app, write_req(Some("a"), payload(vec![s(1), s(4), s(5)]))).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{text}");
+    assert!(
+        text.contains("max_series") && text.contains("limit of 3"),
+        "{text}"
+    );
+    assert_eq!(wal.records().len(), records, "nothing written");
+    // Known series still flow; another tenant has its own budget.
+    assert_eq!(
+        send(&app, write_req(Some("a"), payload(vec![s(2)])))
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        send(&app, write_req(Some("b"), payload(vec![s(4), s(5)])))
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
+    // A label value over its length: 400 (the sender must drop it).
+    let long = series(
+        &[("__name__", "m"), ("i", "a-value-far-too-long")],
+        &[(1_000, 1.0)],
+    );
+    let (status, text) = send(&app, write_req(Some("b"), payload(vec![long]))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+    assert!(text.contains("max_label_value_length"), "{text}");
+    let (_, metrics) = send(&app, Request::get("/metrics").body(Body::empty()).unwrap()).await;
+    assert!(
+        metrics.contains(r#"strata_rejected_total{tenant="a",reason="max_series"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"strata_rejected_total{tenant="b",reason="max_label_value_length"} 1"#)
+    );
+}
+
+#[tokio::test]
+async fn cardinality_api_ranks_label_names_and_values_of_one_tenant() {
+    let (app, _, _) = app().await;
+    let mut ts = Vec::new();
+    for i in 0..5 {
+        ts.push(series(
+            &[
+                ("__name__", "http_requests_total"),
+                ("pod", &format!("p{i}")),
+            ],
+            &[(1_000, 1.0)],
+        ));
+    }
+    ts.push(series(
+        &[("__name__", "up"), ("pod", "p0")],
+        &[(1_000, 1.0)],
+    ));
+    assert_eq!(
+        send(&app, write_req(Some("a"), payload(ts))).await.0,
+        StatusCode::NO_CONTENT
+    );
+    let get = |uri: &str, tenant: &str| {
+        Request::get(uri)
+            .header("X-Scope-OrgID", tenant)
+            .body(Body::empty())
+            .unwrap()
+    };
+    let (status, text) = send(&app, get("/api/v1/cardinality/label_names", "a")).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["label_names_count"], 2);
+    assert_eq!(
+        v["cardinality"][0],
+        serde_json::json!({"label_name": "pod", "label_values_count": 5, "series_count": 6})
+    );
+    let (_, text) = send(
+        &app,
+        get(
+            "/api/v1/cardinality/label_values?label_names[]=__name__&limit=1",
+            "a",
+        ),
+    )
+    .await;
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["series_count_total"], 6);
+    assert_eq!(v["labels"][0]["label_values_count"], 2);
+    assert_eq!(
+        v["labels"][0]["cardinality"],
+        serde_json::json!([{"label_value": "http_requests_total", "series_count": 5}])
+    );
+    // Another tenant sees its own (empty) head.
+    let (_, text) = send(&app, get("/api/v1/cardinality/label_names", "b")).await;
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["label_names_count"], 0);
+}
+
+#[tokio::test]
+async fn usage_is_accounted_per_tenant_in_sql_and_metrics() {
+    let (app, _, _) = app().await;
+    let body = payload(vec![
+        series(
+            &[("__name__", "m"), ("i", "1")],
+            &[(1_000, 1.0), (2_000, 2.0)],
+        ),
+        series(&[("__name__", "m"), ("i", "2")], &[(1_000, 1.0)]),
+    ]);
+    let bytes = body.len();
+    assert_eq!(
+        send(&app, write_req(Some("a"), body)).await.0,
+        StatusCode::NO_CONTENT
+    );
+    let q = Request::get("/api/v1/query?query=sum_over_time(m%5B1m%5D)&time=2")
+        .header("X-Scope-OrgID", "a")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(send(&app, q).await.0, StatusCode::OK);
+    let (status, v) = sql(
+        &app,
+        Some("a"),
+        "SELECT tenant, samples_ingested, bytes_ingested, active_series, queries, query_samples FROM system.usage",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["rows"], serde_json::json!([["a", 3, bytes, 2, 1, 3]]));
+    // Tenant b sees its own row: nothing of a's.
+    let (_, v) = sql(
+        &app,
+        Some("b"),
+        "SELECT tenant, samples_ingested, active_series FROM system.usage",
+    )
+    .await;
+    assert_eq!(v["rows"], serde_json::json!([["b", 0, 0]]));
+    let (_, metrics) = send(&app, Request::get("/metrics").body(Body::empty()).unwrap()).await;
+    assert!(
+        metrics.contains(&format!(
+            "strata_ingested_bytes_total{{tenant=\"a\"}} {bytes}"
+        )),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"strata_queries_total{tenant="a",api="promql"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"strata_query_samples_total{tenant="a"} 3"#),
+        "{metrics}"
+    );
+}
+
+mod isolation {
+    //! No response ever carries another tenant's data, whatever tenant
+    //! header and token a request brings, with auth on and off.
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::auth::{Role, TokenEntry, token_digest};
+
+    const TENANTS: [&str; 3] = ["alpha", "beta", "gamma"];
+
+    fn secret(tenant: &str) -> String {
+        format!("secret_{tenant}")
+    }
+
+    async fn loaded(auth: bool) -> Router {
+        let mut config = ServerConfig::default();
+        if auth {
+            config.auth.enabled = true;
+            config.auth.tokens = TENANTS
+                .iter()
+                .map(|t| TokenEntry {
+                    name: (*t).into(),
+                    sha256: token_digest(&format!("token-{t}")),
+                    tenant: (*t).into(),
+                    roles: vec![Role::Read, Role::Write],
+                })
+                .collect();
+        }
+        let (app, _, _) = app_with(config).await;
+        for t in TENANTS {
+            let body = payload(vec![series(
+                &[("__name__", &secret(t)), ("owner", &secret(t))],
+                &[(1_000, 7.0)],
+            )]);
+            let mut req = write_req(Some(t), body);
+            if auth {
+                req = with_token(req, &format!("Bearer token-{t}"));
+            }
+            assert_eq!(send(&app, req).await.0, StatusCode::NO_CONTENT);
+        }
+        app
+    }
+
+    const PATHS: [&str; 8] = [
+        "/api/v1/query?query=%7B__name__%3D~%22.%2B%22%7D&time=1",
+        "/api/v1/query_range?query=%7B__name__%3D~%22.%2B%22%7D&start=0&end=2&step=1",
+        "/api/v1/series?match[]=%7B__name__%3D~%22.%2B%22%7D",
+        "/api/v1/labels",
+        "/api/v1/label/owner/values",
+        "/api/v1/label/__name__/values",
+        "/api/v1/cardinality/label_values?label_names[]=owner",
+        "/api/v1/cardinality/label_names",
+    ];
+
+    fn request(path: usize, header: Option<usize>, token: Option<usize>) -> Request<Body> {
+        let sql = path == PATHS.len();
+        let mut b = if sql {
+            Request::post("/api/v1/sql").header("Content-Type", "application/json")
+        } else {
+            Request::get(PATHS[path])
+        };
+        if let Some(h) = header {
+            b = b.header("X-Scope-OrgID", TENANTS[h]);
+        }
+        if let Some(t) = token {
+            b = b.header("Authorization", format!("Bearer token-{}", TENANTS[t]));
+        }
+        let body = if sql {
+            Body::from(
+                serde_json::json!({"query": "SELECT metric, labels['owner'] FROM samples UNION ALL SELECT tenant, tenant FROM system.usage"})
+                    .to_string(),
+            )
+        } else {
+            Body::empty()
+        };
+        b.body(body).unwrap()
+    }
+
+    /// The tenant whose data a request may see, if any.
+    fn entitled(auth: bool, header: Option<usize>, token: Option<usize>) -> Option<usize> {
+        if auth {
+            match (token, header) {
+                (Some(t), Some(h)) if t == h => Some(t),
+                (Some(t), None) => Some(t),
+                _ => None,
+            }
+        } else {
+            header
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+        #[test]
+        fn responses_hold_only_the_entitled_tenants_data(
+            auth in any::<bool>(),
+            requests in proptest::collection::vec(
+                (0..=PATHS.len(), proptest::option::of(0..3usize), proptest::option::of(0..3usize)),
+                1..6,
+            ),
+        ) {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                let app = loaded(auth).await;
+                for (path, header, token) in requests {
+                    let (status, text) = send(&app, request(path, header, token)).await;
+                    let allowed = entitled(auth, header, token);
+                    for (i, t) in TENANTS.iter().enumerate() {
+                        if Some(i) != allowed {
+                            prop_assert!(
+                                !text.contains(&secret(t)),
+                                "{} (auth {auth}, header {header:?}, token {token:?}) leaked {t}: {status} {text}",
+                                if path == PATHS.len() { "/api/v1/sql" } else { PATHS[path] }
+                            );
+                        }
+                    }
+                    if let Some(i) = allowed && status == StatusCode::OK && [0, 1, 2, 4, 5].contains(&path) {
+                        prop_assert!(text.contains(&secret(TENANTS[i])), "{}: own data missing: {text}", PATHS[path]);
+                    }
+                }
+                Ok(())
+            })?;
+        }
+    }
+}
