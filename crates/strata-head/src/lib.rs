@@ -25,7 +25,7 @@ mod tenant;
 pub use error::HeadError;
 pub use matcher::{MatchOp, Matcher};
 pub use series::SeriesSnapshot;
-pub use tenant::{AppendStats, HeadSeriesRef, SampleStats, TenantHead};
+pub use tenant::{AppendStats, HeadSeriesRef, MetricLabels, SampleStats, TenantHead};
 
 use std::collections::HashMap;
 use std::sync::Arc;

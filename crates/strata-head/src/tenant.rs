@@ -30,6 +30,14 @@ pub struct SampleStats {
     pub bytes: usize,
 }
 
+/// One metric of a head: series count and label names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricLabels {
+    pub metric: Arc<str>,
+    pub series: u64,
+    pub labels: Vec<Arc<str>>,
+}
+
 /// The head of one tenant.
 pub struct TenantHead {
     tenant: TenantId,
@@ -58,6 +66,9 @@ struct Index {
     postings: HashMap<(Sym, Sym), RoaringBitmap>,
     /// name → values seen with it, for regex matchers and label APIs.
     values: HashMap<Sym, Vec<Sym>>,
+    /// metric name → series count and the label names its series use
+    /// (SQL's per-metric tables).
+    metric_labels: HashMap<Sym, (u64, Vec<Sym>)>,
     all: RoaringBitmap,
 }
 
@@ -127,6 +138,20 @@ impl Index {
                 self.values.entry(n).or_default().push(v);
             }
             postings.insert(r);
+        }
+        let name = self.sym(strata_types::METRIC_NAME_LABEL);
+        let metric = labels
+            .iter()
+            .find(|(n, _)| Some(*n) == name)
+            .map(|(_, v)| *v);
+        if let Some(metric) = metric {
+            let (count, names) = self.metric_labels.entry(metric).or_default();
+            *count += 1;
+            for &(n, _) in labels.iter() {
+                if Some(n) != name && !names.contains(&n) {
+                    names.push(n);
+                }
+            }
         }
         self.all.insert(r);
         self.series.push(MemSeries {
@@ -274,6 +299,21 @@ impl TenantHead {
             .zip(index.sym(metric))
             .and_then(|k| index.postings.get(&k))
             .map_or(0, RoaringBitmap::len)
+    }
+
+    /// Every metric with its series count and the label names its series
+    /// use (`__name__` left out), unordered.
+    pub fn metric_catalog(&self) -> Vec<MetricLabels> {
+        let index = self.index.read();
+        index
+            .metric_labels
+            .iter()
+            .map(|(m, (series, names))| MetricLabels {
+                metric: Arc::clone(index.str(*m)),
+                series: *series,
+                labels: names.iter().map(|n| Arc::clone(index.str(*n))).collect(),
+            })
+            .collect()
     }
 
     /// Stored sample records and the heap bytes holding them (compressed

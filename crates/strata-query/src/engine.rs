@@ -1,14 +1,18 @@
 //! Tenant-scoped SQL sessions.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
+use datafusion::catalog::TableProvider;
 use datafusion::execution::context::{SQLOptions, SessionConfig, SessionContext};
 use strata_storage::Storage;
 use strata_types::TenantId;
 use tracing::instrument;
 
+use crate::catalog::MetricSchema;
+use crate::running::RunningQueries;
 use crate::samples::STORE_URL;
 use crate::time_travel::{By, SamplesAsOf};
 use crate::{QueryError, SamplesTable};
@@ -23,6 +27,10 @@ pub struct QueryEngine {
     usage: Arc<crate::usage::Usage>,
     /// Series ids of the data files PromQL lookups have seen.
     file_series: Arc<crate::series_labels::FileSeriesCache>,
+    /// Metrics and label names of the data files SQL sessions have seen.
+    catalogs: Arc<crate::catalog::CatalogCache>,
+    /// Queries under way (`system.queries`).
+    running: Arc<RunningQueries>,
     /// Parallelism of one query; `None`: one per CPU.
     target_partitions: Option<usize>,
 }
@@ -46,6 +54,8 @@ impl QueryEngine {
             storage,
             labels: Arc::default(),
             file_series: Arc::default(),
+            catalogs: Arc::default(),
+            running: Arc::default(),
             usage: Arc::default(),
             target_partitions: None,
         }
@@ -56,13 +66,17 @@ impl QueryEngine {
         &self.usage
     }
 
+    /// Queries under way: front ends register theirs here.
+    pub fn running(&self) -> &Arc<RunningQueries> {
+        &self.running
+    }
+
     /// Runs each query on `n` partitions instead of one per CPU.
     pub fn with_target_partitions(mut self, n: usize) -> Self {
         self.target_partitions = Some(n.max(1));
         self
     }
 
-    /// A session that sees only `tenant`'s tables.
     /// A session with this engine's parallelism, the tenant's current view
     /// and the store it reads registered.
     fn base_session(
@@ -82,24 +96,51 @@ impl QueryEngine {
         Ok((ctx, view))
     }
 
-    pub fn session(&self, tenant: &TenantId) -> Result<SessionContext, QueryError> {
+    /// A session that sees only `tenant`'s tables: `samples`, `series`,
+    /// one table per metric (also under `metrics`), `system.*` and the
+    /// time-travel functions.
+    pub async fn session(&self, tenant: &TenantId) -> Result<SessionContext, QueryError> {
         let config = SessionConfig::new()
             .with_information_schema(true)
             .with_default_catalog_and_schema("strata", "public");
         let (ctx, view) = self.base_session(config, tenant)?;
-        ctx.register_table("samples", Arc::new(SamplesTable::new(view)))?;
-        // `system.usage`: this tenant's row only.
-        let usage = self.usage.batch(tenant, &self.storage)?;
-        let table = datafusion::datasource::MemTable::try_new(usage.schema(), vec![vec![usage]])?;
-        let system = Arc::new(datafusion::catalog::MemorySchemaProvider::new());
-        datafusion::catalog::SchemaProvider::register_table(
-            system.as_ref(),
-            "usage".into(),
-            Arc::new(table),
+        let samples = Arc::new(SamplesTable::new(view.clone()));
+        let metrics = Arc::new(
+            crate::catalog::tenant_catalog(&view, &self.catalogs, &self.file_series).await?,
+        );
+        let builtins: BTreeMap<String, Arc<dyn TableProvider>> = [
+            (
+                "samples".to_owned(),
+                Arc::clone(&samples) as Arc<dyn TableProvider>,
+            ),
+            ("series".to_owned(), crate::catalog::series_view(&samples)?),
+        ]
+        .into_iter()
+        .collect();
+        let system = crate::system::schema(crate::system::SystemInputs {
+            tenant,
+            storage: &self.storage,
+            view: &view,
+            metrics: &metrics,
+            usage: self.usage.batch(tenant, &self.storage)?,
+            queries: self.running.batch(tenant)?,
+        })?;
+        let catalog = ctx.catalog("strata").ok_or_else(|| {
+            datafusion::error::DataFusionError::Internal("no strata catalog".into())
+        })?;
+        catalog.register_schema(
+            "public",
+            Arc::new(MetricSchema::new(
+                Arc::clone(&samples),
+                Arc::clone(&metrics),
+                builtins,
+            )),
         )?;
-        if let Some(catalog) = ctx.catalog("strata") {
-            catalog.register_schema("system", system)?;
-        }
+        catalog.register_schema(
+            "metrics",
+            Arc::new(MetricSchema::new(samples, metrics, BTreeMap::new())),
+        )?;
+        catalog.register_schema("system", system)?;
         for (name, by) in [
             ("samples_at_version", By::Version),
             ("samples_as_of", By::Time),
@@ -142,7 +183,8 @@ impl QueryEngine {
         if sql.trim().is_empty() {
             return Err(QueryError::Empty);
         }
-        let ctx = self.session(tenant)?;
+        let _running = self.running.start(tenant, "sql", sql);
+        let ctx = self.session(tenant).await?;
         let options = SQLOptions::new()
             .with_allow_ddl(false)
             .with_allow_dml(false)

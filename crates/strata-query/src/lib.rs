@@ -15,11 +15,14 @@
 //! * `samples_at_version(v)`, `samples_as_of('2026-11-01T00:00:00Z')` — the
 //!   tenant's table at a Delta version or time (time travel, files only).
 
+pub mod catalog;
 mod engine;
 mod error;
 pub mod promql;
+pub mod running;
 mod samples;
 mod series_labels;
+mod system;
 mod time_travel;
 pub mod usage;
 

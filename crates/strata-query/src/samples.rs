@@ -80,6 +80,52 @@ impl Pushdown {
                 }
                 _ => self.add_comparison(left, *op, right),
             },
+            Expr::Like(like)
+                if !like.negated && !like.case_insensitive && like.escape_char.is_none() =>
+            {
+                let (Some(label), Some(pattern)) = (label_of(&like.expr), literal(&like.pattern))
+                else {
+                    return false;
+                };
+                match Matcher::regex(label, &like_to_regex(&pattern)) {
+                    Ok(m) => {
+                        self.matchers.push(m);
+                        true
+                    }
+                    Err(_) => false,
+                }
+            }
+            Expr::InList(list) if !list.negated => {
+                let Some(label) = label_of(&list.expr) else {
+                    return false;
+                };
+                let Some(values) = list.list.iter().map(literal).collect::<Option<Vec<_>>>() else {
+                    return false;
+                };
+                let alternation: Vec<String> = values.iter().map(|v| regex::escape(v)).collect();
+                match Matcher::regex(label, &alternation.join("|")) {
+                    Ok(m) => {
+                        self.matchers.push(m);
+                        true
+                    }
+                    Err(_) => false,
+                }
+            }
+            // A Prometheus label is never empty: absent reads as "".
+            Expr::IsNotNull(e) => match label_of(e) {
+                Some(label) => {
+                    self.matchers.push(Matcher::not_equal(label, ""));
+                    true
+                }
+                None => false,
+            },
+            Expr::IsNull(e) => match label_of(e) {
+                Some(label) => {
+                    self.matchers.push(Matcher::equal(label, ""));
+                    true
+                }
+                None => false,
+            },
             Expr::Between(b) if !b.negated => {
                 let (Some(lo), Some(hi)) = (timestamp_ms(&b.low), timestamp_ms(&b.high)) else {
                     return false;
@@ -124,11 +170,7 @@ impl Pushdown {
         let Some(value) = literal(lit) else {
             return false;
         };
-        let label = if is_column(col, "metric") {
-            METRIC_NAME_LABEL.to_owned()
-        } else if let Some(key) = label_key(col) {
-            key
-        } else {
+        let Some(label) = label_of(col) else {
             return false;
         };
         match op {
@@ -154,6 +196,38 @@ impl Pushdown {
     fn lower_max(&mut self, t: i64) {
         self.max_ms = Some(self.max_ms.map_or(t, |m| m.min(t)));
     }
+}
+
+/// The label an expression reads: `metric` is `__name__`, `labels['x']`
+/// is `x`.
+fn label_of(e: &Expr) -> Option<String> {
+    if is_column(e, "metric") {
+        Some(METRIC_NAME_LABEL.to_owned())
+    } else {
+        label_key(e)
+    }
+}
+
+/// A SQL `LIKE` pattern (`%` any run, `_` one character, `\` escapes) as
+/// an anchored-by-the-matcher regular expression.
+fn like_to_regex(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len() + 8);
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '%' => out.push_str("(?s:.*)"),
+            '_' => out.push_str("(?s:.)"),
+            '\\' => {
+                if let Some(next) = chars.next() {
+                    out.push_str(&regex::escape(&next.to_string()));
+                } else {
+                    out.push_str(&regex::escape("\\"));
+                }
+            }
+            c => out.push_str(&regex::escape(&c.to_string())),
+        }
+    }
+    out
 }
 
 fn is_column(e: &Expr, name: &str) -> bool {

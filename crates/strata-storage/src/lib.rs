@@ -11,6 +11,7 @@
 //!   memory and the WAL. Readers get a [`TenantView`]: heads and files that
 //!   together hold every sample exactly once.
 
+mod catalog;
 pub mod compact;
 mod error;
 pub mod paths;
@@ -22,6 +23,7 @@ mod table;
 pub mod verify;
 mod writer;
 
+pub use catalog::{FileCatalog, MetricCatalog};
 pub use error::StorageError;
 pub use paths::{DataFilePath, FileLevel, TablePath};
 pub use retention::{RetentionConfig, RetentionReport, TenantRetention};

@@ -31,7 +31,7 @@ use strata_types::METRIC_NAME_LABEL;
 
 use crate::paths::{DataFilePath, FileLevel, day_of_ms};
 use crate::schema::{MAP_ENTRIES, MAP_KEY, MAP_VALUE, metrics_schema};
-use crate::{DataFile, FileStats, StorageError};
+use crate::{DataFile, FileCatalog, FileStats, StorageError};
 
 /// Rows per Arrow batch handed to the Parquet writer.
 const BATCH_ROWS: usize = 8192;
@@ -114,6 +114,10 @@ pub(crate) struct FileWriter {
     rows: Rows,
     stats: FileStats,
     written_ms: i64,
+    /// Metric → label names and series count, stored in the footer.
+    catalog: FileCatalog,
+    /// The series the last row belonged to (rows come series by series).
+    last_series: Option<i64>,
 }
 
 impl FileWriter {
@@ -142,6 +146,8 @@ impl FileWriter {
             rows: Rows::new(),
             stats: FileStats::default(),
             written_ms: chrono::Utc::now().timestamp_millis(),
+            catalog: FileCatalog::default(),
+            last_series: None,
         })
     }
 
@@ -166,7 +172,15 @@ impl FileWriter {
         let values = batch
             .column(crate::col::VALUE)
             .as_primitive::<Float64Type>();
+        let labels = batch.column(crate::col::LABELS).as_map();
         for i in 0..batch.num_rows() {
+            if self.last_series != Some(ids.value(i)) {
+                self.last_series = Some(ids.value(i));
+                let entries = labels.value(i);
+                let names = entries.column(0).as_string::<i32>();
+                self.catalog
+                    .add_series(metric.value(i), names.iter().flatten());
+            }
             self.stats.observe(
                 metric.value(i),
                 ids.value(i),
@@ -186,6 +200,16 @@ impl FileWriter {
         series_id: i64,
         samples: impl Iterator<Item = (i64, f64)>,
     ) -> Result<(), StorageError> {
+        if self.last_series != Some(series_id) {
+            self.last_series = Some(series_id);
+            self.catalog.add_series(
+                metric,
+                labels
+                    .iter()
+                    .map(|(n, _)| &**n)
+                    .filter(|n| *n != METRIC_NAME_LABEL),
+            );
+        }
         for (ts_ms, value) in samples {
             self.stats.observe(metric, series_id, ts_ms, value);
             self.rows.push(metric, labels, series_id, ts_ms, value);
@@ -203,6 +227,11 @@ impl FileWriter {
             let batch = self.rows.finish()?;
             self.writer.write(&batch).await?;
         }
+        self.writer
+            .append_key_value_metadata(parquet::file::metadata::KeyValue::new(
+                FileCatalog::KEY.to_owned(),
+                self.catalog.to_json(),
+            ));
         // Writes the footer and completes the upload.
         self.writer.finish().await?;
         let mut sink = self.writer.into_inner();

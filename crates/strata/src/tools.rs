@@ -298,7 +298,7 @@ async fn export_async(args: ExportArgs) -> Result<ExitCode, String> {
         .map(|f| f.stats.rows)
         .sum();
     let engine = QueryEngine::new(Arc::clone(&storage));
-    let ctx = engine.session(&tenant).map_err(|e| e.to_string())?;
+    let ctx = engine.session(&tenant).await.map_err(|e| e.to_string())?;
     let df = ctx.sql(&sql).await.map_err(|e| e.to_string())?;
     let schema = Arc::clone(df.schema().inner());
     let mut stream = df.execute_stream().await.map_err(|e| e.to_string())?;

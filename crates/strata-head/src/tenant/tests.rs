@@ -174,3 +174,39 @@ fn series_id_collisions_are_refused_not_merged() {
         "{err}"
     );
 }
+
+#[test]
+fn metric_catalog_counts_series_and_label_names() {
+    let h = head_with(&[
+        series(&[("__name__", "up"), ("job", "api")], &[(1, 1.0)]),
+        series(&[("__name__", "up"), ("zone", "eu")], &[(1, 1.0)]),
+        series(&[("__name__", "errors"), ("code", "500")], &[(1, 1.0)]),
+    ]);
+    // The same series again adds nothing.
+    h.append(&batch(&[series(
+        &[("__name__", "up"), ("job", "api")],
+        &[(2, 1.0)],
+    )]))
+    .unwrap();
+    let mut got: Vec<(String, u64, Vec<String>)> = h
+        .metric_catalog()
+        .into_iter()
+        .map(|m| {
+            let mut labels: Vec<String> = m.labels.iter().map(|l| l.to_string()).collect();
+            labels.sort();
+            (m.metric.to_string(), m.series, labels)
+        })
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ("errors".to_owned(), 1, vec!["code".to_owned()]),
+            (
+                "up".to_owned(),
+                2,
+                vec!["job".to_owned(), "zone".to_owned()]
+            ),
+        ]
+    );
+}

@@ -1,0 +1,258 @@
+//! The natural schema: one SQL table per metric, whose columns are the
+//! label names its series use plus `timestamp` and `value`.
+//!
+//! Built per session from the series catalog: the head's (kept up to date
+//! at series creation) and each data file's (written into its footer by
+//! the storage writer; for files written before that, read once from the
+//! file). File catalogs are cached by path, files being immutable.
+//!
+//! A metric table is a view over `samples` restricted to the metric, each
+//! label column `labels['<name>']`: DataFusion inlines the view, so a
+//! filter on a label column reaches the `samples` scan as a label filter
+//! (pushed into the head's index, and the metric name prunes files).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::catalog::{SchemaProvider, TableProvider};
+use datafusion::datasource::{ViewTable, provider_as_source};
+use datafusion::error::Result;
+use datafusion::logical_expr::{LogicalPlanBuilder, col, lit};
+use datafusion::parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
+#[allow(deprecated)]
+use datafusion::parquet::arrow::async_reader::ParquetObjectReader;
+use futures::{StreamExt, TryStreamExt};
+use object_store::ObjectStore;
+use object_store::path::Path;
+use parking_lot::Mutex;
+use strata_storage::{DataFile, FileCatalog, TenantView};
+
+use crate::SamplesTable;
+use crate::series_labels::{FileSeriesCache, read_labels};
+
+/// Columns every metric table ends with; a label of the same name is
+/// renamed `label_<name>`.
+const SAMPLE_COLUMNS: [&str; 2] = ["timestamp", "value"];
+
+/// Footers read at once when a session meets files it has not seen.
+const FOOTER_READS: usize = 8;
+
+/// File catalogs by path.
+#[derive(Debug, Default)]
+pub struct CatalogCache {
+    map: Mutex<HashMap<String, Arc<FileCatalog>>>,
+}
+
+/// Files remembered before the cache starts over.
+const FILE_ENTRIES: usize = 100_000;
+
+impl CatalogCache {
+    /// `file`'s catalog: from its footer, or (files written before footers
+    /// carried one) from one row per series.
+    async fn file(
+        &self,
+        store: &Arc<dyn ObjectStore>,
+        table_root: &Path,
+        file: &DataFile,
+        series: &FileSeriesCache,
+    ) -> Result<Arc<FileCatalog>> {
+        let path = file.path.under(table_root);
+        if let Some(c) = self.map.lock().get(path.as_ref()) {
+            return Ok(Arc::clone(c));
+        }
+        #[allow(deprecated)]
+        let mut reader =
+            ParquetObjectReader::new(Arc::clone(store), path.clone()).with_file_size(file.size);
+        let meta = ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new()).await?;
+        let from_footer = meta
+            .metadata()
+            .file_metadata()
+            .key_value_metadata()
+            .into_iter()
+            .flatten()
+            .find(|kv| kv.key == FileCatalog::KEY)
+            .and_then(|kv| kv.value.as_deref())
+            .and_then(FileCatalog::from_json);
+        let catalog = match from_footer {
+            Some(c) => c,
+            None => {
+                let ids: HashSet<i64> = series
+                    .series(store, &path, file.size)
+                    .await?
+                    .iter()
+                    .copied()
+                    .collect();
+                let mut c = FileCatalog::default();
+                for (_, labels) in read_labels(store, &path, file.size, &ids).await? {
+                    let metric = labels.value(strata_types::METRIC_NAME_LABEL).to_owned();
+                    c.add_series(
+                        &metric,
+                        labels
+                            .iter()
+                            .map(|(n, _)| n)
+                            .filter(|n| *n != strata_types::METRIC_NAME_LABEL),
+                    );
+                }
+                c
+            }
+        };
+        let catalog = Arc::new(catalog);
+        let mut map = self.map.lock();
+        if map.len() >= FILE_ENTRIES {
+            map.clear();
+        }
+        map.insert(path.to_string(), Arc::clone(&catalog));
+        Ok(catalog)
+    }
+}
+
+/// One metric as SQL sees it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MetricInfo {
+    pub labels: BTreeSet<String>,
+    /// Series in memory now.
+    pub active_series: u64,
+    /// Series summed over data files (a series stored in several files,
+    /// e.g. one per day, counts once per file).
+    pub file_series: u64,
+    /// Data files holding the metric.
+    pub files: u64,
+}
+
+/// Every metric of a tenant's view.
+pub async fn tenant_catalog(
+    view: &TenantView,
+    cache: &CatalogCache,
+    series: &FileSeriesCache,
+) -> Result<BTreeMap<String, MetricInfo>> {
+    let mut out: BTreeMap<String, MetricInfo> = BTreeMap::new();
+    for head in &view.heads {
+        for m in head.metric_catalog() {
+            let info = out.entry(m.metric.to_string()).or_default();
+            info.active_series += m.series;
+            info.labels.extend(m.labels.iter().map(|l| l.to_string()));
+        }
+    }
+    let store = Arc::clone(view.store.store());
+    let reads: Vec<_> = view
+        .files
+        .iter()
+        .map(|f| cache.file(&store, &view.table_root, f, series))
+        .collect();
+    let catalogs: Vec<Arc<FileCatalog>> = futures::stream::iter(reads)
+        .buffered(FOOTER_READS)
+        .try_collect()
+        .await?;
+    for c in catalogs {
+        for (metric, m) in &c.metrics {
+            let info = out.entry(metric.clone()).or_default();
+            info.file_series += m.series;
+            info.files += 1;
+            for l in &m.labels {
+                if !info.labels.contains(l) {
+                    info.labels.insert(l.clone());
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The column a label becomes in its metric's table.
+pub fn label_column(label: &str) -> String {
+    if SAMPLE_COLUMNS.contains(&label) {
+        format!("label_{label}")
+    } else {
+        label.to_owned()
+    }
+}
+
+/// A schema whose tables are the tenant's metrics, after any built-in
+/// tables it holds (a metric named like a built-in is reachable through
+/// the `metrics` schema, which has no built-ins).
+#[derive(Debug)]
+pub struct MetricSchema {
+    samples: Arc<SamplesTable>,
+    metrics: Arc<BTreeMap<String, MetricInfo>>,
+    builtins: BTreeMap<String, Arc<dyn TableProvider>>,
+}
+
+impl MetricSchema {
+    pub fn new(
+        samples: Arc<SamplesTable>,
+        metrics: Arc<BTreeMap<String, MetricInfo>>,
+        builtins: BTreeMap<String, Arc<dyn TableProvider>>,
+    ) -> Self {
+        Self {
+            samples,
+            metrics,
+            builtins,
+        }
+    }
+
+    fn view(&self, metric: &str, info: &MetricInfo) -> Result<Arc<dyn TableProvider>> {
+        let source = provider_as_source(Arc::clone(&self.samples) as Arc<dyn TableProvider>);
+        let mut columns: Vec<datafusion::logical_expr::Expr> = info
+            .labels
+            .iter()
+            .map(|l| {
+                datafusion::functions::core::expr_fn::get_field(col("labels"), l.as_str())
+                    .alias(label_column(l))
+            })
+            .collect();
+        columns.extend(SAMPLE_COLUMNS.iter().map(|c| col(*c)));
+        let plan = LogicalPlanBuilder::scan("samples", source, None)?
+            .filter(col("metric").eq(lit(metric)))?
+            .project(columns)?
+            .build()?;
+        Ok(Arc::new(ViewTable::new(plan, None)))
+    }
+}
+
+#[async_trait]
+impl SchemaProvider for MetricSchema {
+    fn table_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.builtins.keys().cloned().collect();
+        names.extend(
+            self.metrics
+                .keys()
+                .filter(|m| !self.builtins.contains_key(*m))
+                .cloned(),
+        );
+        names
+    }
+
+    async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+        if let Some(t) = self.builtins.get(name) {
+            return Ok(Some(Arc::clone(t)));
+        }
+        match self.metrics.get(name) {
+            Some(info) => self.view(name, info).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.builtins.contains_key(name) || self.metrics.contains_key(name)
+    }
+}
+
+/// `series`: one row per series with its labels and the time span of its
+/// samples. A grouping of `samples` (a scan, not a catalog lookup).
+pub fn series_view(samples: &Arc<SamplesTable>) -> Result<Arc<dyn TableProvider>> {
+    use datafusion::functions_aggregate::expr_fn::{count, first_value, max, min};
+    let source = provider_as_source(Arc::clone(samples) as Arc<dyn TableProvider>);
+    let plan = LogicalPlanBuilder::scan("samples", source, None)?
+        .aggregate(
+            vec![col("metric"), col("series_id")],
+            vec![
+                first_value(col("labels"), Vec::new()).alias("labels"),
+                min(col("timestamp")).alias("first_seen"),
+                max(col("timestamp")).alias("last_seen"),
+                count(lit(1)).alias("samples"),
+            ],
+        )?
+        .build()?;
+    Ok(Arc::new(ViewTable::new(plan, None)))
+}
