@@ -15,6 +15,8 @@
 # Needs: cargo build --release -p strata -p strata-benches, and
 # apt-get install prometheus victoria-metrics.
 set -euo pipefail
+# These runs need no Postgres listener.
+export STRATA_PG_LISTEN=off
 cd "$(dirname "$0")/.."
 SERIES=${1:-10000}
 ROUNDS=${2:-960}

@@ -9,6 +9,8 @@
 #
 # Needs: cargo build --release -p strata -p strata-benches.
 set -euo pipefail
+# These runs need no Postgres listener.
+export STRATA_PG_LISTEN=off
 cd "$(dirname "$0")/.."
 SERIES=${1:-20000}
 RUNS=${2:-40}

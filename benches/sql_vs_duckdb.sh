@@ -12,6 +12,8 @@
 # Needs: cargo build --release -p strata -p strata-benches; python3 with
 # duckdb and deltalake.
 set -euo pipefail
+# These runs need no Postgres listener.
+export STRATA_PG_LISTEN=off
 cd "$(dirname "$0")/.."
 SERIES=${1:-2000}
 DAYS=${2:-7}

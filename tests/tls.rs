@@ -53,6 +53,8 @@ fn serves_https_with_the_configured_certificate() {
             "serve",
             "--listen",
             &format!("127.0.0.1:{port}"),
+            "--pg-listen",
+            "off",
             "--data-dir",
         ])
         .arg(dir.path().join("data"))

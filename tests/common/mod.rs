@@ -13,6 +13,8 @@ pub use strata_ingest::remote_write::proto;
 pub struct Server {
     pub child: Child,
     pub addr: String,
+    /// The Postgres wire protocol listener.
+    pub pg_port: u16,
     pub data_dir: PathBuf,
     agent: ureq::Agent,
 }
@@ -44,6 +46,7 @@ impl Server {
     pub fn start_with_env(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Self {
         let port = free_port();
         let addr = format!("127.0.0.1:{port}");
+        let pg_port = free_port();
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -56,12 +59,15 @@ impl Server {
                 data_dir.to_str().unwrap(),
                 "--listen",
                 &addr,
+                "--pg-listen",
+                &format!("127.0.0.1:{pg_port}"),
             ])
             .args(extra)
             .env_remove("STRATA_CONFIG")
             .env_remove("STRATA_REQUIRE_TENANT")
             .env_remove("STRATA_FAILPOINT")
             .env_remove("STRATA_OBJECT_STORE_URL")
+            .env_remove("STRATA_PG_LISTEN")
             .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
@@ -70,6 +76,7 @@ impl Server {
         let server = Self {
             child,
             addr,
+            pg_port,
             data_dir: data_dir.to_owned(),
             agent: agent(),
         };

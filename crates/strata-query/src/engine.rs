@@ -4,15 +4,20 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, SchemaRef};
 use datafusion::catalog::TableProvider;
+use datafusion::common::ScalarValue;
+use datafusion::error::DataFusionError;
+use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::context::{SQLOptions, SessionConfig, SessionContext};
+use datafusion::logical_expr::LogicalPlan;
+use futures::TryStreamExt;
 use strata_storage::Storage;
 use strata_types::TenantId;
 use tracing::instrument;
 
 use crate::catalog::MetricSchema;
-use crate::running::RunningQueries;
+use crate::running::{QueryGuard, RunningQueries};
 use crate::samples::STORE_URL;
 use crate::time_travel::{By, SamplesAsOf};
 use crate::{QueryError, SamplesTable};
@@ -177,22 +182,135 @@ impl QueryEngine {
         ))
     }
 
-    /// Plans and runs one read-only statement for `tenant`.
-    #[instrument(skip_all, fields(tenant = %tenant))]
-    pub async fn sql(&self, tenant: &TenantId, sql: &str) -> Result<QueryOutput, QueryError> {
-        if sql.trim().is_empty() {
+    /// Plans one read-only statement for `tenant` over the data as it is
+    /// now. The query counts as running (`system.queries`, under
+    /// `protocol`) until the plan, or the stream it turns into, is dropped.
+    #[instrument(skip_all, fields(tenant = %tenant, protocol))]
+    pub async fn plan(
+        &self,
+        tenant: &TenantId,
+        sql: &str,
+        protocol: &'static str,
+    ) -> Result<Planned, QueryError> {
+        if sql.trim().trim_end_matches(';').trim().is_empty() {
             return Err(QueryError::Empty);
         }
-        let _running = self.running.start(tenant, "sql", sql);
+        let guard = self.running.start(tenant, protocol, sql);
         let ctx = self.session(tenant).await?;
-        let options = SQLOptions::new()
+        let plan = ctx.state().create_logical_plan(sql).await?;
+        SQLOptions::new()
             .with_allow_ddl(false)
             .with_allow_dml(false)
-            .with_allow_statements(false);
-        let df = ctx.sql_with_options(sql, options).await?;
-        let schema = Arc::clone(df.schema().inner());
-        let batches = df.collect().await?;
+            .with_allow_statements(false)
+            .verify_plan(&plan)?;
+        Ok(Planned { ctx, plan, guard })
+    }
+
+    /// Plans and runs one read-only statement for `tenant`.
+    pub async fn sql(&self, tenant: &TenantId, sql: &str) -> Result<QueryOutput, QueryError> {
+        let stream = self
+            .plan(tenant, sql, "sql")
+            .await?
+            .execute(Vec::new())
+            .await?;
+        let schema = stream.schema();
+        let batches = stream.try_collect().await?;
         Ok(QueryOutput { schema, batches })
+    }
+}
+
+/// A statement planned for one tenant, not yet run.
+pub struct Planned {
+    ctx: SessionContext,
+    plan: LogicalPlan,
+    guard: QueryGuard,
+}
+
+impl std::fmt::Debug for Planned {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Planned")
+            .field("plan", &self.plan)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Planned {
+    /// The result's columns.
+    pub fn schema(&self) -> SchemaRef {
+        Arc::clone(self.plan.schema().inner())
+    }
+
+    /// Types of `$1`, `$2`, … in order; `None` where the statement does
+    /// not imply one.
+    pub fn parameter_types(&self) -> Result<Vec<Option<DataType>>, QueryError> {
+        let types = self.plan.get_parameter_types()?;
+        let mut numbered: Vec<(usize, Option<DataType>)> = Vec::with_capacity(types.len());
+        for (name, t) in types {
+            let n = name
+                .strip_prefix('$')
+                .and_then(|n| n.parse::<usize>().ok())
+                .filter(|n| *n >= 1)
+                .ok_or_else(|| {
+                    DataFusionError::Plan(format!(
+                        "parameter {name}: only positional parameters ($1, $2, ...) are supported"
+                    ))
+                })?;
+            numbered.push((n, t));
+        }
+        let count = numbered.iter().map(|(n, _)| *n).max().unwrap_or(0);
+        let mut out = vec![None; count];
+        for (n, t) in numbered {
+            out[n - 1] = t;
+        }
+        Ok(out)
+    }
+
+    /// Runs the statement with `params` bound to `$1`, `$2`, …
+    pub async fn execute(self, params: Vec<ScalarValue>) -> Result<QueryStream, QueryError> {
+        let plan = if params.is_empty() {
+            self.plan
+        } else {
+            self.plan.with_param_values(params)?
+        };
+        let df = self.ctx.execute_logical_plan(plan).await?;
+        let inner = df.execute_stream().await?;
+        Ok(QueryStream {
+            inner,
+            _guard: self.guard,
+        })
+    }
+}
+
+/// A running statement's results, batch by batch; the query stays in
+/// `system.queries` until this is dropped.
+pub struct QueryStream {
+    inner: SendableRecordBatchStream,
+    _guard: QueryGuard,
+}
+
+impl std::fmt::Debug for QueryStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueryStream").finish_non_exhaustive()
+    }
+}
+
+impl QueryStream {
+    pub fn schema(&self) -> SchemaRef {
+        self.inner.schema()
+    }
+}
+
+impl futures::Stream for QueryStream {
+    type Item = Result<RecordBatch, QueryError>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.inner
+            .as_mut()
+            .poll_next(cx)
+            .map(|o| o.map(|r| r.map_err(QueryError::from)))
     }
 }
 

@@ -60,3 +60,54 @@ fn reached_storage(e: &(dyn std::error::Error + 'static)) -> bool {
     }
     false
 }
+
+impl QueryError {
+    /// The PostgreSQL error code (SQLSTATE) for the Postgres wire protocol.
+    pub fn sqlstate(&self) -> &'static str {
+        match self {
+            Self::Empty => "42601",
+            Self::DataFusion(e) => sqlstate(e),
+        }
+    }
+}
+
+fn sqlstate(e: &DataFusionError) -> &'static str {
+    use datafusion::common::SchemaError;
+    match e {
+        DataFusionError::Context(_, inner) | DataFusionError::Diagnostic(_, inner) => {
+            sqlstate(inner)
+        }
+        DataFusionError::Shared(inner) => sqlstate(inner),
+        // syntax_error
+        DataFusionError::SQL(..) => "42601",
+        DataFusionError::SchemaError(s, _) => match s.as_ref() {
+            // undefined_column
+            SchemaError::FieldNotFound { .. } => "42703",
+            // ambiguous_column / duplicate_column
+            SchemaError::AmbiguousReference { .. } => "42702",
+            _ => "42P10",
+        },
+        // undefined_table, undefined_function, or a plan the statement
+        // cannot have (syntax_error_or_access_rule_violation)
+        DataFusionError::Plan(msg) if msg.contains("table") && msg.contains("not found") => "42P01",
+        DataFusionError::Plan(msg) if msg.contains("Invalid function") => "42883",
+        DataFusionError::Plan(msg) if msg.contains("not supported") => "0A000",
+        DataFusionError::Plan(_) | DataFusionError::Configuration(_) => "42000",
+        DataFusionError::NotImplemented(_) => "0A000",
+        // program_limit_exceeded
+        DataFusionError::ResourcesExhausted(_) => "54000",
+        DataFusionError::ExecutionJoin(_) | DataFusionError::Execution(_) => {
+            if e.to_string().contains("Divide by zero") {
+                "22012"
+            } else {
+                "22000"
+            }
+        }
+        _ => match classify(e) {
+            // io_error: the store may come back
+            ErrorKind::Unavailable => "58030",
+            ErrorKind::Internal => "XX000",
+            _ => "42000",
+        },
+    }
+}

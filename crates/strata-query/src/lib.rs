@@ -26,6 +26,6 @@ mod system;
 mod time_travel;
 pub mod usage;
 
-pub use engine::{QueryEngine, QueryOutput};
+pub use engine::{Planned, QueryEngine, QueryOutput, QueryStream};
 pub use error::QueryError;
 pub use samples::{SamplesTable, samples_schema};

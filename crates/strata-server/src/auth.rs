@@ -221,12 +221,46 @@ impl Authenticator {
                 shape,
             ));
         };
-        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        self.grant_for_token(token.as_bytes(), shape)
+    }
+
+    fn grant_for_token(&self, token: &[u8], shape: Shape) -> Result<Arc<Grant>, ApiError> {
+        let digest: [u8; 32] = Sha256::digest(token).into();
         self.tokens
             .read()
             .get(&digest)
             .cloned()
             .ok_or_else(|| ApiError::new(ErrorKind::Unauthenticated, "invalid token", shape))
+    }
+
+    /// A login that presents a token as its password (the Postgres wire
+    /// protocol) for `tenant` (its database name): allowed if the token is
+    /// valid, is for that tenant and may do `role`.
+    pub fn authorize_login(
+        &self,
+        token: &[u8],
+        tenant: &TenantId,
+        role: Role,
+        shape: Shape,
+    ) -> Result<(), ApiError> {
+        if !self.enabled {
+            return Ok(());
+        }
+        let grant = self.grant_for_token(token, shape)?;
+        Self::check_role(&grant, role, shape)?;
+        if &grant.tenant != tenant {
+            return Err(ApiError::new(
+                ErrorKind::Forbidden,
+                format!(
+                    "token {} is for tenant {}, not {}",
+                    grant.name,
+                    grant.tenant.as_str(),
+                    tenant.as_str()
+                ),
+                shape,
+            ));
+        }
+        Ok(())
     }
 
     /// The tenant a request acts for, if it may do `role`.
@@ -279,8 +313,13 @@ impl Authenticator {
         shape: Shape,
     ) -> Result<Arc<Grant>, ApiError> {
         let grant = self.grant(headers, shape)?;
+        Self::check_role(&grant, role, shape)?;
+        Ok(grant)
+    }
+
+    fn check_role(grant: &Grant, role: Role, shape: Shape) -> Result<(), ApiError> {
         if grant.roles.iter().any(|r| *r == role || *r == Role::Admin) {
-            Ok(grant)
+            Ok(())
         } else {
             Err(ApiError::new(
                 ErrorKind::Forbidden,

@@ -32,7 +32,27 @@ pub struct ServerConfig {
     pub auth: AuthConfig,
     /// HTTPS: serve TLS when both files are set.
     pub tls: TlsConfig,
+    /// The Postgres wire protocol listener (psql, psycopg, Grafana).
+    pub postgres: PostgresConfig,
     pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PostgresConfig {
+    /// Serve SQL over the Postgres wire protocol.
+    pub enabled: bool,
+    /// Its listen address; the database name selects the tenant.
+    pub listen: SocketAddr,
+}
+
+impl Default for PostgresConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: SocketAddr::from(([127, 0, 0, 1], 9471)),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
@@ -163,6 +183,7 @@ impl Default for ServerConfig {
             promql: PromqlConfig::default(),
             auth: AuthConfig::default(),
             tls: TlsConfig::default(),
+            postgres: PostgresConfig::default(),
             log: LogConfig::default(),
         }
     }

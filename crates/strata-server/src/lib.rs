@@ -16,6 +16,7 @@ pub mod config;
 mod error;
 pub mod limits;
 mod metrics;
+pub mod pg;
 mod routes;
 pub mod scheduler;
 mod sql_json;
@@ -24,7 +25,7 @@ pub mod tenant;
 pub mod tls;
 
 pub use config::{ByteSize, ConfigError, LogFormat, ServerConfig};
-pub use error::{ApiError, Shape, status_for};
+pub use error::{ApiError, Shape, sqlstate_for, status_for};
 pub use routes::router;
 pub use state::AppState;
 
@@ -88,6 +89,18 @@ pub async fn serve(
             source,
         })?;
     info!(addr = %listener.local_addr()?, tls = tls.is_some(), data_dir = %config.data_dir.display(), "strata listening");
+    let pg_listener = if config.postgres.enabled {
+        Some(
+            pg::bind_listener(config.postgres.listen)
+                .await
+                .map_err(|source| ServeError::Bind {
+                    addr: config.postgres.listen,
+                    source,
+                })?,
+        )
+    } else {
+        None
+    };
 
     let store = strata_storage::ObjectStoreHandle::open(&config.object_store, &config.data_dir)?;
     let storage =
@@ -96,12 +109,15 @@ pub async fn serve(
     let app = router(Arc::clone(&state));
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     let (flusher_stop_tx, flusher_stop_rx) = tokio::sync::watch::channel(false);
+    // Raised when the listeners stop accepting.
+    let (down_tx, down_rx) = tokio::sync::watch::channel(false);
     let server = tokio::spawn(async move {
         let stop = async move {
             tokio::select! {
                 () = shutdown => info!("shutdown requested; draining requests"),
                 _ = stop_rx.changed() => {}
             }
+            let _ = down_tx.send(true);
         };
         match tls {
             Some(tls) => tls::serve(listener, tls, app, stop).await,
@@ -111,6 +127,13 @@ pub async fn serve(
                     .await
             }
         }
+    });
+
+    let pg_server = pg_listener.map(|listener| {
+        let mut down = down_rx.clone();
+        tokio::spawn(pg::serve(listener, Arc::clone(&state), async move {
+            let _ = down.wait_for(|d| *d).await;
+        }))
     });
 
     let replay_state = Arc::clone(&state);
@@ -183,6 +206,9 @@ pub async fn serve(
     };
 
     let served = server.await;
+    if let Some(pg) = pg_server {
+        let _ = pg.await;
+    }
     let _ = flusher_stop_tx.send(true);
     let _ = retention.await;
     let _ = auth_reload.await;

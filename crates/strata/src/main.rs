@@ -122,6 +122,11 @@ struct ServeArgs {
     #[arg(long, env = "STRATA_AUTH_TOKENS_FILE", value_name = "FILE")]
     auth_tokens_file: Option<PathBuf>,
 
+    /// Postgres wire protocol listen address, or "off"
+    /// [default: 127.0.0.1:9471].
+    #[arg(long, env = "STRATA_PG_LISTEN", value_name = "ADDR|off")]
+    pg_listen: Option<String>,
+
     /// Serve HTTPS with this PEM certificate chain (with --tls-key-file).
     #[arg(long, env = "STRATA_TLS_CERT_FILE", value_name = "FILE")]
     tls_cert_file: Option<PathBuf>,
@@ -196,6 +201,16 @@ impl ServeArgs {
         if let Some(v) = self.auth_tokens_file {
             c.auth.tokens_file = Some(v);
             c.auth.enabled = true;
+        }
+        if let Some(v) = self.pg_listen {
+            if v.eq_ignore_ascii_case("off") {
+                c.postgres.enabled = false;
+            } else {
+                c.postgres.listen = v
+                    .parse()
+                    .map_err(|e| format!("--pg-listen {v:?}: not an address or \"off\": {e}"))?;
+                c.postgres.enabled = true;
+            }
         }
         if let Some(v) = self.tls_cert_file {
             c.tls.cert_file = Some(v);

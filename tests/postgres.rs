@@ -1,0 +1,215 @@
+//! SQL over the Postgres wire protocol with real clients: `psql` (simple
+//! query protocol) and psycopg 3 (extended protocol, parameters, prepared
+//! statements, binary results), tenant selection by database name, and
+//! token passwords when auth is on.
+//!
+//! Needs `psql` and python3 with psycopg (`scripts/test` installs them);
+//! skipped without them unless `STRATA_E2E_REQUIRE_PYTHON=1`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::process::Command;
+
+use common::{Server, payload, series};
+
+fn clients_ready() -> bool {
+    let psql = Command::new("psql")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let psycopg = Command::new("python3")
+        .args(["-c", "import psycopg"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !(psql && psycopg) {
+        assert!(
+            std::env::var("STRATA_E2E_REQUIRE_PYTHON").as_deref() != Ok("1"),
+            "STRATA_E2E_REQUIRE_PYTHON=1 but psql ({psql}) or psycopg ({psycopg}) is missing"
+        );
+        eprintln!("skipping: psql or python3 with psycopg not found");
+    }
+    psql && psycopg
+}
+
+/// Three series of `http_requests_total` for `tenant`: job api/db, code
+/// 200/500, values 0..10 one per 15 s.
+fn load(server: &Server, tenant: &str) {
+    let ts = [("api", "200"), ("api", "500"), ("db", "200")]
+        .iter()
+        .map(|(job, code)| {
+            let samples: Vec<(i64, f64)> = (0..10)
+                .map(|i| (1_793_491_200_000 + i * 15_000, i as f64))
+                .collect();
+            series(
+                &[
+                    ("__name__", "http_requests_total"),
+                    ("code", code),
+                    ("job", job),
+                ],
+                &samples,
+            )
+        })
+        .collect();
+    assert_eq!(server.write(Some(tenant), &payload(ts)).0, 204);
+}
+
+/// `psql -At` output of `sql` against `database`, and its exit status.
+fn psql(server: &Server, database: &str, password: Option<&str>, sql: &str) -> (bool, String) {
+    let mut cmd = Command::new("psql");
+    cmd.args([
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &server.pg_port.to_string(),
+        "-d",
+        database,
+    ])
+    .args([
+        "-U",
+        "grafana",
+        "-X",
+        "-At",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-v",
+        "VERBOSITY=verbose",
+    ])
+    .args(["-c", sql])
+    .env_remove("PGPASSWORD")
+    .env("PGCONNECT_TIMEOUT", "10");
+    match password {
+        Some(p) => cmd.env("PGPASSWORD", p),
+        None => cmd.arg("-w"),
+    };
+    let out = cmd.output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[test]
+fn psql_and_psycopg_query_a_tenant_by_database_name() {
+    if !clients_ready() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &[]);
+    load(&server, "acme");
+    // Half of it flushed to Parquet: answers span head and files.
+    assert_eq!(server.post("/api/v1/admin/flush").unwrap().0, 200);
+    load(&server, "other");
+
+    let (ok, out) = psql(
+        &server,
+        "acme",
+        None,
+        "SELECT job, code, count(*), sum(value) FROM http_requests_total GROUP BY job, code ORDER BY job, code",
+    );
+    assert!(ok, "{out}");
+    assert_eq!(out, "api|200|10|45\napi|500|10|45\ndb|200|10|45\n");
+
+    // Several statements in one simple query, wrapped in a transaction.
+    let (ok, out) = psql(
+        &server,
+        "acme",
+        None,
+        "BEGIN; SELECT count(*) FROM samples; SHOW server_version; COMMIT",
+    );
+    assert!(ok, "{out}");
+    assert_eq!(out, "BEGIN\n30\n15.0\nCOMMIT\n");
+
+    // Errors carry their SQLSTATE; the session survives them.
+    let (ok, out) = psql(&server, "acme", None, "SELECT * FROM no_such_metric");
+    assert!(!ok);
+    assert!(out.contains("ERROR:  42P01"), "{out}");
+    let (ok, out) = psql(&server, "acme", None, "SELEC 1");
+    assert!(!ok);
+    assert!(out.contains("ERROR:  42601"), "{out}");
+    let (ok, out) = psql(&server, "acme", None, "DROP TABLE samples");
+    assert!(!ok, "{out}");
+    let (ok, out) = psql(&server, "bad/name", None, "SELECT 1");
+    assert!(!ok);
+    assert!(out.contains("3D000"), "{out}");
+
+    // Each database sees its own tenant only.
+    let (ok, out) = psql(
+        &server,
+        "other",
+        None,
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'metrics'",
+    );
+    assert!(ok, "{out}");
+    assert_eq!(out, "http_requests_total\n");
+    let (_, out) = psql(&server, "nobody", None, "SELECT count(*) FROM samples");
+    assert_eq!(out, "0\n");
+
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/interop/pg_client.py"
+    );
+    let out = Command::new("python3")
+        .args([script, "127.0.0.1", &server.pg_port.to_string(), "acme"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        server.log()
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v["by_job"],
+        serde_json::json!([["api", 10, 9.0], ["db", 10, 9.0]])
+    );
+    assert_eq!(v["columns"], serde_json::json!(["job", "n", "top"]));
+    assert_eq!(v["prepared"], serde_json::json!([10, 5]));
+    assert_eq!(
+        v["binary"],
+        serde_json::json!(["2026-11-01T00:00:00+00:00", 0.0])
+    );
+    assert_eq!(v["error"][0], "42P01");
+}
+
+#[test]
+fn tokens_are_postgres_passwords_for_their_tenant() {
+    if !clients_ready() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens.toml");
+    let entry = |token: &str, tenant: &str, roles: &str| {
+        format!(
+            "[[token]]\nname = \"{tenant}-{roles}\"\nsha256 = \"{}\"\ntenant = \"{tenant}\"\nroles = [\"{roles}\"]\n",
+            strata_server::auth::token_digest(token)
+        )
+    };
+    std::fs::write(
+        &tokens,
+        entry("acme-reader", "acme", "read") + &entry("acme-writer", "acme", "write"),
+    )
+    .unwrap();
+    let server = Server::start(
+        &dir.path().join("data"),
+        &["--auth-tokens-file", tokens.to_str().unwrap()],
+    );
+    let (ok, out) = psql(&server, "acme", Some("acme-reader"), "SELECT 41 + 1");
+    assert!(ok, "{out}");
+    assert_eq!(out, "42\n");
+    let (ok, out) = psql(&server, "acme", Some("wrong"), "SELECT 1");
+    assert!(!ok);
+    assert!(out.contains("Password authentication failed"), "{out}");
+    let (ok, out) = psql(&server, "acme", None, "SELECT 1");
+    assert!(!ok, "{out}");
+    // A valid token for another tenant, or without the read role.
+    let (ok, out) = psql(&server, "other", Some("acme-reader"), "SELECT 1");
+    assert!(!ok);
+    assert!(out.contains("is for tenant acme, not other"), "{out}");
+    let (ok, out) = psql(&server, "acme", Some("acme-writer"), "SELECT 1");
+    assert!(!ok);
+    assert!(out.contains("may not read"), "{out}");
+}
