@@ -19,6 +19,7 @@ mod metrics;
 pub mod pg;
 mod routes;
 pub mod scheduler;
+mod sql_format;
 mod sql_json;
 mod state;
 pub mod tenant;

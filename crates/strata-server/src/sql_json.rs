@@ -11,29 +11,7 @@ use arrow::array::{
 use arrow::datatypes::DataType;
 use arrow::error::ArrowError;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
-use serde_json::{Map, Number, Value, json};
-use strata_query::QueryOutput;
-
-pub(crate) fn render(out: &QueryOutput) -> Result<Value, ArrowError> {
-    let columns: Vec<Value> = out
-        .schema
-        .fields()
-        .iter()
-        .map(|f| json!({"name": f.name(), "type": f.data_type().to_string()}))
-        .collect();
-    let mut rows = Vec::with_capacity(out.row_count());
-    for batch in &out.batches {
-        let cols: Vec<Vec<Value>> = batch
-            .columns()
-            .iter()
-            .map(|c| values(c.as_ref()))
-            .collect::<Result<_, _>>()?;
-        for r in 0..batch.num_rows() {
-            rows.push(Value::Array(cols.iter().map(|c| c[r].clone()).collect()));
-        }
-    }
-    Ok(json!({"columns": columns, "rows": rows}))
-}
+use serde_json::{Map, Number, Value};
 
 fn float(v: f64) -> Value {
     if v.is_nan() {
@@ -66,7 +44,7 @@ macro_rules! prim {
 }
 
 /// One JSON value per row of `arr`.
-fn values(arr: &dyn Array) -> Result<Vec<Value>, ArrowError> {
+pub(crate) fn values(arr: &dyn Array) -> Result<Vec<Value>, ArrowError> {
     Ok(match arr.data_type() {
         DataType::Null => vec![Value::Null; arr.len()],
         DataType::Boolean => prim!(arr, BooleanArray, Value::from),

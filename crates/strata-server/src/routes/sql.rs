@@ -1,41 +1,81 @@
-//! `POST /api/v1/sql`: `{"query": "..."}` → columns and rows as JSON.
+//! `POST /api/v1/sql`: `{"query": "...", "format": "json"}` → the result,
+//! streamed batch by batch as JSON (`{"columns":[..],"rows":[..]}`, the
+//! default), CSV, an Arrow IPC stream or a Parquet file. The format comes
+//! from `format` (body or query string), else the `Accept` header.
+//!
+//! Errors found while planning or computing the first batch get a JSON
+//! error and a 4xx/5xx status. Once rows are flowing the status is sent: a
+//! later failure cuts the response off (the client sees a truncated body,
+//! never a well-formed partial result).
 
 use std::sync::Arc;
 
-use axum::Json;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::body::{Body, Bytes};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+use futures::{StreamExt, stream};
 use serde::Deserialize;
 use strata_types::ErrorKind;
 
+use crate::AppState;
 use crate::auth::Role;
 use crate::error::{ApiError, Shape};
-use crate::{AppState, sql_json};
+use crate::sql_format::{Encoder, Format};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SqlRequest {
     query: String,
+    #[serde(default)]
+    format: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+pub(super) struct SqlParams {
+    #[serde(default)]
+    format: Option<String>,
 }
 
 pub(super) async fn sql(
     State(state): State<Arc<AppState>>,
+    Query(params): Query<SqlParams>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    match run(&state, &headers, &body).await {
-        Ok(json) => Json(json).into_response(),
+    match run(state, params, &headers, &body).await {
+        Ok(resp) => resp,
         Err(e) => e.into_response(),
     }
 }
 
+fn format_of(
+    body: Option<&str>,
+    query: Option<&str>,
+    headers: &HeaderMap,
+) -> Result<Format, ApiError> {
+    if let Some(name) = body.or(query) {
+        return Format::named(name).ok_or_else(|| {
+            ApiError::new(
+                ErrorKind::BadInput,
+                format!("unknown format {name:?}: use json, csv, arrow or parquet"),
+                Shape::Json,
+            )
+        });
+    }
+    Ok(headers
+        .get(header::ACCEPT)
+        .and_then(|a| a.to_str().ok())
+        .and_then(Format::accepted)
+        .unwrap_or(Format::Json))
+}
+
 async fn run(
-    state: &AppState,
+    state: Arc<AppState>,
+    params: SqlParams,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<serde_json::Value, ApiError> {
+) -> Result<Response, ApiError> {
     let shape = Shape::Json;
     let tenant = state.tenant_for(headers, Role::Read, shape)?;
     let req: SqlRequest = serde_json::from_slice(body).map_err(|e| {
@@ -45,17 +85,70 @@ async fn run(
             shape,
         )
     })?;
-    let _slot = state
+    let format = format_of(req.format.as_deref(), params.format.as_deref(), headers)?;
+    let slot = state
         .limits
         .start_query(&tenant)
         .map_err(|r| state.refused(&tenant, r, shape))?;
-    let _permit = state.scheduler.acquire(&tenant).await;
+    let permit = state.scheduler.acquire(&tenant).await;
     let started = std::time::Instant::now();
-    let out = state
+    let query_error = |e: strata_query::QueryError| ApiError::new(e.kind(), e.to_string(), shape);
+    let mut results = state
         .query
-        .sql(&tenant, &req.query)
+        .plan(&tenant, &req.query, "sql")
         .await
-        .map_err(|e| ApiError::new(e.kind(), e.to_string(), shape))?;
-    state.record_query(&tenant, "sql", started.elapsed().as_secs_f64(), 0);
-    sql_json::render(&out).map_err(|e| ApiError::new(ErrorKind::Internal, e.to_string(), shape))
+        .map_err(query_error)?
+        .execute(Vec::new())
+        .await
+        .map_err(query_error)?;
+    let schema = results.schema();
+    let internal =
+        |e: arrow::error::ArrowError| ApiError::new(ErrorKind::Internal, e.to_string(), shape);
+    let (mut encoder, head) = Encoder::start(format, &schema).map_err(internal)?;
+    // The first batch before the status: most failures show up by then.
+    let first = match results.next().await {
+        Some(batch) => Some(
+            encoder
+                .batch(&batch.map_err(query_error)?)
+                .map_err(internal)?,
+        ),
+        None => None,
+    };
+    let done = {
+        let state = Arc::clone(&state);
+        let tenant = tenant.clone();
+        move || {
+            drop((slot, permit));
+            state.record_query(&tenant, "sql", started.elapsed().as_secs_f64(), 0);
+        }
+    };
+    let encoder = Arc::new(parking_lot::Mutex::new(Some(encoder)));
+    let rest = {
+        let encoder = Arc::clone(&encoder);
+        results.map(move |batch| {
+            let batch = batch.map_err(|e| std::io::Error::other(e.to_string()))?;
+            match encoder.lock().as_mut() {
+                Some(enc) => enc.batch(&batch).map_err(std::io::Error::other),
+                None => Ok(Bytes::new()),
+            }
+        })
+    };
+    let tail = stream::once(async move {
+        let finished = match encoder.lock().take() {
+            Some(enc) => enc.finish().map_err(std::io::Error::other),
+            None => Ok(Bytes::new()),
+        };
+        done();
+        finished
+    });
+    let body = stream::iter([Ok(head)])
+        .chain(stream::iter(first.map(Ok)))
+        .chain(rest)
+        .chain(tail);
+    let mut resp = Body::from_stream(body).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
+    Ok(resp)
 }

@@ -292,6 +292,98 @@ async fn sql_errors_are_json_400s() {
     assert!(body.contains("query"), "{body}");
 }
 
+/// The same query in every format, chosen by body, query string or
+/// `Accept`; each decodes to the same rows.
+#[tokio::test]
+async fn sql_results_in_json_csv_arrow_and_parquet() {
+    let (app, _, _) = app().await;
+    let body = payload(vec![series(
+        &[("__name__", "up"), ("job", "api")],
+        &[(1_700_000_000_000, 1.0), (1_700_000_015_000, 0.5)],
+    )]);
+    assert_eq!(
+        app.clone()
+            .oneshot(write_req(None, body))
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::NO_CONTENT
+    );
+    let q = "SELECT job, timestamp, value, labels FROM samples JOIN up USING (timestamp, value) ORDER BY timestamp";
+    let fetch = |uri: &'static str, format: Option<&'static str>, accept: Option<&'static str>| {
+        let app = app.clone();
+        async move {
+            let mut body = serde_json::json!({"query": q});
+            if let Some(f) = format {
+                body["format"] = f.into();
+            }
+            let mut b = Request::post(uri);
+            if let Some(a) = accept {
+                b = b.header("Accept", a);
+            }
+            let resp = app
+                .oneshot(b.body(Body::from(body.to_string())).unwrap())
+                .await
+                .unwrap();
+            let status = resp.status();
+            let ct = resp.headers()["content-type"].to_str().unwrap().to_owned();
+            let bytes = to_bytes(resp.into_body(), usize::MAX).await.unwrap();
+            (status, ct, bytes)
+        }
+    };
+    let (s, ct, json) = fetch("/api/v1/sql", None, None).await;
+    assert_eq!((s, ct.as_str()), (StatusCode::OK, "application/json"));
+    let json: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    assert_eq!(
+        json["rows"],
+        serde_json::json!([
+            ["api", "2023-11-14T22:13:20Z", 1.0, {"job": "api"}],
+            ["api", "2023-11-14T22:13:35Z", 0.5, {"job": "api"}],
+        ])
+    );
+
+    let (s, ct, csv) = fetch("/api/v1/sql?format=csv", None, None).await;
+    assert_eq!(
+        (s, ct.as_str()),
+        (StatusCode::OK, "text/csv; charset=utf-8")
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&csv),
+        "job,timestamp,value,labels\n\
+         api,2023-11-14T22:13:20Z,1.0,\"{\"\"job\"\":\"\"api\"\"}\"\n\
+         api,2023-11-14T22:13:35Z,0.5,\"{\"\"job\"\":\"\"api\"\"}\"\n"
+    );
+
+    let (s, ct, ipc) = fetch(
+        "/api/v1/sql",
+        None,
+        Some("application/vnd.apache.arrow.stream"),
+    )
+    .await;
+    assert_eq!(
+        (s, ct.as_str()),
+        (StatusCode::OK, "application/vnd.apache.arrow.stream")
+    );
+    let reader =
+        arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(ipc), None).unwrap();
+    let batches: Vec<_> = reader.map(|b| b.unwrap()).collect();
+    assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 2);
+    assert_eq!(batches[0].schema().field(0).name(), "job");
+
+    let (s, ct, pq) = fetch("/api/v1/sql", Some("parquet"), Some("text/csv")).await;
+    assert_eq!(
+        (s, ct.as_str()),
+        (StatusCode::OK, "application/vnd.apache.parquet")
+    );
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(pq, 1024).unwrap();
+    let rows: usize = reader.map(|b| b.unwrap().num_rows()).sum();
+    assert_eq!(rows, 2);
+
+    let (s, _, body) = fetch("/api/v1/sql", Some("xml"), None).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(String::from_utf8_lossy(&body).contains("unknown format"));
+}
+
 #[tokio::test]
 async fn not_ready_until_replayed() {
     let state = AppState::new(ServerConfig::default(), storage().await);
