@@ -1,7 +1,7 @@
 //! SQL over the Postgres wire protocol with real clients: `psql` (simple
 //! query protocol) and psycopg 3 (extended protocol, parameters, prepared
 //! statements, binary results), tenant selection by database name, and
-//! token passwords when auth is on.
+//! token passwords when auth is on; and `strata sql`, the HTTP client.
 //!
 //! Needs `psql` and python3 with psycopg (`scripts/test` installs them);
 //! skipped without them unless `STRATA_E2E_REQUIRE_PYTHON=1`.

@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod sql_client;
 mod tools;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -39,6 +40,8 @@ enum Command {
     /// Make an API token: prints the token once and the entry (its
     /// SHA-256, tenant, roles) to add to the tokens file.
     Token(TokenArgs),
+    /// SQL against a running server: interactive, or `-c "..."`.
+    Sql(sql_client::SqlArgs),
 }
 
 #[derive(Debug, Args)]
@@ -299,6 +302,7 @@ fn main() -> ExitCode {
         Command::Compact(args) => tools::compact(args),
         Command::Retention(args) => tools::retention(args),
         Command::Export(args) => tools::export(args),
+        Command::Sql(args) => sql_client::run(args),
         Command::Token(args) => match new_token(&args) {
             Ok(text) => {
                 print!("{text}");
