@@ -18,6 +18,7 @@
 pub mod catalog;
 mod engine;
 mod error;
+mod functions;
 pub mod promql;
 pub mod running;
 mod samples;

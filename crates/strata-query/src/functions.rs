@@ -1,0 +1,348 @@
+//! SQL functions for monitoring data, registered in every session.
+//!
+//! * `counter_increase(value, timestamp)` — aggregate: how much a counter
+//!   grew over the rows of a group, in timestamp order, counting a drop as
+//!   a reset (the counter restarted from zero, so the new value is all
+//!   growth). No extrapolation to the window's edges: PromQL's `increase`
+//!   does that.
+//! * `counter_rate(value, timestamp)` — aggregate: `counter_increase` per
+//!   second between the group's first and last sample; NULL with fewer
+//!   than two samples.
+//! * `histogram_quantile(q, le, value)` — aggregate over Prometheus
+//!   classic-histogram bucket rows (`le` the bucket's upper bound as text
+//!   or number, `value` its cumulative count): the q-quantile by linear
+//!   interpolation within the bucket, as PromQL computes it. Rows with the
+//!   same `le` are summed first, so grouping by time alone aggregates
+//!   across series the way `sum by (le)` does.
+//!
+//! Gap filling and percentiles over raw values use DataFusion's own
+//! `generate_series`, `last_value(..) IGNORE NULLS OVER (..)`,
+//! `percentile_cont`, `approx_percentile_cont` and `median`
+//! (docs/SQL.md has the recipes).
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int64Array, ListArray};
+use arrow::datatypes::{DataType, Field, Float64Type, Int64Type, TimeUnit};
+use datafusion::common::{ScalarValue, exec_err};
+use datafusion::error::Result;
+use datafusion::logical_expr::{Accumulator, AggregateUDF, Volatility, create_udaf};
+use datafusion::prelude::SessionContext;
+
+/// Registers the functions on `ctx`.
+pub(crate) fn register(ctx: &SessionContext) {
+    for udaf in [
+        counter("counter_increase", false),
+        counter("counter_rate", true),
+        histogram_quantile(),
+    ] {
+        ctx.register_udaf(udaf);
+    }
+}
+
+fn timestamp_type() -> DataType {
+    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+}
+
+fn list_of(t: DataType) -> DataType {
+    DataType::List(Arc::new(Field::new_list_field(t, true)))
+}
+
+fn counter(name: &str, per_second: bool) -> AggregateUDF {
+    create_udaf(
+        name,
+        vec![DataType::Float64, timestamp_type()],
+        Arc::new(DataType::Float64),
+        Volatility::Immutable,
+        Arc::new(move |_| {
+            Ok(Box::new(Counter {
+                samples: Vec::new(),
+                per_second,
+            }))
+        }),
+        Arc::new(vec![list_of(DataType::Int64), list_of(DataType::Float64)]),
+    )
+}
+
+/// The samples of one group (timestamp µs, value).
+#[derive(Debug)]
+struct Counter {
+    samples: Vec<(i64, f64)>,
+    per_second: bool,
+}
+
+impl Accumulator for Counter {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        let [v, t] = values else {
+            return exec_err!("counter functions take (value, timestamp)");
+        };
+        let v = v.as_primitive::<Float64Type>();
+        // Same layout as Int64: microseconds since the epoch.
+        let t = arrow::compute::cast(t, &DataType::Int64)?;
+        let t = t.as_primitive::<Int64Type>();
+        for i in 0..v.len() {
+            if v.is_valid(i) && t.is_valid(i) {
+                self.samples.push((t.value(i), v.value(i)));
+            }
+        }
+        Ok(())
+    }
+
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
+        let [ts, vs] = states else {
+            return exec_err!("counter state has two lists");
+        };
+        let (ts, vs): (&ListArray, &ListArray) = (ts.as_list(), vs.as_list());
+        for row in 0..ts.len() {
+            if ts.is_null(row) {
+                continue;
+            }
+            let t = ts.value(row);
+            let v = vs.value(row);
+            let (t, v) = (
+                t.as_primitive::<Int64Type>(),
+                v.as_primitive::<Float64Type>(),
+            );
+            self.samples
+                .extend(t.values().iter().copied().zip(v.values().iter().copied()));
+        }
+        Ok(())
+    }
+
+    fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        let t = Int64Array::from_iter_values(self.samples.iter().map(|s| s.0));
+        let v = Float64Array::from_iter_values(self.samples.iter().map(|s| s.1));
+        Ok(vec![
+            ScalarValue::List(Arc::new(ListArray::from_iter_primitive::<Int64Type, _, _>(
+                [Some(
+                    t.values().iter().map(|x| Some(*x)).collect::<Vec<_>>(),
+                )],
+            ))),
+            ScalarValue::List(Arc::new(
+                ListArray::from_iter_primitive::<Float64Type, _, _>([Some(
+                    v.values().iter().map(|x| Some(*x)).collect::<Vec<_>>(),
+                )]),
+            )),
+        ])
+    }
+
+    fn evaluate(&mut self) -> Result<ScalarValue> {
+        self.samples.sort_unstable_by_key(|s| s.0);
+        // A sample written twice at one timestamp counts once (the last).
+        self.samples.dedup_by(|later, earlier| {
+            if later.0 == earlier.0 {
+                earlier.1 = later.1;
+                true
+            } else {
+                false
+            }
+        });
+        let (Some(first), Some(last)) = (self.samples.first(), self.samples.last()) else {
+            return Ok(ScalarValue::Float64(None));
+        };
+        let increase: f64 = self
+            .samples
+            .windows(2)
+            .map(|w| {
+                if w[1].1 >= w[0].1 {
+                    w[1].1 - w[0].1
+                } else {
+                    w[1].1
+                }
+            })
+            .sum();
+        if !self.per_second {
+            return Ok(ScalarValue::Float64(Some(increase)));
+        }
+        let seconds = (last.0 - first.0) as f64 / 1e6;
+        Ok(ScalarValue::Float64(
+            (self.samples.len() >= 2 && seconds > 0.0).then(|| increase / seconds),
+        ))
+    }
+
+    fn size(&self) -> usize {
+        std::mem::size_of_val(self) + self.samples.capacity() * 16
+    }
+}
+
+fn histogram_quantile() -> AggregateUDF {
+    create_udaf(
+        "histogram_quantile",
+        vec![DataType::Float64, DataType::Utf8, DataType::Float64],
+        Arc::new(DataType::Float64),
+        Volatility::Immutable,
+        Arc::new(|_| Ok(Box::new(Buckets::default()))),
+        Arc::new(vec![
+            DataType::Float64,
+            list_of(DataType::Float64),
+            list_of(DataType::Float64),
+        ]),
+    )
+}
+
+/// One group's quantile and buckets (upper bound, cumulative count).
+#[derive(Debug, Default)]
+struct Buckets {
+    q: Option<f64>,
+    buckets: Vec<(f64, f64)>,
+}
+
+/// A bucket bound as Prometheus writes it ("0.5", "+Inf", "1e+06").
+fn parse_le(s: &str) -> Option<f64> {
+    match s.trim() {
+        "+Inf" | "Inf" | "inf" | "+inf" => Some(f64::INFINITY),
+        "-Inf" | "-inf" => Some(f64::NEG_INFINITY),
+        other => other.parse().ok(),
+    }
+}
+
+impl Accumulator for Buckets {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        let [q, le, count] = values else {
+            return exec_err!("histogram_quantile takes (q, le, count)");
+        };
+        let q = q.as_primitive::<Float64Type>();
+        let le = arrow::compute::cast(le, &DataType::Utf8)?;
+        let le = le.as_string::<i32>();
+        let count = count.as_primitive::<Float64Type>();
+        for i in 0..le.len() {
+            if q.is_valid(i) {
+                self.q = Some(q.value(i));
+            }
+            if le.is_null(i) || count.is_null(i) {
+                continue;
+            }
+            let Some(bound) = parse_le(le.value(i)) else {
+                return exec_err!("histogram_quantile: le {:?} is not a number", le.value(i));
+            };
+            self.buckets.push((bound, count.value(i)));
+        }
+        Ok(())
+    }
+
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
+        let [q, les, counts] = states else {
+            return exec_err!("histogram_quantile state has three fields");
+        };
+        let q = q.as_primitive::<Float64Type>();
+        let (les, counts): (&ListArray, &ListArray) = (les.as_list(), counts.as_list());
+        for row in 0..les.len() {
+            if q.is_valid(row) {
+                self.q = Some(q.value(row));
+            }
+            if les.is_null(row) {
+                continue;
+            }
+            let l = les.value(row);
+            let c = counts.value(row);
+            let (l, c) = (
+                l.as_primitive::<Float64Type>(),
+                c.as_primitive::<Float64Type>(),
+            );
+            self.buckets
+                .extend(l.values().iter().copied().zip(c.values().iter().copied()));
+        }
+        Ok(())
+    }
+
+    fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        let list = |f: fn(&(f64, f64)) -> f64| {
+            ScalarValue::List(Arc::new(
+                ListArray::from_iter_primitive::<Float64Type, _, _>([Some(
+                    self.buckets.iter().map(|b| Some(f(b))).collect::<Vec<_>>(),
+                )]),
+            ))
+        };
+        Ok(vec![
+            ScalarValue::Float64(self.q),
+            list(|b| b.0),
+            list(|b| b.1),
+        ])
+    }
+
+    fn evaluate(&mut self) -> Result<ScalarValue> {
+        let Some(q) = self.q else {
+            return Ok(ScalarValue::Float64(None));
+        };
+        // Counts of the same bound add up (several series, one group).
+        self.buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let mut merged: Vec<(f64, f64)> = Vec::with_capacity(self.buckets.len());
+        for &(le, c) in &self.buckets {
+            match merged.last_mut() {
+                Some(last) if last.0 == le => last.1 += c,
+                _ => merged.push((le, c)),
+            }
+        }
+        Ok(ScalarValue::Float64(
+            (!merged.is_empty()).then(|| bucket_quantile(q, &mut merged)),
+        ))
+    }
+
+    fn size(&self) -> usize {
+        std::mem::size_of_val(self) + self.buckets.capacity() * 16
+    }
+}
+
+/// Prometheus' `bucketQuantile` over buckets sorted by bound.
+fn bucket_quantile(q: f64, buckets: &mut [(f64, f64)]) -> f64 {
+    if q.is_nan() {
+        return f64::NAN;
+    }
+    if q < 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    if q > 1.0 {
+        return f64::INFINITY;
+    }
+    let Some(&(top, _)) = buckets.last() else {
+        return f64::NAN;
+    };
+    if top != f64::INFINITY || buckets.len() < 2 {
+        return f64::NAN;
+    }
+    // Counts must not fall as bounds rise (scrapes racing the buckets).
+    let mut max = f64::NEG_INFINITY;
+    for b in buckets.iter_mut() {
+        max = max.max(b.1);
+        b.1 = max;
+    }
+    let total = buckets[buckets.len() - 1].1;
+    if total == 0.0 {
+        return f64::NAN;
+    }
+    let rank = q * total;
+    let i = buckets
+        .iter()
+        .position(|b| b.1 >= rank)
+        .unwrap_or(buckets.len() - 1);
+    if i == buckets.len() - 1 {
+        return buckets[buckets.len() - 2].0;
+    }
+    if i == 0 && buckets[0].0 <= 0.0 {
+        return buckets[0].0;
+    }
+    let (start, below) = if i == 0 {
+        (0.0, 0.0)
+    } else {
+        (buckets[i - 1].0, buckets[i - 1].1)
+    };
+    let (end, count) = (buckets[i].0, buckets[i].1 - below);
+    start + (end - start) * ((rank - below) / count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_quantile_matches_prometheus() {
+        // le: 0.1 → 10, 0.5 → 30, 1 → 40, +Inf → 40
+        let b = || vec![(0.1, 10.0), (0.5, 30.0), (1.0, 40.0), (f64::INFINITY, 40.0)];
+        assert!((bucket_quantile(0.5, &mut b()) - 0.3).abs() < 1e-12);
+        assert!((bucket_quantile(0.25, &mut b()) - 0.1).abs() < 1e-12);
+        assert!((bucket_quantile(0.1, &mut b()) - 0.04).abs() < 1e-12);
+        assert_eq!(bucket_quantile(1.0, &mut b()), 1.0);
+        assert_eq!(bucket_quantile(2.0, &mut b()), f64::INFINITY);
+        assert!(bucket_quantile(0.5, &mut vec![(1.0, 3.0)]).is_nan());
+    }
+}
