@@ -343,6 +343,6 @@ mod tests {
         assert!((bucket_quantile(0.1, &mut b()) - 0.04).abs() < 1e-12);
         assert_eq!(bucket_quantile(1.0, &mut b()), 1.0);
         assert_eq!(bucket_quantile(2.0, &mut b()), f64::INFINITY);
-        assert!(bucket_quantile(0.5, &mut vec![(1.0, 3.0)]).is_nan());
+        assert!(bucket_quantile(0.5, &mut [(1.0, 3.0)]).is_nan());
     }
 }
