@@ -28,6 +28,7 @@ use datafusion::common::{ScalarValue, exec_err};
 use datafusion::error::Result;
 use datafusion::logical_expr::{Accumulator, AggregateUDF, Volatility, create_udaf};
 use datafusion::prelude::SessionContext;
+use strata_query_lang::promql::bucket_quantile;
 
 /// Registers the functions on `ctx`.
 pub(crate) fn register(ctx: &SessionContext) {
@@ -264,70 +265,20 @@ impl Accumulator for Buckets {
         let Some(q) = self.q else {
             return Ok(ScalarValue::Float64(None));
         };
-        // Counts of the same bound add up (several series, one group).
-        self.buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let mut merged: Vec<(f64, f64)> = Vec::with_capacity(self.buckets.len());
-        for &(le, c) in &self.buckets {
-            match merged.last_mut() {
-                Some(last) if last.0 == le => last.1 += c,
-                _ => merged.push((le, c)),
-            }
+        if self.buckets.is_empty() {
+            return Ok(ScalarValue::Float64(None));
         }
-        Ok(ScalarValue::Float64(
-            (!merged.is_empty()).then(|| bucket_quantile(q, &mut merged)),
-        ))
+        // PromQL's own: counts of the same bound add up (several series,
+        // one group), then linear interpolation within the bucket.
+        Ok(ScalarValue::Float64(Some(bucket_quantile(
+            q,
+            std::mem::take(&mut self.buckets),
+        ))))
     }
 
     fn size(&self) -> usize {
         std::mem::size_of_val(self) + self.buckets.capacity() * 16
     }
-}
-
-/// Prometheus' `bucketQuantile` over buckets sorted by bound.
-fn bucket_quantile(q: f64, buckets: &mut [(f64, f64)]) -> f64 {
-    if q.is_nan() {
-        return f64::NAN;
-    }
-    if q < 0.0 {
-        return f64::NEG_INFINITY;
-    }
-    if q > 1.0 {
-        return f64::INFINITY;
-    }
-    let Some(&(top, _)) = buckets.last() else {
-        return f64::NAN;
-    };
-    if top != f64::INFINITY || buckets.len() < 2 {
-        return f64::NAN;
-    }
-    // Counts must not fall as bounds rise (scrapes racing the buckets).
-    let mut max = f64::NEG_INFINITY;
-    for b in buckets.iter_mut() {
-        max = max.max(b.1);
-        b.1 = max;
-    }
-    let total = buckets[buckets.len() - 1].1;
-    if total == 0.0 {
-        return f64::NAN;
-    }
-    let rank = q * total;
-    let i = buckets
-        .iter()
-        .position(|b| b.1 >= rank)
-        .unwrap_or(buckets.len() - 1);
-    if i == buckets.len() - 1 {
-        return buckets[buckets.len() - 2].0;
-    }
-    if i == 0 && buckets[0].0 <= 0.0 {
-        return buckets[0].0;
-    }
-    let (start, below) = if i == 0 {
-        (0.0, 0.0)
-    } else {
-        (buckets[i - 1].0, buckets[i - 1].1)
-    };
-    let (end, count) = (buckets[i].0, buckets[i].1 - below);
-    start + (end - start) * ((rank - below) / count)
 }
 
 #[cfg(test)]
@@ -338,11 +289,11 @@ mod tests {
     fn bucket_quantile_matches_prometheus() {
         // le: 0.1 → 10, 0.5 → 30, 1 → 40, +Inf → 40
         let b = || vec![(0.1, 10.0), (0.5, 30.0), (1.0, 40.0), (f64::INFINITY, 40.0)];
-        assert!((bucket_quantile(0.5, &mut b()) - 0.3).abs() < 1e-12);
-        assert!((bucket_quantile(0.25, &mut b()) - 0.1).abs() < 1e-12);
-        assert!((bucket_quantile(0.1, &mut b()) - 0.04).abs() < 1e-12);
-        assert_eq!(bucket_quantile(1.0, &mut b()), 1.0);
-        assert_eq!(bucket_quantile(2.0, &mut b()), f64::INFINITY);
-        assert!(bucket_quantile(0.5, &mut [(1.0, 3.0)]).is_nan());
+        assert!((bucket_quantile(0.5, b()) - 0.3).abs() < 1e-12);
+        assert!((bucket_quantile(0.25, b()) - 0.1).abs() < 1e-12);
+        assert!((bucket_quantile(0.1, b()) - 0.04).abs() < 1e-12);
+        assert_eq!(bucket_quantile(1.0, b()), 1.0);
+        assert_eq!(bucket_quantile(2.0, b()), f64::INFINITY);
+        assert!(bucket_quantile(0.5, vec![(1.0, 3.0)]).is_nan());
     }
 }

@@ -526,9 +526,9 @@ impl ExtendedQueryHandler for Backend {
     }
 }
 
-/// Splits a simple query's text into statements at semicolons outside
-/// quotes, comments and dollar quotes; empty statements are dropped.
-fn split_statements(sql: &str) -> Vec<String> {
+/// Splits a script or simple query into statements at semicolons outside
+/// quotes and comments; empty statements are dropped.
+pub fn split_statements(sql: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut current = String::new();
     let mut chars = sql.chars().peekable();

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
 use clap::{Args, ValueEnum};
+use strata_server::pg::split_statements as statements;
 
 #[derive(Debug, Args)]
 pub struct SqlArgs {
@@ -169,36 +170,6 @@ pub fn run(args: SqlArgs) -> ExitCode {
     interactive(&client, args.format)
 }
 
-/// Statements in a script: split at `;` outside quotes.
-fn statements(text: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut current = String::new();
-    let mut quote: Option<char> = None;
-    for c in text.chars() {
-        match (quote, c) {
-            (None, '\'' | '"') => {
-                quote = Some(c);
-                current.push(c);
-            }
-            (Some(q), c) if c == q => {
-                quote = None;
-                current.push(c);
-            }
-            (None, ';') => {
-                if !current.trim().is_empty() {
-                    out.push(current.trim().to_owned());
-                }
-                current.clear();
-            }
-            _ => current.push(c),
-        }
-    }
-    if !current.trim().is_empty() {
-        out.push(current.trim().to_owned());
-    }
-    out
-}
-
 /// Whether `buffer` holds a complete statement (ends with `;` outside
 /// quotes).
 fn complete(buffer: &str) -> bool {
@@ -334,11 +305,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn statements_end_at_semicolons_outside_quotes() {
-        assert_eq!(
-            statements("SELECT 'a;b';\nSELECT 2 ;; "),
-            ["SELECT 'a;b'", "SELECT 2"]
-        );
+    fn a_statement_is_complete_at_a_semicolon_outside_quotes() {
         assert!(complete("SELECT 1;"));
         assert!(complete("SELECT\n  1 ;  \n"));
         assert!(!complete("SELECT ';"));

@@ -284,8 +284,9 @@ fn absent_labels(e: &Expr) -> Labels {
     out
 }
 
-/// Prometheus' `BucketQuantile` over classic buckets `(upper bound, count)`.
-fn bucket_quantile(q: f64, mut b: Vec<(f64, f64)>) -> f64 {
+/// Prometheus' `BucketQuantile` over classic buckets `(upper bound, count)`,
+/// in any order; counts of equal bounds add up.
+pub fn bucket_quantile(q: f64, mut b: Vec<(f64, f64)>) -> f64 {
     if q.is_nan() {
         return f64::NAN;
     }

@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 pub use eval::{Cancel, Prepared};
+pub use functions::bucket_quantile;
 pub use labels::{Labels, METRIC_NAME};
 pub use memory::MemorySource;
 pub use promql_parser::label::{MatchOp, Matcher};
