@@ -16,7 +16,7 @@
 # apt-get install prometheus victoria-metrics.
 set -euo pipefail
 # These runs need no Postgres listener.
-export STRATA_PG_LISTEN=off
+export STRATA_PG_LISTEN=off STRATA_FLIGHT_LISTEN=off
 cd "$(dirname "$0")/.."
 SERIES=${1:-10000}
 ROUNDS=${2:-960}

@@ -10,7 +10,7 @@
 # Needs: cargo build --release -p strata -p strata-benches.
 set -euo pipefail
 # These runs need no Postgres listener.
-export STRATA_PG_LISTEN=off
+export STRATA_PG_LISTEN=off STRATA_FLIGHT_LISTEN=off
 cd "$(dirname "$0")/.."
 LIMIT=${1:-100000}
 SERIES=${2:-500000}

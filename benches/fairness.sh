@@ -10,7 +10,7 @@
 # Needs: cargo build --release -p strata -p strata-benches.
 set -euo pipefail
 # These runs need no Postgres listener.
-export STRATA_PG_LISTEN=off
+export STRATA_PG_LISTEN=off STRATA_FLIGHT_LISTEN=off
 cd "$(dirname "$0")/.."
 SERIES=${1:-20000}
 RUNS=${2:-40}

@@ -55,6 +55,8 @@ fn serves_https_with_the_configured_certificate() {
             &format!("127.0.0.1:{port}"),
             "--pg-listen",
             "off",
+            "--flight-listen",
+            "off",
             "--data-dir",
         ])
         .arg(dir.path().join("data"))

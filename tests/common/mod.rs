@@ -15,6 +15,8 @@ pub struct Server {
     pub addr: String,
     /// The Postgres wire protocol listener.
     pub pg_port: u16,
+    /// The Arrow Flight SQL listener.
+    pub flight_port: u16,
     pub data_dir: PathBuf,
     agent: ureq::Agent,
 }
@@ -47,6 +49,7 @@ impl Server {
         let port = free_port();
         let addr = format!("127.0.0.1:{port}");
         let pg_port = free_port();
+        let flight_port = free_port();
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -61,6 +64,8 @@ impl Server {
                 &addr,
                 "--pg-listen",
                 &format!("127.0.0.1:{pg_port}"),
+                "--flight-listen",
+                &format!("127.0.0.1:{flight_port}"),
             ])
             .args(extra)
             .env_remove("STRATA_CONFIG")
@@ -68,6 +73,7 @@ impl Server {
             .env_remove("STRATA_FAILPOINT")
             .env_remove("STRATA_OBJECT_STORE_URL")
             .env_remove("STRATA_PG_LISTEN")
+            .env_remove("STRATA_FLIGHT_LISTEN")
             .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
@@ -77,6 +83,7 @@ impl Server {
             child,
             addr,
             pg_port,
+            flight_port,
             data_dir: data_dir.to_owned(),
             agent: agent(),
         };

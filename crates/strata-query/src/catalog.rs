@@ -22,7 +22,7 @@ use datafusion::logical_expr::{LogicalPlanBuilder, col, lit};
 use datafusion::parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 #[allow(deprecated)]
 use datafusion::parquet::arrow::async_reader::ParquetObjectReader;
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use object_store::ObjectStore;
 use object_store::path::Path;
 use parking_lot::Mutex;
@@ -120,12 +120,16 @@ pub struct MetricInfo {
     pub files: u64,
 }
 
-/// Every metric of a tenant's view.
+/// Every metric of a tenant's view: the heads', and with `files` the data
+/// files' too. A file whose catalog cannot be read (the store is down) is
+/// left out with a warning: its metrics may lack columns until it can be,
+/// and a scan of it would fail with the store's own error anyway.
 pub async fn tenant_catalog(
     view: &TenantView,
     cache: &CatalogCache,
     series: &FileSeriesCache,
-) -> Result<BTreeMap<String, MetricInfo>> {
+    files: bool,
+) -> BTreeMap<String, MetricInfo> {
     let mut out: BTreeMap<String, MetricInfo> = BTreeMap::new();
     for head in &view.heads {
         for m in head.metric_catalog() {
@@ -134,17 +138,27 @@ pub async fn tenant_catalog(
             info.labels.extend(m.labels.iter().map(|l| l.to_string()));
         }
     }
+    if !files {
+        return out;
+    }
     let store = Arc::clone(view.store.store());
     let reads: Vec<_> = view
         .files
         .iter()
         .map(|f| cache.file(&store, &view.table_root, f, series))
         .collect();
-    let catalogs: Vec<Arc<FileCatalog>> = futures::stream::iter(reads)
+    let catalogs: Vec<Result<Arc<FileCatalog>>> = futures::stream::iter(reads)
         .buffered(FOOTER_READS)
-        .try_collect()
-        .await?;
+        .collect()
+        .await;
     for c in catalogs {
+        let c = match c {
+            Ok(c) => c,
+            Err(error) => {
+                tracing::warn!(%error, "a data file's catalog could not be read; its metrics' columns may be incomplete");
+                continue;
+            }
+        };
         for (metric, m) in &c.metrics {
             let info = out.entry(metric.clone()).or_default();
             info.file_series += m.series;
@@ -156,7 +170,28 @@ pub async fn tenant_catalog(
             }
         }
     }
-    Ok(out)
+    out
+}
+
+/// Whether a statement may name a table only the data files' catalogs can
+/// describe (a metric table, `metrics.*`, `information_schema.*`, or one it
+/// cannot tell): only then does a session read them. Statements over
+/// `samples`, `series` and `system.*` don't, so they never wait on the
+/// store for tables they don't use.
+pub fn needs_file_catalogs(sql: &str) -> bool {
+    let state = datafusion::prelude::SessionContext::new().state();
+    let dialect = state.config().options().sql_parser.dialect;
+    let Ok(statement) = state.sql_to_statement(sql, &dialect) else {
+        return true;
+    };
+    let Ok(references) = state.resolve_table_references(&statement) else {
+        return true;
+    };
+    references.iter().any(|r| match (r.schema(), r.table()) {
+        (None | Some("public"), "samples" | "series") => false,
+        (Some("system"), table) => table == "metrics",
+        _ => true,
+    })
 }
 
 /// The column a label becomes in its metric's table.

@@ -105,13 +105,23 @@ impl QueryEngine {
     /// one table per metric (also under `metrics`), `system.*` and the
     /// time-travel functions.
     pub async fn session(&self, tenant: &TenantId) -> Result<SessionContext, QueryError> {
+        self.session_with(tenant, true).await
+    }
+
+    /// [`Self::session`]; `files`: whether metric tables also take their
+    /// columns from the data files' catalogs (else from the heads only).
+    async fn session_with(
+        &self,
+        tenant: &TenantId,
+        files: bool,
+    ) -> Result<SessionContext, QueryError> {
         let config = SessionConfig::new()
             .with_information_schema(true)
             .with_default_catalog_and_schema("strata", "public");
         let (ctx, view) = self.base_session(config, tenant)?;
         let samples = Arc::new(SamplesTable::new(view.clone()));
         let metrics = Arc::new(
-            crate::catalog::tenant_catalog(&view, &self.catalogs, &self.file_series).await?,
+            crate::catalog::tenant_catalog(&view, &self.catalogs, &self.file_series, files).await,
         );
         let builtins: BTreeMap<String, Arc<dyn TableProvider>> = [
             (
@@ -197,7 +207,8 @@ impl QueryEngine {
             return Err(QueryError::Empty);
         }
         let guard = self.running.start(tenant, protocol, sql);
-        let ctx = self.session(tenant).await?;
+        let files = crate::catalog::needs_file_catalogs(sql);
+        let ctx = self.session_with(tenant, files).await?;
         let plan = ctx.state().create_logical_plan(sql).await?;
         SQLOptions::new()
             .with_allow_ddl(false)

@@ -34,6 +34,8 @@ pub struct ServerConfig {
     pub tls: TlsConfig,
     /// The Postgres wire protocol listener (psql, psycopg, Grafana).
     pub postgres: PostgresConfig,
+    /// The Arrow Flight SQL listener (ADBC, Flight SQL drivers).
+    pub flight: FlightConfig,
     pub log: LogConfig,
 }
 
@@ -44,6 +46,23 @@ pub struct PostgresConfig {
     pub enabled: bool,
     /// Its listen address; the database name selects the tenant.
     pub listen: SocketAddr,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FlightConfig {
+    /// Serve Arrow Flight SQL (gRPC).
+    pub enabled: bool,
+    pub listen: SocketAddr,
+}
+
+impl Default for FlightConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: SocketAddr::from(([127, 0, 0, 1], 9472)),
+        }
+    }
 }
 
 impl Default for PostgresConfig {
@@ -184,6 +203,7 @@ impl Default for ServerConfig {
             auth: AuthConfig::default(),
             tls: TlsConfig::default(),
             postgres: PostgresConfig::default(),
+            flight: FlightConfig::default(),
             log: LogConfig::default(),
         }
     }

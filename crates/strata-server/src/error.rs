@@ -70,6 +70,23 @@ pub fn sqlstate_for(kind: ErrorKind) -> &'static str {
     }
 }
 
+/// The mapping from error kind to a gRPC status code (Flight SQL).
+pub fn grpc_code_for(kind: ErrorKind) -> tonic::Code {
+    match kind {
+        ErrorKind::BadInput | ErrorKind::UnsupportedMediaType | ErrorKind::Unprocessable => {
+            tonic::Code::InvalidArgument
+        }
+        ErrorKind::Unauthenticated => tonic::Code::Unauthenticated,
+        ErrorKind::Forbidden => tonic::Code::PermissionDenied,
+        ErrorKind::PayloadTooLarge | ErrorKind::Limit => tonic::Code::ResourceExhausted,
+        ErrorKind::NotFound => tonic::Code::NotFound,
+        ErrorKind::Unavailable => tonic::Code::Unavailable,
+        ErrorKind::Timeout => tonic::Code::DeadlineExceeded,
+        ErrorKind::Canceled => tonic::Code::Cancelled,
+        ErrorKind::Internal => tonic::Code::Internal,
+    }
+}
+
 /// Prometheus' `errorType` for a kind.
 fn error_type(kind: ErrorKind) -> &'static str {
     match kind {

@@ -14,6 +14,7 @@
 pub mod auth;
 pub mod config;
 mod error;
+pub mod flight;
 pub mod limits;
 mod metrics;
 pub mod pg;
@@ -26,7 +27,7 @@ pub mod tenant;
 pub mod tls;
 
 pub use config::{ByteSize, ConfigError, LogFormat, ServerConfig};
-pub use error::{ApiError, Shape, sqlstate_for, status_for};
+pub use error::{ApiError, Shape, grpc_code_for, sqlstate_for, status_for};
 pub use routes::router;
 pub use state::AppState;
 
@@ -102,6 +103,18 @@ pub async fn serve(
     } else {
         None
     };
+    let flight_listener = if config.flight.enabled {
+        Some(
+            flight::bind_listener(config.flight.listen)
+                .await
+                .map_err(|source| ServeError::Bind {
+                    addr: config.flight.listen,
+                    source,
+                })?,
+        )
+    } else {
+        None
+    };
 
     let store = strata_storage::ObjectStoreHandle::open(&config.object_store, &config.data_dir)?;
     let storage =
@@ -135,6 +148,19 @@ pub async fn serve(
         tokio::spawn(pg::serve(listener, Arc::clone(&state), async move {
             let _ = down.wait_for(|d| *d).await;
         }))
+    });
+
+    let flight_server = flight_listener.map(|listener| {
+        let mut down = down_rx.clone();
+        let state = Arc::clone(&state);
+        tokio::spawn(async move {
+            let stop = async move {
+                let _ = down.wait_for(|d| *d).await;
+            };
+            if let Err(error) = flight::serve(listener, state, stop).await {
+                error!(%error, "flight sql server failed");
+            }
+        })
     });
 
     let replay_state = Arc::clone(&state);
@@ -209,6 +235,9 @@ pub async fn serve(
     let served = server.await;
     if let Some(pg) = pg_server {
         let _ = pg.await;
+    }
+    if let Some(flight) = flight_server {
+        let _ = flight.await;
     }
     let _ = flusher_stop_tx.send(true);
     let _ = retention.await;

@@ -439,13 +439,7 @@ impl Backend {
         let results = planned.execute(params).await.map_err(|e| query_error(&e))?;
         let fields = Arc::new(field_infos(columns, format));
         // Held until the last row is sent (or the client goes away).
-        let finish = Finish {
-            state: Arc::clone(&self.state),
-            tenant: tenant.clone(),
-            started,
-            _slot: slot,
-            _permit: permit,
-        };
+        let finish = Finish::new(&self.state, tenant, "postgres", started, slot, permit);
         let rows = rows(results, Arc::clone(&fields)).map(move |r| {
             let _ = &finish;
             r
@@ -455,20 +449,42 @@ impl Backend {
 }
 
 /// A query's concurrency slot and scheduler permit; its usage is recorded
-/// when its results are done.
-struct Finish {
+/// when its results are done (shared by the Postgres and Flight SQL front
+/// ends, whose results stream after the handler returns).
+pub(crate) struct Finish {
     state: Arc<AppState>,
     tenant: TenantId,
+    api: &'static str,
     started: std::time::Instant,
     _slot: crate::limits::QuerySlot,
     _permit: crate::scheduler::Permit,
+}
+
+impl Finish {
+    pub(crate) fn new(
+        state: &Arc<AppState>,
+        tenant: &TenantId,
+        api: &'static str,
+        started: std::time::Instant,
+        slot: crate::limits::QuerySlot,
+        permit: crate::scheduler::Permit,
+    ) -> Self {
+        Self {
+            state: Arc::clone(state),
+            tenant: tenant.clone(),
+            api,
+            started,
+            _slot: slot,
+            _permit: permit,
+        }
+    }
 }
 
 impl Drop for Finish {
     fn drop(&mut self) {
         self.state.record_query(
             &self.tenant,
-            "postgres",
+            self.api,
             self.started.elapsed().as_secs_f64(),
             0,
         );

@@ -130,6 +130,10 @@ struct ServeArgs {
     #[arg(long, env = "STRATA_PG_LISTEN", value_name = "ADDR|off")]
     pg_listen: Option<String>,
 
+    /// Arrow Flight SQL listen address, or "off" [default: 127.0.0.1:9472].
+    #[arg(long, env = "STRATA_FLIGHT_LISTEN", value_name = "ADDR|off")]
+    flight_listen: Option<String>,
+
     /// Serve HTTPS with this PEM certificate chain (with --tls-key-file).
     #[arg(long, env = "STRATA_TLS_CERT_FILE", value_name = "FILE")]
     tls_cert_file: Option<PathBuf>,
@@ -213,6 +217,16 @@ impl ServeArgs {
                     .parse()
                     .map_err(|e| format!("--pg-listen {v:?}: not an address or \"off\": {e}"))?;
                 c.postgres.enabled = true;
+            }
+        }
+        if let Some(v) = self.flight_listen {
+            if v.eq_ignore_ascii_case("off") {
+                c.flight.enabled = false;
+            } else {
+                c.flight.listen = v.parse().map_err(|e| {
+                    format!("--flight-listen {v:?}: not an address or \"off\": {e}")
+                })?;
+                c.flight.enabled = true;
             }
         }
         if let Some(v) = self.tls_cert_file {
