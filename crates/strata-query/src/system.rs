@@ -8,6 +8,8 @@
 //! * `system.wal` — the write path: last WAL position in files, series and
 //!   samples in memory, heads waiting for their commit.
 //! * `system.queries` — queries running now.
+//! * `system.tenants` — the tenant itself: series in memory, stored files,
+//!   bytes and samples, and the time span its files cover.
 //! * `system.usage` — ingest and query counters since start.
 
 use std::collections::BTreeMap;
@@ -44,6 +46,7 @@ pub(crate) fn schema(inputs: SystemInputs<'_>) -> Result<Arc<MemorySchemaProvide
         ("metrics", metrics(inputs.metrics)?),
         ("files", files(inputs.view)?),
         ("wal", wal(&inputs)?),
+        ("tenants", tenants(&inputs)?),
     ] {
         let table = MemTable::try_new(batch.schema(), vec![vec![batch]])?;
         system.register_table(name.into(), Arc::new(table))?;
@@ -179,6 +182,43 @@ fn wal(inputs: &SystemInputs<'_>) -> Result<RecordBatch> {
                 heads.iter().map(|h| h.samples_appended()).sum::<u64>(),
             ])),
             Arc::new(UInt64Array::from(vec![frozen as u64])),
+        ],
+    )?)
+}
+
+fn tenants(inputs: &SystemInputs<'_>) -> Result<RecordBatch> {
+    let files = &inputs.view.files;
+    let head_series = inputs
+        .storage
+        .head()
+        .tenant(inputs.tenant)
+        .map_or(0, |h| h.series_count() as u64);
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("tenant", DataType::Utf8, false),
+        u64_field("active_series"),
+        u64_field("stored_files"),
+        u64_field("stored_bytes"),
+        u64_field("stored_samples"),
+        utc_ms("oldest_stored", true),
+        utc_ms("newest_stored", true),
+    ]));
+    let ms = |v: Option<i64>| -> ArrayRef {
+        Arc::new(TimestampMillisecondArray::from(vec![v]).with_timezone("UTC"))
+    };
+    Ok(RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(StringArray::from(vec![inputs.tenant.as_str()])),
+            Arc::new(UInt64Array::from(vec![head_series])),
+            Arc::new(UInt64Array::from(vec![files.len() as u64])),
+            Arc::new(UInt64Array::from(vec![
+                files.iter().map(|f| f.size).sum::<u64>(),
+            ])),
+            Arc::new(UInt64Array::from(vec![
+                files.iter().map(|f| f.stats.rows).sum::<u64>(),
+            ])),
+            ms(files.iter().map(|f| f.stats.min_ts_ms).min()),
+            ms(files.iter().map(|f| f.stats.max_ts_ms).max()),
         ],
     )?)
 }
