@@ -179,19 +179,48 @@ pub async fn tenant_catalog(
 /// `samples`, `series` and `system.*` don't, so they never wait on the
 /// store for tables they don't use.
 pub fn needs_file_catalogs(sql: &str) -> bool {
-    let state = datafusion::prelude::SessionContext::new().state();
-    let dialect = state.config().options().sql_parser.dialect;
-    let Ok(statement) = state.sql_to_statement(sql, &dialect) else {
+    use datafusion::sql::parser::DFParser;
+    let Ok(statements) = DFParser::parse_sql(sql) else {
         return true;
     };
-    let Ok(references) = state.resolve_table_references(&statement) else {
-        return true;
-    };
-    references.iter().any(|r| match (r.schema(), r.table()) {
-        (None | Some("public"), "samples" | "series") => false,
-        (Some("system"), table) => table == "metrics",
-        _ => true,
+    statements.iter().any(|statement| {
+        let Ok((references, _)) =
+            datafusion::sql::resolve::resolve_table_references(statement, true)
+        else {
+            return true;
+        };
+        references.iter().any(|r| match (r.schema(), r.table()) {
+            (None | Some("public"), "samples" | "series") => false,
+            (Some("system"), table) => table == "metrics",
+            _ => true,
+        })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::needs_file_catalogs;
+
+    #[test]
+    fn only_statements_naming_catalog_tables_read_file_catalogs() {
+        for sql in [
+            "SELECT count(*) FROM samples",
+            "SELECT * FROM series s JOIN public.samples p USING (series_id)",
+            "SELECT * FROM system.wal",
+        ] {
+            assert!(!needs_file_catalogs(sql), "{sql}");
+        }
+        for sql in [
+            "SELECT * FROM up",
+            "SELECT * FROM metrics.samples",
+            "SELECT * FROM information_schema.tables",
+            "SELECT * FROM system.metrics",
+            "SELECT 1; SELECT * FROM up",
+            "SELEC nonsense",
+        ] {
+            assert!(needs_file_catalogs(sql), "{sql}");
+        }
+    }
 }
 
 /// The column a label becomes in its metric's table.

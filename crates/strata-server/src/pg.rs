@@ -36,7 +36,7 @@ use pgwire::api::stmt::QueryParser;
 use pgwire::api::{ClientInfo, METADATA_DATABASE, METADATA_USER, PgWireServerHandlers, Type};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::data::DataRow;
-use strata_query::{QueryError, QueryStream};
+use strata_query::{Planned, QueryError, QueryStream};
 use strata_types::{ErrorKind, TenantId};
 use tokio::net::TcpListener;
 use tracing::{debug, info, warn};
@@ -322,12 +322,20 @@ pub struct Parser {
 }
 
 impl Parser {
-    async fn statement(&self, tenant: &TenantId, sql: &str) -> PgWireResult<Statement> {
+    /// The statement, and its plan when it is a query.
+    async fn statement(
+        &self,
+        tenant: &TenantId,
+        sql: &str,
+    ) -> PgWireResult<(Statement, Option<Planned>)> {
         if let Some(kind) = classify(sql)? {
-            return Ok(Statement {
-                sql: sql.to_owned(),
-                kind,
-            });
+            return Ok((
+                Statement {
+                    sql: sql.to_owned(),
+                    kind,
+                },
+                None,
+            ));
         }
         let planned = self
             .state
@@ -342,10 +350,13 @@ impl Parser {
             .iter()
             .map(|f| f.as_ref().clone())
             .collect();
-        Ok(Statement {
-            sql: sql.to_owned(),
-            kind: Kind::Query { params, columns },
-        })
+        Ok((
+            Statement {
+                sql: sql.to_owned(),
+                kind: Kind::Query { params, columns },
+            },
+            Some(planned),
+        ))
     }
 }
 
@@ -363,7 +374,7 @@ impl QueryParser for Parser {
         C: ClientInfo + Unpin + Send + Sync,
     {
         let tenant = client_tenant(client)?;
-        self.statement(&tenant, sql).await.map(Some)
+        self.statement(&tenant, sql).await.map(|(s, _)| Some(s))
     }
 
     fn get_parameter_types(&self, stmt: &Statement) -> PgWireResult<Vec<Type>> {
@@ -397,6 +408,7 @@ impl Backend {
         &self,
         tenant: &TenantId,
         stmt: &Statement,
+        planned: Option<Planned>,
         params: Vec<ScalarValue>,
         format: &Format,
     ) -> PgWireResult<Response> {
@@ -428,14 +440,35 @@ impl Backend {
             .map_err(|r| api_error(&self.state.refused(tenant, r, shape)))?;
         let permit = self.state.scheduler.acquire(tenant).await;
         let started = std::time::Instant::now();
-        // Planned again: a prepared statement runs over the data as it is
-        // when executed, not when it was prepared.
-        let planned = self
-            .state
-            .query
-            .plan(tenant, &stmt.sql, "postgres")
-            .await
-            .map_err(|e| query_error(&e))?;
+        let planned = match planned {
+            Some(p) => p,
+            None => {
+                // Planned again: a prepared statement runs over the data as
+                // it is when executed, not when it was prepared. Its columns
+                // were described to the client then and must not change
+                // (a metric table gains a column when its series gain a
+                // label): Postgres' own rule and SQLSTATE for this.
+                let p = self
+                    .state
+                    .query
+                    .plan(tenant, &stmt.sql, "postgres")
+                    .await
+                    .map_err(|e| query_error(&e))?;
+                let same = p.schema().fields().len() == columns.len()
+                    && p.schema()
+                        .fields()
+                        .iter()
+                        .zip(columns)
+                        .all(|(a, b)| a.name() == b.name() && a.data_type() == b.data_type());
+                if !same {
+                    return Err(user_error(
+                        "0A000",
+                        "cached plan must not change result type: the statement's columns changed since it was prepared; prepare it again",
+                    ));
+                }
+                p
+            }
+        };
         let results = planned.execute(params).await.map_err(|e| query_error(&e))?;
         let fields = Arc::new(field_infos(columns, format));
         // Held until the last row is sent (or the client goes away).
@@ -500,9 +533,9 @@ impl SimpleQueryHandler for Backend {
         let tenant = client_tenant(client)?;
         let mut out = Vec::new();
         for sql in split_statements(query) {
-            let stmt = self.parser.statement(&tenant, &sql).await?;
+            let (stmt, planned) = self.parser.statement(&tenant, &sql).await?;
             out.push(
-                self.run(&tenant, &stmt, Vec::new(), &Format::UnifiedText)
+                self.run(&tenant, &stmt, planned, Vec::new(), &Format::UnifiedText)
                     .await?,
             );
         }
@@ -537,7 +570,7 @@ impl ExtendedQueryHandler for Backend {
             Kind::Query { params, .. } => bind(portal, params)?,
             _ => Vec::new(),
         };
-        self.run(&tenant, stmt, params, &portal.result_column_format)
+        self.run(&tenant, stmt, None, params, &portal.result_column_format)
             .await
     }
 }
