@@ -10,7 +10,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{Server, payload, series};
+use common::{Server, load_http_requests, payload, series};
 
 fn adbc_ready() -> bool {
     let ok = Command::new("python3")
@@ -25,26 +25,6 @@ fn adbc_ready() -> bool {
         eprintln!("skipping: python3 with adbc-driver-flightsql not found");
     }
     ok
-}
-
-fn load(server: &Server, tenant: &str) {
-    let ts = [("api", "200"), ("api", "500"), ("db", "200")]
-        .iter()
-        .map(|(job, code)| {
-            let samples: Vec<(i64, f64)> = (0..10)
-                .map(|i| (1_793_491_200_000 + i * 15_000, i as f64))
-                .collect();
-            series(
-                &[
-                    ("__name__", "http_requests_total"),
-                    ("code", code),
-                    ("job", job),
-                ],
-                &samples,
-            )
-        })
-        .collect();
-    assert_eq!(server.write(Some(tenant), &payload(ts)).0, 204);
 }
 
 fn client(server: &Server, tenant: &str, token: Option<&str>) -> std::process::Output {
@@ -68,9 +48,9 @@ fn adbc_runs_statements_and_reads_metadata() {
     }
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("data"), &[]);
-    load(&server, "acme");
+    load_http_requests(&server, "acme");
     assert_eq!(server.post("/api/v1/admin/flush").unwrap().0, 200);
-    load(&server, "other");
+    load_http_requests(&server, "other");
     let out = client(&server, "acme", None);
     assert!(
         out.status.success(),

@@ -11,7 +11,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{Server, payload, series};
+use common::{Server, load_http_requests};
 
 fn clients_ready() -> bool {
     let psql = Command::new("psql")
@@ -30,28 +30,6 @@ fn clients_ready() -> bool {
         eprintln!("skipping: psql or python3 with psycopg not found");
     }
     psql && psycopg
-}
-
-/// Three series of `http_requests_total` for `tenant`: job api/db, code
-/// 200/500, values 0..10 one per 15 s.
-fn load(server: &Server, tenant: &str) {
-    let ts = [("api", "200"), ("api", "500"), ("db", "200")]
-        .iter()
-        .map(|(job, code)| {
-            let samples: Vec<(i64, f64)> = (0..10)
-                .map(|i| (1_793_491_200_000 + i * 15_000, i as f64))
-                .collect();
-            series(
-                &[
-                    ("__name__", "http_requests_total"),
-                    ("code", code),
-                    ("job", job),
-                ],
-                &samples,
-            )
-        })
-        .collect();
-    assert_eq!(server.write(Some(tenant), &payload(ts)).0, 204);
 }
 
 /// `psql -At` output of `sql` against `database`, and its exit status.
@@ -98,10 +76,10 @@ fn psql_and_psycopg_query_a_tenant_by_database_name() {
     }
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("data"), &[]);
-    load(&server, "acme");
+    load_http_requests(&server, "acme");
     // Half of it flushed to Parquet: answers span head and files.
     assert_eq!(server.post("/api/v1/admin/flush").unwrap().0, 200);
-    load(&server, "other");
+    load_http_requests(&server, "other");
 
     let (ok, out) = psql(
         &server,

@@ -217,3 +217,26 @@ pub fn payload(ts: Vec<proto::TimeSeries>) -> Vec<u8> {
         metadata: vec![],
     })
 }
+
+/// Three series of `http_requests_total` for `tenant` (job api/db, code
+/// 200/500, values 0..10, one per 15 s from 2026-11-01), written over
+/// remote write.
+pub fn load_http_requests(server: &Server, tenant: &str) {
+    let ts = [("api", "200"), ("api", "500"), ("db", "200")]
+        .iter()
+        .map(|(job, code)| {
+            let samples: Vec<(i64, f64)> = (0..10)
+                .map(|i| (1_793_491_200_000 + i * 15_000, i as f64))
+                .collect();
+            series(
+                &[
+                    ("__name__", "http_requests_total"),
+                    ("code", code),
+                    ("job", job),
+                ],
+                &samples,
+            )
+        })
+        .collect();
+    assert_eq!(server.write(Some(tenant), &payload(ts)).0, 204);
+}

@@ -239,6 +239,31 @@ impl StrataFlightSql {
         Ok(Response::new(Box::pin(stream)))
     }
 
+    /// A metadata command's `FlightInfo`, for a request whose tenant checks
+    /// out: `schema`, one endpoint whose ticket is the command itself.
+    fn metadata_info(
+        &self,
+        cmd: &impl ProstMessageExt,
+        schema: &Schema,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.tenant(&request)?;
+        Ok(Response::new(info_for(cmd, schema, request.into_inner())?))
+    }
+
+    /// A session of the request's tenant, for listing its schemas and tables.
+    async fn session<T>(
+        &self,
+        request: &Request<T>,
+    ) -> Result<datafusion::prelude::SessionContext, Status> {
+        let tenant = self.tenant(request)?;
+        self.state
+            .query
+            .session(&tenant)
+            .await
+            .map_err(|e| query_status(&e))
+    }
+
     /// Plans `sql` to learn its result schema and parameters.
     async fn describe(
         &self,
@@ -448,13 +473,8 @@ impl FlightSqlService for StrataFlightSql {
         query: CommandGetCatalogs,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.tenant(&request)?;
         let schema = query.into_builder().schema();
-        Ok(Response::new(info_for(
-            &query,
-            &schema,
-            request.into_inner(),
-        )?))
+        self.metadata_info(&query, &schema, request)
     }
 
     async fn do_get_catalogs(
@@ -474,13 +494,8 @@ impl FlightSqlService for StrataFlightSql {
         query: CommandGetDbSchemas,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.tenant(&request)?;
         let schema = query.clone().into_builder().schema();
-        Ok(Response::new(info_for(
-            &query,
-            &schema,
-            request.into_inner(),
-        )?))
+        self.metadata_info(&query, &schema, request)
     }
 
     async fn do_get_schemas(
@@ -488,13 +503,7 @@ impl FlightSqlService for StrataFlightSql {
         query: CommandGetDbSchemas,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        let tenant = self.tenant(&request)?;
-        let ctx = self
-            .state
-            .query
-            .session(&tenant)
-            .await
-            .map_err(|e| query_status(&e))?;
+        let ctx = self.session(&request).await?;
         let mut builder = query.into_builder();
         if let Some(catalog) = ctx.catalog(CATALOG) {
             for name in catalog.schema_names() {
@@ -510,13 +519,8 @@ impl FlightSqlService for StrataFlightSql {
         query: CommandGetTables,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.tenant(&request)?;
         let schema = query.clone().into_builder().schema();
-        Ok(Response::new(info_for(
-            &query,
-            &schema,
-            request.into_inner(),
-        )?))
+        self.metadata_info(&query, &schema, request)
     }
 
     async fn do_get_tables(
@@ -524,13 +528,7 @@ impl FlightSqlService for StrataFlightSql {
         query: CommandGetTables,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        let tenant = self.tenant(&request)?;
-        let ctx = self
-            .state
-            .query
-            .session(&tenant)
-            .await
-            .map_err(|e| query_status(&e))?;
+        let ctx = self.session(&request).await?;
         let include_schema = query.include_schema;
         let mut builder = query.into_builder();
         if let Some(catalog) = ctx.catalog(CATALOG) {
@@ -566,12 +564,7 @@ impl FlightSqlService for StrataFlightSql {
         query: CommandGetTableTypes,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.tenant(&request)?;
-        Ok(Response::new(info_for(
-            &query,
-            &table_types_batch()?.schema(),
-            request.into_inner(),
-        )?))
+        self.metadata_info(&query, &table_types_batch()?.schema(), request)
     }
 
     async fn do_get_table_types(
@@ -590,11 +583,7 @@ impl FlightSqlService for StrataFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = query.clone().into_builder(sql_info()?).schema();
-        Ok(Response::new(info_for(
-            &query,
-            &schema,
-            request.into_inner(),
-        )?))
+        self.metadata_info(&query, &schema, request)
     }
 
     async fn do_get_sql_info(
