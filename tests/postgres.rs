@@ -90,6 +90,16 @@ fn psql_and_psycopg_query_a_tenant_by_database_name() {
     assert!(ok, "{out}");
     assert_eq!(out, "api|200|10|45\napi|500|10|45\ndb|200|10|45\n");
 
+    // The database is the tenant, as clients see it.
+    let (ok, out) = psql(
+        &server,
+        "acme",
+        None,
+        "SELECT current_database(), current_schema()",
+    );
+    assert!(ok, "{out}");
+    assert_eq!(out, "acme|public\n");
+
     // Several statements in one simple query, wrapped in a transaction.
     let (ok, out) = psql(
         &server,

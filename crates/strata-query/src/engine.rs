@@ -156,7 +156,7 @@ impl QueryEngine {
             Arc::new(MetricSchema::new(samples, metrics, BTreeMap::new())),
         )?;
         catalog.register_schema("system", system)?;
-        crate::functions::register(&ctx);
+        crate::functions::register(&ctx, tenant.as_str());
         for (name, by) in [
             ("samples_at_version", By::Version),
             ("samples_as_of", By::Time),

@@ -26,18 +26,164 @@ use arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int64Array, ListArray
 use arrow::datatypes::{DataType, Field, Float64Type, Int64Type, TimeUnit};
 use datafusion::common::{ScalarValue, exec_err};
 use datafusion::error::Result;
-use datafusion::logical_expr::{Accumulator, AggregateUDF, Volatility, create_udaf};
+use datafusion::logical_expr::{
+    Accumulator, AggregateUDF, ColumnarValue, ScalarUDF, Volatility, create_udaf, create_udf,
+};
 use datafusion::prelude::SessionContext;
 use strata_query_lang::promql::bucket_quantile;
 
 /// Registers the functions on `ctx`.
-pub(crate) fn register(ctx: &SessionContext) {
+pub(crate) fn register(ctx: &SessionContext, tenant: &str) {
     for udaf in [
         counter("counter_increase", false),
         counter("counter_rate", true),
         histogram_quantile(),
     ] {
         ctx.register_udaf(udaf);
+    }
+    // What Postgres clients (Grafana's query builder, DBeaver, psql
+    // scripts) call to find their bearings.
+    ctx.register_udf(constant("current_database", tenant));
+    ctx.register_udf(constant("current_schema", "public"));
+    ctx.register_udf(create_udf(
+        "quote_ident",
+        vec![DataType::Utf8],
+        DataType::Utf8,
+        Volatility::Immutable,
+        Arc::new(|args: &[ColumnarValue]| {
+            let quote = |s: Option<&str>| s.map(quote_ident);
+            Ok(match &args[0] {
+                ColumnarValue::Scalar(v) => {
+                    let s = match v {
+                        ScalarValue::Utf8(s) => s.as_deref(),
+                        _ => None,
+                    };
+                    ColumnarValue::Scalar(ScalarValue::Utf8(quote(s)))
+                }
+                ColumnarValue::Array(a) => {
+                    let a = a.as_string::<i32>();
+                    ColumnarValue::Array(Arc::new(
+                        a.iter().map(quote).collect::<arrow::array::StringArray>(),
+                    ))
+                }
+            })
+        }),
+    ));
+}
+
+/// A function of no arguments answering `value`.
+fn constant(name: &str, value: &str) -> ScalarUDF {
+    let value = value.to_owned();
+    create_udf(
+        name,
+        Vec::new(),
+        DataType::Utf8,
+        Volatility::Stable,
+        Arc::new(move |_: &[ColumnarValue]| {
+            Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(
+                value.clone(),
+            ))))
+        }),
+    )
+}
+
+/// Postgres' words that must be quoted to be used as identifiers.
+const RESERVED: &[&str] = &[
+    "all",
+    "analyse",
+    "analyze",
+    "and",
+    "any",
+    "array",
+    "as",
+    "asc",
+    "asymmetric",
+    "both",
+    "case",
+    "cast",
+    "check",
+    "collate",
+    "column",
+    "constraint",
+    "create",
+    "current_catalog",
+    "current_date",
+    "current_role",
+    "current_time",
+    "current_timestamp",
+    "current_user",
+    "default",
+    "deferrable",
+    "desc",
+    "distinct",
+    "do",
+    "else",
+    "end",
+    "except",
+    "false",
+    "fetch",
+    "for",
+    "foreign",
+    "from",
+    "grant",
+    "group",
+    "having",
+    "in",
+    "initially",
+    "intersect",
+    "into",
+    "lateral",
+    "leading",
+    "limit",
+    "localtime",
+    "localtimestamp",
+    "not",
+    "null",
+    "offset",
+    "on",
+    "only",
+    "or",
+    "order",
+    "placing",
+    "primary",
+    "references",
+    "returning",
+    "select",
+    "session_user",
+    "some",
+    "symmetric",
+    "system_user",
+    "table",
+    "then",
+    "to",
+    "trailing",
+    "true",
+    "union",
+    "unique",
+    "user",
+    "using",
+    "variadic",
+    "when",
+    "where",
+    "window",
+    "with",
+];
+
+/// `quote_ident` as Postgres does it: unchanged when it is a plain
+/// lower-case identifier and not reserved, else double-quoted with inner
+/// quotes doubled.
+fn quote_ident(s: &str) -> String {
+    let plain = s
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '$')
+        && !RESERVED.contains(&s);
+    if plain {
+        s.to_owned()
+    } else {
+        format!("\"{}\"", s.replace('"', "\"\""))
     }
 }
 
@@ -284,6 +430,16 @@ impl Accumulator for Buckets {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quote_ident_matches_postgres() {
+        assert_eq!(quote_ident("http_requests_total"), "http_requests_total");
+        assert_eq!(quote_ident("Code"), "\"Code\"");
+        assert_eq!(quote_ident("select"), "\"select\"");
+        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
+        assert_eq!(quote_ident("1x"), "\"1x\"");
+        assert_eq!(quote_ident("timestamp"), "timestamp");
+    }
 
     #[test]
     fn bucket_quantile_matches_prometheus() {
