@@ -28,7 +28,6 @@ use object_store::path::Path;
 use parking_lot::Mutex;
 use strata_storage::{DataFile, FileCatalog, TenantView};
 
-use crate::SamplesTable;
 use crate::series_labels::{FileSeriesCache, read_labels};
 
 /// Columns every metric table ends with; a label of the same name is
@@ -237,14 +236,14 @@ pub fn label_column(label: &str) -> String {
 /// the `metrics` schema, which has no built-ins).
 #[derive(Debug)]
 pub struct MetricSchema {
-    samples: Arc<SamplesTable>,
+    samples: Arc<dyn TableProvider>,
     metrics: Arc<BTreeMap<String, MetricInfo>>,
     builtins: BTreeMap<String, Arc<dyn TableProvider>>,
 }
 
 impl MetricSchema {
     pub fn new(
-        samples: Arc<SamplesTable>,
+        samples: Arc<dyn TableProvider>,
         metrics: Arc<BTreeMap<String, MetricInfo>>,
         builtins: BTreeMap<String, Arc<dyn TableProvider>>,
     ) -> Self {
@@ -256,7 +255,7 @@ impl MetricSchema {
     }
 
     fn view(&self, metric: &str, info: &MetricInfo) -> Result<Arc<dyn TableProvider>> {
-        let source = provider_as_source(Arc::clone(&self.samples) as Arc<dyn TableProvider>);
+        let source = provider_as_source(Arc::clone(&self.samples));
         let mut columns: Vec<datafusion::logical_expr::Expr> = info
             .labels
             .iter()
@@ -304,9 +303,9 @@ impl SchemaProvider for MetricSchema {
 
 /// `series`: one row per series with its labels and the time span of its
 /// samples. A grouping of `samples` (a scan, not a catalog lookup).
-pub fn series_view(samples: &Arc<SamplesTable>) -> Result<Arc<dyn TableProvider>> {
+pub fn series_view(samples: &Arc<dyn TableProvider>) -> Result<Arc<dyn TableProvider>> {
     use datafusion::functions_aggregate::expr_fn::{count, first_value, max, min};
-    let source = provider_as_source(Arc::clone(samples) as Arc<dyn TableProvider>);
+    let source = provider_as_source(Arc::clone(samples));
     let plan = LogicalPlanBuilder::scan("samples", source, None)?
         .aggregate(
             vec![col("metric"), col("series_id")],

@@ -38,6 +38,20 @@ pub struct QueryEngine {
     running: Arc<RunningQueries>,
     /// Parallelism of one query; `None`: one per CPU.
     target_partitions: Option<usize>,
+    /// How far back a tenant's queries may read (`None`: no limit).
+    lookback: Option<LookbackLimit>,
+}
+
+type LookbackFn = dyn Fn(&TenantId) -> Option<std::time::Duration> + Send + Sync;
+
+/// A tenant's query lookback limit, looked up per query (limits reload).
+#[derive(Clone)]
+struct LookbackLimit(Arc<LookbackFn>);
+
+impl std::fmt::Debug for LookbackLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LookbackLimit")
+    }
 }
 
 /// A finished query's schema and rows.
@@ -63,7 +77,32 @@ impl QueryEngine {
             running: Arc::default(),
             usage: Arc::default(),
             target_partitions: None,
+            lookback: None,
         }
+    }
+
+    /// Limits how far back each tenant's queries read: samples older than
+    /// `limit(tenant)` before now are out of reach of SQL (every table and
+    /// time travel) and PromQL alike.
+    pub fn with_lookback_limit(
+        mut self,
+        limit: impl Fn(&TenantId) -> Option<std::time::Duration> + Send + Sync + 'static,
+    ) -> Self {
+        self.lookback = Some(LookbackLimit(Arc::new(limit)));
+        self
+    }
+
+    /// The earliest sample time `tenant` may read now.
+    fn not_before_ms(&self, tenant: &TenantId) -> i64 {
+        self.lookback
+            .as_ref()
+            .and_then(|f| (f.0)(tenant))
+            .filter(|d| !d.is_zero())
+            .map_or(i64::MIN, |d| {
+                chrono::Utc::now()
+                    .timestamp_millis()
+                    .saturating_sub(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+            })
     }
 
     /// Where ingest and queries record per-tenant usage.
@@ -94,7 +133,8 @@ impl QueryEngine {
             None => config,
         };
         let ctx = SessionContext::new_with_config(config);
-        let view = self.storage.view(tenant);
+        let mut view = self.storage.view(tenant);
+        view.not_before_ms = self.not_before_ms(tenant);
         let url = url::Url::parse(STORE_URL)
             .map_err(|e| datafusion::error::DataFusionError::Internal(format!("store url: {e}")))?;
         ctx.register_object_store(&url, Arc::clone(view.store.store()));
@@ -119,7 +159,10 @@ impl QueryEngine {
             .with_information_schema(true)
             .with_default_catalog_and_schema("strata", "public");
         let (ctx, view) = self.base_session(config, tenant)?;
-        let samples = Arc::new(SamplesTable::new(view.clone()));
+        let samples = crate::samples::within_lookback(
+            Arc::new(SamplesTable::new(view.clone())),
+            view.not_before_ms,
+        )?;
         let metrics = Arc::new(
             crate::catalog::tenant_catalog(&view, &self.catalogs, &self.file_series, files).await,
         );
@@ -167,6 +210,7 @@ impl QueryEngine {
                     storage: Arc::clone(&self.storage),
                     tenant: tenant.clone(),
                     by,
+                    not_before_ms: view.not_before_ms,
                 }),
             );
         }

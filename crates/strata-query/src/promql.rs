@@ -132,6 +132,8 @@ impl PromSource {
         end_ms: i64,
         with_samples: bool,
     ) -> Result<HashMap<i64, Found>, PromError> {
+        // The tenant's lookback limit: nothing older is read.
+        let start_ms = start_ms.max(self.view.not_before_ms);
         let mut found: HashMap<i64, Found> = HashMap::new();
         let head_matchers: Vec<HeadMatcher> = matchers
             .iter()

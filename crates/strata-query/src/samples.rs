@@ -52,6 +52,28 @@ impl SamplesTable {
     }
 }
 
+/// `samples` as a query may see it: all of it, or with a lookback limit
+/// a view that drops older rows (DataFusion inlines the view, so the
+/// bound also prunes files and row groups; the scan itself floors its
+/// head reads at the same time).
+pub(crate) fn within_lookback(
+    samples: Arc<SamplesTable>,
+    not_before_ms: i64,
+) -> Result<Arc<dyn TableProvider>> {
+    if not_before_ms == i64::MIN {
+        return Ok(samples);
+    }
+    let source = datafusion::datasource::provider_as_source(samples as Arc<dyn TableProvider>);
+    let floor = datafusion::logical_expr::lit(ScalarValue::TimestampMicrosecond(
+        Some(not_before_ms.saturating_mul(1000)),
+        Some("UTC".into()),
+    ));
+    let plan = datafusion::logical_expr::LogicalPlanBuilder::scan("samples", source, None)?
+        .filter(datafusion::logical_expr::col("timestamp").gt_eq(floor))?
+        .build()?;
+    Ok(Arc::new(datafusion::datasource::ViewTable::new(plan, None)))
+}
+
 /// What the scan can use from the query's filters.
 #[derive(Debug, Default)]
 struct Pushdown {
@@ -320,8 +342,12 @@ impl TableProvider for SamplesTable {
             .unwrap_or_else(|| (0..full.fields().len()).collect());
         let schema = Arc::new(full.project(&columns)?);
         let pushdown = Pushdown::from_filters(filters);
+        // The tenant's lookback limit is a floor no filter can lower.
         let (min_ms, max_ms) = (
-            pushdown.min_ms.unwrap_or(i64::MIN),
+            pushdown
+                .min_ms
+                .unwrap_or(i64::MIN)
+                .max(self.view.not_before_ms),
             pushdown.max_ms.unwrap_or(i64::MAX),
         );
         // With filters the limit applies after them, so it cannot cut the scan.

@@ -28,6 +28,8 @@ pub(crate) struct SamplesAsOf {
     pub storage: Arc<Storage>,
     pub tenant: TenantId,
     pub by: By,
+    /// The tenant's lookback limit applies to time travel too.
+    pub not_before_ms: i64,
 }
 
 impl SamplesAsOf {
@@ -76,6 +78,6 @@ impl TableFunctionImpl for SamplesAsOf {
             }
             _ => DataFusionError::External(Box::new(e)),
         })?;
-        Ok(Arc::new(SamplesTable::new(view)))
+        crate::samples::within_lookback(Arc::new(SamplesTable::new(view)), self.not_before_ms)
     }
 }

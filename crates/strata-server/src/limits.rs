@@ -43,6 +43,13 @@ pub struct TenantLimits {
     pub max_concurrent_queries: usize,
     /// Samples one PromQL query may load (also capped by `promql.max_samples`).
     pub max_query_samples: usize,
+    /// How far back SQL and PromQL may read ("30d"; "0s": no limit).
+    /// Older samples are out of reach, as if not stored.
+    #[serde(
+        deserialize_with = "crate::config::duration",
+        serialize_with = "crate::config::serialize_duration"
+    )]
+    pub max_query_lookback: std::time::Duration,
 }
 
 impl Default for TenantLimits {
@@ -57,6 +64,7 @@ impl Default for TenantLimits {
             max_label_value_length: 4096,
             max_concurrent_queries: 0,
             max_query_samples: 0,
+            max_query_lookback: std::time::Duration::ZERO,
         }
     }
 }
@@ -425,10 +433,15 @@ mod tests {
     fn overrides_file_merges_over_defaults_and_reloads() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("limits.toml");
-        std::fs::write(&path, "[tenants.big]\nmax_series = 1000\n").unwrap();
+        std::fs::write(
+            &path,
+            "[tenants.big]\nmax_series = 1000\nmax_query_lookback = \"30d\"\n",
+        )
+        .unwrap();
         let l = Limits::new(
             TenantLimits {
                 max_series: 10,
+                max_query_lookback: std::time::Duration::from_secs(3600),
                 ..TenantLimits::default()
             },
             Some(path.clone()),
@@ -437,6 +450,14 @@ mod tests {
         let big = TenantId::try_new("big").unwrap();
         let small = TenantId::try_new("small").unwrap();
         assert_eq!(l.of(&big).max_series, 1000);
+        assert_eq!(
+            l.of(&big).max_query_lookback,
+            std::time::Duration::from_secs(30 * 86_400)
+        );
+        assert_eq!(
+            l.of(&small).max_query_lookback,
+            std::time::Duration::from_secs(3600)
+        );
         assert_eq!(l.of(&big).max_labels_per_series, 64);
         assert_eq!(l.of(&small).max_series, 10);
         std::fs::write(&path, "[tenants.big]\nmax_series = 5\n").unwrap();

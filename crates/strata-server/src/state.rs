@@ -65,9 +65,11 @@ impl AppState {
             tracing::error!(%reason, "limit overrides unreadable: using the defaults");
             crate::limits::Limits::with_defaults(config.limits.tenant_defaults.clone())
         });
+        let limits = Arc::new(limits);
+        let lookback = Arc::clone(&limits);
         Arc::new(Self {
             auth,
-            limits: Arc::new(limits),
+            limits,
             scheduler: crate::scheduler::FairScheduler::new(
                 config
                     .promql
@@ -75,7 +77,8 @@ impl AppState {
                     .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from)),
             ),
             config,
-            query: QueryEngine::new(Arc::clone(&storage)),
+            query: QueryEngine::new(Arc::clone(&storage))
+                .with_lookback_limit(move |tenant| Some(lookback.of(tenant).max_query_lookback)),
             head: Arc::clone(storage.head()),
             storage,
             metrics: Metrics::new(),

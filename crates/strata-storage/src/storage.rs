@@ -125,6 +125,9 @@ pub struct TenantView {
     /// The table root, from the store root.
     pub table_root: Path,
     pub store: ObjectStoreHandle,
+    /// Samples before this time (ms) are out of the query's reach (a
+    /// tenant's query lookback limit); `i64::MIN` when unlimited.
+    pub not_before_ms: i64,
 }
 
 /// Testing hook: `STRATA_FAILPOINT=<name>` aborts the process at that step
@@ -260,6 +263,7 @@ impl Storage {
                 .store
                 .path(&TablePath::metrics(tenant.clone()).relative()),
             store: self.store.clone(),
+            not_before_ms: i64::MIN,
         }
     }
 
@@ -294,6 +298,7 @@ impl Storage {
             files: table.files()?.into(),
             table_root: table.root().clone(),
             store: self.store.clone(),
+            not_before_ms: i64::MIN,
         })
     }
 

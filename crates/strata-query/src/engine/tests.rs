@@ -354,3 +354,57 @@ async fn time_travel_reads_the_table_at_a_version_or_time() {
         .unwrap_err();
     assert!(err.to_string().contains("no table"), "{err}");
 }
+
+/// A lookback limit hides older samples from every SQL table, file and
+/// head alike, and from PromQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lookback_limit_hides_older_samples_everywhere() {
+    let now = chrono::Utc::now().timestamp_millis();
+    let hour = 3_600_000;
+    let a = |samples: &[(i64, f64)]| {
+        WriteBatch::from_series(
+            tenant("a"),
+            vec![s(&[("__name__", "up"), ("job", "api")], samples)],
+        )
+    };
+    // Two old samples flushed to a file, one old and one recent in the head.
+    let f = fixture(
+        Layout::Split,
+        vec![
+            a(&[(now - 5 * hour, 1.0), (now - 4 * hour, 2.0)]),
+            a(&[(now - 3 * hour, 3.0), (now - 60_000, 4.0)]),
+        ],
+    )
+    .await;
+    let limited = f
+        .engine
+        .clone()
+        .with_lookback_limit(|_| Some(std::time::Duration::from_secs(2 * 3600)));
+    let total = |e: &QueryEngine, sql: &'static str| {
+        let e = e.clone();
+        async move {
+            let out = e.sql(&tenant("a"), sql).await.unwrap();
+            let col = out.batches[0].column(0).clone();
+            arrow::array::AsArray::as_primitive::<arrow::datatypes::Float64Type>(&col).value(0)
+        }
+    };
+    for sql in [
+        "SELECT sum(value) AS v FROM samples",
+        "SELECT sum(value) AS v FROM up",
+        "SELECT sum(value) AS v FROM up WHERE timestamp > TIMESTAMP '1970-01-01T00:00:00Z'",
+    ] {
+        assert_eq!(total(&f.engine, sql).await, 10.0, "{sql} unlimited");
+        assert_eq!(total(&limited, sql).await, 4.0, "{sql} limited");
+    }
+    // PromQL reads through the same view.
+    let source = limited.promql_source(&tenant("a")).unwrap();
+    let engine = strata_query_lang::promql::Engine::new(Default::default());
+    let out = engine
+        .instant(&source, "count_over_time(up[6h])", now)
+        .await
+        .unwrap();
+    let strata_query_lang::promql::Value::Vector(v) = out.value else {
+        panic!("{:?}", out.value);
+    };
+    assert_eq!(v[0].v, 1.0);
+}

@@ -197,6 +197,53 @@ async fn tenant_limits_refuse_whole_requests_and_are_counted() {
     );
 }
 
+/// `max_query_lookback`: SQL and PromQL see nothing older, for the
+/// limited tenant only.
+#[tokio::test]
+async fn a_query_lookback_limit_hides_older_samples() {
+    let mut config = ServerConfig::default();
+    config.limits.overrides_file = None;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("limits.toml");
+    std::fs::write(&path, "[tenants.short]\nmax_query_lookback = \"1h\"\n").unwrap();
+    config.limits.overrides_file = Some(path);
+    let (app, _, _) = app_with(config).await;
+    let now = chrono::Utc::now().timestamp_millis();
+    for tenant in ["short", "long"] {
+        let body = payload(vec![series(
+            &[("__name__", "m"), ("job", "j")],
+            &[(now - 3 * 3_600_000, 1.0), (now - 60_000, 2.0)],
+        )]);
+        assert_eq!(
+            send(&app, write_req(Some(tenant), body)).await.0,
+            StatusCode::NO_CONTENT
+        );
+    }
+    for (tenant, want) in [("short", 2.0), ("long", 3.0)] {
+        let (status, json) = sql(&app, Some(tenant), "SELECT sum(value) AS v FROM m").await;
+        assert_eq!(status, StatusCode::OK, "{json}");
+        assert_eq!(json["rows"][0][0], want, "{tenant}");
+        let (status, body) = send(
+            &app,
+            Request::get(format!(
+                "/api/v1/query?query=sum(sum_over_time(m[4h]))&time={}",
+                now / 1000
+            ))
+            .header("X-Scope-OrgID", tenant)
+            .body(Body::empty())
+            .unwrap(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            v["data"]["result"][0]["value"][1],
+            want.to_string(),
+            "{tenant} {body}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn cardinality_api_ranks_label_names_and_values_of_one_tenant() {
     let (app, _, _) = app().await;
