@@ -10,22 +10,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{Server, load_http_requests, payload, series};
-
-fn adbc_ready() -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", "import adbc_driver_flightsql.dbapi, pyarrow"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        assert!(
-            std::env::var("STRATA_E2E_REQUIRE_PYTHON").as_deref() != Ok("1"),
-            "STRATA_E2E_REQUIRE_PYTHON=1 but python3 lacks adbc-driver-flightsql"
-        );
-        eprintln!("skipping: python3 with adbc-driver-flightsql not found");
-    }
-    ok
-}
+use common::{Server, clients_ready, load_http_requests, payload, series};
 
 fn client(server: &Server, tenant: &str, token: Option<&str>) -> std::process::Output {
     let script = concat!(
@@ -43,7 +28,7 @@ fn client(server: &Server, tenant: &str, token: Option<&str>) -> std::process::O
 
 #[test]
 fn adbc_runs_statements_and_reads_metadata() {
-    if !adbc_ready() {
+    if !clients_ready(&[], "adbc_driver_flightsql.dbapi, pyarrow") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -88,7 +73,7 @@ fn adbc_runs_statements_and_reads_metadata() {
 
 #[test]
 fn flight_sql_tokens_by_handshake() {
-    if !adbc_ready() {
+    if !clients_ready(&[], "adbc_driver_flightsql.dbapi, pyarrow") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -9,26 +9,11 @@ mod common;
 
 use std::process::Command;
 
-use common::{Server, payload, series};
-
-fn python_ready() -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", "import deltalake, duckdb, pyarrow"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        assert!(
-            std::env::var("STRATA_E2E_REQUIRE_PYTHON").as_deref() != Ok("1"),
-            "STRATA_E2E_REQUIRE_PYTHON=1 but python3 lacks deltalake/duckdb/pyarrow"
-        );
-        eprintln!("skipping: python3 with deltalake, duckdb and pyarrow not found");
-    }
-    ok
-}
+use common::{Server, clients_ready, payload, series};
 
 #[test]
 fn deltalake_and_duckdb_read_what_sql_returns() {
-    if !python_ready() {
+    if !clients_ready(&[], "deltalake, duckdb, pyarrow") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

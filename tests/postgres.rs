@@ -11,26 +11,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{Server, load_http_requests};
-
-fn clients_ready() -> bool {
-    let psql = Command::new("psql")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    let psycopg = Command::new("python3")
-        .args(["-c", "import psycopg"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !(psql && psycopg) {
-        assert!(
-            std::env::var("STRATA_E2E_REQUIRE_PYTHON").as_deref() != Ok("1"),
-            "STRATA_E2E_REQUIRE_PYTHON=1 but psql ({psql}) or psycopg ({psycopg}) is missing"
-        );
-        eprintln!("skipping: psql or python3 with psycopg not found");
-    }
-    psql && psycopg
-}
+use common::{Server, clients_ready, load_http_requests};
 
 /// `psql -At` output of `sql` against `database`, and its exit status.
 fn psql(server: &Server, database: &str, password: Option<&str>, sql: &str) -> (bool, String) {
@@ -71,7 +52,7 @@ fn psql(server: &Server, database: &str, password: Option<&str>, sql: &str) -> (
 
 #[test]
 fn psql_and_psycopg_query_a_tenant_by_database_name() {
-    if !clients_ready() {
+    if !clients_ready(&["psql"], "psycopg") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -165,7 +146,7 @@ fn psql_and_psycopg_query_a_tenant_by_database_name() {
 
 #[test]
 fn tokens_are_postgres_passwords_for_their_tenant() {
-    if !clients_ready() {
+    if !clients_ready(&["psql"], "psycopg") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -240,3 +240,36 @@ pub fn load_http_requests(server: &Server, tenant: &str) {
         .collect();
     assert_eq!(server.write(Some(tenant), &payload(ts)).0, 204);
 }
+
+/// Whether the real clients a test needs are here: each of `commands`
+/// answers `--version` and python3 imports `modules`. Missing ones skip
+/// the test, unless `STRATA_E2E_REQUIRE_PYTHON=1` (CI) makes it a failure.
+pub fn clients_ready(commands: &[&str], modules: &str) -> bool {
+    let mut missing: Vec<String> = commands
+        .iter()
+        .filter(|c| {
+            !Command::new(c)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .map(|c| (*c).to_owned())
+        .collect();
+    let python = Command::new("python3")
+        .args(["-c", &format!("import {modules}")])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !python {
+        missing.push(format!("python3 with {modules}"));
+    }
+    if missing.is_empty() {
+        return true;
+    }
+    assert!(
+        std::env::var("STRATA_E2E_REQUIRE_PYTHON").as_deref() != Ok("1"),
+        "STRATA_E2E_REQUIRE_PYTHON=1 but missing: {}",
+        missing.join(", ")
+    );
+    eprintln!("skipping: missing {}", missing.join(", "));
+    false
+}

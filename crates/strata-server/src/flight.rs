@@ -208,14 +208,12 @@ impl StrataFlightSql {
         sql: &str,
         params: Vec<ScalarValue>,
     ) -> Result<Response<DoGetStream>, Status> {
-        let shape = Shape::Json;
-        let slot = self
+        // Held until the stream ends or the client goes away.
+        let admitted = self
             .state
-            .limits
-            .start_query(tenant)
-            .map_err(|r| status(&self.state.refused(tenant, r, shape)))?;
-        let permit = self.state.scheduler.acquire(tenant).await;
-        let started = std::time::Instant::now();
+            .admit(tenant, "flight", Shape::Json)
+            .await
+            .map_err(|e| status(&e))?;
         let results = self
             .state
             .query
@@ -226,10 +224,8 @@ impl StrataFlightSql {
             .await
             .map_err(|e| query_status(&e))?;
         let schema = results.schema();
-        // Held until the stream ends or the client goes away.
-        let finish = crate::pg::Finish::new(&self.state, tenant, "flight", started, slot, permit);
         let batches = results.map(move |r| {
-            let _ = &finish;
+            let _ = &admitted;
             r.map_err(|e| arrow_flight::error::FlightError::ExternalError(Box::new(e)))
         });
         let stream = FlightDataEncoderBuilder::new()

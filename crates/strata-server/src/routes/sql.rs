@@ -86,12 +86,8 @@ async fn run(
         )
     })?;
     let format = format_of(req.format.as_deref(), params.format.as_deref(), headers)?;
-    let slot = state
-        .limits
-        .start_query(&tenant)
-        .map_err(|r| state.refused(&tenant, r, shape))?;
-    let permit = state.scheduler.acquire(&tenant).await;
-    let started = std::time::Instant::now();
+    // Held until the body is done (or dropped with a departed client).
+    let admitted = state.admit(&tenant, "sql", shape).await?;
     let query_error = |e: strata_query::QueryError| ApiError::new(e.kind(), e.to_string(), shape);
     let mut results = state
         .query
@@ -114,37 +110,21 @@ async fn run(
         ),
         None => None,
     };
-    let done = {
-        let state = Arc::clone(&state);
-        let tenant = tenant.clone();
-        move || {
-            drop((slot, permit));
-            state.record_query(&tenant, "sql", started.elapsed().as_secs_f64(), 0);
-        }
-    };
-    let encoder = Arc::new(parking_lot::Mutex::new(Some(encoder)));
-    let rest = {
-        let encoder = Arc::clone(&encoder);
-        results.map(move |batch| {
-            let batch = batch.map_err(|e| std::io::Error::other(e.to_string()))?;
-            match encoder.lock().as_mut() {
-                Some(enc) => enc.batch(&batch).map_err(std::io::Error::other),
-                None => Ok(Bytes::new()),
+    // The rest, batch by batch, then the format's closing bytes.
+    let rest = stream::unfold(Some((results, encoder, admitted)), |st| async move {
+        let (mut results, mut encoder, admitted) = st?;
+        match results.next().await {
+            Some(Ok(batch)) => {
+                let bytes = encoder.batch(&batch).map_err(std::io::Error::other);
+                Some((bytes, Some((results, encoder, admitted))))
             }
-        })
-    };
-    let tail = stream::once(async move {
-        let finished = match encoder.lock().take() {
-            Some(enc) => enc.finish().map_err(std::io::Error::other),
-            None => Ok(Bytes::new()),
-        };
-        done();
-        finished
+            Some(Err(e)) => Some((Err(std::io::Error::other(e.to_string())), None)),
+            None => Some((encoder.finish().map_err(std::io::Error::other), None)),
+        }
     });
     let body = stream::iter([Ok(head)])
         .chain(stream::iter(first.map(Ok)))
-        .chain(rest)
-        .chain(tail);
+        .chain(rest);
     let mut resp = Body::from_stream(body).into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
