@@ -11,7 +11,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{Server, clients_ready, load_http_requests};
+use common::{Server, clients_ready, load_http_requests, payload, series};
 
 /// `psql -At` output of `sql` against `database`, and its exit status.
 fn psql(server: &Server, database: &str, password: Option<&str>, sql: &str) -> (bool, String) {
@@ -142,6 +142,76 @@ fn psql_and_psycopg_query_a_tenant_by_database_name() {
         serde_json::json!(["2026-11-01T00:00:00+00:00", 0.0])
     );
     assert_eq!(v["error"][0], "42P01");
+}
+
+#[test]
+fn psql_describes_the_tenant_with_its_backslash_commands() {
+    if !clients_ready(&["psql"], "") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &[]);
+    load_http_requests(&server, "acme");
+    assert_eq!(server.post("/api/v1/admin/flush").unwrap().0, 200);
+    let other = payload(vec![series(
+        &[("__name__", "odoo_queue_depth"), ("queue", "picking")],
+        &[(1_793_491_200_000, 3.0)],
+    )]);
+    assert_eq!(server.write(Some("other"), &other).0, 204);
+
+    // \dt lists the metrics of this tenant only, as tables of `public`.
+    let (ok, out) = psql(&server, "acme", None, "\\dt");
+    assert!(ok, "{out}");
+    assert_eq!(
+        out,
+        "public|http_requests_total|table|strata\n\
+         public|samples|table|strata\n\
+         public|series|table|strata\n"
+    );
+    let (ok, out) = psql(&server, "other", None, "\\dt odoo*");
+    assert!(ok, "{out}");
+    assert_eq!(out, "public|odoo_queue_depth|table|strata\n");
+
+    // \d shows a metric's columns: its labels, then timestamp and value.
+    let (ok, out) = psql(&server, "acme", None, "\\d http_requests_total");
+    assert!(ok, "{out}");
+    assert_eq!(
+        out,
+        "code|text|||\n\
+         job|text|||\n\
+         timestamp|timestamp with time zone||not null|\n\
+         value|double precision||not null|\n"
+    );
+    let (ok, out) = psql(&server, "acme", None, "\\d+ system.wal");
+    assert!(ok, "{out}");
+    assert!(
+        out.starts_with("tenant|text||not null||extended|||\n"),
+        "{out}"
+    );
+
+    // Schemas, and the one database this login sees: its tenant.
+    let (ok, out) = psql(&server, "acme", None, "\\dn");
+    assert!(ok, "{out}");
+    assert_eq!(out, "metrics|strata\npublic|strata\nsystem|strata\n");
+    let (ok, out) = psql(&server, "acme", None, "\\l");
+    assert!(ok, "{out}");
+    assert_eq!(out, "acme|strata|UTF8|C|C||libc|\n");
+
+    // What browsing tools (DBeaver) ask: catalog joins, ::regclass,
+    // `t.oid, t.*`, version().
+    let (ok, out) = psql(
+        &server,
+        "acme",
+        None,
+        "SELECT c.oid, c.*, d.description FROM pg_catalog.pg_class c \
+         LEFT JOIN pg_catalog.pg_description d ON d.objoid = c.oid AND d.classoid = 'pg_class'::regclass \
+         WHERE c.oid = 'http_requests_total'::regclass",
+    );
+    assert!(ok, "{out}");
+    assert!(out.contains("|http_requests_total|2200|"), "{out}");
+    let (ok, out) = psql(&server, "acme", None, "SELECT version()");
+    assert!(ok, "{out}");
+    assert!(out.starts_with("PostgreSQL 15.0 (Strata "), "{out}");
 }
 
 #[test]

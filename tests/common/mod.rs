@@ -244,6 +244,7 @@ pub fn load_http_requests(server: &Server, tenant: &str) {
 /// Whether the real clients a test needs are here: each of `commands`
 /// answers `--version` and python3 imports `modules`. Missing ones skip
 /// the test, unless `STRATA_E2E_REQUIRE_PYTHON=1` (CI) makes it a failure.
+/// `modules` empty: no Python needed.
 pub fn clients_ready(commands: &[&str], modules: &str) -> bool {
     let mut missing: Vec<String> = commands
         .iter()
@@ -255,10 +256,11 @@ pub fn clients_ready(commands: &[&str], modules: &str) -> bool {
         })
         .map(|c| (*c).to_owned())
         .collect();
-    let python = Command::new("python3")
-        .args(["-c", &format!("import {modules}")])
-        .status()
-        .is_ok_and(|s| s.success());
+    let python = modules.is_empty()
+        || Command::new("python3")
+            .args(["-c", &format!("import {modules}")])
+            .status()
+            .is_ok_and(|s| s.success());
     if !python {
         missing.push(format!("python3 with {modules}"));
     }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, SchemaRef};
-use datafusion::catalog::TableProvider;
+use datafusion::catalog::{SchemaProvider, TableProvider};
 use datafusion::common::ScalarValue;
 use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
@@ -186,19 +186,36 @@ impl QueryEngine {
         let catalog = ctx.catalog("strata").ok_or_else(|| {
             datafusion::error::DataFusionError::Internal("no strata catalog".into())
         })?;
-        catalog.register_schema(
-            "public",
-            Arc::new(MetricSchema::new(
-                Arc::clone(&samples),
-                Arc::clone(&metrics),
-                builtins,
+        let public: Arc<dyn SchemaProvider> = Arc::new(MetricSchema::new(
+            Arc::clone(&samples),
+            Arc::clone(&metrics),
+            builtins,
+        ));
+        let by_metric: Arc<dyn SchemaProvider> =
+            Arc::new(MetricSchema::new(samples, metrics, BTreeMap::new()));
+        catalog.register_schema("public", Arc::clone(&public))?;
+        catalog.register_schema("metrics", Arc::clone(&by_metric))?;
+        let system: Arc<dyn SchemaProvider> = system;
+        catalog.register_schema("system", Arc::clone(&system))?;
+        // information_schema's tables are the same whatever the catalog
+        // holds; describing them from an empty one keeps pg_catalog from
+        // holding the session's catalog (a cycle).
+        let information_schema: Arc<dyn SchemaProvider> = Arc::new(
+            datafusion::catalog::information_schema::InformationSchemaProvider::new(Arc::new(
+                datafusion::catalog::MemoryCatalogProviderList::new(),
             )),
+        );
+        crate::pg_catalog::register(
+            &ctx,
+            "strata",
+            tenant.as_str(),
+            vec![
+                ("public".to_owned(), public),
+                ("metrics".to_owned(), by_metric),
+                ("system".to_owned(), system),
+                ("information_schema".to_owned(), information_schema),
+            ],
         )?;
-        catalog.register_schema(
-            "metrics",
-            Arc::new(MetricSchema::new(samples, metrics, BTreeMap::new())),
-        )?;
-        catalog.register_schema("system", system)?;
         crate::functions::register(&ctx, tenant.as_str());
         for (name, by) in [
             ("samples_at_version", By::Version),
@@ -253,7 +270,11 @@ impl QueryEngine {
         let guard = self.running.start(tenant, protocol, sql);
         let files = crate::catalog::needs_file_catalogs(sql);
         let ctx = self.session_with(tenant, files).await?;
-        let plan = ctx.state().create_logical_plan(sql).await?;
+        let state = ctx.state();
+        let dialect = state.config().options().sql_parser.dialect;
+        let mut statement = state.sql_to_statement(sql, &dialect)?;
+        crate::pg_catalog::rewrite(&mut statement, protocol == "postgres");
+        let plan = state.statement_to_plan(statement).await?;
         SQLOptions::new()
             .with_allow_ddl(false)
             .with_allow_dml(false)

@@ -41,10 +41,6 @@ use crate::error::{ApiError, Shape, sqlstate_for};
 mod values;
 use values::{bind, field_infos, pg_type, rows};
 
-/// What the server reports as its version: what clients parse to pick
-/// their features (psql, JDBC), then Strata's own.
-const SERVER_VERSION: &str = "15.0";
-
 /// Accepts connections until `stop` resolves; each runs on its own task.
 pub async fn serve(
     listener: TcpListener,
@@ -129,7 +125,7 @@ impl Startup {
 
 fn parameters() -> DefaultServerParameterProvider {
     let mut p = DefaultServerParameterProvider::default();
-    p.server_version = SERVER_VERSION.to_owned();
+    p.server_version = strata_query::pg_catalog::SERVER_VERSION.to_owned();
     p
 }
 
@@ -285,22 +281,11 @@ fn classify(sql: &str) -> Result<Option<Kind>, PgWireError> {
                 .unwrap_or_default()
                 .trim();
             let name = rest.trim_matches('"').to_ascii_lowercase();
-            let value = match name.as_str() {
-                "server_version" => SERVER_VERSION,
-                "server_encoding" | "client_encoding" => "UTF8",
-                "standard_conforming_strings" => "on",
-                "transaction isolation level" | "transaction_isolation" => "read committed",
-                "datestyle" => "ISO, MDY",
-                "timezone" | "time zone" => "UTC",
-                "search_path" => "public",
-                "integer_datetimes" => "on",
-                "max_identifier_length" => "63",
-                _ => {
-                    return Err(user_error(
-                        "42704",
-                        &format!("unrecognized configuration parameter {rest:?}"),
-                    ));
-                }
+            let Some(value) = strata_query::pg_catalog::setting(&name) else {
+                return Err(user_error(
+                    "42704",
+                    &format!("unrecognized configuration parameter {rest:?}"),
+                ));
             };
             Kind::Show {
                 name,

@@ -115,27 +115,10 @@ fn binary_param(portal: &Portal<Statement>, i: usize, t: &Type) -> PgWireResult<
     })
 }
 
-/// The Postgres type a column is sent as.
+/// The Postgres type a column is sent as (the one `pg_catalog` reports
+/// for it).
 pub(super) fn pg_type(t: &DataType) -> Type {
-    match t {
-        DataType::Boolean => Type::BOOL,
-        DataType::Int8 | DataType::Int16 | DataType::UInt8 => Type::INT2,
-        DataType::Int32 | DataType::UInt16 => Type::INT4,
-        DataType::Int64 | DataType::UInt32 | DataType::UInt64 => Type::INT8,
-        DataType::Float32 => Type::FLOAT4,
-        DataType::Float16
-        | DataType::Float64
-        | DataType::Decimal32(..)
-        | DataType::Decimal64(..)
-        | DataType::Decimal128(..)
-        | DataType::Decimal256(..) => Type::FLOAT8,
-        DataType::Timestamp(_, Some(_)) => Type::TIMESTAMPTZ,
-        DataType::Timestamp(_, None) => Type::TIMESTAMP,
-        DataType::Date32 | DataType::Date64 => Type::DATE,
-        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => Type::BYTEA,
-        DataType::Dictionary(_, v) => pg_type(v),
-        _ => Type::TEXT,
-    }
+    Type::from_oid(strata_query::pg_catalog::pg_type_of(t).oid).unwrap_or(Type::TEXT)
 }
 
 pub(super) fn field_infos(columns: &[Field], format: &Format) -> Vec<FieldInfo> {
