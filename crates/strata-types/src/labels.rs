@@ -97,10 +97,28 @@ impl Labels {
         Self(labels)
     }
 
+    /// Wraps stream labels the caller has checked with
+    /// [`validate_stream_sorted`].
+    pub fn from_validated_stream(labels: Vec<Label>) -> Self {
+        debug_assert!(
+            validate_stream_sorted(labels.iter().map(|l| (l.name.as_str(), l.value.as_str())))
+                .is_ok()
+        );
+        Self(labels)
+    }
+
     /// Sorts, then validates. For callers that build label sets themselves.
     pub fn try_from_unsorted(mut labels: Vec<Label>) -> Result<Self, LabelError> {
         labels.sort_by(|a, b| a.name.cmp(&b.name));
         Self::try_from_sorted(labels)
+    }
+
+    /// A log stream's labels, sorted, then validated by
+    /// [`validate_stream_sorted`].
+    pub fn try_stream_from_unsorted(mut labels: Vec<Label>) -> Result<Self, LabelError> {
+        labels.sort_by(|a, b| a.name.cmp(&b.name));
+        validate_stream_sorted(labels.iter().map(|l| (l.name.as_str(), l.value.as_str())))?;
+        Ok(Self(labels))
     }
 
     pub fn series_id(&self) -> SeriesId {
@@ -135,6 +153,21 @@ impl Labels {
 /// decoders can check before allocating.
 pub fn validate_sorted<'a>(
     pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Result<(), LabelError> {
+    validate_pairs(pairs, true)
+}
+
+/// Validates a log stream's label pairs: the rules of [`validate_sorted`]
+/// but for `__name__`, which a stream needs not have.
+pub fn validate_stream_sorted<'a>(
+    pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Result<(), LabelError> {
+    validate_pairs(pairs, false)
+}
+
+fn validate_pairs<'a>(
+    pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    require_metric_name: bool,
 ) -> Result<(), LabelError> {
     let mut prev: Option<&str> = None;
     let mut has_name = false;
@@ -183,7 +216,7 @@ pub fn validate_sorted<'a>(
     if !any {
         return Err(LabelError::NoLabels);
     }
-    if !has_name {
+    if require_metric_name && !has_name {
         return Err(LabelError::MissingMetricName);
     }
     Ok(())

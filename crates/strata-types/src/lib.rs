@@ -13,7 +13,7 @@ mod tenant;
 
 pub use labels::{
     Label, LabelError, Labels, METRIC_NAME_LABEL, SeriesId, is_valid_label_name,
-    is_valid_metric_name, validate_sorted,
+    is_valid_metric_name, validate_sorted, validate_stream_sorted,
 };
 pub use sample::{STALE_NAN_BITS, Sample, is_stale_nan, stale_nan};
 pub use tenant::{DEFAULT_TENANT, TenantError, TenantId};
@@ -23,3 +23,6 @@ pub use batch::{SeriesRef, SeriesSamples, WriteBatch};
 
 mod kind;
 pub use kind::ErrorKind;
+
+mod logs;
+pub use logs::{LogBatch, LogEntry, LogStream};

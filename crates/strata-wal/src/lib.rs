@@ -33,7 +33,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use strata_types::WriteBatch;
+use strata_types::{LogBatch, WriteBatch};
 
 /// Position of a record in the log. Consecutive, starting at 1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -54,6 +54,11 @@ pub trait Wal: Send + Sync + std::fmt::Debug {
     /// Appends one batch as a record; the future resolves after it is
     /// fsynced.
     fn append(&self, batch: Arc<WriteBatch>) -> AppendFuture;
+
+    /// Appends one batch of log entries as a record; the future resolves
+    /// after it is fsynced. Shares the log, its order and its fsyncs with
+    /// samples.
+    fn append_logs(&self, batch: Arc<LogBatch>) -> AppendFuture;
 
     /// Deletes every closed segment whose records all have a sequence number
     /// below `seq`. Returns how many segments were removed.

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use strata_types::WriteBatch;
+use strata_types::{LogBatch, WriteBatch};
 
 use crate::{AppendFuture, Wal, WalError, WalSeq, WalStats};
 
@@ -16,6 +16,7 @@ pub struct MemoryWal {
 #[derive(Debug, Default)]
 struct Inner {
     records: Vec<(WalSeq, Arc<WriteBatch>)>,
+    logs: Vec<(WalSeq, Arc<LogBatch>)>,
     /// Last position handed out; positions never repeat, even after every
     /// record was removed.
     last: u64,
@@ -26,7 +27,12 @@ impl MemoryWal {
         Self::default()
     }
 
-    /// Every record still held, in order.
+    /// Every log record still held, in order.
+    pub fn log_records(&self) -> Vec<(WalSeq, Arc<LogBatch>)> {
+        self.inner.lock().logs.clone()
+    }
+
+    /// Every sample record still held, in order.
     pub fn records(&self) -> Vec<(WalSeq, Arc<WriteBatch>)> {
         self.inner.lock().records.clone()
     }
@@ -41,11 +47,20 @@ impl Wal for MemoryWal {
         Box::pin(async move { Ok(seq) })
     }
 
+    fn append_logs(&self, batch: Arc<LogBatch>) -> AppendFuture {
+        let mut inner = self.inner.lock();
+        inner.last += 1;
+        let seq = WalSeq(inner.last);
+        inner.logs.push((seq, batch));
+        Box::pin(async move { Ok(seq) })
+    }
+
     fn remove_segments_before(&self, seq: WalSeq) -> Result<usize, WalError> {
-        let records = &mut self.inner.lock().records;
-        let before = records.len();
-        records.retain(|(s, _)| *s >= seq);
-        Ok(before - records.len())
+        let inner = &mut *self.inner.lock();
+        let before = inner.records.len() + inner.logs.len();
+        inner.records.retain(|(s, _)| *s >= seq);
+        inner.logs.retain(|(s, _)| *s >= seq);
+        Ok(before - inner.records.len() - inner.logs.len())
     }
 
     fn stats(&self) -> WalStats {

@@ -12,9 +12,20 @@
 //!   samples   uvarint count, then
 //!             first timestamp as zigzag varint, later ones as zigzag deltas,
 //!             then every value as 8 bytes LE (raw f64 bits: NaNs stay exact)
+//!
+//! kind        u8      2 = log entries
+//! tenant      uvarint length, UTF-8 bytes
+//! streams     uvarint count, then per stream:
+//!   labels    uvarint count, then per label uvarint len + name, uvarint
+//!             len + value (sorted by name)
+//!   entries   uvarint count, then per entry:
+//!             timestamp (ns) as a zigzag delta from the previous entry's
+//!             (the first from 0), uvarint len + line, uvarint count of
+//!             metadata pairs, each uvarint len + name, uvarint len + value
 //! ```
 //!
-//! A series' labels are written once per segment, so steady-state records
+//! Log records carry their stream labels every time: their lines dwarf
+//! them. A series' labels are written once per segment, so steady-state records
 //! carry a few bytes of ref instead of ~200 bytes of labels per sample. Each
 //! segment is self-contained (its first use of a series defines it), so
 //! deleting older segments never orphans a ref, and a torn tail only loses
@@ -26,10 +37,13 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
-use strata_types::{Sample, TenantId, WriteBatch, validate_sorted};
+use strata_types::{
+    Label, Labels, LogBatch, LogEntry, Sample, TenantId, WriteBatch, validate_sorted,
+};
 use xxhash_rust::xxh3::xxh3_128;
 
 const KIND_SAMPLES: u8 = 1;
+const KIND_LOGS: u8 = 2;
 
 /// A decoded WAL record.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,6 +51,8 @@ const KIND_SAMPLES: u8 = 1;
 pub enum WalRecord {
     /// Float samples for one tenant.
     Samples(WriteBatch),
+    /// Log entries for one tenant.
+    Logs(LogBatch),
 }
 
 /// A payload that passed its frame CRC but does not decode: a bug or a format
@@ -128,6 +144,77 @@ impl SegmentEncoder {
     }
 }
 
+impl SegmentEncoder {
+    /// Appends the record for `batch` to `out`.
+    pub fn encode_logs(&mut self, batch: &LogBatch, out: &mut Vec<u8>) {
+        out.push(KIND_LOGS);
+        put_bytes(out, batch.tenant.as_str().as_bytes());
+        put_uvarint(out, batch.streams.len() as u64);
+        for s in &batch.streams {
+            put_uvarint(out, s.labels.len() as u64);
+            for l in s.labels.iter() {
+                put_bytes(out, l.name.as_bytes());
+                put_bytes(out, l.value.as_bytes());
+            }
+            put_uvarint(out, s.entries.len() as u64);
+            let mut prev = 0i64;
+            for e in &s.entries {
+                put_uvarint(out, zigzag(e.timestamp_ns.wrapping_sub(prev)));
+                prev = e.timestamp_ns;
+                put_bytes(out, e.line.as_bytes());
+                put_uvarint(out, e.metadata.len() as u64);
+                for (k, v) in &e.metadata {
+                    put_bytes(out, k.as_bytes());
+                    put_bytes(out, v.as_bytes());
+                }
+            }
+        }
+    }
+}
+
+fn decode_logs(r: &mut Reader<'_>, tenant: TenantId) -> Result<LogBatch, RecordError> {
+    let mut batch = LogBatch::new(tenant);
+    let n_streams = r.count("stream count")?;
+    for _ in 0..n_streams {
+        let n_labels = r.count("label count")?;
+        let mut labels = Vec::with_capacity(n_labels);
+        for _ in 0..n_labels {
+            let name = r.str("label name")?;
+            let value = r.str("label value")?;
+            labels.push(Label::new(name, value));
+        }
+        strata_types::validate_stream_sorted(
+            labels.iter().map(|l| (l.name.as_str(), l.value.as_str())),
+        )
+        .map_err(|e| RecordError::Invalid {
+            what: "stream labels",
+            detail: e.to_string(),
+        })?;
+        let labels = Labels::from_validated_stream(labels);
+        let n_entries = r.count("entry count")?;
+        let mut entries = Vec::with_capacity(n_entries);
+        let mut ts = 0i64;
+        for _ in 0..n_entries {
+            ts = ts.wrapping_add(unzigzag(r.uvarint("timestamp")?));
+            let line = r.str("line")?.to_owned();
+            let n_meta = r.count("metadata count")?;
+            let mut metadata = Vec::with_capacity(n_meta);
+            for _ in 0..n_meta {
+                let k = r.str("metadata name")?.to_owned();
+                let v = r.str("metadata value")?.to_owned();
+                metadata.push((k, v));
+            }
+            entries.push(LogEntry {
+                timestamp_ns: ts,
+                line,
+                metadata,
+            });
+        }
+        batch.streams.push(strata_types::LogStream { labels, entries });
+    }
+    Ok(batch)
+}
+
 /// The sorted (name, value) pairs of a series defined in a segment.
 type DefinedLabels = Box<[(Box<str>, Box<str>)]>;
 
@@ -145,14 +232,23 @@ impl SegmentDecoder {
 
     pub fn decode(&mut self, bytes: &[u8]) -> Result<WalRecord, RecordError> {
         let mut r = Reader { bytes, pos: 0 };
-        match r.u8("kind")? {
-            KIND_SAMPLES => {}
-            kind => return Err(RecordError::UnknownKind { kind }),
+        let kind = r.u8("kind")?;
+        if kind != KIND_SAMPLES && kind != KIND_LOGS {
+            return Err(RecordError::UnknownKind { kind });
         }
         let tenant = TenantId::try_new(r.str("tenant")?).map_err(|e| RecordError::Invalid {
             what: "tenant",
             detail: e.to_string(),
         })?;
+        if kind == KIND_LOGS {
+            let batch = decode_logs(&mut r, tenant)?;
+            if r.pos != r.bytes.len() {
+                return Err(RecordError::Trailing {
+                    extra: r.bytes.len() - r.pos,
+                });
+            }
+            return Ok(WalRecord::Logs(batch));
+        }
         let n_series = r.count("series count")?;
         let mut batch = WriteBatch::with_capacity(tenant, n_series, 8);
         let mut samples: Vec<Sample> = Vec::new();

@@ -19,7 +19,7 @@ use parking_lot::{Mutex, RwLock};
 use tokio::sync::oneshot;
 use tracing::{info, warn};
 
-use strata_types::WriteBatch;
+use strata_types::{LogBatch, WriteBatch};
 
 use crate::segment::{self, HEADER_LEN, MAX_RECORD_LEN};
 use crate::{AppendFuture, SegmentDecoder, SegmentEncoder, Wal, WalError, WalRecord, WalSeq};
@@ -100,8 +100,14 @@ pub struct ReplaySummary {
     pub undecodable_records: u64,
 }
 
+/// What a record carries.
+enum Payload {
+    Samples(Arc<WriteBatch>),
+    Logs(Arc<LogBatch>),
+}
+
 struct Request {
-    batch: Arc<WriteBatch>,
+    batch: Payload,
     reply: oneshot::Sender<Result<WalSeq, WalError>>,
 }
 
@@ -290,8 +296,8 @@ impl SegmentedWal {
     }
 }
 
-impl Wal for SegmentedWal {
-    fn append(&self, batch: Arc<WriteBatch>) -> AppendFuture {
+impl SegmentedWal {
+    fn send(&self, batch: Payload) -> AppendFuture {
         let (reply, rx) = oneshot::channel();
         let sent = match &*self.tx.read() {
             Some(tx) => tx.send(Request { batch, reply }).is_ok(),
@@ -303,6 +309,16 @@ impl Wal for SegmentedWal {
             }
             rx.await.unwrap_or(Err(WalError::Closed))
         })
+    }
+}
+
+impl Wal for SegmentedWal {
+    fn append(&self, batch: Arc<WriteBatch>) -> AppendFuture {
+        self.send(Payload::Samples(batch))
+    }
+
+    fn append_logs(&self, batch: Arc<LogBatch>) -> AppendFuture {
+        self.send(Payload::Logs(batch))
     }
 
     fn remove_segments_before(&self, seq: WalSeq) -> Result<usize, WalError> {
@@ -395,23 +411,43 @@ struct Writer {
     encoder: SegmentEncoder,
 }
 
-/// Rough encoded size of a batch, for bounding a group commit.
-fn estimated_bytes(batch: &WriteBatch) -> usize {
-    batch.series_count() * 16 + batch.sample_count() * 12
+/// Rough encoded size of a record, for bounding a group commit.
+fn estimated_bytes(batch: &Payload) -> usize {
+    match batch {
+        Payload::Samples(b) => b.series_count() * 16 + b.sample_count() * 12,
+        Payload::Logs(b) => b.streams.len() * 64 + b.entry_count() * 12 + b.bytes(),
+    }
 }
 
 /// Largest size the record of `batch` can encode to (every series defined).
-fn max_encoded_bytes(batch: &WriteBatch) -> usize {
-    let labels: usize = batch
-        .series()
-        .map(|s| {
-            20 + s
-                .labels()
-                .map(|(n, v)| 20 + n.len() + v.len())
-                .sum::<usize>()
-        })
-        .sum();
-    32 + batch.tenant.as_str().len() + labels + batch.sample_count() * 18
+fn max_encoded_bytes(batch: &Payload) -> usize {
+    let label_bytes = |pairs: &mut dyn Iterator<Item = (&str, &str)>| {
+        20 + pairs.map(|(n, v)| 20 + n.len() + v.len()).sum::<usize>()
+    };
+    match batch {
+        Payload::Samples(batch) => {
+            let labels: usize = batch
+                .series()
+                .map(|s| label_bytes(&mut s.labels()))
+                .sum();
+            32 + batch.tenant.as_str().len() + labels + batch.sample_count() * 18
+        }
+        Payload::Logs(batch) => {
+            let streams: usize = batch
+                .streams
+                .iter()
+                .map(|s| {
+                    label_bytes(&mut s.labels.iter().map(|l| (l.name.as_str(), l.value.as_str())))
+                        + 10
+                        + s.entries
+                            .iter()
+                            .map(|e| 30 + e.bytes() + 20 * e.metadata.len())
+                            .sum::<usize>()
+                })
+                .sum();
+            32 + batch.tenant.as_str().len() + streams
+        }
+    }
 }
 
 impl Writer {
@@ -462,7 +498,10 @@ impl Writer {
                     continue;
                 }
                 scratch.clear();
-                self.encoder.encode_samples(&req.batch, &mut scratch);
+                match &req.batch {
+                    Payload::Samples(b) => self.encoder.encode_samples(b, &mut scratch),
+                    Payload::Logs(b) => self.encoder.encode_logs(b, &mut scratch),
+                }
                 let seq = WalSeq(self.next_seq);
                 self.next_seq += 1;
                 segment::encode_frame(seq, &scratch, &mut buf);

@@ -239,7 +239,7 @@ fn interactive(client: &Client, format: OutputFormat) -> ExitCode {
                 (Some("\\d"), None) => show(
                     client,
                     "SELECT table_schema, table_name, table_type FROM information_schema.tables \
-                     WHERE table_schema <> 'information_schema' ORDER BY 1, 2",
+                     WHERE table_schema NOT IN ('information_schema', 'pg_catalog') ORDER BY 1, 2",
                     timing,
                 ),
                 (Some("\\d"), Some(name)) => {

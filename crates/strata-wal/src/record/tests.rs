@@ -62,13 +62,13 @@ fn golden_bytes_define_then_refer() {
     assert_eq!(b, want_b);
 
     let mut dec = SegmentDecoder::default();
-    let WalRecord::Samples(back) = dec.decode(&a).unwrap();
+    let WalRecord::Samples(back) = dec.decode(&a).unwrap() else { panic!("not samples") };
     assert_eq!(back, first);
     assert_eq!(
         back.series().next().unwrap().samples()[1].value.to_bits(),
         STALE_NAN_BITS
     );
-    let WalRecord::Samples(back) = dec.decode(&b).unwrap();
+    let WalRecord::Samples(back) = dec.decode(&b).unwrap() else { panic!("not samples") };
     assert_eq!(back, second);
 
     // A new segment starts with no definitions: the ref alone is an error.
@@ -146,7 +146,7 @@ proptest! {
         let mut enc = SegmentEncoder::default();
         let mut dec = SegmentDecoder::default();
         for b in &batches {
-            let WalRecord::Samples(back) = dec.decode(&encode(&mut enc, b)).unwrap();
+            let WalRecord::Samples(back) = dec.decode(&encode(&mut enc, b)).unwrap() else { panic!("not samples") };
             prop_assert_eq!(&back, b);
         }
     }
@@ -154,5 +154,60 @@ proptest! {
     #[test]
     fn decoding_garbage_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
         let _ = SegmentDecoder::default().decode(&bytes);
+    }
+}
+
+fn log_batch() -> LogBatch {
+    let mut b = LogBatch::new(TenantId::try_new("t1").unwrap());
+    b.push(
+        Labels::try_stream_from_unsorted(vec![Label::new("job", "odoo"), Label::new("env", "prod")])
+            .unwrap(),
+        vec![
+            LogEntry {
+                timestamp_ns: 1_700_000_000_000_000_001,
+                line: "picking 42 done".into(),
+                metadata: vec![("trace_id".into(), "abc".into())],
+            },
+            LogEntry {
+                timestamp_ns: 1_700_000_000_000_000_000,
+                line: String::new(),
+                metadata: Vec::new(),
+            },
+        ],
+    );
+    b
+}
+
+#[test]
+fn golden_bytes_log_record() {
+    let mut out = Vec::new();
+    SegmentEncoder::default().encode_logs(&log_batch(), &mut out);
+    let mut want: Vec<u8> = vec![2, 2, b't', b'1', 1, 2];
+    for s in ["env", "prod", "job", "odoo"] {
+        want.push(s.len() as u8);
+        want.extend_from_slice(s.as_bytes());
+    }
+    want.push(2); // entries
+    // 1_700_000_000_000_000_001 zigzagged, as a uvarint.
+    let mut ts = Vec::new();
+    put_uvarint(&mut ts, zigzag(1_700_000_000_000_000_001));
+    want.extend_from_slice(&ts);
+    want.push(15);
+    want.extend_from_slice(b"picking 42 done");
+    want.extend_from_slice(&[1, 8]);
+    want.extend_from_slice(b"trace_id");
+    want.extend_from_slice(&[3, b'a', b'b', b'c']);
+    want.extend_from_slice(&[1, 0, 0]); // -1 ns, empty line, no metadata
+    assert_eq!(out, want);
+    let decoded = SegmentDecoder::default().decode(&out).unwrap();
+    assert_eq!(decoded, WalRecord::Logs(log_batch()));
+}
+
+#[test]
+fn truncated_log_records_are_errors_not_panics() {
+    let mut out = Vec::new();
+    SegmentEncoder::default().encode_logs(&log_batch(), &mut out);
+    for cut in 0..out.len() {
+        assert!(SegmentDecoder::default().decode(&out[..cut]).is_err(), "cut {cut}");
     }
 }

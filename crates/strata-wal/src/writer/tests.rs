@@ -28,7 +28,11 @@ fn open(dir: &Path, segment_bytes: u64) -> (SegmentedWal, Replayed, ReplaySummar
     let mut seen = Vec::new();
     let (wal, summary) = SegmentedWal::open(
         WalConfig::new(dir).with_segment_bytes(segment_bytes),
-        |seq, WalRecord::Samples(b)| seen.push((seq, b)),
+        |seq, record| {
+            if let WalRecord::Samples(b) = record {
+                seen.push((seq, b));
+            }
+        },
     )
     .unwrap();
     (wal, seen, summary)
