@@ -18,11 +18,13 @@
 
 mod chunk;
 mod error;
+mod logs;
 mod matcher;
 mod series;
 mod tenant;
 
 pub use error::HeadError;
+pub use logs::{LogAppendStats, LogHead, LogStreamSnapshot, TenantLogs, sort_dedup};
 pub use matcher::{MatchOp, Matcher};
 pub use series::SeriesSnapshot;
 pub use tenant::{AppendStats, HeadSeriesRef, MetricLabels, SampleStats, TenantHead};

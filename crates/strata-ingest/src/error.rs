@@ -8,8 +8,39 @@ pub enum IngestError {
         "unsupported content type {content_type:?}: expected application/x-protobuf (remote write 1.0, proto=prometheus.WriteRequest)"
     )]
     UnsupportedContentType { content_type: String },
-    #[error("unsupported content encoding {encoding:?}: expected snappy")]
-    UnsupportedEncoding { encoding: String },
+    #[error("unsupported content encoding {encoding:?}: expected {expected}")]
+    UnsupportedEncoding {
+        encoding: String,
+        expected: &'static str,
+    },
+    #[error("unsupported content type {content_type:?}: expected {expected}")]
+    UnsupportedMediaType {
+        content_type: String,
+        expected: &'static str,
+    },
+    #[error("cannot decompress body: {reason}")]
+    Decompress { reason: String },
+    #[error("invalid JSON body: {reason}")]
+    Json { reason: String },
+    #[error("invalid protobuf body: {reason}")]
+    LogProtobuf { reason: String },
+    #[error("stream {index} {labels}: {source}")]
+    InvalidStream {
+        index: usize,
+        labels: String,
+        #[source]
+        source: LabelError,
+    },
+    #[error("stream {stream}: line of {len} bytes is longer than the limit of {max} bytes")]
+    LineTooLong { stream: usize, len: usize, max: usize },
+    #[error("stream {stream}: structured metadata name {name:?} is not a valid label name")]
+    InvalidMetadata { stream: usize, name: String },
+    #[error("stream {stream}: invalid timestamp {value:?}: {reason}")]
+    InvalidTimestamp {
+        stream: usize,
+        value: String,
+        reason: &'static str,
+    },
     #[error("invalid snappy block: {reason}")]
     Snappy { reason: String },
     #[error("decompressed body would be {len} bytes, the limit is {max}")]
@@ -28,13 +59,20 @@ pub enum IngestError {
 impl IngestError {
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Self::UnsupportedContentType { .. } | Self::UnsupportedEncoding { .. } => {
-                ErrorKind::UnsupportedMediaType
-            }
+            Self::UnsupportedContentType { .. }
+            | Self::UnsupportedEncoding { .. }
+            | Self::UnsupportedMediaType { .. } => ErrorKind::UnsupportedMediaType,
             Self::TooLarge { .. } => ErrorKind::PayloadTooLarge,
-            Self::Snappy { .. } | Self::Protobuf { .. } | Self::InvalidSeries { .. } => {
-                ErrorKind::BadInput
-            }
+            Self::Snappy { .. }
+            | Self::Protobuf { .. }
+            | Self::InvalidSeries { .. }
+            | Self::Decompress { .. }
+            | Self::Json { .. }
+            | Self::LogProtobuf { .. }
+            | Self::InvalidStream { .. }
+            | Self::LineTooLong { .. }
+            | Self::InvalidMetadata { .. }
+            | Self::InvalidTimestamp { .. } => ErrorKind::BadInput,
         }
     }
 }

@@ -8,6 +8,7 @@
 //! metadata) is counted in [`Skipped`] and reported, not failed on.
 
 mod error;
+pub mod logs;
 pub mod remote_write;
 
 pub use error::IngestError;

@@ -76,6 +76,7 @@ pub fn negotiate(content_type: Option<&str>, encoding: Option<&str>) -> Result<(
         Some(e) if !e.trim().eq_ignore_ascii_case("snappy") => {
             Err(IngestError::UnsupportedEncoding {
                 encoding: e.to_owned(),
+                expected: "snappy",
             })
         }
         _ => Ok(()),

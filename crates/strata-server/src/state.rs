@@ -194,6 +194,7 @@ impl AppState {
             .with_segment_bytes(self.config.wal.segment_size.0)
             .with_fsync_observer(Arc::new(move |d| metrics.observe_fsync(d)));
         let mut samples = 0u64;
+        let mut log_entries = 0u64;
         let mut skipped = 0u64;
         let (wal, summary) = SegmentedWal::open(config, |seq, record| match record {
             WalRecord::Samples(batch) => match self.storage.replay(seq, &batch) {
@@ -201,11 +202,16 @@ impl AppState {
                 Ok(None) => skipped += 1,
                 Err(error) => warn!(%seq, %error, "WAL record not applied to the head"),
             },
+            WalRecord::Logs(batch) => match self.storage.replay_logs(seq, &batch) {
+                Some(stats) => log_entries += stats.entries,
+                None => skipped += 1,
+            },
             _ => warn!(%seq, "skipping WAL record of a kind this build does not apply"),
         })?;
         info!(
             records = summary.records,
             samples,
+            log_entries,
             already_in_tables = skipped,
             segments = summary.segments,
             truncated_bytes = summary.truncated_bytes,

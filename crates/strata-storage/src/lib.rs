@@ -21,18 +21,21 @@ mod storage;
 mod store;
 mod table;
 pub mod verify;
+mod logs_writer;
 mod writer;
 
 pub use catalog::{FileCatalog, MetricCatalog};
 pub use error::StorageError;
-pub use paths::{DataFilePath, FileLevel, TablePath};
+pub use paths::{DataFilePath, FileLevel, Signal, TablePath};
 pub use retention::{RetentionConfig, RetentionReport, TenantRetention};
-pub use schema::{col, metrics_schema};
+pub use schema::{col, logs, logs_schema, metrics_schema};
 
 /// Field names of the `labels` map as Parquet and Delta spell them.
 pub mod schema_names {
     pub use crate::schema::{MAP_ENTRIES, MAP_KEY, MAP_VALUE};
 }
-pub use storage::{AsOf, CompactReport, FlushReport, Storage, StorageConfig, TenantView};
+pub use storage::{
+    AsOf, CompactReport, FlushReport, LogView, Storage, StorageConfig, TenantView,
+};
 pub use store::{ObjectStoreConfig, ObjectStoreHandle};
 pub use table::{DataFile, FileStats, MetricsTable, SHA256_TAG, WAL_APP_ID};

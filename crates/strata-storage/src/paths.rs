@@ -17,21 +17,55 @@ use crate::StorageError;
 
 pub const TENANTS: &str = "tenants";
 pub const METRICS: &str = "metrics";
+pub const LOGS: &str = "logs";
 
-/// Where one tenant's metrics table lives, relative to the store root.
+/// What a table holds: each tenant has one table per signal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub enum Signal {
+    #[default]
+    Metrics,
+    Logs,
+}
+
+impl Signal {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Metrics => METRICS,
+            Self::Logs => LOGS,
+        }
+    }
+}
+
+/// Where one tenant's table of one signal lives, relative to the store
+/// root.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TablePath {
     tenant: TenantId,
+    signal: Signal,
 }
 
 impl TablePath {
     pub fn metrics(tenant: TenantId) -> Self {
-        Self { tenant }
+        Self {
+            tenant,
+            signal: Signal::Metrics,
+        }
     }
 
-    /// `tenants/<tenant>/metrics`, relative to the store's base.
+    pub fn logs(tenant: TenantId) -> Self {
+        Self {
+            tenant,
+            signal: Signal::Logs,
+        }
+    }
+
+    pub fn of(tenant: TenantId, signal: Signal) -> Self {
+        Self { tenant, signal }
+    }
+
+    /// `tenants/<tenant>/<signal>`, relative to the store's base.
     pub fn relative(&self) -> String {
-        format!("{TENANTS}/{}/{METRICS}", self.tenant)
+        format!("{TENANTS}/{}/{}", self.tenant, self.signal.as_str())
     }
 
     /// The tenant named by a `tenants/<tenant>/...` key.

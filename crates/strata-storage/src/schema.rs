@@ -81,3 +81,74 @@ pub(crate) fn delta_columns() -> Vec<StructField> {
         StructField::new(DAY, DeltaType::DATE, false),
     ]
 }
+
+/// Logs table column names.
+pub mod logs {
+    pub const STREAM_ID: &str = "stream_id";
+    pub const LABELS: &str = "labels";
+    pub const TIMESTAMP_NS: &str = "timestamp_ns";
+    pub const LINE: &str = "line";
+    pub const METADATA: &str = "metadata";
+
+    /// Column indexes of [`super::logs_schema`].
+    pub mod col {
+        pub const STREAM_ID: usize = 0;
+        pub const LABELS: usize = 1;
+        pub const TIMESTAMP_NS: usize = 2;
+        pub const LINE: usize = 3;
+        pub const METADATA: usize = 4;
+    }
+}
+
+fn string_map(name: &str) -> Field {
+    let entries = Fields::from(vec![
+        Field::new(MAP_KEY, DataType::Utf8, false),
+        Field::new(MAP_VALUE, DataType::Utf8, false),
+    ]);
+    Field::new(
+        name,
+        DataType::Map(
+            Arc::new(Field::new(MAP_ENTRIES, DataType::Struct(entries), false)),
+            false,
+        ),
+        false,
+    )
+}
+
+static LOGS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        Field::new(logs::STREAM_ID, DataType::Int64, false),
+        string_map(logs::LABELS),
+        Field::new(logs::TIMESTAMP_NS, DataType::Int64, false),
+        Field::new(logs::LINE, DataType::Utf8, false),
+        string_map(logs::METADATA),
+    ]))
+});
+
+/// One row per log entry: `stream_id` (the stream's 64-bit label hash,
+/// signed), `labels` (the stream's labels), `timestamp_ns` (Unix
+/// nanoseconds as a plain integer: Delta's timestamp type stops at
+/// microseconds, log order needs nanoseconds), `line`, and `metadata`
+/// (structured metadata: severity, trace and span ids, attributes).
+pub fn logs_schema() -> SchemaRef {
+    Arc::clone(&LOGS_SCHEMA)
+}
+
+/// The logs Delta table's columns: the file columns plus `day`.
+pub(crate) fn logs_delta_columns() -> Vec<StructField> {
+    let map = || {
+        DeltaType::Map(Box::new(MapType::new(
+            DeltaType::STRING,
+            DeltaType::STRING,
+            false,
+        )))
+    };
+    vec![
+        StructField::new(logs::STREAM_ID, DeltaType::LONG, false),
+        StructField::new(logs::LABELS, map(), false),
+        StructField::new(logs::TIMESTAMP_NS, DeltaType::LONG, false),
+        StructField::new(logs::LINE, DeltaType::STRING, false),
+        StructField::new(logs::METADATA, map(), false),
+        StructField::new(DAY, DeltaType::DATE, false),
+    ]
+}

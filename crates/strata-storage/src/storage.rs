@@ -27,13 +27,14 @@ use std::time::{Duration, Instant};
 use object_store::path::Path;
 use parking_lot::{Mutex, RwLock};
 use serde::Deserialize;
-use strata_head::{AppendStats, Head, TenantHead};
-use strata_types::{TenantId, WriteBatch};
+use strata_head::{AppendStats, Head, LogAppendStats, LogHead, TenantHead, TenantLogs};
+use strata_types::{LogBatch, TenantId, WriteBatch};
 use strata_wal::{Wal, WalSeq};
 use tracing::{info, instrument, warn};
 
 use crate::compact;
-use crate::paths::{TENANTS, TablePath};
+use crate::logs_writer::write_logs;
+use crate::paths::{Signal, TENANTS, TablePath};
 use crate::store::humantime_serde_compat;
 use crate::table::{compact_operation, retention_operation, write_operation};
 use crate::writer::write_head;
@@ -49,6 +50,9 @@ pub struct StorageConfig {
     pub flush_interval: Duration,
     /// Flush when the head holds this many samples.
     pub flush_max_samples: u64,
+    /// Flush when the log head holds this many bytes of lines and
+    /// metadata.
+    pub flush_max_log_bytes: u64,
     /// How often the background compactor looks for work.
     #[serde(with = "humantime_serde_compat")]
     pub compaction_interval: Duration,
@@ -65,6 +69,7 @@ impl Default for StorageConfig {
             // 1M samples/s reaches the sample bound in about 20 s.
             flush_interval: Duration::from_secs(600),
             flush_max_samples: 20_000_000,
+            flush_max_log_bytes: 256 << 20,
             compaction_interval: Duration::from_secs(60),
             compaction_delay: Duration::from_secs(600),
         }
@@ -77,6 +82,8 @@ pub struct FlushReport {
     pub tenants: usize,
     pub files: usize,
     pub rows: u64,
+    /// Log entries written.
+    pub log_rows: u64,
     pub bytes: u64,
     pub wal_segments_removed: usize,
     pub elapsed: Duration,
@@ -105,6 +112,13 @@ pub struct CompactReport {
 struct Frozen {
     seq: WalSeq,
     heads: BTreeMap<TenantId, Arc<TenantHead>>,
+    logs: BTreeMap<TenantId, Arc<TenantLogs>>,
+}
+
+impl Frozen {
+    fn is_done(&self) -> bool {
+        self.heads.is_empty() && self.logs.is_empty()
+    }
 }
 
 #[derive(Default)]
@@ -113,6 +127,22 @@ struct ReadState {
     frozen: Vec<Frozen>,
     files: HashMap<TenantId, Arc<[DataFile]>>,
     committed: HashMap<TenantId, WalSeq>,
+    log_files: HashMap<TenantId, Arc<[DataFile]>>,
+    log_committed: HashMap<TenantId, WalSeq>,
+}
+
+/// What a log query of one tenant reads: log heads and files that
+/// together hold each stored entry once.
+#[derive(Debug, Clone)]
+pub struct LogView {
+    /// The active log head first, then frozen ones not yet committed.
+    pub heads: Vec<Arc<TenantLogs>>,
+    pub files: Arc<[DataFile]>,
+    /// The logs table root, from the store root.
+    pub table_root: Path,
+    pub store: ObjectStoreHandle,
+    /// Entries before this time (ms) are out of the query's reach.
+    pub not_before_ms: i64,
 }
 
 /// What a query of one tenant reads: heads and files that together hold
@@ -157,12 +187,14 @@ impl FailPoint {
 pub struct Storage {
     store: ObjectStoreHandle,
     head: Arc<Head>,
+    logs: Arc<LogHead>,
     /// Shared by writers across WAL append + head apply; exclusive for a cut.
     cut: tokio::sync::RwLock<()>,
     /// Highest WAL position applied to (or skipped into) the head.
     applied: AtomicU64,
     state: RwLock<ReadState>,
     tables: Mutex<HashMap<TenantId, Arc<tokio::sync::Mutex<MetricsTable>>>>,
+    log_tables: Mutex<HashMap<TenantId, Arc<tokio::sync::Mutex<MetricsTable>>>>,
     /// One flush at a time.
     flushing: tokio::sync::Mutex<()>,
     last_cut: Mutex<Instant>,
@@ -183,7 +215,15 @@ impl Storage {
     pub async fn open(store: ObjectStoreHandle, head: Arc<Head>) -> Result<Self, StorageError> {
         let mut state = ReadState::default();
         let mut tables = HashMap::new();
+        let mut log_tables = HashMap::new();
         for tenant in list_tenants(&store).await? {
+            if let Some(table) = MetricsTable::open_signal(&store, &tenant, Signal::Logs).await? {
+                if let Some(seq) = table.committed_wal_seq().await? {
+                    state.log_committed.insert(tenant.clone(), seq);
+                }
+                state.log_files.insert(tenant.clone(), table.files()?.into());
+                log_tables.insert(tenant.clone(), Arc::new(tokio::sync::Mutex::new(table)));
+            }
             let Some(table) = MetricsTable::open(&store, &tenant).await? else {
                 continue;
             };
@@ -197,10 +237,12 @@ impl Storage {
         Ok(Self {
             store,
             head,
+            logs: Arc::new(LogHead::new()),
             cut: tokio::sync::RwLock::new(()),
             applied: AtomicU64::new(0),
             state: RwLock::new(state),
             tables: Mutex::new(tables),
+            log_tables: Mutex::new(log_tables),
             flushing: tokio::sync::Mutex::new(()),
             last_cut: Mutex::new(Instant::now()),
             failpoint: FailPoint::from_env(),
@@ -213,6 +255,58 @@ impl Storage {
 
     pub fn store(&self) -> &ObjectStoreHandle {
         &self.store
+    }
+
+    /// The log head.
+    pub fn logs(&self) -> &Arc<LogHead> {
+        &self.logs
+    }
+
+    /// Replay of a log record: applied unless a flush already committed it.
+    /// Returns what was applied (`None`: skipped).
+    pub fn replay_logs(&self, seq: WalSeq, batch: &LogBatch) -> Option<LogAppendStats> {
+        self.applied.fetch_max(seq.0, Ordering::AcqRel);
+        let committed = self.state.read().log_committed.get(&batch.tenant).copied();
+        if committed.is_some_and(|c| seq <= c) {
+            return None;
+        }
+        Some(self.logs.append(batch))
+    }
+
+    /// Makes a log batch durable in the WAL, then applies it to the log
+    /// head.
+    pub async fn write_logs(
+        &self,
+        wal: &dyn Wal,
+        batch: Arc<LogBatch>,
+    ) -> Result<LogAppendStats, StorageError> {
+        let _cut = self.cut.read().await;
+        let seq = wal.append_logs(Arc::clone(&batch)).await?;
+        let stats = self.logs.append(&batch);
+        self.applied.fetch_max(seq.0, Ordering::AcqRel);
+        Ok(stats)
+    }
+
+    /// Log heads and files of `tenant`, consistent with each other.
+    pub fn log_view(&self, tenant: &TenantId) -> LogView {
+        let state = self.state.read();
+        let mut heads: Vec<_> = self.logs.tenant(tenant).into_iter().collect();
+        for f in state.frozen.iter().rev() {
+            if let Some(h) = f.logs.get(tenant) {
+                heads.push(Arc::clone(h));
+            }
+        }
+        LogView {
+            heads,
+            files: state
+                .log_files
+                .get(tenant)
+                .cloned()
+                .unwrap_or_else(|| Arc::from([])),
+            table_root: self.store.path(&TablePath::logs(tenant.clone()).relative()),
+            store: self.store.clone(),
+            not_before_ms: i64::MIN,
+        }
     }
 
     /// Replay: applies a WAL record unless a flush already committed it.
@@ -309,8 +403,11 @@ impl Storage {
             return true;
         }
         let samples = self.head.samples_appended();
+        let log_bytes = self.logs.bytes_appended();
+        let held = samples > 0 || self.logs.entries_appended() > 0;
         samples >= config.flush_max_samples
-            || (samples > 0 && self.last_cut.lock().elapsed() >= config.flush_interval)
+            || log_bytes >= config.flush_max_log_bytes
+            || (held && self.last_cut.lock().elapsed() >= config.flush_interval)
     }
 
     /// Flushes everything in the head now (and finishes earlier cuts).
@@ -332,15 +429,22 @@ impl Storage {
                             .iter()
                             .map(|(t, h)| (t.clone(), Arc::clone(h)))
                             .collect::<Vec<_>>(),
+                        f.logs
+                            .iter()
+                            .map(|(t, h)| (t.clone(), Arc::clone(h)))
+                            .collect::<Vec<_>>(),
                     )
                 })
             };
-            let Some((seq, heads)) = next else { break };
+            let Some((seq, heads, logs)) = next else { break };
             for (tenant, head) in heads {
                 self.flush_tenant(seq, &tenant, &head, &mut report).await?;
             }
+            for (tenant, logs) in logs {
+                self.flush_tenant_logs(seq, &tenant, &logs, &mut report).await?;
+            }
             let mut state = self.state.write();
-            if state.frozen.first().is_some_and(|f| f.heads.is_empty()) {
+            if state.frozen.first().is_some_and(Frozen::is_done) {
                 state.frozen.remove(0);
             }
         }
@@ -376,9 +480,15 @@ impl Storage {
             .into_iter()
             .map(|h| (h.tenant().clone(), h))
             .collect();
+        let logs: BTreeMap<_, _> = self
+            .logs
+            .freeze()
+            .into_iter()
+            .map(|h| (h.tenant().clone(), h))
+            .collect();
         *self.last_cut.lock() = Instant::now();
-        if !heads.is_empty() {
-            state.frozen.push(Frozen { seq, heads });
+        if !heads.is_empty() || !logs.is_empty() {
+            state.frozen.push(Frozen { seq, heads, logs });
         }
         seq
     }
@@ -431,6 +541,59 @@ impl Storage {
         for f in &mut state.frozen {
             if f.seq == seq {
                 f.heads.remove(tenant);
+            }
+        }
+        Ok(())
+    }
+
+    async fn log_table(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<Arc<tokio::sync::Mutex<MetricsTable>>, StorageError> {
+        if let Some(t) = self.log_tables.lock().get(tenant) {
+            return Ok(Arc::clone(t));
+        }
+        let table = MetricsTable::open_or_create_signal(&self.store, tenant, Signal::Logs).await?;
+        Ok(Arc::clone(
+            self.log_tables
+                .lock()
+                .entry(tenant.clone())
+                .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(table))),
+        ))
+    }
+
+    /// Steps 2–4 for one tenant's logs of one cut: the same protocol as
+    /// samples, in the tenant's logs table, with its own WAL position.
+    #[instrument(skip_all, fields(tenant = %tenant, seq = %seq))]
+    async fn flush_tenant_logs(
+        &self,
+        seq: WalSeq,
+        tenant: &TenantId,
+        logs: &TenantLogs,
+        report: &mut FlushReport,
+    ) -> Result<(), StorageError> {
+        let table = self.log_table(tenant).await?;
+        let mut table = table.lock().await;
+        let files = write_logs(logs, self.store.store(), table.root()).await?;
+        if self.failpoint == Some(FailPoint::Uploaded) {
+            std::process::abort();
+        }
+        table
+            .commit(&files, &[], Some(seq), write_operation())
+            .await?;
+        if self.failpoint == Some(FailPoint::Committed) {
+            std::process::abort();
+        }
+        let live = table.files()?;
+        report.files += files.len();
+        report.log_rows += files.iter().map(|f| f.stats.rows).sum::<u64>();
+        report.bytes += files.iter().map(|f| f.size).sum::<u64>();
+        let mut state = self.state.write();
+        state.log_files.insert(tenant.clone(), live.into());
+        state.log_committed.insert(tenant.clone(), seq);
+        for f in &mut state.frozen {
+            if f.seq == seq {
+                f.logs.remove(tenant);
             }
         }
         Ok(())

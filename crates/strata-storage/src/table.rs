@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use strata_types::TenantId;
 use strata_wal::WalSeq;
 
-use crate::paths::{DataFilePath, TablePath};
+use crate::paths::{DataFilePath, Signal, TablePath};
 use crate::schema::DAY;
 use crate::{ObjectStoreHandle, StorageError};
 
@@ -48,6 +48,10 @@ pub struct FileStats {
     pub max_series_id: i64,
     pub min_metric: String,
     pub max_metric: String,
+    /// Logs: the time range in nanoseconds (`min_ts_ms`/`max_ts_ms`
+    /// hold it rounded outwards).
+    pub min_ts_ns: i64,
+    pub max_ts_ns: i64,
     /// Distinct series (0: not recorded). Sizes the series-id bloom filter
     /// when the file is merged.
     pub series: u64,
@@ -100,13 +104,19 @@ struct DeltaStats {
     null_count: HashMap<String, u64>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 struct ColumnValues {
     #[serde(skip_serializing_if = "Option::is_none")]
     metric: Option<String>,
-    series_id: i64,
-    /// ISO 8601, millisecond precision, UTC (Delta's format).
-    timestamp: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    series_id: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    timestamp: Option<String>,
+    /// Logs: the stream id and the time in nanoseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream_id: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    timestamp_ns: Option<i64>,
 }
 
 fn iso_ms(ms: i64) -> String {
@@ -128,6 +138,7 @@ const MAX_STAT_STRING: usize = 256;
 /// A data file as the log records it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DataFile {
+    pub signal: Signal,
     pub path: DataFilePath,
     pub size: u64,
     /// SHA-256 of the whole file, hex; absent for files Strata did not write.
@@ -141,22 +152,41 @@ impl DataFile {
     fn stats_json(&self) -> String {
         let s = &self.stats;
         let metric = |m: &str| (m.len() <= MAX_STAT_STRING).then(|| m.to_owned());
+        let (min_values, max_values, columns): (_, _, &[&str]) = match self.signal {
+            Signal::Metrics => (
+                ColumnValues {
+                    metric: metric(&s.min_metric),
+                    series_id: Some(s.min_series_id),
+                    timestamp: Some(iso_ms(s.min_ts_ms)),
+                    ..Default::default()
+                },
+                ColumnValues {
+                    metric: metric(&s.max_metric),
+                    series_id: Some(s.max_series_id),
+                    timestamp: Some(iso_ms(s.max_ts_ms)),
+                    ..Default::default()
+                },
+                &["metric", "labels", "series_id", "timestamp", "value"],
+            ),
+            Signal::Logs => (
+                ColumnValues {
+                    stream_id: Some(s.min_series_id),
+                    timestamp_ns: Some(s.min_ts_ns),
+                    ..Default::default()
+                },
+                ColumnValues {
+                    stream_id: Some(s.max_series_id),
+                    timestamp_ns: Some(s.max_ts_ns),
+                    ..Default::default()
+                },
+                &["stream_id", "labels", "timestamp_ns", "line", "metadata"],
+            ),
+        };
         let stats = DeltaStats {
             num_records: s.rows,
-            min_values: ColumnValues {
-                metric: metric(&s.min_metric),
-                series_id: s.min_series_id,
-                timestamp: iso_ms(s.min_ts_ms),
-            },
-            max_values: ColumnValues {
-                metric: metric(&s.max_metric),
-                series_id: s.max_series_id,
-                timestamp: iso_ms(s.max_ts_ms),
-            },
-            null_count: ["metric", "labels", "series_id", "timestamp", "value"]
-                .into_iter()
-                .map(|c| (c.to_owned(), 0))
-                .collect(),
+            min_values,
+            max_values,
+            null_count: columns.iter().map(|c| ((*c).to_owned(), 0)).collect(),
         };
         serde_json::to_string(&stats).unwrap_or_default()
     }
@@ -209,7 +239,20 @@ impl DataFile {
         };
         let stats: DeltaStats = serde_json::from_str(add.stats.as_deref().unwrap_or(""))
             .map_err(|e| corrupt(&format!("statistics: {e}")))?;
-        let ts = |s: &str| parse_iso_ms(s).ok_or_else(|| corrupt("statistics timestamp"));
+        let ts = |v: &ColumnValues, round_up: bool| -> Result<i64, StorageError> {
+            match (&v.timestamp, v.timestamp_ns) {
+                (Some(s), _) => parse_iso_ms(s).ok_or_else(|| corrupt("statistics timestamp")),
+                (None, Some(ns)) if round_up => Ok(ns.div_euclid(1_000_000) + 1),
+                (None, Some(ns)) => Ok(ns.div_euclid(1_000_000)),
+                (None, None) => Err(corrupt("statistics without a timestamp")),
+            }
+        };
+        let signal = if stats.min_values.timestamp_ns.is_some() {
+            Signal::Logs
+        } else {
+            Signal::Metrics
+        };
+        let id = |v: &ColumnValues| v.series_id.or(v.stream_id).unwrap_or(0);
         let tag = |name: &str| -> Option<i64> {
             add.tags
                 .as_ref()
@@ -217,6 +260,7 @@ impl DataFile {
                 .and_then(|v| v.parse().ok())
         };
         Ok(Self {
+            signal,
             path,
             size: u64::try_from(add.size).map_err(|_| corrupt("negative size"))?,
             sha256: add
@@ -226,11 +270,14 @@ impl DataFile {
             written_ms: tag(WRITTEN_TAG).unwrap_or(add.modification_time),
             stats: FileStats {
                 rows: stats.num_records,
-                min_ts_ms: ts(&stats.min_values.timestamp)?,
-                // The log keeps milliseconds; files hold whole milliseconds.
-                max_ts_ms: ts(&stats.max_values.timestamp)?,
-                min_series_id: stats.min_values.series_id,
-                max_series_id: stats.max_values.series_id,
+                min_ts_ms: ts(&stats.min_values, false)?,
+                // The log keeps milliseconds; metric files hold whole
+                // milliseconds, log files' nanoseconds round outwards.
+                max_ts_ms: ts(&stats.max_values, true)?,
+                min_ts_ns: stats.min_values.timestamp_ns.unwrap_or(0),
+                max_ts_ns: stats.max_values.timestamp_ns.unwrap_or(0),
+                min_series_id: id(&stats.min_values),
+                max_series_id: id(&stats.max_values),
                 min_metric: stats.min_values.metric.unwrap_or_default(),
                 max_metric: stats.max_values.metric.unwrap_or_default(),
                 series: tag(SERIES_TAG)
@@ -245,6 +292,7 @@ impl DataFile {
 /// One tenant's metrics table.
 pub struct MetricsTable {
     tenant: TenantId,
+    signal: Signal,
     /// The table root, from the store root.
     root: Path,
     table: DeltaTable,
@@ -281,7 +329,16 @@ impl MetricsTable {
         handle: &ObjectStoreHandle,
         tenant: &TenantId,
     ) -> Result<Option<Self>, StorageError> {
-        let path = TablePath::metrics(tenant.clone());
+        Self::open_signal(handle, tenant, Signal::Metrics).await
+    }
+
+    /// Opens `tenant`'s table of `signal`; `None` if it does not exist yet.
+    pub async fn open_signal(
+        handle: &ObjectStoreHandle,
+        tenant: &TenantId,
+        signal: Signal,
+    ) -> Result<Option<Self>, StorageError> {
+        let path = TablePath::of(tenant.clone(), signal);
         let log_store = Self::log_store(handle, &path)?;
         let err = |e| StorageError::delta(tenant, e);
         if !log_store.is_delta_table_location().await.map_err(err)? {
@@ -291,6 +348,7 @@ impl MetricsTable {
         table.load().await.map_err(err)?;
         Ok(Some(Self {
             tenant: tenant.clone(),
+            signal,
             root: handle.path(&path.relative()),
             table,
         }))
@@ -301,25 +359,49 @@ impl MetricsTable {
         handle: &ObjectStoreHandle,
         tenant: &TenantId,
     ) -> Result<Self, StorageError> {
-        if let Some(t) = Self::open(handle, tenant).await? {
+        Self::open_or_create_signal(handle, tenant, Signal::Metrics).await
+    }
+
+    /// Opens `tenant`'s table of `signal`, creating it if needed.
+    pub async fn open_or_create_signal(
+        handle: &ObjectStoreHandle,
+        tenant: &TenantId,
+        signal: Signal,
+    ) -> Result<Self, StorageError> {
+        if let Some(t) = Self::open_signal(handle, tenant, signal).await? {
             return Ok(t);
         }
-        let path = TablePath::metrics(tenant.clone());
+        let path = TablePath::of(tenant.clone(), signal);
         let log_store = Self::log_store(handle, &path)?;
+        let (comment, columns) = match signal {
+            Signal::Metrics => (
+                "Strata metrics: one row per float sample",
+                crate::schema::delta_columns(),
+            ),
+            Signal::Logs => (
+                "Strata logs: one row per log entry",
+                crate::schema::logs_delta_columns(),
+            ),
+        };
         let table = CreateBuilder::new()
             .with_log_store(log_store)
-            .with_table_name(format!("{}_metrics", tenant))
-            .with_comment("Strata metrics: one row per float sample")
-            .with_columns(crate::schema::delta_columns())
+            .with_table_name(format!("{}_{}", tenant, signal.as_str()))
+            .with_comment(comment)
+            .with_columns(columns)
             .with_partition_columns([DAY])
             .with_save_mode(SaveMode::Ignore)
             .await
             .map_err(|e| StorageError::delta(tenant, e))?;
         Ok(Self {
             tenant: tenant.clone(),
+            signal,
             root: handle.path(&path.relative()),
             table,
         })
+    }
+
+    pub fn signal(&self) -> Signal {
+        self.signal
     }
 
     pub fn tenant(&self) -> &TenantId {

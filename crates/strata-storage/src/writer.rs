@@ -89,10 +89,10 @@ pub(crate) fn writer_properties(expected_series: u64) -> WriterProperties {
 }
 
 /// Forwards to the object-store writer, hashing and counting every byte.
-struct HashingWriter {
-    inner: BufWriter,
-    hasher: Sha256,
-    bytes: u64,
+pub(crate) struct HashingWriter {
+    pub(crate) inner: BufWriter,
+    pub(crate) hasher: Sha256,
+    pub(crate) bytes: u64,
 }
 
 impl AsyncFileWriter for HashingWriter {
@@ -237,6 +237,7 @@ impl FileWriter {
         let mut sink = self.writer.into_inner();
         let sha256 = hex::encode(std::mem::take(&mut sink.hasher).finalize());
         Ok(DataFile {
+            signal: crate::Signal::Metrics,
             path: self.path,
             size: sink.bytes,
             sha256: Some(sha256),

@@ -56,7 +56,7 @@ impl fmt::Display for SeriesId {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum LabelError {
-    #[error("series has no labels")]
+    #[error("no labels")]
     NoLabels,
     #[error("series is missing the metric name label __name__")]
     MissingMetricName,
@@ -72,6 +72,8 @@ pub enum LabelError {
     Duplicate { name: String },
     #[error("labels are not sorted by name: {prev:?} comes before {next:?}")]
     Unsorted { prev: String, next: String },
+    #[error("cannot parse labels: {reason}")]
+    Syntax { reason: String },
 }
 
 /// A validated label set: non-empty, sorted by name, names unique and valid,

@@ -1,0 +1,274 @@
+//! A frozen log head → Parquet data files of the tenant's logs table.
+//!
+//! Rows go in (stream id, timestamp) order, one file per UTC day, so a
+//! query for a few streams over a time range reads a few row groups:
+//! statistics on `stream_id` and `timestamp_ns` prune the rest, and a
+//! bloom filter on `stream_id` answers "is this stream here at all".
+//! Lines are zstd-compressed without dictionaries (they rarely repeat
+//! exactly) and carry no statistics (min/max of text cannot prune a
+//! substring search). Every byte written is hashed for `strata verify`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Int64Builder, MapBuilder, MapFieldNames, RecordBatch, StringBuilder};
+use chrono::NaiveDate;
+use object_store::ObjectStore;
+use object_store::buffered::BufWriter;
+use object_store::path::Path;
+use parquet::arrow::AsyncArrowWriter;
+use parquet::basic::{Compression, Encoding, ZstdLevel};
+use parquet::file::metadata::SortingColumn;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use sha2::{Digest, Sha256};
+use strata_head::{LogStreamSnapshot, TenantLogs};
+
+use crate::paths::{DataFilePath, FileLevel, Signal, day_of_ms};
+use crate::schema::{MAP_ENTRIES, MAP_KEY, MAP_VALUE, logs, logs_schema};
+use crate::writer::HashingWriter;
+use crate::{DataFile, FileStats, StorageError};
+
+/// Rows per Arrow batch handed to the Parquet writer.
+const BATCH_ROWS: usize = 4096;
+/// Rows per row group: lines are large, so groups hold fewer rows than
+/// metric files' for about the same bytes.
+const ROW_GROUP_ROWS: usize = 128 * 1024;
+
+fn writer_properties(expected_streams: u64) -> WriterProperties {
+    let col = |name: &str| parquet::schema::types::ColumnPath::from(name);
+    let map_col = |map: &str, leaf: &str| {
+        parquet::schema::types::ColumnPath::new(vec![
+            map.to_owned(),
+            MAP_ENTRIES.to_owned(),
+            leaf.to_owned(),
+        ])
+    };
+    let mut b = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_statistics_enabled(EnabledStatistics::Page)
+        // Leaf columns: stream_id 0, labels key 1 and value 2,
+        // timestamp_ns 3, line 4, metadata key 5 and value 6.
+        .set_sorting_columns(Some(
+            [0, 3]
+                .into_iter()
+                .map(|column_idx| SortingColumn {
+                    column_idx,
+                    descending: false,
+                    nulls_first: false,
+                })
+                .collect(),
+        ))
+        .set_column_dictionary_enabled(col(logs::STREAM_ID), false)
+        .set_column_encoding(col(logs::STREAM_ID), Encoding::DELTA_BINARY_PACKED)
+        .set_column_bloom_filter_enabled(col(logs::STREAM_ID), true)
+        .set_column_bloom_filter_fpp(col(logs::STREAM_ID), 0.01)
+        .set_column_bloom_filter_max_ndv(col(logs::STREAM_ID), expected_streams.max(1))
+        .set_column_dictionary_enabled(col(logs::TIMESTAMP_NS), false)
+        .set_column_encoding(col(logs::TIMESTAMP_NS), Encoding::DELTA_BINARY_PACKED)
+        .set_column_dictionary_enabled(col(logs::LINE), false)
+        .set_column_statistics_enabled(col(logs::LINE), EnabledStatistics::None);
+    for map in [logs::LABELS, logs::METADATA] {
+        for leaf in [MAP_KEY, MAP_VALUE] {
+            b = b.set_column_statistics_enabled(map_col(map, leaf), EnabledStatistics::None);
+        }
+    }
+    b.build()
+}
+
+/// Column builders for one batch.
+struct Rows {
+    len: usize,
+    stream_id: Int64Builder,
+    labels: MapBuilder<StringBuilder, StringBuilder>,
+    timestamp: Int64Builder,
+    line: StringBuilder,
+    metadata: MapBuilder<StringBuilder, StringBuilder>,
+}
+
+fn map_builder() -> MapBuilder<StringBuilder, StringBuilder> {
+    let names = MapFieldNames {
+        entry: MAP_ENTRIES.into(),
+        key: MAP_KEY.into(),
+        value: MAP_VALUE.into(),
+    };
+    MapBuilder::new(Some(names), StringBuilder::new(), StringBuilder::new()).with_values_field(
+        Arc::new(arrow::datatypes::Field::new(
+            MAP_VALUE,
+            arrow::datatypes::DataType::Utf8,
+            false,
+        )),
+    )
+}
+
+impl Rows {
+    fn new() -> Self {
+        Self {
+            len: 0,
+            stream_id: Int64Builder::new(),
+            labels: map_builder(),
+            timestamp: Int64Builder::new(),
+            line: StringBuilder::new(),
+            metadata: map_builder(),
+        }
+    }
+
+    fn finish(&mut self) -> Result<RecordBatch, StorageError> {
+        self.len = 0;
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(self.stream_id.finish()),
+            Arc::new(self.labels.finish()),
+            Arc::new(self.timestamp.finish()),
+            Arc::new(self.line.finish()),
+            Arc::new(self.metadata.finish()),
+        ];
+        Ok(RecordBatch::try_new(logs_schema(), columns)?)
+    }
+}
+
+/// One day's file being written.
+struct LogFileWriter {
+    path: DataFilePath,
+    writer: AsyncArrowWriter<HashingWriter>,
+    rows: Rows,
+    stats: FileStats,
+    last_stream: Option<i64>,
+}
+
+impl LogFileWriter {
+    fn try_new(
+        store: Arc<dyn ObjectStore>,
+        table: &Path,
+        day: NaiveDate,
+        expected_streams: u64,
+    ) -> Result<Self, StorageError> {
+        let path = DataFilePath::new(day, FileLevel::Flush);
+        let sink = HashingWriter {
+            inner: BufWriter::new(store, path.under(table)),
+            hasher: Sha256::new(),
+            bytes: 0,
+        };
+        let writer = AsyncArrowWriter::try_new(
+            sink,
+            logs_schema(),
+            Some(writer_properties(expected_streams)),
+        )?;
+        Ok(Self {
+            path,
+            writer,
+            rows: Rows::new(),
+            stats: FileStats::default(),
+            last_stream: None,
+        })
+    }
+
+    async fn push(
+        &mut self,
+        stream: &LogStreamSnapshot,
+        entries: &[strata_types::LogEntry],
+    ) -> Result<(), StorageError> {
+        let id = stream.stream_id as i64;
+        for e in entries {
+            let s = &mut self.stats;
+            if s.rows == 0 || self.last_stream != Some(id) {
+                s.series += 1;
+                self.last_stream = Some(id);
+            }
+            if s.rows == 0 {
+                s.min_ts_ns = e.timestamp_ns;
+                s.max_ts_ns = e.timestamp_ns;
+                s.min_series_id = id;
+                s.max_series_id = id;
+            } else {
+                s.min_ts_ns = s.min_ts_ns.min(e.timestamp_ns);
+                s.max_ts_ns = s.max_ts_ns.max(e.timestamp_ns);
+                s.min_series_id = s.min_series_id.min(id);
+                s.max_series_id = s.max_series_id.max(id);
+            }
+            s.rows += 1;
+            let r = &mut self.rows;
+            r.len += 1;
+            r.stream_id.append_value(id);
+            for l in stream.labels.iter() {
+                r.labels.keys().append_value(&l.name);
+                r.labels.values().append_value(&l.value);
+            }
+            // Fails only on mismatched key/value counts, ruled out above.
+            let _ = r.labels.append(true);
+            r.timestamp.append_value(e.timestamp_ns);
+            r.line.append_value(&e.line);
+            for (k, v) in &e.metadata {
+                r.metadata.keys().append_value(k);
+                r.metadata.values().append_value(v);
+            }
+            let _ = r.metadata.append(true);
+            if r.len >= BATCH_ROWS {
+                let batch = r.finish()?;
+                self.writer.write(&batch).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn finish(mut self) -> Result<DataFile, StorageError> {
+        if self.rows.len > 0 {
+            let batch = self.rows.finish()?;
+            self.writer.write(&batch).await?;
+        }
+        self.writer.finish().await?;
+        let mut sink = self.writer.into_inner();
+        let sha256 = hex::encode(std::mem::take(&mut sink.hasher).finalize());
+        let mut stats = self.stats;
+        stats.min_ts_ms = stats.min_ts_ns.div_euclid(1_000_000);
+        stats.max_ts_ms = stats.max_ts_ns.div_euclid(1_000_000) + 1;
+        Ok(DataFile {
+            signal: Signal::Logs,
+            path: self.path,
+            size: sink.bytes,
+            sha256: Some(sha256),
+            stats,
+            written_ms: chrono::Utc::now().timestamp_millis(),
+        })
+    }
+}
+
+/// Writes a frozen log head as data files, one per UTC day. Files already
+/// uploaded when an error strikes are left for vacuum.
+pub(crate) async fn write_logs(
+    head: &TenantLogs,
+    store: &Arc<dyn ObjectStore>,
+    table: &Path,
+) -> Result<Vec<DataFile>, StorageError> {
+    // Sorted by stream id as the signed integer the files hold.
+    let streams = head.select(&[], i64::MIN, i64::MAX);
+    let expected = streams.len() as u64;
+    let mut writers: BTreeMap<NaiveDate, LogFileWriter> = BTreeMap::new();
+    for stream in &streams {
+        // Entries are time-sorted: each day is one contiguous run.
+        let mut start = 0;
+        while start < stream.entries.len() {
+            let day = day_of_ms(stream.entries[start].timestamp_ns.div_euclid(1_000_000));
+            let end = start
+                + stream.entries[start..]
+                    .iter()
+                    .position(|e| day_of_ms(e.timestamp_ns.div_euclid(1_000_000)) != day)
+                    .unwrap_or(stream.entries.len() - start);
+            let writer = match writers.entry(day) {
+                std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
+                std::collections::btree_map::Entry::Vacant(v) => v.insert(LogFileWriter::try_new(
+                    Arc::clone(store),
+                    table,
+                    day,
+                    expected,
+                )?),
+            };
+            writer.push(stream, &stream.entries[start..end]).await?;
+            start = end;
+        }
+    }
+    let mut files = Vec::with_capacity(writers.len());
+    for (_, w) in writers {
+        files.push(w.finish().await?);
+    }
+    Ok(files)
+}
