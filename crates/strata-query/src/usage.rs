@@ -24,6 +24,9 @@ pub struct Counters {
     pub query_seconds: f64,
     /// Samples PromQL queries loaded (SQL scans are not counted here).
     pub query_samples: u64,
+    pub log_entries_ingested: u64,
+    /// Log line and structured-metadata bytes accepted (uncompressed).
+    pub log_bytes_ingested: u64,
 }
 
 #[derive(Debug, Default)]
@@ -37,6 +40,16 @@ impl Usage {
         let c = t.entry(tenant.clone()).or_default();
         c.samples_ingested += samples;
         c.bytes_ingested += bytes;
+    }
+
+    /// A log write: entries, their line and metadata bytes, and the
+    /// request's bytes as received.
+    pub fn logs_ingested(&self, tenant: &TenantId, entries: u64, bytes: u64, request_bytes: u64) {
+        let mut t = self.tenants.lock();
+        let c = t.entry(tenant.clone()).or_default();
+        c.log_entries_ingested += entries;
+        c.log_bytes_ingested += bytes;
+        c.bytes_ingested += request_bytes;
     }
 
     pub fn queried(&self, tenant: &TenantId, seconds: f64, samples: u64) {
@@ -80,6 +93,8 @@ impl Usage {
             u("queries"),
             Field::new("query_seconds", DataType::Float64, false),
             u("query_samples"),
+            u("log_entries_ingested"),
+            u("log_bytes_ingested"),
         ]));
         let n = |v: u64| -> ArrayRef { Arc::new(UInt64Array::from(vec![v])) };
         Ok(RecordBatch::try_new(
@@ -95,6 +110,8 @@ impl Usage {
                 n(c.queries),
                 Arc::new(Float64Array::from(vec![c.query_seconds])),
                 n(c.query_samples),
+                n(c.log_entries_ingested),
+                n(c.log_bytes_ingested),
             ],
         )?)
     }

@@ -173,8 +173,10 @@ pub struct WalSection {
 pub struct LimitsConfig {
     /// Largest request body accepted, compressed, e.g. "32MiB".
     pub max_request_size: ByteSize,
-    /// Largest remote-write body after snappy decompression.
+    /// Largest write body after decompression (remote write, logs).
     pub max_decoded_size: ByteSize,
+    /// Longest log line accepted (Loki's `max_line_size`).
+    pub max_log_line_size: ByteSize,
     /// Every tenant's limits unless overridden (`[limits.tenant_defaults]`).
     pub tenant_defaults: crate::limits::TenantLimits,
     /// `[tenants.<id>]` tables of limits, re-read when the file changes.
@@ -231,6 +233,7 @@ impl Default for LimitsConfig {
         Self {
             max_request_size: ByteSize(32 << 20),
             max_decoded_size: ByteSize(128 << 20),
+            max_log_line_size: ByteSize(256 << 10),
             tenant_defaults: crate::limits::TenantLimits::default(),
             overrides_file: None,
         }

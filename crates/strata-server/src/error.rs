@@ -11,6 +11,18 @@ pub enum Shape {
     PlainText,
     /// JSON APIs: `{"status":"error","errorType":..,"error":..}`.
     Json,
+    /// OTLP/HTTP: a `google.rpc.Status`, as protobuf or as JSON (the
+    /// request's encoding).
+    Otlp { json: bool },
+}
+
+/// `google.rpc.Status`: what OTLP/HTTP answers a failed export with.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    pub code: i32,
+    #[prost(string, tag = "2")]
+    pub message: String,
 }
 
 /// A handler's failure: its kind, message and how to render it.
@@ -122,6 +134,30 @@ impl IntoResponse for ApiError {
                 })),
             )
                 .into_response(),
+            Shape::Otlp { json } => {
+                let code = grpc_code_for(self.kind) as i32;
+                if json {
+                    (
+                        status,
+                        axum::Json(serde_json::json!({"code": code, "message": self.message})),
+                    )
+                        .into_response()
+                } else {
+                    let body = prost::Message::encode_to_vec(&RpcStatus {
+                        code,
+                        message: self.message,
+                    });
+                    (
+                        status,
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            axum::http::HeaderValue::from_static("application/x-protobuf"),
+                        )],
+                        body,
+                    )
+                        .into_response()
+                }
+            }
         };
         if self.kind == ErrorKind::Unauthenticated {
             // Tells browsers and Grafana's proxy which schemes work.

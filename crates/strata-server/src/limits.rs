@@ -50,6 +50,10 @@ pub struct TenantLimits {
         serialize_with = "crate::config::serialize_duration"
     )]
     pub max_query_lookback: std::time::Duration,
+    /// Log bytes (lines and structured metadata) per second accepted.
+    pub log_ingest_rate_bytes: f64,
+    /// Log bytes a burst may hold above the rate.
+    pub log_ingest_burst_bytes: u64,
 }
 
 impl Default for TenantLimits {
@@ -65,6 +69,8 @@ impl Default for TenantLimits {
             max_concurrent_queries: 0,
             max_query_samples: 0,
             max_query_lookback: std::time::Duration::ZERO,
+            log_ingest_rate_bytes: 0.0,
+            log_ingest_burst_bytes: 0,
         }
     }
 }
@@ -104,6 +110,7 @@ pub struct Limits {
     file_mtime: Mutex<Option<SystemTime>>,
     overrides: RwLock<HashMap<String, TenantLimits>>,
     buckets: Mutex<HashMap<TenantId, Bucket>>,
+    log_buckets: Mutex<HashMap<TenantId, Bucket>>,
     queries: Mutex<HashMap<TenantId, usize>>,
 }
 
@@ -151,6 +158,7 @@ impl Limits {
             file_mtime: Mutex::new(None),
             overrides: RwLock::new(HashMap::new()),
             buckets: Mutex::new(HashMap::new()),
+            log_buckets: Mutex::new(HashMap::new()),
             queries: Mutex::new(HashMap::new()),
         }
     }
@@ -305,6 +313,78 @@ impl Limits {
                     format!(
                         "tenant {tenant} is over its ingest rate of {} samples/s (burst {}): {need} samples refused, retry later",
                         l.ingest_rate, burst
+                    ),
+                ));
+            }
+            b.tokens -= need;
+        }
+        Ok(())
+    }
+
+    /// Checks a log batch against its tenant's limits: stream label counts
+    /// and sizes, then the log byte rate (taken only when everything else
+    /// passed, so a refused batch costs no tokens).
+    pub fn check_log_ingest(&self, batch: &strata_types::LogBatch) -> Result<(), Refusal> {
+        let tenant = &batch.tenant;
+        let l = self.of(tenant);
+        for s in &batch.streams {
+            let n = s.labels.len();
+            if l.max_labels_per_series > 0 && n > l.max_labels_per_series {
+                return Err(refuse(
+                    ErrorKind::BadInput,
+                    "max_labels_per_series",
+                    format!(
+                        "a stream has {n} labels, over the limit of {} (max_labels_per_series) for tenant {tenant}",
+                        l.max_labels_per_series
+                    ),
+                ));
+            }
+            for label in s.labels.iter() {
+                if l.max_label_name_length > 0 && label.name.len() > l.max_label_name_length {
+                    return Err(refuse(
+                        ErrorKind::BadInput,
+                        "max_label_name_length",
+                        format!(
+                            "stream label name {:?}… is {} bytes, over the limit of {} (max_label_name_length) for tenant {tenant}",
+                            label.name.chars().take(64).collect::<String>(),
+                            label.name.len(),
+                            l.max_label_name_length
+                        ),
+                    ));
+                }
+                if l.max_label_value_length > 0 && label.value.len() > l.max_label_value_length {
+                    return Err(refuse(
+                        ErrorKind::BadInput,
+                        "max_label_value_length",
+                        format!(
+                            "value of stream label {} is {} bytes, over the limit of {} (max_label_value_length) for tenant {tenant}",
+                            label.name,
+                            label.value.len(),
+                            l.max_label_value_length
+                        ),
+                    ));
+                }
+            }
+        }
+        if l.log_ingest_rate_bytes > 0.0 {
+            let need = batch.bytes() as f64;
+            let burst = (l.log_ingest_burst_bytes as f64).max(l.log_ingest_rate_bytes);
+            let mut buckets = self.log_buckets.lock();
+            let now = Instant::now();
+            let b = buckets.entry(tenant.clone()).or_insert(Bucket {
+                tokens: burst,
+                at: now,
+            });
+            b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * l.log_ingest_rate_bytes)
+                .min(burst);
+            b.at = now;
+            if need > b.tokens {
+                return Err(refuse(
+                    ErrorKind::Limit,
+                    "log_ingest_rate_bytes",
+                    format!(
+                        "tenant {tenant} is over its log ingest rate of {} bytes/s (burst {}): {need} bytes refused, retry later",
+                        l.log_ingest_rate_bytes, burst
                     ),
                 ));
             }

@@ -26,6 +26,8 @@ pub struct Metrics {
     /// Usage by tenant: request bytes ingested, queries (by api), their
     /// seconds and the samples PromQL loaded.
     pub ingested_bytes: Family<Labels, Counter>,
+    pub log_entries_ingested: Family<Labels, Counter>,
+    pub log_bytes_ingested: Family<Labels, Counter>,
     pub queries: Family<Labels, Counter>,
     pub query_seconds: Family<Labels, Counter<f64, std::sync::atomic::AtomicU64>>,
     pub query_samples: Family<Labels, Counter>,
@@ -93,6 +95,18 @@ impl Metrics {
             "ingested_bytes",
             "Write request bytes accepted (as received, compressed), by tenant",
             ingested_bytes.clone(),
+        );
+        let log_entries_ingested = Family::<Labels, Counter>::default();
+        registry.register(
+            "ingested_log_entries",
+            "Log entries acknowledged (durable in the WAL), by tenant",
+            log_entries_ingested.clone(),
+        );
+        let log_bytes_ingested = Family::<Labels, Counter>::default();
+        registry.register(
+            "ingested_log_bytes",
+            "Log line and structured-metadata bytes acknowledged, by tenant",
+            log_bytes_ingested.clone(),
         );
         let queries = Family::<Labels, Counter>::default();
         registry.register(
@@ -280,6 +294,8 @@ impl Metrics {
             ingest_skipped,
             rejected,
             ingested_bytes,
+            log_entries_ingested,
+            log_bytes_ingested,
             queries,
             query_seconds,
             query_samples,

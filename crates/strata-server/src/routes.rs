@@ -1,6 +1,7 @@
 //! The router and request accounting.
 
 mod cardinality;
+mod logs_write;
 mod ops;
 mod prom;
 mod sql;
@@ -24,6 +25,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/write", post(write::remote_write))
         .route("/api/v1/push", post(write::remote_write))
         .route("/api/v1/sql", post(sql::sql))
+        .route("/loki/api/v1/push", post(logs_write::loki_push))
+        .route("/v1/logs", post(logs_write::otlp_logs))
+        .route("/otlp/v1/logs", post(logs_write::otlp_logs))
+        .route("/api/v1/logs", post(logs_write::ndjson))
         .route("/api/v1/query", get(prom::query).post(prom::query))
         .route(
             "/api/v1/query_range",

@@ -134,6 +134,32 @@ impl AppState {
         self.metrics.ingested_bytes.get_or_create(&t).inc_by(bytes);
     }
 
+    /// Records a tenant's log write in its usage and `/metrics`.
+    pub fn record_log_ingest(
+        &self,
+        tenant: &strata_types::TenantId,
+        entries: u64,
+        bytes: u64,
+        request_bytes: u64,
+    ) {
+        self.query
+            .usage()
+            .logs_ingested(tenant, entries, bytes, request_bytes);
+        let t = vec![("tenant", tenant.to_string())];
+        self.metrics
+            .log_entries_ingested
+            .get_or_create(&t)
+            .inc_by(entries);
+        self.metrics
+            .log_bytes_ingested
+            .get_or_create(&t)
+            .inc_by(bytes);
+        self.metrics
+            .ingested_bytes
+            .get_or_create(&t)
+            .inc_by(request_bytes);
+    }
+
     /// Admits one query of `tenant` (SQL front ends): its concurrency slot
     /// (429 over the tenant's limit), then its turn in the fair scheduler.
     /// Both are held until the returned value is dropped — after the last

@@ -78,6 +78,7 @@ pub(super) async fn flush(
                 "tenants": r.tenants,
                 "files": r.files,
                 "samples": r.rows,
+                "logEntries": r.log_rows,
                 "bytes": r.bytes,
                 "walSegmentsRemoved": r.wal_segments_removed,
                 "elapsedMs": r.elapsed.as_millis() as u64,

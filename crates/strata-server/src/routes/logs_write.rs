@@ -1,0 +1,199 @@
+//! Log ingest: Loki push (`/loki/api/v1/push`), OTLP/HTTP logs
+//! (`/v1/logs`, `/otlp/v1/logs`) and NDJSON (`/api/v1/logs`).
+//!
+//! Each decodes and validates the whole request, checks the tenant's
+//! limits, makes the batch durable in the WAL, applies it to the log head,
+//! and only then answers success — in its protocol's shape: Loki 204,
+//! OTLP 200 with an `ExportLogsServiceResponse`, NDJSON 204. Errors come
+//! in the protocol's error shape (plain text, `google.rpc.Status`, JSON).
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use strata_ingest::logs::{self, LogLimits};
+use strata_ingest::IngestError;
+use strata_storage::StorageError;
+use strata_types::{ErrorKind, LogBatch, TenantId};
+
+use super::write::BLOCKING_DECODE_BYTES;
+use crate::AppState;
+use crate::auth::Role;
+use crate::error::{ApiError, Shape};
+
+fn header_text<'a>(headers: &'a HeaderMap, name: header::HeaderName) -> Option<&'a str> {
+    headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok())
+}
+
+/// `POST /loki/api/v1/push`.
+pub(super) async fn loki_push(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let shape = Shape::PlainText;
+    let result = async {
+        let json = logs::loki::is_json(header_text(&headers, header::CONTENT_TYPE))
+            .map_err(|e| bad(&e, shape))?;
+        let encoding = header_text(&headers, header::CONTENT_ENCODING).map(str::to_owned);
+        ingest(&state, &headers, body, shape, move |tenant, body, limits| {
+            if json {
+                let raw = logs::decompress(body, encoding.as_deref(), limits)?;
+                logs::loki::decode_json(tenant, &raw, limits)
+            } else {
+                // Protobuf pushes are always snappy; the header may say so.
+                match encoding.as_deref().map(str::trim) {
+                    None | Some("" | "snappy") => {}
+                    Some(other) => {
+                        return Err(IngestError::UnsupportedEncoding {
+                            encoding: other.to_owned(),
+                            expected: "snappy (protobuf pushes are snappy-compressed)",
+                        });
+                    }
+                }
+                logs::loki::decode_proto(tenant, body, limits)
+            }
+        })
+        .await
+    }
+    .await;
+    match result {
+        Ok(_) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `POST /v1/logs` and `/otlp/v1/logs`.
+pub(super) async fn otlp_logs(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let json = match logs::otlp::is_json(header_text(&headers, header::CONTENT_TYPE)) {
+        Ok(json) => json,
+        Err(e) => return bad(&e, Shape::Otlp { json: false }).into_response(),
+    };
+    let shape = Shape::Otlp { json };
+    let encoding = header_text(&headers, header::CONTENT_ENCODING).map(str::to_owned);
+    let result = ingest(&state, &headers, body, shape, move |tenant, body, limits| {
+        let raw = logs::decompress(body, encoding.as_deref(), limits)?;
+        if json {
+            logs::otlp::decode_json(tenant, &raw, limits)
+        } else {
+            logs::otlp::decode_proto(tenant, &raw, limits)
+        }
+    })
+    .await;
+    match result {
+        Ok(_) => {
+            let content_type = if json {
+                "application/json"
+            } else {
+                "application/x-protobuf"
+            };
+            (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
+                logs::otlp::success_body(json),
+            )
+                .into_response()
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `POST /api/v1/logs` (`application/x-ndjson`).
+pub(super) async fn ndjson(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let shape = Shape::Json;
+    let media = header_text(&headers, header::CONTENT_TYPE)
+        .and_then(|ct| ct.split(';').next())
+        .map(|m| m.trim().to_ascii_lowercase());
+    if let Some(m) = media.filter(|m| {
+        !matches!(
+            m.as_str(),
+            "" | "application/x-ndjson" | "application/jsonl" | "application/json-seq"
+        )
+    }) {
+        let e = IngestError::UnsupportedMediaType {
+            content_type: m,
+            expected: "application/x-ndjson",
+        };
+        return bad(&e, shape).into_response();
+    }
+    let encoding = header_text(&headers, header::CONTENT_ENCODING).map(str::to_owned);
+    let result = ingest(&state, &headers, body, shape, move |tenant, body, limits| {
+        let raw = logs::decompress(body, encoding.as_deref(), limits)?;
+        logs::ndjson::decode(tenant, &raw, limits)
+    })
+    .await;
+    match result {
+        Ok(_) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+fn bad(e: &IngestError, shape: Shape) -> ApiError {
+    ApiError::new(e.kind(), e.to_string(), shape)
+}
+
+/// The shared path: tenant, decode (on the blocking pool when large),
+/// limits, WAL, head. Returns the entries written.
+async fn ingest(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Bytes,
+    shape: Shape,
+    decode: impl FnOnce(TenantId, &[u8], &LogLimits) -> Result<LogBatch, IngestError> + Send + 'static,
+) -> Result<u64, ApiError> {
+    let body_len = body.len() as u64;
+    let tenant = state.tenant_for(headers, Role::Write, shape)?;
+    let Some(wal) = state.wal() else {
+        return Err(ApiError::new(
+            ErrorKind::Unavailable,
+            "not ready: replaying the WAL",
+            shape,
+        ));
+    };
+    let limits = LogLimits {
+        max_decoded_bytes: usize::try_from(state.config.limits.max_decoded_size.0)
+            .unwrap_or(usize::MAX),
+        max_line_bytes: usize::try_from(state.config.limits.max_log_line_size.0)
+            .unwrap_or(usize::MAX),
+    };
+    let batch = if body.len() >= BLOCKING_DECODE_BYTES {
+        let t = tenant.clone();
+        tokio::task::spawn_blocking(move || decode(t, &body, &limits))
+            .await
+            .map_err(|e| ApiError::new(ErrorKind::Internal, format!("decode task: {e}"), shape))?
+    } else {
+        decode(tenant.clone(), &body, &limits)
+    }
+    .map_err(|e| bad(&e, shape))?;
+    let entries = batch.entry_count() as u64;
+    if entries == 0 {
+        return Ok(0);
+    }
+    state
+        .limits
+        .check_log_ingest(&batch)
+        .map_err(|r| state.refused(&tenant, r, shape))?;
+    let bytes = batch.bytes() as u64;
+    state
+        .storage
+        .write_logs(wal.as_ref(), Arc::new(batch))
+        .await
+        .map_err(|e| match e {
+            StorageError::Wal { .. } => {
+                ApiError::new(e.kind(), format!("write not durable: {e}"), shape)
+            }
+            e => ApiError::new(e.kind(), e.to_string(), shape),
+        })?;
+    state.record_log_ingest(&tenant, entries, bytes, body_len);
+    Ok(entries)
+}
