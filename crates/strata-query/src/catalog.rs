@@ -189,7 +189,7 @@ pub fn needs_file_catalogs(sql: &str) -> bool {
             return true;
         };
         references.iter().any(|r| match (r.schema(), r.table()) {
-            (None | Some("public"), "samples" | "series") => false,
+            (None | Some("public"), "samples" | "series" | "logs") => false,
             (Some("system"), table) => table == "metrics",
             _ => true,
         })

@@ -172,6 +172,11 @@ impl QueryEngine {
                 Arc::clone(&samples) as Arc<dyn TableProvider>,
             ),
             ("series".to_owned(), crate::catalog::series_view(&samples)?),
+            ("logs".to_owned(), {
+                let mut logs = self.storage.log_view(tenant);
+                logs.not_before_ms = view.not_before_ms;
+                Arc::new(crate::logs::LogsTable::new(logs)) as Arc<dyn TableProvider>
+            }),
         ]
         .into_iter()
         .collect();

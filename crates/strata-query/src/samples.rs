@@ -74,16 +74,29 @@ pub(crate) fn within_lookback(
     Ok(Arc::new(datafusion::datasource::ViewTable::new(plan, None)))
 }
 
-/// What the scan can use from the query's filters.
+/// What a scan can use from the query's filters: label matchers and an
+/// inclusive time range in nanoseconds (the precision of the finest
+/// literal; samples' milliseconds are a rounding of it).
 #[derive(Debug, Default)]
-struct Pushdown {
-    matchers: Vec<Matcher>,
-    min_ms: Option<i64>,
-    max_ms: Option<i64>,
+pub(crate) struct Pushdown {
+    pub(crate) matchers: Vec<Matcher>,
+    pub(crate) min_ns: Option<i64>,
+    pub(crate) max_ns: Option<i64>,
 }
 
 impl Pushdown {
-    fn from_filters(filters: &[Expr]) -> Self {
+    /// The least whole millisecond at or after the range's start.
+    fn min_ms(&self) -> Option<i64> {
+        self.min_ns
+            .map(|ns| ns.div_euclid(1_000_000) + i64::from(ns.rem_euclid(1_000_000) != 0))
+    }
+
+    /// The greatest whole millisecond at or before the range's end.
+    fn max_ms(&self) -> Option<i64> {
+        self.max_ns.map(|ns| ns.div_euclid(1_000_000))
+    }
+
+    pub(crate) fn from_filters(filters: &[Expr]) -> Self {
         let mut p = Self::default();
         for f in filters {
             p.add(f);
@@ -92,7 +105,7 @@ impl Pushdown {
     }
 
     /// Records what `expr` implies; returns whether anything was used.
-    fn add(&mut self, expr: &Expr) -> bool {
+    pub(crate) fn add(&mut self, expr: &Expr) -> bool {
         match expr {
             Expr::BinaryExpr(BinaryExpr { left, op, right }) => match op {
                 Operator::And => {
@@ -149,7 +162,7 @@ impl Pushdown {
                 None => false,
             },
             Expr::Between(b) if !b.negated => {
-                let (Some(lo), Some(hi)) = (timestamp_ms(&b.low), timestamp_ms(&b.high)) else {
+                let (Some(lo), Some(hi)) = (timestamp_ns(&b.low), timestamp_ns(&b.high)) else {
                     return false;
                 };
                 if !is_column(&b.expr, "timestamp") {
@@ -173,7 +186,7 @@ impl Pushdown {
             return false;
         };
         if is_column(col, "timestamp") {
-            let Some(t) = timestamp_ms(lit) else {
+            let Some(t) = timestamp_ns(lit) else {
                 return false;
             };
             match op {
@@ -212,11 +225,11 @@ impl Pushdown {
     }
 
     fn raise_min(&mut self, t: i64) {
-        self.min_ms = Some(self.min_ms.map_or(t, |m| m.max(t)));
+        self.min_ns = Some(self.min_ns.map_or(t, |m| m.max(t)));
     }
 
     fn lower_max(&mut self, t: i64) {
-        self.max_ms = Some(self.max_ms.map_or(t, |m| m.min(t)));
+        self.max_ns = Some(self.max_ns.map_or(t, |m| m.min(t)));
     }
 }
 
@@ -287,16 +300,17 @@ fn literal(e: &Expr) -> Option<String> {
     }
 }
 
-fn timestamp_ms(e: &Expr) -> Option<i64> {
+/// A timestamp literal in nanoseconds (saturating far outside the
+/// representable range, which keeps a bound inclusive).
+fn timestamp_ns(e: &Expr) -> Option<i64> {
     let Expr::Literal(v, _) = e else {
         return None;
     };
     match v {
-        ScalarValue::TimestampSecond(Some(s), _) => s.checked_mul(1000),
-        ScalarValue::TimestampMillisecond(Some(ms), _) => Some(*ms),
-        // Rounding outward keeps the bound inclusive of every matching row.
-        ScalarValue::TimestampMicrosecond(Some(us), _) => Some(us.div_euclid(1000)),
-        ScalarValue::TimestampNanosecond(Some(ns), _) => Some(ns.div_euclid(1_000_000)),
+        ScalarValue::TimestampSecond(Some(s), _) => Some(s.saturating_mul(1_000_000_000)),
+        ScalarValue::TimestampMillisecond(Some(ms), _) => Some(ms.saturating_mul(1_000_000)),
+        ScalarValue::TimestampMicrosecond(Some(us), _) => Some(us.saturating_mul(1000)),
+        ScalarValue::TimestampNanosecond(Some(ns), _) => Some(*ns),
         _ => None,
     }
 }
@@ -345,10 +359,10 @@ impl TableProvider for SamplesTable {
         // The tenant's lookback limit is a floor no filter can lower.
         let (min_ms, max_ms) = (
             pushdown
-                .min_ms
+                .min_ms()
                 .unwrap_or(i64::MIN)
                 .max(self.view.not_before_ms),
-            pushdown.max_ms.unwrap_or(i64::MAX),
+            pushdown.max_ms().unwrap_or(i64::MAX),
         );
         // With filters the limit applies after them, so it cannot cut the scan.
         let row_limit = if filters.is_empty() { limit } else { None };
