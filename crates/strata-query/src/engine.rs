@@ -259,6 +259,14 @@ impl QueryEngine {
         ))
     }
 
+    /// LogQL's view of `tenant`: log heads and files.
+    pub fn logql_source(&self, tenant: &TenantId) -> Result<crate::logql::LogQlSource, QueryError> {
+        let (ctx, metrics) = self.base_session(SessionConfig::new(), tenant)?;
+        let mut view = self.storage.log_view(tenant);
+        view.not_before_ms = metrics.not_before_ms;
+        Ok(crate::logql::LogQlSource::new(view, ctx))
+    }
+
     /// Plans one read-only statement for `tenant` over the data as it is
     /// now. The query counts as running (`system.queries`, under
     /// `protocol`) until the plan, or the stream it turns into, is dropped.

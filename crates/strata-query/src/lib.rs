@@ -19,6 +19,7 @@ pub mod catalog;
 mod engine;
 mod error;
 mod functions;
+pub mod logql;
 pub mod logs;
 pub mod pg_catalog;
 pub mod promql;

@@ -2,6 +2,7 @@
 
 mod cardinality;
 mod logs_write;
+mod loki;
 mod ops;
 mod prom;
 mod sql;
@@ -29,6 +30,26 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/logs", post(logs_write::otlp_logs))
         .route("/otlp/v1/logs", post(logs_write::otlp_logs))
         .route("/api/v1/logs", post(logs_write::ndjson))
+        .route(
+            "/loki/api/v1/query_range",
+            get(loki::query_range).post(loki::query_range),
+        )
+        .route("/loki/api/v1/query", get(loki::query).post(loki::query))
+        .route("/loki/api/v1/labels", get(loki::labels).post(loki::labels))
+        .route(
+            "/loki/api/v1/label/{name}/values",
+            get(loki::label_values).post(loki::label_values),
+        )
+        .route("/loki/api/v1/series", get(loki::series).post(loki::series))
+        .route(
+            "/loki/api/v1/index/stats",
+            get(loki::index_stats).post(loki::index_stats),
+        )
+        .route(
+            "/loki/api/v1/index/volume",
+            get(loki::index_volume).post(loki::index_volume),
+        )
+        .route("/loki/api/v1/status/buildinfo", get(loki::buildinfo))
         .route("/api/v1/query", get(prom::query).post(prom::query))
         .route(
             "/api/v1/query_range",

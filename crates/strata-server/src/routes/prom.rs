@@ -44,10 +44,10 @@ fn from_prom(e: PromError) -> ApiError {
 }
 
 /// Request parameters: form body first, then the URL.
-struct Params(Vec<(String, String)>);
+pub(super) struct Params(Vec<(String, String)>);
 
 impl Params {
-    fn new(query: Option<String>, headers: &HeaderMap, body: &[u8]) -> Self {
+    pub(super) fn new(query: Option<String>, headers: &HeaderMap, body: &[u8]) -> Self {
         let mut pairs = Vec::new();
         let form = headers
             .get(header::CONTENT_TYPE)
@@ -62,7 +62,7 @@ impl Params {
         Params(pairs)
     }
 
-    fn get(&self, name: &str) -> Option<&str> {
+    pub(super) fn get(&self, name: &str) -> Option<&str> {
         self.0
             .iter()
             .find(|(k, _)| k == name)
@@ -70,7 +70,7 @@ impl Params {
             .filter(|v| !v.is_empty())
     }
 
-    fn all(&self, name: &str) -> Vec<&str> {
+    pub(super) fn all(&self, name: &str) -> Vec<&str> {
         self.0
             .iter()
             .filter(|(k, _)| k == name)
@@ -84,7 +84,7 @@ impl Params {
         })
     }
 
-    fn duration(&self, name: &str) -> Result<Option<i64>, ApiError> {
+    pub(super) fn duration(&self, name: &str) -> Result<Option<i64>, ApiError> {
         self.get(name)
             .map(|v| {
                 parse_duration(v).map_err(|e| bad(format!("invalid parameter \"{name}\": {e}")))
@@ -92,7 +92,7 @@ impl Params {
             .transpose()
     }
 
-    fn limit(&self) -> Result<usize, ApiError> {
+    pub(super) fn limit(&self) -> Result<usize, ApiError> {
         match self.get("limit") {
             None => Ok(0),
             Some(v) => v

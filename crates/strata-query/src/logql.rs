@@ -1,0 +1,221 @@
+//! LogQL's view of a tenant: a [`LogSource`] over its log heads and its
+//! logs table's files.
+//!
+//! Heads are selected through their stream index; files are read with
+//! the same scan SQL's `logs` table uses (time pruning by file and row
+//! group statistics), their streams matched once per stream id.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray, MapArray};
+use arrow::datatypes::{Int64Type, TimestampNanosecondType};
+use async_trait::async_trait;
+use datafusion::prelude::{SessionContext, col, lit};
+use futures::TryStreamExt;
+use strata_head::Matcher;
+use strata_query_lang::logql::{
+    EvalError, LogSource, MatchOp, SourceEntry, SourceStream, StreamMatcher,
+};
+use strata_storage::LogView;
+
+use crate::logs::LogsTable;
+
+/// A tenant's logs for LogQL.
+pub struct LogQlSource {
+    view: LogView,
+    ctx: SessionContext,
+}
+
+impl LogQlSource {
+    pub(crate) fn new(view: LogView, ctx: SessionContext) -> Self {
+        Self { view, ctx }
+    }
+
+    /// The label names (and, with `name`, that label's values) of the
+    /// streams with entries in `[start_ns, end_ns)`, sorted.
+    pub async fn label_values(
+        &self,
+        name: Option<&str>,
+        matchers: &[StreamMatcher],
+        start_ns: i64,
+        end_ns: i64,
+    ) -> Result<Vec<String>, EvalError> {
+        let streams = self.streams(matchers, start_ns, end_ns, false).await?;
+        let mut out: Vec<String> = streams
+            .iter()
+            .flat_map(|s| s.labels.iter())
+            .filter_map(|(k, v)| match name {
+                None => Some(k.clone()),
+                Some(n) if n == k => Some(v.clone()),
+                Some(_) => None,
+            })
+            .collect();
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+
+    /// Streams (labels only when `entries` is false) with entries in
+    /// `[start_ns, end_ns)`.
+    pub async fn streams(
+        &self,
+        matchers: &[StreamMatcher],
+        start_ns: i64,
+        end_ns: i64,
+        entries: bool,
+    ) -> Result<Vec<SourceStream>, EvalError> {
+        let matchers = head_matchers(matchers)?;
+        let floor = self.view.not_before_ms.saturating_mul(1_000_000);
+        let start_ns = start_ns.max(floor);
+        let mut by_id: HashMap<u64, SourceStream> = HashMap::new();
+        if start_ns >= end_ns {
+            return Ok(Vec::new());
+        }
+        for head in &self.view.heads {
+            for s in head.select(&matchers, start_ns, end_ns) {
+                let stream = by_id.entry(s.stream_id).or_insert_with(|| SourceStream {
+                    labels: s
+                        .labels
+                        .iter()
+                        .map(|l| (l.name.clone(), l.value.clone()))
+                        .collect(),
+                    entries: Vec::new(),
+                });
+                if entries {
+                    stream.entries.extend(s.entries.into_iter().map(|e| SourceEntry {
+                        timestamp_ns: e.timestamp_ns,
+                        line: e.line,
+                        metadata: e.metadata,
+                    }));
+                }
+            }
+        }
+        let files_hold = self
+            .view
+            .files
+            .iter()
+            .any(|f| f.stats.rows > 0 && f.stats.min_ts_ns < end_ns && f.stats.max_ts_ns >= start_ns);
+        if files_hold {
+            self.read_files(&matchers, start_ns, end_ns, entries, &mut by_id)
+                .await?;
+        }
+        let mut out: Vec<SourceStream> = by_id.into_values().collect();
+        for s in &mut out {
+            s.entries.sort_by(|a, b| {
+                a.timestamp_ns
+                    .cmp(&b.timestamp_ns)
+                    .then_with(|| a.line.cmp(&b.line))
+            });
+            s.entries
+                .dedup_by(|b, a| a.timestamp_ns == b.timestamp_ns && a.line == b.line);
+        }
+        out.sort_by(|a, b| a.labels.cmp(&b.labels));
+        Ok(out)
+    }
+
+    async fn read_files(
+        &self,
+        matchers: &[Matcher],
+        start_ns: i64,
+        end_ns: i64,
+        entries: bool,
+        by_id: &mut HashMap<u64, SourceStream>,
+    ) -> Result<(), EvalError> {
+        let err = |e: datafusion::error::DataFusionError| EvalError::Source(e.to_string());
+        let mut files_only = self.view.clone();
+        files_only.heads = Vec::new();
+        let table = Arc::new(LogsTable::new(files_only));
+        let ts = |ns: i64| {
+            lit(datafusion::common::ScalarValue::TimestampNanosecond(
+                Some(ns),
+                Some("UTC".into()),
+            ))
+        };
+        let mut df = self
+            .ctx
+            .read_table(table)
+            .map_err(err)?
+            .filter(col("timestamp").gt_eq(ts(start_ns)).and(col("timestamp").lt(ts(end_ns))))
+            .map_err(err)?;
+        df = if entries {
+            df.select_columns(&["stream_id", "labels", "timestamp", "line", "metadata"])
+        } else {
+            df.select_columns(&["stream_id", "labels"])
+        }
+        .map_err(err)?;
+        let mut stream = df.execute_stream().await.map_err(err)?;
+        // Stream id → whether it matches (labels read once per id).
+        let mut matched: HashMap<u64, bool> = HashMap::new();
+        while let Some(batch) = stream.try_next().await.map_err(err)? {
+            let ids = batch.column(0).as_primitive::<Int64Type>();
+            let labels = batch.column(1).as_map();
+            for row in 0..batch.num_rows() {
+                let id = ids.value(row) as u64;
+                let ok = *matched.entry(id).or_insert_with(|| {
+                    let pairs = map_row(labels, row);
+                    let hit = matchers.iter().all(|m| {
+                        m.matches(pairs.iter().find(|(k, _)| *k == m.name).map_or("", |(_, v)| v))
+                    });
+                    if hit {
+                        by_id.entry(id).or_insert_with(|| SourceStream {
+                            labels: pairs,
+                            entries: Vec::new(),
+                        });
+                    }
+                    hit
+                });
+                if !ok || !entries {
+                    continue;
+                }
+                let ts = batch.column(2).as_primitive::<TimestampNanosecondType>();
+                let line = batch.column(3).as_string::<i32>();
+                let meta = batch.column(4).as_map();
+                if let Some(s) = by_id.get_mut(&id) {
+                    s.entries.push(SourceEntry {
+                        timestamp_ns: ts.value(row),
+                        line: line.value(row).to_owned(),
+                        metadata: map_row(meta, row),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn map_row(map: &MapArray, row: usize) -> Vec<(String, String)> {
+    let entries = map.value(row);
+    let keys = entries.column(0).as_string::<i32>();
+    let values = entries.column(1).as_string::<i32>();
+    (0..entries.len())
+        .map(|i| (keys.value(i).to_owned(), values.value(i).to_owned()))
+        .collect()
+}
+
+fn head_matchers(matchers: &[StreamMatcher]) -> Result<Vec<Matcher>, EvalError> {
+    matchers
+        .iter()
+        .map(|m| {
+            let bad = |e: strata_head::HeadError| EvalError::Invalid(e.to_string());
+            Ok(match m.op {
+                MatchOp::Equal => Matcher::equal(&m.name, &m.value),
+                MatchOp::NotEqual => Matcher::not_equal(&m.name, &m.value),
+                MatchOp::Regex => Matcher::regex(&m.name, &m.value).map_err(bad)?,
+                MatchOp::NotRegex => Matcher::not_regex(&m.name, &m.value).map_err(bad)?,
+            })
+        })
+        .collect()
+}
+
+#[async_trait]
+impl LogSource for LogQlSource {
+    async fn select(
+        &self,
+        matchers: &[StreamMatcher],
+        start_ns: i64,
+        end_ns: i64,
+    ) -> Result<Vec<SourceStream>, EvalError> {
+        self.streams(matchers, start_ns, end_ns, true).await
+    }
+}
