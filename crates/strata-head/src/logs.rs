@@ -197,7 +197,11 @@ impl TenantLogs {
 
     /// Every stream's labels, whatever its entries' times.
     pub fn stream_labels(&self) -> Vec<Labels> {
-        self.streams.read().values().map(|s| s.labels.clone()).collect()
+        self.streams
+            .read()
+            .values()
+            .map(|s| s.labels.clone())
+            .collect()
     }
 
     /// Earliest entry time held (ns), if any.
@@ -244,7 +248,12 @@ mod tests {
         let mut b = LogBatch::new(t.clone());
         b.push(
             labels(&[("job", "odoo"), ("level", "error")]),
-            vec![entry(30, "c"), entry(10, "a"), entry(10, "a"), entry(20, "b")],
+            vec![
+                entry(30, "c"),
+                entry(10, "a"),
+                entry(10, "a"),
+                entry(20, "b"),
+            ],
         );
         b.push(labels(&[("job", "redis")]), vec![entry(15, "x")]);
         let stats = head.append(&b);

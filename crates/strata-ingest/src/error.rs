@@ -32,7 +32,11 @@ pub enum IngestError {
         source: LabelError,
     },
     #[error("stream {stream}: line of {len} bytes is longer than the limit of {max} bytes")]
-    LineTooLong { stream: usize, len: usize, max: usize },
+    LineTooLong {
+        stream: usize,
+        len: usize,
+        max: usize,
+    },
     #[error("stream {stream}: structured metadata name {name:?} is not a valid label name")]
     InvalidMetadata { stream: usize, name: String },
     #[error("stream {stream}: invalid timestamp {value:?}: {reason}")]

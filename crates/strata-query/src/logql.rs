@@ -83,19 +83,19 @@ impl LogQlSource {
                     entries: Vec::new(),
                 });
                 if entries {
-                    stream.entries.extend(s.entries.into_iter().map(|e| SourceEntry {
-                        timestamp_ns: e.timestamp_ns,
-                        line: e.line,
-                        metadata: e.metadata,
-                    }));
+                    stream
+                        .entries
+                        .extend(s.entries.into_iter().map(|e| SourceEntry {
+                            timestamp_ns: e.timestamp_ns,
+                            line: e.line,
+                            metadata: e.metadata,
+                        }));
                 }
             }
         }
-        let files_hold = self
-            .view
-            .files
-            .iter()
-            .any(|f| f.stats.rows > 0 && f.stats.min_ts_ns < end_ns && f.stats.max_ts_ns >= start_ns);
+        let files_hold = self.view.files.iter().any(|f| {
+            f.stats.rows > 0 && f.stats.min_ts_ns < end_ns && f.stats.max_ts_ns >= start_ns
+        });
         if files_hold {
             self.read_files(&matchers, start_ns, end_ns, entries, &mut by_id)
                 .await?;
@@ -136,7 +136,11 @@ impl LogQlSource {
             .ctx
             .read_table(table)
             .map_err(err)?
-            .filter(col("timestamp").gt_eq(ts(start_ns)).and(col("timestamp").lt(ts(end_ns))))
+            .filter(
+                col("timestamp")
+                    .gt_eq(ts(start_ns))
+                    .and(col("timestamp").lt(ts(end_ns))),
+            )
             .map_err(err)?;
         df = if entries {
             df.select_columns(&["stream_id", "labels", "timestamp", "line", "metadata"])
@@ -155,7 +159,12 @@ impl LogQlSource {
                 let ok = *matched.entry(id).or_insert_with(|| {
                     let pairs = map_row(labels, row);
                     let hit = matchers.iter().all(|m| {
-                        m.matches(pairs.iter().find(|(k, _)| *k == m.name).map_or("", |(_, v)| v))
+                        m.matches(
+                            pairs
+                                .iter()
+                                .find(|(k, _)| *k == m.name)
+                                .map_or("", |(_, v)| v),
+                        )
                     });
                     if hit {
                         by_id.entry(id).or_insert_with(|| SourceStream {

@@ -27,8 +27,8 @@ use datafusion::error::Result;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
-use datafusion::physical_expr::expressions::{BinaryExpr, CastExpr, Column, Literal};
 use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_expr::expressions::{BinaryExpr, CastExpr, Column, Literal};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::projection::ProjectionExec;
@@ -164,7 +164,9 @@ impl TableProvider for LogsTable {
             .view
             .files
             .iter()
-            .filter(|f| f.stats.rows > 0 && f.stats.min_ts_ns <= max_ns && f.stats.max_ts_ns >= min_ns)
+            .filter(|f| {
+                f.stats.rows > 0 && f.stats.min_ts_ns <= max_ns && f.stats.max_ts_ns >= min_ns
+            })
             .collect();
         if !files.is_empty() && min_ns <= max_ns {
             inputs.push(self.files_exec(state, &files, &columns, min_ns, max_ns, row_limit)?);
@@ -211,7 +213,7 @@ impl LogsTable {
             .with_predicate(predicate);
         let groups_wanted = state.config().target_partitions().clamp(1, files.len());
         let mut sorted: Vec<&&DataFile> = files.iter().collect();
-        sorted.sort_by(|a, b| b.size.cmp(&a.size));
+        sorted.sort_by_key(|f| std::cmp::Reverse(f.size));
         let mut groups: Vec<(u64, Vec<PartitionedFile>)> = vec![(0, Vec::new()); groups_wanted];
         for f in sorted {
             let Some(g) = groups.iter_mut().min_by_key(|g| g.0) else {
@@ -268,11 +270,9 @@ impl PartitionStream for HeadLogs {
     }
 
     fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
-        let streams = self.head.select(
-            &self.matchers,
-            self.min_ns,
-            self.max_ns.saturating_add(1),
-        );
+        let streams = self
+            .head
+            .select(&self.matchers, self.min_ns, self.max_ns.saturating_add(1));
         let batches = to_batches(streams, self.columns.clone(), Arc::clone(&self.schema));
         Box::pin(RecordBatchStreamAdapter::new(
             Arc::clone(&self.schema),
@@ -287,9 +287,8 @@ fn map_builder() -> MapBuilder<StringBuilder, StringBuilder> {
         key: MAP_KEY.into(),
         value: MAP_VALUE.into(),
     };
-    MapBuilder::new(Some(names), StringBuilder::new(), StringBuilder::new()).with_values_field(
-        Arc::new(Field::new(MAP_VALUE, DataType::Utf8, false)),
-    )
+    MapBuilder::new(Some(names), StringBuilder::new(), StringBuilder::new())
+        .with_values_field(Arc::new(Field::new(MAP_VALUE, DataType::Utf8, false)))
 }
 
 /// Head streams as batches of at most [`BATCH_ROWS`] rows, lazily.

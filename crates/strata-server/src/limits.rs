@@ -375,7 +375,8 @@ impl Limits {
                 tokens: burst,
                 at: now,
             });
-            b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * l.log_ingest_rate_bytes)
+            b.tokens = (b.tokens
+                + now.duration_since(b.at).as_secs_f64() * l.log_ingest_rate_bytes)
                 .min(burst);
             b.at = now;
             if need > b.tokens {

@@ -14,6 +14,7 @@
 mod catalog;
 pub mod compact;
 mod error;
+mod logs_writer;
 pub mod paths;
 mod retention;
 mod schema;
@@ -21,7 +22,6 @@ mod storage;
 mod store;
 mod table;
 pub mod verify;
-mod logs_writer;
 mod writer;
 
 pub use catalog::{FileCatalog, MetricCatalog};
@@ -34,8 +34,6 @@ pub use schema::{col, logs, logs_schema, metrics_schema};
 pub mod schema_names {
     pub use crate::schema::{MAP_ENTRIES, MAP_KEY, MAP_VALUE};
 }
-pub use storage::{
-    AsOf, CompactReport, FlushReport, LogView, Storage, StorageConfig, TenantView,
-};
+pub use storage::{AsOf, CompactReport, FlushReport, LogView, Storage, StorageConfig, TenantView};
 pub use store::{ObjectStoreConfig, ObjectStoreHandle};
 pub use table::{DataFile, FileStats, MetricsTable, SHA256_TAG, WAL_APP_ID};

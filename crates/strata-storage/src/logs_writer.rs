@@ -253,15 +253,13 @@ pub(crate) async fn write_logs(
                     .iter()
                     .position(|e| day_of_ms(e.timestamp_ns.div_euclid(1_000_000)) != day)
                     .unwrap_or(stream.entries.len() - start);
-            let writer = match writers.entry(day) {
-                std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
-                std::collections::btree_map::Entry::Vacant(v) => v.insert(LogFileWriter::try_new(
-                    Arc::clone(store),
-                    table,
-                    day,
-                    expected,
-                )?),
-            };
+            let writer =
+                match writers.entry(day) {
+                    std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
+                    std::collections::btree_map::Entry::Vacant(v) => v.insert(
+                        LogFileWriter::try_new(Arc::clone(store), table, day, expected)?,
+                    ),
+                };
             writer.push(stream, &stream.entries[start..end]).await?;
             start = end;
         }

@@ -221,7 +221,9 @@ impl Storage {
                 if let Some(seq) = table.committed_wal_seq().await? {
                     state.log_committed.insert(tenant.clone(), seq);
                 }
-                state.log_files.insert(tenant.clone(), table.files()?.into());
+                state
+                    .log_files
+                    .insert(tenant.clone(), table.files()?.into());
                 log_tables.insert(tenant.clone(), Arc::new(tokio::sync::Mutex::new(table)));
             }
             let Some(table) = MetricsTable::open(&store, &tenant).await? else {
@@ -436,12 +438,15 @@ impl Storage {
                     )
                 })
             };
-            let Some((seq, heads, logs)) = next else { break };
+            let Some((seq, heads, logs)) = next else {
+                break;
+            };
             for (tenant, head) in heads {
                 self.flush_tenant(seq, &tenant, &head, &mut report).await?;
             }
             for (tenant, logs) in logs {
-                self.flush_tenant_logs(seq, &tenant, &logs, &mut report).await?;
+                self.flush_tenant_logs(seq, &tenant, &logs, &mut report)
+                    .await?;
             }
             let mut state = self.state.write();
             if state.frozen.first().is_some_and(Frozen::is_done) {

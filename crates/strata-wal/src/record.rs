@@ -210,7 +210,9 @@ fn decode_logs(r: &mut Reader<'_>, tenant: TenantId) -> Result<LogBatch, RecordE
                 metadata,
             });
         }
-        batch.streams.push(strata_types::LogStream { labels, entries });
+        batch
+            .streams
+            .push(strata_types::LogStream { labels, entries });
     }
     Ok(batch)
 }

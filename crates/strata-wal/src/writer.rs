@@ -426,10 +426,7 @@ fn max_encoded_bytes(batch: &Payload) -> usize {
     };
     match batch {
         Payload::Samples(batch) => {
-            let labels: usize = batch
-                .series()
-                .map(|s| label_bytes(&mut s.labels()))
-                .sum();
+            let labels: usize = batch.series().map(|s| label_bytes(&mut s.labels())).sum();
             32 + batch.tenant.as_str().len() + labels + batch.sample_count() * 18
         }
         Payload::Logs(batch) => {

@@ -201,7 +201,12 @@ fn eval<'a>(
                         "aggregations need a vector, not a scalar".into(),
                     ));
                 };
-                Ok(Value::Series(aggregate(*op, grouping.as_ref(), *param, series)))
+                Ok(Value::Series(aggregate(
+                    *op,
+                    grouping.as_ref(),
+                    *param,
+                    series,
+                )))
             }
             MetricExpr::Binary {
                 op,
@@ -232,7 +237,10 @@ async fn range_agg(
         return Ok(Value::Series(Vec::new()));
     };
     // Windows are (t - range, t]: fetch [first - range + 1, last + 1).
-    let from = first.saturating_sub(offset_ns).saturating_sub(range_ns).saturating_add(1);
+    let from = first
+        .saturating_sub(offset_ns)
+        .saturating_sub(range_ns)
+        .saturating_add(1);
     let to = last.saturating_sub(offset_ns).saturating_add(1);
     let streams = source.select(&log.matchers, from, to).await?;
     check_entries(streams.iter().map(|s| s.entries.len()).sum(), opts)?;
@@ -343,12 +351,15 @@ fn aggregate(
             .collect();
     }
     // group → step → (sum, count, min, max)
-    let mut acc: BTreeMap<Labels, BTreeMap<i64, (f64, f64, f64, f64)>> = BTreeMap::new();
+    type Acc = BTreeMap<i64, (f64, f64, f64, f64)>;
+    let mut acc: BTreeMap<Labels, Acc> = BTreeMap::new();
     for s in &series {
         let g = group_key(&s.labels, grouping);
         let steps = acc.entry(g).or_default();
         for &(t, v) in &s.points {
-            let e = steps.entry(t).or_insert((0.0, 0.0, f64::INFINITY, f64::NEG_INFINITY));
+            let e = steps
+                .entry(t)
+                .or_insert((0.0, 0.0, f64::INFINITY, f64::NEG_INFINITY));
             e.0 += v;
             e.1 += 1.0;
             e.2 = e.2.min(v);
@@ -468,7 +479,11 @@ mod tests {
                 .iter()
                 .filter(|s| {
                     matchers.iter().all(|m| {
-                        let v = s.labels.iter().find(|(k, _)| *k == m.name).map_or("", |(_, v)| v);
+                        let v = s
+                            .labels
+                            .iter()
+                            .find(|(k, _)| *k == m.name)
+                            .map_or("", |(_, v)| v);
                         v == m.value
                     })
                 })
@@ -489,7 +504,10 @@ mod tests {
 
     fn source() -> Memory {
         let stream = |level: &str, times: &[i64]| SourceStream {
-            labels: vec![("job".into(), "odoo".into()), ("level".into(), level.into())],
+            labels: vec![
+                ("job".into(), "odoo".into()),
+                ("level".into(), level.into()),
+            ],
             entries: times
                 .iter()
                 .map(|t| SourceEntry {
@@ -499,7 +517,10 @@ mod tests {
                 })
                 .collect(),
         };
-        Memory(vec![stream("info", &[1, 2, 3, 61, 62]), stream("error", &[30, 90])])
+        Memory(vec![
+            stream("info", &[1, 2, 3, 61, 62]),
+            stream("error", &[30, 90]),
+        ])
     }
 
     fn opts() -> Options {
@@ -517,7 +538,14 @@ mod tests {
 
     #[tokio::test]
     async fn counts_per_window_and_aggregates() {
-        let Value::Series(s) = metric(r#"sum by (level) (count_over_time({job="odoo"}[60s]))"#, 60, 120, 60).await else {
+        let Value::Series(s) = metric(
+            r#"sum by (level) (count_over_time({job="odoo"}[60s]))"#,
+            60,
+            120,
+            60,
+        )
+        .await
+        else {
             panic!()
         };
         let by: HashMap<String, Vec<(i64, f64)>> = s
@@ -527,7 +555,9 @@ mod tests {
         // (0, 60]: info 1,2,3; error 30. (60, 120]: info 61,62; error 90.
         assert_eq!(by["info"], vec![(60 * S, 3.0), (120 * S, 2.0)]);
         assert_eq!(by["error"], vec![(60 * S, 1.0), (120 * S, 1.0)]);
-        let Value::Series(s) = metric(r#"topk(1, count_over_time({job="odoo"}[60s]))"#, 60, 60, 60).await else {
+        let Value::Series(s) =
+            metric(r#"topk(1, count_over_time({job="odoo"}[60s]))"#, 60, 60, 60).await
+        else {
             panic!()
         };
         assert_eq!(s.len(), 1);
@@ -536,7 +566,14 @@ mod tests {
             panic!()
         };
         assert_eq!(s[0].points, vec![(5 * S, 2.0)]);
-        let Value::Series(s) = metric(r#"rate({job="odoo", level="info"}[60s]) > 0.04"#, 60, 120, 60).await else {
+        let Value::Series(s) = metric(
+            r#"rate({job="odoo", level="info"}[60s]) > 0.04"#,
+            60,
+            120,
+            60,
+        )
+        .await
+        else {
             panic!()
         };
         assert_eq!(s[0].points, vec![(60 * S, 0.05)]);
@@ -550,10 +587,22 @@ mod tests {
         let out = eval_log(&source(), &e, 0, 100 * S, 3, Direction::Backward, &opts())
             .await
             .unwrap();
-        let all: Vec<i64> = out.iter().flat_map(|s| s.entries.iter().map(|e| e.0 / S)).collect();
+        let all: Vec<i64> = out
+            .iter()
+            .flat_map(|s| s.entries.iter().map(|e| e.0 / S))
+            .collect();
         assert_eq!(all.len(), 3);
         assert!(all.contains(&90) && all.contains(&62) && all.contains(&61));
-        let limited = eval_log(&source(), &e, 0, 100 * S, 0, Direction::Forward, &Options { max_entries: 3 }).await;
+        let limited = eval_log(
+            &source(),
+            &e,
+            0,
+            100 * S,
+            0,
+            Direction::Forward,
+            &Options { max_entries: 3 },
+        )
+        .await;
         assert!(matches!(limited, Err(EvalError::TooManyEntries { .. })));
     }
 }

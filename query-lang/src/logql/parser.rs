@@ -242,9 +242,9 @@ impl Parser {
         }
         self.expect("}")?;
         if matchers.is_empty() {
-            return Err(self.error(
-                "queries require at least one stream matcher, e.g. {job=\"x\"}".into(),
-            ));
+            return Err(
+                self.error("queries require at least one stream matcher, e.g. {job=\"x\"}".into())
+            );
         }
         if matchers.iter().all(|m| {
             matches!(m.op, MatchOp::Equal | MatchOp::Regex)
@@ -252,8 +252,7 @@ impl Parser {
                 || matches!(m.op, MatchOp::NotEqual | MatchOp::NotRegex)
         }) {
             return Err(self.error(
-                "queries require at least one matcher that does not match the empty string"
-                    .into(),
+                "queries require at least one matcher that does not match the empty string".into(),
             ));
         }
         let mut pipeline = Vec::new();
@@ -291,11 +290,11 @@ impl Parser {
                         Tok::Ident(w) if w == "line_format" => {
                             self.next();
                             let t = self.string()?;
-                            Stage::LineFormat(
-                                template(&t).map_err(|m| self.error(m))?,
-                            )
+                            Stage::LineFormat(template(&t).map_err(|m| self.error(m))?)
                         }
-                        Tok::Ident(w) if (w == "drop" || w == "keep") && !self.is_filter_ahead() => {
+                        Tok::Ident(w)
+                            if (w == "drop" || w == "keep") && !self.is_filter_ahead() =>
+                        {
                             self.next();
                             let mut names = vec![self.ident()?];
                             while self.peek() == &Tok::Sym(",") {
@@ -443,10 +442,7 @@ impl Parser {
     /// arithmetic and comparisons.
     fn metric(&mut self, min_prec: u8) -> Result<MetricExpr, ParseError> {
         let mut lhs = self.metric_unary()?;
-        loop {
-            let Some((op, prec, right_assoc)) = self.binop() else {
-                break;
-            };
+        while let Some((op, prec, right_assoc)) = self.binop() {
             if prec < min_prec {
                 break;
             }
@@ -703,7 +699,11 @@ fn template(t: &str) -> Result<Vec<TemplatePart>, String> {
         let close = after
             .find("}}")
             .ok_or_else(|| "unterminated {{ in line_format".to_owned())?;
-        let action = after[..close].trim().trim_start_matches('-').trim_end_matches('-').trim();
+        let action = after[..close]
+            .trim()
+            .trim_start_matches('-')
+            .trim_end_matches('-')
+            .trim();
         let name = action
             .strip_prefix('.')
             .filter(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
@@ -734,16 +734,18 @@ mod tests {
         assert_eq!(q.matchers.len(), 2);
         assert_eq!(q.pipeline.len(), 5);
         assert!(matches!(q.pipeline[3], Stage::Label(LabelFilter::And(..))));
-        let Stage::LineFormat(parts) = &q.pipeline[4] else { panic!() };
+        let Stage::LineFormat(parts) = &q.pipeline[4] else {
+            panic!()
+        };
         assert_eq!(parts[0], TemplatePart::Label("route".into()));
     }
 
     #[test]
     fn parses_metric_queries() {
-        let Query::Metric(MetricExpr::Aggregate { op, grouping, .. }) = parse(
-            r#"sum by (level) (count_over_time({job="odoo"} | drop __error__ [5m]))"#,
-        )
-        .unwrap() else {
+        let Query::Metric(MetricExpr::Aggregate { op, grouping, .. }) =
+            parse(r#"sum by (level) (count_over_time({job="odoo"} | drop __error__ [5m]))"#)
+                .unwrap()
+        else {
             panic!()
         };
         assert_eq!(op, AggOp::Sum);

@@ -78,7 +78,13 @@ fn add_parsed(labels: &mut Labels, stream: &[(String, String)], name: &str, valu
 fn sanitize(name: &str) -> String {
     let mut out: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     if out.is_empty() || out.starts_with(|c: char| c.is_ascii_digit()) {
         out.insert(0, '_');
@@ -212,7 +218,9 @@ fn label_filter(f: &LabelFilter, labels: &mut Labels) -> bool {
             };
             let parsed = match unit {
                 Unit::Plain => raw.trim().parse::<f64>().ok(),
-                Unit::Duration => super::parser::parse_duration(raw.trim()).map(|d| d.as_secs_f64()),
+                Unit::Duration => {
+                    super::parser::parse_duration(raw.trim()).map(|d| d.as_secs_f64())
+                }
                 Unit::Bytes => super::parser::parse_bytes(raw.trim())
                     .or_else(|| raw.trim().parse::<f64>().ok()),
             };
@@ -263,7 +271,11 @@ mod tests {
         assert!(run(r#"{job="odoo"} | json | status < 500"#, r#"{"status":503}"#).is_none());
         let (labels, _) = run(r#"{job="odoo"} | json"#, "not json").unwrap();
         assert_eq!(labels[ERROR_LABEL], "JSONParserErr");
-        let (labels, _) = run(r#"{job="odoo"} | json | drop __error__, __error_details__"#, "x").unwrap();
+        let (labels, _) = run(
+            r#"{job="odoo"} | json | drop __error__, __error_details__"#,
+            "x",
+        )
+        .unwrap();
         assert!(!labels.contains_key(ERROR_LABEL));
     }
 

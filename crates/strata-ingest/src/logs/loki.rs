@@ -92,8 +92,11 @@ pub fn decode_json(
         .ok_or_else(|| json("expected {\"streams\": [...]}".into()))?;
     let mut out: Vec<(Labels, Vec<LogEntry>)> = Vec::with_capacity(streams.len());
     for (i, s) in streams.iter().enumerate() {
-        let pairs = string_object(s.get("stream"))
-            .ok_or_else(|| json(format!("stream {i}: \"stream\" must be an object of strings")))?;
+        let pairs = string_object(s.get("stream")).ok_or_else(|| {
+            json(format!(
+                "stream {i}: \"stream\" must be an object of strings"
+            ))
+        })?;
         let labels = stream_labels(pairs, i)?;
         let values = s
             .get("values")
@@ -122,7 +125,9 @@ pub fn decode_json(
             let metadata = match parts.get(2) {
                 None => Vec::new(),
                 Some(m) => string_object(Some(m)).ok_or_else(|| {
-                    json(format!("stream {i}: structured metadata must be an object of strings"))
+                    json(format!(
+                        "stream {i}: structured metadata must be an object of strings"
+                    ))
                 })?,
             };
             entries.push(entry(ts, line.to_owned(), metadata, limits, i)?);
@@ -299,11 +304,26 @@ mod tests {
             ..LogLimits::default()
         };
         for (body, want) in [
-            (r#"{"streams":[{"stream":{"job":"x"},"values":[[1570818238000000000,"l"]]}]}"#, "must be a string"),
-            (r#"{"streams":[{"stream":{},"values":[["1","l"]]}]}"#, "stream 0 {}"),
-            (r#"{"streams":[{"stream":{"1bad":"x"},"values":[["1","l"]]}]}"#, "1bad"),
-            (r#"{"streams":[{"stream":{"job":"x"},"values":[["1","too long"]]}]}"#, "longer than the limit of 4"),
-            (r#"{"streams":[{"stream":{"job":"x"},"values":[["1","l",{"a.b":"x"}]]}]}"#, "\"a.b\""),
+            (
+                r#"{"streams":[{"stream":{"job":"x"},"values":[[1570818238000000000,"l"]]}]}"#,
+                "must be a string",
+            ),
+            (
+                r#"{"streams":[{"stream":{},"values":[["1","l"]]}]}"#,
+                "stream 0 {}",
+            ),
+            (
+                r#"{"streams":[{"stream":{"1bad":"x"},"values":[["1","l"]]}]}"#,
+                "1bad",
+            ),
+            (
+                r#"{"streams":[{"stream":{"job":"x"},"values":[["1","too long"]]}]}"#,
+                "longer than the limit of 4",
+            ),
+            (
+                r#"{"streams":[{"stream":{"job":"x"},"values":[["1","l",{"a.b":"x"}]]}]}"#,
+                "\"a.b\"",
+            ),
             (r#"{"streams":"#, "invalid JSON"),
         ] {
             let err = decode_json(tenant(), body.as_bytes(), &limits).unwrap_err();

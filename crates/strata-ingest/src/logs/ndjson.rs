@@ -56,11 +56,13 @@ pub fn decode(tenant: TenantId, body: &[u8], limits: &LogLimits) -> Result<LogBa
             Some(Value::Number(num)) => num
                 .as_i64()
                 .ok_or_else(|| bad("timestamp must be integer Unix nanoseconds".into()))?,
-            Some(Value::String(s)) => parse_time(s).ok_or_else(|| IngestError::InvalidTimestamp {
-                stream: n,
-                value: s.clone(),
-                reason: "expected Unix nanoseconds or RFC 3339",
-            })?,
+            Some(Value::String(s)) => {
+                parse_time(s).ok_or_else(|| IngestError::InvalidTimestamp {
+                    stream: n,
+                    value: s.clone(),
+                    reason: "expected Unix nanoseconds or RFC 3339",
+                })?
+            }
             Some(_) => return Err(bad("timestamp must be a number or a string".into())),
         };
         let e = entry(ts, line.to_owned(), object("metadata")?, limits, n)?;
@@ -100,7 +102,10 @@ mod tests {
         let b = decode(TenantId::try_new("t").unwrap(), body, &LogLimits::default()).unwrap();
         assert_eq!(b.streams.len(), 2);
         assert_eq!(b.streams[0].entries.len(), 2);
-        assert_eq!(b.streams[0].entries[1].timestamp_ns, 1_700_000_001_000_000_000);
+        assert_eq!(
+            b.streams[0].entries[1].timestamp_ns,
+            1_700_000_001_000_000_000
+        );
         let err = decode(
             TenantId::try_new("t").unwrap(),
             b"{\"labels\":{\"job\":\"x\"}}\n",

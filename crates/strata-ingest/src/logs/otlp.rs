@@ -190,11 +190,10 @@ pub fn decode_proto(
     body: &[u8],
     limits: &LogLimits,
 ) -> Result<LogBatch, IngestError> {
-    let req = proto::ExportLogsServiceRequest::decode(body).map_err(|e| {
-        IngestError::LogProtobuf {
+    let req =
+        proto::ExportLogsServiceRequest::decode(body).map_err(|e| IngestError::LogProtobuf {
             reason: e.to_string(),
-        }
-    })?;
+        })?;
     to_batch(tenant, req, limits)
 }
 
@@ -229,7 +228,10 @@ fn to_batch(
                 resource_meta.push((sanitize_name(&kv.key), value));
             }
         }
-        if !labels.iter().any(|(n, v)| n == "service_name" && !v.is_empty()) {
+        if !labels
+            .iter()
+            .any(|(n, v)| n == "service_name" && !v.is_empty())
+        {
             labels.retain(|(n, _)| n != "service_name");
             labels.push(("service_name".into(), "unknown_service".into()));
         }
@@ -410,11 +412,14 @@ fn key_values(v: &Value, key: &str) -> Result<Vec<proto::KeyValue>, IngestError>
 fn any_from_json(v: &Value) -> Result<proto::AnyValue, IngestError> {
     let value = if let Some(s) = v.get("stringValue") {
         Some(Any::StringValue(
-            s.as_str().ok_or_else(|| bad("stringValue must be a string"))?.to_owned(),
+            s.as_str()
+                .ok_or_else(|| bad("stringValue must be a string"))?
+                .to_owned(),
         ))
     } else if let Some(b) = v.get("boolValue") {
         Some(Any::BoolValue(
-            b.as_bool().ok_or_else(|| bad("boolValue must be a boolean"))?,
+            b.as_bool()
+                .ok_or_else(|| bad("boolValue must be a boolean"))?,
         ))
     } else if let Some(i) = v.get("intValue") {
         let n = match i {
@@ -422,14 +427,18 @@ fn any_from_json(v: &Value) -> Result<proto::AnyValue, IngestError> {
             Value::Number(n) => n.as_i64(),
             _ => None,
         };
-        Some(Any::IntValue(n.ok_or_else(|| bad("intValue must be an integer"))?))
+        Some(Any::IntValue(
+            n.ok_or_else(|| bad("intValue must be an integer"))?,
+        ))
     } else if let Some(d) = v.get("doubleValue") {
         let n = match d {
             Value::String(s) => s.parse().ok(),
             Value::Number(n) => n.as_f64(),
             _ => None,
         };
-        Some(Any::DoubleValue(n.ok_or_else(|| bad("doubleValue must be a number"))?))
+        Some(Any::DoubleValue(
+            n.ok_or_else(|| bad("doubleValue must be a number"))?,
+        ))
     } else if let Some(a) = v.get("arrayValue") {
         Some(Any::ArrayValue(proto::ArrayValue {
             values: arr(a, "values")?
@@ -443,7 +452,9 @@ fn any_from_json(v: &Value) -> Result<proto::AnyValue, IngestError> {
         }))
     } else if let Some(b) = v.get("bytesValue") {
         Some(Any::StringValue(
-            b.as_str().ok_or_else(|| bad("bytesValue must be a string"))?.to_owned(),
+            b.as_str()
+                .ok_or_else(|| bad("bytesValue must be a string"))?
+                .to_owned(),
         ))
     } else {
         None
@@ -483,7 +494,8 @@ fn request_from_json(v: &Value) -> Result<proto::ExportLogsServiceRequest, Inges
                     severity_text: string(r, "severityText")?,
                     body: r.get("body").map(any_from_json).transpose()?,
                     attributes: key_values(r, "attributes")?,
-                    flags: u32::try_from(uint(r, "flags")?).map_err(|_| bad("flags out of range"))?,
+                    flags: u32::try_from(uint(r, "flags")?)
+                        .map_err(|_| bad("flags out of range"))?,
                     trace_id: hex_bytes(r, "traceId")?,
                     span_id: hex_bytes(r, "spanId")?,
                     event_name: string(r, "eventName")?,
@@ -581,7 +593,14 @@ mod tests {
         assert_eq!(s.labels.get("k8s_namespace_name"), Some("erp"));
         assert_eq!(s.labels.get("service_name"), Some("unknown_service"));
         assert_eq!(s.entries[0].line, r#"{"order":42}"#);
-        assert!(decode_json(tenant(), br#"{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"traceId":"xyz"}]}]}]}"#, &LogLimits::default()).is_err());
+        assert!(
+            decode_json(
+                tenant(),
+                br#"{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"traceId":"xyz"}]}]}]}"#,
+                &LogLimits::default()
+            )
+            .is_err()
+        );
     }
 
     #[test]

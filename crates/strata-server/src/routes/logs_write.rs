@@ -13,8 +13,8 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use strata_ingest::logs::{self, LogLimits};
 use strata_ingest::IngestError;
+use strata_ingest::logs::{self, LogLimits};
 use strata_storage::StorageError;
 use strata_types::{ErrorKind, LogBatch, TenantId};
 
@@ -23,8 +23,10 @@ use crate::AppState;
 use crate::auth::Role;
 use crate::error::{ApiError, Shape};
 
-fn header_text<'a>(headers: &'a HeaderMap, name: header::HeaderName) -> Option<&'a str> {
-    headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok())
+fn header_text(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
+    headers
+        .get(name)
+        .and_then(|v: &HeaderValue| v.to_str().ok())
 }
 
 /// `POST /loki/api/v1/push`.
@@ -38,24 +40,30 @@ pub(super) async fn loki_push(
         let json = logs::loki::is_json(header_text(&headers, header::CONTENT_TYPE))
             .map_err(|e| bad(&e, shape))?;
         let encoding = header_text(&headers, header::CONTENT_ENCODING).map(str::to_owned);
-        ingest(&state, &headers, body, shape, move |tenant, body, limits| {
-            if json {
-                let raw = logs::decompress(body, encoding.as_deref(), limits)?;
-                logs::loki::decode_json(tenant, &raw, limits)
-            } else {
-                // Protobuf pushes are always snappy; the header may say so.
-                match encoding.as_deref().map(str::trim) {
-                    None | Some("" | "snappy") => {}
-                    Some(other) => {
-                        return Err(IngestError::UnsupportedEncoding {
-                            encoding: other.to_owned(),
-                            expected: "snappy (protobuf pushes are snappy-compressed)",
-                        });
+        ingest(
+            &state,
+            &headers,
+            body,
+            shape,
+            move |tenant, body, limits| {
+                if json {
+                    let raw = logs::decompress(body, encoding.as_deref(), limits)?;
+                    logs::loki::decode_json(tenant, &raw, limits)
+                } else {
+                    // Protobuf pushes are always snappy; the header may say so.
+                    match encoding.as_deref().map(str::trim) {
+                        None | Some("" | "snappy") => {}
+                        Some(other) => {
+                            return Err(IngestError::UnsupportedEncoding {
+                                encoding: other.to_owned(),
+                                expected: "snappy (protobuf pushes are snappy-compressed)",
+                            });
+                        }
                     }
+                    logs::loki::decode_proto(tenant, body, limits)
                 }
-                logs::loki::decode_proto(tenant, body, limits)
-            }
-        })
+            },
+        )
         .await
     }
     .await;
@@ -77,14 +85,20 @@ pub(super) async fn otlp_logs(
     };
     let shape = Shape::Otlp { json };
     let encoding = header_text(&headers, header::CONTENT_ENCODING).map(str::to_owned);
-    let result = ingest(&state, &headers, body, shape, move |tenant, body, limits| {
-        let raw = logs::decompress(body, encoding.as_deref(), limits)?;
-        if json {
-            logs::otlp::decode_json(tenant, &raw, limits)
-        } else {
-            logs::otlp::decode_proto(tenant, &raw, limits)
-        }
-    })
+    let result = ingest(
+        &state,
+        &headers,
+        body,
+        shape,
+        move |tenant, body, limits| {
+            let raw = logs::decompress(body, encoding.as_deref(), limits)?;
+            if json {
+                logs::otlp::decode_json(tenant, &raw, limits)
+            } else {
+                logs::otlp::decode_proto(tenant, &raw, limits)
+            }
+        },
+    )
     .await;
     match result {
         Ok(_) => {
@@ -127,10 +141,16 @@ pub(super) async fn ndjson(
         return bad(&e, shape).into_response();
     }
     let encoding = header_text(&headers, header::CONTENT_ENCODING).map(str::to_owned);
-    let result = ingest(&state, &headers, body, shape, move |tenant, body, limits| {
-        let raw = logs::decompress(body, encoding.as_deref(), limits)?;
-        logs::ndjson::decode(tenant, &raw, limits)
-    })
+    let result = ingest(
+        &state,
+        &headers,
+        body,
+        shape,
+        move |tenant, body, limits| {
+            let raw = logs::decompress(body, encoding.as_deref(), limits)?;
+            logs::ndjson::decode(tenant, &raw, limits)
+        },
+    )
     .await;
     match result {
         Ok(_) => StatusCode::NO_CONTENT.into_response(),

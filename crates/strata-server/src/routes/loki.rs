@@ -122,7 +122,11 @@ fn value_text(v: f64) -> String {
     if v.is_nan() {
         "NaN".into()
     } else if v.is_infinite() {
-        if v > 0.0 { "+Inf".into() } else { "-Inf".into() }
+        if v > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        }
     } else {
         format!("{v}")
     }
@@ -166,7 +170,9 @@ fn vector_json(series: Vec<Series>) -> Json {
             .into_iter()
             .filter_map(|s| {
                 let (t, v) = *s.points.last()?;
-                Some(json!({"metric": labels_json(&s.labels), "value": [seconds(t), value_text(v)]}))
+                Some(
+                    json!({"metric": labels_json(&s.labels), "value": [seconds(t), value_text(v)]}),
+                )
             })
             .collect(),
     )
@@ -201,7 +207,11 @@ fn options(state: &AppState, tenant: &TenantId) -> Options {
     let tenant_max = state.limits.of(tenant).max_query_samples;
     let max = state.config.promql.max_samples;
     Options {
-        max_entries: if tenant_max > 0 { max.min(tenant_max) } else { max },
+        max_entries: if tenant_max > 0 {
+            max.min(tenant_max)
+        } else {
+            max
+        },
     }
 }
 
@@ -339,7 +349,11 @@ fn limit(params: &Params) -> Result<usize, ApiError> {
 }
 
 fn direction(params: &Params) -> Result<Direction, ApiError> {
-    match params.get("direction").map(str::to_ascii_lowercase).as_deref() {
+    match params
+        .get("direction")
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
         None | Some("backward") => Ok(Direction::Backward),
         Some("forward") => Ok(Direction::Forward),
         Some(other) => Err(bad(format!(
@@ -450,7 +464,9 @@ pub(super) async fn series(
             .await?;
             Ok(envelope(Json::Array(
                 out.into_iter()
-                    .map(|l| Json::Object(l.into_iter().map(|(k, v)| (k, Json::String(v))).collect()))
+                    .map(|l| {
+                        Json::Object(l.into_iter().map(|(k, v)| (k, Json::String(v))).collect())
+                    })
                     .collect(),
             )))
         }
@@ -544,7 +560,7 @@ pub(super) async fn index_volume(
                     s.entries.iter().map(|e| e.line.len() as u64).sum::<u64>();
             }
             let mut rows: Vec<(Labels, u64)> = volume.into_iter().collect();
-            rows.sort_by(|a, b| b.1.cmp(&a.1));
+            rows.sort_by_key(|r| std::cmp::Reverse(r.1));
             rows.truncate(limit);
             Ok(envelope(json!({
                 "resultType": "vector",

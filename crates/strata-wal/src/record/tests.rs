@@ -62,13 +62,17 @@ fn golden_bytes_define_then_refer() {
     assert_eq!(b, want_b);
 
     let mut dec = SegmentDecoder::default();
-    let WalRecord::Samples(back) = dec.decode(&a).unwrap() else { panic!("not samples") };
+    let WalRecord::Samples(back) = dec.decode(&a).unwrap() else {
+        panic!("not samples")
+    };
     assert_eq!(back, first);
     assert_eq!(
         back.series().next().unwrap().samples()[1].value.to_bits(),
         STALE_NAN_BITS
     );
-    let WalRecord::Samples(back) = dec.decode(&b).unwrap() else { panic!("not samples") };
+    let WalRecord::Samples(back) = dec.decode(&b).unwrap() else {
+        panic!("not samples")
+    };
     assert_eq!(back, second);
 
     // A new segment starts with no definitions: the ref alone is an error.
@@ -160,8 +164,11 @@ proptest! {
 fn log_batch() -> LogBatch {
     let mut b = LogBatch::new(TenantId::try_new("t1").unwrap());
     b.push(
-        Labels::try_stream_from_unsorted(vec![Label::new("job", "odoo"), Label::new("env", "prod")])
-            .unwrap(),
+        Labels::try_stream_from_unsorted(vec![
+            Label::new("job", "odoo"),
+            Label::new("env", "prod"),
+        ])
+        .unwrap(),
         vec![
             LogEntry {
                 timestamp_ns: 1_700_000_000_000_000_001,
@@ -208,6 +215,9 @@ fn truncated_log_records_are_errors_not_panics() {
     let mut out = Vec::new();
     SegmentEncoder::default().encode_logs(&log_batch(), &mut out);
     for cut in 0..out.len() {
-        assert!(SegmentDecoder::default().decode(&out[..cut]).is_err(), "cut {cut}");
+        assert!(
+            SegmentDecoder::default().decode(&out[..cut]).is_err(),
+            "cut {cut}"
+        );
     }
 }
