@@ -60,6 +60,7 @@ fn adbc_runs_statements_and_reads_metadata() {
         serde_json::json!([
             "metrics.http_requests_total",
             "public.http_requests_total",
+            "public.logs",
             "public.samples",
             "public.series"
         ])

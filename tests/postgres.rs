@@ -165,6 +165,7 @@ fn psql_describes_the_tenant_with_its_backslash_commands() {
     assert_eq!(
         out,
         "public|http_requests_total|table|strata\n\
+         public|logs|table|strata\n\
          public|samples|table|strata\n\
          public|series|table|strata\n"
     );
