@@ -165,6 +165,18 @@ impl TenantLogs {
         start_ns: i64,
         end_ns: i64,
     ) -> Vec<LogStreamSnapshot> {
+        self.select_where(matchers, start_ns, end_ns, &|_| true)
+    }
+
+    /// [`Self::select`], keeping only entries `keep` accepts (checked
+    /// before an entry is copied out).
+    pub fn select_where(
+        &self,
+        matchers: &[Matcher],
+        start_ns: i64,
+        end_ns: i64,
+        keep: &dyn Fn(&LogEntry) -> bool,
+    ) -> Vec<LogStreamSnapshot> {
         let streams = self.streams.read();
         let mut out: Vec<LogStreamSnapshot> = streams
             .iter()
@@ -177,7 +189,7 @@ impl TenantLogs {
                 let mut entries: Vec<LogEntry> = s
                     .entries
                     .iter()
-                    .filter(|e| e.timestamp_ns >= start_ns && e.timestamp_ns < end_ns)
+                    .filter(|e| e.timestamp_ns >= start_ns && e.timestamp_ns < end_ns && keep(e))
                     .cloned()
                     .collect();
                 if entries.is_empty() {

@@ -15,7 +15,7 @@ use datafusion::prelude::{SessionContext, col, lit};
 use futures::TryStreamExt;
 use strata_head::Matcher;
 use strata_query_lang::logql::{
-    EvalError, LogSource, MatchOp, SourceEntry, SourceStream, StreamMatcher,
+    EvalError, LineFilter, LogSource, MatchOp, SourceEntry, SourceStream, StreamMatcher,
 };
 use strata_storage::LogView;
 
@@ -41,7 +41,7 @@ impl LogQlSource {
         start_ns: i64,
         end_ns: i64,
     ) -> Result<Vec<String>, EvalError> {
-        let streams = self.streams(matchers, start_ns, end_ns, false).await?;
+        let streams = self.streams(matchers, &[], start_ns, end_ns, false).await?;
         let mut out: Vec<String> = streams
             .iter()
             .flat_map(|s| s.labels.iter())
@@ -57,10 +57,11 @@ impl LogQlSource {
     }
 
     /// Streams (labels only when `entries` is false) with entries in
-    /// `[start_ns, end_ns)`.
+    /// `[start_ns, end_ns)` whose lines pass `line_filters`.
     pub async fn streams(
         &self,
         matchers: &[StreamMatcher],
+        line_filters: &[LineFilter],
         start_ns: i64,
         end_ns: i64,
         entries: bool,
@@ -73,7 +74,8 @@ impl LogQlSource {
             return Ok(Vec::new());
         }
         for head in &self.view.heads {
-            for s in head.select(&matchers, start_ns, end_ns) {
+            let keep = |e: &strata_types::LogEntry| line_filters.iter().all(|f| f.passes(&e.line));
+            for s in head.select_where(&matchers, start_ns, end_ns, &keep) {
                 let stream = by_id.entry(s.stream_id).or_insert_with(|| SourceStream {
                     labels: s
                         .labels
@@ -97,8 +99,15 @@ impl LogQlSource {
             f.stats.rows > 0 && f.stats.min_ts_ns < end_ns && f.stats.max_ts_ns >= start_ns
         });
         if files_hold {
-            self.read_files(&matchers, start_ns, end_ns, entries, &mut by_id)
-                .await?;
+            self.read_files(
+                &matchers,
+                line_filters,
+                start_ns,
+                end_ns,
+                entries,
+                &mut by_id,
+            )
+            .await?;
         }
         let mut out: Vec<SourceStream> = by_id.into_values().collect();
         for s in &mut out {
@@ -117,6 +126,7 @@ impl LogQlSource {
     async fn read_files(
         &self,
         matchers: &[Matcher],
+        line_filters: &[LineFilter],
         start_ns: i64,
         end_ns: i64,
         entries: bool,
@@ -142,6 +152,11 @@ impl LogQlSource {
                     .and(col("timestamp").lt(ts(end_ns))),
             )
             .map_err(err)?;
+        // Line filters run in the Parquet scan: only matching rows'
+        // other columns are decoded.
+        for f in line_filters {
+            df = df.filter(line_filter_expr(f)).map_err(err)?;
+        }
         df = if entries {
             df.select_columns(&["stream_id", "labels", "timestamp", "line", "metadata"])
         } else {
@@ -193,6 +208,45 @@ impl LogQlSource {
     }
 }
 
+/// A LogQL line filter as a DataFusion predicate on `line`: `|=` is
+/// `LIKE '%s%'` (with `%`, `_` and `\` escaped), `|~` the unanchored
+/// regex match `~`.
+fn line_filter_expr(f: &LineFilter) -> datafusion::prelude::Expr {
+    use datafusion::logical_expr::{BinaryExpr, Like, Operator};
+    use datafusion::prelude::Expr;
+    let like = |negated| {
+        let mut pattern = String::with_capacity(f.value.len() + 2);
+        pattern.push('%');
+        for c in f.value.chars() {
+            if matches!(c, '%' | '_' | '\\') {
+                pattern.push('\\');
+            }
+            pattern.push(c);
+        }
+        pattern.push('%');
+        Expr::Like(Like::new(
+            negated,
+            Box::new(col("line")),
+            Box::new(lit(pattern)),
+            Some('\\'),
+            false,
+        ))
+    };
+    let regex = |op| {
+        Expr::BinaryExpr(BinaryExpr::new(
+            Box::new(col("line")),
+            op,
+            Box::new(lit(f.value.clone())),
+        ))
+    };
+    match f.op {
+        MatchOp::Equal => like(false),
+        MatchOp::NotEqual => like(true),
+        MatchOp::Regex => regex(Operator::RegexMatch),
+        MatchOp::NotRegex => regex(Operator::RegexNotMatch),
+    }
+}
+
 fn map_row(map: &MapArray, row: usize) -> Vec<(String, String)> {
     let entries = map.value(row);
     let keys = entries.column(0).as_string::<i32>();
@@ -222,9 +276,11 @@ impl LogSource for LogQlSource {
     async fn select(
         &self,
         matchers: &[StreamMatcher],
+        line_filters: &[LineFilter],
         start_ns: i64,
         end_ns: i64,
     ) -> Result<Vec<SourceStream>, EvalError> {
-        self.streams(matchers, start_ns, end_ns, true).await
+        self.streams(matchers, line_filters, start_ns, end_ns, true)
+            .await
     }
 }

@@ -48,12 +48,41 @@ pub enum EvalError {
 pub trait LogSource: Send + Sync {
     /// The streams matching every matcher, with their entries in
     /// `[start_ns, end_ns)`; streams without such entries may be left out.
+    /// `line_filters` are filters every returned entry's line must pass:
+    /// a source may apply them early (the pipeline applies them again).
     async fn select(
         &self,
         matchers: &[StreamMatcher],
+        line_filters: &[LineFilter],
         start_ns: i64,
         end_ns: i64,
     ) -> Result<Vec<SourceStream>, EvalError>;
+}
+
+/// The line filters of a pipeline that see the line as stored: those
+/// before any `line_format`.
+pub fn raw_line_filters(pipeline: &[Stage]) -> Vec<LineFilter> {
+    pipeline
+        .iter()
+        .take_while(|s| !matches!(s, Stage::LineFormat(_)))
+        .filter_map(|s| match s {
+            Stage::Line(f) => Some(f.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+impl LineFilter {
+    /// Whether `line` passes.
+    pub fn passes(&self, line: &str) -> bool {
+        match (&self.op, &self.regex) {
+            (MatchOp::Equal, _) => line.contains(self.value.as_str()),
+            (MatchOp::NotEqual, _) => !line.contains(self.value.as_str()),
+            (MatchOp::Regex, Some(r)) => r.is_match(line),
+            (MatchOp::NotRegex, Some(r)) => !r.is_match(line),
+            (_, None) => false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,7 +139,14 @@ pub async fn eval_log(
     direction: Direction,
     opts: &Options,
 ) -> Result<Vec<OutStream>, EvalError> {
-    let streams = source.select(&expr.matchers, start_ns, end_ns).await?;
+    let streams = source
+        .select(
+            &expr.matchers,
+            &raw_line_filters(&expr.pipeline),
+            start_ns,
+            end_ns,
+        )
+        .await?;
     check_entries(streams.iter().map(|s| s.entries.len()).sum(), opts)?;
     let mut rows: Vec<(i64, Labels, String)> = Vec::new();
     for s in &streams {
@@ -242,7 +278,9 @@ async fn range_agg(
         .saturating_sub(range_ns)
         .saturating_add(1);
     let to = last.saturating_sub(offset_ns).saturating_add(1);
-    let streams = source.select(&log.matchers, from, to).await?;
+    let streams = source
+        .select(&log.matchers, &raw_line_filters(&log.pipeline), from, to)
+        .await?;
     check_entries(streams.iter().map(|s| s.entries.len()).sum(), opts)?;
     // Final label set → (timestamp, line bytes), sorted by time.
     let mut groups: BTreeMap<Labels, Vec<(i64, u64)>> = BTreeMap::new();
@@ -471,6 +509,7 @@ mod tests {
         async fn select(
             &self,
             matchers: &[StreamMatcher],
+            _line_filters: &[LineFilter],
             start_ns: i64,
             end_ns: i64,
         ) -> Result<Vec<SourceStream>, EvalError> {

@@ -10,10 +10,10 @@ pub mod eval;
 pub mod parser;
 pub mod pipeline;
 
-pub use ast::{LogExpr, MatchOp, MetricExpr, Query, StreamMatcher};
+pub use ast::{LineFilter, LogExpr, MatchOp, MetricExpr, Query, StreamMatcher};
 pub use eval::{
     Direction, EvalError, LogSource, Options, OutStream, Series, SourceEntry, SourceStream, Value,
-    eval_log, eval_metric,
+    eval_log, eval_metric, raw_line_filters,
 };
 pub use parser::{ParseError, parse, parse_duration};
 pub use pipeline::Labels;

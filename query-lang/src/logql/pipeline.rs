@@ -28,14 +28,7 @@ pub fn process(
     for stage in pipeline {
         match stage {
             Stage::Line(f) => {
-                let hit = match (&f.op, &f.regex) {
-                    (MatchOp::Equal, _) => line.contains(f.value.as_str()),
-                    (MatchOp::NotEqual, _) => !line.contains(f.value.as_str()),
-                    (MatchOp::Regex, Some(r)) => r.is_match(&line),
-                    (MatchOp::NotRegex, Some(r)) => !r.is_match(&line),
-                    (_, None) => false,
-                };
-                if !hit {
+                if !f.passes(&line) {
                     return None;
                 }
             }

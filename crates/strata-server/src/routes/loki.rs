@@ -450,7 +450,7 @@ pub(super) async fn series(
                 };
                 for m in &lists {
                     for s in src
-                        .streams(m, start, end.saturating_add(1), false)
+                        .streams(m, &[], start, end.saturating_add(1), false)
                         .await
                         .map_err(from_eval)?
                     {
@@ -491,7 +491,7 @@ pub(super) async fn index_stats(
             let matchers = selector(params.get("query"))?;
             let src = source(&state, &tenant)?;
             let streams = run(&state, &tenant, async {
-                src.streams(&matchers, start, end.saturating_add(1), true)
+                src.streams(&matchers, &[], start, end.saturating_add(1), true)
                     .await
                     .map_err(from_eval)
             })
@@ -544,7 +544,7 @@ pub(super) async fn index_volume(
             };
             let src = source(&state, &tenant)?;
             let streams = run(&state, &tenant, async {
-                src.streams(&matchers, start, end.saturating_add(1), true)
+                src.streams(&matchers, &[], start, end.saturating_add(1), true)
                     .await
                     .map_err(from_eval)
             })
