@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Logs: ingest throughput, bytes stored per raw byte, and a needle-in-a-
+# haystack line filter over BYTES of generated logs (default 1GiB).
+#
+#   benches/logs.sh [BYTES]
+#
+# 1. strata-loggen pushes BYTES of raw lines (Loki push, snappy protobuf,
+#    240 streams, 4 connections) with one needle line at a random place;
+#    it reports lines/s, MB/s and the server's CPU.
+# 2. The needle is searched RUNS times with the head holding the most
+#    recent data, then everything is flushed to Parquet and searched
+#    again RUNS times: LogQL (`{cluster="eu-west"} |= "<needle>"` over the
+#    whole span, query_range) and SQL (`line LIKE '%<needle>%'`).
+# 3. Bytes at rest: the logs table's Parquet files against the raw bytes.
+#
+# Needs: cargo build --release --workspace --bins.
+set -euo pipefail
+export STRATA_PG_LISTEN=off STRATA_FLIGHT_LISTEN=off
+cd "$(dirname "$0")/.."
+BYTES=${1:-1GiB}
+RUNS=${RUNS:-5}
+PORT=${PORT:-19481}
+BIN=${CARGO_TARGET_DIR:-$HOME/.cache/strata-target}/release
+WORK=$(mktemp -d /tmp/strata-logs.XXXXXX)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
+NEEDLE="needle-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
+# shellcheck source=benches/lib.sh
+. benches/lib.sh
+
+"$BIN/strata" serve --data-dir "$WORK" --listen "127.0.0.1:$PORT" --log-level warn 2>"$WORK/strata.log" &
+PID=$!
+wait_http "http://127.0.0.1:$PORT/-/ready"
+"$BIN/strata-loggen" --url "http://127.0.0.1:$PORT/loki/api/v1/push" --bytes "$BYTES" \
+  --needle "$NEEDLE" --pid "$PID" --tenant logs
+
+search() { # label
+  local logql_times=() sql_times=() found
+  local start end
+  end=$(date +%s%N)
+  start=$((end - 7200 * 1000000000))
+  for _ in $(seq 1 "$RUNS"); do
+    t=$(curl -fsS -o "$WORK/logql.json" -w '%{time_total}' -G -H 'X-Scope-OrgID: logs' \
+      --data-urlencode "query={cluster=\"eu-west\"} |= \"$NEEDLE\"" \
+      --data-urlencode "start=$start" --data-urlencode "end=$end" --data-urlencode "limit=10" \
+      "http://127.0.0.1:$PORT/loki/api/v1/query_range")
+    logql_times+=("$t")
+  done
+  found=$(grep -o "$NEEDLE" "$WORK/logql.json" | wc -l)
+  body=$(printf '{"query": "SELECT count(*) AS n FROM logs WHERE line LIKE '"'"'%%%s%%'"'"'"}' "$NEEDLE")
+  for _ in $(seq 1 "$RUNS"); do
+    t=$(curl -fsS -o "$WORK/sql.json" -w '%{time_total}' -H 'X-Scope-OrgID: logs' \
+      -H 'Content-Type: application/json' -d "$body" "http://127.0.0.1:$PORT/api/v1/sql")
+    sql_times+=("$t")
+  done
+  echo "needle ($1): logql found=$found s=[${logql_times[*]}]  sql $(cat "$WORK/sql.json" | tr -d '\n') s=[${sql_times[*]}]"
+}
+
+search "head + files as ingested"
+curl -fsS -X POST "http://127.0.0.1:$PORT/api/v1/admin/flush" >/dev/null
+search "all in Parquet"
+stored=$(find "$WORK/objects/tenants/logs/logs" -name '*.parquet' -printf '%s\n' | awk '{s+=$1} END {print s}')
+raw=$(curl -fsS -H 'X-Scope-OrgID: logs' -H 'Content-Type: application/json' \
+  -d '{"query": "SELECT sum(length(line)) AS raw, count(*) AS n FROM logs"}' \
+  "http://127.0.0.1:$PORT/api/v1/sql" | python3 -c 'import json,sys; r=json.load(sys.stdin)["rows"][0]; print(r[0], r[1])')
+set -- $raw
+echo "at rest: lines=$2 raw_bytes=$1 parquet_bytes=$stored bytes_per_raw_byte=$(python3 -c "print(round($stored / $1, 4))")"
