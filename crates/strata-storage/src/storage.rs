@@ -607,7 +607,12 @@ impl Storage {
     /// Makes `table`'s live files the ones queries of `tenant` read.
     fn publish_files(&self, tenant: &TenantId, table: &MetricsTable) -> Result<(), StorageError> {
         let live = table.files()?;
-        self.state.write().files.insert(tenant.clone(), live.into());
+        let mut state = self.state.write();
+        let files = match table.signal() {
+            Signal::Metrics => &mut state.files,
+            Signal::Logs => &mut state.log_files,
+        };
+        files.insert(tenant.clone(), live.into());
         Ok(())
     }
 
@@ -767,35 +772,45 @@ impl Storage {
         config: &RetentionConfig,
     ) -> Result<RetentionReport, StorageError> {
         let mut report = RetentionReport::default();
-        let tenants: Vec<TenantId> = self.tables.lock().keys().cloned().collect();
+        let mut tenants: Vec<TenantId> = self.tables.lock().keys().cloned().collect();
+        tenants.extend(self.log_tables.lock().keys().cloned());
+        tenants.sort();
+        tenants.dedup();
         for tenant in tenants {
             if config.legal_hold(tenant.as_str()) {
                 report.tenants_held += 1;
                 continue;
             }
-            let table = self.table(&tenant).await?;
-            let mut table = table.lock().await;
-            if let Some(period) = config.period_for(tenant.as_str()) {
-                let keep_from =
-                    crate::paths::day_of_ms(now_ms.saturating_sub(period.as_millis() as i64));
-                let expired: Vec<DataFile> = table
-                    .files()?
-                    .into_iter()
-                    .filter(|f| f.path.day < keep_from)
-                    .collect();
-                if !expired.is_empty() {
-                    let cutoff = keep_from.format("%Y-%m-%d").to_string();
-                    table
-                        .commit(&[], &expired, None, retention_operation(&cutoff))
-                        .await?;
-                    report.files_removed += expired.len();
-                    report.rows_removed += expired.iter().map(|f| f.stats.rows).sum::<u64>();
-                    self.publish_files(&tenant, &table)?;
-                    info!(%tenant, files = expired.len(), before = %cutoff, "retention removed day partitions");
+            // The same period for both signals: audit keeps metrics and
+            // logs alike.
+            let tables = [
+                self.tables.lock().get(&tenant).cloned(),
+                self.log_tables.lock().get(&tenant).cloned(),
+            ];
+            for table in tables.into_iter().flatten() {
+                let mut table = table.lock().await;
+                if let Some(period) = config.period_for(tenant.as_str()) {
+                    let keep_from =
+                        crate::paths::day_of_ms(now_ms.saturating_sub(period.as_millis() as i64));
+                    let expired: Vec<DataFile> = table
+                        .files()?
+                        .into_iter()
+                        .filter(|f| f.path.day < keep_from)
+                        .collect();
+                    if !expired.is_empty() {
+                        let cutoff = keep_from.format("%Y-%m-%d").to_string();
+                        table
+                            .commit(&[], &expired, None, retention_operation(&cutoff))
+                            .await?;
+                        report.files_removed += expired.len();
+                        report.rows_removed += expired.iter().map(|f| f.stats.rows).sum::<u64>();
+                        self.publish_files(&tenant, &table)?;
+                        info!(%tenant, table = table.signal().as_str(), files = expired.len(), before = %cutoff, "retention removed day partitions");
+                    }
                 }
+                let deleted = table.vacuum(config.vacuum_grace, false).await?;
+                report.files_deleted += deleted.len();
             }
-            let deleted = table.vacuum(config.vacuum_grace, false).await?;
-            report.files_deleted += deleted.len();
         }
         Ok(report)
     }

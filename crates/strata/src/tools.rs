@@ -15,7 +15,7 @@ use strata_head::Head;
 use strata_query::QueryEngine;
 use strata_server::ServerConfig;
 use strata_storage::verify;
-use strata_storage::{MetricsTable, ObjectStoreHandle, Storage};
+use strata_storage::{MetricsTable, ObjectStoreHandle, Signal, Storage};
 use strata_types::TenantId;
 
 /// Where the tables are.
@@ -109,14 +109,20 @@ async fn verify_async(args: VerifyArgs) -> Result<ExitCode, String> {
             .map(|t| TenantId::try_new(t).map_err(|e| e.to_string()))
             .collect::<Result<_, _>>()?
     };
+    // Every table of each tenant: metrics and logs.
     let mut tables = Vec::new();
     for t in &tenants {
-        match MetricsTable::open(&store, t)
-            .await
-            .map_err(|e| e.to_string())?
-        {
-            Some(table) => tables.push(table),
-            None => return Err(format!("tenant {t} has no table in {}", store.url())),
+        let before = tables.len();
+        for signal in [Signal::Metrics, Signal::Logs] {
+            if let Some(table) = MetricsTable::open_signal(&store, t, signal)
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                tables.push(table);
+            }
+        }
+        if tables.len() == before {
+            return Err(format!("tenant {t} has no table in {}", store.url()));
         }
     }
     let mut files = Vec::new();
@@ -129,7 +135,12 @@ async fn verify_async(args: VerifyArgs) -> Result<ExitCode, String> {
     let progress = bar(total, "verifying {bar:40} {bytes}/{total_bytes} {msg}");
     let mut problems = 0usize;
     for (table, f) in &files {
-        progress.set_message(format!("{}/{}", table.tenant(), f.path.relative()));
+        progress.set_message(format!(
+            "{}/{}/{}",
+            table.tenant(),
+            table.signal().as_str(),
+            f.path.relative()
+        ));
         let problem = verify::check_file(&store, table, f)
             .await
             .map_err(|e| format!("reading {}: {e}", f.path.relative()))?;
@@ -137,8 +148,9 @@ async fn verify_async(args: VerifyArgs) -> Result<ExitCode, String> {
             problems += 1;
             progress.suspend(|| {
                 println!(
-                    "FAIL tenant={} file={} {}",
+                    "FAIL tenant={} table={} file={} {}",
                     table.tenant(),
+                    table.signal().as_str(),
                     f.path.relative(),
                     p
                 );
@@ -148,10 +160,11 @@ async fn verify_async(args: VerifyArgs) -> Result<ExitCode, String> {
     }
     progress.finish_and_clear();
     println!(
-        "verified {} files ({} bytes) of {} tenants against the Delta log: {}",
+        "verified {} files ({} bytes) of {} tables of {} tenants against the Delta log: {}",
         files.len(),
         total,
         tables.len(),
+        tenants.len(),
         if problems == 0 {
             "all intact".to_owned()
         } else {
