@@ -430,26 +430,97 @@ fn verify_and_retention_cover_the_logs_table() {
     let body = br#"{"streams":[{"stream":{"job":"odoo"},"values":[
         ["1700000000000000000","day one"],["1700086400000000000","day two"]]}]}"#;
     for tenant in ["acme", "held"] {
-        assert_eq!(push(&server, "/loki/api/v1/push", tenant, "application/json", body).0, 204);
+        assert_eq!(
+            push(
+                &server,
+                "/loki/api/v1/push",
+                tenant,
+                "application/json",
+                body
+            )
+            .0,
+            204
+        );
     }
     assert_eq!(server.post("/api/v1/admin/flush").unwrap().0, 200);
+    // The same entries again after the flush: a second file per day.
+    assert_eq!(
+        push(
+            &server,
+            "/loki/api/v1/push",
+            "acme",
+            "application/json",
+            body
+        )
+        .0,
+        204
+    );
+    assert_eq!(server.post("/api/v1/admin/flush").unwrap().0, 200);
+    assert_eq!(
+        lines(&server, "acme", r#"{job="odoo"}"#).len(),
+        0,
+        "outside the last 24h"
+    );
+    assert_eq!(
+        server.rows(Some("acme"), "SELECT count(*) FROM logs"),
+        [serde_json::json!([4])]
+    );
     assert!(server.terminate().success());
     let d = data.to_str().unwrap();
 
     let out = strata(&["verify", "--data-dir", d]);
     assert!(out.status.success(), "{}", out_text(&out));
-    assert!(out_text(&out).contains("verified 4 files"), "{}", out_text(&out));
+    assert!(
+        out_text(&out).contains("verified 6 files"),
+        "{}",
+        out_text(&out)
+    );
+
+    // Compaction merges each ended day into one file, the repeated entries
+    // stored once.
+    let out = strata(&["compact", "--data-dir", d]);
+    assert!(out.status.success(), "{}", out_text(&out));
+    let out = strata(&["verify", "--data-dir", d]);
+    assert!(
+        out_text(&out).contains("verified 4 files"),
+        "{}",
+        out_text(&out)
+    );
+    let server = Server::start(&data, &[]);
+    assert_eq!(
+        server.rows(Some("acme"), "SELECT count(*) FROM logs"),
+        [serde_json::json!([2])]
+    );
+    assert_eq!(
+        server.rows(Some("acme"), "SELECT line FROM logs ORDER BY timestamp"),
+        [
+            serde_json::json!(["day one"]),
+            serde_json::json!(["day two"])
+        ]
+    );
+    assert!(server.terminate().success());
 
     // Alter one log file: verify names it and fails.
     let day = data.join("objects/tenants/acme/logs/day=2023-11-14");
-    let file = std::fs::read_dir(&day).unwrap().flatten().next().unwrap().path();
+    // The live file: compaction's day file (the flush files it replaced
+    // wait for vacuum).
+    let file = std::fs::read_dir(&day)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("day-"))
+        .unwrap();
     let mut bytes = std::fs::read(&file).unwrap();
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0x01;
     std::fs::write(&file, &bytes).unwrap();
     let out = strata(&["verify", "--data-dir", d]);
     assert_eq!(out.status.code(), Some(1), "{}", out_text(&out));
-    assert!(out_text(&out).contains("tenant=acme table=logs"), "{}", out_text(&out));
+    assert!(
+        out_text(&out).contains("tenant=acme table=logs"),
+        "{}",
+        out_text(&out)
+    );
     bytes[mid] ^= 0x01;
     std::fs::write(&file, &bytes).unwrap();
 
@@ -460,9 +531,21 @@ fn verify_and_retention_cover_the_logs_table() {
         "[retention]\nperiod = \"1d\"\nvacuum_grace = \"1h\"\n[retention.tenants.held]\nlegal_hold = true\n",
     )
     .unwrap();
-    let out = strata(&["retention", "--config", config.to_str().unwrap(), "--data-dir", d]);
+    let out = strata(&[
+        "retention",
+        "--config",
+        config.to_str().unwrap(),
+        "--data-dir",
+        d,
+    ]);
     assert!(out.status.success(), "{}", out_text(&out));
     let server = Server::start(&data, &[]);
-    assert_eq!(server.rows(Some("acme"), "SELECT count(*) FROM logs"), [serde_json::json!([0])]);
-    assert_eq!(server.rows(Some("held"), "SELECT count(*) FROM logs"), [serde_json::json!([2])]);
+    assert_eq!(
+        server.rows(Some("acme"), "SELECT count(*) FROM logs"),
+        [serde_json::json!([0])]
+    );
+    assert_eq!(
+        server.rows(Some("held"), "SELECT count(*) FROM logs"),
+        [serde_json::json!([2])]
+    );
 }

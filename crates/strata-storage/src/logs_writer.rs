@@ -127,7 +127,7 @@ impl Rows {
 }
 
 /// One day's file being written.
-struct LogFileWriter {
+pub(crate) struct LogFileWriter {
     path: DataFilePath,
     writer: AsyncArrowWriter<HashingWriter>,
     rows: Rows,
@@ -136,13 +136,14 @@ struct LogFileWriter {
 }
 
 impl LogFileWriter {
-    fn try_new(
+    pub(crate) fn try_new(
         store: Arc<dyn ObjectStore>,
         table: &Path,
         day: NaiveDate,
+        level: FileLevel,
         expected_streams: u64,
     ) -> Result<Self, StorageError> {
-        let path = DataFilePath::new(day, FileLevel::Flush);
+        let path = DataFilePath::new(day, level);
         let sink = HashingWriter {
             inner: BufWriter::new(store, path.under(table)),
             hasher: Sha256::new(),
@@ -169,23 +170,7 @@ impl LogFileWriter {
     ) -> Result<(), StorageError> {
         let id = stream.stream_id as i64;
         for e in entries {
-            let s = &mut self.stats;
-            if s.rows == 0 || self.last_stream != Some(id) {
-                s.series += 1;
-                self.last_stream = Some(id);
-            }
-            if s.rows == 0 {
-                s.min_ts_ns = e.timestamp_ns;
-                s.max_ts_ns = e.timestamp_ns;
-                s.min_series_id = id;
-                s.max_series_id = id;
-            } else {
-                s.min_ts_ns = s.min_ts_ns.min(e.timestamp_ns);
-                s.max_ts_ns = s.max_ts_ns.max(e.timestamp_ns);
-                s.min_series_id = s.min_series_id.min(id);
-                s.max_series_id = s.max_series_id.max(id);
-            }
-            s.rows += 1;
+            self.observe(id, e.timestamp_ns);
             let r = &mut self.rows;
             r.len += 1;
             r.stream_id.append_value(id);
@@ -210,7 +195,45 @@ impl LogFileWriter {
         Ok(())
     }
 
-    async fn finish(mut self) -> Result<DataFile, StorageError> {
+    /// Appends a batch already in [`logs_schema`] and in file order
+    /// (compaction).
+    pub(crate) async fn push_batch(&mut self, batch: &RecordBatch) -> Result<(), StorageError> {
+        use arrow::array::AsArray;
+        use arrow::datatypes::Int64Type;
+        let ids = batch
+            .column(logs::col::STREAM_ID)
+            .as_primitive::<Int64Type>();
+        let ts = batch
+            .column(logs::col::TIMESTAMP_NS)
+            .as_primitive::<Int64Type>();
+        for i in 0..batch.num_rows() {
+            self.observe(ids.value(i), ts.value(i));
+        }
+        self.writer.write(batch).await?;
+        Ok(())
+    }
+
+    fn observe(&mut self, id: i64, ts: i64) {
+        let s = &mut self.stats;
+        if s.rows == 0 || self.last_stream != Some(id) {
+            s.series += 1;
+            self.last_stream = Some(id);
+        }
+        if s.rows == 0 {
+            s.min_ts_ns = ts;
+            s.max_ts_ns = ts;
+            s.min_series_id = id;
+            s.max_series_id = id;
+        } else {
+            s.min_ts_ns = s.min_ts_ns.min(ts);
+            s.max_ts_ns = s.max_ts_ns.max(ts);
+            s.min_series_id = s.min_series_id.min(id);
+            s.max_series_id = s.max_series_id.max(id);
+        }
+        s.rows += 1;
+    }
+
+    pub(crate) async fn finish(mut self) -> Result<DataFile, StorageError> {
         if self.rows.len > 0 {
             let batch = self.rows.finish()?;
             self.writer.write(&batch).await?;
@@ -253,13 +276,16 @@ pub(crate) async fn write_logs(
                     .iter()
                     .position(|e| day_of_ms(e.timestamp_ns.div_euclid(1_000_000)) != day)
                     .unwrap_or(stream.entries.len() - start);
-            let writer =
-                match writers.entry(day) {
-                    std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
-                    std::collections::btree_map::Entry::Vacant(v) => v.insert(
-                        LogFileWriter::try_new(Arc::clone(store), table, day, expected)?,
-                    ),
-                };
+            let writer = match writers.entry(day) {
+                std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
+                std::collections::btree_map::Entry::Vacant(v) => v.insert(LogFileWriter::try_new(
+                    Arc::clone(store),
+                    table,
+                    day,
+                    FileLevel::Flush,
+                    expected,
+                )?),
+            };
             writer.push(stream, &stream.entries[start..end]).await?;
             start = end;
         }

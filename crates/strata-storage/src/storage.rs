@@ -673,20 +673,35 @@ impl Storage {
     ) -> Result<CompactReport, StorageError> {
         let started = Instant::now();
         let mut report = CompactReport::default();
-        let tenants: Vec<TenantId> = self.tables.lock().keys().cloned().collect();
-        for tenant in tenants {
-            let table = self.table(&tenant).await?;
+        let mut tables: Vec<(TenantId, Arc<tokio::sync::Mutex<MetricsTable>>)> = self
+            .tables
+            .lock()
+            .iter()
+            .map(|(t, table)| (t.clone(), Arc::clone(table)))
+            .collect();
+        tables.extend(
+            self.log_tables
+                .lock()
+                .iter()
+                .map(|(t, table)| (t.clone(), Arc::clone(table))),
+        );
+        for (tenant, table) in tables {
             // Plan and merge without holding the table, so flushes of this
             // tenant commit meanwhile; the lock is taken for the commit.
-            let (jobs, root) = {
+            let (jobs, root, signal) = {
                 let t = table.lock().await;
                 let jobs = compact::plan(&t.files()?, now_ms, delay.as_millis() as i64);
-                (jobs, t.root().clone())
+                (jobs, t.root().clone(), t.signal())
             };
             let total = jobs.len();
             for (done, job) in jobs.into_iter().enumerate() {
                 progress(done, total);
-                let (file, stats) = compact::merge(self.store.store(), &root, &job).await?;
+                let (file, stats) = match signal {
+                    Signal::Metrics => compact::merge(self.store.store(), &root, &job).await?,
+                    Signal::Logs => {
+                        crate::logs_compact::merge_logs(self.store.store(), &root, &job).await?
+                    }
+                };
                 let mut table = table.lock().await;
                 let live = table.files()?;
                 if !job.inputs.iter().all(|f| live.contains(f)) {
@@ -735,6 +750,7 @@ impl Storage {
         state
             .files
             .values()
+            .chain(state.log_files.values())
             .map(|files| {
                 compact::plan(files, now_ms, delay.as_millis() as i64)
                     .iter()
