@@ -210,12 +210,14 @@ impl LogsTable {
         // Filters pushed into the scan (line filters above all) are
         // evaluated on the columns they name first: other columns are
         // decoded only for the rows that pass.
-        let source = ParquetSource::new(Arc::clone(&file_schema))
+        let mut source = ParquetSource::new(Arc::clone(&file_schema))
             .with_enable_page_index(true)
             .with_bloom_filter_on_read(true)
             .with_pushdown_filters(true)
-            .with_reorder_filters(true)
-            .with_predicate(predicate);
+            .with_reorder_filters(true);
+        if min_ns > i64::MIN || max_ns < i64::MAX {
+            source = source.with_predicate(predicate);
+        }
         let groups_wanted = state.config().target_partitions().clamp(1, files.len());
         let mut sorted: Vec<&&DataFile> = files.iter().collect();
         sorted.sort_by_key(|f| std::cmp::Reverse(f.size));
