@@ -11,6 +11,43 @@ use common::{Server, payload, series};
 const REQUESTS: i64 = 40;
 const SERIES: usize = 25;
 
+/// Log entries, one NDJSON push per request: `SERIES` streams, one line
+/// each.
+fn write_logs(server: &Server, first: i64, last: i64) {
+    for r in first..last {
+        let body: String = (0..SERIES)
+            .map(|s| {
+                format!(
+                    "{{\"labels\":{{\"job\":\"fp\",\"stream\":\"{s}\"}},\"line\":\"entry {r}\",\"timestamp\":{}}}\n",
+                    1_700_000_000_000_000_000i64 + r * 1_000_000_000
+                )
+            })
+            .collect();
+        let mut resp = common::agent()
+            .post(&server.url("/api/v1/logs"))
+            .header("Content-Type", "application/x-ndjson")
+            .send(body.as_bytes())
+            .unwrap();
+        let status = resp.status().as_u16();
+        assert_eq!(
+            status,
+            204,
+            "{}",
+            resp.body_mut().read_to_string().unwrap_or_default()
+        );
+    }
+}
+
+/// (entries, distinct (stream, timestamp, line)) of the test logs.
+fn log_census(server: &Server) -> (u64, u64) {
+    let rows = server.rows(
+        None,
+        "SELECT count(*), count(DISTINCT (stream_id, timestamp, line)) FROM logs \
+         WHERE labels['job'] = 'fp'",
+    );
+    (rows[0][0].as_u64().unwrap(), rows[0][1].as_u64().unwrap())
+}
+
 fn write_batch(server: &Server, first: i64, last: i64) {
     for r in first..last {
         let ts: Vec<_> = (0..SERIES)
@@ -92,6 +129,44 @@ fn a_crash_at_any_flush_step_loses_and_duplicates_nothing() {
         drop(server);
         let server = Server::start(&data, &args);
         assert_eq!(census(&server), expected(REQUESTS), "{failpoint}: final");
+    }
+}
+
+/// The same for logs: a flush of logs alone, so each failpoint strikes in
+/// the logs table's upload, commit and WAL truncation.
+#[test]
+fn a_crash_at_any_log_flush_step_loses_and_duplicates_nothing() {
+    let n = (REQUESTS as u64) * SERIES as u64;
+    for failpoint in [
+        "flush-after-upload",
+        "flush-after-commit",
+        "flush-after-wal-truncate",
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let args = ["--flush-interval", "1h"];
+        let server = Server::start(&data, &args);
+        write_logs(&server, 0, REQUESTS / 2);
+        let (status, body) = server.post("/api/v1/admin/flush").unwrap();
+        assert_eq!(status, 200, "{body}");
+        drop(server);
+
+        let server = Server::start_with_env(&data, &args, &[("STRATA_FAILPOINT", failpoint)]);
+        write_logs(&server, REQUESTS / 2, REQUESTS);
+        assert_eq!(log_census(&server), (n, n), "{failpoint}: before");
+        assert!(
+            server.post("/api/v1/admin/flush").is_none(),
+            "{failpoint}: the flush should have crashed the server"
+        );
+        assert!(!server.wait_exit().success(), "{failpoint}: aborted");
+
+        let server = Server::start(&data, &args);
+        assert_eq!(log_census(&server), (n, n), "{failpoint}: after restart");
+        let (status, _) = server.post("/api/v1/admin/flush").unwrap();
+        assert_eq!(status, 200);
+        drop(server);
+        let server = Server::start(&data, &args);
+        assert_eq!(log_census(&server), (n, n), "{failpoint}: final");
     }
 }
 
