@@ -1,0 +1,532 @@
+//! Service-level objectives.
+//!
+//! A spec file (TOML) lists SLOs:
+//!
+//! ```toml
+//! [[slo]]
+//! name = "picking-availability"
+//! tenant = "acme"                 # default: "default"
+//! business_process = "picking"    # receiving, picking, packing, dispatch, invoicing, …
+//! objective = 0.995               # the share of good events to meet
+//! window = "28d"                  # the compliance window (default 28d)
+//! # Either a ratio of two PromQL queries, `$window` standing for the
+//! # window being evaluated …
+//! good = 'sum(rate(http_requests_total{route=~"/picking.*", code!~"5.."}[$window]))'
+//! total = 'sum(rate(http_requests_total{route=~"/picking.*"}[$window]))'
+//! # … or a latency threshold over a classic histogram:
+//! # latency = { histogram = "http_request_duration_seconds", selector = '{route="/pick"}', threshold = 0.3 }
+//! ```
+//!
+//! For each SLO (and each label set its queries group by) Strata computes
+//! the SLI over the compliance window and over the alert windows, the
+//! burn rate of each window (`(1 - SLI) / (1 - objective)`: 1 spends the
+//! budget exactly over the compliance window), the error budget left
+//! (`1 - burn rate over the compliance window`; below 0: overspent), and
+//! the SRE workbook's four alerts: page when 2% of the budget goes in an
+//! hour (1h and 5m windows) or 5% in six hours (6h and 30m), ticket when
+//! 10% goes in a day (1d and 2h) or in three days (3d and 6h) — each
+//! firing when both of its windows burn faster than that.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use strata_query_lang::promql::{Engine, Source, Value};
+
+/// Why a spec file is refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SpecError {
+    #[error("cannot read SLO file {path}: {reason}")]
+    Read { path: String, reason: String },
+    #[error("SLO file: {0}")]
+    Parse(String),
+    #[error("SLO {name}: {reason}")]
+    Invalid { name: String, reason: String },
+}
+
+/// The spec file: `[[slo]]` entries.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpecFile {
+    #[serde(default)]
+    pub slo: Vec<SloSpec>,
+}
+
+/// A latency SLI: the share of requests faster than `threshold` seconds,
+/// from a classic histogram.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Latency {
+    /// The histogram's name, without `_bucket`/`_count`.
+    pub histogram: String,
+    /// Label matchers, `{job="odoo"}` (optional).
+    #[serde(default)]
+    pub selector: String,
+    /// Seconds; must be one of the histogram's bucket bounds.
+    pub threshold: f64,
+    /// Labels to report the SLO by (optional).
+    #[serde(default)]
+    pub by: Vec<String>,
+}
+
+/// One SLO as written in the file.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SloSpec {
+    pub name: String,
+    #[serde(default = "default_tenant")]
+    pub tenant: String,
+    #[serde(default)]
+    pub business_process: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    pub objective: f64,
+    #[serde(default = "default_window", with = "humantime_serde")]
+    pub window: Duration,
+    #[serde(default)]
+    pub good: Option<String>,
+    #[serde(default)]
+    pub total: Option<String>,
+    #[serde(default)]
+    pub latency: Option<Latency>,
+}
+
+fn default_tenant() -> String {
+    "default".into()
+}
+
+fn default_window() -> Duration {
+    Duration::from_secs(28 * 86_400)
+}
+
+mod humantime_serde {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// The burn-rate alerts: (severity, long window, short window, share of
+/// the budget spent over the long window that triggers it).
+pub const ALERTS: &[(&str, u64, u64, f64)] = &[
+    ("page", 3_600, 300, 0.02),
+    ("page", 6 * 3_600, 1_800, 0.05),
+    ("ticket", 86_400, 2 * 3_600, 0.10),
+    ("ticket", 3 * 86_400, 6 * 3_600, 0.10),
+];
+
+impl SloSpec {
+    /// The good and total queries for `window` (PromQL duration syntax).
+    pub fn queries(&self, window: &str) -> (String, String) {
+        if let Some(l) = &self.latency {
+            let sel = l.selector.trim().trim_start_matches('{').trim_end_matches('}');
+            let join = |extra: &str| {
+                let mut parts: Vec<&str> = Vec::new();
+                if !sel.trim().is_empty() {
+                    parts.push(sel);
+                }
+                if !extra.is_empty() {
+                    parts.push(extra);
+                }
+                parts.join(", ")
+            };
+            let by = if l.by.is_empty() {
+                String::new()
+            } else {
+                format!(" by ({})", l.by.join(", "))
+            };
+            let le = format!("le=\"{}\"", prom_float(l.threshold));
+            return (
+                format!("sum{by}(rate({}_bucket{{{}}}[{window}]))", l.histogram, join(&le)),
+                format!("sum{by}(rate({}_count{{{}}}[{window}]))", l.histogram, join("")),
+            );
+        }
+        let sub = |q: &Option<String>| q.as_deref().unwrap_or_default().replace("$window", window);
+        (sub(&self.good), sub(&self.total))
+    }
+
+    fn check(&self) -> Result<(), SpecError> {
+        let bad = |reason: String| SpecError::Invalid {
+            name: self.name.clone(),
+            reason,
+        };
+        if self.name.is_empty() {
+            return Err(bad("name is empty".into()));
+        }
+        if !(self.objective > 0.0 && self.objective < 1.0) {
+            return Err(bad(format!(
+                "objective {} must be a share between 0 and 1, e.g. 0.995",
+                self.objective
+            )));
+        }
+        if self.window < Duration::from_secs(3_600) {
+            return Err(bad("window must be at least 1h".into()));
+        }
+        match (&self.good, &self.total, &self.latency) {
+            (Some(g), Some(t), None) => {
+                for (what, q) in [("good", g), ("total", t)] {
+                    if !q.contains("$window") {
+                        return Err(bad(format!(
+                            "{what} must use $window for the range, e.g. rate(x[$window])"
+                        )));
+                    }
+                }
+            }
+            (None, None, Some(l)) => {
+                if l.threshold.is_nan() || l.threshold <= 0.0 {
+                    return Err(bad("latency.threshold must be positive seconds".into()));
+                }
+            }
+            _ => {
+                return Err(bad(
+                    "give either good and total queries, or a latency table".into(),
+                ));
+            }
+        }
+        let (g, t) = self.queries("5m");
+        for q in [g, t] {
+            promql_parser::parser::parse(&q)
+                .map_err(|e| bad(format!("query {q:?} does not parse: {e}")))?;
+        }
+        Ok(())
+    }
+}
+
+/// Prometheus' spelling of a bucket bound (`0.3`, `1`, `+Inf`).
+fn prom_float(v: f64) -> String {
+    if v.is_infinite() {
+        "+Inf".into()
+    } else {
+        format!("{v}")
+    }
+}
+
+impl SpecFile {
+    /// Parses and checks a spec file's text.
+    pub fn parse(text: &str) -> Result<Self, SpecError> {
+        let f: SpecFile = toml::from_str(text).map_err(|e| SpecError::Parse(e.to_string()))?;
+        let mut seen = std::collections::HashSet::new();
+        for s in &f.slo {
+            s.check()?;
+            if !seen.insert((s.tenant.clone(), s.name.clone())) {
+                return Err(SpecError::Invalid {
+                    name: s.name.clone(),
+                    reason: format!("defined twice for tenant {}", s.tenant),
+                });
+            }
+        }
+        Ok(f)
+    }
+
+    /// Reads and checks a spec file.
+    pub fn load(path: &std::path::Path) -> Result<Self, SpecError> {
+        let text = std::fs::read_to_string(path).map_err(|e| SpecError::Read {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        Self::parse(&text)
+    }
+
+    /// The SLOs of `tenant`.
+    pub fn of_tenant<'a>(&'a self, tenant: &'a str) -> impl Iterator<Item = &'a SloSpec> + 'a {
+        self.slo.iter().filter(move |s| s.tenant == tenant)
+    }
+}
+
+/// One burn-rate alert's state.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AlertState {
+    pub severity: &'static str,
+    pub long_window: String,
+    pub short_window: String,
+    /// The burn rate both windows must exceed.
+    pub threshold: f64,
+    pub firing: bool,
+}
+
+/// An SLO's state for one label set of its queries.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SloStatus {
+    pub name: String,
+    pub business_process: Option<String>,
+    pub objective: f64,
+    pub window: String,
+    pub labels: BTreeMap<String, String>,
+    /// Over the compliance window; `None` without events.
+    pub sli: Option<f64>,
+    /// Share of the error budget left over the compliance window (1: all
+    /// of it, 0: spent, below 0: overspent).
+    pub error_budget_remaining: Option<f64>,
+    /// Window → burn rate.
+    pub burn_rates: BTreeMap<String, f64>,
+    pub alerts: Vec<AlertState>,
+}
+
+/// Why an evaluation failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("SLO {name}: {reason}")]
+pub struct EvalError {
+    pub name: String,
+    pub reason: String,
+}
+
+fn window_text(d: Duration) -> String {
+    let s = d.as_secs();
+    if s % 86_400 == 0 {
+        format!("{}d", s / 86_400)
+    } else if s % 3_600 == 0 {
+        format!("{}h", s / 3_600)
+    } else if s % 60 == 0 {
+        format!("{}m", s / 60)
+    } else {
+        format!("{s}s")
+    }
+}
+
+/// The SLI of each label set over `window`: good / total.
+async fn sli(
+    engine: &Engine,
+    source: &dyn Source,
+    spec: &SloSpec,
+    window: &str,
+    t_ms: i64,
+) -> Result<BTreeMap<BTreeMap<String, String>, f64>, EvalError> {
+    let (good, total) = spec.queries(window);
+    let err = |e: String| EvalError {
+        name: spec.name.clone(),
+        reason: e,
+    };
+    let mut out = BTreeMap::new();
+    let run = |q: String| async move { engine.instant(source, &q, t_ms).await };
+    let good = run(good).await.map_err(|e| err(e.to_string()))?;
+    let total = run(total).await.map_err(|e| err(e.to_string()))?;
+    let by_labels = |v: Value| -> BTreeMap<BTreeMap<String, String>, f64> {
+        match v {
+            Value::Vector(samples) => samples
+                .into_iter()
+                .map(|s| {
+                    (
+                        s.labels
+                            .iter()
+                            .filter(|(k, _)| *k != "__name__")
+                            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                            .collect(),
+                        s.v,
+                    )
+                })
+                .collect(),
+            Value::Scalar { v, .. } => BTreeMap::from([(BTreeMap::new(), v)]),
+            _ => BTreeMap::new(),
+        }
+    };
+    let good = by_labels(good.value);
+    for (labels, t) in by_labels(total.value) {
+        if t > 0.0 && t.is_finite() {
+            // No good events reported for a label set that has events:
+            // none were good.
+            let g = good.get(&labels).copied().unwrap_or(0.0);
+            out.insert(labels, (g / t).clamp(0.0, 1.0));
+        }
+    }
+    Ok(out)
+}
+
+/// Evaluates `spec` at `t_ms`: one status per label set of its queries.
+pub async fn evaluate(
+    engine: &Engine,
+    source: &dyn Source,
+    spec: &SloSpec,
+    t_ms: i64,
+) -> Result<Vec<SloStatus>, EvalError> {
+    let budget = 1.0 - spec.objective;
+    let mut windows: Vec<Duration> = vec![spec.window];
+    for (_, long, short, _) in ALERTS {
+        windows.push(Duration::from_secs(*long));
+        windows.push(Duration::from_secs(*short));
+    }
+    windows.sort();
+    windows.dedup();
+    // Window → label set → SLI.
+    let mut slis: BTreeMap<Duration, BTreeMap<BTreeMap<String, String>, f64>> = BTreeMap::new();
+    for w in &windows {
+        slis.insert(*w, sli(engine, source, spec, &window_text(*w), t_ms).await?);
+    }
+    let mut label_sets: Vec<BTreeMap<String, String>> =
+        slis.values().flat_map(|m| m.keys().cloned()).collect();
+    label_sets.sort();
+    label_sets.dedup();
+    let burn = |w: Duration, labels: &BTreeMap<String, String>| -> Option<f64> {
+        slis.get(&w)?.get(labels).map(|s| (1.0 - s) / budget)
+    };
+    let window_hours = spec.window.as_secs_f64() / 3_600.0;
+    Ok(label_sets
+        .into_iter()
+        .map(|labels| {
+            let sli = slis.get(&spec.window).and_then(|m| m.get(&labels)).copied();
+            let burn_rates = windows
+                .iter()
+                .filter_map(|w| burn(*w, &labels).map(|b| (window_text(*w), b)))
+                .collect();
+            let alerts = ALERTS
+                .iter()
+                .map(|(severity, long, short, share)| {
+                    let threshold = share * window_hours / (*long as f64 / 3_600.0);
+                    let over = |w: u64| {
+                        burn(Duration::from_secs(w), &labels).is_some_and(|b| b > threshold)
+                    };
+                    AlertState {
+                        severity,
+                        long_window: window_text(Duration::from_secs(*long)),
+                        short_window: window_text(Duration::from_secs(*short)),
+                        threshold,
+                        firing: over(*long) && over(*short),
+                    }
+                })
+                .collect();
+            SloStatus {
+                name: spec.name.clone(),
+                business_process: spec.business_process.clone(),
+                objective: spec.objective,
+                window: window_text(spec.window),
+                error_budget_remaining: sli.map(|s| 1.0 - (1.0 - s) / budget),
+                sli,
+                labels,
+                burn_rates,
+                alerts,
+            }
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use strata_query_lang::promql::{EngineConfig, Labels, MemorySource};
+
+    use super::*;
+
+    const MIN: i64 = 60_000;
+    const NOW: i64 = 1_800_000_000_000;
+
+    /// Request counters of two routes over the last 4 days, one sample a
+    /// minute: `/pick` fails `base` of its requests, `burn` in the last
+    /// `burn_minutes`; `/invoice` never fails.
+    fn source(base: f64, burn: f64, burn_minutes: i64) -> MemorySource {
+        let mut src = MemorySource::new();
+        let labels = |route: &str, code: &str| {
+            Labels::new(vec![
+                ("__name__".into(), "http_requests_total".into()),
+                ("route".into(), route.into()),
+                ("code".into(), code.into()),
+            ])
+        };
+        let (mut ok, mut err, mut inv) = (0.0, 0.0, 0.0);
+        let start = NOW - 4 * 1440 * MIN;
+        for i in 0..=4 * 1440 {
+            let t = start + i * MIN;
+            let share = if t > NOW - burn_minutes * MIN { burn } else { base };
+            // 1000 requests a minute.
+            err += 1000.0 * share;
+            ok += 1000.0 * (1.0 - share);
+            inv += 500.0;
+            src.add(&labels("/pick", "200"), t, ok);
+            src.add(&labels("/pick", "500"), t, err);
+            src.add(&labels("/invoice", "200"), t, inv);
+        }
+        src
+    }
+
+    fn spec() -> SloSpec {
+        SpecFile::parse(
+            r#"
+            [[slo]]
+            name = "availability"
+            business_process = "picking"
+            objective = 0.99
+            window = "28d"
+            good = 'sum by (route) (rate(http_requests_total{code!~"5.."}[$window]))'
+            total = 'sum by (route) (rate(http_requests_total[$window]))'
+            "#,
+        )
+        .unwrap()
+        .slo
+        .remove(0)
+    }
+
+    fn engine() -> Engine {
+        Engine::new(EngineConfig::default())
+    }
+
+    fn route<'a>(out: &'a [SloStatus], r: &str) -> &'a SloStatus {
+        out.iter().find(|s| s.labels["route"] == r).unwrap()
+    }
+
+    fn close(a: f64, b: f64, tol: f64) -> bool {
+        (a - b).abs() <= tol * b.abs().max(1e-9)
+    }
+
+    #[tokio::test]
+    async fn a_steady_error_rate_spends_the_budget_at_its_rate() {
+        // 0.5% errors against a 1% budget: burn 0.5 everywhere, half the
+        // budget left, nothing fires.
+        let out = evaluate(&engine(), &source(0.005, 0.005, 0), &spec(), NOW).await.unwrap();
+        let pick = route(&out, "/pick");
+        assert!(close(pick.sli.unwrap(), 0.995, 1e-3), "{pick:?}");
+        assert!(close(pick.error_budget_remaining.unwrap(), 0.5, 1e-2), "{pick:?}");
+        assert!(close(pick.burn_rates["1h"], 0.5, 1e-2), "{pick:?}");
+        assert!(pick.alerts.iter().all(|a| !a.firing));
+        let inv = route(&out, "/invoice");
+        assert_eq!(inv.sli, Some(1.0));
+        assert_eq!(inv.error_budget_remaining, Some(1.0));
+    }
+
+    #[tokio::test]
+    async fn an_injected_burn_pages_without_ticketing() {
+        // Half the requests fail for the last 50 minutes (0.1% before),
+        // against a 28-day budget of 1%: the page thresholds are 13.44
+        // (2% of the budget in 1h) and 5.6 (5% in 6h), the tickets' 2.8
+        // (10% in 1d) and 0.93 (10% in 3d).
+        // 1h: (50 × 0.5 + 10 × 0.001) / 60 / 0.01 ≈ 41.7; 5m: 50.
+        // 6h: (25 + 310 × 0.001) / 360 / 0.01 ≈ 7.0; 30m: 50.
+        // 1d: (25 + 1390 × 0.001) / 1440 / 0.01 ≈ 1.8 — no ticket.
+        let out = evaluate(&engine(), &source(0.001, 0.5, 50), &spec(), NOW).await.unwrap();
+        let pick = route(&out, "/pick");
+        assert!(close(pick.burn_rates["5m"], 50.0, 0.05), "{pick:?}");
+        assert!(close(pick.burn_rates["1h"], 41.7, 0.05), "{pick:?}");
+        assert!(close(pick.burn_rates["6h"], 7.0, 0.05), "{pick:?}");
+        assert!(close(pick.burn_rates["1d"], 1.83, 0.05), "{pick:?}");
+        assert!(close(pick.alerts[0].threshold, 13.44, 1e-9));
+        let firing: Vec<(&str, &str)> = pick
+            .alerts
+            .iter()
+            .filter(|a| a.firing)
+            .map(|a| (a.severity, a.long_window.as_str()))
+            .collect();
+        assert_eq!(firing, [("page", "1h"), ("page", "6h")]);
+        assert!(route(&out, "/invoice").alerts.iter().all(|a| !a.firing));
+    }
+
+    #[test]
+    fn specs_are_checked() {
+        for (toml, want) in [
+            ("[[slo]]\nname = \"a\"\nobjective = 99.5\ngood = 'x[$window]'\ntotal = 'y[$window]'", "between 0 and 1"),
+            ("[[slo]]\nname = \"a\"\nobjective = 0.9\ngood = 'rate(x[5m])'\ntotal = 'rate(y[$window])'", "$window"),
+            ("[[slo]]\nname = \"a\"\nobjective = 0.9", "either good and total"),
+            ("[[slo]]\nname = \"a\"\nobjective = 0.9\ngood = 'rate(x[$window]'\ntotal = 'rate(y[$window])'", "does not parse"),
+            ("[[slo]]\nname = \"a\"\nobjective = 0.9\nwindow = \"5m\"\nlatency = { histogram = \"h\", threshold = 0.3 }", "at least 1h"),
+        ] {
+            let e = SpecFile::parse(toml).unwrap_err().to_string();
+            assert!(e.contains(want), "{toml}: {e}");
+        }
+        let f = SpecFile::parse(
+            "[[slo]]\nname = \"lat\"\nobjective = 0.95\nlatency = { histogram = \"http_request_duration_seconds\", selector = '{job=\"odoo\"}', threshold = 0.3, by = [\"route\"] }",
+        )
+        .unwrap();
+        let (g, t) = f.slo[0].queries("1h");
+        assert_eq!(g, "sum by (route)(rate(http_request_duration_seconds_bucket{job=\"odoo\", le=\"0.3\"}[1h]))");
+        assert_eq!(t, "sum by (route)(rate(http_request_duration_seconds_count{job=\"odoo\"}[1h]))");
+    }
+}
