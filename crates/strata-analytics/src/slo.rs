@@ -123,7 +123,11 @@ impl SloSpec {
     /// The good and total queries for `window` (PromQL duration syntax).
     pub fn queries(&self, window: &str) -> (String, String) {
         if let Some(l) = &self.latency {
-            let sel = l.selector.trim().trim_start_matches('{').trim_end_matches('}');
+            let sel = l
+                .selector
+                .trim()
+                .trim_start_matches('{')
+                .trim_end_matches('}');
             let join = |extra: &str| {
                 let mut parts: Vec<&str> = Vec::new();
                 if !sel.trim().is_empty() {
@@ -141,8 +145,16 @@ impl SloSpec {
             };
             let le = format!("le=\"{}\"", prom_float(l.threshold));
             return (
-                format!("sum{by}(rate({}_bucket{{{}}}[{window}]))", l.histogram, join(&le)),
-                format!("sum{by}(rate({}_count{{{}}}[{window}]))", l.histogram, join("")),
+                format!(
+                    "sum{by}(rate({}_bucket{{{}}}[{window}]))",
+                    l.histogram,
+                    join(&le)
+                ),
+                format!(
+                    "sum{by}(rate({}_count{{{}}}[{window}]))",
+                    l.histogram,
+                    join("")
+                ),
             );
         }
         let sub = |q: &Option<String>| q.as_deref().unwrap_or_default().replace("$window", window);
@@ -276,11 +288,11 @@ pub struct EvalError {
 
 fn window_text(d: Duration) -> String {
     let s = d.as_secs();
-    if s % 86_400 == 0 {
+    if s.is_multiple_of(86_400) {
         format!("{}d", s / 86_400)
-    } else if s % 3_600 == 0 {
+    } else if s.is_multiple_of(3_600) {
         format!("{}h", s / 3_600)
-    } else if s % 60 == 0 {
+    } else if s.is_multiple_of(60) {
         format!("{}m", s / 60)
     } else {
         format!("{s}s")
@@ -427,7 +439,11 @@ mod tests {
         let start = NOW - 4 * 1440 * MIN;
         for i in 0..=4 * 1440 {
             let t = start + i * MIN;
-            let share = if t > NOW - burn_minutes * MIN { burn } else { base };
+            let share = if t > NOW - burn_minutes * MIN {
+                burn
+            } else {
+                base
+            };
             // 1000 requests a minute.
             err += 1000.0 * share;
             ok += 1000.0 * (1.0 - share);
@@ -472,10 +488,15 @@ mod tests {
     async fn a_steady_error_rate_spends_the_budget_at_its_rate() {
         // 0.5% errors against a 1% budget: burn 0.5 everywhere, half the
         // budget left, nothing fires.
-        let out = evaluate(&engine(), &source(0.005, 0.005, 0), &spec(), NOW).await.unwrap();
+        let out = evaluate(&engine(), &source(0.005, 0.005, 0), &spec(), NOW)
+            .await
+            .unwrap();
         let pick = route(&out, "/pick");
         assert!(close(pick.sli.unwrap(), 0.995, 1e-3), "{pick:?}");
-        assert!(close(pick.error_budget_remaining.unwrap(), 0.5, 1e-2), "{pick:?}");
+        assert!(
+            close(pick.error_budget_remaining.unwrap(), 0.5, 1e-2),
+            "{pick:?}"
+        );
         assert!(close(pick.burn_rates["1h"], 0.5, 1e-2), "{pick:?}");
         assert!(pick.alerts.iter().all(|a| !a.firing));
         let inv = route(&out, "/invoice");
@@ -492,7 +513,9 @@ mod tests {
         // 1h: (50 × 0.5 + 10 × 0.001) / 60 / 0.01 ≈ 41.7; 5m: 50.
         // 6h: (25 + 310 × 0.001) / 360 / 0.01 ≈ 7.0; 30m: 50.
         // 1d: (25 + 1390 × 0.001) / 1440 / 0.01 ≈ 1.8 — no ticket.
-        let out = evaluate(&engine(), &source(0.001, 0.5, 50), &spec(), NOW).await.unwrap();
+        let out = evaluate(&engine(), &source(0.001, 0.5, 50), &spec(), NOW)
+            .await
+            .unwrap();
         let pick = route(&out, "/pick");
         assert!(close(pick.burn_rates["5m"], 50.0, 0.05), "{pick:?}");
         assert!(close(pick.burn_rates["1h"], 41.7, 0.05), "{pick:?}");
@@ -512,11 +535,26 @@ mod tests {
     #[test]
     fn specs_are_checked() {
         for (toml, want) in [
-            ("[[slo]]\nname = \"a\"\nobjective = 99.5\ngood = 'x[$window]'\ntotal = 'y[$window]'", "between 0 and 1"),
-            ("[[slo]]\nname = \"a\"\nobjective = 0.9\ngood = 'rate(x[5m])'\ntotal = 'rate(y[$window])'", "$window"),
-            ("[[slo]]\nname = \"a\"\nobjective = 0.9", "either good and total"),
-            ("[[slo]]\nname = \"a\"\nobjective = 0.9\ngood = 'rate(x[$window]'\ntotal = 'rate(y[$window])'", "does not parse"),
-            ("[[slo]]\nname = \"a\"\nobjective = 0.9\nwindow = \"5m\"\nlatency = { histogram = \"h\", threshold = 0.3 }", "at least 1h"),
+            (
+                "[[slo]]\nname = \"a\"\nobjective = 99.5\ngood = 'x[$window]'\ntotal = 'y[$window]'",
+                "between 0 and 1",
+            ),
+            (
+                "[[slo]]\nname = \"a\"\nobjective = 0.9\ngood = 'rate(x[5m])'\ntotal = 'rate(y[$window])'",
+                "$window",
+            ),
+            (
+                "[[slo]]\nname = \"a\"\nobjective = 0.9",
+                "either good and total",
+            ),
+            (
+                "[[slo]]\nname = \"a\"\nobjective = 0.9\ngood = 'rate(x[$window]'\ntotal = 'rate(y[$window])'",
+                "does not parse",
+            ),
+            (
+                "[[slo]]\nname = \"a\"\nobjective = 0.9\nwindow = \"5m\"\nlatency = { histogram = \"h\", threshold = 0.3 }",
+                "at least 1h",
+            ),
         ] {
             let e = SpecFile::parse(toml).unwrap_err().to_string();
             assert!(e.contains(want), "{toml}: {e}");
@@ -526,7 +564,13 @@ mod tests {
         )
         .unwrap();
         let (g, t) = f.slo[0].queries("1h");
-        assert_eq!(g, "sum by (route)(rate(http_request_duration_seconds_bucket{job=\"odoo\", le=\"0.3\"}[1h]))");
-        assert_eq!(t, "sum by (route)(rate(http_request_duration_seconds_count{job=\"odoo\"}[1h]))");
+        assert_eq!(
+            g,
+            "sum by (route)(rate(http_request_duration_seconds_bucket{job=\"odoo\", le=\"0.3\"}[1h]))"
+        );
+        assert_eq!(
+            t,
+            "sum by (route)(rate(http_request_duration_seconds_count{job=\"odoo\"}[1h]))"
+        );
     }
 }

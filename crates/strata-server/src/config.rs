@@ -36,7 +36,17 @@ pub struct ServerConfig {
     pub postgres: PostgresConfig,
     /// The Arrow Flight SQL listener (ADBC, Flight SQL drivers).
     pub flight: FlightConfig,
+    /// Service-level objectives (`[slo] file = "slo.toml"`).
+    pub slo: SloConfig,
     pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SloConfig {
+    /// A TOML file of `[[slo]]` specs (docs/SLO.md), read when asked for,
+    /// so edits apply without a restart.
+    pub file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -215,6 +225,7 @@ impl Default for ServerConfig {
             tls: TlsConfig::default(),
             postgres: PostgresConfig::default(),
             flight: FlightConfig::default(),
+            slo: SloConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -308,6 +319,12 @@ impl ServerConfig {
                 "limits.max_decoded_size",
                 "must be at least limits.max_request_size",
             );
+        }
+        if let Some(path) = &self.slo.file {
+            strata_analytics::slo::SpecFile::load(path).map_err(|e| ConfigError::Invalid {
+                field: "slo.file",
+                reason: e.to_string(),
+            })?;
         }
         crate::limits::Limits::new(
             self.limits.tenant_defaults.clone(),

@@ -5,6 +5,7 @@ mod logs_write;
 mod loki;
 mod ops;
 mod prom;
+mod slo;
 mod sql;
 mod write;
 
@@ -78,6 +79,8 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/api/v1/cardinality/label_values",
             get(cardinality::label_values),
         )
+        .route("/api/v1/slo", get(slo::list))
+        .route("/api/v1/slo/{name}", get(slo::one))
         .route("/api/v1/admin/flush", post(ops::flush))
         .route("/-/healthy", get(ops::healthy))
         .route("/-/ready", get(ops::ready))

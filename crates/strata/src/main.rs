@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod slo_client;
 mod sql_client;
 mod tools;
 
@@ -27,7 +28,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the server: Prometheus remote write in, SQL out.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Check every data file against the checksum its commit recorded;
     /// exits 1 if any is missing or altered.
     Verify(tools::VerifyArgs),
@@ -42,6 +43,9 @@ enum Command {
     Token(TokenArgs),
     /// SQL against a running server: interactive, or `-c "..."`.
     Sql(sql_client::SqlArgs),
+    /// The tenant's SLOs from a running server: SLI, error budget left,
+    /// burn rates, firing burn-rate alerts.
+    Slo(slo_client::SloArgs),
 }
 
 #[derive(Debug, Args)]
@@ -147,6 +151,11 @@ struct ServeArgs {
     #[arg(long, env = "STRATA_LIMITS_OVERRIDES_FILE", value_name = "FILE")]
     limits_overrides_file: Option<PathBuf>,
 
+    /// Service-level objectives: a TOML file of [[slo]] specs (re-read when
+    /// asked for).
+    #[arg(long, env = "STRATA_SLO_FILE", value_name = "FILE")]
+    slo_file: Option<PathBuf>,
+
     /// PromQL: how far back a selector looks for a sample [default: 5m].
     #[arg(long, env = "STRATA_LOOKBACK_DELTA", value_name = "DURATION", value_parser = humantime::parse_duration)]
     lookback_delta: Option<std::time::Duration>,
@@ -238,6 +247,9 @@ impl ServeArgs {
         if let Some(v) = self.limits_overrides_file {
             c.limits.overrides_file = Some(v);
         }
+        if let Some(v) = self.slo_file {
+            c.slo.file = Some(v);
+        }
         if let Some(v) = self.lookback_delta {
             c.promql.lookback_delta = v;
         }
@@ -317,6 +329,7 @@ fn main() -> ExitCode {
         Command::Retention(args) => tools::retention(args),
         Command::Export(args) => tools::export(args),
         Command::Sql(args) => sql_client::run(args),
+        Command::Slo(args) => slo_client::run(args),
         Command::Token(args) => match new_token(&args) {
             Ok(text) => {
                 print!("{text}");
@@ -328,7 +341,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Serve(args) => {
-            let config = match args.resolve() {
+            let config = match (*args).resolve() {
                 Ok(c) => c,
                 Err(e) => {
                     eprintln!("strata: {e}");

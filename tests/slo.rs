@@ -1,0 +1,199 @@
+//! SLOs end to end: a spec file, request counters written through remote
+//! write with an injected burn, and `GET /api/v1/slo` answering the burn
+//! rates and alert states the SRE workbook's maths gives; a broken spec
+//! file refuses to start.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::process::Command;
+
+use common::{Server, agent, payload, series};
+use serde_json::Value;
+
+const SPEC: &str = r#"
+[[slo]]
+name = "requests"
+business_process = "picking"
+objective = 0.99
+window = "28d"
+good = 'sum by (route) (rate(http_requests_total{code!~"5.."}[$window]))'
+total = 'sum by (route) (rate(http_requests_total[$window]))'
+"#;
+
+/// Two hours of counters, one sample a minute ending now: `/pick` fails
+/// 0.1% of 1000 requests a minute, then half of them for the last 50
+/// minutes; `/invoice` never fails.
+fn write_counters(server: &Server, tenant: &str) {
+    let now = chrono_now_ms() / 60_000 * 60_000;
+    let (mut ok, mut err, mut inv) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut o, mut e, mut i) = (0.0, 0.0, 0.0);
+    for m in (0..=120).rev() {
+        let t = now - m * 60_000;
+        let share = if m < 50 { 0.5 } else { 0.001 };
+        e += 1000.0 * share;
+        o += 1000.0 * (1.0 - share);
+        i += 500.0;
+        ok.push((t, o));
+        err.push((t, e));
+        inv.push((t, i));
+    }
+    let body = payload(vec![
+        series(
+            &[
+                ("__name__", "http_requests_total"),
+                ("code", "200"),
+                ("route", "/pick"),
+            ],
+            &ok,
+        ),
+        series(
+            &[
+                ("__name__", "http_requests_total"),
+                ("code", "500"),
+                ("route", "/pick"),
+            ],
+            &err,
+        ),
+        series(
+            &[
+                ("__name__", "http_requests_total"),
+                ("code", "200"),
+                ("route", "/invoice"),
+            ],
+            &inv,
+        ),
+    ]);
+    let (status, text) = server.write(Some(tenant), &body);
+    assert_eq!(status, 204, "{text}");
+}
+
+fn chrono_now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+fn slo(server: &Server, tenant: &str, path: &str) -> (u16, Value) {
+    let mut resp = agent()
+        .get(&server.url(path))
+        .header("X-Scope-OrgID", tenant)
+        .call()
+        .unwrap();
+    let status = resp.status().as_u16();
+    (
+        status,
+        serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap(),
+    )
+}
+
+#[test]
+fn an_injected_burn_pages_and_a_clean_route_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("slo.toml");
+    std::fs::write(
+        &spec,
+        SPEC.replace("\n[[slo]]", "\n[[slo]]\ntenant = \"acme\""),
+    )
+    .unwrap();
+    let server = Server::start(
+        &dir.path().join("data"),
+        &["--slo-file", spec.to_str().unwrap()],
+    );
+    write_counters(&server, "acme");
+
+    let (status, v) = slo(&server, "acme", "/api/v1/slo");
+    assert_eq!(status, 200, "{v}");
+    let rows = v["data"].as_array().unwrap();
+    let by_route = |r: &str| {
+        rows.iter()
+            .find(|s| s["labels"]["route"] == r)
+            .unwrap()
+            .clone()
+    };
+    let pick = by_route("/pick");
+    assert_eq!(pick["business_process"], "picking");
+    let burn_5m = pick["burn_rates"]["5m"].as_f64().unwrap();
+    assert!((burn_5m - 50.0).abs() < 2.5, "{pick}");
+    let burn_1h = pick["burn_rates"]["1h"].as_f64().unwrap();
+    assert!((burn_1h - 41.7).abs() < 2.5, "{pick}");
+    let page = &pick["alerts"][0];
+    assert_eq!(
+        (page["severity"].as_str(), page["long_window"].as_str()),
+        (Some("page"), Some("1h"))
+    );
+    assert_eq!(page["firing"], true, "{pick}");
+    assert!(
+        pick["error_budget_remaining"].as_f64().unwrap() < 0.0,
+        "overspent: {pick}"
+    );
+
+    let invoice = by_route("/invoice");
+    assert_eq!(invoice["sli"], 1.0);
+    assert!(
+        invoice["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["firing"] == false)
+    );
+
+    // One SLO by name; another tenant has none.
+    let (status, v) = slo(&server, "acme", "/api/v1/slo/requests");
+    assert_eq!(status, 200);
+    assert_eq!(v["data"].as_array().unwrap().len(), 2);
+    let (status, _) = slo(&server, "acme", "/api/v1/slo/nope");
+    assert_eq!(status, 404);
+    let (status, v) = slo(&server, "other", "/api/v1/slo");
+    assert_eq!(status, 200);
+    assert_eq!(v["data"], serde_json::json!([]));
+
+    // The CLI prints the same.
+    let out = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args([
+            "slo",
+            "--url",
+            &format!("http://{}", server.addr),
+            "--tenant",
+            "acme",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("requests") && text.contains("/pick") && text.contains("page 1h"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_broken_spec_file_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("slo.toml");
+    std::fs::write(
+        &spec,
+        "[[slo]]\nname = \"x\"\nobjective = 99.5\ngood = 'a[$window]'\ntotal = 'b[$window]'\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args([
+            "serve",
+            "--data-dir",
+            dir.path().join("d").to_str().unwrap(),
+            "--slo-file",
+            spec.to_str().unwrap(),
+        ])
+        .env("STRATA_PG_LISTEN", "off")
+        .env("STRATA_FLIGHT_LISTEN", "off")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("between 0 and 1"), "{err}");
+}
