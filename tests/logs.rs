@@ -402,6 +402,51 @@ fn each_protocol_answers_in_its_own_shape() {
         &[("start", "1699999999"), ("end", "1700000002")],
     );
     assert_eq!(v["data"], serde_json::json!(["error"]));
+
+    // Grafana's query size estimate and volume, from counts (no lines
+    // copied): 3 entries of 1 + 2 + 1 bytes in 2 streams; then with the
+    // entries in Parquet.
+    for flushed in [false, true] {
+        if flushed {
+            assert_eq!(server.post("/api/v1/admin/flush").unwrap().0, 200);
+        }
+        let range = [("start", "1699999999"), ("end", "1700000002")];
+        let (status, v) = loki(
+            &server,
+            "t",
+            "/loki/api/v1/index/stats",
+            &[("query", r#"{job="odoo"}"#), range[0], range[1]],
+        );
+        assert_eq!(status, 200);
+        assert_eq!(
+            v,
+            serde_json::json!({"streams": 2, "chunks": 2, "entries": 3, "bytes": 4}),
+            "flushed: {flushed}"
+        );
+        let (_, v) = loki(
+            &server,
+            "t",
+            "/loki/api/v1/index/volume",
+            &[
+                ("query", r#"{job="odoo"}"#),
+                ("targetLabels", "level"),
+                range[0],
+                range[1],
+            ],
+        );
+        let mut volume: Vec<String> = v["data"]["result"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| format!("{}={}", r["metric"], r["value"][1].as_str().unwrap()))
+            .collect();
+        volume.sort();
+        assert_eq!(
+            volume,
+            [r#"{"level":"error"}=1"#, "{}=3"],
+            "flushed: {flushed}"
+        );
+    }
 }
 
 fn strata(args: &[&str]) -> std::process::Output {

@@ -207,6 +207,39 @@ impl TenantLogs {
         out
     }
 
+    /// Per matching stream with entries in `[start_ns, end_ns)`: its id,
+    /// labels, entry count and line bytes (nothing copied but labels).
+    pub fn stats(
+        &self,
+        matchers: &[Matcher],
+        start_ns: i64,
+        end_ns: i64,
+    ) -> Vec<(u64, Labels, u64, u64)> {
+        let streams = self.streams.read();
+        streams
+            .iter()
+            .filter(|(_, s)| {
+                matchers
+                    .iter()
+                    .all(|m| m.matches(s.labels.get(&m.name).unwrap_or("")))
+            })
+            .filter_map(|(id, s)| {
+                // Counted as readers see them: an entry sent twice once.
+                let mut seen: Vec<(i64, &str)> = s
+                    .entries
+                    .iter()
+                    .filter(|e| e.timestamp_ns >= start_ns && e.timestamp_ns < end_ns)
+                    .map(|e| (e.timestamp_ns, e.line.as_str()))
+                    .collect();
+                seen.sort_unstable();
+                seen.dedup();
+                let n = seen.len() as u64;
+                let bytes = seen.iter().map(|(_, l)| l.len() as u64).sum();
+                (n > 0).then(|| (*id, s.labels.clone(), n, bytes))
+            })
+            .collect()
+    }
+
     /// Every stream's labels, whatever its entries' times.
     pub fn stream_labels(&self) -> Vec<Labels> {
         self.streams

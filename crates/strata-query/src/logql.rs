@@ -56,6 +56,102 @@ impl LogQlSource {
         Ok(out)
     }
 
+    /// Per stream with entries in `[start_ns, end_ns)`: its labels, entry
+    /// count and line bytes — without copying lines (Grafana asks this
+    /// before every query, `index/stats` and `index/volume`).
+    pub async fn stream_stats(
+        &self,
+        matchers: &[StreamMatcher],
+        start_ns: i64,
+        end_ns: i64,
+    ) -> Result<Vec<(Vec<(String, String)>, u64, u64)>, EvalError> {
+        let matchers = head_matchers(matchers)?;
+        let floor = self.view.not_before_ms.saturating_mul(1_000_000);
+        let start_ns = start_ns.max(floor);
+        let mut by_id: HashMap<u64, (Vec<(String, String)>, u64, u64)> = HashMap::new();
+        if start_ns >= end_ns {
+            return Ok(Vec::new());
+        }
+        for head in &self.view.heads {
+            for (id, labels, n, bytes) in head.stats(&matchers, start_ns, end_ns) {
+                let e = by_id.entry(id).or_insert_with(|| {
+                    let pairs = labels
+                        .iter()
+                        .map(|l| (l.name.clone(), l.value.clone()))
+                        .collect();
+                    (pairs, 0, 0)
+                });
+                e.1 += n;
+                e.2 += bytes;
+            }
+        }
+        let files_hold = self.view.files.iter().any(|f| {
+            f.stats.rows > 0 && f.stats.min_ts_ns < end_ns && f.stats.max_ts_ns >= start_ns
+        });
+        if files_hold {
+            let err = |e: datafusion::error::DataFusionError| EvalError::Source(e.to_string());
+            let mut files_only = self.view.clone();
+            files_only.heads = Vec::new();
+            let ts = |ns: i64| {
+                lit(datafusion::common::ScalarValue::TimestampNanosecond(
+                    Some(ns),
+                    Some("UTC".into()),
+                ))
+            };
+            let df = self
+                .ctx
+                .read_table(Arc::new(LogsTable::new(files_only)))
+                .map_err(err)?
+                .filter(
+                    col("timestamp")
+                        .gt_eq(ts(start_ns))
+                        .and(col("timestamp").lt(ts(end_ns))),
+                )
+                .map_err(err)?
+                .select(vec![
+                    col("stream_id"),
+                    col("labels"),
+                    datafusion::functions::expr_fn::octet_length(col("line")),
+                ])
+                .map_err(err)?;
+            let mut stream = df.execute_stream().await.map_err(err)?;
+            let mut matched: HashMap<u64, bool> = HashMap::new();
+            while let Some(batch) = stream.try_next().await.map_err(err)? {
+                let ids = batch.column(0).as_primitive::<Int64Type>();
+                let labels = batch.column(1).as_map();
+                let lens =
+                    arrow::compute::cast(batch.column(2), &arrow::datatypes::DataType::Int64)
+                        .map_err(|e| EvalError::Source(e.to_string()))?;
+                let lens = lens.as_primitive::<Int64Type>();
+                for row in 0..batch.num_rows() {
+                    let id = ids.value(row) as u64;
+                    let ok = *matched.entry(id).or_insert_with(|| {
+                        let pairs = map_row(labels, row);
+                        let hit = matchers.iter().all(|m| {
+                            m.matches(
+                                pairs
+                                    .iter()
+                                    .find(|(k, _)| *k == m.name)
+                                    .map_or("", |(_, v)| v),
+                            )
+                        });
+                        if hit {
+                            by_id.entry(id).or_insert((pairs, 0, 0));
+                        }
+                        hit
+                    });
+                    if ok && let Some(e) = by_id.get_mut(&id) {
+                        e.1 += 1;
+                        e.2 += u64::try_from(lens.value(row)).unwrap_or(0);
+                    }
+                }
+            }
+        }
+        let mut out: Vec<_> = by_id.into_values().collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+
     /// Streams (labels only when `entries` is false) with entries in
     /// `[start_ns, end_ns)` whose lines pass `line_filters`.
     pub async fn streams(

@@ -203,12 +203,17 @@ async fn run<T>(
         .map_err(|_| ApiError::new(ErrorKind::Timeout, "query timed out", SHAPE))?
 }
 
+/// Entries one LogQL query may read without a tenant limit: a log query
+/// holds what it reads until it sorts and limits, so this bounds its
+/// memory (about 1 GiB of typical lines).
+const DEFAULT_MAX_ENTRIES: usize = 5_000_000;
+
 fn options(state: &AppState, tenant: &TenantId) -> Options {
     let tenant_max = state.limits.of(tenant).max_query_samples;
-    let max = state.config.promql.max_samples;
+    let max = state.config.promql.max_samples.min(DEFAULT_MAX_ENTRIES);
     Options {
         max_entries: if tenant_max > 0 {
-            max.min(tenant_max)
+            tenant_max.min(state.config.promql.max_samples)
         } else {
             max
         },
@@ -491,17 +496,13 @@ pub(super) async fn index_stats(
             let matchers = selector(params.get("query"))?;
             let src = source(&state, &tenant)?;
             let streams = run(&state, &tenant, async {
-                src.streams(&matchers, &[], start, end.saturating_add(1), true)
+                src.stream_stats(&matchers, start, end.saturating_add(1))
                     .await
                     .map_err(from_eval)
             })
             .await?;
-            let entries: usize = streams.iter().map(|s| s.entries.len()).sum();
-            let bytes: usize = streams
-                .iter()
-                .flat_map(|s| &s.entries)
-                .map(|e| e.line.len())
-                .sum();
+            let entries: u64 = streams.iter().map(|s| s.1).sum();
+            let bytes: u64 = streams.iter().map(|s| s.2).sum();
             Ok(axum::Json(json!({
                 "streams": streams.len(),
                 "chunks": streams.len(),
@@ -544,20 +545,19 @@ pub(super) async fn index_volume(
             };
             let src = source(&state, &tenant)?;
             let streams = run(&state, &tenant, async {
-                src.streams(&matchers, &[], start, end.saturating_add(1), true)
+                src.stream_stats(&matchers, start, end.saturating_add(1))
                     .await
                     .map_err(from_eval)
             })
             .await?;
-            let mut volume: std::collections::BTreeMap<Labels, u64> = std::collections::BTreeMap::new();
-            for s in streams {
-                let key: Labels = s
-                    .labels
+            let mut volume: std::collections::BTreeMap<Labels, u64> =
+                std::collections::BTreeMap::new();
+            for (labels, _, bytes) in streams {
+                let key: Labels = labels
                     .into_iter()
                     .filter(|(k, _)| target.is_empty() || target.contains(k))
                     .collect();
-                *volume.entry(key).or_default() +=
-                    s.entries.iter().map(|e| e.line.len() as u64).sum::<u64>();
+                *volume.entry(key).or_default() += bytes;
             }
             let mut rows: Vec<(Labels, u64)> = volume.into_iter().collect();
             rows.sort_by_key(|r| std::cmp::Reverse(r.1));
