@@ -21,6 +21,9 @@ use strata_storage::LogView;
 
 use crate::logs::LogsTable;
 
+/// A stream's labels, entries and line bytes in a time range.
+pub type StreamStats = (Vec<(String, String)>, u64, u64);
+
 /// A tenant's logs for LogQL.
 pub struct LogQlSource {
     view: LogView,
@@ -64,11 +67,11 @@ impl LogQlSource {
         matchers: &[StreamMatcher],
         start_ns: i64,
         end_ns: i64,
-    ) -> Result<Vec<(Vec<(String, String)>, u64, u64)>, EvalError> {
+    ) -> Result<Vec<StreamStats>, EvalError> {
         let matchers = head_matchers(matchers)?;
         let floor = self.view.not_before_ms.saturating_mul(1_000_000);
         let start_ns = start_ns.max(floor);
-        let mut by_id: HashMap<u64, (Vec<(String, String)>, u64, u64)> = HashMap::new();
+        let mut by_id: HashMap<u64, StreamStats> = HashMap::new();
         if start_ns >= end_ns {
             return Ok(Vec::new());
         }
