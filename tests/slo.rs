@@ -197,3 +197,107 @@ fn a_broken_spec_file_refuses_to_start() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("between 0 and 1"), "{err}");
 }
+
+/// A real Alertmanager (Debian's prometheus-alertmanager) receives the
+/// firing burn-rate alerts.
+#[test]
+fn firing_burn_rate_alerts_reach_alertmanager() {
+    if !common::clients_ready(&["prometheus-alertmanager"], "") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let am_config = dir.path().join("am.yml");
+    std::fs::write(
+        &am_config,
+        "route:\n  receiver: blackhole\nreceivers:\n  - name: blackhole\n",
+    )
+    .unwrap();
+    let am_port = common::free_port();
+    let mut am = Command::new("prometheus-alertmanager")
+        .args([
+            &format!("--config.file={}", am_config.display()),
+            &format!("--storage.path={}", dir.path().join("am").display()),
+            &format!("--web.listen-address=127.0.0.1:{am_port}"),
+            "--cluster.listen-address=",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let am_url = format!("http://127.0.0.1:{am_port}");
+    let spec = dir.path().join("slo.toml");
+    std::fs::write(
+        &spec,
+        SPEC.replace("\n[[slo]]", "\n[[slo]]\ntenant = \"acme\""),
+    )
+    .unwrap();
+    let server = Server::start(
+        &dir.path().join("data"),
+        &[
+            "--slo-file",
+            spec.to_str().unwrap(),
+            "--alertmanager-url",
+            &am_url,
+            "--slo-evaluation-interval",
+            "1s",
+        ],
+    );
+    write_counters(&server, "acme");
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let found = loop {
+        let alerts: Value = agent()
+            .get(&format!("{am_url}/api/v2/alerts"))
+            .call()
+            .ok()
+            .and_then(|mut r| r.body_mut().read_to_string().ok())
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or(Value::Null);
+        let hit = alerts.as_array().into_iter().flatten().find(|a| {
+            let l = &a["labels"];
+            l["alertname"] == "SLOErrorBudgetBurn"
+                && l["slo"] == "requests"
+                && l["route"] == "/pick"
+                && l["severity"] == "page"
+                && l["long_window"] == "1h"
+        });
+        if let Some(a) = hit {
+            break a.clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no alert in Alertmanager: {alerts}\n{}",
+            server.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    };
+    assert_eq!(found["labels"]["tenant"], "acme");
+    assert_eq!(found["labels"]["business_process"], "picking");
+    assert!(
+        found["annotations"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("over 1h"),
+        "{found}"
+    );
+    // The clean route never fires.
+    let alerts: Value = serde_json::from_str(
+        &agent()
+            .get(&format!("{am_url}/api/v2/alerts"))
+            .call()
+            .unwrap()
+            .body_mut()
+            .read_to_string()
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(
+        alerts
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["labels"]["route"] != "/invoice")
+    );
+    let _ = am.kill();
+    let _ = am.wait();
+}

@@ -41,12 +41,28 @@ pub struct ServerConfig {
     pub log: LogConfig,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SloConfig {
     /// A TOML file of `[[slo]]` specs (docs/SLO.md), read when asked for,
     /// so edits apply without a restart.
     pub file: Option<PathBuf>,
+    /// Alertmanager to send firing burn-rate alerts to
+    /// (`http://host:9093`); none: alerts are only served by the API.
+    pub alertmanager_url: Option<String>,
+    /// How often SLOs are evaluated for alerting.
+    #[serde(deserialize_with = "duration")]
+    pub evaluation_interval: std::time::Duration,
+}
+
+impl Default for SloConfig {
+    fn default() -> Self {
+        Self {
+            file: None,
+            alertmanager_url: None,
+            evaluation_interval: std::time::Duration::from_secs(60),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]

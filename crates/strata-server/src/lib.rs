@@ -20,6 +20,7 @@ mod metrics;
 pub mod pg;
 mod routes;
 pub mod scheduler;
+mod slo_alerts;
 mod sql_format;
 mod sql_json;
 mod state;
@@ -232,6 +233,11 @@ pub async fn serve(
         })
     };
 
+    let slo_alerts = tokio::spawn(crate::slo_alerts::run(
+        Arc::clone(&state),
+        flusher_stop_tx.subscribe(),
+    ));
+
     let served = server.await;
     if let Some(pg) = pg_server {
         let _ = pg.await;
@@ -242,6 +248,7 @@ pub async fn serve(
     let _ = flusher_stop_tx.send(true);
     let _ = retention.await;
     let _ = auth_reload.await;
+    let _ = slo_alerts.await;
     if let Some(f) = flusher {
         let _ = f.await;
     }

@@ -156,6 +156,14 @@ struct ServeArgs {
     #[arg(long, env = "STRATA_SLO_FILE", value_name = "FILE")]
     slo_file: Option<PathBuf>,
 
+    /// Alertmanager URL to send firing SLO burn-rate alerts to.
+    #[arg(long, env = "STRATA_ALERTMANAGER_URL", value_name = "URL")]
+    alertmanager_url: Option<String>,
+
+    /// How often SLOs are evaluated for alerting [default: 1m].
+    #[arg(long, env = "STRATA_SLO_EVALUATION_INTERVAL", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    slo_evaluation_interval: Option<std::time::Duration>,
+
     /// PromQL: how far back a selector looks for a sample [default: 5m].
     #[arg(long, env = "STRATA_LOOKBACK_DELTA", value_name = "DURATION", value_parser = humantime::parse_duration)]
     lookback_delta: Option<std::time::Duration>,
@@ -249,6 +257,12 @@ impl ServeArgs {
         }
         if let Some(v) = self.slo_file {
             c.slo.file = Some(v);
+        }
+        if let Some(v) = self.alertmanager_url {
+            c.slo.alertmanager_url = Some(v);
+        }
+        if let Some(v) = self.slo_evaluation_interval {
+            c.slo.evaluation_interval = v;
         }
         if let Some(v) = self.lookback_delta {
             c.promql.lookback_delta = v;
