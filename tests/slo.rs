@@ -298,6 +298,28 @@ fn firing_burn_rate_alerts_reach_alertmanager() {
             .iter()
             .all(|a| a["labels"]["route"] != "/invoice")
     );
+
+    // The results are recorded as the tenant's series: PromQL sees them.
+    let promql = |q: &str| -> Value {
+        let mut resp = agent()
+            .get(&server.url("/api/v1/query"))
+            .header("X-Scope-OrgID", "acme")
+            .query("query", q)
+            .call()
+            .unwrap();
+        serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap()
+    };
+    let v = promql(r#"strata_slo_burn_rate{slo="requests", route="/pick", window="1h"}"#);
+    let burn: f64 = v["data"]["result"][0]["value"][1]
+        .as_str()
+        .unwrap_or("NaN")
+        .parse()
+        .unwrap();
+    assert!((burn - 41.7).abs() < 2.5, "{v}");
+    let v = promql(
+        r#"strata_slo_alert_firing{slo="requests", route="/pick", severity="page", long_window="1h"}"#,
+    );
+    assert_eq!(v["data"]["result"][0]["value"][1], "1", "{v}");
     let _ = am.kill();
     let _ = am.wait();
 }

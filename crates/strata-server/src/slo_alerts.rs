@@ -1,7 +1,14 @@
-//! Firing SLO burn-rate alerts sent to Alertmanager (its v2 API).
+//! SLOs evaluated in the background: recorded as series of the SLO's
+//! tenant, and firing burn-rate alerts sent to Alertmanager (its v2 API).
 //!
 //! Every `slo.evaluation_interval` the spec file is read and each SLO
-//! evaluated for its tenant; every firing burn-rate alert is posted to
+//! evaluated for its tenant. The results are written through the WAL like
+//! any sample, so PromQL (and Grafana) see them and keep their history:
+//! `strata_slo_sli`, `strata_slo_error_budget_remaining`,
+//! `strata_slo_objective`, `strata_slo_burn_rate{window}` and
+//! `strata_slo_alert_firing{severity, long_window, short_window}`, each
+//! labelled `slo`, `business_process` and the SLO's own labels. With an
+//! Alertmanager URL every firing burn-rate alert is also posted to
 //! `<slo.alertmanager_url>/api/v2/alerts` with an end time a few intervals
 //! ahead (so a Strata that stops sending lets them resolve), and an alert
 //! that stopped firing is posted once more ending now (resolved). A failed
@@ -63,7 +70,52 @@ fn alert(tenant: &TenantId, status: &SloStatus, i: usize) -> Option<(String, Val
     Some((key, body))
 }
 
-/// Evaluates every SLO of the file; the firing alerts by key.
+/// The recorded series of one status, at `t_ms`.
+fn recorded(status: &SloStatus, t_ms: i64) -> Vec<strata_types::SeriesSamples> {
+    let mut base: BTreeMap<String, String> = status.labels.clone();
+    base.insert("slo".into(), status.name.clone());
+    if let Some(p) = &status.business_process {
+        base.insert("business_process".into(), p.clone());
+    }
+    let series = |name: &str, extra: &[(&str, &str)], v: f64| {
+        let mut labels = base.clone();
+        labels.insert("__name__".into(), name.into());
+        for (k, v) in extra {
+            labels.insert((*k).into(), (*v).into());
+        }
+        let pairs: Vec<(&str, &str)> = labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        strata_types::SeriesSamples::try_from_pairs(&pairs, &[(t_ms, v)]).ok()
+    };
+    let mut out = Vec::new();
+    out.extend(series("strata_slo_objective", &[], status.objective));
+    if let Some(v) = status.sli {
+        out.extend(series("strata_slo_sli", &[], v));
+    }
+    if let Some(v) = status.error_budget_remaining {
+        out.extend(series("strata_slo_error_budget_remaining", &[], v));
+    }
+    for (w, v) in &status.burn_rates {
+        out.extend(series("strata_slo_burn_rate", &[("window", w)], *v));
+    }
+    for a in &status.alerts {
+        out.extend(series(
+            "strata_slo_alert_firing",
+            &[
+                ("severity", a.severity),
+                ("long_window", &a.long_window),
+                ("short_window", &a.short_window),
+            ],
+            f64::from(u8::from(a.firing)),
+        ));
+    }
+    out
+}
+
+/// Evaluates every SLO of the file, records the results in each SLO's
+/// tenant; the firing alerts by key.
 async fn firing(state: &AppState, file: &SpecFile) -> HashMap<String, Value> {
     let cfg = &state.config.promql;
     let engine = Engine::new(EngineConfig {
@@ -88,6 +140,16 @@ async fn firing(state: &AppState, file: &SpecFile) -> HashMap<String, Value> {
         let now = chrono::Utc::now().timestamp_millis();
         match slo::evaluate(&engine, &source, spec, now).await {
             Ok(statuses) => {
+                let series: Vec<_> = statuses.iter().flat_map(|s| recorded(s, now)).collect();
+                if let (Some(wal), false) = (state.wal(), series.is_empty()) {
+                    let batch = std::sync::Arc::new(strata_types::WriteBatch::from_series(
+                        tenant.clone(),
+                        series,
+                    ));
+                    if let Err(error) = state.storage.write(wal.as_ref(), batch).await {
+                        warn!(slo = %spec.name, %error, "SLO results not recorded");
+                    }
+                }
                 for s in &statuses {
                     for i in 0..s.alerts.len() {
                         if let Some((k, v)) = alert(&tenant, s, i) {
@@ -105,13 +167,15 @@ async fn firing(state: &AppState, file: &SpecFile) -> HashMap<String, Value> {
 /// Runs until `stop` changes; nothing to do without a spec file and an
 /// Alertmanager URL.
 pub(crate) async fn run(state: Arc<AppState>, mut stop: tokio::sync::watch::Receiver<bool>) {
-    let (Some(path), Some(url)) = (
-        state.config.slo.file.clone(),
-        state.config.slo.alertmanager_url.clone(),
-    ) else {
+    let Some(path) = state.config.slo.file.clone() else {
         return;
     };
-    let endpoint = format!("{}/api/v2/alerts", url.trim_end_matches('/'));
+    let endpoint = state
+        .config
+        .slo
+        .alertmanager_url
+        .as_ref()
+        .map(|url| format!("{}/api/v2/alerts", url.trim_end_matches('/')));
     let interval = state
         .config
         .slo
@@ -121,7 +185,11 @@ pub(crate) async fn run(state: Arc<AppState>, mut stop: tokio::sync::watch::Rece
     // Key → (alert, when it started firing).
     let mut active: HashMap<String, (Value, chrono::DateTime<chrono::Utc>)> = HashMap::new();
     let mut tick = tokio::time::interval(interval);
-    info!(%endpoint, interval_s = interval.as_secs_f64(), "sending SLO burn-rate alerts to Alertmanager");
+    info!(
+        alertmanager = endpoint.as_deref().unwrap_or("none"),
+        interval_s = interval.as_secs_f64(),
+        "evaluating SLOs in the background"
+    );
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -158,11 +226,14 @@ pub(crate) async fn run(state: Arc<AppState>, mut stop: tokio::sync::watch::Rece
                 batch.push(a);
             }
         }
+        let Some(target) = endpoint.clone() else {
+            continue;
+        };
+        let target_shown = target.clone();
         if batch.is_empty() {
             continue;
         }
         let body = Value::Array(batch).to_string();
-        let target = endpoint.clone();
         let sent = tokio::task::spawn_blocking(move || {
             let agent = ureq::Agent::new_with_config(
                 ureq::Agent::config_builder()
@@ -181,10 +252,10 @@ pub(crate) async fn run(state: Arc<AppState>, mut stop: tokio::sync::watch::Rece
         match sent {
             Ok(Ok(200..=299)) => {}
             Ok(Ok(status)) => {
-                warn!(%endpoint, status, "Alertmanager refused the SLO alerts; retrying next round")
+                warn!(endpoint = %target_shown, status, "Alertmanager refused the SLO alerts; retrying next round")
             }
             Ok(Err(error)) => {
-                warn!(%endpoint, %error, "Alertmanager unreachable; retrying next round")
+                warn!(endpoint = %target_shown, %error, "Alertmanager unreachable; retrying next round")
             }
             Err(error) => warn!(%error, "alert sender task failed"),
         }
