@@ -59,6 +59,44 @@ impl LogQlSource {
         Ok(out)
     }
 
+    /// `start_ns` raised to the tenant's lookback floor.
+    fn floor(&self, start_ns: i64) -> i64 {
+        start_ns.max(self.view.not_before_ms.saturating_mul(1_000_000))
+    }
+
+    /// Whether any data file may hold entries in `[start_ns, end_ns)`.
+    fn files_hold(&self, start_ns: i64, end_ns: i64) -> bool {
+        self.view.files.iter().any(|f| {
+            f.stats.rows > 0 && f.stats.min_ts_ns < end_ns && f.stats.max_ts_ns >= start_ns
+        })
+    }
+
+    /// The data files' entries in `[start_ns, end_ns)`, as SQL's `logs`
+    /// reads them (heads left out: they are read through their index).
+    fn files_frame(
+        &self,
+        start_ns: i64,
+        end_ns: i64,
+    ) -> Result<datafusion::dataframe::DataFrame, EvalError> {
+        let mut files_only = self.view.clone();
+        files_only.heads = Vec::new();
+        let ts = |ns: i64| {
+            lit(datafusion::common::ScalarValue::TimestampNanosecond(
+                Some(ns),
+                Some("UTC".into()),
+            ))
+        };
+        self.ctx
+            .read_table(Arc::new(LogsTable::new(files_only)))
+            .map_err(df_err)?
+            .filter(
+                col("timestamp")
+                    .gt_eq(ts(start_ns))
+                    .and(col("timestamp").lt(ts(end_ns))),
+            )
+            .map_err(df_err)
+    }
+
     /// Per stream with entries in `[start_ns, end_ns)`: its labels, entry
     /// count and line bytes — without copying lines (Grafana asks this
     /// before every query, `index/stats` and `index/volume`).
@@ -69,8 +107,7 @@ impl LogQlSource {
         end_ns: i64,
     ) -> Result<Vec<StreamStats>, EvalError> {
         let matchers = head_matchers(matchers)?;
-        let floor = self.view.not_before_ms.saturating_mul(1_000_000);
-        let start_ns = start_ns.max(floor);
+        let start_ns = self.floor(start_ns);
         let mut by_id: HashMap<u64, StreamStats> = HashMap::new();
         if start_ns >= end_ns {
             return Ok(Vec::new());
@@ -88,38 +125,18 @@ impl LogQlSource {
                 e.2 += bytes;
             }
         }
-        let files_hold = self.view.files.iter().any(|f| {
-            f.stats.rows > 0 && f.stats.min_ts_ns < end_ns && f.stats.max_ts_ns >= start_ns
-        });
-        if files_hold {
-            let err = |e: datafusion::error::DataFusionError| EvalError::Source(e.to_string());
-            let mut files_only = self.view.clone();
-            files_only.heads = Vec::new();
-            let ts = |ns: i64| {
-                lit(datafusion::common::ScalarValue::TimestampNanosecond(
-                    Some(ns),
-                    Some("UTC".into()),
-                ))
-            };
+        if self.files_hold(start_ns, end_ns) {
             let df = self
-                .ctx
-                .read_table(Arc::new(LogsTable::new(files_only)))
-                .map_err(err)?
-                .filter(
-                    col("timestamp")
-                        .gt_eq(ts(start_ns))
-                        .and(col("timestamp").lt(ts(end_ns))),
-                )
-                .map_err(err)?
+                .files_frame(start_ns, end_ns)?
                 .select(vec![
                     col("stream_id"),
                     col("labels"),
                     datafusion::functions::expr_fn::octet_length(col("line")),
                 ])
-                .map_err(err)?;
-            let mut stream = df.execute_stream().await.map_err(err)?;
+                .map_err(df_err)?;
+            let mut stream = df.execute_stream().await.map_err(df_err)?;
             let mut matched: HashMap<u64, bool> = HashMap::new();
-            while let Some(batch) = stream.try_next().await.map_err(err)? {
+            while let Some(batch) = stream.try_next().await.map_err(df_err)? {
                 let ids = batch.column(0).as_primitive::<Int64Type>();
                 let labels = batch.column(1).as_map();
                 let lens =
@@ -129,19 +146,9 @@ impl LogQlSource {
                 for row in 0..batch.num_rows() {
                     let id = ids.value(row) as u64;
                     let ok = *matched.entry(id).or_insert_with(|| {
-                        let pairs = map_row(labels, row);
-                        let hit = matchers.iter().all(|m| {
-                            m.matches(
-                                pairs
-                                    .iter()
-                                    .find(|(k, _)| *k == m.name)
-                                    .map_or("", |(_, v)| v),
-                            )
-                        });
-                        if hit {
-                            by_id.entry(id).or_insert((pairs, 0, 0));
-                        }
-                        hit
+                        matching_labels(labels, row, &matchers)
+                            .map(|pairs| by_id.entry(id).or_insert((pairs, 0, 0)))
+                            .is_some()
                     });
                     if ok && let Some(e) = by_id.get_mut(&id) {
                         e.1 += 1;
@@ -166,8 +173,7 @@ impl LogQlSource {
         entries: bool,
     ) -> Result<Vec<SourceStream>, EvalError> {
         let matchers = head_matchers(matchers)?;
-        let floor = self.view.not_before_ms.saturating_mul(1_000_000);
-        let start_ns = start_ns.max(floor);
+        let start_ns = self.floor(start_ns);
         let mut by_id: HashMap<u64, SourceStream> = HashMap::new();
         if start_ns >= end_ns {
             return Ok(Vec::new());
@@ -194,10 +200,7 @@ impl LogQlSource {
                 }
             }
         }
-        let files_hold = self.view.files.iter().any(|f| {
-            f.stats.rows > 0 && f.stats.min_ts_ns < end_ns && f.stats.max_ts_ns >= start_ns
-        });
-        if files_hold {
+        if self.files_hold(start_ns, end_ns) {
             self.read_files(
                 &matchers,
                 line_filters,
@@ -231,62 +234,35 @@ impl LogQlSource {
         entries: bool,
         by_id: &mut HashMap<u64, SourceStream>,
     ) -> Result<(), EvalError> {
-        let err = |e: datafusion::error::DataFusionError| EvalError::Source(e.to_string());
-        let mut files_only = self.view.clone();
-        files_only.heads = Vec::new();
-        let table = Arc::new(LogsTable::new(files_only));
-        let ts = |ns: i64| {
-            lit(datafusion::common::ScalarValue::TimestampNanosecond(
-                Some(ns),
-                Some("UTC".into()),
-            ))
-        };
-        let mut df = self
-            .ctx
-            .read_table(table)
-            .map_err(err)?
-            .filter(
-                col("timestamp")
-                    .gt_eq(ts(start_ns))
-                    .and(col("timestamp").lt(ts(end_ns))),
-            )
-            .map_err(err)?;
+        let mut df = self.files_frame(start_ns, end_ns)?;
         // Line filters run in the Parquet scan: only matching rows'
         // other columns are decoded.
         for f in line_filters {
-            df = df.filter(line_filter_expr(f)).map_err(err)?;
+            df = df.filter(line_filter_expr(f)).map_err(df_err)?;
         }
         df = if entries {
             df.select_columns(&["stream_id", "labels", "timestamp", "line", "metadata"])
         } else {
             df.select_columns(&["stream_id", "labels"])
         }
-        .map_err(err)?;
-        let mut stream = df.execute_stream().await.map_err(err)?;
+        .map_err(df_err)?;
+        let mut stream = df.execute_stream().await.map_err(df_err)?;
         // Stream id → whether it matches (labels read once per id).
         let mut matched: HashMap<u64, bool> = HashMap::new();
-        while let Some(batch) = stream.try_next().await.map_err(err)? {
+        while let Some(batch) = stream.try_next().await.map_err(df_err)? {
             let ids = batch.column(0).as_primitive::<Int64Type>();
             let labels = batch.column(1).as_map();
             for row in 0..batch.num_rows() {
                 let id = ids.value(row) as u64;
                 let ok = *matched.entry(id).or_insert_with(|| {
-                    let pairs = map_row(labels, row);
-                    let hit = matchers.iter().all(|m| {
-                        m.matches(
-                            pairs
-                                .iter()
-                                .find(|(k, _)| *k == m.name)
-                                .map_or("", |(_, v)| v),
-                        )
-                    });
-                    if hit {
-                        by_id.entry(id).or_insert_with(|| SourceStream {
-                            labels: pairs,
-                            entries: Vec::new(),
-                        });
-                    }
-                    hit
+                    matching_labels(labels, row, matchers)
+                        .map(|pairs| {
+                            by_id.entry(id).or_insert_with(|| SourceStream {
+                                labels: pairs,
+                                entries: Vec::new(),
+                            })
+                        })
+                        .is_some()
                 });
                 if !ok || !entries {
                     continue;
@@ -305,6 +281,30 @@ impl LogQlSource {
         }
         Ok(())
     }
+}
+
+fn df_err(e: datafusion::error::DataFusionError) -> EvalError {
+    EvalError::Source(e.to_string())
+}
+
+/// The stream's labels at `row` when they satisfy every matcher.
+fn matching_labels(
+    labels: &MapArray,
+    row: usize,
+    matchers: &[Matcher],
+) -> Option<Vec<(String, String)>> {
+    let pairs = map_row(labels, row);
+    matchers
+        .iter()
+        .all(|m| {
+            m.matches(
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == m.name)
+                    .map_or("", |(_, v)| v),
+            )
+        })
+        .then_some(pairs)
 }
 
 /// A LogQL line filter as a DataFusion predicate on `line`: `|=` is

@@ -20,8 +20,7 @@ use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::ScalarValue;
 use datafusion::datasource::TableType;
-use datafusion::datasource::listing::PartitionedFile;
-use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
+use datafusion::datasource::physical_plan::{FileScanConfigBuilder, ParquetSource};
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::error::Result;
 use datafusion::execution::object_store::ObjectStoreUrl;
@@ -218,23 +217,16 @@ impl LogsTable {
         if min_ns > i64::MIN || max_ns < i64::MAX {
             source = source.with_predicate(predicate);
         }
-        let groups_wanted = state.config().target_partitions().clamp(1, files.len());
-        let mut sorted: Vec<&&DataFile> = files.iter().collect();
-        sorted.sort_by_key(|f| std::cmp::Reverse(f.size));
-        let mut groups: Vec<(u64, Vec<PartitionedFile>)> = vec![(0, Vec::new()); groups_wanted];
-        for f in sorted {
-            let Some(g) = groups.iter_mut().min_by_key(|g| g.0) else {
-                break;
-            };
-            g.0 += f.size;
-            let path = f.path.under(&self.view.table_root);
-            g.1.push(PartitionedFile::new(path.to_string(), f.size));
-        }
+        let groups = crate::samples::file_groups(
+            files,
+            &self.view.table_root,
+            state.config().target_partitions(),
+        );
         // Table column i is file column i (the timestamp differs in type
         // only).
         let config =
             FileScanConfigBuilder::new(ObjectStoreUrl::parse(STORE_URL)?, Arc::new(source))
-                .with_file_groups(groups.into_iter().map(|(_, g)| FileGroup::new(g)).collect())
+                .with_file_groups(groups)
                 .with_projection_indices(Some(columns.to_vec()))?
                 .with_limit(limit)
                 .build();

@@ -436,31 +436,46 @@ impl SamplesTable {
         let source = ParquetSource::new(samples_schema())
             .with_enable_page_index(true)
             .with_bloom_filter_on_read(true);
-        // Spread files over as many groups as the session has partitions,
-        // largest first, each to the lightest group.
-        let groups_wanted = state.config().target_partitions().clamp(1, files.len());
-        let mut sorted: Vec<&&DataFile> = files.iter().collect();
-        sorted.sort_by(|a, b| {
-            let key = |f: &DataFile| (f.path.day, f.path.level, f.path.id);
-            b.size.cmp(&a.size).then(key(a).cmp(&key(b)))
-        });
-        let mut groups: Vec<(u64, Vec<PartitionedFile>)> = vec![(0, Vec::new()); groups_wanted];
-        for f in sorted {
-            let Some(g) = groups.iter_mut().min_by_key(|g| g.0) else {
-                break;
-            };
-            g.0 += f.size;
-            let path = f.path.under(&self.view.table_root);
-            g.1.push(PartitionedFile::new(path.to_string(), f.size));
-        }
+        let groups = file_groups(
+            files,
+            &self.view.table_root,
+            state.config().target_partitions(),
+        );
         let config =
             FileScanConfigBuilder::new(ObjectStoreUrl::parse(STORE_URL)?, Arc::new(source))
-                .with_file_groups(groups.into_iter().map(|(_, g)| FileGroup::new(g)).collect())
+                .with_file_groups(groups)
                 .with_projection_indices(Some(columns.to_vec()))?
                 .with_limit(limit)
                 .build();
         Ok(DataSourceExec::from_data_source(config))
     }
+}
+
+/// Data files spread over as many groups as the session has partitions,
+/// largest first, each to the lightest group (ties in file order).
+pub(crate) fn file_groups(
+    files: &[&DataFile],
+    table_root: &object_store::path::Path,
+    partitions: usize,
+) -> Vec<FileGroup> {
+    let mut sorted: Vec<&&DataFile> = files.iter().collect();
+    sorted.sort_by(|a, b| {
+        let key = |f: &DataFile| (f.path.day, f.path.level, f.path.id);
+        b.size.cmp(&a.size).then(key(a).cmp(&key(b)))
+    });
+    let mut groups: Vec<(u64, Vec<PartitionedFile>)> =
+        vec![(0, Vec::new()); partitions.clamp(1, files.len().max(1))];
+    for f in sorted {
+        let Some(g) = groups.iter_mut().min_by_key(|g| g.0) else {
+            break;
+        };
+        g.0 += f.size;
+        g.1.push(PartitionedFile::new(
+            f.path.under(table_root).to_string(),
+            f.size,
+        ));
+    }
+    groups.into_iter().map(|(_, g)| FileGroup::new(g)).collect()
 }
 
 /// One scan of the head: selects matching series when executed, then reads

@@ -14,13 +14,11 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, Int64Builder, MapBuilder, MapFieldNames, RecordBatch, StringBuilder};
 use chrono::NaiveDate;
 use object_store::ObjectStore;
-use object_store::buffered::BufWriter;
 use object_store::path::Path;
 use parquet::arrow::AsyncArrowWriter;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::metadata::SortingColumn;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
-use sha2::{Digest, Sha256};
 use strata_head::{LogStreamSnapshot, TenantLogs};
 
 use crate::paths::{DataFilePath, FileLevel, Signal, day_of_ms};
@@ -144,11 +142,7 @@ impl LogFileWriter {
         expected_streams: u64,
     ) -> Result<Self, StorageError> {
         let path = DataFilePath::new(day, level);
-        let sink = HashingWriter {
-            inner: BufWriter::new(store, path.under(table)),
-            hasher: Sha256::new(),
-            bytes: 0,
-        };
+        let sink = HashingWriter::new(store, path.under(table));
         let writer = AsyncArrowWriter::try_new(
             sink,
             logs_schema(),
@@ -239,15 +233,14 @@ impl LogFileWriter {
             self.writer.write(&batch).await?;
         }
         self.writer.finish().await?;
-        let mut sink = self.writer.into_inner();
-        let sha256 = hex::encode(std::mem::take(&mut sink.hasher).finalize());
+        let (size, sha256) = self.writer.into_inner().digest();
         let mut stats = self.stats;
         stats.min_ts_ms = stats.min_ts_ns.div_euclid(1_000_000);
         stats.max_ts_ms = stats.max_ts_ns.div_euclid(1_000_000) + 1;
         Ok(DataFile {
             signal: Signal::Logs,
             path: self.path,
-            size: sink.bytes,
+            size,
             sha256: Some(sha256),
             stats,
             written_ms: chrono::Utc::now().timestamp_millis(),

@@ -121,6 +121,21 @@ impl Frozen {
     }
 }
 
+/// One tenant's frozen head of one signal, being flushed.
+enum FrozenHead<'a> {
+    Samples(&'a TenantHead),
+    Logs(&'a TenantLogs),
+}
+
+impl FrozenHead<'_> {
+    fn signal(&self) -> Signal {
+        match self {
+            Self::Samples(_) => Signal::Metrics,
+            Self::Logs(_) => Signal::Logs,
+        }
+    }
+}
+
 #[derive(Default)]
 struct ReadState {
     /// Cuts not yet fully committed, oldest first.
@@ -129,6 +144,22 @@ struct ReadState {
     committed: HashMap<TenantId, WalSeq>,
     log_files: HashMap<TenantId, Arc<[DataFile]>>,
     log_committed: HashMap<TenantId, WalSeq>,
+}
+
+impl ReadState {
+    fn files_mut(&mut self, signal: Signal) -> &mut HashMap<TenantId, Arc<[DataFile]>> {
+        match signal {
+            Signal::Metrics => &mut self.files,
+            Signal::Logs => &mut self.log_files,
+        }
+    }
+
+    fn committed_mut(&mut self, signal: Signal) -> &mut HashMap<TenantId, WalSeq> {
+        match signal {
+            Signal::Metrics => &mut self.committed,
+            Signal::Logs => &mut self.log_committed,
+        }
+    }
 }
 
 /// What a log query of one tenant reads: log heads and files that
@@ -217,23 +248,22 @@ impl Storage {
         let mut tables = HashMap::new();
         let mut log_tables = HashMap::new();
         for tenant in list_tenants(&store).await? {
-            if let Some(table) = MetricsTable::open_signal(&store, &tenant, Signal::Logs).await? {
+            for signal in [Signal::Metrics, Signal::Logs] {
+                let Some(table) = MetricsTable::open_signal(&store, &tenant, signal).await? else {
+                    continue;
+                };
                 if let Some(seq) = table.committed_wal_seq().await? {
-                    state.log_committed.insert(tenant.clone(), seq);
+                    state.committed_mut(signal).insert(tenant.clone(), seq);
                 }
                 state
-                    .log_files
+                    .files_mut(signal)
                     .insert(tenant.clone(), table.files()?.into());
-                log_tables.insert(tenant.clone(), Arc::new(tokio::sync::Mutex::new(table)));
+                let opened = match signal {
+                    Signal::Metrics => &mut tables,
+                    Signal::Logs => &mut log_tables,
+                };
+                opened.insert(tenant.clone(), Arc::new(tokio::sync::Mutex::new(table)));
             }
-            let Some(table) = MetricsTable::open(&store, &tenant).await? else {
-                continue;
-            };
-            if let Some(seq) = table.committed_wal_seq().await? {
-                state.committed.insert(tenant.clone(), seq);
-            }
-            state.files.insert(tenant.clone(), table.files()?.into());
-            tables.insert(tenant, Arc::new(tokio::sync::Mutex::new(table)));
         }
         info!(url = %store.url(), tenants = tables.len(), "object store opened");
         Ok(Self {
@@ -442,10 +472,11 @@ impl Storage {
                 break;
             };
             for (tenant, head) in heads {
-                self.flush_tenant(seq, &tenant, &head, &mut report).await?;
+                self.flush_tenant(seq, &tenant, FrozenHead::Samples(&head), &mut report)
+                    .await?;
             }
             for (tenant, logs) in logs {
-                self.flush_tenant_logs(seq, &tenant, &logs, &mut report)
+                self.flush_tenant(seq, &tenant, FrozenHead::Logs(&logs), &mut report)
                     .await?;
             }
             let mut state = self.state.write();
@@ -498,34 +529,51 @@ impl Storage {
         seq
     }
 
+    fn tables_of(
+        &self,
+        signal: Signal,
+    ) -> &Mutex<HashMap<TenantId, Arc<tokio::sync::Mutex<MetricsTable>>>> {
+        match signal {
+            Signal::Metrics => &self.tables,
+            Signal::Logs => &self.log_tables,
+        }
+    }
+
+    /// `tenant`'s table of `signal`, opened (or created) once.
     async fn table(
         &self,
         tenant: &TenantId,
+        signal: Signal,
     ) -> Result<Arc<tokio::sync::Mutex<MetricsTable>>, StorageError> {
-        if let Some(t) = self.tables.lock().get(tenant) {
+        if let Some(t) = self.tables_of(signal).lock().get(tenant) {
             return Ok(Arc::clone(t));
         }
-        let table = MetricsTable::open_or_create(&self.store, tenant).await?;
+        let table = MetricsTable::open_or_create_signal(&self.store, tenant, signal).await?;
         Ok(Arc::clone(
-            self.tables
+            self.tables_of(signal)
                 .lock()
                 .entry(tenant.clone())
                 .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(table))),
         ))
     }
 
-    /// Steps 2–4 for one tenant of one cut.
+    /// Steps 2–4 for one tenant's frozen head of one signal: each signal
+    /// has its own table and WAL position, under the same protocol.
     #[instrument(skip_all, fields(tenant = %tenant, seq = %seq))]
     async fn flush_tenant(
         &self,
         seq: WalSeq,
         tenant: &TenantId,
-        head: &TenantHead,
+        head: FrozenHead<'_>,
         report: &mut FlushReport,
     ) -> Result<(), StorageError> {
-        let table = self.table(tenant).await?;
+        let signal = head.signal();
+        let table = self.table(tenant, signal).await?;
         let mut table = table.lock().await;
-        let files = write_head(head, self.store.store(), table.root()).await?;
+        let files = match head {
+            FrozenHead::Samples(h) => write_head(h, self.store.store(), table.root()).await?,
+            FrozenHead::Logs(l) => write_logs(l, self.store.store(), table.root()).await?,
+        };
         if self.failpoint == Some(FailPoint::Uploaded) {
             std::process::abort();
         }
@@ -536,69 +584,25 @@ impl Storage {
             std::process::abort();
         }
         let live = table.files()?;
-        report.tenants += 1;
-        report.files += files.len();
-        report.rows += files.iter().map(|f| f.stats.rows).sum::<u64>();
-        report.bytes += files.iter().map(|f| f.size).sum::<u64>();
-        let mut state = self.state.write();
-        state.files.insert(tenant.clone(), live.into());
-        state.committed.insert(tenant.clone(), seq);
-        for f in &mut state.frozen {
-            if f.seq == seq {
-                f.heads.remove(tenant);
+        let rows = files.iter().map(|f| f.stats.rows).sum::<u64>();
+        match signal {
+            Signal::Metrics => {
+                report.tenants += 1;
+                report.rows += rows;
             }
+            Signal::Logs => report.log_rows += rows,
         }
-        Ok(())
-    }
-
-    async fn log_table(
-        &self,
-        tenant: &TenantId,
-    ) -> Result<Arc<tokio::sync::Mutex<MetricsTable>>, StorageError> {
-        if let Some(t) = self.log_tables.lock().get(tenant) {
-            return Ok(Arc::clone(t));
-        }
-        let table = MetricsTable::open_or_create_signal(&self.store, tenant, Signal::Logs).await?;
-        Ok(Arc::clone(
-            self.log_tables
-                .lock()
-                .entry(tenant.clone())
-                .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(table))),
-        ))
-    }
-
-    /// Steps 2–4 for one tenant's logs of one cut: the same protocol as
-    /// samples, in the tenant's logs table, with its own WAL position.
-    #[instrument(skip_all, fields(tenant = %tenant, seq = %seq))]
-    async fn flush_tenant_logs(
-        &self,
-        seq: WalSeq,
-        tenant: &TenantId,
-        logs: &TenantLogs,
-        report: &mut FlushReport,
-    ) -> Result<(), StorageError> {
-        let table = self.log_table(tenant).await?;
-        let mut table = table.lock().await;
-        let files = write_logs(logs, self.store.store(), table.root()).await?;
-        if self.failpoint == Some(FailPoint::Uploaded) {
-            std::process::abort();
-        }
-        table
-            .commit(&files, &[], Some(seq), write_operation())
-            .await?;
-        if self.failpoint == Some(FailPoint::Committed) {
-            std::process::abort();
-        }
-        let live = table.files()?;
         report.files += files.len();
-        report.log_rows += files.iter().map(|f| f.stats.rows).sum::<u64>();
         report.bytes += files.iter().map(|f| f.size).sum::<u64>();
         let mut state = self.state.write();
-        state.log_files.insert(tenant.clone(), live.into());
-        state.log_committed.insert(tenant.clone(), seq);
+        state.files_mut(signal).insert(tenant.clone(), live.into());
+        state.committed_mut(signal).insert(tenant.clone(), seq);
         for f in &mut state.frozen {
             if f.seq == seq {
-                f.logs.remove(tenant);
+                match signal {
+                    Signal::Metrics => f.heads.remove(tenant).map(|_| ()),
+                    Signal::Logs => f.logs.remove(tenant).map(|_| ()),
+                };
             }
         }
         Ok(())
@@ -607,12 +611,10 @@ impl Storage {
     /// Makes `table`'s live files the ones queries of `tenant` read.
     fn publish_files(&self, tenant: &TenantId, table: &MetricsTable) -> Result<(), StorageError> {
         let live = table.files()?;
-        let mut state = self.state.write();
-        let files = match table.signal() {
-            Signal::Metrics => &mut state.files,
-            Signal::Logs => &mut state.log_files,
-        };
-        files.insert(tenant.clone(), live.into());
+        self.state
+            .write()
+            .files_mut(table.signal())
+            .insert(tenant.clone(), live.into());
         Ok(())
     }
 

@@ -90,9 +90,25 @@ pub(crate) fn writer_properties(expected_series: u64) -> WriterProperties {
 
 /// Forwards to the object-store writer, hashing and counting every byte.
 pub(crate) struct HashingWriter {
-    pub(crate) inner: BufWriter,
-    pub(crate) hasher: Sha256,
-    pub(crate) bytes: u64,
+    inner: BufWriter,
+    hasher: Sha256,
+    bytes: u64,
+}
+
+impl HashingWriter {
+    /// Uploads to `path` in `store`.
+    pub(crate) fn new(store: Arc<dyn ObjectStore>, path: Path) -> Self {
+        Self {
+            inner: BufWriter::new(store, path),
+            hasher: Sha256::new(),
+            bytes: 0,
+        }
+    }
+
+    /// Bytes written and their SHA-256, hex (once the upload completed).
+    pub(crate) fn digest(self) -> (u64, String) {
+        (self.bytes, hex::encode(self.hasher.finalize()))
+    }
 }
 
 impl AsyncFileWriter for HashingWriter {
@@ -129,12 +145,7 @@ impl FileWriter {
         expected_series: u64,
     ) -> Result<Self, StorageError> {
         let path = DataFilePath::new(day, level);
-        let inner = BufWriter::new(store, path.under(table));
-        let sink = HashingWriter {
-            inner,
-            hasher: Sha256::new(),
-            bytes: 0,
-        };
+        let sink = HashingWriter::new(store, path.under(table));
         let writer = AsyncArrowWriter::try_new(
             sink,
             metrics_schema(),
@@ -234,12 +245,11 @@ impl FileWriter {
             ));
         // Writes the footer and completes the upload.
         self.writer.finish().await?;
-        let mut sink = self.writer.into_inner();
-        let sha256 = hex::encode(std::mem::take(&mut sink.hasher).finalize());
+        let (size, sha256) = self.writer.into_inner().digest();
         Ok(DataFile {
             signal: crate::Signal::Metrics,
             path: self.path,
-            size: sink.bytes,
+            size,
             sha256: Some(sha256),
             stats: self.stats,
             written_ms: self.written_ms,

@@ -479,6 +479,34 @@ pub(super) async fn series(
     )
 }
 
+/// What `index/stats` and `index/volume` read: the request's end, the
+/// matchers of its `query` and the counts of the streams they select in
+/// its range.
+async fn selected_stats(
+    state: &Arc<AppState>,
+    headers: &HeaderMap,
+    params: &Params,
+) -> Result<
+    (
+        i64,
+        Vec<StreamMatcher>,
+        Vec<strata_query::logql::StreamStats>,
+    ),
+    ApiError,
+> {
+    let tenant = state.tenant_for(headers, Role::Read, SHAPE)?;
+    let (start, end) = range(params)?;
+    let matchers = selector(params.get("query"))?;
+    let src = source(state, &tenant)?;
+    let streams = run(state, &tenant, async {
+        src.stream_stats(&matchers, start, end.saturating_add(1))
+            .await
+            .map_err(from_eval)
+    })
+    .await?;
+    Ok((end, matchers, streams))
+}
+
 /// `GET|POST /loki/api/v1/index/stats`: streams, entries and bytes a
 /// selector covers (Grafana's query size estimate). `chunks` counts the
 /// data files and heads read.
@@ -490,17 +518,8 @@ pub(super) async fn index_stats(
 ) -> Response {
     reply(
         async {
-            let tenant = state.tenant_for(&headers, Role::Read, SHAPE)?;
             let params = Params::new(raw, &headers, &body);
-            let (start, end) = range(&params)?;
-            let matchers = selector(params.get("query"))?;
-            let src = source(&state, &tenant)?;
-            let streams = run(&state, &tenant, async {
-                src.stream_stats(&matchers, start, end.saturating_add(1))
-                    .await
-                    .map_err(from_eval)
-            })
-            .await?;
+            let (_, _, streams) = selected_stats(&state, &headers, &params).await?;
             let entries: u64 = streams.iter().map(|s| s.1).sum();
             let bytes: u64 = streams.iter().map(|s| s.2).sum();
             Ok(axum::Json(json!({
@@ -526,10 +545,8 @@ pub(super) async fn index_volume(
 ) -> Response {
     reply(
         async {
-            let tenant = state.tenant_for(&headers, Role::Read, SHAPE)?;
             let params = Params::new(raw, &headers, &body);
-            let (start, end) = range(&params)?;
-            let matchers = selector(params.get("query"))?;
+            let (end, matchers, streams) = selected_stats(&state, &headers, &params).await?;
             let limit = match params.get("limit") {
                 None => 100,
                 Some(v) => v.parse::<usize>().map_err(|_| bad(format!("invalid parameter limit: {v:?}")))?,
@@ -543,13 +560,6 @@ pub(super) async fn index_volume(
                     .collect(),
                 None => Vec::new(),
             };
-            let src = source(&state, &tenant)?;
-            let streams = run(&state, &tenant, async {
-                src.stream_stats(&matchers, start, end.saturating_add(1))
-                    .await
-                    .map_err(from_eval)
-            })
-            .await?;
             let mut volume: std::collections::BTreeMap<Labels, u64> =
                 std::collections::BTreeMap::new();
             for (labels, _, bytes) in streams {
