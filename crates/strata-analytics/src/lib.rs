@@ -1,9 +1,20 @@
 //! Strata's analytics stage: answers operators ask every day, computed
-//! inside the database over the tenant's own data.
+//! inside the database over the tenant's own data with the PromQL engine
+//! (over any [`strata_query_lang::promql::Source`]).
 //!
-//! [`slo`]: service-level objectives from a spec file — the SLI over any
-//! window, the error budget left, and the Google SRE workbook's
-//! multi-window multi-burn-rate alert states — evaluated with the PromQL
-//! engine over a [`strata_query_lang::promql::Source`].
+//! - [`slo`]: service-level objectives — the SLI over any window, the error
+//!   budget left, and the Google SRE workbook's multi-window
+//!   multi-burn-rate alert states.
+//! - [`capacity`]: when each resource runs out — linear and seasonal
+//!   forecasts of a gauge against its limit, with a 95% band, ranked by
+//!   urgency.
+//! - [`neighbours`]: who loads a shared resource — each workload's share,
+//!   its deviation from its own baseline, and who drives contention when
+//!   the resource saturates.
+//!
+//! All three are specified in one TOML file ([`spec::SpecFile`]).
 
+pub mod capacity;
+pub mod neighbours;
 pub mod slo;
+pub mod spec;

@@ -33,24 +33,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use strata_query_lang::promql::{Engine, Source, Value};
 
-/// Why a spec file is refused.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum SpecError {
-    #[error("cannot read SLO file {path}: {reason}")]
-    Read { path: String, reason: String },
-    #[error("SLO file: {0}")]
-    Parse(String),
-    #[error("SLO {name}: {reason}")]
-    Invalid { name: String, reason: String },
-}
-
-/// The spec file: `[[slo]]` entries.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SpecFile {
-    #[serde(default)]
-    pub slo: Vec<SloSpec>,
-}
+pub use crate::spec::{EvalError, SpecError, SpecFile};
+use crate::spec::{default_tenant, default_window, humantime_serde, label_map, window_text};
 
 /// A latency SLI: the share of requests faster than `threshold` seconds,
 /// from a classic histogram.
@@ -89,25 +73,6 @@ pub struct SloSpec {
     pub total: Option<String>,
     #[serde(default)]
     pub latency: Option<Latency>,
-}
-
-fn default_tenant() -> String {
-    "default".into()
-}
-
-fn default_window() -> Duration {
-    Duration::from_secs(28 * 86_400)
-}
-
-mod humantime_serde {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer};
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let s = String::deserialize(d)?;
-        humantime::parse_duration(&s).map_err(serde::de::Error::custom)
-    }
 }
 
 /// The burn-rate alerts: (severity, long window, short window, share of
@@ -161,11 +126,8 @@ impl SloSpec {
         (sub(&self.good), sub(&self.total))
     }
 
-    fn check(&self) -> Result<(), SpecError> {
-        let bad = |reason: String| SpecError::Invalid {
-            name: self.name.clone(),
-            reason,
-        };
+    pub(crate) fn check(&self) -> Result<(), SpecError> {
+        let bad = |reason: String| SpecError::invalid("SLO", &self.name, reason);
         if self.name.is_empty() {
             return Err(bad("name is empty".into()));
         }
@@ -217,38 +179,6 @@ fn prom_float(v: f64) -> String {
     }
 }
 
-impl SpecFile {
-    /// Parses and checks a spec file's text.
-    pub fn parse(text: &str) -> Result<Self, SpecError> {
-        let f: SpecFile = toml::from_str(text).map_err(|e| SpecError::Parse(e.to_string()))?;
-        let mut seen = std::collections::HashSet::new();
-        for s in &f.slo {
-            s.check()?;
-            if !seen.insert((s.tenant.clone(), s.name.clone())) {
-                return Err(SpecError::Invalid {
-                    name: s.name.clone(),
-                    reason: format!("defined twice for tenant {}", s.tenant),
-                });
-            }
-        }
-        Ok(f)
-    }
-
-    /// Reads and checks a spec file.
-    pub fn load(path: &std::path::Path) -> Result<Self, SpecError> {
-        let text = std::fs::read_to_string(path).map_err(|e| SpecError::Read {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        })?;
-        Self::parse(&text)
-    }
-
-    /// The SLOs of `tenant`.
-    pub fn of_tenant<'a>(&'a self, tenant: &'a str) -> impl Iterator<Item = &'a SloSpec> + 'a {
-        self.slo.iter().filter(move |s| s.tenant == tenant)
-    }
-}
-
 /// One burn-rate alert's state.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AlertState {
@@ -278,27 +208,6 @@ pub struct SloStatus {
     pub alerts: Vec<AlertState>,
 }
 
-/// Why an evaluation failed.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("SLO {name}: {reason}")]
-pub struct EvalError {
-    pub name: String,
-    pub reason: String,
-}
-
-fn window_text(d: Duration) -> String {
-    let s = d.as_secs();
-    if s.is_multiple_of(86_400) {
-        format!("{}d", s / 86_400)
-    } else if s.is_multiple_of(3_600) {
-        format!("{}h", s / 3_600)
-    } else if s.is_multiple_of(60) {
-        format!("{}m", s / 60)
-    } else {
-        format!("{s}s")
-    }
-}
-
 /// The SLI of each label set over `window`: good / total.
 async fn sli(
     engine: &Engine,
@@ -308,10 +217,7 @@ async fn sli(
     t_ms: i64,
 ) -> Result<BTreeMap<BTreeMap<String, String>, f64>, EvalError> {
     let (good, total) = spec.queries(window);
-    let err = |e: String| EvalError {
-        name: spec.name.clone(),
-        reason: e,
-    };
+    let err = |e: String| EvalError::new("SLO", &spec.name, e);
     let mut out = BTreeMap::new();
     let run = |q: String| async move { engine.instant(source, &q, t_ms).await };
     let good = run(good).await.map_err(|e| err(e.to_string()))?;
@@ -320,16 +226,7 @@ async fn sli(
         match v {
             Value::Vector(samples) => samples
                 .into_iter()
-                .map(|s| {
-                    (
-                        s.labels
-                            .iter()
-                            .filter(|(k, _)| *k != "__name__")
-                            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                            .collect(),
-                        s.v,
-                    )
-                })
+                .map(|s| (label_map(&s.labels), s.v))
                 .collect(),
             Value::Scalar { v, .. } => BTreeMap::from([(BTreeMap::new(), v)]),
             _ => BTreeMap::new(),
