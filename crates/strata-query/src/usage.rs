@@ -60,6 +60,15 @@ impl Usage {
         c.query_samples += samples;
     }
 
+    /// Every tenant's counters.
+    pub fn all(&self) -> Vec<(TenantId, Counters)> {
+        self.tenants
+            .lock()
+            .iter()
+            .map(|(t, c)| (t.clone(), c.clone()))
+            .collect()
+    }
+
     pub fn get(&self, tenant: &TenantId) -> Counters {
         self.tenants.lock().get(tenant).cloned().unwrap_or_default()
     }

@@ -50,9 +50,14 @@ pub struct SloConfig {
     /// Alertmanager to send firing burn-rate alerts to
     /// (`http://host:9093`); none: alerts are only served by the API.
     pub alertmanager_url: Option<String>,
-    /// How often SLOs are evaluated for alerting.
+    /// How often SLOs, capacity and neighbour specs are evaluated and
+    /// recorded, and Strata's own usage recorded.
     #[serde(deserialize_with = "duration")]
     pub evaluation_interval: std::time::Duration,
+    /// The tenant Strata records its own per-tenant usage into
+    /// (`strata_tenant_*` series, for `/api/v1/neighbours/usage`); empty:
+    /// not recorded.
+    pub usage_tenant: String,
 }
 
 impl Default for SloConfig {
@@ -61,6 +66,7 @@ impl Default for SloConfig {
             file: None,
             alertmanager_url: None,
             evaluation_interval: std::time::Duration::from_secs(60),
+            usage_tenant: "_strata".into(),
         }
     }
 }
@@ -337,10 +343,15 @@ impl ServerConfig {
             );
         }
         if let Some(path) = &self.slo.file {
-            strata_analytics::slo::SpecFile::load(path).map_err(|e| ConfigError::Invalid {
+            strata_analytics::spec::SpecFile::load(path).map_err(|e| ConfigError::Invalid {
                 field: "slo.file",
                 reason: e.to_string(),
             })?;
+        }
+        if !self.slo.usage_tenant.is_empty()
+            && strata_types::TenantId::try_new(&self.slo.usage_tenant).is_err()
+        {
+            return invalid("slo.usage_tenant", "is not a valid tenant id");
         }
         crate::limits::Limits::new(
             self.limits.tenant_defaults.clone(),

@@ -20,7 +20,7 @@ mod metrics;
 pub mod pg;
 mod routes;
 pub mod scheduler;
-mod slo_alerts;
+mod analytics_loop;
 mod sql_format;
 mod sql_json;
 mod state;
@@ -233,7 +233,7 @@ pub async fn serve(
         })
     };
 
-    let slo_alerts = tokio::spawn(crate::slo_alerts::run(
+    let slo_alerts = tokio::spawn(crate::analytics_loop::run(
         Arc::clone(&state),
         flusher_stop_tx.subscribe(),
     ));

@@ -1,11 +1,11 @@
 //! The router and request accounting.
 
+mod analytics;
 mod cardinality;
 mod logs_write;
 mod loki;
 mod ops;
 mod prom;
-mod slo;
 mod sql;
 mod write;
 
@@ -19,6 +19,8 @@ use axum::response::Response;
 use axum::routing::{get, post};
 
 use crate::AppState;
+
+pub(crate) use analytics::engine as analytics_engine;
 
 /// Every route the server answers.
 pub fn router(state: Arc<AppState>) -> Router {
@@ -79,8 +81,13 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/api/v1/cardinality/label_values",
             get(cardinality::label_values),
         )
-        .route("/api/v1/slo", get(slo::list))
-        .route("/api/v1/slo/{name}", get(slo::one))
+        .route("/api/v1/slo", get(analytics::slo_list))
+        .route("/api/v1/slo/{name}", get(analytics::slo_one))
+        .route("/api/v1/capacity", get(analytics::capacity_list))
+        .route("/api/v1/capacity/{name}", get(analytics::capacity_one))
+        .route("/api/v1/neighbours", get(analytics::neighbours_list))
+        .route("/api/v1/neighbours/usage", get(analytics::neighbours_usage))
+        .route("/api/v1/neighbours/{name}", get(analytics::neighbours_one))
         .route("/api/v1/admin/flush", post(ops::flush))
         .route("/-/healthy", get(ops::healthy))
         .route("/-/ready", get(ops::ready))

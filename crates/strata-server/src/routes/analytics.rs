@@ -1,0 +1,472 @@
+//! The analytics API, in the Prometheus API envelope, over the asking
+//! tenant's data and specs (`slo.file`, docs/SLO.md, docs/CAPACITY.md):
+//!
+//! - `GET /api/v1/slo[/<name>]`: SLI, error budget left, burn rates and
+//!   burn-rate alert states per label set.
+//! - `GET /api/v1/capacity[/<name>]`: time-to-exhaustion forecasts of every
+//!   capacity spec, ranked by urgency across them; or of one ad-hoc
+//!   `usage` query against `limit` (a number or a query), with `lookback`,
+//!   `model` (linear, seasonal), `season`, `horizon`, `direction`.
+//! - `GET /api/v1/neighbours[/<name>]`: shares, baselines and contention
+//!   blame per workload; ad hoc with `resource` and `by` (and `window`,
+//!   `baseline`, `capacity`, `saturation`); `series=true` adds each
+//!   workload's share at every step of the window.
+//! - `GET /api/v1/neighbours/usage`: the same over Strata's own usage
+//!   accounting (which tenant loads this database), for admins:
+//!   `resource` is one of [`USAGE_RESOURCES`].
+//!
+//! Every request reads the spec file when asked (edits apply without a
+//! restart), takes a query slot like any query and is bounded by the
+//! PromQL timeout. `time` evaluates at another instant.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::json;
+use strata_analytics::capacity::{self, CapacitySpec, Direction, Model};
+use strata_analytics::neighbours::{self, NeighbourSpec};
+use strata_analytics::slo::{self, SloSpec};
+use strata_analytics::spec::{Limit, SpecFile};
+use strata_query::promql::PromSource;
+use strata_query_lang::promql::{Engine, EngineConfig};
+use strata_types::{ErrorKind, TenantId};
+
+use super::prom::{Params, parse_time};
+use crate::AppState;
+use crate::auth::Role;
+use crate::error::{ApiError, Shape};
+
+const SHAPE: Shape = Shape::Json;
+
+/// Strata's own usage series, by the name `resource=` takes, as recorded
+/// into the usage tenant (`slo.usage_tenant`) by the background loop.
+pub(crate) const USAGE_RESOURCES: &[(&str, &str)] = &[
+    (
+        "query_seconds",
+        "rate(strata_tenant_query_seconds_total[5m])",
+    ),
+    ("queries", "rate(strata_tenant_queries_total[5m])"),
+    (
+        "query_samples",
+        "rate(strata_tenant_query_samples_total[5m])",
+    ),
+    (
+        "samples_ingested",
+        "rate(strata_tenant_samples_ingested_total[5m])",
+    ),
+    (
+        "bytes_ingested",
+        "rate(strata_tenant_ingested_bytes_total[5m])",
+    ),
+    (
+        "log_bytes_ingested",
+        "rate(strata_tenant_log_bytes_ingested_total[5m])",
+    ),
+    ("active_series", "strata_tenant_active_series"),
+    ("stored_bytes", "strata_tenant_stored_bytes"),
+];
+
+fn bad(message: impl Into<String>) -> ApiError {
+    ApiError::new(ErrorKind::BadInput, message, SHAPE)
+}
+
+/// The spec file, read now: edits apply without a restart; a broken edit
+/// is reported, never half-applied.
+pub(crate) fn specs(state: &AppState) -> Result<SpecFile, ApiError> {
+    match &state.config.slo.file {
+        None => Ok(SpecFile::default()),
+        Some(path) => SpecFile::load(path)
+            .map_err(|e| ApiError::new(ErrorKind::Unavailable, e.to_string(), SHAPE)),
+    }
+}
+
+/// The PromQL engine under the server's limits (and the tenant's, if given).
+pub(crate) fn engine(state: &AppState, tenant: Option<&TenantId>) -> Engine {
+    let cfg = &state.config.promql;
+    let tenant_max = tenant.map_or(0, |t| state.limits.of(t).max_query_samples);
+    Engine::new(EngineConfig {
+        lookback: cfg.lookback_delta,
+        max_samples: if tenant_max > 0 {
+            cfg.max_samples.min(tenant_max)
+        } else {
+            cfg.max_samples
+        },
+        max_points: cfg.max_points,
+        ..EngineConfig::default()
+    })
+}
+
+/// What every analytics request needs: its tenant, parameters, instant,
+/// engine and source.
+struct Ask {
+    state: Arc<AppState>,
+    tenant: TenantId,
+    params: Params,
+    t_ms: i64,
+    engine: Engine,
+    source: PromSource,
+}
+
+impl Ask {
+    fn new(state: Arc<AppState>, tenant: TenantId, params: Params) -> Result<Ask, ApiError> {
+        let t_ms = match params.get("time") {
+            Some(v) => {
+                parse_time(v).map_err(|e| bad(format!("invalid parameter \"time\": {e}")))?
+            }
+            None => chrono::Utc::now().timestamp_millis(),
+        };
+        let engine = engine(&state, Some(&tenant));
+        let source = state
+            .query
+            .promql_source(&tenant)
+            .map_err(|e| ApiError::new(e.kind(), e.to_string(), SHAPE))?;
+        Ok(Ask {
+            state,
+            tenant,
+            params,
+            t_ms,
+            engine,
+            source,
+        })
+    }
+
+    fn for_tenant(
+        state: Arc<AppState>,
+        headers: &HeaderMap,
+        raw: Option<String>,
+    ) -> Result<Ask, ApiError> {
+        let tenant = state.tenant_for(headers, Role::Read, SHAPE)?;
+        let params = Params::new(raw, headers, &Bytes::new());
+        Ask::new(state, tenant, params)
+    }
+
+    fn duration(&self, name: &str) -> Result<Option<std::time::Duration>, ApiError> {
+        self.params
+            .get(name)
+            .map(|v| {
+                humantime::parse_duration(v)
+                    .or_else(|_| {
+                        strata_query_lang::promql::parse_duration_ms(v)
+                            .map(|ms| std::time::Duration::from_millis(ms.max(0) as u64))
+                    })
+                    .map_err(|e| bad(format!("invalid parameter \"{name}\": {e}")))
+            })
+            .transpose()
+    }
+
+    fn limit(&self, name: &str) -> Option<Limit> {
+        self.params.get(name).map(|v| match v.trim().parse::<f64>() {
+            Ok(n) => Limit::Number(n),
+            Err(_) => Limit::Query(v.to_owned()),
+        })
+    }
+
+    /// Runs `work` in a query slot, within the PromQL timeout, and answers
+    /// its data.
+    async fn answer<T: Serialize>(
+        &self,
+        what: &'static str,
+        work: impl Future<Output = Result<T, ApiError>>,
+    ) -> Result<Response, ApiError> {
+        let _admitted = self.state.admit(&self.tenant, what, SHAPE).await?;
+        let started = std::time::Instant::now();
+        let out = tokio::time::timeout(self.state.config.promql.timeout, work)
+            .await
+            .map_err(|_| {
+                ApiError::new(ErrorKind::Timeout, format!("{what} evaluation timed out"), SHAPE)
+            })??;
+        self.state
+            .query
+            .usage()
+            .queried(&self.tenant, started.elapsed().as_secs_f64(), 0);
+        Ok(axum::Json(json!({"status": "success", "data": out})).into_response())
+    }
+}
+
+fn unprocessable(e: impl ToString) -> ApiError {
+    ApiError::new(ErrorKind::Unprocessable, e.to_string(), SHAPE)
+}
+
+fn not_found(tenant: &TenantId, what: &str, name: &str) -> ApiError {
+    ApiError::new(
+        ErrorKind::NotFound,
+        format!("tenant {tenant} has no {what} named {name:?}"),
+        SHAPE,
+    )
+}
+
+async fn slo_answer(ask: Ask, specs: Vec<SloSpec>) -> Result<Response, ApiError> {
+    ask.answer("slo", async {
+        let mut out = Vec::new();
+        for spec in &specs {
+            out.extend(
+                slo::evaluate(&ask.engine, &ask.source, spec, ask.t_ms)
+                    .await
+                    .map_err(unprocessable)?,
+            );
+        }
+        Ok(out)
+    })
+    .await
+}
+
+pub(super) async fn slo_list(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    async {
+        let ask = Ask::for_tenant(state, &headers, raw)?;
+        let mine = specs(&ask.state)?
+            .of_tenant(ask.tenant.as_str())
+            .cloned()
+            .collect();
+        slo_answer(ask, mine).await
+    }
+    .await
+    .unwrap_or_else(IntoResponse::into_response)
+}
+
+pub(super) async fn slo_one(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    async {
+        let ask = Ask::for_tenant(state, &headers, raw)?;
+        let spec = specs(&ask.state)?
+            .of_tenant(ask.tenant.as_str())
+            .find(|s| s.name == name)
+            .cloned()
+            .ok_or_else(|| not_found(&ask.tenant, "SLO", &name))?;
+        slo_answer(ask, vec![spec]).await
+    }
+    .await
+    .unwrap_or_else(IntoResponse::into_response)
+}
+
+/// The ad-hoc capacity spec of the request's parameters, if it has `usage`.
+fn capacity_ad_hoc(ask: &Ask) -> Result<Option<CapacitySpec>, ApiError> {
+    let Some(usage) = ask.params.get("usage") else {
+        return Ok(None);
+    };
+    let limit = ask
+        .limit("limit")
+        .ok_or_else(|| bad("missing parameter \"limit\" (a number or a PromQL query)"))?;
+    let mut spec = CapacitySpec::ad_hoc(usage, limit);
+    spec.tenant = ask.tenant.to_string();
+    if let Some(d) = ask.duration("lookback")? {
+        spec.lookback = d;
+    }
+    if let Some(d) = ask.duration("season")? {
+        spec.season = d;
+    }
+    if let Some(d) = ask.duration("horizon")? {
+        spec.horizon = d;
+    }
+    spec.model = match ask.params.get("model") {
+        None | Some("linear") => Model::Linear,
+        Some("seasonal") => Model::Seasonal,
+        Some(m) => {
+            return Err(bad(format!(
+                "invalid parameter \"model\": {m:?} (linear or seasonal)"
+            )));
+        }
+    };
+    spec.direction = match ask.params.get("direction") {
+        None | Some("up") => Direction::Up,
+        Some("down") => Direction::Down,
+        Some(d) => {
+            return Err(bad(format!(
+                "invalid parameter \"direction\": {d:?} (up or down)"
+            )));
+        }
+    };
+    spec.check().map_err(|e| bad(e.to_string()))?;
+    Ok(Some(spec))
+}
+
+async fn capacity_answer(ask: Ask, specs: Vec<CapacitySpec>) -> Result<Response, ApiError> {
+    ask.answer("capacity", async {
+        let mut out = Vec::new();
+        for spec in &specs {
+            out.extend(
+                capacity::evaluate(&ask.engine, &ask.source, spec, ask.t_ms)
+                    .await
+                    .map_err(unprocessable)?,
+            );
+        }
+        capacity::rank(&mut out);
+        Ok(out)
+    })
+    .await
+}
+
+pub(super) async fn capacity_list(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    async {
+        let ask = Ask::for_tenant(state, &headers, raw)?;
+        let specs = match capacity_ad_hoc(&ask)? {
+            Some(spec) => vec![spec],
+            None => specs(&ask.state)?
+                .capacity_of(ask.tenant.as_str())
+                .cloned()
+                .collect(),
+        };
+        capacity_answer(ask, specs).await
+    }
+    .await
+    .unwrap_or_else(IntoResponse::into_response)
+}
+
+pub(super) async fn capacity_one(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    async {
+        let ask = Ask::for_tenant(state, &headers, raw)?;
+        let spec = specs(&ask.state)?
+            .capacity_of(ask.tenant.as_str())
+            .find(|s| s.name == name)
+            .cloned()
+            .ok_or_else(|| not_found(&ask.tenant, "capacity spec", &name))?;
+        capacity_answer(ask, vec![spec]).await
+    }
+    .await
+    .unwrap_or_else(IntoResponse::into_response)
+}
+
+/// Applies the request's `window`, `baseline`, `capacity` and `saturation`.
+fn neighbours_params(ask: &Ask, spec: &mut NeighbourSpec) -> Result<(), ApiError> {
+    if let Some(d) = ask.duration("window")? {
+        spec.window = d;
+    }
+    if let Some(d) = ask.duration("baseline")? {
+        spec.baseline = d;
+    }
+    if let Some(c) = ask.limit("capacity") {
+        spec.capacity = Some(c);
+    }
+    if let Some(s) = ask.params.get("saturation") {
+        spec.saturation = s
+            .parse()
+            .map_err(|_| bad(format!("invalid parameter \"saturation\": {s:?}")))?;
+    }
+    spec.check().map_err(|e| bad(e.to_string()))
+}
+
+async fn neighbours_answer(ask: Ask, specs: Vec<NeighbourSpec>) -> Result<Response, ApiError> {
+    let series = matches!(ask.params.get("series"), Some("true" | "1"));
+    ask.answer("neighbours", async {
+        let mut out = Vec::new();
+        for spec in &specs {
+            out.push(
+                neighbours::evaluate(&ask.engine, &ask.source, spec, ask.t_ms, series)
+                    .await
+                    .map_err(unprocessable)?,
+            );
+        }
+        Ok(out)
+    })
+    .await
+}
+
+pub(super) async fn neighbours_list(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    async {
+        let ask = Ask::for_tenant(state, &headers, raw)?;
+        let specs = match (ask.params.get("resource"), ask.params.get("by")) {
+            (Some(resource), Some(by)) => {
+                let mut spec = NeighbourSpec::ad_hoc(resource, by);
+                spec.tenant = ask.tenant.to_string();
+                neighbours_params(&ask, &mut spec)?;
+                vec![spec]
+            }
+            (Some(_), None) => {
+                return Err(bad(
+                    "missing parameter \"by\" (the tenant or workload label)",
+                ));
+            }
+            _ => specs(&ask.state)?
+                .neighbours_of(ask.tenant.as_str())
+                .cloned()
+                .collect(),
+        };
+        neighbours_answer(ask, specs).await
+    }
+    .await
+    .unwrap_or_else(IntoResponse::into_response)
+}
+
+pub(super) async fn neighbours_one(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    async {
+        let ask = Ask::for_tenant(state, &headers, raw)?;
+        let mut spec = specs(&ask.state)?
+            .neighbours_of(ask.tenant.as_str())
+            .find(|s| s.name == name)
+            .cloned()
+            .ok_or_else(|| not_found(&ask.tenant, "neighbours spec", &name))?;
+        neighbours_params(&ask, &mut spec)?;
+        neighbours_answer(ask, vec![spec]).await
+    }
+    .await
+    .unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `GET /api/v1/neighbours/usage`: which tenant loads this database.
+pub(super) async fn neighbours_usage(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    async {
+        state.auth.require_role(&headers, Role::Admin, SHAPE)?;
+        let usage_tenant = state.config.slo.usage_tenant.clone();
+        let tenant = TenantId::try_new(&usage_tenant).map_err(|_| {
+            ApiError::new(
+                ErrorKind::NotFound,
+                "usage is not recorded (slo.usage_tenant is empty)",
+                SHAPE,
+            )
+        })?;
+        let params = Params::new(raw, &headers, &Bytes::new());
+        let ask = Ask::new(state, tenant, params)?;
+        let name = ask.params.get("resource").unwrap_or("query_seconds");
+        let Some((_, query)) = USAGE_RESOURCES.iter().find(|(n, _)| *n == name) else {
+            return Err(bad(format!(
+                "invalid parameter \"resource\": {name:?}; one of {}",
+                USAGE_RESOURCES
+                    .iter()
+                    .map(|(n, _)| *n)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        };
+        let mut spec = NeighbourSpec::ad_hoc(query, "tenant");
+        spec.name = format!("strata-{name}");
+        spec.baseline = std::time::Duration::from_secs(86_400);
+        neighbours_params(&ask, &mut spec)?;
+        neighbours_answer(ask, vec![spec]).await
+    }
+    .await
+    .unwrap_or_else(IntoResponse::into_response)
+}
