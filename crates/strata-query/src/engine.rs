@@ -40,6 +40,9 @@ pub struct QueryEngine {
     target_partitions: Option<usize>,
     /// How far back a tenant's queries may read (`None`: no limit).
     lookback: Option<LookbackLimit>,
+    /// The analytics spec file the `slo()`, `capacity()` and
+    /// `neighbours()` table functions read.
+    analytics_specs: Option<std::path::PathBuf>,
 }
 
 type LookbackFn = dyn Fn(&TenantId) -> Option<std::time::Duration> + Send + Sync;
@@ -78,7 +81,14 @@ impl QueryEngine {
             usage: Arc::default(),
             target_partitions: None,
             lookback: None,
+            analytics_specs: None,
         }
+    }
+
+    /// Where the analytics table functions find the tenant's specs.
+    pub fn with_analytics_specs(mut self, path: Option<std::path::PathBuf>) -> Self {
+        self.analytics_specs = path;
+        self
     }
 
     /// Limits how far back each tenant's queries read: samples older than
@@ -233,6 +243,17 @@ impl QueryEngine {
                     tenant: tenant.clone(),
                     by,
                     not_before_ms: view.not_before_ms,
+                }),
+            );
+        }
+        for (name, kind) in crate::analytics::Kind::ALL {
+            ctx.register_udtf(
+                name,
+                Arc::new(crate::analytics::AnalyticsFunction {
+                    engine: self.clone(),
+                    tenant: tenant.clone(),
+                    specs: self.analytics_specs.clone(),
+                    kind,
                 }),
             );
         }

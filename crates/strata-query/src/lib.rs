@@ -15,6 +15,7 @@
 //! * `samples_at_version(v)`, `samples_as_of('2026-11-01T00:00:00Z')` — the
 //!   tenant's table at a Delta version or time (time travel, files only).
 
+mod analytics;
 pub mod catalog;
 mod engine;
 mod error;

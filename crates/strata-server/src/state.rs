@@ -67,6 +67,7 @@ impl AppState {
         });
         let limits = Arc::new(limits);
         let lookback = Arc::clone(&limits);
+        let specs = config.slo.file.clone();
         Arc::new(Self {
             auth,
             limits,
@@ -78,7 +79,8 @@ impl AppState {
             ),
             config,
             query: QueryEngine::new(Arc::clone(&storage))
-                .with_lookback_limit(move |tenant| Some(lookback.of(tenant).max_query_lookback)),
+                .with_lookback_limit(move |tenant| Some(lookback.of(tenant).max_query_lookback))
+                .with_analytics_specs(specs),
             head: Arc::clone(storage.head()),
             storage,
             metrics: Metrics::new(),
