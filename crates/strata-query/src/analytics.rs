@@ -71,7 +71,9 @@ impl Kind {
 fn text(name: &str, i: usize, e: &Expr) -> Result<String> {
     match e {
         Expr::Literal(
-            ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)) | ScalarValue::LargeUtf8(Some(s)),
+            ScalarValue::Utf8(Some(s))
+            | ScalarValue::Utf8View(Some(s))
+            | ScalarValue::LargeUtf8(Some(s)),
             _,
         ) => Ok(s.clone()),
         _ => plan_err!("{name}: argument {} must be a string literal", i + 1),
@@ -122,13 +124,14 @@ impl AnalyticsFunction {
                 spec.check().map_err(plan)?;
                 Ok(Ask::Capacity(Some(spec)))
             }
-            Kind::Capacity => plan_err!(
-                "capacity() takes no arguments, or (usage, limit [, lookback [, model]])"
-            ),
+            Kind::Capacity => {
+                plan_err!("capacity() takes no arguments, or (usage, limit [, lookback [, model]])")
+            }
             Kind::Neighbours if args.is_empty() => Ok(Ask::Neighbours(None)),
             Kind::Neighbours if (2..=5).contains(&args.len()) => {
                 let n = "neighbours";
-                let mut spec = NeighbourSpec::ad_hoc(&text(n, 0, &args[0])?, &text(n, 1, &args[1])?);
+                let mut spec =
+                    NeighbourSpec::ad_hoc(&text(n, 0, &args[0])?, &text(n, 1, &args[1])?);
                 if let Some(e) = args.get(2) {
                     spec.window = duration(n, 2, e)?;
                 }
@@ -178,10 +181,7 @@ fn times(v: Vec<Option<i64>>) -> ArrayRef {
 
 /// `{k="v", …}`, Prometheus' spelling of a label set.
 fn label_text(labels: &std::collections::BTreeMap<String, String>) -> String {
-    let parts: Vec<String> = labels
-        .iter()
-        .map(|(k, v)| format!("{k}={:?}", v))
-        .collect();
+    let parts: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={:?}", v)).collect();
     format!("{{{}}}", parts.join(", "))
 }
 
@@ -208,9 +208,14 @@ impl AnalyticsTable {
             Ask::Slo => {
                 let mut rows = Vec::new();
                 for spec in self.specs()?.of_tenant(tenant) {
-                    rows.extend(slo::evaluate(&engine, &source, spec, now).await.map_err(exec)?);
+                    rows.extend(
+                        slo::evaluate(&engine, &source, spec, now)
+                            .await
+                            .map_err(exec)?,
+                    );
                 }
-                let burn = |w: &str| f64s(rows.iter().map(|r| r.burn_rates.get(w).copied()).collect());
+                let burn =
+                    |w: &str| f64s(rows.iter().map(|r| r.burn_rates.get(w).copied()).collect());
                 vec![
                     strs(rows.iter().map(|r| Some(r.name.clone())).collect()),
                     strs(rows.iter().map(|r| r.business_process.clone()).collect()),
@@ -272,7 +277,11 @@ impl AnalyticsTable {
                     f64s(rows.iter().map(|r| r.limit).collect()),
                     f64s(rows.iter().map(|r| r.utilisation).collect()),
                     f64s(rows.iter().map(|r| r.trend_per_day).collect()),
-                    f64s(rows.iter().map(|r| r.seconds_left.map(|s| s / 86_400.0)).collect()),
+                    f64s(
+                        rows.iter()
+                            .map(|r| r.seconds_left.map(|s| s / 86_400.0))
+                            .collect(),
+                    ),
                     times(rows.iter().map(|r| r.exhaustion_ms).collect()),
                     times(rows.iter().map(|r| r.earliest_ms).collect()),
                     times(rows.iter().map(|r| r.latest_ms).collect()),
@@ -292,7 +301,11 @@ impl AnalyticsTable {
                 }
                 vec![
                     strs(rows.iter().map(|(r, _)| Some(r.name.clone())).collect()),
-                    strs(rows.iter().map(|(r, _)| r.business_process.clone()).collect()),
+                    strs(
+                        rows.iter()
+                            .map(|(r, _)| r.business_process.clone())
+                            .collect(),
+                    ),
                     strs(rows.iter().map(|(r, _)| Some(r.by.clone())).collect()),
                     strs(rows.iter().map(|(_, w)| Some(w.workload.clone())).collect()),
                     Arc::new(UInt64Array::from(

@@ -16,7 +16,8 @@
 //!     `capacity`, `business_process` and the usage series' labels;
 //!   - neighbours: `strata_neighbour_share`, `strata_neighbour_baseline_share`,
 //!     `strata_neighbour_ratio`, `strata_neighbour_blame` and
-//!     `strata_neighbour_rank`, labelled `neighbours` and the workload label;
+//!     `strata_neighbour_rank`, labelled `neighbours`, the workload label and
+//!     `workload`;
 //!     `strata_neighbour_contention` per spec.
 //! - With an Alertmanager URL every firing burn-rate alert is posted to
 //!   `<slo.alertmanager_url>/api/v2/alerts` with an end time a few
@@ -191,7 +192,12 @@ fn recorded_forecast(f: &Forecast, t_ms: i64) -> Vec<strata_types::SeriesSamples
 
 /// The recorded series of one neighbours report.
 fn recorded_neighbours(rep: &Report, t_ms: i64) -> Vec<strata_types::SeriesSamples> {
-    let base = with_process(BTreeMap::new(), "neighbours", &rep.name, &rep.business_process);
+    let base = with_process(
+        BTreeMap::new(),
+        "neighbours",
+        &rep.name,
+        &rep.business_process,
+    );
     let mut r = Recorder::new(base, t_ms);
     r.add(
         "strata_neighbour_contention",
@@ -199,7 +205,12 @@ fn recorded_neighbours(rep: &Report, t_ms: i64) -> Vec<strata_types::SeriesSampl
         f64::from(u8::from(rep.contention)),
     );
     for w in &rep.workloads {
-        let l = [(rep.by.as_str(), w.workload.as_str())];
+        // The workload under its own label and under `workload`, so one
+        // dashboard fits every spec.
+        let l = [
+            (rep.by.as_str(), w.workload.as_str()),
+            ("workload", w.workload.as_str()),
+        ];
         r.add("strata_neighbour_share", &l, w.share);
         r.add("strata_neighbour_baseline_share", &l, w.baseline_share);
         r.add("strata_neighbour_blame", &l, w.blame);
@@ -211,13 +222,19 @@ fn recorded_neighbours(rep: &Report, t_ms: i64) -> Vec<strata_types::SeriesSampl
     r.out
 }
 
-/// Strata's own usage of every tenant, as series of the usage tenant.
-fn recorded_usage(state: &AppState, t_ms: i64) -> Vec<strata_types::SeriesSamples> {
+/// Strata's own usage of every tenant but the usage tenant itself, as
+/// series of the usage tenant.
+fn recorded_usage(
+    state: &AppState,
+    usage_tenant: &TenantId,
+    t_ms: i64,
+) -> Vec<strata_types::SeriesSamples> {
     let mut tenants: BTreeMap<TenantId, strata_query::usage::Counters> =
         state.query.usage().all().into_iter().collect();
     for t in state.storage.head().tenants() {
         tenants.entry(t).or_default();
     }
+    tenants.remove(usage_tenant);
     let stored: HashMap<TenantId, u64> = state
         .storage
         .table_stats()
@@ -226,12 +243,27 @@ fn recorded_usage(state: &AppState, t_ms: i64) -> Vec<strata_types::SeriesSample
         .collect();
     let mut out = Vec::new();
     for (tenant, c) in tenants {
-        let mut r = Recorder::new(BTreeMap::from([("tenant".into(), tenant.to_string())]), t_ms);
-        r.add("strata_tenant_samples_ingested_total", &[], c.samples_ingested as f64);
-        r.add("strata_tenant_ingested_bytes_total", &[], c.bytes_ingested as f64);
+        let mut r = Recorder::new(
+            BTreeMap::from([("tenant".into(), tenant.to_string())]),
+            t_ms,
+        );
+        r.add(
+            "strata_tenant_samples_ingested_total",
+            &[],
+            c.samples_ingested as f64,
+        );
+        r.add(
+            "strata_tenant_ingested_bytes_total",
+            &[],
+            c.bytes_ingested as f64,
+        );
         r.add("strata_tenant_queries_total", &[], c.queries as f64);
         r.add("strata_tenant_query_seconds_total", &[], c.query_seconds);
-        r.add("strata_tenant_query_samples_total", &[], c.query_samples as f64);
+        r.add(
+            "strata_tenant_query_samples_total",
+            &[],
+            c.query_samples as f64,
+        );
         r.add(
             "strata_tenant_log_bytes_ingested_total",
             &[],
@@ -254,11 +286,19 @@ fn recorded_usage(state: &AppState, t_ms: i64) -> Vec<strata_types::SeriesSample
 }
 
 /// Writes recorded series into `tenant` through the WAL.
-async fn record(state: &AppState, tenant: &TenantId, series: Vec<strata_types::SeriesSamples>, what: &str) {
+async fn record(
+    state: &AppState,
+    tenant: &TenantId,
+    series: Vec<strata_types::SeriesSamples>,
+    what: &str,
+) {
     let (Some(wal), false) = (state.wal(), series.is_empty()) else {
         return;
     };
-    let batch = Arc::new(strata_types::WriteBatch::from_series(tenant.clone(), series));
+    let batch = Arc::new(strata_types::WriteBatch::from_series(
+        tenant.clone(),
+        series,
+    ));
     if let Err(error) = state.storage.write(wal.as_ref(), batch).await {
         warn!(%tenant, what, %error, "analytics results not recorded");
     }
@@ -375,7 +415,9 @@ pub(crate) async fn run(state: Arc<AppState>, mut stop: tokio::sync::watch::Rece
         alertmanager = endpoint.as_deref().unwrap_or("none"),
         interval_s = interval.as_secs_f64(),
         usage_tenant = usage_tenant.as_ref().map_or("none", |t| t.as_str()),
-        specs = path.as_ref().map_or("none".into(), |p| p.display().to_string()),
+        specs = path
+            .as_ref()
+            .map_or("none".into(), |p| p.display().to_string()),
         "evaluating analytics in the background"
     );
     // The first tick is immediate: usage is first recorded an interval in.
@@ -386,7 +428,7 @@ pub(crate) async fn run(state: Arc<AppState>, mut stop: tokio::sync::watch::Rece
             _ = stop.changed() => return,
         }
         if let (Some(t), false) = (&usage_tenant, first) {
-            let series = recorded_usage(&state, chrono::Utc::now().timestamp_millis());
+            let series = recorded_usage(&state, t, chrono::Utc::now().timestamp_millis());
             record(&state, t, series, "usage").await;
         }
         first = false;

@@ -11,6 +11,7 @@
 //! Every handler resolves the tenant first (see [`tenant`]) and every error
 //! goes through [`ApiError`], whose kind maps to a status in one place.
 
+mod analytics_loop;
 pub mod auth;
 pub mod config;
 mod error;
@@ -20,7 +21,6 @@ mod metrics;
 pub mod pg;
 mod routes;
 pub mod scheduler;
-mod analytics_loop;
 mod sql_format;
 mod sql_json;
 mod state;

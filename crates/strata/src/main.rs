@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-mod slo_client;
+mod analytics_client;
 mod sql_client;
 mod tools;
 
@@ -45,7 +45,13 @@ enum Command {
     Sql(sql_client::SqlArgs),
     /// The tenant's SLOs from a running server: SLI, error budget left,
     /// burn rates, firing burn-rate alerts.
-    Slo(slo_client::SloArgs),
+    Slo(analytics_client::SloArgs),
+    /// Time-to-exhaustion forecasts from a running server, most urgent
+    /// first: the tenant's capacity specs, or one ad-hoc gauge.
+    Capacity(analytics_client::CapacityArgs),
+    /// Noisy neighbours from a running server: each workload's share,
+    /// deviation from its baseline, and who drives contention.
+    Neighbours(analytics_client::NeighboursArgs),
 }
 
 #[derive(Debug, Args)]
@@ -343,7 +349,9 @@ fn main() -> ExitCode {
         Command::Retention(args) => tools::retention(args),
         Command::Export(args) => tools::export(args),
         Command::Sql(args) => sql_client::run(args),
-        Command::Slo(args) => slo_client::run(args),
+        Command::Slo(args) => analytics_client::slo(args),
+        Command::Capacity(args) => analytics_client::capacity(args),
+        Command::Neighbours(args) => analytics_client::neighbours(args),
         Command::Token(args) => match new_token(&args) {
             Ok(text) => {
                 print!("{text}");

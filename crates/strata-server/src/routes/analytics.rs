@@ -160,10 +160,12 @@ impl Ask {
     }
 
     fn limit(&self, name: &str) -> Option<Limit> {
-        self.params.get(name).map(|v| match v.trim().parse::<f64>() {
-            Ok(n) => Limit::Number(n),
-            Err(_) => Limit::Query(v.to_owned()),
-        })
+        self.params
+            .get(name)
+            .map(|v| match v.trim().parse::<f64>() {
+                Ok(n) => Limit::Number(n),
+                Err(_) => Limit::Query(v.to_owned()),
+            })
     }
 
     /// Runs `work` in a query slot, within the PromQL timeout, and answers
@@ -178,7 +180,11 @@ impl Ask {
         let out = tokio::time::timeout(self.state.config.promql.timeout, work)
             .await
             .map_err(|_| {
-                ApiError::new(ErrorKind::Timeout, format!("{what} evaluation timed out"), SHAPE)
+                ApiError::new(
+                    ErrorKind::Timeout,
+                    format!("{what} evaluation timed out"),
+                    SHAPE,
+                )
             })??;
         self.state
             .query
