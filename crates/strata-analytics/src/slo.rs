@@ -206,50 +206,123 @@ pub struct SloStatus {
     /// Window → burn rate.
     pub burn_rates: BTreeMap<String, f64>,
     pub alerts: Vec<AlertState>,
+    /// Good and total events per second over the last 5 minutes: what the
+    /// background evaluation records, so long windows are cheap.
+    pub good_rate_5m: Option<f64>,
+    pub total_rate_5m: Option<f64>,
+    /// The windows summed from those recordings rather than the raw series.
+    pub recorded_windows: Vec<String>,
 }
 
-/// The SLI of each label set over `window`: good / total.
-async fn sli(
+/// A label set of an SLO's queries.
+type LabelSet = BTreeMap<String, String>;
+
+/// Per label set with events: (good, total) event rates over a window.
+type Rates = BTreeMap<LabelSet, (f64, f64)>;
+
+/// The recorded 5-minute rates long windows are summed from.
+pub const GOOD_RATE_5M: &str = "strata_slo_good_rate5m";
+pub const TOTAL_RATE_5M: &str = "strata_slo_total_rate5m";
+
+/// Windows at least this long are read from the recorded 5m rates when
+/// those cover them.
+const RECORDED_FROM: Duration = Duration::from_secs(86_400);
+
+fn by_labels(v: Value, drop: &[&str]) -> BTreeMap<LabelSet, f64> {
+    match v {
+        Value::Vector(samples) => samples
+            .into_iter()
+            .map(|s| {
+                let mut l = label_map(&s.labels);
+                for d in drop {
+                    l.remove(*d);
+                }
+                (l, s.v)
+            })
+            .collect(),
+        Value::Scalar { v, .. } => BTreeMap::from([(BTreeMap::new(), v)]),
+        _ => BTreeMap::new(),
+    }
+}
+
+/// Pairs good and total by label set; a label set with events but no good
+/// series had no good events.
+fn pair(good: BTreeMap<LabelSet, f64>, total: BTreeMap<LabelSet, f64>) -> Rates {
+    total
+        .into_iter()
+        .filter(|(_, t)| *t > 0.0 && t.is_finite())
+        .map(|(l, t)| {
+            let g = good.get(&l).copied().unwrap_or(0.0);
+            (l, (g, t))
+        })
+        .collect()
+}
+
+/// The good and total rates of each label set over `window`, from the
+/// SLO's own queries.
+async fn rates(
     engine: &Engine,
     source: &dyn Source,
     spec: &SloSpec,
     window: &str,
     t_ms: i64,
-) -> Result<BTreeMap<BTreeMap<String, String>, f64>, EvalError> {
+) -> Result<Rates, EvalError> {
     let (good, total) = spec.queries(window);
     let err = |e: String| EvalError::new("SLO", &spec.name, e);
-    let mut out = BTreeMap::new();
     let run = |q: String| async move { engine.instant(source, &q, t_ms).await };
     let good = run(good).await.map_err(|e| err(e.to_string()))?;
     let total = run(total).await.map_err(|e| err(e.to_string()))?;
-    let by_labels = |v: Value| -> BTreeMap<BTreeMap<String, String>, f64> {
-        match v {
-            Value::Vector(samples) => samples
-                .into_iter()
-                .map(|s| (label_map(&s.labels), s.v))
-                .collect(),
-            Value::Scalar { v, .. } => BTreeMap::from([(BTreeMap::new(), v)]),
-            _ => BTreeMap::new(),
-        }
+    Ok(pair(
+        by_labels(good.value, &[]),
+        by_labels(total.value, &[]),
+    ))
+}
+
+/// The rates over `window` from the recorded 5m rates, if the recordings
+/// (one every `interval`) of some label set cover at least 95% of it — the
+/// SLO has been recorded that long; label sets recorded for less have
+/// existed for less, as their raw series have. The mean of the 5m rates
+/// is the window's rate, at the cost of one point per interval instead of
+/// every raw sample of every series.
+async fn recorded_rates(
+    engine: &Engine,
+    source: &dyn Source,
+    spec: &SloSpec,
+    window: Duration,
+    interval: Duration,
+    t_ms: i64,
+) -> Result<Option<Rates>, EvalError> {
+    let err = |e: String| EvalError::new("SLO", &spec.name, e);
+    let sel = |name: &str| format!("{name}{{slo={:?}}}", spec.name);
+    let w = window_text(window);
+    let drop = ["slo", "business_process"];
+    let run = |q: String| async move {
+        engine
+            .instant(source, &q, t_ms)
+            .await
+            .map(|o| by_labels(o.value, &drop))
+            .map_err(|e| err(e.to_string()))
     };
-    let good = by_labels(good.value);
-    for (labels, t) in by_labels(total.value) {
-        if t > 0.0 && t.is_finite() {
-            // No good events reported for a label set that has events:
-            // none were good.
-            let g = good.get(&labels).copied().unwrap_or(0.0);
-            out.insert(labels, (g / t).clamp(0.0, 1.0));
-        }
+    let counts = run(format!("count_over_time({}[{w}])", sel(TOTAL_RATE_5M))).await?;
+    let needed = 0.95 * window.as_secs_f64() / interval.as_secs_f64().max(1.0);
+    if !counts.values().any(|c| *c >= needed) {
+        return Ok(None);
     }
-    Ok(out)
+    let good = run(format!("sum_over_time({}[{w}])", sel(GOOD_RATE_5M))).await?;
+    let total = run(format!("sum_over_time({}[{w}])", sel(TOTAL_RATE_5M))).await?;
+    Ok(Some(pair(good, total)))
 }
 
 /// Evaluates `spec` at `t_ms`: one status per label set of its queries.
+/// `recorded`: the interval its 5m rates are recorded at (by Strata's
+/// background evaluation), so windows of a day and longer are summed from
+/// them where they cover the window; `None`: always the raw queries.
 pub async fn evaluate(
     engine: &Engine,
     source: &dyn Source,
     spec: &SloSpec,
     t_ms: i64,
+    recorded: Option<Duration>,
 ) -> Result<Vec<SloStatus>, EvalError> {
     let budget = 1.0 - spec.objective;
     let mut windows: Vec<Duration> = vec![spec.window];
@@ -257,25 +330,62 @@ pub async fn evaluate(
         windows.push(Duration::from_secs(*long));
         windows.push(Duration::from_secs(*short));
     }
+    windows.push(Duration::from_secs(300));
     windows.sort();
     windows.dedup();
-    // Window → label set → SLI.
-    let mut slis: BTreeMap<Duration, BTreeMap<BTreeMap<String, String>, f64>> = BTreeMap::new();
+    // Window → label set → (good, total) rates; which windows each label
+    // set read from the recordings.
+    let mut all: BTreeMap<Duration, Rates> = BTreeMap::new();
+    let mut from_recorded: BTreeMap<LabelSet, Vec<String>> = BTreeMap::new();
     for w in &windows {
-        slis.insert(*w, sli(engine, source, spec, &window_text(*w), t_ms).await?);
+        let summed = match recorded {
+            Some(interval) if *w >= RECORDED_FROM => {
+                recorded_rates(engine, source, spec, *w, interval, t_ms).await?
+            }
+            _ => None,
+        };
+        let got = match summed {
+            Some(mut got) => {
+                for l in got.keys() {
+                    from_recorded
+                        .entry(l.clone())
+                        .or_default()
+                        .push(window_text(*w));
+                }
+                // A label set with events now but not yet recorded (it
+                // appeared since the last evaluation): the raw queries.
+                let five = Duration::from_secs(300);
+                let unrecorded = all
+                    .get(&five)
+                    .is_some_and(|now| now.keys().any(|l| !got.contains_key(l)));
+                if unrecorded {
+                    for (l, r) in rates(engine, source, spec, &window_text(*w), t_ms).await? {
+                        got.entry(l).or_insert(r);
+                    }
+                }
+                got
+            }
+            None => rates(engine, source, spec, &window_text(*w), t_ms).await?,
+        };
+        all.insert(*w, got);
     }
-    let mut label_sets: Vec<BTreeMap<String, String>> =
-        slis.values().flat_map(|m| m.keys().cloned()).collect();
+    let sli_of = |w: Duration, labels: &LabelSet| -> Option<f64> {
+        all.get(&w)?
+            .get(labels)
+            .map(|(g, t)| (g / t).clamp(0.0, 1.0))
+    };
+    let mut label_sets: Vec<LabelSet> = all.values().flat_map(|m| m.keys().cloned()).collect();
     label_sets.sort();
     label_sets.dedup();
-    let burn = |w: Duration, labels: &BTreeMap<String, String>| -> Option<f64> {
-        slis.get(&w)?.get(labels).map(|s| (1.0 - s) / budget)
+    let burn = |w: Duration, labels: &LabelSet| -> Option<f64> {
+        sli_of(w, labels).map(|s| (1.0 - s) / budget)
     };
+    let five = Duration::from_secs(300);
     let window_hours = spec.window.as_secs_f64() / 3_600.0;
     Ok(label_sets
         .into_iter()
         .map(|labels| {
-            let sli = slis.get(&spec.window).and_then(|m| m.get(&labels)).copied();
+            let sli = sli_of(spec.window, &labels);
             let burn_rates = windows
                 .iter()
                 .filter_map(|w| burn(*w, &labels).map(|b| (window_text(*w), b)))
@@ -296,6 +406,7 @@ pub async fn evaluate(
                     }
                 })
                 .collect();
+            let rates_5m = all.get(&five).and_then(|m| m.get(&labels)).copied();
             SloStatus {
                 name: spec.name.clone(),
                 business_process: spec.business_process.clone(),
@@ -303,9 +414,12 @@ pub async fn evaluate(
                 window: window_text(spec.window),
                 error_budget_remaining: sli.map(|s| 1.0 - (1.0 - s) / budget),
                 sli,
-                labels,
                 burn_rates,
                 alerts,
+                good_rate_5m: rates_5m.map(|r| r.0),
+                total_rate_5m: rates_5m.map(|r| r.1),
+                recorded_windows: from_recorded.remove(&labels).unwrap_or_default(),
+                labels,
             }
         })
         .collect())
@@ -385,7 +499,7 @@ mod tests {
     async fn a_steady_error_rate_spends_the_budget_at_its_rate() {
         // 0.5% errors against a 1% budget: burn 0.5 everywhere, half the
         // budget left, nothing fires.
-        let out = evaluate(&engine(), &source(0.005, 0.005, 0), &spec(), NOW)
+        let out = evaluate(&engine(), &source(0.005, 0.005, 0), &spec(), NOW, None)
             .await
             .unwrap();
         let pick = route(&out, "/pick");
@@ -410,7 +524,7 @@ mod tests {
         // 1h: (50 × 0.5 + 10 × 0.001) / 60 / 0.01 ≈ 41.7; 5m: 50.
         // 6h: (25 + 310 × 0.001) / 360 / 0.01 ≈ 7.0; 30m: 50.
         // 1d: (25 + 1390 × 0.001) / 1440 / 0.01 ≈ 1.8 — no ticket.
-        let out = evaluate(&engine(), &source(0.001, 0.5, 50), &spec(), NOW)
+        let out = evaluate(&engine(), &source(0.001, 0.5, 50), &spec(), NOW, None)
             .await
             .unwrap();
         let pick = route(&out, "/pick");
@@ -427,6 +541,70 @@ mod tests {
             .collect();
         assert_eq!(firing, [("page", "1h"), ("page", "6h")]);
         assert!(route(&out, "/invoice").alerts.iter().all(|a| !a.firing));
+    }
+
+    #[tokio::test]
+    async fn long_windows_are_summed_from_the_recorded_rates() {
+        // Raw counters exist for 4 days (0.5% errors); the background
+        // evaluation recorded 28 days of 5m rates (2% errors on /pick, one
+        // point a minute). With recordings, the 1d, 3d and 28d windows are
+        // the recordings' (SLI 0.98); shorter ones stay raw; without them,
+        // every window is raw.
+        let mut src = source(0.005, 0.005, 0);
+        for (name, v) in [(GOOD_RATE_5M, 980.0 / 60.0), (TOTAL_RATE_5M, 1000.0 / 60.0)] {
+            let labels = Labels::new(vec![
+                ("__name__".into(), name.into()),
+                ("business_process".into(), "picking".into()),
+                ("route".into(), "/pick".into()),
+                ("slo".into(), "availability".into()),
+            ]);
+            for i in 0..28 * 1440 {
+                src.add(&labels, NOW - i * MIN, v);
+            }
+        }
+        let with = evaluate(&engine(), &src, &spec(), NOW, Some(Duration::from_secs(60)))
+            .await
+            .unwrap();
+        let pick = route(&with, "/pick");
+        assert!(close(pick.sli.unwrap(), 0.98, 1e-9), "{pick:?}");
+        assert_eq!(pick.recorded_windows, ["1d", "3d", "28d"]);
+        assert!(close(pick.burn_rates["1h"], 0.5, 1e-2), "raw: {pick:?}");
+        assert!(
+            close(pick.total_rate_5m.unwrap(), 1000.0 / 60.0, 1e-2),
+            "{pick:?}"
+        );
+        // /invoice has events but no recordings (as if it appeared since
+        // the last evaluation): its long windows come from the raw series.
+        let invoice = route(&with, "/invoice");
+        assert_eq!(invoice.sli, Some(1.0));
+        assert!(invoice.recorded_windows.is_empty());
+        let without = evaluate(&engine(), &src, &spec(), NOW, None).await.unwrap();
+        let pick = route(&without, "/pick");
+        assert!(close(pick.sli.unwrap(), 0.995, 1e-3), "{pick:?}");
+        assert!(pick.recorded_windows.is_empty());
+        // Recordings of a single day do not cover a 3-day window.
+        let mut short = source(0.005, 0.005, 0);
+        for (name, v) in [(GOOD_RATE_5M, 0.0), (TOTAL_RATE_5M, 1.0)] {
+            let labels = Labels::new(vec![
+                ("__name__".into(), name.into()),
+                ("route".into(), "/pick".into()),
+                ("slo".into(), "availability".into()),
+            ]);
+            for i in 0..1440 {
+                short.add(&labels, NOW - i * MIN, v);
+            }
+        }
+        let out = evaluate(
+            &engine(),
+            &short,
+            &spec(),
+            NOW,
+            Some(Duration::from_secs(60)),
+        )
+        .await
+        .unwrap();
+        assert_eq!(route(&out, "/pick").recorded_windows, ["1d"]);
+        assert!(close(route(&out, "/pick").burn_rates["3d"], 0.5, 1e-2));
     }
 
     #[test]

@@ -49,7 +49,8 @@ enum Ask {
 pub(crate) struct AnalyticsFunction {
     pub engine: QueryEngine,
     pub tenant: TenantId,
-    pub specs: Option<PathBuf>,
+    /// The spec file and the interval SLO rates are recorded at.
+    pub specs: Option<(PathBuf, Duration)>,
     pub kind: Kind,
 }
 
@@ -189,7 +190,9 @@ impl AnalyticsTable {
     fn specs(&self) -> Result<SpecFile> {
         match &self.f.specs {
             None => Ok(SpecFile::default()),
-            Some(p) => SpecFile::load(p).map_err(|e| DataFusionError::Execution(e.to_string())),
+            Some((p, _)) => {
+                SpecFile::load(p).map_err(|e| DataFusionError::Execution(e.to_string()))
+            }
         }
     }
 
@@ -207,9 +210,10 @@ impl AnalyticsTable {
         let columns: Vec<ArrayRef> = match &self.ask {
             Ask::Slo => {
                 let mut rows = Vec::new();
+                let recorded = self.f.specs.as_ref().map(|(_, i)| *i);
                 for spec in self.specs()?.of_tenant(tenant) {
                     rows.extend(
-                        slo::evaluate(&engine, &source, spec, now)
+                        slo::evaluate(&engine, &source, spec, now, recorded)
                             .await
                             .map_err(exec)?,
                     );

@@ -41,8 +41,9 @@ pub struct QueryEngine {
     /// How far back a tenant's queries may read (`None`: no limit).
     lookback: Option<LookbackLimit>,
     /// The analytics spec file the `slo()`, `capacity()` and
-    /// `neighbours()` table functions read.
-    analytics_specs: Option<std::path::PathBuf>,
+    /// `neighbours()` table functions read, and the interval SLO rates are
+    /// recorded at.
+    analytics_specs: Option<(std::path::PathBuf, std::time::Duration)>,
 }
 
 type LookbackFn = dyn Fn(&TenantId) -> Option<std::time::Duration> + Send + Sync;
@@ -85,9 +86,13 @@ impl QueryEngine {
         }
     }
 
-    /// Where the analytics table functions find the tenant's specs.
-    pub fn with_analytics_specs(mut self, path: Option<std::path::PathBuf>) -> Self {
-        self.analytics_specs = path;
+    /// Where the analytics table functions find the tenant's specs, and
+    /// how often SLO rates are recorded (`strata_analytics::slo`).
+    pub fn with_analytics_specs(
+        mut self,
+        specs: Option<(std::path::PathBuf, std::time::Duration)>,
+    ) -> Self {
+        self.analytics_specs = specs;
         self
     }
 

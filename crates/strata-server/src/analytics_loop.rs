@@ -7,6 +7,8 @@
 //!   through the WAL like any sample, so PromQL (and Grafana) see them and
 //!   keep their history:
 //!   - SLOs: `strata_slo_sli`, `strata_slo_error_budget_remaining`,
+//!     `strata_slo_good_rate5m` and `strata_slo_total_rate5m` (windows of
+//!     a day and more are summed from these once they cover them),
 //!     `strata_slo_objective`, `strata_slo_burn_rate{window}` and
 //!     `strata_slo_alert_firing{severity, long_window, short_window}`,
 //!     labelled `slo`, `business_process` and the SLO's own labels;
@@ -145,6 +147,11 @@ fn recorded(status: &SloStatus, t_ms: i64) -> Vec<strata_types::SeriesSamples> {
     }
     if let Some(v) = status.error_budget_remaining {
         r.add("strata_slo_error_budget_remaining", &[], v);
+    }
+    // What long windows are summed from (strata_analytics::slo).
+    if let (Some(g), Some(t)) = (status.good_rate_5m, status.total_rate_5m) {
+        r.add(slo::GOOD_RATE_5M, &[], g);
+        r.add(slo::TOTAL_RATE_5M, &[], t);
     }
     for (w, v) in &status.burn_rates {
         r.add("strata_slo_burn_rate", &[("window", w)], *v);
@@ -322,7 +329,8 @@ async fn firing(state: &AppState, file: &SpecFile) -> HashMap<String, Value> {
             }
         };
         let now = chrono::Utc::now().timestamp_millis();
-        match slo::evaluate(&engine, &source, spec, now).await {
+        let interval = Some(state.config.slo.evaluation_interval);
+        match slo::evaluate(&engine, &source, spec, now, interval).await {
             Ok(statuses) => {
                 let series = statuses.iter().flat_map(|s| recorded(s, now)).collect();
                 record(state, &tenant, series, "SLO").await;

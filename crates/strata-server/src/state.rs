@@ -67,7 +67,11 @@ impl AppState {
         });
         let limits = Arc::new(limits);
         let lookback = Arc::clone(&limits);
-        let specs = config.slo.file.clone();
+        let specs = config
+            .slo
+            .file
+            .clone()
+            .map(|f| (f, config.slo.evaluation_interval));
         Arc::new(Self {
             auth,
             limits,

@@ -145,6 +145,16 @@ impl Ask {
         Ask::new(state, tenant, params)
     }
 
+    /// The interval SLO rates are recorded at, when they are.
+    fn recorded(&self) -> Option<std::time::Duration> {
+        self.state
+            .config
+            .slo
+            .file
+            .as_ref()
+            .map(|_| self.state.config.slo.evaluation_interval)
+    }
+
     fn duration(&self, name: &str) -> Result<Option<std::time::Duration>, ApiError> {
         self.params
             .get(name)
@@ -211,7 +221,7 @@ async fn slo_answer(ask: Ask, specs: Vec<SloSpec>) -> Result<Response, ApiError>
         let mut out = Vec::new();
         for spec in &specs {
             out.extend(
-                slo::evaluate(&ask.engine, &ask.source, spec, ask.t_ms)
+                slo::evaluate(&ask.engine, &ask.source, spec, ask.t_ms, ask.recorded())
                     .await
                     .map_err(unprocessable)?,
             );
