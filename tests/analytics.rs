@@ -414,3 +414,114 @@ fn capacity_and_neighbours_find_the_injected_answers_everywhere() {
         }
     }
 }
+
+fn send(server: &Server, method: &str, tenant: &str, path: &str, body: &str) -> (u16, Value) {
+    let req = ureq::http::Request::builder()
+        .method(method)
+        .uri(server.url(path))
+        .header("X-Scope-OrgID", tenant)
+        .header("Content-Type", "application/json")
+        .body(body.to_owned())
+        .unwrap();
+    let mut resp = agent().run(req).unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.body_mut().read_to_string().unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+#[test]
+fn specs_are_managed_through_the_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("analytics.toml");
+    std::fs::write(
+        &spec,
+        "# Owned by the platform team.\n[[neighbours]]\nname = \"cpu\" # the node's\ntenant = \"acme\"\nresource = 'rate(container_cpu_usage_seconds_total[5m])'\nby = \"namespace\"\n",
+    )
+    .unwrap();
+    let server = Server::start(
+        &dir.path().join("data"),
+        &["--slo-file", spec.to_str().unwrap()],
+    );
+    let slo = r#"{"business_process": "picking", "objective": 0.99, "window": "28d",
+        "good": "sum(rate(http_requests_total{code!~\"5..\"}[$window]))",
+        "total": "sum(rate(http_requests_total[$window]))"}"#;
+    let (status, v) = send(&server, "PUT", "acme", "/api/v1/specs/slo/picking", slo);
+    assert_eq!(status, 201, "{v}");
+    let (status, v) = send(&server, "PUT", "acme", "/api/v1/specs/slo/picking", slo);
+    assert_eq!(
+        (status, &v["data"]["replaced"]),
+        (200, &Value::Bool(true)),
+        "{v}"
+    );
+    let (status, v) = send(
+        &server,
+        "PUT",
+        "acme",
+        "/api/v1/specs/capacity/disk",
+        r#"{"usage": "node_filesystem_avail_bytes", "limit": 0, "direction": "down"}"#,
+    );
+    assert_eq!(status, 201, "{v}");
+
+    // It is evaluated at once, for its tenant only.
+    let (status, v) = get(&server, "acme", "/api/v1/slo/picking");
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(get(&server, "other", "/api/v1/slo/picking").0, 404);
+    let (status, v) = get(&server, "acme", "/api/v1/specs");
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["data"]["slo"][0]["name"], "picking");
+    assert_eq!(v["data"]["slo"][0]["objective"], 0.99);
+    assert_eq!(v["data"]["capacity"][0]["direction"], "down");
+    let (_, v) = get(&server, "other", "/api/v1/specs");
+    assert_eq!(v["data"]["slo"], serde_json::json!([]));
+
+    // A bad entry is refused whole, naming the problem; the file is as it was.
+    let before = std::fs::read_to_string(&spec).unwrap();
+    for (path, body, want) in [
+        (
+            "/api/v1/specs/slo/bad",
+            r#"{"objective": 99.5, "good": "x[$window]", "total": "y[$window]"}"#,
+            "between 0 and 1",
+        ),
+        (
+            "/api/v1/specs/slo/bad",
+            r#"{"objective": 0.9, "bogus": 1}"#,
+            "bogus",
+        ),
+        (
+            "/api/v1/specs/capacity/bad",
+            r#"{"usage": "rate(", "limit": 1}"#,
+            "does not parse",
+        ),
+        (
+            "/api/v1/specs/slo/picking",
+            r#"{"tenant": "other"}"#,
+            "must match",
+        ),
+        ("/api/v1/specs/slo/bad", "[1]", "JSON object"),
+    ] {
+        let (status, v) = send(&server, "PUT", "acme", path, body);
+        assert_eq!(status, 400, "{body}: {v}");
+        assert!(v["error"].as_str().unwrap().contains(want), "{body}: {v}");
+    }
+    assert_eq!(
+        send(&server, "PUT", "acme", "/api/v1/specs/alerts/x", "{}").0,
+        404
+    );
+    assert_eq!(std::fs::read_to_string(&spec).unwrap(), before);
+
+    // Deleting; the file keeps its comment.
+    let (status, v) = send(&server, "DELETE", "acme", "/api/v1/specs/slo/picking", "");
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        send(&server, "DELETE", "acme", "/api/v1/specs/slo/picking", "").0,
+        404
+    );
+    assert_eq!(get(&server, "acme", "/api/v1/slo/picking").0, 404);
+    let text = std::fs::read_to_string(&spec).unwrap();
+    assert!(text.starts_with("# Owned by the platform team."), "{text}");
+    assert!(text.contains("name = \"cpu\" # the node's"), "{text}");
+    assert!(text.contains("name = \"disk\""), "{text}");
+}

@@ -6,6 +6,7 @@ mod logs_write;
 mod loki;
 mod ops;
 mod prom;
+mod specs;
 mod sql;
 mod write;
 
@@ -88,6 +89,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/neighbours", get(analytics::neighbours_list))
         .route("/api/v1/neighbours/usage", get(analytics::neighbours_usage))
         .route("/api/v1/neighbours/{name}", get(analytics::neighbours_one))
+        .route("/api/v1/specs", get(specs::list))
+        .route(
+            "/api/v1/specs/{kind}/{name}",
+            axum::routing::put(specs::put).delete(specs::delete),
+        )
         .route("/api/v1/admin/flush", post(ops::flush))
         .route("/-/healthy", get(ops::healthy))
         .route("/-/ready", get(ops::ready))
