@@ -166,7 +166,13 @@ struct ServeArgs {
     #[arg(long, env = "STRATA_ALERTMANAGER_URL", value_name = "URL")]
     alertmanager_url: Option<String>,
 
-    /// How often SLOs are evaluated for alerting [default: 1m].
+    /// The tenant Strata records its own per-tenant usage into (empty: not
+    /// recorded) [default: _strata].
+    #[arg(long, env = "STRATA_USAGE_TENANT", value_name = "TENANT")]
+    usage_tenant: Option<String>,
+
+    /// How often SLOs, capacity and neighbour specs are evaluated and
+    /// recorded [default: 1m].
     #[arg(long, env = "STRATA_SLO_EVALUATION_INTERVAL", value_name = "DURATION", value_parser = humantime::parse_duration)]
     slo_evaluation_interval: Option<std::time::Duration>,
 
@@ -266,6 +272,9 @@ impl ServeArgs {
         }
         if let Some(v) = self.alertmanager_url {
             c.slo.alertmanager_url = Some(v);
+        }
+        if let Some(v) = self.usage_tenant {
+            c.slo.usage_tenant = v;
         }
         if let Some(v) = self.slo_evaluation_interval {
             c.slo.evaluation_interval = v;
