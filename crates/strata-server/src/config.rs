@@ -156,6 +156,10 @@ pub struct PromqlConfig {
     /// Queries (PromQL and SQL) running at once, shared fairly between
     /// tenants; the rest wait in per-tenant queues. Default: one per CPU.
     pub query_slots: Option<usize>,
+    /// The nice value (0–19) heavy queries — those of a tenant with another
+    /// query running or waiting — compute at, so lighter tenants get the
+    /// CPU first; 0: every query at normal priority.
+    pub heavy_query_nice: i32,
 }
 
 impl Default for PromqlConfig {
@@ -166,6 +170,7 @@ impl Default for PromqlConfig {
             max_samples: 50_000_000,
             max_points: 11_000,
             query_slots: None,
+            heavy_query_nice: 10,
         }
     }
 }
@@ -386,6 +391,9 @@ impl ServerConfig {
         }
         if self.promql.timeout < std::time::Duration::from_millis(1) {
             return invalid("promql.timeout", "must be at least 1ms");
+        }
+        if !(0..=19).contains(&self.promql.heavy_query_nice) {
+            return invalid("promql.heavy_query_nice", "must be between 0 and 19");
         }
         if self.promql.query_slots == Some(0) {
             return invalid("promql.query_slots", "must be at least 1");

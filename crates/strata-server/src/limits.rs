@@ -206,6 +206,33 @@ impl Limits {
             .unwrap_or_else(|| self.defaults.clone())
     }
 
+    /// Refuses a write before it is decoded when its tenant's rate bucket
+    /// holds less than one sample: whatever the request carries would be
+    /// refused, and a flood over its rate should not cost the decoding.
+    pub fn check_ingest_budget(&self, tenant: &TenantId) -> Result<(), Refusal> {
+        let l = self.of(tenant);
+        if l.ingest_rate <= 0.0 {
+            return Ok(());
+        }
+        let burst = (l.ingest_burst as f64).max(l.ingest_rate);
+        let buckets = self.buckets.lock();
+        let Some(b) = buckets.get(tenant) else {
+            return Ok(());
+        };
+        let tokens = (b.tokens + b.at.elapsed().as_secs_f64() * l.ingest_rate).min(burst);
+        if tokens >= 1.0 {
+            return Ok(());
+        }
+        Err(refuse(
+            ErrorKind::Limit,
+            "ingest_rate",
+            format!(
+                "tenant {tenant} is over its ingest rate of {} samples/s (burst {}): request refused, retry later",
+                l.ingest_rate, burst
+            ),
+        ))
+    }
+
     /// Checks a whole write request; takes its samples from the rate
     /// bucket only if everything else passes.
     pub fn check_ingest(
@@ -489,6 +516,25 @@ mod tests {
             l.check_ingest(&batch("t", &[&[("__name__", "m"), ("a", "ok")]], 1), None)
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn an_empty_bucket_refuses_before_decoding() {
+        let limits = Limits::with_defaults(TenantLimits {
+            ingest_rate: 10.0,
+            ingest_burst: 10,
+            ..TenantLimits::default()
+        });
+        let t = TenantId::try_new("a").unwrap();
+        // Unknown bucket: full.
+        assert!(limits.check_ingest_budget(&t).is_ok());
+        let s: &[(&str, &str)] = &[("__name__", "m")];
+        limits.check_ingest(&batch("a", &[s], 10), None).unwrap();
+        let r = limits.check_ingest_budget(&t).unwrap_err();
+        assert_eq!((r.kind, r.reason), (ErrorKind::Limit, "ingest_rate"));
+        assert!(r.message.contains("10 samples/s"), "{}", r.message);
+        std::thread::sleep(std::time::Duration::from_millis(150));
+        assert!(limits.check_ingest_budget(&t).is_ok(), "refilled");
     }
 
     #[test]

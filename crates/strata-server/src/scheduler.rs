@@ -4,6 +4,12 @@
 //! queue per tenant and a freed slot goes to the next tenant in turn, not to
 //! the oldest query: a tenant with a hundred queued dashboard panels delays
 //! another tenant's query by at most the queries already running.
+//!
+//! CPU is shared by demand as well: a query whose tenant already has
+//! another query running or waiting is *heavy* ([`Permit::heavy`]) and runs
+//! on threads of lower CPU priority ([`low_priority`]), so while it computes
+//! beside a tenant that asks one query at a time, the kernel gives the
+//! lighter tenant the larger share of the cores; alone, it gets them all.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -33,6 +39,15 @@ pub struct FairScheduler {
 pub struct Permit {
     scheduler: Option<Arc<FairScheduler>>,
     tenant: TenantId,
+    heavy: bool,
+}
+
+impl Permit {
+    /// Whether the tenant had another query running or waiting when this
+    /// one got its slot.
+    pub fn heavy(&self) -> bool {
+        self.heavy
+    }
 }
 
 impl Drop for Permit {
@@ -68,6 +83,7 @@ impl FairScheduler {
                 return Permit {
                     scheduler: Some(Arc::clone(self)),
                     tenant: tenant.clone(),
+                    heavy: held > 0,
                 };
             }
             let (tx, rx) = oneshot::channel();
@@ -83,6 +99,7 @@ impl FairScheduler {
             Err(_) => Permit {
                 scheduler: None,
                 tenant: tenant.clone(),
+                heavy: false,
             },
         }
     }
@@ -113,10 +130,12 @@ impl FairScheduler {
                 st.waiting.push_back((tenant, queue));
                 continue;
             }
+            let held = st.held.get(&tenant).copied().unwrap_or(0);
             while let Some(tx) = queue.pop_front() {
                 let permit = Permit {
                     scheduler: Some(Arc::clone(self)),
                     tenant: tenant.clone(),
+                    heavy: held > 0 || !queue.is_empty(),
                 };
                 match tx.send(permit) {
                     Ok(()) => {
@@ -144,9 +163,73 @@ impl FairScheduler {
     }
 }
 
+/// Raises the calling thread's nice value. On Linux the nice value is per
+/// thread, and raising it needs no privilege; a failure leaves the thread
+/// at normal priority, which is only less fair.
+#[allow(unsafe_code)]
+fn lower_thread_priority(nice: i32) {
+    // SAFETY: gettid and setpriority take no pointers and act on the
+    // calling thread only.
+    let done = unsafe {
+        let tid = libc::syscall(libc::SYS_gettid);
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice)
+    };
+    if done != 0 {
+        tracing::debug!("could not lower a query thread's priority");
+    }
+}
+
+/// A runtime whose threads (workers and blocking pool) run at a lower CPU
+/// priority (`nice`; at 10 about a tenth of the CPU of a normal thread
+/// when both want it), for heavy queries; none for 0. Started on first
+/// use, one per process (the first `nice` asked for holds).
+pub fn low_priority(nice: i32) -> Option<tokio::runtime::Handle> {
+    if nice <= 0 {
+        return None;
+    }
+    static LOW: std::sync::OnceLock<Option<tokio::runtime::Runtime>> = std::sync::OnceLock::new();
+    LOW.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(std::thread::available_parallelism().map_or(2, usize::from))
+            .thread_name("strata-query-low")
+            .on_thread_start(move || lower_thread_priority(nice))
+            .enable_all()
+            .build()
+            .map_err(|error| tracing::warn!(%error, "no low-priority query runtime: heavy queries run at normal priority"))
+            .ok()
+    })
+    .as_ref()
+    .map(|r| r.handle().clone())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_tenants_concurrent_queries_are_heavy_a_lone_one_is_not() {
+        let s = FairScheduler::new(3);
+        let a = TenantId::try_new("a").unwrap();
+        let b = TenantId::try_new("b").unwrap();
+        let first = s.acquire(&a).await;
+        assert!(!first.heavy());
+        let second = s.acquire(&a).await;
+        assert!(second.heavy(), "a already runs one");
+        let lone = s.acquire(&b).await;
+        assert!(!lone.heavy());
+        // a's third waits (a holds all but one slot); granted while a
+        // still runs another, it is heavy.
+        let third = {
+            let s = Arc::clone(&s);
+            let a = a.clone();
+            tokio::spawn(async move { s.acquire(&a).await.heavy() })
+        };
+        tokio::task::yield_now().await;
+        drop(second);
+        assert!(third.await.unwrap());
+        drop((first, lone));
+        assert!(!s.acquire(&a).await.heavy(), "alone again");
+    }
 
     #[tokio::test]
     async fn a_freed_slot_goes_to_the_next_tenant_in_turn() {

@@ -176,6 +176,12 @@ struct ServeArgs {
     #[arg(long, env = "STRATA_SLO_EVALUATION_INTERVAL", value_name = "DURATION", value_parser = humantime::parse_duration)]
     slo_evaluation_interval: Option<std::time::Duration>,
 
+    /// Nice value (0-19) of heavy queries (a tenant's second and further
+    /// concurrent queries), so lighter tenants get the CPU first; 0 turns
+    /// it off [default: 10].
+    #[arg(long, env = "STRATA_HEAVY_QUERY_NICE", value_name = "NICE")]
+    heavy_query_nice: Option<i32>,
+
     /// PromQL: how far back a selector looks for a sample [default: 5m].
     #[arg(long, env = "STRATA_LOOKBACK_DELTA", value_name = "DURATION", value_parser = humantime::parse_duration)]
     lookback_delta: Option<std::time::Duration>,
@@ -278,6 +284,9 @@ impl ServeArgs {
         }
         if let Some(v) = self.slo_evaluation_interval {
             c.slo.evaluation_interval = v;
+        }
+        if let Some(v) = self.heavy_query_nice {
+            c.promql.heavy_query_nice = v;
         }
         if let Some(v) = self.lookback_delta {
             c.promql.lookback_delta = v;

@@ -215,9 +215,56 @@ impl Drop for CancelOnDrop {
     }
 }
 
+#[derive(Debug, Clone, Copy)]
 enum When {
     Instant(i64),
     Range { start: i64, end: i64, step: i64 },
+}
+
+/// Fetches and evaluates one query: its answer, fetch and evaluation
+/// times. Owns what it needs, so it can run on either runtime.
+async fn run(
+    engine: Engine,
+    source: strata_query::promql::PromSource,
+    query: String,
+    when: When,
+    cancel: Cancel,
+    timeout: Duration,
+) -> Result<(QueryOutput, Duration, Duration), ApiError> {
+    let prepare = async {
+        match when {
+            When::Instant(t) => engine.prepare_instant(&source, &query, t).await,
+            When::Range { start, end, step } => {
+                engine
+                    .prepare_range(&source, &query, start, end, step)
+                    .await
+            }
+        }
+    };
+    let fetch_started = Instant::now();
+    let prepared = tokio::time::timeout(timeout, prepare)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                ErrorKind::Timeout,
+                "query timed out in query execution",
+                SHAPE,
+            )
+        })?
+        .map_err(from_prom)?;
+    let fetch_time = fetch_started.elapsed();
+    let started = Instant::now();
+    let out = tokio::task::spawn_blocking(move || prepared.evaluate(&cancel))
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                ErrorKind::Internal,
+                format!("query evaluation failed: {e}"),
+                SHAPE,
+            )
+        })?
+        .map_err(from_prom)?;
+    Ok((out, fetch_time, started.elapsed()))
 }
 
 async fn evaluate(
@@ -270,43 +317,24 @@ async fn evaluate(
         .map_err(|e| ApiError::new(e.kind(), e.to_string(), SHAPE))?;
     let cancel = Cancel::new(Some(Instant::now() + timeout));
     let guard = CancelOnDrop(cancel.clone());
-    let prepare = async {
-        match when {
-            When::Instant(t) => engine.prepare_instant(&source, query, t).await,
-            When::Range { start, end, step } => {
-                engine.prepare_range(&source, query, start, end, step).await
-            }
-        }
-    };
-    let fetch_started = Instant::now();
-    let prepared = tokio::time::timeout(timeout, prepare)
-        .await
-        .map_err(|_| {
-            ApiError::new(
-                ErrorKind::Timeout,
-                "query timed out in query execution",
-                SHAPE,
-            )
-        })?
-        .map_err(from_prom)?;
-    let fetch_time = fetch_started.elapsed();
-    let c = cancel.clone();
-    let started = Instant::now();
-    let out = tokio::task::spawn_blocking(move || prepared.evaluate(&c))
-        .await
-        .map_err(|e| {
+    let work = run(engine, source, query.to_owned(), when, cancel, timeout);
+    // A tenant with queries already running or waiting computes on
+    // low-priority threads: the CPU goes first to tenants asking less.
+    let (out, fetch_time, eval_time) = match crate::scheduler::low_priority(cfg.heavy_query_nice) {
+        Some(low) if _permit.heavy() => low.spawn(work).await.map_err(|e| {
             ApiError::new(
                 ErrorKind::Internal,
                 format!("query evaluation failed: {e}"),
                 SHAPE,
             )
-        })?
-        .map_err(from_prom)?;
+        })??,
+        _ => work.await?,
+    };
     drop(guard);
     state.record_query(
         tenant,
         "promql",
-        (fetch_time + started.elapsed()).as_secs_f64(),
+        (fetch_time + eval_time).as_secs_f64(),
         out.samples_loaded,
     );
     Ok(out)

@@ -54,6 +54,10 @@ async fn write(state: &AppState, headers: &HeaderMap, body: Bytes) -> Result<u64
             shape,
         ));
     };
+    state
+        .limits
+        .check_ingest_budget(&tenant)
+        .map_err(|r| state.refused(&tenant, r, shape))?;
     let limits = DecodeLimits {
         max_decoded_bytes: usize::try_from(state.config.limits.max_decoded_size.0)
             .unwrap_or(usize::MAX),
