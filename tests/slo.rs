@@ -323,3 +323,79 @@ fn firing_burn_rate_alerts_reach_alertmanager() {
     let _ = am.kill();
     let _ = am.wait();
 }
+
+#[test]
+fn a_sql_sli_over_access_logs_burns_the_budget() {
+    // Traefik access logs of the last 50 minutes, one line every 3 s:
+    // 1000 requests, one in ten a 502. The SLI (non-5xx lines / all
+    // lines) over any window inside those 50 minutes is 0.9: against a
+    // 99% objective, a burn rate of 10.
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("slo.toml");
+    std::fs::write(
+        &spec,
+        r#"
+[[slo]]
+name = "dispatch-api"
+tenant = "acme"
+business_process = "dispatch"
+objective = 0.99
+good_sql = "SELECT count(*) FROM logs WHERE labels['job'] = 'traefik' AND line NOT LIKE '%\" 5__ %' AND timestamp >= $start AND timestamp < $end"
+total_sql = "SELECT count(*) FROM logs WHERE labels['job'] = 'traefik' AND timestamp >= $start AND timestamp < $end"
+"#,
+    )
+    .unwrap();
+    let server = Server::start(
+        &dir.path().join("data"),
+        &["--slo-file", spec.to_str().unwrap()],
+    );
+    let now_ns = chrono_now_ms() * 1_000_000;
+    let values: Vec<Value> = (0..1000i64)
+        .map(|i| {
+            let status = if i % 10 == 0 { 502 } else { 200 };
+            serde_json::json!([
+                (now_ns - (i + 1) * 3_000_000_000).to_string(),
+                format!(
+                    "10.0.0.{} - - \"POST /dispatch HTTP/1.1\" {status} 512 \"-\" 12ms",
+                    i % 250
+                )
+            ])
+        })
+        .collect();
+    let body = serde_json::json!({"streams": [{"stream": {"job": "traefik"}, "values": values}]});
+    let mut resp = agent()
+        .post(&server.url("/loki/api/v1/push"))
+        .header("X-Scope-OrgID", "acme")
+        .header("Content-Type", "application/json")
+        .send(body.to_string())
+        .unwrap();
+    assert_eq!(
+        resp.status().as_u16(),
+        204,
+        "{}",
+        resp.body_mut().read_to_string().unwrap()
+    );
+
+    let (status, v) = slo(&server, "acme", "/api/v1/slo/dispatch-api");
+    assert_eq!(status, 200, "{v}");
+    let s = &v["data"][0];
+    assert_eq!(s["business_process"], "dispatch");
+    let sli = s["sli"].as_f64().unwrap();
+    assert!((sli - 0.9).abs() < 1e-9, "{s}");
+    let burn_1h = s["burn_rates"]["1h"].as_f64().unwrap();
+    assert!((burn_1h - 10.0).abs() < 1e-6, "{s}");
+    // 1h and 5m burn at 10 (< 13.44): no page; 6h and 30m at 10 (> 5.6):
+    // the slow page fires.
+    let firing: Vec<&str> = s["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["firing"] == true)
+        .map(|a| a["long_window"].as_str().unwrap())
+        .collect();
+    assert!(firing.contains(&"6h"), "{s}");
+    assert!(!firing.contains(&"1h"), "{s}");
+    // The same through SQL.
+    let rows = server.rows(Some("acme"), "SELECT name, round(sli * 100) FROM slo()");
+    assert_eq!(rows, vec![serde_json::json!(["dispatch-api", 90.0])]);
+}

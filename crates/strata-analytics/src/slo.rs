@@ -73,6 +73,22 @@ pub struct SloSpec {
     pub total: Option<String>,
     #[serde(default)]
     pub latency: Option<Latency>,
+    /// Or good and total event counts from SQL over the tenant's tables
+    /// (`logs`, a metric table), `$start` and `$end` standing for the
+    /// window's bounds (UTC timestamps): text columns name the label set,
+    /// the last numeric column is the count.
+    #[serde(default)]
+    pub good_sql: Option<String>,
+    #[serde(default)]
+    pub total_sql: Option<String>,
+}
+
+/// Runs an SLO's SQL queries for its tenant.
+#[async_trait::async_trait]
+pub trait SqlSource: Send + Sync {
+    /// Each row of `sql`: its text columns by name, and its last numeric
+    /// column.
+    async fn rows(&self, sql: &str) -> Result<Vec<(BTreeMap<String, String>, f64)>, String>;
 }
 
 /// The burn-rate alerts: (severity, long window, short window, share of
@@ -126,8 +142,54 @@ impl SloSpec {
         (sub(&self.good), sub(&self.total))
     }
 
+    /// The good and total SQL of the window `[start_ms, end_ms)`, if the
+    /// SLI is SQL.
+    pub fn sql_queries(&self, start_ms: i64, end_ms: i64) -> Option<(String, String)> {
+        let ts = |ms: i64| {
+            chrono::DateTime::from_timestamp_millis(ms).map_or_else(
+                || "NULL".to_owned(),
+                |t| format!("TIMESTAMP '{}'", t.format("%Y-%m-%dT%H:%M:%S%.3fZ")),
+            )
+        };
+        let sub = |q: &str| {
+            q.replace("$start", &ts(start_ms))
+                .replace("$end", &ts(end_ms))
+        };
+        match (&self.good_sql, &self.total_sql) {
+            (Some(g), Some(t)) => Some((sub(g), sub(t))),
+            _ => None,
+        }
+    }
+
     pub(crate) fn check(&self) -> Result<(), SpecError> {
         let bad = |reason: String| SpecError::invalid("SLO", &self.name, reason);
+        if self.good_sql.is_some() || self.total_sql.is_some() {
+            if self.good.is_some() || self.total.is_some() || self.latency.is_some() {
+                return Err(bad(
+                    "give either PromQL (good and total, or latency) or SQL (good_sql and total_sql), not both".into(),
+                ));
+            }
+            let (Some(g), Some(t)) = (&self.good_sql, &self.total_sql) else {
+                return Err(bad("give both good_sql and total_sql".into()));
+            };
+            for (what, q) in [("good_sql", g), ("total_sql", t)] {
+                if !q.contains("$start") || !q.contains("$end") {
+                    return Err(bad(format!(
+                        "{what} must bound its window with $start and $end, e.g. WHERE timestamp >= $start AND timestamp < $end"
+                    )));
+                }
+            }
+            if !(self.objective > 0.0 && self.objective < 1.0) {
+                return Err(bad(format!(
+                    "objective {} must be a share between 0 and 1, e.g. 0.995",
+                    self.objective
+                )));
+            }
+            if self.window < Duration::from_secs(3_600) {
+                return Err(bad("window must be at least 1h".into()));
+            }
+            return Ok(());
+        }
         if self.name.is_empty() {
             return Err(bad("name is empty".into()));
         }
@@ -263,12 +325,33 @@ fn pair(good: BTreeMap<LabelSet, f64>, total: BTreeMap<LabelSet, f64>) -> Rates 
 async fn rates(
     engine: &Engine,
     source: &dyn Source,
+    sql: Option<&dyn SqlSource>,
     spec: &SloSpec,
-    window: &str,
+    window: Duration,
     t_ms: i64,
 ) -> Result<Rates, EvalError> {
-    let (good, total) = spec.queries(window);
     let err = |e: String| EvalError::new("SLO", &spec.name, e);
+    let start_ms = t_ms - window.as_millis() as i64;
+    if let Some((good, total)) = spec.sql_queries(start_ms, t_ms) {
+        let Some(sql) = sql else {
+            return Err(err("SQL SLIs need the SQL engine".into()));
+        };
+        // Counts over the window, as events per second like PromQL's.
+        let secs = window.as_secs_f64();
+        let run = |q: String| async move {
+            sql.rows(&q).await.map(|rows| {
+                rows.into_iter()
+                    .map(|(l, v)| (l, v / secs))
+                    .collect::<BTreeMap<_, _>>()
+            })
+        };
+        let good = run(good).await.map_err(|e| err(format!("good_sql: {e}")))?;
+        let total = run(total)
+            .await
+            .map_err(|e| err(format!("total_sql: {e}")))?;
+        return Ok(pair(good, total));
+    }
+    let (good, total) = spec.queries(&window_text(window));
     let run = |q: String| async move { engine.instant(source, &q, t_ms).await };
     let good = run(good).await.map_err(|e| err(e.to_string()))?;
     let total = run(total).await.map_err(|e| err(e.to_string()))?;
@@ -323,6 +406,7 @@ pub async fn evaluate(
     spec: &SloSpec,
     t_ms: i64,
     recorded: Option<Duration>,
+    sql: Option<&dyn SqlSource>,
 ) -> Result<Vec<SloStatus>, EvalError> {
     let budget = 1.0 - spec.objective;
     let mut windows: Vec<Duration> = vec![spec.window];
@@ -359,13 +443,13 @@ pub async fn evaluate(
                     .get(&five)
                     .is_some_and(|now| now.keys().any(|l| !got.contains_key(l)));
                 if unrecorded {
-                    for (l, r) in rates(engine, source, spec, &window_text(*w), t_ms).await? {
+                    for (l, r) in rates(engine, source, sql, spec, *w, t_ms).await? {
                         got.entry(l).or_insert(r);
                     }
                 }
                 got
             }
-            None => rates(engine, source, spec, &window_text(*w), t_ms).await?,
+            None => rates(engine, source, sql, spec, *w, t_ms).await?,
         };
         all.insert(*w, got);
     }
@@ -499,9 +583,16 @@ mod tests {
     async fn a_steady_error_rate_spends_the_budget_at_its_rate() {
         // 0.5% errors against a 1% budget: burn 0.5 everywhere, half the
         // budget left, nothing fires.
-        let out = evaluate(&engine(), &source(0.005, 0.005, 0), &spec(), NOW, None)
-            .await
-            .unwrap();
+        let out = evaluate(
+            &engine(),
+            &source(0.005, 0.005, 0),
+            &spec(),
+            NOW,
+            None,
+            None,
+        )
+        .await
+        .unwrap();
         let pick = route(&out, "/pick");
         assert!(close(pick.sli.unwrap(), 0.995, 1e-3), "{pick:?}");
         assert!(
@@ -524,7 +615,7 @@ mod tests {
         // 1h: (50 × 0.5 + 10 × 0.001) / 60 / 0.01 ≈ 41.7; 5m: 50.
         // 6h: (25 + 310 × 0.001) / 360 / 0.01 ≈ 7.0; 30m: 50.
         // 1d: (25 + 1390 × 0.001) / 1440 / 0.01 ≈ 1.8 — no ticket.
-        let out = evaluate(&engine(), &source(0.001, 0.5, 50), &spec(), NOW, None)
+        let out = evaluate(&engine(), &source(0.001, 0.5, 50), &spec(), NOW, None, None)
             .await
             .unwrap();
         let pick = route(&out, "/pick");
@@ -562,9 +653,16 @@ mod tests {
                 src.add(&labels, NOW - i * MIN, v);
             }
         }
-        let with = evaluate(&engine(), &src, &spec(), NOW, Some(Duration::from_secs(60)))
-            .await
-            .unwrap();
+        let with = evaluate(
+            &engine(),
+            &src,
+            &spec(),
+            NOW,
+            Some(Duration::from_secs(60)),
+            None,
+        )
+        .await
+        .unwrap();
         let pick = route(&with, "/pick");
         assert!(close(pick.sli.unwrap(), 0.98, 1e-9), "{pick:?}");
         assert_eq!(pick.recorded_windows, ["1d", "3d", "28d"]);
@@ -578,7 +676,9 @@ mod tests {
         let invoice = route(&with, "/invoice");
         assert_eq!(invoice.sli, Some(1.0));
         assert!(invoice.recorded_windows.is_empty());
-        let without = evaluate(&engine(), &src, &spec(), NOW, None).await.unwrap();
+        let without = evaluate(&engine(), &src, &spec(), NOW, None, None)
+            .await
+            .unwrap();
         let pick = route(&without, "/pick");
         assert!(close(pick.sli.unwrap(), 0.995, 1e-3), "{pick:?}");
         assert!(pick.recorded_windows.is_empty());
@@ -600,11 +700,70 @@ mod tests {
             &spec(),
             NOW,
             Some(Duration::from_secs(60)),
+            None,
         )
         .await
         .unwrap();
         assert_eq!(route(&out, "/pick").recorded_windows, ["1d"]);
         assert!(close(route(&out, "/pick").burn_rates["3d"], 0.5, 1e-2));
+    }
+
+    /// Answers `good` or `total` counts for a route, per query seen.
+    struct FakeSql(std::sync::Mutex<Vec<String>>);
+
+    #[async_trait::async_trait]
+    impl SqlSource for FakeSql {
+        async fn rows(&self, sql: &str) -> Result<Vec<(BTreeMap<String, String>, f64)>, String> {
+            self.0.lock().unwrap().push(sql.to_owned());
+            let v = if sql.contains("good") { 970.0 } else { 1000.0 };
+            Ok(vec![(
+                BTreeMap::from([("route".to_owned(), "/pick".to_owned())]),
+                v,
+            )])
+        }
+    }
+
+    #[tokio::test]
+    async fn a_sql_sli_counts_events_in_each_window() {
+        let spec = SpecFile::parse(
+            r#"
+            [[slo]]
+            name = "pickings"
+            objective = 0.99
+            good_sql = "SELECT route, count(*) FROM good WHERE timestamp >= $start AND timestamp < $end GROUP BY route"
+            total_sql = "SELECT route, count(*) FROM total WHERE timestamp >= $start AND timestamp < $end GROUP BY route"
+            "#,
+        )
+        .unwrap()
+        .slo
+        .remove(0);
+        let sql = FakeSql(std::sync::Mutex::new(Vec::new()));
+        let out = evaluate(
+            &engine(),
+            &MemorySource::new(),
+            &spec,
+            NOW,
+            None,
+            Some(&sql),
+        )
+        .await
+        .unwrap();
+        let pick = route(&out, "/pick");
+        assert!(close(pick.sli.unwrap(), 0.97, 1e-9), "{pick:?}");
+        assert!(close(pick.burn_rates["1h"], 3.0, 1e-9), "{pick:?}");
+        let seen = sql.0.lock().unwrap().clone();
+        // NOW is 2027-01-15T08:00:00Z; the 1h window starts an hour before.
+        assert!(
+            seen.iter().any(|q| q.contains(
+                "timestamp >= TIMESTAMP '2027-01-15T07:00:00.000Z' AND timestamp < TIMESTAMP '2027-01-15T08:00:00.000Z'"
+            )),
+            "{seen:?}"
+        );
+        // Without the SQL engine, a clear error.
+        let e = evaluate(&engine(), &MemorySource::new(), &spec, NOW, None, None)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("SQL"), "{e}");
     }
 
     #[test]
@@ -629,6 +788,14 @@ mod tests {
             (
                 "[[slo]]\nname = \"a\"\nobjective = 0.9\nwindow = \"5m\"\nlatency = { histogram = \"h\", threshold = 0.3 }",
                 "at least 1h",
+            ),
+            (
+                "[[slo]]\nname = \"a\"\nobjective = 0.9\ngood_sql = 'SELECT 1'\ntotal_sql = 'SELECT 2 WHERE $start < $end'",
+                "$start and $end",
+            ),
+            (
+                "[[slo]]\nname = \"a\"\nobjective = 0.9\ngood_sql = 'SELECT 1 WHERE $start < $end'",
+                "both good_sql and total_sql",
             ),
         ] {
             let e = SpecFile::parse(toml).unwrap_err().to_string();

@@ -17,8 +17,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arrow::array::{
-    ArrayRef, BooleanArray, Float64Array, RecordBatch, StringArray, TimestampMillisecondArray,
-    UInt64Array,
+    Array, ArrayRef, BooleanArray, Float64Array, RecordBatch, StringArray,
+    TimestampMillisecondArray, UInt64Array,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use async_trait::async_trait;
@@ -36,6 +36,70 @@ use strata_query_lang::promql::{Engine, EngineConfig};
 use strata_types::TenantId;
 
 use crate::QueryEngine;
+
+/// An SLO's SQL, run as its tenant through this engine.
+pub struct TenantSql {
+    pub engine: QueryEngine,
+    pub tenant: TenantId,
+}
+
+#[async_trait]
+impl slo::SqlSource for TenantSql {
+    async fn rows(
+        &self,
+        sql: &str,
+    ) -> std::result::Result<Vec<(std::collections::BTreeMap<String, String>, f64)>, String> {
+        let out = self
+            .engine
+            .sql(&self.tenant, sql)
+            .await
+            .map_err(|e| e.to_string())?;
+        let schema = out.schema;
+        let text: Vec<usize> = (0..schema.fields().len())
+            .filter(|i| {
+                matches!(
+                    schema.field(*i).data_type(),
+                    DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8
+                )
+            })
+            .collect();
+        let Some(value) = (0..schema.fields().len())
+            .rev()
+            .find(|i| schema.field(*i).data_type().is_numeric())
+        else {
+            return Err("the query has no numeric column to count".into());
+        };
+        let mut rows = Vec::new();
+        for batch in &out.batches {
+            let v = arrow::compute::cast(batch.column(value), &DataType::Float64)
+                .map_err(|e| e.to_string())?;
+            let v = v
+                .as_any()
+                .downcast_ref::<Float64Array>()
+                .ok_or("the count column is not numeric")?;
+            let texts: Vec<ArrayRef> = text
+                .iter()
+                .map(|i| arrow::compute::cast(batch.column(*i), &DataType::Utf8))
+                .collect::<std::result::Result<_, _>>()
+                .map_err(|e| e.to_string())?;
+            for r in 0..batch.num_rows() {
+                if v.is_null(r) {
+                    continue;
+                }
+                let mut labels = std::collections::BTreeMap::new();
+                for (i, col) in text.iter().zip(&texts) {
+                    if let Some(s) = col.as_any().downcast_ref::<StringArray>()
+                        && !s.is_null(r)
+                    {
+                        labels.insert(schema.field(*i).name().clone(), s.value(r).to_owned());
+                    }
+                }
+                rows.push((labels, v.value(r)));
+            }
+        }
+        Ok(rows)
+    }
+}
 
 #[derive(Debug, Clone)]
 enum Ask {
@@ -211,9 +275,13 @@ impl AnalyticsTable {
             Ask::Slo => {
                 let mut rows = Vec::new();
                 let recorded = self.f.specs.as_ref().map(|(_, i)| *i);
+                let sql = TenantSql {
+                    engine: self.f.engine.clone(),
+                    tenant: self.f.tenant.clone(),
+                };
                 for spec in self.specs()?.of_tenant(tenant) {
                     rows.extend(
-                        slo::evaluate(&engine, &source, spec, now, recorded)
+                        slo::evaluate(&engine, &source, spec, now, recorded, Some(&sql))
                             .await
                             .map_err(exec)?,
                     );

@@ -16,6 +16,7 @@
 //!   tenant's table at a Delta version or time (time travel, files only).
 
 mod analytics;
+pub use analytics::TenantSql;
 pub mod catalog;
 mod engine;
 mod error;

@@ -330,7 +330,11 @@ async fn firing(state: &AppState, file: &SpecFile) -> HashMap<String, Value> {
         };
         let now = chrono::Utc::now().timestamp_millis();
         let interval = Some(state.config.slo.evaluation_interval);
-        match slo::evaluate(&engine, &source, spec, now, interval).await {
+        let sql = strata_query::TenantSql {
+            engine: state.query.clone(),
+            tenant: tenant.clone(),
+        };
+        match slo::evaluate(&engine, &source, spec, now, interval, Some(&sql)).await {
             Ok(statuses) => {
                 let series = statuses.iter().flat_map(|s| recorded(s, now)).collect();
                 record(state, &tenant, series, "SLO").await;

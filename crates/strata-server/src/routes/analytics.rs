@@ -145,6 +145,14 @@ impl Ask {
         Ask::new(state, tenant, params)
     }
 
+    /// SQL SLIs run as the asking tenant.
+    fn sql(&self) -> strata_query::TenantSql {
+        strata_query::TenantSql {
+            engine: self.state.query.clone(),
+            tenant: self.tenant.clone(),
+        }
+    }
+
     /// The interval SLO rates are recorded at, when they are.
     fn recorded(&self) -> Option<std::time::Duration> {
         self.state
@@ -221,9 +229,16 @@ async fn slo_answer(ask: Ask, specs: Vec<SloSpec>) -> Result<Response, ApiError>
         let mut out = Vec::new();
         for spec in &specs {
             out.extend(
-                slo::evaluate(&ask.engine, &ask.source, spec, ask.t_ms, ask.recorded())
-                    .await
-                    .map_err(unprocessable)?,
+                slo::evaluate(
+                    &ask.engine,
+                    &ask.source,
+                    spec,
+                    ask.t_ms,
+                    ask.recorded(),
+                    Some(&ask.sql()),
+                )
+                .await
+                .map_err(unprocessable)?,
             );
         }
         Ok(out)
