@@ -116,17 +116,7 @@ fn write_history(server: &Server, tenant: &str, now: i64) {
 }
 
 fn get(server: &Server, tenant: &str, path: &str) -> (u16, Value) {
-    let mut resp = agent()
-        .get(&server.url(path))
-        .header("X-Scope-OrgID", tenant)
-        .call()
-        .unwrap();
-    let status = resp.status().as_u16();
-    let text = resp.body_mut().read_to_string().unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
+    server.get_json(tenant, path)
 }
 
 fn escape(s: &str) -> String {

@@ -76,16 +76,7 @@ fn chrono_now_ms() -> i64 {
 }
 
 fn slo(server: &Server, tenant: &str, path: &str) -> (u16, Value) {
-    let mut resp = agent()
-        .get(&server.url(path))
-        .header("X-Scope-OrgID", tenant)
-        .call()
-        .unwrap();
-    let status = resp.status().as_u16();
-    (
-        status,
-        serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap(),
-    )
+    server.get_json(tenant, path)
 }
 
 #[test]

@@ -191,6 +191,23 @@ impl Server {
         self.child.wait().unwrap()
     }
 
+    /// GETs `path` as `tenant`; status and the JSON body (a string if the
+    /// body is not JSON).
+    pub fn get_json(&self, tenant: &str, path: &str) -> (u16, serde_json::Value) {
+        let mut resp = self
+            .agent
+            .get(&self.url(path))
+            .header("X-Scope-OrgID", tenant)
+            .call()
+            .unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.body_mut().read_to_string().unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+        )
+    }
+
     pub fn get(&self, path: &str) -> (u16, String) {
         let mut resp = self.agent.get(&self.url(path)).call().unwrap();
         (

@@ -510,6 +510,7 @@ mod tests {
 
     use super::*;
     use crate::spec::SpecFile;
+    use crate::testing::noise;
 
     const MIN: i64 = 60_000;
     const DAY: i64 = 1_440 * MIN;
@@ -518,14 +519,6 @@ mod tests {
 
     fn spec(text: &str) -> CapacitySpec {
         SpecFile::parse(text).unwrap().capacity.remove(0)
-    }
-
-    /// Deterministic noise in [-1, 1].
-    fn noise(i: i64) -> f64 {
-        let x = (i as u64)
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        ((x >> 33) as f64 / (1u64 << 31) as f64) - 1.0
     }
 
     fn gauge(src: &mut MemorySource, name: &str, labels: &[(&str, &str)], f: impl Fn(i64) -> f64) {

@@ -18,3 +18,14 @@ pub mod capacity;
 pub mod neighbours;
 pub mod slo;
 pub mod spec;
+
+#[cfg(test)]
+pub(crate) mod testing {
+    /// Deterministic noise in [-1, 1] (a linear congruential step).
+    pub fn noise(i: i64) -> f64 {
+        let x = (i as u64)
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        ((x >> 33) as f64 / (1u64 << 31) as f64) - 1.0
+    }
+}

@@ -376,16 +376,10 @@ mod tests {
 
     use super::*;
     use crate::spec::SpecFile;
+    use crate::testing::noise;
 
     const MIN: i64 = 60_000;
     const NOW: i64 = 1_800_057_600_000;
-
-    fn noise(i: i64) -> f64 {
-        let x = (i as u64)
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        ((x >> 33) as f64 / (1u64 << 31) as f64) - 1.0
-    }
 
     /// CPU seconds counters of four namespaces over two days, one sample a
     /// minute: each uses `normal` cores; `noisy` uses `burst` cores over

@@ -115,27 +115,48 @@ impl SpecFile {
         Self::parse(&text)
     }
 
-    /// The SLOs of `tenant`.
-    pub fn of_tenant<'a>(&'a self, tenant: &'a str) -> impl Iterator<Item = &'a SloSpec> + 'a {
-        self.slo.iter().filter(move |s| s.tenant == tenant)
+    /// The entries of one kind of `tenant`.
+    pub fn of<'a, T: Entry>(&'a self, tenant: &'a str) -> impl Iterator<Item = &'a T> + 'a {
+        T::all(self).iter().filter(move |s| s.tenant() == tenant)
     }
 
-    /// The capacity specs of `tenant`.
-    pub fn capacity_of<'a>(
-        &'a self,
-        tenant: &'a str,
-    ) -> impl Iterator<Item = &'a CapacitySpec> + 'a {
-        self.capacity.iter().filter(move |s| s.tenant == tenant)
-    }
-
-    /// The noisy-neighbour specs of `tenant`.
-    pub fn neighbours_of<'a>(
-        &'a self,
-        tenant: &'a str,
-    ) -> impl Iterator<Item = &'a NeighbourSpec> + 'a {
-        self.neighbours.iter().filter(move |s| s.tenant == tenant)
+    /// `tenant`'s entry of one kind named `name`.
+    pub fn named<T: Entry>(&self, tenant: &str, name: &str) -> Option<&T> {
+        T::all(self)
+            .iter()
+            .find(|s| s.tenant() == tenant && s.name() == name)
     }
 }
+
+/// One kind of entry of the spec file.
+pub trait Entry: Clone + Send + Sync + 'static {
+    /// How errors and the API name the kind ("SLO", "capacity spec").
+    const KIND: &'static str;
+    fn all(file: &SpecFile) -> &[Self];
+    fn name(&self) -> &str;
+    fn tenant(&self) -> &str;
+}
+
+macro_rules! entry {
+    ($t:ty, $kind:literal, $field:ident) => {
+        impl Entry for $t {
+            const KIND: &'static str = $kind;
+            fn all(file: &SpecFile) -> &[Self] {
+                &file.$field
+            }
+            fn name(&self) -> &str {
+                &self.name
+            }
+            fn tenant(&self) -> &str {
+                &self.tenant
+            }
+        }
+    };
+}
+
+entry!(SloSpec, "SLO", slo);
+entry!(CapacitySpec, "capacity spec", capacity);
+entry!(NeighbourSpec, "neighbours spec", neighbours);
 
 /// A limit or capacity: a fixed number, or a PromQL query evaluated at the
 /// evaluation time.

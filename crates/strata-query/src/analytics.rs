@@ -279,7 +279,7 @@ impl AnalyticsTable {
                     engine: self.f.engine.clone(),
                     tenant: self.f.tenant.clone(),
                 };
-                for spec in self.specs()?.of_tenant(tenant) {
+                for spec in self.specs()?.of::<slo::SloSpec>(tenant) {
                     rows.extend(
                         slo::evaluate(&engine, &source, spec, now, recorded, Some(&sql))
                             .await
@@ -318,7 +318,7 @@ impl AnalyticsTable {
             Ask::Capacity(ad_hoc) => {
                 let specs: Vec<CapacitySpec> = match ad_hoc {
                     Some(s) => vec![s.clone()],
-                    None => self.specs()?.capacity_of(tenant).cloned().collect(),
+                    None => self.specs()?.of::<CapacitySpec>(tenant).cloned().collect(),
                 };
                 let mut rows = Vec::new();
                 for spec in &specs {
@@ -362,7 +362,7 @@ impl AnalyticsTable {
             Ask::Neighbours(ad_hoc) => {
                 let specs: Vec<NeighbourSpec> = match ad_hoc {
                     Some(s) => vec![s.clone()],
-                    None => self.specs()?.neighbours_of(tenant).cloned().collect(),
+                    None => self.specs()?.of::<NeighbourSpec>(tenant).cloned().collect(),
                 };
                 let mut rows = Vec::new();
                 for spec in &specs {

@@ -31,8 +31,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use serde_json::{Value, json};
-use strata_analytics::capacity::{self, Forecast};
-use strata_analytics::neighbours::{self, Report};
+use strata_analytics::capacity::{self, CapacitySpec, Forecast};
+use strata_analytics::neighbours::{self, NeighbourSpec, Report};
 use strata_analytics::slo::{self, SloStatus};
 use strata_analytics::spec::SpecFile;
 use strata_types::TenantId;
@@ -314,7 +314,7 @@ async fn record(
 /// Evaluates every SLO of the file, records the results in each SLO's
 /// tenant; the firing alerts by key.
 async fn firing(state: &AppState, file: &SpecFile) -> HashMap<String, Value> {
-    let engine = crate::routes::analytics_engine(state, None);
+    let engine = state.promql_engine(None, state.config.promql.lookback_delta);
     let mut out = HashMap::new();
     for spec in &file.slo {
         let Ok(tenant) = TenantId::try_new(&spec.tenant) else {
@@ -354,7 +354,7 @@ async fn firing(state: &AppState, file: &SpecFile) -> HashMap<String, Value> {
 
 /// Evaluates and records every capacity and neighbours spec of the file.
 async fn evaluate_specs(state: &AppState, file: &SpecFile) {
-    let engine = crate::routes::analytics_engine(state, None);
+    let engine = state.promql_engine(None, state.config.promql.lookback_delta);
     let tenants = file
         .capacity
         .iter()
@@ -378,7 +378,7 @@ async fn evaluate_specs(state: &AppState, file: &SpecFile) {
         };
         let now = chrono::Utc::now().timestamp_millis();
         let mut forecasts = Vec::new();
-        for spec in file.capacity_of(name) {
+        for spec in file.of::<CapacitySpec>(name) {
             match capacity::evaluate(&engine, &source, spec, now).await {
                 Ok(f) => forecasts.extend(f),
                 Err(error) => warn!(%error, "capacity not evaluated"),
@@ -390,7 +390,7 @@ async fn evaluate_specs(state: &AppState, file: &SpecFile) {
             .iter()
             .flat_map(|f| recorded_forecast(f, now))
             .collect();
-        for spec in file.neighbours_of(name) {
+        for spec in file.of::<NeighbourSpec>(name) {
             match neighbours::evaluate(&engine, &source, spec, now, false).await {
                 Ok(r) => series.extend(recorded_neighbours(&r, now)),
                 Err(error) => warn!(%error, "neighbours not evaluated"),

@@ -21,8 +21,6 @@ use axum::routing::{get, post};
 
 use crate::AppState;
 
-pub(crate) use analytics::engine as analytics_engine;
-
 /// Every route the server answers.
 pub fn router(state: Arc<AppState>) -> Router {
     let body_limit = usize::try_from(state.config.limits.max_request_size.0).unwrap_or(usize::MAX);

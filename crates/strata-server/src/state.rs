@@ -112,6 +112,27 @@ impl AppState {
             .authorize(headers, role, self.config.tenancy.require_tenant, shape)
     }
 
+    /// The PromQL engine under the server's limits, and `tenant`'s sample
+    /// limit when one is given; `lookback`: the selector lookback.
+    pub fn promql_engine(
+        &self,
+        tenant: Option<&strata_types::TenantId>,
+        lookback: std::time::Duration,
+    ) -> strata_query_lang::promql::Engine {
+        let cfg = &self.config.promql;
+        let tenant_max = tenant.map_or(0, |t| self.limits.of(t).max_query_samples);
+        strata_query_lang::promql::Engine::new(strata_query_lang::promql::EngineConfig {
+            lookback,
+            max_samples: if tenant_max > 0 {
+                cfg.max_samples.min(tenant_max)
+            } else {
+                cfg.max_samples
+            },
+            max_points: cfg.max_points,
+            ..strata_query_lang::promql::EngineConfig::default()
+        })
+    }
+
     /// Counts a limit's refusal and turns it into the request's error.
     pub fn refused(
         &self,

@@ -31,9 +31,9 @@ use serde_json::json;
 use strata_analytics::capacity::{self, CapacitySpec, Direction, Model};
 use strata_analytics::neighbours::{self, NeighbourSpec};
 use strata_analytics::slo::{self, SloSpec};
-use strata_analytics::spec::{Limit, SpecFile};
+use strata_analytics::spec::{Entry, Limit, SpecFile};
 use strata_query::promql::PromSource;
-use strata_query_lang::promql::{Engine, EngineConfig};
+use strata_query_lang::promql::Engine;
 use strata_types::{ErrorKind, TenantId};
 
 use super::prom::{Params, parse_time};
@@ -85,22 +85,6 @@ pub(crate) fn specs(state: &AppState) -> Result<SpecFile, ApiError> {
     }
 }
 
-/// The PromQL engine under the server's limits (and the tenant's, if given).
-pub(crate) fn engine(state: &AppState, tenant: Option<&TenantId>) -> Engine {
-    let cfg = &state.config.promql;
-    let tenant_max = tenant.map_or(0, |t| state.limits.of(t).max_query_samples);
-    Engine::new(EngineConfig {
-        lookback: cfg.lookback_delta,
-        max_samples: if tenant_max > 0 {
-            cfg.max_samples.min(tenant_max)
-        } else {
-            cfg.max_samples
-        },
-        max_points: cfg.max_points,
-        ..EngineConfig::default()
-    })
-}
-
 /// What every analytics request needs: its tenant, parameters, instant,
 /// engine and source.
 struct Ask {
@@ -120,7 +104,7 @@ impl Ask {
             }
             None => chrono::Utc::now().timestamp_millis(),
         };
-        let engine = engine(&state, Some(&tenant));
+        let engine = state.promql_engine(Some(&tenant), state.config.promql.lookback_delta);
         let source = state
             .query
             .promql_source(&tenant)
@@ -161,6 +145,28 @@ impl Ask {
             .file
             .as_ref()
             .map(|_| self.state.config.slo.evaluation_interval)
+    }
+
+    /// The asking tenant's entries of one kind.
+    fn mine<T: Entry>(&self) -> Result<Vec<T>, ApiError> {
+        Ok(specs(&self.state)?
+            .of::<T>(self.tenant.as_str())
+            .cloned()
+            .collect())
+    }
+
+    /// The asking tenant's entry `name` of one kind; 404 without.
+    fn named<T: Entry>(&self, name: &str) -> Result<T, ApiError> {
+        specs(&self.state)?
+            .named::<T>(self.tenant.as_str(), name)
+            .cloned()
+            .ok_or_else(|| {
+                ApiError::new(
+                    ErrorKind::NotFound,
+                    format!("tenant {} has no {} named {name:?}", self.tenant, T::KIND),
+                    SHAPE,
+                )
+            })
     }
 
     fn duration(&self, name: &str) -> Result<Option<std::time::Duration>, ApiError> {
@@ -216,14 +222,6 @@ fn unprocessable(e: impl ToString) -> ApiError {
     ApiError::new(ErrorKind::Unprocessable, e.to_string(), SHAPE)
 }
 
-fn not_found(tenant: &TenantId, what: &str, name: &str) -> ApiError {
-    ApiError::new(
-        ErrorKind::NotFound,
-        format!("tenant {tenant} has no {what} named {name:?}"),
-        SHAPE,
-    )
-}
-
 async fn slo_answer(ask: Ask, specs: Vec<SloSpec>) -> Result<Response, ApiError> {
     ask.answer("slo", async {
         let mut out = Vec::new();
@@ -253,10 +251,7 @@ pub(super) async fn slo_list(
 ) -> Response {
     async {
         let ask = Ask::for_tenant(state, &headers, raw)?;
-        let mine = specs(&ask.state)?
-            .of_tenant(ask.tenant.as_str())
-            .cloned()
-            .collect();
+        let mine = ask.mine()?;
         slo_answer(ask, mine).await
     }
     .await
@@ -271,11 +266,7 @@ pub(super) async fn slo_one(
 ) -> Response {
     async {
         let ask = Ask::for_tenant(state, &headers, raw)?;
-        let spec = specs(&ask.state)?
-            .of_tenant(ask.tenant.as_str())
-            .find(|s| s.name == name)
-            .cloned()
-            .ok_or_else(|| not_found(&ask.tenant, "SLO", &name))?;
+        let spec = ask.named(&name)?;
         slo_answer(ask, vec![spec]).await
     }
     .await
@@ -348,10 +339,7 @@ pub(super) async fn capacity_list(
         let ask = Ask::for_tenant(state, &headers, raw)?;
         let specs = match capacity_ad_hoc(&ask)? {
             Some(spec) => vec![spec],
-            None => specs(&ask.state)?
-                .capacity_of(ask.tenant.as_str())
-                .cloned()
-                .collect(),
+            None => ask.mine()?,
         };
         capacity_answer(ask, specs).await
     }
@@ -367,11 +355,7 @@ pub(super) async fn capacity_one(
 ) -> Response {
     async {
         let ask = Ask::for_tenant(state, &headers, raw)?;
-        let spec = specs(&ask.state)?
-            .capacity_of(ask.tenant.as_str())
-            .find(|s| s.name == name)
-            .cloned()
-            .ok_or_else(|| not_found(&ask.tenant, "capacity spec", &name))?;
+        let spec = ask.named(&name)?;
         capacity_answer(ask, vec![spec]).await
     }
     .await
@@ -432,10 +416,7 @@ pub(super) async fn neighbours_list(
                     "missing parameter \"by\" (the tenant or workload label)",
                 ));
             }
-            _ => specs(&ask.state)?
-                .neighbours_of(ask.tenant.as_str())
-                .cloned()
-                .collect(),
+            _ => ask.mine()?,
         };
         neighbours_answer(ask, specs).await
     }
@@ -451,11 +432,7 @@ pub(super) async fn neighbours_one(
 ) -> Response {
     async {
         let ask = Ask::for_tenant(state, &headers, raw)?;
-        let mut spec = specs(&ask.state)?
-            .neighbours_of(ask.tenant.as_str())
-            .find(|s| s.name == name)
-            .cloned()
-            .ok_or_else(|| not_found(&ask.tenant, "neighbours spec", &name))?;
+        let mut spec: NeighbourSpec = ask.named(&name)?;
         neighbours_params(&ask, &mut spec)?;
         neighbours_answer(ask, vec![spec]).await
     }

@@ -16,8 +16,8 @@ use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value as J, json};
 use strata_query_lang::promql::{
-    self as pq, Cancel, Engine, EngineConfig, ErrorKind as PromKind, Labels, Matcher, PromError,
-    QueryOutput, Value,
+    self as pq, Cancel, Engine, ErrorKind as PromKind, Labels, Matcher, PromError, QueryOutput,
+    Value,
 };
 use strata_types::{ErrorKind, TenantId};
 
@@ -300,17 +300,7 @@ async fn evaluate(
             )
         })?;
     let timeout = timeout.saturating_sub(queued.elapsed());
-    let tenant_max = state.limits.of(tenant).max_query_samples;
-    let engine = Engine::new(EngineConfig {
-        lookback,
-        max_samples: if tenant_max > 0 {
-            cfg.max_samples.min(tenant_max)
-        } else {
-            cfg.max_samples
-        },
-        max_points: cfg.max_points,
-        ..EngineConfig::default()
-    });
+    let engine = state.promql_engine(Some(tenant), lookback);
     let source = state
         .query
         .promql_source(tenant)
