@@ -63,7 +63,9 @@ pub fn plan(files: &[DataFile], now_ms: i64, delay_ms: i64) -> Vec<CompactionJob
             .map_or(i64::MAX, |t| t.and_utc().timestamp_millis());
         let day_closed = day_start.saturating_add(DAY_MS).saturating_add(delay_ms) <= now_ms;
         if day_closed {
-            if files.len() > 1 {
+            // A closed day ends as one day file: several merged, or a lone
+            // flush or hour file rewritten at the day level's compression.
+            if files.len() > 1 || files.iter().any(|f| f.path.level != FileLevel::Day) {
                 jobs.push(CompactionJob {
                     day,
                     level: FileLevel::Day,
