@@ -156,3 +156,36 @@ async fn a_late_flush_into_a_compacted_day_is_merged_and_wins() {
     assert!(got.iter().filter(|r| r.1 == T0 * 1000).all(|r| r.2 == 7.0));
     assert_eq!(storage.view(&tenant()).files.len(), 1);
 }
+
+#[tokio::test]
+async fn a_closed_days_lone_flush_file_becomes_a_smaller_day_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = ObjectStoreHandle::open(&ObjectStoreConfig::default(), dir.path()).unwrap();
+    let storage = Storage::open(store, Arc::new(Head::new())).await.unwrap();
+    let wal = MemoryWal::new();
+    // One flush holding four hours of counters rising by small steps.
+    let samples: Vec<(i64, f64)> = (0..960)
+        .map(|i| (T0 + i * 15_000, (i * 3 + i % 7) as f64))
+        .collect();
+    storage.write(&wal, batch(50, &samples)).await.unwrap();
+    storage.flush(&wal).await.unwrap();
+    let before = rows(dir.path(), &storage);
+    let flush_size = storage.view(&tenant()).files[0].size;
+    let delay = Duration::from_secs(600);
+    // Its hours have ended, the day has not: nothing to merge.
+    assert_eq!(storage.compact(T0 + 5 * HOUR, delay).await.unwrap().jobs, 0);
+    // The day has: the lone file is rewritten at the day level.
+    let report = storage.compact(T0 + DAY + 600_000, delay).await.unwrap();
+    assert_eq!((report.jobs, report.files_in), (1, 1));
+    let view = storage.view(&tenant());
+    assert_eq!(view.files.len(), 1);
+    assert_eq!(view.files[0].path.level, FileLevel::Day);
+    assert!(
+        view.files[0].size < flush_size,
+        "day file {} bytes, flush file {flush_size}",
+        view.files[0].size
+    );
+    assert_eq!(rows(dir.path(), &storage), before);
+    // A day file alone is final.
+    assert_eq!(storage.compact(T0 + 2 * DAY, delay).await.unwrap().jobs, 0);
+}
