@@ -75,7 +75,8 @@ pub struct NeighboursArgs {
     /// Ad hoc: the tenant/workload label.
     #[arg(long)]
     by: Option<String>,
-    /// Rank tenants by their load on this Strata (admin): query_seconds,
+    /// Rank tenants by their load on this Strata (with auth on, a token of
+    /// the usage tenant `_strata`): query_seconds,
     /// queries, query_samples, samples_ingested, bytes_ingested,
     /// log_bytes_ingested, active_series, stored_bytes.
     #[arg(long, value_name = "RESOURCE", conflicts_with = "name")]

@@ -12,8 +12,9 @@
 //!   `baseline`, `capacity`, `saturation`); `series=true` adds each
 //!   workload's share at every step of the window.
 //! - `GET /api/v1/neighbours/usage`: the same over Strata's own usage
-//!   accounting (which tenant loads this database), for admins:
-//!   `resource` is one of [`USAGE_RESOURCES`].
+//!   accounting (which tenant loads this database), for tokens of the
+//!   usage tenant (`_strata`) when auth is on: `resource` is one of
+//!   [`USAGE_RESOURCES`].
 //!
 //! Every request reads the spec file when asked (edits apply without a
 //! restart), takes a query slot like any query and is bounded by the
@@ -447,7 +448,6 @@ pub(super) async fn neighbours_usage(
     RawQuery(raw): RawQuery,
 ) -> Response {
     async {
-        state.auth.require_role(&headers, Role::Admin, SHAPE)?;
         let usage_tenant = state.config.slo.usage_tenant.clone();
         let tenant = TenantId::try_new(&usage_tenant).map_err(|_| {
             ApiError::new(
@@ -456,6 +456,20 @@ pub(super) async fn neighbours_usage(
                 SHAPE,
             )
         })?;
+        // Every tenant's usage is the usage tenant's data: with auth on,
+        // reading it takes a token of that tenant, never another's admin.
+        if state.auth.enabled() {
+            let caller = state.tenant_for(&headers, Role::Read, SHAPE)?;
+            if caller != tenant {
+                return Err(ApiError::new(
+                    ErrorKind::Forbidden,
+                    format!(
+                        "Strata's own usage belongs to tenant {tenant}: ask with a token of that tenant (yours: {caller})"
+                    ),
+                    SHAPE,
+                ));
+            }
+        }
         let params = Params::new(raw, &headers, &Bytes::new());
         let ask = Ask::new(state, tenant, params)?;
         let name = ask.params.get("resource").unwrap_or("query_seconds");

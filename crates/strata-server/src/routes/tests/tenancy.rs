@@ -478,3 +478,34 @@ mod isolation {
         }
     }
 }
+
+#[tokio::test]
+async fn strata_usage_is_read_with_a_usage_tenant_token_only() {
+    use crate::auth::{Role, TokenEntry, token_digest};
+    let entry = |token: &str, tenant: &str, roles: Vec<Role>| TokenEntry {
+        name: token.into(),
+        sha256: token_digest(token),
+        tenant: tenant.into(),
+        roles,
+    };
+    let mut config = ServerConfig::default();
+    config.auth.enabled = true;
+    config.auth.tokens = vec![
+        entry("a-admin", "tenant-a", vec![Role::Admin]),
+        entry("operator", "_strata", vec![Role::Read]),
+    ];
+    config.validate().unwrap();
+    let (app, _, _) = app_with(config).await;
+    let usage = |auth: &str| {
+        Request::get("/api/v1/neighbours/usage?resource=active_series")
+            .header("Authorization", auth)
+            .body(Body::empty())
+            .unwrap()
+    };
+    // Another tenant's admin may not see every tenant's usage.
+    let (status, text) = send(&app, usage("Bearer a-admin")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{text}");
+    assert!(text.contains("_strata"), "{text}");
+    let (status, text) = send(&app, usage("Bearer operator")).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+}
