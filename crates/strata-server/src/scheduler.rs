@@ -206,6 +206,34 @@ pub fn low_priority(nice: i32) -> Option<tokio::runtime::Handle> {
 mod tests {
     use super::*;
 
+    /// The nice value of the calling thread, from /proc (Linux).
+    fn own_nice() -> Option<i32> {
+        let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+        // Fields after the command's closing parenthesis: state is the
+        // 3rd field of the line, nice the 19th.
+        let rest = &stat[stat.rfind(')')? + 2..];
+        rest.split_whitespace().nth(16)?.parse().ok()
+    }
+
+    #[test]
+    fn heavy_queries_compute_on_lower_priority_threads() {
+        let Some(normal) = own_nice() else {
+            return; // not Linux: nothing to check
+        };
+        let low = low_priority(10).unwrap();
+        // Spawned as the query route spawns its work (block_on alone would
+        // run on this thread).
+        let task = low.spawn(async {
+            let worker = own_nice();
+            let blocking = tokio::task::spawn_blocking(own_nice).await.unwrap();
+            (worker, blocking)
+        });
+        let (on_worker, on_blocking) = low.block_on(task).unwrap();
+        assert_eq!(on_worker, Some((normal + 10).min(19)));
+        assert_eq!(on_blocking, Some((normal + 10).min(19)));
+        assert!(low_priority(0).is_none(), "0 turns it off");
+    }
+
     #[tokio::test]
     async fn a_tenants_concurrent_queries_are_heavy_a_lone_one_is_not() {
         let s = FairScheduler::new(3);
