@@ -20,7 +20,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use strata_benches::workload::population;
 use strata_head::Head;
-use strata_storage::{ObjectStoreConfig, ObjectStoreHandle, Storage};
+use strata_storage::{CompactReport, ObjectStoreConfig, ObjectStoreHandle, Storage};
 use strata_types::{SeriesSamples, TenantId, WriteBatch};
 use strata_wal::MemoryWal;
 
@@ -40,10 +40,17 @@ struct Args {
     flush_minutes: i64,
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// Compact as the server does while a day is open: each hour's flush
+    /// files into an hour file once the hour ended, then the closed days
+    /// into day files. Without it the flush files go straight into day
+    /// files.
+    #[arg(long)]
+    hourly: bool,
 }
 
 const STEP_MS: i64 = 15_000;
 const DAY_MS: i64 = 86_400_000;
+const HOUR_MS: i64 = 3_600_000;
 
 #[tokio::main]
 async fn main() {
@@ -60,8 +67,10 @@ async fn main() {
     let per_flush = args.flush_minutes * 60_000 / STEP_MS;
 
     let (mut samples, mut flush_time, mut write_time) = (0u64, Duration::ZERO, Duration::ZERO);
-    let mut flushed_bytes = 0u64;
+    let (mut flushed_bytes, mut flush_files) = (0u64, 0usize);
     let mut t = start;
+    let (mut hour_time, mut hour) = (Duration::ZERO, CompactReport::default());
+    let (mut day_time, mut day) = (Duration::ZERO, CompactReport::default());
     while t < end {
         let started = Instant::now();
         // One batch per flush window: every series with its samples.
@@ -98,15 +107,37 @@ async fn main() {
         let report = storage.flush(&wal).await.unwrap();
         flush_time += started.elapsed();
         flushed_bytes += report.bytes;
+        flush_files += report.files;
         t += per_flush * STEP_MS;
+        if args.hourly && t % HOUR_MS == 0 {
+            // An hour just ended: the server's compactor merges its flush
+            // files once it is past (the delay is zero here); at midnight
+            // the day closes and its files become the day file.
+            let started = Instant::now();
+            let r = storage.compact(t, Duration::ZERO).await.unwrap();
+            let (sum, time) = if t % DAY_MS == 0 {
+                (&mut day, &mut day_time)
+            } else {
+                (&mut hour, &mut hour_time)
+            };
+            *time += started.elapsed();
+            sum.jobs += r.jobs;
+            sum.files_in += r.files_in;
+            sum.rows_in += r.rows_in;
+            sum.rows_out += r.rows_out;
+        }
     }
-    let flush_files = storage.view(&tenant).files.len();
+    // Closed days not merged yet (all of them without --hourly).
     let started = Instant::now();
-    let report = storage
+    let rest = storage
         .compact(now, Duration::from_secs(600))
         .await
         .unwrap();
-    let compact_time = started.elapsed();
+    day_time += started.elapsed();
+    day.jobs += rest.jobs;
+    day.files_in += rest.files_in;
+    day.rows_in += rest.rows_in;
+    day.rows_out += rest.rows_out;
     let view = storage.view(&tenant);
     let at_rest: u64 = view.files.iter().map(|f| f.size).sum();
     let log_bytes = dir_bytes(
@@ -129,14 +160,24 @@ async fn main() {
         flush_time.as_secs_f64(),
         write_time.as_secs_f64()
     );
+    if args.hourly {
+        println!(
+            "hour compaction: {} merges of {} files, {} rows, {:.0} rows/s ({:.1}s)",
+            hour.jobs,
+            hour.files_in,
+            hour.rows_in,
+            hour.rows_in as f64 / hour_time.as_secs_f64(),
+            hour_time.as_secs_f64()
+        );
+    }
     println!(
-        "compaction: {} merges of {} files, {} -> {} rows, {:.0} rows/s ({:.1}s)",
-        report.jobs,
-        report.files_in,
-        report.rows_in,
-        report.rows_out,
-        report.rows_in as f64 / compact_time.as_secs_f64(),
-        compact_time.as_secs_f64()
+        "day compaction: {} merges of {} files, {} -> {} rows, {:.0} rows/s ({:.1}s)",
+        day.jobs,
+        day.files_in,
+        day.rows_in,
+        day.rows_out,
+        day.rows_in as f64 / day_time.as_secs_f64(),
+        day_time.as_secs_f64()
     );
     println!(
         "at rest: {} files, {} bytes = {:.3} bytes/sample (+ {} bytes of Delta log)",
@@ -171,40 +212,61 @@ fn encodings(path: &std::path::Path) {
     let batches: Vec<_> = reader.build().unwrap().map(Result::unwrap).collect();
     let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
     let col = |c: &str| ColumnPath::from(c);
-    let base = || {
+    // The writer's settings but the value column's; `zstd` and `page`
+    // (rows per data page) for the value column.
+    let base = |zstd: i32, page: usize| {
         WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::default()))
+            .set_max_row_group_row_count(Some(1 << 20))
+            .set_data_page_row_count_limit(page)
+            .set_data_page_size_limit((page * 8).max(1 << 20))
             .set_column_dictionary_enabled(col("timestamp"), false)
             .set_column_encoding(col("timestamp"), Encoding::DELTA_BINARY_PACKED)
             .set_column_dictionary_enabled(col("series_id"), false)
             .set_column_encoding(col("series_id"), Encoding::DELTA_BINARY_PACKED)
+            .set_column_compression(
+                col("value"),
+                Compression::ZSTD(ZstdLevel::try_new(zstd).unwrap()),
+            )
+    };
+    let bss = |zstd: i32, page: usize| {
+        base(zstd, page)
+            .set_column_dictionary_enabled(col("value"), false)
+            .set_column_encoding(col("value"), Encoding::BYTE_STREAM_SPLIT)
     };
     let variants: Vec<(&str, WriterProperties)> = vec![
         (
-            "value byte-stream-split (chosen)",
-            base()
+            "value bss z17, 1M-row pages (day files)",
+            bss(17, 1 << 20).build(),
+        ),
+        ("value bss z5, 1M-row pages", bss(5, 1 << 20).build()),
+        (
+            "value bss z15, 20k-row pages (before)",
+            bss(15, 20_000).build(),
+        ),
+        (
+            "value bss z3, 256k-row pages (hour files)",
+            bss(3, 1 << 18).build(),
+        ),
+        (
+            "value plain z17, 1M-row pages",
+            base(17, 1 << 20)
                 .set_column_dictionary_enabled(col("value"), false)
-                .set_column_encoding(col("value"), Encoding::BYTE_STREAM_SPLIT)
                 .build(),
         ),
         (
-            "value plain",
-            base()
-                .set_column_dictionary_enabled(col("value"), false)
-                .set_column_encoding(col("value"), Encoding::PLAIN)
-                .build(),
+            "value dictionary z17, 1M-row pages",
+            base(17, 1 << 20).build(),
         ),
-        ("value dictionary", base().build()),
         (
-            "timestamp plain, value bss",
-            base()
+            "timestamp plain, value bss z17",
+            bss(17, 1 << 20)
                 .set_column_encoding(col("timestamp"), Encoding::PLAIN)
-                .set_column_dictionary_enabled(col("value"), false)
-                .set_column_encoding(col("value"), Encoding::BYTE_STREAM_SPLIT)
                 .build(),
         ),
     ];
     for (name, props) in variants {
+        let started = Instant::now();
         let mut buf = Vec::new();
         let mut w = ArrowWriter::try_new(&mut buf, schema.clone(), Some(props)).unwrap();
         for b in &batches {
@@ -212,9 +274,10 @@ fn encodings(path: &std::path::Path) {
         }
         w.close().unwrap();
         println!(
-            "  encoding {name:<34} {:>12} bytes = {:.3} bytes/sample",
+            "  {name:<42} {:>12} bytes = {:.3} bytes/sample, written at {:.2}M rows/s",
             buf.len(),
-            buf.len() as f64 / rows as f64
+            buf.len() as f64 / rows as f64,
+            rows as f64 / started.elapsed().as_secs_f64() / 1e6
         );
     }
 }

@@ -54,6 +54,7 @@ pub(crate) fn writer_properties(expected_series: u64, level: FileLevel) -> Write
             leaf.to_owned(),
         ])
     };
+    let layout = value_layout(level);
     WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
@@ -85,24 +86,50 @@ pub(crate) fn writer_properties(expected_series: u64, level: FileLevel) -> Write
         .set_column_bloom_filter_fpp(col("series_id"), 0.01)
         .set_column_bloom_filter_max_ndv(col("series_id"), expected_series.max(1))
         .set_dictionary_page_size_limit(4 << 20)
-        .set_column_compression(col("value"), Compression::ZSTD(value_zstd(level)))
+        .set_column_compression(
+            col("value"),
+            Compression::ZSTD(ZstdLevel::try_new(layout.zstd).unwrap_or_default()),
+        )
+        .set_data_page_row_count_limit(layout.page_rows)
+        // Byte budgets large enough that the row count ends a page.
+        .set_data_page_size_limit((layout.page_rows * 8).max(1 << 20))
         .build()
 }
 
-/// The zstd level of the value column (95% of a file's bytes), by how long
-/// the file lives. Measured on `strata-tablegen --series 2000 --days 1`
-/// (docs/BENCHMARKS.md): a day file at level 15 holds 1.031 bytes/sample
-/// against 1.351 at level 1, for a merge 25% slower — paid once per day;
-/// level 3 gives 1.190 for 5%, what hour files (merged again within a
-/// day) are worth; flush files, merged within the hour, stay at level 1
-/// so the flush keeps up with ingest.
-fn value_zstd(level: FileLevel) -> ZstdLevel {
-    let l = match level {
-        FileLevel::Flush => 1,
-        FileLevel::Hour => 3,
-        FileLevel::Day => 15,
-    };
-    ZstdLevel::try_new(l).unwrap_or_default()
+/// How a file of each level encodes its `value` column (95% of a file's
+/// bytes): zstd level, and rows per data page (every column's pages end at
+/// the same row count, which is what page-index pruning selects by).
+///
+/// Byte-stream-split makes 8 streams of each page's values and zstd
+/// compresses the page whole, so the page size is the context zstd sees:
+/// measured on day files of the load generator's workload
+/// (docs/BENCHMARKS.md), 20,000-row pages at zstd 15 hold 1.031-1.057
+/// bytes/sample; 1M-row pages at zstd 17 (the first level whose window,
+/// 8 MiB, spans such a page) 0.82-0.86, and write at 1.0-1.3M rows/s.
+/// Large pages cost selective reads (a scan for one series decompresses
+/// its whole page: +12 ms per series and day file), so only day files,
+/// the final form, use them; flush files (merged within the hour) stay
+/// small and fast, hour files sit between.
+pub(crate) struct ValueLayout {
+    pub(crate) zstd: i32,
+    pub(crate) page_rows: usize,
+}
+
+pub(crate) fn value_layout(level: FileLevel) -> ValueLayout {
+    match level {
+        FileLevel::Flush => ValueLayout {
+            zstd: 1,
+            page_rows: 20_000,
+        },
+        FileLevel::Hour => ValueLayout {
+            zstd: 3,
+            page_rows: 1 << 18,
+        },
+        FileLevel::Day => ValueLayout {
+            zstd: 17,
+            page_rows: ROW_GROUP_ROWS,
+        },
+    }
 }
 
 /// Forwards to the object-store writer, hashing and counting every byte.
