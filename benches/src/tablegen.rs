@@ -46,6 +46,9 @@ struct Args {
     /// files.
     #[arg(long)]
     hourly: bool,
+    /// Merges at once (the server's `storage.compaction_workers`).
+    #[arg(long, default_value_t = 1)]
+    workers: usize,
 }
 
 const STEP_MS: i64 = 15_000;
@@ -58,6 +61,7 @@ async fn main() {
     let tenant = TenantId::try_new("bench").unwrap();
     let store = ObjectStoreHandle::open(&ObjectStoreConfig::default(), &args.data_dir).unwrap();
     let storage = Storage::open(store, Arc::new(Head::new())).await.unwrap();
+    storage.set_compaction(args.workers, None);
     let wal = MemoryWal::new();
     let mut rng = StdRng::seed_from_u64(args.seed);
     let mut series = population(args.series, 1, &mut rng);

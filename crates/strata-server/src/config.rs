@@ -404,6 +404,12 @@ impl ServerConfig {
         if self.storage.flush_interval < std::time::Duration::from_secs(1) {
             return invalid("storage.flush_interval", "must be at least 1s");
         }
+        if self.storage.compaction_workers == 0 {
+            return invalid("storage.compaction_workers", "must be at least 1");
+        }
+        if !(0..=19).contains(&self.storage.compaction_nice) {
+            return invalid("storage.compaction_nice", "must be between 0 and 19");
+        }
         if self.storage.flush_max_samples == 0 {
             return invalid("storage.flush_max_samples", "must be at least 1");
         }

@@ -120,6 +120,10 @@ pub async fn serve(
     let store = strata_storage::ObjectStoreHandle::open(&config.object_store, &config.data_dir)?;
     let storage =
         Arc::new(strata_storage::Storage::open(store, Arc::new(strata_head::Head::new())).await?);
+    storage.set_compaction(
+        config.storage.compaction_workers,
+        scheduler::low_priority(config.storage.compaction_nice),
+    );
     let state = AppState::new(config, storage);
     let app = router(Arc::clone(&state));
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);

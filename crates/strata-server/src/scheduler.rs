@@ -11,7 +11,7 @@
 //! beside a tenant that asks one query at a time, the kernel gives the
 //! lighter tenant the larger share of the cores; alone, it gets them all.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -175,31 +175,37 @@ fn lower_thread_priority(nice: i32) {
         libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice)
     };
     if done != 0 {
-        tracing::debug!("could not lower a query thread's priority");
+        tracing::debug!("could not lower a thread's priority");
     }
 }
 
 /// A runtime whose threads (workers and blocking pool) run at a lower CPU
 /// priority (`nice`; at 10 about a tenth of the CPU of a normal thread
-/// when both want it), for heavy queries; none for 0. Started on first
-/// use, one per process (the first `nice` asked for holds).
+/// when both want it), for heavy queries and compaction; none for 0.
+/// Started on first use, one per nice value for the process' life.
 pub fn low_priority(nice: i32) -> Option<tokio::runtime::Handle> {
     if nice <= 0 {
         return None;
     }
-    static LOW: std::sync::OnceLock<Option<tokio::runtime::Runtime>> = std::sync::OnceLock::new();
-    LOW.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(std::thread::available_parallelism().map_or(2, usize::from))
-            .thread_name("strata-query-low")
-            .on_thread_start(move || lower_thread_priority(nice))
-            .enable_all()
-            .build()
-            .map_err(|error| tracing::warn!(%error, "no low-priority query runtime: heavy queries run at normal priority"))
-            .ok()
-    })
-    .as_ref()
-    .map(|r| r.handle().clone())
+    static LOW: std::sync::LazyLock<Mutex<HashMap<i32, tokio::runtime::Runtime>>> =
+        std::sync::LazyLock::new(Default::default);
+    let mut runtimes = LOW.lock();
+    if let Some(rt) = runtimes.get(&nice) {
+        return Some(rt.handle().clone());
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(std::thread::available_parallelism().map_or(2, usize::from))
+        .thread_name(format!("strata-nice-{nice}"))
+        .on_thread_start(move || lower_thread_priority(nice))
+        .enable_all()
+        .build()
+        .map_err(|error| {
+            tracing::warn!(%error, "no low-priority runtime: its work runs at normal priority")
+        })
+        .ok()?;
+    let handle = rt.handle().clone();
+    runtimes.insert(nice, rt);
+    Some(handle)
 }
 
 #[cfg(test)]

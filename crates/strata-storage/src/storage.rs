@@ -60,6 +60,13 @@ pub struct StorageConfig {
     /// still arriving for it gets merged in a later pass).
     #[serde(with = "humantime_serde_compat")]
     pub compaction_delay: Duration,
+    /// Merges run at once, each on a core of its own (default: the
+    /// machine's cores; the server runs them at lower CPU priority, so
+    /// they take what ingest and queries leave).
+    pub compaction_workers: usize,
+    /// The nice value of compaction threads in the server (0: normal
+    /// priority).
+    pub compaction_nice: i32,
 }
 
 impl Default for StorageConfig {
@@ -72,6 +79,8 @@ impl Default for StorageConfig {
             flush_max_log_bytes: 256 << 20,
             compaction_interval: Duration::from_secs(60),
             compaction_delay: Duration::from_secs(600),
+            compaction_workers: std::thread::available_parallelism().map_or(1, usize::from),
+            compaction_nice: 10,
         }
     }
 }
@@ -230,6 +239,8 @@ pub struct Storage {
     flushing: tokio::sync::Mutex<()>,
     last_cut: Mutex<Instant>,
     failpoint: Option<FailPoint>,
+    /// Merges at once, and the runtime they run on (`set_compaction`).
+    compaction: Mutex<(usize, Option<tokio::runtime::Handle>)>,
 }
 
 impl std::fmt::Debug for Storage {
@@ -278,6 +289,7 @@ impl Storage {
             flushing: tokio::sync::Mutex::new(()),
             last_cut: Mutex::new(Instant::now()),
             failpoint: FailPoint::from_env(),
+            compaction: Mutex::new((1, None)),
         })
     }
 

@@ -189,3 +189,50 @@ async fn a_closed_days_lone_flush_file_becomes_a_smaller_day_file() {
     // A day file alone is final.
     assert_eq!(storage.compact(T0 + 2 * DAY, delay).await.unwrap().jobs, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn merges_run_in_parallel_and_each_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = ObjectStoreHandle::open(&ObjectStoreConfig::default(), dir.path()).unwrap();
+    let storage = Storage::open(store, Arc::new(Head::new())).await.unwrap();
+    storage.set_compaction(3, None);
+    let wal = MemoryWal::new();
+    // Three closed days of two flushes each, the second rewriting a sample.
+    for day in 0..3 {
+        let t = T0 + day * DAY;
+        for samples in [vec![(t, 1.0), (t + 60_000, 2.0)], vec![(t, 3.0)]] {
+            storage.write(&wal, batch(SERIES, &samples)).await.unwrap();
+            storage.flush(&wal).await.unwrap();
+        }
+    }
+    let before = rows(dir.path(), &storage);
+    let seen = std::sync::Mutex::new(Vec::new());
+    let report = storage
+        .compact_with_progress(T0 + 4 * DAY, Duration::from_secs(600), &|done, of| {
+            seen.lock().unwrap().push((done, of))
+        })
+        .await
+        .unwrap();
+    assert_eq!((report.jobs, report.files_in), (3, 6));
+    assert_eq!(report.rows_out, SERIES as u64 * 2 * 3);
+    assert_eq!(
+        seen.into_inner().unwrap().last(),
+        Some(&(3, 3)),
+        "progress reaches every job"
+    );
+    let view = storage.view(&tenant());
+    assert_eq!(view.files.len(), 3, "one file per day");
+    assert!(view.files.iter().all(|f| f.path.level == FileLevel::Day));
+    let after = rows(dir.path(), &storage);
+    assert_eq!(after.len(), SERIES * 2 * 3);
+    assert!(
+        after.iter().all(|r| r.1 % (DAY * 1000) != 0 || r.2 == 3.0),
+        "the rewrite wins"
+    );
+    let expected: Vec<_> = before
+        .iter()
+        .filter(|r| !(r.1 % (DAY * 1000) == 0 && r.2 == 1.0))
+        .copied()
+        .collect();
+    assert_eq!(after, expected);
+}

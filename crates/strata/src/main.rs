@@ -130,6 +130,15 @@ struct ServeArgs {
     #[arg(long, env = "STRATA_FLUSH_MAX_SAMPLES", value_name = "N")]
     flush_max_samples: Option<u64>,
 
+    /// Compaction merges run at once [default: the machine's cores].
+    #[arg(long, env = "STRATA_COMPACTION_WORKERS", value_name = "N")]
+    compaction_workers: Option<usize>,
+
+    /// Nice value of compaction threads (0-19), so ingest and queries come
+    /// first; 0 runs them at normal priority [default: 10].
+    #[arg(long, env = "STRATA_COMPACTION_NICE", value_name = "NICE")]
+    compaction_nice: Option<i32>,
+
     /// Require API tokens, listed in this TOML file of [[token]] entries
     /// (re-read when it changes; `strata token` makes entries).
     #[arg(long, env = "STRATA_AUTH_TOKENS_FILE", value_name = "FILE")]
@@ -239,6 +248,12 @@ impl ServeArgs {
         }
         if let Some(v) = self.flush_max_samples {
             c.storage.flush_max_samples = v;
+        }
+        if let Some(v) = self.compaction_workers {
+            c.storage.compaction_workers = v;
+        }
+        if let Some(v) = self.compaction_nice {
+            c.storage.compaction_nice = v;
         }
         if let Some(v) = self.auth_tokens_file {
             c.auth.tokens_file = Some(v);

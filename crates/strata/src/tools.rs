@@ -58,6 +58,8 @@ impl StoreArgs {
         let storage = Storage::open(store, Arc::new(Head::new()))
             .await
             .map_err(|e| e.to_string())?;
+        // The tools run alone: their merges at normal priority.
+        storage.set_compaction(config.storage.compaction_workers, None);
         Ok((config, storage))
     }
 }

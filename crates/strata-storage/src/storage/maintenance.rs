@@ -7,6 +7,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
+use object_store::path::Path;
 use strata_types::TenantId;
 use tracing::{info, instrument, warn};
 
@@ -16,7 +18,28 @@ use crate::paths::Signal;
 use crate::table::{compact_operation, retention_operation};
 use crate::{DataFile, MetricsTable, RetentionConfig, RetentionReport, StorageError};
 
+/// One merge to do, with what committing it needs.
+struct Planned {
+    tenant: TenantId,
+    table: Arc<tokio::sync::Mutex<MetricsTable>>,
+    root: Path,
+    signal: Signal,
+    job: compact::CompactionJob,
+}
+
 impl Storage {
+    /// How many merges run at once (each uses up to a core), and on which
+    /// runtime (the server's lower-priority one, so ingest and queries
+    /// come first); `None` is the caller's. One merge at a time on the
+    /// caller's runtime until set.
+    pub fn set_compaction(&self, workers: usize, runtime: Option<tokio::runtime::Handle>) {
+        *self.compaction.lock() = (workers.max(1), runtime);
+    }
+
+    fn compaction_settings(&self) -> (usize, Option<tokio::runtime::Handle>) {
+        self.compaction.lock().clone()
+    }
+
     /// Runs every compaction due at `now_ms` for every tenant. Each job is
     /// one commit; a failed job leaves the table as it was.
     pub async fn compact(
@@ -27,8 +50,13 @@ impl Storage {
         self.compact_with_progress(now_ms, delay, &|_, _| {}).await
     }
 
-    /// [`Storage::compact`], calling `progress(tenant's jobs done, of)` as
-    /// each job commits (for the CLI's progress bar).
+    /// [`Storage::compact`], calling `progress(jobs done, of)` as each job
+    /// commits (for the CLI's progress bar).
+    ///
+    /// Every tenant's jobs are planned first, then merged up to
+    /// [`Storage::set_compaction`]'s `workers` at a time, each a task on the
+    /// maintenance runtime (a merge is CPU work: it gets a thread of its
+    /// own); commits happen here, one at a time, under their table's lock.
     #[instrument(skip_all)]
     pub async fn compact_with_progress(
         &self,
@@ -50,48 +78,71 @@ impl Storage {
                 .iter()
                 .map(|(t, table)| (t.clone(), Arc::clone(table))),
         );
+        // Plan without holding a table during the merges, so flushes of
+        // its tenant commit meanwhile; the lock is taken for each commit.
+        let mut planned = Vec::new();
         for (tenant, table) in tables {
-            // Plan and merge without holding the table, so flushes of this
-            // tenant commit meanwhile; the lock is taken for the commit.
-            let (jobs, root, signal) = {
-                let t = table.lock().await;
-                let jobs = compact::plan(&t.files()?, now_ms, delay.as_millis() as i64);
-                (jobs, t.root().clone(), t.signal())
-            };
-            let total = jobs.len();
-            for (done, job) in jobs.into_iter().enumerate() {
-                progress(done, total);
-                let (file, stats) = match signal {
-                    Signal::Metrics => compact::merge(self.store.store(), &root, &job).await?,
-                    Signal::Logs => {
-                        crate::logs_compact::merge_logs(self.store.store(), &root, &job).await?
-                    }
-                };
-                let mut table = table.lock().await;
-                let live = table.files()?;
-                if !job.inputs.iter().all(|f| live.contains(f)) {
-                    // Retention (or another compactor) changed the window
-                    // meanwhile: drop the merged file, vacuum deletes it.
-                    warn!(%tenant, day = %job.day, "compaction inputs changed; merge discarded");
-                    continue;
-                }
-                table
-                    .commit(
-                        std::slice::from_ref(&file),
-                        &job.inputs,
-                        None,
-                        compact_operation(),
-                    )
-                    .await?;
-                report.jobs += 1;
-                report.files_in += job.inputs.len();
-                report.rows_in += stats.rows_in;
-                report.rows_out += stats.rows_out;
-                report.bytes_in += job.inputs.iter().map(|f| f.size).sum::<u64>();
-                report.bytes_out += file.size;
-                self.publish_files(&tenant, &table)?;
-                progress(done + 1, total);
+            let t = table.lock().await;
+            for job in compact::plan(&t.files()?, now_ms, delay.as_millis() as i64) {
+                planned.push(Planned {
+                    tenant: tenant.clone(),
+                    table: Arc::clone(&table),
+                    root: t.root().clone(),
+                    signal: t.signal(),
+                    job,
+                });
             }
+        }
+        let total = planned.len();
+        progress(0, total);
+        let (workers, runtime) = self.compaction_settings();
+        let runtime = runtime.unwrap_or_else(tokio::runtime::Handle::current);
+        let store = Arc::clone(self.store.store());
+        let mut merges = futures::stream::iter(planned.into_iter().map(|p| {
+            let store = Arc::clone(&store);
+            let (root, signal, job) = (p.root.clone(), p.signal, p.job.clone());
+            let merged = runtime.spawn(async move {
+                match signal {
+                    Signal::Metrics => compact::merge(&store, &root, &job).await,
+                    Signal::Logs => crate::logs_compact::merge_logs(&store, &root, &job).await,
+                }
+            });
+            async move { (p, merged.await) }
+        }))
+        .buffer_unordered(workers.max(1));
+        let mut done = 0;
+        while let Some((p, merged)) = merges.next().await {
+            let (file, stats) = merged.map_err(|e| StorageError::Corrupt {
+                message: format!("a compaction merge of tenant {} stopped: {e}", p.tenant),
+            })??;
+            let Planned {
+                tenant, table, job, ..
+            } = p;
+            let mut table = table.lock().await;
+            let live = table.files()?;
+            if !job.inputs.iter().all(|f| live.contains(f)) {
+                // Retention (or another compactor) changed the window
+                // meanwhile: drop the merged file, vacuum deletes it.
+                warn!(%tenant, day = %job.day, "compaction inputs changed; merge discarded");
+                continue;
+            }
+            table
+                .commit(
+                    std::slice::from_ref(&file),
+                    &job.inputs,
+                    None,
+                    compact_operation(),
+                )
+                .await?;
+            report.jobs += 1;
+            report.files_in += job.inputs.len();
+            report.rows_in += stats.rows_in;
+            report.rows_out += stats.rows_out;
+            report.bytes_in += job.inputs.iter().map(|f| f.size).sum::<u64>();
+            report.bytes_out += file.size;
+            self.publish_files(&tenant, &table)?;
+            done += 1;
+            progress(done, total);
         }
         report.elapsed = started.elapsed();
         if report.jobs > 0 {
