@@ -28,8 +28,11 @@ use strata_wal::MemoryWal;
 #[command(about = "Builds a multi-day Strata table and measures flush and compaction")]
 struct Args {
     /// Data directory (the table goes to <dir>/objects/tenants/bench/metrics).
+    #[arg(long, required_unless_present = "reencode")]
+    data_dir: Option<std::path::PathBuf>,
+    /// Only re-encode this data file with the alternative encodings.
     #[arg(long)]
-    data_dir: std::path::PathBuf,
+    reencode: Option<std::path::PathBuf>,
     #[arg(long, default_value_t = 2000)]
     series: usize,
     /// Closed UTC days of data, ending yesterday.
@@ -58,8 +61,13 @@ const HOUR_MS: i64 = 3_600_000;
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
+    if let Some(path) = &args.reencode {
+        encodings(path);
+        return;
+    }
+    let data_dir = args.data_dir.clone().unwrap_or_default();
     let tenant = TenantId::try_new("bench").unwrap();
-    let store = ObjectStoreHandle::open(&ObjectStoreConfig::default(), &args.data_dir).unwrap();
+    let store = ObjectStoreHandle::open(&ObjectStoreConfig::default(), &data_dir).unwrap();
     let storage = Storage::open(store, Arc::new(Head::new())).await.unwrap();
     storage.set_compaction(args.workers, None);
     let wal = MemoryWal::new();
@@ -144,11 +152,7 @@ async fn main() {
     day.rows_out += rest.rows_out;
     let view = storage.view(&tenant);
     let at_rest: u64 = view.files.iter().map(|f| f.size).sum();
-    let log_bytes = dir_bytes(
-        &args
-            .data_dir
-            .join("objects/tenants/bench/metrics/_delta_log"),
-    );
+    let log_bytes = dir_bytes(&data_dir.join("objects/tenants/bench/metrics/_delta_log"));
     println!(
         "{} series x {} days = {} samples ({} s apart)",
         series.len(),
@@ -193,8 +197,7 @@ async fn main() {
     if let Some(f) = view.files.first() {
         println!("re-encoding {} ({} rows):", f.path.relative(), f.stats.rows);
         encodings(
-            &args
-                .data_dir
+            &data_dir
                 .join("objects/tenants/bench/metrics")
                 .join(f.path.relative()),
         );
@@ -243,6 +246,7 @@ fn encodings(path: &std::path::Path) {
             "value bss z17, 1M-row pages (day files)",
             bss(17, 1 << 20).build(),
         ),
+        ("value bss z17, 256k-row pages", bss(17, 1 << 18).build()),
         ("value bss z5, 1M-row pages", bss(5, 1 << 20).build()),
         (
             "value bss z15, 20k-row pages (before)",
