@@ -9,6 +9,7 @@
 //! Prometheus remote-write shard sends. Throughput is reported in samples, so
 //! `thrpt` reads directly as samples per second for that stage on one core:
 //! * `decode`: snappy + protobuf + label validation (`decode_v1`);
+//! * `decode_v2`: the same request as remote write 2.0 (symbol table);
 //! * `wal_encode`: encoding the WAL record once the segment knows the series;
 //! * `wal_append_fsync/1` and `/8`: append with fsync, one request at a time
 //!   and 8 in flight (group commit shares fsyncs), on this machine's disk;
@@ -20,7 +21,7 @@ use std::sync::Arc;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use strata_head::Head;
 use strata_ingest::remote_write::proto::{self, encode_snappy};
-use strata_ingest::{DecodeLimits, decode_v1};
+use strata_ingest::{DecodeLimits, Proto, decode_v1};
 use strata_types::{TenantId, WriteBatch};
 use strata_wal::{SegmentEncoder, SegmentedWal, Wal, WalConfig};
 
@@ -76,6 +77,32 @@ fn benches(c: &mut Criterion) {
 
     g.bench_function("decode", |b| {
         b.iter(|| decode_v1(tenant.clone(), &body, DecodeLimits::default()).unwrap())
+    });
+    let v1 = request(1_700_000_000_000);
+    let series: Vec<(Vec<(&str, &str)>, Vec<(i64, f64)>)> = v1
+        .timeseries
+        .iter()
+        .map(|t| {
+            (
+                t.labels
+                    .iter()
+                    .map(|l| (l.name.as_str(), l.value.as_str()))
+                    .collect(),
+                t.samples.iter().map(|s| (s.timestamp, s.value)).collect(),
+            )
+        })
+        .collect();
+    let body_v2 = proto::v2::encode_snappy(&proto::v2::Request::from_series(&series));
+    g.bench_function("decode_v2", |b| {
+        b.iter(|| {
+            strata_ingest::remote_write::decode(
+                Proto::V2,
+                tenant.clone(),
+                &body_v2,
+                DecodeLimits::default(),
+            )
+            .unwrap()
+        })
     });
 
     let b0 = batch(1_700_000_000_000);

@@ -240,3 +240,99 @@ fn config_file_env_and_flags_layer_in_that_order() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("segment_sise"));
 }
+
+/// Remote write 2.0: the symbol-table message, picked by `Content-Type`.
+#[test]
+fn remote_write_2_stores_samples_and_reports_what_it_wrote() {
+    use strata_ingest::remote_write::proto::v2;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &[]);
+    let post = |req: &v2::Request| {
+        let mut resp = common::agent()
+            .post(&server.url("/api/v1/write"))
+            .header(
+                "Content-Type",
+                "application/x-protobuf;proto=io.prometheus.write.v2.Request",
+            )
+            .header("Content-Encoding", "snappy")
+            .header("X-Prometheus-Remote-Write-Version", "2.0.0")
+            .header("X-Scope-OrgID", "t")
+            .send(&v2::encode_snappy(req)[..])
+            .unwrap();
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let written = [
+            header("X-Prometheus-Remote-Write-Samples-Written"),
+            header("X-Prometheus-Remote-Write-Histograms-Written"),
+            header("X-Prometheus-Remote-Write-Exemplars-Written"),
+        ];
+        let status = resp.status().as_u16();
+        (status, written, resp.body_mut().read_to_string().unwrap())
+    };
+    let some = |s: &str| Some(s.to_owned());
+
+    let req = v2::Request::from_series(&[
+        (
+            vec![
+                ("__name__", "http_requests_total"),
+                ("code", "200"),
+                ("job", "api"),
+            ],
+            vec![(T0, 10.0), (T0 + 15_000, 12.0)],
+        ),
+        (
+            vec![
+                ("__name__", "http_requests_total"),
+                ("code", "500"),
+                ("job", "api"),
+            ],
+            vec![(T0, 1.0)],
+        ),
+    ]);
+    let (status, written, text) = post(&req);
+    assert_eq!(status, 204, "{text}");
+    assert_eq!(written, [some("3"), some("0"), some("0")]);
+    assert_eq!(
+        server.rows(
+            Some("t"),
+            "SELECT labels['code'], max(value) FROM samples GROUP BY 1 ORDER BY 1"
+        ),
+        vec![json!(["200", 12.0]), json!(["500", 1.0])]
+    );
+
+    // An exemplar Strata does not store: the samples are written, and the
+    // answer is 400 naming what was not, with the counts in the headers.
+    let mut req = v2::Request::from_series(&[(vec![("__name__", "up")], vec![(T0, 1.0)])]);
+    req.timeseries[0].exemplars.push(v2::Exemplar {
+        labels_refs: vec![],
+        value: 0.5,
+        timestamp: T0,
+    });
+    let (status, written, text) = post(&req);
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("1 exemplars not written"), "{text}");
+    assert_eq!(written, [some("1"), some("0"), some("0")]);
+    assert_eq!(
+        server.rows(Some("t"), "SELECT value FROM samples WHERE metric = 'up'"),
+        vec![json!([1.0])]
+    );
+
+    // A reference outside the symbol table is refused whole.
+    let mut bad = v2::Request::from_series(&[(vec![("__name__", "down")], vec![(T0, 1.0)])]);
+    bad.timeseries[0].labels_refs[1] = 42;
+    let (status, written, text) = post(&bad);
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("outside the"), "{text}");
+    assert_eq!(written[0], some("0"));
+    assert_eq!(
+        server.rows(
+            Some("t"),
+            "SELECT count(*) FROM samples WHERE metric = 'down'"
+        ),
+        vec![json!([0])]
+    );
+}

@@ -5,7 +5,7 @@ use strata_types::{ErrorKind, LabelError};
 #[non_exhaustive]
 pub enum IngestError {
     #[error(
-        "unsupported content type {content_type:?}: expected application/x-protobuf (remote write 1.0, proto=prometheus.WriteRequest)"
+        "unsupported content type {content_type:?}: expected application/x-protobuf with proto=prometheus.WriteRequest (remote write 1.0, the default) or proto=io.prometheus.write.v2.Request (2.0)"
     )]
     UnsupportedContentType { content_type: String },
     #[error("unsupported content encoding {encoding:?}: expected {expected}")]

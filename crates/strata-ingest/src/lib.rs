@@ -12,4 +12,4 @@ pub mod logs;
 pub mod remote_write;
 
 pub use error::IngestError;
-pub use remote_write::{DecodeLimits, Decoded, Skipped, decode_v1, negotiate};
+pub use remote_write::{DecodeLimits, Decoded, Proto, Skipped, decode_v1, negotiate};

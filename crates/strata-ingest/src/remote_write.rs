@@ -1,4 +1,6 @@
-//! Prometheus remote write 1.0: snappy block + protobuf `WriteRequest`.
+//! Prometheus remote write 1.0 (protobuf `prometheus.WriteRequest`) and 2.0
+//! (`io.prometheus.write.v2.Request`, strings interned in a symbol table),
+//! both snappy block compressed; `Content-Type` picks the message.
 //!
 //! See `../shared/conformance/protocols` section (a). Labels must be sorted,
 //! unique, non-empty and valid; `__name__` must be present. Sample values are
@@ -47,13 +49,24 @@ pub struct Decoded {
     pub skipped: Skipped,
 }
 
-/// Checks `Content-Type` and `Content-Encoding` of a remote-write request.
+/// Which remote-write message a request carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proto {
+    /// 1.0: `prometheus.WriteRequest`.
+    V1,
+    /// 2.0: `io.prometheus.write.v2.Request`.
+    V2,
+}
+
+/// Checks `Content-Type` and `Content-Encoding` of a remote-write request
+/// and says which message it carries.
 ///
-/// Remote write 1.0 is `application/x-protobuf` (optionally with
-/// `proto=prometheus.WriteRequest`); a missing content type is taken as 1.0
-/// like the reference handler does. 2.0 (`proto=io.prometheus.write.v2.Request`)
-/// is refused with 415, which tells 2.0 senders to fall back to 1.0.
-pub fn negotiate(content_type: Option<&str>, encoding: Option<&str>) -> Result<(), IngestError> {
+/// `application/x-protobuf` alone or with `proto=prometheus.WriteRequest`
+/// is 1.0, and so is a missing content type, as the reference handler
+/// takes it; `proto=io.prometheus.write.v2.Request` is 2.0. Anything else,
+/// or an encoding other than snappy, is 415.
+pub fn negotiate(content_type: Option<&str>, encoding: Option<&str>) -> Result<Proto, IngestError> {
+    let mut proto = Proto::V1;
     if let Some(ct) = content_type {
         let mut parts = ct.split(';').map(str::trim);
         let media = parts.next().unwrap_or_default();
@@ -61,9 +74,12 @@ pub fn negotiate(content_type: Option<&str>, encoding: Option<&str>) -> Result<(
         for param in parts {
             if let Some((k, v)) = param.split_once('=')
                 && k.trim().eq_ignore_ascii_case("proto")
-                && v.trim() != "prometheus.WriteRequest"
             {
-                ok = false;
+                match v.trim().trim_matches('"') {
+                    "prometheus.WriteRequest" => proto = Proto::V1,
+                    "io.prometheus.write.v2.Request" => proto = Proto::V2,
+                    _ => ok = false,
+                }
             }
         }
         if !ok {
@@ -79,7 +95,22 @@ pub fn negotiate(content_type: Option<&str>, encoding: Option<&str>) -> Result<(
                 expected: "snappy",
             })
         }
-        _ => Ok(()),
+        _ => Ok(proto),
+    }
+}
+
+/// Decodes and validates a remote-write body of either version for
+/// `tenant`.
+pub fn decode(
+    proto: Proto,
+    tenant: TenantId,
+    body: &[u8],
+    limits: DecodeLimits,
+) -> Result<Decoded, IngestError> {
+    let raw = decompress(body, limits)?;
+    match proto {
+        Proto::V1 => wire::decode(tenant, &raw),
+        Proto::V2 => wire::decode_v2(tenant, &raw),
     }
 }
 
@@ -89,6 +120,12 @@ pub fn decode_v1(
     body: &[u8],
     limits: DecodeLimits,
 ) -> Result<Decoded, IngestError> {
+    decode(Proto::V1, tenant, body, limits)
+}
+
+/// Snappy block decompression, refusing bodies that would decode larger
+/// than the limit before allocating.
+fn decompress(body: &[u8], limits: DecodeLimits) -> Result<Vec<u8>, IngestError> {
     let len = snap::raw::decompress_len(body).map_err(|e| IngestError::Snappy {
         reason: e.to_string(),
     })?;
@@ -98,12 +135,11 @@ pub fn decode_v1(
             max: limits.max_decoded_bytes,
         });
     }
-    let raw = snap::raw::Decoder::new()
+    snap::raw::Decoder::new()
         .decompress_vec(body)
         .map_err(|e| IngestError::Snappy {
             reason: e.to_string(),
-        })?;
-    wire::decode(tenant, &raw)
+        })
 }
 
 /// `{a="1", b="2"}` for error messages, shortened if huge.

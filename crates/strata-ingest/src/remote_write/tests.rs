@@ -153,18 +153,28 @@ fn bad_snappy_and_bad_protobuf_are_bad_input() {
 
 #[test]
 fn negotiates_content_type_and_encoding() {
-    assert!(negotiate(Some("application/x-protobuf"), Some("snappy")).is_ok());
-    assert!(
+    assert_eq!(
+        negotiate(Some("application/x-protobuf"), Some("snappy")),
+        Ok(Proto::V1)
+    );
+    assert_eq!(
         negotiate(
             Some("application/x-protobuf;proto=prometheus.WriteRequest"),
             Some("snappy")
-        )
-        .is_ok()
+        ),
+        Ok(Proto::V1)
     );
-    assert!(negotiate(None, None).is_ok());
+    assert_eq!(negotiate(None, None), Ok(Proto::V1));
+    assert_eq!(
+        negotiate(
+            Some("application/x-protobuf; proto=io.prometheus.write.v2.Request"),
+            Some("snappy")
+        ),
+        Ok(Proto::V2)
+    );
     for ct in [
         "application/json",
-        "application/x-protobuf;proto=io.prometheus.write.v2.Request",
+        "application/x-protobuf;proto=io.prometheus.write.v3.Request",
     ] {
         let err = negotiate(Some(ct), Some("snappy")).unwrap_err();
         assert_eq!(err.kind(), strata_types::ErrorKind::UnsupportedMediaType);
@@ -179,6 +189,7 @@ proptest::proptest! {
         let _ = decode_v1(TenantId::try_new("t").unwrap(), &body, DecodeLimits::default());
         let framed = snap::raw::Encoder::new().compress_vec(&body).unwrap();
         let _ = decode_v1(TenantId::try_new("t").unwrap(), &framed, DecodeLimits::default());
+        let _ = super::decode(Proto::V2, TenantId::try_new("t").unwrap(), &framed, DecodeLimits::default());
     }
 }
 
@@ -254,4 +265,161 @@ proptest::proptest! {
         let ours = decode(&req).ok().map(|d| d.batch);
         proptest::prop_assert_eq!(ours, reference(&req));
     }
+}
+
+fn decode2(req: &proto::v2::Request) -> Result<Decoded, IngestError> {
+    super::decode(
+        Proto::V2,
+        TenantId::try_new("t").unwrap(),
+        &proto::v2::encode_snappy(req),
+        DecodeLimits::default(),
+    )
+}
+
+#[test]
+fn decodes_v2_symbols_into_the_same_batch_as_v1() {
+    let series = vec![
+        (
+            vec![
+                ("__name__", "http_requests_total"),
+                ("code", "200"),
+                ("job", "api"),
+            ],
+            vec![(1, 10.0), (2, stale_nan())],
+        ),
+        (
+            vec![
+                ("__name__", "http_requests_total"),
+                ("code", "500"),
+                ("job", "api"),
+            ],
+            vec![(1, 1.0)],
+        ),
+    ];
+    let v2 = decode2(&proto::v2::Request::from_series(&series)).unwrap();
+    let v1 = decode(&proto::WriteRequest {
+        timeseries: series.iter().map(|(l, s)| ts(l, s)).collect(),
+        metadata: vec![],
+    })
+    .unwrap();
+    assert_eq!(v2.batch, v1.batch);
+    assert_eq!(v2.skipped, Skipped::default());
+    let last = v2.batch.series().next().unwrap().samples()[1].value;
+    assert_eq!(last.to_bits(), STALE_NAN_BITS, "stale marker kept exact");
+}
+
+#[test]
+fn v2_counts_histograms_and_exemplars_and_ignores_metadata() {
+    let mut req = proto::v2::Request::from_series(&[(vec![("__name__", "up")], vec![(1, 1.0)])]);
+    req.timeseries[0].exemplars.push(proto::v2::Exemplar {
+        labels_refs: vec![],
+        value: 1.0,
+        timestamp: 1,
+    });
+    req.timeseries[0].metadata = Some(proto::v2::Metadata {
+        r#type: 2,
+        help_ref: 0,
+        unit_ref: 0,
+    });
+    req.timeseries.push(proto::v2::TimeSeries {
+        labels_refs: req.timeseries[0].labels_refs.clone(),
+        histograms: vec![vec![0x08, 0x01], vec![0x08, 0x02]],
+        ..Default::default()
+    });
+    let d = decode2(&req).unwrap();
+    assert_eq!(d.batch.sample_count(), 1);
+    assert_eq!((d.skipped.histograms, d.skipped.exemplars), (2, 1));
+}
+
+#[test]
+fn v2_refuses_bad_symbol_references() {
+    let good = proto::v2::Request::from_series(&[(vec![("__name__", "up")], vec![(1, 1.0)])]);
+    let mut out_of_range = good.clone();
+    out_of_range.timeseries[0].labels_refs[1] = 99;
+    let mut odd = good.clone();
+    odd.timeseries[0].labels_refs.push(1);
+    let mut first_not_empty = good.clone();
+    first_not_empty.symbols[0] = "x".into();
+    let mut unsorted = proto::v2::Request::from_series(&[(
+        vec![("__name__", "up"), ("b", "1"), ("a", "1")],
+        vec![(1, 1.0)],
+    )]);
+    unsorted.timeseries[0].samples[0].start_timestamp = 0;
+    for (req, needle) in [
+        (out_of_range, "outside the"),
+        (odd, "odd number"),
+        (first_not_empty, "symbols[0]"),
+        (unsorted, "sorted"),
+    ] {
+        let e = decode2(&req).unwrap_err();
+        assert_eq!(e.kind(), strata_types::ErrorKind::BadInput);
+        assert!(
+            e.to_string().contains(needle),
+            "{e} does not name {needle:?}"
+        );
+    }
+}
+
+#[test]
+fn v2_reads_unpacked_label_references() {
+    // labels_refs one varint at a time (legal proto3, though encoders pack):
+    // symbols ["", "__name__", "up"], one series {__name__="up"} at t=5, v=2.
+    let mut raw = Vec::new();
+    for s in ["", "__name__", "up"] {
+        raw.push(0x22);
+        raw.push(s.len() as u8);
+        raw.extend_from_slice(s.as_bytes());
+    }
+    let mut series = vec![0x08, 0x01, 0x08, 0x02];
+    let mut sample = vec![0x09];
+    sample.extend_from_slice(&2.0f64.to_le_bytes());
+    sample.extend_from_slice(&[0x10, 0x05]);
+    series.push(0x12);
+    series.push(sample.len() as u8);
+    series.extend_from_slice(&sample);
+    raw.push(0x2a);
+    raw.push(series.len() as u8);
+    raw.extend_from_slice(&series);
+    let body = snap::raw::Encoder::new().compress_vec(&raw).unwrap();
+    let d = super::decode(
+        Proto::V2,
+        TenantId::try_new("t").unwrap(),
+        &body,
+        DecodeLimits::default(),
+    )
+    .unwrap();
+    let s = d.batch.series().next().unwrap();
+    assert_eq!(s.label("__name__"), Some("up"));
+    assert_eq!(
+        (s.samples()[0].timestamp_ms, s.samples()[0].value),
+        (5, 2.0)
+    );
+}
+
+#[test]
+fn a_body_of_the_other_version_is_refused_not_stored_as_nothing() {
+    let series = vec![(vec![("__name__", "up")], vec![(1, 1.0)])];
+    let v2_body = proto::v2::encode_snappy(&proto::v2::Request::from_series(&series));
+    let e = decode_v1(
+        TenantId::try_new("t").unwrap(),
+        &v2_body,
+        DecodeLimits::default(),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("remote write 2.0"), "{e}");
+    let v1_body = encode_snappy(&proto::WriteRequest {
+        timeseries: vec![ts(&[("__name__", "up")], &[(1, 1.0)])],
+        metadata: vec![],
+    });
+    let e = super::decode(
+        Proto::V2,
+        TenantId::try_new("t").unwrap(),
+        &v1_body,
+        DecodeLimits::default(),
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("reserved in remote write 2.0"),
+        "{e}"
+    );
 }

@@ -147,6 +147,13 @@ pub(crate) fn decode(tenant: TenantId, raw: &[u8]) -> Result<Decoded, IngestErro
                 r.bytes()?;
                 skipped.metadata += 1;
             }
+            // Skipping these would store nothing and answer 204.
+            4 | 5 => {
+                return Err(err(format!(
+                    "field {field} is remote write 2.0's (symbols, timeseries): send it with \
+                     Content-Type application/x-protobuf;proto=io.prometheus.write.v2.Request"
+                )));
+            }
             _ => r.skip(wire)?,
         }
     }
@@ -228,4 +235,130 @@ fn sample(buf: &[u8]) -> Result<Sample, IngestError> {
         }
     }
     Ok(s)
+}
+
+/// Decodes a remote-write 2.0 `Request` into a validated batch. Fields may
+/// come in any order, so the symbol table is gathered first and the series
+/// read after.
+pub(crate) fn decode_v2(tenant: TenantId, raw: &[u8]) -> Result<Decoded, IngestError> {
+    let mut skipped = Skipped::default();
+    let mut r = Reader::new(raw);
+    let mut symbols: Vec<&str> = Vec::new();
+    let mut series_bufs: Vec<&[u8]> = Vec::new();
+    while !r.done() {
+        let (field, wire) = r.key()?;
+        match field {
+            4 => {
+                want_wire("Request.symbols", wire, LEN)?;
+                symbols.push(r.string("symbol")?);
+            }
+            5 => {
+                want_wire("Request.timeseries", wire, LEN)?;
+                series_bufs.push(r.bytes()?);
+            }
+            // Reserved in 2.0: a 1.0 WriteRequest sent as 2.0, which
+            // skipping would store as nothing.
+            1..=3 => {
+                return Err(err(format!(
+                    "field {field} is reserved in remote write 2.0 (a 1.0 WriteRequest? send it \
+                     with Content-Type application/x-protobuf)"
+                )));
+            }
+            _ => r.skip(wire)?,
+        }
+    }
+    if symbols.first().is_some_and(|s| !s.is_empty()) {
+        return Err(err("symbols[0] must be the empty string"));
+    }
+    let mut batch = WriteBatch::with_capacity(tenant, series_bufs.len(), 10);
+    let mut refs: Vec<u32> = Vec::with_capacity(32);
+    let mut labels: Vec<(&str, &str)> = Vec::with_capacity(16);
+    let mut samples: Vec<Sample> = Vec::with_capacity(4);
+    for (index, buf) in series_bufs.into_iter().enumerate() {
+        refs.clear();
+        labels.clear();
+        samples.clear();
+        series_v2(buf, &mut refs, &mut samples, &mut skipped)?;
+        if refs.len() % 2 != 0 {
+            return Err(err(format!(
+                "timeseries {index}: labels_refs has an odd number of entries ({})",
+                refs.len()
+            )));
+        }
+        for pair in refs.chunks_exact(2) {
+            let symbol = |i: u32| {
+                symbols.get(i as usize).copied().ok_or_else(|| {
+                    err(format!(
+                        "timeseries {index}: labels_refs entry {i} is outside the {} symbols",
+                        symbols.len()
+                    ))
+                })
+            };
+            labels.push((symbol(pair[0])?, symbol(pair[1])?));
+        }
+        if let Err(source) = validate_sorted(labels.iter().copied()) {
+            return Err(IngestError::InvalidSeries {
+                index,
+                labels: super::describe(labels.iter().copied()),
+                source,
+            });
+        }
+        if !samples.is_empty() {
+            batch.push_validated(labels.iter().copied(), samples.iter().copied());
+        }
+    }
+    Ok(Decoded { batch, skipped })
+}
+
+fn series_v2(
+    buf: &[u8],
+    refs: &mut Vec<u32>,
+    samples: &mut Vec<Sample>,
+    skipped: &mut Skipped,
+) -> Result<(), IngestError> {
+    let mut r = Reader::new(buf);
+    while !r.done() {
+        let (field, wire) = r.key()?;
+        match field {
+            1 => match wire {
+                // Packed, as proto3 encoders write it; one by one is legal too.
+                LEN => {
+                    let mut packed = Reader::new(r.bytes()?);
+                    while !packed.done() {
+                        refs.push(symbol_ref(packed.varint()?)?);
+                    }
+                }
+                VARINT => refs.push(symbol_ref(r.varint()?)?),
+                other => {
+                    return Err(err(format!(
+                        "TimeSeries.labels_refs has wire type {other}, expected {LEN}"
+                    )));
+                }
+            },
+            2 => {
+                want_wire("TimeSeries.samples", wire, LEN)?;
+                samples.push(sample(r.bytes()?)?);
+            }
+            3 => {
+                want_wire("TimeSeries.histograms", wire, LEN)?;
+                r.bytes()?;
+                skipped.histograms += 1;
+            }
+            4 => {
+                want_wire("TimeSeries.exemplars", wire, LEN)?;
+                r.bytes()?;
+                skipped.exemplars += 1;
+            }
+            5 => {
+                want_wire("TimeSeries.metadata", wire, LEN)?;
+                r.bytes()?;
+            }
+            _ => r.skip(wire)?,
+        }
+    }
+    Ok(())
+}
+
+fn symbol_ref(v: u64) -> Result<u32, IngestError> {
+    u32::try_from(v).map_err(|_| err(format!("symbol reference {v} overflows uint32")))
 }

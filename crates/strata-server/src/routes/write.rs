@@ -1,4 +1,4 @@
-//! Prometheus remote write 1.0 (`/api/v1/write`, `/api/v1/push`).
+//! Prometheus remote write 1.0 and 2.0 (`/api/v1/write`, `/api/v1/push`).
 
 use std::sync::Arc;
 
@@ -6,7 +6,8 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use strata_ingest::{DecodeLimits, decode_v1, negotiate};
+use strata_ingest::remote_write::decode;
+use strata_ingest::{DecodeLimits, Proto, negotiate};
 use strata_storage::StorageError;
 use strata_types::ErrorKind;
 use tracing::debug;
@@ -16,14 +17,31 @@ use crate::auth::Role;
 use crate::error::{ApiError, Shape};
 
 /// Decodes, validates, makes durable, applies to the head, then answers 204.
-/// Nothing is stored unless the whole request is valid.
+/// Nothing is stored unless the whole request is valid. A 2.0 request
+/// whose native histograms or exemplars were not stored (Strata stores
+/// float samples) gets 400 naming them once its samples are durable, as
+/// 2.0 requires of a partial write; 1.0 skips them (counted in
+/// `strata_ingest_skipped_total`).
 pub(super) async fn remote_write(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     match write(&state, &headers, body).await {
-        Ok(samples) => written(StatusCode::NO_CONTENT, samples).into_response(),
+        Ok(Written {
+            samples,
+            not_written: None,
+        }) => written(StatusCode::NO_CONTENT, samples).into_response(),
+        Ok(Written {
+            samples,
+            not_written: Some(why),
+        }) => (
+            StatusCode::BAD_REQUEST,
+            written_headers(samples),
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            why,
+        )
+            .into_response(),
         Err(e) => {
             let mut resp = e.into_response();
             resp.headers_mut().extend(written_headers(0));
@@ -36,7 +54,13 @@ pub(super) async fn remote_write(
 /// request does not stall the async workers serving everyone else.
 pub(super) const BLOCKING_DECODE_BYTES: usize = 1 << 20;
 
-async fn write(state: &AppState, headers: &HeaderMap, body: Bytes) -> Result<u64, ApiError> {
+/// What a request stored, and what it carried that was not stored (2.0).
+struct Written {
+    samples: u64,
+    not_written: Option<String>,
+}
+
+async fn write(state: &AppState, headers: &HeaderMap, body: Bytes) -> Result<Written, ApiError> {
     let shape = Shape::PlainText;
     let body_len = body.len() as u64;
     let tenant = state.tenant_for(headers, Role::Write, shape)?;
@@ -45,7 +69,7 @@ async fn write(state: &AppState, headers: &HeaderMap, body: Bytes) -> Result<u64
             .get(name)
             .and_then(|v: &HeaderValue| v.to_str().ok())
     };
-    negotiate(text(header::CONTENT_TYPE), text(header::CONTENT_ENCODING))
+    let proto = negotiate(text(header::CONTENT_TYPE), text(header::CONTENT_ENCODING))
         .map_err(|e| ApiError::new(e.kind(), e.to_string(), shape))?;
     let Some(wal) = state.wal() else {
         return Err(ApiError::new(
@@ -64,11 +88,11 @@ async fn write(state: &AppState, headers: &HeaderMap, body: Bytes) -> Result<u64
     };
     let decoded = if body.len() >= BLOCKING_DECODE_BYTES {
         let t = tenant.clone();
-        tokio::task::spawn_blocking(move || decode_v1(t, &body, limits))
+        tokio::task::spawn_blocking(move || decode(proto, t, &body, limits))
             .await
             .map_err(|e| ApiError::new(ErrorKind::Internal, format!("decode task: {e}"), shape))?
     } else {
-        decode_v1(tenant.clone(), &body, limits)
+        decode(proto, tenant.clone(), &body, limits)
     }
     .map_err(|e| ApiError::new(e.kind(), e.to_string(), shape))?;
 
@@ -95,10 +119,21 @@ async fn write(state: &AppState, headers: &HeaderMap, body: Bytes) -> Result<u64
         }
     }
 
+    let not_written = (proto == Proto::V2
+        && skipped.histograms + skipped.exemplars > 0)
+        .then(|| {
+            format!(
+                "{} native histogram samples and {} exemplars not written: Strata stores float samples only",
+                skipped.histograms, skipped.exemplars
+            )
+        });
     let batch = Arc::new(decoded.batch);
     let samples = batch.sample_count() as u64;
     if samples == 0 {
-        return Ok(0);
+        return Ok(Written {
+            samples,
+            not_written,
+        });
     }
     let head = state.head.tenant(&tenant);
     state
@@ -116,11 +151,15 @@ async fn write(state: &AppState, headers: &HeaderMap, body: Bytes) -> Result<u64
             e => ApiError::new(e.kind(), e.to_string(), shape),
         })?;
     state.record_ingest(&tenant, samples, body_len);
-    Ok(samples)
+    Ok(Written {
+        samples,
+        not_written,
+    })
 }
 
 /// The remote-write 2.0 "written" headers, set on every response as the
-/// reference handler does. Histograms and exemplars are not stored yet.
+/// reference handler does (for 1.0 too). Histograms and exemplars are not
+/// stored yet: always 0.
 fn written_headers(samples: u64) -> [(header::HeaderName, HeaderValue); 3] {
     [
         (

@@ -211,6 +211,18 @@ async fn malformed_requests_get_their_status_and_store_nothing() {
                 .header("Content-Encoding", "snappy")
                 .body(Body::from(payload(vec![good.clone()])))
                 .unwrap(),
+            StatusCode::BAD_REQUEST,
+            "reserved in remote write 2.0",
+        ),
+        (
+            Request::post("/api/v1/write")
+                .header(
+                    "Content-Type",
+                    "application/x-protobuf;proto=io.prometheus.write.v3.Request",
+                )
+                .header("Content-Encoding", "snappy")
+                .body(Body::from(payload(vec![good.clone()])))
+                .unwrap(),
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "content type",
         ),
