@@ -79,7 +79,7 @@ fn benches(c: &mut Criterion) {
         b.iter(|| decode_v1(tenant.clone(), &body, DecodeLimits::default()).unwrap())
     });
     let v1 = request(1_700_000_000_000);
-    let series: Vec<(Vec<(&str, &str)>, Vec<(i64, f64)>)> = v1
+    let series: Vec<proto::v2::PlainSeries<'_>> = v1
         .timeseries
         .iter()
         .map(|t| {

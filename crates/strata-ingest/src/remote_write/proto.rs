@@ -166,12 +166,16 @@ pub mod v2 {
         pub unit_ref: u32,
     }
 
+    /// A float series as `(name, value)` label pairs and `(timestamp ms,
+    /// value)` samples.
+    pub type PlainSeries<'a> = (Vec<(&'a str, &'a str)>, Vec<(i64, f64)>);
+
     impl Request {
         /// A request of float series from `(name, value)` label pairs (in
         /// the order given) and `(timestamp ms, value)` samples, interning
         /// every string as a sender does. For tests, benches and the load
         /// generator.
-        pub fn from_series(series: &[(Vec<(&str, &str)>, Vec<(i64, f64)>)]) -> Self {
+        pub fn from_series(series: &[PlainSeries<'_>]) -> Self {
             let mut symbols = vec![String::new()];
             let mut index = std::collections::HashMap::<String, u32>::new();
             let mut intern = |s: &str| -> u32 {

@@ -279,7 +279,7 @@ pub(crate) fn decode_v2(tenant: TenantId, raw: &[u8]) -> Result<Decoded, IngestE
         labels.clear();
         samples.clear();
         series_v2(buf, &mut refs, &mut samples, &mut skipped)?;
-        if refs.len() % 2 != 0 {
+        if !refs.len().is_multiple_of(2) {
             return Err(err(format!(
                 "timeseries {index}: labels_refs has an odd number of entries ({})",
                 refs.len()
