@@ -7,6 +7,7 @@
 #
 #   benches/compare.sh [SERIES] [ROUNDS]        (defaults: 100000 10)
 #   CONC=4 BATCH=2000 ONLY="strata vm prom" benches/compare.sh 1000000 5
+#   ONLY="strata strata-v2" benches/compare.sh    # Strata over remote write 1.0, then 2.0
 #
 # Needs: cargo build --release -p strata -p strata-benches, and
 # apt-get install prometheus victoria-metrics.
@@ -26,18 +27,23 @@ trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 # shellcheck source=benches/lib.sh
 . benches/lib.sh
 
-load() { # name url pid
+load() { # name url pid [protocol]
   "$BIN/strata-loadgen" --name "$1" --url "$2" --pid "$3" --series "$SERIES" \
-    --rounds "$ROUNDS" --concurrency "$CONC" --batch "$BATCH"
+    --rounds "$ROUNDS" --concurrency "$CONC" --batch "$BATCH" --protocol "${4:-1}"
 }
 
 for sys in $ONLY; do
   case $sys in
-    strata)
+    strata|strata-v2)
+      rm -rf "$WORK/strata"
       "$BIN/strata" serve --data-dir "$WORK/strata" --listen 127.0.0.1:19470 --log-level warn 2>"$WORK/strata.log" &
       pid=$!
       wait_http http://127.0.0.1:19470/-/ready
-      load strata http://127.0.0.1:19470/api/v1/write $pid
+      if [ "$sys" = strata-v2 ]; then
+        load strata-rw2 http://127.0.0.1:19470/api/v1/write $pid 2
+      else
+        load strata http://127.0.0.1:19470/api/v1/write $pid
+      fi
       du -sh "$WORK/strata/wal" | sed 's/^/strata wal on disk: /'
       ;;
     vm)

@@ -65,6 +65,24 @@ struct Args {
     /// Name printed in the result line.
     #[arg(long, default_value = "receiver")]
     name: String,
+    /// Remote-write protocol version: 1 (prometheus.WriteRequest) or 2
+    /// (io.prometheus.write.v2.Request).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]
+    protocol: u8,
+}
+
+impl Args {
+    fn content_type(&self) -> &'static str {
+        if self.protocol == 2 {
+            "application/x-protobuf;proto=io.prometheus.write.v2.Request"
+        } else {
+            "application/x-protobuf"
+        }
+    }
+
+    fn version_header(&self) -> &'static str {
+        if self.protocol == 2 { "2.0.0" } else { "0.1.0" }
+    }
 }
 
 struct Request {
@@ -85,10 +103,28 @@ fn encode_round(series: &mut [Series], args: &Args, ts: i64, rng: &mut StdRng) -
                 timeseries: std::mem::take(batch),
                 metadata: vec![],
             };
+            let body = if args.protocol == 2 {
+                let series: Vec<proto::v2::PlainSeries<'_>> = req
+                    .timeseries
+                    .iter()
+                    .map(|t| {
+                        (
+                            t.labels
+                                .iter()
+                                .map(|l| (l.name.as_str(), l.value.as_str()))
+                                .collect(),
+                            t.samples.iter().map(|s| (s.timestamp, s.value)).collect(),
+                        )
+                    })
+                    .collect();
+                proto::v2::encode_snappy(&proto::v2::Request::from_series(&series))
+            } else {
+                encode_snappy(&req)
+            };
             out.push(Request {
                 tenant: format!("tenant-{tenant}"),
                 samples: req.timeseries.len() as u64,
-                body: encode_snappy(&req),
+                body,
             });
         };
         for s in series.iter_mut().filter(|s| s.tenant == tenant) {
@@ -178,6 +214,7 @@ fn main() {
                     Arc::clone(&failed),
                     args.url.clone(),
                 );
+                let (content_type, version) = (args.content_type(), args.version_header());
                 std::thread::spawn(move || {
                     let agent = ureq::Agent::new_with_config(
                         ureq::Agent::config_builder()
@@ -190,9 +227,9 @@ fn main() {
                         let Some(req) = round.get(i) else { return };
                         let resp = agent
                             .post(&url)
-                            .header("Content-Type", "application/x-protobuf")
+                            .header("Content-Type", content_type)
                             .header("Content-Encoding", "snappy")
-                            .header("X-Prometheus-Remote-Write-Version", "0.1.0")
+                            .header("X-Prometheus-Remote-Write-Version", version)
                             .header("X-Scope-OrgID", &req.tenant)
                             .send(&req.body[..]);
                         match resp {
