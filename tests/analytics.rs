@@ -12,7 +12,7 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Server, agent, payload, series};
+use common::{Server, agent, escape, payload, series};
 use serde_json::Value;
 
 const SPEC: &str = r#"
@@ -117,18 +117,6 @@ fn write_history(server: &Server, tenant: &str, now: i64) {
 
 fn get(server: &Server, tenant: &str, path: &str) -> (u16, Value) {
     server.get_json(tenant, path)
-}
-
-fn escape(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }
 
 fn cli(server: &Server, args: &[&str]) -> String {

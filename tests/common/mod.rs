@@ -31,11 +31,16 @@ pub fn agent() -> ureq::Agent {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    free_ports::<1>()[0]
+}
+
+/// `N` distinct free ports: all bound at once, so the OS cannot hand the
+/// same one out twice (one server's listeners collided that way).
+pub fn free_ports<const N: usize>() -> [u16; N] {
+    let listeners: Vec<TcpListener> = (0..N)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    std::array::from_fn(|i| listeners[i].local_addr().unwrap().port())
 }
 
 impl Server {
@@ -46,10 +51,8 @@ impl Server {
 
     /// Like [`Server::start`], with extra environment variables.
     pub fn start_with_env(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Self {
-        let port = free_port();
+        let [port, pg_port, flight_port] = free_ports::<3>();
         let addr = format!("127.0.0.1:{port}");
-        let pg_port = free_port();
-        let flight_port = free_port();
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -262,6 +265,19 @@ pub fn load_http_requests(server: &Server, tenant: &str) {
 /// answers `--version` and python3 imports `modules`. Missing ones skip
 /// the test, unless `STRATA_E2E_REQUIRE_PYTHON=1` (CI) makes it a failure.
 /// `modules` empty: no Python needed.
+/// Percent-encodes a query-string value.
+pub fn escape(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
 pub fn clients_ready(commands: &[&str], modules: &str) -> bool {
     let mut missing: Vec<String> = commands
         .iter()

@@ -9,6 +9,7 @@
 
 mod error;
 pub mod logs;
+pub mod otlp_metrics;
 pub mod remote_write;
 
 pub use error::IngestError;

@@ -143,7 +143,7 @@ fn decompress(body: &[u8], limits: DecodeLimits) -> Result<Vec<u8>, IngestError>
 }
 
 /// `{a="1", b="2"}` for error messages, shortened if huge.
-fn describe<'a>(labels: impl Iterator<Item = (&'a str, &'a str)>) -> String {
+pub(crate) fn describe<'a>(labels: impl Iterator<Item = (&'a str, &'a str)>) -> String {
     let mut s = String::from("{");
     for (i, (name, value)) in labels.enumerate() {
         if i > 0 {

@@ -300,7 +300,7 @@ fn hex(b: &[u8]) -> String {
 
 /// An attribute value as text: strings as they are, other scalars as
 /// their usual spelling, arrays and maps as JSON.
-fn any_to_string(v: &proto::AnyValue) -> String {
+pub(crate) fn any_to_string(v: &proto::AnyValue) -> String {
     match &v.value {
         None => String::new(),
         Some(Any::StringValue(s)) => s.clone(),

@@ -71,13 +71,13 @@ async fn write(state: &AppState, headers: &HeaderMap, body: Bytes) -> Result<Wri
     };
     let proto = negotiate(text(header::CONTENT_TYPE), text(header::CONTENT_ENCODING))
         .map_err(|e| ApiError::new(e.kind(), e.to_string(), shape))?;
-    let Some(wal) = state.wal() else {
+    if state.wal().is_none() {
         return Err(ApiError::new(
             ErrorKind::Unavailable,
             "not ready: replaying the WAL",
             shape,
         ));
-    };
+    }
     state
         .limits
         .check_ingest_budget(&tenant)
@@ -127,19 +127,39 @@ async fn write(state: &AppState, headers: &HeaderMap, body: Bytes) -> Result<Wri
                 skipped.histograms, skipped.exemplars
             )
         });
-    let batch = Arc::new(decoded.batch);
+    let samples = store(state, &tenant, decoded.batch, body_len, shape).await?;
+    Ok(Written {
+        samples,
+        not_written,
+    })
+}
+
+/// Checks the tenant's limits, makes `batch` durable in the WAL and
+/// applies it to the head; the samples stored.
+pub(super) async fn store(
+    state: &AppState,
+    tenant: &strata_types::TenantId,
+    batch: strata_types::WriteBatch,
+    body_len: u64,
+    shape: Shape,
+) -> Result<u64, ApiError> {
+    let batch = Arc::new(batch);
     let samples = batch.sample_count() as u64;
     if samples == 0 {
-        return Ok(Written {
-            samples,
-            not_written,
-        });
+        return Ok(0);
     }
-    let head = state.head.tenant(&tenant);
+    let Some(wal) = state.wal() else {
+        return Err(ApiError::new(
+            ErrorKind::Unavailable,
+            "not ready: replaying the WAL",
+            shape,
+        ));
+    };
+    let head = state.head.tenant(tenant);
     state
         .limits
         .check_ingest(&batch, head.as_deref())
-        .map_err(|r| state.refused(&tenant, r, shape))?;
+        .map_err(|r| state.refused(tenant, r, shape))?;
     state
         .storage
         .write(wal.as_ref(), batch)
@@ -150,11 +170,8 @@ async fn write(state: &AppState, headers: &HeaderMap, body: Bytes) -> Result<Wri
             }
             e => ApiError::new(e.kind(), e.to_string(), shape),
         })?;
-    state.record_ingest(&tenant, samples, body_len);
-    Ok(Written {
-        samples,
-        not_written,
-    })
+    state.record_ingest(tenant, samples, body_len);
+    Ok(samples)
 }
 
 /// The remote-write 2.0 "written" headers, set on every response as the
@@ -179,4 +196,84 @@ fn written_headers(samples: u64) -> [(header::HeaderName, HeaderValue); 3] {
 
 fn written(status: StatusCode, samples: u64) -> impl IntoResponse {
     (status, written_headers(samples))
+}
+
+/// `POST /v1/metrics`, `/otlp/v1/metrics`, `/api/v1/otlp/v1/metrics`:
+/// OTLP/HTTP protobuf (gzip or not). 200 with an
+/// `ExportMetricsServiceResponse` once the samples are durable, its
+/// `partial_success` naming the points not stored; errors as
+/// `google.rpc.Status`.
+pub(super) async fn otlp_metrics(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let shape = Shape::Otlp { json: false };
+    let result = async {
+        let body_len = body.len() as u64;
+        let tenant = state.tenant_for(&headers, Role::Write, shape)?;
+        let text = |name| {
+            headers
+                .get(name)
+                .and_then(|v: &HeaderValue| v.to_str().ok())
+        };
+        let media = text(header::CONTENT_TYPE)
+            .and_then(|ct| ct.split(';').next())
+            .map(|m| m.trim().to_ascii_lowercase());
+        if !matches!(
+            media.as_deref(),
+            Some("application/x-protobuf" | "application/protobuf")
+        ) {
+            let e = strata_ingest::IngestError::UnsupportedMediaType {
+                content_type: media.unwrap_or_default(),
+                expected: "application/x-protobuf (OTLP metrics as JSON are not accepted yet)",
+            };
+            return Err(ApiError::new(e.kind(), e.to_string(), shape));
+        }
+        if state.wal().is_none() {
+            return Err(ApiError::new(
+                ErrorKind::Unavailable,
+                "not ready: replaying the WAL",
+                shape,
+            ));
+        }
+        state
+            .limits
+            .check_ingest_budget(&tenant)
+            .map_err(|r| state.refused(&tenant, r, shape))?;
+        let limits = strata_ingest::logs::LogLimits {
+            max_decoded_bytes: usize::try_from(state.config.limits.max_decoded_size.0)
+                .unwrap_or(usize::MAX),
+            ..Default::default()
+        };
+        let encoding = text(header::CONTENT_ENCODING).map(str::to_owned);
+        let t = tenant.clone();
+        let decode = move || {
+            let raw = strata_ingest::logs::decompress(&body, encoding.as_deref(), &limits)?;
+            strata_ingest::otlp_metrics::decode_proto(t, &raw)
+        };
+        let decoded = if body_len as usize >= BLOCKING_DECODE_BYTES {
+            tokio::task::spawn_blocking(decode).await.map_err(|e| {
+                ApiError::new(ErrorKind::Internal, format!("decode task: {e}"), shape)
+            })?
+        } else {
+            decode()
+        }
+        .map_err(|e| ApiError::new(e.kind(), e.to_string(), shape))?;
+        store(&state, &tenant, decoded.batch, body_len, shape).await?;
+        Ok::<_, ApiError>((decoded.rejected, decoded.rejected_why))
+    }
+    .await;
+    match result {
+        Ok((rejected, why)) => (
+            StatusCode::OK,
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/x-protobuf"),
+            )],
+            strata_ingest::otlp_metrics::response_body(rejected, &why),
+        )
+            .into_response(),
+        Err(e) => e.into_response(),
+    }
 }

@@ -1,0 +1,664 @@
+//! OTLP/HTTP metrics: `POST /v1/metrics` (also `/otlp/v1/metrics` and
+//! Prometheus' `/api/v1/otlp/v1/metrics`), protobuf
+//! `ExportMetricsServiceRequest`.
+//!
+//! Mapped as Prometheus' OTLP receiver maps it (its default translation,
+//! `UnderscoreEscapingWithSuffixes`; `../shared/conformance/protocols`
+//! section (e)):
+//! - names: characters outside `[a-zA-Z0-9_:]` become `_`, the unit is
+//!   appended in words (`s` → `_seconds`, `By` → `_bytes`, `1` on a gauge →
+//!   `_ratio`, `{…}` annotations dropped, `a/b` → `_a_per_b`) unless the
+//!   name already holds it, and a monotonic cumulative sum ends in
+//!   `_total`;
+//! - labels: data-point attributes with `.` and other characters turned
+//!   into `_` (colliding names joined with `;`); `service.namespace` +
+//!   `/` + `service.name` becomes `job`, `service.instance.id` `instance`;
+//!   the other resource attributes go on one `target_info` series per
+//!   resource;
+//! - gauges and non-monotonic sums are gauges, monotonic sums counters,
+//!   histograms classic `_bucket{le}`/`_sum`/`_count` series, summaries
+//!   `{quantile}`/`_sum`/`_count`; a point flagged "no recorded value" is
+//!   a staleness marker.
+//!
+//! Not stored, and counted as rejected in the response's
+//! `partial_success` (the client does not retry it): delta temporality
+//! (Prometheus refuses it too without its delta-to-cumulative option) and
+//! exponential histograms (native histograms are not stored yet).
+
+use std::collections::BTreeMap;
+
+use prost::Message;
+use strata_types::{Sample, TenantId, WriteBatch, stale_nan, validate_sorted};
+
+use crate::IngestError;
+use crate::logs::otlp::proto::{KeyValue, Resource};
+
+/// The OTLP metrics messages (opentelemetry-proto `metrics/v1`,
+/// `collector/metrics/v1`): the fields Strata reads.
+pub mod proto {
+    use prost::Message;
+
+    pub use crate::logs::otlp::proto::{AnyValue, InstrumentationScope, KeyValue, Resource};
+
+    #[derive(Clone, PartialEq, Message)]
+    pub struct ExportMetricsServiceRequest {
+        #[prost(message, repeated, tag = "1")]
+        pub resource_metrics: Vec<ResourceMetrics>,
+    }
+
+    #[derive(Clone, PartialEq, Message)]
+    pub struct ExportMetricsServiceResponse {
+        #[prost(message, optional, tag = "1")]
+        pub partial_success: Option<ExportMetricsPartialSuccess>,
+    }
+
+    #[derive(Clone, PartialEq, Message)]
+    pub struct ExportMetricsPartialSuccess {
+        #[prost(int64, tag = "1")]
+        pub rejected_data_points: i64,
+        #[prost(string, tag = "2")]
+        pub error_message: String,
+    }
+
+    #[derive(Clone, PartialEq, Message)]
+    pub struct ResourceMetrics {
+        #[prost(message, optional, tag = "1")]
+        pub resource: Option<Resource>,
+        #[prost(message, repeated, tag = "2")]
+        pub scope_metrics: Vec<ScopeMetrics>,
+    }
+
+    #[derive(Clone, PartialEq, Message)]
+    pub struct ScopeMetrics {
+        #[prost(message, optional, tag = "1")]
+        pub scope: Option<InstrumentationScope>,
+        #[prost(message, repeated, tag = "2")]
+        pub metrics: Vec<Metric>,
+    }
+
+    #[derive(Clone, PartialEq, Message)]
+    pub struct Metric {
+        #[prost(string, tag = "1")]
+        pub name: String,
+        #[prost(string, tag = "2")]
+        pub description: String,
+        #[prost(string, tag = "3")]
+        pub unit: String,
+        #[prost(oneof = "metric::Data", tags = "5, 7, 9, 10, 11")]
+        pub data: Option<metric::Data>,
+    }
+
+    pub mod metric {
+        #[derive(Clone, PartialEq, prost::Oneof)]
+        pub enum Data {
+            #[prost(message, tag = "5")]
+            Gauge(super::Gauge),
+            #[prost(message, tag = "7")]
+            Sum(super::Sum),
+            #[prost(message, tag = "9")]
+            Histogram(super::Histogram),
+            #[prost(message, tag = "10")]
+            ExponentialHistogram(super::ExponentialHistogram),
+            #[prost(message, tag = "11")]
+            Summary(super::Summary),
+        }
+    }
+
+    /// `AggregationTemporality`.
+    pub const DELTA: i32 = 1;
+    pub const CUMULATIVE: i32 = 2;
+
+    #[derive(Clone, PartialEq, Message)]
+    pub struct Gauge {
+        #[prost(message, repeated, tag = "1")]
+        pub data_points: Vec<NumberDataPoint>,
+    }
+
+    #[derive(Clone, PartialEq, Message)]
+    pub struct Sum {
+        #[prost(message, repeated, tag = "1")]
+        pub data_points: Vec<NumberDataPoint>,
+        #[prost(int32, tag = "2")]
+        pub aggregation_temporality: i32,
+        #[prost(bool, tag = "3")]
+        pub is_monotonic: bool,
+    }
+
+    #[derive(Clone, PartialEq, Message)]
+    pub struct Histogram {
+        #[prost(message, repeated, tag = "1")]
+        pub data_points: Vec<HistogramDataPoint>,
+        #[prost(int32, tag = "2")]
+        pub aggregation_temporality: i32,
+    }
+
+    /// Only the number of points is read.
+    #[derive(Clone, PartialEq, Message)]
+    pub struct ExponentialHistogram {
+        #[prost(bytes = "vec", repeated, tag = "1")]
+        pub data_points: Vec<Vec<u8>>,
+        #[prost(int32, tag = "2")]
+        pub aggregation_temporality: i32,
+    }
+
+    #[derive(Clone, PartialEq, Message)]
+    pub struct Summary {
+        #[prost(message, repeated, tag = "1")]
+        pub data_points: Vec<SummaryDataPoint>,
+    }
+
+    #[derive(Clone, PartialEq, Message)]
+    pub struct NumberDataPoint {
+        #[prost(message, repeated, tag = "7")]
+        pub attributes: Vec<KeyValue>,
+        #[prost(fixed64, tag = "2")]
+        pub start_time_unix_nano: u64,
+        #[prost(fixed64, tag = "3")]
+        pub time_unix_nano: u64,
+        #[prost(oneof = "number_data_point::Value", tags = "4, 6")]
+        pub value: Option<number_data_point::Value>,
+        #[prost(uint32, tag = "8")]
+        pub flags: u32,
+    }
+
+    pub mod number_data_point {
+        #[derive(Clone, PartialEq, prost::Oneof)]
+        pub enum Value {
+            #[prost(double, tag = "4")]
+            AsDouble(f64),
+            #[prost(sfixed64, tag = "6")]
+            AsInt(i64),
+        }
+    }
+
+    #[derive(Clone, PartialEq, Message)]
+    pub struct HistogramDataPoint {
+        #[prost(message, repeated, tag = "9")]
+        pub attributes: Vec<KeyValue>,
+        #[prost(fixed64, tag = "2")]
+        pub start_time_unix_nano: u64,
+        #[prost(fixed64, tag = "3")]
+        pub time_unix_nano: u64,
+        #[prost(fixed64, tag = "4")]
+        pub count: u64,
+        #[prost(double, optional, tag = "5")]
+        pub sum: Option<f64>,
+        #[prost(fixed64, repeated, tag = "6")]
+        pub bucket_counts: Vec<u64>,
+        #[prost(double, repeated, tag = "7")]
+        pub explicit_bounds: Vec<f64>,
+        #[prost(uint32, tag = "10")]
+        pub flags: u32,
+    }
+
+    #[derive(Clone, PartialEq, Message)]
+    pub struct SummaryDataPoint {
+        #[prost(message, repeated, tag = "7")]
+        pub attributes: Vec<KeyValue>,
+        #[prost(fixed64, tag = "2")]
+        pub start_time_unix_nano: u64,
+        #[prost(fixed64, tag = "3")]
+        pub time_unix_nano: u64,
+        #[prost(fixed64, tag = "4")]
+        pub count: u64,
+        #[prost(double, tag = "5")]
+        pub sum: f64,
+        #[prost(message, repeated, tag = "6")]
+        pub quantile_values: Vec<ValueAtQuantile>,
+        #[prost(uint32, tag = "8")]
+        pub flags: u32,
+    }
+
+    #[derive(Clone, PartialEq, Message)]
+    pub struct ValueAtQuantile {
+        #[prost(double, tag = "1")]
+        pub quantile: f64,
+        #[prost(double, tag = "2")]
+        pub value: f64,
+    }
+}
+
+use proto::metric::Data;
+
+/// `DataPointFlags.FLAG_NO_RECORDED_VALUE`.
+const NO_RECORDED_VALUE: u32 = 1;
+
+/// Resource attributes that name the target (`job`, `instance`) rather
+/// than going to `target_info`.
+const TARGET_ATTRIBUTES: [&str; 3] = ["service.name", "service.namespace", "service.instance.id"];
+
+/// A decoded request: the samples, and what was not stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecodedMetrics {
+    pub batch: WriteBatch,
+    /// Data points not stored (delta temporality, exponential
+    /// histograms), and why, for `partial_success`.
+    pub rejected: u64,
+    pub rejected_why: Vec<String>,
+}
+
+/// Decodes a protobuf request body (already decompressed).
+pub fn decode_proto(tenant: TenantId, body: &[u8]) -> Result<DecodedMetrics, IngestError> {
+    let req =
+        proto::ExportMetricsServiceRequest::decode(body).map_err(|e| IngestError::Protobuf {
+            reason: e.to_string(),
+        })?;
+    to_batch(tenant, req)
+}
+
+/// The response body: `partial_success` set when points were dropped.
+pub fn response_body(rejected: u64, why: &[String]) -> Vec<u8> {
+    proto::ExportMetricsServiceResponse {
+        partial_success: (rejected > 0).then(|| proto::ExportMetricsPartialSuccess {
+            rejected_data_points: i64::try_from(rejected).unwrap_or(i64::MAX),
+            error_message: why.join("; "),
+        }),
+    }
+    .encode_to_vec()
+}
+
+/// Series being built: sorted labels → samples.
+type Series = BTreeMap<Vec<(String, String)>, Vec<Sample>>;
+
+fn to_batch(
+    tenant: TenantId,
+    req: proto::ExportMetricsServiceRequest,
+) -> Result<DecodedMetrics, IngestError> {
+    let mut series: Series = BTreeMap::new();
+    let mut rejected = 0u64;
+    let mut why: BTreeMap<String, u64> = BTreeMap::new();
+    for rm in req.resource_metrics {
+        let resource = rm.resource.unwrap_or_default();
+        let target = target_labels(&resource);
+        let mut newest_ms: Option<i64> = None;
+        for sm in rm.scope_metrics {
+            for m in sm.metrics {
+                let Some(data) = m.data else { continue };
+                let mut add = |name: &str,
+                               attrs: &[KeyValue],
+                               extra: Option<(&str, String)>,
+                               t_ns: u64,
+                               v: f64| {
+                    let ms = nanos_to_ms(t_ns);
+                    newest_ms = Some(newest_ms.map_or(ms, |n| n.max(ms)));
+                    let labels = labels(name, &target, attrs, extra);
+                    series.entry(labels).or_default().push(Sample {
+                        timestamp_ms: ms,
+                        value: v,
+                    });
+                };
+                match data {
+                    Data::Gauge(g) => {
+                        let name = metric_name(&m.name, &m.unit, Kind::Gauge);
+                        for p in &g.data_points {
+                            add(&name, &p.attributes, None, p.time_unix_nano, number(p));
+                        }
+                    }
+                    Data::Sum(s) => {
+                        if s.aggregation_temporality == proto::DELTA {
+                            rejected += s.data_points.len() as u64;
+                            *why.entry(format!("delta sums are not stored ({})", m.name))
+                                .or_default() += 1;
+                            continue;
+                        }
+                        let kind = if s.is_monotonic {
+                            Kind::Counter
+                        } else {
+                            Kind::Gauge
+                        };
+                        let name = metric_name(&m.name, &m.unit, kind);
+                        for p in &s.data_points {
+                            add(&name, &p.attributes, None, p.time_unix_nano, number(p));
+                        }
+                    }
+                    Data::Histogram(h) => {
+                        if h.aggregation_temporality == proto::DELTA {
+                            rejected += h.data_points.len() as u64;
+                            *why.entry(format!("delta histograms are not stored ({})", m.name))
+                                .or_default() += 1;
+                            continue;
+                        }
+                        let base = metric_name(&m.name, &m.unit, Kind::Histogram);
+                        for p in &h.data_points {
+                            let stale = p.flags & NO_RECORDED_VALUE != 0;
+                            let v = |x: f64| if stale { stale_nan() } else { x };
+                            let t = p.time_unix_nano;
+                            let mut cumulative = 0u64;
+                            for (i, count) in p.bucket_counts.iter().enumerate() {
+                                cumulative = cumulative.saturating_add(*count);
+                                // The last count is the +Inf bucket, written below.
+                                if let Some(bound) = p.explicit_bounds.get(i) {
+                                    add(
+                                        &format!("{base}_bucket"),
+                                        &p.attributes,
+                                        Some(("le", float_label(*bound))),
+                                        t,
+                                        v(cumulative as f64),
+                                    );
+                                }
+                            }
+                            add(
+                                &format!("{base}_bucket"),
+                                &p.attributes,
+                                Some(("le", "+Inf".into())),
+                                t,
+                                v(p.count as f64),
+                            );
+                            if let Some(sum) = p.sum {
+                                add(&format!("{base}_sum"), &p.attributes, None, t, v(sum));
+                            }
+                            add(
+                                &format!("{base}_count"),
+                                &p.attributes,
+                                None,
+                                t,
+                                v(p.count as f64),
+                            );
+                        }
+                    }
+                    Data::Summary(s) => {
+                        let base = metric_name(&m.name, &m.unit, Kind::Summary);
+                        for p in &s.data_points {
+                            let stale = p.flags & NO_RECORDED_VALUE != 0;
+                            let v = |x: f64| if stale { stale_nan() } else { x };
+                            let t = p.time_unix_nano;
+                            for q in &p.quantile_values {
+                                add(
+                                    &base,
+                                    &p.attributes,
+                                    Some(("quantile", float_label(q.quantile))),
+                                    t,
+                                    v(q.value),
+                                );
+                            }
+                            add(&format!("{base}_sum"), &p.attributes, None, t, v(p.sum));
+                            add(
+                                &format!("{base}_count"),
+                                &p.attributes,
+                                None,
+                                t,
+                                v(p.count as f64),
+                            );
+                        }
+                    }
+                    Data::ExponentialHistogram(h) => {
+                        rejected += h.data_points.len() as u64;
+                        *why.entry(format!(
+                            "exponential histograms are not stored ({})",
+                            m.name
+                        ))
+                        .or_default() += 1;
+                    }
+                }
+            }
+        }
+        if let Some(ms) = newest_ms {
+            let info = target_info(&resource, &target);
+            // Beyond `__name__` and the target's labels: attributes left.
+            if info.len() > target.len() + 1 {
+                series.entry(info).or_default().push(Sample {
+                    timestamp_ms: ms,
+                    value: 1.0,
+                });
+            }
+        }
+    }
+    let mut batch = WriteBatch::with_capacity(tenant, series.len(), 10);
+    for (index, (labels, mut samples)) in series.into_iter().enumerate() {
+        let pairs = || labels.iter().map(|(n, v)| (n.as_str(), v.as_str()));
+        if let Err(source) = validate_sorted(pairs()) {
+            return Err(IngestError::InvalidSeries {
+                index,
+                labels: crate::remote_write::describe(pairs()),
+                source,
+            });
+        }
+        samples.sort_by_key(|s| s.timestamp_ms);
+        batch.push_validated(pairs(), samples.iter().copied());
+    }
+    Ok(DecodedMetrics {
+        batch,
+        rejected,
+        rejected_why: why.into_keys().collect(),
+    })
+}
+
+fn number(p: &proto::NumberDataPoint) -> f64 {
+    if p.flags & NO_RECORDED_VALUE != 0 {
+        return stale_nan();
+    }
+    match p.value {
+        Some(proto::number_data_point::Value::AsDouble(d)) => d,
+        Some(proto::number_data_point::Value::AsInt(i)) => i as f64,
+        None => 0.0,
+    }
+}
+
+fn nanos_to_ms(ns: u64) -> i64 {
+    i64::try_from(ns / 1_000_000).unwrap_or(i64::MAX)
+}
+
+/// `0.005`, `10`, `+Inf`: Go's `strconv.FormatFloat(f, 'f', -1, 64)`, as
+/// Prometheus spells `le` and `quantile`.
+fn float_label(f: f64) -> String {
+    if f == f64::INFINITY {
+        "+Inf".into()
+    } else if f == f64::NEG_INFINITY {
+        "-Inf".into()
+    } else {
+        format!("{f}")
+    }
+}
+
+/// `job` and `instance` from the resource.
+fn target_labels(resource: &Resource) -> Vec<(String, String)> {
+    let attr = |k: &str| {
+        resource
+            .attributes
+            .iter()
+            .find(|kv| kv.key == k)
+            .and_then(|kv| kv.value.as_ref())
+            .map(crate::logs::otlp::any_to_string)
+            .filter(|v| !v.is_empty())
+    };
+    let mut out = Vec::new();
+    if let Some(name) = attr("service.name") {
+        let job = match attr("service.namespace") {
+            Some(ns) => format!("{ns}/{name}"),
+            None => name,
+        };
+        out.push(("job".to_owned(), job));
+    }
+    if let Some(instance) = attr("service.instance.id") {
+        out.push(("instance".to_owned(), instance));
+    }
+    out
+}
+
+/// `target_info`'s labels: `job`, `instance` and every other resource
+/// attribute.
+fn target_info(resource: &Resource, target: &[(String, String)]) -> Vec<(String, String)> {
+    let attrs: Vec<KeyValue> = resource
+        .attributes
+        .iter()
+        .filter(|kv| !TARGET_ATTRIBUTES.contains(&kv.key.as_str()))
+        .cloned()
+        .collect();
+    labels("target_info", target, &attrs, None)
+}
+
+/// A series' sorted labels: `__name__`, the target's, the attributes
+/// (sanitized; colliding names joined with `;`, in attribute order), and
+/// `extra` (`le`, `quantile`). Empty values are left out, as Prometheus
+/// does.
+fn labels(
+    name: &str,
+    target: &[(String, String)],
+    attrs: &[KeyValue],
+    extra: Option<(&str, String)>,
+) -> Vec<(String, String)> {
+    let mut map: BTreeMap<String, String> = BTreeMap::new();
+    for kv in attrs {
+        let v = kv
+            .value
+            .as_ref()
+            .map(crate::logs::otlp::any_to_string)
+            .unwrap_or_default();
+        if v.is_empty() {
+            continue;
+        }
+        map.entry(label_name(&kv.key))
+            .and_modify(|old| {
+                old.push(';');
+                old.push_str(&v);
+            })
+            .or_insert(v);
+    }
+    // The target's labels win over attributes of the same name.
+    for (n, v) in target {
+        map.insert(n.clone(), v.clone());
+    }
+    if let Some((n, v)) = extra {
+        map.insert(n.to_owned(), v);
+    }
+    map.insert("__name__".to_owned(), name.to_owned());
+    map.into_iter().collect()
+}
+
+/// An attribute key as a label name: characters outside `[a-zA-Z0-9_]`
+/// become `_`, a leading digit gets `key_` in front.
+fn label_name(key: &str) -> String {
+    let s: String = key
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if s.starts_with(|c: char| c.is_ascii_digit()) {
+        format!("key_{s}")
+    } else if s.is_empty() {
+        "_".to_owned()
+    } else {
+        s
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Gauge,
+    Counter,
+    Histogram,
+    Summary,
+}
+
+/// The Prometheus name of an OTLP metric (see the module docs).
+fn metric_name(name: &str, unit: &str, kind: Kind) -> String {
+    let mut tokens: Vec<String> = name
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == ':'))
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+        .collect();
+    // Unit, without `{…}` annotations.
+    let unit = strip_annotations(unit);
+    let (main, per) = match unit.split_once('/') {
+        Some((m, p)) => (m.trim(), Some(p.trim())),
+        None => (unit.trim(), None),
+    };
+    let mut suffix: Vec<String> = Vec::new();
+    if let Some(word) = unit_word(main) {
+        suffix.push(word.to_owned());
+    }
+    if let Some(p) = per.and_then(per_unit_word) {
+        suffix.push("per".to_owned());
+        suffix.push(p.to_owned());
+    }
+    if main == "1" && per.is_none() && kind == Kind::Gauge {
+        suffix = vec!["ratio".to_owned()];
+    }
+    let has = |tokens: &[String], word: &str| tokens.iter().any(|t| t == word);
+    if kind == Kind::Counter {
+        tokens.retain(|t| t != "total");
+    }
+    for w in suffix {
+        if !has(&tokens, &w) {
+            tokens.push(w);
+        }
+    }
+    if kind == Kind::Counter {
+        tokens.push("total".to_owned());
+    }
+    let mut out = tokens.join("_");
+    if out.is_empty() {
+        out.push('_');
+    }
+    if out.starts_with(|c: char| c.is_ascii_digit()) {
+        out.insert(0, '_');
+    }
+    out
+}
+
+fn strip_annotations(unit: &str) -> String {
+    let mut out = String::with_capacity(unit.len());
+    let mut depth = 0;
+    for c in unit.chars() {
+        match c {
+            '{' => depth += 1,
+            '}' if depth > 0 => depth -= 1,
+            _ if depth == 0 => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Prometheus' words for UCUM units (otlptranslator's unit map).
+fn unit_word(unit: &str) -> Option<&'static str> {
+    Some(match unit {
+        "d" => "days",
+        "h" => "hours",
+        "min" => "minutes",
+        "s" => "seconds",
+        "ms" => "milliseconds",
+        "us" => "microseconds",
+        "ns" => "nanoseconds",
+        "By" => "bytes",
+        "KiBy" => "kibibytes",
+        "MiBy" => "mebibytes",
+        "GiBy" => "gibibytes",
+        "TiBy" => "tibibytes",
+        "KBy" => "kilobytes",
+        "MBy" => "megabytes",
+        "GBy" => "gigabytes",
+        "TBy" => "terabytes",
+        "m" => "meters",
+        "V" => "volts",
+        "A" => "amperes",
+        "J" => "joules",
+        "W" => "watts",
+        "g" => "grams",
+        "Cel" => "celsius",
+        "Hz" => "hertz",
+        "%" => "percent",
+        _ => return None,
+    })
+}
+
+fn per_unit_word(unit: &str) -> Option<&'static str> {
+    Some(match unit {
+        "s" => "second",
+        "m" => "minute",
+        "h" => "hour",
+        "d" => "day",
+        "w" => "week",
+        "mo" => "month",
+        "y" => "year",
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests;

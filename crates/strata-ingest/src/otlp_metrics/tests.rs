@@ -1,0 +1,286 @@
+use strata_types::STALE_NAN_BITS;
+
+use super::proto::*;
+use super::*;
+
+fn kv(k: &str, v: &str) -> KeyValue {
+    KeyValue {
+        key: k.into(),
+        value: Some(AnyValue {
+            value: Some(crate::logs::otlp::proto::any_value::Value::StringValue(
+                v.into(),
+            )),
+        }),
+    }
+}
+
+fn point(t_ms: u64, v: f64, attrs: Vec<KeyValue>) -> NumberDataPoint {
+    NumberDataPoint {
+        attributes: attrs,
+        time_unix_nano: t_ms * 1_000_000,
+        value: Some(number_data_point::Value::AsDouble(v)),
+        ..Default::default()
+    }
+}
+
+fn request(resource: Vec<KeyValue>, metrics: Vec<Metric>) -> ExportMetricsServiceRequest {
+    ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            resource: Some(Resource {
+                attributes: resource,
+            }),
+            scope_metrics: vec![ScopeMetrics {
+                scope: None,
+                metrics,
+            }],
+        }],
+    }
+}
+
+fn metric(name: &str, unit: &str, data: metric::Data) -> Metric {
+    Metric {
+        name: name.into(),
+        unit: unit.into(),
+        data: Some(data),
+        ..Default::default()
+    }
+}
+
+/// Every series as `{labels}` text → samples.
+fn decoded(
+    req: ExportMetricsServiceRequest,
+) -> (BTreeMap<String, Vec<(i64, f64)>>, DecodedMetrics) {
+    let d = decode_proto(TenantId::try_new("t").unwrap(), &req.encode_to_vec()).unwrap();
+    let out = d
+        .batch
+        .series()
+        .map(|s| {
+            let labels: Vec<String> = s.labels().map(|(n, v)| format!("{n}={v}")).collect();
+            (
+                labels.join(","),
+                s.samples()
+                    .iter()
+                    .map(|x| (x.timestamp_ms, x.value))
+                    .collect(),
+            )
+        })
+        .collect();
+    (out, d)
+}
+
+#[test]
+fn names_follow_prometheus_translation() {
+    for (name, unit, kind, want) in [
+        (
+            "http.server.request.duration",
+            "s",
+            Kind::Histogram,
+            "http_server_request_duration_seconds",
+        ),
+        (
+            "process.runtime.memory",
+            "By",
+            Kind::Gauge,
+            "process_runtime_memory_bytes",
+        ),
+        (
+            "odoo.orders.picked",
+            "{order}",
+            Kind::Counter,
+            "odoo_orders_picked_total",
+        ),
+        ("requests_total", "", Kind::Counter, "requests_total"),
+        ("cpu.utilization", "1", Kind::Gauge, "cpu_utilization_ratio"),
+        (
+            "throughput",
+            "By/s",
+            Kind::Gauge,
+            "throughput_bytes_per_second",
+        ),
+        ("latency_seconds", "s", Kind::Gauge, "latency_seconds"),
+        ("queue-depth", "", Kind::Gauge, "queue_depth"),
+        ("2xx.count", "", Kind::Counter, "_2xx_count_total"),
+    ] {
+        assert_eq!(metric_name(name, unit, kind), want, "{name} [{unit}]");
+    }
+}
+
+#[test]
+fn gauges_sums_and_resources_become_prometheus_series() {
+    let req = request(
+        vec![
+            kv("service.name", "odoo"),
+            kv("service.namespace", "erp"),
+            kv("service.instance.id", "pod-1"),
+            kv("k8s.namespace.name", "prod"),
+        ],
+        vec![
+            metric(
+                "odoo.queue.depth",
+                "{job}",
+                metric::Data::Gauge(Gauge {
+                    data_points: vec![point(1000, 7.0, vec![kv("queue.name", "picking")])],
+                }),
+            ),
+            metric(
+                "odoo.orders",
+                "{order}",
+                metric::Data::Sum(Sum {
+                    data_points: vec![
+                        point(1000, 3.0, vec![kv("stage", "dispatch")]),
+                        NumberDataPoint {
+                            flags: 1,
+                            ..point(2000, 0.0, vec![kv("stage", "dispatch")])
+                        },
+                    ],
+                    aggregation_temporality: CUMULATIVE,
+                    is_monotonic: true,
+                }),
+            ),
+        ],
+    );
+    let (series, d) = decoded(req);
+    assert_eq!(d.rejected, 0);
+    let keys: Vec<&String> = series.keys().collect();
+    assert_eq!(
+        keys,
+        [
+            "__name__=odoo_orders_total,instance=pod-1,job=erp/odoo,stage=dispatch",
+            "__name__=odoo_queue_depth,instance=pod-1,job=erp/odoo,queue_name=picking",
+            "__name__=target_info,instance=pod-1,job=erp/odoo,k8s_namespace_name=prod",
+        ]
+    );
+    let orders = &series[keys[0]];
+    assert_eq!(orders[0], (1000, 3.0));
+    assert_eq!(
+        orders[1].1.to_bits(),
+        STALE_NAN_BITS,
+        "no recorded value is stale"
+    );
+    assert_eq!(
+        series[keys[2]],
+        vec![(2000, 1.0)],
+        "target_info at the newest point"
+    );
+}
+
+#[test]
+fn histograms_become_cumulative_buckets_and_summaries_quantiles() {
+    let req = request(
+        vec![kv("service.name", "api")],
+        vec![
+            metric(
+                "http.server.request.duration",
+                "s",
+                metric::Data::Histogram(Histogram {
+                    data_points: vec![HistogramDataPoint {
+                        time_unix_nano: 5_000_000_000,
+                        count: 6,
+                        sum: Some(1.5),
+                        bucket_counts: vec![1, 2, 3],
+                        explicit_bounds: vec![0.005, 1.0],
+                        ..Default::default()
+                    }],
+                    aggregation_temporality: CUMULATIVE,
+                }),
+            ),
+            metric(
+                "rpc.duration",
+                "ms",
+                metric::Data::Summary(Summary {
+                    data_points: vec![SummaryDataPoint {
+                        time_unix_nano: 5_000_000_000,
+                        count: 4,
+                        sum: 10.0,
+                        quantile_values: vec![ValueAtQuantile {
+                            quantile: 0.99,
+                            value: 9.0,
+                        }],
+                        ..Default::default()
+                    }],
+                }),
+            ),
+        ],
+    );
+    let (series, _) = decoded(req);
+    let get = |k: &str| series.get(k).map(|v| v[0].1);
+    let b = "__name__=http_server_request_duration_seconds_bucket,job=api,le=";
+    assert_eq!(get(&format!("{b}0.005")), Some(1.0));
+    assert_eq!(get(&format!("{b}1")), Some(3.0));
+    assert_eq!(get(&format!("{b}+Inf")), Some(6.0));
+    assert_eq!(
+        get("__name__=http_server_request_duration_seconds_sum,job=api"),
+        Some(1.5)
+    );
+    assert_eq!(
+        get("__name__=http_server_request_duration_seconds_count,job=api"),
+        Some(6.0)
+    );
+    assert_eq!(
+        get("__name__=rpc_duration_milliseconds,job=api,quantile=0.99"),
+        Some(9.0)
+    );
+    assert_eq!(
+        get("__name__=rpc_duration_milliseconds_count,job=api"),
+        Some(4.0)
+    );
+}
+
+#[test]
+fn delta_and_exponential_points_are_rejected_and_named() {
+    let req = request(
+        vec![],
+        vec![
+            metric(
+                "deltas",
+                "",
+                metric::Data::Sum(Sum {
+                    data_points: vec![point(1, 1.0, vec![]), point(2, 1.0, vec![])],
+                    aggregation_temporality: DELTA,
+                    is_monotonic: true,
+                }),
+            ),
+            metric(
+                "expo",
+                "",
+                metric::Data::ExponentialHistogram(ExponentialHistogram {
+                    data_points: vec![vec![]],
+                    aggregation_temporality: CUMULATIVE,
+                }),
+            ),
+            metric(
+                "kept",
+                "",
+                metric::Data::Gauge(Gauge {
+                    data_points: vec![point(1, 1.0, vec![kv("a.b", "1"), kv("a_b", "2")])],
+                }),
+            ),
+        ],
+    );
+    let (series, d) = decoded(req);
+    assert_eq!(d.rejected, 3);
+    let why = d.rejected_why.join("; ");
+    assert!(why.contains("delta sums are not stored (deltas)"), "{why}");
+    assert!(
+        why.contains("exponential histograms are not stored (expo)"),
+        "{why}"
+    );
+    assert_eq!(
+        series.keys().collect::<Vec<_>>(),
+        ["__name__=kept,a_b=1;2"],
+        "colliding attribute names joined; no job without service.name"
+    );
+    let body = response_body(d.rejected, &d.rejected_why);
+    let back = ExportMetricsServiceResponse::decode(body.as_slice()).unwrap();
+    assert_eq!(back.partial_success.unwrap().rejected_data_points, 3);
+    assert!(
+        response_body(0, &[]).is_empty(),
+        "full success: an empty message"
+    );
+}
+
+#[test]
+fn garbage_is_a_protobuf_error() {
+    let e = decode_proto(TenantId::try_new("t").unwrap(), b"\x0a\x05\x0a\x03").unwrap_err();
+    assert_eq!(e.kind(), strata_types::ErrorKind::BadInput);
+}

@@ -1,0 +1,123 @@
+//! OTLP/HTTP metrics from the OpenTelemetry Python SDK, read back with
+//! PromQL and SQL under Prometheus' names; a bad body gets a 400.
+//!
+//! Needs python3 with opentelemetry-sdk and
+//! opentelemetry-exporter-otlp-proto-http (`.ci/run` installs them).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::process::Command;
+
+use common::{Server, clients_ready, escape};
+use serde_json::json;
+
+fn instant(server: &Server, query: &str) -> serde_json::Value {
+    let (status, body) = server.get_json("acme", &format!("/api/v1/query?query={}", escape(query)));
+    assert_eq!(status, 200, "{query}: {body}");
+    body["data"]["result"].clone()
+}
+
+#[test]
+fn the_python_sdk_exports_metrics_that_promql_and_sql_read() {
+    if !clients_ready(
+        &[],
+        "opentelemetry.sdk, opentelemetry.exporter.otlp.proto.http",
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &[]);
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/interop/otel_metrics.py"
+    );
+    let out = Command::new("python3")
+        .args([script, &format!("http://{}", server.addr), "acme"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        server.log()
+    );
+
+    // A monotonic sum is a counter named with _total; the last export wins.
+    let r = instant(&server, "odoo_orders_picked_total");
+    assert_eq!(r.as_array().unwrap().len(), 1, "{r}");
+    assert_eq!(
+        r[0]["metric"],
+        json!({"__name__": "odoo_orders_picked_total", "job": "erp/odoo",
+               "instance": "web-1", "stage": "picking"})
+    );
+    assert_eq!(r[0]["value"][1], "5");
+    let r = instant(&server, "odoo_queue_depth");
+    assert_eq!(r[0]["value"][1], "7");
+    assert_eq!(r[0]["metric"]["queue"], "dispatch");
+    // Histogram: cumulative classic buckets in milliseconds.
+    let r = instant(
+        &server,
+        r#"sum by (le) (http_server_duration_milliseconds_bucket{route="/api/picking"})"#,
+    );
+    let mut buckets: Vec<(String, String)> = r
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["metric"]["le"].as_str().unwrap().to_owned(),
+                s["value"][1].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    buckets.sort();
+    assert_eq!(
+        buckets,
+        [
+            ("+Inf".into(), "3".into()),
+            ("10".into(), "1".into()),
+            ("100".into(), "2".into()),
+            ("1000".into(), "3".into())
+        ]
+    );
+    assert_eq!(
+        instant(&server, "http_server_duration_milliseconds_sum")[0]["value"][1],
+        "325"
+    );
+    let r = instant(
+        &server,
+        "histogram_quantile(0.5, sum by (le) (http_server_duration_milliseconds_bucket))",
+    );
+    let median: f64 = r[0]["value"][1].as_str().unwrap().parse().unwrap();
+    assert!((10.0..=100.0).contains(&median), "{median}");
+    // The other resource attributes are on target_info.
+    assert_eq!(
+        instant(&server, "target_info")[0]["metric"]["k8s_namespace_name"],
+        "prod"
+    );
+    // SQL sees the same samples.
+    assert_eq!(
+        server.rows(
+            Some("acme"),
+            "SELECT max(value) FROM samples WHERE metric = 'odoo_orders_picked_total'"
+        ),
+        vec![json!([5.0])]
+    );
+
+    // Garbage is a 400 in OTLP's error shape, and nothing is stored.
+    let resp = common::agent()
+        .post(&server.url("/v1/metrics"))
+        .header("Content-Type", "application/x-protobuf")
+        .header("X-Scope-OrgID", "acme")
+        .send(&b"\x0a\x05\x0a\x03"[..])
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let resp = common::agent()
+        .post(&server.url("/v1/metrics"))
+        .header("Content-Type", "text/plain")
+        .header("X-Scope-OrgID", "acme")
+        .send(&b"x"[..])
+        .unwrap();
+    assert_eq!(resp.status(), 415);
+}
