@@ -105,6 +105,32 @@ fn the_python_sdk_exports_metrics_that_promql_and_sql_read() {
         vec![json!([5.0])]
     );
 
+    // The JSON encoding, gzip-compressed, answers in JSON.
+    let json = br#"{"resourceMetrics":[{"resource":{"attributes":[
+        {"key":"service.name","value":{"stringValue":"wms"}}]},
+        "scopeMetrics":[{"metrics":[{"name":"dock.doors.open","gauge":{"dataPoints":[
+        {"timeUnixNano":"TS","asInt":"4"}]}}]}]}]}"#;
+    let now_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+        .to_string();
+    let json = String::from_utf8_lossy(json).replace("TS", &now_ns);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, json.as_bytes()).unwrap();
+    let mut resp = common::agent()
+        .post(&server.url("/otlp/v1/metrics"))
+        .header("Content-Type", "application/json")
+        .header("Content-Encoding", "gzip")
+        .header("X-Scope-OrgID", "acme")
+        .send(&gz.finish().unwrap()[..])
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.body_mut().read_to_string().unwrap(), "{}");
+    let r = instant(&server, "dock_doors_open");
+    assert_eq!(r[0]["value"][1], "4", "{r}");
+    assert_eq!(r[0]["metric"]["job"], "wms");
+
     // Garbage is a 400 in OTLP's error shape, and nothing is stored.
     let resp = common::agent()
         .post(&server.url("/v1/metrics"))

@@ -104,20 +104,7 @@ fn encode_round(series: &mut [Series], args: &Args, ts: i64, rng: &mut StdRng) -
                 metadata: vec![],
             };
             let body = if args.protocol == 2 {
-                let series: Vec<proto::v2::PlainSeries<'_>> = req
-                    .timeseries
-                    .iter()
-                    .map(|t| {
-                        (
-                            t.labels
-                                .iter()
-                                .map(|l| (l.name.as_str(), l.value.as_str()))
-                                .collect(),
-                            t.samples.iter().map(|s| (s.timestamp, s.value)).collect(),
-                        )
-                    })
-                    .collect();
-                proto::v2::encode_snappy(&proto::v2::Request::from_series(&series))
+                proto::v2::encode_snappy(&proto::v2::Request::from(&req))
             } else {
                 encode_snappy(&req)
             };

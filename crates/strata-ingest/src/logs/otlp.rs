@@ -349,13 +349,13 @@ fn base64_std(b: &[u8]) -> String {
 
 // --- JSON mapping ---
 
-fn bad(what: impl Into<String>) -> IngestError {
+pub(crate) fn bad(what: impl Into<String>) -> IngestError {
     IngestError::Json {
         reason: what.into(),
     }
 }
 
-fn arr<'a>(v: &'a Value, key: &str) -> Result<&'a [Value], IngestError> {
+pub(crate) fn arr<'a>(v: &'a Value, key: &str) -> Result<&'a [Value], IngestError> {
     match v.get(key) {
         None | Some(Value::Null) => Ok(&[]),
         Some(Value::Array(a)) => Ok(a),
@@ -363,7 +363,7 @@ fn arr<'a>(v: &'a Value, key: &str) -> Result<&'a [Value], IngestError> {
     }
 }
 
-fn string(v: &Value, key: &str) -> Result<String, IngestError> {
+pub(crate) fn string(v: &Value, key: &str) -> Result<String, IngestError> {
     match v.get(key) {
         None | Some(Value::Null) => Ok(String::new()),
         Some(Value::String(s)) => Ok(s.clone()),
@@ -372,7 +372,7 @@ fn string(v: &Value, key: &str) -> Result<String, IngestError> {
 }
 
 /// A 64-bit integer field: a decimal string or a number.
-fn uint(v: &Value, key: &str) -> Result<u64, IngestError> {
+pub(crate) fn uint(v: &Value, key: &str) -> Result<u64, IngestError> {
     match v.get(key) {
         None | Some(Value::Null) => Ok(0),
         Some(Value::String(s)) if s.is_empty() => Ok(0),
@@ -397,7 +397,7 @@ fn hex_bytes(v: &Value, key: &str) -> Result<Vec<u8>, IngestError> {
         .collect()
 }
 
-fn key_values(v: &Value, key: &str) -> Result<Vec<proto::KeyValue>, IngestError> {
+pub(crate) fn key_values(v: &Value, key: &str) -> Result<Vec<proto::KeyValue>, IngestError> {
     arr(v, key)?
         .iter()
         .map(|kv| {

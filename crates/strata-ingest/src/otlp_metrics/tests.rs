@@ -284,3 +284,46 @@ fn garbage_is_a_protobuf_error() {
     let e = decode_proto(TenantId::try_new("t").unwrap(), b"\x0a\x05\x0a\x03").unwrap_err();
     assert_eq!(e.kind(), strata_types::ErrorKind::BadInput);
 }
+
+#[test]
+fn json_bodies_decode_like_protobuf() {
+    let body = br#"{"resourceMetrics":[{
+        "resource":{"attributes":[{"key":"service.name","value":{"stringValue":"odoo"}}]},
+        "scopeMetrics":[{"scope":{"name":"stock"},"metrics":[
+          {"name":"odoo.orders.picked","unit":"{order}","sum":{"aggregationTemporality":2,"isMonotonic":true,
+            "dataPoints":[{"attributes":[{"key":"stage","value":{"stringValue":"picking"}}],
+                           "timeUnixNano":"1000000000","asInt":"5"}]}},
+          {"name":"latency","unit":"s","histogram":{"aggregationTemporality":2,
+            "dataPoints":[{"timeUnixNano":"1000000000","count":"3","sum":0.5,
+                           "bucketCounts":["1",2],"explicitBounds":[0.1]}]}},
+          {"name":"temp","gauge":{"dataPoints":[{"timeUnixNano":1000000000,"asDouble":"NaN"}]}}
+        ]}]}]}"#;
+    let d = decode_json(TenantId::try_new("t").unwrap(), body).unwrap();
+    let got: BTreeMap<String, f64> = d
+        .batch
+        .series()
+        .map(|s| {
+            let labels: Vec<String> = s.labels().map(|(n, v)| format!("{n}={v}")).collect();
+            (labels.join(","), s.samples()[0].value)
+        })
+        .collect();
+    assert_eq!(
+        got["__name__=odoo_orders_picked_total,job=odoo,stage=picking"],
+        5.0
+    );
+    assert_eq!(got["__name__=latency_seconds_bucket,job=odoo,le=0.1"], 1.0);
+    assert_eq!(got["__name__=latency_seconds_bucket,job=odoo,le=+Inf"], 3.0);
+    assert_eq!(got["__name__=latency_seconds_sum,job=odoo"], 0.5);
+    assert!(got["__name__=temp,job=odoo"].is_nan());
+    let e = decode_json(TenantId::try_new("t").unwrap(), br#"{"resourceMetrics":7}"#).unwrap_err();
+    assert!(
+        e.to_string().contains("resourceMetrics must be an array"),
+        "{e}"
+    );
+    assert_eq!(response(true, 0, &[]), b"{}");
+    assert!(
+        String::from_utf8(response(true, 2, &["x".into()]))
+            .unwrap()
+            .contains(r#""rejectedDataPoints":"2""#)
+    );
+}

@@ -212,6 +212,27 @@ pub mod v2 {
         }
     }
 
+    impl From<&super::WriteRequest> for Request {
+        /// The same float series as a 2.0 request (exemplars, histograms
+        /// and metadata left out).
+        fn from(v1: &super::WriteRequest) -> Self {
+            let series: Vec<PlainSeries<'_>> = v1
+                .timeseries
+                .iter()
+                .map(|t| {
+                    (
+                        t.labels
+                            .iter()
+                            .map(|l| (l.name.as_str(), l.value.as_str()))
+                            .collect(),
+                        t.samples.iter().map(|s| (s.timestamp, s.value)).collect(),
+                    )
+                })
+                .collect();
+            Self::from_series(&series)
+        }
+    }
+
     /// Encodes and snappy-compresses a request, as a sender does.
     pub fn encode_snappy(req: &Request) -> Vec<u8> {
         snap::raw::Encoder::new()

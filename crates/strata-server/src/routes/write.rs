@@ -71,17 +71,7 @@ async fn write(state: &AppState, headers: &HeaderMap, body: Bytes) -> Result<Wri
     };
     let proto = negotiate(text(header::CONTENT_TYPE), text(header::CONTENT_ENCODING))
         .map_err(|e| ApiError::new(e.kind(), e.to_string(), shape))?;
-    if state.wal().is_none() {
-        return Err(ApiError::new(
-            ErrorKind::Unavailable,
-            "not ready: replaying the WAL",
-            shape,
-        ));
-    }
-    state
-        .limits
-        .check_ingest_budget(&tenant)
-        .map_err(|r| state.refused(&tenant, r, shape))?;
+    ready_for(state, &tenant, shape)?;
     let limits = DecodeLimits {
         max_decoded_bytes: usize::try_from(state.config.limits.max_decoded_size.0)
             .unwrap_or(usize::MAX),
@@ -132,6 +122,26 @@ async fn write(state: &AppState, headers: &HeaderMap, body: Bytes) -> Result<Wri
         samples,
         not_written,
     })
+}
+
+/// Before decoding: the WAL replayed, and the tenant's ingest-rate bucket
+/// not empty (an over-rate write is refused without decompressing it).
+fn ready_for(
+    state: &AppState,
+    tenant: &strata_types::TenantId,
+    shape: Shape,
+) -> Result<(), ApiError> {
+    if state.wal().is_none() {
+        return Err(ApiError::new(
+            ErrorKind::Unavailable,
+            "not ready: replaying the WAL",
+            shape,
+        ));
+    }
+    state
+        .limits
+        .check_ingest_budget(tenant)
+        .map_err(|r| state.refused(tenant, r, shape))
 }
 
 /// Checks the tenant's limits, makes `batch` durable in the WAL and
@@ -199,7 +209,7 @@ fn written(status: StatusCode, samples: u64) -> impl IntoResponse {
 }
 
 /// `POST /v1/metrics`, `/otlp/v1/metrics`, `/api/v1/otlp/v1/metrics`:
-/// OTLP/HTTP protobuf (gzip or not). 200 with an
+/// OTLP/HTTP protobuf or JSON (gzip or not). 200 with an
 /// `ExportMetricsServiceResponse` once the samples are durable, its
 /// `partial_success` naming the points not stored; errors as
 /// `google.rpc.Status`.
@@ -208,7 +218,18 @@ pub(super) async fn otlp_metrics(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let shape = Shape::Otlp { json: false };
+    let json = match strata_ingest::logs::otlp::is_json(
+        headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v: &HeaderValue| v.to_str().ok()),
+    ) {
+        Ok(json) => json,
+        Err(e) => {
+            return ApiError::new(e.kind(), e.to_string(), Shape::Otlp { json: false })
+                .into_response();
+        }
+    };
+    let shape = Shape::Otlp { json };
     let result = async {
         let body_len = body.len() as u64;
         let tenant = state.tenant_for(&headers, Role::Write, shape)?;
@@ -217,30 +238,7 @@ pub(super) async fn otlp_metrics(
                 .get(name)
                 .and_then(|v: &HeaderValue| v.to_str().ok())
         };
-        let media = text(header::CONTENT_TYPE)
-            .and_then(|ct| ct.split(';').next())
-            .map(|m| m.trim().to_ascii_lowercase());
-        if !matches!(
-            media.as_deref(),
-            Some("application/x-protobuf" | "application/protobuf")
-        ) {
-            let e = strata_ingest::IngestError::UnsupportedMediaType {
-                content_type: media.unwrap_or_default(),
-                expected: "application/x-protobuf (OTLP metrics as JSON are not accepted yet)",
-            };
-            return Err(ApiError::new(e.kind(), e.to_string(), shape));
-        }
-        if state.wal().is_none() {
-            return Err(ApiError::new(
-                ErrorKind::Unavailable,
-                "not ready: replaying the WAL",
-                shape,
-            ));
-        }
-        state
-            .limits
-            .check_ingest_budget(&tenant)
-            .map_err(|r| state.refused(&tenant, r, shape))?;
+        ready_for(&state, &tenant, shape)?;
         let limits = strata_ingest::logs::LogLimits {
             max_decoded_bytes: usize::try_from(state.config.limits.max_decoded_size.0)
                 .unwrap_or(usize::MAX),
@@ -250,7 +248,11 @@ pub(super) async fn otlp_metrics(
         let t = tenant.clone();
         let decode = move || {
             let raw = strata_ingest::logs::decompress(&body, encoding.as_deref(), &limits)?;
-            strata_ingest::otlp_metrics::decode_proto(t, &raw)
+            if json {
+                strata_ingest::otlp_metrics::decode_json(t, &raw)
+            } else {
+                strata_ingest::otlp_metrics::decode_proto(t, &raw)
+            }
         };
         let decoded = if body_len as usize >= BLOCKING_DECODE_BYTES {
             tokio::task::spawn_blocking(decode).await.map_err(|e| {
@@ -269,9 +271,13 @@ pub(super) async fn otlp_metrics(
             StatusCode::OK,
             [(
                 header::CONTENT_TYPE,
-                HeaderValue::from_static("application/x-protobuf"),
+                HeaderValue::from_static(if json {
+                    "application/json"
+                } else {
+                    "application/x-protobuf"
+                }),
             )],
-            strata_ingest::otlp_metrics::response_body(rejected, &why),
+            strata_ingest::otlp_metrics::response(json, rejected, &why),
         )
             .into_response(),
         Err(e) => e.into_response(),
