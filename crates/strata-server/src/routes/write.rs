@@ -263,6 +263,13 @@ pub(super) async fn otlp_metrics(
         }
         .map_err(|e| ApiError::new(e.kind(), e.to_string(), shape))?;
         store(&state, &tenant, decoded.batch, body_len, shape).await?;
+        if decoded.rejected > 0 {
+            state
+                .metrics
+                .ingest_skipped
+                .get_or_create(&vec![("kind", "otlp_points".to_owned())])
+                .inc_by(decoded.rejected);
+        }
         Ok::<_, ApiError>((decoded.rejected, decoded.rejected_why))
     }
     .await;
