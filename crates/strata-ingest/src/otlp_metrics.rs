@@ -273,7 +273,7 @@ pub fn response(json: bool, rejected: u64, why: &[String]) -> Vec<u8> {
 }
 
 /// The response body: `partial_success` set when points were dropped.
-pub fn response_body(rejected: u64, why: &[String]) -> Vec<u8> {
+fn response_body(rejected: u64, why: &[String]) -> Vec<u8> {
     proto::ExportMetricsServiceResponse {
         partial_success: (rejected > 0).then(|| proto::ExportMetricsPartialSuccess {
             rejected_data_points: i64::try_from(rejected).unwrap_or(i64::MAX),
@@ -283,154 +283,36 @@ pub fn response_body(rejected: u64, why: &[String]) -> Vec<u8> {
     .encode_to_vec()
 }
 
-/// Series being built: sorted labels → samples.
-type Series = BTreeMap<Vec<(String, String)>, Vec<Sample>>;
+/// Sorted labels of a series.
+type LabelMap = BTreeMap<String, String>;
 
 fn to_batch(
     tenant: TenantId,
     req: proto::ExportMetricsServiceRequest,
 ) -> Result<DecodedMetrics, IngestError> {
-    let mut series: Series = BTreeMap::new();
-    let mut rejected = 0u64;
-    let mut why: BTreeMap<String, u64> = BTreeMap::new();
+    let mut t = Translation::default();
     for rm in req.resource_metrics {
         let resource = rm.resource.unwrap_or_default();
         let target = target_labels(&resource);
-        let mut newest_ms: Option<i64> = None;
-        for sm in rm.scope_metrics {
-            for m in sm.metrics {
-                let Some(data) = m.data else { continue };
-                let mut add = |name: &str,
-                               attrs: &[KeyValue],
-                               extra: Option<(&str, String)>,
-                               t_ns: u64,
-                               v: f64| {
-                    let ms = nanos_to_ms(t_ns);
-                    newest_ms = Some(newest_ms.map_or(ms, |n| n.max(ms)));
-                    let labels = labels(name, &target, attrs, extra);
-                    series.entry(labels).or_default().push(Sample {
-                        timestamp_ms: ms,
-                        value: v,
-                    });
-                };
-                match data {
-                    Data::Gauge(g) => {
-                        let name = metric_name(&m.name, &m.unit, Kind::Gauge);
-                        for p in &g.data_points {
-                            add(&name, &p.attributes, None, p.time_unix_nano, number(p));
-                        }
-                    }
-                    Data::Sum(s) => {
-                        if s.aggregation_temporality == proto::DELTA {
-                            rejected += s.data_points.len() as u64;
-                            *why.entry(format!("delta sums are not stored ({})", m.name))
-                                .or_default() += 1;
-                            continue;
-                        }
-                        let kind = if s.is_monotonic {
-                            Kind::Counter
-                        } else {
-                            Kind::Gauge
-                        };
-                        let name = metric_name(&m.name, &m.unit, kind);
-                        for p in &s.data_points {
-                            add(&name, &p.attributes, None, p.time_unix_nano, number(p));
-                        }
-                    }
-                    Data::Histogram(h) => {
-                        if h.aggregation_temporality == proto::DELTA {
-                            rejected += h.data_points.len() as u64;
-                            *why.entry(format!("delta histograms are not stored ({})", m.name))
-                                .or_default() += 1;
-                            continue;
-                        }
-                        let base = metric_name(&m.name, &m.unit, Kind::Histogram);
-                        for p in &h.data_points {
-                            let stale = p.flags & NO_RECORDED_VALUE != 0;
-                            let v = |x: f64| if stale { stale_nan() } else { x };
-                            let t = p.time_unix_nano;
-                            let mut cumulative = 0u64;
-                            for (i, count) in p.bucket_counts.iter().enumerate() {
-                                cumulative = cumulative.saturating_add(*count);
-                                // The last count is the +Inf bucket, written below.
-                                if let Some(bound) = p.explicit_bounds.get(i) {
-                                    add(
-                                        &format!("{base}_bucket"),
-                                        &p.attributes,
-                                        Some(("le", float_label(*bound))),
-                                        t,
-                                        v(cumulative as f64),
-                                    );
-                                }
-                            }
-                            add(
-                                &format!("{base}_bucket"),
-                                &p.attributes,
-                                Some(("le", "+Inf".into())),
-                                t,
-                                v(p.count as f64),
-                            );
-                            if let Some(sum) = p.sum {
-                                add(&format!("{base}_sum"), &p.attributes, None, t, v(sum));
-                            }
-                            add(
-                                &format!("{base}_count"),
-                                &p.attributes,
-                                None,
-                                t,
-                                v(p.count as f64),
-                            );
-                        }
-                    }
-                    Data::Summary(s) => {
-                        let base = metric_name(&m.name, &m.unit, Kind::Summary);
-                        for p in &s.data_points {
-                            let stale = p.flags & NO_RECORDED_VALUE != 0;
-                            let v = |x: f64| if stale { stale_nan() } else { x };
-                            let t = p.time_unix_nano;
-                            for q in &p.quantile_values {
-                                add(
-                                    &base,
-                                    &p.attributes,
-                                    Some(("quantile", float_label(q.quantile))),
-                                    t,
-                                    v(q.value),
-                                );
-                            }
-                            add(&format!("{base}_sum"), &p.attributes, None, t, v(p.sum));
-                            add(
-                                &format!("{base}_count"),
-                                &p.attributes,
-                                None,
-                                t,
-                                v(p.count as f64),
-                            );
-                        }
-                    }
-                    Data::ExponentialHistogram(h) => {
-                        rejected += h.data_points.len() as u64;
-                        *why.entry(format!(
-                            "exponential histograms are not stored ({})",
-                            m.name
-                        ))
-                        .or_default() += 1;
-                    }
-                }
-            }
+        t.newest_ms = None;
+        for m in rm.scope_metrics.into_iter().flat_map(|sm| sm.metrics) {
+            t.metric(&target, m);
         }
-        if let Some(ms) = newest_ms {
-            let info = target_info(&resource, &target);
-            // Beyond `__name__` and the target's labels: attributes left.
-            if info.len() > target.len() + 1 {
-                series.entry(info).or_default().push(Sample {
-                    timestamp_ms: ms,
-                    value: 1.0,
-                });
+        if let Some(ms) = t.newest_ms {
+            let attrs: Vec<KeyValue> = resource
+                .attributes
+                .into_iter()
+                .filter(|kv| !TARGET_ATTRIBUTES.contains(&kv.key.as_str()))
+                .collect();
+            let labels = point_labels(&target, &attrs);
+            // Only when attributes are left beyond `job` and `instance`.
+            if labels.len() > target.len() {
+                t.push(&labels, "target_info", None, ms, 1.0);
             }
         }
     }
-    let mut batch = WriteBatch::with_capacity(tenant, series.len(), 10);
-    for (index, (labels, mut samples)) in series.into_iter().enumerate() {
+    let mut batch = WriteBatch::with_capacity(tenant, t.series.len(), 10);
+    for (index, (labels, mut samples)) in t.series.into_iter().enumerate() {
         let pairs = || labels.iter().map(|(n, v)| (n.as_str(), v.as_str()));
         if let Err(source) = validate_sorted(pairs()) {
             return Err(IngestError::InvalidSeries {
@@ -444,20 +326,166 @@ fn to_batch(
     }
     Ok(DecodedMetrics {
         batch,
-        rejected,
-        rejected_why: why.into_keys().collect(),
+        rejected: t.rejected,
+        rejected_why: t.why.into_iter().collect(),
     })
 }
 
-fn number(p: &proto::NumberDataPoint) -> f64 {
-    if p.flags & NO_RECORDED_VALUE != 0 {
-        return stale_nan();
+/// The series a request becomes, and what it could not store.
+#[derive(Default)]
+struct Translation {
+    series: BTreeMap<LabelMap, Vec<Sample>>,
+    rejected: u64,
+    why: std::collections::BTreeSet<String>,
+    /// The newest point of the current resource (`target_info`'s time).
+    newest_ms: Option<i64>,
+}
+
+impl Translation {
+    fn reject(&mut self, points: usize, what: &str, metric: &str) {
+        self.rejected += points as u64;
+        self.why.insert(format!("{what} are not stored ({metric})"));
     }
-    match p.value {
-        Some(proto::number_data_point::Value::AsDouble(d)) => d,
-        Some(proto::number_data_point::Value::AsInt(i)) => i as f64,
-        None => 0.0,
+
+    /// One sample of `labels` + `__name__` = `name` + `extra`.
+    fn push(
+        &mut self,
+        labels: &LabelMap,
+        name: &str,
+        extra: Option<(&str, String)>,
+        ms: i64,
+        v: f64,
+    ) {
+        let mut labels = labels.clone();
+        if let Some((n, v)) = extra {
+            labels.insert(n.to_owned(), v);
+        }
+        labels.insert("__name__".to_owned(), name.to_owned());
+        self.series.entry(labels).or_default().push(Sample {
+            timestamp_ms: ms,
+            value: v,
+        });
     }
+
+    /// Where a data point's samples go: its labels, time, and whether it
+    /// holds no recorded value (then every sample is a staleness marker).
+    fn point(
+        &mut self,
+        target: &[(String, String)],
+        attrs: &[KeyValue],
+        t_ns: u64,
+        flags: u32,
+    ) -> Point {
+        let ms = nanos_to_ms(t_ns);
+        self.newest_ms = Some(self.newest_ms.map_or(ms, |n| n.max(ms)));
+        Point {
+            labels: point_labels(target, attrs),
+            ms,
+            stale: flags & NO_RECORDED_VALUE != 0,
+        }
+    }
+
+    fn sample(&mut self, p: &Point, name: &str, extra: Option<(&str, String)>, v: f64) {
+        let v = if p.stale { stale_nan() } else { v };
+        self.push(&p.labels, name, extra, p.ms, v);
+    }
+
+    fn metric(&mut self, target: &[(String, String)], m: proto::Metric) {
+        let Some(data) = m.data else { return };
+        match data {
+            Data::Gauge(g) => {
+                let name = metric_name(&m.name, &m.unit, Kind::Gauge);
+                self.numbers(target, &name, &g.data_points);
+            }
+            Data::Sum(s) if s.aggregation_temporality == proto::DELTA => {
+                self.reject(s.data_points.len(), "delta sums", &m.name);
+            }
+            Data::Sum(s) => {
+                let kind = if s.is_monotonic {
+                    Kind::Counter
+                } else {
+                    Kind::Gauge
+                };
+                let name = metric_name(&m.name, &m.unit, kind);
+                self.numbers(target, &name, &s.data_points);
+            }
+            Data::Histogram(h) if h.aggregation_temporality == proto::DELTA => {
+                self.reject(h.data_points.len(), "delta histograms", &m.name);
+            }
+            Data::Histogram(h) => {
+                let base = metric_name(&m.name, &m.unit, Kind::Histogram);
+                let (bucket, sum, count) = (
+                    format!("{base}_bucket"),
+                    format!("{base}_sum"),
+                    format!("{base}_count"),
+                );
+                for d in &h.data_points {
+                    let p = self.point(target, &d.attributes, d.time_unix_nano, d.flags);
+                    let mut cumulative = 0u64;
+                    // One more count than bounds: the last is the +Inf
+                    // bucket, which is the point's count.
+                    for (bound, n) in d.explicit_bounds.iter().zip(&d.bucket_counts) {
+                        cumulative = cumulative.saturating_add(*n);
+                        self.sample(
+                            &p,
+                            &bucket,
+                            Some(("le", float_label(*bound))),
+                            cumulative as f64,
+                        );
+                    }
+                    self.sample(&p, &bucket, Some(("le", "+Inf".into())), d.count as f64);
+                    if let Some(s) = d.sum {
+                        self.sample(&p, &sum, None, s);
+                    }
+                    self.sample(&p, &count, None, d.count as f64);
+                }
+            }
+            Data::Summary(s) => {
+                let base = metric_name(&m.name, &m.unit, Kind::Summary);
+                let (sum, count) = (format!("{base}_sum"), format!("{base}_count"));
+                for d in &s.data_points {
+                    let p = self.point(target, &d.attributes, d.time_unix_nano, d.flags);
+                    for q in &d.quantile_values {
+                        self.sample(
+                            &p,
+                            &base,
+                            Some(("quantile", float_label(q.quantile))),
+                            q.value,
+                        );
+                    }
+                    self.sample(&p, &sum, None, d.sum);
+                    self.sample(&p, &count, None, d.count as f64);
+                }
+            }
+            Data::ExponentialHistogram(h) => {
+                self.reject(h.data_points.len(), "exponential histograms", &m.name);
+            }
+        }
+    }
+
+    fn numbers(
+        &mut self,
+        target: &[(String, String)],
+        name: &str,
+        points: &[proto::NumberDataPoint],
+    ) {
+        for d in points {
+            let p = self.point(target, &d.attributes, d.time_unix_nano, d.flags);
+            let v = match d.value {
+                Some(proto::number_data_point::Value::AsDouble(v)) => v,
+                Some(proto::number_data_point::Value::AsInt(i)) => i as f64,
+                None => 0.0,
+            };
+            self.sample(&p, name, None, v);
+        }
+    }
+}
+
+/// A data point's labels, time and staleness.
+struct Point {
+    labels: LabelMap,
+    ms: i64,
+    stale: bool,
 }
 
 fn nanos_to_ms(ns: u64) -> i64 {
@@ -501,29 +529,12 @@ fn target_labels(resource: &Resource) -> Vec<(String, String)> {
     out
 }
 
-/// `target_info`'s labels: `job`, `instance` and every other resource
-/// attribute.
-fn target_info(resource: &Resource, target: &[(String, String)]) -> Vec<(String, String)> {
-    let attrs: Vec<KeyValue> = resource
-        .attributes
-        .iter()
-        .filter(|kv| !TARGET_ATTRIBUTES.contains(&kv.key.as_str()))
-        .cloned()
-        .collect();
-    labels("target_info", target, &attrs, None)
-}
-
-/// A series' sorted labels: `__name__`, the target's, the attributes
-/// (sanitized; colliding names joined with `;`, in attribute order), and
-/// `extra` (`le`, `quantile`). Empty values are left out, as Prometheus
-/// does.
-fn labels(
-    name: &str,
-    target: &[(String, String)],
-    attrs: &[KeyValue],
-    extra: Option<(&str, String)>,
-) -> Vec<(String, String)> {
-    let mut map: BTreeMap<String, String> = BTreeMap::new();
+/// A data point's labels but `__name__`: the attributes (sanitized;
+/// colliding names joined with `;`, in attribute order; empty values left
+/// out, as Prometheus does), then the target's `job` and `instance`, which
+/// win over attributes of the same name.
+fn point_labels(target: &[(String, String)], attrs: &[KeyValue]) -> LabelMap {
+    let mut map = LabelMap::new();
     for kv in attrs {
         let v = kv
             .value
@@ -540,15 +551,10 @@ fn labels(
             })
             .or_insert(v);
     }
-    // The target's labels win over attributes of the same name.
     for (n, v) in target {
         map.insert(n.clone(), v.clone());
     }
-    if let Some((n, v)) = extra {
-        map.insert(n.to_owned(), v);
-    }
-    map.insert("__name__".to_owned(), name.to_owned());
-    map.into_iter().collect()
+    map
 }
 
 /// An attribute key as a label name: characters outside `[a-zA-Z0-9_]`

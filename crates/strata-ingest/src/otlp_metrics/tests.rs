@@ -224,6 +224,10 @@ fn histograms_become_cumulative_buckets_and_summaries_quantiles() {
         get("__name__=rpc_duration_milliseconds_count,job=api"),
         Some(4.0)
     );
+    assert_eq!(
+        get("__name__=rpc_duration_milliseconds_sum,job=api"),
+        Some(10.0)
+    );
 }
 
 #[test]

@@ -18,16 +18,10 @@ use strata_ingest::logs::{self, LogLimits};
 use strata_storage::StorageError;
 use strata_types::{ErrorKind, LogBatch, TenantId};
 
-use super::write::BLOCKING_DECODE_BYTES;
+use super::write::{decode_body, header_text};
 use crate::AppState;
 use crate::auth::Role;
 use crate::error::{ApiError, Shape};
-
-fn header_text(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
-    headers
-        .get(name)
-        .and_then(|v: &HeaderValue| v.to_str().ok())
-}
 
 /// `POST /loki/api/v1/push`.
 pub(super) async fn loki_push(
@@ -186,15 +180,8 @@ async fn ingest(
         max_line_bytes: usize::try_from(state.config.limits.max_log_line_size.0)
             .unwrap_or(usize::MAX),
     };
-    let batch = if body.len() >= BLOCKING_DECODE_BYTES {
-        let t = tenant.clone();
-        tokio::task::spawn_blocking(move || decode(t, &body, &limits))
-            .await
-            .map_err(|e| ApiError::new(ErrorKind::Internal, format!("decode task: {e}"), shape))?
-    } else {
-        decode(tenant.clone(), &body, &limits)
-    }
-    .map_err(|e| bad(&e, shape))?;
+    let t = tenant.clone();
+    let batch = decode_body(body.len(), shape, move || decode(t, &body, &limits)).await?;
     let entries = batch.entry_count() as u64;
     if entries == 0 {
         return Ok(0);

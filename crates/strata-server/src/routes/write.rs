@@ -54,6 +54,30 @@ pub(super) async fn remote_write(
 /// request does not stall the async workers serving everyone else.
 pub(super) const BLOCKING_DECODE_BYTES: usize = 1 << 20;
 
+/// Runs `decode` for a body of `len` bytes: inline when small, on the
+/// blocking pool when large. Every write route decodes through here.
+pub(super) async fn decode_body<T: Send + 'static>(
+    len: usize,
+    shape: Shape,
+    decode: impl FnOnce() -> Result<T, strata_ingest::IngestError> + Send + 'static,
+) -> Result<T, ApiError> {
+    if len >= BLOCKING_DECODE_BYTES {
+        tokio::task::spawn_blocking(decode)
+            .await
+            .map_err(|e| ApiError::new(ErrorKind::Internal, format!("decode task: {e}"), shape))?
+    } else {
+        decode()
+    }
+    .map_err(|e| ApiError::new(e.kind(), e.to_string(), shape))
+}
+
+/// A request header as text, if it is.
+pub(super) fn header_text(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
+    headers
+        .get(name)
+        .and_then(|v: &HeaderValue| v.to_str().ok())
+}
+
 /// What a request stored, and what it carried that was not stored (2.0).
 struct Written {
     samples: u64,
@@ -64,27 +88,18 @@ async fn write(state: &AppState, headers: &HeaderMap, body: Bytes) -> Result<Wri
     let shape = Shape::PlainText;
     let body_len = body.len() as u64;
     let tenant = state.tenant_for(headers, Role::Write, shape)?;
-    let text = |name| {
-        headers
-            .get(name)
-            .and_then(|v: &HeaderValue| v.to_str().ok())
-    };
-    let proto = negotiate(text(header::CONTENT_TYPE), text(header::CONTENT_ENCODING))
-        .map_err(|e| ApiError::new(e.kind(), e.to_string(), shape))?;
+    let proto = negotiate(
+        header_text(headers, header::CONTENT_TYPE),
+        header_text(headers, header::CONTENT_ENCODING),
+    )
+    .map_err(|e| ApiError::new(e.kind(), e.to_string(), shape))?;
     ready_for(state, &tenant, shape)?;
     let limits = DecodeLimits {
         max_decoded_bytes: usize::try_from(state.config.limits.max_decoded_size.0)
             .unwrap_or(usize::MAX),
     };
-    let decoded = if body.len() >= BLOCKING_DECODE_BYTES {
-        let t = tenant.clone();
-        tokio::task::spawn_blocking(move || decode(proto, t, &body, limits))
-            .await
-            .map_err(|e| ApiError::new(ErrorKind::Internal, format!("decode task: {e}"), shape))?
-    } else {
-        decode(proto, tenant.clone(), &body, limits)
-    }
-    .map_err(|e| ApiError::new(e.kind(), e.to_string(), shape))?;
+    let t = tenant.clone();
+    let decoded = decode_body(body.len(), shape, move || decode(proto, t, &body, limits)).await?;
 
     let skipped = decoded.skipped;
     if skipped.any() {
@@ -218,11 +233,8 @@ pub(super) async fn otlp_metrics(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let json = match strata_ingest::logs::otlp::is_json(
-        headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v: &HeaderValue| v.to_str().ok()),
-    ) {
+    let json = match strata_ingest::logs::otlp::is_json(header_text(&headers, header::CONTENT_TYPE))
+    {
         Ok(json) => json,
         Err(e) => {
             return ApiError::new(e.kind(), e.to_string(), Shape::Otlp { json: false })
@@ -233,18 +245,13 @@ pub(super) async fn otlp_metrics(
     let result = async {
         let body_len = body.len() as u64;
         let tenant = state.tenant_for(&headers, Role::Write, shape)?;
-        let text = |name| {
-            headers
-                .get(name)
-                .and_then(|v: &HeaderValue| v.to_str().ok())
-        };
         ready_for(&state, &tenant, shape)?;
         let limits = strata_ingest::logs::LogLimits {
             max_decoded_bytes: usize::try_from(state.config.limits.max_decoded_size.0)
                 .unwrap_or(usize::MAX),
             ..Default::default()
         };
-        let encoding = text(header::CONTENT_ENCODING).map(str::to_owned);
+        let encoding = header_text(&headers, header::CONTENT_ENCODING).map(str::to_owned);
         let t = tenant.clone();
         let decode = move || {
             let raw = strata_ingest::logs::decompress(&body, encoding.as_deref(), &limits)?;
@@ -254,14 +261,7 @@ pub(super) async fn otlp_metrics(
                 strata_ingest::otlp_metrics::decode_proto(t, &raw)
             }
         };
-        let decoded = if body_len as usize >= BLOCKING_DECODE_BYTES {
-            tokio::task::spawn_blocking(decode).await.map_err(|e| {
-                ApiError::new(ErrorKind::Internal, format!("decode task: {e}"), shape)
-            })?
-        } else {
-            decode()
-        }
-        .map_err(|e| ApiError::new(e.kind(), e.to_string(), shape))?;
+        let decoded = decode_body(body_len as usize, shape, decode).await?;
         store(&state, &tenant, decoded.batch, body_len, shape).await?;
         if decoded.rejected > 0 {
             state
