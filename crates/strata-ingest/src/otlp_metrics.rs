@@ -558,24 +558,14 @@ fn point_labels(target: &[(String, String)], attrs: &[KeyValue]) -> LabelMap {
 }
 
 /// An attribute key as a label name: characters outside `[a-zA-Z0-9_]`
-/// become `_`, a leading digit gets `key_` in front.
+/// become `_` (as for log metadata), but a leading digit gets `key_` in
+/// front, as Prometheus' OTLP translation does, rather than `_`.
 fn label_name(key: &str) -> String {
-    let s: String = key
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if s.starts_with(|c: char| c.is_ascii_digit()) {
-        format!("key_{s}")
-    } else if s.is_empty() {
-        "_".to_owned()
+    let name = crate::logs::sanitize_name(key);
+    if key.starts_with(|c: char| c.is_ascii_digit()) {
+        format!("key{name}")
     } else {
-        s
+        name
     }
 }
 

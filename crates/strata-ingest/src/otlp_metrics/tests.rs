@@ -331,3 +331,11 @@ fn json_bodies_decode_like_protobuf() {
             .contains(r#""rejectedDataPoints":"2""#)
     );
 }
+
+#[test]
+fn attribute_keys_become_prometheus_label_names() {
+    assert_eq!(label_name("http.route"), "http_route");
+    assert_eq!(label_name("9lives"), "key_9lives");
+    assert_eq!(label_name("k8s.pod-name"), "k8s_pod_name");
+    assert_eq!(label_name(""), "_");
+}
