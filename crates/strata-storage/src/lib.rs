@@ -14,6 +14,7 @@
 mod catalog;
 pub mod compact;
 mod error;
+mod labels_chunk;
 mod logs_compact;
 mod logs_writer;
 pub mod paths;

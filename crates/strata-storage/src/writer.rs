@@ -11,8 +11,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, Float64Builder, Int64Builder, MapBuilder, MapFieldNames, RecordBatch, StringBuilder,
-    TimestampMicrosecondBuilder,
+    ArrayRef, Float64Builder, Int64Builder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
 };
 use bytes::Bytes;
 use chrono::NaiveDate;
@@ -20,15 +19,19 @@ use futures::future::BoxFuture;
 use object_store::ObjectStore;
 use object_store::buffered::BufWriter;
 use object_store::path::Path;
-use parquet::arrow::AsyncArrowWriter;
+use parquet::arrow::ArrowSchemaConverter;
+use parquet::arrow::add_encoded_arrow_schema_to_metadata;
+use parquet::arrow::arrow_writer::{ArrowColumnWriter, ArrowRowGroupWriterFactory, compute_leaves};
 use parquet::arrow::async_writer::AsyncFileWriter;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::metadata::SortingColumn;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::file::writer::SerializedFileWriter;
 use sha2::{Digest, Sha256};
 use strata_head::{SeriesSnapshot, TenantHead};
 use strata_types::METRIC_NAME_LABEL;
 
+use crate::labels_chunk::{LabelsColumn, Leaf};
 use crate::paths::{DataFilePath, FileLevel, day_of_ms};
 use crate::schema::{MAP_ENTRIES, MAP_KEY, MAP_VALUE, metrics_schema};
 use crate::{DataFile, FileCatalog, FileStats, StorageError};
@@ -47,13 +50,6 @@ pub(crate) const ROW_GROUP_ROWS: usize = 1 << 20;
 /// series ids; page statistics for page-level pruning.
 pub(crate) fn writer_properties(expected_series: u64, level: FileLevel) -> WriterProperties {
     let col = |name: &str| parquet::schema::types::ColumnPath::from(name);
-    let label_col = |leaf: &str| {
-        parquet::schema::types::ColumnPath::new(vec![
-            "labels".to_owned(),
-            "key_value".to_owned(),
-            leaf.to_owned(),
-        ])
-    };
     let layout = value_layout(level);
     WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
@@ -74,8 +70,8 @@ pub(crate) fn writer_properties(expected_series: u64, level: FileLevel) -> Write
         // Label statistics cannot prune anything (a map entry is not a
         // column a predicate names) and cost two comparisons per label per
         // row: most of the writer's time before they were turned off.
-        .set_column_statistics_enabled(label_col("key"), EnabledStatistics::None)
-        .set_column_statistics_enabled(label_col("value"), EnabledStatistics::None)
+        .set_column_statistics_enabled(label_leaf(MAP_KEY), EnabledStatistics::None)
+        .set_column_statistics_enabled(label_leaf(MAP_VALUE), EnabledStatistics::None)
         .set_column_dictionary_enabled(col("timestamp"), false)
         .set_column_encoding(col("timestamp"), Encoding::DELTA_BINARY_PACKED)
         .set_column_dictionary_enabled(col("value"), false)
@@ -167,18 +163,49 @@ impl AsyncFileWriter for HashingWriter {
     }
 }
 
-/// A data file being written.
+/// A data file being written. Rows arrive in file order; the file is
+/// encoded a row group at a time (`metric`, `series_id`, `timestamp` and
+/// `value` by Parquet's Arrow column writers, `labels` by
+/// [`LabelsColumn`], a series at a time) and each finished row group is
+/// uploaded before the next starts, so memory stays around one row group.
 pub(crate) struct FileWriter {
     path: DataFilePath,
-    writer: AsyncArrowWriter<HashingWriter>,
+    file: SerializedFileWriter<Vec<u8>>,
+    columns: ArrowRowGroupWriterFactory,
+    sink: HashingWriter,
+    group: Option<Group>,
+    groups: usize,
+    page_rows: usize,
+    /// Rows of the current batch of `push_series`.
     rows: Rows,
     stats: FileStats,
     written_ms: i64,
     /// Metric → label names and series count, stored in the footer.
     catalog: FileCatalog,
-    /// The series the last row belonged to (rows come series by series).
+    /// The series the last row belonged to (rows come series by series),
+    /// and its labels (a row group starting inside it needs them).
     last_series: Option<i64>,
+    labels: Vec<(Box<str>, Box<str>)>,
 }
+
+/// The row group being encoded: one Arrow column writer per leaf (the two
+/// label leaves' stay unused) and the labels.
+struct Group {
+    writers: Vec<ArrowColumnWriter>,
+    labels: LabelsColumn,
+}
+
+/// Parquet leaf index of each column but `labels` (whose key and value are
+/// leaves 1 and 2).
+const LEAVES: [(usize, usize); 4] = [
+    (crate::col::METRIC, 0),
+    (crate::col::SERIES_ID, 3),
+    (crate::col::TIMESTAMP, 4),
+    (crate::col::VALUE, 5),
+];
+
+/// Where a series starts in a batch of rows, and its labels.
+type SeriesStart = (usize, Vec<(Box<str>, Box<str>)>);
 
 impl FileWriter {
     pub(crate) fn try_new(
@@ -190,19 +217,34 @@ impl FileWriter {
     ) -> Result<Self, StorageError> {
         let path = DataFilePath::new(day, level);
         let sink = HashingWriter::new(store, path.under(table));
-        let writer = AsyncArrowWriter::try_new(
-            sink,
-            metrics_schema(),
-            Some(writer_properties(expected_series, level)),
+        let mut props = writer_properties(expected_series, level);
+        let schema = metrics_schema();
+        let parquet_schema = ArrowSchemaConverter::new()
+            .with_coerce_types(props.coerce_types())
+            .convert(&schema)?;
+        // As Parquet's Arrow writer does: readers get the Arrow types back
+        // (the timestamp's time zone) from the footer.
+        add_encoded_arrow_schema_to_metadata(&schema, &mut props);
+        let file = SerializedFileWriter::new(
+            Vec::new(),
+            parquet_schema.root_schema_ptr(),
+            Arc::new(props),
         )?;
+        let columns = ArrowRowGroupWriterFactory::new(&file, schema);
         Ok(Self {
             path,
-            writer,
+            file,
+            columns,
+            sink,
+            group: None,
+            groups: 0,
+            page_rows: value_layout(level).page_rows,
             rows: Rows::new(),
             stats: FileStats::default(),
             written_ms: chrono::Utc::now().timestamp_millis(),
             catalog: FileCatalog::default(),
             last_series: None,
+            labels: Vec::new(),
         })
     }
 
@@ -228,13 +270,23 @@ impl FileWriter {
             .column(crate::col::VALUE)
             .as_primitive::<Float64Type>();
         let labels = batch.column(crate::col::LABELS).as_map();
+        let mut starts = Vec::new();
         for i in 0..batch.num_rows() {
             if self.last_series != Some(ids.value(i)) {
                 self.last_series = Some(ids.value(i));
                 let entries = labels.value(i);
                 let names = entries.column(0).as_string::<i32>();
+                let vals = entries.column(1).as_string::<i32>();
                 self.catalog
                     .add_series(metric.value(i), names.iter().flatten());
+                starts.push((
+                    i,
+                    names
+                        .iter()
+                        .zip(vals.iter())
+                        .map(|(n, v)| (n.unwrap_or_default().into(), v.unwrap_or_default().into()))
+                        .collect(),
+                ));
             }
             self.stats.observe(
                 metric.value(i),
@@ -243,8 +295,8 @@ impl FileWriter {
                 values.value(i),
             );
         }
-        self.writer.write(batch).await?;
-        Ok(())
+        let columns = LEAVES.map(|(c, _)| Arc::clone(batch.column(c)));
+        self.append(columns, batch.num_rows(), starts).await
     }
 
     /// Appends rows of one series (`samples` in timestamp order).
@@ -257,21 +309,130 @@ impl FileWriter {
     ) -> Result<(), StorageError> {
         if self.last_series != Some(series_id) {
             self.last_series = Some(series_id);
-            self.catalog.add_series(
-                metric,
-                labels
-                    .iter()
-                    .map(|(n, _)| &**n)
-                    .filter(|n| *n != METRIC_NAME_LABEL),
-            );
+            let labels: Vec<(Box<str>, Box<str>)> = labels
+                .iter()
+                .filter(|(n, _)| &**n != METRIC_NAME_LABEL)
+                .map(|(n, v)| (Box::from(&**n), Box::from(&**v)))
+                .collect();
+            self.catalog
+                .add_series(metric, labels.iter().map(|(n, _)| &**n));
+            self.rows.starts.push((self.rows.len, labels));
         }
         for (ts_ms, value) in samples {
             self.stats.observe(metric, series_id, ts_ms, value);
-            self.rows.push(metric, labels, series_id, ts_ms, value);
+            self.rows.push(metric, series_id, ts_ms, value);
             if self.rows.len >= BATCH_ROWS {
-                let batch = self.rows.finish()?;
-                self.writer.write(&batch).await?;
+                self.write_rows().await?;
             }
+        }
+        Ok(())
+    }
+
+    async fn write_rows(&mut self) -> Result<(), StorageError> {
+        let (columns, len, starts) = self.rows.finish();
+        self.append(columns, len, starts).await
+    }
+
+    /// Appends `len` rows: `columns` as in [`LEAVES`], `starts` the rows
+    /// where a series begins (a row group may also begin inside one).
+    async fn append(
+        &mut self,
+        columns: [ArrayRef; 4],
+        len: usize,
+        starts: Vec<SeriesStart>,
+    ) -> Result<(), StorageError> {
+        let mut starts = starts.into_iter().peekable();
+        let mut at = 0;
+        while at < len {
+            if self.group.is_none() {
+                self.group = Some(Group {
+                    writers: self.columns.create_column_writers(self.groups)?,
+                    labels: LabelsColumn::default(),
+                });
+            }
+            let Some(group) = self.group.as_mut() else {
+                break;
+            };
+            let take = (ROW_GROUP_ROWS - group.labels.rows()).min(len - at);
+            let end = at + take;
+            let mut row = at;
+            while row < end {
+                if let Some((_, labels)) = starts.next_if(|(s, _)| *s == row) {
+                    self.labels = labels;
+                    group.labels.start_series(self.labels.iter().map(|(n, v)| (&**n, &**v)));
+                } else if group.labels.rows() == 0 {
+                    // A row group that begins inside a series.
+                    group.labels.start_series(self.labels.iter().map(|(n, v)| (&**n, &**v)));
+                }
+                let next = starts.peek().map_or(end, |(s, _)| (*s).min(end));
+                group.labels.extend(next - row);
+                row = next;
+            }
+            for ((c, leaf), array) in LEAVES.iter().zip(&columns) {
+                let field = metrics_schema().field(*c).clone();
+                let slice = array.slice(at, take);
+                for column in compute_leaves(&field, &slice)? {
+                    if let Some(w) = group.writers.get_mut(*leaf) {
+                        w.write(&column)?;
+                    }
+                }
+            }
+            at = end;
+            if group.labels.rows() >= ROW_GROUP_ROWS {
+                self.close_group().await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Encodes the row group and uploads it.
+    async fn close_group(&mut self) -> Result<(), StorageError> {
+        let Some(group) = self.group.take() else {
+            return Ok(());
+        };
+        if group.labels.rows() == 0 {
+            return Ok(());
+        }
+        let compression = self.file.properties().compression(&label_leaf(MAP_KEY));
+        let descr = self.file.schema_descr();
+        let labels = [
+            group
+                .labels
+                .encode(Leaf::Key, descr.column(1), self.page_rows, compression)?,
+            group
+                .labels
+                .encode(Leaf::Value, descr.column(2), self.page_rows, compression)?,
+        ];
+        let mut chunks = Vec::with_capacity(4);
+        for (i, w) in group.writers.into_iter().enumerate() {
+            if LEAVES.iter().any(|(_, leaf)| *leaf == i) {
+                chunks.push(w.close()?);
+            }
+        }
+        let mut rg = self.file.next_row_group()?;
+        let mut chunks = chunks.into_iter();
+        if let Some(metric) = chunks.next() {
+            metric.append_to_row_group(&mut rg)?;
+        }
+        for (bytes, close) in labels {
+            rg.append_column(&bytes, close)?;
+        }
+        for chunk in chunks {
+            chunk.append_to_row_group(&mut rg)?;
+        }
+        rg.close()?;
+        self.groups += 1;
+        self.upload().await
+    }
+
+    /// Hands what the Parquet writer produced so far to the upload.
+    async fn upload(&mut self) -> Result<(), StorageError> {
+        self.file
+            .flush()
+            .map_err(parquet::errors::ParquetError::from)?;
+        let bytes = std::mem::take(self.file.inner_mut());
+        if !bytes.is_empty() {
+            self.sink.write(Bytes::from(bytes)).await?;
         }
         Ok(())
     }
@@ -279,17 +440,19 @@ impl FileWriter {
     /// Writes the footer, completes the upload, and describes the file.
     pub(crate) async fn finish(mut self) -> Result<DataFile, StorageError> {
         if self.rows.len > 0 {
-            let batch = self.rows.finish()?;
-            self.writer.write(&batch).await?;
+            self.write_rows().await?;
         }
-        self.writer
+        self.close_group().await?;
+        self.file
             .append_key_value_metadata(parquet::file::metadata::KeyValue::new(
                 FileCatalog::KEY.to_owned(),
                 self.catalog.to_json(),
             ));
-        // Writes the footer and completes the upload.
-        self.writer.finish().await?;
-        let (size, sha256) = self.writer.into_inner().digest();
+        // Writes the footer, then completes the upload.
+        self.file.finish()?;
+        self.upload().await?;
+        self.sink.complete().await?;
+        let (size, sha256) = self.sink.digest();
         Ok(DataFile {
             signal: crate::Signal::Metrics,
             path: self.path,
@@ -299,6 +462,14 @@ impl FileWriter {
             written_ms: self.written_ms,
         })
     }
+}
+
+fn label_leaf(leaf: &str) -> parquet::schema::types::ColumnPath {
+    parquet::schema::types::ColumnPath::new(vec![
+        crate::schema::LABELS.to_owned(),
+        MAP_ENTRIES.to_owned(),
+        leaf.to_owned(),
+    ])
 }
 
 /// Writes a frozen head as data files, one per UTC day. Files already
@@ -364,71 +535,49 @@ async fn write_series(
     Ok(())
 }
 
-/// Column builders for one batch.
+/// Column builders for one batch of `push_series`, and where its series
+/// start.
 pub(crate) struct Rows {
     pub(crate) len: usize,
     metric: StringBuilder,
-    labels: MapBuilder<StringBuilder, StringBuilder>,
     series_id: Int64Builder,
     timestamp: TimestampMicrosecondBuilder,
     value: Float64Builder,
+    starts: Vec<SeriesStart>,
 }
 
 impl Rows {
     pub(crate) fn new() -> Self {
-        let names = MapFieldNames {
-            entry: MAP_ENTRIES.into(),
-            key: MAP_KEY.into(),
-            value: MAP_VALUE.into(),
-        };
         Self {
             len: 0,
             metric: StringBuilder::new(),
-            labels: MapBuilder::new(Some(names), StringBuilder::new(), StringBuilder::new())
-                .with_values_field(Arc::new(arrow::datatypes::Field::new(
-                    MAP_VALUE,
-                    arrow::datatypes::DataType::Utf8,
-                    false,
-                ))),
             series_id: Int64Builder::new(),
             timestamp: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
             value: Float64Builder::new(),
+            starts: Vec::new(),
         }
     }
 
-    /// One sample; `labels` include `__name__`, which is left out of the map.
-    pub(crate) fn push(
-        &mut self,
-        metric: &str,
-        labels: &[(Arc<str>, Arc<str>)],
-        series_id: i64,
-        ts_ms: i64,
-        value: f64,
-    ) {
+    pub(crate) fn push(&mut self, metric: &str, series_id: i64, ts_ms: i64, value: f64) {
         self.len += 1;
         self.metric.append_value(metric);
-        for (n, v) in labels {
-            if &**n != METRIC_NAME_LABEL {
-                self.labels.keys().append_value(n);
-                self.labels.values().append_value(v);
-            }
-        }
-        // Fails only on mismatched key/value counts, ruled out above.
-        let _ = self.labels.append(true);
         self.series_id.append_value(series_id);
         self.timestamp.append_value(ts_ms.saturating_mul(1000));
         self.value.append_value(value);
     }
 
-    pub(crate) fn finish(&mut self) -> Result<RecordBatch, StorageError> {
-        self.len = 0;
-        let columns: Vec<ArrayRef> = vec![
-            Arc::new(self.metric.finish()),
-            Arc::new(self.labels.finish()),
-            Arc::new(self.series_id.finish()),
-            Arc::new(self.timestamp.finish()),
-            Arc::new(self.value.finish()),
-        ];
-        Ok(RecordBatch::try_new(metrics_schema(), columns)?)
+    /// The batch's columns as in [`LEAVES`], its length and series starts.
+    fn finish(&mut self) -> ([ArrayRef; 4], usize, Vec<SeriesStart>) {
+        let len = std::mem::take(&mut self.len);
+        (
+            [
+                Arc::new(self.metric.finish()),
+                Arc::new(self.series_id.finish()),
+                Arc::new(self.timestamp.finish()),
+                Arc::new(self.value.finish()),
+            ],
+            len,
+            std::mem::take(&mut self.starts),
+        )
     }
 }
