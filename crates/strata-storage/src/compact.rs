@@ -28,6 +28,7 @@ use futures::StreamExt;
 use object_store::ObjectStore;
 use object_store::path::Path;
 use parquet::arrow::ParquetRecordBatchStreamBuilder;
+use parquet::arrow::arrow_reader::ArrowReaderOptions;
 // Deprecated upstream in favour of implementing `AsyncFileReader` by hand
 // (arrow-rs#10308, whose replacement is an example, not a type); this is
 // still the object-store reader parquet ships.
@@ -232,7 +233,8 @@ pub(crate) async fn merge(
         let path = f.path.under(table);
         #[allow(deprecated)]
         let reader = ParquetObjectReader::new(Arc::clone(store), path).with_file_size(f.size);
-        let stream = ParquetRecordBatchStreamBuilder::new(reader)
+        let options = ArrowReaderOptions::new().with_schema(read_schema());
+        let stream = ParquetRecordBatchStreamBuilder::new_with_options(reader, options)
             .await?
             .with_batch_size(BATCH_ROWS)
             .build()?;
@@ -326,15 +328,26 @@ async fn emit(
     stats: &mut MergeStats,
 ) -> Result<(), StorageError> {
     if !picks.is_empty() {
-        let columns = (0..crate::metrics_schema().fields().len())
-            .map(|c| {
-                let arrays: Vec<&dyn Array> = pinned.iter().map(|b| b.column(c).as_ref()).collect();
-                arrow::compute::interleave(&arrays, picks)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let batch = RecordBatch::try_new(crate::metrics_schema(), columns)?;
-        stats.rows_out += batch.num_rows() as u64;
-        out.push_batch(&batch).await?;
+        let gather = |c: usize| {
+            let arrays: Vec<&dyn Array> = pinned.iter().map(|b| b.column(c).as_ref()).collect();
+            arrow::compute::interleave(&arrays, picks)
+        };
+        let [(m, _), (i, _), (t, _), (v, _)] = crate::writer::LEAVES;
+        let columns = [gather(m)?, gather(i)?, gather(t)?, gather(v)?];
+        // Labels only where a series starts: the writer repeats them.
+        let ids = columns[1].as_primitive::<Int64Type>();
+        let mut starts = Vec::new();
+        for (row, &(slot, r)) in picks.iter().enumerate() {
+            if row > 0 && ids.value(row) == ids.value(row - 1) {
+                continue;
+            }
+            let Some(batch) = pinned.get(slot) else {
+                continue;
+            };
+            starts.push((row, labels_at(batch, r)?));
+        }
+        stats.rows_out += picks.len() as u64;
+        out.push_rows(columns, picks.len(), starts).await?;
         picks.clear();
     }
     // Keep only the batches inputs are still positioned in.
@@ -351,6 +364,68 @@ async fn emit(
     }
     *pinned = kept;
     Ok(())
+}
+
+/// The file schema with the label map's keys and values read as
+/// dictionaries: a merge looks at one row's labels per series, and the
+/// other rows' cost the reader indices, not string copies.
+fn read_schema() -> arrow::datatypes::SchemaRef {
+    use arrow::datatypes::{DataType, Field, Fields, Schema};
+    static SCHEMA: std::sync::LazyLock<arrow::datatypes::SchemaRef> =
+        std::sync::LazyLock::new(|| {
+            let file = crate::metrics_schema();
+            let dict = || DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
+            let entries = Fields::from(vec![
+                Field::new(crate::schema::MAP_KEY, dict(), false),
+                Field::new(crate::schema::MAP_VALUE, dict(), false),
+            ]);
+            let labels = Field::new(
+                crate::schema::LABELS,
+                DataType::Map(
+                    Arc::new(Field::new(
+                        crate::schema::MAP_ENTRIES,
+                        DataType::Struct(entries),
+                        false,
+                    )),
+                    false,
+                ),
+                false,
+            );
+            let fields: Vec<Field> = file
+                .fields()
+                .iter()
+                .enumerate()
+                .map(|(i, f)| {
+                    if i == crate::col::LABELS {
+                        labels.clone()
+                    } else {
+                        f.as_ref().clone()
+                    }
+                })
+                .collect();
+            Arc::new(Schema::new_with_metadata(fields, file.metadata().clone()))
+        });
+    Arc::clone(&SCHEMA)
+}
+
+/// Row `r`'s labels, from a batch in [`read_schema`].
+fn labels_at(batch: &RecordBatch, r: usize) -> Result<Vec<(Box<str>, Box<str>)>, StorageError> {
+    let entries = batch.column(crate::col::LABELS).as_map().value(r);
+    let text = |c: usize| -> Result<Vec<Box<str>>, StorageError> {
+        let column = entries.column(c);
+        let Some(dict) = column.as_any_dictionary_opt() else {
+            return Err(StorageError::Corrupt {
+                message: format!("labels read as {}, not a dictionary", column.data_type()),
+            });
+        };
+        let values = dict.values().as_string::<i32>();
+        Ok(dict
+            .normalized_keys()
+            .into_iter()
+            .map(|k| Box::from(values.value(k)))
+            .collect())
+    };
+    Ok(text(0)?.into_iter().zip(text(1)?).collect())
 }
 
 /// One shared `Arc<str>` per metric name seen in a merge.

@@ -42,8 +42,7 @@ impl Dict {
         }
         let i = self.len;
         self.len += 1;
-        self.page
-            .extend_from_slice(&(s.len() as u32).to_le_bytes());
+        self.page.extend_from_slice(&(s.len() as u32).to_le_bytes());
         self.page.extend_from_slice(s.as_bytes());
         self.index.insert(s.into(), i);
         i
@@ -216,7 +215,11 @@ impl LabelsColumn {
         let data_pages = locations.len();
         let metadata = ColumnChunkMetaData::builder(descr)
             .set_compression(compression)
-            .set_encodings(vec![Encoding::PLAIN, Encoding::RLE, Encoding::RLE_DICTIONARY])
+            .set_encodings(vec![
+                Encoding::PLAIN,
+                Encoding::RLE,
+                Encoding::RLE_DICTIONARY,
+            ])
             .set_page_encoding_stats(vec![
                 PageEncodingStats {
                     page_type: PageType::DICTIONARY_PAGE,

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, Float64Builder, Int64Builder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
+    ArrayRef, Float64Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
 };
 use bytes::Bytes;
 use chrono::NaiveDate;
@@ -197,7 +197,7 @@ struct Group {
 
 /// Parquet leaf index of each column but `labels` (whose key and value are
 /// leaves 1 and 2).
-const LEAVES: [(usize, usize); 4] = [
+pub(crate) const LEAVES: [(usize, usize); 4] = [
     (crate::col::METRIC, 0),
     (crate::col::SERIES_ID, 3),
     (crate::col::TIMESTAMP, 4),
@@ -205,7 +205,7 @@ const LEAVES: [(usize, usize); 4] = [
 ];
 
 /// Where a series starts in a batch of rows, and its labels.
-type SeriesStart = (usize, Vec<(Box<str>, Box<str>)>);
+pub(crate) type SeriesStart = (usize, Vec<(Box<str>, Box<str>)>);
 
 impl FileWriter {
     pub(crate) fn try_new(
@@ -254,40 +254,31 @@ impl FileWriter {
         self.written_ms = ms;
     }
 
-    /// Appends a batch already in [`metrics_schema`] and in file order.
-    pub(crate) async fn push_batch(&mut self, batch: &RecordBatch) -> Result<(), StorageError> {
+    /// Appends `len` rows in file order: `columns` as in [`LEAVES`],
+    /// `starts` each series' first row and labels.
+    pub(crate) async fn push_rows(
+        &mut self,
+        columns: [ArrayRef; 4],
+        len: usize,
+        starts: Vec<SeriesStart>,
+    ) -> Result<(), StorageError> {
         use arrow::array::AsArray;
         use arrow::datatypes::{Float64Type, Int64Type, TimestampMicrosecondType};
 
-        let metric = batch.column(crate::col::METRIC).as_string::<i32>();
-        let ids = batch
-            .column(crate::col::SERIES_ID)
-            .as_primitive::<Int64Type>();
-        let ts = batch
-            .column(crate::col::TIMESTAMP)
-            .as_primitive::<TimestampMicrosecondType>();
-        let values = batch
-            .column(crate::col::VALUE)
-            .as_primitive::<Float64Type>();
-        let labels = batch.column(crate::col::LABELS).as_map();
-        let mut starts = Vec::new();
-        for i in 0..batch.num_rows() {
-            if self.last_series != Some(ids.value(i)) {
-                self.last_series = Some(ids.value(i));
-                let entries = labels.value(i);
-                let names = entries.column(0).as_string::<i32>();
-                let vals = entries.column(1).as_string::<i32>();
+        let [metric, ids, ts, values] = &columns;
+        let metric = metric.as_string::<i32>();
+        let ids = ids.as_primitive::<Int64Type>();
+        let ts = ts.as_primitive::<TimestampMicrosecondType>();
+        let values = values.as_primitive::<Float64Type>();
+        let mut next = starts.iter().peekable();
+        for i in 0..len {
+            if let Some((_, labels)) = next.next_if(|(s, _)| *s == i)
+                && self.last_series != Some(ids.value(i))
+            {
                 self.catalog
-                    .add_series(metric.value(i), names.iter().flatten());
-                starts.push((
-                    i,
-                    names
-                        .iter()
-                        .zip(vals.iter())
-                        .map(|(n, v)| (n.unwrap_or_default().into(), v.unwrap_or_default().into()))
-                        .collect(),
-                ));
+                    .add_series(metric.value(i), labels.iter().map(|(n, _)| &**n));
             }
+            self.last_series = Some(ids.value(i));
             self.stats.observe(
                 metric.value(i),
                 ids.value(i),
@@ -295,8 +286,7 @@ impl FileWriter {
                 values.value(i),
             );
         }
-        let columns = LEAVES.map(|(c, _)| Arc::clone(batch.column(c)));
-        self.append(columns, batch.num_rows(), starts).await
+        self.append(columns, len, starts).await
     }
 
     /// Appends rows of one series (`samples` in timestamp order).
@@ -359,10 +349,14 @@ impl FileWriter {
             while row < end {
                 if let Some((_, labels)) = starts.next_if(|(s, _)| *s == row) {
                     self.labels = labels;
-                    group.labels.start_series(self.labels.iter().map(|(n, v)| (&**n, &**v)));
+                    group
+                        .labels
+                        .start_series(self.labels.iter().map(|(n, v)| (&**n, &**v)));
                 } else if group.labels.rows() == 0 {
                     // A row group that begins inside a series.
-                    group.labels.start_series(self.labels.iter().map(|(n, v)| (&**n, &**v)));
+                    group
+                        .labels
+                        .start_series(self.labels.iter().map(|(n, v)| (&**n, &**v)));
                 }
                 let next = starts.peek().map_or(end, |(s, _)| (*s).min(end));
                 group.labels.extend(next - row);
