@@ -65,6 +65,13 @@ struct Args {
     /// Name printed in the result line.
     #[arg(long, default_value = "receiver")]
     name: String,
+    /// Samples per second to send at most (0: as fast as the receiver
+    /// takes them). Paced round by round.
+    #[arg(long, default_value_t = 0)]
+    rate: u64,
+    /// Prints the samples sent every this many seconds (0: never).
+    #[arg(long, default_value_t = 0)]
+    progress_s: u64,
     /// Remote-write protocol version: 1 (prometheus.WriteRequest) or 2
     /// (io.prometheus.write.v2.Request).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]
@@ -189,7 +196,28 @@ fn main() {
     let ok = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
+    let mut sent = 0u64;
+    let mut last_report = Instant::now();
     for round in rounds {
+        if args.rate > 0 {
+            let due = Duration::from_secs_f64(sent as f64 / args.rate as f64);
+            if let Some(wait) = due.checked_sub(started.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
+        sent += round.iter().map(|r| r.samples).sum::<u64>();
+        if args.progress_s > 0 && last_report.elapsed().as_secs() >= args.progress_s {
+            last_report = Instant::now();
+            let elapsed = started.elapsed().as_secs_f64();
+            let ok = ok.load(Ordering::Relaxed);
+            eprintln!(
+                "{:.0}s: {} samples ok, {:.0}/s, {} failed",
+                elapsed,
+                ok,
+                ok as f64 / elapsed,
+                failed.load(Ordering::Relaxed)
+            );
+        }
         let round = Arc::new(round);
         let next = Arc::new(AtomicUsize::new(0));
         let workers: Vec<_> = (0..args.concurrency.max(1))

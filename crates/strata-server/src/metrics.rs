@@ -48,6 +48,7 @@ pub struct Metrics {
     pub vacuum_deleted_files: Counter,
     pub compacted_files: Counter,
     compaction_backlog: Gauge,
+    compaction_backlog_rows: Gauge,
     table_files: Family<Labels, Gauge>,
     table_bytes: Family<Labels, Gauge>,
     table_samples: Family<Labels, Gauge>,
@@ -256,6 +257,12 @@ impl Metrics {
             "Data files due for compaction now, over all tenants",
             compaction_backlog.clone(),
         );
+        let compaction_backlog_rows = Gauge::default();
+        registry.register(
+            "compaction_backlog_rows",
+            "Rows (samples, log entries) in data files due for compaction now, over all tenants",
+            compaction_backlog_rows.clone(),
+        );
         let retention_runs = Family::<Labels, Counter>::default();
         registry.register(
             "retention_runs",
@@ -281,6 +288,7 @@ impl Metrics {
             compactions,
             compacted_files,
             compaction_backlog,
+            compaction_backlog_rows,
             flushes,
             flush_duration,
             flushed_samples,
@@ -365,8 +373,10 @@ impl Metrics {
         compaction_delay: Duration,
     ) -> String {
         let now = chrono::Utc::now().timestamp_millis();
-        self.compaction_backlog
-            .set(storage.compaction_backlog(now, compaction_delay) as i64);
+        let (files, rows) = storage.compaction_backlog_of(now, compaction_delay);
+        self.compaction_backlog.set(files as i64);
+        self.compaction_backlog_rows
+            .set(i64::try_from(rows).unwrap_or(i64::MAX));
         let head: &Head = storage.head();
         // Tenants whose head was just flushed must not keep stale values.
         self.head_series.clear();

@@ -19,7 +19,6 @@ use parquet::basic::{Compression, Encoding, PageType};
 use parquet::column::page::{CompressedPage, Page, PageWriter};
 use parquet::column::writer::ColumnCloseResult;
 use parquet::compression::{CodecOptionsBuilder, create_codec};
-use parquet::encodings::rle::RleEncoder;
 use parquet::file::metadata::{ColumnChunkMetaData, PageEncodingStats};
 use parquet::file::page_index::offset_index::{OffsetIndexMetaData, PageLocation};
 use parquet::file::writer::{SerializedPageWriter, TrackedWrite};
@@ -108,6 +107,30 @@ impl LabelsColumn {
         }
     }
 
+    /// The data pages: each a list of (run, rows of it), `page_rows`
+    /// rows a page but the last.
+    fn pages(&self, page_rows: usize) -> Vec<Vec<(usize, usize)>> {
+        let page_rows = page_rows.max(1);
+        let (mut pages, mut page, mut rows) = (Vec::new(), Vec::new(), 0);
+        for (r, run) in self.runs.iter().enumerate() {
+            let mut left = run.rows;
+            while left > 0 {
+                let n = left.min(page_rows - rows);
+                page.push((r, n));
+                rows += n;
+                left -= n;
+                if rows == page_rows {
+                    pages.push(std::mem::take(&mut page));
+                    rows = 0;
+                }
+            }
+        }
+        if rows > 0 {
+            pages.push(page);
+        }
+        pages
+    }
+
     /// Encodes one leaf as a column chunk: its bytes (offsets relative to
     /// their start) and what the row group writer needs to splice them in.
     /// Data pages hold at most `page_rows` rows.
@@ -163,19 +186,27 @@ impl LabelsColumn {
         let mut num_values = 0i64;
         let bit_width = dict.bit_width();
 
-        let mut page = PageBuilder::new(bit_width);
         let mut first_row = 0usize;
-        let mut flush = |page: &mut PageBuilder,
-                         pages: &mut SerializedPageWriter<'_, Vec<u8>>,
-                         first_row: usize|
-         -> Result<(), StorageError> {
-            let levels = page.levels as u32;
-            let raw = std::mem::replace(page, PageBuilder::new(bit_width)).finish();
+        for segments in self.pages(page_rows) {
+            let (mut levels, mut values, mut all_defined) = (0, 0, true);
+            for &(r, n) in &segments {
+                let len = self.runs[r].len;
+                levels += n * len.max(1);
+                values += n * len;
+                all_defined &= len > 0;
+            }
+            let mut page = PageBuilder::new(bit_width, levels, values, all_defined);
+            for &(r, n) in &segments {
+                let run = &self.runs[r];
+                page.push_rows(&idx[run.start..run.start + run.len], n);
+            }
+            let rows = page.rows;
+            let raw = page.finish();
             let (buf, size) = compress(raw)?;
             let spec = pages.write_page(CompressedPage::new(
                 Page::DataPage {
                     buf,
-                    num_values: levels,
+                    num_values: levels as u32,
                     encoding: Encoding::RLE_DICTIONARY,
                     def_level_encoding: Encoding::RLE,
                     rep_level_encoding: Encoding::RLE,
@@ -185,30 +216,13 @@ impl LabelsColumn {
             ))?;
             compressed += spec.compressed_size;
             uncompressed += spec.uncompressed_size;
-            num_values += i64::from(levels);
+            num_values += levels as i64;
             locations.push(PageLocation {
                 offset: spec.offset as i64,
                 compressed_page_size: spec.compressed_size as i32,
                 first_row_index: first_row as i64,
             });
-            Ok(())
-        };
-        for run in &self.runs {
-            let entries = &idx[run.start..run.start + run.len];
-            let mut left = run.rows;
-            while left > 0 {
-                let n = left.min(page_rows - page.rows);
-                page.push_rows(entries, n);
-                left -= n;
-                if page.rows == page_rows {
-                    let rows = page.rows;
-                    flush(&mut page, &mut pages, first_row)?;
-                    first_row += rows;
-                }
-            }
-        }
-        if page.rows > 0 {
-            flush(&mut page, &mut pages, first_row)?;
+            first_row += rows;
         }
         drop(pages);
         let bytes_written = sink.bytes_written() as u64;
@@ -260,22 +274,35 @@ impl LabelsColumn {
     }
 }
 
-/// One data page's levels and indices.
+/// One data page being built: levels and indices in Parquet's
+/// RLE/bit-packing hybrid, written as the rows come.
 struct PageBuilder {
-    rep: RleEncoder,
-    def: RleEncoder,
-    indices: RleEncoder,
+    rep: BitPacked,
+    def: Def,
+    indices: BitPacked,
     bit_width: u8,
     rows: usize,
     levels: usize,
 }
 
+/// Definition levels: all 1 (one RLE run) unless a row has no labels.
+enum Def {
+    Ones(usize),
+    Mixed(BitPacked),
+}
+
 impl PageBuilder {
-    fn new(bit_width: u8) -> Self {
+    /// A page of `rows` rows holding `levels` level entries and `values`
+    /// dictionary indices.
+    fn new(bit_width: u8, levels: usize, values: usize, all_defined: bool) -> Self {
         Self {
-            rep: RleEncoder::new_from_buf(1, Vec::new()),
-            def: RleEncoder::new_from_buf(1, Vec::new()),
-            indices: RleEncoder::new_from_buf(bit_width, Vec::new()),
+            rep: BitPacked::new(1, levels),
+            def: if all_defined {
+                Def::Ones(0)
+            } else {
+                Def::Mixed(BitPacked::new(1, levels))
+            },
+            indices: BitPacked::new(bit_width, values),
             bit_width,
             rows: 0,
             levels: 0,
@@ -289,7 +316,9 @@ impl PageBuilder {
             // An empty map: one level, defined up to the map, no value.
             for _ in 0..n {
                 self.rep.put(0);
-                self.def.put(0);
+                if let Def::Mixed(d) = &mut self.def {
+                    d.put(0);
+                }
             }
             self.levels += n;
             return;
@@ -300,19 +329,31 @@ impl PageBuilder {
                 self.rep.put(1);
             }
             for &i in entries {
-                self.def.put(1);
-                self.indices.put(u64::from(i));
+                self.indices.put(i);
             }
         }
-        self.levels += n * entries.len();
+        let levels = n * entries.len();
+        match &mut self.def {
+            Def::Ones(count) => *count += levels,
+            Def::Mixed(d) => (0..levels).for_each(|_| d.put(1)),
+        }
+        self.levels += levels;
     }
 
-    /// The uncompressed page: repetition then definition levels (RLE, each
+    /// The uncompressed page: repetition then definition levels (each
     /// behind its 4-byte length), then the bit width and the indices.
     fn finish(self) -> Vec<u8> {
-        let rep = self.rep.consume();
-        let def = self.def.consume();
-        let indices = self.indices.consume();
+        let rep = self.rep.finish();
+        let def = match self.def {
+            Def::Ones(count) => {
+                let mut run = Vec::with_capacity(11);
+                varint(&mut run, (count as u64) << 1);
+                run.push(1);
+                run
+            }
+            Def::Mixed(d) => d.finish(),
+        };
+        let indices = self.indices.finish();
         let mut out = Vec::with_capacity(9 + rep.len() + def.len() + indices.len());
         out.extend_from_slice(&(rep.len() as u32).to_le_bytes());
         out.extend_from_slice(&rep);
@@ -322,4 +363,68 @@ impl PageBuilder {
         out.extend_from_slice(&indices);
         out
     }
+}
+
+/// Values in bit-packed runs of the RLE/bit-packing hybrid: a run header
+/// (`groups << 1 | 1`, ULEB128) before each 63 groups of 8 values, each
+/// value `width` bits, least significant first; the last group padded
+/// with zeros. The number of values is known up front, so each header is
+/// written when its run starts.
+struct BitPacked {
+    out: Vec<u8>,
+    width: u32,
+    acc: u64,
+    bits: u32,
+    left_in_run: usize,
+    left: usize,
+}
+
+/// Values per bit-packed run, as Parquet's writers make them.
+const RUN_VALUES: usize = 63 * 8;
+
+impl BitPacked {
+    fn new(width: u8, values: usize) -> Self {
+        Self {
+            out: Vec::with_capacity(values * usize::from(width) / 8 + values / RUN_VALUES * 2 + 8),
+            width: u32::from(width),
+            acc: 0,
+            bits: 0,
+            left_in_run: 0,
+            left: values,
+        }
+    }
+
+    #[inline]
+    fn put(&mut self, v: u32) {
+        if self.left_in_run == 0 {
+            let groups = self.left.min(RUN_VALUES).div_ceil(8);
+            varint(&mut self.out, ((groups as u64) << 1) | 1);
+            self.left_in_run = groups * 8;
+        }
+        self.acc |= u64::from(v) << self.bits;
+        self.bits += self.width;
+        while self.bits >= 8 {
+            self.out.push(self.acc as u8);
+            self.acc >>= 8;
+            self.bits -= 8;
+        }
+        self.left_in_run -= 1;
+        self.left = self.left.saturating_sub(1);
+    }
+
+    fn finish(mut self) -> Vec<u8> {
+        // Pads the last group: its bits end on a byte boundary.
+        while self.left_in_run > 0 {
+            self.put(0);
+        }
+        self.out
+    }
+}
+
+fn varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
 }

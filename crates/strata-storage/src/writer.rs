@@ -175,6 +175,8 @@ pub(crate) struct FileWriter {
     sink: HashingWriter,
     group: Option<Group>,
     groups: usize,
+    /// Rows per row group ([`ROW_GROUP_ROWS`]; smaller in tests).
+    group_rows: usize,
     page_rows: usize,
     /// Rows of the current batch of `push_series`.
     rows: Rows,
@@ -238,6 +240,7 @@ impl FileWriter {
             sink,
             group: None,
             groups: 0,
+            group_rows: ROW_GROUP_ROWS,
             page_rows: value_layout(level).page_rows,
             rows: Rows::new(),
             stats: FileStats::default(),
@@ -246,6 +249,15 @@ impl FileWriter {
             last_series: None,
             labels: Vec::new(),
         })
+    }
+
+    /// Row groups and data pages of `rows` and `page_rows` rows, so tests
+    /// cross their bounds with little data.
+    #[cfg(test)]
+    pub(crate) fn with_bounds(mut self, rows: usize, page_rows: usize) -> Self {
+        self.group_rows = rows;
+        self.page_rows = page_rows;
+        self
     }
 
     /// Sets when the newest write in the file happened (compaction keeps
@@ -343,7 +355,7 @@ impl FileWriter {
             let Some(group) = self.group.as_mut() else {
                 break;
             };
-            let take = (ROW_GROUP_ROWS - group.labels.rows()).min(len - at);
+            let take = (self.group_rows - group.labels.rows()).min(len - at);
             let end = at + take;
             let mut row = at;
             while row < end {
@@ -372,7 +384,7 @@ impl FileWriter {
                 }
             }
             at = end;
-            if group.labels.rows() >= ROW_GROUP_ROWS {
+            if group.labels.rows() >= self.group_rows {
                 self.close_group().await?;
             }
         }
@@ -573,5 +585,134 @@ impl Rows {
             len,
             std::mem::take(&mut self.starts),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Array, AsArray, RecordBatch};
+    use arrow::datatypes::{Float64Type, Int64Type, TimestampMicrosecondType};
+    use object_store::ObjectStoreExt;
+    use object_store::memory::InMemory;
+    use parquet::arrow::arrow_reader::{
+        ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection, RowSelector,
+    };
+    use parquet::file::metadata::PageIndexPolicy;
+
+    type Row = (String, Vec<(String, String)>, i64, i64, f64);
+
+    fn series(n: usize) -> Vec<(Vec<(Arc<str>, Arc<str>)>, i64, usize)> {
+        // (labels with __name__, id, rows): one without labels, one long
+        // enough to cross pages and row groups, several short ones.
+        let mut out = vec![(vec![(Arc::from("__name__"), Arc::from("bare"))], 1, 7)];
+        for i in 0..n {
+            out.push((
+                vec![
+                    (Arc::from("__name__"), Arc::from("up")),
+                    (
+                        Arc::from("job"),
+                        Arc::from(format!("job-{}", i % 3).as_str()),
+                    ),
+                    (Arc::from("pod"), Arc::from(format!("pod-{i}").as_str())),
+                ],
+                10 + i as i64,
+                if i == 1 { 2_500 } else { 1 + i * 37 % 300 },
+            ));
+        }
+        out
+    }
+
+    fn rows_of(batches: &[RecordBatch]) -> Vec<Row> {
+        let mut out = Vec::new();
+        for b in batches {
+            let metric = b.column(crate::col::METRIC).as_string::<i32>();
+            let labels = b.column(crate::col::LABELS).as_map();
+            let ids = b.column(crate::col::SERIES_ID).as_primitive::<Int64Type>();
+            let ts = b
+                .column(crate::col::TIMESTAMP)
+                .as_primitive::<TimestampMicrosecondType>();
+            let v = b.column(crate::col::VALUE).as_primitive::<Float64Type>();
+            for i in 0..b.num_rows() {
+                let e = labels.value(i);
+                let (k, val) = (
+                    e.column(0).as_string::<i32>(),
+                    e.column(1).as_string::<i32>(),
+                );
+                out.push((
+                    metric.value(i).to_owned(),
+                    (0..e.len())
+                        .map(|j| (k.value(j).to_owned(), val.value(j).to_owned()))
+                        .collect(),
+                    ids.value(i),
+                    ts.value(i),
+                    v.value(i),
+                ));
+            }
+        }
+        out
+    }
+
+    /// The labels column written a series at a time reads back row for
+    /// row, across data pages and row groups, with and without the page
+    /// index, and skipping into the middle of a series.
+    #[tokio::test]
+    async fn labels_read_back_across_pages_and_row_groups() {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let table = Path::from("t");
+        let day = NaiveDate::from_ymd_opt(2026, 1, 2).unwrap();
+        let mut w = FileWriter::try_new(Arc::clone(&store), &table, day, FileLevel::Flush, 8)
+            .unwrap()
+            .with_bounds(1_000, 300);
+        let mut expected: Vec<Row> = Vec::new();
+        for (labels, id, n) in series(12) {
+            let metric = labels[0].1.to_string();
+            let samples: Vec<(i64, f64)> = (0..n as i64)
+                .map(|t| (t * 15_000, t as f64 + 0.5))
+                .collect();
+            w.push_series(&metric, &labels, id, samples.iter().copied())
+                .await
+                .unwrap();
+            for (t, v) in samples {
+                expected.push((
+                    metric.clone(),
+                    labels[1..]
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
+                    id,
+                    t * 1000,
+                    v,
+                ));
+            }
+        }
+        let file = w.finish().await.unwrap();
+        let bytes = store
+            .get(&file.path.under(&table))
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+
+        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes.clone()).unwrap();
+        assert!(reader.metadata().num_row_groups() > 3);
+        let got: Vec<RecordBatch> = reader.build().unwrap().map(|b| b.unwrap()).collect();
+        assert_eq!(rows_of(&got), expected);
+
+        // Skip into the long series' middle through the offset index.
+        let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Required);
+        let reader = ParquetRecordBatchReaderBuilder::try_new_with_options(bytes, options)
+            .unwrap()
+            .with_row_selection(RowSelection::from(vec![
+                RowSelector::skip(1_234),
+                RowSelector::select(777),
+                RowSelector::skip(555),
+                RowSelector::select(expected.len() - 1_234 - 777 - 555),
+            ]));
+        let got: Vec<RecordBatch> = reader.build().unwrap().map(|b| b.unwrap()).collect();
+        let mut want = expected[1_234..1_234 + 777].to_vec();
+        want.extend_from_slice(&expected[1_234 + 777 + 555..]);
+        assert_eq!(rows_of(&got), want);
     }
 }

@@ -162,18 +162,20 @@ impl Storage {
 
     /// Files waiting for compaction at `now_ms`, over all tenants.
     pub fn compaction_backlog(&self, now_ms: i64, delay: Duration) -> usize {
+        self.compaction_backlog_of(now_ms, delay).0
+    }
+
+    /// Files and rows waiting for compaction at `now_ms`, over all tenants.
+    pub fn compaction_backlog_of(&self, now_ms: i64, delay: Duration) -> (usize, u64) {
         let state = self.state.read();
-        state
-            .files
-            .values()
-            .chain(state.log_files.values())
-            .map(|files| {
-                compact::plan(files, now_ms, delay.as_millis() as i64)
-                    .iter()
-                    .map(|j| j.inputs.len())
-                    .sum::<usize>()
-            })
-            .sum()
+        let mut backlog = (0, 0);
+        for files in state.files.values().chain(state.log_files.values()) {
+            for job in compact::plan(files, now_ms, delay.as_millis() as i64) {
+                backlog.0 += job.inputs.len();
+                backlog.1 += job.inputs.iter().map(|f| f.stats.rows).sum::<u64>();
+            }
+        }
+        backlog
     }
 
     /// Runs compactions in the background until `stop` resolves.
