@@ -409,7 +409,7 @@ fn read_schema() -> arrow::datatypes::SchemaRef {
 }
 
 /// Row `r`'s labels, from a batch in [`read_schema`].
-fn labels_at(batch: &RecordBatch, r: usize) -> Result<Vec<(Box<str>, Box<str>)>, StorageError> {
+fn labels_at(batch: &RecordBatch, r: usize) -> Result<crate::writer::Labels, StorageError> {
     let entries = batch.column(crate::col::LABELS).as_map().value(r);
     let text = |c: usize| -> Result<Vec<Box<str>>, StorageError> {
         let column = entries.column(c);

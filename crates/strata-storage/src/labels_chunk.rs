@@ -224,7 +224,6 @@ impl LabelsColumn {
             });
             first_row += rows;
         }
-        drop(pages);
         let bytes_written = sink.bytes_written() as u64;
         let data_pages = locations.len();
         let metadata = ColumnChunkMetaData::builder(descr)

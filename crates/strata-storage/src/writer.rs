@@ -187,7 +187,7 @@ pub(crate) struct FileWriter {
     /// The series the last row belonged to (rows come series by series),
     /// and its labels (a row group starting inside it needs them).
     last_series: Option<i64>,
-    labels: Vec<(Box<str>, Box<str>)>,
+    labels: Labels,
 }
 
 /// The row group being encoded: one Arrow column writer per leaf (the two
@@ -206,8 +206,11 @@ pub(crate) const LEAVES: [(usize, usize); 4] = [
     (crate::col::VALUE, 5),
 ];
 
+/// A series' labels (but `__name__`), in order.
+pub(crate) type Labels = Vec<(Box<str>, Box<str>)>;
+
 /// Where a series starts in a batch of rows, and its labels.
-pub(crate) type SeriesStart = (usize, Vec<(Box<str>, Box<str>)>);
+pub(crate) type SeriesStart = (usize, Labels);
 
 impl FileWriter {
     pub(crate) fn try_new(
@@ -311,7 +314,7 @@ impl FileWriter {
     ) -> Result<(), StorageError> {
         if self.last_series != Some(series_id) {
             self.last_series = Some(series_id);
-            let labels: Vec<(Box<str>, Box<str>)> = labels
+            let labels: Labels = labels
                 .iter()
                 .filter(|(n, _)| &**n != METRIC_NAME_LABEL)
                 .map(|(n, v)| (Box::from(&**n), Box::from(&**v)))
@@ -602,7 +605,9 @@ mod tests {
 
     type Row = (String, Vec<(String, String)>, i64, i64, f64);
 
-    fn series(n: usize) -> Vec<(Vec<(Arc<str>, Arc<str>)>, i64, usize)> {
+    type HeadLabels = Vec<(Arc<str>, Arc<str>)>;
+
+    fn series(n: usize) -> Vec<(HeadLabels, i64, usize)> {
         // (labels with __name__, id, rows): one without labels, one long
         // enough to cross pages and row groups, several short ones.
         let mut out = vec![(vec![(Arc::from("__name__"), Arc::from("bare"))], 1, 7)];
