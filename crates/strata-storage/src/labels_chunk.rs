@@ -26,6 +26,9 @@ use parquet::schema::types::ColumnDescPtr;
 
 use crate::StorageError;
 
+/// Largest dictionary page written (Parquet page sizes are i32).
+const MAX_DICTIONARY_BYTES: usize = 1 << 30;
+
 /// One leaf's dictionary: values in first-seen order, PLAIN-encoded.
 #[derive(Default)]
 struct Dict {
@@ -155,6 +158,17 @@ impl LabelsColumn {
             Leaf::Key => (&self.keys, &self.key_idx),
             Leaf::Value => (&self.values, &self.value_idx),
         };
+        // Page sizes are i32 in Parquet; a row group's distinct label
+        // values stay far below (label lengths are limited at ingest).
+        if dict.page.len() > MAX_DICTIONARY_BYTES {
+            return Err(StorageError::Corrupt {
+                message: format!(
+                    "the labels of one row group hold {} bytes of distinct {}, over {MAX_DICTIONARY_BYTES}",
+                    dict.page.len(),
+                    descr.path()
+                ),
+            });
+        }
         let mut codec = create_codec(compression, &CodecOptionsBuilder::default().build())?;
         let mut compress = |raw: Vec<u8>| -> Result<(Bytes, usize), StorageError> {
             let size = raw.len();
