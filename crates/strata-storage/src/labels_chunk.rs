@@ -88,6 +88,11 @@ impl LabelsColumn {
         self.rows
     }
 
+    /// Bytes of the two dictionaries so far.
+    pub(crate) fn dictionary_bytes(&self) -> usize {
+        self.keys.page.len() + self.values.page.len()
+    }
+
     /// Starts a series: its rows follow with [`Self::extend`].
     pub(crate) fn start_series<'a>(&mut self, labels: impl Iterator<Item = (&'a str, &'a str)>) {
         let start = self.key_idx.len();

@@ -44,6 +44,9 @@ const SERIES_PER_READ: usize = 256;
 /// that statistics prune a one-metric scan to a few groups.
 pub(crate) const ROW_GROUP_ROWS: usize = 1 << 20;
 
+/// Label dictionary bytes that end a row group early.
+const GROUP_DICTIONARY_BYTES: usize = 64 << 20;
+
 /// Writer settings shared by flush and compaction. Chosen by measurement
 /// (docs/BENCHMARKS.md): zstd; timestamps delta-packed; values
 /// byte-stream-split; dictionary-coded metric and labels; a bloom filter on
@@ -175,8 +178,10 @@ pub(crate) struct FileWriter {
     sink: HashingWriter,
     group: Option<Group>,
     groups: usize,
-    /// Rows per row group ([`ROW_GROUP_ROWS`]; smaller in tests).
+    /// Rows per row group ([`ROW_GROUP_ROWS`]; smaller in tests), and
+    /// label dictionary bytes that end one early.
     group_rows: usize,
+    group_dictionary_bytes: usize,
     page_rows: usize,
     /// Rows of the current batch of `push_series`.
     rows: Rows,
@@ -244,6 +249,7 @@ impl FileWriter {
             group: None,
             groups: 0,
             group_rows: ROW_GROUP_ROWS,
+            group_dictionary_bytes: GROUP_DICTIONARY_BYTES,
             page_rows: value_layout(level).page_rows,
             rows: Rows::new(),
             stats: FileStats::default(),
@@ -254,12 +260,19 @@ impl FileWriter {
         })
     }
 
-    /// Row groups and data pages of `rows` and `page_rows` rows, so tests
-    /// cross their bounds with little data.
+    /// Row groups and data pages of `rows` and `page_rows` rows, row
+    /// groups ended by `dictionary_bytes` of labels, so tests cross these
+    /// bounds with little data.
     #[cfg(test)]
-    pub(crate) fn with_bounds(mut self, rows: usize, page_rows: usize) -> Self {
+    pub(crate) fn with_bounds(
+        mut self,
+        rows: usize,
+        page_rows: usize,
+        dictionary_bytes: usize,
+    ) -> Self {
         self.group_rows = rows;
         self.page_rows = page_rows;
+        self.group_dictionary_bytes = dictionary_bytes;
         self
     }
 
@@ -358,10 +371,20 @@ impl FileWriter {
             let Some(group) = self.group.as_mut() else {
                 break;
             };
-            let take = (self.group_rows - group.labels.rows()).min(len - at);
-            let end = at + take;
+            let mut end = at + (self.group_rows - group.labels.rows()).min(len - at);
             let mut row = at;
             while row < end {
+                // A row group also ends before a series once its label
+                // dictionaries are large (many distinct, long values):
+                // Parquet's writer fell back to plain encoding there.
+                let starts_here = starts.peek().is_some_and(|(s, _)| *s == row);
+                if starts_here
+                    && group.labels.rows() > 0
+                    && group.labels.dictionary_bytes() >= self.group_dictionary_bytes
+                {
+                    end = row;
+                    break;
+                }
                 if let Some((_, labels)) = starts.next_if(|(s, _)| *s == row) {
                     self.labels = labels;
                     group
@@ -377,6 +400,7 @@ impl FileWriter {
                 group.labels.extend(next - row);
                 row = next;
             }
+            let take = end - at;
             for ((c, leaf), array) in LEAVES.iter().zip(&columns) {
                 let field = metrics_schema().field(*c).clone();
                 let slice = array.slice(at, take);
@@ -386,8 +410,9 @@ impl FileWriter {
                     }
                 }
             }
+            let full = at + take < len || group.labels.rows() >= self.group_rows;
             at = end;
-            if group.labels.rows() >= self.group_rows {
+            if full {
                 self.close_group().await?;
             }
         }
@@ -663,12 +688,21 @@ mod tests {
     /// index, and skipping into the middle of a series.
     #[tokio::test]
     async fn labels_read_back_across_pages_and_row_groups() {
+        // Row groups ended by row count, then also by dictionary size.
+        let by_rows = read_back(usize::MAX).await;
+        assert!(by_rows > 3, "{by_rows} row groups");
+        let by_dictionary = read_back(1).await;
+        assert!(by_dictionary > by_rows, "{by_dictionary} row groups");
+    }
+
+    /// Writes the test series, reads them back; the row groups written.
+    async fn read_back(dictionary_bytes: usize) -> usize {
         let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
         let table = Path::from("t");
         let day = NaiveDate::from_ymd_opt(2026, 1, 2).unwrap();
         let mut w = FileWriter::try_new(Arc::clone(&store), &table, day, FileLevel::Flush, 8)
             .unwrap()
-            .with_bounds(1_000, 300);
+            .with_bounds(1_000, 300, dictionary_bytes);
         let mut expected: Vec<Row> = Vec::new();
         for (labels, id, n) in series(12) {
             let metric = labels[0].1.to_string();
@@ -701,7 +735,7 @@ mod tests {
             .unwrap();
 
         let reader = ParquetRecordBatchReaderBuilder::try_new(bytes.clone()).unwrap();
-        assert!(reader.metadata().num_row_groups() > 3);
+        let groups = reader.metadata().num_row_groups();
         let got: Vec<RecordBatch> = reader.build().unwrap().map(|b| b.unwrap()).collect();
         assert_eq!(rows_of(&got), expected);
 
@@ -719,5 +753,6 @@ mod tests {
         let mut want = expected[1_234..1_234 + 777].to_vec();
         want.extend_from_slice(&expected[1_234 + 777 + 555..]);
         assert_eq!(rows_of(&got), want);
+        groups
     }
 }
