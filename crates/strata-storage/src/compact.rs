@@ -341,9 +341,11 @@ async fn emit(
             if row > 0 && ids.value(row) == ids.value(row - 1) {
                 continue;
             }
-            let Some(batch) = pinned.get(slot) else {
-                continue;
-            };
+            // A start left out would give the series the labels of the one
+            // before: a lost batch is an error, as in `head_of`.
+            let batch = pinned.get(slot).ok_or_else(|| StorageError::Corrupt {
+                message: format!("compaction lost track of the batch of output row {row}"),
+            })?;
             starts.push((row, labels_at(batch, r)?));
         }
         stats.rows_out += picks.len() as u64;

@@ -56,7 +56,6 @@ pub(crate) fn writer_properties(expected_series: u64, level: FileLevel) -> Write
     let layout = value_layout(level);
     WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
-        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .set_statistics_enabled(EnabledStatistics::Page)
         // Leaf column indexes: metric 0, labels key 1 and value 2,
         // series_id 3, timestamp 4, value 5.
