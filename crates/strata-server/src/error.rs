@@ -31,6 +31,8 @@ pub struct ApiError {
     pub kind: ErrorKind,
     pub message: String,
     pub shape: Shape,
+    /// The `Retry-After` of a retryable error, in seconds.
+    pub retry_after_s: u32,
 }
 
 impl ApiError {
@@ -39,7 +41,14 @@ impl ApiError {
             kind,
             message: message.into(),
             shape,
+            retry_after_s: 1,
         }
+    }
+
+    /// Asks clients to wait `secs` before retrying (default 1).
+    pub fn retry_after(mut self, secs: u32) -> Self {
+        self.retry_after_s = secs;
+        self
     }
 }
 
@@ -169,7 +178,7 @@ impl IntoResponse for ApiError {
         if self.kind.is_retryable() && status != StatusCode::INTERNAL_SERVER_ERROR {
             resp.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
-                axum::http::HeaderValue::from_static("1"),
+                axum::http::HeaderValue::from(self.retry_after_s),
             );
         }
         resp

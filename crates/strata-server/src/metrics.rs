@@ -49,6 +49,7 @@ pub struct Metrics {
     pub compacted_files: Counter,
     compaction_backlog: Gauge,
     compaction_backlog_rows: Gauge,
+    compaction_lag_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
     table_files: Family<Labels, Gauge>,
     table_bytes: Family<Labels, Gauge>,
     table_samples: Family<Labels, Gauge>,
@@ -263,6 +264,12 @@ impl Metrics {
             "Rows (samples, log entries) in data files due for compaction now, over all tenants",
             compaction_backlog_rows.clone(),
         );
+        let compaction_lag_seconds = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register(
+            "compaction_lag_seconds",
+            "How long the oldest due hour merge has waited, over all tenants (writes are refused past storage.max_compaction_lag)",
+            compaction_lag_seconds.clone(),
+        );
         let retention_runs = Family::<Labels, Counter>::default();
         registry.register(
             "retention_runs",
@@ -289,6 +296,7 @@ impl Metrics {
             compacted_files,
             compaction_backlog,
             compaction_backlog_rows,
+            compaction_lag_seconds,
             flushes,
             flush_duration,
             flushed_samples,
@@ -373,10 +381,12 @@ impl Metrics {
         compaction_delay: Duration,
     ) -> String {
         let now = chrono::Utc::now().timestamp_millis();
-        let (files, rows) = storage.compaction_backlog_of(now, compaction_delay);
-        self.compaction_backlog.set(files as i64);
+        let backlog = storage.compaction_backlog_of(now, compaction_delay);
+        self.compaction_backlog.set(backlog.files as i64);
         self.compaction_backlog_rows
-            .set(i64::try_from(rows).unwrap_or(i64::MAX));
+            .set(i64::try_from(backlog.rows).unwrap_or(i64::MAX));
+        self.compaction_lag_seconds
+            .set(backlog.hour_lag.as_secs_f64());
         let head: &Head = storage.head();
         // Tenants whose head was just flushed must not keep stale values.
         self.head_series.clear();

@@ -150,6 +150,37 @@ impl AppState {
         crate::error::ApiError::new(r.kind, r.message, shape)
     }
 
+    /// Flow control: refuses `tenant`'s writes of `signal` while one of
+    /// its hour merges has waited longer than `storage.max_compaction_lag`
+    /// (503; senders retry, and their queues hold the data meanwhile).
+    pub fn check_compaction_lag(
+        &self,
+        tenant: &strata_types::TenantId,
+        signal: strata_storage::Signal,
+        shape: crate::error::Shape,
+    ) -> Result<(), crate::error::ApiError> {
+        let max = self.config.storage.max_compaction_lag;
+        match self.storage.compaction_lag(tenant, signal) {
+            Some(lag) if !max.is_zero() && lag > max => {
+                let round = |d: std::time::Duration| {
+                    humantime::format_duration(std::time::Duration::from_secs(d.as_secs()))
+                };
+                let refusal = crate::limits::Refusal {
+                    kind: strata_types::ErrorKind::Unavailable,
+                    reason: "compaction_lag",
+                    message: format!(
+                        "tenant {tenant}'s {} compaction is {} behind (over storage.max_compaction_lag, {}): writes are refused until it catches up; retry later",
+                        signal.as_str(),
+                        round(lag),
+                        round(max)
+                    ),
+                };
+                Err(self.refused(tenant, refusal, shape).retry_after(10))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Records a tenant's write in its usage.
     pub fn record_ingest(&self, tenant: &strata_types::TenantId, samples: u64, bytes: u64) {
         self.query.usage().ingested(tenant, samples, bytes);

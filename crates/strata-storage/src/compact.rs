@@ -49,6 +49,70 @@ pub struct CompactionJob {
     pub day: NaiveDate,
     pub level: FileLevel,
     pub inputs: Vec<DataFile>,
+    /// When the job could first have run (ms since the epoch): its window
+    /// closed (plus the delay) and it had its second input (a lone file
+    /// of an open day waits for no merge). How late compaction is, is
+    /// measured from here.
+    pub ready_ms: i64,
+}
+
+impl CompactionJob {
+    fn new(day: NaiveDate, level: FileLevel, inputs: Vec<DataFile>, due_ms: i64) -> Self {
+        let mut written: Vec<i64> = inputs.iter().map(|f| f.written_ms).collect();
+        written.sort_unstable();
+        let mergeable = written
+            .get(1)
+            .or(written.first())
+            .copied()
+            .unwrap_or(i64::MIN);
+        Self {
+            day,
+            level,
+            inputs,
+            ready_ms: due_ms.max(mergeable),
+        }
+    }
+
+    /// How long an hour merge has waited at `now_ms` (`None` for day
+    /// merges: at high rates a day merge runs for hours by design, and
+    /// holds back no flush files of an open day).
+    pub fn hour_lag_ms(&self, now_ms: i64) -> Option<i64> {
+        (self.level == FileLevel::Hour).then(|| now_ms.saturating_sub(self.ready_ms).max(0))
+    }
+}
+
+/// Which of `jobs` to start now, in order: hour merges first, oldest
+/// first, then day merges; none whose inputs a running merge holds
+/// (`busy`); no more than `workers` running in all, and, when there is
+/// more than one worker, day merges on all but one, so a day merge
+/// (hours long at high rates) never holds back the hour merges that keep
+/// an open day's flush files few.
+pub fn pick(
+    jobs: &[CompactionJob],
+    busy: impl Fn(&DataFile) -> bool,
+    running: usize,
+    running_days: usize,
+    workers: usize,
+) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..jobs.len()).collect();
+    order.sort_by_key(|&i| (jobs[i].level != FileLevel::Hour, jobs[i].ready_ms));
+    let day_slots = if workers > 1 { workers - 1 } else { 1 };
+    let (mut running, mut running_days) = (running, running_days);
+    let mut picked = Vec::new();
+    for i in order {
+        if running >= workers {
+            break;
+        }
+        let job = &jobs[i];
+        let is_day = job.level == FileLevel::Day;
+        if (is_day && running_days >= day_slots) || job.inputs.iter().any(&busy) {
+            continue;
+        }
+        picked.push(i);
+        running += 1;
+        running_days += usize::from(is_day);
+    }
+    picked
 }
 
 /// What to merge now, given a table's live files.
@@ -62,16 +126,17 @@ pub fn plan(files: &[DataFile], now_ms: i64, delay_ms: i64) -> Vec<CompactionJob
         let day_start = day
             .and_hms_opt(0, 0, 0)
             .map_or(i64::MAX, |t| t.and_utc().timestamp_millis());
-        let day_closed = day_start.saturating_add(DAY_MS).saturating_add(delay_ms) <= now_ms;
-        if day_closed {
+        let day_due = day_start.saturating_add(DAY_MS).saturating_add(delay_ms);
+        if day_due <= now_ms {
             // A closed day ends as one day file: several merged, or a lone
             // flush or hour file rewritten at the day level's compression.
             if files.len() > 1 || files.iter().any(|f| f.path.level != FileLevel::Day) {
-                jobs.push(CompactionJob {
+                jobs.push(CompactionJob::new(
                     day,
-                    level: FileLevel::Day,
-                    inputs: files.into_iter().cloned().collect(),
-                });
+                    FileLevel::Day,
+                    files.into_iter().cloned().collect(),
+                    day_due,
+                ));
             }
             continue;
         }
@@ -124,12 +189,14 @@ fn hour_jobs(
             taken[j] = true;
         }
         let window_end = (hi.div_euclid(HOUR_MS) + 1) * HOUR_MS;
-        if group.len() > 1 && window_end.saturating_add(delay_ms) <= now_ms {
-            jobs.push(CompactionJob {
+        let due = window_end.saturating_add(delay_ms);
+        if group.len() > 1 && due <= now_ms {
+            jobs.push(CompactionJob::new(
                 day,
-                level: FileLevel::Hour,
-                inputs: group.into_iter().map(|j| flush[j].clone()).collect(),
-            });
+                FileLevel::Hour,
+                group.into_iter().map(|j| flush[j].clone()).collect(),
+                due,
+            ));
         }
     }
     jobs
@@ -420,6 +487,16 @@ fn labels_at(batch: &RecordBatch, r: usize) -> Result<crate::writer::Labels, Sto
                 message: format!("labels read as {}, not a dictionary", column.data_type()),
             });
         };
+        if dict.is_empty() {
+            // No labels in this row (possibly none in the whole batch: an
+            // empty dictionary, which `normalized_keys` refuses).
+            return Ok(Vec::new());
+        }
+        if dict.values().is_empty() {
+            return Err(StorageError::Corrupt {
+                message: "labels dictionary is empty but indexed".into(),
+            });
+        }
         let values = dict.values().as_string::<i32>();
         Ok(dict
             .normalized_keys()
@@ -475,4 +552,104 @@ fn head_of(
         input: i,
         recency: input.recency,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::paths::{DataFilePath, Signal};
+    use crate::table::FileStats;
+
+    const T0: i64 = 1_700_006_400_000; // 2023-11-15T00:00:00Z
+    const DELAY: i64 = 600_000;
+
+    fn file(level: FileLevel, min_ts: i64, max_ts: i64, written_ms: i64) -> DataFile {
+        let mut stats = FileStats::default();
+        (stats.rows, stats.min_ts_ms, stats.max_ts_ms) = (1, min_ts, max_ts);
+        DataFile {
+            signal: Signal::Metrics,
+            path: DataFilePath::new(NaiveDate::from_ymd_opt(2023, 11, 15).unwrap(), level),
+            size: 1,
+            sha256: None,
+            stats,
+            written_ms,
+        }
+    }
+
+    #[test]
+    fn an_hour_merge_is_ready_when_its_hour_closed_and_it_has_two_files() {
+        // Written during the hour: ready when the hour closes, plus delay.
+        let files = [
+            file(FileLevel::Flush, T0, T0 + 1000, T0 + 60_000),
+            file(FileLevel::Flush, T0 + 2000, T0 + 3000, T0 + 120_000),
+        ];
+        let now = T0 + 5 * HOUR_MS;
+        let jobs = plan(&files, now, DELAY);
+        assert_eq!(jobs.len(), 1);
+        assert_eq!(jobs[0].ready_ms, T0 + HOUR_MS + DELAY);
+        assert_eq!(jobs[0].hour_lag_ms(now), Some(4 * HOUR_MS - DELAY));
+
+        // Backfilled hours later, a file at a time: a lone file waits for
+        // nothing, so the merge is ready when the second one arrives.
+        let late = T0 + 3 * HOUR_MS;
+        let files = [
+            file(FileLevel::Flush, T0, T0 + 1000, late),
+            file(FileLevel::Flush, T0 + 2000, T0 + 3000, late + HOUR_MS),
+        ];
+        let jobs = plan(&files, now, DELAY);
+        assert_eq!(jobs[0].ready_ms, late + HOUR_MS);
+        assert_eq!(jobs[0].hour_lag_ms(now), Some(HOUR_MS));
+        assert_eq!(jobs[0].hour_lag_ms(late), Some(0), "never negative");
+
+        // Day merges have no hour lag.
+        let jobs = plan(&files, T0 + 2 * 24 * HOUR_MS, DELAY);
+        assert_eq!(jobs[0].level, FileLevel::Day);
+        assert_eq!(jobs[0].hour_lag_ms(T0 + 2 * 24 * HOUR_MS), None);
+    }
+
+    fn job(level: FileLevel, ready_ms: i64) -> CompactionJob {
+        CompactionJob {
+            day: NaiveDate::from_ymd_opt(2023, 11, 15).unwrap(),
+            level,
+            inputs: vec![
+                file(FileLevel::Flush, T0, T0, T0),
+                file(FileLevel::Flush, T0, T0, T0),
+            ],
+            ready_ms,
+        }
+    }
+
+    #[test]
+    fn hour_merges_go_first_and_a_day_merge_never_takes_the_last_worker() {
+        let jobs = [
+            job(FileLevel::Day, 1),
+            job(FileLevel::Hour, 30),
+            job(FileLevel::Day, 2),
+            job(FileLevel::Hour, 10),
+        ];
+        let idle = |_: &DataFile| false;
+        assert_eq!(
+            pick(&jobs, idle, 0, 0, 2),
+            [3, 1],
+            "hour merges, oldest first"
+        );
+        assert_eq!(pick(&jobs, idle, 0, 0, 3), [3, 1, 0]);
+        assert_eq!(pick(&jobs, idle, 0, 0, 8), [3, 1, 0, 2]);
+        // A day merge running on one of two workers: no second one.
+        let days = [job(FileLevel::Day, 1), job(FileLevel::Day, 2)];
+        assert_eq!(pick(&days, idle, 1, 1, 2), Vec::<usize>::new());
+        assert_eq!(pick(&days, idle, 0, 0, 2), [0]);
+        // One worker: the day merge runs when nothing else is due.
+        assert_eq!(pick(&days, idle, 0, 0, 1), [0]);
+        assert_eq!(pick(&jobs, idle, 0, 0, 1), [3]);
+        // Full, or inputs held by a running merge: nothing.
+        assert_eq!(pick(&jobs, idle, 2, 0, 2), Vec::<usize>::new());
+        let held = jobs[3].inputs[0].path.id;
+        assert_eq!(
+            pick(&jobs, |f: &DataFile| f.path.id == held, 0, 0, 2),
+            [1, 0]
+        );
+    }
 }

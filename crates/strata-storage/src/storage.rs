@@ -33,6 +33,7 @@ use strata_wal::{Wal, WalSeq};
 use tracing::{info, instrument, warn};
 
 mod maintenance;
+pub use maintenance::CompactionBacklog;
 
 use crate::logs_writer::write_logs;
 use crate::paths::{Signal, TENANTS, TablePath};
@@ -67,6 +68,13 @@ pub struct StorageConfig {
     /// The nice value of compaction threads in the server (0: normal
     /// priority).
     pub compaction_nice: i32,
+    /// Flow control: a tenant's writes are refused (503 with Retry-After,
+    /// which senders retry) while one of its hour merges has waited longer
+    /// than this, so ingest above what compaction sustains cannot pile up
+    /// flush files without bound (every query reads them all). Zero never
+    /// refuses.
+    #[serde(with = "humantime_serde_compat")]
+    pub max_compaction_lag: Duration,
 }
 
 impl Default for StorageConfig {
@@ -81,6 +89,9 @@ impl Default for StorageConfig {
             compaction_delay: Duration::from_secs(600),
             compaction_workers: std::thread::available_parallelism().map_or(1, usize::from),
             compaction_nice: 10,
+            // An hour merge of 500k samples/s (1.8G rows) takes about 15
+            // minutes of a core: an hour late is well behind.
+            max_compaction_lag: Duration::from_secs(3600),
         }
     }
 }
@@ -241,6 +252,11 @@ pub struct Storage {
     failpoint: Option<FailPoint>,
     /// Merges at once, and the runtime they run on (`set_compaction`).
     compaction: Mutex<(usize, Option<tokio::runtime::Handle>)>,
+    /// How late each table's hour merges were at the compactor's last
+    /// look (`refresh_compaction_lag`).
+    compaction_lags: RwLock<HashMap<(TenantId, Signal), Duration>>,
+    /// Tables whose last merge failed (no lag reported for them).
+    compaction_failing: Mutex<std::collections::HashSet<(TenantId, Signal)>>,
 }
 
 impl std::fmt::Debug for Storage {
@@ -290,6 +306,8 @@ impl Storage {
             last_cut: Mutex::new(Instant::now()),
             failpoint: FailPoint::from_env(),
             compaction: Mutex::new((1, None)),
+            compaction_lags: RwLock::new(HashMap::new()),
+            compaction_failing: Mutex::new(Default::default()),
         })
     }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use strata_head::Head;
-use strata_storage::{FileLevel, ObjectStoreConfig, ObjectStoreHandle, Storage};
+use strata_storage::{FileLevel, ObjectStoreConfig, ObjectStoreHandle, Signal, Storage};
 use strata_types::{SeriesSamples, TenantId, WriteBatch};
 use strata_wal::MemoryWal;
 
@@ -235,4 +235,164 @@ async fn merges_run_in_parallel_and_each_commits() {
         .copied()
         .collect();
     assert_eq!(after, expected);
+}
+
+#[tokio::test]
+async fn an_hour_merge_left_waiting_is_reported_late_until_it_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = ObjectStoreHandle::open(&ObjectStoreConfig::default(), dir.path()).unwrap();
+    let storage = Storage::open(store, Arc::new(Head::new())).await.unwrap();
+    let wal = MemoryWal::new();
+    let delay = Duration::from_secs(600);
+    // Two flushes into hour 0 of tomorrow (files written now, before
+    // their hour ends: the merge is due when the hour ends, plus delay).
+    let day = (chrono::Utc::now().timestamp_millis() / DAY + 1) * DAY;
+    for samples in [vec![(day, 1.0)], vec![(day + 1000, 2.0)]] {
+        storage.write(&wal, batch(3, &samples)).await.unwrap();
+        storage.flush(&wal).await.unwrap();
+    }
+    let now = day + 5 * HOUR;
+    assert_eq!(storage.compaction_lag(&tenant(), Signal::Metrics), None);
+    storage.refresh_compaction_lag(now, delay);
+    let late = Duration::from_millis((4 * HOUR) as u64) - delay;
+    assert_eq!(
+        storage.compaction_lag(&tenant(), Signal::Metrics),
+        Some(late)
+    );
+    assert_eq!(storage.compaction_lag(&tenant(), Signal::Logs), None);
+    assert_eq!(storage.compaction_backlog_of(now, delay).hour_lag, late);
+
+    storage.compact(now, delay).await.unwrap();
+    storage.refresh_compaction_lag(now, delay);
+    assert_eq!(storage.compaction_lag(&tenant(), Signal::Metrics), None);
+    assert_eq!(
+        storage.compaction_backlog_of(now, delay).hour_lag,
+        Duration::ZERO
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_background_compactor_merges_and_commits_on_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = ObjectStoreHandle::open(&ObjectStoreConfig::default(), dir.path()).unwrap();
+    let storage = Arc::new(Storage::open(store, Arc::new(Head::new())).await.unwrap());
+    storage.set_compaction(2, None);
+    let wal = MemoryWal::new();
+    // Two closed days of two flushes each.
+    for d in 0..2 {
+        for samples in [vec![(T0 + d * DAY, 1.0)], vec![(T0 + d * DAY + 1000, 2.0)]] {
+            storage.write(&wal, batch(SERIES, &samples)).await.unwrap();
+            storage.flush(&wal).await.unwrap();
+        }
+    }
+    let before = rows(dir.path(), &storage);
+    let config = strata_storage::StorageConfig {
+        compaction_interval: Duration::from_millis(50),
+        ..Default::default()
+    };
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let reports = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = Arc::clone(&reports);
+    let compactor = tokio::spawn(Arc::clone(&storage).run_compactor(
+        config,
+        move |r| {
+            seen.lock()
+                .unwrap()
+                .push(r.as_ref().map(|r| r.jobs).map_err(|e| e.to_string()))
+        },
+        stop,
+    ));
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while storage.view(&tenant()).files.len() > 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "compactor did not merge"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop_tx.send(true).unwrap();
+    compactor.await.unwrap();
+    let view = storage.view(&tenant());
+    assert!(view.files.iter().all(|f| f.path.level == FileLevel::Day));
+    assert_eq!(rows(dir.path(), &storage), before);
+    let reports = reports.lock().unwrap();
+    assert_eq!(*reports, [Ok(1), Ok(1)], "one report per committed merge");
+}
+
+#[tokio::test]
+async fn series_without_labels_merge() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = ObjectStoreHandle::open(&ObjectStoreConfig::default(), dir.path()).unwrap();
+    let storage = Storage::open(store, Arc::new(Head::new())).await.unwrap();
+    let wal = MemoryWal::new();
+    // Only a metric name: every row's labels map is empty, in every file.
+    for (ts, v) in [(T0, 1.0), (T0 + 1000, 2.0), (T0, 3.0)] {
+        let batch = WriteBatch::from_series(
+            tenant(),
+            vec![SeriesSamples::try_from_pairs(&[("__name__", "up")], &[(ts, v)]).unwrap()],
+        );
+        storage.write(&wal, Arc::new(batch)).await.unwrap();
+        storage.flush(&wal).await.unwrap();
+    }
+    let delay = Duration::from_secs(600);
+    let report = storage.compact(T0 + HOUR + 600_000, delay).await.unwrap();
+    assert_eq!((report.jobs, report.rows_out), (1, 2));
+    let report = storage.compact(T0 + DAY + 600_000, delay).await.unwrap();
+    assert_eq!((report.jobs, report.rows_out), (1, 2));
+    let got = rows(dir.path(), &storage);
+    assert_eq!(got.iter().map(|r| r.2).collect::<Vec<_>>(), [3.0, 2.0]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_merge_is_retried_each_pass_and_its_table_reports_no_lag() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = ObjectStoreHandle::open(&ObjectStoreConfig::default(), dir.path()).unwrap();
+    let storage = Arc::new(Storage::open(store, Arc::new(Head::new())).await.unwrap());
+    let wal = MemoryWal::new();
+    let delay = Duration::from_secs(600);
+    // A closed day whose merge cannot read one of its files...
+    for samples in [vec![(T0, 1.0)], vec![(T0 + 1000, 2.0)]] {
+        storage.write(&wal, batch(3, &samples)).await.unwrap();
+        storage.flush(&wal).await.unwrap();
+    }
+    let lost = storage.view(&tenant()).files[0].path.relative();
+    std::fs::remove_file(dir.path().join("objects/tenants/acme/metrics").join(&lost)).unwrap();
+    // ...and an hour of tomorrow whose merge will be late.
+    let day = (chrono::Utc::now().timestamp_millis() / DAY + 1) * DAY;
+    for samples in [vec![(day, 1.0)], vec![(day + 1000, 2.0)]] {
+        storage.write(&wal, batch(3, &samples)).await.unwrap();
+        storage.flush(&wal).await.unwrap();
+    }
+    let config = strata_storage::StorageConfig {
+        compaction_interval: Duration::from_millis(200),
+        ..Default::default()
+    };
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let errors = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = Arc::clone(&errors);
+    let compactor = tokio::spawn(Arc::clone(&storage).run_compactor(
+        config,
+        move |r| {
+            if r.is_err() {
+                seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        },
+        stop,
+    ));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    stop_tx.send(true).unwrap();
+    compactor.await.unwrap();
+    let errors = errors.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        (1..=6).contains(&errors),
+        "{errors} failed merges: once per pass"
+    );
+    assert_eq!(storage.view(&tenant()).files.len(), 4, "nothing committed");
+
+    storage.refresh_compaction_lag(day + 5 * HOUR, delay);
+    assert_eq!(
+        storage.compaction_lag(&tenant(), Signal::Metrics),
+        None,
+        "a broken table is not throttled"
+    );
 }

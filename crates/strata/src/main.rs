@@ -139,6 +139,11 @@ struct ServeArgs {
     #[arg(long, env = "STRATA_COMPACTION_NICE", value_name = "NICE")]
     compaction_nice: Option<i32>,
 
+    /// Refuse a tenant's writes (503, retried by senders) while one of its
+    /// hour merges has waited longer than this; 0s never refuses [default: 1h].
+    #[arg(long, env = "STRATA_MAX_COMPACTION_LAG", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    max_compaction_lag: Option<std::time::Duration>,
+
     /// Require API tokens, listed in this TOML file of [[token]] entries
     /// (re-read when it changes; `strata token` makes entries).
     #[arg(long, env = "STRATA_AUTH_TOKENS_FILE", value_name = "FILE")]
@@ -254,6 +259,9 @@ impl ServeArgs {
         }
         if let Some(v) = self.compaction_nice {
             c.storage.compaction_nice = v;
+        }
+        if let Some(v) = self.max_compaction_lag {
+            c.storage.max_compaction_lag = v;
         }
         if let Some(v) = self.auth_tokens_file {
             c.auth.tokens_file = Some(v);

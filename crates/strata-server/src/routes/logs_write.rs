@@ -174,6 +174,7 @@ async fn ingest(
             shape,
         ));
     };
+    state.check_compaction_lag(&tenant, strata_storage::Signal::Logs, shape)?;
     let limits = LogLimits {
         max_decoded_bytes: usize::try_from(state.config.limits.max_decoded_size.0)
             .unwrap_or(usize::MAX),

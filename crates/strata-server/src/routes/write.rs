@@ -139,8 +139,9 @@ async fn write(state: &AppState, headers: &HeaderMap, body: Bytes) -> Result<Wri
     })
 }
 
-/// Before decoding: the WAL replayed, and the tenant's ingest-rate bucket
-/// not empty (an over-rate write is refused without decompressing it).
+/// Before decoding: the WAL replayed, the tenant's compaction not too far
+/// behind, and its ingest-rate bucket not empty (an over-rate write is
+/// refused without decompressing it).
 fn ready_for(
     state: &AppState,
     tenant: &strata_types::TenantId,
@@ -153,6 +154,7 @@ fn ready_for(
             shape,
         ));
     }
+    state.check_compaction_lag(tenant, strata_storage::Signal::Metrics, shape)?;
     state
         .limits
         .check_ingest_budget(tenant)

@@ -4,17 +4,20 @@
 //! `logs_compact.rs` and `retention.rs`; this is their schedule and their
 //! commits.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use object_store::path::Path;
 use strata_types::TenantId;
+use tokio::task::JoinSet;
 use tracing::{info, instrument, warn};
+use uuid::Uuid;
 
 use super::{CompactReport, Storage, StorageConfig, every};
 use crate::compact;
-use crate::paths::Signal;
+use crate::paths::{FileLevel, Signal};
 use crate::table::{compact_operation, retention_operation};
 use crate::{DataFile, MetricsTable, RetentionConfig, RetentionReport, StorageError};
 
@@ -25,6 +28,38 @@ struct Planned {
     root: Path,
     signal: Signal,
     job: compact::CompactionJob,
+    started: Instant,
+}
+
+/// What a merge task gives back: the file it wrote, and its counts.
+type Merged = Result<(DataFile, compact::MergeStats), StorageError>;
+
+/// What waits for compaction (`/metrics`).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct CompactionBacklog {
+    /// Files that due merges would fold.
+    pub files: usize,
+    /// Their rows.
+    pub rows: u64,
+    /// How long the oldest due hour merge has waited.
+    pub hour_lag: Duration,
+}
+
+fn ms(ms: i64) -> Duration {
+    Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+}
+
+fn log_compacted(report: &CompactReport) {
+    info!(
+        jobs = report.jobs,
+        files_in = report.files_in,
+        rows_in = report.rows_in,
+        rows_out = report.rows_out,
+        bytes_in = report.bytes_in,
+        bytes_out = report.bytes_out,
+        elapsed_ms = report.elapsed.as_millis() as u64,
+        "compacted"
+    );
 }
 
 impl Storage {
@@ -66,6 +101,40 @@ impl Storage {
     ) -> Result<CompactReport, StorageError> {
         let started = Instant::now();
         let mut report = CompactReport::default();
+        let planned = self.plan_compactions(now_ms, delay).await?;
+        let total = planned.len();
+        progress(0, total);
+        let (workers, runtime) = self.compaction_settings();
+        let runtime = runtime.unwrap_or_else(tokio::runtime::Handle::current);
+        let mut merges = futures::stream::iter(planned.into_iter().map(|p| {
+            let merged = self.spawn_merge(&runtime, &p);
+            async move { (p, merged.await) }
+        }))
+        .buffer_unordered(workers.max(1));
+        let mut done = 0;
+        while let Some((p, merged)) = merges.next().await {
+            let merged = merged.map_err(|e| StorageError::Corrupt {
+                message: format!("a compaction merge of tenant {} stopped: {e}", p.tenant),
+            })?;
+            self.commit_merge(p, merged?, &mut report).await?;
+            done += 1;
+            progress(done, total);
+        }
+        report.elapsed = started.elapsed();
+        if report.jobs > 0 {
+            log_compacted(&report);
+        }
+        Ok(report)
+    }
+
+    /// Every tenant's due merges, planned without holding a table during
+    /// the merges (flushes of its tenant commit meanwhile; the lock is
+    /// taken again for each commit).
+    async fn plan_compactions(
+        &self,
+        now_ms: i64,
+        delay: Duration,
+    ) -> Result<Vec<Planned>, StorageError> {
         let mut tables: Vec<(TenantId, Arc<tokio::sync::Mutex<MetricsTable>>)> = self
             .tables
             .lock()
@@ -78,8 +147,6 @@ impl Storage {
                 .iter()
                 .map(|(t, table)| (t.clone(), Arc::clone(table))),
         );
-        // Plan without holding a table during the merges, so flushes of
-        // its tenant commit meanwhile; the lock is taken for each commit.
         let mut planned = Vec::new();
         for (tenant, table) in tables {
             let t = table.lock().await;
@@ -90,110 +157,235 @@ impl Storage {
                     root: t.root().clone(),
                     signal: t.signal(),
                     job,
+                    started: Instant::now(),
                 });
             }
         }
-        let total = planned.len();
-        progress(0, total);
-        let (workers, runtime) = self.compaction_settings();
-        let runtime = runtime.unwrap_or_else(tokio::runtime::Handle::current);
+        Ok(planned)
+    }
+
+    /// Starts `p`'s merge as a task on `runtime`.
+    fn spawn_merge(
+        &self,
+        runtime: &tokio::runtime::Handle,
+        p: &Planned,
+    ) -> tokio::task::JoinHandle<Merged> {
         let store = Arc::clone(self.store.store());
-        let mut merges = futures::stream::iter(planned.into_iter().map(|p| {
-            let store = Arc::clone(&store);
-            let (root, signal, job) = (p.root.clone(), p.signal, p.job.clone());
-            let merged = runtime.spawn(async move {
-                match signal {
-                    Signal::Metrics => compact::merge(&store, &root, &job).await,
-                    Signal::Logs => crate::logs_compact::merge_logs(&store, &root, &job).await,
-                }
-            });
-            async move { (p, merged.await) }
-        }))
-        .buffer_unordered(workers.max(1));
-        let mut done = 0;
-        while let Some((p, merged)) = merges.next().await {
-            let (file, stats) = merged.map_err(|e| StorageError::Corrupt {
-                message: format!("a compaction merge of tenant {} stopped: {e}", p.tenant),
-            })??;
-            let Planned {
-                tenant, table, job, ..
-            } = p;
-            let mut table = table.lock().await;
-            let live = table.files()?;
-            if !job.inputs.iter().all(|f| live.contains(f)) {
-                // Retention (or another compactor) changed the window
-                // meanwhile: drop the merged file, vacuum deletes it.
-                warn!(%tenant, day = %job.day, "compaction inputs changed; merge discarded");
-                continue;
+        let (root, signal, job) = (p.root.clone(), p.signal, p.job.clone());
+        runtime.spawn(async move {
+            match signal {
+                Signal::Metrics => compact::merge(&store, &root, &job).await,
+                Signal::Logs => crate::logs_compact::merge_logs(&store, &root, &job).await,
             }
-            table
-                .commit(
-                    std::slice::from_ref(&file),
-                    &job.inputs,
-                    None,
-                    compact_operation(),
-                )
-                .await?;
-            report.jobs += 1;
-            report.files_in += job.inputs.len();
-            report.rows_in += stats.rows_in;
-            report.rows_out += stats.rows_out;
-            report.bytes_in += job.inputs.iter().map(|f| f.size).sum::<u64>();
-            report.bytes_out += file.size;
-            self.publish_files(&tenant, &table)?;
-            done += 1;
-            progress(done, total);
+        })
+    }
+
+    /// Commits a finished merge (inputs removed, output added, one Delta
+    /// commit) and adds it to `report`; a merge whose inputs changed
+    /// meanwhile is dropped.
+    async fn commit_merge(
+        &self,
+        p: Planned,
+        (file, stats): (DataFile, compact::MergeStats),
+        report: &mut CompactReport,
+    ) -> Result<(), StorageError> {
+        let Planned {
+            tenant, table, job, ..
+        } = p;
+        let mut table = table.lock().await;
+        let live = table.files()?;
+        if !job.inputs.iter().all(|f| live.contains(f)) {
+            // Retention (or another compactor) changed the window
+            // meanwhile: drop the merged file, vacuum deletes it.
+            warn!(%tenant, day = %job.day, "compaction inputs changed; merge discarded");
+            return Ok(());
         }
-        report.elapsed = started.elapsed();
-        if report.jobs > 0 {
-            info!(
-                jobs = report.jobs,
-                files_in = report.files_in,
-                rows_in = report.rows_in,
-                rows_out = report.rows_out,
-                bytes_in = report.bytes_in,
-                bytes_out = report.bytes_out,
-                elapsed_ms = report.elapsed.as_millis() as u64,
-                "compacted"
-            );
-        }
-        Ok(report)
+        table
+            .commit(
+                std::slice::from_ref(&file),
+                &job.inputs,
+                None,
+                compact_operation(),
+            )
+            .await?;
+        report.jobs += 1;
+        report.files_in += job.inputs.len();
+        report.rows_in += stats.rows_in;
+        report.rows_out += stats.rows_out;
+        report.bytes_in += job.inputs.iter().map(|f| f.size).sum::<u64>();
+        report.bytes_out += file.size;
+        self.publish_files(&tenant, &table)
     }
 
     /// Files waiting for compaction at `now_ms`, over all tenants.
     pub fn compaction_backlog(&self, now_ms: i64, delay: Duration) -> usize {
-        self.compaction_backlog_of(now_ms, delay).0
+        self.compaction_backlog_of(now_ms, delay).files
     }
 
-    /// Files and rows waiting for compaction at `now_ms`, over all tenants.
-    pub fn compaction_backlog_of(&self, now_ms: i64, delay: Duration) -> (usize, u64) {
+    /// What waits for compaction at `now_ms`, over all tenants.
+    pub fn compaction_backlog_of(&self, now_ms: i64, delay: Duration) -> CompactionBacklog {
         let state = self.state.read();
-        let mut backlog = (0, 0);
+        let mut backlog = CompactionBacklog::default();
         for files in state.files.values().chain(state.log_files.values()) {
             for job in compact::plan(files, now_ms, delay.as_millis() as i64) {
-                backlog.0 += job.inputs.len();
-                backlog.1 += job.inputs.iter().map(|f| f.stats.rows).sum::<u64>();
+                backlog.files += job.inputs.len();
+                backlog.rows += job.inputs.iter().map(|f| f.stats.rows).sum::<u64>();
+                if let Some(lag) = job.hour_lag_ms(now_ms) {
+                    backlog.hour_lag = backlog.hour_lag.max(ms(lag));
+                }
             }
         }
         backlog
     }
 
-    /// Runs compactions in the background until `stop` resolves.
+    /// Recomputes how late each table's hour merges are at `now_ms` (what
+    /// [`Storage::compaction_lag`] answers until the next refresh); the
+    /// background compactor calls it every pass and after every commit.
+    pub fn refresh_compaction_lag(&self, now_ms: i64, delay: Duration) {
+        let mut lags = HashMap::new();
+        {
+            let state = self.state.read();
+            for (signal, tables) in [
+                (Signal::Metrics, &state.files),
+                (Signal::Logs, &state.log_files),
+            ] {
+                for (tenant, files) in tables {
+                    let lag = compact::plan(files, now_ms, delay.as_millis() as i64)
+                        .iter()
+                        .filter_map(|job| job.hour_lag_ms(now_ms))
+                        .max();
+                    if let Some(lag) = lag.filter(|&l| l > 0) {
+                        lags.insert((tenant.clone(), signal), ms(lag));
+                    }
+                }
+            }
+        }
+        *self.compaction_lags.write() = lags;
+    }
+
+    /// How long the oldest due hour merge of `tenant`'s `signal` table had
+    /// waited at the last refresh (`None`: none was waiting, or the
+    /// table's last merge failed). Writes are refused while it is over the
+    /// configured bound: the flush files those merges would fold
+    /// accumulate otherwise, and every query reads them all. A table whose
+    /// merges fail is not "behind" but broken: refusing its writes would
+    /// not mend it, so it reports no lag (the failure is logged and
+    /// counted in `strata_compactions_total{result="error"}`).
+    pub fn compaction_lag(&self, tenant: &TenantId, signal: Signal) -> Option<Duration> {
+        let key = (tenant.clone(), signal);
+        if self.compaction_failing.lock().contains(&key) {
+            return None;
+        }
+        self.compaction_lags.read().get(&key).copied()
+    }
+
+    /// Runs compactions in the background until `stop` resolves: every
+    /// interval (and whenever a merge finishes) the due merges are planned
+    /// and started on free workers ([`compact::pick`]: hour merges first, a
+    /// worker kept from day merges), each committed as it finishes, so a
+    /// day merge running for hours holds back no hour merge. Merges still
+    /// running at the stop are abandoned (nothing of theirs is committed;
+    /// vacuum deletes what they wrote).
     pub async fn run_compactor(
         self: Arc<Self>,
         config: StorageConfig,
         observe: impl Fn(&Result<CompactReport, StorageError>) + Send,
-        stop: tokio::sync::watch::Receiver<bool>,
+        mut stop: tokio::sync::watch::Receiver<bool>,
     ) {
-        every(config.compaction_interval, stop, || async {
-            let now = chrono::Utc::now().timestamp_millis();
-            let result = self.compact(now, config.compaction_delay).await;
-            if let Err(error) = &result {
-                warn!(%error, "compaction failed; the table is unchanged and the next pass retries");
+        let (workers, runtime) = self.compaction_settings();
+        let runtime = runtime.unwrap_or_else(tokio::runtime::Handle::current);
+        let delay = config.compaction_delay;
+        let mut running: JoinSet<(Planned, Result<Merged, tokio::task::JoinError>)> =
+            JoinSet::new();
+        let mut busy: HashSet<Uuid> = HashSet::new();
+        // Inputs of merges that failed since the last tick: retried at the
+        // next one, not as soon as another merge finishes.
+        let mut failed: HashSet<Uuid> = HashSet::new();
+        let mut running_days = 0;
+        let mut tick = tokio::time::interval_at(
+            tokio::time::Instant::now() + config.compaction_interval,
+            config.compaction_interval,
+        );
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => failed.clear(),
+                Some(done) = running.join_next(), if !running.is_empty() => {
+                    let (p, merged) = match done {
+                        Ok(done) => done,
+                        Err(join) => {
+                            // The wrapper below cannot panic; a cancelled
+                            // task only happens at shutdown.
+                            warn!(error = %join, "a compaction task ended abnormally");
+                            continue;
+                        }
+                    };
+                    for f in &p.job.inputs {
+                        busy.remove(&f.path.id);
+                    }
+                    running_days -= usize::from(p.job.level == FileLevel::Day);
+                    let started = p.started;
+                    let (tenant, table) = (p.tenant.clone(), (p.tenant.clone(), p.signal));
+                    let inputs: Vec<Uuid> = p.job.inputs.iter().map(|f| f.path.id).collect();
+                    let mut report = CompactReport::default();
+                    let result = match merged {
+                        Ok(Ok(merged)) => self.commit_merge(p, merged, &mut report).await,
+                        Ok(Err(e)) => Err(e),
+                        Err(join) => Err(StorageError::Corrupt {
+                            message: format!("a compaction merge of tenant {tenant} stopped: {join}"),
+                        }),
+                    };
+                    report.elapsed = started.elapsed();
+                    match &result {
+                        Ok(()) => {
+                            if report.jobs > 0 {
+                                log_compacted(&report);
+                            }
+                            self.compaction_failing.lock().remove(&table);
+                        }
+                        Err(error) => {
+                            warn!(%tenant, %error,
+                                "compaction failed; the table is unchanged and the next pass retries");
+                            failed.extend(inputs);
+                            self.compaction_failing.lock().insert(table);
+                        }
+                    }
+                    observe(&result.map(|()| report));
+                }
+                _ = stop.changed() => {
+                    running.abort_all();
+                    return;
+                }
             }
-            observe(&result);
-        })
-        .await;
+            let now = chrono::Utc::now().timestamp_millis();
+            self.refresh_compaction_lag(now, delay);
+            let planned = match self.plan_compactions(now, delay).await {
+                Ok(planned) => planned,
+                Err(error) => {
+                    warn!(%error, "compaction planning failed; the next pass retries");
+                    observe(&Err(error));
+                    continue;
+                }
+            };
+            let jobs: Vec<compact::CompactionJob> = planned.iter().map(|p| p.job.clone()).collect();
+            let picked = compact::pick(
+                &jobs,
+                |f| busy.contains(&f.path.id) || failed.contains(&f.path.id),
+                running.len(),
+                running_days,
+                workers,
+            );
+            let mut planned: Vec<Option<Planned>> = planned.into_iter().map(Some).collect();
+            for i in picked {
+                let Some(p) = planned.get_mut(i).and_then(Option::take) else {
+                    continue;
+                };
+                busy.extend(p.job.inputs.iter().map(|f| f.path.id));
+                running_days += usize::from(p.job.level == FileLevel::Day);
+                let merge = self.spawn_merge(&runtime, &p);
+                running.spawn(async move { (p, merge.await) });
+            }
+        }
     }
 
     /// Removes day partitions past each tenant's retention period (one

@@ -550,3 +550,94 @@ async fn admin_flush_moves_data_to_the_table_and_sql_still_sees_it_once() {
 
 mod prom;
 mod tenancy;
+
+#[tokio::test]
+async fn writes_wait_while_compaction_is_an_hour_behind() {
+    const HOUR: i64 = 3_600_000;
+    let delay = std::time::Duration::from_secs(600);
+    let tenant = strata_types::TenantId::try_new("acme").unwrap();
+    // Two flush files of hour 0 of tomorrow: their merge is due at 01:10.
+    let day = (chrono::Utc::now().timestamp_millis() / (24 * HOUR) + 1) * 24 * HOUR;
+    let (app, state, wal) = app().await;
+    for ts in [day, day + 1000] {
+        let batch = strata_types::WriteBatch::from_series(
+            tenant.clone(),
+            vec![
+                strata_types::SeriesSamples::try_from_pairs(&[("__name__", "up")], &[(ts, 1.0)])
+                    .unwrap(),
+            ],
+        );
+        state
+            .storage
+            .write(wal.as_ref(), Arc::new(batch))
+            .await
+            .unwrap();
+        state.storage.flush(wal.as_ref()).await.unwrap();
+    }
+    let write = || {
+        write_req(
+            Some("acme"),
+            payload(vec![series(
+                &[("__name__", "up")],
+                &[(1_700_000_000_000, 1.0)],
+            )]),
+        )
+    };
+
+    // 50 minutes late: within the default bound (1h).
+    state.storage.refresh_compaction_lag(day + 2 * HOUR, delay);
+    assert_eq!(send(&app, write()).await.0, StatusCode::NO_CONTENT);
+
+    // Hours late: refused, retryable, saying why; other tenants write.
+    state.storage.refresh_compaction_lag(day + 5 * HOUR, delay);
+    let resp = app.clone().oneshot(write()).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(resp.headers()["retry-after"], "10");
+    let body = to_bytes(resp.into_body(), usize::MAX).await.unwrap();
+    let body = String::from_utf8_lossy(&body);
+    assert!(
+        body.contains("tenant acme's metrics compaction is 3h 50m behind")
+            && body.contains("max_compaction_lag"),
+        "{body}"
+    );
+    let other = write_req(
+        Some("globex"),
+        payload(vec![series(
+            &[("__name__", "up")],
+            &[(1_700_000_000_000, 1.0)],
+        )]),
+    );
+    assert_eq!(send(&app, other).await.0, StatusCode::NO_CONTENT);
+    let (_, metrics) = send(&app, Request::get("/metrics").body(Body::empty()).unwrap()).await;
+    assert!(
+        metrics.contains(r#"strata_rejected_total{tenant="acme",reason="compaction_lag"} 1"#),
+        "{metrics}"
+    );
+
+    // Caught up: accepted again.
+    state.storage.compact(day + 5 * HOUR, delay).await.unwrap();
+    state.storage.refresh_compaction_lag(day + 5 * HOUR, delay);
+    assert_eq!(send(&app, write()).await.0, StatusCode::NO_CONTENT);
+
+    // Flow control off.
+    let mut config = ServerConfig::default();
+    config.storage.max_compaction_lag = std::time::Duration::ZERO;
+    let (app, state, wal) = app_with(config).await;
+    for ts in [day, day + 1000] {
+        let batch = strata_types::WriteBatch::from_series(
+            tenant.clone(),
+            vec![
+                strata_types::SeriesSamples::try_from_pairs(&[("__name__", "up")], &[(ts, 1.0)])
+                    .unwrap(),
+            ],
+        );
+        state
+            .storage
+            .write(wal.as_ref(), Arc::new(batch))
+            .await
+            .unwrap();
+        state.storage.flush(wal.as_ref()).await.unwrap();
+    }
+    state.storage.refresh_compaction_lag(day + 5 * HOUR, delay);
+    assert_eq!(send(&app, write()).await.0, StatusCode::NO_CONTENT);
+}
