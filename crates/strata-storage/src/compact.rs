@@ -6,7 +6,9 @@
 //! that, flush files are grouped by the hour their data starts in; a group
 //! is widened with every file whose time range overlaps it (so no file left
 //! out can hold a copy of a merged sample, and dedup is exact), and merged
-//! into an hour file once all its hours have ended (plus the delay).
+//! into an hour file once all its hours have ended (plus the delay). Data
+//! arriving after its day file was written waits, merged by the hour, until
+//! it is worth rewriting the day for ([`late_data_waits`]).
 //!
 //! **Merge.** Input files are sorted by (metric, series id, timestamp); they
 //! are streamed batch by batch and merged with a heap, so memory is one
@@ -128,6 +130,12 @@ pub fn plan(files: &[DataFile], now_ms: i64, delay_ms: i64) -> Vec<CompactionJob
             .map_or(i64::MAX, |t| t.and_utc().timestamp_millis());
         let day_due = day_start.saturating_add(DAY_MS).saturating_add(delay_ms);
         if day_due <= now_ms {
+            if late_data_waits(&files, now_ms) {
+                // Folded into the day file later; meanwhile its flush files
+                // are merged by the hour, as in an open day.
+                jobs.extend(hour_jobs(day, &files, now_ms, delay_ms));
+                continue;
+            }
             // A closed day ends as one day file: several merged, or a lone
             // flush or hour file rewritten at the day level's compression.
             if files.len() > 1 || files.iter().any(|f| f.path.level != FileLevel::Day) {
@@ -145,7 +153,31 @@ pub fn plan(files: &[DataFile], now_ms: i64, delay_ms: i64) -> Vec<CompactionJob
     jobs
 }
 
-/// Hour groups of an open day's flush files, each widened to every file it
+/// Late data for a day that already has its day file (samples that came
+/// after the day closed, a sender's catch-up after an outage, a backfill)
+/// is folded into it only once it holds at least 1/[`LATE_FRACTION`] of
+/// the day file's rows or its oldest file has waited [`LATE_WAIT_MS`]:
+/// folding rewrites the whole day (hours of a core for a busy tenant), and
+/// doing it every pass for a trickle of late samples would keep a worker
+/// rewriting days. Until then queries read the late files beside the day
+/// file (PromQL counts a sample written twice once).
+const LATE_FRACTION: u64 = 8;
+const LATE_WAIT_MS: i64 = 6 * HOUR_MS;
+
+fn late_data_waits(files: &[&DataFile], now_ms: i64) -> bool {
+    let (day, late): (Vec<&DataFile>, Vec<&DataFile>) =
+        files.iter().partition(|f| f.path.level == FileLevel::Day);
+    let Some(oldest) = late.iter().map(|f| f.written_ms).min() else {
+        return false;
+    };
+    let day_rows: u64 = day.iter().map(|f| f.stats.rows).sum();
+    let late_rows: u64 = late.iter().map(|f| f.stats.rows).sum();
+    day.len() == 1
+        && late_rows.saturating_mul(LATE_FRACTION) < day_rows
+        && oldest.saturating_add(LATE_WAIT_MS) > now_ms
+}
+
+/// Hour groups of a day's flush files, each widened to every file it
 /// overlaps, merged once all their hours have ended.
 fn hour_jobs(
     day: NaiveDate,
@@ -607,6 +639,42 @@ mod tests {
         let jobs = plan(&files, T0 + 2 * 24 * HOUR_MS, DELAY);
         assert_eq!(jobs[0].level, FileLevel::Day);
         assert_eq!(jobs[0].hour_lag_ms(T0 + 2 * 24 * HOUR_MS), None);
+    }
+
+    #[test]
+    fn late_data_waits_until_it_is_worth_rewriting_the_day() {
+        let written = T0 + 3 * 24 * HOUR_MS;
+        let mut day = file(FileLevel::Day, T0, T0 + 24 * HOUR_MS - 1, T0 + 25 * HOUR_MS);
+        day.stats.rows = 1000;
+        let late = |hour: i64, rows: u64, at: i64| {
+            let mut f = file(
+                FileLevel::Flush,
+                T0 + hour * HOUR_MS,
+                T0 + hour * HOUR_MS + 1,
+                at,
+            );
+            f.stats.rows = rows;
+            f
+        };
+        // A little late data: no day rewrite; its flush files merge by
+        // the hour meanwhile.
+        let files = [day.clone(), late(3, 10, written)];
+        assert_eq!(plan(&files, written + HOUR_MS, DELAY), []);
+        let files = [day.clone(), late(3, 10, written), late(3, 10, written + 1)];
+        let jobs = plan(&files, written + HOUR_MS, DELAY);
+        assert_eq!(jobs.len(), 1);
+        assert_eq!((jobs[0].level, jobs[0].inputs.len()), (FileLevel::Hour, 2));
+        // Six hours on, it is folded in.
+        let jobs = plan(&files, written + 6 * HOUR_MS, DELAY);
+        assert_eq!((jobs[0].level, jobs[0].inputs.len()), (FileLevel::Day, 3));
+        // So is an eighth of the day at once.
+        let files = [day.clone(), late(3, 125, written)];
+        let jobs = plan(&files, written + HOUR_MS, DELAY);
+        assert_eq!((jobs[0].level, jobs[0].inputs.len()), (FileLevel::Day, 2));
+        // A day without its day file yet is merged whole at once.
+        let files = [late(3, 10, written), late(4, 10, written)];
+        let jobs = plan(&files, written + HOUR_MS, DELAY);
+        assert_eq!((jobs[0].level, jobs[0].inputs.len()), (FileLevel::Day, 2));
     }
 
     fn job(level: FileLevel, ready_ms: i64) -> CompactionJob {
