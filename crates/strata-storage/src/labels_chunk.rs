@@ -18,7 +18,7 @@ use bytes::Bytes;
 use parquet::basic::{Compression, Encoding, PageType};
 use parquet::column::page::{CompressedPage, Page, PageWriter};
 use parquet::column::writer::ColumnCloseResult;
-use parquet::compression::{CodecOptionsBuilder, create_codec};
+use parquet::errors::ParquetError;
 use parquet::file::metadata::{ColumnChunkMetaData, PageEncodingStats};
 use parquet::file::page_index::offset_index::{OffsetIndexMetaData, PageLocation};
 use parquet::file::writer::{SerializedPageWriter, TrackedWrite};
@@ -174,15 +174,24 @@ impl LabelsColumn {
                 ),
             });
         }
-        let mut codec = create_codec(compression, &CodecOptionsBuilder::default().build())?;
+        let level = match compression {
+            Compression::UNCOMPRESSED => None,
+            Compression::ZSTD(level) => Some(level.compression_level()),
+            other => {
+                return Err(StorageError::Corrupt {
+                    message: format!("labels pages are written with zstd, not {other}"),
+                });
+            }
+        };
+        let zstd_error = |e: std::io::Error| ParquetError::General(format!("zstd: {e}"));
+        let mut zstd = level
+            .map(zstd::bulk::Compressor::new)
+            .transpose()
+            .map_err(zstd_error)?;
         let mut compress = |raw: Vec<u8>| -> Result<(Bytes, usize), StorageError> {
             let size = raw.len();
-            match codec.as_mut() {
-                Some(c) => {
-                    let mut out = Vec::with_capacity(size / 4 + 64);
-                    c.compress(&raw, &mut out)?;
-                    Ok((out.into(), size))
-                }
+            match zstd.as_mut() {
+                Some(z) => Ok((z.compress(&raw).map_err(zstd_error)?.into(), size)),
                 None => Ok((raw.into(), size)),
             }
         };
