@@ -16,6 +16,11 @@
 #
 #   benches/keepup.sh [SERIES] [RATE] [SECONDS]     (defaults: 100000 500000 300)
 #   ONLY="strata vm" benches/keepup.sh               # VictoriaMetrics too (its merges run in-process)
+#   INTERVAL_MS=1000 benches/keepup.sh ...           # sample time 1 s per round (default 15000):
+#                                                    # 5x the clock at 500k/s, fits early in a UTC day
+#   MAX_LAG=60s benches/keepup.sh 100000 1000000 300 # flow control: over what compaction sustains,
+#                                                    # writes are refused (503) and the load
+#                                                    # generator retries them as Prometheus does
 #
 # Needs: cargo build --release -p strata -p strata-benches;
 # apt-get install victoria-metrics for `vm`.
@@ -33,13 +38,19 @@ trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 # shellcheck source=benches/lib.sh
 . benches/lib.sh
 
+INTERVAL_MS=${INTERVAL_MS:-15000}
 ROUNDS=$((RATE * SECONDS_ / SERIES))
-SPAN_MS=$((ROUNDS * 15000))
+SPAN_MS=$((ROUNDS * INTERVAL_MS))
+if [ -n "${MAX_LAG:-}" ]; then
+  export STRATA_MAX_COMPACTION_LAG=$MAX_LAG
+fi
 NOW_MS=$(($(date +%s) * 1000))
 MIDNIGHT_MS=$((NOW_MS / 86400000 * 86400000))
-# Closed hours of today (compaction waits 10 min past an hour's end).
-if [ $((NOW_MS - MIDNIGHT_MS)) -lt $((SPAN_MS + 3600000)) ]; then
-  echo "today (UTC) has less than $((SPAN_MS / 3600000 + 1)) h behind it: run later, or fewer SECONDS" >&2
+# Closed hours of today: the last hour holding data must have ended, plus
+# the 10 minutes compaction waits for late data.
+CLOSED_MS=$(((SPAN_MS + 3599999) / 3600000 * 3600000 + 600000))
+if [ $((NOW_MS - MIDNIGHT_MS)) -lt "$CLOSED_MS" ]; then
+  echo "today (UTC) has less than $((CLOSED_MS / 60000)) min behind it: run later, or fewer SECONDS, or a smaller INTERVAL_MS" >&2
   exit 1
 fi
 START_MS=$MIDNIGHT_MS
@@ -70,13 +81,15 @@ for sys in $ONLY; do
   esac
   cpu0=$(cpu_s "$pid")
   "$BIN/strata-loadgen" --name "$sys" --url "$url" --series "$SERIES" --rounds "$ROUNDS" \
-    --start-ms "$START_MS" --rate "$RATE" --concurrency 4 --progress-s 30 >"$WORK/load.out" &
+    --start-ms "$START_MS" --interval-ms "$INTERVAL_MS" --rate "$RATE" --concurrency 4 --progress-s 30 \
+    --retry >"$WORK/load.out" &
   load=$!
   t0=$(date +%s)
   while kill -0 $load 2>/dev/null; do
     sleep 10
     if [ "$sys" = strata ]; then
-      echo "$sys +$(($(date +%s) - t0))s: backlog $(metric strata_compaction_backlog_rows) rows in $(metric strata_compaction_backlog_files) files, table $(metric strata_compacted_files_total) files merged, cpu $(cpu_s "$pid") s"
+      refused=$(curl -fsS http://127.0.0.1:19471/metrics | awk '/^strata_rejected_total.*compaction_lag/ { s += $2 } END { print s + 0 }')
+      echo "$sys +$(($(date +%s) - t0))s: backlog $(metric strata_compaction_backlog_rows) rows in $(metric strata_compaction_backlog_files) files, hour-merge lag $(metric strata_compaction_lag_seconds) s, $refused writes refused, $(metric strata_compacted_files_total) files merged, cpu $(cpu_s "$pid") s"
     fi
   done
   wait $load

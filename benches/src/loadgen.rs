@@ -59,9 +59,18 @@ struct Args {
     /// PID of the receiver, to report its CPU time and peak RSS.
     #[arg(long)]
     pid: Option<u32>,
-    /// Timestamp (ms) of the first round; default: `rounds` × 15 s ago.
+    /// Timestamp (ms) of the first round; default: `rounds` × the
+    /// interval ago.
     #[arg(long)]
     start_ms: Option<i64>,
+    /// Sample time between rounds, in ms.
+    #[arg(long, default_value_t = 15_000)]
+    interval_ms: i64,
+    /// Retry a refused request (429, 5xx) as Prometheus does: after its
+    /// Retry-After (or 1 s), until it is taken. Without it a refused
+    /// request counts as failed.
+    #[arg(long)]
+    retry: bool,
     /// Name printed in the result line.
     #[arg(long, default_value = "receiver")]
     name: String,
@@ -177,9 +186,16 @@ fn main() {
         .as_millis() as i64;
     let t0 = args
         .start_ms
-        .unwrap_or(now_ms - (args.rounds as i64) * 15_000);
+        .unwrap_or(now_ms - (args.rounds as i64) * args.interval_ms);
     let rounds: Vec<Vec<Request>> = (0..args.rounds)
-        .map(|r| encode_round(&mut series, &args, t0 + r as i64 * 15_000, &mut rng))
+        .map(|r| {
+            encode_round(
+                &mut series,
+                &args,
+                t0 + r as i64 * args.interval_ms,
+                &mut rng,
+            )
+        })
         .collect();
     let bytes: usize = rounds.iter().flatten().map(|r| r.body.len()).sum();
     let requests: usize = rounds.iter().map(Vec::len).sum();
@@ -195,6 +211,7 @@ fn main() {
     let before = args.pid.and_then(proc_usage);
     let ok = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
+    let retried = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let mut sent = 0u64;
     let mut last_report = Instant::now();
@@ -211,23 +228,26 @@ fn main() {
             let elapsed = started.elapsed().as_secs_f64();
             let ok = ok.load(Ordering::Relaxed);
             eprintln!(
-                "{:.0}s: {} samples ok, {:.0}/s, {} failed",
+                "{:.0}s: {} samples ok, {:.0}/s, {} failed, {} requests retried",
                 elapsed,
                 ok,
                 ok as f64 / elapsed,
-                failed.load(Ordering::Relaxed)
+                failed.load(Ordering::Relaxed),
+                retried.load(Ordering::Relaxed)
             );
         }
         let round = Arc::new(round);
         let next = Arc::new(AtomicUsize::new(0));
         let workers: Vec<_> = (0..args.concurrency.max(1))
             .map(|_| {
-                let (round, next, ok, failed, url) = (
+                let (round, next, ok, failed, retried, url, retry) = (
                     Arc::clone(&round),
                     Arc::clone(&next),
                     Arc::clone(&ok),
                     Arc::clone(&failed),
+                    Arc::clone(&retried),
                     args.url.clone(),
+                    args.retry,
                 );
                 let (content_type, version) = (args.content_type(), args.version_header());
                 std::thread::spawn(move || {
@@ -240,13 +260,32 @@ fn main() {
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let Some(req) = round.get(i) else { return };
-                        let resp = agent
-                            .post(&url)
-                            .header("Content-Type", content_type)
-                            .header("Content-Encoding", "snappy")
-                            .header("X-Prometheus-Remote-Write-Version", version)
-                            .header("X-Scope-OrgID", &req.tenant)
-                            .send(&req.body[..]);
+                        let mut resp;
+                        loop {
+                            resp = agent
+                                .post(&url)
+                                .header("Content-Type", content_type)
+                                .header("Content-Encoding", "snappy")
+                                .header("X-Prometheus-Remote-Write-Version", version)
+                                .header("X-Scope-OrgID", &req.tenant)
+                                .send(&req.body[..]);
+                            let refused = match &resp {
+                                Ok(r) => r.status() == 429 || r.status().is_server_error(),
+                                Err(_) => true,
+                            };
+                            if !(retry && refused) {
+                                break;
+                            }
+                            let after = resp
+                                .as_ref()
+                                .ok()
+                                .and_then(|r| r.headers().get("retry-after"))
+                                .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+                                .unwrap_or(1)
+                                .min(30);
+                            retried.fetch_add(1, Ordering::Relaxed);
+                            std::thread::sleep(Duration::from_secs(after));
+                        }
                         match resp {
                             Ok(r) if r.status().is_success() => {
                                 ok.fetch_add(req.samples, Ordering::Relaxed);
@@ -278,11 +317,12 @@ fn main() {
     let ok = ok.load(Ordering::Relaxed);
     let failed = failed.load(Ordering::Relaxed);
     let mut line = format!(
-        "{}: series={} samples_ok={} samples_failed={} wall_s={:.2} samples_per_s={:.0}",
+        "{}: series={} samples_ok={} samples_failed={} requests_retried={} wall_s={:.2} samples_per_s={:.0}",
         args.name,
         series.len(),
         ok,
         failed,
+        retried.load(Ordering::Relaxed),
         elapsed,
         ok as f64 / elapsed
     );

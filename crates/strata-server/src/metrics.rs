@@ -243,7 +243,7 @@ impl Metrics {
         let compactions = Family::<Labels, Counter>::default();
         registry.register(
             "compactions",
-            "Compaction passes, by result (ok, error)",
+            "Compaction merges (and failed plannings), by result (ok, error)",
             compactions.clone(),
         );
         let compacted_files = Counter::default();
@@ -362,7 +362,7 @@ impl Metrics {
         }
     }
 
-    /// Records one compaction pass's outcome.
+    /// Records one compaction merge's outcome.
     pub fn observe_compaction(&self, result: &Result<CompactReport, StorageError>) {
         let outcome = if result.is_ok() { "ok" } else { "error" };
         self.compactions

@@ -551,14 +551,13 @@ async fn admin_flush_moves_data_to_the_table_and_sql_still_sees_it_once() {
 mod prom;
 mod tenancy;
 
-#[tokio::test]
-async fn writes_wait_while_compaction_is_an_hour_behind() {
-    const HOUR: i64 = 3_600_000;
-    let delay = std::time::Duration::from_secs(600);
-    let tenant = strata_types::TenantId::try_new("acme").unwrap();
-    // Two flush files of hour 0 of tomorrow: their merge is due at 01:10.
-    let day = (chrono::Utc::now().timestamp_millis() / (24 * HOUR) + 1) * 24 * HOUR;
-    let (app, state, wal) = app().await;
+/// Two flush files of `tenant` holding samples at `day` (hour 0).
+async fn two_flushes_at(
+    state: &AppState,
+    wal: &MemoryWal,
+    tenant: &strata_types::TenantId,
+    day: i64,
+) {
     for ts in [day, day + 1000] {
         let batch = strata_types::WriteBatch::from_series(
             tenant.clone(),
@@ -567,13 +566,20 @@ async fn writes_wait_while_compaction_is_an_hour_behind() {
                     .unwrap(),
             ],
         );
-        state
-            .storage
-            .write(wal.as_ref(), Arc::new(batch))
-            .await
-            .unwrap();
-        state.storage.flush(wal.as_ref()).await.unwrap();
+        state.storage.write(wal, Arc::new(batch)).await.unwrap();
+        state.storage.flush(wal).await.unwrap();
     }
+}
+
+#[tokio::test]
+async fn writes_wait_while_compaction_is_an_hour_behind() {
+    const HOUR: i64 = 3_600_000;
+    let delay = std::time::Duration::from_secs(600);
+    let tenant = strata_types::TenantId::try_new("acme").unwrap();
+    // Two flush files of hour 0 of tomorrow: their merge is due at 01:10.
+    let day = (chrono::Utc::now().timestamp_millis() / (24 * HOUR) + 1) * 24 * HOUR;
+    let (app, state, wal) = app().await;
+    two_flushes_at(&state, wal.as_ref(), &tenant, day).await;
     let write = || {
         write_req(
             Some("acme"),
@@ -623,21 +629,7 @@ async fn writes_wait_while_compaction_is_an_hour_behind() {
     let mut config = ServerConfig::default();
     config.storage.max_compaction_lag = std::time::Duration::ZERO;
     let (app, state, wal) = app_with(config).await;
-    for ts in [day, day + 1000] {
-        let batch = strata_types::WriteBatch::from_series(
-            tenant.clone(),
-            vec![
-                strata_types::SeriesSamples::try_from_pairs(&[("__name__", "up")], &[(ts, 1.0)])
-                    .unwrap(),
-            ],
-        );
-        state
-            .storage
-            .write(wal.as_ref(), Arc::new(batch))
-            .await
-            .unwrap();
-        state.storage.flush(wal.as_ref()).await.unwrap();
-    }
+    two_flushes_at(&state, wal.as_ref(), &tenant, day).await;
     state.storage.refresh_compaction_lag(day + 5 * HOUR, delay);
     assert_eq!(send(&app, write()).await.0, StatusCode::NO_CONTENT);
 }
