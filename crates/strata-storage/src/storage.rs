@@ -255,8 +255,8 @@ pub struct Storage {
     /// How late each table's hour merges were at the compactor's last
     /// look (`refresh_compaction_lag`).
     compaction_lags: RwLock<HashMap<(TenantId, Signal), Duration>>,
-    /// Tables whose last merge failed (no lag reported for them).
-    compaction_failing: Mutex<std::collections::HashSet<(TenantId, Signal)>>,
+    /// Files whose last merge failed: merges holding them report no lag.
+    compaction_failing: Mutex<std::collections::HashSet<uuid::Uuid>>,
 }
 
 impl std::fmt::Debug for Storage {

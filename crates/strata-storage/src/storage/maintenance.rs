@@ -245,6 +245,15 @@ impl Storage {
         let mut lags = HashMap::new();
         {
             let state = self.state.read();
+            let mut failing = self.compaction_failing.lock();
+            // Forget files no table holds any more.
+            failing.retain(|id| {
+                state
+                    .files
+                    .values()
+                    .chain(state.log_files.values())
+                    .any(|files| files.iter().any(|f| f.path.id == *id))
+            });
             for (signal, tables) in [
                 (Signal::Metrics, &state.files),
                 (Signal::Logs, &state.log_files),
@@ -252,6 +261,7 @@ impl Storage {
                 for (tenant, files) in tables {
                     let lag = compact::plan(files, now_ms, delay.as_millis() as i64)
                         .iter()
+                        .filter(|job| !job.inputs.iter().any(|f| failing.contains(&f.path.id)))
                         .filter_map(|job| job.hour_lag_ms(now_ms))
                         .max();
                     if let Some(lag) = lag.filter(|&l| l > 0) {
@@ -264,19 +274,18 @@ impl Storage {
     }
 
     /// How long the oldest due hour merge of `tenant`'s `signal` table had
-    /// waited at the last refresh (`None`: none was waiting, or the
-    /// table's last merge failed). Writes are refused while it is over the
-    /// configured bound: the flush files those merges would fold
-    /// accumulate otherwise, and every query reads them all. A table whose
-    /// merges fail is not "behind" but broken: refusing its writes would
-    /// not mend it, so it reports no lag (the failure is logged and
-    /// counted in `strata_compactions_total{result="error"}`).
+    /// waited at the last refresh (`None`: none was waiting). Writes are
+    /// refused while it is over the configured bound: the flush files
+    /// those merges would fold accumulate otherwise, and every query reads
+    /// them all. A merge that fails is not "behind" but broken: refusing
+    /// writes would not mend it, so merges holding a file whose last merge
+    /// failed count no lag (the failure is logged and counted in
+    /// `strata_compactions_total{result="error"}`).
     pub fn compaction_lag(&self, tenant: &TenantId, signal: Signal) -> Option<Duration> {
-        let key = (tenant.clone(), signal);
-        if self.compaction_failing.lock().contains(&key) {
-            return None;
-        }
-        self.compaction_lags.read().get(&key).copied()
+        self.compaction_lags
+            .read()
+            .get(&(tenant.clone(), signal))
+            .copied()
     }
 
     /// Runs compactions in the background until `stop` resolves: every
@@ -325,7 +334,7 @@ impl Storage {
                     }
                     running_days -= usize::from(p.job.level == FileLevel::Day);
                     let started = p.started;
-                    let (tenant, table) = (p.tenant.clone(), (p.tenant.clone(), p.signal));
+                    let tenant = p.tenant.clone();
                     let inputs: Vec<Uuid> = p.job.inputs.iter().map(|f| f.path.id).collect();
                     let mut report = CompactReport::default();
                     let result = match merged {
@@ -341,13 +350,16 @@ impl Storage {
                             if report.jobs > 0 {
                                 log_compacted(&report);
                             }
-                            self.compaction_failing.lock().remove(&table);
+                            let mut failing = self.compaction_failing.lock();
+                            for id in &inputs {
+                                failing.remove(id);
+                            }
                         }
                         Err(error) => {
                             warn!(%tenant, %error,
                                 "compaction failed; the table is unchanged and the next pass retries");
+                            self.compaction_failing.lock().extend(inputs.iter().copied());
                             failed.extend(inputs);
-                            self.compaction_failing.lock().insert(table);
                         }
                     }
                     observe(&result.map(|()| report));
