@@ -410,6 +410,9 @@ impl ServerConfig {
         if !(0..=19).contains(&self.storage.compaction_nice) {
             return invalid("storage.compaction_nice", "must be between 0 and 19");
         }
+        if !(1..=22).contains(&self.storage.day_file_zstd_level) {
+            return invalid("storage.day_file_zstd_level", "must be between 1 and 22");
+        }
         if self.storage.flush_max_samples == 0 {
             return invalid("storage.flush_max_samples", "must be at least 1");
         }
@@ -503,9 +506,17 @@ mod tests {
             [log]
             format = "json"
             level = "debug"
+            [storage]
+            max_compaction_lag = "30m"
+            day_file_zstd_level = 9
             "#,
         )
         .unwrap();
+        assert_eq!(
+            c.storage.max_compaction_lag,
+            std::time::Duration::from_secs(1800)
+        );
+        assert_eq!(c.storage.day_file_zstd_level, 9);
         assert_eq!(c.data_dir, PathBuf::from("/var/lib/strata"));
         assert!(c.tenancy.require_tenant);
         assert_eq!(c.wal.segment_size, ByteSize(8 << 20));
@@ -525,6 +536,15 @@ mod tests {
             c.validate(),
             Err(ConfigError::Invalid {
                 field: "wal.segment_size",
+                ..
+            })
+        ));
+        let mut c = ServerConfig::default();
+        c.storage.day_file_zstd_level = 23;
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::Invalid {
+                field: "storage.day_file_zstd_level",
                 ..
             })
         ));

@@ -124,6 +124,7 @@ pub async fn serve(
         config.storage.compaction_workers,
         scheduler::low_priority(config.storage.compaction_nice),
     );
+    storage.set_day_file_zstd_level(config.storage.day_file_zstd_level);
     let state = AppState::new(config, storage);
     let app = router(Arc::clone(&state));
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);

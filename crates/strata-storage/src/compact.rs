@@ -38,7 +38,7 @@ use parquet::arrow::arrow_reader::ArrowReaderOptions;
 use parquet::arrow::async_reader::{ParquetObjectReader, ParquetRecordBatchStream};
 
 use crate::paths::FileLevel;
-use crate::writer::FileWriter;
+use crate::writer::{FileWriter, value_layout};
 use crate::{DataFile, StorageError};
 
 const HOUR_MS: i64 = 3_600_000;
@@ -302,11 +302,13 @@ pub struct MergeStats {
     pub rows_out: u64,
 }
 
-/// Merges `job`'s inputs into one new file under `table`.
+/// Merges `job`'s inputs into one new file under `table`; a day file's
+/// values are compressed at zstd `day_zstd`.
 pub(crate) async fn merge(
     store: &Arc<dyn ObjectStore>,
     table: &Path,
     job: &CompactionJob,
+    day_zstd: i32,
 ) -> Result<(DataFile, MergeStats), StorageError> {
     let mut inputs = Vec::with_capacity(job.inputs.len());
     let mut pinned: Vec<RecordBatch> = Vec::new();
@@ -349,12 +351,17 @@ pub(crate) async fn merge(
             heap.push(head_of(&mut inputs[i], i, &pinned, &mut metrics)?);
         }
     }
-    let mut out = FileWriter::try_new(
+    let mut layout = value_layout(job.level);
+    if job.level == FileLevel::Day {
+        layout.zstd = day_zstd;
+    }
+    let mut out = FileWriter::with_layout(
         Arc::clone(store),
         table,
         job.day,
         job.level,
         expected_series,
+        layout,
     )?;
     out.set_written_ms(
         job.inputs

@@ -51,9 +51,8 @@ const GROUP_DICTIONARY_BYTES: usize = 64 << 20;
 /// (docs/BENCHMARKS.md): zstd; timestamps delta-packed; values
 /// byte-stream-split; dictionary-coded metric and labels; a bloom filter on
 /// series ids; page statistics for page-level pruning.
-pub(crate) fn writer_properties(expected_series: u64, level: FileLevel) -> WriterProperties {
+pub(crate) fn writer_properties(expected_series: u64, layout: &ValueLayout) -> WriterProperties {
     let col = |name: &str| parquet::schema::types::ColumnPath::from(name);
-    let layout = value_layout(level);
     WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
         .set_statistics_enabled(EnabledStatistics::Page)
@@ -108,10 +107,15 @@ pub(crate) fn writer_properties(expected_series: u64, level: FileLevel) -> Write
 /// its whole page: +12 ms per series and day file), so only day files,
 /// the final form, use them; flush files (merged within the hour) stay
 /// small and fast, hour files sit between.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct ValueLayout {
     pub(crate) zstd: i32,
     pub(crate) page_rows: usize,
 }
+
+/// Day files' zstd level for values unless configured
+/// (`storage.day_file_zstd_level`).
+pub const DEFAULT_DAY_FILE_ZSTD_LEVEL: i32 = 17;
 
 pub(crate) fn value_layout(level: FileLevel) -> ValueLayout {
     match level {
@@ -124,7 +128,7 @@ pub(crate) fn value_layout(level: FileLevel) -> ValueLayout {
             page_rows: 1 << 18,
         },
         FileLevel::Day => ValueLayout {
-            zstd: 17,
+            zstd: DEFAULT_DAY_FILE_ZSTD_LEVEL,
             page_rows: ROW_GROUP_ROWS,
         },
     }
@@ -224,9 +228,29 @@ impl FileWriter {
         level: FileLevel,
         expected_series: u64,
     ) -> Result<Self, StorageError> {
+        Self::with_layout(
+            store,
+            table,
+            day,
+            level,
+            expected_series,
+            value_layout(level),
+        )
+    }
+
+    /// [`FileWriter::try_new`] with the `value` column laid out as
+    /// `layout` says instead of the level's default.
+    pub(crate) fn with_layout(
+        store: Arc<dyn ObjectStore>,
+        table: &Path,
+        day: NaiveDate,
+        level: FileLevel,
+        expected_series: u64,
+        layout: ValueLayout,
+    ) -> Result<Self, StorageError> {
         let path = DataFilePath::new(day, level);
         let sink = HashingWriter::new(store, path.under(table));
-        let mut props = writer_properties(expected_series, level);
+        let mut props = writer_properties(expected_series, &layout);
         let schema = metrics_schema();
         let parquet_schema = ArrowSchemaConverter::new()
             .with_coerce_types(props.coerce_types())
@@ -249,7 +273,7 @@ impl FileWriter {
             groups: 0,
             group_rows: ROW_GROUP_ROWS,
             group_dictionary_bytes: GROUP_DICTIONARY_BYTES,
-            page_rows: value_layout(level).page_rows,
+            page_rows: layout.page_rows,
             rows: Rows::new(),
             stats: FileStats::default(),
             written_ms: chrono::Utc::now().timestamp_millis(),

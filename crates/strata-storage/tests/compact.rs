@@ -416,3 +416,43 @@ async fn a_failing_merge_is_retried_each_pass_and_counts_no_lag() {
     assert_eq!(storage.compaction_backlog_of(later, delay).files, 2);
     assert_eq!(storage.compaction_lag(&tenant(), Signal::Metrics), None);
 }
+
+#[tokio::test]
+async fn the_day_files_zstd_level_trades_bytes_for_speed() {
+    let mut sizes = Vec::new();
+    let mut tables = Vec::new();
+    for level in [None, Some(1)] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ObjectStoreHandle::open(&ObjectStoreConfig::default(), dir.path()).unwrap();
+        let storage = Storage::open(store, Arc::new(Head::new())).await.unwrap();
+        if let Some(level) = level {
+            storage.set_day_file_zstd_level(level);
+        }
+        let wal = MemoryWal::new();
+        for flush in 0..2 {
+            let samples: Vec<(i64, f64)> = (0..120)
+                .map(|i| {
+                    let i = flush * 120 + i;
+                    (T0 + i * 15_000, (i * 7 + i % 13) as f64 * 0.25)
+                })
+                .collect();
+            storage.write(&wal, batch(500, &samples)).await.unwrap();
+            storage.flush(&wal).await.unwrap();
+        }
+        storage
+            .compact(T0 + DAY + 600_000, Duration::from_secs(600))
+            .await
+            .unwrap();
+        let view = storage.view(&tenant());
+        assert_eq!(view.files.len(), 1);
+        sizes.push(view.files[0].size);
+        tables.push(rows(dir.path(), &storage));
+    }
+    assert_eq!(tables[0], tables[1], "the same rows either way");
+    assert!(
+        sizes[1] > sizes[0],
+        "zstd 1 day file {} bytes, zstd 17 {}",
+        sizes[1],
+        sizes[0]
+    );
+}

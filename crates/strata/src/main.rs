@@ -144,6 +144,11 @@ struct ServeArgs {
     #[arg(long, env = "STRATA_MAX_COMPACTION_LAG", value_name = "DURATION", value_parser = humantime::parse_duration)]
     max_compaction_lag: Option<std::time::Duration>,
 
+    /// zstd level (1-22) of day files' values: 17 stores the fewest bytes;
+    /// lower levels compact faster for more bytes at rest [default: 17].
+    #[arg(long, env = "STRATA_DAY_FILE_ZSTD_LEVEL", value_name = "LEVEL")]
+    day_file_zstd_level: Option<i32>,
+
     /// Require API tokens, listed in this TOML file of [[token]] entries
     /// (re-read when it changes; `strata token` makes entries).
     #[arg(long, env = "STRATA_AUTH_TOKENS_FILE", value_name = "FILE")]
@@ -262,6 +267,9 @@ impl ServeArgs {
         }
         if let Some(v) = self.max_compaction_lag {
             c.storage.max_compaction_lag = v;
+        }
+        if let Some(v) = self.day_file_zstd_level {
+            c.storage.day_file_zstd_level = v;
         }
         if let Some(v) = self.auth_tokens_file {
             c.auth.tokens_file = Some(v);

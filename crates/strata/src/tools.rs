@@ -60,6 +60,7 @@ impl StoreArgs {
             .map_err(|e| e.to_string())?;
         // The tools run alone: their merges at normal priority.
         storage.set_compaction(config.storage.compaction_workers, None);
+        storage.set_day_file_zstd_level(config.storage.day_file_zstd_level);
         Ok((config, storage))
     }
 }
