@@ -45,6 +45,16 @@ pub struct CompactionBacklog {
     pub hour_lag: Duration,
 }
 
+/// Aborts a merge task when what waits for it is dropped (the compactor
+/// stopping): a dropped `JoinHandle` would let it run on unobserved.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 fn ms(ms: i64) -> Duration {
     Duration::from_millis(u64::try_from(ms).unwrap_or(0))
 }
@@ -406,7 +416,11 @@ impl Storage {
                 busy.extend(p.job.inputs.iter().map(|f| f.path.id));
                 running_days += usize::from(p.job.level == FileLevel::Day);
                 let merge = self.spawn_merge(&runtime, &p);
-                running.spawn(async move { (p, merge.await) });
+                let abort = AbortOnDrop(merge.abort_handle());
+                running.spawn(async move {
+                    let _abort = abort;
+                    (p, merge.await)
+                });
             }
         }
     }
