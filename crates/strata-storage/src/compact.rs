@@ -156,25 +156,28 @@ pub fn plan(files: &[DataFile], now_ms: i64, delay_ms: i64) -> Vec<CompactionJob
 /// Late data for a day that already has its day file (samples that came
 /// after the day closed, a sender's catch-up after an outage, a backfill)
 /// is folded into it only once it holds at least 1/[`LATE_FRACTION`] of
-/// the day file's rows or its oldest file has waited [`LATE_WAIT_MS`]:
-/// folding rewrites the whole day (hours of a core for a busy tenant), and
-/// doing it every pass for a trickle of late samples would keep a worker
-/// rewriting days. Until then queries read the late files beside the day
-/// file (PromQL counts a sample written twice once).
+/// the day file's rows, or [`LATE_QUIET_MS`] after its last write (the
+/// catch-up is over): folding rewrites the whole day (hours of a core for
+/// a busy tenant), and doing it every pass while late samples keep coming
+/// would keep a worker rewriting days. Until then queries read the late
+/// files beside the day file (PromQL counts a sample written twice once).
+/// The quiet period is measured from the newest write because that
+/// survives the hour merges of late files (a merged file is as new as its
+/// newest input); the oldest would not.
 const LATE_FRACTION: u64 = 8;
-const LATE_WAIT_MS: i64 = 6 * HOUR_MS;
+const LATE_QUIET_MS: i64 = HOUR_MS;
 
 fn late_data_waits(files: &[&DataFile], now_ms: i64) -> bool {
     let (day, late): (Vec<&DataFile>, Vec<&DataFile>) =
         files.iter().partition(|f| f.path.level == FileLevel::Day);
-    let Some(oldest) = late.iter().map(|f| f.written_ms).min() else {
+    let Some(newest) = late.iter().map(|f| f.written_ms).max() else {
         return false;
     };
     let day_rows: u64 = day.iter().map(|f| f.stats.rows).sum();
     let late_rows: u64 = late.iter().map(|f| f.stats.rows).sum();
     day.len() == 1
         && late_rows.saturating_mul(LATE_FRACTION) < day_rows
-        && oldest.saturating_add(LATE_WAIT_MS) > now_ms
+        && newest.saturating_add(LATE_QUIET_MS) > now_ms
 }
 
 /// Hour groups of a day's flush files, each widened to every file it
@@ -666,17 +669,25 @@ mod tests {
         // A little late data: no day rewrite; its flush files merge by
         // the hour meanwhile.
         let files = [day.clone(), late(3, 10, written)];
-        assert_eq!(plan(&files, written + HOUR_MS, DELAY), []);
+        assert_eq!(plan(&files, written + HOUR_MS / 2, DELAY), []);
         let files = [day.clone(), late(3, 10, written), late(3, 10, written + 1)];
-        let jobs = plan(&files, written + HOUR_MS, DELAY);
+        let jobs = plan(&files, written + HOUR_MS / 2, DELAY);
         assert_eq!(jobs.len(), 1);
         assert_eq!((jobs[0].level, jobs[0].inputs.len()), (FileLevel::Hour, 2));
-        // Six hours on, it is folded in.
-        let jobs = plan(&files, written + 6 * HOUR_MS, DELAY);
+        // An hour after its last write, it is folded in.
+        let jobs = plan(&files, written + 2 * HOUR_MS, DELAY);
         assert_eq!((jobs[0].level, jobs[0].inputs.len()), (FileLevel::Day, 3));
+        // Merged by the hour, it still waits for the quiet hour after its
+        // newest write.
+        let mut merged = late(3, 20, written + HOUR_MS);
+        merged.path = DataFilePath::new(merged.path.day, FileLevel::Hour);
+        let files = [day.clone(), merged];
+        assert_eq!(plan(&files, written + HOUR_MS + HOUR_MS / 2, DELAY), []);
+        let jobs = plan(&files, written + 2 * HOUR_MS + 1, DELAY);
+        assert_eq!((jobs[0].level, jobs[0].inputs.len()), (FileLevel::Day, 2));
         // So is an eighth of the day at once.
         let files = [day.clone(), late(3, 125, written)];
-        let jobs = plan(&files, written + HOUR_MS, DELAY);
+        let jobs = plan(&files, written + HOUR_MS / 2, DELAY);
         assert_eq!((jobs[0].level, jobs[0].inputs.len()), (FileLevel::Day, 2));
         // A day without its day file yet is merged whole at once.
         let files = [late(3, 10, written), late(4, 10, written)];
