@@ -77,3 +77,81 @@ fn limits_are_errors_of_their_kind() {
         err.message
     );
 }
+
+/// Many series and steps: the range evaluator splits the steps over
+/// workers and remembers per-series label work. Every step of its answer
+/// must equal an instant query at that time (evaluated alone, one worker,
+/// a fresh memo), for aggregations, vector matching, histogram buckets and
+/// functions that rebuild labels.
+#[test]
+fn a_split_range_query_equals_its_instant_queries() {
+    let mut src = MemorySource::new();
+    for i in 0..200 {
+        let tenant = format!("t{}", i % 7);
+        let service = format!("s{}", i % 5);
+        let pod = format!("p{i}");
+        for (le, share) in [("0.1", 0.5), ("1", 0.9), ("+Inf", 1.0)] {
+            let l = Labels::new(vec![
+                ("__name__".into(), "req_bucket".into()),
+                ("tenant".into(), tenant.clone()),
+                ("service".into(), service.clone()),
+                ("pod".into(), pod.clone()),
+                ("le".into(), le.into()),
+            ]);
+            for k in 0..80 {
+                src.add(&l, k * 15_000 + i, (k * (i % 13 + 1)) as f64 * share);
+            }
+        }
+        let l = Labels::new(vec![
+            ("__name__".into(), "up".into()),
+            ("tenant".into(), tenant.clone()),
+            ("pod".into(), pod.clone()),
+        ]);
+        for k in 0..80 {
+            src.add(&l, k * 15_000 + 7, f64::from(k % 3 != 0));
+        }
+    }
+    let queries = [
+        r#"sum by (tenant, service) (rate(req_bucket{le="+Inf"}[1m])) / sum by (tenant, service) (rate(req_bucket[1m]))"#,
+        "histogram_quantile(0.9, sum by (le, service) (rate(req_bucket[2m])))",
+        "topk(3, sum by (tenant) (rate(req_bucket[1m])))",
+        "up * on (tenant, pod) group_left (service) (req_bucket{le=\"1\"} > 0)",
+        "count by (tenant) (up == 1) or on (tenant) vector(0)",
+        r#"label_replace(rate(req_bucket{le="0.1"}[1m]), "x", "$1", "pod", "p(.*)")"#,
+        "up unless on (pod) req_bucket{le=\"1\"} < 20",
+    ];
+    let engine = Engine::default();
+    let rt = rt();
+    for q in queries {
+        let (start, end, step) = (60_000, 1_185_000, 15_000);
+        let range = rt
+            .block_on(engine.range(&src, q, start, end, step))
+            .unwrap();
+        let strata_query_lang::promql::Value::Matrix(series) = range.value else {
+            panic!("{q}: not a matrix");
+        };
+        assert!(!series.is_empty(), "{q}");
+        let mut t = start;
+        while t <= end {
+            let instant = rt.block_on(engine.instant(&src, q, t)).unwrap();
+            let strata_query_lang::promql::Value::Vector(mut want) = instant.value else {
+                panic!("{q}: not a vector");
+            };
+            want.sort_by(|a, b| a.labels.cmp(&b.labels));
+            let got: Vec<(&Labels, f64)> = series
+                .iter()
+                .filter_map(|s| s.points.iter().find(|p| p.0 == t).map(|p| (&s.labels, p.1)))
+                .collect();
+            assert_eq!(got.len(), want.len(), "{q} at {t}");
+            for ((gl, gv), w) in got.iter().zip(&want) {
+                assert_eq!(*gl, &w.labels, "{q} at {t}");
+                assert!(
+                    gv.to_bits() == w.v.to_bits() || (gv - w.v).abs() < 1e-9,
+                    "{q} at {t}: {gv} vs {}",
+                    w.v
+                );
+            }
+            t += step;
+        }
+    }
+}

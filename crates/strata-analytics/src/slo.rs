@@ -178,6 +178,8 @@ impl SloSpec {
                         "{what} must bound its window with $start and $end, e.g. WHERE timestamp >= $start AND timestamp < $end"
                     )));
                 }
+                strata_query_lang::nesting::check(q, strata_query_lang::nesting::Syntax::Sql)
+                    .map_err(|e| bad(format!("{what}: {e}")))?;
             }
             if !(self.objective > 0.0 && self.objective < 1.0) {
                 return Err(bad(format!(
@@ -225,7 +227,7 @@ impl SloSpec {
         }
         let (g, t) = self.queries("5m");
         for q in [g, t] {
-            promql_parser::parser::parse(&q)
+            strata_query_lang::promql::parse_expr(&q)
                 .map_err(|e| bad(format!("query {q:?} does not parse: {e}")))?;
         }
         Ok(())

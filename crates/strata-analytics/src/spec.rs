@@ -183,7 +183,7 @@ impl Limit {
 
 /// Refuses a query that does not parse, naming it.
 pub(crate) fn check_query(kind: &'static str, name: &str, q: &str) -> Result<(), SpecError> {
-    promql_parser::parser::parse(q)
+    strata_query_lang::promql::parse_expr(q)
         .map(|_| ())
         .map_err(|e| SpecError::invalid(kind, name, format!("query {q:?} does not parse: {e}")))
 }

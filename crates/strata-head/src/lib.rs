@@ -20,12 +20,14 @@ mod chunk;
 mod error;
 mod logs;
 mod matcher;
+mod postings;
 mod series;
 mod tenant;
 
 pub use error::HeadError;
 pub use logs::{LogAppendStats, LogHead, LogStreamSnapshot, TenantLogs, sort_dedup};
 pub use matcher::{MatchOp, Matcher};
+pub use postings::LabelIndex;
 pub use series::SeriesSnapshot;
 pub use tenant::{AppendStats, HeadSeriesRef, MetricLabels, SampleStats, TenantHead};
 

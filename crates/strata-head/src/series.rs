@@ -12,8 +12,6 @@ pub(crate) type Sym = u32;
 
 pub(crate) struct MemSeries {
     pub(crate) id: SeriesId,
-    /// (name, value) symbols, sorted by name.
-    pub(crate) labels: Box<[(Sym, Sym)]>,
     pub(crate) samples: Mutex<SampleBuf>,
 }
 

@@ -2,14 +2,14 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use parking_lot::RwLock;
-use roaring::RoaringBitmap;
 use strata_types::{SeriesId, SeriesRef, TenantId, WriteBatch};
 
+use crate::postings::LabelIndex;
 use crate::series::{MemSeries, Sym};
-use crate::{HeadError, MatchOp, Matcher, SeriesSnapshot};
+use crate::{HeadError, Matcher, SeriesSnapshot};
 
 /// What one append did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -45,6 +45,10 @@ pub struct TenantHead {
     /// Samples appended (replacements included): the flush trigger's
     /// measure of head size, kept without walking the series.
     appended: AtomicU64,
+    /// Oldest and newest sample time appended (`i64::MAX`, `i64::MIN`
+    /// while empty).
+    min_ms: AtomicI64,
+    max_ms: AtomicI64,
 }
 
 impl std::fmt::Debug for TenantHead {
@@ -58,54 +62,39 @@ impl std::fmt::Debug for TenantHead {
 
 #[derive(Default)]
 struct Index {
-    symbols: HashMap<Arc<str>, Sym>,
-    strings: Vec<Arc<str>>,
+    /// Symbols, labels and postings; a series' position there is its
+    /// position in `series`.
+    labels: LabelIndex,
     by_id: HashMap<SeriesId, u32>,
     series: Vec<MemSeries>,
-    /// (name, value) → series refs.
-    postings: HashMap<(Sym, Sym), RoaringBitmap>,
-    /// name → values seen with it, for regex matchers and label APIs.
-    values: HashMap<Sym, Vec<Sym>>,
     /// metric name → series count and the label names its series use
     /// (SQL's per-metric tables).
     metric_labels: HashMap<Sym, (u64, Vec<Sym>)>,
-    all: RoaringBitmap,
 }
 
 impl Index {
     fn sym(&self, s: &str) -> Option<Sym> {
-        self.symbols.get(s).copied()
-    }
-
-    fn intern(&mut self, s: &str) -> Sym {
-        if let Some(&id) = self.symbols.get(s) {
-            return id;
-        }
-        let id = self.strings.len() as Sym;
-        let s: Arc<str> = Arc::from(s);
-        self.strings.push(Arc::clone(&s));
-        self.symbols.insert(s, id);
-        id
+        self.labels.sym(s)
     }
 
     fn str(&self, sym: Sym) -> &Arc<str> {
-        &self.strings[sym as usize]
+        self.labels.str(sym)
     }
 
-    fn same_labels(&self, series: &MemSeries, incoming: &SeriesRef<'_>) -> bool {
-        series.labels.len() == incoming.label_count()
-            && series
-                .labels
+    fn same_labels(&self, r: u32, incoming: &SeriesRef<'_>) -> bool {
+        let labels = self.labels.syms(r);
+        labels.len() == incoming.label_count()
+            && labels
                 .iter()
                 .zip(incoming.labels())
                 .all(|((n, v), (name, value))| **self.str(*n) == *name && **self.str(*v) == *value)
     }
 
-    fn describe(&self, series: &MemSeries) -> String {
-        let pairs: Vec<String> = series
+    fn describe(&self, r: u32) -> String {
+        let pairs: Vec<String> = self
             .labels
-            .iter()
-            .map(|(n, v)| format!("{}={:?}", self.str(*n), self.str(*v)))
+            .labels(r)
+            .map(|(n, v)| format!("{n}={v:?}"))
             .collect();
         format!("{{{}}}", pairs.join(", "))
     }
@@ -115,11 +104,10 @@ impl Index {
         let Some(&r) = self.by_id.get(&id) else {
             return Ok(None);
         };
-        let existing = &self.series[r as usize];
-        if !self.same_labels(existing, incoming) {
+        if !self.same_labels(r, incoming) {
             return Err(HeadError::SeriesIdCollision {
                 id,
-                existing: self.describe(existing),
+                existing: self.describe(r),
                 incoming: format!("{:?}", incoming.labels().collect::<Vec<_>>()),
             });
         }
@@ -127,19 +115,10 @@ impl Index {
     }
 
     fn create(&mut self, id: SeriesId, incoming: &SeriesRef<'_>) -> u32 {
-        let r = self.series.len() as u32;
-        let labels: Box<[(Sym, Sym)]> = incoming
-            .labels()
-            .map(|(name, value)| (self.intern(name), self.intern(value)))
-            .collect();
-        for &(n, v) in labels.iter() {
-            let postings = self.postings.entry((n, v)).or_default();
-            if postings.is_empty() {
-                self.values.entry(n).or_default().push(v);
-            }
-            postings.insert(r);
-        }
+        let r = self.labels.add(incoming.labels());
+        debug_assert_eq!(r as usize, self.series.len());
         let name = self.sym(strata_types::METRIC_NAME_LABEL);
+        let labels = self.labels.syms(r);
         let metric = labels
             .iter()
             .find(|(n, _)| Some(*n) == name)
@@ -153,49 +132,12 @@ impl Index {
                 }
             }
         }
-        self.all.insert(r);
         self.series.push(MemSeries {
             id,
-            labels,
             samples: Default::default(),
         });
         self.by_id.insert(id, r);
         r
-    }
-
-    /// Union of the postings of every value of `name` accepted by `keep`.
-    fn union_values(&self, name: &str, keep: impl Fn(&str) -> bool) -> RoaringBitmap {
-        let mut out = RoaringBitmap::new();
-        let Some(n) = self.sym(name) else {
-            return out;
-        };
-        for &v in self.values.get(&n).map(Vec::as_slice).unwrap_or_default() {
-            if keep(self.str(v))
-                && let Some(p) = self.postings.get(&(n, v))
-            {
-                out |= p;
-            }
-        }
-        out
-    }
-
-    fn postings_for(&self, m: &Matcher) -> RoaringBitmap {
-        // A series lacking the label has the empty value. If the matcher
-        // accepts "", start from every series and remove those whose value
-        // is rejected; otherwise take the union of accepted values.
-        if m.matches("") {
-            let rejected = self.union_values(&m.name, |v| !m.matches(v));
-            &self.all - &rejected
-        } else {
-            match &m.op {
-                MatchOp::Equal(v) => self
-                    .sym(&m.name)
-                    .zip(self.sym(v))
-                    .and_then(|k| self.postings.get(&k).cloned())
-                    .unwrap_or_default(),
-                _ => self.union_values(&m.name, |v| m.matches(v)),
-            }
-        }
     }
 }
 
@@ -205,6 +147,8 @@ impl TenantHead {
             tenant,
             index: RwLock::new(Index::default()),
             appended: AtomicU64::new(0),
+            min_ms: AtomicI64::new(i64::MAX),
+            max_ms: AtomicI64::new(i64::MIN),
         }
     }
 
@@ -242,16 +186,38 @@ impl TenantHead {
             }
         }
         let index = self.index.read();
+        let (mut lo, mut hi) = (i64::MAX, i64::MIN);
         for (s, r) in batch.series().zip(refs) {
             let Some(r) = r else { continue };
             let mut buf = index.series[r as usize].samples.lock();
             for smp in s.samples() {
+                lo = lo.min(smp.timestamp_ms);
+                hi = hi.max(smp.timestamp_ms);
                 buf.insert(*smp);
             }
             stats.samples += s.samples().len() as u64;
         }
         self.appended.fetch_add(stats.samples, Ordering::Relaxed);
+        if stats.samples > 0 {
+            self.min_ms.fetch_min(lo, Ordering::Relaxed);
+            self.max_ms.fetch_max(hi, Ordering::Relaxed);
+        }
         Ok(stats)
+    }
+
+    /// Oldest and newest sample time appended; `None` while empty.
+    pub fn time_range(&self) -> Option<(i64, i64)> {
+        let (lo, hi) = (
+            self.min_ms.load(Ordering::Relaxed),
+            self.max_ms.load(Ordering::Relaxed),
+        );
+        (lo <= hi).then_some((lo, hi))
+    }
+
+    /// Whether the head may hold a sample in `[min_ms, max_ms]`.
+    pub fn overlaps(&self, min_ms: i64, max_ms: i64) -> bool {
+        self.time_range()
+            .is_some_and(|(lo, hi)| lo <= max_ms && hi >= min_ms)
     }
 
     /// Samples appended to this head so far.
@@ -270,8 +236,9 @@ impl TenantHead {
             .iter()
             .enumerate()
             .map(|(i, s)| {
-                let metric = s
+                let metric = index
                     .labels
+                    .syms(i as u32)
                     .iter()
                     .find(|(n, _)| Some(*n) == name)
                     .map_or("", |(_, v)| &**index.str(*v));
@@ -293,12 +260,10 @@ impl TenantHead {
 
     /// Series the head holds with `__name__ = metric`.
     pub fn metric_series_count(&self, metric: &str) -> u64 {
-        let index = self.index.read();
-        index
-            .sym(strata_types::METRIC_NAME_LABEL)
-            .zip(index.sym(metric))
-            .and_then(|k| index.postings.get(&k))
-            .map_or(0, RoaringBitmap::len)
+        self.index
+            .read()
+            .labels
+            .count(strata_types::METRIC_NAME_LABEL, metric)
     }
 
     /// Every metric with its series count and the label names its series
@@ -330,24 +295,13 @@ impl TenantHead {
         stats
     }
 
-    /// Series matching every matcher (all series if there are none).
-    fn select(&self, index: &Index, matchers: &[Matcher]) -> RoaringBitmap {
-        let mut out = index.all.clone();
-        for m in matchers {
-            if out.is_empty() {
-                break;
-            }
-            out &= index.postings_for(m);
-        }
-        out
-    }
-
     /// The series matching every matcher, in series-id order: a cheap
     /// handle list for scans that read samples a few series at a time.
     pub fn select_series(&self, matchers: &[Matcher]) -> Vec<HeadSeriesRef> {
         let index = self.index.read();
-        let mut refs: Vec<(SeriesId, HeadSeriesRef)> = self
-            .select(&index, matchers)
+        let mut refs: Vec<(SeriesId, HeadSeriesRef)> = index
+            .labels
+            .select(matchers)
             .iter()
             .map(|r| (index.series[r as usize].id, HeadSeriesRef(r)))
             .collect();
@@ -370,10 +324,10 @@ impl TenantHead {
                 let samples = s.samples.lock().range(min_ms, max_ms);
                 (!samples.is_empty()).then(|| SeriesSnapshot {
                     id: s.id,
-                    labels: s
+                    labels: index
                         .labels
-                        .iter()
-                        .map(|(n, v)| (Arc::clone(index.str(*n)), Arc::clone(index.str(*v))))
+                        .labels(*r)
+                        .map(|(n, v)| (Arc::clone(n), Arc::clone(v)))
                         .collect(),
                     samples,
                 })
@@ -390,69 +344,66 @@ impl TenantHead {
 
     /// Label names in use, sorted.
     pub fn label_names(&self) -> Vec<Arc<str>> {
-        let index = self.index.read();
-        let mut v: Vec<_> = index
-            .values
-            .keys()
-            .map(|n| Arc::clone(index.str(*n)))
-            .collect();
+        let mut v = self.index.read().labels.label_names(None);
         v.sort();
         v
     }
 
     /// Values of `name` in use, sorted.
     pub fn label_values(&self, name: &str) -> Vec<Arc<str>> {
-        let index = self.index.read();
-        let Some(n) = index.sym(name) else {
-            return Vec::new();
-        };
-        let mut v: Vec<_> = index
-            .values
-            .get(&n)
-            .map(Vec::as_slice)
-            .unwrap_or_default()
-            .iter()
-            .map(|v| Arc::clone(index.str(*v)))
-            .collect();
+        let mut v = self.index.read().labels.label_values(name, None);
         v.sort();
         v
+    }
+
+    /// Label names of the series matching `matchers` (of all series with
+    /// none), unordered; from the postings, no series materialised.
+    pub fn label_names_matching(&self, matchers: &[Matcher]) -> Vec<Arc<str>> {
+        let index = self.index.read();
+        if matchers.is_empty() {
+            return index.labels.label_names(None);
+        }
+        let sel = index.labels.select(matchers);
+        index.labels.label_names(Some(&sel))
+    }
+
+    /// Values of `name` among the series matching `matchers`, unordered.
+    pub fn label_values_matching(&self, name: &str, matchers: &[Matcher]) -> Vec<Arc<str>> {
+        let index = self.index.read();
+        if matchers.is_empty() {
+            return index.labels.label_values(name, None);
+        }
+        let sel = index.labels.select(matchers);
+        index.labels.label_values(name, Some(&sel))
+    }
+
+    /// Label sets (sorted by name) of the series matching `matchers`,
+    /// without their samples.
+    pub fn series_labels_matching(&self, matchers: &[Matcher]) -> Vec<Vec<(Arc<str>, Arc<str>)>> {
+        let index = self.index.read();
+        index
+            .labels
+            .select(matchers)
+            .iter()
+            .map(|r| {
+                index
+                    .labels
+                    .labels(r)
+                    .map(|(n, v)| (Arc::clone(n), Arc::clone(v)))
+                    .collect()
+            })
+            .collect()
     }
 
     /// Every label name with its number of distinct values and of series
     /// carrying it (the cardinality API's view of the head).
     pub fn label_name_cardinality(&self) -> Vec<(Arc<str>, u64, u64)> {
-        let index = self.index.read();
-        index
-            .values
-            .iter()
-            .map(|(n, vals)| {
-                let series: u64 = vals
-                    .iter()
-                    .filter_map(|v| index.postings.get(&(*n, *v)))
-                    .map(RoaringBitmap::len)
-                    .sum();
-                (Arc::clone(index.str(*n)), vals.len() as u64, series)
-            })
-            .collect()
+        self.index.read().labels.label_name_cardinality()
     }
 
     /// Values of `name` with the number of series carrying each.
     pub fn label_value_cardinality(&self, name: &str) -> Vec<(Arc<str>, u64)> {
-        let index = self.index.read();
-        let Some(n) = index.sym(name) else {
-            return Vec::new();
-        };
-        index
-            .values
-            .get(&n)
-            .map(Vec::as_slice)
-            .unwrap_or_default()
-            .iter()
-            .map(|v| {
-                let count = index.postings.get(&(n, *v)).map_or(0, RoaringBitmap::len);
-                (Arc::clone(index.str(*v)), count)
-            })
-            .collect()
+        self.index.read().labels.label_value_cardinality(name)
     }
 }
 

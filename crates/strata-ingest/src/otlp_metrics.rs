@@ -240,8 +240,8 @@ pub struct DecodedMetrics {
 /// Decodes a protobuf request body (already decompressed).
 pub fn decode_proto(tenant: TenantId, body: &[u8]) -> Result<DecodedMetrics, IngestError> {
     let req =
-        proto::ExportMetricsServiceRequest::decode(body).map_err(|e| IngestError::Protobuf {
-            reason: e.to_string(),
+        proto::ExportMetricsServiceRequest::decode(body).map_err(|e| IngestError::LogProtobuf {
+            reason: format!("not an OTLP ExportMetricsServiceRequest: {e}"),
         })?;
     to_batch(tenant, req)
 }

@@ -26,12 +26,12 @@ use crate::{QueryError, SamplesTable};
 #[derive(Debug, Clone)]
 pub struct QueryEngine {
     storage: Arc<Storage>,
-    /// Series labels PromQL has looked up (shared by all queries).
-    labels: Arc<crate::series_labels::LabelCache>,
     /// Per-tenant usage since start (`system.usage`).
     usage: Arc<crate::usage::Usage>,
     /// Series ids of the data files PromQL lookups have seen.
     file_series: Arc<crate::series_labels::FileSeriesCache>,
+    /// Label indexes of the data files label lookups have seen.
+    file_index: Arc<crate::series_labels::FileIndexCache>,
     /// Metrics and label names of the data files SQL sessions have seen.
     catalogs: Arc<crate::catalog::CatalogCache>,
     /// Queries under way (`system.queries`).
@@ -44,6 +44,11 @@ pub struct QueryEngine {
     /// `neighbours()` table functions read, and the interval SLO rates are
     /// recorded at.
     analytics_specs: Option<(std::path::PathBuf, std::time::Duration)>,
+    /// Memory SQL queries may reserve, each and together (`None`: no bound).
+    memory: Option<Arc<crate::memory::MemoryBudget>>,
+    /// Longest a statement may take, planning and running (`None`: no
+    /// bound).
+    timeout: Option<std::time::Duration>,
 }
 
 type LookbackFn = dyn Fn(&TenantId) -> Option<std::time::Duration> + Send + Sync;
@@ -75,15 +80,36 @@ impl QueryEngine {
     pub fn new(storage: Arc<Storage>) -> Self {
         Self {
             storage,
-            labels: Arc::default(),
             file_series: Arc::default(),
+            file_index: Arc::default(),
             catalogs: Arc::default(),
             running: Arc::default(),
             usage: Arc::default(),
             target_partitions: None,
             lookback: None,
             analytics_specs: None,
+            memory: None,
+            timeout: None,
         }
+    }
+
+    /// Bounds the memory each SQL query, and all together, may reserve:
+    /// past it a query spills or fails with "resources exhausted".
+    pub fn with_memory_limits(mut self, total: usize, per_query: usize) -> Self {
+        self.memory = Some(crate::memory::MemoryBudget::new(total, per_query));
+        self
+    }
+
+    /// Bounds how long a statement may take, from planning to its last
+    /// batch; past it the query is stopped and answers a timeout.
+    pub fn with_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Bytes SQL queries hold now (0 without a memory bound).
+    pub fn memory_used(&self) -> usize {
+        self.memory.as_ref().map_or(0, |m| m.used())
     }
 
     /// Where the analytics table functions find the tenant's specs, and
@@ -147,7 +173,21 @@ impl QueryEngine {
             Some(n) => config.with_target_partitions(n),
             None => config,
         };
-        let ctx = SessionContext::new_with_config(config);
+        let ctx = match &self.memory {
+            Some(budget) => {
+                use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+                // No spilling: a query past its memory bound fails with a
+                // clear error instead of filling the disk under the WAL.
+                let runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
+                    .with_memory_pool(Arc::new(budget.pool()))
+                    .with_disk_manager_builder(
+                        DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled),
+                    )
+                    .build_arc()?;
+                SessionContext::new_with_config_rt(config, runtime)
+            }
+            None => SessionContext::new_with_config(config),
+        };
         let mut view = self.storage.view(tenant);
         view.not_before_ms = self.not_before_ms(tenant);
         let url = url::Url::parse(STORE_URL)
@@ -271,17 +311,12 @@ impl QueryEngine {
         &self,
         tenant: &TenantId,
     ) -> Result<crate::promql::PromSource, QueryError> {
-        let (ctx, view) = self.base_session(SessionConfig::new(), tenant)?;
-        ctx.register_table(
-            "samples",
-            Arc::new(crate::promql::PromSource::files_table(&view)),
-        )?;
+        let mut view = self.storage.view(tenant);
+        view.not_before_ms = self.not_before_ms(tenant);
         Ok(crate::promql::PromSource::new(
             tenant,
             view,
-            ctx,
-            Arc::clone(&self.labels),
-            Arc::clone(&self.file_series),
+            Arc::clone(&self.file_index),
         ))
     }
 
@@ -306,6 +341,26 @@ impl QueryEngine {
         if sql.trim().trim_end_matches(';').trim().is_empty() {
             return Err(QueryError::Empty);
         }
+        strata_query_lang::nesting::check(sql, strata_query_lang::nesting::Syntax::Sql)?;
+        let deadline = self.timeout.map(|t| tokio::time::Instant::now() + t);
+        match deadline {
+            Some(at) => tokio::time::timeout_at(at, self.plan_inner(tenant, sql, protocol))
+                .await
+                .map_err(|_| QueryError::Timeout(self.timeout.unwrap_or_default()))?,
+            None => self.plan_inner(tenant, sql, protocol).await,
+        }
+        .map(|mut planned| {
+            planned.deadline = deadline.map(|at| (at, self.timeout.unwrap_or_default()));
+            planned
+        })
+    }
+
+    async fn plan_inner(
+        &self,
+        tenant: &TenantId,
+        sql: &str,
+        protocol: &'static str,
+    ) -> Result<Planned, QueryError> {
         let guard = self.running.start(tenant, protocol, sql);
         let files = crate::catalog::needs_file_catalogs(sql);
         let ctx = self.session_with(tenant, files).await?;
@@ -319,7 +374,12 @@ impl QueryEngine {
             .with_allow_dml(false)
             .with_allow_statements(false)
             .verify_plan(&plan)?;
-        Ok(Planned { ctx, plan, guard })
+        Ok(Planned {
+            ctx,
+            plan,
+            guard,
+            deadline: None,
+        })
     }
 
     /// Plans and runs one read-only statement for `tenant`.
@@ -340,6 +400,8 @@ pub struct Planned {
     ctx: SessionContext,
     plan: LogicalPlan,
     guard: QueryGuard,
+    /// When the statement must be done, and the timeout that set it.
+    deadline: Option<(tokio::time::Instant, std::time::Duration)>,
 }
 
 impl std::fmt::Debug for Planned {
@@ -388,10 +450,23 @@ impl Planned {
         } else {
             self.plan.with_param_values(params)?
         };
-        let df = self.ctx.execute_logical_plan(plan).await?;
-        let inner = df.execute_stream().await?;
+        let ctx = self.ctx;
+        let start = async move {
+            let df = ctx.execute_logical_plan(plan).await?;
+            Ok::<_, QueryError>(df.execute_stream().await?)
+        };
+        let inner = match self.deadline {
+            Some((at, timeout)) => tokio::time::timeout_at(at, start)
+                .await
+                .map_err(|_| QueryError::Timeout(timeout))??,
+            None => start.await?,
+        };
         Ok(QueryStream {
-            inner,
+            schema: inner.schema(),
+            inner: Some(inner),
+            deadline: self
+                .deadline
+                .map(|(at, timeout)| (Box::pin(tokio::time::sleep_until(at)), timeout)),
             _guard: self.guard,
         })
     }
@@ -400,7 +475,11 @@ impl Planned {
 /// A running statement's results, batch by batch; the query stays in
 /// `system.queries` until this is dropped.
 pub struct QueryStream {
-    inner: SendableRecordBatchStream,
+    /// `None` once the deadline passed: the plan is dropped (its tasks
+    /// stop) and the stream ends after the timeout error.
+    inner: Option<SendableRecordBatchStream>,
+    deadline: Option<(std::pin::Pin<Box<tokio::time::Sleep>>, std::time::Duration)>,
+    schema: SchemaRef,
     _guard: QueryGuard,
 }
 
@@ -412,7 +491,7 @@ impl std::fmt::Debug for QueryStream {
 
 impl QueryStream {
     pub fn schema(&self) -> SchemaRef {
-        self.inner.schema()
+        Arc::clone(&self.schema)
     }
 }
 
@@ -420,10 +499,21 @@ impl futures::Stream for QueryStream {
     type Item = Result<RecordBatch, QueryError>;
 
     fn poll_next(
-        mut self: std::pin::Pin<&mut Self>,
+        self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Self::Item>> {
-        self.inner
+        let this = self.get_mut();
+        let Some(inner) = this.inner.as_mut() else {
+            return std::task::Poll::Ready(None);
+        };
+        if let Some((sleep, timeout)) = this.deadline.as_mut()
+            && sleep.as_mut().poll(cx).is_ready()
+        {
+            let timeout = *timeout;
+            this.inner = None;
+            return std::task::Poll::Ready(Some(Err(QueryError::Timeout(timeout))));
+        }
+        inner
             .as_mut()
             .poll_next(cx)
             .map(|o| o.map(|r| r.map_err(QueryError::from)))

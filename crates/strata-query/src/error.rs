@@ -5,16 +5,45 @@ use strata_types::ErrorKind;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum QueryError {
-    #[error("{0}")]
+    #[error("{}", describe(.0))]
     DataFusion(#[from] DataFusionError),
     #[error("query is empty")]
     Empty,
+    #[error(transparent)]
+    TooDeep(#[from] strata_query_lang::nesting::TooDeep),
+    #[error("query timed out after {0:?} (the server's query timeout)")]
+    Timeout(std::time::Duration),
+}
+
+/// DataFusion's message; for a memory bound, which settings set it (its
+/// operators reword the pool's own error).
+fn describe(e: &DataFusionError) -> String {
+    let text = e.to_string();
+    if exhausted(e) && !text.contains("sql.max") {
+        format!(
+            "{text} (a query may hold sql.max_query_memory for sorts, joins and aggregations, all queries together sql.max_memory: narrow the time range, filter, or add a LIMIT)"
+        )
+    } else {
+        text
+    }
+}
+
+fn exhausted(e: &DataFusionError) -> bool {
+    match e {
+        DataFusionError::ResourcesExhausted(_) => true,
+        DataFusionError::Context(_, inner) | DataFusionError::Diagnostic(_, inner) => {
+            exhausted(inner)
+        }
+        DataFusionError::Shared(inner) => exhausted(inner),
+        _ => false,
+    }
 }
 
 impl QueryError {
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Self::Empty => ErrorKind::BadInput,
+            Self::Empty | Self::TooDeep(_) => ErrorKind::BadInput,
+            Self::Timeout(_) => ErrorKind::Timeout,
             Self::DataFusion(e) => classify(e),
         }
     }
@@ -26,7 +55,8 @@ fn classify(e: &DataFusionError) -> ErrorKind {
             classify(inner)
         }
         DataFusionError::Shared(inner) => classify(inner),
-        DataFusionError::ResourcesExhausted(_) => ErrorKind::Limit,
+        // The query's own bound: retrying the same query will not help.
+        DataFusionError::ResourcesExhausted(_) => ErrorKind::Unprocessable,
         DataFusionError::IoError(_) | DataFusionError::ObjectStore(_) => ErrorKind::Unavailable,
         DataFusionError::Internal(_)
         | DataFusionError::External(_)
@@ -66,6 +96,10 @@ impl QueryError {
     pub fn sqlstate(&self) -> &'static str {
         match self {
             Self::Empty => "42601",
+            // statement_too_complex
+            Self::TooDeep(_) => "54001",
+            // query_canceled (as statement_timeout answers)
+            Self::Timeout(_) => "57014",
             Self::DataFusion(e) => sqlstate(e),
         }
     }

@@ -23,6 +23,7 @@ mod error;
 mod functions;
 pub mod logql;
 pub mod logs;
+pub mod memory;
 pub mod pg_catalog;
 pub mod promql;
 pub mod running;

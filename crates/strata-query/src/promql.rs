@@ -1,25 +1,17 @@
 //! PromQL's [`Source`] over a tenant's heads and files.
 //!
-//! Heads answer through their postings: matchers select series, their
-//! labels and samples come out directly. Files are read through the same
-//! `samples` table SQL uses (restricted to the files), so file, row-group
-//! and page pruning on time and metric are shared; only `series_id`,
-//! `timestamp` and `value` are read per sample. Labels of file series come
-//! from the heads when the series is still active, else from the
-//! [`LabelCache`], else one row per series from the file
-//! ([`crate::series_labels`]); every matcher is then checked on them with
-//! Prometheus' rules (a missing label is "").
+//! Heads and files answer alike, through a label index each: the head's
+//! own postings, and for every data file a [`FileIndex`] built the first
+//! time a query touches the file (its series, their labels, postings and
+//! row runs; files are immutable, so it is kept). Matchers select series
+//! on postings with Prometheus' rules (a missing label is ""); only the
+//! selected series' rows of `timestamp` and `value` are read from a file,
+//! and label names, values and series lookups read no samples at all.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use arrow::array::{AsArray, RecordBatch};
-use arrow::datatypes::{Float64Type, Int64Type, TimestampMicrosecondType};
 use async_trait::async_trait;
-use datafusion::common::ScalarValue;
-use datafusion::functions::expr_fn::regexp_like;
-use datafusion::logical_expr::{Expr, col, lit};
-use datafusion::prelude::SessionContext;
 use strata_head::Matcher as HeadMatcher;
 use strata_query_lang::promql::{
     ErrorKind, Labels, METRIC_NAME, MatchOp, Matcher, PromError, Series, Source, matches_all,
@@ -27,17 +19,14 @@ use strata_query_lang::promql::{
 use strata_storage::TenantView;
 use strata_types::TenantId;
 
-use crate::series_labels::{FileSeriesCache, LabelCache, read_labels};
-use crate::{QueryError, SamplesTable};
+use crate::QueryError;
+use crate::series_labels::{FileIndex, FileIndexCache};
 
 /// One tenant's data as PromQL sees it.
 pub struct PromSource {
     tenant: TenantId,
     view: TenantView,
-    /// A session whose `samples` table holds the files only.
-    files: SessionContext,
-    labels: Arc<LabelCache>,
-    file_series: Arc<FileSeriesCache>,
+    file_index: Arc<FileIndexCache>,
 }
 
 impl std::fmt::Debug for PromSource {
@@ -46,10 +35,6 @@ impl std::fmt::Debug for PromSource {
             .field("tenant", &self.tenant)
             .finish_non_exhaustive()
     }
-}
-
-fn internal(what: &str) -> PromError {
-    PromError::new(ErrorKind::Internal, format!("samples scan: {what}"))
 }
 
 fn prom_error(e: QueryError) -> PromError {
@@ -78,20 +63,28 @@ fn head_matcher(m: &Matcher) -> Result<HeadMatcher, PromError> {
     })
 }
 
-/// What the file scan can apply itself: the metric name.
-fn metric_filter(m: &Matcher) -> Option<Expr> {
-    if m.name != METRIC_NAME {
-        return None;
+/// Label indexes of one lookup's heads and files.
+struct Indexes<'a> {
+    heads: Vec<&'a Arc<strata_head::TenantHead>>,
+    files: Vec<Arc<FileIndex>>,
+}
+
+/// `selectors` as the index takes them; one empty selector (every series)
+/// when there are none.
+fn head_selectors(selectors: &[Vec<Matcher>]) -> Result<Vec<Vec<HeadMatcher>>, PromError> {
+    if selectors.is_empty() {
+        return Ok(vec![Vec::new()]);
     }
-    match &m.op {
-        MatchOp::Equal => Some(col("metric").eq(lit(m.value.clone()))),
-        MatchOp::Re(re) => Some(regexp_like(
-            col("metric"),
-            lit(re.as_str().to_owned()),
-            None,
-        )),
-        _ => None,
-    }
+    selectors
+        .iter()
+        .map(|s| s.iter().map(head_matcher).collect())
+        .collect()
+}
+
+fn sorted(set: HashSet<Arc<str>>) -> Vec<String> {
+    let mut v: Vec<String> = set.into_iter().map(|s| s.to_string()).collect();
+    v.sort_unstable();
+    v
 }
 
 struct Found {
@@ -103,34 +96,23 @@ impl PromSource {
     pub(crate) fn new(
         tenant: &TenantId,
         view: TenantView,
-        files: SessionContext,
-        labels: Arc<LabelCache>,
-        file_series: Arc<FileSeriesCache>,
+        file_index: Arc<FileIndexCache>,
     ) -> Self {
         Self {
             tenant: tenant.clone(),
             view,
-            files,
-            labels,
-            file_series,
+            file_index,
         }
     }
 
-    /// `files` holds a `samples` table over the view's files only.
-    pub(crate) fn files_table(view: &TenantView) -> SamplesTable {
-        SamplesTable::new(TenantView {
-            heads: Vec::new(),
-            ..view.clone()
-        })
-    }
-
-    /// Series ids, labels (when the head knows them) and samples in range.
+    /// Series ids, labels and samples in range: heads through their
+    /// postings, files through their indexes (only the selected series'
+    /// rows are read).
     async fn collect(
         &self,
         matchers: &[Matcher],
         start_ms: i64,
         end_ms: i64,
-        with_samples: bool,
     ) -> Result<HashMap<i64, Found>, PromError> {
         // The tenant's lookback limit: nothing older is read.
         let start_ms = start_ms.max(self.view.not_before_ms);
@@ -140,14 +122,15 @@ impl PromSource {
             .map(head_matcher)
             .collect::<Result<_, _>>()?;
         for head in &self.view.heads {
+            if !head.overlaps(start_ms, end_ms) {
+                continue;
+            }
             for s in head.query(&head_matchers, start_ms, end_ms) {
                 let id = s.id.0 as i64;
                 let e = found.entry(id).or_insert_with(|| Found {
                     labels: None,
                     points: Vec::new(),
                 });
-                // Head labels come with the series; only labels read from
-                // files go to the cache (no lock per head series per query).
                 if e.labels.is_none() {
                     e.labels = Some(Arc::new(Labels::new(
                         s.labels
@@ -156,179 +139,167 @@ impl PromSource {
                             .collect(),
                     )));
                 }
-                if with_samples {
-                    e.points
-                        .extend(s.samples.iter().map(|x| (x.timestamp_ms, x.value)));
-                }
+                e.points
+                    .extend(s.samples.iter().map(|x| (x.timestamp_ms, x.value)));
             }
         }
-        let overlapping = self
-            .view
-            .files
-            .iter()
-            .any(|f| f.stats.overlaps(start_ms, end_ms));
-        if !overlapping {
-            return Ok(found);
-        }
-        if !with_samples {
-            // Which series a file holds is all a lookup needs (the time
-            // range is approximate for these APIs, as in Prometheus).
-            let metric = matchers.iter().find_map(|m| {
-                (m.name == METRIC_NAME && matches!(m.op, MatchOp::Equal))
-                    .then_some(m.value.as_str())
-            });
-            for file in self.view.files.iter() {
-                if !file.stats.overlaps(start_ms, end_ms)
-                    || metric.is_some_and(|m| {
-                        !file.stats.min_metric.is_empty()
-                            && (m < file.stats.min_metric.as_str()
-                                || m > file.stats.max_metric.as_str())
-                    })
-                {
-                    continue;
-                }
-                let path = file.path.under(&self.view.table_root);
-                let ids = self
-                    .file_series
-                    .series(self.view.store.store(), &path, file.size)
-                    .await
-                    .map_err(df_error)?;
-                for id in ids.iter() {
-                    found.entry(*id).or_insert_with(|| Found {
-                        labels: None,
-                        points: Vec::new(),
-                    });
-                }
-            }
-            self.resolve_labels(&mut found, start_ms, end_ms).await?;
-            return Ok(found);
-        }
-        let ts = |ms: i64| {
-            lit(ScalarValue::TimestampMicrosecond(
-                Some(ms.saturating_mul(1000)),
-                Some("UTC".into()),
-            ))
-        };
-        let mut filter = col("timestamp")
-            .gt_eq(ts(start_ms))
-            .and(col("timestamp").lt_eq(ts(end_ms)));
-        for m in matchers {
-            if let Some(e) = metric_filter(m) {
-                filter = filter.and(e);
-            }
-        }
-        let columns: &[&str] = &["series_id", "timestamp", "value"];
-        let df = self
-            .files
-            .table("samples")
-            .await
-            .map_err(df_error)?
-            .filter(filter)
-            .and_then(|df| df.select_columns(columns))
-            .map_err(df_error)?;
-        let batches: Vec<RecordBatch> = df.collect().await.map_err(df_error)?;
-        let mut from_files: HashSet<i64> = HashSet::new();
-        for b in &batches {
-            let ids = b
-                .column_by_name("series_id")
-                .and_then(|c| c.as_primitive_opt::<Int64Type>())
-                .ok_or_else(|| internal("series_id"))?;
-            let t = b
-                .column_by_name("timestamp")
-                .and_then(|c| c.as_primitive_opt::<TimestampMicrosecondType>())
-                .ok_or_else(|| internal("timestamp"))?;
-            let v = b
-                .column_by_name("value")
-                .and_then(|c| c.as_primitive_opt::<Float64Type>())
-                .ok_or_else(|| internal("value"))?;
-            let mut current: Option<(i64, &mut Found)> = None;
-            for row in 0..b.num_rows() {
-                let id = ids.value(row);
-                // Rows come in series runs: look the entry up once a run.
-                if current.as_ref().is_none_or(|(cid, _)| *cid != id) {
-                    from_files.insert(id);
-                    let e = found.entry(id).or_insert_with(|| Found {
-                        labels: None,
-                        points: Vec::new(),
-                    });
-                    current = Some((id, e));
-                }
-                if let Some((_, e)) = current.as_mut() {
-                    e.points.push((t.value(row).div_euclid(1000), v.value(row)));
-                }
-            }
-        }
-        for id in from_files {
-            found.entry(id).or_insert_with(|| Found {
-                labels: None,
-                points: Vec::new(),
-            });
-        }
-        self.resolve_labels(&mut found, start_ms, end_ms).await?;
-        Ok(found)
-    }
-
-    /// Fills in labels the heads did not give: cache, then the files.
-    async fn resolve_labels(
-        &self,
-        found: &mut HashMap<i64, Found>,
-        start_ms: i64,
-        end_ms: i64,
-    ) -> Result<(), PromError> {
-        let mut missing: HashSet<i64> = HashSet::new();
-        for (id, f) in found.iter_mut() {
-            if f.labels.is_none() {
-                match self.labels.get(&self.tenant, *id) {
-                    Some(l) => f.labels = Some(l),
-                    None => {
-                        missing.insert(*id);
-                    }
-                }
-            }
-        }
+        let metric = matchers.iter().find_map(|m| {
+            (m.name == METRIC_NAME && matches!(m.op, MatchOp::Equal)).then_some(m.value.as_str())
+        });
+        let store = self.view.store.store();
         for file in self.view.files.iter() {
-            if missing.is_empty() {
-                break;
-            }
             if !file.stats.overlaps(start_ms, end_ms)
-                || file.stats.max_series_id < missing.iter().copied().min().unwrap_or(i64::MAX)
-                || file.stats.min_series_id > missing.iter().copied().max().unwrap_or(i64::MIN)
+                || metric.is_some_and(|m| {
+                    !file.stats.min_metric.is_empty()
+                        && (m < file.stats.min_metric.as_str()
+                            || m > file.stats.max_metric.as_str())
+                })
             {
                 continue;
             }
             let path = file.path.under(&self.view.table_root);
-            let read = read_labels(self.view.store.store(), &path, file.size, &missing)
+            let ix = self
+                .file_index
+                .index(store, &path, file.size)
                 .await
                 .map_err(df_error)?;
-            for (id, labels) in read {
-                let labels = Arc::new(labels);
-                self.labels.insert(&self.tenant, id, Arc::clone(&labels));
-                if let Some(f) = found.get_mut(&id) {
-                    f.labels = Some(labels);
+            let selected = ix.labels.select(&head_matchers);
+            if selected.is_empty() {
+                continue;
+            }
+            let read = ix
+                .read_points(store, &path, file.size, &selected, start_ms, end_ms)
+                .await
+                .map_err(df_error)?;
+            for (pos, points) in read {
+                let (Some(&id), Some(labels)) =
+                    (ix.ids.get(pos as usize), ix.series_labels.get(pos as usize))
+                else {
+                    continue;
+                };
+                let e = found.entry(id).or_insert_with(|| Found {
+                    labels: None,
+                    points: Vec::new(),
+                });
+                if e.labels.is_none() {
+                    e.labels = Some(Arc::clone(labels));
                 }
-                missing.remove(&id);
+                e.points.extend(points);
             }
         }
-        Ok(())
+        Ok(found)
     }
 
-    /// Label sets of the series matching `matchers` with a sample in the
-    /// range.
+    /// The label indexes of the heads and files with data in the range:
+    /// what label names, values and series lookups read (no samples).
+    async fn indexes(&self, start_ms: i64, end_ms: i64) -> Result<Indexes<'_>, PromError> {
+        let start_ms = start_ms.max(self.view.not_before_ms);
+        let heads = self
+            .view
+            .heads
+            .iter()
+            .filter(|h| h.overlaps(start_ms, end_ms))
+            .collect();
+        let mut files = Vec::new();
+        for file in self.view.files.iter() {
+            if !file.stats.overlaps(start_ms, end_ms) {
+                continue;
+            }
+            let path = file.path.under(&self.view.table_root);
+            files.push(
+                self.file_index
+                    .index(self.view.store.store(), &path, file.size)
+                    .await
+                    .map_err(df_error)?,
+            );
+        }
+        Ok(Indexes { heads, files })
+    }
+
+    /// Label names of the series matching any of `selectors` (of every
+    /// series with none) with data in the range, sorted.
+    pub async fn label_names(
+        &self,
+        selectors: &[Vec<Matcher>],
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Vec<String>, PromError> {
+        let ix = self.indexes(start_ms, end_ms).await?;
+        let selectors = head_selectors(selectors)?;
+        let mut out: HashSet<Arc<str>> = HashSet::new();
+        for sel in &selectors {
+            for h in &ix.heads {
+                out.extend(h.label_names_matching(sel));
+            }
+            for f in &ix.files {
+                if sel.is_empty() {
+                    out.extend(f.labels.label_names(None));
+                } else {
+                    let s = f.labels.select(sel);
+                    out.extend(f.labels.label_names(Some(&s)));
+                }
+            }
+        }
+        Ok(sorted(out))
+    }
+
+    /// Values of `name` among the series matching any of `selectors` (of
+    /// every series with none) with data in the range, sorted.
+    pub async fn label_values(
+        &self,
+        name: &str,
+        selectors: &[Vec<Matcher>],
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Vec<String>, PromError> {
+        let ix = self.indexes(start_ms, end_ms).await?;
+        let selectors = head_selectors(selectors)?;
+        let mut out: HashSet<Arc<str>> = HashSet::new();
+        for sel in &selectors {
+            for h in &ix.heads {
+                out.extend(h.label_values_matching(name, sel));
+            }
+            for f in &ix.files {
+                if sel.is_empty() {
+                    out.extend(f.labels.label_values(name, None));
+                } else {
+                    let s = f.labels.select(sel);
+                    out.extend(f.labels.label_values(name, Some(&s)));
+                }
+            }
+        }
+        Ok(sorted(out))
+    }
+
+    /// Label sets of the series matching `matchers` with data in the
+    /// range, sorted.
     pub async fn series(
         &self,
         matchers: &[Matcher],
         start_ms: i64,
         end_ms: i64,
     ) -> Result<Vec<Labels>, PromError> {
-        let found = self.collect(matchers, start_ms, end_ms, false).await?;
-        let mut out: Vec<Labels> = found
-            .into_values()
-            .filter_map(|f| f.labels)
-            .filter(|l| matches_all(l, matchers))
-            .map(|l| (*l).clone())
-            .collect();
+        let ix = self.indexes(start_ms, end_ms).await?;
+        let sel: Vec<HeadMatcher> = matchers
+            .iter()
+            .map(head_matcher)
+            .collect::<Result<_, _>>()?;
+        let mut out: HashSet<Labels> = HashSet::new();
+        let owned = |pairs: &mut dyn Iterator<Item = (&Arc<str>, &Arc<str>)>| {
+            Labels::new(pairs.map(|(n, v)| (n.to_string(), v.to_string())).collect())
+        };
+        for h in &ix.heads {
+            for l in h.series_labels_matching(&sel) {
+                out.insert(owned(&mut l.iter().map(|(n, v)| (n, v))));
+            }
+        }
+        for f in &ix.files {
+            for r in &f.labels.select(&sel) {
+                out.insert(owned(&mut f.labels.labels(r)));
+            }
+        }
+        let mut out: Vec<Labels> = out.into_iter().collect();
         out.sort();
-        out.dedup();
         Ok(out)
     }
 }
@@ -341,7 +312,7 @@ impl Source for PromSource {
         start_ms: i64,
         end_ms: i64,
     ) -> Result<Vec<Series>, PromError> {
-        let found = self.collect(matchers, start_ms, end_ms, true).await?;
+        let found = self.collect(matchers, start_ms, end_ms).await?;
         let mut out = Vec::with_capacity(found.len());
         for f in found.into_values() {
             let Some(labels) = f.labels else {

@@ -6,14 +6,15 @@
 //! [`read_labels`] reads a file's `series_id` column (delta-packed, cheap),
 //! finds the first row of each wanted series and reads `metric` and
 //! `labels` for those rows only (a row selection: the other rows' pages are
-//! skipped, their values never built). [`LabelCache`] keeps what was read:
-//! a series id is a hash of its labels, so an entry never goes stale.
+//! skipped, their values never built). A [`FileIndex`] does the same for
+//! every series of a file once, and keeps their labels, postings and row
+//! runs for PromQL and the label APIs.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use arrow::array::{Array, AsArray};
-use arrow::datatypes::Int64Type;
+use arrow::datatypes::{Float64Type, Int64Type, TimestampMicrosecondType};
 use datafusion::parquet::arrow::ParquetRecordBatchStreamBuilder;
 use datafusion::parquet::arrow::ProjectionMask;
 use datafusion::parquet::arrow::arrow_reader::{
@@ -28,37 +29,14 @@ use object_store::ObjectStore;
 use object_store::path::Path;
 use parking_lot::Mutex;
 use strata_query_lang::promql::{Labels, METRIC_NAME};
-use strata_types::TenantId;
 
 // Leaf columns of the data files (see strata-storage's writer).
 const LEAF_METRIC: usize = 0;
 const LEAF_LABEL_KEY: usize = 1;
 const LEAF_LABEL_VALUE: usize = 2;
 const LEAF_SERIES_ID: usize = 3;
-
-/// Labels of series already looked up, per tenant.
-#[derive(Debug, Default)]
-pub struct LabelCache {
-    map: Mutex<HashMap<(TenantId, i64), Arc<Labels>>>,
-}
-
-/// Entries kept before the cache starts over (about 0.5 GB of labels at
-/// the workload's ~250 bytes a series).
-const CACHE_ENTRIES: usize = 2_000_000;
-
-impl LabelCache {
-    pub fn get(&self, tenant: &TenantId, id: i64) -> Option<Arc<Labels>> {
-        self.map.lock().get(&(tenant.clone(), id)).cloned()
-    }
-
-    pub fn insert(&self, tenant: &TenantId, id: i64, labels: Arc<Labels>) {
-        let mut map = self.map.lock();
-        if map.len() >= CACHE_ENTRIES {
-            map.clear();
-        }
-        map.insert((tenant.clone(), id), labels);
-    }
-}
+const LEAF_TIMESTAMP: usize = 4;
+const LEAF_VALUE: usize = 5;
 
 /// The distinct series ids of data files, by path. Files are immutable (a
 /// path is never rewritten), so entries never go stale; label and series
@@ -229,4 +207,230 @@ pub(crate) fn map_labels(metric: &str, labels: &arrow::array::MapArray, row: usi
         }
     }
     Labels::new(pairs)
+}
+
+/// The series of one data file, indexed as the head indexes its own:
+/// label names, values and matchers are answered from postings, and the
+/// rows of each series are known, so a query reads only the rows of the
+/// series it selects. Built once per file (its `series_id` column, then
+/// one row of labels per series) and kept: files are immutable.
+#[derive(Debug)]
+pub struct FileIndex {
+    /// Series id of each position in `labels`.
+    pub ids: Vec<i64>,
+    pub labels: strata_head::LabelIndex,
+    /// Labels of each position, as PromQL answers them.
+    pub series_labels: Vec<Arc<Labels>>,
+    /// Runs of rows: (position, first row, rows), in row order.
+    runs: Vec<(u32, usize, usize)>,
+    rows: usize,
+    meta: ArrowReaderMetadata,
+}
+
+impl FileIndex {
+    async fn build(
+        store: &Arc<dyn ObjectStore>,
+        path: &Path,
+        size: u64,
+    ) -> Result<Self, datafusion::error::DataFusionError> {
+        #[allow(deprecated)]
+        let mut reader =
+            ParquetObjectReader::new(Arc::clone(store), path.clone()).with_file_size(size);
+        let meta = ArrowReaderMetadata::load_async(
+            &mut reader,
+            ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional),
+        )
+        .await?;
+        let schema = meta.parquet_schema().clone();
+        let batches: Vec<_> =
+            ParquetRecordBatchStreamBuilder::new_with_metadata(reader.clone(), meta.clone())
+                .with_projection(ProjectionMask::leaves(&schema, [LEAF_SERIES_ID]))
+                .with_batch_size(65_536)
+                .build()?
+                .try_collect()
+                .await?;
+        let mut positions: HashMap<i64, u32> = HashMap::new();
+        let mut ids: Vec<i64> = Vec::new();
+        let mut first_rows: Vec<usize> = Vec::new();
+        let mut runs: Vec<(u32, usize, usize)> = Vec::new();
+        let mut row = 0usize;
+        for b in &batches {
+            for id in b.column(0).as_primitive::<Int64Type>().values() {
+                match runs.last_mut() {
+                    Some((pos, _, len)) if ids[*pos as usize] == *id => *len += 1,
+                    _ => {
+                        let pos = *positions.entry(*id).or_insert_with(|| {
+                            ids.push(*id);
+                            first_rows.push(row);
+                            (ids.len() - 1) as u32
+                        });
+                        runs.push((pos, row, 1));
+                    }
+                }
+                row += 1;
+            }
+        }
+        // Labels: one row per series.
+        let empty = Arc::new(Labels::empty());
+        let mut series_labels: Vec<Arc<Labels>> = ids.iter().map(|_| Arc::clone(&empty)).collect();
+        if !first_rows.is_empty() {
+            let selection =
+                RowSelection::from_consecutive_ranges(first_rows.iter().map(|&r| r..r + 1), row);
+            let batches: Vec<_> =
+                ParquetRecordBatchStreamBuilder::new_with_metadata(reader, meta.clone())
+                    .with_projection(ProjectionMask::leaves(
+                        &schema,
+                        [
+                            LEAF_METRIC,
+                            LEAF_LABEL_KEY,
+                            LEAF_LABEL_VALUE,
+                            LEAF_SERIES_ID,
+                        ],
+                    ))
+                    .with_row_selection(selection)
+                    .build()?
+                    .try_collect()
+                    .await?;
+            for b in &batches {
+                let internal = |what: &str| {
+                    datafusion::error::DataFusionError::Internal(format!("{path}: {what}"))
+                };
+                let metric = b
+                    .column_by_name("metric")
+                    .and_then(|c| c.as_string_opt::<i32>())
+                    .ok_or_else(|| internal("metric column"))?;
+                let labels = b
+                    .column_by_name("labels")
+                    .and_then(|c| c.as_map_opt())
+                    .ok_or_else(|| internal("labels column"))?;
+                let col = b
+                    .column_by_name("series_id")
+                    .and_then(|c| c.as_primitive_opt::<Int64Type>())
+                    .ok_or_else(|| internal("series_id column"))?;
+                for r in 0..b.num_rows() {
+                    if let Some(&pos) = positions.get(&col.value(r)) {
+                        series_labels[pos as usize] =
+                            Arc::new(map_labels(metric.value(r), labels, r));
+                    }
+                }
+            }
+        }
+        let mut labels = strata_head::LabelIndex::new();
+        for l in &series_labels {
+            labels.add(l.iter());
+        }
+        Ok(Self {
+            ids,
+            labels,
+            series_labels,
+            runs,
+            rows: row,
+            meta,
+        })
+    }
+
+    /// Samples in `[start_ms, end_ms]` of the series at `positions`
+    /// (sorted), reading only their rows: `(position, points)`.
+    pub(crate) async fn read_points(
+        &self,
+        store: &Arc<dyn ObjectStore>,
+        path: &Path,
+        size: u64,
+        positions: &roaring::RoaringBitmap,
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Vec<(u32, Vec<(i64, f64)>)>, datafusion::error::DataFusionError> {
+        let runs: Vec<&(u32, usize, usize)> = self
+            .runs
+            .iter()
+            .filter(|(pos, _, _)| positions.contains(*pos))
+            .collect();
+        if runs.is_empty() {
+            return Ok(Vec::new());
+        }
+        #[allow(deprecated)]
+        let reader = ParquetObjectReader::new(Arc::clone(store), path.clone()).with_file_size(size);
+        let schema = self.meta.parquet_schema().clone();
+        let selection = RowSelection::from_consecutive_ranges(
+            runs.iter().map(|(_, first, len)| *first..first + len),
+            self.rows,
+        );
+        let mut stream =
+            ParquetRecordBatchStreamBuilder::new_with_metadata(reader, self.meta.clone())
+                .with_projection(ProjectionMask::leaves(
+                    &schema,
+                    [LEAF_TIMESTAMP, LEAF_VALUE],
+                ))
+                .with_row_selection(selection)
+                .with_batch_size(65_536)
+                .build()?;
+        let (lo_us, hi_us) = (start_ms.saturating_mul(1000), end_ms.saturating_mul(1000));
+        let mut out: Vec<(u32, Vec<(i64, f64)>)> = Vec::new();
+        let mut run = 0usize;
+        let mut left = runs[0].2;
+        out.push((runs[0].0, Vec::new()));
+        while let Some(b) = stream.try_next().await? {
+            let t = b
+                .column(0)
+                .as_primitive::<TimestampMicrosecondType>()
+                .values();
+            let v = b.column(1).as_primitive::<Float64Type>().values();
+            for i in 0..b.num_rows() {
+                while left == 0 {
+                    run += 1;
+                    let Some(r) = runs.get(run) else {
+                        return Ok(out);
+                    };
+                    left = r.2;
+                    if out.last().is_none_or(|(p, _)| *p != r.0) {
+                        out.push((r.0, Vec::new()));
+                    }
+                }
+                left -= 1;
+                if (lo_us..=hi_us).contains(&t[i])
+                    && let Some((_, pts)) = out.last_mut()
+                {
+                    pts.push((t[i].div_euclid(1000), v[i]));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Indexes of the data files queries have looked at, by path.
+#[derive(Debug, Default)]
+pub struct FileIndexCache {
+    map: Mutex<HashMap<String, Arc<FileIndex>>>,
+    /// Series held by the indexes in `map`, to bound their memory.
+    series: std::sync::atomic::AtomicUsize,
+}
+
+/// Series the file indexes may hold before the cache starts over (about
+/// 2 GB at ~250 bytes of labels a series, held twice).
+const INDEX_SERIES: usize = 4_000_000;
+
+impl FileIndexCache {
+    /// `path`'s index, built on a miss.
+    pub(crate) async fn index(
+        &self,
+        store: &Arc<dyn ObjectStore>,
+        path: &Path,
+        size: u64,
+    ) -> Result<Arc<FileIndex>, datafusion::error::DataFusionError> {
+        if let Some(ix) = self.map.lock().get(path.as_ref()) {
+            return Ok(Arc::clone(ix));
+        }
+        let index = Arc::new(FileIndex::build(store, path, size).await?);
+        use std::sync::atomic::Ordering;
+        let mut map = self.map.lock();
+        if self.series.load(Ordering::Relaxed) + index.ids.len() > INDEX_SERIES {
+            map.clear();
+            self.series.store(0, Ordering::Relaxed);
+        }
+        if map.insert(path.to_string(), Arc::clone(&index)).is_none() {
+            self.series.fetch_add(index.ids.len(), Ordering::Relaxed);
+        }
+        Ok(index)
+    }
 }

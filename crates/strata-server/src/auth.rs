@@ -92,8 +92,10 @@ fn table(entries: &[TokenEntry]) -> Result<Table, String> {
             return Err(format!("{which}: no roles"));
         }
         let grant = Grant {
+            // Messages say "token {name}": an unnamed one is "#2", not
+            // "token #2" (which would read "token token #2").
             name: if e.name.is_empty() {
-                which.clone()
+                format!("#{}", i + 1)
             } else {
                 e.name.clone()
             },

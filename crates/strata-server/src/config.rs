@@ -28,6 +28,8 @@ pub struct ServerConfig {
     pub limits: LimitsConfig,
     /// PromQL: lookback, limits, timeout.
     pub promql: PromqlConfig,
+    /// SQL: memory bounds (its timeout and slots are `promql`'s).
+    pub sql: SqlConfig,
     /// Bearer-token authentication; off by default.
     pub auth: AuthConfig,
     /// HTTPS: serve TLS when both files are set.
@@ -175,6 +177,28 @@ impl Default for PromqlConfig {
     }
 }
 
+/// SQL's memory bounds (HTTP, Postgres wire, Flight SQL and the analytics
+/// functions alike). Sorts, joins and aggregations reserve memory first; a
+/// query past its bound fails with "resources exhausted" (SQLSTATE 54000,
+/// HTTP 422) instead of growing until the process is killed.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SqlConfig {
+    /// Most memory one query may reserve.
+    pub max_query_memory: ByteSize,
+    /// Most memory all running queries together may reserve.
+    pub max_memory: ByteSize,
+}
+
+impl Default for SqlConfig {
+    fn default() -> Self {
+        Self {
+            max_query_memory: ByteSize(2 << 30),
+            max_memory: ByteSize(6 << 30),
+        }
+    }
+}
+
 pub(crate) fn serialize_duration<S: serde::Serializer>(
     d: &std::time::Duration,
     s: S,
@@ -248,6 +272,7 @@ impl Default for ServerConfig {
             retention: RetentionConfig::default(),
             limits: LimitsConfig::default(),
             promql: PromqlConfig::default(),
+            sql: SqlConfig::default(),
             auth: AuthConfig::default(),
             tls: TlsConfig::default(),
             postgres: PostgresConfig::default(),
@@ -346,6 +371,12 @@ impl ServerConfig {
                 "limits.max_decoded_size",
                 "must be at least limits.max_request_size",
             );
+        }
+        if self.sql.max_query_memory.0 < 1 << 20 {
+            return invalid("sql.max_query_memory", "must be at least 1MiB");
+        }
+        if self.sql.max_memory.0 < self.sql.max_query_memory.0 {
+            return invalid("sql.max_memory", "must be at least sql.max_query_memory");
         }
         if let Some(path) = &self.slo.file {
             strata_analytics::spec::SpecFile::load(path).map_err(|e| ConfigError::Invalid {

@@ -39,6 +39,12 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tracing::{error, info};
 
+/// Stack of every thread that parses, plans or evaluates queries. Query
+/// depth is bounded ([`strata_query_lang::nesting::MAX_DEPTH`]) and the
+/// deepest query allowed needs a few MiB in DataFusion's planner; the
+/// default 2 MiB is too little. Only touched pages take memory.
+pub const THREAD_STACK_BYTES: usize = 16 << 20;
+
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

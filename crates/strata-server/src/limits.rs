@@ -112,6 +112,10 @@ pub struct Limits {
     buckets: Mutex<HashMap<TenantId, Bucket>>,
     log_buckets: Mutex<HashMap<TenantId, Bucket>>,
     queries: Mutex<HashMap<TenantId, usize>>,
+    /// Per tenant: held from the series check of a write that adds series
+    /// until it is in the head, so concurrent writes never pass a series
+    /// limit together.
+    series_admission: Mutex<HashMap<TenantId, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl std::fmt::Debug for Limits {
@@ -160,7 +164,35 @@ impl Limits {
             buckets: Mutex::new(HashMap::new()),
             log_buckets: Mutex::new(HashMap::new()),
             queries: Mutex::new(HashMap::new()),
+            series_admission: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// When `batch` may add series to a tenant with a series limit: the
+    /// tenant's admission lock, to hold until the batch is in the head (the
+    /// check and the append then act as one). `None` when there is no
+    /// series limit or every series already exists.
+    pub async fn admit_series(
+        &self,
+        batch: &WriteBatch,
+        head: Option<&TenantHead>,
+    ) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        let l = self.of(&batch.tenant);
+        if l.max_series == 0 && l.max_series_per_metric == 0 {
+            return None;
+        }
+        if let Some(h) = head
+            && batch.series().all(|s| h.contains(s.series_id()))
+        {
+            return None;
+        }
+        let lock = Arc::clone(
+            self.series_admission
+                .lock()
+                .entry(batch.tenant.clone())
+                .or_default(),
+        );
+        Some(lock.lock_owned().await)
     }
 
     /// Defaults and an overrides file, which must load.

@@ -55,8 +55,24 @@ pub async fn serve(
             accepted = listener.accept() => match accepted {
                 Ok((socket, peer)) => {
                     let handlers = Arc::clone(&handlers);
+                    // A second handle on the socket, to see the client leave
+                    // while a query runs (pgwire reads nothing then).
+                    let watch = std::os::fd::AsFd::as_fd(&socket)
+                        .try_clone_to_owned()
+                        .map(std::net::TcpStream::from);
                     tokio::spawn(async move {
-                        if let Err(error) = pgwire::tokio::process_socket(socket, None, handlers).await {
+                        let session = pgwire::tokio::process_socket(socket, None, handlers);
+                        let result = match watch {
+                            Ok(watch) => tokio::select! {
+                                r = session => r,
+                                () = client_gone(watch) => {
+                                    debug!(%peer, "postgres client went away: its query is stopped");
+                                    Ok(())
+                                }
+                            },
+                            Err(_) => session.await,
+                        };
+                        if let Err(error) = result {
                             debug!(%peer, %error, "postgres connection ended with an error");
                         }
                     });
@@ -66,6 +82,27 @@ pub async fn serve(
                     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                 }
             },
+        }
+    }
+}
+
+/// Resolves once the peer has closed its end of `socket`. Checked a few
+/// times a second with a non-blocking peek (the socket is non-blocking:
+/// tokio set it so): end of stream means the client is gone, and dropping
+/// the connection's future then stops its running query and frees its
+/// query slot. Data waiting unread (a pipelined message) is not an end.
+async fn client_gone(socket: std::net::TcpStream) {
+    let mut byte = [0u8; 1];
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match socket.peek(&mut byte) {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return,
         }
     }
 }

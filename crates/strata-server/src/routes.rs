@@ -99,9 +99,46 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/-/healthy", get(ops::healthy))
         .route("/-/ready", get(ops::ready))
         .route("/metrics", get(ops::metrics))
+        // Every request needs a valid token when auth is on, decided here
+        // for all routes rather than by each handler (which then checks the
+        // role and tenant); only `PUBLIC_ROUTES` answer without one.
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&state),
+            authenticated,
+        ))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn_with_state(Arc::clone(&state), track))
         .with_state(state)
+}
+
+/// The routes that answer without a token when auth is on.
+pub const PUBLIC_ROUTES: [&str; 3] = ["/-/healthy", "/-/ready", "/metrics"];
+
+/// Refuses a request without valid credentials (401) when auth is on.
+async fn authenticated(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    use crate::error::Shape;
+    use axum::response::IntoResponse;
+    let path = req.uri().path();
+    if PUBLIC_ROUTES.contains(&path) {
+        return next.run(req).await;
+    }
+    // The 401 in the protocol's own shape, as the handler would answer.
+    let shape = if path.starts_with("/v1/") || path.contains("/otlp/") {
+        let json = req
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/json"));
+        Shape::Otlp { json }
+    } else if path.starts_with("/loki/") || path == "/api/v1/write" || path == "/api/v1/push" {
+        Shape::PlainText
+    } else {
+        Shape::Json
+    };
+    match state.auth.authenticate(req.headers(), shape) {
+        Ok(()) => next.run(req).await,
+        Err(e) => e.into_response(),
+    }
 }
 
 /// Counts requests and their latency by route, method and status.

@@ -196,6 +196,7 @@ pub fn low_priority(nice: i32) -> Option<tokio::runtime::Handle> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(std::thread::available_parallelism().map_or(2, usize::from))
         .thread_name(format!("strata-nice-{nice}"))
+        .thread_stack_size(crate::THREAD_STACK_BYTES)
         .on_thread_start(move || lower_thread_priority(nice))
         .enable_all()
         .build()

@@ -72,6 +72,11 @@ impl AppState {
             .file
             .clone()
             .map(|f| (f, config.slo.evaluation_interval));
+        let sql_memory = (
+            usize::try_from(config.sql.max_memory.0).unwrap_or(usize::MAX),
+            usize::try_from(config.sql.max_query_memory.0).unwrap_or(usize::MAX),
+        );
+        let query_timeout = config.promql.timeout;
         Arc::new(Self {
             auth,
             limits,
@@ -84,6 +89,8 @@ impl AppState {
             config,
             query: QueryEngine::new(Arc::clone(&storage))
                 .with_lookback_limit(move |tenant| Some(lookback.of(tenant).max_query_lookback))
+                .with_memory_limits(sql_memory.0, sql_memory.1)
+                .with_timeout(query_timeout)
                 .with_analytics_specs(specs),
             head: Arc::clone(storage.head()),
             storage,
@@ -233,7 +240,21 @@ impl AppState {
             .limits
             .start_query(tenant)
             .map_err(|r| self.refused(tenant, r, shape))?;
-        let permit = self.scheduler.acquire(tenant).await;
+        // Waiting for a slot is bounded by the query timeout: a slot held
+        // by stuck queries answers later queries, it does not hang them.
+        let permit =
+            tokio::time::timeout(self.config.promql.timeout, self.scheduler.acquire(tenant))
+                .await
+                .map_err(|_| {
+                    crate::error::ApiError::new(
+                        strata_types::ErrorKind::Timeout,
+                        format!(
+                            "query timed out waiting for a query slot ({:?}, promql.timeout)",
+                            self.config.promql.timeout
+                        ),
+                        shape,
+                    )
+                })?;
         Ok(Admitted {
             state: Arc::clone(self),
             tenant: tenant.clone(),

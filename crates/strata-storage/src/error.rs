@@ -44,6 +44,17 @@ pub enum StorageError {
         #[from]
         source: strata_wal::WalError,
     },
+    #[error("series {series}: sample time {ts_ms} ms is outside the storable range {range}", range = strata_types::TIMESTAMP_RANGE_TEXT)]
+    TimestampOutOfRange { series: String, ts_ms: i64 },
+    #[error(
+        "flush of tenant {tenant}'s {signal} failed (other tenants' flushes went on): {source}"
+    )]
+    TenantFlush {
+        tenant: TenantId,
+        signal: &'static str,
+        #[source]
+        source: Box<StorageError>,
+    },
     #[error("head: {source}")]
     Head {
         #[from]
@@ -61,7 +72,9 @@ impl StorageError {
 
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Self::Config { .. } | Self::BadPath { .. } => ErrorKind::BadInput,
+            Self::Config { .. } | Self::BadPath { .. } | Self::TimestampOutOfRange { .. } => {
+                ErrorKind::BadInput
+            }
             Self::NotFound { .. } => ErrorKind::NotFound,
             Self::ObjectStore {
                 source: object_store::Error::NotFound { .. },
@@ -77,6 +90,7 @@ impl StorageError {
             {
                 ErrorKind::Unavailable
             }
+            Self::TenantFlush { source, .. } => source.kind(),
             Self::Path { .. }
             | Self::Parquet { .. }
             | Self::Arrow { .. }

@@ -402,6 +402,20 @@ impl Storage {
         wal: &dyn Wal,
         batch: Arc<WriteBatch>,
     ) -> Result<AppendStats, StorageError> {
+        // Refused whole before the WAL: nothing of it is stored.
+        if let Some((series, ts_ms)) = batch.out_of_range() {
+            return Err(StorageError::TimestampOutOfRange {
+                series: {
+                    let pairs: Vec<String> = series
+                        .labels()
+                        .take(12)
+                        .map(|(n, v)| format!("{n}={v:?}"))
+                        .collect();
+                    format!("{{{}}}", pairs.join(", "))
+                },
+                ts_ms,
+            });
+        }
         let _cut = self.cut.read().await;
         let seq = wal.append(Arc::clone(&batch)).await?;
         let stats = self.head.append(&batch)?;
@@ -491,10 +505,18 @@ impl Storage {
         // later writes go to the new head and must stay in the WAL.
         let cut = self.cut_head().await;
         let mut report = FlushReport::default();
-        loop {
-            let next = {
-                let state = self.state.read();
-                state.frozen.first().map(|f| {
+        // Each tenant's flush stands alone: one that fails is reported and
+        // retried later, and every other tenant's is still committed. A
+        // tenant that failed in one cut is not flushed in later cuts (its
+        // committed position must not pass the records it has not yet
+        // written).
+        let mut failed: Vec<(TenantId, Signal, StorageError)> = Vec::new();
+        let cuts: Vec<_> = {
+            let state = self.state.read();
+            state
+                .frozen
+                .iter()
+                .map(|f| {
                     (
                         f.seq,
                         f.heads
@@ -507,22 +529,50 @@ impl Storage {
                             .collect::<Vec<_>>(),
                     )
                 })
-            };
-            let Some((seq, heads, logs)) = next else {
-                break;
-            };
+                .collect()
+        };
+        let has_failed = |failed: &[(TenantId, Signal, StorageError)], t: &TenantId, s: Signal| {
+            failed.iter().any(|(ft, fs, _)| ft == t && *fs == s)
+        };
+        for (seq, heads, logs) in cuts {
             for (tenant, head) in heads {
-                self.flush_tenant(seq, &tenant, FrozenHead::Samples(&head), &mut report)
-                    .await?;
+                if has_failed(&failed, &tenant, Signal::Metrics) {
+                    continue;
+                }
+                if let Err(e) = self
+                    .flush_tenant(seq, &tenant, FrozenHead::Samples(&head), &mut report)
+                    .await
+                {
+                    warn!(tenant = %tenant, error = %e, "flush of a tenant's metrics failed; its data stays in the head and the WAL, other tenants go on");
+                    failed.push((tenant, Signal::Metrics, e));
+                }
             }
             for (tenant, logs) in logs {
-                self.flush_tenant(seq, &tenant, FrozenHead::Logs(&logs), &mut report)
-                    .await?;
+                if has_failed(&failed, &tenant, Signal::Logs) {
+                    continue;
+                }
+                if let Err(e) = self
+                    .flush_tenant(seq, &tenant, FrozenHead::Logs(&logs), &mut report)
+                    .await
+                {
+                    warn!(tenant = %tenant, error = %e, "flush of a tenant's logs failed; its data stays in the head and the WAL, other tenants go on");
+                    failed.push((tenant, Signal::Logs, e));
+                }
             }
+        }
+        {
             let mut state = self.state.write();
-            if state.frozen.first().is_some_and(Frozen::is_done) {
+            while state.frozen.first().is_some_and(Frozen::is_done) {
                 state.frozen.remove(0);
             }
+        }
+        if let Some((tenant, signal, error)) = failed.into_iter().next() {
+            // The WAL keeps every record from the first cut not done.
+            return Err(StorageError::TenantFlush {
+                tenant,
+                signal: signal.as_str(),
+                source: Box::new(error),
+            });
         }
         // Every cut is committed: every record up to `cut` is in files.
         report.wal_segments_removed = wal.remove_segments_before(WalSeq(cut.0 + 1))?;
@@ -617,9 +667,22 @@ impl Storage {
         if self.failpoint == Some(FailPoint::Uploaded) {
             std::process::abort();
         }
-        table
+        if let Err(e) = table
             .commit(&files, &[], Some(seq), write_operation())
-            .await?;
+            .await
+        {
+            // Not in the log: the next try writes them again, so these
+            // would only be orphans (vacuum would find them; best effort
+            // now).
+            for f in &files {
+                let _ = object_store::ObjectStoreExt::delete(
+                    self.store.store().as_ref(),
+                    &f.path.under(table.root()),
+                )
+                .await;
+            }
+            return Err(e);
+        }
         if self.failpoint == Some(FailPoint::Committed) {
             std::process::abort();
         }

@@ -130,6 +130,14 @@ fn parse_iso_ms(s: &str) -> Option<i64> {
     DateTime::parse_from_rfc3339(s)
         .ok()
         .map(|t| t.timestamp_millis())
+        // Years outside 0000-9999 as `iso_ms` wrote them (`+10000-…`,
+        // `-0001-…`) before ingest refused such samples: tables holding
+        // them must still open.
+        .or_else(|| {
+            chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.fZ")
+                .ok()
+                .map(|t| t.and_utc().timestamp_millis())
+        })
 }
 
 /// Delta truncates string statistics; longer metrics are left out of them.
@@ -545,5 +553,24 @@ pub(crate) fn compact_operation() -> DeltaOperation {
     DeltaOperation::Optimize {
         predicate: None,
         target_size: 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Tables written before ingest refused far-out sample times hold
+    /// statistics with 5-digit or negative years: they must still open.
+    #[test]
+    fn statistics_times_outside_four_digit_years_parse() {
+        for ms in [
+            253_402_300_800_000,
+            -62_000_000_000_000,
+            0,
+            1_700_000_000_123,
+        ] {
+            assert_eq!(parse_iso_ms(&iso_ms(ms)), Some(ms), "{}", iso_ms(ms));
+        }
     }
 }

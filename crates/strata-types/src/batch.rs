@@ -163,6 +163,20 @@ impl WriteBatch {
     pub fn is_empty(&self) -> bool {
         self.samples.is_empty()
     }
+
+    /// The first series with a sample outside the storable time range
+    /// ([`crate::MIN_TIMESTAMP_MS`]..=[`crate::MAX_TIMESTAMP_MS`]), and that
+    /// sample's time; `None` when every sample is inside.
+    pub fn out_of_range(&self) -> Option<(SeriesRef<'_>, i64)> {
+        let bad = self
+            .samples
+            .iter()
+            .position(|s| !crate::timestamp_in_range(s.timestamp_ms))?;
+        let series = self
+            .series
+            .partition_point(|end| end.samples as usize <= bad);
+        Some((self.series_at(series), self.samples[bad].timestamp_ms))
+    }
 }
 
 impl PartialEq for WriteBatch {

@@ -15,7 +15,10 @@ pub use labels::{
     Label, LabelError, Labels, METRIC_NAME_LABEL, SeriesId, is_valid_label_name,
     is_valid_metric_name, validate_sorted, validate_stream_sorted,
 };
-pub use sample::{STALE_NAN_BITS, Sample, is_stale_nan, stale_nan};
+pub use sample::{
+    MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS, STALE_NAN_BITS, Sample, TIMESTAMP_RANGE_TEXT, is_stale_nan,
+    stale_nan, timestamp_in_range,
+};
 pub use tenant::{DEFAULT_TENANT, TenantError, TenantId};
 
 mod batch;

@@ -213,6 +213,14 @@ struct ServeArgs {
     #[arg(long, env = "STRATA_QUERY_MAX_SAMPLES", value_name = "N")]
     query_max_samples: Option<usize>,
 
+    /// SQL: most memory one query may reserve [default: 2GiB].
+    #[arg(long, env = "STRATA_SQL_MAX_QUERY_MEMORY", value_name = "SIZE")]
+    sql_max_query_memory: Option<ByteSize>,
+
+    /// SQL: most memory all running queries may reserve [default: 6GiB].
+    #[arg(long, env = "STRATA_SQL_MAX_MEMORY", value_name = "SIZE")]
+    sql_max_memory: Option<ByteSize>,
+
     /// Log format.
     #[arg(long, env = "STRATA_LOG_FORMAT", value_name = "FORMAT")]
     log_format: Option<LogFormatArg>,
@@ -328,6 +336,12 @@ impl ServeArgs {
         if let Some(v) = self.query_max_samples {
             c.promql.max_samples = v;
         }
+        if let Some(v) = self.sql_max_query_memory {
+            c.sql.max_query_memory = v;
+        }
+        if let Some(v) = self.sql_max_memory {
+            c.sql.max_memory = v;
+        }
         if let Some(v) = self.log_format {
             c.log.format = match v {
                 LogFormatArg::Text => LogFormat::Text,
@@ -426,6 +440,7 @@ fn main() -> ExitCode {
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .thread_name("strata")
+                .thread_stack_size(strata_server::THREAD_STACK_BYTES)
                 .build()
             {
                 Ok(rt) => rt,

@@ -127,6 +127,10 @@ fn lex(s: &str) -> Result<Vec<(usize, Tok)>, ParseError> {
 
 /// Parses a LogQL query.
 pub fn parse(query: &str) -> Result<Query, ParseError> {
+    crate::nesting::check(query, crate::nesting::Syntax::LogQl).map_err(|e| ParseError {
+        pos: 0,
+        message: e.to_string(),
+    })?;
     let toks = lex(query)?;
     let mut p = Parser { toks, at: 0 };
     let q = if p.peek() == &Tok::Sym("{") {

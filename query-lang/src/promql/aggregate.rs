@@ -5,13 +5,12 @@ use std::sync::Arc;
 
 use promql_parser::parser::{AggregateExpr, Expr, LabelModifier};
 
-use super::eval::{Ev, Samp, Val};
+use super::eval::{Ev, Samp, Val, addr, ptr};
 use super::functions::{format_float, kahan_add, quantile};
 use super::{Labels, PromError, is_valid_label_name};
 
-/// The group a sample belongs to, as its output labels.
-fn group_labels(m: &Option<LabelModifier>, s: &Samp) -> Labels {
-    let l = &*s.labels;
+/// The group a label set belongs to, as its output labels.
+fn group_of(m: &Option<LabelModifier>, l: &Labels) -> Labels {
     match m {
         None => Labels::empty(),
         Some(LabelModifier::Include(by)) => l.keep(&by.labels),
@@ -19,16 +18,25 @@ fn group_labels(m: &Option<LabelModifier>, s: &Samp) -> Labels {
     }
 }
 
-/// Groups in order of first appearance.
-fn groups(m: &Option<LabelModifier>, v: Vec<Samp>) -> Vec<(Labels, Vec<Samp>)> {
-    let mut index: HashMap<Labels, usize> = HashMap::new();
-    let mut out: Vec<(Labels, Vec<Samp>)> = Vec::new();
+/// The group a sample belongs to, as its output labels.
+fn group_labels(m: &Option<LabelModifier>, s: &Samp) -> Labels {
+    group_of(m, &s.labels)
+}
+
+/// Groups in order of first appearance. A series' group is derived once
+/// (not at every step) and groups are told apart by address.
+fn groups(ev: &Ev, a: &AggregateExpr, v: Vec<Samp>) -> Vec<(Arc<Labels>, Vec<Samp>)> {
+    let node = addr(a);
+    let mut index: HashMap<usize, usize> = HashMap::new();
+    let mut out: Vec<(Arc<Labels>, Vec<Samp>)> = Vec::new();
     for s in v {
-        let g = group_labels(m, &s);
-        match index.get(&g) {
+        let g = ev
+            .memo
+            .derive(node, 0, &s.labels, |l| group_of(&a.modifier, l));
+        match index.get(&ptr(&g)) {
             Some(&i) => out[i].1.push(s),
             None => {
-                index.insert(g.clone(), out.len());
+                index.insert(ptr(&g), out.len());
                 out.push((g, vec![s]));
             }
         }
@@ -45,8 +53,8 @@ pub(crate) fn aggregate(ev: &Ev, a: &AggregateExpr, t: i64) -> Result<Val, PromE
             None => Err(PromError::bad_data(format!("{op} needs a parameter"))),
         }
     };
-    let out_sample = |labels: Labels, v: f64| Samp {
-        labels: Arc::new(labels),
+    let out_sample = |labels: Arc<Labels>, v: f64| Samp {
+        labels,
         t,
         v,
         drop_name: false,
@@ -54,7 +62,7 @@ pub(crate) fn aggregate(ev: &Ev, a: &AggregateExpr, t: i64) -> Result<Val, PromE
     let mut out = Vec::new();
     match op.as_str() {
         "sum" | "avg" | "count" | "min" | "max" | "group" | "stddev" | "stdvar" => {
-            for (g, samples) in groups(&a.modifier, v) {
+            for (g, samples) in groups(ev, a, v) {
                 let value = match op.as_str() {
                     "sum" => sum(&samples),
                     "avg" => avg(&samples),
@@ -80,7 +88,7 @@ pub(crate) fn aggregate(ev: &Ev, a: &AggregateExpr, t: i64) -> Result<Val, PromE
         }
         "quantile" => {
             let q = param(&a.param)?;
-            for (g, samples) in groups(&a.modifier, v) {
+            for (g, samples) in groups(ev, a, v) {
                 let mut values: Vec<f64> = samples.iter().map(|s| s.v).collect();
                 out.push(out_sample(g, quantile(q, &mut values)));
             }
@@ -111,7 +119,11 @@ pub(crate) fn aggregate(ev: &Ev, a: &AggregateExpr, t: i64) -> Result<Val, PromE
                     }
                 }
             }
-            out.extend(counts.into_iter().map(|(l, c)| out_sample(l, c)));
+            out.extend(
+                counts
+                    .into_iter()
+                    .map(|(l, c)| out_sample(ev.memo.intern(l), c)),
+            );
         }
         "topk" | "bottomk" | "limitk" => {
             let k = param(&a.param)?;
@@ -120,7 +132,7 @@ pub(crate) fn aggregate(ev: &Ev, a: &AggregateExpr, t: i64) -> Result<Val, PromE
             }
             if k >= 1.0 {
                 let k = if k > 1e15 { usize::MAX } else { k as usize };
-                for (_, mut samples) in groups(&a.modifier, v) {
+                for (_, mut samples) in groups(ev, a, v) {
                     match op.as_str() {
                         "topk" => samples.sort_by(|x, y| cmp_desc_nan_last(x.v, y.v)),
                         "bottomk" => samples.sort_by(|x, y| cmp_asc_nan_last(x.v, y.v)),

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use promql_parser::parser::{BinaryExpr, LabelModifier, VectorMatchCardinality};
 
-use super::eval::{Ev, Samp, Val};
+use super::eval::{Ev, Samp, Val, addr, ptr};
 use super::{Labels, PromError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,7 +121,7 @@ pub(crate) fn binary(ev: &Ev, b: &BinaryExpr, t: i64) -> Result<Val, PromError> 
                     VectorMatchCardinality::OneToOne
                 });
             let matching = b.modifier.as_ref().and_then(|m| m.matching.clone());
-            let m = Matching::new(matching, card);
+            let m = Matching::new(matching, card, ev, addr(b));
             match op {
                 Op::And => Ok(Val::Vector(and(&m, l, r))),
                 Op::Or => Ok(Val::Vector(or(&m, l, r))),
@@ -160,41 +160,51 @@ fn vector_scalar(op: Op, v: Vec<Samp>, s: f64, swap: bool, return_bool: bool, t:
     out
 }
 
-/// `on`/`ignoring` and the cardinality of a vector/vector operation.
-pub(crate) struct Matching {
+/// `on`/`ignoring` and the cardinality of a vector/vector operation, and
+/// where its per-series label work is remembered.
+pub(crate) struct Matching<'e> {
     on: bool,
     labels: Vec<String>,
     card: VectorMatchCardinality,
+    ev: &'e Ev,
+    node: usize,
 }
 
-impl Matching {
-    fn new(m: Option<LabelModifier>, card: VectorMatchCardinality) -> Self {
-        match m {
-            Some(LabelModifier::Include(l)) => Matching {
-                on: true,
-                labels: l.labels,
-                card,
-            },
-            Some(LabelModifier::Exclude(l)) => Matching {
-                on: false,
-                labels: l.labels,
-                card,
-            },
-            None => Matching {
-                on: false,
-                labels: Vec::new(),
-                card,
-            },
+impl<'e> Matching<'e> {
+    fn new(
+        m: Option<LabelModifier>,
+        card: VectorMatchCardinality,
+        ev: &'e Ev,
+        node: usize,
+    ) -> Self {
+        let (on, labels) = match m {
+            Some(LabelModifier::Include(l)) => (true, l.labels),
+            Some(LabelModifier::Exclude(l)) => (false, l.labels),
+            None => (false, Vec::new()),
+        };
+        Matching {
+            on,
+            labels,
+            card,
+            ev,
+            node,
         }
     }
 
-    /// The label set two samples are matched on.
-    fn signature(&self, l: &Labels) -> String {
-        if self.on {
-            l.keep(&self.labels).key()
-        } else {
-            l.drop(&self.labels).key()
-        }
+    /// The label set two samples are matched on, as an address (derived
+    /// once per series and interned).
+    fn signature(&self, l: &Arc<Labels>) -> usize {
+        ptr(&self
+            .ev
+            .memo
+            .derive(self.node, 0, l, |l| match_group(self, l)))
+    }
+
+    /// Prometheus' `resultMetric`, once per pair of series.
+    fn result(&self, op: Op, lhs: &Arc<Labels>, rhs: &Arc<Labels>) -> Arc<Labels> {
+        self.ev
+            .memo
+            .derive2(self.node, 1, lhs, rhs, |l, r| result_labels(op, self, l, r))
     }
 
     fn include(&self) -> &[String] {
@@ -208,14 +218,14 @@ impl Matching {
 }
 
 fn and(m: &Matching, l: Vec<Samp>, r: Vec<Samp>) -> Vec<Samp> {
-    let sigs: HashSet<String> = r.iter().map(|s| m.signature(&s.labels)).collect();
+    let sigs: HashSet<usize> = r.iter().map(|s| m.signature(&s.labels)).collect();
     l.into_iter()
         .filter(|s| sigs.contains(&m.signature(&s.labels)))
         .collect()
 }
 
 fn or(m: &Matching, l: Vec<Samp>, r: Vec<Samp>) -> Vec<Samp> {
-    let sigs: HashSet<String> = l.iter().map(|s| m.signature(&s.labels)).collect();
+    let sigs: HashSet<usize> = l.iter().map(|s| m.signature(&s.labels)).collect();
     let mut out = l;
     out.extend(
         r.into_iter()
@@ -225,7 +235,7 @@ fn or(m: &Matching, l: Vec<Samp>, r: Vec<Samp>) -> Vec<Samp> {
 }
 
 fn unless(m: &Matching, l: Vec<Samp>, r: Vec<Samp>) -> Vec<Samp> {
-    let sigs: HashSet<String> = r.iter().map(|s| m.signature(&s.labels)).collect();
+    let sigs: HashSet<usize> = r.iter().map(|s| m.signature(&s.labels)).collect();
     l.into_iter()
         .filter(|s| !sigs.contains(&m.signature(&s.labels)))
         .collect()
@@ -247,7 +257,7 @@ fn vector_vector(
     let one_to_many = matches!(m.card, VectorMatchCardinality::OneToMany(_));
     // The "one" side is indexed; for group_right that is the left.
     let (many, one) = if one_to_many { (rhs, lhs) } else { (lhs, rhs) };
-    let mut one_by_sig: HashMap<String, &Samp> = HashMap::new();
+    let mut one_by_sig: HashMap<usize, &Samp> = HashMap::new();
     for s in &one {
         let sig = m.signature(&s.labels);
         if let Some(prev) = one_by_sig.insert(sig, s) {
@@ -261,7 +271,7 @@ fn vector_vector(
         }
     }
     let one_to_one = matches!(m.card, VectorMatchCardinality::OneToOne);
-    let mut matched: HashMap<String, HashSet<Labels>> = HashMap::new();
+    let mut matched: HashMap<usize, HashSet<usize>> = HashMap::new();
     let mut out = Vec::new();
     for ls in &many {
         let sig = m.signature(&ls.labels);
@@ -275,7 +285,7 @@ fn vector_vector(
         };
         let (mut value, keep) = apply(op, vl, vr);
         // Matching errors are errors even for pairs a comparison drops.
-        let labels = result_labels(op, m, &ls.labels, &rs.labels);
+        let labels = m.result(op, &ls.labels, &rs.labels);
         if one_to_one {
             if matched.contains_key(&sig) {
                 return Err(PromError::execution(
@@ -285,7 +295,7 @@ fn vector_vector(
             matched.insert(sig, HashSet::new());
         } else {
             let set = matched.entry(sig).or_default();
-            if !set.insert(labels.clone()) {
+            if !set.insert(ptr(&labels)) {
                 return Err(PromError::execution(
                     "multiple matches for labels: grouping labels must ensure unique matches",
                 ));
@@ -298,7 +308,7 @@ fn vector_vector(
         }
         let drop = ls.drop_name || !op.is_comparison() || return_bool;
         out.push(Samp {
-            labels: Arc::new(labels),
+            labels,
             t,
             v: value,
             drop_name: drop,

@@ -78,13 +78,94 @@ struct FetchedSeries {
 
 type Fetched = Vec<FetchedSeries>;
 
+/// Label sets derived once per series, not once per step: a group's
+/// labels, a matching signature, a result's labels. A derived set is
+/// interned (equal sets are one `Arc`), so grouping and matching compare
+/// pointers instead of hashing strings at every step.
+#[derive(Default)]
+pub(crate) struct Memo {
+    interned: RefCell<std::collections::HashSet<Arc<Labels>>>,
+    /// (node, kind, input pointers) → (inputs kept alive, derived set).
+    derived: RefCell<HashMap<DeriveKey, Derived>>,
+}
+
+impl Memo {
+    /// The one `Arc` of the label set `l`.
+    pub fn intern(&self, l: Labels) -> Arc<Labels> {
+        if let Some(a) = self.interned.borrow().get(&l) {
+            return Arc::clone(a);
+        }
+        let a = Arc::new(l);
+        self.interned.borrow_mut().insert(Arc::clone(&a));
+        a
+    }
+
+    /// `f(input)`, interned; computed once per input and `(node, kind)`.
+    /// The input is kept alive, so its address is not reused meanwhile.
+    pub fn derive(
+        &self,
+        node: usize,
+        kind: u8,
+        input: &Arc<Labels>,
+        f: impl FnOnce(&Labels) -> Labels,
+    ) -> Arc<Labels> {
+        let key = (node, kind, Arc::as_ptr(input) as usize, 0);
+        if let Some((_, _, out)) = self.derived.borrow().get(&key) {
+            return Arc::clone(out);
+        }
+        let out = self.intern(f(input));
+        self.derived
+            .borrow_mut()
+            .insert(key, (Arc::clone(input), None, Arc::clone(&out)));
+        out
+    }
+
+    /// `f(a, b)`, interned; computed once per pair and `(node, kind)`.
+    pub fn derive2(
+        &self,
+        node: usize,
+        kind: u8,
+        a: &Arc<Labels>,
+        b: &Arc<Labels>,
+        f: impl FnOnce(&Labels, &Labels) -> Labels,
+    ) -> Arc<Labels> {
+        let key = (node, kind, Arc::as_ptr(a) as usize, Arc::as_ptr(b) as usize);
+        if let Some((_, _, out)) = self.derived.borrow().get(&key) {
+            return Arc::clone(out);
+        }
+        let out = self.intern(f(a, b));
+        self.derived
+            .borrow_mut()
+            .insert(key, (Arc::clone(a), Some(Arc::clone(b)), Arc::clone(&out)));
+        out
+    }
+}
+
+/// (node, kind, input addresses).
+type DeriveKey = (usize, u8, usize, usize);
+/// The inputs (kept alive, so their addresses are not reused) and the
+/// derived set.
+type Derived = (Arc<Labels>, Option<Arc<Labels>>, Arc<Labels>);
+/// Points by series.
+pub(crate) type Points = Vec<(i64, f64)>;
+/// A worker's part of a range query: its series and warnings.
+type Part = Result<(Vec<Series>, Vec<String>), PromError>;
+
+/// A key for a label set known to be interned: its address.
+pub(crate) fn ptr(l: &Arc<Labels>) -> usize {
+    Arc::as_ptr(l) as usize
+}
+
 pub(crate) struct Ev {
-    data: HashMap<usize, Fetched>,
+    data: Arc<HashMap<usize, Fetched>>,
+    pub memo: Memo,
     pub lookback: i64,
     pub start: i64,
     pub end: i64,
     pub step: i64,
     sub_step: i64,
+    /// Most points a subquery window may hold (the query's sample limit).
+    max_samples: usize,
     cancel: Cancel,
     pub warnings: RefCell<Vec<String>>,
 }
@@ -108,7 +189,7 @@ pub(crate) fn system_time_ms(t: &SystemTime) -> i64 {
     }
 }
 
-fn addr<T>(x: &T) -> usize {
+pub(crate) fn addr<T>(x: &T) -> usize {
     std::ptr::from_ref(x) as usize
 }
 
@@ -331,12 +412,14 @@ pub(crate) async fn prepare(
         data.insert(need.key, fetched);
     }
     let ev = Ev {
-        data,
+        data: Arc::new(data),
         lookback: ms(&cfg.lookback),
         start,
         end,
         step,
         sub_step: ms(&cfg.default_subquery_step).max(1),
+        max_samples: cfg.max_samples,
+        memo: Memo::default(),
         cancel: Cancel::default(),
         warnings: RefCell::new(Vec::new()),
     };
@@ -372,29 +455,76 @@ impl Prepared {
                 Val::Matrix(m) => Value::Matrix(finish_matrix(m)?),
             }
         } else {
-            let mut out: HashMap<Labels, Vec<(i64, f64)>> = HashMap::new();
-            let mut t = start;
-            while t <= end {
-                ev.cancel.check()?;
-                match ev.eval(expr, t)? {
-                    Val::Scalar(v) => out.entry(Labels::empty()).or_default().push((t, v)),
-                    Val::Vector(v) => {
-                        for (labels, v) in finish_vector(v)? {
-                            out.entry(labels).or_default().push((t, v));
+            let steps = usize::try_from((end - start) / step + 1).unwrap_or(usize::MAX);
+            let series: usize = ev.data.values().map(Vec::len).sum();
+            // Both halves of the range at once when there is enough work:
+            // steps are independent, each worker has its own memo.
+            let workers = if steps >= 16 && steps.saturating_mul(series.max(1)) >= PARALLEL_WORK {
+                std::thread::available_parallelism()
+                    .map_or(1, usize::from)
+                    .clamp(1, 4)
+                    .min(steps / 8)
+            } else {
+                1
+            };
+            let mut series = if workers <= 1 {
+                range_steps(ev, expr, start, end, step)?
+            } else {
+                let per = (steps.div_ceil(workers)) as i64;
+                let chunks: Vec<(i64, i64)> = (0..workers as i64)
+                    .map(|i| {
+                        (
+                            start + i * per * step,
+                            (start + ((i + 1) * per - 1) * step).min(end),
+                        )
+                    })
+                    .filter(|(from, to)| from <= to)
+                    .collect();
+                let results: Vec<Part> = std::thread::scope(|scope| {
+                    let handles: Vec<_> = chunks
+                        .iter()
+                        .map(|&(from, to)| {
+                            let fork = ev.fork();
+                            std::thread::Builder::new()
+                                .name("strata-promql".into())
+                                .stack_size(16 << 20)
+                                .spawn_scoped(scope, move || {
+                                    let out = range_steps(&fork, expr, from, to, step)?;
+                                    Ok((out, fork.warnings.into_inner()))
+                                })
+                        })
+                        .collect();
+                    handles
+                        .into_iter()
+                        .map(|h| match h {
+                            Ok(h) => h.join().unwrap_or_else(|_| {
+                                Err(PromError::new(ErrorKind::Internal, "query worker panicked"))
+                            }),
+                            Err(e) => Err(PromError::new(
+                                ErrorKind::Internal,
+                                format!("cannot start a query worker: {e}"),
+                            )),
+                        })
+                        .collect()
+                });
+                // Chunks are in time order: a series' points append.
+                let mut merged: HashMap<Labels, Vec<(i64, f64)>> = HashMap::new();
+                for r in results {
+                    let (part, warnings) = r?;
+                    for w in warnings {
+                        if !ev.warnings.borrow().contains(&w) {
+                            ev.warn(w);
                         }
                     }
-                    Val::Str(_) | Val::Matrix(_) => {
-                        return Err(PromError::bad_data(
-                            "invalid expression type for range query, must be Scalar or instant Vector",
-                        ));
+                    for s in part {
+                        merged.entry(s.labels).or_default().extend(s.points);
                     }
                 }
-                t += step;
-            }
-            let mut series: Vec<Series> = out
-                .into_iter()
-                .map(|(labels, points)| Series { labels, points })
-                .collect();
+                merged
+                    .into_iter()
+                    .map(|(labels, points)| Series { labels, points })
+                    .collect()
+            };
             series.sort_by(|a, b| a.labels.cmp(&b.labels));
             Value::Matrix(series)
         };
@@ -405,6 +535,58 @@ impl Prepared {
             samples_loaded: self.loaded,
         })
     }
+}
+
+/// Series × steps past which a range query is split over the cores.
+const PARALLEL_WORK: usize = 50_000;
+
+/// Steps `from..=to` of a range query, each series' points in time order.
+fn range_steps(
+    ev: &Ev,
+    expr: &Expr,
+    from: i64,
+    to: i64,
+    step: i64,
+) -> Result<Vec<Series>, PromError> {
+    // Series by their final (interned) labels' address.
+    let mut out: HashMap<usize, (Arc<Labels>, Points)> = HashMap::new();
+    let mut t = from;
+    while t <= to {
+        ev.cancel.check()?;
+        match ev.eval(expr, t)? {
+            Val::Scalar(v) => {
+                let l = ev.memo.intern(Labels::empty());
+                out.entry(ptr(&l))
+                    .or_insert_with(|| (l, Vec::new()))
+                    .1
+                    .push((t, v));
+            }
+            Val::Vector(v) => {
+                for (labels, v) in finish_vector_interned(ev, v)? {
+                    out.entry(ptr(&labels))
+                        .or_insert_with(|| (labels, Vec::new()))
+                        .1
+                        .push((t, v));
+                }
+            }
+            Val::Str(_) | Val::Matrix(_) => {
+                return Err(PromError::bad_data(
+                    "invalid expression type for range query, must be Scalar or instant Vector",
+                ));
+            }
+        }
+        t += step;
+    }
+    // The memo holds the other reference: drop it before unwrapping.
+    drop(ev.memo.derived.take());
+    drop(ev.memo.interned.take());
+    Ok(out
+        .into_values()
+        .map(|(labels, points)| Series {
+            labels: Arc::unwrap_or_clone(labels),
+            points,
+        })
+        .collect())
 }
 
 fn final_labels(labels: &Labels, drop_name: bool) -> Labels {
@@ -431,6 +613,23 @@ fn finish_vector(v: Vec<Samp>) -> Result<Vec<(Labels, f64)>, PromError> {
     Ok(out)
 }
 
+/// [`finish_vector`] for the steps of a range query: final labels derived
+/// once per series, duplicates found by address.
+fn finish_vector_interned(ev: &Ev, v: Vec<Samp>) -> Result<Vec<(Arc<Labels>, f64)>, PromError> {
+    let mut seen = std::collections::HashSet::with_capacity(v.len());
+    let mut out = Vec::with_capacity(v.len());
+    for s in v {
+        let l = ev.memo.derive(0, u8::from(s.drop_name), &s.labels, |l| {
+            final_labels(l, s.drop_name)
+        });
+        if !seen.insert(ptr(&l)) {
+            return Err(PromError::execution(DUPLICATE));
+        }
+        out.push((l, s.v));
+    }
+    Ok(out)
+}
+
 fn finish_matrix(m: Vec<RSeries>) -> Result<Vec<Series>, PromError> {
     let mut out: Vec<Series> = m
         .into_iter()
@@ -447,6 +646,23 @@ fn finish_matrix(m: Vec<RSeries>) -> Result<Vec<Series>, PromError> {
 }
 
 impl Ev {
+    /// Another evaluator over the same fetched data (for another worker):
+    /// its own memo and warnings.
+    fn fork(&self) -> Ev {
+        Ev {
+            data: Arc::clone(&self.data),
+            lookback: self.lookback,
+            start: self.start,
+            end: self.end,
+            step: self.step,
+            sub_step: self.sub_step,
+            max_samples: self.max_samples,
+            memo: Memo::default(),
+            cancel: self.cancel.clone(),
+            warnings: RefCell::new(Vec::new()),
+        }
+    }
+
     pub fn warn(&self, msg: impl Into<String>) {
         self.warnings.borrow_mut().push(msg.into());
     }
@@ -581,6 +797,23 @@ impl Ev {
         if ts <= start {
             ts += step;
         }
+        // Every step is a point of at least one series: refuse before
+        // evaluating a window that cannot fit (`[10y:1ms]`).
+        let steps = if ts <= end {
+            u64::try_from((end - ts) / step).map_or(u64::MAX, |n| n.saturating_add(1))
+        } else {
+            0
+        };
+        let too_many = || {
+            PromError::new(
+                ErrorKind::TooLarge,
+                "query processing would load too many samples into memory in subquery evaluation",
+            )
+        };
+        if steps > self.max_samples as u64 {
+            return Err(too_many());
+        }
+        let mut points = 0usize;
         // Series by (labels, name marked for dropping), in first-seen order.
         type Key = (Arc<Labels>, bool);
         let mut by: HashMap<Key, Vec<(i64, f64)>> = HashMap::new();
@@ -596,6 +829,10 @@ impl Ev {
                     by.entry(key).or_default().push((ts, v));
                 }
                 Val::Vector(v) => {
+                    points += v.len();
+                    if points > self.max_samples {
+                        return Err(too_many());
+                    }
                     for s in v {
                         let key = (s.labels, s.drop_name);
                         if !by.contains_key(&key) {

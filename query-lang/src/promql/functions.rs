@@ -734,8 +734,11 @@ fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
 fn histogram_quantile(ev: &Ev, c: &Call, t: i64) -> Result<Val, PromError> {
     let q = ev.scalar(arg(c, 0)?, t)?;
     let v = ev.vector(arg(c, 1)?, t)?;
-    let mut index: std::collections::HashMap<Labels, usize> = std::collections::HashMap::new();
-    let mut groups: Vec<(Labels, Vec<(f64, f64)>)> = Vec::new();
+    let mut index: std::collections::HashMap<usize, usize> = std::collections::HashMap::new();
+    // Each group's buckets: (upper bound, count).
+    type Group = (Arc<Labels>, Vec<(f64, f64)>);
+    let mut groups: Vec<Group> = Vec::new();
+    let node = super::eval::addr(c);
     for s in v {
         let Some(le) = s.labels.get("le") else {
             continue;
@@ -749,12 +752,15 @@ fn histogram_quantile(ev: &Ev, c: &Call, t: i64) -> Result<Val, PromError> {
         // The name stays in the group (two histograms of different names
         // are two groups) and is dropped at the end, where their answers
         // may then collide.
-        let mut g = (*s.labels).clone();
-        g.remove("le");
-        match index.get(&g) {
+        let g = ev.memo.derive(node, 0, &s.labels, |l| {
+            let mut g = l.clone();
+            g.remove("le");
+            g
+        });
+        match index.get(&super::eval::ptr(&g)) {
             Some(&i) => groups[i].1.push((upper, s.v)),
             None => {
-                index.insert(g.clone(), groups.len());
+                index.insert(super::eval::ptr(&g), groups.len());
                 groups.push((g, vec![(upper, s.v)]));
             }
         }
@@ -768,7 +774,7 @@ fn histogram_quantile(ev: &Ev, c: &Call, t: i64) -> Result<Val, PromError> {
         groups
             .into_iter()
             .map(|(g, b)| Samp {
-                labels: Arc::new(g),
+                labels: g,
                 t,
                 v: bucket_quantile(q, b),
                 drop_name: true,

@@ -265,8 +265,14 @@ impl Engine {
 
 /// Parses a query, mapping the parser's message to a `bad_data` error.
 pub fn parse(query: &str) -> Result<promql_parser::parser::Expr, PromError> {
+    parse_expr(query).map_err(|e| PromError::bad_data(format!("invalid parameter \"query\": {e}")))
+}
+
+/// Parses PromQL after the [`crate::nesting`] check: every PromQL text
+/// from a user (queries, `match[]`, specs) is parsed here.
+pub fn parse_expr(query: &str) -> Result<promql_parser::parser::Expr, String> {
+    crate::nesting::check(query, crate::nesting::Syntax::PromQl).map_err(|e| e.to_string())?;
     promql_parser::parser::parse(query)
-        .map_err(|e| PromError::bad_data(format!("invalid parameter \"query\": {e}")))
 }
 
 /// A Prometheus duration (`5m`, `1h30m`) in milliseconds.

@@ -430,7 +430,7 @@ fn match_params(params: &Params) -> Result<Vec<Vec<Matcher>>, ApiError> {
         .into_iter()
         .map(|m| {
             // The parser's own message: `pq::parse` words it for `query`.
-            let expr = promql_parser::parser::parse(m)
+            let expr = pq::parse_expr(m)
                 .map_err(|e| bad(format!("invalid parameter \"match[]\": {e}")))?;
             let promql_parser::parser::Expr::VectorSelector(vs) = expr else {
                 return Err(bad(format!("invalid parameter \"match[]\": {m:?} is not a series selector")));
@@ -449,6 +449,28 @@ fn match_params(params: &Params) -> Result<Vec<Vec<Matcher>>, ApiError> {
         .collect()
 }
 
+/// A lookup's source, selectors, start and end.
+type Lookup = (
+    strata_query::promql::PromSource,
+    Vec<Vec<Matcher>>,
+    i64,
+    i64,
+);
+
+/// What a label or series lookup reads: the tenant's source, the
+/// `match[]` selectors and the time range (all of time without start/end,
+/// as Prometheus).
+fn lookup(state: &AppState, tenant: &TenantId, params: &Params) -> Result<Lookup, ApiError> {
+    let start = params.time("start", i64::MIN / 4)?;
+    let end = params.time("end", i64::MAX / 4)?;
+    let selectors = match_params(params)?;
+    let source = state
+        .query
+        .promql_source(tenant)
+        .map_err(|e| ApiError::new(e.kind(), e.to_string(), SHAPE))?;
+    Ok((source, selectors, start, end))
+}
+
 /// Every series the `match[]` selectors (or, with none, all series) name
 /// in `[start, end]`.
 async fn matching_series(
@@ -456,10 +478,7 @@ async fn matching_series(
     tenant: &TenantId,
     params: &Params,
 ) -> Result<Vec<Labels>, ApiError> {
-    // Without start/end: all of time, as Prometheus.
-    let start = params.time("start", i64::MIN / 4)?;
-    let end = params.time("end", i64::MAX / 4)?;
-    let mut selectors = match_params(params)?;
+    let (source, mut selectors, start, end) = lookup(state, tenant, params)?;
     if selectors.is_empty() {
         // `{__name__!=""}`: every series.
         selectors.push(vec![Matcher::new(
@@ -468,10 +487,6 @@ async fn matching_series(
             "",
         )]);
     }
-    let source = state
-        .query
-        .promql_source(tenant)
-        .map_err(|e| ApiError::new(e.kind(), e.to_string(), SHAPE))?;
     let mut out = Vec::new();
     for m in selectors {
         out.extend(source.series(&m, start, end).await.map_err(from_prom)?);
@@ -532,11 +547,11 @@ pub(super) async fn labels(
             let tenant = state.tenant_for(&headers, Role::Read, SHAPE)?;
             let params = Params::new(raw, &headers, &body);
             let limit = params.limit()?;
-            let series = matching_series(&state, &tenant, &params).await?;
-            let names = series
-                .iter()
-                .flat_map(|l| l.iter().map(|(k, _)| k.to_owned()))
-                .collect();
+            let (source, selectors, start, end) = lookup(&state, &tenant, &params)?;
+            let names = source
+                .label_names(&selectors, start, end)
+                .await
+                .map_err(from_prom)?;
             Ok(string_list(names, limit))
         }
         .await,
@@ -592,11 +607,11 @@ pub(super) async fn label_values(
             let name = unescape_label_name(&name)?;
             let params = Params::new(raw, &headers, &[]);
             let limit = params.limit()?;
-            let series = matching_series(&state, &tenant, &params).await?;
-            let values = series
-                .iter()
-                .filter_map(|l| l.get(&name).map(str::to_owned))
-                .collect();
+            let (source, selectors, start, end) = lookup(&state, &tenant, &params)?;
+            let values = source
+                .label_values(&name, &selectors, start, end)
+                .await
+                .map_err(from_prom)?;
             Ok(string_list(values, limit))
         }
         .await,

@@ -183,6 +183,10 @@ pub(super) async fn store(
         ));
     };
     let head = state.head.tenant(tenant);
+    // Checked and applied as one when the batch adds series to a tenant
+    // with a series limit: concurrent writes cannot pass it together.
+    let _admitted = state.limits.admit_series(&batch, head.as_deref()).await;
+    let head = state.head.tenant(tenant);
     state
         .limits
         .check_ingest(&batch, head.as_deref())

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Guard: label names, label values and series lookups at SERIES series must
+# answer within LIMIT_MS (median of RUNS), from the head and after a flush
+# (from the files). Exits 1 naming the lookup that regressed.
+#
+#   benches/label_lookup_guard.sh [SERIES] [LIMIT_MS]     (defaults: 200000 10)
+#
+# One tenant holds every series (strata-loadgen's logistics workload:
+# namespace, pod, service, container, ... on each series), so each lookup
+# covers all of them. Needs: cargo build --release -p strata -p strata-benches.
+set -euo pipefail
+export STRATA_PG_LISTEN=off STRATA_FLIGHT_LISTEN=off
+cd "$(dirname "$0")/.."
+SERIES=${1:-200000}
+LIMIT_MS=${2:-10}
+RUNS=${RUNS:-7}
+PORT=${PORT:-19473}
+BIN=${CARGO_TARGET_DIR:-$HOME/.cache/strata-target}/release
+WORK=$(mktemp -d /tmp/strata-labels.XXXXXX)
+trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"' EXIT
+# shellcheck source=benches/lib.sh
+. benches/lib.sh
+"$BIN/strata" serve --data-dir "$WORK" --listen 127.0.0.1:$PORT --log-level warn 2>"$WORK/strata.log" &
+wait_http http://127.0.0.1:$PORT/-/ready
+"$BIN/strata-loadgen" --url http://127.0.0.1:$PORT/api/v1/write --series "$SERIES" --tenants 1 \
+  --rounds 2 >"$WORK/loadgen.log"
+tail -1 "$WORK/loadgen.log"
+TENANT=tenant-0
+BASE=http://127.0.0.1:$PORT
+now=$(date +%s)
+RANGE="start=$((now - 3600))&end=$now"
+LOOKUPS=(
+  "labels /api/v1/labels?$RANGE"
+  "label_values_namespace /api/v1/label/namespace/values?$RANGE"
+  "label_values_name /api/v1/label/__name__/values?$RANGE"
+  "label_values_pod /api/v1/label/pod/values?$RANGE"
+  "series_one_metric /api/v1/series?match[]=go_goroutines&$RANGE"
+)
+fail=0
+median_ms() { # path -> median wall ms of RUNS calls (after one warm-up)
+  curl -gfsS -o /dev/null -H "X-Scope-OrgID: $TENANT" "$BASE$1"
+  local ts=()
+  for _ in $(seq 1 "$RUNS"); do
+    ts+=("$(curl -gfsS -o /dev/null -w '%{time_total}' -H "X-Scope-OrgID: $TENANT" "$BASE$1")")
+  done
+  printf '%s\n' "${ts[@]}" | sort -n | awk '{a[NR]=$1} END {printf "%.2f", a[int((NR+1)/2)]*1000}'
+}
+check() { # phase
+  for l in "${LOOKUPS[@]}"; do
+    name=${l%% *}
+    path=${l#* }
+    ms=$(median_ms "$path")
+    verdict=ok
+    if awk -v m="$ms" -v lim="$LIMIT_MS" 'BEGIN {exit !(m > lim)}'; then
+      verdict="REGRESSED (limit ${LIMIT_MS} ms)"
+      fail=1
+    fi
+    printf '%-6s %-26s %8s ms  %s\n' "$1" "$name" "$ms" "$verdict"
+  done
+}
+check head
+curl -fsS -XPOST "$BASE/api/v1/admin/flush" >/dev/null
+check files
+exit $fail

@@ -1,0 +1,333 @@
+//! The front door: no tenant's request may take the server down or reach
+//! past auth. Each test is a finding of the tenant-level attack pass.
+
+use super::*;
+
+fn get_q(path: &str, pairs: &[(&str, &str)]) -> Request<Body> {
+    let q: String = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish();
+    Request::get(format!("{path}?{q}"))
+        .body(Body::empty())
+        .unwrap()
+}
+
+fn form(path: &str, pairs: &[(&str, &str)]) -> Request<Body> {
+    let body: String = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish();
+    Request::post(path)
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(Body::from(body))
+        .unwrap()
+}
+
+/// Finding 6: deep nesting in every language is a 400 naming the limit,
+/// not a stack overflow that aborts the process.
+#[tokio::test]
+async fn deep_nesting_is_refused_in_every_language() {
+    let (app, _, _) = app().await;
+    let deep_promql = format!("{}up{}", "abs(".repeat(3000), ")".repeat(3000));
+    let parens = format!("{}1{}", "(".repeat(5000), ")".repeat(5000));
+    let deep_logql = format!("{}vector(1){}", "(".repeat(2000), ")".repeat(2000));
+    let chain_logql = format!("vector(1){}", "+vector(1)".repeat(5000));
+    let chain_sql = format!("SELECT 1{}", "+1".repeat(2000));
+    // One level past the limit (a URL holds no more).
+    let just_past = format!("{}up{}", "abs(".repeat(1000), ")".repeat(1000));
+    for req in [
+        form("/api/v1/query", &[("query", &deep_promql), ("time", "1")]),
+        form(
+            "/api/v1/query_range",
+            &[
+                ("query", &deep_promql),
+                ("start", "1"),
+                ("end", "2"),
+                ("step", "1"),
+            ],
+        ),
+        form("/api/v1/format_query", &[("query", &parens)]),
+        form("/api/v1/series", &[("match[]", &deep_promql)]),
+        form(
+            "/loki/api/v1/query",
+            &[("query", &deep_logql), ("time", "1")],
+        ),
+        form(
+            "/loki/api/v1/query",
+            &[("query", &chain_logql), ("time", "1")],
+        ),
+        get_q("/api/v1/capacity", &[("usage", &just_past), ("limit", "1")]),
+    ] {
+        let uri = req.uri().clone();
+        let (status, body) = send(&app, req).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}: {body}");
+        assert!(body.contains("nested too deeply"), "{uri}: {body}");
+    }
+    for q in [
+        chain_sql.clone(),
+        format!("SELECT * FROM capacity('{}', 100)", deep_promql),
+    ] {
+        let (status, v) = sql(&app, None, &q).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
+        assert!(v.to_string().contains("nested too deeply"), "{v}");
+    }
+    // The server answers on.
+    let (status, v) = sql(&app, None, "SELECT 1+1+1 AS three").await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["rows"][0][0], 3);
+}
+
+/// Finding 7: a spec that would abort its background evaluation is
+/// refused at PUT (PromQL and SQL alike), and the file is unchanged.
+#[tokio::test]
+async fn deep_specs_are_refused_at_put() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("specs.toml");
+    std::fs::write(&file, "").unwrap();
+    let mut config = ServerConfig::default();
+    config.slo.file = Some(file.clone());
+    let (app, _, _) = app_with(config).await;
+    let deep = format!("{}x{}", "(".repeat(2800), ")".repeat(2800));
+    let chain_sql = format!(
+        "SELECT route, count(*){} FROM t WHERE timestamp >= $start AND timestamp < $end GROUP BY 1",
+        "+1".repeat(2000)
+    );
+    for body in [
+        serde_json::json!({"objective": 0.99, "good": format!("{deep}[$window]"), "total": "y[$window]"}),
+        serde_json::json!({"objective": 0.99, "good_sql": chain_sql, "total_sql": "SELECT 1 WHERE $start < $end"}),
+    ] {
+        let req = Request::put("/api/v1/specs/slo/x")
+            .header("Content-Type", "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        let (status, text) = send(&app, req).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+        assert!(text.contains("nested too deeply"), "{text}");
+    }
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "");
+}
+
+/// Finding 8: a sample outside the storable range is refused whole at
+/// ingest, naming the range; nothing of the request is stored, and the
+/// next flush (every tenant's) works.
+#[tokio::test]
+async fn far_out_timestamps_are_refused_and_flushes_go_on() {
+    let (app, state, wal) = app().await;
+    for ts in [253_402_300_800_000, i64::MAX, i64::MIN, -62_000_000_000_000] {
+        let body = payload(vec![
+            series(&[("__name__", "ok"), ("job", "a")], &[(1_000, 1.0)]),
+            series(&[("__name__", "evil"), ("job", "a")], &[(ts, 1.0)]),
+        ]);
+        let (status, text) = send(&app, write_req(Some("evil"), body)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{ts}: {text}");
+        assert!(text.contains("outside the storable range"), "{text}");
+        assert!(text.contains("2262-04-11"), "{text}");
+    }
+    assert!(wal.records().is_empty(), "nothing reached the WAL");
+    assert!(
+        state
+            .head
+            .tenant(&strata_types::TenantId::try_new("evil").unwrap())
+            .is_none()
+    );
+    // The edges of the range are stored, and flush.
+    let edges = payload(vec![series(
+        &[("__name__", "edge"), ("job", "a")],
+        &[
+            (strata_types::MIN_TIMESTAMP_MS, 1.0),
+            (strata_types::MAX_TIMESTAMP_MS, 2.0),
+        ],
+    )]);
+    let (status, text) = send(&app, write_req(Some("evil"), edges)).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{text}");
+    let ok = payload(vec![series(
+        &[("__name__", "up"), ("job", "a")],
+        &[(1_000, 1.0)],
+    )]);
+    let (status, _) = send(&app, write_req(Some("good"), ok)).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    state.storage.flush(wal.as_ref()).await.unwrap();
+    let (status, v) = sql(&app, Some("evil"), "SELECT count(*) FROM samples").await;
+    assert_eq!(
+        (status, v["rows"][0][0].clone()),
+        (StatusCode::OK, 2.into()),
+        "{v}"
+    );
+    let (status, v) = sql(&app, Some("good"), "SELECT count(*) FROM samples").await;
+    assert_eq!(
+        (status, v["rows"][0][0].clone()),
+        (StatusCode::OK, 1.into()),
+        "{v}"
+    );
+}
+
+/// Finding 9: SQL has a memory bound per query (an error, not an abort)
+/// and a timeout.
+#[tokio::test]
+async fn sql_is_bounded_in_memory_and_time() {
+    let mut config = ServerConfig::default();
+    config.sql.max_query_memory = crate::ByteSize(16 << 20);
+    config.sql.max_memory = crate::ByteSize(32 << 20);
+    config.promql.timeout = std::time::Duration::from_millis(1500);
+    let (app, state, _) = app_with(config).await;
+    let (status, v) = sql(
+        &app,
+        None,
+        "SELECT v FROM generate_series(1, 2000000000) t(v) ORDER BY v DESC",
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(v.to_string().contains("sql.max_query_memory"), "{v}");
+    assert!(v.to_string().contains("Resources exhausted"), "{v}");
+    assert_eq!(
+        state.query.memory_used(),
+        0,
+        "the failed query gave its memory back"
+    );
+    let started = std::time::Instant::now();
+    let (status, v) = sql(
+        &app,
+        None,
+        "SELECT count(*) FROM generate_series(1, 1000000000000)",
+    )
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    assert!(v.to_string().contains("timed out"), "{v}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    // Slots are free again.
+    let (status, _) = sql(&app, None, "SELECT 1").await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+/// Finding 10: a subquery's points count against the sample limit before
+/// they are computed.
+#[tokio::test]
+async fn subqueries_cannot_escape_the_sample_limit() {
+    let (app, _, _) = app().await;
+    for q in [
+        "sum_over_time(vector(1)[10y:1ms])",
+        "sum_over_time(vector(1)[1d:1ms])",
+    ] {
+        let (status, body) = send(
+            &app,
+            form("/api/v1/query", &[("query", q), ("time", "1700000000")]),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{q}: {body}");
+        assert!(body.contains("too many samples"), "{body}");
+    }
+    let (status, body) = send(
+        &app,
+        form(
+            "/api/v1/query",
+            &[
+                ("query", "sum_over_time(vector(1)[1h:1m])"),
+                ("time", "1700000000"),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains("\"60\""), "{body}");
+}
+
+/// Finding 3: with auth on, every route but the public list answers 401
+/// without a token. The routes are read from the router's source, so a
+/// new route is covered the day it is added.
+#[tokio::test]
+async fn every_route_but_the_public_ones_needs_a_token() {
+    use crate::auth::{Role, TokenEntry, token_digest};
+    let mut config = ServerConfig::default();
+    config.auth.enabled = true;
+    config.auth.tokens = vec![TokenEntry {
+        name: String::new(),
+        sha256: token_digest("t"),
+        tenant: "a".into(),
+        roles: vec![Role::Read],
+    }];
+    let (app, _, _) = app_with(config).await;
+    let source = include_str!("../../routes.rs");
+    let routes: Vec<&str> = source
+        .split(".route(")
+        .skip(1)
+        .filter_map(|r| r.trim_start().strip_prefix('"')?.split('"').next())
+        .collect();
+    assert!(routes.len() > 40, "{routes:?}");
+    for route in routes {
+        let path = route.replace("{name}", "x").replace("{kind}", "slo");
+        let mut answered = Vec::new();
+        for method in ["GET", "POST", "PUT", "DELETE"] {
+            let req = Request::builder()
+                .method(method)
+                .uri(&path)
+                .body(Body::empty())
+                .unwrap();
+            let (status, _) = send(&app, req).await;
+            if status != StatusCode::METHOD_NOT_ALLOWED {
+                answered.push((method, status));
+            }
+        }
+        assert!(!answered.is_empty(), "{route}: no method answered");
+        let public = PUBLIC_ROUTES.contains(&route);
+        for (method, status) in answered {
+            if public {
+                assert_ne!(status, StatusCode::UNAUTHORIZED, "{method} {route}");
+            } else {
+                assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {route}");
+            }
+        }
+    }
+    // Finding 5: an unnamed token's messages name it once.
+    let req = Request::post("/api/v1/write")
+        .header("Authorization", "Bearer t")
+        .body(Body::empty())
+        .unwrap();
+    let (status, text) = send(&app, req).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{text}");
+    assert!(text.contains("token #1 may not write"), "{text}");
+}
+
+/// Finding 2: a series limit is a bound under concurrency: 20 parallel
+/// requests of 250 new series each leave exactly the limit, every time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_writes_never_pass_a_series_limit() {
+    for round in 0..5 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("limits.toml");
+        std::fs::write(&path, "[tenants.small]\nmax_series = 1000\n").unwrap();
+        let mut config = ServerConfig::default();
+        config.limits.overrides_file = Some(path);
+        let (app, state, _) = app_with(config).await;
+        let tasks: Vec<_> = (0..20)
+            .map(|r| {
+                let app = app.clone();
+                tokio::spawn(async move {
+                    let series: Vec<_> = (0..250)
+                        .map(|i| {
+                            let id = format!("{r}-{i}");
+                            proto::TimeSeries::from_pairs(
+                                &[("__name__", "m"), ("id", id.as_str())],
+                                &[(1_000, 1.0)],
+                            )
+                        })
+                        .collect();
+                    send(&app, write_req(Some("small"), payload(series)))
+                        .await
+                        .0
+                })
+            })
+            .collect();
+        let mut accepted = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                StatusCode::NO_CONTENT => accepted += 1,
+                StatusCode::TOO_MANY_REQUESTS => {}
+                other => panic!("round {round}: {other}"),
+            }
+        }
+        let held = state
+            .head
+            .tenant(&strata_types::TenantId::try_new("small").unwrap())
+            .map_or(0, |h| h.series_count());
+        assert_eq!((accepted, held), (4, 1000), "round {round}");
+    }
+}
