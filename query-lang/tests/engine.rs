@@ -119,6 +119,9 @@ fn a_split_range_query_equals_its_instant_queries() {
         "count by (tenant) (up == 1) or on (tenant) vector(0)",
         r#"label_replace(rate(req_bucket{le="0.1"}[1m]), "x", "$1", "pod", "p(.*)")"#,
         "up unless on (pod) req_bucket{le=\"1\"} < 20",
+        "predict_linear(req_bucket{le=\"1\"}[2m], 4 * 150) / ignoring (le) req_bucket{le=\"+Inf\"}",
+        "sum by (tenant) (sum_over_time(up[1m] offset 30s)) + on (tenant) sum by (tenant) (count_over_time(up[45s] @ 600))",
+        "quantile_over_time(0.9, req_bucket{le=\"0.1\"}[3m]) > bool irate(req_bucket{le=\"0.1\"}[1m])",
     ];
     let engine = Engine::default();
     let rt = rt();

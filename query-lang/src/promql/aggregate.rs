@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use promql_parser::parser::{AggregateExpr, Expr, LabelModifier};
 
-use super::eval::{Ev, Samp, Val, addr, ptr};
+use super::eval::{AddrMap, Ev, Samp, Val, addr, ptr};
 use super::functions::{format_float, kahan_add, quantile};
 use super::{Labels, PromError, is_valid_label_name};
 
@@ -27,7 +27,7 @@ fn group_labels(m: &Option<LabelModifier>, s: &Samp) -> Labels {
 /// (not at every step) and groups are told apart by address.
 fn groups(ev: &Ev, a: &AggregateExpr, v: Vec<Samp>) -> Vec<(Arc<Labels>, Vec<Samp>)> {
     let node = addr(a);
-    let mut index: HashMap<usize, usize> = HashMap::new();
+    let mut index: AddrMap<usize, usize> = AddrMap::default();
     let mut out: Vec<(Arc<Labels>, Vec<Samp>)> = Vec::new();
     for s in v {
         let g = ev

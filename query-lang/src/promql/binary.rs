@@ -1,12 +1,11 @@
 //! Binary operators: arithmetic, comparisons (filtering or `bool`), set
 //! operators, with Prometheus' vector matching.
 
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use promql_parser::parser::{BinaryExpr, LabelModifier, VectorMatchCardinality};
 
-use super::eval::{Ev, Samp, Val, addr, ptr};
+use super::eval::{AddrMap, AddrSet, Ev, Samp, Val, addr, ptr};
 use super::{Labels, PromError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -218,14 +217,14 @@ impl<'e> Matching<'e> {
 }
 
 fn and(m: &Matching, l: Vec<Samp>, r: Vec<Samp>) -> Vec<Samp> {
-    let sigs: HashSet<usize> = r.iter().map(|s| m.signature(&s.labels)).collect();
+    let sigs: AddrSet<usize> = r.iter().map(|s| m.signature(&s.labels)).collect();
     l.into_iter()
         .filter(|s| sigs.contains(&m.signature(&s.labels)))
         .collect()
 }
 
 fn or(m: &Matching, l: Vec<Samp>, r: Vec<Samp>) -> Vec<Samp> {
-    let sigs: HashSet<usize> = l.iter().map(|s| m.signature(&s.labels)).collect();
+    let sigs: AddrSet<usize> = l.iter().map(|s| m.signature(&s.labels)).collect();
     let mut out = l;
     out.extend(
         r.into_iter()
@@ -235,7 +234,7 @@ fn or(m: &Matching, l: Vec<Samp>, r: Vec<Samp>) -> Vec<Samp> {
 }
 
 fn unless(m: &Matching, l: Vec<Samp>, r: Vec<Samp>) -> Vec<Samp> {
-    let sigs: HashSet<usize> = r.iter().map(|s| m.signature(&s.labels)).collect();
+    let sigs: AddrSet<usize> = r.iter().map(|s| m.signature(&s.labels)).collect();
     l.into_iter()
         .filter(|s| !sigs.contains(&m.signature(&s.labels)))
         .collect()
@@ -257,7 +256,7 @@ fn vector_vector(
     let one_to_many = matches!(m.card, VectorMatchCardinality::OneToMany(_));
     // The "one" side is indexed; for group_right that is the left.
     let (many, one) = if one_to_many { (rhs, lhs) } else { (lhs, rhs) };
-    let mut one_by_sig: HashMap<usize, &Samp> = HashMap::new();
+    let mut one_by_sig: AddrMap<usize, &Samp> = AddrMap::default();
     for s in &one {
         let sig = m.signature(&s.labels);
         if let Some(prev) = one_by_sig.insert(sig, s) {
@@ -271,7 +270,7 @@ fn vector_vector(
         }
     }
     let one_to_one = matches!(m.card, VectorMatchCardinality::OneToOne);
-    let mut matched: HashMap<usize, HashSet<usize>> = HashMap::new();
+    let mut matched: AddrMap<usize, AddrSet<usize>> = AddrMap::default();
     let mut out = Vec::new();
     for ls in &many {
         let sig = m.signature(&ls.labels);
@@ -292,7 +291,7 @@ fn vector_vector(
                     "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)",
                 ));
             }
-            matched.insert(sig, HashSet::new());
+            matched.insert(sig, AddrSet::default());
         } else {
             let set = matched.entry(sig).or_default();
             if !set.insert(ptr(&labels)) {

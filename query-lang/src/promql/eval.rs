@@ -86,7 +86,7 @@ type Fetched = Vec<FetchedSeries>;
 pub(crate) struct Memo {
     interned: RefCell<std::collections::HashSet<Arc<Labels>>>,
     /// (node, kind, input pointers) → (inputs kept alive, derived set).
-    derived: RefCell<HashMap<DeriveKey, Derived>>,
+    derived: RefCell<AddrMap<DeriveKey, Derived>>,
 }
 
 impl Memo {
@@ -141,6 +141,41 @@ impl Memo {
     }
 }
 
+/// A hasher for addresses and small integer keys (FxHash's mix): the
+/// evaluator's per-step maps are keyed by interned label sets' addresses,
+/// where SipHash's resistance buys nothing and costs most of a lookup.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct AddrHasher(u64);
+
+impl std::hash::Hasher for AddrHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(u64::from(*b));
+        }
+    }
+
+    fn write_u8(&mut self, n: u8) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+/// Maps and sets keyed by addresses.
+pub(crate) type AddrMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<AddrHasher>>;
+pub(crate) type AddrSet<K> =
+    std::collections::HashSet<K, std::hash::BuildHasherDefault<AddrHasher>>;
+
 /// (node, kind, input addresses).
 type DeriveKey = (usize, u8, usize, usize);
 /// The inputs (kept alive, so their addresses are not reused) and the
@@ -156,8 +191,40 @@ pub(crate) fn ptr(l: &Arc<Labels>) -> usize {
     Arc::as_ptr(l) as usize
 }
 
+/// Every step of one window-function call of a range query (`rate(x[5m])`
+/// and the like), computed series by series with a sliding window before
+/// the steps are evaluated: each series' points are read once, in order,
+/// instead of searched at every step.
+struct Pre {
+    from: i64,
+    step: i64,
+    steps: usize,
+    labels: Vec<Arc<Labels>>,
+    drop_name: bool,
+    /// Step-major: the value of series `i` at step `k` is at
+    /// `k * labels.len() + i`, when its bit in `present` is set.
+    values: Vec<f64>,
+    present: Vec<u64>,
+}
+
+/// Cells (series × steps) past which a call is evaluated step by step
+/// instead (its table would hold too much memory).
+const PRE_CELLS: usize = 40_000_000;
+
+/// Whether `e` is a number whatever the time (`4 * 3600`).
+fn constant(e: &Expr) -> bool {
+    match e {
+        Expr::NumberLiteral(_) => true,
+        Expr::Paren(p) => constant(&p.expr),
+        Expr::Unary(u) => constant(&u.expr),
+        Expr::Binary(b) => constant(&b.lhs) && constant(&b.rhs),
+        _ => false,
+    }
+}
+
 pub(crate) struct Ev {
     data: Arc<HashMap<usize, Fetched>>,
+    pre: RefCell<AddrMap<usize, Pre>>,
     pub memo: Memo,
     pub lookback: i64,
     pub start: i64,
@@ -419,6 +486,7 @@ pub(crate) async fn prepare(
         step,
         sub_step: ms(&cfg.default_subquery_step).max(1),
         max_samples: cfg.max_samples,
+        pre: RefCell::default(),
         memo: Memo::default(),
         cancel: Cancel::default(),
         warnings: RefCell::new(Vec::new()),
@@ -548,8 +616,9 @@ fn range_steps(
     to: i64,
     step: i64,
 ) -> Result<Vec<Series>, PromError> {
+    ev.precompute(expr, from, to, step)?;
     // Series by their final (interned) labels' address.
-    let mut out: HashMap<usize, (Arc<Labels>, Points)> = HashMap::new();
+    let mut out: AddrMap<usize, (Arc<Labels>, Points)> = AddrMap::default();
     let mut t = from;
     while t <= to {
         ev.cancel.check()?;
@@ -578,6 +647,7 @@ fn range_steps(
         t += step;
     }
     // The memo holds the other reference: drop it before unwrapping.
+    drop(ev.pre.take());
     drop(ev.memo.derived.take());
     drop(ev.memo.interned.take());
     Ok(out
@@ -616,7 +686,7 @@ fn finish_vector(v: Vec<Samp>) -> Result<Vec<(Labels, f64)>, PromError> {
 /// [`finish_vector`] for the steps of a range query: final labels derived
 /// once per series, duplicates found by address.
 fn finish_vector_interned(ev: &Ev, v: Vec<Samp>) -> Result<Vec<(Arc<Labels>, f64)>, PromError> {
-    let mut seen = std::collections::HashSet::with_capacity(v.len());
+    let mut seen: AddrSet<usize> = AddrSet::default();
     let mut out = Vec::with_capacity(v.len());
     for s in v {
         let l = ev.memo.derive(0, u8::from(s.drop_name), &s.labels, |l| {
@@ -649,18 +719,175 @@ impl Ev {
     /// Another evaluator over the same fetched data (for another worker):
     /// its own memo and warnings.
     fn fork(&self) -> Ev {
+        // Each worker gets its own copies: the per-step windows clone the
+        // series' `Arc`s, and two cores incrementing the same counters
+        // would spend more time trading cache lines than evaluating.
+        let data = self
+            .data
+            .iter()
+            .map(|(k, fetched)| {
+                let copy = fetched
+                    .iter()
+                    .map(|f| FetchedSeries {
+                        labels: Arc::new((*f.labels).clone()),
+                        all: f.all.clone(),
+                        live: Arc::from(&f.live[..]),
+                    })
+                    .collect();
+                (*k, copy)
+            })
+            .collect();
         Ev {
-            data: Arc::clone(&self.data),
+            data: Arc::new(data),
             lookback: self.lookback,
             start: self.start,
             end: self.end,
             step: self.step,
             sub_step: self.sub_step,
             max_samples: self.max_samples,
+            pre: RefCell::default(),
             memo: Memo::default(),
             cancel: self.cancel.clone(),
             warnings: RefCell::new(Vec::new()),
         }
+    }
+
+    /// Computes every step `from..=to` of the window-function calls in
+    /// `e` whose range argument is a plain selector (no `@`) and whose
+    /// other arguments are constant; calls under a subquery are evaluated
+    /// at its own steps and left alone.
+    fn precompute(&self, e: &Expr, from: i64, to: i64, step: i64) -> Result<(), PromError> {
+        match e {
+            Expr::Subquery(_)
+            | Expr::NumberLiteral(_)
+            | Expr::StringLiteral(_)
+            | Expr::VectorSelector(_)
+            | Expr::MatrixSelector(_)
+            | Expr::Extension(_) => Ok(()),
+            Expr::Paren(p) => self.precompute(&p.expr, from, to, step),
+            Expr::Unary(u) => self.precompute(&u.expr, from, to, step),
+            Expr::Binary(b) => {
+                self.precompute(&b.lhs, from, to, step)?;
+                self.precompute(&b.rhs, from, to, step)
+            }
+            Expr::Aggregate(a) => {
+                if let Some(p) = &a.param {
+                    self.precompute(p, from, to, step)?;
+                }
+                self.precompute(&a.expr, from, to, step)
+            }
+            Expr::Call(c) => {
+                if super::functions::WINDOW_FNS.contains(&c.func.name) {
+                    self.precompute_call(c, from, to, step)
+                } else {
+                    for a in &c.args.args {
+                        self.precompute(a, from, to, step)?;
+                    }
+                    Ok(())
+                }
+            }
+        }
+    }
+
+    fn precompute_call(
+        &self,
+        c: &promql_parser::parser::Call,
+        from: i64,
+        to: i64,
+        step: i64,
+    ) -> Result<(), PromError> {
+        let (i, keep_name, f) = super::functions::window_fn(self, c, from)?;
+        let Some(Expr::MatrixSelector(m)) = c.args.args.get(i).map(|a| &**a) else {
+            return Ok(());
+        };
+        let others_constant = c
+            .args
+            .args
+            .iter()
+            .enumerate()
+            .all(|(j, a)| j == i || constant(a));
+        if m.vs.at.is_some() || !others_constant || step <= 0 || to < from {
+            return Ok(());
+        }
+        let Some(data) = self.data.get(&addr(&m.vs)) else {
+            return Ok(());
+        };
+        let steps = usize::try_from((to - from) / step + 1).unwrap_or(usize::MAX);
+        let n = data.len();
+        if steps.saturating_mul(n) > PRE_CELLS {
+            return Ok(());
+        }
+        let offset = offset_ms(&m.vs.offset);
+        let range = ms(&m.range);
+        let mut values = vec![0.0; steps * n];
+        let mut present = vec![0u64; (steps * n).div_ceil(64)];
+        for (si, series) in data.iter().enumerate() {
+            self.cancel.check()?;
+            let pts = &series.live;
+            let (mut lo, mut hi) = (0usize, 0usize);
+            for k in 0..steps {
+                let t = from + k as i64 * step;
+                let end = t - offset;
+                let start = end - range;
+                while lo < pts.len() && pts[lo].0 <= start {
+                    lo += 1;
+                }
+                hi = hi.max(lo);
+                while hi < pts.len() && pts[hi].0 <= end {
+                    hi += 1;
+                }
+                if lo < hi
+                    && let Some(v) = f(
+                        &super::functions::Pts(&pts[lo..hi]),
+                        &super::functions::Span { start, end, t },
+                    )
+                {
+                    let cell = k * n + si;
+                    values[cell] = v;
+                    present[cell / 64] |= 1 << (cell % 64);
+                }
+            }
+        }
+        self.pre.borrow_mut().insert(
+            addr(c),
+            Pre {
+                from,
+                step,
+                steps,
+                labels: data.iter().map(|s| Arc::clone(&s.labels)).collect(),
+                drop_name: !keep_name,
+                values,
+                present,
+            },
+        );
+        Ok(())
+    }
+
+    /// The call's value at `t` when [`Self::precompute`] computed it.
+    pub(crate) fn precomputed(&self, c: &promql_parser::parser::Call, t: i64) -> Option<Vec<Samp>> {
+        let pre = self.pre.borrow();
+        let p = pre.get(&addr(c))?;
+        if t < p.from || (t - p.from) % p.step != 0 {
+            return None;
+        }
+        let k = usize::try_from((t - p.from) / p.step).ok()?;
+        if k >= p.steps {
+            return None;
+        }
+        let n = p.labels.len();
+        let mut out = Vec::new();
+        for (i, labels) in p.labels.iter().enumerate() {
+            let cell = k * n + i;
+            if p.present[cell / 64] & (1 << (cell % 64)) != 0 {
+                out.push(Samp {
+                    labels: Arc::clone(labels),
+                    t,
+                    v: p.values[cell],
+                    drop_name: p.drop_name,
+                });
+            }
+        }
+        Some(out)
     }
 
     pub fn warn(&self, msg: impl Into<String>) {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use chrono::{Datelike, TimeZone, Timelike, Utc};
 use promql_parser::parser::{Call, Expr};
 
-use super::eval::{Ev, RSeries, Samp, Val, Window};
+use super::eval::{Ev, Samp, Val};
 use super::{Labels, METRIC_NAME, MatchOp, PromError, is_valid_label_name};
 
 /// Kahan–Babuška summation step, as Prometheus' `kahanSumInc`.
@@ -110,20 +110,46 @@ fn map_vector(ev: &Ev, c: &Call, t: i64, f: impl Fn(f64) -> f64) -> Result<Val, 
     ))
 }
 
+/// One window's points, oldest first.
+pub(crate) struct Pts<'a>(pub &'a [(i64, f64)]);
+
+impl Pts<'_> {
+    pub fn points(&self) -> &[(i64, f64)] {
+        self.0
+    }
+}
+
+/// A window `(start, end]`, evaluated at `t`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Span {
+    pub start: i64,
+    pub end: i64,
+    pub t: i64,
+}
+
 /// Applies `f` to each series of a range-vector argument; series for which
-/// it returns `None` are left out.
+/// it returns `None` are left out. A range query has often computed every
+/// step of the call at once ([`Ev::precomputed`]).
 fn over_window(
     ev: &Ev,
     c: &Call,
     i: usize,
     t: i64,
     keep_name: bool,
-    f: impl Fn(&RSeries, &Window) -> Option<f64>,
+    f: WindowFn<'_>,
 ) -> Result<Val, PromError> {
+    if let Some(v) = ev.precomputed(c, t) {
+        return Ok(Val::Vector(v));
+    }
     let w = ev.window(arg(c, i)?, t)?;
+    let span = Span {
+        start: w.start,
+        end: w.end,
+        t,
+    };
     let mut out = Vec::with_capacity(w.series.len());
     for s in &w.series {
-        if let Some(v) = f(s, &w) {
+        if let Some(v) = f(&Pts(s.points()), &span) {
             out.push(Samp {
                 labels: s.labels.clone(),
                 t,
@@ -135,12 +161,12 @@ fn over_window(
     Ok(Val::Vector(out))
 }
 
-fn values(s: &RSeries) -> impl Iterator<Item = f64> + '_ {
+fn values<'a>(s: &'a Pts<'_>) -> impl Iterator<Item = f64> + 'a {
     s.points().iter().map(|p| p.1)
 }
 
 /// Prometheus' `extrapolatedRate` for `rate`, `increase` and `delta`.
-fn extrapolated_rate(s: &RSeries, w: &Window, is_counter: bool, is_rate: bool) -> Option<f64> {
+fn extrapolated_rate(s: &Pts<'_>, w: &Span, is_counter: bool, is_rate: bool) -> Option<f64> {
     let p = s.points();
     if p.len() < 2 {
         return None;
@@ -183,7 +209,7 @@ fn extrapolated_rate(s: &RSeries, w: &Window, is_counter: bool, is_rate: bool) -
     Some(result * factor)
 }
 
-fn instant_delta(s: &RSeries, is_rate: bool) -> Option<f64> {
+fn instant_delta(s: &Pts<'_>, is_rate: bool) -> Option<f64> {
     let p = s.points();
     if p.len() < 2 {
         return None;
@@ -232,7 +258,7 @@ fn linear_regression(p: &[(i64, f64)], intercept_t: i64) -> (f64, f64) {
     (slope, intercept)
 }
 
-fn avg_over(s: &RSeries) -> f64 {
+fn avg_over(s: &Pts<'_>) -> f64 {
     let (mut sum, mut c) = (0.0, 0.0);
     let n = s.points().len() as f64;
     for v in values(s) {
@@ -248,7 +274,7 @@ fn avg_over(s: &RSeries) -> f64 {
     mean
 }
 
-fn stdvar_over(s: &RSeries) -> f64 {
+fn stdvar_over(s: &Pts<'_>) -> f64 {
     let (mut n, mut mean, mut m2) = (0.0, 0.0, 0.0);
     for v in values(s) {
         n += 1.0;
@@ -396,6 +422,207 @@ fn date_fn(
     ))
 }
 
+/// A range function's value over one window's points.
+pub(crate) type WindowFn<'a> = Box<dyn Fn(&Pts<'_>, &Span) -> Option<f64> + 'a>;
+
+/// The functions of one range-vector argument [`window_fn`] knows.
+pub(crate) const WINDOW_FNS: [&str; 25] = [
+    "present_over_time",
+    "rate",
+    "increase",
+    "delta",
+    "irate",
+    "idelta",
+    "deriv",
+    "predict_linear",
+    "resets",
+    "changes",
+    "avg_over_time",
+    "sum_over_time",
+    "count_over_time",
+    "min_over_time",
+    "max_over_time",
+    "last_over_time",
+    "first_over_time",
+    "ts_of_last_over_time",
+    "ts_of_first_over_time",
+    "ts_of_max_over_time",
+    "ts_of_min_over_time",
+    "stdvar_over_time",
+    "stddev_over_time",
+    "quantile_over_time",
+    "mad_over_time",
+];
+
+/// For a function of one range vector (rate, the `*_over_time` family, …):
+/// which argument is the range vector, whether the metric name stays, and
+/// the value of one window. Scalar arguments are evaluated at `t`.
+pub(crate) fn window_fn(
+    ev: &Ev,
+    c: &Call,
+    t: i64,
+) -> Result<(usize, bool, WindowFn<'static>), PromError> {
+    Ok(match c.func.name {
+        "present_over_time" => (0, false, Box::new(|_, _| Some(1.0))),
+        "rate" => (
+            0,
+            false,
+            Box::new(|s, w| extrapolated_rate(s, w, true, true)),
+        ),
+        "increase" => (
+            0,
+            false,
+            Box::new(|s, w| extrapolated_rate(s, w, true, false)),
+        ),
+        "delta" => (
+            0,
+            false,
+            Box::new(|s, w| extrapolated_rate(s, w, false, false)),
+        ),
+        "irate" => (0, false, Box::new(|s, _| instant_delta(s, true))),
+        "idelta" => (0, false, Box::new(|s, _| instant_delta(s, false))),
+        "deriv" => (
+            0,
+            false,
+            Box::new(|s, _| {
+                (s.points().len() >= 2).then(|| linear_regression(s.points(), s.points()[0].0).0)
+            }),
+        ),
+        "predict_linear" => {
+            let d = ev.scalar(arg(c, 1)?, t)?;
+            // The intercept is at the evaluation time, not at an `@` time.
+            (
+                0,
+                false,
+                Box::new(move |s, w| {
+                    (s.points().len() >= 2).then(|| {
+                        let (slope, intercept) = linear_regression(s.points(), w.t);
+                        slope * d + intercept
+                    })
+                }),
+            )
+        }
+        "resets" => (
+            0,
+            false,
+            Box::new(|s, _| Some(s.points().windows(2).filter(|p| p[1].1 < p[0].1).count() as f64)),
+        ),
+        "changes" => (
+            0,
+            false,
+            Box::new(|s, _| {
+                Some(
+                    s.points()
+                        .windows(2)
+                        .filter(|p| !(p[1].1 == p[0].1 || (p[1].1.is_nan() && p[0].1.is_nan())))
+                        .count() as f64,
+                )
+            }),
+        ),
+        "avg_over_time" => (0, false, Box::new(|s, _| Some(avg_over(s)))),
+        "sum_over_time" => (
+            0,
+            false,
+            Box::new(|s, _| {
+                let (mut sum, mut k) = (0.0, 0.0);
+                for v in values(s) {
+                    (sum, k) = kahan_add(v, sum, k);
+                }
+                Some(if sum.is_infinite() { sum } else { sum + k })
+            }),
+        ),
+        "count_over_time" => (0, false, Box::new(|s, _| Some(s.points().len() as f64))),
+        "min_over_time" => (
+            0,
+            false,
+            Box::new(|s, _| {
+                Some(values(s).fold(
+                    f64::NAN,
+                    |acc, v| if acc.is_nan() || v < acc { v } else { acc },
+                ))
+            }),
+        ),
+        "max_over_time" => (
+            0,
+            false,
+            Box::new(|s, _| {
+                Some(values(s).fold(
+                    f64::NAN,
+                    |acc, v| if acc.is_nan() || v > acc { v } else { acc },
+                ))
+            }),
+        ),
+        "last_over_time" => (0, true, Box::new(|s, _| s.points().last().map(|p| p.1))),
+        "first_over_time" => (0, true, Box::new(|s, _| s.points().first().map(|p| p.1))),
+        "ts_of_last_over_time" => (
+            0,
+            false,
+            Box::new(|s, _| s.points().last().map(|p| p.0 as f64 / 1000.0)),
+        ),
+        "ts_of_first_over_time" => (
+            0,
+            false,
+            Box::new(|s, _| s.points().first().map(|p| p.0 as f64 / 1000.0)),
+        ),
+        "ts_of_max_over_time" => (
+            0,
+            false,
+            Box::new(|s, _| {
+                // The last time the maximum was reached.
+                let mut best: Option<(i64, f64)> = None;
+                for &(ts, v) in s.points() {
+                    if best.is_none_or(|(_, b)| v >= b || b.is_nan()) {
+                        best = Some((ts, v));
+                    }
+                }
+                best.map(|(ts, _)| ts as f64 / 1000.0)
+            }),
+        ),
+        "ts_of_min_over_time" => (
+            0,
+            false,
+            Box::new(|s, _| {
+                let mut best: Option<(i64, f64)> = None;
+                for &(ts, v) in s.points() {
+                    if best.is_none_or(|(_, b)| v <= b || b.is_nan()) {
+                        best = Some((ts, v));
+                    }
+                }
+                best.map(|(ts, _)| ts as f64 / 1000.0)
+            }),
+        ),
+        "stdvar_over_time" => (0, false, Box::new(|s, _| Some(stdvar_over(s)))),
+        "stddev_over_time" => (0, false, Box::new(|s, _| Some(stdvar_over(s).sqrt()))),
+        "quantile_over_time" => {
+            let q = ev.scalar(arg(c, 0)?, t)?;
+            (
+                1,
+                false,
+                Box::new(move |s, _| {
+                    let mut v: Vec<f64> = values(s).collect();
+                    Some(quantile(q, &mut v))
+                }),
+            )
+        }
+        "mad_over_time" => (
+            0,
+            false,
+            Box::new(|s, _| {
+                let mut v: Vec<f64> = values(s).collect();
+                let median = quantile(0.5, &mut v);
+                let mut dev: Vec<f64> = v.iter().map(|x| (x - median).abs()).collect();
+                Some(quantile(0.5, &mut dev))
+            }),
+        ),
+        other => {
+            return Err(PromError::new(
+                super::ErrorKind::Internal,
+                format!("{other} is not a window function"),
+            ));
+        }
+    })
+}
+
 pub(crate) fn call(ev: &Ev, c: &Call, t: i64) -> Result<Val, PromError> {
     let name = c.func.name;
     match name {
@@ -506,105 +733,10 @@ pub(crate) fn call(ev: &Ev, c: &Call, t: i64) -> Result<Val, PromError> {
                 drop_name: false,
             }]))
         }
-        "present_over_time" => over_window(ev, c, 0, t, false, |_, _| Some(1.0)),
-        "rate" => over_window(ev, c, 0, t, false, |s, w| {
-            extrapolated_rate(s, w, true, true)
-        }),
-        "increase" => over_window(ev, c, 0, t, false, |s, w| {
-            extrapolated_rate(s, w, true, false)
-        }),
-        "delta" => over_window(ev, c, 0, t, false, |s, w| {
-            extrapolated_rate(s, w, false, false)
-        }),
-        "irate" => over_window(ev, c, 0, t, false, |s, _| instant_delta(s, true)),
-        "idelta" => over_window(ev, c, 0, t, false, |s, _| instant_delta(s, false)),
-        "deriv" => over_window(ev, c, 0, t, false, |s, _| {
-            (s.points().len() >= 2).then(|| linear_regression(s.points(), s.points()[0].0).0)
-        }),
-        "predict_linear" => {
-            let d = ev.scalar(arg(c, 1)?, t)?;
-            // The intercept is at the evaluation time, not at an `@` time.
-            over_window(ev, c, 0, t, false, |s, _| {
-                (s.points().len() >= 2).then(|| {
-                    let (slope, intercept) = linear_regression(s.points(), t);
-                    slope * d + intercept
-                })
-            })
+        name if WINDOW_FNS.contains(&name) => {
+            let (i, keep_name, f) = window_fn(ev, c, t)?;
+            over_window(ev, c, i, t, keep_name, f)
         }
-        "resets" => over_window(ev, c, 0, t, false, |s, _| {
-            Some(s.points().windows(2).filter(|p| p[1].1 < p[0].1).count() as f64)
-        }),
-        "changes" => over_window(ev, c, 0, t, false, |s, _| {
-            Some(
-                s.points()
-                    .windows(2)
-                    .filter(|p| !(p[1].1 == p[0].1 || (p[1].1.is_nan() && p[0].1.is_nan())))
-                    .count() as f64,
-            )
-        }),
-        "avg_over_time" => over_window(ev, c, 0, t, false, |s, _| Some(avg_over(s))),
-        "sum_over_time" => over_window(ev, c, 0, t, false, |s, _| {
-            let (mut sum, mut k) = (0.0, 0.0);
-            for v in values(s) {
-                (sum, k) = kahan_add(v, sum, k);
-            }
-            Some(if sum.is_infinite() { sum } else { sum + k })
-        }),
-        "count_over_time" => over_window(ev, c, 0, t, false, |s, _| Some(s.points().len() as f64)),
-        "min_over_time" => over_window(ev, c, 0, t, false, |s, _| {
-            Some(values(s).fold(
-                f64::NAN,
-                |acc, v| if acc.is_nan() || v < acc { v } else { acc },
-            ))
-        }),
-        "max_over_time" => over_window(ev, c, 0, t, false, |s, _| {
-            Some(values(s).fold(
-                f64::NAN,
-                |acc, v| if acc.is_nan() || v > acc { v } else { acc },
-            ))
-        }),
-        "last_over_time" => over_window(ev, c, 0, t, true, |s, _| s.points().last().map(|p| p.1)),
-        "first_over_time" => over_window(ev, c, 0, t, true, |s, _| s.points().first().map(|p| p.1)),
-        "ts_of_last_over_time" => over_window(ev, c, 0, t, false, |s, _| {
-            s.points().last().map(|p| p.0 as f64 / 1000.0)
-        }),
-        "ts_of_first_over_time" => over_window(ev, c, 0, t, false, |s, _| {
-            s.points().first().map(|p| p.0 as f64 / 1000.0)
-        }),
-        "ts_of_max_over_time" => over_window(ev, c, 0, t, false, |s, _| {
-            // The last time the maximum was reached.
-            let mut best: Option<(i64, f64)> = None;
-            for &(ts, v) in s.points() {
-                if best.is_none_or(|(_, b)| v >= b || b.is_nan()) {
-                    best = Some((ts, v));
-                }
-            }
-            best.map(|(ts, _)| ts as f64 / 1000.0)
-        }),
-        "ts_of_min_over_time" => over_window(ev, c, 0, t, false, |s, _| {
-            let mut best: Option<(i64, f64)> = None;
-            for &(ts, v) in s.points() {
-                if best.is_none_or(|(_, b)| v <= b || b.is_nan()) {
-                    best = Some((ts, v));
-                }
-            }
-            best.map(|(ts, _)| ts as f64 / 1000.0)
-        }),
-        "stdvar_over_time" => over_window(ev, c, 0, t, false, |s, _| Some(stdvar_over(s))),
-        "stddev_over_time" => over_window(ev, c, 0, t, false, |s, _| Some(stdvar_over(s).sqrt())),
-        "quantile_over_time" => {
-            let q = ev.scalar(arg(c, 0)?, t)?;
-            over_window(ev, c, 1, t, false, |s, _| {
-                let mut v: Vec<f64> = values(s).collect();
-                Some(quantile(q, &mut v))
-            })
-        }
-        "mad_over_time" => over_window(ev, c, 0, t, false, |s, _| {
-            let mut v: Vec<f64> = values(s).collect();
-            let median = quantile(0.5, &mut v);
-            let mut dev: Vec<f64> = v.iter().map(|x| (x - median).abs()).collect();
-            Some(quantile(0.5, &mut dev))
-        }),
         "double_exponential_smoothing" | "holt_winters" => {
             let sf = ev.scalar(arg(c, 1)?, t)?;
             let tf = ev.scalar(arg(c, 2)?, t)?;
@@ -618,9 +750,14 @@ pub(crate) fn call(ev: &Ev, c: &Call, t: i64) -> Result<Val, PromError> {
                     "invalid trend factor. Expected: 0 < tf < 1, got: {tf}"
                 )));
             }
-            over_window(ev, c, 0, t, false, |s, _| {
-                (s.points().len() >= 2).then(|| holt(s.points(), sf, tf))
-            })
+            over_window(
+                ev,
+                c,
+                0,
+                t,
+                false,
+                Box::new(move |s, _| (s.points().len() >= 2).then(|| holt(s.points(), sf, tf))),
+            )
         }
         "histogram_quantile" => histogram_quantile(ev, c, t),
         "label_replace" => label_replace(ev, c, t),
@@ -734,7 +871,7 @@ fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
 fn histogram_quantile(ev: &Ev, c: &Call, t: i64) -> Result<Val, PromError> {
     let q = ev.scalar(arg(c, 0)?, t)?;
     let v = ev.vector(arg(c, 1)?, t)?;
-    let mut index: std::collections::HashMap<usize, usize> = std::collections::HashMap::new();
+    let mut index: super::eval::AddrMap<usize, usize> = super::eval::AddrMap::default();
     // Each group's buckets: (upper bound, count).
     type Group = (Arc<Labels>, Vec<(f64, f64)>);
     let mut groups: Vec<Group> = Vec::new();
