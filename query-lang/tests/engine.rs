@@ -121,6 +121,8 @@ fn a_split_range_query_equals_its_instant_queries() {
         "up unless on (pod) req_bucket{le=\"1\"} < 20",
         "predict_linear(req_bucket{le=\"1\"}[2m], 4 * 150) / ignoring (le) req_bucket{le=\"+Inf\"}",
         "sum by (tenant) (sum_over_time(up[1m] offset 30s)) + on (tenant) sum by (tenant) (count_over_time(up[45s] @ 600))",
+        "max by (service) (rate(req_bucket[1m])) - min by (service) ((rate(req_bucket[1m])))",
+        "count by (tenant) (increase(up[2m])) + on (tenant) group by (tenant) (deriv(up[2m]))",
         "quantile_over_time(0.9, req_bucket{le=\"0.1\"}[3m]) > bool irate(req_bucket{le=\"0.1\"}[1m])",
     ];
     let engine = Engine::default();

@@ -46,6 +46,11 @@ fn groups(ev: &Ev, a: &AggregateExpr, v: Vec<Samp>) -> Vec<(Arc<Labels>, Vec<Sam
 
 pub(crate) fn aggregate(ev: &Ev, a: &AggregateExpr, t: i64) -> Result<Val, PromError> {
     let op = a.op.to_string().to_lowercase();
+    if a.param.is_none()
+        && let Some(v) = pre_aggregate(ev, a, &op, t)
+    {
+        return Ok(Val::Vector(v));
+    }
     let v = ev.vector(&a.expr, t)?;
     let param = |e: &Option<Box<Expr>>| -> Result<f64, PromError> {
         match e {
@@ -170,6 +175,69 @@ pub(crate) fn aggregate(ev: &Ev, a: &AggregateExpr, t: i64) -> Result<Val, PromE
         }
     }
     Ok(Val::Vector(out))
+}
+
+/// `sum`, `count`, `min`, `max` or `group` of a window-function call a
+/// range query computed for every step ([`Ev::precomputed_column`]): each
+/// input series' group is found once per query, and a step is one pass
+/// over a column of values, with the same order of operations (and so the
+/// same floating-point answer) as the general path.
+fn pre_aggregate(ev: &Ev, a: &AggregateExpr, op: &str, t: i64) -> Option<Vec<Samp>> {
+    if !matches!(op, "sum" | "count" | "min" | "max" | "group") {
+        return None;
+    }
+    let mut inner = &*a.expr;
+    while let Expr::Paren(p) = inner {
+        inner = &p.expr;
+    }
+    let Expr::Call(c) = inner else {
+        return None;
+    };
+    ev.precomputed_column(
+        c,
+        t,
+        addr(a),
+        |l| group_of(&a.modifier, l),
+        |col| {
+            let groups = col.groups.len();
+            let mut sum = vec![0.0; groups];
+            let mut comp = vec![0.0; groups];
+            let mut count = vec![0usize; groups];
+            let mut order: Vec<usize> = Vec::new();
+            for (i, v) in col.values() {
+                let g = col.group_of[i];
+                if count[g] == 0 {
+                    order.push(g);
+                    sum[g] = match op {
+                        "min" | "max" => f64::NAN,
+                        _ => 0.0,
+                    };
+                }
+                count[g] += 1;
+                match op {
+                    "sum" => (sum[g], comp[g]) = kahan_add(v, sum[g], comp[g]),
+                    "min" if sum[g].is_nan() || v < sum[g] => sum[g] = v,
+                    "max" if sum[g].is_nan() || v > sum[g] => sum[g] = v,
+                    _ => {}
+                }
+            }
+            order
+                .into_iter()
+                .map(|g| Samp {
+                    labels: Arc::clone(&col.groups[g]),
+                    t,
+                    v: match op {
+                        "sum" if sum[g].is_infinite() => sum[g],
+                        "sum" => sum[g] + comp[g],
+                        "count" => count[g] as f64,
+                        "group" => 1.0,
+                        _ => sum[g],
+                    },
+                    drop_name: col.drop_name,
+                })
+                .collect()
+        },
+    )
 }
 
 fn cmp_desc_nan_last(a: f64, b: f64) -> std::cmp::Ordering {

@@ -222,9 +222,38 @@ fn constant(e: &Expr) -> bool {
     }
 }
 
+/// One step of a precomputed call, as an aggregation over it sees it.
+pub(crate) struct Column<'a> {
+    pre: &'a Pre,
+    k: usize,
+    /// The group of each input series.
+    pub group_of: &'a [usize],
+    /// Each group's labels, interned.
+    pub groups: &'a [Arc<Labels>],
+    pub drop_name: bool,
+}
+
+impl Column<'_> {
+    /// (series, value) of the series present at this step, in order.
+    pub fn values(&self) -> impl Iterator<Item = (usize, f64)> + '_ {
+        let n = self.pre.labels.len();
+        let base = self.k * n;
+        (0..n).filter_map(move |i| {
+            let cell = base + i;
+            (self.pre.present[cell / 64] & (1 << (cell % 64)) != 0)
+                .then(|| (i, self.pre.values[cell]))
+        })
+    }
+}
+
+/// Each input series' group for one aggregation node, and the groups.
+type Grouping = (Vec<usize>, Vec<Arc<Labels>>);
+
 pub(crate) struct Ev {
     data: Arc<HashMap<usize, Fetched>>,
     pre: RefCell<AddrMap<usize, Pre>>,
+    /// Per aggregation node over a precomputed call: its grouping.
+    groupings: RefCell<AddrMap<usize, Grouping>>,
     pub memo: Memo,
     pub lookback: i64,
     pub start: i64,
@@ -487,6 +516,7 @@ pub(crate) async fn prepare(
         sub_step: ms(&cfg.default_subquery_step).max(1),
         max_samples: cfg.max_samples,
         pre: RefCell::default(),
+        groupings: RefCell::default(),
         memo: Memo::default(),
         cancel: Cancel::default(),
         warnings: RefCell::new(Vec::new()),
@@ -648,6 +678,7 @@ fn range_steps(
     }
     // The memo holds the other reference: drop it before unwrapping.
     drop(ev.pre.take());
+    drop(ev.groupings.take());
     drop(ev.memo.derived.take());
     drop(ev.memo.interned.take());
     Ok(out
@@ -719,26 +750,8 @@ impl Ev {
     /// Another evaluator over the same fetched data (for another worker):
     /// its own memo and warnings.
     fn fork(&self) -> Ev {
-        // Each worker gets its own copies: the per-step windows clone the
-        // series' `Arc`s, and two cores incrementing the same counters
-        // would spend more time trading cache lines than evaluating.
-        let data = self
-            .data
-            .iter()
-            .map(|(k, fetched)| {
-                let copy = fetched
-                    .iter()
-                    .map(|f| FetchedSeries {
-                        labels: Arc::new((*f.labels).clone()),
-                        all: f.all.clone(),
-                        live: Arc::from(&f.live[..]),
-                    })
-                    .collect();
-                (*k, copy)
-            })
-            .collect();
         Ev {
-            data: Arc::new(data),
+            data: Arc::clone(&self.data),
             lookback: self.lookback,
             start: self.start,
             end: self.end,
@@ -746,6 +759,7 @@ impl Ev {
             sub_step: self.sub_step,
             max_samples: self.max_samples,
             pre: RefCell::default(),
+            groupings: RefCell::default(),
             memo: Memo::default(),
             cancel: self.cancel.clone(),
             warnings: RefCell::new(Vec::new()),
@@ -861,6 +875,53 @@ impl Ev {
             },
         );
         Ok(())
+    }
+
+    /// For an aggregation (node `node`) over a precomputed call: `f` of the
+    /// call's column at `t`, with each input series' group (`group` of its
+    /// labels, found once per query).
+    pub(crate) fn precomputed_column<R>(
+        &self,
+        c: &promql_parser::parser::Call,
+        t: i64,
+        node: usize,
+        group: impl Fn(&Labels) -> Labels,
+        f: impl FnOnce(&Column<'_>) -> R,
+    ) -> Option<R> {
+        let pre = self.pre.borrow();
+        let p = pre.get(&addr(c))?;
+        if t < p.from || (t - p.from) % p.step != 0 {
+            return None;
+        }
+        let k = usize::try_from((t - p.from) / p.step).ok()?;
+        if k >= p.steps {
+            return None;
+        }
+        if !self.groupings.borrow().contains_key(&node) {
+            let mut index: AddrMap<usize, usize> = AddrMap::default();
+            let mut groups: Vec<Arc<Labels>> = Vec::new();
+            let group_of = p
+                .labels
+                .iter()
+                .map(|l| {
+                    let g = self.memo.derive(node, 0, l, &group);
+                    *index.entry(ptr(&g)).or_insert_with(|| {
+                        groups.push(g);
+                        groups.len() - 1
+                    })
+                })
+                .collect();
+            self.groupings.borrow_mut().insert(node, (group_of, groups));
+        }
+        let groupings = self.groupings.borrow();
+        let (group_of, groups) = groupings.get(&node)?;
+        Some(f(&Column {
+            pre: p,
+            k,
+            group_of,
+            groups,
+            drop_name: p.drop_name,
+        }))
     }
 
     /// The call's value at `t` when [`Self::precompute`] computed it.
