@@ -224,23 +224,14 @@ impl PromSource {
         start_ms: i64,
         end_ms: i64,
     ) -> Result<Vec<String>, PromError> {
-        let ix = self.indexes(start_ms, end_ms).await?;
-        let selectors = head_selectors(selectors)?;
-        let mut out: HashSet<Arc<str>> = HashSet::new();
-        for sel in &selectors {
-            for h in &ix.heads {
-                out.extend(h.label_names_matching(sel));
-            }
-            for f in &ix.files {
-                if sel.is_empty() {
-                    out.extend(f.labels.label_names(None));
-                } else {
-                    let s = f.labels.select(sel);
-                    out.extend(f.labels.label_names(Some(&s)));
-                }
-            }
-        }
-        Ok(sorted(out))
+        self.strings(
+            selectors,
+            start_ms,
+            end_ms,
+            |h, sel| h.label_names_matching(sel),
+            |ix, sel| ix.label_names(sel),
+        )
+        .await
     }
 
     /// Values of `name` among the series matching any of `selectors` (of
@@ -252,19 +243,39 @@ impl PromSource {
         start_ms: i64,
         end_ms: i64,
     ) -> Result<Vec<String>, PromError> {
+        self.strings(
+            selectors,
+            start_ms,
+            end_ms,
+            |h, sel| h.label_values_matching(name, sel),
+            |ix, sel| ix.label_values(name, sel),
+        )
+        .await
+    }
+
+    /// The union, over heads and files, of what `head` and `file` read
+    /// from each index for each selector, sorted.
+    async fn strings(
+        &self,
+        selectors: &[Vec<Matcher>],
+        start_ms: i64,
+        end_ms: i64,
+        head: impl Fn(&strata_head::TenantHead, &[HeadMatcher]) -> Vec<Arc<str>>,
+        file: impl Fn(&strata_head::LabelIndex, Option<&roaring::RoaringBitmap>) -> Vec<Arc<str>>,
+    ) -> Result<Vec<String>, PromError> {
         let ix = self.indexes(start_ms, end_ms).await?;
         let selectors = head_selectors(selectors)?;
         let mut out: HashSet<Arc<str>> = HashSet::new();
         for sel in &selectors {
             for h in &ix.heads {
-                out.extend(h.label_values_matching(name, sel));
+                out.extend(head(h, sel));
             }
             for f in &ix.files {
                 if sel.is_empty() {
-                    out.extend(f.labels.label_values(name, None));
+                    out.extend(file(&f.labels, None));
                 } else {
                     let s = f.labels.select(sel);
-                    out.extend(f.labels.label_values(name, Some(&s)));
+                    out.extend(file(&f.labels, Some(&s)));
                 }
             }
         }

@@ -172,25 +172,36 @@ pub(crate) async fn read_labels(
     let batches: Vec<_> = stream.try_collect().await?;
     let mut out = Vec::with_capacity(rows.len());
     for b in &batches {
-        let internal =
-            |what: &str| datafusion::error::DataFusionError::Internal(format!("{path}: {what}"));
-        let metric = b
-            .column_by_name("metric")
-            .and_then(|c| c.as_string_opt::<i32>())
-            .ok_or_else(|| internal("metric column"))?;
-        let labels = b
-            .column_by_name("labels")
-            .and_then(|c| c.as_map_opt())
-            .ok_or_else(|| internal("labels column"))?;
-        let ids = b
-            .column_by_name("series_id")
-            .and_then(|c| c.as_primitive_opt::<Int64Type>())
-            .ok_or_else(|| internal("series_id column"))?;
-        for row in 0..b.num_rows() {
-            out.push((ids.value(row), map_labels(metric.value(row), labels, row)));
-        }
+        batch_labels(b, path, |id, labels| out.push((id, labels)))?;
     }
     Ok(out)
+}
+
+/// Each row's series id and labels of a batch of `metric`, `labels` and
+/// `series_id`.
+fn batch_labels(
+    b: &arrow::array::RecordBatch,
+    path: &Path,
+    mut each: impl FnMut(i64, Labels),
+) -> Result<(), datafusion::error::DataFusionError> {
+    let internal =
+        |what: &str| datafusion::error::DataFusionError::Internal(format!("{path}: {what}"));
+    let metric = b
+        .column_by_name("metric")
+        .and_then(|c| c.as_string_opt::<i32>())
+        .ok_or_else(|| internal("metric column"))?;
+    let labels = b
+        .column_by_name("labels")
+        .and_then(|c| c.as_map_opt())
+        .ok_or_else(|| internal("labels column"))?;
+    let ids = b
+        .column_by_name("series_id")
+        .and_then(|c| c.as_primitive_opt::<Int64Type>())
+        .ok_or_else(|| internal("series_id column"))?;
+    for row in 0..b.num_rows() {
+        each(ids.value(row), map_labels(metric.value(row), labels, row));
+    }
+    Ok(())
 }
 
 /// A row's labels, `__name__` from the metric column.
@@ -292,27 +303,11 @@ impl FileIndex {
                     .try_collect()
                     .await?;
             for b in &batches {
-                let internal = |what: &str| {
-                    datafusion::error::DataFusionError::Internal(format!("{path}: {what}"))
-                };
-                let metric = b
-                    .column_by_name("metric")
-                    .and_then(|c| c.as_string_opt::<i32>())
-                    .ok_or_else(|| internal("metric column"))?;
-                let labels = b
-                    .column_by_name("labels")
-                    .and_then(|c| c.as_map_opt())
-                    .ok_or_else(|| internal("labels column"))?;
-                let col = b
-                    .column_by_name("series_id")
-                    .and_then(|c| c.as_primitive_opt::<Int64Type>())
-                    .ok_or_else(|| internal("series_id column"))?;
-                for r in 0..b.num_rows() {
-                    if let Some(&pos) = positions.get(&col.value(r)) {
-                        series_labels[pos as usize] =
-                            Arc::new(map_labels(metric.value(r), labels, r));
+                batch_labels(b, path, |id, labels| {
+                    if let Some(&pos) = positions.get(&id) {
+                        series_labels[pos as usize] = Arc::new(labels);
                     }
-                }
+                })?;
             }
         }
         let mut labels = strata_head::LabelIndex::new();

@@ -207,6 +207,18 @@ struct Pre {
     present: Vec<u64>,
 }
 
+impl Pre {
+    /// The step `t` is, when the table holds it.
+    fn step_of(&self, t: i64) -> Option<usize> {
+        if t < self.from || (t - self.from) % self.step != 0 {
+            return None;
+        }
+        usize::try_from((t - self.from) / self.step)
+            .ok()
+            .filter(|k| *k < self.steps)
+    }
+}
+
 /// Cells (series × steps) past which a call is evaluated step by step
 /// instead (its table would hold too much memory).
 const PRE_CELLS: usize = 40_000_000;
@@ -890,13 +902,7 @@ impl Ev {
     ) -> Option<R> {
         let pre = self.pre.borrow();
         let p = pre.get(&addr(c))?;
-        if t < p.from || (t - p.from) % p.step != 0 {
-            return None;
-        }
-        let k = usize::try_from((t - p.from) / p.step).ok()?;
-        if k >= p.steps {
-            return None;
-        }
+        let k = p.step_of(t)?;
         if !self.groupings.borrow().contains_key(&node) {
             let mut index: AddrMap<usize, usize> = AddrMap::default();
             let mut groups: Vec<Arc<Labels>> = Vec::new();
@@ -928,13 +934,7 @@ impl Ev {
     pub(crate) fn precomputed(&self, c: &promql_parser::parser::Call, t: i64) -> Option<Vec<Samp>> {
         let pre = self.pre.borrow();
         let p = pre.get(&addr(c))?;
-        if t < p.from || (t - p.from) % p.step != 0 {
-            return None;
-        }
-        let k = usize::try_from((t - p.from) / p.step).ok()?;
-        if k >= p.steps {
-            return None;
-        }
+        let k = p.step_of(t)?;
         let n = p.labels.len();
         let mut out = Vec::new();
         for (i, labels) in p.labels.iter().enumerate() {
