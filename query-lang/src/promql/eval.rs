@@ -822,17 +822,21 @@ impl Ev {
         to: i64,
         step: i64,
     ) -> Result<(), PromError> {
-        let (i, keep_name, f) = super::functions::window_fn(self, c, from)?;
-        let Some(Expr::MatrixSelector(m)) = c.args.args.get(i).map(|a| &**a) else {
-            return Ok(());
-        };
+        // Only constant scalar arguments: they are evaluated once, here
+        // (nothing that could fail or warn differently at another step).
         let others_constant = c
             .args
             .args
             .iter()
-            .enumerate()
-            .all(|(j, a)| j == i || constant(a));
-        if m.vs.at.is_some() || !others_constant || step <= 0 || to < from {
+            .all(|a| matches!(**a, Expr::MatrixSelector(_)) || constant(a));
+        if !others_constant || step <= 0 || to < from {
+            return Ok(());
+        }
+        let (i, keep_name, f) = super::functions::window_fn(self, c, from)?;
+        let Some(Expr::MatrixSelector(m)) = c.args.args.get(i).map(|a| &**a) else {
+            return Ok(());
+        };
+        if m.vs.at.is_some() {
             return Ok(());
         }
         let Some(data) = self.data.get(&addr(&m.vs)) else {
