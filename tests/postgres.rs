@@ -253,3 +253,51 @@ fn tokens_are_postgres_passwords_for_their_tenant() {
     assert!(!ok);
     assert!(out.contains("may not read"), "{out}");
 }
+
+/// A psql that goes away mid-query (killed, socket closed) stops its query
+/// and gives back its slot: with two slots a tenant holds at most one, so
+/// the tenant's next query gets an answer at once instead of waiting out
+/// the abandoned one (before: until the query timeout).
+#[test]
+fn a_postgres_client_that_leaves_stops_its_query() {
+    if !clients_ready(&["psql"], "") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("strata.toml");
+    std::fs::write(&config, "[promql]\nquery_slots = 2\n").unwrap();
+    let server = Server::start(
+        &dir.path().join("data"),
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--log-level",
+            "strata_server::pg=debug,info",
+        ],
+    );
+    let mut client = Command::new("psql")
+        .args(["-h", "127.0.0.1", "-p", &server.pg_port.to_string()])
+        .args(["-d", "acme", "-U", "grafana", "-X", "-At"])
+        .args([
+            "-c",
+            "SELECT count(*) FROM generate_series(1, 1000000000000)",
+        ])
+        .env_remove("PGPASSWORD")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Running by now, holding the tenant's one slot.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert!(client.try_wait().unwrap().is_none(), "psql ended early");
+    client.kill().unwrap();
+    client.wait().unwrap();
+    let asked = std::time::Instant::now();
+    assert_eq!(server.rows(Some("acme"), "SELECT 1 AS one").len(), 1);
+    assert!(
+        asked.elapsed() < std::time::Duration::from_secs(10),
+        "the tenant's next query waited {:?} for the abandoned one's slot",
+        asked.elapsed()
+    );
+    assert!(server.log().contains("postgres client went away"));
+}
