@@ -1,0 +1,265 @@
+//! Range queries' window-function calls computed for every step at once,
+//! series by series, and aggregations reducing their step columns.
+
+use std::sync::Arc;
+
+use promql_parser::parser::Expr;
+
+use super::super::{Labels, PromError};
+use super::memo::{AddrMap, ptr};
+use super::{Ev, Samp, addr, ms, offset_ms};
+
+/// Every step of one window-function call of a range query (`rate(x[5m])`
+/// and the like), computed series by series with a sliding window before
+/// the steps are evaluated: each series' points are read once, in order,
+/// instead of searched at every step.
+pub(super) struct Pre {
+    from: i64,
+    step: i64,
+    steps: usize,
+    labels: Vec<Arc<Labels>>,
+    drop_name: bool,
+    /// Step-major: the value of series `i` at step `k` is at
+    /// `k * labels.len() + i`, when its bit in `present` is set.
+    values: Vec<f64>,
+    present: Vec<u64>,
+}
+
+impl Pre {
+    /// The step `t` is, when the table holds it.
+    fn step_of(&self, t: i64) -> Option<usize> {
+        if t < self.from || (t - self.from) % self.step != 0 {
+            return None;
+        }
+        usize::try_from((t - self.from) / self.step)
+            .ok()
+            .filter(|k| *k < self.steps)
+    }
+}
+
+/// Cells (series × steps) past which a call is evaluated step by step
+/// instead (its table would hold too much memory).
+const PRE_CELLS: usize = 40_000_000;
+
+/// Whether `e` is a number whatever the time (`4 * 3600`).
+fn constant(e: &Expr) -> bool {
+    match e {
+        Expr::NumberLiteral(_) => true,
+        Expr::Paren(p) => constant(&p.expr),
+        Expr::Unary(u) => constant(&u.expr),
+        Expr::Binary(b) => constant(&b.lhs) && constant(&b.rhs),
+        _ => false,
+    }
+}
+
+/// One step of a precomputed call, as an aggregation over it sees it.
+pub(crate) struct Column<'a> {
+    pre: &'a Pre,
+    k: usize,
+    /// The group of each input series.
+    pub group_of: &'a [usize],
+    /// Each group's labels, interned.
+    pub groups: &'a [Arc<Labels>],
+    pub drop_name: bool,
+}
+
+impl Column<'_> {
+    /// (series, value) of the series present at this step, in order.
+    pub fn values(&self) -> impl Iterator<Item = (usize, f64)> + '_ {
+        let n = self.pre.labels.len();
+        let base = self.k * n;
+        (0..n).filter_map(move |i| {
+            let cell = base + i;
+            (self.pre.present[cell / 64] & (1 << (cell % 64)) != 0)
+                .then(|| (i, self.pre.values[cell]))
+        })
+    }
+}
+
+/// Each input series' group for one aggregation node, and the groups.
+pub(super) type Grouping = (Vec<usize>, Vec<Arc<Labels>>);
+
+impl Ev {
+    /// Computes every step `from..=to` of the window-function calls in
+    /// `e` whose range argument is a plain selector (no `@`) and whose
+    /// other arguments are constant; calls under a subquery are evaluated
+    /// at its own steps and left alone.
+    pub(super) fn precompute(
+        &self,
+        e: &Expr,
+        from: i64,
+        to: i64,
+        step: i64,
+    ) -> Result<(), PromError> {
+        match e {
+            Expr::Subquery(_)
+            | Expr::NumberLiteral(_)
+            | Expr::StringLiteral(_)
+            | Expr::VectorSelector(_)
+            | Expr::MatrixSelector(_)
+            | Expr::Extension(_) => Ok(()),
+            Expr::Paren(p) => self.precompute(&p.expr, from, to, step),
+            Expr::Unary(u) => self.precompute(&u.expr, from, to, step),
+            Expr::Binary(b) => {
+                self.precompute(&b.lhs, from, to, step)?;
+                self.precompute(&b.rhs, from, to, step)
+            }
+            Expr::Aggregate(a) => {
+                if let Some(p) = &a.param {
+                    self.precompute(p, from, to, step)?;
+                }
+                self.precompute(&a.expr, from, to, step)
+            }
+            Expr::Call(c) => {
+                if super::super::functions::WINDOW_FNS.contains(&c.func.name) {
+                    self.precompute_call(c, from, to, step)
+                } else {
+                    for a in &c.args.args {
+                        self.precompute(a, from, to, step)?;
+                    }
+                    Ok(())
+                }
+            }
+        }
+    }
+
+    fn precompute_call(
+        &self,
+        c: &promql_parser::parser::Call,
+        from: i64,
+        to: i64,
+        step: i64,
+    ) -> Result<(), PromError> {
+        // Only constant scalar arguments: they are evaluated once, here
+        // (nothing that could fail or warn differently at another step).
+        let others_constant = c
+            .args
+            .args
+            .iter()
+            .all(|a| matches!(**a, Expr::MatrixSelector(_)) || constant(a));
+        if !others_constant || step <= 0 || to < from {
+            return Ok(());
+        }
+        let (i, keep_name, f) = super::super::functions::window_fn(self, c, from)?;
+        let Some(Expr::MatrixSelector(m)) = c.args.args.get(i).map(|a| &**a) else {
+            return Ok(());
+        };
+        if m.vs.at.is_some() {
+            return Ok(());
+        }
+        let Some(data) = self.data.get(&addr(&m.vs)) else {
+            return Ok(());
+        };
+        let steps = usize::try_from((to - from) / step + 1).unwrap_or(usize::MAX);
+        let n = data.len();
+        if steps.saturating_mul(n) > PRE_CELLS {
+            return Ok(());
+        }
+        let offset = offset_ms(&m.vs.offset);
+        let range = ms(&m.range);
+        let mut values = vec![0.0; steps * n];
+        let mut present = vec![0u64; (steps * n).div_ceil(64)];
+        for (si, series) in data.iter().enumerate() {
+            self.cancel.check()?;
+            let pts = &series.live;
+            let (mut lo, mut hi) = (0usize, 0usize);
+            for k in 0..steps {
+                let t = from + k as i64 * step;
+                let end = t - offset;
+                let start = end - range;
+                while lo < pts.len() && pts[lo].0 <= start {
+                    lo += 1;
+                }
+                hi = hi.max(lo);
+                while hi < pts.len() && pts[hi].0 <= end {
+                    hi += 1;
+                }
+                if lo < hi
+                    && let Some(v) = f(
+                        &super::super::functions::Pts(&pts[lo..hi]),
+                        &super::super::functions::Span { start, end, t },
+                    )
+                {
+                    let cell = k * n + si;
+                    values[cell] = v;
+                    present[cell / 64] |= 1 << (cell % 64);
+                }
+            }
+        }
+        self.pre.borrow_mut().insert(
+            addr(c),
+            Pre {
+                from,
+                step,
+                steps,
+                labels: data.iter().map(|s| Arc::clone(&s.labels)).collect(),
+                drop_name: !keep_name,
+                values,
+                present,
+            },
+        );
+        Ok(())
+    }
+
+    /// For an aggregation (node `node`) over a precomputed call: `f` of the
+    /// call's column at `t`, with each input series' group (`group` of its
+    /// labels, found once per query).
+    pub(crate) fn precomputed_column<R>(
+        &self,
+        c: &promql_parser::parser::Call,
+        t: i64,
+        node: usize,
+        group: impl Fn(&Labels) -> Labels,
+        f: impl FnOnce(&Column<'_>) -> R,
+    ) -> Option<R> {
+        let pre = self.pre.borrow();
+        let p = pre.get(&addr(c))?;
+        let k = p.step_of(t)?;
+        if !self.groupings.borrow().contains_key(&node) {
+            let mut index: AddrMap<usize, usize> = AddrMap::default();
+            let mut groups: Vec<Arc<Labels>> = Vec::new();
+            let group_of = p
+                .labels
+                .iter()
+                .map(|l| {
+                    let g = self.memo.derive(node, 0, l, &group);
+                    *index.entry(ptr(&g)).or_insert_with(|| {
+                        groups.push(g);
+                        groups.len() - 1
+                    })
+                })
+                .collect();
+            self.groupings.borrow_mut().insert(node, (group_of, groups));
+        }
+        let groupings = self.groupings.borrow();
+        let (group_of, groups) = groupings.get(&node)?;
+        Some(f(&Column {
+            pre: p,
+            k,
+            group_of,
+            groups,
+            drop_name: p.drop_name,
+        }))
+    }
+
+    /// The call's value at `t` when [`Self::precompute`] computed it.
+    pub(crate) fn precomputed(&self, c: &promql_parser::parser::Call, t: i64) -> Option<Vec<Samp>> {
+        let pre = self.pre.borrow();
+        let p = pre.get(&addr(c))?;
+        let k = p.step_of(t)?;
+        let n = p.labels.len();
+        let mut out = Vec::new();
+        for (i, labels) in p.labels.iter().enumerate() {
+            let cell = k * n + i;
+            if p.present[cell / 64] & (1 << (cell % 64)) != 0 {
+                out.push(Samp {
+                    labels: Arc::clone(labels),
+                    t,
+                    v: p.values[cell],
+                    drop_name: p.drop_name,
+                });
+            }
+        }
+        Some(out)
+    }
+}
