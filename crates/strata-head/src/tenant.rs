@@ -249,6 +249,28 @@ impl TenantHead {
         refs.into_iter().map(|(_, _, r)| HeadSeriesRef(r)).collect()
     }
 
+    /// Every series' id with its metric name (`""` without one), unordered:
+    /// what a series limit counts.
+    pub fn series_metrics(&self) -> Vec<(SeriesId, Arc<str>)> {
+        let index = self.index.read();
+        let name = index.sym(strata_types::METRIC_NAME_LABEL);
+        let empty: Arc<str> = Arc::from("");
+        index
+            .series
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let metric = index
+                    .labels
+                    .syms(i as u32)
+                    .iter()
+                    .find(|(n, _)| Some(*n) == name)
+                    .map_or_else(|| Arc::clone(&empty), |(_, v)| Arc::clone(index.str(*v)));
+                (s.id, metric)
+            })
+            .collect()
+    }
+
     pub fn series_count(&self) -> usize {
         self.index.read().series.len()
     }

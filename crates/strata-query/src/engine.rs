@@ -1,6 +1,6 @@
 //! Tenant-scoped SQL sessions.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
@@ -318,6 +318,54 @@ impl QueryEngine {
             view,
             Arc::clone(&self.file_index),
         ))
+    }
+
+    /// The series `tenant` wrote at or after `since_ms` (wall-clock ms):
+    /// those of its heads, and those of the files written since (from
+    /// their indexes, which queries share). Each with its metric name and
+    /// when it was last written, at the latest: now for heads, the file's
+    /// newest write for files. What a series limit counts once a flush or
+    /// a restart emptied the head.
+    pub async fn series_written_since(
+        &self,
+        tenant: &TenantId,
+        since_ms: i64,
+        now_ms: i64,
+    ) -> Result<Vec<(u64, Arc<str>, i64)>, QueryError> {
+        let view = self.storage.view(tenant);
+        let mut out: Vec<(u64, Arc<str>, i64)> = Vec::new();
+        for head in &view.heads {
+            out.extend(
+                head.series_metrics()
+                    .into_iter()
+                    .map(|(id, metric)| (id.0, metric, now_ms)),
+            );
+        }
+        let store = view.store.store();
+        let mut names: HashMap<String, Arc<str>> = HashMap::new();
+        for file in view.files.iter().filter(|f| f.written_ms >= since_ms) {
+            let path = file.path.under(&view.table_root);
+            let ix = self
+                .file_index
+                .index(store, &path, file.size)
+                .await
+                .map_err(QueryError::from)?;
+            for (id, labels) in ix.ids.iter().zip(&ix.series_labels) {
+                let metric = labels
+                    .get(strata_query_lang::promql::METRIC_NAME)
+                    .unwrap_or("");
+                let metric = match names.get(metric) {
+                    Some(m) => Arc::clone(m),
+                    None => {
+                        let m: Arc<str> = Arc::from(metric);
+                        names.insert(metric.to_owned(), Arc::clone(&m));
+                        m
+                    }
+                };
+                out.push((*id as u64, metric, file.written_ms.min(now_ms)));
+            }
+        }
+        Ok(out)
     }
 
     /// LogQL's view of `tenant`: log heads and files.

@@ -242,6 +242,10 @@ pub struct LimitsConfig {
     pub tenant_defaults: crate::limits::TenantLimits,
     /// `[tenants.<id>]` tables of limits, re-read when the file changes.
     pub overrides_file: Option<PathBuf>,
+    /// How long a series counts against `max_series` after its last
+    /// sample, flushed or not, e.g. "1h".
+    #[serde(deserialize_with = "duration")]
+    pub active_series_window: std::time::Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -299,6 +303,7 @@ impl Default for LimitsConfig {
             max_log_line_size: ByteSize(256 << 10),
             tenant_defaults: crate::limits::TenantLimits::default(),
             overrides_file: None,
+            active_series_window: std::time::Duration::from_secs(3600),
         }
     }
 }

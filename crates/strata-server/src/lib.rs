@@ -17,6 +17,7 @@ pub mod config;
 mod error;
 pub mod flight;
 pub mod limits;
+pub mod live_series;
 mod metrics;
 pub mod pg;
 mod routes;
@@ -240,6 +241,17 @@ pub async fn serve(
                         error!(%reason, "auth tokens file not reloaded; the previous tokens stay in force")
                     }
                 }
+                match state.limits.reload_if_changed() {
+                    Ok(Some(n)) => info!(tenants = n, "limit overrides reloaded"),
+                    Ok(None) => {}
+                    Err(reason) => {
+                        error!(%reason, "limit overrides file not reloaded; the previous limits stay in force")
+                    }
+                }
+                let window = i64::try_from(state.config.limits.active_series_window.as_secs())
+                    .unwrap_or(i64::MAX);
+                let now_s = chrono::Utc::now().timestamp();
+                state.limits.expire_series(now_s.saturating_sub(window));
             }
         })
     };

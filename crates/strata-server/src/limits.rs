@@ -9,19 +9,21 @@
 //! limit and its value and is counted in `strata_rejected_total{tenant,
 //! reason}`.
 //!
-//! Series limits count the active head's series (the series written since
-//! the last flush); concurrent requests are checked independently, so a
-//! limit may be passed by at most the new series of requests in flight.
+//! Series limits count the tenant's live series (see [`crate::live_series`]:
+//! written within `limits.active_series_window`, in the head or flushed,
+//! across restarts), and writes that add series are checked and applied
+//! one at a time per tenant, so concurrent requests never pass a limit.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use parking_lot::{Mutex, RwLock};
 use serde::Deserialize;
-use strata_head::TenantHead;
 use strata_types::{ErrorKind, METRIC_NAME_LABEL, TenantId, WriteBatch};
+
+use crate::live_series::{LiveSeries, TenantSeries};
 
 /// One tenant's limits; 0 means unlimited.
 #[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
@@ -31,9 +33,9 @@ pub struct TenantLimits {
     pub ingest_rate: f64,
     /// Samples a burst may hold above the rate.
     pub ingest_burst: u64,
-    /// Series in the active head.
+    /// Live series (written within `limits.active_series_window`).
     pub max_series: u64,
-    /// Series in the active head per metric name.
+    /// Live series per metric name.
     pub max_series_per_metric: u64,
     /// Labels per series, `__name__` included.
     pub max_labels_per_series: usize,
@@ -112,10 +114,40 @@ pub struct Limits {
     buckets: Mutex<HashMap<TenantId, Bucket>>,
     log_buckets: Mutex<HashMap<TenantId, Bucket>>,
     queries: Mutex<HashMap<TenantId, usize>>,
-    /// Per tenant: held from the series check of a write that adds series
-    /// until it is in the head, so concurrent writes never pass a series
-    /// limit together.
-    series_admission: Mutex<HashMap<TenantId, Arc<tokio::sync::Mutex<()>>>>,
+    /// Live series of the tenants with a series limit.
+    live: LiveSeries,
+}
+
+/// How a write stands against its tenant's series limits.
+pub enum SeriesAdmission {
+    /// The tenant has no series limit: nothing is counted.
+    Unlimited,
+    /// Every series of the write is live already (now marked written).
+    Live,
+    /// The write may add series: the tenant's admission is held until the
+    /// write is recorded (or dropped), so the check and the write act as one.
+    Adds {
+        series: Arc<TenantSeries>,
+        _admitted: tokio::sync::OwnedMutexGuard<()>,
+    },
+}
+
+impl SeriesAdmission {
+    /// The live series to complete from storage before the check, if they
+    /// are not complete yet.
+    pub fn incomplete(&self) -> Option<&TenantSeries> {
+        match self {
+            Self::Adds { series, .. } if !series.is_complete() => Some(series),
+            _ => None,
+        }
+    }
+
+    /// Records a stored write's series as live.
+    pub fn record(&self, batch: &WriteBatch, now_s: i64) {
+        if let Self::Adds { series, .. } = self {
+            series.record(batch, now_s);
+        }
+    }
 }
 
 impl std::fmt::Debug for Limits {
@@ -164,35 +196,33 @@ impl Limits {
             buckets: Mutex::new(HashMap::new()),
             log_buckets: Mutex::new(HashMap::new()),
             queries: Mutex::new(HashMap::new()),
-            series_admission: Mutex::new(HashMap::new()),
+            live: LiveSeries::default(),
         }
     }
 
-    /// When `batch` may add series to a tenant with a series limit: the
-    /// tenant's admission lock, to hold until the batch is in the head (the
-    /// check and the append then act as one). `None` when there is no
-    /// series limit or every series already exists.
-    pub async fn admit_series(
-        &self,
-        batch: &WriteBatch,
-        head: Option<&TenantHead>,
-    ) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+    /// Where `batch` stands against its tenant's series limits (written at
+    /// `now_s`): when it may add series, waits for the tenant's admission.
+    pub async fn admit_series(&self, batch: &WriteBatch, now_s: i64) -> SeriesAdmission {
         let l = self.of(&batch.tenant);
         if l.max_series == 0 && l.max_series_per_metric == 0 {
-            return None;
+            self.live.forget(&batch.tenant);
+            return SeriesAdmission::Unlimited;
         }
-        if let Some(h) = head
-            && batch.series().all(|s| h.contains(s.series_id()))
-        {
-            return None;
+        let series = self.live.tenant(&batch.tenant);
+        if series.touch_if_live(batch, now_s) {
+            return SeriesAdmission::Live;
         }
-        let lock = Arc::clone(
-            self.series_admission
-                .lock()
-                .entry(batch.tenant.clone())
-                .or_default(),
-        );
-        Some(lock.lock_owned().await)
+        let admitted = series.admit().await;
+        SeriesAdmission::Adds {
+            series,
+            _admitted: admitted,
+        }
+    }
+
+    /// Forgets the series last written before `before_s`: they no longer
+    /// count against a limit. How many.
+    pub fn expire_series(&self, before_s: i64) -> usize {
+        self.live.expire(before_s)
     }
 
     /// Defaults and an overrides file, which must load.
@@ -270,7 +300,7 @@ impl Limits {
     pub fn check_ingest(
         &self,
         batch: &WriteBatch,
-        head: Option<&TenantHead>,
+        series: &SeriesAdmission,
     ) -> Result<(), Refusal> {
         let tenant = &batch.tenant;
         let l = self.of(tenant);
@@ -313,39 +343,26 @@ impl Limits {
                 }
             }
         }
-        if l.max_series > 0 || l.max_series_per_metric > 0 {
-            let mut new_ids = HashSet::new();
-            let mut per_metric: HashMap<&str, u64> = HashMap::new();
-            for s in batch.series() {
-                let id = s.series_id();
-                if head.is_some_and(|h| h.contains(id)) || !new_ids.insert(id) {
-                    continue;
-                }
-                *per_metric
-                    .entry(s.label(METRIC_NAME_LABEL).unwrap_or(""))
-                    .or_default() += 1;
-            }
-            let held = head.map_or(0, |h| h.series_count() as u64);
-            if l.max_series > 0 && held + new_ids.len() as u64 > l.max_series {
+        if let SeriesAdmission::Adds { series, .. } = series {
+            let g = series.growth(batch);
+            if l.max_series > 0 && g.live + g.new > l.max_series {
                 return Err(refuse(
                     ErrorKind::Limit,
                     "max_series",
                     format!(
-                        "tenant {tenant} has {held} active series; {} new ones would pass the limit of {} (max_series)",
-                        new_ids.len(),
-                        l.max_series
+                        "tenant {tenant} has {} live series; {} new ones would pass the limit of {} (max_series)",
+                        g.live, g.new, l.max_series
                     ),
                 ));
             }
             if l.max_series_per_metric > 0 {
-                for (metric, new) in per_metric {
-                    let held = head.map_or(0, |h| h.metric_series_count(metric));
-                    if held + new > l.max_series_per_metric {
+                for (metric, live, new) in g.per_metric {
+                    if live + new > l.max_series_per_metric {
                         return Err(refuse(
                             ErrorKind::Limit,
                             "max_series_per_metric",
                             format!(
-                                "metric {metric} of tenant {tenant} has {held} active series; {new} new ones would pass the limit of {} (max_series_per_metric)",
+                                "metric {metric} of tenant {tenant} has {live} live series; {new} new ones would pass the limit of {} (max_series_per_metric)",
                                 l.max_series_per_metric
                             ),
                         ));
@@ -529,7 +546,7 @@ mod tests {
         let r = l
             .check_ingest(
                 &batch("t", &[&[("__name__", "m"), ("a", "1"), ("b", "2")]], 1),
-                None,
+                &SeriesAdmission::Unlimited,
             )
             .unwrap_err();
         assert_eq!(
@@ -540,13 +557,16 @@ mod tests {
         let r = l
             .check_ingest(
                 &batch("t", &[&[("__name__", "m"), ("a", "too long")]], 1),
-                None,
+                &SeriesAdmission::Unlimited,
             )
             .unwrap_err();
         assert_eq!(r.reason, "max_label_value_length");
         assert!(
-            l.check_ingest(&batch("t", &[&[("__name__", "m"), ("a", "ok")]], 1), None)
-                .is_ok()
+            l.check_ingest(
+                &batch("t", &[&[("__name__", "m"), ("a", "ok")]], 1),
+                &SeriesAdmission::Unlimited
+            )
+            .is_ok()
         );
     }
 
@@ -561,7 +581,9 @@ mod tests {
         // Unknown bucket: full.
         assert!(limits.check_ingest_budget(&t).is_ok());
         let s: &[(&str, &str)] = &[("__name__", "m")];
-        limits.check_ingest(&batch("a", &[s], 10), None).unwrap();
+        limits
+            .check_ingest(&batch("a", &[s], 10), &SeriesAdmission::Unlimited)
+            .unwrap();
         let r = limits.check_ingest_budget(&t).unwrap_err();
         assert_eq!((r.kind, r.reason), (ErrorKind::Limit, "ingest_rate"));
         assert!(r.message.contains("10 samples/s"), "{}", r.message);
@@ -581,11 +603,19 @@ mod tests {
         )
         .unwrap();
         let s: &[(&str, &str)] = &[("__name__", "m")];
-        assert!(l.check_ingest(&batch("a", &[s], 15), None).is_ok());
-        let r = l.check_ingest(&batch("a", &[s], 15), None).unwrap_err();
+        assert!(
+            l.check_ingest(&batch("a", &[s], 15), &SeriesAdmission::Unlimited)
+                .is_ok()
+        );
+        let r = l
+            .check_ingest(&batch("a", &[s], 15), &SeriesAdmission::Unlimited)
+            .unwrap_err();
         assert_eq!((r.kind, r.reason), (ErrorKind::Limit, "ingest_rate"));
         // Another tenant has its own bucket.
-        assert!(l.check_ingest(&batch("b", &[s], 15), None).is_ok());
+        assert!(
+            l.check_ingest(&batch("b", &[s], 15), &SeriesAdmission::Unlimited)
+                .is_ok()
+        );
     }
 
     #[test]

@@ -182,18 +182,37 @@ pub(super) async fn store(
             shape,
         ));
     };
-    let head = state.head.tenant(tenant);
+    let now_ms = chrono::Utc::now().timestamp_millis();
     // Checked and applied as one when the batch adds series to a tenant
     // with a series limit: concurrent writes cannot pass it together.
-    let _admitted = state.limits.admit_series(&batch, head.as_deref()).await;
-    let head = state.head.tenant(tenant);
+    let admission = state
+        .limits
+        .admit_series(&batch, now_ms.div_euclid(1000))
+        .await;
+    if let Some(series) = admission.incomplete() {
+        let window =
+            i64::try_from(state.config.limits.active_series_window.as_millis()).unwrap_or(i64::MAX);
+        let since_ms = now_ms.saturating_sub(window);
+        let known = state
+            .query
+            .series_written_since(tenant, since_ms, now_ms)
+            .await
+            .map_err(|e| {
+                ApiError::new(
+                    ErrorKind::Unavailable,
+                    format!("the series limit could not count the tenant's live series: {e}"),
+                    shape,
+                )
+            })?;
+        series.complete(known, since_ms.div_euclid(1000));
+    }
     state
         .limits
-        .check_ingest(&batch, head.as_deref())
+        .check_ingest(&batch, &admission)
         .map_err(|r| state.refused(tenant, r, shape))?;
     state
         .storage
-        .write(wal.as_ref(), batch)
+        .write(wal.as_ref(), Arc::clone(&batch))
         .await
         .map_err(|e| match e {
             StorageError::Wal { .. } => {
@@ -201,6 +220,7 @@ pub(super) async fn store(
             }
             e => ApiError::new(e.kind(), e.to_string(), shape),
         })?;
+    admission.record(&batch, now_ms.div_euclid(1000));
     state.record_ingest(tenant, samples, body_len);
     Ok(samples)
 }

@@ -331,3 +331,79 @@ async fn parallel_writes_never_pass_a_series_limit() {
         assert_eq!((accepted, held), (4, 1000), "round {round}");
     }
 }
+
+/// Finding 1: a series limit counts the tenant's live series, flushed or
+/// not: neither a flush nor a restart gives it a new budget, while the
+/// series it has may write on.
+#[tokio::test]
+async fn a_series_limit_holds_across_flushes_and_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("limits.toml");
+    std::fs::write(&path, "[tenants.small]\nmax_series = 1000\n").unwrap();
+    let mut config = ServerConfig::default();
+    config.limits.overrides_file = Some(path);
+    let store = ObjectStoreHandle::in_memory().unwrap();
+    let open = |store: ObjectStoreHandle| {
+        let config = config.clone();
+        async move {
+            let storage = Arc::new(Storage::open(store, Arc::new(Head::new())).await.unwrap());
+            let wal = Arc::new(MemoryWal::new());
+            let state = AppState::with_wal(config, storage, wal.clone());
+            (router(Arc::clone(&state)), state, wal)
+        }
+    };
+    let write = |ids: std::ops::Range<u32>| {
+        let series: Vec<_> = ids
+            .map(|i| {
+                let id = i.to_string();
+                proto::TimeSeries::from_pairs(
+                    &[("__name__", "m"), ("id", id.as_str())],
+                    &[(1_700_000_000_000, 1.0)],
+                )
+            })
+            .collect();
+        write_req(Some("small"), payload(series))
+    };
+    let (app, state, wal) = open(store.clone()).await;
+    assert_eq!(send(&app, write(0..1000)).await.0, StatusCode::NO_CONTENT);
+    let (status, text) = send(&app, write(1000..2000)).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{text}");
+    state.storage.flush(wal.as_ref()).await.unwrap();
+    assert_eq!(
+        state
+            .head
+            .tenant(&strata_types::TenantId::try_new("small").unwrap())
+            .map_or(0, |h| h.series_count()),
+        0
+    );
+    let (status, text) = send(&app, write(1000..2000)).await;
+    assert_eq!(
+        status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "after a flush: {text}"
+    );
+    assert!(
+        text.contains("1000 live series") && text.contains("max_series"),
+        "{text}"
+    );
+    assert_eq!(send(&app, write(0..1000)).await.0, StatusCode::NO_CONTENT);
+    state.storage.flush(wal.as_ref()).await.unwrap();
+
+    // Restarted on the same store: the set is rebuilt from the files.
+    let (app, _, _) = open(store).await;
+    let (status, text) = send(&app, write(1000..1001)).await;
+    assert_eq!(
+        status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "after a restart: {text}"
+    );
+    assert_eq!(send(&app, write(500..1000)).await.0, StatusCode::NO_CONTENT);
+    let (status, v) = sql(
+        &app,
+        Some("small"),
+        "SELECT count(DISTINCT series_id) AS n FROM samples",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["rows"][0][0], 1000);
+}

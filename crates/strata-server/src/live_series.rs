@@ -1,0 +1,285 @@
+//! The live series of each tenant with a series limit: what `max_series`
+//! and `max_series_per_metric` count.
+//!
+//! A series is live from its first sample until it has gone
+//! `limits.active_series_window` without one, whether its samples are in
+//! the head or were flushed: a flush empties the head, not the tenant's
+//! budget. After a restart a tenant's set is rebuilt, at its first write
+//! that could add series, from its heads (the replayed WAL) and the files
+//! written within the window, each file's series counted as last written
+//! at the file's newest write.
+//!
+//! Writes that add series to a tenant are admitted one at a time: the
+//! check, the write and the record act as one, so concurrent requests never
+//! pass a limit together. Writes of live series only take no lock beyond
+//! the set's own.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use strata_types::{METRIC_NAME_LABEL, SeriesId, TenantId, WriteBatch};
+
+/// One live series: its metric and the second it was last written.
+struct Live {
+    metric: Arc<str>,
+    seen_s: i64,
+}
+
+#[derive(Default)]
+struct State {
+    /// Whether the set holds every live series (built from heads and
+    /// files); until then nothing is admitted without building it.
+    complete: bool,
+    series: HashMap<u64, Live>,
+    per_metric: HashMap<Arc<str>, u64>,
+}
+
+impl State {
+    fn metric(&mut self, name: &str) -> Arc<str> {
+        match self.per_metric.get_key_value(name) {
+            Some((k, _)) => Arc::clone(k),
+            None => Arc::from(name),
+        }
+    }
+
+    fn insert(&mut self, id: u64, metric: Arc<str>, seen_s: i64) {
+        match self.series.get_mut(&id) {
+            Some(live) => live.seen_s = live.seen_s.max(seen_s),
+            None => {
+                *self.per_metric.entry(Arc::clone(&metric)).or_default() += 1;
+                self.series.insert(id, Live { metric, seen_s });
+            }
+        }
+    }
+}
+
+/// One tenant's live series and the lock its series-adding writes take.
+#[derive(Default)]
+pub struct TenantSeries {
+    admission: Arc<tokio::sync::Mutex<()>>,
+    state: Mutex<State>,
+}
+
+/// What a write would add: new series, and new series per metric with the
+/// live count of that metric.
+#[derive(Debug, Default, PartialEq)]
+pub struct Growth {
+    pub live: u64,
+    pub new: u64,
+    /// (metric, live, new) for each metric gaining series.
+    pub per_metric: Vec<(String, u64, u64)>,
+}
+
+impl TenantSeries {
+    /// Marks every series of `batch` as written now when all are live
+    /// already; `false` (nothing marked) when one is new or the set is not
+    /// built yet.
+    pub fn touch_if_live(&self, batch: &WriteBatch, now_s: i64) -> bool {
+        let mut state = self.state.lock();
+        if !state.complete
+            || !batch
+                .series()
+                .all(|s| state.series.contains_key(&s.series_id().0))
+        {
+            return false;
+        }
+        for s in batch.series() {
+            if let Some(live) = state.series.get_mut(&s.series_id().0) {
+                live.seen_s = now_s;
+            }
+        }
+        true
+    }
+
+    /// The tenant's admission lock, held from the check of a series-adding
+    /// write until [`TenantSeries::record`].
+    pub async fn admit(&self) -> tokio::sync::OwnedMutexGuard<()> {
+        Arc::clone(&self.admission).lock_owned().await
+    }
+
+    pub fn is_complete(&self) -> bool {
+        self.state.lock().complete
+    }
+
+    /// Completes the set with series known elsewhere: `(id, metric, last
+    /// written ms)`. Those older than `since_s` are not live.
+    pub fn complete(&self, known: Vec<(u64, Arc<str>, i64)>, since_s: i64) {
+        let mut state = self.state.lock();
+        for (id, metric, seen_ms) in known {
+            let seen_s = seen_ms.div_euclid(1000);
+            if seen_s >= since_s {
+                let metric = state.metric(&metric);
+                state.insert(id, metric, seen_s);
+            }
+        }
+        state.complete = true;
+    }
+
+    /// What `batch` would add to the live series.
+    pub fn growth(&self, batch: &WriteBatch) -> Growth {
+        let state = self.state.lock();
+        let mut new: HashMap<u64, &str> = HashMap::new();
+        for s in batch.series() {
+            let id = s.series_id().0;
+            if !state.series.contains_key(&id) {
+                new.insert(id, s.label(METRIC_NAME_LABEL).unwrap_or(""));
+            }
+        }
+        let mut per_metric: HashMap<&str, u64> = HashMap::new();
+        for metric in new.values() {
+            *per_metric.entry(metric).or_default() += 1;
+        }
+        Growth {
+            live: state.series.len() as u64,
+            new: new.len() as u64,
+            per_metric: per_metric
+                .into_iter()
+                .map(|(m, n)| {
+                    (
+                        m.to_owned(),
+                        state.per_metric.get(m).copied().unwrap_or(0),
+                        n,
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    /// Marks every series of a stored `batch` as written at `now_s`.
+    pub fn record(&self, batch: &WriteBatch, now_s: i64) {
+        let mut state = self.state.lock();
+        for s in batch.series() {
+            let metric = state.metric(s.label(METRIC_NAME_LABEL).unwrap_or(""));
+            state.insert(s.series_id().0, metric, now_s);
+        }
+    }
+
+    /// Forgets the series last written before `before_s`; how many.
+    fn expire(&self, before_s: i64) -> usize {
+        let mut guard = self.state.lock();
+        let state = &mut *guard;
+        let before = state.series.len();
+        let per_metric = &mut state.per_metric;
+        state.series.retain(|_, live| {
+            let keep = live.seen_s >= before_s;
+            if !keep && let Some(n) = per_metric.get_mut(&live.metric) {
+                *n -= 1;
+                if *n == 0 {
+                    per_metric.remove(&live.metric);
+                }
+            }
+            keep
+        });
+        before - state.series.len()
+    }
+
+    pub fn len(&self) -> usize {
+        self.state.lock().series.len()
+    }
+
+    pub fn contains(&self, id: SeriesId) -> bool {
+        self.state.lock().series.contains_key(&id.0)
+    }
+}
+
+/// The live series of every tenant with a series limit.
+#[derive(Default)]
+pub struct LiveSeries {
+    tenants: Mutex<HashMap<TenantId, Arc<TenantSeries>>>,
+}
+
+impl std::fmt::Debug for LiveSeries {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveSeries")
+            .field("tenants", &self.tenants.lock().len())
+            .finish()
+    }
+}
+
+impl LiveSeries {
+    /// `tenant`'s set, created empty (not complete) on first use.
+    pub fn tenant(&self, tenant: &TenantId) -> Arc<TenantSeries> {
+        Arc::clone(self.tenants.lock().entry(tenant.clone()).or_default())
+    }
+
+    /// Drops the set of a tenant that has no series limit (any more): a
+    /// limit set later rebuilds it from what is stored.
+    pub fn forget(&self, tenant: &TenantId) {
+        let mut tenants = self.tenants.lock();
+        if !tenants.is_empty() {
+            tenants.remove(tenant);
+        }
+    }
+
+    /// Forgets every series last written before `before_s`; how many.
+    pub fn expire(&self, before_s: i64) -> usize {
+        let tenants: Vec<_> = self.tenants.lock().values().cloned().collect();
+        tenants.iter().map(|t| t.expire(before_s)).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strata_types::{Label, Labels, Sample};
+
+    fn batch(ids: std::ops::Range<u32>, metric: &str) -> WriteBatch {
+        let mut b = WriteBatch::new(TenantId::try_new("t").unwrap());
+        for i in ids {
+            let labels = Labels::try_from_unsorted(vec![
+                Label::new(METRIC_NAME_LABEL, metric),
+                Label::new("i", i.to_string()),
+            ])
+            .unwrap();
+            b.push(
+                &labels,
+                &[Sample {
+                    timestamp_ms: 1000,
+                    value: 1.0,
+                }],
+            );
+        }
+        b
+    }
+
+    #[test]
+    fn series_stay_live_until_the_window_passes_them() {
+        let t = TenantSeries::default();
+        let b = batch(0..10, "up");
+        assert!(
+            !t.touch_if_live(&b, 100),
+            "nothing admitted before the set is built"
+        );
+        t.complete(Vec::new(), 0);
+        assert_eq!(t.growth(&b).new, 10);
+        t.record(&b, 100);
+        assert!(t.touch_if_live(&b, 150));
+        let more = batch(5..15, "up");
+        let g = t.growth(&more);
+        assert_eq!((g.live, g.new), (10, 5));
+        assert_eq!(g.per_metric, vec![("up".to_owned(), 10, 5)]);
+        assert_eq!(t.expire(149), 0);
+        assert_eq!(t.expire(151), 10);
+        assert_eq!(t.len(), 0);
+        assert_eq!(t.growth(&more).per_metric, vec![("up".to_owned(), 0, 10)]);
+    }
+
+    #[test]
+    fn a_set_completed_from_storage_keeps_what_is_recent() {
+        let t = TenantSeries::default();
+        let b = batch(0..3, "up");
+        let known: Vec<_> = b
+            .series()
+            .enumerate()
+            .map(|(i, s)| (s.series_id().0, Arc::from("up"), 1000 * (i as i64 + 1)))
+            .collect();
+        t.complete(known, 2);
+        assert_eq!(
+            t.len(),
+            2,
+            "the series last written before the window are not live"
+        );
+        assert_eq!(t.growth(&b).new, 1);
+    }
+}
