@@ -81,6 +81,12 @@ impl Head {
         taken
     }
 
+    /// Takes `tenant`'s head out for flushing (see [`Head::freeze`]); the
+    /// other tenants' stay.
+    pub fn freeze_tenant(&self, tenant: &TenantId) -> Option<Arc<TenantHead>> {
+        self.tenants.write().remove(tenant)
+    }
+
     /// Samples appended to the head since the last [`Head::freeze`].
     pub fn samples_appended(&self) -> u64 {
         self.tenants

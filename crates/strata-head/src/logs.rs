@@ -68,6 +68,11 @@ impl LogHead {
         taken
     }
 
+    /// Takes `tenant`'s log head out for flushing; the others stay.
+    pub fn freeze_tenant(&self, tenant: &TenantId) -> Option<Arc<TenantLogs>> {
+        self.tenants.write().remove(tenant)
+    }
+
     /// Entries appended since the last freeze.
     pub fn entries_appended(&self) -> u64 {
         self.tenants.read().values().map(|t| t.entries()).sum()

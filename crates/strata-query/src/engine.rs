@@ -192,7 +192,17 @@ impl QueryEngine {
         view.not_before_ms = self.not_before_ms(tenant);
         let url = url::Url::parse(STORE_URL)
             .map_err(|e| datafusion::error::DataFusionError::Internal(format!("store url: {e}")))?;
-        ctx.register_object_store(&url, Arc::clone(view.store.store()));
+        // Rooted at the store's base: plans (EXPLAIN) show paths from there.
+        let base = view.store.base().clone();
+        let store: Arc<dyn object_store::ObjectStore> = if base.as_ref().is_empty() {
+            Arc::clone(view.store.store())
+        } else {
+            Arc::new(object_store::prefix::PrefixStore::new(
+                Arc::clone(view.store.store()),
+                base,
+            ))
+        };
+        ctx.register_object_store(&url, store);
         Ok((ctx, view))
     }
 

@@ -220,6 +220,7 @@ impl LogsTable {
         let groups = crate::samples::file_groups(
             files,
             &self.view.table_root,
+            self.view.store.base(),
             state.config().target_partitions(),
         );
         // Table column i is file column i (the timestamp differs in type

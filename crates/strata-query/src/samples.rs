@@ -439,6 +439,7 @@ impl SamplesTable {
         let groups = file_groups(
             files,
             &self.view.table_root,
+            self.view.store.base(),
             state.config().target_partitions(),
         );
         let config =
@@ -452,12 +453,16 @@ impl SamplesTable {
 }
 
 /// Data files spread over as many groups as the session has partitions,
-/// largest first, each to the lightest group (ties in file order).
+/// largest first, each to the lightest group (ties in file order). Paths
+/// are from the store's base, as sessions register it (`STORE_URL`): the
+/// server's own directories never show in a plan.
 pub(crate) fn file_groups(
     files: &[&DataFile],
     table_root: &object_store::path::Path,
+    base: &object_store::path::Path,
     partitions: usize,
 ) -> Vec<FileGroup> {
+    let table_root = from_base(table_root, base);
     let mut sorted: Vec<&&DataFile> = files.iter().collect();
     sorted.sort_by(|a, b| {
         let key = |f: &DataFile| (f.path.day, f.path.level, f.path.id);
@@ -471,7 +476,7 @@ pub(crate) fn file_groups(
         };
         g.0 += f.size;
         g.1.push(PartitionedFile::new(
-            f.path.under(table_root).to_string(),
+            f.path.under(&table_root).to_string(),
             f.size,
         ));
     }
@@ -636,5 +641,16 @@ impl Builders {
             arrays,
             &options,
         )?)
+    }
+}
+
+/// `path` (from the store root) from the store's base.
+pub(crate) fn from_base(
+    path: &object_store::path::Path,
+    base: &object_store::path::Path,
+) -> object_store::path::Path {
+    match path.prefix_match(base) {
+        Some(parts) => parts.collect(),
+        None => path.clone(),
     }
 }

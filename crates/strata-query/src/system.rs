@@ -3,8 +3,8 @@
 //!
 //! * `system.metrics` — each metric: label names, series in memory, series
 //!   summed over data files, files holding it.
-//! * `system.files` — each live data file: path, day, level, bytes, rows,
-//!   series, time range, when written, SHA-256.
+//! * `system.files` — each live data file: path (from the store's base),
+//!   day, level, bytes, rows, series, time range, when written, SHA-256.
 //! * `system.wal` — the write path: last WAL position in files, series and
 //!   samples in memory, heads waiting for their commit.
 //! * `system.queries` — queries running now.
@@ -124,11 +124,10 @@ fn files(view: &TenantView) -> Result<RecordBatch> {
     Ok(RecordBatch::try_new(
         schema,
         vec![
-            Arc::new(StringArray::from_iter_values(
-                files
-                    .iter()
-                    .map(|f| f.path.under(&view.table_root).to_string()),
-            )),
+            Arc::new(StringArray::from_iter_values(files.iter().map(|f| {
+                crate::samples::from_base(&f.path.under(&view.table_root), view.store.base())
+                    .to_string()
+            }))),
             Arc::new(Date32Array::from_iter_values(
                 files.iter().map(|f| (f.path.day - epoch).num_days() as i32),
             )),

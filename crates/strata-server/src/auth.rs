@@ -24,13 +24,16 @@ use strata_types::{ErrorKind, TenantId};
 use crate::error::{ApiError, Shape};
 use crate::tenant::{self, TENANT_HEADER};
 
-/// What a token allows. `admin` allows everything.
+/// What a token allows. `admin` allows everything on its tenant;
+/// `operator` (which no other role implies) the server-wide operations:
+/// flushing every tenant, every tenant's series on `/metrics`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Read,
     Write,
     Admin,
+    Operator,
 }
 
 impl Role {
@@ -39,6 +42,7 @@ impl Role {
             Role::Read => "read",
             Role::Write => "write",
             Role::Admin => "administer",
+            Role::Operator => "operate the server",
         }
     }
 }
@@ -294,6 +298,34 @@ impl Authenticator {
         Ok(grant.tenant.clone())
     }
 
+    /// What an admin request may act on: every tenant with auth off or
+    /// for an operator token, else its token's tenant (which must have the
+    /// admin role). `None`: every tenant.
+    pub fn admin_scope(
+        &self,
+        headers: &HeaderMap,
+        shape: Shape,
+    ) -> Result<Option<TenantId>, ApiError> {
+        if !self.enabled {
+            return Ok(None);
+        }
+        let grant = self.grant(headers, shape)?;
+        if grant.roles.contains(&Role::Operator) {
+            return Ok(None);
+        }
+        Self::check_role(&grant, Role::Admin, shape)?;
+        Ok(Some(grant.tenant.clone()))
+    }
+
+    /// Whether the request carries an operator token (always, with auth
+    /// off): for what is shown only to operators.
+    pub fn is_operator(&self, headers: &HeaderMap) -> bool {
+        !self.enabled
+            || self
+                .grant(headers, Shape::Json)
+                .is_ok_and(|g| g.roles.contains(&Role::Operator))
+    }
+
     /// A token with `role`, whatever its tenant (server-wide operations).
     pub fn require_role(
         &self,
@@ -320,7 +352,11 @@ impl Authenticator {
     }
 
     fn check_role(grant: &Grant, role: Role, shape: Shape) -> Result<(), ApiError> {
-        if grant.roles.iter().any(|r| *r == role || *r == Role::Admin) {
+        if grant
+            .roles
+            .iter()
+            .any(|r| *r == role || (*r == Role::Admin && role != Role::Operator))
+        {
             Ok(())
         } else {
             Err(ApiError::new(

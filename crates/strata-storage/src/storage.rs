@@ -594,6 +594,75 @@ impl Storage {
         Ok(report)
     }
 
+    /// Flushes `tenant`'s heads now (metrics and logs, with any earlier
+    /// cut of theirs not yet committed), and nobody else's. The WAL is not
+    /// truncated: the other tenants' records there are not in files yet;
+    /// the next full flush truncates past them all.
+    #[instrument(skip_all, fields(tenant = %tenant))]
+    pub async fn flush_one(&self, tenant: &TenantId) -> Result<FlushReport, StorageError> {
+        let _one = self.flushing.lock().await;
+        let started = Instant::now();
+        {
+            let _cut = self.cut.write().await;
+            let seq = WalSeq(self.applied.load(Ordering::Acquire));
+            let heads: BTreeMap<_, _> = self
+                .head
+                .freeze_tenant(tenant)
+                .map(|h| (tenant.clone(), h))
+                .into_iter()
+                .collect();
+            let logs: BTreeMap<_, _> = self
+                .logs
+                .freeze_tenant(tenant)
+                .map(|h| (tenant.clone(), h))
+                .into_iter()
+                .collect();
+            if !heads.is_empty() || !logs.is_empty() {
+                self.state.write().frozen.push(Frozen { seq, heads, logs });
+            }
+        }
+        let cuts: Vec<_> = self
+            .state
+            .read()
+            .frozen
+            .iter()
+            .map(|f| {
+                (
+                    f.seq,
+                    f.heads.get(tenant).cloned(),
+                    f.logs.get(tenant).cloned(),
+                )
+            })
+            .collect();
+        let mut report = FlushReport::default();
+        let mut result = Ok(());
+        'cuts: for (seq, head, logs) in cuts {
+            for (head, signal) in [
+                (head.as_deref().map(FrozenHead::Samples), Signal::Metrics),
+                (logs.as_deref().map(FrozenHead::Logs), Signal::Logs),
+            ] {
+                let Some(head) = head else { continue };
+                if let Err(e) = self.flush_tenant(seq, tenant, head, &mut report).await {
+                    result = Err(StorageError::TenantFlush {
+                        tenant: tenant.clone(),
+                        signal: signal.as_str(),
+                        source: Box::new(e),
+                    });
+                    break 'cuts;
+                }
+            }
+        }
+        {
+            let mut state = self.state.write();
+            while state.frozen.first().is_some_and(Frozen::is_done) {
+                state.frozen.remove(0);
+            }
+        }
+        result?;
+        report.elapsed = started.elapsed();
+        Ok(report)
+    }
+
     /// Freezes the head at the current WAL position (step 1) and returns
     /// that position.
     async fn cut_head(&self) -> WalSeq {

@@ -59,7 +59,8 @@ struct TokenArgs {
     /// Tenant the token acts for.
     #[arg(long)]
     tenant: String,
-    /// Comma-separated: read, write, admin.
+    /// Comma-separated: read, write, admin (its tenant), operator
+    /// (server-wide operations).
     #[arg(long, value_delimiter = ',', default_value = "read")]
     roles: Vec<String>,
     /// Name shown in logs and errors.
@@ -70,8 +71,10 @@ struct TokenArgs {
 fn new_token(args: &TokenArgs) -> Result<String, String> {
     strata_types::TenantId::try_new(&args.tenant).map_err(|e| format!("--tenant: {e}"))?;
     for r in &args.roles {
-        if !["read", "write", "admin"].contains(&r.as_str()) {
-            return Err(format!("--roles: unknown role {r:?} (read, write, admin)"));
+        if !["read", "write", "admin", "operator"].contains(&r.as_str()) {
+            return Err(format!(
+                "--roles: unknown role {r:?} (read, write, admin, operator)"
+            ));
         }
     }
     // 32 random bytes from the OS, as 64 hex digits.

@@ -29,12 +29,20 @@ pub(super) async fn ready(State(state): State<Arc<AppState>>) -> impl IntoRespon
     }
 }
 
-pub(super) async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    let body = state.metrics.render(
+/// `/metrics`, open to scrapers: series naming a tenant (its name and
+/// volume) only for an operator's token (or with auth off).
+pub(super) async fn metrics(
+    State(state): State<Arc<AppState>>,
+    headers: axum::http::HeaderMap,
+) -> impl IntoResponse {
+    let mut body = state.metrics.render(
         &state.storage,
         state.wal().map(|w| w.as_ref()),
         state.config.storage.compaction_delay,
     );
+    if !state.auth.is_operator(&headers) {
+        body = without_tenants(&body);
+    }
     (
         [(
             header::CONTENT_TYPE,
@@ -45,7 +53,9 @@ pub(super) async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResp
 }
 
 /// `POST /api/v1/admin/flush`: flushes the head now and reports what was
-/// written. For operators and tests; flushes otherwise run on their own.
+/// written: a tenant admin's token flushes its tenant, an operator's (or
+/// any request with auth off) every tenant. Flushes otherwise run on their
+/// own.
 pub(super) async fn flush(
     State(state): State<Arc<AppState>>,
     headers: axum::http::HeaderMap,
@@ -55,12 +65,10 @@ pub(super) async fn flush(
 
     use crate::error::{ApiError, Shape};
 
-    if let Err(e) = state
-        .auth
-        .require_role(&headers, crate::auth::Role::Admin, Shape::Json)
-    {
-        return e.into_response();
-    }
+    let scope = match state.auth.admin_scope(&headers, Shape::Json) {
+        Ok(scope) => scope,
+        Err(e) => return e.into_response(),
+    };
     let Some(wal) = state.wal() else {
         return ApiError::new(
             ErrorKind::Unavailable,
@@ -69,7 +77,10 @@ pub(super) async fn flush(
         )
         .into_response();
     };
-    let result = state.storage.flush(wal.as_ref()).await;
+    let result = match &scope {
+        Some(tenant) => state.storage.flush_one(tenant).await,
+        None => state.storage.flush(wal.as_ref()).await,
+    };
     state.metrics.observe_flush(&result);
     match result {
         Ok(r) => Json(serde_json::json!({
@@ -88,5 +99,33 @@ pub(super) async fn flush(
         Err(e) => {
             ApiError::new(e.kind(), format!("flush failed: {e}"), Shape::Json).into_response()
         }
+    }
+}
+
+/// OpenMetrics text without the samples that carry a `tenant` label (their
+/// families' HELP and TYPE stay: a family may have no samples).
+fn without_tenants(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let names_tenant = !line.starts_with('#')
+            && line.split_once('{').is_some_and(|(_, labels)| {
+                labels.starts_with("tenant=\"") || labels.contains(",tenant=\"")
+            });
+        if !names_tenant {
+            out.push_str(line);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tenant_samples_are_left_out() {
+        let text = "# HELP a x\n# TYPE a counter\na_total{tenant=\"acme\"} 1\na_total{api=\"q\",tenant=\"acme\"} 2\nb 3\nc{route=\"/x\"} 4\n# EOF\n";
+        assert_eq!(
+            super::without_tenants(text),
+            "# HELP a x\n# TYPE a counter\nb 3\nc{route=\"/x\"} 4\n# EOF\n"
+        );
     }
 }

@@ -407,3 +407,168 @@ async fn a_series_limit_holds_across_flushes_and_restarts() {
     assert_eq!(status, StatusCode::OK, "{v}");
     assert_eq!(v["rows"][0][0], 1000);
 }
+
+fn token_config(tokens: &[(&str, &str, Vec<crate::auth::Role>)]) -> ServerConfig {
+    use crate::auth::{TokenEntry, token_digest};
+    let mut config = ServerConfig::default();
+    config.auth.enabled = true;
+    config.auth.tokens = tokens
+        .iter()
+        .map(|(token, tenant, roles)| TokenEntry {
+            name: (*token).into(),
+            sha256: token_digest(token),
+            tenant: (*tenant).into(),
+            roles: roles.clone(),
+        })
+        .collect();
+    config.validate().unwrap();
+    config
+}
+
+fn authed(req: Request<Body>, token: &str) -> Request<Body> {
+    let (mut parts, body) = req.into_parts();
+    parts
+        .headers
+        .insert("Authorization", format!("Bearer {token}").parse().unwrap());
+    Request::from_parts(parts, body)
+}
+
+/// Finding 4: a tenant's admin flushes its own tenant only; flushing every
+/// tenant takes the operator role, which admin does not imply.
+#[tokio::test]
+async fn a_tenant_admin_flushes_its_tenant_only() {
+    use crate::auth::Role;
+    let (app, state, _) = app_with(token_config(&[
+        ("alpha-w", "alpha", vec![Role::Write]),
+        ("beta-w", "beta", vec![Role::Write]),
+        ("beta-admin", "beta", vec![Role::Admin]),
+        ("ops", "ops", vec![Role::Operator]),
+    ]))
+    .await;
+    for (token, metric) in [("alpha-w", "a"), ("beta-w", "b")] {
+        let body = payload(vec![series(&[("__name__", metric)], &[(1_000, 1.0)])]);
+        let (status, text) = send(&app, authed(write_req(None, body), token)).await;
+        assert_eq!(status, StatusCode::NO_CONTENT, "{text}");
+    }
+    let held = |t: &str| {
+        state
+            .head
+            .tenant(&strata_types::TenantId::try_new(t).unwrap())
+            .map_or(0, |h| h.series_count())
+    };
+    let flush = || {
+        Request::post("/api/v1/admin/flush")
+            .body(Body::empty())
+            .unwrap()
+    };
+    let (status, text) = send(&app, authed(flush(), "beta-admin")).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    assert!(text.contains(r#""samples":1"#), "{text}");
+    assert_eq!(
+        (held("alpha"), held("beta")),
+        (1, 0),
+        "alpha's head is untouched"
+    );
+    // Beta's sample is in its files and still answers.
+    let (status, text) = send(
+        &app,
+        authed(
+            get_q("/api/v1/query", &[("query", "b"), ("time", "1")]),
+            "beta-admin",
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    assert!(text.contains(r#""__name__":"b""#), "{text}");
+    // Only an operator flushes everyone; a writer flushes nothing.
+    let (status, text) = send(&app, authed(flush(), "alpha-w")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{text}");
+    assert_eq!(held("alpha"), 1);
+    let (status, text) = send(&app, authed(flush(), "ops")).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    assert_eq!(held("alpha"), 0);
+    // The operator role is about the server, not a tenant's data.
+    let (status, text) = send(
+        &app,
+        authed(
+            get_q("/api/v1/query", &[("query", "a"), ("time", "1")]),
+            "ops",
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{text}");
+}
+
+/// Finding 14: `/metrics` shows tenants' names and volumes to an operator
+/// only, and neither `system.files` nor `EXPLAIN` shows the server's data
+/// directory.
+#[tokio::test]
+async fn nothing_discloses_other_tenants_or_the_data_directory() {
+    use crate::auth::Role;
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        ObjectStoreHandle::open(&strata_storage::ObjectStoreConfig::default(), dir.path()).unwrap();
+    let storage = Arc::new(Storage::open(store, Arc::new(Head::new())).await.unwrap());
+    let wal = Arc::new(MemoryWal::new());
+    let config = token_config(&[
+        ("acme-rw", "acme", vec![Role::Read, Role::Write]),
+        ("ops", "ops", vec![Role::Operator]),
+    ]);
+    let state = AppState::with_wal(config, storage, wal.clone());
+    let app = router(Arc::clone(&state));
+    let body = payload(vec![series(&[("__name__", "up")], &[(1_000, 1.0)])]);
+    let (status, text) = send(&app, authed(write_req(None, body), "acme-rw")).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{text}");
+    state.storage.flush(wal.as_ref()).await.unwrap();
+
+    let metrics = || Request::get("/metrics").body(Body::empty()).unwrap();
+    let (status, open) = send(&app, metrics()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!open.contains("acme"), "{open}");
+    assert!(
+        open.contains("strata_wal_"),
+        "server-wide series stay: {open}"
+    );
+    let (_, text) = send(&app, authed(metrics(), "acme-rw")).await;
+    assert!(
+        !text.contains("acme"),
+        "a tenant token is not an operator's"
+    );
+    let (_, text) = send(&app, authed(metrics(), "ops")).await;
+    assert!(text.contains(r#"tenant="acme""#), "{text}");
+
+    let data_dir = dir
+        .path()
+        .to_string_lossy()
+        .trim_start_matches('/')
+        .to_owned();
+    let sql_req = |q: &str| {
+        Request::post("/api/v1/sql")
+            .header("Content-Type", "application/json")
+            .body(Body::from(serde_json::json!({ "query": q }).to_string()))
+            .unwrap()
+    };
+    for q in [
+        "SELECT path FROM system.files",
+        "EXPLAIN SELECT * FROM samples",
+        "EXPLAIN ANALYZE SELECT count(*) FROM samples",
+    ] {
+        let (status, text) = send(&app, authed(sql_req(q), "acme-rw")).await;
+        assert_eq!(status, StatusCode::OK, "{q}: {text}");
+        assert!(
+            text.contains("tenants/acme/metrics/day=1970-01-01/"),
+            "{q}: {text}"
+        );
+        assert!(
+            !text.contains(&data_dir),
+            "{q} shows the data directory: {text}"
+        );
+    }
+    let (status, text) = send(
+        &app,
+        authed(sql_req("SELECT count(*) AS n FROM samples"), "acme-rw"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    assert!(text.contains("[[1]]"), "{text}");
+}
