@@ -70,6 +70,11 @@ fn adbc_runs_statements_and_reads_metadata() {
         serde_json::json!(["code", "job", "timestamp", "value"])
     );
     assert_eq!(v["vendor"], "Strata");
+    assert_eq!(v["bearings"][0], "acme", "{v}");
+    assert!(
+        v["bearings"][1].as_str().is_some_and(|s| !s.is_empty()),
+        "{v}"
+    );
 }
 
 #[test]
@@ -79,11 +84,13 @@ fn flight_sql_tokens_by_handshake() {
     }
     let dir = tempfile::tempdir().unwrap();
     let tokens = dir.path().join("tokens.toml");
+    // "grafana:" and this token make 19 bytes: the Go driver's Basic
+    // credentials then come without base64 padding.
     std::fs::write(
         &tokens,
         format!(
             "[[token]]\nname = \"acme\"\nsha256 = \"{}\"\ntenant = \"acme\"\nroles = [\"read\", \"write\"]\n",
-            strata_server::auth::token_digest("acme-token")
+            strata_server::auth::token_digest("acme-token1")
         ),
     )
     .unwrap();
@@ -104,13 +111,13 @@ fn flight_sql_tokens_by_handshake() {
         .post(&server.url("/api/v1/write"))
         .header("Content-Type", "application/x-protobuf")
         .header("Content-Encoding", "snappy")
-        .header("Authorization", "Bearer acme-token")
+        .header("Authorization", "Bearer acme-token1")
         .send(&body[..])
         .unwrap()
         .status()
         .as_u16();
     assert_eq!(status, 204);
-    let out = client(&server, "acme", Some("acme-token"));
+    let out = client(&server, "acme", Some("acme-token1"));
     assert!(
         out.status.success(),
         "{}",

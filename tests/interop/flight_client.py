@@ -26,6 +26,10 @@ with flight_sql.connect(uri, db_kwargs=db_kwargs) as conn:
         out["bound"] = cur.fetchone()[0]
         cur.execute("SELECT timestamp FROM http_requests_total ORDER BY timestamp LIMIT 1")
         out["timestamp_type"] = str(cur.fetch_arrow_table().schema.field("timestamp").type)
+        # What clients ask first; the stream's schema must be the one
+        # announced (a folded constant is not nullable, the plan's is).
+        cur.execute("SELECT current_database() AS db, version() AS v")
+        out["bearings"] = list(cur.fetchone())
         try:
             cur.execute("SELECT * FROM no_such_metric")
             cur.fetchall()

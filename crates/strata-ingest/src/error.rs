@@ -1,6 +1,23 @@
 use strata_types::{ErrorKind, LabelError};
 
 /// Why a write request was refused.
+/// Where in a log push a problem is: the protocol's stream (0-based, as
+/// the body lists them) or an NDJSON line (1-based, as editors count).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Position {
+    Stream(usize),
+    Line(usize),
+}
+
+impl std::fmt::Display for Position {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Stream(i) => write!(f, "stream {i}"),
+            Self::Line(n) => write!(f, "line {n}"),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum IngestError {
@@ -24,24 +41,24 @@ pub enum IngestError {
     Json { reason: String },
     #[error("invalid protobuf body: {reason}")]
     LogProtobuf { reason: String },
-    #[error("stream {index} {labels}: {source}")]
+    #[error("{at} {labels}: {source}")]
     InvalidStream {
-        index: usize,
+        at: Position,
         labels: String,
         #[source]
         source: LabelError,
     },
-    #[error("stream {stream}: line of {len} bytes is longer than the limit of {max} bytes")]
+    #[error("{at}: line of {len} bytes is longer than the limit of {max} bytes")]
     LineTooLong {
-        stream: usize,
+        at: Position,
         len: usize,
         max: usize,
     },
-    #[error("stream {stream}: structured metadata name {name:?} is not a valid label name")]
-    InvalidMetadata { stream: usize, name: String },
-    #[error("stream {stream}: invalid timestamp {value:?}: {reason}")]
+    #[error("{at}: structured metadata name {name:?} is not a valid label name")]
+    InvalidMetadata { at: Position, name: String },
+    #[error("{at}: invalid timestamp {value:?}: {reason}")]
     InvalidTimestamp {
-        stream: usize,
+        at: Position,
         value: String,
         reason: &'static str,
     },

@@ -12,5 +12,5 @@ pub mod logs;
 pub mod otlp_metrics;
 pub mod remote_write;
 
-pub use error::IngestError;
+pub use error::{IngestError, Position};
 pub use remote_write::{DecodeLimits, Decoded, Proto, Skipped, decode_v1, negotiate};

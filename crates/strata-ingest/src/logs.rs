@@ -18,6 +18,7 @@ use std::io::Read;
 use strata_types::{Label, LabelError, Labels, LogBatch, LogEntry, TenantId, is_valid_label_name};
 
 use crate::IngestError;
+use crate::error::Position;
 
 /// Bounds on what a log decoder accepts.
 #[derive(Debug, Clone, Copy)]
@@ -83,7 +84,7 @@ pub fn decompress(
 /// Validated stream labels from (name, value) pairs in any order.
 pub(crate) fn stream_labels(
     mut pairs: Vec<(String, String)>,
-    stream: usize,
+    at: Position,
 ) -> Result<Labels, IngestError> {
     // An empty value is an absent label, as in Prometheus.
     pairs.retain(|(_, v)| !v.is_empty());
@@ -93,7 +94,7 @@ pub(crate) fn stream_labels(
     };
     if pairs.is_empty() {
         return Err(IngestError::InvalidStream {
-            index: stream,
+            at,
             labels: "{}".into(),
             source: LabelError::NoLabels,
         });
@@ -103,7 +104,7 @@ pub(crate) fn stream_labels(
         .map(|(n, v)| Label::new(n.as_str(), v.as_str()))
         .collect();
     Labels::try_stream_from_unsorted(labels).map_err(|source| IngestError::InvalidStream {
-        index: stream,
+        at,
         labels: shown(),
         source,
     })
@@ -115,11 +116,11 @@ pub(crate) fn entry(
     line: String,
     mut metadata: Vec<(String, String)>,
     limits: &LogLimits,
-    stream: usize,
+    at: Position,
 ) -> Result<LogEntry, IngestError> {
     if line.len() > limits.max_line_bytes {
         return Err(IngestError::LineTooLong {
-            stream,
+            at,
             len: line.len(),
             max: limits.max_line_bytes,
         });
@@ -129,7 +130,7 @@ pub(crate) fn entry(
     metadata.dedup_by(|b, a| a.0 == b.0);
     if let Some((name, _)) = metadata.iter().find(|(n, _)| !is_valid_label_name(n)) {
         return Err(IngestError::InvalidMetadata {
-            stream,
+            at,
             name: name.clone(),
         });
     }

@@ -129,6 +129,21 @@ pub struct Authenticator {
     tokens: RwLock<Table>,
 }
 
+/// The password of HTTP Basic credentials (`base64(user:password)`, any
+/// user name): the token. Padding is optional, as Go's and other clients
+/// leave it out.
+pub fn basic_password(encoded: &str) -> Option<String> {
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    const LENIENT: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    );
+    let decoded = LENIENT.decode(encoded.trim()).ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    text.split_once(':')
+        .map(|(_, password)| password.to_owned())
+}
+
 /// SHA-256 of a token, hex: what the config stores.
 pub fn token_digest(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
@@ -206,15 +221,7 @@ impl Authenticator {
         let (scheme, rest) = value.split_once(' ')?;
         match scheme.to_ascii_lowercase().as_str() {
             "bearer" => Some(rest.trim().to_owned()),
-            "basic" => {
-                let decoded = base64::engine::general_purpose::STANDARD
-                    .decode(rest.trim())
-                    .ok()?;
-                let text = String::from_utf8(decoded).ok()?;
-                // Any user name; the password is the token.
-                text.split_once(':')
-                    .map(|(_, password)| password.to_owned())
-            }
+            "basic" => basic_password(rest),
             _ => None,
         }
     }
@@ -392,6 +399,27 @@ impl Authenticator {
 
 #[cfg(test)]
 mod tests {
+    /// Finding 13: Basic credentials without base64 padding (Go clients)
+    /// are read like padded ones.
+    #[test]
+    fn basic_credentials_with_or_without_padding() {
+        use base64::Engine as _;
+        for user_token in ["grafana:acme-token1", "u:t", "grafana:acme-token"] {
+            for engine in [
+                base64::engine::general_purpose::STANDARD,
+                base64::engine::general_purpose::STANDARD_NO_PAD,
+            ] {
+                let encoded = engine.encode(user_token);
+                assert_eq!(
+                    basic_password(&encoded).as_deref(),
+                    user_token.split_once(':').map(|(_, t)| t),
+                    "{encoded}"
+                );
+            }
+        }
+        assert_eq!(basic_password("!!"), None);
+    }
+
     use axum::http::HeaderValue;
 
     use super::*;

@@ -111,9 +111,8 @@ pub fn grpc_code_for(kind: ErrorKind) -> tonic::Code {
 /// Prometheus' `errorType` for a kind.
 fn error_type(kind: ErrorKind) -> &'static str {
     match kind {
-        ErrorKind::BadInput | ErrorKind::UnsupportedMediaType | ErrorKind::PayloadTooLarge => {
-            "bad_data"
-        }
+        ErrorKind::BadInput | ErrorKind::UnsupportedMediaType => "bad_data",
+        ErrorKind::PayloadTooLarge => "payload_too_large",
         ErrorKind::Unauthenticated => "unauthorized",
         ErrorKind::Forbidden => "forbidden",
         ErrorKind::Limit => "too_many_requests",

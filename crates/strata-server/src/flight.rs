@@ -20,7 +20,6 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 use arrow::datatypes::Schema;
 use arrow::ipc::writer::IpcWriteOptions;
-use arrow_flight::decode::FlightRecordBatchStream;
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::flight_service_server::FlightServiceServer;
 use arrow_flight::sql::metadata::{SqlInfoData, SqlInfoDataBuilder};
@@ -36,7 +35,6 @@ use arrow_flight::{
     FlightData, FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse,
     IpcMessage, SchemaAsIpc, Ticket,
 };
-use base64::Engine as _;
 use bytes::Bytes;
 use datafusion::common::ScalarValue;
 use futures::{Stream, StreamExt, TryStreamExt, stream};
@@ -108,11 +106,20 @@ impl Handle {
         Handle::decode(bytes).map_err(|e| bad(format!("not a prepared statement handle: {e}")))
     }
 
-    /// The bound parameters, `$1` first.
+    /// The bound parameters, `$1` first. The bytes come from the client
+    /// (the handle travels through it), and Arrow's IPC decoder panics on
+    /// some malformed input: that is caught and answered as the client's
+    /// error.
     fn parameters(&self) -> Result<Vec<ScalarValue>, Status> {
+        std::panic::catch_unwind(|| self.decode_parameters())
+            .unwrap_or_else(|_| Err(bad("parameters: not a valid Arrow IPC stream")))
+    }
+
+    fn decode_parameters(&self) -> Result<Vec<ScalarValue>, Status> {
         if self.params.is_empty() {
             return Ok(Vec::new());
         }
+        check_ipc_stream(&self.params).map_err(|e| bad(format!("parameters: {e}")))?;
         let reader =
             arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(&self.params[..]), None)
                 .map_err(|e| bad(format!("parameters: {e}")))?;
@@ -134,6 +141,107 @@ impl Handle {
         }
         Ok(out)
     }
+}
+
+/// Rows a parameter batch (or dictionary) may declare: Arrow's decoder
+/// allocates by the declared lengths before it reads the data.
+const MAX_PARAMETER_ROWS: i64 = 1 << 16;
+
+/// Checks an IPC message's header against the bytes there are, before
+/// Arrow's decoder trusts it: declared body and row counts that would make
+/// it allocate without bound (and abort the process) are refused.
+fn check_ipc_message(header: &[u8], body_available: usize) -> Result<(), String> {
+    let msg = arrow::ipc::root_as_message(header).map_err(|e| format!("bad IPC message: {e}"))?;
+    let body = msg.bodyLength();
+    if body < 0 || body as u64 > body_available as u64 {
+        return Err(format!(
+            "an IPC message declares {body} body bytes, {body_available} follow"
+        ));
+    }
+    let rows = match msg.header_type() {
+        arrow::ipc::MessageHeader::RecordBatch => msg.header_as_record_batch().map(|b| b.length()),
+        arrow::ipc::MessageHeader::DictionaryBatch => msg
+            .header_as_dictionary_batch()
+            .and_then(|d| d.data())
+            .map(|b| b.length()),
+        _ => None,
+    };
+    if let Some(rows) = rows
+        && !(0..=MAX_PARAMETER_ROWS).contains(&rows)
+    {
+        return Err(format!("an IPC batch declares {rows} rows"));
+    }
+    Ok(())
+}
+
+/// Walks an IPC stream's messages, checking each (see
+/// [`check_ipc_message`]) before any is decoded.
+fn check_ipc_stream(bytes: &[u8]) -> Result<(), String> {
+    let word = |at: usize| -> Result<i32, String> {
+        bytes
+            .get(at..at + 4)
+            .and_then(|b| b.try_into().ok())
+            .map(i32::from_le_bytes)
+            .ok_or_else(|| "truncated IPC stream".to_owned())
+    };
+    let mut at = 0usize;
+    while at < bytes.len() {
+        let mut len = word(at)?;
+        at += 4;
+        if len == -1 {
+            // Continuation marker, then the length.
+            len = word(at)?;
+            at += 4;
+        }
+        if len == 0 {
+            return Ok(());
+        }
+        let len = usize::try_from(len).map_err(|_| "negative IPC message length".to_owned())?;
+        let header = bytes
+            .get(at..at.saturating_add(len))
+            .ok_or_else(|| "truncated IPC message".to_owned())?;
+        at += len;
+        check_ipc_message(header, bytes.len() - at)?;
+        let body = arrow::ipc::root_as_message(header)
+            .map(|m| m.bodyLength())
+            .unwrap_or_default();
+        at += usize::try_from(body)
+            .unwrap_or(usize::MAX)
+            .min(bytes.len() - at);
+    }
+    Ok(())
+}
+
+/// Decodes a client's parameter batches; malformed input that makes
+/// Arrow's decoder panic is the client's error, not a dropped request.
+fn parameter_batches(data: &[FlightData]) -> Result<Vec<RecordBatch>, Status> {
+    for d in data.iter().filter(|d| !d.data_header.is_empty()) {
+        check_ipc_message(&d.data_header, d.data_body.len())
+            .map_err(|e| bad(format!("parameters: {e}")))?;
+    }
+    std::panic::catch_unwind(|| arrow_flight::utils::flight_data_to_batches(data))
+        .unwrap_or_else(|_| {
+            Err(arrow::error::ArrowError::IpcError(
+                "not a valid Arrow IPC stream".into(),
+            ))
+        })
+        .map_err(|e| bad(format!("parameters: {e}")))
+}
+
+/// `schema` with every column nullable: what `FlightInfo` announces and
+/// the data carries. The planned schema and the executed one can differ
+/// in nullability only (a constant folded to a non-null literal, e.g.
+/// `current_database()`), and clients such as ADBC refuse a stream whose
+/// schema is not the announced one.
+fn nullable(schema: &Schema) -> Arc<Schema> {
+    Arc::new(Schema::new_with_metadata(
+        schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_nullable(true))
+            .collect::<Vec<_>>(),
+        schema.metadata().clone(),
+    ))
 }
 
 fn schema_bytes(schema: &Schema) -> Result<Bytes, Status> {
@@ -223,10 +331,15 @@ impl StrataFlightSql {
             .execute(params)
             .await
             .map_err(|e| query_status(&e))?;
-        let schema = results.schema();
+        let schema = nullable(&results.schema());
+        let announced = Arc::clone(&schema);
         let batches = results.map(move |r| {
             let _ = &admitted;
-            r.map_err(|e| arrow_flight::error::FlightError::ExternalError(Box::new(e)))
+            let b = r.map_err(|e| arrow_flight::error::FlightError::ExternalError(Box::new(e)))?;
+            Ok(RecordBatch::try_new(
+                Arc::clone(&announced),
+                b.columns().to_vec(),
+            )?)
         });
         let stream = FlightDataEncoderBuilder::new()
             .with_schema(schema)
@@ -273,7 +386,7 @@ impl StrataFlightSql {
             .await
             .map_err(|e| query_status(&e))?;
         let params = planned.parameter_types().map_err(|e| query_status(&e))?;
-        Ok((planned.schema(), params))
+        Ok((nullable(&planned.schema()), params))
     }
 }
 
@@ -298,15 +411,7 @@ impl FlightSqlService for StrataFlightSql {
         // for any request.
         let token = match header.split_once(' ') {
             Some((scheme, rest)) if scheme.eq_ignore_ascii_case("basic") => {
-                let decoded = base64::engine::general_purpose::STANDARD
-                    .decode(rest.trim())
-                    .ok()
-                    .and_then(|b| String::from_utf8(b).ok())
-                    .unwrap_or_default();
-                decoded
-                    .split_once(':')
-                    .map(|(_, p)| p.to_owned())
-                    .unwrap_or_default()
+                crate::auth::basic_password(rest).unwrap_or_default()
             }
             Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim().to_owned(),
             _ => String::new(),
@@ -433,11 +538,12 @@ impl FlightSqlService for StrataFlightSql {
     ) -> Result<DoPutPreparedStatementResult, Status> {
         self.tenant(&request)?;
         let mut handle = Handle::decode_from(&query.prepared_statement_handle)?;
-        let batches: Vec<RecordBatch> =
-            FlightRecordBatchStream::new_from_flight_data(request.into_inner().map_err(Into::into))
-                .try_collect()
-                .await
-                .map_err(|e| bad(format!("parameters: {e}")))?;
+        let data: Vec<FlightData> = request
+            .into_inner()
+            .try_collect()
+            .await
+            .map_err(|e| bad(format!("parameters: {e}")))?;
+        let batches = parameter_batches(&data)?;
         let mut ipc = Vec::new();
         if let Some(first) = batches.first() {
             let mut w = arrow::ipc::writer::StreamWriter::try_new(&mut ipc, &first.schema())
@@ -624,5 +730,69 @@ fn table_types_batch() -> Result<RecordBatch, Status> {
 impl std::fmt::Debug for StrataFlightSql {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StrataFlightSql").finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one_string_row() -> Vec<u8> {
+        let schema = Arc::new(Schema::new(vec![arrow::datatypes::Field::new(
+            "a",
+            arrow::datatypes::DataType::Utf8,
+            true,
+        )]));
+        let batch = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![Arc::new(arrow::array::StringArray::from(vec![Some("db")]))],
+        )
+        .unwrap();
+        let mut ipc = Vec::new();
+        let mut w = arrow::ipc::writer::StreamWriter::try_new(&mut ipc, &schema).unwrap();
+        w.write(&batch).unwrap();
+        w.finish().unwrap();
+        drop(w);
+        ipc
+    }
+
+    /// Finding 13: parameter bytes that make Arrow's IPC decoder panic
+    /// are an INVALID_ARGUMENT, whatever byte is broken.
+    #[test]
+    fn malformed_parameters_are_invalid_arguments() {
+        let ipc = one_string_row();
+        let good = Handle {
+            sql: String::new(),
+            params: ipc.clone().into(),
+        };
+        assert_eq!(
+            good.parameters().unwrap(),
+            vec![ScalarValue::Utf8(Some("db".into()))]
+        );
+        let mut refused = 0;
+        for i in 0..ipc.len() {
+            for v in [0u8, 0xff, 0x7f, 0x80, 1, 8] {
+                let mut m = ipc.clone();
+                m[i] = v;
+                let h = Handle {
+                    sql: String::new(),
+                    params: m.into(),
+                };
+                if let Err(e) = h.parameters() {
+                    assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e}");
+                    refused += 1;
+                }
+            }
+        }
+        assert!(refused > 0);
+        // The same bytes as FlightData from a DoPut.
+        let mut m = ipc;
+        m[28] = 0;
+        let data = FlightData {
+            data_header: m.into(),
+            ..FlightData::default()
+        };
+        let e = parameter_batches(&[data]).unwrap_err();
+        assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e}");
     }
 }

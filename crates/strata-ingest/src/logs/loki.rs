@@ -12,7 +12,7 @@ use serde_json::Value;
 use strata_types::{Labels, LogBatch, LogEntry, TenantId};
 
 use super::{LogLimits, batch, entry, stream_labels};
-use crate::IngestError;
+use crate::{IngestError, Position};
 
 /// `logproto.PushRequest` and its parts, from the field description in
 /// `../shared/conformance/protocols` (d).
@@ -97,7 +97,7 @@ pub fn decode_json(
                 "stream {i}: \"stream\" must be an object of strings"
             ))
         })?;
-        let labels = stream_labels(pairs, i)?;
+        let labels = stream_labels(pairs, Position::Stream(i))?;
         let values = s
             .get("values")
             .and_then(Value::as_array)
@@ -113,7 +113,7 @@ pub fn decode_json(
                 Value::String(s) => parse_ns(s, i)?,
                 other => {
                     return Err(IngestError::InvalidTimestamp {
-                        stream: i,
+                        at: Position::Stream(i),
                         value: other.to_string(),
                         reason: "must be a string of Unix nanoseconds",
                     });
@@ -130,7 +130,13 @@ pub fn decode_json(
                     ))
                 })?,
             };
-            entries.push(entry(ts, line.to_owned(), metadata, limits, i)?);
+            entries.push(entry(
+                ts,
+                line.to_owned(),
+                metadata,
+                limits,
+                Position::Stream(i),
+            )?);
         }
         out.push((labels, entries));
     }
@@ -146,7 +152,7 @@ fn string_object(v: Option<&Value>) -> Option<Vec<(String, String)>> {
 
 fn parse_ns(s: &str, stream: usize) -> Result<i64, IngestError> {
     s.parse::<i64>().map_err(|_| IngestError::InvalidTimestamp {
-        stream,
+        at: Position::Stream(stream),
         value: s.to_owned(),
         reason: "must be a string of Unix nanoseconds",
     })
@@ -178,11 +184,11 @@ pub fn decode_proto(
     let mut out = Vec::with_capacity(req.streams.len());
     for (i, s) in req.streams.into_iter().enumerate() {
         let pairs = parse_selector(&s.labels).map_err(|reason| IngestError::InvalidStream {
-            index: i,
+            at: Position::Stream(i),
             labels: s.labels.clone(),
             source: strata_types::LabelError::Syntax { reason },
         })?;
-        let labels = stream_labels(pairs, i)?;
+        let labels = stream_labels(pairs, Position::Stream(i))?;
         let mut entries = Vec::with_capacity(s.entries.len());
         for e in s.entries {
             let ts = e.timestamp.map_or(0, |t| {
@@ -195,7 +201,7 @@ pub fn decode_proto(
                 .into_iter()
                 .map(|p| (p.name, p.value))
                 .collect();
-            entries.push(entry(ts, e.line, metadata, limits, i)?);
+            entries.push(entry(ts, e.line, metadata, limits, Position::Stream(i))?);
         }
         out.push((labels, entries));
     }

@@ -14,7 +14,7 @@ use serde_json::Value;
 use strata_types::{LogBatch, TenantId};
 
 use super::{LogLimits, entry, now_ns, stream_labels};
-use crate::IngestError;
+use crate::{IngestError, Position};
 
 /// Decodes an NDJSON body (already decompressed).
 pub fn decode(tenant: TenantId, body: &[u8], limits: &LogLimits) -> Result<LogBatch, IngestError> {
@@ -46,7 +46,7 @@ pub fn decode(tenant: TenantId, body: &[u8], limits: &LogLimits) -> Result<LogBa
                 Some(_) => Err(bad(format!("{key} must be an object of strings"))),
             }
         };
-        let labels = stream_labels(object("labels")?, n)?;
+        let labels = stream_labels(object("labels")?, Position::Line(line_no))?;
         let line = v
             .get("line")
             .and_then(Value::as_str)
@@ -58,14 +58,20 @@ pub fn decode(tenant: TenantId, body: &[u8], limits: &LogLimits) -> Result<LogBa
                 .ok_or_else(|| bad("timestamp must be integer Unix nanoseconds".into()))?,
             Some(Value::String(s)) => {
                 parse_time(s).ok_or_else(|| IngestError::InvalidTimestamp {
-                    stream: n,
+                    at: Position::Line(line_no),
                     value: s.clone(),
                     reason: "expected Unix nanoseconds or RFC 3339",
                 })?
             }
             Some(_) => return Err(bad("timestamp must be a number or a string".into())),
         };
-        let e = entry(ts, line.to_owned(), object("metadata")?, limits, n)?;
+        let e = entry(
+            ts,
+            line.to_owned(),
+            object("metadata")?,
+            limits,
+            Position::Line(line_no),
+        )?;
         let id = labels.series_id().0;
         match index.get(&id) {
             Some(&i) => batch.streams[i].entries.push(e),
@@ -93,6 +99,36 @@ fn parse_time(s: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Finding 15: every error names the line as an editor counts it.
+    #[test]
+    fn errors_name_the_line() {
+        let limits = LogLimits {
+            max_line_bytes: 4,
+            ..LogLimits::default()
+        };
+        let ok = "{\"labels\":{\"job\":\"x\"},\"line\":\"ok\"}";
+        for (bad, want) in [
+            ("{\"labels\":{},\"line\":\"l\"}", "line 2 {}"),
+            (
+                "{\"labels\":{\"job\":\"x\"},\"line\":\"too long\"}",
+                "line 2: line of 8 bytes",
+            ),
+            (
+                "{\"labels\":{\"job\":\"x\"},\"line\":\"l\",\"metadata\":{\"a.b\":\"v\"}}",
+                "line 2: structured metadata",
+            ),
+            (
+                "{\"labels\":{\"job\":\"x\"},\"line\":\"l\",\"timestamp\":\"soon\"}",
+                "line 2: invalid timestamp",
+            ),
+            ("{\"labels\":{\"job\":\"x\"}}", "line 2: \"line\""),
+        ] {
+            let body = format!("{ok}\n{bad}\n");
+            let e = decode(TenantId::try_new("t").unwrap(), body.as_bytes(), &limits).unwrap_err();
+            assert!(e.to_string().contains(want), "{e} (wanted {want:?})");
+        }
+    }
 
     #[test]
     fn lines_join_streams_by_labels() {

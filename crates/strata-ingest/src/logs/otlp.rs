@@ -15,7 +15,7 @@ use serde_json::Value;
 use strata_types::{Labels, LogBatch, LogEntry, TenantId};
 
 use super::{LogLimits, batch, entry, now_ns, sanitize_name, stream_labels};
-use crate::IngestError;
+use crate::{IngestError, Position};
 
 /// The OTLP logs messages (opentelemetry-proto `logs/v1`, `common/v1`,
 /// `resource/v1`, `collector/logs/v1`): the fields Strata reads.
@@ -235,7 +235,7 @@ fn to_batch(
             labels.retain(|(n, _)| n != "service_name");
             labels.push(("service_name".into(), "unknown_service".into()));
         }
-        let labels = stream_labels(labels, i)?;
+        let labels = stream_labels(labels, Position::Stream(i))?;
         let mut entries = Vec::new();
         for sl in rl.scope_logs {
             let mut scope_meta = resource_meta.clone();
@@ -286,7 +286,7 @@ fn to_batch(
                 // if they come first: keep the last of each name.
                 meta.reverse();
                 let line = r.body.as_ref().map(any_to_string).unwrap_or_default();
-                entries.push(entry(ts, line, meta, limits, i)?);
+                entries.push(entry(ts, line, meta, limits, Position::Stream(i))?);
             }
         }
         streams.push((labels, entries));

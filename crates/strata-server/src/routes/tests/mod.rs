@@ -463,6 +463,17 @@ async fn oversized_bodies_are_413() {
     let (s, body) = send(&app, write_req(None, inflating)).await;
     assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
     assert!(body.contains("limit"), "{body}");
+    // A JSON API says what happened in its errorType, not "bad_data".
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    std::io::Write::write_all(&mut gz, &vec![b' '; 100_000]).unwrap();
+    let req = Request::post("/api/v1/logs")
+        .header("Content-Type", "application/x-ndjson")
+        .header("Content-Encoding", "gzip")
+        .body(Body::from(gz.finish().unwrap()))
+        .unwrap();
+    let (s, body) = send(&app, req).await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    assert!(body.contains(r#""errorType":"payload_too_large""#), "{body}");
     assert!(state.head.tenants().is_empty());
 }
 
