@@ -242,6 +242,14 @@ pub struct LimitsConfig {
     pub tenant_defaults: crate::limits::TenantLimits,
     /// `[tenants.<id>]` tables of limits, re-read when the file changes.
     pub overrides_file: Option<PathBuf>,
+    /// Decoded log push bytes held at once, over all tenants
+    /// (`crate::decoded`).
+    pub max_decoded_in_flight: ByteSize,
+    /// Decoded log push bytes one tenant's pushes hold at once.
+    pub max_decoded_in_flight_per_tenant: ByteSize,
+    /// How long a push waits for room under those bounds before a 429.
+    #[serde(deserialize_with = "duration")]
+    pub decoded_wait: std::time::Duration,
     /// How long a series counts against `max_series` after its last
     /// sample, flushed or not, e.g. "1h".
     #[serde(deserialize_with = "duration")]
@@ -304,6 +312,9 @@ impl Default for LimitsConfig {
             tenant_defaults: crate::limits::TenantLimits::default(),
             overrides_file: None,
             active_series_window: std::time::Duration::from_secs(3600),
+            max_decoded_in_flight: ByteSize(256 << 20),
+            max_decoded_in_flight_per_tenant: ByteSize(128 << 20),
+            decoded_wait: std::time::Duration::from_secs(5),
         }
     }
 }

@@ -14,6 +14,7 @@
 mod analytics_loop;
 pub mod auth;
 pub mod config;
+pub mod decoded;
 mod error;
 pub mod flight;
 pub mod limits;

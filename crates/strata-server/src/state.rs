@@ -30,6 +30,8 @@ pub struct AppState {
     pub limits: Arc<crate::limits::Limits>,
     /// Query slots shared fairly between tenants.
     pub scheduler: Arc<crate::scheduler::FairScheduler>,
+    /// Decoded log push bytes in flight, bounded.
+    pub decoded: crate::decoded::DecodedBytes,
     wal: OnceLock<Arc<dyn Wal>>,
     /// One log line per kind of skipped item, so the log says it once.
     pub(crate) skipped_logged: [AtomicBool; 3],
@@ -77,9 +79,15 @@ impl AppState {
             usize::try_from(config.sql.max_query_memory.0).unwrap_or(usize::MAX),
         );
         let query_timeout = config.promql.timeout;
+        let decoded = crate::decoded::DecodedBytes::new(
+            config.limits.max_decoded_in_flight.0,
+            config.limits.max_decoded_in_flight_per_tenant.0,
+            config.limits.decoded_wait,
+        );
         Arc::new(Self {
             auth,
             limits,
+            decoded,
             scheduler: crate::scheduler::FairScheduler::new(
                 config
                     .promql

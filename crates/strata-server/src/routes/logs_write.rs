@@ -34,10 +34,12 @@ pub(super) async fn loki_push(
         let json = logs::loki::is_json(header_text(&headers, header::CONTENT_TYPE))
             .map_err(|e| bad(&e, shape))?;
         let encoding = header_text(&headers, header::CONTENT_ENCODING).map(str::to_owned);
+        let hint = size_hint(&state, &body, encoding.as_deref(), !json);
         ingest(
             &state,
             &headers,
             body,
+            hint,
             shape,
             move |tenant, body, limits| {
                 if json {
@@ -79,10 +81,12 @@ pub(super) async fn otlp_logs(
     };
     let shape = Shape::Otlp { json };
     let encoding = header_text(&headers, header::CONTENT_ENCODING).map(str::to_owned);
+    let hint = size_hint(&state, &body, encoding.as_deref(), false);
     let result = ingest(
         &state,
         &headers,
         body,
+        hint,
         shape,
         move |tenant, body, limits| {
             let raw = logs::decompress(body, encoding.as_deref(), limits)?;
@@ -135,10 +139,12 @@ pub(super) async fn ndjson(
         return bad(&e, shape).into_response();
     }
     let encoding = header_text(&headers, header::CONTENT_ENCODING).map(str::to_owned);
+    let hint = size_hint(&state, &body, encoding.as_deref(), false);
     let result = ingest(
         &state,
         &headers,
         body,
+        hint,
         shape,
         move |tenant, body, limits| {
             let raw = logs::decompress(body, encoding.as_deref(), limits)?;
@@ -156,12 +162,24 @@ fn bad(e: &IngestError, shape: Shape) -> ApiError {
     ApiError::new(e.kind(), e.to_string(), shape)
 }
 
-/// The shared path: tenant, decode (on the blocking pool when large),
-/// limits, WAL, head. Returns the entries written.
+/// What `body` will decode to at most, as far as it says.
+fn size_hint(state: &AppState, body: &[u8], encoding: Option<&str>, snappy: bool) -> u64 {
+    crate::decoded::decoded_size_hint(
+        body,
+        encoding,
+        snappy,
+        state.config.limits.max_decoded_size.0,
+    )
+}
+
+/// The shared path: tenant, room for its decoded bytes, decode (on the
+/// blocking pool when large), limits, WAL, head. Returns the entries
+/// written.
 async fn ingest(
     state: &AppState,
     headers: &HeaderMap,
     body: Bytes,
+    decoded_hint: u64,
     shape: Shape,
     decode: impl FnOnce(TenantId, &[u8], &LogLimits) -> Result<LogBatch, IngestError> + Send + 'static,
 ) -> Result<u64, ApiError> {
@@ -181,12 +199,33 @@ async fn ingest(
         max_line_bytes: usize::try_from(state.config.limits.max_log_line_size.0)
             .unwrap_or(usize::MAX),
     };
+    // Held until the batch is stored: decoding and storing multiply it.
+    let mut room = crate::decoded::Reservation::default();
+    let busy = |b: crate::decoded::Busy| {
+        let refusal = crate::limits::Refusal {
+            kind: ErrorKind::Limit,
+            reason: "max_decoded_in_flight",
+            message: b.message,
+        };
+        state.refused(&tenant, refusal, shape)
+    };
+    state
+        .decoded
+        .reserve(&tenant, &mut room, decoded_hint)
+        .await
+        .map_err(busy)?;
     let t = tenant.clone();
     let batch = decode_body(body.len(), shape, move || decode(t, &body, &limits)).await?;
     let entries = batch.entry_count() as u64;
     if entries == 0 {
         return Ok(0);
     }
+    // A body whose size hint was short (a gzip trailer can lie) tops up.
+    state
+        .decoded
+        .reserve(&tenant, &mut room, batch.bytes() as u64)
+        .await
+        .map_err(busy)?;
     state
         .limits
         .check_log_ingest(&batch)

@@ -572,3 +572,54 @@ async fn nothing_discloses_other_tenants_or_the_data_directory() {
     assert_eq!(status, StatusCode::OK, "{text}");
     assert!(text.contains("[[1]]"), "{text}");
 }
+
+/// Finding 12: decoded log bytes in flight are bounded per tenant: a push
+/// that finds its tenant's share taken waits, then gets a 429 naming the
+/// limit, stores nothing, and goes through once the room is free; other
+/// tenants are not held up.
+#[tokio::test]
+async fn log_pushes_wait_for_room_for_their_decoded_bytes() {
+    let mut config = ServerConfig::default();
+    config.limits.max_decoded_in_flight_per_tenant = crate::ByteSize(1 << 20);
+    config.limits.decoded_wait = std::time::Duration::from_millis(100);
+    let (app, state, _) = app_with(config).await;
+    let push = |tenant: &str| {
+        let line = "x".repeat(1000);
+        let values: Vec<_> = (0..500)
+            .map(|i| serde_json::json!([format!("{}", 1_700_000_000_000_000_000i64 + i), line]))
+            .collect();
+        let body = serde_json::json!({"streams": [{"stream": {"job": "j"}, "values": values}]});
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, body.to_string().as_bytes()).unwrap();
+        Request::post("/loki/api/v1/push")
+            .header("Content-Type", "application/json")
+            .header("Content-Encoding", "gzip")
+            .header("X-Scope-OrgID", tenant)
+            .body(Body::from(gz.finish().unwrap()))
+            .unwrap()
+    };
+    let busy = strata_types::TenantId::try_new("busy").unwrap();
+    let mut held = crate::decoded::Reservation::default();
+    state
+        .decoded
+        .reserve(&busy, &mut held, 1 << 20)
+        .await
+        .unwrap();
+    let (status, text) = send(&app, push("busy")).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{text}");
+    assert!(text.contains("max_decoded_in_flight_per_tenant"), "{text}");
+    assert!(
+        state.storage.logs().tenant(&busy).is_none(),
+        "nothing stored"
+    );
+    let (status, text) = send(&app, push("calm")).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "another tenant: {text}");
+    drop(held);
+    let (status, text) = send(&app, push("busy")).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{text}");
+    assert_eq!(
+        state.decoded.in_flight(),
+        0,
+        "every push gave its room back"
+    );
+}

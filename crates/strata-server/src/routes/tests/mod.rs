@@ -473,7 +473,10 @@ async fn oversized_bodies_are_413() {
         .unwrap();
     let (s, body) = send(&app, req).await;
     assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
-    assert!(body.contains(r#""errorType":"payload_too_large""#), "{body}");
+    assert!(
+        body.contains(r#""errorType":"payload_too_large""#),
+        "{body}"
+    );
     assert!(state.head.tenants().is_empty());
 }
 
