@@ -132,12 +132,8 @@ impl PromSource {
                     points: Vec::new(),
                 });
                 if e.labels.is_none() {
-                    e.labels = Some(Arc::new(Labels::new(
-                        s.labels
-                            .iter()
-                            .map(|(n, v)| (n.to_string(), v.to_string()))
-                            .collect(),
-                    )));
+                    // The head's own strings: no text is copied.
+                    e.labels = Some(Arc::new(Labels::from_shared(s.labels)));
                 }
                 e.points
                     .extend(s.samples.iter().map(|x| (x.timestamp_ms, x.value)));
@@ -335,8 +331,10 @@ impl Source for PromSource {
             let mut points = f.points;
             // Heads and files are merged in scan order; a sample written
             // twice (before compaction dedups it) counts once.
-            points.sort_by_key(|p| p.0);
-            points.dedup_by_key(|p| p.0);
+            if !points.is_sorted_by(|a, b| a.0 < b.0) {
+                points.sort_by_key(|p| p.0);
+                points.dedup_by_key(|p| p.0);
+            }
             out.push(Series {
                 labels: Arc::unwrap_or_clone(labels),
                 points,

@@ -314,6 +314,18 @@ impl FileIndex {
         for l in &series_labels {
             labels.add(l.iter());
         }
+        // Each series' labels again, now sharing the index's strings: a
+        // value common to many series is held once.
+        let series_labels: Vec<Arc<Labels>> = (0..series_labels.len() as u32)
+            .map(|pos| {
+                Arc::new(Labels::from_shared(
+                    labels
+                        .labels(pos)
+                        .map(|(n, v)| (Arc::clone(n), Arc::clone(v)))
+                        .collect(),
+                ))
+            })
+            .collect();
         Ok(Self {
             ids,
             labels,

@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use strata_types::{METRIC_NAME_LABEL, SeriesId, TenantId, WriteBatch};
+use strata_types::{METRIC_NAME_LABEL, TenantId, WriteBatch};
 
 /// One live series: its metric and the second it was last written.
 struct Live {
@@ -174,12 +174,9 @@ impl TenantSeries {
         before - state.series.len()
     }
 
-    pub fn len(&self) -> usize {
+    /// Live series now.
+    pub fn count(&self) -> usize {
         self.state.lock().series.len()
-    }
-
-    pub fn contains(&self, id: SeriesId) -> bool {
-        self.state.lock().series.contains_key(&id.0)
     }
 }
 
@@ -261,7 +258,7 @@ mod tests {
         assert_eq!(g.per_metric, vec![("up".to_owned(), 10, 5)]);
         assert_eq!(t.expire(149), 0);
         assert_eq!(t.expire(151), 10);
-        assert_eq!(t.len(), 0);
+        assert_eq!(t.count(), 0);
         assert_eq!(t.growth(&more).per_metric, vec![("up".to_owned(), 0, 10)]);
     }
 
@@ -276,7 +273,7 @@ mod tests {
             .collect();
         t.complete(known, 2);
         assert_eq!(
-            t.len(),
+            t.count(),
             2,
             "the series last written before the window are not live"
         );

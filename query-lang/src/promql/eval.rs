@@ -83,7 +83,9 @@ pub(crate) enum Val {
 /// range selectors see), shared by every step's window.
 struct FetchedSeries {
     labels: Arc<Labels>,
-    all: Vec<(i64, f64)>,
+    /// Every sample, staleness markers included.
+    all: Arc<[(i64, f64)]>,
+    /// Without staleness markers (the same slice when there are none).
     live: Arc<[(i64, f64)]>,
 }
 
@@ -312,17 +314,17 @@ pub(crate) async fn prepare(
     let mut data = HashMap::new();
     let mut loaded = 0usize;
     for need in planner.needs {
-        let mut merged: HashMap<Labels, Vec<(i64, f64)>> = HashMap::new();
-        for matchers in selector_matchers(need.vs) {
+        let sets = selector_matchers(need.vs);
+        let mut selected: Vec<Series> = Vec::new();
+        for matchers in &sets {
             if !matchers.iter().any(|m| !m.is_match("")) {
                 return Err(PromError::bad_data(
                     "vector selector must contain at least one non-empty matcher",
                 ));
             }
-            for s in source.select(&matchers, need.lo, need.hi).await? {
-                loaded += s.points.len();
-                merged.entry(s.labels).or_insert(s.points);
-            }
+            let part = source.select(matchers, need.lo, need.hi).await?;
+            loaded += part.iter().map(|s| s.points.len()).sum::<usize>();
+            selected.extend(part);
         }
         if loaded > cfg.max_samples {
             return Err(PromError::new(
@@ -331,20 +333,32 @@ pub(crate) async fn prepare(
             ));
         }
         // In label order, as Prometheus' storage returns series: ties in
-        // `topk` and friends then break the same way.
-        let mut fetched: Fetched = merged
+        // `topk` and friends then break the same way. A source answers each
+        // series once; `or` groups may select one twice (the first counts).
+        if sets.len() > 1 {
+            selected.sort_by(|a, b| a.labels.cmp(&b.labels));
+            selected.dedup_by(|b, a| a.labels == b.labels);
+        } else {
+            selected.sort_unstable_by(|a, b| a.labels.cmp(&b.labels));
+        }
+        let fetched: Fetched = selected
             .into_iter()
-            .map(|(l, all)| {
-                let live: Arc<[(i64, f64)]> =
-                    all.iter().copied().filter(|p| !is_stale(p.1)).collect();
+            .map(|s| {
+                let all: Arc<[(i64, f64)]> = s.points.into();
+                // Staleness markers end a series for instant selectors;
+                // range selectors skip them. Most series have none.
+                let live = if all.iter().any(|p| is_stale(p.1)) {
+                    all.iter().copied().filter(|p| !is_stale(p.1)).collect()
+                } else {
+                    Arc::clone(&all)
+                };
                 FetchedSeries {
-                    labels: Arc::new(l),
+                    labels: Arc::new(s.labels),
                     all,
                     live,
                 }
             })
             .collect();
-        fetched.sort_by(|a, b| a.labels.cmp(&b.labels));
         data.insert(need.key, fetched);
     }
     let ev = Ev {

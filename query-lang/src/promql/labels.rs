@@ -1,19 +1,34 @@
 //! Label sets as the evaluator handles them: sorted `(name, value)` pairs,
-//! `__name__` included.
+//! `__name__` included. Names and values are shared strings: a label set
+//! read from an index (the head's, a file's) shares the index's strings,
+//! and cloning one copies no text.
 
 use std::fmt;
+use std::sync::Arc;
 
 pub const METRIC_NAME: &str = "__name__";
 
 /// A sorted label set. Empty values are never stored (Prometheus treats an
 /// empty value as an absent label).
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Labels(Vec<(String, String)>);
+pub struct Labels(Vec<(Arc<str>, Arc<str>)>);
 
 impl Labels {
-    pub fn new(mut pairs: Vec<(String, String)>) -> Self {
+    pub fn new(pairs: Vec<(String, String)>) -> Self {
+        Self::from_shared(
+            pairs
+                .into_iter()
+                .map(|(n, v)| (Arc::from(n), Arc::from(v)))
+                .collect(),
+        )
+    }
+
+    /// From shared strings (an index's), in any order.
+    pub fn from_shared(mut pairs: Vec<(Arc<str>, Arc<str>)>) -> Self {
         pairs.retain(|(_, v)| !v.is_empty());
-        pairs.sort();
+        if !pairs.is_sorted() {
+            pairs.sort();
+        }
         pairs.dedup_by(|a, b| a.0 == b.0);
         Labels(pairs)
     }
@@ -24,9 +39,9 @@ impl Labels {
 
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0
-            .binary_search_by(|(n, _)| n.as_str().cmp(name))
+            .binary_search_by(|(n, _)| (**n).cmp(name))
             .ok()
-            .map(|i| self.0[i].1.as_str())
+            .map(|i| &*self.0[i].1)
     }
 
     /// The value of `name`, or "" when absent (how matchers see it).
@@ -35,18 +50,18 @@ impl Labels {
     }
 
     pub fn set(&mut self, name: &str, value: &str) {
-        match self.0.binary_search_by(|(n, _)| n.as_str().cmp(name)) {
+        match self.0.binary_search_by(|(n, _)| (**n).cmp(name)) {
             Ok(i) if value.is_empty() => {
                 self.0.remove(i);
             }
-            Ok(i) => self.0[i].1 = value.to_owned(),
+            Ok(i) => self.0[i].1 = Arc::from(value),
             Err(_) if value.is_empty() => {}
-            Err(i) => self.0.insert(i, (name.to_owned(), value.to_owned())),
+            Err(i) => self.0.insert(i, (Arc::from(name), Arc::from(value))),
         }
     }
 
     pub fn remove(&mut self, name: &str) {
-        if let Ok(i) = self.0.binary_search_by(|(n, _)| n.as_str().cmp(name)) {
+        if let Ok(i) = self.0.binary_search_by(|(n, _)| (**n).cmp(name)) {
             self.0.remove(i);
         }
     }
@@ -58,7 +73,7 @@ impl Labels {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+        self.0.iter().map(|(n, v)| (&**n, &**v))
     }
 
     pub fn is_empty(&self) -> bool {
@@ -74,7 +89,7 @@ impl Labels {
         Labels(
             self.0
                 .iter()
-                .filter(|(n, _)| names.iter().any(|k| k == n))
+                .filter(|(n, _)| names.iter().any(|k| **k == **n))
                 .cloned()
                 .collect(),
         )
@@ -85,7 +100,7 @@ impl Labels {
         Labels(
             self.0
                 .iter()
-                .filter(|(n, _)| n != METRIC_NAME && !names.iter().any(|k| k == n))
+                .filter(|(n, _)| &**n != METRIC_NAME && !names.iter().any(|k| **k == **n))
                 .cloned()
                 .collect(),
         )
@@ -110,7 +125,7 @@ impl fmt::Display for Labels {
         if let Some(name) = name {
             f.write_str(name)?;
         }
-        let rest: Vec<_> = self.0.iter().filter(|(n, _)| n != METRIC_NAME).collect();
+        let rest: Vec<_> = self.0.iter().filter(|(n, _)| &**n != METRIC_NAME).collect();
         if rest.is_empty() && name.is_some() {
             return Ok(());
         }
