@@ -189,17 +189,27 @@ struct BitReader<'a> {
 }
 
 impl BitReader<'_> {
-    /// Reads `n` bits; past the end reads zeros (cannot happen for a chunk
-    /// we wrote, and must not panic if it did).
+    /// Reads `n` bits (at most 64) at once from a big-endian window of
+    /// the next 16 bytes; past the end reads zeros (cannot happen for a
+    /// chunk we wrote, and must not panic if it did).
     fn read(&mut self, n: u8) -> u64 {
-        let mut v = 0u64;
-        for _ in 0..n {
-            let byte = self.bytes.get(self.pos / 8).copied().unwrap_or(0);
-            let bit = (byte >> (7 - (self.pos % 8))) & 1;
-            v = (v << 1) | u64::from(bit);
-            self.pos += 1;
+        if n == 0 {
+            return 0;
         }
-        v
+        let n = u32::from(n.min(64));
+        let at = self.pos / 8;
+        let rest = self.bytes.get(at..).unwrap_or(&[]);
+        let window = match rest.first_chunk::<16>() {
+            Some(b) => u128::from_be_bytes(*b),
+            None => {
+                let mut b = [0u8; 16];
+                b[..rest.len()].copy_from_slice(rest);
+                u128::from_be_bytes(b)
+            }
+        };
+        let off = (self.pos % 8) as u32;
+        self.pos += n as usize;
+        ((window << off) >> (128 - n)) as u64
     }
 }
 

@@ -135,7 +135,7 @@ fn over_window(
     };
     let mut out = Vec::with_capacity(w.series.len());
     for s in &w.series {
-        if let Some(v) = f(&Pts(s.points()), &span) {
+        if let Some(v) = f(&Pts(s.points(), false), &span) {
             out.push(Samp {
                 labels: s.labels.clone(),
                 t,

@@ -159,9 +159,22 @@ impl Ev {
         let range = ms(&m.range);
         let mut values = vec![0.0; steps * n];
         let mut present = vec![0u64; (steps * n).div_ceil(64)];
+        // For counters: decreases up to each point, so a window without
+        // one skips the reset scan (the sum is then the same).
+        let counter = matches!(c.func.name, "rate" | "increase");
+        let mut drops: Vec<u32> = Vec::new();
         for (si, series) in data.iter().enumerate() {
             self.cancel.check()?;
             let pts = &series.live;
+            if counter {
+                drops.clear();
+                let mut n = 0u32;
+                drops.push(0);
+                for w in pts.windows(2) {
+                    n += u32::from(w[1].1 < w[0].1);
+                    drops.push(n);
+                }
+            }
             let (mut lo, mut hi) = (0usize, 0usize);
             for k in 0..steps {
                 let t = from + k as i64 * step;
@@ -176,7 +189,10 @@ impl Ev {
                 }
                 if lo < hi
                     && let Some(v) = f(
-                        &super::super::functions::Pts(&pts[lo..hi]),
+                        &super::super::functions::Pts(
+                            &pts[lo..hi],
+                            counter && drops.get(hi - 1) == drops.get(lo),
+                        ),
                         &super::super::functions::Span { start, end, t },
                     )
                 {

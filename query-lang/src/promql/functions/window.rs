@@ -9,7 +9,9 @@ use super::super::eval::Ev;
 use super::{arg, kahan_add, quantile};
 
 /// One window's points, oldest first.
-pub(crate) struct Pts<'a>(pub &'a [(i64, f64)]);
+/// A window's points; the flag says they are known never to decrease
+/// (no counter reset to look for).
+pub(crate) struct Pts<'a>(pub &'a [(i64, f64)], pub bool);
 
 impl Pts<'_> {
     pub fn points(&self) -> &[(i64, f64)] {
@@ -38,7 +40,7 @@ fn extrapolated_rate(s: &Pts<'_>, w: &Span, is_counter: bool, is_rate: bool) -> 
     let (first_t, first_v) = p[0];
     let (last_t, last_v) = p[p.len() - 1];
     let mut result = last_v - first_v;
-    if is_counter {
+    if is_counter && !s.1 {
         let mut prev = first_v;
         for &(_, v) in &p[1..] {
             if v < prev {
