@@ -8,13 +8,14 @@
 //! selected series' rows of `timestamp` and `value` are read from a file,
 //! and label names, values and series lookups read no samples at all.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use strata_head::Matcher as HeadMatcher;
 use strata_query_lang::promql::{
-    ErrorKind, Labels, METRIC_NAME, MatchOp, Matcher, PromError, Series, Source, matches_all,
+    ErrorKind, FastMap, Labels, METRIC_NAME, MatchOp, Matcher, PromError, Series, Source,
+    matches_all,
 };
 use strata_storage::TenantView;
 use strata_types::TenantId;
@@ -113,10 +114,10 @@ impl PromSource {
         matchers: &[Matcher],
         start_ms: i64,
         end_ms: i64,
-    ) -> Result<HashMap<i64, Found>, PromError> {
+    ) -> Result<FastMap<i64, Found>, PromError> {
         // The tenant's lookback limit: nothing older is read.
         let start_ms = start_ms.max(self.view.not_before_ms);
-        let mut found: HashMap<i64, Found> = HashMap::new();
+        let mut found: FastMap<i64, Found> = FastMap::default();
         let head_matchers: Vec<HeadMatcher> = matchers
             .iter()
             .map(head_matcher)
@@ -180,7 +181,11 @@ impl PromSource {
                 if e.labels.is_none() {
                     e.labels = Some(Arc::clone(labels));
                 }
-                e.points.extend(points);
+                if e.points.is_empty() {
+                    e.points = points;
+                } else {
+                    e.points.extend(points);
+                }
             }
         }
         Ok(found)

@@ -18,7 +18,8 @@ use super::{
 mod memo;
 mod precompute;
 
-pub(crate) use memo::{AddrMap, AddrSet, Memo, ptr};
+pub use memo::AddrMap;
+pub(crate) use memo::{AddrSet, Memo, ptr};
 use precompute::{Grouping, Pre};
 
 /// Points by series.
@@ -42,7 +43,7 @@ pub(crate) struct Samp {
 #[derive(Debug, Clone)]
 pub(crate) struct RSeries {
     pub labels: Arc<Labels>,
-    pts: Arc<[(i64, f64)]>,
+    pts: Arc<Vec<(i64, f64)>>,
     range: std::ops::Range<usize>,
     pub drop_name: bool,
 }
@@ -52,7 +53,7 @@ impl RSeries {
         let range = 0..points.len();
         RSeries {
             labels,
-            pts: points.into(),
+            pts: Arc::new(points),
             range,
             drop_name,
         }
@@ -84,9 +85,9 @@ pub(crate) enum Val {
 struct FetchedSeries {
     labels: Arc<Labels>,
     /// Every sample, staleness markers included.
-    all: Arc<[(i64, f64)]>,
-    /// Without staleness markers (the same slice when there are none).
-    live: Arc<[(i64, f64)]>,
+    all: Arc<Vec<(i64, f64)>>,
+    /// Without staleness markers (the same samples when there are none).
+    live: Arc<Vec<(i64, f64)>>,
 }
 
 type Fetched = Vec<FetchedSeries>;
@@ -344,11 +345,11 @@ pub(crate) async fn prepare(
         let fetched: Fetched = selected
             .into_iter()
             .map(|s| {
-                let all: Arc<[(i64, f64)]> = s.points.into();
+                let all = Arc::new(s.points);
                 // Staleness markers end a series for instant selectors;
                 // range selectors skip them. Most series have none.
                 let live = if all.iter().any(|p| is_stale(p.1)) {
-                    all.iter().copied().filter(|p| !is_stale(p.1)).collect()
+                    Arc::new(all.iter().copied().filter(|p| !is_stale(p.1)).collect())
                 } else {
                     Arc::clone(&all)
                 };

@@ -22,6 +22,9 @@ mod memory;
 use std::time::Duration;
 
 use async_trait::async_trait;
+/// A map for keys that are already well spread (addresses, series ids):
+/// a multiply-rotate hash instead of SipHash.
+pub use eval::AddrMap as FastMap;
 pub use eval::{Cancel, Prepared};
 pub use functions::bucket_quantile;
 pub use labels::{Labels, METRIC_NAME};

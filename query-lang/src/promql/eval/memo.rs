@@ -74,7 +74,7 @@ impl Memo {
 /// evaluator's per-step maps are keyed by interned label sets' addresses,
 /// where SipHash's resistance buys nothing and costs most of a lookup.
 #[derive(Default, Clone, Copy)]
-pub(crate) struct AddrHasher(u64);
+pub struct AddrHasher(u64);
 
 impl std::hash::Hasher for AddrHasher {
     fn finish(&self) -> u64 {
@@ -101,7 +101,7 @@ impl std::hash::Hasher for AddrHasher {
 }
 
 /// Maps and sets keyed by addresses.
-pub(crate) type AddrMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<AddrHasher>>;
+pub type AddrMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<AddrHasher>>;
 pub(crate) type AddrSet<K> =
     std::collections::HashSet<K, std::hash::BuildHasherDefault<AddrHasher>>;
 
