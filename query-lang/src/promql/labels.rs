@@ -10,8 +10,53 @@ pub const METRIC_NAME: &str = "__name__";
 
 /// A sorted label set. Empty values are never stored (Prometheus treats an
 /// empty value as an absent label).
-#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Default)]
 pub struct Labels(Vec<(Arc<str>, Arc<str>)>);
+
+/// Two shared strings: the same allocation is the same text (labels from
+/// one index share theirs), so most comparisons skip the bytes.
+fn cmp_shared(a: &Arc<str>, b: &Arc<str>) -> std::cmp::Ordering {
+    if Arc::ptr_eq(a, b) {
+        std::cmp::Ordering::Equal
+    } else {
+        (**a).cmp(&**b)
+    }
+}
+
+impl Ord for Labels {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        for ((an, av), (bn, bv)) in self.0.iter().zip(&other.0) {
+            let o = cmp_shared(an, bn).then_with(|| cmp_shared(av, bv));
+            if o.is_ne() {
+                return o;
+            }
+        }
+        self.0.len().cmp(&other.0.len())
+    }
+}
+
+impl PartialOrd for Labels {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for Labels {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.len() == other.0.len()
+            && self.0.iter().zip(&other.0).all(|((an, av), (bn, bv))| {
+                (Arc::ptr_eq(an, bn) || an == bn) && (Arc::ptr_eq(av, bv) || av == bv)
+            })
+    }
+}
+
+impl Eq for Labels {}
+
+impl std::hash::Hash for Labels {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
 
 impl Labels {
     pub fn new(pairs: Vec<(String, String)>) -> Self {
@@ -38,10 +83,8 @@ impl Labels {
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .binary_search_by(|(n, _)| (**n).cmp(name))
-            .ok()
-            .map(|i| &*self.0[i].1)
+        // Label sets are short: a scan beats a binary search's branches.
+        self.0.iter().find(|(n, _)| **n == *name).map(|(_, v)| &**v)
     }
 
     /// The value of `name`, or "" when absent (how matchers see it).
