@@ -81,6 +81,15 @@ impl Index {
         self.labels.str(sym)
     }
 
+    /// Series `r`'s metric name, given the symbol of `__name__`.
+    fn metric_of(&self, r: u32, name: Option<Sym>) -> Option<&Arc<str>> {
+        self.labels
+            .syms(r)
+            .iter()
+            .find(|(n, _)| Some(*n) == name)
+            .map(|(_, v)| self.str(*v))
+    }
+
     fn same_labels(&self, r: u32, incoming: &SeriesRef<'_>) -> bool {
         let labels = self.labels.syms(r);
         labels.len() == incoming.label_count()
@@ -236,12 +245,7 @@ impl TenantHead {
             .iter()
             .enumerate()
             .map(|(i, s)| {
-                let metric = index
-                    .labels
-                    .syms(i as u32)
-                    .iter()
-                    .find(|(n, _)| Some(*n) == name)
-                    .map_or("", |(_, v)| &**index.str(*v));
+                let metric = index.metric_of(i as u32, name).map_or("", |m| &**m);
                 (metric, s.id.0 as i64, i as u32)
             })
             .collect();
@@ -260,13 +264,8 @@ impl TenantHead {
             .iter()
             .enumerate()
             .map(|(i, s)| {
-                let metric = index
-                    .labels
-                    .syms(i as u32)
-                    .iter()
-                    .find(|(n, _)| Some(*n) == name)
-                    .map_or_else(|| Arc::clone(&empty), |(_, v)| Arc::clone(index.str(*v)));
-                (s.id, metric)
+                let metric = index.metric_of(i as u32, name).unwrap_or(&empty);
+                (s.id, Arc::clone(metric))
             })
             .collect()
     }

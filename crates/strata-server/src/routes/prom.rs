@@ -145,15 +145,6 @@ fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
-/// Seconds as Prometheus writes them: a number with up to 3 decimals.
-fn ts(ms: i64) -> J {
-    if ms % 1000 == 0 {
-        json!(ms / 1000)
-    } else {
-        json!(ms as f64 / 1000.0)
-    }
-}
-
 /// Go's `strconv.FormatFloat(v, 'f', -1, 64)`, with `e` notation for
 /// |v| < 1e-6 and |v| ≥ 1e21, as Prometheus' JSON writer does.
 pub(crate) fn format_value(v: f64) -> String {
@@ -181,14 +172,6 @@ pub(crate) fn format_value(v: f64) -> String {
         return s;
     }
     format!("{v}")
-}
-
-fn labels_json(l: &Labels) -> J {
-    J::Object(
-        l.iter()
-            .map(|(k, v)| (k.to_owned(), J::String(v.to_owned())))
-            .collect(),
-    )
 }
 
 fn envelope(data: J, warnings: Vec<String>, infos: Vec<String>) -> Response {
@@ -330,38 +313,126 @@ async fn evaluate(
     Ok(out)
 }
 
+/// A query's answer in Prometheus' JSON, written straight into the body:
+/// a range query's points are most of an answer, and a JSON tree of them
+/// cost more than the query (an allocation per timestamp and value).
 fn render(out: QueryOutput, limit: usize) -> Response {
     let mut warnings = out.warnings;
-    let data = match out.value {
+    let mut b: Vec<u8> = Vec::with_capacity(4096);
+    b.extend_from_slice(br#"{"status":"success","data":{"resultType":"#);
+    match out.value {
         Value::Scalar { t, v } => {
-            json!({"resultType": "scalar", "result": [ts(t), format_value(v)]})
+            b.extend_from_slice(br#""scalar","result":"#);
+            write_point(&mut b, t, v);
         }
-        Value::String { t, s } => json!({"resultType": "string", "result": [ts(t), s]}),
+        Value::String { t, s } => {
+            b.extend_from_slice(br#""string","result":["#);
+            write_ts(&mut b, t);
+            b.push(b',');
+            write_str(&mut b, &s);
+            b.push(b']');
+        }
         Value::Vector(mut v) => {
             truncate(&mut v, limit, &mut warnings);
-            let result: Vec<J> = v
-                .iter()
-                .map(|s| json!({"metric": labels_json(&s.labels), "value": [ts(s.t), format_value(s.v)]}))
-                .collect();
-            json!({"resultType": "vector", "result": result})
+            b.extend_from_slice(br#""vector","result":["#);
+            for (i, s) in v.iter().enumerate() {
+                if i > 0 {
+                    b.push(b',');
+                }
+                b.extend_from_slice(br#"{"metric":"#);
+                write_labels(&mut b, &s.labels);
+                b.extend_from_slice(br#","value":"#);
+                write_point(&mut b, s.t, s.v);
+                b.push(b'}');
+            }
+            b.push(b']');
         }
         Value::Matrix(mut m) => {
             truncate(&mut m, limit, &mut warnings);
-            let result: Vec<J> = m
-                .iter()
-                .map(|s| {
-                    let values: Vec<J> = s
-                        .points
-                        .iter()
-                        .map(|(t, v)| json!([ts(*t), format_value(*v)]))
-                        .collect();
-                    json!({"metric": labels_json(&s.labels), "values": values})
-                })
-                .collect();
-            json!({"resultType": "matrix", "result": result})
+            b.extend_from_slice(br#""matrix","result":["#);
+            for (i, s) in m.iter().enumerate() {
+                if i > 0 {
+                    b.push(b',');
+                }
+                b.extend_from_slice(br#"{"metric":"#);
+                write_labels(&mut b, &s.labels);
+                b.extend_from_slice(br#","values":["#);
+                for (j, (t, v)) in s.points.iter().enumerate() {
+                    if j > 0 {
+                        b.push(b',');
+                    }
+                    write_point(&mut b, *t, *v);
+                }
+                b.extend_from_slice(b"]}");
+            }
+            b.push(b']');
         }
-    };
-    envelope(data, warnings, out.infos)
+    }
+    b.push(b'}');
+    finish(b, &warnings, &out.infos)
+}
+
+/// Closes a body begun with `{"status":"success","data":…`: warnings and
+/// infos when there are any.
+fn finish(mut b: Vec<u8>, warnings: &[String], infos: &[String]) -> Response {
+    for (key, list) in [("warnings", warnings), ("infos", infos)] {
+        if !list.is_empty() {
+            b.extend_from_slice(format!(r#","{key}":["#).as_bytes());
+            for (i, w) in list.iter().enumerate() {
+                if i > 0 {
+                    b.push(b',');
+                }
+                write_str(&mut b, w);
+            }
+            b.push(b']');
+        }
+    }
+    b.push(b'}');
+    ([(header::CONTENT_TYPE, "application/json")], Bytes::from(b)).into_response()
+}
+
+/// A JSON string, escaped.
+fn write_str(b: &mut Vec<u8>, s: &str) {
+    // Writing a &str into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *b, s);
+}
+
+fn write_labels(b: &mut Vec<u8>, l: &Labels) {
+    b.push(b'{');
+    for (i, (k, v)) in l.iter().enumerate() {
+        if i > 0 {
+            b.push(b',');
+        }
+        write_str(b, k);
+        b.push(b':');
+        write_str(b, v);
+    }
+    b.push(b'}');
+}
+
+/// Seconds as Prometheus writes them: a number with up to 3 decimals.
+fn write_ts(b: &mut Vec<u8>, ms: i64) {
+    use std::io::Write as _;
+    if ms % 1000 == 0 {
+        let _ = write!(b, "{}", ms / 1000);
+    } else {
+        let _ = serde_json::to_writer(&mut *b, &(ms as f64 / 1000.0));
+    }
+}
+
+/// `[<seconds>,"<value>"]`.
+fn write_point(b: &mut Vec<u8>, t: i64, v: f64) {
+    use std::io::Write as _;
+    b.push(b'[');
+    write_ts(b, t);
+    b.extend_from_slice(b",\"");
+    let a = v.abs();
+    if v.is_finite() && (a == 0.0 || (1e-6..1e21).contains(&a)) {
+        let _ = write!(b, "{v}");
+    } else {
+        b.extend_from_slice(format_value(v).as_bytes());
+    }
+    b.extend_from_slice(b"\"]");
 }
 
 fn required<'a>(params: &'a Params, name: &str) -> Result<&'a str, ApiError> {
@@ -513,8 +584,16 @@ pub(super) async fn series(
             let mut series = matching_series(&state, &tenant, &params).await?;
             let mut warnings = Vec::new();
             truncate(&mut series, limit, &mut warnings);
-            let data: Vec<J> = series.iter().map(labels_json).collect();
-            Ok(envelope(J::Array(data), warnings, Vec::new()))
+            let mut b: Vec<u8> = Vec::with_capacity(64 + series.len() * 128);
+            b.extend_from_slice(br#"{"status":"success","data":["#);
+            for (i, l) in series.iter().enumerate() {
+                if i > 0 {
+                    b.push(b',');
+                }
+                write_labels(&mut b, l);
+            }
+            b.push(b']');
+            Ok(finish(b, &warnings, &[]))
         }
         .await,
     )
@@ -691,6 +770,83 @@ pub(super) async fn format_query(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The body written without a JSON tree is Prometheus' answer: every
+    /// result type, escapes, special values, fractional times, warnings.
+    #[tokio::test]
+    async fn answers_are_prometheus_json() {
+        let labels = Labels::new(vec![
+            ("__name__".into(), "up".into()),
+            ("job".into(), "a\"b\\c\n".into()),
+        ]);
+        let body = |value: Value, warnings: Vec<String>| async move {
+            let resp = render(
+                QueryOutput {
+                    value,
+                    warnings,
+                    infos: vec!["i".into()],
+                    samples_loaded: 0,
+                },
+                0,
+            );
+            let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+                .await
+                .unwrap();
+            serde_json::from_slice::<J>(&bytes).unwrap()
+        };
+        let m = body(
+            Value::Matrix(vec![strata_query_lang::promql::Series {
+                labels: labels.clone(),
+                points: vec![
+                    (1_000, 1.5),
+                    (2_500, f64::NAN),
+                    (3_000, 1e-7),
+                    (4_000, f64::NEG_INFINITY),
+                ],
+            }]),
+            vec!["w\"".into()],
+        )
+        .await;
+        assert_eq!(
+            m,
+            json!({"status": "success", "data": {"resultType": "matrix", "result": [
+                {"metric": {"__name__": "up", "job": "a\"b\\c\n"},
+                 "values": [[1, "1.5"], [2.5, "NaN"], [3, "1e-07"], [4, "-Inf"]]}]},
+                "warnings": ["w\""], "infos": ["i"]})
+        );
+        let v = body(
+            Value::Vector(vec![strata_query_lang::promql::Sample {
+                labels,
+                t: 1_234,
+                v: 2.0,
+            }]),
+            Vec::new(),
+        )
+        .await;
+        assert_eq!(
+            v["data"],
+            json!({"resultType": "vector", "result": [
+                {"metric": {"__name__": "up", "job": "a\"b\\c\n"}, "value": [1.234, "2"]}]})
+        );
+        assert!(v.get("warnings").is_none());
+        let s = body(Value::Scalar { t: 5_000, v: 0.25 }, Vec::new()).await;
+        assert_eq!(
+            s["data"],
+            json!({"resultType": "scalar", "result": [5, "0.25"]})
+        );
+        let s = body(
+            Value::String {
+                t: 5_000,
+                s: "x".into(),
+            },
+            Vec::new(),
+        )
+        .await;
+        assert_eq!(
+            s["data"],
+            json!({"resultType": "string", "result": [5, "x"]})
+        );
+    }
 
     #[test]
     fn values_print_like_prometheus() {
