@@ -3,8 +3,9 @@
 //! Regenerate the expected output after a deliberate change with
 //! `STRATA_SLT_COMPLETE=1 cargo test -p strata-query --test slt`.
 //!
-//! `EXPLAIN` answers are the physical plan, one line per row, with the
-//! temporary store path shown as `<store>` and file UUIDs as `<uuid>`.
+//! `EXPLAIN` answers are the physical plan, one line per row, with file
+//! UUIDs shown as `<uuid>`. File paths are from the store's base; the
+//! temporary directory, were it ever shown, would read `<store>` and fail.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::Path;

@@ -334,38 +334,25 @@ fn render(out: QueryOutput, limit: usize) -> Response {
         }
         Value::Vector(mut v) => {
             truncate(&mut v, limit, &mut warnings);
-            b.extend_from_slice(br#""vector","result":["#);
-            for (i, s) in v.iter().enumerate() {
-                if i > 0 {
-                    b.push(b',');
-                }
+            b.extend_from_slice(br#""vector","result":"#);
+            write_list(&mut b, &v, |b, s| {
                 b.extend_from_slice(br#"{"metric":"#);
-                write_labels(&mut b, &s.labels);
+                write_labels(b, &s.labels);
                 b.extend_from_slice(br#","value":"#);
-                write_point(&mut b, s.t, s.v);
+                write_point(b, s.t, s.v);
                 b.push(b'}');
-            }
-            b.push(b']');
+            });
         }
         Value::Matrix(mut m) => {
             truncate(&mut m, limit, &mut warnings);
-            b.extend_from_slice(br#""matrix","result":["#);
-            for (i, s) in m.iter().enumerate() {
-                if i > 0 {
-                    b.push(b',');
-                }
+            b.extend_from_slice(br#""matrix","result":"#);
+            write_list(&mut b, &m, |b, s| {
                 b.extend_from_slice(br#"{"metric":"#);
-                write_labels(&mut b, &s.labels);
-                b.extend_from_slice(br#","values":["#);
-                for (j, (t, v)) in s.points.iter().enumerate() {
-                    if j > 0 {
-                        b.push(b',');
-                    }
-                    write_point(&mut b, *t, *v);
-                }
-                b.extend_from_slice(b"]}");
-            }
-            b.push(b']');
+                write_labels(b, &s.labels);
+                b.extend_from_slice(br#","values":"#);
+                write_list(b, &s.points, |b, (t, v)| write_point(b, *t, *v));
+                b.push(b'}');
+            });
         }
     }
     b.push(b'}');
@@ -377,14 +364,8 @@ fn render(out: QueryOutput, limit: usize) -> Response {
 fn finish(mut b: Vec<u8>, warnings: &[String], infos: &[String]) -> Response {
     for (key, list) in [("warnings", warnings), ("infos", infos)] {
         if !list.is_empty() {
-            b.extend_from_slice(format!(r#","{key}":["#).as_bytes());
-            for (i, w) in list.iter().enumerate() {
-                if i > 0 {
-                    b.push(b',');
-                }
-                write_str(&mut b, w);
-            }
-            b.push(b']');
+            b.extend_from_slice(format!(r#","{key}":"#).as_bytes());
+            write_list(&mut b, list, |b, w| write_str(b, w));
         }
     }
     b.push(b'}');
@@ -395,6 +376,18 @@ fn finish(mut b: Vec<u8>, warnings: &[String], infos: &[String]) -> Response {
 fn write_str(b: &mut Vec<u8>, s: &str) {
     // Writing a &str into a Vec cannot fail.
     let _ = serde_json::to_writer(&mut *b, s);
+}
+
+/// `[item,item,…]`, each written by `each`.
+fn write_list<T>(b: &mut Vec<u8>, items: &[T], mut each: impl FnMut(&mut Vec<u8>, &T)) {
+    b.push(b'[');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            b.push(b',');
+        }
+        each(b, item);
+    }
+    b.push(b']');
 }
 
 fn write_labels(b: &mut Vec<u8>, l: &Labels) {
@@ -585,14 +578,8 @@ pub(super) async fn series(
             let mut warnings = Vec::new();
             truncate(&mut series, limit, &mut warnings);
             let mut b: Vec<u8> = Vec::with_capacity(64 + series.len() * 128);
-            b.extend_from_slice(br#"{"status":"success","data":["#);
-            for (i, l) in series.iter().enumerate() {
-                if i > 0 {
-                    b.push(b',');
-                }
-                write_labels(&mut b, l);
-            }
-            b.push(b']');
+            b.extend_from_slice(br#"{"status":"success","data":"#);
+            write_list(&mut b, &series, write_labels);
             Ok(finish(b, &warnings, &[]))
         }
         .await,
