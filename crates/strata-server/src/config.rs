@@ -242,12 +242,12 @@ pub struct LimitsConfig {
     pub tenant_defaults: crate::limits::TenantLimits,
     /// `[tenants.<id>]` tables of limits, re-read when the file changes.
     pub overrides_file: Option<PathBuf>,
-    /// Decoded log push bytes held at once, over all tenants
+    /// Decoded write bytes held at once, over all tenants
     /// (`crate::decoded`).
     pub max_decoded_in_flight: ByteSize,
-    /// Decoded log push bytes one tenant's pushes hold at once.
+    /// Decoded write bytes one tenant's writes hold at once.
     pub max_decoded_in_flight_per_tenant: ByteSize,
-    /// How long a push waits for room under those bounds before a 429.
+    /// How long a write waits for room under those bounds before a 429.
     #[serde(deserialize_with = "duration")]
     pub decoded_wait: std::time::Duration,
     /// How long a series counts against `max_series` after its last

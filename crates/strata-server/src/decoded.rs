@@ -1,15 +1,17 @@
-//! Decoded bytes in flight: what log pushes being decoded and stored hold
-//! in memory, bounded per tenant and in total.
+//! Decoded bytes in flight: what writes (remote write, OTLP metrics and
+//! logs, Loki and NDJSON pushes) being decoded and stored hold in memory,
+//! bounded per tenant and in total.
 //!
-//! A push's decompressed bytes become several times as much while it is
-//! parsed, checked, written to the WAL and applied (tiny entries the most:
-//! about 14x for 27-byte lines), so concurrent pushes multiply a request's
-//! memory. Each push reserves its decoded size before it is decoded (an
+//! A body's decompressed bytes become several times as much while it is
+//! parsed, checked, written to the WAL and applied (tiny log entries the
+//! most: about 14x for 27-byte lines), so concurrent writes multiply a
+//! request's memory. Each write reserves its decoded size before it is decoded (an
 //! estimate from the body: its length, gzip's size trailer or snappy's
 //! header; the whole `limits.max_decoded_size` when none says) and tops it
-//! up to what it turned out to be, and holds the reservation until it is
-//! stored. Past a bound, a push waits up to `limits.decoded_wait` for
-//! others to finish, then is refused with 429 (clients retry).
+//! up to what it turned out to be (log batches), and holds the reservation
+//! until it is stored. Past a bound, a write waits up to
+//! `limits.decoded_wait` for others to finish, then is refused with 429
+//! (clients retry).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -38,7 +40,7 @@ pub struct DecodedBytes {
     tenants: Mutex<HashMap<TenantId, Arc<Semaphore>>>,
 }
 
-/// A push's reservation, released when dropped.
+/// A write's reservation, released when dropped.
 #[derive(Debug, Default)]
 pub struct Reservation {
     held: Vec<OwnedSemaphorePermit>,
@@ -106,7 +108,7 @@ impl DecodedBytes {
             }
             _ => Err(Busy {
                 message: format!(
-                    "tenant {tenant}: log pushes being decoded hold {} KiB of the tenant's {} KiB (limits.max_decoded_in_flight_per_tenant) and {} KiB of the server's {} KiB (limits.max_decoded_in_flight); waited {:?}, retry later",
+                    "tenant {tenant}: writes being decoded hold {} KiB of the tenant's {} KiB (limits.max_decoded_in_flight_per_tenant) and {} KiB of the server's {} KiB (limits.max_decoded_in_flight); waited {:?}, retry later",
                     self.per_tenant_units as usize - tenant_sem.available_permits(),
                     self.per_tenant_units,
                     self.total_units as usize - self.total.available_permits(),

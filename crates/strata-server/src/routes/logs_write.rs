@@ -18,7 +18,7 @@ use strata_ingest::logs::{self, LogLimits};
 use strata_storage::StorageError;
 use strata_types::{ErrorKind, LogBatch, TenantId};
 
-use super::write::{decode_body, header_text};
+use super::write::{decode_body, header_text, room_for};
 use crate::AppState;
 use crate::auth::Role;
 use crate::error::{ApiError, Shape};
@@ -201,19 +201,7 @@ async fn ingest(
     };
     // Held until the batch is stored: decoding and storing multiply it.
     let mut room = crate::decoded::Reservation::default();
-    let busy = |b: crate::decoded::Busy| {
-        let refusal = crate::limits::Refusal {
-            kind: ErrorKind::Limit,
-            reason: "max_decoded_in_flight",
-            message: b.message,
-        };
-        state.refused(&tenant, refusal, shape)
-    };
-    state
-        .decoded
-        .reserve(&tenant, &mut room, decoded_hint)
-        .await
-        .map_err(busy)?;
+    room_for(state, &tenant, &mut room, decoded_hint, shape).await?;
     let t = tenant.clone();
     let batch = decode_body(body.len(), shape, move || decode(t, &body, &limits)).await?;
     let entries = batch.entry_count() as u64;
@@ -221,11 +209,7 @@ async fn ingest(
         return Ok(0);
     }
     // A body whose size hint was short (a gzip trailer can lie) tops up.
-    state
-        .decoded
-        .reserve(&tenant, &mut room, batch.bytes() as u64)
-        .await
-        .map_err(busy)?;
+    room_for(state, &tenant, &mut room, batch.bytes() as u64, shape).await?;
     state
         .limits
         .check_log_ingest(&batch)

@@ -71,6 +71,30 @@ pub(super) async fn decode_body<T: Send + 'static>(
     .map_err(|e| ApiError::new(e.kind(), e.to_string(), shape))
 }
 
+/// Room for a write's decoded bytes under the in-flight bounds
+/// (`crate::decoded`), held until the write is stored; `hint` is what the
+/// body says it decodes to. Past a bound after the wait: 429.
+pub(super) async fn room_for(
+    state: &AppState,
+    tenant: &strata_types::TenantId,
+    room: &mut crate::decoded::Reservation,
+    bytes: u64,
+    shape: Shape,
+) -> Result<(), ApiError> {
+    state
+        .decoded
+        .reserve(tenant, room, bytes)
+        .await
+        .map_err(|b| {
+            let refusal = crate::limits::Refusal {
+                kind: ErrorKind::Limit,
+                reason: "max_decoded_in_flight",
+                message: b.message,
+            };
+            state.refused(tenant, refusal, shape)
+        })
+}
+
 /// A request header as text, if it is.
 pub(super) fn header_text(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     headers
@@ -98,6 +122,14 @@ async fn write(state: &AppState, headers: &HeaderMap, body: Bytes) -> Result<Wri
         max_decoded_bytes: usize::try_from(state.config.limits.max_decoded_size.0)
             .unwrap_or(usize::MAX),
     };
+    let mut room = crate::decoded::Reservation::default();
+    let hint = crate::decoded::decoded_size_hint(
+        &body,
+        header_text(headers, header::CONTENT_ENCODING),
+        true,
+        state.config.limits.max_decoded_size.0,
+    );
+    room_for(state, &tenant, &mut room, hint, shape).await?;
     let t = tenant.clone();
     let decoded = decode_body(body.len(), shape, move || decode(proto, t, &body, limits)).await?;
 
@@ -278,6 +310,14 @@ pub(super) async fn otlp_metrics(
             ..Default::default()
         };
         let encoding = header_text(&headers, header::CONTENT_ENCODING).map(str::to_owned);
+        let mut room = crate::decoded::Reservation::default();
+        let hint = crate::decoded::decoded_size_hint(
+            &body,
+            encoding.as_deref(),
+            false,
+            state.config.limits.max_decoded_size.0,
+        );
+        room_for(&state, &tenant, &mut room, hint, shape).await?;
         let t = tenant.clone();
         let decode = move || {
             let raw = strata_ingest::logs::decompress(&body, encoding.as_deref(), &limits)?;

@@ -573,10 +573,10 @@ async fn nothing_discloses_other_tenants_or_the_data_directory() {
     assert!(text.contains("[[1]]"), "{text}");
 }
 
-/// Finding 12: decoded log bytes in flight are bounded per tenant: a push
-/// that finds its tenant's share taken waits, then gets a 429 naming the
-/// limit, stores nothing, and goes through once the room is free; other
-/// tenants are not held up.
+/// Finding 12: decoded bytes in flight are bounded per tenant: a log push
+/// or a remote write that finds its tenant's share taken waits, then gets
+/// a 429 naming the limit, stores nothing, and goes through once the room
+/// is free; other tenants are not held up.
 #[tokio::test]
 async fn log_pushes_wait_for_room_for_their_decoded_bytes() {
     let mut config = ServerConfig::default();
@@ -612,10 +612,17 @@ async fn log_pushes_wait_for_room_for_their_decoded_bytes() {
         state.storage.logs().tenant(&busy).is_none(),
         "nothing stored"
     );
+    // Remote write counts against the same bound.
+    let samples = payload(vec![series(&[("__name__", "up")], &[(1_000, 1.0)])]);
+    let (status, text) = send(&app, write_req(Some("busy"), samples.clone())).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{text}");
+    assert!(state.head.tenant(&busy).is_none(), "nothing stored");
     let (status, text) = send(&app, push("calm")).await;
     assert_eq!(status, StatusCode::NO_CONTENT, "another tenant: {text}");
     drop(held);
     let (status, text) = send(&app, push("busy")).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{text}");
+    let (status, text) = send(&app, write_req(Some("busy"), samples)).await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{text}");
     assert_eq!(
         state.decoded.in_flight(),
