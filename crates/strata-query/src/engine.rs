@@ -1,6 +1,6 @@
 //! Tenant-scoped SQL sessions.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
@@ -352,7 +352,7 @@ impl QueryEngine {
             );
         }
         let store = view.store.store();
-        let mut names: HashMap<String, Arc<str>> = HashMap::new();
+        let none: Arc<str> = Arc::from("");
         for file in view.files.iter().filter(|f| f.written_ms >= since_ms) {
             let path = file.path.under(&view.table_root);
             let ix = self
@@ -361,18 +361,11 @@ impl QueryEngine {
                 .await
                 .map_err(QueryError::from)?;
             for (id, labels) in ix.ids.iter().zip(&ix.series_labels) {
+                // The index's own string: shared, not copied.
                 let metric = labels
-                    .get(strata_query_lang::promql::METRIC_NAME)
-                    .unwrap_or("");
-                let metric = match names.get(metric) {
-                    Some(m) => Arc::clone(m),
-                    None => {
-                        let m: Arc<str> = Arc::from(metric);
-                        names.insert(metric.to_owned(), Arc::clone(&m));
-                        m
-                    }
-                };
-                out.push((*id as u64, metric, file.written_ms.min(now_ms)));
+                    .get_shared(strata_query_lang::promql::METRIC_NAME)
+                    .unwrap_or(&none);
+                out.push((*id as u64, Arc::clone(metric), file.written_ms.min(now_ms)));
             }
         }
         Ok(out)

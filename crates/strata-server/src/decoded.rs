@@ -4,9 +4,10 @@
 //!
 //! A body's decompressed bytes become several times as much while it is
 //! parsed, checked, written to the WAL and applied (tiny log entries the
-//! most: about 14x for 27-byte lines), so concurrent writes multiply a
-//! request's memory. Each write reserves its decoded size before it is decoded (an
-//! estimate from the body: its length, gzip's size trailer or snappy's
+//! most: issue 25 measured a 1.85 GB peak for one push of 127 MiB of
+//! 27-byte lines), so concurrent writes multiply a request's memory. Each
+//! write reserves its decoded size before it is decoded (an estimate from
+//! the body: its length, gzip's size trailer or snappy's
 //! header; the whole `limits.max_decoded_size` when none says) and tops it
 //! up to what it turned out to be (log batches), and holds the reservation
 //! until it is stored. Past a bound, a write waits up to

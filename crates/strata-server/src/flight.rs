@@ -149,8 +149,9 @@ const MAX_PARAMETER_ROWS: i64 = 1 << 16;
 
 /// Checks an IPC message's header against the bytes there are, before
 /// Arrow's decoder trusts it: declared body and row counts that would make
-/// it allocate without bound (and abort the process) are refused.
-fn check_ipc_message(header: &[u8], body_available: usize) -> Result<(), String> {
+/// it allocate without bound (and abort the process) are refused. The
+/// message's body length.
+fn check_ipc_message(header: &[u8], body_available: usize) -> Result<usize, String> {
     let msg = arrow::ipc::root_as_message(header).map_err(|e| format!("bad IPC message: {e}"))?;
     let body = msg.bodyLength();
     if body < 0 || body as u64 > body_available as u64 {
@@ -171,7 +172,8 @@ fn check_ipc_message(header: &[u8], body_available: usize) -> Result<(), String>
     {
         return Err(format!("an IPC batch declares {rows} rows"));
     }
-    Ok(())
+    // Within `body_available`, so it fits a usize.
+    Ok(body as usize)
 }
 
 /// Walks an IPC stream's messages, checking each (see
@@ -201,13 +203,7 @@ fn check_ipc_stream(bytes: &[u8]) -> Result<(), String> {
             .get(at..at.saturating_add(len))
             .ok_or_else(|| "truncated IPC message".to_owned())?;
         at += len;
-        check_ipc_message(header, bytes.len() - at)?;
-        let body = arrow::ipc::root_as_message(header)
-            .map(|m| m.bodyLength())
-            .unwrap_or_default();
-        at += usize::try_from(body)
-            .unwrap_or(usize::MAX)
-            .min(bytes.len() - at);
+        at += check_ipc_message(header, bytes.len() - at)?;
     }
     Ok(())
 }

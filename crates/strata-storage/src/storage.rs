@@ -560,12 +560,7 @@ impl Storage {
                 }
             }
         }
-        {
-            let mut state = self.state.write();
-            while state.frozen.first().is_some_and(Frozen::is_done) {
-                state.frozen.remove(0);
-            }
-        }
+        self.drop_committed_cuts();
         if let Some((tenant, signal, error)) = failed.into_iter().next() {
             // The WAL keeps every record from the first cut not done.
             return Err(StorageError::TenantFlush {
@@ -605,18 +600,10 @@ impl Storage {
         {
             let _cut = self.cut.write().await;
             let seq = WalSeq(self.applied.load(Ordering::Acquire));
-            let heads: BTreeMap<_, _> = self
-                .head
-                .freeze_tenant(tenant)
-                .map(|h| (tenant.clone(), h))
-                .into_iter()
-                .collect();
-            let logs: BTreeMap<_, _> = self
-                .logs
-                .freeze_tenant(tenant)
-                .map(|h| (tenant.clone(), h))
-                .into_iter()
-                .collect();
+            let heads =
+                BTreeMap::from_iter(self.head.freeze_tenant(tenant).map(|h| (tenant.clone(), h)));
+            let logs =
+                BTreeMap::from_iter(self.logs.freeze_tenant(tenant).map(|h| (tenant.clone(), h)));
             if !heads.is_empty() || !logs.is_empty() {
                 self.state.write().frozen.push(Frozen { seq, heads, logs });
             }
@@ -652,15 +639,18 @@ impl Storage {
                 }
             }
         }
-        {
-            let mut state = self.state.write();
-            while state.frozen.first().is_some_and(Frozen::is_done) {
-                state.frozen.remove(0);
-            }
-        }
+        self.drop_committed_cuts();
         result?;
         report.elapsed = started.elapsed();
         Ok(report)
+    }
+
+    /// Forgets the oldest cuts once every head in them is committed.
+    fn drop_committed_cuts(&self) {
+        let mut state = self.state.write();
+        while state.frozen.first().is_some_and(Frozen::is_done) {
+            state.frozen.remove(0);
+        }
     }
 
     /// Freezes the head at the current WAL position (step 1) and returns

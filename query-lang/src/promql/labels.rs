@@ -84,7 +84,12 @@ impl Labels {
 
     pub fn get(&self, name: &str) -> Option<&str> {
         // Label sets are short: a scan beats a binary search's branches.
-        self.0.iter().find(|(n, _)| **n == *name).map(|(_, v)| &**v)
+        self.get_shared(name).map(|v| &**v)
+    }
+
+    /// The value of `name` as the shared string it is held in.
+    pub fn get_shared(&self, name: &str) -> Option<&Arc<str>> {
+        self.0.iter().find(|(n, _)| **n == *name).map(|(_, v)| v)
     }
 
     /// The value of `name`, or "" when absent (how matchers see it).
