@@ -8,8 +8,12 @@ use strata_ingest::{DecodeLimits, decode_v1};
 use strata_types::TenantId;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(tenant) = TenantId::try_new("fuzz") else { return };
-    let limits = DecodeLimits { max_decoded_bytes: 1 << 20 };
+    let Ok(tenant) = TenantId::try_new("fuzz") else {
+        return;
+    };
+    let limits = DecodeLimits {
+        max_decoded_bytes: 1 << 20,
+    };
     let _ = decode_v1(tenant.clone(), data, limits);
     if let Ok(framed) = snap::raw::Encoder::new().compress_vec(data) {
         let _ = decode_v1(tenant, &framed, limits);

@@ -665,7 +665,8 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
             "y" => 31_536_000.0,
             _ => return None,
         };
-        total += Duration::from_secs_f64(n * secs);
+        // Checked: `99999999999999999999y` is text a user can send.
+        total = total.checked_add(Duration::try_from_secs_f64(n * secs).ok()?)?;
         rest = &rest[unit_len..];
     }
     Some(total)
@@ -725,6 +726,19 @@ fn template(t: &str) -> Result<Vec<TemplatePart>, String> {
 
 #[cfg(test)]
 mod tests {
+    /// Found by the `logql` fuzz target's kin in PromQL: a duration too
+    /// large for `Duration` is not a duration, not a panic.
+    #[test]
+    fn huge_durations_are_refused() {
+        assert_eq!(super::parse_duration("99999999999999999999999y"), None);
+        assert_eq!(super::parse_duration("1e400s"), None);
+        assert!(super::parse("rate({a=\"b\"}[99999999999999999999999y])").is_err());
+        assert_eq!(
+            super::parse_duration("1h30m"),
+            Some(std::time::Duration::from_secs(5400))
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -279,7 +279,20 @@ pub fn parse_expr(query: &str) -> Result<promql_parser::parser::Expr, String> {
 }
 
 /// A Prometheus duration (`5m`, `1h30m`) in milliseconds.
+/// Float seconds (`15`, `0.5`) are accepted as Prometheus does; the
+/// parser's own float branch panics on a number too large or NaN (found by
+/// `fuzz/fuzz_targets/promql.rs`), so floats are handled here.
 pub fn parse_duration_ms(s: &str) -> Result<i64, String> {
+    if let Ok(secs) = s.parse::<f64>() {
+        let ms = secs * 1000.0;
+        if !ms.is_finite() || ms < 0.0 || ms >= i64::MAX as f64 {
+            return Err(format!("not a valid duration: {s}"));
+        }
+        if ms == 0.0 {
+            return Err("duration must be greater than 0".into());
+        }
+        return Ok(ms.round() as i64);
+    }
     promql_parser::util::parse_duration(s).map(|d| eval::ms(&d))
 }
 
@@ -302,4 +315,31 @@ pub(crate) fn type_name(t: promql_parser::parser::value::ValueType) -> &'static 
 /// reaches us as U+FFFD.
 pub fn is_valid_label_name(s: &str) -> bool {
     !s.is_empty() && !s.contains('\u{fffd}')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by the `promql` fuzz target: the parser's float branch
+    /// panicked on these, and `/api/v1/capacity?horizon=` and SQL
+    /// `capacity(...)` pass user text straight to this function.
+    #[test]
+    fn durations_out_of_range_are_errors_not_panics() {
+        for s in [
+            "5555555555555555555555555555555555555",
+            "NaN",
+            "inf",
+            "-1",
+            "1e300",
+            "0",
+        ] {
+            assert!(parse_duration_ms(s).is_err(), "{s}");
+        }
+        assert_eq!(parse_duration_ms("15"), Ok(15_000));
+        assert_eq!(parse_duration_ms("0.5"), Ok(500));
+        assert_eq!(parse_duration_ms("1h30m"), Ok(5_400_000));
+        assert!(parse_expr("rate(x[5555555555555555555555555555555s])").is_err());
+        assert!(parse_expr("x offset 99999999999999999999999999y").is_err());
+    }
 }
