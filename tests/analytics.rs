@@ -7,7 +7,7 @@
 //! of the Grafana dashboards in `deploy/grafana` is answered.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 use std::time::{Duration, Instant};

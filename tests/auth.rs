@@ -2,7 +2,7 @@
 //! a restart (the file is re-read when it changes).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -6,7 +6,7 @@
 //! take hundreds of MiB).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use common::{Server, payload, series};
 

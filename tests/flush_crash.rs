@@ -4,7 +4,7 @@
 //! aborts the process right there.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use common::{Server, payload, series};
 

@@ -8,7 +8,7 @@
 //! and python-logging-loki (`scripts/test` installs them).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::process::Command;

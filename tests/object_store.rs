@@ -5,7 +5,7 @@
 //! flushed. Skipped without `STRATA_TEST_S3_*` unless `STRATA_E2E_REQUIRE_S3=1`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

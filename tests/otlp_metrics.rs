@@ -5,7 +5,7 @@
 //! opentelemetry-exporter-otlp-proto-http (`.ci/run` installs them).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

@@ -7,7 +7,7 @@
 //! skipped without them unless `STRATA_E2E_REQUIRE_PYTHON=1`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

@@ -14,7 +14,7 @@
 //! `STRATA_E2E_REQUIRE_PROMETHEUS=1` (set by `scripts/test`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

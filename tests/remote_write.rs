@@ -2,7 +2,7 @@
 //! real binary.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use common::{Server, payload, series};
 use serde_json::json;

@@ -3,7 +3,7 @@
 //! what SQL sees, `compact` and `retention` commit their changes.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Output};

@@ -23,10 +23,33 @@
 
 use strata_types::Sample;
 
+/// Samples between two [`Mark`]s: a query reading the last minutes of a
+/// long head decodes from the mark before its start, not from the first
+/// sample (Prometheus cuts a new chunk every 120 samples for the same
+/// reason).
+const MARK_EVERY: u32 = 120;
+
+/// The decoder's state just before sample `index`: decoding can start here.
+#[derive(Clone, Copy)]
+struct Mark {
+    /// Bit position of sample `index`'s encoding.
+    bit_pos: u32,
+    index: u32,
+    /// Timestamp of sample `index - 1`: every sample from `index` on is
+    /// newer.
+    ts: i64,
+    delta: i64,
+    value: u64,
+    leading: u8,
+    trailing: u8,
+}
+
 /// An append-only compressed run of samples with increasing timestamps.
 #[derive(Default, Clone)]
 pub(crate) struct XorChunk {
     bytes: Vec<u8>,
+    /// One every [`MARK_EVERY`] samples, in order.
+    marks: Vec<Mark>,
     /// Bits used in the last byte (0 = the last byte is full or none yet).
     bit_len: u8,
     count: u32,
@@ -42,13 +65,27 @@ impl XorChunk {
         self.count as usize
     }
 
+    pub(crate) fn first_timestamp(&self) -> Option<i64> {
+        (self.count > 0).then(|| BitReader::new(&self.bytes).read(64) as i64)
+    }
+
     pub(crate) fn last_timestamp(&self) -> Option<i64> {
         (self.count > 0).then_some(self.last_ts)
     }
 
     /// Heap bytes held.
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.bytes.capacity()
+        self.bytes.capacity() + self.marks.capacity() * std::mem::size_of::<Mark>()
+    }
+
+    /// Bits written so far.
+    fn bit_pos(&self) -> usize {
+        let full = self.bytes.len() * 8;
+        if self.bit_len == 0 {
+            full
+        } else {
+            full - 8 + usize::from(self.bit_len)
+        }
     }
 
     /// Appends a sample whose timestamp is newer than every one before.
@@ -60,7 +97,20 @@ impl XorChunk {
                 self.write(bits, 64);
                 self.leading = 0xff;
             }
-            _ => {
+            n => {
+                if n % MARK_EVERY == 0
+                    && let Ok(bit_pos) = u32::try_from(self.bit_pos())
+                {
+                    self.marks.push(Mark {
+                        bit_pos,
+                        index: n,
+                        ts: self.last_ts,
+                        delta: self.last_delta,
+                        value: self.last_value,
+                        leading: self.leading,
+                        trailing: self.trailing,
+                    });
+                }
                 let delta = ts.wrapping_sub(self.last_ts);
                 let dod = delta.wrapping_sub(self.last_delta);
                 self.write_dod(dod);
@@ -135,13 +185,33 @@ impl XorChunk {
 
     /// Decodes every sample into `out`, in timestamp order.
     pub(crate) fn decode_into(&self, out: &mut Vec<Sample>) {
-        let mut r = BitReader {
-            bytes: &self.bytes,
-            pos: 0,
-        };
+        self.decode_range(i64::MIN, i64::MAX, |ts, value| {
+            out.push(Sample {
+                timestamp_ms: ts,
+                value,
+            })
+        });
+    }
+
+    /// Calls `f` with every sample with `min <= t <= max`, in timestamp
+    /// order: decoding starts at the last mark before `min` and stops at
+    /// the first sample after `max`.
+    pub(crate) fn decode_range(&self, min: i64, max: i64, mut f: impl FnMut(i64, f64)) {
+        if self.count == 0 || min > max || min > self.last_ts {
+            return;
+        }
+        let mut r = BitReader::new(&self.bytes);
         let (mut ts, mut delta, mut value) = (0i64, 0i64, 0u64);
         let (mut leading, mut trailing) = (0u8, 0u8);
-        for i in 0..self.count {
+        let mut first = 0;
+        let k = self.marks.partition_point(|m| m.ts < min);
+        if let Some(m) = k.checked_sub(1).and_then(|k| self.marks.get(k)) {
+            r.pos = m.bit_pos as usize;
+            first = m.index;
+            (ts, delta, value) = (m.ts, m.delta, m.value);
+            (leading, trailing) = (m.leading, m.trailing);
+        }
+        for i in first..self.count {
             if i == 0 {
                 ts = r.read(64) as i64;
                 value = r.read(64);
@@ -170,10 +240,12 @@ impl XorChunk {
                     value ^= r.read(sig) << trailing;
                 }
             }
-            out.push(Sample {
-                timestamp_ms: ts,
-                value: f64::from_bits(value),
-            });
+            if ts > max {
+                break;
+            }
+            if ts >= min {
+                f(ts, f64::from_bits(value));
+            }
         }
     }
 }
@@ -188,7 +260,11 @@ struct BitReader<'a> {
     pos: usize,
 }
 
-impl BitReader<'_> {
+impl<'a> BitReader<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        Self { bytes, pos: 0 }
+    }
+
     /// Reads `n` bits (at most 64) at once from a big-endian window of
     /// the next 16 bytes; past the end reads zeros (cannot happen for a
     /// chunk we wrote, and must not panic if it did).
@@ -275,6 +351,41 @@ mod tests {
                 samples.push((t, v));
             }
             prop_assert_eq!(round_trip(&samples), samples);
+        }
+
+        /// Reading a time range (starting at a mark, stopping past the
+        /// end) gives exactly the samples a full decode has in it.
+        #[test]
+        fn ranges_read_from_marks_match_a_full_decode(
+            steps in prop::collection::vec((1i64..100_000, any::<u64>(), 0u8..4), 1..700),
+            a in 0i64..80_000_000,
+            len in 0i64..80_000_000,
+        ) {
+            let mut c = XorChunk::default();
+            let mut t = 0i64;
+            let mut prev = 0u64;
+            for (dt, v, kind) in steps {
+                t += dt;
+                // Repeats, small steps and arbitrary bits: every XOR case.
+                let v = match kind {
+                    0 => prev,
+                    1 => (f64::from_bits(prev) + 1.0).to_bits(),
+                    _ => v,
+                };
+                prev = v;
+                c.push(t, f64::from_bits(v));
+            }
+            let mut all = Vec::new();
+            c.decode_into(&mut all);
+            let (min, max) = (a, a + len);
+            let want: Vec<(i64, u64)> = all
+                .iter()
+                .filter(|s| s.timestamp_ms >= min && s.timestamp_ms <= max)
+                .map(|s| (s.timestamp_ms, s.value.to_bits()))
+                .collect();
+            let mut got = Vec::new();
+            c.decode_range(min, max, |t, v| got.push((t, v.to_bits())));
+            prop_assert_eq!(got, want);
         }
     }
 }

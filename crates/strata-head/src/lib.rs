@@ -28,7 +28,7 @@ pub use error::HeadError;
 pub use logs::{LogAppendStats, LogHead, LogStreamSnapshot, TenantLogs, sort_dedup};
 pub use matcher::{MatchOp, Matcher};
 pub use postings::LabelIndex;
-pub use series::SeriesSnapshot;
+pub use series::{SeriesPoints, SeriesSnapshot};
 pub use tenant::{AppendStats, HeadSeriesRef, MetricLabels, SampleStats, TenantHead};
 
 use std::collections::HashMap;

@@ -47,34 +47,55 @@ impl SampleBuf {
 
     /// Samples with `min <= t <= max`, in timestamp order.
     pub(crate) fn range(&self, min: i64, max: i64) -> Vec<Sample> {
-        let mut decoded = Vec::with_capacity(self.chunk.len());
-        self.chunk.decode_into(&mut decoded);
-        let in_range = |s: &Sample| s.timestamp_ms >= min && s.timestamp_ms <= max;
-        if self.patches.is_empty() {
-            decoded.retain(in_range);
-            return decoded;
-        }
-        let mut out = Vec::with_capacity(decoded.len() + self.patches.len());
-        let (mut a, mut b) = (
-            decoded.into_iter().peekable(),
-            self.patches.iter().peekable(),
-        );
-        loop {
-            let next = match (a.peek(), b.peek()) {
-                (Some(x), Some(y)) if x.timestamp_ms < y.timestamp_ms => a.next(),
-                (Some(x), Some(y)) if x.timestamp_ms == y.timestamp_ms => {
-                    a.next();
-                    b.next().copied()
-                }
-                (Some(_), Some(_)) | (None, Some(_)) => b.next().copied(),
-                (Some(_), None) => a.next(),
-                (None, None) => break,
-            };
-            if let Some(s) = next.filter(in_range) {
-                out.push(s);
-            }
-        }
+        let mut out = Vec::with_capacity(self.len_hint(min, max));
+        self.range_with(min, max, |timestamp_ms, value| {
+            out.push(Sample {
+                timestamp_ms,
+                value,
+            })
+        });
         out
+    }
+
+    /// [`Self::range`] as `(timestamp, value)` points, the shape queries
+    /// evaluate.
+    pub(crate) fn points(&self, min: i64, max: i64) -> Vec<(i64, f64)> {
+        let mut out = Vec::with_capacity(self.len_hint(min, max));
+        self.range_with(min, max, |t, v| out.push((t, v)));
+        out
+    }
+
+    /// Room to reserve for a range: everything when it covers the whole
+    /// chunk, else nothing up front (a short range of a long head must not
+    /// reserve the whole head).
+    fn len_hint(&self, min: i64, max: i64) -> usize {
+        match (self.chunk.first_timestamp(), self.chunk.last_timestamp()) {
+            (Some(first), Some(last)) if min <= first && max >= last => {
+                self.chunk.len() + self.patches.len()
+            }
+            _ => 0,
+        }
+    }
+
+    /// Calls `f` with the samples in `[min, max]`, in timestamp order: the
+    /// chunk's (decoded from the mark before `min`, up to `max`) merged
+    /// with the patches, a patch winning at an equal timestamp.
+    fn range_with(&self, min: i64, max: i64, mut f: impl FnMut(i64, f64)) {
+        let lo = self.patches.partition_point(|p| p.timestamp_ms < min);
+        let hi = self.patches.partition_point(|p| p.timestamp_ms <= max);
+        let mut patches = self.patches.get(lo..hi).unwrap_or(&[]).iter().peekable();
+        self.chunk.decode_range(min, max, |t, v| {
+            while let Some(p) = patches.next_if(|p| p.timestamp_ms < t) {
+                f(p.timestamp_ms, p.value);
+            }
+            match patches.next_if(|p| p.timestamp_ms == t) {
+                Some(p) => f(p.timestamp_ms, p.value),
+                None => f(t, v),
+            }
+        });
+        for p in patches {
+            f(p.timestamp_ms, p.value);
+        }
     }
 
     /// Stored sample records (a rewritten timestamp counts twice).
@@ -86,6 +107,16 @@ impl SampleBuf {
     pub(crate) fn heap_bytes(&self) -> usize {
         self.chunk.heap_bytes() + self.patches.capacity() * std::mem::size_of::<Sample>()
     }
+}
+
+/// One series' labels and samples in a time range as queries evaluate
+/// them: `(timestamp, value)` points.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeriesPoints {
+    pub id: SeriesId,
+    /// (name, value), sorted by name; `__name__` included.
+    pub labels: Vec<(Arc<str>, Arc<str>)>,
+    pub points: Vec<(i64, f64)>,
 }
 
 /// A copy of one series' labels and samples in a time range, for queries.

@@ -9,7 +9,7 @@ use strata_types::{SeriesId, SeriesRef, TenantId, WriteBatch};
 
 use crate::postings::LabelIndex;
 use crate::series::{MemSeries, Sym};
-use crate::{HeadError, Matcher, SeriesSnapshot};
+use crate::{HeadError, Matcher, SeriesPoints, SeriesSnapshot};
 
 /// What one append did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -361,6 +361,37 @@ impl TenantHead {
     /// are left out.
     pub fn query(&self, matchers: &[Matcher], min_ms: i64, max_ms: i64) -> Vec<SeriesSnapshot> {
         self.read_series(&self.select_series(matchers), min_ms, max_ms)
+    }
+
+    /// [`Self::query`] for PromQL: the points of every matching series
+    /// with one in `[min_ms, max_ms]`, in no particular order. Each chunk
+    /// is decoded only from the mark before `min_ms` up to `max_ms`, straight
+    /// into the points.
+    pub fn query_points(
+        &self,
+        matchers: &[Matcher],
+        min_ms: i64,
+        max_ms: i64,
+    ) -> Vec<SeriesPoints> {
+        let index = self.index.read();
+        index
+            .labels
+            .select(matchers)
+            .iter()
+            .filter_map(|r| {
+                let s = index.series.get(r as usize)?;
+                let points = s.samples.lock().points(min_ms, max_ms);
+                (!points.is_empty()).then(|| SeriesPoints {
+                    id: s.id,
+                    labels: index
+                        .labels
+                        .labels(r)
+                        .map(|(n, v)| (Arc::clone(n), Arc::clone(v)))
+                        .collect(),
+                    points,
+                })
+            })
+            .collect()
     }
 
     /// Label names in use, sorted.

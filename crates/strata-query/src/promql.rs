@@ -126,7 +126,7 @@ impl PromSource {
             if !head.overlaps(start_ms, end_ms) {
                 continue;
             }
-            for s in head.query(&head_matchers, start_ms, end_ms) {
+            for s in head.query_points(&head_matchers, start_ms, end_ms) {
                 let id = s.id.0 as i64;
                 let e = found.entry(id).or_insert_with(|| Found {
                     labels: None,
@@ -136,8 +136,11 @@ impl PromSource {
                     // The head's own strings: no text is copied.
                     e.labels = Some(Arc::new(Labels::from_shared(s.labels)));
                 }
-                e.points
-                    .extend(s.samples.iter().map(|x| (x.timestamp_ms, x.value)));
+                if e.points.is_empty() {
+                    e.points = s.points;
+                } else {
+                    e.points.extend(s.points);
+                }
             }
         }
         let metric = matchers.iter().find_map(|m| {

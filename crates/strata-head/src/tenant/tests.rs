@@ -152,8 +152,55 @@ proptest! {
             .filter(|((_, j, t), _)| (j == "j0" || j == "j1") && *t >= lo && *t <= hi)
             .map(|((i, j, t), v)| (i, j, t, v))
             .collect();
-        prop_assert_eq!(got, want);
+        prop_assert_eq!(&got, &want);
+        prop_assert_eq!(points(&h, &matchers, lo, hi), want);
     }
+
+    /// The same model check over long series (chunk marks every 120
+    /// samples) with late writes patched in: `query_points` reads a range
+    /// from the mark before it and merges the patches.
+    #[test]
+    fn points_of_long_series_agree_with_a_model(
+        writes in prop::collection::vec((0u8..2, 0i64..1000, any::<bool>()), 1..900),
+        lo in 0i64..1000, span in 0i64..1000,
+    ) {
+        let h = TenantHead::new(TenantId::try_new("t").unwrap());
+        let mut model = std::collections::BTreeMap::new();
+        // Mostly in order (into the chunk), some late (patches).
+        let mut next = [0i64; 2];
+        for (k, (inst, t, late)) in writes.into_iter().enumerate() {
+            let i = usize::from(inst);
+            let t = if late { t } else { next[i] += 1 + t % 3; next[i] };
+            let inst = format!("i{inst}");
+            let v = k as f64;
+            h.append(&batch(&[series(&[("__name__", "m"), ("instance", &inst), ("job", "j0")], &[(t, v)])])).unwrap();
+            model.insert((inst, "j0".to_owned(), t), v);
+        }
+        let hi = lo + span;
+        let want: Vec<_> = model.into_iter()
+            .filter(|((_, _, t), _)| *t >= lo && *t <= hi)
+            .map(|((i, j, t), v)| (i, j, t, v))
+            .collect();
+        prop_assert_eq!(points(&h, &[], lo, hi), want);
+    }
+}
+
+/// `query_points` flattened to sorted (instance, job, t, v).
+fn points(h: &TenantHead, m: &[Matcher], lo: i64, hi: i64) -> Vec<(String, String, i64, f64)> {
+    let label = |l: &[(std::sync::Arc<str>, std::sync::Arc<str>)], n: &str| {
+        l.iter()
+            .find(|(k, _)| &**k == n)
+            .map(|(_, v)| v.to_string())
+            .unwrap()
+    };
+    let mut got = Vec::new();
+    for s in h.query_points(m, lo, hi) {
+        for &(t, v) in &s.points {
+            got.push((label(&s.labels, "instance"), label(&s.labels, "job"), t, v));
+        }
+    }
+    got.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    got
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! Flush: head → Parquet files under the Delta log → head and WAL released.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

@@ -2,7 +2,7 @@
 //! newest write of each (series, timestamp), in one commit.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;
