@@ -21,6 +21,7 @@
 //! exactly. Only appends with a strictly newer timestamp go here; the head
 //! keeps anything else beside the chunk.
 
+#[cfg(test)]
 use strata_types::Sample;
 
 /// Samples between two [`Mark`]s: a query reading the last minutes of a
@@ -184,6 +185,7 @@ impl XorChunk {
     }
 
     /// Decodes every sample into `out`, in timestamp order.
+    #[cfg(test)]
     pub(crate) fn decode_into(&self, out: &mut Vec<Sample>) {
         self.decode_range(i64::MIN, i64::MAX, |ts, value| {
             out.push(Sample {

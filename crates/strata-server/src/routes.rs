@@ -141,15 +141,57 @@ async fn authenticated(State(state): State<Arc<AppState>>, req: Request, next: N
     }
 }
 
-/// Counts requests and their latency by route, method and status.
+/// The request id header: taken from the client when it sends a sane
+/// one (a proxy's), else made here; echoed on the response.
+const REQUEST_ID: &str = "x-request-id";
+
+/// The client's request id if it is short printable ASCII, else a new one.
+fn request_id(req: &Request) -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    req.headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map_or_else(
+            || {
+                let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                format!("{:x}-{n:x}", std::process::id())
+            },
+            str::to_owned,
+        )
+}
+
+/// Runs every request in a tracing span carrying its route, method and
+/// request id, and the tenant once a handler has resolved it (see
+/// `AppState::tenant_for`), so every log line a request causes names them;
+/// counts requests and their latency by route, method and status.
 async fn track(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    use tracing::Instrument;
     let route = req
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let method = req.method().as_str().to_owned();
+    let id = request_id(&req);
+    let span = tracing::info_span!(
+        "request",
+        id = %id,
+        method = %method,
+        route = %route,
+        tenant = tracing::field::Empty,
+    );
     let started = Instant::now();
-    let resp = next.run(req).await;
+    let mut resp = next.run(req).instrument(span.clone()).await;
+    if let Ok(v) = axum::http::HeaderValue::from_str(&id) {
+        resp.headers_mut().insert(REQUEST_ID, v);
+    }
+    span.in_scope(|| {
+        tracing::debug!(
+            status = resp.status().as_u16(),
+            ms = started.elapsed().as_secs_f64() * 1e3,
+            "request done"
+        );
+    });
     let code = resp.status().as_u16().to_string();
     state
         .metrics

@@ -123,8 +123,12 @@ impl AppState {
         role: crate::auth::Role,
         shape: crate::error::Shape,
     ) -> Result<strata_types::TenantId, crate::error::ApiError> {
-        self.auth
-            .authorize(headers, role, self.config.tenancy.require_tenant, shape)
+        let tenant =
+            self.auth
+                .authorize(headers, role, self.config.tenancy.require_tenant, shape)?;
+        // The request's span (routes.rs `track`) names its tenant from here on.
+        tracing::Span::current().record("tenant", tenant.as_str());
+        Ok(tenant)
     }
 
     /// The PromQL engine under the server's limits, and `tenant`'s sample

@@ -20,6 +20,7 @@ use strata_query_lang::promql::{
     Value,
 };
 use strata_types::{ErrorKind, TenantId};
+use tracing::Instrument;
 
 use crate::AppState;
 use crate::auth::Role;
@@ -294,13 +295,15 @@ async fn evaluate(
     // A tenant with queries already running or waiting computes on
     // low-priority threads: the CPU goes first to tenants asking less.
     let (out, fetch_time, eval_time) = match crate::scheduler::low_priority(cfg.heavy_query_nice) {
-        Some(low) if _permit.heavy() => low.spawn(work).await.map_err(|e| {
-            ApiError::new(
-                ErrorKind::Internal,
-                format!("query evaluation failed: {e}"),
-                SHAPE,
-            )
-        })??,
+        Some(low) if _permit.heavy() => {
+            low.spawn(work.in_current_span()).await.map_err(|e| {
+                ApiError::new(
+                    ErrorKind::Internal,
+                    format!("query evaluation failed: {e}"),
+                    SHAPE,
+                )
+            })??
+        }
         _ => work.await?,
     };
     drop(guard);

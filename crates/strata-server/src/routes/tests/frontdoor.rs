@@ -630,3 +630,65 @@ async fn log_pushes_wait_for_room_for_their_decoded_bytes() {
         "every push gave its room back"
     );
 }
+
+/// A log line buffer for a test's subscriber.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Every request runs in a span naming its id (the client's
+/// `X-Request-Id`, or one made here, echoed on the response), route,
+/// method and, once resolved, its tenant: the log lines of one tenant's
+/// query can be found among everyone's.
+#[tokio::test]
+async fn requests_log_their_id_route_and_tenant() {
+    let logs = Captured::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let (app, _, _) = app().await;
+    let req = Request::get("/api/v1/query?query=vector(1)&time=1")
+        .header("X-Scope-OrgID", "acme")
+        .header("X-Request-Id", "grafana-7f3a")
+        .body(Body::empty())
+        .unwrap();
+    let resp = app.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["x-request-id"], "grafana-7f3a");
+    let line = {
+        let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+        text.lines()
+            .find(|l| l.contains("request done"))
+            .map(str::to_owned)
+            .unwrap_or_else(|| panic!("no request line in {text}"))
+    };
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let span = &v["span"];
+    assert_eq!(span["id"], "grafana-7f3a", "{line}");
+    assert_eq!(span["route"], "/api/v1/query", "{line}");
+    assert_eq!(span["method"], "GET", "{line}");
+    assert_eq!(span["tenant"], "acme", "{line}");
+    assert_eq!(v["fields"]["status"], 200, "{line}");
+
+    // No id (or one that is not a sane header value): one is made.
+    let req = Request::get("/api/v1/query?query=vector(1)&time=1")
+        .header("X-Request-Id", "")
+        .body(Body::empty())
+        .unwrap();
+    let resp = app.oneshot(req).await.unwrap();
+    let id = resp.headers()["x-request-id"].to_str().unwrap();
+    assert!(!id.is_empty() && id != "grafana-7f3a", "{id}");
+}
