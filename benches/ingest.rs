@@ -13,7 +13,11 @@
 //! * `wal_encode`: encoding the WAL record once the segment knows the series;
 //! * `wal_append_fsync/1` and `/8`: append with fsync, one request at a time
 //!   and 8 in flight (group commit shares fsyncs), on this machine's disk;
-//! * `head_insert`: applying the batch to a warm head (series exist).
+//! * `head_insert`: applying the batch to a warm head (series exist);
+//! * `head_read/1h` and `head_read/last_5m`: PromQL's read of those 2000
+//!   series after an hour of 15 s counter samples in the head
+//!   (`TenantHead::query_points`), the whole hour and an instant query's
+//!   last five minutes; throughput in samples held.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
@@ -27,7 +31,9 @@ use strata_wal::{SegmentEncoder, SegmentedWal, Wal, WalConfig};
 
 const SERIES: usize = 2000;
 
-fn request(ts: i64) -> proto::WriteRequest {
+/// The request at `ts`; `k`: samples written before it (counters grow by
+/// a per-series step, so values differ sample to sample as real ones do).
+fn request(ts: i64, k: i64) -> proto::WriteRequest {
     let routes = [
         "/api/receiving",
         "/api/picking",
@@ -50,7 +56,8 @@ fn request(ts: i64) -> proto::WriteRequest {
             ];
             labels.sort();
             let pairs: Vec<(&str, &str)> = labels.iter().map(|(n, v)| (*n, v.as_str())).collect();
-            proto::TimeSeries::from_pairs(&pairs, &[(ts, i as f64)])
+            let value = i as f64 + (k * (i as i64 % 13 + 1)) as f64;
+            proto::TimeSeries::from_pairs(&pairs, &[(ts, value)])
         })
         .collect();
     proto::WriteRequest {
@@ -60,9 +67,13 @@ fn request(ts: i64) -> proto::WriteRequest {
 }
 
 fn batch(ts: i64) -> WriteBatch {
+    batch_at(ts, 0)
+}
+
+fn batch_at(ts: i64, k: i64) -> WriteBatch {
     decode_v1(
         TenantId::try_new("bench").unwrap(),
-        &encode_snappy(&request(ts)),
+        &encode_snappy(&request(ts, k)),
         DecodeLimits::default(),
     )
     .unwrap()
@@ -70,7 +81,7 @@ fn batch(ts: i64) -> WriteBatch {
 }
 
 fn benches(c: &mut Criterion) {
-    let body = encode_snappy(&request(1_700_000_000_000));
+    let body = encode_snappy(&request(1_700_000_000_000, 0));
     let tenant = TenantId::try_new("bench").unwrap();
     let mut g = c.benchmark_group("ingest");
     g.throughput(Throughput::Elements(SERIES as u64));
@@ -78,7 +89,8 @@ fn benches(c: &mut Criterion) {
     g.bench_function("decode", |b| {
         b.iter(|| decode_v1(tenant.clone(), &body, DecodeLimits::default()).unwrap())
     });
-    let body_v2 = proto::v2::encode_snappy(&proto::v2::Request::from(&request(1_700_000_000_000)));
+    let body_v2 =
+        proto::v2::encode_snappy(&proto::v2::Request::from(&request(1_700_000_000_000, 0)));
     g.bench_function("decode_v2", |b| {
         b.iter(|| {
             strata_ingest::remote_write::decode(
@@ -139,6 +151,21 @@ fn benches(c: &mut Criterion) {
             |next| head.append(&next).unwrap(),
             BatchSize::LargeInput,
         )
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("head_read");
+    let t0 = 1_700_000_000_000i64;
+    let head = Head::new();
+    for k in 0..240 {
+        head.append(&batch_at(t0 + k * 15_000, k)).unwrap();
+    }
+    let tenant = head.tenant(&TenantId::try_new("bench").unwrap()).unwrap();
+    let end = t0 + 239 * 15_000;
+    g.throughput(Throughput::Elements(SERIES as u64 * 240));
+    g.bench_function("1h", |b| b.iter(|| tenant.query_points(&[], t0, end)));
+    g.bench_function("last_5m", |b| {
+        b.iter(|| tenant.query_points(&[], end - 300_000, end))
     });
     g.finish();
 }

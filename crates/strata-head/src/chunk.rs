@@ -218,28 +218,52 @@ impl XorChunk {
                 ts = r.read(64) as i64;
                 value = r.read(64);
             } else {
-                let dod = if r.read(1) == 0 {
-                    0
-                } else if r.read(1) == 0 {
-                    sign_extend(r.read(14), 14)
-                } else if r.read(1) == 0 {
-                    sign_extend(r.read(17), 17)
-                } else if r.read(1) == 0 {
-                    sign_extend(r.read(20), 20)
-                } else {
-                    r.read(64) as i64
+                // One 128-bit window for the timestamp's control bits and
+                // payload (at most 68 bits), one for the value's (at most
+                // 77): two loads a sample instead of one per field.
+                let w = r.window();
+                let dod = match (!w).leading_zeros() {
+                    0 => {
+                        r.skip(1);
+                        0
+                    }
+                    1 => {
+                        r.skip(2 + 14);
+                        sign_extend((w << 2 >> (128 - 14)) as u64, 14)
+                    }
+                    2 => {
+                        r.skip(3 + 17);
+                        sign_extend((w << 3 >> (128 - 17)) as u64, 17)
+                    }
+                    3 => {
+                        r.skip(4 + 20);
+                        sign_extend((w << 4 >> (128 - 20)) as u64, 20)
+                    }
+                    _ => {
+                        r.skip(4 + 64);
+                        (w << 4 >> 64) as u64 as i64
+                    }
                 };
                 delta = delta.wrapping_add(dod);
                 ts = ts.wrapping_add(delta);
-                if r.read(1) == 1 {
-                    if r.read(1) == 1 {
-                        leading = r.read(5) as u8;
-                        let sig = r.read(6) as u8;
+                let w = r.window();
+                if w >> 127 == 0 {
+                    r.skip(1);
+                } else {
+                    let at = if (w >> 126) & 1 == 0 {
+                        2
+                    } else {
+                        leading = (w << 2 >> (128 - 5)) as u8;
+                        let sig = (w << 7 >> (128 - 6)) as u8;
                         let sig = if sig == 0 { 64 } else { sig };
-                        trailing = 64 - leading - sig;
+                        trailing = 64u8.saturating_sub(leading).saturating_sub(sig);
+                        13
+                    };
+                    let sig = 64u32.saturating_sub(u32::from(leading) + u32::from(trailing));
+                    if sig > 0 {
+                        value ^= ((w << at >> (128 - sig)) as u64) << trailing.min(63);
                     }
-                    let sig = 64 - leading - trailing;
-                    value ^= r.read(sig) << trailing;
+                    r.skip(at + sig);
                 }
             }
             if ts > max {
@@ -265,6 +289,26 @@ struct BitReader<'a> {
 impl<'a> BitReader<'a> {
     fn new(bytes: &'a [u8]) -> Self {
         Self { bytes, pos: 0 }
+    }
+
+    /// The next bits, first one at the top: at least 121 valid (zeros
+    /// past the end).
+    fn window(&self) -> u128 {
+        let at = self.pos / 8;
+        let rest = self.bytes.get(at..).unwrap_or(&[]);
+        let window = match rest.first_chunk::<16>() {
+            Some(b) => u128::from_be_bytes(*b),
+            None => {
+                let mut b = [0u8; 16];
+                b[..rest.len()].copy_from_slice(rest);
+                u128::from_be_bytes(b)
+            }
+        };
+        window << (self.pos % 8)
+    }
+
+    fn skip(&mut self, n: u32) {
+        self.pos += n as usize;
     }
 
     /// Reads `n` bits (at most 64) at once from a big-endian window of
