@@ -14,6 +14,7 @@ mod crash;
 mod flight;
 mod flush_crash;
 mod interop;
+mod logging;
 mod logs;
 mod object_store;
 mod otlp_metrics;

@@ -299,22 +299,30 @@ impl PromSource {
             .iter()
             .map(head_matcher)
             .collect::<Result<_, _>>()?;
-        let mut out: HashSet<Labels> = HashSet::new();
-        let owned = |pairs: &mut dyn Iterator<Item = (&Arc<str>, &Arc<str>)>| {
-            Labels::new(pairs.map(|(n, v)| (n.to_string(), v.to_string())).collect())
-        };
+        // The indexes' own strings: no text is copied.
+        let mut out: Vec<Labels> = Vec::new();
         for h in &ix.heads {
-            for l in h.series_labels_matching(&sel) {
-                out.insert(owned(&mut l.iter().map(|(n, v)| (n, v))));
-            }
+            out.extend(
+                h.series_labels_matching(&sel)
+                    .into_iter()
+                    .map(Labels::from_shared),
+            );
         }
         for f in &ix.files {
             for r in &f.labels.select(&sel) {
-                out.insert(owned(&mut f.labels.labels(r)));
+                out.push(Labels::from_shared(
+                    f.labels
+                        .labels(r)
+                        .map(|(n, v)| (Arc::clone(n), Arc::clone(v)))
+                        .collect(),
+                ));
             }
         }
-        let mut out: Vec<Labels> = out.into_iter().collect();
-        out.sort();
+        out.sort_unstable();
+        // A series in several heads or files is listed once.
+        if ix.heads.len() + ix.files.len() > 1 {
+            out.dedup();
+        }
         Ok(out)
     }
 }

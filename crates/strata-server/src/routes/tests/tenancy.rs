@@ -392,11 +392,25 @@ mod isolation {
                 req = with_token(req, &format!("Bearer token-{t}"));
             }
             assert_eq!(send(&app, req).await.0, StatusCode::NO_CONTENT);
+            // A log line too, for the Loki read paths.
+            let push = serde_json::json!({"streams": [{
+                "stream": {"owner": secret(t)},
+                "values": [["1000000000", format!("line of {}", secret(t))]],
+            }]});
+            let mut req = Request::post("/loki/api/v1/push")
+                .header("Content-Type", "application/json")
+                .header("X-Scope-OrgID", t)
+                .body(Body::from(push.to_string()))
+                .unwrap();
+            if auth {
+                req = with_token(req, &format!("Bearer token-{t}"));
+            }
+            assert_eq!(send(&app, req).await.0, StatusCode::NO_CONTENT);
         }
         app
     }
 
-    const PATHS: [&str; 8] = [
+    const PATHS: [&str; 14] = [
         "/api/v1/query?query=%7B__name__%3D~%22.%2B%22%7D&time=1",
         "/api/v1/query_range?query=%7B__name__%3D~%22.%2B%22%7D&start=0&end=2&step=1",
         "/api/v1/series?match[]=%7B__name__%3D~%22.%2B%22%7D",
@@ -405,7 +419,17 @@ mod isolation {
         "/api/v1/label/__name__/values",
         "/api/v1/cardinality/label_values?label_names[]=owner",
         "/api/v1/cardinality/label_names",
+        // Loki: `{owner=~".+"}` over the first two seconds.
+        "/loki/api/v1/query_range?query=%7Bowner%3D~%22.%2B%22%7D&start=0&end=2000000000&limit=100",
+        "/loki/api/v1/labels?start=0&end=2000000000",
+        "/loki/api/v1/label/owner/values?start=0&end=2000000000",
+        "/loki/api/v1/series?match[]=%7Bowner%3D~%22.%2B%22%7D&start=0&end=2000000000",
+        "/loki/api/v1/index/volume?query=%7Bowner%3D~%22.%2B%22%7D&start=0&end=2000000000",
+        "/loki/api/v1/query_range?query=sum%20by%20(owner)%20(count_over_time(%7Bowner%3D~%22.%2B%22%7D%5B1s%5D))&start=0&end=2000000000&step=1",
     ];
+
+    /// Paths whose answer must hold the entitled tenant's own data.
+    const SHOW_OWN: [usize; 10] = [0, 1, 2, 4, 5, 8, 10, 11, 12, 13];
 
     fn request(path: usize, header: Option<usize>, token: Option<usize>) -> Request<Body> {
         let sql = path == PATHS.len();
@@ -469,7 +493,7 @@ mod isolation {
                             );
                         }
                     }
-                    if let Some(i) = allowed && status == StatusCode::OK && [0, 1, 2, 4, 5].contains(&path) {
+                    if let Some(i) = allowed && status == StatusCode::OK && SHOW_OWN.contains(&path) {
                         prop_assert!(text.contains(&secret(TENANTS[i])), "{}: own data missing: {text}", PATHS[path]);
                     }
                 }
