@@ -8,6 +8,9 @@ use parking_lot::RwLock;
 use strata_types::{SeriesId, SeriesRef, TenantId, WriteBatch};
 
 use crate::postings::LabelIndex;
+
+/// Selections of at least this many series are read on several threads.
+const PARALLEL_SERIES: usize = 2048;
 use crate::series::{MemSeries, Sym};
 use crate::{HeadError, Matcher, SeriesPoints, SeriesSnapshot};
 
@@ -366,7 +369,9 @@ impl TenantHead {
     /// [`Self::query`] for PromQL: the points of every matching series
     /// with one in `[min_ms, max_ms]`, in no particular order. Each chunk
     /// is decoded only from the mark before `min_ms` up to `max_ms`, straight
-    /// into the points.
+    /// into the points; many series are decoded on several threads (each
+    /// takes a contiguous share of the selection, under the one read lock
+    /// this call holds).
     pub fn query_points(
         &self,
         matchers: &[Matcher],
@@ -374,24 +379,58 @@ impl TenantHead {
         max_ms: i64,
     ) -> Vec<SeriesPoints> {
         let index = self.index.read();
-        index
-            .labels
-            .select(matchers)
-            .iter()
-            .filter_map(|r| {
-                let s = index.series.get(r as usize)?;
-                let points = s.samples.lock().points(min_ms, max_ms);
-                (!points.is_empty()).then(|| SeriesPoints {
-                    id: s.id,
-                    labels: index
-                        .labels
-                        .labels(r)
-                        .map(|(n, v)| (Arc::clone(n), Arc::clone(v)))
-                        .collect(),
-                    points,
+        let refs: Vec<u32> = index.labels.select(matchers).iter().collect();
+        let index = &*index;
+        let read = |refs: &[u32]| -> Vec<SeriesPoints> {
+            refs.iter()
+                .filter_map(|&r| {
+                    let s = index.series.get(r as usize)?;
+                    let points = s.samples.lock().points(min_ms, max_ms);
+                    (!points.is_empty()).then(|| SeriesPoints {
+                        id: s.id,
+                        labels: index
+                            .labels
+                            .labels(r)
+                            .map(|(n, v)| (Arc::clone(n), Arc::clone(v)))
+                            .collect(),
+                        points,
+                    })
                 })
-            })
-            .collect()
+                .collect()
+        };
+        let workers = if refs.len() >= PARALLEL_SERIES {
+            std::thread::available_parallelism()
+                .map_or(1, usize::from)
+                .clamp(1, 4)
+        } else {
+            1
+        };
+        if workers <= 1 {
+            return read(&refs);
+        }
+        let per = refs.len().div_ceil(workers);
+        std::thread::scope(|scope| {
+            let mut shares = refs.chunks(per);
+            let first = shares.next().unwrap_or(&[]);
+            let others: Vec<_> = shares
+                .map(|share| {
+                    let worker = std::thread::Builder::new()
+                        .name("strata-head-read".into())
+                        .spawn_scoped(scope, move || read(share));
+                    (share, worker)
+                })
+                .collect();
+            let mut out = read(first);
+            for (share, worker) in others {
+                // A thread that could not start (or failed) has its share
+                // read here instead.
+                match worker.map(std::thread::ScopedJoinHandle::join) {
+                    Ok(Ok(points)) => out.extend(points),
+                    _ => out.extend(read(share)),
+                }
+            }
+            out
+        })
     }
 
     /// Label names in use, sorted.

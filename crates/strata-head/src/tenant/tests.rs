@@ -257,3 +257,39 @@ fn metric_catalog_counts_series_and_label_names() {
         ]
     );
 }
+
+/// Selections past `PARALLEL_SERIES` are read on several threads: the
+/// answer is the same as a serial read's, every series once.
+#[test]
+fn many_series_read_in_parallel_agree_with_a_serial_read() {
+    let h = TenantHead::new(TenantId::try_new("t").unwrap());
+    let data: Vec<SeriesSamples> = (0..5000)
+        .map(|i| {
+            let inst = format!("i{i}");
+            series(
+                &[("__name__", "m"), ("instance", &inst), ("job", "j0")],
+                &[(i64::from(i % 7), f64::from(i)), (10, 1.0), (20, 2.0)],
+            )
+        })
+        .collect();
+    h.append(&batch(&data)).unwrap();
+    let mut want = Vec::new();
+    for s in h.query(&[], 5, 15) {
+        for smp in &s.samples {
+            want.push((
+                s.label("instance").unwrap().to_owned(),
+                s.label("job").unwrap().to_owned(),
+                smp.timestamp_ms,
+                smp.value,
+            ));
+        }
+    }
+    want.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let got = points(&h, &[], 5, 15);
+    assert_eq!(
+        got.len(),
+        5000 + 5000 * 2 / 7,
+        "series at t 5 and 6, and all at 10"
+    );
+    assert_eq!(got, want);
+}
