@@ -311,27 +311,16 @@ impl<'a> BitReader<'a> {
         self.pos += n as usize;
     }
 
-    /// Reads `n` bits (at most 64) at once from a big-endian window of
-    /// the next 16 bytes; past the end reads zeros (cannot happen for a
-    /// chunk we wrote, and must not panic if it did).
+    /// Reads `n` bits (at most 64); past the end reads zeros (cannot
+    /// happen for a chunk we wrote, and must not panic if it did).
     fn read(&mut self, n: u8) -> u64 {
         if n == 0 {
             return 0;
         }
         let n = u32::from(n.min(64));
-        let at = self.pos / 8;
-        let rest = self.bytes.get(at..).unwrap_or(&[]);
-        let window = match rest.first_chunk::<16>() {
-            Some(b) => u128::from_be_bytes(*b),
-            None => {
-                let mut b = [0u8; 16];
-                b[..rest.len()].copy_from_slice(rest);
-                u128::from_be_bytes(b)
-            }
-        };
-        let off = (self.pos % 8) as u32;
-        self.pos += n as usize;
-        ((window << off) >> (128 - n)) as u64
+        let v = (self.window() >> (128 - n)) as u64;
+        self.skip(n);
+        v
     }
 }
 

@@ -91,6 +91,14 @@ impl LabelIndex {
             .map(|(n, v)| (self.str(*n), self.str(*v)))
     }
 
+    /// Series `r`'s labels as its own list of the index's strings (shared,
+    /// not copied).
+    pub fn shared_labels(&self, r: u32) -> Vec<(Arc<str>, Arc<str>)> {
+        self.labels(r)
+            .map(|(n, v)| (Arc::clone(n), Arc::clone(v)))
+            .collect()
+    }
+
     /// Series `r`'s value of `name`.
     pub fn label(&self, r: u32, name: &str) -> Option<&Arc<str>> {
         let n = self.sym(name)?;

@@ -348,11 +348,7 @@ impl TenantHead {
                 let samples = s.samples.lock().range(min_ms, max_ms);
                 (!samples.is_empty()).then(|| SeriesSnapshot {
                     id: s.id,
-                    labels: index
-                        .labels
-                        .labels(*r)
-                        .map(|(n, v)| (Arc::clone(n), Arc::clone(v)))
-                        .collect(),
+                    labels: index.labels.shared_labels(*r),
                     samples,
                 })
             })
@@ -388,11 +384,7 @@ impl TenantHead {
                     let points = s.samples.lock().points(min_ms, max_ms);
                     (!points.is_empty()).then(|| SeriesPoints {
                         id: s.id,
-                        labels: index
-                            .labels
-                            .labels(r)
-                            .map(|(n, v)| (Arc::clone(n), Arc::clone(v)))
-                            .collect(),
+                        labels: index.labels.shared_labels(r),
                         points,
                     })
                 })
@@ -476,13 +468,7 @@ impl TenantHead {
             .labels
             .select(matchers)
             .iter()
-            .map(|r| {
-                index
-                    .labels
-                    .labels(r)
-                    .map(|(n, v)| (Arc::clone(n), Arc::clone(v)))
-                    .collect()
-            })
+            .map(|r| index.labels.shared_labels(r))
             .collect()
     }
 

@@ -310,12 +310,7 @@ impl PromSource {
         }
         for f in &ix.files {
             for r in &f.labels.select(&sel) {
-                out.push(Labels::from_shared(
-                    f.labels
-                        .labels(r)
-                        .map(|(n, v)| (Arc::clone(n), Arc::clone(v)))
-                        .collect(),
-                ));
+                out.push(Labels::from_shared(f.labels.shared_labels(r)));
             }
         }
         out.sort_unstable();

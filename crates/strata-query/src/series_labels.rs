@@ -317,14 +317,7 @@ impl FileIndex {
         // Each series' labels again, now sharing the index's strings: a
         // value common to many series is held once.
         let series_labels: Vec<Arc<Labels>> = (0..series_labels.len() as u32)
-            .map(|pos| {
-                Arc::new(Labels::from_shared(
-                    labels
-                        .labels(pos)
-                        .map(|(n, v)| (Arc::clone(n), Arc::clone(v)))
-                        .collect(),
-                ))
-            })
+            .map(|pos| Arc::new(Labels::from_shared(labels.shared_labels(pos))))
             .collect();
         Ok(Self {
             ids,
