@@ -22,6 +22,12 @@ use crate::samples::STORE_URL;
 use crate::time_travel::{By, SamplesAsOf};
 use crate::{QueryError, SamplesTable};
 
+/// Something a higher layer adds to each tenant's SQL session when it is
+/// built (table functions, say), so this crate need not depend on it.
+pub trait SessionExtension: std::fmt::Debug + Send + Sync {
+    fn register(&self, engine: &QueryEngine, tenant: &TenantId, ctx: &SessionContext);
+}
+
 /// Runs SQL for one tenant at a time over its heads and files.
 #[derive(Debug, Clone)]
 pub struct QueryEngine {
@@ -40,10 +46,9 @@ pub struct QueryEngine {
     target_partitions: Option<usize>,
     /// How far back a tenant's queries may read (`None`: no limit).
     lookback: Option<LookbackLimit>,
-    /// The analytics spec file the `slo()`, `capacity()` and
-    /// `neighbours()` table functions read, and the interval SLO rates are
-    /// recorded at.
-    analytics_specs: Option<(std::path::PathBuf, std::time::Duration)>,
+    /// What higher layers add to every tenant's SQL session (the
+    /// analytics table functions, from strata-server).
+    extensions: Vec<Arc<dyn SessionExtension>>,
     /// Memory SQL queries may reserve, each and together (`None`: no bound).
     memory: Option<Arc<crate::memory::MemoryBudget>>,
     /// Longest a statement may take, planning and running (`None`: no
@@ -87,7 +92,7 @@ impl QueryEngine {
             usage: Arc::default(),
             target_partitions: None,
             lookback: None,
-            analytics_specs: None,
+            extensions: Vec::new(),
             memory: None,
             timeout: None,
         }
@@ -112,13 +117,9 @@ impl QueryEngine {
         self.memory.as_ref().map_or(0, |m| m.used())
     }
 
-    /// Where the analytics table functions find the tenant's specs, and
-    /// how often SLO rates are recorded (`strata_analytics::slo`).
-    pub fn with_analytics_specs(
-        mut self,
-        specs: Option<(std::path::PathBuf, std::time::Duration)>,
-    ) -> Self {
-        self.analytics_specs = specs;
+    /// Adds `ext` to every tenant's SQL session.
+    pub fn with_session_extension(mut self, ext: Arc<dyn SessionExtension>) -> Self {
+        self.extensions.push(ext);
         self
     }
 
@@ -301,16 +302,8 @@ impl QueryEngine {
                 }),
             );
         }
-        for (name, kind) in crate::analytics::Kind::ALL {
-            ctx.register_udtf(
-                name,
-                Arc::new(crate::analytics::AnalyticsFunction {
-                    engine: self.clone(),
-                    tenant: tenant.clone(),
-                    specs: self.analytics_specs.clone(),
-                    kind,
-                }),
-            );
+        for ext in &self.extensions {
+            ext.register(self, tenant, &ctx);
         }
         Ok(ctx)
     }

@@ -15,8 +15,6 @@
 //! * `samples_at_version(v)`, `samples_as_of('2026-11-01T00:00:00Z')` — the
 //!   tenant's table at a Delta version or time (time travel, files only).
 
-mod analytics;
-pub use analytics::TenantSql;
 pub mod catalog;
 mod engine;
 mod error;
@@ -33,6 +31,6 @@ mod system;
 mod time_travel;
 pub mod usage;
 
-pub use engine::{Planned, QueryEngine, QueryOutput, QueryStream};
+pub use engine::{Planned, QueryEngine, QueryOutput, QueryStream, SessionExtension};
 pub use error::QueryError;
 pub use samples::{SamplesTable, samples_schema};

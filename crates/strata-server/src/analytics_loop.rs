@@ -330,7 +330,7 @@ async fn firing(state: &AppState, file: &SpecFile) -> HashMap<String, Value> {
         };
         let now = chrono::Utc::now().timestamp_millis();
         let interval = Some(state.config.slo.evaluation_interval);
-        let sql = strata_query::TenantSql {
+        let sql = crate::sql_analytics::TenantSql {
             engine: state.query.clone(),
             tenant: tenant.clone(),
         };

@@ -23,6 +23,7 @@ mod metrics;
 pub mod pg;
 mod routes;
 pub mod scheduler;
+mod sql_analytics;
 mod sql_format;
 mod sql_json;
 mod state;

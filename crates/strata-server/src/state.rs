@@ -99,7 +99,7 @@ impl AppState {
                 .with_lookback_limit(move |tenant| Some(lookback.of(tenant).max_query_lookback))
                 .with_memory_limits(sql_memory.0, sql_memory.1)
                 .with_timeout(query_timeout)
-                .with_analytics_specs(specs),
+                .with_session_extension(Arc::new(crate::sql_analytics::AnalyticsTables { specs })),
             head: Arc::clone(storage.head()),
             storage,
             metrics: Metrics::new(),

@@ -131,8 +131,8 @@ impl Ask {
     }
 
     /// SQL SLIs run as the asking tenant.
-    fn sql(&self) -> strata_query::TenantSql {
-        strata_query::TenantSql {
+    fn sql(&self) -> crate::sql_analytics::TenantSql {
+        crate::sql_analytics::TenantSql {
             engine: self.state.query.clone(),
             tenant: self.tenant.clone(),
         }

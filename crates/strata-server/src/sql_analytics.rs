@@ -35,7 +35,32 @@ use strata_analytics::spec::{Limit, SpecFile};
 use strata_query_lang::promql::{Engine, EngineConfig};
 use strata_types::TenantId;
 
-use crate::QueryEngine;
+use datafusion::prelude::SessionContext;
+use strata_query::{QueryEngine, SessionExtension};
+
+/// The analytics table functions in every tenant's SQL session, reading
+/// the spec file (and the interval SLO rates are recorded at) if there is
+/// one.
+#[derive(Debug)]
+pub struct AnalyticsTables {
+    pub specs: Option<(PathBuf, Duration)>,
+}
+
+impl SessionExtension for AnalyticsTables {
+    fn register(&self, engine: &QueryEngine, tenant: &TenantId, ctx: &SessionContext) {
+        for (name, kind) in Kind::ALL {
+            ctx.register_udtf(
+                name,
+                Arc::new(AnalyticsFunction {
+                    engine: engine.clone(),
+                    tenant: tenant.clone(),
+                    specs: self.specs.clone(),
+                    kind,
+                }),
+            );
+        }
+    }
+}
 
 /// An SLO's SQL, run as its tenant through this engine.
 pub struct TenantSql {
