@@ -8,11 +8,11 @@ use parking_lot::RwLock;
 use strata_types::{SeriesId, SeriesRef, TenantId, WriteBatch};
 
 use crate::postings::LabelIndex;
+use crate::series::{MemSeries, Sym};
+use crate::{HeadError, Matcher, SeriesPoints, SeriesSnapshot};
 
 /// Selections of at least this many series are read on several threads.
 const PARALLEL_SERIES: usize = 2048;
-use crate::series::{MemSeries, Sym};
-use crate::{HeadError, Matcher, SeriesPoints, SeriesSnapshot};
 
 /// What one append did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -88,9 +88,25 @@ fn sorted(set: HashSet<Arc<str>>) -> Vec<String> {
     v
 }
 
+#[derive(Default)]
 struct Found {
     labels: Option<Arc<Labels>>,
     points: Vec<(i64, f64)>,
+}
+
+impl Found {
+    /// One source's points of the series (heads and files in scan
+    /// order); `labels` is asked for only the first time.
+    fn add(&mut self, labels: impl FnOnce() -> Arc<Labels>, points: Vec<(i64, f64)>) {
+        if self.labels.is_none() {
+            self.labels = Some(labels());
+        }
+        if self.points.is_empty() {
+            self.points = points;
+        } else {
+            self.points.extend(points);
+        }
+    }
 }
 
 impl PromSource {
@@ -127,20 +143,12 @@ impl PromSource {
                 continue;
             }
             for s in head.query_points(&head_matchers, start_ms, end_ms) {
-                let id = s.id.0 as i64;
-                let e = found.entry(id).or_insert_with(|| Found {
-                    labels: None,
-                    points: Vec::new(),
-                });
-                if e.labels.is_none() {
-                    // The head's own strings: no text is copied.
-                    e.labels = Some(Arc::new(Labels::from_shared(s.labels)));
-                }
-                if e.points.is_empty() {
-                    e.points = s.points;
-                } else {
-                    e.points.extend(s.points);
-                }
+                // The head's own strings: no text is copied.
+                let labels = s.labels;
+                found
+                    .entry(s.id.0 as i64)
+                    .or_default()
+                    .add(|| Arc::new(Labels::from_shared(labels)), s.points);
             }
         }
         let metric = matchers.iter().find_map(|m| {
@@ -177,18 +185,10 @@ impl PromSource {
                 else {
                     continue;
                 };
-                let e = found.entry(id).or_insert_with(|| Found {
-                    labels: None,
-                    points: Vec::new(),
-                });
-                if e.labels.is_none() {
-                    e.labels = Some(Arc::clone(labels));
-                }
-                if e.points.is_empty() {
-                    e.points = points;
-                } else {
-                    e.points.extend(points);
-                }
+                found
+                    .entry(id)
+                    .or_default()
+                    .add(|| Arc::clone(labels), points);
             }
         }
         Ok(found)
@@ -315,9 +315,7 @@ impl PromSource {
         }
         out.sort_unstable();
         // A series in several heads or files is listed once.
-        if ix.heads.len() + ix.files.len() > 1 {
-            out.dedup();
-        }
+        out.dedup();
         Ok(out)
     }
 }

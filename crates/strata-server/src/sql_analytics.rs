@@ -28,15 +28,14 @@ use datafusion::datasource::{MemTable, TableType};
 use datafusion::error::Result;
 use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion::prelude::SessionContext;
 use strata_analytics::capacity::{self, CapacitySpec, Model};
 use strata_analytics::neighbours::{self, NeighbourSpec};
 use strata_analytics::slo;
 use strata_analytics::spec::{Limit, SpecFile};
+use strata_query::{QueryEngine, SessionExtension};
 use strata_query_lang::promql::{Engine, EngineConfig};
 use strata_types::TenantId;
-
-use datafusion::prelude::SessionContext;
-use strata_query::{QueryEngine, SessionExtension};
 
 /// The analytics table functions in every tenant's SQL session, reading
 /// the spec file (and the interval SLO rates are recorded at) if there is

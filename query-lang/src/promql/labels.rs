@@ -43,10 +43,7 @@ impl PartialOrd for Labels {
 
 impl PartialEq for Labels {
     fn eq(&self, other: &Self) -> bool {
-        self.0.len() == other.0.len()
-            && self.0.iter().zip(&other.0).all(|((an, av), (bn, bv))| {
-                (Arc::ptr_eq(an, bn) || an == bn) && (Arc::ptr_eq(av, bv) || av == bv)
-            })
+        self.0.len() == other.0.len() && self.cmp(other).is_eq()
     }
 }
 

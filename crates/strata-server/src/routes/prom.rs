@@ -148,31 +148,29 @@ fn now_ms() -> i64 {
 
 /// Go's `strconv.FormatFloat(v, 'f', -1, 64)`, with `e` notation for
 /// |v| < 1e-6 and |v| ≥ 1e21, as Prometheus' JSON writer does.
-pub(crate) fn format_value(v: f64) -> String {
+fn write_value(b: &mut Vec<u8>, v: f64) {
+    use std::io::Write as _;
+    // Writing into a Vec cannot fail.
     if v.is_nan() {
-        return "NaN".into();
-    }
-    if v.is_infinite() {
-        return if v > 0.0 {
-            "+Inf".into()
-        } else {
-            "-Inf".into()
-        };
-    }
-    let a = v.abs();
-    if a != 0.0 && !(1e-6..1e21).contains(&a) {
+        b.extend_from_slice(b"NaN");
+    } else if v.is_infinite() {
+        b.extend_from_slice(if v > 0.0 { b"+Inf" } else { b"-Inf" });
+    } else if v != 0.0 && !(1e-6..1e21).contains(&v.abs()) {
         let s = format!("{v:e}");
         // Rust writes `1e-7`, Go `1e-07`: a sign and at least two digits.
-        if let Some((m, e)) = s.split_once('e') {
-            let (sign, digits) = match e.strip_prefix('-') {
-                Some(d) => ('-', d),
-                None => ('+', e),
-            };
-            return format!("{m}e{sign}{digits:0>2}");
+        match s.split_once('e') {
+            Some((m, e)) => {
+                let (sign, digits) = match e.strip_prefix('-') {
+                    Some(d) => ('-', d),
+                    None => ('+', e),
+                };
+                let _ = write!(b, "{m}e{sign}{digits:0>2}");
+            }
+            None => b.extend_from_slice(s.as_bytes()),
         }
-        return s;
+    } else {
+        let _ = write!(b, "{v}");
     }
-    format!("{v}")
 }
 
 fn envelope(data: J, warnings: Vec<String>, infos: Vec<String>) -> Response {
@@ -381,29 +379,34 @@ fn write_str(b: &mut Vec<u8>, s: &str) {
     let _ = serde_json::to_writer(&mut *b, s);
 }
 
-/// `[item,item,…]`, each written by `each`.
-fn write_list<T>(b: &mut Vec<u8>, items: &[T], mut each: impl FnMut(&mut Vec<u8>, &T)) {
-    b.push(b'[');
-    for (i, item) in items.iter().enumerate() {
+/// `open item,item,… close`, each item written by `each`.
+fn write_seq<I: IntoIterator>(
+    b: &mut Vec<u8>,
+    (open, close): (u8, u8),
+    items: I,
+    mut each: impl FnMut(&mut Vec<u8>, I::Item),
+) {
+    b.push(open);
+    for (i, item) in items.into_iter().enumerate() {
         if i > 0 {
             b.push(b',');
         }
         each(b, item);
     }
-    b.push(b']');
+    b.push(close);
+}
+
+/// `[item,item,…]`, each written by `each`.
+fn write_list<T>(b: &mut Vec<u8>, items: &[T], each: impl FnMut(&mut Vec<u8>, &T)) {
+    write_seq(b, (b'[', b']'), items, each);
 }
 
 fn write_labels(b: &mut Vec<u8>, l: &Labels) {
-    b.push(b'{');
-    for (i, (k, v)) in l.iter().enumerate() {
-        if i > 0 {
-            b.push(b',');
-        }
+    write_seq(b, (b'{', b'}'), l.iter(), |b, (k, v)| {
         write_str(b, k);
         b.push(b':');
         write_str(b, v);
-    }
-    b.push(b'}');
+    });
 }
 
 /// Seconds as Prometheus writes them: a number with up to 3 decimals.
@@ -418,16 +421,10 @@ fn write_ts(b: &mut Vec<u8>, ms: i64) {
 
 /// `[<seconds>,"<value>"]`.
 fn write_point(b: &mut Vec<u8>, t: i64, v: f64) {
-    use std::io::Write as _;
     b.push(b'[');
     write_ts(b, t);
     b.extend_from_slice(b",\"");
-    let a = v.abs();
-    if v.is_finite() && (a == 0.0 || (1e-6..1e21).contains(&a)) {
-        let _ = write!(b, "{v}");
-    } else {
-        b.extend_from_slice(format_value(v).as_bytes());
-    }
+    write_value(b, v);
     b.extend_from_slice(b"\"]");
 }
 
@@ -836,6 +833,12 @@ mod tests {
             s["data"],
             json!({"resultType": "string", "result": [5, "x"]})
         );
+    }
+
+    fn format_value(v: f64) -> String {
+        let mut b = Vec::new();
+        write_value(&mut b, v);
+        String::from_utf8(b).unwrap()
     }
 
     #[test]

@@ -8,9 +8,8 @@ use super::super::PromError;
 use super::super::eval::Ev;
 use super::{arg, kahan_add, quantile};
 
-/// One window's points, oldest first.
-/// A window's points; the flag says they are known never to decrease
-/// (no counter reset to look for).
+/// One window's points, oldest first; the flag says they are known never
+/// to decrease (no counter reset to look for).
 pub(crate) struct Pts<'a>(pub &'a [(i64, f64)], pub bool);
 
 impl Pts<'_> {
