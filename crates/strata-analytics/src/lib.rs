@@ -15,6 +15,7 @@
 //! All three are specified in one TOML file ([`spec::SpecFile`]).
 
 pub mod capacity;
+pub mod common;
 pub mod neighbours;
 pub mod slo;
 pub mod spec;

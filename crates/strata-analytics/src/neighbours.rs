@@ -32,7 +32,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use strata_query_lang::promql::{Engine, Source, Value};
 
-use crate::spec::{
+use crate::common::{
     EvalError, Limit, SpecError, check_query, default_tenant, humantime_serde, step_for,
     window_text,
 };

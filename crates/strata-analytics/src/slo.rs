@@ -33,8 +33,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use strata_query_lang::promql::{Engine, Source, Value};
 
-pub use crate::spec::{EvalError, SpecError, SpecFile};
-use crate::spec::{default_tenant, default_window, humantime_serde, label_map, window_text};
+pub use crate::common::{EvalError, SpecError};
+use crate::common::{default_tenant, default_window, humantime_serde, label_map, window_text};
 
 /// A latency SLI: the share of requests faster than `threshold` seconds,
 /// from a classic histogram.
@@ -516,6 +516,7 @@ mod tests {
     use strata_query_lang::promql::{EngineConfig, Labels, MemorySource};
 
     use super::*;
+    use crate::spec::SpecFile;
 
     const MIN: i64 = 60_000;
     const NOW: i64 = 1_800_000_000_000;

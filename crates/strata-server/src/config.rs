@@ -54,7 +54,7 @@ pub struct SloConfig {
     pub alertmanager_url: Option<String>,
     /// How often SLOs, capacity and neighbour specs are evaluated and
     /// recorded, and Strata's own usage recorded.
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "crate::durations::duration")]
     pub evaluation_interval: std::time::Duration,
     /// The tenant Strata records its own per-tenant usage into
     /// (`strata_tenant_*` series, for `/api/v1/neighbours/usage`); empty:
@@ -127,7 +127,7 @@ pub struct AuthConfig {
     /// Tokens in the config itself (`[[auth.tokens]]`).
     pub tokens: Vec<crate::auth::TokenEntry>,
     /// How often the tokens file is checked for changes.
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "crate::durations::duration")]
     pub reload_interval: std::time::Duration,
 }
 
@@ -146,10 +146,10 @@ impl Default for AuthConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct PromqlConfig {
     /// How far back a selector looks for a sample ("5m", as Prometheus).
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "crate::durations::duration")]
     pub lookback_delta: std::time::Duration,
     /// Longest a query may run; a request's `timeout` may only shorten it.
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "crate::durations::duration")]
     pub timeout: std::time::Duration,
     /// Most samples one query may load into memory.
     pub max_samples: usize,
@@ -199,20 +199,6 @@ impl Default for SqlConfig {
     }
 }
 
-pub(crate) fn serialize_duration<S: serde::Serializer>(
-    d: &std::time::Duration,
-    s: S,
-) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&humantime::format_duration(*d).to_string())
-}
-
-pub(crate) fn duration<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> Result<std::time::Duration, D::Error> {
-    let s = String::deserialize(d)?;
-    humantime::parse_duration(&s).map_err(serde::de::Error::custom)
-}
-
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 #[derive(Default)]
@@ -248,11 +234,11 @@ pub struct LimitsConfig {
     /// Decoded write bytes one tenant's writes hold at once.
     pub max_decoded_in_flight_per_tenant: ByteSize,
     /// How long a write waits for room under those bounds before a 429.
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "crate::durations::duration")]
     pub decoded_wait: std::time::Duration,
     /// How long a series counts against `max_series` after its last
     /// sample, flushed or not, e.g. "1h".
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "crate::durations::duration")]
     pub active_series_window: std::time::Duration,
 }
 

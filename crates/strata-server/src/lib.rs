@@ -15,6 +15,7 @@ mod analytics_loop;
 pub mod auth;
 pub mod config;
 pub mod decoded;
+mod durations;
 mod error;
 pub mod flight;
 pub mod limits;

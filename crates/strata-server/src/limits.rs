@@ -48,8 +48,8 @@ pub struct TenantLimits {
     /// How far back SQL and PromQL may read ("30d"; "0s": no limit).
     /// Older samples are out of reach, as if not stored.
     #[serde(
-        deserialize_with = "crate::config::duration",
-        serialize_with = "crate::config::serialize_duration"
+        deserialize_with = "crate::durations::duration",
+        serialize_with = "crate::durations::serialize_duration"
     )]
     pub max_query_lookback: std::time::Duration,
     /// Log bytes (lines and structured metadata) per second accepted.

@@ -9,55 +9,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use async_trait::async_trait;
-
 use super::ast::*;
 use super::pipeline::{Labels, process};
-
-/// One entry as a source returns it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SourceEntry {
-    pub timestamp_ns: i64,
-    pub line: String,
-    pub metadata: Vec<(String, String)>,
-}
-
-/// One stream as a source returns it: labels sorted by name, entries
-/// sorted by time.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SourceStream {
-    pub labels: Vec<(String, String)>,
-    pub entries: Vec<SourceEntry>,
-}
-
-/// Why evaluation failed.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum EvalError {
-    #[error("{0}")]
-    Source(String),
-    #[error(
-        "the query would read more than {limit} log entries (max_query_samples); narrow the selector or the time range"
-    )]
-    TooManyEntries { limit: usize },
-    #[error("{0}")]
-    Invalid(String),
-}
-
-/// Where log entries come from.
-#[async_trait]
-pub trait LogSource: Send + Sync {
-    /// The streams matching every matcher, with their entries in
-    /// `[start_ns, end_ns)`; streams without such entries may be left out.
-    /// `line_filters` are filters every returned entry's line must pass:
-    /// a source may apply them early (the pipeline applies them again).
-    async fn select(
-        &self,
-        matchers: &[StreamMatcher],
-        line_filters: &[LineFilter],
-        start_ns: i64,
-        end_ns: i64,
-    ) -> Result<Vec<SourceStream>, EvalError>;
-}
+pub use super::source::{EvalError, LogSource, SourceEntry, SourceStream};
 
 /// The line filters of a pipeline that see the line as stored: those
 /// before any `line_format`.
@@ -504,7 +458,7 @@ mod tests {
     /// Streams in memory; equality matchers only.
     struct Memory(Vec<SourceStream>);
 
-    #[async_trait]
+    #[async_trait::async_trait]
     impl LogSource for Memory {
         async fn select(
             &self,

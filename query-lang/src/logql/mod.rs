@@ -9,6 +9,7 @@ pub mod ast;
 pub mod eval;
 pub mod parser;
 pub mod pipeline;
+pub mod source;
 
 pub use ast::{LineFilter, LogExpr, MatchOp, MetricExpr, Query, StreamMatcher};
 pub use eval::{

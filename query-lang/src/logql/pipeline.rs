@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::ast::*;
-use super::eval::SourceEntry;
+use super::source::SourceEntry;
 
 /// A label set, sorted by name.
 pub type Labels = BTreeMap<String, String>;

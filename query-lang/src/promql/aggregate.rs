@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use promql_parser::parser::{AggregateExpr, Expr, LabelModifier};
 
-use super::eval::{AddrMap, Ev, Samp, Val, addr, ptr};
 use super::functions::{format_float, kahan_add, quantile};
+use super::memo::{AddrMap, addr, ptr};
+use super::value::{Eval, Samp, Val};
 use super::{Labels, PromError, is_valid_label_name};
 
 /// The group a label set belongs to, as its output labels.
@@ -25,13 +26,13 @@ fn group_labels(m: &Option<LabelModifier>, s: &Samp) -> Labels {
 
 /// Groups in order of first appearance. A series' group is derived once
 /// (not at every step) and groups are told apart by address.
-fn groups(ev: &Ev, a: &AggregateExpr, v: Vec<Samp>) -> Vec<(Arc<Labels>, Vec<Samp>)> {
+fn groups<E: Eval>(ev: &E, a: &AggregateExpr, v: Vec<Samp>) -> Vec<(Arc<Labels>, Vec<Samp>)> {
     let node = addr(a);
     let mut index: AddrMap<usize, usize> = AddrMap::default();
     let mut out: Vec<(Arc<Labels>, Vec<Samp>)> = Vec::new();
     for s in v {
         let g = ev
-            .memo
+            .memo()
             .derive(node, 0, &s.labels, |l| group_of(&a.modifier, l));
         match index.get(&ptr(&g)) {
             Some(&i) => out[i].1.push(s),
@@ -44,7 +45,7 @@ fn groups(ev: &Ev, a: &AggregateExpr, v: Vec<Samp>) -> Vec<(Arc<Labels>, Vec<Sam
     out
 }
 
-pub(crate) fn aggregate(ev: &Ev, a: &AggregateExpr, t: i64) -> Result<Val, PromError> {
+pub(crate) fn aggregate<E: Eval>(ev: &E, a: &AggregateExpr, t: i64) -> Result<Val, PromError> {
     let op = a.op.to_string().to_lowercase();
     if a.param.is_none()
         && let Some(v) = pre_aggregate(ev, a, &op, t)
@@ -127,7 +128,7 @@ pub(crate) fn aggregate(ev: &Ev, a: &AggregateExpr, t: i64) -> Result<Val, PromE
             out.extend(
                 counts
                     .into_iter()
-                    .map(|(l, c)| out_sample(ev.memo.intern(l), c)),
+                    .map(|(l, c)| out_sample(ev.memo().intern(l), c)),
             );
         }
         "topk" | "bottomk" | "limitk" => {
@@ -178,11 +179,11 @@ pub(crate) fn aggregate(ev: &Ev, a: &AggregateExpr, t: i64) -> Result<Val, PromE
 }
 
 /// `sum`, `count`, `min`, `max` or `group` of a window-function call a
-/// range query computed for every step ([`Ev::precomputed_column`]): each
+/// range query computed for every step ([`Eval::precomputed_column`]): each
 /// input series' group is found once per query, and a step is one pass
 /// over a column of values, with the same order of operations (and so the
 /// same floating-point answer) as the general path.
-fn pre_aggregate(ev: &Ev, a: &AggregateExpr, op: &str, t: i64) -> Option<Vec<Samp>> {
+fn pre_aggregate<E: Eval>(ev: &E, a: &AggregateExpr, op: &str, t: i64) -> Option<Vec<Samp>> {
     if !matches!(op, "sum" | "count" | "min" | "max" | "group") {
         return None;
     }

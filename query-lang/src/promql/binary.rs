@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use promql_parser::parser::{BinaryExpr, LabelModifier, VectorMatchCardinality};
 
-use super::eval::{AddrMap, AddrSet, Ev, Samp, Val, addr, ptr};
+use super::memo::{AddrMap, AddrSet, Memo, addr, ptr};
+use super::value::{Eval, Samp, Val};
 use super::{Labels, PromError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,7 +86,7 @@ fn apply(op: Op, l: f64, r: f64) -> (f64, bool) {
     }
 }
 
-pub(crate) fn binary(ev: &Ev, b: &BinaryExpr, t: i64) -> Result<Val, PromError> {
+pub(crate) fn binary<E: Eval>(ev: &E, b: &BinaryExpr, t: i64) -> Result<Val, PromError> {
     let op = Op::parse(&b.op.to_string())?;
     let return_bool = b.modifier.as_ref().is_some_and(|m| m.return_bool);
     let lhs = ev.eval(&b.lhs, t)?;
@@ -120,7 +121,7 @@ pub(crate) fn binary(ev: &Ev, b: &BinaryExpr, t: i64) -> Result<Val, PromError> 
                     VectorMatchCardinality::OneToOne
                 });
             let matching = b.modifier.as_ref().and_then(|m| m.matching.clone());
-            let m = Matching::new(matching, card, ev, addr(b));
+            let m = Matching::new(matching, card, ev.memo(), addr(b));
             match op {
                 Op::And => Ok(Val::Vector(and(&m, l, r))),
                 Op::Or => Ok(Val::Vector(or(&m, l, r))),
@@ -165,7 +166,7 @@ pub(crate) struct Matching<'e> {
     on: bool,
     labels: Vec<String>,
     card: VectorMatchCardinality,
-    ev: &'e Ev,
+    memo: &'e Memo,
     node: usize,
 }
 
@@ -173,7 +174,7 @@ impl<'e> Matching<'e> {
     fn new(
         m: Option<LabelModifier>,
         card: VectorMatchCardinality,
-        ev: &'e Ev,
+        memo: &'e Memo,
         node: usize,
     ) -> Self {
         let (on, labels) = match m {
@@ -185,7 +186,7 @@ impl<'e> Matching<'e> {
             on,
             labels,
             card,
-            ev,
+            memo,
             node,
         }
     }
@@ -193,16 +194,12 @@ impl<'e> Matching<'e> {
     /// The label set two samples are matched on, as an address (derived
     /// once per series and interned).
     fn signature(&self, l: &Arc<Labels>) -> usize {
-        ptr(&self
-            .ev
-            .memo
-            .derive(self.node, 0, l, |l| match_group(self, l)))
+        ptr(&self.memo.derive(self.node, 0, l, |l| match_group(self, l)))
     }
 
     /// Prometheus' `resultMetric`, once per pair of series.
     fn result(&self, op: Op, lhs: &Arc<Labels>, rhs: &Arc<Labels>) -> Arc<Labels> {
-        self.ev
-            .memo
+        self.memo
             .derive2(self.node, 1, lhs, rhs, |l, r| result_labels(op, self, l, r))
     }
 

@@ -15,69 +15,14 @@ use super::{
     Series, Source, Value, is_stale,
 };
 
-mod memo;
 mod precompute;
 
-pub use memo::AddrMap;
-pub(crate) use memo::{AddrSet, Memo, ptr};
+use super::memo::{AddrMap, AddrSet, Memo, addr, ptr};
+pub(crate) use super::value::{Eval, Points, RSeries, Samp, Val, Window};
 use precompute::{Grouping, Pre};
 
-/// Points by series.
-pub(crate) type Points = Vec<(i64, f64)>;
 /// A worker's part of a range query: its series and warnings.
 type Part = Result<(Vec<Series>, Vec<String>), PromError>;
-
-/// A sample during evaluation. `t` is the sample's own timestamp for
-/// selector output (what `timestamp()` returns) and the evaluation time
-/// otherwise.
-#[derive(Debug, Clone)]
-pub(crate) struct Samp {
-    pub labels: Arc<Labels>,
-    pub t: i64,
-    pub v: f64,
-    /// The metric name goes when the result is returned.
-    pub drop_name: bool,
-}
-
-/// A range-vector series: a window of shared points (no copy per step).
-#[derive(Debug, Clone)]
-pub(crate) struct RSeries {
-    pub labels: Arc<Labels>,
-    pts: Arc<Vec<(i64, f64)>>,
-    range: std::ops::Range<usize>,
-    pub drop_name: bool,
-}
-
-impl RSeries {
-    pub fn new(labels: Arc<Labels>, points: Vec<(i64, f64)>, drop_name: bool) -> Self {
-        let range = 0..points.len();
-        RSeries {
-            labels,
-            pts: Arc::new(points),
-            range,
-            drop_name,
-        }
-    }
-
-    pub fn points(&self) -> &[(i64, f64)] {
-        &self.pts[self.range.clone()]
-    }
-}
-
-/// A range vector argument and the window it covers: `(start, end]`.
-pub(crate) struct Window {
-    pub series: Vec<RSeries>,
-    pub start: i64,
-    pub end: i64,
-}
-
-#[derive(Debug)]
-pub(crate) enum Val {
-    Scalar(f64),
-    Str(String),
-    Vector(Vec<Samp>),
-    Matrix(Vec<RSeries>),
-}
 
 /// A fetched series: every sample (for instant selectors, where a stale
 /// marker ends the series) and the samples without stale markers (what
@@ -126,10 +71,6 @@ pub(crate) fn system_time_ms(t: &SystemTime) -> i64 {
         Ok(d) => ms(&d),
         Err(e) => -ms(&e.duration()),
     }
-}
-
-pub(crate) fn addr<T>(x: &T) -> usize {
-    std::ptr::from_ref(x) as usize
 }
 
 /// A selector's matchers, its name included; one list per `or` branch.
@@ -621,10 +562,6 @@ impl Ev {
         }
     }
 
-    pub fn warn(&self, msg: impl Into<String>) {
-        self.warnings.borrow_mut().push(msg.into());
-    }
-
     fn ref_time(&self, t: i64, at: &Option<AtModifier>, off: &Option<Offset>) -> i64 {
         let base = match at {
             None => t,
@@ -633,62 +570,6 @@ impl Ev {
             Some(AtModifier::At(st)) => system_time_ms(st),
         };
         base - offset_ms(off)
-    }
-
-    pub fn eval(&self, e: &Expr, t: i64) -> Result<Val, PromError> {
-        match e {
-            Expr::NumberLiteral(n) => Ok(Val::Scalar(n.val)),
-            Expr::StringLiteral(s) => Ok(Val::Str(s.val.clone())),
-            Expr::Paren(p) => self.eval(&p.expr, t),
-            Expr::Unary(u) => match self.eval(&u.expr, t)? {
-                Val::Scalar(v) => Ok(Val::Scalar(-v)),
-                Val::Vector(v) => Ok(Val::Vector(
-                    v.into_iter()
-                        .map(|s| Samp {
-                            v: -s.v,
-                            t,
-                            drop_name: true,
-                            ..s
-                        })
-                        .collect(),
-                )),
-                _ => Err(PromError::bad_data(
-                    "unary expression only allowed on expressions of type scalar or instant vector",
-                )),
-            },
-            Expr::VectorSelector(vs) => Ok(Val::Vector(self.select(vs, t))),
-            Expr::MatrixSelector(m) => Ok(Val::Matrix(self.matrix(m, t).series)),
-            Expr::Subquery(sq) => Ok(Val::Matrix(self.subquery(sq, t)?.series)),
-            Expr::Call(c) => super::functions::call(self, c, t),
-            Expr::Aggregate(a) => super::aggregate::aggregate(self, a, t),
-            Expr::Binary(b) => super::binary::binary(self, b, t),
-            Expr::Extension(_) => Err(PromError::bad_data("unsupported expression")),
-        }
-    }
-
-    /// Evaluates an expression that must be a scalar.
-    pub fn scalar(&self, e: &Expr, t: i64) -> Result<f64, PromError> {
-        match self.eval(e, t)? {
-            Val::Scalar(v) => Ok(v),
-            _ => Err(PromError::bad_data("expected a scalar")),
-        }
-    }
-
-    pub fn vector(&self, e: &Expr, t: i64) -> Result<Vec<Samp>, PromError> {
-        match self.eval(e, t)? {
-            Val::Vector(v) => Ok(v),
-            _ => Err(PromError::bad_data("expected an instant vector")),
-        }
-    }
-
-    /// A range-vector argument: a range selector or a subquery.
-    pub fn window(&self, e: &Expr, t: i64) -> Result<Window, PromError> {
-        match e {
-            Expr::MatrixSelector(m) => Ok(self.matrix(m, t)),
-            Expr::Subquery(sq) => self.subquery(sq, t),
-            Expr::Paren(p) => self.window(&p.expr, t),
-            _ => Err(PromError::bad_data("expected a range vector")),
-        }
     }
 
     fn select(&self, vs: &VectorSelector, t: i64) -> Vec<Samp> {
@@ -727,12 +608,7 @@ impl Ev {
                 let lo = pts.partition_point(|p| p.0 <= start);
                 let hi = pts.partition_point(|p| p.0 <= end);
                 if lo < hi {
-                    series.push(RSeries {
-                        labels: Arc::clone(&f.labels),
-                        pts: Arc::clone(pts),
-                        range: lo..hi,
-                        drop_name: false,
-                    });
+                    series.push(RSeries::shared(Arc::clone(&f.labels), pts, lo..hi));
                 }
             }
         }
@@ -815,5 +691,71 @@ impl Ev {
             })
             .collect();
         Ok(Window { series, start, end })
+    }
+}
+
+impl Eval for Ev {
+    fn eval(&self, e: &Expr, t: i64) -> Result<Val, PromError> {
+        match e {
+            Expr::NumberLiteral(n) => Ok(Val::Scalar(n.val)),
+            Expr::StringLiteral(s) => Ok(Val::Str(s.val.clone())),
+            Expr::Paren(p) => self.eval(&p.expr, t),
+            Expr::Unary(u) => match self.eval(&u.expr, t)? {
+                Val::Scalar(v) => Ok(Val::Scalar(-v)),
+                Val::Vector(v) => Ok(Val::Vector(
+                    v.into_iter()
+                        .map(|s| Samp {
+                            v: -s.v,
+                            t,
+                            drop_name: true,
+                            ..s
+                        })
+                        .collect(),
+                )),
+                _ => Err(PromError::bad_data(
+                    "unary expression only allowed on expressions of type scalar or instant vector",
+                )),
+            },
+            Expr::VectorSelector(vs) => Ok(Val::Vector(self.select(vs, t))),
+            Expr::MatrixSelector(m) => Ok(Val::Matrix(self.matrix(m, t).series)),
+            Expr::Subquery(sq) => Ok(Val::Matrix(self.subquery(sq, t)?.series)),
+            Expr::Call(c) => super::functions::call(self, c, t),
+            Expr::Aggregate(a) => super::aggregate::aggregate(self, a, t),
+            Expr::Binary(b) => super::binary::binary(self, b, t),
+            Expr::Extension(_) => Err(PromError::bad_data("unsupported expression")),
+        }
+    }
+
+    /// A range-vector argument: a range selector or a subquery.
+    fn window(&self, e: &Expr, t: i64) -> Result<Window, PromError> {
+        match e {
+            Expr::MatrixSelector(m) => Ok(self.matrix(m, t)),
+            Expr::Subquery(sq) => self.subquery(sq, t),
+            Expr::Paren(p) => self.window(&p.expr, t),
+            _ => Err(PromError::bad_data("expected a range vector")),
+        }
+    }
+
+    fn warn(&self, msg: impl Into<String>) {
+        self.warnings.borrow_mut().push(msg.into());
+    }
+
+    fn memo(&self) -> &Memo {
+        &self.memo
+    }
+
+    fn precomputed(&self, c: &promql_parser::parser::Call, t: i64) -> Option<Vec<Samp>> {
+        self.precomputed_at(c, t)
+    }
+
+    fn precomputed_column<R>(
+        &self,
+        c: &promql_parser::parser::Call,
+        t: i64,
+        node: usize,
+        group: impl Fn(&Labels) -> Labels,
+        f: impl FnOnce(&super::value::Column<'_>) -> R,
+    ) -> Option<R> {
+        self.precomputed_column_at(c, t, node, group, f)
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use chrono::{Datelike, TimeZone, Timelike, Utc};
 use promql_parser::parser::{Call, Expr};
 
-use super::eval::{Ev, Samp, Val};
+use super::value::{Eval, Samp, Val};
 
 mod window;
 use super::{Labels, METRIC_NAME, MatchOp, PromError, is_valid_label_name};
@@ -87,7 +87,7 @@ fn arg(c: &Call, i: usize) -> Result<&Expr, PromError> {
     })
 }
 
-fn string_arg(ev: &Ev, c: &Call, i: usize, t: i64) -> Result<String, PromError> {
+fn string_arg<E: Eval>(ev: &E, c: &Call, i: usize, t: i64) -> Result<String, PromError> {
     match ev.eval(arg(c, i)?, t)? {
         Val::Str(s) => Ok(s),
         _ => Err(PromError::bad_data(format!(
@@ -99,7 +99,7 @@ fn string_arg(ev: &Ev, c: &Call, i: usize, t: i64) -> Result<String, PromError> 
 }
 
 /// Maps every sample of an instant-vector argument; the name is dropped.
-fn map_vector(ev: &Ev, c: &Call, t: i64, f: impl Fn(f64) -> f64) -> Result<Val, PromError> {
+fn map_vector<E: Eval>(ev: &E, c: &Call, t: i64, f: impl Fn(f64) -> f64) -> Result<Val, PromError> {
     let v = ev.vector(arg(c, 0)?, t)?;
     Ok(Val::Vector(
         v.into_iter()
@@ -115,9 +115,9 @@ fn map_vector(ev: &Ev, c: &Call, t: i64, f: impl Fn(f64) -> f64) -> Result<Val, 
 
 /// Applies `f` to each series of a range-vector argument; series for which
 /// it returns `None` are left out. A range query has often computed every
-/// step of the call at once ([`Ev::precomputed`]).
-fn over_window(
-    ev: &Ev,
+/// step of the call at once ([`Eval::precomputed`]).
+fn over_window<E: Eval>(
+    ev: &E,
     c: &Call,
     i: usize,
     t: i64,
@@ -245,8 +245,8 @@ fn almost_equal(a: f64, b: f64, eps: f64) -> bool {
     diff / abs_sum.min(f64::MAX) < eps
 }
 
-fn date_fn(
-    ev: &Ev,
+fn date_fn<E: Eval>(
+    ev: &E,
     c: &Call,
     t: i64,
     f: impl Fn(chrono::DateTime<Utc>) -> f64,
@@ -284,7 +284,7 @@ fn date_fn(
     ))
 }
 
-pub(crate) fn call(ev: &Ev, c: &Call, t: i64) -> Result<Val, PromError> {
+pub(crate) fn call<E: Eval>(ev: &E, c: &Call, t: i64) -> Result<Val, PromError> {
     let name = c.func.name;
     match name {
         "abs" => map_vector(ev, c, t, f64::abs),
@@ -529,14 +529,14 @@ fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
     }
 }
 
-fn histogram_quantile(ev: &Ev, c: &Call, t: i64) -> Result<Val, PromError> {
+fn histogram_quantile<E: Eval>(ev: &E, c: &Call, t: i64) -> Result<Val, PromError> {
     let q = ev.scalar(arg(c, 0)?, t)?;
     let v = ev.vector(arg(c, 1)?, t)?;
-    let mut index: super::eval::AddrMap<usize, usize> = super::eval::AddrMap::default();
+    let mut index: super::memo::AddrMap<usize, usize> = super::memo::AddrMap::default();
     // Each group's buckets: (upper bound, count).
     type Group = (Arc<Labels>, Vec<(f64, f64)>);
     let mut groups: Vec<Group> = Vec::new();
-    let node = super::eval::addr(c);
+    let node = super::memo::addr(c);
     for s in v {
         let Some(le) = s.labels.get("le") else {
             continue;
@@ -550,15 +550,15 @@ fn histogram_quantile(ev: &Ev, c: &Call, t: i64) -> Result<Val, PromError> {
         // The name stays in the group (two histograms of different names
         // are two groups) and is dropped at the end, where their answers
         // may then collide.
-        let g = ev.memo.derive(node, 0, &s.labels, |l| {
+        let g = ev.memo().derive(node, 0, &s.labels, |l| {
             let mut g = l.clone();
             g.remove("le");
             g
         });
-        match index.get(&super::eval::ptr(&g)) {
+        match index.get(&super::memo::ptr(&g)) {
             Some(&i) => groups[i].1.push((upper, s.v)),
             None => {
-                index.insert(super::eval::ptr(&g), groups.len());
+                index.insert(super::memo::ptr(&g), groups.len());
                 groups.push((g, vec![(upper, s.v)]));
             }
         }
@@ -590,7 +590,7 @@ fn parse_le(s: &str) -> Option<f64> {
     }
 }
 
-fn label_replace(ev: &Ev, c: &Call, t: i64) -> Result<Val, PromError> {
+fn label_replace<E: Eval>(ev: &E, c: &Call, t: i64) -> Result<Val, PromError> {
     let v = ev.vector(arg(c, 0)?, t)?;
     let dst = string_arg(ev, c, 1, t)?;
     let repl = string_arg(ev, c, 2, t)?;
@@ -629,7 +629,7 @@ fn label_replace(ev: &Ev, c: &Call, t: i64) -> Result<Val, PromError> {
     Ok(Val::Vector(out))
 }
 
-fn label_join(ev: &Ev, c: &Call, t: i64) -> Result<Val, PromError> {
+fn label_join<E: Eval>(ev: &E, c: &Call, t: i64) -> Result<Val, PromError> {
     let v = ev.vector(arg(c, 0)?, t)?;
     let dst = string_arg(ev, c, 1, t)?;
     let sep = string_arg(ev, c, 2, t)?;

@@ -17,17 +17,19 @@ mod binary;
 mod eval;
 mod functions;
 mod labels;
+mod memo;
 mod memory;
+mod value;
 
 use std::time::Duration;
 
 use async_trait::async_trait;
-/// A map for keys that are already well spread (addresses, series ids):
-/// a multiply-rotate hash instead of SipHash.
-pub use eval::AddrMap as FastMap;
 pub use eval::{Cancel, Prepared};
 pub use functions::bucket_quantile;
 pub use labels::{Labels, METRIC_NAME};
+/// A map for keys that are already well spread (addresses, series ids):
+/// a multiply-rotate hash instead of SipHash.
+pub use memo::AddrMap as FastMap;
 pub use memory::MemorySource;
 pub use promql_parser::label::{MatchOp, Matcher};
 

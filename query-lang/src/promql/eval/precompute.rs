@@ -5,9 +5,10 @@ use std::sync::Arc;
 
 use promql_parser::parser::Expr;
 
+use super::super::memo::{AddrMap, addr, ptr};
+use super::super::value::Column;
 use super::super::{Labels, PromError};
-use super::memo::{AddrMap, ptr};
-use super::{Ev, Samp, addr, ms, offset_ms};
+use super::{Ev, Samp, ms, offset_ms};
 
 /// Every step of one window-function call of a range query (`rate(x[5m])`
 /// and the like), computed series by series with a sliding window before
@@ -49,30 +50,6 @@ fn constant(e: &Expr) -> bool {
         Expr::Unary(u) => constant(&u.expr),
         Expr::Binary(b) => constant(&b.lhs) && constant(&b.rhs),
         _ => false,
-    }
-}
-
-/// One step of a precomputed call, as an aggregation over it sees it.
-pub(crate) struct Column<'a> {
-    pre: &'a Pre,
-    k: usize,
-    /// The group of each input series.
-    pub group_of: &'a [usize],
-    /// Each group's labels, interned.
-    pub groups: &'a [Arc<Labels>],
-    pub drop_name: bool,
-}
-
-impl Column<'_> {
-    /// (series, value) of the series present at this step, in order.
-    pub fn values(&self) -> impl Iterator<Item = (usize, f64)> + '_ {
-        let n = self.pre.labels.len();
-        let base = self.k * n;
-        (0..n).filter_map(move |i| {
-            let cell = base + i;
-            (self.pre.present[cell / 64] & (1 << (cell % 64)) != 0)
-                .then(|| (i, self.pre.values[cell]))
-        })
     }
 }
 
@@ -220,7 +197,7 @@ impl Ev {
     /// For an aggregation (node `node`) over a precomputed call: `f` of the
     /// call's column at `t`, with each input series' group (`group` of its
     /// labels, found once per query).
-    pub(crate) fn precomputed_column<R>(
+    pub(super) fn precomputed_column_at<R>(
         &self,
         c: &promql_parser::parser::Call,
         t: i64,
@@ -250,7 +227,9 @@ impl Ev {
         let groupings = self.groupings.borrow();
         let (group_of, groups) = groupings.get(&node)?;
         Some(f(&Column {
-            pre: p,
+            values: &p.values,
+            present: &p.present,
+            series: p.labels.len(),
             k,
             group_of,
             groups,
@@ -259,7 +238,11 @@ impl Ev {
     }
 
     /// The call's value at `t` when [`Self::precompute`] computed it.
-    pub(crate) fn precomputed(&self, c: &promql_parser::parser::Call, t: i64) -> Option<Vec<Samp>> {
+    pub(super) fn precomputed_at(
+        &self,
+        c: &promql_parser::parser::Call,
+        t: i64,
+    ) -> Option<Vec<Samp>> {
         let pre = self.pre.borrow();
         let p = pre.get(&addr(c))?;
         let k = p.step_of(t)?;

@@ -5,7 +5,7 @@
 use promql_parser::parser::Call;
 
 use super::super::PromError;
-use super::super::eval::Ev;
+use super::super::value::Eval;
 use super::{arg, kahan_add, quantile};
 
 /// One window's points, oldest first; the flag says they are known never
@@ -185,8 +185,8 @@ pub(crate) const WINDOW_FNS: [&str; 25] = [
 /// For a function of one range vector (rate, the `*_over_time` family, …):
 /// which argument is the range vector, whether the metric name stays, and
 /// the value of one window. Scalar arguments are evaluated at `t`.
-pub(crate) fn window_fn(
-    ev: &Ev,
+pub(crate) fn window_fn<E: Eval>(
+    ev: &E,
     c: &Call,
     t: i64,
 ) -> Result<(usize, bool, WindowFn<'static>), PromError> {

@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::super::Labels;
+use super::Labels;
 
 /// Label sets derived once per series, not once per step: a group's
 /// labels, a matching signature, a result's labels. A derived set is
@@ -13,9 +13,9 @@ use super::super::Labels;
 /// pointers instead of hashing strings at every step.
 #[derive(Default)]
 pub(crate) struct Memo {
-    pub(super) interned: RefCell<std::collections::HashSet<Arc<Labels>>>,
+    pub(crate) interned: RefCell<std::collections::HashSet<Arc<Labels>>>,
     /// (node, kind, input pointers) → (inputs kept alive, derived set).
-    pub(super) derived: RefCell<AddrMap<DeriveKey, Derived>>,
+    pub(crate) derived: RefCell<AddrMap<DeriveKey, Derived>>,
 }
 
 impl Memo {
@@ -114,4 +114,9 @@ type Derived = (Arc<Labels>, Option<Arc<Labels>>, Arc<Labels>);
 /// A key for a label set known to be interned: its address.
 pub(crate) fn ptr(l: &Arc<Labels>) -> usize {
     Arc::as_ptr(l) as usize
+}
+
+/// A key for any value: its address.
+pub(crate) fn addr<T>(x: &T) -> usize {
+    std::ptr::from_ref(x) as usize
 }
