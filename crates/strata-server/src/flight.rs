@@ -59,7 +59,7 @@ pub async fn serve(
     state: Arc<AppState>,
     stop: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
-    let service = FlightServiceServer::new(StrataFlightSql { state });
+    let service = FlightServiceServer::new(StrataFlightSql::new(state));
     let incoming = tonic::transport::server::TcpIncoming::from(listener);
     tonic::transport::Server::builder()
         .add_service(service)
@@ -77,6 +77,13 @@ pub async fn bind_listener(addr: std::net::SocketAddr) -> std::io::Result<tokio:
 #[derive(Clone)]
 pub struct StrataFlightSql {
     state: Arc<AppState>,
+}
+
+impl StrataFlightSql {
+    /// The Flight SQL service over `state` (what [`serve`] serves).
+    pub fn new(state: Arc<AppState>) -> Self {
+        StrataFlightSql { state }
+    }
 }
 
 fn status(e: &ApiError) -> Status {

@@ -18,6 +18,7 @@ pub mod decoded;
 mod durations;
 mod error;
 pub mod flight;
+pub mod frontend;
 pub mod limits;
 pub mod live_series;
 mod metrics;

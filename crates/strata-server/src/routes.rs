@@ -116,25 +116,13 @@ pub const PUBLIC_ROUTES: [&str; 3] = ["/-/healthy", "/-/ready", "/metrics"];
 
 /// Refuses a request without valid credentials (401) when auth is on.
 async fn authenticated(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
-    use crate::error::Shape;
     use axum::response::IntoResponse;
     let path = req.uri().path();
     if PUBLIC_ROUTES.contains(&path) {
         return next.run(req).await;
     }
     // The 401 in the protocol's own shape, as the handler would answer.
-    let shape = if path.starts_with("/v1/") || path.contains("/otlp/") {
-        let json = req
-            .headers()
-            .get(axum::http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("application/json"));
-        Shape::Otlp { json }
-    } else if path.starts_with("/loki/") || path == "/api/v1/write" || path == "/api/v1/push" {
-        Shape::PlainText
-    } else {
-        Shape::Json
-    };
+    let shape = crate::frontend::shape_for(path, req.headers());
     match state.auth.authenticate(req.headers(), shape) {
         Ok(()) => next.run(req).await,
         Err(e) => e.into_response(),
@@ -163,7 +151,7 @@ fn request_id(req: &Request) -> String {
 
 /// Runs every request in a tracing span carrying its route, method and
 /// request id, and the tenant once a handler has resolved it (see
-/// `AppState::tenant_for`), so every log line a request causes names them;
+/// `frontend::Caller`), so every log line a request causes names them;
 /// counts requests and their latency by route, method and status.
 async fn track(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     use tracing::Instrument;

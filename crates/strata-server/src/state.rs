@@ -237,46 +237,6 @@ impl AppState {
             .inc_by(request_bytes);
     }
 
-    /// Admits one query of `tenant` (SQL front ends): its concurrency slot
-    /// (429 over the tenant's limit), then its turn in the fair scheduler.
-    /// Both are held until the returned value is dropped — after the last
-    /// result is sent, however the results stream — and the query's time is
-    /// recorded in the tenant's usage then.
-    pub async fn admit(
-        self: &Arc<Self>,
-        tenant: &strata_types::TenantId,
-        api: &'static str,
-        shape: crate::error::Shape,
-    ) -> Result<Admitted, crate::error::ApiError> {
-        let slot = self
-            .limits
-            .start_query(tenant)
-            .map_err(|r| self.refused(tenant, r, shape))?;
-        // Waiting for a slot is bounded by the query timeout: a slot held
-        // by stuck queries answers later queries, it does not hang them.
-        let permit =
-            tokio::time::timeout(self.config.promql.timeout, self.scheduler.acquire(tenant))
-                .await
-                .map_err(|_| {
-                    crate::error::ApiError::new(
-                        strata_types::ErrorKind::Timeout,
-                        format!(
-                            "query timed out waiting for a query slot ({:?}, promql.timeout)",
-                            self.config.promql.timeout
-                        ),
-                        shape,
-                    )
-                })?;
-        Ok(Admitted {
-            state: Arc::clone(self),
-            tenant: tenant.clone(),
-            api,
-            started: Instant::now(),
-            _slot: slot,
-            _permit: permit,
-        })
-    }
-
     /// Records a tenant's query in its usage.
     pub fn record_query(
         &self,
@@ -385,26 +345,5 @@ pub(crate) fn lock_data_dir(dir: &Path) -> Result<File, ServeError> {
             path: dir.to_owned(),
         }),
         Err(std::fs::TryLockError::Error(source)) => Err(ServeError::DataDir { path, source }),
-    }
-}
-
-/// A running query's slot and scheduler turn (see [`AppState::admit`]).
-pub struct Admitted {
-    state: Arc<AppState>,
-    tenant: strata_types::TenantId,
-    api: &'static str,
-    started: Instant,
-    _slot: crate::limits::QuerySlot,
-    _permit: crate::scheduler::Permit,
-}
-
-impl Drop for Admitted {
-    fn drop(&mut self) {
-        self.state.record_query(
-            &self.tenant,
-            self.api,
-            self.started.elapsed().as_secs_f64(),
-            0,
-        );
     }
 }

@@ -41,6 +41,7 @@ use super::prom::{Params, parse_time};
 use crate::AppState;
 use crate::auth::Role;
 use crate::error::{ApiError, Shape};
+use crate::frontend::Caller;
 
 const SHAPE: Shape = Shape::Json;
 
@@ -122,10 +123,10 @@ impl Ask {
 
     fn for_tenant(
         state: Arc<AppState>,
+        tenant: TenantId,
         headers: &HeaderMap,
         raw: Option<String>,
     ) -> Result<Ask, ApiError> {
-        let tenant = state.tenant_for(headers, Role::Read, SHAPE)?;
         let params = Params::new(raw, headers, &Bytes::new());
         Ask::new(state, tenant, params)
     }
@@ -247,11 +248,12 @@ async fn slo_answer(ask: Ask, specs: Vec<SloSpec>) -> Result<Response, ApiError>
 
 pub(super) async fn slo_list(
     State(state): State<Arc<AppState>>,
+    Caller { tenant, .. }: Caller,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Response {
     async {
-        let ask = Ask::for_tenant(state, &headers, raw)?;
+        let ask = Ask::for_tenant(state, tenant, &headers, raw)?;
         let mine = ask.mine()?;
         slo_answer(ask, mine).await
     }
@@ -261,12 +263,13 @@ pub(super) async fn slo_list(
 
 pub(super) async fn slo_one(
     State(state): State<Arc<AppState>>,
+    Caller { tenant, .. }: Caller,
     Path(name): Path<String>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Response {
     async {
-        let ask = Ask::for_tenant(state, &headers, raw)?;
+        let ask = Ask::for_tenant(state, tenant, &headers, raw)?;
         let spec = ask.named(&name)?;
         slo_answer(ask, vec![spec]).await
     }
@@ -333,11 +336,12 @@ async fn capacity_answer(ask: Ask, specs: Vec<CapacitySpec>) -> Result<Response,
 
 pub(super) async fn capacity_list(
     State(state): State<Arc<AppState>>,
+    Caller { tenant, .. }: Caller,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Response {
     async {
-        let ask = Ask::for_tenant(state, &headers, raw)?;
+        let ask = Ask::for_tenant(state, tenant, &headers, raw)?;
         let specs = match capacity_ad_hoc(&ask)? {
             Some(spec) => vec![spec],
             None => ask.mine()?,
@@ -350,12 +354,13 @@ pub(super) async fn capacity_list(
 
 pub(super) async fn capacity_one(
     State(state): State<Arc<AppState>>,
+    Caller { tenant, .. }: Caller,
     Path(name): Path<String>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Response {
     async {
-        let ask = Ask::for_tenant(state, &headers, raw)?;
+        let ask = Ask::for_tenant(state, tenant, &headers, raw)?;
         let spec = ask.named(&name)?;
         capacity_answer(ask, vec![spec]).await
     }
@@ -400,11 +405,12 @@ async fn neighbours_answer(ask: Ask, specs: Vec<NeighbourSpec>) -> Result<Respon
 
 pub(super) async fn neighbours_list(
     State(state): State<Arc<AppState>>,
+    Caller { tenant, .. }: Caller,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Response {
     async {
-        let ask = Ask::for_tenant(state, &headers, raw)?;
+        let ask = Ask::for_tenant(state, tenant, &headers, raw)?;
         let specs = match (ask.params.get("resource"), ask.params.get("by")) {
             (Some(resource), Some(by)) => {
                 let mut spec = NeighbourSpec::ad_hoc(resource, by);
@@ -427,12 +433,13 @@ pub(super) async fn neighbours_list(
 
 pub(super) async fn neighbours_one(
     State(state): State<Arc<AppState>>,
+    Caller { tenant, .. }: Caller,
     Path(name): Path<String>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Response {
     async {
-        let ask = Ask::for_tenant(state, &headers, raw)?;
+        let ask = Ask::for_tenant(state, tenant, &headers, raw)?;
         let mut spec: NeighbourSpec = ask.named(&name)?;
         neighbours_params(&ask, &mut spec)?;
         neighbours_answer(ask, vec![spec]).await

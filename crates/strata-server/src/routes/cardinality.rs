@@ -7,14 +7,13 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{RawQuery, State};
-use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use strata_types::ErrorKind;
 
 use crate::AppState;
-use crate::auth::Role;
 use crate::error::{ApiError, Shape};
+use crate::frontend::Caller;
 
 const SHAPE: Shape = Shape::Json;
 
@@ -46,11 +45,10 @@ fn limit(p: &[(String, String)]) -> Result<usize, ApiError> {
 
 pub(super) async fn label_names(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
+    Caller { tenant, .. }: Caller,
     RawQuery(raw): RawQuery,
 ) -> Response {
     let run = || -> Result<Response, ApiError> {
-        let tenant = state.tenant_for(&headers, Role::Read, SHAPE)?;
         let limit = limit(&params(raw))?;
         let mut names = state
             .head
@@ -77,11 +75,10 @@ pub(super) async fn label_names(
 
 pub(super) async fn label_values(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
+    Caller { tenant, .. }: Caller,
     RawQuery(raw): RawQuery,
 ) -> Response {
     let run = || -> Result<Response, ApiError> {
-        let tenant = state.tenant_for(&headers, Role::Read, SHAPE)?;
         let p = params(raw);
         let limit = limit(&p)?;
         let names: Vec<&str> = p

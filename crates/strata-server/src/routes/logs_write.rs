@@ -15,17 +15,19 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use strata_ingest::IngestError;
 use strata_ingest::logs::{self, LogLimits};
-use strata_storage::StorageError;
-use strata_types::{ErrorKind, LogBatch, TenantId};
+use strata_storage::Signal;
+use strata_types::{LogBatch, TenantId};
 
-use super::write::{decode_body, header_text, room_for};
+use super::write::header_text;
 use crate::AppState;
-use crate::auth::Role;
 use crate::error::{ApiError, Shape};
+use crate::frontend::write::Write;
+use crate::frontend::{Caller, Writer};
 
 /// `POST /loki/api/v1/push`.
 pub(super) async fn loki_push(
     State(state): State<Arc<AppState>>,
+    caller: Caller<Writer>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -37,7 +39,7 @@ pub(super) async fn loki_push(
         let hint = size_hint(&state, &body, encoding.as_deref(), !json);
         ingest(
             &state,
-            &headers,
+            &caller.tenant,
             body,
             hint,
             shape,
@@ -72,6 +74,7 @@ pub(super) async fn loki_push(
 /// `POST /v1/logs` and `/otlp/v1/logs`.
 pub(super) async fn otlp_logs(
     State(state): State<Arc<AppState>>,
+    caller: Caller<Writer>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -84,7 +87,7 @@ pub(super) async fn otlp_logs(
     let hint = size_hint(&state, &body, encoding.as_deref(), false);
     let result = ingest(
         &state,
-        &headers,
+        &caller.tenant,
         body,
         hint,
         shape,
@@ -119,6 +122,7 @@ pub(super) async fn otlp_logs(
 /// `POST /api/v1/logs` (`application/x-ndjson`).
 pub(super) async fn ndjson(
     State(state): State<Arc<AppState>>,
+    caller: Caller<Writer>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -142,7 +146,7 @@ pub(super) async fn ndjson(
     let hint = size_hint(&state, &body, encoding.as_deref(), false);
     let result = ingest(
         &state,
-        &headers,
+        &caller.tenant,
         body,
         hint,
         shape,
@@ -172,59 +176,25 @@ fn size_hint(state: &AppState, body: &[u8], encoding: Option<&str>, snappy: bool
     )
 }
 
-/// The shared path: tenant, room for its decoded bytes, decode (on the
-/// blocking pool when large), limits, WAL, head. Returns the entries
-/// written.
+/// The shared path of the three log protocols: the write admitted (see
+/// [`Write::begin`]), decoded (on the blocking pool when large), stored.
+/// Returns the entries written.
 async fn ingest(
     state: &AppState,
-    headers: &HeaderMap,
+    tenant: &TenantId,
     body: Bytes,
     decoded_hint: u64,
     shape: Shape,
     decode: impl FnOnce(TenantId, &[u8], &LogLimits) -> Result<LogBatch, IngestError> + Send + 'static,
 ) -> Result<u64, ApiError> {
-    let body_len = body.len() as u64;
-    let tenant = state.tenant_for(headers, Role::Write, shape)?;
-    let Some(wal) = state.wal() else {
-        return Err(ApiError::new(
-            ErrorKind::Unavailable,
-            "not ready: replaying the WAL",
-            shape,
-        ));
-    };
-    state.check_compaction_lag(&tenant, strata_storage::Signal::Logs, shape)?;
+    let w = Write::begin(state, tenant, Signal::Logs, body.len(), decoded_hint, shape).await?;
     let limits = LogLimits {
-        max_decoded_bytes: usize::try_from(state.config.limits.max_decoded_size.0)
-            .unwrap_or(usize::MAX),
+        max_decoded_bytes: w.max_decoded_bytes(),
         max_line_bytes: usize::try_from(state.config.limits.max_log_line_size.0)
             .unwrap_or(usize::MAX),
     };
-    // Held until the batch is stored: decoding and storing multiply it.
-    let mut room = crate::decoded::Reservation::default();
-    room_for(state, &tenant, &mut room, decoded_hint, shape).await?;
     let t = tenant.clone();
-    let batch = decode_body(body.len(), shape, move || decode(t, &body, &limits)).await?;
-    let entries = batch.entry_count() as u64;
-    if entries == 0 {
-        return Ok(0);
-    }
-    // A body whose size hint was short (a gzip trailer can lie) tops up.
-    room_for(state, &tenant, &mut room, batch.bytes() as u64, shape).await?;
-    state
-        .limits
-        .check_log_ingest(&batch)
-        .map_err(|r| state.refused(&tenant, r, shape))?;
-    let bytes = batch.bytes() as u64;
-    state
-        .storage
-        .write_logs(wal.as_ref(), Arc::new(batch))
-        .await
-        .map_err(|e| match e {
-            StorageError::Wal { .. } => {
-                ApiError::new(e.kind(), format!("write not durable: {e}"), shape)
-            }
-            e => ApiError::new(e.kind(), e.to_string(), shape),
-        })?;
-    state.record_log_ingest(&tenant, entries, bytes, body_len);
-    Ok(entries)
+    let len = body.len();
+    let batch = w.decode(len, move || decode(t, &body, &limits)).await?;
+    w.logs(batch).await
 }

@@ -23,8 +23,8 @@ use strata_types::{ErrorKind, TenantId};
 
 use super::prom::Params;
 use crate::AppState;
-use crate::auth::Role;
 use crate::error::{ApiError, Shape};
+use crate::frontend::Caller;
 
 const SHAPE: Shape = Shape::PlainText;
 const NS: i64 = 1_000_000_000;
@@ -233,13 +233,13 @@ fn source(
 /// `GET|POST /loki/api/v1/query_range`.
 pub(super) async fn query_range(
     State(state): State<Arc<AppState>>,
+    Caller { tenant, .. }: Caller,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
     body: Bytes,
 ) -> Response {
     reply(
         async {
-            let tenant = state.tenant_for(&headers, Role::Read, SHAPE)?;
             let params = Params::new(raw, &headers, &body);
             let query = parse_query(&params)?;
             let (start, end) = range(&params)?;
@@ -318,13 +318,13 @@ async fn metric_response(
 /// `GET|POST /loki/api/v1/query`: metric queries at one time.
 pub(super) async fn query(
     State(state): State<Arc<AppState>>,
+    Caller { tenant, .. }: Caller,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
     body: Bytes,
 ) -> Response {
     reply(
         async {
-            let tenant = state.tenant_for(&headers, Role::Read, SHAPE)?;
             let params = Params::new(raw, &headers, &body);
             let Query::Metric(expr) = parse_query(&params)? else {
                 return Err(bad(
@@ -381,26 +381,29 @@ fn selector(q: Option<&str>) -> Result<Vec<StreamMatcher>, ApiError> {
 /// `GET|POST /loki/api/v1/labels`.
 pub(super) async fn labels(
     State(state): State<Arc<AppState>>,
+    Caller { tenant, .. }: Caller,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
     body: Bytes,
 ) -> Response {
-    label_values_of(state, headers, raw, body, None).await
+    label_values_of(state, tenant, headers, raw, body, None).await
 }
 
 /// `GET|POST /loki/api/v1/label/<name>/values`.
 pub(super) async fn label_values(
     State(state): State<Arc<AppState>>,
+    Caller { tenant, .. }: Caller,
     Path(name): Path<String>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
     body: Bytes,
 ) -> Response {
-    label_values_of(state, headers, raw, body, Some(name)).await
+    label_values_of(state, tenant, headers, raw, body, Some(name)).await
 }
 
 async fn label_values_of(
     state: Arc<AppState>,
+    tenant: TenantId,
     headers: HeaderMap,
     raw: Option<String>,
     body: Bytes,
@@ -408,7 +411,6 @@ async fn label_values_of(
 ) -> Response {
     reply(
         async {
-            let tenant = state.tenant_for(&headers, Role::Read, SHAPE)?;
             let params = Params::new(raw, &headers, &body);
             let (start, end) = range(&params)?;
             let matchers = selector(params.get("query"))?;
@@ -428,13 +430,13 @@ async fn label_values_of(
 /// `GET|POST /loki/api/v1/series`.
 pub(super) async fn series(
     State(state): State<Arc<AppState>>,
+    Caller { tenant, .. }: Caller,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
     body: Bytes,
 ) -> Response {
     reply(
         async {
-            let tenant = state.tenant_for(&headers, Role::Read, SHAPE)?;
             let params = Params::new(raw, &headers, &body);
             let (start, end) = range(&params)?;
             let mut selectors = params.all("match[]");
@@ -484,7 +486,7 @@ pub(super) async fn series(
 /// its range.
 async fn selected_stats(
     state: &Arc<AppState>,
-    headers: &HeaderMap,
+    tenant: &TenantId,
     params: &Params,
 ) -> Result<
     (
@@ -494,7 +496,6 @@ async fn selected_stats(
     ),
     ApiError,
 > {
-    let tenant = state.tenant_for(headers, Role::Read, SHAPE)?;
     let (start, end) = range(params)?;
     let matchers = selector(params.get("query"))?;
     let src = source(state, &tenant)?;
@@ -512,6 +513,7 @@ async fn selected_stats(
 /// data files and heads read.
 pub(super) async fn index_stats(
     State(state): State<Arc<AppState>>,
+    Caller { tenant, .. }: Caller,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
     body: Bytes,
@@ -519,7 +521,7 @@ pub(super) async fn index_stats(
     reply(
         async {
             let params = Params::new(raw, &headers, &body);
-            let (_, _, streams) = selected_stats(&state, &headers, &params).await?;
+            let (_, _, streams) = selected_stats(&state, &tenant, &params).await?;
             let entries: u64 = streams.iter().map(|s| s.1).sum();
             let bytes: u64 = streams.iter().map(|s| s.2).sum();
             Ok(axum::Json(json!({
@@ -539,6 +541,7 @@ pub(super) async fn index_stats(
 /// first, as a vector.
 pub(super) async fn index_volume(
     State(state): State<Arc<AppState>>,
+    Caller { tenant, .. }: Caller,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
     body: Bytes,
@@ -546,7 +549,7 @@ pub(super) async fn index_volume(
     reply(
         async {
             let params = Params::new(raw, &headers, &body);
-            let (end, matchers, streams) = selected_stats(&state, &headers, &params).await?;
+            let (end, matchers, streams) = selected_stats(&state, &tenant, &params).await?;
             let limit = match params.get("limit") {
                 None => 100,
                 Some(v) => v.parse::<usize>().map_err(|_| bad(format!("invalid parameter limit: {v:?}")))?,

@@ -23,8 +23,8 @@ use strata_types::{ErrorKind, TenantId};
 use tracing::Instrument;
 
 use crate::AppState;
-use crate::auth::Role;
 use crate::error::{ApiError, Shape};
+use crate::frontend::Caller;
 
 const SHAPE: Shape = Shape::Json;
 
@@ -250,7 +250,7 @@ async fn run(
 }
 
 async fn evaluate(
-    state: &AppState,
+    state: &Arc<AppState>,
     tenant: &TenantId,
     params: &Params,
     query: &str,
@@ -265,22 +265,10 @@ async fn evaluate(
         Some(ms) if ms > 0 => Duration::from_millis(u64::try_from(ms).unwrap_or(0)),
         _ => cfg.lookback_delta,
     };
-    let _slot = state
-        .limits
-        .start_query(tenant)
-        .map_err(|r| state.refused(tenant, r, SHAPE))?;
     // Waiting for a slot counts against the timeout; leaving (client gone)
     // gives up the place in line.
     let queued = Instant::now();
-    let _permit = tokio::time::timeout(timeout, state.scheduler.acquire(tenant))
-        .await
-        .map_err(|_| {
-            ApiError::new(
-                ErrorKind::Timeout,
-                "query timed out waiting for a query slot",
-                SHAPE,
-            )
-        })?;
+    let admitted = crate::frontend::query::admit(state, tenant, "promql", SHAPE, timeout).await?;
     let timeout = timeout.saturating_sub(queued.elapsed());
     let engine = state.promql_engine(Some(tenant), lookback);
     let source = state
@@ -293,7 +281,7 @@ async fn evaluate(
     // A tenant with queries already running or waiting computes on
     // low-priority threads: the CPU goes first to tenants asking less.
     let (out, fetch_time, eval_time) = match crate::scheduler::low_priority(cfg.heavy_query_nice) {
-        Some(low) if _permit.heavy() => {
+        Some(low) if admitted.heavy() => {
             low.spawn(work.in_current_span()).await.map_err(|e| {
                 ApiError::new(
                     ErrorKind::Internal,
@@ -305,12 +293,12 @@ async fn evaluate(
         _ => work.await?,
     };
     drop(guard);
-    state.record_query(
-        tenant,
-        "promql",
-        (fetch_time + eval_time).as_secs_f64(),
-        out.samples_loaded,
+    tracing::debug!(
+        fetch_ms = fetch_time.as_secs_f64() * 1e3,
+        eval_ms = eval_time.as_secs_f64() * 1e3,
+        "promql evaluated"
     );
+    admitted.read_samples(out.samples_loaded);
     Ok(out)
 }
 
@@ -436,13 +424,13 @@ fn required<'a>(params: &'a Params, name: &str) -> Result<&'a str, ApiError> {
 
 pub(super) async fn query(
     State(state): State<Arc<AppState>>,
+    Caller { tenant, .. }: Caller,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
     body: Bytes,
 ) -> Response {
     reply(
         async {
-            let tenant = state.tenant_for(&headers, Role::Read, SHAPE)?;
             let params = Params::new(raw, &headers, &body);
             let query = required(&params, "query")?;
             let t = params.time("time", now_ms())?;
@@ -456,13 +444,13 @@ pub(super) async fn query(
 
 pub(super) async fn query_range(
     State(state): State<Arc<AppState>>,
+    Caller { tenant, .. }: Caller,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
     body: Bytes,
 ) -> Response {
     reply(
         async {
-            let tenant = state.tenant_for(&headers, Role::Read, SHAPE)?;
             let params = Params::new(raw, &headers, &body);
             let query = required(&params, "query")?;
             required(&params, "start")?;
@@ -562,13 +550,13 @@ async fn matching_series(
 
 pub(super) async fn series(
     State(state): State<Arc<AppState>>,
+    Caller { tenant, .. }: Caller,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
     body: Bytes,
 ) -> Response {
     reply(
         async {
-            let tenant = state.tenant_for(&headers, Role::Read, SHAPE)?;
             let params = Params::new(raw, &headers, &body);
             if params.all("match[]").is_empty() {
                 return Err(bad("no match[] parameter provided"));
@@ -604,13 +592,13 @@ fn string_list(mut v: Vec<String>, limit: usize) -> Response {
 
 pub(super) async fn labels(
     State(state): State<Arc<AppState>>,
+    Caller { tenant, .. }: Caller,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
     body: Bytes,
 ) -> Response {
     reply(
         async {
-            let tenant = state.tenant_for(&headers, Role::Read, SHAPE)?;
             let params = Params::new(raw, &headers, &body);
             let limit = params.limit()?;
             let (source, selectors, start, end) = lookup(&state, &tenant, &params)?;
@@ -663,13 +651,13 @@ fn try_unescape(name: &str) -> Option<String> {
 
 pub(super) async fn label_values(
     State(state): State<Arc<AppState>>,
+    Caller { tenant, .. }: Caller,
     Path(name): Path<String>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Response {
     reply(
         async {
-            let tenant = state.tenant_for(&headers, Role::Read, SHAPE)?;
             let name = unescape_label_name(&name)?;
             let params = Params::new(raw, &headers, &[]);
             let limit = params.limit()?;
@@ -711,14 +699,13 @@ pub(super) async fn buildinfo(State(state): State<Arc<AppState>>, headers: Heade
 }
 
 pub(super) async fn query_exemplars(
-    State(state): State<Arc<AppState>>,
+    _caller: Caller,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
     body: Bytes,
 ) -> Response {
     reply(
         async {
-            state.tenant_for(&headers, Role::Read, SHAPE)?;
             let params = Params::new(raw, &headers, &body);
             if let Some(q) = params.get("query") {
                 pq::parse(q).map_err(from_prom)?;

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value as J, json};
 use strata_analytics::spec::SpecFile;
@@ -27,8 +27,8 @@ use strata_types::{ErrorKind, TenantId};
 use toml_edit::{Array, ArrayOfTables, DocumentMut, InlineTable, Item, Table, Value};
 
 use crate::AppState;
-use crate::auth::Role;
 use crate::error::{ApiError, Shape};
+use crate::frontend::{Admin, Caller};
 
 const SHAPE: Shape = Shape::Json;
 const KINDS: [&str; 3] = ["slo", "capacity", "neighbours"];
@@ -185,9 +185,11 @@ fn remove(doc: &mut DocumentMut, kind: &str, tenant: &TenantId, name: &str) -> b
     before != list.len()
 }
 
-pub(super) async fn list(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+pub(super) async fn list(
+    State(state): State<Arc<AppState>>,
+    Caller { tenant, .. }: Caller,
+) -> Response {
     async {
-        let tenant = state.tenant_for(&headers, Role::Read, SHAPE)?;
         let doc = match &state.config.slo.file {
             None => DocumentMut::new(),
             Some(p) => read(p)?,
@@ -212,12 +214,11 @@ pub(super) async fn list(State(state): State<Arc<AppState>>, headers: HeaderMap)
 
 pub(super) async fn put(
     State(state): State<Arc<AppState>>,
+    Caller { tenant, .. }: Caller<Admin>,
     UrlPath((k, name)): UrlPath<(String, String)>,
-    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     async {
-        let tenant = state.tenant_for(&headers, Role::Admin, SHAPE)?;
         let kind = kind(&k)?;
         let path = file(&state)?;
         let fields: J = serde_json::from_slice(&body)
@@ -272,11 +273,10 @@ pub(super) async fn put(
 
 pub(super) async fn delete(
     State(state): State<Arc<AppState>>,
+    Caller { tenant, .. }: Caller<Admin>,
     UrlPath((k, name)): UrlPath<(String, String)>,
-    headers: HeaderMap,
 ) -> Response {
     async {
-        let tenant = state.tenant_for(&headers, Role::Admin, SHAPE)?;
         let kind = kind(&k)?;
         let path = file(&state)?;
         let _one = EDIT.lock().await;

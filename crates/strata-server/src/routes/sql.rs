@@ -16,11 +16,11 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use futures::{StreamExt, stream};
 use serde::Deserialize;
-use strata_types::ErrorKind;
+use strata_types::{ErrorKind, TenantId};
 
 use crate::AppState;
-use crate::auth::Role;
 use crate::error::{ApiError, Shape};
+use crate::frontend::Caller;
 use crate::sql_format::{Encoder, Format};
 
 #[derive(Deserialize)]
@@ -39,11 +39,12 @@ pub(super) struct SqlParams {
 
 pub(super) async fn sql(
     State(state): State<Arc<AppState>>,
+    Caller { tenant, .. }: Caller,
     Query(params): Query<SqlParams>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    match run(state, params, &headers, &body).await {
+    match run(state, tenant, params, &headers, &body).await {
         Ok(resp) => resp,
         Err(e) => e.into_response(),
     }
@@ -72,12 +73,12 @@ fn format_of(
 
 async fn run(
     state: Arc<AppState>,
+    tenant: TenantId,
     params: SqlParams,
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Response, ApiError> {
     let shape = Shape::Json;
-    let tenant = state.tenant_for(headers, Role::Read, shape)?;
     let req: SqlRequest = serde_json::from_slice(body).map_err(|e| {
         ApiError::new(
             ErrorKind::BadInput,

@@ -8,13 +8,14 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use strata_ingest::remote_write::decode;
 use strata_ingest::{DecodeLimits, Proto, negotiate};
-use strata_storage::StorageError;
-use strata_types::ErrorKind;
+use strata_storage::Signal;
+use strata_types::TenantId;
 use tracing::debug;
 
 use crate::AppState;
-use crate::auth::Role;
 use crate::error::{ApiError, Shape};
+use crate::frontend::write::Write;
+use crate::frontend::{Caller, Writer};
 
 /// Decodes, validates, makes durable, applies to the head, then answers 204.
 /// Nothing is stored unless the whole request is valid. A 2.0 request
@@ -24,10 +25,11 @@ use crate::error::{ApiError, Shape};
 /// `strata_ingest_skipped_total`).
 pub(super) async fn remote_write(
     State(state): State<Arc<AppState>>,
+    caller: Caller<Writer>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    match write(&state, &headers, body).await {
+    match write(&state, &caller.tenant, &headers, body).await {
         Ok(Written {
             samples,
             not_written: None,
@@ -50,51 +52,6 @@ pub(super) async fn remote_write(
     }
 }
 
-/// Bodies at least this large are decoded on the blocking pool, so one huge
-/// request does not stall the async workers serving everyone else.
-pub(super) const BLOCKING_DECODE_BYTES: usize = 1 << 20;
-
-/// Runs `decode` for a body of `len` bytes: inline when small, on the
-/// blocking pool when large. Every write route decodes through here.
-pub(super) async fn decode_body<T: Send + 'static>(
-    len: usize,
-    shape: Shape,
-    decode: impl FnOnce() -> Result<T, strata_ingest::IngestError> + Send + 'static,
-) -> Result<T, ApiError> {
-    if len >= BLOCKING_DECODE_BYTES {
-        tokio::task::spawn_blocking(decode)
-            .await
-            .map_err(|e| ApiError::new(ErrorKind::Internal, format!("decode task: {e}"), shape))?
-    } else {
-        decode()
-    }
-    .map_err(|e| ApiError::new(e.kind(), e.to_string(), shape))
-}
-
-/// Room for a write's decoded bytes under the in-flight bounds
-/// (`crate::decoded`), held until the write is stored; `hint` is what the
-/// body says it decodes to. Past a bound after the wait: 429.
-pub(super) async fn room_for(
-    state: &AppState,
-    tenant: &strata_types::TenantId,
-    room: &mut crate::decoded::Reservation,
-    bytes: u64,
-    shape: Shape,
-) -> Result<(), ApiError> {
-    state
-        .decoded
-        .reserve(tenant, room, bytes)
-        .await
-        .map_err(|b| {
-            let refusal = crate::limits::Refusal {
-                kind: ErrorKind::Limit,
-                reason: "max_decoded_in_flight",
-                message: b.message,
-            };
-            state.refused(tenant, refusal, shape)
-        })
-}
-
 /// A request header as text, if it is.
 pub(super) fn header_text(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     headers
@@ -108,30 +65,32 @@ struct Written {
     not_written: Option<String>,
 }
 
-async fn write(state: &AppState, headers: &HeaderMap, body: Bytes) -> Result<Written, ApiError> {
+async fn write(
+    state: &AppState,
+    tenant: &TenantId,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<Written, ApiError> {
     let shape = Shape::PlainText;
-    let body_len = body.len() as u64;
-    let tenant = state.tenant_for(headers, Role::Write, shape)?;
     let proto = negotiate(
         header_text(headers, header::CONTENT_TYPE),
         header_text(headers, header::CONTENT_ENCODING),
     )
     .map_err(|e| ApiError::new(e.kind(), e.to_string(), shape))?;
-    ready_for(state, &tenant, shape)?;
-    let limits = DecodeLimits {
-        max_decoded_bytes: usize::try_from(state.config.limits.max_decoded_size.0)
-            .unwrap_or(usize::MAX),
-    };
-    let mut room = crate::decoded::Reservation::default();
     let hint = crate::decoded::decoded_size_hint(
         &body,
         header_text(headers, header::CONTENT_ENCODING),
         true,
         state.config.limits.max_decoded_size.0,
     );
-    room_for(state, &tenant, &mut room, hint, shape).await?;
+    let w = Write::begin(state, tenant, Signal::Metrics, body.len(), hint, shape).await?;
+    let limits = DecodeLimits {
+        max_decoded_bytes: w.max_decoded_bytes(),
+    };
     let t = tenant.clone();
-    let decoded = decode_body(body.len(), shape, move || decode(proto, t, &body, limits)).await?;
+    let decoded = w
+        .decode(body.len(), move || decode(proto, t, &body, limits))
+        .await?;
 
     let skipped = decoded.skipped;
     if skipped.any() {
@@ -164,97 +123,11 @@ async fn write(state: &AppState, headers: &HeaderMap, body: Bytes) -> Result<Wri
                 skipped.histograms, skipped.exemplars
             )
         });
-    let samples = store(state, &tenant, decoded.batch, body_len, shape).await?;
+    let samples = w.metrics(decoded.batch).await?;
     Ok(Written {
         samples,
         not_written,
     })
-}
-
-/// Before decoding: the WAL replayed, the tenant's compaction not too far
-/// behind, and its ingest-rate bucket not empty (an over-rate write is
-/// refused without decompressing it).
-fn ready_for(
-    state: &AppState,
-    tenant: &strata_types::TenantId,
-    shape: Shape,
-) -> Result<(), ApiError> {
-    if state.wal().is_none() {
-        return Err(ApiError::new(
-            ErrorKind::Unavailable,
-            "not ready: replaying the WAL",
-            shape,
-        ));
-    }
-    state.check_compaction_lag(tenant, strata_storage::Signal::Metrics, shape)?;
-    state
-        .limits
-        .check_ingest_budget(tenant)
-        .map_err(|r| state.refused(tenant, r, shape))
-}
-
-/// Checks the tenant's limits, makes `batch` durable in the WAL and
-/// applies it to the head; the samples stored.
-pub(super) async fn store(
-    state: &AppState,
-    tenant: &strata_types::TenantId,
-    batch: strata_types::WriteBatch,
-    body_len: u64,
-    shape: Shape,
-) -> Result<u64, ApiError> {
-    let batch = Arc::new(batch);
-    let samples = batch.sample_count() as u64;
-    if samples == 0 {
-        return Ok(0);
-    }
-    let Some(wal) = state.wal() else {
-        return Err(ApiError::new(
-            ErrorKind::Unavailable,
-            "not ready: replaying the WAL",
-            shape,
-        ));
-    };
-    let now_ms = chrono::Utc::now().timestamp_millis();
-    // Checked and applied as one when the batch adds series to a tenant
-    // with a series limit: concurrent writes cannot pass it together.
-    let admission = state
-        .limits
-        .admit_series(&batch, now_ms.div_euclid(1000))
-        .await;
-    if let Some(series) = admission.incomplete() {
-        let window =
-            i64::try_from(state.config.limits.active_series_window.as_millis()).unwrap_or(i64::MAX);
-        let since_ms = now_ms.saturating_sub(window);
-        let known = state
-            .query
-            .series_written_since(tenant, since_ms, now_ms)
-            .await
-            .map_err(|e| {
-                ApiError::new(
-                    ErrorKind::Unavailable,
-                    format!("the series limit could not count the tenant's live series: {e}"),
-                    shape,
-                )
-            })?;
-        series.complete(known, since_ms.div_euclid(1000));
-    }
-    state
-        .limits
-        .check_ingest(&batch, &admission)
-        .map_err(|r| state.refused(tenant, r, shape))?;
-    state
-        .storage
-        .write(wal.as_ref(), Arc::clone(&batch))
-        .await
-        .map_err(|e| match e {
-            StorageError::Wal { .. } => {
-                ApiError::new(e.kind(), format!("write not durable: {e}"), shape)
-            }
-            e => ApiError::new(e.kind(), e.to_string(), shape),
-        })?;
-    admission.record(&batch, now_ms.div_euclid(1000));
-    state.record_ingest(tenant, samples, body_len);
-    Ok(samples)
 }
 
 /// The remote-write 2.0 "written" headers, set on every response as the
@@ -288,6 +161,7 @@ fn written(status: StatusCode, samples: u64) -> impl IntoResponse {
 /// `google.rpc.Status`.
 pub(super) async fn otlp_metrics(
     State(state): State<Arc<AppState>>,
+    caller: Caller<Writer>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -301,24 +175,21 @@ pub(super) async fn otlp_metrics(
     };
     let shape = Shape::Otlp { json };
     let result = async {
-        let body_len = body.len() as u64;
-        let tenant = state.tenant_for(&headers, Role::Write, shape)?;
-        ready_for(&state, &tenant, shape)?;
-        let limits = strata_ingest::logs::LogLimits {
-            max_decoded_bytes: usize::try_from(state.config.limits.max_decoded_size.0)
-                .unwrap_or(usize::MAX),
-            ..Default::default()
-        };
+        let tenant = &caller.tenant;
         let encoding = header_text(&headers, header::CONTENT_ENCODING).map(str::to_owned);
-        let mut room = crate::decoded::Reservation::default();
         let hint = crate::decoded::decoded_size_hint(
             &body,
             encoding.as_deref(),
             false,
             state.config.limits.max_decoded_size.0,
         );
-        room_for(&state, &tenant, &mut room, hint, shape).await?;
+        let w = Write::begin(&state, tenant, Signal::Metrics, body.len(), hint, shape).await?;
+        let limits = strata_ingest::logs::LogLimits {
+            max_decoded_bytes: w.max_decoded_bytes(),
+            ..Default::default()
+        };
         let t = tenant.clone();
+        let len = body.len();
         let decode = move || {
             let raw = strata_ingest::logs::decompress(&body, encoding.as_deref(), &limits)?;
             if json {
@@ -327,8 +198,8 @@ pub(super) async fn otlp_metrics(
                 strata_ingest::otlp_metrics::decode_proto(t, &raw)
             }
         };
-        let decoded = decode_body(body_len as usize, shape, decode).await?;
-        store(&state, &tenant, decoded.batch, body_len, shape).await?;
+        let decoded = w.decode(len, decode).await?;
+        w.metrics(decoded.batch).await?;
         if decoded.rejected > 0 {
             state
                 .metrics

@@ -501,7 +501,7 @@ async fn bodies_over_the_blocking_threshold_are_decoded_and_stored() {
         .collect();
     let body = payload(ts);
     assert!(
-        body.len() >= super::write::BLOCKING_DECODE_BYTES,
+        body.len() >= crate::frontend::write::BLOCKING_DECODE_BYTES,
         "{}",
         body.len()
     );

@@ -367,7 +367,7 @@ mod isolation {
         format!("secret_{tenant}")
     }
 
-    async fn loaded(auth: bool) -> Router {
+    async fn loaded(auth: bool) -> (Router, Arc<AppState>) {
         let mut config = ServerConfig::default();
         if auth {
             config.auth.enabled = true;
@@ -381,7 +381,7 @@ mod isolation {
                 })
                 .collect();
         }
-        let (app, _, _) = app_with(config).await;
+        let (app, state, _) = app_with(config).await;
         for t in TENANTS {
             let body = payload(vec![series(
                 &[("__name__", &secret(t)), ("owner", &secret(t))],
@@ -407,7 +407,7 @@ mod isolation {
             }
             assert_eq!(send(&app, req).await.0, StatusCode::NO_CONTENT);
         }
-        app
+        (app, state)
     }
 
     const PATHS: [&str; 14] = [
@@ -445,14 +445,159 @@ mod isolation {
             b = b.header("Authorization", format!("Bearer token-{}", TENANTS[t]));
         }
         let body = if sql {
-            Body::from(
-                serde_json::json!({"query": "SELECT metric, labels['owner'] FROM samples UNION ALL SELECT tenant, tenant FROM system.usage"})
-                    .to_string(),
-            )
+            Body::from(serde_json::json!({ "query": SQL }).to_string())
         } else {
             Body::empty()
         };
         b.body(body).unwrap()
+    }
+
+    /// The SQL every SQL front end is asked: samples and usage (every
+    /// tenant's usage is in `system.usage`, only the caller's may show).
+    const SQL: &str = "SELECT metric AS a, labels['owner'] AS b FROM samples UNION ALL SELECT tenant AS a, tenant AS b FROM system.usage";
+    /// After the HTTP paths and HTTP SQL: the same SQL over the Postgres
+    /// wire protocol, then over Flight SQL.
+    const PGWIRE: usize = PATHS.len() + 1;
+    const FLIGHT: usize = PATHS.len() + 2;
+
+    fn name(path: usize) -> &'static str {
+        match path {
+            p if p < PATHS.len() => PATHS[p],
+            PGWIRE => "pgwire",
+            FLIGHT => "flight sql",
+            _ => "/api/v1/sql",
+        }
+    }
+
+    /// `SQL` over the Postgres wire protocol (simple query) as a client
+    /// connecting to database `database` with `password`: every text the
+    /// server sends back (rows and errors), and whether it answered rows.
+    async fn pgwire(
+        addr: std::net::SocketAddr,
+        database: Option<&str>,
+        password: Option<&str>,
+    ) -> (bool, String) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        async fn message(s: &mut tokio::net::TcpStream) -> Option<(u8, Vec<u8>)> {
+            let tag = s.read_u8().await.ok()?;
+            let len = usize::try_from(s.read_i32().await.ok()?).ok()?;
+            let mut body = vec![0; len.checked_sub(4)?];
+            s.read_exact(&mut body).await.ok()?;
+            Some((tag, body))
+        }
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut params = b"user\0strata\0".to_vec();
+        if let Some(d) = database {
+            params.extend_from_slice(format!("database\0{d}\0").as_bytes());
+        }
+        params.push(0);
+        let mut startup = (8 + params.len() as i32).to_be_bytes().to_vec();
+        startup.extend_from_slice(&196_608i32.to_be_bytes());
+        startup.extend_from_slice(&params);
+        s.write_all(&startup).await.unwrap();
+        let mut text = String::new();
+        let mut rows = false;
+        let mut queried = false;
+        while let Some((tag, body)) = message(&mut s).await {
+            match tag {
+                // A cleartext password request.
+                b'R' if body[..4] == 3i32.to_be_bytes() => {
+                    let pw = format!("{}\0", password.unwrap_or(""));
+                    let mut m = vec![b'p'];
+                    m.extend_from_slice(&(4 + pw.len() as i32).to_be_bytes());
+                    m.extend_from_slice(pw.as_bytes());
+                    s.write_all(&m).await.unwrap();
+                }
+                b'E' => {
+                    text.push_str(&String::from_utf8_lossy(&body));
+                    if !queried {
+                        break;
+                    }
+                }
+                b'D' => {
+                    rows = true;
+                    text.push_str(&String::from_utf8_lossy(&body));
+                }
+                b'Z' if queried => break,
+                b'Z' => {
+                    queried = true;
+                    let q = format!("{SQL}\0");
+                    let mut m = vec![b'Q'];
+                    m.extend_from_slice(&(4 + q.len() as i32).to_be_bytes());
+                    m.extend_from_slice(q.as_bytes());
+                    s.write_all(&m).await.unwrap();
+                }
+                _ => {}
+            }
+        }
+        (rows, text)
+    }
+
+    /// `SQL` through the Flight SQL service (GetFlightInfo, then DoGet of
+    /// its ticket), with the tenant header and token as gRPC metadata: the
+    /// rows as text, or the refusal.
+    async fn flight(
+        state: &Arc<AppState>,
+        header: Option<&str>,
+        token: Option<&str>,
+    ) -> (bool, String) {
+        use arrow_flight::flight_service_server::FlightService;
+        use arrow_flight::sql::{CommandStatementQuery, ProstMessageExt};
+        use futures::TryStreamExt;
+        use prost::Message;
+        let service = crate::flight::StrataFlightSql::new(Arc::clone(state));
+        fn with_meta<T>(
+            mut r: tonic::Request<T>,
+            header: Option<&str>,
+            token: Option<&str>,
+        ) -> tonic::Request<T> {
+            if let Some(h) = header {
+                r.metadata_mut().insert("x-scope-orgid", h.parse().unwrap());
+            }
+            if let Some(t) = token {
+                r.metadata_mut()
+                    .insert("authorization", format!("Bearer {t}").parse().unwrap());
+            }
+            r
+        }
+        let cmd = CommandStatementQuery {
+            query: SQL.into(),
+            transaction_id: None,
+        };
+        let descriptor = arrow_flight::FlightDescriptor::new_cmd(cmd.as_any().encode_to_vec());
+        let info = match service
+            .get_flight_info(with_meta(tonic::Request::new(descriptor), header, token))
+            .await
+        {
+            Ok(info) => info.into_inner(),
+            Err(status) => return (false, status.message().to_owned()),
+        };
+        let mut text = String::new();
+        for endpoint in info.endpoint {
+            let ticket = endpoint.ticket.unwrap();
+            let stream = match service
+                .do_get(with_meta(tonic::Request::new(ticket), header, token))
+                .await
+            {
+                Ok(s) => s.into_inner(),
+                Err(status) => return (false, status.message().to_owned()),
+            };
+            let data: Vec<arrow_flight::FlightData> = match stream.try_collect().await {
+                Ok(d) => d,
+                Err(status) => return (false, status.message().to_owned()),
+            };
+            for batch in arrow_flight::utils::flight_data_to_batches(&data).unwrap() {
+                for col in batch.columns() {
+                    for row in 0..batch.num_rows() {
+                        text.push_str(
+                            &arrow::util::display::array_value_to_string(col, row).unwrap(),
+                        );
+                        text.push('\n');
+                    }
+                }
+            }
+        }
+        (true, text)
     }
 
     /// The tenant whose data a request may see, if any.
@@ -474,27 +619,44 @@ mod isolation {
         fn responses_hold_only_the_entitled_tenants_data(
             auth in any::<bool>(),
             requests in proptest::collection::vec(
-                (0..=PATHS.len(), proptest::option::of(0..3usize), proptest::option::of(0..3usize)),
+                (0..=FLIGHT, proptest::option::of(0..3usize), proptest::option::of(0..3usize)),
                 1..6,
             ),
         ) {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             rt.block_on(async {
-                let app = loaded(auth).await;
+                let (app, state) = loaded(auth).await;
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let pg_addr = listener.local_addr().unwrap();
+                tokio::spawn(crate::pg::serve(listener, Arc::clone(&state), std::future::pending()));
                 for (path, header, token) in requests {
-                    let (status, text) = send(&app, request(path, header, token)).await;
-                    let allowed = entitled(auth, header, token);
+                    let token_text = token.map(|t| format!("token-{}", TENANTS[t]));
+                    let (answered, text) = match path {
+                        PGWIRE => pgwire(pg_addr, header.map(|h| TENANTS[h]), token_text.as_deref()).await,
+                        FLIGHT => flight(&state, header.map(|h| TENANTS[h]), token_text.as_deref()).await,
+                        _ => {
+                            let (status, text) = send(&app, request(path, header, token)).await;
+                            (status == StatusCode::OK, format!("{status} {text}"))
+                        }
+                    };
+                    // The Postgres tenant is the database named; with auth
+                    // on, the token must be that tenant's.
+                    let allowed = if path == PGWIRE && auth {
+                        header.filter(|h| token == Some(*h))
+                    } else {
+                        entitled(auth, header, token)
+                    };
                     for (i, t) in TENANTS.iter().enumerate() {
                         if Some(i) != allowed {
                             prop_assert!(
                                 !text.contains(&secret(t)),
-                                "{} (auth {auth}, header {header:?}, token {token:?}) leaked {t}: {status} {text}",
-                                if path == PATHS.len() { "/api/v1/sql" } else { PATHS[path] }
+                                "{} (auth {auth}, header {header:?}, token {token:?}) leaked {t}: {text}",
+                                name(path)
                             );
                         }
                     }
-                    if let Some(i) = allowed && status == StatusCode::OK && SHOW_OWN.contains(&path) {
-                        prop_assert!(text.contains(&secret(TENANTS[i])), "{}: own data missing: {text}", PATHS[path]);
+                    if let Some(i) = allowed && answered && (SHOW_OWN.contains(&path) || path >= PATHS.len()) {
+                        prop_assert!(text.contains(&secret(TENANTS[i])), "{}: own data missing: {text}", name(path));
                     }
                 }
                 Ok(())

@@ -1,0 +1,202 @@
+//! Every write of every signal, whatever its protocol: the adapters in
+//! `routes/write.rs` and `routes/logs_write.rs` negotiate their format,
+//! call [`Write::begin`], decode through [`Write::decode`] and store
+//! through [`Write::metrics`] or [`Write::logs`].
+
+use std::sync::Arc;
+
+use strata_storage::{Signal, StorageError};
+use strata_types::{ErrorKind, LogBatch, TenantId, WriteBatch};
+
+use crate::AppState;
+use crate::decoded::Reservation;
+use crate::error::{ApiError, Shape};
+
+/// Bodies at least this large are decoded on the blocking pool, so one huge
+/// request does not stall the async workers serving everyone else.
+pub const BLOCKING_DECODE_BYTES: usize = 1 << 20;
+
+/// One admitted write: its tenant, the request's size and its room for
+/// decoded bytes (held until the write is stored or refused).
+pub struct Write<'a> {
+    state: &'a AppState,
+    tenant: &'a TenantId,
+    shape: Shape,
+    body_len: u64,
+    room: Reservation,
+}
+
+impl<'a> Write<'a> {
+    /// Admits a write of `signal` before its body is decoded: the WAL
+    /// replayed (503 before), the tenant's compaction not too far behind
+    /// (503), for metrics its ingest-rate bucket not empty (429, so an
+    /// over-rate write is refused without decompressing it), and room for
+    /// `decoded_hint` bytes (what the body says it decodes to) under the
+    /// per-tenant and total bounds of decoded bytes in flight (429 after a
+    /// bounded wait).
+    pub async fn begin(
+        state: &'a AppState,
+        tenant: &'a TenantId,
+        signal: Signal,
+        body_len: usize,
+        decoded_hint: u64,
+        shape: Shape,
+    ) -> Result<Self, ApiError> {
+        if state.wal().is_none() {
+            return Err(not_ready(shape));
+        }
+        state.check_compaction_lag(tenant, signal, shape)?;
+        if signal == Signal::Metrics {
+            state
+                .limits
+                .check_ingest_budget(tenant)
+                .map_err(|r| state.refused(tenant, r, shape))?;
+        }
+        let mut w = Write {
+            state,
+            tenant,
+            shape,
+            body_len: body_len as u64,
+            room: Reservation::default(),
+        };
+        w.reserve(decoded_hint).await?;
+        Ok(w)
+    }
+
+    /// The most a decoded body may hold (`limits.max_decoded_size`).
+    pub fn max_decoded_bytes(&self) -> usize {
+        usize::try_from(self.state.config.limits.max_decoded_size.0).unwrap_or(usize::MAX)
+    }
+
+    /// Runs `decode` for a body of `len` bytes: inline when small, on the
+    /// blocking pool when large.
+    pub async fn decode<T: Send + 'static>(
+        &self,
+        len: usize,
+        decode: impl FnOnce() -> Result<T, strata_ingest::IngestError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let shape = self.shape;
+        if len >= BLOCKING_DECODE_BYTES {
+            tokio::task::spawn_blocking(decode).await.map_err(|e| {
+                ApiError::new(ErrorKind::Internal, format!("decode task: {e}"), shape)
+            })?
+        } else {
+            decode()
+        }
+        .map_err(|e| ApiError::new(e.kind(), e.to_string(), shape))
+    }
+
+    /// Room for `bytes` decoded bytes in all (a body whose size hint was
+    /// short tops up here).
+    async fn reserve(&mut self, bytes: u64) -> Result<(), ApiError> {
+        let (state, tenant, shape) = (self.state, self.tenant, self.shape);
+        state
+            .decoded
+            .reserve(tenant, &mut self.room, bytes)
+            .await
+            .map_err(|b| {
+                let refusal = crate::limits::Refusal {
+                    kind: ErrorKind::Limit,
+                    reason: "max_decoded_in_flight",
+                    message: b.message,
+                };
+                state.refused(tenant, refusal, shape)
+            })
+    }
+
+    /// Checks the tenant's limits on `batch` (a series limit checked and
+    /// reserved as one, so concurrent writes cannot pass it together),
+    /// makes it durable in the WAL, applies it to the head and records the
+    /// tenant's usage; the samples stored.
+    pub async fn metrics(self, batch: WriteBatch) -> Result<u64, ApiError> {
+        let (state, tenant, shape) = (self.state, self.tenant, self.shape);
+        let batch = Arc::new(batch);
+        let samples = batch.sample_count() as u64;
+        if samples == 0 {
+            return Ok(0);
+        }
+        let Some(wal) = state.wal() else {
+            return Err(not_ready(shape));
+        };
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let admission = state
+            .limits
+            .admit_series(&batch, now_ms.div_euclid(1000))
+            .await;
+        if let Some(series) = admission.incomplete() {
+            let window = i64::try_from(state.config.limits.active_series_window.as_millis())
+                .unwrap_or(i64::MAX);
+            let since_ms = now_ms.saturating_sub(window);
+            let known = state
+                .query
+                .series_written_since(tenant, since_ms, now_ms)
+                .await
+                .map_err(|e| {
+                    ApiError::new(
+                        ErrorKind::Unavailable,
+                        format!("the series limit could not count the tenant's live series: {e}"),
+                        shape,
+                    )
+                })?;
+            series.complete(known, since_ms.div_euclid(1000));
+        }
+        state
+            .limits
+            .check_ingest(&batch, &admission)
+            .map_err(|r| state.refused(tenant, r, shape))?;
+        state
+            .storage
+            .write(wal.as_ref(), Arc::clone(&batch))
+            .await
+            .map_err(|e| stored_error(e, shape))?;
+        admission.record(&batch, now_ms.div_euclid(1000));
+        state.record_ingest(tenant, samples, self.body_len);
+        Ok(samples)
+    }
+
+    /// Checks the tenant's log limits on `batch` (stream labels, the byte
+    /// rate), makes it durable in the WAL, applies it to the log head and
+    /// records the tenant's usage; the entries stored.
+    pub async fn logs(mut self, batch: LogBatch) -> Result<u64, ApiError> {
+        let entries = batch.entry_count() as u64;
+        if entries == 0 {
+            return Ok(0);
+        }
+        self.reserve(batch.bytes() as u64).await?;
+        let (state, tenant, shape) = (self.state, self.tenant, self.shape);
+        let Some(wal) = state.wal() else {
+            return Err(not_ready(shape));
+        };
+        state
+            .limits
+            .check_log_ingest(&batch)
+            .map_err(|r| state.refused(tenant, r, shape))?;
+        let bytes = batch.bytes() as u64;
+        state
+            .storage
+            .write_logs(wal.as_ref(), Arc::new(batch))
+            .await
+            .map_err(|e| stored_error(e, shape))?;
+        state.record_log_ingest(tenant, entries, bytes, self.body_len);
+        Ok(entries)
+    }
+}
+
+fn not_ready(shape: Shape) -> ApiError {
+    ApiError::new(
+        ErrorKind::Unavailable,
+        "not ready: replaying the WAL",
+        shape,
+    )
+}
+
+/// A storage failure as the writer sees it: a WAL failure means the write
+/// was not made durable.
+fn stored_error(e: StorageError, shape: Shape) -> ApiError {
+    match e {
+        StorageError::Wal { .. } => {
+            ApiError::new(e.kind(), format!("write not durable: {e}"), shape)
+        }
+        e => ApiError::new(e.kind(), e.to_string(), shape),
+    }
+}
