@@ -23,6 +23,7 @@ mod matcher;
 mod postings;
 mod series;
 mod tenant;
+mod tenants;
 
 pub use error::HeadError;
 pub use logs::{LogAppendStats, LogHead, LogStreamSnapshot, TenantLogs, sort_dedup};
@@ -31,16 +32,15 @@ pub use postings::LabelIndex;
 pub use series::{SeriesPoints, SeriesSnapshot};
 pub use tenant::{AppendStats, HeadSeriesRef, MetricLabels, SampleStats, TenantHead};
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use parking_lot::RwLock;
 use strata_types::{TenantId, WriteBatch};
+use tenants::{TenantPart, Tenants};
 
 /// All tenants' heads.
 #[derive(Debug, Default)]
 pub struct Head {
-    tenants: RwLock<HashMap<TenantId, Arc<TenantHead>>>,
+    tenants: Tenants<TenantHead>,
 }
 
 impl Head {
@@ -50,56 +50,44 @@ impl Head {
 
     /// Applies a durable batch to its tenant's head.
     pub fn append(&self, batch: &WriteBatch) -> Result<AppendStats, HeadError> {
-        self.tenant_or_create(&batch.tenant).append(batch)
+        self.tenants.get_or_create(&batch.tenant).append(batch)
     }
 
     /// The head of `tenant`, if it has ever written anything.
     pub fn tenant(&self, tenant: &TenantId) -> Option<Arc<TenantHead>> {
-        self.tenants.read().get(tenant).cloned()
-    }
-
-    fn tenant_or_create(&self, tenant: &TenantId) -> Arc<TenantHead> {
-        if let Some(t) = self.tenants.read().get(tenant) {
-            return Arc::clone(t);
-        }
-        Arc::clone(
-            self.tenants
-                .write()
-                .entry(tenant.clone())
-                .or_insert_with(|| Arc::new(TenantHead::new(tenant.clone()))),
-        )
+        self.tenants.get(tenant)
     }
 
     /// Takes every tenant's head out for flushing, leaving an empty head
     /// behind. The caller keeps the returned heads readable until their
     /// data is committed to storage.
     pub fn freeze(&self) -> Vec<Arc<TenantHead>> {
-        let mut taken: Vec<_> = std::mem::take(&mut *self.tenants.write())
-            .into_values()
-            .collect();
-        taken.sort_by(|a, b| a.tenant().cmp(b.tenant()));
-        taken
+        self.tenants.take_all()
     }
 
     /// Takes `tenant`'s head out for flushing (see [`Head::freeze`]); the
     /// other tenants' stay.
     pub fn freeze_tenant(&self, tenant: &TenantId) -> Option<Arc<TenantHead>> {
-        self.tenants.write().remove(tenant)
+        self.tenants.take(tenant)
     }
 
     /// Samples appended to the head since the last [`Head::freeze`].
     pub fn samples_appended(&self) -> u64 {
-        self.tenants
-            .read()
-            .values()
-            .map(|t| t.samples_appended())
-            .sum()
+        self.tenants.sum(TenantHead::samples_appended)
     }
 
     /// Every tenant with data in the head, sorted.
     pub fn tenants(&self) -> Vec<TenantId> {
-        let mut v: Vec<_> = self.tenants.read().keys().cloned().collect();
-        v.sort();
-        v
+        self.tenants.ids()
+    }
+}
+
+impl TenantPart for TenantHead {
+    fn new_for(tenant: TenantId) -> Self {
+        TenantHead::new(tenant)
+    }
+
+    fn tenant_id(&self) -> &TenantId {
+        self.tenant()
     }
 }

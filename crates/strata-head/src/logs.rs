@@ -15,6 +15,7 @@ use parking_lot::RwLock;
 use strata_types::{Labels, LogBatch, LogEntry, TenantId};
 
 use crate::Matcher;
+use crate::tenants::{TenantPart, Tenants};
 
 /// What one append did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -27,7 +28,7 @@ pub struct LogAppendStats {
 /// All tenants' log heads.
 #[derive(Debug, Default)]
 pub struct LogHead {
-    tenants: RwLock<HashMap<TenantId, Arc<TenantLogs>>>,
+    tenants: Tenants<TenantLogs>,
 }
 
 impl LogHead {
@@ -37,50 +38,44 @@ impl LogHead {
 
     /// Applies a durable batch to its tenant's log head.
     pub fn append(&self, batch: &LogBatch) -> LogAppendStats {
-        self.tenant_or_create(&batch.tenant).append(batch)
+        self.tenants.get_or_create(&batch.tenant).append(batch)
     }
 
     /// The log head of `tenant`, if it has written logs since the last
     /// freeze.
     pub fn tenant(&self, tenant: &TenantId) -> Option<Arc<TenantLogs>> {
-        self.tenants.read().get(tenant).cloned()
-    }
-
-    fn tenant_or_create(&self, tenant: &TenantId) -> Arc<TenantLogs> {
-        if let Some(t) = self.tenants.read().get(tenant) {
-            return Arc::clone(t);
-        }
-        Arc::clone(
-            self.tenants
-                .write()
-                .entry(tenant.clone())
-                .or_insert_with(|| Arc::new(TenantLogs::new(tenant.clone()))),
-        )
+        self.tenants.get(tenant)
     }
 
     /// Takes every tenant's log head out for flushing (see
     /// [`crate::Head::freeze`]).
     pub fn freeze(&self) -> Vec<Arc<TenantLogs>> {
-        let mut taken: Vec<_> = std::mem::take(&mut *self.tenants.write())
-            .into_values()
-            .collect();
-        taken.sort_by(|a, b| a.tenant().cmp(b.tenant()));
-        taken
+        self.tenants.take_all()
     }
 
     /// Takes `tenant`'s log head out for flushing; the others stay.
     pub fn freeze_tenant(&self, tenant: &TenantId) -> Option<Arc<TenantLogs>> {
-        self.tenants.write().remove(tenant)
+        self.tenants.take(tenant)
     }
 
     /// Entries appended since the last freeze.
     pub fn entries_appended(&self) -> u64 {
-        self.tenants.read().values().map(|t| t.entries()).sum()
+        self.tenants.sum(TenantLogs::entries)
     }
 
     /// Line and metadata bytes appended since the last freeze.
     pub fn bytes_appended(&self) -> u64 {
-        self.tenants.read().values().map(|t| t.bytes()).sum()
+        self.tenants.sum(TenantLogs::bytes)
+    }
+}
+
+impl TenantPart for TenantLogs {
+    fn new_for(tenant: TenantId) -> Self {
+        TenantLogs::new(tenant)
+    }
+
+    fn tenant_id(&self) -> &TenantId {
+        self.tenant()
     }
 }
 
