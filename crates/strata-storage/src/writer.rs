@@ -106,7 +106,9 @@ pub(crate) fn writer_properties(expected_series: u64, layout: &ValueLayout) -> W
 /// Large pages cost selective reads (a scan for one series decompresses
 /// its whole page: +12 ms per series and day file), so only day files,
 /// the final form, use them; flush files (merged within the hour) stay
-/// small and fast, hour files sit between.
+/// small and fast (8,192-row pages: a raw fetch of 72 series from a flush
+/// file 11.9 → 6.5 ms against 20,000, for +7% bytes), hour files sit
+/// between.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct ValueLayout {
     pub(crate) zstd: i32,
@@ -121,7 +123,7 @@ pub(crate) fn value_layout(level: FileLevel) -> ValueLayout {
     match level {
         FileLevel::Flush => ValueLayout {
             zstd: 1,
-            page_rows: 20_000,
+            page_rows: 8_192,
         },
         FileLevel::Hour => ValueLayout {
             zstd: 3,
