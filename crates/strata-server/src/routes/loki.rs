@@ -498,8 +498,8 @@ async fn selected_stats(
 > {
     let (start, end) = range(params)?;
     let matchers = selector(params.get("query"))?;
-    let src = source(state, &tenant)?;
-    let streams = run(state, &tenant, async {
+    let src = source(state, tenant)?;
+    let streams = run(state, tenant, async {
         src.stream_stats(&matchers, start, end.saturating_add(1))
             .await
             .map_err(from_eval)
