@@ -10,23 +10,22 @@
 //! arriving after its day file was written waits, merged by the hour, until
 //! it is worth rewriting the day for ([`late_data_waits`]).
 //!
-//! **Merge.** Input files are sorted by (metric, series id, timestamp); they
-//! are streamed batch by batch and merged with a heap, so memory is one
-//! batch per input whatever the file sizes. Rows are gathered with Arrow's
-//! `interleave`, whole columns at a time.
+//! **Merge.** Input files are sorted by (metric, series id, timestamp); the
+//! k-way merge shared with logs ([`crate::merge`]) streams them batch by
+//! batch through a heap, so memory is one batch per input whatever the file
+//! sizes, and keeps the newest copy of each key.
 //!
 //! **Commit.** Inputs removed and the output added in one Delta commit;
 //! readers see the old files or the new one, never both. Removed files stay
 //! on the store until vacuum deletes them after the grace period.
 
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{Int64Type, TimestampMicrosecondType};
 use chrono::NaiveDate;
-use futures::StreamExt;
 use object_store::ObjectStore;
 use object_store::path::Path;
 use parquet::arrow::ParquetRecordBatchStreamBuilder;
@@ -35,8 +34,9 @@ use parquet::arrow::arrow_reader::ArrowReaderOptions;
 // (arrow-rs#10308, whose replacement is an example, not a type); this is
 // still the object-store reader parquet ships.
 #[allow(deprecated)]
-use parquet::arrow::async_reader::{ParquetObjectReader, ParquetRecordBatchStream};
+use parquet::arrow::async_reader::ParquetObjectReader;
 
+use crate::merge::MergePolicy;
 use crate::paths::FileLevel;
 use crate::writer::{FileWriter, value_layout};
 use crate::{DataFile, StorageError};
@@ -237,35 +237,17 @@ fn hour_jobs(
     jobs
 }
 
-/// One input being read: its current batch and row.
-#[allow(deprecated)]
-struct Input {
-    stream: ParquetRecordBatchStream<ParquetObjectReader>,
-    /// Index into the pinned batches of the current output chunk.
-    slot: usize,
-    row: usize,
-    rows: usize,
-    /// Which copy wins on a tie: higher is newer.
-    recency: (i64, usize),
-    /// The current row's metric, shared by the heap entries of its rows:
-    /// rows are sorted by metric, so it is rarely re-allocated.
-    metric: Arc<str>,
-}
-
-/// Heap entry: the current row of an input.
-struct Head {
+/// A metric row's merge key: (metric, series id, timestamp). Metrics are
+/// interned per merge, so equal metrics (the common case: every input is
+/// in the same metric) compare by pointer instead of by bytes.
+pub(crate) struct MetricKey {
     metric: Arc<str>,
     series_id: i64,
     ts: i64,
-    input: usize,
-    recency: (i64, usize),
 }
 
-impl Head {
-    /// Compares keys; metrics are interned per merge, so equal metrics
-    /// (the common case: every input is in the same metric) compare by
-    /// pointer instead of by bytes.
-    fn cmp_key(&self, other: &Self) -> Ordering {
+impl Ord for MetricKey {
+    fn cmp(&self, other: &Self) -> Ordering {
         let metric = if Arc::ptr_eq(&self.metric, &other.metric) {
             Ordering::Equal
         } else {
@@ -276,25 +258,81 @@ impl Head {
             .then(self.ts.cmp(&other.ts))
     }
 }
-
-impl PartialEq for Head {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == Ordering::Equal
-    }
-}
-impl Eq for Head {}
-impl PartialOrd for Head {
+impl PartialOrd for MetricKey {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
     }
 }
-impl Ord for Head {
-    /// Reversed: `BinaryHeap` pops the smallest key first; among equal keys
-    /// the newest copy first.
-    fn cmp(&self, other: &Self) -> Ordering {
-        other
-            .cmp_key(self)
-            .then_with(|| self.recency.cmp(&other.recency))
+impl PartialEq for MetricKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for MetricKey {}
+
+/// The metrics merge: the newest copy of each (series, timestamp); labels
+/// written where a series starts.
+struct MetricsMerge {
+    out: FileWriter,
+    metrics: Metrics,
+    /// Each input's current metric, shared by the keys of its rows: rows
+    /// are sorted by metric, so it is rarely re-allocated.
+    current: Vec<Arc<str>>,
+}
+
+impl MergePolicy for MetricsMerge {
+    type Key = MetricKey;
+
+    fn key(&mut self, input: usize, b: &RecordBatch, r: usize) -> Result<MetricKey, StorageError> {
+        let metric = b.column(crate::col::METRIC).as_string::<i32>().value(r);
+        let current = self
+            .current
+            .get_mut(input)
+            .ok_or_else(|| StorageError::Corrupt {
+                message: format!("compaction lost track of input {input}"),
+            })?;
+        if **current != *metric {
+            *current = self.metrics.intern(metric);
+        }
+        Ok(MetricKey {
+            metric: Arc::clone(current),
+            series_id: b
+                .column(crate::col::SERIES_ID)
+                .as_primitive::<Int64Type>()
+                .value(r),
+            ts: b
+                .column(crate::col::TIMESTAMP)
+                .as_primitive::<TimestampMicrosecondType>()
+                .value(r),
+        })
+    }
+
+    async fn write(
+        &mut self,
+        picks: &[(usize, usize)],
+        pinned: &[RecordBatch],
+    ) -> Result<(), StorageError> {
+        let gather = |c: usize| {
+            let arrays: Vec<&dyn Array> = pinned.iter().map(|b| b.column(c).as_ref()).collect();
+            arrow::compute::interleave(&arrays, picks)
+        };
+        let [(m, _), (i, _), (t, _), (v, _)] = crate::writer::LEAVES;
+        let columns = [gather(m)?, gather(i)?, gather(t)?, gather(v)?];
+        // Labels only where a series starts: the writer repeats them.
+        let ids = columns[1].as_primitive::<Int64Type>();
+        let mut starts = Vec::new();
+        for (row, &(slot, r)) in picks.iter().enumerate() {
+            if row > 0 && ids.value(row) == ids.value(row - 1) {
+                continue;
+            }
+            // A start left out would give the series the labels of the one
+            // before: a lost batch is an error.
+            let batch = pinned.get(slot).ok_or_else(|| StorageError::Corrupt {
+                message: format!("compaction lost track of the batch of output row {row}"),
+            })?;
+            starts.push((row, labels_at(batch, r)?));
+        }
+        self.out.push_rows(columns, picks.len(), starts).await
     }
 }
 
@@ -313,11 +351,6 @@ pub(crate) async fn merge(
     job: &CompactionJob,
     day_zstd: i32,
 ) -> Result<(DataFile, MergeStats), StorageError> {
-    let mut inputs = Vec::with_capacity(job.inputs.len());
-    let mut pinned: Vec<RecordBatch> = Vec::new();
-    let mut heap = BinaryHeap::new();
-    let mut stats = MergeStats::default();
-    let mut metrics = Metrics::default();
     // Bloom filter size: the inputs' series (an upper bound of the
     // output's); files from before the count was logged guess 100k.
     let rows: u64 = job.inputs.iter().map(|f| f.stats.rows).sum();
@@ -333,7 +366,8 @@ pub(crate) async fn merge(
         })
         .sum::<u64>()
         .clamp(1, rows.max(1));
-    for (i, f) in job.inputs.iter().enumerate() {
+    let mut inputs = Vec::with_capacity(job.inputs.len());
+    for f in &job.inputs {
         let path = f.path.under(table);
         #[allow(deprecated)]
         let reader = ParquetObjectReader::new(Arc::clone(store), path).with_file_size(f.size);
@@ -342,17 +376,7 @@ pub(crate) async fn merge(
             .await?
             .with_batch_size(BATCH_ROWS)
             .build()?;
-        inputs.push(Input {
-            stream,
-            slot: usize::MAX,
-            row: 0,
-            rows: 0,
-            recency: (f.written_ms, i),
-            metric: Arc::from(""),
-        });
-        if advance(&mut inputs[i], &mut pinned, &mut stats).await? {
-            heap.push(head_of(&mut inputs[i], i, &pinned, &mut metrics)?);
-        }
+        inputs.push((stream, f.written_ms));
     }
     let mut layout = value_layout(job.level);
     if job.level == FileLevel::Day {
@@ -373,108 +397,14 @@ pub(crate) async fn merge(
             .max()
             .unwrap_or_default(),
     );
-    let mut picks: Vec<(usize, usize)> = Vec::with_capacity(BATCH_ROWS);
-    while let Some(top) = heap.pop() {
-        let i = top.input;
-        picks.push((inputs[i].slot, inputs[i].row));
-        // Older copies of the same sample: skip them.
-        let mut moved = vec![i];
-        while heap
-            .peek()
-            .is_some_and(|h| h.cmp_key(&top) == Ordering::Equal)
-        {
-            if let Some(dup) = heap.pop() {
-                moved.push(dup.input);
-            }
-        }
-        for j in moved {
-            inputs[j].row += 1;
-            // A finished batch stays pinned (picks may point into it)
-            // until the next emit drops what no input is still reading.
-            let more = inputs[j].row < inputs[j].rows
-                || advance(&mut inputs[j], &mut pinned, &mut stats).await?;
-            if more {
-                heap.push(head_of(&mut inputs[j], j, &pinned, &mut metrics)?);
-            }
-        }
-        if picks.len() >= BATCH_ROWS {
-            emit(&mut picks, &mut pinned, &mut inputs, &mut out, &mut stats).await?;
-        }
-    }
-    emit(&mut picks, &mut pinned, &mut inputs, &mut out, &mut stats).await?;
-    let file = out.finish().await?;
+    let mut policy = MetricsMerge {
+        out,
+        metrics: Metrics::default(),
+        current: vec![Arc::from(""); inputs.len()],
+    };
+    let stats = crate::merge::merge(inputs, &mut policy, BATCH_ROWS).await?;
+    let file = policy.out.finish().await?;
     Ok((file, stats))
-}
-
-/// Reads an input's next non-empty batch into a new pinned slot.
-async fn advance(
-    input: &mut Input,
-    pinned: &mut Vec<RecordBatch>,
-    stats: &mut MergeStats,
-) -> Result<bool, StorageError> {
-    while let Some(batch) = input.stream.next().await {
-        let batch = batch?;
-        if batch.num_rows() == 0 {
-            continue;
-        }
-        stats.rows_in += batch.num_rows() as u64;
-        input.rows = batch.num_rows();
-        input.row = 0;
-        input.slot = pinned.len();
-        pinned.push(batch);
-        return Ok(true);
-    }
-    Ok(false)
-}
-
-/// Gathers the picked rows into one batch, writes it, and drops pinned
-/// batches no input still reads from.
-async fn emit(
-    picks: &mut Vec<(usize, usize)>,
-    pinned: &mut Vec<RecordBatch>,
-    inputs: &mut [Input],
-    out: &mut FileWriter,
-    stats: &mut MergeStats,
-) -> Result<(), StorageError> {
-    if !picks.is_empty() {
-        let gather = |c: usize| {
-            let arrays: Vec<&dyn Array> = pinned.iter().map(|b| b.column(c).as_ref()).collect();
-            arrow::compute::interleave(&arrays, picks)
-        };
-        let [(m, _), (i, _), (t, _), (v, _)] = crate::writer::LEAVES;
-        let columns = [gather(m)?, gather(i)?, gather(t)?, gather(v)?];
-        // Labels only where a series starts: the writer repeats them.
-        let ids = columns[1].as_primitive::<Int64Type>();
-        let mut starts = Vec::new();
-        for (row, &(slot, r)) in picks.iter().enumerate() {
-            if row > 0 && ids.value(row) == ids.value(row - 1) {
-                continue;
-            }
-            // A start left out would give the series the labels of the one
-            // before: a lost batch is an error, as in `head_of`.
-            let batch = pinned.get(slot).ok_or_else(|| StorageError::Corrupt {
-                message: format!("compaction lost track of the batch of output row {row}"),
-            })?;
-            starts.push((row, labels_at(batch, r)?));
-        }
-        stats.rows_out += picks.len() as u64;
-        out.push_rows(columns, picks.len(), starts).await?;
-        picks.clear();
-    }
-    // Keep only the batches inputs are still positioned in.
-    let mut kept = Vec::new();
-    for input in inputs.iter_mut() {
-        if input.slot != usize::MAX && input.row < input.rows {
-            if let Some(b) = pinned.get(input.slot) {
-                kept.push(b.clone());
-                input.slot = kept.len() - 1;
-            }
-        } else {
-            input.slot = usize::MAX;
-        }
-    }
-    *pinned = kept;
-    Ok(())
 }
 
 /// The file schema with the label map's keys and values read as
@@ -562,38 +492,6 @@ impl Metrics {
         self.0.insert(m.into(), Arc::clone(&a));
         a
     }
-}
-
-fn head_of(
-    input: &mut Input,
-    i: usize,
-    pinned: &[RecordBatch],
-    metrics: &mut Metrics,
-) -> Result<Head, StorageError> {
-    let r = input.row;
-    let b = pinned
-        .get(input.slot)
-        .filter(|b| r < b.num_rows())
-        .ok_or_else(|| StorageError::Corrupt {
-            message: format!("compaction lost track of input {i}"),
-        })?;
-    let metric = b.column(crate::col::METRIC).as_string::<i32>().value(r);
-    if *input.metric != *metric {
-        input.metric = metrics.intern(metric);
-    }
-    Ok(Head {
-        metric: Arc::clone(&input.metric),
-        series_id: b
-            .column(crate::col::SERIES_ID)
-            .as_primitive::<Int64Type>()
-            .value(r),
-        ts: b
-            .column(crate::col::TIMESTAMP)
-            .as_primitive::<TimestampMicrosecondType>()
-            .value(r),
-        input: i,
-        recency: input.recency,
-    })
 }
 
 #[cfg(test)]

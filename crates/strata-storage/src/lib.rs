@@ -17,6 +17,7 @@ mod error;
 mod labels_chunk;
 mod logs_compact;
 mod logs_writer;
+mod merge;
 pub mod paths;
 mod retention;
 mod schema;
