@@ -367,8 +367,26 @@ mod isolation {
         format!("secret_{tenant}")
     }
 
-    async fn loaded(auth: bool) -> (Router, Arc<AppState>) {
+    /// Each tenant's analytics specs, named after its secret: the spec
+    /// listings and the analytics API must show a tenant its own only.
+    fn spec_file() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let mut text = String::new();
+        for t in TENANTS {
+            let s = secret(t);
+            text.push_str(&format!(
+                "[[slo]]\nname = \"{s}_slo\"\ntenant = \"{t}\"\nobjective = 0.99\nwindow = \"1h\"\n\
+                 good = 'sum(rate({s}[$window]))'\ntotal = 'sum(rate({s}[$window]))'\n\n\
+                 [[capacity]]\nname = \"{s}_capacity\"\ntenant = \"{t}\"\nusage = '{s}'\nlimit = 100\n\n"
+            ));
+        }
+        std::fs::write(dir.path().join("specs.toml"), text).unwrap();
+        dir
+    }
+
+    async fn loaded(auth: bool, specs: &std::path::Path) -> (Router, Arc<AppState>) {
         let mut config = ServerConfig::default();
+        config.slo.file = Some(specs.join("specs.toml"));
         if auth {
             config.auth.enabled = true;
             config.auth.tokens = TENANTS
@@ -410,7 +428,7 @@ mod isolation {
         (app, state)
     }
 
-    const PATHS: [&str; 14] = [
+    const PATHS: [&str; 18] = [
         "/api/v1/query?query=%7B__name__%3D~%22.%2B%22%7D&time=1",
         "/api/v1/query_range?query=%7B__name__%3D~%22.%2B%22%7D&start=0&end=2&step=1",
         "/api/v1/series?match[]=%7B__name__%3D~%22.%2B%22%7D",
@@ -426,10 +444,15 @@ mod isolation {
         "/loki/api/v1/series?match[]=%7Bowner%3D~%22.%2B%22%7D&start=0&end=2000000000",
         "/loki/api/v1/index/volume?query=%7Bowner%3D~%22.%2B%22%7D&start=0&end=2000000000",
         "/loki/api/v1/query_range?query=sum%20by%20(owner)%20(count_over_time(%7Bowner%3D~%22.%2B%22%7D%5B1s%5D))&start=0&end=2000000000&step=1",
+        // The analytics API and the spec listing.
+        "/api/v1/specs",
+        "/api/v1/slo?time=2",
+        "/api/v1/capacity?time=2",
+        "/api/v1/neighbours?time=2",
     ];
 
     /// Paths whose answer must hold the entitled tenant's own data.
-    const SHOW_OWN: [usize; 10] = [0, 1, 2, 4, 5, 8, 10, 11, 12, 13];
+    const SHOW_OWN: [usize; 13] = [0, 1, 2, 4, 5, 8, 10, 11, 12, 13, 14, 15, 16];
 
     fn request(path: usize, header: Option<usize>, token: Option<usize>) -> Request<Body> {
         let sql = path == PATHS.len();
@@ -625,7 +648,8 @@ mod isolation {
         ) {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             rt.block_on(async {
-                let (app, state) = loaded(auth).await;
+                let specs = spec_file();
+                let (app, state) = loaded(auth, specs.path()).await;
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
                 let pg_addr = listener.local_addr().unwrap();
                 tokio::spawn(crate::pg::serve(listener, Arc::clone(&state), std::future::pending()));
