@@ -41,6 +41,8 @@ pub(crate) fn register(ctx: &SessionContext, tenant: &str) {
     ] {
         ctx.register_udaf(udaf);
     }
+    // Timestamps are UTC: truncated by arithmetic, not per-row zone math.
+    ctx.register_udf(crate::date_trunc::udf());
     // What Postgres clients (Grafana's query builder, DBeaver, psql
     // scripts) call to find their bearings.
     ctx.register_udf(constant("current_database", tenant));

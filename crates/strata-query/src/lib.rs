@@ -16,6 +16,7 @@
 //!   tenant's table at a Delta version or time (time travel, files only).
 
 pub mod catalog;
+mod date_trunc;
 mod engine;
 mod error;
 mod functions;
