@@ -91,7 +91,8 @@ fn sorted(set: HashSet<Arc<str>>) -> Vec<String> {
 #[derive(Default)]
 struct Found {
     labels: Option<Arc<Labels>>,
-    points: Vec<(i64, f64)>,
+    /// Each source's points, in scan order; each run is sorted by time.
+    runs: Vec<Vec<(i64, f64)>>,
 }
 
 impl Found {
@@ -101,11 +102,49 @@ impl Found {
         if self.labels.is_none() {
             self.labels = Some(labels());
         }
-        if self.points.is_empty() {
-            self.points = points;
-        } else {
-            self.points.extend(points);
+        if !points.is_empty() {
+            self.runs.push(points);
         }
+    }
+
+    /// The series' points sorted by time, a sample written twice (in two
+    /// sources before compaction dedups it) once — the first source's in
+    /// scan order. Runs that do not overlap (day files, then the head) are
+    /// concatenated in time order without sorting.
+    fn into_points(self) -> Vec<(i64, f64)> {
+        let mut runs = self.runs;
+        if runs.len() == 1 {
+            let mut points = runs.pop().unwrap_or_default();
+            if !points.is_sorted_by(|a, b| a.0 < b.0) {
+                points.sort_by_key(|p| p.0);
+                points.dedup_by_key(|p| p.0);
+            }
+            return points;
+        }
+        let total = runs.iter().map(Vec::len).sum();
+        let mut order: Vec<usize> = (0..runs.len()).collect();
+        order.sort_by_key(|&i| runs[i].first().map_or(i64::MIN, |p| p.0));
+        let disjoint = order.windows(2).all(|w| {
+            let (a, b) = (&runs[w[0]], &runs[w[1]]);
+            a.is_sorted_by(|x, y| x.0 < y.0)
+                && matches!((a.last(), b.first()), (Some(x), Some(y)) if x.0 < y.0)
+        }) && order
+            .last()
+            .is_none_or(|&i| runs[i].is_sorted_by(|x, y| x.0 < y.0));
+        let mut points = Vec::with_capacity(total);
+        if disjoint {
+            for i in order {
+                points.append(&mut runs[i]);
+            }
+        } else {
+            for run in &mut runs {
+                points.append(run);
+            }
+            // Stable: among equal timestamps the first source's stays.
+            points.sort_by_key(|p| p.0);
+            points.dedup_by_key(|p| p.0);
+        }
+        points
     }
 }
 
@@ -331,24 +370,63 @@ impl Source for PromSource {
         let found = self.collect(matchers, start_ms, end_ms).await?;
         let mut out = Vec::with_capacity(found.len());
         for f in found.into_values() {
-            let Some(labels) = f.labels else {
+            let Some(labels) = f.labels.clone() else {
                 continue;
             };
-            if !matches_all(&labels, matchers) || f.points.is_empty() {
+            if !matches_all(&labels, matchers) || f.runs.is_empty() {
                 continue;
             }
-            let mut points = f.points;
-            // Heads and files are merged in scan order; a sample written
-            // twice (before compaction dedups it) counts once.
-            if !points.is_sorted_by(|a, b| a.0 < b.0) {
-                points.sort_by_key(|p| p.0);
-                points.dedup_by_key(|p| p.0);
-            }
+            let points = f.into_points();
             out.push(Series {
                 labels: Arc::unwrap_or_clone(labels),
                 points,
             });
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn found(runs: &[&[(i64, f64)]]) -> Found {
+        let mut f = Found::default();
+        for r in runs {
+            f.add(|| Arc::new(Labels::empty()), r.to_vec());
+        }
+        f
+    }
+
+    /// Sources come in scan order (heads, then files in any order): the
+    /// series' points come out in time order, a sample held by two sources
+    /// once, the first source's value.
+    #[test]
+    fn sources_merge_in_time_order_and_the_first_copy_wins() {
+        // Head (newest), then two day files out of order: concatenated.
+        let f = found(&[
+            &[(300, 3.0), (310, 3.1)],
+            &[(200, 2.0)],
+            &[(100, 1.0), (110, 1.1)],
+        ]);
+        assert_eq!(
+            f.into_points(),
+            vec![(100, 1.0), (110, 1.1), (200, 2.0), (300, 3.0), (310, 3.1)]
+        );
+        // A sample in the head and in a flush file not yet compacted.
+        let f = found(&[&[(200, 20.0), (300, 30.0)], &[(100, 1.0), (200, 2.0)]]);
+        assert_eq!(f.into_points(), vec![(100, 1.0), (200, 20.0), (300, 30.0)]);
+        // Interleaved runs.
+        let f = found(&[&[(100, 1.0), (300, 3.0)], &[(200, 2.0), (400, 4.0)]]);
+        assert_eq!(
+            f.into_points(),
+            vec![(100, 1.0), (200, 2.0), (300, 3.0), (400, 4.0)]
+        );
+        // One source.
+        assert_eq!(
+            found(&[&[(1, 1.0), (2, 2.0)]]).into_points(),
+            vec![(1, 1.0), (2, 2.0)]
+        );
+        assert!(found(&[]).into_points().is_empty());
     }
 }
