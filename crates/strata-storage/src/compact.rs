@@ -336,12 +336,7 @@ impl MergePolicy for MetricsMerge {
     }
 }
 
-/// Statistics of one merge.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct MergeStats {
-    pub rows_in: u64,
-    pub rows_out: u64,
-}
+pub use crate::merge::MergeStats;
 
 /// Merges `job`'s inputs into one new file under `table`; a day file's
 /// values are compressed at zstd `day_zstd`.

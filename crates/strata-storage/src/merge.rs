@@ -16,7 +16,13 @@ use futures::StreamExt;
 use parquet::arrow::async_reader::{ParquetObjectReader, ParquetRecordBatchStream};
 
 use crate::StorageError;
-use crate::compact::MergeStats;
+
+/// Statistics of one merge.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MergeStats {
+    pub rows_in: u64,
+    pub rows_out: u64,
+}
 
 /// An input file's stream.
 #[allow(deprecated)]
