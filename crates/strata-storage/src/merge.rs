@@ -110,9 +110,9 @@ pub(crate) async fn merge<P: MergePolicy>(
             recency: (written_ms, i),
         })
         .collect();
-    for i in 0..inputs.len() {
-        if advance(&mut inputs[i], &mut pinned, &mut stats).await? {
-            heap.push(entry(policy, &inputs[i], i, &pinned)?);
+    for (i, input) in inputs.iter_mut().enumerate() {
+        if advance(input, &mut pinned, &mut stats).await? {
+            heap.push(entry(policy, input, i, &pinned)?);
         }
     }
     let mut picks: Vec<(usize, usize)> = Vec::with_capacity(batch_rows);
