@@ -113,25 +113,17 @@ impl Found {
     /// concatenated in time order without sorting.
     fn into_points(self) -> Vec<(i64, f64)> {
         let mut runs = self.runs;
-        if runs.len() == 1 {
-            let mut points = runs.pop().unwrap_or_default();
-            if !points.is_sorted_by(|a, b| a.0 < b.0) {
-                points.sort_by_key(|p| p.0);
-                points.dedup_by_key(|p| p.0);
-            }
-            return points;
-        }
-        let total = runs.iter().map(Vec::len).sum();
+        let increasing = runs.iter().all(|r| r.is_sorted_by(|a, b| a.0 < b.0));
         let mut order: Vec<usize> = (0..runs.len()).collect();
         order.sort_by_key(|&i| runs[i].first().map_or(i64::MIN, |p| p.0));
-        let disjoint = order.windows(2).all(|w| {
-            let (a, b) = (&runs[w[0]], &runs[w[1]]);
-            a.is_sorted_by(|x, y| x.0 < y.0)
-                && matches!((a.last(), b.first()), (Some(x), Some(y)) if x.0 < y.0)
-        }) && order
-            .last()
-            .is_none_or(|&i| runs[i].is_sorted_by(|x, y| x.0 < y.0));
-        let mut points = Vec::with_capacity(total);
+        let disjoint = increasing
+            && order.windows(2).all(|w| {
+                matches!((runs[w[0]].last(), runs[w[1]].first()), (Some(x), Some(y)) if x.0 < y.0)
+            });
+        if disjoint && runs.len() == 1 {
+            return runs.pop().unwrap_or_default();
+        }
+        let mut points = Vec::with_capacity(runs.iter().map(Vec::len).sum());
         if disjoint {
             for i in order {
                 points.append(&mut runs[i]);

@@ -32,7 +32,7 @@ use datafusion::prelude::SessionContext;
 use strata_analytics::capacity::{self, CapacitySpec, Model};
 use strata_analytics::neighbours::{self, NeighbourSpec};
 use strata_analytics::slo;
-use strata_analytics::spec::{Limit, SpecFile};
+use strata_analytics::spec::{Entry, Limit, SpecFile};
 use strata_query::{QueryEngine, SessionExtension};
 use strata_query_lang::promql::{Engine, EngineConfig};
 use strata_types::TenantId;
@@ -284,6 +284,18 @@ impl AnalyticsTable {
         }
     }
 
+    /// The ad hoc spec a call names, else the tenant's specs of that kind.
+    fn chosen<T: Entry>(&self, ad_hoc: &Option<T>) -> Result<Vec<T>> {
+        Ok(match ad_hoc {
+            Some(s) => vec![s.clone()],
+            None => self
+                .specs()?
+                .of::<T>(self.f.tenant.as_str())
+                .cloned()
+                .collect(),
+        })
+    }
+
     async fn batch(&self) -> Result<RecordBatch> {
         let engine = Engine::new(EngineConfig::default());
         let source = self
@@ -340,10 +352,7 @@ impl AnalyticsTable {
                 ]
             }
             Ask::Capacity(ad_hoc) => {
-                let specs: Vec<CapacitySpec> = match ad_hoc {
-                    Some(s) => vec![s.clone()],
-                    None => self.specs()?.of::<CapacitySpec>(tenant).cloned().collect(),
-                };
+                let specs = self.chosen(ad_hoc)?;
                 let mut rows = Vec::new();
                 for spec in &specs {
                     rows.extend(
@@ -384,10 +393,7 @@ impl AnalyticsTable {
                 ]
             }
             Ask::Neighbours(ad_hoc) => {
-                let specs: Vec<NeighbourSpec> = match ad_hoc {
-                    Some(s) => vec![s.clone()],
-                    None => self.specs()?.of::<NeighbourSpec>(tenant).cloned().collect(),
-                };
+                let specs = self.chosen(ad_hoc)?;
                 let mut rows = Vec::new();
                 for spec in &specs {
                     let r = neighbours::evaluate(&engine, &source, spec, now, false)

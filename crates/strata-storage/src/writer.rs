@@ -107,7 +107,7 @@ pub(crate) fn writer_properties(expected_series: u64, layout: &ValueLayout) -> W
 /// its whole page: +12 ms per series and day file), so only day files,
 /// the final form, use them; flush files (merged within the hour) stay
 /// small and fast (8,192-row pages: a raw fetch of 72 series from a flush
-/// file 11.9 → 6.5 ms against 20,000, for +7% bytes), hour files sit
+/// file 11.9 → 6.7 ms against 20,000, for +7% bytes), hour files sit
 /// between.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct ValueLayout {

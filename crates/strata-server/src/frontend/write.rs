@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use strata_storage::{Signal, StorageError};
 use strata_types::{ErrorKind, LogBatch, TenantId, WriteBatch};
+use strata_wal::Wal;
 
 use crate::AppState;
 use crate::decoded::Reservation;
@@ -20,6 +21,8 @@ pub const BLOCKING_DECODE_BYTES: usize = 1 << 20;
 /// decoded bytes (held until the write is stored or refused).
 pub struct Write<'a> {
     state: &'a AppState,
+    /// The WAL, open since `begin` checked it (it stays open).
+    wal: &'a Arc<dyn Wal>,
     tenant: &'a TenantId,
     shape: Shape,
     body_len: u64,
@@ -42,9 +45,13 @@ impl<'a> Write<'a> {
         decoded_hint: u64,
         shape: Shape,
     ) -> Result<Self, ApiError> {
-        if state.wal().is_none() {
-            return Err(not_ready(shape));
-        }
+        let Some(wal) = state.wal() else {
+            return Err(ApiError::new(
+                ErrorKind::Unavailable,
+                "not ready: replaying the WAL",
+                shape,
+            ));
+        };
         state.check_compaction_lag(tenant, signal, shape)?;
         if signal == Signal::Metrics {
             state
@@ -54,6 +61,7 @@ impl<'a> Write<'a> {
         }
         let mut w = Write {
             state,
+            wal,
             tenant,
             shape,
             body_len: body_len as u64,
@@ -115,9 +123,6 @@ impl<'a> Write<'a> {
         if samples == 0 {
             return Ok(0);
         }
-        let Some(wal) = state.wal() else {
-            return Err(not_ready(shape));
-        };
         let now_ms = chrono::Utc::now().timestamp_millis();
         let admission = state
             .limits
@@ -146,7 +151,7 @@ impl<'a> Write<'a> {
             .map_err(|r| state.refused(tenant, r, shape))?;
         state
             .storage
-            .write(wal.as_ref(), Arc::clone(&batch))
+            .write(self.wal.as_ref(), Arc::clone(&batch))
             .await
             .map_err(|e| stored_error(e, shape))?;
         admission.record(&batch, now_ms.div_euclid(1000));
@@ -164,9 +169,6 @@ impl<'a> Write<'a> {
         }
         self.reserve(batch.bytes() as u64).await?;
         let (state, tenant, shape) = (self.state, self.tenant, self.shape);
-        let Some(wal) = state.wal() else {
-            return Err(not_ready(shape));
-        };
         state
             .limits
             .check_log_ingest(&batch)
@@ -174,20 +176,12 @@ impl<'a> Write<'a> {
         let bytes = batch.bytes() as u64;
         state
             .storage
-            .write_logs(wal.as_ref(), Arc::new(batch))
+            .write_logs(self.wal.as_ref(), Arc::new(batch))
             .await
             .map_err(|e| stored_error(e, shape))?;
         state.record_log_ingest(tenant, entries, bytes, self.body_len);
         Ok(entries)
     }
-}
-
-fn not_ready(shape: Shape) -> ApiError {
-    ApiError::new(
-        ErrorKind::Unavailable,
-        "not ready: replaying the WAL",
-        shape,
-    )
 }
 
 /// A storage failure as the writer sees it: a WAL failure means the write
