@@ -276,7 +276,7 @@ impl QueryEngine {
                 datafusion::catalog::MemoryCatalogProviderList::new(),
             )),
         );
-        crate::pg_catalog::register(
+        crate::postgres::catalog::register(
             &ctx,
             "strata",
             tenant.as_str(),
@@ -411,7 +411,7 @@ impl QueryEngine {
         let state = ctx.state();
         let dialect = state.config().options().sql_parser.dialect;
         let mut statement = state.sql_to_statement(sql, &dialect)?;
-        crate::pg_catalog::rewrite(&mut statement, protocol == "postgres");
+        crate::postgres::catalog::rewrite(&mut statement, protocol == "postgres");
         let plan = state.statement_to_plan(statement).await?;
         SQLOptions::new()
             .with_allow_ddl(false)

@@ -23,7 +23,7 @@ mod functions;
 pub mod logql;
 pub mod logs;
 pub mod memory;
-pub mod pg_catalog;
+pub mod postgres;
 pub mod promql;
 pub mod running;
 mod samples;

@@ -71,25 +71,9 @@ pub fn status_for(kind: ErrorKind) -> StatusCode {
     }
 }
 
-/// The mapping from error kind to a PostgreSQL SQLSTATE, for errors that
-/// are not a query's own (those carry a finer code: `QueryError::sqlstate`).
-pub fn sqlstate_for(kind: ErrorKind) -> &'static str {
-    match kind {
-        ErrorKind::BadInput | ErrorKind::Unprocessable => "42000",
-        // invalid_password, insufficient_privilege
-        ErrorKind::Unauthenticated => "28P01",
-        ErrorKind::Forbidden => "42501",
-        // program_limit_exceeded
-        ErrorKind::UnsupportedMediaType | ErrorKind::PayloadTooLarge => "54000",
-        // too_many_connections covers "try again later" for clients.
-        ErrorKind::Limit => "53300",
-        // invalid_catalog_name: the database (tenant) named is not valid.
-        ErrorKind::NotFound => "3D000",
-        ErrorKind::Unavailable => "58030",
-        ErrorKind::Timeout | ErrorKind::Canceled => "57014",
-        ErrorKind::Internal => "XX000",
-    }
-}
+/// The mapping from error kind to a PostgreSQL SQLSTATE lives with the rest
+/// of the Postgres code; it is one of this module's mappings all the same.
+pub use strata_query::postgres::sqlstate_for;
 
 /// The mapping from error kind to a gRPC status code (Flight SQL).
 pub fn grpc_code_for(kind: ErrorKind) -> tonic::Code {

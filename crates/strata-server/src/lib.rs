@@ -22,7 +22,6 @@ pub mod frontend;
 pub mod limits;
 pub mod live_series;
 mod metrics;
-pub mod pg;
 mod routes;
 pub mod scheduler;
 mod sql_analytics;
@@ -105,7 +104,7 @@ pub async fn serve(
     info!(addr = %listener.local_addr()?, tls = tls.is_some(), data_dir = %config.data_dir.display(), "strata listening");
     let pg_listener = if config.postgres.enabled {
         Some(
-            pg::bind_listener(config.postgres.listen)
+            strata_query::postgres::wire::bind_listener(config.postgres.listen)
                 .await
                 .map_err(|source| ServeError::Bind {
                     addr: config.postgres.listen,
@@ -162,9 +161,13 @@ pub async fn serve(
 
     let pg_server = pg_listener.map(|listener| {
         let mut down = down_rx.clone();
-        tokio::spawn(pg::serve(listener, Arc::clone(&state), async move {
-            let _ = down.wait_for(|d| *d).await;
-        }))
+        tokio::spawn(frontend::postgres::serve(
+            listener,
+            Arc::clone(&state),
+            async move {
+                let _ = down.wait_for(|d| *d).await;
+            },
+        ))
     });
 
     let flight_server = flight_listener.map(|listener| {

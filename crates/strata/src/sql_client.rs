@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
 use clap::{Args, ValueEnum};
-use strata_server::pg::split_statements as statements;
+use strata_query::postgres::wire::split_statements as statements;
 
 #[derive(Debug, Args)]
 pub struct SqlArgs {

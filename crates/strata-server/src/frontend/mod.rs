@@ -14,10 +14,14 @@
 //!   ingest budget, decoded bytes in flight, decoding off the async
 //!   workers, limits (series reserved atomically), WAL and head, usage.
 //!
+//! - [`postgres`]: the Postgres wire protocol (in `strata_query::postgres`
+//!   with the rest of the Postgres code) over this front door.
+//!
 //! Errors are [`ApiError`](crate::error::ApiError)s: a kind, a message and a retry hint; each
 //! adapter renders them in its protocol's shape.
 
 mod caller;
+pub mod postgres;
 pub mod query;
 pub mod write;
 

@@ -653,7 +653,7 @@ mod isolation {
                 let (app, state) = loaded(auth, specs.path()).await;
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
                 let pg_addr = listener.local_addr().unwrap();
-                tokio::spawn(crate::pg::serve(listener, Arc::clone(&state), std::future::pending()));
+                tokio::spawn(crate::frontend::postgres::serve(listener, Arc::clone(&state), std::future::pending()));
                 for (path, header, token) in requests {
                     let token_text = token.map(|t| format!("token-{}", TENANTS[t]));
                     let (answered, text) = match path {

@@ -1,4 +1,4 @@
-//! `pg_catalog` for Postgres clients.
+//! `pg_catalog`: the catalog Postgres clients read.
 //!
 //! psql's `\d` family, DBeaver's navigator and most drivers learn what a
 //! database holds from Postgres' own catalog (`pg_class`, `pg_attribute`,

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use crate::QueryStream;
 use arrow::array::{
     Array, AsArray, BooleanArray, Float32Array, Float64Array, Int16Array, Int32Array, Int64Array,
     RecordBatch,
@@ -18,7 +19,6 @@ use pgwire::api::portal::{Format, Portal};
 use pgwire::api::results::{DataRowEncoder, FieldInfo};
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::data::DataRow;
-use strata_query::QueryStream;
 
 use super::{Statement, query_error, user_error};
 
@@ -118,7 +118,7 @@ fn binary_param(portal: &Portal<Statement>, i: usize, t: &Type) -> PgWireResult<
 /// The Postgres type a column is sent as (the one `pg_catalog` reports
 /// for it).
 pub(super) fn pg_type(t: &DataType) -> Type {
-    Type::from_oid(strata_query::pg_catalog::pg_type_of(t).oid).unwrap_or(Type::TEXT)
+    Type::from_oid(crate::postgres::catalog::pg_type_of(t).oid).unwrap_or(Type::TEXT)
 }
 
 pub(super) fn field_infos(columns: &[Field], format: &Format) -> Vec<FieldInfo> {

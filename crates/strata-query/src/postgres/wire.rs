@@ -1,6 +1,9 @@
 //! SQL over the Postgres wire protocol (pgwire): psql, psycopg, JDBC and
 //! Grafana's PostgreSQL data source.
 //!
+//! An adapter: logins, admission and planning are the server's front door's
+//! ([`Service`]); this module speaks the protocol around them.
+//!
 //! The database name selects the tenant (`psql -d acme`). With auth on the
 //! password is a token (cleartext password exchange: use TLS or a trusted
 //! network), which must be for that tenant and allow reading. Simple and
@@ -29,25 +32,45 @@ use pgwire::api::results::{DataRowEncoder, FieldInfo, QueryResponse, Response, T
 use pgwire::api::stmt::QueryParser;
 use pgwire::api::{ClientInfo, METADATA_DATABASE, METADATA_USER, PgWireServerHandlers, Type};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
-use strata_query::{Planned, QueryError};
 use strata_types::{ErrorKind, TenantId};
 use tokio::net::TcpListener;
 use tracing::{debug, info, warn};
 
-use crate::AppState;
-use crate::auth::Role;
-use crate::error::{ApiError, Shape, sqlstate_for};
+use super::catalog::{SERVER_VERSION, setting};
+use super::sqlstate_for;
+use crate::{Planned, QueryError};
 
 mod values;
 use values::{bind, field_infos, pg_type, rows};
 
+/// What the wire protocol needs from the server's front door.
+#[async_trait]
+pub trait Service: Send + Sync + 'static {
+    /// Whether a login must present a token as its password.
+    fn checks_tokens(&self) -> bool;
+    /// Checks that `token` may read `tenant`.
+    fn authorize(&self, token: &[u8], tenant: &TenantId) -> Result<(), Refusal>;
+    /// Admits one query of `tenant`: the returned guard is held until the
+    /// query's last row is sent or its client goes away.
+    async fn admit(&self, tenant: &TenantId) -> Result<Box<dyn Send + Sync>, Refusal>;
+    /// Plans a statement over `tenant`'s data.
+    async fn plan(&self, tenant: &TenantId, sql: &str) -> Result<Planned, QueryError>;
+}
+
+/// Why the front door refused: its kind picks the SQLSTATE.
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
 /// Accepts connections until `stop` resolves; each runs on its own task.
 pub async fn serve(
     listener: TcpListener,
-    state: Arc<AppState>,
+    service: Arc<dyn Service>,
     stop: impl std::future::Future<Output = ()> + Send,
 ) {
-    let handlers = Arc::new(Handlers::new(state));
+    let handlers = Arc::new(Handlers::new(service));
     tokio::pin!(stop);
     loop {
         tokio::select! {
@@ -114,14 +137,14 @@ pub struct Handlers {
 }
 
 impl Handlers {
-    pub fn new(state: Arc<AppState>) -> Self {
+    pub fn new(service: Arc<dyn Service>) -> Self {
         Self {
-            startup: Arc::new(Startup::new(Arc::clone(&state))),
+            startup: Arc::new(Startup::new(Arc::clone(&service))),
             backend: Arc::new(Backend {
                 parser: Arc::new(Parser {
-                    state: Arc::clone(&state),
+                    service: Arc::clone(&service),
                 }),
-                state,
+                service,
             }),
         }
     }
@@ -148,10 +171,10 @@ enum Startup {
 }
 
 impl Startup {
-    fn new(state: Arc<AppState>) -> Self {
-        if state.auth.enabled() {
+    fn new(service: Arc<dyn Service>) -> Self {
+        if service.checks_tokens() {
             Self::Token(Box::new(CleartextPasswordAuthStartupHandler::new(
-                TokenSource { state },
+                TokenSource { service },
                 parameters(),
             )))
         } else {
@@ -162,7 +185,7 @@ impl Startup {
 
 fn parameters() -> DefaultServerParameterProvider {
     let mut p = DefaultServerParameterProvider::default();
-    p.server_version = strata_query::pg_catalog::SERVER_VERSION.to_owned();
+    p.server_version = SERVER_VERSION.to_owned();
     p
 }
 
@@ -190,9 +213,14 @@ impl StartupHandler for Startup {
 }
 
 /// Checks a login's password as a token for the tenant it names.
-#[derive(Debug)]
 struct TokenSource {
-    state: Arc<AppState>,
+    service: Arc<dyn Service>,
+}
+
+impl Debug for TokenSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenSource")
+    }
 }
 
 #[async_trait]
@@ -212,9 +240,8 @@ impl AuthSource for TokenSource {
         presented: &[u8],
     ) -> PgWireResult<Option<()>> {
         let tenant = tenant_named(login.database(), login.user())?;
-        self.state
-            .auth
-            .authorize_login(presented, &tenant, Role::Read, Shape::PlainText)
+        self.service
+            .authorize(presented, &tenant)
             .map(|()| None)
             .map_err(|e| match e.kind {
                 ErrorKind::Unauthenticated => {
@@ -259,7 +286,7 @@ fn query_error(e: &QueryError) -> PgWireError {
     user_error(e.sqlstate(), &e.to_string())
 }
 
-fn api_error(e: &ApiError) -> PgWireError {
+fn refused(e: &Refusal) -> PgWireError {
     user_error(sqlstate_for(e.kind), &e.message)
 }
 
@@ -318,7 +345,7 @@ fn classify(sql: &str) -> Result<Option<Kind>, PgWireError> {
                 .unwrap_or_default()
                 .trim();
             let name = rest.trim_matches('"').to_ascii_lowercase();
-            let Some(value) = strata_query::pg_catalog::setting(&name) else {
+            let Some(value) = setting(&name) else {
                 return Err(user_error(
                     "42704",
                     &format!("unrecognized configuration parameter {rest:?}"),
@@ -334,9 +361,14 @@ fn classify(sql: &str) -> Result<Option<Kind>, PgWireError> {
 }
 
 /// Plans statements for a connection's tenant.
-#[derive(Debug)]
 pub struct Parser {
-    state: Arc<AppState>,
+    service: Arc<dyn Service>,
+}
+
+impl Debug for Parser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Parser")
+    }
 }
 
 impl Parser {
@@ -356,9 +388,8 @@ impl Parser {
             ));
         }
         let planned = self
-            .state
-            .query
-            .plan(tenant, sql, "postgres")
+            .service
+            .plan(tenant, sql)
             .await
             .map_err(|e| query_error(&e))?;
         let params = planned.parameter_types().map_err(|e| query_error(&e))?;
@@ -417,7 +448,7 @@ impl QueryParser for Parser {
 
 /// Runs statements: one per simple query part, one per portal.
 pub struct Backend {
-    state: Arc<AppState>,
+    service: Arc<dyn Service>,
     parser: Arc<Parser>,
 }
 
@@ -451,11 +482,7 @@ impl Backend {
             Kind::Query { columns, .. } => columns,
         };
         // Held until the last row is sent (or the client goes away).
-        let admitted = self
-            .state
-            .admit(tenant, "postgres", Shape::PlainText)
-            .await
-            .map_err(|e| api_error(&e))?;
+        let admitted = self.service.admit(tenant).await.map_err(|e| refused(&e))?;
         let planned = match planned {
             Some(p) => p,
             None => {
@@ -465,9 +492,8 @@ impl Backend {
                 // (a metric table gains a column when its series gain a
                 // label): Postgres' own rule and SQLSTATE for this.
                 let p = self
-                    .state
-                    .query
-                    .plan(tenant, &stmt.sql, "postgres")
+                    .service
+                    .plan(tenant, &stmt.sql)
                     .await
                     .map_err(|e| query_error(&e))?;
                 let same = p.schema().fields().len() == columns.len()
