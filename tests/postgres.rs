@@ -272,7 +272,7 @@ fn a_postgres_client_that_leaves_stops_its_query() {
             "--config",
             config.to_str().unwrap(),
             "--log-level",
-            "strata_server::pg=debug,info",
+            "strata_query::postgres=debug,info",
         ],
     );
     let mut client = Command::new("psql")
