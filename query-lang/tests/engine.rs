@@ -108,7 +108,17 @@ fn a_split_range_query_equals_its_instant_queries() {
             ("pod".into(), pod.clone()),
         ]);
         for k in 0..80 {
-            src.add(&l, k * 15_000 + 7, f64::from(k % 3 != 0));
+            // Some pods stop (a staleness marker), some leave a gap longer
+            // than the lookback: instant selectors must skip both.
+            let v = if i % 11 == 0 && k == 40 {
+                f64::from_bits(strata_query_lang::promql::STALE_NAN_BITS)
+            } else {
+                f64::from(k % 3 != 0)
+            };
+            if i % 13 == 0 && (50..72).contains(&k) {
+                continue;
+            }
+            src.add(&l, k * 15_000 + 7, v);
         }
     }
     let queries = [
@@ -129,6 +139,11 @@ fn a_split_range_query_equals_its_instant_queries() {
         // reset scan only for the latter).
         "sum by (tenant) (increase(up[2m]))",
         "rate(up[30s])",
+        // Aggregations straight over a selector (computed by column).
+        "sum by (tenant) (up)",
+        "count(up offset 45s)",
+        "max by (service) ((req_bucket))",
+        "group by (tenant) (up) and on (tenant) min by (tenant) (up)",
     ];
     let engine = Engine::default();
     let rt = rt();

@@ -23,6 +23,27 @@ use strata_types::TenantId;
 use crate::QueryError;
 use crate::series_labels::{FileIndex, FileIndexCache};
 
+/// One file's selected series: its index, and each series' position in it
+/// with its points.
+type FileRead =
+    Result<(Arc<FileIndex>, Vec<(u32, Vec<(i64, f64)>)>), datafusion::error::DataFusionError>;
+
+/// A spawned task stopped when its query is dropped (a client gone, a
+/// timeout), not left running to the end.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Files a query decodes at once: every core, and one more to keep them
+/// busy while another file's pages are fetched.
+fn read_parallelism() -> usize {
+    std::thread::available_parallelism().map_or(2, usize::from) + 1
+}
+
 /// One tenant's data as PromQL sees it.
 pub struct PromSource {
     tenant: TenantId,
@@ -169,23 +190,17 @@ impl PromSource {
             .iter()
             .map(head_matcher)
             .collect::<Result<_, _>>()?;
-        for head in &self.view.heads {
-            if !head.overlaps(start_ms, end_ms) {
-                continue;
-            }
-            for s in head.query_points(&head_matchers, start_ms, end_ms) {
-                // The head's own strings: no text is copied.
-                let labels = s.labels;
-                found
-                    .entry(s.id.0 as i64)
-                    .or_default()
-                    .add(|| Arc::new(Labels::from_shared(labels)), s.points);
-            }
-        }
         let metric = matchers.iter().find_map(|m| {
             (m.name == METRIC_NAME && matches!(m.op, MatchOp::Equal)).then_some(m.value.as_str())
         });
+        // Every file that may hold the series is read on its own task, a
+        // few at a time (decoding is most of a query's fetch, and one task
+        // uses one core); their answers merge in file order, so the first
+        // copy of a sample written twice is still the one kept.
         let store = self.view.store.store();
+        let matchers = Arc::new(head_matchers);
+        let permits = Arc::new(tokio::sync::Semaphore::new(read_parallelism()));
+        let mut reads: Vec<AbortOnDrop<FileRead>> = Vec::new();
         for file in self.view.files.iter() {
             if !file.stats.overlaps(start_ms, end_ms)
                 || metric.is_some_and(|m| {
@@ -196,19 +211,44 @@ impl PromSource {
             {
                 continue;
             }
-            let path = file.path.under(&self.view.table_root);
-            let ix = self
-                .file_index
-                .index(store, &path, file.size)
-                .await
-                .map_err(df_error)?;
-            let selected = ix.labels.select(&head_matchers);
-            if selected.is_empty() {
+            let (store, cache, matchers, permits) = (
+                Arc::clone(store),
+                Arc::clone(&self.file_index),
+                Arc::clone(&matchers),
+                Arc::clone(&permits),
+            );
+            let (path, size) = (file.path.under(&self.view.table_root), file.size);
+            reads.push(AbortOnDrop(tokio::spawn(async move {
+                let _permit = permits.acquire_owned().await;
+                let ix = cache.index(&store, &path, size).await?;
+                let selected = ix.labels.select(&matchers);
+                if selected.is_empty() {
+                    return Ok((ix, Vec::new()));
+                }
+                let read = ix
+                    .read_points(&store, &path, size, &selected, start_ms, end_ms)
+                    .await?;
+                Ok((ix, read))
+            })));
+        }
+        // The heads meanwhile, here: their series come first.
+        for head in &self.view.heads {
+            if !head.overlaps(start_ms, end_ms) {
                 continue;
             }
-            let read = ix
-                .read_points(store, &path, file.size, &selected, start_ms, end_ms)
+            for s in head.query_points(&matchers, start_ms, end_ms) {
+                // The head's own strings: no text is copied.
+                let labels = s.labels;
+                found
+                    .entry(s.id.0 as i64)
+                    .or_default()
+                    .add(|| Arc::new(Labels::from_shared(labels)), s.points);
+            }
+        }
+        for read in &mut reads {
+            let (ix, read) = (&mut read.0)
                 .await
+                .map_err(|e| PromError::new(ErrorKind::Internal, format!("file read failed: {e}")))?
                 .map_err(df_error)?;
             for (pos, points) in read {
                 let (Some(&id), Some(labels)) =

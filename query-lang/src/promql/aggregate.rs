@@ -178,24 +178,30 @@ pub(crate) fn aggregate<E: Eval>(ev: &E, a: &AggregateExpr, t: i64) -> Result<Va
     Ok(Val::Vector(out))
 }
 
-/// `sum`, `count`, `min`, `max` or `group` of a window-function call a
-/// range query computed for every step ([`Eval::precomputed_column`]): each
+/// The aggregations that reduce a precomputed column directly.
+pub(crate) const COLUMN_AGGREGATIONS: [&str; 5] = ["sum", "count", "min", "max", "group"];
+
+/// `sum`, `count`, `min`, `max` or `group` of a window-function call or a
+/// plain selector a range query computed for every step
+/// ([`Eval::precomputed_column`]): each
 /// input series' group is found once per query, and a step is one pass
 /// over a column of values, with the same order of operations (and so the
 /// same floating-point answer) as the general path.
 fn pre_aggregate<E: Eval>(ev: &E, a: &AggregateExpr, op: &str, t: i64) -> Option<Vec<Samp>> {
-    if !matches!(op, "sum" | "count" | "min" | "max" | "group") {
+    if !COLUMN_AGGREGATIONS.contains(&op) {
         return None;
     }
     let mut inner = &*a.expr;
     while let Expr::Paren(p) = inner {
         inner = &p.expr;
     }
-    let Expr::Call(c) = inner else {
-        return None;
+    let key = match inner {
+        Expr::Call(c) => addr(c),
+        Expr::VectorSelector(vs) => addr(vs),
+        _ => return None,
     };
     ev.precomputed_column(
-        c,
+        key,
         t,
         addr(a),
         |l| group_of(&a.modifier, l),

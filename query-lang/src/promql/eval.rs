@@ -255,16 +255,32 @@ pub(crate) async fn prepare(
     planner.walk(&expr, start, end);
     let mut data = HashMap::new();
     let mut loaded = 0usize;
+    let mut needs = Vec::with_capacity(planner.needs.len());
     for need in planner.needs {
         let sets = selector_matchers(need.vs);
+        if sets
+            .iter()
+            .any(|matchers| !matchers.iter().any(|m| !m.is_match("")))
+        {
+            return Err(PromError::bad_data(
+                "vector selector must contain at least one non-empty matcher",
+            ));
+        }
+        needs.push((need, sets));
+    }
+    // Every selector's series are fetched at once (a fetch waits on
+    // storage and decodes on its own tasks), then checked in order.
+    let fetches = futures::future::try_join_all(needs.iter().map(|(need, sets)| async move {
+        let mut parts = Vec::with_capacity(sets.len());
+        for matchers in sets {
+            parts.push(source.select(matchers, need.lo, need.hi).await?);
+        }
+        Ok::<_, PromError>(parts)
+    }))
+    .await?;
+    for ((need, sets), parts) in needs.into_iter().zip(fetches) {
         let mut selected: Vec<Series> = Vec::new();
-        for matchers in &sets {
-            if !matchers.iter().any(|m| !m.is_match("")) {
-                return Err(PromError::bad_data(
-                    "vector selector must contain at least one non-empty matcher",
-                ));
-            }
-            let part = source.select(matchers, need.lo, need.hi).await?;
+        for part in parts {
             loaded += part.iter().map(|s| s.points.len()).sum::<usize>();
             selected.extend(part);
         }
@@ -750,12 +766,12 @@ impl Eval for Ev {
 
     fn precomputed_column<R>(
         &self,
-        c: &promql_parser::parser::Call,
+        key: usize,
         t: i64,
         node: usize,
         group: impl Fn(&Labels) -> Labels,
         f: impl FnOnce(&super::value::Column<'_>) -> R,
     ) -> Option<R> {
-        self.precomputed_column_at(c, t, node, group, f)
+        self.precomputed_column_at(key, t, node, group, f)
     }
 }

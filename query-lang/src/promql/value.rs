@@ -124,12 +124,13 @@ pub(crate) trait Eval {
     /// The call's value at `t` when it was computed for every step at once.
     fn precomputed(&self, c: &Call, t: i64) -> Option<Vec<Samp>>;
 
-    /// For an aggregation (node `node`) over a precomputed call: `f` of the
-    /// call's column at `t`, with each input series' group (`group` of its
-    /// labels, found once per query).
+    /// For an aggregation (node `node`) over a precomputed call or
+    /// selector (`key`: its node's address): `f` of its column at `t`, with
+    /// each input series' group (`group` of its labels, found once per
+    /// query).
     fn precomputed_column<R>(
         &self,
-        c: &Call,
+        key: usize,
         t: i64,
         node: usize,
         group: impl Fn(&Labels) -> Labels,

@@ -85,7 +85,23 @@ impl Ev {
                 if let Some(p) = &a.param {
                     self.precompute(p, from, to, step)?;
                 }
-                self.precompute(&a.expr, from, to, step)
+                let mut inner = &*a.expr;
+                while let Expr::Paren(p) = inner {
+                    inner = &p.expr;
+                }
+                match inner {
+                    // `sum(metric)` and friends: the selector's value at
+                    // every step, for the aggregation to reduce by column.
+                    Expr::VectorSelector(vs)
+                        if a.param.is_none()
+                            && super::super::aggregate::COLUMN_AGGREGATIONS
+                                .contains(&a.op.to_string().to_lowercase().as_str()) =>
+                    {
+                        self.precompute_selector(vs, from, to, step);
+                        Ok(())
+                    }
+                    _ => self.precompute(&a.expr, from, to, step),
+                }
             }
             Expr::Call(c) => {
                 if super::super::functions::WINDOW_FNS.contains(&c.func.name) {
@@ -98,6 +114,64 @@ impl Ev {
                 }
             }
         }
+    }
+
+    /// Every step `from..=to` of an instant selector (no `@`): each
+    /// series' latest sample within the lookback, unless it is a
+    /// staleness marker (as [`Ev::select`] answers one step).
+    fn precompute_selector(
+        &self,
+        vs: &promql_parser::parser::VectorSelector,
+        from: i64,
+        to: i64,
+        step: i64,
+    ) {
+        if vs.at.is_some() || step <= 0 || to < from {
+            return;
+        }
+        let Some(data) = self.data.get(&addr(vs)) else {
+            return;
+        };
+        let steps = usize::try_from((to - from) / step + 1).unwrap_or(usize::MAX);
+        let n = data.len();
+        if steps.saturating_mul(n) > PRE_CELLS {
+            return;
+        }
+        let offset = offset_ms(&vs.offset);
+        let mut values = vec![0.0; steps * n];
+        let mut present = vec![0u64; (steps * n).div_ceil(64)];
+        for (si, series) in data.iter().enumerate() {
+            let pts = &series.all;
+            // Points at or before the step's time: the last is its sample.
+            let mut upto = 0usize;
+            for k in 0..steps {
+                let r = from + k as i64 * step - offset;
+                while upto < pts.len() && pts[upto].0 <= r {
+                    upto += 1;
+                }
+                let Some(&(ts, v)) = upto.checked_sub(1).and_then(|i| pts.get(i)) else {
+                    continue;
+                };
+                if ts <= r - self.lookback || super::is_stale(v) {
+                    continue;
+                }
+                let cell = k * n + si;
+                values[cell] = v;
+                present[cell / 64] |= 1 << (cell % 64);
+            }
+        }
+        self.pre.borrow_mut().insert(
+            addr(vs),
+            Pre {
+                from,
+                step,
+                steps,
+                labels: data.iter().map(|s| Arc::clone(&s.labels)).collect(),
+                drop_name: false,
+                values,
+                present,
+            },
+        );
     }
 
     fn precompute_call(
@@ -199,14 +273,14 @@ impl Ev {
     /// labels, found once per query).
     pub(super) fn precomputed_column_at<R>(
         &self,
-        c: &promql_parser::parser::Call,
+        key: usize,
         t: i64,
         node: usize,
         group: impl Fn(&Labels) -> Labels,
         f: impl FnOnce(&Column<'_>) -> R,
     ) -> Option<R> {
         let pre = self.pre.borrow();
-        let p = pre.get(&addr(c))?;
+        let p = pre.get(&key)?;
         let k = p.step_of(t)?;
         if !self.groupings.borrow().contains_key(&node) {
             let mut index: AddrMap<usize, usize> = AddrMap::default();
