@@ -218,6 +218,7 @@ impl PromSource {
                 Arc::clone(&permits),
             );
             let (path, size) = (file.path.under(&self.view.table_root), file.size);
+            let whole = start_ms <= file.stats.min_ts_ms && file.stats.max_ts_ms <= end_ms;
             reads.push(AbortOnDrop(tokio::spawn(async move {
                 let _permit = permits.acquire_owned().await;
                 let ix = cache.index(&store, &path, size).await?;
@@ -226,7 +227,7 @@ impl PromSource {
                     return Ok((ix, Vec::new()));
                 }
                 let read = ix
-                    .read_points(&store, &path, size, &selected, start_ms, end_ms)
+                    .read_points(&store, &path, size, &selected, start_ms, end_ms, whole)
                     .await?;
                 Ok((ix, read))
             })));

@@ -330,7 +330,10 @@ impl FileIndex {
     }
 
     /// Samples in `[start_ms, end_ms]` of the series at `positions`
-    /// (sorted), reading only their rows: `(position, points)`.
+    /// (sorted), reading only their rows: `(position, points)`. `whole`:
+    /// the file lies inside the range, so every row read is kept and each
+    /// series' points are allocated once, at their size.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn read_points(
         &self,
         store: &Arc<dyn ObjectStore>,
@@ -339,6 +342,7 @@ impl FileIndex {
         positions: &roaring::RoaringBitmap,
         start_ms: i64,
         end_ms: i64,
+        whole: bool,
     ) -> Result<Vec<(u32, Vec<(i64, f64)>)>, datafusion::error::DataFusionError> {
         let runs: Vec<&(u32, usize, usize)> = self
             .runs
@@ -365,10 +369,11 @@ impl FileIndex {
                 .with_batch_size(65_536)
                 .build()?;
         let (lo_us, hi_us) = (start_ms.saturating_mul(1000), end_ms.saturating_mul(1000));
-        let mut out: Vec<(u32, Vec<(i64, f64)>)> = Vec::new();
+        let sized = |rows: usize| if whole { Vec::with_capacity(rows) } else { Vec::new() };
+        let mut out: Vec<(u32, Vec<(i64, f64)>)> = Vec::with_capacity(runs.len());
         let mut run = 0usize;
         let mut left = runs[0].2;
-        out.push((runs[0].0, Vec::new()));
+        out.push((runs[0].0, sized(left)));
         while let Some(b) = stream.try_next().await? {
             let t = b
                 .column(0)
@@ -382,8 +387,9 @@ impl FileIndex {
                         return Ok(out);
                     };
                     left = r.2;
-                    if out.last().is_none_or(|(p, _)| *p != r.0) {
-                        out.push((r.0, Vec::new()));
+                    match out.last_mut() {
+                        Some((p, pts)) if *p == r.0 => pts.reserve(if whole { left } else { 0 }),
+                        _ => out.push((r.0, sized(left))),
                     }
                 }
                 left -= 1;
