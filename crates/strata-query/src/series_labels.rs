@@ -369,7 +369,13 @@ impl FileIndex {
                 .with_batch_size(65_536)
                 .build()?;
         let (lo_us, hi_us) = (start_ms.saturating_mul(1000), end_ms.saturating_mul(1000));
-        let sized = |rows: usize| if whole { Vec::with_capacity(rows) } else { Vec::new() };
+        let sized = |rows: usize| {
+            if whole {
+                Vec::with_capacity(rows)
+            } else {
+                Vec::new()
+            }
+        };
         let mut out: Vec<(u32, Vec<(i64, f64)>)> = Vec::with_capacity(runs.len());
         let mut run = 0usize;
         let mut left = runs[0].2;

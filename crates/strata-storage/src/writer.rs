@@ -106,9 +106,10 @@ pub(crate) fn writer_properties(expected_series: u64, layout: &ValueLayout) -> W
 /// Large pages cost selective reads (a scan for one series decompresses
 /// its whole page: +12 ms per series and day file), so only day files,
 /// the final form, use them; flush files (merged within the hour) stay
-/// small and fast (8,192-row pages: a raw fetch of 72 series from a flush
-/// file 11.9 → 6.7 ms against 20,000, for +7% bytes), hour files sit
-/// between.
+/// small and fast (2,048-row pages, a few series each: a raw fetch of 72
+/// series decompresses about one page per series and column; see
+/// docs/BENCHMARKS.md for the 20,000 → 8,192 → 2,048 steps), hour files
+/// sit between.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct ValueLayout {
     pub(crate) zstd: i32,
@@ -123,7 +124,7 @@ pub(crate) fn value_layout(level: FileLevel) -> ValueLayout {
     match level {
         FileLevel::Flush => ValueLayout {
             zstd: 1,
-            page_rows: 8_192,
+            page_rows: 2_048,
         },
         FileLevel::Hour => ValueLayout {
             zstd: 3,
