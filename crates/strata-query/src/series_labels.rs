@@ -64,14 +64,12 @@ impl FileSeriesCache {
         let reader = ParquetObjectReader::new(Arc::clone(store), path.clone()).with_file_size(size);
         let builder = ParquetRecordBatchStreamBuilder::new(reader).await?;
         let mask = ProjectionMask::leaves(builder.parquet_schema(), [LEAF_SERIES_ID]);
-        let batches: Vec<_> = builder
+        let mut stream = builder
             .with_projection(mask)
             .with_batch_size(65_536)
-            .build()?
-            .try_collect()
-            .await?;
+            .build()?;
         let mut ids: Vec<i64> = Vec::new();
-        for b in &batches {
+        while let Some(b) = stream.try_next().await? {
             for id in b.column(0).as_primitive::<Int64Type>().values() {
                 if ids.last() != Some(id) {
                     ids.push(*id);
@@ -184,6 +182,25 @@ fn batch_labels(
     path: &Path,
     mut each: impl FnMut(i64, Labels),
 ) -> Result<(), datafusion::error::DataFusionError> {
+    let (metric, labels, ids) = label_columns(b, path)?;
+    for row in 0..b.num_rows() {
+        each(ids.value(row), map_labels(metric.value(row), labels, row));
+    }
+    Ok(())
+}
+
+/// A batch's metric, labels and series id columns.
+fn label_columns<'a>(
+    b: &'a arrow::array::RecordBatch,
+    path: &Path,
+) -> Result<
+    (
+        &'a arrow::array::StringArray,
+        &'a arrow::array::MapArray,
+        &'a arrow::array::Int64Array,
+    ),
+    datafusion::error::DataFusionError,
+> {
     let internal =
         |what: &str| datafusion::error::DataFusionError::Internal(format!("{path}: {what}"));
     let metric = b
@@ -198,10 +215,7 @@ fn batch_labels(
         .column_by_name("series_id")
         .and_then(|c| c.as_primitive_opt::<Int64Type>())
         .ok_or_else(|| internal("series_id column"))?;
-    for row in 0..b.num_rows() {
-        each(ids.value(row), map_labels(metric.value(row), labels, row));
-    }
-    Ok(())
+    Ok((metric, labels, ids))
 }
 
 /// A row's labels, `__name__` from the metric column.
@@ -253,19 +267,19 @@ impl FileIndex {
         )
         .await?;
         let schema = meta.parquet_schema().clone();
-        let batches: Vec<_> =
+        // The column streams batch by batch: collected, a flush file's
+        // 48M ids would be held at once (~400 MB a query never gives back).
+        let mut ids_stream =
             ParquetRecordBatchStreamBuilder::new_with_metadata(reader.clone(), meta.clone())
                 .with_projection(ProjectionMask::leaves(&schema, [LEAF_SERIES_ID]))
                 .with_batch_size(65_536)
-                .build()?
-                .try_collect()
-                .await?;
+                .build()?;
         let mut positions: HashMap<i64, u32> = HashMap::new();
         let mut ids: Vec<i64> = Vec::new();
         let mut first_rows: Vec<usize> = Vec::new();
         let mut runs: Vec<(u32, usize, usize)> = Vec::new();
         let mut row = 0usize;
-        for b in &batches {
+        while let Some(b) = ids_stream.try_next().await? {
             for id in b.column(0).as_primitive::<Int64Type>().values() {
                 match runs.last_mut() {
                     Some((pos, _, len)) if ids[*pos as usize] == *id => *len += 1,
@@ -281,13 +295,14 @@ impl FileIndex {
                 row += 1;
             }
         }
-        // Labels: one row per series.
-        let empty = Arc::new(Labels::empty());
-        let mut series_labels: Vec<Arc<Labels>> = ids.iter().map(|_| Arc::clone(&empty)).collect();
+        // Labels: one row per series, the first, read in file order: the
+        // order positions were given in, so each row's labels go straight
+        // into the index (borrowed from the batch, no copy per series).
+        let mut labels = strata_head::LabelIndex::new();
         if !first_rows.is_empty() {
             let selection =
                 RowSelection::from_consecutive_ranges(first_rows.iter().map(|&r| r..r + 1), row);
-            let batches: Vec<_> =
+            let mut label_rows =
                 ParquetRecordBatchStreamBuilder::new_with_metadata(reader, meta.clone())
                     .with_projection(ProjectionMask::leaves(
                         &schema,
@@ -299,24 +314,43 @@ impl FileIndex {
                         ],
                     ))
                     .with_row_selection(selection)
-                    .build()?
-                    .try_collect()
-                    .await?;
-            for b in &batches {
-                batch_labels(b, path, |id, labels| {
-                    if let Some(&pos) = positions.get(&id) {
-                        series_labels[pos as usize] = Arc::new(labels);
+                    .build()?;
+            while let Some(b) = label_rows.try_next().await? {
+                let (metric, map, row_ids) = label_columns(&b, path)?;
+                for r in 0..b.num_rows() {
+                    if positions.get(&row_ids.value(r)).map(|p| *p as usize) != Some(labels.len()) {
+                        return Err(datafusion::error::DataFusionError::Internal(format!(
+                            "{path}: series labels out of file order"
+                        )));
                     }
-                })?;
+                    let entries = map.value(r);
+                    let mut pairs: Vec<(&str, &str)> = Vec::with_capacity(entries.len() + 1);
+                    pairs.push((METRIC_NAME, metric.value(r)));
+                    if let (Some(k), Some(v)) = (
+                        entries.column(0).as_string_opt::<i32>(),
+                        entries.column(1).as_string_opt::<i32>(),
+                    ) {
+                        pairs.extend((0..entries.len()).map(|i| (k.value(i), v.value(i))));
+                    }
+                    // As `Labels` holds them: no empty values, sorted,
+                    // one value a name.
+                    pairs.retain(|(_, v)| !v.is_empty());
+                    pairs.sort_unstable();
+                    pairs.dedup_by(|a, b| a.0 == b.0);
+                    labels.add(pairs);
+                }
             }
         }
-        let mut labels = strata_head::LabelIndex::new();
-        for l in &series_labels {
-            labels.add(l.iter());
+        if labels.len() != ids.len() {
+            return Err(datafusion::error::DataFusionError::Internal(format!(
+                "{path}: labels for {} of {} series",
+                labels.len(),
+                ids.len()
+            )));
         }
         // Each series' labels again, now sharing the index's strings: a
         // value common to many series is held once.
-        let series_labels: Vec<Arc<Labels>> = (0..series_labels.len() as u32)
+        let series_labels: Vec<Arc<Labels>> = (0..ids.len() as u32)
             .map(|pos| Arc::new(Labels::from_shared(labels.shared_labels(pos))))
             .collect();
         Ok(Self {
