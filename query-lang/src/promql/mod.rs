@@ -343,5 +343,9 @@ mod tests {
         assert_eq!(parse_duration_ms("1h30m"), Ok(5_400_000));
         assert!(parse_expr("rate(x[5555555555555555555555555555555s])").is_err());
         assert!(parse_expr("x offset 99999999999999999999999999y").is_err());
+        // A duration written as a bare number of seconds.
+        assert!(parse_expr("x offset 23333333333333333333333333333333333").is_err());
+        assert!(parse_expr("rate(x[1e50])").is_err());
+        assert!(parse_expr("x offset 90").is_ok());
     }
 }

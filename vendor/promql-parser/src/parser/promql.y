@@ -613,7 +613,8 @@ duration -> Result<Duration, String>:
         |       NUMBER
                 {
                         let num = parse_str_radix($lexer.span_str($span))?;
-                        Ok(Duration::from_secs_f64(num))
+                        Duration::try_from_secs_f64(num)
+                                .map_err(|_| format!("duration out of range: {}", $lexer.span_str($span)))
                 }
 ;
 
