@@ -248,6 +248,11 @@ pub struct FileIndex {
     pub series_labels: Vec<Arc<Labels>>,
     /// Runs of rows: (position, first row, rows), in row order.
     runs: Vec<(u32, usize, usize)>,
+    /// Each position's runs: `run_of[pos_runs[p]..pos_runs[p + 1]]` are
+    /// indexes into `runs` (a read of a few series finds their rows
+    /// without a pass over every run of the file).
+    pos_runs: Vec<u32>,
+    run_of: Vec<u32>,
     rows: usize,
     meta: ArrowReaderMetadata,
 }
@@ -353,11 +358,32 @@ impl FileIndex {
         let series_labels: Vec<Arc<Labels>> = (0..ids.len() as u32)
             .map(|pos| Arc::new(Labels::from_shared(labels.shared_labels(pos))))
             .collect();
+        let mut pos_runs = vec![0u32; ids.len() + 1];
+        for (pos, _, _) in &runs {
+            if let Some(n) = pos_runs.get_mut(*pos as usize + 1) {
+                *n += 1;
+            }
+        }
+        for i in 0..ids.len() {
+            pos_runs[i + 1] += pos_runs[i];
+        }
+        let mut next = pos_runs.clone();
+        let mut run_of = vec![0u32; runs.len()];
+        for (ri, (pos, _, _)) in runs.iter().enumerate() {
+            if let Some(slot) = next.get_mut(*pos as usize) {
+                if let Some(r) = run_of.get_mut(*slot as usize) {
+                    *r = ri as u32;
+                }
+                *slot += 1;
+            }
+        }
         Ok(Self {
             ids,
             labels,
             series_labels,
             runs,
+            pos_runs,
+            run_of,
             rows: row,
             meta,
         })
@@ -378,11 +404,18 @@ impl FileIndex {
         end_ms: i64,
         whole: bool,
     ) -> Result<Vec<(u32, Vec<(i64, f64)>)>, datafusion::error::DataFusionError> {
-        let runs: Vec<&(u32, usize, usize)> = self
-            .runs
-            .iter()
-            .filter(|(pos, _, _)| positions.contains(*pos))
-            .collect();
+        let mut runs: Vec<&(u32, usize, usize)> = Vec::new();
+        for pos in positions {
+            let p = pos as usize;
+            let (Some(&a), Some(&b)) = (self.pos_runs.get(p), self.pos_runs.get(p + 1)) else {
+                continue;
+            };
+            for &ri in self.run_of.get(a as usize..b as usize).unwrap_or(&[]) {
+                runs.extend(self.runs.get(ri as usize));
+            }
+        }
+        // In row order, as the row selection takes them.
+        runs.sort_unstable_by_key(|r| r.1);
         if runs.is_empty() {
             return Ok(Vec::new());
         }
