@@ -13,7 +13,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray};
+use arrow::array::AsArray;
 use arrow::datatypes::{Float64Type, Int64Type, TimestampMicrosecondType};
 use datafusion::parquet::arrow::ParquetRecordBatchStreamBuilder;
 use datafusion::parquet::arrow::ProjectionMask;
@@ -220,18 +220,35 @@ fn label_columns<'a>(
 
 /// A row's labels, `__name__` from the metric column.
 pub(crate) fn map_labels(metric: &str, labels: &arrow::array::MapArray, row: usize) -> Labels {
-    let entries = labels.value(row);
-    let mut pairs = Vec::with_capacity(entries.len() + 1);
-    pairs.push((METRIC_NAME.to_owned(), metric.to_owned()));
+    Labels::new(
+        row_pairs(metric, labels, row)
+            .into_iter()
+            .map(|(n, v)| (n.to_owned(), v.to_owned()))
+            .collect(),
+    )
+}
+
+/// A row's label pairs as stored, borrowed from the batch: `__name__` from
+/// the metric column, then the map's entries.
+fn row_pairs<'a>(
+    metric: &'a str,
+    labels: &'a arrow::array::MapArray,
+    row: usize,
+) -> Vec<(&'a str, &'a str)> {
+    let offsets = labels.value_offsets();
+    let (lo, hi) = match (offsets.get(row), offsets.get(row + 1)) {
+        (Some(&lo), Some(&hi)) => (lo as usize, hi as usize),
+        _ => (0, 0),
+    };
+    let mut pairs = Vec::with_capacity(hi.saturating_sub(lo) + 1);
+    pairs.push((METRIC_NAME, metric));
     if let (Some(k), Some(v)) = (
-        entries.column(0).as_string_opt::<i32>(),
-        entries.column(1).as_string_opt::<i32>(),
+        labels.keys().as_string_opt::<i32>(),
+        labels.values().as_string_opt::<i32>(),
     ) {
-        for i in 0..entries.len() {
-            pairs.push((k.value(i).to_owned(), v.value(i).to_owned()));
-        }
+        pairs.extend((lo..hi).map(|i| (k.value(i), v.value(i))));
     }
-    Labels::new(pairs)
+    pairs
 }
 
 /// The series of one data file, indexed as the head indexes its own:
@@ -328,20 +345,8 @@ impl FileIndex {
                             "{path}: series labels out of file order"
                         )));
                     }
-                    let entries = map.value(r);
-                    let mut pairs: Vec<(&str, &str)> = Vec::with_capacity(entries.len() + 1);
-                    pairs.push((METRIC_NAME, metric.value(r)));
-                    if let (Some(k), Some(v)) = (
-                        entries.column(0).as_string_opt::<i32>(),
-                        entries.column(1).as_string_opt::<i32>(),
-                    ) {
-                        pairs.extend((0..entries.len()).map(|i| (k.value(i), v.value(i))));
-                    }
-                    // As `Labels` holds them: no empty values, sorted,
-                    // one value a name.
-                    pairs.retain(|(_, v)| !v.is_empty());
-                    pairs.sort_unstable();
-                    pairs.dedup_by(|a, b| a.0 == b.0);
+                    let mut pairs = row_pairs(metric.value(r), map, r);
+                    Labels::canonicalize(&mut pairs);
                     labels.add(pairs);
                 }
             }
@@ -358,25 +363,7 @@ impl FileIndex {
         let series_labels: Vec<Arc<Labels>> = (0..ids.len() as u32)
             .map(|pos| Arc::new(Labels::from_shared(labels.shared_labels(pos))))
             .collect();
-        let mut pos_runs = vec![0u32; ids.len() + 1];
-        for (pos, _, _) in &runs {
-            if let Some(n) = pos_runs.get_mut(*pos as usize + 1) {
-                *n += 1;
-            }
-        }
-        for i in 0..ids.len() {
-            pos_runs[i + 1] += pos_runs[i];
-        }
-        let mut next = pos_runs.clone();
-        let mut run_of = vec![0u32; runs.len()];
-        for (ri, (pos, _, _)) in runs.iter().enumerate() {
-            if let Some(slot) = next.get_mut(*pos as usize) {
-                if let Some(r) = run_of.get_mut(*slot as usize) {
-                    *r = ri as u32;
-                }
-                *slot += 1;
-            }
-        }
+        let (pos_runs, run_of) = runs_by_position(&runs, ids.len());
         Ok(Self {
             ids,
             labels,
@@ -387,6 +374,22 @@ impl FileIndex {
             rows: row,
             meta,
         })
+    }
+
+    /// The runs of the series at `positions`, in row order.
+    fn runs_of(&self, positions: &roaring::RoaringBitmap) -> Vec<&(u32, usize, usize)> {
+        let mut runs: Vec<&(u32, usize, usize)> = Vec::new();
+        for pos in positions {
+            let p = pos as usize;
+            let (Some(&a), Some(&b)) = (self.pos_runs.get(p), self.pos_runs.get(p + 1)) else {
+                continue;
+            };
+            for &ri in self.run_of.get(a as usize..b as usize).unwrap_or(&[]) {
+                runs.extend(self.runs.get(ri as usize));
+            }
+        }
+        runs.sort_unstable_by_key(|r| r.1);
+        runs
     }
 
     /// Samples in `[start_ms, end_ms]` of the series at `positions`
@@ -404,18 +407,7 @@ impl FileIndex {
         end_ms: i64,
         whole: bool,
     ) -> Result<Vec<(u32, Vec<(i64, f64)>)>, datafusion::error::DataFusionError> {
-        let mut runs: Vec<&(u32, usize, usize)> = Vec::new();
-        for pos in positions {
-            let p = pos as usize;
-            let (Some(&a), Some(&b)) = (self.pos_runs.get(p), self.pos_runs.get(p + 1)) else {
-                continue;
-            };
-            for &ri in self.run_of.get(a as usize..b as usize).unwrap_or(&[]) {
-                runs.extend(self.runs.get(ri as usize));
-            }
-        }
-        // In row order, as the row selection takes them.
-        runs.sort_unstable_by_key(|r| r.1);
+        let runs = self.runs_of(positions);
         if runs.is_empty() {
             return Ok(Vec::new());
         }
@@ -477,6 +469,30 @@ impl FileIndex {
     }
 }
 
+/// Each position's runs of rows (`runs` in row order, `(position, first
+/// row, rows)`, positions below `series`): offsets by position into the run
+/// indexes, and the run indexes grouped by position (in row order within
+/// one). A file written in series order has one run a series; a series
+/// split across runs keeps all of them.
+fn runs_by_position(runs: &[(u32, usize, usize)], series: usize) -> (Vec<u32>, Vec<u32>) {
+    let mut run_of: Vec<u32> = (0..runs.len() as u32).collect();
+    // Stable: a position's runs stay in row order.
+    run_of.sort_by_key(|&ri| runs.get(ri as usize).map_or(u32::MAX, |r| r.0));
+    let mut pos_runs = Vec::with_capacity(series + 1);
+    let mut at = 0usize;
+    for p in 0..=series as u32 {
+        while run_of
+            .get(at)
+            .and_then(|&ri| runs.get(ri as usize))
+            .is_some_and(|r| r.0 < p)
+        {
+            at += 1;
+        }
+        pos_runs.push(at as u32);
+    }
+    (pos_runs, run_of)
+}
+
 /// Indexes of the data files queries have looked at, by path.
 #[derive(Debug, Default)]
 pub struct FileIndexCache {
@@ -511,5 +527,30 @@ impl FileIndexCache {
             self.series.fetch_add(index.ids.len(), Ordering::Relaxed);
         }
         Ok(index)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_position_finds_its_runs_in_row_order() {
+        // Position 1 split in two runs (a file not in series order);
+        // position 3 has none.
+        let runs = [(0, 0, 10), (1, 10, 5), (2, 15, 7), (1, 22, 3), (4, 25, 1)];
+        let (pos_runs, run_of) = runs_by_position(&runs, 5);
+        let of = |p: usize| -> Vec<(u32, usize, usize)> {
+            run_of[pos_runs[p] as usize..pos_runs[p + 1] as usize]
+                .iter()
+                .map(|&ri| runs[ri as usize])
+                .collect()
+        };
+        assert_eq!(of(0), vec![(0, 0, 10)]);
+        assert_eq!(of(1), vec![(1, 10, 5), (1, 22, 3)]);
+        assert_eq!(of(2), vec![(2, 15, 7)]);
+        assert!(of(3).is_empty());
+        assert_eq!(of(4), vec![(4, 25, 1)]);
+        assert_eq!(pos_runs.len(), 6);
     }
 }

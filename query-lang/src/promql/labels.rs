@@ -67,12 +67,19 @@ impl Labels {
 
     /// From shared strings (an index's), in any order.
     pub fn from_shared(mut pairs: Vec<(Arc<str>, Arc<str>)>) -> Self {
-        pairs.retain(|(_, v)| !v.is_empty());
+        Self::canonicalize(&mut pairs);
+        Labels(pairs)
+    }
+
+    /// Puts `pairs` in the form a label set holds them: no empty values,
+    /// sorted, one value a name (the least). For indexes that take pairs
+    /// without building a `Labels`.
+    pub fn canonicalize<S: AsRef<str> + Ord>(pairs: &mut Vec<(S, S)>) {
+        pairs.retain(|(_, v)| !v.as_ref().is_empty());
         if !pairs.is_sorted() {
             pairs.sort();
         }
         pairs.dedup_by(|a, b| a.0 == b.0);
-        Labels(pairs)
     }
 
     pub fn empty() -> Self {
