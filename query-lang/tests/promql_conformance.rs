@@ -25,7 +25,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use strata_query_lang::promql::{
-    Engine, Labels, MemorySource, QueryOutput, STALE_NAN_BITS, Value, is_stale,
+    Engine, EngineConfig, Labels, MemorySource, QueryOutput, STALE_NAN_BITS, Value, is_stale,
 };
 
 /// Evals passing at the last commit (core and `@`/subquery together).
@@ -498,6 +498,11 @@ fn prometheus_promql_tests() {
         .build()
         .unwrap();
     let engine = Engine::default();
+    // Every selection a step table reduces read one series per part.
+    let parted = Engine::new(EngineConfig {
+        part_series: 1,
+        ..EngineConfig::default()
+    });
     let mut files: Vec<_> = std::fs::read_dir(dir.join("testdata"))
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -532,7 +537,8 @@ fn prometheus_promql_tests() {
                         .iter()
                         .any(|t| !neutral(t) && !STABLE.contains(&t.as_str()));
                     let core = t.iter().all(|t| neutral(t));
-                    let result = run_eval(&rt, &engine, &source, &e);
+                    let result = run_eval(&rt, &engine, &source, &e)
+                        .and_then(|()| run_parted(&rt, &parted, &source, &e));
                     if core {
                         tally.core_total += 1;
                     }
@@ -606,6 +612,22 @@ fn prometheus_promql_tests() {
             total.pass
         );
     }
+}
+
+/// The eval again on an engine that reads large selections in parts: the
+/// same answer.
+fn run_parted(
+    rt: &tokio::runtime::Runtime,
+    engine: &Engine,
+    source: &MemorySource,
+    e: &Eval,
+) -> Result<(), String> {
+    let out = match e.range {
+        Some((s, en, st)) => rt.block_on(engine.range(source, &e.query, s, en, st)),
+        None => rt.block_on(engine.instant(source, &e.query, e.at)),
+    }
+    .map_err(|err| err.message);
+    check(e, out).map_err(|m| format!("read in parts: {m}"))
 }
 
 fn run_eval(

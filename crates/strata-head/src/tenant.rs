@@ -374,8 +374,26 @@ impl TenantHead {
         min_ms: i64,
         max_ms: i64,
     ) -> Vec<SeriesPoints> {
+        self.query_points_where(matchers, min_ms, max_ms, |_| true)
+    }
+
+    /// [`Self::query_points`] of the matching series whose id `keep`
+    /// accepts (a part of a selection read part by part): the others are
+    /// not decoded.
+    pub fn query_points_where(
+        &self,
+        matchers: &[Matcher],
+        min_ms: i64,
+        max_ms: i64,
+        keep: impl Fn(SeriesId) -> bool,
+    ) -> Vec<SeriesPoints> {
         let index = self.index.read();
-        let refs: Vec<u32> = index.labels.select(matchers).iter().collect();
+        let refs: Vec<u32> = index
+            .labels
+            .select(matchers)
+            .iter()
+            .filter(|&r| index.series.get(r as usize).is_some_and(|s| keep(s.id)))
+            .collect();
         let index = &*index;
         let read = |refs: &[u32]| -> Vec<SeriesPoints> {
             refs.iter()
@@ -462,6 +480,11 @@ impl TenantHead {
 
     /// Label sets (sorted by name) of the series matching `matchers`,
     /// without their samples.
+    /// How many series match `matchers` (read from the postings alone).
+    pub fn count_matching(&self, matchers: &[Matcher]) -> u64 {
+        self.index.read().labels.select(matchers).len()
+    }
+
     pub fn series_labels_matching(&self, matchers: &[Matcher]) -> Vec<Vec<(Arc<str>, Arc<str>)>> {
         let index = self.index.read();
         index

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use strata_head::Matcher as HeadMatcher;
 use strata_query_lang::promql::{
-    ErrorKind, FastMap, Labels, METRIC_NAME, MatchOp, Matcher, PromError, Series, Source,
+    ErrorKind, FastMap, Labels, METRIC_NAME, MatchOp, Matcher, PromError, Series, Source, id_part,
     matches_all,
 };
 use strata_storage::TenantView;
@@ -177,12 +177,18 @@ impl PromSource {
     /// Series ids, labels and samples in range: heads through their
     /// postings, files through their indexes (only the selected series'
     /// rows are read).
+    ///
+    /// With `part` (`(part, parts)`), only the series whose id falls in
+    /// that part ([`id_part`]): a file sorted by series id reads them from
+    /// one stretch of its rows per metric, the head decodes no other.
     async fn collect(
         &self,
         matchers: &[Matcher],
         start_ms: i64,
         end_ms: i64,
+        part: Option<(usize, usize)>,
     ) -> Result<FastMap<i64, Found>, PromError> {
+        let in_part = move |id: u64| part.is_none_or(|(p, n)| id_part(id, n) == p);
         // The tenant's lookback limit: nothing older is read.
         let start_ms = start_ms.max(self.view.not_before_ms);
         let mut found: FastMap<i64, Found> = FastMap::default();
@@ -222,7 +228,17 @@ impl PromSource {
             reads.push(AbortOnDrop(tokio::spawn(async move {
                 let _permit = permits.acquire_owned().await;
                 let ix = cache.index(&store, &path, size).await?;
-                let selected = ix.labels.select(&matchers);
+                let mut selected = ix.labels.select(&matchers);
+                if part.is_some() {
+                    selected = selected
+                        .iter()
+                        .filter(|&pos| {
+                            ix.ids
+                                .get(pos as usize)
+                                .is_some_and(|&id| in_part(id as u64))
+                        })
+                        .collect();
+                }
                 if selected.is_empty() {
                     return Ok((ix, Vec::new()));
                 }
@@ -237,7 +253,7 @@ impl PromSource {
             if !head.overlaps(start_ms, end_ms) {
                 continue;
             }
-            for s in head.query_points(&matchers, start_ms, end_ms) {
+            for s in head.query_points_where(&matchers, start_ms, end_ms, |id| in_part(id.0)) {
                 // The head's own strings: no text is copied.
                 let labels = s.labels;
                 found
@@ -400,7 +416,51 @@ impl Source for PromSource {
         start_ms: i64,
         end_ms: i64,
     ) -> Result<Vec<Series>, PromError> {
-        let found = self.collect(matchers, start_ms, end_ms).await?;
+        self.series_of(
+            self.collect(matchers, start_ms, end_ms, None).await?,
+            matchers,
+        )
+    }
+
+    /// The matching series counted in each head's and file's postings (a
+    /// series in several counts once in each).
+    async fn series_bound(
+        &self,
+        matchers: &[Matcher],
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Option<u64>, PromError> {
+        let ix = self.indexes(start_ms, end_ms).await?;
+        let sel: Vec<HeadMatcher> = matchers
+            .iter()
+            .map(head_matcher)
+            .collect::<Result<_, _>>()?;
+        let heads: u64 = ix.heads.iter().map(|h| h.count_matching(&sel)).sum();
+        let files: u64 = ix.files.iter().map(|f| f.labels.select(&sel).len()).sum();
+        Ok(Some(heads + files))
+    }
+
+    async fn select_part(
+        &self,
+        matchers: &[Matcher],
+        start_ms: i64,
+        end_ms: i64,
+        part: usize,
+        parts: usize,
+    ) -> Result<Vec<Series>, PromError> {
+        let found = self
+            .collect(matchers, start_ms, end_ms, Some((part, parts.max(1))))
+            .await?;
+        self.series_of(found, matchers)
+    }
+}
+
+impl PromSource {
+    fn series_of(
+        &self,
+        found: FastMap<i64, Found>,
+        matchers: &[Matcher],
+    ) -> Result<Vec<Series>, PromError> {
         let mut out = Vec::with_capacity(found.len());
         for f in found.into_values() {
             let Some(labels) = f.labels.clone() else {

@@ -17,9 +17,10 @@ use super::{
 
 mod precompute;
 
+use super::functions::WindowFn;
 use super::memo::{AddrMap, AddrSet, Memo, addr, ptr};
 pub(crate) use super::value::{Eval, Points, RSeries, Samp, Val, Window};
-use precompute::{Grouping, Pre};
+use precompute::{CallRow, CallSteps, Grouping, PRE_CELLS, Pre, PreBuilder, SelectorRow};
 
 /// A worker's part of a range query: its series and warnings.
 type Part = Result<(Vec<Series>, Vec<String>), PromError>;
@@ -40,6 +41,12 @@ type Fetched = Vec<FetchedSeries>;
 pub(crate) struct Ev {
     data: Arc<HashMap<usize, Fetched>>,
     pre: RefCell<AddrMap<usize, Pre>>,
+    /// Tables of calls and aggregations whose selection was read in parts
+    /// (by the address of the call, or of the aggregated selector): every
+    /// step of the query, computed while fetching.
+    parted: Arc<AddrMap<usize, Pre>>,
+    /// The selectors read in parts: their points are not held.
+    parted_selectors: Arc<AddrSet<usize>>,
     /// Per aggregation node over a precomputed call: its grouping.
     groupings: RefCell<AddrMap<usize, Grouping>>,
     pub memo: Memo,
@@ -115,6 +122,19 @@ struct Planner<'a> {
     start: i64,
     end: i64,
     needs: Vec<Need<'a>>,
+    /// Subqueries around the node walked.
+    in_subquery: usize,
+    /// Selectors only reduced step by step at the query's own steps (by a
+    /// window-function call, or by a column aggregation), by key: they can
+    /// be read in parts.
+    reducers: HashMap<usize, Reducer<'a>>,
+}
+
+/// What reduces a selection at each step of the query.
+#[derive(Clone, Copy)]
+enum Reducer<'a> {
+    Call(&'a promql_parser::parser::Call),
+    Column,
 }
 
 impl<'a> Planner<'a> {
@@ -158,11 +178,26 @@ impl<'a> Planner<'a> {
             }
             Expr::Subquery(sq) => {
                 let (l, h) = self.shift(lo, hi, &sq.at, &sq.offset);
+                self.in_subquery += 1;
                 self.walk(&sq.expr, l - ms(&sq.range), h);
+                self.in_subquery -= 1;
             }
             Expr::Aggregate(a) => {
                 if let Some(p) = &a.param {
                     self.walk(p, lo, hi);
+                }
+                let mut inner = &*a.expr;
+                while let Expr::Paren(p) = inner {
+                    inner = &p.expr;
+                }
+                if let Expr::VectorSelector(vs) = inner
+                    && self.in_subquery == 0
+                    && vs.at.is_none()
+                    && a.param.is_none()
+                    && super::aggregate::COLUMN_AGGREGATIONS
+                        .contains(&a.op.to_string().to_lowercase().as_str())
+                {
+                    self.reducers.insert(addr(vs), Reducer::Column);
                 }
                 self.walk(&a.expr, lo, hi);
             }
@@ -173,6 +208,11 @@ impl<'a> Planner<'a> {
             }
             Expr::Paren(p) => self.walk(&p.expr, lo, hi),
             Expr::Call(c) => {
+                if self.in_subquery == 0
+                    && let Some(m) = precompute::window_selector(c)
+                {
+                    self.reducers.insert(addr(&m.vs), Reducer::Call(c));
+                }
                 for a in &c.args.args {
                     self.walk(a, lo, hi);
                 }
@@ -251,6 +291,8 @@ pub(crate) async fn prepare(
         start,
         end,
         needs: Vec::new(),
+        in_subquery: 0,
+        reducers: HashMap::new(),
     };
     planner.walk(&expr, start, end);
     let mut data = HashMap::new();
@@ -268,6 +310,58 @@ pub(crate) async fn prepare(
         }
         needs.push((need, sets));
     }
+    let mut ev = Ev {
+        data: Arc::default(),
+        lookback: ms(&cfg.lookback),
+        start,
+        end,
+        step,
+        sub_step: ms(&cfg.default_subquery_step).max(1),
+        max_samples: cfg.max_samples,
+        pre: RefCell::default(),
+        parted: Arc::default(),
+        parted_selectors: Arc::default(),
+        groupings: RefCell::default(),
+        memo: Memo::default(),
+        cancel: Cancel::default(),
+        warnings: RefCell::new(Vec::new()),
+    };
+    // Large selections that are only reduced at the query's steps are read
+    // part by part, each part reduced to its rows of the step table before
+    // the next is read: their points are never all held at once.
+    let steps = if instant {
+        1
+    } else {
+        usize::try_from((end - start) / step.max(1) + 1).unwrap_or(usize::MAX)
+    };
+    let mut whole = Vec::with_capacity(needs.len());
+    let mut parted = AddrMap::default();
+    let mut parted_selectors = AddrSet::default();
+    for (need, sets) in needs {
+        let reducer = planner.reducers.get(&need.key).copied();
+        let parts = match (reducer, sets.as_slice()) {
+            (Some(_), [matchers]) if cfg.part_series > 0 => source
+                .series_bound(matchers, need.lo, need.hi)
+                .await?
+                .filter(|&n| n > cfg.part_series as u64)
+                .filter(|&n| usize::try_from(n).is_ok_and(|n| n.saturating_mul(steps) <= PRE_CELLS))
+                .map(|n| n.div_ceil(cfg.part_series as u64) as usize),
+            _ => None,
+        };
+        match (reducer, parts) {
+            (Some(r), Some(parts)) => {
+                let (key, table) =
+                    read_in_parts(&ev, source, &need, &sets[0], r, parts, steps, &mut loaded)
+                        .await?;
+                parted.insert(key, table);
+                parted_selectors.insert(need.key);
+            }
+            _ => whole.push((need, sets)),
+        }
+    }
+    ev.parted = Arc::new(parted);
+    ev.parted_selectors = Arc::new(parted_selectors);
+    let needs = whole;
     // Every selector's series are fetched at once (a fetch waits on
     // storage and decodes on its own tasks), then checked in order.
     let fetches = futures::future::try_join_all(needs.iter().map(|(need, sets)| async move {
@@ -285,10 +379,7 @@ pub(crate) async fn prepare(
             selected.extend(part);
         }
         if loaded > cfg.max_samples {
-            return Err(PromError::new(
-                ErrorKind::TooLarge,
-                "query processing would load too many samples into memory in query execution",
-            ));
+            return Err(too_many_samples());
         }
         // In label order, as Prometheus' storage returns series: ties in
         // `topk` and friends then break the same way. A source answers each
@@ -319,26 +410,138 @@ pub(crate) async fn prepare(
             .collect();
         data.insert(need.key, fetched);
     }
-    let ev = Ev {
-        data: Arc::new(data),
-        lookback: ms(&cfg.lookback),
-        start,
-        end,
-        step,
-        sub_step: ms(&cfg.default_subquery_step).max(1),
-        max_samples: cfg.max_samples,
-        pre: RefCell::default(),
-        groupings: RefCell::default(),
-        memo: Memo::default(),
-        cancel: Cancel::default(),
-        warnings: RefCell::new(Vec::new()),
-    };
+    ev.data = Arc::new(data);
     Ok(Prepared {
         expr,
         ev,
         instant,
         loaded: loaded as u64,
     })
+}
+
+/// How one part's series become their rows of a step table.
+enum Rows {
+    Call(WindowFn<'static>, CallSteps),
+    Selector(SelectorRow),
+}
+
+impl Rows {
+    fn reduce(&self, series: Vec<Series>) -> PreBuilder {
+        let steps = match self {
+            Rows::Call(_, at) => at.steps(),
+            Rows::Selector(at) => at.steps,
+        };
+        let mut out = PreBuilder::new(steps);
+        match self {
+            Rows::Call(f, at) => {
+                let mut row = CallRow::new(f, *at);
+                for s in series {
+                    // Range selectors skip staleness markers.
+                    let mut points = s.points;
+                    points.retain(|p| !is_stale(p.1));
+                    out.push(Arc::new(s.labels), |put| row.fill(&points, put));
+                }
+            }
+            Rows::Selector(at) => {
+                for s in series {
+                    out.push(Arc::new(s.labels), |put| at.fill(&s.points, put));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Reads a selection in `parts` parts, each reduced to its rows of the
+/// query's step table on a thread of its own while the next is fetched.
+/// Answers the table's key (the call's address, or the selector's for a
+/// column aggregation) and the table.
+#[allow(clippy::too_many_arguments)]
+async fn read_in_parts(
+    ev: &Ev,
+    source: &dyn Source,
+    need: &Need<'_>,
+    matchers: &[Matcher],
+    reducer: Reducer<'_>,
+    parts: usize,
+    steps: usize,
+    loaded: &mut usize,
+) -> Result<(usize, Pre), PromError> {
+    let internal = |what: &str| PromError::new(ErrorKind::Internal, what.to_string());
+    let (from, step) = (ev.start, if steps > 1 { ev.step } else { 1 });
+    let (key, drop_name, rows) = match reducer {
+        Reducer::Call(c) => {
+            let m = precompute::window_selector(c)
+                .ok_or_else(|| internal("a call read in parts has no range selector"))?;
+            let (_, keep_name, f) = super::functions::window_fn(ev, c, from)?;
+            (
+                addr(c),
+                !keep_name,
+                Rows::Call(f, CallSteps::new(c, m, from, step, steps)),
+            )
+        }
+        Reducer::Column => (
+            need.key,
+            false,
+            Rows::Selector(SelectorRow {
+                from,
+                step,
+                steps,
+                offset: offset_ms(&need.vs.offset),
+                lookback: ev.lookback,
+            }),
+        ),
+    };
+    let rows = Arc::new(rows);
+    let mut built = Vec::with_capacity(parts);
+    let mut pending: Option<futures::channel::oneshot::Receiver<PreBuilder>> = None;
+    let worker_gone = || internal("a query worker stopped before answering");
+    for part in 0..=parts {
+        // Part `part` is fetched while the one before is reduced.
+        let fetch = async {
+            if part < parts {
+                source
+                    .select_part(matchers, need.lo, need.hi, part, parts)
+                    .await
+                    .map(Some)
+            } else {
+                Ok(None)
+            }
+        };
+        let (series, done) = match pending.take() {
+            Some(rx) => {
+                let (series, done) = futures::join!(fetch, rx);
+                (series?, Some(done.map_err(|_| worker_gone())?))
+            }
+            None => (fetch.await?, None),
+        };
+        built.extend(done);
+        let Some(series) = series else {
+            break;
+        };
+        *loaded += series.iter().map(|s| s.points.len()).sum::<usize>();
+        if *loaded > ev.max_samples {
+            return Err(too_many_samples());
+        }
+        let (tx, rx) = futures::channel::oneshot::channel();
+        let rows = Arc::clone(&rows);
+        std::thread::Builder::new()
+            .name("strata-promql-part".into())
+            .spawn(move || {
+                // The receiver is gone when the query was dropped.
+                let _ = tx.send(rows.reduce(series));
+            })
+            .map_err(|e| internal(&format!("cannot start a query worker: {e}")))?;
+        pending = Some(rx);
+    }
+    Ok((key, PreBuilder::finish(built, from, step, steps, drop_name)))
+}
+
+fn too_many_samples() -> PromError {
+    PromError::new(
+        ErrorKind::TooLarge,
+        "query processing would load too many samples into memory in query execution",
+    )
 }
 
 impl Prepared {
@@ -571,6 +774,8 @@ impl Ev {
             sub_step: self.sub_step,
             max_samples: self.max_samples,
             pre: RefCell::default(),
+            parted: Arc::clone(&self.parted),
+            parted_selectors: Arc::clone(&self.parted_selectors),
             groupings: RefCell::default(),
             memo: Memo::default(),
             cancel: self.cancel.clone(),
@@ -588,10 +793,21 @@ impl Ev {
         base - offset_ms(off)
     }
 
-    fn select(&self, vs: &VectorSelector, t: i64) -> Vec<Samp> {
+    /// A selector read in parts holds no points: only its table answers.
+    fn held(&self, vs: &VectorSelector) -> Result<Option<&Fetched>, PromError> {
+        if self.parted_selectors.contains(&addr(vs)) {
+            return Err(PromError::new(
+                ErrorKind::Internal,
+                "a selector read in parts was evaluated outside its step table",
+            ));
+        }
+        Ok(self.data.get(&addr(vs)))
+    }
+
+    fn select(&self, vs: &VectorSelector, t: i64) -> Result<Vec<Samp>, PromError> {
         let r = self.ref_time(t, &vs.at, &vs.offset);
-        let Some(data) = self.data.get(&addr(vs)) else {
-            return Vec::new();
+        let Some(data) = self.held(vs)? else {
+            return Ok(Vec::new());
         };
         let mut out = Vec::with_capacity(data.len());
         for f in data {
@@ -611,14 +827,14 @@ impl Ev {
                 drop_name: false,
             });
         }
-        out
+        Ok(out)
     }
 
-    fn matrix(&self, m: &MatrixSelector, t: i64) -> Window {
+    fn matrix(&self, m: &MatrixSelector, t: i64) -> Result<Window, PromError> {
         let end = self.ref_time(t, &m.vs.at, &m.vs.offset);
         let start = end - ms(&m.range);
         let mut series = Vec::new();
-        if let Some(data) = self.data.get(&addr(&m.vs)) {
+        if let Some(data) = self.held(&m.vs)? {
             for f in data {
                 let pts = &f.live;
                 let lo = pts.partition_point(|p| p.0 <= start);
@@ -628,7 +844,7 @@ impl Ev {
                 }
             }
         }
-        Window { series, start, end }
+        Ok(Window { series, start, end })
     }
 
     fn subquery(&self, sq: &SubqueryExpr, t: i64) -> Result<Window, PromError> {
@@ -732,8 +948,8 @@ impl Eval for Ev {
                     "unary expression only allowed on expressions of type scalar or instant vector",
                 )),
             },
-            Expr::VectorSelector(vs) => Ok(Val::Vector(self.select(vs, t))),
-            Expr::MatrixSelector(m) => Ok(Val::Matrix(self.matrix(m, t).series)),
+            Expr::VectorSelector(vs) => Ok(Val::Vector(self.select(vs, t)?)),
+            Expr::MatrixSelector(m) => Ok(Val::Matrix(self.matrix(m, t)?.series)),
             Expr::Subquery(sq) => Ok(Val::Matrix(self.subquery(sq, t)?.series)),
             Expr::Call(c) => super::functions::call(self, c, t),
             Expr::Aggregate(a) => super::aggregate::aggregate(self, a, t),
@@ -745,7 +961,7 @@ impl Eval for Ev {
     /// A range-vector argument: a range selector or a subquery.
     fn window(&self, e: &Expr, t: i64) -> Result<Window, PromError> {
         match e {
-            Expr::MatrixSelector(m) => Ok(self.matrix(m, t)),
+            Expr::MatrixSelector(m) => self.matrix(m, t),
             Expr::Subquery(sq) => self.subquery(sq, t),
             Expr::Paren(p) => self.window(&p.expr, t),
             _ => Err(PromError::bad_data("expected a range vector")),

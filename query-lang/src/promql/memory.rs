@@ -38,10 +38,40 @@ impl Source for MemorySource {
         start_ms: i64,
         end_ms: i64,
     ) -> Result<Vec<Series>, PromError> {
+        self.select_part(matchers, start_ms, end_ms, 0, 1).await
+    }
+
+    async fn series_bound(
+        &self,
+        matchers: &[Matcher],
+        _start_ms: i64,
+        _end_ms: i64,
+    ) -> Result<Option<u64>, PromError> {
+        Ok(Some(
+            self.series
+                .keys()
+                .filter(|l| matches_all(l, matchers))
+                .count() as u64,
+        ))
+    }
+
+    /// Series in label order, dealt out in turn (part `i % parts` for the
+    /// `i`-th series held).
+    async fn select_part(
+        &self,
+        matchers: &[Matcher],
+        start_ms: i64,
+        end_ms: i64,
+        part: usize,
+        parts: usize,
+    ) -> Result<Vec<Series>, PromError> {
+        let parts = parts.max(1);
         Ok(self
             .series
             .iter()
-            .filter(|(l, _)| matches_all(l, matchers))
+            .enumerate()
+            .filter(|(i, (l, _))| i % parts == part && matches_all(l, matchers))
+            .map(|(_, s)| s)
             .filter_map(|(l, p)| {
                 let lo = p.partition_point(|s| s.0 < start_ms);
                 let hi = p.partition_point(|s| s.0 <= end_ms);

@@ -129,6 +129,42 @@ pub trait Source: Send + Sync {
         start_ms: i64,
         end_ms: i64,
     ) -> Result<Vec<Series>, PromError>;
+
+    /// At least as many as the series [`Source::select`] would answer,
+    /// from indexes alone (no sample read); `None` when unknown. A query
+    /// reads a large selection part by part ([`Source::select_part`]).
+    async fn series_bound(
+        &self,
+        _matchers: &[Matcher],
+        _start_ms: i64,
+        _end_ms: i64,
+    ) -> Result<Option<u64>, PromError> {
+        Ok(None)
+    }
+
+    /// Part `part` (of `parts`) of what [`Source::select`] answers: every
+    /// series in exactly one part, the same one whatever the time range.
+    async fn select_part(
+        &self,
+        matchers: &[Matcher],
+        start_ms: i64,
+        end_ms: i64,
+        part: usize,
+        _parts: usize,
+    ) -> Result<Vec<Series>, PromError> {
+        if part == 0 {
+            self.select(matchers, start_ms, end_ms).await
+        } else {
+            Ok(Vec::new())
+        }
+    }
+}
+
+/// The part (of `parts`) of a selection a series id falls in: contiguous
+/// ranges of ids, so a file sorted by series id reads each part's rows
+/// from one stretch of it.
+pub fn id_part(id: u64, parts: usize) -> usize {
+    ((u128::from(id) * parts as u128) >> 64) as usize
 }
 
 /// Whether a label set satisfies every matcher.
@@ -146,6 +182,10 @@ pub struct EngineConfig {
     pub max_samples: usize,
     /// Most points a range query may return per series.
     pub max_points: usize,
+    /// Series per part when a selection that a window function or a
+    /// `sum`/`count`/`min`/`max`/`group` reduces at each step is read in
+    /// parts (only when the source bounds it above this; 0: never).
+    pub part_series: usize,
 }
 
 impl Default for EngineConfig {
@@ -155,6 +195,7 @@ impl Default for EngineConfig {
             default_subquery_step: Duration::from_secs(60),
             max_samples: 50_000_000,
             max_points: 11_000,
+            part_series: 8192,
         }
     }
 }

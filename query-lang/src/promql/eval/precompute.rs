@@ -3,8 +3,9 @@
 
 use std::sync::Arc;
 
-use promql_parser::parser::Expr;
+use promql_parser::parser::{Expr, MatrixSelector};
 
+use super::super::functions::{Pts, Span, WindowFn};
 use super::super::memo::{AddrMap, addr, ptr};
 use super::super::value::Column;
 use super::super::{Labels, PromError};
@@ -40,7 +41,7 @@ impl Pre {
 
 /// Cells (series × steps) past which a call is evaluated step by step
 /// instead (its table would hold too much memory).
-const PRE_CELLS: usize = 40_000_000;
+pub(super) const PRE_CELLS: usize = 40_000_000;
 
 /// Whether `e` is a number whatever the time (`4 * 3600`).
 fn constant(e: &Expr) -> bool {
@@ -55,6 +56,235 @@ fn constant(e: &Expr) -> bool {
 
 /// Each input series' group for one aggregation node, and the groups.
 pub(super) type Grouping = (Vec<usize>, Vec<Arc<Labels>>);
+
+/// The range selector of a window-function call whose every step can be
+/// computed at once: a plain selector (no `@`), the other arguments
+/// constant (evaluated once, so nothing could fail or warn differently at
+/// another step).
+pub(super) fn window_selector(c: &promql_parser::parser::Call) -> Option<&MatrixSelector> {
+    if !super::super::functions::WINDOW_FNS.contains(&c.func.name) {
+        return None;
+    }
+    let mut selector = None;
+    for a in &c.args.args {
+        match &**a {
+            Expr::MatrixSelector(m) if selector.is_none() => selector = Some(m),
+            a if constant(a) => {}
+            _ => return None,
+        }
+    }
+    selector.filter(|m| m.vs.at.is_none())
+}
+
+/// Where the steps of a window-function call's windows fall.
+#[derive(Clone, Copy)]
+pub(super) struct CallSteps {
+    from: i64,
+    step: i64,
+    steps: usize,
+    offset: i64,
+    range: i64,
+    /// For counters: decreases up to each point, so a window without one
+    /// skips the reset scan (the sum is then the same).
+    counter: bool,
+}
+
+impl CallSteps {
+    pub(super) fn new(
+        c: &promql_parser::parser::Call,
+        m: &MatrixSelector,
+        from: i64,
+        step: i64,
+        steps: usize,
+    ) -> Self {
+        CallSteps {
+            from,
+            step,
+            steps,
+            offset: offset_ms(&m.vs.offset),
+            range: ms(&m.range),
+            counter: matches!(c.func.name, "rate" | "increase"),
+        }
+    }
+}
+
+impl CallSteps {
+    pub(super) fn steps(&self) -> usize {
+        self.steps
+    }
+}
+
+/// One series' value at each step of a window-function call.
+pub(super) struct CallRow<'a> {
+    f: &'a WindowFn<'static>,
+    at: CallSteps,
+    drops: Vec<u32>,
+}
+
+impl<'a> CallRow<'a> {
+    pub(super) fn new(f: &'a WindowFn<'static>, at: CallSteps) -> Self {
+        CallRow {
+            f,
+            at,
+            drops: Vec::new(),
+        }
+    }
+
+    /// `put(k, v)` for each step `k` with a value, given the series'
+    /// points without staleness markers.
+    pub(super) fn fill(&mut self, pts: &[(i64, f64)], mut put: impl FnMut(usize, f64)) {
+        let at = self.at;
+        if at.counter {
+            self.drops.clear();
+            let mut n = 0u32;
+            self.drops.push(0);
+            for w in pts.windows(2) {
+                n += u32::from(w[1].1 < w[0].1);
+                self.drops.push(n);
+            }
+        }
+        let (mut lo, mut hi) = (0usize, 0usize);
+        for k in 0..at.steps {
+            let t = at.from + k as i64 * at.step;
+            let end = t - at.offset;
+            let start = end - at.range;
+            while lo < pts.len() && pts[lo].0 <= start {
+                lo += 1;
+            }
+            hi = hi.max(lo);
+            while hi < pts.len() && pts[hi].0 <= end {
+                hi += 1;
+            }
+            if lo < hi
+                && let Some(v) = (self.f)(
+                    &Pts(
+                        &pts[lo..hi],
+                        at.counter && self.drops.get(hi - 1) == self.drops.get(lo),
+                    ),
+                    &Span { start, end, t },
+                )
+            {
+                put(k, v);
+            }
+        }
+    }
+}
+
+/// One series' sample at each step of an instant selector: its latest
+/// within the lookback, unless that is a staleness marker (as
+/// [`Ev::select`] answers one step).
+#[derive(Clone, Copy)]
+pub(super) struct SelectorRow {
+    pub from: i64,
+    pub step: i64,
+    pub steps: usize,
+    pub offset: i64,
+    pub lookback: i64,
+}
+
+impl SelectorRow {
+    /// `put(k, v)` for each step `k` with a sample, given every point.
+    pub(super) fn fill(&self, pts: &[(i64, f64)], mut put: impl FnMut(usize, f64)) {
+        // Points at or before the step's time: the last is its sample.
+        let mut upto = 0usize;
+        for k in 0..self.steps {
+            let r = self.from + k as i64 * self.step - self.offset;
+            while upto < pts.len() && pts[upto].0 <= r {
+                upto += 1;
+            }
+            let Some(&(ts, v)) = upto.checked_sub(1).and_then(|i| pts.get(i)) else {
+                continue;
+            };
+            if ts <= r - self.lookback || super::is_stale(v) {
+                continue;
+            }
+            put(k, v);
+        }
+    }
+}
+
+/// A [`Pre`] table built part by part, for a selection read in parts (so
+/// its points are never all held at once): each series' row of steps in
+/// arrival order, put in label order by [`PreBuilder::finish`].
+pub(super) struct PreBuilder {
+    steps: usize,
+    labels: Vec<Arc<Labels>>,
+    /// Series-major: series `i`'s value at step `k` is at `i * steps + k`.
+    values: Vec<f64>,
+    present: Vec<u64>,
+}
+
+impl PreBuilder {
+    pub(super) fn new(steps: usize) -> Self {
+        PreBuilder {
+            steps,
+            labels: Vec::new(),
+            values: Vec::new(),
+            present: Vec::new(),
+        }
+    }
+
+    /// Adds one series' row, `fill` putting its value at each step.
+    pub(super) fn push(
+        &mut self,
+        labels: Arc<Labels>,
+        fill: impl FnOnce(&mut dyn FnMut(usize, f64)),
+    ) {
+        let base = self.values.len();
+        self.labels.push(labels);
+        self.values.resize(base + self.steps, 0.0);
+        self.present.resize((base + self.steps).div_ceil(64), 0);
+        let (values, present) = (&mut self.values, &mut self.present);
+        fill(&mut |k, v| {
+            let cell = base + k;
+            values[cell] = v;
+            present[cell / 64] |= 1 << (cell % 64);
+        });
+    }
+
+    /// The step-major table of every part's rows, its series in label
+    /// order (as a selector's series are everywhere else).
+    pub(super) fn finish(
+        parts: Vec<PreBuilder>,
+        from: i64,
+        step: i64,
+        steps: usize,
+        drop_name: bool,
+    ) -> Pre {
+        let mut order: Vec<(usize, usize)> = parts
+            .iter()
+            .enumerate()
+            .flat_map(|(p, b)| (0..b.labels.len()).map(move |i| (p, i)))
+            .collect();
+        order.sort_by(|&(pa, a), &(pb, b)| parts[pa].labels[a].cmp(&parts[pb].labels[b]));
+        let n = order.len();
+        let mut values = vec![0.0; steps * n];
+        let mut present = vec![0u64; (steps * n).div_ceil(64)];
+        for (rank, &(p, i)) in order.iter().enumerate() {
+            let part = &parts[p];
+            for k in 0..steps {
+                let from = i * steps + k;
+                if part.present[from / 64] & (1 << (from % 64)) != 0 {
+                    let cell = k * n + rank;
+                    values[cell] = part.values[from];
+                    present[cell / 64] |= 1 << (cell % 64);
+                }
+            }
+        }
+        Pre {
+            from,
+            step,
+            steps,
+            labels: order
+                .iter()
+                .map(|&(p, i)| Arc::clone(&parts[p].labels[i]))
+                .collect(),
+            drop_name,
+            values,
+            present,
+        }
+    }
+}
 
 impl Ev {
     /// Computes every step `from..=to` of the window-function calls in
@@ -140,25 +370,19 @@ impl Ev {
         let offset = offset_ms(&vs.offset);
         let mut values = vec![0.0; steps * n];
         let mut present = vec![0u64; (steps * n).div_ceil(64)];
+        let row = SelectorRow {
+            from,
+            step,
+            steps,
+            offset,
+            lookback: self.lookback,
+        };
         for (si, series) in data.iter().enumerate() {
-            let pts = &series.all;
-            // Points at or before the step's time: the last is its sample.
-            let mut upto = 0usize;
-            for k in 0..steps {
-                let r = from + k as i64 * step - offset;
-                while upto < pts.len() && pts[upto].0 <= r {
-                    upto += 1;
-                }
-                let Some(&(ts, v)) = upto.checked_sub(1).and_then(|i| pts.get(i)) else {
-                    continue;
-                };
-                if ts <= r - self.lookback || super::is_stale(v) {
-                    continue;
-                }
+            row.fill(&series.all, |k, v| {
                 let cell = k * n + si;
                 values[cell] = v;
                 present[cell / 64] |= 1 << (cell % 64);
-            }
+            });
         }
         self.pre.borrow_mut().insert(
             addr(vs),
@@ -183,21 +407,12 @@ impl Ev {
     ) -> Result<(), PromError> {
         // Only constant scalar arguments: they are evaluated once, here
         // (nothing that could fail or warn differently at another step).
-        let others_constant = c
-            .args
-            .args
-            .iter()
-            .all(|a| matches!(**a, Expr::MatrixSelector(_)) || constant(a));
-        if !others_constant || step <= 0 || to < from {
+        if step <= 0 || to < from {
             return Ok(());
         }
-        let (i, keep_name, f) = super::super::functions::window_fn(self, c, from)?;
-        let Some(Expr::MatrixSelector(m)) = c.args.args.get(i).map(|a| &**a) else {
+        let Some(m) = window_selector(c) else {
             return Ok(());
         };
-        if m.vs.at.is_some() {
-            return Ok(());
-        }
         let Some(data) = self.data.get(&addr(&m.vs)) else {
             return Ok(());
         };
@@ -206,52 +421,17 @@ impl Ev {
         if steps.saturating_mul(n) > PRE_CELLS {
             return Ok(());
         }
-        let offset = offset_ms(&m.vs.offset);
-        let range = ms(&m.range);
+        let (_, keep_name, f) = super::super::functions::window_fn(self, c, from)?;
         let mut values = vec![0.0; steps * n];
         let mut present = vec![0u64; (steps * n).div_ceil(64)];
-        // For counters: decreases up to each point, so a window without
-        // one skips the reset scan (the sum is then the same).
-        let counter = matches!(c.func.name, "rate" | "increase");
-        let mut drops: Vec<u32> = Vec::new();
+        let mut row = CallRow::new(&f, CallSteps::new(c, m, from, step, steps));
         for (si, series) in data.iter().enumerate() {
             self.cancel.check()?;
-            let pts = &series.live;
-            if counter {
-                drops.clear();
-                let mut n = 0u32;
-                drops.push(0);
-                for w in pts.windows(2) {
-                    n += u32::from(w[1].1 < w[0].1);
-                    drops.push(n);
-                }
-            }
-            let (mut lo, mut hi) = (0usize, 0usize);
-            for k in 0..steps {
-                let t = from + k as i64 * step;
-                let end = t - offset;
-                let start = end - range;
-                while lo < pts.len() && pts[lo].0 <= start {
-                    lo += 1;
-                }
-                hi = hi.max(lo);
-                while hi < pts.len() && pts[hi].0 <= end {
-                    hi += 1;
-                }
-                if lo < hi
-                    && let Some(v) = f(
-                        &super::super::functions::Pts(
-                            &pts[lo..hi],
-                            counter && drops.get(hi - 1) == drops.get(lo),
-                        ),
-                        &super::super::functions::Span { start, end, t },
-                    )
-                {
-                    let cell = k * n + si;
-                    values[cell] = v;
-                    present[cell / 64] |= 1 << (cell % 64);
-                }
-            }
+            row.fill(&series.live, |k, v| {
+                let cell = k * n + si;
+                values[cell] = v;
+                present[cell / 64] |= 1 << (cell % 64);
+            });
         }
         self.pre.borrow_mut().insert(
             addr(c),
@@ -280,7 +460,7 @@ impl Ev {
         f: impl FnOnce(&Column<'_>) -> R,
     ) -> Option<R> {
         let pre = self.pre.borrow();
-        let p = pre.get(&key)?;
+        let p = pre.get(&key).or_else(|| self.parted.get(&key))?;
         let k = p.step_of(t)?;
         if !self.groupings.borrow().contains_key(&node) {
             let mut index: AddrMap<usize, usize> = AddrMap::default();
@@ -318,7 +498,7 @@ impl Ev {
         t: i64,
     ) -> Option<Vec<Samp>> {
         let pre = self.pre.borrow();
-        let p = pre.get(&addr(c))?;
+        let p = pre.get(&addr(c)).or_else(|| self.parted.get(&addr(c)))?;
         let k = p.step_of(t)?;
         let n = p.labels.len();
         let mut out = Vec::new();

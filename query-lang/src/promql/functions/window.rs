@@ -151,7 +151,7 @@ fn stdvar_over(s: &Pts<'_>) -> f64 {
 }
 
 /// A range function's value over one window's points.
-pub(crate) type WindowFn<'a> = Box<dyn Fn(&Pts<'_>, &Span) -> Option<f64> + 'a>;
+pub(crate) type WindowFn<'a> = Box<dyn Fn(&Pts<'_>, &Span) -> Option<f64> + Send + Sync + 'a>;
 
 /// The functions of one range-vector argument [`window_fn`] knows.
 pub(crate) const WINDOW_FNS: [&str; 25] = [
