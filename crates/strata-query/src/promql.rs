@@ -422,9 +422,10 @@ impl Source for PromSource {
         )
     }
 
-    /// The matching series counted in each head's and file's postings (a
-    /// series in several counts once in each).
-    async fn series_bound(
+    /// The most matching series of one head or file, counted on its
+    /// postings (a series is in every file of its time range, so the sum
+    /// would count most several times).
+    async fn series_estimate(
         &self,
         matchers: &[Matcher],
         start_ms: i64,
@@ -435,9 +436,9 @@ impl Source for PromSource {
             .iter()
             .map(head_matcher)
             .collect::<Result<_, _>>()?;
-        let heads: u64 = ix.heads.iter().map(|h| h.count_matching(&sel)).sum();
-        let files: u64 = ix.files.iter().map(|f| f.labels.select(&sel).len()).sum();
-        Ok(Some(heads + files))
+        let heads = ix.heads.iter().map(|h| h.count_matching(&sel));
+        let files = ix.files.iter().map(|f| f.labels.select(&sel).len());
+        Ok(Some(heads.chain(files).max().unwrap_or(0)))
     }
 
     async fn select_part(

@@ -341,22 +341,30 @@ pub(crate) async fn prepare(
         let reducer = planner.reducers.get(&need.key).copied();
         let parts = match (reducer, sets.as_slice()) {
             (Some(_), [matchers]) if cfg.part_series > 0 => source
-                .series_bound(matchers, need.lo, need.hi)
+                .series_estimate(matchers, need.lo, need.hi)
                 .await?
                 .filter(|&n| n > cfg.part_series as u64)
                 .filter(|&n| usize::try_from(n).is_ok_and(|n| n.saturating_mul(steps) <= PRE_CELLS))
                 .map(|n| n.div_ceil(cfg.part_series as u64) as usize),
             _ => None,
         };
-        match (reducer, parts) {
+        let read = match (reducer, parts) {
             (Some(r), Some(parts)) => {
-                let (key, table) =
-                    read_in_parts(&ev, source, &need, &sets[0], r, parts, steps, &mut loaded)
-                        .await?;
-                parted.insert(key, table);
-                parted_selectors.insert(need.key);
+                let (key, drop_name, rows) = table_rows(&ev, &need, r, steps)?;
+                let at = (start, if steps > 1 { step } else { 1 }, steps);
+                let room = cfg.max_samples.saturating_sub(loaded);
+                read_in_parts(source, &need, &sets[0], rows, drop_name, at, parts, room)
+                    .await?
+                    .map(|(table, points)| (key, table, points))
             }
-            _ => whole.push((need, sets)),
+            _ => None,
+        };
+        if let Some((key, table, points)) = read {
+            loaded += points;
+            parted.insert(key, table);
+            parted_selectors.insert(need.key);
+        } else {
+            whole.push((need, sets));
         }
     }
     ev.parted = Arc::new(parted);
@@ -452,27 +460,24 @@ impl Rows {
     }
 }
 
-/// Reads a selection in `parts` parts, each reduced to its rows of the
-/// query's step table on a thread of its own while the next is fetched.
-/// Answers the table's key (the call's address, or the selector's for a
-/// column aggregation) and the table.
-#[allow(clippy::too_many_arguments)]
-async fn read_in_parts(
+/// How a call or column aggregation reduces its selection: the table's key
+/// (the call's address, or the selector's for a column aggregation),
+/// whether `__name__` is dropped, and the rows of one series.
+fn table_rows(
     ev: &Ev,
-    source: &dyn Source,
     need: &Need<'_>,
-    matchers: &[Matcher],
     reducer: Reducer<'_>,
-    parts: usize,
     steps: usize,
-    loaded: &mut usize,
-) -> Result<(usize, Pre), PromError> {
-    let internal = |what: &str| PromError::new(ErrorKind::Internal, what.to_string());
+) -> Result<(usize, bool, Rows), PromError> {
     let (from, step) = (ev.start, if steps > 1 { ev.step } else { 1 });
-    let (key, drop_name, rows) = match reducer {
+    Ok(match reducer {
         Reducer::Call(c) => {
-            let m = precompute::window_selector(c)
-                .ok_or_else(|| internal("a call read in parts has no range selector"))?;
+            let m = precompute::window_selector(c).ok_or_else(|| {
+                PromError::new(
+                    ErrorKind::Internal,
+                    "a call read in parts has no range selector",
+                )
+            })?;
             let (_, keep_name, f) = super::functions::window_fn(ev, c, from)?;
             (
                 addr(c),
@@ -491,9 +496,29 @@ async fn read_in_parts(
                 lookback: ev.lookback,
             }),
         ),
-    };
+    })
+}
+
+/// Reads a selection in `parts` parts, each reduced to its `rows` of the
+/// query's step table (`from`, `step`) on a thread of its own while the
+/// next is fetched. Answers the table and the points read; `None` when
+/// the table grew past [`PRE_CELLS`] (the estimate of its series was low):
+/// the selection is then read whole and evaluated step by step.
+#[allow(clippy::too_many_arguments)]
+async fn read_in_parts(
+    source: &dyn Source,
+    need: &Need<'_>,
+    matchers: &[Matcher],
+    rows: Rows,
+    drop_name: bool,
+    (from, step, steps): (i64, i64, usize),
+    parts: usize,
+    room: usize,
+) -> Result<Option<(Pre, usize)>, PromError> {
+    let internal = |what: &str| PromError::new(ErrorKind::Internal, what.to_string());
     let rows = Arc::new(rows);
-    let mut built = Vec::with_capacity(parts);
+    let mut points = 0usize;
+    let mut built: Vec<PreBuilder> = Vec::with_capacity(parts);
     let mut pending: Option<futures::channel::oneshot::Receiver<PreBuilder>> = None;
     let worker_gone = || internal("a query worker stopped before answering");
     for part in 0..=parts {
@@ -516,11 +541,15 @@ async fn read_in_parts(
             None => (fetch.await?, None),
         };
         built.extend(done);
+        let held: usize = built.iter().map(PreBuilder::series).sum();
+        if held.saturating_mul(steps) > PRE_CELLS {
+            return Ok(None);
+        }
         let Some(series) = series else {
             break;
         };
-        *loaded += series.iter().map(|s| s.points.len()).sum::<usize>();
-        if *loaded > ev.max_samples {
+        points += series.iter().map(|s| s.points.len()).sum::<usize>();
+        if points > room {
             return Err(too_many_samples());
         }
         let (tx, rx) = futures::channel::oneshot::channel();
@@ -534,7 +563,10 @@ async fn read_in_parts(
             .map_err(|e| internal(&format!("cannot start a query worker: {e}")))?;
         pending = Some(rx);
     }
-    Ok((key, PreBuilder::finish(built, from, step, steps, drop_name)))
+    Ok(Some((
+        PreBuilder::finish(built, from, step, steps, drop_name),
+        points,
+    )))
 }
 
 fn too_many_samples() -> PromError {
@@ -569,7 +601,8 @@ impl Prepared {
             }
         } else {
             let steps = usize::try_from((end - start) / step + 1).unwrap_or(usize::MAX);
-            let series: usize = ev.data.values().map(Vec::len).sum();
+            let series: usize = ev.data.values().map(Vec::len).sum::<usize>()
+                + ev.parted.values().map(Pre::series).sum::<usize>();
             // Both halves of the range at once when there is enough work:
             // steps are independent, each worker has its own memo.
             let workers = if steps >= 16 && steps.saturating_mul(series.max(1)) >= PARALLEL_WORK {

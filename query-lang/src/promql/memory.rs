@@ -41,7 +41,7 @@ impl Source for MemorySource {
         self.select_part(matchers, start_ms, end_ms, 0, 1).await
     }
 
-    async fn series_bound(
+    async fn series_estimate(
         &self,
         matchers: &[Matcher],
         _start_ms: i64,

@@ -130,10 +130,10 @@ pub trait Source: Send + Sync {
         end_ms: i64,
     ) -> Result<Vec<Series>, PromError>;
 
-    /// At least as many as the series [`Source::select`] would answer,
-    /// from indexes alone (no sample read); `None` when unknown. A query
-    /// reads a large selection part by part ([`Source::select_part`]).
-    async fn series_bound(
+    /// About how many series [`Source::select`] would answer, from
+    /// indexes alone (no sample read); `None` when unknown. A query reads
+    /// a large selection part by part ([`Source::select_part`]).
+    async fn series_estimate(
         &self,
         _matchers: &[Matcher],
         _start_ms: i64,

@@ -28,6 +28,10 @@ pub(super) struct Pre {
 }
 
 impl Pre {
+    pub(super) fn series(&self) -> usize {
+        self.labels.len()
+    }
+
     /// The step `t` is, when the table holds it.
     fn step_of(&self, t: i64) -> Option<usize> {
         if t < self.from || (t - self.from) % self.step != 0 {
@@ -215,6 +219,10 @@ pub(super) struct PreBuilder {
 }
 
 impl PreBuilder {
+    pub(super) fn series(&self) -> usize {
+        self.labels.len()
+    }
+
     pub(super) fn new(steps: usize) -> Self {
         PreBuilder {
             steps,
