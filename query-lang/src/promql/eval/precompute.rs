@@ -266,16 +266,27 @@ impl PreBuilder {
             .collect();
         order.sort_by(|&(pa, a), &(pb, b)| parts[pa].labels[a].cmp(&parts[pb].labels[b]));
         let n = order.len();
+        let labels = order
+            .iter()
+            .map(|&(p, i)| Arc::clone(&parts[p].labels[i]))
+            .collect();
+        let mut rank: Vec<Vec<usize>> = parts.iter().map(|b| vec![0; b.labels.len()]).collect();
+        for (r, &(p, i)) in order.iter().enumerate() {
+            rank[p][i] = r;
+        }
+        drop(order);
         let mut values = vec![0.0; steps * n];
         let mut present = vec![0u64; (steps * n).div_ceil(64)];
-        for (rank, &(p, i)) in order.iter().enumerate() {
-            let part = &parts[p];
-            for k in 0..steps {
-                let from = i * steps + k;
-                if part.present[from / 64] & (1 << (from % 64)) != 0 {
-                    let cell = k * n + rank;
-                    values[cell] = part.values[from];
-                    present[cell / 64] |= 1 << (cell % 64);
+        // Part by part, each freed once its rows are placed.
+        for (part, rank) in parts.into_iter().zip(rank) {
+            for (i, r) in rank.into_iter().enumerate() {
+                for k in 0..steps {
+                    let from = i * steps + k;
+                    if part.present[from / 64] & (1 << (from % 64)) != 0 {
+                        let cell = k * n + r;
+                        values[cell] = part.values[from];
+                        present[cell / 64] |= 1 << (cell % 64);
+                    }
                 }
             }
         }
@@ -283,10 +294,7 @@ impl PreBuilder {
             from,
             step,
             steps,
-            labels: order
-                .iter()
-                .map(|&(p, i)| Arc::clone(&parts[p].labels[i]))
-                .collect(),
+            labels,
             drop_name,
             values,
             present,
