@@ -434,12 +434,14 @@ enum Rows {
 }
 
 impl Rows {
-    fn reduce(&self, series: Vec<Series>) -> PreBuilder {
+    /// The part's rows, its series in label order.
+    fn reduce(&self, mut series: Vec<Series>) -> PreBuilder {
         let steps = match self {
             Rows::Call(_, at) => at.steps(),
             Rows::Selector(at) => at.steps,
         };
-        let mut out = PreBuilder::new(steps);
+        series.sort_unstable_by(|a, b| a.labels.cmp(&b.labels));
+        let mut out = PreBuilder::new(steps, series.len());
         match self {
             Rows::Call(f, at) => {
                 let mut row = CallRow::new(f, *at);

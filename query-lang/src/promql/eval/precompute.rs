@@ -208,8 +208,8 @@ impl SelectorRow {
 }
 
 /// A [`Pre`] table built part by part, for a selection read in parts (so
-/// its points are never all held at once): each series' row of steps in
-/// arrival order, put in label order by [`PreBuilder::finish`].
+/// its points are never all held at once): each part's rows of steps in
+/// label order, merged by [`PreBuilder::finish`].
 pub(super) struct PreBuilder {
     steps: usize,
     labels: Vec<Arc<Labels>>,
@@ -223,12 +223,14 @@ impl PreBuilder {
         self.labels.len()
     }
 
-    pub(super) fn new(steps: usize) -> Self {
+    /// A builder for `series` rows of `steps` steps.
+    pub(super) fn new(steps: usize, series: usize) -> Self {
+        let cells = steps.saturating_mul(series);
         PreBuilder {
             steps,
-            labels: Vec::new(),
-            values: Vec::new(),
-            present: Vec::new(),
+            labels: Vec::with_capacity(series),
+            values: Vec::with_capacity(cells),
+            present: Vec::with_capacity(cells.div_ceil(64)),
         }
     }
 
@@ -250,8 +252,9 @@ impl PreBuilder {
         });
     }
 
-    /// The step-major table of every part's rows, its series in label
-    /// order (as a selector's series are everywhere else).
+    /// The step-major table of every part's rows (each part in label
+    /// order), its series in label order (as a selector's series are
+    /// everywhere else): the parts are merged, not sorted again.
     pub(super) fn finish(
         parts: Vec<PreBuilder>,
         from: i64,
@@ -259,13 +262,21 @@ impl PreBuilder {
         steps: usize,
         drop_name: bool,
     ) -> Pre {
-        let mut order: Vec<(usize, usize)> = parts
-            .iter()
-            .enumerate()
-            .flat_map(|(p, b)| (0..b.labels.len()).map(move |i| (p, i)))
-            .collect();
-        order.sort_by(|&(pa, a), &(pb, b)| parts[pa].labels[a].cmp(&parts[pb].labels[b]));
-        let n = order.len();
+        let n: usize = parts.iter().map(PreBuilder::series).sum();
+        // A k-way merge: each part's next row, least labels first.
+        let mut order: Vec<(usize, usize)> = Vec::with_capacity(n);
+        let mut heads: std::collections::BinaryHeap<std::cmp::Reverse<(&Labels, usize, usize)>> =
+            parts
+                .iter()
+                .enumerate()
+                .filter_map(|(p, b)| b.labels.first().map(|l| std::cmp::Reverse((&**l, p, 0))))
+                .collect();
+        while let Some(std::cmp::Reverse((_, p, i))) = heads.pop() {
+            order.push((p, i));
+            if let Some(l) = parts[p].labels.get(i + 1) {
+                heads.push(std::cmp::Reverse((&**l, p, i + 1)));
+            }
+        }
         let labels = order
             .iter()
             .map(|&(p, i)| Arc::clone(&parts[p].labels[i]))
