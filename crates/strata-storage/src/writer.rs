@@ -108,8 +108,10 @@ pub(crate) fn writer_properties(expected_series: u64, layout: &ValueLayout) -> W
 /// the final form, use them; flush files (merged within the hour) stay
 /// small and fast (2,048-row pages, a few series each: a raw fetch of 72
 /// series decompresses about one page per series and column; see
-/// docs/BENCHMARKS.md for the 20,000 → 8,192 → 2,048 steps), hour files
-/// sit between.
+/// docs/BENCHMARKS.md for the 20,000 → 8,192 → 2,048 steps). Hour files
+/// hold the current day, which dashboards read most: 16,384-row pages
+/// (256k until a 72-series raw fetch from one took 74 ms against 14 from
+/// the flush files it merged; 16k: 15.6 ms, the file 13.6% larger).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct ValueLayout {
     pub(crate) zstd: i32,
@@ -128,7 +130,7 @@ pub(crate) fn value_layout(level: FileLevel) -> ValueLayout {
         },
         FileLevel::Hour => ValueLayout {
             zstd: 3,
-            page_rows: 1 << 18,
+            page_rows: 16_384,
         },
         FileLevel::Day => ValueLayout {
             zstd: DEFAULT_DAY_FILE_ZSTD_LEVEL,
