@@ -350,7 +350,12 @@ impl QueryEngine {
             let path = file.path.under(&view.table_root);
             let ix = self
                 .file_index
-                .index(store, &path, file.size)
+                .index(
+                    store,
+                    &path,
+                    file.size,
+                    &crate::series_labels::LiveFiles::new(&view.table_root, &view.files),
+                )
                 .await
                 .map_err(QueryError::from)?;
             for (id, labels) in ix.ids.iter().zip(&ix.series_labels) {

@@ -21,7 +21,7 @@ use strata_storage::TenantView;
 use strata_types::TenantId;
 
 use crate::QueryError;
-use crate::series_labels::{FileIndex, FileIndexCache};
+use crate::series_labels::{FileIndex, FileIndexCache, LiveFiles};
 
 /// One file's selected series: its index, and each series' position in it
 /// with its points.
@@ -174,6 +174,10 @@ impl PromSource {
         }
     }
 
+    fn live(&self) -> LiveFiles {
+        LiveFiles::new(&self.view.table_root, &self.view.files)
+    }
+
     /// Series ids, labels and samples in range: heads through their
     /// postings, files through their indexes (only the selected series'
     /// rows are read).
@@ -217,17 +221,18 @@ impl PromSource {
             {
                 continue;
             }
-            let (store, cache, matchers, permits) = (
+            let (store, cache, matchers, permits, live) = (
                 Arc::clone(store),
                 Arc::clone(&self.file_index),
                 Arc::clone(&matchers),
                 Arc::clone(&permits),
+                self.live(),
             );
             let (path, size) = (file.path.under(&self.view.table_root), file.size);
             let whole = start_ms <= file.stats.min_ts_ms && file.stats.max_ts_ms <= end_ms;
             reads.push(AbortOnDrop(tokio::spawn(async move {
                 let _permit = permits.acquire_owned().await;
-                let ix = cache.index(&store, &path, size).await?;
+                let ix = cache.index(&store, &path, size, &live).await?;
                 let mut selected = ix.labels.select(&matchers);
                 if part.is_some() {
                     selected = selected
@@ -300,7 +305,7 @@ impl PromSource {
             let path = file.path.under(&self.view.table_root);
             files.push(
                 self.file_index
-                    .index(self.view.store.store(), &path, file.size)
+                    .index(self.view.store.store(), &path, file.size, &self.live())
                     .await
                     .map_err(df_error)?,
             );

@@ -505,20 +505,66 @@ pub struct FileIndexCache {
 /// 2 GB at ~250 bytes of labels a series, held twice).
 const INDEX_SERIES: usize = 4_000_000;
 
+/// The files of one table a query sees (its view's): when a query builds
+/// an index, the indexes of that table's files no longer among them are
+/// dropped (compaction replaced them), so merged flush files' indexes do
+/// not stay held until the cache starts over.
+#[derive(Clone)]
+pub(crate) struct LiveFiles {
+    root: Path,
+    files: Arc<[strata_storage::DataFile]>,
+}
+
+impl LiveFiles {
+    pub(crate) fn new(root: &Path, files: &Arc<[strata_storage::DataFile]>) -> Self {
+        Self {
+            root: root.clone(),
+            files: Arc::clone(files),
+        }
+    }
+}
+
 impl FileIndexCache {
-    /// `path`'s index, built on a miss.
+    /// The paths whose indexes are held.
+    #[cfg(test)]
+    pub(crate) fn paths(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.map.lock().keys().cloned().collect();
+        v.sort();
+        v
+    }
+
+    /// `path`'s index, built on a miss (`live`: the files of its table).
     pub(crate) async fn index(
         &self,
         store: &Arc<dyn ObjectStore>,
         path: &Path,
         size: u64,
+        live: &LiveFiles,
     ) -> Result<Arc<FileIndex>, datafusion::error::DataFusionError> {
         if let Some(ix) = self.map.lock().get(path.as_ref()) {
             return Ok(Arc::clone(ix));
         }
         let index = Arc::new(FileIndex::build(store, path, size).await?);
         use std::sync::atomic::Ordering;
+        let live_paths: HashSet<String> = live
+            .files
+            .iter()
+            .map(|f| f.path.under(&live.root).to_string())
+            .collect();
+        let prefix = format!("{}/", live.root);
         let mut map = self.map.lock();
+        let mut dropped = 0;
+        map.retain(|p, ix| {
+            let keep = !p.starts_with(&prefix) || live_paths.contains(p);
+            if !keep {
+                dropped += ix.ids.len();
+            }
+            keep
+        });
+        self.series.fetch_sub(
+            dropped.min(self.series.load(Ordering::Relaxed)),
+            Ordering::Relaxed,
+        );
         if self.series.load(Ordering::Relaxed) + index.ids.len() > INDEX_SERIES {
             map.clear();
             self.series.store(0, Ordering::Relaxed);

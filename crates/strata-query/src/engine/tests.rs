@@ -469,3 +469,48 @@ async fn promql_reads_large_selections_in_parts_with_the_same_answer() {
         }
     }
 }
+
+/// Once compaction merges files, the next index built for the table drops
+/// the merged files' indexes (they are never read again).
+#[tokio::test]
+async fn merged_files_indexes_are_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = ObjectStoreHandle::open(&ObjectStoreConfig::default(), dir.path()).unwrap();
+    let storage = Arc::new(Storage::open(store, Arc::new(Head::new())).await.unwrap());
+    let wal = MemoryWal::new();
+    let engine = QueryEngine::new(Arc::clone(&storage));
+    let promql = strata_query_lang::promql::Engine::new(Default::default());
+    let count = |engine: QueryEngine| {
+        let promql = promql.clone();
+        async move {
+            let source = engine.promql_source(&tenant("a")).unwrap();
+            let out = promql
+                .instant(&source, "count(count_over_time(up[1h]))", 3_000_000)
+                .await
+                .unwrap();
+            let strata_query_lang::promql::Value::Vector(v) = out.value else {
+                panic!("{:?}", out.value);
+            };
+            v[0].v
+        }
+    };
+    for (job, t) in [("a", 1_000), ("b", 2_000_000)] {
+        let batch = WriteBatch::from_series(
+            tenant("a"),
+            vec![s(&[("__name__", "up"), ("job", job)], &[(t, 1.0)])],
+        );
+        storage.write(&wal, Arc::new(batch)).await.unwrap();
+        storage.flush(&wal).await.unwrap();
+    }
+    assert_eq!(count(engine.clone()).await, 2.0);
+    let before = engine.file_index.paths();
+    assert_eq!(before.len(), 2, "{before:?}");
+    storage
+        .compact(10 * 86_400_000, std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(count(engine.clone()).await, 2.0);
+    let after = engine.file_index.paths();
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert!(!before.contains(&after[0]), "{before:?} {after:?}");
+}
