@@ -614,6 +614,20 @@ fn prometheus_promql_tests() {
     }
 }
 
+/// The eval's query on `engine`, as the eval says (range or instant).
+fn query(
+    rt: &tokio::runtime::Runtime,
+    engine: &Engine,
+    source: &MemorySource,
+    e: &Eval,
+) -> Result<QueryOutput, String> {
+    match e.range {
+        Some((s, en, st)) => rt.block_on(engine.range(source, &e.query, s, en, st)),
+        None => rt.block_on(engine.instant(source, &e.query, e.at)),
+    }
+    .map_err(|err| err.message)
+}
+
 /// The eval again on an engine that reads large selections in parts: the
 /// same answer.
 fn run_parted(
@@ -622,12 +636,7 @@ fn run_parted(
     source: &MemorySource,
     e: &Eval,
 ) -> Result<(), String> {
-    let out = match e.range {
-        Some((s, en, st)) => rt.block_on(engine.range(source, &e.query, s, en, st)),
-        None => rt.block_on(engine.instant(source, &e.query, e.at)),
-    }
-    .map_err(|err| err.message);
-    check(e, out).map_err(|m| format!("read in parts: {m}"))
+    check(e, query(rt, engine, source, e)).map_err(|m| format!("read in parts: {m}"))
 }
 
 fn run_eval(
@@ -636,11 +645,7 @@ fn run_eval(
     source: &MemorySource,
     e: &Eval,
 ) -> Result<(), String> {
-    let out = match e.range {
-        Some((s, en, st)) => rt.block_on(engine.range(source, &e.query, s, en, st)),
-        None => rt.block_on(engine.instant(source, &e.query, e.at)),
-    }
-    .map_err(|err| err.message);
+    let out = query(rt, engine, source, e);
     check(e, out)?;
     // Upstream's range re-run of instant evals.
     let rerun = e.range.is_none()
