@@ -358,10 +358,11 @@ impl QueryEngine {
                 )
                 .await
                 .map_err(QueryError::from)?;
-            for (id, labels) in ix.ids.iter().zip(&ix.series_labels) {
+            for (pos, id) in ix.ids.iter().enumerate() {
                 // The index's own string: shared, not copied.
-                let metric = labels
-                    .get_shared(strata_query_lang::promql::METRIC_NAME)
+                let metric = u32::try_from(pos)
+                    .ok()
+                    .and_then(|pos| ix.labels.label(pos, strata_query_lang::promql::METRIC_NAME))
                     .unwrap_or(&none);
                 out.push((*id as u64, Arc::clone(metric), file.written_ms.min(now_ms)));
             }

@@ -273,15 +273,14 @@ impl PromSource {
                 .map_err(|e| PromError::new(ErrorKind::Internal, format!("file read failed: {e}")))?
                 .map_err(df_error)?;
             for (pos, points) in read {
-                let (Some(&id), Some(labels)) =
-                    (ix.ids.get(pos as usize), ix.series_labels.get(pos as usize))
-                else {
+                let Some(&id) = ix.ids.get(pos as usize) else {
                     continue;
                 };
-                found
-                    .entry(id)
-                    .or_default()
-                    .add(|| Arc::clone(labels), points);
+                // The index's own strings: no text is copied.
+                found.entry(id).or_default().add(
+                    || Arc::new(Labels::from_shared(ix.labels.shared_labels(pos))),
+                    points,
+                );
             }
         }
         Ok(found)

@@ -260,9 +260,10 @@ fn row_pairs<'a>(
 pub struct FileIndex {
     /// Series id of each position in `labels`.
     pub ids: Vec<i64>,
+    /// Each position's labels (as symbol pairs, their strings shared) and
+    /// postings; PromQL's label sets are made from it for the series a
+    /// query reads (held once: a second copy per series cost ~180 bytes).
     pub labels: strata_head::LabelIndex,
-    /// Labels of each position, as PromQL answers them.
-    pub series_labels: Vec<Arc<Labels>>,
     /// Runs of rows: (position, first row, rows), in row order.
     runs: Vec<(u32, usize, usize)>,
     /// Each position's runs: `run_of[pos_runs[p]..pos_runs[p + 1]]` are
@@ -358,16 +359,10 @@ impl FileIndex {
                 ids.len()
             )));
         }
-        // Each series' labels again, now sharing the index's strings: a
-        // value common to many series is held once.
-        let series_labels: Vec<Arc<Labels>> = (0..ids.len() as u32)
-            .map(|pos| Arc::new(Labels::from_shared(labels.shared_labels(pos))))
-            .collect();
         let (pos_runs, run_of) = runs_by_position(&runs, ids.len());
         Ok(Self {
             ids,
             labels,
-            series_labels,
             runs,
             pos_runs,
             run_of,
@@ -501,8 +496,8 @@ pub struct FileIndexCache {
     series: std::sync::atomic::AtomicUsize,
 }
 
-/// Series the file indexes may hold before the cache starts over (about
-/// 2 GB at ~250 bytes of labels a series, held twice).
+/// Series the file indexes may hold before the cache starts over (each
+/// series' symbol pairs, postings, id and row runs: a few hundred bytes).
 const INDEX_SERIES: usize = 4_000_000;
 
 /// The files of one table a query sees (its view's): when a query builds
