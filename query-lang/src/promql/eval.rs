@@ -15,12 +15,13 @@ use super::{
     Series, Source, Value, is_stale,
 };
 
+mod parts;
 mod precompute;
 
-use super::functions::WindowFn;
 use super::memo::{AddrMap, AddrSet, Memo, addr, ptr};
 pub(crate) use super::value::{Eval, Points, RSeries, Samp, Val, Window};
-use precompute::{CallRow, CallSteps, Grouping, PRE_CELLS, Pre, PreBuilder, SelectorRow};
+use parts::{read_in_parts, table_rows};
+use precompute::{Grouping, PRE_CELLS, Pre};
 
 /// A worker's part of a range query: its series and warnings.
 type Part = Result<(Vec<Series>, Vec<String>), PromError>;
@@ -186,16 +187,8 @@ impl<'a> Planner<'a> {
                 if let Some(p) = &a.param {
                     self.walk(p, lo, hi);
                 }
-                let mut inner = &*a.expr;
-                while let Expr::Paren(p) = inner {
-                    inner = &p.expr;
-                }
-                if let Expr::VectorSelector(vs) = inner
-                    && self.in_subquery == 0
-                    && vs.at.is_none()
-                    && a.param.is_none()
-                    && super::aggregate::COLUMN_AGGREGATIONS
-                        .contains(&a.op.to_string().to_lowercase().as_str())
+                if self.in_subquery == 0
+                    && let Some(vs) = precompute::column_selector(a)
                 {
                     self.reducers.insert(addr(vs), Reducer::Column);
                 }
@@ -425,150 +418,6 @@ pub(crate) async fn prepare(
         instant,
         loaded: loaded as u64,
     })
-}
-
-/// How one part's series become their rows of a step table.
-enum Rows {
-    Call(WindowFn<'static>, CallSteps),
-    Selector(SelectorRow),
-}
-
-impl Rows {
-    /// The part's rows, its series in label order.
-    fn reduce(&self, mut series: Vec<Series>) -> PreBuilder {
-        let steps = match self {
-            Rows::Call(_, at) => at.steps(),
-            Rows::Selector(at) => at.steps,
-        };
-        series.sort_unstable_by(|a, b| a.labels.cmp(&b.labels));
-        let mut out = PreBuilder::new(steps, series.len());
-        match self {
-            Rows::Call(f, at) => {
-                let mut row = CallRow::new(f, *at);
-                for s in series {
-                    // Range selectors skip staleness markers.
-                    let mut points = s.points;
-                    points.retain(|p| !is_stale(p.1));
-                    out.push(Arc::new(s.labels), |put| row.fill(&points, put));
-                }
-            }
-            Rows::Selector(at) => {
-                for s in series {
-                    out.push(Arc::new(s.labels), |put| at.fill(&s.points, put));
-                }
-            }
-        }
-        out
-    }
-}
-
-/// How a call or column aggregation reduces its selection: the table's key
-/// (the call's address, or the selector's for a column aggregation),
-/// whether `__name__` is dropped, and the rows of one series.
-fn table_rows(
-    ev: &Ev,
-    need: &Need<'_>,
-    reducer: Reducer<'_>,
-    steps: usize,
-) -> Result<(usize, bool, Rows), PromError> {
-    let (from, step) = (ev.start, if steps > 1 { ev.step } else { 1 });
-    Ok(match reducer {
-        Reducer::Call(c) => {
-            let m = precompute::window_selector(c).ok_or_else(|| {
-                PromError::new(
-                    ErrorKind::Internal,
-                    "a call read in parts has no range selector",
-                )
-            })?;
-            let (_, keep_name, f) = super::functions::window_fn(ev, c, from)?;
-            (
-                addr(c),
-                !keep_name,
-                Rows::Call(f, CallSteps::new(c, m, from, step, steps)),
-            )
-        }
-        Reducer::Column => (
-            need.key,
-            false,
-            Rows::Selector(SelectorRow {
-                from,
-                step,
-                steps,
-                offset: offset_ms(&need.vs.offset),
-                lookback: ev.lookback,
-            }),
-        ),
-    })
-}
-
-/// Reads a selection in `parts` parts, each reduced to its `rows` of the
-/// query's step table (`from`, `step`) on a thread of its own while the
-/// next is fetched. Answers the table and the points read; `None` when
-/// the table grew past [`PRE_CELLS`] (the estimate of its series was low):
-/// the selection is then read whole and evaluated step by step.
-#[allow(clippy::too_many_arguments)]
-async fn read_in_parts(
-    source: &dyn Source,
-    need: &Need<'_>,
-    matchers: &[Matcher],
-    rows: Rows,
-    drop_name: bool,
-    (from, step, steps): (i64, i64, usize),
-    parts: usize,
-    room: usize,
-) -> Result<Option<(Pre, usize)>, PromError> {
-    let internal = |what: &str| PromError::new(ErrorKind::Internal, what.to_string());
-    let rows = Arc::new(rows);
-    let mut points = 0usize;
-    let mut built: Vec<PreBuilder> = Vec::with_capacity(parts);
-    let mut pending: Option<futures::channel::oneshot::Receiver<PreBuilder>> = None;
-    let worker_gone = || internal("a query worker stopped before answering");
-    for part in 0..=parts {
-        // Part `part` is fetched while the one before is reduced.
-        let fetch = async {
-            if part < parts {
-                source
-                    .select_part(matchers, need.lo, need.hi, part, parts)
-                    .await
-                    .map(Some)
-            } else {
-                Ok(None)
-            }
-        };
-        let (series, done) = match pending.take() {
-            Some(rx) => {
-                let (series, done) = futures::join!(fetch, rx);
-                (series?, Some(done.map_err(|_| worker_gone())?))
-            }
-            None => (fetch.await?, None),
-        };
-        built.extend(done);
-        let held: usize = built.iter().map(PreBuilder::series).sum();
-        if held.saturating_mul(steps) > PRE_CELLS {
-            return Ok(None);
-        }
-        let Some(series) = series else {
-            break;
-        };
-        points += series.iter().map(|s| s.points.len()).sum::<usize>();
-        if points > room {
-            return Err(too_many_samples());
-        }
-        let (tx, rx) = futures::channel::oneshot::channel();
-        let rows = Arc::clone(&rows);
-        std::thread::Builder::new()
-            .name("strata-promql-part".into())
-            .spawn(move || {
-                // The receiver is gone when the query was dropped.
-                let _ = tx.send(rows.reduce(series));
-            })
-            .map_err(|e| internal(&format!("cannot start a query worker: {e}")))?;
-        pending = Some(rx);
-    }
-    Ok(Some((
-        PreBuilder::finish(built, from, step, steps, drop_name),
-        points,
-    )))
 }
 
 fn too_many_samples() -> PromError {

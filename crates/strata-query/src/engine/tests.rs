@@ -409,6 +409,48 @@ async fn a_lookback_limit_hides_older_samples_everywhere() {
     assert_eq!(v[0].v, 1.0);
 }
 
+/// A [`Source`] counting the parts read through it.
+struct Counting {
+    inner: crate::promql::PromSource,
+    parts: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl strata_query_lang::promql::Source for Counting {
+    async fn select(
+        &self,
+        matchers: &[strata_query_lang::promql::Matcher],
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Vec<strata_query_lang::promql::Series>, strata_query_lang::promql::PromError> {
+        self.inner.select(matchers, start_ms, end_ms).await
+    }
+
+    async fn series_estimate(
+        &self,
+        matchers: &[strata_query_lang::promql::Matcher],
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Option<u64>, strata_query_lang::promql::PromError> {
+        self.inner.series_estimate(matchers, start_ms, end_ms).await
+    }
+
+    async fn select_part(
+        &self,
+        matchers: &[strata_query_lang::promql::Matcher],
+        start_ms: i64,
+        end_ms: i64,
+        part: usize,
+        parts: usize,
+    ) -> Result<Vec<strata_query_lang::promql::Series>, strata_query_lang::promql::PromError> {
+        self.parts
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.inner
+            .select_part(matchers, start_ms, end_ms, part, parts)
+            .await
+    }
+}
+
 /// A selection read in parts (series split by id across the head and the
 /// files) answers exactly what it answers read at once.
 #[tokio::test]
@@ -436,7 +478,11 @@ async fn promql_reads_large_selections_in_parts_with_the_same_answer() {
     ];
     for layout in LAYOUTS {
         let f = fixture(layout, (0..4).map(batch).collect()).await;
-        let source = f.promql_source(&tenant("a")).unwrap();
+        let source = Counting {
+            inner: f.promql_source(&tenant("a")).unwrap(),
+            parts: Default::default(),
+        };
+        let parts_read = || source.parts.swap(0, std::sync::atomic::Ordering::Relaxed);
         let engine = |part_series| {
             Engine::new(EngineConfig {
                 part_series,
@@ -449,6 +495,7 @@ async fn promql_reads_large_selections_in_parts_with_the_same_answer() {
                 .await
                 .unwrap();
             let whole_at = engine(0).instant(&source, q, 400_000).await.unwrap();
+            assert_eq!(parts_read(), 0, "{q}");
             assert!(
                 matches!(&whole.value, strata_query_lang::promql::Value::Matrix(m) if !m.is_empty()),
                 "{q} {layout:?}"
@@ -460,11 +507,15 @@ async fn promql_reads_large_selections_in_parts_with_the_same_answer() {
                     .unwrap();
                 assert_eq!(parted.value, whole.value, "{q} {layout:?} {part_series}");
                 assert_eq!(parted.samples_loaded, whole.samples_loaded, "{q}");
+                // Every selection of these queries is one a step table
+                // reduces: 64 series are more than one part.
+                assert!(parts_read() > 1, "{q} {layout:?} {part_series}");
                 let at = engine(part_series)
                     .instant(&source, q, 400_000)
                     .await
                     .unwrap();
                 assert_eq!(at.value, whole_at.value, "{q} {layout:?} {part_series}");
+                assert!(parts_read() > 1, "{q} {layout:?} {part_series} instant");
             }
         }
     }

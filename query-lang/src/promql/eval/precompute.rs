@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use promql_parser::parser::{Expr, MatrixSelector};
+use promql_parser::parser::{AggregateExpr, Expr, MatrixSelector, VectorSelector};
 
 use super::super::functions::{Pts, Span, WindowFn};
 use super::super::memo::{AddrMap, addr, ptr};
@@ -115,6 +115,26 @@ impl CallSteps {
 impl CallSteps {
     pub(super) fn steps(&self) -> usize {
         self.steps
+    }
+}
+
+/// The plain selector (no `@`) that `a`, a `sum`, `count`, `min`, `max`
+/// or `group` without parameter, reduces by column at every step.
+pub(super) fn column_selector(a: &AggregateExpr) -> Option<&VectorSelector> {
+    let mut inner = &*a.expr;
+    while let Expr::Paren(p) = inner {
+        inner = &p.expr;
+    }
+    match inner {
+        Expr::VectorSelector(vs)
+            if vs.at.is_none()
+                && a.param.is_none()
+                && super::super::aggregate::COLUMN_AGGREGATIONS
+                    .contains(&a.op.to_string().to_lowercase().as_str()) =>
+        {
+            Some(vs)
+        }
+        _ => None,
     }
 }
 
@@ -342,22 +362,14 @@ impl Ev {
                 if let Some(p) = &a.param {
                     self.precompute(p, from, to, step)?;
                 }
-                let mut inner = &*a.expr;
-                while let Expr::Paren(p) = inner {
-                    inner = &p.expr;
-                }
-                match inner {
+                match column_selector(a) {
                     // `sum(metric)` and friends: the selector's value at
                     // every step, for the aggregation to reduce by column.
-                    Expr::VectorSelector(vs)
-                        if a.param.is_none()
-                            && super::super::aggregate::COLUMN_AGGREGATIONS
-                                .contains(&a.op.to_string().to_lowercase().as_str()) =>
-                    {
+                    Some(vs) => {
                         self.precompute_selector(vs, from, to, step);
                         Ok(())
                     }
-                    _ => self.precompute(&a.expr, from, to, step),
+                    None => self.precompute(&a.expr, from, to, step),
                 }
             }
             Expr::Call(c) => {
