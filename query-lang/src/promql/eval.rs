@@ -12,7 +12,7 @@ use promql_parser::parser::{
 
 use super::{
     EngineConfig, ErrorKind, Labels, METRIC_NAME, MatchOp, Matcher, PromError, QueryOutput, Sample,
-    Series, Source, Value, is_stale,
+    Series, Source, Value, is_stale, matches_all,
 };
 
 mod parts;
@@ -20,7 +20,7 @@ mod precompute;
 
 use super::memo::{AddrMap, AddrSet, Memo, addr, ptr};
 pub(crate) use super::value::{Eval, Points, RSeries, Samp, Val, Window};
-use parts::{read_in_parts, table_rows};
+use parts::{Table, read_in_parts, table_rows};
 use precompute::{Grouping, PRE_CELLS, Pre};
 
 /// A worker's part of a range query: its series and warnings.
@@ -111,6 +111,7 @@ fn selector_matchers(vs: &VectorSelector) -> Vec<Vec<Matcher>> {
         .collect()
 }
 
+#[derive(Clone, Copy)]
 struct Need<'a> {
     vs: &'a VectorSelector,
     key: usize,
@@ -327,10 +328,23 @@ pub(crate) async fn prepare(
     } else {
         usize::try_from((end - start) / step.max(1) + 1).unwrap_or(usize::MAX)
     };
+    // A selection that another selection of the query contains (same time
+    // span, its matchers among this one's) is not read again: its series
+    // are the other's that satisfy its matchers.
+    let bases = shared_bases(&needs);
     let mut whole = Vec::with_capacity(needs.len());
+    // Selections filtered from a base read whole: (need, base key).
+    let mut filtered: Vec<(Need, usize)> = Vec::new();
     let mut parted = AddrMap::default();
     let mut parted_selectors = AddrSet::default();
-    for (need, sets) in needs {
+    for (j, (need, sets)) in needs.iter().enumerate() {
+        if bases[j].is_some() {
+            continue;
+        }
+        let contained: Vec<&Need> = (0..needs.len())
+            .filter(|&i| bases[i] == Some(j))
+            .map(|i| &needs[i].0)
+            .collect();
         let reducer = planner.reducers.get(&need.key).copied();
         let parts = match (reducer, sets.as_slice()) {
             (Some(_), [matchers]) if cfg.part_series > 0 => source
@@ -343,21 +357,48 @@ pub(crate) async fn prepare(
         };
         let read = match (reducer, parts) {
             (Some(r), Some(parts)) => {
-                let (key, drop_name, rows) = table_rows(&ev, &need, r, steps)?;
+                // The read selection's table, then those of the contained
+                // selections that are reduced too (the others are read on
+                // their own).
+                let (table_key, t) = table(&ev, need, r, steps, Vec::new())?;
+                let (mut keys, mut table_keys, mut tables) =
+                    (vec![need.key], vec![table_key], vec![t]);
+                for c in &contained {
+                    if let (Some(r), [own]) = (
+                        planner.reducers.get(&c.key).copied(),
+                        selector_matchers(c.vs).as_slice(),
+                    ) {
+                        let (table_key, t) = table(&ev, c, r, steps, own.clone())?;
+                        keys.push(c.key);
+                        table_keys.push(table_key);
+                        tables.push(t);
+                    }
+                }
                 let at = (start, if steps > 1 { step } else { 1 }, steps);
                 let room = cfg.max_samples.saturating_sub(loaded);
-                read_in_parts(source, &need, &sets[0], rows, drop_name, at, parts, room)
+                read_in_parts(source, need, &sets[0], tables, at, parts, room)
                     .await?
-                    .map(|(table, points)| (key, table, points))
+                    .map(|(pres, points)| (keys, table_keys, pres, points))
             }
             _ => None,
         };
-        if let Some((key, table, points)) = read {
-            loaded += points;
-            parted.insert(key, table);
-            parted_selectors.insert(need.key);
-        } else {
-            whole.push((need, sets));
+        match read {
+            Some((keys, table_keys, pres, points)) => {
+                loaded += points;
+                for ((key, table_key), pre) in keys.into_iter().zip(table_keys).zip(pres) {
+                    parted.insert(table_key, pre);
+                    parted_selectors.insert(key);
+                }
+                for c in contained {
+                    if !parted_selectors.contains(&c.key) {
+                        whole.push((*c, selector_matchers(c.vs)));
+                    }
+                }
+            }
+            None => {
+                whole.push((*need, sets.clone()));
+                filtered.extend(contained.into_iter().map(|c| (*c, need.key)));
+            }
         }
     }
     ev.parted = Arc::new(parted);
@@ -411,6 +452,23 @@ pub(crate) async fn prepare(
             .collect();
         data.insert(need.key, fetched);
     }
+    // The contained selections: their base's series (in label order, so
+    // these are too) that satisfy their own matchers, sharing its points.
+    for (need, base) in filtered {
+        let own = selector_matchers(need.vs);
+        let subset: Fetched = data
+            .get(&base)
+            .into_iter()
+            .flatten()
+            .filter(|s| own.iter().any(|m| matches_all(&s.labels, m)))
+            .map(|s| FetchedSeries {
+                labels: Arc::clone(&s.labels),
+                all: Arc::clone(&s.all),
+                live: Arc::clone(&s.live),
+            })
+            .collect();
+        data.insert(need.key, subset);
+    }
     ev.data = Arc::new(data);
     Ok(Prepared {
         expr,
@@ -418,6 +476,58 @@ pub(crate) async fn prepare(
         instant,
         loaded: loaded as u64,
     })
+}
+
+/// The table a reduced selection read in parts fills, keeping the series
+/// that satisfy `keep`: its key and how it is built.
+fn table(
+    ev: &Ev,
+    need: &Need<'_>,
+    reducer: Reducer<'_>,
+    steps: usize,
+    keep: Vec<Matcher>,
+) -> Result<(usize, Table), PromError> {
+    let (key, drop_name, rows) = table_rows(ev, need, reducer, steps)?;
+    Ok((
+        key,
+        Table {
+            rows,
+            drop_name,
+            keep,
+        },
+    ))
+}
+
+/// For each need, the need read for it (`None`: read itself): among the
+/// needs with the same time span and one matcher set whose every matcher
+/// is among its own (so whose series include all of its own), the one
+/// with the fewest matchers, then the first. That one is never read for
+/// another in turn (whatever contains it also contains this one and comes
+/// first), so a base is always read itself.
+fn shared_bases(needs: &[(Need<'_>, Vec<Vec<Matcher>>)]) -> Vec<Option<usize>> {
+    let single = |i: usize| match needs.get(i).map(|(_, sets)| sets.as_slice()) {
+        Some([m]) => Some(m),
+        _ => None,
+    };
+    (0..needs.len())
+        .map(|i| {
+            let mine = single(i)?;
+            let me = &needs[i].0;
+            (0..needs.len())
+                .filter(|&j| j != i)
+                .filter_map(|j| {
+                    let theirs = single(j)?;
+                    let them = &needs[j].0;
+                    (them.lo == me.lo
+                        && them.hi == me.hi
+                        && (theirs.len(), j) < (mine.len(), i)
+                        && theirs.iter().all(|m| mine.contains(m)))
+                    .then_some((theirs.len(), j))
+                })
+                .min()
+                .map(|(_, j)| j)
+        })
+        .collect()
 }
 
 fn too_many_samples() -> PromError {

@@ -409,10 +409,11 @@ async fn a_lookback_limit_hides_older_samples_everywhere() {
     assert_eq!(v[0].v, 1.0);
 }
 
-/// A [`Source`] counting the parts read through it.
+/// A [`Source`] counting the selections and parts read through it.
 struct Counting {
     inner: crate::promql::PromSource,
     parts: std::sync::atomic::AtomicUsize,
+    selects: std::sync::atomic::AtomicUsize,
 }
 
 #[async_trait::async_trait]
@@ -423,6 +424,8 @@ impl strata_query_lang::promql::Source for Counting {
         start_ms: i64,
         end_ms: i64,
     ) -> Result<Vec<strata_query_lang::promql::Series>, strata_query_lang::promql::PromError> {
+        self.selects
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.inner.select(matchers, start_ms, end_ms).await
     }
 
@@ -481,6 +484,7 @@ async fn promql_reads_large_selections_in_parts_with_the_same_answer() {
         let source = Counting {
             inner: f.promql_source(&tenant("a")).unwrap(),
             parts: Default::default(),
+            selects: Default::default(),
         };
         let parts_read = || source.parts.swap(0, std::sync::atomic::Ordering::Relaxed);
         let engine = |part_series| {
@@ -516,6 +520,95 @@ async fn promql_reads_large_selections_in_parts_with_the_same_answer() {
                     .unwrap();
                 assert_eq!(at.value, whole_at.value, "{q} {layout:?} {part_series}");
                 assert!(parts_read() > 1, "{q} {layout:?} {part_series} instant");
+            }
+        }
+    }
+}
+
+/// A selection another of the query contains (the error ratio's
+/// `c{g=~"1|2"}` within `c`) is not read again: its series are filtered
+/// from the other's, read whole or in parts, with the answer of each side
+/// evaluated on its own.
+#[tokio::test]
+async fn promql_reads_a_contained_selection_once() {
+    use strata_query_lang::promql::{Engine, EngineConfig, Value};
+    let batch = |round: i64| {
+        let series = (0..40)
+            .map(|i| {
+                let (i_s, g_s) = (i.to_string(), (i % 5).to_string());
+                let t0 = round * 120_000;
+                let samples: Vec<(i64, f64)> = (0..8)
+                    .map(|k| (t0 + k * 15_000, ((round * 8 + k) * (i + 1)) as f64))
+                    .collect();
+                s(&[("__name__", "c"), ("i", &i_s), ("g", &g_s)], &samples)
+            })
+            .collect();
+        WriteBatch::from_series(tenant("a"), series)
+    };
+    let (num, den) = (
+        r#"sum by (g) (rate(c{g=~"1|2"}[1m]))"#,
+        "sum by (g) (rate(c[1m]))",
+    );
+    let ratio = format!("{num} / {den}");
+    for layout in LAYOUTS {
+        let f = fixture(layout, (0..4).map(batch).collect()).await;
+        let source = Counting {
+            inner: f.promql_source(&tenant("a")).unwrap(),
+            parts: Default::default(),
+            selects: Default::default(),
+        };
+        let reads = || {
+            (
+                source.selects.swap(0, std::sync::atomic::Ordering::Relaxed),
+                source.parts.swap(0, std::sync::atomic::Ordering::Relaxed),
+            )
+        };
+        for part_series in [0, 7] {
+            let engine = Engine::new(EngineConfig {
+                part_series,
+                ..EngineConfig::default()
+            });
+            let range = |q: String| {
+                let engine = &engine;
+                let source = &source;
+                async move { engine.range(source, &q, 0, 480_000, 30_000).await.unwrap() }
+            };
+            let matrix = |v: Value| match v {
+                Value::Matrix(m) => m,
+                other => panic!("{other:?}"),
+            };
+            let n = matrix(range(num.to_string()).await.value);
+            let d = matrix(range(den.to_string()).await.value);
+            reads();
+            let both = matrix(range(ratio.clone()).await.value);
+            let (selects, parts) = reads();
+            if part_series == 0 {
+                assert_eq!((selects, parts), (1, 0), "{layout:?}");
+            } else {
+                // 40 series in parts of 7: one selection's parts only.
+                assert_eq!((selects, parts), (0, 6), "{layout:?}");
+            }
+            // Each side evaluated on its own, divided step by step.
+            assert_eq!(both.len(), 2, "{layout:?}");
+            for series in &both {
+                let g = series.labels.get("g");
+                let side = |m: &[strata_query_lang::promql::Series]| {
+                    m.iter()
+                        .find(|s| s.labels.get("g") == g)
+                        .unwrap()
+                        .points
+                        .clone()
+                };
+                let (top, bottom) = (side(&n), side(&d));
+                let expected: Vec<(i64, f64)> = top
+                    .iter()
+                    .filter_map(|&(t, v)| {
+                        let (_, w) = bottom.iter().find(|p| p.0 == t)?;
+                        Some((t, v / w))
+                    })
+                    .collect();
+                assert_eq!(series.points, expected, "{layout:?} {part_series}");
+                assert!(!expected.is_empty());
             }
         }
     }

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use super::super::functions::WindowFn;
 use super::precompute::{self, CallRow, CallSteps, PRE_CELLS, Pre, PreBuilder, SelectorRow};
 use super::{
-    ErrorKind, Ev, Matcher, Need, PromError, Reducer, Series, Source, addr, is_stale, offset_ms,
-    too_many_samples,
+    ErrorKind, Ev, Labels, Matcher, Need, PromError, Reducer, Source, addr, is_stale, matches_all,
+    offset_ms, too_many_samples,
 };
 
 /// How one part's series become their rows of a step table.
@@ -17,33 +17,56 @@ pub(super) enum Rows {
     Selector(SelectorRow),
 }
 
+/// One part's series in label order, shared by every table read from it.
+type PartSeries = Vec<(Arc<Labels>, Vec<(i64, f64)>)>;
+
 impl Rows {
-    /// The part's rows, its series in label order.
-    fn reduce(&self, mut series: Vec<Series>) -> PreBuilder {
+    /// The rows of the part's series that satisfy `keep`, in label order.
+    fn reduce(&self, series: &PartSeries, keep: &[Matcher]) -> PreBuilder {
         let steps = match self {
             Rows::Call(_, at) => at.steps(),
             Rows::Selector(at) => at.steps,
         };
-        series.sort_unstable_by(|a, b| a.labels.cmp(&b.labels));
-        let mut out = PreBuilder::new(steps, series.len());
+        let chosen: Vec<&(Arc<Labels>, Vec<(i64, f64)>)> = series
+            .iter()
+            .filter(|(labels, _)| matches_all(labels, keep))
+            .collect();
+        let mut out = PreBuilder::new(steps, chosen.len());
         match self {
             Rows::Call(f, at) => {
                 let mut row = CallRow::new(f, *at);
-                for s in series {
-                    // Range selectors skip staleness markers.
-                    let mut points = s.points;
-                    points.retain(|p| !is_stale(p.1));
-                    out.push(Arc::new(s.labels), |put| row.fill(&points, put));
+                let mut live = Vec::new();
+                for (labels, points) in chosen {
+                    // Range selectors skip staleness markers (most series
+                    // have none).
+                    let pts: &[(i64, f64)] = if points.iter().any(|p| is_stale(p.1)) {
+                        live.clear();
+                        live.extend(points.iter().copied().filter(|p| !is_stale(p.1)));
+                        &live
+                    } else {
+                        points
+                    };
+                    out.push(Arc::clone(labels), |put| row.fill(pts, put));
                 }
             }
             Rows::Selector(at) => {
-                for s in series {
-                    out.push(Arc::new(s.labels), |put| at.fill(&s.points, put));
+                for (labels, points) in chosen {
+                    out.push(Arc::clone(labels), |put| at.fill(points, put));
                 }
             }
         }
         out
     }
+}
+
+/// One table read from a selection in parts: how a series becomes its row,
+/// whether `__name__` is dropped, and the matchers a series must satisfy
+/// to have a row (a selector whose selection contains none but the read
+/// one's series: its own matchers; none for the read selector).
+pub(super) struct Table {
+    pub(super) rows: Rows,
+    pub(super) drop_name: bool,
+    pub(super) keep: Vec<Matcher>,
 }
 
 /// How a call or column aggregation reduces its selection: the table's key
@@ -85,27 +108,27 @@ pub(super) fn table_rows(
     })
 }
 
-/// Reads a selection in `parts` parts, each reduced to its `rows` of the
-/// query's step table (`from`, `step`) on a thread of its own while the
-/// next is fetched. Answers the table and the points read; `None` when
-/// the table grew past [`PRE_CELLS`] (the estimate of its series was low):
-/// the selection is then read whole and evaluated step by step.
+/// Reads a selection in `parts` parts, each reduced to its rows of each of
+/// `tables` (of the query's step table, `from`, `step`) on a thread of its
+/// own while the next is fetched. Answers the tables, in order, and the
+/// points read; `None` when a table grew past [`PRE_CELLS`] (the estimate
+/// of its series was low): the selection is then read whole and evaluated
+/// step by step.
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn read_in_parts(
     source: &dyn Source,
     need: &Need<'_>,
     matchers: &[Matcher],
-    rows: Rows,
-    drop_name: bool,
+    tables: Vec<Table>,
     (from, step, steps): (i64, i64, usize),
     parts: usize,
     room: usize,
-) -> Result<Option<(Pre, usize)>, PromError> {
+) -> Result<Option<(Vec<Pre>, usize)>, PromError> {
     let internal = |what: &str| PromError::new(ErrorKind::Internal, what.to_string());
-    let rows = Arc::new(rows);
+    let tables = Arc::new(tables);
     let mut points = 0usize;
-    let mut built: Vec<PreBuilder> = Vec::with_capacity(parts);
-    let mut pending: Option<futures::channel::oneshot::Receiver<PreBuilder>> = None;
+    let mut built: Vec<Vec<PreBuilder>> = Vec::with_capacity(parts);
+    let mut pending: Option<futures::channel::oneshot::Receiver<Vec<PreBuilder>>> = None;
     let worker_gone = || internal("a query worker stopped before answering");
     for part in 0..=parts {
         // Part `part` is fetched while the one before is reduced.
@@ -127,7 +150,17 @@ pub(super) async fn read_in_parts(
             None => (fetch.await?, None),
         };
         built.extend(done);
-        let held: usize = built.iter().map(PreBuilder::series).sum();
+        // The read selection's table is the largest.
+        let held = (0..tables.len())
+            .map(|t| {
+                built
+                    .iter()
+                    .filter_map(|part| part.get(t))
+                    .map(PreBuilder::series)
+                    .sum::<usize>()
+            })
+            .max()
+            .unwrap_or(0);
         if held.saturating_mul(steps) > PRE_CELLS {
             return Ok(None);
         }
@@ -139,18 +172,33 @@ pub(super) async fn read_in_parts(
             return Err(too_many_samples());
         }
         let (tx, rx) = futures::channel::oneshot::channel();
-        let rows = Arc::clone(&rows);
+        let tables = Arc::clone(&tables);
         std::thread::Builder::new()
             .name("strata-promql-part".into())
             .spawn(move || {
+                let mut series: PartSeries = series
+                    .into_iter()
+                    .map(|s| (Arc::new(s.labels), s.points))
+                    .collect();
+                series.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+                let rows = tables.iter().map(|t| t.rows.reduce(&series, &t.keep));
                 // The receiver is gone when the query was dropped.
-                let _ = tx.send(rows.reduce(series));
+                let _ = tx.send(rows.collect());
             })
             .map_err(|e| internal(&format!("cannot start a query worker: {e}")))?;
         pending = Some(rx);
     }
-    Ok(Some((
-        PreBuilder::finish(built, from, step, steps, drop_name),
-        points,
-    )))
+    // Each table's rows, part by part.
+    let mut by_table: Vec<Vec<PreBuilder>> = tables.iter().map(|_| Vec::new()).collect();
+    for part in built {
+        for (t, rows) in by_table.iter_mut().zip(part) {
+            t.push(rows);
+        }
+    }
+    let pres = by_table
+        .into_iter()
+        .zip(tables.iter())
+        .map(|(rows, t)| PreBuilder::finish(rows, from, step, steps, t.drop_name))
+        .collect();
+    Ok(Some((pres, points)))
 }
