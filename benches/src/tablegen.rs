@@ -247,6 +247,8 @@ fn encodings(path: &std::path::Path) {
             bss(17, 1 << 20).build(),
         ),
         ("value bss z17, 256k-row pages", bss(17, 1 << 18).build()),
+        ("value bss z17, 128k-row pages", bss(17, 1 << 17).build()),
+        ("value bss z17, 64k-row pages", bss(17, 1 << 16).build()),
         ("value bss z5, 1M-row pages", bss(5, 1 << 20).build()),
         (
             "value bss z15, 20k-row pages (before)",

@@ -440,7 +440,8 @@ impl FileIndex {
                 .as_primitive::<TimestampMicrosecondType>()
                 .values();
             let v = b.column(1).as_primitive::<Float64Type>().values();
-            for i in 0..b.num_rows() {
+            let mut i = 0;
+            while i < b.num_rows() {
                 while left == 0 {
                     run += 1;
                     let Some(r) = runs.get(run) else {
@@ -452,12 +453,22 @@ impl FileIndex {
                         _ => out.push((r.0, sized(left))),
                     }
                 }
-                left -= 1;
-                if (lo_us..=hi_us).contains(&t[i])
-                    && let Some((_, pts)) = out.last_mut()
-                {
-                    pts.push((t[i].div_euclid(1000), v[i]));
+                // The rest of the run in this batch, at once.
+                let take = left.min(b.num_rows() - i);
+                let (ts, vs) = (&t[i..i + take], &v[i..i + take]);
+                if let Some((_, pts)) = out.last_mut() {
+                    let rows = ts.iter().zip(vs);
+                    if whole {
+                        pts.extend(rows.map(|(&t, &v)| (t.div_euclid(1000), v)));
+                    } else {
+                        pts.extend(
+                            rows.filter(|(t, _)| (lo_us..=hi_us).contains(*t))
+                                .map(|(&t, &v)| (t.div_euclid(1000), v)),
+                        );
+                    }
                 }
+                left -= take;
+                i += take;
             }
         }
         Ok(out)
