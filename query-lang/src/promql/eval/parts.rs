@@ -17,8 +17,11 @@ pub(super) enum Rows {
     Selector(SelectorRow),
 }
 
+/// One series of a part: its labels and points.
+type PartRow = (Arc<Labels>, Vec<(i64, f64)>);
+
 /// One part's series in label order, shared by every table read from it.
-type PartSeries = Vec<(Arc<Labels>, Vec<(i64, f64)>)>;
+type PartSeries = Vec<PartRow>;
 
 impl Rows {
     /// The rows of the part's series that satisfy `keep`, in label order.
@@ -27,7 +30,7 @@ impl Rows {
             Rows::Call(_, at) => at.steps(),
             Rows::Selector(at) => at.steps,
         };
-        let chosen: Vec<&(Arc<Labels>, Vec<(i64, f64)>)> = series
+        let chosen: Vec<&PartRow> = series
             .iter()
             .filter(|(labels, _)| matches_all(labels, keep))
             .collect();
