@@ -1,0 +1,277 @@
+//! The fetch phase: every selector's time span is worked out, large
+//! reduced selections are read in parts, a selection another contains is
+//! filtered from that one's series, and the rest are fetched at once.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use promql_parser::parser::Expr;
+
+use super::parts::{Table, read_in_parts, table_rows};
+use super::precompute::PRE_CELLS;
+use super::{
+    AddrMap, AddrSet, Cancel, EngineConfig, Ev, Fetched, FetchedSeries, Matcher, Memo, Need,
+    Planner, Prepared, PromError, Reducer, Series, Source, is_stale, matches_all, ms,
+    selector_matchers, too_many_samples,
+};
+/// Fetches what `expr` needs over `start..=end` (every `step`; one step
+/// for an instant query): a query ready to evaluate.
+pub(crate) async fn prepare(
+    cfg: &EngineConfig,
+    source: &dyn Source,
+    expr: Box<Expr>,
+    start: i64,
+    end: i64,
+    step: i64,
+    instant: bool,
+) -> Result<Prepared, PromError> {
+    let mut planner = Planner {
+        cfg,
+        start,
+        end,
+        needs: Vec::new(),
+        in_subquery: 0,
+        reducers: HashMap::new(),
+    };
+    planner.walk(&expr, start, end);
+    let mut data = HashMap::new();
+    let mut loaded = 0usize;
+    let mut needs = Vec::with_capacity(planner.needs.len());
+    for need in planner.needs {
+        let sets = selector_matchers(need.vs);
+        if sets
+            .iter()
+            .any(|matchers| !matchers.iter().any(|m| !m.is_match("")))
+        {
+            return Err(PromError::bad_data(
+                "vector selector must contain at least one non-empty matcher",
+            ));
+        }
+        needs.push((need, sets));
+    }
+    let mut ev = Ev {
+        data: Arc::default(),
+        lookback: ms(&cfg.lookback),
+        start,
+        end,
+        step,
+        sub_step: ms(&cfg.default_subquery_step).max(1),
+        max_samples: cfg.max_samples,
+        pre: RefCell::default(),
+        parted: Arc::default(),
+        parted_selectors: Arc::default(),
+        groupings: RefCell::default(),
+        memo: Memo::default(),
+        cancel: Cancel::default(),
+        warnings: RefCell::new(Vec::new()),
+    };
+    // Large selections that are only reduced at the query's steps are read
+    // part by part, each part reduced to its rows of the step table before
+    // the next is read: their points are never all held at once.
+    let steps = if instant {
+        1
+    } else {
+        usize::try_from((end - start) / step.max(1) + 1).unwrap_or(usize::MAX)
+    };
+    // A selection that another selection of the query contains (same time
+    // span, its matchers among this one's) is not read again: its series
+    // are the other's that satisfy its matchers.
+    let bases = shared_bases(&needs);
+    let mut whole = Vec::with_capacity(needs.len());
+    // Selections filtered from a base read whole: (need, base key).
+    let mut filtered: Vec<(Need, usize)> = Vec::new();
+    let mut parted = AddrMap::default();
+    let mut parted_selectors = AddrSet::default();
+    for (j, (need, sets)) in needs.iter().enumerate() {
+        if bases[j].is_some() {
+            continue;
+        }
+        let contained: Vec<&Need> = (0..needs.len())
+            .filter(|&i| bases[i] == Some(j))
+            .map(|i| &needs[i].0)
+            .collect();
+        let reducer = planner.reducers.get(&need.key).copied();
+        let parts = match (reducer, sets.as_slice()) {
+            (Some(_), [matchers]) if cfg.part_series > 0 => source
+                .series_estimate(matchers, need.lo, need.hi)
+                .await?
+                .filter(|&n| n > cfg.part_series as u64)
+                .filter(|&n| usize::try_from(n).is_ok_and(|n| n.saturating_mul(steps) <= PRE_CELLS))
+                .map(|n| n.div_ceil(cfg.part_series as u64) as usize),
+            _ => None,
+        };
+        let read = match (reducer, parts) {
+            (Some(r), Some(parts)) => {
+                // The read selection's table, then those of the contained
+                // selections that are reduced too (the others are read on
+                // their own).
+                let (table_key, t) = table(&ev, need, r, steps, Vec::new())?;
+                let (mut keys, mut table_keys, mut tables) =
+                    (vec![need.key], vec![table_key], vec![t]);
+                for c in &contained {
+                    if let (Some(r), [own]) = (
+                        planner.reducers.get(&c.key).copied(),
+                        selector_matchers(c.vs).as_slice(),
+                    ) {
+                        let (table_key, t) = table(&ev, c, r, steps, own.clone())?;
+                        keys.push(c.key);
+                        table_keys.push(table_key);
+                        tables.push(t);
+                    }
+                }
+                let at = (start, if steps > 1 { step } else { 1 }, steps);
+                let room = cfg.max_samples.saturating_sub(loaded);
+                read_in_parts(source, need, &sets[0], tables, at, parts, room)
+                    .await?
+                    .map(|(pres, points)| (keys, table_keys, pres, points))
+            }
+            _ => None,
+        };
+        match read {
+            Some((keys, table_keys, pres, points)) => {
+                loaded += points;
+                for ((key, table_key), pre) in keys.into_iter().zip(table_keys).zip(pres) {
+                    parted.insert(table_key, pre);
+                    parted_selectors.insert(key);
+                }
+                for c in contained {
+                    if !parted_selectors.contains(&c.key) {
+                        whole.push((*c, selector_matchers(c.vs)));
+                    }
+                }
+            }
+            None => {
+                whole.push((*need, sets.clone()));
+                filtered.extend(contained.into_iter().map(|c| (*c, need.key)));
+            }
+        }
+    }
+    ev.parted = Arc::new(parted);
+    ev.parted_selectors = Arc::new(parted_selectors);
+    let needs = whole;
+    // Every selector's series are fetched at once (a fetch waits on
+    // storage and decodes on its own tasks), then checked in order.
+    let fetches = futures::future::try_join_all(needs.iter().map(|(need, sets)| async move {
+        let mut parts = Vec::with_capacity(sets.len());
+        for matchers in sets {
+            parts.push(source.select(matchers, need.lo, need.hi).await?);
+        }
+        Ok::<_, PromError>(parts)
+    }))
+    .await?;
+    for ((need, sets), parts) in needs.into_iter().zip(fetches) {
+        let mut selected: Vec<Series> = Vec::new();
+        for part in parts {
+            loaded += part.iter().map(|s| s.points.len()).sum::<usize>();
+            selected.extend(part);
+        }
+        if loaded > cfg.max_samples {
+            return Err(too_many_samples());
+        }
+        // In label order, as Prometheus' storage returns series: ties in
+        // `topk` and friends then break the same way. A source answers each
+        // series once; `or` groups may select one twice (the first counts).
+        if sets.len() > 1 {
+            selected.sort_by(|a, b| a.labels.cmp(&b.labels));
+            selected.dedup_by(|b, a| a.labels == b.labels);
+        } else {
+            selected.sort_unstable_by(|a, b| a.labels.cmp(&b.labels));
+        }
+        let fetched: Fetched = selected
+            .into_iter()
+            .map(|s| {
+                let all = Arc::new(s.points);
+                // Staleness markers end a series for instant selectors;
+                // range selectors skip them. Most series have none.
+                let live = if all.iter().any(|p| is_stale(p.1)) {
+                    Arc::new(all.iter().copied().filter(|p| !is_stale(p.1)).collect())
+                } else {
+                    Arc::clone(&all)
+                };
+                FetchedSeries {
+                    labels: Arc::new(s.labels),
+                    all,
+                    live,
+                }
+            })
+            .collect();
+        data.insert(need.key, fetched);
+    }
+    // The contained selections: their base's series (in label order, so
+    // these are too) that satisfy their own matchers, sharing its points.
+    for (need, base) in filtered {
+        let own = selector_matchers(need.vs);
+        let subset: Fetched = data
+            .get(&base)
+            .into_iter()
+            .flatten()
+            .filter(|s| own.iter().any(|m| matches_all(&s.labels, m)))
+            .map(|s| FetchedSeries {
+                labels: Arc::clone(&s.labels),
+                all: Arc::clone(&s.all),
+                live: Arc::clone(&s.live),
+            })
+            .collect();
+        data.insert(need.key, subset);
+    }
+    ev.data = Arc::new(data);
+    Ok(Prepared {
+        expr,
+        ev,
+        instant,
+        loaded: loaded as u64,
+    })
+}
+
+/// The table a reduced selection read in parts fills, keeping the series
+/// that satisfy `keep`: its key and how it is built.
+fn table(
+    ev: &Ev,
+    need: &Need<'_>,
+    reducer: Reducer<'_>,
+    steps: usize,
+    keep: Vec<Matcher>,
+) -> Result<(usize, Table), PromError> {
+    let (key, drop_name, rows) = table_rows(ev, need, reducer, steps)?;
+    Ok((
+        key,
+        Table {
+            rows,
+            drop_name,
+            keep,
+        },
+    ))
+}
+
+/// For each need, the need read for it (`None`: read itself): among the
+/// needs with the same time span and one matcher set whose every matcher
+/// is among its own (so whose series include all of its own), the one
+/// with the fewest matchers, then the first. That one is never read for
+/// another in turn (whatever contains it also contains this one and comes
+/// first), so a base is always read itself.
+fn shared_bases(needs: &[(Need<'_>, Vec<Vec<Matcher>>)]) -> Vec<Option<usize>> {
+    let single = |i: usize| match needs.get(i).map(|(_, sets)| sets.as_slice()) {
+        Some([m]) => Some(m),
+        _ => None,
+    };
+    (0..needs.len())
+        .map(|i| {
+            let mine = single(i)?;
+            let me = &needs[i].0;
+            (0..needs.len())
+                .filter(|&j| j != i)
+                .filter_map(|j| {
+                    let theirs = single(j)?;
+                    let them = &needs[j].0;
+                    (them.lo == me.lo
+                        && them.hi == me.hi
+                        && (theirs.len(), j) < (mine.len(), i)
+                        && theirs.iter().all(|m| mine.contains(m)))
+                    .then_some((theirs.len(), j))
+                })
+                .min()
+                .map(|(_, j)| j)
+        })
+        .collect()
+}
