@@ -416,6 +416,36 @@ struct Counting {
     selects: std::sync::atomic::AtomicUsize,
 }
 
+impl Counting {
+    fn new(inner: crate::promql::PromSource) -> Self {
+        Counting {
+            inner,
+            parts: Default::default(),
+            selects: Default::default(),
+        }
+    }
+}
+
+/// Four rounds of eight samples 15 s apart of `series` counters `c`
+/// (labels `i`, and `g` = `i` mod 5), each a batch.
+fn counters(series: i64) -> Vec<WriteBatch> {
+    (0..4)
+        .map(|round: i64| {
+            let series = (0..series)
+                .map(|i| {
+                    let (i_s, g_s) = (i.to_string(), (i % 5).to_string());
+                    let t0 = round * 120_000;
+                    let samples: Vec<(i64, f64)> = (0..8)
+                        .map(|k| (t0 + k * 15_000, (round * 8 + k) as f64 * (i + 1) as f64))
+                        .collect();
+                    s(&[("__name__", "c"), ("i", &i_s), ("g", &g_s)], &samples)
+                })
+                .collect();
+            WriteBatch::from_series(tenant("a"), series)
+        })
+        .collect()
+}
+
 #[async_trait::async_trait]
 impl strata_query_lang::promql::Source for Counting {
     async fn select(
@@ -459,19 +489,6 @@ impl strata_query_lang::promql::Source for Counting {
 #[tokio::test]
 async fn promql_reads_large_selections_in_parts_with_the_same_answer() {
     use strata_query_lang::promql::{Engine, EngineConfig};
-    let batch = |round: i64| {
-        let series = (0..64)
-            .map(|i| {
-                let (i_s, g_s) = (i.to_string(), (i % 5).to_string());
-                let t0 = round * 120_000;
-                let samples: Vec<(i64, f64)> = (0..8)
-                    .map(|k| (t0 + k * 15_000, (round * 8 + k) as f64 * (i + 1) as f64))
-                    .collect();
-                s(&[("__name__", "c"), ("i", &i_s), ("g", &g_s)], &samples)
-            })
-            .collect();
-        WriteBatch::from_series(tenant("a"), series)
-    };
     let queries = [
         "sum by (g) (rate(c[1m]))",
         "max_over_time(c[2m])",
@@ -480,12 +497,8 @@ async fn promql_reads_large_selections_in_parts_with_the_same_answer() {
         "sum(c) / count(c)",
     ];
     for layout in LAYOUTS {
-        let f = fixture(layout, (0..4).map(batch).collect()).await;
-        let source = Counting {
-            inner: f.promql_source(&tenant("a")).unwrap(),
-            parts: Default::default(),
-            selects: Default::default(),
-        };
+        let f = fixture(layout, counters(64)).await;
+        let source = Counting::new(f.promql_source(&tenant("a")).unwrap());
         let parts_read = || source.parts.swap(0, std::sync::atomic::Ordering::Relaxed);
         let engine = |part_series| {
             Engine::new(EngineConfig {
@@ -532,31 +545,14 @@ async fn promql_reads_large_selections_in_parts_with_the_same_answer() {
 #[tokio::test]
 async fn promql_reads_a_contained_selection_once() {
     use strata_query_lang::promql::{Engine, EngineConfig, Value};
-    let batch = |round: i64| {
-        let series = (0..40)
-            .map(|i| {
-                let (i_s, g_s) = (i.to_string(), (i % 5).to_string());
-                let t0 = round * 120_000;
-                let samples: Vec<(i64, f64)> = (0..8)
-                    .map(|k| (t0 + k * 15_000, ((round * 8 + k) * (i + 1)) as f64))
-                    .collect();
-                s(&[("__name__", "c"), ("i", &i_s), ("g", &g_s)], &samples)
-            })
-            .collect();
-        WriteBatch::from_series(tenant("a"), series)
-    };
     let (num, den) = (
         r#"sum by (g) (rate(c{g=~"1|2"}[1m]))"#,
         "sum by (g) (rate(c[1m]))",
     );
     let ratio = format!("{num} / {den}");
     for layout in LAYOUTS {
-        let f = fixture(layout, (0..4).map(batch).collect()).await;
-        let source = Counting {
-            inner: f.promql_source(&tenant("a")).unwrap(),
-            parts: Default::default(),
-            selects: Default::default(),
-        };
+        let f = fixture(layout, counters(40)).await;
+        let source = Counting::new(f.promql_source(&tenant("a")).unwrap());
         let reads = || {
             (
                 source.selects.swap(0, std::sync::atomic::Ordering::Relaxed),
