@@ -64,8 +64,8 @@ impl Rows {
 
 /// One table read from a selection in parts: how a series becomes its row,
 /// whether `__name__` is dropped, and the matchers a series must satisfy
-/// to have a row (a selector whose selection contains none but the read
-/// one's series: its own matchers; none for the read selector).
+/// to have a row (for a selection the read one contains, its own matchers;
+/// none for the read selection).
 pub(super) struct Table {
     pub(super) rows: Rows,
     pub(super) drop_name: bool,
