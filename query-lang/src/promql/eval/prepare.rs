@@ -79,17 +79,18 @@ pub(crate) async fn prepare(
     // are the other's that satisfy its matchers.
     let bases = shared_bases(&needs);
     let mut whole = Vec::with_capacity(needs.len());
-    // Selections filtered from a base read whole: (need, base key).
-    let mut filtered: Vec<(Need, usize)> = Vec::new();
+    // Selections filtered from a base read whole: (key, matcher sets, base
+    // key).
+    let mut filtered: Vec<(usize, Vec<Vec<Matcher>>, usize)> = Vec::new();
     let mut parted = AddrMap::default();
     let mut parted_selectors = AddrSet::default();
     for (j, (need, sets)) in needs.iter().enumerate() {
         if bases[j].is_some() {
             continue;
         }
-        let contained: Vec<&Need> = (0..needs.len())
+        let contained: Vec<&(Need, Vec<Vec<Matcher>>)> = (0..needs.len())
             .filter(|&i| bases[i] == Some(j))
-            .map(|i| &needs[i].0)
+            .map(|i| &needs[i])
             .collect();
         let reducer = planner.reducers.get(&need.key).copied();
         let parts = match (reducer, sets.as_slice()) {
@@ -109,11 +110,10 @@ pub(crate) async fn prepare(
                 let (table_key, t) = table(&ev, need, r, steps, Vec::new())?;
                 let (mut keys, mut table_keys, mut tables) =
                     (vec![need.key], vec![table_key], vec![t]);
-                for c in &contained {
-                    if let (Some(r), [own]) = (
-                        planner.reducers.get(&c.key).copied(),
-                        selector_matchers(c.vs).as_slice(),
-                    ) {
+                for (c, c_sets) in &contained {
+                    if let (Some(r), [own]) =
+                        (planner.reducers.get(&c.key).copied(), c_sets.as_slice())
+                    {
                         let (table_key, t) = table(&ev, c, r, steps, own.clone())?;
                         keys.push(c.key);
                         table_keys.push(table_key);
@@ -135,15 +135,19 @@ pub(crate) async fn prepare(
                     parted.insert(table_key, pre);
                     parted_selectors.insert(key);
                 }
-                for c in contained {
+                for (c, c_sets) in contained {
                     if !parted_selectors.contains(&c.key) {
-                        whole.push((*c, selector_matchers(c.vs)));
+                        whole.push((*c, c_sets.clone()));
                     }
                 }
             }
             None => {
                 whole.push((*need, sets.clone()));
-                filtered.extend(contained.into_iter().map(|c| (*c, need.key)));
+                filtered.extend(
+                    contained
+                        .into_iter()
+                        .map(|(c, c_sets)| (c.key, c_sets.clone(), need.key)),
+                );
             }
         }
     }
@@ -200,8 +204,7 @@ pub(crate) async fn prepare(
     }
     // The contained selections: their base's series (in label order, so
     // these are too) that satisfy their own matchers, sharing its points.
-    for (need, base) in filtered {
-        let own = selector_matchers(need.vs);
+    for (key, own, base) in filtered {
         let subset: Fetched = data
             .get(&base)
             .into_iter()
@@ -213,7 +216,7 @@ pub(crate) async fn prepare(
                 live: Arc::clone(&s.live),
             })
             .collect();
-        data.insert(need.key, subset);
+        data.insert(key, subset);
     }
     ev.data = Arc::new(data);
     Ok(Prepared {
