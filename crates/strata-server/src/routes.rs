@@ -18,6 +18,9 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
+use strata_analytics::capacity::CapacitySpec;
+use strata_analytics::neighbours::NeighbourSpec;
+use strata_analytics::slo::SloSpec;
 
 use crate::AppState;
 
@@ -83,13 +86,19 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/api/v1/cardinality/label_values",
             get(cardinality::label_values),
         )
-        .route("/api/v1/slo", get(analytics::slo_list))
-        .route("/api/v1/slo/{name}", get(analytics::slo_one))
-        .route("/api/v1/capacity", get(analytics::capacity_list))
-        .route("/api/v1/capacity/{name}", get(analytics::capacity_one))
-        .route("/api/v1/neighbours", get(analytics::neighbours_list))
+        .route("/api/v1/slo", get(analytics::list::<SloSpec>))
+        .route("/api/v1/slo/{name}", get(analytics::one::<SloSpec>))
+        .route("/api/v1/capacity", get(analytics::list::<CapacitySpec>))
+        .route(
+            "/api/v1/capacity/{name}",
+            get(analytics::one::<CapacitySpec>),
+        )
+        .route("/api/v1/neighbours", get(analytics::list::<NeighbourSpec>))
         .route("/api/v1/neighbours/usage", get(analytics::neighbours_usage))
-        .route("/api/v1/neighbours/{name}", get(analytics::neighbours_one))
+        .route(
+            "/api/v1/neighbours/{name}",
+            get(analytics::one::<NeighbourSpec>),
+        )
         .route("/api/v1/specs", get(specs::list))
         .route(
             "/api/v1/specs/{kind}/{name}",

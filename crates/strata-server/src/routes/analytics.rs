@@ -89,7 +89,7 @@ pub(crate) fn specs(state: &AppState) -> Result<SpecFile, ApiError> {
 
 /// What every analytics request needs: its tenant, parameters, instant,
 /// engine and source.
-struct Ask {
+pub(super) struct Ask {
     state: Arc<AppState>,
     tenant: TenantId,
     params: Params,
@@ -224,29 +224,29 @@ fn unprocessable(e: impl ToString) -> ApiError {
     ApiError::new(ErrorKind::Unprocessable, e.to_string(), SHAPE)
 }
 
-async fn slo_answer(ask: Ask, specs: Vec<SloSpec>) -> Result<Response, ApiError> {
-    ask.answer("slo", async {
-        let mut out = Vec::new();
-        for spec in &specs {
-            out.extend(
-                slo::evaluate(
-                    &ask.engine,
-                    &ask.source,
-                    spec,
-                    ask.t_ms,
-                    ask.recorded(),
-                    Some(&ask.sql()),
-                )
-                .await
-                .map_err(unprocessable)?,
-            );
-        }
-        Ok(out)
-    })
-    .await
+/// One kind of spec the analytics API answers: the ad-hoc spec a request's
+/// parameters may describe, what the parameters change in a stored one,
+/// and how a list of them is evaluated into the answer.
+pub(super) trait Kind: Entry + Sized {
+    /// The ad-hoc spec of the request's parameters, if they describe one.
+    fn ad_hoc(_ask: &Ask) -> Result<Option<Self>, ApiError> {
+        Ok(None)
+    }
+
+    /// A stored spec with the request's parameters applied.
+    fn with_params(self, _ask: &Ask) -> Result<Self, ApiError> {
+        Ok(self)
+    }
+
+    fn answer(
+        ask: Ask,
+        specs: Vec<Self>,
+    ) -> impl Future<Output = Result<Response, ApiError>> + Send;
 }
 
-pub(super) async fn slo_list(
+/// `GET /api/v1/<kind>`: the ad-hoc spec of the parameters, else every spec
+/// of the kind the asking tenant has.
+pub(super) async fn list<K: Kind>(
     State(state): State<Arc<AppState>>,
     Caller { tenant, .. }: Caller,
     headers: HeaderMap,
@@ -254,105 +254,18 @@ pub(super) async fn slo_list(
 ) -> Response {
     async {
         let ask = Ask::for_tenant(state, tenant, &headers, raw)?;
-        let mine = ask.mine()?;
-        slo_answer(ask, mine).await
-    }
-    .await
-    .unwrap_or_else(IntoResponse::into_response)
-}
-
-pub(super) async fn slo_one(
-    State(state): State<Arc<AppState>>,
-    Caller { tenant, .. }: Caller,
-    Path(name): Path<String>,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-) -> Response {
-    async {
-        let ask = Ask::for_tenant(state, tenant, &headers, raw)?;
-        let spec = ask.named(&name)?;
-        slo_answer(ask, vec![spec]).await
-    }
-    .await
-    .unwrap_or_else(IntoResponse::into_response)
-}
-
-/// The ad-hoc capacity spec of the request's parameters, if it has `usage`.
-fn capacity_ad_hoc(ask: &Ask) -> Result<Option<CapacitySpec>, ApiError> {
-    let Some(usage) = ask.params.get("usage") else {
-        return Ok(None);
-    };
-    let limit = ask
-        .limit("limit")
-        .ok_or_else(|| bad("missing parameter \"limit\" (a number or a PromQL query)"))?;
-    let mut spec = CapacitySpec::ad_hoc(usage, limit);
-    spec.tenant = ask.tenant.to_string();
-    if let Some(d) = ask.duration("lookback")? {
-        spec.lookback = d;
-    }
-    if let Some(d) = ask.duration("season")? {
-        spec.season = d;
-    }
-    if let Some(d) = ask.duration("horizon")? {
-        spec.horizon = d;
-    }
-    spec.model = match ask.params.get("model") {
-        None | Some("linear") => Model::Linear,
-        Some("seasonal") => Model::Seasonal,
-        Some(m) => {
-            return Err(bad(format!(
-                "invalid parameter \"model\": {m:?} (linear or seasonal)"
-            )));
-        }
-    };
-    spec.direction = match ask.params.get("direction") {
-        None | Some("up") => Direction::Up,
-        Some("down") => Direction::Down,
-        Some(d) => {
-            return Err(bad(format!(
-                "invalid parameter \"direction\": {d:?} (up or down)"
-            )));
-        }
-    };
-    spec.check().map_err(|e| bad(e.to_string()))?;
-    Ok(Some(spec))
-}
-
-async fn capacity_answer(ask: Ask, specs: Vec<CapacitySpec>) -> Result<Response, ApiError> {
-    ask.answer("capacity", async {
-        let mut out = Vec::new();
-        for spec in &specs {
-            out.extend(
-                capacity::evaluate(&ask.engine, &ask.source, spec, ask.t_ms)
-                    .await
-                    .map_err(unprocessable)?,
-            );
-        }
-        capacity::rank(&mut out);
-        Ok(out)
-    })
-    .await
-}
-
-pub(super) async fn capacity_list(
-    State(state): State<Arc<AppState>>,
-    Caller { tenant, .. }: Caller,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-) -> Response {
-    async {
-        let ask = Ask::for_tenant(state, tenant, &headers, raw)?;
-        let specs = match capacity_ad_hoc(&ask)? {
+        let specs = match K::ad_hoc(&ask)? {
             Some(spec) => vec![spec],
             None => ask.mine()?,
         };
-        capacity_answer(ask, specs).await
+        K::answer(ask, specs).await
     }
     .await
     .unwrap_or_else(IntoResponse::into_response)
 }
 
-pub(super) async fn capacity_one(
+/// `GET /api/v1/<kind>/<name>`: the asking tenant's spec `name`.
+pub(super) async fn one<K: Kind>(
     State(state): State<Arc<AppState>>,
     Caller { tenant, .. }: Caller,
     Path(name): Path<String>,
@@ -361,91 +274,151 @@ pub(super) async fn capacity_one(
 ) -> Response {
     async {
         let ask = Ask::for_tenant(state, tenant, &headers, raw)?;
-        let spec = ask.named(&name)?;
-        capacity_answer(ask, vec![spec]).await
+        let spec = ask.named::<K>(&name)?.with_params(&ask)?;
+        K::answer(ask, vec![spec]).await
     }
     .await
     .unwrap_or_else(IntoResponse::into_response)
 }
 
-/// Applies the request's `window`, `baseline`, `capacity` and `saturation`.
-fn neighbours_params(ask: &Ask, spec: &mut NeighbourSpec) -> Result<(), ApiError> {
-    if let Some(d) = ask.duration("window")? {
-        spec.window = d;
-    }
-    if let Some(d) = ask.duration("baseline")? {
-        spec.baseline = d;
-    }
-    if let Some(c) = ask.limit("capacity") {
-        spec.capacity = Some(c);
-    }
-    if let Some(s) = ask.params.get("saturation") {
-        spec.saturation = s
-            .parse()
-            .map_err(|_| bad(format!("invalid parameter \"saturation\": {s:?}")))?;
-    }
-    spec.check().map_err(|e| bad(e.to_string()))
-}
-
-async fn neighbours_answer(ask: Ask, specs: Vec<NeighbourSpec>) -> Result<Response, ApiError> {
-    let series = matches!(ask.params.get("series"), Some("true" | "1"));
-    ask.answer("neighbours", async {
-        let mut out = Vec::new();
-        for spec in &specs {
-            out.push(
-                neighbours::evaluate(&ask.engine, &ask.source, spec, ask.t_ms, series)
+impl Kind for SloSpec {
+    async fn answer(ask: Ask, specs: Vec<SloSpec>) -> Result<Response, ApiError> {
+        ask.answer("slo", async {
+            let mut out = Vec::new();
+            for spec in &specs {
+                out.extend(
+                    slo::evaluate(
+                        &ask.engine,
+                        &ask.source,
+                        spec,
+                        ask.t_ms,
+                        ask.recorded(),
+                        Some(&ask.sql()),
+                    )
                     .await
                     .map_err(unprocessable)?,
-            );
-        }
-        Ok(out)
-    })
-    .await
+                );
+            }
+            Ok(out)
+        })
+        .await
+    }
 }
 
-pub(super) async fn neighbours_list(
-    State(state): State<Arc<AppState>>,
-    Caller { tenant, .. }: Caller,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-) -> Response {
-    async {
-        let ask = Ask::for_tenant(state, tenant, &headers, raw)?;
-        let specs = match (ask.params.get("resource"), ask.params.get("by")) {
+impl Kind for CapacitySpec {
+    /// `usage` against `limit`, with `lookback`, `season`, `horizon`,
+    /// `model` and `direction`.
+    fn ad_hoc(ask: &Ask) -> Result<Option<CapacitySpec>, ApiError> {
+        let Some(usage) = ask.params.get("usage") else {
+            return Ok(None);
+        };
+        let limit = ask
+            .limit("limit")
+            .ok_or_else(|| bad("missing parameter \"limit\" (a number or a PromQL query)"))?;
+        let mut spec = CapacitySpec::ad_hoc(usage, limit);
+        spec.tenant = ask.tenant.to_string();
+        if let Some(d) = ask.duration("lookback")? {
+            spec.lookback = d;
+        }
+        if let Some(d) = ask.duration("season")? {
+            spec.season = d;
+        }
+        if let Some(d) = ask.duration("horizon")? {
+            spec.horizon = d;
+        }
+        spec.model = match ask.params.get("model") {
+            None | Some("linear") => Model::Linear,
+            Some("seasonal") => Model::Seasonal,
+            Some(m) => {
+                return Err(bad(format!(
+                    "invalid parameter \"model\": {m:?} (linear or seasonal)"
+                )));
+            }
+        };
+        spec.direction = match ask.params.get("direction") {
+            None | Some("up") => Direction::Up,
+            Some("down") => Direction::Down,
+            Some(d) => {
+                return Err(bad(format!(
+                    "invalid parameter \"direction\": {d:?} (up or down)"
+                )));
+            }
+        };
+        spec.check().map_err(|e| bad(e.to_string()))?;
+        Ok(Some(spec))
+    }
+
+    /// Every spec's forecasts, ranked by urgency across them.
+    async fn answer(ask: Ask, specs: Vec<CapacitySpec>) -> Result<Response, ApiError> {
+        ask.answer("capacity", async {
+            let mut out = Vec::new();
+            for spec in &specs {
+                out.extend(
+                    capacity::evaluate(&ask.engine, &ask.source, spec, ask.t_ms)
+                        .await
+                        .map_err(unprocessable)?,
+                );
+            }
+            capacity::rank(&mut out);
+            Ok(out)
+        })
+        .await
+    }
+}
+
+impl Kind for NeighbourSpec {
+    /// `resource` by `by`, with the parameters of [`Kind::with_params`].
+    fn ad_hoc(ask: &Ask) -> Result<Option<NeighbourSpec>, ApiError> {
+        match (ask.params.get("resource"), ask.params.get("by")) {
             (Some(resource), Some(by)) => {
                 let mut spec = NeighbourSpec::ad_hoc(resource, by);
                 spec.tenant = ask.tenant.to_string();
-                neighbours_params(&ask, &mut spec)?;
-                vec![spec]
+                spec.with_params(ask).map(Some)
             }
-            (Some(_), None) => {
-                return Err(bad(
-                    "missing parameter \"by\" (the tenant or workload label)",
-                ));
-            }
-            _ => ask.mine()?,
-        };
-        neighbours_answer(ask, specs).await
+            (Some(_), None) => Err(bad(
+                "missing parameter \"by\" (the tenant or workload label)",
+            )),
+            _ => Ok(None),
+        }
     }
-    .await
-    .unwrap_or_else(IntoResponse::into_response)
-}
 
-pub(super) async fn neighbours_one(
-    State(state): State<Arc<AppState>>,
-    Caller { tenant, .. }: Caller,
-    Path(name): Path<String>,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-) -> Response {
-    async {
-        let ask = Ask::for_tenant(state, tenant, &headers, raw)?;
-        let mut spec: NeighbourSpec = ask.named(&name)?;
-        neighbours_params(&ask, &mut spec)?;
-        neighbours_answer(ask, vec![spec]).await
+    /// Applies the request's `window`, `baseline`, `capacity` and
+    /// `saturation`.
+    fn with_params(mut self, ask: &Ask) -> Result<NeighbourSpec, ApiError> {
+        if let Some(d) = ask.duration("window")? {
+            self.window = d;
+        }
+        if let Some(d) = ask.duration("baseline")? {
+            self.baseline = d;
+        }
+        if let Some(c) = ask.limit("capacity") {
+            self.capacity = Some(c);
+        }
+        if let Some(s) = ask.params.get("saturation") {
+            self.saturation = s
+                .parse()
+                .map_err(|_| bad(format!("invalid parameter \"saturation\": {s:?}")))?;
+        }
+        self.check().map_err(|e| bad(e.to_string()))?;
+        Ok(self)
     }
-    .await
-    .unwrap_or_else(IntoResponse::into_response)
+
+    /// `series=true` adds each workload's share at every step.
+    async fn answer(ask: Ask, specs: Vec<NeighbourSpec>) -> Result<Response, ApiError> {
+        let series = matches!(ask.params.get("series"), Some("true" | "1"));
+        ask.answer("neighbours", async {
+            let mut out = Vec::new();
+            for spec in &specs {
+                out.push(
+                    neighbours::evaluate(&ask.engine, &ask.source, spec, ask.t_ms, series)
+                        .await
+                        .map_err(unprocessable)?,
+                );
+            }
+            Ok(out)
+        })
+        .await
+    }
 }
 
 /// `GET /api/v1/neighbours/usage`: which tenant loads this database.
@@ -493,8 +466,8 @@ pub(super) async fn neighbours_usage(
         let mut spec = NeighbourSpec::ad_hoc(query, "tenant");
         spec.name = format!("strata-{name}");
         spec.baseline = std::time::Duration::from_secs(86_400);
-        neighbours_params(&ask, &mut spec)?;
-        neighbours_answer(ask, vec![spec]).await
+        let spec = spec.with_params(&ask)?;
+        NeighbourSpec::answer(ask, vec![spec]).await
     }
     .await
     .unwrap_or_else(IntoResponse::into_response)
