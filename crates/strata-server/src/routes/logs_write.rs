@@ -32,43 +32,38 @@ pub(super) async fn loki_push(
     body: Bytes,
 ) -> Response {
     let shape = Shape::PlainText;
-    let result = async {
-        let json = logs::loki::is_json(header_text(&headers, header::CONTENT_TYPE))
-            .map_err(|e| bad(&e, shape))?;
-        let encoding = header_text(&headers, header::CONTENT_ENCODING).map(str::to_owned);
-        let hint = size_hint(&state, &body, encoding.as_deref(), !json);
-        ingest(
-            &state,
-            &caller.tenant,
-            body,
-            hint,
-            shape,
-            move |tenant, body, limits| {
-                if json {
-                    let raw = logs::decompress(body, encoding.as_deref(), limits)?;
-                    logs::loki::decode_json(tenant, &raw, limits)
-                } else {
-                    // Protobuf pushes are always snappy; the header may say so.
-                    match encoding.as_deref().map(str::trim) {
-                        None | Some("" | "snappy") => {}
-                        Some(other) => {
-                            return Err(IngestError::UnsupportedEncoding {
-                                encoding: other.to_owned(),
-                                expected: "snappy (protobuf pushes are snappy-compressed)",
-                            });
-                        }
+    let json = match logs::loki::is_json(header_text(&headers, header::CONTENT_TYPE)) {
+        Ok(json) => json,
+        Err(e) => return bad(&e, shape).into_response(),
+    };
+    let stored = ingest(
+        &state,
+        &caller,
+        &headers,
+        body,
+        shape,
+        !json,
+        move |tenant, body, encoding, limits| {
+            if json {
+                let raw = logs::decompress(body, encoding, limits)?;
+                logs::loki::decode_json(tenant, &raw, limits)
+            } else {
+                // Protobuf pushes are always snappy; the header may say so.
+                match encoding.map(str::trim) {
+                    None | Some("" | "snappy") => {}
+                    Some(other) => {
+                        return Err(IngestError::UnsupportedEncoding {
+                            encoding: other.to_owned(),
+                            expected: "snappy (protobuf pushes are snappy-compressed)",
+                        });
                     }
-                    logs::loki::decode_proto(tenant, body, limits)
                 }
-            },
-        )
-        .await
-    }
+                logs::loki::decode_proto(tenant, body, limits)
+            }
+        },
+    )
     .await;
-    match result {
-        Ok(_) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => e.into_response(),
-    }
+    answer(stored, || StatusCode::NO_CONTENT.into_response())
 }
 
 /// `POST /v1/logs` and `/otlp/v1/logs`.
@@ -82,17 +77,15 @@ pub(super) async fn otlp_logs(
         Ok(json) => json,
         Err(e) => return bad(&e, Shape::Otlp { json: false }).into_response(),
     };
-    let shape = Shape::Otlp { json };
-    let encoding = header_text(&headers, header::CONTENT_ENCODING).map(str::to_owned);
-    let hint = size_hint(&state, &body, encoding.as_deref(), false);
-    let result = ingest(
+    let stored = ingest(
         &state,
-        &caller.tenant,
+        &caller,
+        &headers,
         body,
-        hint,
-        shape,
-        move |tenant, body, limits| {
-            let raw = logs::decompress(body, encoding.as_deref(), limits)?;
+        Shape::Otlp { json },
+        false,
+        move |tenant, body, encoding, limits| {
+            let raw = logs::decompress(body, encoding, limits)?;
             if json {
                 logs::otlp::decode_json(tenant, &raw, limits)
             } else {
@@ -101,22 +94,19 @@ pub(super) async fn otlp_logs(
         },
     )
     .await;
-    match result {
-        Ok(_) => {
-            let content_type = if json {
-                "application/json"
-            } else {
-                "application/x-protobuf"
-            };
-            (
-                StatusCode::OK,
-                [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
-                logs::otlp::success_body(json),
-            )
-                .into_response()
-        }
-        Err(e) => e.into_response(),
-    }
+    answer(stored, || {
+        let content_type = if json {
+            "application/json"
+        } else {
+            "application/x-protobuf"
+        };
+        (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
+            logs::otlp::success_body(json),
+        )
+            .into_response()
+    })
 }
 
 /// `POST /api/v1/logs` (`application/x-ndjson`).
@@ -142,22 +132,26 @@ pub(super) async fn ndjson(
         };
         return bad(&e, shape).into_response();
     }
-    let encoding = header_text(&headers, header::CONTENT_ENCODING).map(str::to_owned);
-    let hint = size_hint(&state, &body, encoding.as_deref(), false);
-    let result = ingest(
+    let stored = ingest(
         &state,
-        &caller.tenant,
+        &caller,
+        &headers,
         body,
-        hint,
         shape,
-        move |tenant, body, limits| {
-            let raw = logs::decompress(body, encoding.as_deref(), limits)?;
+        false,
+        |tenant, body, encoding, limits| {
+            let raw = logs::decompress(body, encoding, limits)?;
             logs::ndjson::decode(tenant, &raw, limits)
         },
     )
     .await;
-    match result {
-        Ok(_) => StatusCode::NO_CONTENT.into_response(),
+    answer(stored, || StatusCode::NO_CONTENT.into_response())
+}
+
+/// The protocol's success answer, or its error.
+fn answer(stored: Result<u64, ApiError>, success: impl FnOnce() -> Response) -> Response {
+    match stored {
+        Ok(_) => success(),
         Err(e) => e.into_response(),
     }
 }
@@ -166,28 +160,31 @@ fn bad(e: &IngestError, shape: Shape) -> ApiError {
     ApiError::new(e.kind(), e.to_string(), shape)
 }
 
-/// What `body` will decode to at most, as far as it says.
-fn size_hint(state: &AppState, body: &[u8], encoding: Option<&str>, snappy: bool) -> u64 {
-    crate::decoded::decoded_size_hint(
-        body,
-        encoding,
-        snappy,
-        state.config.limits.max_decoded_size.0,
-    )
-}
-
 /// The shared path of the three log protocols: the write admitted (see
-/// [`Write::begin`]), decoded (on the blocking pool when large), stored.
-/// Returns the entries written.
+/// [`Write::begin`]) against what the body says it decodes to (`snappy`:
+/// a bare snappy block whatever the headers say), decoded with its
+/// `Content-Encoding` (on the blocking pool when large), stored. Returns
+/// the entries written.
 async fn ingest(
     state: &AppState,
-    tenant: &TenantId,
+    caller: &Caller<Writer>,
+    headers: &HeaderMap,
     body: Bytes,
-    decoded_hint: u64,
     shape: Shape,
-    decode: impl FnOnce(TenantId, &[u8], &LogLimits) -> Result<LogBatch, IngestError> + Send + 'static,
+    snappy: bool,
+    decode: impl FnOnce(TenantId, &[u8], Option<&str>, &LogLimits) -> Result<LogBatch, IngestError>
+    + Send
+    + 'static,
 ) -> Result<u64, ApiError> {
-    let w = Write::begin(state, tenant, Signal::Logs, body.len(), decoded_hint, shape).await?;
+    let encoding = header_text(headers, header::CONTENT_ENCODING).map(str::to_owned);
+    let hint = crate::decoded::decoded_size_hint(
+        &body,
+        encoding.as_deref(),
+        snappy,
+        state.config.limits.max_decoded_size.0,
+    );
+    let tenant = &caller.tenant;
+    let w = Write::begin(state, tenant, Signal::Logs, body.len(), hint, shape).await?;
     let limits = LogLimits {
         max_decoded_bytes: w.max_decoded_bytes(),
         max_line_bytes: usize::try_from(state.config.limits.max_log_line_size.0)
@@ -195,6 +192,8 @@ async fn ingest(
     };
     let t = tenant.clone();
     let len = body.len();
-    let batch = w.decode(len, move || decode(t, &body, &limits)).await?;
+    let batch = w
+        .decode(len, move || decode(t, &body, encoding.as_deref(), &limits))
+        .await?;
     w.logs(batch).await
 }
