@@ -282,6 +282,38 @@ impl TenantHead {
         self.index.read().by_id.contains_key(&id)
     }
 
+    /// The id of each series matching `matchers`, with its values of
+    /// `names` (`None` where it lacks one): a table's label columns by
+    /// series, without copying any other label.
+    pub fn series_label_values(
+        &self,
+        matchers: &[Matcher],
+        names: &[&str],
+    ) -> Vec<(SeriesId, Vec<Option<Arc<str>>>)> {
+        let index = self.index.read();
+        index
+            .labels
+            .select(matchers)
+            .iter()
+            .filter_map(|r| {
+                let s = index.series.get(r as usize)?;
+                let values = names
+                    .iter()
+                    .map(|n| index.labels.label(r, n).cloned())
+                    .collect();
+                Some((s.id, values))
+            })
+            .collect()
+    }
+
+    /// Series `id`'s value of label `name`, if the head holds the series
+    /// and it has the label.
+    pub fn series_label(&self, id: SeriesId, name: &str) -> Option<Arc<str>> {
+        let index = self.index.read();
+        let r = *index.by_id.get(&id)?;
+        index.labels.label(r, name).cloned()
+    }
+
     /// Series the head holds with `__name__ = metric`.
     pub fn metric_series_count(&self, metric: &str) -> u64 {
         self.index
@@ -322,12 +354,22 @@ impl TenantHead {
     /// The series matching every matcher, in series-id order: a cheap
     /// handle list for scans that read samples a few series at a time.
     pub fn select_series(&self, matchers: &[Matcher]) -> Vec<HeadSeriesRef> {
+        self.select_series_where(matchers, |_| true)
+    }
+
+    /// [`Self::select_series`] narrowed to the series whose id `keep`s.
+    pub fn select_series_where(
+        &self,
+        matchers: &[Matcher],
+        keep: impl Fn(SeriesId) -> bool,
+    ) -> Vec<HeadSeriesRef> {
         let index = self.index.read();
         let mut refs: Vec<(SeriesId, HeadSeriesRef)> = index
             .labels
             .select(matchers)
             .iter()
             .map(|r| (index.series[r as usize].id, HeadSeriesRef(r)))
+            .filter(|(id, _)| keep(*id))
             .collect();
         refs.sort_unstable_by_key(|(id, _)| *id);
         refs.into_iter().map(|(_, r)| r).collect()

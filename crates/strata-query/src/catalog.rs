@@ -6,10 +6,8 @@
 //! the storage writer; for files written before that, read once from the
 //! file). File catalogs are cached by path, files being immutable.
 //!
-//! A metric table is a view over `samples` restricted to the metric, each
-//! label column `labels['<name>']`: DataFusion inlines the view, so a
-//! filter on a label column reaches the `samples` scan as a label filter
-//! (pushed into the head's index, and the metric name prunes files).
+//! A metric table ([`MetricTable`]) reads `samples` restricted to the
+//! metric and looks each label column up by series id.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -28,11 +26,12 @@ use object_store::path::Path;
 use parking_lot::Mutex;
 use strata_storage::{DataFile, FileCatalog, TenantView};
 
+use crate::metric_table::{MetricTable, SeriesLabelSource};
 use crate::series_labels::{FileSeriesCache, read_labels};
 
 /// Columns every metric table ends with; a label of the same name is
 /// renamed `label_<name>`.
-const SAMPLE_COLUMNS: [&str; 2] = ["timestamp", "value"];
+pub(crate) const SAMPLE_COLUMNS: [&str; 2] = ["timestamp", "value"];
 
 /// Footers read at once when a session meets files it has not seen.
 const FOOTER_READS: usize = 8;
@@ -239,37 +238,31 @@ pub struct MetricSchema {
     samples: Arc<dyn TableProvider>,
     metrics: Arc<BTreeMap<String, MetricInfo>>,
     builtins: BTreeMap<String, Arc<dyn TableProvider>>,
+    labels: Arc<SeriesLabelSource>,
 }
 
 impl MetricSchema {
-    pub fn new(
+    pub(crate) fn new(
         samples: Arc<dyn TableProvider>,
         metrics: Arc<BTreeMap<String, MetricInfo>>,
         builtins: BTreeMap<String, Arc<dyn TableProvider>>,
+        labels: Arc<SeriesLabelSource>,
     ) -> Self {
         Self {
             samples,
             metrics,
             builtins,
+            labels,
         }
     }
 
     fn view(&self, metric: &str, info: &MetricInfo) -> Result<Arc<dyn TableProvider>> {
-        let source = provider_as_source(Arc::clone(&self.samples));
-        let mut columns: Vec<datafusion::logical_expr::Expr> = info
-            .labels
-            .iter()
-            .map(|l| {
-                datafusion::functions::core::expr_fn::get_field(col("labels"), l.as_str())
-                    .alias(label_column(l))
-            })
-            .collect();
-        columns.extend(SAMPLE_COLUMNS.iter().map(|c| col(*c)));
-        let plan = LogicalPlanBuilder::scan("samples", source, None)?
-            .filter(col("metric").eq(lit(metric)))?
-            .project(columns)?
-            .build()?;
-        Ok(Arc::new(ViewTable::new(plan, None)))
+        Ok(Arc::new(MetricTable::new(
+            Arc::clone(&self.samples),
+            metric,
+            info.labels.iter().cloned(),
+            Arc::clone(&self.labels),
+        )?))
     }
 }
 

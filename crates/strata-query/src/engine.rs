@@ -257,13 +257,18 @@ impl QueryEngine {
         let catalog = ctx.catalog("strata").ok_or_else(|| {
             datafusion::error::DataFusionError::Internal("no strata catalog".into())
         })?;
+        let labels = Arc::new(crate::metric_table::SeriesLabelSource {
+            view: view.clone(),
+            file_index: Arc::clone(&self.file_index),
+        });
         let public: Arc<dyn SchemaProvider> = Arc::new(MetricSchema::new(
             Arc::clone(&samples),
             Arc::clone(&metrics),
             builtins,
+            Arc::clone(&labels),
         ));
         let by_metric: Arc<dyn SchemaProvider> =
-            Arc::new(MetricSchema::new(samples, metrics, BTreeMap::new()));
+            Arc::new(MetricSchema::new(samples, metrics, BTreeMap::new(), labels));
         catalog.register_schema("public", Arc::clone(&public))?;
         catalog.register_schema("metrics", Arc::clone(&by_metric))?;
         let system: Arc<dyn SchemaProvider> = system;

@@ -23,6 +23,7 @@ mod functions;
 pub mod logql;
 pub mod logs;
 pub mod memory;
+mod metric_table;
 pub mod postgres;
 pub mod promql;
 pub mod running;

@@ -1,5 +1,6 @@
 //! The `samples` table: every float sample of a tenant.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -80,19 +81,21 @@ pub(crate) fn within_lookback(
 #[derive(Debug, Default)]
 pub(crate) struct Pushdown {
     pub(crate) matchers: Vec<Matcher>,
+    /// The series ids a `series_id` equality or `IN` list allows.
+    pub(crate) series_ids: Option<HashSet<i64>>,
     pub(crate) min_ns: Option<i64>,
     pub(crate) max_ns: Option<i64>,
 }
 
 impl Pushdown {
     /// The least whole millisecond at or after the range's start.
-    fn min_ms(&self) -> Option<i64> {
+    pub(crate) fn min_ms(&self) -> Option<i64> {
         self.min_ns
             .map(|ns| ns.div_euclid(1_000_000) + i64::from(ns.rem_euclid(1_000_000) != 0))
     }
 
     /// The greatest whole millisecond at or before the range's end.
-    fn max_ms(&self) -> Option<i64> {
+    pub(crate) fn max_ms(&self) -> Option<i64> {
         self.max_ns.map(|ns| ns.div_euclid(1_000_000))
     }
 
@@ -129,6 +132,13 @@ impl Pushdown {
                     }
                     Err(_) => false,
                 }
+            }
+            Expr::InList(list) if !list.negated && is_column(&list.expr, "series_id") => {
+                let Some(ids) = list.list.iter().map(series_id).collect::<Option<_>>() else {
+                    return false;
+                };
+                self.allow_series(ids);
+                true
             }
             Expr::InList(list) if !list.negated => {
                 let Some(label) = label_of(&list.expr) else {
@@ -185,6 +195,13 @@ impl Pushdown {
         } else {
             return false;
         };
+        if is_column(col, "series_id") && op == Operator::Eq {
+            let Some(id) = series_id(lit) else {
+                return false;
+            };
+            self.allow_series(HashSet::from([id]));
+            return true;
+        }
         if is_column(col, "timestamp") {
             let Some(t) = timestamp_ns(lit) else {
                 return false;
@@ -222,6 +239,13 @@ impl Pushdown {
             MatchOp::Equal(v) if m.name == METRIC_NAME_LABEL => Some(v.as_str()),
             _ => None,
         })
+    }
+
+    fn allow_series(&mut self, ids: HashSet<i64>) {
+        self.series_ids = Some(match self.series_ids.take() {
+            Some(have) => have.intersection(&ids).copied().collect(),
+            None => ids,
+        });
     }
 
     fn raise_min(&mut self, t: i64) {
@@ -263,6 +287,14 @@ fn like_to_regex(pattern: &str) -> String {
         }
     }
     out
+}
+
+/// A `series_id` literal.
+fn series_id(e: &Expr) -> Option<i64> {
+    match e {
+        Expr::Literal(ScalarValue::Int64(Some(v)), _) => Some(*v),
+        _ => None,
+    }
 }
 
 fn is_column(e: &Expr, name: &str) -> bool {
@@ -376,6 +408,7 @@ impl TableProvider for SamplesTable {
                     Arc::new(HeadPartition {
                         head: Arc::clone(head),
                         matchers: pushdown.matchers.clone(),
+                        series_ids: pushdown.series_ids.clone().map(Arc::new),
                         min_ms,
                         max_ms,
                         columns: columns.clone(),
@@ -413,7 +446,7 @@ impl TableProvider for SamplesTable {
 
 /// Whether a file's metric range can hold `metric`. Files whose metric
 /// statistics were too long to log carry empty bounds: kept.
-fn may_hold_metric(f: &DataFile, metric: &str) -> bool {
+pub(crate) fn may_hold_metric(f: &DataFile, metric: &str) -> bool {
     let s = &f.stats;
     s.min_metric.is_empty()
         || s.max_metric.is_empty()
@@ -490,6 +523,8 @@ pub(crate) fn file_groups(
 struct HeadPartition {
     head: Arc<TenantHead>,
     matchers: Vec<Matcher>,
+    /// The only series ids a filter allows, if it names them.
+    series_ids: Option<Arc<HashSet<i64>>>,
     min_ms: i64,
     max_ms: i64,
     /// Projected column indexes of the full schema.
@@ -504,7 +539,12 @@ impl PartitionStream for HeadPartition {
     }
 
     fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
-        let refs = self.head.select_series(&self.matchers);
+        let refs = match &self.series_ids {
+            Some(ids) => self
+                .head
+                .select_series_where(&self.matchers, |id| ids.contains(&(id.0 as i64))),
+            None => self.head.select_series(&self.matchers),
+        };
         let batches = HeadBatches {
             head: Arc::clone(&self.head),
             refs,
