@@ -654,3 +654,40 @@ async fn merged_files_indexes_are_dropped() {
     assert_eq!(after.len(), 1, "{after:?}");
     assert!(!before.contains(&after[0]), "{before:?} {after:?}");
 }
+
+#[tokio::test]
+async fn metric_tables_label_series_written_after_planning() {
+    // A metric table's label columns are looked up by series id, in slots
+    // built when the query is planned; a series the head creates between
+    // planning and execution is looked up in the head, not left unlabelled.
+    let e = engine(Layout::Split).await;
+    let ctx = e.session(&tenant("a")).await.unwrap();
+    let plan = ctx
+        .sql("SELECT job, code, value FROM http_requests_total ORDER BY value")
+        .await
+        .unwrap()
+        .create_physical_plan()
+        .await
+        .unwrap();
+    let late = WriteBatch::from_series(
+        tenant("a"),
+        vec![s(
+            &[
+                ("__name__", "http_requests_total"),
+                ("job", "late"),
+                ("code", "503"),
+            ],
+            &[(1500, 9.0)],
+        )],
+    );
+    e.storage
+        .write(&MemoryWal::new(), Arc::new(late))
+        .await
+        .unwrap();
+    let out = datafusion::physical_plan::collect(plan, ctx.task_ctx())
+        .await
+        .unwrap();
+    let got = pretty_format_batches(&out).unwrap().to_string();
+    assert!(got.contains("| late | 503  | 9.0   |"), "{got}");
+    assert!(!got.contains("|      |"), "a row without its labels: {got}");
+}
