@@ -123,9 +123,19 @@ impl MetricTable {
         let df_schema = DFSchema::try_from(schema.as_ref().clone())?;
         let mut keep = BooleanArray::from(vec![true; batch.num_rows()]);
         for f in &on_labels {
-            let e = state.create_physical_expr(f.clone(), &df_schema)?;
-            let v = e.evaluate(&batch)?.into_array(batch.num_rows())?;
-            keep = arrow::compute::and_kleene(&keep, v.as_boolean())?;
+            // A filter that cannot be evaluated here only narrows nothing:
+            // it still applies above the scan, with its own error.
+            let Ok(v) = state
+                .create_physical_expr(f.clone(), &df_schema)
+                .and_then(|e| e.evaluate(&batch))
+                .and_then(|v| v.into_array(batch.num_rows()))
+            else {
+                return Ok(None);
+            };
+            let Some(v) = v.as_boolean_opt() else {
+                return Ok(None);
+            };
+            keep = arrow::compute::and_kleene(&keep, v)?;
         }
         let ids: Vec<i64> = slots
             .ids
@@ -143,10 +153,12 @@ impl MetricTable {
         })
     }
 
-    /// Whether `e` reads label columns and nothing else.
+    /// Whether `e` reads label columns and nothing else, and gives the
+    /// same answer for every row of a series (no volatile function).
     fn on_labels(&self, e: &Expr) -> bool {
         let refs = e.column_refs();
         !refs.is_empty()
+            && !e.is_volatile()
             && refs.iter().all(|c| {
                 self.labels
                     .iter()
