@@ -29,10 +29,6 @@ use strata_storage::{DataFile, FileCatalog, TenantView};
 use crate::metric_table::{MetricTable, SeriesLabelSource};
 use crate::series_labels::{FileSeriesCache, read_labels};
 
-/// Columns every metric table ends with; a label of the same name is
-/// renamed `label_<name>`.
-pub(crate) const SAMPLE_COLUMNS: [&str; 2] = ["timestamp", "value"];
-
 /// Footers read at once when a session meets files it has not seen.
 const FOOTER_READS: usize = 8;
 
@@ -218,15 +214,6 @@ mod tests {
         ] {
             assert!(needs_file_catalogs(sql), "{sql}");
         }
-    }
-}
-
-/// The column a label becomes in its metric's table.
-pub fn label_column(label: &str) -> String {
-    if SAMPLE_COLUMNS.contains(&label) {
-        format!("label_{label}")
-    } else {
-        label.to_owned()
     }
 }
 

@@ -34,9 +34,21 @@ use strata_head::{Matcher, TenantHead};
 use strata_storage::TenantView;
 use strata_types::{METRIC_NAME_LABEL, SeriesId};
 
-use crate::catalog::{SAMPLE_COLUMNS, label_column};
 use crate::samples::Pushdown;
 use crate::series_labels::{FileIndexCache, LiveFiles};
+
+/// Columns every metric table ends with; a label of the same name is
+/// renamed `label_<name>`.
+const SAMPLE_COLUMNS: [&str; 2] = ["timestamp", "value"];
+
+/// The column a label becomes in its metric's table.
+pub(crate) fn label_column(label: &str) -> String {
+    if SAMPLE_COLUMNS.contains(&label) {
+        format!("label_{label}")
+    } else {
+        label.to_owned()
+    }
+}
 
 /// The most series a label filter narrows a scan to by listing their
 /// ids; past it the scan reads the metric's rows and the filter drops them.
