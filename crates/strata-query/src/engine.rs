@@ -349,20 +349,13 @@ impl QueryEngine {
                     .map(|(id, metric)| (id.0, metric, now_ms)),
             );
         }
-        let store = view.store.store();
         let none: Arc<str> = Arc::from("");
-        for file in view.files.iter().filter(|f| f.written_ms >= since_ms) {
-            let path = file.path.under(&view.table_root);
-            let ix = self
-                .file_index
-                .index(
-                    store,
-                    &path,
-                    file.size,
-                    &crate::series_labels::LiveFiles::new(&view.table_root, &view.files),
-                )
-                .await
-                .map_err(QueryError::from)?;
+        let files = self
+            .file_index
+            .indexes_of(&view, |f| f.written_ms >= since_ms)
+            .await
+            .map_err(QueryError::from)?;
+        for (file, ix) in files {
             for (pos, id) in ix.ids.iter().enumerate() {
                 // The index's own string: shared, not copied.
                 let metric = u32::try_from(pos)

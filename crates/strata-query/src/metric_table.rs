@@ -35,7 +35,7 @@ use strata_storage::TenantView;
 use strata_types::{METRIC_NAME_LABEL, SeriesId};
 
 use crate::samples::Pushdown;
-use crate::series_labels::{FileIndexCache, LiveFiles};
+use crate::series_labels::FileIndexCache;
 
 /// Columns every metric table ends with; a label of the same name is
 /// renamed `label_<name>`.
@@ -258,7 +258,7 @@ impl TableProvider for MetricTable {
                 .source
                 .slots(&self.metric, &wanted, range.min_ms(), range.max_ms())
                 .await?;
-            let columns = slots.columns(&wanted);
+            let columns = slots.columns();
             series_filter = self.series_allowed(state, filters, &wanted, &slots, &columns)?;
             slots.into_lookups(columns, &wanted, &self.source.view.heads)
         };
@@ -310,8 +310,7 @@ struct Slots {
 
 impl Slots {
     /// Each label's values by slot, as arrays.
-    fn columns(&self, names: &[&str]) -> Vec<ArrayRef> {
-        debug_assert_eq!(names.len(), self.values.len());
+    fn columns(&self) -> Vec<ArrayRef> {
         self.values
             .iter()
             .map(|values| {
@@ -379,19 +378,13 @@ impl SeriesLabelSource {
             min_ms.unwrap_or(i64::MIN).max(self.view.not_before_ms),
             max_ms.unwrap_or(i64::MAX),
         );
-        let store = self.view.store.store();
-        let live = LiveFiles::new(&self.view.table_root, &self.view.files);
-        for file in self.view.files.iter() {
-            if !file.stats.overlaps(min_ms, max_ms)
-                || !crate::samples::may_hold_metric(file, metric)
-            {
-                continue;
-            }
-            let path = file.path.under(&self.view.table_root);
-            let ix = self
-                .file_index
-                .index(store, &path, file.size, &live)
-                .await?;
+        let files = self
+            .file_index
+            .indexes_of(&self.view, |f| {
+                crate::samples::may_hold(f, min_ms, max_ms, Some(metric))
+            })
+            .await?;
+        for (_, ix) in files {
             for pos in ix.labels.select(&matcher).iter() {
                 let Some(&id) = ix.ids.get(pos as usize) else {
                     continue;

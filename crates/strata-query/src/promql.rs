@@ -212,13 +212,7 @@ impl PromSource {
         let permits = Arc::new(tokio::sync::Semaphore::new(read_parallelism()));
         let mut reads: Vec<AbortOnDrop<FileRead>> = Vec::new();
         for file in self.view.files.iter() {
-            if !file.stats.overlaps(start_ms, end_ms)
-                || metric.is_some_and(|m| {
-                    !file.stats.min_metric.is_empty()
-                        && (m < file.stats.min_metric.as_str()
-                            || m > file.stats.max_metric.as_str())
-                })
-            {
+            if !crate::samples::may_hold(file, start_ms, end_ms, metric) {
                 continue;
             }
             let (store, cache, matchers, permits, live) = (
@@ -296,19 +290,14 @@ impl PromSource {
             .iter()
             .filter(|h| h.overlaps(start_ms, end_ms))
             .collect();
-        let mut files = Vec::new();
-        for file in self.view.files.iter() {
-            if !file.stats.overlaps(start_ms, end_ms) {
-                continue;
-            }
-            let path = file.path.under(&self.view.table_root);
-            files.push(
-                self.file_index
-                    .index(self.view.store.store(), &path, file.size, &self.live())
-                    .await
-                    .map_err(df_error)?,
-            );
-        }
+        let files = self
+            .file_index
+            .indexes_of(&self.view, |f| f.stats.overlaps(start_ms, end_ms))
+            .await
+            .map_err(df_error)?
+            .into_iter()
+            .map(|(_, ix)| ix)
+            .collect();
         Ok(Indexes { heads, files })
     }
 

@@ -453,6 +453,12 @@ pub(crate) fn may_hold_metric(f: &DataFile, metric: &str) -> bool {
         || (s.min_metric.as_str() <= metric && metric <= s.max_metric.as_str())
 }
 
+/// Whether a file may hold samples in `[start_ms, end_ms]`, of `metric`
+/// when one is named.
+pub(crate) fn may_hold(f: &DataFile, start_ms: i64, end_ms: i64, metric: Option<&str>) -> bool {
+    f.stats.overlaps(start_ms, end_ms) && metric.is_none_or(|m| may_hold_metric(f, m))
+}
+
 impl SamplesTable {
     /// A Parquet scan of the files left after pruning by their logged
     /// statistics; row groups and pages are pruned further by the

@@ -531,6 +531,27 @@ impl LiveFiles {
 }
 
 impl FileIndexCache {
+    /// The indexes of `view`'s files that `keep` selects, in file order,
+    /// each built on a miss: the one walk label lookups, metric tables and
+    /// the written-series listing share.
+    pub(crate) async fn indexes_of<'v>(
+        &self,
+        view: &'v strata_storage::TenantView,
+        keep: impl Fn(&strata_storage::DataFile) -> bool,
+    ) -> Result<
+        Vec<(&'v strata_storage::DataFile, Arc<FileIndex>)>,
+        datafusion::error::DataFusionError,
+    > {
+        let live = LiveFiles::new(&view.table_root, &view.files);
+        let store = view.store.store();
+        let mut out = Vec::new();
+        for file in view.files.iter().filter(|f| keep(f)) {
+            let path = file.path.under(&view.table_root);
+            out.push((file, self.index(store, &path, file.size, &live).await?));
+        }
+        Ok(out)
+    }
+
     /// The paths whose indexes are held.
     #[cfg(test)]
     pub(crate) fn paths(&self) -> Vec<String> {
