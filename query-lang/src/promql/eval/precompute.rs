@@ -158,7 +158,12 @@ impl<'a> CallRow<'a> {
     /// points without staleness markers.
     pub(super) fn fill(&mut self, pts: &[(i64, f64)], mut put: impl FnMut(usize, f64)) {
         let at = self.at;
-        if at.counter {
+        // Whether a window holds a counter reset: from a running count of
+        // drops when windows overlap (each point is in several), by
+        // looking at the window's own points when they do not (a 5m rate
+        // at a 10m step reads half the points and never the others).
+        let overlapping = at.range >= at.step;
+        if at.counter && overlapping {
             self.drops.clear();
             let mut n = 0u32;
             self.drops.push(0);
@@ -172,26 +177,41 @@ impl<'a> CallRow<'a> {
             let t = at.from + k as i64 * at.step;
             let end = t - at.offset;
             let start = end - at.range;
-            while lo < pts.len() && pts[lo].0 <= start {
-                lo += 1;
-            }
-            hi = hi.max(lo);
-            while hi < pts.len() && pts[hi].0 <= end {
-                hi += 1;
-            }
-            if lo < hi
-                && let Some(v) = (self.f)(
-                    &Pts(
-                        &pts[lo..hi],
-                        at.counter && self.drops.get(hi - 1) == self.drops.get(lo),
-                    ),
-                    &Span { start, end, t },
-                )
-            {
-                put(k, v);
+            lo = after(pts, lo, start);
+            hi = after(pts, hi.max(lo), end);
+            if lo < hi {
+                let window = &pts[lo..hi];
+                let monotone = at.counter
+                    && if overlapping {
+                        self.drops.get(hi - 1) == self.drops.get(lo)
+                    } else {
+                        window.windows(2).all(|w| w[1].1 >= w[0].1)
+                    };
+                if let Some(v) = (self.f)(&Pts(window, monotone), &Span { start, end, t }) {
+                    put(k, v);
+                }
             }
         }
     }
+}
+
+/// The first index from `i` on whose point is after `t` (points in time
+/// order): a few points one by one (a dashboard's step passes one or two),
+/// then by galloping (a step far longer than the sample interval skips
+/// most points unread).
+fn after(pts: &[(i64, f64)], mut i: usize, t: i64) -> usize {
+    for _ in 0..4 {
+        match pts.get(i) {
+            Some(p) if p.0 <= t => i += 1,
+            _ => return i,
+        }
+    }
+    let mut bound = 1usize;
+    while pts.get(i + bound).is_some_and(|p| p.0 <= t) {
+        bound *= 2;
+    }
+    let hi = (i + bound + 1).min(pts.len());
+    i + pts[i..hi].partition_point(|p| p.0 <= t)
 }
 
 /// One series' sample at each step of an instant selector: its latest
@@ -553,5 +573,27 @@ impl Ev {
             }
         }
         Some(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::after;
+
+    /// `after` finds what a scan point by point finds, from any start,
+    /// for times before, between, on and past the points.
+    #[test]
+    fn after_agrees_with_a_linear_scan() {
+        let pts: Vec<(i64, f64)> = (0..200).map(|i| (i * 15 + i % 7, 0.0)).collect();
+        for from in [0, 1, 3, 50, 199, 200] {
+            for t in (-20..3_100).step_by(7) {
+                let mut want = from;
+                while want < pts.len() && pts[want].0 <= t {
+                    want += 1;
+                }
+                assert_eq!(after(&pts, from, t), want, "from {from}, t {t}");
+            }
+        }
+        assert_eq!(after(&[], 0, 5), 0);
     }
 }
