@@ -47,6 +47,13 @@ pub(crate) const ROW_GROUP_ROWS: usize = 1 << 20;
 /// Label dictionary bytes that end a row group early.
 const GROUP_DICTIONARY_BYTES: usize = 64 << 20;
 
+/// A row group holding at least 1/`METRIC_CUT` of its rows ends where the
+/// next metric begins, so a one-metric read decodes few rows of other
+/// metrics (day files' pages are whole row groups, zstd-compressed: a
+/// metric straddling two full groups decoded up to twice its rows), while
+/// small metrics still share a group and keep zstd's context large.
+const METRIC_CUT: usize = 4;
+
 /// Writer settings shared by flush and compaction. Chosen by measurement
 /// (docs/BENCHMARKS.md): zstd; timestamps delta-packed; values
 /// byte-stream-split; dictionary-coded metric and labels; a bloom filter on
@@ -201,6 +208,8 @@ pub(crate) struct FileWriter {
     /// and its labels (a row group starting inside it needs them).
     last_series: Option<i64>,
     labels: Labels,
+    /// The metric of the current row group's last row.
+    group_metric: Option<Box<str>>,
 }
 
 /// The row group being encoded: one Arrow column writer per leaf (the two
@@ -285,6 +294,7 @@ impl FileWriter {
             catalog: FileCatalog::default(),
             last_series: None,
             labels: Vec::new(),
+            group_metric: None,
         })
     }
 
@@ -387,6 +397,8 @@ impl FileWriter {
         len: usize,
         starts: Vec<SeriesStart>,
     ) -> Result<(), StorageError> {
+        use arrow::array::AsArray;
+        let metrics = columns[0].as_string::<i32>();
         let mut starts = starts.into_iter().peekable();
         let mut at = 0;
         while at < len {
@@ -404,14 +416,21 @@ impl FileWriter {
             while row < end {
                 // A row group also ends before a series once its label
                 // dictionaries are large (many distinct, long values):
-                // Parquet's writer fell back to plain encoding there.
+                // Parquet's writer fell back to plain encoding there; and
+                // before a new metric once it holds enough rows.
+                let metric = metrics.value(row);
+                let new_metric = self.group_metric.as_deref() != Some(metric);
                 let starts_here = starts.peek().is_some_and(|(s, _)| *s == row);
                 if starts_here
                     && group.labels.rows() > 0
-                    && group.labels.dictionary_bytes() >= self.group_dictionary_bytes
+                    && (group.labels.dictionary_bytes() >= self.group_dictionary_bytes
+                        || (new_metric && group.labels.rows() >= self.group_rows / METRIC_CUT))
                 {
                     end = row;
                     break;
+                }
+                if new_metric {
+                    self.group_metric = Some(Box::from(metric));
                 }
                 if let Some((_, labels)) = starts.next_if(|(s, _)| *s == row) {
                     self.labels = labels;
@@ -721,6 +740,64 @@ mod tests {
         assert!(by_rows > 3, "{by_rows} row groups");
         let by_dictionary = read_back(1).await;
         assert!(by_dictionary > by_rows, "{by_dictionary} row groups");
+    }
+
+    /// A row group holding a quarter of its rows ends where a metric
+    /// begins; a smaller one takes the next metric in.
+    #[tokio::test]
+    async fn row_groups_begin_at_a_metric_once_large() {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let table = Path::from("t");
+        let day = NaiveDate::from_ymd_opt(2026, 1, 2).unwrap();
+        let mut w = FileWriter::try_new(Arc::clone(&store), &table, day, FileLevel::Day, 8)
+            .unwrap()
+            .with_bounds(1_000, 1_000, usize::MAX);
+        // (metric, series, rows per series)
+        let mut id = 0;
+        for (metric, series, rows) in [("a", 7, 100), ("b", 1, 100), ("c", 4, 300)] {
+            for _ in 0..series {
+                id += 1;
+                let labels: HeadLabels = vec![
+                    (Arc::from("__name__"), Arc::from(metric)),
+                    (Arc::from("pod"), Arc::from(format!("p{id}").as_str())),
+                ];
+                let samples = (0..rows).map(|t| (t * 15_000, t as f64));
+                w.push_series(metric, &labels, id, samples).await.unwrap();
+            }
+        }
+        let file = w.finish().await.unwrap();
+        let bytes = store
+            .get(&file.path.under(&table))
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap();
+        let groups: Vec<(i64, String, String)> = reader
+            .metadata()
+            .row_groups()
+            .iter()
+            .map(|g| {
+                let stats = g.column(0).statistics().unwrap();
+                let text = |b: Option<&[u8]>| String::from_utf8(b.unwrap().to_vec()).unwrap();
+                (
+                    g.num_rows(),
+                    text(stats.min_bytes_opt()),
+                    text(stats.max_bytes_opt()),
+                )
+            })
+            .collect();
+        // "a" (700 rows) ends its group at "b"; "b" (100) takes "c" in,
+        // which fills the group and runs over into a third.
+        assert_eq!(
+            groups,
+            vec![
+                (700, "a".into(), "a".into()),
+                (1_000, "b".into(), "c".into()),
+                (300, "c".into(), "c".into()),
+            ]
+        );
     }
 
     /// Writes the test series, reads them back; the row groups written.
