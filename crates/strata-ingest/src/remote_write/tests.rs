@@ -423,3 +423,80 @@ fn a_body_of_the_other_version_is_refused_not_stored_as_nothing() {
         "{e}"
     );
 }
+
+/// A remote-write 1.0 body written by hand: one series of `labels` (raw
+/// bytes, so invalid UTF-8 can be sent) and one sample.
+fn raw_request(labels: &[(&[u8], &[u8])]) -> Vec<u8> {
+    fn varint(out: &mut Vec<u8>, mut v: usize) {
+        while v >= 0x80 {
+            out.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    }
+    fn field(out: &mut Vec<u8>, tag: u8, bytes: &[u8]) {
+        out.push(tag);
+        varint(out, bytes.len());
+        out.extend_from_slice(bytes);
+    }
+    let mut series = Vec::new();
+    for (name, value) in labels {
+        let mut label = Vec::new();
+        field(&mut label, 0x0a, name);
+        field(&mut label, 0x12, value);
+        field(&mut series, 0x0a, &label);
+    }
+    let mut sample = vec![0x09];
+    sample.extend_from_slice(&1.5f64.to_bits().to_le_bytes());
+    sample.extend_from_slice(&[0x10, 0x07]);
+    field(&mut series, 0x12, &sample);
+    let mut req = Vec::new();
+    field(&mut req, 0x0a, &series);
+    snap::raw::Encoder::new().compress_vec(&req).unwrap()
+}
+
+/// Label strings come back exactly whether the series' labels are checked
+/// as UTF-8 at once (short, multi-byte characters included) or one by one
+/// (a value of 128 bytes or more has a two-byte length); an invalid
+/// string is refused on either path.
+#[test]
+fn label_strings_are_checked_as_utf8_at_once_or_one_by_one() {
+    let long = "x".repeat(300);
+    let t = || TenantId::try_new("t").unwrap();
+    for labels in [
+        vec![("__name__", "up"), ("city", "Zürich"), ("zone", "日本")],
+        vec![
+            ("__name__", "up"),
+            ("city", "Zürich"),
+            ("long", long.as_str()),
+        ],
+        vec![
+            ("__name__", "up"),
+            ("long", long.as_str()),
+            ("zone", "日本"),
+        ],
+    ] {
+        let raw: Vec<(&[u8], &[u8])> = labels
+            .iter()
+            .map(|(n, v)| (n.as_bytes(), v.as_bytes()))
+            .collect();
+        let d = decode_v1(t(), &raw_request(&raw), DecodeLimits::default()).unwrap();
+        let s = d.batch.series().next().unwrap();
+        for (name, value) in &labels {
+            assert_eq!(s.label(name), Some(*value), "{labels:?}");
+        }
+    }
+    let bad: &[u8] = b"caf\xe9";
+    for raw in [
+        vec![(&b"__name__"[..], &b"up"[..]), (b"city", bad)],
+        vec![
+            (&b"__name__"[..], &b"up"[..]),
+            (b"long", long.as_bytes()),
+            (b"zone", bad),
+        ],
+        vec![(&b"__name__"[..], bad)],
+    ] {
+        let e = decode_v1(t(), &raw_request(&raw), DecodeLimits::default()).unwrap_err();
+        assert!(e.to_string().contains("not valid UTF-8"), "{e}");
+    }
+}

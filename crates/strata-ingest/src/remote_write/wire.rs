@@ -21,6 +21,10 @@ const FIXED32: u8 = 5;
 struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
+    /// `buf` as text when it is valid UTF-8 as a whole (checked once by
+    /// the caller): strings are sliced from it instead of checked one by
+    /// one.
+    text: Option<&'a str>,
 }
 
 fn err(reason: impl Into<String>) -> IngestError {
@@ -31,7 +35,21 @@ fn err(reason: impl Into<String>) -> IngestError {
 
 impl<'a> Reader<'a> {
     fn new(buf: &'a [u8]) -> Self {
-        Self { buf, pos: 0 }
+        Self {
+            buf,
+            pos: 0,
+            text: None,
+        }
+    }
+
+    /// A reader of `buf` whose strings come from `text`, the same bytes
+    /// already known to be UTF-8.
+    fn with_text(buf: &'a [u8], text: Option<&'a str>) -> Self {
+        Self {
+            buf,
+            pos: 0,
+            text: text.filter(|t| t.len() == buf.len()),
+        }
     }
 
     fn done(&self) -> bool {
@@ -82,7 +100,28 @@ impl<'a> Reader<'a> {
     }
 
     fn string(&mut self, what: &str) -> Result<&'a str, IngestError> {
-        std::str::from_utf8(self.bytes()?).map_err(|_| err(format!("{what} is not valid UTF-8")))
+        let bytes = self.bytes()?;
+        // A slice of checked text, when its ends are character bounds
+        // (they are wherever the bytes around them are tags and lengths).
+        if let Some(s) = self
+            .text
+            .and_then(|t| t.get(self.pos - bytes.len()..self.pos))
+        {
+            return Ok(s);
+        }
+        std::str::from_utf8(bytes).map_err(|_| err(format!("{what} is not valid UTF-8")))
+    }
+
+    /// Where the leading run of `field`'s length-delimited entries ends.
+    fn run_end(mut self, field: u64) -> usize {
+        let mut end = 0;
+        while !self.done() {
+            match self.key() {
+                Ok((f, LEN)) if f == field && self.bytes().is_ok() => end = self.pos,
+                _ => break,
+            }
+        }
+        end
     }
 
     fn fixed64(&mut self) -> Result<u64, IngestError> {
@@ -166,13 +205,24 @@ fn series<'a>(
     samples: &mut Vec<Sample>,
     skipped: &mut Skipped,
 ) -> Result<(), IngestError> {
+    // Clients write a series' labels first: their messages, tags and
+    // lengths included, are checked as UTF-8 once (one pass over a few
+    // hundred bytes, not one call per name and value). A run that is not
+    // (a length of 128 or more, an invalid string) is checked string by
+    // string, as any other label.
+    let labels_end = Reader::new(buf).run_end(1);
+    let text = buf
+        .get(..labels_end)
+        .and_then(|b| std::str::from_utf8(b).ok());
     let mut r = Reader::new(buf);
     while !r.done() {
         let (field, wire) = r.key()?;
         match field {
             1 => {
                 want_wire("TimeSeries.labels", wire, LEN)?;
-                labels.push(label(r.bytes()?)?);
+                let bytes = r.bytes()?;
+                let sub = text.and_then(|t| t.get(r.pos - bytes.len()..r.pos));
+                labels.push(label(bytes, sub)?);
             }
             2 => {
                 want_wire("TimeSeries.samples", wire, LEN)?;
@@ -194,8 +244,9 @@ fn series<'a>(
     Ok(())
 }
 
-fn label(buf: &[u8]) -> Result<(&str, &str), IngestError> {
-    let mut r = Reader::new(buf);
+/// A `Label` message; `text`: the same bytes when known to be UTF-8.
+fn label<'a>(buf: &'a [u8], text: Option<&'a str>) -> Result<(&'a str, &'a str), IngestError> {
+    let mut r = Reader::with_text(buf, text);
     let (mut name, mut value) = ("", "");
     while !r.done() {
         let (field, wire) = r.key()?;
