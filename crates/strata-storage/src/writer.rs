@@ -398,7 +398,11 @@ impl FileWriter {
         starts: Vec<SeriesStart>,
     ) -> Result<(), StorageError> {
         use arrow::array::AsArray;
-        let metrics = columns[0].as_string::<i32>();
+        let metrics = columns[0]
+            .as_string_opt::<i32>()
+            .ok_or_else(|| StorageError::Corrupt {
+                message: "the metric column of rows to write is not text".into(),
+            })?;
         let mut starts = starts.into_iter().peekable();
         let mut at = 0;
         while at < len {
