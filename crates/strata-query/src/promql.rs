@@ -21,7 +21,7 @@ use strata_storage::TenantView;
 use strata_types::TenantId;
 
 use crate::QueryError;
-use crate::series_labels::{FileIndex, FileIndexCache, LiveFiles};
+use crate::series_labels::{Cover, FileIndex, FileIndexCache, LiveFiles};
 
 /// One file's selected series: its index, and each series' position in it
 /// with its points.
@@ -223,7 +223,7 @@ impl PromSource {
                 self.live(),
             );
             let (path, size) = (file.path.under(&self.view.table_root), file.size);
-            let whole = start_ms <= file.stats.min_ts_ms && file.stats.max_ts_ms <= end_ms;
+            let cover = Cover::of(start_ms, end_ms, file.stats.min_ts_ms, file.stats.max_ts_ms);
             reads.push(AbortOnDrop(tokio::spawn(async move {
                 let _permit = permits.acquire_owned().await;
                 let ix = cache.index(&store, &path, size, &live).await?;
@@ -242,7 +242,7 @@ impl PromSource {
                     return Ok((ix, Vec::new()));
                 }
                 let read = ix
-                    .read_points(&store, &path, size, &selected, start_ms, end_ms, whole)
+                    .read_points(&store, &path, size, &selected, start_ms, end_ms, cover)
                     .await?;
                 Ok((ix, read))
             })));

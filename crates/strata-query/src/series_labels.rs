@@ -388,9 +388,13 @@ impl FileIndex {
     }
 
     /// Samples in `[start_ms, end_ms]` of the series at `positions`
-    /// (sorted), reading only their rows: `(position, points)`. `whole`:
-    /// the file lies inside the range, so every row read is kept and each
-    /// series' points are allocated once, at their size.
+    /// (sorted), reading only their rows: `(position, points)`, an entry
+    /// for every position. `cover`: how much of the file's time span the
+    /// range covers. All of it: every row read is kept and each series'
+    /// points are allocated once, at their size. Under half (an instant
+    /// query's lookback, the last hour of a day file): the series' rows
+    /// are first cut to those in the range from the timestamps alone
+    /// ([`FileIndex::narrow`]), so values are decoded only there.
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn read_points(
         &self,
@@ -400,17 +404,34 @@ impl FileIndex {
         positions: &roaring::RoaringBitmap,
         start_ms: i64,
         end_ms: i64,
-        whole: bool,
+        cover: Cover,
     ) -> Result<Vec<(u32, Vec<(i64, f64)>)>, datafusion::error::DataFusionError> {
-        let runs = self.runs_of(positions);
+        let whole = cover == Cover::Whole;
+        let (lo_us, hi_us) = (start_ms.saturating_mul(1000), end_ms.saturating_mul(1000));
+        let mut runs: Vec<(u32, usize, usize)> =
+            self.runs_of(positions).into_iter().copied().collect();
         if runs.is_empty() {
             return Ok(Vec::new());
+        }
+        if cover == Cover::Little {
+            runs = self.narrow(store, path, size, &runs, lo_us, hi_us).await?;
+        }
+        let mut out: Vec<(u32, Vec<(i64, f64)>)> = Vec::with_capacity(runs.len());
+        if runs.iter().all(|r| r.2 == 0) {
+            for r in &runs {
+                if out.last().is_none_or(|(p, _)| *p != r.0) {
+                    out.push((r.0, Vec::new()));
+                }
+            }
+            return Ok(out);
         }
         #[allow(deprecated)]
         let reader = ParquetObjectReader::new(Arc::clone(store), path.clone()).with_file_size(size);
         let schema = self.meta.parquet_schema().clone();
         let selection = RowSelection::from_consecutive_ranges(
-            runs.iter().map(|(_, first, len)| *first..first + len),
+            runs.iter()
+                .filter(|r| r.2 > 0)
+                .map(|(_, first, len)| *first..first + len),
             self.rows,
         );
         let mut stream =
@@ -422,7 +443,6 @@ impl FileIndex {
                 .with_row_selection(selection)
                 .with_batch_size(65_536)
                 .build()?;
-        let (lo_us, hi_us) = (start_ms.saturating_mul(1000), end_ms.saturating_mul(1000));
         let sized = |rows: usize| {
             if whole {
                 Vec::with_capacity(rows)
@@ -430,7 +450,6 @@ impl FileIndex {
                 Vec::new()
             }
         };
-        let mut out: Vec<(u32, Vec<(i64, f64)>)> = Vec::with_capacity(runs.len());
         let mut run = 0usize;
         let mut left = runs[0].2;
         out.push((runs[0].0, sized(left)));
@@ -471,7 +490,103 @@ impl FileIndex {
                 i += take;
             }
         }
+        // Runs left with no rows (cut to nothing) still answer.
+        for r in runs.iter().skip(run + 1) {
+            if out.last().is_none_or(|(p, _)| *p != r.0) {
+                out.push((r.0, Vec::new()));
+            }
+        }
         Ok(out)
+    }
+
+    /// `runs` (in row order) cut to the rows from the first to the last
+    /// whose timestamp is in `[lo_us, hi_us]`, read from the timestamp
+    /// column alone (delta-packed, cheap beside the values'
+    /// byte-stream-split); a run with no such row keeps its place with none.
+    async fn narrow(
+        &self,
+        store: &Arc<dyn ObjectStore>,
+        path: &Path,
+        size: u64,
+        runs: &[(u32, usize, usize)],
+        lo_us: i64,
+        hi_us: i64,
+    ) -> Result<Vec<(u32, usize, usize)>, datafusion::error::DataFusionError> {
+        #[allow(deprecated)]
+        let reader = ParquetObjectReader::new(Arc::clone(store), path.clone()).with_file_size(size);
+        let schema = self.meta.parquet_schema().clone();
+        let selection = RowSelection::from_consecutive_ranges(
+            runs.iter().map(|(_, first, len)| *first..first + len),
+            self.rows,
+        );
+        let mut stream =
+            ParquetRecordBatchStreamBuilder::new_with_metadata(reader, self.meta.clone())
+                .with_projection(ProjectionMask::leaves(&schema, [LEAF_TIMESTAMP]))
+                .with_row_selection(selection)
+                .with_batch_size(65_536)
+                .build()?;
+        // Each run's first and last row in the range, from its start.
+        let mut bounds: Vec<Option<(usize, usize)>> = vec![None; runs.len()];
+        let (mut run, mut at) = (0usize, 0usize);
+        while let Some(b) = stream.try_next().await? {
+            let t = b
+                .column(0)
+                .as_primitive::<TimestampMicrosecondType>()
+                .values();
+            let mut i = 0;
+            while i < t.len() {
+                while runs.get(run).is_some_and(|r| at >= r.2) {
+                    run += 1;
+                    at = 0;
+                }
+                let (Some(r), Some(bound)) = (runs.get(run), bounds.get_mut(run)) else {
+                    break;
+                };
+                let take = (r.2 - at).min(t.len() - i);
+                for (j, ts) in t[i..i + take].iter().enumerate() {
+                    if (lo_us..=hi_us).contains(ts) {
+                        let row = at + j;
+                        *bound = Some(bound.map_or((row, row), |(first, _)| (first, row)));
+                    }
+                }
+                at += take;
+                i += take;
+            }
+        }
+        Ok(runs
+            .iter()
+            .zip(bounds)
+            .map(|(&(pos, first, _), bound)| match bound {
+                Some((a, z)) => (pos, first + a, z - a + 1),
+                None => (pos, first, 0),
+            })
+            .collect())
+    }
+}
+
+/// How much of a file's time span a read's range covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Cover {
+    Whole,
+    /// Half or more.
+    Most,
+    /// Under half.
+    Little,
+}
+
+impl Cover {
+    /// The cover of `[start_ms, end_ms]` over a file holding
+    /// `[min_ms, max_ms]`.
+    pub(crate) fn of(start_ms: i64, end_ms: i64, min_ms: i64, max_ms: i64) -> Self {
+        if start_ms <= min_ms && max_ms <= end_ms {
+            return Cover::Whole;
+        }
+        let inside = end_ms.min(max_ms).saturating_sub(start_ms.max(min_ms));
+        if inside.saturating_mul(2) < max_ms.saturating_sub(min_ms) {
+            Cover::Little
+        } else {
+            Cover::Most
+        }
     }
 }
 

@@ -746,6 +746,13 @@ mod tests {
         assert!(by_dictionary > by_rows, "{by_dictionary} row groups");
     }
 
+    /// The file `w` writes, finished, as stored.
+    async fn finished(w: FileWriter, store: &Arc<dyn ObjectStore>, table: &Path) -> bytes::Bytes {
+        let file = w.finish().await.unwrap();
+        let got = store.get(&file.path.under(table)).await.unwrap();
+        got.bytes().await.unwrap()
+    }
+
     /// A row group holding a quarter of its rows ends where a metric
     /// begins; a smaller one takes the next metric in.
     #[tokio::test]
@@ -769,14 +776,7 @@ mod tests {
                 w.push_series(metric, &labels, id, samples).await.unwrap();
             }
         }
-        let file = w.finish().await.unwrap();
-        let bytes = store
-            .get(&file.path.under(&table))
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
+        let bytes = finished(w, &store, &table).await;
         let reader = ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap();
         let groups: Vec<(i64, String, String)> = reader
             .metadata()
@@ -834,14 +834,7 @@ mod tests {
                 ));
             }
         }
-        let file = w.finish().await.unwrap();
-        let bytes = store
-            .get(&file.path.under(&table))
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
+        let bytes = finished(w, &store, &table).await;
 
         let reader = ParquetRecordBatchReaderBuilder::try_new(bytes.clone()).unwrap();
         let groups = reader.metadata().num_row_groups();

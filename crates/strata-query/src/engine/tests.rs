@@ -691,3 +691,53 @@ async fn metric_tables_label_series_written_after_planning() {
     assert!(got.contains("| late | 503  | 9.0   |"), "{got}");
     assert!(!got.contains("|      |"), "a row without its labels: {got}");
 }
+
+/// Ranges covering a small part of a file (an instant query's lookback,
+/// the last minutes of an hour) read the series' rows cut to the range
+/// from the timestamps first, and answer what the head answers: series
+/// that stopped early or pause inside the range included.
+#[tokio::test]
+async fn promql_short_ranges_over_a_long_file_answer_as_the_head() {
+    use strata_query_lang::promql::Engine;
+    let hour = |i: i64| -> Vec<(i64, f64)> {
+        (0..240)
+            .map(|k| (k * 15_000 + i, (k * (i + 1)) as f64))
+            .collect()
+    };
+    let mut series: Vec<SeriesSamples> = (0..12)
+        .map(|i| {
+            let (i_s, g_s) = (i.to_string(), (i % 3).to_string());
+            s(&[("__name__", "c"), ("i", &i_s), ("g", &g_s)], &hour(i))
+        })
+        .collect();
+    series.push(s(&[("__name__", "c"), ("i", "early")], &hour(0)[..40]));
+    let gap: Vec<(i64, f64)> = hour(1)
+        .into_iter()
+        .filter(|(t, _)| !(2_400_000..3_300_000).contains(t))
+        .collect();
+    series.push(s(&[("__name__", "c"), ("i", "gap")], &gap));
+    let batches = || vec![WriteBatch::from_series(tenant("a"), series.clone())];
+    let head = fixture(Layout::Head, batches()).await;
+    let files = fixture(Layout::Files, batches()).await;
+    let h = head.promql_source(&tenant("a")).unwrap();
+    let f = files.promql_source(&tenant("a")).unwrap();
+    let e = Engine::default();
+    for q in [
+        "c",
+        "sum by (g) (rate(c[1m]))",
+        "count(c)",
+        "max_over_time(c[2m])",
+        "c offset 20m",
+    ] {
+        for t in [
+            300_000, 2_000_000, 2_500_000, 3_000_000, 3_585_000, 3_600_000,
+        ] {
+            let want = e.instant(&h, q, t).await.unwrap();
+            let got = e.instant(&f, q, t).await.unwrap();
+            assert_eq!(got.value, want.value, "{q} at {t}");
+        }
+        let want = e.range(&h, q, 3_000_000, 3_600_000, 15_000).await.unwrap();
+        let got = e.range(&f, q, 3_000_000, 3_600_000, 15_000).await.unwrap();
+        assert_eq!(got.value, want.value, "{q}, the last 10 minutes");
+    }
+}
