@@ -392,9 +392,9 @@ impl FileIndex {
     /// for every position. `cover`: how much of the file's time span the
     /// range covers. All of it: every row read is kept and each series'
     /// points are allocated once, at their size. Under half (an instant
-    /// query's lookback, the last hour of a day file): the series' rows
-    /// are first cut to those in the range from the timestamps alone
-    /// ([`FileIndex::narrow`]), so values are decoded only there.
+    /// query's lookback, the last hour of a day file): the timestamps are
+    /// read first and each series' rows cut to the range
+    /// ([`FileIndex::narrow`]), then only those rows' values.
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn read_points(
         &self,
@@ -413,17 +413,17 @@ impl FileIndex {
         if runs.is_empty() {
             return Ok(Vec::new());
         }
-        if cover == Cover::Little {
-            runs = self.narrow(store, path, size, &runs, lo_us, hi_us).await?;
-        }
-        let mut out: Vec<(u32, Vec<(i64, f64)>)> = Vec::with_capacity(runs.len());
-        if runs.iter().all(|r| r.2 == 0) {
-            for r in &runs {
-                if out.last().is_none_or(|(p, _)| *p != r.0) {
-                    out.push((r.0, Vec::new()));
-                }
-            }
-            return Ok(out);
+        // With the rows cut, each run's timestamps (in microseconds) are
+        // known: only values are read.
+        let mut known: Option<Vec<Vec<i64>>> = None;
+        if cover == Cover::Little
+            && let Some(cut) = self.narrow(store, path, size, &runs, lo_us, hi_us).await?
+        {
+            runs = cut
+                .iter()
+                .map(|(p, first, ts)| (*p, *first, ts.len()))
+                .collect();
+            known = Some(cut.into_iter().map(|(_, _, ts)| ts).collect());
         }
         #[allow(deprecated)]
         let reader = ParquetObjectReader::new(Arc::clone(store), path.clone()).with_file_size(size);
@@ -434,12 +434,14 @@ impl FileIndex {
                 .map(|(_, first, len)| *first..first + len),
             self.rows,
         );
+        let leaves = if known.is_some() {
+            vec![LEAF_VALUE]
+        } else {
+            vec![LEAF_TIMESTAMP, LEAF_VALUE]
+        };
         let mut stream =
             ParquetRecordBatchStreamBuilder::new_with_metadata(reader, self.meta.clone())
-                .with_projection(ProjectionMask::leaves(
-                    &schema,
-                    [LEAF_TIMESTAMP, LEAF_VALUE],
-                ))
+                .with_projection(ProjectionMask::leaves(&schema, leaves))
                 .with_row_selection(selection)
                 .with_batch_size(65_536)
                 .build()?;
@@ -450,15 +452,20 @@ impl FileIndex {
                 Vec::new()
             }
         };
+        let mut out: Vec<(u32, Vec<(i64, f64)>)> = Vec::with_capacity(runs.len());
         let mut run = 0usize;
         let mut left = runs[0].2;
         out.push((runs[0].0, sized(left)));
         while let Some(b) = stream.try_next().await? {
-            let t = b
-                .column(0)
-                .as_primitive::<TimestampMicrosecondType>()
+            let v = b
+                .column(b.num_columns() - 1)
+                .as_primitive::<Float64Type>()
                 .values();
-            let v = b.column(1).as_primitive::<Float64Type>().values();
+            let t = (known.is_none()).then(|| {
+                b.column(0)
+                    .as_primitive::<TimestampMicrosecondType>()
+                    .values()
+            });
             let mut i = 0;
             while i < b.num_rows() {
                 while left == 0 {
@@ -474,10 +481,19 @@ impl FileIndex {
                 }
                 // The rest of the run in this batch, at once.
                 let take = left.min(b.num_rows() - i);
-                let (ts, vs) = (&t[i..i + take], &v[i..i + take]);
+                let vs = &v[i..i + take];
+                let ts = match (&t, &known) {
+                    (Some(t), _) => &t[i..i + take],
+                    (None, Some(known)) => {
+                        let ts = known.get(run).map_or(&[][..], Vec::as_slice);
+                        let at = runs[run].2 - left;
+                        ts.get(at..at + take).unwrap_or(&[])
+                    }
+                    (None, None) => &[],
+                };
                 if let Some((_, pts)) = out.last_mut() {
                     let rows = ts.iter().zip(vs);
-                    if whole {
+                    if whole || known.is_some() {
                         pts.extend(rows.map(|(&t, &v)| (t.div_euclid(1000), v)));
                     } else {
                         pts.extend(
@@ -499,10 +515,12 @@ impl FileIndex {
         Ok(out)
     }
 
-    /// `runs` (in row order) cut to the rows from the first to the last
-    /// whose timestamp is in `[lo_us, hi_us]`, read from the timestamp
-    /// column alone (delta-packed, cheap beside the values'
-    /// byte-stream-split); a run with no such row keeps its place with none.
+    /// `runs` (in row order) cut to their rows in `[lo_us, hi_us]`, each
+    /// with those rows' timestamps, read from the timestamp column alone
+    /// (delta-packed, cheap beside the values' byte-stream-split); a run
+    /// with none keeps its place with no rows. `None` when a run's
+    /// timestamps are not in order (files are written sorted by series and
+    /// time; such a file is read the ordinary way).
     async fn narrow(
         &self,
         store: &Arc<dyn ObjectStore>,
@@ -511,7 +529,7 @@ impl FileIndex {
         runs: &[(u32, usize, usize)],
         lo_us: i64,
         hi_us: i64,
-    ) -> Result<Vec<(u32, usize, usize)>, datafusion::error::DataFusionError> {
+    ) -> Result<Option<Vec<(u32, usize, Vec<i64>)>>, datafusion::error::DataFusionError> {
         #[allow(deprecated)]
         let reader = ParquetObjectReader::new(Arc::clone(store), path.clone()).with_file_size(size);
         let schema = self.meta.parquet_schema().clone();
@@ -525,9 +543,13 @@ impl FileIndex {
                 .with_row_selection(selection)
                 .with_batch_size(65_536)
                 .build()?;
-        // Each run's first and last row in the range, from its start.
-        let mut bounds: Vec<Option<(usize, usize)>> = vec![None; runs.len()];
-        let (mut run, mut at) = (0usize, 0usize);
+        // Each run's first row in the range (from its start) and the
+        // timestamps from there; the last one seen, to check the order.
+        let mut cut: Vec<(u32, usize, Vec<i64>)> = runs
+            .iter()
+            .map(|&(p, first, _)| (p, first, Vec::new()))
+            .collect();
+        let (mut run, mut at, mut last) = (0usize, 0usize, i64::MIN);
         while let Some(b) = stream.try_next().await? {
             let t = b
                 .column(0)
@@ -538,29 +560,29 @@ impl FileIndex {
                 while runs.get(run).is_some_and(|r| at >= r.2) {
                     run += 1;
                     at = 0;
+                    last = i64::MIN;
                 }
-                let (Some(r), Some(bound)) = (runs.get(run), bounds.get_mut(run)) else {
+                let (Some(r), Some(c)) = (runs.get(run), cut.get_mut(run)) else {
                     break;
                 };
                 let take = (r.2 - at).min(t.len() - i);
-                for (j, ts) in t[i..i + take].iter().enumerate() {
-                    if (lo_us..=hi_us).contains(ts) {
-                        let row = at + j;
-                        *bound = Some(bound.map_or((row, row), |(first, _)| (first, row)));
+                for (j, &ts) in t[i..i + take].iter().enumerate() {
+                    if ts < last {
+                        return Ok(None);
+                    }
+                    last = ts;
+                    if (lo_us..=hi_us).contains(&ts) {
+                        if c.2.is_empty() {
+                            c.1 = r.1 + at + j;
+                        }
+                        c.2.push(ts);
                     }
                 }
                 at += take;
                 i += take;
             }
         }
-        Ok(runs
-            .iter()
-            .zip(bounds)
-            .map(|(&(pos, first, _), bound)| match bound {
-                Some((a, z)) => (pos, first + a, z - a + 1),
-                None => (pos, first, 0),
-            })
-            .collect())
+        Ok(Some(cut))
     }
 }
 
