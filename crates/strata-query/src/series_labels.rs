@@ -425,26 +425,12 @@ impl FileIndex {
                 .collect();
             known = Some(cut.into_iter().map(|(_, _, ts)| ts).collect());
         }
-        #[allow(deprecated)]
-        let reader = ParquetObjectReader::new(Arc::clone(store), path.clone()).with_file_size(size);
-        let schema = self.meta.parquet_schema().clone();
-        let selection = RowSelection::from_consecutive_ranges(
-            runs.iter()
-                .filter(|r| r.2 > 0)
-                .map(|(_, first, len)| *first..first + len),
-            self.rows,
-        );
-        let leaves = if known.is_some() {
-            vec![LEAF_VALUE]
+        let leaves: &[usize] = if known.is_some() {
+            &[LEAF_VALUE]
         } else {
-            vec![LEAF_TIMESTAMP, LEAF_VALUE]
+            &[LEAF_TIMESTAMP, LEAF_VALUE]
         };
-        let mut stream =
-            ParquetRecordBatchStreamBuilder::new_with_metadata(reader, self.meta.clone())
-                .with_projection(ProjectionMask::leaves(&schema, leaves))
-                .with_row_selection(selection)
-                .with_batch_size(65_536)
-                .build()?;
+        let mut stream = self.rows_of(store, path, size, &runs, leaves)?;
         let sized = |rows: usize| {
             if whole {
                 Vec::with_capacity(rows)
@@ -515,6 +501,37 @@ impl FileIndex {
         Ok(out)
     }
 
+    /// The rows of `runs` (in row order; empty ones skipped), `leaves`
+    /// of them, in batches.
+    #[allow(deprecated)]
+    fn rows_of(
+        &self,
+        store: &Arc<dyn ObjectStore>,
+        path: &Path,
+        size: u64,
+        runs: &[(u32, usize, usize)],
+        leaves: &[usize],
+    ) -> Result<
+        datafusion::parquet::arrow::async_reader::ParquetRecordBatchStream<ParquetObjectReader>,
+        datafusion::error::DataFusionError,
+    > {
+        let reader = ParquetObjectReader::new(Arc::clone(store), path.clone()).with_file_size(size);
+        let selection = RowSelection::from_consecutive_ranges(
+            runs.iter()
+                .filter(|r| r.2 > 0)
+                .map(|(_, first, len)| *first..first + len),
+            self.rows,
+        );
+        let schema = self.meta.parquet_schema();
+        Ok(
+            ParquetRecordBatchStreamBuilder::new_with_metadata(reader, self.meta.clone())
+                .with_projection(ProjectionMask::leaves(schema, leaves.iter().copied()))
+                .with_row_selection(selection)
+                .with_batch_size(65_536)
+                .build()?,
+        )
+    }
+
     /// `runs` (in row order) cut to their rows in `[lo_us, hi_us]`, each
     /// with those rows' timestamps, read from the timestamp column alone
     /// (delta-packed, cheap beside the values' byte-stream-split); a run
@@ -530,19 +547,7 @@ impl FileIndex {
         lo_us: i64,
         hi_us: i64,
     ) -> Result<Option<Vec<(u32, usize, Vec<i64>)>>, datafusion::error::DataFusionError> {
-        #[allow(deprecated)]
-        let reader = ParquetObjectReader::new(Arc::clone(store), path.clone()).with_file_size(size);
-        let schema = self.meta.parquet_schema().clone();
-        let selection = RowSelection::from_consecutive_ranges(
-            runs.iter().map(|(_, first, len)| *first..first + len),
-            self.rows,
-        );
-        let mut stream =
-            ParquetRecordBatchStreamBuilder::new_with_metadata(reader, self.meta.clone())
-                .with_projection(ProjectionMask::leaves(&schema, [LEAF_TIMESTAMP]))
-                .with_row_selection(selection)
-                .with_batch_size(65_536)
-                .build()?;
+        let mut stream = self.rows_of(store, path, size, runs, &[LEAF_TIMESTAMP])?;
         // Each run's first row in the range (from its start) and the
         // timestamps from there; the last one seen, to check the order.
         let mut cut: Vec<(u32, usize, Vec<i64>)> = runs

@@ -208,8 +208,9 @@ pub(crate) struct FileWriter {
     /// and its labels (a row group starting inside it needs them).
     last_series: Option<i64>,
     labels: Labels,
-    /// The metric of the current row group's last row.
-    group_metric: Option<Box<str>>,
+    /// The metric of the last row appended (rows come metric by metric):
+    /// a series start whose metric differs begins a new metric.
+    last_metric: Option<Box<str>>,
 }
 
 /// The row group being encoded: one Arrow column writer per leaf (the two
@@ -294,7 +295,7 @@ impl FileWriter {
             catalog: FileCatalog::default(),
             last_series: None,
             labels: Vec::new(),
-            group_metric: None,
+            last_metric: None,
         })
     }
 
@@ -423,7 +424,7 @@ impl FileWriter {
                 // Parquet's writer fell back to plain encoding there; and
                 // before a new metric once it holds enough rows.
                 let metric = metrics.value(row);
-                let new_metric = self.group_metric.as_deref() != Some(metric);
+                let new_metric = self.last_metric.as_deref() != Some(metric);
                 let starts_here = starts.peek().is_some_and(|(s, _)| *s == row);
                 if starts_here
                     && group.labels.rows() > 0
@@ -434,7 +435,7 @@ impl FileWriter {
                     break;
                 }
                 if new_metric {
-                    self.group_metric = Some(Box::from(metric));
+                    self.last_metric = Some(Box::from(metric));
                 }
                 if let Some((_, labels)) = starts.next_if(|(s, _)| *s == row) {
                     self.labels = labels;

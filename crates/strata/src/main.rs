@@ -410,8 +410,8 @@ async fn shutdown_signal() {
 /// mimalloc rather than glibc's malloc: a query's large, short-lived
 /// buffers (points, step tables) come from pages it keeps instead of fresh
 /// mmaps faulted in on every query (18% of a 7-day query's cycles were the
-/// kernel zeroing and mapping pages under glibc), and ingest's many small
-/// allocations are cheaper (docs/BENCHMARKS.md, stop 35).
+/// kernel zeroing and mapping pages under glibc). It holds freed pages
+/// between queries: docs/BENCHMARKS.md, stop 35, has both figures.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

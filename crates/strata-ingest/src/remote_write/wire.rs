@@ -115,11 +115,11 @@ impl<'a> Reader<'a> {
     /// Where the leading run of `field`'s length-delimited entries ends.
     fn run_end(mut self, field: u64) -> usize {
         let mut end = 0;
-        while !self.done() {
-            match self.key() {
-                Ok((f, LEN)) if f == field && self.bytes().is_ok() => end = self.pos,
-                _ => break,
+        while let Ok((f, LEN)) = self.key() {
+            if f != field || self.bytes().is_err() {
+                break;
             }
+            end = self.pos;
         }
         end
     }
