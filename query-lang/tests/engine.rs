@@ -144,8 +144,21 @@ fn a_split_range_query_equals_its_instant_queries() {
         "count(up offset 45s)",
         "max by (service) ((req_bucket))",
         "group by (tenant) (up) and on (tenant) min by (tenant) (up)",
+        // One selector or one window function: read off whole, series by
+        // series, no step evaluated; 800 series are enough work to split
+        // the steps over two workers, each reading its stretch of a table
+        // read in parts.
+        "up",
+        "up offset 30s",
+        r#"{__name__=~"up|req_bucket"}"#,
+        r#"rate({__name__=~"up|req_bucket"}[1m])"#,
+        "(max_over_time(req_bucket[1m]))",
     ];
     let engine = Engine::default();
+    let parted = Engine::new(EngineConfig {
+        part_series: 50,
+        ..EngineConfig::default()
+    });
     let rt = rt();
     // A step shorter than the windows (each point in several windows) and
     // one longer (most points in none: windows found by galloping, resets
@@ -155,6 +168,10 @@ fn a_split_range_query_equals_its_instant_queries() {
         let range = rt
             .block_on(engine.range(&src, q, start, end, step))
             .unwrap();
+        let in_parts = rt
+            .block_on(parted.range(&src, q, start, end, step))
+            .unwrap();
+        assert_eq!(in_parts.value, range.value, "{q}: read in parts");
         let strata_query_lang::promql::Value::Matrix(series) = range.value else {
             panic!("{q}: not a matrix");
         };
@@ -182,4 +199,38 @@ fn a_split_range_query_equals_its_instant_queries() {
             t += step;
         }
     }
+}
+
+/// Two series that share their labels once `__name__` is dropped fail a
+/// range query as an instant query fails, whether the answer is read off
+/// whole or evaluated step by step.
+#[test]
+fn a_range_query_whose_series_collide_without_names_fails() {
+    let mut src = MemorySource::new();
+    for name in ["a", "b"] {
+        let l = Labels::new(vec![
+            ("__name__".into(), name.into()),
+            ("x".into(), "1".into()),
+        ]);
+        for k in 0..40 {
+            src.add(&l, k * 15_000, k as f64);
+        }
+    }
+    let engine = Engine::default();
+    let rt = rt();
+    let q = r#"rate({__name__=~"a|b"}[1m])"#;
+    let instant = rt.block_on(engine.instant(&src, q, 300_000)).unwrap_err();
+    let range = rt
+        .block_on(engine.range(&src, q, 60_000, 500_000, 15_000))
+        .unwrap_err();
+    assert_eq!(range.kind, instant.kind);
+    assert!(range.message.contains("same labelset"), "{}", range.message);
+    // Kept names: no collision, every series read off.
+    let kept = rt
+        .block_on(engine.range(&src, r#"{__name__=~"a|b"}"#, 60_000, 500_000, 15_000))
+        .unwrap();
+    let strata_query_lang::promql::Value::Matrix(series) = kept.value else {
+        panic!("not a matrix");
+    };
+    assert_eq!(series.len(), 2);
 }

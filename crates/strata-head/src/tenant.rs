@@ -7,6 +7,9 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use parking_lot::RwLock;
 use strata_types::{SeriesId, SeriesRef, TenantId, WriteBatch};
 
+/// One series' label pairs, the index's own strings.
+type LabelPairs = Vec<(Arc<str>, Arc<str>)>;
+
 use crate::postings::LabelIndex;
 use crate::series::{MemSeries, Sym};
 use crate::{HeadError, Matcher, SeriesPoints, SeriesSnapshot};
@@ -520,20 +523,23 @@ impl TenantHead {
         index.labels.label_values(name, Some(&sel))
     }
 
-    /// Label sets (sorted by name) of the series matching `matchers`,
-    /// without their samples.
     /// How many series match `matchers` (read from the postings alone).
     pub fn count_matching(&self, matchers: &[Matcher]) -> u64 {
         self.index.read().labels.select(matchers).len()
     }
 
-    pub fn series_labels_matching(&self, matchers: &[Matcher]) -> Vec<Vec<(Arc<str>, Arc<str>)>> {
+    /// Ids and label sets (sorted by name) of the series matching
+    /// `matchers`, without their samples.
+    pub fn series_labels_matching(&self, matchers: &[Matcher]) -> Vec<(SeriesId, LabelPairs)> {
         let index = self.index.read();
         index
             .labels
             .select(matchers)
             .iter()
-            .map(|r| index.labels.shared_labels(r))
+            .filter_map(|r| {
+                let id = index.series.get(r as usize)?.id;
+                Some((id, index.labels.shared_labels(r)))
+            })
             .collect()
     }
 

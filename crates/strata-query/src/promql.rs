@@ -380,22 +380,30 @@ impl PromSource {
             .iter()
             .map(head_matcher)
             .collect::<Result<_, _>>()?;
+        // A series in several heads or files is listed once, by its id,
+        // before the sort: the sort compares each label set with others
+        // of the same index, whose strings are shared (no bytes read).
         // The indexes' own strings: no text is copied.
-        let mut out: Vec<Labels> = Vec::new();
+        let mut by_id: FastMap<i64, Labels> = FastMap::default();
         for h in &ix.heads {
-            out.extend(
-                h.series_labels_matching(&sel)
-                    .into_iter()
-                    .map(Labels::from_shared),
-            );
+            for (id, labels) in h.series_labels_matching(&sel) {
+                by_id
+                    .entry(id.0 as i64)
+                    .or_insert_with(|| Labels::from_shared(labels));
+            }
         }
         for f in &ix.files {
             for r in &f.labels.select(&sel) {
-                out.push(Labels::from_shared(f.labels.shared_labels(r)));
+                let Some(&id) = f.ids.get(r as usize) else {
+                    continue;
+                };
+                by_id
+                    .entry(id)
+                    .or_insert_with(|| Labels::from_shared(f.labels.shared_labels(r)));
             }
         }
+        let mut out: Vec<Labels> = by_id.into_values().collect();
         out.sort_unstable();
-        // A series in several heads or files is listed once.
         out.dedup();
         Ok(out)
     }

@@ -6,6 +6,7 @@ mod logs_write;
 mod loki;
 mod ops;
 mod prom;
+mod prom_numbers;
 mod specs;
 mod sql;
 mod write;

@@ -398,6 +398,9 @@ fn range_steps(
     step: i64,
 ) -> Result<Vec<Series>, PromError> {
     ev.precompute(expr, from, to, step)?;
+    if let Some(series) = ev.read_off(expr, from, to, step)? {
+        return Ok(series);
+    }
     // Series by their final (interned) labels' address.
     let mut out: AddrMap<usize, (Arc<Labels>, Points)> = AddrMap::default();
     let mut t = from;

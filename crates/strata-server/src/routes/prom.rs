@@ -20,6 +20,8 @@ use strata_query_lang::promql::{
     Value,
 };
 use strata_types::{ErrorKind, TenantId};
+
+use super::prom_numbers::{write_float_seconds, write_scalar, write_ts, write_value};
 use tracing::Instrument;
 
 use crate::AppState;
@@ -144,33 +146,6 @@ pub(crate) fn parse_duration(s: &str) -> Result<i64, String> {
 
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
-}
-
-/// Go's `strconv.FormatFloat(v, 'f', -1, 64)`, with `e` notation for
-/// |v| < 1e-6 and |v| ≥ 1e21, as Prometheus' JSON writer does.
-fn write_value(b: &mut Vec<u8>, v: f64) {
-    use std::io::Write as _;
-    // Writing into a Vec cannot fail.
-    if v.is_nan() {
-        b.extend_from_slice(b"NaN");
-    } else if v.is_infinite() {
-        b.extend_from_slice(if v > 0.0 { b"+Inf" } else { b"-Inf" });
-    } else if v != 0.0 && !(1e-6..1e21).contains(&v.abs()) {
-        let s = format!("{v:e}");
-        // Rust writes `1e-7`, Go `1e-07`: a sign and at least two digits.
-        match s.split_once('e') {
-            Some((m, e)) => {
-                let (sign, digits) = match e.strip_prefix('-') {
-                    Some(d) => ('-', d),
-                    None => ('+', e),
-                };
-                let _ = write!(b, "{m}e{sign}{digits:0>2}");
-            }
-            None => b.extend_from_slice(s.as_bytes()),
-        }
-    } else {
-        let _ = write!(b, "{v}");
-    }
 }
 
 fn envelope(data: J, warnings: Vec<String>, infos: Vec<String>) -> Response {
@@ -310,13 +285,17 @@ fn render(out: QueryOutput, limit: usize) -> Response {
     let mut b: Vec<u8> = Vec::with_capacity(4096);
     b.extend_from_slice(br#"{"status":"success","data":{"resultType":"#);
     match out.value {
+        // Scalars and strings as their own JSON methods write them.
         Value::Scalar { t, v } => {
-            b.extend_from_slice(br#""scalar","result":"#);
-            write_point(&mut b, t, v);
+            b.extend_from_slice(br#""scalar","result":["#);
+            write_float_seconds(&mut b, t);
+            b.extend_from_slice(b",\"");
+            write_scalar(&mut b, v);
+            b.extend_from_slice(b"\"]");
         }
         Value::String { t, s } => {
             b.extend_from_slice(br#""string","result":["#);
-            write_ts(&mut b, t);
+            write_float_seconds(&mut b, t);
             b.push(b',');
             write_str(&mut b, &s);
             b.push(b']');
@@ -395,16 +374,6 @@ fn write_labels(b: &mut Vec<u8>, l: &Labels) {
         b.push(b':');
         write_str(b, v);
     });
-}
-
-/// Seconds as Prometheus writes them: a number with up to 3 decimals.
-fn write_ts(b: &mut Vec<u8>, ms: i64) {
-    use std::io::Write as _;
-    if ms % 1000 == 0 {
-        let _ = write!(b, "{}", ms / 1000);
-    } else {
-        let _ = serde_json::to_writer(&mut *b, &(ms as f64 / 1000.0));
-    }
 }
 
 /// `[<seconds>,"<value>"]`.
@@ -820,25 +789,6 @@ mod tests {
             s["data"],
             json!({"resultType": "string", "result": [5, "x"]})
         );
-    }
-
-    fn format_value(v: f64) -> String {
-        let mut b = Vec::new();
-        write_value(&mut b, v);
-        String::from_utf8(b).unwrap()
-    }
-
-    #[test]
-    fn values_print_like_prometheus() {
-        assert_eq!(format_value(1.0), "1");
-        assert_eq!(format_value(0.1), "0.1");
-        assert_eq!(format_value(-2.5), "-2.5");
-        assert_eq!(format_value(1e-7), "1e-07");
-        assert_eq!(format_value(1.5e21), "1.5e+21");
-        assert_eq!(format_value(123456789012.0), "123456789012");
-        assert_eq!(format_value(f64::NAN), "NaN");
-        assert_eq!(format_value(f64::NEG_INFINITY), "-Inf");
-        assert_eq!(format_value(0.0), "0");
     }
 
     #[test]

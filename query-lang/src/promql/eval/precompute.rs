@@ -1,6 +1,7 @@
 //! Range queries' window-function calls computed for every step at once,
 //! series by series, and aggregations reducing their step columns.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use promql_parser::parser::{AggregateExpr, Expr, MatrixSelector, VectorSelector};
@@ -8,7 +9,7 @@ use promql_parser::parser::{AggregateExpr, Expr, MatrixSelector, VectorSelector}
 use super::super::functions::{Pts, Span, WindowFn};
 use super::super::memo::{AddrMap, addr, ptr};
 use super::super::value::Column;
-use super::super::{Labels, PromError};
+use super::super::{Labels, PromError, Series};
 use super::{Ev, Samp, ms, offset_ms};
 
 /// Every step of one window-function call of a range query (`rate(x[5m])`
@@ -573,6 +574,102 @@ impl Ev {
             }
         }
         Some(out)
+    }
+}
+
+impl Ev {
+    /// A range query's answer read off whole when the query is one
+    /// precomputed window-function call (`rate(x[5m])`) or one plain
+    /// selector: each series' points straight from its row or its
+    /// samples, no step evaluated (a panel of 10,000 rates spent most of
+    /// its time building each step's vector). `None` for any other
+    /// expression, or when two series would share their labels once
+    /// `__name__` is dropped (the step-by-step evaluation reports that
+    /// where it happens).
+    pub(super) fn read_off(
+        &self,
+        e: &Expr,
+        from: i64,
+        to: i64,
+        step: i64,
+    ) -> Result<Option<Vec<Series>>, PromError> {
+        if step <= 0 || to < from {
+            return Ok(None);
+        }
+        let steps = usize::try_from((to - from) / step + 1).unwrap_or(usize::MAX);
+        match e {
+            Expr::Paren(p) => self.read_off(&p.expr, from, to, step),
+            Expr::Call(c) => {
+                let pre = self.pre.borrow();
+                let Some(p) = pre.get(&addr(c)).or_else(|| self.parted.get(&addr(c))) else {
+                    return Ok(None);
+                };
+                // A worker's steps are a stretch of the table's.
+                let Some(k0) = p
+                    .step_of(from)
+                    .filter(|k| p.step == step && k + steps <= p.steps)
+                else {
+                    return Ok(None);
+                };
+                let n = p.labels.len();
+                let mut out = Vec::new();
+                let mut seen: HashSet<Labels> = HashSet::new();
+                for (i, labels) in p.labels.iter().enumerate() {
+                    if i % 1024 == 0 {
+                        self.cancel.check()?;
+                    }
+                    let mut points = Vec::new();
+                    for k in k0..k0 + steps {
+                        let cell = k * n + i;
+                        if p.present[cell / 64] & (1 << (cell % 64)) != 0 {
+                            points.push((p.from + k as i64 * p.step, p.values[cell]));
+                        }
+                    }
+                    if points.is_empty() {
+                        continue;
+                    }
+                    let labels = if p.drop_name {
+                        let l = labels.without_name();
+                        if !seen.insert(l.clone()) {
+                            return Ok(None);
+                        }
+                        l
+                    } else {
+                        (**labels).clone()
+                    };
+                    out.push(Series { labels, points });
+                }
+                Ok(Some(out))
+            }
+            Expr::VectorSelector(vs) if vs.at.is_none() => {
+                let Some(data) = self.data.get(&addr(vs)) else {
+                    return Ok(None);
+                };
+                let row = SelectorRow {
+                    from,
+                    step,
+                    steps,
+                    offset: offset_ms(&vs.offset),
+                    lookback: self.lookback,
+                };
+                let mut out = Vec::new();
+                for (i, s) in data.iter().enumerate() {
+                    if i % 1024 == 0 {
+                        self.cancel.check()?;
+                    }
+                    let mut points = Vec::new();
+                    row.fill(&s.all, |k, v| points.push((from + k as i64 * step, v)));
+                    if !points.is_empty() {
+                        out.push(Series {
+                            labels: (*s.labels).clone(),
+                            points,
+                        });
+                    }
+                }
+                Ok(Some(out))
+            }
+            _ => Ok(None),
+        }
     }
 }
 
