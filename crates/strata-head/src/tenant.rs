@@ -7,12 +7,12 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use parking_lot::RwLock;
 use strata_types::{SeriesId, SeriesRef, TenantId, WriteBatch};
 
-/// One series' label pairs, the index's own strings.
-type LabelPairs = Vec<(Arc<str>, Arc<str>)>;
-
 use crate::postings::LabelIndex;
 use crate::series::{MemSeries, Sym};
 use crate::{HeadError, Matcher, SeriesPoints, SeriesSnapshot};
+
+/// One series' label pairs, the index's own strings.
+type LabelPairs = Vec<(Arc<str>, Arc<str>)>;
 
 /// Selections of at least this many series are read on several threads.
 const PARALLEL_SERIES: usize = 2048;

@@ -380,10 +380,11 @@ impl PromSource {
             .iter()
             .map(head_matcher)
             .collect::<Result<_, _>>()?;
-        // A series in several heads or files is listed once, by its id,
-        // before the sort: the sort compares each label set with others
-        // of the same index, whose strings are shared (no bytes read).
-        // The indexes' own strings: no text is copied.
+        // A series in several heads or files is taken once, by its id,
+        // before the sort: most label sets sorted then come from one
+        // index (the first holding them), whose strings are shared, so
+        // comparisons test pointers rather than bytes. The indexes' own
+        // strings: no text is copied.
         let mut by_id: FastMap<i64, Labels> = FastMap::default();
         for h in &ix.heads {
             for (id, labels) in h.series_labels_matching(&sel) {
@@ -404,6 +405,8 @@ impl PromSource {
         }
         let mut out: Vec<Labels> = by_id.into_values().collect();
         out.sort_unstable();
+        // Ids are derived from label sets: two ids of one set would still
+        // be one series here.
         out.dedup();
         Ok(out)
     }
