@@ -46,22 +46,29 @@ fn write_float(b: &mut Vec<u8>, v: f64, exponents: bool) {
         .iter()
         .position(|&c| c == b'.')
         .unwrap_or(mantissa.len());
-    let mut digits: Vec<u8> = Vec::with_capacity(24);
-    digits.extend(mantissa.iter().filter(|c| c.is_ascii_digit()));
-    let mut point = int_len as i32 + exp;
-    let lead = digits.iter().take_while(|&&c| c == b'0').count();
-    digits.drain(..lead);
-    point -= lead as i32;
-    while digits.last() == Some(&b'0') {
-        digits.pop();
+    // On the stack: an answer writes a million of these (at most 17
+    // significant digits, and a few zeros around them).
+    let mut held = [0u8; 48];
+    let mut n = 0;
+    for &c in mantissa.iter().filter(|c| c.is_ascii_digit()) {
+        if let Some(slot) = held.get_mut(n) {
+            *slot = c;
+            n += 1;
+        }
+    }
+    let lead = held[..n].iter().take_while(|&&c| c == b'0').count();
+    let mut digits = &held[lead..n];
+    let point = int_len as i32 + exp - lead as i32;
+    while let [rest @ .., b'0'] = digits {
+        digits = rest;
     }
     if negative {
         b.push(b'-');
     }
     if !exponents || (1e-6..1e21).contains(&v.abs()) {
-        write_fixed(b, &digits, point);
+        write_fixed(b, digits, point);
     } else {
-        write_exponent(b, &digits, point - 1);
+        write_exponent(b, digits, point - 1);
     }
 }
 
