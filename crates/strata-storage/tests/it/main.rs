@@ -6,5 +6,6 @@ mod common;
 
 mod compact;
 mod conformance;
+mod encodings;
 mod flush;
 mod retention;
