@@ -23,10 +23,15 @@ use strata_types::TenantId;
 use crate::QueryError;
 use crate::series_labels::{Cover, FileIndex, FileIndexCache, LiveFiles};
 
+mod found;
+
+pub(crate) use found::Piece;
+use found::{Found, Run};
+
 /// One file's selected series: its index, and each series' position in it
-/// with its points.
+/// with its rows.
 type FileRead =
-    Result<(Arc<FileIndex>, Vec<(u32, Vec<(i64, f64)>)>), datafusion::error::DataFusionError>;
+    Result<(Arc<FileIndex>, Vec<(u32, Vec<Piece>)>), datafusion::error::DataFusionError>;
 
 /// A spawned task stopped when its query is dropped (a client gone, a
 /// timeout), not left running to the end.
@@ -107,58 +112,6 @@ fn sorted(set: HashSet<Arc<str>>) -> Vec<String> {
     let mut v: Vec<String> = set.into_iter().map(|s| s.to_string()).collect();
     v.sort_unstable();
     v
-}
-
-#[derive(Default)]
-struct Found {
-    labels: Option<Arc<Labels>>,
-    /// Each source's points, in scan order; each run is sorted by time.
-    runs: Vec<Vec<(i64, f64)>>,
-}
-
-impl Found {
-    /// One source's points of the series (heads and files in scan
-    /// order); `labels` is asked for only the first time.
-    fn add(&mut self, labels: impl FnOnce() -> Arc<Labels>, points: Vec<(i64, f64)>) {
-        if self.labels.is_none() {
-            self.labels = Some(labels());
-        }
-        if !points.is_empty() {
-            self.runs.push(points);
-        }
-    }
-
-    /// The series' points sorted by time, a sample written twice (in two
-    /// sources before compaction dedups it) once — the first source's in
-    /// scan order. Runs that do not overlap (day files, then the head) are
-    /// concatenated in time order without sorting.
-    fn into_points(self) -> Vec<(i64, f64)> {
-        let mut runs = self.runs;
-        let increasing = runs.iter().all(|r| r.is_sorted_by(|a, b| a.0 < b.0));
-        let mut order: Vec<usize> = (0..runs.len()).collect();
-        order.sort_by_key(|&i| runs[i].first().map_or(i64::MIN, |p| p.0));
-        let disjoint = increasing
-            && order.windows(2).all(|w| {
-                matches!((runs[w[0]].last(), runs[w[1]].first()), (Some(x), Some(y)) if x.0 < y.0)
-            });
-        if disjoint && runs.len() == 1 {
-            return runs.pop().unwrap_or_default();
-        }
-        let mut points = Vec::with_capacity(runs.iter().map(Vec::len).sum());
-        if disjoint {
-            for i in order {
-                points.append(&mut runs[i]);
-            }
-        } else {
-            for run in &mut runs {
-                points.append(run);
-            }
-            // Stable: among equal timestamps the first source's stays.
-            points.sort_by_key(|p| p.0);
-            points.dedup_by_key(|p| p.0);
-        }
-        points
-    }
 }
 
 impl PromSource {
@@ -255,10 +208,10 @@ impl PromSource {
             for s in head.query_points_where(&matchers, start_ms, end_ms, |id| in_part(id.0)) {
                 // The head's own strings: no text is copied.
                 let labels = s.labels;
-                found
-                    .entry(s.id.0 as i64)
-                    .or_default()
-                    .add(|| Arc::new(Labels::from_shared(labels)), s.points);
+                found.entry(s.id.0 as i64).or_default().add(
+                    || Arc::new(Labels::from_shared(labels)),
+                    Run::Points(s.points),
+                );
             }
         }
         for read in &mut reads {
@@ -266,14 +219,14 @@ impl PromSource {
                 .await
                 .map_err(|e| PromError::new(ErrorKind::Internal, format!("file read failed: {e}")))?
                 .map_err(df_error)?;
-            for (pos, points) in read {
+            for (pos, rows) in read {
                 let Some(&id) = ix.ids.get(pos as usize) else {
                     continue;
                 };
                 // The index's own strings: no text is copied.
                 found.entry(id).or_default().add(
                     || Arc::new(Labels::from_shared(ix.labels.shared_labels(pos))),
-                    points,
+                    Run::Rows(rows),
                 );
             }
         }
@@ -471,7 +424,7 @@ impl PromSource {
             let Some(labels) = f.labels.clone() else {
                 continue;
             };
-            if !matches_all(&labels, matchers) || f.runs.is_empty() {
+            if !matches_all(&labels, matchers) || f.is_empty() {
                 continue;
             }
             let points = f.into_points();
@@ -481,50 +434,5 @@ impl PromSource {
             });
         }
         Ok(out)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn found(runs: &[&[(i64, f64)]]) -> Found {
-        let mut f = Found::default();
-        for r in runs {
-            f.add(|| Arc::new(Labels::empty()), r.to_vec());
-        }
-        f
-    }
-
-    /// Sources come in scan order (heads, then files in any order): the
-    /// series' points come out in time order, a sample held by two sources
-    /// once, the first source's value.
-    #[test]
-    fn sources_merge_in_time_order_and_the_first_copy_wins() {
-        // Head (newest), then two day files out of order: concatenated.
-        let f = found(&[
-            &[(300, 3.0), (310, 3.1)],
-            &[(200, 2.0)],
-            &[(100, 1.0), (110, 1.1)],
-        ]);
-        assert_eq!(
-            f.into_points(),
-            vec![(100, 1.0), (110, 1.1), (200, 2.0), (300, 3.0), (310, 3.1)]
-        );
-        // A sample in the head and in a flush file not yet compacted.
-        let f = found(&[&[(200, 20.0), (300, 30.0)], &[(100, 1.0), (200, 2.0)]]);
-        assert_eq!(f.into_points(), vec![(100, 1.0), (200, 20.0), (300, 30.0)]);
-        // Interleaved runs.
-        let f = found(&[&[(100, 1.0), (300, 3.0)], &[(200, 2.0), (400, 4.0)]]);
-        assert_eq!(
-            f.into_points(),
-            vec![(100, 1.0), (200, 2.0), (300, 3.0), (400, 4.0)]
-        );
-        // One source.
-        assert_eq!(
-            found(&[&[(1, 1.0), (2, 2.0)]]).into_points(),
-            vec![(1, 1.0), (2, 2.0)]
-        );
-        assert!(found(&[]).into_points().is_empty());
     }
 }

@@ -14,6 +14,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use arrow::array::AsArray;
+use arrow::buffer::ScalarBuffer;
 use arrow::datatypes::{Float64Type, Int64Type, TimestampMicrosecondType};
 use datafusion::parquet::arrow::ParquetRecordBatchStreamBuilder;
 use datafusion::parquet::arrow::ProjectionMask;
@@ -29,6 +30,8 @@ use object_store::ObjectStore;
 use object_store::path::Path;
 use parking_lot::Mutex;
 use strata_query_lang::promql::{Labels, METRIC_NAME};
+
+use crate::promql::Piece;
 
 // Leaf columns of the data files (see strata-storage's writer).
 const LEAF_METRIC: usize = 0;
@@ -405,8 +408,7 @@ impl FileIndex {
         start_ms: i64,
         end_ms: i64,
         cover: Cover,
-    ) -> Result<Vec<(u32, Vec<(i64, f64)>)>, datafusion::error::DataFusionError> {
-        let whole = cover == Cover::Whole;
+    ) -> Result<Vec<(u32, Vec<Piece>)>, datafusion::error::DataFusionError> {
         let (lo_us, hi_us) = (start_ms.saturating_mul(1000), end_ms.saturating_mul(1000));
         let mut runs: Vec<(u32, usize, usize)> =
             self.runs_of(positions).into_iter().copied().collect();
@@ -415,7 +417,7 @@ impl FileIndex {
         }
         // With the rows cut, each run's timestamps (in microseconds) are
         // known: only values are read.
-        let mut known: Option<Vec<Vec<i64>>> = None;
+        let mut known: Option<Vec<ScalarBuffer<i64>>> = None;
         if cover == Cover::Little
             && let Some(cut) = self.narrow(store, path, size, &runs, lo_us, hi_us).await?
         {
@@ -423,31 +425,27 @@ impl FileIndex {
                 .iter()
                 .map(|(p, first, ts)| (*p, *first, ts.len()))
                 .collect();
-            known = Some(cut.into_iter().map(|(_, _, ts)| ts).collect());
+            known = Some(cut.into_iter().map(|(_, _, ts)| ts.into()).collect());
         }
+        // Rows outside the range are dropped, unless every row is in it or
+        // the cut kept only those.
+        let keep_all = cover == Cover::Whole || known.is_some();
         let leaves: &[usize] = if known.is_some() {
             &[LEAF_VALUE]
         } else {
             &[LEAF_TIMESTAMP, LEAF_VALUE]
         };
         let mut stream = self.rows_of(store, path, size, &runs, leaves)?;
-        let sized = |rows: usize| {
-            if whole {
-                Vec::with_capacity(rows)
-            } else {
-                Vec::new()
-            }
-        };
-        let mut out: Vec<(u32, Vec<(i64, f64)>)> = Vec::with_capacity(runs.len());
+        let mut out: Vec<(u32, Vec<Piece>)> = Vec::with_capacity(runs.len());
         let mut run = 0usize;
         let mut left = runs[0].2;
-        out.push((runs[0].0, sized(left)));
+        out.push((runs[0].0, Vec::new()));
         while let Some(b) = stream.try_next().await? {
             let v = b
                 .column(b.num_columns() - 1)
                 .as_primitive::<Float64Type>()
                 .values();
-            let t = (known.is_none()).then(|| {
+            let t = known.is_none().then(|| {
                 b.column(0)
                     .as_primitive::<TimestampMicrosecondType>()
                     .values()
@@ -460,33 +458,35 @@ impl FileIndex {
                         return Ok(out);
                     };
                     left = r.2;
-                    match out.last_mut() {
-                        Some((p, pts)) if *p == r.0 => pts.reserve(if whole { left } else { 0 }),
-                        _ => out.push((r.0, sized(left))),
+                    if out.last().is_none_or(|(p, _)| *p != r.0) {
+                        out.push((r.0, Vec::new()));
                     }
                 }
-                // The rest of the run in this batch, at once.
+                // The rest of the run in this batch, at once: slices of the
+                // decoded columns, not copies.
                 let take = left.min(b.num_rows() - i);
-                let vs = &v[i..i + take];
-                let ts = match (&t, &known) {
-                    (Some(t), _) => &t[i..i + take],
+                let ts_us = match (t, &known) {
+                    (Some(t), _) => t.slice(i, take),
                     (None, Some(known)) => {
-                        let ts = known.get(run).map_or(&[][..], Vec::as_slice);
                         let at = runs[run].2 - left;
-                        ts.get(at..at + take).unwrap_or(&[])
+                        match known.get(run) {
+                            Some(ts) if at + take <= ts.len() => ts.slice(at, take),
+                            _ => ScalarBuffer::from(Vec::new()),
+                        }
                     }
-                    (None, None) => &[],
+                    (None, None) => ScalarBuffer::from(Vec::new()),
                 };
-                if let Some((_, pts)) = out.last_mut() {
-                    let rows = ts.iter().zip(vs);
-                    if whole || known.is_some() {
-                        pts.extend(rows.map(|(&t, &v)| (t.div_euclid(1000), v)));
-                    } else {
-                        pts.extend(
-                            rows.filter(|(t, _)| (lo_us..=hi_us).contains(*t))
-                                .map(|(&t, &v)| (t.div_euclid(1000), v)),
-                        );
-                    }
+                let mut piece = Piece {
+                    values: v.slice(i, ts_us.len().min(take)),
+                    ts_us,
+                };
+                if !keep_all {
+                    piece = in_range(piece, lo_us, hi_us);
+                }
+                if let Some((_, pieces)) = out.last_mut()
+                    && !piece.values.is_empty()
+                {
+                    pieces.push(piece);
                 }
                 left -= take;
                 i += take;
@@ -588,6 +588,29 @@ impl FileIndex {
             }
         }
         Ok(Some(cut))
+    }
+}
+
+/// `piece`'s rows with timestamps in `[lo_us, hi_us]`: a slice when its
+/// timestamps are in order (files are written so), else picked one by one.
+fn in_range(piece: Piece, lo_us: i64, hi_us: i64) -> Piece {
+    let ts = &piece.ts_us;
+    if ts.is_sorted() {
+        let from = ts.partition_point(|&t| t < lo_us);
+        let to = ts.partition_point(|&t| t <= hi_us);
+        return Piece {
+            ts_us: piece.ts_us.slice(from, to.saturating_sub(from)),
+            values: piece.values.slice(from, to.saturating_sub(from)),
+        };
+    }
+    let (ts_us, values): (Vec<i64>, Vec<f64>) = ts
+        .iter()
+        .zip(piece.values.iter())
+        .filter(|(t, _)| (lo_us..=hi_us).contains(*t))
+        .unzip();
+    Piece {
+        ts_us: ts_us.into(),
+        values: values.into(),
     }
 }
 
