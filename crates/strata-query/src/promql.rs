@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use strata_head::Matcher as HeadMatcher;
 use strata_query_lang::promql::{
     ErrorKind, FastMap, Labels, METRIC_NAME, MatchOp, Matcher, PromError, Series, Source, id_part,
-    matches_all,
+    matches_all, par_map,
 };
 use strata_storage::TenantView;
 use strata_types::TenantId;
@@ -419,20 +419,20 @@ impl PromSource {
         found: FastMap<i64, Found>,
         matchers: &[Matcher],
     ) -> Result<Vec<Series>, PromError> {
-        let mut out = Vec::with_capacity(found.len());
-        for f in found.into_values() {
-            let Some(labels) = f.labels.clone() else {
-                continue;
-            };
-            if !matches_all(&labels, matchers) || f.is_empty() {
-                continue;
-            }
-            let points = f.into_points();
-            out.push(Series {
+        let found: Vec<(Arc<Labels>, Found)> = found
+            .into_values()
+            .filter_map(|f| Some((f.labels.clone()?, f)))
+            .filter(|(labels, f)| matches_all(labels, matchers) && !f.is_empty())
+            .collect();
+        // Each sample written into its series (a pass over every point
+        // read): on every core when there are many.
+        par_map(
+            found,
+            |(_, f)| f.len(),
+            |(labels, f)| Series {
                 labels: Arc::unwrap_or_clone(labels),
-                points,
-            });
-        }
-        Ok(out)
+                points: f.into_points(),
+            },
+        )
     }
 }

@@ -19,6 +19,7 @@ mod functions;
 mod labels;
 mod memo;
 mod memory;
+mod par;
 mod value;
 
 use std::time::Duration;
@@ -31,6 +32,7 @@ pub use labels::{Labels, METRIC_NAME};
 /// a multiply-rotate hash instead of SipHash.
 pub use memo::AddrMap as FastMap;
 pub use memory::MemorySource;
+pub use par::par_map;
 pub use promql_parser::label::{MatchOp, Matcher};
 
 /// The NaN Prometheus writes as a staleness marker.

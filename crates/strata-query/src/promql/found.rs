@@ -93,6 +93,11 @@ impl Found {
         self.runs.is_empty()
     }
 
+    /// Points over all runs (a sample in two sources counted twice).
+    pub(crate) fn len(&self) -> usize {
+        self.runs.iter().map(Run::len).sum()
+    }
+
     /// The series' points sorted by time, a sample written twice (in two
     /// sources before compaction dedups it) once — the first source's in
     /// scan order. Runs that do not overlap (day files, then the head) are

@@ -121,7 +121,9 @@ fn byte_stream_split_four_byte_values_read_back_exactly() {
     let floats: Vec<f32> = (0..n)
         .map(|i| f32::from_bits((i as u32).wrapping_mul(0x9e37_79b9) ^ 0x0102_0304))
         .collect();
-    let ints: Vec<i32> = (0..n).map(|i| (i as i32).wrapping_mul(-0x6151_f2e1)).collect();
+    let ints: Vec<i32> = (0..n)
+        .map(|i| (i as i32).wrapping_mul(-0x6151_f2e1))
+        .collect();
     for page_rows in [7, 100, 1 << 20] {
         let file = write(Arc::new(Float32Array::from(floats.clone())), page_rows);
         let back = read(&file, 33, None);

@@ -15,6 +15,7 @@ use super::{
     Planner, Prepared, PromError, Reducer, Series, Source, is_stale, matches_all, ms,
     selector_matchers, too_many_samples,
 };
+use crate::promql::par_map;
 /// Fetches what `expr` needs over `start..=end` (every `step`; one step
 /// for an instant query): a query ready to evaluate.
 pub(crate) async fn prepare(
@@ -182,9 +183,11 @@ pub(crate) async fn prepare(
         } else {
             selected.sort_unstable_by(|a, b| a.labels.cmp(&b.labels));
         }
-        let fetched: Fetched = selected
-            .into_iter()
-            .map(|s| {
+        // A look at every point: on every core when there are many.
+        let fetched: Fetched = par_map(
+            selected,
+            |s| s.points.len(),
+            |s| {
                 let all = Arc::new(s.points);
                 // Staleness markers end a series for instant selectors;
                 // range selectors skip them. Most series have none.
@@ -198,8 +201,8 @@ pub(crate) async fn prepare(
                     all,
                     live,
                 }
-            })
-            .collect();
+            },
+        )?;
         data.insert(need.key, fetched);
     }
     // The contained selections: their base's series (in label order, so
