@@ -21,11 +21,10 @@ use strata_storage::TenantView;
 use strata_types::TenantId;
 
 use crate::QueryError;
-use crate::series_labels::{Cover, FileIndex, FileIndexCache, LiveFiles};
+use crate::series_labels::{Cover, FileIndex, FileIndexCache, LiveFiles, Piece};
 
 mod found;
 
-pub(crate) use found::Piece;
 use found::{Found, Run};
 
 /// One file's selected series: its index, and each series' position in it

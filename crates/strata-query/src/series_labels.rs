@@ -31,8 +31,6 @@ use object_store::path::Path;
 use parking_lot::Mutex;
 use strata_query_lang::promql::{Labels, METRIC_NAME};
 
-use crate::promql::Piece;
-
 // Leaf columns of the data files (see strata-storage's writer).
 const LEAF_METRIC: usize = 0;
 const LEAF_LABEL_KEY: usize = 1;
@@ -589,6 +587,15 @@ impl FileIndex {
         }
         Ok(Some(cut))
     }
+}
+
+/// Consecutive rows of one series in a file, as decoded.
+#[derive(Debug, Clone)]
+pub(crate) struct Piece {
+    /// Timestamps in microseconds.
+    pub(crate) ts_us: ScalarBuffer<i64>,
+    /// As many values.
+    pub(crate) values: ScalarBuffer<f64>,
 }
 
 /// `piece`'s rows with timestamps in `[lo_us, hi_us]`: a slice when its

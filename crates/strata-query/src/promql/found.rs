@@ -7,17 +7,9 @@
 
 use std::sync::Arc;
 
-use arrow::buffer::ScalarBuffer;
 use strata_query_lang::promql::Labels;
 
-/// Consecutive rows of one series in a file, as decoded.
-#[derive(Debug, Clone)]
-pub(crate) struct Piece {
-    /// Timestamps in microseconds.
-    pub(crate) ts_us: ScalarBuffer<i64>,
-    /// As many values.
-    pub(crate) values: ScalarBuffer<f64>,
-}
+use crate::series_labels::Piece;
 
 /// One source's points of a series.
 pub(crate) enum Run {

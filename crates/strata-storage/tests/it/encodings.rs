@@ -117,7 +117,7 @@ fn byte_stream_split_values_read_back_exactly() {
 /// The four-byte widths take the same path.
 #[test]
 fn byte_stream_split_four_byte_values_read_back_exactly() {
-    let n = 4_099;
+    let n: usize = 4_099;
     let floats: Vec<f32> = (0..n)
         .map(|i| f32::from_bits((i as u32).wrapping_mul(0x9e37_79b9) ^ 0x0102_0304))
         .collect();
