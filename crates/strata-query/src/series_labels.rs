@@ -779,6 +779,34 @@ impl FileIndexCache {
 mod tests {
     use super::*;
 
+    /// A read over most of a file keeps each piece's rows in the range,
+    /// both ends included, whether or not its timestamps are in order.
+    #[test]
+    fn pieces_keep_the_rows_in_range() {
+        let piece = |ts: &[i64]| Piece {
+            ts_us: ts.to_vec().into(),
+            values: ts.iter().map(|&t| t as f64).collect(),
+        };
+        let rows = |p: Piece| -> Vec<(i64, f64)> {
+            p.ts_us
+                .iter()
+                .copied()
+                .zip(p.values.iter().copied())
+                .collect()
+        };
+        let sorted = piece(&[10, 20, 30, 40, 50]);
+        assert_eq!(
+            rows(in_range(sorted.clone(), 20, 40)),
+            vec![(20, 20.0), (30, 30.0), (40, 40.0)]
+        );
+        assert!(rows(in_range(sorted.clone(), 60, 70)).is_empty());
+        assert!(rows(in_range(sorted, 40, 20)).is_empty());
+        assert_eq!(
+            rows(in_range(piece(&[30, 10, 20, 50]), 15, 30)),
+            vec![(30, 30.0), (20, 20.0)]
+        );
+    }
+
     #[test]
     fn each_position_finds_its_runs_in_row_order() {
         // Position 1 split in two runs (a file not in series order);
