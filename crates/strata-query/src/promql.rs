@@ -420,7 +420,8 @@ impl PromSource {
     ) -> Result<Vec<Series>, PromError> {
         let found: Vec<(Arc<Labels>, Found)> = found
             .into_values()
-            .filter_map(|f| Some((f.labels.clone()?, f)))
+            // The labels taken out: the series' own copy when no one else holds it.
+            .filter_map(|mut f| Some((f.labels.take()?, f)))
             .filter(|(labels, f)| matches_all(labels, matchers) && !f.is_empty())
             .collect();
         // Each sample written into its series (a pass over every point
