@@ -11,7 +11,7 @@ use super::value::{Eval, Samp, Val};
 use super::{Labels, PromError, is_valid_label_name};
 
 /// The group a label set belongs to, as its output labels.
-fn group_of(m: &Option<LabelModifier>, l: &Labels) -> Labels {
+pub(crate) fn group_of(m: &Option<LabelModifier>, l: &Labels) -> Labels {
     match m {
         None => Labels::empty(),
         Some(LabelModifier::Include(by)) => l.keep(&by.labels),
@@ -181,15 +181,72 @@ pub(crate) fn aggregate<E: Eval>(ev: &E, a: &AggregateExpr, t: i64) -> Result<Va
 /// The aggregations that reduce a precomputed column directly.
 pub(crate) const COLUMN_AGGREGATIONS: [&str; 5] = ["sum", "count", "min", "max", "group"];
 
+/// A column aggregation as a fold: each group's running state (a value and
+/// a Kahan compensation) takes the group's values one at a time, in the
+/// series' order, with the same operations as the general path (and so
+/// the same floating-point answer).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum FoldOp {
+    Sum,
+    Count,
+    Min,
+    Max,
+    Group,
+}
+
+impl FoldOp {
+    /// The fold of a column aggregation's operator (lowercase).
+    pub(crate) fn of(op: &str) -> Option<Self> {
+        Some(match op {
+            "sum" => FoldOp::Sum,
+            "count" => FoldOp::Count,
+            "min" => FoldOp::Min,
+            "max" => FoldOp::Max,
+            "group" => FoldOp::Group,
+            _ => return None,
+        })
+    }
+
+    /// A group's value before its first input.
+    pub(crate) fn start(self) -> f64 {
+        match self {
+            FoldOp::Min | FoldOp::Max => f64::NAN,
+            _ => 0.0,
+        }
+    }
+
+    /// Folds `v` into a group's `value` and `comp`ensation.
+    #[inline]
+    pub(crate) fn add(self, value: &mut f64, comp: &mut f64, v: f64) {
+        match self {
+            FoldOp::Sum => (*value, *comp) = kahan_add(v, *value, *comp),
+            FoldOp::Min if value.is_nan() || v < *value => *value = v,
+            FoldOp::Max if value.is_nan() || v > *value => *value = v,
+            _ => {}
+        }
+    }
+
+    /// The group's answer from its state and the number of its inputs.
+    pub(crate) fn answer(self, value: f64, comp: f64, count: usize) -> f64 {
+        match self {
+            FoldOp::Sum if value.is_infinite() => value,
+            FoldOp::Sum => value + comp,
+            FoldOp::Count => count as f64,
+            FoldOp::Group => 1.0,
+            FoldOp::Min | FoldOp::Max => value,
+        }
+    }
+}
+
 /// `sum`, `count`, `min`, `max` or `group` of a window-function call or a
-/// plain selector a range query computed for every step
-/// ([`Eval::precomputed_column`]): each
-/// input series' group is found once per query, and a step is one pass
-/// over a column of values, with the same order of operations (and so the
-/// same floating-point answer) as the general path.
+/// plain selector a range query computed for every step: folded while the
+/// selection was read in parts ([`Eval::folded`]), or from the call's
+/// column ([`Eval::precomputed_column`]), each input series' group found
+/// once per query and a step one pass over the column.
 fn pre_aggregate<E: Eval>(ev: &E, a: &AggregateExpr, op: &str, t: i64) -> Option<Vec<Samp>> {
-    if !COLUMN_AGGREGATIONS.contains(&op) {
-        return None;
+    let op = FoldOp::of(op)?;
+    if let Some(v) = ev.folded(addr(a), t) {
+        return Some(v);
     }
     let mut inner = &*a.expr;
     while let Expr::Paren(p) = inner {
@@ -207,7 +264,7 @@ fn pre_aggregate<E: Eval>(ev: &E, a: &AggregateExpr, op: &str, t: i64) -> Option
         |l| group_of(&a.modifier, l),
         |col| {
             let groups = col.groups.len();
-            let mut sum = vec![0.0; groups];
+            let mut value = vec![op.start(); groups];
             let mut comp = vec![0.0; groups];
             let mut count = vec![0usize; groups];
             let mut order: Vec<usize> = Vec::new();
@@ -215,31 +272,16 @@ fn pre_aggregate<E: Eval>(ev: &E, a: &AggregateExpr, op: &str, t: i64) -> Option
                 let g = col.group_of[i];
                 if count[g] == 0 {
                     order.push(g);
-                    sum[g] = match op {
-                        "min" | "max" => f64::NAN,
-                        _ => 0.0,
-                    };
                 }
                 count[g] += 1;
-                match op {
-                    "sum" => (sum[g], comp[g]) = kahan_add(v, sum[g], comp[g]),
-                    "min" if sum[g].is_nan() || v < sum[g] => sum[g] = v,
-                    "max" if sum[g].is_nan() || v > sum[g] => sum[g] = v,
-                    _ => {}
-                }
+                op.add(&mut value[g], &mut comp[g], v);
             }
             order
                 .into_iter()
                 .map(|g| Samp {
                     labels: Arc::clone(&col.groups[g]),
                     t,
-                    v: match op {
-                        "sum" if sum[g].is_infinite() => sum[g],
-                        "sum" => sum[g] + comp[g],
-                        "count" => count[g] as f64,
-                        "group" => 1.0,
-                        _ => sum[g],
-                    },
+                    v: op.answer(value[g], comp[g], count[g]),
                     drop_name: col.drop_name,
                 })
                 .collect()

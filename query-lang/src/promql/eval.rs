@@ -15,6 +15,7 @@ use super::{
     Series, Source, Value, is_stale, matches_all,
 };
 
+mod fold;
 mod parts;
 mod precompute;
 mod prepare;
@@ -47,6 +48,9 @@ pub(crate) struct Ev {
     /// (by the address of the call, or of the aggregated selector): every
     /// step of the query, computed while fetching.
     parted: Arc<AddrMap<usize, Pre>>,
+    /// Column aggregations over a selection read in parts, by the
+    /// aggregation's address: folded while fetching.
+    folded: Arc<AddrMap<usize, fold::Folded>>,
     /// The selectors read in parts: their points are not held.
     parted_selectors: Arc<AddrSet<usize>>,
     /// Per aggregation node over a precomputed call: its grouping.
@@ -131,6 +135,10 @@ struct Planner<'a> {
     /// window-function call, or by a column aggregation), by key: they can
     /// be read in parts.
     reducers: HashMap<usize, Reducer<'a>>,
+    /// Column aggregations over a reduced selection's table, by the table's
+    /// key (the call's address, or the selector's): the table can be
+    /// folded by them as it is read.
+    folds: HashMap<usize, &'a promql_parser::parser::AggregateExpr>,
 }
 
 /// What reduces a selection at each step of the query.
@@ -193,6 +201,12 @@ impl<'a> Planner<'a> {
                     && let Some(vs) = precompute::column_selector(a)
                 {
                     self.reducers.insert(addr(vs), Reducer::Column);
+                    self.folds.insert(addr(vs), a);
+                }
+                if self.in_subquery == 0
+                    && let Some(c) = precompute::column_call(a)
+                {
+                    self.folds.insert(addr(c), a);
                 }
                 self.walk(&a.expr, lo, hi);
             }
@@ -305,7 +319,8 @@ impl Prepared {
         } else {
             let steps = usize::try_from((end - start) / step + 1).unwrap_or(usize::MAX);
             let series: usize = ev.data.values().map(Vec::len).sum::<usize>()
-                + ev.parted.values().map(Pre::series).sum::<usize>();
+                + ev.parted.values().map(Pre::series).sum::<usize>()
+                + ev.folded.values().map(fold::Folded::groups).sum::<usize>();
             // Both halves of the range at once when there is enough work:
             // steps are independent, each worker has its own memo.
             let workers = if steps >= 16 && steps.saturating_mul(series.max(1)) >= PARALLEL_WORK {
@@ -514,6 +529,7 @@ impl Ev {
             max_samples: self.max_samples,
             pre: RefCell::default(),
             parted: Arc::clone(&self.parted),
+            folded: Arc::clone(&self.folded),
             parted_selectors: Arc::clone(&self.parted_selectors),
             groupings: RefCell::default(),
             memo: Memo::default(),
@@ -728,5 +744,9 @@ impl Eval for Ev {
         f: impl FnOnce(&super::value::Column<'_>) -> R,
     ) -> Option<R> {
         self.precomputed_column_at(key, t, node, group, f)
+    }
+
+    fn folded(&self, node: usize, t: i64) -> Option<Vec<Samp>> {
+        self.folded_at(node, t)
     }
 }

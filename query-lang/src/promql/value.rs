@@ -124,6 +124,10 @@ pub(crate) trait Eval {
     /// The call's value at `t` when it was computed for every step at once.
     fn precomputed(&self, c: &Call, t: i64) -> Option<Vec<Samp>>;
 
+    /// The answer at `t` of a column aggregation (node `node`) folded
+    /// while its selection was read in parts.
+    fn folded(&self, node: usize, t: i64) -> Option<Vec<Samp>>;
+
     /// For an aggregation (node `node`) over a precomputed call or
     /// selector (`key`: its node's address): `f` of its column at `t`, with
     /// each input series' group (`group` of its labels, found once per

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use super::super::functions::WindowFn;
+use super::fold::{Fold, Folded};
 use super::precompute::{self, CallRow, CallSteps, PRE_CELLS, Pre, PreBuilder, SelectorRow};
 use super::{
     ErrorKind, Ev, Labels, Matcher, Need, PromError, Reducer, Source, addr, is_stale, matches_all,
@@ -24,8 +25,9 @@ type PartRow = (Arc<Labels>, Vec<(i64, f64)>);
 type PartSeries = Vec<PartRow>;
 
 impl Rows {
-    /// The rows of the part's series that satisfy `keep`, in label order.
-    fn reduce(&self, series: &PartSeries, keep: &[Matcher]) -> PreBuilder {
+    /// The rows of the part's series that satisfy `keep`, in label order,
+    /// with their groups when the table is folded.
+    fn reduce(&self, series: &PartSeries, keep: &[Matcher], fold: Option<&Fold>) -> PreBuilder {
         let steps = match self {
             Rows::Call(_, at) => at.steps(),
             Rows::Selector(at) => at.steps,
@@ -58,18 +60,30 @@ impl Rows {
                 }
             }
         }
+        if let Some(f) = fold {
+            out.group_rows(|l| f.group(l));
+        }
         out
     }
 }
 
 /// One table read from a selection in parts: how a series becomes its row,
-/// whether `__name__` is dropped, and the matchers a series must satisfy
-/// to have a row (for a selection the read one contains, its own matchers;
-/// none for the read selection).
+/// whether `__name__` is dropped, the matchers a series must satisfy to
+/// have a row (for a selection the read one contains, its own matchers;
+/// none for the read selection), and the aggregation that folds it, if
+/// one does.
 pub(super) struct Table {
     pub(super) rows: Rows,
     pub(super) drop_name: bool,
     pub(super) keep: Vec<Matcher>,
+    pub(super) fold: Option<Fold>,
+}
+
+/// A table read in parts: every step of the call or selector, or of the
+/// aggregation folding it.
+pub(super) enum Built {
+    Table(Pre),
+    Folded(Folded),
 }
 
 /// How a call or column aggregation reduces its selection: the table's key
@@ -113,8 +127,8 @@ pub(super) fn table_rows(
 
 /// Reads a selection in `parts` parts, each reduced to its rows of each of
 /// `tables` (of the query's step table, `from`, `step`) on a thread of its
-/// own while the next is fetched. Answers the tables, in order, and the
-/// points read; `None` when a table grew past [`PRE_CELLS`] (the estimate
+/// own while the next is fetched. Answers the tables (or their folds), in
+/// order, and the points read; `None` when a table grew past [`PRE_CELLS`] (the estimate
 /// of its series was low): the selection is then read whole and evaluated
 /// step by step.
 #[allow(clippy::too_many_arguments)]
@@ -126,7 +140,7 @@ pub(super) async fn read_in_parts(
     (from, step, steps): (i64, i64, usize),
     parts: usize,
     room: usize,
-) -> Result<Option<(Vec<Pre>, usize)>, PromError> {
+) -> Result<Option<(Vec<Built>, usize)>, PromError> {
     let internal = |what: &str| PromError::new(ErrorKind::Internal, what.to_string());
     let tables = Arc::new(tables);
     let mut points = 0usize;
@@ -184,7 +198,9 @@ pub(super) async fn read_in_parts(
                     .map(|s| (Arc::new(s.labels), s.points))
                     .collect();
                 series.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-                let rows = tables.iter().map(|t| t.rows.reduce(&series, &t.keep));
+                let rows = tables
+                    .iter()
+                    .map(|t| t.rows.reduce(&series, &t.keep, t.fold.as_ref()));
                 // The receiver is gone when the query was dropped.
                 let _ = tx.send(rows.collect());
             })
@@ -201,7 +217,10 @@ pub(super) async fn read_in_parts(
     let pres = by_table
         .into_iter()
         .zip(tables.iter())
-        .map(|(rows, t)| PreBuilder::finish(rows, from, step, steps, t.drop_name))
+        .map(|(rows, t)| match &t.fold {
+            Some(f) => Built::Folded(Folded::new(&rows, (from, step, steps), f.op, t.drop_name)),
+            None => Built::Table(PreBuilder::finish(rows, from, step, steps, t.drop_name)),
+        })
         .collect();
     Ok(Some((pres, points)))
 }

@@ -35,13 +35,18 @@ impl Pre {
 
     /// The step `t` is, when the table holds it.
     fn step_of(&self, t: i64) -> Option<usize> {
-        if t < self.from || (t - self.from) % self.step != 0 {
-            return None;
-        }
-        usize::try_from((t - self.from) / self.step)
-            .ok()
-            .filter(|k| *k < self.steps)
+        step_index(self.from, self.step, self.steps, t)
     }
+}
+
+/// The step `t` is among `steps` steps `step` apart from `from`.
+pub(super) fn step_index(from: i64, step: i64, steps: usize, t: i64) -> Option<usize> {
+    if t < from || step <= 0 || (t - from) % step != 0 {
+        return None;
+    }
+    usize::try_from((t - from) / step)
+        .ok()
+        .filter(|k| *k < steps)
 }
 
 /// Cells (series × steps) past which a call is evaluated step by step
@@ -134,6 +139,27 @@ pub(super) fn column_selector(a: &AggregateExpr) -> Option<&VectorSelector> {
                     .contains(&a.op.to_string().to_lowercase().as_str()) =>
         {
             Some(vs)
+        }
+        _ => None,
+    }
+}
+
+/// The window-function call (its range a plain selector, no `@`) that
+/// `a`, a `sum`, `count`, `min`, `max` or `group` without parameter,
+/// reduces by column at every step.
+pub(super) fn column_call(a: &AggregateExpr) -> Option<&promql_parser::parser::Call> {
+    let mut inner = &*a.expr;
+    while let Expr::Paren(p) = inner {
+        inner = &p.expr;
+    }
+    match inner {
+        Expr::Call(c)
+            if a.param.is_none()
+                && window_selector(c).is_some()
+                && super::super::aggregate::COLUMN_AGGREGATIONS
+                    .contains(&a.op.to_string().to_lowercase().as_str()) =>
+        {
+            Some(c)
         }
         _ => None,
     }
@@ -255,8 +281,12 @@ pub(super) struct PreBuilder {
     steps: usize,
     labels: Vec<Arc<Labels>>,
     /// Series-major: series `i`'s value at step `k` is at `i * steps + k`.
-    values: Vec<f64>,
-    present: Vec<u64>,
+    pub(super) values: Vec<f64>,
+    pub(super) present: Vec<u64>,
+    /// For a table folded by an aggregation: each row's group, an index
+    /// into `groups` (this part's groups).
+    pub(super) row_group: Vec<u32>,
+    pub(super) groups: Vec<Labels>,
 }
 
 impl PreBuilder {
@@ -272,7 +302,56 @@ impl PreBuilder {
             labels: Vec::with_capacity(series),
             values: Vec::with_capacity(cells),
             present: Vec::with_capacity(cells.div_ceil(64)),
+            row_group: Vec::new(),
+            groups: Vec::new(),
         }
+    }
+
+    pub(super) fn steps(&self) -> usize {
+        self.steps
+    }
+
+    /// Whether series `i` has a value at step `k`, and the value.
+    #[inline]
+    pub(super) fn cell(&self, i: usize, k: usize) -> Option<f64> {
+        let cell = i * self.steps + k;
+        (self.present[cell / 64] & (1 << (cell % 64)) != 0).then(|| self.values[cell])
+    }
+
+    /// Each row's group: `group` of its labels, told apart within the part.
+    pub(super) fn group_rows(&mut self, group: impl Fn(&Labels) -> Labels) {
+        let mut index: std::collections::HashMap<Labels, u32> = std::collections::HashMap::new();
+        self.row_group = self
+            .labels
+            .iter()
+            .map(|l| {
+                let next = u32::try_from(index.len()).unwrap_or(u32::MAX);
+                *index.entry(group(l)).or_insert(next)
+            })
+            .collect();
+        let mut groups: Vec<(u32, Labels)> = index.into_iter().map(|(l, i)| (i, l)).collect();
+        groups.sort_unstable_by_key(|(i, _)| *i);
+        self.groups = groups.into_iter().map(|(_, l)| l).collect();
+    }
+
+    /// Every part's rows in label order (each part's rows are): (part,
+    /// row), by a k-way merge.
+    pub(super) fn merge_order(parts: &[PreBuilder]) -> Vec<(usize, usize)> {
+        let n: usize = parts.iter().map(PreBuilder::series).sum();
+        let mut order: Vec<(usize, usize)> = Vec::with_capacity(n);
+        let mut heads: std::collections::BinaryHeap<std::cmp::Reverse<(&Labels, usize, usize)>> =
+            parts
+                .iter()
+                .enumerate()
+                .filter_map(|(p, b)| b.labels.first().map(|l| std::cmp::Reverse((&**l, p, 0))))
+                .collect();
+        while let Some(std::cmp::Reverse((_, p, i))) = heads.pop() {
+            order.push((p, i));
+            if let Some(l) = parts[p].labels.get(i + 1) {
+                heads.push(std::cmp::Reverse((&**l, p, i + 1)));
+            }
+        }
+        order
     }
 
     /// Adds one series' row, `fill` putting its value at each step.
@@ -304,20 +383,7 @@ impl PreBuilder {
         drop_name: bool,
     ) -> Pre {
         let n: usize = parts.iter().map(PreBuilder::series).sum();
-        // A k-way merge: each part's next row, least labels first.
-        let mut order: Vec<(usize, usize)> = Vec::with_capacity(n);
-        let mut heads: std::collections::BinaryHeap<std::cmp::Reverse<(&Labels, usize, usize)>> =
-            parts
-                .iter()
-                .enumerate()
-                .filter_map(|(p, b)| b.labels.first().map(|l| std::cmp::Reverse((&**l, p, 0))))
-                .collect();
-        while let Some(std::cmp::Reverse((_, p, i))) = heads.pop() {
-            order.push((p, i));
-            if let Some(l) = parts[p].labels.get(i + 1) {
-                heads.push(std::cmp::Reverse((&**l, p, i + 1)));
-            }
-        }
+        let order = Self::merge_order(&parts);
         let labels = order
             .iter()
             .map(|&(p, i)| Arc::clone(&parts[p].labels[i]))

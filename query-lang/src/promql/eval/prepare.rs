@@ -6,13 +6,15 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use promql_parser::parser::Expr;
+use promql_parser::parser::{AggregateExpr, Expr};
 
-use super::parts::{Table, read_in_parts, table_rows};
+use super::super::aggregate::FoldOp;
+use super::fold::Fold;
+use super::parts::{Built, Table, read_in_parts, table_rows};
 use super::precompute::PRE_CELLS;
 use super::{
     AddrMap, AddrSet, Cancel, EngineConfig, Ev, Fetched, FetchedSeries, Matcher, Memo, Need,
-    Planner, Prepared, PromError, Reducer, Series, Source, is_stale, matches_all, ms,
+    Planner, Prepared, PromError, Reducer, Series, Source, addr, is_stale, matches_all, ms,
     selector_matchers, too_many_samples,
 };
 use crate::promql::par_map;
@@ -34,6 +36,7 @@ pub(crate) async fn prepare(
         needs: Vec::new(),
         in_subquery: 0,
         reducers: HashMap::new(),
+        folds: HashMap::new(),
     };
     planner.walk(&expr, start, end);
     let mut data = HashMap::new();
@@ -61,6 +64,7 @@ pub(crate) async fn prepare(
         max_samples: cfg.max_samples,
         pre: RefCell::default(),
         parted: Arc::default(),
+        folded: Arc::default(),
         parted_selectors: Arc::default(),
         groupings: RefCell::default(),
         memo: Memo::default(),
@@ -84,6 +88,7 @@ pub(crate) async fn prepare(
     // key).
     let mut filtered: Vec<(usize, Vec<Vec<Matcher>>, usize)> = Vec::new();
     let mut parted = AddrMap::default();
+    let mut folded = AddrMap::default();
     let mut parted_selectors = AddrSet::default();
     for (j, (need, sets)) in needs.iter().enumerate() {
         if bases[j].is_some() {
@@ -108,14 +113,14 @@ pub(crate) async fn prepare(
                 // The read selection's table, then those of the contained
                 // selections that are reduced too (the others are read on
                 // their own).
-                let (table_key, t) = table(&ev, need, r, steps, Vec::new())?;
+                let (table_key, t) = table(&ev, need, r, steps, Vec::new(), &planner.folds)?;
                 let (mut keys, mut table_keys, mut tables) =
                     (vec![need.key], vec![table_key], vec![t]);
                 for (c, c_sets) in &contained {
                     if let (Some(r), [own]) =
                         (planner.reducers.get(&c.key).copied(), c_sets.as_slice())
                     {
-                        let (table_key, t) = table(&ev, c, r, steps, own.clone())?;
+                        let (table_key, t) = table(&ev, c, r, steps, own.clone(), &planner.folds)?;
                         keys.push(c.key);
                         table_keys.push(table_key);
                         tables.push(t);
@@ -132,8 +137,15 @@ pub(crate) async fn prepare(
         match read {
             Some((keys, table_keys, pres, points)) => {
                 loaded += points;
-                for ((key, table_key), pre) in keys.into_iter().zip(table_keys).zip(pres) {
-                    parted.insert(table_key, pre);
+                for ((key, table_key), built) in keys.into_iter().zip(table_keys).zip(pres) {
+                    match built {
+                        Built::Table(pre) => {
+                            parted.insert(table_key, pre);
+                        }
+                        Built::Folded(f) => {
+                            folded.insert(table_key, f);
+                        }
+                    }
                     parted_selectors.insert(key);
                 }
                 for (c, c_sets) in contained {
@@ -153,6 +165,7 @@ pub(crate) async fn prepare(
         }
     }
     ev.parted = Arc::new(parted);
+    ev.folded = Arc::new(folded);
     ev.parted_selectors = Arc::new(parted_selectors);
     let needs = whole;
     // Every selector's series are fetched at once (a fetch waits on
@@ -231,21 +244,39 @@ pub(crate) async fn prepare(
 }
 
 /// The table a reduced selection read in parts fills, keeping the series
-/// that satisfy `keep`: its key and how it is built.
+/// that satisfy `keep`: its key and how it is built. A table a column
+/// aggregation reduces (`folds`, by table key) is folded by it as it is
+/// read, under the aggregation's key.
 fn table(
     ev: &Ev,
     need: &Need<'_>,
     reducer: Reducer<'_>,
     steps: usize,
     keep: Vec<Matcher>,
+    folds: &HashMap<usize, &AggregateExpr>,
 ) -> Result<(usize, Table), PromError> {
     let (key, drop_name, rows) = table_rows(ev, need, reducer, steps)?;
+    let fold = folds.get(&key).and_then(|a| {
+        let op = FoldOp::of(&a.op.to_string().to_lowercase())?;
+        Some((
+            addr(*a),
+            Fold {
+                op,
+                modifier: a.modifier.clone(),
+            },
+        ))
+    });
+    let (key, fold) = match fold {
+        Some((node, f)) => (node, Some(f)),
+        None => (key, None),
+    };
     Ok((
         key,
         Table {
             rows,
             drop_name,
             keep,
+            fold,
         },
     ))
 }
