@@ -124,22 +124,28 @@ impl CallSteps {
     }
 }
 
-/// The plain selector (no `@`) that `a`, a `sum`, `count`, `min`, `max`
-/// or `group` without parameter, reduces by column at every step.
-pub(super) fn column_selector(a: &AggregateExpr) -> Option<&VectorSelector> {
+/// What `a` aggregates (parentheses taken off) when it is a `sum`,
+/// `count`, `min`, `max` or `group` without parameter: an aggregation that
+/// can reduce a column at every step.
+fn column_operand(a: &AggregateExpr) -> Option<&Expr> {
+    if a.param.is_some()
+        || !super::super::aggregate::COLUMN_AGGREGATIONS
+            .contains(&a.op.to_string().to_lowercase().as_str())
+    {
+        return None;
+    }
     let mut inner = &*a.expr;
     while let Expr::Paren(p) = inner {
         inner = &p.expr;
     }
-    match inner {
-        Expr::VectorSelector(vs)
-            if vs.at.is_none()
-                && a.param.is_none()
-                && super::super::aggregate::COLUMN_AGGREGATIONS
-                    .contains(&a.op.to_string().to_lowercase().as_str()) =>
-        {
-            Some(vs)
-        }
+    Some(inner)
+}
+
+/// The plain selector (no `@`) that `a`, a `sum`, `count`, `min`, `max`
+/// or `group` without parameter, reduces by column at every step.
+pub(super) fn column_selector(a: &AggregateExpr) -> Option<&VectorSelector> {
+    match column_operand(a)? {
+        Expr::VectorSelector(vs) if vs.at.is_none() => Some(vs),
         _ => None,
     }
 }
@@ -148,19 +154,8 @@ pub(super) fn column_selector(a: &AggregateExpr) -> Option<&VectorSelector> {
 /// `a`, a `sum`, `count`, `min`, `max` or `group` without parameter,
 /// reduces by column at every step.
 pub(super) fn column_call(a: &AggregateExpr) -> Option<&promql_parser::parser::Call> {
-    let mut inner = &*a.expr;
-    while let Expr::Paren(p) = inner {
-        inner = &p.expr;
-    }
-    match inner {
-        Expr::Call(c)
-            if a.param.is_none()
-                && window_selector(c).is_some()
-                && super::super::aggregate::COLUMN_AGGREGATIONS
-                    .contains(&a.op.to_string().to_lowercase().as_str()) =>
-        {
-            Some(c)
-        }
+    match column_operand(a)? {
+        Expr::Call(c) if window_selector(c).is_some() => Some(c),
         _ => None,
     }
 }
