@@ -178,10 +178,8 @@ pub(crate) fn aggregate<E: Eval>(ev: &E, a: &AggregateExpr, t: i64) -> Result<Va
     Ok(Val::Vector(out))
 }
 
-/// The aggregations that reduce a precomputed column directly.
-pub(crate) const COLUMN_AGGREGATIONS: [&str; 5] = ["sum", "count", "min", "max", "group"];
-
-/// A column aggregation as a fold: each group's running state (a value and
+/// A column aggregation (the aggregations that reduce a precomputed
+/// column directly) as a fold: each group's running state (a value and
 /// a Kahan compensation) takes the group's values one at a time, in the
 /// series' order, with the same operations as the general path (and so
 /// the same floating-point answer).
@@ -195,7 +193,8 @@ pub(crate) enum FoldOp {
 }
 
 impl FoldOp {
-    /// The fold of a column aggregation's operator (lowercase).
+    /// The fold of a column aggregation's operator (lowercase); `None` for
+    /// the other aggregations.
     pub(crate) fn of(op: &str) -> Option<Self> {
         Some(match op {
             "sum" => FoldOp::Sum,

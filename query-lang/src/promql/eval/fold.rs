@@ -78,10 +78,11 @@ impl Folded {
         let mut order: Vec<Vec<u32>> = vec![Vec::new(); steps];
         for (p, i) in PreBuilder::merge_order(parts) {
             let part = &parts[p];
-            let (Some(&local), true) = (part.row_group.get(i), part.steps() == steps) else {
-                continue;
-            };
-            let Some(&g) = global[p].get(local as usize) else {
+            let Some(&g) = part
+                .row_group
+                .get(i)
+                .and_then(|&local| global[p].get(local as usize))
+            else {
                 continue;
             };
             let base = g as usize * steps;

@@ -128,9 +128,9 @@ pub(super) fn table_rows(
 /// Reads a selection in `parts` parts, each reduced to its rows of each of
 /// `tables` (of the query's step table, `from`, `step`) on a thread of its
 /// own while the next is fetched. Answers the tables (or their folds), in
-/// order, and the points read; `None` when a table grew past [`PRE_CELLS`] (the estimate
-/// of its series was low): the selection is then read whole and evaluated
-/// step by step.
+/// order, and the points read; `None` when a table grew past
+/// [`PRE_CELLS`] (the estimate of its series was low): the selection is
+/// then read whole and evaluated step by step.
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn read_in_parts(
     source: &dyn Source,

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use promql_parser::parser::{AggregateExpr, Expr, MatrixSelector, VectorSelector};
 
+use super::super::aggregate::FoldOp;
 use super::super::functions::{Pts, Span, WindowFn};
 use super::super::memo::{AddrMap, addr, ptr};
 use super::super::value::Column;
@@ -128,10 +129,7 @@ impl CallSteps {
 /// `count`, `min`, `max` or `group` without parameter: an aggregation that
 /// can reduce a column at every step.
 fn column_operand(a: &AggregateExpr) -> Option<&Expr> {
-    if a.param.is_some()
-        || !super::super::aggregate::COLUMN_AGGREGATIONS
-            .contains(&a.op.to_string().to_lowercase().as_str())
-    {
+    if a.param.is_some() || FoldOp::of(&a.op.to_string().to_lowercase()).is_none() {
         return None;
     }
     let mut inner = &*a.expr;
@@ -276,8 +274,8 @@ pub(super) struct PreBuilder {
     steps: usize,
     labels: Vec<Arc<Labels>>,
     /// Series-major: series `i`'s value at step `k` is at `i * steps + k`.
-    pub(super) values: Vec<f64>,
-    pub(super) present: Vec<u64>,
+    values: Vec<f64>,
+    present: Vec<u64>,
     /// For a table folded by an aggregation: each row's group, an index
     /// into `groups` (this part's groups).
     pub(super) row_group: Vec<u32>,
@@ -302,15 +300,18 @@ impl PreBuilder {
         }
     }
 
-    pub(super) fn steps(&self) -> usize {
-        self.steps
-    }
-
-    /// Whether series `i` has a value at step `k`, and the value.
+    /// Row `i`'s value at step `k`, when it has one.
     #[inline]
     pub(super) fn cell(&self, i: usize, k: usize) -> Option<f64> {
+        if k >= self.steps {
+            return None;
+        }
         let cell = i * self.steps + k;
-        (self.present[cell / 64] & (1 << (cell % 64)) != 0).then(|| self.values[cell])
+        let bits = self.present.get(cell / 64)?;
+        if bits & (1 << (cell % 64)) == 0 {
+            return None;
+        }
+        self.values.get(cell).copied()
     }
 
     /// Each row's group: `group` of its labels, told apart within the part.
@@ -394,10 +395,9 @@ impl PreBuilder {
         for (part, rank) in parts.into_iter().zip(rank) {
             for (i, r) in rank.into_iter().enumerate() {
                 for k in 0..steps {
-                    let from = i * steps + k;
-                    if part.present[from / 64] & (1 << (from % 64)) != 0 {
+                    if let Some(v) = part.cell(i, k) {
                         let cell = k * n + r;
-                        values[cell] = part.values[from];
+                        values[cell] = v;
                         present[cell / 64] |= 1 << (cell % 64);
                     }
                 }
