@@ -9,7 +9,7 @@ use super::value::{Eval, Samp, Val};
 
 mod window;
 use super::{Labels, METRIC_NAME, MatchOp, PromError, is_valid_label_name};
-pub(crate) use window::{Pts, Span, WINDOW_FNS, WindowFn, window_fn};
+pub(crate) use window::{Pts, Scratch, Span, WINDOW_FNS, WindowFn, window_fn};
 
 /// Kahan–Babuška summation step, as Prometheus' `kahanSumInc`.
 pub(crate) fn kahan_add(inc: f64, sum: f64, c: f64) -> (f64, f64) {
@@ -134,8 +134,9 @@ fn over_window<E: Eval>(
         t,
     };
     let mut out = Vec::with_capacity(w.series.len());
+    let mut scratch = Scratch::default();
     for s in &w.series {
-        if let Some(v) = f(&Pts(s.points(), false), &span) {
+        if let Some(v) = f(&Pts(s.points(), false), &span, &mut scratch) {
             out.push(Samp {
                 labels: s.labels.clone(),
                 t,
@@ -417,7 +418,7 @@ pub(crate) fn call<E: Eval>(ev: &E, c: &Call, t: i64) -> Result<Val, PromError> 
                 0,
                 t,
                 false,
-                Box::new(move |s, _| (s.points().len() >= 2).then(|| holt(s.points(), sf, tf))),
+                Box::new(move |s, _, _| (s.points().len() >= 2).then(|| holt(s.points(), sf, tf))),
             )
         }
         "histogram_quantile" => histogram_quantile(ev, c, t),

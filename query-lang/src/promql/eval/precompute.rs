@@ -7,7 +7,7 @@ use std::sync::Arc;
 use promql_parser::parser::{AggregateExpr, Expr, MatrixSelector, VectorSelector};
 
 use super::super::aggregate::FoldOp;
-use super::super::functions::{Pts, Span, WindowFn};
+use super::super::functions::{Pts, Scratch, Span, WindowFn};
 use super::super::memo::{AddrMap, addr, ptr};
 use super::super::value::Column;
 use super::super::{Labels, PromError, Series};
@@ -163,6 +163,7 @@ pub(super) struct CallRow<'a> {
     f: &'a WindowFn<'static>,
     at: CallSteps,
     drops: Vec<u32>,
+    scratch: Scratch,
 }
 
 impl<'a> CallRow<'a> {
@@ -171,6 +172,7 @@ impl<'a> CallRow<'a> {
             f,
             at,
             drops: Vec::new(),
+            scratch: Scratch::default(),
         }
     }
 
@@ -207,7 +209,11 @@ impl<'a> CallRow<'a> {
                     } else {
                         window.windows(2).all(|w| w[1].1 >= w[0].1)
                     };
-                if let Some(v) = (self.f)(&Pts(window, monotone), &Span { start, end, t }) {
+                if let Some(v) = (self.f)(
+                    &Pts(window, monotone),
+                    &Span { start, end, t },
+                    &mut self.scratch,
+                ) {
                     put(k, v);
                 }
             }

@@ -92,35 +92,117 @@ fn instant_delta(s: &Pts<'_>, is_rate: bool) -> Option<f64> {
     Some(result)
 }
 
-/// Least-squares slope and intercept at `intercept_t`, Kahan-summed.
-fn linear_regression(p: &[(i64, f64)], intercept_t: i64) -> (f64, f64) {
-    let (mut n, mut sx, mut cx, mut sy, mut cy, mut sxy, mut cxy, mut sx2, mut cx2) =
-        (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+/// Least-squares slope and intercept at `intercept_t`, Kahan-summed as
+/// Prometheus' `linearRegression` (its x side from `memo`).
+fn linear_regression(p: &[(i64, f64)], intercept_t: i64, memo: &mut Scratch) -> (f64, f64) {
     let init_y = p[0].1;
-    let mut const_y = true;
-    for (i, &(t, v)) in p.iter().enumerate() {
-        if const_y && i > 0 && v != init_y {
-            const_y = false;
-        }
-        n += 1.0;
-        let x = (t - intercept_t) as f64 / 1e3;
-        (sx, cx) = kahan_add(x, sx, cx);
-        (sy, cy) = kahan_add(v, sy, cy);
-        (sxy, cxy) = kahan_add(x * v, sxy, cxy);
-        (sx2, cx2) = kahan_add(x * x, sx2, cx2);
-    }
-    if const_y {
+    if p.iter().all(|q| q.1 == init_y) {
         if init_y.is_infinite() {
             return (f64::NAN, f64::NAN);
         }
         return (0.0, init_y);
     }
-    let (sx, sy, sxy, sx2) = (sx + cx, sy + cy, sxy + cxy, sx2 + cx2);
+    let side = memo.x_side(p, intercept_t);
+    let (mut sy, mut cy, mut sxy, mut cxy) = (0.0, 0.0, 0.0, 0.0);
+    for (&(_, v), &x) in p.iter().zip(&side.x) {
+        (sy, cy) = kahan_add(v, sy, cy);
+        (sxy, cxy) = kahan_add(x * v, sxy, cxy);
+    }
+    let n = p.len() as f64;
+    let (sx, sx2) = (side.sx, side.sx2);
+    let (sy, sxy) = (sy + cy, sxy + cxy);
     let cov = sxy - sx * sy / n;
     let var = sx2 - sx * sx / n;
     let slope = cov / var;
     let intercept = sy / n - slope * sx / n;
     (slope, intercept)
+}
+
+/// What a window function keeps from one window to the next on one
+/// thread: the x sides of the last few regressions, and a buffer of
+/// values.
+#[derive(Default)]
+pub(crate) struct Scratch {
+    sides: Vec<XSide>,
+    /// The side replaced on the next miss.
+    next: usize,
+    /// A window too long to keep is worked out here.
+    long: XSide,
+    values: Vec<f64>,
+}
+
+/// A regression's x side: each point's distance from the intercept time
+/// (`d`), its x (`d / 1000`, in seconds), and the compensated sums of x
+/// and x². It depends only on the distances, so it is the same for every
+/// window whose points sit at the same distances from its evaluation
+/// time: the steps of a regularly scraped series when the step is a
+/// multiple of the scrape interval, and the series scraped together.
+#[derive(Default)]
+struct XSide {
+    d: Vec<i64>,
+    x: Vec<f64>,
+    sx: f64,
+    sx2: f64,
+}
+
+/// Sides kept, and the longest window kept (`SIDES × MAX_KEPT` points of
+/// 16 bytes per thread at most).
+const SIDES: usize = 4;
+const MAX_KEPT: usize = 8192;
+
+impl XSide {
+    fn matches(&self, p: &[(i64, f64)], t0: i64) -> bool {
+        self.d.len() == p.len()
+            && self.d.first() == p.first().map(|q| q.0 - t0).as_ref()
+            && self.d.last() == p.last().map(|q| q.0 - t0).as_ref()
+            && self.d.iter().zip(p).all(|(&d, q)| d == q.0 - t0)
+    }
+
+    fn fill(&mut self, p: &[(i64, f64)], t0: i64) {
+        self.d.clear();
+        self.x.clear();
+        let (mut sx, mut cx, mut sx2, mut cx2) = (0.0, 0.0, 0.0, 0.0);
+        for &(t, _) in p {
+            let x = (t - t0) as f64 / 1e3;
+            self.d.push(t - t0);
+            self.x.push(x);
+            (sx, cx) = kahan_add(x, sx, cx);
+            (sx2, cx2) = kahan_add(x * x, sx2, cx2);
+        }
+        self.sx = sx + cx;
+        self.sx2 = sx2 + cx2;
+    }
+}
+
+impl Scratch {
+    /// The x side of `p`'s regression at `t0`: a kept one when its
+    /// distances are the same, else worked out (and kept in place of the
+    /// oldest).
+    fn x_side(&mut self, p: &[(i64, f64)], t0: i64) -> &XSide {
+        if p.len() > MAX_KEPT {
+            self.long.fill(p, t0);
+            return &self.long;
+        }
+        if let Some(i) = self.sides.iter().position(|s| s.matches(p, t0)) {
+            return &self.sides[i];
+        }
+        let i = if self.sides.len() < SIDES {
+            self.sides.push(XSide::default());
+            self.sides.len() - 1
+        } else {
+            self.next = (self.next + 1) % SIDES;
+            self.next
+        };
+        self.sides[i].fill(p, t0);
+        &self.sides[i]
+    }
+
+    /// The window's values in a buffer kept between windows.
+    fn values(&mut self, s: &Pts<'_>) -> &mut Vec<f64> {
+        self.values.clear();
+        self.values.extend(values(s));
+        &mut self.values
+    }
 }
 
 fn avg_over(s: &Pts<'_>) -> f64 {
@@ -151,7 +233,8 @@ fn stdvar_over(s: &Pts<'_>) -> f64 {
 }
 
 /// A range function's value over one window's points.
-pub(crate) type WindowFn<'a> = Box<dyn Fn(&Pts<'_>, &Span) -> Option<f64> + Send + Sync + 'a>;
+pub(crate) type WindowFn<'a> =
+    Box<dyn Fn(&Pts<'_>, &Span, &mut Scratch) -> Option<f64> + Send + Sync + 'a>;
 
 /// The functions of one range-vector argument [`window_fn`] knows.
 pub(crate) const WINDOW_FNS: [&str; 25] = [
@@ -191,29 +274,29 @@ pub(crate) fn window_fn<E: Eval>(
     t: i64,
 ) -> Result<(usize, bool, WindowFn<'static>), PromError> {
     Ok(match c.func.name {
-        "present_over_time" => (0, false, Box::new(|_, _| Some(1.0))),
+        "present_over_time" => (0, false, Box::new(|_, _, _| Some(1.0))),
         "rate" => (
             0,
             false,
-            Box::new(|s, w| extrapolated_rate(s, w, true, true)),
+            Box::new(|s, w, _| extrapolated_rate(s, w, true, true)),
         ),
         "increase" => (
             0,
             false,
-            Box::new(|s, w| extrapolated_rate(s, w, true, false)),
+            Box::new(|s, w, _| extrapolated_rate(s, w, true, false)),
         ),
         "delta" => (
             0,
             false,
-            Box::new(|s, w| extrapolated_rate(s, w, false, false)),
+            Box::new(|s, w, _| extrapolated_rate(s, w, false, false)),
         ),
-        "irate" => (0, false, Box::new(|s, _| instant_delta(s, true))),
-        "idelta" => (0, false, Box::new(|s, _| instant_delta(s, false))),
+        "irate" => (0, false, Box::new(|s, _, _| instant_delta(s, true))),
+        "idelta" => (0, false, Box::new(|s, _, _| instant_delta(s, false))),
         "deriv" => (
             0,
             false,
-            Box::new(|s, _| {
-                (s.points().len() >= 2).then(|| linear_regression(s.points(), s.points()[0].0).0)
+            Box::new(|s, _, m| {
+                (s.points().len() >= 2).then(|| linear_regression(s.points(), s.points()[0].0, m).0)
             }),
         ),
         "predict_linear" => {
@@ -222,9 +305,9 @@ pub(crate) fn window_fn<E: Eval>(
             (
                 0,
                 false,
-                Box::new(move |s, w| {
+                Box::new(move |s, w, m| {
                     (s.points().len() >= 2).then(|| {
-                        let (slope, intercept) = linear_regression(s.points(), w.t);
+                        let (slope, intercept) = linear_regression(s.points(), w.t, m);
                         slope * d + intercept
                     })
                 }),
@@ -233,12 +316,14 @@ pub(crate) fn window_fn<E: Eval>(
         "resets" => (
             0,
             false,
-            Box::new(|s, _| Some(s.points().windows(2).filter(|p| p[1].1 < p[0].1).count() as f64)),
+            Box::new(|s, _, _| {
+                Some(s.points().windows(2).filter(|p| p[1].1 < p[0].1).count() as f64)
+            }),
         ),
         "changes" => (
             0,
             false,
-            Box::new(|s, _| {
+            Box::new(|s, _, _| {
                 Some(
                     s.points()
                         .windows(2)
@@ -247,11 +332,11 @@ pub(crate) fn window_fn<E: Eval>(
                 )
             }),
         ),
-        "avg_over_time" => (0, false, Box::new(|s, _| Some(avg_over(s)))),
+        "avg_over_time" => (0, false, Box::new(|s, _, _| Some(avg_over(s)))),
         "sum_over_time" => (
             0,
             false,
-            Box::new(|s, _| {
+            Box::new(|s, _, _| {
                 let (mut sum, mut k) = (0.0, 0.0);
                 for v in values(s) {
                     (sum, k) = kahan_add(v, sum, k);
@@ -259,11 +344,11 @@ pub(crate) fn window_fn<E: Eval>(
                 Some(if sum.is_infinite() { sum } else { sum + k })
             }),
         ),
-        "count_over_time" => (0, false, Box::new(|s, _| Some(s.points().len() as f64))),
+        "count_over_time" => (0, false, Box::new(|s, _, _| Some(s.points().len() as f64))),
         "min_over_time" => (
             0,
             false,
-            Box::new(|s, _| {
+            Box::new(|s, _, _| {
                 Some(values(s).fold(
                     f64::NAN,
                     |acc, v| if acc.is_nan() || v < acc { v } else { acc },
@@ -273,29 +358,29 @@ pub(crate) fn window_fn<E: Eval>(
         "max_over_time" => (
             0,
             false,
-            Box::new(|s, _| {
+            Box::new(|s, _, _| {
                 Some(values(s).fold(
                     f64::NAN,
                     |acc, v| if acc.is_nan() || v > acc { v } else { acc },
                 ))
             }),
         ),
-        "last_over_time" => (0, true, Box::new(|s, _| s.points().last().map(|p| p.1))),
-        "first_over_time" => (0, true, Box::new(|s, _| s.points().first().map(|p| p.1))),
+        "last_over_time" => (0, true, Box::new(|s, _, _| s.points().last().map(|p| p.1))),
+        "first_over_time" => (0, true, Box::new(|s, _, _| s.points().first().map(|p| p.1))),
         "ts_of_last_over_time" => (
             0,
             false,
-            Box::new(|s, _| s.points().last().map(|p| p.0 as f64 / 1000.0)),
+            Box::new(|s, _, _| s.points().last().map(|p| p.0 as f64 / 1000.0)),
         ),
         "ts_of_first_over_time" => (
             0,
             false,
-            Box::new(|s, _| s.points().first().map(|p| p.0 as f64 / 1000.0)),
+            Box::new(|s, _, _| s.points().first().map(|p| p.0 as f64 / 1000.0)),
         ),
         "ts_of_max_over_time" => (
             0,
             false,
-            Box::new(|s, _| {
+            Box::new(|s, _, _| {
                 // The last time the maximum was reached.
                 let mut best: Option<(i64, f64)> = None;
                 for &(ts, v) in s.points() {
@@ -309,7 +394,7 @@ pub(crate) fn window_fn<E: Eval>(
         "ts_of_min_over_time" => (
             0,
             false,
-            Box::new(|s, _| {
+            Box::new(|s, _, _| {
                 let mut best: Option<(i64, f64)> = None;
                 for &(ts, v) in s.points() {
                     if best.is_none_or(|(_, b)| v <= b || b.is_nan()) {
@@ -319,27 +404,26 @@ pub(crate) fn window_fn<E: Eval>(
                 best.map(|(ts, _)| ts as f64 / 1000.0)
             }),
         ),
-        "stdvar_over_time" => (0, false, Box::new(|s, _| Some(stdvar_over(s)))),
-        "stddev_over_time" => (0, false, Box::new(|s, _| Some(stdvar_over(s).sqrt()))),
+        "stdvar_over_time" => (0, false, Box::new(|s, _, _| Some(stdvar_over(s)))),
+        "stddev_over_time" => (0, false, Box::new(|s, _, _| Some(stdvar_over(s).sqrt()))),
         "quantile_over_time" => {
             let q = ev.scalar(arg(c, 0)?, t)?;
             (
                 1,
                 false,
-                Box::new(move |s, _| {
-                    let mut v: Vec<f64> = values(s).collect();
-                    Some(quantile(q, &mut v))
-                }),
+                Box::new(move |s, _, m| Some(quantile(q, m.values(s)))),
             )
         }
         "mad_over_time" => (
             0,
             false,
-            Box::new(|s, _| {
-                let mut v: Vec<f64> = values(s).collect();
-                let median = quantile(0.5, &mut v);
-                let mut dev: Vec<f64> = v.iter().map(|x| (x - median).abs()).collect();
-                Some(quantile(0.5, &mut dev))
+            Box::new(|s, _, m| {
+                let v = m.values(s);
+                let median = quantile(0.5, v);
+                for x in v.iter_mut() {
+                    *x = (*x - median).abs();
+                }
+                Some(quantile(0.5, v))
             }),
         ),
         other => {
@@ -349,4 +433,115 @@ pub(crate) fn window_fn<E: Eval>(
             ));
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Prometheus' `linearRegression` as written there: all four sums in
+    /// one pass, nothing kept.
+    fn reference(p: &[(i64, f64)], t0: i64) -> (f64, f64) {
+        let (mut n, mut sx, mut cx, mut sy, mut cy, mut sxy, mut cxy, mut sx2, mut cx2) =
+            (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+        let init_y = p[0].1;
+        let mut const_y = true;
+        for (i, &(t, v)) in p.iter().enumerate() {
+            if const_y && i > 0 && v != init_y {
+                const_y = false;
+            }
+            n += 1.0;
+            let x = (t - t0) as f64 / 1e3;
+            (sx, cx) = kahan_add(x, sx, cx);
+            (sy, cy) = kahan_add(v, sy, cy);
+            (sxy, cxy) = kahan_add(x * v, sxy, cxy);
+            (sx2, cx2) = kahan_add(x * x, sx2, cx2);
+        }
+        if const_y {
+            if init_y.is_infinite() {
+                return (f64::NAN, f64::NAN);
+            }
+            return (0.0, init_y);
+        }
+        let (sx, sy, sxy, sx2) = (sx + cx, sy + cy, sxy + cxy, sx2 + cx2);
+        let slope = (sxy - sx * sy / n) / (sx2 - sx * sx / n);
+        (slope, sy / n - slope * sx / n)
+    }
+
+    fn bits((a, b): (f64, f64)) -> (u64, u64) {
+        (a.to_bits(), b.to_bits())
+    }
+
+    /// Points every 15 s from `offset`, values that make the sums' order
+    /// matter; `jitter` moves one point by a millisecond.
+    fn series(offset: i64, n: usize, jitter: Option<usize>) -> Vec<(i64, f64)> {
+        (0..n)
+            .map(|i| {
+                let t = offset + i as i64 * 15_000 + i64::from(jitter == Some(i));
+                let v = 1e9 + (i as f64 * 0.37).sin() * 1e7 + if i % 7 == 0 { 1e-3 } else { 0.0 };
+                (t, v)
+            })
+            .collect()
+    }
+
+    /// Every window a 30-minute `predict_linear` at a 30-second step reads
+    /// (the x sides kept from window to window), and the same windows in
+    /// other series (scraped at the same offset, at another, with one
+    /// point a millisecond off the grid: same first and last distances,
+    /// a different middle), give the bits Prometheus' regression gives.
+    #[test]
+    fn kept_x_sides_give_the_regression_bit_for_bit() {
+        let mut memo = Scratch::default();
+        let cases = [
+            series(1_234, 400, None),
+            series(1_234, 400, None),
+            series(7_000, 400, None),
+            series(1_234, 400, Some(150)),
+            series(1_234, 400, Some(151)),
+        ];
+        let mut windows = 0;
+        for p in &cases {
+            for k in 0..200 {
+                let t = 1_800_000 + k * 30_000;
+                let w: Vec<_> = p
+                    .iter()
+                    .copied()
+                    .filter(|q| q.0 > t - 1_800_000 && q.0 <= t)
+                    .collect();
+                if w.len() < 2 {
+                    continue;
+                }
+                windows += 1;
+                assert_eq!(
+                    bits(linear_regression(&w, t, &mut memo)),
+                    bits(reference(&w, t)),
+                    "window at {t}"
+                );
+                assert_eq!(
+                    bits(linear_regression(&w, w[0].0, &mut memo)),
+                    bits(reference(&w, w[0].0)),
+                    "deriv's window at {t}"
+                );
+            }
+        }
+        assert!(windows > 900);
+        // Constant and infinite windows, and one too long to keep.
+        for v in [5.0, f64::INFINITY, f64::NAN] {
+            let w: Vec<_> = (0..10).map(|i| (i * 1000, v)).collect();
+            assert_eq!(
+                bits(linear_regression(&w, 9000, &mut memo)),
+                bits(reference(&w, 9000))
+            );
+        }
+        let long = series(0, MAX_KEPT + 10, Some(5));
+        let t = long[long.len() - 1].0;
+        assert_eq!(
+            bits(linear_regression(&long, t, &mut memo)),
+            bits(reference(&long, t))
+        );
+        assert_eq!(
+            bits(linear_regression(&long, t, &mut memo)),
+            bits(reference(&long, t))
+        );
+    }
 }
