@@ -102,15 +102,8 @@ fn linear_regression(p: &[(i64, f64)], intercept_t: i64, memo: &mut Scratch) -> 
         }
         return (0.0, init_y);
     }
-    let side = memo.x_side(p, intercept_t);
-    let (mut sy, mut cy, mut sxy, mut cxy) = (0.0, 0.0, 0.0, 0.0);
-    for (&(_, v), &x) in p.iter().zip(&side.x) {
-        (sy, cy) = kahan_add(v, sy, cy);
-        (sxy, cxy) = kahan_add(x * v, sxy, cxy);
-    }
+    let (sx, sx2, sy, sxy) = memo.regression_sums(p, intercept_t);
     let n = p.len() as f64;
-    let (sx, sx2) = (side.sx, side.sx2);
-    let (sy, sxy) = (sy + cy, sxy + cxy);
     let cov = sxy - sx * sy / n;
     let var = sx2 - sx * sx / n;
     let slope = cov / var;
@@ -158,43 +151,58 @@ impl XSide {
             && self.d.iter().zip(p).all(|(&d, q)| d == q.0 - t0)
     }
 
-    fn fill(&mut self, p: &[(i64, f64)], t0: i64) {
+    /// Works the side out from `p`, and in the same pass the y sums
+    /// (Σy, Σxy) it answers with.
+    fn fill(&mut self, p: &[(i64, f64)], t0: i64) -> (f64, f64) {
         self.d.clear();
         self.x.clear();
         let (mut sx, mut cx, mut sx2, mut cx2) = (0.0, 0.0, 0.0, 0.0);
-        for &(t, _) in p {
+        let (mut sy, mut cy, mut sxy, mut cxy) = (0.0, 0.0, 0.0, 0.0);
+        for &(t, v) in p {
             let x = (t - t0) as f64 / 1e3;
             self.d.push(t - t0);
             self.x.push(x);
             (sx, cx) = kahan_add(x, sx, cx);
+            (sy, cy) = kahan_add(v, sy, cy);
+            (sxy, cxy) = kahan_add(x * v, sxy, cxy);
             (sx2, cx2) = kahan_add(x * x, sx2, cx2);
         }
         self.sx = sx + cx;
         self.sx2 = sx2 + cx2;
+        (sy + cy, sxy + cxy)
+    }
+
+    /// The y sums (Σy, Σxy) of `p` over this side's x.
+    fn y_sums(&self, p: &[(i64, f64)]) -> (f64, f64) {
+        let (mut sy, mut cy, mut sxy, mut cxy) = (0.0, 0.0, 0.0, 0.0);
+        for (&(_, v), &x) in p.iter().zip(&self.x) {
+            (sy, cy) = kahan_add(v, sy, cy);
+            (sxy, cxy) = kahan_add(x * v, sxy, cxy);
+        }
+        (sy + cy, sxy + cxy)
     }
 }
 
 impl Scratch {
-    /// The x side of `p`'s regression at `t0`: a kept one when its
-    /// distances are the same, else worked out (and kept in place of the
-    /// oldest).
-    fn x_side(&mut self, p: &[(i64, f64)], t0: i64) -> &XSide {
-        if p.len() > MAX_KEPT {
-            self.long.fill(p, t0);
-            return &self.long;
-        }
-        if let Some(i) = self.sides.iter().position(|s| s.matches(p, t0)) {
-            return &self.sides[i];
-        }
-        let i = if self.sides.len() < SIDES {
+    /// Σx, Σx², Σy and Σxy of `p`'s regression at `t0`, compensated; the
+    /// x side from a kept one when its distances are the same, else worked
+    /// out with the y sums (and kept in place of the oldest).
+    fn regression_sums(&mut self, p: &[(i64, f64)], t0: i64) -> (f64, f64, f64, f64) {
+        let side = if p.len() > MAX_KEPT {
+            &mut self.long
+        } else if let Some(i) = self.sides.iter().position(|s| s.matches(p, t0)) {
+            let side = &self.sides[i];
+            let (sy, sxy) = side.y_sums(p);
+            return (side.sx, side.sx2, sy, sxy);
+        } else if self.sides.len() < SIDES {
             self.sides.push(XSide::default());
-            self.sides.len() - 1
+            self.sides.last_mut().unwrap_or(&mut self.long)
         } else {
             self.next = (self.next + 1) % SIDES;
-            self.next
+            &mut self.sides[self.next]
         };
-        self.sides[i].fill(p, t0);
-        &self.sides[i]
+        let (sy, sxy) = side.fill(p, t0);
+        (side.sx, side.sx2, sy, sxy)
     }
 
     /// The window's values in a buffer kept between windows.
