@@ -111,13 +111,13 @@ fn linear_regression(p: &[(i64, f64)], intercept_t: i64, memo: &mut Scratch) -> 
     (slope, intercept)
 }
 
-/// What a window function keeps from one window to the next on one
-/// thread: the x sides of the last few regressions, and a buffer of
-/// values.
+/// What a window function keeps from one window to the next of one
+/// caller (a worker filling a call's rows, an instant step's series): the
+/// x sides of the last few regressions, and a buffer of values.
 #[derive(Default)]
 pub(crate) struct Scratch {
     sides: Vec<XSide>,
-    /// The side replaced on the next miss.
+    /// The side replaced on the next miss (the oldest).
     next: usize,
     /// A window too long to keep is worked out here.
     long: XSide,
@@ -195,11 +195,13 @@ impl Scratch {
             let (sy, sxy) = side.y_sums(p);
             return (side.sx, side.sx2, sy, sxy);
         } else if self.sides.len() < SIDES {
+            let i = self.sides.len();
             self.sides.push(XSide::default());
-            self.sides.last_mut().unwrap_or(&mut self.long)
+            &mut self.sides[i]
         } else {
-            self.next = (self.next + 1) % SIDES;
-            &mut self.sides[self.next]
+            let i = self.next;
+            self.next = (i + 1) % SIDES;
+            &mut self.sides[i]
         };
         let (sy, sxy) = side.fill(p, t0);
         (side.sx, side.sx2, sy, sxy)
