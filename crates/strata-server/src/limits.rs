@@ -304,7 +304,13 @@ impl Limits {
     ) -> Result<(), Refusal> {
         let tenant = &batch.tenant;
         let l = self.of(tenant);
-        for s in batch.series() {
+        let w = batch.label_widths();
+        let over = |limit: usize, n: usize| limit > 0 && n > limit;
+        let labels_pass = !over(l.max_labels_per_series, w.labels)
+            && !over(l.max_label_name_length, w.name_bytes)
+            && !over(l.max_label_value_length, w.value_bytes);
+        // Only a batch with a series over a limit is walked, to name it.
+        for s in batch.series().filter(|_| !labels_pass) {
             let n = s.label_count();
             if l.max_labels_per_series > 0 && n > l.max_labels_per_series {
                 return Err(refuse(

@@ -63,6 +63,17 @@ pub struct WriteBatch {
     labels: Vec<LabelSpan>,
     series: Vec<SeriesEnd>,
     samples: Vec<Sample>,
+    widest: LabelWidths,
+}
+
+/// The most labels any series of a batch has and its longest label name
+/// and value, in bytes: a batch within per-series label limits is known
+/// to be without walking its labels again.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LabelWidths {
+    pub labels: usize,
+    pub name_bytes: usize,
+    pub value_bytes: usize,
 }
 
 impl WriteBatch {
@@ -73,17 +84,25 @@ impl WriteBatch {
             labels: Vec::new(),
             series: Vec::new(),
             samples: Vec::new(),
+            widest: LabelWidths::default(),
         }
     }
 
     /// Pre-sizes the tables for `series` series of about `labels` labels.
     pub fn with_capacity(tenant: TenantId, series: usize, labels: usize) -> Self {
+        Self::with_text_capacity(tenant, series, labels, series * labels * 12)
+    }
+
+    /// [`Self::with_capacity`] with room for `text` bytes of label names
+    /// and values (a decoder that knows a bound never grows the arena).
+    pub fn with_text_capacity(tenant: TenantId, series: usize, labels: usize, text: usize) -> Self {
         Self {
             tenant,
-            strings: String::with_capacity(series * labels * 12),
+            strings: String::with_capacity(text),
             labels: Vec::with_capacity(series * labels),
             series: Vec::with_capacity(series),
             samples: Vec::with_capacity(series),
+            widest: LabelWidths::default(),
         }
     }
 
@@ -112,11 +131,18 @@ impl WriteBatch {
         samples: impl IntoIterator<Item = Sample>,
     ) {
         let start = self.labels.len();
+        let (mut name_bytes, mut value_bytes) = (0, 0);
         for (name, value) in pairs {
+            name_bytes = name_bytes.max(name.len());
+            value_bytes = value_bytes.max(value.len());
             let name = self.intern(name);
             let value = self.intern(value);
             self.labels.push(LabelSpan { name, value });
         }
+        let w = &mut self.widest;
+        w.labels = w.labels.max(self.labels.len() - start);
+        w.name_bytes = w.name_bytes.max(name_bytes);
+        w.value_bytes = w.value_bytes.max(value_bytes);
         self.samples.extend(samples);
         self.series.push(SeriesEnd {
             labels: self.labels.len() as u32,
@@ -162,6 +188,11 @@ impl WriteBatch {
 
     pub fn is_empty(&self) -> bool {
         self.samples.is_empty()
+    }
+
+    /// The widest series' label count and longest label name and value.
+    pub fn label_widths(&self) -> LabelWidths {
+        self.widest
     }
 
     /// The first series with a sample outside the storable time range
@@ -300,6 +331,14 @@ mod tests {
         let b = WriteBatch::from_series(TenantId::try_new("t").unwrap(), vec![s1.clone(), s2]);
         assert_eq!(b.series_count(), 2);
         assert_eq!(b.sample_count(), 1);
+        assert_eq!(
+            b.label_widths(),
+            LabelWidths {
+                labels: 2,
+                name_bytes: 8,
+                value_bytes: 2
+            }
+        );
         let first = b.series().next().unwrap();
         assert_eq!(first.label("job"), Some("a"));
         assert_eq!(first.to_labels(), s1.labels);

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use xxhash_rust::xxh3::Xxh3;
+use xxhash_rust::xxh3::{Xxh3, xxh3_64};
 
 /// The label that carries the metric name.
 pub const METRIC_NAME_LABEL: &str = "__name__";
@@ -34,7 +34,37 @@ pub struct SeriesId(pub u64);
 
 impl SeriesId {
     /// Hashes label pairs that are already sorted by name.
+    ///
+    /// The input is laid out in a reused per-thread buffer and hashed in
+    /// one call: XXH3's streaming form gives the same value, but feeding it
+    /// four small pieces per label cost ingest an eighth of its CPU.
     pub fn from_sorted_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        thread_local! {
+            static INPUT: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        INPUT.with(|input| match input.try_borrow_mut() {
+            Ok(mut buf) => {
+                buf.clear();
+                for (name, value) in pairs {
+                    buf.extend_from_slice(name.as_bytes());
+                    buf.push(0xff);
+                    buf.extend_from_slice(value.as_bytes());
+                    buf.push(0xff);
+                }
+                let id = Self(xxh3_64(&buf));
+                // A huge label set leaves no huge buffer behind.
+                if buf.capacity() > MAX_KEPT_INPUT {
+                    *buf = Vec::new();
+                }
+                id
+            }
+            // Only if `pairs` itself hashes a series while iterated.
+            Err(_) => Self::streamed(pairs),
+        })
+    }
+
+    /// The same hash fed piece by piece.
+    fn streamed<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
         let mut h = Xxh3::new();
         for (name, value) in pairs {
             h.update(name.as_bytes());
@@ -45,6 +75,9 @@ impl SeriesId {
         Self(h.digest())
     }
 }
+
+/// The largest hash input buffer a thread keeps between series.
+const MAX_KEPT_INPUT: usize = 64 << 10;
 
 impl fmt::Display for SeriesId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -224,24 +257,50 @@ fn validate_pairs<'a>(
     Ok(())
 }
 
+/// Per byte: may it start a label name, continue one, start a metric
+/// name, continue one (one table lookup per byte on the ingest path).
+const LABEL_START: u8 = 1;
+const LABEL_CHAR: u8 = 2;
+const METRIC_START: u8 = 4;
+const METRIC_CHAR: u8 = 8;
+static NAME_BYTES: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        let alpha = c.is_ascii_alphabetic() || c == b'_';
+        if alpha {
+            t[b] |= LABEL_START | LABEL_CHAR | METRIC_START | METRIC_CHAR;
+        }
+        if c.is_ascii_digit() {
+            t[b] |= LABEL_CHAR | METRIC_CHAR;
+        }
+        if c == b':' {
+            t[b] |= METRIC_START | METRIC_CHAR;
+        }
+        b += 1;
+    }
+    t
+};
+
+fn is_name(s: &str, start: u8, rest: u8) -> bool {
+    match s.as_bytes().split_first() {
+        Some((first, tail)) => {
+            NAME_BYTES[usize::from(*first)] & start != 0
+                && tail.iter().all(|c| NAME_BYTES[usize::from(*c)] & rest != 0)
+        }
+        None => false,
+    }
+}
+
 /// `[a-zA-Z_][a-zA-Z0-9_]*`
 pub fn is_valid_label_name(s: &str) -> bool {
-    let b = s.as_bytes();
-    !b.is_empty()
-        && (b[0].is_ascii_alphabetic() || b[0] == b'_')
-        && b[1..]
-            .iter()
-            .all(|c| c.is_ascii_alphanumeric() || *c == b'_')
+    is_name(s, LABEL_START, LABEL_CHAR)
 }
 
 /// `[a-zA-Z_:][a-zA-Z0-9_:]*`
 pub fn is_valid_metric_name(s: &str) -> bool {
-    let b = s.as_bytes();
-    !b.is_empty()
-        && (b[0].is_ascii_alphabetic() || b[0] == b'_' || b[0] == b':')
-        && b[1..]
-            .iter()
-            .all(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b':')
+    is_name(s, METRIC_START, METRIC_CHAR)
 }
 
 #[cfg(test)]
@@ -258,6 +317,43 @@ mod tests {
         // b"__name__\xffup\xffjob\xffapi\xff". Changing it is a format change.
         let labels = Labels::try_from_sorted(l(&[("__name__", "up"), ("job", "api")])).unwrap();
         assert_eq!(labels.series_id(), SeriesId(0xb11d_aa6c_4323_c14b));
+    }
+
+    #[test]
+    fn series_id_in_one_call_equals_the_streamed_hash() {
+        // Inputs on both sides of XXH3's size classes (16, 128, 240 bytes,
+        // its 256-byte stripes and 1 KiB blocks) and past the kept buffer.
+        for len in [
+            0usize, 1, 5, 14, 60, 61, 62, 117, 118, 200, 230, 250, 1000, 5000, 70_000,
+        ] {
+            let value = "v".repeat(len);
+            let pairs = [("__name__", "m"), ("a", value.as_str()), ("z", "é")];
+            assert_eq!(
+                SeriesId::from_sorted_pairs(pairs),
+                SeriesId::streamed(pairs),
+                "value of {len} bytes"
+            );
+        }
+    }
+
+    #[test]
+    fn name_rules_hold_for_every_byte() {
+        for b in 0..=255u8 {
+            let c = char::from(b);
+            let (alpha, digit) = (c.is_ascii_alphabetic() || c == '_', c.is_ascii_digit());
+            let s = c.to_string();
+            let (one, two) = (s.clone(), format!("a{s}"));
+            if b < 0x80 {
+                assert_eq!(is_valid_label_name(&one), alpha, "{b:#x} first");
+                assert_eq!(is_valid_label_name(&two), alpha || digit, "{b:#x} after");
+                assert_eq!(is_valid_metric_name(&one), alpha || c == ':', "{b:#x}");
+                assert_eq!(is_valid_metric_name(&two), alpha || digit || c == ':');
+            } else {
+                assert!(!is_valid_label_name(&two) && !is_valid_metric_name(&two));
+            }
+        }
+        assert!(!is_valid_label_name("") && !is_valid_metric_name(""));
+        assert!(is_valid_metric_name("job:rate5m") && !is_valid_label_name("job:rate5m"));
     }
 
     #[test]

@@ -22,7 +22,7 @@ pub use sample::{
 pub use tenant::{DEFAULT_TENANT, TenantError, TenantId};
 
 mod batch;
-pub use batch::{SeriesRef, SeriesSamples, WriteBatch};
+pub use batch::{LabelWidths, SeriesRef, SeriesSamples, WriteBatch};
 
 mod kind;
 pub use kind::ErrorKind;

@@ -56,7 +56,21 @@ impl<'a> Reader<'a> {
         self.pos >= self.buf.len()
     }
 
+    /// A varint; tags and lengths under 128 (nearly all of a request's)
+    /// are one byte and read inline.
+    #[inline]
     fn varint(&mut self) -> Result<u64, IngestError> {
+        match self.buf.get(self.pos) {
+            Some(&b) if b < 0x80 => {
+                self.pos += 1;
+                Ok(u64::from(b))
+            }
+            _ => self.long_varint(),
+        }
+    }
+
+    #[inline(never)]
+    fn long_varint(&mut self) -> Result<u64, IngestError> {
         let mut v = 0u64;
         for shift in (0..64).step_by(7) {
             let b = *self
@@ -156,7 +170,8 @@ fn want_wire(field: &str, wire: u8, want: u8) -> Result<(), IngestError> {
 pub(crate) fn decode(tenant: TenantId, raw: &[u8]) -> Result<Decoded, IngestError> {
     let mut skipped = Skipped::default();
     let mut r = Reader::new(raw);
-    let mut batch = WriteBatch::with_capacity(tenant, raw.len() / 200 + 1, 10);
+    // Label text is a part of the body: the arena never grows.
+    let mut batch = WriteBatch::with_text_capacity(tenant, raw.len() / 200 + 1, 10, raw.len());
     let mut labels: Vec<(&str, &str)> = Vec::with_capacity(16);
     let mut samples: Vec<Sample> = Vec::with_capacity(4);
     let mut index = 0usize;
