@@ -119,6 +119,12 @@ impl Index {
         let Some(&r) = self.by_id.get(&id) else {
             return Ok(None);
         };
+        self.verify(r, id, incoming).map(Some)
+    }
+
+    /// Series `r`, found by `id`, if it has `incoming`'s labels: an error
+    /// names both label sets when two share an id.
+    fn verify(&self, r: u32, id: SeriesId, incoming: &SeriesRef<'_>) -> Result<u32, HeadError> {
         if !self.same_labels(r, incoming) {
             return Err(HeadError::SeriesIdCollision {
                 id,
@@ -126,7 +132,7 @@ impl Index {
                 incoming: format!("{:?}", incoming.labels().collect::<Vec<_>>()),
             });
         }
-        Ok(Some(r))
+        Ok(r)
     }
 
     fn create(&mut self, id: SeriesId, incoming: &SeriesRef<'_>) -> u32 {
@@ -175,14 +181,19 @@ impl TenantHead {
     /// lock; samples are added under each series' own lock.
     pub(crate) fn append(&self, batch: &WriteBatch) -> Result<AppendStats, HeadError> {
         let ids: Vec<SeriesId> = batch.series().map(|s| s.series_id()).collect();
-        let mut refs = Vec::with_capacity(ids.len());
+        let mut refs: Vec<Option<u32>>;
         let mut missing = false;
         {
             let index = self.index.read();
-            for (s, id) in batch.series().zip(&ids) {
-                let r = index.lookup(*id, &s)?;
-                missing |= r.is_none();
-                refs.push(r);
+            // Every id looked up in one short loop first: in a large head
+            // the map's buckets are out of cache, and lookups that do not
+            // wait on each other overlap their misses.
+            refs = ids.iter().map(|id| index.by_id.get(id).copied()).collect();
+            for ((s, id), r) in batch.series().zip(&ids).zip(&mut refs) {
+                match r {
+                    Some(found) => *found = index.verify(*found, *id, &s)?,
+                    None => missing = true,
+                }
             }
         }
         let mut stats = AppendStats::default();

@@ -78,6 +78,10 @@ pub enum RecordError {
 pub struct SegmentEncoder {
     ids: HashMap<u128, u64, BuildHasherDefault<PreHashed>>,
     key: Vec<u8>,
+    /// Per series of the batch being encoded: its key, and its id when the
+    /// segment defined it before the batch.
+    keys: Vec<u128>,
+    found: Vec<Option<u64>>,
 }
 
 /// The map's keys are already XXH3 hashes: use their low bits as is
@@ -112,16 +116,28 @@ impl SegmentEncoder {
         out.push(KIND_SAMPLES);
         put_bytes(out, batch.tenant.as_str().as_bytes());
         put_uvarint(out, batch.series_count() as u64);
+        // Every key first, then every lookup in one short loop: with many
+        // series the map's buckets are out of cache, and lookups that do
+        // not wait on each other overlap their misses.
+        self.keys.clear();
         for s in batch.series() {
             self.key.clear();
             self.key.extend_from_slice(batch.tenant.as_str().as_bytes());
             self.key.push(0xff);
             s.identity_bytes(&mut self.key);
-            let key = xxh3_128(&self.key);
-            let next = self.ids.len() as u64;
-            match self.ids.get(&key) {
-                Some(&id) => put_uvarint(out, id << 1),
+            self.keys.push(xxh3_128(&self.key));
+        }
+        self.found.clear();
+        self.found
+            .extend(self.keys.iter().map(|k| self.ids.get(k).copied()));
+        for ((s, &key), &found) in batch.series().zip(&self.keys).zip(&self.found) {
+            // Not found: new, unless an earlier series of this batch had
+            // the same labels.
+            let known = found.or_else(|| self.ids.get(&key).copied());
+            match known {
+                Some(id) => put_uvarint(out, id << 1),
                 None => {
+                    let next = self.ids.len() as u64;
                     self.ids.insert(key, next);
                     put_uvarint(out, next << 1 | 1);
                     put_uvarint(out, s.label_count() as u64);

@@ -104,6 +104,26 @@ fn same_labels_in_another_tenant_get_their_own_ref() {
 }
 
 #[test]
+fn a_series_twice_in_one_batch_is_defined_once() {
+    let m = vec![("__name__", "m")];
+    let b = batch(vec![
+        (m.clone(), vec![(1, 1.0)]),
+        (vec![("__name__", "n")], vec![(1, 2.0)]),
+        (m, vec![(2, 3.0)]),
+    ]);
+    let mut enc = SegmentEncoder::default();
+    let bytes = encode(&mut enc, &b);
+    // kind, tenant (3), count; m defined as ref 0 ... n as ref 1 ... then
+    // m again as a bare ref 0 before its one sample.
+    let tail = [0u8, 1, 4];
+    assert!(bytes.ends_with(&[&tail[..], &3.0f64.to_bits().to_le_bytes()].concat()));
+    let WalRecord::Samples(back) = SegmentDecoder::default().decode(&bytes).unwrap() else {
+        panic!("not samples")
+    };
+    assert_eq!(back, b);
+}
+
+#[test]
 fn rejects_unknown_kind_and_trailing_bytes() {
     let mut dec = SegmentDecoder::default();
     assert_eq!(dec.decode(&[9]), Err(RecordError::UnknownKind { kind: 9 }));
