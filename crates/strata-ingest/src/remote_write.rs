@@ -9,8 +9,6 @@
 pub mod proto;
 mod wire;
 
-use std::cell::RefCell;
-
 use strata_types::{TenantId, WriteBatch};
 
 use crate::IngestError;
@@ -109,32 +107,12 @@ pub fn decode(
     body: &[u8],
     limits: DecodeLimits,
 ) -> Result<Decoded, IngestError> {
-    thread_local! {
-        static RAW: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    let raw = decompress(body, limits)?;
+    match proto {
+        Proto::V1 => wire::decode(tenant, &raw),
+        Proto::V2 => wire::decode_v2(tenant, &raw),
     }
-    RAW.with(|kept| {
-        let mut fresh = Vec::new();
-        let mut kept = kept.try_borrow_mut();
-        let buf = match kept.as_deref_mut() {
-            Ok(buf) => buf,
-            Err(_) => &mut fresh,
-        };
-        let raw = decompress(body, limits, buf)?;
-        let decoded = match proto {
-            Proto::V1 => wire::decode(tenant, raw),
-            Proto::V2 => wire::decode_v2(tenant, raw),
-        };
-        if buf.len() > MAX_KEPT_RAW {
-            *buf = Vec::new();
-        }
-        decoded
-    })
 }
-
-/// The largest decompressed body a thread keeps its buffer for: requests
-/// up to this size decompress into memory already mapped, not into fresh
-/// pages the kernel must zero first.
-const MAX_KEPT_RAW: usize = 4 << 20;
 
 /// Decodes and validates a remote-write 1.0 body for `tenant`.
 pub fn decode_v1(
@@ -145,32 +123,23 @@ pub fn decode_v1(
     decode(Proto::V1, tenant, body, limits)
 }
 
-/// Snappy block decompression into `buf` (grown as needed, never shrunk
-/// here), refusing bodies that would decode larger than the limit before
-/// allocating. The decompressed bytes.
-fn decompress<'b>(
-    body: &[u8],
-    limits: DecodeLimits,
-    buf: &'b mut Vec<u8>,
-) -> Result<&'b [u8], IngestError> {
-    let snappy = |e: snap::Error| IngestError::Snappy {
+/// Snappy block decompression, refusing bodies that would decode larger
+/// than the limit before allocating.
+fn decompress(body: &[u8], limits: DecodeLimits) -> Result<Vec<u8>, IngestError> {
+    let len = snap::raw::decompress_len(body).map_err(|e| IngestError::Snappy {
         reason: e.to_string(),
-    };
-    let len = snap::raw::decompress_len(body).map_err(snappy)?;
+    })?;
     if len > limits.max_decoded_bytes {
         return Err(IngestError::TooLarge {
             len,
             max: limits.max_decoded_bytes,
         });
     }
-    if buf.len() < len {
-        buf.resize(len, 0);
-    }
-    let out = buf.get_mut(..len).unwrap_or_default();
-    let n = snap::raw::Decoder::new()
-        .decompress(body, out)
-        .map_err(snappy)?;
-    Ok(buf.get(..n).unwrap_or_default())
+    snap::raw::Decoder::new()
+        .decompress_vec(body)
+        .map_err(|e| IngestError::Snappy {
+            reason: e.to_string(),
+        })
 }
 
 /// `{a="1", b="2"}` for error messages, shortened if huge.

@@ -544,6 +544,7 @@ mod tests {
             TenantLimits {
                 max_labels_per_series: 2,
                 max_label_value_length: 5,
+                max_label_name_length: 8,
                 ..TenantLimits::default()
             },
             None,
@@ -567,6 +568,27 @@ mod tests {
             )
             .unwrap_err();
         assert_eq!(r.reason, "max_label_value_length");
+        // The series over a limit need not be the batch's first.
+        let ok: &[(&str, &str)] = &[("__name__", "m"), ("a", "1")];
+        for (second, reason) in [
+            (
+                &[("__name__", "m"), ("a", "1"), ("b", "2")][..],
+                "max_labels_per_series",
+            ),
+            (
+                &[("__name__", "m"), ("a", "long!!")],
+                "max_label_value_length",
+            ),
+            (
+                &[("__name__", "m"), ("nine_byte", "1")],
+                "max_label_name_length",
+            ),
+        ] {
+            let r = l
+                .check_ingest(&batch("t", &[ok, second], 1), &SeriesAdmission::Unlimited)
+                .unwrap_err();
+            assert_eq!(r.reason, reason);
+        }
         assert!(
             l.check_ingest(
                 &batch("t", &[&[("__name__", "m"), ("a", "ok")]], 1),

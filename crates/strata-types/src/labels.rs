@@ -334,6 +334,21 @@ mod tests {
                 "value of {len} bytes"
             );
         }
+        // Label pairs whose iteration hashes another series (the kept
+        // buffer is in use) are hashed piece by piece, to the same value.
+        let pairs = [("__name__", "m"), ("job", "api")];
+        let mut inner = Vec::new();
+        let nested = pairs.iter().map(|&p| {
+            inner.push(SeriesId::from_sorted_pairs([p]));
+            p
+        });
+        let outer = SeriesId::from_sorted_pairs(nested);
+        assert_eq!(outer, SeriesId::from_sorted_pairs(pairs));
+        let alone: Vec<SeriesId> = pairs
+            .iter()
+            .map(|&p| SeriesId::from_sorted_pairs([p]))
+            .collect();
+        assert_eq!(inner, alone);
     }
 
     #[test]
@@ -349,6 +364,7 @@ mod tests {
                 assert_eq!(is_valid_metric_name(&one), alpha || c == ':', "{b:#x}");
                 assert_eq!(is_valid_metric_name(&two), alpha || digit || c == ':');
             } else {
+                assert!(!is_valid_label_name(&one) && !is_valid_metric_name(&one));
                 assert!(!is_valid_label_name(&two) && !is_valid_metric_name(&two));
             }
         }
