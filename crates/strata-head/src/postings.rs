@@ -21,10 +21,45 @@ pub struct LabelIndex {
     /// (name, value) symbols of each series, sorted by name.
     labels: Vec<Box<[(Sym, Sym)]>>,
     /// (name, value) → series.
-    postings: HashMap<(Sym, Sym), RoaringBitmap>,
+    postings: HashMap<(Sym, Sym), RoaringBitmap, PairHash>,
     /// name → values seen with it.
     values: HashMap<Sym, Vec<Sym>>,
     all: RoaringBitmap,
+}
+
+/// Hashes a pair of symbols (or of string numbers): the two `u32`s as one
+/// word, multiplied and folded (symbols are small dense integers; SipHash
+/// cost more than the postings lookups it served).
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct PairHash;
+
+impl std::hash::BuildHasher for PairHash {
+    type Hasher = PairHasher;
+    fn build_hasher(&self) -> PairHasher {
+        PairHasher(0)
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct PairHasher(u64);
+
+impl std::hash::Hasher for PairHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(29) ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+    fn finish(&self) -> u64 {
+        // The high bits are the well-mixed ones; hashbrown takes its
+        // control byte from the top and its bucket from the bottom.
+        self.0 ^ (self.0 >> 32)
+    }
 }
 
 impl LabelIndex {
@@ -62,11 +97,61 @@ impl LabelIndex {
 
     /// Adds a series with these labels (sorted by name); its position.
     pub fn add<'a>(&mut self, labels: impl IntoIterator<Item = (&'a str, &'a str)>) -> u32 {
-        let r = self.labels.len() as u32;
         let labels: Box<[(Sym, Sym)]> = labels
             .into_iter()
             .map(|(name, value)| (self.intern(name), self.intern(value)))
             .collect();
+        self.add_symbols(labels)
+    }
+
+    /// Adds series whose labels are numbers into `strings` (each series'
+    /// pairs sorted by name), as a file's series index stores them: each
+    /// string is interned once, not once per series, and each pair's
+    /// postings are gathered as a sorted list and made a bitmap once (a
+    /// bitmap container's `push` looks for its maximum each time). A
+    /// number past `strings` is no label (the index's decoder refuses
+    /// those).
+    pub fn extend_numbered<'s, S: AsRef<str>>(
+        &mut self,
+        strings: &[S],
+        series: impl Iterator<Item = &'s [(u32, u32)]>,
+    ) {
+        let syms: Vec<Sym> = strings.iter().map(|s| self.intern(s.as_ref())).collect();
+        // Postings by the file's string numbers, gathered in position order.
+        let mut gathered: HashMap<(u32, u32), Vec<u32>, PairHash> = HashMap::default();
+        let first = self.labels.len() as u32;
+        for pairs in series {
+            let r = self.labels.len() as u32;
+            let labels: Box<[(Sym, Sym)]> = pairs
+                .iter()
+                .filter_map(|&(n, v)| {
+                    let sym = (*syms.get(n as usize)?, *syms.get(v as usize)?);
+                    gathered.entry((n, v)).or_default().push(r);
+                    Some(sym)
+                })
+                .collect();
+            self.labels.push(labels);
+        }
+        let last = self.labels.len() as u32;
+        for ((n, v), positions) in gathered {
+            let (Some(&n), Some(&v)) = (syms.get(n as usize), syms.get(v as usize)) else {
+                continue;
+            };
+            // Sorted (gathered in position order), so this cannot fail.
+            let Ok(new) = RoaringBitmap::from_sorted_iter(positions) else {
+                continue;
+            };
+            let postings = self.postings.entry((n, v)).or_default();
+            if postings.is_empty() {
+                self.values.entry(n).or_default().push(v);
+            }
+            *postings |= new;
+        }
+        self.all.insert_range(first..last);
+    }
+
+    fn add_symbols(&mut self, labels: Box<[(Sym, Sym)]>) -> u32 {
+        let r = self.labels.len() as u32;
         for &(n, v) in labels.iter() {
             let postings = self.postings.entry((n, v)).or_default();
             if postings.is_empty() {

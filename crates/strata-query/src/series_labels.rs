@@ -30,6 +30,7 @@ use object_store::ObjectStore;
 use object_store::path::Path;
 use parking_lot::Mutex;
 use strata_query_lang::promql::{Labels, METRIC_NAME};
+use strata_storage::{SeriesIndex, SeriesIndexLocation};
 
 // Leaf columns of the data files (see strata-storage's writer).
 const LEAF_METRIC: usize = 0;
@@ -290,6 +291,20 @@ impl FileIndex {
             ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional),
         )
         .await?;
+        if let Some(index) = Self::from_series_index(store, path, &meta).await {
+            return Ok(index);
+        }
+        Self::from_columns(reader, meta, path).await
+    }
+
+    /// The index from the file's `series_id` column and a `labels` row
+    /// per series (files written without a series index).
+    #[allow(deprecated)]
+    pub(crate) async fn from_columns(
+        reader: ParquetObjectReader,
+        meta: ArrowReaderMetadata,
+        path: &Path,
+    ) -> Result<Self, datafusion::error::DataFusionError> {
         let schema = meta.parquet_schema().clone();
         // The column streams batch by batch: collected, a flush file's
         // 48M ids would be held at once (~400 MB a query never gives back).
@@ -370,6 +385,111 @@ impl FileIndex {
             rows: row,
             meta,
         })
+    }
+
+    /// The index from the series index the writer stored in the file
+    /// (`None`: the file has none, or it does not read back, which is
+    /// logged; the caller then indexes the file's columns).
+    pub(crate) async fn from_series_index(
+        store: &Arc<dyn ObjectStore>,
+        path: &Path,
+        meta: &ArrowReaderMetadata,
+    ) -> Option<Self> {
+        let at = meta
+            .metadata()
+            .file_metadata()
+            .key_value_metadata()?
+            .iter()
+            .find(|kv| kv.key == SeriesIndex::KEY)?
+            .value
+            .as_deref()
+            .and_then(SeriesIndexLocation::from_footer)?;
+        let end = at.offset.checked_add(at.len)?;
+        let read = async {
+            let bytes = object_store::ObjectStoreExt::get_range(store.as_ref(), path, at.offset..end)
+                .await
+                .map_err(strata_storage::StorageError::from)?;
+            SeriesIndex::decode(&bytes, at)
+        };
+        let decoded = match read.await {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(%path, error = %e, "series index unreadable; indexing the file's columns");
+                return None;
+            }
+        };
+        let file_rows = meta.metadata().file_metadata().num_rows();
+        if i64::try_from(decoded.rows).ok() != Some(file_rows) {
+            tracing::warn!(%path, index_rows = decoded.rows, file_rows, "series index does not cover the file; indexing the file's columns");
+            return None;
+        }
+        let mut labels = strata_head::LabelIndex::new();
+        labels.extend_numbered(
+            &decoded.strings,
+            (0..decoded.ids.len()).map(|i| decoded.pairs_of(i)),
+        );
+        let mut runs = Vec::with_capacity(decoded.runs.len());
+        let mut row = 0usize;
+        for &(pos, n) in &decoded.runs {
+            let n = n as usize;
+            runs.push((pos, row, n));
+            row += n;
+        }
+        let (pos_runs, run_of) = runs_by_position(&runs, decoded.ids.len());
+        Some(Self {
+            ids: decoded.ids,
+            labels,
+            runs,
+            pos_runs,
+            run_of,
+            rows: row,
+            meta: meta.clone(),
+        })
+    }
+
+    /// Everything the index holds, as plain values (tests compare two).
+    #[cfg(test)]
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn summary(
+        &self,
+    ) -> (
+        Vec<(i64, Vec<(String, String)>)>,
+        Vec<(u32, usize, usize)>,
+        usize,
+        Vec<(String, Vec<(String, Vec<u32>)>)>,
+    ) {
+        let series = (0..self.ids.len())
+            .map(|p| {
+                let labels = self
+                    .labels
+                    .labels(p as u32)
+                    .map(|(n, v)| (n.to_string(), v.to_string()))
+                    .collect();
+                (self.ids[p], labels)
+            })
+            .collect();
+        let values = self
+            .labels
+            .label_names(None)
+            .into_iter()
+            .map(|n| {
+                // Each value with the positions its postings select.
+                let mut v: Vec<(String, Vec<u32>)> = self
+                    .labels
+                    .label_values(&n, None)
+                    .iter()
+                    .map(|v| {
+                        let m = strata_head::Matcher::equal(n.to_string(), v.to_string());
+                        (v.to_string(), self.labels.select(&[m]).iter().collect())
+                    })
+                    .collect();
+                v.sort();
+                (n.to_string(), v)
+            })
+            .collect::<Vec<_>>();
+        let mut values = values;
+        values.sort();
+        (series, self.runs.clone(), self.rows, values)
     }
 
     /// The runs of the series at `positions`, in row order.
@@ -716,6 +836,34 @@ impl FileIndexCache {
     > {
         let live = LiveFiles::new(&view.table_root, &view.files);
         let store = view.store.store();
+        // Indexes not held yet are built at once, each on a task of its
+        // own (a restart or a new flush leaves several to build; each is
+        // CPU work that one core would do in turn). Dropping the request
+        // aborts them.
+        let missing: Vec<(Path, u64)> = {
+            let map = self.map.lock();
+            view.files
+                .iter()
+                .filter(|f| keep(f))
+                .map(|f| (f.path.under(&view.table_root), f.size))
+                .filter(|(p, _)| !map.contains_key(p.as_ref()))
+                .collect()
+        };
+        if missing.len() > 1 {
+            let mut builds = tokio::task::JoinSet::new();
+            for (path, size) in missing {
+                let store = Arc::clone(store);
+                builds.spawn(async move {
+                    let index = FileIndex::build(&store, &path, size).await;
+                    (path, index)
+                });
+            }
+            while let Some(done) = builds.join_next().await {
+                let (path, index) =
+                    done.map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
+                self.insert(&path, Arc::new(index?), &live);
+            }
+        }
         let mut out = Vec::new();
         for file in view.files.iter().filter(|f| keep(f)) {
             let path = file.path.under(&view.table_root);
@@ -744,6 +892,14 @@ impl FileIndexCache {
             return Ok(Arc::clone(ix));
         }
         let index = Arc::new(FileIndex::build(store, path, size).await?);
+        self.insert(path, Arc::clone(&index), live);
+        Ok(index)
+    }
+
+    /// Holds `index` as `path`'s, first dropping the indexes of `live`'s
+    /// table that are no longer among its files, and starting over when
+    /// the held series would pass [`INDEX_SERIES`].
+    fn insert(&self, path: &Path, index: Arc<FileIndex>, live: &LiveFiles) {
         use std::sync::atomic::Ordering;
         let live_paths: HashSet<String> = live
             .files
@@ -768,10 +924,10 @@ impl FileIndexCache {
             map.clear();
             self.series.store(0, Ordering::Relaxed);
         }
-        if map.insert(path.to_string(), Arc::clone(&index)).is_none() {
-            self.series.fetch_add(index.ids.len(), Ordering::Relaxed);
+        let series = index.ids.len();
+        if map.insert(path.to_string(), index).is_none() {
+            self.series.fetch_add(series, Ordering::Relaxed);
         }
-        Ok(index)
     }
 }
 

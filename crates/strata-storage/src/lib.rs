@@ -21,6 +21,7 @@ mod merge;
 pub mod paths;
 mod retention;
 mod schema;
+mod series_index;
 mod storage;
 mod store;
 mod table;
@@ -41,5 +42,6 @@ pub use storage::{
     AsOf, CompactReport, CompactionBacklog, FlushReport, LogView, Storage, StorageConfig,
     TenantView,
 };
+pub use series_index::{SeriesIndex, SeriesIndexLocation};
 pub use store::{ObjectStoreConfig, ObjectStoreHandle};
 pub use table::{DataFile, FileStats, MetricsTable, SHA256_TAG, WAL_APP_ID};

@@ -34,6 +34,7 @@ use strata_types::METRIC_NAME_LABEL;
 use crate::labels_chunk::{LabelsColumn, Leaf};
 use crate::paths::{DataFilePath, FileLevel, day_of_ms};
 use crate::schema::{MAP_ENTRIES, MAP_KEY, MAP_VALUE, metrics_schema};
+use crate::series_index::{SeriesIndex, SeriesIndexLocation, SeriesIndexWriter};
 use crate::{DataFile, FileCatalog, FileStats, StorageError};
 
 /// Rows per Arrow batch handed to the Parquet writer.
@@ -204,6 +205,8 @@ pub(crate) struct FileWriter {
     written_ms: i64,
     /// Metric → label names and series count, stored in the footer.
     catalog: FileCatalog,
+    /// Every series and its runs of rows, stored after the last row group.
+    series_index: SeriesIndexWriter,
     /// The series the last row belonged to (rows come series by series),
     /// and its labels (a row group starting inside it needs them).
     last_series: Option<i64>,
@@ -293,6 +296,7 @@ impl FileWriter {
             stats: FileStats::default(),
             written_ms: chrono::Utc::now().timestamp_millis(),
             catalog: FileCatalog::default(),
+            series_index: SeriesIndexWriter::default(),
             last_series: None,
             labels: Vec::new(),
             last_metric: None,
@@ -339,12 +343,17 @@ impl FileWriter {
         let values = values.as_primitive::<Float64Type>();
         let mut next = starts.iter().peekable();
         for i in 0..len {
-            if let Some((_, labels)) = next.next_if(|(s, _)| *s == i)
+            let start = next.next_if(|(s, _)| *s == i);
+            if let Some((_, labels)) = start
                 && self.last_series != Some(ids.value(i))
             {
                 self.catalog
                     .add_series(metric.value(i), labels.iter().map(|(n, _)| &**n));
             }
+            self.series_index
+                .push(ids.value(i), 1, metric.value(i), || {
+                    start.map(|(_, l)| l.iter().map(|(n, v)| (&**n, &**v)))
+                });
             self.last_series = Some(ids.value(i));
             self.stats.observe(
                 metric.value(i),
@@ -375,13 +384,18 @@ impl FileWriter {
                 .add_series(metric, labels.iter().map(|(n, _)| &**n));
             self.rows.starts.push((self.rows.len, labels));
         }
+        let mut rows = 0u64;
         for (ts_ms, value) in samples {
             self.stats.observe(metric, series_id, ts_ms, value);
             self.rows.push(metric, series_id, ts_ms, value);
+            rows += 1;
             if self.rows.len >= BATCH_ROWS {
                 self.write_rows().await?;
             }
         }
+        self.series_index.push(series_id, rows, metric, || {
+            Some(labels.iter().map(|(n, v)| (&**n, &**v)))
+        });
         Ok(())
     }
 
@@ -534,6 +548,23 @@ impl FileWriter {
                 FileCatalog::KEY.to_owned(),
                 self.catalog.to_json(),
             ));
+        // The series index goes between the last row group and the footer
+        // (counted by the writer, so the footer's offsets stay right).
+        if let Some((index, raw_len)) = std::mem::take(&mut self.series_index).finish()? {
+            let at = SeriesIndexLocation {
+                offset: self.file.bytes_written() as u64,
+                len: index.len() as u64,
+                raw_len,
+            };
+            self.file
+                .write_all(&index)
+                .map_err(parquet::errors::ParquetError::from)?;
+            self.file
+                .append_key_value_metadata(parquet::file::metadata::KeyValue::new(
+                    SeriesIndex::KEY.to_owned(),
+                    at.to_footer(),
+                ));
+        }
         // Writes the footer, then completes the upload.
         self.file.finish()?;
         self.upload().await?;

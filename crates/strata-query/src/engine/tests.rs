@@ -741,3 +741,85 @@ async fn promql_short_ranges_over_a_long_file_answer_as_the_head() {
         assert_eq!(got.value, want.value, "{q}, the last 10 minutes");
     }
 }
+
+/// Flush and compaction files carry a series index (ids, label sets, runs
+/// of rows); the index a query builds from it is the one it builds from
+/// the file's columns, for both writers and for series with different
+/// label names, metrics, and rows spread over two flushes.
+#[tokio::test]
+async fn a_files_series_index_matches_its_columns() {
+    use crate::series_labels::FileIndex;
+    let dir = tempfile::tempdir().unwrap();
+    let store = ObjectStoreHandle::open(&ObjectStoreConfig::default(), dir.path()).unwrap();
+    let storage = Arc::new(Storage::open(store, Arc::new(Head::new())).await.unwrap());
+    let wal = MemoryWal::new();
+    let series = |round: i64, n: usize| -> Vec<SeriesSamples> {
+        (0..n)
+            .map(|i| {
+                let job = format!("job-{}", i % 7);
+                let code = format!("{}", 200 + i % 5);
+                let inst = format!("host-{i}");
+                let mut pairs = vec![
+                    ("__name__", if i % 3 == 0 { "up" } else { "http_requests_total" }),
+                    ("job", job.as_str()),
+                    ("instance", inst.as_str()),
+                ];
+                if i % 2 == 0 {
+                    pairs.push(("code", code.as_str()));
+                }
+                let samples: Vec<(i64, f64)> = (0..3 + i as i64 % 4)
+                    .map(|k| (round * 1_000_000 + k * 15_000, k as f64))
+                    .collect();
+                s(&pairs, &samples)
+            })
+            .collect()
+    };
+    // The second flush has the first's series and new ones.
+    for (round, n) in [(1, 300), (2, 450)] {
+        let batch = WriteBatch::from_series(tenant("a"), series(round, n));
+        storage.write(&wal, Arc::new(batch)).await.unwrap();
+        storage.flush(&wal).await.unwrap();
+    }
+    let check = |files: Arc<[strata_storage::DataFile]>, root: object_store::path::Path| {
+        let store = storage.view(&tenant("a")).store.store().clone();
+        async move {
+            assert!(!files.is_empty());
+            for f in files.iter() {
+                let path = f.path.under(&root);
+                #[allow(deprecated)]
+                let mut reader = datafusion::parquet::arrow::async_reader::ParquetObjectReader::new(
+                    Arc::clone(&store),
+                    path.clone(),
+                )
+                .with_file_size(f.size);
+                let meta = datafusion::parquet::arrow::arrow_reader::ArrowReaderMetadata::load_async(
+                    &mut reader,
+                    Default::default(),
+                )
+                .await
+                .unwrap();
+                let from_index = FileIndex::from_series_index(&store, &path, &meta)
+                    .await
+                    .expect("the file has a series index");
+                let from_columns = FileIndex::from_columns(reader, meta, &path).await.unwrap();
+                let (a, b) = (from_index.summary(), from_columns.summary());
+                assert_eq!(a.0.len(), b.0.len(), "{path}: series");
+                for (x, y) in a.0.iter().zip(&b.0) {
+                    assert_eq!(x, y, "{path}: a series");
+                }
+                assert_eq!(a.1, b.1, "{path}: runs");
+                assert_eq!(a.2, b.2, "{path}: rows");
+                assert_eq!(a.3, b.3, "{path}: label values");
+            }
+            files.len()
+        }
+    };
+    let view = storage.view(&tenant("a"));
+    assert_eq!(check(view.files.clone(), view.table_root.clone()).await, 2);
+    storage
+        .compact(10 * 86_400_000, std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    let view = storage.view(&tenant("a"));
+    assert_eq!(check(view.files.clone(), view.table_root.clone()).await, 1);
+}
