@@ -82,6 +82,43 @@ impl QueryOutput {
 }
 
 impl QueryEngine {
+    /// Keeps the label indexes of new data files built ahead of queries:
+    /// every `every`, the files of each queried tenant (one with a file
+    /// index held) that hold data of the last `window` and have no index
+    /// yet (a flush's or a compaction's) are indexed, one at a time, so
+    /// the first query after a flush does not build them on its own time.
+    /// Ends when `stop` turns true.
+    pub async fn warm_file_indexes(
+        self,
+        window: std::time::Duration,
+        every: std::time::Duration,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.changed() => return,
+            }
+            if *stop.borrow() {
+                return;
+            }
+            let since = chrono::Utc::now().timestamp_millis()
+                - i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
+            for (tenant, ..) in self.storage.table_stats() {
+                let view = self.storage.view(&tenant);
+                let built = self
+                    .file_index
+                    .warm(&view, |f| f.stats.max_ts_ms >= since)
+                    .await;
+                if built > 0 {
+                    tracing::debug!(%tenant, files = built, "file indexes built ahead of queries");
+                }
+            }
+        }
+    }
+
     pub fn new(storage: Arc<Storage>) -> Self {
         Self {
             storage,

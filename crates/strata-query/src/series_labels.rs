@@ -406,9 +406,10 @@ impl FileIndex {
             .and_then(SeriesIndexLocation::from_footer)?;
         let end = at.offset.checked_add(at.len)?;
         let read = async {
-            let bytes = object_store::ObjectStoreExt::get_range(store.as_ref(), path, at.offset..end)
-                .await
-                .map_err(strata_storage::StorageError::from)?;
+            let bytes =
+                object_store::ObjectStoreExt::get_range(store.as_ref(), path, at.offset..end)
+                    .await
+                    .map_err(strata_storage::StorageError::from)?;
             SeriesIndex::decode(&bytes, at)
         };
         let decoded = match read.await {
@@ -870,6 +871,44 @@ impl FileIndexCache {
             out.push((file, self.index(store, &path, file.size, &live).await?));
         }
         Ok(out)
+    }
+
+    /// Builds, one after another, the indexes of `view`'s files that
+    /// `keep` selects and that are not held, when the table already has
+    /// one held (someone queries this tenant) and the cache is under half
+    /// its bound; the number built. A file that cannot be indexed is left
+    /// for the query that needs it to report.
+    pub(crate) async fn warm(
+        &self,
+        view: &strata_storage::TenantView,
+        keep: impl Fn(&strata_storage::DataFile) -> bool,
+    ) -> usize {
+        use std::sync::atomic::Ordering;
+        let prefix = format!("{}/", view.table_root);
+        let missing: Vec<&strata_storage::DataFile> = {
+            let map = self.map.lock();
+            if self.series.load(Ordering::Relaxed) >= INDEX_SERIES / 2
+                || !map.keys().any(|p| p.starts_with(&prefix))
+            {
+                return 0;
+            }
+            view.files
+                .iter()
+                .filter(|f| keep(f))
+                .filter(|f| !map.contains_key(f.path.under(&view.table_root).as_ref()))
+                .collect()
+        };
+        let live = LiveFiles::new(&view.table_root, &view.files);
+        let store = view.store.store();
+        let mut built = 0;
+        for file in missing {
+            let path = file.path.under(&view.table_root);
+            match self.index(store, &path, file.size, &live).await {
+                Ok(_) => built += 1,
+                Err(e) => tracing::debug!(%path, error = %e, "file index not warmed"),
+            }
+        }
+        built
     }
 
     /// The paths whose indexes are held.

@@ -220,6 +220,14 @@ pub async fn serve(
         ))
     };
 
+    // New flush and compaction files of queried tenants are indexed
+    // before the next query needs them.
+    tokio::spawn(state.query.clone().warm_file_indexes(
+        std::time::Duration::from_secs(24 * 3600),
+        std::time::Duration::from_secs(5),
+        flusher_stop_tx.subscribe(),
+    ));
+
     let retention = {
         let metrics = Arc::clone(&state.metrics);
         tokio::spawn(Arc::clone(&state.storage).run_retention(

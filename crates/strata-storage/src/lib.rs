@@ -38,10 +38,10 @@ pub use schema::{col, logs, logs_schema, metrics_schema};
 pub mod schema_names {
     pub use crate::schema::{MAP_ENTRIES, MAP_KEY, MAP_VALUE};
 }
+pub use series_index::{SeriesIndex, SeriesIndexLocation};
 pub use storage::{
     AsOf, CompactReport, CompactionBacklog, FlushReport, LogView, Storage, StorageConfig,
     TenantView,
 };
-pub use series_index::{SeriesIndex, SeriesIndexLocation};
 pub use store::{ObjectStoreConfig, ObjectStoreHandle};
 pub use table::{DataFile, FileStats, MetricsTable, SHA256_TAG, WAL_APP_ID};

@@ -305,7 +305,9 @@ impl SeriesIndex {
                 return Err(bad("a run of an unknown series"));
             }
             let rows = r.varint()?;
-            total = total.checked_add(rows).ok_or_else(|| bad("rows overflow"))?;
+            total = total
+                .checked_add(rows)
+                .ok_or_else(|| bad("rows overflow"))?;
             runs.push((series as u32, rows));
         }
         let rows = r.varint()?;
@@ -390,7 +392,7 @@ mod tests {
         SeriesIndex::decode(&bytes, at).unwrap()
     }
 
-    fn pairs<'a>(idx: &'a SeriesIndex, i: usize) -> Vec<(&'a str, &'a str)> {
+    fn pairs(idx: &SeriesIndex, i: usize) -> Vec<(&str, &str)> {
         idx.pairs_of(i)
             .iter()
             .map(|&(n, v)| (&*idx.strings[n as usize], &*idx.strings[v as usize]))
@@ -414,14 +416,29 @@ mod tests {
             id(&[("__name__", "up"), b[0], b[1]]),
         );
         w.push(ia, 2, "up", || Some(a.iter().copied()));
-        w.push(ia, 3, "up", || -> Option<std::vec::IntoIter<(&str, &str)>> {
-            panic!("labels asked for a series the index holds")
-        });
+        w.push(
+            ia,
+            3,
+            "up",
+            || -> Option<std::vec::IntoIter<(&str, &str)>> {
+                panic!("labels asked for a series the index holds")
+            },
+        );
         w.push(ib, 1, "up", || Some(b.iter().copied()));
-        w.push(ia, 4, "up", || -> Option<std::vec::IntoIter<(&str, &str)>> {
-            panic!("labels asked for a series the index holds")
-        });
-        w.push(9, 0, "up", || -> Option<std::vec::IntoIter<(&str, &str)>> { None });
+        w.push(
+            ia,
+            4,
+            "up",
+            || -> Option<std::vec::IntoIter<(&str, &str)>> {
+                panic!("labels asked for a series the index holds")
+            },
+        );
+        w.push(
+            9,
+            0,
+            "up",
+            || -> Option<std::vec::IntoIter<(&str, &str)>> { None },
+        );
         let idx = written(w);
         assert_eq!(idx.ids, vec![ia, ib]);
         assert_eq!(
@@ -440,10 +457,15 @@ mod tests {
     fn ids_that_do_not_hash_from_their_labels_are_refused() {
         let a = [("job", "api")];
         let mut w = SeriesIndexWriter::default();
-        w.push(id(&[("__name__", "up"), a[0]]), 1, "up", || Some(a.iter().copied()));
-        w.push(id(&[("__name__", "up"), ("job", "db")]) ^ 1, 1, "up", || {
-            Some([("job", "db")].into_iter())
+        w.push(id(&[("__name__", "up"), a[0]]), 1, "up", || {
+            Some(a.iter().copied())
         });
+        w.push(
+            id(&[("__name__", "up"), ("job", "db")]) ^ 1,
+            1,
+            "up",
+            || Some([("job", "db")].into_iter()),
+        );
         let (bytes, raw_len) = w.finish().unwrap().unwrap();
         let at = SeriesIndexLocation {
             offset: 0,
@@ -456,7 +478,9 @@ mod tests {
     #[test]
     fn a_series_without_labels_writes_no_index() {
         let mut w = SeriesIndexWriter::default();
-        w.push(1, 1, "up", || -> Option<std::iter::Empty<(&str, &str)>> { None });
+        w.push(1, 1, "up", || -> Option<std::iter::Empty<(&str, &str)>> {
+            None
+        });
         assert!(w.finish().unwrap().is_none());
         assert!(SeriesIndexWriter::default().finish().unwrap().is_none());
     }
@@ -467,7 +491,9 @@ mod tests {
         for i in 0..50 {
             let v = format!("v{i}");
             let a = [("job", v.as_str())];
-            w.push(id(&[("__name__", "m"), a[0]]), 3, "m", || Some(a.iter().copied()));
+            w.push(id(&[("__name__", "m"), a[0]]), 3, "m", || {
+                Some(a.iter().copied())
+            });
         }
         let (bytes, raw_len) = w.finish().unwrap().unwrap();
         let raw = zstd::bulk::decompress(&bytes, raw_len as usize).unwrap();
@@ -480,7 +506,10 @@ mod tests {
         // index either decodes to a consistent index or is an error.
         for cut in 0..raw.len() {
             let z = zstd::bulk::compress(&raw[..cut], 1).unwrap();
-            assert!(SeriesIndex::decode(&z, at(&z, cut as u64)).is_err(), "cut {cut}");
+            assert!(
+                SeriesIndex::decode(&z, at(&z, cut as u64)).is_err(),
+                "cut {cut}"
+            );
         }
         for i in 0..raw.len() {
             let mut d = raw.clone();
@@ -489,7 +518,11 @@ mod tests {
             if let Ok(idx) = SeriesIndex::decode(&z, at(&z, d.len() as u64)) {
                 assert_eq!(idx.runs.iter().map(|r| r.1).sum::<u64>(), idx.rows);
                 assert!(idx.runs.iter().all(|r| (r.0 as usize) < idx.ids.len()));
-                assert!(idx.pairs.iter().all(|p| (p.0.max(p.1) as usize) < idx.strings.len()));
+                assert!(
+                    idx.pairs
+                        .iter()
+                        .all(|p| (p.0.max(p.1) as usize) < idx.strings.len())
+                );
             }
         }
         // A footer that misstates a size is refused before decompressing.

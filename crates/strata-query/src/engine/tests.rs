@@ -760,7 +760,14 @@ async fn a_files_series_index_matches_its_columns() {
                 let code = format!("{}", 200 + i % 5);
                 let inst = format!("host-{i}");
                 let mut pairs = vec![
-                    ("__name__", if i % 3 == 0 { "up" } else { "http_requests_total" }),
+                    (
+                        "__name__",
+                        if i % 3 == 0 {
+                            "up"
+                        } else {
+                            "http_requests_total"
+                        },
+                    ),
                     ("job", job.as_str()),
                     ("instance", inst.as_str()),
                 ];
@@ -787,17 +794,19 @@ async fn a_files_series_index_matches_its_columns() {
             for f in files.iter() {
                 let path = f.path.under(&root);
                 #[allow(deprecated)]
-                let mut reader = datafusion::parquet::arrow::async_reader::ParquetObjectReader::new(
-                    Arc::clone(&store),
-                    path.clone(),
-                )
-                .with_file_size(f.size);
-                let meta = datafusion::parquet::arrow::arrow_reader::ArrowReaderMetadata::load_async(
-                    &mut reader,
-                    Default::default(),
-                )
-                .await
-                .unwrap();
+                let mut reader =
+                    datafusion::parquet::arrow::async_reader::ParquetObjectReader::new(
+                        Arc::clone(&store),
+                        path.clone(),
+                    )
+                    .with_file_size(f.size);
+                let meta =
+                    datafusion::parquet::arrow::arrow_reader::ArrowReaderMetadata::load_async(
+                        &mut reader,
+                        Default::default(),
+                    )
+                    .await
+                    .unwrap();
                 let from_index = FileIndex::from_series_index(&store, &path, &meta)
                     .await
                     .expect("the file has a series index");
@@ -822,4 +831,60 @@ async fn a_files_series_index_matches_its_columns() {
         .unwrap();
     let view = storage.view(&tenant("a"));
     assert_eq!(check(view.files.clone(), view.table_root.clone()).await, 1);
+}
+
+/// A queried tenant's new files are indexed ahead of its next query; a
+/// tenant nobody queried is left alone (its indexes would only hold
+/// memory).
+#[tokio::test]
+async fn new_files_of_queried_tenants_are_indexed_ahead() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = ObjectStoreHandle::open(&ObjectStoreConfig::default(), dir.path()).unwrap();
+    let storage = Arc::new(Storage::open(store, Arc::new(Head::new())).await.unwrap());
+    let wal = MemoryWal::new();
+    let engine = QueryEngine::new(Arc::clone(&storage));
+    async fn write(storage: &Storage, wal: &MemoryWal, t: &str, job: &str, ts: i64) {
+        let batch = WriteBatch::from_series(
+            tenant(t),
+            vec![s(&[("__name__", "up"), ("job", job)], &[(ts, 1.0)])],
+        );
+        storage.write(wal, Arc::new(batch)).await.unwrap();
+        storage.flush(wal).await.unwrap();
+    }
+    write(&storage, &wal, "a", "x", 1_000).await;
+    write(&storage, &wal, "b", "x", 1_000).await;
+    let source = engine.promql_source(&tenant("a")).unwrap();
+    assert_eq!(
+        source.label_values("job", &[], 0, 10_000).await.unwrap(),
+        vec!["x".to_string()]
+    );
+    assert_eq!(engine.file_index.paths().len(), 1);
+    write(&storage, &wal, "a", "y", 2_000).await;
+    write(&storage, &wal, "b", "y", 2_000).await;
+    let all = |_: &strata_storage::DataFile| true;
+    assert_eq!(
+        engine
+            .file_index
+            .warm(&storage.view(&tenant("b")), all)
+            .await,
+        0
+    );
+    assert_eq!(
+        engine
+            .file_index
+            .warm(&storage.view(&tenant("a")), all)
+            .await,
+        1
+    );
+    let held = engine.file_index.paths();
+    assert_eq!(held.len(), 2, "{held:?}");
+    assert!(held.iter().all(|p| p.contains("/tenants/a/")), "{held:?}");
+    // Nothing left to build.
+    assert_eq!(
+        engine
+            .file_index
+            .warm(&storage.view(&tenant("a")), all)
+            .await,
+        0
+    );
 }
