@@ -107,38 +107,74 @@ impl LabelIndex {
     /// Adds series whose labels are numbers into `strings` (each series'
     /// pairs sorted by name), as a file's series index stores them: each
     /// string is interned once, not once per series, and each pair's
-    /// postings are gathered as a sorted list and made a bitmap once (a
+    /// postings are gathered in one flat list and made a bitmap once (a
     /// bitmap container's `push` looks for its maximum each time). A
     /// number past `strings` is no label (the index's decoder refuses
     /// those).
-    pub fn extend_numbered<'s, S: AsRef<str>>(
+    pub fn extend_numbered<'s>(
         &mut self,
-        strings: &[S],
-        series: impl Iterator<Item = &'s [(u32, u32)]>,
+        strings: impl Iterator<Item = &'s str>,
+        series: impl Iterator<Item = &'s [(u32, u32)]> + Clone,
     ) {
-        let syms: Vec<Sym> = strings.iter().map(|s| self.intern(s.as_ref())).collect();
-        // Postings by the file's string numbers, gathered in position order.
-        let mut gathered: HashMap<(u32, u32), Vec<u32>, PairHash> = HashMap::default();
+        let syms: Vec<Sym> = strings.map(|s| self.intern(s)).collect();
+        let sym = |n: u32| syms.get(n as usize).copied();
+        // Postings by the file's string numbers: each pair's count first,
+        // then every position written into one flat list (its positions
+        // contiguous and in order), so no list per pair is grown.
+        let mut slots: HashMap<(u32, u32), u32, PairHash> = HashMap::default();
+        let mut counts: Vec<u32> = Vec::new();
+        for pairs in series.clone() {
+            for &p in pairs {
+                let next = counts.len() as u32;
+                let slot = *slots.entry(p).or_insert(next);
+                match counts.get_mut(slot as usize) {
+                    Some(c) => *c += 1,
+                    None => counts.push(1),
+                }
+            }
+        }
+        let mut starts: Vec<usize> = Vec::with_capacity(counts.len() + 1);
+        let mut total = 0usize;
+        for &c in &counts {
+            starts.push(total);
+            total += c as usize;
+        }
+        let mut fill = starts.clone();
+        starts.push(total);
+        let mut flat = vec![0u32; total];
         let first = self.labels.len() as u32;
         for pairs in series {
             let r = self.labels.len() as u32;
             let labels: Box<[(Sym, Sym)]> = pairs
                 .iter()
                 .filter_map(|&(n, v)| {
-                    let sym = (*syms.get(n as usize)?, *syms.get(v as usize)?);
-                    gathered.entry((n, v)).or_default().push(r);
-                    Some(sym)
+                    if let Some(at) = slots
+                        .get(&(n, v))
+                        .and_then(|&slot| fill.get_mut(slot as usize))
+                    {
+                        if let Some(cell) = flat.get_mut(*at) {
+                            *cell = r;
+                        }
+                        *at += 1;
+                    }
+                    Some((sym(n)?, sym(v)?))
                 })
                 .collect();
             self.labels.push(labels);
         }
         let last = self.labels.len() as u32;
-        for ((n, v), positions) in gathered {
-            let (Some(&n), Some(&v)) = (syms.get(n as usize), syms.get(v as usize)) else {
+        for ((n, v), slot) in slots {
+            let (Some(n), Some(v)) = (sym(n), sym(v)) else {
                 continue;
             };
-            // Sorted (gathered in position order), so this cannot fail.
-            let Ok(new) = RoaringBitmap::from_sorted_iter(positions) else {
+            let (Some(&lo), Some(&hi)) = (starts.get(slot as usize), starts.get(slot as usize + 1))
+            else {
+                continue;
+            };
+            // In position order, so this cannot fail.
+            let Ok(new) = RoaringBitmap::from_sorted_iter(
+                flat.get(lo..hi).unwrap_or_default().iter().copied(),
+            ) else {
                 continue;
             };
             let postings = self.postings.entry((n, v)).or_default();

@@ -426,7 +426,7 @@ impl FileIndex {
         }
         let mut labels = strata_head::LabelIndex::new();
         labels.extend_numbered(
-            &decoded.strings,
+            decoded.strings(),
             (0..decoded.ids.len()).map(|i| decoded.pairs_of(i)),
         );
         let mut runs = Vec::with_capacity(decoded.runs.len());

@@ -210,8 +210,10 @@ impl SeriesIndexLocation {
 /// A decoded series index.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct SeriesIndex {
-    /// The strings label pairs refer to by number.
-    pub strings: Vec<Box<str>>,
+    /// The strings label pairs refer to by number, one after another
+    /// (string `i` ends at `string_ends[i]`).
+    text: String,
+    string_ends: Vec<usize>,
     /// Each series' id, by series number.
     pub ids: Vec<i64>,
     /// Series `i`'s pairs are `pairs[pair_ends[i - 1]..pair_ends[i]]`
@@ -227,6 +229,24 @@ pub struct SeriesIndex {
 impl SeriesIndex {
     /// The footer key naming where the index is.
     pub const KEY: &'static str = "strata.series_index.v1";
+
+    /// The strings label pairs refer to, in number order.
+    pub fn strings(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
+        let strings = Strings {
+            text: &self.text,
+            ends: &self.string_ends,
+        };
+        (0..self.string_ends.len()).map(move |i| strings.get(i).unwrap_or_default())
+    }
+
+    /// String `i`.
+    pub fn string(&self, i: u32) -> Option<&str> {
+        Strings {
+            text: &self.text,
+            ends: &self.string_ends,
+        }
+        .get(i as usize)
+    }
 
     /// Series `i`'s pairs.
     pub fn pairs_of(&self, i: usize) -> &[(u32, u32)] {
@@ -260,12 +280,18 @@ impl SeriesIndex {
             return Err(bad("unknown format"));
         }
         let n_strings = r.count()?;
-        let mut strings = Vec::with_capacity(n_strings);
+        let mut text = String::new();
+        let mut string_ends = Vec::with_capacity(n_strings);
         for _ in 0..n_strings {
             let len = r.count()?;
             let s = std::str::from_utf8(r.take(len)?).map_err(|_| bad("a string is not UTF-8"))?;
-            strings.push(Box::from(s));
+            text.push_str(s);
+            string_ends.push(text.len());
         }
+        let strings = Strings {
+            text: &text,
+            ends: &string_ends,
+        };
         let n_series = r.count()?;
         let mut ids = Vec::with_capacity(n_series);
         let mut pair_ends = Vec::with_capacity(n_series);
@@ -283,7 +309,7 @@ impl SeriesIndex {
             let mut labels = Vec::with_capacity(n);
             for &(n, v) in pairs.get(from..).unwrap_or_default() {
                 match (strings.get(n as usize), strings.get(v as usize)) {
-                    (Some(n), Some(v)) => labels.push((&**n, &**v)),
+                    (Some(n), Some(v)) => labels.push((n, v)),
                     _ => return Err(bad("a label refers to an unknown string")),
                 }
             }
@@ -315,13 +341,28 @@ impl SeriesIndex {
             return Err(bad("runs do not add up to the file's rows"));
         }
         Ok(Self {
-            strings,
+            text,
+            string_ends,
             ids,
             pair_ends,
             pairs,
             runs,
             rows,
         })
+    }
+}
+
+/// Strings stored one after another.
+#[derive(Clone, Copy)]
+struct Strings<'a> {
+    text: &'a str,
+    ends: &'a [usize],
+}
+
+impl<'a> Strings<'a> {
+    fn get(self, i: usize) -> Option<&'a str> {
+        let lo = if i == 0 { 0 } else { *self.ends.get(i - 1)? };
+        self.text.get(lo..*self.ends.get(i)?)
     }
 }
 
@@ -395,7 +436,7 @@ mod tests {
     fn pairs(idx: &SeriesIndex, i: usize) -> Vec<(&str, &str)> {
         idx.pairs_of(i)
             .iter()
-            .map(|&(n, v)| (&*idx.strings[n as usize], &*idx.strings[v as usize]))
+            .map(|&(n, v)| (idx.string(n).unwrap(), idx.string(v).unwrap()))
             .collect()
     }
 
@@ -450,7 +491,7 @@ mod tests {
         assert_eq!(idx.runs, vec![(0, 5), (1, 1), (0, 4)]);
         assert_eq!(idx.rows, 10);
         // Strings are stored once.
-        assert_eq!(idx.strings.iter().filter(|s| &***s == "up").count(), 1);
+        assert_eq!(idx.strings().filter(|s| *s == "up").count(), 1);
     }
 
     #[test]
@@ -521,7 +562,7 @@ mod tests {
                 assert!(
                     idx.pairs
                         .iter()
-                        .all(|p| (p.0.max(p.1) as usize) < idx.strings.len())
+                        .all(|p| (p.0.max(p.1) as usize) < idx.strings().len())
                 );
             }
         }
