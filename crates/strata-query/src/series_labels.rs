@@ -838,9 +838,10 @@ impl FileIndexCache {
         let live = LiveFiles::new(&view.table_root, &view.files);
         let store = view.store.store();
         // Indexes not held yet are built at once, each on a task of its
-        // own (a restart or a new flush leaves several to build; each is
-        // CPU work that one core would do in turn). Dropping the request
-        // aborts them.
+        // own, as many at a time as there are cores (a restart or a new
+        // flush leaves several to build; each is CPU work that one core
+        // would do in turn, and holds its decoded series index until
+        // done). Dropping the request aborts them.
         let missing: Vec<(Path, u64)> = {
             let map = self.map.lock();
             view.files
@@ -851,15 +852,22 @@ impl FileIndexCache {
                 .collect()
         };
         if missing.len() > 1 {
+            let at_once = std::thread::available_parallelism().map_or(2, |n| n.get());
+            let mut missing = missing.into_iter();
             let mut builds = tokio::task::JoinSet::new();
-            for (path, size) in missing {
-                let store = Arc::clone(store);
-                builds.spawn(async move {
-                    let index = FileIndex::build(&store, &path, size).await;
-                    (path, index)
-                });
-            }
-            while let Some(done) = builds.join_next().await {
+            loop {
+                while builds.len() < at_once
+                    && let Some((path, size)) = missing.next()
+                {
+                    let store = Arc::clone(store);
+                    builds.spawn(async move {
+                        let index = FileIndex::build(&store, &path, size).await;
+                        (path, index)
+                    });
+                }
+                let Some(done) = builds.join_next().await else {
+                    break;
+                };
                 let (path, index) =
                     done.map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
                 self.insert(&path, Arc::new(index?), &live);
