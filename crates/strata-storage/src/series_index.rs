@@ -35,6 +35,9 @@ const MAGIC: &[u8; 4] = b"SSX1";
 /// checked before anything is allocated).
 const MAX_DECODED: u64 = 1 << 30;
 
+/// Largest uncompressed size per compressed byte believed.
+const MAX_RATIO: u64 = 1024;
+
 /// Collects a file's series index while its rows are written.
 #[derive(Debug, Default)]
 pub(crate) struct SeriesIndexWriter {
@@ -267,7 +270,12 @@ impl SeriesIndex {
         let bad = |what: &str| StorageError::Corrupt {
             message: format!("series index: {what}"),
         };
-        if at.raw_len > MAX_DECODED || bytes.len() as u64 != at.len {
+        // zstd compresses this data about 3:1; a stated size far beyond
+        // what the bytes could hold is refused before it is allocated.
+        if at.raw_len > MAX_DECODED
+            || at.raw_len > at.len.saturating_mul(MAX_RATIO)
+            || bytes.len() as u64 != at.len
+        {
             return Err(bad("size out of bounds"));
         }
         let raw = zstd::bulk::decompress(bytes, at.raw_len as usize)
@@ -568,6 +576,8 @@ mod tests {
         }
         // A footer that misstates a size is refused before decompressing.
         assert!(SeriesIndex::decode(&bytes, at(&bytes, MAX_DECODED + 1)).is_err());
+        let beyond = bytes.len() as u64 * MAX_RATIO + 1;
+        assert!(SeriesIndex::decode(&bytes, at(&bytes, beyond)).is_err());
         assert!(SeriesIndex::decode(&bytes[1..], at(&bytes, raw_len)).is_err());
         assert!(SeriesIndex::decode(&bytes, at(&bytes, raw_len - 1)).is_err());
     }
