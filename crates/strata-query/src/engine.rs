@@ -37,7 +37,7 @@ pub struct QueryEngine {
     /// Series ids of the data files PromQL lookups have seen.
     file_series: Arc<crate::series_labels::FileSeriesCache>,
     /// Label indexes of the data files label lookups have seen.
-    file_index: Arc<crate::series_labels::FileIndexCache>,
+    file_index: Arc<crate::file_index_cache::FileIndexCache>,
     /// Metrics and label names of the data files SQL sessions have seen.
     catalogs: Arc<crate::catalog::CatalogCache>,
     /// Queries under way (`system.queries`).

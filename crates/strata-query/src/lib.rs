@@ -19,6 +19,7 @@ pub mod catalog;
 mod date_trunc;
 mod engine;
 mod error;
+mod file_index_cache;
 mod functions;
 pub mod logql;
 pub mod logs;

@@ -34,8 +34,8 @@ use strata_head::{Matcher, TenantHead};
 use strata_storage::TenantView;
 use strata_types::{METRIC_NAME_LABEL, SeriesId};
 
+use crate::file_index_cache::FileIndexCache;
 use crate::samples::Pushdown;
-use crate::series_labels::FileIndexCache;
 
 /// Columns every metric table ends with; a label of the same name is
 /// renamed `label_<name>`.

@@ -21,7 +21,8 @@ use strata_storage::TenantView;
 use strata_types::TenantId;
 
 use crate::QueryError;
-use crate::series_labels::{Cover, FileIndex, FileIndexCache, LiveFiles, Piece};
+use crate::file_index_cache::{FileIndexCache, LiveFiles};
+use crate::series_labels::{Cover, FileIndex, Piece};
 
 mod found;
 
