@@ -14,8 +14,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use strata_head::Matcher as HeadMatcher;
 use strata_query_lang::promql::{
-    ErrorKind, FastMap, Labels, METRIC_NAME, MatchOp, Matcher, PromError, Series, Source, id_part,
-    matches_all, par_map,
+    DeferredSeries, ErrorKind, FastMap, Labels, METRIC_NAME, MatchOp, Matcher, Points, PromError,
+    Series, Source, id_part, matches_all, par_map,
 };
 use strata_storage::TenantView;
 use strata_types::TenantId;
@@ -410,6 +410,30 @@ impl Source for PromSource {
             .collect(matchers, start_ms, end_ms, Some((part, parts.max(1))))
             .await?;
         self.series_of(found, matchers)
+    }
+
+    /// [`Source::select_part`] with each series' points left in the
+    /// decoded rows until the query reduces the series.
+    async fn select_deferred(
+        &self,
+        matchers: &[Matcher],
+        start_ms: i64,
+        end_ms: i64,
+        part: usize,
+        parts: usize,
+    ) -> Result<Vec<DeferredSeries>, PromError> {
+        let found = self
+            .collect(matchers, start_ms, end_ms, Some((part, parts.max(1))))
+            .await?;
+        Ok(found
+            .into_values()
+            .filter_map(|mut f| Some((f.labels.take()?, f)))
+            .filter(|(labels, f)| matches_all(labels, matchers) && !f.is_empty())
+            .map(|(labels, f)| DeferredSeries {
+                labels: Arc::unwrap_or_clone(labels),
+                points: Points::Deferred(Box::new(f)),
+            })
+            .collect())
     }
 }
 

@@ -92,6 +92,57 @@ pub struct Series {
     pub points: Vec<(i64, f64)>,
 }
 
+/// A series' points as a source holds them until a query reads them: in
+/// hand, or written on demand ([`Points::write`]), so a query that reduces
+/// each series as it reads it writes them into one buffer it reuses
+/// instead of a fresh allocation per series.
+pub enum Points {
+    Held(Vec<(i64, f64)>),
+    Deferred(Box<dyn DeferredPoints>),
+}
+
+/// Points a source writes when they are read.
+pub trait DeferredPoints: Send + Sync {
+    /// How many points `write` gives at most (a sample two sources hold
+    /// may be counted twice).
+    fn len(&self) -> usize;
+    /// The points, oldest first, each timestamp once, into `out` (which
+    /// is cleared first).
+    fn write(&self, out: &mut Vec<(i64, f64)>);
+}
+
+impl Points {
+    /// How many points, at most.
+    pub fn len(&self) -> usize {
+        match self {
+            Points::Held(p) => p.len(),
+            Points::Deferred(d) => d.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The points: held ones as they are, deferred ones written into `buf`.
+    pub fn read<'a>(&'a self, buf: &'a mut Vec<(i64, f64)>) -> &'a [(i64, f64)] {
+        match self {
+            Points::Held(p) => p,
+            Points::Deferred(d) => {
+                d.write(buf);
+                buf
+            }
+        }
+    }
+}
+
+/// A series of [`Source::select_deferred`]: its labels and its points,
+/// held or deferred.
+pub struct DeferredSeries {
+    pub labels: Labels,
+    pub points: Points,
+}
+
 /// One sample of an instant vector.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
@@ -160,6 +211,29 @@ pub trait Source: Send + Sync {
             Ok(Vec::new())
         }
     }
+
+    /// What [`Source::select_part`] answers, with points a source may
+    /// write only when the query reads them (a query reading a selection
+    /// in parts reduces each series as it reads it).
+    async fn select_deferred(
+        &self,
+        matchers: &[Matcher],
+        start_ms: i64,
+        end_ms: i64,
+        part: usize,
+        parts: usize,
+    ) -> Result<Vec<DeferredSeries>, PromError> {
+        let series = self
+            .select_part(matchers, start_ms, end_ms, part, parts)
+            .await?;
+        Ok(series
+            .into_iter()
+            .map(|s| DeferredSeries {
+                labels: s.labels,
+                points: Points::Held(s.points),
+            })
+            .collect())
+    }
 }
 
 /// The part (of `parts`) of a selection a series id falls in: contiguous
@@ -186,7 +260,8 @@ pub struct EngineConfig {
     pub max_points: usize,
     /// Series per part when a selection that a window function or a
     /// `sum`/`count`/`min`/`max`/`group` reduces at each step is read in
-    /// parts (only when the source bounds it above this; 0: never).
+    /// parts (as many parts as the source's bound of its series needs,
+    /// one at least; 0: such selections are read whole).
     pub part_series: usize,
 }
 

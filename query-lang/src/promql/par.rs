@@ -15,6 +15,21 @@ pub fn par_map<T: Send, R: Send>(
     weight: impl Fn(&T) -> usize,
     f: impl Fn(T) -> R + Sync,
 ) -> Result<Vec<R>, PromError> {
+    let chunks = par_chunks(items, weight, |chunk| {
+        chunk.into_iter().map(&f).collect::<Vec<R>>()
+    })?;
+    Ok(chunks.into_iter().flatten().collect())
+}
+
+/// `f` of runs of consecutive items, in order: one run per core (at most
+/// 4), each on a thread of its own and weighing about as much, when the
+/// items weigh [`PARALLEL_WEIGHT`] or more; else one run on the calling
+/// thread.
+pub(crate) fn par_chunks<T: Send, R: Send>(
+    items: Vec<T>,
+    weight: impl Fn(&T) -> usize,
+    f: impl Fn(Vec<T>) -> R + Sync,
+) -> Result<Vec<R>, PromError> {
     let total: usize = items.iter().map(&weight).sum();
     let workers = if total >= PARALLEL_WEIGHT {
         std::thread::available_parallelism()
@@ -24,7 +39,7 @@ pub fn par_map<T: Send, R: Send>(
         1
     };
     if workers <= 1 || items.len() < 2 {
-        return Ok(items.into_iter().map(f).collect());
+        return Ok(vec![f(items)]);
     }
     let share = total.div_ceil(workers);
     let mut chunks: Vec<Vec<T>> = vec![Vec::new()];
@@ -44,13 +59,13 @@ pub fn par_map<T: Send, R: Send>(
         }
     }
     let f = &f;
-    let parts: Vec<Result<Vec<R>, PromError>> = std::thread::scope(|scope| {
+    std::thread::scope(|scope| {
         let handles: Vec<_> = chunks
             .into_iter()
             .map(|chunk| {
                 std::thread::Builder::new()
                     .name("strata-promql-fetch".into())
-                    .spawn_scoped(scope, move || chunk.into_iter().map(f).collect::<Vec<R>>())
+                    .spawn_scoped(scope, move || f(chunk))
             })
             .collect();
         handles
@@ -65,12 +80,7 @@ pub fn par_map<T: Send, R: Send>(
                 )),
             })
             .collect()
-    });
-    let mut out = Vec::new();
-    for p in parts {
-        out.extend(p?);
-    }
-    Ok(out)
+    })
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use strata_query_lang::promql::Labels;
+use strata_query_lang::promql::{DeferredPoints, Labels};
 
 use crate::series_labels::Piece;
 
@@ -92,11 +92,8 @@ impl Found {
 
     /// The series' points sorted by time, a sample written twice (in two
     /// sources before compaction dedups it) once — the first source's in
-    /// scan order. Runs that do not overlap (day files, then the head) are
-    /// written in time order without sorting; a head's run alone is taken
-    /// as it is.
+    /// scan order. A head's run alone is taken as it is.
     pub(crate) fn into_points(self) -> Vec<(i64, f64)> {
-        let increasing = |p: &[(i64, f64)]| p.is_sorted_by(|a, b| a.0 < b.0);
         let mut runs = self.runs;
         if let [Run::Points(p)] = runs.as_slice()
             && increasing(p)
@@ -104,33 +101,57 @@ impl Found {
         {
             return p;
         }
-        let bounds: Vec<(i64, i64)> = runs
-            .iter()
-            .map(|r| r.bounds().unwrap_or((i64::MIN, i64::MIN)))
-            .collect();
-        let mut order: Vec<usize> = (0..runs.len()).collect();
-        order.sort_by_key(|&i| bounds[i].0);
-        let disjoint = order.windows(2).all(|w| bounds[w[0]].1 < bounds[w[1]].0);
         let mut points = Vec::with_capacity(runs.iter().map(Run::len).sum());
-        if disjoint {
-            for &i in &order {
-                runs[i].write_to(&mut points);
-            }
-            // Each run in order too (files are written sorted; two
-            // timestamps a microsecond apart may still fall in one
-            // millisecond).
-            if increasing(&points) {
-                return points;
-            }
-            points.clear();
-        }
-        for run in &runs {
-            run.write_to(&mut points);
-        }
-        // Stable: among equal timestamps the first source's stays.
-        points.sort_by_key(|p| p.0);
-        points.dedup_by_key(|p| p.0);
+        write_runs(&runs, &mut points);
         points
+    }
+}
+
+fn increasing(p: &[(i64, f64)]) -> bool {
+    p.is_sorted_by(|a, b| a.0 < b.0)
+}
+
+/// `runs`' points into `out` (cleared first) as [`Found::into_points`]
+/// answers them. Runs that do not overlap (day files, then the head) are
+/// written in time order without sorting.
+fn write_runs(runs: &[Run], out: &mut Vec<(i64, f64)>) {
+    out.clear();
+    let bounds: Vec<(i64, i64)> = runs
+        .iter()
+        .map(|r| r.bounds().unwrap_or((i64::MIN, i64::MIN)))
+        .collect();
+    let mut order: Vec<usize> = (0..runs.len()).collect();
+    order.sort_by_key(|&i| bounds[i].0);
+    let disjoint = order.windows(2).all(|w| bounds[w[0]].1 < bounds[w[1]].0);
+    if disjoint {
+        for &i in &order {
+            runs[i].write_to(out);
+        }
+        // Each run in order too (files are written sorted; two timestamps
+        // a microsecond apart may still fall in one millisecond).
+        if increasing(out) {
+            return;
+        }
+        out.clear();
+    }
+    for run in runs {
+        run.write_to(out);
+    }
+    // Stable: among equal timestamps the first source's stays.
+    out.sort_by_key(|p| p.0);
+    out.dedup_by_key(|p| p.0);
+}
+
+/// A series read in parts is written when the query reduces it, into the
+/// query's buffer: the decoded rows are copied once, into memory already
+/// in the cache, instead of into a fresh allocation per series.
+impl DeferredPoints for Found {
+    fn len(&self) -> usize {
+        Found::len(self)
+    }
+
+    fn write(&self, out: &mut Vec<(i64, f64)>) {
+        write_runs(&self.runs, out);
     }
 }
 

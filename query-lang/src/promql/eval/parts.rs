@@ -4,7 +4,9 @@
 
 use std::sync::Arc;
 
+use super::super::Points;
 use super::super::functions::WindowFn;
+use super::super::par::par_chunks;
 use super::fold::{Fold, Folded};
 use super::precompute::{self, CallRow, CallSteps, PRE_CELLS, Pre, PreBuilder, SelectorRow};
 use super::{
@@ -18,52 +20,83 @@ pub(super) enum Rows {
     Selector(SelectorRow),
 }
 
-/// One series of a part: its labels and points.
-type PartRow = (Arc<Labels>, Vec<(i64, f64)>);
+/// One series of a part: its labels and points (held, or written when
+/// the series is reduced).
+type PartRow = (Arc<Labels>, Points);
 
-/// One part's series in label order, shared by every table read from it.
-type PartSeries = Vec<PartRow>;
-
-impl Rows {
-    /// The rows of the part's series that satisfy `keep`, in label order,
-    /// with their groups when the table is folded.
-    fn reduce(&self, series: &PartSeries, keep: &[Matcher], fold: Option<&Fold>) -> PreBuilder {
-        let steps = match self {
-            Rows::Call(_, at) => at.steps(),
-            Rows::Selector(at) => at.steps,
-        };
-        let chosen: Vec<&PartRow> = series
+/// Each table's rows of `series` (in label order) that satisfy its
+/// `keep`, with their groups when the table is folded, and the points
+/// read. Each series' points are read once, into a buffer reused from
+/// series to series.
+fn reduce(tables: &[Table], series: &[PartRow]) -> (Vec<PreBuilder>, usize) {
+    let mut out: Vec<PreBuilder> = tables
+        .iter()
+        .map(|t| {
+            let kept = series
+                .iter()
+                .filter(|(labels, _)| matches_all(labels, &t.keep))
+                .count();
+            PreBuilder::new(t.rows.steps(), kept)
+        })
+        .collect();
+    let mut calls: Vec<Option<CallRow<'_>>> = tables
+        .iter()
+        .map(|t| match &t.rows {
+            Rows::Call(f, at) => Some(CallRow::new(f, *at)),
+            Rows::Selector(_) => None,
+        })
+        .collect();
+    let (mut buf, mut live) = (Vec::new(), Vec::new());
+    let mut read = 0usize;
+    for (labels, points) in series {
+        let keeps: Vec<bool> = tables.iter().map(|t| matches_all(labels, &t.keep)).collect();
+        if !keeps.contains(&true) {
+            read += points.len();
+            continue;
+        }
+        let all = points.read(&mut buf);
+        read += all.len();
+        // Range selectors skip staleness markers (most series have none).
+        let calls_keep = tables
             .iter()
-            .filter(|(labels, _)| matches_all(labels, keep))
-            .collect();
-        let mut out = PreBuilder::new(steps, chosen.len());
-        match self {
-            Rows::Call(f, at) => {
-                let mut row = CallRow::new(f, *at);
-                let mut live = Vec::new();
-                for (labels, points) in chosen {
-                    // Range selectors skip staleness markers (most series
-                    // have none).
-                    let pts: &[(i64, f64)] = if points.iter().any(|p| is_stale(p.1)) {
-                        live.clear();
-                        live.extend(points.iter().copied().filter(|p| !is_stale(p.1)));
-                        &live
-                    } else {
-                        points
-                    };
+            .zip(&keeps)
+            .any(|(t, &k)| k && matches!(t.rows, Rows::Call(..)));
+        let pts: &[(i64, f64)] = if calls_keep && all.iter().any(|p| is_stale(p.1)) {
+            live.clear();
+            live.extend(all.iter().copied().filter(|p| !is_stale(p.1)));
+            &live
+        } else {
+            all
+        };
+        for (((t, out), call), keep) in tables.iter().zip(&mut out).zip(&mut calls).zip(&keeps) {
+            if !keep {
+                continue;
+            }
+            match (&t.rows, call) {
+                (Rows::Call(..), Some(row)) => {
                     out.push(Arc::clone(labels), |put| row.fill(pts, put));
                 }
-            }
-            Rows::Selector(at) => {
-                for (labels, points) in chosen {
-                    out.push(Arc::clone(labels), |put| at.fill(points, put));
+                (Rows::Selector(at), _) => {
+                    out.push(Arc::clone(labels), |put| at.fill(all, put));
                 }
+                (Rows::Call(..), None) => {}
             }
         }
-        if let Some(f) = fold {
+    }
+    for (t, out) in tables.iter().zip(&mut out) {
+        if let Some(f) = &t.fold {
             out.group_rows(|l| f.group(l));
         }
-        out
+    }
+    (out, read)
+}
+
+impl Rows {
+    fn steps(&self) -> usize {
+        match self {
+            Rows::Call(_, at) => at.steps(),
+            Rows::Selector(at) => at.steps,
+        }
     }
 }
 
@@ -144,15 +177,17 @@ pub(super) async fn read_in_parts(
     let internal = |what: &str| PromError::new(ErrorKind::Internal, what.to_string());
     let tables = Arc::new(tables);
     let mut points = 0usize;
+    // Each part's (or run of a part's) rows of each table.
     let mut built: Vec<Vec<PreBuilder>> = Vec::with_capacity(parts);
-    let mut pending: Option<futures::channel::oneshot::Receiver<Vec<PreBuilder>>> = None;
+    type Runs = Result<Vec<(Vec<PreBuilder>, usize)>, PromError>;
+    let mut pending: Option<futures::channel::oneshot::Receiver<Runs>> = None;
     let worker_gone = || internal("a query worker stopped before answering");
     for part in 0..=parts {
         // Part `part` is fetched while the one before is reduced.
         let fetch = async {
             if part < parts {
                 source
-                    .select_part(matchers, need.lo, need.hi, part, parts)
+                    .select_deferred(matchers, need.lo, need.hi, part, parts)
                     .await
                     .map(Some)
             } else {
@@ -162,11 +197,19 @@ pub(super) async fn read_in_parts(
         let (series, done) = match pending.take() {
             Some(rx) => {
                 let (series, done) = futures::join!(fetch, rx);
-                (series?, Some(done.map_err(|_| worker_gone())?))
+                (series?, Some(done.map_err(|_| worker_gone())??))
             }
             None => (fetch.await?, None),
         };
-        built.extend(done);
+        for (rows, read) in done.into_iter().flatten() {
+            built.push(rows);
+            points += read;
+        }
+        // Counted as each part is reduced (a sample two sources hold is
+        // read once), so the answer's count is the whole read's.
+        if points > room {
+            return Err(too_many_samples());
+        }
         // The read selection's table is the largest.
         let held = (0..tables.len())
             .map(|t| {
@@ -184,25 +227,22 @@ pub(super) async fn read_in_parts(
         let Some(series) = series else {
             break;
         };
-        points += series.iter().map(|s| s.points.len()).sum::<usize>();
-        if points > room {
-            return Err(too_many_samples());
-        }
         let (tx, rx) = futures::channel::oneshot::channel();
         let tables = Arc::clone(&tables);
         std::thread::Builder::new()
             .name("strata-promql-part".into())
             .spawn(move || {
-                let mut series: PartSeries = series
+                let mut series: Vec<PartRow> = series
                     .into_iter()
                     .map(|s| (Arc::new(s.labels), s.points))
                     .collect();
                 series.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-                let rows = tables
-                    .iter()
-                    .map(|t| t.rows.reduce(&series, &t.keep, t.fold.as_ref()));
+                // A heavy part is reduced in runs of consecutive series on
+                // every core: each run's rows are in label order, and the
+                // runs are merged in label order with the other parts'.
+                let runs = par_chunks(series, |s| s.1.len(), |run| reduce(&tables, &run));
                 // The receiver is gone when the query was dropped.
-                let _ = tx.send(rows.collect());
+                let _ = tx.send(runs);
             })
             .map_err(|e| internal(&format!("cannot start a query worker: {e}")))?;
         pending = Some(rx);

@@ -71,9 +71,11 @@ pub(crate) async fn prepare(
         cancel: Cancel::default(),
         warnings: RefCell::new(Vec::new()),
     };
-    // Large selections that are only reduced at the query's steps are read
-    // part by part, each part reduced to its rows of the step table before
-    // the next is read: their points are never all held at once.
+    // Selections that are only reduced at the query's steps are read part
+    // by part (one part for a small one), each part reduced to its rows of
+    // the step table, one series after another, before the next is read:
+    // their points are never all held at once, and a long range's points
+    // are written into one buffer instead of a fresh one per series.
     let steps = if instant {
         1
     } else {
@@ -103,9 +105,8 @@ pub(crate) async fn prepare(
             (Some(_), [matchers]) if cfg.part_series > 0 => source
                 .series_estimate(matchers, need.lo, need.hi)
                 .await?
-                .filter(|&n| n > cfg.part_series as u64)
                 .filter(|&n| usize::try_from(n).is_ok_and(|n| n.saturating_mul(steps) <= PRE_CELLS))
-                .map(|n| n.div_ceil(cfg.part_series as u64) as usize),
+                .map(|n| n.div_ceil(cfg.part_series as u64).max(1) as usize),
             _ => None,
         };
         let read = match (reducer, parts) {
