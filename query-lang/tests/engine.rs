@@ -154,7 +154,10 @@ fn a_split_range_query_equals_its_instant_queries() {
         r#"rate({__name__=~"up|req_bucket"}[1m])"#,
         "(max_over_time(req_bucket[1m]))",
     ];
-    let engine = Engine::default();
+    let engine = Engine::new(EngineConfig {
+        part_series: 0,
+        ..EngineConfig::default()
+    });
     let parted = Engine::new(EngineConfig {
         part_series: 50,
         ..EngineConfig::default()
@@ -256,7 +259,10 @@ fn a_folded_aggregation_adds_in_label_order() {
             src.add(&l, k as i64 * 15_000 + i as i64, v);
         }
     }
-    let whole = Engine::default();
+    let whole = Engine::new(EngineConfig {
+        part_series: 0,
+        ..EngineConfig::default()
+    });
     let rt = rt();
     for q in [
         "sum by (g) (v)",
@@ -273,7 +279,8 @@ fn a_folded_aggregation_adds_in_label_order() {
             .block_on(whole.range(&src, q, 60_000, 840_000, 15_000))
             .unwrap();
         let want_at = rt.block_on(whole.instant(&src, q, 500_000)).unwrap();
-        for part_series in [4, 11, 50] {
+        // 8192 (the default): the whole selection is one part.
+        for part_series in [4, 11, 50, 8192] {
             let parted = Engine::new(EngineConfig {
                 part_series,
                 ..EngineConfig::default()
@@ -294,5 +301,54 @@ fn a_folded_aggregation_adds_in_label_order() {
                 "{q} at one time in parts of {part_series}"
             );
         }
+    }
+}
+
+/// A part heavy enough to be reduced on every core (over a million
+/// points: long series, few of them) is cut into runs of consecutive
+/// series whose rows merge back in label order: the same bits as the
+/// selection read whole, folded or not, with staleness markers in it.
+#[test]
+fn a_heavy_part_reduced_on_every_core_answers_as_read_whole() {
+    let mut src = MemorySource::new();
+    let magnitudes = [1e16, 3.0, -1e16, 1.0, 2.5e-3, -7.0, 1e300, -1e300, 0.1];
+    let points = 150_000usize;
+    for i in 0..8usize {
+        let l = Labels::new(vec![
+            ("__name__".into(), "v".into()),
+            ("g".into(), format!("g{}", i % 3)),
+            ("i".into(), format!("{i:03}")),
+        ]);
+        for k in 0..points {
+            let v = if k % 9_999 == 5 && i % 2 == 0 {
+                f64::from_bits(strata_query_lang::promql::STALE_NAN_BITS)
+            } else {
+                magnitudes[(i * 7 + k) % magnitudes.len()] * (1.0 + (k % 5) as f64 / 3.0)
+            };
+            src.add(&l, k as i64 * 15_000 + i as i64, v);
+        }
+    }
+    let whole = Engine::new(EngineConfig {
+        part_series: 0,
+        ..EngineConfig::default()
+    });
+    let parted = Engine::default();
+    let rt = rt();
+    let end = points as i64 * 15_000;
+    for q in [
+        "sum by (g) (rate(v[5m]))",
+        "max_over_time(v[10m])",
+        "count by (g) (v)",
+    ] {
+        let want = rt
+            .block_on(whole.range(&src, q, 600_000, end, 3_600_000))
+            .unwrap();
+        let got = rt
+            .block_on(parted.range(&src, q, 600_000, end, 3_600_000))
+            .unwrap();
+        let bits = |v: &strata_query_lang::promql::Value| format!("{v:?}");
+        assert_eq!(bits(&got.value), bits(&want.value), "{q}");
+        assert_eq!(got.samples_loaded, want.samples_loaded, "{q}");
+        assert!(matches!(&want.value, strata_query_lang::promql::Value::Matrix(m) if !m.is_empty()), "{q}");
     }
 }

@@ -482,6 +482,26 @@ impl strata_query_lang::promql::Source for Counting {
             .select_part(matchers, start_ms, end_ms, part, parts)
             .await
     }
+
+    /// The source's own deferred points (written when a series is
+    /// reduced), counted as a part read.
+    async fn select_deferred(
+        &self,
+        matchers: &[strata_query_lang::promql::Matcher],
+        start_ms: i64,
+        end_ms: i64,
+        part: usize,
+        parts: usize,
+    ) -> Result<
+        Vec<strata_query_lang::promql::DeferredSeries>,
+        strata_query_lang::promql::PromError,
+    > {
+        self.parts
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.inner
+            .select_deferred(matchers, start_ms, end_ms, part, parts)
+            .await
+    }
 }
 
 /// A selection read in parts (series split by id across the head and the

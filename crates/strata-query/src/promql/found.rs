@@ -167,6 +167,16 @@ mod tests {
         f
     }
 
+    /// The series' points, deferred (written into a buffer another
+    /// series left behind) and held, which must agree.
+    fn points(f: Found) -> Vec<(i64, f64)> {
+        let mut buf = vec![(-1, -1.0); 3];
+        DeferredPoints::write(&f, &mut buf);
+        let held = f.into_points();
+        assert_eq!(buf, held, "deferred and held points differ");
+        held
+    }
+
     fn head(p: &[(i64, f64)]) -> Run {
         Run::Points(p.to_vec())
     }
@@ -196,7 +206,7 @@ mod tests {
             file(&[(100, 1.0), (110, 1.1)], 1),
         ]);
         assert_eq!(
-            f.into_points(),
+            points(f),
             vec![(100, 1.0), (110, 1.1), (200, 2.0), (300, 3.0), (310, 3.1)]
         );
         // A sample in the head and in a flush file not yet compacted.
@@ -204,26 +214,26 @@ mod tests {
             head(&[(200, 20.0), (300, 30.0)]),
             file(&[(100, 1.0), (200, 2.0)], 2),
         ]);
-        assert_eq!(f.into_points(), vec![(100, 1.0), (200, 20.0), (300, 30.0)]);
+        assert_eq!(points(f), vec![(100, 1.0), (200, 20.0), (300, 30.0)]);
         // Interleaved runs.
         let f = found(vec![
             file(&[(100, 1.0), (300, 3.0)], 1),
             file(&[(200, 2.0), (400, 4.0)], 2),
         ]);
         assert_eq!(
-            f.into_points(),
+            points(f),
             vec![(100, 1.0), (200, 2.0), (300, 3.0), (400, 4.0)]
         );
         // One source of each kind; none.
         assert_eq!(
-            found(vec![head(&[(1, 1.0), (2, 2.0)])]).into_points(),
+            points(found(vec![head(&[(1, 1.0), (2, 2.0)])])),
             vec![(1, 1.0), (2, 2.0)]
         );
         assert_eq!(
-            found(vec![file(&[(1, 1.0), (2, 2.0), (3, 3.0)], 2)]).into_points(),
+            points(found(vec![file(&[(1, 1.0), (2, 2.0), (3, 3.0)], 2)])),
             vec![(1, 1.0), (2, 2.0), (3, 3.0)]
         );
-        assert!(found(vec![]).into_points().is_empty());
+        assert!(points(found(vec![])).is_empty());
         assert!(found(vec![file(&[], 1), head(&[])]).is_empty());
     }
 
@@ -237,16 +247,16 @@ mod tests {
             head(&[(200, 2.0)]),
         ]);
         assert_eq!(
-            f.into_points(),
+            points(f),
             vec![(100, 1.0), (120, 1.2), (150, 1.5), (200, 2.0)]
         );
         let same_ms = Run::Rows(vec![Piece {
             ts_us: vec![5_000, 5_400, 6_000].into(),
             values: vec![1.0, 2.0, 3.0].into(),
         }]);
-        assert_eq!(found(vec![same_ms]).into_points(), vec![(5, 1.0), (6, 3.0)]);
+        assert_eq!(points(found(vec![same_ms])), vec![(5, 1.0), (6, 3.0)]);
         assert_eq!(
-            found(vec![head(&[(2, 2.0), (1, 1.0), (2, 9.0)])]).into_points(),
+            points(found(vec![head(&[(2, 2.0), (1, 1.0), (2, 9.0)])])),
             vec![(1, 1.0), (2, 2.0)]
         );
     }
