@@ -349,6 +349,9 @@ fn a_heavy_part_reduced_on_every_core_answers_as_read_whole() {
         let bits = |v: &strata_query_lang::promql::Value| format!("{v:?}");
         assert_eq!(bits(&got.value), bits(&want.value), "{q}");
         assert_eq!(got.samples_loaded, want.samples_loaded, "{q}");
-        assert!(matches!(&want.value, strata_query_lang::promql::Value::Matrix(m) if !m.is_empty()), "{q}");
+        assert!(
+            matches!(&want.value, strata_query_lang::promql::Value::Matrix(m) if !m.is_empty()),
+            "{q}"
+        );
     }
 }

@@ -15,7 +15,7 @@ pub fn par_map<T: Send, R: Send>(
     weight: impl Fn(&T) -> usize,
     f: impl Fn(T) -> R + Sync,
 ) -> Result<Vec<R>, PromError> {
-    let chunks = par_chunks(items, weight, |chunk| {
+    let chunks = par_chunks(items, weight, PARALLEL_WEIGHT, |chunk| {
         chunk.into_iter().map(&f).collect::<Vec<R>>()
     })?;
     Ok(chunks.into_iter().flatten().collect())
@@ -23,15 +23,15 @@ pub fn par_map<T: Send, R: Send>(
 
 /// `f` of runs of consecutive items, in order: one run per core (at most
 /// 4), each on a thread of its own and weighing about as much, when the
-/// items weigh [`PARALLEL_WEIGHT`] or more; else one run on the calling
-/// thread.
+/// items weigh `at_least` or more; else one run on the calling thread.
 pub(crate) fn par_chunks<T: Send, R: Send>(
     items: Vec<T>,
     weight: impl Fn(&T) -> usize,
+    at_least: usize,
     f: impl Fn(Vec<T>) -> R + Sync,
 ) -> Result<Vec<R>, PromError> {
     let total: usize = items.iter().map(&weight).sum();
-    let workers = if total >= PARALLEL_WEIGHT {
+    let workers = if total >= at_least {
         std::thread::available_parallelism()
             .map_or(1, usize::from)
             .clamp(1, 4)

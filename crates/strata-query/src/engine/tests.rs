@@ -492,10 +492,8 @@ impl strata_query_lang::promql::Source for Counting {
         end_ms: i64,
         part: usize,
         parts: usize,
-    ) -> Result<
-        Vec<strata_query_lang::promql::DeferredSeries>,
-        strata_query_lang::promql::PromError,
-    > {
+    ) -> Result<Vec<strata_query_lang::promql::DeferredSeries>, strata_query_lang::promql::PromError>
+    {
         self.parts
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.inner

@@ -1,5 +1,6 @@
-//! Large selections read in parts: each part of a selection is reduced
-//! to its rows of a step table on a thread of its own while the next is
+//! Reduced selections read in parts (one when small): each part of a
+//! selection is reduced to its rows of a step table, series by series
+//! through one reused buffer, on threads of its own while the next is
 //! fetched, so the selection's points are never all held at once.
 
 use std::sync::Arc;
@@ -19,6 +20,10 @@ pub(super) enum Rows {
     Call(WindowFn<'static>, CallSteps),
     Selector(SelectorRow),
 }
+
+/// Below this much weight (points and steps) a part is reduced on one
+/// thread.
+const REDUCE_PARALLEL_WEIGHT: usize = 1 << 16;
 
 /// One series of a part: its labels and points (held, or written when
 /// the series is reduced).
@@ -49,7 +54,10 @@ fn reduce(tables: &[Table], series: &[PartRow]) -> (Vec<PreBuilder>, usize) {
     let (mut buf, mut live) = (Vec::new(), Vec::new());
     let mut read = 0usize;
     for (labels, points) in series {
-        let keeps: Vec<bool> = tables.iter().map(|t| matches_all(labels, &t.keep)).collect();
+        let keeps: Vec<bool> = tables
+            .iter()
+            .map(|t| matches_all(labels, &t.keep))
+            .collect();
         if !keeps.contains(&true) {
             read += points.len();
             continue;
@@ -237,10 +245,18 @@ pub(super) async fn read_in_parts(
                     .map(|s| (Arc::new(s.labels), s.points))
                     .collect();
                 series.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-                // A heavy part is reduced in runs of consecutive series on
-                // every core: each run's rows are in label order, and the
-                // runs are merged in label order with the other parts'.
-                let runs = par_chunks(series, |s| s.1.len(), |run| reduce(&tables, &run));
+                // A part is reduced in runs of consecutive series on every
+                // core (a window function's work over 64k points outweighs
+                // starting a thread): each run's rows are in label order,
+                // and the runs are merged in label order with the other
+                // parts'. Each series weighs its points and its steps.
+                let steps = tables.first().map_or(1, |t| t.rows.steps());
+                let runs = par_chunks(
+                    series,
+                    |s| s.1.len() + steps,
+                    REDUCE_PARALLEL_WEIGHT,
+                    |run| reduce(&tables, &run),
+                );
                 // The receiver is gone when the query was dropped.
                 let _ = tx.send(runs);
             })
