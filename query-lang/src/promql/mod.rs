@@ -105,7 +105,7 @@ pub enum Points {
 pub trait DeferredPoints: Send + Sync {
     /// How many points `write` gives at most (a sample two sources hold
     /// may be counted twice).
-    fn len(&self) -> usize;
+    fn at_most(&self) -> usize;
     /// The points, oldest first, each timestamp once, into `out` (which
     /// is cleared first).
     fn write(&self, out: &mut Vec<(i64, f64)>);
@@ -116,7 +116,7 @@ impl Points {
     pub fn len(&self) -> usize {
         match self {
             Points::Held(p) => p.len(),
-            Points::Deferred(d) => d.len(),
+            Points::Deferred(d) => d.at_most(),
         }
     }
 

@@ -146,7 +146,7 @@ fn write_runs(runs: &[Run], out: &mut Vec<(i64, f64)>) {
 /// query's buffer: the decoded rows are copied once, into memory already
 /// in the cache, instead of into a fresh allocation per series.
 impl DeferredPoints for Found {
-    fn len(&self) -> usize {
+    fn at_most(&self) -> usize {
         Found::len(self)
     }
 
