@@ -504,26 +504,32 @@ pub use lz4_codec::*;
 #[cfg(any(feature = "zstd", test))]
 mod zstd_codec {
     use crate::compression::{Codec, ZstdLevel};
-    use crate::errors::Result;
+    use crate::errors::{ParquetError, Result};
     use std::io::Cursor;
 
     /// Codec for Zstandard compression algorithm.
     ///
-    /// Uses `zstd::bulk` API with reusable compressor/decompressor contexts
-    /// to avoid the overhead of reinitializing contexts for each operation.
+    /// Strata: a reader's codec creates no compression context (it never
+    /// compresses) and decompresses with its thread's context, kept from
+    /// page to page and codec to codec (PATCHES.md). Upstream created both
+    /// contexts for every column chunk it opened.
     pub struct ZSTDCodec {
-        compressor: zstd::bulk::Compressor<'static>,
-        decompressor: zstd::bulk::Decompressor<'static>,
+        level: ZstdLevel,
+        compressor: Option<zstd::bulk::Compressor<'static>>,
+    }
+
+    std::thread_local! {
+        /// This thread's decompression context.
+        static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+            const { std::cell::RefCell::new(None) };
     }
 
     impl ZSTDCodec {
         /// Creates new Zstandard compression codec.
         pub(crate) fn new(level: ZstdLevel) -> Self {
             Self {
-                compressor: zstd::bulk::Compressor::new(level.compression_level())
-                    .expect("valid zstd compression level"),
-                decompressor: zstd::bulk::Decompressor::new()
-                    .expect("can create zstd decompressor"),
+                level,
+                compressor: None,
             }
         }
     }
@@ -549,9 +555,19 @@ mod zstd_codec {
 
             let mut cursor = Cursor::new(output_buf);
             cursor.set_position(offset as u64);
-            let len = self
-                .decompressor
-                .decompress_to_buffer(input_buf, &mut cursor)?;
+            let len = DECOMPRESSOR.with(|cell| -> Result<usize> {
+                // Nothing called below takes the context again, so it is
+                // never borrowed twice; `try_borrow_mut` keeps that an error
+                // rather than a panic all the same.
+                let mut slot = cell
+                    .try_borrow_mut()
+                    .map_err(|e| ParquetError::General(format!("zstd context in use: {e}")))?;
+                let decompressor = match slot.as_mut() {
+                    Some(d) => d,
+                    None => slot.insert(zstd::bulk::Decompressor::new()?),
+                };
+                Ok(decompressor.decompress_to_buffer(input_buf, &mut cursor)?)
+            })?;
             Ok(len)
         }
 
@@ -562,7 +578,13 @@ mod zstd_codec {
 
             let mut cursor = Cursor::new(output_buf);
             cursor.set_position(offset as u64);
-            let _written = self.compressor.compress_to_buffer(input_buf, &mut cursor)?;
+            let compressor = match self.compressor.as_mut() {
+                Some(c) => c,
+                None => self
+                    .compressor
+                    .insert(zstd::bulk::Compressor::new(self.level.compression_level())?),
+            };
+            let _written = compressor.compress_to_buffer(input_buf, &mut cursor)?;
             Ok(())
         }
     }
