@@ -1,5 +1,6 @@
 //! A real Prometheus (Debian's package) scrapes itself and remote-writes to
-//! Strata; its series show up in SQL.
+//! Strata; its series show up in SQL, its metric metadata in
+//! `/api/v1/metadata`.
 //!
 //! Debian's Prometheus 2.42 does not send `remote_write.headers` (checked
 //! with a header-dumping receiver: only Content-Encoding, Content-Type,
@@ -54,6 +55,8 @@ remote_write:
     queue_config:
       batch_send_deadline: 1s
       max_samples_per_send: 500
+    metadata_config:
+      send_interval: 1s
 "#,
         server.url("/api/v1/write")
     );
@@ -102,6 +105,33 @@ remote_write:
         server.rows(Some("other"), "SELECT count(*) FROM samples")[0][0],
         0
     );
+    // Its metadata requests (sent on their own, every second here) give
+    // each metric's type and help, in the tenant they were written to.
+    let metric = "prometheus_http_requests_total";
+    let path = format!("/api/v1/metadata?metric={metric}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let entries = loop {
+        let (status, json) = server.get_json("default", &path);
+        assert_eq!(status, 200, "{json}");
+        if let Some(e) = json["data"][metric].as_array() {
+            break e.clone();
+        }
+        if Instant::now() > deadline {
+            let _ = prom.kill();
+            panic!(
+                "no metadata from Prometheus after 60s: {json}; its log:\n{}",
+                std::fs::read_to_string(dir.path().join("prometheus.log")).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(entries[0]["type"], "counter", "{entries:?}");
+    assert!(
+        entries[0]["help"].as_str().is_some_and(|h| !h.is_empty()),
+        "{entries:?}"
+    );
+    let (_, other) = server.get_json("other", &path);
+    assert_eq!(other["data"], serde_json::json!({}));
     let _ = prom.kill();
     let _ = prom.wait();
 }

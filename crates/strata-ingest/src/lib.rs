@@ -4,13 +4,16 @@
 //! Sits between the HTTP server and the WAL. Its promise: a decoder either
 //! returns a batch in which every series and sample is valid, or an error
 //! naming what was wrong — never a half-accepted request. What a protocol
-//! carries that Strata does not store yet (exemplars, native histograms,
-//! metadata) is counted in [`Skipped`] and reported, not failed on.
+//! carries that Strata does not store yet (exemplars, native histograms)
+//! is counted in [`Skipped`] and reported, not failed on; metric metadata
+//! (type, help, unit) comes back beside the batch ([`MetricMetadata`]).
 
 mod error;
 pub mod logs;
+mod metadata;
 pub mod otlp_metrics;
 pub mod remote_write;
 
 pub use error::{IngestError, Position};
+pub use metadata::{MetricMetadata, MetricType};
 pub use remote_write::{DecodeLimits, Decoded, Proto, Skipped, decode_v1, negotiate};

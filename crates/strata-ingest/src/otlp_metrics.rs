@@ -32,6 +32,7 @@ use strata_types::{Sample, TenantId, WriteBatch, stale_nan, validate_sorted};
 
 use crate::IngestError;
 use crate::logs::otlp::proto::{KeyValue, Resource};
+use crate::metadata::{MetricMetadata, MetricType};
 
 /// The OTLP metrics messages (opentelemetry-proto `metrics/v1`,
 /// `collector/metrics/v1`): the fields Strata reads.
@@ -235,6 +236,10 @@ pub struct DecodedMetrics {
     /// histograms), and why, for `partial_success`.
     pub rejected: u64,
     pub rejected_why: Vec<String>,
+    /// Each stored metric's type, description and unit, as Prometheus'
+    /// OTLP receiver gives them (the family's Prometheus name, the unit's
+    /// Prometheus words).
+    pub metadata: Vec<MetricMetadata>,
 }
 
 /// Decodes a protobuf request body (already decompressed).
@@ -328,6 +333,7 @@ fn to_batch(
         batch,
         rejected: t.rejected,
         rejected_why: t.why.into_iter().collect(),
+        metadata: t.metadata,
     })
 }
 
@@ -339,6 +345,7 @@ struct Translation {
     why: std::collections::BTreeSet<String>,
     /// The newest point of the current resource (`target_info`'s time).
     newest_ms: Option<i64>,
+    metadata: Vec<MetricMetadata>,
 }
 
 impl Translation {
@@ -390,11 +397,25 @@ impl Translation {
         self.push(&p.labels, name, extra, p.ms, v);
     }
 
-    fn metric(&mut self, target: &[(String, String)], m: proto::Metric) {
-        let Some(data) = m.data else { return };
+    /// The metadata of a stored metric, its family named `name`.
+    fn describe(&mut self, m: &proto::Metric, name: &str, kind: MetricType) {
+        crate::metadata::push(
+            &mut self.metadata,
+            MetricMetadata {
+                metric: name.to_owned(),
+                kind,
+                help: m.description.clone(),
+                unit: prom_unit(&m.unit),
+            },
+        );
+    }
+
+    fn metric(&mut self, target: &[(String, String)], mut m: proto::Metric) {
+        let Some(data) = m.data.take() else { return };
         match data {
             Data::Gauge(g) => {
                 let name = metric_name(&m.name, &m.unit, Kind::Gauge);
+                self.describe(&m, &name, MetricType::Gauge);
                 self.numbers(target, &name, &g.data_points);
             }
             Data::Sum(s) if s.aggregation_temporality == proto::DELTA => {
@@ -407,6 +428,12 @@ impl Translation {
                     Kind::Gauge
                 };
                 let name = metric_name(&m.name, &m.unit, kind);
+                let described = if kind == Kind::Counter {
+                    MetricType::Counter
+                } else {
+                    MetricType::Gauge
+                };
+                self.describe(&m, &name, described);
                 self.numbers(target, &name, &s.data_points);
             }
             Data::Histogram(h) if h.aggregation_temporality == proto::DELTA => {
@@ -414,6 +441,7 @@ impl Translation {
             }
             Data::Histogram(h) => {
                 let base = metric_name(&m.name, &m.unit, Kind::Histogram);
+                self.describe(&m, &base, MetricType::Histogram);
                 let (bucket, sum, count) = (
                     format!("{base}_bucket"),
                     format!("{base}_sum"),
@@ -442,6 +470,7 @@ impl Translation {
             }
             Data::Summary(s) => {
                 let base = metric_name(&m.name, &m.unit, Kind::Summary);
+                self.describe(&m, &base, MetricType::Summary);
                 let (sum, count) = (format!("{base}_sum"), format!("{base}_count"));
                 for d in &s.data_points {
                     let p = self.point(target, &d.attributes, d.time_unix_nano, d.flags);
@@ -621,6 +650,22 @@ fn metric_name(name: &str, unit: &str, kind: Kind) -> String {
         out.insert(0, '_');
     }
     out
+}
+
+/// An OTLP unit in Prometheus' words, as its OTLP receiver puts it in
+/// metadata (`ms` → `milliseconds`, `By/s` → `bytes_per_second`); a unit
+/// with no such word is left out.
+fn prom_unit(unit: &str) -> String {
+    let unit = strip_annotations(unit);
+    let (main, per) = match unit.split_once('/') {
+        Some((m, p)) => (m.trim(), Some(p.trim())),
+        None => (unit.trim(), None),
+    };
+    let mut words: Vec<&str> = unit_word(main).into_iter().collect();
+    if let Some(p) = per.and_then(per_unit_word) {
+        words.extend(["per", p]);
+    }
+    words.join("_")
 }
 
 fn strip_annotations(unit: &str) -> String {

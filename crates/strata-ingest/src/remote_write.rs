@@ -12,6 +12,7 @@ mod wire;
 use strata_types::{TenantId, WriteBatch};
 
 use crate::IngestError;
+use crate::metadata::MetricMetadata;
 
 /// Bounds on what a decoder will allocate for one request.
 #[derive(Debug, Clone, Copy)]
@@ -33,12 +34,11 @@ impl Default for DecodeLimits {
 pub struct Skipped {
     pub exemplars: u64,
     pub histograms: u64,
-    pub metadata: u64,
 }
 
 impl Skipped {
     pub fn any(&self) -> bool {
-        self.exemplars + self.histograms + self.metadata > 0
+        self.exemplars + self.histograms > 0
     }
 }
 
@@ -47,6 +47,9 @@ impl Skipped {
 pub struct Decoded {
     pub batch: WriteBatch,
     pub skipped: Skipped,
+    /// The metric metadata the request carried, named and saying
+    /// something, in request order (a repeat of the entry before dropped).
+    pub metadata: Vec<MetricMetadata>,
 }
 
 /// Which remote-write message a request carries.

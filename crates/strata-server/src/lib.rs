@@ -21,6 +21,7 @@ pub mod flight;
 pub mod frontend;
 pub mod limits;
 pub mod live_series;
+pub mod metadata;
 mod metrics;
 mod routes;
 pub mod scheduler;
@@ -267,6 +268,7 @@ pub async fn serve(
                     .unwrap_or(i64::MAX);
                 let now_s = chrono::Utc::now().timestamp();
                 state.limits.expire_series(now_s.saturating_sub(window));
+                state.metadata.expire(now_s);
             }
         })
     };

@@ -56,6 +56,10 @@ pub struct TenantLimits {
     pub log_ingest_rate_bytes: f64,
     /// Log bytes a burst may hold above the rate.
     pub log_ingest_burst_bytes: u64,
+    /// Metrics whose metadata (type, help, unit) is kept.
+    pub max_metadata_metrics: usize,
+    /// Descriptions kept per metric (senders that disagree).
+    pub max_metadata_per_metric: usize,
 }
 
 impl Default for TenantLimits {
@@ -73,6 +77,8 @@ impl Default for TenantLimits {
             max_query_lookback: std::time::Duration::ZERO,
             log_ingest_rate_bytes: 0.0,
             log_ingest_burst_bytes: 0,
+            max_metadata_metrics: 10_000,
+            max_metadata_per_metric: 10,
         }
     }
 }

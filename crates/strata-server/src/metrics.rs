@@ -83,7 +83,7 @@ impl Metrics {
         let ingest_skipped = Family::<Labels, Counter>::default();
         registry.register(
             "ingest_skipped",
-            "Items received but not stored yet (exemplars, histograms, metadata), by kind",
+            "Items received but not stored: exemplars and histograms (not stored yet), metadata past its per-tenant bounds; by kind",
             ingest_skipped.clone(),
         );
         let rejected = Family::<Labels, Counter>::default();

@@ -33,8 +33,10 @@ pub struct AppState {
     /// Decoded log push bytes in flight, bounded.
     pub decoded: crate::decoded::DecodedBytes,
     wal: OnceLock<Arc<dyn Wal>>,
+    /// Metric metadata per tenant (`/api/v1/metadata`).
+    pub metadata: crate::metadata::MetadataStore,
     /// One log line per kind of skipped item, so the log says it once.
-    pub(crate) skipped_logged: [AtomicBool; 3],
+    pub(crate) skipped_logged: [AtomicBool; 2],
 }
 
 impl std::fmt::Debug for AppState {
@@ -79,6 +81,7 @@ impl AppState {
             usize::try_from(config.sql.max_query_memory.0).unwrap_or(usize::MAX),
         );
         let query_timeout = config.promql.timeout;
+        let config_window = config.limits.active_series_window;
         let decoded = crate::decoded::DecodedBytes::new(
             config.limits.max_decoded_in_flight.0,
             config.limits.max_decoded_in_flight_per_tenant.0,
@@ -103,6 +106,7 @@ impl AppState {
             head: Arc::clone(storage.head()),
             storage,
             metrics: Metrics::new(),
+            metadata: crate::metadata::MetadataStore::new(config_window),
             wal: OnceLock::new(),
             skipped_logged: Default::default(),
         })
@@ -311,6 +315,32 @@ impl AppState {
             }
             self.metrics.observe_flush(&result);
             wal.shutdown();
+        }
+    }
+
+    /// Keeps the metric metadata of a tenant's accepted write, within the
+    /// tenant's bounds (what they drop is counted).
+    pub(crate) fn record_metadata(
+        &self,
+        tenant: &strata_types::TenantId,
+        metadata: &[strata_ingest::MetricMetadata],
+    ) {
+        if metadata.is_empty() {
+            return;
+        }
+        let limits = self.limits.of(tenant);
+        let dropped = self.metadata.record(
+            tenant,
+            metadata,
+            chrono::Utc::now().timestamp(),
+            limits.max_metadata_metrics,
+            limits.max_metadata_per_metric,
+        );
+        if dropped > 0 {
+            self.metrics
+                .ingest_skipped
+                .get_or_create(&vec![("kind", "metadata".to_owned())])
+                .inc_by(dropped);
         }
     }
 

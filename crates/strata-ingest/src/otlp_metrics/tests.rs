@@ -319,6 +319,21 @@ fn json_bodies_decode_like_protobuf() {
     assert_eq!(got["__name__=latency_seconds_bucket,job=odoo,le=+Inf"], 3.0);
     assert_eq!(got["__name__=latency_seconds_sum,job=odoo"], 0.5);
     assert!(got["__name__=temp,job=odoo"].is_nan());
+    // Each metric's family, type and unit in Prometheus' words (an
+    // annotation alone, `{order}`, is no unit).
+    let meta: Vec<(&str, crate::MetricType, &str)> = d
+        .metadata
+        .iter()
+        .map(|m| (m.metric.as_str(), m.kind, m.unit.as_str()))
+        .collect();
+    assert_eq!(
+        meta,
+        [
+            ("odoo_orders_picked_total", crate::MetricType::Counter, ""),
+            ("latency_seconds", crate::MetricType::Histogram, "seconds"),
+            ("temp", crate::MetricType::Gauge, ""),
+        ]
+    );
     let e = decode_json(TenantId::try_new("t").unwrap(), br#"{"resourceMetrics":7}"#).unwrap_err();
     assert!(
         e.to_string().contains("resourceMetrics must be an array"),

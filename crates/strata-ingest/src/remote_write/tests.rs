@@ -2,6 +2,7 @@ use strata_types::{LabelError, STALE_NAN_BITS, WriteBatch, stale_nan};
 
 use super::proto::{self, encode_snappy};
 use super::*;
+use crate::{MetricMetadata, MetricType};
 
 fn ts(labels: &[(&str, &str)], samples: &[(i64, f64)]) -> proto::TimeSeries {
     proto::TimeSeries::from_pairs(labels, samples)
@@ -33,7 +34,7 @@ fn decodes_samples_and_keeps_stale_markers_exact() {
 }
 
 #[test]
-fn skips_exemplars_histograms_and_metadata_without_failing() {
+fn skips_exemplars_and_histograms_without_failing_and_reads_metadata() {
     let mut with_hist = ts(&[("__name__", "h")], &[]);
     with_hist.histograms.push(proto::Histogram {
         count_int: 3,
@@ -49,12 +50,34 @@ fn skips_exemplars_histograms_and_metadata_without_failing() {
     });
     let req = proto::WriteRequest {
         timeseries: vec![with_hist, with_ex],
-        metadata: vec![proto::MetricMetadata {
-            r#type: 1,
-            metric_family_name: "c".into(),
-            help: "h".into(),
-            unit: String::new(),
-        }],
+        metadata: vec![
+            proto::MetricMetadata {
+                r#type: 1,
+                metric_family_name: "c".into(),
+                help: "h".into(),
+                unit: String::new(),
+            },
+            // Says nothing: dropped.
+            proto::MetricMetadata {
+                r#type: 0,
+                metric_family_name: "d".into(),
+                help: String::new(),
+                unit: String::new(),
+            },
+            proto::MetricMetadata {
+                r#type: 3,
+                metric_family_name: "rpc_duration_seconds".into(),
+                help: "RPC latency.".into(),
+                unit: "seconds".into(),
+            },
+            // A type no version defines reads as unknown.
+            proto::MetricMetadata {
+                r#type: 99,
+                metric_family_name: "e".into(),
+                help: "e help".into(),
+                unit: String::new(),
+            },
+        ],
     };
     let d = decode(&req).unwrap();
     assert_eq!(
@@ -62,8 +85,26 @@ fn skips_exemplars_histograms_and_metadata_without_failing() {
         Skipped {
             exemplars: 1,
             histograms: 1,
-            metadata: 1
         }
+    );
+    let meta = |metric: &str, kind, help: &str, unit: &str| MetricMetadata {
+        metric: metric.into(),
+        kind,
+        help: help.into(),
+        unit: unit.into(),
+    };
+    assert_eq!(
+        d.metadata,
+        vec![
+            meta("c", MetricType::Counter, "h", ""),
+            meta(
+                "rpc_duration_seconds",
+                MetricType::Histogram,
+                "RPC latency.",
+                "seconds"
+            ),
+            meta("e", MetricType::Unknown, "e help", ""),
+        ]
     );
     assert_eq!(
         d.batch.series_count(),
@@ -309,7 +350,7 @@ fn decodes_v2_symbols_into_the_same_batch_as_v1() {
 }
 
 #[test]
-fn v2_counts_histograms_and_exemplars_and_ignores_metadata() {
+fn v2_counts_histograms_and_exemplars_and_reads_metadata_by_symbol() {
     let mut req = proto::v2::Request::from_series(&[(vec![("__name__", "up")], vec![(1, 1.0)])]);
     req.timeseries[0].exemplars.push(proto::v2::Exemplar {
         labels_refs: vec![],
@@ -329,6 +370,56 @@ fn v2_counts_histograms_and_exemplars_and_ignores_metadata() {
     let d = decode2(&req).unwrap();
     assert_eq!(d.batch.sample_count(), 1);
     assert_eq!((d.skipped.histograms, d.skipped.exemplars), (2, 1));
+    // A gauge with no help or unit (the empty symbol).
+    assert_eq!(
+        d.metadata,
+        vec![MetricMetadata {
+            metric: "up".into(),
+            kind: MetricType::Gauge,
+            help: String::new(),
+            unit: String::new(),
+        }]
+    );
+
+    // Help and unit are symbols; every series of a metric repeating its
+    // metadata gives it once; a reference outside the table is refused.
+    let mut req = proto::v2::Request::from_series(&[
+        (
+            vec![("__name__", "queue_seconds"), ("q", "a")],
+            vec![(1, 1.0)],
+        ),
+        (
+            vec![("__name__", "queue_seconds"), ("q", "b")],
+            vec![(1, 2.0)],
+        ),
+    ]);
+    let help = req.symbols.len() as u32;
+    req.symbols.push("Time in the queue.".into());
+    req.symbols.push("seconds".into());
+    for ts in &mut req.timeseries {
+        ts.metadata = Some(proto::v2::Metadata {
+            r#type: 1,
+            help_ref: help,
+            unit_ref: help + 1,
+        });
+    }
+    let d = decode2(&req).unwrap();
+    assert_eq!(
+        d.metadata,
+        vec![MetricMetadata {
+            metric: "queue_seconds".into(),
+            kind: MetricType::Counter,
+            help: "Time in the queue.".into(),
+            unit: "seconds".into(),
+        }]
+    );
+    req.timeseries[1].metadata = Some(proto::v2::Metadata {
+        r#type: 1,
+        help_ref: help + 2,
+        unit_ref: 0,
+    });
+    let e = decode2(&req).unwrap_err().to_string();
+    assert!(e.contains("metadata help_ref"), "{e}");
 }
 
 #[test]

@@ -8,9 +8,10 @@
 //! strings must be UTF-8. `proto.rs` stays the schema of record: a property
 //! test checks this reader against prost on arbitrary requests.
 
-use strata_types::{Sample, TenantId, WriteBatch, validate_sorted};
+use strata_types::{METRIC_NAME_LABEL, Sample, TenantId, WriteBatch, validate_sorted};
 
 use crate::IngestError;
+use crate::metadata::{MetricMetadata, MetricType, push};
 use crate::remote_write::{Decoded, Skipped};
 
 const VARINT: u8 = 0;
@@ -169,6 +170,7 @@ fn want_wire(field: &str, wire: u8, want: u8) -> Result<(), IngestError> {
 /// Decodes a `WriteRequest` into a validated batch.
 pub(crate) fn decode(tenant: TenantId, raw: &[u8]) -> Result<Decoded, IngestError> {
     let mut skipped = Skipped::default();
+    let mut metadata = Vec::new();
     let mut r = Reader::new(raw);
     // Label text is a part of the body: the arena never grows.
     let mut batch = WriteBatch::with_text_capacity(tenant, raw.len() / 200 + 1, 10, raw.len());
@@ -198,8 +200,7 @@ pub(crate) fn decode(tenant: TenantId, raw: &[u8]) -> Result<Decoded, IngestErro
             }
             3 => {
                 want_wire("WriteRequest.metadata", wire, LEN)?;
-                r.bytes()?;
-                skipped.metadata += 1;
+                push(&mut metadata, metric_metadata(r.bytes()?)?);
             }
             // Skipping these would store nothing and answer 204.
             4 | 5 => {
@@ -211,7 +212,45 @@ pub(crate) fn decode(tenant: TenantId, raw: &[u8]) -> Result<Decoded, IngestErro
             _ => r.skip(wire)?,
         }
     }
-    Ok(Decoded { batch, skipped })
+    Ok(Decoded {
+        batch,
+        skipped,
+        metadata,
+    })
+}
+
+/// A 1.0 `MetricMetadata` message.
+fn metric_metadata(buf: &[u8]) -> Result<MetricMetadata, IngestError> {
+    let mut r = Reader::new(buf);
+    let mut m = MetricMetadata {
+        metric: String::new(),
+        kind: MetricType::Unknown,
+        help: String::new(),
+        unit: String::new(),
+    };
+    while !r.done() {
+        let (field, wire) = r.key()?;
+        match field {
+            1 => {
+                want_wire("MetricMetadata.type", wire, VARINT)?;
+                m.kind = MetricType::from_wire(r.varint()?);
+            }
+            2 => {
+                want_wire("MetricMetadata.metric_family_name", wire, LEN)?;
+                r.string("metric family name")?.clone_into(&mut m.metric);
+            }
+            4 => {
+                want_wire("MetricMetadata.help", wire, LEN)?;
+                r.string("metadata help")?.clone_into(&mut m.help);
+            }
+            5 => {
+                want_wire("MetricMetadata.unit", wire, LEN)?;
+                r.string("metadata unit")?.clone_into(&mut m.unit);
+            }
+            _ => r.skip(wire)?,
+        }
+    }
+    Ok(m)
 }
 
 fn series<'a>(
@@ -340,11 +379,12 @@ pub(crate) fn decode_v2(tenant: TenantId, raw: &[u8]) -> Result<Decoded, IngestE
     let mut refs: Vec<u32> = Vec::with_capacity(32);
     let mut labels: Vec<(&str, &str)> = Vec::with_capacity(16);
     let mut samples: Vec<Sample> = Vec::with_capacity(4);
+    let mut metadata = Vec::new();
     for (index, buf) in series_bufs.into_iter().enumerate() {
         refs.clear();
         labels.clear();
         samples.clear();
-        series_v2(buf, &mut refs, &mut samples, &mut skipped)?;
+        let meta = series_v2(buf, &mut refs, &mut samples, &mut skipped)?;
         if !refs.len().is_multiple_of(2) {
             return Err(err(format!(
                 "timeseries {index}: labels_refs has an odd number of entries ({})",
@@ -369,19 +409,75 @@ pub(crate) fn decode_v2(tenant: TenantId, raw: &[u8]) -> Result<Decoded, IngestE
                 source,
             });
         }
+        if let Some((kind, help_ref, unit_ref)) = meta {
+            let text = |i: u32, what: &str| {
+                symbols.get(i as usize).copied().ok_or_else(|| {
+                    err(format!(
+                        "timeseries {index}: metadata {what}_ref {i} is outside the {} symbols",
+                        symbols.len()
+                    ))
+                })
+            };
+            let metric = labels
+                .iter()
+                .find(|(n, _)| *n == METRIC_NAME_LABEL)
+                .map_or("", |(_, v)| *v);
+            push(
+                &mut metadata,
+                MetricMetadata {
+                    metric: metric.to_owned(),
+                    kind,
+                    help: text(help_ref, "help")?.to_owned(),
+                    unit: text(unit_ref, "unit")?.to_owned(),
+                },
+            );
+        }
         if !samples.is_empty() {
             batch.push_validated(labels.iter().copied(), samples.iter().copied());
         }
     }
-    Ok(Decoded { batch, skipped })
+    Ok(Decoded {
+        batch,
+        skipped,
+        metadata,
+    })
 }
 
+/// A 2.0 `Metadata` message: its type and the symbols of its help and
+/// unit.
+fn metadata_v2(buf: &[u8]) -> Result<(MetricType, u32, u32), IngestError> {
+    let mut r = Reader::new(buf);
+    let (mut kind, mut help, mut unit) = (MetricType::Unknown, 0, 0);
+    while !r.done() {
+        let (field, wire) = r.key()?;
+        match field {
+            1 => {
+                want_wire("Metadata.type", wire, VARINT)?;
+                kind = MetricType::from_wire(r.varint()?);
+            }
+            3 => {
+                want_wire("Metadata.help_ref", wire, VARINT)?;
+                help = symbol_ref(r.varint()?)?;
+            }
+            4 => {
+                want_wire("Metadata.unit_ref", wire, VARINT)?;
+                unit = symbol_ref(r.varint()?)?;
+            }
+            _ => r.skip(wire)?,
+        }
+    }
+    Ok((kind, help, unit))
+}
+
+/// A 2.0 series' label references and samples; its metadata, if it
+/// carries any.
 fn series_v2(
     buf: &[u8],
     refs: &mut Vec<u32>,
     samples: &mut Vec<Sample>,
     skipped: &mut Skipped,
-) -> Result<(), IngestError> {
+) -> Result<Option<(MetricType, u32, u32)>, IngestError> {
+    let mut meta = None;
     let mut r = Reader::new(buf);
     while !r.done() {
         let (field, wire) = r.key()?;
@@ -417,12 +513,12 @@ fn series_v2(
             }
             5 => {
                 want_wire("TimeSeries.metadata", wire, LEN)?;
-                r.bytes()?;
+                meta = Some(metadata_v2(r.bytes()?)?);
             }
             _ => r.skip(wire)?,
         }
     }
-    Ok(())
+    Ok(meta)
 }
 
 fn symbol_ref(v: u64) -> Result<u32, IngestError> {

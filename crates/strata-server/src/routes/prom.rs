@@ -641,11 +641,50 @@ pub(super) async fn label_values(
     )
 }
 
-pub(super) async fn metadata(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    reply(state.auth.authenticate(&headers, SHAPE).map(|()| {
-        // Remote write 1.0 metadata is not stored yet: no metric has any.
-        envelope(json!({}), Vec::new(), Vec::new())
-    }))
+/// The tenant's metric metadata as Prometheus answers it: each metric's
+/// distinct `{type, help, unit}`; `metric` picks one, `limit` bounds the
+/// metrics (negative: all) and `limit_per_metric` the entries of each
+/// (0 or negative: all).
+pub(super) async fn metadata(
+    State(state): State<Arc<AppState>>,
+    Caller { tenant, .. }: Caller,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let params = Params::new(raw, &headers, &[]);
+    let number = |name: &str| -> Result<Option<i64>, ApiError> {
+        params
+            .get(name)
+            .map(|v| {
+                v.parse::<i64>()
+                    .map_err(|_| bad(format!("{name} must be a number")))
+            })
+            .transpose()
+    };
+    reply((|| {
+        let limit = number("limit")?.and_then(|n| usize::try_from(n).ok());
+        let per_metric = number("limit_per_metric")?
+            .filter(|n| *n > 0)
+            .and_then(|n| usize::try_from(n).ok());
+        let found = state.metadata.answer(
+            &tenant,
+            params.get("metric"),
+            limit,
+            per_metric,
+            chrono::Utc::now().timestamp(),
+        );
+        let data: serde_json::Map<String, J> = found
+            .into_iter()
+            .map(|(name, entries)| {
+                let list = entries
+                    .into_iter()
+                    .map(|e| json!({"type": e.kind.as_str(), "help": e.help, "unit": e.unit}))
+                    .collect();
+                (name, J::Array(list))
+            })
+            .collect();
+        Ok(envelope(J::Object(data), Vec::new(), Vec::new()))
+    })())
 }
 
 pub(super) async fn buildinfo(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {

@@ -95,11 +95,10 @@ async fn write(
     let skipped = decoded.skipped;
     if skipped.any() {
         debug!(%tenant, exemplars = skipped.exemplars, histograms = skipped.histograms,
-            metadata = skipped.metadata, "skipping items not stored yet");
+            "skipping items not stored yet");
         for (i, (kind, n)) in [
             ("exemplars", skipped.exemplars),
             ("histograms", skipped.histograms),
-            ("metadata", skipped.metadata),
         ]
         .into_iter()
         .enumerate()
@@ -124,6 +123,7 @@ async fn write(
             )
         });
     let samples = w.metrics(decoded.batch).await?;
+    state.record_metadata(tenant, &decoded.metadata);
     Ok(Written {
         samples,
         not_written,
@@ -200,6 +200,7 @@ pub(super) async fn otlp_metrics(
         };
         let decoded = w.decode(len, decode).await?;
         w.metrics(decoded.batch).await?;
+        state.record_metadata(tenant, &decoded.metadata);
         if decoded.rejected > 0 {
             state
                 .metrics

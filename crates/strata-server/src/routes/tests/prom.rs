@@ -271,3 +271,111 @@ async fn prometheus_api_limits_answer_like_prometheus() {
         serde_json::json!(["results truncated due to limit"])
     );
 }
+
+/// `/api/v1/metadata` answers, per tenant, what remote write 1.0 (as
+/// Prometheus sends it: metadata in requests of their own), 2.0 and OTLP
+/// described, in Prometheus' shape; a refused write keeps none.
+#[tokio::test]
+async fn metadata_from_every_protocol_answered_per_tenant() {
+    let (app, _, _) = app().await;
+    let get = |tenant: &'static str, query: &'static str| {
+        let app = app.clone();
+        async move {
+            let req = Request::get(format!("/api/v1/metadata{query}"))
+                .header("X-Scope-OrgID", tenant)
+                .body(Body::empty())
+                .unwrap();
+            let (status, text) = send(&app, req).await;
+            let json: serde_json::Value =
+                serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+            (status, json)
+        }
+    };
+    let v1_meta = |name: &str, kind: i32, help: &str, unit: &str| proto::MetricMetadata {
+        r#type: kind,
+        metric_family_name: name.into(),
+        help: help.into(),
+        unit: unit.into(),
+    };
+    // 1.0: a request of metadata alone.
+    let body = encode_snappy(&proto::WriteRequest {
+        timeseries: vec![],
+        metadata: vec![
+            v1_meta("http_requests_total", 1, "Requests served.", ""),
+            v1_meta("rpc_duration_seconds", 3, "RPC latency.", "seconds"),
+        ],
+    });
+    let (status, text) = send(&app, write_req(Some("team-a"), body)).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{text}");
+    // 2.0: metadata on a series.
+    let mut req = proto::v2::Request::from_series(&[(
+        vec![("__name__", "queue_depth"), ("queue", "picking")],
+        vec![(1_700_000_000_000, 3.0)],
+    )]);
+    let help = req.symbols.len() as u32;
+    req.symbols.push("Jobs waiting.".into());
+    req.timeseries[0].metadata = Some(proto::v2::Metadata {
+        r#type: 2,
+        help_ref: help,
+        unit_ref: 0,
+    });
+    let v2 = Request::post("/api/v1/write")
+        .header(
+            "Content-Type",
+            "application/x-protobuf;proto=io.prometheus.write.v2.Request",
+        )
+        .header("Content-Encoding", "snappy")
+        .header("X-Scope-OrgID", "team-a")
+        .body(Body::from(proto::v2::encode_snappy(&req)))
+        .unwrap();
+    let (status, text) = send(&app, v2).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{text}");
+    // OTLP (JSON): a monotonic sum in milliseconds.
+    let otlp = serde_json::json!({"resourceMetrics": [{"resource": {"attributes": []},
+        "scopeMetrics": [{"metrics": [{"name": "odoo.picking.duration", "unit": "ms",
+            "description": "Time to pick an order.",
+            "sum": {"aggregationTemporality": 2, "isMonotonic": true,
+                "dataPoints": [{"timeUnixNano": "1700000000000000000", "asDouble": 5.0}]}}]}]}]});
+    let req = Request::post("/v1/metrics")
+        .header("Content-Type", "application/json")
+        .header("X-Scope-OrgID", "team-a")
+        .body(Body::from(otlp.to_string()))
+        .unwrap();
+    let (status, text) = send(&app, req).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    // A refused write (an invalid label name) keeps nothing.
+    let bad = encode_snappy(&proto::WriteRequest {
+        timeseries: vec![series(&[("__name__", "x"), ("bad-name", "v")], &[(1, 1.0)])],
+        metadata: vec![v1_meta("refused_metric", 2, "Never kept.", "")],
+    });
+    let (status, _) = send(&app, write_req(Some("team-a"), bad)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    let (status, json) = get("team-a", "").await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    assert_eq!(json["status"], "success");
+    assert_eq!(
+        json["data"],
+        serde_json::json!({
+            "http_requests_total": [{"type": "counter", "help": "Requests served.", "unit": ""}],
+            "odoo_picking_duration_milliseconds_total":
+                [{"type": "counter", "help": "Time to pick an order.", "unit": "milliseconds"}],
+            "queue_depth": [{"type": "gauge", "help": "Jobs waiting.", "unit": ""}],
+            "rpc_duration_seconds": [{"type": "histogram", "help": "RPC latency.", "unit": "seconds"}],
+        })
+    );
+    let (_, json) = get("team-a", "?metric=queue_depth").await;
+    assert_eq!(json["data"].as_object().unwrap().len(), 1);
+    assert!(json["data"]["queue_depth"].is_array());
+    let (_, json) = get("team-a", "?limit=2").await;
+    assert_eq!(json["data"].as_object().unwrap().len(), 2);
+    let (_, json) = get("team-a", "?limit=-1&limit_per_metric=1").await;
+    assert_eq!(json["data"].as_object().unwrap().len(), 4);
+    let (status, json) = get("team-a", "?limit=many").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(json["errorType"], "bad_data", "{json}");
+    // Another tenant sees none of it.
+    let (status, json) = get("team-b", "").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(json["data"], serde_json::json!({}));
+}
