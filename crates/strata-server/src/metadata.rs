@@ -5,8 +5,9 @@
 //! (Prometheus every minute, 2.0 and OTLP with every request), so after a
 //! restart it is whole again within a minute. An entry not repeated within
 //! `limits.active_series_window` is forgotten. Bounded per tenant by
-//! `max_metadata_metrics` and `max_metadata_per_metric`: past them new
-//! metrics and new descriptions are dropped (counted in
+//! `max_metadata_metrics` and `max_metadata_per_metric`, and each name,
+//! help and unit by `max_label_value_length`: past them new metrics, new
+//! descriptions and longer texts are dropped (counted in
 //! `strata_ingest_skipped_total{kind="metadata"}`), never what is already
 //! known.
 
@@ -37,6 +38,15 @@ pub struct Described {
     pub unit: String,
 }
 
+/// A tenant's bounds on what is kept (0: unlimited).
+#[derive(Debug, Clone, Copy)]
+pub struct Bounds {
+    pub metrics: usize,
+    pub per_metric: usize,
+    /// Longest metric name, help or unit, in bytes.
+    pub text_len: usize,
+}
+
 /// Every tenant's metric metadata.
 #[derive(Debug)]
 pub struct MetadataStore {
@@ -54,16 +64,19 @@ impl MetadataStore {
     }
 
     /// Records what a tenant's accepted request described at `now_s`,
-    /// within `max_metrics` metrics and `max_per_metric` descriptions each
-    /// (0: unlimited); the entries dropped for the bounds.
+    /// within `bounds`; the entries dropped for them.
     pub fn record(
         &self,
         tenant: &TenantId,
         metadata: &[MetricMetadata],
         now_s: i64,
-        max_metrics: usize,
-        max_per_metric: usize,
+        bounds: Bounds,
     ) -> u64 {
+        let Bounds {
+            metrics: max_metrics,
+            per_metric: max_per_metric,
+            text_len,
+        } = bounds;
         if metadata.is_empty() {
             return 0;
         }
@@ -71,6 +84,14 @@ impl MetadataStore {
         let mut tenants = self.tenants.lock();
         let metrics = tenants.entry(tenant.clone()).or_default();
         for m in metadata {
+            if text_len > 0
+                && [&m.metric, &m.help, &m.unit]
+                    .iter()
+                    .any(|t| t.len() > text_len)
+            {
+                dropped += 1;
+                continue;
+            }
             let known = metrics.len();
             let entries = match metrics.get_mut(&m.metric) {
                 Some(e) => e,
@@ -186,6 +207,17 @@ mod tests {
         }
     }
 
+    const NONE: Bounds = Bounds {
+        metrics: 0,
+        per_metric: 0,
+        text_len: 0,
+    };
+    const TIGHT: Bounds = Bounds {
+        metrics: 2,
+        per_metric: 1,
+        text_len: 0,
+    };
+
     fn tenant(t: &str) -> TenantId {
         TenantId::try_new(t).unwrap()
     }
@@ -196,11 +228,11 @@ mod tests {
         let (a, b) = (tenant("a"), tenant("b"));
         let up = meta("up", MetricType::Gauge, "Target up.");
         let reqs = meta("http_requests_total", MetricType::Counter, "Requests.");
-        assert_eq!(store.record(&a, &[up.clone(), reqs.clone()], 100, 0, 0), 0);
+        assert_eq!(store.record(&a, &[up.clone(), reqs.clone()], 100, NONE), 0);
         // Repeated (refreshes), and a second description of `up`.
         let up2 = meta("up", MetricType::Gauge, "Other target's help.");
-        store.record(&a, &[up.clone(), up2.clone()], 130, 0, 0);
-        store.record(&b, &[meta("b_only", MetricType::Summary, "")], 100, 0, 0);
+        store.record(&a, &[up.clone(), up2.clone()], 130, NONE);
+        store.record(&b, &[meta("b_only", MetricType::Summary, "")], 100, NONE);
 
         let all = store.answer(&a, None, None, None, 150);
         assert_eq!(
@@ -232,7 +264,7 @@ mod tests {
             meta("m1", MetricType::Counter, "one"),
             meta("m2", MetricType::Counter, "two"),
         ];
-        assert_eq!(store.record(&a, &first, 0, 2, 1), 0);
+        assert_eq!(store.record(&a, &first, 0, TIGHT), 0);
         // A third metric and a second description of m1: both dropped;
         // m2 refreshed.
         let more = [
@@ -240,17 +272,32 @@ mod tests {
             meta("m1", MetricType::Gauge, "changed"),
             meta("m2", MetricType::Counter, "two"),
         ];
-        assert_eq!(store.record(&a, &more, 50, 2, 1), 2);
+        assert_eq!(store.record(&a, &more, 50, TIGHT), 2);
         let now = store.answer(&a, None, None, None, 50);
         assert_eq!(now.keys().collect::<Vec<_>>(), ["m1", "m2"]);
         assert_eq!(now["m1"][0].help, "one");
         // Once m1 is forgotten there is room for m3; m1 then finds none.
         assert_eq!(
-            store.record(&a, &more, 100, 2, 1),
+            store.record(&a, &more, 100, TIGHT),
             1,
             "m1 past the metric bound"
         );
         let after = store.answer(&a, None, None, None, 100);
         assert_eq!(after.keys().collect::<Vec<_>>(), ["m2", "m3"]);
+
+        // A text longer than its bound is dropped (16 bytes pass, 17 not).
+        let store = MetadataStore::new(Duration::from_secs(60));
+        let texts = Bounds {
+            text_len: 16,
+            ..NONE
+        };
+        let both = [
+            meta("m", MetricType::Counter, "sixteen bytes!!!"),
+            meta("m", MetricType::Counter, "seventeen bytes!!"),
+        ];
+        assert_eq!(store.record(&a, &both, 0, texts), 1);
+        let kept = store.answer(&a, None, None, None, 0);
+        assert_eq!(kept["m"].len(), 1);
+        assert_eq!(kept["m"][0].help, "sixteen bytes!!!");
     }
 }

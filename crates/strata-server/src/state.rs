@@ -333,8 +333,11 @@ impl AppState {
             tenant,
             metadata,
             chrono::Utc::now().timestamp(),
-            limits.max_metadata_metrics,
-            limits.max_metadata_per_metric,
+            crate::metadata::Bounds {
+                metrics: limits.max_metadata_metrics,
+                per_metric: limits.max_metadata_per_metric,
+                text_len: limits.max_label_value_length,
+            },
         );
         if dropped > 0 {
             self.metrics
