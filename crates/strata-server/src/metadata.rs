@@ -81,6 +81,10 @@ impl MetadataStore {
             return 0;
         }
         let mut dropped = 0;
+        let before = now_s.saturating_sub(self.retain_s);
+        // Forgotten entries are swept at most once a call, when the metric
+        // bound is first reached (not once per new metric past it).
+        let mut swept = false;
         let mut tenants = self.tenants.lock();
         let metrics = tenants.entry(tenant.clone()).or_default();
         for m in metadata {
@@ -97,7 +101,10 @@ impl MetadataStore {
                 Some(e) => e,
                 None if max_metrics > 0 && known >= max_metrics => {
                     // Forgotten entries make room first.
-                    expire(metrics, now_s.saturating_sub(self.retain_s));
+                    if !swept {
+                        expire(metrics, before);
+                        swept = true;
+                    }
                     if metrics.len() >= max_metrics {
                         dropped += 1;
                         continue;
@@ -113,7 +120,6 @@ impl MetadataStore {
                 e.seen_s = e.seen_s.max(now_s);
                 continue;
             }
-            let before = now_s.saturating_sub(self.retain_s);
             entries.retain(|e| e.seen_s >= before);
             if max_per_metric > 0 && entries.len() >= max_per_metric {
                 dropped += 1;
