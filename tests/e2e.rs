@@ -21,6 +21,7 @@ mod otlp_metrics;
 mod postgres;
 mod prometheus_sender;
 mod promql_api;
+mod remote_read;
 mod remote_write;
 mod slo;
 mod tls;

@@ -32,6 +32,31 @@ fn prometheus_binary() -> Option<String> {
     found
 }
 
+/// Starts Prometheus with `config`, its TSDB and log (`NAME.log`) under
+/// `dir`.
+fn start_prometheus(
+    bin: &str,
+    dir: &std::path::Path,
+    name: &str,
+    port: u16,
+    config: &str,
+) -> std::process::Child {
+    let config_path = dir.join(format!("{name}.yml"));
+    std::fs::write(&config_path, config).unwrap();
+    let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
+    Command::new(bin)
+        .arg(format!("--config.file={}", config_path.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join(format!("{name}-tsdb")).display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}
+
 #[test]
 fn prometheus_remote_writes_to_strata() {
     let Some(bin) = prometheus_binary() else {
@@ -60,20 +85,7 @@ remote_write:
 "#,
         server.url("/api/v1/write")
     );
-    let config_path = dir.path().join("prometheus.yml");
-    std::fs::write(&config_path, config).unwrap();
-    let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
-    let mut prom = Command::new(bin)
-        .arg(format!("--config.file={}", config_path.display()))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.path().join("tsdb").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
+    let mut prom = start_prometheus(&bin, dir.path(), "prometheus", prom_port, &config);
 
     let deadline = Instant::now() + Duration::from_secs(90);
     let query = "SELECT labels['job'], labels['instance'], count(*) FROM samples \
@@ -134,4 +146,139 @@ remote_write:
     assert_eq!(other["data"], serde_json::json!({}));
     let _ = prom.kill();
     let _ = prom.wait();
+}
+
+/// GETs a Prometheus API path from the server at `port`; the JSON body.
+fn prom_get(port: u16, path: &str) -> serde_json::Value {
+    let mut resp = common::agent()
+        .get(&format!("http://127.0.0.1:{port}{path}"))
+        .call()
+        .unwrap();
+    let text = resp.body_mut().read_to_string().unwrap();
+    serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
+}
+
+/// A query's series, sorted by their labels.
+fn sorted_result(json: &serde_json::Value) -> Vec<serde_json::Value> {
+    assert_eq!(json["status"], "success", "{json}");
+    let mut v = json["data"]["result"].as_array().unwrap().clone();
+    v.sort_by_key(|s| s["metric"].to_string());
+    v
+}
+
+/// A Prometheus scrapes itself and remote-writes to Strata; a second
+/// Prometheus, with nothing of its own, reads Strata through a
+/// `remote_read` section and answers a range selector over a window that
+/// spans Strata's files and head with exactly the series and samples the
+/// first holds locally.
+#[test]
+fn prometheus_reads_strata_back_through_remote_read() {
+    let Some(bin) = prometheus_binary() else {
+        eprintln!("SKIPPED: prometheus not installed (apt-get install prometheus)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &[]);
+    let [writer_port, reader_port] = common::free_ports::<2>();
+    let writer_config = format!(
+        r#"
+global:
+  scrape_interval: 1s
+scrape_configs:
+  - job_name: prometheus
+    static_configs:
+      - targets: ["127.0.0.1:{writer_port}"]
+remote_write:
+  - url: "{}"
+    queue_config:
+      batch_send_deadline: 1s
+      max_shards: 1
+"#,
+        server.url("/api/v1/write")
+    );
+    let reader_config = format!(
+        r#"
+remote_read:
+  - url: "{}"
+    read_recent: true
+"#,
+        server.url("/api/v1/read")
+    );
+    let mut writer = start_prometheus(&bin, dir.path(), "writer", writer_port, &writer_config);
+    let mut reader = start_prometheus(&bin, dir.path(), "reader", reader_port, &reader_config);
+    let logs = || {
+        format!(
+            "writer log:\n{}\nreader log:\n{}\nstrata log:\n{}",
+            std::fs::read_to_string(dir.path().join("writer.log")).unwrap_or_default(),
+            std::fs::read_to_string(dir.path().join("reader.log")).unwrap_or_default(),
+            server.log()
+        )
+    };
+    // The newest `up` sample Strata holds, in seconds.
+    let newest = || {
+        let (_, json) = server.get_json("default", "/api/v1/query?query=timestamp(up)");
+        json["data"]["result"][0]["value"][1]
+            .as_str()
+            .and_then(|v| v.parse::<f64>().ok())
+    };
+    let wait_for = |what: &str, until: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while !until() {
+            if Instant::now() > deadline {
+                panic!("{what} after 90s; {}", logs());
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    };
+    // Twenty seconds of scrapes, flushed to a file; more into the head.
+    let first = std::cell::Cell::new(None::<f64>);
+    wait_for("no samples from the writer", &|| {
+        let n = newest();
+        if first.get().is_none() {
+            first.set(n);
+        }
+        matches!((first.get(), n), (Some(a), Some(b)) if b - a >= 20.0)
+    });
+    let (status, body) = server.post("/api/v1/admin/flush").unwrap();
+    assert_eq!(status, 200, "{body}");
+    std::thread::sleep(Duration::from_secs(5));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let at = (now - 2.0).floor();
+    // Everything up to `at` has arrived once a later scrape has.
+    wait_for("the writer's samples lag", &|| {
+        newest().is_some_and(|t| t >= at + 3.0)
+    });
+
+    let path = format!("/api/v1/query?query=%7Bjob%3D%22prometheus%22%7D%5B25s%5D&time={at}");
+    let local = sorted_result(&prom_get(writer_port, &path));
+    let remote = sorted_result(&prom_get(reader_port, &path));
+    assert!(local.len() > 100, "only {} series", local.len());
+    if local != remote {
+        let names = |v: &[serde_json::Value]| {
+            v.iter()
+                .map(|s| s["metric"].to_string())
+                .collect::<Vec<_>>()
+        };
+        let first_diff = local.iter().zip(&remote).find(|(a, b)| a != b);
+        panic!(
+            "remote read differs: {} series locally, {} through Strata; first difference {first_diff:?}; missing {:?}",
+            local.len(),
+            remote.len(),
+            names(&local)
+                .into_iter()
+                .filter(|n| !names(&remote).contains(n))
+                .take(5)
+                .collect::<Vec<_>>()
+        );
+    }
+    // The window holds samples of both the file and the head.
+    let points = local[0]["values"].as_array().unwrap().len();
+    assert!(points >= 15, "{points} points in 25 s of 1 s scrapes");
+    let _ = writer.kill();
+    let _ = reader.kill();
+    let _ = writer.wait();
+    let _ = reader.wait();
 }

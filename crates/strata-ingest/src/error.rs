@@ -68,6 +68,10 @@ pub enum IngestError {
     TooLarge { len: usize, max: usize },
     #[error("invalid protobuf WriteRequest: {reason}")]
     Protobuf { reason: String },
+    #[error("invalid protobuf ReadRequest: {reason}")]
+    ReadProtobuf { reason: String },
+    #[error("{reason}")]
+    InvalidReadRequest { reason: String },
     #[error("series {index} {labels}: {source}")]
     InvalidSeries {
         index: usize,
@@ -86,6 +90,8 @@ impl IngestError {
             Self::TooLarge { .. } => ErrorKind::PayloadTooLarge,
             Self::Snappy { .. }
             | Self::Protobuf { .. }
+            | Self::ReadProtobuf { .. }
+            | Self::InvalidReadRequest { .. }
             | Self::InvalidSeries { .. }
             | Self::Decompress { .. }
             | Self::Json { .. }

@@ -7,11 +7,14 @@
 //! carries that Strata does not store yet (exemplars, native histograms)
 //! is counted in [`Skipped`] and reported, not failed on; metric metadata
 //! (type, help, unit) comes back beside the batch ([`MetricMetadata`]).
+//! Remote read's codec ([`remote_read`]) lives here too: the same
+//! protobuf package, and the XOR chunks Prometheus answers in.
 
 mod error;
 pub mod logs;
 mod metadata;
 pub mod otlp_metrics;
+pub mod remote_read;
 pub mod remote_write;
 
 pub use error::{IngestError, Position};

@@ -128,7 +128,7 @@ pub fn decode_v1(
 
 /// Snappy block decompression, refusing bodies that would decode larger
 /// than the limit before allocating.
-fn decompress(body: &[u8], limits: DecodeLimits) -> Result<Vec<u8>, IngestError> {
+pub(crate) fn decompress(body: &[u8], limits: DecodeLimits) -> Result<Vec<u8>, IngestError> {
     let len = snap::raw::decompress_len(body).map_err(|e| IngestError::Snappy {
         reason: e.to_string(),
     })?;

@@ -7,6 +7,7 @@ mod loki;
 mod ops;
 mod prom;
 mod prom_numbers;
+mod remote_read;
 mod specs;
 mod sql;
 mod write;
@@ -31,6 +32,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/api/v1/write", post(write::remote_write))
         .route("/api/v1/push", post(write::remote_write))
+        .route("/api/v1/read", post(remote_read::remote_read))
         .route("/api/v1/sql", post(sql::sql))
         .route("/loki/api/v1/push", post(logs_write::loki_push))
         .route("/v1/metrics", post(write::otlp_metrics))

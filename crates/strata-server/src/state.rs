@@ -143,17 +143,23 @@ impl AppState {
         lookback: std::time::Duration,
     ) -> strata_query_lang::promql::Engine {
         let cfg = &self.config.promql;
-        let tenant_max = tenant.map_or(0, |t| self.limits.of(t).max_query_samples);
         strata_query_lang::promql::Engine::new(strata_query_lang::promql::EngineConfig {
             lookback,
-            max_samples: if tenant_max > 0 {
-                cfg.max_samples.min(tenant_max)
-            } else {
-                cfg.max_samples
-            },
+            max_samples: tenant.map_or(cfg.max_samples, |t| self.max_query_samples(t)),
             max_points: cfg.max_points,
             ..strata_query_lang::promql::EngineConfig::default()
         })
+    }
+
+    /// Most samples one PromQL query (or remote read) of `tenant` may
+    /// load: `promql.max_samples`, lowered by the tenant's
+    /// `max_query_samples` when that is set.
+    pub fn max_query_samples(&self, tenant: &strata_types::TenantId) -> usize {
+        let server = self.config.promql.max_samples;
+        match self.limits.of(tenant).max_query_samples {
+            0 => server,
+            t => server.min(t),
+        }
     }
 
     /// Counts a limit's refusal and turns it into the request's error.

@@ -63,7 +63,7 @@ impl<R: RoleOf> FromRequestParts<Arc<AppState>> for Caller<R> {
 }
 
 /// The error shape of a route: OTLP's `google.rpc.Status` (protobuf or
-/// JSON, as the request), plain text for Loki and remote write, else
+/// JSON, as the request), plain text for Loki and remote write and read, else
 /// Prometheus' JSON.
 pub fn shape_for(path: &str, headers: &HeaderMap) -> Shape {
     if path.starts_with("/v1/") || path.contains("/otlp/") {
@@ -72,7 +72,9 @@ pub fn shape_for(path: &str, headers: &HeaderMap) -> Shape {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("application/json"));
         Shape::Otlp { json }
-    } else if path.starts_with("/loki/") || path == "/api/v1/write" || path == "/api/v1/push" {
+    } else if path.starts_with("/loki/")
+        || matches!(path, "/api/v1/write" | "/api/v1/push" | "/api/v1/read")
+    {
         Shape::PlainText
     } else {
         Shape::Json

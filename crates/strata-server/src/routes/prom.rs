@@ -35,6 +35,11 @@ fn bad(message: impl Into<String>) -> ApiError {
 }
 
 fn from_prom(e: PromError) -> ApiError {
+    prom_error(e, SHAPE)
+}
+
+/// A PromQL evaluation or selection error as `shape` answers it.
+pub(super) fn prom_error(e: PromError, shape: Shape) -> ApiError {
     let kind = match e.kind {
         PromKind::BadData => ErrorKind::BadInput,
         PromKind::Execution | PromKind::TooLarge => ErrorKind::Unprocessable,
@@ -43,7 +48,7 @@ fn from_prom(e: PromError) -> ApiError {
         PromKind::Unavailable => ErrorKind::Unavailable,
         PromKind::Internal => ErrorKind::Internal,
     };
-    ApiError::new(kind, e.message, SHAPE)
+    ApiError::new(kind, e.message, shape)
 }
 
 /// Request parameters: form body first, then the URL.
