@@ -282,3 +282,125 @@ remote_read:
     let _ = writer.wait();
     let _ = reader.wait();
 }
+
+/// Two Prometheus replicas of one HA pair (external labels `cluster` and
+/// `__replica__`) scrape the same target and both remote-write: Strata
+/// stores one copy, without the replica label, from the elected replica;
+/// when that one stops, the other takes over after the failover timeout
+/// and the series goes on.
+#[test]
+fn prometheus_ha_pair_is_stored_once() {
+    let Some(bin) = prometheus_binary() else {
+        eprintln!("SKIPPED: prometheus not installed (apt-get install prometheus)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("strata.toml");
+    std::fs::write(
+        &config,
+        "[limits.tenant_defaults]\naccept_ha_samples = true\nha_failover_timeout = \"3s\"\n",
+    )
+    .unwrap();
+    let server = Server::start(
+        &dir.path().join("data"),
+        &["--config", config.to_str().unwrap()],
+    );
+    let target = server
+        .url("/")
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    let ports = common::free_ports::<2>();
+    let config_of = |replica: &str| {
+        format!(
+            r#"
+global:
+  scrape_interval: 1s
+  external_labels:
+    cluster: eu
+    __replica__: {replica}
+scrape_configs:
+  - job_name: strata
+    static_configs:
+      - targets: ["{target}"]
+remote_write:
+  - url: "{}"
+    queue_config:
+      batch_send_deadline: 1s
+"#,
+            server.url("/api/v1/write")
+        )
+    };
+    let logs = || {
+        format!(
+            "r1 log:\n{}\nr2 log:\n{}\nstrata log:\n{}",
+            std::fs::read_to_string(dir.path().join("r1.log")).unwrap_or_default(),
+            std::fs::read_to_string(dir.path().join("r2.log")).unwrap_or_default(),
+            server.log()
+        )
+    };
+    // `up` of the target as stored: (cluster, replica or "-", samples).
+    let up_rows = || {
+        server.rows(
+            None,
+            "SELECT labels['cluster'], coalesce(labels['__replica__'], '-'), count(*) \
+             FROM samples WHERE metric = 'up' GROUP BY 1, 2",
+        )
+    };
+    let up_count = || up_rows().first().and_then(|r| r[2].as_u64()).unwrap_or(0);
+    let deduped = || {
+        let (_, text) = server.get("/metrics");
+        text.lines()
+            .filter(|l| {
+                l.starts_with("strata_ha_deduped_samples_total{") && l.contains("cluster=\"eu\"")
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>()
+    };
+    let wait_for = |what: &str, until: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while !until() {
+            assert!(Instant::now() < deadline, "{what} after 90s; {}", logs());
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    };
+    // r1 alone first: it is elected.
+    let mut r1 = start_prometheus(&bin, dir.path(), "r1", ports[0], &config_of("r1"));
+    wait_for("no samples from r1", &|| up_count() >= 5);
+    // r2 joins: its writes are answered 202 and not stored.
+    let mut r2 = start_prometheus(&bin, dir.path(), "r2", ports[1], &config_of("r2"));
+    wait_for("no deduplicated samples from r2", &|| deduped() > 0.0);
+    std::thread::sleep(Duration::from_secs(10));
+    let rows = up_rows();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(
+        (rows[0][0].as_str(), rows[0][1].as_str()),
+        (Some("eu"), Some("-")),
+        "stored with the cluster label, without the replica label"
+    );
+    // One sample per scrape interval, not one per replica.
+    let (_, json) = server.get_json(
+        "default",
+        "/api/v1/query?query=count_over_time(up%5B10s%5D)",
+    );
+    let per_10s: f64 = json["data"]["result"][0]["value"][1]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        per_10s <= 11.0,
+        "{per_10s} samples in 10 s of 1 s scrapes: {json}"
+    );
+
+    // r1 stops: after the failover timeout r2 is elected and the same
+    // series goes on.
+    let _ = r1.kill();
+    let _ = r1.wait();
+    let counted = up_count();
+    wait_for("no failover to r2", &|| up_count() >= counted + 5);
+    let rows = up_rows();
+    assert_eq!(rows.len(), 1, "still one series after failover: {rows:?}");
+    let _ = r2.kill();
+    let _ = r2.wait();
+}

@@ -19,6 +19,7 @@ mod durations;
 mod error;
 pub mod flight;
 pub mod frontend;
+pub mod ha;
 pub mod limits;
 pub mod live_series;
 pub mod metadata;
@@ -269,6 +270,7 @@ pub async fn serve(
                 let now_s = chrono::Utc::now().timestamp();
                 state.limits.expire_series(now_s.saturating_sub(window));
                 state.metadata.expire(now_s);
+                state.ha.expire(std::time::Instant::now());
             }
         })
     };

@@ -60,6 +60,22 @@ pub struct TenantLimits {
     pub max_metadata_metrics: usize,
     /// Descriptions kept per metric (senders that disagree).
     pub max_metadata_per_metric: usize,
+    /// Deduplicate Prometheus HA pairs (see [`crate::ha`]), as Mimir's
+    /// `accept_ha_samples`.
+    pub accept_ha_samples: bool,
+    /// The label naming an HA pair's cluster (kept on what is stored).
+    pub ha_cluster_label: String,
+    /// The label naming a replica of a cluster (taken off what is stored).
+    pub ha_replica_label: String,
+    /// HA clusters per tenant.
+    pub ha_max_clusters: usize,
+    /// How long an elected replica may be quiet before the next replica to
+    /// write takes over.
+    #[serde(
+        deserialize_with = "crate::durations::duration",
+        serialize_with = "crate::durations::serialize_duration"
+    )]
+    pub ha_failover_timeout: std::time::Duration,
 }
 
 impl Default for TenantLimits {
@@ -79,7 +95,33 @@ impl Default for TenantLimits {
             log_ingest_burst_bytes: 0,
             max_metadata_metrics: 10_000,
             max_metadata_per_metric: 10,
+            accept_ha_samples: false,
+            ha_cluster_label: "cluster".to_owned(),
+            ha_replica_label: "__replica__".to_owned(),
+            ha_max_clusters: 100,
+            ha_failover_timeout: std::time::Duration::from_secs(30),
         }
+    }
+}
+
+impl TenantLimits {
+    /// Refuses settings no write could follow: HA labels that are not
+    /// label names, `__name__`, or the same label twice.
+    pub fn check(&self) -> Result<(), String> {
+        for (key, name) in [
+            ("ha_cluster_label", &self.ha_cluster_label),
+            ("ha_replica_label", &self.ha_replica_label),
+        ] {
+            if !strata_types::is_valid_label_name(name) || name == METRIC_NAME_LABEL {
+                return Err(format!(
+                    "{key}: {name:?} is not a label name HA pairs can use"
+                ));
+            }
+        }
+        if self.ha_cluster_label == self.ha_replica_label {
+            return Err("ha_cluster_label and ha_replica_label must differ".to_owned());
+        }
+        Ok(())
     }
 }
 
@@ -185,6 +227,7 @@ fn read_overrides(
         TenantId::try_new(&tenant)
             .map_err(|e| format!("{}: tenants.{tenant}: {e}", path.display()))?;
         let l = merge(defaults, &partial)
+            .and_then(|l| l.check().map(|()| l))
             .map_err(|e| format!("{}: tenants.{tenant}: {e}", path.display()))?;
         out.insert(tenant, l);
     }
@@ -233,6 +276,7 @@ impl Limits {
 
     /// Defaults and an overrides file, which must load.
     pub fn new(defaults: TenantLimits, file: Option<PathBuf>) -> Result<Self, String> {
+        defaults.check()?;
         let limits = Self {
             file,
             ..Self::with_defaults(defaults)

@@ -21,6 +21,8 @@ pub struct Metrics {
     registry: Registry,
     pub samples_ingested: Family<Labels, Counter>,
     pub ingest_skipped: Family<Labels, Counter>,
+    /// Samples of HA replicas that were not elected, by tenant and cluster.
+    pub ha_deduped: Family<Labels, Counter>,
     /// Requests refused by a per-tenant limit, by tenant and limit.
     pub rejected: Family<Labels, Counter>,
     /// Usage by tenant: request bytes ingested, queries (by api), their
@@ -85,6 +87,12 @@ impl Metrics {
             "ingest_skipped",
             "Items received but not stored: exemplars and histograms (not stored yet), metadata past its per-tenant bounds; by kind",
             ingest_skipped.clone(),
+        );
+        let ha_deduped = Family::<Labels, Counter>::default();
+        registry.register(
+            "ha_deduped_samples",
+            "Samples written by an HA replica that was not elected, so not stored; by tenant and cluster",
+            ha_deduped.clone(),
         );
         let rejected = Family::<Labels, Counter>::default();
         registry.register(
@@ -308,6 +316,7 @@ impl Metrics {
             registry,
             samples_ingested,
             ingest_skipped,
+            ha_deduped,
             rejected,
             ingested_bytes,
             log_entries_ingested,

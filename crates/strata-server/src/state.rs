@@ -35,6 +35,8 @@ pub struct AppState {
     wal: OnceLock<Arc<dyn Wal>>,
     /// Metric metadata per tenant (`/api/v1/metadata`).
     pub metadata: crate::metadata::MetadataStore,
+    /// The replica elected per tenant and HA cluster.
+    pub ha: crate::ha::HaTracker,
     /// One log line per kind of skipped item, so the log says it once.
     pub(crate) skipped_logged: [AtomicBool; 2],
 }
@@ -107,6 +109,7 @@ impl AppState {
             storage,
             metrics: Metrics::new(),
             metadata: crate::metadata::MetadataStore::new(config_window),
+            ha: crate::ha::HaTracker::new(),
             wal: OnceLock::new(),
             skipped_logged: Default::default(),
         })

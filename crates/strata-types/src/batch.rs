@@ -210,6 +210,27 @@ impl WriteBatch {
     }
 }
 
+impl WriteBatch {
+    /// The batch with label `name` taken off every series that has it.
+    /// A valid label set less one label is still sorted and valid, as long
+    /// as it is not `__name__` (which callers never take off).
+    pub fn without_label(&self, name: &str) -> WriteBatch {
+        let mut b = Self::with_text_capacity(
+            self.tenant.clone(),
+            self.series.len(),
+            self.widest.labels,
+            self.strings.len(),
+        );
+        for s in self.series() {
+            b.push_validated(
+                s.labels().filter(|(n, _)| *n != name),
+                s.samples().iter().copied(),
+            );
+        }
+        b
+    }
+}
+
 impl PartialEq for WriteBatch {
     fn eq(&self, other: &Self) -> bool {
         self.tenant == other.tenant
@@ -310,6 +331,38 @@ impl fmt::Debug for SeriesRef<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_label_taken_off_every_series() {
+        let tenant = TenantId::try_new("t").unwrap();
+        let series = |pairs: &[&[(&str, &str)]]| {
+            WriteBatch::from_series(
+                tenant.clone(),
+                pairs
+                    .iter()
+                    .map(|p| SeriesSamples::try_from_pairs(p, &[(1, 2.0)]).unwrap())
+                    .collect(),
+            )
+        };
+        let with = series(&[
+            &[("__name__", "up"), ("__replica__", "a"), ("cluster", "c")],
+            &[("__name__", "m"), ("job", "x")],
+        ]);
+        let want = series(&[
+            &[("__name__", "up"), ("cluster", "c")],
+            &[("__name__", "m"), ("job", "x")],
+        ]);
+        let got = with.without_label("__replica__");
+        assert_eq!(got, want);
+        // The identity (what series ids hash) is the label set's own.
+        let ids = |b: &WriteBatch| b.series().map(|s| s.series_id()).collect::<Vec<_>>();
+        assert_eq!(ids(&got), ids(&want));
+        let mut a = Vec::new();
+        let mut b = Vec::new();
+        got.series().next().unwrap().identity_bytes(&mut a);
+        want.series().next().unwrap().identity_bytes(&mut b);
+        assert_eq!(a, b);
+    }
 
     #[test]
     fn flat_storage_round_trips_series() {

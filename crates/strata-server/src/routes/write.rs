@@ -1,6 +1,8 @@
-//! Prometheus remote write 1.0 and 2.0 (`/api/v1/write`, `/api/v1/push`).
+//! Prometheus remote write 1.0 and 2.0 (`/api/v1/write`, `/api/v1/push`),
+//! with HA pairs deduplicated when the tenant asks for it ([`crate::ha`]).
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -9,13 +11,15 @@ use axum::response::{IntoResponse, Response};
 use strata_ingest::remote_write::decode;
 use strata_ingest::{DecodeLimits, Proto, negotiate};
 use strata_storage::Signal;
-use strata_types::TenantId;
+use strata_types::{ErrorKind, TenantId, WriteBatch};
 use tracing::debug;
 
 use crate::AppState;
 use crate::error::{ApiError, Shape};
 use crate::frontend::write::Write;
 use crate::frontend::{Caller, Writer};
+use crate::ha::{HaSettings, Verdict};
+use crate::limits::Refusal;
 
 /// Decodes, validates, makes durable, applies to the head, then answers 204.
 /// Nothing is stored unless the whole request is valid. A 2.0 request
@@ -31,12 +35,23 @@ pub(super) async fn remote_write(
 ) -> Response {
     match write(&state, &caller.tenant, &headers, body).await {
         Ok(Written {
+            deduped: Some(why), ..
+        }) => (
+            StatusCode::ACCEPTED,
+            written_headers(0),
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            why,
+        )
+            .into_response(),
+        Ok(Written {
             samples,
             not_written: None,
+            ..
         }) => written(StatusCode::NO_CONTENT, samples).into_response(),
         Ok(Written {
             samples,
             not_written: Some(why),
+            ..
         }) => (
             StatusCode::BAD_REQUEST,
             written_headers(samples),
@@ -59,10 +74,72 @@ pub(super) fn header_text(headers: &HeaderMap, name: header::HeaderName) -> Opti
         .and_then(|v: &HeaderValue| v.to_str().ok())
 }
 
-/// What a request stored, and what it carried that was not stored (2.0).
+/// What a request stored, and what it carried that was not stored (2.0);
+/// or why none of it was (an HA replica that is not elected).
 struct Written {
     samples: u64,
     not_written: Option<String>,
+    deduped: Option<String>,
+}
+
+/// A write after HA deduplication.
+enum Ha {
+    Store(WriteBatch),
+    Deduped(String),
+}
+
+/// HA pair deduplication ([`crate::ha`]) of a decoded write, with the
+/// tenant's settings: the batch to store (the replica label taken off
+/// when it came from the elected replica), or why it is not stored.
+fn ha_dedupe(state: &AppState, tenant: &TenantId, batch: WriteBatch) -> Result<Ha, ApiError> {
+    let limits = state.limits.of(tenant);
+    if !limits.accept_ha_samples {
+        return Ok(Ha::Store(batch));
+    }
+    // Read from the first series, as Mimir reads them.
+    let labels = batch.series().next().and_then(|s| {
+        Some((
+            s.label(&limits.ha_cluster_label)?.to_owned(),
+            s.label(&limits.ha_replica_label)?.to_owned(),
+        ))
+    });
+    let Some((cluster, replica)) = labels else {
+        return Ok(Ha::Store(batch));
+    };
+    let settings = HaSettings {
+        max_clusters: limits.ha_max_clusters,
+        failover_timeout: limits.ha_failover_timeout,
+    };
+    match state
+        .ha
+        .check(tenant, &cluster, &replica, &settings, Instant::now())
+    {
+        Verdict::Elected => Ok(Ha::Store(batch.without_label(&limits.ha_replica_label))),
+        Verdict::NotElected { replica, elected } => {
+            state
+                .metrics
+                .ha_deduped
+                .get_or_create(&vec![
+                    ("tenant", tenant.to_string()),
+                    ("cluster", cluster),
+                ])
+                .inc_by(batch.sample_count() as u64);
+            Ok(Ha::Deduped(format!(
+                "replicas did not match, rejecting sample: replica={replica}, elected={elected}"
+            )))
+        }
+        Verdict::TooManyClusters { limit } => Err(state.refused(
+            tenant,
+            Refusal {
+                kind: ErrorKind::BadInput,
+                reason: "ha_max_clusters",
+                message: format!(
+                    "the write has been rejected because the tenant has reached its maximum number of HA clusters (ha_max_clusters: {limit})"
+                ),
+            },
+            Shape::PlainText,
+        )),
+    }
 }
 
 async fn write(
@@ -122,11 +199,22 @@ async fn write(
                 skipped.histograms, skipped.exemplars
             )
         });
-    let samples = w.metrics(decoded.batch).await?;
+    let batch = match ha_dedupe(state, tenant, decoded.batch)? {
+        Ha::Store(batch) => batch,
+        Ha::Deduped(why) => {
+            return Ok(Written {
+                samples: 0,
+                not_written: None,
+                deduped: Some(why),
+            });
+        }
+    };
+    let samples = w.metrics(batch).await?;
     state.record_metadata(tenant, &decoded.metadata);
     Ok(Written {
         samples,
         not_written,
+        deduped: None,
     })
 }
 
