@@ -1,5 +1,7 @@
 //! OTLP/HTTP metrics from the OpenTelemetry Python SDK, read back with
-//! PromQL and SQL under Prometheus' names; a bad body gets a 400.
+//! PromQL and SQL under Prometheus' names, the SDK's start times as one
+//! zero sample per cumulative series (the tenant asks for it); a bad body
+//! gets a 400.
 //!
 //! Needs python3 with opentelemetry-sdk and
 //! opentelemetry-exporter-otlp-proto-http (`.ci/run` installs them).
@@ -27,7 +29,16 @@ fn the_python_sdk_exports_metrics_that_promql_and_sql_read() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&dir.path().join("data"), &[]);
+    let limits = dir.path().join("limits.toml");
+    std::fs::write(
+        &limits,
+        "[tenants.acme]\ncreated_timestamp_zero_ingestion = true\n",
+    )
+    .unwrap();
+    let server = Server::start(
+        &dir.path().join("data"),
+        &["--limits-overrides-file", limits.to_str().unwrap()],
+    );
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../tests/interop/otel_metrics.py"
@@ -103,6 +114,26 @@ fn the_python_sdk_exports_metrics_that_promql_and_sql_read() {
             "SELECT max(value) FROM samples WHERE metric = 'odoo_orders_picked_total'"
         ),
         vec![json!([5.0])]
+    );
+    // The counter's start time became one 0 sample before its two exports
+    // (each export repeats the start); the gauge has none.
+    assert_eq!(
+        server.rows(
+            Some("acme"),
+            "SELECT metric, value FROM samples WHERE metric IN \
+             ('odoo_orders_picked_total', 'odoo_queue_depth', \
+              'http_server_duration_milliseconds_count') ORDER BY metric, timestamp"
+        ),
+        vec![
+            json!(["http_server_duration_milliseconds_count", 0.0]),
+            json!(["http_server_duration_milliseconds_count", 3.0]),
+            json!(["http_server_duration_milliseconds_count", 3.0]),
+            json!(["odoo_orders_picked_total", 0.0]),
+            json!(["odoo_orders_picked_total", 3.0]),
+            json!(["odoo_orders_picked_total", 5.0]),
+            json!(["odoo_queue_depth", 7.0]),
+            json!(["odoo_queue_depth", 7.0]),
+        ]
     );
 
     // The JSON encoding, gzip-compressed, answers in JSON.

@@ -8,12 +8,14 @@ service.instance.id=web-1, k8s.namespace.name=prod:
   odoo.orders.picked     counter [{order}]  3 (stage=picking) then +2
   odoo.queue.depth       gauge   [{job}]    7 (queue=dispatch)
   http.server.duration   histogram [ms]     5, 20, 300 (route=/api/picking)
-exports twice (cumulative), and prints {"exported": n}; exits non-zero if an
-export failed.
+exports twice (cumulative; the first 20 ms after the measurements, so each
+cumulative point's start time is a whole millisecond before it), and prints
+{"exported": n}; exits non-zero if an export failed.
 """
 
 import json
 import sys
+import time
 
 
 def main(base, tenant):
@@ -58,6 +60,7 @@ def main(base, tenant):
     picked.add(3, {"stage": "picking"})
     for ms in (5, 20, 300):
         duration.record(ms, {"route": "/api/picking"})
+    time.sleep(0.02)
     results.append(exporter.export(reader.get_metrics_data()))
     picked.add(2, {"stage": "picking"})
     results.append(exporter.export(reader.get_metrics_data()))

@@ -45,6 +45,12 @@ impl SampleBuf {
         }
     }
 
+    /// The newest sample's time (patches are never after the chunk's
+    /// last); `None` while empty.
+    pub(crate) fn newest(&self) -> Option<i64> {
+        self.chunk.last_timestamp()
+    }
+
     /// Samples with `min <= t <= max`, in timestamp order.
     pub(crate) fn range(&self, min: i64, max: i64) -> Vec<Sample> {
         let mut out = Vec::with_capacity(self.len_hint(min, max));

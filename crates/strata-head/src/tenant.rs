@@ -231,6 +231,19 @@ impl TenantHead {
         Ok(stats)
     }
 
+    /// The newest sample time of each series of `batch` the head holds
+    /// (`None` for a series it does not), in the batch's series order.
+    pub fn newest_sample_times(&self, batch: &WriteBatch) -> Vec<Option<i64>> {
+        let index = self.index.read();
+        batch
+            .series()
+            .map(|s| {
+                let r = *index.by_id.get(&s.series_id())?;
+                index.series.get(r as usize)?.samples.lock().newest()
+            })
+            .collect()
+    }
+
     /// Oldest and newest sample time appended; `None` while empty.
     pub fn time_range(&self) -> Option<(i64, i64)> {
         let (lo, hi) = (

@@ -16,6 +16,7 @@ mod metadata;
 pub mod otlp_metrics;
 pub mod remote_read;
 pub mod remote_write;
+pub mod start_zeros;
 
 pub use error::{IngestError, Position};
 pub use metadata::{MetricMetadata, MetricType};

@@ -240,6 +240,12 @@ pub struct DecodedMetrics {
     /// OTLP receiver gives them (the family's Prometheus name, the unit's
     /// Prometheus words).
     pub metadata: Vec<MetricMetadata>,
+    /// Each sample's start timestamp in ms (the data point's
+    /// `start_time_unix_nano`, for the samples of cumulative counters,
+    /// histograms and summaries' `_sum`/`_count`), in the batch's sample
+    /// order, 0 where unset; empty when none is set. See
+    /// [`crate::start_zeros`].
+    pub starts: Vec<i64>,
 }
 
 /// Decodes a protobuf request body (already decompressed).
@@ -312,11 +318,12 @@ fn to_batch(
             let labels = point_labels(&target, &attrs);
             // Only when attributes are left beyond `job` and `instance`.
             if labels.len() > target.len() {
-                t.push(&labels, "target_info", None, ms, 1.0);
+                t.push(&labels, "target_info", None, (ms, 0), 1.0);
             }
         }
     }
     let mut batch = WriteBatch::with_capacity(tenant, t.series.len(), 10);
+    let mut starts: Vec<i64> = Vec::new();
     for (index, (labels, mut samples)) in t.series.into_iter().enumerate() {
         let pairs = || labels.iter().map(|(n, v)| (n.as_str(), v.as_str()));
         if let Err(source) = validate_sorted(pairs()) {
@@ -326,21 +333,24 @@ fn to_batch(
                 source,
             });
         }
-        samples.sort_by_key(|s| s.timestamp_ms);
-        batch.push_validated(pairs(), samples.iter().copied());
+        samples.sort_by_key(|(s, _)| s.timestamp_ms);
+        crate::start_zeros::extend_starts(&mut starts, batch.sample_count(), &samples);
+        batch.push_validated(pairs(), samples.iter().map(|(s, _)| *s));
     }
     Ok(DecodedMetrics {
         batch,
         rejected: t.rejected,
         rejected_why: t.why.into_iter().collect(),
         metadata: t.metadata,
+        starts,
     })
 }
 
 /// The series a request becomes, and what it could not store.
 #[derive(Default)]
 struct Translation {
-    series: BTreeMap<LabelMap, Vec<Sample>>,
+    /// Each series' samples with their start timestamps (ms, 0: none).
+    series: BTreeMap<LabelMap, Vec<(Sample, i64)>>,
     rejected: u64,
     why: std::collections::BTreeSet<String>,
     /// The newest point of the current resource (`target_info`'s time).
@@ -354,13 +364,14 @@ impl Translation {
         self.why.insert(format!("{what} are not stored ({metric})"));
     }
 
-    /// One sample of `labels` + `__name__` = `name` + `extra`.
+    /// One sample of `labels` + `__name__` = `name` + `extra`, at `ms`
+    /// with start timestamp `start` (0: none).
     fn push(
         &mut self,
         labels: &LabelMap,
         name: &str,
         extra: Option<(&str, String)>,
-        ms: i64,
+        (ms, start): (i64, i64),
         v: f64,
     ) {
         let mut labels = labels.clone();
@@ -368,10 +379,13 @@ impl Translation {
             labels.insert(n.to_owned(), v);
         }
         labels.insert("__name__".to_owned(), name.to_owned());
-        self.series.entry(labels).or_default().push(Sample {
-            timestamp_ms: ms,
-            value: v,
-        });
+        self.series.entry(labels).or_default().push((
+            Sample {
+                timestamp_ms: ms,
+                value: v,
+            },
+            start,
+        ));
     }
 
     /// Where a data point's samples go: its labels, time, and whether it
@@ -380,7 +394,7 @@ impl Translation {
         &mut self,
         target: &[(String, String)],
         attrs: &[KeyValue],
-        t_ns: u64,
+        (t_ns, start_ns): (u64, u64),
         flags: u32,
     ) -> Point {
         let ms = nanos_to_ms(t_ns);
@@ -388,13 +402,22 @@ impl Translation {
         Point {
             labels: point_labels(target, attrs),
             ms,
+            start_ms: nanos_to_ms(start_ns),
             stale: flags & NO_RECORDED_VALUE != 0,
         }
     }
 
+    /// A sample of a gauge-like series: no start timestamp.
     fn sample(&mut self, p: &Point, name: &str, extra: Option<(&str, String)>, v: f64) {
         let v = if p.stale { stale_nan() } else { v };
-        self.push(&p.labels, name, extra, p.ms, v);
+        self.push(&p.labels, name, extra, (p.ms, 0), v);
+    }
+
+    /// A sample of a cumulative series (a counter, a histogram's buckets,
+    /// sum and count, a summary's sum and count), with the point's start.
+    fn cumulative(&mut self, p: &Point, name: &str, extra: Option<(&str, String)>, v: f64) {
+        let v = if p.stale { stale_nan() } else { v };
+        self.push(&p.labels, name, extra, (p.ms, p.start_ms), v);
     }
 
     /// The metadata of a stored metric, its family named `name`.
@@ -416,7 +439,7 @@ impl Translation {
             Data::Gauge(g) => {
                 let name = metric_name(&m.name, &m.unit, Kind::Gauge);
                 self.describe(&m, &name, MetricType::Gauge);
-                self.numbers(target, &name, &g.data_points);
+                self.numbers(target, &name, &g.data_points, false);
             }
             Data::Sum(s) if s.aggregation_temporality == proto::DELTA => {
                 self.reject(s.data_points.len(), "delta sums", &m.name);
@@ -434,7 +457,7 @@ impl Translation {
                     MetricType::Gauge
                 };
                 self.describe(&m, &name, described);
-                self.numbers(target, &name, &s.data_points);
+                self.numbers(target, &name, &s.data_points, kind == Kind::Counter);
             }
             Data::Histogram(h) if h.aggregation_temporality == proto::DELTA => {
                 self.reject(h.data_points.len(), "delta histograms", &m.name);
@@ -448,24 +471,25 @@ impl Translation {
                     format!("{base}_count"),
                 );
                 for d in &h.data_points {
-                    let p = self.point(target, &d.attributes, d.time_unix_nano, d.flags);
+                    let times = (d.time_unix_nano, d.start_time_unix_nano);
+                    let p = self.point(target, &d.attributes, times, d.flags);
                     let mut cumulative = 0u64;
                     // One more count than bounds: the last is the +Inf
                     // bucket, which is the point's count.
                     for (bound, n) in d.explicit_bounds.iter().zip(&d.bucket_counts) {
                         cumulative = cumulative.saturating_add(*n);
-                        self.sample(
+                        self.cumulative(
                             &p,
                             &bucket,
                             Some(("le", float_label(*bound))),
                             cumulative as f64,
                         );
                     }
-                    self.sample(&p, &bucket, Some(("le", "+Inf".into())), d.count as f64);
+                    self.cumulative(&p, &bucket, Some(("le", "+Inf".into())), d.count as f64);
                     if let Some(s) = d.sum {
-                        self.sample(&p, &sum, None, s);
+                        self.cumulative(&p, &sum, None, s);
                     }
-                    self.sample(&p, &count, None, d.count as f64);
+                    self.cumulative(&p, &count, None, d.count as f64);
                 }
             }
             Data::Summary(s) => {
@@ -473,7 +497,8 @@ impl Translation {
                 self.describe(&m, &base, MetricType::Summary);
                 let (sum, count) = (format!("{base}_sum"), format!("{base}_count"));
                 for d in &s.data_points {
-                    let p = self.point(target, &d.attributes, d.time_unix_nano, d.flags);
+                    let times = (d.time_unix_nano, d.start_time_unix_nano);
+                    let p = self.point(target, &d.attributes, times, d.flags);
                     for q in &d.quantile_values {
                         self.sample(
                             &p,
@@ -482,8 +507,8 @@ impl Translation {
                             q.value,
                         );
                     }
-                    self.sample(&p, &sum, None, d.sum);
-                    self.sample(&p, &count, None, d.count as f64);
+                    self.cumulative(&p, &sum, None, d.sum);
+                    self.cumulative(&p, &count, None, d.count as f64);
                 }
             }
             Data::ExponentialHistogram(h) => {
@@ -497,15 +522,21 @@ impl Translation {
         target: &[(String, String)],
         name: &str,
         points: &[proto::NumberDataPoint],
+        counter: bool,
     ) {
         for d in points {
-            let p = self.point(target, &d.attributes, d.time_unix_nano, d.flags);
+            let times = (d.time_unix_nano, d.start_time_unix_nano);
+            let p = self.point(target, &d.attributes, times, d.flags);
             let v = match d.value {
                 Some(proto::number_data_point::Value::AsDouble(v)) => v,
                 Some(proto::number_data_point::Value::AsInt(i)) => i as f64,
                 None => 0.0,
             };
-            self.sample(&p, name, None, v);
+            if counter {
+                self.cumulative(&p, name, None, v);
+            } else {
+                self.sample(&p, name, None, v);
+            }
         }
     }
 }
@@ -514,6 +545,8 @@ impl Translation {
 struct Point {
     labels: LabelMap,
     ms: i64,
+    /// `start_time_unix_nano` in ms; 0 when unset.
+    start_ms: i64,
     stale: bool,
 }
 

@@ -50,6 +50,10 @@ pub struct Decoded {
     /// The metric metadata the request carried, named and saying
     /// something, in request order (a repeat of the entry before dropped).
     pub metadata: Vec<MetricMetadata>,
+    /// Each sample's start (created) timestamp in ms, in the batch's
+    /// sample order, 0 where unset (2.0 `Sample.start_timestamp`); empty
+    /// when no sample has one. See [`crate::start_zeros`].
+    pub starts: Vec<i64>,
 }
 
 /// Which remote-write message a request carries.

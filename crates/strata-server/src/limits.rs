@@ -76,6 +76,11 @@ pub struct TenantLimits {
         serialize_with = "crate::durations::serialize_duration"
     )]
     pub ha_failover_timeout: std::time::Duration,
+    /// Add a 0 sample at a cumulative series' created timestamp (remote
+    /// write 2.0 `start_timestamp`, OTLP `start_time_unix_nano`), as
+    /// Prometheus 3's `created-timestamp-zero-ingestion` (see
+    /// [`strata_ingest::start_zeros`]).
+    pub created_timestamp_zero_ingestion: bool,
 }
 
 impl Default for TenantLimits {
@@ -100,6 +105,7 @@ impl Default for TenantLimits {
             ha_replica_label: "__replica__".to_owned(),
             ha_max_clusters: 100,
             ha_failover_timeout: std::time::Duration::from_secs(30),
+            created_timestamp_zero_ingestion: false,
         }
     }
 }

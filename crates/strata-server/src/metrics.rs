@@ -23,6 +23,8 @@ pub struct Metrics {
     pub ingest_skipped: Family<Labels, Counter>,
     /// Samples of HA replicas that were not elected, by tenant and cluster.
     pub ha_deduped: Family<Labels, Counter>,
+    /// Zero samples added at a series' created (start) timestamp, by tenant.
+    pub created_zeros: Family<Labels, Counter>,
     /// Requests refused by a per-tenant limit, by tenant and limit.
     pub rejected: Family<Labels, Counter>,
     /// Usage by tenant: request bytes ingested, queries (by api), their
@@ -93,6 +95,12 @@ impl Metrics {
             "ha_deduped_samples",
             "Samples written by an HA replica that was not elected, so not stored; by tenant and cluster",
             ha_deduped.clone(),
+        );
+        let created_zeros = Family::<Labels, Counter>::default();
+        registry.register(
+            "created_timestamp_zeros",
+            "Zero samples added at cumulative series' created (start) timestamps, as Prometheus' created-timestamp zero ingestion does; by tenant",
+            created_zeros.clone(),
         );
         let rejected = Family::<Labels, Counter>::default();
         registry.register(
@@ -317,6 +325,7 @@ impl Metrics {
             samples_ingested,
             ingest_skipped,
             ha_deduped,
+            created_zeros,
             rejected,
             ingested_bytes,
             log_entries_ingested,

@@ -447,6 +447,28 @@ impl Storage {
         }
     }
 
+    /// The newest sample time `tenant` has stored outside its live head:
+    /// in its files and in heads being flushed. A file's samples count as
+    /// of when it was written at the latest, and a flushing head's as of
+    /// `now_ms`, so one sample dated far ahead does not stand for the
+    /// future. `None` when nothing is. Created-timestamp injection takes a
+    /// start at or before this as stored already.
+    pub fn stored_through_ms(&self, tenant: &TenantId, now_ms: i64) -> Option<i64> {
+        let state = self.state.read();
+        let files = state.files.get(tenant).into_iter().flat_map(|f| f.iter());
+        let from_files = files
+            .filter(|f| f.stats.rows > 0)
+            .map(|f| f.stats.max_ts_ms.min(f.written_ms.max(f.stats.min_ts_ms)))
+            .max();
+        let from_frozen = state
+            .frozen
+            .iter()
+            .filter_map(|f| f.heads.get(tenant)?.time_range())
+            .map(|(_, hi)| hi.min(now_ms))
+            .max();
+        from_files.max(from_frozen)
+    }
+
     /// `tenant`'s table as it was at a version or a time: its files only
     /// (what the head held then was not in the table yet).
     pub async fn view_as_of(

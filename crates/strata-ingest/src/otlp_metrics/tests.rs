@@ -231,6 +231,66 @@ fn histograms_become_cumulative_buckets_and_summaries_quantiles() {
 }
 
 #[test]
+fn start_times_go_with_cumulative_samples_only() {
+    let start = |mut p: NumberDataPoint| {
+        p.start_time_unix_nano = 1_000_000_000;
+        p
+    };
+    let req = request(
+        vec![kv("service.name", "api")],
+        vec![
+            metric(
+                "orders.picked",
+                "",
+                metric::Data::Sum(Sum {
+                    data_points: vec![start(point(5000, 7.0, vec![]))],
+                    aggregation_temporality: CUMULATIVE,
+                    is_monotonic: true,
+                }),
+            ),
+            metric(
+                "queue.depth",
+                "",
+                metric::Data::Sum(Sum {
+                    data_points: vec![start(point(5000, 3.0, vec![]))],
+                    aggregation_temporality: CUMULATIVE,
+                    is_monotonic: false,
+                }),
+            ),
+            metric(
+                "rpc.duration",
+                "s",
+                metric::Data::Histogram(Histogram {
+                    data_points: vec![HistogramDataPoint {
+                        time_unix_nano: 5_000_000_000,
+                        start_time_unix_nano: 2_000_000_000,
+                        count: 2,
+                        sum: Some(0.5),
+                        bucket_counts: vec![2],
+                        explicit_bounds: vec![],
+                        ..Default::default()
+                    }],
+                    aggregation_temporality: CUMULATIVE,
+                }),
+            ),
+        ],
+    );
+    let (_, d) = decoded(req);
+    let starts: BTreeMap<String, i64> = d
+        .batch
+        .series()
+        .zip(&d.starts)
+        .map(|(s, st)| (s.label("__name__").unwrap().to_owned(), *st))
+        .collect();
+    assert_eq!(d.starts.len(), d.batch.sample_count());
+    assert_eq!(starts["orders_picked_total"], 1000);
+    assert_eq!(starts["queue_depth"], 0, "a gauge-like sum has no start");
+    assert_eq!(starts["rpc_duration_seconds_bucket"], 2000);
+    assert_eq!(starts["rpc_duration_seconds_sum"], 2000);
+    assert_eq!(starts["rpc_duration_seconds_count"], 2000);
+}
+
+#[test]
 fn delta_and_exponential_points_are_rejected_and_named() {
     let req = request(
         vec![],

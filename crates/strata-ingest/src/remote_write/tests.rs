@@ -350,6 +350,33 @@ fn decodes_v2_symbols_into_the_same_batch_as_v1() {
 }
 
 #[test]
+fn v2_start_timestamps_come_back_in_sample_order() {
+    let series = vec![
+        (
+            vec![("__name__", "a_total")],
+            vec![(1000, 1.0), (2000, 2.0)],
+        ),
+        (vec![("__name__", "b")], vec![(1000, 3.0)]),
+        (vec![("__name__", "c_total")], vec![(1000, 4.0)]),
+    ];
+    let mut req = proto::v2::Request::from_series(&series);
+    // None set: nothing to carry.
+    assert!(decode2(&req).unwrap().starts.is_empty());
+    req.timeseries[2].samples[0].start_timestamp = 900;
+    req.timeseries[0].samples[1].start_timestamp = 500;
+    let d = decode2(&req).unwrap();
+    assert_eq!(d.starts, [0, 500, 0, 900]);
+    assert_eq!(d.starts.len(), d.batch.sample_count());
+    // 1.0 has no start timestamps.
+    let v1 = decode(&proto::WriteRequest {
+        timeseries: series.iter().map(|(l, s)| ts(l, s)).collect(),
+        metadata: vec![],
+    })
+    .unwrap();
+    assert!(v1.starts.is_empty());
+}
+
+#[test]
 fn v2_counts_histograms_and_exemplars_and_reads_metadata_by_symbol() {
     let mut req = proto::v2::Request::from_series(&[(vec![("__name__", "up")], vec![(1, 1.0)])]);
     req.timeseries[0].exemplars.push(proto::v2::Exemplar {

@@ -216,6 +216,7 @@ pub(crate) fn decode(tenant: TenantId, raw: &[u8]) -> Result<Decoded, IngestErro
         batch,
         skipped,
         metadata,
+        starts: Vec::new(),
     })
 }
 
@@ -280,7 +281,7 @@ fn series<'a>(
             }
             2 => {
                 want_wire("TimeSeries.samples", wire, LEN)?;
-                samples.push(sample(r.bytes()?)?);
+                samples.push(sample(r.bytes()?)?.0);
             }
             3 => {
                 want_wire("TimeSeries.exemplars", wire, LEN)?;
@@ -319,12 +320,15 @@ fn label<'a>(buf: &'a [u8], text: Option<&'a str>) -> Result<(&'a str, &'a str),
     Ok((name, value))
 }
 
-fn sample(buf: &[u8]) -> Result<Sample, IngestError> {
+/// A `Sample` and its start timestamp (2.0's field 3; 0: unset, and
+/// always 0 in 1.0, which has no such field).
+fn sample(buf: &[u8]) -> Result<(Sample, i64), IngestError> {
     let mut r = Reader::new(buf);
     let mut s = Sample {
         timestamp_ms: 0,
         value: 0.0,
     };
+    let mut start = 0;
     while !r.done() {
         let (field, wire) = r.key()?;
         match field {
@@ -336,10 +340,14 @@ fn sample(buf: &[u8]) -> Result<Sample, IngestError> {
                 want_wire("Sample.timestamp", wire, VARINT)?;
                 s.timestamp_ms = r.varint()? as i64;
             }
+            3 => {
+                want_wire("Sample.start_timestamp", wire, VARINT)?;
+                start = r.varint()? as i64;
+            }
             _ => r.skip(wire)?,
         }
     }
-    Ok(s)
+    Ok((s, start))
 }
 
 /// Decodes a remote-write 2.0 `Request` into a validated batch. Fields may
@@ -378,8 +386,10 @@ pub(crate) fn decode_v2(tenant: TenantId, raw: &[u8]) -> Result<Decoded, IngestE
     let mut batch = WriteBatch::with_capacity(tenant, series_bufs.len(), 10);
     let mut refs: Vec<u32> = Vec::with_capacity(32);
     let mut labels: Vec<(&str, &str)> = Vec::with_capacity(16);
-    let mut samples: Vec<Sample> = Vec::with_capacity(4);
+    let mut samples: Vec<(Sample, i64)> = Vec::with_capacity(4);
     let mut metadata = Vec::new();
+    // Each stored sample's start timestamp, once one is set.
+    let mut starts: Vec<i64> = Vec::new();
     for (index, buf) in series_bufs.into_iter().enumerate() {
         refs.clear();
         labels.clear();
@@ -433,13 +443,15 @@ pub(crate) fn decode_v2(tenant: TenantId, raw: &[u8]) -> Result<Decoded, IngestE
             );
         }
         if !samples.is_empty() {
-            batch.push_validated(labels.iter().copied(), samples.iter().copied());
+            crate::start_zeros::extend_starts(&mut starts, batch.sample_count(), &samples);
+            batch.push_validated(labels.iter().copied(), samples.iter().map(|(s, _)| *s));
         }
     }
     Ok(Decoded {
         batch,
         skipped,
         metadata,
+        starts,
     })
 }
 
@@ -474,7 +486,7 @@ fn metadata_v2(buf: &[u8]) -> Result<(MetricType, u32, u32), IngestError> {
 fn series_v2(
     buf: &[u8],
     refs: &mut Vec<u32>,
-    samples: &mut Vec<Sample>,
+    samples: &mut Vec<(Sample, i64)>,
     skipped: &mut Skipped,
 ) -> Result<Option<(MetricType, u32, u32)>, IngestError> {
     let mut meta = None;

@@ -142,6 +142,42 @@ fn ha_dedupe(state: &AppState, tenant: &TenantId, batch: WriteBatch) -> Result<H
     }
 }
 
+/// Created-timestamp zero injection ([`strata_ingest::start_zeros`]) when
+/// the tenant has `created_timestamp_zero_ingestion` on: the batch to
+/// store, and the zero samples added to it.
+fn start_zeros(
+    state: &AppState,
+    tenant: &TenantId,
+    batch: WriteBatch,
+    starts: &[i64],
+) -> (WriteBatch, u64) {
+    if starts.is_empty() || !state.limits.of(tenant).created_timestamp_zero_ingestion {
+        return (batch, 0);
+    }
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let floor = state.storage.stored_through_ms(tenant, now_ms);
+    let newest = state
+        .storage
+        .head()
+        .tenant(tenant)
+        .map(|h| h.newest_sample_times(&batch))
+        .unwrap_or_default();
+    let injected = strata_ingest::start_zeros::inject(&batch, starts, floor, |i, _| {
+        newest.get(i).copied().flatten()
+    });
+    match injected {
+        Some((with_zeros, zeros)) => {
+            state
+                .metrics
+                .created_zeros
+                .get_or_create(&vec![("tenant", tenant.to_string())])
+                .inc_by(zeros);
+            (with_zeros, zeros)
+        }
+        None => (batch, 0),
+    }
+}
+
 async fn write(
     state: &AppState,
     tenant: &TenantId,
@@ -209,7 +245,9 @@ async fn write(
             });
         }
     };
-    let samples = w.metrics(batch).await?;
+    let (batch, zeros) = start_zeros(state, tenant, batch, &decoded.starts);
+    // The header counts what the sender sent.
+    let samples = w.metrics(batch).await?.saturating_sub(zeros);
     state.record_metadata(tenant, &decoded.metadata);
     Ok(Written {
         samples,
@@ -287,7 +325,8 @@ pub(super) async fn otlp_metrics(
             }
         };
         let decoded = w.decode(len, decode).await?;
-        w.metrics(decoded.batch).await?;
+        let (batch, _) = start_zeros(&state, tenant, decoded.batch, &decoded.starts);
+        w.metrics(batch).await?;
         state.record_metadata(tenant, &decoded.metadata);
         if decoded.rejected > 0 {
             state
