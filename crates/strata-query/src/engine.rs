@@ -51,6 +51,8 @@ pub struct QueryEngine {
     extensions: Vec<Arc<dyn SessionExtension>>,
     /// Memory SQL queries may reserve, each and together (`None`: no bound).
     memory: Option<Arc<crate::memory::MemoryBudget>>,
+    /// Senders' descriptions of metrics, for `system.metrics`.
+    descriptions: Option<Arc<dyn crate::system::MetricDescriptions>>,
     /// Longest a statement may take, planning and running (`None`: no
     /// bound).
     timeout: Option<std::time::Duration>,
@@ -131,8 +133,18 @@ impl QueryEngine {
             lookback: None,
             extensions: Vec::new(),
             memory: None,
+            descriptions: None,
             timeout: None,
         }
+    }
+
+    /// Where `system.metrics` finds each metric's type, help and unit.
+    pub fn with_descriptions(
+        mut self,
+        descriptions: Arc<dyn crate::system::MetricDescriptions>,
+    ) -> Self {
+        self.descriptions = Some(descriptions);
+        self
     }
 
     /// Bounds the memory each SQL query, and all together, may reserve:
@@ -288,6 +300,11 @@ impl QueryEngine {
             storage: &self.storage,
             view: &view,
             metrics: &metrics,
+            descriptions: self
+                .descriptions
+                .as_ref()
+                .map(|d| d.describe(tenant))
+                .unwrap_or_default(),
             usage: self.usage.batch(tenant, &self.storage)?,
             queries: self.running.batch(tenant)?,
         })?;

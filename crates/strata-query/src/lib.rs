@@ -37,3 +37,4 @@ pub mod usage;
 pub use engine::{Planned, QueryEngine, QueryOutput, QueryStream, SessionExtension};
 pub use error::QueryError;
 pub use samples::{SamplesTable, samples_schema};
+pub use system::{MetricDescription, MetricDescriptions};

@@ -2,7 +2,8 @@
 //! in-memory snapshot per session. Each shows the session's tenant only.
 //!
 //! * `system.metrics` — each metric: label names, series in memory, series
-//!   summed over data files, files holding it.
+//!   summed over data files, files holding it; its type, help and unit as
+//!   senders described it ([`MetricDescriptions`]).
 //! * `system.files` — each live data file: path (from the store's base),
 //!   day, level, bytes, rows, series, time range, when written, SHA-256.
 //! * `system.wal` — the write path: last WAL position in files, series and
@@ -28,12 +29,29 @@ use strata_types::TenantId;
 
 use crate::catalog::MetricInfo;
 
+/// What senders said of a tenant's metrics (remote-write and OTLP
+/// metadata, kept by the server): `system.metrics` shows it.
+pub trait MetricDescriptions: Send + Sync + std::fmt::Debug {
+    /// `tenant`'s described metrics by name, each with its latest
+    /// description.
+    fn describe(&self, tenant: &TenantId) -> BTreeMap<String, MetricDescription>;
+}
+
+/// A metric's type (`counter`, `gauge`, `histogram`, …), help and unit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricDescription {
+    pub kind: &'static str,
+    pub help: String,
+    pub unit: String,
+}
+
 /// Inputs of one session's `system` schema.
 pub(crate) struct SystemInputs<'a> {
     pub tenant: &'a TenantId,
     pub storage: &'a Storage,
     pub view: &'a TenantView,
     pub metrics: &'a BTreeMap<String, MetricInfo>,
+    pub descriptions: BTreeMap<String, MetricDescription>,
     pub usage: RecordBatch,
     pub queries: RecordBatch,
 }
@@ -43,7 +61,7 @@ pub(crate) fn schema(inputs: SystemInputs<'_>) -> Result<Arc<MemorySchemaProvide
     for (name, batch) in [
         ("usage", inputs.usage.clone()),
         ("queries", inputs.queries.clone()),
-        ("metrics", metrics(inputs.metrics)?),
+        ("metrics", metrics(inputs.metrics, &inputs.descriptions)?),
         ("files", files(inputs.view)?),
         ("wal", wal(&inputs)?),
         ("tenants", tenants(&inputs)?),
@@ -66,7 +84,24 @@ fn utc_ms(name: &str, nullable: bool) -> Field {
     )
 }
 
-fn metrics(metrics: &BTreeMap<String, MetricInfo>) -> Result<RecordBatch> {
+/// A stored metric's description: its own, or its family's (a
+/// histogram's or summary's `_bucket`/`_sum`/`_count` series, a counter
+/// described without `_total`, as OpenMetrics names families).
+fn description<'a>(
+    descriptions: &'a BTreeMap<String, MetricDescription>,
+    metric: &str,
+) -> Option<&'a MetricDescription> {
+    descriptions.get(metric).or_else(|| {
+        ["_bucket", "_sum", "_count", "_total"]
+            .iter()
+            .find_map(|suffix| descriptions.get(metric.strip_suffix(suffix)?))
+    })
+}
+
+fn metrics(
+    metrics: &BTreeMap<String, MetricInfo>,
+    descriptions: &BTreeMap<String, MetricDescription>,
+) -> Result<RecordBatch> {
     let mut labels = ListBuilder::new(StringBuilder::new()).with_field(Arc::new(Field::new(
         "item",
         DataType::Utf8,
@@ -85,9 +120,19 @@ fn metrics(metrics: &BTreeMap<String, MetricInfo>) -> Result<RecordBatch> {
         u64_field("active_series"),
         u64_field("file_series"),
         u64_field("files"),
+        Field::new("type", DataType::Utf8, true),
+        Field::new("help", DataType::Utf8, true),
+        Field::new("unit", DataType::Utf8, true),
     ]));
     let col = |f: fn(&MetricInfo) -> u64| -> ArrayRef {
         Arc::new(UInt64Array::from_iter_values(metrics.values().map(f)))
+    };
+    let described: Vec<Option<&MetricDescription>> = metrics
+        .keys()
+        .map(|m| description(descriptions, m))
+        .collect();
+    let text = |f: fn(&MetricDescription) -> &str| -> ArrayRef {
+        Arc::new(StringArray::from_iter(described.iter().map(|d| d.map(f))))
     };
     Ok(RecordBatch::try_new(
         schema,
@@ -97,6 +142,9 @@ fn metrics(metrics: &BTreeMap<String, MetricInfo>) -> Result<RecordBatch> {
             col(|m| m.active_series),
             col(|m| m.file_series),
             col(|m| m.files),
+            text(|d| d.kind),
+            text(|d| &d.help),
+            text(|d| &d.unit),
         ],
     )?)
 }

@@ -173,6 +173,31 @@ impl MetadataStore {
             .collect()
     }
 
+    /// A tenant's metrics at `now_s`, each with the description a sender
+    /// gave last.
+    pub fn latest(&self, tenant: &TenantId, now_s: i64) -> BTreeMap<String, Described> {
+        let before = now_s.saturating_sub(self.retain_s);
+        let tenants = self.tenants.lock();
+        let Some(metrics) = tenants.get(tenant) else {
+            return BTreeMap::new();
+        };
+        metrics
+            .iter()
+            .filter_map(|(name, entries)| {
+                let e = entries
+                    .iter()
+                    .filter(|e| e.seen_s >= before)
+                    .max_by_key(|e| e.seen_s)?;
+                let described = Described {
+                    kind: e.kind,
+                    help: e.help.clone(),
+                    unit: e.unit.clone(),
+                };
+                Some((name.clone(), described))
+            })
+            .collect()
+    }
+
     /// Forgets what was not given again since `now_s - retain`; the
     /// entries forgotten.
     pub fn expire(&self, now_s: i64) -> usize {
@@ -198,6 +223,24 @@ fn expire(metrics: &mut Metrics, before_s: i64) -> usize {
         !entries.is_empty()
     });
     forgotten
+}
+
+/// `system.metrics`' type, help and unit columns.
+impl strata_query::MetricDescriptions for MetadataStore {
+    fn describe(&self, tenant: &TenantId) -> BTreeMap<String, strata_query::MetricDescription> {
+        let now_s = chrono::Utc::now().timestamp();
+        self.latest(tenant, now_s)
+            .into_iter()
+            .map(|(name, d)| {
+                let description = strata_query::MetricDescription {
+                    kind: d.kind.as_str(),
+                    help: d.help,
+                    unit: d.unit,
+                };
+                (name, description)
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]

@@ -34,7 +34,7 @@ pub struct AppState {
     pub decoded: crate::decoded::DecodedBytes,
     wal: OnceLock<Arc<dyn Wal>>,
     /// Metric metadata per tenant (`/api/v1/metadata`).
-    pub metadata: crate::metadata::MetadataStore,
+    pub metadata: Arc<crate::metadata::MetadataStore>,
     /// The replica elected per tenant and HA cluster.
     pub ha: crate::ha::HaTracker,
     /// One log line per kind of skipped item, so the log says it once.
@@ -84,6 +84,7 @@ impl AppState {
         );
         let query_timeout = config.promql.timeout;
         let config_window = config.limits.active_series_window;
+        let metadata = Arc::new(crate::metadata::MetadataStore::new(config_window));
         let decoded = crate::decoded::DecodedBytes::new(
             config.limits.max_decoded_in_flight.0,
             config.limits.max_decoded_in_flight_per_tenant.0,
@@ -104,11 +105,12 @@ impl AppState {
                 .with_lookback_limit(move |tenant| Some(lookback.of(tenant).max_query_lookback))
                 .with_memory_limits(sql_memory.0, sql_memory.1)
                 .with_timeout(query_timeout)
-                .with_session_extension(Arc::new(crate::sql_analytics::AnalyticsTables { specs })),
+                .with_session_extension(Arc::new(crate::sql_analytics::AnalyticsTables { specs }))
+                .with_descriptions(Arc::clone(&metadata) as _),
             head: Arc::clone(storage.head()),
             storage,
             metrics: Metrics::new(),
-            metadata: crate::metadata::MetadataStore::new(config_window),
+            metadata,
             ha: crate::ha::HaTracker::new(),
             wal: OnceLock::new(),
             skipped_logged: Default::default(),

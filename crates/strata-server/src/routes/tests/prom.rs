@@ -378,4 +378,46 @@ async fn metadata_from_every_protocol_answered_per_tenant() {
     let (status, json) = get("team-b", "").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(json["data"], serde_json::json!({}));
+
+    // SQL's system.metrics shows each stored metric's description, a
+    // histogram's series their family's; a metric no sender described has
+    // none.
+    let body = payload(vec![
+        series(&[("__name__", "rpc_duration_seconds_count")], &[(1, 4.0)]),
+        series(&[("__name__", "undescribed")], &[(1, 1.0)]),
+    ]);
+    let (status, text) = send(&app, write_req(Some("team-a"), body)).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{text}");
+    let q = "SELECT metric, type, help, unit FROM system.metrics ORDER BY metric";
+    let (status, json) = sql(&app, Some("team-a"), q).await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    assert_eq!(
+        json["rows"],
+        serde_json::json!([
+            [
+                "odoo_picking_duration_milliseconds_total",
+                "counter",
+                "Time to pick an order.",
+                "milliseconds"
+            ],
+            ["queue_depth", "gauge", "Jobs waiting.", ""],
+            [
+                "rpc_duration_seconds_count",
+                "histogram",
+                "RPC latency.",
+                "seconds"
+            ],
+            ["undescribed", null, null, null],
+        ])
+    );
+    let body = payload(vec![series(&[("__name__", "queue_depth")], &[(1, 1.0)])]);
+    assert_eq!(
+        send(&app, write_req(Some("team-b"), body)).await.0,
+        StatusCode::NO_CONTENT
+    );
+    let (_, json) = sql(&app, Some("team-b"), q).await;
+    assert_eq!(
+        json["rows"],
+        serde_json::json!([["queue_depth", null, null, null]])
+    );
 }
