@@ -165,8 +165,7 @@ pub struct PromqlConfig {
     /// About how many points a selection that is reduced at each step
     /// (by a window function or a `sum`-like aggregation) decodes before
     /// they are reduced: a longer read goes in parts of this size, each
-    /// reduced while the next is read (0, the default: parts of 8192 series only;
-    /// measured slower, see `DEFAULT_PART_POINTS`).
+    /// reduced while the next is read (0: parts of 8192 series only).
     pub part_points: usize,
 }
 
