@@ -14,8 +14,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use strata_head::Matcher as HeadMatcher;
 use strata_query_lang::promql::{
-    DeferredSeries, ErrorKind, Estimate, FastMap, Labels, METRIC_NAME, MatchOp, Matcher, Points,
-    PromError, Series, Source, id_part, matches_all, par_map,
+    DeferredSeries, ErrorKind, FastMap, Labels, METRIC_NAME, MatchOp, Matcher, Points, PromError,
+    Series, Source, id_part, matches_all, par_map,
 };
 use strata_storage::TenantView;
 use strata_types::TenantId;
@@ -379,38 +379,23 @@ impl Source for PromSource {
         )
     }
 
-    /// Series: the most matching series of one head or file, counted on
-    /// its postings (a series is in every file of its time range, so the
-    /// sum would count most several times). Points: the matching series'
-    /// rows in each file (all of them, whatever their time), and a head's
-    /// samples in proportion to the series matched.
-    async fn estimate(
+    /// The most matching series of one head or file, counted on its
+    /// postings (a series is in every file of its time range, so the sum
+    /// would count most several times).
+    async fn series_estimate(
         &self,
         matchers: &[Matcher],
         start_ms: i64,
         end_ms: i64,
-    ) -> Result<Option<Estimate>, PromError> {
+    ) -> Result<Option<u64>, PromError> {
         let ix = self.indexes(start_ms, end_ms).await?;
         let sel: Vec<HeadMatcher> = matchers
             .iter()
             .map(head_matcher)
             .collect::<Result<_, _>>()?;
-        let (mut series, mut points) = (0u64, 0u64);
-        for h in &ix.heads {
-            let n = h.count_matching(&sel);
-            series = series.max(n);
-            let all = h.series_count().max(1) as u64;
-            points += h.samples_appended().saturating_mul(n) / all;
-        }
-        for f in &ix.files {
-            let selected = f.labels.select(&sel);
-            series = series.max(selected.len());
-            points += f.rows_at(&selected);
-        }
-        Ok(Some(Estimate {
-            series,
-            points: Some(points),
-        }))
+        let heads = ix.heads.iter().map(|h| h.count_matching(&sel));
+        let files = ix.files.iter().map(|f| f.labels.select(&sel).len());
+        Ok(Some(heads.chain(files).max().unwrap_or(0)))
     }
 
     async fn select_part(

@@ -493,22 +493,6 @@ impl FileIndex {
         (series, self.runs.clone(), self.rows, values)
     }
 
-    /// Rows of the series at `positions` (all of their rows, whatever
-    /// their time).
-    pub(crate) fn rows_at(&self, positions: &roaring::RoaringBitmap) -> u64 {
-        let mut rows = 0u64;
-        for pos in positions {
-            let p = pos as usize;
-            let (Some(&a), Some(&b)) = (self.pos_runs.get(p), self.pos_runs.get(p + 1)) else {
-                continue;
-            };
-            for &ri in self.run_of.get(a as usize..b as usize).unwrap_or(&[]) {
-                rows += self.runs.get(ri as usize).map_or(0, |r| r.2 as u64);
-            }
-        }
-        rows
-    }
-
     /// The runs of the series at `positions`, in row order.
     fn runs_of(&self, positions: &roaring::RoaringBitmap) -> Vec<&(u32, usize, usize)> {
         let mut runs: Vec<&(u32, usize, usize)> = Vec::new();

@@ -162,11 +162,6 @@ pub struct PromqlConfig {
     /// query running or waiting — compute at, so lighter tenants get the
     /// CPU first; 0: every query at normal priority.
     pub heavy_query_nice: i32,
-    /// About how many points a selection that is reduced at each step
-    /// (by a window function or a `sum`-like aggregation) decodes before
-    /// they are reduced: a longer read goes in parts of this size, each
-    /// reduced while the next is read (0: parts of 8192 series only).
-    pub part_points: usize,
 }
 
 impl Default for PromqlConfig {
@@ -178,7 +173,6 @@ impl Default for PromqlConfig {
             max_points: 11_000,
             query_slots: None,
             heavy_query_nice: 10,
-            part_points: strata_query_lang::promql::DEFAULT_PART_POINTS,
         }
     }
 }

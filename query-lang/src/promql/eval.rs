@@ -11,8 +11,8 @@ use promql_parser::parser::{
 };
 
 use super::{
-    EngineConfig, ErrorKind, Estimate, Labels, METRIC_NAME, MatchOp, Matcher, PromError,
-    QueryOutput, Sample, Series, Source, Value, is_stale, matches_all,
+    EngineConfig, ErrorKind, Labels, METRIC_NAME, MatchOp, Matcher, PromError, QueryOutput, Sample,
+    Series, Source, Value, is_stale, matches_all,
 };
 
 mod fold;

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 
-use super::{Estimate, Labels, Matcher, PromError, Series, Source, matches_all};
+use super::{Labels, Matcher, PromError, Series, Source, matches_all};
 
 #[derive(Debug, Default)]
 pub struct MemorySource {
@@ -41,21 +41,18 @@ impl Source for MemorySource {
         self.select_part(matchers, start_ms, end_ms, 0, 1).await
     }
 
-    async fn estimate(
+    async fn series_estimate(
         &self,
         matchers: &[Matcher],
         _start_ms: i64,
         _end_ms: i64,
-    ) -> Result<Option<Estimate>, PromError> {
-        let mut e = Estimate {
-            series: 0,
-            points: Some(0),
-        };
-        for (_, points) in self.series.iter().filter(|(l, _)| matches_all(l, matchers)) {
-            e.series += 1;
-            e.points = e.points.map(|n| n + points.len() as u64);
-        }
-        Ok(Some(e))
+    ) -> Result<Option<u64>, PromError> {
+        Ok(Some(
+            self.series
+                .keys()
+                .filter(|l| matches_all(l, matchers))
+                .count() as u64,
+        ))
     }
 
     /// Series in label order, dealt out in turn (part `i % parts` for the

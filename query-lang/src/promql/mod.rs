@@ -170,16 +170,6 @@ pub struct QueryOutput {
     pub samples_loaded: u64,
 }
 
-/// How much a selection holds, as a [`Source`] tells from its indexes.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Estimate {
-    /// At least as many as the series answered.
-    pub series: u64,
-    /// About how many points reading them decodes (rows outside the time
-    /// range included); `None` when unknown.
-    pub points: Option<u64>,
-}
-
 /// Where series come from.
 #[async_trait]
 pub trait Source: Send + Sync {
@@ -193,15 +183,15 @@ pub trait Source: Send + Sync {
         end_ms: i64,
     ) -> Result<Vec<Series>, PromError>;
 
-    /// About how much [`Source::select`] would answer, from indexes alone
-    /// (no sample read); `None` when unknown. A query reads a large
-    /// selection part by part ([`Source::select_part`]).
-    async fn estimate(
+    /// About how many series [`Source::select`] would answer, from
+    /// indexes alone (no sample read); `None` when unknown. A query reads
+    /// a large selection part by part ([`Source::select_part`]).
+    async fn series_estimate(
         &self,
         _matchers: &[Matcher],
         _start_ms: i64,
         _end_ms: i64,
-    ) -> Result<Option<Estimate>, PromError> {
+    ) -> Result<Option<u64>, PromError> {
         Ok(None)
     }
 
@@ -273,16 +263,7 @@ pub struct EngineConfig {
     /// parts (as many parts as the source's bound of its series needs,
     /// one at least; 0: such selections are read whole).
     pub part_series: usize,
-    /// Points per part, about, for such a selection: it is read in more
-    /// parts than `part_series` asks for when the source's estimate of
-    /// its points needs them (a long range of few series), so that a part's
-    /// decoded points are reduced while still in the cache and the next
-    /// part is read meanwhile (0: parts by series only).
-    pub part_points: usize,
 }
-
-/// [`EngineConfig::part_points`]'s default.
-pub const DEFAULT_PART_POINTS: usize = 2_000_000;
 
 impl Default for EngineConfig {
     fn default() -> Self {
@@ -292,7 +273,6 @@ impl Default for EngineConfig {
             max_samples: 50_000_000,
             max_points: 11_000,
             part_series: 8192,
-            part_points: DEFAULT_PART_POINTS,
         }
     }
 }

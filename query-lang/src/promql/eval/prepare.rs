@@ -13,8 +13,8 @@ use super::fold::Fold;
 use super::parts::{Built, Table, read_in_parts, table_rows};
 use super::precompute::PRE_CELLS;
 use super::{
-    AddrMap, AddrSet, Cancel, EngineConfig, Estimate, Ev, Fetched, FetchedSeries, Matcher, Memo,
-    Need, Planner, Prepared, PromError, Reducer, Series, Source, addr, is_stale, matches_all, ms,
+    AddrMap, AddrSet, Cancel, EngineConfig, Ev, Fetched, FetchedSeries, Matcher, Memo, Need,
+    Planner, Prepared, PromError, Reducer, Series, Source, addr, is_stale, matches_all, ms,
     selector_matchers, too_many_samples,
 };
 use crate::promql::par_map;
@@ -103,12 +103,10 @@ pub(crate) async fn prepare(
         let reducer = planner.reducers.get(&need.key).copied();
         let parts = match (reducer, sets.as_slice()) {
             (Some(_), [matchers]) if cfg.part_series > 0 => source
-                .estimate(matchers, need.lo, need.hi)
+                .series_estimate(matchers, need.lo, need.hi)
                 .await?
-                .filter(|e| {
-                    usize::try_from(e.series).is_ok_and(|n| n.saturating_mul(steps) <= PRE_CELLS)
-                })
-                .map(|e| parts_for(e, cfg)),
+                .filter(|&n| usize::try_from(n).is_ok_and(|n| n.saturating_mul(steps) <= PRE_CELLS))
+                .map(|n| n.div_ceil(cfg.part_series as u64).max(1) as usize),
             _ => None,
         };
         let read = match (reducer, parts) {
@@ -290,20 +288,6 @@ fn table(
 /// with the fewest matchers, then the first. That one is never read for
 /// another in turn (whatever contains it also contains this one and comes
 /// first), so a base is always read itself.
-/// Parts to read a selection of `estimate` in: enough for
-/// [`EngineConfig::part_series`] series and, when the points are known,
-/// [`EngineConfig::part_points`] points each; one at least.
-fn parts_for(estimate: Estimate, cfg: &EngineConfig) -> usize {
-    let by_series = estimate.series.div_ceil(cfg.part_series.max(1) as u64);
-    let by_points = match (estimate.points, cfg.part_points) {
-        (Some(points), per) if per > 0 => points.div_ceil(per as u64),
-        _ => 0,
-    };
-    // Never more parts than series: a part holds a series whole.
-    let parts = by_series.max(by_points.min(estimate.series)).max(1);
-    usize::try_from(parts).unwrap_or(usize::MAX)
-}
-
 fn shared_bases(needs: &[(Need<'_>, Vec<Vec<Matcher>>)]) -> Vec<Option<usize>> {
     let single = |i: usize| match needs.get(i).map(|(_, sets)| sets.as_slice()) {
         Some([m]) => Some(m),
