@@ -15,20 +15,20 @@
 //! skips it with `ErrOutOfOrderCT` / out of bounds. Stale markers and
 //! starts outside the storable time range add nothing.
 
-use strata_types::{Sample, SeriesRef, WriteBatch, is_stale_nan, timestamp_in_range};
+use strata_types::{Sample, WriteBatch, is_stale_nan, timestamp_in_range};
 
 /// `batch` with the zero samples its start timestamps call for, and how
 /// many were added; `None` when none is (the batch stands as it is).
 ///
 /// `starts` holds a start time (ms, 0: none) for each sample of `batch` in
-/// its sample order (shorter: the rest have none). `newest(i, series)` is
+/// its sample order (shorter: the rest have none). `newest(i)` is
 /// the newest sample time the store holds for the batch's `i`-th series
 /// (`None`: none known).
 pub fn inject(
     batch: &WriteBatch,
     starts: &[i64],
     floor_ms: Option<i64>,
-    mut newest: impl FnMut(usize, &SeriesRef<'_>) -> Option<i64>,
+    mut newest: impl FnMut(usize) -> Option<i64>,
 ) -> Option<(WriteBatch, u64)> {
     if starts.iter().all(|&st| st == 0) {
         return None;
@@ -45,7 +45,7 @@ pub fn inject(
         if own.iter().take(samples.len()).all(|&st| st == 0) {
             continue;
         }
-        let mut last = max_opt(newest(i, &series), floor_ms);
+        let mut last = max_opt(newest(i), floor_ms);
         let mut out: Vec<Sample> = Vec::new();
         let mut zeros = false;
         for (k, s) in samples.iter().enumerate() {
@@ -152,7 +152,7 @@ mod tests {
     #[test]
     fn a_new_series_gets_a_zero_at_its_start() {
         let b = batch(&[("a_total", &[(1000, 5.0), (2000, 7.0)])]);
-        let (out, added) = inject(&b, &[500, 500], None, |_, _| None).unwrap();
+        let (out, added) = inject(&b, &[500, 500], None, |_| None).unwrap();
         assert_eq!(added, 1);
         assert_eq!(
             points(&out),
@@ -166,22 +166,22 @@ mod tests {
         let b = batch(&[("a_total", &[(3000, 9.0)])]);
         // The series' newest stored sample is after its start: the start
         // is the one sent with every sample since.
-        assert!(inject(&b, &[500], None, |_, _| Some(2000)).is_none());
+        assert!(inject(&b, &[500], None, |_| Some(2000)).is_none());
         // Not in the head, but the store holds data past the start.
-        assert!(inject(&b, &[500], Some(2500), |_, _| None).is_none());
+        assert!(inject(&b, &[500], Some(2500), |_| None).is_none());
         // A start equal to the sample's time, or after it.
-        assert!(inject(&b, &[3000], None, |_, _| None).is_none());
-        assert!(inject(&b, &[4000], None, |_, _| None).is_none());
+        assert!(inject(&b, &[3000], None, |_| None).is_none());
+        assert!(inject(&b, &[4000], None, |_| None).is_none());
         // No start at all.
-        assert!(inject(&b, &[0], None, |_, _| None).is_none());
-        assert!(inject(&b, &[], None, |_, _| None).is_none());
+        assert!(inject(&b, &[0], None, |_| None).is_none());
+        assert!(inject(&b, &[], None, |_| None).is_none());
     }
 
     #[test]
     fn a_restart_within_a_request_gets_its_own_zero() {
         // A counter at 40 restarts (start 2500) and counts 3 by t=3000.
         let b = batch(&[("a_total", &[(1000, 30.0), (2000, 40.0), (3000, 3.0)])]);
-        let (out, added) = inject(&b, &[100, 100, 2500], Some(50), |_, _| None).unwrap();
+        let (out, added) = inject(&b, &[100, 100, 2500], Some(50), |_| None).unwrap();
         assert_eq!(added, 2);
         assert_eq!(
             points(&out),
@@ -202,7 +202,7 @@ mod tests {
             ("b_total", &[(1000, 2.0)]),
             ("c", &[(1000, 3.0)]),
         ]);
-        let newest = |i: usize, _: &SeriesRef<'_>| (i == 0).then_some(900);
+        let newest = |i: usize| (i == 0).then_some(900);
         let (out, added) = inject(&b, &[800, 800, 0], None, newest).unwrap();
         assert_eq!(added, 1);
         assert_eq!(
@@ -223,8 +223,8 @@ mod tests {
     #[test]
     fn stale_markers_and_unstorable_starts_add_nothing() {
         let b = batch(&[("a_total", &[(1000, stale_nan())])]);
-        assert!(inject(&b, &[500], None, |_, _| None).is_none());
+        assert!(inject(&b, &[500], None, |_| None).is_none());
         let b = batch(&[("a_total", &[(1000, 1.0)])]);
-        assert!(inject(&b, &[i64::MIN + 1], None, |_, _| None).is_none());
+        assert!(inject(&b, &[i64::MIN + 1], None, |_| None).is_none());
     }
 }

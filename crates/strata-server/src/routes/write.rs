@@ -162,7 +162,7 @@ fn start_zeros(
         .tenant(tenant)
         .map(|h| h.newest_sample_times(&batch))
         .unwrap_or_default();
-    let injected = strata_ingest::start_zeros::inject(&batch, starts, floor, |i, _| {
+    let injected = strata_ingest::start_zeros::inject(&batch, starts, floor, |i| {
         newest.get(i).copied().flatten()
     });
     match injected {
