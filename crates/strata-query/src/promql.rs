@@ -404,11 +404,8 @@ impl Source for PromSource {
         matchers: &[Matcher],
         start_ms: i64,
         end_ms: i64,
-        part: usize,
-        parts: usize,
     ) -> Result<Option<SeriesChunks>, PromError> {
-        self.stream(matchers, start_ms, end_ms, (part, parts.max(1)))
-            .await
+        self.stream(matchers, start_ms, end_ms).await
     }
 
     async fn select_part(

@@ -162,9 +162,9 @@ pub struct PromqlConfig {
     /// query running or waiting — compute at, so lighter tenants get the
     /// CPU first; 0: every query at normal priority.
     pub heavy_query_nice: i32,
-    /// A selection that a query reduces at each step is read as its files
-    /// stream it (part by part), each chunk of whole series reduced while
-    /// the next is read (`false`: each part read whole, then reduced).
+    /// A selection of at most 8192 series that a query reduces at each
+    /// step is read as its files stream it, each chunk of whole series
+    /// reduced while the next is read (`false`: read whole, then reduced).
     pub streamed_reads: bool,
 }
 

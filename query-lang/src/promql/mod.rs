@@ -216,18 +216,17 @@ pub trait Source: Send + Sync {
         }
     }
 
-    /// What [`Source::select_deferred`] answers, in chunks of whole
-    /// series as the source reads them (in its storage order, not label
-    /// order), so a query reduces each chunk while the next is read and
-    /// the decoded rows of the whole part are never held at once. `None`:
-    /// the source does not stream this part (it is read whole).
+    /// What [`Source::select`] answers, with deferred points as
+    /// [`Source::select_deferred`], in chunks of whole series as the
+    /// source reads them (in its storage order, not label order), so a
+    /// query reduces each chunk while the next is read and the decoded
+    /// rows of the whole selection are never held at once. `None`: the
+    /// source does not stream this selection (it is read in parts).
     async fn select_streamed(
         &self,
         _matchers: &[Matcher],
         _start_ms: i64,
         _end_ms: i64,
-        _part: usize,
-        _parts: usize,
     ) -> Result<Option<SeriesChunks>, PromError> {
         Ok(None)
     }
@@ -283,9 +282,9 @@ pub struct EngineConfig {
     /// parts (as many parts as the source's bound of its series needs,
     /// one at least; 0: such selections are read whole).
     pub part_series: usize,
-    /// Whether each part is read as the source streams it
-    /// ([`Source::select_streamed`]), each chunk of series reduced while
-    /// the next is read.
+    /// Whether a selection that fits in one part is read as the source
+    /// streams it ([`Source::select_streamed`]), each chunk of series
+    /// reduced while the next is read.
     pub streamed_reads: bool,
 }
 

@@ -1,5 +1,4 @@
-//! A selection (or a part of one) read as its files stream it
-//! ([`Source::select_streamed`]).
+//! A selection read as its files stream it ([`Source::select_streamed`]).
 //!
 //! Every file that may hold the selection is read on its own task, batch
 //! by batch; a series is answered as soon as each head and file holding it
@@ -19,7 +18,7 @@ use futures::channel::mpsc;
 use futures::{SinkExt, StreamExt};
 use strata_query_lang::promql::{
     DeferredSeries, ErrorKind, FastMap, Labels, METRIC_NAME, MatchOp, Matcher, Points, PromError,
-    SeriesChunks, id_part, matches_all,
+    SeriesChunks, matches_all,
 };
 
 use super::found::{Found, Run};
@@ -60,17 +59,14 @@ fn internal(what: &str) -> PromError {
 }
 
 impl PromSource {
-    /// [`Source::select_streamed`](strata_query_lang::promql::Source::select_streamed)
-    /// of part `part.0` of `part.1` ([`id_part`]): `None` when the
-    /// selection spans more than [`MAX_FILES`] files.
+    /// [`Source::select_streamed`](strata_query_lang::promql::Source::select_streamed):
+    /// `None` when the selection spans more than [`MAX_FILES`] files.
     pub(super) async fn stream(
         &self,
         matchers: &[Matcher],
         start_ms: i64,
         end_ms: i64,
-        part: (usize, usize),
     ) -> Result<Option<SeriesChunks>, PromError> {
-        let in_part = move |id: u64| id_part(id, part.1) == part.0;
         let start_ms = start_ms.max(self.view.not_before_ms);
         let metric = matchers.iter().find_map(|m| {
             (m.name == METRIC_NAME && matches!(m.op, MatchOp::Equal)).then_some(m.value.as_str())
@@ -99,7 +95,7 @@ impl PromSource {
             .filter(|h| h.overlaps(start_ms, end_ms))
             .collect();
         for (h, head) in heads.iter().enumerate() {
-            for s in head.query_points_where(&head_matchers, start_ms, end_ms, |id| in_part(id.0)) {
+            for s in head.query_points_where(&head_matchers, start_ms, end_ms, |_| true) {
                 let p = pending.entry(s.id.0 as i64).or_default();
                 if p.labels.is_none() {
                     // The head's own strings: no text is copied.
@@ -125,17 +121,7 @@ impl PromSource {
             tasks.push(AbortOnDrop(tokio::spawn(async move {
                 let read = async {
                     let ix = cache.index(&store, &path, size, &live).await?;
-                    let mut selected = ix.labels.select(&matchers);
-                    if part.1 > 1 {
-                        selected = selected
-                            .iter()
-                            .filter(|&pos| {
-                                ix.ids
-                                    .get(pos as usize)
-                                    .is_some_and(|&id| in_part(id as u64))
-                            })
-                            .collect();
-                    }
+                    let selected = ix.labels.select(&matchers);
                     let mut reader = ix
                         .point_reader(&store, &path, size, &selected, start_ms, end_ms, cover)
                         .await?;

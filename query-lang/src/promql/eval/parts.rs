@@ -1,8 +1,8 @@
-//! Reduced selections read in parts (one when small), each as the source
-//! streams it: each chunk of a part's series is reduced to its rows of a
-//! step table, series by series through one reused buffer, on threads of
-//! its own while the next is fetched, so the selection's points are never
-//! all held at once.
+//! Reduced selections read in parts (one when small, read as the source
+//! streams it): each part (or chunk) of a selection is reduced to its rows
+//! of a step table, series by series through one reused buffer, on threads
+//! of its own while the next is fetched, so the selection's points are
+//! never all held at once.
 
 use std::sync::Arc;
 
@@ -168,14 +168,11 @@ pub(super) fn table_rows(
     })
 }
 
-/// Where a selection's series come from, a chunk at a time: its parts one
-/// after another, each as the source streams it when `streamed` (and it
-/// can), else whole.
-struct Feed {
-    streamed: bool,
-    next: usize,
-    parts: usize,
-    chunks: Option<SeriesChunks>,
+/// Where a selection's series come from, a chunk at a time: the source's
+/// stream of whole series, or its parts one after another.
+enum Feed {
+    Stream(SeriesChunks),
+    Parts { next: usize, parts: usize },
 }
 
 impl Feed {
@@ -186,36 +183,25 @@ impl Feed {
         need: &Need<'_>,
         matchers: &[Matcher],
     ) -> Result<Option<Vec<DeferredSeries>>, PromError> {
-        loop {
-            if let Some(chunks) = self.chunks.as_mut() {
-                match chunks.next().await.transpose()? {
-                    Some(chunk) => return Ok(Some(chunk)),
-                    None => self.chunks = None,
+        match self {
+            Feed::Stream(chunks) => chunks.next().await.transpose(),
+            Feed::Parts { next, parts } => {
+                if *next >= *parts {
+                    return Ok(None);
                 }
+                let part = *next;
+                *next += 1;
+                source
+                    .select_deferred(matchers, need.lo, need.hi, part, *parts)
+                    .await
+                    .map(Some)
             }
-            if self.next >= self.parts {
-                return Ok(None);
-            }
-            let part = self.next;
-            self.next += 1;
-            if self.streamed {
-                self.chunks = source
-                    .select_streamed(matchers, need.lo, need.hi, part, self.parts)
-                    .await?;
-                if self.chunks.is_some() {
-                    continue;
-                }
-            }
-            return source
-                .select_deferred(matchers, need.lo, need.hi, part, self.parts)
-                .await
-                .map(Some);
         }
     }
 }
 
-/// Reads a selection in `parts` parts (each as the source streams it when
-/// `streamed`), each part or chunk reduced to its rows of each of
+/// Reads a selection in `parts` parts (as the source streams it when
+/// `streamed` and it is one part), each reduced to its rows of each of
 /// `tables` (of the query's step table, `from`, `step`) on a thread of its
 /// own while the next is fetched. Answers the tables (or their folds), in
 /// order, and the points read; `None` when a table grew past
@@ -240,11 +226,13 @@ pub(super) async fn read_in_parts(
     type Runs = Result<Vec<(Vec<PreBuilder>, usize)>, PromError>;
     let mut pending: Option<futures::channel::oneshot::Receiver<Runs>> = None;
     let worker_gone = || internal("a query worker stopped before answering");
-    let mut feed = Feed {
-        streamed,
-        next: 0,
-        parts,
-        chunks: None,
+    let streamed = match streamed && parts == 1 {
+        true => source.select_streamed(matchers, need.lo, need.hi).await?,
+        false => None,
+    };
+    let mut feed = match streamed {
+        Some(chunks) => Feed::Stream(chunks),
+        None => Feed::Parts { next: 0, parts },
     };
     loop {
         // A chunk or part is fetched while the one before is reduced.

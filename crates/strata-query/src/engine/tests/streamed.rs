@@ -55,12 +55,10 @@ impl Source for Streaming {
         matchers: &[Matcher],
         start_ms: i64,
         end_ms: i64,
-        part: usize,
-        parts: usize,
     ) -> Result<Option<SeriesChunks>, PromError> {
         let chunks = self
             .inner
-            .select_streamed(matchers, start_ms, end_ms, part, parts)
+            .select_streamed(matchers, start_ms, end_ms)
             .await?;
         let counted = Arc::clone(&self.chunks);
         Ok(chunks.map(|c| {
@@ -74,8 +72,7 @@ impl Source for Streaming {
 
 /// Three rounds of `counters` each flushed to a file of its own and the
 /// fourth in the head: every series is in three files and the head, and a
-/// chunk (64 points in tests) holds a few series. Read in one part and in
-/// parts of 7 series, streamed or not.
+/// chunk (64 points in tests) holds a few series.
 #[tokio::test]
 async fn promql_streams_files_with_the_answers_read_at_once() {
     let dir = tempfile::tempdir().unwrap();
@@ -94,21 +91,17 @@ async fn promql_streams_files_with_the_answers_read_at_once() {
         chunks: Arc::default(),
     };
     let chunks = || source.chunks.swap(0, Ordering::Relaxed);
-    let engine = |part_series, streamed_reads| {
+    let (whole, one_part, streamed) = (
         Engine::new(EngineConfig {
-            part_series,
-            streamed_reads,
+            part_series: 0,
             ..EngineConfig::default()
-        })
-    };
-    let whole = engine(0, false);
-    // One part and parts of 7 series, each read whole or streamed.
-    let read = [
-        (engine(8192, false), false),
-        (engine(7, false), false),
-        (engine(8192, true), true),
-        (engine(7, true), true),
-    ];
+        }),
+        Engine::new(EngineConfig {
+            streamed_reads: false,
+            ..EngineConfig::default()
+        }),
+        Engine::default(),
+    );
     let queries = [
         "sum by (g) (rate(c[1m]))",
         "rate(c[1m])",
@@ -127,21 +120,20 @@ async fn promql_streams_files_with_the_answers_read_at_once() {
                 "{q} {from}"
             );
             assert_eq!(chunks(), 0, "{q}");
-            for (i, (e, streams)) in read.iter().enumerate() {
-                let got = e.range(&source, q, from, to, 30_000).await.unwrap();
-                assert_eq!(got.value, want.value, "{q} {from} {i}");
-                assert_eq!(got.samples_loaded, want.samples_loaded, "{q} {from} {i}");
-                assert_eq!(chunks() > 1, *streams, "{q} {from} {i}");
-            }
+            let parted = one_part.range(&source, q, from, to, 30_000).await.unwrap();
+            assert_eq!(parted.value, want.value, "{q} {from}");
+            assert_eq!(chunks(), 0, "{q}");
+            let got = streamed.range(&source, q, from, to, 30_000).await.unwrap();
+            assert_eq!(got.value, want.value, "{q} {from}");
+            assert_eq!(got.samples_loaded, want.samples_loaded, "{q} {from}");
+            assert!(chunks() > 1, "{q} {from}");
         }
         for at in [250_000, 400_000, 470_000] {
             let want = whole.instant(&source, q, at).await.unwrap();
-            for (i, (e, streams)) in read.iter().enumerate() {
-                let got = e.instant(&source, q, at).await.unwrap();
-                assert_eq!(got.value, want.value, "{q} at {at} {i}");
-                assert_eq!(got.samples_loaded, want.samples_loaded, "{q} at {at} {i}");
-                assert_eq!(chunks() > 0, *streams, "{q} at {at} {i}");
-            }
+            let got = streamed.instant(&source, q, at).await.unwrap();
+            assert_eq!(got.value, want.value, "{q} at {at}");
+            assert_eq!(got.samples_loaded, want.samples_loaded, "{q} at {at}");
+            assert!(chunks() > 0, "{q} at {at}");
         }
     }
 }
