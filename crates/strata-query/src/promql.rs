@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use strata_head::Matcher as HeadMatcher;
 use strata_query_lang::promql::{
     DeferredSeries, ErrorKind, FastMap, Labels, METRIC_NAME, MatchOp, Matcher, Points, PromError,
-    Series, SeriesChunks, Source, id_part, matches_all, par_map,
+    Series, Source, id_part, matches_all, par_map,
 };
 use strata_storage::TenantView;
 use strata_types::TenantId;
@@ -25,7 +25,6 @@ use crate::file_index_cache::{FileIndexCache, LiveFiles};
 use crate::series_labels::{Cover, FileIndex, Piece};
 
 mod found;
-mod stream;
 
 use found::{Found, Run};
 
@@ -397,15 +396,6 @@ impl Source for PromSource {
         let heads = ix.heads.iter().map(|h| h.count_matching(&sel));
         let files = ix.files.iter().map(|f| f.labels.select(&sel).len());
         Ok(Some(heads.chain(files).max().unwrap_or(0)))
-    }
-
-    async fn select_streamed(
-        &self,
-        matchers: &[Matcher],
-        start_ms: i64,
-        end_ms: i64,
-    ) -> Result<Option<SeriesChunks>, PromError> {
-        self.stream(matchers, start_ms, end_ms).await
     }
 
     async fn select_part(

@@ -162,10 +162,6 @@ pub struct PromqlConfig {
     /// query running or waiting — compute at, so lighter tenants get the
     /// CPU first; 0: every query at normal priority.
     pub heavy_query_nice: i32,
-    /// A selection of at most 8192 series that a query reduces at each
-    /// step is read as its files stream it, each chunk of whole series
-    /// reduced while the next is read (`false`: read whole, then reduced).
-    pub streamed_reads: bool,
 }
 
 impl Default for PromqlConfig {
@@ -177,7 +173,6 @@ impl Default for PromqlConfig {
             max_points: 11_000,
             query_slots: None,
             heavy_query_nice: 10,
-            streamed_reads: true,
         }
     }
 }

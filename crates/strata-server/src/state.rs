@@ -152,7 +152,6 @@ impl AppState {
             lookback,
             max_samples: tenant.map_or(cfg.max_samples, |t| self.max_query_samples(t)),
             max_points: cfg.max_points,
-            streamed_reads: cfg.streamed_reads,
             ..strata_query_lang::promql::EngineConfig::default()
         })
     }

@@ -143,10 +143,6 @@ pub struct DeferredSeries {
     pub points: Points,
 }
 
-/// A selection's series in chunks of whole series
-/// ([`Source::select_streamed`]).
-pub type SeriesChunks = futures::stream::BoxStream<'static, Result<Vec<DeferredSeries>, PromError>>;
-
 /// One sample of an instant vector.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
@@ -216,21 +212,6 @@ pub trait Source: Send + Sync {
         }
     }
 
-    /// What [`Source::select`] answers, with deferred points as
-    /// [`Source::select_deferred`], in chunks of whole series as the
-    /// source reads them (in its storage order, not label order), so a
-    /// query reduces each chunk while the next is read and the decoded
-    /// rows of the whole selection are never held at once. `None`: the
-    /// source does not stream this selection (it is read in parts).
-    async fn select_streamed(
-        &self,
-        _matchers: &[Matcher],
-        _start_ms: i64,
-        _end_ms: i64,
-    ) -> Result<Option<SeriesChunks>, PromError> {
-        Ok(None)
-    }
-
     /// What [`Source::select_part`] answers, with points a source may
     /// write only when the query reads them (a query reading a selection
     /// in parts reduces each series as it reads it).
@@ -282,10 +263,6 @@ pub struct EngineConfig {
     /// parts (as many parts as the source's bound of its series needs,
     /// one at least; 0: such selections are read whole).
     pub part_series: usize,
-    /// Whether a selection that fits in one part is read as the source
-    /// streams it ([`Source::select_streamed`]), each chunk of series
-    /// reduced while the next is read.
-    pub streamed_reads: bool,
 }
 
 impl Default for EngineConfig {
@@ -296,7 +273,6 @@ impl Default for EngineConfig {
             max_samples: 50_000_000,
             max_points: 11_000,
             part_series: 8192,
-            streamed_reads: true,
         }
     }
 }

@@ -6,8 +6,6 @@ use strata_wal::MemoryWal;
 
 use super::*;
 
-mod streamed;
-
 fn tenant(t: &str) -> TenantId {
     TenantId::try_new(t).unwrap()
 }

@@ -81,15 +81,6 @@ impl Found {
         }
     }
 
-    /// A series' runs in scan order (empty ones left out), its labels
-    /// held elsewhere.
-    pub(crate) fn of_runs(runs: impl IntoIterator<Item = Run>) -> Found {
-        Found {
-            labels: None,
-            runs: runs.into_iter().filter(|r| r.len() > 0).collect(),
-        }
-    }
-
     pub(crate) fn is_empty(&self) -> bool {
         self.runs.is_empty()
     }

@@ -1,21 +1,19 @@
-//! Reduced selections read in parts (one when small, read as the source
-//! streams it): each part (or chunk) of a selection is reduced to its rows
-//! of a step table, series by series through one reused buffer, on threads
-//! of its own while the next is fetched, so the selection's points are
-//! never all held at once.
+//! Reduced selections read in parts (one when small): each part of a
+//! selection is reduced to its rows of a step table, series by series
+//! through one reused buffer, on threads of its own while the next is
+//! fetched, so the selection's points are never all held at once.
 
 use std::sync::Arc;
 
+use super::super::Points;
 use super::super::functions::WindowFn;
 use super::super::par::par_chunks;
-use super::super::{DeferredSeries, Points, SeriesChunks};
 use super::fold::{Fold, Folded};
 use super::precompute::{self, CallRow, CallSteps, PRE_CELLS, Pre, PreBuilder, SelectorRow};
 use super::{
     ErrorKind, Ev, Labels, Matcher, Need, PromError, Reducer, Source, addr, is_stale, matches_all,
     offset_ms, too_many_samples,
 };
-use futures::StreamExt;
 
 /// How one part's series become their rows of a step table.
 pub(super) enum Rows {
@@ -168,40 +166,7 @@ pub(super) fn table_rows(
     })
 }
 
-/// Where a selection's series come from, a chunk at a time: the source's
-/// stream of whole series, or its parts one after another.
-enum Feed {
-    Stream(SeriesChunks),
-    Parts { next: usize, parts: usize },
-}
-
-impl Feed {
-    /// The next chunk; `None` after the last.
-    async fn next(
-        &mut self,
-        source: &dyn Source,
-        need: &Need<'_>,
-        matchers: &[Matcher],
-    ) -> Result<Option<Vec<DeferredSeries>>, PromError> {
-        match self {
-            Feed::Stream(chunks) => chunks.next().await.transpose(),
-            Feed::Parts { next, parts } => {
-                if *next >= *parts {
-                    return Ok(None);
-                }
-                let part = *next;
-                *next += 1;
-                source
-                    .select_deferred(matchers, need.lo, need.hi, part, *parts)
-                    .await
-                    .map(Some)
-            }
-        }
-    }
-}
-
-/// Reads a selection in `parts` parts (as the source streams it when
-/// `streamed` and it is one part), each reduced to its rows of each of
+/// Reads a selection in `parts` parts, each reduced to its rows of each of
 /// `tables` (of the query's step table, `from`, `step`) on a thread of its
 /// own while the next is fetched. Answers the tables (or their folds), in
 /// order, and the points read; `None` when a table grew past
@@ -216,7 +181,6 @@ pub(super) async fn read_in_parts(
     (from, step, steps): (i64, i64, usize),
     parts: usize,
     room: usize,
-    streamed: bool,
 ) -> Result<Option<(Vec<Built>, usize)>, PromError> {
     let internal = |what: &str| PromError::new(ErrorKind::Internal, what.to_string());
     let tables = Arc::new(tables);
@@ -226,17 +190,18 @@ pub(super) async fn read_in_parts(
     type Runs = Result<Vec<(Vec<PreBuilder>, usize)>, PromError>;
     let mut pending: Option<futures::channel::oneshot::Receiver<Runs>> = None;
     let worker_gone = || internal("a query worker stopped before answering");
-    let streamed = match streamed && parts == 1 {
-        true => source.select_streamed(matchers, need.lo, need.hi).await?,
-        false => None,
-    };
-    let mut feed = match streamed {
-        Some(chunks) => Feed::Stream(chunks),
-        None => Feed::Parts { next: 0, parts },
-    };
-    loop {
-        // A chunk or part is fetched while the one before is reduced.
-        let fetch = feed.next(source, need, matchers);
+    for part in 0..=parts {
+        // Part `part` is fetched while the one before is reduced.
+        let fetch = async {
+            if part < parts {
+                source
+                    .select_deferred(matchers, need.lo, need.hi, part, parts)
+                    .await
+                    .map(Some)
+            } else {
+                Ok(None)
+            }
+        };
         let (series, done) = match pending.take() {
             Some(rx) => {
                 let (series, done) = futures::join!(fetch, rx);

@@ -129,18 +129,9 @@ pub(crate) async fn prepare(
                 }
                 let at = (start, if steps > 1 { step } else { 1 }, steps);
                 let room = cfg.max_samples.saturating_sub(loaded);
-                read_in_parts(
-                    source,
-                    need,
-                    &sets[0],
-                    tables,
-                    at,
-                    parts,
-                    room,
-                    cfg.streamed_reads,
-                )
-                .await?
-                .map(|(pres, points)| (keys, table_keys, pres, points))
+                read_in_parts(source, need, &sets[0], tables, at, parts, room)
+                    .await?
+                    .map(|(pres, points)| (keys, table_keys, pres, points))
             }
             _ => None,
         };
