@@ -1,0 +1,361 @@
+//! The flush: the head cut at a WAL position (frozen), each tenant's cut
+//! written as a data file and committed to its table, the files published
+//! to queries, and the cut dropped once every tenant's commit is in; on
+//! demand (`flush`, `flush_one`) or by the background flusher.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use strata_types::TenantId;
+use strata_wal::{Wal, WalSeq};
+use tracing::{info, instrument, warn};
+
+use super::{FailPoint, FlushReport, Frozen, FrozenHead, Storage, StorageConfig};
+use crate::logs_writer::write_logs;
+use crate::paths::Signal;
+use crate::table::write_operation;
+use crate::writer::write_head;
+use crate::{MetricsTable, StorageError};
+
+impl Storage {
+    /// Whether a flush is due: the head is over its sample bound, or has
+    /// held data for the flush interval, or an earlier flush is unfinished.
+    pub fn flush_due(&self, config: &StorageConfig) -> bool {
+        if !self.state.read().frozen.is_empty() {
+            return true;
+        }
+        let samples = self.head.samples_appended();
+        let log_bytes = self.logs.bytes_appended();
+        let held = samples > 0 || self.logs.entries_appended() > 0;
+        samples >= config.flush_max_samples
+            || log_bytes >= config.flush_max_log_bytes
+            || (held && self.last_cut.lock().elapsed() >= config.flush_interval)
+    }
+
+    /// Flushes everything in the head now (and finishes earlier cuts).
+    #[instrument(skip_all)]
+    pub async fn flush(&self, wal: &dyn Wal) -> Result<FlushReport, StorageError> {
+        let _one = self.flushing.lock().await;
+        let started = Instant::now();
+        // Everything at or below `cut` is in the frozen heads or the files;
+        // later writes go to the new head and must stay in the WAL.
+        let cut = self.cut_head().await;
+        let mut report = FlushReport::default();
+        // Each tenant's flush stands alone: one that fails is reported and
+        // retried later, and every other tenant's is still committed. A
+        // tenant that failed in one cut is not flushed in later cuts (its
+        // committed position must not pass the records it has not yet
+        // written).
+        let mut failed: Vec<(TenantId, Signal, StorageError)> = Vec::new();
+        let cuts: Vec<_> = {
+            let state = self.state.read();
+            state
+                .frozen
+                .iter()
+                .map(|f| {
+                    (
+                        f.seq,
+                        f.heads
+                            .iter()
+                            .map(|(t, h)| (t.clone(), Arc::clone(h)))
+                            .collect::<Vec<_>>(),
+                        f.logs
+                            .iter()
+                            .map(|(t, h)| (t.clone(), Arc::clone(h)))
+                            .collect::<Vec<_>>(),
+                    )
+                })
+                .collect()
+        };
+        let has_failed = |failed: &[(TenantId, Signal, StorageError)], t: &TenantId, s: Signal| {
+            failed.iter().any(|(ft, fs, _)| ft == t && *fs == s)
+        };
+        for (seq, heads, logs) in cuts {
+            for (tenant, head) in heads {
+                if has_failed(&failed, &tenant, Signal::Metrics) {
+                    continue;
+                }
+                if let Err(e) = self
+                    .flush_tenant(seq, &tenant, FrozenHead::Samples(&head), &mut report)
+                    .await
+                {
+                    warn!(tenant = %tenant, error = %e, "flush of a tenant's metrics failed; its data stays in the head and the WAL, other tenants go on");
+                    failed.push((tenant, Signal::Metrics, e));
+                }
+            }
+            for (tenant, logs) in logs {
+                if has_failed(&failed, &tenant, Signal::Logs) {
+                    continue;
+                }
+                if let Err(e) = self
+                    .flush_tenant(seq, &tenant, FrozenHead::Logs(&logs), &mut report)
+                    .await
+                {
+                    warn!(tenant = %tenant, error = %e, "flush of a tenant's logs failed; its data stays in the head and the WAL, other tenants go on");
+                    failed.push((tenant, Signal::Logs, e));
+                }
+            }
+        }
+        self.drop_committed_cuts();
+        if let Some((tenant, signal, error)) = failed.into_iter().next() {
+            // The WAL keeps every record from the first cut not done.
+            return Err(StorageError::TenantFlush {
+                tenant,
+                signal: signal.as_str(),
+                source: Box::new(error),
+            });
+        }
+        // Every cut is committed: every record up to `cut` is in files.
+        report.wal_segments_removed = wal.remove_segments_before(WalSeq(cut.0 + 1))?;
+        if self.failpoint == Some(FailPoint::WalTruncated) {
+            std::process::abort();
+        }
+        report.elapsed = started.elapsed();
+        if report.files > 0 || report.wal_segments_removed > 0 {
+            info!(
+                tenants = report.tenants,
+                files = report.files,
+                rows = report.rows,
+                bytes = report.bytes,
+                wal_segments_removed = report.wal_segments_removed,
+                elapsed_ms = report.elapsed.as_millis() as u64,
+                "flushed"
+            );
+        }
+        Ok(report)
+    }
+
+    /// Flushes `tenant`'s heads now (metrics and logs, with any earlier
+    /// cut of theirs not yet committed), and nobody else's. The WAL is not
+    /// truncated: the other tenants' records there are not in files yet;
+    /// the next full flush truncates past them all.
+    #[instrument(skip_all, fields(tenant = %tenant))]
+    pub async fn flush_one(&self, tenant: &TenantId) -> Result<FlushReport, StorageError> {
+        let _one = self.flushing.lock().await;
+        let started = Instant::now();
+        {
+            let _cut = self.cut.write().await;
+            let seq = WalSeq(self.applied.load(Ordering::Acquire));
+            let heads =
+                BTreeMap::from_iter(self.head.freeze_tenant(tenant).map(|h| (tenant.clone(), h)));
+            let logs =
+                BTreeMap::from_iter(self.logs.freeze_tenant(tenant).map(|h| (tenant.clone(), h)));
+            if !heads.is_empty() || !logs.is_empty() {
+                self.state.write().frozen.push(Frozen { seq, heads, logs });
+            }
+        }
+        let cuts: Vec<_> = self
+            .state
+            .read()
+            .frozen
+            .iter()
+            .map(|f| {
+                (
+                    f.seq,
+                    f.heads.get(tenant).cloned(),
+                    f.logs.get(tenant).cloned(),
+                )
+            })
+            .collect();
+        let mut report = FlushReport::default();
+        let mut result = Ok(());
+        'cuts: for (seq, head, logs) in cuts {
+            for (head, signal) in [
+                (head.as_deref().map(FrozenHead::Samples), Signal::Metrics),
+                (logs.as_deref().map(FrozenHead::Logs), Signal::Logs),
+            ] {
+                let Some(head) = head else { continue };
+                if let Err(e) = self.flush_tenant(seq, tenant, head, &mut report).await {
+                    result = Err(StorageError::TenantFlush {
+                        tenant: tenant.clone(),
+                        signal: signal.as_str(),
+                        source: Box::new(e),
+                    });
+                    break 'cuts;
+                }
+            }
+        }
+        self.drop_committed_cuts();
+        result?;
+        report.elapsed = started.elapsed();
+        Ok(report)
+    }
+
+    /// Forgets the oldest cuts once every head in them is committed.
+    fn drop_committed_cuts(&self) {
+        let mut state = self.state.write();
+        while state.frozen.first().is_some_and(Frozen::is_done) {
+            state.frozen.remove(0);
+        }
+    }
+
+    /// Freezes the head at the current WAL position (step 1) and returns
+    /// that position.
+    async fn cut_head(&self) -> WalSeq {
+        let _cut = self.cut.write().await;
+        let seq = WalSeq(self.applied.load(Ordering::Acquire));
+        let mut state = self.state.write();
+        let heads: BTreeMap<_, _> = self
+            .head
+            .freeze()
+            .into_iter()
+            .map(|h| (h.tenant().clone(), h))
+            .collect();
+        let logs: BTreeMap<_, _> = self
+            .logs
+            .freeze()
+            .into_iter()
+            .map(|h| (h.tenant().clone(), h))
+            .collect();
+        *self.last_cut.lock() = Instant::now();
+        if !heads.is_empty() || !logs.is_empty() {
+            state.frozen.push(Frozen { seq, heads, logs });
+        }
+        seq
+    }
+
+    fn tables_of(
+        &self,
+        signal: Signal,
+    ) -> &Mutex<HashMap<TenantId, Arc<tokio::sync::Mutex<MetricsTable>>>> {
+        match signal {
+            Signal::Metrics => &self.tables,
+            Signal::Logs => &self.log_tables,
+        }
+    }
+
+    /// `tenant`'s table of `signal`, opened (or created) once.
+    async fn table(
+        &self,
+        tenant: &TenantId,
+        signal: Signal,
+    ) -> Result<Arc<tokio::sync::Mutex<MetricsTable>>, StorageError> {
+        if let Some(t) = self.tables_of(signal).lock().get(tenant) {
+            return Ok(Arc::clone(t));
+        }
+        let table = MetricsTable::open_or_create_signal(&self.store, tenant, signal).await?;
+        Ok(Arc::clone(
+            self.tables_of(signal)
+                .lock()
+                .entry(tenant.clone())
+                .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(table))),
+        ))
+    }
+
+    /// Steps 2–4 for one tenant's frozen head of one signal: each signal
+    /// has its own table and WAL position, under the same protocol.
+    #[instrument(skip_all, fields(tenant = %tenant, seq = %seq))]
+    async fn flush_tenant(
+        &self,
+        seq: WalSeq,
+        tenant: &TenantId,
+        head: FrozenHead<'_>,
+        report: &mut FlushReport,
+    ) -> Result<(), StorageError> {
+        let signal = head.signal();
+        let table = self.table(tenant, signal).await?;
+        let mut table = table.lock().await;
+        let files = match head {
+            FrozenHead::Samples(h) => write_head(h, self.store.store(), table.root()).await?,
+            FrozenHead::Logs(l) => write_logs(l, self.store.store(), table.root()).await?,
+        };
+        if self.failpoint == Some(FailPoint::Uploaded) {
+            std::process::abort();
+        }
+        if let Err(e) = table
+            .commit(&files, &[], Some(seq), write_operation())
+            .await
+        {
+            // Not in the log: the next try writes them again, so these
+            // would only be orphans (vacuum would find them; best effort
+            // now).
+            for f in &files {
+                let _ = object_store::ObjectStoreExt::delete(
+                    self.store.store().as_ref(),
+                    &f.path.under(table.root()),
+                )
+                .await;
+            }
+            return Err(e);
+        }
+        if self.failpoint == Some(FailPoint::Committed) {
+            std::process::abort();
+        }
+        let live = table.files()?;
+        let rows = files.iter().map(|f| f.stats.rows).sum::<u64>();
+        match signal {
+            Signal::Metrics => {
+                report.tenants += 1;
+                report.rows += rows;
+            }
+            Signal::Logs => report.log_rows += rows,
+        }
+        report.files += files.len();
+        report.bytes += files.iter().map(|f| f.size).sum::<u64>();
+        let mut state = self.state.write();
+        state.files_mut(signal).insert(tenant.clone(), live.into());
+        state.committed_mut(signal).insert(tenant.clone(), seq);
+        for f in &mut state.frozen {
+            if f.seq == seq {
+                match signal {
+                    Signal::Metrics => f.heads.remove(tenant).map(|_| ()),
+                    Signal::Logs => f.logs.remove(tenant).map(|_| ()),
+                };
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes `table`'s live files the ones queries of `tenant` read.
+    pub(super) fn publish_files(
+        &self,
+        tenant: &TenantId,
+        table: &MetricsTable,
+    ) -> Result<(), StorageError> {
+        let live = table.files()?;
+        self.state
+            .write()
+            .files_mut(table.signal())
+            .insert(tenant.clone(), live.into());
+        Ok(())
+    }
+
+    /// Runs flushes in the background until `stop` resolves: when due, and
+    /// after a failure again with backoff (the WAL keeps the data safe
+    /// meanwhile). `observe` sees every outcome, for metrics.
+    pub async fn run_flusher(
+        self: Arc<Self>,
+        wal: Arc<dyn Wal>,
+        config: StorageConfig,
+        observe: impl Fn(&Result<FlushReport, StorageError>) + Send,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
+        let tick = Duration::from_secs(1);
+        let mut backoff = Duration::ZERO;
+        loop {
+            let wait = tick.max(backoff);
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = stop.changed() => return,
+            }
+            if *stop.borrow() {
+                return;
+            }
+            if !self.flush_due(&config) {
+                continue;
+            }
+            let result = self.flush(wal.as_ref()).await;
+            observe(&result);
+            match result {
+                Ok(_) => backoff = Duration::ZERO,
+                Err(error) => {
+                    backoff = (backoff * 2).clamp(Duration::from_secs(1), Duration::from_secs(60));
+                    warn!(%error, retry_in_s = backoff.as_secs(), "flush failed; data stays in the head and the WAL");
+                }
+            }
+        }
+    }
+}
