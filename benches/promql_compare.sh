@@ -64,6 +64,7 @@ QUERIES=(
   'sum(rate(http_requests_total{code="500"}[5m])) / sum(rate(http_requests_total[5m]))'
   'histogram_quantile(0.99, sum by (le, route) (rate(http_request_duration_seconds_bucket[5m])))'
   'topk(5, sum by (service) (rate(http_requests_total[5m])))'
+  'max_over_time(sum by (service) (rate(http_requests_total[5m]))[30m:1m])'
 )
 
 # Prints "median p99" of RUNS requests, in ms. Fails on a non-2xx answer.

@@ -2,7 +2,7 @@
 //! by step in memory.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -55,6 +55,9 @@ pub(crate) struct Ev {
     parted_selectors: Arc<AddrSet<usize>>,
     /// Per aggregation node over a precomputed call: its grouping.
     groupings: RefCell<AddrMap<usize, Grouping>>,
+    /// Per subquery node: its expression's values at the steps of its grid
+    /// that the next windows may still need, oldest first.
+    subs: RefCell<AddrMap<usize, VecDeque<(i64, SubValue)>>>,
     pub memo: Memo,
     pub lookback: i64,
     pub start: i64,
@@ -65,6 +68,13 @@ pub(crate) struct Ev {
     max_samples: usize,
     cancel: Cancel,
     pub warnings: RefCell<Vec<String>>,
+}
+
+/// A subquery's expression at one step of its grid.
+#[derive(Clone)]
+enum SubValue {
+    Scalar(f64),
+    Vector(Vec<Samp>),
 }
 
 pub(crate) fn ms(d: &Duration) -> i64 {
@@ -532,6 +542,7 @@ impl Ev {
             folded: Arc::clone(&self.folded),
             parted_selectors: Arc::clone(&self.parted_selectors),
             groupings: RefCell::default(),
+            subs: RefCell::default(),
             memo: Memo::default(),
             cancel: self.cancel.clone(),
             warnings: RefCell::new(Vec::new()),
@@ -639,17 +650,24 @@ impl Ev {
         type Key = (Arc<Labels>, bool);
         let mut by: HashMap<Key, Vec<(i64, f64)>> = HashMap::new();
         let mut order: Vec<Key> = Vec::new();
+        // The grid's steps before this window are not needed again (steps
+        // are evaluated in time order).
+        if let Some(kept) = self.subs.borrow_mut().get_mut(&addr(sq)) {
+            while kept.front().is_some_and(|(at, _)| *at < ts) {
+                kept.pop_front();
+            }
+        }
         while ts <= end {
             self.cancel.check()?;
-            match self.eval(&sq.expr, ts)? {
-                Val::Scalar(v) => {
+            match self.sub_value(sq, ts)? {
+                SubValue::Scalar(v) => {
                     let key = (Arc::new(Labels::empty()), false);
                     if !by.contains_key(&key) {
                         order.push(key.clone());
                     }
                     by.entry(key).or_default().push((ts, v));
                 }
-                Val::Vector(v) => {
+                SubValue::Vector(v) => {
                     points += v.len();
                     if points > self.max_samples {
                         return Err(too_many());
@@ -662,11 +680,6 @@ impl Ev {
                         by.entry(key).or_default().push((ts, s.v));
                     }
                 }
-                _ => {
-                    return Err(PromError::bad_data(
-                        "subquery is only allowed on instant vector",
-                    ));
-                }
             }
             ts += step;
         }
@@ -678,6 +691,36 @@ impl Ev {
             })
             .collect();
         Ok(Window { series, start, end })
+    }
+}
+
+impl Ev {
+    /// `sq`'s expression at `ts`, a step of its grid: evaluated once, and
+    /// kept while later windows (each outer step's overlaps the last) may
+    /// need it, as Prometheus evaluates a subquery's expression once per
+    /// step of its grid rather than once per outer step and window.
+    fn sub_value(&self, sq: &SubqueryExpr, ts: i64) -> Result<SubValue, PromError> {
+        let key = addr(sq);
+        let find = |kept: &VecDeque<(i64, SubValue)>| kept.partition_point(|(s, _)| *s < ts);
+        if let Some(kept) = self.subs.borrow().get(&key)
+            && let Some((_, v)) = kept.get(find(kept)).filter(|(s, _)| *s == ts)
+        {
+            return Ok(v.clone());
+        }
+        // Evaluated with no borrow held: a nested subquery keeps its own.
+        let value = match self.eval(&sq.expr, ts)? {
+            Val::Scalar(v) => SubValue::Scalar(v),
+            Val::Vector(v) => SubValue::Vector(v),
+            Val::Str(_) | Val::Matrix(_) => {
+                return Err(PromError::bad_data(
+                    "subquery is only allowed on instant vector",
+                ));
+            }
+        };
+        let mut subs = self.subs.borrow_mut();
+        let kept = subs.entry(key).or_default();
+        kept.insert(find(kept), (ts, value.clone()));
+        Ok(value)
     }
 }
 

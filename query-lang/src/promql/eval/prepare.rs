@@ -67,6 +67,7 @@ pub(crate) async fn prepare(
         folded: Arc::default(),
         parted_selectors: Arc::default(),
         groupings: RefCell::default(),
+        subs: RefCell::default(),
         memo: Memo::default(),
         cancel: Cancel::default(),
         warnings: RefCell::new(Vec::new()),
