@@ -2,7 +2,7 @@
 //! by step in memory.
 
 use std::cell::RefCell;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -19,11 +19,13 @@ mod fold;
 mod parts;
 mod precompute;
 mod prepare;
+mod subgrid;
 
 use super::memo::{AddrMap, AddrSet, Memo, addr, ptr};
 pub(crate) use super::value::{Eval, Points, RSeries, Samp, Val, Window};
 use precompute::{Grouping, Pre};
 pub(crate) use prepare::prepare;
+use subgrid::SubGrid;
 
 /// A worker's part of a range query: its series and warnings.
 type Part = Result<(Vec<Series>, Vec<String>), PromError>;
@@ -55,9 +57,9 @@ pub(crate) struct Ev {
     parted_selectors: Arc<AddrSet<usize>>,
     /// Per aggregation node over a precomputed call: its grouping.
     groupings: RefCell<AddrMap<usize, Grouping>>,
-    /// Per subquery node: its expression's values at the steps of its grid
-    /// that the next windows may still need, oldest first.
-    subs: RefCell<AddrMap<usize, VecDeque<(i64, SubValue)>>>,
+    /// Per subquery node: its expression at the steps of its grid that
+    /// the next windows may still need.
+    subs: RefCell<AddrMap<usize, SubGrid>>,
     pub memo: Memo,
     pub lookback: i64,
     pub start: i64,
@@ -68,13 +70,6 @@ pub(crate) struct Ev {
     max_samples: usize,
     cancel: Cancel,
     pub warnings: RefCell<Vec<String>>,
-}
-
-/// A subquery's expression at one step of its grid.
-#[derive(Clone)]
-enum SubValue {
-    Scalar(f64),
-    Vector(Vec<Samp>),
 }
 
 pub(crate) fn ms(d: &Duration) -> i64 {
@@ -645,82 +640,47 @@ impl Ev {
         if steps > self.max_samples as u64 {
             return Err(too_many());
         }
-        let mut points = 0usize;
-        // Series by (labels, name marked for dropping), in first-seen order.
-        type Key = (Arc<Labels>, bool);
-        let mut by: HashMap<Key, Vec<(i64, f64)>> = HashMap::new();
-        let mut order: Vec<Key> = Vec::new();
-        // The grid's steps before this window are not needed again (steps
-        // are evaluated in time order).
-        if let Some(kept) = self.subs.borrow_mut().get_mut(&addr(sq)) {
-            while kept.front().is_some_and(|(at, _)| *at < ts) {
-                kept.pop_front();
-            }
+        // Steps already kept for the last window are not evaluated again.
+        let key = addr(sq);
+        let mut next = self
+            .subs
+            .borrow_mut()
+            .entry(key)
+            .or_default()
+            .advance(ts, step);
+        let mut points = self.subs.borrow().get(&key).map_or(0, |g| g.samples(end));
+        if points > self.max_samples {
+            return Err(too_many());
         }
-        while ts <= end {
+        while next <= end {
             self.cancel.check()?;
-            match self.sub_value(sq, ts)? {
-                SubValue::Scalar(v) => {
-                    let key = (Arc::new(Labels::empty()), false);
-                    if !by.contains_key(&key) {
-                        order.push(key.clone());
-                    }
-                    by.entry(key).or_default().push((ts, v));
-                }
-                SubValue::Vector(v) => {
+            // Evaluated with no borrow held: a nested subquery keeps its own.
+            let value = self.eval(&sq.expr, next)?;
+            let mut subs = self.subs.borrow_mut();
+            let grid = subs.entry(key).or_default();
+            match value {
+                Val::Scalar(v) => grid.push_scalar(next, v),
+                Val::Vector(v) => {
                     points += v.len();
                     if points > self.max_samples {
                         return Err(too_many());
                     }
-                    for s in v {
-                        let key = (s.labels, s.drop_name);
-                        if !by.contains_key(&key) {
-                            order.push(key.clone());
-                        }
-                        by.entry(key).or_default().push((ts, s.v));
-                    }
+                    grid.push_vector(next, v);
+                }
+                Val::Str(_) | Val::Matrix(_) => {
+                    return Err(PromError::bad_data(
+                        "subquery is only allowed on instant vector",
+                    ));
                 }
             }
-            ts += step;
+            next += step;
         }
-        let series = order
-            .into_iter()
-            .filter_map(|key| {
-                let points = by.remove(&key)?;
-                Some(RSeries::new(key.0, points, key.1))
-            })
-            .collect();
+        let series = self
+            .subs
+            .borrow()
+            .get(&key)
+            .map_or_else(Vec::new, |g| g.window(end));
         Ok(Window { series, start, end })
-    }
-}
-
-impl Ev {
-    /// `sq`'s expression at `ts`, a step of its grid: evaluated once, and
-    /// kept while later windows (each outer step's overlaps the last) may
-    /// need it, as Prometheus evaluates a subquery's expression once per
-    /// step of its grid rather than once per outer step and window.
-    fn sub_value(&self, sq: &SubqueryExpr, ts: i64) -> Result<SubValue, PromError> {
-        let key = addr(sq);
-        let find = |kept: &VecDeque<(i64, SubValue)>| kept.partition_point(|(s, _)| *s < ts);
-        if let Some(kept) = self.subs.borrow().get(&key)
-            && let Some((_, v)) = kept.get(find(kept)).filter(|(s, _)| *s == ts)
-        {
-            return Ok(v.clone());
-        }
-        // Evaluated with no borrow held: a nested subquery keeps its own.
-        let value = match self.eval(&sq.expr, ts)? {
-            Val::Scalar(v) => SubValue::Scalar(v),
-            Val::Vector(v) => SubValue::Vector(v),
-            Val::Str(_) | Val::Matrix(_) => {
-                return Err(PromError::bad_data(
-                    "subquery is only allowed on instant vector",
-                ));
-            }
-        };
-        let mut subs = self.subs.borrow_mut();
-        let kept = subs.entry(key).or_default();
-        kept.insert(find(kept), (ts, value.clone()));
-        Ok(value)
     }
 }
 

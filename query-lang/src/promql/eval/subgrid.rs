@@ -1,0 +1,192 @@
+//! A subquery's expression at the steps of its grid, kept series by series.
+//!
+//! A subquery's steps lie on a grid of its step, so consecutive outer
+//! steps' windows share most of theirs. Each grid step is evaluated once,
+//! its answer appended to the series it belongs to, and each window read
+//! off the kept series (Prometheus evaluates a subquery's expression once
+//! over the whole range and slices it). A window's series come in the order
+//! they first appear in it (by grid step, then by place in that step's
+//! answer), as gathering the window step by step would give them: ties in
+//! `topk` and friends break the same way.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use super::super::Labels;
+use super::{RSeries, Samp};
+
+/// A series' labels and whether its name is dropped.
+type Key = (Arc<Labels>, bool);
+
+/// One subquery node's kept steps.
+#[derive(Default)]
+pub(super) struct SubGrid {
+    /// The first and the last grid step kept.
+    span: Option<(i64, i64)>,
+    series: Vec<SubSeries>,
+    index: HashMap<Key, usize>,
+    /// The expression is a scalar (its points are not samples loaded).
+    scalar: bool,
+}
+
+struct SubSeries {
+    key: Key,
+    /// (grid step, value, place in that step's answer), in step order.
+    points: VecDeque<(i64, f64, u32)>,
+}
+
+impl SubGrid {
+    /// Drops the steps before `from` and answers the first step to
+    /// evaluate for a window of steps `from..=to` (`step` apart): the one
+    /// after the last kept, or `from` when the kept steps do not lead into
+    /// the window (nothing kept, or a window before them: everything is
+    /// dropped and evaluated again).
+    pub(super) fn advance(&mut self, from: i64, step: i64) -> i64 {
+        match self.span {
+            Some((first, last)) if first <= from && from <= last.saturating_add(step) => {
+                for s in &mut self.series {
+                    while s.points.front().is_some_and(|p| p.0 < from) {
+                        s.points.pop_front();
+                    }
+                }
+                self.span = Some((from, last));
+                last + step
+            }
+            _ => {
+                *self = SubGrid::default();
+                from
+            }
+        }
+    }
+
+    /// Samples kept up to `to` (a scalar's points are not samples).
+    pub(super) fn samples(&self, to: i64) -> usize {
+        if self.scalar {
+            return 0;
+        }
+        self.series
+            .iter()
+            .map(|s| s.points.iter().take_while(|p| p.0 <= to).count())
+            .sum()
+    }
+
+    fn series_of(&mut self, key: Key) -> &mut SubSeries {
+        let n = self.series.len();
+        let i = *self.index.entry(key.clone()).or_insert(n);
+        if i == n {
+            self.series.push(SubSeries {
+                key,
+                points: VecDeque::new(),
+            });
+        }
+        &mut self.series[i]
+    }
+
+    fn kept(&mut self, ts: i64) {
+        self.span = Some(match self.span {
+            Some((first, _)) => (first, ts),
+            None => (ts, ts),
+        });
+    }
+
+    /// A scalar answer at grid step `ts` (after the last kept).
+    pub(super) fn push_scalar(&mut self, ts: i64, v: f64) {
+        self.scalar = true;
+        self.series_of((Arc::new(Labels::empty()), false))
+            .points
+            .push_back((ts, v, 0));
+        self.kept(ts);
+    }
+
+    /// A vector answer at grid step `ts` (after the last kept).
+    pub(super) fn push_vector(&mut self, ts: i64, v: Vec<Samp>) {
+        for (place, s) in v.into_iter().enumerate() {
+            let place = u32::try_from(place).unwrap_or(u32::MAX);
+            self.series_of((s.labels, s.drop_name))
+                .points
+                .push_back((ts, s.v, place));
+        }
+        self.kept(ts);
+    }
+
+    /// The window of steps up to `to`, its series in the order they first
+    /// appear in it.
+    pub(super) fn window(&self, to: i64) -> Vec<RSeries> {
+        let mut first: Vec<((i64, u32), usize)> = self
+            .series
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| {
+                let p = s.points.front().filter(|p| p.0 <= to)?;
+                Some(((p.0, p.2), i))
+            })
+            .collect();
+        first.sort_unstable_by_key(|f| f.0);
+        first
+            .into_iter()
+            .map(|(_, i)| {
+                let s = &self.series[i];
+                let points = s
+                    .points
+                    .iter()
+                    .take_while(|p| p.0 <= to)
+                    .map(|p| (p.0, p.1))
+                    .collect();
+                RSeries::new(Arc::clone(&s.key.0), points, s.key.1)
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn samp(name: &str, v: f64) -> Samp {
+        Samp {
+            labels: Arc::new(Labels::new(vec![("s".to_string(), name.to_string())])),
+            t: 0,
+            v,
+            drop_name: false,
+        }
+    }
+
+    fn read(w: &[RSeries]) -> Vec<(String, Vec<(i64, f64)>)> {
+        w.iter()
+            .map(|s| {
+                (
+                    s.labels.get("s").unwrap_or("").to_string(),
+                    s.points().to_vec(),
+                )
+            })
+            .collect()
+    }
+
+    /// A window's series come in the order they first appear in it (as a
+    /// window gathered step by step), steps before it are dropped, and kept
+    /// steps are not asked for again.
+    #[test]
+    fn windows_slide_over_kept_steps_in_first_seen_order() {
+        let mut g = SubGrid::default();
+        assert_eq!(g.advance(10, 10), 10);
+        g.push_vector(10, vec![samp("a", 1.0), samp("b", 2.0)]);
+        g.push_vector(20, vec![samp("c", 3.0), samp("a", 4.0)]);
+        assert_eq!(read(&g.window(20))[0].0, "a");
+        // The next window starts at 20: 10 is dropped, 30 is evaluated.
+        assert_eq!(g.advance(20, 10), 30);
+        g.push_vector(30, vec![samp("b", 5.0), samp("c", 6.0)]);
+        assert_eq!(
+            read(&g.window(30)),
+            vec![
+                ("c".to_string(), vec![(20, 3.0), (30, 6.0)]),
+                ("a".to_string(), vec![(20, 4.0)]),
+                ("b".to_string(), vec![(30, 5.0)]),
+            ]
+        );
+        assert_eq!(g.samples(30), 4);
+        assert_eq!(g.samples(20), 2);
+        // A window before the kept steps starts over.
+        assert_eq!(g.advance(0, 10), 0);
+        assert!(g.window(30).is_empty());
+    }
+}
