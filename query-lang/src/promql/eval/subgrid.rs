@@ -15,6 +15,13 @@ use std::sync::Arc;
 use super::super::Labels;
 use super::{RSeries, Samp};
 
+#[cfg(test)]
+thread_local! {
+    /// Grid steps evaluated on this thread (the test counts them to see
+    /// kept steps not evaluated again).
+    static STEPS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 /// A series' labels and whether its name is dropped.
 type Key = (Arc<Labels>, bool);
 
@@ -83,6 +90,8 @@ impl SubGrid {
     }
 
     fn kept(&mut self, ts: i64) {
+        #[cfg(test)]
+        STEPS.with(|n| n.set(n.get() + 1));
         self.span = Some(match self.span {
             Some((first, _)) => (first, ts),
             None => (ts, ts),
@@ -188,5 +197,35 @@ mod tests {
         // A window before the kept steps starts over.
         assert_eq!(g.advance(0, 10), 0);
         assert!(g.window(30).is_empty());
+    }
+
+    /// A range query over a subquery evaluates the subquery's expression
+    /// once per step of its grid: over an hour at 30 s, `[30m:1m]` is the
+    /// 30 steps of the first window and one more a minute after (90), not
+    /// 30 for each of the 121 outer steps.
+    #[tokio::test]
+    async fn a_range_query_evaluates_each_grid_step_once() {
+        use crate::promql::{Engine, MemorySource, Value};
+        let mut src = MemorySource::new();
+        let x = Labels::new(vec![("__name__".to_string(), "x".to_string())]);
+        for k in -240..=240 {
+            src.add(&x, k * 15_000, k as f64);
+        }
+        STEPS.with(|n| n.set(0));
+        let out = Engine::default()
+            .range(&src, "max_over_time(x[30m:1m])", 0, 3_600_000, 30_000)
+            .await
+            .unwrap();
+        assert_eq!(STEPS.with(std::cell::Cell::get), 90);
+        let Value::Matrix(m) = out.value else {
+            panic!("{:?}", out.value);
+        };
+        // The newest minute step at or before each outer step: x at it.
+        let want: Vec<(i64, f64)> = (0..=120)
+            .map(|i| i * 30_000)
+            .map(|t| (t, (t - t % 60_000) as f64 / 15_000.0))
+            .collect();
+        assert_eq!(m.len(), 1);
+        assert_eq!(m[0].points, want);
     }
 }
