@@ -13,10 +13,14 @@
 //!   the resource saturates.
 //!
 //! All three are specified in one TOML file ([`spec::SpecFile`]).
+//!
+//! - [`rules`]: Prometheus recording and alerting rules — rule files,
+//!   alert templates and each group's evaluation.
 
 pub mod capacity;
 pub mod common;
 pub mod neighbours;
+pub mod rules;
 pub mod slo;
 pub mod spec;
 

@@ -40,7 +40,58 @@ pub struct ServerConfig {
     pub flight: FlightConfig,
     /// Service-level objectives (`[slo] file = "slo.toml"`).
     pub slo: SloConfig,
+    /// Prometheus recording and alerting rules (`[rules] directory = "rules"`).
+    pub rules: RulesConfig,
     pub log: LogConfig,
+}
+
+/// The ruler (see [`crate::ruler`]).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RulesConfig {
+    /// Prometheus rule files, one directory per tenant:
+    /// `<directory>/<tenant>/<namespace>.yaml`; none: no rules.
+    pub directory: Option<PathBuf>,
+    /// How often a group is evaluated when it sets no `interval`.
+    #[serde(deserialize_with = "crate::durations::duration")]
+    pub evaluation_interval: std::time::Duration,
+    /// How often the directory is checked for changed files.
+    #[serde(deserialize_with = "crate::durations::duration")]
+    pub poll_interval: std::time::Duration,
+    /// Alertmanagers firing alerts are posted to (`http://host:9093`),
+    /// unless a tenant's `ruler_alertmanager_url` names its own.
+    pub alertmanager_urls: Vec<String>,
+    /// How often a still-firing alert is sent again.
+    #[serde(deserialize_with = "crate::durations::duration")]
+    pub resend_delay: std::time::Duration,
+    /// How long the server may be down for alerts' pending time to be
+    /// restored after it restarts.
+    #[serde(deserialize_with = "crate::durations::duration")]
+    pub outage_tolerance: std::time::Duration,
+    /// The least time an alert restored as pending waits before firing.
+    #[serde(deserialize_with = "crate::durations::duration")]
+    pub for_grace_period: std::time::Duration,
+    /// Labels added to alerts sent (where the alert has no such label) and
+    /// readable in templates as `$externalLabels`.
+    pub external_labels: std::collections::BTreeMap<String, String>,
+    /// The URL alerts link back to (`generatorURL`, `$externalURL`).
+    pub external_url: String,
+}
+
+impl Default for RulesConfig {
+    fn default() -> Self {
+        Self {
+            directory: None,
+            evaluation_interval: std::time::Duration::from_secs(60),
+            poll_interval: std::time::Duration::from_secs(10),
+            alertmanager_urls: Vec::new(),
+            resend_delay: std::time::Duration::from_secs(60),
+            outage_tolerance: std::time::Duration::from_secs(3600),
+            for_grace_period: std::time::Duration::from_secs(600),
+            external_labels: std::collections::BTreeMap::new(),
+            external_url: "http://127.0.0.1:9470".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -276,6 +327,7 @@ impl Default for ServerConfig {
             postgres: PostgresConfig::default(),
             flight: FlightConfig::default(),
             slo: SloConfig::default(),
+            rules: RulesConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -385,6 +437,25 @@ impl ServerConfig {
                 field: "slo.file",
                 reason: e.to_string(),
             })?;
+        }
+        if self.rules.evaluation_interval.is_zero() {
+            return invalid("rules.evaluation_interval", "must be greater than 0");
+        }
+        for url in &self.rules.alertmanager_urls {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(ConfigError::Invalid {
+                    field: "rules.alertmanager_urls",
+                    reason: format!("{url:?} is not an http(s) URL"),
+                });
+            }
+        }
+        for k in self.rules.external_labels.keys() {
+            if !strata_types::is_valid_label_name(k) {
+                return Err(ConfigError::Invalid {
+                    field: "rules.external_labels",
+                    reason: format!("{k:?} is not a label name"),
+                });
+            }
         }
         if !self.slo.usage_tenant.is_empty()
             && strata_types::TenantId::try_new(&self.slo.usage_tenant).is_err()

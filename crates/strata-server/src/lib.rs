@@ -25,6 +25,7 @@ pub mod live_series;
 pub mod metadata;
 mod metrics;
 mod routes;
+pub mod ruler;
 pub mod scheduler;
 mod sql_analytics;
 mod sql_format;
@@ -280,6 +281,11 @@ pub async fn serve(
         flusher_stop_tx.subscribe(),
     ));
 
+    let ruler = tokio::spawn(crate::ruler::run(
+        Arc::clone(&state),
+        flusher_stop_tx.subscribe(),
+    ));
+
     let served = server.await;
     if let Some(pg) = pg_server {
         let _ = pg.await;
@@ -291,6 +297,7 @@ pub async fn serve(
     let _ = retention.await;
     let _ = auth_reload.await;
     let _ = slo_alerts.await;
+    let _ = ruler.await;
     if let Some(f) = flusher {
         let _ = f.await;
     }

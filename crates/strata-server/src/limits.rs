@@ -81,6 +81,13 @@ pub struct TenantLimits {
     /// Prometheus 3's `created-timestamp-zero-ingestion` (see
     /// [`strata_ingest::start_zeros`]).
     pub created_timestamp_zero_ingestion: bool,
+    /// Rule groups evaluated for the tenant (the ruler's; 0: no limit).
+    pub ruler_max_rule_groups: usize,
+    /// Rules in one group (0: no limit).
+    pub ruler_max_rules_per_group: usize,
+    /// The Alertmanager the tenant's alerts go to, instead of the server's
+    /// `rules.alertmanager_urls` (empty: the server's).
+    pub ruler_alertmanager_url: String,
 }
 
 impl Default for TenantLimits {
@@ -106,6 +113,9 @@ impl Default for TenantLimits {
             ha_max_clusters: 100,
             ha_failover_timeout: std::time::Duration::from_secs(30),
             created_timestamp_zero_ingestion: false,
+            ruler_max_rule_groups: 100,
+            ruler_max_rules_per_group: 100,
+            ruler_alertmanager_url: String::new(),
         }
     }
 }

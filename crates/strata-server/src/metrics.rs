@@ -25,6 +25,13 @@ pub struct Metrics {
     pub ha_deduped: Family<Labels, Counter>,
     /// Zero samples added at a series' created (start) timestamp, by tenant.
     pub created_zeros: Family<Labels, Counter>,
+    /// The ruler's work, by tenant (notifications also by result).
+    pub rule_group_iterations: Family<Labels, Counter>,
+    pub rule_group_iterations_missed: Family<Labels, Counter>,
+    pub rule_evaluation_failures: Family<Labels, Counter>,
+    pub rule_write_failures: Family<Labels, Counter>,
+    pub rule_file_errors: Family<Labels, Counter>,
+    pub rule_notifications: Family<Labels, Counter>,
     /// Requests refused by a per-tenant limit, by tenant and limit.
     pub rejected: Family<Labels, Counter>,
     /// Usage by tenant: request bytes ingested, queries (by api), their
@@ -101,6 +108,41 @@ impl Metrics {
             "created_timestamp_zeros",
             "Zero samples added at cumulative series' created (start) timestamps, as Prometheus' created-timestamp zero ingestion does; by tenant",
             created_zeros.clone(),
+        );
+        let rule_family = |registry: &mut Registry, name: &str, help: &str| {
+            let f = Family::<Labels, Counter>::default();
+            registry.register(name, help, f.clone());
+            f
+        };
+        let rule_group_iterations = rule_family(
+            &mut registry,
+            "rule_group_iterations",
+            "Rule group evaluations, by tenant",
+        );
+        let rule_group_iterations_missed = rule_family(
+            &mut registry,
+            "rule_group_iterations_missed",
+            "Rule group evaluations skipped because the previous one overran its interval, by tenant",
+        );
+        let rule_evaluation_failures = rule_family(
+            &mut registry,
+            "rule_evaluation_failures",
+            "Rule evaluations that failed (query error, limit, clashing labels), by tenant",
+        );
+        let rule_write_failures = rule_family(
+            &mut registry,
+            "rule_write_failures",
+            "Rule group outputs that could not be written (limits, WAL), by tenant",
+        );
+        let rule_file_errors = rule_family(
+            &mut registry,
+            "rule_file_errors",
+            "Rule files refused when (re)loaded (their previous groups kept), by tenant",
+        );
+        let rule_notifications = rule_family(
+            &mut registry,
+            "rule_notifications",
+            "Alerts posted to Alertmanager, by tenant and result (sent, refused, unreachable)",
         );
         let rejected = Family::<Labels, Counter>::default();
         registry.register(
@@ -325,6 +367,12 @@ impl Metrics {
             samples_ingested,
             ingest_skipped,
             ha_deduped,
+            rule_group_iterations,
+            rule_group_iterations_missed,
+            rule_evaluation_failures,
+            rule_write_failures,
+            rule_file_errors,
+            rule_notifications,
             created_zeros,
             rejected,
             ingested_bytes,

@@ -8,6 +8,7 @@ mod ops;
 mod prom;
 mod prom_numbers;
 mod remote_read;
+mod rules;
 mod specs;
 mod sql;
 mod write;
@@ -75,8 +76,8 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/api/v1/query_exemplars",
             get(prom::query_exemplars).post(prom::query_exemplars),
         )
-        .route("/api/v1/rules", get(prom::rules))
-        .route("/api/v1/alerts", get(prom::alerts))
+        .route("/api/v1/rules", get(rules::rules))
+        .route("/api/v1/alerts", get(rules::alerts))
         .route(
             "/api/v1/format_query",
             get(prom::format_query).post(prom::format_query),

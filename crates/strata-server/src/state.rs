@@ -37,6 +37,8 @@ pub struct AppState {
     pub metadata: Arc<crate::metadata::MetadataStore>,
     /// The replica elected per tenant and HA cluster.
     pub ha: crate::ha::HaTracker,
+    /// Every running rule group's last evaluated state (`/api/v1/rules`).
+    pub rules: Arc<crate::ruler::Snapshots>,
     /// One log line per kind of skipped item, so the log says it once.
     pub(crate) skipped_logged: [AtomicBool; 2],
 }
@@ -112,6 +114,7 @@ impl AppState {
             metrics: Metrics::new(),
             metadata,
             ha: crate::ha::HaTracker::new(),
+            rules: Arc::default(),
             wal: OnceLock::new(),
             skipped_logged: Default::default(),
         })

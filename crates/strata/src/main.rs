@@ -188,6 +188,20 @@ struct ServeArgs {
     #[arg(long, env = "STRATA_ALERTMANAGER_URL", value_name = "URL")]
     alertmanager_url: Option<String>,
 
+    /// Prometheus rule files, one directory per tenant
+    /// (<DIR>/<tenant>/<namespace>.yaml), re-read when they change.
+    #[arg(long, env = "STRATA_RULES_DIR", value_name = "DIR")]
+    rules_dir: Option<PathBuf>,
+
+    /// Alertmanager URLs the rules' alerts are sent to (comma-separated).
+    #[arg(long, env = "STRATA_RULES_ALERTMANAGER_URLS", value_name = "URL,...", value_delimiter = ',')]
+    rules_alertmanager_urls: Option<Vec<String>>,
+
+    /// How often a rule group without its own interval is evaluated
+    /// [default: 1m].
+    #[arg(long, env = "STRATA_RULES_EVALUATION_INTERVAL", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    rules_evaluation_interval: Option<std::time::Duration>,
+
     /// The tenant Strata records its own per-tenant usage into (empty: not
     /// recorded) [default: _strata].
     #[arg(long, env = "STRATA_USAGE_TENANT", value_name = "TENANT")]
@@ -320,6 +334,15 @@ impl ServeArgs {
         }
         if let Some(v) = self.alertmanager_url {
             c.slo.alertmanager_url = Some(v);
+        }
+        if let Some(v) = self.rules_dir {
+            c.rules.directory = Some(v);
+        }
+        if let Some(v) = self.rules_alertmanager_urls {
+            c.rules.alertmanager_urls = v;
+        }
+        if let Some(v) = self.rules_evaluation_interval {
+            c.rules.evaluation_interval = v;
         }
         if let Some(v) = self.usage_tenant {
             c.slo.usage_tenant = v;

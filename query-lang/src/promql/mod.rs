@@ -345,6 +345,17 @@ impl Engine {
         eval::prepare(&self.config, source, expr, t_ms, t_ms, 0, true).await
     }
 
+    /// Fetches the series of a parsed expression for an instant evaluation
+    /// (rules, parsed once when loaded).
+    pub async fn prepare_instant_expr(
+        &self,
+        source: &dyn Source,
+        expr: &promql_parser::parser::Expr,
+        t_ms: i64,
+    ) -> Result<Prepared, PromError> {
+        eval::prepare(&self.config, source, Box::new(expr.clone()), t_ms, t_ms, 0, true).await
+    }
+
     /// Parses `query` and fetches its series for a range evaluation.
     pub async fn prepare_range(
         &self,

@@ -30,7 +30,7 @@ use crate::frontend::Caller;
 
 const SHAPE: Shape = Shape::Json;
 
-fn bad(message: impl Into<String>) -> ApiError {
+pub(super) fn bad(message: impl Into<String>) -> ApiError {
     ApiError::new(ErrorKind::BadInput, message, SHAPE)
 }
 
@@ -153,7 +153,7 @@ fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
-fn envelope(data: J, warnings: Vec<String>, infos: Vec<String>) -> Response {
+pub(super) fn envelope(data: J, warnings: Vec<String>, infos: Vec<String>) -> Response {
     let mut body = json!({"status": "success", "data": data});
     if !warnings.is_empty() {
         body["warnings"] = json!(warnings);
@@ -164,7 +164,7 @@ fn envelope(data: J, warnings: Vec<String>, infos: Vec<String>) -> Response {
     Json(body).into_response()
 }
 
-fn reply(r: Result<Response, ApiError>) -> Response {
+pub(super) fn reply(r: Result<Response, ApiError>) -> Response {
     r.unwrap_or_else(IntoResponse::into_response)
 }
 
@@ -728,14 +728,6 @@ pub(super) async fn query_exemplars(
         }
         .await,
     )
-}
-
-pub(super) async fn rules() -> Response {
-    envelope(json!({"groups": []}), Vec::new(), Vec::new())
-}
-
-pub(super) async fn alerts() -> Response {
-    envelope(json!({"alerts": []}), Vec::new(), Vec::new())
 }
 
 pub(super) async fn format_query(

@@ -1,0 +1,451 @@
+//! The ruler: each tenant's Prometheus rule groups evaluated in the
+//! background, as Prometheus evaluates its rule files.
+//!
+//! Rule files are read from `rules.directory`, one directory per tenant
+//! (`<directory>/<tenant>/<namespace>.yaml`), checked as `promtool check
+//! rules` checks them, and re-read every `rules.poll_interval` when they
+//! change: a group whose definition is unchanged runs on untouched; a
+//! changed group takes over the state of its unchanged rules (alerts keep
+//! their pending time); a removed group's series get stale markers. A file
+//! that no longer parses keeps its previous groups running (and is logged
+//! and counted), as Prometheus keeps its rules when a reload fails.
+//!
+//! Each group runs on its own task, on its interval (`rules.evaluation_interval`
+//! when it sets none), at a fixed offset within the interval (a hash of the
+//! group's name) so groups spread out; an iteration that overran its
+//! interval skips the missed ones and counts them. Queries go through the
+//! tenant's query slots and the fair scheduler like any query; recorded
+//! series, `ALERTS` and `ALERTS_FOR_STATE` are written through the same
+//! durable write path as remote write (WAL, the tenant's limits, usage).
+//! Alerts go to the Alertmanagers of `rules.alertmanager_urls` (or the
+//! tenant's `ruler_alertmanager_url`), see [`notify`]. The state the API
+//! reads is a snapshot taken after each iteration ([`Snapshots`]).
+
+mod notify;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use parking_lot::RwLock;
+use promql_parser::parser::Expr;
+use strata_analytics::rules::{Group, RuleContext, RuleFile, RuleQuerier};
+use strata_query_lang::promql::{Cancel, Value};
+use strata_storage::Signal;
+use strata_types::TenantId;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+use crate::AppState;
+use crate::error::Shape;
+
+/// A group's identity: tenant, namespace (the file's name without its
+/// extension) and group name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct GroupKey {
+    pub tenant: TenantId,
+    pub namespace: String,
+    pub name: String,
+}
+
+impl GroupKey {
+    /// Where in its interval the group is evaluated: a hash of its key,
+    /// so groups with one interval do not all run at once.
+    fn offset_ms(&self, interval_ms: i64) -> i64 {
+        // FNV-1a, as Prometheus hashes a group's name and file.
+        let key = format!("{}\u{ff}{}\u{ff}{}", self.tenant, self.namespace, self.name);
+        let h = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+        (h % interval_ms.max(1).unsigned_abs()) as i64
+    }
+}
+
+/// The last evaluated state of every running group, for the API.
+#[derive(Debug, Default)]
+pub struct Snapshots {
+    groups: RwLock<BTreeMap<GroupKey, Arc<Group>>>,
+}
+
+impl Snapshots {
+    /// `tenant`'s groups, ordered by namespace and name.
+    pub fn of(&self, tenant: &TenantId) -> Vec<(GroupKey, Arc<Group>)> {
+        self.groups
+            .read()
+            .iter()
+            .filter(|(k, _)| &k.tenant == tenant)
+            .map(|(k, g)| (k.clone(), Arc::clone(g)))
+            .collect()
+    }
+
+    fn set(&self, key: &GroupKey, g: &Group) {
+        self.groups.write().insert(key.clone(), Arc::new(g.clone()));
+    }
+
+    fn remove(&self, key: &GroupKey) {
+        self.groups.write().remove(key);
+    }
+}
+
+/// A group's queries, through the tenant's query slots and the fair
+/// scheduler, evaluated on the blocking pool.
+struct Querier {
+    state: Arc<AppState>,
+    tenant: TenantId,
+}
+
+#[async_trait]
+impl RuleQuerier for Querier {
+    async fn query(&self, expr: &Expr, t_ms: i64) -> Result<Value, String> {
+        let state = &self.state;
+        let timeout = state.config.promql.timeout;
+        let admitted = state
+            .admit(&self.tenant, "rules", Shape::Json)
+            .await
+            .map_err(|e| e.to_string())?;
+        let engine = state.promql_engine(Some(&self.tenant), state.config.promql.lookback_delta);
+        let source = state
+            .query
+            .promql_source(&self.tenant)
+            .map_err(|e| e.to_string())?;
+        let cancel = Cancel::new(Some(std::time::Instant::now() + timeout));
+        let prepared = tokio::time::timeout(timeout, engine.prepare_instant_expr(&source, expr, t_ms))
+            .await
+            .map_err(|_| "query timed out".to_string())?
+            .map_err(|e| e.to_string())?;
+        let out = tokio::task::spawn_blocking(move || prepared.evaluate(&cancel))
+            .await
+            .map_err(|e| format!("query evaluation failed: {e}"))?
+            .map_err(|e| e.to_string())?;
+        admitted.read_samples(out.samples_loaded);
+        Ok(out.value)
+    }
+}
+
+/// One group's file and definition, as loaded.
+#[derive(Debug, Clone, PartialEq)]
+struct Loaded {
+    file: String,
+    def: strata_analytics::rules::RuleGroup,
+}
+
+/// Reads every tenant's rule files under `dir`. A file that cannot be read
+/// or parsed is reported in `broken` (its groups stay as they were); groups
+/// past the tenant's limits are left out and logged.
+fn load_dir(
+    state: &AppState,
+    dir: &Path,
+) -> (BTreeMap<GroupKey, Loaded>, Vec<(TenantId, String)>) {
+    let mut out = BTreeMap::new();
+    let mut broken = Vec::new();
+    let Ok(tenants) = std::fs::read_dir(dir) else {
+        warn!(dir = %dir.display(), "rules directory unreadable");
+        return (out, broken);
+    };
+    let mut tenants: Vec<PathBuf> = tenants.flatten().map(|e| e.path()).collect();
+    tenants.sort();
+    for tdir in tenants.into_iter().filter(|p| p.is_dir()) {
+        let name = tdir.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let Ok(tenant) = TenantId::try_new(name) else {
+            warn!(dir = %tdir.display(), "rules directory names an invalid tenant; skipped");
+            continue;
+        };
+        let limits = state.limits.of(&tenant);
+        let Ok(files) = std::fs::read_dir(&tdir) else {
+            continue;
+        };
+        let mut files: Vec<PathBuf> = files
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.is_file()
+                    && p.extension()
+                        .is_some_and(|e| e == "yaml" || e == "yml")
+            })
+            .collect();
+        files.sort();
+        let mut count = 0usize;
+        for path in files {
+            let namespace = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or("")
+                .to_string();
+            let file = path.display().to_string();
+            let parsed = std::fs::read_to_string(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|text| RuleFile::parse(&text).map_err(|e| e.to_string()));
+            let f = match parsed {
+                Ok(f) => f,
+                Err(error) => {
+                    warn!(%tenant, file, %error, "rule file refused; its groups are kept as they were");
+                    state.metrics.rule_file_errors.get_or_create(&vec![("tenant", tenant.to_string())]).inc();
+                    broken.push((tenant.clone(), namespace));
+                    continue;
+                }
+            };
+            for g in f.groups {
+                if limits.ruler_max_rules_per_group > 0
+                    && g.rules.len() > limits.ruler_max_rules_per_group
+                {
+                    warn!(%tenant, file, group = g.name, rules = g.rules.len(), limit = limits.ruler_max_rules_per_group,
+                        "rule group has more rules than ruler_max_rules_per_group; not evaluated");
+                    continue;
+                }
+                count += 1;
+                if limits.ruler_max_rule_groups > 0 && count > limits.ruler_max_rule_groups {
+                    warn!(%tenant, file, group = g.name, limit = limits.ruler_max_rule_groups,
+                        "tenant has more rule groups than ruler_max_rule_groups; not evaluated");
+                    continue;
+                }
+                let key = GroupKey {
+                    tenant: tenant.clone(),
+                    namespace: namespace.clone(),
+                    name: g.name.clone(),
+                };
+                out.insert(
+                    key,
+                    Loaded {
+                        file: namespace.clone(),
+                        def: g,
+                    },
+                );
+            }
+        }
+    }
+    (out, broken)
+}
+
+/// A running group's task.
+struct Running {
+    loaded: Loaded,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<Group>,
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// The aligned evaluation time at or before `now_ms`.
+fn slot(now_ms: i64, interval_ms: i64, offset_ms: i64) -> i64 {
+    let adj = now_ms - offset_ms;
+    adj - adj.rem_euclid(interval_ms) + offset_ms
+}
+
+/// Writes `points` into `tenant` through the write path remote write takes.
+async fn write(state: &AppState, tenant: &TenantId, points: Vec<strata_analytics::rules::group::Point>) {
+    if points.is_empty() {
+        return;
+    }
+    let mut series = Vec::with_capacity(points.len());
+    for (labels, t, v) in points {
+        let pairs: Vec<(&str, &str)> = labels.iter().collect();
+        match strata_types::SeriesSamples::try_from_pairs(&pairs, &[(t, v)]) {
+            Ok(s) => series.push(s),
+            Err(error) => warn!(%tenant, %error, "rule output not written: invalid labels"),
+        }
+    }
+    let batch = strata_types::WriteBatch::from_series(tenant.clone(), series);
+    let written = async {
+        crate::frontend::write::Write::begin(state, tenant, Signal::Metrics, 0, 0, Shape::Json)
+            .await?
+            .metrics(batch)
+            .await
+    }
+    .await;
+    if let Err(error) = written {
+        warn!(%tenant, %error, "rule output not written");
+        state
+            .metrics
+            .rule_write_failures
+            .get_or_create(&vec![("tenant", tenant.to_string())])
+            .inc();
+    }
+}
+
+/// One iteration of a group at `t_ms`: evaluate, restore pending times
+/// after a restart, write, notify.
+async fn iterate(state: &Arc<AppState>, key: &GroupKey, group: &mut Group, t_ms: i64) {
+    let cfg = &state.config.rules;
+    let ctx = RuleContext {
+        external_labels: cfg.external_labels.clone(),
+        external_url: cfg.external_url.clone(),
+    };
+    let q = Querier {
+        state: Arc::clone(state),
+        tenant: key.tenant.clone(),
+    };
+    let resend = i64::try_from(cfg.resend_delay.as_millis()).unwrap_or(i64::MAX);
+    let out = group.evaluate(&q, &ctx, t_ms, resend).await;
+    if group.needs_restore() {
+        let tolerance = i64::try_from(cfg.outage_tolerance.as_millis()).unwrap_or(i64::MAX);
+        let grace = i64::try_from(cfg.for_grace_period.as_millis()).unwrap_or(i64::MAX);
+        if let Err(error) = group.restore(&q, t_ms, tolerance, grace).await {
+            warn!(tenant = %key.tenant, group = key.name, %error, "alert pending times not restored");
+        }
+    }
+    let tenant_label = vec![("tenant", key.tenant.to_string())];
+    state.metrics.rule_group_iterations.get_or_create(&tenant_label).inc();
+    let failed = group.rules.iter().filter(|r| r.last_eval_ms == Some(t_ms) && r.health == strata_analytics::rules::Health::Err).count();
+    if failed > 0 {
+        state.metrics.rule_evaluation_failures.get_or_create(&tenant_label).inc_by(failed as u64);
+    }
+    write(state, &key.tenant, out.points).await;
+    if !out.alerts.is_empty() {
+        notify::send(state, &key.tenant, group, out.alerts);
+    }
+}
+
+/// Runs one group until told to stop; gives back its state.
+async fn run_group(
+    state: Arc<AppState>,
+    key: GroupKey,
+    mut group: Group,
+    mut stop: watch::Receiver<bool>,
+    snapshots: Arc<Snapshots>,
+) -> Group {
+    let interval = group.interval_ms;
+    let offset = key.offset_ms(interval);
+    let mut next = slot(now_ms(), interval, offset) + interval;
+    snapshots.set(&key, &group);
+    loop {
+        let wait = Duration::from_millis(u64::try_from(next - now_ms()).unwrap_or(0));
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.changed() => return group,
+        }
+        let now = now_ms();
+        let missed = (now - next) / interval;
+        if missed > 0 {
+            state
+                .metrics
+                .rule_group_iterations_missed
+                .get_or_create(&vec![("tenant", key.tenant.to_string())])
+                .inc_by(missed as u64);
+            next += missed * interval;
+        }
+        iterate(&state, &key, &mut group, next).await;
+        snapshots.set(&key, &group);
+        next += interval;
+    }
+}
+
+/// Stops a running group; its state.
+async fn stop_group(r: Running) -> Option<Group> {
+    let _ = r.stop.send(true);
+    r.task.await.ok()
+}
+
+/// Runs until `stop` changes; nothing to do without a rules directory.
+pub(crate) async fn run(state: Arc<AppState>, mut stop: watch::Receiver<bool>) {
+    let Some(dir) = state.config.rules.directory.clone() else {
+        return;
+    };
+    let snapshots = Arc::clone(&state.rules);
+    let default_interval =
+        i64::try_from(state.config.rules.evaluation_interval.as_millis()).unwrap_or(60_000).max(1);
+    info!(dir = %dir.display(), "evaluating rule groups");
+    let mut running: BTreeMap<GroupKey, Running> = BTreeMap::new();
+    let mut first = true;
+    let mut seen: Option<Vec<(PathBuf, Option<SystemTime>, u64)>> = None;
+    let mut tick = tokio::time::interval(state.config.rules.poll_interval.max(Duration::from_millis(100)));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => break,
+        }
+        // Re-read only when a file changed (or appeared, or went away).
+        let stamp = stamps(&dir);
+        if seen.as_ref() == Some(&stamp) {
+            continue;
+        }
+        seen = Some(stamp);
+        let (desired, broken) = load_dir(&state, &dir);
+        let keep = |k: &GroupKey| broken.iter().any(|(t, ns)| t == &k.tenant && ns == &k.namespace);
+        let gone: Vec<GroupKey> = running
+            .keys()
+            .filter(|k| !desired.contains_key(*k) && !keep(k))
+            .cloned()
+            .collect();
+        for key in gone {
+            if let Some(r) = running.remove(&key) {
+                if let Some(g) = stop_group(r).await {
+                    write(&state, &key.tenant, g.stale_all(now_ms())).await;
+                }
+                snapshots.remove(&key);
+                info!(tenant = %key.tenant, namespace = key.namespace, group = key.name, "rule group removed");
+            }
+        }
+        for (key, loaded) in desired {
+            if running.get(&key).is_some_and(|r| r.loaded == loaded) {
+                continue;
+            }
+            let mut group = match Group::new(&loaded.file, &loaded.def, default_interval, first) {
+                Ok(g) => g,
+                Err(error) => {
+                    warn!(tenant = %key.tenant, group = key.name, %error, "rule group not loaded");
+                    continue;
+                }
+            };
+            if let Some(old) = running.remove(&key) {
+                if let Some(old) = stop_group(old).await {
+                    group.copy_state(&old);
+                }
+            }
+            let (tx, rx) = watch::channel(false);
+            let task = tokio::spawn(run_group(
+                Arc::clone(&state),
+                key.clone(),
+                group,
+                rx,
+                Arc::clone(&snapshots),
+            ));
+            running.insert(key, Running { loaded, stop: tx, task });
+        }
+        first = false;
+    }
+    for (_, r) in std::mem::take(&mut running) {
+        stop_group(r).await;
+    }
+}
+
+/// Every rule file's path, modification time and length, to tell when to
+/// re-read.
+fn stamps(dir: &Path) -> Vec<(PathBuf, Option<SystemTime>, u64)> {
+    let mut out = Vec::new();
+    for t in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        for f in std::fs::read_dir(t.path()).into_iter().flatten().flatten() {
+            let meta = f.metadata().ok();
+            out.push((
+                f.path(),
+                meta.as_ref().and_then(|m| m.modified().ok()),
+                meta.map_or(0, |m| m.len()),
+            ));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn evaluation_slots_are_aligned_to_the_interval_at_the_groups_offset() {
+        assert_eq!(slot(125_000, 60_000, 5_000), 125_000);
+        assert_eq!(slot(124_999, 60_000, 5_000), 65_000);
+        assert_eq!(slot(3_000, 60_000, 5_000), -55_000);
+        let k = GroupKey {
+            tenant: TenantId::try_new("t").unwrap(),
+            namespace: "n".into(),
+            name: "g".into(),
+        };
+        assert!((0..60_000).contains(&k.offset_ms(60_000)));
+        assert_eq!(k.offset_ms(60_000), k.offset_ms(60_000));
+    }
+}
