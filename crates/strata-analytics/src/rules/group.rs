@@ -20,11 +20,16 @@ use super::template::{Template, TemplateData};
 /// How long a resolved alert is kept (and resent as resolved).
 pub const RESOLVED_RETENTION_MS: i64 = 15 * 60_000;
 
-/// Evaluates a rule's query for a group.
+/// What a group reads and writes: the tenant's data.
 #[async_trait]
 pub trait RuleQuerier: Send + Sync {
     /// The instant query `expr` at `t_ms`.
     async fn query(&self, expr: &Expr, t_ms: i64) -> Result<Value, String>;
+
+    /// Stores one rule's output (its series and stale markers) before the
+    /// next rule of the group is evaluated, so a rule reads what the rules
+    /// before it recorded at the same evaluation, as in Prometheus.
+    async fn write(&self, points: Vec<Point>) -> Result<(), String>;
 }
 
 /// What every rule's templates and notifications share.
@@ -416,8 +421,10 @@ impl Rule {
 /// What one evaluation of a group gives the caller.
 #[derive(Debug, Default)]
 pub struct GroupOutput {
-    /// Points to write: the rules' series and stale markers.
-    pub points: Vec<Point>,
+    /// Points written (the rules' series and stale markers).
+    pub points: usize,
+    /// Rules whose output could not be written.
+    pub write_errors: usize,
     /// Alerts to send to the Alertmanagers.
     pub alerts: Vec<Alert>,
 }
@@ -521,15 +528,22 @@ impl Group {
         for r in &mut self.rules {
             let rs = std::time::Instant::now();
             match r.eval(q, ctx, t_ms, query_t, limit).await {
-                Ok(points) => {
+                Ok(mut points) => {
                     r.health = Health::Ok;
                     r.last_error = None;
                     let now: HashSet<Labels> = points.iter().map(|(l, _, _)| l.clone()).collect();
                     for gone in r.written.difference(&now) {
-                        out.points.push((gone.clone(), query_t, stale()));
+                        points.push((gone.clone(), query_t, stale()));
                     }
                     r.written = now;
-                    out.points.extend(points);
+                    out.points += points.len();
+                    if !points.is_empty() {
+                        if let Err(e) = q.write(points).await {
+                            out.write_errors += 1;
+                            r.health = Health::Err;
+                            r.last_error = Some(format!("writing the rule's output: {e}"));
+                        }
+                    }
                 }
                 Err(e) => {
                     r.health = Health::Err;
@@ -614,5 +628,7 @@ impl Group {
     }
 }
 
+#[cfg(test)]
+mod against_promtool;
 #[cfg(test)]
 mod tests;

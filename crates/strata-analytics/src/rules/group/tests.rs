@@ -5,20 +5,23 @@ use crate::rules::file::RuleFile;
 
 /// The real PromQL engine over memory, which rule output is written back
 /// into, as the server writes it through the WAL.
-struct Db {
+pub(super) struct Db {
     src: tokio::sync::Mutex<MemorySource>,
+    /// Points written since the last [`Db::take`].
+    log: tokio::sync::Mutex<Vec<Point>>,
     engine: Engine,
 }
 
 impl Db {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         Db {
             src: tokio::sync::Mutex::new(MemorySource::new()),
+            log: tokio::sync::Mutex::default(),
             engine: Engine::new(EngineConfig::default()),
         }
     }
 
-    fn add(&self, pairs: &[(&str, &str)], t: i64, v: f64) {
+    pub(super) fn add(&self, pairs: &[(&str, &str)], t: i64, v: f64) {
         let labels = Labels::new(
             pairs
                 .iter()
@@ -28,11 +31,9 @@ impl Db {
         self.src.try_lock().unwrap().add(&labels, t, v);
     }
 
-    fn write(&self, points: &[Point]) {
-        let mut src = self.src.try_lock().unwrap();
-        for (l, t, v) in points {
-            src.add(l, *t, *v);
-        }
+    /// The points written since the last call.
+    pub(super) fn take(&self) -> Vec<Point> {
+        std::mem::take(&mut *self.log.try_lock().unwrap())
     }
 }
 
@@ -45,6 +46,15 @@ impl RuleQuerier for Db {
             .await
             .map(|o| o.value)
             .map_err(|e| e.to_string())
+    }
+
+    async fn write(&self, points: Vec<Point>) -> Result<(), String> {
+        let mut src = self.src.lock().await;
+        for (l, t, v) in &points {
+            src.add(l, *t, *v);
+        }
+        self.log.lock().await.extend(points);
+        Ok(())
     }
 }
 
@@ -84,9 +94,9 @@ async fn recording_rules_rename_relabel_and_mark_what_disappears_stale() {
         false,
     );
     let ctx = RuleContext::default();
-    let out = g.evaluate(&db, &ctx, 4 * MIN, MIN).await;
+    g.evaluate(&db, &ctx, 4 * MIN, MIN).await;
     assert_eq!(
-        names(&out.points),
+        names(&db.take()),
         [
             r#"job:up:sum{job="a", team="erp"} 1"#,
             r#"job:up:sum{job="b", team="erp"} 0"#,
@@ -94,15 +104,16 @@ async fn recording_rules_rename_relabel_and_mark_what_disappears_stale() {
     );
     assert_eq!(g.rules[0].health, Health::Ok);
     // Series b's samples end at 4m; at 10m (past the lookback) it is gone.
-    let out = g.evaluate(&db, &ctx, 10 * MIN, MIN).await;
+    g.evaluate(&db, &ctx, 10 * MIN, MIN).await;
+    let out = db.take();
     assert_eq!(
-        names(&out.points),
+        names(&out),
         [
             r#"job:up:sum{job="a", team="erp"} 1"#,
             r#"job:up:sum{job="b", team="erp"} stale"#,
         ]
     );
-    assert!(out.points.iter().all(|(_, t, _)| *t == 10 * MIN));
+    assert!(out.iter().all(|(_, t, _)| *t == 10 * MIN));
 }
 
 #[tokio::test]
@@ -115,8 +126,8 @@ async fn a_rule_over_its_limit_or_with_clashing_labels_fails_and_writes_nothing(
         "groups:\n- name: g\n  limit: 2\n  rules:\n  - record: r\n    expr: up\n",
         false,
     );
-    let out = g.evaluate(&db, &RuleContext::default(), MIN, MIN).await;
-    assert!(out.points.is_empty());
+    g.evaluate(&db, &RuleContext::default(), MIN, MIN).await;
+    assert!(db.take().is_empty());
     assert_eq!(g.rules[0].health, Health::Err);
     assert_eq!(
         g.rules[0].last_error.as_deref(),
@@ -126,8 +137,8 @@ async fn a_rule_over_its_limit_or_with_clashing_labels_fails_and_writes_nothing(
         "groups:\n- name: g\n  rules:\n  - record: r\n    expr: up\n    labels: {job: x, i: x}\n",
         false,
     );
-    let out = g.evaluate(&db, &RuleContext::default(), MIN, MIN).await;
-    assert!(out.points.is_empty());
+    g.evaluate(&db, &RuleContext::default(), MIN, MIN).await;
+    assert!(db.take().is_empty());
     assert!(g.rules[0].last_error.as_deref().unwrap().contains("same labelset"));
 }
 
@@ -168,7 +179,6 @@ async fn an_alert_is_pending_for_its_for_then_fires_keeps_firing_then_resolves()
     let mut sent = Vec::new();
     for t in 1..=20 {
         let out = g.evaluate(&db, &ctx, t * MIN, MIN).await;
-        db.write(&out.points);
         let state = g.rules[0].alerts().first().map_or("none", |a| a.state.as_str());
         seen.push(format!("{t}:{state}"));
         for a in out.alerts {
@@ -247,14 +257,15 @@ async fn a_restart_in_the_middle_of_for_keeps_the_time_already_pending() {
     let mut g = group(&long_for, false);
     let ctx = RuleContext::default();
     for t in 0..=10 {
-        let out = g.evaluate(&db, &ctx, t * MIN, MIN).await;
-        db.write(&out.points);
+        g.evaluate(&db, &ctx, t * MIN, MIN).await;
     }
     assert_eq!(g.rules[0].alerts()[0].active_at_ms, 0);
     // Down from 10m to 15m; a fresh group restores after its first round.
     let mut g = group(&long_for, true);
+    db.take();
     let out = g.evaluate(&db, &ctx, 15 * MIN, MIN).await;
-    assert!(out.points.is_empty(), "no state series before the restore");
+    assert_eq!(out.points, 0, "no state series before the restore");
+    assert!(db.take().is_empty());
     assert!(g.needs_restore());
     g.restore(&db, 15 * MIN, 60 * MIN, 10 * MIN).await.unwrap();
     assert!(!g.needs_restore());
@@ -262,8 +273,7 @@ async fn a_restart_in_the_middle_of_for_keeps_the_time_already_pending() {
     // do not count: it fires at 35m.
     assert_eq!(g.rules[0].alerts()[0].active_at_ms, 5 * MIN);
     for t in 16..=35 {
-        let out = g.evaluate(&db, &ctx, t * MIN, MIN).await;
-        db.write(&out.points);
+        g.evaluate(&db, &ctx, t * MIN, MIN).await;
         let want = if t < 35 { AlertState::Pending } else { AlertState::Firing };
         assert_eq!(g.rules[0].alerts()[0].state, want, "at {t}m");
     }
