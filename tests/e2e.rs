@@ -23,6 +23,7 @@ mod prometheus_sender;
 mod promql_api;
 mod remote_read;
 mod remote_write;
+mod rules;
 mod slo;
 mod tls;
 mod tools;

@@ -31,6 +31,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use parking_lot::RwLock;
 use promql_parser::parser::Expr;
+use strata_analytics::rules::group::Point;
 use strata_analytics::rules::{Group, RuleContext, RuleFile, RuleQuerier};
 use strata_query_lang::promql::{Cancel, Value};
 use strata_storage::Signal;
@@ -105,23 +106,28 @@ impl RuleQuerier for Querier {
         let admitted = state
             .admit(&self.tenant, "rules", Shape::Json)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| e.message)?;
         let engine = state.promql_engine(Some(&self.tenant), state.config.promql.lookback_delta);
         let source = state
             .query
             .promql_source(&self.tenant)
             .map_err(|e| e.to_string())?;
         let cancel = Cancel::new(Some(std::time::Instant::now() + timeout));
-        let prepared = tokio::time::timeout(timeout, engine.prepare_instant_expr(&source, expr, t_ms))
-            .await
-            .map_err(|_| "query timed out".to_string())?
-            .map_err(|e| e.to_string())?;
+        let prepared =
+            tokio::time::timeout(timeout, engine.prepare_instant_expr(&source, expr, t_ms))
+                .await
+                .map_err(|_| "query timed out".to_string())?
+                .map_err(|e| e.to_string())?;
         let out = tokio::task::spawn_blocking(move || prepared.evaluate(&cancel))
             .await
             .map_err(|e| format!("query evaluation failed: {e}"))?
             .map_err(|e| e.to_string())?;
         admitted.read_samples(out.samples_loaded);
         Ok(out.value)
+    }
+
+    async fn write(&self, points: Vec<Point>) -> Result<(), String> {
+        write(&self.state, &self.tenant, points).await
     }
 }
 
@@ -135,10 +141,7 @@ struct Loaded {
 /// Reads every tenant's rule files under `dir`. A file that cannot be read
 /// or parsed is reported in `broken` (its groups stay as they were); groups
 /// past the tenant's limits are left out and logged.
-fn load_dir(
-    state: &AppState,
-    dir: &Path,
-) -> (BTreeMap<GroupKey, Loaded>, Vec<(TenantId, String)>) {
+fn load_dir(state: &AppState, dir: &Path) -> (BTreeMap<GroupKey, Loaded>, Vec<(TenantId, String)>) {
     let mut out = BTreeMap::new();
     let mut broken = Vec::new();
     let Ok(tenants) = std::fs::read_dir(dir) else {
@@ -160,11 +163,7 @@ fn load_dir(
         let mut files: Vec<PathBuf> = files
             .flatten()
             .map(|e| e.path())
-            .filter(|p| {
-                p.is_file()
-                    && p.extension()
-                        .is_some_and(|e| e == "yaml" || e == "yml")
-            })
+            .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
             .collect();
         files.sort();
         let mut count = 0usize;
@@ -182,7 +181,11 @@ fn load_dir(
                 Ok(f) => f,
                 Err(error) => {
                     warn!(%tenant, file, %error, "rule file refused; its groups are kept as they were");
-                    state.metrics.rule_file_errors.get_or_create(&vec![("tenant", tenant.to_string())]).inc();
+                    state
+                        .metrics
+                        .rule_file_errors
+                        .get_or_create(&vec![("tenant", tenant.to_string())])
+                        .inc();
                     broken.push((tenant.clone(), namespace));
                     continue;
                 }
@@ -236,10 +239,11 @@ fn slot(now_ms: i64, interval_ms: i64, offset_ms: i64) -> i64 {
     adj - adj.rem_euclid(interval_ms) + offset_ms
 }
 
-/// Writes `points` into `tenant` through the write path remote write takes.
-async fn write(state: &AppState, tenant: &TenantId, points: Vec<strata_analytics::rules::group::Point>) {
+/// Writes `points` into `tenant` through the write path remote write
+/// takes (the tenant's limits, the WAL, usage).
+async fn write(state: &AppState, tenant: &TenantId, points: Vec<Point>) -> Result<(), String> {
     if points.is_empty() {
-        return;
+        return Ok(());
     }
     let mut series = Vec::with_capacity(points.len());
     for (labels, t, v) in points {
@@ -257,14 +261,16 @@ async fn write(state: &AppState, tenant: &TenantId, points: Vec<strata_analytics
             .await
     }
     .await;
-    if let Err(error) = written {
+    written.map(|_| ()).map_err(|e| {
+        let error = e.message;
         warn!(%tenant, %error, "rule output not written");
         state
             .metrics
             .rule_write_failures
             .get_or_create(&vec![("tenant", tenant.to_string())])
             .inc();
-    }
+        error
+    })
 }
 
 /// One iteration of a group at `t_ms`: evaluate, restore pending times
@@ -289,12 +295,25 @@ async fn iterate(state: &Arc<AppState>, key: &GroupKey, group: &mut Group, t_ms:
         }
     }
     let tenant_label = vec![("tenant", key.tenant.to_string())];
-    state.metrics.rule_group_iterations.get_or_create(&tenant_label).inc();
-    let failed = group.rules.iter().filter(|r| r.last_eval_ms == Some(t_ms) && r.health == strata_analytics::rules::Health::Err).count();
+    state
+        .metrics
+        .rule_group_iterations
+        .get_or_create(&tenant_label)
+        .inc();
+    let failed = group
+        .rules
+        .iter()
+        .filter(|r| {
+            r.last_eval_ms == Some(t_ms) && r.health == strata_analytics::rules::Health::Err
+        })
+        .count();
     if failed > 0 {
-        state.metrics.rule_evaluation_failures.get_or_create(&tenant_label).inc_by(failed as u64);
+        state
+            .metrics
+            .rule_evaluation_failures
+            .get_or_create(&tenant_label)
+            .inc_by(failed as u64);
     }
-    write(state, &key.tenant, out.points).await;
     if !out.alerts.is_empty() {
         notify::send(state, &key.tenant, group, out.alerts);
     }
@@ -345,14 +364,30 @@ pub(crate) async fn run(state: Arc<AppState>, mut stop: watch::Receiver<bool>) {
     let Some(dir) = state.config.rules.directory.clone() else {
         return;
     };
+    // Rules read and write the tenant's data: not before the WAL is
+    // replayed (a restore would miss the `for` state it reads, and writes
+    // are refused until then).
+    while state.wal().is_none() {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            _ = stop.changed() => return,
+        }
+    }
     let snapshots = Arc::clone(&state.rules);
-    let default_interval =
-        i64::try_from(state.config.rules.evaluation_interval.as_millis()).unwrap_or(60_000).max(1);
+    let default_interval = i64::try_from(state.config.rules.evaluation_interval.as_millis())
+        .unwrap_or(60_000)
+        .max(1);
     info!(dir = %dir.display(), "evaluating rule groups");
     let mut running: BTreeMap<GroupKey, Running> = BTreeMap::new();
     let mut first = true;
     let mut seen: Option<Vec<(PathBuf, Option<SystemTime>, u64)>> = None;
-    let mut tick = tokio::time::interval(state.config.rules.poll_interval.max(Duration::from_millis(100)));
+    let mut tick = tokio::time::interval(
+        state
+            .config
+            .rules
+            .poll_interval
+            .max(Duration::from_millis(100)),
+    );
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -365,7 +400,11 @@ pub(crate) async fn run(state: Arc<AppState>, mut stop: watch::Receiver<bool>) {
         }
         seen = Some(stamp);
         let (desired, broken) = load_dir(&state, &dir);
-        let keep = |k: &GroupKey| broken.iter().any(|(t, ns)| t == &k.tenant && ns == &k.namespace);
+        let keep = |k: &GroupKey| {
+            broken
+                .iter()
+                .any(|(t, ns)| t == &k.tenant && ns == &k.namespace)
+        };
         let gone: Vec<GroupKey> = running
             .keys()
             .filter(|k| !desired.contains_key(*k) && !keep(k))
@@ -374,7 +413,8 @@ pub(crate) async fn run(state: Arc<AppState>, mut stop: watch::Receiver<bool>) {
         for key in gone {
             if let Some(r) = running.remove(&key) {
                 if let Some(g) = stop_group(r).await {
-                    write(&state, &key.tenant, g.stale_all(now_ms())).await;
+                    // Logged and counted inside; nothing more to do.
+                    let _ = write(&state, &key.tenant, g.stale_all(now_ms())).await;
                 }
                 snapshots.remove(&key);
                 info!(tenant = %key.tenant, namespace = key.namespace, group = key.name, "rule group removed");
@@ -391,10 +431,10 @@ pub(crate) async fn run(state: Arc<AppState>, mut stop: watch::Receiver<bool>) {
                     continue;
                 }
             };
-            if let Some(old) = running.remove(&key) {
-                if let Some(old) = stop_group(old).await {
-                    group.copy_state(&old);
-                }
+            if let Some(old) = running.remove(&key)
+                && let Some(old) = stop_group(old).await
+            {
+                group.copy_state(&old);
             }
             let (tx, rx) = watch::channel(false);
             let task = tokio::spawn(run_group(
@@ -404,12 +444,36 @@ pub(crate) async fn run(state: Arc<AppState>, mut stop: watch::Receiver<bool>) {
                 rx,
                 Arc::clone(&snapshots),
             ));
-            running.insert(key, Running { loaded, stop: tx, task });
+            running.insert(
+                key,
+                Running {
+                    loaded,
+                    stop: tx,
+                    task,
+                },
+            );
         }
         first = false;
     }
     for (_, r) in std::mem::take(&mut running) {
         stop_group(r).await;
+    }
+}
+
+/// Loads the rules directory and evaluates every group once at `t_ms`:
+/// the in-process API tests run no background tasks.
+#[cfg(test)]
+pub(crate) async fn evaluate_once(state: &Arc<AppState>, t_ms: i64) {
+    let Some(dir) = state.config.rules.directory.clone() else {
+        return;
+    };
+    let (desired, _) = load_dir(state, &dir);
+    for (key, loaded) in desired {
+        let Ok(mut g) = Group::new(&loaded.file, &loaded.def, 60_000, false) else {
+            continue;
+        };
+        iterate(state, &key, &mut g, t_ms).await;
+        state.rules.set(&key, &g);
     }
 }
 

@@ -194,7 +194,12 @@ struct ServeArgs {
     rules_dir: Option<PathBuf>,
 
     /// Alertmanager URLs the rules' alerts are sent to (comma-separated).
-    #[arg(long, env = "STRATA_RULES_ALERTMANAGER_URLS", value_name = "URL,...", value_delimiter = ',')]
+    #[arg(
+        long,
+        env = "STRATA_RULES_ALERTMANAGER_URLS",
+        value_name = "URL,...",
+        value_delimiter = ','
+    )]
     rules_alertmanager_urls: Option<Vec<String>>,
 
     /// How often a rule group without its own interval is evaluated

@@ -353,7 +353,16 @@ impl Engine {
         expr: &promql_parser::parser::Expr,
         t_ms: i64,
     ) -> Result<Prepared, PromError> {
-        eval::prepare(&self.config, source, Box::new(expr.clone()), t_ms, t_ms, 0, true).await
+        eval::prepare(
+            &self.config,
+            source,
+            Box::new(expr.clone()),
+            t_ms,
+            t_ms,
+            0,
+            true,
+        )
+        .await
     }
 
     /// Parses `query` and fetches its series for a range evaluation.

@@ -344,24 +344,42 @@ groups:
     fn what_promtool_refuses_is_refused_with_its_reason() {
         let one = |rule: &str| format!("groups:\n  - name: g\n    rules:\n      - {rule}\n");
         for (text, why) in [
-            ("groups:\n  - name: g\n    bogus: 1\n".to_string(), "unknown field `bogus`"),
+            (
+                "groups:\n  - name: g\n    bogus: 1\n".to_string(),
+                "unknown field `bogus`",
+            ),
             (
                 "groups:\n  - name: g\n    rules: []\n  - name: g\n    rules: []\n".into(),
                 "repeated in the same file",
             ),
-            ("groups:\n  - name: ''\n".into(), "group name must not be empty"),
+            (
+                "groups:\n  - name: ''\n".into(),
+                "group name must not be empty",
+            ),
             (one("{record: a, alert: b, expr: up}"), "only one of"),
             (one("{expr: up}"), "one of 'record' or 'alert' must be set"),
             (one("{record: a, expr: ''}"), "field 'expr' must be set"),
-            (one("{record: a, expr: 'sum(('}"), "could not parse expression"),
-            (one("{record: 'a-b', expr: up}"), "invalid recording rule name: a-b"),
+            (
+                one("{record: a, expr: 'sum(('}"),
+                "could not parse expression",
+            ),
+            (
+                one("{record: 'a-b', expr: up}"),
+                "invalid recording rule name: a-b",
+            ),
             (one("{record: a, expr: up, for: 1m}"), "invalid field 'for'"),
             (
                 one("{record: a, expr: up, annotations: {x: y}}"),
                 "invalid field 'annotations'",
             ),
-            (one("{alert: A, expr: up, labels: {'a-b': x}}"), "invalid label name"),
-            (one("{alert: A, expr: up, labels: {__name__: x}}"), "invalid label name"),
+            (
+                one("{alert: A, expr: up, labels: {'a-b': x}}"),
+                "invalid label name",
+            ),
+            (
+                one("{alert: A, expr: up, labels: {__name__: x}}"),
+                "invalid label name",
+            ),
             (
                 one("{alert: A, expr: up, annotations: {s: '{{ $labels.x '}}"),
                 "unclosed action",

@@ -306,7 +306,10 @@ impl Rule {
                         labels.set(k, &expand(t));
                     }
                     labels.set("alertname", name);
-                    let annotations = ann_tmpl.iter().map(|(k, t)| (k.clone(), expand(t))).collect();
+                    let annotations = ann_tmpl
+                        .iter()
+                        .map(|(k, t)| (k.clone(), expand(t)))
+                        .collect();
                     if now.insert(labels, (v, annotations)).is_some() {
                         return Err(
                             "vector contains metrics with the same labelset after applying alert labels"
@@ -350,8 +353,7 @@ impl Rule {
                             }
                         }
                         if a.state == AlertState::Pending
-                            || a
-                                .resolved_at_ms
+                            || a.resolved_at_ms
                                 .is_some_and(|r| t_ms - r > RESOLVED_RETENTION_MS)
                         {
                             return false;
@@ -537,12 +539,12 @@ impl Group {
                     }
                     r.written = now;
                     out.points += points.len();
-                    if !points.is_empty() {
-                        if let Err(e) = q.write(points).await {
-                            out.write_errors += 1;
-                            r.health = Health::Err;
-                            r.last_error = Some(format!("writing the rule's output: {e}"));
-                        }
+                    if !points.is_empty()
+                        && let Err(e) = q.write(points).await
+                    {
+                        out.write_errors += 1;
+                        r.health = Health::Err;
+                        r.last_error = Some(format!("writing the rule's output: {e}"));
                     }
                 }
                 Err(e) => {

@@ -159,7 +159,13 @@ pub(super) async fn alerts(
         .rules
         .of(&tenant)
         .iter()
-        .flat_map(|(_, g)| g.rules.iter().flat_map(active).map(alert_json).collect::<Vec<_>>())
+        .flat_map(|(_, g)| {
+            g.rules
+                .iter()
+                .flat_map(active)
+                .map(alert_json)
+                .collect::<Vec<_>>()
+        })
         .collect();
     envelope(json!({"alerts": alerts}), Vec::new(), Vec::new())
 }

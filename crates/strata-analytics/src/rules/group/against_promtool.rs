@@ -71,8 +71,11 @@ const RULES: &str = r#"groups:
 
 const MINUTES: i64 = 30;
 
-/// Every input series, one value (or none) per minute.
-fn input() -> Vec<(Vec<(&'static str, &'static str)>, Vec<Option<f64>>)> {
+/// An input series: its labels and one value (or none) per minute.
+type Input = (Vec<(&'static str, &'static str)>, Vec<Option<f64>>);
+
+/// Every input series.
+fn input() -> Vec<Input> {
     let per_min = |f: &dyn Fn(i64) -> Option<f64>| (0..=MINUTES).map(f).collect::<Vec<_>>();
     vec![
         (
@@ -128,18 +131,33 @@ fn input() -> Vec<(Vec<(&'static str, &'static str)>, Vec<Option<f64>>)> {
             per_min(&|_| Some(100.0)),
         ),
         (
-            vec![("__name__", "redis_memory_used_bytes"), ("instance", "redis-1:6379")],
-            per_min(&|m| Some(if (18..=24).contains(&m) { 0.95e9 } else { 0.5e9 })),
+            vec![
+                ("__name__", "redis_memory_used_bytes"),
+                ("instance", "redis-1:6379"),
+            ],
+            per_min(&|m| {
+                Some(if (18..=24).contains(&m) {
+                    0.95e9
+                } else {
+                    0.5e9
+                })
+            }),
         ),
         (
-            vec![("__name__", "redis_memory_max_bytes"), ("instance", "redis-1:6379")],
+            vec![
+                ("__name__", "redis_memory_max_bytes"),
+                ("instance", "redis-1:6379"),
+            ],
             per_min(&|_| Some(1e9)),
         ),
     ]
 }
 
 fn selector(pairs: &[(&str, &str)]) -> String {
-    let name = pairs.iter().find(|(k, _)| *k == "__name__").map_or("", |p| p.1);
+    let name = pairs
+        .iter()
+        .find(|(k, _)| *k == "__name__")
+        .map_or("", |p| p.1);
     let rest: Vec<String> = pairs
         .iter()
         .filter(|(k, _)| *k != "__name__")
@@ -201,7 +219,13 @@ async fn prometheus_evaluates_the_same_series_and_alerts_from_the_same_rules() {
         for g in &mut groups {
             g.evaluate(&db, &ctx, t, 60_000).await;
             for r in &g.rules {
-                assert_eq!(r.health, Health::Ok, "{} at {m}m: {:?}", r.name(), r.last_error);
+                assert_eq!(
+                    r.health,
+                    Health::Ok,
+                    "{} at {m}m: {:?}",
+                    r.name(),
+                    r.last_error
+                );
             }
         }
         if !checks.contains(&m) {
@@ -219,7 +243,8 @@ async fn prometheus_evaluates_the_same_series_and_alerts_from_the_same_rules() {
                 .iter()
                 .map(|s| json!({"labels": s.labels.to_string(), "value": s.v}))
                 .collect();
-            expr_tests.push(json!({"expr": q, "eval_time": format!("{m}m"), "exp_samples": samples}));
+            expr_tests
+                .push(json!({"expr": q, "eval_time": format!("{m}m"), "exp_samples": samples}));
         }
         for name in alert_names {
             let rule = groups
@@ -238,23 +263,25 @@ async fn prometheus_evaluates_the_same_series_and_alerts_from_the_same_rules() {
                 })
                 .collect();
             *fired.entry(name).or_default() += firing.len();
-            alert_tests.push(json!({"eval_time": format!("{m}m"), "alertname": name, "exp_alerts": firing}));
+            alert_tests.push(
+                json!({"eval_time": format!("{m}m"), "alertname": name, "exp_alerts": firing}),
+            );
         }
     }
     // The comparison is not vacuous: every alert fired at some check, and
     // the recording rules recorded.
     for name in alert_names {
-        assert!(fired.get(name).copied().unwrap_or(0) > 0, "{name} never fired");
+        assert!(
+            fired.get(name).copied().unwrap_or(0) > 0,
+            "{name} never fired"
+        );
     }
     assert!(recorded > 50, "{recorded}");
 
     let input_series: Vec<J> = series
         .iter()
         .map(|(labels, values)| {
-            let vals: Vec<String> = values
-                .iter()
-                .map(|v| v.map_or("_".into(), num))
-                .collect();
+            let vals: Vec<String> = values.iter().map(|v| v.map_or("_".into(), num)).collect();
             json!({"series": selector(labels), "values": vals.join(" ")})
         })
         .collect();

@@ -139,7 +139,13 @@ async fn a_rule_over_its_limit_or_with_clashing_labels_fails_and_writes_nothing(
     );
     g.evaluate(&db, &RuleContext::default(), MIN, MIN).await;
     assert!(db.take().is_empty());
-    assert!(g.rules[0].last_error.as_deref().unwrap().contains("same labelset"));
+    assert!(
+        g.rules[0]
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("same labelset")
+    );
 }
 
 const ALERT: &str = r#"
@@ -179,20 +185,42 @@ async fn an_alert_is_pending_for_its_for_then_fires_keeps_firing_then_resolves()
     let mut sent = Vec::new();
     for t in 1..=20 {
         let out = g.evaluate(&db, &ctx, t * MIN, MIN).await;
-        let state = g.rules[0].alerts().first().map_or("none", |a| a.state.as_str());
+        let state = g.rules[0]
+            .alerts()
+            .first()
+            .map_or("none", |a| a.state.as_str());
         seen.push(format!("{t}:{state}"));
         for a in out.alerts {
-            sent.push(format!("{t}:{}:{:?}", a.state.as_str(), a.resolved_at_ms.map(|r| r / MIN)));
+            sent.push(format!(
+                "{t}:{}:{:?}",
+                a.state.as_str(),
+                a.resolved_at_ms.map(|r| r / MIN)
+            ));
         }
     }
     assert_eq!(
         seen,
         [
-            "1:none", "2:pending", "3:pending", "4:pending", "5:firing", "6:firing", "7:firing",
+            "1:none",
+            "2:pending",
+            "3:pending",
+            "4:pending",
+            "5:firing",
+            "6:firing",
+            "7:firing",
             "8:firing",
             // No longer matching at 9m: kept firing for 2m, then resolved.
-            "9:firing", "10:firing", "11:inactive", "12:inactive", "13:inactive", "14:inactive",
-            "15:inactive", "16:inactive", "17:inactive", "18:inactive", "19:inactive",
+            "9:firing",
+            "10:firing",
+            "11:inactive",
+            "12:inactive",
+            "13:inactive",
+            "14:inactive",
+            "15:inactive",
+            "16:inactive",
+            "17:inactive",
+            "18:inactive",
+            "19:inactive",
             "20:inactive",
         ]
     );
@@ -227,18 +255,25 @@ async fn an_alert_is_pending_for_its_for_then_fires_keeps_firing_then_resolves()
         let db = &db;
         async move {
             match db.query(&e, t).await.unwrap() {
-                Value::Vector(v) => v.into_iter().map(|s| format!("{} {}", s.labels, s.v)).collect::<Vec<_>>(),
+                Value::Vector(v) => v
+                    .into_iter()
+                    .map(|s| format!("{} {}", s.labels, s.v))
+                    .collect::<Vec<_>>(),
                 _ => unreachable!(),
             }
         }
     };
     assert_eq!(
         q("ALERTS", 3 * MIN).await,
-        [r#"ALERTS{alertname="PickingDown", alertstate="pending", instance="wms-1", process="picking", severity="page"} 1"#]
+        [
+            r#"ALERTS{alertname="PickingDown", alertstate="pending", instance="wms-1", process="picking", severity="page"} 1"#
+        ]
     );
     assert_eq!(
         q("ALERTS_FOR_STATE", 6 * MIN).await,
-        [r#"ALERTS_FOR_STATE{alertname="PickingDown", instance="wms-1", process="picking", severity="page"} 120"#]
+        [
+            r#"ALERTS_FOR_STATE{alertname="PickingDown", instance="wms-1", process="picking", severity="page"} 120"#
+        ]
     );
     assert_eq!(q("ALERTS{alertstate=\"pending\"}", 6 * MIN).await.len(), 0);
     assert_eq!(q("ALERTS", 12 * MIN).await.len(), 0);
@@ -251,7 +286,11 @@ async fn an_alert_is_pending_for_its_for_then_fires_keeps_firing_then_resolves()
 async fn a_restart_in_the_middle_of_for_keeps_the_time_already_pending() {
     let db = Db::new();
     for t in 0..=60 {
-        db.add(&[("__name__", "picking_up"), ("instance", "wms-1")], t * MIN, 0.0);
+        db.add(
+            &[("__name__", "picking_up"), ("instance", "wms-1")],
+            t * MIN,
+            0.0,
+        );
     }
     let long_for = ALERT.replace("for: 3m", "for: 30m");
     let mut g = group(&long_for, false);
@@ -274,17 +313,27 @@ async fn a_restart_in_the_middle_of_for_keeps_the_time_already_pending() {
     assert_eq!(g.rules[0].alerts()[0].active_at_ms, 5 * MIN);
     for t in 16..=35 {
         g.evaluate(&db, &ctx, t * MIN, MIN).await;
-        let want = if t < 35 { AlertState::Pending } else { AlertState::Firing };
+        let want = if t < 35 {
+            AlertState::Pending
+        } else {
+            AlertState::Firing
+        };
         assert_eq!(g.rules[0].alerts()[0].state, want, "at {t}m");
     }
     // A fresh server without the history starts counting again.
     let empty = Db::new();
     for t in 0..=60 {
-        empty.add(&[("__name__", "picking_up"), ("instance", "wms-1")], t * MIN, 0.0);
+        empty.add(
+            &[("__name__", "picking_up"), ("instance", "wms-1")],
+            t * MIN,
+            0.0,
+        );
     }
     let mut g = group(&long_for, true);
     g.evaluate(&empty, &ctx, 15 * MIN, MIN).await;
-    g.restore(&empty, 15 * MIN, 60 * MIN, 10 * MIN).await.unwrap();
+    g.restore(&empty, 15 * MIN, 60 * MIN, 10 * MIN)
+        .await
+        .unwrap();
     assert_eq!(g.rules[0].alerts()[0].active_at_ms, 15 * MIN);
 }
 
@@ -292,10 +341,15 @@ async fn a_restart_in_the_middle_of_for_keeps_the_time_already_pending() {
 async fn a_reloaded_group_keeps_the_state_of_unchanged_rules() {
     let db = Db::new();
     for t in 0..=10 {
-        db.add(&[("__name__", "picking_up"), ("instance", "wms-1")], t * MIN, 0.0);
+        db.add(
+            &[("__name__", "picking_up"), ("instance", "wms-1")],
+            t * MIN,
+            0.0,
+        );
     }
     let mut old = group(ALERT, false);
-    old.evaluate(&db, &RuleContext::default(), 2 * MIN, MIN).await;
+    old.evaluate(&db, &RuleContext::default(), 2 * MIN, MIN)
+        .await;
     let mut same = group(ALERT, false);
     same.copy_state(&old);
     assert_eq!(same.rules[0].alerts()[0].active_at_ms, 2 * MIN);

@@ -25,7 +25,10 @@ fn the_templates_rule_files_use_expand_as_prometheus_expands_them() {
     // Each answer is what Prometheus 2.42's template expander gives.
     for (src, want) in [
         ("plain text", "plain text"),
-        ("{{ $labels.instance }} is down", "db-1.example.com:9187 is down"),
+        (
+            "{{ $labels.instance }} is down",
+            "db-1.example.com:9187 is down",
+        ),
         ("{{ .Labels.job }}/{{ $labels.missing }}.", "postgres/."),
         ("{{ $value }}", "0.123456"),
         ("{{ .Value }}", "0.123456"),
@@ -37,7 +40,10 @@ fn the_templates_rule_files_use_expand_as_prometheus_expands_them() {
         ("{{ humanizeDuration 90061 }}", "1d 1h 1m 1s"),
         ("{{ humanizeDuration 0.25 }}", "250ms"),
         ("{{ humanizeDuration 5.5 }}", "5.5s"),
-        ("{{ humanizeTimestamp 1435065584.128 }}", "2015-06-23 13:19:44.128 +0000 UTC"),
+        (
+            "{{ humanizeTimestamp 1435065584.128 }}",
+            "2015-06-23 13:19:44.128 +0000 UTC",
+        ),
         (r#"{{ printf "%.2f" $value }}"#, "0.12"),
         (r#"{{ printf "%.1f%%" 12.345 }}"#, "12.3%"),
         (r#"{{ printf "%s=%v" "a" 2.5 }}"#, "a=2.5"),
@@ -51,11 +57,11 @@ fn the_templates_rule_files_use_expand_as_prometheus_expands_them() {
             r#"{{ reReplaceAll "(.*):.*" "$1" $labels.instance }}"#,
             "db-1.example.com",
         ),
-        ("{{ $externalLabels.cluster }} {{ $externalURL }}", "eu-1 http://strata:9470"),
         (
-            "{{ if gt $value 0.1 }}high{{ else }}low{{ end }}",
-            "high",
+            "{{ $externalLabels.cluster }} {{ $externalURL }}",
+            "eu-1 http://strata:9470",
         ),
+        ("{{ if gt $value 0.1 }}high{{ else }}low{{ end }}", "high"),
         (
             "{{ if lt $value 0.01 }}a{{ else if lt $value 0.5 }}b{{ else }}c{{ end }}!",
             "b!",
@@ -64,7 +70,10 @@ fn the_templates_rule_files_use_expand_as_prometheus_expands_them() {
             r#"{{ if eq $labels.job "redis" "postgres" }}db{{ end }}"#,
             "db",
         ),
-        ("{{ with $labels.process }}process {{ . }}{{ end }}", "process picking"),
+        (
+            "{{ with $labels.process }}process {{ . }}{{ end }}",
+            "process picking",
+        ),
         ("{{ with $labels.nope }}x{{ else }}none{{ end }}", "none"),
         (
             "{{ range $k, $v := $labels }}{{ $k }}={{ $v }};{{ end }}",
@@ -103,7 +112,12 @@ fn what_prometheus_would_refuse_or_strata_cannot_expand_is_refused_at_load() {
 #[test]
 fn expansion_errors_name_the_problem() {
     let t = Template::parse("{{ $nope }}").unwrap();
-    assert!(t.expand(&data()).unwrap_err().0.contains("undefined variable"));
+    assert!(
+        t.expand(&data())
+            .unwrap_err()
+            .0
+            .contains("undefined variable")
+    );
     let t = Template::parse("{{ humanize \"abc\" }}").unwrap();
     assert!(t.expand(&data()).unwrap_err().0.contains("cannot convert"));
 }

@@ -381,12 +381,27 @@ mod isolation {
             ));
         }
         std::fs::write(dir.path().join("specs.toml"), text).unwrap();
+        // And its rules: a group, a recording rule and an alert, all named
+        // after the secret and reading the tenant's secret series.
+        for t in TENANTS {
+            let s = secret(t);
+            let rules = dir.path().join("rules").join(t);
+            std::fs::create_dir_all(&rules).unwrap();
+            std::fs::write(
+                rules.join("r.yaml"),
+                format!(
+                    "groups:\n  - name: {s}_group\n    rules:\n      - record: {s}_recorded\n        expr: sum({s})\n      - alert: {s}_alert\n        expr: {s} > 0\n        annotations:\n          summary: '{{{{ $labels.owner }}}}'\n"
+                ),
+            )
+            .unwrap();
+        }
         dir
     }
 
     async fn loaded(auth: bool, specs: &std::path::Path) -> (Router, Arc<AppState>) {
         let mut config = ServerConfig::default();
         config.slo.file = Some(specs.join("specs.toml"));
+        config.rules.directory = Some(specs.join("rules"));
         if auth {
             config.auth.enabled = true;
             config.auth.tokens = TENANTS
@@ -425,10 +440,12 @@ mod isolation {
             }
             assert_eq!(send(&app, req).await.0, StatusCode::NO_CONTENT);
         }
+        // Every tenant's rules evaluated once, after its data.
+        crate::ruler::evaluate_once(&state, 1_500).await;
         (app, state)
     }
 
-    const PATHS: [&str; 17] = [
+    const PATHS: [&str; 19] = [
         "/api/v1/query?query=%7B__name__%3D~%22.%2B%22%7D&time=1",
         "/api/v1/query_range?query=%7B__name__%3D~%22.%2B%22%7D&start=0&end=2&step=1",
         "/api/v1/series?match[]=%7B__name__%3D~%22.%2B%22%7D",
@@ -450,10 +467,13 @@ mod isolation {
         // (Capacity forecasts need more history than one sample: checked
         // for leaks only.)
         "/api/v1/capacity?time=2",
+        // The ruler's groups and alerts.
+        "/api/v1/rules",
+        "/api/v1/alerts",
     ];
 
     /// Paths whose answer must hold the entitled tenant's own data.
-    const SHOW_OWN: [usize; 12] = [0, 1, 2, 4, 5, 8, 10, 11, 12, 13, 14, 15];
+    const SHOW_OWN: [usize; 14] = [0, 1, 2, 4, 5, 8, 10, 11, 12, 13, 14, 15, 17, 18];
 
     fn request(path: usize, header: Option<usize>, token: Option<usize>) -> Request<Body> {
         let sql = path == PATHS.len();
