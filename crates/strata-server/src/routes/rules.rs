@@ -25,6 +25,15 @@ fn time(ms: Option<i64>) -> String {
         })
 }
 
+/// Seconds as Go writes a float64 (`60`, `1.5`).
+fn secs(ms: i64) -> J {
+    if ms % 1000 == 0 {
+        json!(ms / 1000)
+    } else {
+        json!(ms as f64 / 1e3)
+    }
+}
+
 fn map(m: impl IntoIterator<Item = (String, String)>) -> J {
     J::Object(m.into_iter().map(|(k, v)| (k, J::String(v))).collect())
 }
@@ -61,8 +70,8 @@ fn rule_json(r: &Rule, with_alerts: bool) -> J {
                 "state": r.state().as_str(),
                 "name": r.name(),
                 "query": r.expr.to_string(),
-                "duration": *for_ms as f64 / 1e3,
-                "keepFiringFor": *keep_firing_for_ms as f64 / 1e3,
+                "duration": secs(*for_ms),
+                "keepFiringFor": secs(*keep_firing_for_ms),
                 "labels": labels,
                 "annotations": map(r.def.annotations.iter().map(|(k, v)| (k.clone(), v.0.clone()))),
                 "type": "alerting",
@@ -141,7 +150,7 @@ pub(super) async fn rules(
                 "name": key.name,
                 "file": key.namespace,
                 "rules": rules,
-                "interval": g.interval_ms as f64 / 1e3,
+                "interval": secs(g.interval_ms),
                 "limit": g.def.limit,
                 "evaluationTime": g.eval_seconds,
                 "lastEvaluation": time(g.last_eval_ms),
