@@ -364,9 +364,18 @@ fn lex(s: &str) -> Result<Vec<Tok>, TemplateError> {
     Ok(out)
 }
 
+/// Deepest nesting of parentheses and blocks (`if`, `with`, `range`,
+/// each `else if`) a template may have: parsing and expanding recurse.
+const MAX_DEPTH: usize = 100;
+
+fn too_deep<T>() -> Result<T, TemplateError> {
+    err(format!("template nested more than {MAX_DEPTH} deep"))
+}
+
 struct Parser {
     toks: Vec<Tok>,
     at: usize,
+    depth: usize,
 }
 
 fn word_arg(w: &str) -> Result<Arg, TemplateError> {
@@ -431,7 +440,12 @@ impl Parser {
                     cmds.push(std::mem::take(&mut cmd));
                 }
                 Tok::Open => {
+                    self.depth += 1;
+                    if self.depth > MAX_DEPTH {
+                        return too_deep();
+                    }
                     let inner = self.pipeline(false)?;
+                    self.depth -= 1;
                     if self.toks.get(self.at) != Some(&Tok::Close) {
                         return err("unclosed '('");
                     }
@@ -460,6 +474,7 @@ fn parse_pipeline(text: &str) -> Result<Pipeline, TemplateError> {
     let mut p = Parser {
         toks: lex(text)?,
         at: 0,
+        depth: 0,
     };
     let pipe = p.pipeline(true)?;
     if p.at != p.toks.len() {
@@ -485,7 +500,11 @@ fn parse_range(text: &str) -> Result<Node, TemplateError> {
         (Some(v), Some(Tok::Declare), _, _) => (None, Some(v), 2),
         _ => (None, None, 0),
     };
-    let mut p = Parser { toks, at: skip };
+    let mut p = Parser {
+        toks,
+        at: skip,
+        depth: 0,
+    };
     let pipe = p.pipeline(false)?;
     if p.at != p.toks.len() {
         return err(format!("unexpected tokens in range {text:?}"));
@@ -499,18 +518,22 @@ fn parse_tail(
     items: &[(bool, String)],
     at: &mut usize,
     kw: &str,
+    depth: usize,
 ) -> Result<(Vec<Node>, Vec<Node>), TemplateError> {
-    let (body, end) = parse_nodes(items, at)?;
+    if depth > MAX_DEPTH {
+        return too_deep();
+    }
+    let (body, end) = parse_nodes(items, at, depth)?;
     let els = match end {
         Stop::Eof => return err(format!("unexpected EOF in {kw}")),
         Stop::Closed => Vec::new(),
-        Stop::Else(None) => match parse_nodes(items, at)? {
+        Stop::Else(None) => match parse_nodes(items, at, depth)? {
             (e, Stop::Closed) => e,
             _ => return err(format!("expected end after else in {kw}")),
         },
         Stop::Else(Some(cond)) => {
             let p = parse_pipeline(&cond)?;
-            let (b, e) = parse_tail(items, at, "if")?;
+            let (b, e) = parse_tail(items, at, "if", depth + 1)?;
             vec![Node::If(p, b, e)]
         }
     };
@@ -527,6 +550,7 @@ enum Stop {
 fn parse_nodes(
     items: &[(bool, String)],
     at: &mut usize,
+    depth: usize,
 ) -> Result<(Vec<Node>, Stop), TemplateError> {
     let mut nodes = Vec::new();
     while let Some((action, text)) = items.get(*at) {
@@ -568,7 +592,7 @@ fn parse_nodes(
                         }
                     }
                 };
-                let (body, els) = parse_tail(items, at, kw)?;
+                let (body, els) = parse_tail(items, at, kw, depth + 1)?;
                 match &mut head {
                     Node::If(_, b, e) | Node::With(_, b, e) | Node::Range(_, _, _, b, e) => {
                         *b = body;
@@ -595,7 +619,7 @@ impl Template {
     pub fn parse(src: &str) -> Result<Self, TemplateError> {
         let items = split(src)?;
         let mut at = 0;
-        match parse_nodes(&items, &mut at)? {
+        match parse_nodes(&items, &mut at, 0)? {
             (nodes, Stop::Eof) => Ok(Template { nodes }),
             (_, Stop::Closed) => err("unexpected {{end}}"),
             (_, Stop::Else(_)) => err("unexpected {{else}}"),

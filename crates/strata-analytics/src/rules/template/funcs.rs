@@ -342,6 +342,9 @@ fn html(s: &str) -> String {
     out
 }
 
+/// Go's bound on a verb's width and precision.
+const MAX_WIDTH: usize = 1_000_000;
+
 /// Go's `fmt.Sprintf` for the verbs templates use: `%v %s %d %f %e %g %q
 /// %x %%` with flags `-+ 0`, width and precision. A verb given the wrong
 /// type prints as Go does (`%!d(float64=1.5)`).
@@ -368,20 +371,27 @@ fn printf(fmt: &str, args: &[Val]) -> String {
             }
             i += 1;
         }
+        // Go stops reading a width or precision past 1e6.
         let mut width = None;
         while let Some(d) = c.get(i).and_then(|x| x.to_digit(10)) {
-            width = Some(width.unwrap_or(0) * 10 + d as usize);
+            width = Some((width.unwrap_or(0) * 10 + d as usize).min(MAX_WIDTH + 1));
             i += 1;
         }
         let mut prec = None;
         if c.get(i) == Some(&'.') {
             i += 1;
-            let mut p = 0;
+            let mut p = 0usize;
             while let Some(d) = c.get(i).and_then(|x| x.to_digit(10)) {
-                p = p * 10 + d as usize;
+                p = (p * 10 + d as usize).min(MAX_WIDTH + 1);
                 i += 1;
             }
             prec = Some(p);
+        }
+        if width.is_some_and(|w| w > MAX_WIDTH) || prec.is_some_and(|p| p > MAX_WIDTH) {
+            // Go's parsenum gives up on such a number and the rest of the
+            // format with it.
+            out.push_str("%!(NOVERB)");
+            break;
         }
         let Some(&verb) = c.get(i) else {
             out.push_str("%!(NOVERB)");

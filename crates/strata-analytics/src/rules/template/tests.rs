@@ -121,3 +121,24 @@ fn expansion_errors_name_the_problem() {
     let t = Template::parse("{{ humanize \"abc\" }}").unwrap();
     assert!(t.expand(&data()).unwrap_err().0.contains("cannot convert"));
 }
+
+#[test]
+fn deep_nesting_is_refused_not_a_stack_overflow() {
+    let parens = format!("{{{{ {}1{} }}}}", "(".repeat(150), ")".repeat(150));
+    let blocks = format!("{}x{}", "{{ if 1 }}".repeat(150), "{{ end }}".repeat(150));
+    let chain = format!(
+        "{{{{ if 0 }}}}{}{{{{ end }}}}",
+        "{{ else if 0 }}".repeat(150)
+    );
+    for src in [parens, blocks, chain] {
+        let e = Template::parse(&src).expect_err(&src);
+        assert!(e.0.contains("nested more than 100 deep"), "{e}");
+    }
+    // Within the bound they work.
+    let ok = format!("{}x{}", "{{ if 1 }}".repeat(50), "{{ end }}".repeat(50));
+    assert_eq!(Template::parse(&ok).unwrap().expand(&data()).unwrap(), "x");
+    assert_eq!(
+        expand(r#"{{ printf "%99999999d" 1 }}"#),
+        "%!(NOVERB)%!(EXTRA float64=1)"
+    );
+}
