@@ -232,6 +232,36 @@ fn rules_record_fire_reach_alertmanager_and_resolve_per_tenant() {
         let v = rules_api("acme");
         (v["data"]["groups"][0]["name"] == "odoo-v2").then_some(())
     });
+
+    // A group posted through the ruler API (as mimirtool does) is
+    // evaluated at once, beside the directory's.
+    let mut resp = agent()
+        .post(&server.url("/prometheus/config/v1/rules/wms"))
+        .header("X-Scope-OrgID", "acme")
+        .header("Content-Type", "application/yaml")
+        .send(
+            "name: wms\ninterval: 1s\nrules:\n  - record: wms:odoo_errors:max\n    expr: max(odoo_errors)\n"
+                .as_bytes(),
+        )
+        .unwrap();
+    assert_eq!(
+        resp.status().as_u16(),
+        202,
+        "{}",
+        resp.body_mut().read_to_string().unwrap()
+    );
+    wait(30, "the posted group was not evaluated", &server, || {
+        let (_, v) = server.get_json("acme", "/api/v1/query?query=wms:odoo_errors:max");
+        (v["data"]["result"].as_array().is_some_and(|r| r.len() == 1)).then_some(())
+    });
+    let v = rules_api("acme");
+    let names: Vec<&str> = v["data"]["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["odoo-v2", "wms"], "{v}");
     let _ = am.kill();
     let _ = am.wait();
 }

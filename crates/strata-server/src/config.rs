@@ -58,6 +58,10 @@ pub struct RulesConfig {
     /// How often the directory is checked for changed files.
     #[serde(deserialize_with = "crate::durations::duration")]
     pub poll_interval: std::time::Duration,
+    /// How often the groups stored through the ruler API are listed again
+    /// (a change made through this server's API applies at once).
+    #[serde(deserialize_with = "crate::durations::duration")]
+    pub store_poll_interval: std::time::Duration,
     /// Alertmanagers firing alerts are posted to (`http://host:9093`),
     /// unless a tenant's `ruler_alertmanager_url` names its own.
     pub alertmanager_urls: Vec<String>,
@@ -84,6 +88,7 @@ impl Default for RulesConfig {
             directory: None,
             evaluation_interval: std::time::Duration::from_secs(60),
             poll_interval: std::time::Duration::from_secs(10),
+            store_poll_interval: std::time::Duration::from_secs(60),
             alertmanager_urls: Vec::new(),
             resend_delay: std::time::Duration::from_secs(60),
             outage_tolerance: std::time::Duration::from_secs(3600),

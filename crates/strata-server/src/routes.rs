@@ -8,6 +8,7 @@ mod ops;
 mod prom;
 mod prom_numbers;
 mod remote_read;
+mod ruler_config;
 mod rules;
 mod specs;
 mod sql;
@@ -75,6 +76,28 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(
             "/api/v1/query_exemplars",
             get(prom::query_exemplars).post(prom::query_exemplars),
+        )
+        .route("/prometheus/config/v1/rules", get(ruler_config::list_all))
+        .route(
+            "/prometheus/config/v1/rules/{namespace}",
+            get(ruler_config::list_namespace)
+                .post(ruler_config::set_group)
+                .delete(ruler_config::delete_namespace),
+        )
+        .route(
+            "/prometheus/config/v1/rules/{namespace}/{group}",
+            get(ruler_config::get_group).delete(ruler_config::delete_group),
+        )
+        .route("/config/v1/rules", get(ruler_config::list_all))
+        .route(
+            "/config/v1/rules/{namespace}",
+            get(ruler_config::list_namespace)
+                .post(ruler_config::set_group)
+                .delete(ruler_config::delete_namespace),
+        )
+        .route(
+            "/config/v1/rules/{namespace}/{group}",
+            get(ruler_config::get_group).delete(ruler_config::delete_group),
         )
         .route("/api/v1/rules", get(rules::rules))
         .route("/api/v1/alerts", get(rules::alerts))

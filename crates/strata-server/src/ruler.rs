@@ -32,9 +32,10 @@ use async_trait::async_trait;
 use parking_lot::RwLock;
 use promql_parser::parser::Expr;
 use strata_analytics::rules::group::Point;
-use strata_analytics::rules::{Group, RuleContext, RuleFile, RuleQuerier};
+use strata_analytics::rules::{Group, RuleContext, RuleFile, RuleGroup, RuleQuerier};
 use strata_query_lang::promql::{Cancel, Value};
 use strata_storage::Signal;
+use strata_storage::rule_store;
 use strata_types::TenantId;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -65,13 +66,20 @@ impl GroupKey {
     }
 }
 
-/// The last evaluated state of every running group, for the API.
+/// The last evaluated state of every running group, for the API; and the
+/// signal that the stored groups changed.
 #[derive(Debug, Default)]
 pub struct Snapshots {
     groups: RwLock<BTreeMap<GroupKey, Arc<Group>>>,
+    changed: tokio::sync::Notify,
 }
 
 impl Snapshots {
+    /// Tells the ruler to reload now (the ruler API changed a group).
+    pub fn changed(&self) {
+        self.changed.notify_one();
+    }
+
     /// `tenant`'s groups, ordered by namespace and name.
     pub fn of(&self, tenant: &TenantId) -> Vec<(GroupKey, Arc<Group>)> {
         self.groups
@@ -131,22 +139,47 @@ impl RuleQuerier for Querier {
     }
 }
 
-/// One group's file and definition, as loaded.
+/// Where a group came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// A file of the rules directory.
+    Dir,
+    /// The ruler API (the object store).
+    Store,
+}
+
+/// One group's namespace and definition, as loaded.
 #[derive(Debug, Clone, PartialEq)]
 struct Loaded {
     file: String,
     def: strata_analytics::rules::RuleGroup,
+    source: Source,
 }
 
-/// Reads every tenant's rule files under `dir`. A file that cannot be read
-/// or parsed is reported in `broken` (its groups stay as they were); groups
-/// past the tenant's limits are left out and logged.
-fn load_dir(state: &AppState, dir: &Path) -> (BTreeMap<GroupKey, Loaded>, Vec<(TenantId, String)>) {
-    let mut out = BTreeMap::new();
-    let mut broken = Vec::new();
+/// The groups loaded from every source; `broken`: the (tenant, namespace)
+/// whose source could not be read or parsed (their groups stay as they
+/// were).
+#[derive(Debug, Default)]
+struct LoadedSet {
+    groups: BTreeMap<GroupKey, Loaded>,
+    broken: Vec<(TenantId, String)>,
+    /// The store could not be listed: its groups stay as they were.
+    store_failed: bool,
+}
+
+fn file_error(state: &AppState, tenant: &TenantId) {
+    state
+        .metrics
+        .rule_file_errors
+        .get_or_create(&vec![("tenant", tenant.to_string())])
+        .inc();
+}
+
+/// Reads every tenant's rule files under `dir` into `set`.
+fn load_dir(state: &AppState, dir: &Path, set: &mut LoadedSet) {
     let Ok(tenants) = std::fs::read_dir(dir) else {
         warn!(dir = %dir.display(), "rules directory unreadable");
-        return (out, broken);
+        return;
     };
     let mut tenants: Vec<PathBuf> = tenants.flatten().map(|e| e.path()).collect();
     tenants.sort();
@@ -156,7 +189,6 @@ fn load_dir(state: &AppState, dir: &Path) -> (BTreeMap<GroupKey, Loaded>, Vec<(T
             warn!(dir = %tdir.display(), "rules directory names an invalid tenant; skipped");
             continue;
         };
-        let limits = state.limits.of(&tenant);
         let Ok(files) = std::fs::read_dir(&tdir) else {
             continue;
         };
@@ -166,7 +198,6 @@ fn load_dir(state: &AppState, dir: &Path) -> (BTreeMap<GroupKey, Loaded>, Vec<(T
             .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
             .collect();
         files.sort();
-        let mut count = 0usize;
         for path in files {
             let namespace = path
                 .file_stem()
@@ -181,45 +212,130 @@ fn load_dir(state: &AppState, dir: &Path) -> (BTreeMap<GroupKey, Loaded>, Vec<(T
                 Ok(f) => f,
                 Err(error) => {
                     warn!(%tenant, file, %error, "rule file refused; its groups are kept as they were");
-                    state
-                        .metrics
-                        .rule_file_errors
-                        .get_or_create(&vec![("tenant", tenant.to_string())])
-                        .inc();
-                    broken.push((tenant.clone(), namespace));
+                    file_error(state, &tenant);
+                    set.broken.push((tenant.clone(), namespace));
                     continue;
                 }
             };
             for g in f.groups {
-                if limits.ruler_max_rules_per_group > 0
-                    && g.rules.len() > limits.ruler_max_rules_per_group
-                {
-                    warn!(%tenant, file, group = g.name, rules = g.rules.len(), limit = limits.ruler_max_rules_per_group,
-                        "rule group has more rules than ruler_max_rules_per_group; not evaluated");
-                    continue;
-                }
-                count += 1;
-                if limits.ruler_max_rule_groups > 0 && count > limits.ruler_max_rule_groups {
-                    warn!(%tenant, file, group = g.name, limit = limits.ruler_max_rule_groups,
-                        "tenant has more rule groups than ruler_max_rule_groups; not evaluated");
-                    continue;
-                }
                 let key = GroupKey {
                     tenant: tenant.clone(),
                     namespace: namespace.clone(),
                     name: g.name.clone(),
                 };
-                out.insert(
+                set.groups.insert(
                     key,
                     Loaded {
                         file: namespace.clone(),
                         def: g,
+                        source: Source::Dir,
                     },
                 );
             }
         }
     }
-    (out, broken)
+}
+
+/// The groups of the ruler API read so far, by object version: a group is
+/// read again only when its object changed.
+type StoreCache =
+    BTreeMap<strata_storage::RuleGroupPath, (rule_store::Version, Result<RuleGroup, String>)>;
+
+/// Reads every tenant's stored groups into `set` (a directory group of the
+/// same key wins).
+async fn load_store(state: &AppState, cache: &mut StoreCache, set: &mut LoadedSet) {
+    let store = state.storage.store();
+    let listed = async {
+        let mut all = Vec::new();
+        for tenant in rule_store::tenants(store).await? {
+            all.extend(rule_store::versions(store, &tenant).await?);
+        }
+        Ok::<_, strata_storage::StorageError>(all)
+    }
+    .await;
+    let listed = match listed {
+        Ok(l) => l,
+        Err(error) => {
+            warn!(%error, "stored rule groups not listed; they are kept as they were");
+            set.store_failed = true;
+            return;
+        }
+    };
+    let mut fresh = StoreCache::new();
+    for (path, version) in listed {
+        let cached = cache.remove(&path).filter(|(v, _)| *v == version);
+        let parsed = match cached {
+            Some((_, parsed)) => parsed,
+            None => match rule_store::get(store, &path).await {
+                Ok(Some(bytes)) => serde_norway::from_slice::<RuleGroup>(&bytes)
+                    .map_err(|e| e.to_string())
+                    .and_then(|g| g.check().map(|()| g).map_err(|e| e.to_string())),
+                Ok(None) => continue,
+                Err(error) => {
+                    warn!(%error, tenant = %path.tenant, namespace = path.namespace, "stored rule group not read; kept as it was");
+                    set.broken
+                        .push((path.tenant.clone(), path.namespace.clone()));
+                    continue;
+                }
+            },
+        };
+        match &parsed {
+            Ok(g) => {
+                let key = GroupKey {
+                    tenant: path.tenant.clone(),
+                    namespace: path.namespace.clone(),
+                    name: g.name.clone(),
+                };
+                match set.groups.entry(key) {
+                    std::collections::btree_map::Entry::Occupied(e) => {
+                        let key = e.key();
+                        warn!(tenant = %key.tenant, namespace = key.namespace, group = key.name,
+                            "a rules directory group has the stored group's name; the directory's is evaluated");
+                    }
+                    std::collections::btree_map::Entry::Vacant(e) => {
+                        e.insert(Loaded {
+                            file: path.namespace.clone(),
+                            def: g.clone(),
+                            source: Source::Store,
+                        });
+                    }
+                }
+            }
+            Err(error) => {
+                warn!(tenant = %path.tenant, namespace = path.namespace, group = path.group, %error, "stored rule group refused; kept as it was");
+                file_error(state, &path.tenant);
+                set.broken
+                    .push((path.tenant.clone(), path.namespace.clone()));
+            }
+        }
+        fresh.insert(path, (version, parsed));
+    }
+    *cache = fresh;
+}
+
+/// Leaves out, per tenant in key order, groups past
+/// `ruler_max_rules_per_group` or `ruler_max_rule_groups`.
+fn apply_limits(state: &AppState, set: &mut LoadedSet) {
+    let mut counts: BTreeMap<TenantId, usize> = BTreeMap::new();
+    set.groups.retain(|key, loaded| {
+        let limits = state.limits.of(&key.tenant);
+        let rules = loaded.def.rules.len();
+        if limits.ruler_max_rules_per_group > 0 && rules > limits.ruler_max_rules_per_group {
+            warn!(tenant = %key.tenant, namespace = key.namespace, group = key.name, rules,
+                limit = limits.ruler_max_rules_per_group,
+                "rule group has more rules than ruler_max_rules_per_group; not evaluated");
+            return false;
+        }
+        let n = counts.entry(key.tenant.clone()).or_default();
+        *n += 1;
+        if limits.ruler_max_rule_groups > 0 && *n > limits.ruler_max_rule_groups {
+            warn!(tenant = %key.tenant, namespace = key.namespace, group = key.name,
+                limit = limits.ruler_max_rule_groups,
+                "tenant has more rule groups than ruler_max_rule_groups; not evaluated");
+            return false;
+        }
+        true
+    });
 }
 
 /// A running group's task.
@@ -361,9 +477,6 @@ async fn stop_group(r: Running) -> Option<Group> {
 
 /// Runs until `stop` changes; nothing to do without a rules directory.
 pub(crate) async fn run(state: Arc<AppState>, mut stop: watch::Receiver<bool>) {
-    let Some(dir) = state.config.rules.directory.clone() else {
-        return;
-    };
     // Rules read and write the tenant's data: not before the WAL is
     // replayed (a restore would miss the `for` state it reads, and writes
     // are refused until then).
@@ -373,42 +486,58 @@ pub(crate) async fn run(state: Arc<AppState>, mut stop: watch::Receiver<bool>) {
             _ = stop.changed() => return,
         }
     }
+    let cfg = &state.config.rules;
+    let dir = cfg.directory.clone();
     let snapshots = Arc::clone(&state.rules);
-    let default_interval = i64::try_from(state.config.rules.evaluation_interval.as_millis())
+    let default_interval = i64::try_from(cfg.evaluation_interval.as_millis())
         .unwrap_or(60_000)
         .max(1);
-    info!(dir = %dir.display(), "evaluating rule groups");
+    info!(
+        dir = dir
+            .as_ref()
+            .map_or("none".into(), |d| d.display().to_string()),
+        "evaluating rule groups (the rules directory's and the ruler API's)"
+    );
     let mut running: BTreeMap<GroupKey, Running> = BTreeMap::new();
     let mut first = true;
     let mut seen: Option<Vec<(PathBuf, Option<SystemTime>, u64)>> = None;
-    let mut tick = tokio::time::interval(
-        state
-            .config
-            .rules
-            .poll_interval
-            .max(Duration::from_millis(100)),
-    );
+    let mut cache = StoreCache::new();
+    let mut store_read: Option<std::time::Instant> = None;
+    let mut tick = tokio::time::interval(cfg.poll_interval.max(Duration::from_millis(100)));
     loop {
+        let mut changed = false;
         tokio::select! {
             _ = tick.tick() => {}
+            _ = snapshots.changed.notified() => changed = true,
             _ = stop.changed() => break,
         }
-        // Re-read only when a file changed (or appeared, or went away).
-        let stamp = stamps(&dir);
-        if seen.as_ref() == Some(&stamp) {
+        // Re-read when a file changed (or appeared, or went away), the API
+        // changed a group, or the store is due to be listed again (another
+        // server may have changed it).
+        let stamp = dir.as_deref().map(stamps).unwrap_or_default();
+        let store_due = store_read.is_none_or(|t| t.elapsed() >= cfg.store_poll_interval);
+        if seen.as_ref() == Some(&stamp) && !changed && !store_due {
             continue;
         }
         seen = Some(stamp);
-        let (desired, broken) = load_dir(&state, &dir);
-        let keep = |k: &GroupKey| {
-            broken
-                .iter()
-                .any(|(t, ns)| t == &k.tenant && ns == &k.namespace)
+        store_read = Some(std::time::Instant::now());
+        let mut set = LoadedSet::default();
+        if let Some(dir) = &dir {
+            load_dir(&state, dir, &mut set);
+        }
+        load_store(&state, &mut cache, &mut set).await;
+        apply_limits(&state, &mut set);
+        let keep = |k: &GroupKey, r: &Running| {
+            (set.store_failed && r.loaded.source == Source::Store)
+                || set
+                    .broken
+                    .iter()
+                    .any(|(t, ns)| t == &k.tenant && ns == &k.namespace)
         };
         let gone: Vec<GroupKey> = running
-            .keys()
-            .filter(|k| !desired.contains_key(*k) && !keep(k))
-            .cloned()
+            .iter()
+            .filter(|(k, r)| !set.groups.contains_key(*k) && !keep(k, r))
+            .map(|(k, _)| k.clone())
             .collect();
         for key in gone {
             if let Some(r) = running.remove(&key) {
@@ -420,7 +549,7 @@ pub(crate) async fn run(state: Arc<AppState>, mut stop: watch::Receiver<bool>) {
                 info!(tenant = %key.tenant, namespace = key.namespace, group = key.name, "rule group removed");
             }
         }
-        for (key, loaded) in desired {
+        for (key, loaded) in set.groups {
             if running.get(&key).is_some_and(|r| r.loaded == loaded) {
                 continue;
             }
@@ -460,15 +589,17 @@ pub(crate) async fn run(state: Arc<AppState>, mut stop: watch::Receiver<bool>) {
     }
 }
 
-/// Loads the rules directory and evaluates every group once at `t_ms`:
-/// the in-process API tests run no background tasks.
+/// Loads every group and evaluates each once at `t_ms`: the in-process
+/// API tests run no background tasks.
 #[cfg(test)]
 pub(crate) async fn evaluate_once(state: &Arc<AppState>, t_ms: i64) {
-    let Some(dir) = state.config.rules.directory.clone() else {
-        return;
-    };
-    let (desired, _) = load_dir(state, &dir);
-    for (key, loaded) in desired {
+    let mut set = LoadedSet::default();
+    if let Some(dir) = &state.config.rules.directory {
+        load_dir(state, dir, &mut set);
+    }
+    load_store(state, &mut StoreCache::new(), &mut set).await;
+    apply_limits(state, &mut set);
+    for (key, loaded) in set.groups {
         let Ok(mut g) = Group::new(&loaded.file, &loaded.def, 60_000, false) else {
             continue;
         };

@@ -20,6 +20,7 @@ mod logs_writer;
 mod merge;
 pub mod paths;
 mod retention;
+pub mod rule_store;
 mod schema;
 mod series_index;
 mod storage;
@@ -30,7 +31,7 @@ mod writer;
 
 pub use catalog::{FileCatalog, MetricCatalog};
 pub use error::StorageError;
-pub use paths::{DataFilePath, FileLevel, Signal, TablePath};
+pub use paths::{DataFilePath, FileLevel, RuleGroupPath, Signal, TablePath};
 pub use retention::{RetentionConfig, RetentionReport, TenantRetention};
 pub use schema::{col, logs, logs_schema, metrics_schema};
 

@@ -4,6 +4,7 @@
 //! <root>/tenants/<tenant>/metrics/                       the Delta table
 //! <root>/tenants/<tenant>/metrics/_delta_log/            its log
 //! <root>/tenants/<tenant>/metrics/day=YYYY-MM-DD/<level>-<uuid>.parquet
+//! <root>/tenants/<tenant>/rules/<namespace>/<group>.yaml  ruler API groups
 //! ```
 //!
 //! Every key kind has a constructor and a parser; they round-trip.
@@ -18,6 +19,7 @@ use crate::StorageError;
 pub const TENANTS: &str = "tenants";
 pub const METRICS: &str = "metrics";
 pub const LOGS: &str = "logs";
+pub const RULES: &str = "rules";
 
 /// What a table holds: each tenant has one table per signal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
@@ -163,6 +165,87 @@ impl DataFilePath {
     }
 }
 
+/// One rule group a tenant manages through the ruler API, under the
+/// tenant's prefix (so it moves and is kept with the tenant). Namespace and
+/// group names are the user's (any UTF-8): one made only of ASCII letters,
+/// digits, `-` and `_` is written as is, any other as `x.` and its bytes in
+/// hex, so no name can reach outside its directory.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct RuleGroupPath {
+    pub tenant: TenantId,
+    pub namespace: String,
+    pub group: String,
+}
+
+fn encode_name(s: &str) -> String {
+    if !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(2 + 2 * s.len());
+    out.push_str("x.");
+    for b in s.bytes() {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
+}
+
+fn decode_name(s: &str) -> Option<String> {
+    let Some(hex) = s.strip_prefix("x.") else {
+        let plain = !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        return plain.then(|| s.to_string());
+    };
+    if hex.len() % 2 != 0 {
+        return None;
+    }
+    let bytes = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect::<Option<Vec<u8>>>()?;
+    String::from_utf8(bytes).ok()
+}
+
+impl RuleGroupPath {
+    /// `tenants/<tenant>/rules`, relative to the store's base.
+    pub fn prefix(tenant: &TenantId) -> String {
+        format!("{TENANTS}/{tenant}/{RULES}")
+    }
+
+    /// The group's key, relative to the store's base.
+    pub fn relative(&self) -> String {
+        format!(
+            "{}/{}/{}.yaml",
+            Self::prefix(&self.tenant),
+            encode_name(&self.namespace),
+            encode_name(&self.group)
+        )
+    }
+
+    /// The group a key (relative to the base) names.
+    pub fn parse(relative: &str) -> Option<Self> {
+        let mut parts = relative.split('/');
+        let (Some(TENANTS), Some(tenant), Some(RULES), Some(ns), Some(file), None) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        ) else {
+            return None;
+        };
+        Some(Self {
+            tenant: TenantId::try_new(tenant).ok()?,
+            namespace: decode_name(ns)?,
+            group: decode_name(file.strip_suffix(".yaml")?)?,
+        })
+    }
+}
+
 /// UTC day of a millisecond timestamp.
 pub fn day_of_ms(ts_ms: i64) -> NaiveDate {
     chrono::DateTime::from_timestamp_millis(ts_ms)
@@ -206,6 +289,43 @@ mod tests {
         assert_eq!(TablePath::parse_tenant(&p.relative()), Some(t));
         assert_eq!(TablePath::parse_tenant("tenants/../x"), None);
         assert_eq!(TablePath::parse_tenant("other/acme"), None);
+    }
+
+    #[test]
+    fn rule_group_paths_round_trip_and_stay_in_their_directory() {
+        let t = TenantId::try_new("acme").unwrap();
+        for (ns, group, key) in [
+            (
+                "odoo",
+                "picking-slo_1",
+                "tenants/acme/rules/odoo/picking-slo_1.yaml",
+            ),
+            ("a/../b", "g", "tenants/acme/rules/x.612f2e2e2f62/g.yaml"),
+            (
+                "kube.rules",
+                "ünïcode group",
+                "tenants/acme/rules/x.6b7562652e72756c6573/x.c3bc6ec3af636f64652067726f7570.yaml",
+            ),
+            ("x.41", "..", "tenants/acme/rules/x.782e3431/x.2e2e.yaml"),
+        ] {
+            let p = RuleGroupPath {
+                tenant: t.clone(),
+                namespace: ns.into(),
+                group: group.into(),
+            };
+            assert_eq!(p.relative(), key);
+            assert_eq!(RuleGroupPath::parse(key), Some(p));
+        }
+        for bad in [
+            "tenants/acme/rules/odoo/g.yml",
+            "tenants/acme/rules/odoo/g.yaml/x",
+            "tenants/acme/metrics/odoo/g.yaml",
+            "tenants/acme/rules/x.6/g.yaml",
+            "tenants/acme/rules/o.d/g.yaml",
+            "tenants/acme/rules/x.ff/g.yaml",
+        ] {
+            assert_eq!(RuleGroupPath::parse(bad), None, "{bad}");
+        }
     }
 
     #[test]

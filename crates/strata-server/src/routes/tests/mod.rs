@@ -566,6 +566,7 @@ mod created;
 mod frontdoor;
 mod ha;
 mod prom;
+mod ruler;
 mod tenancy;
 
 /// Two flush files of `tenant` holding samples at `day` (hour 0).
