@@ -4,7 +4,10 @@
 //! Rule files are read from `rules.directory`, one directory per tenant
 //! (`<directory>/<tenant>/<namespace>.yaml`), checked as `promtool check
 //! rules` checks them, and re-read every `rules.poll_interval` when they
-//! change: a group whose definition is unchanged runs on untouched; a
+//! change; groups posted through the ruler API (`routes/ruler_config.rs`)
+//! come from the object store, at once after a change and every
+//! `rules.store_poll_interval` (a directory group of the same key wins).
+//! A group whose definition is unchanged runs on untouched; a
 //! changed group takes over the state of its unchanged rules (alerts keep
 //! their pending time); a removed group's series get stale markers. A file
 //! that no longer parses keeps its previous groups running (and is logged
