@@ -27,6 +27,8 @@
 //! 10% goes in a day (1d and 2h) or in three days (3d and 6h) — each
 //! firing when both of its windows burn faster than that.
 
+pub mod export;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 

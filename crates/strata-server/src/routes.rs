@@ -115,6 +115,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/api/v1/slo", get(analytics::list::<SloSpec>))
         .route("/api/v1/slo/{name}", get(analytics::one::<SloSpec>))
+        .route("/api/v1/slo/{name}/rules", get(analytics::slo_rules))
         .route("/api/v1/capacity", get(analytics::list::<CapacitySpec>))
         .route(
             "/api/v1/capacity/{name}",

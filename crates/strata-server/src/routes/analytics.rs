@@ -281,6 +281,35 @@ pub(super) async fn one<K: Kind>(
     .unwrap_or_else(IntoResponse::into_response)
 }
 
+/// `GET /api/v1/slo/{name}/rules`: the SLO as a Prometheus rule file
+/// (YAML), as Sloth or Pyrra would generate it, for any Prometheus-compatible
+/// ruler (this one's API included); `?interval=` sets the groups' interval
+/// (default: `slo.evaluation_interval`).
+pub(super) async fn slo_rules(
+    State(state): State<Arc<AppState>>,
+    Caller { tenant, .. }: Caller,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    async {
+        let every = state.config.slo.evaluation_interval;
+        let ask = Ask::for_tenant(state, tenant, &headers, raw)?;
+        let spec: SloSpec = ask.named(&name)?;
+        let interval = ask.duration("interval")?.unwrap_or(every);
+        let file = slo::export::rules(&spec, interval).map_err(|e| bad(e.to_string()))?;
+        Ok::<_, ApiError>(
+            (
+                [(axum::http::header::CONTENT_TYPE, "application/yaml")],
+                file.to_yaml(),
+            )
+                .into_response(),
+        )
+    }
+    .await
+    .unwrap_or_else(IntoResponse::into_response)
+}
+
 impl Kind for SloSpec {
     async fn answer(ask: Ask, specs: Vec<SloSpec>) -> Result<Response, ApiError> {
         ask.answer("slo", async {

@@ -275,3 +275,36 @@ async fn with_auth_on_writing_rules_takes_the_admin_role() {
     let (status, _) = send(&app, with("reader", "DELETE", "")).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn an_slo_exports_as_rules_the_ruler_api_takes() {
+    let dir = tempfile::tempdir().unwrap();
+    let specs = dir.path().join("specs.toml");
+    std::fs::write(
+        &specs,
+        "[[slo]]\nname = \"picking\"\ntenant = \"acme\"\nbusiness_process = \"picking\"\nobjective = 0.995\nwindow = \"28d\"\n\
+         good = 'sum(rate(http_requests_total{code!~\"5..\"}[$window]))'\ntotal = 'sum(rate(http_requests_total[$window]))'\n",
+    )
+    .unwrap();
+    let mut config = ServerConfig::default();
+    config.slo.file = Some(specs);
+    let (app, _, _) = app_with(config).await;
+    let (status, text) = send(
+        &app,
+        req("GET", "acme", "/api/v1/slo/picking/rules?interval=30s", ""),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let file = strata_analytics::rules::RuleFile::parse(&text).unwrap();
+    let names: Vec<&str> = file.groups.iter().map(|g| g.name.as_str()).collect();
+    assert_eq!(names, ["slo:picking:recording", "slo:picking:alerts"]);
+    assert_eq!(file.groups[0].interval.map(|d| d.ms()), Some(30_000));
+    assert_eq!(file.groups[1].rules.len(), 4);
+    for g in &file.groups {
+        let body = serde_norway::to_string(g).unwrap();
+        let (status, text) = send(&app, req("POST", "acme", "/config/v1/rules/slo", &body)).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{text}");
+    }
+    let (status, _) = send(&app, req("GET", "other", "/api/v1/slo/picking/rules", "")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
