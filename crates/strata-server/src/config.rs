@@ -78,8 +78,20 @@ pub struct RulesConfig {
     /// Labels added to alerts sent (where the alert has no such label) and
     /// readable in templates as `$externalLabels`.
     pub external_labels: std::collections::BTreeMap<String, String>,
-    /// The URL alerts link back to (`generatorURL`, `$externalURL`).
+    /// The URL alerts link back to (`generatorURL`, `$externalURL`);
+    /// empty: `http://<listen>`.
     pub external_url: String,
+}
+
+impl ServerConfig {
+    /// The URL the ruler's alerts link back to.
+    pub fn rules_external_url(&self) -> String {
+        if self.rules.external_url.is_empty() {
+            format!("http://{}", self.listen)
+        } else {
+            self.rules.external_url.trim_end_matches('/').to_string()
+        }
+    }
 }
 
 impl Default for RulesConfig {
@@ -94,7 +106,7 @@ impl Default for RulesConfig {
             outage_tolerance: std::time::Duration::from_secs(3600),
             for_grace_period: std::time::Duration::from_secs(600),
             external_labels: std::collections::BTreeMap::new(),
-            external_url: "http://127.0.0.1:9470".into(),
+            external_url: String::new(),
         }
     }
 }
@@ -442,6 +454,14 @@ impl ServerConfig {
                 field: "slo.file",
                 reason: e.to_string(),
             })?;
+        }
+        if let Some(dir) = &self.rules.directory
+            && !dir.is_dir()
+        {
+            return Err(ConfigError::Invalid {
+                field: "rules.directory",
+                reason: format!("{} is not a directory", dir.display()),
+            });
         }
         if self.rules.evaluation_interval.is_zero() {
             return invalid("rules.evaluation_interval", "must be greater than 0");

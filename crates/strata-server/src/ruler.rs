@@ -398,7 +398,7 @@ async fn iterate(state: &Arc<AppState>, key: &GroupKey, group: &mut Group, t_ms:
     let cfg = &state.config.rules;
     let ctx = RuleContext {
         external_labels: cfg.external_labels.clone(),
-        external_url: cfg.external_url.clone(),
+        external_url: state.config.rules_external_url(),
     };
     let q = Querier {
         state: Arc::clone(state),

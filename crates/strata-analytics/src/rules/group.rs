@@ -552,8 +552,11 @@ impl Group {
                     r.last_error = Some(e);
                 }
             }
-            out.alerts
-                .extend(r.due(t_ms, resend_delay_ms, self.interval_ms));
+            // As Prometheus: a rule that failed sends nothing this time.
+            if r.health == Health::Ok {
+                out.alerts
+                    .extend(r.due(t_ms, resend_delay_ms, self.interval_ms));
+            }
             r.last_eval_ms = Some(t_ms);
             r.eval_seconds = rs.elapsed().as_secs_f64();
         }

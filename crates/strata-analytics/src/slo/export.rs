@@ -17,9 +17,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::{ALERTS, SloSpec};
+use crate::common::SpecError;
 use crate::common::window_text;
 use crate::rules::file::{PromDuration, RuleDef, RuleFile, RuleGroup, Scalar};
-use crate::spec::SpecError;
 
 /// The error-ratio recording rule's metric for `window`.
 pub fn ratio_metric(window: Duration) -> String {

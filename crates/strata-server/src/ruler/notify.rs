@@ -46,7 +46,7 @@ fn body(state: &AppState, group: &Group, alerts: &[Alert]) -> Value {
                 .unwrap_or_default();
             let generator = format!(
                 "{}/graph?g0.expr={}&g0.tab=1",
-                cfg.external_url.trim_end_matches('/'),
+                state.config.rules_external_url(),
                 url::form_urlencoded::byte_serialize(expr.as_bytes()).collect::<String>()
             );
             let ends = a.resolved_at_ms.unwrap_or(a.valid_until_ms);

@@ -2,15 +2,13 @@ use strata_query_lang::promql::{Engine, EngineConfig, Labels, MemorySource, Valu
 
 use super::*;
 use crate::rules::group::{AlertState, Group, Point, RuleContext, RuleQuerier};
-use crate::spec::SpecFile;
 
 const MIN: i64 = 60_000;
 const NOW: i64 = 1_800_000_000_000;
 
 fn spec() -> SloSpec {
-    SpecFile::parse(
+    let spec: SloSpec = toml::from_str(
         r#"
-        [[slo]]
         name = "availability"
         business_process = "picking"
         objective = 0.99
@@ -19,9 +17,9 @@ fn spec() -> SloSpec {
         total = 'sum by (route) (rate(http_requests_total[$window]))'
         "#,
     )
-    .unwrap()
-    .slo
-    .remove(0)
+    .unwrap();
+    spec.check().unwrap();
+    spec
 }
 
 /// Four days of request counters a minute apart: `/pick` fails 0.5%, then
