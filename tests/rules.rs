@@ -4,7 +4,7 @@
 //! `/api/v1/alerts` as Prometheus does, keeps rules and data per tenant,
 //! and keeps an alert's pending time across a kill -9.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -87,25 +87,7 @@ fn rules_record_fire_reach_alertmanager_and_resolve_per_tenant() {
         .unwrap();
     assert!(check.status.success(), "{check:?}");
 
-    let am_config = dir.path().join("am.yml");
-    std::fs::write(
-        &am_config,
-        "route:\n  receiver: blackhole\nreceivers:\n  - name: blackhole\n",
-    )
-    .unwrap();
-    let am_port = common::free_port();
-    let mut am = Command::new("prometheus-alertmanager")
-        .args([
-            &format!("--config.file={}", am_config.display()),
-            &format!("--storage.path={}", dir.path().join("am").display()),
-            &format!("--web.listen-address=127.0.0.1:{am_port}"),
-            "--cluster.listen-address=",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let am_url = format!("http://127.0.0.1:{am_port}");
+    let (mut am, am_url) = common::alertmanager(dir.path());
     let config = dir.path().join("strata.toml");
     std::fs::write(
         &config,

@@ -197,25 +197,7 @@ fn firing_burn_rate_alerts_reach_alertmanager() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let am_config = dir.path().join("am.yml");
-    std::fs::write(
-        &am_config,
-        "route:\n  receiver: blackhole\nreceivers:\n  - name: blackhole\n",
-    )
-    .unwrap();
-    let am_port = common::free_port();
-    let mut am = Command::new("prometheus-alertmanager")
-        .args([
-            &format!("--config.file={}", am_config.display()),
-            &format!("--storage.path={}", dir.path().join("am").display()),
-            &format!("--web.listen-address=127.0.0.1:{am_port}"),
-            "--cluster.listen-address=",
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let am_url = format!("http://127.0.0.1:{am_port}");
+    let (mut am, am_url) = common::alertmanager(dir.path());
     let spec = dir.path().join("slo.toml");
     std::fs::write(
         &spec,

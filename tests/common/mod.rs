@@ -308,3 +308,27 @@ pub fn clients_ready(commands: &[&str], modules: &str) -> bool {
     eprintln!("skipping: missing {}", missing.join(", "));
     false
 }
+
+/// Debian's Alertmanager on a free port, storing under `dir`, every alert
+/// to a receiver that drops it; the process and its URL.
+pub fn alertmanager(dir: &Path) -> (Child, String) {
+    let config = dir.join("am.yml");
+    std::fs::write(
+        &config,
+        "route:\n  receiver: blackhole\nreceivers:\n  - name: blackhole\n",
+    )
+    .unwrap();
+    let port = free_port();
+    let child = Command::new("prometheus-alertmanager")
+        .args([
+            &format!("--config.file={}", config.display()),
+            &format!("--storage.path={}", dir.join("am").display()),
+            &format!("--web.listen-address=127.0.0.1:{port}"),
+            "--cluster.listen-address=",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    (child, format!("http://127.0.0.1:{port}"))
+}

@@ -521,12 +521,12 @@ mod tests {
     use crate::spec::SpecFile;
 
     const MIN: i64 = 60_000;
-    const NOW: i64 = 1_800_000_000_000;
+    pub(super) const NOW: i64 = 1_800_000_000_000;
 
     /// Request counters of two routes over the last 4 days, one sample a
     /// minute: `/pick` fails `base` of its requests, `burn` in the last
     /// `burn_minutes`; `/invoice` never fails.
-    fn source(base: f64, burn: f64, burn_minutes: i64) -> MemorySource {
+    pub(super) fn source(base: f64, burn: f64, burn_minutes: i64) -> MemorySource {
         let mut src = MemorySource::new();
         let labels = |route: &str, code: &str| {
             Labels::new(vec![
@@ -555,7 +555,7 @@ mod tests {
         src
     }
 
-    fn spec() -> SloSpec {
+    pub(super) fn spec() -> SloSpec {
         SpecFile::parse(
             r#"
             [[slo]]

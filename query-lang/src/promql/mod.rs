@@ -307,17 +307,9 @@ impl Engine {
         expr: &promql_parser::parser::Expr,
         t_ms: i64,
     ) -> Result<QueryOutput, PromError> {
-        eval::prepare(
-            &self.config,
-            source,
-            Box::new(expr.clone()),
-            t_ms,
-            t_ms,
-            0,
-            true,
-        )
-        .await?
-        .evaluate(&Cancel::default())
+        self.prepare_instant_expr(source, expr, t_ms)
+            .await?
+            .evaluate(&Cancel::default())
     }
 
     /// Evaluates `query` at every step from `start_ms` to `end_ms`.

@@ -636,4 +636,4 @@ impl Group {
 #[cfg(test)]
 mod against_promtool;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

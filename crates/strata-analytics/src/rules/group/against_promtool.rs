@@ -17,7 +17,7 @@ use std::process::Command;
 
 use serde_json::{Value as J, json};
 
-use super::tests::Db;
+use super::tests::{Db, promtool};
 use super::*;
 use crate::rules::file::RuleFile;
 
@@ -174,12 +174,7 @@ fn num(v: f64) -> String {
 
 #[tokio::test]
 async fn prometheus_evaluates_the_same_series_and_alerts_from_the_same_rules() {
-    let Some(promtool) = which("promtool") else {
-        assert!(
-            std::env::var_os("STRATA_E2E_REQUIRE_PROMETHEUS").is_none(),
-            "promtool is required (STRATA_E2E_REQUIRE_PROMETHEUS) but not installed"
-        );
-        eprintln!("promtool not installed: the comparison with Prometheus is skipped");
+    let Some(promtool) = promtool() else {
         return;
     };
     let file = RuleFile::parse(RULES).unwrap();
@@ -320,14 +315,6 @@ async fn prometheus_evaluates_the_same_series_and_alerts_from_the_same_rules() {
         String::from_utf8_lossy(&run.stdout),
         String::from_utf8_lossy(&run.stderr)
     );
-}
-
-fn which(cmd: &str) -> Option<std::path::PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join(cmd))
-            .find(|p| p.is_file())
-    })
 }
 
 fn tempfile_dir() -> std::path::PathBuf {

@@ -5,8 +5,8 @@ use crate::rules::file::RuleFile;
 
 /// The real PromQL engine over memory, which rule output is written back
 /// into, as the server writes it through the WAL.
-pub(super) struct Db {
-    src: tokio::sync::Mutex<MemorySource>,
+pub(crate) struct Db {
+    pub(crate) src: tokio::sync::Mutex<MemorySource>,
     /// Points written since the last [`Db::take`].
     log: tokio::sync::Mutex<Vec<Point>>,
     engine: Engine,
@@ -14,8 +14,12 @@ pub(super) struct Db {
 
 impl Db {
     pub(super) fn new() -> Self {
+        Self::over(MemorySource::new())
+    }
+
+    pub(crate) fn over(src: MemorySource) -> Self {
         Db {
-            src: tokio::sync::Mutex::new(MemorySource::new()),
+            src: tokio::sync::Mutex::new(src),
             log: tokio::sync::Mutex::default(),
             engine: Engine::new(EngineConfig::default()),
         }
@@ -56,6 +60,24 @@ impl RuleQuerier for Db {
         self.log.lock().await.extend(points);
         Ok(())
     }
+}
+
+/// promtool, where installed; required with STRATA_E2E_REQUIRE_PROMETHEUS
+/// (scripts/test installs it).
+pub(crate) fn promtool() -> Option<std::path::PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join("promtool"))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var_os("STRATA_E2E_REQUIRE_PROMETHEUS").is_none(),
+            "promtool is required (STRATA_E2E_REQUIRE_PROMETHEUS) but not installed"
+        );
+        eprintln!("promtool not installed: the comparison with Prometheus is skipped");
+    }
+    found
 }
 
 fn group(yaml: &str, restore: bool) -> Group {

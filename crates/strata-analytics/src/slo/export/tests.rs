@@ -1,77 +1,9 @@
-use strata_query_lang::promql::{Engine, EngineConfig, Labels, MemorySource, Value};
+use strata_query_lang::promql::{Engine, EngineConfig, Value};
 
 use super::*;
-use crate::rules::group::{AlertState, Group, Point, RuleContext, RuleQuerier};
-
-const MIN: i64 = 60_000;
-const NOW: i64 = 1_800_000_000_000;
-
-fn spec() -> SloSpec {
-    let spec: SloSpec = toml::from_str(
-        r#"
-        name = "availability"
-        business_process = "picking"
-        objective = 0.99
-        window = "28d"
-        good = 'sum by (route) (rate(http_requests_total{code!~"5.."}[$window]))'
-        total = 'sum by (route) (rate(http_requests_total[$window]))'
-        "#,
-    )
-    .unwrap();
-    spec.check().unwrap();
-    spec
-}
-
-/// Four days of request counters a minute apart: `/pick` fails 0.5%, then
-/// 20% over the last 90 minutes; `/invoice` never fails (no 5xx series).
-fn source() -> MemorySource {
-    let mut src = MemorySource::new();
-    let labels = |route: &str, code: &str| {
-        Labels::new(vec![
-            ("__name__".into(), "http_requests_total".into()),
-            ("route".into(), route.into()),
-            ("code".into(), code.into()),
-        ])
-    };
-    let (mut ok, mut err, mut inv) = (0.0, 0.0, 0.0);
-    let start = NOW - 4 * 1440 * MIN;
-    for i in 0..=4 * 1440 {
-        let t = start + i * MIN;
-        let share = if t > NOW - 90 * MIN { 0.2 } else { 0.005 };
-        err += 1000.0 * share;
-        ok += 1000.0 * (1.0 - share);
-        inv += 500.0;
-        src.add(&labels("/pick", "200"), t, ok);
-        src.add(&labels("/pick", "500"), t, err);
-        src.add(&labels("/invoice", "200"), t, inv);
-    }
-    src
-}
-
-struct Db {
-    src: tokio::sync::Mutex<MemorySource>,
-    engine: Engine,
-}
-
-#[async_trait::async_trait]
-impl RuleQuerier for Db {
-    async fn query(&self, expr: &promql_parser::parser::Expr, t: i64) -> Result<Value, String> {
-        let src = self.src.lock().await;
-        self.engine
-            .instant_expr(&*src, expr, t)
-            .await
-            .map(|o| o.value)
-            .map_err(|e| e.to_string())
-    }
-
-    async fn write(&self, points: Vec<Point>) -> Result<(), String> {
-        let mut src = self.src.lock().await;
-        for (l, t, v) in &points {
-            src.add(l, *t, *v);
-        }
-        Ok(())
-    }
-}
+use crate::rules::group::tests::{Db, promtool};
+use crate::rules::group::{AlertState, Group, RuleContext, RuleQuerier};
+use crate::slo::tests::{NOW, source, spec};
 
 #[tokio::test]
 async fn the_exported_rules_compute_strata_s_burn_rates_and_alerts() {
@@ -79,13 +11,12 @@ async fn the_exported_rules_compute_strata_s_burn_rates_and_alerts() {
     let file = rules(&spec, Duration::from_secs(60)).unwrap();
     // What is exported reads back as a rule file.
     assert_eq!(RuleFile::parse(&file.to_yaml()).unwrap(), file);
-    let db = Db {
-        src: tokio::sync::Mutex::new(source()),
-        engine: Engine::new(EngineConfig::default()),
-    };
+    // /pick fails 0.5%, then 20% over the last 90 minutes.
+    let db = Db::over(source(0.005, 0.2, 90));
     let statuses = {
         let src = db.src.lock().await;
-        crate::slo::evaluate(&db.engine, &*src, &spec, NOW, None, None)
+        let engine = Engine::new(EngineConfig::default());
+        crate::slo::evaluate(&engine, &*src, &spec, NOW, None, None)
             .await
             .unwrap()
     };
@@ -161,15 +92,7 @@ async fn the_exported_rules_compute_strata_s_burn_rates_and_alerts() {
 
 #[tokio::test]
 async fn promtool_accepts_the_exported_rules() {
-    let Some(promtool) = std::env::var_os("PATH").and_then(|p| {
-        std::env::split_paths(&p)
-            .map(|d| d.join("promtool"))
-            .find(|p| p.is_file())
-    }) else {
-        assert!(
-            std::env::var_os("STRATA_E2E_REQUIRE_PROMETHEUS").is_none(),
-            "promtool is required but not installed"
-        );
+    let Some(promtool) = promtool() else {
         return;
     };
     let mut latency = spec();
