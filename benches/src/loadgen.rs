@@ -44,6 +44,10 @@ struct Args {
     /// Tenants the series are spread over (sent as X-Scope-OrgID).
     #[arg(long, default_value_t = 4)]
     tenants: usize,
+    /// Number of the first tenant (`tenant-<first>` …), so a second
+    /// generator can write beside a first one's tenants.
+    #[arg(long, default_value_t = 0)]
+    first_tenant: usize,
     /// Samples per series (rounds are 15 s apart in sample time).
     #[arg(long, default_value_t = 10)]
     rounds: usize,
@@ -125,7 +129,7 @@ fn encode_round(series: &mut [Series], args: &Args, ts: i64, rng: &mut StdRng) -
                 encode_snappy(&req)
             };
             out.push(Request {
-                tenant: format!("tenant-{tenant}"),
+                tenant: format!("tenant-{}", args.first_tenant + tenant),
                 samples: req.timeseries.len() as u64,
                 body,
             });
