@@ -31,24 +31,7 @@ use crate::AppState;
 /// Every route the server answers.
 pub fn router(state: Arc<AppState>) -> Router {
     let body_limit = usize::try_from(state.config.limits.max_request_size.0).unwrap_or(usize::MAX);
-    let mut router = Router::new();
-    // Mimir's ruler API, where mimirtool calls it and where a data source
-    // whose URL is the server's root does.
-    for prefix in ["/prometheus/config/v1/rules", "/config/v1/rules"] {
-        router = router
-            .route(prefix, get(ruler_config::list_all))
-            .route(
-                &format!("{prefix}/{{namespace}}"),
-                get(ruler_config::list_namespace)
-                    .post(ruler_config::set_group)
-                    .delete(ruler_config::delete_namespace),
-            )
-            .route(
-                &format!("{prefix}/{{namespace}}/{{group}}"),
-                get(ruler_config::get_group).delete(ruler_config::delete_group),
-            );
-    }
-    router
+    Router::new()
         .route("/api/v1/write", post(write::remote_write))
         .route("/api/v1/push", post(write::remote_write))
         .route("/api/v1/read", post(remote_read::remote_read))
@@ -93,6 +76,28 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(
             "/api/v1/query_exemplars",
             get(prom::query_exemplars).post(prom::query_exemplars),
+        )
+        .route("/prometheus/config/v1/rules", get(ruler_config::list_all))
+        .route(
+            "/prometheus/config/v1/rules/{namespace}",
+            get(ruler_config::list_namespace)
+                .post(ruler_config::set_group)
+                .delete(ruler_config::delete_namespace),
+        )
+        .route(
+            "/prometheus/config/v1/rules/{namespace}/{group}",
+            get(ruler_config::get_group).delete(ruler_config::delete_group),
+        )
+        .route("/config/v1/rules", get(ruler_config::list_all))
+        .route(
+            "/config/v1/rules/{namespace}",
+            get(ruler_config::list_namespace)
+                .post(ruler_config::set_group)
+                .delete(ruler_config::delete_namespace),
+        )
+        .route(
+            "/config/v1/rules/{namespace}/{group}",
+            get(ruler_config::get_group).delete(ruler_config::delete_group),
         )
         .route("/api/v1/rules", get(rules::rules))
         .route("/api/v1/alerts", get(rules::alerts))
