@@ -77,6 +77,9 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/api/v1/query_exemplars",
             get(prom::query_exemplars).post(prom::query_exemplars),
         )
+        // Mimir's ruler API where mimirtool calls it, and again where a data
+        // source whose URL is the server's root does. (Routes are written out
+        // literally: the front-door test reads them from this file.)
         .route("/prometheus/config/v1/rules", get(ruler_config::list_all))
         .route(
             "/prometheus/config/v1/rules/{namespace}",
