@@ -17,4 +17,4 @@ pub mod template;
 
 pub use file::{PromDuration, RuleDef, RuleFile, RuleFileError, RuleGroup};
 pub use group::{Alert, AlertState, Group, GroupOutput, Health, RuleContext, RuleQuerier};
-pub use template::{Template, TemplateData, TemplateError};
+pub use template::{QuerySample, Template, TemplateData, TemplateError};

@@ -15,7 +15,7 @@ use promql_parser::parser::Expr;
 use strata_query_lang::promql::{Labels, METRIC_NAME, Value};
 
 use super::file::{RuleDef, RuleGroup};
-use super::template::{Template, TemplateData};
+use super::template::{QuerySample, Template, TemplateData};
 
 /// How long a resolved alert is kept (and resent as resolved).
 pub const RESOLVED_RETENTION_MS: i64 = 15 * 60_000;
@@ -118,6 +118,8 @@ pub enum RuleKind {
         keep_firing_for_ms: i64,
         labels: Vec<(String, Template)>,
         annotations: Vec<(String, Template)>,
+        /// The queries its templates run (literal strings).
+        template_queries: Vec<String>,
         /// Alerts by their labels.
         active: HashMap<Labels, Alert>,
         /// Whether pending times were restored after a restart.
@@ -154,6 +156,31 @@ pub struct Group {
 /// A series point a group's evaluation writes.
 pub type Point = (Labels, i64, f64);
 
+/// A template query's answer as the template sees it.
+fn template_samples(v: Value) -> Result<Vec<QuerySample>, String> {
+    let map = |l: &Labels| {
+        l.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    match v {
+        Value::Vector(v) => Ok(v
+            .iter()
+            .map(|s| QuerySample {
+                labels: map(&s.labels),
+                value: s.v,
+            })
+            .collect()),
+        Value::Scalar { v, .. } => Ok(vec![QuerySample {
+            labels: BTreeMap::new(),
+            value: v,
+        }]),
+        Value::Matrix(_) | Value::String { .. } => {
+            Err("query result is not a vector or scalar".into())
+        }
+    }
+}
+
 fn stale() -> f64 {
     f64::from_bits(strata_query_lang::promql::STALE_NAN_BITS)
 }
@@ -184,12 +211,22 @@ impl Rule {
                         })
                         .collect::<Result<Vec<_>, _>>()
                 };
+                let labels = compile(&def.labels)?;
+                let annotations = compile(&def.annotations)?;
+                let mut template_queries: Vec<String> = labels
+                    .iter()
+                    .chain(&annotations)
+                    .flat_map(|(_, t)| t.queries())
+                    .collect();
+                template_queries.sort();
+                template_queries.dedup();
                 RuleKind::Alerting {
                     name: a.clone(),
                     for_ms: def.for_.map_or(0, |d| d.ms()),
                     keep_firing_for_ms: def.keep_firing_for.map_or(0, |d| d.ms()),
-                    labels: compile(&def.labels)?,
-                    annotations: compile(&def.annotations)?,
+                    labels,
+                    annotations,
+                    template_queries,
                     active: HashMap::new(),
                     restored,
                 }
@@ -252,6 +289,22 @@ impl Rule {
                 return Err("rule result is not a vector or scalar".into());
             }
         };
+        // The queries the alert's templates run, once for all its alerts.
+        let mut answers = BTreeMap::new();
+        if let RuleKind::Alerting {
+            template_queries, ..
+        } = &self.kind
+            && !samples.is_empty()
+        {
+            for text in template_queries {
+                let answer = match strata_query_lang::promql::parse_expr(text) {
+                    Ok(e) => q.query(&e, query_t_ms).await.and_then(template_samples),
+                    Err(e) => Err(e),
+                };
+                answers.insert(text.clone(), answer);
+            }
+        }
+        let answers = std::sync::Arc::new(answers);
         match &mut self.kind {
             RuleKind::Recording { record } => {
                 let mut out = Vec::with_capacity(samples.len());
@@ -285,6 +338,7 @@ impl Rule {
                 annotations: ann_tmpl,
                 active,
                 restored,
+                ..
             } => {
                 let mut now: HashMap<Labels, (f64, BTreeMap<String, String>)> = HashMap::new();
                 for (sample_labels, v) in samples {
@@ -296,6 +350,7 @@ impl Rule {
                         external_labels: ctx.external_labels.clone(),
                         external_url: ctx.external_url.clone(),
                         value: v,
+                        queries: std::sync::Arc::clone(&answers),
                     };
                     let expand = |t: &Template| {
                         t.expand(&data)

@@ -12,11 +12,14 @@
 //! `humanize1024`, `humanizeDuration`, `humanizePercentage`,
 //! `humanizeTimestamp`, `toUpper`, `toLower`, `title`, `reReplaceAll`,
 //! `match`, `stripPort`, `stripDomain`, `safeHtml`, `parseDuration`,
-//! `externalURL`, and Go's `and`, `or`, `not`, `eq`, `ne`, `lt`, `le`, `gt`,
-//! `ge`, `len`, `index`, `print`, `printf`, `println`, `urlquery`, `html`.
-//! Not supported, and refused when the rule file is loaded: `query` (and
-//! the functions over its answers: `first`, `label`, `value`,
-//! `sortByLabel`), `define`/`template`/`block`, `tmpl`.
+//! `externalURL`, `query` with `first`, `label`, `value`, `strvalue`,
+//! `sortByLabel` and `range` over its samples (`.Labels`, `.Value`), and
+//! Go's `and`, `or`, `not`, `eq`, `ne`, `lt`, `le`, `gt`, `ge`, `len`,
+//! `index`, `print`, `printf`, `println`, `urlquery`, `html`. A `query` is
+//! run before the template is expanded (expansion does not wait on the
+//! database), so its text must be a literal string; one built while
+//! expanding fails with that reason. Refused when the rule file is loaded:
+//! `define`/`template`/`block`, `tmpl` and the link functions.
 
 use std::collections::BTreeMap;
 
@@ -33,6 +36,12 @@ fn err<T>(m: impl Into<String>) -> Result<T, TemplateError> {
     Err(TemplateError(m.into()))
 }
 
+/// Go's `%v` of Prometheus' template sample: `&{map[a:b] 1}`.
+fn sample_text(s: &QuerySample) -> String {
+    let inner: Vec<String> = s.labels.iter().map(|(k, v)| format!("{k}:{v}")).collect();
+    format!("&{{map[{}] {}}}", inner.join(" "), format_g(s.value, None))
+}
+
 /// What a template reads: an alert's labels, value and the server's
 /// external labels and URL.
 #[derive(Debug, Clone, Default)]
@@ -40,6 +49,17 @@ pub struct TemplateData {
     pub labels: BTreeMap<String, String>,
     pub external_labels: BTreeMap<String, String>,
     pub external_url: String,
+    pub value: f64,
+    /// The answers of the queries the template names ([`Template::queries`]),
+    /// run before it is expanded; a query missing here is an error.
+    pub queries: std::sync::Arc<BTreeMap<String, Result<Vec<QuerySample>, String>>>,
+}
+
+/// One sample of a template's `query`: its labels (`__name__` included)
+/// and value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuerySample {
+    pub labels: BTreeMap<String, String>,
     pub value: f64,
 }
 
@@ -51,6 +71,8 @@ enum Val {
     Str(String),
     Map(BTreeMap<String, String>),
     Data,
+    Sample(QuerySample),
+    Samples(Vec<QuerySample>),
 }
 
 impl Val {
@@ -61,7 +83,8 @@ impl Val {
             Val::Num(n) => *n != 0.0,
             Val::Str(s) => !s.is_empty(),
             Val::Map(m) => !m.is_empty(),
-            Val::Data => true,
+            Val::Data | Val::Sample(_) => true,
+            Val::Samples(v) => !v.is_empty(),
         }
     }
 
@@ -77,6 +100,11 @@ impl Val {
                 format!("map[{}]", inner.join(" "))
             }
             Val::Data => "{...}".into(),
+            Val::Sample(s) => sample_text(s),
+            Val::Samples(v) => {
+                let inner: Vec<String> = v.iter().map(sample_text).collect();
+                format!("[{}]", inner.join(" "))
+            }
         }
     }
 
@@ -88,6 +116,8 @@ impl Val {
             Val::Str(_) => "string",
             Val::Map(_) => "map[string]string",
             Val::Data => "struct",
+            Val::Sample(_) => "*template.sample",
+            Val::Samples(_) => "template.queryResult",
         }
     }
 
@@ -98,7 +128,12 @@ impl Val {
                 .trim()
                 .parse::<f64>()
                 .or_else(|_| err(format!("{f}: cannot convert {s:?} to a number"))),
-            Val::Bool(_) | Val::Nil | Val::Map(_) | Val::Data => err(format!(
+            Val::Bool(_)
+            | Val::Nil
+            | Val::Map(_)
+            | Val::Data
+            | Val::Sample(_)
+            | Val::Samples(_) => err(format!(
                 "{f}: cannot convert {} to a number",
                 self.go_type()
             )),
@@ -188,16 +223,17 @@ const FUNCS: &[&str] = &[
     "println",
     "urlquery",
     "html",
+    "query",
+    "first",
+    "label",
+    "value",
+    "strvalue",
+    "sortByLabel",
 ];
 
 /// Prometheus' functions Strata does not expand (they query the database
 /// from inside a template).
 const UNSUPPORTED: &[&str] = &[
-    "query",
-    "first",
-    "label",
-    "value",
-    "sortByLabel",
     "tmpl",
     "graphLink",
     "tableLink",
@@ -205,7 +241,6 @@ const UNSUPPORTED: &[&str] = &[
     "args",
     "toTime",
     "toDuration",
-    "strvalue",
 ];
 
 /// Splits the text into text and actions, applying `{{-` / `-}}` trims.
@@ -626,6 +661,52 @@ impl Template {
         }
     }
 
+    /// The queries the template runs, written as literal strings
+    /// (`query "up"`, `"up" | query`): run them and put their answers in
+    /// [`TemplateData::queries`] before expanding. A query built at
+    /// expansion time (`query (printf …)`) is not known here and fails.
+    pub fn queries(&self) -> Vec<String> {
+        fn pipe(p: &Pipeline, out: &mut Vec<String>) {
+            for (i, cmd) in p.cmds.iter().enumerate() {
+                if let Some(Arg::Func(f)) = cmd.first()
+                    && f == "query"
+                {
+                    if let Some(Arg::Str(s)) = cmd.get(1) {
+                        out.push(s.clone());
+                    } else if cmd.len() == 1
+                        && let Some(prev) = i.checked_sub(1).and_then(|j| p.cmds.get(j))
+                        && let [Arg::Str(s)] = prev.as_slice()
+                    {
+                        out.push(s.clone());
+                    }
+                }
+                for a in cmd {
+                    if let Arg::Pipe(inner) = a {
+                        pipe(inner, out);
+                    }
+                }
+            }
+        }
+        fn nodes(list: &[Node], out: &mut Vec<String>) {
+            for n in list {
+                match n {
+                    Node::Text(_) => {}
+                    Node::Action(p) => pipe(p, out),
+                    Node::If(p, a, b) | Node::With(p, a, b) | Node::Range(_, _, p, a, b) => {
+                        pipe(p, out);
+                        nodes(a, out);
+                        nodes(b, out);
+                    }
+                }
+            }
+        }
+        let mut out = Vec::new();
+        nodes(&self.nodes, &mut out);
+        out.sort();
+        out.dedup();
+        out
+    }
+
     /// Expands the template over `data`.
     pub fn expand(&self, data: &TemplateData) -> Result<String, TemplateError> {
         let mut ctx = Ctx {
@@ -684,6 +765,24 @@ impl Ctx<'_> {
                 Node::Range(k, v, p, body, els) => {
                     let depth = self.vars.len();
                     let over = self.pipeline(p, dot)?;
+                    if let Val::Samples(list) = over {
+                        if list.is_empty() {
+                            self.nodes(els, dot)?;
+                        }
+                        for (i, s) in list.into_iter().enumerate() {
+                            let inner = self.vars.len();
+                            if let Some(k) = k {
+                                self.vars.push((k.clone(), Val::Num(i as f64)));
+                            }
+                            if let Some(v) = v {
+                                self.vars.push((v.clone(), Val::Sample(s.clone())));
+                            }
+                            self.nodes(body, &Val::Sample(s))?;
+                            self.vars.truncate(inner);
+                        }
+                        self.vars.truncate(depth);
+                        continue;
+                    }
                     let Val::Map(m) = over else {
                         if !over.truthy() {
                             self.nodes(els, dot)?;
@@ -742,6 +841,15 @@ impl Ctx<'_> {
                 },
                 // missingkey=zero: an absent label is "".
                 Val::Map(m) => Val::Str(m.get(f).cloned().unwrap_or_default()),
+                Val::Sample(s) => match f.as_str() {
+                    "Labels" => Val::Map(s.labels),
+                    "Value" => Val::Num(s.value),
+                    other => {
+                        return err(format!(
+                            "can't evaluate field {other} in type *template.sample"
+                        ));
+                    }
+                },
                 other => {
                     return err(format!(
                         "can't evaluate field {f} in type {}",

@@ -56,6 +56,7 @@ const RULES: &str = r#"groups:
           severity: critical
         annotations:
           summary: "PostgreSQL {{ $labels.instance | stripPort }} is down"
+          connections: '{{ with query "sum(pg_stat_activity_count)" }}{{ . | first | value }} open{{ end }}; {{ range query "pg_settings_max_connections" }}{{ .Labels.instance }} allows {{ .Value }}{{ end }}'
       - alert: PostgresConnectionsHigh
         expr: instance:pg_connections:ratio > 0.8
         annotations:

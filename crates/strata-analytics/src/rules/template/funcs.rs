@@ -27,6 +27,62 @@ pub(super) fn call(data: &TemplateData, f: &str, a: Vec<Val>) -> Result<Val, Tem
         }
     };
     Ok(match f {
+        "query" => {
+            let q = one(&a)?.string(f)?;
+            match data.queries.get(&q) {
+                Some(Ok(samples)) => Val::Samples(samples.clone()),
+                Some(Err(e)) => return err(format!("error executing query: {e}")),
+                None => {
+                    return err(format!(
+                        "query {q:?}: only queries written as literal strings run in templates"
+                    ));
+                }
+            }
+        }
+        "first" => match one(&a)? {
+            Val::Samples(v) => match v.into_iter().next() {
+                Some(s) => Val::Sample(s),
+                None => return err("first() called on vector with no elements"),
+            },
+            other => {
+                return err(format!(
+                    "first: expected query results, got {}",
+                    other.go_type()
+                ));
+            }
+        },
+        "label" => match two(&a)? {
+            (name, Val::Sample(s)) => {
+                Val::Str(s.labels.get(&name.string(f)?).cloned().unwrap_or_default())
+            }
+            (_, other) => return err(format!("label: expected a sample, got {}", other.go_type())),
+        },
+        "value" => match one(&a)? {
+            Val::Sample(s) => Val::Num(s.value),
+            other => return err(format!("value: expected a sample, got {}", other.go_type())),
+        },
+        "strvalue" => match one(&a)? {
+            Val::Sample(s) => Val::Str(s.labels.get("__value__").cloned().unwrap_or_default()),
+            other => {
+                return err(format!(
+                    "strvalue: expected a sample, got {}",
+                    other.go_type()
+                ));
+            }
+        },
+        "sortByLabel" => match two(&a)? {
+            (name, Val::Samples(mut v)) => {
+                let name = name.string(f)?;
+                v.sort_by(|x, y| x.labels.get(&name).cmp(&y.labels.get(&name)));
+                Val::Samples(v)
+            }
+            (_, other) => {
+                return err(format!(
+                    "sortByLabel: expected query results, got {}",
+                    other.go_type()
+                ));
+            }
+        },
         "humanize" => Val::Str(humanize(one(&a)?.num(f)?)),
         "humanize1024" => Val::Str(humanize1024(one(&a)?.num(f)?)),
         "humanizeDuration" => Val::Str(humanize_duration(one(&a)?.num(f)?)),

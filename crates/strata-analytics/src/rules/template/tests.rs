@@ -10,6 +10,7 @@ fn data() -> TemplateData {
         external_labels: BTreeMap::from([("cluster".into(), "eu-1".into())]),
         external_url: "http://strata:9470".into(),
         value: 0.123456,
+        queries: Default::default(),
     }
 }
 
@@ -100,7 +101,7 @@ fn what_prometheus_would_refuse_or_strata_cannot_expand_is_refused_at_load() {
         ("{{ if true }}x", "unexpected EOF"),
         ("{{ end }}", "unexpected {{end}}"),
         ("{{ nosuchfunc 1 }}", "not defined"),
-        (r#"{{ query "up" }}"#, "not supported"),
+        (r#"{{ tmpl "x" . }}"#, "not supported"),
         ("{{ template \"x\" }}", "not supported"),
         ("{{ \"unterminated }}", "unclosed action"),
     ] {
@@ -141,4 +142,47 @@ fn deep_nesting_is_refused_not_a_stack_overflow() {
         expand(r#"{{ printf "%99999999d" 1 }}"#),
         "%!(NOVERB)%!(EXTRA float64=1)"
     );
+}
+
+#[test]
+fn queries_named_by_a_template_are_read_from_their_answers() {
+    let t = Template::parse(
+        r#"{{ with query "sum(up)" }}{{ . | first | value }}{{ end }}|{{ range query "up" | sortByLabel "instance" }}{{ .Labels.instance }}={{ .Value }};{{ end }}|{{ "up" | query | first | label "instance" }}|{{ with query "absent(x)" }}{{ . | first | value }}{{ else }}none{{ end }}"#,
+    )
+    .unwrap();
+    assert_eq!(t.queries(), ["absent(x)", "sum(up)", "up"]);
+    let sample = |i: &str, v: f64| QuerySample {
+        labels: BTreeMap::from([
+            ("__name__".into(), "up".into()),
+            ("instance".into(), i.into()),
+        ]),
+        value: v,
+    };
+    let mut d = data();
+    d.queries = std::sync::Arc::new(BTreeMap::from([
+        (
+            "sum(up)".to_string(),
+            Ok(vec![QuerySample {
+                labels: BTreeMap::new(),
+                value: 2.0,
+            }]),
+        ),
+        (
+            "up".to_string(),
+            Ok(vec![sample("b", 0.0), sample("a", 1.0)]),
+        ),
+        ("absent(x)".to_string(), Ok(vec![])),
+    ]));
+    assert_eq!(t.expand(&d).unwrap(), "2|a=1;b=0;|b|none");
+    // A query built while expanding is not run.
+    let t = Template::parse(r#"{{ query (printf "up{i=%q}" $labels.job) }}"#).unwrap();
+    assert!(t.queries().is_empty());
+    assert!(
+        t.expand(&d).unwrap_err().0.contains("literal strings"),
+        "dynamic"
+    );
+    let t = Template::parse(r#"{{ query "nope" | first }}"#).unwrap();
+    let mut e = data();
+    e.queries = std::sync::Arc::new(BTreeMap::from([("nope".to_string(), Ok(vec![]))]));
+    assert!(t.expand(&e).unwrap_err().0.contains("no elements"));
 }
