@@ -3,9 +3,11 @@
 //! - Strata's own usage, per tenant, recorded into the usage tenant
 //!   (`slo.usage_tenant`, default `_strata`) as `strata_tenant_*{tenant}`
 //!   series: the history `/api/v1/neighbours/usage` ranks tenants by.
-//! - Every spec of the spec file, evaluated for its tenant and written
-//!   through the WAL like any sample, so PromQL (and Grafana) see them and
-//!   keep their history:
+//! - Every spec of the spec file, evaluated for its tenant in one of its
+//!   query slots (its concurrency limit, the fair scheduler, its sample
+//!   limit) and written through the write path remote write takes (its
+//!   limits, the WAL, usage), so PromQL (and Grafana) see them and keep
+//!   their history:
 //!   - SLOs: `strata_slo_sli`, `strata_slo_error_budget_remaining`,
 //!     `strata_slo_good_rate5m` and `strata_slo_total_rate5m` (windows of
 //!     a day and more are summed from these once they cover them),
@@ -292,33 +294,67 @@ fn recorded_usage(
     out
 }
 
-/// Writes recorded series into `tenant` through the WAL.
+/// Writes recorded series into `tenant` through the write path remote
+/// write takes (the tenant's limits, the WAL, usage).
 async fn record(
     state: &AppState,
     tenant: &TenantId,
     series: Vec<strata_types::SeriesSamples>,
     what: &str,
 ) {
-    let (Some(wal), false) = (state.wal(), series.is_empty()) else {
+    if series.is_empty() {
         return;
-    };
-    let batch = Arc::new(strata_types::WriteBatch::from_series(
-        tenant.clone(),
-        series,
-    ));
-    if let Err(error) = state.storage.write(wal.as_ref(), batch).await {
-        warn!(%tenant, what, %error, "analytics results not recorded");
+    }
+    let batch = strata_types::WriteBatch::from_series(tenant.clone(), series);
+    let written = async {
+        crate::frontend::write::Write::begin(
+            state,
+            tenant,
+            strata_storage::Signal::Metrics,
+            0,
+            0,
+            crate::error::Shape::Json,
+        )
+        .await?
+        .metrics(batch)
+        .await
+    }
+    .await;
+    if let Err(e) = written {
+        warn!(%tenant, what, error = e.message, "analytics results not recorded");
+    }
+}
+
+/// A query slot of `tenant`, taken as any query takes one (its concurrency
+/// limit, then its turn in the fair scheduler); `None` (logged) when refused.
+async fn slot(
+    state: &Arc<AppState>,
+    tenant: &TenantId,
+    what: &str,
+) -> Option<crate::frontend::query::Admitted> {
+    match state
+        .admit(tenant, "analytics", crate::error::Shape::Json)
+        .await
+    {
+        Ok(a) => Some(a),
+        Err(e) => {
+            warn!(%tenant, what, error = e.message, "analytics not evaluated this round");
+            None
+        }
     }
 }
 
 /// Evaluates every SLO of the file, records the results in each SLO's
 /// tenant; the firing alerts by key.
-async fn firing(state: &AppState, file: &SpecFile) -> HashMap<String, Value> {
-    let engine = state.promql_engine(None, state.config.promql.lookback_delta);
+async fn firing(state: &Arc<AppState>, file: &SpecFile) -> HashMap<String, Value> {
     let mut out = HashMap::new();
     for spec in &file.slo {
         let Ok(tenant) = TenantId::try_new(&spec.tenant) else {
             warn!(slo = %spec.name, tenant = %spec.tenant, "SLO names an invalid tenant; skipped");
+            continue;
+        };
+        let engine = state.promql_engine(Some(&tenant), state.config.promql.lookback_delta);
+        let Some(admitted) = slot(state, &tenant, "SLO").await else {
             continue;
         };
         let source = match state.query.promql_source(&tenant) {
@@ -334,7 +370,9 @@ async fn firing(state: &AppState, file: &SpecFile) -> HashMap<String, Value> {
             engine: state.query.clone(),
             tenant: tenant.clone(),
         };
-        match slo::evaluate(&engine, &source, spec, now, interval, Some(&sql)).await {
+        let evaluated = slo::evaluate(&engine, &source, spec, now, interval, Some(&sql)).await;
+        drop(admitted);
+        match evaluated {
             Ok(statuses) => {
                 let series = statuses.iter().flat_map(|s| recorded(s, now)).collect();
                 record(state, &tenant, series, "SLO").await;
@@ -353,8 +391,7 @@ async fn firing(state: &AppState, file: &SpecFile) -> HashMap<String, Value> {
 }
 
 /// Evaluates and records every capacity and neighbours spec of the file.
-async fn evaluate_specs(state: &AppState, file: &SpecFile) {
-    let engine = state.promql_engine(None, state.config.promql.lookback_delta);
+async fn evaluate_specs(state: &Arc<AppState>, file: &SpecFile) {
     let tenants = file
         .capacity
         .iter()
@@ -367,6 +404,10 @@ async fn evaluate_specs(state: &AppState, file: &SpecFile) {
         }
         let Ok(tenant) = TenantId::try_new(name) else {
             warn!(tenant = %name, "analytics spec names an invalid tenant; skipped");
+            continue;
+        };
+        let engine = state.promql_engine(Some(&tenant), state.config.promql.lookback_delta);
+        let Some(admitted) = slot(state, &tenant, "capacity and neighbours").await else {
             continue;
         };
         let source = match state.query.promql_source(&tenant) {
@@ -396,6 +437,7 @@ async fn evaluate_specs(state: &AppState, file: &SpecFile) {
                 Err(error) => warn!(%error, "neighbours not evaluated"),
             }
         }
+        drop(admitted);
         record(state, &tenant, series, "capacity and neighbours").await;
     }
 }
