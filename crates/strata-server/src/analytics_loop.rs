@@ -306,21 +306,7 @@ async fn record(
         return;
     }
     let batch = strata_types::WriteBatch::from_series(tenant.clone(), series);
-    let written = async {
-        crate::frontend::write::Write::begin(
-            state,
-            tenant,
-            strata_storage::Signal::Metrics,
-            0,
-            0,
-            crate::error::Shape::Json,
-        )
-        .await?
-        .metrics(batch)
-        .await
-    }
-    .await;
-    if let Err(e) = written {
+    if let Err(e) = crate::frontend::write::write_internal(state, tenant, batch).await {
         warn!(%tenant, what, error = e.message, "analytics results not recorded");
     }
 }

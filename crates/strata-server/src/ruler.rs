@@ -37,7 +37,6 @@ use promql_parser::parser::Expr;
 use strata_analytics::rules::group::Point;
 use strata_analytics::rules::{Group, RuleContext, RuleFile, RuleGroup, RuleQuerier};
 use strata_query_lang::promql::{Cancel, Value};
-use strata_storage::Signal;
 use strata_storage::rule_store;
 use strata_types::TenantId;
 use tokio::sync::watch;
@@ -151,10 +150,10 @@ enum Source {
     Store,
 }
 
-/// One group's namespace and definition, as loaded.
+/// One group's definition and where it came from (its key names its
+/// tenant and namespace).
 #[derive(Debug, Clone, PartialEq)]
 struct Loaded {
-    file: String,
     def: strata_analytics::rules::RuleGroup,
     source: Source,
 }
@@ -229,7 +228,6 @@ fn load_dir(state: &AppState, dir: &Path, set: &mut LoadedSet) {
                 set.groups.insert(
                     key,
                     Loaded {
-                        file: namespace.clone(),
                         def: g,
                         source: Source::Dir,
                     },
@@ -297,7 +295,6 @@ async fn load_store(state: &AppState, cache: &mut StoreCache, set: &mut LoadedSe
                     }
                     std::collections::btree_map::Entry::Vacant(e) => {
                         e.insert(Loaded {
-                            file: path.namespace.clone(),
                             def: g.clone(),
                             source: Source::Store,
                         });
@@ -373,13 +370,7 @@ async fn write(state: &AppState, tenant: &TenantId, points: Vec<Point>) -> Resul
         }
     }
     let batch = strata_types::WriteBatch::from_series(tenant.clone(), series);
-    let written = async {
-        crate::frontend::write::Write::begin(state, tenant, Signal::Metrics, 0, 0, Shape::Json)
-            .await?
-            .metrics(batch)
-            .await
-    }
-    .await;
+    let written = crate::frontend::write::write_internal(state, tenant, batch).await;
     written.map(|_| ()).map_err(|e| {
         let error = e.message;
         warn!(%tenant, %error, "rule output not written");
@@ -556,7 +547,7 @@ pub(crate) async fn run(state: Arc<AppState>, mut stop: watch::Receiver<bool>) {
             if running.get(&key).is_some_and(|r| r.loaded == loaded) {
                 continue;
             }
-            let mut group = match Group::new(&loaded.file, &loaded.def, default_interval, first) {
+            let mut group = match Group::new(&loaded.def, default_interval, first) {
                 Ok(g) => g,
                 Err(error) => {
                     warn!(tenant = %key.tenant, group = key.name, %error, "rule group not loaded");
@@ -603,7 +594,7 @@ pub(crate) async fn evaluate_once(state: &Arc<AppState>, t_ms: i64) {
     load_store(state, &mut StoreCache::new(), &mut set).await;
     apply_limits(state, &mut set);
     for (key, loaded) in set.groups {
-        let Ok(mut g) = Group::new(&loaded.file, &loaded.def, 60_000, false) else {
+        let Ok(mut g) = Group::new(&loaded.def, 60_000, false) else {
             continue;
         };
         iterate(state, &key, &mut g, t_ms).await;

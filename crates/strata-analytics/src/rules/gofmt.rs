@@ -21,20 +21,14 @@ fn digits(v: f64, sig: Option<usize>) -> (Vec<u8>, i32) {
     (d, exp + 1)
 }
 
-fn special(v: f64, plus: bool) -> Option<String> {
+/// NaN, the infinities and zero, which have no digits to lay out.
+fn special(v: f64) -> Option<String> {
     if v.is_nan() {
         Some("NaN".into())
     } else if v.is_infinite() {
         Some(if v > 0.0 { "+Inf" } else { "-Inf" }.into())
     } else if v == 0.0 {
-        let sign = if v.is_sign_negative() {
-            "-"
-        } else if plus {
-            "+"
-        } else {
-            ""
-        };
-        Some(format!("{sign}0"))
+        Some(if v.is_sign_negative() { "-0" } else { "0" }.into())
     } else {
         None
     }
@@ -85,7 +79,7 @@ fn fmt_f(out: &mut String, d: &[u8], dp: i32, frac: usize) {
 /// Go's `%g` (`prec` None: shortest, as `%v` prints a float64) —
 /// `strconv.FormatFloat(v, 'g', prec, 64)`.
 pub fn format_g(v: f64, prec: Option<usize>) -> String {
-    if let Some(s) = special(v, false) {
+    if let Some(s) = special(v) {
         return s;
     }
     let (d, dp) = digits(v, prec.map(|p| p.max(1)));
@@ -121,26 +115,25 @@ pub fn format_g(v: f64, prec: Option<usize>) -> String {
 /// Go's `%.Nf` (`%f` is `%.6f`).
 pub fn format_f(v: f64, prec: usize) -> String {
     if v.is_nan() || v.is_infinite() {
-        return special(v, false).unwrap_or_default();
+        return special(v).unwrap_or_default();
     }
     format!("{v:.prec$}")
 }
 
 /// Go's `%.Ne` (`%e` is `%.6e`).
 pub fn format_e(v: f64, prec: usize) -> String {
-    if let Some(s) = special(v, false) {
-        if v == 0.0 {
-            let mut out = s.trim_end_matches('0').to_string();
-            fmt_e(&mut out, b"0", 1, prec);
-            return out;
-        }
-        return s;
+    if v.is_nan() || v.is_infinite() {
+        return special(v).unwrap_or_default();
     }
-    let (d, dp) = digits(v, Some(prec + 1));
     let mut out = String::new();
-    if v < 0.0 {
+    if v.is_sign_negative() {
         out.push('-');
     }
+    if v == 0.0 {
+        fmt_e(&mut out, b"0", 1, prec);
+        return out;
+    }
+    let (d, dp) = digits(v, Some(prec + 1));
     fmt_e(&mut out, &d, dp, prec);
     out
 }
@@ -149,7 +142,7 @@ pub fn format_e(v: f64, prec: usize) -> String {
 /// Prometheus' API writes an alert's value).
 pub fn format_e_shortest(v: f64) -> String {
     if v.is_nan() || v.is_infinite() {
-        return special(v, false).unwrap_or_default();
+        return special(v).unwrap_or_default();
     }
     let mut out = String::new();
     if v.is_sign_negative() {

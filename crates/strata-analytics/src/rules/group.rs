@@ -81,11 +81,9 @@ impl Alert {
         if self.state == AlertState::Pending {
             return false;
         }
-        match (self.resolved_at_ms, self.last_sent_ms) {
-            (Some(r), Some(s)) if r > s => true,
-            (Some(_), None) => true,
-            (_, Some(s)) => s + resend_delay_ms < t_ms,
-            (None, None) => true,
+        match self.last_sent_ms {
+            None => true,
+            Some(s) => self.resolved_at_ms.is_some_and(|r| r > s) || s + resend_delay_ms < t_ms,
         }
     }
 }
@@ -144,8 +142,6 @@ pub struct Rule {
 /// A group with its rules' state.
 #[derive(Debug, Clone)]
 pub struct Group {
-    /// The file (namespace) the group is in.
-    pub file: String,
     pub def: RuleGroup,
     pub interval_ms: i64,
     pub rules: Vec<Rule>,
@@ -490,19 +486,13 @@ impl Group {
     /// A group ready to evaluate; `default_interval_ms` when it sets none.
     /// `restore`: the server just started, so alerts' pending times are
     /// to be restored ([`Group::restore`]) after the first evaluation.
-    pub fn new(
-        file: &str,
-        def: &RuleGroup,
-        default_interval_ms: i64,
-        restore: bool,
-    ) -> Result<Self, String> {
+    pub fn new(def: &RuleGroup, default_interval_ms: i64, restore: bool) -> Result<Self, String> {
         let rules = def
             .rules
             .iter()
             .map(|r| Rule::new(r, &def.labels, !restore))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Group {
-            file: file.to_string(),
             def: def.clone(),
             interval_ms: def.interval.map_or(default_interval_ms, |d| d.ms()).max(1),
             rules,

@@ -184,6 +184,21 @@ impl<'a> Write<'a> {
     }
 }
 
+/// Stores series the server computed itself (rule output, analytics
+/// results) for `tenant` through the same path as a remote write: the
+/// WAL replayed, the tenant's limits, the WAL, usage. Nothing to store is
+/// not an error.
+pub async fn write_internal(
+    state: &AppState,
+    tenant: &TenantId,
+    batch: WriteBatch,
+) -> Result<u64, ApiError> {
+    Write::begin(state, tenant, Signal::Metrics, 0, 0, Shape::Json)
+        .await?
+        .metrics(batch)
+        .await
+}
+
 /// A storage failure as the writer sees it: a WAL failure means the write
 /// was not made durable.
 fn stored_error(e: StorageError, shape: Shape) -> ApiError {

@@ -148,23 +148,26 @@ pub(super) async fn set_group(
                 limits.ruler_max_rules_per_group
             )));
         }
-        let _one = EDIT.lock().await;
-        let existing = groups(&state, &tenant).await?;
-        let replaces = existing
-            .get(&namespace)
-            .is_some_and(|l| l.iter().any(|g| g.name == group.name));
-        let count: usize = existing.values().map(Vec::len).sum();
-        if !replaces && limits.ruler_max_rule_groups > 0 && count >= limits.ruler_max_rule_groups {
-            return Err(bad(format!(
-                "per-user rule groups limit (limit: {}) exceeded",
-                limits.ruler_max_rule_groups
-            )));
-        }
         let path = RuleGroupPath {
             tenant: tenant.clone(),
             namespace,
             group: group.name.clone(),
         };
+        // Counted from the listing: the groups' bodies are not read.
+        let _one = EDIT.lock().await;
+        let stored_paths = rule_store::versions(state.storage.store(), &tenant)
+            .await
+            .map_err(stored)?;
+        let replaces = stored_paths.iter().any(|(p, _)| *p == path);
+        if !replaces
+            && limits.ruler_max_rule_groups > 0
+            && stored_paths.len() >= limits.ruler_max_rule_groups
+        {
+            return Err(bad(format!(
+                "per-user rule groups limit (limit: {}) exceeded",
+                limits.ruler_max_rule_groups
+            )));
+        }
         let yaml = serde_norway::to_string(&group)
             .map_err(|e| ApiError::new(ErrorKind::Internal, format!("YAML: {e}"), SHAPE))?;
         rule_store::put(state.storage.store(), &path, Bytes::from(yaml))
@@ -204,7 +207,7 @@ pub(super) async fn delete_namespace(
     UrlPath(namespace): UrlPath<String>,
 ) -> Response {
     let _one = EDIT.lock().await;
-    let listed = match rule_store::list(state.storage.store(), &tenant).await {
+    let listed = match rule_store::versions(state.storage.store(), &tenant).await {
         Ok(l) => l,
         Err(e) => return stored(e).into_response(),
     };

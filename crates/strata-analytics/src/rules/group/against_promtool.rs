@@ -182,7 +182,7 @@ async fn prometheus_evaluates_the_same_series_and_alerts_from_the_same_rules() {
     let mut groups: Vec<Group> = file
         .groups
         .iter()
-        .map(|g| Group::new("rules.yaml", g, 60_000, false).unwrap())
+        .map(|g| Group::new(g, 60_000, false).unwrap())
         .collect();
     let db = Db::new();
     let series = input();

@@ -82,7 +82,7 @@ pub(crate) fn promtool() -> Option<std::path::PathBuf> {
 
 fn group(yaml: &str, restore: bool) -> Group {
     let f = RuleFile::parse(yaml).unwrap();
-    Group::new("file.yaml", &f.groups[0], 60_000, restore).unwrap()
+    Group::new(&f.groups[0], 60_000, restore).unwrap()
 }
 
 fn names(points: &[Point]) -> Vec<String> {

@@ -23,7 +23,7 @@ async fn the_exported_rules_compute_strata_s_burn_rates_and_alerts() {
     let mut groups: Vec<Group> = file
         .groups
         .iter()
-        .map(|g| Group::new("slo", g, 60_000, false).unwrap())
+        .map(|g| Group::new(g, 60_000, false).unwrap())
         .collect();
     for g in &mut groups {
         g.evaluate(&db, &RuleContext::default(), NOW, 60_000).await;
