@@ -306,6 +306,7 @@ impl Prepared {
         let (ev, expr) = (&self.ev, &*self.expr);
         let (start, end, step) = (ev.start, ev.end, ev.step);
         let value = if self.instant {
+            ev.precompute_subqueries(expr, start)?;
             match ev.eval(expr, start)? {
                 Val::Scalar(v) => Value::Scalar { t: start, v },
                 Val::Str(s) => Value::String { t: start, s },
@@ -610,20 +611,9 @@ impl Ev {
 
     fn subquery(&self, sq: &SubqueryExpr, t: i64) -> Result<Window, PromError> {
         let end = self.ref_time(t, &sq.at, &sq.offset);
-        let range = ms(&sq.range);
-        let step = sq
-            .step
-            .as_ref()
-            .map(ms)
-            .filter(|s| *s > 0)
-            .unwrap_or(self.sub_step);
-        let start = end - range;
-        // The first step after `start` on the step grid (Go's truncating
-        // division, as Prometheus computes it).
-        let mut ts = step * (start / step);
-        if ts <= start {
-            ts += step;
-        }
+        let step = self.sub_step_of(sq);
+        let start = end - ms(&sq.range);
+        let ts = grid_after(start, step);
         // Every step is a point of at least one series: refuse before
         // evaluating a window that cannot fit (`[10y:1ms]`).
         let steps = if ts <= end {
@@ -682,6 +672,24 @@ impl Ev {
             .map_or_else(Vec::new, |g| g.window(end));
         Ok(Window { series, start, end })
     }
+}
+
+impl Ev {
+    /// A subquery's step: its own, or the default.
+    fn sub_step_of(&self, sq: &SubqueryExpr) -> i64 {
+        sq.step
+            .as_ref()
+            .map(ms)
+            .filter(|s| *s > 0)
+            .unwrap_or(self.sub_step)
+    }
+}
+
+/// The first step after `start` on the grid of `step` (Go's truncating
+/// division, as Prometheus computes it).
+fn grid_after(start: i64, step: i64) -> i64 {
+    let ts = step * (start / step);
+    if ts <= start { ts + step } else { ts }
 }
 
 impl Eval for Ev {

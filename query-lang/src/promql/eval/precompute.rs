@@ -424,8 +424,8 @@ impl PreBuilder {
 impl Ev {
     /// Computes every step `from..=to` of the window-function calls in
     /// `e` whose range argument is a plain selector (no `@`) and whose
-    /// other arguments are constant; calls under a subquery are evaluated
-    /// at its own steps and left alone.
+    /// other arguments are constant; under a subquery, at the steps of
+    /// its grid (see [`Self::precompute_grid`]).
     pub(super) fn precompute(
         &self,
         e: &Expr,
@@ -434,8 +434,8 @@ impl Ev {
         step: i64,
     ) -> Result<(), PromError> {
         match e {
-            Expr::Subquery(_)
-            | Expr::NumberLiteral(_)
+            Expr::Subquery(sq) => self.precompute_grid(sq, from, to, step),
+            Expr::NumberLiteral(_)
             | Expr::StringLiteral(_)
             | Expr::VectorSelector(_)
             | Expr::MatrixSelector(_)
@@ -461,7 +461,7 @@ impl Ev {
                 }
             }
             Expr::Call(c) => {
-                if super::super::functions::WINDOW_FNS.contains(&c.func.name) {
+                if window_selector(c).is_some() {
                     self.precompute_call(c, from, to, step)
                 } else {
                     for a in &c.args.args {
@@ -471,6 +471,72 @@ impl Ev {
                 }
             }
         }
+    }
+
+    /// For an instant query: the calls under each subquery at the steps
+    /// of its grid (the rest is evaluated once anyway).
+    pub(super) fn precompute_subqueries(&self, e: &Expr, t: i64) -> Result<(), PromError> {
+        match e {
+            Expr::Subquery(sq) => self.precompute_grid(sq, t, t, 1),
+            Expr::Paren(p) => self.precompute_subqueries(&p.expr, t),
+            Expr::Unary(u) => self.precompute_subqueries(&u.expr, t),
+            Expr::Binary(b) => {
+                self.precompute_subqueries(&b.lhs, t)?;
+                self.precompute_subqueries(&b.rhs, t)
+            }
+            Expr::Aggregate(a) => {
+                if let Some(p) = &a.param {
+                    self.precompute_subqueries(p, t)?;
+                }
+                self.precompute_subqueries(&a.expr, t)
+            }
+            Expr::Call(c) => c
+                .args
+                .args
+                .iter()
+                .try_for_each(|a| self.precompute_subqueries(a, t)),
+            Expr::NumberLiteral(_)
+            | Expr::StringLiteral(_)
+            | Expr::VectorSelector(_)
+            | Expr::MatrixSelector(_)
+            | Expr::Extension(_) => Ok(()),
+        }
+    }
+
+    /// For a subquery whose windows at steps `from..=to` (`step` apart)
+    /// cover its grid: the calls in its expression at every grid step
+    /// those windows hold, so each grid step's evaluation reads them off
+    /// (the grid is evaluated step by step, [`SubGrid`](super::SubGrid)
+    /// keeping what the next windows share). Windows shorter than the
+    /// step between them leave grid steps unread: those are computed at
+    /// their own steps, as are grids longer than the sample limit (the
+    /// evaluation refuses them).
+    fn precompute_grid(
+        &self,
+        sq: &promql_parser::parser::SubqueryExpr,
+        from: i64,
+        to: i64,
+        step: i64,
+    ) -> Result<(), PromError> {
+        let range = ms(&sq.range);
+        let (lo, hi) = (
+            self.ref_time(from, &sq.at, &sq.offset),
+            self.ref_time(to, &sq.at, &sq.offset),
+        );
+        if hi > lo && step > range {
+            return Ok(());
+        }
+        let sub = self.sub_step_of(sq);
+        let first = super::grid_after(lo - range, sub);
+        let steps = if first <= hi {
+            (hi - first) / sub + 1
+        } else {
+            0
+        };
+        if steps == 0 || steps > i64::try_from(self.max_samples).unwrap_or(i64::MAX) {
+            return Ok(());
+        }
+        self.precompute(&sq.expr, first, hi, sub)
     }
 
     /// Every step `from..=to` of an instant selector (no `@`): each

@@ -228,4 +228,76 @@ mod tests {
         assert_eq!(m.len(), 1);
         assert_eq!(m[0].points, want);
     }
+
+    /// The calls under a subquery are computed for every step of its grid
+    /// at once (none evaluated step by step), in a range query, a nested
+    /// subquery and an instant query alike, with the answers the step by
+    /// step evaluation gives (a window shorter than the range step leaves
+    /// grid steps unread, and is evaluated step by step).
+    #[tokio::test]
+    async fn calls_under_a_subquery_are_computed_over_its_grid() {
+        use crate::promql::functions::STEPWISE;
+        use crate::promql::{Engine, MemorySource, Value};
+        let mut src = MemorySource::new();
+        for (job, slope) in [("a", 1.0), ("b", 3.0), ("c", 2.0)] {
+            let l = Labels::new(vec![
+                ("__name__".to_string(), "x".to_string()),
+                ("job".to_string(), job.to_string()),
+            ]);
+            // A counter with a reset 40 minutes in.
+            for k in -240..=240i64 {
+                let v = if k < 160 { k + 240 } else { k - 160 };
+                src.add(&l, k * 15_000, v as f64 * slope);
+            }
+        }
+        let range = |q: &'static str, step: i64| {
+            let src = &src;
+            async move {
+                STEPWISE.with(|n| n.set(0));
+                let out = Engine::default()
+                    .range(src, q, 0, 3_600_000, step)
+                    .await
+                    .unwrap();
+                let Value::Matrix(m) = out.value else {
+                    panic!("{:?}", out.value);
+                };
+                (m, STEPWISE.with(std::cell::Cell::get))
+            }
+        };
+        let instant = |q: String, t: i64| {
+            let src = &src;
+            async move {
+                let out = Engine::default().instant(src, &q, t).await.unwrap();
+                let Value::Vector(v) = out.value else {
+                    panic!("{:?}", out.value);
+                };
+                v
+            }
+        };
+        for q in [
+            "max_over_time(rate(x[5m])[30m:1m])",
+            "min_over_time(sum by (job) (increase(x[3m]))[20m:45s] offset 2m)",
+            "avg_over_time(max_over_time(deriv(x[4m])[6m:1m])[12m:2m])",
+            "max_over_time(sum(x)[10m:1m])",
+        ] {
+            let (m, stepwise) = range(q, 30_000).await;
+            assert_eq!(stepwise, 0, "{q}");
+            assert!(!m.is_empty(), "{q}");
+            // Each step as an instant query (its own window's grid).
+            for s in &m {
+                for &(t, v) in s.points.iter().step_by(17) {
+                    STEPWISE.with(|n| n.set(0));
+                    let at = instant(q.to_string(), t).await;
+                    assert_eq!(STEPWISE.with(std::cell::Cell::get), 0, "{q} @ {t}");
+                    let want = at.iter().find(|x| x.labels == s.labels).map(|x| x.v);
+                    assert_eq!(want, Some(v), "{q} @ {t}");
+                }
+            }
+        }
+        // Two-minute windows every ten minutes: their grid steps are
+        // evaluated where the windows are.
+        let (m, stepwise) = range("max_over_time(rate(x[5m])[2m:1m])", 600_000).await;
+        assert_eq!(stepwise, 7 * 2);
+        assert_eq!(m.len(), 3);
+    }
 }
