@@ -13,6 +13,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use super::super::Labels;
+use super::super::memo::{AddrMap, ptr};
 use super::{RSeries, Samp};
 
 #[cfg(test)]
@@ -32,6 +33,11 @@ pub(super) struct SubGrid {
     span: Option<(i64, i64)>,
     series: Vec<SubSeries>,
     index: HashMap<Key, usize>,
+    /// By the address of the series' key and its name flag: most steps
+    /// answer with the same `Arc`s (a selector's series, interned
+    /// groups), so a series is found without hashing its labels' text.
+    /// The key keeps its `Arc` alive, so the address is not reused.
+    by_ptr: AddrMap<(usize, bool), usize>,
     /// The expression is a scalar (its points are not samples loaded).
     scalar: bool,
 }
@@ -78,9 +84,14 @@ impl SubGrid {
     }
 
     fn series_of(&mut self, key: Key) -> &mut SubSeries {
+        let at = (ptr(&key.0), key.1);
+        if let Some(&i) = self.by_ptr.get(&at) {
+            return &mut self.series[i];
+        }
         let n = self.series.len();
         let i = *self.index.entry(key.clone()).or_insert(n);
         if i == n {
+            self.by_ptr.insert(at, i);
             self.series.push(SubSeries {
                 key,
                 points: VecDeque::new(),
