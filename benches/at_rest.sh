@@ -22,7 +22,7 @@ SERIES=${1:-10000}
 ROUNDS=${2:-960}
 BIN=${CARGO_TARGET_DIR:-$HOME/.cache/strata-target}/release
 WORK=$(mktemp -d /tmp/strata-at-rest.XXXXXX)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null; rm -rf "$WORK"' EXIT
 START=$(( ($(date +%s) / 86400 - 1) * 86400 * 1000 ))
 SAMPLES=$((SERIES * ROUNDS))
 

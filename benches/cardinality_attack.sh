@@ -17,7 +17,7 @@ SERIES=${2:-500000}
 ROUNDS=${3:-4}
 BIN=${CARGO_TARGET_DIR:-$HOME/.cache/strata-target}/release
 WORK=$(mktemp -d /tmp/strata-card.XXXXXX)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null; rm -rf "$WORK"' EXIT
 # shellcheck source=benches/lib.sh
 . benches/lib.sh
 

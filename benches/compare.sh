@@ -22,7 +22,7 @@ BATCH=${BATCH:-2000}
 ONLY=${ONLY:-"strata vm prom"}
 BIN=${CARGO_TARGET_DIR:-$HOME/.cache/strata-target}/release
 WORK=$(mktemp -d /tmp/strata-compare.XXXXXX)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null; rm -rf "$WORK"' EXIT
 
 # shellcheck source=benches/lib.sh
 . benches/lib.sh

@@ -16,7 +16,7 @@ SERIES=${1:-20000}
 RUNS=${2:-40}
 BIN=${CARGO_TARGET_DIR:-$HOME/.cache/strata-target}/release
 WORK=$(mktemp -d /tmp/strata-fair.XXXXXX)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null; rm -rf "$WORK"' EXIT
 # shellcheck source=benches/lib.sh
 . benches/lib.sh
 

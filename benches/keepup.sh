@@ -33,7 +33,7 @@ SECONDS_=${3:-300}
 ONLY=${ONLY:-strata}
 BIN=${CARGO_TARGET_DIR:-$HOME/.cache/strata-target}/release
 WORK=$(mktemp -d /tmp/strata-keepup.XXXXXX)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null; rm -rf "$WORK"' EXIT
 
 # shellcheck source=benches/lib.sh
 . benches/lib.sh

@@ -22,7 +22,7 @@ RUNS=${RUNS:-5}
 PORT=${PORT:-19481}
 BIN=${CARGO_TARGET_DIR:-$HOME/.cache/strata-target}/release
 WORK=$(mktemp -d /tmp/strata-logs.XXXXXX)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null; rm -rf "$WORK"' EXIT
 NEEDLE="needle-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
 # shellcheck source=benches/lib.sh
 . benches/lib.sh

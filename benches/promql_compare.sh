@@ -23,7 +23,7 @@ HOURS=${2:-168}
 RUNS=${RUNS:-20}
 BIN=${CARGO_TARGET_DIR:-$HOME/.cache/strata-target}/release
 WORK=$(mktemp -d /tmp/strata-promql.XXXXXX)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null; rm -rf "$WORK"' EXIT
 ROUNDS=$((HOURS * 240))
 NOW=$(date +%s)
 START_MS=$(( (NOW - ROUNDS * 15) * 1000 ))

@@ -21,7 +21,7 @@ DAYS=${2:-7}
 RUNS=${RUNS:-5}
 BIN=${CARGO_TARGET_DIR:-$HOME/.cache/strata-target}/release
 WORK=$(mktemp -d /tmp/strata-sql.XXXXXX)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null; rm -rf "$WORK"' EXIT
 
 "$BIN/strata-tablegen" --data-dir "$WORK" --series "$SERIES" --days "$DAYS"
 

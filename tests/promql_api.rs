@@ -393,16 +393,18 @@ fn queries(at: i64) -> Vec<(String, bool)> {
         q("max_over_time(rate(http_requests_total[1m])[9m30s:1m])"),
         q("avg_over_time(sum by (job) (temperature_celsius)[5m15s:30s])"),
         q("min_over_time(temperature_celsius[10m30s:] offset 5m)"),
-        q("max_over_time(deriv(temperature_celsius[5m])[10m:30s])"),
-        q("sum_over_time(sum by (job) (rate(http_requests_total[5m]))[3m:20s] offset 2m)"),
-        q("max_over_time(rate(http_requests_total[2m])[30s:10s])"),
-        q("max_over_time(avg_over_time(rate(http_requests_total[2m])[4m:1m])[6m:2m])"),
+        // Subquery ranges off their grid: where a window's start falls on
+        // a grid step, 2.x counts that step and 3.x does not.
+        q("max_over_time(deriv(temperature_celsius[5m])[10m15s:30s])"),
+        q("sum_over_time(sum by (job) (rate(http_requests_total[5m]))[3m10s:20s] offset 2m)"),
+        q("max_over_time(rate(http_requests_total[2m])[35s:10s])"),
+        q("max_over_time(avg_over_time(rate(http_requests_total[2m])[4m30s:1m])[6m30s:2m])"),
         q(&format!(
-            "avg_over_time(rate(http_requests_total[5m])[10m:1m] @ {})",
+            "avg_over_time(rate(http_requests_total[5m])[10m30s:1m] @ {})",
             at / 1000
         )),
-        q("quantile_over_time(0.5, increase(http_requests_total[3m])[7m:1m])"),
-        q("min_over_time(sum(temperature_celsius)[5m:45s])"),
+        q("quantile_over_time(0.5, increase(http_requests_total[3m])[7m30s:1m])"),
+        q("min_over_time(max(temperature_celsius)[5m20s:45s])"),
         q("1 + 1"),
         (
             "sort_desc(sum by (job, instance) (rate(http_requests_total[5m])))".to_owned(),

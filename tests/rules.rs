@@ -197,7 +197,7 @@ fn rules_record_fire_reach_alertmanager_and_resolve_per_tenant() {
     // A broken file keeps the groups it had; a fixed one is read again.
     std::fs::write(
         &file,
-        "groups: [ {name: odoo, rules: [ {record: 'bad name', expr: up} ] } ]",
+        "groups: [ {name: odoo, rules: [ {record: 'up{job=\"a\"}', expr: up} ] } ]",
     )
     .unwrap();
     wait(30, "the broken file was not counted", &server, || {

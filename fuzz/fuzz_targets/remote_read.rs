@@ -10,6 +10,7 @@ use strata_ingest::remote_read::{decode_read_request, xor};
 fuzz_target!(|data: &[u8]| {
     let limits = DecodeLimits {
         max_decoded_bytes: 1 << 20,
+        ..DecodeLimits::default()
     };
     let _ = decode_read_request(data, limits);
     if let Ok(framed) = snap::raw::Encoder::new().compress_vec(data) {

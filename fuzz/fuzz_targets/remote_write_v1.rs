@@ -13,6 +13,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let limits = DecodeLimits {
         max_decoded_bytes: 1 << 20,
+        ..DecodeLimits::default()
     };
     let _ = decode_v1(tenant.clone(), data, limits);
     if let Ok(framed) = snap::raw::Encoder::new().compress_vec(data) {

@@ -9,7 +9,7 @@
 pub mod proto;
 mod wire;
 
-use strata_types::{TenantId, WriteBatch};
+use strata_types::{NameScheme, TenantId, WriteBatch};
 
 use crate::IngestError;
 use crate::metadata::MetricMetadata;
@@ -19,12 +19,15 @@ use crate::metadata::MetricMetadata;
 pub struct DecodeLimits {
     /// Largest decompressed body accepted.
     pub max_decoded_bytes: usize,
+    /// The names a series may have.
+    pub names: NameScheme,
 }
 
 impl Default for DecodeLimits {
     fn default() -> Self {
         Self {
             max_decoded_bytes: 64 << 20,
+            names: NameScheme::Utf8,
         }
     }
 }
@@ -116,8 +119,8 @@ pub fn decode(
 ) -> Result<Decoded, IngestError> {
     let raw = decompress(body, limits)?;
     match proto {
-        Proto::V1 => wire::decode(tenant, &raw),
-        Proto::V2 => wire::decode_v2(tenant, &raw),
+        Proto::V1 => wire::decode(tenant, &raw, limits.names),
+        Proto::V2 => wire::decode_v2(tenant, &raw, limits.names),
     }
 }
 

@@ -41,6 +41,10 @@ pub struct TenantLimits {
     pub max_labels_per_series: usize,
     pub max_label_name_length: usize,
     pub max_label_value_length: usize,
+    /// Which metric and label names remote write accepts: `utf8` (any
+    /// UTF-8 text, as Prometheus 3) or `legacy` (Prometheus 2's
+    /// character sets; others get 400 naming the name).
+    pub name_validation_scheme: strata_types::NameScheme,
     /// PromQL/SQL queries running at once.
     pub max_concurrent_queries: usize,
     /// Samples one PromQL query may load (also capped by `promql.max_samples`).
@@ -100,6 +104,7 @@ impl Default for TenantLimits {
             max_labels_per_series: 64,
             max_label_name_length: 1024,
             max_label_value_length: 4096,
+            name_validation_scheme: strata_types::NameScheme::Utf8,
             max_concurrent_queries: 0,
             max_query_samples: 0,
             max_query_lookback: std::time::Duration::ZERO,

@@ -361,10 +361,14 @@ async fn write(state: &AppState, tenant: &TenantId, points: Vec<Point>) -> Resul
     if points.is_empty() {
         return Ok(());
     }
+    let names = state.limits.of(tenant).name_validation_scheme;
     let mut series = Vec::with_capacity(points.len());
     for (labels, t, v) in points {
         let pairs: Vec<(&str, &str)> = labels.iter().collect();
-        match strata_types::SeriesSamples::try_from_pairs(&pairs, &[(t, v)]) {
+        let checked = names
+            .check(pairs.iter().copied())
+            .and_then(|()| strata_types::SeriesSamples::try_from_pairs(&pairs, &[(t, v)]));
+        match checked {
             Ok(s) => series.push(s),
             Err(error) => warn!(%tenant, %error, "rule output not written: invalid labels"),
         }

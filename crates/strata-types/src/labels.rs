@@ -109,8 +109,8 @@ pub enum LabelError {
     Syntax { reason: String },
 }
 
-/// A validated label set: non-empty, sorted by name, names unique and valid,
-/// values non-empty, `__name__` present and a valid metric name.
+/// A validated label set: non-empty, sorted by name, names unique and
+/// non-empty, values non-empty, `__name__` present.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Labels(Vec<Label>);
 
@@ -184,8 +184,46 @@ impl Labels {
     }
 }
 
-/// Validates label pairs as a sender gave them (see [`Labels`]). Borrowed so
-/// decoders can check before allocating.
+/// Which names a tenant's series may have: any UTF-8 text, as Prometheus
+/// 3 accepts (the default), or the legacy character sets
+/// (`[a-zA-Z_][a-zA-Z0-9_]*` for labels, `[a-zA-Z_:][a-zA-Z0-9_:]*` for
+/// metrics), as Prometheus 2 did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NameScheme {
+    #[default]
+    Utf8,
+    Legacy,
+}
+
+impl NameScheme {
+    /// Checks the names of pairs [`validate_sorted`] accepted.
+    pub fn check<'a>(
+        self,
+        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<(), LabelError> {
+        if self == NameScheme::Utf8 {
+            return Ok(());
+        }
+        for (name, value) in pairs {
+            if !is_valid_label_name(name) {
+                return Err(LabelError::InvalidName {
+                    name: name.to_owned(),
+                });
+            }
+            if name == METRIC_NAME_LABEL && !is_valid_metric_name(value) {
+                return Err(LabelError::InvalidMetricName {
+                    name: value.to_owned(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Validates label pairs as a sender gave them (see [`Labels`]): names
+/// are any non-empty UTF-8 text (the [`NameScheme`] a tenant chose is
+/// checked on top). Borrowed so decoders can check before allocating.
 pub fn validate_sorted<'a>(
     pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
 ) -> Result<(), LabelError> {
@@ -193,11 +231,13 @@ pub fn validate_sorted<'a>(
 }
 
 /// Validates a log stream's label pairs: the rules of [`validate_sorted`]
-/// but for `__name__`, which a stream needs not have.
+/// but for `__name__`, which a stream needs not have, and names in the
+/// legacy character set (as Loki requires of stream labels).
 pub fn validate_stream_sorted<'a>(
-    pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    pairs: impl IntoIterator<Item = (&'a str, &'a str)> + Clone,
 ) -> Result<(), LabelError> {
-    validate_pairs(pairs, false)
+    validate_pairs(pairs.clone(), false)?;
+    NameScheme::Legacy.check(pairs)
 }
 
 fn validate_pairs<'a>(
@@ -228,24 +268,12 @@ fn validate_pairs<'a>(
                 }
             }
         }
-        if !is_valid_label_name(name) {
-            return Err(LabelError::InvalidName {
-                name: name.to_owned(),
-            });
-        }
         if value.is_empty() {
             return Err(LabelError::EmptyValue {
                 name: name.to_owned(),
             });
         }
-        if name == METRIC_NAME_LABEL {
-            if !is_valid_metric_name(value) {
-                return Err(LabelError::InvalidMetricName {
-                    name: value.to_owned(),
-                });
-            }
-            has_name = true;
-        }
+        has_name |= name == METRIC_NAME_LABEL;
         prev = Some(name);
     }
     if !any {
@@ -389,16 +417,6 @@ mod tests {
             (
                 l(&[("__name__", "x"), ("job", "")]),
                 EmptyValue { name: "job".into() },
-            ),
-            (
-                l(&[("__name__", "x"), ("j-ob", "a")]),
-                InvalidName {
-                    name: "j-ob".into(),
-                },
-            ),
-            (
-                l(&[("__name__", "x-y")]),
-                InvalidMetricName { name: "x-y".into() },
             ),
             (
                 l(&[("__name__", "x"), ("a", "1"), ("a", "2")]),

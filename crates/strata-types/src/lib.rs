@@ -12,7 +12,7 @@ mod sample;
 mod tenant;
 
 pub use labels::{
-    Label, LabelError, Labels, METRIC_NAME_LABEL, SeriesId, is_valid_label_name,
+    Label, LabelError, Labels, METRIC_NAME_LABEL, NameScheme, SeriesId, is_valid_label_name,
     is_valid_metric_name, validate_sorted, validate_stream_sorted,
 };
 pub use sample::{

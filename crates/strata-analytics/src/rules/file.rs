@@ -182,10 +182,11 @@ impl RuleDef {
     }
 }
 
-/// Label names as Strata stores them (the legacy character set, which
-/// Prometheus 2 requires and remote write checks here).
+/// Label names a rule may set: any UTF-8 text but `__name__`, as
+/// Prometheus 3 checks them (a tenant on the legacy name scheme gets the
+/// rule's write refused instead).
 fn is_label_name(s: &str) -> bool {
-    strata_types::is_valid_label_name(s) && s != "__name__"
+    !s.is_empty() && s != "__name__"
 }
 
 impl RuleFile {
@@ -272,8 +273,15 @@ impl RuleDef {
             if self.keep_firing_for.is_some_and(|d| !d.is_zero()) {
                 return Err("invalid field 'keep_firing_for' in recording rule".into());
             }
-            if !strata_types::is_valid_metric_name(r) {
+            if r.is_empty() {
                 return Err(format!("invalid recording rule name: {r}"));
+            }
+            // Any UTF-8 text is a name; braces are an expression put in
+            // the wrong field (Prometheus 3's check).
+            if r.contains(['{', '}']) {
+                return Err(format!(
+                    "braces present in the recording rule name; should it be in expr?: {r}"
+                ));
             }
         }
         for k in self.labels.keys() {
@@ -282,7 +290,7 @@ impl RuleDef {
             }
         }
         for k in self.annotations.keys() {
-            if !strata_types::is_valid_label_name(k) {
+            if k.is_empty() {
                 return Err(format!("invalid annotation name: {k}"));
             }
         }
@@ -340,6 +348,18 @@ groups:
         assert_eq!(PromDuration(5_400_000).to_string(), "1h30m");
     }
 
+    /// Names are UTF-8 text, as Prometheus 3 reads rule files.
+    #[test]
+    fn utf8_names_are_rule_names_and_labels() {
+        let f = RuleFile::parse(
+            "groups:\n  - name: g\n    labels: {'team.name': ops}\n    rules:\n      - record: 'http.server:rate5m'\n        expr: up\n        labels: {'service.name': api}\n",
+        )
+        .unwrap();
+        let r = &f.groups[0].rules[0];
+        assert_eq!(r.record.as_deref(), Some("http.server:rate5m"));
+        assert!(r.labels.contains_key("service.name"));
+    }
+
     #[test]
     fn what_promtool_refuses_is_refused_with_its_reason() {
         let one = |rule: &str| format!("groups:\n  - name: g\n    rules:\n      - {rule}\n");
@@ -364,8 +384,8 @@ groups:
                 "could not parse expression",
             ),
             (
-                one("{record: 'a-b', expr: up}"),
-                "invalid recording rule name: a-b",
+                one("{record: 'a{b=\"c\"}', expr: up}"),
+                "braces present in the recording rule name",
             ),
             (one("{record: a, expr: up, for: 1m}"), "invalid field 'for'"),
             (
@@ -373,7 +393,7 @@ groups:
                 "invalid field 'annotations'",
             ),
             (
-                one("{alert: A, expr: up, labels: {'a-b': x}}"),
+                one("{alert: A, expr: up, labels: {'': x}}"),
                 "invalid label name",
             ),
             (

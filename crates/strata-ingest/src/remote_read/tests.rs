@@ -232,6 +232,7 @@ fn bad_requests_are_refused_with_their_reason() {
         &big,
         DecodeLimits {
             max_decoded_bytes: 1000,
+            ..DecodeLimits::default()
         },
     )
     .unwrap_err();

@@ -1,4 +1,4 @@
-use strata_types::{LabelError, STALE_NAN_BITS, WriteBatch, stale_nan};
+use strata_types::{LabelError, NameScheme, STALE_NAN_BITS, WriteBatch, stale_nan};
 
 use super::proto::{self, encode_snappy};
 use super::*;
@@ -130,10 +130,6 @@ fn invalid_labels_reject_the_whole_request_with_a_named_reason() {
             "not sorted",
         ),
         (ts(&[("job", "x")], &[(1, 1.0)]), "missing the metric name"),
-        (
-            ts(&[("__name__", "x"), ("bad-name", "1")], &[(1, 1.0)]),
-            "invalid label name \"bad-name\"",
-        ),
     ];
     for (bad, want) in cases {
         let req = proto::WriteRequest {
@@ -162,6 +158,71 @@ fn invalid_labels_reject_the_whole_request_with_a_named_reason() {
     ));
 }
 
+/// Names are any UTF-8 text by default (Prometheus 3); a tenant on the
+/// legacy scheme gets the whole request refused, naming the name.
+#[test]
+fn utf8_names_are_accepted_unless_the_scheme_is_legacy() {
+    let req = proto::WriteRequest {
+        timeseries: vec![
+            ts(&[("__name__", "ok")], &[(1, 1.0)]),
+            ts(
+                &[
+                    ("__name__", "http.server.duration"),
+                    ("région", "ü"),
+                    ("service.name", "api"),
+                ],
+                &[(1, 2.0)],
+            ),
+        ],
+        metadata: vec![],
+    };
+    let d = decode(&req).unwrap();
+    assert_eq!(d.batch.series_count(), 2);
+    let labels: Vec<(String, String)> = d
+        .batch
+        .series()
+        .nth(1)
+        .unwrap()
+        .labels()
+        .map(|(n, v)| (n.to_owned(), v.to_owned()))
+        .collect();
+    assert_eq!(
+        labels[0],
+        ("__name__".into(), "http.server.duration".into())
+    );
+    assert_eq!(labels[2], ("service.name".into(), "api".into()));
+    let legacy = |req: &proto::WriteRequest| {
+        decode_v1(
+            TenantId::try_new("t").unwrap(),
+            &encode_snappy(req),
+            DecodeLimits {
+                names: NameScheme::Legacy,
+                ..DecodeLimits::default()
+            },
+        )
+    };
+    let err = legacy(&req).unwrap_err();
+    assert!(
+        matches!(err, IngestError::InvalidSeries { index: 1, .. }),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains("invalid metric name \"http.server.duration\""),
+        "{err}"
+    );
+    let err = legacy(&proto::WriteRequest {
+        timeseries: vec![ts(&[("__name__", "x"), ("bad-name", "1")], &[(1, 1.0)])],
+        metadata: vec![],
+    })
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("invalid label name \"bad-name\""),
+        "{err}"
+    );
+    assert_eq!(err.kind(), strata_types::ErrorKind::BadInput);
+}
+
 #[test]
 fn bad_snappy_and_bad_protobuf_are_bad_input() {
     let t = || TenantId::try_new("t").unwrap();
@@ -180,6 +241,7 @@ fn bad_snappy_and_bad_protobuf_are_bad_input() {
         &big,
         DecodeLimits {
             max_decoded_bytes: 999,
+            ..DecodeLimits::default()
         },
     )
     .unwrap_err();

@@ -8,7 +8,7 @@
 //! strings must be UTF-8. `proto.rs` stays the schema of record: a property
 //! test checks this reader against prost on arbitrary requests.
 
-use strata_types::{METRIC_NAME_LABEL, Sample, TenantId, WriteBatch, validate_sorted};
+use strata_types::{METRIC_NAME_LABEL, NameScheme, Sample, TenantId, WriteBatch, validate_sorted};
 
 use crate::IngestError;
 use crate::metadata::{MetricMetadata, MetricType, push};
@@ -168,7 +168,11 @@ fn want_wire(field: &str, wire: u8, want: u8) -> Result<(), IngestError> {
 }
 
 /// Decodes a `WriteRequest` into a validated batch.
-pub(crate) fn decode(tenant: TenantId, raw: &[u8]) -> Result<Decoded, IngestError> {
+pub(crate) fn decode(
+    tenant: TenantId,
+    raw: &[u8],
+    names: NameScheme,
+) -> Result<Decoded, IngestError> {
     let mut skipped = Skipped::default();
     let mut metadata = Vec::new();
     let mut r = Reader::new(raw);
@@ -186,7 +190,9 @@ pub(crate) fn decode(tenant: TenantId, raw: &[u8]) -> Result<Decoded, IngestErro
                 labels.clear();
                 samples.clear();
                 series(ts, &mut labels, &mut samples, &mut skipped)?;
-                if let Err(source) = validate_sorted(labels.iter().copied()) {
+                if let Err(source) = validate_sorted(labels.iter().copied())
+                    .and_then(|()| names.check(labels.iter().copied()))
+                {
                     return Err(IngestError::InvalidSeries {
                         index,
                         labels: super::describe(labels.iter().copied()),
@@ -353,7 +359,11 @@ fn sample(buf: &[u8]) -> Result<(Sample, i64), IngestError> {
 /// Decodes a remote-write 2.0 `Request` into a validated batch. Fields may
 /// come in any order, so the symbol table is gathered first and the series
 /// read after.
-pub(crate) fn decode_v2(tenant: TenantId, raw: &[u8]) -> Result<Decoded, IngestError> {
+pub(crate) fn decode_v2(
+    tenant: TenantId,
+    raw: &[u8],
+    names: NameScheme,
+) -> Result<Decoded, IngestError> {
     let mut skipped = Skipped::default();
     let mut r = Reader::new(raw);
     let mut symbols: Vec<&str> = Vec::new();
@@ -412,7 +422,9 @@ pub(crate) fn decode_v2(tenant: TenantId, raw: &[u8]) -> Result<Decoded, IngestE
             };
             labels.push((symbol(pair[0])?, symbol(pair[1])?));
         }
-        if let Err(source) = validate_sorted(labels.iter().copied()) {
+        if let Err(source) = validate_sorted(labels.iter().copied())
+            .and_then(|()| names.check(labels.iter().copied()))
+        {
             return Err(IngestError::InvalidSeries {
                 index,
                 labels: super::describe(labels.iter().copied()),

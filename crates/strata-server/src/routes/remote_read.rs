@@ -63,6 +63,7 @@ async fn read(state: &Arc<AppState>, tenant: &TenantId, body: &[u8]) -> Result<R
     let limits = DecodeLimits {
         max_decoded_bytes: usize::try_from(state.config.limits.max_decoded_size.0)
             .unwrap_or(usize::MAX),
+        ..DecodeLimits::default()
     };
     let req = decode_read_request(body, limits)
         .map_err(|e| ApiError::new(e.kind(), e.to_string(), SHAPE))?;

@@ -199,6 +199,7 @@ async fn write(
     let w = Write::begin(state, tenant, Signal::Metrics, body.len(), hint, shape).await?;
     let limits = DecodeLimits {
         max_decoded_bytes: w.max_decoded_bytes(),
+        names: state.limits.of(tenant).name_validation_scheme,
     };
     let t = tenant.clone();
     let decoded = w

@@ -165,9 +165,9 @@ async fn malformed_requests_get_their_status_and_store_nothing() {
             "sorted",
         ),
         (
-            write_req(None, bad_labels(&[("__name__", "x"), ("a-b", "1")])),
+            write_req(None, bad_labels(&[("__name__", "x"), ("", "1")])),
             StatusCode::BAD_REQUEST,
-            "invalid label name",
+            "empty label name",
         ),
         (
             write_req(None, bad_labels(&[("job", "x")])),

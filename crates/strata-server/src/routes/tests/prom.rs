@@ -343,9 +343,9 @@ async fn metadata_from_every_protocol_answered_per_tenant() {
         .unwrap();
     let (status, text) = send(&app, req).await;
     assert_eq!(status, StatusCode::OK, "{text}");
-    // A refused write (an invalid label name) keeps nothing.
+    // A refused write (an empty label name) keeps nothing.
     let bad = encode_snappy(&proto::WriteRequest {
-        timeseries: vec![series(&[("__name__", "x"), ("bad-name", "v")], &[(1, 1.0)])],
+        timeseries: vec![series(&[("", "v"), ("__name__", "x")], &[(1, 1.0)])],
         metadata: vec![v1_meta("refused_metric", 2, "Never kept.", "")],
     });
     let (status, _) = send(&app, write_req(Some("team-a"), bad)).await;

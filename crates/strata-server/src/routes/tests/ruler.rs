@@ -182,8 +182,8 @@ async fn what_promtool_or_the_limits_refuse_is_a_400_that_stores_nothing() {
     let (app, _, _) = app_with(config).await;
     for (body, why) in [
         (
-            "name: g\nrules:\n  - record: 'bad name'\n    expr: up\n",
-            "invalid recording rule name",
+            "name: g\nrules:\n  - record: 'up{job=\"a\"}'\n    expr: up\n",
+            "braces present in the recording rule name",
         ),
         (
             "name: g\nrules:\n  - alert: A\n    expr: 'sum(('\n",
