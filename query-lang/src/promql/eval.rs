@@ -60,6 +60,10 @@ pub(crate) struct Ev {
     /// Per subquery node: its expression at the steps of its grid that
     /// the next windows may still need.
     subs: RefCell<AddrMap<usize, SubGrid>>,
+    /// Cells (series × steps) the step tables of this evaluator may still
+    /// take: one bound for all of them, a subquery's grid tables included
+    /// (a call past it is evaluated step by step).
+    pre_cells: std::cell::Cell<usize>,
     pub memo: Memo,
     pub lookback: i64,
     pub start: i64,
@@ -539,6 +543,7 @@ impl Ev {
             parted_selectors: Arc::clone(&self.parted_selectors),
             groupings: RefCell::default(),
             subs: RefCell::default(),
+            pre_cells: std::cell::Cell::new(precompute::cells_bound()),
             memo: Memo::default(),
             cancel: self.cancel.clone(),
             warnings: RefCell::new(Vec::new()),

@@ -51,8 +51,24 @@ pub(super) fn step_index(from: i64, step: i64, steps: usize, t: i64) -> Option<u
 }
 
 /// Cells (series × steps) past which a call is evaluated step by step
-/// instead (its table would hold too much memory).
+/// instead (its table would hold too much memory); also the most one
+/// evaluator's tables hold together.
 pub(super) const PRE_CELLS: usize = 40_000_000;
+
+#[cfg(test)]
+thread_local! {
+    /// A smaller bound for one evaluator's tables (tests set it).
+    pub(super) static CELLS: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+}
+
+/// Cells one evaluator's step tables may hold together.
+pub(super) fn cells_bound() -> usize {
+    #[cfg(test)]
+    if let Some(n) = CELLS.with(std::cell::Cell::get) {
+        return n;
+    }
+    PRE_CELLS
+}
 
 /// Whether `e` is a number whatever the time (`4 * 3600`).
 fn constant(e: &Expr) -> bool {
@@ -473,6 +489,17 @@ impl Ev {
         }
     }
 
+    /// Takes `cells` from what this evaluator's tables may hold, if they
+    /// fit.
+    fn take_cells(&self, cells: usize) -> bool {
+        let left = self.pre_cells.get();
+        if cells > left {
+            return false;
+        }
+        self.pre_cells.set(left - cells);
+        true
+    }
+
     /// For an instant query: the calls under each subquery at the steps
     /// of its grid (the rest is evaluated once anyway).
     pub(super) fn precompute_subqueries(&self, e: &Expr, t: i64) -> Result<(), PromError> {
@@ -557,7 +584,7 @@ impl Ev {
         };
         let steps = usize::try_from((to - from) / step + 1).unwrap_or(usize::MAX);
         let n = data.len();
-        if steps.saturating_mul(n) > PRE_CELLS {
+        if !self.take_cells(steps.saturating_mul(n)) {
             return;
         }
         let offset = offset_ms(&vs.offset);
@@ -611,7 +638,7 @@ impl Ev {
         };
         let steps = usize::try_from((to - from) / step + 1).unwrap_or(usize::MAX);
         let n = data.len();
-        if steps.saturating_mul(n) > PRE_CELLS {
+        if !self.take_cells(steps.saturating_mul(n)) {
             return Ok(());
         }
         let (_, keep_name, f) = super::super::functions::window_fn(self, c, from)?;

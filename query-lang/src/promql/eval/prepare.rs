@@ -68,6 +68,7 @@ pub(crate) async fn prepare(
         parted_selectors: Arc::default(),
         groupings: RefCell::default(),
         subs: RefCell::default(),
+        pre_cells: std::cell::Cell::new(super::precompute::cells_bound()),
         memo: Memo::default(),
         cancel: Cancel::default(),
         warnings: RefCell::new(Vec::new()),

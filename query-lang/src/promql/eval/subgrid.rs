@@ -305,6 +305,26 @@ mod tests {
                 }
             }
         }
+        // Tables past what one evaluator's tables may hold together are
+        // not built: the grid's calls are evaluated step by step, with the
+        // same answer.
+        let (whole, _) = range(
+            "max_over_time(rate(x[5m])[30m:1m]) + max_over_time(rate(x[4m])[30m:1m])",
+            30_000,
+        )
+        .await;
+        super::super::precompute::CELLS.with(|c| c.set(Some(3 * 91 + 10)));
+        let (bounded, stepwise) = range(
+            "max_over_time(rate(x[5m])[30m:1m]) + max_over_time(rate(x[4m])[30m:1m])",
+            30_000,
+        )
+        .await;
+        super::super::precompute::CELLS.with(|c| c.set(None));
+        assert_eq!(
+            stepwise, 90,
+            "one table of 3 series x 91 steps fits, not two"
+        );
+        assert_eq!(bounded, whole);
         // Two-minute windows every ten minutes: their grid steps are
         // evaluated where the windows are.
         let (m, stepwise) = range("max_over_time(rate(x[5m])[2m:1m])", 600_000).await;
