@@ -65,6 +65,7 @@ QUERIES=(
   'histogram_quantile(0.99, sum by (le, route) (rate(http_request_duration_seconds_bucket[5m])))'
   'topk(5, sum by (service) (rate(http_requests_total[5m])))'
   'max_over_time(sum by (service) (rate(http_requests_total[5m]))[30m:1m])'
+  'http_requests_total{service="svc-0"}'
 )
 
 # Prints "median p99" of RUNS requests, in ms. Fails on a non-2xx answer.
