@@ -248,22 +248,76 @@ pub struct DecodedMetrics {
     pub starts: Vec<i64>,
 }
 
-/// Decodes a protobuf request body (already decompressed).
+/// How OTLP metric and attribute names become Prometheus names:
+/// Prometheus 3's `otlp.translation_strategy`, by the same names.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum TranslationStrategy {
+    /// Characters outside the legacy sets become `_`; unit and type
+    /// suffixes added (`http.server.duration` in s →
+    /// `http_server_duration_seconds`).
+    #[default]
+    UnderscoreEscapingWithSuffixes,
+    /// Characters outside the legacy sets become `_`; no suffixes.
+    UnderscoreEscapingWithoutSuffixes,
+    /// Names kept as UTF-8 text; unit and type suffixes added
+    /// (`http.server.duration_seconds`).
+    NoUTF8EscapingWithSuffixes,
+    /// Names kept as they are sent.
+    NoTranslation,
+}
+
+impl TranslationStrategy {
+    /// Whether names keep their UTF-8 text.
+    pub fn utf8(self) -> bool {
+        matches!(
+            self,
+            Self::NoUTF8EscapingWithSuffixes | Self::NoTranslation
+        )
+    }
+
+    fn suffixes(self) -> bool {
+        matches!(
+            self,
+            Self::UnderscoreEscapingWithSuffixes | Self::NoUTF8EscapingWithSuffixes
+        )
+    }
+}
+
+/// Decodes a protobuf request body (already decompressed), names
+/// translated as Prometheus 3 does by default.
 pub fn decode_proto(tenant: TenantId, body: &[u8]) -> Result<DecodedMetrics, IngestError> {
+    decode_proto_as(tenant, body, TranslationStrategy::default())
+}
+
+/// [`decode_proto`] with names translated by `strategy`.
+pub fn decode_proto_as(
+    tenant: TenantId,
+    body: &[u8],
+    strategy: TranslationStrategy,
+) -> Result<DecodedMetrics, IngestError> {
     let req =
         proto::ExportMetricsServiceRequest::decode(body).map_err(|e| IngestError::LogProtobuf {
             reason: format!("not an OTLP ExportMetricsServiceRequest: {e}"),
         })?;
-    to_batch(tenant, req)
+    to_batch(tenant, req, strategy)
 }
 
 /// Decodes a JSON request body (OTLP's JSON mapping: lowerCamelCase keys,
 /// 64-bit integers as strings or numbers, enums as integers).
 pub fn decode_json(tenant: TenantId, body: &[u8]) -> Result<DecodedMetrics, IngestError> {
+    decode_json_as(tenant, body, TranslationStrategy::default())
+}
+
+/// [`decode_json`] with names translated by `strategy`.
+pub fn decode_json_as(
+    tenant: TenantId,
+    body: &[u8],
+    strategy: TranslationStrategy,
+) -> Result<DecodedMetrics, IngestError> {
     let v: serde_json::Value = serde_json::from_slice(body).map_err(|e| IngestError::Json {
         reason: e.to_string(),
     })?;
-    to_batch(tenant, json::request(&v)?)
+    to_batch(tenant, json::request(&v)?, strategy)
 }
 
 /// The response body, in the request's encoding: `partial_success` set
@@ -300,8 +354,12 @@ type LabelMap = BTreeMap<String, String>;
 fn to_batch(
     tenant: TenantId,
     req: proto::ExportMetricsServiceRequest,
+    strategy: TranslationStrategy,
 ) -> Result<DecodedMetrics, IngestError> {
-    let mut t = Translation::default();
+    let mut t = Translation {
+        strategy,
+        ..Translation::default()
+    };
     for rm in req.resource_metrics {
         let resource = rm.resource.unwrap_or_default();
         let target = target_labels(&resource);
@@ -315,7 +373,7 @@ fn to_batch(
                 .into_iter()
                 .filter(|kv| !TARGET_ATTRIBUTES.contains(&kv.key.as_str()))
                 .collect();
-            let labels = point_labels(&target, &attrs);
+            let labels = point_labels(&target, &attrs, strategy);
             // Only when attributes are left beyond `job` and `instance`.
             if labels.len() > target.len() {
                 t.push(&labels, "target_info", None, (ms, 0), 1.0);
@@ -349,6 +407,7 @@ fn to_batch(
 /// The series a request becomes, and what it could not store.
 #[derive(Default)]
 struct Translation {
+    strategy: TranslationStrategy,
     /// Each series' samples with their start timestamps (ms, 0: none).
     series: BTreeMap<LabelMap, Vec<(Sample, i64)>>,
     rejected: u64,
@@ -400,7 +459,7 @@ impl Translation {
         let ms = nanos_to_ms(t_ns);
         self.newest_ms = Some(self.newest_ms.map_or(ms, |n| n.max(ms)));
         Point {
-            labels: point_labels(target, attrs),
+            labels: point_labels(target, attrs, self.strategy),
             ms,
             start_ms: nanos_to_ms(start_ns),
             stale: flags & NO_RECORDED_VALUE != 0,
@@ -437,7 +496,7 @@ impl Translation {
         let Some(data) = m.data.take() else { return };
         match data {
             Data::Gauge(g) => {
-                let name = metric_name(&m.name, &m.unit, Kind::Gauge);
+                let name = metric_name(&m.name, &m.unit, Kind::Gauge, self.strategy);
                 self.describe(&m, &name, MetricType::Gauge);
                 self.numbers(target, &name, &g.data_points, false);
             }
@@ -450,7 +509,7 @@ impl Translation {
                 } else {
                     Kind::Gauge
                 };
-                let name = metric_name(&m.name, &m.unit, kind);
+                let name = metric_name(&m.name, &m.unit, kind, self.strategy);
                 let described = if kind == Kind::Counter {
                     MetricType::Counter
                 } else {
@@ -463,7 +522,7 @@ impl Translation {
                 self.reject(h.data_points.len(), "delta histograms", &m.name);
             }
             Data::Histogram(h) => {
-                let base = metric_name(&m.name, &m.unit, Kind::Histogram);
+                let base = metric_name(&m.name, &m.unit, Kind::Histogram, self.strategy);
                 self.describe(&m, &base, MetricType::Histogram);
                 let (bucket, sum, count) = (
                     format!("{base}_bucket"),
@@ -493,7 +552,7 @@ impl Translation {
                 }
             }
             Data::Summary(s) => {
-                let base = metric_name(&m.name, &m.unit, Kind::Summary);
+                let base = metric_name(&m.name, &m.unit, Kind::Summary, self.strategy);
                 self.describe(&m, &base, MetricType::Summary);
                 let (sum, count) = (format!("{base}_sum"), format!("{base}_count"));
                 for d in &s.data_points {
@@ -595,7 +654,11 @@ fn target_labels(resource: &Resource) -> Vec<(String, String)> {
 /// colliding names joined with `;`, in attribute order; empty values left
 /// out, as Prometheus does), then the target's `job` and `instance`, which
 /// win over attributes of the same name.
-fn point_labels(target: &[(String, String)], attrs: &[KeyValue]) -> LabelMap {
+fn point_labels(
+    target: &[(String, String)],
+    attrs: &[KeyValue],
+    strategy: TranslationStrategy,
+) -> LabelMap {
     let mut map = LabelMap::new();
     for kv in attrs {
         let v = kv
@@ -606,7 +669,17 @@ fn point_labels(target: &[(String, String)], attrs: &[KeyValue]) -> LabelMap {
         if v.is_empty() {
             continue;
         }
-        map.entry(label_name(&kv.key))
+        // Under the UTF-8 strategies a key is its own label name; one
+        // that is empty or only underscores is no name and is left out.
+        let name = if strategy.utf8() {
+            if kv.key.chars().all(|c| c == '_') {
+                continue;
+            }
+            kv.key.clone()
+        } else {
+            label_name(&kv.key)
+        };
+        map.entry(name)
             .and_modify(|old| {
                 old.push(';');
                 old.push_str(&v);
@@ -639,8 +712,94 @@ enum Kind {
     Summary,
 }
 
-/// The Prometheus name of an OTLP metric (see the module docs).
-fn metric_name(name: &str, unit: &str, kind: Kind) -> String {
+/// The Prometheus name of an OTLP metric under `strategy`.
+fn metric_name(name: &str, unit: &str, kind: Kind, strategy: TranslationStrategy) -> String {
+    match strategy {
+        TranslationStrategy::UnderscoreEscapingWithSuffixes => escaped_name(name, unit, kind),
+        TranslationStrategy::UnderscoreEscapingWithoutSuffixes => {
+            let mut out = name
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == ':' || c == '_'))
+                .filter(|t| !t.is_empty())
+                .collect::<Vec<_>>()
+                .join("_");
+            if out.starts_with(|c: char| c.is_ascii_digit()) {
+                out.insert(0, '_');
+            }
+            if out.is_empty() { "_".to_owned() } else { out }
+        }
+        TranslationStrategy::NoUTF8EscapingWithSuffixes => utf8_name(name, unit, kind),
+        TranslationStrategy::NoTranslation => name.to_owned(),
+    }
+}
+
+/// The name as sent, with the unit and type suffixes Prometheus' OTLP
+/// translation adds when names keep their UTF-8 text: `_<unit>`,
+/// `_per_<unit>`, `_total` for counters, `_ratio` for gauges of unit
+/// `1`, each taken off first when the name already ends with it (and
+/// the character before it), so it comes once and in that order.
+fn utf8_name(name: &str, unit: &str, kind: Kind) -> String {
+    fn trim<'a>(name: &'a str, suffix: &str) -> &'a str {
+        match name.strip_suffix(suffix) {
+            Some(rest) if rest.len() > 1 => {
+                let mut chars = rest.chars();
+                chars.next_back();
+                chars.as_str()
+            }
+            _ => name,
+        }
+    }
+    let ratio = unit == "1" && kind == Kind::Gauge;
+    let counter = kind == Kind::Counter;
+    let (main, per) = unit_suffixes(unit);
+    let mut out = name;
+    if ratio {
+        out = trim(out, "ratio");
+    }
+    if counter {
+        out = trim(out, "total");
+    }
+    if let Some(per) = &per {
+        out = trim(out, per);
+    }
+    let mut out = out.to_owned();
+    if let Some(main) = main.filter(|m| !out.ends_with(m.as_str())) {
+        out = format!("{out}_{main}");
+    }
+    if let Some(per) = per {
+        out = format!("{out}_{per}");
+    }
+    if counter {
+        out.push_str("_total");
+    }
+    if ratio {
+        out.push_str("_ratio");
+    }
+    out
+}
+
+/// A unit's main and `per_` suffixes as Prometheus' OTLP translation
+/// builds them: known units in Prometheus' words, others as written,
+/// none for an empty unit, `1` or one with `{…}` annotations.
+fn unit_suffixes(unit: &str) -> (Option<String>, Option<String>) {
+    let mut parts = unit.splitn(2, '/');
+    let word = |u: &str, known: fn(&str) -> Option<&'static str>| {
+        let u = u.trim();
+        if u.is_empty() || u == "1" || u.contains(['{', '}']) {
+            return None;
+        }
+        Some(known(u).map_or_else(|| u.to_owned(), str::to_owned)).filter(|w| !w.is_empty())
+    };
+    let main = parts.next().and_then(|m| word(m, unit_word));
+    let per = parts
+        .next()
+        .and_then(|p| word(p, per_unit_word))
+        .map(|p| format!("per_{p}"));
+    (main, per)
+}
+
+/// The Prometheus name of an OTLP metric with escaping and suffixes (see
+/// the module docs).
+fn escaped_name(name: &str, unit: &str, kind: Kind) -> String {
     let mut tokens: Vec<String> = name
         .split(|c: char| !(c.is_ascii_alphanumeric() || c == ':'))
         .filter(|t| !t.is_empty())

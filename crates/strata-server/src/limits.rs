@@ -45,6 +45,10 @@ pub struct TenantLimits {
     /// UTF-8 text, as Prometheus 3) or `legacy` (Prometheus 2's
     /// character sets; others get 400 naming the name).
     pub name_validation_scheme: strata_types::NameScheme,
+    /// How OTLP metric and attribute names become Prometheus names
+    /// (Prometheus 3's `otlp.translation_strategy`): the UTF-8 ones need
+    /// the `utf8` name scheme.
+    pub otlp_translation_strategy: strata_ingest::otlp_metrics::TranslationStrategy,
     /// PromQL/SQL queries running at once.
     pub max_concurrent_queries: usize,
     /// Samples one PromQL query may load (also capped by `promql.max_samples`).
@@ -105,6 +109,7 @@ impl Default for TenantLimits {
             max_label_name_length: 1024,
             max_label_value_length: 4096,
             name_validation_scheme: strata_types::NameScheme::Utf8,
+            otlp_translation_strategy: strata_ingest::otlp_metrics::TranslationStrategy::UnderscoreEscapingWithSuffixes,
             max_concurrent_queries: 0,
             max_query_samples: 0,
             max_query_lookback: std::time::Duration::ZERO,
@@ -141,6 +146,14 @@ impl TenantLimits {
         }
         if self.ha_cluster_label == self.ha_replica_label {
             return Err("ha_cluster_label and ha_replica_label must differ".to_owned());
+        }
+        if self.otlp_translation_strategy.utf8()
+            && self.name_validation_scheme == strata_types::NameScheme::Legacy
+        {
+            return Err(format!(
+                "otlp_translation_strategy {:?} keeps UTF-8 names, which name_validation_scheme \"legacy\" refuses",
+                self.otlp_translation_strategy
+            ));
         }
         Ok(())
     }

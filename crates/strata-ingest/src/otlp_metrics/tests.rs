@@ -101,7 +101,11 @@ fn names_follow_prometheus_translation() {
         ("queue-depth", "", Kind::Gauge, "queue_depth"),
         ("2xx.count", "", Kind::Counter, "_2xx_count_total"),
     ] {
-        assert_eq!(metric_name(name, unit, kind), want, "{name} [{unit}]");
+        assert_eq!(
+            metric_name(name, unit, kind, TranslationStrategy::default()),
+            want,
+            "{name} [{unit}]"
+        );
     }
 }
 
@@ -404,6 +408,150 @@ fn json_bodies_decode_like_protobuf() {
         String::from_utf8(response(true, 2, &["x".into()]))
             .unwrap()
             .contains(r#""rejectedDataPoints":"2""#)
+    );
+}
+
+/// Prometheus 3's other translation strategies, name by name.
+#[test]
+fn names_follow_each_translation_strategy() {
+    use TranslationStrategy::*;
+    for (name, unit, kind, strategy, want) in [
+        (
+            "http.server.request.duration",
+            "s",
+            Kind::Histogram,
+            NoUTF8EscapingWithSuffixes,
+            "http.server.request.duration_seconds",
+        ),
+        (
+            "memory.usage",
+            "By",
+            Kind::Gauge,
+            NoUTF8EscapingWithSuffixes,
+            "memory.usage_bytes",
+        ),
+        (
+            "latency_seconds",
+            "s",
+            Kind::Gauge,
+            NoUTF8EscapingWithSuffixes,
+            "latency_seconds",
+        ),
+        (
+            "odoo.orders.picked",
+            "{order}",
+            Kind::Counter,
+            NoUTF8EscapingWithSuffixes,
+            "odoo.orders.picked_total",
+        ),
+        (
+            "requests.total",
+            "1",
+            Kind::Counter,
+            NoUTF8EscapingWithSuffixes,
+            "requests_total",
+        ),
+        (
+            "cpu.utilization",
+            "1",
+            Kind::Gauge,
+            NoUTF8EscapingWithSuffixes,
+            "cpu.utilization_ratio",
+        ),
+        (
+            "net.io",
+            "By/s",
+            Kind::Counter,
+            NoUTF8EscapingWithSuffixes,
+            "net.io_bytes_per_second_total",
+        ),
+        (
+            "net.io.per_second",
+            "By/s",
+            Kind::Gauge,
+            NoUTF8EscapingWithSuffixes,
+            "net.io_bytes_per_second",
+        ),
+        (
+            "pallets",
+            "pallet",
+            Kind::Gauge,
+            NoUTF8EscapingWithSuffixes,
+            "pallets_pallet",
+        ),
+        (
+            "http.server.request.duration",
+            "s",
+            Kind::Histogram,
+            UnderscoreEscapingWithoutSuffixes,
+            "http_server_request_duration",
+        ),
+        (
+            "2xx__count",
+            "",
+            Kind::Counter,
+            UnderscoreEscapingWithoutSuffixes,
+            "_2xx__count",
+        ),
+        (
+            "http.server.request.duration",
+            "s",
+            Kind::Histogram,
+            NoTranslation,
+            "http.server.request.duration",
+        ),
+    ] {
+        assert_eq!(
+            metric_name(name, unit, kind, strategy),
+            want,
+            "{name} [{unit}] {strategy:?}"
+        );
+    }
+}
+
+/// A request under a UTF-8 strategy keeps attribute keys as label names
+/// and its histogram's series named from the UTF-8 name.
+#[test]
+fn utf8_strategies_keep_attribute_keys() {
+    let req = request(
+        vec![kv("service.name", "api"), kv("host.name", "h1")],
+        vec![metric(
+            "http.server.active_requests",
+            "{request}",
+            metric::Data::Gauge(Gauge {
+                data_points: vec![point(
+                    1000,
+                    3.0,
+                    vec![kv("http.request.method", "GET"), kv("__", "x")],
+                )],
+            }),
+        )],
+    );
+    let d = decode_proto_as(
+        TenantId::try_new("t").unwrap(),
+        &req.encode_to_vec(),
+        TranslationStrategy::NoUTF8EscapingWithSuffixes,
+    )
+    .unwrap();
+    let series: Vec<String> = d
+        .batch
+        .series()
+        .map(|s| {
+            s.labels()
+                .map(|(n, v)| format!("{n}={v}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .collect();
+    assert!(
+        series.contains(
+            &"__name__=http.server.active_requests,http.request.method=GET,job=api".to_string()
+        ),
+        "{series:?}"
+    );
+    assert!(
+        series.contains(&"__name__=target_info,host.name=h1,job=api".to_string()),
+        "{series:?}"
     );
 }
 

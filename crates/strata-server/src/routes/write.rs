@@ -317,12 +317,13 @@ pub(super) async fn otlp_metrics(
         };
         let t = tenant.clone();
         let len = body.len();
+        let strategy = state.limits.of(tenant).otlp_translation_strategy;
         let decode = move || {
             let raw = strata_ingest::logs::decompress(&body, encoding.as_deref(), &limits)?;
             if json {
-                strata_ingest::otlp_metrics::decode_json(t, &raw)
+                strata_ingest::otlp_metrics::decode_json_as(t, &raw, strategy)
             } else {
-                strata_ingest::otlp_metrics::decode_proto(t, &raw)
+                strata_ingest::otlp_metrics::decode_proto_as(t, &raw, strategy)
             }
         };
         let decoded = w.decode(len, decode).await?;

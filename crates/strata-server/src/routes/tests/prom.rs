@@ -421,3 +421,60 @@ async fn metadata_from_every_protocol_answered_per_tenant() {
         serde_json::json!([["queue_depth", null, null, null]])
     );
 }
+
+/// OTLP names follow the tenant's translation strategy: kept as UTF-8
+/// text under `NoUTF8EscapingWithSuffixes` (found with PromQL's quoted
+/// names), escaped under the default.
+#[tokio::test]
+async fn otlp_names_follow_the_tenant_translation_strategy() {
+    use strata_ingest::otlp_metrics::TranslationStrategy;
+    for (strategy, name, label) in [
+        (
+            TranslationStrategy::NoUTF8EscapingWithSuffixes,
+            "http.server.duration_seconds",
+            "http.request.method",
+        ),
+        (
+            TranslationStrategy::UnderscoreEscapingWithSuffixes,
+            "http_server_duration_seconds",
+            "http_request_method",
+        ),
+    ] {
+        let mut config = ServerConfig::default();
+        config.limits.tenant_defaults.otlp_translation_strategy = strategy;
+        let (app, _, _) = app_with(config).await;
+        let otlp = serde_json::json!({"resourceMetrics": [{"resource": {"attributes": []},
+            "scopeMetrics": [{"metrics": [{"name": "http.server.duration", "unit": "s",
+                "gauge": {"dataPoints": [{"timeUnixNano": "1700000000000000000", "asDouble": 0.25,
+                    "attributes": [{"key": "http.request.method", "value": {"stringValue": "GET"}}]}]}}]}]}]});
+        let req = Request::post("/v1/metrics")
+            .header("Content-Type", "application/json")
+            .header("X-Scope-OrgID", "team-a")
+            .body(Body::from(otlp.to_string()))
+            .unwrap();
+        let (status, text) = send(&app, req).await;
+        assert_eq!(status, StatusCode::OK, "{text}");
+        let query = format!("{{\"{name}\", \"{label}\"=\"GET\"}}");
+        let form = format!(
+            "query={}&time=1700000000",
+            url::form_urlencoded::byte_serialize(query.as_bytes()).collect::<String>()
+        );
+        let req = Request::post("/api/v1/query")
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .header("X-Scope-OrgID", "team-a")
+            .body(Body::from(form))
+            .unwrap();
+        let (status, text) = send(&app, req).await;
+        assert_eq!(status, StatusCode::OK, "{text}");
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["data"]["result"][0]["value"][1], "0.25", "{strategy:?}: {v}");
+        assert_eq!(v["data"]["result"][0]["metric"]["__name__"], name, "{v}");
+    }
+    // A UTF-8 strategy with the legacy name scheme is refused.
+    let limits = crate::limits::TenantLimits {
+        otlp_translation_strategy: TranslationStrategy::NoTranslation,
+        name_validation_scheme: strata_types::NameScheme::Legacy,
+        ..Default::default()
+    };
+    assert!(limits.check().unwrap_err().contains("legacy"));
+}
