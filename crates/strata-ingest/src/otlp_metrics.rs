@@ -269,17 +269,7 @@ pub enum TranslationStrategy {
 impl TranslationStrategy {
     /// Whether names keep their UTF-8 text.
     pub fn utf8(self) -> bool {
-        matches!(
-            self,
-            Self::NoUTF8EscapingWithSuffixes | Self::NoTranslation
-        )
-    }
-
-    fn suffixes(self) -> bool {
-        matches!(
-            self,
-            Self::UnderscoreEscapingWithSuffixes | Self::NoUTF8EscapingWithSuffixes
-        )
+        matches!(self, Self::NoUTF8EscapingWithSuffixes | Self::NoTranslation)
     }
 }
 

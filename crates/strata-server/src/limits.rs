@@ -109,7 +109,8 @@ impl Default for TenantLimits {
             max_label_name_length: 1024,
             max_label_value_length: 4096,
             name_validation_scheme: strata_types::NameScheme::Utf8,
-            otlp_translation_strategy: strata_ingest::otlp_metrics::TranslationStrategy::UnderscoreEscapingWithSuffixes,
+            otlp_translation_strategy:
+                strata_ingest::otlp_metrics::TranslationStrategy::UnderscoreEscapingWithSuffixes,
             max_concurrent_queries: 0,
             max_query_samples: 0,
             max_query_lookback: std::time::Duration::ZERO,

@@ -467,7 +467,10 @@ async fn otlp_names_follow_the_tenant_translation_strategy() {
         let (status, text) = send(&app, req).await;
         assert_eq!(status, StatusCode::OK, "{text}");
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-        assert_eq!(v["data"]["result"][0]["value"][1], "0.25", "{strategy:?}: {v}");
+        assert_eq!(
+            v["data"]["result"][0]["value"][1], "0.25",
+            "{strategy:?}: {v}"
+        );
         assert_eq!(v["data"]["result"][0]["metric"]["__name__"], name, "{v}");
     }
     // A UTF-8 strategy with the legacy name scheme is refused.
