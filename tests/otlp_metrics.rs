@@ -1,6 +1,7 @@
 //! OTLP/HTTP metrics from the OpenTelemetry Python SDK, read back with
 //! PromQL and SQL under Prometheus' names, the SDK's start times as one
-//! zero sample per cumulative series (the tenant asks for it); a bad body
+//! zero sample per cumulative series (the tenant asks for it), or under
+//! UTF-8 names for a tenant on `NoUTF8EscapingWithSuffixes`; a bad body
 //! gets a 400.
 //!
 //! Needs python3 with opentelemetry-sdk and
@@ -32,7 +33,8 @@ fn the_python_sdk_exports_metrics_that_promql_and_sql_read() {
     let limits = dir.path().join("limits.toml");
     std::fs::write(
         &limits,
-        "[tenants.acme]\ncreated_timestamp_zero_ingestion = true\n",
+        "[tenants.acme]\ncreated_timestamp_zero_ingestion = true\n\
+         [tenants.dotted]\notlp_translation_strategy = \"NoUTF8EscapingWithSuffixes\"\n",
     )
     .unwrap();
     let server = Server::start(
@@ -135,6 +137,36 @@ fn the_python_sdk_exports_metrics_that_promql_and_sql_read() {
             json!(["odoo_queue_depth", 7.0]),
         ]
     );
+
+    // A tenant on Prometheus 3's NoUTF8EscapingWithSuffixes keeps the
+    // SDK's names as UTF-8 text, suffixes added.
+    let out = Command::new("python3")
+        .args([script, &format!("http://{}", server.addr), "dotted"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dotted = |query: &str| {
+        let (status, body) =
+            server.get_json("dotted", &format!("/api/v1/query?query={}", escape(query)));
+        assert_eq!(status, 200, "{query}: {body}");
+        body["data"]["result"].clone()
+    };
+    let r = dotted(r#"{"odoo.orders.picked_total", stage="picking"}"#);
+    assert_eq!(r[0]["value"][1], "5", "{r}");
+    assert_eq!(r[0]["metric"]["job"], "erp/odoo");
+    assert_eq!(
+        dotted(r#"sum({"http.server.duration_milliseconds_count"})"#)[0]["value"][1],
+        "3"
+    );
+    assert_eq!(
+        dotted("target_info")[0]["metric"]["k8s.namespace.name"],
+        "prod"
+    );
+    assert_eq!(dotted("odoo_orders_picked_total"), json!([]));
 
     // The JSON encoding, gzip-compressed, answers in JSON.
     let json = br#"{"resourceMetrics":[{"resource":{"attributes":[
