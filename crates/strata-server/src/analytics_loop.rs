@@ -4,7 +4,8 @@
 //!   (`slo.usage_tenant`, default `_strata`) as `strata_tenant_*{tenant}`
 //!   series: the history `/api/v1/neighbours/usage` ranks tenants by.
 //! - Every spec of the spec file, evaluated for its tenant in one of its
-//!   query slots (its concurrency limit, the fair scheduler, its sample
+//!   internal query slots (`ruler_max_concurrent_queries`, apart from
+//!   its dashboards'; the fair scheduler, its sample
 //!   limit) and written through the write path remote write takes (its
 //!   limits, the WAL, usage), so PromQL (and Grafana) see them and keep
 //!   their history:
@@ -311,15 +312,19 @@ async fn record(
     }
 }
 
-/// A query slot of `tenant`, taken as any query takes one (its concurrency
-/// limit, then its turn in the fair scheduler); `None` (logged) when refused.
+/// An internal query slot of `tenant` (its `ruler_max_concurrent_queries`,
+/// then its turn in the fair scheduler); `None` (logged) when refused.
 async fn slot(
     state: &Arc<AppState>,
     tenant: &TenantId,
     what: &str,
 ) -> Option<crate::frontend::query::Admitted> {
     match state
-        .admit(tenant, "analytics", crate::error::Shape::Json)
+        .admit(
+            tenant,
+            crate::frontend::query::INTERNAL_ANALYTICS,
+            crate::error::Shape::Json,
+        )
         .await
     {
         Ok(a) => Some(a),

@@ -89,6 +89,10 @@ pub struct TenantLimits {
     /// Prometheus 3's `created-timestamp-zero-ingestion` (see
     /// [`strata_ingest::start_zeros`]).
     pub created_timestamp_zero_ingestion: bool,
+    /// Rule and analytics evaluations running at once (0: no limit; each
+    /// rule group runs one query at a time). Counted apart from
+    /// `max_concurrent_queries`.
+    pub ruler_max_concurrent_queries: usize,
     /// Rule groups evaluated for the tenant (the ruler's; 0: no limit).
     pub ruler_max_rule_groups: usize,
     /// Rules in one group (0: no limit).
@@ -124,6 +128,7 @@ impl Default for TenantLimits {
             ha_max_clusters: 100,
             ha_failover_timeout: std::time::Duration::from_secs(30),
             created_timestamp_zero_ingestion: false,
+            ruler_max_concurrent_queries: 0,
             ruler_max_rule_groups: 100,
             ruler_max_rules_per_group: 100,
             ruler_alertmanager_url: String::new(),
@@ -196,7 +201,9 @@ pub struct Limits {
     overrides: RwLock<HashMap<String, TenantLimits>>,
     buckets: Mutex<HashMap<TenantId, Bucket>>,
     log_buckets: Mutex<HashMap<TenantId, Bucket>>,
-    queries: Mutex<HashMap<TenantId, usize>>,
+    /// Running queries per tenant and class (internal: the ruler's and
+    /// the analytics loop's evaluations).
+    queries: Mutex<HashMap<(TenantId, bool), usize>>,
     /// Live series of the tenants with a series limit.
     live: LiveSeries,
 }
@@ -561,24 +568,40 @@ impl Limits {
         Ok(())
     }
 
-    /// A slot for one query of `tenant`, released when dropped.
-    pub fn start_query(self: &Arc<Self>, tenant: &TenantId) -> Result<QuerySlot, Refusal> {
-        let max = self.of(tenant).max_concurrent_queries;
+    /// A slot for one query of `tenant`, released when dropped. Internal
+    /// evaluations (rule groups, the analytics loop) are counted apart,
+    /// against `ruler_max_concurrent_queries`, so a tenant's dashboards
+    /// at their limit never make its alerts miss an evaluation, nor the
+    /// reverse.
+    pub fn start_query(
+        self: &Arc<Self>,
+        tenant: &TenantId,
+        internal: bool,
+    ) -> Result<QuerySlot, Refusal> {
+        let limits = self.of(tenant);
+        let (max, name) = if internal {
+            (
+                limits.ruler_max_concurrent_queries,
+                "ruler_max_concurrent_queries",
+            )
+        } else {
+            (limits.max_concurrent_queries, "max_concurrent_queries")
+        };
         let mut q = self.queries.lock();
-        let running = q.entry(tenant.clone()).or_default();
+        let running = q.entry((tenant.clone(), internal)).or_default();
         if max > 0 && *running >= max {
             return Err(refuse(
                 ErrorKind::Limit,
-                "max_concurrent_queries",
+                name,
                 format!(
-                    "tenant {tenant} already runs {running} queries, the limit (max_concurrent_queries); retry later"
+                    "tenant {tenant} already runs {running} queries, the limit ({name}); retry later"
                 ),
             ));
         }
         *running += 1;
         Ok(QuerySlot {
             limits: Arc::clone(self),
-            tenant: tenant.clone(),
+            key: (tenant.clone(), internal),
         })
     }
 }
@@ -586,12 +609,12 @@ impl Limits {
 /// A running query's place in its tenant's count.
 pub struct QuerySlot {
     limits: Arc<Limits>,
-    tenant: TenantId,
+    key: (TenantId, bool),
 }
 
 impl Drop for QuerySlot {
     fn drop(&mut self) {
-        if let Some(n) = self.limits.queries.lock().get_mut(&self.tenant) {
+        if let Some(n) = self.limits.queries.lock().get_mut(&self.key) {
             *n = n.saturating_sub(1);
         }
     }
@@ -789,13 +812,46 @@ mod tests {
             .unwrap(),
         );
         let a = TenantId::try_new("a").unwrap();
-        let slot = l.start_query(&a).unwrap();
+        let slot = l.start_query(&a, false).unwrap();
         assert_eq!(
-            l.start_query(&a).err().map(|r| r.reason),
+            l.start_query(&a, false).err().map(|r| r.reason),
             Some("max_concurrent_queries")
         );
-        assert!(l.start_query(&TenantId::try_new("b").unwrap()).is_ok());
+        assert!(
+            l.start_query(&TenantId::try_new("b").unwrap(), false)
+                .is_ok()
+        );
         drop(slot);
-        assert!(l.start_query(&a).is_ok());
+        assert!(l.start_query(&a, false).is_ok());
+    }
+
+    /// Rule and analytics evaluations have their own count: a tenant at
+    /// its query limit still evaluates its rules, up to their limit.
+    #[test]
+    fn internal_evaluations_are_counted_apart() {
+        let l = Arc::new(
+            Limits::new(
+                TenantLimits {
+                    max_concurrent_queries: 1,
+                    ruler_max_concurrent_queries: 1,
+                    ..TenantLimits::default()
+                },
+                None,
+            )
+            .unwrap(),
+        );
+        let a = TenantId::try_new("a").unwrap();
+        let _dashboard = l.start_query(&a, false).unwrap();
+        let rule = l.start_query(&a, true).unwrap();
+        assert_eq!(
+            l.start_query(&a, true).err().map(|r| r.reason),
+            Some("ruler_max_concurrent_queries")
+        );
+        drop(rule);
+        assert!(l.start_query(&a, true).is_ok());
+        assert_eq!(
+            l.start_query(&a, false).err().map(|r| r.reason),
+            Some("max_concurrent_queries")
+        );
     }
 }

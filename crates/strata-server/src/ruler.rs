@@ -17,7 +17,8 @@
 //! when it sets none), at a fixed offset within the interval (a hash of the
 //! group's name) so groups spread out; an iteration that overran its
 //! interval skips the missed ones and counts them. Queries go through the
-//! tenant's query slots and the fair scheduler like any query; recorded
+//! tenant's internal query slots (`ruler_max_concurrent_queries`, apart
+//! from its dashboards') and the fair scheduler; recorded
 //! series, `ALERTS` and `ALERTS_FOR_STATE` are written through the same
 //! durable write path as remote write (WAL, the tenant's limits, usage).
 //! Alerts go to the Alertmanagers of `rules.alertmanager_urls` (or the
@@ -101,8 +102,8 @@ impl Snapshots {
     }
 }
 
-/// A group's queries, through the tenant's query slots and the fair
-/// scheduler, evaluated on the blocking pool.
+/// A group's queries, through the tenant's internal query slots and the
+/// fair scheduler, evaluated on the blocking pool.
 struct Querier {
     state: Arc<AppState>,
     tenant: TenantId,
@@ -114,7 +115,11 @@ impl RuleQuerier for Querier {
         let state = &self.state;
         let timeout = state.config.promql.timeout;
         let admitted = state
-            .admit(&self.tenant, "rules", Shape::Json)
+            .admit(
+                &self.tenant,
+                crate::frontend::query::INTERNAL_RULES,
+                Shape::Json,
+            )
             .await
             .map_err(|e| e.message)?;
         let engine = state.promql_engine(Some(&self.tenant), state.config.promql.lookback_delta);

@@ -46,8 +46,15 @@ impl Drop for Admitted {
     }
 }
 
+/// The `api` of the ruler's queries.
+pub const INTERNAL_RULES: &str = "rules";
+/// The `api` of the analytics loop's queries.
+pub const INTERNAL_ANALYTICS: &str = "analytics";
+
 /// Admits one query of `tenant` through `api` (`"promql"`, `"sql"`,
-/// `"postgres"`…): its concurrency slot (429 over the tenant's limit),
+/// `"postgres"`…): its concurrency slot (429 over the tenant's limit;
+/// [`INTERNAL_RULES`] and [`INTERNAL_ANALYTICS`] count against
+/// `ruler_max_concurrent_queries` instead),
 /// then its turn in the fair scheduler, waiting at most `wait` (a slot
 /// held by stuck queries answers later queries with a timeout, it does not
 /// hang them; a client that leaves gives up its place in line).
@@ -58,9 +65,10 @@ pub async fn admit(
     shape: Shape,
     wait: Duration,
 ) -> Result<Admitted, ApiError> {
+    let internal = matches!(api, INTERNAL_RULES | INTERNAL_ANALYTICS);
     let slot = state
         .limits
-        .start_query(tenant)
+        .start_query(tenant, internal)
         .map_err(|r| state.refused(tenant, r, shape))?;
     let permit = tokio::time::timeout(wait, state.scheduler.acquire(tenant))
         .await

@@ -308,3 +308,47 @@ async fn an_slo_exports_as_rules_the_ruler_api_takes() {
     let (status, _) = send(&app, req("GET", "other", "/api/v1/slo/picking/rules", "")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+/// A tenant whose dashboards hold every query slot still evaluates its
+/// rules: rule and analytics queries take internal slots, up to their own
+/// limit.
+#[tokio::test]
+async fn rule_queries_do_not_wait_for_dashboard_slots() {
+    use crate::error::Shape;
+    use crate::frontend::query::{INTERNAL_ANALYTICS, INTERNAL_RULES};
+    let mut config = ServerConfig::default();
+    config.limits.tenant_defaults.max_concurrent_queries = 1;
+    config.limits.tenant_defaults.ruler_max_concurrent_queries = 1;
+    // Scheduler slots to spare (a tenant may hold all but one): the
+    // concurrency limits are what is tested.
+    config.promql.query_slots = Some(4);
+    let (_, state, _) = app_with(config).await;
+    let t = strata_types::TenantId::try_new("acme").unwrap();
+    let _dashboard = state.admit(&t, "promql", Shape::Json).await.unwrap();
+    assert_eq!(
+        state
+            .admit(&t, "promql", Shape::Json)
+            .await
+            .err()
+            .map(|e| e.kind),
+        Some(strata_types::ErrorKind::Limit)
+    );
+    let rule = state.admit(&t, INTERNAL_RULES, Shape::Json).await.unwrap();
+    let refused = state
+        .admit(&t, INTERNAL_ANALYTICS, Shape::Json)
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        refused.message.contains("ruler_max_concurrent_queries"),
+        "{}",
+        refused.message
+    );
+    drop(rule);
+    assert!(
+        state
+            .admit(&t, INTERNAL_ANALYTICS, Shape::Json)
+            .await
+            .is_ok()
+    );
+}
