@@ -15,6 +15,14 @@
 //!   `/` + `service.name` becomes `job`, `service.instance.id` `instance`;
 //!   the other resource attributes go on one `target_info` series per
 //!   resource;
+//! - the tenant may pick another of Prometheus 3's strategies
+//!   ([`TranslationStrategy`]): names and attribute keys kept as UTF-8
+//!   text with the same suffixes (`NoUTF8EscapingWithSuffixes`, each
+//!   suffix trimmed first so it comes once, an unknown unit appended as
+//!   written, as `otlptranslator` builds them), escaped without suffixes,
+//!   or kept as sent (`NoTranslation`); under the UTF-8 ones an attribute
+//!   key that is empty or only underscores is no label name and is left
+//!   out;
 //! - gauges and non-monotonic sums are gauges, monotonic sums counters,
 //!   histograms classic `_bucket{le}`/`_sum`/`_count` series, summaries
 //!   `{quantile}`/`_sum`/`_count`; a point flagged "no recorded value" is
