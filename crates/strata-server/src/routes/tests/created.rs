@@ -152,12 +152,7 @@ async fn off_by_default_and_otlp_starts_count_too() {
             {"name": "orders.invoiced", "sum": {"aggregationTemporality": 2,
                 "isMonotonic": true, "dataPoints": point(3.0)}},
             {"name": "queue.depth", "gauge": {"dataPoints": point(7.0)}}]}]}]});
-    let req = Request::post("/v1/metrics")
-        .header("Content-Type", "application/json")
-        .header("X-Scope-OrgID", "on")
-        .body(Body::from(otlp.to_string()))
-        .unwrap();
-    let (status, text) = send(&app, req).await;
+    let (status, text) = send(&app, otlp_json_req("on", &otlp)).await;
     assert_eq!(status, StatusCode::OK, "{text}");
     assert_eq!(
         stored(&app, "on", "orders_invoiced_total").await,

@@ -29,6 +29,15 @@ fn series(labels: &[(&str, &str)], samples: &[(i64, f64)]) -> proto::TimeSeries 
     proto::TimeSeries::from_pairs(labels, samples)
 }
 
+/// An OTLP/HTTP JSON metrics request of `tenant`.
+fn otlp_json_req(tenant: &str, body: &serde_json::Value) -> Request<Body> {
+    Request::post("/v1/metrics")
+        .header("Content-Type", "application/json")
+        .header("X-Scope-OrgID", tenant)
+        .body(Body::from(body.to_string()))
+        .unwrap()
+}
+
 fn write_req(tenant: Option<&str>, body: Vec<u8>) -> Request<Body> {
     let mut b = Request::post("/api/v1/write")
         .header("Content-Type", "application/x-protobuf")

@@ -336,12 +336,7 @@ async fn metadata_from_every_protocol_answered_per_tenant() {
             "description": "Time to pick an order.",
             "sum": {"aggregationTemporality": 2, "isMonotonic": true,
                 "dataPoints": [{"timeUnixNano": "1700000000000000000", "asDouble": 5.0}]}}]}]}]});
-    let req = Request::post("/v1/metrics")
-        .header("Content-Type", "application/json")
-        .header("X-Scope-OrgID", "team-a")
-        .body(Body::from(otlp.to_string()))
-        .unwrap();
-    let (status, text) = send(&app, req).await;
+    let (status, text) = send(&app, otlp_json_req("team-a", &otlp)).await;
     assert_eq!(status, StatusCode::OK, "{text}");
     // A refused write (an empty label name) keeps nothing.
     let bad = encode_snappy(&proto::WriteRequest {
@@ -447,12 +442,7 @@ async fn otlp_names_follow_the_tenant_translation_strategy() {
             "scopeMetrics": [{"metrics": [{"name": "http.server.duration", "unit": "s",
                 "gauge": {"dataPoints": [{"timeUnixNano": "1700000000000000000", "asDouble": 0.25,
                     "attributes": [{"key": "http.request.method", "value": {"stringValue": "GET"}}]}]}}]}]}]});
-        let req = Request::post("/v1/metrics")
-            .header("Content-Type", "application/json")
-            .header("X-Scope-OrgID", "team-a")
-            .body(Body::from(otlp.to_string()))
-            .unwrap();
-        let (status, text) = send(&app, req).await;
+        let (status, text) = send(&app, otlp_json_req("team-a", &otlp)).await;
         assert_eq!(status, StatusCode::OK, "{text}");
         let query = format!("{{\"{name}\", \"{label}\"=\"GET\"}}");
         let form = format!(
