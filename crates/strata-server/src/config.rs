@@ -542,6 +542,12 @@ impl ServerConfig {
         if !(1..=22).contains(&self.storage.day_file_zstd_level) {
             return invalid("storage.day_file_zstd_level", "must be between 1 and 22");
         }
+        if !(1024..=1 << 20).contains(&self.storage.day_file_page_rows) {
+            return invalid(
+                "storage.day_file_page_rows",
+                "must be between 1024 and 1048576",
+            );
+        }
         if self.storage.flush_max_samples == 0 {
             return invalid("storage.flush_max_samples", "must be at least 1");
         }

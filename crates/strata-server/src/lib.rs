@@ -138,6 +138,7 @@ pub async fn serve(
         scheduler::low_priority(config.storage.compaction_nice),
     );
     storage.set_day_file_zstd_level(config.storage.day_file_zstd_level);
+    storage.set_day_file_page_rows(config.storage.day_file_page_rows);
     let state = AppState::new(config, storage);
     let app = router(Arc::clone(&state));
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);

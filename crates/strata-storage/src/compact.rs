@@ -339,12 +339,12 @@ impl MergePolicy for MetricsMerge {
 pub use crate::merge::MergeStats;
 
 /// Merges `job`'s inputs into one new file under `table`; a day file's
-/// values are compressed at zstd `day_zstd`.
+/// values are written with `day`'s zstd level and page rows.
 pub(crate) async fn merge(
     store: &Arc<dyn ObjectStore>,
     table: &Path,
     job: &CompactionJob,
-    day_zstd: i32,
+    day: crate::writer::ValueLayout,
 ) -> Result<(DataFile, MergeStats), StorageError> {
     // Bloom filter size: the inputs' series (an upper bound of the
     // output's); files from before the count was logged guess 100k.
@@ -373,10 +373,11 @@ pub(crate) async fn merge(
             .build()?;
         inputs.push((stream, f.written_ms));
     }
-    let mut layout = value_layout(job.level);
-    if job.level == FileLevel::Day {
-        layout.zstd = day_zstd;
-    }
+    let layout = if job.level == FileLevel::Day {
+        day
+    } else {
+        value_layout(job.level)
+    };
     let mut out = FileWriter::with_layout(
         Arc::clone(store),
         table,

@@ -70,6 +70,12 @@ pub struct StorageConfig {
     /// (0.82 bytes/sample on the load generator's workload) at about 0.9 µs
     /// of a core per row; lower levels write faster for more bytes.
     pub day_file_zstd_level: i32,
+    /// Rows per data page of day files (1024 to 1048576, the row group):
+    /// large pages store the fewest bytes; a read of a few series
+    /// decompresses each page one of them lies in whole, so smaller pages
+    /// answer selective queries over past days faster for more bytes
+    /// (docs/BENCHMARKS.md has both sides).
+    pub day_file_page_rows: usize,
     /// Flow control: a tenant's writes are refused (503 with Retry-After,
     /// which senders retry) while one of its hour merges has waited longer
     /// than this, so ingest above what compaction sustains cannot pile up
@@ -95,6 +101,7 @@ impl Default for StorageConfig {
             // minutes of a core: an hour late is well behind.
             max_compaction_lag: Duration::from_secs(3600),
             day_file_zstd_level: crate::writer::DEFAULT_DAY_FILE_ZSTD_LEVEL,
+            day_file_page_rows: crate::writer::DEFAULT_DAY_FILE_PAGE_ROWS,
         }
     }
 }
@@ -260,6 +267,8 @@ pub struct Storage {
     compaction_lags: RwLock<HashMap<(TenantId, Signal), Duration>>,
     /// Day files' zstd level for values (`set_day_file_zstd_level`).
     day_file_zstd: std::sync::atomic::AtomicI32,
+    /// Day files' rows per data page (`set_day_file_page_rows`).
+    day_file_page_rows: std::sync::atomic::AtomicUsize,
     /// Files whose last merge failed: merges holding them report no lag.
     compaction_failing: Mutex<std::collections::HashSet<uuid::Uuid>>,
 }
@@ -315,6 +324,9 @@ impl Storage {
             compaction_failing: Mutex::new(Default::default()),
             day_file_zstd: std::sync::atomic::AtomicI32::new(
                 crate::writer::DEFAULT_DAY_FILE_ZSTD_LEVEL,
+            ),
+            day_file_page_rows: std::sync::atomic::AtomicUsize::new(
+                crate::writer::DEFAULT_DAY_FILE_PAGE_ROWS,
             ),
         })
     }

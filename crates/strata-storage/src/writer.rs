@@ -130,6 +130,10 @@ pub(crate) struct ValueLayout {
 /// (`storage.day_file_zstd_level`).
 pub const DEFAULT_DAY_FILE_ZSTD_LEVEL: i32 = 17;
 
+/// Day files' rows per data page unless configured
+/// (`storage.day_file_page_rows`): one page per row group.
+pub const DEFAULT_DAY_FILE_PAGE_ROWS: usize = ROW_GROUP_ROWS;
+
 pub(crate) fn value_layout(level: FileLevel) -> ValueLayout {
     match level {
         FileLevel::Flush => ValueLayout {
@@ -142,7 +146,7 @@ pub(crate) fn value_layout(level: FileLevel) -> ValueLayout {
         },
         FileLevel::Day => ValueLayout {
             zstd: DEFAULT_DAY_FILE_ZSTD_LEVEL,
-            page_rows: ROW_GROUP_ROWS,
+            page_rows: DEFAULT_DAY_FILE_PAGE_ROWS,
         },
     }
 }

@@ -61,6 +61,7 @@ impl StoreArgs {
         // The tools run alone: their merges at normal priority.
         storage.set_compaction(config.storage.compaction_workers, None);
         storage.set_day_file_zstd_level(config.storage.day_file_zstd_level);
+        storage.set_day_file_page_rows(config.storage.day_file_page_rows);
         Ok((config, storage))
     }
 }

@@ -89,6 +89,17 @@ impl Storage {
             .store(level.clamp(1, 22), std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// Rows per data page of day files written from now on (clamped to
+    /// 1024..=1048576; default 1048576: the fewest bytes). Smaller pages
+    /// answer reads of a few series over past days faster, for more
+    /// bytes at rest.
+    pub fn set_day_file_page_rows(&self, rows: usize) {
+        self.day_file_page_rows.store(
+            rows.clamp(1024, crate::writer::DEFAULT_DAY_FILE_PAGE_ROWS),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+
     fn compaction_settings(&self) -> (usize, Option<tokio::runtime::Handle>) {
         self.compaction.lock().clone()
     }
@@ -190,12 +201,17 @@ impl Storage {
     ) -> tokio::task::JoinHandle<Merged> {
         let store = Arc::clone(self.store.store());
         let (root, signal, job) = (p.root.clone(), p.signal, p.job.clone());
-        let day_zstd = self
-            .day_file_zstd
-            .load(std::sync::atomic::Ordering::Relaxed);
+        let day = crate::writer::ValueLayout {
+            zstd: self
+                .day_file_zstd
+                .load(std::sync::atomic::Ordering::Relaxed),
+            page_rows: self
+                .day_file_page_rows
+                .load(std::sync::atomic::Ordering::Relaxed),
+        };
         runtime.spawn(async move {
             match signal {
-                Signal::Metrics => compact::merge(&store, &root, &job, day_zstd).await,
+                Signal::Metrics => compact::merge(&store, &root, &job, day).await,
                 Signal::Logs => crate::logs_compact::merge_logs(&store, &root, &job).await,
             }
         })

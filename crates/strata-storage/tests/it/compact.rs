@@ -418,16 +418,57 @@ async fn a_failing_merge_is_retried_each_pass_and_counts_no_lag() {
     assert_eq!(storage.compaction_lag(&tenant(), Signal::Metrics), None);
 }
 
+/// The most data pages a column of the day file under `dir` has in one
+/// row group (every column's pages end at the same rows).
+fn day_file_pages(dir: &std::path::Path) -> usize {
+    fn find(dir: &std::path::Path) -> Option<std::path::PathBuf> {
+        for e in std::fs::read_dir(dir).ok()?.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                if let Some(f) = find(&p) {
+                    return Some(f);
+                }
+            } else if p
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("day-"))
+            {
+                return Some(p);
+            }
+        }
+        None
+    }
+    let file = std::fs::File::open(find(dir).unwrap()).unwrap();
+    let options = parquet::arrow::arrow_reader::ArrowReaderOptions::new().with_page_index(true);
+    let b = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new_with_options(
+        file, options,
+    )
+    .unwrap();
+    b.metadata()
+        .offset_index()
+        .unwrap()
+        .iter()
+        .flatten()
+        .map(|c| c.page_locations().len())
+        .max()
+        .unwrap()
+}
+
+/// Day files' zstd level and page rows: the same rows either way; a lower
+/// level takes more bytes, smaller pages more pages (and bytes).
 #[tokio::test]
-async fn a_lower_day_file_zstd_level_writes_the_same_rows_in_more_bytes() {
+async fn day_file_zstd_level_and_page_rows_keep_the_rows() {
     let mut sizes = Vec::new();
     let mut tables = Vec::new();
-    for level in [None, Some(1)] {
+    let mut pages = Vec::new();
+    for (level, page_rows) in [(None, None), (Some(1), None), (None, Some(1024))] {
         let dir = tempfile::tempdir().unwrap();
         let store = ObjectStoreHandle::open(&ObjectStoreConfig::default(), dir.path()).unwrap();
         let storage = Storage::open(store, Arc::new(Head::new())).await.unwrap();
         if let Some(level) = level {
             storage.set_day_file_zstd_level(level);
+        }
+        if let Some(rows) = page_rows {
+            storage.set_day_file_page_rows(rows);
         }
         let wal = MemoryWal::new();
         for flush in 0..2 {
@@ -448,12 +489,18 @@ async fn a_lower_day_file_zstd_level_writes_the_same_rows_in_more_bytes() {
         assert_eq!(view.files.len(), 1);
         sizes.push(view.files[0].size);
         tables.push(rows(dir.path(), &storage));
+        pages.push(day_file_pages(dir.path()));
     }
     assert_eq!(tables[0], tables[1], "the same rows either way");
+    assert_eq!(tables[0], tables[2], "the same rows either way");
     assert!(
         sizes[1] > sizes[0],
         "zstd 1 day file {} bytes, zstd 17 {}",
         sizes[1],
         sizes[0]
     );
+    // 500 series x 240 samples: one page at the default, 118 of 1024 rows.
+    assert_eq!(pages[0], 1);
+    assert_eq!(pages[2], 120_000usize.div_ceil(1024));
+    assert!(sizes[2] > sizes[0], "{sizes:?}");
 }
