@@ -438,7 +438,8 @@ fn day_file_pages(dir: &std::path::Path) -> usize {
         None
     }
     let file = std::fs::File::open(find(dir).unwrap()).unwrap();
-    let options = parquet::arrow::arrow_reader::ArrowReaderOptions::new().with_page_index(true);
+    let options = parquet::arrow::arrow_reader::ArrowReaderOptions::new()
+        .with_page_index_policy(parquet::file::metadata::PageIndexPolicy::Required);
     let b = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new_with_options(
         file, options,
     )
