@@ -683,5 +683,16 @@ mod tests {
                 ..
             })
         ));
+        let mut c = ServerConfig::default();
+        c.storage.day_file_page_rows = 512;
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::Invalid {
+                field: "storage.day_file_page_rows",
+                ..
+            })
+        ));
+        c.storage.day_file_page_rows = 1 << 18;
+        assert!(c.validate().is_ok());
     }
 }
