@@ -7,9 +7,10 @@
 //! section (e)):
 //! - names: characters outside `[a-zA-Z0-9_:]` become `_`, the unit is
 //!   appended in words (`s` → `_seconds`, `By` → `_bytes`, `1` on a gauge →
-//!   `_ratio`, `{…}` annotations dropped, `a/b` → `_a_per_b`) unless the
-//!   name already holds it, and a monotonic cumulative sum ends in
-//!   `_total`;
+//!   `_ratio`, a unit without a word as written, `{…}` annotations
+//!   dropped, `a/b` → `_a_per_b`) unless the name already holds it, and a
+//!   monotonic cumulative sum ends in `_total` (metadata units the same
+//!   way);
 //! - labels: data-point attributes with `.` and other characters turned
 //!   into `_` (colliding names joined with `;`); `service.namespace` +
 //!   `/` + `service.name` becomes `job`, `service.instance.id` `instance`;
@@ -460,7 +461,7 @@ impl Translation {
                 metric: name.to_owned(),
                 kind,
                 help: m.description.clone(),
-                unit: prom_unit(&m.unit),
+                unit: prom_unit(&m.unit, self.strategy.utf8()),
             },
         );
     }

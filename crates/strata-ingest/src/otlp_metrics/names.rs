@@ -118,13 +118,14 @@ fn utf8_name(name: &str, unit: &str, kind: Kind) -> String {
 }
 
 /// A unit's main and `per_` suffixes as Prometheus' OTLP translation
-/// builds them: known units in Prometheus' words, others as written,
-/// none for an empty unit, `1` or one with `{…}` annotations.
+/// builds them (`otlptranslator`'s `buildUnitSuffixes`): known units in
+/// Prometheus' words, others as written; none for an empty unit, `1`, or
+/// a part with `{…}` annotations.
 fn unit_suffixes(unit: &str) -> (Option<String>, Option<String>) {
     let mut parts = unit.splitn(2, '/');
     let word = |u: &str, known: fn(&str) -> Option<&'static str>| {
         let u = u.trim();
-        if u.is_empty() || u == "1" || u.contains(['{', '}']) {
+        if u.is_empty() || u.contains(['{', '}']) {
             return None;
         }
         Some(known(u).map_or_else(|| u.to_owned(), str::to_owned)).filter(|w| !w.is_empty())
@@ -137,42 +138,57 @@ fn unit_suffixes(unit: &str) -> (Option<String>, Option<String>) {
     (main, per)
 }
 
-/// The Prometheus name of an OTLP metric with escaping and suffixes (see
-/// the module docs).
+/// A unit suffix in the legacy character set (`cleanUpUnit`): other
+/// characters become `_`, a run of `_` one, none in front.
+fn clean_unit(unit: &str) -> String {
+    let mut out = String::with_capacity(unit.len());
+    for c in unit.chars() {
+        let c = if c.is_ascii_alphanumeric() || c == ':' {
+            c
+        } else {
+            '_'
+        };
+        if !(c == '_' && out.ends_with('_')) {
+            out.push(c);
+        }
+    }
+    out.trim_start_matches('_').to_owned()
+}
+
+/// The Prometheus name of an OTLP metric with escaping and suffixes, as
+/// `otlptranslator`'s `normalizeName` builds it: the name's runs of
+/// `[a-zA-Z0-9:]` as tokens, the unit's suffixes added unless a token
+/// already is one, `total` moved to the end of a counter's, `ratio` of a
+/// gauge of unit `1`'s.
 fn escaped_name(name: &str, unit: &str, kind: Kind) -> String {
     let mut tokens: Vec<String> = name
         .split(|c: char| !(c.is_ascii_alphanumeric() || c == ':'))
         .filter(|t| !t.is_empty())
         .map(str::to_owned)
         .collect();
-    // Unit, without `{…}` annotations.
-    let unit = strip_annotations(unit);
-    let (main, per) = match unit.split_once('/') {
-        Some((m, p)) => (m.trim(), Some(p.trim())),
-        None => (unit.trim(), None),
-    };
-    let mut suffix: Vec<String> = Vec::new();
-    if let Some(word) = unit_word(main) {
-        suffix.push(word.to_owned());
-    }
-    if let Some(p) = per.and_then(per_unit_word) {
-        suffix.push("per".to_owned());
-        suffix.push(p.to_owned());
-    }
-    if main == "1" && per.is_none() && kind == Kind::Gauge {
-        suffix = vec!["ratio".to_owned()];
-    }
-    let has = |tokens: &[String], word: &str| tokens.iter().any(|t| t == word);
-    if kind == Kind::Counter {
-        tokens.retain(|t| t != "total");
-    }
-    for w in suffix {
-        if !has(&tokens, &w) {
-            tokens.push(w);
+    let (main, per) = unit_suffixes(unit);
+    let per = per
+        .map(|p| clean_unit(&p))
+        .filter(|p| p != "per_")
+        .map(|p| p.strip_suffix('_').map_or_else(|| p.clone(), str::to_owned))
+        .filter(|p| !tokens.contains(p));
+    let main = main
+        .map(|m| clean_unit(&m))
+        .filter(|m| !m.is_empty() && !tokens.contains(m))
+        .map(|m| match (&per, m.strip_suffix('_')) {
+            (Some(_), Some(trimmed)) => trimmed.to_owned(),
+            _ => m,
+        });
+    tokens.extend(main);
+    tokens.extend(per);
+    for (applies, word) in [
+        (kind == Kind::Counter, "total"),
+        (unit == "1" && kind == Kind::Gauge, "ratio"),
+    ] {
+        if applies {
+            tokens.retain(|t| t != word);
+            tokens.push(word.to_owned());
         }
-    }
-    if kind == Kind::Counter {
-        tokens.push("total".to_owned());
     }
     let mut out = tokens.join("_");
     if out.is_empty() {
@@ -184,34 +200,17 @@ fn escaped_name(name: &str, unit: &str, kind: Kind) -> String {
     out
 }
 
-/// An OTLP unit in Prometheus' words, as its OTLP receiver puts it in
-/// metadata (`ms` → `milliseconds`, `By/s` → `bytes_per_second`); a unit
-/// with no such word is left out.
-pub(super) fn prom_unit(unit: &str) -> String {
-    let unit = strip_annotations(unit);
-    let (main, per) = match unit.split_once('/') {
-        Some((m, p)) => (m.trim(), Some(p.trim())),
-        None => (unit.trim(), None),
-    };
-    let mut words: Vec<&str> = unit_word(main).into_iter().collect();
-    if let Some(p) = per.and_then(per_unit_word) {
-        words.extend(["per", p]);
-    }
-    words.join("_")
-}
-
-fn strip_annotations(unit: &str) -> String {
-    let mut out = String::with_capacity(unit.len());
-    let mut depth = 0;
-    for c in unit.chars() {
-        match c {
-            '{' => depth += 1,
-            '}' if depth > 0 => depth -= 1,
-            _ if depth == 0 => out.push(c),
-            _ => {}
-        }
-    }
-    out
+/// An OTLP unit as Prometheus' OTLP receiver puts it in metadata
+/// (`otlptranslator`'s `UnitNamer`): `ms` → `milliseconds`, `By/s` →
+/// `bytes_per_second`, other units as written (in the legacy character
+/// set unless names keep their UTF-8 text), annotations and `1` left out.
+pub(super) fn prom_unit(unit: &str, utf8: bool) -> String {
+    let (main, per) = unit_suffixes(unit);
+    let clean = |u: String| if utf8 { u } else { clean_unit(&u) };
+    let words: Vec<String> = main.into_iter().chain(per).map(clean).collect();
+    let joined = words.join("_");
+    let joined = joined.strip_prefix('_').unwrap_or(&joined);
+    joined.strip_suffix('_').unwrap_or(joined).to_owned()
 }
 
 /// Prometheus' words for UCUM units (otlptranslator's unit map).
@@ -242,6 +241,7 @@ fn unit_word(unit: &str) -> Option<&'static str> {
         "Cel" => "celsius",
         "Hz" => "hertz",
         "%" => "percent",
+        "1" => "",
         _ => return None,
     })
 }

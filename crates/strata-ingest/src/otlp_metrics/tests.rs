@@ -100,6 +100,28 @@ fn names_follow_prometheus_translation() {
         ("latency_seconds", "s", Kind::Gauge, "latency_seconds"),
         ("queue-depth", "", Kind::Gauge, "queue_depth"),
         ("2xx.count", "", Kind::Counter, "_2xx_count_total"),
+        // A unit without a word is appended as written (cleaned), and a
+        // `per_` suffix is one token, as otlptranslator's normalizeName.
+        ("pallets", "pallet", Kind::Gauge, "pallets_pallet"),
+        (
+            "dock.moves",
+            "pallet.m/h",
+            Kind::Gauge,
+            "dock_moves_pallet_m_per_hour",
+        ),
+        (
+            "throughput_per_second",
+            "By/s",
+            Kind::Gauge,
+            "throughput_per_second_bytes_per_second",
+        ),
+        ("usage_ratio", "1", Kind::Gauge, "usage_ratio"),
+        (
+            "ratio.total.requests",
+            "",
+            Kind::Counter,
+            "ratio_requests_total",
+        ),
     ] {
         assert_eq!(
             metric_name(name, unit, kind, TranslationStrategy::default()),
@@ -409,6 +431,22 @@ fn json_bodies_decode_like_protobuf() {
             .unwrap()
             .contains(r#""rejectedDataPoints":"2""#)
     );
+}
+
+/// Units in metadata as Prometheus' OTLP receiver writes them.
+#[test]
+fn metadata_units_follow_prometheus() {
+    for (unit, utf8, want) in [
+        ("ms", false, "milliseconds"),
+        ("By/s", false, "bytes_per_second"),
+        ("{order}", false, ""),
+        ("1", false, ""),
+        ("pallet.m", false, "pallet_m"),
+        ("pallet.m", true, "pallet.m"),
+        ("{packet}/s", false, "per_second"),
+    ] {
+        assert_eq!(prom_unit(unit, utf8), want, "{unit} {utf8}");
+    }
 }
 
 /// Prometheus 3's other translation strategies, name by name.
