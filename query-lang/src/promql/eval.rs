@@ -310,7 +310,7 @@ impl Prepared {
         let (ev, expr) = (&self.ev, &*self.expr);
         let (start, end, step) = (ev.start, ev.end, ev.step);
         let value = if self.instant {
-            ev.precompute_subqueries(expr, start)?;
+            ev.precompute(expr, (start, start, 1), false)?;
             match ev.eval(expr, start)? {
                 Val::Scalar(v) => Value::Scalar { t: start, v },
                 Val::Str(s) => Value::String { t: start, s },
@@ -422,7 +422,7 @@ fn range_steps(
     to: i64,
     step: i64,
 ) -> Result<Vec<Series>, PromError> {
-    ev.precompute(expr, from, to, step)?;
+    ev.precompute(expr, (from, to, step), true)?;
     if let Some(series) = ev.read_off(expr, from, to, step)? {
         return Ok(series);
     }

@@ -441,51 +441,51 @@ impl Ev {
     /// Computes every step `from..=to` of the window-function calls in
     /// `e` whose range argument is a plain selector (no `@`) and whose
     /// other arguments are constant; under a subquery, at the steps of
-    /// its grid (see [`Self::precompute_grid`]).
+    /// its grid (see [`Self::precompute_grid`]). With `tables` false (an
+    /// instant query, evaluated once anyway) only the calls under
+    /// subqueries get tables.
     pub(super) fn precompute(
         &self,
         e: &Expr,
-        from: i64,
-        to: i64,
-        step: i64,
+        (from, to, step): (i64, i64, i64),
+        tables: bool,
     ) -> Result<(), PromError> {
+        let at = (from, to, step);
         match e {
-            Expr::Subquery(sq) => self.precompute_grid(sq, from, to, step),
+            Expr::Subquery(sq) => self.precompute_grid(sq, at),
             Expr::NumberLiteral(_)
             | Expr::StringLiteral(_)
             | Expr::VectorSelector(_)
             | Expr::MatrixSelector(_)
             | Expr::Extension(_) => Ok(()),
-            Expr::Paren(p) => self.precompute(&p.expr, from, to, step),
-            Expr::Unary(u) => self.precompute(&u.expr, from, to, step),
+            Expr::Paren(p) => self.precompute(&p.expr, at, tables),
+            Expr::Unary(u) => self.precompute(&u.expr, at, tables),
             Expr::Binary(b) => {
-                self.precompute(&b.lhs, from, to, step)?;
-                self.precompute(&b.rhs, from, to, step)
+                self.precompute(&b.lhs, at, tables)?;
+                self.precompute(&b.rhs, at, tables)
             }
             Expr::Aggregate(a) => {
                 if let Some(p) = &a.param {
-                    self.precompute(p, from, to, step)?;
+                    self.precompute(p, at, tables)?;
                 }
-                match column_selector(a) {
+                match column_selector(a).filter(|_| tables) {
                     // `sum(metric)` and friends: the selector's value at
                     // every step, for the aggregation to reduce by column.
                     Some(vs) => {
                         self.precompute_selector(vs, from, to, step);
                         Ok(())
                     }
-                    None => self.precompute(&a.expr, from, to, step),
+                    None => self.precompute(&a.expr, at, tables),
                 }
             }
-            Expr::Call(c) => {
-                if window_selector(c).is_some() {
-                    self.precompute_call(c, from, to, step)
-                } else {
-                    for a in &c.args.args {
-                        self.precompute(a, from, to, step)?;
-                    }
-                    Ok(())
-                }
+            Expr::Call(c) if tables && window_selector(c).is_some() => {
+                self.precompute_call(c, from, to, step)
             }
+            Expr::Call(c) => c
+                .args
+                .args
+                .iter()
+                .try_for_each(|a| self.precompute(a, at, tables)),
         }
     }
 
@@ -500,36 +500,6 @@ impl Ev {
         true
     }
 
-    /// For an instant query: the calls under each subquery at the steps
-    /// of its grid (the rest is evaluated once anyway).
-    pub(super) fn precompute_subqueries(&self, e: &Expr, t: i64) -> Result<(), PromError> {
-        match e {
-            Expr::Subquery(sq) => self.precompute_grid(sq, t, t, 1),
-            Expr::Paren(p) => self.precompute_subqueries(&p.expr, t),
-            Expr::Unary(u) => self.precompute_subqueries(&u.expr, t),
-            Expr::Binary(b) => {
-                self.precompute_subqueries(&b.lhs, t)?;
-                self.precompute_subqueries(&b.rhs, t)
-            }
-            Expr::Aggregate(a) => {
-                if let Some(p) = &a.param {
-                    self.precompute_subqueries(p, t)?;
-                }
-                self.precompute_subqueries(&a.expr, t)
-            }
-            Expr::Call(c) => c
-                .args
-                .args
-                .iter()
-                .try_for_each(|a| self.precompute_subqueries(a, t)),
-            Expr::NumberLiteral(_)
-            | Expr::StringLiteral(_)
-            | Expr::VectorSelector(_)
-            | Expr::MatrixSelector(_)
-            | Expr::Extension(_) => Ok(()),
-        }
-    }
-
     /// For a subquery whose windows at steps `from..=to` (`step` apart)
     /// cover its grid: the calls in its expression at every grid step
     /// those windows hold, so each grid step's evaluation reads them off
@@ -541,9 +511,7 @@ impl Ev {
     fn precompute_grid(
         &self,
         sq: &promql_parser::parser::SubqueryExpr,
-        from: i64,
-        to: i64,
-        step: i64,
+        (from, to, step): (i64, i64, i64),
     ) -> Result<(), PromError> {
         let range = ms(&sq.range);
         let (lo, hi) = (
@@ -563,7 +531,7 @@ impl Ev {
         if steps == 0 || steps > i64::try_from(self.max_samples).unwrap_or(i64::MAX) {
             return Ok(());
         }
-        self.precompute(&sq.expr, first, hi, sub)
+        self.precompute(&sq.expr, (first, hi, sub), true)
     }
 
     /// Every step `from..=to` of an instant selector (no `@`): each
