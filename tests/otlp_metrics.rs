@@ -41,20 +41,24 @@ fn the_python_sdk_exports_metrics_that_promql_and_sql_read() {
         &dir.path().join("data"),
         &["--limits-overrides-file", limits.to_str().unwrap()],
     );
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../tests/interop/otel_metrics.py"
-    );
-    let out = Command::new("python3")
-        .args([script, &format!("http://{}", server.addr), "acme"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        server.log()
-    );
+    // The SDK exports its metrics to `tenant`.
+    let export = |tenant: &str| {
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/interop/otel_metrics.py"
+        );
+        let out = Command::new("python3")
+            .args([script, &format!("http://{}", server.addr), tenant])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            server.log()
+        );
+    };
+    export("acme");
 
     // A monotonic sum is a counter named with _total; the last export wins.
     let r = instant(&server, "odoo_orders_picked_total");
@@ -140,15 +144,7 @@ fn the_python_sdk_exports_metrics_that_promql_and_sql_read() {
 
     // A tenant on Prometheus 3's NoUTF8EscapingWithSuffixes keeps the
     // SDK's names as UTF-8 text, suffixes added.
-    let out = Command::new("python3")
-        .args([script, &format!("http://{}", server.addr), "dotted"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    export("dotted");
     let dotted = |query: &str| {
         let (status, body) =
             server.get_json("dotted", &format!("/api/v1/query?query={}", escape(query)));
