@@ -73,31 +73,25 @@ pub fn rules(spec: &SloSpec, interval: Duration) -> Result<RuleFile, SpecError> 
         format!("sum_over_time({five}{sel}[{period}]) / count_over_time({five}{sel}[{period}])"),
         &labels,
     ));
-    recording.push(record(
-        "slo:objective:ratio",
-        format!("vector({})", spec.objective),
-        &labels,
-    ));
-    recording.push(record(
-        "slo:error_budget:ratio",
-        format!("vector(1 - {})", spec.objective),
-        &labels,
-    ));
-    recording.push(record(
-        "slo:current_burn_rate:ratio",
-        format!("{five}{sel} / (1 - {})", spec.objective),
-        &labels,
-    ));
-    recording.push(record(
-        "slo:period_burn_rate:ratio",
-        format!("{period_metric}{sel} / (1 - {})", spec.objective),
-        &labels,
-    ));
-    recording.push(record(
-        "slo:period_error_budget_remaining:ratio",
-        format!("1 - slo:period_burn_rate:ratio{sel}"),
-        &labels,
-    ));
+    let objective = spec.objective;
+    for (name, expr) in [
+        ("slo:objective:ratio", format!("vector({objective})")),
+        ("slo:error_budget:ratio", format!("vector(1 - {objective})")),
+        (
+            "slo:current_burn_rate:ratio",
+            format!("{five}{sel} / (1 - {objective})"),
+        ),
+        (
+            "slo:period_burn_rate:ratio",
+            format!("{period_metric}{sel} / (1 - {objective})"),
+        ),
+        (
+            "slo:period_error_budget_remaining:ratio",
+            format!("1 - slo:period_burn_rate:ratio{sel}"),
+        ),
+    ] {
+        recording.push(record(name, expr, &labels));
+    }
     let window_hours = spec.window.as_secs_f64() / 3_600.0;
     let alerting = ALERTS
         .iter()
