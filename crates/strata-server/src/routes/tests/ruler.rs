@@ -352,3 +352,38 @@ async fn rule_queries_do_not_wait_for_dashboard_slots() {
             .is_ok()
     );
 }
+
+/// A tenant on the legacy name scheme gets no series a rule records under
+/// a UTF-8 name (the write path's decoders never see rule output); its
+/// other rules' output is stored.
+#[tokio::test]
+async fn rule_output_follows_the_tenant_name_scheme() {
+    let mut config = ServerConfig::default();
+    config.limits.tenant_defaults.name_validation_scheme = strata_types::NameScheme::Legacy;
+    let (app, state, _) = app_with(config).await;
+    let group = "name: g\nrules:\n  - record: plain_metric\n    expr: vector(1)\n  - record: 'dotted.metric'\n    expr: vector(2)\n";
+    let (status, text) = send(&app, req("POST", "acme", "/config/v1/rules/ns", group)).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{text}");
+    crate::ruler::evaluate_once(&state, 60_000).await;
+    let count = |query: &str| {
+        let app = app.clone();
+        let query = url::form_urlencoded::byte_serialize(query.as_bytes()).collect::<String>();
+        async move {
+            let (status, text) = send(
+                &app,
+                req(
+                    "GET",
+                    "acme",
+                    &format!("/api/v1/query?query={query}&time=60"),
+                    "",
+                ),
+            )
+            .await;
+            assert_eq!(status, StatusCode::OK, "{text}");
+            let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+            v["data"]["result"].as_array().unwrap().len()
+        }
+    };
+    assert_eq!(count("plain_metric").await, 1);
+    assert_eq!(count(r#"{"dotted.metric"}"#).await, 0);
+}
