@@ -264,10 +264,36 @@ impl TenantHead {
         self.appended.load(Ordering::Relaxed)
     }
 
-    /// Every series ordered by (metric name, series id as a signed 64-bit
-    /// integer): the order of rows in a flushed file, whose `series_id`
-    /// column is signed because Delta Lake has no unsigned types.
+    /// Every series in the order a flushed file holds them
+    /// ([`strata_types::cmp_series_order`]: metric, `job`, `instance`,
+    /// then the whole label set).
     pub fn series_in_flush_order(&self) -> Vec<HeadSeriesRef> {
+        let index = self.index.read();
+        let mut refs: Vec<(strata_types::SeriesOrderKey<'_>, u32)> = (0..index.series.len())
+            .map(|i| {
+                let r = i as u32;
+                let key = strata_types::SeriesOrderKey::of(
+                    index.labels.labels(r).map(|(n, v)| (&**n, &**v)),
+                );
+                (key, r)
+            })
+            .collect();
+        refs.sort_unstable_by(|a, b| {
+            a.0.cmp(&b.0).then_with(|| {
+                let pairs = |r: u32| index.labels.labels(r).map(|(n, v)| (&**n, &**v));
+                pairs(a.1).cmp(pairs(b.1))
+            })
+        });
+        refs.into_iter().map(|(_, r)| HeadSeriesRef(r)).collect()
+    }
+
+    /// Every series ordered by (metric name, series id as a signed 64-bit
+    /// integer): the order of files written before
+    /// [`series_in_flush_order`](Self::series_in_flush_order)'s, still used
+    /// for a day whose stored files have it (files of one day merge in one
+    /// order). `series_id` is signed because Delta Lake has no unsigned
+    /// types.
+    pub fn series_in_id_order(&self) -> Vec<HeadSeriesRef> {
         let index = self.index.read();
         let name = index.sym(strata_types::METRIC_NAME_LABEL);
         let mut refs: Vec<(&str, i64, u32)> = index

@@ -36,10 +36,15 @@ use parquet::arrow::arrow_reader::ArrowReaderOptions;
 #[allow(deprecated)]
 use parquet::arrow::async_reader::ParquetObjectReader;
 
+use std::collections::HashMap;
+
+use strata_types::SeriesOrderKey;
+
 use crate::merge::MergePolicy;
 use crate::paths::FileLevel;
+use crate::series_index::{SeriesIndex, SeriesIndexLocation};
 use crate::writer::{FileWriter, value_layout};
-use crate::{DataFile, StorageError};
+use crate::{DataFile, SeriesOrder, StorageError};
 
 const HOUR_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 24 * HOUR_MS;
@@ -237,12 +242,14 @@ fn hour_jobs(
     jobs
 }
 
-/// A metric row's merge key: (metric, series id, timestamp). Metrics are
-/// interned per merge, so equal metrics (the common case: every input is
-/// in the same metric) compare by pointer instead of by bytes.
+/// A metric row's merge key: (metric, series, timestamp), the series by
+/// its id or its rank in label order (the inputs' [`SeriesOrder`]).
+/// Metrics are interned per merge, so equal metrics (the common case:
+/// every input is in the same metric) compare by pointer instead of by
+/// bytes.
 pub(crate) struct MetricKey {
     metric: Arc<str>,
-    series_id: i64,
+    series: i64,
     ts: i64,
 }
 
@@ -254,7 +261,7 @@ impl Ord for MetricKey {
             self.metric.cmp(&other.metric)
         };
         metric
-            .then(self.series_id.cmp(&other.series_id))
+            .then(self.series.cmp(&other.series))
             .then(self.ts.cmp(&other.ts))
     }
 }
@@ -278,6 +285,10 @@ struct MetricsMerge {
     /// Each input's current metric, shared by the keys of its rows: rows
     /// are sorted by metric, so it is rarely re-allocated.
     current: Vec<Arc<str>>,
+    /// Label-ordered inputs: every series' rank in that order, and each
+    /// input's current series (id, rank), looked up once per series.
+    ranks: Option<HashMap<i64, i64>>,
+    last: Vec<(i64, i64)>,
 }
 
 impl MergePolicy for MetricsMerge {
@@ -294,12 +305,33 @@ impl MergePolicy for MetricsMerge {
         if **current != *metric {
             *current = self.metrics.intern(metric);
         }
+        let id = b
+            .column(crate::col::SERIES_ID)
+            .as_primitive::<Int64Type>()
+            .value(r);
+        let series = match &self.ranks {
+            None => id,
+            Some(ranks) => match self.last.get_mut(input) {
+                Some(last) if last.0 == id && last.1 >= 0 => last.1,
+                Some(last) => {
+                    let rank = ranks.get(&id).copied().ok_or_else(|| StorageError::Corrupt {
+                        message: format!(
+                            "compaction input {input} holds series {id}, which its series index does not"
+                        ),
+                    })?;
+                    *last = (id, rank);
+                    rank
+                }
+                None => {
+                    return Err(StorageError::Corrupt {
+                        message: format!("compaction lost track of input {input}"),
+                    });
+                }
+            },
+        };
         Ok(MetricKey {
             metric: Arc::clone(current),
-            series_id: b
-                .column(crate::col::SERIES_ID)
-                .as_primitive::<Int64Type>()
-                .value(r),
+            series,
             ts: b
                 .column(crate::col::TIMESTAMP)
                 .as_primitive::<TimestampMicrosecondType>()
@@ -361,18 +393,40 @@ pub(crate) async fn merge(
         })
         .sum::<u64>()
         .clamp(1, rows.max(1));
+    // A day's files share one order (`write_head`); a merge of two
+    // orders could not stream, so it is refused rather than mis-sorted.
+    let order = job
+        .inputs
+        .first()
+        .map_or(SeriesOrder::Labels, |f| f.series_order);
+    if let Some(f) = job.inputs.iter().find(|f| f.series_order != order) {
+        return Err(StorageError::Corrupt {
+            message: format!(
+                "compaction of {}: {} orders its series by {}, other inputs by {}",
+                job.day,
+                f.path.relative(),
+                f.series_order.as_str(),
+                order.as_str()
+            ),
+        });
+    }
     let mut inputs = Vec::with_capacity(job.inputs.len());
+    let mut indexes = Vec::new();
     for f in &job.inputs {
         let path = f.path.under(table);
         #[allow(deprecated)]
-        let reader = ParquetObjectReader::new(Arc::clone(store), path).with_file_size(f.size);
+        let reader =
+            ParquetObjectReader::new(Arc::clone(store), path.clone()).with_file_size(f.size);
         let options = ArrowReaderOptions::new().with_schema(read_schema());
-        let stream = ParquetRecordBatchStreamBuilder::new_with_options(reader, options)
-            .await?
-            .with_batch_size(BATCH_ROWS)
-            .build()?;
+        let builder = ParquetRecordBatchStreamBuilder::new_with_options(reader, options).await?;
+        if order == SeriesOrder::Labels {
+            indexes.push(series_index_of(store, &path, builder.metadata()).await?);
+        }
+        let stream = builder.with_batch_size(BATCH_ROWS).build()?;
         inputs.push((stream, f.written_ms));
     }
+    let ranks = (order == SeriesOrder::Labels).then(|| label_ranks(&indexes));
+    drop(indexes);
     let layout = if job.level == FileLevel::Day {
         day
     } else {
@@ -385,6 +439,7 @@ pub(crate) async fn merge(
         job.level,
         expected_series,
         layout,
+        order,
     )?;
     out.set_written_ms(
         job.inputs
@@ -397,10 +452,67 @@ pub(crate) async fn merge(
         out,
         metrics: Metrics::default(),
         current: vec![Arc::from(""); inputs.len()],
+        ranks,
+        last: vec![(0, -1); inputs.len()],
     };
     let stats = crate::merge::merge(inputs, &mut policy, BATCH_ROWS).await?;
     let file = policy.out.finish().await?;
     Ok((file, stats))
+}
+
+/// A label-ordered input's series index (such files always have one).
+async fn series_index_of(
+    store: &Arc<dyn ObjectStore>,
+    path: &Path,
+    meta: &parquet::file::metadata::ParquetMetaData,
+) -> Result<SeriesIndex, StorageError> {
+    let missing = || StorageError::Corrupt {
+        message: format!("{path}: a label-ordered file without a series index"),
+    };
+    let at = meta
+        .file_metadata()
+        .key_value_metadata()
+        .and_then(|kv| kv.iter().find(|kv| kv.key == SeriesIndex::KEY))
+        .and_then(|kv| kv.value.as_deref())
+        .and_then(SeriesIndexLocation::from_footer)
+        .ok_or_else(missing)?;
+    let end = at.offset.checked_add(at.len).ok_or_else(missing)?;
+    let bytes =
+        object_store::ObjectStoreExt::get_range(store.as_ref(), path, at.offset..end).await?;
+    let index = SeriesIndex::decode(&bytes, at)?;
+    if i64::try_from(index.rows).ok() != Some(meta.file_metadata().num_rows()) {
+        return Err(StorageError::Corrupt {
+            message: format!("{path}: the series index does not cover the file's rows"),
+        });
+    }
+    Ok(index)
+}
+
+/// Every series of `indexes` ranked in label order
+/// ([`strata_types::cmp_series_order`]): the order label-ordered inputs
+/// are in, as numbers the merge compares.
+fn label_ranks(indexes: &[SeriesIndex]) -> HashMap<i64, i64> {
+    let pairs = |(k, i): (usize, usize)| {
+        let index = &indexes[k];
+        index
+            .pairs_of(i)
+            .iter()
+            .map(move |&(n, v)| (index.string(n).unwrap_or(""), index.string(v).unwrap_or("")))
+    };
+    let mut seen = HashMap::new();
+    let mut all: Vec<(SeriesOrderKey<'_>, (usize, usize))> = Vec::new();
+    for (k, index) in indexes.iter().enumerate() {
+        for (i, &id) in index.ids.iter().enumerate() {
+            if seen.insert(id, ()).is_none() {
+                all.push((SeriesOrderKey::of(pairs((k, i))), (k, i)));
+            }
+        }
+    }
+    all.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| pairs(a.1).cmp(pairs(b.1))));
+    all.iter()
+        .enumerate()
+        .map(|(rank, &(_, (k, i)))| (indexes[k].ids[i], rank as i64))
+        .collect()
 }
 
 /// The file schema with the label map's keys and values read as
@@ -511,6 +623,7 @@ mod tests {
             sha256: None,
             stats,
             written_ms,
+            series_order: crate::SeriesOrder::Labels,
         }
     }
 

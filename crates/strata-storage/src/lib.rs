@@ -45,4 +45,4 @@ pub use storage::{
     TenantView,
 };
 pub use store::{ObjectStoreConfig, ObjectStoreHandle};
-pub use table::{DataFile, FileStats, MetricsTable, SHA256_TAG, WAL_APP_ID};
+pub use table::{DataFile, FileStats, MetricsTable, SHA256_TAG, SeriesOrder, WAL_APP_ID};

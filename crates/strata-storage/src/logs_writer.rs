@@ -244,6 +244,7 @@ impl LogFileWriter {
             sha256: Some(sha256),
             stats,
             written_ms: chrono::Utc::now().timestamp_millis(),
+            series_order: crate::SeriesOrder::Id,
         })
     }
 }

@@ -36,6 +36,31 @@ pub const SHA256_TAG: &str = "strata.sha256";
 pub const WRITTEN_TAG: &str = "strata.written_ms";
 /// Add-action tag: distinct series in the file.
 pub const SERIES_TAG: &str = "strata.series";
+/// The add-action tag naming how a metrics file orders its series
+/// ([`SeriesOrder`]); absent on files written before there was a choice.
+pub const SERIES_ORDER_TAG: &str = "strata.series_order";
+
+/// How a metrics file orders its series within a metric: files of one day
+/// merge only in one order, so a day keeps the order of its first file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SeriesOrder {
+    /// By series id (signed): every file written before label order.
+    #[default]
+    Id,
+    /// By [`strata_types::cmp_series_order`]: `job`, `instance`, then the
+    /// label set, so a service's or a host's series lie together.
+    Labels,
+}
+
+impl SeriesOrder {
+    /// The tag value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Id => "series_id",
+            Self::Labels => "labels",
+        }
+    }
+}
 
 /// Per-file statistics, kept in the Delta log (`stats`) and used to prune
 /// files before any is opened.
@@ -154,6 +179,8 @@ pub struct DataFile {
     pub stats: FileStats,
     /// When the newest write in the file happened (ms since the epoch).
     pub written_ms: i64,
+    /// How its series are ordered (metrics files).
+    pub series_order: SeriesOrder,
 }
 
 impl DataFile {
@@ -206,6 +233,12 @@ impl DataFile {
         }
         tags.insert(WRITTEN_TAG.to_owned(), Some(self.written_ms.to_string()));
         tags.insert(SERIES_TAG.to_owned(), Some(self.stats.series.to_string()));
+        if self.series_order != SeriesOrder::Id {
+            tags.insert(
+                SERIES_ORDER_TAG.to_owned(),
+                Some(self.series_order.as_str().to_owned()),
+            );
+        }
         tags.insert(
             "strata.level".to_owned(),
             Some(self.path.level.as_str().to_owned()),
@@ -276,6 +309,17 @@ impl DataFile {
                 .as_ref()
                 .and_then(|t| t.get(SHA256_TAG).cloned().flatten()),
             written_ms: tag(WRITTEN_TAG).unwrap_or(add.modification_time),
+            series_order: match add
+                .tags
+                .as_ref()
+                .and_then(|t| t.get(SERIES_ORDER_TAG).cloned().flatten())
+                .as_deref()
+            {
+                None => SeriesOrder::Id,
+                Some(v) if v == SeriesOrder::Id.as_str() => SeriesOrder::Id,
+                Some(v) if v == SeriesOrder::Labels.as_str() => SeriesOrder::Labels,
+                Some(v) => return Err(corrupt(&format!("unknown series order {v:?}"))),
+            },
             stats: FileStats {
                 rows: stats.num_records,
                 min_ts_ms: ts(&stats.min_values, false)?,

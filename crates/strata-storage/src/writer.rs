@@ -35,7 +35,7 @@ use crate::labels_chunk::{LabelsColumn, Leaf};
 use crate::paths::{DataFilePath, FileLevel, day_of_ms};
 use crate::schema::{MAP_ENTRIES, MAP_KEY, MAP_VALUE, metrics_schema};
 use crate::series_index::{SeriesIndex, SeriesIndexLocation, SeriesIndexWriter};
-use crate::{DataFile, FileCatalog, FileStats, StorageError};
+use crate::{DataFile, FileCatalog, FileStats, SeriesOrder, StorageError};
 
 /// Rows per Arrow batch handed to the Parquet writer.
 const BATCH_ROWS: usize = 8192;
@@ -59,17 +59,27 @@ const METRIC_CUT: usize = 4;
 /// (docs/BENCHMARKS.md): zstd; timestamps delta-packed; values
 /// byte-stream-split; dictionary-coded metric and labels; a bloom filter on
 /// series ids; page statistics for page-level pruning.
-pub(crate) fn writer_properties(expected_series: u64, layout: &ValueLayout) -> WriterProperties {
+pub(crate) fn writer_properties(
+    expected_series: u64,
+    layout: &ValueLayout,
+    order: SeriesOrder,
+) -> WriterProperties {
     let col = |name: &str| parquet::schema::types::ColumnPath::from(name);
+    // Rows sorted by (metric, series id, timestamp), or by metric and then
+    // the label order no column holds: only what is true is declared.
+    let sorted: &[i32] = match order {
+        SeriesOrder::Id => &[0, 3, 4],
+        SeriesOrder::Labels => &[0],
+    };
     WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
         .set_statistics_enabled(EnabledStatistics::Page)
         // Leaf column indexes: metric 0, labels key 1 and value 2,
         // series_id 3, timestamp 4, value 5.
         .set_sorting_columns(Some(
-            [0, 3, 4]
-                .into_iter()
-                .map(|column_idx| SortingColumn {
+            sorted
+                .iter()
+                .map(|&column_idx| SortingColumn {
                     column_idx,
                     descending: false,
                     nulls_first: false,
@@ -98,6 +108,10 @@ pub(crate) fn writer_properties(expected_series: u64, layout: &ValueLayout) -> W
         .set_data_page_row_count_limit(layout.page_rows)
         // Byte budgets large enough that the row count ends a page.
         .set_data_page_size_limit((layout.page_rows * 8).max(1 << 20))
+        .set_key_value_metadata(Some(vec![parquet::file::metadata::KeyValue::new(
+            crate::table::SERIES_ORDER_TAG.to_owned(),
+            order.as_str().to_owned(),
+        )]))
         .build()
 }
 
@@ -218,6 +232,8 @@ pub(crate) struct FileWriter {
     /// The metric of the last row appended (rows come metric by metric):
     /// a series start whose metric differs begins a new metric.
     last_metric: Option<Box<str>>,
+    /// How rows are ordered (recorded with the file).
+    order: SeriesOrder,
 }
 
 /// The row group being encoded: one Arrow column writer per leaf (the two
@@ -249,6 +265,7 @@ impl FileWriter {
         day: NaiveDate,
         level: FileLevel,
         expected_series: u64,
+        order: SeriesOrder,
     ) -> Result<Self, StorageError> {
         Self::with_layout(
             store,
@@ -257,6 +274,7 @@ impl FileWriter {
             level,
             expected_series,
             value_layout(level),
+            order,
         )
     }
 
@@ -269,10 +287,11 @@ impl FileWriter {
         level: FileLevel,
         expected_series: u64,
         layout: ValueLayout,
+        order: SeriesOrder,
     ) -> Result<Self, StorageError> {
         let path = DataFilePath::new(day, level);
         let sink = HashingWriter::new(store, path.under(table));
-        let mut props = writer_properties(expected_series, &layout);
+        let mut props = writer_properties(expected_series, &layout, order);
         let schema = metrics_schema();
         let parquet_schema = ArrowSchemaConverter::new()
             .with_coerce_types(props.coerce_types())
@@ -304,6 +323,7 @@ impl FileWriter {
             last_series: None,
             labels: Vec::new(),
             last_metric: None,
+            order,
         })
     }
 
@@ -581,6 +601,7 @@ impl FileWriter {
             sha256: Some(sha256),
             stats: self.stats,
             written_ms: self.written_ms,
+            series_order: self.order,
         })
     }
 }
@@ -593,21 +614,38 @@ fn label_leaf(leaf: &str) -> parquet::schema::types::ColumnPath {
     ])
 }
 
-/// Writes a frozen head as data files, one per UTC day. Files already
-/// uploaded when an error strikes are left for vacuum (nothing references
-/// them).
+/// Writes a frozen head as data files, one per UTC day, in label order
+/// ([`SeriesOrder::Labels`]) but for the days in `id_days` (days whose
+/// stored files are in series-id order: a day's files merge in one
+/// order), written in a second pass over the head. Files already uploaded
+/// when an error strikes are left for vacuum (nothing references them).
 pub(crate) async fn write_head(
     head: &TenantHead,
     store: &Arc<dyn ObjectStore>,
     table: &Path,
+    id_days: &std::collections::BTreeSet<NaiveDate>,
 ) -> Result<Vec<DataFile>, StorageError> {
-    let refs = head.series_in_flush_order();
-    let expected = refs.len() as u64;
     let mut writers: BTreeMap<NaiveDate, FileWriter> = BTreeMap::new();
-    for chunk in refs.chunks(SERIES_PER_READ) {
-        let series = head.read_series(chunk, i64::MIN, i64::MAX);
-        for s in &series {
-            write_series(s, store, table, expected, &mut writers).await?;
+    for order in [SeriesOrder::Labels, SeriesOrder::Id] {
+        if order == SeriesOrder::Id && id_days.is_empty() {
+            continue;
+        }
+        let refs = match order {
+            SeriesOrder::Labels => head.series_in_flush_order(),
+            SeriesOrder::Id => head.series_in_id_order(),
+        };
+        let day_file = DayFiles {
+            store,
+            table,
+            expected: refs.len() as u64,
+            order,
+            id_days,
+        };
+        for chunk in refs.chunks(SERIES_PER_READ) {
+            let series = head.read_series(chunk, i64::MIN, i64::MAX);
+            for s in &series {
+                day_file.write_series(s, &mut writers).await?;
+            }
         }
     }
     let mut files = Vec::with_capacity(writers.len());
@@ -617,43 +655,61 @@ pub(crate) async fn write_head(
     Ok(files)
 }
 
-async fn write_series(
-    s: &SeriesSnapshot,
-    store: &Arc<dyn ObjectStore>,
-    table: &Path,
+/// Where one pass of [`write_head`] writes: the days of its order.
+struct DayFiles<'a> {
+    store: &'a Arc<dyn ObjectStore>,
+    table: &'a Path,
     expected: u64,
-    writers: &mut BTreeMap<NaiveDate, FileWriter>,
-) -> Result<(), StorageError> {
-    let metric = s.label(METRIC_NAME_LABEL).unwrap_or_default();
-    let id = s.id.0 as i64;
-    let mut rest = &s.samples[..];
-    while let Some(first) = rest.first() {
-        let day = day_of_ms(first.timestamp_ms);
-        let n = rest
-            .iter()
-            .position(|x| day_of_ms(x.timestamp_ms) != day)
-            .unwrap_or(rest.len());
-        let (today, later) = rest.split_at(n);
-        let w = match writers.entry(day) {
-            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::btree_map::Entry::Vacant(e) => e.insert(FileWriter::try_new(
-                Arc::clone(store),
-                table,
-                day,
-                FileLevel::Flush,
-                expected,
-            )?),
-        };
-        w.push_series(
-            metric,
-            &s.labels,
-            id,
-            today.iter().map(|x| (x.timestamp_ms, x.value)),
-        )
-        .await?;
-        rest = later;
+    order: SeriesOrder,
+    id_days: &'a std::collections::BTreeSet<NaiveDate>,
+}
+
+impl DayFiles<'_> {
+    async fn write_series(
+        &self,
+        s: &SeriesSnapshot,
+        writers: &mut BTreeMap<NaiveDate, FileWriter>,
+    ) -> Result<(), StorageError> {
+        let metric = s.label(METRIC_NAME_LABEL).unwrap_or_default();
+        let id = s.id.0 as i64;
+        let mut rest = &s.samples[..];
+        while let Some(first) = rest.first() {
+            let day = day_of_ms(first.timestamp_ms);
+            let n = rest
+                .iter()
+                .position(|x| day_of_ms(x.timestamp_ms) != day)
+                .unwrap_or(rest.len());
+            let (today, later) = rest.split_at(n);
+            rest = later;
+            let day_order = if self.id_days.contains(&day) {
+                SeriesOrder::Id
+            } else {
+                SeriesOrder::Labels
+            };
+            if day_order != self.order {
+                continue;
+            }
+            let w = match writers.entry(day) {
+                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::btree_map::Entry::Vacant(e) => e.insert(FileWriter::try_new(
+                    Arc::clone(self.store),
+                    self.table,
+                    day,
+                    FileLevel::Flush,
+                    self.expected,
+                    self.order,
+                )?),
+            };
+            w.push_series(
+                metric,
+                &s.labels,
+                id,
+                today.iter().map(|x| (x.timestamp_ms, x.value)),
+            )
+            .await?;
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// Column builders for one batch of `push_series`, and where its series
@@ -796,9 +852,16 @@ mod tests {
         let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
         let table = Path::from("t");
         let day = NaiveDate::from_ymd_opt(2026, 1, 2).unwrap();
-        let mut w = FileWriter::try_new(Arc::clone(&store), &table, day, FileLevel::Day, 8)
-            .unwrap()
-            .with_bounds(1_000, 1_000, usize::MAX);
+        let mut w = FileWriter::try_new(
+            Arc::clone(&store),
+            &table,
+            day,
+            FileLevel::Day,
+            8,
+            SeriesOrder::Id,
+        )
+        .unwrap()
+        .with_bounds(1_000, 1_000, usize::MAX);
         // (metric, series, rows per series)
         let mut id = 0;
         for (metric, series, rows) in [("a", 7, 100), ("b", 1, 100), ("c", 4, 300)] {
@@ -845,9 +908,16 @@ mod tests {
         let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
         let table = Path::from("t");
         let day = NaiveDate::from_ymd_opt(2026, 1, 2).unwrap();
-        let mut w = FileWriter::try_new(Arc::clone(&store), &table, day, FileLevel::Flush, 8)
-            .unwrap()
-            .with_bounds(1_000, 300, dictionary_bytes);
+        let mut w = FileWriter::try_new(
+            Arc::clone(&store),
+            &table,
+            day,
+            FileLevel::Flush,
+            8,
+            SeriesOrder::Id,
+        )
+        .unwrap()
+        .with_bounds(1_000, 300, dictionary_bytes);
         let mut expected: Vec<Row> = Vec::new();
         for (labels, id, n) in series(12) {
             let metric = labels[0].1.to_string();

@@ -29,3 +29,6 @@ pub use kind::ErrorKind;
 
 mod logs;
 pub use logs::{LogBatch, LogEntry, LogStream};
+
+mod series_order;
+pub use series_order::{SeriesOrderKey, cmp_series_order};

@@ -259,7 +259,17 @@ impl Storage {
         let table = self.table(tenant, signal).await?;
         let mut table = table.lock().await;
         let files = match head {
-            FrozenHead::Samples(h) => write_head(h, self.store.store(), table.root()).await?,
+            FrozenHead::Samples(h) => {
+                // A day whose stored files are in series-id order (written
+                // before label order) keeps it: a day merges in one order.
+                let id_days = table
+                    .files()?
+                    .iter()
+                    .filter(|f| f.series_order == crate::SeriesOrder::Id)
+                    .map(|f| f.path.day)
+                    .collect();
+                write_head(h, self.store.store(), table.root(), &id_days).await?
+            }
             FrozenHead::Logs(l) => write_logs(l, self.store.store(), table.root()).await?,
         };
         if self.failpoint == Some(FailPoint::Uploaded) {

@@ -8,8 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use strata_head::Head;
-use strata_storage::{FileLevel, ObjectStoreConfig, ObjectStoreHandle, Signal, Storage};
-use strata_types::{SeriesSamples, TenantId, WriteBatch};
+use strata_storage::{
+    FileLevel, ObjectStoreConfig, ObjectStoreHandle, SeriesOrder, Signal, Storage,
+};
+use strata_types::{SeriesSamples, TenantId, WriteBatch, cmp_series_order};
 use strata_wal::MemoryWal;
 
 const HOUR: i64 = 3_600_000;
@@ -37,21 +39,47 @@ fn batch(series: usize, samples: &[(i64, f64)]) -> Arc<WriteBatch> {
 }
 
 /// (series_id, ts µs, value) over the view's files, asserting each file
-/// is in (metric, series, time) order.
+/// is in the order it records: (metric, series id, time), or (metric,
+/// label order, time) with each series' rows together.
 fn rows(dir: &std::path::Path, storage: &Storage) -> Vec<(i64, i64, f64)> {
     let view = storage.view(&tenant());
     let mut all = Vec::new();
     for f in view.files.iter() {
         let file = common::file_rows(dir, "acme", f);
-        let keys: Vec<_> = file.iter().map(|r| (r.0.clone(), r.1, r.2)).collect();
-        let mut sorted = keys.clone();
-        sorted.sort();
-        assert_eq!(
-            keys,
-            sorted,
-            "file {} is in (metric, series, time) order",
-            f.path.relative()
-        );
+        match f.series_order {
+            SeriesOrder::Id => {
+                let keys: Vec<_> = file.iter().map(|r| (r.0.clone(), r.1, r.2)).collect();
+                let mut sorted = keys.clone();
+                sorted.sort();
+                assert_eq!(
+                    keys,
+                    sorted,
+                    "file {} is in (metric, series, time) order",
+                    f.path.relative()
+                );
+            }
+            SeriesOrder::Labels => {
+                let labels = common::file_labels(dir, "acme", f);
+                for (i, pair) in labels.windows(2).enumerate() {
+                    let a: Vec<_> = pair[0]
+                        .iter()
+                        .map(|(n, v)| (n.as_str(), v.as_str()))
+                        .collect();
+                    let b: Vec<_> = pair[1]
+                        .iter()
+                        .map(|(n, v)| (n.as_str(), v.as_str()))
+                        .collect();
+                    let order = cmp_series_order(a.iter().copied(), b.iter().copied())
+                        .then(file[i].2.cmp(&file[i + 1].2));
+                    assert_eq!(
+                        order,
+                        std::cmp::Ordering::Less,
+                        "file {} is in (label order, time) order at row {i}: {a:?} then {b:?}",
+                        f.path.relative()
+                    );
+                }
+            }
+        }
         all.extend(file.into_iter().map(|r| (r.1, r.2, r.3)));
     }
     all.sort_by_key(|r| (r.0, r.1));

@@ -33,3 +33,39 @@ pub fn file_rows(
     }
     rows
 }
+
+/// Each row's full label set (`__name__` from the `metric` column, then
+/// the `labels` map), sorted by name, of one data file as in [`file_rows`].
+pub fn file_labels(
+    dir: &std::path::Path,
+    tenant: &str,
+    f: &DataFile,
+) -> Vec<Vec<(String, String)>> {
+    let path = dir
+        .join(format!("objects/tenants/{tenant}/metrics"))
+        .join(f.path.relative());
+    let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&path).unwrap())
+        .unwrap()
+        .build()
+        .unwrap();
+    let mut rows = Vec::new();
+    for b in reader {
+        let b = b.unwrap();
+        let m = b.column(0).as_string::<i32>();
+        let labels = b.column(1).as_map();
+        for i in 0..b.num_rows() {
+            let entries = labels.value(i);
+            let keys = entries.column(0).as_string::<i32>();
+            let values = entries.column(1).as_string::<i32>();
+            let mut set: Vec<(String, String)> = (0..arrow::array::Array::len(&entries))
+                .map(|j| (keys.value(j).to_owned(), values.value(j).to_owned()))
+                .collect();
+            if !m.value(i).is_empty() {
+                set.push(("__name__".to_owned(), m.value(i).to_owned()));
+            }
+            set.sort();
+            rows.push(set);
+        }
+    }
+    rows
+}
