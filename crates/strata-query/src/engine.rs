@@ -275,7 +275,7 @@ impl QueryEngine {
             .with_default_catalog_and_schema("strata", "public");
         let (ctx, view) = self.base_session(config, tenant)?;
         let samples = crate::samples::within_lookback(
-            Arc::new(SamplesTable::new(view.clone())),
+            Arc::new(SamplesTable::new(view.clone()).with_file_index(Arc::clone(&self.file_index))),
             view.not_before_ms,
         )?;
         let metrics = Arc::new(

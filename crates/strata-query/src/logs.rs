@@ -222,6 +222,7 @@ impl LogsTable {
             &self.view.table_root,
             self.view.store.base(),
             state.config().target_partitions(),
+            &std::collections::HashMap::new(),
         );
         // Table column i is file column i (the timestamp differs in type
         // only).

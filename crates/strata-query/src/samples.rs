@@ -1,6 +1,6 @@
 //! The `samples` table: every float sample of a tenant.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use arrow::array::{
@@ -13,7 +13,9 @@ use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::ScalarValue;
 use datafusion::datasource::TableType;
 use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::physical_plan::parquet::ParquetRowSelection;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
+use datafusion::parquet::arrow::arrow_reader::RowSelection;
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::error::Result;
 use datafusion::execution::object_store::ObjectStoreUrl;
@@ -27,6 +29,8 @@ use datafusion::physical_plan::union::UnionExec;
 use strata_head::{HeadSeriesRef, MatchOp, Matcher, SeriesSnapshot, TenantHead};
 use strata_storage::{DataFile, TenantView, col, metrics_schema};
 use strata_types::METRIC_NAME_LABEL;
+
+use crate::file_index_cache::{FileIndexCache, LiveFiles};
 
 const BATCH_ROWS: usize = 8192;
 
@@ -45,11 +49,49 @@ pub fn samples_schema() -> SchemaRef {
 #[derive(Debug)]
 pub struct SamplesTable {
     view: TenantView,
+    /// The engine's file indexes: a scan naming its series (`series_id`
+    /// filters, as metric tables' label filters become) reads only their
+    /// rows of each file. Time travel's views go without (their files
+    /// are not the table's live ones the cache keeps).
+    file_index: Option<Arc<FileIndexCache>>,
 }
 
 impl SamplesTable {
     pub fn new(view: TenantView) -> Self {
-        Self { view }
+        Self {
+            view,
+            file_index: None,
+        }
+    }
+
+    /// With the engine's file indexes.
+    pub(crate) fn with_file_index(mut self, cache: Arc<FileIndexCache>) -> Self {
+        self.file_index = Some(cache);
+        self
+    }
+
+    /// Each file's rows of the series in `ids`, by its relative path;
+    /// files holding none of them are left out of `files`.
+    async fn row_selections(
+        &self,
+        cache: &FileIndexCache,
+        files: &mut Vec<&DataFile>,
+        ids: &HashSet<i64>,
+    ) -> Result<HashMap<String, RowSelection>> {
+        let live = LiveFiles::new(&self.view.table_root, &self.view.files);
+        let store = self.view.store.store();
+        let mut out = HashMap::with_capacity(files.len());
+        let mut kept = Vec::with_capacity(files.len());
+        for &f in files.iter() {
+            let path = f.path.under(&self.view.table_root);
+            let selection = cache.index(store, &path, f.size, &live).await?.row_selection(ids);
+            if selection.selects_any() {
+                out.insert(f.path.relative(), selection);
+                kept.push(f);
+            }
+        }
+        *files = kept;
+        Ok(out)
     }
 }
 
@@ -427,15 +469,19 @@ impl TableProvider for SamplesTable {
             )?));
         }
         let metric = pushdown.metric();
-        let files: Vec<&DataFile> = self
+        let mut files: Vec<&DataFile> = self
             .view
             .files
             .iter()
             .filter(|f| f.stats.overlaps(min_ms, max_ms))
             .filter(|f| metric.is_none_or(|m| may_hold_metric(f, m)))
             .collect();
+        let selections = match (&pushdown.series_ids, &self.file_index) {
+            (Some(ids), Some(cache)) => self.row_selections(cache, &mut files, ids).await?,
+            _ => HashMap::new(),
+        };
         if !files.is_empty() {
-            inputs.push(self.files_exec(state, &files, &columns, row_limit)?);
+            inputs.push(self.files_exec(state, &files, &selections, &columns, row_limit)?);
         }
         if inputs.is_empty() {
             return Ok(Arc::new(EmptyExec::new(schema)));
@@ -467,6 +513,7 @@ impl SamplesTable {
         &self,
         state: &dyn Session,
         files: &[&DataFile],
+        selections: &HashMap<String, RowSelection>,
         columns: &[usize],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
@@ -480,6 +527,7 @@ impl SamplesTable {
             &self.view.table_root,
             self.view.store.base(),
             state.config().target_partitions(),
+            selections,
         );
         let config =
             FileScanConfigBuilder::new(ObjectStoreUrl::parse(STORE_URL)?, Arc::new(source))
@@ -494,12 +542,14 @@ impl SamplesTable {
 /// Data files spread over as many groups as the session has partitions,
 /// largest first, each to the lightest group (ties in file order). Paths
 /// are from the store's base, as sessions register it (`STORE_URL`): the
-/// server's own directories never show in a plan.
+/// server's own directories never show in a plan. A file with a row
+/// selection (by its relative path) reads only those rows.
 pub(crate) fn file_groups(
     files: &[&DataFile],
     table_root: &object_store::path::Path,
     base: &object_store::path::Path,
     partitions: usize,
+    selections: &HashMap<String, RowSelection>,
 ) -> Vec<FileGroup> {
     let table_root = from_base(table_root, base);
     let mut sorted: Vec<&&DataFile> = files.iter().collect();
@@ -514,10 +564,11 @@ pub(crate) fn file_groups(
             break;
         };
         g.0 += f.size;
-        g.1.push(PartitionedFile::new(
-            f.path.under(&table_root).to_string(),
-            f.size,
-        ));
+        let mut file = PartitionedFile::new(f.path.under(&table_root).to_string(), f.size);
+        if let Some(selection) = selections.get(&f.path.relative()) {
+            file = file.with_extension(ParquetRowSelection::new(selection.clone()));
+        }
+        g.1.push(file);
     }
     groups.into_iter().map(|(_, g)| FileGroup::new(g)).collect()
 }

@@ -493,6 +493,27 @@ impl FileIndex {
         (series, self.runs.clone(), self.rows, values)
     }
 
+    /// The rows of the series whose ids are in `ids`, as a selection over
+    /// the whole file (a SQL scan naming its series reads only those rows:
+    /// files in label order hold a selector's series together, but their
+    /// pages' `series_id` statistics cannot tell which).
+    pub(crate) fn row_selection(&self, ids: &std::collections::HashSet<i64>) -> RowSelection {
+        let positions: roaring::RoaringBitmap = self
+            .ids
+            .iter()
+            .enumerate()
+            .filter(|(_, id)| ids.contains(id))
+            .map(|(p, _)| p as u32)
+            .collect();
+        let runs = self.runs_of(&positions);
+        RowSelection::from_consecutive_ranges(
+            runs.iter()
+                .filter(|r| r.2 > 0)
+                .map(|(_, first, len)| *first..first + len),
+            self.rows,
+        )
+    }
+
     /// The runs of the series at `positions`, in row order.
     fn runs_of(&self, positions: &roaring::RoaringBitmap) -> Vec<&(u32, usize, usize)> {
         let mut runs: Vec<&(u32, usize, usize)> = Vec::new();

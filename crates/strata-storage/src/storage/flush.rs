@@ -369,3 +369,115 @@ impl Storage {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::collections::BTreeSet;
+    use std::time::Duration;
+
+    use strata_head::Head;
+    use strata_types::{SeriesSamples, WriteBatch};
+    use strata_wal::MemoryWal;
+
+    use super::*;
+    use crate::{DataFile, ObjectStoreConfig, ObjectStoreHandle, SeriesOrder};
+
+    const DAY_MS: i64 = 86_400_000;
+    const T0: i64 = 1_700_006_400_000; // 2023-11-15T00:00:00Z
+
+    fn batch(tenant: &TenantId, ts: i64, value: f64) -> Arc<WriteBatch> {
+        Arc::new(WriteBatch::from_series(
+            tenant.clone(),
+            (0..50)
+                .map(|i| {
+                    let instance = format!("10.0.0.{i}:8080");
+                    let job = if i % 2 == 0 { "api" } else { "db" };
+                    let pairs = [("__name__", "up"), ("instance", &instance), ("job", job)];
+                    SeriesSamples::try_from_pairs(&pairs, &[(ts, value)]).unwrap()
+                })
+                .collect(),
+        ))
+    }
+
+    /// Every file of the tenant's table.
+    async fn files_of(storage: &Storage, tenant: &TenantId) -> Vec<DataFile> {
+        let table = storage.table(tenant, Signal::Metrics).await.unwrap();
+        let table = table.lock().await;
+        table.files().unwrap()
+    }
+
+    /// Files written before label order stay readable and mergeable: a day
+    /// that has them keeps series-id order through later flushes and its
+    /// merge (files of one day merge in one order), while other days are
+    /// written in label order.
+    #[tokio::test]
+    async fn a_day_stored_in_series_id_order_keeps_it_through_flushes_and_merges() {
+        let dir = tempfile::tempdir().unwrap();
+        let tenant = TenantId::try_new("acme").unwrap();
+        let old_day = crate::paths::day_of_ms(T0);
+        {
+            let store = ObjectStoreHandle::open(&ObjectStoreConfig::default(), dir.path()).unwrap();
+            let storage = Storage::open(store, Arc::new(Head::new())).await.unwrap();
+            // A file of the first day as Strata wrote it before label order.
+            let head = Head::new();
+            head.append(&batch(&tenant, T0, 1.0)).unwrap();
+            let th = head.tenant(&tenant).unwrap();
+            let table = storage.table(&tenant, Signal::Metrics).await.unwrap();
+            let mut table = table.lock().await;
+            let files = write_head(
+                &th,
+                storage.store.store(),
+                table.root(),
+                &BTreeSet::from([old_day]),
+            )
+            .await
+            .unwrap();
+            assert_eq!(files.len(), 1);
+            assert_eq!(files[0].series_order, SeriesOrder::Id);
+            table
+                .commit(&files, &[], None, write_operation())
+                .await
+                .unwrap();
+        }
+        let store = ObjectStoreHandle::open(&ObjectStoreConfig::default(), dir.path()).unwrap();
+        let storage = Storage::open(store, Arc::new(Head::new())).await.unwrap();
+        let wal = MemoryWal::new();
+        // More of the first day (rewriting its sample), and the next day.
+        for (ts, v) in [(T0, 2.0), (T0 + 60_000, 3.0), (T0 + DAY_MS, 4.0)] {
+            storage.write(&wal, batch(&tenant, ts, v)).await.unwrap();
+            storage.flush(&wal).await.unwrap();
+        }
+        let orders = |files: &[DataFile]| -> Vec<(chrono::NaiveDate, SeriesOrder)> {
+            let mut v: Vec<_> = files.iter().map(|f| (f.path.day, f.series_order)).collect();
+            v.sort_by_key(|x| (x.0, x.1 == SeriesOrder::Labels));
+            v
+        };
+        let next_day = crate::paths::day_of_ms(T0 + DAY_MS);
+        assert_eq!(
+            orders(&files_of(&storage, &tenant).await),
+            [
+                (old_day, SeriesOrder::Id),
+                (old_day, SeriesOrder::Id),
+                (old_day, SeriesOrder::Id),
+                (next_day, SeriesOrder::Labels),
+            ]
+        );
+        storage
+            .compact(T0 + 3 * DAY_MS, Duration::from_secs(600))
+            .await
+            .unwrap();
+        let files = files_of(&storage, &tenant).await;
+        assert_eq!(
+            orders(&files),
+            [(old_day, SeriesOrder::Id), (next_day, SeriesOrder::Labels)]
+        );
+        // The merged day holds each series once, the newest write winning.
+        let old = files.iter().find(|f| f.path.day == old_day).unwrap();
+        assert_eq!((old.stats.rows, old.stats.series), (100, 50));
+        let view = storage.view(&tenant);
+        assert_eq!(view.files.len(), 2);
+    }
+
+}
