@@ -472,22 +472,26 @@ impl TenantHead {
         self.query_points_where(matchers, min_ms, max_ms, |_| true)
     }
 
-    /// [`Self::query_points`] of the matching series whose id `keep`
-    /// accepts (a part of a selection read part by part): the others are
-    /// not decoded.
+    /// [`Self::query_points`] of the matching series whose place in the
+    /// storage order `keep` accepts (a part of a selection read part by
+    /// part): the others are not decoded.
     pub fn query_points_where(
         &self,
         matchers: &[Matcher],
         min_ms: i64,
         max_ms: i64,
-        keep: impl Fn(SeriesId) -> bool,
+        keep: impl Fn(strata_types::SeriesOrderKey<'_>) -> bool,
     ) -> Vec<SeriesPoints> {
         let index = self.index.read();
         let refs: Vec<u32> = index
             .labels
             .select(matchers)
             .iter()
-            .filter(|&r| index.series.get(r as usize).is_some_and(|s| keep(s.id)))
+            .filter(|&r| {
+                keep(strata_types::SeriesOrderKey::of(
+                    index.labels.labels(r).map(|(n, v)| (&**n, &**v)),
+                ))
+            })
             .collect();
         let index = &*index;
         let read = |refs: &[u32]| -> Vec<SeriesPoints> {

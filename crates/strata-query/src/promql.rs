@@ -8,14 +8,14 @@
 //! selected series' rows of `timestamp` and `value` are read from a file,
 //! and label names, values and series lookups read no samples at all.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use strata_head::Matcher as HeadMatcher;
 use strata_query_lang::promql::{
     DeferredSeries, ErrorKind, FastMap, Labels, METRIC_NAME, MatchOp, Matcher, Points, PromError,
-    Series, Source, id_part, matches_all, par_map,
+    Series, Source, matches_all, par_map,
 };
 use strata_storage::TenantView;
 use strata_types::TenantId;
@@ -25,8 +25,10 @@ use crate::file_index_cache::{FileIndexCache, LiveFiles};
 use crate::series_labels::{Cover, FileIndex, Piece};
 
 mod found;
+mod parting;
 
 use found::{Found, Run};
+use parting::Parting;
 
 /// One file's selected series: its index, and each series' position in it
 /// with its rows.
@@ -54,6 +56,10 @@ pub struct PromSource {
     tenant: TenantId,
     view: TenantView,
     file_index: Arc<FileIndexCache>,
+    /// The split of each selection this query reads part by part, by
+    /// selection, range and part count: every part's read must split it
+    /// the same way.
+    partings: parking_lot::Mutex<HashMap<String, Arc<Parting>>>,
 }
 
 impl std::fmt::Debug for PromSource {
@@ -124,6 +130,7 @@ impl PromSource {
             tenant: tenant.clone(),
             view,
             file_index,
+            partings: parking_lot::Mutex::default(),
         }
     }
 
@@ -135,9 +142,10 @@ impl PromSource {
     /// postings, files through their indexes (only the selected series'
     /// rows are read).
     ///
-    /// With `part` (`(part, parts)`), only the series whose id falls in
-    /// that part ([`id_part`]): a file sorted by series id reads them from
-    /// one stretch of its rows per metric, the head decodes no other.
+    /// With `part` (`(part, parts)`), only the series of that part
+    /// ([`Parting`]): a range of the storage order, so a label-ordered
+    /// file reads them from one stretch of its rows per metric, and the
+    /// head decodes no other.
     async fn collect(
         &self,
         matchers: &[Matcher],
@@ -145,7 +153,18 @@ impl PromSource {
         end_ms: i64,
         part: Option<(usize, usize)>,
     ) -> Result<FastMap<i64, Found>, PromError> {
-        let in_part = move |id: u64| part.is_none_or(|(p, n)| id_part(id, n) == p);
+        let parting = match part {
+            Some((p, n)) if n > 1 => Some((p, self.parting(matchers, start_ms, end_ms, n).await?)),
+            _ => None,
+        };
+        let in_part = {
+            let parting = parting.clone();
+            move |key: strata_types::SeriesOrderKey<'_>| {
+                parting
+                    .as_ref()
+                    .is_none_or(|(p, parting)| parting.part_of(key) == *p)
+            }
+        };
         // The tenant's lookback limit: nothing older is read.
         let start_ms = start_ms.max(self.view.not_before_ms);
         let mut found: FastMap<i64, Found> = FastMap::default();
@@ -168,12 +187,13 @@ impl PromSource {
             if !crate::samples::may_hold(file, start_ms, end_ms, metric) {
                 continue;
             }
-            let (store, cache, matchers, permits, live) = (
+            let (store, cache, matchers, permits, live, in_part) = (
                 Arc::clone(store),
                 Arc::clone(&self.file_index),
                 Arc::clone(&matchers),
                 Arc::clone(&permits),
                 self.live(),
+                in_part.clone(),
             );
             let (path, size) = (file.path.under(&self.view.table_root), file.size);
             let cover = Cover::of(start_ms, end_ms, file.stats.min_ts_ms, file.stats.max_ts_ms);
@@ -184,11 +204,7 @@ impl PromSource {
                 if part.is_some() {
                     selected = selected
                         .iter()
-                        .filter(|&pos| {
-                            ix.ids
-                                .get(pos as usize)
-                                .is_some_and(|&id| in_part(id as u64))
-                        })
+                        .filter(|&pos| in_part(ix.order_key(pos)))
                         .collect();
                 }
                 if selected.is_empty() {
@@ -205,7 +221,7 @@ impl PromSource {
             if !head.overlaps(start_ms, end_ms) {
                 continue;
             }
-            for s in head.query_points_where(&matchers, start_ms, end_ms, |id| in_part(id.0)) {
+            for s in head.query_points_where(&matchers, start_ms, end_ms, &in_part) {
                 // The head's own strings: no text is copied.
                 let labels = s.labels;
                 found.entry(s.id.0 as i64).or_default().add(
@@ -231,6 +247,65 @@ impl PromSource {
             }
         }
         Ok(found)
+    }
+
+    /// How the selection `matchers` over the range is split into `parts`
+    /// (built by the first part's read, then shared): bounds from the
+    /// head or file holding the most of it.
+    async fn parting(
+        &self,
+        matchers: &[Matcher],
+        start_ms: i64,
+        end_ms: i64,
+        parts: usize,
+    ) -> Result<Arc<Parting>, PromError> {
+        let key = format!("{matchers:?} {start_ms} {end_ms} {parts}");
+        if let Some(p) = self.partings.lock().get(&key) {
+            return Ok(Arc::clone(p));
+        }
+        let ix = self.indexes(start_ms, end_ms).await?;
+        let sel: Vec<HeadMatcher> = matchers
+            .iter()
+            .map(head_matcher)
+            .collect::<Result<_, _>>()?;
+        let mut keys: HashMap<(Arc<str>, Arc<str>, Arc<str>), u64> = HashMap::new();
+        let head = ix
+            .heads
+            .iter()
+            .map(|h| (h.count_matching(&sel), h))
+            .max_by_key(|(n, _)| *n);
+        let file = ix
+            .files
+            .iter()
+            .map(|f| (f.labels.select(&sel), f))
+            .max_by_key(|(s, _)| s.len());
+        match (head, file) {
+            (Some((n, h)), f) if f.as_ref().is_none_or(|(s, _)| n as u64 >= s.len()) => {
+                for (_, v) in h.series_label_values(&sel, &[METRIC_NAME, "job", "instance"]) {
+                    let key = parting::key(
+                        v.first().and_then(Option::as_ref),
+                        v.get(1).and_then(Option::as_ref),
+                        v.get(2).and_then(Option::as_ref),
+                    );
+                    *keys.entry(key).or_default() += 1;
+                }
+            }
+            (_, Some((selected, f))) => {
+                for pos in selected.iter() {
+                    let key = parting::key(
+                        f.labels.label(pos, METRIC_NAME),
+                        f.labels.label(pos, "job"),
+                        f.labels.label(pos, "instance"),
+                    );
+                    *keys.entry(key).or_default() += 1;
+                }
+            }
+            _ => {}
+        }
+        let parting = Arc::new(Parting::of(keys, parts));
+        Ok(Arc::clone(
+            self.partings.lock().entry(key).or_insert(parting),
+        ))
     }
 
     /// The label indexes of the heads and files with data in the range:

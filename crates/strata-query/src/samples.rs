@@ -15,12 +15,12 @@ use datafusion::datasource::TableType;
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::physical_plan::parquet::ParquetRowSelection;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
-use datafusion::parquet::arrow::arrow_reader::RowSelection;
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::error::Result;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPushDown};
+use datafusion::parquet::arrow::arrow_reader::RowSelection;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
@@ -84,7 +84,10 @@ impl SamplesTable {
         let mut kept = Vec::with_capacity(files.len());
         for &f in files.iter() {
             let path = f.path.under(&self.view.table_root);
-            let selection = cache.index(store, &path, f.size, &live).await?.row_selection(ids);
+            let selection = cache
+                .index(store, &path, f.size, &live)
+                .await?
+                .row_selection(ids);
             if selection.selects_any() {
                 out.insert(f.path.relative(), selection);
                 kept.push(f);

@@ -479,5 +479,4 @@ mod tests {
         let view = storage.view(&tenant);
         assert_eq!(view.files.len(), 2);
     }
-
 }
