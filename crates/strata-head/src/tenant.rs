@@ -472,25 +472,26 @@ impl TenantHead {
         self.query_points_where(matchers, min_ms, max_ms, |_| true)
     }
 
-    /// [`Self::query_points`] of the matching series whose place in the
-    /// storage order `keep` accepts (a part of a selection read part by
+    /// [`Self::query_points`] of the matching series whose labels (sorted
+    /// by name, `__name__` included) `keep` accepts (a part of a selection read part by
     /// part): the others are not decoded.
     pub fn query_points_where(
         &self,
         matchers: &[Matcher],
         min_ms: i64,
         max_ms: i64,
-        keep: impl Fn(strata_types::SeriesOrderKey<'_>) -> bool,
+        keep: impl Fn(&[(&str, &str)]) -> bool,
     ) -> Vec<SeriesPoints> {
         let index = self.index.read();
+        let mut labels: Vec<(&str, &str)> = Vec::new();
         let refs: Vec<u32> = index
             .labels
             .select(matchers)
             .iter()
             .filter(|&r| {
-                keep(strata_types::SeriesOrderKey::of(
-                    index.labels.labels(r).map(|(n, v)| (&**n, &**v)),
-                ))
+                labels.clear();
+                labels.extend(index.labels.labels(r).map(|(n, v)| (&**n, &**v)));
+                keep(&labels)
             })
             .collect();
         let index = &*index;

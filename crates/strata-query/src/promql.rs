@@ -159,10 +159,10 @@ impl PromSource {
         };
         let in_part = {
             let parting = parting.clone();
-            move |key: strata_types::SeriesOrderKey<'_>| {
+            move |labels: &[(&str, &str)]| {
                 parting
                     .as_ref()
-                    .is_none_or(|(p, parting)| parting.part_of(key) == *p)
+                    .is_none_or(|(p, parting)| parting.part_of(labels) == *p)
             }
         };
         // The tenant's lookback limit: nothing older is read.
@@ -202,9 +202,14 @@ impl PromSource {
                 let ix = cache.index(&store, &path, size, &live).await?;
                 let mut selected = ix.labels.select(&matchers);
                 if part.is_some() {
+                    let mut labels = Vec::new();
                     selected = selected
                         .iter()
-                        .filter(|&pos| in_part(ix.order_key(pos)))
+                        .filter(|&pos| {
+                            labels.clear();
+                            labels.extend(ix.labels.labels(pos).map(|(n, v)| (&**n, &**v)));
+                            in_part(&labels)
+                        })
                         .collect();
                 }
                 if selected.is_empty() {
@@ -250,8 +255,8 @@ impl PromSource {
     }
 
     /// How the selection `matchers` over the range is split into `parts`
-    /// (built by the first part's read, then shared): bounds from the
-    /// head or file holding the most of it.
+    /// (built by the first part's read, then shared): bounds from a sample
+    /// of the head or file holding the most of it.
     async fn parting(
         &self,
         matchers: &[Matcher],
@@ -268,7 +273,6 @@ impl PromSource {
             .iter()
             .map(head_matcher)
             .collect::<Result<_, _>>()?;
-        let mut keys: HashMap<(Arc<str>, Arc<str>, Arc<str>), u64> = HashMap::new();
         let head = ix
             .heads
             .iter()
@@ -279,30 +283,24 @@ impl PromSource {
             .iter()
             .map(|f| (f.labels.select(&sel), f))
             .max_by_key(|(s, _)| s.len());
-        match (head, file) {
+        let sample: Vec<parting::LabelSet> = match (head, file) {
             (Some((n, h)), f) if f.as_ref().is_none_or(|(s, _)| n as u64 >= s.len()) => {
-                for (_, v) in h.series_label_values(&sel, &[METRIC_NAME, "job", "instance"]) {
-                    let key = parting::key(
-                        v.first().and_then(Option::as_ref),
-                        v.get(1).and_then(Option::as_ref),
-                        v.get(2).and_then(Option::as_ref),
-                    );
-                    *keys.entry(key).or_default() += 1;
-                }
+                let all = h.series_labels_matching(&sel);
+                Parting::sample_positions(all.len(), parts)
+                    .filter_map(|i| all.get(i))
+                    .map(|(_, labels)| labels.clone())
+                    .collect()
             }
             (_, Some((selected, f))) => {
-                for pos in selected.iter() {
-                    let key = parting::key(
-                        f.labels.label(pos, METRIC_NAME),
-                        f.labels.label(pos, "job"),
-                        f.labels.label(pos, "instance"),
-                    );
-                    *keys.entry(key).or_default() += 1;
-                }
+                let selected: Vec<u32> = selected.iter().collect();
+                Parting::sample_positions(selected.len(), parts)
+                    .filter_map(|i| selected.get(i))
+                    .map(|&pos| f.labels.shared_labels(pos))
+                    .collect()
             }
-            _ => {}
-        }
-        let parting = Arc::new(Parting::of(keys, parts));
+            _ => Vec::new(),
+        };
+        let parting = Arc::new(Parting::of(sample, parts));
         Ok(Arc::clone(
             self.partings.lock().entry(key).or_insert(parting),
         ))

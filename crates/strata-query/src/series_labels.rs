@@ -514,16 +514,6 @@ impl FileIndex {
         )
     }
 
-    /// The storage-order key of the series at `pos`.
-    pub(crate) fn order_key(&self, pos: u32) -> strata_types::SeriesOrderKey<'_> {
-        let value = |name: &str| self.labels.label(pos, name).map_or("", |v| &**v);
-        strata_types::SeriesOrderKey {
-            metric: value(strata_types::METRIC_NAME_LABEL),
-            job: value("job"),
-            instance: value("instance"),
-        }
-    }
-
     /// The runs of the series at `positions`, in row order.
     fn runs_of(&self, positions: &roaring::RoaringBitmap) -> Vec<&(u32, usize, usize)> {
         let mut runs: Vec<&(u32, usize, usize)> = Vec::new();

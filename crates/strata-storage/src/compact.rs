@@ -10,7 +10,10 @@
 //! arriving after its day file was written waits, merged by the hour, until
 //! it is worth rewriting the day for ([`late_data_waits`]).
 //!
-//! **Merge.** Input files are sorted by (metric, series id, timestamp); the
+//! **Merge.** Input files are sorted by metric, series and timestamp, the
+//! series in storage order (each series' rank in it computed once per
+//! merge from the inputs' series indexes) or, for a day written before
+//! that order, by series id (a day's files share one order); the
 //! k-way merge shared with logs ([`crate::merge`]) streams them batch by
 //! batch through a heap, so memory is one batch per input whatever the file
 //! sizes, and keeps the newest copy of each key.

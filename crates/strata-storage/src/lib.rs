@@ -4,7 +4,8 @@
 //! Sits between the head and query. It owns
 //! * the object-store layout ([`paths`]) and the stores ([`ObjectStoreHandle`]);
 //! * the metrics table of each tenant ([`MetricsTable`]): Parquet files
-//!   sorted by (metric, series id, timestamp), zstd, statistics and a bloom
+//!   sorted by metric, series in storage order
+//!   ([`strata_types::cmp_series_order`]) and time, zstd, statistics and a bloom
 //!   filter on series ids, committed through deltalake-core;
 //! * the flush ([`Storage`]): the head is cut at a WAL position, written out,
 //!   committed together with that position, and only then dropped from

@@ -1,6 +1,8 @@
 //! Head → Parquet data files.
 //!
-//! Rows are written in (metric, series id, timestamp) order, one file per
+//! Rows are written in (metric, series, timestamp) order, series in storage
+//! order ([`strata_types::cmp_series_order`]; by series id for a day whose
+//! files were written before it), one file per
 //! UTC day the head's samples fall in. The writer streams: it reads a few
 //! hundred series at a time, hands Arrow batches to the Parquet writer, which
 //! uploads through a multipart writer, so memory stays around one row group
