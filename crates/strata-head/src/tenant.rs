@@ -469,31 +469,51 @@ impl TenantHead {
         min_ms: i64,
         max_ms: i64,
     ) -> Vec<SeriesPoints> {
-        self.query_points_where(matchers, min_ms, max_ms, |_| true)
-    }
-
-    /// [`Self::query_points`] of the matching series whose labels (sorted
-    /// by name, `__name__` included) `keep` accepts (a part of a selection read part by
-    /// part): the others are not decoded.
-    pub fn query_points_where(
-        &self,
-        matchers: &[Matcher],
-        min_ms: i64,
-        max_ms: i64,
-        keep: impl Fn(&[(&str, &str)]) -> bool,
-    ) -> Vec<SeriesPoints> {
-        let index = self.index.read();
-        let mut labels: Vec<(&str, &str)> = Vec::new();
-        let refs: Vec<u32> = index
+        let refs: Vec<HeadSeriesRef> = self
+            .index
+            .read()
             .labels
             .select(matchers)
             .iter()
-            .filter(|&r| {
-                labels.clear();
-                labels.extend(index.labels.labels(r).map(|(n, v)| (&**n, &**v)));
-                keep(&labels)
-            })
+            .map(HeadSeriesRef)
             .collect();
+        self.query_points_of(&refs, min_ms, max_ms)
+    }
+
+    /// The series matching `matchers` split among `parts` by `part_of`
+    /// (given each one's labels, sorted by name, `__name__` included): a
+    /// selection read part by part ([`Self::query_points_of`]) computes
+    /// each series' part once. A part out of range is the last.
+    pub fn select_parts(
+        &self,
+        matchers: &[Matcher],
+        parts: usize,
+        part_of: impl Fn(&[(&str, &str)]) -> usize,
+    ) -> Vec<Vec<HeadSeriesRef>> {
+        let index = self.index.read();
+        let mut out: Vec<Vec<HeadSeriesRef>> = vec![Vec::new(); parts.max(1)];
+        let mut labels: Vec<(&str, &str)> = Vec::new();
+        for r in index.labels.select(matchers).iter() {
+            labels.clear();
+            labels.extend(index.labels.labels(r).map(|(n, v)| (&**n, &**v)));
+            let p = part_of(&labels).min(out.len() - 1);
+            if let Some(part) = out.get_mut(p) {
+                part.push(HeadSeriesRef(r));
+            }
+        }
+        out
+    }
+
+    /// [`Self::query_points`] of the series `refs` (from
+    /// [`Self::select_parts`]).
+    pub fn query_points_of(
+        &self,
+        refs: &[HeadSeriesRef],
+        min_ms: i64,
+        max_ms: i64,
+    ) -> Vec<SeriesPoints> {
+        let index = self.index.read();
+        let refs: Vec<u32> = refs.iter().map(|r| r.0).collect();
         let index = &*index;
         let read = |refs: &[u32]| -> Vec<SeriesPoints> {
             refs.iter()

@@ -157,14 +157,6 @@ impl PromSource {
             Some((p, n)) if n > 1 => Some((p, self.parting(matchers, start_ms, end_ms, n).await?)),
             _ => None,
         };
-        let in_part = {
-            let parting = parting.clone();
-            move |labels: &[(&str, &str)]| {
-                parting
-                    .as_ref()
-                    .is_none_or(|(p, parting)| parting.part_of(labels) == *p)
-            }
-        };
         // The tenant's lookback limit: nothing older is read.
         let start_ms = start_ms.max(self.view.not_before_ms);
         let mut found: FastMap<i64, Found> = FastMap::default();
@@ -187,30 +179,23 @@ impl PromSource {
             if !crate::samples::may_hold(file, start_ms, end_ms, metric) {
                 continue;
             }
-            let (store, cache, matchers, permits, live, in_part) = (
+            let (store, cache, matchers, permits, live, parting) = (
                 Arc::clone(store),
                 Arc::clone(&self.file_index),
                 Arc::clone(&matchers),
                 Arc::clone(&permits),
                 self.live(),
-                in_part.clone(),
+                parting.clone(),
             );
+            let label_order = file.series_order == strata_storage::SeriesOrder::Labels;
             let (path, size) = (file.path.under(&self.view.table_root), file.size);
             let cover = Cover::of(start_ms, end_ms, file.stats.min_ts_ms, file.stats.max_ts_ms);
             reads.push(AbortOnDrop(tokio::spawn(async move {
                 let _permit = permits.acquire_owned().await;
                 let ix = cache.index(&store, &path, size, &live).await?;
                 let mut selected = ix.labels.select(&matchers);
-                if part.is_some() {
-                    let mut labels = Vec::new();
-                    selected = selected
-                        .iter()
-                        .filter(|&pos| {
-                            labels.clear();
-                            labels.extend(ix.labels.labels(pos).map(|(n, v)| (&**n, &**v)));
-                            in_part(&labels)
-                        })
-                        .collect();
+                if let Some((p, parting)) = &parting {
+                    selected = parting.select_in_file(&ix, &path, &selected, *p, label_order);
                 }
                 if selected.is_empty() {
                     return Ok((ix, Vec::new()));
@@ -226,7 +211,14 @@ impl PromSource {
             if !head.overlaps(start_ms, end_ms) {
                 continue;
             }
-            for s in head.query_points_where(&matchers, start_ms, end_ms, &in_part) {
+            let points = match &parting {
+                Some((p, parting)) => {
+                    let parts = parting.head_parts(head, &matchers);
+                    head.query_points_of(parts.get(*p).map_or(&[], |v| &v[..]), start_ms, end_ms)
+                }
+                None => head.query_points(&matchers, start_ms, end_ms),
+            };
+            for s in points {
                 // The head's own strings: no text is copied.
                 let labels = s.labels;
                 found.entry(s.id.0 as i64).or_default().add(
@@ -268,20 +260,32 @@ impl PromSource {
         if let Some(p) = self.partings.lock().get(&key) {
             return Ok(Arc::clone(p));
         }
-        let ix = self.indexes(start_ms, end_ms).await?;
+        // The heads and files `collect` reads.
+        let start_ms = start_ms.max(self.view.not_before_ms);
+        let metric = matchers.iter().find_map(|m| {
+            (m.name == METRIC_NAME && matches!(m.op, MatchOp::Equal)).then_some(m.value.as_str())
+        });
+        let files = self
+            .file_index
+            .indexes_of(&self.view, |f| {
+                crate::samples::may_hold(f, start_ms, end_ms, metric)
+            })
+            .await
+            .map_err(df_error)?;
         let sel: Vec<HeadMatcher> = matchers
             .iter()
             .map(head_matcher)
             .collect::<Result<_, _>>()?;
-        let head = ix
+        let head = self
+            .view
             .heads
             .iter()
+            .filter(|h| h.overlaps(start_ms, end_ms))
             .map(|h| (h.count_matching(&sel), h))
             .max_by_key(|(n, _)| *n);
-        let file = ix
-            .files
+        let file = files
             .iter()
-            .map(|f| (f.labels.select(&sel), f))
+            .map(|(_, f)| (f.labels.select(&sel), f))
             .max_by_key(|(s, _)| s.len());
         let sample: Vec<parting::LabelSet> = match (head, file) {
             (Some((n, h)), f) if f.as_ref().is_none_or(|(s, _)| n as u64 >= s.len()) => {

@@ -9,10 +9,12 @@
 //! file. The bounds are quantiles of a sample of the selection taken from
 //! the source holding most of it, so the parts are about even.
 
-use std::cmp::Ordering;
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use strata_types::cmp_series_order;
+use parking_lot::Mutex;
+use strata_head::HeadSeriesRef;
+use strata_types::{SeriesOrderKey, cmp_series_order};
 
 /// Label sets sampled per part to place the bounds.
 const SAMPLE_PER_PART: usize = 64;
@@ -25,6 +27,14 @@ pub(super) type LabelSet = Vec<(Arc<str>, Arc<str>)>;
 #[derive(Debug, Default)]
 pub(super) struct Parting {
     bounds: Vec<LabelSet>,
+    /// Each bound's (metric, job, instance): most comparisons end there.
+    keys: Vec<(Arc<str>, Arc<str>, Arc<str>)>,
+    /// Each head's series by part (by the head's address), computed by
+    /// the first part's read.
+    pub(super) heads: Mutex<HashMap<usize, Arc<Vec<Vec<HeadSeriesRef>>>>>,
+    /// Each series-id-ordered file's part of every selected position (by
+    /// path; `u16::MAX` for others), computed by the first part's read.
+    pub(super) id_files: Mutex<HashMap<String, Arc<Vec<u16>>>>,
 }
 
 impl Parting {
@@ -49,15 +59,112 @@ impl Parting {
                 bounds.push(b.clone());
             }
         }
-        Self { bounds }
+        let own = |s: &str| -> Arc<str> { Arc::from(s) };
+        let keys = bounds
+            .iter()
+            .map(|b| {
+                let k = SeriesOrderKey::of(pairs(b));
+                (own(k.metric), own(k.job), own(k.instance))
+            })
+            .collect();
+        Self {
+            bounds,
+            keys,
+            ..Self::default()
+        }
     }
 
     /// The part of the series with these labels (sorted by name,
-    /// `__name__` included).
+    /// `__name__` included): how many bounds are at or before it.
     pub(super) fn part_of(&self, labels: &[(&str, &str)]) -> usize {
-        self.bounds.partition_point(|b| {
-            cmp_series_order(pairs(b), labels.iter().copied()) != Ordering::Greater
-        })
+        let key = SeriesOrderKey::of(labels.iter().copied());
+        let key = (key.metric, key.job, key.instance);
+        let at_or_before = |i: usize| {
+            let (Some(k), Some(b)) = (self.keys.get(i), self.bounds.get(i)) else {
+                return false;
+            };
+            (&*k.0, &*k.1, &*k.2)
+                .cmp(&key)
+                .then_with(|| cmp_series_order(pairs(b), labels.iter().copied()))
+                .is_le()
+        };
+        let (mut lo, mut hi) = (0, self.bounds.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if at_or_before(mid) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    }
+}
+
+impl Parting {
+    /// The series of part `part` among a head's matching series, the
+    /// head's split computed once.
+    pub(super) fn head_parts(
+        &self,
+        head: &Arc<strata_head::TenantHead>,
+        matchers: &[strata_head::Matcher],
+    ) -> Arc<Vec<Vec<HeadSeriesRef>>> {
+        let at = Arc::as_ptr(head) as usize;
+        if let Some(parts) = self.heads.lock().get(&at) {
+            return Arc::clone(parts);
+        }
+        let parts =
+            Arc::new(head.select_parts(matchers, self.bounds.len() + 1, |l| self.part_of(l)));
+        Arc::clone(self.heads.lock().entry(at).or_insert(parts))
+    }
+
+    /// The positions of `selected` (a file's selection) in part `part`. A
+    /// label-ordered file's positions are in storage order, so the part is
+    /// one range of them, found by binary search; a series-id-ordered
+    /// file's parts are computed once per position.
+    pub(super) fn select_in_file(
+        &self,
+        ix: &crate::series_labels::FileIndex,
+        path: &object_store::path::Path,
+        selected: &roaring::RoaringBitmap,
+        part: usize,
+        label_order: bool,
+    ) -> roaring::RoaringBitmap {
+        let mut labels: Vec<(&str, &str)> = Vec::new();
+        let mut part_at = |pos: u32| {
+            labels.clear();
+            labels.extend(ix.labels.labels(pos).map(|(n, v)| (&**n, &**v)));
+            self.part_of(&labels)
+        };
+        if label_order {
+            let positions: Vec<u32> = selected.iter().collect();
+            let lo = positions.partition_point(|&pos| part_at(pos) < part);
+            let hi = lo + positions[lo..].partition_point(|&pos| part_at(pos) <= part);
+            return positions[lo..hi].iter().copied().collect();
+        }
+        let key = path.to_string();
+        let cached = self.id_files.lock().get(&key).cloned();
+        let parts = match cached {
+            Some(parts) => parts,
+            None => {
+                let mut parts = vec![u16::MAX; ix.ids.len()];
+                for pos in selected.iter() {
+                    if let Some(slot) = parts.get_mut(pos as usize) {
+                        *slot = u16::try_from(part_at(pos)).unwrap_or(u16::MAX);
+                    }
+                }
+                let parts = Arc::new(parts);
+                Arc::clone(self.id_files.lock().entry(key).or_insert(parts))
+            }
+        };
+        selected
+            .iter()
+            .filter(|&pos| {
+                parts
+                    .get(pos as usize)
+                    .is_some_and(|&p| usize::from(p) == part)
+            })
+            .collect()
     }
 }
 
