@@ -97,9 +97,9 @@ impl strata_query_lang::promql::Source for Counting {
     }
 }
 
-/// A selection read in parts (series split by ranges of the storage order
-/// across the head and the
-/// files) answers exactly what it answers read at once.
+/// A selection read in parts (series split by ranges of the storage order,
+/// the same in the head and the files) answers exactly what it answers
+/// read at once.
 #[tokio::test]
 async fn promql_reads_large_selections_in_parts_with_the_same_answer() {
     use strata_query_lang::promql::{Engine, EngineConfig};
