@@ -130,9 +130,10 @@ pub(crate) fn writer_properties(
 /// Large pages cost selective reads (a scan for one series decompresses
 /// its whole page: +12 ms per series and day file), so only day files,
 /// the final form, use them; flush files (merged within the hour) stay
-/// small and fast (2,048-row pages, a few series each: a raw fetch of 72
-/// series decompresses about one page per series and column; see
-/// docs/BENCHMARKS.md for the 20,000 → 8,192 → 2,048 steps). Hour files
+/// small and fast (2,048-row pages, a few series each; series in storage
+/// order, so a raw fetch of one service's 72 series decompresses the few
+/// pages they share, not one per series; see docs/BENCHMARKS.md for the
+/// 20,000 → 8,192 → 2,048 steps and stop 49 for the order). Hour files
 /// hold the current day, which dashboards read most: 16,384-row pages
 /// (256k until a 72-series raw fetch from one took 74 ms against 14 from
 /// the flush files it merged; 16k: 15.6 ms, the file 13.6% larger).
