@@ -288,7 +288,7 @@ impl PromSource {
             .map(|(_, f)| (f.labels.select(&sel), f))
             .max_by_key(|(s, _)| s.len());
         let sample: Vec<parting::LabelSet> = match (head, file) {
-            (Some((n, h)), f) if f.as_ref().is_none_or(|(s, _)| n as u64 >= s.len()) => {
+            (Some((n, h)), f) if f.as_ref().is_none_or(|(s, _)| n >= s.len()) => {
                 let all = h.series_labels_matching(&sel);
                 Parting::sample_positions(all.len(), parts)
                     .filter_map(|i| all.get(i))
