@@ -13,16 +13,8 @@ pub fn file_rows(
     tenant: &str,
     f: &DataFile,
 ) -> Vec<(String, i64, i64, f64)> {
-    let path = dir
-        .join(format!("objects/tenants/{tenant}/metrics"))
-        .join(f.path.relative());
-    let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&path).unwrap())
-        .unwrap()
-        .build()
-        .unwrap();
     let mut rows = Vec::new();
-    for b in reader {
-        let b = b.unwrap();
+    for b in batches(dir, tenant, f) {
         let m = b.column(0).as_string::<i32>();
         let id = b.column(2).as_primitive::<Int64Type>();
         let ts = b.column(3).as_primitive::<TimestampMicrosecondType>();
@@ -41,16 +33,8 @@ pub fn file_labels(
     tenant: &str,
     f: &DataFile,
 ) -> Vec<Vec<(String, String)>> {
-    let path = dir
-        .join(format!("objects/tenants/{tenant}/metrics"))
-        .join(f.path.relative());
-    let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&path).unwrap())
-        .unwrap()
-        .build()
-        .unwrap();
     let mut rows = Vec::new();
-    for b in reader {
-        let b = b.unwrap();
+    for b in batches(dir, tenant, f) {
         let m = b.column(0).as_string::<i32>();
         let labels = b.column(1).as_map();
         for i in 0..b.num_rows() {
@@ -68,4 +52,21 @@ pub fn file_labels(
         }
     }
     rows
+}
+
+/// The record batches of one data file of `tenant`'s table in a local
+/// store under `dir`, in file order.
+fn batches(
+    dir: &std::path::Path,
+    tenant: &str,
+    f: &DataFile,
+) -> impl Iterator<Item = arrow::array::RecordBatch> {
+    let path = dir
+        .join(format!("objects/tenants/{tenant}/metrics"))
+        .join(f.path.relative());
+    ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&path).unwrap())
+        .unwrap()
+        .build()
+        .unwrap()
+        .map(Result::unwrap)
 }
