@@ -463,12 +463,16 @@ pub(crate) async fn merge(
     Ok((file, stats))
 }
 
-/// A label-ordered input's series index (such files always have one).
+/// A label-ordered input's series index (the writer stores one in every
+/// file with rows).
 async fn series_index_of(
     store: &Arc<dyn ObjectStore>,
     path: &Path,
     meta: &parquet::file::metadata::ParquetMetaData,
 ) -> Result<SeriesIndex, StorageError> {
+    if meta.file_metadata().num_rows() == 0 {
+        return Ok(SeriesIndex::default());
+    }
     let missing = || StorageError::Corrupt {
         message: format!("{path}: a label-ordered file without a series index"),
     };

@@ -130,6 +130,41 @@ async fn filters_by_label_metric_and_time() {
     }
 }
 
+/// A metric table's label filter narrows its scan to the series it
+/// allows, and each file then reads only their rows (a row selection from
+/// the file's series index): the rows are those of those series, from the
+/// head, the files and both.
+#[tokio::test]
+async fn metric_table_label_filters_read_their_series_rows() {
+    for layout in LAYOUTS {
+        let e = engine(layout).await;
+        let got = table(
+            &e,
+            "a",
+            "SELECT job, code, value FROM http_requests_total WHERE code = '200' ORDER BY value",
+        )
+        .await;
+        assert_eq!(
+            got,
+            "+-----+------+-------+\n| job | code | value |\n+-----+------+-------+\n\
+             | api | 200  | 1.0   |\n| api | 200  | 3.0   |\n| db  | 200  | 7.0   |\n\
+             +-----+------+-------+",
+            "{layout:?}"
+        );
+        let got = table(
+            &e,
+            "a",
+            "SELECT code, value FROM http_requests_total WHERE job = 'db'",
+        )
+        .await;
+        assert_eq!(
+            got,
+            "+------+-------+\n| code | value |\n+------+-------+\n| 200  | 7.0   |\n+------+-------+",
+            "{layout:?}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn count_star_and_not_equal() {
     for layout in LAYOUTS {
