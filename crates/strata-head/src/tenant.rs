@@ -603,6 +603,23 @@ impl TenantHead {
         self.index.read().labels.select(matchers).len()
     }
 
+    /// The label sets (sorted by name) of about `n` of the series matching
+    /// `matchers`, evenly spaced among them: a sample, without copying
+    /// the other series' labels.
+    pub fn sample_labels_matching(&self, matchers: &[Matcher], n: usize) -> Vec<LabelPairs> {
+        let index = self.index.read();
+        let selected = index.labels.select(matchers);
+        let len = selected.len() as usize;
+        let n = n.min(len);
+        let mut out = Vec::with_capacity(n);
+        for i in 0..n {
+            if let Some(r) = selected.select((i * len / n) as u32) {
+                out.push(index.labels.shared_labels(r));
+            }
+        }
+        out
+    }
+
     /// Ids and label sets (sorted by name) of the series matching
     /// `matchers`, without their samples.
     pub fn series_labels_matching(&self, matchers: &[Matcher]) -> Vec<(SeriesId, LabelPairs)> {

@@ -289,17 +289,14 @@ impl PromSource {
             .max_by_key(|(s, _)| s.len());
         let sample: Vec<parting::LabelSet> = match (head, file) {
             (Some((n, h)), f) if f.as_ref().is_none_or(|(s, _)| n >= s.len()) => {
-                let all = h.series_labels_matching(&sel);
-                Parting::sample_positions(all.len(), parts)
-                    .filter_map(|i| all.get(i))
-                    .map(|(_, labels)| labels.clone())
-                    .collect()
+                h.sample_labels_matching(&sel, Parting::sample_size(parts))
             }
             (_, Some((selected, f))) => {
-                let selected: Vec<u32> = selected.iter().collect();
-                Parting::sample_positions(selected.len(), parts)
-                    .filter_map(|i| selected.get(i))
-                    .map(|&pos| f.labels.shared_labels(pos))
+                let len = selected.len() as usize;
+                let n = Parting::sample_size(parts).min(len);
+                (0..n)
+                    .filter_map(|i| selected.select((i * len / n) as u32))
+                    .map(|pos| f.labels.shared_labels(pos))
                     .collect()
             }
             _ => Vec::new(),

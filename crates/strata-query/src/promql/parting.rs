@@ -38,11 +38,10 @@ pub(super) struct Parting {
 }
 
 impl Parting {
-    /// How many of a selection of `len` series to sample, and which: every
-    /// `len / n`-th.
-    pub(super) fn sample_positions(len: usize, parts: usize) -> impl Iterator<Item = usize> {
-        let n = (parts.max(1) * SAMPLE_PER_PART).min(len);
-        (0..n).map(move |i| i * len / n.max(1))
+    /// How many series of a selection to sample for `parts` parts (evenly
+    /// spaced among them).
+    pub(super) fn sample_size(parts: usize) -> usize {
+        parts.max(1) * SAMPLE_PER_PART
     }
 
     /// Bounds splitting a selection, of which `sample` is an even sample,
@@ -190,11 +189,8 @@ mod tests {
             .iter()
             .flat_map(|j| (0..5).map(move |i| set(j, &i.to_string())))
             .collect();
-        let sample: Vec<LabelSet> = Parting::sample_positions(all.len(), 4)
-            .map(|i| all[i].clone())
-            .collect();
-        assert_eq!(sample.len(), 20);
-        let p = Parting::of(sample, 4);
+        assert!(Parting::sample_size(4) >= all.len());
+        let p = Parting::of(all, 4);
         let part = |j: &str, i: &str| p.part_of(&[("__name__", "up"), ("instance", i), ("job", j)]);
         assert_eq!(
             ["a", "b", "c", "d"].map(|j| part(j, "0")),
