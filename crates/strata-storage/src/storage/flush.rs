@@ -473,10 +473,44 @@ mod tests {
             orders(&files),
             [(old_day, SeriesOrder::Id), (next_day, SeriesOrder::Labels)]
         );
-        // The merged day holds each series once, the newest write winning.
+        // The merged day holds each series once, in series-id order, the
+        // newest write winning.
         let old = files.iter().find(|f| f.path.day == old_day).unwrap();
         assert_eq!((old.stats.rows, old.stats.series), (100, 50));
-        let view = storage.view(&tenant);
-        assert_eq!(view.files.len(), 2);
+        let path = dir
+            .path()
+            .join("objects/tenants/acme/metrics")
+            .join(old.path.relative());
+        let mut rows = Vec::new();
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+            std::fs::File::open(path).unwrap(),
+        )
+        .unwrap()
+        .build()
+        .unwrap();
+        for b in reader {
+            let b = b.unwrap();
+            use arrow::array::AsArray;
+            let id = b
+                .column(crate::col::SERIES_ID)
+                .as_primitive::<arrow::datatypes::Int64Type>();
+            let ts = b
+                .column(crate::col::TIMESTAMP)
+                .as_primitive::<arrow::datatypes::TimestampMicrosecondType>();
+            let v = b
+                .column(crate::col::VALUE)
+                .as_primitive::<arrow::datatypes::Float64Type>();
+            for i in 0..b.num_rows() {
+                rows.push((id.value(i), ts.value(i), v.value(i)));
+            }
+        }
+        assert!(rows.is_sorted_by_key(|r| (r.0, r.1)));
+        let at_t0: Vec<f64> = rows
+            .iter()
+            .filter(|r| r.1 == T0 * 1000)
+            .map(|r| r.2)
+            .collect();
+        assert_eq!(at_t0, vec![2.0; 50]);
+        assert_eq!(storage.view(&tenant).files.len(), 2);
     }
 }
