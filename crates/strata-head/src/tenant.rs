@@ -469,15 +469,9 @@ impl TenantHead {
         min_ms: i64,
         max_ms: i64,
     ) -> Vec<SeriesPoints> {
-        let refs: Vec<HeadSeriesRef> = self
-            .index
-            .read()
-            .labels
-            .select(matchers)
-            .iter()
-            .map(HeadSeriesRef)
-            .collect();
-        self.query_points_of(&refs, min_ms, max_ms)
+        let index = self.index.read();
+        let refs: Vec<u32> = index.labels.select(matchers).iter().collect();
+        points_of(&index, &refs, min_ms, max_ms)
     }
 
     /// The series matching `matchers` split among `parts` by `part_of`
@@ -512,55 +506,8 @@ impl TenantHead {
         min_ms: i64,
         max_ms: i64,
     ) -> Vec<SeriesPoints> {
-        let index = self.index.read();
         let refs: Vec<u32> = refs.iter().map(|r| r.0).collect();
-        let index = &*index;
-        let read = |refs: &[u32]| -> Vec<SeriesPoints> {
-            refs.iter()
-                .filter_map(|&r| {
-                    let s = index.series.get(r as usize)?;
-                    let points = s.samples.lock().points(min_ms, max_ms);
-                    (!points.is_empty()).then(|| SeriesPoints {
-                        id: s.id,
-                        labels: index.labels.shared_labels(r),
-                        points,
-                    })
-                })
-                .collect()
-        };
-        let workers = if refs.len() >= PARALLEL_SERIES {
-            std::thread::available_parallelism()
-                .map_or(1, usize::from)
-                .clamp(1, 4)
-        } else {
-            1
-        };
-        if workers <= 1 {
-            return read(&refs);
-        }
-        let per = refs.len().div_ceil(workers);
-        std::thread::scope(|scope| {
-            let mut shares = refs.chunks(per);
-            let first = shares.next().unwrap_or(&[]);
-            let others: Vec<_> = shares
-                .map(|share| {
-                    let worker = std::thread::Builder::new()
-                        .name("strata-head-read".into())
-                        .spawn_scoped(scope, move || read(share));
-                    (share, worker)
-                })
-                .collect();
-            let mut out = read(first);
-            for (share, worker) in others {
-                // A thread that could not start (or failed) has its share
-                // read here instead.
-                match worker.map(std::thread::ScopedJoinHandle::join) {
-                    Ok(Ok(points)) => out.extend(points),
-                    _ => out.extend(read(share)),
-                }
-            }
-            out
-        })
+        points_of(&self.index.read(), &refs, min_ms, max_ms)
     }
 
     /// Label names in use, sorted.
@@ -649,3 +596,55 @@ impl TenantHead {
 
 #[cfg(test)]
 mod tests;
+
+/// The points in `[min_ms, max_ms]` of the series `refs` of `index` (under
+/// the read lock the caller holds); many series on several threads, each
+/// taking a contiguous share.
+fn points_of(index: &Index, refs: &[u32], min_ms: i64, max_ms: i64) -> Vec<SeriesPoints> {
+    let read = |refs: &[u32]| -> Vec<SeriesPoints> {
+        refs.iter()
+            .filter_map(|&r| {
+                let s = index.series.get(r as usize)?;
+                let points = s.samples.lock().points(min_ms, max_ms);
+                (!points.is_empty()).then(|| SeriesPoints {
+                    id: s.id,
+                    labels: index.labels.shared_labels(r),
+                    points,
+                })
+            })
+            .collect()
+    };
+    let workers = if refs.len() >= PARALLEL_SERIES {
+        std::thread::available_parallelism()
+            .map_or(1, usize::from)
+            .clamp(1, 4)
+    } else {
+        1
+    };
+    if workers <= 1 {
+        return read(refs);
+    }
+    let per = refs.len().div_ceil(workers);
+    std::thread::scope(|scope| {
+        let mut shares = refs.chunks(per);
+        let first = shares.next().unwrap_or(&[]);
+        let others: Vec<_> = shares
+            .map(|share| {
+                let worker = std::thread::Builder::new()
+                    .name("strata-head-read".into())
+                    .spawn_scoped(scope, move || read(share));
+                (share, worker)
+            })
+            .collect();
+        let mut out = read(first);
+        for (share, worker) in others {
+            // A thread that could not start (or failed) has its share
+            // read here instead.
+            match worker.map(std::thread::ScopedJoinHandle::join) {
+                Ok(Ok(points)) => out.extend(points),
+                _ => out.extend(read(share)),
+            }
+        }
+        out
+    })
+}

@@ -30,7 +30,7 @@ use strata_head::{HeadSeriesRef, MatchOp, Matcher, SeriesSnapshot, TenantHead};
 use strata_storage::{DataFile, TenantView, col, metrics_schema};
 use strata_types::METRIC_NAME_LABEL;
 
-use crate::file_index_cache::{FileIndexCache, LiveFiles};
+use crate::file_index_cache::FileIndexCache;
 
 const BATCH_ROWS: usize = 8192;
 
@@ -70,31 +70,25 @@ impl SamplesTable {
         self
     }
 
-    /// Each file's rows of the series in `ids`, by its relative path;
-    /// files holding none of them are left out of `files`.
-    async fn row_selections(
-        &self,
+    /// Each file's rows of the series in `ids`, by its relative path
+    /// (the files `keep` selects, their indexes built as label lookups
+    /// build them), and those files that hold any.
+    async fn row_selections<'v>(
+        &'v self,
         cache: &FileIndexCache,
-        files: &mut Vec<&DataFile>,
+        keep: impl Fn(&DataFile) -> bool,
         ids: &HashSet<i64>,
-    ) -> Result<HashMap<String, RowSelection>> {
-        let live = LiveFiles::new(&self.view.table_root, &self.view.files);
-        let store = self.view.store.store();
-        let mut out = HashMap::with_capacity(files.len());
-        let mut kept = Vec::with_capacity(files.len());
-        for &f in files.iter() {
-            let path = f.path.under(&self.view.table_root);
-            let selection = cache
-                .index(store, &path, f.size, &live)
-                .await?
-                .row_selection(ids);
+    ) -> Result<(Vec<&'v DataFile>, HashMap<String, RowSelection>)> {
+        let mut files = Vec::new();
+        let mut selections = HashMap::new();
+        for (f, ix) in cache.indexes_of(&self.view, keep).await? {
+            let selection = ix.row_selection(ids);
             if selection.selects_any() {
-                out.insert(f.path.relative(), selection);
-                kept.push(f);
+                selections.insert(f.path.relative(), selection);
+                files.push(f);
             }
         }
-        *files = kept;
-        Ok(out)
+        Ok((files, selections))
     }
 }
 
@@ -472,16 +466,15 @@ impl TableProvider for SamplesTable {
             )?));
         }
         let metric = pushdown.metric();
-        let mut files: Vec<&DataFile> = self
-            .view
-            .files
-            .iter()
-            .filter(|f| f.stats.overlaps(min_ms, max_ms))
-            .filter(|f| metric.is_none_or(|m| may_hold_metric(f, m)))
-            .collect();
-        let selections = match (&pushdown.series_ids, &self.file_index) {
-            (Some(ids), Some(cache)) => self.row_selections(cache, &mut files, ids).await?,
-            _ => HashMap::new(),
+        let keep = |f: &DataFile| {
+            f.stats.overlaps(min_ms, max_ms) && metric.is_none_or(|m| may_hold_metric(f, m))
+        };
+        let (files, selections) = match (&pushdown.series_ids, &self.file_index) {
+            (Some(ids), Some(cache)) => self.row_selections(cache, keep, ids).await?,
+            _ => (
+                self.view.files.iter().filter(|f| keep(f)).collect(),
+                HashMap::new(),
+            ),
         };
         if !files.is_empty() {
             inputs.push(self.files_exec(state, &files, &selections, &columns, row_limit)?);

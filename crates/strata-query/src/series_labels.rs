@@ -505,10 +505,14 @@ impl FileIndex {
             .filter(|(_, id)| ids.contains(id))
             .map(|(p, _)| p as u32)
             .collect();
-        let runs = self.runs_of(&positions);
+        self.selection(self.runs_of(&positions).into_iter())
+    }
+
+    /// The rows of `runs` (in row order; empty ones skipped) as a
+    /// selection over the whole file.
+    fn selection<'a>(&self, runs: impl Iterator<Item = &'a (u32, usize, usize)>) -> RowSelection {
         RowSelection::from_consecutive_ranges(
-            runs.iter()
-                .filter(|r| r.2 > 0)
+            runs.filter(|r| r.2 > 0)
                 .map(|(_, first, len)| *first..first + len),
             self.rows,
         )
@@ -656,12 +660,7 @@ impl FileIndex {
         datafusion::error::DataFusionError,
     > {
         let reader = ParquetObjectReader::new(Arc::clone(store), path.clone()).with_file_size(size);
-        let selection = RowSelection::from_consecutive_ranges(
-            runs.iter()
-                .filter(|r| r.2 > 0)
-                .map(|(_, first, len)| *first..first + len),
-            self.rows,
-        );
+        let selection = self.selection(runs.iter());
         let schema = self.meta.parquet_schema();
         Ok(
             ParquetRecordBatchStreamBuilder::new_with_metadata(reader, self.meta.clone())

@@ -291,7 +291,7 @@ struct MetricsMerge {
     /// Label-ordered inputs: every series' rank in that order, and each
     /// input's current series (id, rank), looked up once per series.
     ranks: Option<HashMap<i64, i64>>,
-    last: Vec<(i64, i64)>,
+    last: Vec<Option<(i64, i64)>>,
 }
 
 impl MergePolicy for MetricsMerge {
@@ -312,25 +312,23 @@ impl MergePolicy for MetricsMerge {
             .column(crate::col::SERIES_ID)
             .as_primitive::<Int64Type>()
             .value(r);
-        let series = match &self.ranks {
-            None => id,
-            Some(ranks) => match self.last.get_mut(input) {
-                Some(last) if last.0 == id && last.1 >= 0 => last.1,
-                Some(last) => {
-                    let rank = ranks.get(&id).copied().ok_or_else(|| StorageError::Corrupt {
-                        message: format!(
-                            "compaction input {input} holds series {id}, which its series index does not"
-                        ),
-                    })?;
-                    *last = (id, rank);
-                    rank
-                }
-                None => {
-                    return Err(StorageError::Corrupt {
-                        message: format!("compaction lost track of input {input}"),
-                    });
-                }
-            },
+        let series = match (&self.ranks, self.last.get_mut(input)) {
+            (None, _) => id,
+            (Some(_), Some(Some((last, rank)))) if *last == id => *rank,
+            (Some(ranks), Some(last)) => {
+                let rank = ranks.get(&id).copied().ok_or_else(|| StorageError::Corrupt {
+                    message: format!(
+                        "compaction input {input} holds series {id}, which its series index does not"
+                    ),
+                })?;
+                *last = Some((id, rank));
+                rank
+            }
+            (Some(_), None) => {
+                return Err(StorageError::Corrupt {
+                    message: format!("compaction lost track of input {input}"),
+                });
+            }
         };
         Ok(MetricKey {
             metric: Arc::clone(current),
@@ -456,7 +454,7 @@ pub(crate) async fn merge(
         metrics: Metrics::default(),
         current: vec![Arc::from(""); inputs.len()],
         ranks,
-        last: vec![(0, -1); inputs.len()],
+        last: vec![None; inputs.len()],
     };
     let stats = crate::merge::merge(inputs, &mut policy, BATCH_ROWS).await?;
     let file = policy.out.finish().await?;

@@ -236,13 +236,6 @@ pub trait Source: Send + Sync {
     }
 }
 
-/// The part (of `parts`) of a selection a series id falls in: contiguous
-/// ranges of ids, so a file sorted by series id reads each part's rows
-/// from one stretch of it.
-pub fn id_part(id: u64, parts: usize) -> usize {
-    ((u128::from(id) * parts as u128) >> 64) as usize
-}
-
 /// Whether a label set satisfies every matcher.
 pub fn matches_all(labels: &Labels, matchers: &[Matcher]) -> bool {
     matchers.iter().all(|m| m.is_match(labels.value(&m.name)))

@@ -262,9 +262,16 @@ impl Storage {
             FrozenHead::Samples(h) => {
                 // A day whose stored files are in series-id order (written
                 // before label order) keeps it: a day merges in one order.
-                let id_days = table
-                    .files()?
-                    .iter()
+                // The published files (what queries see, kept as the
+                // table's log changes) answer without reading the log:
+                // id-ordered files only ever leave by retention.
+                let id_days = self
+                    .state
+                    .read()
+                    .files
+                    .get(tenant)
+                    .into_iter()
+                    .flat_map(|files| files.iter())
                     .filter(|f| f.series_order == crate::SeriesOrder::Id)
                     .map(|f| f.path.day)
                     .collect();
