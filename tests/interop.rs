@@ -59,20 +59,8 @@ fn deltalake_and_duckdb_read_what_sql_returns() {
     );
 
     let table = data.join("objects/tenants/default/metrics");
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../tests/interop/read_table.py"
-    );
-    let out = Command::new("python3")
-        .args([script, table.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "python failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let seen: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let out = common::interop("read_table.py", &[table.to_str().unwrap()], None);
+    let seen: serde_json::Value = serde_json::from_slice(&out).unwrap();
     let (rows, sum, series, api) = (&sql[0][0], &sql[0][1], &sql[0][2], &sql[0][3]);
     assert_eq!(rows, 1500, "{seen}");
     for engine in ["delta", "duckdb"] {

@@ -101,20 +101,8 @@ fn lines(server: &Server, tenant: &str, query: &str) -> Vec<String> {
 }
 
 fn run_client(mode: &str, server: &Server, tenant: &str) {
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../tests/interop/log_clients.py"
-    );
-    let out = Command::new("python3")
-        .args([script, mode, &format!("http://{}", server.addr), tenant])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{mode}: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        server.log()
-    );
+    let url = format!("http://{}", server.addr);
+    common::interop("log_clients.py", &[mode, &url, tenant], Some(server));
 }
 
 fn check_everything_reads_back(server: &Server) {

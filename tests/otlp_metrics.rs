@@ -10,8 +10,6 @@
 
 use crate::common;
 
-use std::process::Command;
-
 use common::{Server, clients_ready, escape};
 use serde_json::json;
 
@@ -43,20 +41,8 @@ fn the_python_sdk_exports_metrics_that_promql_and_sql_read() {
     );
     // The SDK exports its metrics to `tenant`.
     let export = |tenant: &str| {
-        let script = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../tests/interop/otel_metrics.py"
-        );
-        let out = Command::new("python3")
-            .args([script, &format!("http://{}", server.addr), tenant])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            server.log()
-        );
+        let url = format!("http://{}", server.addr);
+        common::interop("otel_metrics.py", &[&url, tenant], Some(&server));
     };
     export("acme");
 

@@ -116,21 +116,9 @@ fn psql_and_psycopg_query_a_tenant_by_database_name() {
     let (_, out) = psql(&server, "nobody", None, "SELECT count(*) FROM samples");
     assert_eq!(out, "0\n");
 
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../tests/interop/pg_client.py"
-    );
-    let out = Command::new("python3")
-        .args([script, "127.0.0.1", &server.pg_port.to_string(), "acme"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        server.log()
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let port = server.pg_port.to_string();
+    let out = common::interop("pg_client.py", &["127.0.0.1", &port, "acme"], Some(&server));
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(
         v["by_job"],
         serde_json::json!([["api", 10, 9.0], ["db", 10, 9.0]])

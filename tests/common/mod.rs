@@ -332,3 +332,23 @@ pub fn alertmanager(dir: &Path) -> (Child, String) {
         .unwrap();
     (child, format!("http://127.0.0.1:{port}"))
 }
+
+/// Runs `tests/interop/<script>` with python3 and `args`, and returns its
+/// stdout; a failure shows its stderr and, given one, the server's log.
+pub fn interop(script: &str, args: &[&str], server: Option<&Server>) -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/interop")
+        .join(script);
+    let out = Command::new("python3")
+        .arg(&path)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{script} {args:?}: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        server.map(Server::log).unwrap_or_default()
+    );
+    out.stdout
+}
