@@ -1,15 +1,26 @@
-//! LogQL: a parser for the subset Grafana's Loki data source and users
-//! need (stream selectors, line filters, `json`, `logfmt`, label filters,
-//! `line_format`, `drop`/`keep`, `count_over_time`, `rate`,
-//! `bytes_over_time`, `bytes_rate`, `sum`/`avg`/`min`/`max`/`count`/
-//! `topk`/`bottomk` with `by`/`without`, arithmetic and comparisons) and
-//! its evaluation over streams from a [`LogSource`].
+//! LogQL: a parser and evaluator for the language Grafana's Loki data
+//! source and users write: stream selectors, line filters, the `json`,
+//! `logfmt`, `pattern`, `regexp` and `unpack` parsers, label filters,
+//! `line_format`/`label_format` templates, `drop`/`keep`, log range
+//! aggregations and unwrapped ones (`sum_over_time` … `rate_counter`,
+//! `absent_over_time`), vector aggregations, `label_replace`, and binary
+//! operators with vector matching; evaluated over streams from a
+//! [`LogSource`].
 
 pub mod ast;
 pub mod eval;
+mod go_time;
+pub mod ip;
+mod ops;
 pub mod parser;
+pub mod parsers;
 pub mod pipeline;
+mod range;
 pub mod source;
+pub mod template;
+mod template_fns;
+#[cfg(test)]
+mod tests;
 
 pub use ast::{LineFilter, LogExpr, MatchOp, MetricExpr, Query, StreamMatcher};
 pub use eval::{

@@ -3,6 +3,11 @@
 use std::time::Duration;
 
 use super::ast::*;
+use super::ip::IpPattern;
+use super::parsers;
+use super::template::Template;
+
+mod metric;
 
 /// Why a query does not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -219,6 +224,13 @@ impl Parser {
     }
 
     fn log_expr(&mut self) -> Result<LogExpr, ParseError> {
+        let matchers = self.selector()?;
+        let pipeline = self.pipeline()?;
+        Ok(LogExpr { matchers, pipeline })
+    }
+
+    /// `{name op "value", …}`.
+    fn selector(&mut self) -> Result<Vec<StreamMatcher>, ParseError> {
         self.expect("{")?;
         let mut matchers = Vec::new();
         while self.peek() != &Tok::Sym("}") {
@@ -259,9 +271,30 @@ impl Parser {
                 "queries require at least one matcher that does not match the empty string".into(),
             ));
         }
+        Ok(matchers)
+    }
+
+    /// The stages after a selector, up to the end, a `[range]`, a `)` or
+    /// `| unwrap`.
+    fn pipeline(&mut self) -> Result<Vec<Stage>, ParseError> {
         let mut pipeline = Vec::new();
         loop {
             let stage = match self.peek().clone() {
+                Tok::Sym(op @ ("|=" | "!=")) if self.ip_ahead(1) => {
+                    self.next();
+                    let (value, pattern) = self.ip_call()?;
+                    let op = if op == "|=" {
+                        MatchOp::Equal
+                    } else {
+                        MatchOp::NotEqual
+                    };
+                    Stage::Line(LineFilter {
+                        op,
+                        value,
+                        regex: None,
+                        ip: Some(pattern),
+                    })
+                }
                 Tok::Sym(op @ ("|=" | "!=" | "|~" | "!~")) => {
                     self.next();
                     let value = self.string()?;
@@ -278,60 +311,221 @@ impl Parser {
                         ),
                         _ => None,
                     };
-                    Stage::Line(LineFilter { op, value, regex })
+                    Stage::Line(LineFilter {
+                        op,
+                        value,
+                        regex,
+                        ip: None,
+                    })
+                }
+                Tok::Sym("|") if matches!(self.peek_at(1), Tok::Ident(w) if w == "unwrap") => {
+                    break;
                 }
                 Tok::Sym("|") => {
                     self.next();
-                    match self.peek().clone() {
-                        Tok::Ident(w) if w == "json" && !self.is_filter_ahead() => {
-                            self.next();
-                            Stage::Json
-                        }
-                        Tok::Ident(w) if w == "logfmt" && !self.is_filter_ahead() => {
-                            self.next();
-                            Stage::Logfmt
-                        }
-                        Tok::Ident(w) if w == "line_format" => {
-                            self.next();
-                            let t = self.string()?;
-                            Stage::LineFormat(template(&t).map_err(|m| self.error(m))?)
-                        }
-                        Tok::Ident(w)
-                            if (w == "drop" || w == "keep") && !self.is_filter_ahead() =>
-                        {
-                            self.next();
-                            let mut names = vec![self.ident()?];
-                            while self.peek() == &Tok::Sym(",") {
-                                self.next();
-                                names.push(self.ident()?);
-                            }
-                            if w == "drop" {
-                                Stage::Drop(names)
-                            } else {
-                                Stage::Keep(names)
-                            }
-                        }
-                        Tok::Ident(w) if w == "decolorize" => {
-                            self.next();
-                            continue;
-                        }
-                        Tok::Ident(_) | Tok::Sym("(") => Stage::Label(self.label_or()?),
-                        _ => {
-                            return Err(self.error(format!(
-                                "expected a parser, a label filter or line_format after |, found {}",
-                                self.describe()
-                            )));
-                        }
+                    match self.stage()? {
+                        Some(stage) => stage,
+                        None => continue,
                     }
                 }
                 _ => break,
             };
             pipeline.push(stage);
         }
-        Ok(LogExpr { matchers, pipeline })
+        Ok(pipeline)
     }
 
-    /// `json` / `drop` followed by a comparison operator is a label filter
+    /// One stage after `|` (`None`: a stage that does nothing).
+    fn stage(&mut self) -> Result<Option<Stage>, ParseError> {
+        let word = match self.peek() {
+            Tok::Ident(w) if !self.is_filter_ahead() => w.clone(),
+            Tok::Ident(_) | Tok::Sym("(") => return Ok(Some(Stage::Label(self.label_or()?))),
+            _ => {
+                return Err(self.error(format!(
+                    "expected a parser, a label filter or a format after |, found {}",
+                    self.describe()
+                )));
+            }
+        };
+        let stage = match word.as_str() {
+            "json" => {
+                self.next();
+                let mut fields = Vec::new();
+                for (name, expr) in self.extraction_params()? {
+                    let path = parsers::parse_json_path(&expr).map_err(|m| self.error(m))?;
+                    fields.push((name, path));
+                }
+                Stage::Json(fields)
+            }
+            "logfmt" => {
+                self.next();
+                let mut params = LogfmtParams::default();
+                while self.peek() == &Tok::Sym("-") && self.peek_at(1) == &Tok::Sym("-") {
+                    self.next();
+                    self.next();
+                    match self.ident()?.as_str() {
+                        "strict" => params.strict = true,
+                        "keep_empty" => params.keep_empty = true,
+                        "keep" if self.peek() == &Tok::Sym("-") => {
+                            self.next();
+                            if self.ident()? != "empty" {
+                                return Err(self.error("unknown logfmt flag".into()));
+                            }
+                            params.keep_empty = true;
+                        }
+                        other => {
+                            return Err(self.error(format!(
+                                "unknown logfmt flag --{other} (--strict, --keep-empty)"
+                            )));
+                        }
+                    }
+                }
+                params.fields = self.extraction_params()?;
+                Stage::Logfmt(params)
+            }
+            "regexp" => {
+                self.next();
+                let re = self.string()?;
+                let regex = regex::Regex::new(&re)
+                    .map_err(|e| self.error(format!("invalid regex {re:?}: {e}")))?;
+                if regex.capture_names().flatten().next().is_none() {
+                    return Err(self.error(format!(
+                        "regexp {re:?} needs at least one named group, e.g. (?P<name>…)"
+                    )));
+                }
+                Stage::Regexp(regex)
+            }
+            "pattern" => {
+                self.next();
+                let p = self.string()?;
+                Stage::Pattern(parsers::parse_pattern(&p).map_err(|m| self.error(m))?)
+            }
+            "unpack" => {
+                self.next();
+                Stage::Unpack
+            }
+            "line_format" => {
+                self.next();
+                let t = self.string()?;
+                Stage::LineFormat(
+                    Template::parse(&t).map_err(|m| self.error(format!("line_format: {m}")))?,
+                )
+            }
+            "label_format" => {
+                self.next();
+                let mut out: Vec<(String, LabelFormat)> = Vec::new();
+                loop {
+                    let dst = self.ident()?;
+                    self.expect("=")?;
+                    let f = match self.next() {
+                        Tok::Ident(src) => LabelFormat::Rename(src),
+                        Tok::Str(t) => LabelFormat::Template(
+                            Template::parse(&t)
+                                .map_err(|m| self.error(format!("label_format: {m}")))?,
+                        ),
+                        _ => {
+                            self.at -= 1;
+                            return Err(self.error(format!(
+                                "label_format {dst}= needs a label or a template, found {}",
+                                self.describe()
+                            )));
+                        }
+                    };
+                    if out.iter().any(|(d, _)| *d == dst) {
+                        return Err(self
+                            .error(format!("multiple label name '{dst}' appears in formatting")));
+                    }
+                    out.push((dst, f));
+                    if self.peek() != &Tok::Sym(",") {
+                        break;
+                    }
+                    self.next();
+                }
+                Stage::LabelFormat(out)
+            }
+            "drop" | "keep" => {
+                self.next();
+                let mut names = Vec::new();
+                loop {
+                    let name = self.ident()?;
+                    let matcher = match self.peek().clone() {
+                        Tok::Sym(op @ ("=" | "!=" | "=~" | "!~")) => {
+                            self.next();
+                            let value = self.string()?;
+                            let op = match op {
+                                "=" => MatchOp::Equal,
+                                "!=" => MatchOp::NotEqual,
+                                "=~" => MatchOp::Regex,
+                                _ => MatchOp::NotRegex,
+                            };
+                            let regex = match op {
+                                MatchOp::Regex | MatchOp::NotRegex => {
+                                    Some(anchored(&value).map_err(|m| self.error(m))?)
+                                }
+                                _ => None,
+                            };
+                            Some((op, value, regex))
+                        }
+                        _ => None,
+                    };
+                    names.push(NameMatcher { name, matcher });
+                    if self.peek() != &Tok::Sym(",") {
+                        break;
+                    }
+                    self.next();
+                }
+                if word == "drop" {
+                    Stage::Drop(names)
+                } else {
+                    Stage::Keep(names)
+                }
+            }
+            "decolorize" => {
+                self.next();
+                return Ok(None);
+            }
+            _ => Stage::Label(self.label_or()?),
+        };
+        Ok(Some(stage))
+    }
+
+    /// `a="expr", b` after `json`/`logfmt`: (label, expression).
+    fn extraction_params(&mut self) -> Result<Vec<(String, String)>, ParseError> {
+        let mut out = Vec::new();
+        while let Tok::Ident(name) = self.peek().clone() {
+            self.next();
+            let expr = if self.peek() == &Tok::Sym("=") {
+                self.next();
+                self.string()?
+            } else {
+                name.clone()
+            };
+            out.push((name, expr));
+            if self.peek() != &Tok::Sym(",") || !matches!(self.peek_at(1), Tok::Ident(_)) {
+                break;
+            }
+            self.next();
+        }
+        Ok(out)
+    }
+
+    /// Whether `ip(` starts `n` tokens ahead.
+    fn ip_ahead(&self, n: usize) -> bool {
+        matches!(self.peek_at(n), Tok::Ident(w) if w == "ip")
+            && self.peek_at(n + 1) == &Tok::Sym("(")
+    }
+
+    /// `ip("pattern")`: its text and the pattern.
+    fn ip_call(&mut self) -> Result<(String, IpPattern), ParseError> {
+        self.next();
+        self.expect("(")?;
+        let text = self.string()?;
+        self.expect(")")?;
+        let pattern = IpPattern::parse(&text).map_err(|m| self.error(m))?;
+        Ok((text, pattern))
+    }
+
+    /// A parser word followed by a comparison operator is a label filter
     /// on a label named so.
     fn is_filter_ahead(&self) -> bool {
         matches!(
@@ -353,16 +547,24 @@ impl Parser {
     fn label_and(&mut self) -> Result<LabelFilter, ParseError> {
         let mut left = self.label_atom()?;
         loop {
-            let and = match self.peek() {
-                Tok::Ident(w) if w == "and" => true,
+            // (joins, the joining word or comma to skip)
+            let (and, skip) = match self.peek() {
+                Tok::Ident(w) if w == "and" => (true, true),
                 // `| a="x", b="y"`: a comma joins with "and".
-                Tok::Sym(",") => matches!(self.peek_at(1), Tok::Ident(_) | Tok::Sym("(")),
-                _ => false,
+                Tok::Sym(",") => (
+                    matches!(self.peek_at(1), Tok::Ident(_) | Tok::Sym("(")),
+                    true,
+                ),
+                // So does a space: `| a="x" b="y"`.
+                Tok::Ident(w) if w != "or" => (self.is_filter_ahead(), false),
+                _ => (false, false),
             };
             if !and {
                 break;
             }
-            self.next();
+            if skip {
+                self.next();
+            }
             let right = self.label_atom()?;
             left = LabelFilter::And(Box::new(left), Box::new(right));
         }
@@ -388,6 +590,14 @@ impl Parser {
             }
         };
         match (op, self.peek().clone()) {
+            (op @ ("=" | "!="), _) if self.ip_ahead(0) => {
+                let (_, pattern) = self.ip_call()?;
+                Ok(LabelFilter::Ip {
+                    name,
+                    negated: op == "!=",
+                    pattern,
+                })
+            }
             (op @ ("=" | "!=" | "=~" | "!~"), Tok::Str(value)) => {
                 self.next();
                 let op = match op {
@@ -397,10 +607,9 @@ impl Parser {
                     _ => MatchOp::NotRegex,
                 };
                 let regex = match op {
-                    MatchOp::Regex | MatchOp::NotRegex => Some(
-                        regex::Regex::new(&format!("^(?:{value})$"))
-                            .map_err(|e| self.error(format!("invalid regex {value:?}: {e}")))?,
-                    ),
+                    MatchOp::Regex | MatchOp::NotRegex => {
+                        Some(anchored(&value).map_err(|m| self.error(m))?)
+                    }
                     _ => None,
                 };
                 Ok(LabelFilter::String {
@@ -440,188 +649,6 @@ impl Parser {
                 self.describe()
             ))),
         }
-    }
-
-    /// Metric expressions by precedence climbing: `or`-free LogQL
-    /// arithmetic and comparisons.
-    fn metric(&mut self, min_prec: u8) -> Result<MetricExpr, ParseError> {
-        let mut lhs = self.metric_unary()?;
-        while let Some((op, prec, right_assoc)) = self.binop() {
-            if prec < min_prec {
-                break;
-            }
-            self.next();
-            let bool_modifier = matches!(self.peek(), Tok::Ident(w) if w == "bool");
-            if bool_modifier {
-                self.next();
-            }
-            let rhs = self.metric(if right_assoc { prec } else { prec + 1 })?;
-            lhs = MetricExpr::Binary {
-                op,
-                bool_modifier,
-                lhs: Box::new(lhs),
-                rhs: Box::new(rhs),
-            };
-        }
-        Ok(lhs)
-    }
-
-    fn binop(&self) -> Option<(BinOp, u8, bool)> {
-        Some(match self.peek() {
-            Tok::Sym("==") => (BinOp::Eq, 1, false),
-            Tok::Sym("!=") => (BinOp::Ne, 1, false),
-            Tok::Sym(">") => (BinOp::Gt, 1, false),
-            Tok::Sym(">=") => (BinOp::Ge, 1, false),
-            Tok::Sym("<") => (BinOp::Lt, 1, false),
-            Tok::Sym("<=") => (BinOp::Le, 1, false),
-            Tok::Sym("+") => (BinOp::Add, 2, false),
-            Tok::Sym("-") => (BinOp::Sub, 2, false),
-            Tok::Sym("*") => (BinOp::Mul, 3, false),
-            Tok::Sym("/") => (BinOp::Div, 3, false),
-            Tok::Sym("%") => (BinOp::Mod, 3, false),
-            Tok::Sym("^") => (BinOp::Pow, 4, true),
-            _ => return None,
-        })
-    }
-
-    fn metric_unary(&mut self) -> Result<MetricExpr, ParseError> {
-        match self.peek().clone() {
-            Tok::Num(n) => {
-                self.next();
-                Ok(MetricExpr::Number(n))
-            }
-            Tok::Sym("-") => {
-                self.next();
-                let inner = self.metric_unary()?;
-                Ok(MetricExpr::Binary {
-                    op: BinOp::Mul,
-                    bool_modifier: false,
-                    lhs: Box::new(MetricExpr::Number(-1.0)),
-                    rhs: Box::new(inner),
-                })
-            }
-            Tok::Sym("(") => {
-                self.next();
-                let e = self.metric(0)?;
-                self.expect(")")?;
-                Ok(e)
-            }
-            Tok::Ident(name) => {
-                self.next();
-                match name.as_str() {
-                    "vector" => {
-                        self.expect("(")?;
-                        let v = match self.next() {
-                            Tok::Num(n) => n,
-                            _ => return Err(self.error("vector() takes a number".into())),
-                        };
-                        self.expect(")")?;
-                        Ok(MetricExpr::Vector(v))
-                    }
-                    "count_over_time" | "rate" | "bytes_over_time" | "bytes_rate" => {
-                        let func = match name.as_str() {
-                            "count_over_time" => RangeFn::CountOverTime,
-                            "rate" => RangeFn::Rate,
-                            "bytes_over_time" => RangeFn::BytesOverTime,
-                            _ => RangeFn::BytesRate,
-                        };
-                        self.expect("(")?;
-                        let log = self.log_expr()?;
-                        self.expect("[")?;
-                        let range = match self.next() {
-                            Tok::Unit(u) => parse_duration(&u)
-                                .ok_or_else(|| self.error(format!("bad range {u:?}")))?,
-                            _ => return Err(self.error("expected a range like [5m]".into())),
-                        };
-                        self.expect("]")?;
-                        let mut offset = Duration::ZERO;
-                        if matches!(self.peek(), Tok::Ident(w) if w == "offset") {
-                            self.next();
-                            offset = match self.next() {
-                                Tok::Unit(u) => parse_duration(&u)
-                                    .ok_or_else(|| self.error(format!("bad offset {u:?}")))?,
-                                _ => return Err(self.error("expected an offset like 1h".into())),
-                            };
-                        }
-                        self.expect(")")?;
-                        if range.is_zero() {
-                            return Err(self.error("the range must be positive".into()));
-                        }
-                        Ok(MetricExpr::Range {
-                            func,
-                            log,
-                            range,
-                            offset,
-                        })
-                    }
-                    "sum" | "avg" | "min" | "max" | "count" | "topk" | "bottomk" => {
-                        let op = match name.as_str() {
-                            "sum" => AggOp::Sum,
-                            "avg" => AggOp::Avg,
-                            "min" => AggOp::Min,
-                            "max" => AggOp::Max,
-                            "count" => AggOp::Count,
-                            "topk" => AggOp::Topk,
-                            _ => AggOp::Bottomk,
-                        };
-                        let mut grouping = self.grouping()?;
-                        self.expect("(")?;
-                        let param = if matches!(op, AggOp::Topk | AggOp::Bottomk) {
-                            let k = match self.next() {
-                                Tok::Num(n) if n >= 1.0 => n,
-                                _ => return Err(self.error(format!("{name} needs k ≥ 1 first"))),
-                            };
-                            self.expect(",")?;
-                            Some(k)
-                        } else {
-                            None
-                        };
-                        let inner = self.metric(0)?;
-                        self.expect(")")?;
-                        if grouping.is_none() {
-                            grouping = self.grouping()?;
-                        }
-                        Ok(MetricExpr::Aggregate {
-                            op,
-                            grouping,
-                            param,
-                            inner: Box::new(inner),
-                        })
-                    }
-                    other => Err(ParseError {
-                        pos: self.toks[self.at - 1].0,
-                        message: format!("unknown function or aggregation {other:?}"),
-                    }),
-                }
-            }
-            _ => Err(self.error(format!(
-                "expected a metric query (e.g. rate({{job=\"x\"}}[5m])), found {}",
-                self.describe()
-            ))),
-        }
-    }
-
-    fn grouping(&mut self) -> Result<Option<Grouping>, ParseError> {
-        let by = match self.peek() {
-            Tok::Ident(w) if w == "by" => true,
-            Tok::Ident(w) if w == "without" => false,
-            _ => return Ok(None),
-        };
-        self.next();
-        self.expect("(")?;
-        let mut names = Vec::new();
-        while self.peek() != &Tok::Sym(")") {
-            names.push(self.ident()?);
-            if self.peek() == &Tok::Sym(",") {
-                self.next();
-            }
-        }
-        self.expect(")")?;
-        Ok(Some(if by {
-            Grouping::By(names)
-        } else {
-            Grouping::Without(names)
-        }))
     }
 }
 
@@ -691,37 +718,76 @@ pub fn parse_bytes(s: &str) -> Option<f64> {
     Some(n * mult)
 }
 
-/// A `line_format` template: text and `{{.label}}` references (Go
-/// template's field syntax; other actions are not supported).
-fn template(t: &str) -> Result<Vec<TemplatePart>, String> {
-    let mut parts = Vec::new();
-    let mut rest = t;
-    while let Some(open) = rest.find("{{") {
-        if open > 0 {
-            parts.push(TemplatePart::Text(rest[..open].to_owned()));
+/// A regex anchored at both ends, as label matchers are.
+fn anchored(value: &str) -> Result<regex::Regex, String> {
+    regex::Regex::new(&format!("^(?:{value})$"))
+        .map_err(|e| format!("invalid regex {value:?}: {e}"))
+}
+
+/// Go's `time.ParseDuration`, in seconds: `1h30m`, `-1.5s`, `300ms`, `0`.
+pub fn parse_go_duration(s: &str) -> Option<f64> {
+    let (neg, mut rest) = match s.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, s.strip_prefix('+').unwrap_or(s)),
+    };
+    if rest == "0" {
+        return Some(0.0);
+    }
+    if rest.is_empty() {
+        return None;
+    }
+    let mut total = 0.0;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit() && c != '.')?;
+        if digits == 0 {
+            return None;
         }
-        let after = &rest[open + 2..];
-        let close = after
-            .find("}}")
-            .ok_or_else(|| "unterminated {{ in line_format".to_owned())?;
-        let action = after[..close]
-            .trim()
-            .trim_start_matches('-')
-            .trim_end_matches('-')
-            .trim();
-        let name = action
-            .strip_prefix('.')
-            .filter(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
-            .ok_or_else(|| {
-                format!("line_format supports {{{{.label}}}} references only, not {{{{{action}}}}}")
-            })?;
-        parts.push(TemplatePart::Label(name.to_owned()));
-        rest = &after[close + 2..];
+        let n: f64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let secs = match &rest[..unit_len] {
+            "ns" => 1e-9,
+            "us" | "µs" | "μs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        total += n * secs;
+        rest = &rest[unit_len..];
     }
-    if !rest.is_empty() {
-        parts.push(TemplatePart::Text(rest.to_owned()));
-    }
-    Ok(parts)
+    Some(if neg { -total } else { total })
+}
+
+/// go-humanize's `ParseBytes`: `42MB`, `42 MB`, `1.5KiB`, `3k`, `1G`, `512`.
+pub fn parse_humanized_bytes(s: &str) -> Option<f64> {
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.' && c != ',')
+        .unwrap_or(s.len());
+    let n: f64 = s[..split].replace(',', "").parse().ok()?;
+    let unit = s[split..].trim().to_ascii_lowercase();
+    let k = 1000f64;
+    let ki = 1024f64;
+    let mult = match unit.as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" => k,
+        "ki" | "kib" => ki,
+        "m" | "mb" => k.powi(2),
+        "mi" | "mib" => ki.powi(2),
+        "g" | "gb" => k.powi(3),
+        "gi" | "gib" => ki.powi(3),
+        "t" | "tb" => k.powi(4),
+        "ti" | "tib" => ki.powi(4),
+        "p" | "pb" => k.powi(5),
+        "pi" | "pib" => ki.powi(5),
+        "e" | "eb" => k.powi(6),
+        "ei" | "eib" => ki.powi(6),
+        _ => return None,
+    };
+    Some(n * mult)
 }
 
 #[cfg(test)]
@@ -752,10 +818,7 @@ mod tests {
         assert_eq!(q.matchers.len(), 2);
         assert_eq!(q.pipeline.len(), 5);
         assert!(matches!(q.pipeline[3], Stage::Label(LabelFilter::And(..))));
-        let Stage::LineFormat(parts) = &q.pipeline[4] else {
-            panic!()
-        };
-        assert_eq!(parts[0], TemplatePart::Label("route".into()));
+        assert!(matches!(&q.pipeline[4], Stage::LineFormat(t) if !t.is_literal()));
     }
 
     #[test]
@@ -776,6 +839,46 @@ mod tests {
         assert!(parse(r#"sum(rate({job="a"}[1m])) by (x) / 2"#).is_ok());
     }
 
+    /// Every query of Loki's query examples page
+    /// (docs/sources/query/query_examples.md) and its metric-query page.
+    #[test]
+    fn parses_lokis_documented_examples() {
+        for q in [
+            r#"{job_name="myapp"} != ip("192.168.4.5-192.168.4.20")"#,
+            r#"{job_name="myapp"} | logfmt | addr = ip("192.168.4.5/16") | addr != ip("192.168.4.2")"#,
+            r#"{job="security"} |~ "Invalid user.*" | regexp "(^(?P<user>\\S+ {1,2}){8})" | regexp "(^(?P<ip>\\S+ {1,2}){10})" | line_format "IP = {{.ip}}\tUSER = {{.user}}""#,
+            r#"{job="security"} != "grafana_com" |= "session opened" != "sudo: " |regexp "(^(?P<user>\\S+ {1,2}){11})" | line_format "USER = {{.user}}""#,
+            "sum by (host) (rate({job=\"mysql\"}\n |= \"error\" != \"timeout\"\n | json\n | duration > 10s [1m]))",
+            r#"{cluster="ops-tools1", namespace="loki-dev", job="loki-dev/query-frontend"} |= "metrics.go" != "out of order" | logfmt | duration > 30s or status_code != "200""#,
+            r#"{job="loki-ops/query-frontend"} | logfmt | line_format "{{.msg}}" | regexp "(?P<method>\\w+) (?P<path>[\\w|/]+) \\((?P<status>\\d+?)\\) (?P<duration>.*)""#,
+            r#"{cluster="ops-tools1", name="querier", namespace="loki-dev"} |= "metrics.go" != "loki-canary" | logfmt | query != "" | label_format query="{{ Replace .query \"\\n\" \"\" -1 }}" | line_format "{{ .ts}}\t{{.duration}}\ttraceID = {{.traceID}}\t{{ printf \"%-100.100s\" .query }} ""#,
+            r#"{job="example"} | decolorize"#,
+            r#"quantile_over_time(0.99, {cluster="ops-tools1",container="ingress-nginx"} | json | __error__ = "" | unwrap request_time [1m]) by (path)"#,
+            r#"sum by (org_id) ( sum_over_time( {cluster="ops-tools1",container="loki-dev"} |= "metrics.go" | logfmt | unwrap bytes_processed [1m]) )"#,
+            r#"topk(10,sum(rate({region="us-east1"}[5m])) by (name))"#,
+            r#"sum(count_over_time({job="mysql"}[5m])) by (level)"#,
+            r#"avg(rate(({job="nginx"} |= "GET" | json | path="/home")[10s])) by (region)"#,
+            r#"count_over_time({job="mysql"}[5m] offset 5m)"#,
+            r#"sum(count_over_time({namespace="traefik"}[5m])) or vector(0)"#,
+            r#"{job="varlogs"} | json | drop level, path, app=~"some-api.*""#,
+            r#"{job="varlogs"} | json | keep level, tenant, app=~"some-api.*""#,
+            r#"{job="x"} | json first_server="servers[0]", ua="request.headers[\"User-Agent\"]""#,
+            r#"{job="x"} | json servers"#,
+            r#"{job="x"} | logfmt --keep-empty --strict host"#,
+            r#"{job="x"} | logfmt host, fwd_ip="fwd""#,
+            r#"{job="x"} | pattern "<_> msg=\"<method> <path> (<status>) <latency>\"""#,
+            r#"{job="x"} | unpack"#,
+            r#"{job="x"} | duration >= 20ms or size == 20KB method!~"2..""#,
+            r#"{job="loki/querier"} | label_format nowEpoch=`{{(unixEpoch now)}}`,createDateEpoch=`{{unixEpoch (toDate "2006-01-02" .createDate)}}` | label_format dateTimeDiff=`{{sub .nowEpoch .createDateEpoch}}` | dateTimeDiff > 86400"#,
+            r#"sum by (le) (rate_counter({job="x"} | logfmt | unwrap bytes(b) [1m]))"#,
+            r#"absent_over_time({job="x"} | logfmt | unwrap latency [1m])"#,
+        ] {
+            if let Err(e) = parse(q) {
+                panic!("{q}: {e}");
+            }
+        }
+    }
+
     #[test]
     fn errors_say_where_and_what() {
         for (q, want) in [
@@ -783,9 +886,35 @@ mod tests {
             (r#"{job=~".*"}"#, "does not match the empty string"),
             ("{}", "at least one stream matcher"),
             (r#"rate({job="x"})"#, "expected \"[\""),
-            (r#"{job="x"} | line_format "{{if .a}}""#, "references only"),
+            (r#"{job="x"} | line_format "{{if .a}}""#, "missing {{end}}"),
             (r#"{job="x"} |~ "(""#, "invalid regex"),
             (r#"nope({job="x"}[1m])"#, "unknown function"),
+            (r#"sum_over_time({job="x"}[1m])"#, "without unwrap"),
+            (
+                r#"count_over_time({job="x"} | unwrap a [1m])"#,
+                "with unwrap",
+            ),
+            (
+                r#"sum_over_time({job="x"} | unwrap a [1m]) by (b)"#,
+                "grouping not allowed",
+            ),
+            (r#"{job="x"} | regexp "(a)""#, "named group"),
+            (r#"{job="x"} | pattern "<a><b>""#, "separated"),
+            (
+                r#"{job="x"} | label_format a=b, a="c""#,
+                "multiple label name",
+            ),
+            (r#"{job="x"} | logfmt --loose"#, "unknown logfmt flag"),
+            (r#"{job="x"} |= ip("1.2.3.300")"#, "invalid ip pattern"),
+            ("vector(1) and bool vector(1)", "bool is only allowed"),
+            (
+                "vector(1) and on(a) group_left vector(1)",
+                "no grouping allowed",
+            ),
+            (
+                r#"{job="x"} | line_format "{{ range .a }}{{ end }}""#,
+                "not supported",
+            ),
         ] {
             let e = parse(q).unwrap_err();
             assert!(e.to_string().contains(want), "{q}: {e}");

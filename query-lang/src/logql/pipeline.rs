@@ -1,17 +1,18 @@
 //! Running one entry through a LogQL pipeline.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use serde_json::Value;
-
 use super::ast::*;
+use super::parsers;
 use super::source::SourceEntry;
+use super::template::Context;
 
 /// A label set, sorted by name.
 pub type Labels = BTreeMap<String, String>;
 
 pub const ERROR_LABEL: &str = "__error__";
-const ERROR_DETAILS: &str = "__error_details__";
+pub const ERROR_DETAILS: &str = "__error_details__";
 
 /// The entry's final labels and line, or `None` when a filter drops it.
 /// Labels start as the stream's, plus its structured metadata.
@@ -24,7 +25,7 @@ pub fn process(
     for (k, v) in &entry.metadata {
         labels.entry(k.clone()).or_insert_with(|| v.clone());
     }
-    let mut line: std::borrow::Cow<'_, str> = std::borrow::Cow::Borrowed(&entry.line);
+    let mut line: Cow<'_, str> = Cow::Borrowed(&entry.line);
     for stage in pipeline {
         match stage {
             Stage::Line(f) => {
@@ -32,156 +33,83 @@ pub fn process(
                     return None;
                 }
             }
-            Stage::Json => json(&line, stream, &mut labels),
-            Stage::Logfmt => logfmt(&line, stream, &mut labels),
+            Stage::Json(fields) => parsers::json(&line, fields, stream, &mut labels),
+            Stage::Logfmt(params) => parsers::logfmt(&line, params, stream, &mut labels),
+            Stage::Regexp(re) => parsers::regexp(&line, re, stream, &mut labels),
+            Stage::Pattern(p) => parsers::pattern(&line, p, stream, &mut labels),
+            Stage::Unpack => {
+                if let Some(l) = parsers::unpack(&line, stream, &mut labels) {
+                    line = Cow::Owned(l);
+                }
+            }
             Stage::Label(f) => {
                 if !label_filter(f, &mut labels) {
                     return None;
                 }
             }
-            Stage::LineFormat(parts) => {
-                let mut out = String::new();
-                for p in parts {
-                    match p {
-                        TemplatePart::Text(t) => out.push_str(t),
-                        TemplatePart::Label(l) => {
-                            out.push_str(labels.get(l).map_or("", String::as_str));
-                        }
+            Stage::LineFormat(t) => {
+                let ctx = Context {
+                    labels: &labels,
+                    line: &line,
+                    timestamp_ns: entry.timestamp_ns,
+                };
+                match t.render(&ctx) {
+                    Ok(out) => line = Cow::Owned(out),
+                    Err(e) => {
+                        labels.insert(ERROR_LABEL.into(), "TemplateFormatErr".into());
+                        labels.insert(ERROR_DETAILS.into(), e);
                     }
                 }
-                line = std::borrow::Cow::Owned(out);
             }
-            Stage::Drop(names) => labels.retain(|k, _| !names.contains(k)),
-            Stage::Keep(names) => labels.retain(|k, _| names.contains(k)),
+            Stage::LabelFormat(assignments) => {
+                label_format(assignments, &line, entry.timestamp_ns, &mut labels);
+            }
+            Stage::Drop(names) => labels.retain(|k, v| !names.iter().any(|n| n.matches(k, v))),
+            Stage::Keep(names) => labels.retain(|k, v| {
+                k == ERROR_LABEL || k == ERROR_DETAILS || names.iter().any(|n| n.matches(k, v))
+            }),
         }
     }
     Some((labels, line.into_owned()))
 }
 
-/// Adds a parsed label; a name the stream already has gets `_extracted`
-/// (Loki's rule), an invalid one is sanitized.
-fn add_parsed(labels: &mut Labels, stream: &[(String, String)], name: &str, value: String) {
-    let mut name = sanitize(name);
-    if stream.iter().any(|(k, _)| *k == name) {
-        name.push_str("_extracted");
-    }
-    labels.insert(name, value);
-}
-
-fn sanitize(name: &str) -> String {
-    let mut out: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if out.is_empty() || out.starts_with(|c: char| c.is_ascii_digit()) {
-        out.insert(0, '_');
-    }
-    out
-}
-
-fn json(line: &str, stream: &[(String, String)], labels: &mut Labels) {
-    match serde_json::from_str::<Value>(line) {
-        Ok(Value::Object(map)) => {
-            fn walk(
-                prefix: &str,
-                map: &serde_json::Map<String, Value>,
-                stream: &[(String, String)],
-                labels: &mut Labels,
-            ) {
-                for (k, v) in map {
-                    let name = if prefix.is_empty() {
-                        k.clone()
-                    } else {
-                        format!("{prefix}_{k}")
-                    };
-                    match v {
-                        Value::Object(inner) => walk(&name, inner, stream, labels),
-                        Value::Array(_) => {}
-                        Value::Null => add_parsed(labels, stream, &name, String::new()),
-                        Value::String(s) => add_parsed(labels, stream, &name, s.clone()),
-                        other => add_parsed(labels, stream, &name, other.to_string()),
-                    }
+/// `label_format`: every template sees the labels as the stage found
+/// them; renames remove their source.
+fn label_format(
+    assignments: &[(String, LabelFormat)],
+    line: &str,
+    timestamp_ns: i64,
+    labels: &mut Labels,
+) {
+    let before = labels.clone();
+    let ctx = Context {
+        labels: &before,
+        line,
+        timestamp_ns,
+    };
+    for (dst, f) in assignments {
+        match f {
+            LabelFormat::Rename(src) => {
+                let v = before.get(src).cloned().unwrap_or_default();
+                if src != dst {
+                    labels.remove(src);
                 }
+                labels.insert(dst.clone(), v);
             }
-            walk("", &map, stream, labels);
-        }
-        Ok(_) => {
-            labels.insert(ERROR_LABEL.into(), "JSONParserErr".into());
-            labels.insert(ERROR_DETAILS.into(), "line is not a JSON object".into());
-        }
-        Err(e) => {
-            labels.insert(ERROR_LABEL.into(), "JSONParserErr".into());
-            labels.insert(ERROR_DETAILS.into(), e.to_string());
+            LabelFormat::Template(t) => match t.render(&ctx) {
+                Ok(v) => {
+                    labels.insert(dst.clone(), v);
+                }
+                Err(e) => {
+                    labels.insert(ERROR_LABEL.into(), "TemplateFormatErr".into());
+                    labels.insert(ERROR_DETAILS.into(), e);
+                }
+            },
         }
     }
 }
 
-fn logfmt(line: &str, stream: &[(String, String)], labels: &mut Labels) {
-    let mut chars = line.chars().peekable();
-    loop {
-        while chars.peek().is_some_and(|c| c.is_whitespace()) {
-            chars.next();
-        }
-        if chars.peek().is_none() {
-            break;
-        }
-        let mut key = String::new();
-        while let Some(&c) = chars.peek() {
-            if c == '=' || c.is_whitespace() {
-                break;
-            }
-            key.push(c);
-            chars.next();
-        }
-        let mut value = String::new();
-        if chars.peek() == Some(&'=') {
-            chars.next();
-            if chars.peek() == Some(&'"') {
-                chars.next();
-                let mut closed = false;
-                while let Some(c) = chars.next() {
-                    match c {
-                        '"' => {
-                            closed = true;
-                            break;
-                        }
-                        '\\' => match chars.next() {
-                            Some('n') => value.push('\n'),
-                            Some('t') => value.push('\t'),
-                            Some(c) => value.push(c),
-                            None => break,
-                        },
-                        c => value.push(c),
-                    }
-                }
-                if !closed {
-                    labels.insert(ERROR_LABEL.into(), "LogfmtParserErr".into());
-                    labels.insert(ERROR_DETAILS.into(), "unterminated quoted value".into());
-                    return;
-                }
-            } else {
-                while let Some(&c) = chars.peek() {
-                    if c.is_whitespace() {
-                        break;
-                    }
-                    value.push(c);
-                    chars.next();
-                }
-            }
-        }
-        if !key.is_empty() {
-            add_parsed(labels, stream, &key, value);
-        }
-    }
-}
-
-fn label_filter(f: &LabelFilter, labels: &mut Labels) -> bool {
+pub fn label_filter(f: &LabelFilter, labels: &mut Labels) -> bool {
     match f {
         LabelFilter::And(a, b) => label_filter(a, labels) && label_filter(b, labels),
         LabelFilter::Or(a, b) => label_filter(a, labels) || label_filter(b, labels),
@@ -199,6 +127,17 @@ fn label_filter(f: &LabelFilter, labels: &mut Labels) -> bool {
                 (MatchOp::NotRegex, Some(r)) => !r.is_match(v),
                 (_, None) => false,
             }
+        }
+        LabelFilter::Ip {
+            name,
+            negated,
+            pattern,
+        } => {
+            let inside = labels
+                .get(name)
+                .and_then(|v| v.trim().parse().ok())
+                .is_some_and(|ip| pattern.contains(ip));
+            inside != *negated
         }
         LabelFilter::Number {
             name,

@@ -32,6 +32,12 @@ pub enum EvalError {
     TooManyEntries { limit: usize },
     #[error("{0}")]
     Invalid(String),
+    /// A metric query over entries its pipeline marked with `__error__`
+    /// (Loki's message).
+    #[error(
+        "pipeline error: '{error}' for series: '{series}'.\nUse a label filter to intentionally skip this error. (e.g | __error__!=\"{error}\").\nTo skip all potential errors you can match empty errors.(e.g __error__=\"\")\nThe label filter can also be specified after unwrap. (e.g | unwrap latency | __error__=\"\" )"
+    )]
+    Pipeline { error: String, series: String },
 }
 
 /// Where log entries come from.

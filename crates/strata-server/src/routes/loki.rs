@@ -35,7 +35,7 @@ fn bad(message: impl Into<String>) -> ApiError {
 
 fn from_eval(e: EvalError) -> ApiError {
     let kind = match e {
-        EvalError::Invalid(_) => ErrorKind::BadInput,
+        EvalError::Invalid(_) | EvalError::Pipeline { .. } => ErrorKind::BadInput,
         EvalError::TooManyEntries { .. } => ErrorKind::Unprocessable,
         EvalError::Source(_) => ErrorKind::Internal,
     };
