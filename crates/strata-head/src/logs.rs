@@ -240,6 +240,11 @@ impl TenantLogs {
             .collect()
     }
 
+    /// Every stream's id.
+    pub fn stream_ids(&self) -> Vec<u64> {
+        self.streams.read().keys().copied().collect()
+    }
+
     /// Every stream's labels, whatever its entries' times.
     pub fn stream_labels(&self) -> Vec<Labels> {
         self.streams

@@ -422,6 +422,22 @@ impl QueryEngine {
         Ok(out)
     }
 
+    /// The log streams of `tenant` written since `since_ms`, as (id, "",
+    /// last written ms), for the stream limit: the log heads' streams
+    /// (written now) and those of log files written since then.
+    pub async fn streams_written_since(
+        &self,
+        tenant: &TenantId,
+        since_ms: i64,
+        now_ms: i64,
+    ) -> Result<Vec<(u64, Arc<str>, i64)>, QueryError> {
+        let source = self.logql_source(tenant)?;
+        source
+            .stream_ids_since(since_ms, now_ms)
+            .await
+            .map_err(|e| QueryError::LogSource(e.to_string()))
+    }
+
     /// LogQL's view of `tenant`: log heads and files.
     pub fn logql_source(&self, tenant: &TenantId) -> Result<crate::logql::LogQlSource, QueryError> {
         let (ctx, metrics) = self.base_session(SessionConfig::new(), tenant)?;

@@ -13,6 +13,9 @@ pub enum QueryError {
     TooDeep(#[from] strata_query_lang::nesting::TooDeep),
     #[error("query timed out after {0:?} (the server's query timeout)")]
     Timeout(std::time::Duration),
+    /// Reading a tenant's logs failed.
+    #[error("{0}")]
+    LogSource(String),
 }
 
 /// DataFusion's message; for a memory bound, which settings set it (its
@@ -44,6 +47,7 @@ impl QueryError {
         match self {
             Self::Empty | Self::TooDeep(_) => ErrorKind::BadInput,
             Self::Timeout(_) => ErrorKind::Timeout,
+            Self::LogSource(_) => ErrorKind::Internal,
             Self::DataFusion(e) => classify(e),
         }
     }
@@ -100,6 +104,8 @@ impl QueryError {
             Self::TooDeep(_) => "54001",
             // query_canceled (as statement_timeout answers)
             Self::Timeout(_) => "57014",
+            // internal_error
+            Self::LogSource(_) => "XX000",
             Self::DataFusion(e) => sqlstate(e),
         }
     }

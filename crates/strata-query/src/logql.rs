@@ -59,6 +59,54 @@ impl LogQlSource {
         Ok(out)
     }
 
+    /// The streams of the log heads (as written at `now_ms`) and of the
+    /// log files written since `since_ms` (as written when the file was),
+    /// as (id, "", ms).
+    pub async fn stream_ids_since(
+        &self,
+        since_ms: i64,
+        now_ms: i64,
+    ) -> Result<Vec<(u64, Arc<str>, i64)>, EvalError> {
+        let none: Arc<str> = Arc::from("");
+        let mut out: Vec<(u64, Arc<str>, i64)> = Vec::new();
+        for head in &self.view.heads {
+            out.extend(
+                head.stream_ids()
+                    .into_iter()
+                    .map(|id| (id, Arc::clone(&none), now_ms)),
+            );
+        }
+        for file in self.view.files.iter().filter(|f| f.written_ms >= since_ms) {
+            let mut one = self.view.clone();
+            one.heads = Vec::new();
+            one.files = Arc::from(vec![file.clone()]);
+            one.not_before_ms = i64::MIN;
+            let batches = self
+                .ctx
+                .read_table(Arc::new(LogsTable::new(one)))
+                .map_err(df_err)?
+                .select(vec![col("stream_id")])
+                .map_err(df_err)?
+                .distinct()
+                .map_err(df_err)?
+                .collect()
+                .await
+                .map_err(df_err)?;
+            for b in &batches {
+                let ids = b.column(0);
+                let ids = ids
+                    .as_primitive_opt::<Int64Type>()
+                    .ok_or_else(|| EvalError::Source("stream_id is not an Int64 column".into()))?;
+                out.extend(
+                    ids.iter()
+                        .flatten()
+                        .map(|id| (id as u64, Arc::clone(&none), file.written_ms.min(now_ms))),
+                );
+            }
+        }
+        Ok(out)
+    }
+
     /// `start_ns` raised to the tenant's lookback floor.
     fn floor(&self, start_ns: i64) -> i64 {
         start_ns.max(self.view.not_before_ms.saturating_mul(1_000_000))

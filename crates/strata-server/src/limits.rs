@@ -60,6 +60,11 @@ pub struct TenantLimits {
         serialize_with = "crate::durations::serialize_duration"
     )]
     pub max_query_lookback: std::time::Duration,
+    /// Live log streams (written within `limits.active_series_window`;
+    /// Loki's `max_global_streams_per_user`).
+    pub max_streams: u64,
+    /// Series one LogQL metric query may return.
+    pub max_query_series: usize,
     /// Log bytes (lines and structured metadata) per second accepted.
     pub log_ingest_rate_bytes: f64,
     /// Log bytes a burst may hold above the rate.
@@ -118,6 +123,8 @@ impl Default for TenantLimits {
             max_concurrent_queries: 0,
             max_query_samples: 0,
             max_query_lookback: std::time::Duration::ZERO,
+            max_streams: 0,
+            max_query_series: 0,
             log_ingest_rate_bytes: 0.0,
             log_ingest_burst_bytes: 0,
             max_metadata_metrics: 10_000,
@@ -206,6 +213,8 @@ pub struct Limits {
     queries: Mutex<HashMap<(TenantId, bool), usize>>,
     /// Live series of the tenants with a series limit.
     live: LiveSeries,
+    /// Live log streams of the tenants with a stream limit.
+    live_streams: LiveSeries,
 }
 
 /// How a write stands against its tenant's series limits.
@@ -238,6 +247,13 @@ impl SeriesAdmission {
             series.record(batch, now_s);
         }
     }
+
+    /// Records a stored log write's streams as live.
+    pub fn record_streams(&self, batch: &strata_types::LogBatch, now_s: i64) {
+        if let Self::Adds { series, .. } = self {
+            series.record_of(stream_ids(batch), now_s);
+        }
+    }
 }
 
 impl std::fmt::Debug for Limits {
@@ -246,6 +262,11 @@ impl std::fmt::Debug for Limits {
             .field("defaults", &self.defaults)
             .finish_non_exhaustive()
     }
+}
+
+/// A log batch's streams as (id, metric): streams have no metric.
+fn stream_ids(batch: &strata_types::LogBatch) -> impl Iterator<Item = (u64, &'static str)> + '_ {
+    batch.streams.iter().map(|s| (s.stream_id().0, ""))
 }
 
 /// Merges a tenant's partial table over the defaults.
@@ -288,6 +309,7 @@ impl Limits {
             log_buckets: Mutex::new(HashMap::new()),
             queries: Mutex::new(HashMap::new()),
             live: LiveSeries::default(),
+            live_streams: LiveSeries::default(),
         }
     }
 
@@ -310,10 +332,33 @@ impl Limits {
         }
     }
 
-    /// Forgets the series last written before `before_s`: they no longer
-    /// count against a limit. How many.
+    /// Where log `batch` stands against its tenant's stream limit, as
+    /// [`Self::admit_series`] for series.
+    pub async fn admit_streams(
+        &self,
+        batch: &strata_types::LogBatch,
+        now_s: i64,
+    ) -> SeriesAdmission {
+        if self.of(&batch.tenant).max_streams == 0 {
+            self.live_streams.forget(&batch.tenant);
+            return SeriesAdmission::Unlimited;
+        }
+        let streams = self.live_streams.tenant(&batch.tenant);
+        let ids: Vec<u64> = stream_ids(batch).map(|s| s.0).collect();
+        if streams.touch_ids_if_live(&ids, now_s) {
+            return SeriesAdmission::Live;
+        }
+        let admitted = streams.admit().await;
+        SeriesAdmission::Adds {
+            series: streams,
+            _admitted: admitted,
+        }
+    }
+
+    /// Forgets the series and log streams last written before `before_s`:
+    /// they no longer count against a limit. How many.
     pub fn expire_series(&self, before_s: i64) -> usize {
-        self.live.expire(before_s)
+        self.live.expire(before_s) + self.live_streams.expire(before_s)
     }
 
     /// Defaults and an overrides file, which must load.
@@ -498,9 +543,26 @@ impl Limits {
     /// Checks a log batch against its tenant's limits: stream label counts
     /// and sizes, then the log byte rate (taken only when everything else
     /// passed, so a refused batch costs no tokens).
-    pub fn check_log_ingest(&self, batch: &strata_types::LogBatch) -> Result<(), Refusal> {
+    pub fn check_log_ingest(
+        &self,
+        batch: &strata_types::LogBatch,
+        streams: &SeriesAdmission,
+    ) -> Result<(), Refusal> {
         let tenant = &batch.tenant;
         let l = self.of(tenant);
+        if let SeriesAdmission::Adds { series, .. } = streams {
+            let g = series.growth_of(stream_ids(batch));
+            if l.max_streams > 0 && g.live + g.new > l.max_streams {
+                return Err(refuse(
+                    ErrorKind::Limit,
+                    "max_streams",
+                    format!(
+                        "tenant {tenant} has {} live log streams; {} new ones would pass the limit of {} (max_streams)",
+                        g.live, g.new, l.max_streams
+                    ),
+                ));
+            }
+        }
         for s in &batch.streams {
             let n = s.labels.len();
             if l.max_labels_per_series > 0 && n > l.max_labels_per_series {

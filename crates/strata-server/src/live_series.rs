@@ -1,5 +1,7 @@
 //! The live series of each tenant with a series limit: what `max_series`
-//! and `max_series_per_metric` count.
+//! and `max_series_per_metric` count (and, in a set of their own, the live
+//! log streams `max_streams` counts: a stream is a series without a
+//! metric).
 //!
 //! A series is live from its first sample until it has gone
 //! `limits.active_series_window` without one, whether its samples are in
@@ -76,16 +78,18 @@ impl TenantSeries {
     /// already; `false` (nothing marked) when one is new or the set is not
     /// built yet.
     pub fn touch_if_live(&self, batch: &WriteBatch, now_s: i64) -> bool {
+        let ids: Vec<u64> = batch.series().map(|s| s.series_id().0).collect();
+        self.touch_ids_if_live(&ids, now_s)
+    }
+
+    /// [`Self::touch_if_live`] for series (or log streams) by id.
+    pub fn touch_ids_if_live(&self, ids: &[u64], now_s: i64) -> bool {
         let mut state = self.state.lock();
-        if !state.complete
-            || !batch
-                .series()
-                .all(|s| state.series.contains_key(&s.series_id().0))
-        {
+        if !state.complete || !ids.iter().all(|id| state.series.contains_key(id)) {
             return false;
         }
-        for s in batch.series() {
-            if let Some(live) = state.series.get_mut(&s.series_id().0) {
+        for id in ids {
+            if let Some(live) = state.series.get_mut(id) {
                 live.seen_s = now_s;
             }
         }
@@ -118,12 +122,20 @@ impl TenantSeries {
 
     /// What `batch` would add to the live series.
     pub fn growth(&self, batch: &WriteBatch) -> Growth {
+        self.growth_of(
+            batch
+                .series()
+                .map(|s| (s.series_id().0, s.label(METRIC_NAME_LABEL).unwrap_or(""))),
+        )
+    }
+
+    /// [`Self::growth`] of series (or log streams) as (id, metric).
+    pub fn growth_of<'a>(&self, series: impl Iterator<Item = (u64, &'a str)>) -> Growth {
         let state = self.state.lock();
         let mut new: HashMap<u64, &str> = HashMap::new();
-        for s in batch.series() {
-            let id = s.series_id().0;
+        for (id, metric) in series {
             if !state.series.contains_key(&id) {
-                new.insert(id, s.label(METRIC_NAME_LABEL).unwrap_or(""));
+                new.insert(id, metric);
             }
         }
         let mut per_metric: HashMap<&str, u64> = HashMap::new();
@@ -148,10 +160,20 @@ impl TenantSeries {
 
     /// Marks every series of a stored `batch` as written at `now_s`.
     pub fn record(&self, batch: &WriteBatch, now_s: i64) {
+        self.record_of(
+            batch
+                .series()
+                .map(|s| (s.series_id().0, s.label(METRIC_NAME_LABEL).unwrap_or(""))),
+            now_s,
+        );
+    }
+
+    /// [`Self::record`] of series (or log streams) as (id, metric).
+    pub fn record_of<'a>(&self, series: impl Iterator<Item = (u64, &'a str)>, now_s: i64) {
         let mut state = self.state.lock();
-        for s in batch.series() {
-            let metric = state.metric(s.label(METRIC_NAME_LABEL).unwrap_or(""));
-            state.insert(s.series_id().0, metric, now_s);
+        for (id, metric) in series {
+            let metric = state.metric(metric);
+            state.insert(id, metric, now_s);
         }
     }
 

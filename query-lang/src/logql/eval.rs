@@ -78,6 +78,8 @@ pub enum Value {
 pub struct Options {
     /// Most entries a query may read (0: unlimited).
     pub max_entries: usize,
+    /// Most series a metric query may return (0: unlimited).
+    pub max_series: usize,
 }
 
 pub(super) fn check_entries(n: usize, opts: &Options) -> Result<(), EvalError> {
@@ -170,7 +172,16 @@ pub async fn eval_metric(
             "exceeded maximum resolution of 11,000 points per series; increase the step".into(),
         ));
     }
-    eval(source, expr, &steps, opts).await
+    let value = eval(source, expr, &steps, opts).await?;
+    if let Value::Series(s) = &value
+        && opts.max_series > 0
+        && s.len() > opts.max_series
+    {
+        return Err(EvalError::TooManySeries {
+            limit: opts.max_series,
+        });
+    }
+    Ok(value)
 }
 
 fn eval<'a>(

@@ -30,6 +30,10 @@ pub enum EvalError {
         "the query would read more than {limit} log entries (max_query_samples); narrow the selector or the time range"
     )]
     TooManyEntries { limit: usize },
+    #[error(
+        "maximum of series ({limit}) reached for a single query (max_query_series); aggregate by fewer labels"
+    )]
+    TooManySeries { limit: usize },
     #[error("{0}")]
     Invalid(String),
     /// A metric query over entries its pipeline marked with `__error__`

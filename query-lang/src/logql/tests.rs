@@ -69,7 +69,10 @@ fn source() -> Memory {
 }
 
 fn opts() -> Options {
-    Options { max_entries: 0 }
+    Options {
+        max_entries: 0,
+        max_series: 0,
+    }
 }
 
 async fn metric(q: &str, start: i64, end: i64, step: i64) -> Value {
@@ -145,7 +148,10 @@ async fn log_queries_take_the_newest_first_by_default() {
         100 * S,
         0,
         Direction::Forward,
-        &Options { max_entries: 3 },
+        &Options {
+            max_entries: 3,
+            max_series: 0,
+        },
     )
     .await;
     assert!(matches!(limited, Err(EvalError::TooManyEntries { .. })));
@@ -375,6 +381,19 @@ async fn vector_matching_and_set_operators() {
     assert_eq!(s.len(), 1);
     assert_eq!(s[0].labels["level"], "error");
     assert_eq!(s[0].points[0].1, 5.0);
+    // A bound on the series a query answers.
+    let super::Query::Metric(e) = parse(count).unwrap() else {
+        panic!()
+    };
+    let limited = Options {
+        max_entries: 0,
+        max_series: 2,
+    };
+    let r = eval_metric(&api(), &e, 60 * S, 60 * S, S, &limited).await;
+    assert!(
+        matches!(r, Err(EvalError::TooManySeries { limit: 2 })),
+        "{r:?}"
+    );
     // Matching on `path` alone is many-to-many: refused.
     let q = format!("{count} / on(path) {count}");
     let e = eval_on(&api(), &q, 60, 60, 60).await.unwrap_err();

@@ -159,7 +159,8 @@ impl<'a> Write<'a> {
         Ok(samples)
     }
 
-    /// Checks the tenant's log limits on `batch` (stream labels, the byte
+    /// Checks the tenant's log limits on `batch` (stream labels, live
+    /// streams — checked and reserved as one, as series are — and the byte
     /// rate), makes it durable in the WAL, applies it to the log head and
     /// records the tenant's usage; the entries stored.
     pub async fn logs(mut self, batch: LogBatch) -> Result<u64, ApiError> {
@@ -168,17 +169,41 @@ impl<'a> Write<'a> {
             return Ok(0);
         }
         self.reserve(batch.bytes() as u64).await?;
+        let batch = Arc::new(batch);
         let (state, tenant, shape) = (self.state, self.tenant, self.shape);
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let admission = state
+            .limits
+            .admit_streams(&batch, now_ms.div_euclid(1000))
+            .await;
+        if let Some(streams) = admission.incomplete() {
+            let window = i64::try_from(state.config.limits.active_series_window.as_millis())
+                .unwrap_or(i64::MAX);
+            let since_ms = now_ms.saturating_sub(window);
+            let known = state
+                .query
+                .streams_written_since(tenant, since_ms, now_ms)
+                .await
+                .map_err(|e| {
+                    ApiError::new(
+                        ErrorKind::Unavailable,
+                        format!("the stream limit could not count the tenant's live streams: {e}"),
+                        shape,
+                    )
+                })?;
+            streams.complete(known, since_ms.div_euclid(1000));
+        }
         state
             .limits
-            .check_log_ingest(&batch)
+            .check_log_ingest(&batch, &admission)
             .map_err(|r| state.refused(tenant, r, shape))?;
         let bytes = batch.bytes() as u64;
         state
             .storage
-            .write_logs(self.wal.as_ref(), Arc::new(batch))
+            .write_logs(self.wal.as_ref(), Arc::clone(&batch))
             .await
             .map_err(|e| stored_error(e, shape))?;
+        admission.record_streams(&batch, now_ms.div_euclid(1000));
         state.record_log_ingest(tenant, entries, bytes, self.body_len);
         Ok(entries)
     }

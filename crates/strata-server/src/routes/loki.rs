@@ -36,7 +36,9 @@ fn bad(message: impl Into<String>) -> ApiError {
 fn from_eval(e: EvalError) -> ApiError {
     let kind = match e {
         EvalError::Invalid(_) | EvalError::Pipeline { .. } => ErrorKind::BadInput,
-        EvalError::TooManyEntries { .. } => ErrorKind::Unprocessable,
+        EvalError::TooManyEntries { .. } | EvalError::TooManySeries { .. } => {
+            ErrorKind::Unprocessable
+        }
         EvalError::Source(_) => ErrorKind::Internal,
     };
     ApiError::new(kind, e.to_string(), SHAPE)
@@ -217,6 +219,7 @@ fn options(state: &AppState, tenant: &TenantId) -> Options {
         } else {
             max
         },
+        max_series: state.limits.of(tenant).max_query_series,
     }
 }
 

@@ -574,6 +574,7 @@ async fn admin_flush_moves_data_to_the_table_and_sql_still_sees_it_once() {
 mod created;
 mod frontdoor;
 mod ha;
+mod loki;
 mod prom;
 mod ruler;
 mod tenancy;

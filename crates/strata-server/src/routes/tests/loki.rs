@@ -1,0 +1,213 @@
+//! The Loki API's limits and LogQL through HTTP: the stream limit is a
+//! bound across parallel pushes, flushes and restarts; metric queries
+//! over failed pipelines answer Loki's 400.
+
+use super::*;
+
+/// A Loki JSON push of one entry to each stream `job="j", i="<id>"`.
+fn push(tenant: &str, ids: std::ops::Range<u32>, line: &str) -> Request<Body> {
+    let streams: Vec<_> = ids
+        .map(|i| {
+            serde_json::json!({
+                "stream": {"job": "j", "i": i.to_string()},
+                "values": [[format!("{}", 1_700_000_000_000_000_000i64 + i64::from(i)), line]],
+            })
+        })
+        .collect();
+    Request::post("/loki/api/v1/push")
+        .header("Content-Type", "application/json")
+        .header("X-Scope-OrgID", tenant)
+        .body(Body::from(
+            serde_json::json!({ "streams": streams }).to_string(),
+        ))
+        .unwrap()
+}
+
+fn limits_file(dir: &tempfile::TempDir, body: &str) -> ServerConfig {
+    let path = dir.path().join("limits.toml");
+    std::fs::write(&path, body).unwrap();
+    let mut config = ServerConfig::default();
+    config.limits.overrides_file = Some(path);
+    config
+}
+
+fn streams_held(state: &AppState, tenant: &str) -> usize {
+    state
+        .storage
+        .logs()
+        .tenant(&strata_types::TenantId::try_new(tenant).unwrap())
+        .map_or(0, |t| t.stream_count())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_pushes_never_pass_a_stream_limit() {
+    for round in 0..3 {
+        let dir = tempfile::tempdir().unwrap();
+        let (app, state, _) =
+            app_with(limits_file(&dir, "[tenants.small]\nmax_streams = 100\n")).await;
+        let tasks: Vec<_> = (0..10u32)
+            .map(|r| {
+                let app = app.clone();
+                tokio::spawn(
+                    async move { send(&app, push("small", r * 40..r * 40 + 40, "x")).await },
+                )
+            })
+            .collect();
+        let mut accepted = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                (StatusCode::NO_CONTENT, _) => accepted += 1,
+                (StatusCode::TOO_MANY_REQUESTS, text) => {
+                    assert!(text.contains("max_streams"), "{text}");
+                }
+                (other, text) => panic!("round {round}: {other} {text}"),
+            }
+        }
+        assert_eq!(
+            (accepted, streams_held(&state, "small")),
+            (2, 80),
+            "round {round}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_stream_limit_holds_across_flushes_and_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = limits_file(&dir, "[tenants.small]\nmax_streams = 100\n");
+    let store = ObjectStoreHandle::in_memory().unwrap();
+    let open = |store: ObjectStoreHandle| {
+        let config = config.clone();
+        async move {
+            let storage = Arc::new(Storage::open(store, Arc::new(Head::new())).await.unwrap());
+            let wal = Arc::new(MemoryWal::new());
+            let state = AppState::with_wal(config, storage, wal.clone());
+            (router(Arc::clone(&state)), state, wal)
+        }
+    };
+    let (app, state, wal) = open(store.clone()).await;
+    assert_eq!(
+        send(&app, push("small", 0..100, "a")).await.0,
+        StatusCode::NO_CONTENT
+    );
+    let (status, text) = send(&app, push("small", 100..101, "a")).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{text}");
+    assert!(
+        text.contains("100 live log streams") && text.contains("max_streams"),
+        "{text}"
+    );
+    // Another tenant has its own budget (none here).
+    assert_eq!(
+        send(&app, push("other", 0..200, "a")).await.0,
+        StatusCode::NO_CONTENT
+    );
+    state.storage.flush(wal.as_ref()).await.unwrap();
+    assert_eq!(streams_held(&state, "small"), 0);
+    let (status, text) = send(&app, push("small", 100..101, "b")).await;
+    assert_eq!(
+        status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "after a flush: {text}"
+    );
+    assert_eq!(
+        send(&app, push("small", 0..100, "b")).await.0,
+        StatusCode::NO_CONTENT
+    );
+    state.storage.flush(wal.as_ref()).await.unwrap();
+
+    // Restarted on the same store: the set is rebuilt from the log files.
+    let (app, _, _) = open(store).await;
+    let (status, text) = send(&app, push("small", 100..101, "c")).await;
+    assert_eq!(
+        status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "after a restart: {text}"
+    );
+    assert_eq!(
+        send(&app, push("small", 50..100, "c")).await.0,
+        StatusCode::NO_CONTENT
+    );
+    let (_, metrics) = send(&app, Request::get("/metrics").body(Body::empty()).unwrap()).await;
+    assert!(
+        metrics.contains(r#"strata_rejected_total{tenant="small",reason="max_streams"} 1"#),
+        "{metrics}"
+    );
+}
+
+fn query(q: &str, extra: &[(&str, &str)]) -> Request<Body> {
+    let mut pairs = vec![
+        ("query", q),
+        ("start", "1699999999"),
+        ("end", "1700000060"),
+        ("step", "60"),
+    ];
+    pairs.extend_from_slice(extra);
+    let q: String = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish();
+    Request::get(format!("/loki/api/v1/query_range?{q}"))
+        .header("X-Scope-OrgID", "t")
+        .body(Body::empty())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn logql_metric_queries_unwrap_and_refuse_failed_pipelines() {
+    let dir = tempfile::tempdir().unwrap();
+    let (app, _, _) = app_with(limits_file(&dir, "[tenants.t]\nmax_query_series = 3\n")).await;
+    for (ids, line) in [
+        (0..2, "took=1.5s status=200"),
+        (2..4, "took=250ms status=500"),
+        (4..5, "status=200"),
+    ] {
+        assert_eq!(
+            send(&app, push("t", ids, line)).await.0,
+            StatusCode::NO_CONTENT
+        );
+    }
+    // One stream has no `took`: Loki's pipeline error, a 400 naming it.
+    let (status, text) = send(
+        &app,
+        query(
+            r#"sum(sum_over_time({job="j"} | logfmt | unwrap duration(took) [5m]))"#,
+            &[],
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+    assert!(
+        text.contains("pipeline error: 'SampleExtractionErr'"),
+        "{text}"
+    );
+    let (status, text) = send(
+        &app,
+        query(
+            r#"sum by (status) (sum_over_time({job="j"} | logfmt | unwrap duration(took) | __error__="" [5m]))"#,
+            &[],
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let mut got: Vec<(String, String)> = v["data"]["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let last = s["values"].as_array().unwrap().last().unwrap();
+            (
+                s["metric"]["status"].as_str().unwrap().to_owned(),
+                last[1].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        vec![("200".into(), "3".into()), ("500".into(), "0.5".into())]
+    );
+    // max_query_series: five streams, a bound of three.
+    let (status, text) = send(&app, query(r#"count_over_time({job="j"}[5m])"#, &[])).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{text}");
+    assert!(text.contains("max_query_series"), "{text}");
+}
