@@ -63,6 +63,23 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(loki::index_volume).post(loki::index_volume),
         )
         .route("/loki/api/v1/status/buildinfo", get(loki::buildinfo))
+        .route(
+            "/loki/api/v1/detected_labels",
+            get(loki::detected_labels).post(loki::detected_labels),
+        )
+        .route(
+            "/loki/api/v1/detected_fields",
+            get(loki::detected_fields).post(loki::detected_fields),
+        )
+        .route(
+            "/loki/api/v1/detected_field/{name}/values",
+            get(loki::detected_field_values).post(loki::detected_field_values),
+        )
+        .route(
+            "/loki/api/v1/patterns",
+            get(loki::patterns).post(loki::patterns),
+        )
+        .route("/loki/api/v1/drilldown-limits", get(loki::drilldown_limits))
         .route("/api/v1/query", get(prom::query).post(prom::query))
         .route(
             "/api/v1/query_range",

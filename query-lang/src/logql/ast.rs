@@ -28,6 +28,9 @@ pub struct LineFilter {
     /// `|= ip("…")` / `!= ip("…")`: the line holds (or not) an address
     /// in the pattern; `value` is the pattern's text.
     pub ip: Option<super::ip::IpPattern>,
+    /// `|> "<_> error <_>"` / `!> "…"`: the line follows (or not) the
+    /// pattern; `value` is its text.
+    pub pattern: Option<Pattern>,
 }
 
 /// A label filter expression after a `|`.

@@ -23,7 +23,7 @@ pub fn raw_line_filters(pipeline: &[Stage]) -> Vec<LineFilter> {
         .take_while(|s| !matches!(s, Stage::LineFormat(_) | Stage::Unpack))
         .filter_map(|s| match s {
             // Address filters run in the pipeline only.
-            Stage::Line(f) if f.ip.is_none() => Some(f.clone()),
+            Stage::Line(f) if f.ip.is_none() && f.pattern.is_none() => Some(f.clone()),
             _ => None,
         })
         .collect()
@@ -32,6 +32,9 @@ pub fn raw_line_filters(pipeline: &[Stage]) -> Vec<LineFilter> {
 impl LineFilter {
     /// Whether `line` passes.
     pub fn passes(&self, line: &str) -> bool {
+        if let Some(p) = &self.pattern {
+            return p.test(line) == (self.op == MatchOp::Equal);
+        }
         if let Some(ip) = &self.ip {
             return ip.matches_line(line) == (self.op == MatchOp::Equal);
         }
@@ -147,6 +150,46 @@ pub async fn eval_log(
         out[i].entries.push((ts, line));
     }
     Ok(out)
+}
+
+/// The newest `limit` entries in `[start_ns, end_ns)` that pass a log
+/// query's pipeline, as stored (the line unchanged, structured metadata
+/// apart), each with its stream's labels: what Logs Drilldown's field and
+/// pattern detection read.
+pub async fn sample_entries(
+    source: &dyn LogSource,
+    expr: &LogExpr,
+    start_ns: i64,
+    end_ns: i64,
+    limit: usize,
+    opts: &Options,
+) -> Result<Vec<(Labels, SourceEntry)>, EvalError> {
+    let streams = source
+        .select(
+            &expr.matchers,
+            &raw_line_filters(&expr.pipeline),
+            start_ns,
+            end_ns,
+        )
+        .await?;
+    check_entries(streams.iter().map(|s| s.entries.len()).sum(), opts)?;
+    let mut rows: Vec<(usize, &SourceEntry)> = Vec::new();
+    for (i, s) in streams.iter().enumerate() {
+        for e in &s.entries {
+            if e.timestamp_ns >= start_ns
+                && e.timestamp_ns < end_ns
+                && process(&expr.pipeline, &s.labels, e).is_some()
+            {
+                rows.push((i, e));
+            }
+        }
+    }
+    rows.sort_by_key(|r| std::cmp::Reverse(r.1.timestamp_ns));
+    rows.truncate(limit);
+    Ok(rows
+        .into_iter()
+        .map(|(i, e)| (streams[i].labels.iter().cloned().collect(), e.clone()))
+        .collect())
 }
 
 /// Evaluates a metric query at every step from `start_ns` to `end_ns`

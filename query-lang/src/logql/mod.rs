@@ -8,6 +8,7 @@
 //! [`LogSource`].
 
 pub mod ast;
+pub mod detect;
 pub mod eval;
 mod go_time;
 pub mod ip;
@@ -25,7 +26,7 @@ mod tests;
 pub use ast::{LineFilter, LogExpr, MatchOp, MetricExpr, Query, StreamMatcher};
 pub use eval::{
     Direction, EvalError, LogSource, Options, OutStream, Series, SourceEntry, SourceStream, Value,
-    eval_log, eval_metric, raw_line_filters,
+    eval_log, eval_metric, raw_line_filters, sample_entries,
 };
 pub use parser::{ParseError, parse, parse_duration};
 pub use pipeline::Labels;

@@ -29,8 +29,8 @@ enum Tok {
 }
 
 const SYMBOLS: &[&str] = &[
-    "|=", "|~", "!=", "!~", "=~", "==", ">=", "<=", "{", "}", "(", ")", "[", "]", ",", "|", "=",
-    ">", "<", "+", "-", "*", "/", "%", "^",
+    "|=", "|~", "|>", "!>", "!=", "!~", "=~", "==", ">=", "<=", "{", "}", "(", ")", "[", "]", ",",
+    "|", "=", ">", "<", "+", "-", "*", "/", "%", "^",
 ];
 
 fn lex(s: &str) -> Result<Vec<(usize, Tok)>, ParseError> {
@@ -280,6 +280,23 @@ impl Parser {
         let mut pipeline = Vec::new();
         loop {
             let stage = match self.peek().clone() {
+                Tok::Sym(op @ ("|>" | "!>")) => {
+                    self.next();
+                    let value = self.string()?;
+                    let pattern =
+                        parsers::parse_pattern_filter(&value).map_err(|m| self.error(m))?;
+                    Stage::Line(LineFilter {
+                        op: if op == "|>" {
+                            MatchOp::Equal
+                        } else {
+                            MatchOp::NotEqual
+                        },
+                        value,
+                        regex: None,
+                        ip: None,
+                        pattern: Some(pattern),
+                    })
+                }
                 Tok::Sym(op @ ("|=" | "!=")) if self.ip_ahead(1) => {
                     self.next();
                     let (value, pattern) = self.ip_call()?;
@@ -293,6 +310,7 @@ impl Parser {
                         value,
                         regex: None,
                         ip: Some(pattern),
+                        pattern: None,
                     })
                 }
                 Tok::Sym(op @ ("|=" | "!=" | "|~" | "!~")) => {
@@ -316,6 +334,7 @@ impl Parser {
                         value,
                         regex,
                         ip: None,
+                        pattern: None,
                     })
                 }
                 Tok::Sym("|") if matches!(self.peek_at(1), Tok::Ident(w) if w == "unwrap") => {
@@ -868,6 +887,7 @@ mod tests {
             r#"{job="x"} | logfmt host, fwd_ip="fwd""#,
             r#"{job="x"} | pattern "<_> msg=\"<method> <path> (<status>) <latency>\"""#,
             r#"{job="x"} | unpack"#,
+            r#"{job="x"} |> "<_> error <_>" !> "<_> debug <_>""#,
             r#"{job="x"} | duration >= 20ms or size == 20KB method!~"2..""#,
             r#"{job="loki/querier"} | label_format nowEpoch=`{{(unixEpoch now)}}`,createDateEpoch=`{{unixEpoch (toDate "2006-01-02" .createDate)}}` | label_format dateTimeDiff=`{{sub .nowEpoch .createDateEpoch}}` | dateTimeDiff > 86400"#,
             r#"sum by (le) (rate_counter({job="x"} | logfmt | unwrap bytes(b) [1m]))"#,

@@ -270,9 +270,31 @@ pub fn pattern(line: &str, p: &Pattern, stream: &[(String, String)], labels: &mu
     }
 }
 
-/// Parses a `pattern` expression; refuses one without a named capture,
-/// with two captures in a row or with a name twice.
+/// Parses a `pattern` parser's expression; refuses one without a named
+/// capture, with two captures in a row or with a name twice.
 pub fn parse_pattern(s: &str) -> Result<Pattern, String> {
+    let p = parse_pattern_parts(s)?;
+    if !p
+        .0
+        .iter()
+        .any(|p| matches!(p, PatternPart::Capture(Some(_))))
+    {
+        return Err(format!("pattern {s:?} has no named capture"));
+    }
+    Ok(p)
+}
+
+/// Parses a pattern line filter's expression (`|> "<_> error <_>"`):
+/// captures need no name.
+pub fn parse_pattern_filter(s: &str) -> Result<Pattern, String> {
+    let p = parse_pattern_parts(s)?;
+    if p.0.is_empty() {
+        return Err("the pattern of a pattern filter is empty".into());
+    }
+    Ok(p)
+}
+
+fn parse_pattern_parts(s: &str) -> Result<Pattern, String> {
     let mut parts: Vec<PatternPart> = Vec::new();
     let mut rest = s;
     while !rest.is_empty() {
@@ -307,13 +329,33 @@ pub fn parse_pattern(s: &str) -> Result<Pattern, String> {
         parts.push(PatternPart::Capture(name));
         rest = &rest[close + 1..];
     }
-    if !parts
-        .iter()
-        .any(|p| matches!(p, PatternPart::Capture(Some(_))))
-    {
-        return Err(format!("pattern {s:?} has no named capture"));
-    }
     Ok(Pattern(parts))
+}
+
+impl Pattern {
+    /// Whether `line` follows the pattern (Loki's pattern line filter):
+    /// each literal in order with a non-empty capture between; a line
+    /// ending past the last literal only when a capture ends the pattern.
+    pub fn test(&self, line: &str) -> bool {
+        if line.is_empty() || self.0.is_empty() {
+            return line.is_empty() && self.0.is_empty();
+        }
+        let mut off = 0;
+        for (i, part) in self.0.iter().enumerate() {
+            let PatternPart::Literal(lit) = part else {
+                continue;
+            };
+            let Some(j) = line[off..].find(lit.as_str()) else {
+                return false;
+            };
+            if i != 0 && j == 0 {
+                return false;
+            }
+            off += j + lit.len();
+        }
+        let ends_on_capture = matches!(self.0.last(), Some(PatternPart::Capture(_)));
+        ends_on_capture == (off != line.len())
+    }
 }
 
 fn push_literal(parts: &mut Vec<PatternPart>, text: &str) {
@@ -400,6 +442,13 @@ mod tests {
         for bad in ["<a><b>", "no captures", "<_> x", "<a> <a>"] {
             assert!(parse_pattern(bad).is_err(), "{bad}");
         }
+        // The pattern line filter's examples (Loki's matcher tests).
+        let test = |p: &str, line: &str| parse_pattern_filter(p).unwrap().test(line);
+        assert!(!test("<_> bar", "foo bar baz"));
+        assert!(test("<_> baz", "foo bar baz"));
+        assert!(test("foo <_>", "foo bar baz"));
+        assert!(!test("<_> bar <_>", " bar "));
+        assert!(test("<_>bar<_>", " bar "));
         let re = regex::Regex::new(
             r"(?P<method>\w+) (?P<path>[\w|/]+) \((?P<status>\d+?)\) (?P<duration>.*)",
         )

@@ -26,6 +26,11 @@ use crate::AppState;
 use crate::error::{ApiError, Shape};
 use crate::frontend::Caller;
 
+mod drilldown;
+pub(super) use drilldown::{
+    detected_field_values, detected_fields, detected_labels, drilldown_limits, patterns,
+};
+
 const SHAPE: Shape = Shape::PlainText;
 const NS: i64 = 1_000_000_000;
 

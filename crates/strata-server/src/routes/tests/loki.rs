@@ -211,3 +211,142 @@ async fn logql_metric_queries_unwrap_and_refuse_failed_pipelines() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{text}");
     assert!(text.contains("max_query_series"), "{text}");
 }
+
+fn get(path: &str, pairs: &[(&str, &str)]) -> Request<Body> {
+    let q: String = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish();
+    Request::get(format!("{path}?{q}"))
+        .header("X-Scope-OrgID", "t")
+        .body(Body::empty())
+        .unwrap()
+}
+
+async fn json_of(app: &Router, req: Request<Body>) -> serde_json::Value {
+    let (status, text) = send(app, req).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    serde_json::from_str(&text).unwrap()
+}
+
+/// The calls Logs Drilldown makes for a service, in its order: limits,
+/// labels, fields and a field's values, patterns, then the logs of one
+/// pattern through the `|>` filter it builds.
+#[tokio::test]
+async fn logs_drilldown_calls_answer_in_lokis_shapes() {
+    let (app, _, _) = app().await;
+    let lines = [
+        (
+            0..3,
+            r#"{"level":"info","status":200,"route":"/pick","took":"15ms"}"#,
+        ),
+        (
+            3..5,
+            r#"{"level":"error","status":503,"route":"/pick","took":"2s"}"#,
+        ),
+    ];
+    for (ids, line) in lines {
+        assert_eq!(
+            send(&app, push("t", ids, line)).await.0,
+            StatusCode::NO_CONTENT
+        );
+    }
+    for i in 0..4u32 {
+        let line = format!("picking order {i} done in {}ms", 10 + i);
+        assert_eq!(
+            send(&app, push("t", 10 + i..11 + i, &line)).await.0,
+            StatusCode::NO_CONTENT
+        );
+    }
+    let range = [("start", "1699999990"), ("end", "1700000010")];
+    let with = |q: &'static str| {
+        let mut p = vec![("query", q)];
+        p.extend_from_slice(&range);
+        p
+    };
+    let limits = json_of(&app, get("/loki/api/v1/drilldown-limits", &[])).await;
+    assert_eq!(limits["pattern_ingester_enabled"], true);
+    assert_eq!(limits["limits"]["volume_enabled"], true);
+    let labels = json_of(
+        &app,
+        get("/loki/api/v1/detected_labels", &with(r#"{job="j"}"#)),
+    )
+    .await;
+    let card: std::collections::HashMap<String, u64> = labels["detectedLabels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["label"].as_str().unwrap().to_owned(),
+                l["cardinality"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(card, [("i".to_owned(), 9), ("job".to_owned(), 1)].into());
+    let fields = json_of(
+        &app,
+        get(
+            "/loki/api/v1/detected_fields",
+            &with(r#"{job="j"} |= "status""#),
+        ),
+    )
+    .await;
+    let by: std::collections::HashMap<String, serde_json::Value> = fields["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["label"].as_str().unwrap().to_owned(), f.clone()))
+        .collect();
+    assert_eq!(by["status"]["type"], "int");
+    assert_eq!(by["status"]["cardinality"], 2);
+    assert_eq!(by["status"]["parsers"], serde_json::json!(["json"]));
+    assert_eq!(by["status"]["jsonPath"], serde_json::json!(["status"]));
+    assert_eq!(by["took"]["type"], "duration");
+    assert!(!by.contains_key("job"), "{fields}");
+    let values = json_of(
+        &app,
+        get(
+            "/loki/api/v1/detected_field/level/values",
+            &with(r#"{job="j"}"#),
+        ),
+    )
+    .await;
+    assert_eq!(values["values"], serde_json::json!(["error", "info"]));
+    let patterns = json_of(&app, get("/loki/api/v1/patterns", &with(r#"{job="j"}"#))).await;
+    let found: Vec<(String, u64)> = patterns["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let n = p["samples"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s[1].as_u64().unwrap())
+                .sum();
+            (p["pattern"].as_str().unwrap().to_owned(), n)
+        })
+        .collect();
+    let picking = found
+        .iter()
+        .find(|(p, _)| p.starts_with("picking order"))
+        .unwrap_or_else(|| panic!("{found:?}"));
+    assert_eq!(picking, &("picking order <_> done in <_>".to_owned(), 4));
+    // The logs of that pattern, as Drilldown asks for them.
+    let q = format!(r#"{{job="j"}} |> "{}""#, picking.0);
+    let logs = json_of(
+        &app,
+        get(
+            "/loki/api/v1/query_range",
+            &[("query", q.as_str()), range[0], range[1], ("limit", "100")],
+        ),
+    )
+    .await;
+    let n: usize = logs["data"]["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["values"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(n, 4);
+}
