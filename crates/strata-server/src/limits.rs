@@ -51,6 +51,8 @@ pub struct TenantLimits {
     pub otlp_translation_strategy: strata_ingest::otlp_metrics::TranslationStrategy,
     /// PromQL/SQL queries running at once.
     pub max_concurrent_queries: usize,
+    /// Loki `tail` connections open at once (Loki's default: 10).
+    pub max_concurrent_tail_requests: usize,
     /// Samples one PromQL query may load (also capped by `promql.max_samples`).
     pub max_query_samples: usize,
     /// How far back SQL and PromQL may read ("30d"; "0s": no limit).
@@ -121,6 +123,7 @@ impl Default for TenantLimits {
             otlp_translation_strategy:
                 strata_ingest::otlp_metrics::TranslationStrategy::UnderscoreEscapingWithSuffixes,
             max_concurrent_queries: 0,
+            max_concurrent_tail_requests: 10,
             max_query_samples: 0,
             max_query_lookback: std::time::Duration::ZERO,
             max_streams: 0,
@@ -210,7 +213,7 @@ pub struct Limits {
     log_buckets: Mutex<HashMap<TenantId, Bucket>>,
     /// Running queries per tenant and class (internal: the ruler's and
     /// the analytics loop's evaluations).
-    queries: Mutex<HashMap<(TenantId, bool), usize>>,
+    queries: Mutex<HashMap<(TenantId, SlotClass), usize>>,
     /// Live series of the tenants with a series limit.
     live: LiveSeries,
     /// Live log streams of the tenants with a stream limit.
@@ -649,29 +652,68 @@ impl Limits {
         } else {
             (limits.max_concurrent_queries, "max_concurrent_queries")
         };
+        let class = if internal {
+            SlotClass::Internal
+        } else {
+            SlotClass::Query
+        };
+        self.slot(tenant, class, max, name, "queries")
+    }
+
+    /// A slot for one Loki `tail` connection of `tenant`, released when
+    /// dropped (`max_concurrent_tail_requests`).
+    pub fn start_tail(self: &Arc<Self>, tenant: &TenantId) -> Result<QuerySlot, Refusal> {
+        let max = self.of(tenant).max_concurrent_tail_requests;
+        self.slot(
+            tenant,
+            SlotClass::Tail,
+            max,
+            "max_concurrent_tail_requests",
+            "tail connections",
+        )
+    }
+
+    fn slot(
+        self: &Arc<Self>,
+        tenant: &TenantId,
+        class: SlotClass,
+        max: usize,
+        name: &'static str,
+        what: &str,
+    ) -> Result<QuerySlot, Refusal> {
         let mut q = self.queries.lock();
-        let running = q.entry((tenant.clone(), internal)).or_default();
+        let running = q.entry((tenant.clone(), class)).or_default();
         if max > 0 && *running >= max {
             return Err(refuse(
                 ErrorKind::Limit,
                 name,
                 format!(
-                    "tenant {tenant} already runs {running} queries, the limit ({name}); retry later"
+                    "tenant {tenant} already has {running} {what} open, the limit ({name}); retry later"
                 ),
             ));
         }
         *running += 1;
         Ok(QuerySlot {
             limits: Arc::clone(self),
-            key: (tenant.clone(), internal),
+            key: (tenant.clone(), class),
         })
     }
 }
 
-/// A running query's place in its tenant's count.
+/// What a [`QuerySlot`] is counted as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum SlotClass {
+    Query,
+    /// Rule and analytics evaluations.
+    Internal,
+    /// Loki `tail` connections.
+    Tail,
+}
+
+/// A running query's (or tail's) place in its tenant's count.
 pub struct QuerySlot {
     limits: Arc<Limits>,
-    key: (TenantId, bool),
+    key: (TenantId, SlotClass),
 }
 
 impl Drop for QuerySlot {

@@ -80,6 +80,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(loki::patterns).post(loki::patterns),
         )
         .route("/loki/api/v1/drilldown-limits", get(loki::drilldown_limits))
+        .route("/loki/api/v1/tail", get(loki::tail))
         .route("/api/v1/query", get(prom::query).post(prom::query))
         .route(
             "/api/v1/query_range",

@@ -27,9 +27,11 @@ use crate::error::{ApiError, Shape};
 use crate::frontend::Caller;
 
 mod drilldown;
+mod tail;
 pub(super) use drilldown::{
     detected_field_values, detected_fields, detected_labels, drilldown_limits, patterns,
 };
+pub(super) use tail::tail;
 
 const SHAPE: Shape = Shape::PlainText;
 const NS: i64 = 1_000_000_000;

@@ -350,3 +350,108 @@ async fn logs_drilldown_calls_answer_in_lokis_shapes() {
         .sum();
     assert_eq!(n, 4);
 }
+
+/// `tail` over a real socket: the recent entries first, then each new one
+/// once; a metric query and a tenant past its tail limit are refused
+/// before the upgrade.
+#[tokio::test]
+async fn tail_sends_recent_then_new_entries_once() {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
+    let dir = tempfile::tempdir().unwrap();
+    let (app, _, _) = app_with(limits_file(
+        &dir,
+        "[tenants.t]\nmax_concurrent_tail_requests = 1\n",
+    ))
+    .await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(axum::serve(listener, app.clone().into_make_service()).into_future());
+    let now = chrono::Utc::now().timestamp_nanos_opt().unwrap();
+    let push_at = |ts: i64, line: &str| {
+        let body = serde_json::json!({"streams": [{"stream": {"job": "tail"}, "values": [[ts.to_string(), line]]}]});
+        Request::post("/loki/api/v1/push")
+            .header("Content-Type", "application/json")
+            .header("X-Scope-OrgID", "t")
+            .body(Body::from(body.to_string()))
+            .unwrap()
+    };
+    for (i, line) in ["old one", "old two"].iter().enumerate() {
+        let ts = now - 30_000_000_000 + i as i64;
+        assert_eq!(
+            send(&app, push_at(ts, line)).await.0,
+            StatusCode::NO_CONTENT
+        );
+    }
+    let url = |q: &str| {
+        let q: String = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs([("query", q), ("limit", "10")])
+            .finish();
+        let mut req = format!("ws://{addr}/loki/api/v1/tail?{q}")
+            .into_client_request()
+            .unwrap();
+        req.headers_mut()
+            .insert("X-Scope-OrgID", "t".parse().unwrap());
+        req
+    };
+    let (mut ws, _) = tokio_tungstenite::connect_async(url(r#"{job="tail"}"#))
+        .await
+        .unwrap();
+    let next_lines = |msg: Message| -> Vec<String> {
+        let v: serde_json::Value = serde_json::from_str(msg.to_text().unwrap()).unwrap();
+        v["streams"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|s| {
+                s["values"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|e| e[1].as_str().unwrap().to_owned())
+            })
+            .collect()
+    };
+    let first = tokio::time::timeout(std::time::Duration::from_secs(10), ws.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(next_lines(first), vec!["old one", "old two"]);
+    // A second tail of the tenant is over its limit: 429 before any upgrade.
+    let refused = tokio_tungstenite::connect_async(url(r#"{job="tail"}"#)).await;
+    match refused {
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status(), 429),
+        other => panic!("{other:?}"),
+    }
+    let new_ts = chrono::Utc::now().timestamp_nanos_opt().unwrap();
+    assert_eq!(
+        send(&app, push_at(new_ts, "new one")).await.0,
+        StatusCode::NO_CONTENT
+    );
+    let second = tokio::time::timeout(std::time::Duration::from_secs(10), ws.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(next_lines(second), vec!["new one"]);
+    // Nothing is sent twice: the next message, if any, is not old news.
+    let quiet = tokio::time::timeout(std::time::Duration::from_millis(2500), ws.next()).await;
+    assert!(quiet.is_err(), "{quiet:?}");
+    ws.send(Message::Close(None)).await.unwrap();
+    drop(ws);
+    let (status, text) = send(
+        &app,
+        Request::get("/loki/api/v1/tail?query=count_over_time(%7Bjob%3D%22tail%22%7D%5B1m%5D)")
+            .header("X-Scope-OrgID", "t")
+            .header("Connection", "upgrade")
+            .header("Upgrade", "websocket")
+            .header("Sec-WebSocket-Version", "13")
+            .header("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+    assert!(text.contains("log query"), "{text}");
+}
