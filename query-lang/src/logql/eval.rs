@@ -100,6 +100,26 @@ pub fn format_labels(labels: &Labels) -> String {
     format!("{{{}}}", pairs.join(", "))
 }
 
+/// The streams a log query reads, within the entry bound.
+async fn select(
+    source: &dyn LogSource,
+    expr: &LogExpr,
+    start_ns: i64,
+    end_ns: i64,
+    opts: &Options,
+) -> Result<Vec<SourceStream>, EvalError> {
+    let streams = source
+        .select(
+            &expr.matchers,
+            &raw_line_filters(&expr.pipeline),
+            start_ns,
+            end_ns,
+        )
+        .await?;
+    check_entries(streams.iter().map(|s| s.entries.len()).sum(), opts)?;
+    Ok(streams)
+}
+
 /// Evaluates a log query over `[start_ns, end_ns)`.
 pub async fn eval_log(
     source: &dyn LogSource,
@@ -110,15 +130,7 @@ pub async fn eval_log(
     direction: Direction,
     opts: &Options,
 ) -> Result<Vec<OutStream>, EvalError> {
-    let streams = source
-        .select(
-            &expr.matchers,
-            &raw_line_filters(&expr.pipeline),
-            start_ns,
-            end_ns,
-        )
-        .await?;
-    check_entries(streams.iter().map(|s| s.entries.len()).sum(), opts)?;
+    let streams = select(source, expr, start_ns, end_ns, opts).await?;
     let mut rows: Vec<(i64, Labels, String)> = Vec::new();
     for s in &streams {
         for e in &s.entries {
@@ -164,15 +176,7 @@ pub async fn sample_entries(
     limit: usize,
     opts: &Options,
 ) -> Result<Vec<(Labels, SourceEntry)>, EvalError> {
-    let streams = source
-        .select(
-            &expr.matchers,
-            &raw_line_filters(&expr.pipeline),
-            start_ns,
-            end_ns,
-        )
-        .await?;
-    check_entries(streams.iter().map(|s| s.entries.len()).sum(), opts)?;
+    let streams = select(source, expr, start_ns, end_ns, opts).await?;
     let mut rows: Vec<(usize, &SourceEntry)> = Vec::new();
     for (i, s) in streams.iter().enumerate() {
         for e in &s.entries {

@@ -58,6 +58,22 @@ enum El {
     Frac(usize, bool),
 }
 
+impl El {
+    /// Written as words, not digits (what a fraction may not follow).
+    fn is_text(self) -> bool {
+        matches!(
+            self,
+            Self::LongMonth
+                | Self::Month
+                | Self::LongWeekday
+                | Self::Weekday
+                | Self::PmUpper
+                | Self::PmLower
+                | Self::TzName
+        )
+    }
+}
+
 /// The next layout element at the start of `s`: (element, its length).
 fn element(s: &str, prev_digit: bool) -> Option<(El, usize)> {
     const TABLE: &[(&str, El)] = &[
@@ -171,16 +187,7 @@ pub(super) fn go_format(t: &DateTime<Utc>, layout: &str) -> String {
                 }
             }
         }
-        prev_digit = !matches!(
-            el,
-            El::LongMonth
-                | El::Month
-                | El::LongWeekday
-                | El::Weekday
-                | El::PmUpper
-                | El::PmLower
-                | El::TzName
-        );
+        prev_digit = !el.is_text();
         rest = &rest[len..];
     }
     out
@@ -297,16 +304,7 @@ pub(super) fn go_parse(layout: &str, value: &str) -> Result<DateTime<Utc>, Strin
                 }
             }
         }
-        prev_digit = !matches!(
-            el,
-            El::LongMonth
-                | El::Month
-                | El::LongWeekday
-                | El::Weekday
-                | El::PmUpper
-                | El::PmLower
-                | El::TzName
-        );
+        prev_digit = !el.is_text();
         rest = &rest[len..];
     }
     // Go also accepts fractional seconds after a seconds field.

@@ -470,20 +470,7 @@ impl Parser {
                     let matcher = match self.peek().clone() {
                         Tok::Sym(op @ ("=" | "!=" | "=~" | "!~")) => {
                             self.next();
-                            let value = self.string()?;
-                            let op = match op {
-                                "=" => MatchOp::Equal,
-                                "!=" => MatchOp::NotEqual,
-                                "=~" => MatchOp::Regex,
-                                _ => MatchOp::NotRegex,
-                            };
-                            let regex = match op {
-                                MatchOp::Regex | MatchOp::NotRegex => {
-                                    Some(anchored(&value).map_err(|m| self.error(m))?)
-                                }
-                                _ => None,
-                            };
-                            Some((op, value, regex))
+                            Some(self.string_match(op)?)
                         }
                         _ => None,
                     };
@@ -526,6 +513,28 @@ impl Parser {
             self.next();
         }
         Ok(out)
+    }
+
+    /// The string after a label matcher's `op`: (op, value, the anchored
+    /// regex for `=~`/`!~`).
+    fn string_match(
+        &mut self,
+        op: &str,
+    ) -> Result<(MatchOp, String, Option<regex::Regex>), ParseError> {
+        let value = self.string()?;
+        let op = match op {
+            "=" => MatchOp::Equal,
+            "!=" => MatchOp::NotEqual,
+            "=~" => MatchOp::Regex,
+            _ => MatchOp::NotRegex,
+        };
+        let regex = match op {
+            MatchOp::Regex | MatchOp::NotRegex => {
+                Some(anchored(&value).map_err(|m| self.error(m))?)
+            }
+            _ => None,
+        };
+        Ok((op, value, regex))
     }
 
     /// Whether `ip(` starts `n` tokens ahead.
@@ -617,20 +626,8 @@ impl Parser {
                     pattern,
                 })
             }
-            (op @ ("=" | "!=" | "=~" | "!~"), Tok::Str(value)) => {
-                self.next();
-                let op = match op {
-                    "=" => MatchOp::Equal,
-                    "!=" => MatchOp::NotEqual,
-                    "=~" => MatchOp::Regex,
-                    _ => MatchOp::NotRegex,
-                };
-                let regex = match op {
-                    MatchOp::Regex | MatchOp::NotRegex => {
-                        Some(anchored(&value).map_err(|m| self.error(m))?)
-                    }
-                    _ => None,
-                };
+            (op @ ("=" | "!=" | "=~" | "!~"), Tok::Str(_)) => {
+                let (op, value, regex) = self.string_match(op)?;
                 Ok(LabelFilter::String {
                     name,
                     op,

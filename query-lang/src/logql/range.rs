@@ -135,7 +135,8 @@ pub(super) async fn range_agg(
                 RangeFn::StdvarOverTime => stdvar(w),
                 RangeFn::StddevOverTime => stdvar(w).sqrt(),
                 RangeFn::QuantileOverTime => {
-                    quantile(q.param.unwrap_or(f64::NAN), w.iter().map(|p| p.1).collect())
+                    let mut values: Vec<f64> = w.iter().map(|p| p.1).collect();
+                    crate::promql::functions::quantile(q.param.unwrap_or(f64::NAN), &mut values)
                 }
                 RangeFn::FirstOverTime => w[0].1,
                 RangeFn::LastOverTime => w[w.len() - 1].1,
@@ -243,26 +244,6 @@ fn stdvar(w: &[(i64, f64)]) -> f64 {
         aux += delta * (v - mean);
     }
     aux / count
-}
-
-/// The φ-quantile with linear interpolation (Prometheus' `quantile`).
-pub(super) fn quantile(q: f64, mut values: Vec<f64>) -> f64 {
-    if values.is_empty() || q.is_nan() {
-        return f64::NAN;
-    }
-    if q < 0.0 {
-        return f64::NEG_INFINITY;
-    }
-    if q > 1.0 {
-        return f64::INFINITY;
-    }
-    values.sort_by(f64::total_cmp);
-    let n = values.len() as f64;
-    let rank = q * (n - 1.0);
-    let lower = rank.floor().max(0.0);
-    let upper = (lower + 1.0).min(n - 1.0);
-    let weight = rank - rank.floor();
-    values[lower as usize] * (1.0 - weight) + values[upper as usize] * weight
 }
 
 /// `rate_counter`: Loki's copy of Prometheus' extrapolated rate, with its

@@ -15,7 +15,7 @@
 mod aggregate;
 mod binary;
 mod eval;
-mod functions;
+pub(crate) mod functions;
 mod labels;
 mod memo;
 mod memory;
