@@ -2,7 +2,8 @@
 //! shared/conformance/protocols, section (d)): `query_range`, `query`,
 //! `labels`, `label/<name>/values`, `series`, `index/stats`,
 //! `index/volume` and `status/buildinfo`, answering from the tenant's log
-//! heads and files through LogQL.
+//! heads and files through LogQL; Logs Drilldown's endpoints
+//! ([`drilldown`]) and `tail` ([`tail`]) beside it.
 //!
 //! Times are Unix nanoseconds (up to ten digits: seconds), float seconds
 //! or RFC 3339; errors are plain text, as Loki sends them.
