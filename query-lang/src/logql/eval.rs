@@ -120,7 +120,11 @@ async fn select(
     Ok(streams)
 }
 
-/// Evaluates a log query over `[start_ns, end_ns)`.
+/// A limited log query's first slice is this share of its range.
+const FIRST_SLICES: i64 = 64;
+
+/// Evaluates a log query over `[start_ns, end_ns)`: the first `limit`
+/// entries in `direction` (all with `limit` 0), grouped by final labels.
 pub async fn eval_log(
     source: &dyn LogSource,
     expr: &LogExpr,
@@ -130,21 +134,46 @@ pub async fn eval_log(
     direction: Direction,
     opts: &Options,
 ) -> Result<Vec<OutStream>, EvalError> {
-    let streams = select(source, expr, start_ns, end_ns, opts).await?;
     let mut rows: Vec<(i64, Labels, String)> = Vec::new();
-    for s in &streams {
-        for e in &s.entries {
-            if e.timestamp_ns < start_ns || e.timestamp_ns >= end_ns {
-                continue;
-            }
-            if let Some((labels, line)) = process(&expr.pipeline, &s.labels, e) {
-                rows.push((e.timestamp_ns, labels, line));
+    // With a limit, the range is read in slices from the end the query
+    // starts at (the newest first, backward), each twice as long as the
+    // one before, until the limit is met: every entry of a later slice is
+    // further from that end than every entry read before it.
+    let span = end_ns.saturating_sub(start_ns);
+    let mut width = if limit == 0 {
+        span
+    } else {
+        (span / FIRST_SLICES).max(1)
+    };
+    let mut done = 0i64;
+    while done < span {
+        let w = width.min(span - done);
+        let (lo, hi) = match direction {
+            Direction::Backward => (end_ns - done - w, end_ns - done),
+            Direction::Forward => (start_ns + done, start_ns + done + w),
+        };
+        let streams = select(source, expr, lo, hi, opts).await?;
+        let before = rows.len();
+        for s in &streams {
+            for e in &s.entries {
+                if e.timestamp_ns < lo || e.timestamp_ns >= hi {
+                    continue;
+                }
+                if let Some((labels, line)) = process(&expr.pipeline, &s.labels, e) {
+                    rows.push((e.timestamp_ns, labels, line));
+                }
             }
         }
-    }
-    match direction {
-        Direction::Forward => rows.sort_by_key(|r| r.0),
-        Direction::Backward => rows.sort_by_key(|r| std::cmp::Reverse(r.0)),
+        let slice = &mut rows[before..];
+        match direction {
+            Direction::Forward => slice.sort_by_key(|r| r.0),
+            Direction::Backward => slice.sort_by_key(|r| std::cmp::Reverse(r.0)),
+        }
+        done += w;
+        if limit > 0 && rows.len() >= limit {
+            break;
+        }
+        width = width.saturating_mul(2);
     }
     if limit > 0 {
         rows.truncate(limit);

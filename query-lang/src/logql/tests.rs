@@ -533,3 +533,86 @@ async fn log_pipelines_format_and_filter() {
     let n: usize = out.iter().map(|s| s.entries.len()).sum();
     assert_eq!(n, 3);
 }
+
+/// A source that counts the entries it hands out.
+struct Counting(Memory, std::sync::atomic::AtomicUsize);
+
+#[async_trait::async_trait]
+impl LogSource for Counting {
+    async fn select(
+        &self,
+        matchers: &[StreamMatcher],
+        line_filters: &[LineFilter],
+        start_ns: i64,
+        end_ns: i64,
+    ) -> Result<Vec<SourceStream>, EvalError> {
+        let out = self
+            .0
+            .select(matchers, line_filters, start_ns, end_ns)
+            .await?;
+        let n: usize = out.iter().map(|s| s.entries.len()).sum();
+        self.1.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        Ok(out)
+    }
+}
+
+/// A limited log query reads from its end until the limit is met, not
+/// the whole range, and answers as a full read would.
+#[tokio::test]
+async fn limited_log_queries_read_from_their_end_only() {
+    let stream = |level: &str, every: i64| SourceStream {
+        labels: vec![
+            ("job".into(), "odoo".into()),
+            ("level".into(), level.into()),
+        ],
+        entries: (0..10_000)
+            .step_by(every as usize)
+            .map(|t| SourceEntry {
+                timestamp_ns: t * S,
+                line: format!("{level} {t}"),
+                metadata: Vec::new(),
+            })
+            .collect(),
+    };
+    let data = || Memory(vec![stream("info", 1), stream("error", 7)]);
+    let super::Query::Log(e) = parse(r#"{job="odoo"} != "x""#).unwrap() else {
+        panic!()
+    };
+    for direction in [Direction::Backward, Direction::Forward] {
+        let counting = Counting(data(), Default::default());
+        let limited = eval_log(&counting, &e, 0, 10_000 * S, 20, direction, &opts())
+            .await
+            .unwrap();
+        let read = counting.1.load(std::sync::atomic::Ordering::Relaxed);
+        let mut all = eval_log(&data(), &e, 0, 10_000 * S, 0, direction, &opts())
+            .await
+            .unwrap()
+            .into_iter()
+            .flat_map(|s| {
+                s.entries
+                    .into_iter()
+                    .map(move |x| (x.0, s.labels.clone(), x.1))
+            })
+            .collect::<Vec<_>>();
+        match direction {
+            Direction::Backward => all.sort_by_key(|r| std::cmp::Reverse(r.0)),
+            Direction::Forward => all.sort_by_key(|r| r.0),
+        }
+        let mut got: Vec<_> = limited
+            .into_iter()
+            .flat_map(|s| {
+                s.entries
+                    .into_iter()
+                    .map(move |x| (x.0, s.labels.clone(), x.1))
+            })
+            .collect();
+        match direction {
+            Direction::Backward => got.sort_by_key(|r| std::cmp::Reverse(r.0)),
+            Direction::Forward => got.sort_by_key(|r| r.0),
+        }
+        all.truncate(20);
+        assert_eq!(got, all, "{direction:?}");
+        // 11,429 entries in all; the first slice (1/64 of the range) holds 178.
+        assert!(read < 200, "{direction:?} read {read} entries");
+    }
+}
