@@ -10,10 +10,13 @@
 # 2. The needle is searched RUNS times with the head holding the most
 #    recent data, then everything is flushed to Parquet and searched
 #    again RUNS times: LogQL (`{cluster="eu-west"} |= "<needle>"` over the
-#    whole span, query_range) and SQL (`line LIKE '%<needle>%'`).
+#    whole span, query_range) and SQL (`line LIKE '%<needle>%'`). Beside
+#    it, Grafana Explore's first query: the newest 1000 lines of
+#    `{cluster="eu-west"}` over the whole span.
 # 3. Bytes at rest: the logs table's Parquet files against the raw bytes.
 #
-# Needs: cargo build --release --workspace --bins.
+# Needs: cargo build --release --workspace --bins. STRATA=path runs another
+# server binary (the load generator stays this tree's).
 set -euo pipefail
 export STRATA_PG_LISTEN=off STRATA_FLIGHT_LISTEN=off
 cd "$(dirname "$0")/.."
@@ -27,7 +30,7 @@ NEEDLE="needle-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
 # shellcheck source=benches/lib.sh
 . benches/lib.sh
 
-"$BIN/strata" serve --data-dir "$WORK" --listen "127.0.0.1:$PORT" --log-level warn 2>"$WORK/strata.log" &
+"${STRATA:-$BIN/strata}" serve --data-dir "$WORK" --listen "127.0.0.1:$PORT" --log-level warn 2>"$WORK/strata.log" &
 PID=$!
 wait_http "http://127.0.0.1:$PORT/-/ready"
 "$BIN/strata-loggen" --url "http://127.0.0.1:$PORT/loki/api/v1/push" --bytes "$BYTES" \
@@ -53,6 +56,17 @@ search() { # label
     sql_times+=("$t")
   done
   echo "needle ($1): logql found=$found s=[${logql_times[*]}]  sql $(cat "$WORK/sql.json" | tr -d '\n') s=[${sql_times[*]}]"
+  local recent_times=() status
+  for _ in $(seq 1 "$RUNS"); do
+    t=$(curl -sS -o "$WORK/recent.json" -w '%{http_code} %{time_total}' -G -H 'X-Scope-OrgID: logs' \
+      --data-urlencode 'query={cluster="eu-west"}' \
+      --data-urlencode "start=$start" --data-urlencode "end=$end" --data-urlencode "limit=1000" \
+      "http://127.0.0.1:$PORT/loki/api/v1/query_range")
+    status=${t%% *}
+    recent_times+=("${t#* }")
+  done
+  found=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(sum(len(s["values"]) for s in d["data"]["result"]))' "$WORK/recent.json" 2>/dev/null || head -c 200 "$WORK/recent.json")
+  echo "newest 1000 lines ($1): http=$status lines=$found s=[${recent_times[*]}]"
 }
 
 search "head + files as ingested"

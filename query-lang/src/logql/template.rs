@@ -12,6 +12,9 @@
 use super::pipeline::Labels;
 use super::template_fns::{V, call, is_function};
 
+/// The longest text a template renders for one entry.
+const MAX_RENDERED: usize = 1 << 20;
+
 /// Deepest nesting of `if` blocks and parentheses a template may have.
 const MAX_NESTING: usize = 64;
 
@@ -387,7 +390,13 @@ fn render_nodes(nodes: &[Node], ctx: &Context<'_>, out: &mut String) -> Result<(
     for n in nodes {
         match n {
             Node::Text(t) => out.push_str(t),
-            Node::Action(p) => out.push_str(&eval_pipe(p, ctx)?.render()),
+            Node::Action(p) => {
+                out.push_str(&eval_pipe(p, ctx)?.render());
+                // Each function's result is bounded; so is their sum.
+                if out.len() > MAX_RENDERED {
+                    return Err("template result longer than 1 MiB".into());
+                }
+            }
             Node::If(branches, otherwise) => {
                 let mut taken = false;
                 for (cond, body) in branches {

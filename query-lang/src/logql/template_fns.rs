@@ -104,6 +104,18 @@ fn float(f: f64) -> String {
     }
 }
 
+/// The longest text a template function returns.
+const MAX_OUTPUT: usize = 1 << 20;
+
+/// Refuses a result of `base` bytes plus `n` insertions of `each` bytes
+/// past [`MAX_OUTPUT`], before it is built.
+fn bounded(name: &str, base: usize, n: usize, each: usize) -> Result<(), String> {
+    if base.saturating_add(n.saturating_mul(each)) > MAX_OUTPUT {
+        return Err(format!("{name}: result longer than 1 MiB"));
+    }
+    Ok(())
+}
+
 const FUNCTIONS: &[&str] = &[
     "__line__",
     "__timestamp__",
@@ -360,12 +372,17 @@ pub fn call(name: &str, args: Vec<V>, ctx: &Context<'_>) -> Result<V, String> {
         }
         "replace" => {
             want(3)?;
-            V::Str(s(2).replace(&s(0), &s(1)))
+            let (old, new, v) = (s(0), s(1), s(2));
+            bounded(name, v.len(), v.matches(old.as_str()).count(), new.len())?;
+            V::Str(v.replace(&old, &new))
         }
         "Replace" => {
             want(4)?;
             let k = args[3].i64();
             let (v, old, new) = (s(0), s(1), s(2));
+            let n = v.matches(old.as_str()).count();
+            let n = if k < 0 { n } else { n.min(k as usize) };
+            bounded(name, v.len(), n, new.len())?;
             V::Str(if k < 0 {
                 v.replace(&old, &new)
             } else {
@@ -376,9 +393,7 @@ pub fn call(name: &str, args: Vec<V>, ctx: &Context<'_>) -> Result<V, String> {
             want(2)?;
             let k = usize::try_from(args[0].i64()).unwrap_or(0);
             let v = s(1);
-            if v.len().saturating_mul(k) > 1 << 20 {
-                return Err("repeat: result longer than 1 MiB".into());
-            }
+            bounded(name, 0, k, v.len())?;
             V::Str(v.repeat(k))
         }
         "default" => {
@@ -423,6 +438,8 @@ pub fn call(name: &str, args: Vec<V>, ctx: &Context<'_>) -> Result<V, String> {
         "indent" | "nindent" => {
             want(2)?;
             let pad = " ".repeat(usize::try_from(args[0].i64()).unwrap_or(0).min(1024));
+            let v = s(1);
+            bounded(name, v.len(), v.matches('\n').count() + 2, pad.len())?;
             let body = format!("{pad}{}", s(1).replace('\n', &format!("\n{pad}")));
             V::Str(if name == "nindent" {
                 format!("\n{body}")
@@ -444,6 +461,13 @@ pub fn call(name: &str, args: Vec<V>, ctx: &Context<'_>) -> Result<V, String> {
             want(3)?;
             let re = regex::Regex::new(&s(0)).map_err(|e| e.to_string())?;
             let (src, rep) = (s(1), s(2));
+            // An expanded `$1` is at most the source long.
+            let each = if name == "regexReplaceAll" {
+                rep.len() + src.len()
+            } else {
+                rep.len()
+            };
+            bounded(name, src.len(), re.find_iter(&src).count(), each)?;
             V::Str(if name == "regexReplaceAll" {
                 re.replace_all(&src, rep.as_str()).into_owned()
             } else {
@@ -684,6 +708,9 @@ fn url_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+/// The widest padding or precision `printf` writes.
+const MAX_PAD: usize = 4096;
+
 /// Go's `fmt.Sprintf` for the verbs templates use: `%s %v %d %f %e %g %q
 /// %x %t %%` with flags `-+0 `, width and precision.
 fn printf(format: &str, args: &[V]) -> String {
@@ -719,7 +746,8 @@ fn printf(format: &str, args: &[V]) -> String {
                 p.push(d);
                 it.next();
             }
-            prec = Some(p.parse().unwrap_or(0));
+            // Bounded: a query's text must not size an allocation.
+            prec = Some(p.parse::<usize>().unwrap_or(0).min(MAX_PAD));
         }
         let Some(verb) = it.next() else {
             out.push_str("%!(NOVERB)");
@@ -785,7 +813,7 @@ fn printf(format: &str, args: &[V]) -> String {
             }
             other => format!("%!{other}({})", arg.string()),
         };
-        let w: usize = width.parse().unwrap_or(0);
+        let w: usize = width.parse::<usize>().unwrap_or(0).min(MAX_PAD);
         let len = body.chars().count();
         if len >= w {
             out.push_str(&body);
@@ -814,6 +842,30 @@ mod tests {
 
     #[test]
     fn printf_and_base64() {
+        // Results are bounded before they are built.
+        let ctx_labels = crate::logql::Labels::new();
+        let ctx = Context {
+            labels: &ctx_labels,
+            line: "",
+            timestamp_ns: 0,
+        };
+        let big = V::Str("x".repeat(200_000));
+        let e = call(
+            "replace",
+            vec![V::Str(String::new()), V::Str("y".repeat(100)), big.clone()],
+            &ctx,
+        );
+        assert!(e.unwrap_err().contains("longer than 1 MiB"));
+        let e = call(
+            "regexReplaceAll",
+            vec![V::Str("x".into()), big.clone(), V::Str("${0}${0}".into())],
+            &ctx,
+        );
+        assert!(e.is_err());
+        assert!(call("repeat", vec![V::Int(1 << 30), V::Str("ab".into())], &ctx).is_err());
+        // Widths and precisions from the query are bounded.
+        assert_eq!(printf("%999999999d", &[V::Int(1)]).len(), MAX_PAD);
+        assert!(printf("%.999999999f", &[V::Float(1.0)]).len() <= MAX_PAD + 2);
         assert_eq!(
             printf(
                 "%5d|%-4s|%.2f|%05.1f|%q|%%",
