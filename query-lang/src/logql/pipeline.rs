@@ -89,12 +89,14 @@ fn label_format(
     };
     for (dst, f) in assignments {
         match f {
+            // A missing source renames nothing.
             LabelFormat::Rename(src) => {
-                let v = before.get(src).cloned().unwrap_or_default();
-                if src != dst {
-                    labels.remove(src);
+                if let Some(v) = before.get(src) {
+                    if src != dst {
+                        labels.remove(src);
+                    }
+                    labels.insert(dst.clone(), v.clone());
                 }
-                labels.insert(dst.clone(), v);
             }
             LabelFormat::Template(t) => match t.render(&ctx) {
                 Ok(v) => {
