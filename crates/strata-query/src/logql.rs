@@ -15,7 +15,7 @@ use datafusion::prelude::{SessionContext, col, lit};
 use futures::TryStreamExt;
 use strata_head::Matcher;
 use strata_query_lang::logql::{
-    EvalError, LineFilter, LogSource, MatchOp, SourceEntry, SourceStream, StreamMatcher,
+    EvalError, LineFilter, LogSource, MatchOp, Part, SourceEntry, SourceStream, StreamMatcher,
 };
 use strata_storage::LogView;
 
@@ -418,6 +418,47 @@ fn head_matchers(matchers: &[StreamMatcher]) -> Result<Vec<Matcher>, EvalError> 
         .collect()
 }
 
+/// A part of a tenant's logs: a head or a data file (by index).
+#[derive(Debug, Clone, Copy)]
+enum PartOf {
+    Head(usize),
+    File(usize),
+}
+
+impl LogQlSource {
+    /// The heads holding entries and the files whose entries may lie in
+    /// `[start_ns, end_ns)`, with their time extents (a head's open
+    /// ended: it takes writes of any time). The same list for the same
+    /// range, so its indices name parts.
+    fn part_list(&self, start_ns: i64, end_ns: i64) -> Vec<(PartOf, Part)> {
+        let start_ns = self.floor(start_ns);
+        let mut out = Vec::new();
+        for (i, h) in self.view.heads.iter().enumerate() {
+            if let Some(min_ns) = h.min_timestamp_ns() {
+                out.push((
+                    PartOf::Head(i),
+                    Part {
+                        min_ns,
+                        max_ns: i64::MAX,
+                    },
+                ));
+            }
+        }
+        for (i, f) in self.view.files.iter().enumerate() {
+            if f.stats.rows > 0 && f.stats.min_ts_ns < end_ns && f.stats.max_ts_ns >= start_ns {
+                out.push((
+                    PartOf::File(i),
+                    Part {
+                        min_ns: f.stats.min_ts_ns,
+                        max_ns: f.stats.max_ts_ns,
+                    },
+                ));
+            }
+        }
+        out
+    }
+}
+
 #[async_trait]
 impl LogSource for LogQlSource {
     async fn select(
@@ -428,6 +469,42 @@ impl LogSource for LogQlSource {
         end_ns: i64,
     ) -> Result<Vec<SourceStream>, EvalError> {
         self.streams(matchers, line_filters, start_ns, end_ns, true)
+            .await
+    }
+
+    fn parts(&self, start_ns: i64, end_ns: i64) -> Vec<Part> {
+        self.part_list(start_ns, end_ns)
+            .into_iter()
+            .map(|(_, p)| p)
+            .collect()
+    }
+
+    async fn select_parts(
+        &self,
+        parts: &[usize],
+        matchers: &[StreamMatcher],
+        line_filters: &[LineFilter],
+        start_ns: i64,
+        end_ns: i64,
+    ) -> Result<Vec<SourceStream>, EvalError> {
+        let list = self.part_list(start_ns, end_ns);
+        let mut view = self.view.clone();
+        view.heads = Vec::new();
+        let mut files = Vec::new();
+        for &i in parts {
+            match list.get(i).map(|p| p.0) {
+                Some(PartOf::Head(h)) => view.heads.push(Arc::clone(&self.view.heads[h])),
+                Some(PartOf::File(f)) => files.push(self.view.files[f].clone()),
+                None => {
+                    return Err(EvalError::Source(format!(
+                        "no part {i} of the tenant's logs in this range"
+                    )));
+                }
+            }
+        }
+        view.files = Arc::from(files);
+        let part = LogQlSource::new(view, self.ctx.clone());
+        part.streams(matchers, line_filters, start_ns, end_ns, true)
             .await
     }
 }

@@ -30,3 +30,4 @@ pub use eval::{
 };
 pub use parser::{ParseError, parse, parse_duration};
 pub use pipeline::Labels;
+pub use source::Part;

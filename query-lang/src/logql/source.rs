@@ -44,9 +44,42 @@ pub enum EvalError {
     Pipeline { error: String, series: String },
 }
 
+/// One piece of a source that is read whole (a head, a file), with the
+/// times of its entries: `min_ns..=max_ns`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Part {
+    pub min_ns: i64,
+    pub max_ns: i64,
+}
+
 /// Where log entries come from.
 #[async_trait]
 pub trait LogSource: Send + Sync {
+    /// The parts that may hold entries in `[start_ns, end_ns)`: a log
+    /// query with a limit reads them from the end it starts at and stops
+    /// once no unread part can hold an entry it would return. One part
+    /// over all time (the default) reads everything at once.
+    fn parts(&self, _start_ns: i64, _end_ns: i64) -> Vec<Part> {
+        vec![Part {
+            min_ns: i64::MIN,
+            max_ns: i64::MAX,
+        }]
+    }
+
+    /// [`LogSource::select`] over some of [`LogSource::parts`] (indices
+    /// into what it returned for the same range). Equal entries of one
+    /// stream in two parts are both returned.
+    async fn select_parts(
+        &self,
+        _parts: &[usize],
+        matchers: &[StreamMatcher],
+        line_filters: &[LineFilter],
+        start_ns: i64,
+        end_ns: i64,
+    ) -> Result<Vec<SourceStream>, EvalError> {
+        self.select(matchers, line_filters, start_ns, end_ns).await
+    }
+
     /// The streams matching every matcher, with their entries in
     /// `[start_ns, end_ns)`; streams without such entries may be left out.
     /// `line_filters` are filters every returned entry's line must pass:
