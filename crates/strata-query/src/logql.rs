@@ -426,33 +426,41 @@ enum PartOf {
 }
 
 impl LogQlSource {
+    /// The head or file a part id names.
+    fn part_of(&self, id: usize) -> Option<PartOf> {
+        let heads = self.view.heads.len();
+        if id < heads {
+            Some(PartOf::Head(id))
+        } else {
+            (id - heads < self.view.files.len()).then(|| PartOf::File(id - heads))
+        }
+    }
+
     /// The heads holding entries and the files whose entries may lie in
     /// `[start_ns, end_ns)`, with their time extents (a head's open
-    /// ended: it takes writes of any time). The same list for the same
-    /// range, so its indices name parts.
-    fn part_list(&self, start_ns: i64, end_ns: i64) -> Vec<(PartOf, Part)> {
+    /// ended: it takes writes of any time). A part's id is its place
+    /// among all heads, then all files ([`Self::part_of`]).
+    fn part_list(&self, start_ns: i64, end_ns: i64) -> Vec<Part> {
         let start_ns = self.floor(start_ns);
         let mut out = Vec::new();
         for (i, h) in self.view.heads.iter().enumerate() {
             if let Some(min_ns) = h.min_timestamp_ns() {
-                out.push((
-                    PartOf::Head(i),
-                    Part {
-                        min_ns,
-                        max_ns: i64::MAX,
-                    },
-                ));
+                out.push(Part {
+                    id: i,
+                    min_ns,
+                    max_ns: i64::MAX,
+                    rows: h.entries(),
+                });
             }
         }
         for (i, f) in self.view.files.iter().enumerate() {
             if f.stats.rows > 0 && f.stats.min_ts_ns < end_ns && f.stats.max_ts_ns >= start_ns {
-                out.push((
-                    PartOf::File(i),
-                    Part {
-                        min_ns: f.stats.min_ts_ns,
-                        max_ns: f.stats.max_ts_ns,
-                    },
-                ));
+                out.push(Part {
+                    id: self.view.heads.len() + i,
+                    min_ns: f.stats.min_ts_ns,
+                    max_ns: f.stats.max_ts_ns,
+                    rows: f.stats.rows,
+                });
             }
         }
         out
@@ -474,9 +482,6 @@ impl LogSource for LogQlSource {
 
     fn parts(&self, start_ns: i64, end_ns: i64) -> Vec<Part> {
         self.part_list(start_ns, end_ns)
-            .into_iter()
-            .map(|(_, p)| p)
-            .collect()
     }
 
     async fn select_parts(
@@ -487,17 +492,16 @@ impl LogSource for LogQlSource {
         start_ns: i64,
         end_ns: i64,
     ) -> Result<Vec<SourceStream>, EvalError> {
-        let list = self.part_list(start_ns, end_ns);
         let mut view = self.view.clone();
         view.heads = Vec::new();
         let mut files = Vec::new();
-        for &i in parts {
-            match list.get(i).map(|p| p.0) {
+        for &id in parts {
+            match self.part_of(id) {
                 Some(PartOf::Head(h)) => view.heads.push(Arc::clone(&self.view.heads[h])),
                 Some(PartOf::File(f)) => files.push(self.view.files[f].clone()),
                 None => {
                     return Err(EvalError::Source(format!(
-                        "no part {i} of the tenant's logs in this range"
+                        "no part {id} in the tenant's logs"
                     )));
                 }
             }

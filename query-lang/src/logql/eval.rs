@@ -13,7 +13,7 @@ use super::ast::*;
 use super::ops::{aggregate, binary, label_replace};
 use super::pipeline::{Labels, process};
 use super::range::{RangeQuery, range_agg};
-pub use super::source::{EvalError, LogSource, Part, SourceEntry, SourceStream};
+pub use super::source::{EvalError, LogSource, SourceEntry, SourceStream};
 
 /// The line filters of a pipeline that see the line as stored: those
 /// before any stage that rewrites it (`line_format`, `unpack`).
@@ -122,12 +122,8 @@ async fn select(
 
 /// Evaluates a log query over `[start_ns, end_ns)`: the first `limit`
 /// entries in `direction` (all with `limit` 0), grouped by final labels.
-///
-/// With a limit, the source's parts (heads, files) are read one at a
-/// time from the end the query starts at (newest last entry first,
-/// backward), and reading stops once `limit` entries lie beyond every
-/// unread part's extent: no part left can hold one of the answer's
-/// entries. Each part is read once.
+/// With a limit, only what the answer can come from is read (see
+/// [`super::limited`]).
 pub async fn eval_log(
     source: &dyn LogSource,
     expr: &LogExpr,
@@ -137,78 +133,24 @@ pub async fn eval_log(
     direction: Direction,
     opts: &Options,
 ) -> Result<Vec<OutStream>, EvalError> {
-    let mut parts: Vec<(usize, Part)> = if limit == 0 {
-        Vec::new()
-    } else {
-        source
-            .parts(start_ns, end_ns)
-            .into_iter()
-            .enumerate()
-            .collect()
-    };
     let mut rows: Vec<(i64, Labels, String)> = Vec::new();
-    let take = |rows: &mut Vec<(i64, Labels, String)>, s: &SourceStream, e: &SourceEntry| {
-        if e.timestamp_ns >= start_ns
-            && e.timestamp_ns < end_ns
-            && let Some((labels, line)) = process(&expr.pipeline, &s.labels, e)
-        {
-            rows.push((e.timestamp_ns, labels, line));
-        }
-    };
-    if parts.len() <= 1 {
+    if limit == 0 {
         for s in select(source, expr, start_ns, end_ns, opts).await? {
             for e in &s.entries {
-                take(&mut rows, &s, e);
+                if e.timestamp_ns >= start_ns
+                    && e.timestamp_ns < end_ns
+                    && let Some((labels, line)) = process(&expr.pipeline, &s.labels, e)
+                {
+                    rows.push((e.timestamp_ns, labels, line));
+                }
             }
         }
     } else {
-        // Nearest the starting end first.
-        match direction {
-            Direction::Backward => parts.sort_by_key(|p| std::cmp::Reverse(p.1.max_ns)),
-            Direction::Forward => parts.sort_by_key(|p| p.1.min_ns),
-        }
-        // An entry stored in two parts (a head and a file, two flush
-        // files) is one entry: lines taken, by stream and time.
-        // (Lines by their 64-bit hash: an entry costs 8 bytes here.)
-        type LineHashes = HashMap<i64, Vec<u64>>;
-        let mut taken: HashMap<Vec<(String, String)>, LineHashes> = HashMap::new();
-        let mut read = 0usize;
-        for (i, (part, _)) in parts.iter().enumerate() {
-            let found = source
-                .select_parts(
-                    &[*part],
-                    &expr.matchers,
-                    &raw_line_filters(&expr.pipeline),
-                    start_ns,
-                    end_ns,
-                )
-                .await?;
-            read += found.iter().map(|s| s.entries.len()).sum::<usize>();
-            check_entries(read, opts)?;
-            for s in found {
-                let lines = taken.entry(s.labels.clone()).or_default();
-                for e in &s.entries {
-                    let at = lines.entry(e.timestamp_ns).or_default();
-                    let hash = xxhash_rust::xxh3::xxh3_64(e.line.as_bytes());
-                    if at.contains(&hash) {
-                        continue;
-                    }
-                    take(&mut rows, &s, e);
-                    at.push(hash);
-                }
-            }
-            // Done when `limit` rows lie beyond every unread part.
-            let Some((_, next)) = parts.get(i + 1) else {
-                break;
-            };
-            let beyond = match direction {
-                Direction::Backward => rows.iter().filter(|r| r.0 > next.max_ns).count(),
-                Direction::Forward => rows.iter().filter(|r| r.0 < next.min_ns).count(),
-            };
-            if beyond >= limit {
-                break;
-            }
-        }
+        let parts = source.parts(start_ns, end_ns);
+        rows = super::limited::rows(
+            source, expr, &parts, start_ns, end_ns, limit, direction, opts,
+        )
+        .await?;
     }
     match direction {
         Direction::Forward => rows.sort_by_key(|r| r.0),

@@ -12,6 +12,7 @@ pub mod detect;
 pub mod eval;
 mod go_time;
 pub mod ip;
+mod limited;
 mod ops;
 pub mod parser;
 pub mod parsers;

@@ -48,8 +48,12 @@ pub enum EvalError {
 /// times of its entries: `min_ns..=max_ns`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Part {
+    /// The source's name for it, whatever the range asked.
+    pub id: usize,
     pub min_ns: i64,
     pub max_ns: i64,
+    /// Entries it holds (in all its time).
+    pub rows: u64,
 }
 
 /// Where log entries come from.
@@ -61,14 +65,16 @@ pub trait LogSource: Send + Sync {
     /// over all time (the default) reads everything at once.
     fn parts(&self, _start_ns: i64, _end_ns: i64) -> Vec<Part> {
         vec![Part {
+            id: 0,
             min_ns: i64::MIN,
             max_ns: i64::MAX,
+            rows: 0,
         }]
     }
 
-    /// [`LogSource::select`] over some of [`LogSource::parts`] (indices
-    /// into what it returned for the same range). Equal entries of one
-    /// stream in two parts are both returned.
+    /// [`LogSource::select`] over some of [`LogSource::parts`] (by
+    /// [`Part::id`]). Equal entries of one stream in two parts are both
+    /// returned.
     async fn select_parts(
         &self,
         _parts: &[usize],
