@@ -768,12 +768,19 @@ async fn a_big_part_is_sliced_and_a_needle_reads_it_about_once() {
     assert_eq!(lines.len(), 50);
     assert_eq!(lines[0], "line 9999");
     assert_eq!((read, calls), (105, 1));
-    let (lines, read, calls) = run(r#"{job="odoo"} |= "line 42""#, 10).await;
+    // A label filter that passes almost nothing: a slice, then the rest.
+    let (lines, read, calls) = run(
+        r#"{job="odoo"} | regexp "line (?P<n>\\d+)" | n =~ "42.*""#,
+        10,
+    )
+    .await;
     let mut lines = lines;
     lines.sort();
     let want: Vec<String> = (4290..4300).map(|t| format!("line {t}")).collect();
     assert_eq!(lines, want);
     assert_eq!(calls, 2, "a slice, then the rest at once");
-    // Every entry once (this source leaves line filters to the pipeline).
-    assert_eq!(read, 10_000);
+    assert_eq!(read, 10_000, "every entry once");
+    // A line filter reads the part whole, once.
+    let (lines, _, calls) = run(r#"{job="odoo"} |= "line 42""#, 10).await;
+    assert_eq!((lines.len(), calls), (10, 1));
 }
