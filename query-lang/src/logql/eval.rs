@@ -147,10 +147,15 @@ pub async fn eval_log(
         }
     } else {
         let parts = source.parts(start_ns, end_ns);
+        let keep =
+            |stream: &[(String, String)], e: &SourceEntry| process(&expr.pipeline, stream, e);
         rows = super::limited::rows(
-            source, expr, &parts, start_ns, end_ns, limit, direction, opts,
+            source, expr, &parts, start_ns, end_ns, limit, direction, opts, keep,
         )
-        .await?;
+        .await?
+        .into_iter()
+        .map(|(ts, (labels, line))| (ts, labels, line))
+        .collect();
     }
     match direction {
         Direction::Forward => rows.sort_by_key(|r| r.0),
@@ -186,24 +191,27 @@ pub async fn sample_entries(
     limit: usize,
     opts: &Options,
 ) -> Result<Vec<(Labels, SourceEntry)>, EvalError> {
-    let streams = select(source, expr, start_ns, end_ns, opts).await?;
-    let mut rows: Vec<(usize, &SourceEntry)> = Vec::new();
-    for (i, s) in streams.iter().enumerate() {
-        for e in &s.entries {
-            if e.timestamp_ns >= start_ns
-                && e.timestamp_ns < end_ns
-                && process(&expr.pipeline, &s.labels, e).is_some()
-            {
-                rows.push((i, e));
-            }
-        }
-    }
-    rows.sort_by_key(|r| std::cmp::Reverse(r.1.timestamp_ns));
+    let parts = source.parts(start_ns, end_ns);
+    let keep = |stream: &[(String, String)], e: &SourceEntry| {
+        process(&expr.pipeline, stream, e)
+            .is_some()
+            .then(|| (stream.iter().cloned().collect::<Labels>(), e.clone()))
+    };
+    let mut rows = super::limited::rows(
+        source,
+        expr,
+        &parts,
+        start_ns,
+        end_ns,
+        limit.max(1),
+        Direction::Backward,
+        opts,
+        keep,
+    )
+    .await?;
+    rows.sort_by_key(|r| std::cmp::Reverse(r.0));
     rows.truncate(limit);
-    Ok(rows
-        .into_iter()
-        .map(|(i, e)| (streams[i].labels.iter().cloned().collect(), e.clone()))
-        .collect())
+    Ok(rows.into_iter().map(|(_, r)| r).collect())
 }
 
 /// Evaluates a metric query at every step from `start_ns` to `end_ns`

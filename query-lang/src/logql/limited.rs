@@ -2,8 +2,9 @@
 //! source's parts (heads, files) from the end the query starts at, each
 //! once, stopping as soon as `limit` entries lie beyond everything not
 //! read yet. A part holding many entries in the range is read in time
-//! slices from its near end (about [`SLICE_ROWS`] entries first, doubling
-//! after), so Grafana's "newest 1000 lines" reads a sliver of a big head
+//! slices from its near end (about 16 × `limit` entries first, at least
+//! 2^16, doubling after), so Grafana's "newest 1000 lines" reads a sliver
+//! of a big head
 //! or file — unless the query filters lines, which reads parts whole; a
 //! slice that finds almost nothing (a label filter after a parser) has
 //! the rest of its part read at once.
@@ -12,8 +13,7 @@ use std::collections::{HashMap, HashSet};
 
 use super::ast::LogExpr;
 use super::eval::{Direction, Options, check_entries, raw_line_filters};
-use super::pipeline::{Labels, process};
-use super::source::{EvalError, LogSource, Part};
+use super::source::{EvalError, LogSource, Part, SourceEntry};
 
 /// Entries of a part (estimated from its size and time extent) read in
 /// one go; a part with more in the range is read in slices.
@@ -31,11 +31,12 @@ struct Unit {
     round: u32,
 }
 
-/// The rows (time, final labels, line) of the entries in `[start_ns,
-/// end_ns)` that pass `expr`, at least the `limit` nearest the starting
-/// end of `direction` if there are that many (more may be returned).
+/// What `keep` makes of the entries in `[start_ns, end_ns)` it keeps
+/// (each with its stream's labels; `None`: not kept), with their times:
+/// at least the `limit` nearest the starting end of `direction` if there
+/// are that many (more may be returned, unsorted).
 #[allow(clippy::too_many_arguments)]
-pub(super) async fn rows(
+pub(super) async fn rows<T>(
     source: &dyn LogSource,
     expr: &LogExpr,
     parts: &[Part],
@@ -44,7 +45,8 @@ pub(super) async fn rows(
     limit: usize,
     direction: Direction,
     opts: &Options,
-) -> Result<Vec<(i64, Labels, String)>, EvalError> {
+    mut keep: impl FnMut(&[(String, String)], &SourceEntry) -> Option<T>,
+) -> Result<Vec<(i64, T)>, EvalError> {
     let estimate = |p: &Part, lo: i64, hi: i64| -> u64 {
         // A head's extent is open: counted up to the query's end.
         let (min, max) = (p.min_ns, p.max_ns.min(end_ns.saturating_sub(1)));
@@ -87,7 +89,7 @@ pub(super) async fn rows(
     // slice and its rest), and what the filters let through is what
     // counts against the entry bound.
     let slicing = filters.is_empty();
-    let mut rows: Vec<(i64, Labels, String)> = Vec::new();
+    let mut rows: Vec<(i64, T)> = Vec::new();
     // An entry stored in two parts (a head and a file, two flush files)
     // is one entry: the lines taken, by stream and time, as 64-bit hashes.
     type LineHashes = HashMap<i64, Vec<u64>>;
@@ -104,7 +106,10 @@ pub(super) async fn rows(
     }) {
         let mut u = units.swap_remove(next);
         if slicing && u.est > SLICE_ROWS && !whole.contains(&u.part) {
-            let share = (SLICE_ROWS << u.round.min(20)) as u128;
+            // The first slice holds about 16 answers' worth (at least
+            // 2^16 entries), each next one twice the one before.
+            let first = (limit as u64).saturating_mul(16).max(1 << 16);
+            let share = u128::from(first) << u.round.min(40);
             let width = ((u.hi - u.lo) as u128 * share / u.est as u128).max(1) as i64;
             if width < u.hi - u.lo {
                 let (slice, rest) = match direction {
@@ -145,8 +150,8 @@ pub(super) async fn rows(
                     continue;
                 }
                 at.push(hash);
-                if let Some((labels, line)) = process(&expr.pipeline, &s.labels, e) {
-                    rows.push((e.timestamp_ns, labels, line));
+                if let Some(row) = keep(&s.labels, e) {
+                    rows.push((e.timestamp_ns, row));
                 }
             }
         }

@@ -763,11 +763,12 @@ async fn a_big_part_is_sliced_and_a_needle_reads_it_about_once() {
         let calls = big.2.load(std::sync::atomic::Ordering::Relaxed);
         (lines, read, calls)
     };
-    // 2^20 of the 100M said to be there is 1/95 of the range: 105 entries.
+    // 2^16 of the 100M said to be there is 1/1526 of the range: 7 entries;
+    // then 13 (twice as long), 27, 53: 50 found in four slices.
     let (lines, read, calls) = run(r#"{job="odoo"}"#, 50).await;
     assert_eq!(lines.len(), 50);
     assert_eq!(lines[0], "line 9999");
-    assert_eq!((read, calls), (105, 1));
+    assert!(read < 120 && calls == 4, "read {read} in {calls}");
     // A label filter that passes almost nothing: a slice, then the rest.
     let (lines, read, calls) = run(
         r#"{job="odoo"} | regexp "line (?P<n>\\d+)" | n =~ "42.*""#,
