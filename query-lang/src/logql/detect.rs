@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use serde_json::Value;
 
 use super::ast::LogfmtParams;
+use super::labels::{ERROR_LABEL, Labels};
 use super::parsers;
-use super::pipeline::Labels;
 use super::source::SourceEntry;
 
 /// Distinct values kept per field (the cardinality counts past it).
@@ -82,7 +82,7 @@ pub fn detect_fields(entries: &[(Labels, SourceEntry)]) -> Vec<DetectedField> {
         }
         let mut parsed = Labels::new();
         parsers::logfmt(line, &LogfmtParams::default(), &[], &mut parsed);
-        if parsed.contains_key(super::pipeline::ERROR_LABEL) {
+        if parsed.contains_key(ERROR_LABEL) {
             continue;
         }
         for (k, v) in parsed {
@@ -139,12 +139,12 @@ fn kind_of(values: &BTreeSet<String>) -> &'static str {
         "boolean"
     } else if all(&|v| {
         v.ends_with(|c: char| c.is_ascii_alphabetic())
-            && super::parser::parse_go_duration(v).is_some()
+            && super::units::parse_go_duration(v).is_some()
     }) {
         "duration"
     } else if all(&|v| {
         v.ends_with(|c: char| c.is_ascii_alphabetic())
-            && super::parser::parse_humanized_bytes(v).is_some()
+            && super::units::parse_humanized_bytes(v).is_some()
     }) {
         "bytes"
     } else {

@@ -12,7 +12,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::ast::LogExpr;
-use super::eval::{Direction, Options, check_entries, raw_line_filters};
+use super::model::{Direction, Options, check_entries, raw_line_filters};
 use super::source::{EvalError, LogSource, Part, SourceEntry};
 
 /// Entries of a part (estimated from its size and time extent) read in

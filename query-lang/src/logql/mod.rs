@@ -12,7 +12,9 @@ pub mod detect;
 pub mod eval;
 mod go_time;
 pub mod ip;
+mod labels;
 mod limited;
+mod model;
 mod ops;
 pub mod parser;
 pub mod parsers;
@@ -23,6 +25,7 @@ pub mod template;
 mod template_fns;
 #[cfg(test)]
 mod tests;
+pub mod units;
 
 pub use ast::{LineFilter, LogExpr, MatchOp, MetricExpr, Query, StreamMatcher};
 pub use eval::{

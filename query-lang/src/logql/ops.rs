@@ -5,8 +5,8 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::ast::*;
-use super::eval::{Series, Value, format_labels};
-use super::pipeline::Labels;
+use super::labels::Labels;
+use super::model::{Series, Value, format_labels};
 use super::source::EvalError;
 
 fn group_key(labels: &Labels, grouping: Option<&Grouping>) -> Labels {

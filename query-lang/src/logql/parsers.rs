@@ -6,7 +6,7 @@
 use serde_json::Value;
 
 use super::ast::{JsonPath, JsonStep, LogfmtParams, Pattern, PatternPart};
-use super::pipeline::{ERROR_DETAILS, ERROR_LABEL, Labels};
+use super::labels::{ERROR_DETAILS, ERROR_LABEL, Labels};
 
 /// Adds a parsed label; a name the stream already has gets `_extracted`
 /// (Loki's rule), an invalid one is sanitized.

@@ -1,18 +1,13 @@
 //! Running one entry through a LogQL pipeline.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 
 use super::ast::*;
 use super::parsers;
 use super::source::SourceEntry;
 use super::template::Context;
 
-/// A label set, sorted by name.
-pub type Labels = BTreeMap<String, String>;
-
-pub const ERROR_LABEL: &str = "__error__";
-pub const ERROR_DETAILS: &str = "__error_details__";
+pub use super::labels::{ERROR_DETAILS, ERROR_LABEL, Labels};
 
 /// The entry's final labels and line, or `None` when a filter drops it.
 /// Labels start as the stream's, plus its structured metadata.
@@ -152,11 +147,10 @@ pub fn label_filter(f: &LabelFilter, labels: &mut Labels) -> bool {
             };
             let parsed = match unit {
                 Unit::Plain => raw.trim().parse::<f64>().ok(),
-                Unit::Duration => {
-                    super::parser::parse_duration(raw.trim()).map(|d| d.as_secs_f64())
+                Unit::Duration => super::units::parse_duration(raw.trim()).map(|d| d.as_secs_f64()),
+                Unit::Bytes => {
+                    super::units::parse_bytes(raw.trim()).or_else(|| raw.trim().parse::<f64>().ok())
                 }
-                Unit::Bytes => super::parser::parse_bytes(raw.trim())
-                    .or_else(|| raw.trim().parse::<f64>().ok()),
             };
             match parsed {
                 Some(n) => op.apply(n, *value),

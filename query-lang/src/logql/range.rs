@@ -6,8 +6,9 @@
 use std::collections::BTreeMap;
 
 use super::ast::*;
-use super::eval::{Options, Series, Value, check_entries, raw_line_filters};
-use super::pipeline::{ERROR_DETAILS, ERROR_LABEL, Labels, label_filter, process};
+use super::labels::{ERROR_DETAILS, ERROR_LABEL, Labels};
+use super::model::{Options, Series, Value, check_entries, format_labels, raw_line_filters};
+use super::pipeline::{label_filter, process};
 use super::source::{EvalError, LogSource};
 
 /// A range aggregation's parts, as parsed.
@@ -73,7 +74,7 @@ pub(super) async fn range_agg(
     if let Some(bad) = groups.keys().find(|l| l.contains_key(ERROR_LABEL)) {
         return Err(EvalError::Pipeline {
             error: bad[ERROR_LABEL].clone(),
-            series: super::eval::format_labels(bad),
+            series: format_labels(bad),
         });
     }
     let window = |t: i64| {
@@ -166,8 +167,8 @@ fn extract(u: &Unwrap, mut labels: Labels, grouping: Option<&Grouping>) -> Optio
     } else {
         let parsed = match u.conversion {
             Conversion::Float => raw.trim().parse::<f64>().ok(),
-            Conversion::Duration => super::parser::parse_go_duration(raw.trim()),
-            Conversion::Bytes => super::parser::parse_humanized_bytes(raw.trim()),
+            Conversion::Duration => super::units::parse_go_duration(raw.trim()),
+            Conversion::Bytes => super::units::parse_humanized_bytes(raw.trim()),
         };
         parsed.unwrap_or_else(|| {
             labels.insert(ERROR_LABEL.into(), "SampleExtractionErr".into());

@@ -9,7 +9,7 @@
 //! A missing label is Go's invalid value: it prints `<no value>`, and a
 //! function taking a string sees `""`.
 
-use super::pipeline::Labels;
+pub use super::template_fns::Context;
 use super::template_fns::{V, call, is_function};
 
 /// The longest text a template renders for one entry.
@@ -50,13 +50,6 @@ enum Arg {
     /// A function name (`__line__`, `now`, `upper`, …).
     Func(String),
     Sub(Pipe),
-}
-
-/// What a template sees of one entry.
-pub struct Context<'a> {
-    pub labels: &'a Labels,
-    pub line: &'a str,
-    pub timestamp_ns: i64,
 }
 
 impl Template {
@@ -466,6 +459,7 @@ fn eval_arg(a: &Arg, ctx: &Context<'_>) -> Result<V, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::logql::labels::Labels;
 
     fn render(t: &str, labels: &[(&str, &str)]) -> Result<String, String> {
         let labels: Labels = labels

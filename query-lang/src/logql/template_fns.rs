@@ -6,7 +6,14 @@
 use chrono::{DateTime, TimeZone, Utc};
 
 use super::go_time::{go_format, go_parse};
-use super::template::Context;
+use super::labels::Labels;
+
+/// What a template sees of one entry.
+pub struct Context<'a> {
+    pub labels: &'a Labels,
+    pub line: &'a str,
+    pub timestamp_ns: i64,
+}
 
 /// A template value.
 #[derive(Debug, Clone, PartialEq)]
@@ -279,11 +286,11 @@ pub fn call(name: &str, args: Vec<V>, ctx: &Context<'_>) -> Result<V, String> {
         }
         "duration" | "duration_seconds" => {
             want(1)?;
-            V::Float(super::parser::parse_go_duration(s(0).trim()).unwrap_or(0.0))
+            V::Float(super::units::parse_go_duration(s(0).trim()).unwrap_or(0.0))
         }
         "bytes" => {
             want(1)?;
-            V::Float(super::parser::parse_humanized_bytes(s(0).trim()).unwrap_or(0.0))
+            V::Float(super::units::parse_humanized_bytes(s(0).trim()).unwrap_or(0.0))
         }
         "lower" | "ToLower" => str_fn(&|x| x.to_lowercase())?,
         "upper" | "ToUpper" => str_fn(&|x| x.to_uppercase())?,
@@ -843,7 +850,7 @@ mod tests {
     #[test]
     fn printf_and_base64() {
         // Results are bounded before they are built.
-        let ctx_labels = crate::logql::Labels::new();
+        let ctx_labels = Labels::new();
         let ctx = Context {
             labels: &ctx_labels,
             line: "",

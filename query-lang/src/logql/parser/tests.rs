@@ -11,6 +11,8 @@ fn huge_durations_are_refused() {
     );
 }
 
+use std::time::Duration;
+
 use super::*;
 
 #[test]
