@@ -162,11 +162,6 @@ impl Template {
         Ok(Self { nodes: top })
     }
 
-    /// Whether the template is plain text with no action.
-    pub fn is_literal(&self) -> bool {
-        self.nodes.iter().all(|n| matches!(n, Node::Text(_)))
-    }
-
     /// Renders for one entry.
     pub fn render(&self, ctx: &Context<'_>) -> Result<String, String> {
         let mut out = String::new();

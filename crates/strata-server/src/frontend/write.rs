@@ -9,9 +9,12 @@ use strata_storage::{Signal, StorageError};
 use strata_types::{ErrorKind, LogBatch, TenantId, WriteBatch};
 use strata_wal::Wal;
 
+use strata_query::QueryError;
+
 use crate::AppState;
 use crate::decoded::Reservation;
 use crate::error::{ApiError, Shape};
+use crate::limits::SeriesAdmission;
 
 /// Bodies at least this large are decoded on the blocking pool, so one huge
 /// request does not stall the async workers serving everyone else.
@@ -128,23 +131,10 @@ impl<'a> Write<'a> {
             .limits
             .admit_series(&batch, now_ms.div_euclid(1000))
             .await;
-        if let Some(series) = admission.incomplete() {
-            let window = i64::try_from(state.config.limits.active_series_window.as_millis())
-                .unwrap_or(i64::MAX);
-            let since_ms = now_ms.saturating_sub(window);
-            let known = state
-                .query
-                .series_written_since(tenant, since_ms, now_ms)
-                .await
-                .map_err(|e| {
-                    ApiError::new(
-                        ErrorKind::Unavailable,
-                        format!("the series limit could not count the tenant's live series: {e}"),
-                        shape,
-                    )
-                })?;
-            series.complete(known, since_ms.div_euclid(1000));
-        }
+        complete_live(state, &admission, now_ms, shape, "series", |since_ms| {
+            state.query.series_written_since(tenant, since_ms, now_ms)
+        })
+        .await?;
         state
             .limits
             .check_ingest(&batch, &admission)
@@ -176,23 +166,10 @@ impl<'a> Write<'a> {
             .limits
             .admit_streams(&batch, now_ms.div_euclid(1000))
             .await;
-        if let Some(streams) = admission.incomplete() {
-            let window = i64::try_from(state.config.limits.active_series_window.as_millis())
-                .unwrap_or(i64::MAX);
-            let since_ms = now_ms.saturating_sub(window);
-            let known = state
-                .query
-                .streams_written_since(tenant, since_ms, now_ms)
-                .await
-                .map_err(|e| {
-                    ApiError::new(
-                        ErrorKind::Unavailable,
-                        format!("the stream limit could not count the tenant's live streams: {e}"),
-                        shape,
-                    )
-                })?;
-            streams.complete(known, since_ms.div_euclid(1000));
-        }
+        complete_live(state, &admission, now_ms, shape, "streams", |since_ms| {
+            state.query.streams_written_since(tenant, since_ms, now_ms)
+        })
+        .await?;
         state
             .limits
             .check_log_ingest(&batch, &admission)
@@ -207,6 +184,38 @@ impl<'a> Write<'a> {
         state.record_log_ingest(tenant, entries, bytes, self.body_len);
         Ok(entries)
     }
+}
+
+/// Completes a tenant's live set (series, or log streams) from what it
+/// has stored, before the first check that could add to it: what was
+/// written within `limits.active_series_window`, as `known(since_ms)`
+/// lists it. `what` names the set in the error.
+async fn complete_live<F>(
+    state: &AppState,
+    admission: &SeriesAdmission,
+    now_ms: i64,
+    shape: Shape,
+    what: &str,
+    known: impl FnOnce(i64) -> F,
+) -> Result<(), ApiError>
+where
+    F: std::future::Future<Output = Result<Vec<(u64, Arc<str>, i64)>, QueryError>>,
+{
+    let Some(set) = admission.incomplete() else {
+        return Ok(());
+    };
+    let window =
+        i64::try_from(state.config.limits.active_series_window.as_millis()).unwrap_or(i64::MAX);
+    let since_ms = now_ms.saturating_sub(window);
+    let known = known(since_ms).await.map_err(|e| {
+        ApiError::new(
+            ErrorKind::Unavailable,
+            format!("the tenant's live {what} could not be counted for its limit: {e}"),
+            shape,
+        )
+    })?;
+    set.complete(known, since_ms.div_euclid(1000));
+    Ok(())
 }
 
 /// Stores series the server computed itself (rule output, analytics

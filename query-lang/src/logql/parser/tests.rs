@@ -26,7 +26,20 @@ fn parses_log_queries_with_pipelines() {
     assert_eq!(q.matchers.len(), 2);
     assert_eq!(q.pipeline.len(), 5);
     assert!(matches!(q.pipeline[3], Stage::Label(LabelFilter::And(..))));
-    assert!(matches!(&q.pipeline[4], Stage::LineFormat(t) if !t.is_literal()));
+    let Stage::LineFormat(t) = &q.pipeline[4] else {
+        panic!("{:?}", q.pipeline[4])
+    };
+    let labels: crate::logql::Labels = [
+        ("route".to_owned(), "/x".to_owned()),
+        ("status".to_owned(), "503".to_owned()),
+    ]
+    .into();
+    let ctx = crate::logql::template::Context {
+        labels: &labels,
+        line: "",
+        timestamp_ns: 0,
+    };
+    assert_eq!(t.render(&ctx).unwrap(), "/x 503");
 }
 
 #[test]

@@ -38,6 +38,27 @@ fn log_query(params: &Params) -> Result<logql::LogExpr, ApiError> {
     }
 }
 
+/// The newest `lines` entries of `[start, end)` that pass the `query`
+/// parameter's log query, read in the tenant's query slot.
+async fn sample(
+    state: &Arc<AppState>,
+    tenant: &TenantId,
+    params: &Params,
+    start: i64,
+    end: i64,
+    lines: usize,
+) -> Result<Vec<(Labels, logql::SourceEntry)>, ApiError> {
+    let expr = log_query(params)?;
+    let opts = options(state, tenant);
+    let src = source(state, tenant)?;
+    run(state, tenant, async {
+        logql::sample_entries(&src, &expr, start, end, lines, &opts)
+            .await
+            .map_err(from_eval)
+    })
+    .await
+}
+
 /// `GET /loki/api/v1/detected_labels`: each stream label of the streams
 /// the selector matches in the range, with its number of values.
 pub(in crate::routes) async fn detected_labels(
@@ -110,18 +131,10 @@ async fn fields_or_values(
     reply(
         async {
             let params = Params::new(raw, &headers, &body);
-            let expr = log_query(&params)?;
             let (start, end) = range(&params)?;
             let line_limit = count(&params, "line_limit", 1000, PATTERN_LINES)?;
             let limit = count(&params, "limit", 1000, 100_000)?;
-            let opts = options(&state, &tenant);
-            let src = source(&state, &tenant)?;
-            let entries = run(&state, &tenant, async {
-                logql::sample_entries(&src, &expr, start, end, line_limit, &opts)
-                    .await
-                    .map_err(from_eval)
-            })
-            .await?;
+            let entries = sample(&state, &tenant, &params, start, end, line_limit).await?;
             let mut fields = detect::detect_fields(&entries);
             if let Some(name) = name {
                 let mut values = fields
@@ -166,7 +179,6 @@ pub(in crate::routes) async fn patterns(
     reply(
         async {
             let params = Params::new(raw, &headers, &body);
-            let expr = log_query(&params)?;
             let (start, end) = range(&params)?;
             let step = match params.get("step") {
                 Some(s) => {
@@ -177,14 +189,7 @@ pub(in crate::routes) async fn patterns(
             if step <= 0 {
                 return Err(bad("step must be positive"));
             }
-            let opts = options(&state, &tenant);
-            let src = source(&state, &tenant)?;
-            let entries = run(&state, &tenant, async {
-                logql::sample_entries(&src, &expr, start, end, PATTERN_LINES, &opts)
-                    .await
-                    .map_err(from_eval)
-            })
-            .await?;
+            let entries = sample(&state, &tenant, &params, start, end, PATTERN_LINES).await?;
             let found = detect::patterns(
                 entries
                     .iter()

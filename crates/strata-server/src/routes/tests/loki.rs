@@ -266,6 +266,9 @@ async fn logs_drilldown_calls_answer_in_lokis_shapes() {
     let limits = json_of(&app, get("/loki/api/v1/drilldown-limits", &[])).await;
     assert_eq!(limits["pattern_ingester_enabled"], true);
     assert_eq!(limits["limits"]["volume_enabled"], true);
+    // The bound a log query is refused past, as Drilldown sizes its queries.
+    assert_eq!(limits["limits"]["max_entries_limit_per_query"], 5_000_000);
+    assert_eq!(limits["limits"]["retention_period"], "0s");
     let labels = json_of(
         &app,
         get("/loki/api/v1/detected_labels", &with(r#"{job="j"}"#)),
