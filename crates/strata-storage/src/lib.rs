@@ -16,6 +16,7 @@ mod catalog;
 pub mod compact;
 mod error;
 mod labels_chunk;
+mod line_index;
 mod logs_compact;
 mod logs_writer;
 mod merge;
@@ -40,6 +41,7 @@ pub use schema::{col, logs, logs_schema, metrics_schema};
 pub mod schema_names {
     pub use crate::schema::{MAP_ENTRIES, MAP_KEY, MAP_VALUE};
 }
+pub use line_index::{LineIndex, LineIndexLocation, LineNeed};
 pub use series_index::{SeriesIndex, SeriesIndexLocation};
 pub use storage::{
     AsOf, CompactReport, CompactionBacklog, FlushReport, LogView, Storage, StorageConfig,

@@ -6,21 +6,26 @@
 //! bloom filter on `stream_id` answers "is this stream here at all".
 //! Lines are zstd-compressed without dictionaries (they rarely repeat
 //! exactly) and carry no statistics (min/max of text cannot prune a
-//! substring search). Every byte written is hashed for `strata verify`.
+//! substring search); a line index ([`crate::line_index`]) after the
+//! last row group lets a needle search skip the blocks of rows that
+//! cannot hold it. Every byte written is hashed for `strata verify`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Int64Builder, MapBuilder, MapFieldNames, RecordBatch, StringBuilder};
 use chrono::NaiveDate;
+use bytes::Bytes;
 use object_store::ObjectStore;
 use object_store::path::Path;
-use parquet::arrow::AsyncArrowWriter;
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::async_writer::AsyncFileWriter;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::metadata::SortingColumn;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use strata_head::{LogStreamSnapshot, TenantLogs};
 
+use crate::line_index::{LineIndex, LineIndexLocation, LineIndexWriter};
 use crate::paths::{DataFilePath, FileLevel, Signal, day_of_ms};
 use crate::schema::{MAP_ENTRIES, MAP_KEY, MAP_VALUE, logs, logs_schema};
 use crate::writer::HashingWriter;
@@ -124,11 +129,15 @@ impl Rows {
     }
 }
 
-/// One day's file being written.
+/// One day's file being written: encoded into memory a row group at a
+/// time, each finished row group uploaded before the next starts.
 pub(crate) struct LogFileWriter {
     path: DataFilePath,
-    writer: AsyncArrowWriter<HashingWriter>,
+    writer: ArrowWriter<Vec<u8>>,
+    sink: HashingWriter,
     rows: Rows,
+    /// The lines' index, stored after the last row group.
+    index: LineIndexWriter,
     stats: FileStats,
     last_stream: Option<i64>,
 }
@@ -143,15 +152,17 @@ impl LogFileWriter {
     ) -> Result<Self, StorageError> {
         let path = DataFilePath::new(day, level);
         let sink = HashingWriter::new(store, path.under(table));
-        let writer = AsyncArrowWriter::try_new(
-            sink,
+        let writer = ArrowWriter::try_new(
+            Vec::new(),
             logs_schema(),
             Some(writer_properties(expected_streams)),
         )?;
         Ok(Self {
             path,
             writer,
+            sink,
             rows: Rows::new(),
+            index: LineIndexWriter::default(),
             stats: FileStats::default(),
             last_stream: None,
         })
@@ -176,6 +187,7 @@ impl LogFileWriter {
             let _ = r.labels.append(true);
             r.timestamp.append_value(e.timestamp_ns);
             r.line.append_value(&e.line);
+            self.index.push(&e.line);
             for (k, v) in &e.metadata {
                 r.metadata.keys().append_value(k);
                 r.metadata.values().append_value(v);
@@ -183,8 +195,27 @@ impl LogFileWriter {
             let _ = r.metadata.append(true);
             if r.len >= BATCH_ROWS {
                 let batch = r.finish()?;
-                self.writer.write(&batch).await?;
+                self.write(&batch).await?;
             }
+        }
+        Ok(())
+    }
+
+    /// Encodes `batch`; a row group it completes is uploaded.
+    async fn write(&mut self, batch: &RecordBatch) -> Result<(), StorageError> {
+        let groups = self.writer.flushed_row_groups().len();
+        self.writer.write(batch)?;
+        if self.writer.flushed_row_groups().len() != groups {
+            self.upload().await?;
+        }
+        Ok(())
+    }
+
+    /// Hands what the Parquet writer produced so far to the upload.
+    async fn upload(&mut self) -> Result<(), StorageError> {
+        let bytes = std::mem::take(self.writer.inner_mut());
+        if !bytes.is_empty() {
+            self.sink.write(Bytes::from(bytes)).await?;
         }
         Ok(())
     }
@@ -200,11 +231,12 @@ impl LogFileWriter {
         let ts = batch
             .column(logs::col::TIMESTAMP_NS)
             .as_primitive::<Int64Type>();
+        let lines = batch.column(logs::col::LINE).as_string::<i32>();
         for i in 0..batch.num_rows() {
             self.observe(ids.value(i), ts.value(i));
+            self.index.push(lines.value(i));
         }
-        self.writer.write(batch).await?;
-        Ok(())
+        self.write(batch).await
     }
 
     fn observe(&mut self, id: i64, ts: i64) {
@@ -230,10 +262,29 @@ impl LogFileWriter {
     pub(crate) async fn finish(mut self) -> Result<DataFile, StorageError> {
         if self.rows.len > 0 {
             let batch = self.rows.finish()?;
-            self.writer.write(&batch).await?;
+            self.write(&batch).await?;
         }
-        self.writer.finish().await?;
-        let (size, sha256) = self.writer.into_inner().digest();
+        // The index goes between the last row group and the footer
+        // (through the writer, so the footer's offsets stay right).
+        self.writer.flush()?;
+        if let Some(index) = std::mem::take(&mut self.index).finish() {
+            let at = LineIndexLocation {
+                offset: self.writer.bytes_written() as u64,
+                len: index.len() as u64,
+            };
+            self.writer
+                .write_all(&index)
+                .map_err(parquet::errors::ParquetError::from)?;
+            self.writer
+                .append_key_value_metadata(parquet::file::metadata::KeyValue::new(
+                    LineIndex::KEY.to_owned(),
+                    at.to_footer(),
+                ));
+        }
+        self.writer.finish()?;
+        self.upload().await?;
+        self.sink.complete().await?;
+        let (size, sha256) = self.sink.digest();
         let mut stats = self.stats;
         stats.min_ts_ms = stats.min_ts_ns.div_euclid(1_000_000);
         stats.max_ts_ms = stats.max_ts_ns.div_euclid(1_000_000) + 1;
