@@ -38,6 +38,8 @@ pub struct QueryEngine {
     file_series: Arc<crate::series_labels::FileSeriesCache>,
     /// Label indexes of the data files label lookups have seen.
     file_index: Arc<crate::file_index_cache::FileIndexCache>,
+    /// Line indexes of the logs files needle searches have read.
+    line_index: Arc<crate::line_index_cache::LineIndexCache>,
     /// Metrics and label names of the data files SQL sessions have seen.
     catalogs: Arc<crate::catalog::CatalogCache>,
     /// Queries under way (`system.queries`).
@@ -126,6 +128,7 @@ impl QueryEngine {
             storage,
             file_series: Arc::default(),
             file_index: Arc::default(),
+            line_index: Arc::default(),
             catalogs: Arc::default(),
             running: Arc::default(),
             usage: Arc::default(),
@@ -290,7 +293,9 @@ impl QueryEngine {
             ("logs".to_owned(), {
                 let mut logs = self.storage.log_view(tenant);
                 logs.not_before_ms = view.not_before_ms;
-                Arc::new(crate::logs::LogsTable::new(logs)) as Arc<dyn TableProvider>
+                Arc::new(
+                    crate::logs::LogsTable::new(logs).with_line_index(Arc::clone(&self.line_index)),
+                ) as Arc<dyn TableProvider>
             }),
         ]
         .into_iter()
@@ -438,12 +443,22 @@ impl QueryEngine {
             .map_err(|e| QueryError::LogSource(e.to_string()))
     }
 
+    /// Blocks of log rows needle searches read and skipped by the files'
+    /// line indexes, since start.
+    pub fn line_index_blocks(&self) -> (u64, u64) {
+        self.line_index.blocks()
+    }
+
     /// LogQL's view of `tenant`: log heads and files.
     pub fn logql_source(&self, tenant: &TenantId) -> Result<crate::logql::LogQlSource, QueryError> {
         let (ctx, metrics) = self.base_session(SessionConfig::new(), tenant)?;
         let mut view = self.storage.log_view(tenant);
         view.not_before_ms = metrics.not_before_ms;
-        Ok(crate::logql::LogQlSource::new(view, ctx))
+        Ok(crate::logql::LogQlSource::new(
+            view,
+            ctx,
+            Arc::clone(&self.line_index),
+        ))
     }
 
     /// Plans one read-only statement for `tenant` over the data as it is

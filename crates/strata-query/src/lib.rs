@@ -21,6 +21,8 @@ mod engine;
 mod error;
 mod file_index_cache;
 mod functions;
+mod line_index_cache;
+mod line_needs;
 pub mod logql;
 pub mod logs;
 pub mod memory;

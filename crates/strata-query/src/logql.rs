@@ -19,6 +19,7 @@ use strata_query_lang::logql::{
 };
 use strata_storage::LogView;
 
+use crate::line_index_cache::LineIndexCache;
 use crate::logs::LogsTable;
 
 /// A stream's labels, entries and line bytes in a time range.
@@ -28,11 +29,21 @@ pub type StreamStats = (Vec<(String, String)>, u64, u64);
 pub struct LogQlSource {
     view: LogView,
     ctx: SessionContext,
+    line_index: Arc<LineIndexCache>,
 }
 
 impl LogQlSource {
-    pub(crate) fn new(view: LogView, ctx: SessionContext) -> Self {
-        Self { view, ctx }
+    pub(crate) fn new(view: LogView, ctx: SessionContext, line_index: Arc<LineIndexCache>) -> Self {
+        Self {
+            view,
+            ctx,
+            line_index,
+        }
+    }
+
+    /// SQL's `logs` table over `view`, with the line indexes.
+    fn table(&self, view: LogView) -> Arc<LogsTable> {
+        Arc::new(LogsTable::new(view).with_line_index(Arc::clone(&self.line_index)))
     }
 
     /// The label names (and, with `name`, that label's values) of the
@@ -83,7 +94,7 @@ impl LogQlSource {
             one.not_before_ms = i64::MIN;
             let batches = self
                 .ctx
-                .read_table(Arc::new(LogsTable::new(one)))
+                .read_table(self.table(one))
                 .map_err(df_err)?
                 .select(vec![col("stream_id")])
                 .map_err(df_err)?
@@ -135,7 +146,7 @@ impl LogQlSource {
             ))
         };
         self.ctx
-            .read_table(Arc::new(LogsTable::new(files_only)))
+            .read_table(self.table(files_only))
             .map_err(df_err)?
             .filter(
                 col("timestamp")
@@ -507,7 +518,7 @@ impl LogSource for LogQlSource {
             }
         }
         view.files = Arc::from(files);
-        let part = LogQlSource::new(view, self.ctx.clone());
+        let part = LogQlSource::new(view, self.ctx.clone(), Arc::clone(&self.line_index));
         part.streams(matchers, line_filters, start_ns, end_ns, true)
             .await
     }

@@ -6,9 +6,12 @@
 //! `metadata` (structured metadata: `metadata['trace_id']`). Filters on
 //! `labels[..]` select streams in the heads; filters on `timestamp` prune
 //! heads, files (by their logged time range) and row groups (by Parquet
-//! statistics on `timestamp_ns`); other filters, line filters included,
-//! reach the Parquet scan through DataFusion's filter pushdown.
+//! statistics on `timestamp_ns`); what filters on `line` need a line to
+//! contain ([`crate::line_needs`]) rules out blocks of rows by the files'
+//! line indexes; other filters, line filters included, reach the Parquet
+//! scan through DataFusion's filter pushdown.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -26,6 +29,7 @@ use datafusion::error::Result;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::parquet::arrow::arrow_reader::RowSelection;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::{BinaryExpr, CastExpr, Column, Literal};
 use datafusion::physical_plan::ExecutionPlan;
@@ -38,6 +42,7 @@ use strata_head::{LogStreamSnapshot, Matcher, TenantLogs};
 use strata_storage::schema_names::{MAP_ENTRIES, MAP_KEY, MAP_VALUE};
 use strata_storage::{DataFile, LogView, logs, logs_schema};
 
+use crate::line_index_cache::LineIndexCache;
 use crate::samples::{Pushdown, STORE_URL};
 
 const BATCH_ROWS: usize = 4096;
@@ -79,11 +84,22 @@ pub fn logs_table_schema() -> SchemaRef {
 #[derive(Debug)]
 pub struct LogsTable {
     view: LogView,
+    /// The files' line indexes (`None`: every file is read whole).
+    line_index: Option<Arc<LineIndexCache>>,
 }
 
 impl LogsTable {
     pub fn new(view: LogView) -> Self {
-        Self { view }
+        Self {
+            view,
+            line_index: None,
+        }
+    }
+
+    /// Needle searches skip what the files' line indexes rule out.
+    pub(crate) fn with_line_index(mut self, cache: Arc<LineIndexCache>) -> Self {
+        self.line_index = Some(cache);
+        self
     }
 }
 
@@ -106,7 +122,9 @@ impl TableProvider for LogsTable {
         Ok(filters
             .iter()
             .map(|f| {
-                if Pushdown::default().add(f) {
+                if Pushdown::default().add(f)
+                    || crate::line_needs::need_of(&[(*f).clone()]).is_some()
+                {
                     TableProviderFilterPushDown::Inexact
                 } else {
                     TableProviderFilterPushDown::Unsupported
@@ -167,8 +185,17 @@ impl TableProvider for LogsTable {
                 f.stats.rows > 0 && f.stats.min_ts_ns <= max_ns && f.stats.max_ts_ns >= min_ns
             })
             .collect();
+        let (files, selections) = self.narrow_by_lines(files, filters).await;
         if !files.is_empty() && min_ns <= max_ns {
-            inputs.push(self.files_exec(state, &files, &columns, min_ns, max_ns, row_limit)?);
+            inputs.push(self.files_exec(
+                state,
+                &files,
+                &selections,
+                &columns,
+                min_ns,
+                max_ns,
+                row_limit,
+            )?);
         }
         if inputs.is_empty() {
             return Ok(Arc::new(EmptyExec::new(schema)));
@@ -178,14 +205,63 @@ impl TableProvider for LogsTable {
 }
 
 impl LogsTable {
+    /// `files` less those whose line index rules every block out, and the
+    /// rows to read of those it rules some out of (by path relative to
+    /// the table).
+    async fn narrow_by_lines<'f>(
+        &self,
+        files: Vec<&'f DataFile>,
+        filters: &[Expr],
+    ) -> (Vec<&'f DataFile>, HashMap<String, RowSelection>) {
+        let mut selections = HashMap::new();
+        let (Some(cache), Some(need)) = (&self.line_index, crate::line_needs::need_of(filters))
+        else {
+            return (files, selections);
+        };
+        if files.is_empty() || !need.can_prune() {
+            return (files, selections);
+        }
+        let indexes = cache
+            .indexes(self.view.store.store(), &self.view.table_root, &files)
+            .await;
+        let mut kept = Vec::with_capacity(files.len());
+        for (file, index) in files.into_iter().zip(indexes) {
+            let Some(index) = index else {
+                kept.push(file);
+                continue;
+            };
+            let ranges = index.ranges(&need);
+            let read: u64 = ranges
+                .iter()
+                .map(|&(from, to)| (to - from).div_ceil(strata_storage::LINE_INDEX_BLOCK_ROWS))
+                .sum();
+            cache.count(read, index.blocks().saturating_sub(read));
+            match ranges.as_slice() {
+                [] => continue,
+                [(0, to)] if *to == index.rows => {}
+                _ => {
+                    let selection = RowSelection::from_consecutive_ranges(
+                        ranges.iter().map(|&(from, to)| from as usize..to as usize),
+                        index.rows as usize,
+                    );
+                    selections.insert(file.path.relative(), selection);
+                }
+            }
+            kept.push(file);
+        }
+        (kept, selections)
+    }
+
     /// A Parquet scan of the files, their `timestamp_ns` turned into the
     /// table's `timestamp`; row groups outside `[min_ns, max_ns]` are
     /// skipped by statistics, streams by the `stream_id` bloom filter
     /// when a query names one.
+    #[allow(clippy::too_many_arguments)]
     fn files_exec(
         &self,
         state: &dyn Session,
         files: &[&DataFile],
+        selections: &HashMap<String, RowSelection>,
         columns: &[usize],
         min_ns: i64,
         max_ns: i64,
@@ -222,7 +298,7 @@ impl LogsTable {
             &self.view.table_root,
             self.view.store.base(),
             state.config().target_partitions(),
-            &std::collections::HashMap::new(),
+            selections,
         );
         // Table column i is file column i (the timestamp differs in type
         // only).

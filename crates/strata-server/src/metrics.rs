@@ -58,6 +58,7 @@ pub struct Metrics {
     pub retention_removed_files: Counter,
     pub vacuum_deleted_files: Counter,
     pub compacted_files: Counter,
+    line_index_blocks: Family<Labels, Counter>,
     compaction_backlog: Gauge,
     compaction_backlog_rows: Gauge,
     compaction_lag_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
@@ -310,6 +311,12 @@ impl Metrics {
             "Data files merged away by compaction",
             compacted_files.clone(),
         );
+        let line_index_blocks = Family::<Labels, Counter>::default();
+        registry.register(
+            "logs_line_index_blocks",
+            "Blocks of log rows needle searches read and skipped by the files' line indexes, by outcome (read, skipped)",
+            line_index_blocks.clone(),
+        );
         let compaction_backlog = Gauge::default();
         registry.register(
             "compaction_backlog_files",
@@ -352,6 +359,7 @@ impl Metrics {
             vacuum_deleted_files,
             compactions,
             compacted_files,
+            line_index_blocks,
             compaction_backlog,
             compaction_backlog_rows,
             compaction_lag_seconds,
@@ -436,6 +444,16 @@ impl Metrics {
             .inc();
         if let Ok(r) = result {
             self.compacted_files.inc_by(r.files_in as u64);
+        }
+    }
+
+    /// Sets the line index counters to the query engine's.
+    pub fn set_line_index_blocks(&self, read: u64, skipped: u64) {
+        for (outcome, n) in [("read", read), ("skipped", skipped)] {
+            self.line_index_blocks
+                .get_or_create(&vec![("outcome", outcome.to_owned())])
+                .inner()
+                .store(n, std::sync::atomic::Ordering::Relaxed);
         }
     }
 

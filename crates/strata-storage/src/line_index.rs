@@ -292,7 +292,8 @@ impl LineIndex {
         }
         let rest = bytes.strip_prefix(MAGIC).ok_or_else(|| bad("no magic"))?;
         let mut r = Reader { bytes: rest };
-        let (kgram, window, block_rows, probes) = (r.varint()?, r.varint()?, r.varint()?, r.varint()?);
+        let (kgram, window, block_rows, probes) =
+            (r.varint()?, r.varint()?, r.varint()?, r.varint()?);
         if (kgram, window, probes) != (KGRAM as u64, WINDOW as u64, u64::from(PROBES))
             || block_rows == 0
         {
@@ -331,6 +332,11 @@ impl LineIndex {
         })
     }
 
+    /// The file's blocks.
+    pub fn blocks(&self) -> u64 {
+        self.ends.len() as u64
+    }
+
     /// Bytes held.
     pub fn memory(&self) -> usize {
         self.words.len() * 8 + self.ends.len() * 8
@@ -338,6 +344,9 @@ impl LineIndex {
 
     /// The row ranges (from, to) of the blocks that may hold lines
     /// meeting `need`, in order, adjacent ones joined.
+    ///
+    /// The rows a range holds are `to - from`; blocks hold
+    /// [`BLOCK_ROWS`] rows but the last.
     pub fn ranges(&self, need: &LineNeed) -> Vec<(u64, u64)> {
         let probe = Probe::of(need, &mut Vec::new());
         let mut out: Vec<(u64, u64)> = Vec::new();
@@ -419,7 +428,9 @@ mod tests {
         for (from, to) in [(9, 9 + MIN_NEEDLE), (0, 20), (5, needle.len())] {
             let part = LineNeed::Substring(needle.as_bytes()[from..to].to_vec());
             assert!(
-                index.ranges(&part).contains(&(2 * BLOCK_ROWS, 3 * BLOCK_ROWS)),
+                index
+                    .ranges(&part)
+                    .contains(&(2 * BLOCK_ROWS, 3 * BLOCK_ROWS)),
                 "{from}..{to}"
             );
         }

@@ -14,8 +14,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Int64Builder, MapBuilder, MapFieldNames, RecordBatch, StringBuilder};
-use chrono::NaiveDate;
 use bytes::Bytes;
+use chrono::NaiveDate;
 use object_store::ObjectStore;
 use object_store::path::Path;
 use parquet::arrow::ArrowWriter;

@@ -35,6 +35,8 @@ pub(super) async fn metrics(
     State(state): State<Arc<AppState>>,
     headers: axum::http::HeaderMap,
 ) -> impl IntoResponse {
+    let (read, skipped) = state.query.line_index_blocks();
+    state.metrics.set_line_index_blocks(read, skipped);
     let mut body = state.metrics.render(
         &state.storage,
         state.wal().map(|w| w.as_ref()),

@@ -458,3 +458,136 @@ async fn tail_sends_recent_then_new_entries_once() {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
     assert!(text.contains("log query"), "{text}");
 }
+
+/// A needle search over files reads only the blocks of rows the files'
+/// line indexes keep (`/metrics` counts them), and finds what a full
+/// scan finds: LogQL `|=` and `|~` with an alternation, SQL `LIKE`.
+#[tokio::test]
+async fn needle_searches_read_only_the_blocks_that_may_hold_them() {
+    let (app, state, wal) = app().await;
+    const LINES: u32 = 30_000;
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let order = "WH/OUT/0000123456789";
+    let line = |i: u32| match i {
+        5 => format!("GET /api/v1/shipments 200 uid={i} trace={trace}"),
+        20_000 => format!("POST /api/v1/receipts 500 uid={i} order {order} failed"),
+        _ => format!("GET /api/v1/shipments 200 uid={i} took {}ms", i % 997),
+    };
+    for chunk in (0..LINES).collect::<Vec<_>>().chunks(10_000) {
+        let values: Vec<_> = chunk
+            .iter()
+            .map(|&i| {
+                serde_json::json!([
+                    (1_700_000_000_000_000_000i64 + i64::from(i) * 1_000_000).to_string(),
+                    line(i)
+                ])
+            })
+            .collect();
+        let body = serde_json::json!({"streams": [{"stream": {"job": "n"}, "values": values}]});
+        let req = Request::post("/loki/api/v1/push")
+            .header("Content-Type", "application/json")
+            .header("X-Scope-OrgID", "t")
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        assert_eq!(send(&app, req).await.0, StatusCode::NO_CONTENT);
+    }
+    state.storage.flush(wal.as_ref()).await.unwrap();
+    let lines_of = |v: &serde_json::Value| -> Vec<String> {
+        let mut out: Vec<String> = v["data"]["result"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|s| s["values"].as_array().unwrap().iter())
+            .map(|e| e[1].as_str().unwrap().to_owned())
+            .collect();
+        out.sort();
+        out
+    };
+    let blocks = |metrics: &str, outcome: &str| -> u64 {
+        let key = format!("strata_logs_line_index_blocks_total{{outcome=\"{outcome}\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&key))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    let q = format!(r#"{{job="n"}} |= "{trace}""#);
+    let v = json_of(&app, query(&q, &[("limit", "10")])).await;
+    assert_eq!(lines_of(&v), vec![line(5)]);
+    let (_, metrics) = send(&app, Request::get("/metrics").body(Body::empty()).unwrap()).await;
+    // 30,000 rows are 4 blocks of 8,192: the needle's is read, the rest
+    // skipped.
+    assert_eq!(
+        (blocks(&metrics, "read"), blocks(&metrics, "skipped")),
+        (1, 3),
+        "{metrics}"
+    );
+    let q = format!(r#"{{job="n"}} |~ "trace={trace}|order {order}""#);
+    let v = json_of(&app, query(&q, &[("limit", "10")])).await;
+    assert_eq!(lines_of(&v), vec![line(5), line(20_000)]);
+    let (status, v) = sql(
+        &app,
+        Some("t"),
+        &format!("SELECT count(*) AS n, min(line) AS l FROM logs WHERE line LIKE '%{order}%'"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["rows"][0], serde_json::json!([1, line(20_000)]), "{v}");
+    let (_, metrics) = send(&app, Request::get("/metrics").body(Body::empty()).unwrap()).await;
+    assert_eq!(
+        (blocks(&metrics, "read"), blocks(&metrics, "skipped")),
+        (4, 8),
+        "{metrics}"
+    );
+    // A common text rules nothing out: every block is read, all found.
+    let (status, v) = sql(
+        &app,
+        Some("t"),
+        "SELECT count(*) AS n FROM logs WHERE line LIKE '%GET /api/v1/shipments 200%'",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["rows"][0], serde_json::json!([LINES - 1]), "{v}");
+    let (_, metrics) = send(&app, Request::get("/metrics").body(Body::empty()).unwrap()).await;
+    assert_eq!(
+        (blocks(&metrics, "read"), blocks(&metrics, "skipped")),
+        (8, 8),
+        "{metrics}"
+    );
+    // Flushed twice then compacted: the merged file's index is built
+    // from the merged rows.
+    let late = serde_json::json!({"streams": [{"stream": {"job": "n"}, "values": [
+        [(1_700_000_000_000_000_000i64 + 40_000_000_000).to_string(), format!("late trace={trace}")]
+    ]}]});
+    let req = Request::post("/loki/api/v1/push")
+        .header("Content-Type", "application/json")
+        .header("X-Scope-OrgID", "t")
+        .body(Body::from(late.to_string()))
+        .unwrap();
+    assert_eq!(send(&app, req).await.0, StatusCode::NO_CONTENT);
+    state.storage.flush(wal.as_ref()).await.unwrap();
+    let report = state
+        .storage
+        .compact(
+            1_700_000_000_000 + 3 * 86_400_000,
+            std::time::Duration::ZERO,
+        )
+        .await
+        .unwrap();
+    assert!(report.jobs > 0, "{report:?}");
+    let files = state
+        .storage
+        .log_view(&strata_types::TenantId::try_new("t").unwrap())
+        .files;
+    assert_eq!(files.len(), 1, "{files:?}");
+    let q = format!(r#"{{job="n"}} |= "{trace}""#);
+    let v = json_of(&app, query(&q, &[("limit", "10")])).await;
+    assert_eq!(lines_of(&v), vec![line(5), format!("late trace={trace}")]);
+    let (_, metrics) = send(&app, Request::get("/metrics").body(Body::empty()).unwrap()).await;
+    // 30,001 rows: the first and the last block hold the needle.
+    assert_eq!(
+        (blocks(&metrics, "read"), blocks(&metrics, "skipped")),
+        (10, 10),
+        "{metrics}"
+    );
+}
