@@ -12,8 +12,10 @@
 #    again RUNS times: LogQL (`{cluster="eu-west"} |= "<needle>"` over the
 #    whole span, query_range) and SQL (`line LIKE '%<needle>%'`). Beside
 #    it, Grafana Explore's first query: the newest 1000 lines of
-#    `{cluster="eu-west"}` over the whole span.
-# 3. Bytes at rest: the logs table's Parquet files against the raw bytes.
+#    `{cluster="eu-west"}` over the whole span, and a SQL count of a
+#    common text (the line index's cost when it rules nothing out).
+# 3. Bytes at rest: the logs table's Parquet files against the raw bytes,
+#    and how many of those bytes are the files' line indexes.
 #
 # Needs: cargo build --release --workspace --bins. STRATA=path runs another
 # server binary (the load generator stays this tree's).
@@ -67,6 +69,16 @@ search() { # label
   done
   found=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(sum(len(s["values"]) for s in d["data"]["result"]))' "$WORK/recent.json" 2>/dev/null || head -c 200 "$WORK/recent.json")
   echo "newest 1000 lines ($1): http=$status lines=$found s=[${recent_times[*]}]"
+  # A common text: the line index rules nothing out, so this shows what
+  # consulting it costs on a filter that is not selective.
+  local common_times=()
+  body='{"query": "SELECT count(*) AS n FROM logs WHERE line LIKE '"'"'%stock.picking/button_validate%'"'"'"}'
+  for _ in $(seq 1 "$RUNS"); do
+    t=$(curl -fsS -o "$WORK/common.json" -w '%{time_total}' -H 'X-Scope-OrgID: logs' \
+      -H 'Content-Type: application/json' -d "$body" "http://127.0.0.1:$PORT/api/v1/sql")
+    common_times+=("$t")
+  done
+  echo "common text ($1): sql $(tr -d '\n' < "$WORK/common.json") s=[${common_times[*]}]"
 }
 
 search "head + files as ingested"
@@ -78,3 +90,22 @@ raw=$(curl -fsS -H 'X-Scope-OrgID: logs' -H 'Content-Type: application/json' \
   "http://127.0.0.1:$PORT/api/v1/sql" | python3 -c 'import json,sys; r=json.load(sys.stdin)["rows"][0]; print(r[0], r[1])')
 set -- $raw
 echo "at rest: lines=$2 raw_bytes=$1 parquet_bytes=$stored bytes_per_raw_byte=$(python3 -c "print(round($stored / $1, 4))")"
+index=$(python3 - "$WORK/objects/tenants/logs/logs" <<'PY'
+import os, re, struct, sys
+total = 0
+for dirpath, _, names in os.walk(sys.argv[1]):
+    for n in names:
+        if not n.endswith('.parquet'):
+            continue
+        with open(os.path.join(dirpath, n), 'rb') as f:
+            f.seek(-8, 2)
+            meta_len = struct.unpack('<i', f.read(4))[0]
+            f.seek(-8 - meta_len, 2)
+            footer = f.read(meta_len)
+        m = re.search(rb'strata\.line_index\.v1.{1,8}?(\d+) (\d+)', footer, re.S)
+        if m:
+            total += int(m.group(2))
+print(total)
+PY
+)
+echo "line index: bytes=$index share_of_parquet=$(python3 -c "print(round($index / $stored, 4))")"

@@ -79,10 +79,124 @@ impl TenantPart for TenantLogs {
     }
 }
 
+/// Bytes of line text per chunk of a stream, at most: lines are copied
+/// into chunks that start at [`FIRST_CHUNK`] bytes and double up to this
+/// (a longer line gets a chunk of its own), so a stream's text costs its
+/// bytes and the unused end of its last chunk, not an allocation per
+/// line — and a stream of a few lines (a short-lived pod's) a few hundred
+/// bytes, not a whole chunk.
+const TEXT_CHUNK: usize = 64 * 1024;
+const FIRST_CHUNK: usize = 512;
+
+/// One entry's structured metadata, as pushed.
+type Metadata = Box<[(String, String)]>;
+
+/// One stream's entries, column by column in arrival order: times, where
+/// each line lies in the text chunks, and the metadata of the entries
+/// that have any.
 #[derive(Debug)]
 struct StreamBuf {
     labels: Labels,
-    entries: Vec<LogEntry>,
+    times: Vec<i64>,
+    /// Entry `i`'s line is `chunks[c][from..to]` for `lines[i] = (c, from, to)`.
+    lines: Vec<(u32, u32, u32)>,
+    chunks: Vec<String>,
+    /// (entry, metadata) for entries with metadata, by entry.
+    metadata: Vec<(u32, Metadata)>,
+}
+
+impl StreamBuf {
+    fn new(labels: Labels) -> Self {
+        Self {
+            labels,
+            times: Vec::new(),
+            lines: Vec::new(),
+            chunks: Vec::new(),
+            metadata: Vec::new(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.times.len()
+    }
+
+    fn push(&mut self, e: &LogEntry) {
+        let line = e.line.as_str();
+        let fits = self
+            .chunks
+            .last()
+            .is_some_and(|c| c.capacity() - c.len() >= line.len());
+        if !fits {
+            let size = self
+                .chunks
+                .last()
+                .map_or(FIRST_CHUNK, |c| (c.capacity() * 2).min(TEXT_CHUNK));
+            self.chunks
+                .push(String::with_capacity(size.max(line.len())));
+        }
+        let c = self.chunks.len() - 1;
+        let chunk = &mut self.chunks[c];
+        let from = chunk.len();
+        chunk.push_str(line);
+        // A chunk holds at most max(TEXT_CHUNK, one line) bytes, and a
+        // line is at most the push body limit: offsets fit u32.
+        self.lines.push((c as u32, from as u32, chunk.len() as u32));
+        if !e.metadata.is_empty() {
+            self.metadata.push((
+                self.times.len() as u32,
+                e.metadata.clone().into_boxed_slice(),
+            ));
+        }
+        self.times.push(e.timestamp_ns);
+    }
+
+    fn line(&self, i: usize) -> &str {
+        let (c, from, to) = self.lines[i];
+        &self.chunks[c as usize][from as usize..to as usize]
+    }
+
+    fn metadata_of(&self, i: usize) -> &[(String, String)] {
+        match self
+            .metadata
+            .binary_search_by_key(&(i as u32), |(at, _)| *at)
+        {
+            Ok(at) => &self.metadata[at].1,
+            Err(_) => &[],
+        }
+    }
+
+    /// The entries in `[start_ns, end_ns)` that `keep` accepts, sorted by
+    /// time then line, one of each equal pair: their positions.
+    fn sorted(&self, start_ns: i64, end_ns: i64, keep: &dyn Fn(&str) -> bool) -> Vec<u32> {
+        let mut at: Vec<u32> = (0..self.len() as u32)
+            .filter(|&i| {
+                let t = self.times[i as usize];
+                t >= start_ns && t < end_ns && keep(self.line(i as usize))
+            })
+            .collect();
+        // Arrival order is almost always time order: the stable sort
+        // finds the run in one pass, and compares lines only where times
+        // tie (so equal entries meet).
+        at.sort_by(|&a, &b| {
+            self.times[a as usize]
+                .cmp(&self.times[b as usize])
+                .then_with(|| self.line(a as usize).cmp(self.line(b as usize)))
+        });
+        at.dedup_by(|b, a| {
+            self.times[*a as usize] == self.times[*b as usize]
+                && self.line(*a as usize) == self.line(*b as usize)
+        });
+        at
+    }
+
+    fn entry(&self, i: u32) -> LogEntry {
+        let i = i as usize;
+        LogEntry {
+            timestamp_ns: self.times[i],
+            line: self.line(i).to_owned(),
+            metadata: self.metadata_of(i).to_vec(),
+        }
+    }
 }
 
 /// One stream's entries as a reader sees them: sorted by time.
@@ -138,18 +252,15 @@ impl TenantLogs {
             let id = s.stream_id().0;
             let buf = streams.entry(id).or_insert_with(|| {
                 stats.new_streams += 1;
-                StreamBuf {
-                    labels: s.labels.clone(),
-                    entries: Vec::new(),
-                }
+                StreamBuf::new(s.labels.clone())
             });
             for e in &s.entries {
                 stats.entries += 1;
                 stats.bytes += e.bytes() as u64;
                 let sortable = (e.timestamp_ns as u64) ^ (1 << 63);
                 self.min_ns.fetch_min(sortable, Ordering::Relaxed);
+                buf.push(e);
             }
-            buf.entries.extend(s.entries.iter().cloned());
         }
         self.entries.fetch_add(stats.entries, Ordering::Relaxed);
         self.bytes.fetch_add(stats.bytes, Ordering::Relaxed);
@@ -168,14 +279,14 @@ impl TenantLogs {
         self.select_where(matchers, start_ns, end_ns, &|_| true)
     }
 
-    /// [`Self::select`], keeping only entries `keep` accepts (checked
-    /// before an entry is copied out).
+    /// [`Self::select`], keeping only entries whose line `keep` accepts
+    /// (checked before an entry is copied out).
     pub fn select_where(
         &self,
         matchers: &[Matcher],
         start_ns: i64,
         end_ns: i64,
-        keep: &dyn Fn(&LogEntry) -> bool,
+        keep: &dyn Fn(&str) -> bool,
     ) -> Vec<LogStreamSnapshot> {
         let streams = self.streams.read();
         let mut out: Vec<LogStreamSnapshot> = streams
@@ -186,25 +297,41 @@ impl TenantLogs {
                     .all(|m| m.matches(s.labels.get(&m.name).unwrap_or("")))
             })
             .filter_map(|(id, s)| {
-                let mut entries: Vec<LogEntry> = s
-                    .entries
-                    .iter()
-                    .filter(|e| e.timestamp_ns >= start_ns && e.timestamp_ns < end_ns && keep(e))
-                    .cloned()
-                    .collect();
-                if entries.is_empty() {
+                let at = s.sorted(start_ns, end_ns, keep);
+                if at.is_empty() {
                     return None;
                 }
-                sort_dedup(&mut entries);
                 Some(LogStreamSnapshot {
                     stream_id: *id,
                     labels: s.labels.clone(),
-                    entries,
+                    entries: at.into_iter().map(|i| s.entry(i)).collect(),
                 })
             })
             .collect();
         out.sort_by_key(|s| s.stream_id as i64);
         out
+    }
+
+    /// Every stream's id, in the order files hold them (as the signed
+    /// integer they store).
+    pub fn stream_ids_in_file_order(&self) -> Vec<u64> {
+        let mut ids = self.stream_ids();
+        ids.sort_by_key(|&id| id as i64);
+        ids
+    }
+
+    /// One stream's entries in `[start_ns, end_ns)` as readers see them
+    /// (`None`: no such stream or no entry there): a flush copies the
+    /// head out one stream at a time.
+    pub fn stream(&self, id: u64, start_ns: i64, end_ns: i64) -> Option<LogStreamSnapshot> {
+        let streams = self.streams.read();
+        let s = streams.get(&id)?;
+        let at = s.sorted(start_ns, end_ns, &|_| true);
+        (!at.is_empty()).then(|| LogStreamSnapshot {
+            stream_id: id,
+            labels: s.labels.clone(),
+            entries: at.into_iter().map(|i| s.entry(i)).collect(),
+        })
     }
 
     /// Per matching stream with entries in `[start_ns, end_ns)`: its id,
@@ -225,16 +352,9 @@ impl TenantLogs {
             })
             .filter_map(|(id, s)| {
                 // Counted as readers see them: an entry sent twice once.
-                let mut seen: Vec<(i64, &str)> = s
-                    .entries
-                    .iter()
-                    .filter(|e| e.timestamp_ns >= start_ns && e.timestamp_ns < end_ns)
-                    .map(|e| (e.timestamp_ns, e.line.as_str()))
-                    .collect();
-                seen.sort_unstable();
-                seen.dedup();
+                let seen = s.sorted(start_ns, end_ns, &|_| true);
                 let n = seen.len() as u64;
-                let bytes = seen.iter().map(|(_, l)| l.len() as u64).sum();
+                let bytes = seen.iter().map(|&i| s.line(i as usize).len() as u64).sum();
                 (n > 0).then(|| (*id, s.labels.clone(), n, bytes))
             })
             .collect()
@@ -324,5 +444,54 @@ mod tests {
         assert_eq!(head.freeze().len(), 1);
         assert!(head.tenant(&t).is_none());
         assert_eq!(head.entries_appended(), 0);
+    }
+
+    /// Lines packed into shared text chunks come back whole, with their
+    /// own metadata, whatever their length and order of arrival.
+    #[test]
+    fn packed_lines_come_back_whole_with_their_metadata() {
+        let head = LogHead::new();
+        let t = TenantId::try_new("acme").unwrap();
+        let long = "x".repeat(3 * TEXT_CHUNK / 2);
+        let mut sent: Vec<LogEntry> = (0..2_000i64)
+            .map(|i| LogEntry {
+                timestamp_ns: (i * 7919) % 2_000,
+                line: if i == 700 {
+                    long.clone()
+                } else {
+                    format!("line {i} {}", "y".repeat((i % 300) as usize))
+                },
+                metadata: if i % 3 == 0 {
+                    vec![("trace_id".into(), format!("t{i}"))]
+                } else {
+                    Vec::new()
+                },
+            })
+            .collect();
+        for chunk in sent.chunks(128) {
+            let mut b = LogBatch::new(t.clone());
+            b.push(labels(&[("job", "odoo")]), chunk.to_vec());
+            head.append(&b);
+        }
+        let logs = head.tenant(&t).unwrap();
+        let got = logs.select(&[], i64::MIN, i64::MAX);
+        sort_dedup(&mut sent);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].entries, sent);
+        let id = logs.stream_ids_in_file_order()[0];
+        assert_eq!(logs.stream(id, i64::MIN, i64::MAX).unwrap().entries, sent);
+        assert_eq!(
+            logs.stream(id, 100, 102).unwrap().entries,
+            sent[100..102].to_vec()
+        );
+        assert!(logs.stream(id, 5_000, 6_000).is_none());
+        let kept = logs.select_where(&[], i64::MIN, i64::MAX, &|l| l.starts_with("line 12"));
+        assert!(
+            kept[0]
+                .entries
+                .iter()
+                .all(|e| e.line.starts_with("line 12"))
+        );
+        assert_eq!(kept[0].entries.len(), 111);
     }
 }

@@ -66,7 +66,13 @@ fn string_literal(e: &Expr) -> Option<&str> {
 }
 
 /// A LIKE pattern's literal runs (between `%` and `_`), each needed.
+/// Arrow's LIKE takes `\` as the escape whether or not one is named; a
+/// pattern naming another is left alone.
 fn like_need(pattern: &str, escape: Option<char>) -> Option<LineNeed> {
+    let escape = match escape {
+        None | Some('\\') => Some('\\'),
+        Some(_) => return None,
+    };
     let mut runs = Vec::new();
     let mut run = String::new();
     let mut chars = pattern.chars();
@@ -166,6 +172,16 @@ mod tests {
             need_of(&[escaped]),
             Some(LineNeed::All(vec![sub("100%"), sub("done")]))
         );
+        // Without an ESCAPE clause `\` still escapes (Arrow's LIKE).
+        assert_eq!(like("%50\\%%"), Some(sub("50%")));
+        let other = Expr::Like(Like::new(
+            false,
+            Box::new(col("line")),
+            Box::new(lit("%50#%%")),
+            Some('#'),
+            false,
+        ));
+        assert_eq!(need_of(&[other]), None);
         assert_eq!(like("%"), None);
         assert_eq!(need_of(&[col("line").not_like(lit("%x%"))]), None);
         assert_eq!(need_of(&[col("line").ilike(lit("%x%"))]), None);

@@ -238,7 +238,7 @@ impl LogQlSource {
             return Ok(Vec::new());
         }
         for head in &self.view.heads {
-            let keep = |e: &strata_types::LogEntry| line_filters.iter().all(|f| f.passes(&e.line));
+            let keep = |line: &str| line_filters.iter().all(|f| f.passes(line));
             for s in head.select_where(&matchers, start_ns, end_ns, &keep) {
                 let stream = by_id.entry(s.stream_id).or_insert_with(|| SourceStream {
                     labels: s

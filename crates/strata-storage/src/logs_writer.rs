@@ -307,11 +307,17 @@ pub(crate) async fn write_logs(
     store: &Arc<dyn ObjectStore>,
     table: &Path,
 ) -> Result<Vec<DataFile>, StorageError> {
-    // Sorted by stream id as the signed integer the files hold.
-    let streams = head.select(&[], i64::MIN, i64::MAX);
-    let expected = streams.len() as u64;
+    // Sorted by stream id as the signed integer the files hold, copied
+    // out of the head one stream at a time (a flush holds the frozen head
+    // and one stream's copy, never a second copy of the head).
+    let ids = head.stream_ids_in_file_order();
+    let expected = ids.len() as u64;
     let mut writers: BTreeMap<NaiveDate, LogFileWriter> = BTreeMap::new();
-    for stream in &streams {
+    for id in ids {
+        let Some(stream) = head.stream(id, i64::MIN, i64::MAX) else {
+            continue;
+        };
+        let stream = &stream;
         // Entries are time-sorted: each day is one contiguous run.
         let mut start = 0;
         while start < stream.entries.len() {
