@@ -12,8 +12,9 @@
 #    again RUNS times: LogQL (`{cluster="eu-west"} |= "<needle>"` over the
 #    whole span, query_range) and SQL (`line LIKE '%<needle>%'`). Beside
 #    it, Grafana Explore's first query: the newest 1000 lines of
-#    `{cluster="eu-west"}` over the whole span, and a SQL count of a
-#    common text (the line index's cost when it rules nothing out).
+#    `{cluster="eu-west"}` over the whole span, a SQL count of a
+#    common text (the line index's cost when it rules nothing out), and
+#    30 days of hourly counts by job with the server's peak RSS during it.
 # 3. Bytes at rest: the logs table's Parquet files against the raw bytes,
 #    and how many of those bytes are the files' line indexes.
 #
@@ -79,6 +80,25 @@ search() { # label
     common_times+=("$t")
   done
   echo "common text ($1): sql $(tr -d '\n' < "$WORK/common.json") s=[${common_times[*]}]"
+  # 30 days of hourly counts by job (720 steps over all the data): a
+  # metric query folds what it reads into its answer slice by slice, so
+  # its memory is the steps and a slice, not the entries. The server's
+  # peak RSS is reset before (clear_refs) and read after.
+  local month_times=() rss hwm
+  end=$(date +%s)
+  rss=$(awk '/VmRSS/ {print int($2/1024)}' "/proc/$PID/status")
+  echo 5 > "/proc/$PID/clear_refs"
+  for _ in $(seq 1 "$RUNS"); do
+    t=$(curl -sS -o "$WORK/month.json" -w '%{http_code} %{time_total}' -G -H 'X-Scope-OrgID: logs' \
+      --data-urlencode 'query=sum by (job) (count_over_time({cluster="eu-west"}[1h]))' \
+      --data-urlencode "start=$((end - 30 * 86400))" --data-urlencode "end=$end" --data-urlencode "step=3600" \
+      "http://127.0.0.1:$PORT/loki/api/v1/query_range")
+    status=${t%% *}
+    month_times+=("${t#* }")
+  done
+  hwm=$(awk '/VmHWM/ {print int($2/1024)}' "/proc/$PID/status")
+  found=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(len(d["data"]["result"]), int(sum(float(v[1]) for s in d["data"]["result"] for v in s["values"])))' "$WORK/month.json" 2>/dev/null || head -c 200 "$WORK/month.json")
+  echo "30-day hourly count by job ($1): http=$status series,entries=$found s=[${month_times[*]}] rss_before_mb=$rss peak_rss_mb=$hwm"
 }
 
 search "head + files as ingested"

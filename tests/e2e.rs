@@ -16,6 +16,7 @@ mod flush_crash;
 mod interop;
 mod logging;
 mod logs;
+mod loki_grafana;
 mod object_store;
 mod otlp_metrics;
 mod postgres;

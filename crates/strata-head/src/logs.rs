@@ -103,6 +103,9 @@ struct StreamBuf {
     chunks: Vec<String>,
     /// (entry, metadata) for entries with metadata, by entry.
     metadata: Vec<(u32, Metadata)>,
+    /// Whether entries arrived in time order (almost always): a time
+    /// range is then found by binary search, not by a pass over all.
+    in_order: bool,
 }
 
 impl StreamBuf {
@@ -113,6 +116,7 @@ impl StreamBuf {
             lines: Vec::new(),
             chunks: Vec::new(),
             metadata: Vec::new(),
+            in_order: true,
         }
     }
 
@@ -147,6 +151,9 @@ impl StreamBuf {
                 e.metadata.clone().into_boxed_slice(),
             ));
         }
+        if self.times.last().is_some_and(|&t| t > e.timestamp_ns) {
+            self.in_order = false;
+        }
         self.times.push(e.timestamp_ns);
     }
 
@@ -168,7 +175,15 @@ impl StreamBuf {
     /// The entries in `[start_ns, end_ns)` that `keep` accepts, sorted by
     /// time then line, one of each equal pair: their positions.
     fn sorted(&self, start_ns: i64, end_ns: i64, keep: &dyn Fn(&str) -> bool) -> Vec<u32> {
-        let mut at: Vec<u32> = (0..self.len() as u32)
+        let (from, to) = if self.in_order {
+            (
+                self.times.partition_point(|&t| t < start_ns),
+                self.times.partition_point(|&t| t < end_ns),
+            )
+        } else {
+            (0, self.len())
+        };
+        let mut at: Vec<u32> = (from as u32..to as u32)
             .filter(|&i| {
                 let t = self.times[i as usize];
                 t >= start_ns && t < end_ns && keep(self.line(i as usize))
@@ -215,6 +230,7 @@ pub struct TenantLogs {
     entries: AtomicU64,
     bytes: AtomicU64,
     min_ns: AtomicU64,
+    max_ns: AtomicU64,
 }
 
 impl TenantLogs {
@@ -225,6 +241,7 @@ impl TenantLogs {
             entries: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
             min_ns: AtomicU64::new(u64::MAX),
+            max_ns: AtomicU64::new(0),
         }
     }
 
@@ -259,6 +276,7 @@ impl TenantLogs {
                 stats.bytes += e.bytes() as u64;
                 let sortable = (e.timestamp_ns as u64) ^ (1 << 63);
                 self.min_ns.fetch_min(sortable, Ordering::Relaxed);
+                self.max_ns.fetch_max(sortable, Ordering::Relaxed);
                 buf.push(e);
             }
         }
@@ -310,6 +328,47 @@ impl TenantLogs {
             .collect();
         out.sort_by_key(|s| s.stream_id as i64);
         out
+    }
+
+    /// [`Self::select_where`] one stream at a time: `visit` sees each
+    /// matching stream's entries in range (sorted, deduplicated, those
+    /// `keep` accepts) as it is copied out, holding the head's lock only
+    /// while one stream is copied. What is read is at most one stream.
+    pub fn for_each_stream(
+        &self,
+        matchers: &[Matcher],
+        start_ns: i64,
+        end_ns: i64,
+        keep: &dyn Fn(&str) -> bool,
+        visit: &mut dyn FnMut(LogStreamSnapshot),
+    ) {
+        let ids: Vec<u64> = self
+            .streams
+            .read()
+            .iter()
+            .filter(|(_, s)| {
+                matchers
+                    .iter()
+                    .all(|m| m.matches(s.labels.get(&m.name).unwrap_or("")))
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            let snapshot = {
+                let streams = self.streams.read();
+                let Some(s) = streams.get(&id) else { continue };
+                let at = s.sorted(start_ns, end_ns, keep);
+                if at.is_empty() {
+                    continue;
+                }
+                LogStreamSnapshot {
+                    stream_id: id,
+                    labels: s.labels.clone(),
+                    entries: at.into_iter().map(|i| s.entry(i)).collect(),
+                }
+            };
+            visit(snapshot);
+        }
     }
 
     /// Every stream's id, in the order files hold them (as the signed
@@ -372,6 +431,12 @@ impl TenantLogs {
             .values()
             .map(|s| s.labels.clone())
             .collect()
+    }
+
+    /// Latest entry time held (ns), if any.
+    pub fn max_timestamp_ns(&self) -> Option<i64> {
+        self.min_timestamp_ns()?;
+        Some((self.max_ns.load(Ordering::Relaxed) ^ (1 << 63)) as i64)
     }
 
     /// Earliest entry time held (ns), if any.
@@ -493,5 +558,28 @@ mod tests {
                 .all(|e| e.line.starts_with("line 12"))
         );
         assert_eq!(kept[0].entries.len(), 111);
+        // Entries in time order are found by time; one arriving late
+        // is still found.
+        let api = labels(&[("job", "api")]);
+        let entry = |t: i64| LogEntry {
+            timestamp_ns: t,
+            line: format!("at {t}"),
+            metadata: Vec::new(),
+        };
+        let mut b = LogBatch::new(t.clone());
+        b.push(api.clone(), (0..100).map(|i| entry(i * 10)).collect());
+        head.append(&b);
+        let times = |lo, hi| -> Vec<i64> {
+            let m = [Matcher::equal("job", "api")];
+            let got = logs.select(&m, lo, hi);
+            got.iter()
+                .flat_map(|s| s.entries.iter().map(|e| e.timestamp_ns))
+                .collect()
+        };
+        assert_eq!(times(95, 130), [100, 110, 120]);
+        let mut b = LogBatch::new(t.clone());
+        b.push(api, vec![entry(105)]);
+        head.append(&b);
+        assert_eq!(times(95, 130), [100, 105, 110, 120]);
     }
 }

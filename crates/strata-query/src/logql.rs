@@ -16,6 +16,7 @@ use futures::TryStreamExt;
 use strata_head::Matcher;
 use strata_query_lang::logql::{
     EvalError, LineFilter, LogSource, MatchOp, Part, SourceEntry, SourceStream, StreamMatcher,
+    Visit,
 };
 use strata_storage::LogView;
 
@@ -24,6 +25,10 @@ use crate::logs::LogsTable;
 
 /// A stream's labels, entries and line bytes in a time range.
 pub type StreamStats = (Vec<(String, String)>, u64, u64);
+
+/// What a scan of files hands a run of one stream's rows to: the stream
+/// id, its labels and the entries.
+type RunSink<'s> = dyn FnMut(u64, &[(String, String)], Vec<SourceEntry>) + Send + 's;
 
 /// A tenant's logs for LogQL.
 pub struct LogQlSource {
@@ -293,6 +298,34 @@ impl LogQlSource {
         entries: bool,
         by_id: &mut HashMap<u64, SourceStream>,
     ) -> Result<(), EvalError> {
+        let mut sink = |id: u64, labels: &[(String, String)], run: Vec<SourceEntry>| {
+            by_id
+                .entry(id)
+                .or_insert_with(|| SourceStream {
+                    labels: labels.to_vec(),
+                    entries: Vec::new(),
+                })
+                .entries
+                .extend(run);
+        };
+        self.scan_files(matchers, line_filters, start_ns, end_ns, entries, &mut sink)
+            .await
+    }
+
+    /// The data files' entries in `[start_ns, end_ns)` of the streams
+    /// matching `matchers` whose lines pass `line_filters`, handed to
+    /// `sink` a run of one stream's rows at a time (stream id, labels,
+    /// entries — none when `entries` is false), batch by batch: a scan
+    /// holds one batch.
+    async fn scan_files(
+        &self,
+        matchers: &[Matcher],
+        line_filters: &[LineFilter],
+        start_ns: i64,
+        end_ns: i64,
+        entries: bool,
+        sink: &mut RunSink<'_>,
+    ) -> Result<(), EvalError> {
         let mut df = self.files_frame(start_ns, end_ns)?;
         // Line filters run in the Parquet scan: only matching rows'
         // other columns are decoded.
@@ -306,39 +339,67 @@ impl LogQlSource {
         }
         .map_err(df_err)?;
         let mut stream = df.execute_stream().await.map_err(df_err)?;
-        // Stream id → whether it matches (labels read once per id).
-        let mut matched: HashMap<u64, bool> = HashMap::new();
+        // Stream id → its labels if it matches (read once per id).
+        let mut matched: HashMap<u64, Option<Vec<(String, String)>>> = HashMap::new();
         while let Some(batch) = stream.try_next().await.map_err(df_err)? {
             let ids = batch.column(0).as_primitive::<Int64Type>();
             let labels = batch.column(1).as_map();
-            for row in 0..batch.num_rows() {
-                let id = ids.value(row) as u64;
-                let ok = *matched.entry(id).or_insert_with(|| {
-                    matching_labels(labels, row, matchers)
-                        .map(|pairs| {
-                            by_id.entry(id).or_insert_with(|| SourceStream {
-                                labels: pairs,
-                                entries: Vec::new(),
+            let mut row = 0;
+            while row < batch.num_rows() {
+                // Files are sorted by stream: a run of one id.
+                let id = ids.value(row);
+                let mut end = row + 1;
+                while end < batch.num_rows() && ids.value(end) == id {
+                    end += 1;
+                }
+                let pairs = matched
+                    .entry(id as u64)
+                    .or_insert_with(|| matching_labels(labels, row, matchers));
+                if let Some(pairs) = pairs {
+                    let run = if entries {
+                        let ts = batch.column(2).as_primitive::<TimestampNanosecondType>();
+                        let line = batch.column(3).as_string::<i32>();
+                        let meta = batch.column(4).as_map();
+                        (row..end)
+                            .map(|r| SourceEntry {
+                                timestamp_ns: ts.value(r),
+                                line: line.value(r).to_owned(),
+                                metadata: map_row(meta, r),
                             })
-                        })
-                        .is_some()
-                });
-                if !ok || !entries {
-                    continue;
+                            .collect()
+                    } else {
+                        Vec::new()
+                    };
+                    sink(id as u64, pairs, run);
                 }
-                let ts = batch.column(2).as_primitive::<TimestampNanosecondType>();
-                let line = batch.column(3).as_string::<i32>();
-                let meta = batch.column(4).as_map();
-                if let Some(s) = by_id.get_mut(&id) {
-                    s.entries.push(SourceEntry {
-                        timestamp_ns: ts.value(row),
-                        line: line.value(row).to_owned(),
-                        metadata: map_row(meta, row),
-                    });
-                }
+                row = end;
             }
         }
         Ok(())
+    }
+
+    /// A source over some of this one's parts (by [`Part::id`]).
+    fn part_view(&self, parts: &[usize]) -> Result<LogQlSource, EvalError> {
+        let mut view = self.view.clone();
+        view.heads = Vec::new();
+        let mut files = Vec::new();
+        for &id in parts {
+            match self.part_of(id) {
+                Some(PartOf::Head(h)) => view.heads.push(Arc::clone(&self.view.heads[h])),
+                Some(PartOf::File(f)) => files.push(self.view.files[f].clone()),
+                None => {
+                    return Err(EvalError::Source(format!(
+                        "no part {id} in the tenant's logs"
+                    )));
+                }
+            }
+        }
+        view.files = Arc::from(files);
+        Ok(LogQlSource::new(
+            view,
+            self.ctx.clone(),
+            Arc::clone(&self.line_index),
+        ))
     }
 }
 
@@ -448,18 +509,19 @@ impl LogQlSource {
     }
 
     /// The heads holding entries and the files whose entries may lie in
-    /// `[start_ns, end_ns)`, with their time extents (a head's open
-    /// ended: it takes writes of any time). A part's id is its place
+    /// `[start_ns, end_ns)`, with their time extents (a head's as of
+    /// now: entries it takes while a query runs may be left out of it, as
+    /// if they had come after). A part's id is its place
     /// among all heads, then all files ([`Self::part_of`]).
     fn part_list(&self, start_ns: i64, end_ns: i64) -> Vec<Part> {
         let start_ns = self.floor(start_ns);
         let mut out = Vec::new();
         for (i, h) in self.view.heads.iter().enumerate() {
-            if let Some(min_ns) = h.min_timestamp_ns() {
+            if let (Some(min_ns), Some(max_ns)) = (h.min_timestamp_ns(), h.max_timestamp_ns()) {
                 out.push(Part {
                     id: i,
                     min_ns,
-                    max_ns: i64::MAX,
+                    max_ns,
                     rows: h.entries(),
                 });
             }
@@ -503,23 +565,58 @@ impl LogSource for LogQlSource {
         start_ns: i64,
         end_ns: i64,
     ) -> Result<Vec<SourceStream>, EvalError> {
-        let mut view = self.view.clone();
-        view.heads = Vec::new();
-        let mut files = Vec::new();
-        for &id in parts {
-            match self.part_of(id) {
-                Some(PartOf::Head(h)) => view.heads.push(Arc::clone(&self.view.heads[h])),
-                Some(PartOf::File(f)) => files.push(self.view.files[f].clone()),
-                None => {
-                    return Err(EvalError::Source(format!(
-                        "no part {id} in the tenant's logs"
-                    )));
-                }
-            }
-        }
-        view.files = Arc::from(files);
-        let part = LogQlSource::new(view, self.ctx.clone(), Arc::clone(&self.line_index));
-        part.streams(matchers, line_filters, start_ns, end_ns, true)
+        self.part_view(parts)?
+            .streams(matchers, line_filters, start_ns, end_ns, true)
             .await
+    }
+
+    async fn scan_part(
+        &self,
+        part: usize,
+        matchers: &[StreamMatcher],
+        line_filters: &[LineFilter],
+        start_ns: i64,
+        end_ns: i64,
+        visit: &mut Visit<'_>,
+    ) -> Result<(), EvalError> {
+        let matchers = head_matchers(matchers)?;
+        let start_ns = self.floor(start_ns);
+        if start_ns >= end_ns {
+            return Ok(());
+        }
+        match self.part_of(part) {
+            Some(PartOf::Head(h)) => {
+                let keep = |line: &str| line_filters.iter().all(|f| f.passes(line));
+                self.view.heads[h].for_each_stream(&matchers, start_ns, end_ns, &keep, &mut |s| {
+                    let labels: Vec<(String, String)> = s
+                        .labels
+                        .iter()
+                        .map(|l| (l.name.clone(), l.value.clone()))
+                        .collect();
+                    let entries: Vec<SourceEntry> = s
+                        .entries
+                        .into_iter()
+                        .map(|e| SourceEntry {
+                            timestamp_ns: e.timestamp_ns,
+                            line: e.line,
+                            metadata: e.metadata,
+                        })
+                        .collect();
+                    visit(&labels, &entries);
+                });
+                Ok(())
+            }
+            Some(PartOf::File(_)) => {
+                let one = self.part_view(&[part])?;
+                let mut sink = |_: u64, labels: &[(String, String)], run: Vec<SourceEntry>| {
+                    visit(labels, &run);
+                };
+                one.scan_files(&matchers, line_filters, start_ns, end_ns, true, &mut sink)
+                    .await
+            }
+            None => Err(EvalError::Source(format!(
+                "no part {part} in the tenant's logs"
+            ))),
+        }
     }
 }

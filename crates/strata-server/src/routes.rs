@@ -62,6 +62,10 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/loki/api/v1/index/volume",
             get(loki::index_volume).post(loki::index_volume),
         )
+        .route(
+            "/loki/api/v1/index/volume_range",
+            get(loki::index_volume_range).post(loki::index_volume_range),
+        )
         .route("/loki/api/v1/status/buildinfo", get(loki::buildinfo))
         .route(
             "/loki/api/v1/detected_labels",

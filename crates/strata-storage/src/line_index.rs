@@ -357,8 +357,9 @@ impl LineIndex {
             if !probe.passes(block) {
                 continue;
             }
-            let from = i as u64 * self.block_rows;
-            let to = (from + self.block_rows).min(self.rows);
+            // Saturating: a damaged index's numbers may be anything.
+            let from = (i as u64).saturating_mul(self.block_rows);
+            let to = from.saturating_add(self.block_rows).min(self.rows);
             match out.last_mut() {
                 Some(last) if last.1 == from => last.1 = to,
                 _ => out.push((from, to)),
@@ -477,5 +478,60 @@ mod tests {
         let at = LineIndexLocation { offset: 7, len: 9 };
         assert_eq!(LineIndexLocation::from_footer(&at.to_footer()), Some(at));
         assert_eq!(LineIndexLocation::from_footer("7"), None);
+    }
+
+    /// An index damaged anywhere (a byte changed, bytes cut off, its
+    /// numbers' extremes) decodes to an error or to an index whose row
+    /// ranges lie within its rows: a query never panics on a bad file.
+    #[test]
+    fn a_damaged_index_is_an_error_or_answers_within_its_rows() {
+        let mut w = LineIndexWriter::default();
+        for l in lines(3 * BLOCK_ROWS) {
+            w.push(&l);
+        }
+        let good = w.finish().unwrap();
+        let needs = [
+            LineNeed::All(vec![LineNeed::Substring(b"picking 12345 by uid".to_vec())]),
+            LineNeed::Any(vec![]),
+        ];
+        let check = |bytes: &[u8]| {
+            if let Ok(ix) = LineIndex::decode(bytes) {
+                for need in &needs {
+                    for (from, to) in ix.ranges(need) {
+                        assert!(from < to && to <= ix.rows, "{from}..{to} of {}", ix.rows);
+                    }
+                }
+            }
+        };
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..2_000 {
+            let mut bytes = good.clone();
+            let at = (next() % bytes.len() as u64) as usize;
+            bytes[at] = next() as u8;
+            check(&bytes);
+            check(&good[..at]);
+        }
+        // The header's numbers at their extremes: 2^64 - 1 as a varint.
+        let max = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01];
+        for field in 0..6 {
+            let mut bytes = MAGIC.to_vec();
+            for f in 0..6 {
+                let v: &[u8] = match f {
+                    0 => &[KGRAM as u8],
+                    1 => &[WINDOW as u8],
+                    3 => &[PROBES as u8],
+                    _ => &[2],
+                };
+                bytes.extend_from_slice(if f == field { &max } else { v });
+            }
+            bytes.extend_from_slice(&[1; 9]);
+            check(&bytes);
+        }
     }
 }

@@ -10,12 +10,13 @@
 use std::collections::HashMap;
 
 use super::ast::*;
+use super::fold::RangeQuery;
 pub use super::model::{
     Direction, Options, OutStream, Series, Value, check_entries, format_labels, raw_line_filters,
 };
 use super::ops::{aggregate, binary, label_replace};
 use super::pipeline::{Labels, process};
-use super::range::{RangeQuery, range_agg};
+use super::range::range_agg;
 pub use super::source::{EvalError, LogSource, SourceEntry, SourceStream};
 
 /// The streams a log query reads, within the entry bound.

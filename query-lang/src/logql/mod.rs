@@ -8,8 +8,10 @@
 //! [`LogSource`].
 
 pub mod ast;
+mod cells;
 pub mod detect;
 pub mod eval;
+mod fold;
 mod go_time;
 pub mod ip;
 mod labels;
@@ -20,6 +22,7 @@ pub mod parser;
 pub mod parsers;
 pub mod pipeline;
 mod range;
+mod slices;
 pub mod source;
 pub mod template;
 mod template_fns;
@@ -34,4 +37,4 @@ pub use eval::{
 };
 pub use parser::{ParseError, parse, parse_duration};
 pub use pipeline::Labels;
-pub use source::Part;
+pub use source::{Part, Visit};

@@ -3,24 +3,12 @@
 //! step, Loki's definitions (`count_over_time` … `rate_counter`,
 //! `absent_over_time`).
 
-use std::collections::BTreeMap;
-
 use super::ast::*;
-use super::labels::{ERROR_DETAILS, ERROR_LABEL, Labels};
-use super::model::{Options, Series, Value, check_entries, format_labels, raw_line_filters};
-use super::pipeline::{label_filter, process};
+use super::cells::{Cells, Grid};
+use super::fold::{Fold, RangeQuery};
+use super::labels::{ERROR_LABEL, Labels};
+use super::model::{Options, Series, Value, format_labels};
 use super::source::{EvalError, LogSource};
-
-/// A range aggregation's parts, as parsed.
-pub(super) struct RangeQuery<'a> {
-    pub func: RangeFn,
-    pub log: &'a LogExpr,
-    pub range: std::time::Duration,
-    pub offset: std::time::Duration,
-    pub unwrap: Option<&'a Unwrap>,
-    pub param: Option<f64>,
-    pub grouping: Option<&'a Grouping>,
-}
 
 pub(super) async fn range_agg(
     source: &dyn LogSource,
@@ -39,58 +27,33 @@ pub(super) async fn range_agg(
         .saturating_sub(range_ns)
         .saturating_add(1);
     let to = last.saturating_sub(offset_ns).saturating_add(1);
-    let streams = source
-        .select(
-            &q.log.matchers,
-            &raw_line_filters(&q.log.pipeline),
-            from,
-            to,
-        )
-        .await?;
-    check_entries(streams.iter().map(|s| s.entries.len()).sum(), opts)?;
-    // Final label set → (timestamp, value), sorted by time below.
-    let bytes = matches!(q.func, RangeFn::BytesOverTime | RangeFn::BytesRate);
-    let mut groups: BTreeMap<Labels, Vec<(i64, f64)>> = BTreeMap::new();
-    for s in &streams {
-        for e in &s.entries {
-            if e.timestamp_ns < from || e.timestamp_ns >= to {
-                continue;
-            }
-            let Some((labels, line)) = process(&q.log.pipeline, &s.labels, e) else {
-                continue;
-            };
-            let (labels, v) = match q.unwrap {
-                None if bytes => (labels, line.len() as f64),
-                None => (labels, 1.0),
-                Some(u) => match extract(u, labels, q.grouping) {
-                    Some(x) => x,
-                    None => continue,
-                },
-            };
-            groups.entry(labels).or_default().push((e.timestamp_ns, v));
-        }
-    }
+    let grid = Grid::new(steps, range_ns, offset_ns);
+    let mut fold = Fold::new(q, &grid, opts);
+    fold.read(source, from, to).await?;
+    let Fold { cells, samples, .. } = fold;
     // Loki refuses metrics of entries its pipeline marked as failed.
-    if let Some(bad) = groups.keys().find(|l| l.contains_key(ERROR_LABEL)) {
+    if let Some(bad) = cells
+        .keys()
+        .chain(samples.keys())
+        .filter(|l| l.contains_key(ERROR_LABEL))
+        .min()
+    {
         return Err(EvalError::Pipeline {
             error: bad[ERROR_LABEL].clone(),
             series: format_labels(bad),
         });
     }
-    let window = |t: i64| {
-        let hi_t = t.saturating_sub(offset_ns);
-        (hi_t.saturating_sub(range_ns), hi_t)
-    };
     if q.func == RangeFn::AbsentOverTime {
-        let mut all: Vec<i64> = groups.values().flatten().map(|p| p.0).collect();
-        all.sort_unstable();
+        let mut all = Cells::default();
+        for c in cells.values() {
+            all.merge(c);
+        }
+        let present: Vec<usize> = all.per_window(grid.windows()).iter().map(|w| w.0).collect();
         let points: Vec<(i64, f64)> = steps
             .iter()
-            .filter(|&&t| {
-                let (lo_t, hi_t) = window(t);
-                all.partition_point(|x| *x <= lo_t) == all.partition_point(|x| *x <= hi_t)
-            })
-            .map(|&t| (t, 1.0))
+            .enumerate()
+            .filter(|(i, _)| present.binary_search(i).is_err())
+            .map(|(_, &t)| (t, 1.0))
             .collect();
         if points.is_empty() {
             return Ok(Value::Series(Vec::new()));
@@ -101,15 +64,33 @@ pub(super) async fn range_agg(
         }]));
     }
     let secs = q.range.as_secs_f64();
-    let mut out = Vec::with_capacity(groups.len());
-    for (labels, mut samples) in groups {
-        samples.sort_by_key(|e| e.0);
-        // Prefix sums, for the sums and counts by binary search.
-        let mut prefix = Vec::with_capacity(samples.len() + 1);
-        prefix.push(0.0f64);
-        for (_, v) in &samples {
-            prefix.push(prefix.last().copied().unwrap_or(0.0) + v);
+    let mut out = Vec::with_capacity(cells.len() + samples.len());
+    for (labels, c) in cells {
+        let points: Vec<(i64, f64)> = c
+            .per_window(grid.windows())
+            .into_iter()
+            .map(|(i, w)| {
+                let v = match q.func {
+                    RangeFn::CountOverTime => w.count as f64,
+                    RangeFn::Rate if q.unwrap.is_none() => w.count as f64 / secs,
+                    RangeFn::Rate | RangeFn::BytesRate => w.sum / secs,
+                    RangeFn::MinOverTime => w.min,
+                    RangeFn::MaxOverTime => w.max,
+                    _ => w.sum,
+                };
+                (steps[i], v)
+            })
+            .collect();
+        if !points.is_empty() {
+            out.push(Series { labels, points });
         }
+    }
+    let window = |t: i64| {
+        let hi_t = t.saturating_sub(offset_ns);
+        (hi_t.saturating_sub(range_ns), hi_t)
+    };
+    for (labels, mut samples) in samples {
+        samples.sort_by_key(|e| e.0);
         let mut points = Vec::new();
         for &t in steps {
             let (lo_t, hi_t) = window(t);
@@ -119,20 +100,8 @@ pub(super) async fn range_agg(
                 continue;
             }
             let w = &samples[lo..hi];
-            let count = (hi - lo) as f64;
-            let sum = prefix[hi] - prefix[lo];
             let v = match q.func {
-                RangeFn::CountOverTime => count,
-                RangeFn::Rate if q.unwrap.is_none() => count / secs,
-                RangeFn::Rate | RangeFn::BytesRate => sum / secs,
-                RangeFn::BytesOverTime | RangeFn::SumOverTime => sum,
                 RangeFn::AvgOverTime => avg(w),
-                RangeFn::MinOverTime => w
-                    .iter()
-                    .fold(f64::NAN, |m, p| if p.1 < m || m.is_nan() { p.1 } else { m }),
-                RangeFn::MaxOverTime => w
-                    .iter()
-                    .fold(f64::NAN, |m, p| if p.1 > m || m.is_nan() { p.1 } else { m }),
                 RangeFn::StdvarOverTime => stdvar(w),
                 RangeFn::StddevOverTime => stdvar(w).sqrt(),
                 RangeFn::QuantileOverTime => {
@@ -142,7 +111,7 @@ pub(super) async fn range_agg(
                 RangeFn::FirstOverTime => w[0].1,
                 RangeFn::LastOverTime => w[w.len() - 1].1,
                 RangeFn::RateCounter => rate_counter(w, secs),
-                RangeFn::AbsentOverTime => 1.0,
+                _ => f64::NAN,
             };
             points.push((t, v));
         }
@@ -150,53 +119,8 @@ pub(super) async fn range_agg(
             out.push(Series { labels, points });
         }
     }
+    out.sort_by(|a, b| a.labels.cmp(&b.labels));
     Ok(Value::Series(out))
-}
-
-/// An entry's unwrapped value and its series' labels, or `None` when a
-/// filter after `unwrap` drops it (Loki's `labelSampleExtractor`).
-fn extract(u: &Unwrap, mut labels: Labels, grouping: Option<&Grouping>) -> Option<(Labels, f64)> {
-    let raw = labels.get(&u.label).cloned().unwrap_or_default();
-    let v = if raw.is_empty() {
-        labels.insert(ERROR_LABEL.into(), "SampleExtractionErr".into());
-        labels.insert(
-            ERROR_DETAILS.into(),
-            format!("label {:?} is absent or empty", u.label),
-        );
-        0.0
-    } else {
-        let parsed = match u.conversion {
-            Conversion::Float => raw.trim().parse::<f64>().ok(),
-            Conversion::Duration => super::units::parse_go_duration(raw.trim()),
-            Conversion::Bytes => super::units::parse_humanized_bytes(raw.trim()),
-        };
-        parsed.unwrap_or_else(|| {
-            labels.insert(ERROR_LABEL.into(), "SampleExtractionErr".into());
-            labels.insert(
-                ERROR_DETAILS.into(),
-                format!("cannot convert {raw:?} of label {} to a number", u.label),
-            );
-            0.0
-        })
-    };
-    for f in &u.post_filters {
-        if !label_filter(f, &mut labels) {
-            return None;
-        }
-    }
-    if labels.contains_key(ERROR_LABEL) {
-        return Some((labels, v));
-    }
-    match grouping {
-        Some(Grouping::By(names)) => labels.retain(|k, _| names.contains(k)),
-        Some(Grouping::Without(names)) => {
-            labels.retain(|k, _| !names.contains(k) && *k != u.label);
-        }
-        None => {
-            labels.remove(&u.label);
-        }
-    }
-    Some((labels, v))
 }
 
 /// The labels `absent_over_time` answers with: the selector's equality

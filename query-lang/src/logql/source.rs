@@ -56,6 +56,10 @@ pub struct Part {
     pub rows: u64,
 }
 
+/// What [`LogSource::scan_part`] hands runs of entries to: a stream's
+/// labels and a run of its entries.
+pub type Visit<'v> = dyn for<'x> FnMut(&'x [(String, String)], &'x [SourceEntry]) + Send + 'v;
+
 /// Where log entries come from.
 #[async_trait]
 pub trait LogSource: Send + Sync {
@@ -84,6 +88,29 @@ pub trait LogSource: Send + Sync {
         end_ns: i64,
     ) -> Result<Vec<SourceStream>, EvalError> {
         self.select(matchers, line_filters, start_ns, end_ns).await
+    }
+
+    /// Every entry in `[start_ns, end_ns)` of one part (by [`Part::id`])
+    /// of the streams matching every matcher whose lines pass
+    /// `line_filters`, handed to `visit` a run of one stream's entries at
+    /// a time (labels sorted by name, entries by time), so that reading a
+    /// part holds a run, not the part. A part holds an entry once.
+    async fn scan_part(
+        &self,
+        part: usize,
+        matchers: &[StreamMatcher],
+        line_filters: &[LineFilter],
+        start_ns: i64,
+        end_ns: i64,
+        visit: &mut Visit<'_>,
+    ) -> Result<(), EvalError> {
+        for s in self
+            .select_parts(&[part], matchers, line_filters, start_ns, end_ns)
+            .await?
+        {
+            visit(&s.labels, &s.entries);
+        }
+        Ok(())
     }
 
     /// The streams matching every matcher, with their entries in

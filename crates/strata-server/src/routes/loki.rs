@@ -1,7 +1,7 @@
 //! The Loki query API Grafana's Loki data source calls (see
 //! shared/conformance/protocols, section (d)): `query_range`, `query`,
 //! `labels`, `label/<name>/values`, `series`, `index/stats`,
-//! `index/volume` and `status/buildinfo`, answering from the tenant's log
+//! `index/volume`, `index/volume_range` and `status/buildinfo`, answering from the tenant's log
 //! heads and files through LogQL; Logs Drilldown's endpoints
 //! ([`drilldown`]) and `tail` ([`tail`]) beside it.
 //!
@@ -16,9 +16,10 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value as Json, json};
+use strata_query_lang::logql::ast::{AggOp, Grouping, RangeFn};
 use strata_query_lang::logql::{
-    self, Direction, EvalError, Labels, MatchOp, MetricExpr, Options, OutStream, Query, Series,
-    StreamMatcher, Value,
+    self, Direction, EvalError, Labels, LogExpr, MatchOp, MetricExpr, Options, OutStream, Query,
+    Series, StreamMatcher, Value,
 };
 use strata_types::{ErrorKind, TenantId};
 
@@ -561,19 +562,7 @@ pub(super) async fn index_volume(
         async {
             let params = Params::new(raw, &headers, &body);
             let (end, matchers, streams) = selected_stats(&state, &tenant, &params).await?;
-            let limit = match params.get("limit") {
-                None => 100,
-                Some(v) => v.parse::<usize>().map_err(|_| bad(format!("invalid parameter limit: {v:?}")))?,
-            };
-            let target: Vec<String> = match params.get("targetLabels") {
-                Some(t) => t.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect(),
-                None if params.get("aggregateBy") == Some("labels") => matchers
-                    .iter()
-                    .filter(|m| matches!(m.op, MatchOp::Equal | MatchOp::Regex))
-                    .map(|m| m.name.clone())
-                    .collect(),
-                None => Vec::new(),
-            };
+            let (limit, target) = volume_params(&params, &matchers)?;
             let mut volume: std::collections::BTreeMap<Labels, u64> =
                 std::collections::BTreeMap::new();
             for (labels, _, bytes) in streams {
@@ -591,6 +580,108 @@ pub(super) async fn index_volume(
                 "result": rows.into_iter()
                     .map(|(l, b)| json!({"metric": labels_json(&l), "value": [seconds(end), b.to_string()]}))
                     .collect::<Vec<_>>(),
+            })))
+        }
+        .await,
+    )
+}
+
+/// A volume request's `limit` (100) and the labels it sums by:
+/// `targetLabels`, else with `aggregateBy=labels` the selector's `=` and
+/// `=~` labels, else none (every stream on its own).
+fn volume_params(
+    params: &Params,
+    matchers: &[StreamMatcher],
+) -> Result<(usize, Vec<String>), ApiError> {
+    let limit = match params.get("limit") {
+        None => 100,
+        Some(v) => v
+            .parse::<usize>()
+            .map_err(|_| bad(format!("invalid parameter limit: {v:?}")))?,
+    };
+    let target = match params.get("targetLabels") {
+        Some(t) => t
+            .split(',')
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect(),
+        None if params.get("aggregateBy") == Some("labels") => matchers
+            .iter()
+            .filter(|m| matches!(m.op, MatchOp::Equal | MatchOp::Regex))
+            .map(|m| m.name.clone())
+            .collect(),
+        None => Vec::new(),
+    };
+    Ok((limit, target))
+}
+
+/// `GET|POST /loki/api/v1/index/volume_range`: bytes per stream (or per
+/// label set, as `index/volume` groups them) in each `step` up to every
+/// step's time, as a matrix: the `limit` series of most bytes over the
+/// range, largest first. Evaluated as `sum by (…) (bytes_over_time(…))`
+/// over the selector.
+pub(super) async fn index_volume_range(
+    State(state): State<Arc<AppState>>,
+    Caller { tenant, .. }: Caller,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
+) -> Response {
+    reply(
+        async {
+            let params = Params::new(raw, &headers, &body);
+            let (start, end) = range(&params)?;
+            let matchers = selector(params.get("query"))?;
+            let (limit, target) = volume_params(&params, &matchers)?;
+            let step = match params.get("step") {
+                Some(s) => parse_step(s).map_err(|e| bad(format!("invalid parameter step: {e}")))?,
+                None => ((end - start) / 250).max(NS),
+            };
+            if step <= 0 {
+                return Err(bad("zero or negative query resolution step widths are not accepted. Try a positive integer"));
+            }
+            let bytes = MetricExpr::Range {
+                func: RangeFn::BytesOverTime,
+                log: LogExpr {
+                    matchers,
+                    pipeline: Vec::new(),
+                },
+                range: std::time::Duration::from_nanos(step.unsigned_abs()),
+                offset: std::time::Duration::ZERO,
+                unwrap: None,
+                param: None,
+                grouping: None,
+            };
+            let expr = if target.is_empty() {
+                bytes
+            } else {
+                MetricExpr::Aggregate {
+                    op: AggOp::Sum,
+                    grouping: Some(Grouping::By(target)),
+                    param: None,
+                    inner: Box::new(bytes),
+                }
+            };
+            let started = Instant::now();
+            let opts = options(&state, &tenant);
+            let src = source(&state, &tenant)?;
+            let value = run(&state, &tenant, async {
+                logql::eval_metric(&src, &expr, start, end, step, &opts)
+                    .await
+                    .map_err(from_eval)
+            })
+            .await?;
+            let mut series = match value {
+                Value::Series(s) => s,
+                Value::Scalar(_) => Vec::new(),
+            };
+            let total = |s: &Series| s.points.iter().map(|p| p.1).sum::<f64>();
+            series.sort_by(|a, b| total(b).total_cmp(&total(a)));
+            series.truncate(limit);
+            Ok(envelope(json!({
+                "resultType": "matrix",
+                "result": matrix_json(series),
+                "stats": stats(started, 0),
             })))
         }
         .await,
