@@ -153,6 +153,9 @@ impl TableProvider for LogsTable {
         let row_limit = if filters.is_empty() { limit } else { None };
         let mut inputs: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
         if !self.view.heads.is_empty() && min_ns <= max_ns {
+            // Line filters tested in the head, before lines are copied.
+            let lines = crate::line_needs::need_of(filters)
+                .map(|need| Arc::new(strata_storage::LineTest::new(&need)));
             let partitions: Vec<Arc<dyn PartitionStream>> = self
                 .view
                 .heads
@@ -161,6 +164,7 @@ impl TableProvider for LogsTable {
                     Arc::new(HeadLogs {
                         head: Arc::clone(head),
                         matchers: pushdown.matchers.clone(),
+                        lines: lines.clone(),
                         min_ns,
                         max_ns,
                         columns: columns.clone(),
@@ -334,6 +338,8 @@ impl LogsTable {
 struct HeadLogs {
     head: Arc<TenantLogs>,
     matchers: Vec<Matcher>,
+    /// What a line must hold to pass the scan's line filters.
+    lines: Option<Arc<strata_storage::LineTest>>,
     min_ns: i64,
     /// Inclusive.
     max_ns: i64,
@@ -347,9 +353,14 @@ impl PartitionStream for HeadLogs {
     }
 
     fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
-        let streams = self
-            .head
-            .select(&self.matchers, self.min_ns, self.max_ns.saturating_add(1));
+        let lines = self.lines.clone();
+        let keep = move |line: &str| lines.as_ref().is_none_or(|t| t.holds(line.as_bytes()));
+        let streams = self.head.select_where(
+            &self.matchers,
+            self.min_ns,
+            self.max_ns.saturating_add(1),
+            &keep,
+        );
         let batches = to_batches(streams, self.columns.clone(), Arc::clone(&self.schema));
         Box::pin(RecordBatchStreamAdapter::new(
             Arc::clone(&self.schema),
@@ -381,27 +392,39 @@ fn to_batches(
         .collect();
     let chunks: Vec<Vec<(usize, usize)>> = rows.chunks(BATCH_ROWS).map(<[_]>::to_vec).collect();
     chunks.into_iter().map(move |chunk| {
+        // Only the projected columns are built.
+        let wants = |c: usize| columns.contains(&c);
         let mut id = Int64Builder::new();
         let mut labels = map_builder();
         let mut ts = TimestampNanosecondBuilder::new().with_timezone("UTC");
         let mut line = StringBuilder::new();
         let mut meta = map_builder();
-        for (s, e) in chunk {
+        for &(s, e) in &chunk {
             let st = &streams[s];
             let entry = &st.entries[e];
-            id.append_value(st.stream_id as i64);
-            for l in st.labels.iter() {
-                labels.keys().append_value(&l.name);
-                labels.values().append_value(&l.value);
+            if wants(0) {
+                id.append_value(st.stream_id as i64);
             }
-            labels.append(true)?;
-            ts.append_value(entry.timestamp_ns);
-            line.append_value(&entry.line);
-            for (k, v) in &entry.metadata {
-                meta.keys().append_value(k);
-                meta.values().append_value(v);
+            if wants(1) {
+                for l in st.labels.iter() {
+                    labels.keys().append_value(&l.name);
+                    labels.values().append_value(&l.value);
+                }
+                labels.append(true)?;
             }
-            meta.append(true)?;
+            if wants(2) {
+                ts.append_value(entry.timestamp_ns);
+            }
+            if wants(3) {
+                line.append_value(&entry.line);
+            }
+            if wants(4) {
+                for (k, v) in &entry.metadata {
+                    meta.keys().append_value(k);
+                    meta.values().append_value(v);
+                }
+                meta.append(true)?;
+            }
         }
         let all: Vec<ArrayRef> = vec![
             Arc::new(id.finish()),
@@ -411,7 +434,7 @@ fn to_batches(
             Arc::new(meta.finish()),
         ];
         let arrays: Vec<ArrayRef> = columns.iter().map(|&c| Arc::clone(&all[c])).collect();
-        let options = arrow::array::RecordBatchOptions::new().with_row_count(Some(all[0].len()));
+        let options = arrow::array::RecordBatchOptions::new().with_row_count(Some(chunk.len()));
         Ok(RecordBatch::try_new_with_options(
             Arc::clone(&schema),
             arrays,

@@ -41,7 +41,9 @@ pub use schema::{col, logs, logs_schema, metrics_schema};
 pub mod schema_names {
     pub use crate::schema::{MAP_ENTRIES, MAP_KEY, MAP_VALUE};
 }
-pub use line_index::{BLOCK_ROWS as LINE_INDEX_BLOCK_ROWS, LineIndex, LineIndexLocation, LineNeed};
+pub use line_index::{
+    BLOCK_ROWS as LINE_INDEX_BLOCK_ROWS, LineIndex, LineIndexLocation, LineNeed, LineTest,
+};
 pub use series_index::{SeriesIndex, SeriesIndexLocation};
 pub use storage::{
     AsOf, CompactReport, CompactionBacklog, FlushReport, LogView, Storage, StorageConfig,

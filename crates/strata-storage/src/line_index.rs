@@ -228,6 +228,37 @@ impl LineNeed {
     }
 }
 
+/// A need ready to test lines with: the head's rows are tested before
+/// their lines are copied out.
+#[derive(Debug)]
+pub enum LineTest {
+    Substring(Box<memchr::memmem::Finder<'static>>),
+    All(Vec<LineTest>),
+    Any(Vec<LineTest>),
+}
+
+impl LineTest {
+    pub fn new(need: &LineNeed) -> Self {
+        match need {
+            LineNeed::Substring(s) => {
+                LineTest::Substring(Box::new(memchr::memmem::Finder::new(s).into_owned()))
+            }
+            LineNeed::All(all) => LineTest::All(all.iter().map(LineTest::new).collect()),
+            LineNeed::Any(any) => LineTest::Any(any.iter().map(LineTest::new).collect()),
+        }
+    }
+
+    /// Whether `line` meets the need (holds what it must).
+    pub fn holds(&self, line: &[u8]) -> bool {
+        match self {
+            LineTest::Substring(f) => f.find(line).is_some(),
+            LineTest::All(all) => all.iter().all(|t| t.holds(line)),
+            // No alternatives: nothing is ruled out.
+            LineTest::Any(any) => any.is_empty() || any.iter().any(|t| t.holds(line)),
+        }
+    }
+}
+
 /// A need with its needles' minimizers worked out once per query.
 #[derive(Debug)]
 enum Probe {

@@ -491,6 +491,31 @@ async fn needle_searches_read_only_the_blocks_that_may_hold_them() {
             .unwrap();
         assert_eq!(send(&app, req).await.0, StatusCode::NO_CONTENT);
     }
+    // From the head: line filters are tested before lines are copied,
+    // and only the columns asked for are built; the answers are SQL's.
+    for (filter, want) in [
+        (
+            format!("line LIKE '%{order}%'"),
+            serde_json::json!([1, line(20_000)]),
+        ),
+        (
+            format!("line LIKE '%{order}%' OR line LIKE '%{trace}%'"),
+            serde_json::json!([2, line(5)]),
+        ),
+        (
+            format!("line LIKE '%{trace}%' AND line NOT LIKE '%{order}%'"),
+            serde_json::json!([1, line(5)]),
+        ),
+    ] {
+        let (status, v) = sql(
+            &app,
+            Some("t"),
+            &format!("SELECT count(*) AS n, min(line) AS l FROM logs WHERE {filter}"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+        assert_eq!(v["rows"][0], want, "{filter}: {v}");
+    }
     state.storage.flush(wal.as_ref()).await.unwrap();
     let lines_of = |v: &serde_json::Value| -> Vec<String> {
         let mut out: Vec<String> = v["data"]["result"]
