@@ -417,7 +417,7 @@ fn replay(server: &Server, base: i64, now: i64) -> Vec<Value> {
         .flat_map(|p| p["samples"].as_array().unwrap().clone())
         .map(|s| s[1].as_u64().unwrap())
         .sum();
-    assert_eq!(total as usize, odoo, "every entry in one pattern");
+    assert_eq!(total as usize, odoo, "every entry counted in a pattern");
     keep(v);
     // Drilldown's level breakdown of the service.
     let (_, v) = get(

@@ -276,14 +276,7 @@ pub(super) async fn query_range(
                         }))
                     }
                     Query::Metric(expr) => {
-                        let step = match params.get("step") {
-                            Some(s) => parse_step(s).map_err(|e| bad(format!("invalid parameter step: {e}")))?,
-                            // Loki's default: about 250 points, at least 1s.
-                            None => ((end - start) / 250).max(NS),
-                        };
-                        if step <= 0 {
-                            return Err(bad("zero or negative query resolution step widths are not accepted. Try a positive integer"));
-                        }
+                        let step = metric_step(&params, start, end)?;
                         metric_response(&src, &expr, start, end, step, &opts, started, true).await?
                     }
                 })
@@ -292,6 +285,21 @@ pub(super) async fn query_range(
         }
         .await,
     )
+}
+
+/// A metric query's `step`: as given (positive), else Loki's default of
+/// about 250 points, at least 1s.
+fn metric_step(params: &Params, start: i64, end: i64) -> Result<i64, ApiError> {
+    let step = match params.get("step") {
+        Some(s) => parse_step(s).map_err(|e| bad(format!("invalid parameter step: {e}")))?,
+        None => ((end - start) / 250).max(NS),
+    };
+    if step <= 0 {
+        return Err(bad(
+            "zero or negative query resolution step widths are not accepted. Try a positive integer",
+        ));
+    }
+    Ok(step)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -633,13 +641,7 @@ pub(super) async fn index_volume_range(
             let (start, end) = range(&params)?;
             let matchers = selector(params.get("query"))?;
             let (limit, target) = volume_params(&params, &matchers)?;
-            let step = match params.get("step") {
-                Some(s) => parse_step(s).map_err(|e| bad(format!("invalid parameter step: {e}")))?,
-                None => ((end - start) / 250).max(NS),
-            };
-            if step <= 0 {
-                return Err(bad("zero or negative query resolution step widths are not accepted. Try a positive integer"));
-            }
+            let step = metric_step(&params, start, end)?;
             let bytes = MetricExpr::Range {
                 func: RangeFn::BytesOverTime,
                 log: LogExpr {
