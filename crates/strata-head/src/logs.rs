@@ -298,7 +298,8 @@ impl TenantLogs {
     }
 
     /// [`Self::select`], keeping only entries whose line `keep` accepts
-    /// (checked before an entry is copied out).
+    /// (checked before an entry is copied out). Each stream is a snapshot
+    /// of its own ([`Self::for_each_stream`]).
     pub fn select_where(
         &self,
         matchers: &[Matcher],
@@ -306,26 +307,8 @@ impl TenantLogs {
         end_ns: i64,
         keep: &dyn Fn(&str) -> bool,
     ) -> Vec<LogStreamSnapshot> {
-        let streams = self.streams.read();
-        let mut out: Vec<LogStreamSnapshot> = streams
-            .iter()
-            .filter(|(_, s)| {
-                matchers
-                    .iter()
-                    .all(|m| m.matches(s.labels.get(&m.name).unwrap_or("")))
-            })
-            .filter_map(|(id, s)| {
-                let at = s.sorted(start_ns, end_ns, keep);
-                if at.is_empty() {
-                    return None;
-                }
-                Some(LogStreamSnapshot {
-                    stream_id: *id,
-                    labels: s.labels.clone(),
-                    entries: at.into_iter().map(|i| s.entry(i)).collect(),
-                })
-            })
-            .collect();
+        let mut out = Vec::new();
+        self.for_each_stream(matchers, start_ns, end_ns, keep, &mut |s| out.push(s));
         out.sort_by_key(|s| s.stream_id as i64);
         out
     }

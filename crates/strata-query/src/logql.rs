@@ -178,13 +178,9 @@ impl LogQlSource {
         }
         for head in &self.view.heads {
             for (id, labels, n, bytes) in head.stats(&matchers, start_ns, end_ns) {
-                let e = by_id.entry(id).or_insert_with(|| {
-                    let pairs = labels
-                        .iter()
-                        .map(|l| (l.name.clone(), l.value.clone()))
-                        .collect();
-                    (pairs, 0, 0)
-                });
+                let e = by_id
+                    .entry(id)
+                    .or_insert_with(|| (label_pairs(&labels), 0, 0));
                 e.1 += n;
                 e.2 += bytes;
             }
@@ -246,21 +242,13 @@ impl LogQlSource {
             let keep = |line: &str| line_filters.iter().all(|f| f.passes(line));
             for s in head.select_where(&matchers, start_ns, end_ns, &keep) {
                 let stream = by_id.entry(s.stream_id).or_insert_with(|| SourceStream {
-                    labels: s
-                        .labels
-                        .iter()
-                        .map(|l| (l.name.clone(), l.value.clone()))
-                        .collect(),
+                    labels: label_pairs(&s.labels),
                     entries: Vec::new(),
                 });
                 if entries {
                     stream
                         .entries
-                        .extend(s.entries.into_iter().map(|e| SourceEntry {
-                            timestamp_ns: e.timestamp_ns,
-                            line: e.line,
-                            metadata: e.metadata,
-                        }));
+                        .extend(s.entries.into_iter().map(source_entry));
                 }
             }
         }
@@ -400,6 +388,22 @@ impl LogQlSource {
             self.ctx.clone(),
             Arc::clone(&self.line_index),
         ))
+    }
+}
+
+/// A head stream's labels as a source hands them out.
+fn label_pairs(labels: &strata_types::Labels) -> Vec<(String, String)> {
+    labels
+        .iter()
+        .map(|l| (l.name.clone(), l.value.clone()))
+        .collect()
+}
+
+fn source_entry(e: strata_types::LogEntry) -> SourceEntry {
+    SourceEntry {
+        timestamp_ns: e.timestamp_ns,
+        line: e.line,
+        metadata: e.metadata,
     }
 }
 
@@ -588,21 +592,9 @@ impl LogSource for LogQlSource {
             Some(PartOf::Head(h)) => {
                 let keep = |line: &str| line_filters.iter().all(|f| f.passes(line));
                 self.view.heads[h].for_each_stream(&matchers, start_ns, end_ns, &keep, &mut |s| {
-                    let labels: Vec<(String, String)> = s
-                        .labels
-                        .iter()
-                        .map(|l| (l.name.clone(), l.value.clone()))
-                        .collect();
-                    let entries: Vec<SourceEntry> = s
-                        .entries
-                        .into_iter()
-                        .map(|e| SourceEntry {
-                            timestamp_ns: e.timestamp_ns,
-                            line: e.line,
-                            metadata: e.metadata,
-                        })
-                        .collect();
-                    visit(&labels, &entries);
+                    let entries: Vec<SourceEntry> =
+                        s.entries.into_iter().map(source_entry).collect();
+                    visit(&label_pairs(&s.labels), &entries);
                 });
                 Ok(())
             }

@@ -13,6 +13,7 @@ use std::collections::{HashMap, HashSet};
 
 use super::ast::LogExpr;
 use super::model::{Direction, Options, check_entries, raw_line_filters};
+use super::slices::part_estimate;
 use super::source::{EvalError, LogSource, Part, SourceEntry};
 
 /// Entries of a part (estimated from its size and time extent) read in
@@ -47,16 +48,7 @@ pub(super) async fn rows<T>(
     opts: &Options,
     mut keep: impl FnMut(&[(String, String)], &SourceEntry) -> Option<T>,
 ) -> Result<Vec<(i64, T)>, EvalError> {
-    let estimate = |p: &Part, lo: i64, hi: i64| -> u64 {
-        // A head's extent is open: counted up to the query's end.
-        let (min, max) = (p.min_ns, p.max_ns.min(end_ns.saturating_sub(1)));
-        if p.rows == 0 || max < min {
-            return 0;
-        }
-        let extent = (max as i128 - min as i128 + 1) as u128;
-        let overlap = (hi.min(max.saturating_add(1)) as i128 - lo.max(min) as i128).max(0) as u128;
-        (u128::from(p.rows) * overlap / extent) as u64
-    };
+    let estimate = |p: &Part, lo: i64, hi: i64| part_estimate(p, lo, hi, end_ns);
     let mut units: Vec<Unit> = parts
         .iter()
         .enumerate()

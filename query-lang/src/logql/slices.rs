@@ -12,6 +12,19 @@ use super::source::Part;
 /// Entries a slice is cut to hold, by estimate.
 pub(super) const SLICE_ENTRIES: u64 = 1 << 18;
 
+/// Entries of `p` estimated in `[lo, hi)`, taken as spread evenly over
+/// its extent (cut at `end`, a query's end).
+pub(super) fn part_estimate(p: &Part, lo: i64, hi: i64, end: i64) -> u64 {
+    let (min, max) = (p.min_ns, p.max_ns.min(end.saturating_sub(1)));
+    if p.rows == 0 || max < min {
+        return 0;
+    }
+    let extent = (i128::from(max) - i128::from(min) + 1) as u128;
+    let overlap =
+        (i128::from(hi.min(max.saturating_add(1))) - i128::from(lo.max(min))).max(0) as u128;
+    (u128::from(p.rows) * overlap / extent) as u64
+}
+
 /// The slices of `[start, end)`, one at a time.
 pub(super) struct Slicer {
     parts: Vec<Part>,
@@ -37,17 +50,7 @@ impl Slicer {
     pub(super) fn estimate(&self, lo: i64, hi: i64) -> f64 {
         self.parts
             .iter()
-            .map(|p| {
-                // A head's extent is open: counted up to the query's end.
-                let (min, max) = (p.min_ns, p.max_ns.min(self.end.saturating_sub(1)));
-                if p.rows == 0 || max < min {
-                    return 0.0;
-                }
-                let extent = (i128::from(max) - i128::from(min) + 1) as f64;
-                let overlap = (i128::from(hi.min(max.saturating_add(1))) - i128::from(lo.max(min)))
-                    .max(0) as f64;
-                p.rows as f64 * overlap / extent
-            })
+            .map(|p| part_estimate(p, lo, hi, self.end) as f64)
             .sum()
     }
 
@@ -131,11 +134,13 @@ mod tests {
     fn slices_narrow_when_a_part_is_denser_than_its_extent_says() {
         // A head said to hold 1,000 over [0, 10000): 100 per 1000 ns.
         let mut s = Slicer::new(vec![part(0, i64::MAX, 1000)], 0, 10_000, 100);
+        // Estimates are whole entries: 100 up to 1009 ns.
         let first = s.next_slice().unwrap();
-        assert_eq!(first, (0, 1000));
-        // It held 400 (its entries sit near the end): the next is a
-        // quarter as wide.
+        assert_eq!(first, (0, 1009));
+        // It held 400 (its entries sit near the end): the next is about
+        // a quarter as wide.
         s.found(first.0, first.1, 400);
-        assert_eq!(s.next_slice(), Some((1000, 1250)));
+        let (lo, hi) = s.next_slice().unwrap();
+        assert_eq!((lo, hi - lo), (1009, 259));
     }
 }

@@ -491,8 +491,9 @@ async fn needle_searches_read_only_the_blocks_that_may_hold_them() {
             .unwrap();
         assert_eq!(send(&app, req).await.0, StatusCode::NO_CONTENT);
     }
-    // From the head: line filters are tested before lines are copied,
-    // and only the columns asked for are built; the answers are SQL's.
+    // From the head, where line filters are tested before lines are
+    // copied (a superset: SQL applies them again) and only the columns
+    // asked for are built: the answers are SQL's, OR and NOT LIKE too.
     for (filter, want) in [
         (
             format!("line LIKE '%{order}%'"),
