@@ -189,7 +189,24 @@ pub struct Forecast {
     /// The residuals' standard deviation, in the usage's unit.
     pub sigma: Option<f64>,
     pub points: usize,
+    /// What a chart of it draws (the API's `detail=true`; left out
+    /// otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chart: Option<Chart>,
 }
+
+/// A forecast as a chart draws it: the history fitted, and the fitted
+/// line ahead with its 95% band (Unix ms, value, band low, band high),
+/// from the evaluation time to where the band's far edge reaches the
+/// limit (or the horizon).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Chart {
+    pub history: Vec<(i64, f64)>,
+    pub forecast: Vec<(i64, f64, f64, f64)>,
+}
+
+/// Points of a chart's forecast line.
+const CHART_POINTS: usize = 120;
 
 /// A least-squares fit of `y = a + b·t (+ season(t))`, `t` in seconds
 /// from the evaluation time.
@@ -356,6 +373,10 @@ pub fn forecast_series(
         seconds_left: None,
         sigma: None,
         points: points.len(),
+        chart: Some(Chart {
+            history: points.to_vec(),
+            forecast: Vec::new(),
+        }),
     };
     let Some(limit) = limit else {
         return out;
@@ -411,6 +432,23 @@ pub fn forecast_series(
             out.seconds_left = Some(t);
         }
         None => out.status = Status::BeyondHorizon,
+    }
+    let end = out
+        .latest_ms
+        .map_or(horizon, |ms| ((ms - now_ms) as f64 / 1_000.0).min(horizon));
+    if let Some(chart) = &mut out.chart {
+        chart.forecast = (0..=CHART_POINTS)
+            .map(|i| {
+                let t = end * i as f64 / CHART_POINTS as f64;
+                let (y, w) = (fit.at(t), fit.half_width(t));
+                let (lo, hi) = if sign > 0.0 {
+                    (y - w, y + w)
+                } else {
+                    (-(y + w), -(y - w))
+                };
+                (at_ms(t), sign * y, lo, hi)
+            })
+            .collect();
     }
     out
 }

@@ -180,6 +180,10 @@ pub struct Report {
     pub contention_steps: usize,
     pub window_steps: usize,
     pub workloads: Vec<Workload>,
+    /// The window's steps that saturated the resource (Unix ms; when
+    /// share series are asked for).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub contention_series: Vec<i64>,
 }
 
 /// Step-aligned values: workload → (step index → value).
@@ -303,6 +307,11 @@ pub fn analyse(
         utilisation: capacity.filter(|c| *c > 0.0).map(|c| total_mean / c),
         contention: !contention.is_empty(),
         contention_steps: contention.len(),
+        contention_series: if with_series {
+            contention.clone()
+        } else {
+            Vec::new()
+        },
         window_steps: win_steps.len(),
         workloads,
     }

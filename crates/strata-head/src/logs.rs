@@ -58,6 +58,11 @@ impl LogHead {
         self.tenants.take(tenant)
     }
 
+    /// Every tenant with a log head, sorted.
+    pub fn tenants(&self) -> Vec<TenantId> {
+        self.tenants.ids()
+    }
+
     /// Entries appended since the last freeze.
     pub fn entries_appended(&self) -> u64 {
         self.tenants.sum(TenantLogs::entries)

@@ -27,6 +27,8 @@ pub struct Counters {
     pub log_entries_ingested: u64,
     /// Log line and structured-metadata bytes accepted (uncompressed).
     pub log_bytes_ingested: u64,
+    /// Requests refused by a limit, by the limit's name.
+    pub rejected: std::collections::BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Default)]
@@ -58,6 +60,13 @@ impl Usage {
         c.queries += 1;
         c.query_seconds += seconds;
         c.query_samples += samples;
+    }
+
+    /// A request refused by limit `reason`.
+    pub fn rejected(&self, tenant: &TenantId, reason: &str) {
+        let mut t = self.tenants.lock();
+        let c = t.entry(tenant.clone()).or_default();
+        *c.rejected.entry(reason.to_owned()).or_default() += 1;
     }
 
     /// Every tenant's counters.

@@ -27,7 +27,7 @@ use crate::tenant::{self, TENANT_HEADER};
 /// What a token allows. `admin` allows everything on its tenant;
 /// `operator` (which no other role implies) the server-wide operations:
 /// flushing every tenant, every tenant's series on `/metrics`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Read,
@@ -322,6 +322,24 @@ impl Authenticator {
         }
         Self::check_role(&grant, Role::Admin, shape)?;
         Ok(Some(grant.tenant.clone()))
+    }
+
+    /// Who the request's token is: its name, tenant and roles; `None`
+    /// with auth off (anybody may act for any tenant).
+    pub fn whoami(
+        &self,
+        headers: &HeaderMap,
+        shape: Shape,
+    ) -> Result<Option<(String, TenantId, Vec<Role>)>, ApiError> {
+        if !self.enabled {
+            return Ok(None);
+        }
+        let grant = self.grant(headers, shape)?;
+        Ok(Some((
+            grant.name.clone(),
+            grant.tenant.clone(),
+            grant.roles.clone(),
+        )))
     }
 
     /// Whether the request carries an operator token (always, with auth

@@ -364,6 +364,15 @@ impl Limits {
         self.live.expire(before_s) + self.live_streams.expire(before_s)
     }
 
+    /// `tenant`'s live series and log streams as its limits count them
+    /// (`None` where no limit keeps count).
+    pub fn live_counts(&self, tenant: &TenantId) -> (Option<usize>, Option<usize>) {
+        (
+            self.live.count_of(tenant),
+            self.live_streams.count_of(tenant),
+        )
+    }
+
     /// Defaults and an overrides file, which must load.
     pub fn new(defaults: TenantLimits, file: Option<PathBuf>) -> Result<Self, String> {
         defaults.check()?;

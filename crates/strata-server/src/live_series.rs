@@ -222,6 +222,12 @@ impl LiveSeries {
         Arc::clone(self.tenants.lock().entry(tenant.clone()).or_default())
     }
 
+    /// `tenant`'s live count when its set is kept and complete.
+    pub fn count_of(&self, tenant: &TenantId) -> Option<usize> {
+        let set = self.tenants.lock().get(tenant).cloned()?;
+        set.is_complete().then(|| set.count())
+    }
+
     /// Drops the set of a tenant that has no series limit (any more): a
     /// limit set later rebuilds it from what is stored.
     pub fn forget(&self, tenant: &TenantId) {

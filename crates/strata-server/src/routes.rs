@@ -12,6 +12,7 @@ mod ruler_config;
 mod rules;
 mod specs;
 mod sql;
+mod ui;
 mod write;
 
 use std::sync::Arc;
@@ -158,6 +159,10 @@ pub fn router(state: Arc<AppState>) -> Router {
             axum::routing::put(specs::put).delete(specs::delete),
         )
         .route("/api/v1/admin/flush", post(ops::flush))
+        .route("/api/v1/status/session", get(ui::session))
+        .route("/api/v1/status/tenants", get(ui::tenants))
+        .route("/", get(ui::index))
+        .route("/ui/{file}", get(ui::file))
         .route("/-/healthy", get(ops::healthy))
         .route("/-/ready", get(ops::ready))
         .route("/metrics", get(ops::metrics))
@@ -173,14 +178,21 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-/// The routes that answer without a token when auth is on.
+/// The routes that answer without a token when auth is on (and the UI's
+/// assets, [`is_public`]).
 pub const PUBLIC_ROUTES: [&str; 3] = ["/-/healthy", "/-/ready", "/metrics"];
+
+/// Whether `path` answers without a token: the public routes, and the web
+/// UI's page and assets (which hold no data; the page asks for a token).
+pub fn is_public(path: &str) -> bool {
+    PUBLIC_ROUTES.contains(&path) || ui::ASSETS.contains(&path)
+}
 
 /// Refuses a request without valid credentials (401) when auth is on.
 async fn authenticated(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     use axum::response::IntoResponse;
     let path = req.uri().path();
-    if PUBLIC_ROUTES.contains(&path) {
+    if is_public(path) {
         return next.run(req).await;
     }
     // The 401 in the protocol's own shape, as the handler would answer.

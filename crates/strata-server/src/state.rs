@@ -184,6 +184,7 @@ impl AppState {
                 ("reason", r.reason.to_owned()),
             ])
             .inc();
+        self.query.usage().rejected(tenant, r.reason);
         crate::error::ApiError::new(r.kind, r.message, shape)
     }
 

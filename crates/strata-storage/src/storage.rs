@@ -519,6 +519,20 @@ impl Storage {
         self.state.read().committed.clone()
     }
 
+    /// Every tenant holding data: files or heads, metrics or logs.
+    pub fn tenants(&self) -> std::collections::BTreeSet<TenantId> {
+        let mut out: std::collections::BTreeSet<TenantId> = self.head.tenants().into_iter().collect();
+        out.extend(self.logs.tenants());
+        let state = self.state.read();
+        out.extend(state.files.keys().cloned());
+        out.extend(state.log_files.keys().cloned());
+        for f in &state.frozen {
+            out.extend(f.heads.keys().cloned());
+            out.extend(f.logs.keys().cloned());
+        }
+        out
+    }
+
     /// (tenant, live files, bytes, rows) of every table, for `/metrics`.
     pub fn table_stats(&self) -> Vec<(TenantId, usize, u64, u64)> {
         let state = self.state.read();

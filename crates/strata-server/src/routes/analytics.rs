@@ -6,11 +6,13 @@
 //! - `GET /api/v1/capacity[/<name>]`: time-to-exhaustion forecasts of every
 //!   capacity spec, ranked by urgency across them; or of one ad-hoc
 //!   `usage` query against `limit` (a number or a query), with `lookback`,
-//!   `model` (linear, seasonal), `season`, `horizon`, `direction`.
+//!   `model` (linear, seasonal), `season`, `horizon`, `direction`;
+//!   `detail=true` adds each forecast's chart (history, line and band).
 //! - `GET /api/v1/neighbours[/<name>]`: shares, baselines and contention
 //!   blame per workload; ad hoc with `resource` and `by` (and `window`,
 //!   `baseline`, `capacity`, `saturation`); `series=true` adds each
-//!   workload's share at every step of the window.
+//!   workload's share at every step of the window, and the steps that
+//!   saturated the resource.
 //! - `GET /api/v1/neighbours/usage`: the same over Strata's own usage
 //!   accounting (which tenant loads this database), for tokens of the
 //!   usage tenant (`_strata`) when auth is on: `resource` is one of
@@ -389,6 +391,12 @@ impl Kind for CapacitySpec {
                 );
             }
             capacity::rank(&mut out);
+            // The chart's points only when asked (`detail=true`: the UI).
+            if ask.params.get("detail") != Some("true") {
+                for f in &mut out {
+                    f.chart = None;
+                }
+            }
             Ok(out)
         })
         .await
