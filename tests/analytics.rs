@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use common::{Server, agent, escape, payload, series};
 use serde_json::Value;
 
-const SPEC: &str = r#"
+pub(crate) const SPEC: &str = r#"
 [[capacity]]
 name = "pg-connections"
 tenant = "acme"
@@ -55,7 +55,7 @@ fn noise(i: i64) -> f64 {
 /// Connections: 100 now, 2 more a day, ±3 of noise, one sample a minute
 /// for three days; the limit, 200. CPU counters of four namespaces over 25
 /// hours: 3 + 4 + 1 + 2 cores, `reports` at 8 for the last 40 minutes.
-fn write_history(server: &Server, tenant: &str, now: i64) {
+pub(crate) fn write_history(server: &Server, tenant: &str, now: i64) {
     let mut conns = Vec::new();
     let mut limit = Vec::new();
     let mut t = now - 3 * DAY;

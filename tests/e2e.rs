@@ -28,3 +28,4 @@ mod rules;
 mod slo;
 mod tls;
 mod tools;
+mod ui;

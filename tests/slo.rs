@@ -11,7 +11,7 @@ use std::process::Command;
 use common::{Server, agent, payload, series};
 use serde_json::Value;
 
-const SPEC: &str = r#"
+pub(crate) const SPEC: &str = r#"
 [[slo]]
 name = "requests"
 business_process = "picking"
@@ -24,7 +24,7 @@ total = 'sum by (route) (rate(http_requests_total[$window]))'
 /// Two hours of counters, one sample a minute ending now: `/pick` fails
 /// 0.1% of 1000 requests a minute, then half of them for the last 50
 /// minutes; `/invoice` never fails.
-fn write_counters(server: &Server, tenant: &str) {
+pub(crate) fn write_counters(server: &Server, tenant: &str) {
     let now = chrono_now_ms() / 60_000 * 60_000;
     let (mut ok, mut err, mut inv) = (Vec::new(), Vec::new(), Vec::new());
     let (mut o, mut e, mut i) = (0.0, 0.0, 0.0);

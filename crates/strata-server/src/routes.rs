@@ -163,6 +163,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/status/tenants", get(ui::tenants))
         .route("/", get(ui::index))
         .route("/ui/{file}", get(ui::file))
+        .route("/favicon.ico", get(ui::favicon))
         .route("/-/healthy", get(ops::healthy))
         .route("/-/ready", get(ops::ready))
         .route("/metrics", get(ops::metrics))

@@ -22,9 +22,17 @@ const INDEX: &str = include_str!("../../ui/index.html");
 const APP_JS: &str = include_str!("../../ui/app.js");
 const CHART_JS: &str = include_str!("../../ui/chart.js");
 const APP_CSS: &str = include_str!("../../ui/app.css");
+const ICON: &str = include_str!("../../ui/icon.svg");
 
 /// The UI's files by the paths they are served at (the page is `/`).
-pub const ASSETS: [&str; 4] = ["/", "/ui/app.js", "/ui/chart.js", "/ui/app.css"];
+pub const ASSETS: [&str; 6] = [
+    "/",
+    "/ui/app.js",
+    "/ui/chart.js",
+    "/ui/app.css",
+    "/ui/icon.svg",
+    "/favicon.ico",
+];
 
 /// Assets change with the binary: a browser checks each load (`no-cache`
 /// revalidates, it does not mean "don't store").
@@ -38,6 +46,12 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
         body,
     )
         .into_response()
+}
+
+/// `GET /favicon.ico`: the icon, for browsers that ask before reading the
+/// page's `<link rel="icon">`.
+pub(super) async fn favicon() -> Response {
+    asset("image/svg+xml", ICON)
 }
 
 /// `GET /`: the page.
@@ -59,6 +73,7 @@ pub(super) async fn file(Path(name): Path<String>) -> Response {
         "app.js" => asset("text/javascript; charset=utf-8", APP_JS),
         "chart.js" => asset("text/javascript; charset=utf-8", CHART_JS),
         "app.css" => asset("text/css; charset=utf-8", APP_CSS),
+        "icon.svg" => asset("image/svg+xml", ICON),
         _ => (StatusCode::NOT_FOUND, "no such file\n").into_response(),
     }
 }
