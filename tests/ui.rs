@@ -113,9 +113,22 @@ fn every_page_draws_what_the_api_answers_in_a_real_browser() {
         ),
     )
     .unwrap();
+    // Limits that count: the tenants page shows where acme stands.
+    let limits = dir.path().join("limits.toml");
+    std::fs::write(
+        &limits,
+        "[tenants.acme]\nmax_series = 100000\nmax_streams = 3\n",
+    )
+    .unwrap();
     let tokens_arg = tokens.to_str().unwrap().to_owned();
+    let limits_arg = limits.to_str().unwrap().to_owned();
     let mut args = serve.to_vec();
-    args.extend(["--auth-tokens-file", &tokens_arg]);
+    args.extend([
+        "--auth-tokens-file",
+        &tokens_arg,
+        "--limits-overrides-file",
+        &limits_arg,
+    ]);
     let server = Server::start(&data, &args);
     let base = format!("http://{}", server.addr);
     let said = drive(&["auth", &base, shots.to_str().unwrap(), TOKEN], &server);

@@ -276,12 +276,24 @@ def neighbours(at):
 
 
 def tenants():
+    # Two new log streams pass acme's max_streams (3, with 2 live): 429.
+    push = json.dumps({"streams": [
+        {"stream": {"job": "new", "n": str(i)}, "values": [[str(time.time_ns()), "x"]]} for i in range(2)
+    ]}).encode()
+    try:
+        api("/loki/api/v1/push", method="POST", body=push)
+        fail("a push over max_streams was taken")
+    except urllib.error.HTTPError as e:
+        check(e.code == 429, f"over max_streams: {e.code}")
     open_page({"page": "tenants", "tenant": TENANT})
     row = wait_for("#tenants-table tr[data-tenant='acme']", "the tenant row")[0]
     want = api("/api/v1/status/tenants")
     check([t["tenant"] for t in want["tenants"]] == ["acme"], f"an admin sees {want['tenants']}")
     me = want["tenants"][0]
     check(f"{me['metrics']['rows']} samples" in row.text, f"stored samples not shown: {row.text}")
+    check(me["rejected"] == {"max_streams": 1}, f"rejections {me['rejected']}")
+    check(row.find_element(By.CSS_SELECTOR, "td.rejected").text == "max_streams: 1", row.text)
+    check(f"{me['live_streams']} / 3" in row.text and me["live_streams"] == 2, f"streams against the limit: {row.text}")
     check(not css("#wal"), "the server's WAL shown to a tenant admin")
     shot("tenants")
     clean("tenants")

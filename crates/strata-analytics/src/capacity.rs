@@ -614,6 +614,17 @@ mod tests {
         // Noise of ±3 (σ ≈ 1.7) against 2 a day: a band of a few days.
         assert!((late - early) as f64 / DAY as f64 > 1.0, "{a:?}");
         assert!(((late - early) as f64 / DAY as f64) < 8.0, "{a:?}");
+        // The chart: the history fitted, then the line from now to where
+        // the band's far edge meets the limit, inside its band.
+        let chart = a.chart.as_ref().unwrap();
+        assert_eq!(chart.history.len(), a.points);
+        assert_eq!(chart.history.last().map(|p| p.1), Some(a.current));
+        let (first, last) = (chart.forecast[0], *chart.forecast.last().unwrap());
+        assert_eq!((first.0, last.0), (NOW, late), "{chart:?}");
+        assert!(first.2 < 100.0 && 100.0 < first.3, "now's true 100 in the band: {first:?}");
+        // (The far edge of the band is its low one: it meets the limit last.)
+        assert!((200.0..200.5).contains(&last.2), "the far edge at the limit: {last:?}");
+        assert!(chart.forecast.iter().all(|(_, y, lo, hi)| lo < y && y < hi));
         let b = &out[1];
         assert_eq!((b.rank, b.status), (2, Status::BeyondHorizon));
         assert!((b.utilisation.unwrap() - 0.4).abs() < 0.02);

@@ -446,6 +446,10 @@ mod tests {
         // rate has caught up.
         let saturated = r.contention_steps as f64 / r.window_steps as f64;
         assert!((0.5..0.68).contains(&saturated), "{saturated}: {r:?}");
+        // The saturated steps, for a chart to shade: the window's last.
+        assert_eq!(r.contention_series.len(), r.contention_steps);
+        assert!(r.contention_series.windows(2).all(|w| w[0] < w[1]));
+        assert!(*r.contention_series.last().unwrap() > NOW - 60_000 * 5);
         let top = &r.workloads[0];
         assert_eq!((top.workload.as_str(), top.rank), ("reports", 1));
         assert!(top.blame > 0.9, "{top:?}");

@@ -688,21 +688,43 @@ function meter(used, limit) {
 }
 
 PAGES.tenants = async (main) => {
-  main.append(h("h1", {}, "Tenants and storage"));
-  const data = await get("/api/v1/status/tenants");
+  main.append(h("h1", {}, "Tenants and storage"),
+    h("p", { class: "muted" }, "Refreshed every 10 seconds; ingest rates are measured between refreshes (or read from Strata's own usage recordings when this token may read them)."));
+  const body = h("div", { id: "tenants" });
+  main.append(body);
+  let previous = null;
+  const refresh = async () => {
+    const data = await get("/api/v1/status/tenants");
+    const now = Date.now();
+    // Ingest rates: the usage tenant's recordings when readable, else the
+    // counters' change since the last refresh.
+    const rates = new Map();
+    const usageTenant = app.session.usage_tenant;
+    if (usageTenant && (!app.session.auth || app.session.tenant === usageTenant)) {
+      try {
+        const r = await get("/api/v1/query", { query: "rate(strata_tenant_samples_ingested_total[5m])" }, { tenant: usageTenant });
+        for (const x of r.result) rates.set(x.metric.tenant, Number(x.value[1]));
+      } catch (_) { /* no recordings yet */ }
+    }
+    if (previous) {
+      for (const t of data.tenants) {
+        const before = previous.data.tenants.find((x) => x.tenant === t.tenant);
+        if (before && !rates.has(t.tenant)) rates.set(t.tenant, (t.samples_ingested - before.samples_ingested) / ((now - previous.at) / 1000));
+      }
+    }
+    previous = { data, at: now };
+    body.replaceChildren(tenantsView(data, rates));
+  };
+  await refresh();
+  app.timers.push(setInterval(() => refresh().catch((e) => body.replaceChildren(errorBox(e))), 10000));
+};
+
+function tenantsView(data, rates) {
+  const view = h("div", {});
   if (data.wal) {
-    main.append(h("div", { class: "card", id: "wal" }, h("h2", {}, "Write-ahead log"),
+    view.append(h("div", { class: "card", id: "wal" }, h("h2", {}, "Write-ahead log"),
       h("p", {}, `${bytes(data.wal.bytes)} in ${data.wal.segments} segments, last record ${data.wal.last_seq ?? "–"}`,
         data.wal.poisoned ? h("span", { class: "pill bad" }, " failed: restart to recover") : "")));
-  }
-  // Ingest rates from the usage tenant's recordings, when readable.
-  const rates = new Map();
-  const usageTenant = app.session.usage_tenant;
-  if (usageTenant && (!app.session.auth || app.session.tenant === usageTenant)) {
-    try {
-      const r = await get("/api/v1/query", { query: "rate(strata_tenant_samples_ingested_total[5m])" }, { tenant: usageTenant });
-      for (const s of r.result) rates.set(s.metric.tenant, Number(s.value[1]));
-    } catch (_) { /* no recordings yet */ }
   }
   const table = h("table", { class: "card", id: "tenants-table" },
     h("thead", {}, h("tr", {}, ["tenant", "ingest", "active series", "log streams", "rejected writes", "stored", "files by level", "compaction lag", "retention"].map((c) => h("th", {}, c)))),
@@ -711,10 +733,11 @@ PAGES.tenants = async (main) => {
     const l = t.limits;
     const rej = Object.entries(t.rejected || {});
     const levels = (s) => Object.entries(s.levels).map(([k, v]) => `${k}: ${v.files} (${bytes(v.bytes)})`).join(", ") || "–";
+    const rate = rates.get(t.tenant);
     table.tBodies[0].append(h("tr", { "data-tenant": t.tenant },
       h("td", {}, t.tenant),
-      h("td", {}, rates.has(t.tenant) ? `${Chart.num(rates.get(t.tenant))} samples/s` : "", h("div", { class: "muted" }, `${t.samples_ingested} samples, ${t.log_entries_ingested} log lines since start`),
-        l.ingest_rate ? h("div", { class: "muted" }, `limit ${l.ingest_rate}/s`) : null),
+      h("td", {}, rate === undefined ? h("span", { class: "muted" }, "rate: measuring…") : l.ingest_rate ? meter(Math.round(rate), l.ingest_rate) : `${Chart.num(rate)} samples/s`,
+        h("div", { class: "muted" }, `${t.samples_ingested} samples, ${t.log_entries_ingested} log lines since start`)),
       h("td", {}, meter(t.live_series ?? t.head_series, l.max_series)),
       h("td", {}, meter(t.live_streams ?? t.head_streams, l.max_streams)),
       h("td", { class: "rejected" }, rej.length ? rej.map(([k, v]) => h("div", {}, `${k}: ${v}`)) : "none"),
@@ -724,10 +747,11 @@ PAGES.tenants = async (main) => {
       h("td", {}, t.retention.period_seconds ? duration(t.retention.period_seconds) : "forever",
         t.retention.legal_hold ? h("span", { class: "pill warn" }, "legal hold") : null)));
   }
-  main.append(table);
-  main.append(h("h2", {}, "Limits in force"), h("p", { class: "muted" }, "0 is no limit. Set in [limits.tenant_defaults] and the overrides file (README, tenant limits)."));
-  main.append(h("div", { class: "grid-cards" }, data.tenants.map((t) => h("div", { class: "card" }, h("h3", {}, t.tenant),
-    h("table", {}, h("tbody", {}, Object.entries(t.limits).filter(([, v]) => typeof v !== "object").map(([k, v]) => h("tr", {}, h("td", {}, k), h("td", { class: "num" }, String(v))))))))));
-};
+  view.append(table, h("h2", {}, "Limits in force"),
+    h("p", { class: "muted" }, "0 is no limit. Set in [limits.tenant_defaults] and the overrides file (README, tenant limits)."),
+    h("div", { class: "grid-cards" }, data.tenants.map((t) => h("div", { class: "card" }, h("h3", {}, t.tenant),
+      h("table", {}, h("tbody", {}, Object.entries(t.limits).filter(([, v]) => typeof v !== "object").map(([k, v]) => h("tr", {}, h("td", {}, k), h("td", { class: "num" }, String(v))))))))));
+  return view;
+}
 
 document.addEventListener("DOMContentLoaded", boot);

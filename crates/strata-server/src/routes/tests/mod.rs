@@ -578,6 +578,7 @@ mod loki;
 mod prom;
 mod ruler;
 mod tenancy;
+mod ui;
 
 /// Two flush files of `tenant` holding samples at `day` (hour 0).
 async fn two_flushes_at(
