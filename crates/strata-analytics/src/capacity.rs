@@ -621,9 +621,15 @@ mod tests {
         assert_eq!(chart.history.last().map(|p| p.1), Some(a.current));
         let (first, last) = (chart.forecast[0], *chart.forecast.last().unwrap());
         assert_eq!((first.0, last.0), (NOW, late), "{chart:?}");
-        assert!(first.2 < 100.0 && 100.0 < first.3, "now's true 100 in the band: {first:?}");
+        assert!(
+            first.2 < 100.0 && 100.0 < first.3,
+            "now's true 100 in the band: {first:?}"
+        );
         // (The far edge of the band is its low one: it meets the limit last.)
-        assert!((200.0..200.5).contains(&last.2), "the far edge at the limit: {last:?}");
+        assert!(
+            (200.0..200.5).contains(&last.2),
+            "the far edge at the limit: {last:?}"
+        );
         assert!(chart.forecast.iter().all(|(_, y, lo, hi)| lo < y && y < hi));
         let b = &out[1];
         assert_eq!((b.rank, b.status), (2, Status::BeyondHorizon));

@@ -521,7 +521,8 @@ impl Storage {
 
     /// Every tenant holding data: files or heads, metrics or logs.
     pub fn tenants(&self) -> std::collections::BTreeSet<TenantId> {
-        let mut out: std::collections::BTreeSet<TenantId> = self.head.tenants().into_iter().collect();
+        let mut out: std::collections::BTreeSet<TenantId> =
+            self.head.tenants().into_iter().collect();
         out.extend(self.logs.tenants());
         let state = self.state.read();
         out.extend(state.files.keys().cloned());

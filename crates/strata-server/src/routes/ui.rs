@@ -150,8 +150,14 @@ fn stored(state: &AppState, tenant: &TenantId, signal: Signal, files: &[DataFile
         level.bytes += f.size;
         level.rows += f.stats.rows;
         if f.stats.rows > 0 {
-            s.oldest_ms = Some(s.oldest_ms.map_or(f.stats.min_ts_ms, |m| m.min(f.stats.min_ts_ms)));
-            s.newest_ms = Some(s.newest_ms.map_or(f.stats.max_ts_ms, |m| m.max(f.stats.max_ts_ms)));
+            s.oldest_ms = Some(
+                s.oldest_ms
+                    .map_or(f.stats.min_ts_ms, |m| m.min(f.stats.min_ts_ms)),
+            );
+            s.newest_ms = Some(
+                s.newest_ms
+                    .map_or(f.stats.max_ts_ms, |m| m.max(f.stats.max_ts_ms)),
+            );
         }
     }
     s.compaction_lag_seconds = state

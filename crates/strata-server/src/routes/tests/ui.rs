@@ -104,7 +104,10 @@ async fn the_session_names_the_token_and_offers_only_its_tenant() {
     // Auth off: every tenant holding data, the default one first.
     let (app, _, _) = super::app().await;
     let body = payload(vec![series(&[("__name__", "m")], &[(1_000, 1.0)])]);
-    assert_eq!(send(&app, write_req(Some("zeta"), body)).await.0, StatusCode::NO_CONTENT);
+    assert_eq!(
+        send(&app, write_req(Some("zeta"), body)).await.0,
+        StatusCode::NO_CONTENT
+    );
     let (_, v) = get_as(&app, "/api/v1/status/session", None).await;
     assert_eq!(v["data"]["auth"], false);
     assert_eq!(v["data"]["tenants"], serde_json::json!(["default", "zeta"]));
@@ -119,10 +122,8 @@ async fn tenant_status_shows_an_admin_its_tenant_and_an_operator_all() {
             .map(|n| series(&[("__name__", n)], &[(1_000, 1.0)]))
             .collect();
         let mut req = write_req(Some(tenant), payload(ts));
-        req.headers_mut().insert(
-            "Authorization",
-            format!("Bearer {token}").parse().unwrap(),
-        );
+        req.headers_mut()
+            .insert("Authorization", format!("Bearer {token}").parse().unwrap());
         req
     };
     assert_eq!(
@@ -136,7 +137,11 @@ async fn tenant_status_shows_an_admin_its_tenant_and_an_operator_all() {
     );
 
     let (status, _) = get_as(&app, "/api/v1/status/tenants", Some("reader")).await;
-    assert_eq!(status, StatusCode::FORBIDDEN, "a read/write token is no admin");
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "a read/write token is no admin"
+    );
 
     let (status, v) = get_as(&app, "/api/v1/status/tenants", Some("admin")).await;
     assert_eq!(status, StatusCode::OK, "{v}");
@@ -150,7 +155,10 @@ async fn tenant_status_shows_an_admin_its_tenant_and_an_operator_all() {
     assert_eq!(acme["samples_ingested"], 2);
     assert_eq!(acme["rejected"], serde_json::json!({"max_series": 1}));
     assert_eq!(acme["retention"]["legal_hold"], false);
-    assert!(v["data"]["wal"].is_null(), "the server's WAL is not a tenant's: {v}");
+    assert!(
+        v["data"]["wal"].is_null(),
+        "the server's WAL is not a tenant's: {v}"
+    );
 
     let (status, v) = get_as(&app, "/api/v1/status/tenants", Some("ops")).await;
     assert_eq!(status, StatusCode::OK, "{v}");
