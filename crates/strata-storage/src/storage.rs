@@ -271,7 +271,19 @@ pub struct Storage {
     day_file_page_rows: std::sync::atomic::AtomicUsize,
     /// Files whose last merge failed: merges holding them report no lag.
     compaction_failing: Mutex<std::collections::HashSet<uuid::Uuid>>,
+    /// The log head's flush bound while a flusher runs (0: none runs, no
+    /// back-pressure).
+    log_flush_bytes: AtomicU64,
+    /// Wakes the flusher when the log head passes its bound.
+    flush_wanted: tokio::sync::Notify,
+    /// Wakes log writers waiting for a flush to finish.
+    flushed: tokio::sync::Notify,
 }
+
+/// Longest a log write waits for a running flush to make room: past it
+/// (a flush stuck on a failing store) the write goes on, the WAL keeping
+/// it safe, as before the wait existed.
+const LOG_ROOM_WAIT: Duration = Duration::from_secs(10);
 
 impl std::fmt::Debug for Storage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -328,6 +340,9 @@ impl Storage {
             day_file_page_rows: std::sync::atomic::AtomicUsize::new(
                 crate::writer::DEFAULT_DAY_FILE_PAGE_ROWS,
             ),
+            log_flush_bytes: AtomicU64::new(0),
+            flush_wanted: tokio::sync::Notify::new(),
+            flushed: tokio::sync::Notify::new(),
         })
     }
 
@@ -362,11 +377,45 @@ impl Storage {
         wal: &dyn Wal,
         batch: Arc<LogBatch>,
     ) -> Result<LogAppendStats, StorageError> {
+        self.room_for_logs().await;
         let _cut = self.cut.read().await;
         let seq = wal.append_logs(Arc::clone(&batch)).await?;
         let stats = self.logs.append(&batch);
         self.applied.fetch_max(seq.0, Ordering::AcqRel);
         Ok(stats)
+    }
+
+    /// Back-pressure on log writes, so the lines held in memory stay under
+    /// one and a half flush bounds however fast senders push: a head past
+    /// its bound asks the flusher to cut it now, and while a cut is being
+    /// written a write that finds the new head half full waits for that
+    /// flush to end (at most [`LOG_ROOM_WAIT`]).
+    async fn room_for_logs(&self) {
+        let bound = self.log_flush_bytes.load(Ordering::Relaxed);
+        if bound == 0 {
+            return;
+        }
+        let deadline = tokio::time::Instant::now() + LOG_ROOM_WAIT;
+        loop {
+            let flushed = self.flushed.notified();
+            tokio::pin!(flushed);
+            flushed.as_mut().enable();
+            let held = self.logs.bytes_appended();
+            if held >= bound {
+                self.flush_wanted.notify_one();
+            }
+            let flushing = !self.state.read().frozen.is_empty();
+            if held < bound / 2 || (held < bound && !flushing) {
+                return;
+            }
+            if !flushing {
+                // Full, no flush under way: the flusher cuts it now.
+                return;
+            }
+            if tokio::time::timeout_at(deadline, flushed).await.is_err() {
+                return;
+            }
+        }
     }
 
     /// Log heads and files of `tenant`, consistent with each other.

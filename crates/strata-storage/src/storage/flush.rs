@@ -38,6 +38,13 @@ impl Storage {
     /// Flushes everything in the head now (and finishes earlier cuts).
     #[instrument(skip_all)]
     pub async fn flush(&self, wal: &dyn Wal) -> Result<FlushReport, StorageError> {
+        let result = self.flush_once(wal).await;
+        // Log writers waiting for room look again, whatever the outcome.
+        self.flushed.notify_waiters();
+        result
+    }
+
+    async fn flush_once(&self, wal: &dyn Wal) -> Result<FlushReport, StorageError> {
         let _one = self.flushing.lock().await;
         let started = Instant::now();
         // Everything at or below `cut` is in the frozen heads or the files;
@@ -352,13 +359,23 @@ impl Storage {
     ) {
         let tick = Duration::from_secs(1);
         let mut backoff = Duration::ZERO;
+        // Log writers wait for this flusher's flushes (`room_for_logs`).
+        self.log_flush_bytes
+            .store(config.flush_max_log_bytes, Ordering::Relaxed);
         loop {
             let wait = tick.max(backoff);
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
-                _ = stop.changed() => return,
+                // A log head past its bound is cut at once (not after a
+                // failure: the backoff stands).
+                _ = self.flush_wanted.notified(), if backoff.is_zero() => {}
+                _ = stop.changed() => {
+                    self.log_flush_bytes.store(0, Ordering::Relaxed);
+                    return;
+                }
             }
             if *stop.borrow() {
+                self.log_flush_bytes.store(0, Ordering::Relaxed);
                 return;
             }
             if !self.flush_due(&config) {
@@ -385,7 +402,7 @@ mod tests {
     use std::time::Duration;
 
     use strata_head::Head;
-    use strata_types::{SeriesSamples, WriteBatch};
+    use strata_types::{LogBatch, SeriesSamples, WriteBatch};
     use strata_wal::MemoryWal;
 
     use super::*;
@@ -519,5 +536,78 @@ mod tests {
             .collect();
         assert_eq!(at_t0, vec![2.0; 50]);
         assert_eq!(storage.view(&tenant).files.len(), 2);
+    }
+
+    fn lines(tenant: &TenantId, n: usize) -> Arc<LogBatch> {
+        let mut b = LogBatch::new(tenant.clone());
+        let labels = strata_types::Labels::from_validated_stream(vec![strata_types::Label::new(
+            "job", "wms",
+        )]);
+        let entries = (0..n)
+            .map(|i| strata_types::LogEntry {
+                timestamp_ns: T0 * 1_000_000 + i as i64,
+                line: format!("line {i:0100}"),
+                metadata: Vec::new(),
+            })
+            .collect();
+        b.push(labels, entries);
+        Arc::new(b)
+    }
+
+    /// A log head half full while the last cut is still being written:
+    /// the next log write waits for that flush, then goes in (the lines
+    /// in memory stay under one and a half bounds however fast senders
+    /// push).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_log_head_waits_for_the_running_flush() {
+        let storage = Arc::new(
+            Storage::open(
+                ObjectStoreHandle::in_memory().unwrap(),
+                Arc::new(Head::new()),
+            )
+            .await
+            .unwrap(),
+        );
+        let wal: Arc<MemoryWal> = Arc::new(MemoryWal::new());
+        let tenant = TenantId::try_new("acme").unwrap();
+        storage.log_flush_bytes.store(10_000, Ordering::Relaxed);
+        // Past the bound with nothing being flushed: no wait.
+        storage
+            .write_logs(wal.as_ref(), lines(&tenant, 200))
+            .await
+            .unwrap();
+        // A cut under way (taken, not yet written) and a full head again.
+        storage.cut_head().await;
+        storage
+            .write_logs(wal.as_ref(), lines(&tenant, 200))
+            .await
+            .unwrap();
+        let waiting = {
+            let (storage, wal, tenant) = (Arc::clone(&storage), Arc::clone(&wal), tenant.clone());
+            tokio::spawn(async move { storage.write_logs(wal.as_ref(), lines(&tenant, 1)).await })
+        };
+        for _ in 0..50 {
+            tokio::task::yield_now().await;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(
+            !waiting.is_finished(),
+            "a write went in while the head was full and a flush ran"
+        );
+        // The flush writes the cut and the full head; the write goes in.
+        storage.flush(wal.as_ref()).await.unwrap();
+        let stats = waiting.await.unwrap().unwrap();
+        assert_eq!(stats.entries, 1);
+        storage.flush(wal.as_ref()).await.unwrap();
+        let table = storage.table(&tenant, Signal::Logs).await.unwrap();
+        let rows: u64 = table
+            .lock()
+            .await
+            .files()
+            .unwrap()
+            .iter()
+            .map(|f| f.stats.rows)
+            .sum();
+        assert_eq!(rows, 401, "every entry written once");
     }
 }
