@@ -54,6 +54,10 @@ struct Args {
     /// Time span (seconds) the lines' timestamps cover, ending now.
     #[arg(long, default_value_t = 3600)]
     span_s: u64,
+    /// End the span at this Unix time (seconds) instead of now: e.g. a
+    /// closed day, for what compaction makes of it.
+    #[arg(long)]
+    end_s: Option<i64>,
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {
@@ -188,10 +192,11 @@ fn main() {
         })
         .collect();
     // Estimate lines from a sample of generated lines.
-    let now = SystemTime::now()
+    let wall = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_nanos() as i64;
+    let now = args.end_s.map_or(wall, |s| s * 1_000_000_000);
     let avg: f64 = (0..2000)
         .map(|i| line(&mut rng, i % SERVICES.len(), now).len() as f64)
         .sum::<f64>()

@@ -62,11 +62,15 @@ impl MergePolicy for LogsMerge {
     }
 }
 
-/// Merges `job`'s log files into one new file under `table`.
+/// Merges `job`'s log files into one new file under `table`; a day
+/// file's lines are compressed at zstd level `day_zstd` (the final form,
+/// kept for years: storage.day_file_zstd_level), others at
+/// [`LINE_ZSTD`](crate::logs_writer::LINE_ZSTD).
 pub(crate) async fn merge_logs(
     store: &Arc<dyn ObjectStore>,
     table: &Path,
     job: &CompactionJob,
+    day_zstd: i32,
 ) -> Result<(DataFile, MergeStats), StorageError> {
     let rows: u64 = job.inputs.iter().map(|f| f.stats.rows).sum();
     let expected: u64 = job
@@ -86,7 +90,18 @@ pub(crate) async fn merge_logs(
             .build()?;
         inputs.push((stream, f.written_ms));
     }
-    let out = LogFileWriter::try_new(Arc::clone(store), table, job.day, job.level, expected)?;
+    let line_zstd = match job.level {
+        crate::FileLevel::Day => day_zstd,
+        _ => crate::logs_writer::LINE_ZSTD,
+    };
+    let out = LogFileWriter::try_new(
+        Arc::clone(store),
+        table,
+        job.day,
+        job.level,
+        expected,
+        line_zstd,
+    )?;
     let mut policy = LogsMerge { out };
     let stats = crate::merge::merge(inputs, &mut policy, BATCH_ROWS).await?;
     let mut file = policy.out.finish().await?;

@@ -37,7 +37,11 @@ const BATCH_ROWS: usize = 4096;
 /// metric files' for about the same bytes.
 const ROW_GROUP_ROWS: usize = 128 * 1024;
 
-fn writer_properties(expected_streams: u64) -> WriterProperties {
+/// The line column's zstd level in flush and hour files: cheap while
+/// ingest waits on flushes; a day file takes the storage's day level.
+pub(crate) const LINE_ZSTD: i32 = 1;
+
+fn writer_properties(expected_streams: u64, line_zstd: i32) -> WriterProperties {
     let col = |name: &str| parquet::schema::types::ColumnPath::from(name);
     let map_col = |map: &str, leaf: &str| {
         parquet::schema::types::ColumnPath::new(vec![
@@ -70,6 +74,10 @@ fn writer_properties(expected_streams: u64) -> WriterProperties {
         .set_column_dictionary_enabled(col(logs::TIMESTAMP_NS), false)
         .set_column_encoding(col(logs::TIMESTAMP_NS), Encoding::DELTA_BINARY_PACKED)
         .set_column_dictionary_enabled(col(logs::LINE), false)
+        .set_column_compression(
+            col(logs::LINE),
+            Compression::ZSTD(ZstdLevel::try_new(line_zstd).unwrap_or_default()),
+        )
         .set_column_statistics_enabled(col(logs::LINE), EnabledStatistics::None);
     for map in [logs::LABELS, logs::METADATA] {
         for leaf in [MAP_KEY, MAP_VALUE] {
@@ -149,13 +157,14 @@ impl LogFileWriter {
         day: NaiveDate,
         level: FileLevel,
         expected_streams: u64,
+        line_zstd: i32,
     ) -> Result<Self, StorageError> {
         let path = DataFilePath::new(day, level);
         let sink = HashingWriter::new(store, path.under(table));
         let writer = ArrowWriter::try_new(
             Vec::new(),
             logs_schema(),
-            Some(writer_properties(expected_streams)),
+            Some(writer_properties(expected_streams, line_zstd)),
         )?;
         Ok(Self {
             path,
@@ -335,6 +344,7 @@ pub(crate) async fn write_logs(
                     day,
                     FileLevel::Flush,
                     expected,
+                    LINE_ZSTD,
                 )?),
             };
             writer.push(stream, &stream.entries[start..end]).await?;

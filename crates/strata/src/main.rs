@@ -147,8 +147,9 @@ struct ServeArgs {
     #[arg(long, env = "STRATA_MAX_COMPACTION_LAG", value_name = "DURATION", value_parser = humantime::parse_duration)]
     max_compaction_lag: Option<std::time::Duration>,
 
-    /// zstd level (1-22) of day files' values: 17 stores the fewest bytes;
-    /// lower levels compact faster for more bytes at rest [default: 17].
+    /// zstd level (1-22) of day files' metric values and log lines: 17
+    /// stores the fewest bytes; lower levels compact faster for more bytes
+    /// at rest [default: 17].
     #[arg(long, env = "STRATA_DAY_FILE_ZSTD_LEVEL", value_name = "LEVEL")]
     day_file_zstd_level: Option<i32>,
 

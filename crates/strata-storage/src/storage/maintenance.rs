@@ -212,7 +212,9 @@ impl Storage {
         runtime.spawn(async move {
             match signal {
                 Signal::Metrics => compact::merge(&store, &root, &job, day).await,
-                Signal::Logs => crate::logs_compact::merge_logs(&store, &root, &job).await,
+                Signal::Logs => {
+                    crate::logs_compact::merge_logs(&store, &root, &job, day.zstd).await
+                }
             }
         })
     }
