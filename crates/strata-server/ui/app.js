@@ -727,7 +727,7 @@ function tenantsView(data, rates) {
         data.wal.poisoned ? h("span", { class: "pill bad" }, " failed: restart to recover") : "")));
   }
   const table = h("table", { class: "card", id: "tenants-table" },
-    h("thead", {}, h("tr", {}, ["tenant", "ingest", "active series", "log streams", "rejected writes", "stored", "files by level", "compaction lag", "retention"].map((c) => h("th", {}, c)))),
+    h("thead", {}, h("tr", {}, ["tenant", "ingest", "active series", "log streams", "refused by limit", "stored", "files by level", "compaction lag", "retention"].map((c) => h("th", {}, c)))),
     h("tbody", {}));
   for (const t of data.tenants) {
     const l = t.limits;

@@ -280,12 +280,14 @@ pub struct Storage {
     flush_wanted: tokio::sync::Notify,
     /// Wakes log writers waiting for a flush to finish.
     flushed: tokio::sync::Notify,
+    /// The flusher's last flush failed (writers do not wait on it).
+    flush_failing: std::sync::atomic::AtomicBool,
 }
 
-/// Longest a log write waits for a running flush to make room: past it
-/// (a flush stuck on a failing store) the write goes on, the WAL keeping
-/// it safe, as before the wait existed.
-const LOG_ROOM_WAIT: Duration = Duration::from_secs(10);
+/// Longest a log write waits for a running flush to make room (well
+/// inside Promtail's and Alloy's 10 s push timeout): past it the write
+/// goes on, the WAL keeping it safe, as before the wait existed.
+const LOG_ROOM_WAIT: Duration = Duration::from_secs(5);
 
 impl std::fmt::Debug for Storage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -345,6 +347,7 @@ impl Storage {
             log_flush_bytes: AtomicU64::new(0),
             flush_wanted: tokio::sync::Notify::new(),
             flushed: tokio::sync::Notify::new(),
+            flush_failing: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -406,12 +409,11 @@ impl Storage {
             if held >= bound {
                 self.flush_wanted.notify_one();
             }
+            // No flush under way (a full head is cut now), or the last one
+            // failed (the store is down: the WAL holds what comes), or
+            // room enough: in it goes.
             let flushing = !self.state.read().frozen.is_empty();
-            if held < bound / 2 || (held < bound && !flushing) {
-                return;
-            }
-            if !flushing {
-                // Full, no flush under way: the flusher cuts it now.
+            if !flushing || self.flush_failing.load(Ordering::Relaxed) || held < bound / 2 {
                 return;
             }
             if tokio::time::timeout_at(deadline, flushed).await.is_err() {

@@ -382,6 +382,7 @@ impl Storage {
                 continue;
             }
             let result = self.flush(wal.as_ref()).await;
+            self.flush_failing.store(result.is_err(), Ordering::Relaxed);
             observe(&result);
             match result {
                 Ok(_) => backoff = Duration::ZERO,
