@@ -9,3 +9,25 @@ wait_http() { # url
   echo "timeout waiting for $1" >&2
   return 1
 }
+
+# Bytes of the line indexes (footer key strata.line_index.v1) in a logs
+# table's Parquet files whose names start with PREFIX (default: all).
+line_index_bytes() { # table-dir [prefix]
+  python3 - "$1" "${2:-}" <<'PY'
+import os, re, struct, sys
+total = 0
+for dirpath, _, names in os.walk(sys.argv[1]):
+    for n in names:
+        if not (n.startswith(sys.argv[2]) and n.endswith('.parquet')):
+            continue
+        with open(os.path.join(dirpath, n), 'rb') as f:
+            f.seek(-8, 2)
+            meta_len = struct.unpack('<i', f.read(4))[0]
+            f.seek(-8 - meta_len, 2)
+            footer = f.read(meta_len)
+        m = re.search(rb'strata\.line_index\.v1.{1,8}?(\d+) (\d+)', footer, re.S)
+        if m:
+            total += int(m.group(2))
+print(total)
+PY
+}

@@ -110,22 +110,5 @@ raw=$(curl -fsS -H 'X-Scope-OrgID: logs' -H 'Content-Type: application/json' \
   "http://127.0.0.1:$PORT/api/v1/sql" | python3 -c 'import json,sys; r=json.load(sys.stdin)["rows"][0]; print(r[0], r[1])')
 set -- $raw
 echo "at rest: lines=$2 raw_bytes=$1 parquet_bytes=$stored bytes_per_raw_byte=$(python3 -c "print(round($stored / $1, 4))")"
-index=$(python3 - "$WORK/objects/tenants/logs/logs" <<'PY'
-import os, re, struct, sys
-total = 0
-for dirpath, _, names in os.walk(sys.argv[1]):
-    for n in names:
-        if not n.endswith('.parquet'):
-            continue
-        with open(os.path.join(dirpath, n), 'rb') as f:
-            f.seek(-8, 2)
-            meta_len = struct.unpack('<i', f.read(4))[0]
-            f.seek(-8 - meta_len, 2)
-            footer = f.read(meta_len)
-        m = re.search(rb'strata\.line_index\.v1.{1,8}?(\d+) (\d+)', footer, re.S)
-        if m:
-            total += int(m.group(2))
-print(total)
-PY
-)
+index=$(line_index_bytes "$WORK/objects/tenants/logs/logs")
 echo "line index: bytes=$index share_of_parquet=$(python3 -c "print(round($index / $stored, 4))")"

@@ -46,32 +46,13 @@ sizes() { # file-name prefix: total bytes
   find "$TABLE" -name "$1-*.parquet" -printf '%s\n' | awk '{s+=$1} END {print s+0}'
 }
 
-index_bytes() { # file-name prefix: bytes of those files' line indexes
-  python3 - "$TABLE" "$1" <<'PY'
-import os, re, struct, sys
-total = 0
-for dirpath, _, names in os.walk(sys.argv[1]):
-    for n in names:
-        if not (n.startswith(sys.argv[2] + '-') and n.endswith('.parquet')):
-            continue
-        with open(os.path.join(dirpath, n), 'rb') as f:
-            f.seek(-8, 2)
-            meta_len = struct.unpack('<i', f.read(4))[0]
-            f.seek(-8 - meta_len, 2)
-            footer = f.read(meta_len)
-        m = re.search(rb'strata\.line_index\.v1.{1,8}?(\d+) (\d+)', footer, re.S)
-        if m:
-            total += int(m.group(2))
-print(total)
-PY
-}
 
 ratio() { python3 -c "print(round($1 / $2, 4))"; }
 
 flush=$(sizes flush)
 echo "lines=$2 raw_bytes=$1"
-echo "flush files: bytes=$flush bytes_per_raw_byte=$(ratio "$flush" "$1") line_index_share=$(ratio "$(index_bytes flush)" "$flush")"
+echo "flush files: bytes=$flush bytes_per_raw_byte=$(ratio "$flush" "$1") line_index_share=$(ratio "$(line_index_bytes "$TABLE" flush-)" "$flush")"
 /usr/bin/time -f "%U %S %e" -o "$WORK/time" "$STRATA" compact --config "$WORK/strata.toml" --data-dir "$WORK" >/dev/null
 read -r user sys wall <"$WORK/time"
 day=$(sizes day)
-echo "day file (zstd ${ZSTD:-17}): bytes=$day bytes_per_raw_byte=$(ratio "$day" "$1") line_index_share=$(ratio "$(index_bytes day)" "$day") compact_cpu_s=$(python3 -c "print(round($user + $sys, 1))") compact_wall_s=$wall"
+echo "day file (zstd ${ZSTD:-17}): bytes=$day bytes_per_raw_byte=$(ratio "$day" "$1") line_index_share=$(ratio "$(line_index_bytes "$TABLE" day-)" "$day") compact_cpu_s=$(python3 -c "print(round($user + $sys, 1))") compact_wall_s=$wall"
