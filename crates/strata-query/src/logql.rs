@@ -26,6 +26,17 @@ use crate::logs::LogsTable;
 /// A stream's labels, entries and line bytes in a time range.
 pub type StreamStats = (Vec<(String, String)>, u64, u64);
 
+/// What a scan of the data files reads of each row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Read {
+    /// Stream ids and labels: which streams have rows.
+    Streams,
+    /// Whole entries.
+    Entries,
+    /// Entries without their lines (times and metadata: a count).
+    Times,
+}
+
 /// What a scan of files hands a run of one stream's rows to: the stream
 /// id, its labels and the entries.
 type RunSink<'s> = dyn FnMut(u64, &[(String, String)], Vec<SourceEntry>) + Send + 's;
@@ -296,7 +307,12 @@ impl LogQlSource {
                 .entries
                 .extend(run);
         };
-        self.scan_files(matchers, line_filters, start_ns, end_ns, entries, &mut sink)
+        let read = if entries {
+            Read::Entries
+        } else {
+            Read::Streams
+        };
+        self.scan_files(matchers, line_filters, start_ns, end_ns, read, &mut sink)
             .await
     }
 
@@ -311,7 +327,7 @@ impl LogQlSource {
         line_filters: &[LineFilter],
         start_ns: i64,
         end_ns: i64,
-        entries: bool,
+        read: Read,
         sink: &mut RunSink<'_>,
     ) -> Result<(), EvalError> {
         let mut df = self.files_frame(start_ns, end_ns)?;
@@ -320,10 +336,13 @@ impl LogQlSource {
         for f in line_filters {
             df = df.filter(line_filter_expr(f)).map_err(df_err)?;
         }
-        df = if entries {
-            df.select_columns(&["stream_id", "labels", "timestamp", "line", "metadata"])
-        } else {
-            df.select_columns(&["stream_id", "labels"])
+        df = match read {
+            Read::Entries => {
+                df.select_columns(&["stream_id", "labels", "timestamp", "line", "metadata"])
+            }
+            // The line column is neither decoded nor copied.
+            Read::Times => df.select_columns(&["stream_id", "labels", "timestamp", "metadata"]),
+            Read::Streams => df.select_columns(&["stream_id", "labels"]),
         }
         .map_err(df_err)?;
         let mut stream = df.execute_stream().await.map_err(df_err)?;
@@ -344,19 +363,31 @@ impl LogQlSource {
                     .entry(id as u64)
                     .or_insert_with(|| matching_labels(labels, row, matchers));
                 if let Some(pairs) = pairs {
-                    let run = if entries {
-                        let ts = batch.column(2).as_primitive::<TimestampNanosecondType>();
-                        let line = batch.column(3).as_string::<i32>();
-                        let meta = batch.column(4).as_map();
-                        (row..end)
-                            .map(|r| SourceEntry {
-                                timestamp_ns: ts.value(r),
-                                line: line.value(r).to_owned(),
-                                metadata: map_row(meta, r),
-                            })
-                            .collect()
-                    } else {
-                        Vec::new()
+                    let run = match read {
+                        Read::Entries => {
+                            let ts = batch.column(2).as_primitive::<TimestampNanosecondType>();
+                            let line = batch.column(3).as_string::<i32>();
+                            let meta = batch.column(4).as_map();
+                            (row..end)
+                                .map(|r| SourceEntry {
+                                    timestamp_ns: ts.value(r),
+                                    line: line.value(r).to_owned(),
+                                    metadata: map_row(meta, r),
+                                })
+                                .collect()
+                        }
+                        Read::Times => {
+                            let ts = batch.column(2).as_primitive::<TimestampNanosecondType>();
+                            let meta = batch.column(3).as_map();
+                            (row..end)
+                                .map(|r| SourceEntry {
+                                    timestamp_ns: ts.value(r),
+                                    line: String::new(),
+                                    metadata: map_row(meta, r),
+                                })
+                                .collect()
+                        }
+                        Read::Streams => Vec::new(),
                     };
                     sink(id as u64, pairs, run);
                 }
@@ -579,6 +610,7 @@ impl LogSource for LogQlSource {
         part: usize,
         matchers: &[StreamMatcher],
         line_filters: &[LineFilter],
+        lines: bool,
         start_ns: i64,
         end_ns: i64,
         visit: &mut Visit<'_>,
@@ -603,7 +635,8 @@ impl LogSource for LogQlSource {
                 let mut sink = |_: u64, labels: &[(String, String)], run: Vec<SourceEntry>| {
                     visit(labels, &run);
                 };
-                one.scan_files(&matchers, line_filters, start_ns, end_ns, true, &mut sink)
+                let read = if lines { Read::Entries } else { Read::Times };
+                one.scan_files(&matchers, line_filters, start_ns, end_ns, read, &mut sink)
                     .await
             }
             None => Err(EvalError::Source(format!(

@@ -94,6 +94,11 @@ impl<'a> Fold<'a> {
         let q = self.q;
         let matchers = &q.log.matchers;
         let filters = raw_line_filters(&q.log.pipeline);
+        // A plain count (no line stage, not bytes) reads no line: a part
+        // scan may leave them out (overlapping parts still need them to
+        // tell an entry stored twice).
+        let lines =
+            !(self.plain && self.line_stages.is_empty() && !self.bytes && filters.is_empty());
         let parts = source.parts(from, to);
         for (lo, hi, holders) in plan(&parts, from, to) {
             if let [one] = holders[..] {
@@ -106,7 +111,7 @@ impl<'a> Fold<'a> {
                     }
                 };
                 source
-                    .scan_part(parts[one].id, matchers, &filters, lo, hi, &mut visit)
+                    .scan_part(parts[one].id, matchers, &filters, lines, lo, hi, &mut visit)
                     .await?;
                 if let Some(e) = failed {
                     return Err(e);

@@ -94,16 +94,21 @@ pub trait LogSource: Send + Sync {
     /// of the streams matching every matcher whose lines pass
     /// `line_filters`, handed to `visit` a run of one stream's entries at
     /// a time (labels sorted by name, entries by time), so that reading a
-    /// part holds a run, not the part. A part holds an entry once.
+    /// part holds a run, not the part. A part holds an entry once. With
+    /// `lines` false the caller reads no line (a count): a source may
+    /// hand out entries with empty lines rather than read them.
+    #[allow(clippy::too_many_arguments)]
     async fn scan_part(
         &self,
         part: usize,
         matchers: &[StreamMatcher],
         line_filters: &[LineFilter],
+        lines: bool,
         start_ns: i64,
         end_ns: i64,
         visit: &mut Visit<'_>,
     ) -> Result<(), EvalError> {
+        let _ = lines;
         for s in self
             .select_parts(&[part], matchers, line_filters, start_ns, end_ns)
             .await?

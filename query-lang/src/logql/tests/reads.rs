@@ -311,6 +311,7 @@ impl LogSource for Said {
         part: usize,
         matchers: &[StreamMatcher],
         line_filters: &[LineFilter],
+        _lines: bool,
         start_ns: i64,
         end_ns: i64,
         visit: &mut crate::logql::Visit<'_>,
