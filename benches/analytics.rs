@@ -55,6 +55,7 @@ fn capacity_bench(c: &mut Criterion) {
                     Some(100.0),
                     NOW,
                     Duration::from_millis(STEP as u64),
+                    false,
                 )
             })
         });

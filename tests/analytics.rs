@@ -177,6 +177,10 @@ fn capacity_and_neighbours_find_the_injected_answers_everywhere() {
     assert_eq!(forecasts[0]["rank"], 1);
     assert_eq!(forecasts[0]["business_process"], "invoicing");
     assert_known_forecast(&forecasts[0], 200.0, 2.0);
+    assert!(
+        forecasts[0].get("chart").is_none(),
+        "no chart unless asked: {v}"
+    );
 
     let (status, v) = get(&server, "acme", "/api/v1/neighbours/node-cpu?series=true");
     assert_eq!(status, 200, "{v}");

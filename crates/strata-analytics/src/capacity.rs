@@ -189,8 +189,7 @@ pub struct Forecast {
     /// The residuals' standard deviation, in the usage's unit.
     pub sigma: Option<f64>,
     pub points: usize,
-    /// What a chart of it draws (the API's `detail=true`; left out
-    /// otherwise).
+    /// What a chart of it draws (when asked: the API's `detail=true`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub chart: Option<Chart>,
 }
@@ -336,7 +335,8 @@ fn phase(t: f64, period: f64, buckets: usize) -> usize {
     ((p * buckets as f64) as usize).min(buckets.saturating_sub(1))
 }
 
-/// Forecasts one series (`points`: Unix ms, value) against `limit`.
+/// Forecasts one series (`points`: Unix ms, value) against `limit`;
+/// `with_chart` adds what a chart of it draws.
 pub fn forecast_series(
     spec: &CapacitySpec,
     labels: BTreeMap<String, String>,
@@ -344,6 +344,7 @@ pub fn forecast_series(
     limit: Option<f64>,
     now_ms: i64,
     step: Duration,
+    with_chart: bool,
 ) -> Forecast {
     let sign = match spec.direction {
         Direction::Up => 1.0,
@@ -373,7 +374,7 @@ pub fn forecast_series(
         seconds_left: None,
         sigma: None,
         points: points.len(),
-        chart: Some(Chart {
+        chart: with_chart.then(|| Chart {
             history: points.to_vec(),
             forecast: Vec::new(),
         }),
@@ -495,12 +496,14 @@ pub fn rank(forecasts: &mut [Forecast]) {
     }
 }
 
-/// Evaluates `spec` at `now_ms`: one forecast per usage series, ranked.
+/// Evaluates `spec` at `now_ms`: one forecast per usage series, ranked;
+/// `with_chart` adds each one's chart.
 pub async fn evaluate(
     engine: &Engine,
     source: &dyn Source,
     spec: &CapacitySpec,
     now_ms: i64,
+    with_chart: bool,
 ) -> Result<Vec<Forecast>, EvalError> {
     let err = |e: String| EvalError::new("capacity", &spec.name, e);
     let step = step_for(spec.lookback);
@@ -535,7 +538,7 @@ pub async fn evaluate(
         .map(|(labels, points)| {
             let labels = label_map(&labels);
             let limit = limit_for(&labels, &limits);
-            forecast_series(spec, labels, &points, limit, now_ms, step)
+            forecast_series(spec, labels, &points, limit, now_ms, step, with_chart)
         })
         .collect();
     rank(&mut out);
@@ -595,7 +598,7 @@ mod tests {
         let s = spec(
             "[[capacity]]\nname = \"pg\"\nusage = 'pg_connections'\nlimit = 'pg_max_connections'",
         );
-        let out = evaluate(&Engine::new(EngineConfig::default()), &src, &s, NOW)
+        let out = evaluate(&Engine::new(EngineConfig::default()), &src, &s, NOW, true)
             .await
             .unwrap();
         assert_eq!(out.len(), 2);
@@ -655,13 +658,13 @@ mod tests {
             "[[capacity]]\nname = \"redis\"\nusage = 'redis_memory_used_bytes'\nlimit = 100e9\nlookback = \"14d\"",
         );
         let engine = Engine::new(EngineConfig::default());
-        let l = evaluate(&engine, &src, &linear, NOW)
+        let l = evaluate(&engine, &src, &linear, NOW, false)
             .await
             .unwrap()
             .remove(0);
         let mut seasonal = linear.clone();
         seasonal.model = Model::Seasonal;
-        let s = evaluate(&engine, &src, &seasonal, NOW)
+        let s = evaluate(&engine, &src, &seasonal, NOW, false)
             .await
             .unwrap()
             .remove(0);
@@ -694,7 +697,11 @@ mod tests {
             "[[capacity]]\nname = \"disk\"\nusage = 'disk_free_bytes'\nlimit = 0\ndirection = \"down\"",
         );
         let engine = Engine::new(EngineConfig::default());
-        let d = evaluate(&engine, &src, &disk, NOW).await.unwrap().remove(0);
+        let d = evaluate(&engine, &src, &disk, NOW, false)
+            .await
+            .unwrap()
+            .remove(0);
+        assert!(d.chart.is_none(), "a chart only when asked");
         assert_eq!(d.status, Status::Forecast);
         assert!(
             (d.seconds_left.unwrap() / 86_400.0 - 20.0).abs() < 0.1,
@@ -702,7 +709,7 @@ mod tests {
         );
         assert!((d.trend_per_day.unwrap() + 10e9).abs() < 1e8, "{d:?}");
         let queue = spec("[[capacity]]\nname = \"q\"\nusage = 'queue_depth'\nlimit = 5000");
-        let q = evaluate(&engine, &src, &queue, NOW)
+        let q = evaluate(&engine, &src, &queue, NOW, false)
             .await
             .unwrap()
             .remove(0);

@@ -411,7 +411,7 @@ async fn evaluate_specs(state: &Arc<AppState>, file: &SpecFile) {
         let now = chrono::Utc::now().timestamp_millis();
         let mut forecasts = Vec::new();
         for spec in file.of::<CapacitySpec>(name) {
-            match capacity::evaluate(&engine, &source, spec, now).await {
+            match capacity::evaluate(&engine, &source, spec, now, false).await {
                 Ok(f) => forecasts.extend(f),
                 Err(error) => warn!(%error, "capacity not evaluated"),
             }

@@ -356,7 +356,7 @@ impl AnalyticsTable {
                 let mut rows = Vec::new();
                 for spec in &specs {
                     rows.extend(
-                        capacity::evaluate(&engine, &source, spec, now)
+                        capacity::evaluate(&engine, &source, spec, now, false)
                             .await
                             .map_err(exec)?,
                     );

@@ -38,6 +38,8 @@ pub(super) struct Fold<'a> {
     /// Whether the pipeline keeps entries' labels and lines.
     plain: bool,
     bytes: bool,
+    /// Whether anything reads an entry's line (a plain count does not).
+    reads_lines: bool,
     line_stages: Vec<&'a LineFilter>,
     /// Final label set → its cells, or its (timestamp, value) samples for
     /// the functions that need every value of a window.
@@ -59,25 +61,29 @@ impl<'a> Fold<'a> {
                 | RangeFn::MaxOverTime
                 | RangeFn::AbsentOverTime
         );
+        // Counting a stream's entries through a pipeline that keeps
+        // their labels and lines: the stream's labels once, not a label
+        // set per entry.
+        let plain = merged && q.unwrap.is_none() && keeps_labels(&q.log.pipeline);
+        let bytes = matches!(q.func, RangeFn::BytesOverTime | RangeFn::BytesRate);
+        let line_stages: Vec<&LineFilter> = q
+            .log
+            .pipeline
+            .iter()
+            .filter_map(|s| match s {
+                Stage::Line(f) => Some(f),
+                _ => None,
+            })
+            .collect();
         Self {
             q,
             grid,
             opts,
             merged,
-            // Counting a stream's entries through a pipeline that keeps
-            // their labels and lines: the stream's labels once, not a
-            // label set per entry.
-            plain: merged && q.unwrap.is_none() && keeps_labels(&q.log.pipeline),
-            bytes: matches!(q.func, RangeFn::BytesOverTime | RangeFn::BytesRate),
-            line_stages: q
-                .log
-                .pipeline
-                .iter()
-                .filter_map(|s| match s {
-                    Stage::Line(f) => Some(f),
-                    _ => None,
-                })
-                .collect(),
+            plain,
+            bytes,
+            reads_lines: !(plain && line_stages.is_empty() && !bytes),
+            line_stages,
             cells: BTreeMap::new(),
             samples: BTreeMap::new(),
             held: 0,
@@ -94,11 +100,10 @@ impl<'a> Fold<'a> {
         let q = self.q;
         let matchers = &q.log.matchers;
         let filters = raw_line_filters(&q.log.pipeline);
-        // A plain count (no line stage, not bytes) reads no line: a part
-        // scan may leave them out (overlapping parts still need them to
-        // tell an entry stored twice).
-        let lines =
-            !(self.plain && self.line_stages.is_empty() && !self.bytes && filters.is_empty());
+        // A part scan may leave lines out when nothing reads them
+        // (overlapping parts still read them: an entry stored twice is
+        // told by its line).
+        let lines = self.reads_lines;
         let parts = source.parts(from, to);
         for (lo, hi, holders) in plan(&parts, from, to) {
             if let [one] = holders[..] {

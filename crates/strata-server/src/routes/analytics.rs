@@ -382,21 +382,17 @@ impl Kind for CapacitySpec {
     /// Every spec's forecasts, ranked by urgency across them.
     async fn answer(ask: Ask, specs: Vec<CapacitySpec>) -> Result<Response, ApiError> {
         ask.answer("capacity", async {
+            // Each forecast's chart only when asked (the UI).
+            let detail = ask.params.get("detail") == Some("true");
             let mut out = Vec::new();
             for spec in &specs {
                 out.extend(
-                    capacity::evaluate(&ask.engine, &ask.source, spec, ask.t_ms)
+                    capacity::evaluate(&ask.engine, &ask.source, spec, ask.t_ms, detail)
                         .await
                         .map_err(unprocessable)?,
                 );
             }
             capacity::rank(&mut out);
-            // The chart's points only when asked (`detail=true`: the UI).
-            if ask.params.get("detail") != Some("true") {
-                for f in &mut out {
-                    f.chart = None;
-                }
-            }
             Ok(out)
         })
         .await
