@@ -611,4 +611,64 @@ mod tests {
             .sum();
         assert_eq!(rows, 401, "every entry written once");
     }
+
+    /// A logs day file, the form kept for years, compresses its lines at
+    /// the storage's day level; the flush files it replaces stay cheap.
+    #[tokio::test]
+    async fn log_day_files_take_the_day_zstd_level() {
+        let tenant = TenantId::try_new("acme").unwrap();
+        let mut sizes = Vec::new();
+        for level in [1, 17] {
+            let storage = Storage::open(
+                ObjectStoreHandle::in_memory().unwrap(),
+                Arc::new(Head::new()),
+            )
+            .await
+            .unwrap();
+            storage.set_day_file_zstd_level(level);
+            let wal = MemoryWal::new();
+            // Access-log-like lines: repetitive, as logs are.
+            let mut b = LogBatch::new(tenant.clone());
+            let entries = (0..20_000u64)
+                .map(|i| {
+                    let x = i.wrapping_mul(2_654_435_761) % 100_003;
+                    strata_types::LogEntry {
+                        timestamp_ns: T0 * 1_000_000 + i as i64 * 1_000_000,
+                        line: format!(
+                            "10.0.{}.{} - - \"GET /web/dataset/call_kw/stock.picking/{} HTTP/1.1\" {} {} {}ms",
+                            x % 7,
+                            x % 251,
+                            x,
+                            [200, 200, 200, 404, 500][(x % 5) as usize],
+                            x % 9_000,
+                            x % 977
+                        ),
+                        metadata: Vec::new(),
+                    }
+                })
+                .collect();
+            b.push(
+                strata_types::Labels::from_validated_stream(vec![strata_types::Label::new(
+                    "job", "traefik",
+                )]),
+                entries,
+            );
+            storage.write_logs(&wal, Arc::new(b)).await.unwrap();
+            storage.flush(&wal).await.unwrap();
+            storage
+                .compact(T0 + 3 * DAY_MS, Duration::from_secs(600))
+                .await
+                .unwrap();
+            let table = storage.table(&tenant, Signal::Logs).await.unwrap();
+            let files = table.lock().await.files().unwrap();
+            assert_eq!(files.len(), 1, "{files:?}");
+            assert_eq!(files[0].path.level, crate::FileLevel::Day);
+            assert_eq!(files[0].stats.rows, 20_000);
+            sizes.push(files[0].size);
+        }
+        assert!(
+            sizes[1] * 10 < sizes[0] * 9,
+            "level 17 stores at least 10% less than level 1: {sizes:?}"
+        );
+    }
 }
