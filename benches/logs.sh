@@ -39,66 +39,60 @@ wait_http "http://127.0.0.1:$PORT/-/ready"
 "$BIN/strata-loggen" --url "http://127.0.0.1:$PORT/loki/api/v1/push" --bytes "$BYTES" \
   --needle "$NEEDLE" --pid "$PID" --tenant logs
 
+# Asks RUNS times (curl with ARGS, the answer into $WORK/NAME.json) and
+# prints the last answer's HTTP status, then each ask's seconds.
+timed() { # name curl-args...
+  local name=$1 t status times=()
+  shift
+  for _ in $(seq 1 "$RUNS"); do
+    t=$(curl -sS -o "$WORK/$name.json" -w '%{http_code} %{time_total}' -H 'X-Scope-OrgID: logs' "$@")
+    status=${t%% *}
+    times+=("${t#* }")
+  done
+  echo "$status ${times[*]}"
+}
+
+sql_timed() { # name body
+  timed "$1" -H 'Content-Type: application/json' -d "$2" "http://127.0.0.1:$PORT/api/v1/sql"
+}
+
+loki_timed() { # name query start end [curl-args...]
+  local name=$1 query=$2 start=$3 end=$4
+  shift 4
+  timed "$name" -G --data-urlencode "query=$query" --data-urlencode "start=$start" \
+    --data-urlencode "end=$end" "$@" "http://127.0.0.1:$PORT/loki/api/v1/query_range"
+}
+
 search() { # label
-  local logql_times=() sql_times=() found
-  local start end
+  local status times found body start end
   end=$(date +%s%N)
   start=$((end - 7200 * 1000000000))
-  for _ in $(seq 1 "$RUNS"); do
-    t=$(curl -fsS -o "$WORK/logql.json" -w '%{time_total}' -G -H 'X-Scope-OrgID: logs' \
-      --data-urlencode "query={cluster=\"eu-west\"} |= \"$NEEDLE\"" \
-      --data-urlencode "start=$start" --data-urlencode "end=$end" --data-urlencode "limit=10" \
-      "http://127.0.0.1:$PORT/loki/api/v1/query_range")
-    logql_times+=("$t")
-  done
+  read -r status times <<<"$(loki_timed logql "{cluster=\"eu-west\"} |= \"$NEEDLE\"" "$start" "$end" --data-urlencode "limit=10")"
   found=$(grep -o "$NEEDLE" "$WORK/logql.json" | wc -l)
+  local logql_times=$times
   body=$(printf '{"query": "SELECT count(*) AS n FROM logs WHERE line LIKE '"'"'%%%s%%'"'"'"}' "$NEEDLE")
-  for _ in $(seq 1 "$RUNS"); do
-    t=$(curl -fsS -o "$WORK/sql.json" -w '%{time_total}' -H 'X-Scope-OrgID: logs' \
-      -H 'Content-Type: application/json' -d "$body" "http://127.0.0.1:$PORT/api/v1/sql")
-    sql_times+=("$t")
-  done
-  echo "needle ($1): logql found=$found s=[${logql_times[*]}]  sql $(cat "$WORK/sql.json" | tr -d '\n') s=[${sql_times[*]}]"
-  local recent_times=() status
-  for _ in $(seq 1 "$RUNS"); do
-    t=$(curl -sS -o "$WORK/recent.json" -w '%{http_code} %{time_total}' -G -H 'X-Scope-OrgID: logs' \
-      --data-urlencode 'query={cluster="eu-west"}' \
-      --data-urlencode "start=$start" --data-urlencode "end=$end" --data-urlencode "limit=1000" \
-      "http://127.0.0.1:$PORT/loki/api/v1/query_range")
-    status=${t%% *}
-    recent_times+=("${t#* }")
-  done
+  read -r status times <<<"$(sql_timed sql "$body")"
+  echo "needle ($1): logql found=$found s=[$logql_times]  sql $(tr -d '\n' < "$WORK/sql.json") s=[$times]"
+  read -r status times <<<"$(loki_timed recent '{cluster="eu-west"}' "$start" "$end" --data-urlencode "limit=1000")"
   found=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(sum(len(s["values"]) for s in d["data"]["result"]))' "$WORK/recent.json" 2>/dev/null || head -c 200 "$WORK/recent.json")
-  echo "newest 1000 lines ($1): http=$status lines=$found s=[${recent_times[*]}]"
+  echo "newest 1000 lines ($1): http=$status lines=$found s=[$times]"
   # A common text: the line index rules nothing out, so this shows what
   # consulting it costs on a filter that is not selective.
-  local common_times=()
   body='{"query": "SELECT count(*) AS n FROM logs WHERE line LIKE '"'"'%stock.picking/button_validate%'"'"'"}'
-  for _ in $(seq 1 "$RUNS"); do
-    t=$(curl -fsS -o "$WORK/common.json" -w '%{time_total}' -H 'X-Scope-OrgID: logs' \
-      -H 'Content-Type: application/json' -d "$body" "http://127.0.0.1:$PORT/api/v1/sql")
-    common_times+=("$t")
-  done
-  echo "common text ($1): sql $(tr -d '\n' < "$WORK/common.json") s=[${common_times[*]}]"
+  read -r status times <<<"$(sql_timed common "$body")"
+  echo "common text ($1): sql $(tr -d '\n' < "$WORK/common.json") s=[$times]"
   # 30 days of hourly counts by job (720 steps over all the data): a
   # metric query folds what it reads into its answer slice by slice, so
   # its memory is the steps and a slice, not the entries. The server's
   # peak RSS is reset before (clear_refs) and read after.
-  local month_times=() rss hwm
+  local rss hwm
   end=$(date +%s)
   rss=$(awk '/VmRSS/ {print int($2/1024)}' "/proc/$PID/status")
   echo 5 > "/proc/$PID/clear_refs"
-  for _ in $(seq 1 "$RUNS"); do
-    t=$(curl -sS -o "$WORK/month.json" -w '%{http_code} %{time_total}' -G -H 'X-Scope-OrgID: logs' \
-      --data-urlencode 'query=sum by (job) (count_over_time({cluster="eu-west"}[1h]))' \
-      --data-urlencode "start=$((end - 30 * 86400))" --data-urlencode "end=$end" --data-urlencode "step=3600" \
-      "http://127.0.0.1:$PORT/loki/api/v1/query_range")
-    status=${t%% *}
-    month_times+=("${t#* }")
-  done
+  read -r status times <<<"$(loki_timed month 'sum by (job) (count_over_time({cluster="eu-west"}[1h]))' "$((end - 30 * 86400))" "$end" --data-urlencode "step=3600")"
   hwm=$(awk '/VmHWM/ {print int($2/1024)}' "/proc/$PID/status")
   found=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(len(d["data"]["result"]), int(sum(float(v[1]) for s in d["data"]["result"] for v in s["values"])))' "$WORK/month.json" 2>/dev/null || head -c 200 "$WORK/month.json")
-  echo "30-day hourly count by job ($1): http=$status series,entries=$found s=[${month_times[*]}] rss_before_mb=$rss peak_rss_mb=$hwm"
+  echo "30-day hourly count by job ($1): http=$status series,entries=$found s=[$times] rss_before_mb=$rss peak_rss_mb=$hwm"
 }
 
 search "head + files as ingested"
