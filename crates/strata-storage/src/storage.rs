@@ -402,18 +402,22 @@ impl Storage {
         }
         let deadline = tokio::time::Instant::now() + LOG_ROOM_WAIT;
         loop {
-            let flushed = self.flushed.notified();
-            tokio::pin!(flushed);
-            flushed.as_mut().enable();
             let held = self.logs.bytes_appended();
             if held >= bound {
                 self.flush_wanted.notify_one();
             }
+            if held < bound / 2 {
+                return;
+            }
+            // Listening before looking at the flush: one that ends in
+            // between still wakes this write.
+            let flushed = self.flushed.notified();
+            tokio::pin!(flushed);
+            flushed.as_mut().enable();
             // No flush under way (a full head is cut now), or the last one
-            // failed (the store is down: the WAL holds what comes), or
-            // room enough: in it goes.
-            let flushing = !self.state.read().frozen.is_empty();
-            if !flushing || self.flush_failing.load(Ordering::Relaxed) || held < bound / 2 {
+            // failed (the store is down: the WAL holds what comes): in it
+            // goes.
+            if self.state.read().frozen.is_empty() || self.flush_failing.load(Ordering::Relaxed) {
                 return;
             }
             if tokio::time::timeout_at(deadline, flushed).await.is_err() {
