@@ -11,7 +11,7 @@ use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
 use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
-use object_store::{BackoffConfig, ClientOptions, ObjectStore, RetryConfig};
+use object_store::{BackoffConfig, ClientConfigKey, ClientOptions, ObjectStore, RetryConfig};
 use serde::Deserialize;
 use url::Url;
 
@@ -142,6 +142,10 @@ impl ObjectStoreHandle {
             "s3" | "s3a" => {
                 // Client options first: `options` may refine them
                 // (`allow_http`, timeouts), and a later call would replace them.
+                let client = client_env(client, "AWS_", |k: AmazonS3ConfigKey| match k {
+                    AmazonS3ConfigKey::Client(c) => Some(c),
+                    _ => None,
+                });
                 let mut b = AmazonS3Builder::from_env()
                     .with_url(url.as_str())
                     .with_client_options(client)
@@ -156,6 +160,10 @@ impl ObjectStoreHandle {
                 Arc::new(b.build()?)
             }
             "gs" => {
+                let client = client_env(client, "GOOGLE_", |k: GoogleConfigKey| match k {
+                    GoogleConfigKey::Client(c) => Some(c),
+                    _ => None,
+                });
                 let mut b = GoogleCloudStorageBuilder::from_env()
                     .with_url(url.as_str())
                     .with_client_options(client)
@@ -167,6 +175,10 @@ impl ObjectStoreHandle {
                 Arc::new(b.build()?)
             }
             "az" | "abfs" | "abfss" | "azure" => {
+                let client = client_env(client, "AZURE_", |k: AzureConfigKey| match k {
+                    AzureConfigKey::Client(c) => Some(c),
+                    _ => None,
+                });
                 let mut b = MicrosoftAzureBuilder::from_env()
                     .with_url(url.as_str())
                     .with_client_options(client)
@@ -228,6 +240,32 @@ impl ObjectStoreHandle {
             message: format!("joining {relative:?} to {}: {e}", self.url),
         })
     }
+}
+
+/// The HTTP client settings among the store kind's environment variables
+/// (`AWS_ALLOW_HTTP`, `AWS_PROXY_URL`, `GOOGLE_TIMEOUT`, ...). `from_env`
+/// reads them into the builder's client options, which the
+/// `with_client_options` that adds our CA certificates then replaces: they
+/// are applied to those options here instead, as `from_env` reads them.
+fn client_env<K: std::str::FromStr>(
+    mut client: ClientOptions,
+    prefix: &str,
+    as_client: impl Fn(K) -> Option<ClientConfigKey>,
+) -> ClientOptions {
+    for (key, value) in std::env::vars() {
+        if !key.starts_with(prefix) {
+            continue;
+        }
+        if let Some(c) = key
+            .to_ascii_lowercase()
+            .parse::<K>()
+            .ok()
+            .and_then(&as_client)
+        {
+            client = client.with_config(c, value);
+        }
+    }
+    client
 }
 
 fn local_url(dir: &FsPath) -> Result<Url, StorageError> {

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 mod analytics_client;
+mod health;
 mod sql_client;
 mod tools;
 
@@ -52,6 +53,9 @@ enum Command {
     /// Noisy neighbours from a running server: each workload's share,
     /// deviation from its baseline, and who drives contention.
     Neighbours(analytics_client::NeighboursArgs),
+    /// Whether a running server is ready (exit 0) or not (exit 1): a
+    /// container health check that needs nothing else in the image.
+    Health(health::HealthArgs),
 }
 
 #[derive(Debug, Args)]
@@ -464,6 +468,7 @@ fn main() -> ExitCode {
         Command::Slo(args) => analytics_client::slo(args),
         Command::Capacity(args) => analytics_client::capacity(args),
         Command::Neighbours(args) => analytics_client::neighbours(args),
+        Command::Health(args) => health::run(args),
         Command::Token(args) => match new_token(&args) {
             Ok(text) => {
                 print!("{text}");
