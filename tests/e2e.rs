@@ -11,6 +11,7 @@ mod analytics;
 mod auth;
 mod cardinality;
 mod crash;
+mod deploy;
 mod flight;
 mod flush_crash;
 mod interop;
