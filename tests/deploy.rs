@@ -144,7 +144,8 @@ fn kubernetes_configuration_runs_the_server_with_auth_on() {
     let data = dir.path().join("data");
     let server = Server::start(&data, &args);
     let url = server.url("");
-    assert_eq!(health(&["--url", &url]).0, true);
+    let (ok, text) = health(&["--url", &url]);
+    assert!(ok, "{text}");
     assert_eq!(remote_write(&server, &[], "k8s_up"), 401);
     let (status, _) = server.get("/metrics");
     assert_eq!(status, 200, "scrape annotations point at a public /metrics");
