@@ -131,8 +131,22 @@ pub async fn serve(
     };
 
     let store = strata_storage::ObjectStoreHandle::open(&config.object_store, &config.data_dir)?;
-    let storage =
-        Arc::new(strata_storage::Storage::open(store, Arc::new(strata_head::Head::new())).await?);
+    let role = config.node.role;
+    let sharing = role.shares_tables().then(|| {
+        let id = config.node.resolved_id();
+        let (ordinal, replicas) = (config.node.ordinal(), config.node.compactor_replicas);
+        info!(%role, node = %id, ordinal, compactors = replicas, "sharing the tables with other nodes");
+        strata_storage::Sharing {
+            wal_app_id: strata_storage::ingester_wal_app_id(&id),
+            owns: Arc::new(move |t: &strata_types::TenantId| {
+                config::compactor_owns(t.as_str(), ordinal, replicas)
+            }),
+        }
+    });
+    let storage = Arc::new(
+        strata_storage::Storage::open_shared(store, Arc::new(strata_head::Head::new()), sharing)
+            .await?,
+    );
     storage.set_compaction(
         config.storage.compaction_workers,
         scheduler::low_priority(config.storage.compaction_nice),
@@ -187,14 +201,20 @@ pub async fn serve(
         })
     });
 
-    let replay_state = Arc::clone(&state);
-    let replay = tokio::task::spawn_blocking(move || replay_state.open_wal()).await;
-    let replay = match replay {
-        Ok(r) => r,
-        Err(join) => {
-            error!(error = %join, "WAL replay task failed");
-            Err(strata_wal::WalError::Closed)
+    // Only the roles that take writes have a WAL and a head.
+    let replay = if role.takes_writes() {
+        let replay_state = Arc::clone(&state);
+        match tokio::task::spawn_blocking(move || replay_state.open_wal()).await {
+            Ok(r) => r,
+            Err(join) => {
+                error!(error = %join, "WAL replay task failed");
+                Err(strata_wal::WalError::Closed)
+            }
         }
+    } else {
+        state.metrics.set_ready();
+        info!(%role, "no WAL: this node takes no writes; ready");
+        Ok(())
     };
     if let Err(e) = replay {
         let _ = stop_tx.send(true);
@@ -215,14 +235,23 @@ pub async fn serve(
         None => None,
     };
 
-    let compactor = {
+    let compactor = role.compacts().then(|| {
         let metrics = Arc::clone(&state.metrics);
         tokio::spawn(Arc::clone(&state.storage).run_compactor(
             state.config.storage.clone(),
             move |r| metrics.observe_compaction(r),
             flusher_stop_tx.subscribe(),
         ))
-    };
+    });
+
+    // Other nodes commit to the tables: their flushes and merges become
+    // visible here within the refresh interval.
+    let refresher = role.shares_tables().then(|| {
+        tokio::spawn(Arc::clone(&state.storage).run_refresh(
+            state.config.node.refresh_interval,
+            flusher_stop_tx.subscribe(),
+        ))
+    });
 
     // New flush and compaction files of queried tenants are indexed
     // before the next query needs them.
@@ -232,14 +261,14 @@ pub async fn serve(
         flusher_stop_tx.subscribe(),
     ));
 
-    let retention = {
+    let retention = role.compacts().then(|| {
         let metrics = Arc::clone(&state.metrics);
         tokio::spawn(Arc::clone(&state.storage).run_retention(
             state.config.retention.clone(),
             move |r| metrics.observe_retention(r),
             flusher_stop_tx.subscribe(),
         ))
-    };
+    });
 
     // Tokens and limit overrides change without a restart: their files are
     // re-read when they change.
@@ -277,15 +306,22 @@ pub async fn serve(
         })
     };
 
-    let slo_alerts = tokio::spawn(crate::analytics_loop::run(
-        Arc::clone(&state),
-        flusher_stop_tx.subscribe(),
-    ));
+    // SLO and rule evaluation query everything a tenant stored and write
+    // their results: only a node that sees every head and takes writes
+    // does them (`all`; the split roles do not yet).
+    let slo_alerts = (role == config::Role::All).then(|| {
+        tokio::spawn(crate::analytics_loop::run(
+            Arc::clone(&state),
+            flusher_stop_tx.subscribe(),
+        ))
+    });
 
-    let ruler = tokio::spawn(crate::ruler::run(
-        Arc::clone(&state),
-        flusher_stop_tx.subscribe(),
-    ));
+    let ruler = (role == config::Role::All).then(|| {
+        tokio::spawn(crate::ruler::run(
+            Arc::clone(&state),
+            flusher_stop_tx.subscribe(),
+        ))
+    });
 
     let served = server.await;
     if let Some(pg) = pg_server {
@@ -295,14 +331,13 @@ pub async fn serve(
         let _ = flight.await;
     }
     let _ = flusher_stop_tx.send(true);
-    let _ = retention.await;
-    let _ = auth_reload.await;
-    let _ = slo_alerts.await;
-    let _ = ruler.await;
-    if let Some(f) = flusher {
-        let _ = f.await;
+    for task in [retention, slo_alerts, ruler, flusher, compactor, refresher]
+        .into_iter()
+        .flatten()
+    {
+        let _ = task.await;
     }
-    let _ = compactor.await;
+    let _ = auth_reload.await;
     // Every acknowledged write is already fsynced. The head is flushed, then
     // closing the WAL completes any append whose request was cut off
     // mid-flight and syncs once more.

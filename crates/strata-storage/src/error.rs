@@ -70,6 +70,20 @@ impl StorageError {
         }
     }
 
+    /// A Delta commit refused because another writer's commit conflicts
+    /// with it (the table is unchanged by this one).
+    pub fn is_commit_conflict(&self) -> bool {
+        matches!(
+            self,
+            Self::Delta { source, .. } if matches!(
+                source.as_ref(),
+                DeltaTableError::Transaction {
+                    source: deltalake_core::kernel::transaction::TransactionError::CommitConflict(_)
+                }
+            )
+        )
+    }
+
     pub fn kind(&self) -> ErrorKind {
         match self {
             Self::Config { .. } | Self::BadPath { .. } | Self::TimestampOutOfRange { .. } => {

@@ -46,8 +46,10 @@ pub use line_index::{
 };
 pub use series_index::{SeriesIndex, SeriesIndexLocation};
 pub use storage::{
-    AsOf, CompactReport, CompactionBacklog, FlushReport, LogView, Storage, StorageConfig,
+    AsOf, CompactReport, CompactionBacklog, FlushReport, LogView, Sharing, Storage, StorageConfig,
     TenantView,
 };
 pub use store::{ObjectStoreConfig, ObjectStoreHandle};
-pub use table::{DataFile, FileStats, MetricsTable, SHA256_TAG, SeriesOrder, WAL_APP_ID};
+pub use table::{
+    DataFile, FileStats, MetricsTable, SHA256_TAG, SeriesOrder, WAL_APP_ID, ingester_wal_app_id,
+};

@@ -282,6 +282,30 @@ pub struct Storage {
     flushed: tokio::sync::Notify,
     /// The flusher's last flush failed (writers do not wait on it).
     flush_failing: std::sync::atomic::AtomicBool,
+    /// Set when other processes commit to the same tables.
+    sharing: Option<Sharing>,
+}
+
+/// How one process of a scale-out deployment shares the object store's
+/// tables with the others (docs/DESIGN.md, "Scale-out"): its flushes record
+/// their WAL position under its own application id, it re-reads the tables
+/// before it compacts or applies retention (others commit to them), and it
+/// does those only for the tenants it owns.
+#[derive(Clone)]
+pub struct Sharing {
+    /// The Delta application id of this process's WAL positions
+    /// ([`crate::ingester_wal_app_id`]).
+    pub wal_app_id: String,
+    /// Whether this process compacts and applies retention to a tenant.
+    pub owns: Arc<dyn Fn(&TenantId) -> bool + Send + Sync>,
+}
+
+impl std::fmt::Debug for Sharing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sharing")
+            .field("wal_app_id", &self.wal_app_id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Longest a log write waits for a running flush to make room (well
@@ -301,14 +325,28 @@ impl Storage {
     /// Opens every tenant's table in the store. Call before WAL replay: the
     /// committed WAL positions decide what replay skips.
     pub async fn open(store: ObjectStoreHandle, head: Arc<Head>) -> Result<Self, StorageError> {
+        Self::open_shared(store, head, None).await
+    }
+
+    /// [`Storage::open`] for a process sharing the tables with others
+    /// (`None`: the sole writer).
+    pub async fn open_shared(
+        store: ObjectStoreHandle,
+        head: Arc<Head>,
+        sharing: Option<Sharing>,
+    ) -> Result<Self, StorageError> {
         let mut state = ReadState::default();
         let mut tables = HashMap::new();
         let mut log_tables = HashMap::new();
         for tenant in list_tenants(&store).await? {
             for signal in [Signal::Metrics, Signal::Logs] {
-                let Some(table) = MetricsTable::open_signal(&store, &tenant, signal).await? else {
+                let Some(mut table) = MetricsTable::open_signal(&store, &tenant, signal).await?
+                else {
                     continue;
                 };
+                if let Some(sharing) = &sharing {
+                    table.set_wal_app_id(&sharing.wal_app_id);
+                }
                 if let Some(seq) = table.committed_wal_seq().await? {
                     state.committed_mut(signal).insert(tenant.clone(), seq);
                 }
@@ -348,7 +386,94 @@ impl Storage {
             flush_wanted: tokio::sync::Notify::new(),
             flushed: tokio::sync::Notify::new(),
             flush_failing: std::sync::atomic::AtomicBool::new(false),
+            sharing,
         })
+    }
+
+    /// Whether other processes commit to these tables.
+    pub fn sharing(&self) -> Option<&Sharing> {
+        self.sharing.as_ref()
+    }
+
+    /// Whether this process compacts and applies retention to `tenant`.
+    pub(crate) fn owns(&self, tenant: &TenantId) -> bool {
+        self.sharing.as_ref().is_none_or(|s| (s.owns)(tenant))
+    }
+
+    /// Re-reads every table from the store and publishes its files to
+    /// queries, opening the tables of tenants that appeared since: what
+    /// other processes committed (other ingesters' flushes, compactors'
+    /// merges and retention) becomes visible. A table is re-read under its
+    /// lock, so a flush of this process is published whole, before or
+    /// after. Returns how many tables were read; a table that fails is
+    /// skipped (its previous files stay published) and the first error
+    /// returned after the others were read.
+    pub async fn refresh_tables(&self) -> Result<usize, StorageError> {
+        let mut read = 0;
+        let mut first_error = None;
+        for tenant in list_tenants(&self.store).await? {
+            for signal in [Signal::Metrics, Signal::Logs] {
+                let known = self.tables_of(signal).lock().get(&tenant).cloned();
+                let result = match known {
+                    Some(table) => {
+                        let mut table = table.lock().await;
+                        match table.refresh().await {
+                            Ok(()) => self.publish_files(&tenant, &table).map(|()| true),
+                            Err(e) => Err(e),
+                        }
+                    }
+                    None => self.open_new_table(&tenant, signal).await,
+                };
+                match result {
+                    Ok(opened) => read += usize::from(opened),
+                    Err(e) => {
+                        tracing::warn!(%tenant, table = signal.as_str(), error = %e, "table not re-read; its previous files stay in use");
+                        first_error.get_or_insert(e);
+                    }
+                }
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(read),
+        }
+    }
+
+    /// Opens a table another process created and publishes its files;
+    /// `false` when it does not exist.
+    async fn open_new_table(
+        &self,
+        tenant: &TenantId,
+        signal: Signal,
+    ) -> Result<bool, StorageError> {
+        let Some(mut table) = MetricsTable::open_signal(&self.store, tenant, signal).await? else {
+            return Ok(false);
+        };
+        if let Some(sharing) = &self.sharing {
+            table.set_wal_app_id(&sharing.wal_app_id);
+        }
+        self.publish_files(tenant, &table)?;
+        self.tables_of(signal)
+            .lock()
+            .entry(tenant.clone())
+            .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(table)));
+        Ok(true)
+    }
+
+    /// Re-reads the tables every `interval` until `stop` turns true (a
+    /// process sharing its tables: other processes' commits become
+    /// visible to its queries within an interval).
+    pub async fn run_refresh(
+        self: Arc<Self>,
+        interval: Duration,
+        stop: tokio::sync::watch::Receiver<bool>,
+    ) {
+        every(interval, stop, || async {
+            if let Err(error) = self.refresh_tables().await {
+                tracing::warn!(%error, "re-reading the tables failed; the next pass retries");
+            }
+        })
+        .await;
     }
 
     pub fn head(&self) -> &Arc<Head> {

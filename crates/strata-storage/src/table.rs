@@ -26,8 +26,15 @@ use crate::paths::{DataFilePath, Signal, TablePath};
 use crate::schema::DAY;
 use crate::{ObjectStoreHandle, StorageError};
 
-/// Application id of the WAL position in flush commits.
+/// Application id of the WAL position in flush commits of a server doing
+/// every role (the only writer of its tables).
 pub const WAL_APP_ID: &str = "strata-wal";
+
+/// Application id of an ingester's WAL positions: each ingester has its own
+/// WAL, so each records and replays by its own id in the shared tables.
+pub fn ingester_wal_app_id(node_id: &str) -> String {
+    format!("{WAL_APP_ID}/{node_id}")
+}
 /// Add-action tag holding the file's SHA-256 (hex), checked by verify.
 pub const SHA256_TAG: &str = "strata.sha256";
 /// Add-action tag: when the newest sample in the file was written (ms since
@@ -348,6 +355,8 @@ pub struct MetricsTable {
     /// The table root, from the store root.
     root: Path,
     table: DeltaTable,
+    /// The application id flush commits record their WAL position under.
+    wal_app_id: String,
 }
 
 impl std::fmt::Debug for MetricsTable {
@@ -403,6 +412,7 @@ impl MetricsTable {
             signal,
             root: handle.path(&path.relative()),
             table,
+            wal_app_id: WAL_APP_ID.to_owned(),
         }))
     }
 
@@ -435,25 +445,44 @@ impl MetricsTable {
                 crate::schema::logs_delta_columns(),
             ),
         };
-        let table = CreateBuilder::new()
+        // Several ingesters may create a new tenant's table at once: the
+        // create commits version 0 only (no retry), and the one that loses
+        // opens the winner's table. (With retries, deltalake would commit
+        // the losing create as version 1, a second table identity that
+        // fails the winner's next commit as a metadata change.)
+        let created = CreateBuilder::new()
             .with_log_store(log_store)
             .with_table_name(format!("{}_{}", tenant, signal.as_str()))
             .with_comment(comment)
             .with_columns(columns)
             .with_partition_columns([DAY])
             .with_save_mode(SaveMode::Ignore)
-            .await
-            .map_err(|e| StorageError::delta(tenant, e))?;
+            .with_commit_properties(CommitProperties::default().with_max_retries(0))
+            .await;
+        let table = match created {
+            Ok(table) => table,
+            Err(e) => match Self::open_signal(handle, tenant, signal).await? {
+                Some(t) => return Ok(t),
+                None => return Err(StorageError::delta(tenant, e)),
+            },
+        };
         Ok(Self {
             tenant: tenant.clone(),
             signal,
             root: handle.path(&path.relative()),
             table,
+            wal_app_id: WAL_APP_ID.to_owned(),
         })
     }
 
     pub fn signal(&self) -> Signal {
         self.signal
+    }
+
+    /// Records and reads WAL positions under `id` (an ingester's own,
+    /// [`ingester_wal_app_id`]) instead of [`WAL_APP_ID`].
+    pub fn set_wal_app_id(&mut self, id: &str) {
+        id.clone_into(&mut self.wal_app_id);
     }
 
     pub fn tenant(&self) -> &TenantId {
@@ -477,7 +506,7 @@ impl MetricsTable {
     pub async fn committed_wal_seq(&self) -> Result<Option<WalSeq>, StorageError> {
         let state = self.table.snapshot().map_err(|e| self.err(e))?;
         let v = state
-            .transaction_version(self.table.log_store().as_ref(), WAL_APP_ID)
+            .transaction_version(self.table.log_store().as_ref(), &self.wal_app_id)
             .await
             .map_err(|e| self.err(e))?;
         Ok(v.and_then(|v| u64::try_from(v).ok()).map(WalSeq))
@@ -514,7 +543,7 @@ impl MetricsTable {
             let v = i64::try_from(seq.0).map_err(|_| StorageError::Corrupt {
                 message: format!("WAL position {seq} does not fit a Delta txn version"),
             })?;
-            props = props.with_application_transaction(Transaction::new(WAL_APP_ID, v));
+            props = props.with_application_transaction(Transaction::new(&self.wal_app_id, v));
         }
         let snapshot = self.table.snapshot().map_err(|e| self.err(e))?;
         let done = CommitBuilder::from(props)
@@ -525,6 +554,32 @@ impl MetricsTable {
         let version = done.version();
         self.table.state = Some(done.snapshot());
         Ok(version)
+    }
+
+    /// [`MetricsTable::commit`] of an append (a flush) to a table other
+    /// processes commit to: re-read first, so the commit is checked against
+    /// the latest version, and again after a conflict (a merge or retention
+    /// commit that removed files since; deltalake counts an append as
+    /// reading every file), up to `attempts` times. The data files are
+    /// uploaded once; only the commit is retried.
+    pub async fn commit_append_shared(
+        &mut self,
+        add: &[DataFile],
+        wal: Option<WalSeq>,
+        operation: DeltaOperation,
+        attempts: usize,
+    ) -> Result<u64, StorageError> {
+        let mut attempt = 1;
+        loop {
+            self.refresh().await?;
+            match self.commit(add, &[], wal, operation.clone()).await {
+                Err(e) if e.is_commit_conflict() && attempt < attempts => {
+                    tracing::info!(tenant = %self.tenant, attempt, error = %e, "flush commit conflicted with another writer's; retrying on the latest version");
+                    attempt += 1;
+                }
+                done => return done,
+            }
+        }
     }
 
     /// Re-reads the log up to its latest version.

@@ -177,6 +177,19 @@ struct ServeArgs {
     #[arg(long, env = "STRATA_FLIGHT_LISTEN", value_name = "ADDR|off")]
     flight_listen: Option<String>,
 
+    /// What this process does when several share one object store: all,
+    /// ingester, querier or compactor [default: all].
+    #[arg(long, env = "STRATA_ROLE", value_name = "ROLE")]
+    role: Option<strata_server::config::Role>,
+
+    /// This node's name among its peers [default: the host name].
+    #[arg(long, env = "STRATA_NODE_ID", value_name = "ID")]
+    node_id: Option<String>,
+
+    /// How many compactors divide the tenants [default: 1].
+    #[arg(long, env = "STRATA_COMPACTOR_REPLICAS", value_name = "N")]
+    compactor_replicas: Option<usize>,
+
     /// Serve HTTPS with this PEM certificate chain (with --tls-key-file).
     #[arg(long, env = "STRATA_TLS_CERT_FILE", value_name = "FILE")]
     tls_cert_file: Option<PathBuf>,
@@ -338,6 +351,15 @@ impl ServeArgs {
                 })?;
                 c.flight.enabled = true;
             }
+        }
+        if let Some(v) = self.role {
+            c.node.role = v;
+        }
+        if let Some(v) = self.node_id {
+            c.node.id = Some(v);
+        }
+        if let Some(v) = self.compactor_replicas {
+            c.node.compactor_replicas = v;
         }
         if let Some(v) = self.tls_cert_file {
             c.tls.cert_file = Some(v);

@@ -48,6 +48,16 @@ impl<'a> Write<'a> {
         decoded_hint: u64,
         shape: Shape,
     ) -> Result<Self, ApiError> {
+        let role = state.config.node.role;
+        if !role.takes_writes() {
+            // 503, which senders retry, rather than a 4xx they would drop:
+            // a write sent here is a routing mistake, not bad data.
+            return Err(ApiError::new(
+                ErrorKind::Unavailable,
+                format!("this node is a {role}: writes go to the ingesters"),
+                shape,
+            ));
+        }
         let Some(wal) = state.wal() else {
             return Err(ApiError::new(
                 ErrorKind::Unavailable,

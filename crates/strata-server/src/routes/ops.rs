@@ -16,6 +16,12 @@ pub(super) async fn healthy() -> &'static str {
 /// 200 once WAL replay has finished and while writes are accepted; 503
 /// while replaying, or after a WAL write failure (until a restart).
 pub(super) async fn ready(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    let role = state.config.node.role;
+    if !role.takes_writes() {
+        // No WAL to replay: ready once serving (the tables were opened
+        // before the listener took requests).
+        return (StatusCode::OK, "Strata is Ready.\n");
+    }
     match state.wal() {
         None => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -72,12 +78,13 @@ pub(super) async fn flush(
         Err(e) => return e.into_response(),
     };
     let Some(wal) = state.wal() else {
-        return ApiError::new(
-            ErrorKind::Unavailable,
-            "not ready: replaying the WAL",
-            Shape::Json,
-        )
-        .into_response();
+        let role = state.config.node.role;
+        let message = if role.takes_writes() {
+            "not ready: replaying the WAL".to_owned()
+        } else {
+            format!("this node is a {role}: it holds no head to flush (ingesters do)")
+        };
+        return ApiError::new(ErrorKind::Unavailable, message, Shape::Json).into_response();
     };
     let result = match &scope {
         Some(tenant) => state.storage.flush_one(tenant).await,

@@ -14,6 +14,10 @@ use strata_wal::{Wal, WalSeq};
 use tracing::{info, instrument, warn};
 
 use super::{FailPoint, FlushReport, Frozen, FrozenHead, Storage, StorageConfig};
+
+/// Commits of a flush to a table other processes commit to, before the
+/// flush fails (and is retried whole by the flusher).
+const SHARED_COMMIT_ATTEMPTS: usize = 5;
 use crate::logs_writer::write_logs;
 use crate::paths::Signal;
 use crate::table::write_operation;
@@ -224,7 +228,7 @@ impl Storage {
         seq
     }
 
-    fn tables_of(
+    pub(super) fn tables_of(
         &self,
         signal: Signal,
     ) -> &Mutex<HashMap<TenantId, Arc<tokio::sync::Mutex<MetricsTable>>>> {
@@ -243,7 +247,10 @@ impl Storage {
         if let Some(t) = self.tables_of(signal).lock().get(tenant) {
             return Ok(Arc::clone(t));
         }
-        let table = MetricsTable::open_or_create_signal(&self.store, tenant, signal).await?;
+        let mut table = MetricsTable::open_or_create_signal(&self.store, tenant, signal).await?;
+        if let Some(sharing) = &self.sharing {
+            table.set_wal_app_id(&sharing.wal_app_id);
+        }
         Ok(Arc::clone(
             self.tables_of(signal)
                 .lock()
@@ -289,10 +296,24 @@ impl Storage {
         if self.failpoint == Some(FailPoint::Uploaded) {
             std::process::abort();
         }
-        if let Err(e) = table
-            .commit(&files, &[], Some(seq), write_operation())
-            .await
-        {
+        let committed = match self.sharing {
+            None => {
+                table
+                    .commit(&files, &[], Some(seq), write_operation())
+                    .await
+            }
+            Some(_) => {
+                table
+                    .commit_append_shared(
+                        &files,
+                        Some(seq),
+                        write_operation(),
+                        SHARED_COMMIT_ATTEMPTS,
+                    )
+                    .await
+            }
+        };
+        if let Err(e) = committed {
             // Not in the log: the next try writes them again, so these
             // would only be orphans (vacuum would find them; best effort
             // now).

@@ -178,6 +178,9 @@ impl Storage {
         );
         let mut planned = Vec::new();
         for (tenant, table) in tables {
+            if !self.owns(&tenant) {
+                continue;
+            }
             let t = table.lock().await;
             for job in compact::plan(&t.files()?, now_ms, delay.as_millis() as i64) {
                 planned.push(Planned {
@@ -232,6 +235,11 @@ impl Storage {
             tenant, table, job, ..
         } = p;
         let mut table = table.lock().await;
+        if self.sharing.is_some() {
+            // Another compactor may have merged (or retention removed)
+            // the inputs since they were planned.
+            table.refresh().await?;
+        }
         let live = table.files()?;
         if !job.inputs.iter().all(|f| live.contains(f)) {
             // Retention (or another compactor) changed the window
@@ -357,7 +365,18 @@ impl Storage {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                _ = tick.tick() => failed.clear(),
+                _ = tick.tick() => {
+                    failed.clear();
+                    // Others commit to the tables (ingesters' flushes,
+                    // other compactors): plan on their latest files. A
+                    // merge planned on stale files fails its commit as a
+                    // conflict and is retried after the next re-read.
+                    if self.sharing.is_some()
+                        && let Err(error) = self.refresh_tables().await
+                    {
+                        warn!(%error, "re-reading the tables before compaction failed");
+                    }
+                }
                 Some(done) = running.join_next(), if !running.is_empty() => {
                     let (p, merged) = match done {
                         Ok(done) => done,
@@ -453,10 +472,15 @@ impl Storage {
         config: &RetentionConfig,
     ) -> Result<RetentionReport, StorageError> {
         let mut report = RetentionReport::default();
+        if self.sharing.is_some() {
+            // Others commit to the tables: decide on their latest files.
+            self.refresh_tables().await?;
+        }
         let mut tenants: Vec<TenantId> = self.tables.lock().keys().cloned().collect();
         tenants.extend(self.log_tables.lock().keys().cloned());
         tenants.sort();
         tenants.dedup();
+        tenants.retain(|t| self.owns(t));
         for tenant in tenants {
             if config.legal_hold(tenant.as_str()) {
                 report.tenants_held += 1;

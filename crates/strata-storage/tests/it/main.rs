@@ -9,3 +9,4 @@ mod conformance;
 mod encodings;
 mod flush;
 mod retention;
+mod sharing;
