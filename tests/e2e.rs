@@ -25,6 +25,7 @@ mod prometheus_sender;
 mod promql_api;
 mod remote_read;
 mod remote_write;
+mod roles;
 mod rules;
 mod slo;
 mod tls;

@@ -1,0 +1,228 @@
+//! The scale-out roles as separate processes on one object store (Garage
+//! when the suite has it, else a local directory): three ingesters taking
+//! writes into their own WALs and flushing into one tenant's shared table,
+//! a querier reading it, two compactors that both own the tenant racing on
+//! it. Every acknowledged, flushed sample is seen through the querier
+//! exactly once; an ingester killed with SIGKILL loses nothing it
+//! acknowledged; writes sent to a querier or compactor are refused with a
+//! retryable 503 naming the role.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use crate::common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::{Server, payload, series};
+
+const TENANT: &str = "logistics";
+
+fn config(dir: &Path) -> std::path::PathBuf {
+    let var = |k: &str| std::env::var(k).ok();
+    let store = match var("STRATA_TEST_S3_URL") {
+        Some(url) => format!(
+            r#"[object_store]
+url = "{url}/roles-{prefix}"
+[object_store.options]
+aws_endpoint = "{endpoint}"
+aws_region = "{region}"
+aws_access_key_id = "{key}"
+aws_secret_access_key = "{secret}"
+aws_allow_http = "true"
+aws_virtual_hosted_style_request = "false"
+"#,
+            prefix = uuid::Uuid::new_v4(),
+            endpoint = var("STRATA_TEST_S3_ENDPOINT").unwrap(),
+            region = var("STRATA_TEST_S3_REGION").unwrap(),
+            key = var("STRATA_TEST_S3_KEY_ID").unwrap(),
+            secret = var("STRATA_TEST_S3_SECRET").unwrap(),
+        ),
+        None => {
+            assert!(
+                var("STRATA_E2E_REQUIRE_S3").as_deref() != Some("1"),
+                "STRATA_E2E_REQUIRE_S3=1 but STRATA_TEST_S3_URL is not set"
+            );
+            format!(
+                "[object_store]\nurl = \"file://{}\"\n",
+                dir.join("objects").display()
+            )
+        }
+    };
+    let path = dir.join("strata.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"{store}
+[storage]
+flush_interval = "1h"
+compaction_interval = "1s"
+compaction_delay = "0s"
+[node]
+refresh_interval = "1s"
+"#
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn start(dir: &Path, config: &Path, role: &str, id: &str) -> Server {
+    Server::start(
+        &dir.join(id),
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--role",
+            role,
+            "--node-id",
+            id,
+        ],
+    )
+}
+
+/// `n` samples a second apart from `from_s` seconds after `base_ms`, of
+/// the series written through ingester `i`.
+fn write(server: &Server, i: usize, base_ms: i64, from_s: i64, n: i64) -> u16 {
+    let samples: Vec<(i64, f64)> = (from_s..from_s + n)
+        .map(|s| (base_ms + s * 1000, s as f64))
+        .collect();
+    let body = payload(vec![series(
+        &[("__name__", "roles_up"), ("ingester", &i.to_string())],
+        &samples,
+    )]);
+    server.write(Some(TENANT), &body).0
+}
+
+fn flush(server: &Server) {
+    let (status, body) = server.post("/api/v1/admin/flush").unwrap();
+    assert_eq!(status, 200, "{body}");
+}
+
+/// Per ingester label: (rows, distinct timestamps), as the querier sees them.
+fn counts(querier: &Server) -> Vec<(String, i64, i64)> {
+    querier
+        .rows(
+            Some(TENANT),
+            "SELECT labels['ingester'] AS i, count(*) AS n, count(DISTINCT timestamp) AS d \
+             FROM samples WHERE metric = 'roles_up' GROUP BY 1 ORDER BY 1",
+        )
+        .iter()
+        .map(|r| {
+            (
+                r[0].as_str().unwrap().to_owned(),
+                r[1].as_i64().unwrap(),
+                r[2].as_i64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Files of the tenant's metrics table by level, as `server` sees them.
+fn levels(server: &Server) -> serde_json::Value {
+    let (status, body) = server.get_json(TENANT, "/api/v1/status/tenants");
+    assert_eq!(status, 200, "{body}");
+    body["data"]["tenants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["tenant"] == TENANT)
+        .map_or(serde_json::Value::Null, |t| t["metrics"]["levels"].clone())
+}
+
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+#[test]
+fn ingesters_querier_and_racing_compactors_share_one_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path());
+    // Three hours ago, on the hour: a closed hour the compactors merge.
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let base_ms = (now_ms - 3 * 3_600_000) / 3_600_000 * 3_600_000;
+
+    let mut ingesters: Vec<Server> = (0..3)
+        .map(|i| start(dir.path(), &config, "ingester", &format!("strata-ingester-{i}")))
+        .collect();
+    let querier = start(dir.path(), &config, "querier", "strata-querier-0");
+
+    // Two rounds of writes to every ingester, each flushed: six flush
+    // files from three writers in one table.
+    for round in 0..2 {
+        for (i, ingester) in ingesters.iter().enumerate() {
+            assert_eq!(write(ingester, i, base_ms, round * 100, 100), 204);
+        }
+        for ingester in &ingesters {
+            flush(ingester);
+        }
+    }
+    let expected = |n: i64| -> Vec<(String, i64, i64)> {
+        (0..3).map(|i| (i.to_string(), n, n)).collect()
+    };
+    wait_for("the querier to see every flush", || counts(&querier) == expected(200));
+
+    // Neither a querier nor a compactor takes writes: 503, retried by
+    // senders, naming the role.
+    let (status, body) = querier.write(
+        Some(TENANT),
+        &payload(vec![series(&[("__name__", "x")], &[(now_ms, 1.0)])]),
+    );
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("querier"), "{body}");
+
+    // An ingester acknowledges more, then dies without flushing: its WAL
+    // has them, and after a restart they are flushed once.
+    assert_eq!(write(&ingesters[1], 1, base_ms, 200, 50), 204);
+    let id = "strata-ingester-1";
+    ingesters.remove(1).kill();
+    let restarted = start(dir.path(), &config, "ingester", id);
+    flush(&restarted);
+    ingesters.insert(1, restarted);
+    wait_for("the restarted ingester's samples", || {
+        counts(&querier)
+            == vec![
+                ("0".to_owned(), 200, 200),
+                ("1".to_owned(), 250, 250),
+                ("2".to_owned(), 200, 200),
+            ]
+    });
+
+    // Two compactors that both own the tenant race on its table while an
+    // ingester flushes more; the table ends merged, every sample once.
+    let c0 = start(dir.path(), &config, "compactor", "strata-compactor-0");
+    let c1 = start(dir.path(), &config, "compactor", "strata-compactor-0b0");
+    let (status, body) = c0.write(
+        Some(TENANT),
+        &payload(vec![series(&[("__name__", "x")], &[(now_ms, 1.0)])]),
+    );
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("compactor"), "{body}");
+    assert_eq!(write(&ingesters[2], 2, base_ms, 200, 100), 204);
+    flush(&ingesters[2]);
+    wait_for("the compactors to merge every flush file", || {
+        let l = levels(&querier);
+        l.get("flush").is_none() && l.get("hour").is_some()
+    });
+    assert_eq!(
+        counts(&querier),
+        vec![
+            ("0".to_owned(), 200, 200),
+            ("1".to_owned(), 250, 250),
+            ("2".to_owned(), 300, 300),
+        ]
+    );
+
+    // PromQL through the querier agrees.
+    let at = (base_ms + 3_600_000) / 1000;
+    let (status, body) = querier.get_json(
+        TENANT,
+        &format!("/api/v1/query?query=sum(count_over_time(roles_up[2h]))&time={at}"),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["result"][0]["value"][1], "750", "{body}");
+    drop((c0, c1));
+}
