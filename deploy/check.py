@@ -228,6 +228,18 @@ def workload_policy(objs, what):
                 cfg = c["args"][c["args"].index("--config") + 1]
                 check(any(m["mountPath"] == cfg or cfg.startswith(m["mountPath"].rstrip("/") + "/")
                           for m in c.get("volumeMounts", [])), cn, f"config {cfg} is not mounted")
+        for c in spec["containers"]:
+            args = c.get("args", [])
+            role = args[args.index("--role") + 1] if "--role" in args else "all"
+            if role in ("all", "ingester"):
+                # The WAL is what makes an acknowledged write durable: it
+                # must outlive the pod.
+                check(w["kind"] == "StatefulSet" and "data" in claims, wn,
+                      f"a {role} needs its WAL on a volume claim of a StatefulSet")
+            if role == "compactor":
+                n = int(args[args.index("--compactor-replicas") + 1]) if "--compactor-replicas" in args else 1
+                check(n == w["spec"].get("replicas", 1), wn,
+                      f"--compactor-replicas {n} but {w['spec'].get('replicas', 1)} replicas: tenants left uncompacted or owned twice")
     for s in by_kind.get("Service", []):
         check(any(matches(s["spec"].get("selector"), p) for p in pods), f"{what} Service/{s['metadata']['name']}",
               "selects no pods")

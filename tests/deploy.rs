@@ -20,12 +20,13 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// A YAML file as JSON, through Python's YAML (merge keys resolved).
+/// A YAML file's first document as JSON, through Python's YAML (merge keys
+/// resolved).
 fn yaml(path: &Path) -> serde_json::Value {
     let out = Command::new("python3")
         .args([
             "-c",
-            "import json, sys, yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))",
+            "import json, sys, yaml; print(json.dumps(next(yaml.safe_load_all(open(sys.argv[1])))))",
         ])
         .arg(path)
         .output()
@@ -113,6 +114,7 @@ fn deployment_files_pass_their_checks() {
         "deploy/Dockerfile",
         "deploy/compose",
         "deploy/kubernetes/overlays/single",
+        "deploy/kubernetes/overlays/scale-out",
     ] {
         assert!(
             text.contains(&format!("ok   {part}")),
@@ -177,6 +179,53 @@ fn kubernetes_configuration_runs_the_server_with_auth_on() {
     // The health check fails when nothing answers.
     let (ok, text) = health(&["--url", &url, "--timeout", "2s"]);
     assert!(!ok, "{text}");
+}
+
+#[test]
+fn scale_out_roles_start_with_the_manifests_arguments() {
+    if !common::clients_ready(&[], "yaml") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = repo().join("deploy/kubernetes/base/strata.toml");
+    let tokens = dir.path().join("tokens.toml");
+    std::fs::write(&tokens, "").unwrap();
+    let overlay = repo().join("deploy/kubernetes/overlays/scale-out");
+    for (file, role) in [
+        ("ingester.yaml", "ingester"),
+        ("querier.yaml", "querier"),
+        ("compactor.yaml", "compactor"),
+    ] {
+        // The workload is the file's first document.
+        let workload = yaml(&overlay.join(file));
+        let args: Vec<String> = workload["spec"]["template"]["spec"]["containers"][0]["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(args[0], "serve");
+        let at = args.iter().position(|a| a == "--role").unwrap();
+        assert_eq!(args[at + 1], role);
+        // The pod's config path is the test's; the rest as the manifest
+        // has it, the node named as its first pod would be.
+        let mut extra: Vec<String> = vec![
+            "--config".into(),
+            config.to_str().unwrap().into(),
+            "--auth-tokens-file".into(),
+            tokens.to_str().unwrap().into(),
+            "--node-id".into(),
+            format!("strata-{role}-0"),
+        ];
+        extra.extend(args[3..].iter().cloned());
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+        let server = Server::start(&dir.path().join(role), &extra);
+        assert!(
+            server.log().contains(&format!("\"role\":\"{role}\"")),
+            "{}",
+            server.log()
+        );
+    }
 }
 
 #[test]

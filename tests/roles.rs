@@ -146,7 +146,14 @@ fn ingesters_querier_and_racing_compactors_share_one_table() {
     let base_ms = (now_ms - 3 * 3_600_000) / 3_600_000 * 3_600_000;
 
     let mut ingesters: Vec<Server> = (0..3)
-        .map(|i| start(dir.path(), &config, "ingester", &format!("strata-ingester-{i}")))
+        .map(|i| {
+            start(
+                dir.path(),
+                &config,
+                "ingester",
+                &format!("strata-ingester-{i}"),
+            )
+        })
         .collect();
     let querier = start(dir.path(), &config, "querier", "strata-querier-0");
 
@@ -160,10 +167,11 @@ fn ingesters_querier_and_racing_compactors_share_one_table() {
             flush(ingester);
         }
     }
-    let expected = |n: i64| -> Vec<(String, i64, i64)> {
-        (0..3).map(|i| (i.to_string(), n, n)).collect()
-    };
-    wait_for("the querier to see every flush", || counts(&querier) == expected(200));
+    let expected =
+        |n: i64| -> Vec<(String, i64, i64)> { (0..3).map(|i| (i.to_string(), n, n)).collect() };
+    wait_for("the querier to see every flush", || {
+        counts(&querier) == expected(200)
+    });
 
     // Neither a querier nor a compactor takes writes: 503, retried by
     // senders, naming the role.
