@@ -236,6 +236,15 @@ def workload_policy(objs, what):
                 # must outlive the pod.
                 check(w["kind"] == "StatefulSet" and "data" in claims, wn,
                       f"a {role} needs its WAL on a volume claim of a StatefulSet")
+            if role == "querier" and "--ingesters" in args:
+                # One address per ingester pod, by its stable name.
+                urls = args[args.index("--ingesters") + 1].split(",")
+                ing = [x for x in workloads if x["metadata"]["name"].endswith("ingester")]
+                if check(ing, wn, "--ingesters but no ingester StatefulSet"):
+                    st = ing[0]
+                    want = [f"http://{st['metadata']['name']}-{i}.{st['spec']['serviceName']}:9470"
+                            for i in range(st["spec"].get("replicas", 1))]
+                    check(urls == want, wn, f"--ingesters {urls} is not one address per ingester pod {want}")
             if role == "compactor":
                 n = int(args[args.index("--compactor-replicas") + 1]) if "--compactor-replicas" in args else 1
                 check(n == w["spec"].get("replicas", 1), wn,

@@ -11,6 +11,8 @@
 use crate::common;
 
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{Server, payload, series};
@@ -117,6 +119,64 @@ fn counts(querier: &Server) -> Vec<(String, i64, i64)> {
         .collect()
 }
 
+/// [`counts`] through a bare address, for a thread of its own.
+fn counts_at(url: &str) -> Vec<(String, i64, i64)> {
+    let mut resp = common::agent()
+        .post(&format!("{url}/api/v1/sql"))
+        .header("Content-Type", "application/json")
+        .header("X-Scope-OrgID", TENANT)
+        .send(
+            serde_json::json!({"query": "SELECT labels['ingester'] AS i, count(*) AS n, \
+                count(DISTINCT timestamp) AS d FROM samples WHERE metric = 'roles_up' \
+                GROUP BY 1 ORDER BY 1"})
+            .to_string(),
+        )
+        .unwrap();
+    let body: serde_json::Value =
+        serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap();
+    body["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r[0].as_str().unwrap().to_owned(),
+                r[1].as_i64().unwrap(),
+                r[2].as_i64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Queries `url` until `stop`, asserting that no ingester's count ever
+/// exceeds what it acknowledged (nothing twice), nor ever drops (a sample
+/// moving from a mirrored head into a file is never missing in between).
+fn watch(
+    url: String,
+    acked: Arc<[AtomicI64; 3]>,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<usize> {
+    std::thread::spawn(move || {
+        let mut last = [0i64; 3];
+        let mut queries = 0;
+        while !stop.load(Ordering::SeqCst) {
+            for (i, n, d) in counts_at(&url) {
+                let i: usize = i.parse().unwrap();
+                assert_eq!(n, d, "ingester {i}: a sample counted twice");
+                let ceiling = acked[i].load(Ordering::SeqCst);
+                assert!(
+                    n <= ceiling,
+                    "ingester {i}: {n} rows, {ceiling} acknowledged"
+                );
+                assert!(n >= last[i], "ingester {i}: {n} rows after {}", last[i]);
+                last[i] = n;
+            }
+            queries += 1;
+        }
+        queries
+    })
+}
+
 /// Files of the tenant's metrics table by level, as `server` sees them.
 fn levels(server: &Server) -> serde_json::Value {
     let (status, body) = server.get_json(TENANT, "/api/v1/status/tenants");
@@ -144,6 +204,9 @@ fn ingesters_querier_and_racing_compactors_share_one_table() {
     // Three hours ago, on the hour: a closed hour the compactors merge.
     let now_ms = chrono::Utc::now().timestamp_millis();
     let base_ms = (now_ms - 3 * 3_600_000) / 3_600_000 * 3_600_000;
+    let per = |n: [i64; 3]| -> Vec<(String, i64, i64)> {
+        (0..3).map(|i| (i.to_string(), n[i], n[i])).collect()
+    };
 
     let mut ingesters: Vec<Server> = (0..3)
         .map(|i| {
@@ -155,23 +218,59 @@ fn ingesters_querier_and_racing_compactors_share_one_table() {
             )
         })
         .collect();
+    // One querier reading the tables only, one mirroring the ingesters'
+    // heads as well.
     let querier = start(dir.path(), &config, "querier", "strata-querier-0");
+    let urls: Vec<String> = ingesters.iter().map(|i| i.url("")).collect();
+    let mirroring = Server::start(
+        &dir.path().join("strata-querier-1"),
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--role",
+            "querier",
+            "--node-id",
+            "strata-querier-1",
+            "--ingesters",
+            &urls.join(","),
+        ],
+    );
+
+    // Unflushed writes: the mirroring querier sees them (from the heads),
+    // the other one not until they are flushed.
+    for (i, ingester) in ingesters.iter().enumerate() {
+        assert_eq!(write(ingester, i, base_ms, 1000, 10), 204);
+    }
+    wait_for("the mirroring querier to see unflushed writes", || {
+        counts(&mirroring) == per([10, 10, 10])
+    });
+    assert_eq!(counts(&querier), vec![], "flushed data only");
 
     // Two rounds of writes to every ingester, each flushed: six flush
-    // files from three writers in one table.
+    // files from three writers in one table; a watcher queries the
+    // mirroring querier all along.
+    let acked = Arc::new([AtomicI64::new(10), AtomicI64::new(10), AtomicI64::new(10)]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let watcher = watch(mirroring.url(""), Arc::clone(&acked), Arc::clone(&stop));
     for round in 0..2 {
         for (i, ingester) in ingesters.iter().enumerate() {
+            // Counted before it is sent: the ceiling holds while in flight.
+            acked[i].fetch_add(100, Ordering::SeqCst);
             assert_eq!(write(ingester, i, base_ms, round * 100, 100), 204);
         }
         for ingester in &ingesters {
             flush(ingester);
         }
     }
-    let expected =
-        |n: i64| -> Vec<(String, i64, i64)> { (0..3).map(|i| (i.to_string(), n, n)).collect() };
     wait_for("the querier to see every flush", || {
-        counts(&querier) == expected(200)
+        counts(&querier) == per([210, 210, 210])
     });
+    // Through the flushes the mirroring querier never counts a sample
+    // twice nor misses one.
+    assert_eq!(counts(&mirroring), per([210, 210, 210]));
+    stop.store(true, Ordering::SeqCst);
+    let queries = watcher.join().unwrap();
+    assert!(queries > 0);
 
     // Neither a querier nor a compactor takes writes: 503, retried by
     // senders, naming the role.
@@ -183,21 +282,25 @@ fn ingesters_querier_and_racing_compactors_share_one_table() {
     assert!(body.contains("querier"), "{body}");
 
     // An ingester acknowledges more, then dies without flushing: its WAL
-    // has them, and after a restart they are flushed once.
+    // has them, and after a restart they are flushed once. Meanwhile the
+    // mirror keeps them visible.
     assert_eq!(write(&ingesters[1], 1, base_ms, 200, 50), 204);
+    wait_for("the mirror to hold the unflushed write", || {
+        counts(&mirroring) == per([210, 260, 210])
+    });
     let id = "strata-ingester-1";
     ingesters.remove(1).kill();
+    assert_eq!(counts(&mirroring), per([210, 260, 210]));
     let restarted = start(dir.path(), &config, "ingester", id);
     flush(&restarted);
     ingesters.insert(1, restarted);
     wait_for("the restarted ingester's samples", || {
-        counts(&querier)
-            == vec![
-                ("0".to_owned(), 200, 200),
-                ("1".to_owned(), 250, 250),
-                ("2".to_owned(), 200, 200),
-            ]
+        counts(&querier) == per([210, 260, 210])
     });
+    for _ in 0..20 {
+        assert_eq!(counts(&mirroring), per([210, 260, 210]));
+        std::thread::sleep(Duration::from_millis(100));
+    }
 
     // Two compactors that both own the tenant race on its table while an
     // ingester flushes more; the table ends merged, every sample once.
@@ -209,20 +312,32 @@ fn ingesters_querier_and_racing_compactors_share_one_table() {
     );
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("compactor"), "{body}");
+    let acked = Arc::new([
+        AtomicI64::new(210),
+        AtomicI64::new(260),
+        AtomicI64::new(310),
+    ]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let watcher = watch(mirroring.url(""), Arc::clone(&acked), Arc::clone(&stop));
     assert_eq!(write(&ingesters[2], 2, base_ms, 200, 100), 204);
     flush(&ingesters[2]);
     wait_for("the compactors to merge every flush file", || {
         let l = levels(&querier);
         l.get("flush").is_none() && l.get("hour").is_some()
     });
-    assert_eq!(
-        counts(&querier),
-        vec![
-            ("0".to_owned(), 200, 200),
-            ("1".to_owned(), 250, 250),
-            ("2".to_owned(), 300, 300),
-        ]
-    );
+    assert_eq!(counts(&querier), per([210, 260, 310]));
+    wait_for("the mirroring querier after the merges", || {
+        counts(&mirroring) == per([210, 260, 310])
+    });
+    stop.store(true, Ordering::SeqCst);
+    assert!(watcher.join().unwrap() > 0);
+
+    // A write acknowledged a moment ago is in the mirroring querier's
+    // answers.
+    assert_eq!(write(&ingesters[0], 0, base_ms, 2000, 1), 204);
+    wait_for("a fresh write", || {
+        counts(&mirroring) == per([211, 260, 310])
+    });
 
     // PromQL through the querier agrees.
     let at = (base_ms + 3_600_000) / 1000;
@@ -231,6 +346,6 @@ fn ingesters_querier_and_racing_compactors_share_one_table() {
         &format!("/api/v1/query?query=sum(count_over_time(roles_up[2h]))&time={at}"),
     );
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["data"]["result"][0]["value"][1], "750", "{body}");
+    assert_eq!(body["data"]["result"][0]["value"][1], "780", "{body}");
     drop((c0, c1));
 }

@@ -128,6 +128,12 @@ pub struct NodeConfig {
     /// ingesters' flushes, compactors' merges).
     #[serde(deserialize_with = "crate::durations::duration")]
     pub refresh_interval: std::time::Duration,
+    /// A querier's ingesters (`http://host:9470`), whose heads it mirrors
+    /// so that its queries see every acknowledged write, flushed or not.
+    pub ingesters: Vec<String>,
+    /// The token (operator role) a querier presents to the ingesters when
+    /// their auth is on.
+    pub ingester_token: Option<String>,
 }
 
 impl Default for NodeConfig {
@@ -137,6 +143,8 @@ impl Default for NodeConfig {
             id: None,
             compactor_replicas: 1,
             refresh_interval: std::time::Duration::from_secs(10),
+            ingesters: Vec::new(),
+            ingester_token: None,
         }
     }
 }
@@ -707,6 +715,20 @@ impl ServerConfig {
         }
         if self.node.refresh_interval < std::time::Duration::from_secs(1) {
             return invalid("node.refresh_interval", "must be at least 1s");
+        }
+        for url in &self.node.ingesters {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(ConfigError::Invalid {
+                    field: "node.ingesters",
+                    reason: format!("{url:?}: an http:// or https:// address"),
+                });
+            }
+        }
+        if !self.node.ingesters.is_empty() && self.node.role != Role::Querier {
+            return invalid(
+                "node.ingesters",
+                "only a querier mirrors ingesters (node.role = \"querier\")",
+            );
         }
         if self.node.role.shares_tables() {
             let id = self.node.resolved_id();

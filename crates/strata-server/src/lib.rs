@@ -24,6 +24,7 @@ pub mod limits;
 pub mod live_series;
 pub mod metadata;
 mod metrics;
+pub mod replication;
 mod routes;
 pub mod ruler;
 pub mod scheduler;
@@ -244,6 +245,15 @@ pub async fn serve(
         ))
     });
 
+    // A querier mirrors its ingesters' heads.
+    let mirrors =
+        (role == config::Role::Querier && !state.config.node.ingesters.is_empty()).then(|| {
+            tokio::spawn(crate::replication::run_mirrors(
+                Arc::clone(&state),
+                flusher_stop_tx.subscribe(),
+            ))
+        });
+
     // Other nodes commit to the tables: their flushes and merges become
     // visible here within the refresh interval.
     let refresher = role.shares_tables().then(|| {
@@ -331,9 +341,11 @@ pub async fn serve(
         let _ = flight.await;
     }
     let _ = flusher_stop_tx.send(true);
-    for task in [retention, slo_alerts, ruler, flusher, compactor, refresher]
-        .into_iter()
-        .flatten()
+    for task in [
+        retention, slo_alerts, ruler, flusher, compactor, refresher, mirrors,
+    ]
+    .into_iter()
+    .flatten()
     {
         let _ = task.await;
     }

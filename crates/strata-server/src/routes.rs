@@ -159,6 +159,10 @@ pub fn router(state: Arc<AppState>) -> Router {
             axum::routing::put(specs::put).delete(specs::delete),
         )
         .route("/api/v1/admin/flush", post(ops::flush))
+        .route(
+            "/api/v1/internal/head-stream",
+            get(crate::replication::head_stream),
+        )
         .route("/api/v1/status/session", get(ui::session))
         .route("/api/v1/status/tenants", get(ui::tenants))
         .route("/", get(ui::index))

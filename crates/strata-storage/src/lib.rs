@@ -46,8 +46,8 @@ pub use line_index::{
 };
 pub use series_index::{SeriesIndex, SeriesIndexLocation};
 pub use storage::{
-    AsOf, CompactReport, CompactionBacklog, FlushReport, LogView, Sharing, Storage, StorageConfig,
-    TenantView,
+    AsOf, CompactReport, CompactionBacklog, FlushReport, HeadEvent, LogView, Mirror, Sharing,
+    Storage, StorageConfig, TenantView, record_event,
 };
 pub use store::{ObjectStoreConfig, ObjectStoreHandle};
 pub use table::{

@@ -34,7 +34,9 @@ use tracing::info;
 
 mod flush;
 mod maintenance;
+mod mirror;
 pub use maintenance::CompactionBacklog;
+pub use mirror::{Mirror, record_event};
 
 use crate::paths::{Signal, TENANTS, TablePath};
 use crate::store::humantime_serde_compat;
@@ -119,7 +121,45 @@ pub struct FlushReport {
     pub bytes: u64,
     pub wal_segments_removed: usize,
     pub elapsed: Duration,
+    /// The WAL position of the cut this flush made: every record at or
+    /// below it is in the tables when the flush succeeded.
+    pub cut: WalSeq,
 }
+
+/// What happens to an ingester's head, in order, for the queriers that
+/// mirror it (docs/DESIGN.md, "Scale-out"): records as they are
+/// acknowledged, cuts, and per-table commits of cuts.
+#[derive(Debug, Clone)]
+pub enum HeadEvent {
+    Samples(WalSeq, Arc<WriteBatch>),
+    Logs(WalSeq, Arc<LogBatch>),
+    /// The head (of `tenant` only, or every tenant's) was frozen at `seq`:
+    /// every record at or below it is in this cut or an earlier one.
+    Cut {
+        seq: WalSeq,
+        tenant: Option<TenantId>,
+    },
+    /// `tenant`'s table of `signal` holds every record of its cuts up to
+    /// `seq`.
+    Committed {
+        tenant: TenantId,
+        signal: Signal,
+        seq: WalSeq,
+    },
+}
+
+impl HeadEvent {
+    pub fn seq(&self) -> WalSeq {
+        match self {
+            Self::Samples(seq, _) | Self::Logs(seq, _) => *seq,
+            Self::Cut { seq, .. } | Self::Committed { seq, .. } => *seq,
+        }
+    }
+}
+
+/// Events a subscriber may fall behind by before it is cut off (and
+/// subscribes again).
+const HEAD_EVENTS_BUFFER: usize = 16_384;
 
 /// A point in a table's history.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -284,6 +324,10 @@ pub struct Storage {
     flush_failing: std::sync::atomic::AtomicBool,
     /// Set when other processes commit to the same tables.
     sharing: Option<Sharing>,
+    /// This head's events, for queriers mirroring it.
+    events: tokio::sync::broadcast::Sender<HeadEvent>,
+    /// The ingesters' heads this process mirrors (a querier), by source.
+    mirrors: RwLock<BTreeMap<String, Arc<mirror::Mirror>>>,
 }
 
 /// How one process of a scale-out deployment shares the object store's
@@ -387,7 +431,33 @@ impl Storage {
             flushed: tokio::sync::Notify::new(),
             flush_failing: std::sync::atomic::AtomicBool::new(false),
             sharing,
+            events: tokio::sync::broadcast::channel(HEAD_EVENTS_BUFFER).0,
+            mirrors: RwLock::new(BTreeMap::new()),
         })
+    }
+
+    /// Tells subscribed queriers (none: nothing is done).
+    fn announce(&self, event: impl FnOnce() -> HeadEvent) {
+        if self.events.receiver_count() > 0 {
+            let _ = self.events.send(event());
+        }
+    }
+
+    /// Subscribes a querier to this head: flushes first, so every record
+    /// at or below the returned position is in the tables; the receiver
+    /// then gets every event, of which those at or below that position are
+    /// to be skipped (they are in the tables). Fails when the flush fails.
+    pub async fn subscribe(
+        &self,
+        wal: &dyn Wal,
+    ) -> Result<(WalSeq, tokio::sync::broadcast::Receiver<HeadEvent>), StorageError> {
+        let rx = {
+            // No record is between its WAL append and its event.
+            let _cut = self.cut.write().await;
+            self.events.subscribe()
+        };
+        let report = self.flush(wal).await?;
+        Ok((report.cut, rx))
     }
 
     /// Whether other processes commit to these tables.
@@ -418,7 +488,7 @@ impl Storage {
                     Some(table) => {
                         let mut table = table.lock().await;
                         match table.refresh().await {
-                            Ok(()) => self.publish_files(&tenant, &table).map(|()| true),
+                            Ok(()) => self.publish_shared(&tenant, &table).await.map(|_| true),
                             Err(e) => Err(e),
                         }
                     }
@@ -452,7 +522,7 @@ impl Storage {
         if let Some(sharing) = &self.sharing {
             table.set_wal_app_id(&sharing.wal_app_id);
         }
-        self.publish_files(tenant, &table)?;
+        self.publish_shared(tenant, &table).await?;
         self.tables_of(signal)
             .lock()
             .entry(tenant.clone())
@@ -512,6 +582,7 @@ impl Storage {
         let seq = wal.append_logs(Arc::clone(&batch)).await?;
         let stats = self.logs.append(&batch);
         self.applied.fetch_max(seq.0, Ordering::AcqRel);
+        self.announce(|| HeadEvent::Logs(seq, batch));
         Ok(stats)
     }
 
@@ -559,6 +630,9 @@ impl Storage {
             if let Some(h) = f.logs.get(tenant) {
                 heads.push(Arc::clone(h));
             }
+        }
+        for m in self.mirrors.read().values() {
+            m.log_heads(tenant, &mut heads);
         }
         LogView {
             heads,
@@ -612,6 +686,7 @@ impl Storage {
         let seq = wal.append(Arc::clone(&batch)).await?;
         let stats = self.head.append(&batch)?;
         self.applied.fetch_max(seq.0, Ordering::AcqRel);
+        self.announce(|| HeadEvent::Samples(seq, batch));
         Ok(stats)
     }
 
@@ -623,6 +698,9 @@ impl Storage {
             if let Some(h) = f.heads.get(tenant) {
                 heads.push(Arc::clone(h));
             }
+        }
+        for m in self.mirrors.read().values() {
+            m.heads(tenant, &mut heads);
         }
         TenantView {
             heads,
@@ -712,6 +790,9 @@ impl Storage {
         for f in &state.frozen {
             out.extend(f.heads.keys().cloned());
             out.extend(f.logs.keys().cloned());
+        }
+        for m in self.mirrors.read().values() {
+            m.tenants(&mut out);
         }
         out
     }

@@ -504,9 +504,15 @@ impl MetricsTable {
 
     /// The last WAL position a flush committed to this table.
     pub async fn committed_wal_seq(&self) -> Result<Option<WalSeq>, StorageError> {
+        self.wal_seq_of(&self.wal_app_id).await
+    }
+
+    /// The last WAL position the writer `app_id` committed to this table
+    /// (at the loaded version).
+    pub async fn wal_seq_of(&self, app_id: &str) -> Result<Option<WalSeq>, StorageError> {
         let state = self.table.snapshot().map_err(|e| self.err(e))?;
         let v = state
-            .transaction_version(self.table.log_store().as_ref(), &self.wal_app_id)
+            .transaction_version(self.table.log_store().as_ref(), app_id)
             .await
             .map_err(|e| self.err(e))?;
         Ok(v.and_then(|v| u64::try_from(v).ok()).map(WalSeq))

@@ -35,8 +35,9 @@ use std::sync::Arc;
 
 use strata_types::{LogBatch, WriteBatch};
 
-/// Position of a record in the log. Consecutive, starting at 1.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// Position of a record in the log. Consecutive, starting at 1 (0: before
+/// every record).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct WalSeq(pub u64);
 
 impl std::fmt::Display for WalSeq {

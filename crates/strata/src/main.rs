@@ -190,6 +190,20 @@ struct ServeArgs {
     #[arg(long, env = "STRATA_COMPACTOR_REPLICAS", value_name = "N")]
     compactor_replicas: Option<usize>,
 
+    /// A querier's ingesters, comma-separated (http://host:9470,...): it
+    /// mirrors their heads so its queries see unflushed writes too.
+    #[arg(
+        long,
+        env = "STRATA_INGESTERS",
+        value_name = "URLS",
+        value_delimiter = ','
+    )]
+    ingesters: Option<Vec<String>>,
+
+    /// The operator token a querier presents to its ingesters.
+    #[arg(long, env = "STRATA_INGESTER_TOKEN", value_name = "TOKEN")]
+    ingester_token: Option<String>,
+
     /// Serve HTTPS with this PEM certificate chain (with --tls-key-file).
     #[arg(long, env = "STRATA_TLS_CERT_FILE", value_name = "FILE")]
     tls_cert_file: Option<PathBuf>,
@@ -360,6 +374,12 @@ impl ServeArgs {
         }
         if let Some(v) = self.compactor_replicas {
             c.node.compactor_replicas = v;
+        }
+        if let Some(v) = self.ingesters {
+            c.node.ingesters = v.into_iter().filter(|u| !u.trim().is_empty()).collect();
+        }
+        if let Some(v) = self.ingester_token {
+            c.node.ingester_token = Some(v);
         }
         if let Some(v) = self.tls_cert_file {
             c.tls.cert_file = Some(v);

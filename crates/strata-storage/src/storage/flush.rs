@@ -13,7 +13,7 @@ use strata_types::TenantId;
 use strata_wal::{Wal, WalSeq};
 use tracing::{info, instrument, warn};
 
-use super::{FailPoint, FlushReport, Frozen, FrozenHead, Storage, StorageConfig};
+use super::{FailPoint, FlushReport, Frozen, FrozenHead, HeadEvent, Storage, StorageConfig};
 
 /// Commits of a flush to a table other processes commit to, before the
 /// flush fails (and is retried whole by the flusher).
@@ -54,7 +54,10 @@ impl Storage {
         // Everything at or below `cut` is in the frozen heads or the files;
         // later writes go to the new head and must stay in the WAL.
         let cut = self.cut_head().await;
-        let mut report = FlushReport::default();
+        let mut report = FlushReport {
+            cut,
+            ..FlushReport::default()
+        };
         // Each tenant's flush stands alone: one that fails is reported and
         // retried later, and every other tenant's is still committed. A
         // tenant that failed in one cut is not flushed in later cuts (its
@@ -157,6 +160,10 @@ impl Storage {
             if !heads.is_empty() || !logs.is_empty() {
                 self.state.write().frozen.push(Frozen { seq, heads, logs });
             }
+            self.announce(|| HeadEvent::Cut {
+                seq,
+                tenant: Some(tenant.clone()),
+            });
         }
         let cuts: Vec<_> = self
             .state
@@ -225,6 +232,8 @@ impl Storage {
         if !heads.is_empty() || !logs.is_empty() {
             state.frozen.push(Frozen { seq, heads, logs });
         }
+        drop(state);
+        self.announce(|| HeadEvent::Cut { seq, tenant: None });
         seq
     }
 
@@ -351,6 +360,12 @@ impl Storage {
                 };
             }
         }
+        drop(state);
+        self.announce(|| HeadEvent::Committed {
+            tenant: tenant.clone(),
+            signal,
+            seq,
+        });
         Ok(())
     }
 
