@@ -102,24 +102,10 @@ fn flush(server: &Server) {
 
 /// Per ingester label: (rows, distinct timestamps), as the querier sees them.
 fn counts(querier: &Server) -> Vec<(String, i64, i64)> {
-    querier
-        .rows(
-            Some(TENANT),
-            "SELECT labels['ingester'] AS i, count(*) AS n, count(DISTINCT timestamp) AS d \
-             FROM samples WHERE metric = 'roles_up' GROUP BY 1 ORDER BY 1",
-        )
-        .iter()
-        .map(|r| {
-            (
-                r[0].as_str().unwrap().to_owned(),
-                r[1].as_i64().unwrap(),
-                r[2].as_i64().unwrap(),
-            )
-        })
-        .collect()
+    counts_at(&querier.url(""))
 }
 
-/// [`counts`] through a bare address, for a thread of its own.
+/// [`counts`] at a bare address (a thread of its own has no `Server`).
 fn counts_at(url: &str) -> Vec<(String, i64, i64)> {
     let mut resp = common::agent()
         .post(&format!("{url}/api/v1/sql"))
