@@ -1,11 +1,12 @@
 //! The scale-out roles as separate processes on one object store (Garage
 //! when the suite has it, else a local directory): three ingesters taking
 //! writes into their own WALs and flushing into one tenant's shared table,
-//! a querier reading it, two compactors that both own the tenant racing on
-//! it. Every acknowledged, flushed sample is seen through the querier
-//! exactly once; an ingester killed with SIGKILL loses nothing it
-//! acknowledged; writes sent to a querier or compactor are refused with a
-//! retryable 503 naming the role.
+//! two queriers mirroring the ingesters' heads, two compactors that both
+//! own the tenant racing on it. Every acknowledged sample is seen through
+//! either querier exactly once, flushed or not, through flushes, merges and
+//! an ingester killed with SIGKILL (which loses nothing it acknowledged);
+//! writes sent to a querier or compactor are refused with a retryable 503
+//! naming the role.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use crate::common;
@@ -61,6 +62,7 @@ compaction_interval = "1s"
 compaction_delay = "0s"
 [node]
 refresh_interval = "1s"
+mirror_retire_after = "5s"
 "#
         ),
     )
@@ -204,40 +206,48 @@ fn ingesters_querier_and_racing_compactors_share_one_table() {
             )
         })
         .collect();
-    // One querier reading the tables only, one mirroring the ingesters'
-    // heads as well.
-    let querier = start(dir.path(), &config, "querier", "strata-querier-0");
+    // Two queriers, each mirroring every ingester's head.
     let urls: Vec<String> = ingesters.iter().map(|i| i.url("")).collect();
-    let mirroring = Server::start(
-        &dir.path().join("strata-querier-1"),
-        &[
-            "--config",
-            config.to_str().unwrap(),
-            "--role",
-            "querier",
-            "--node-id",
-            "strata-querier-1",
-            "--ingesters",
-            &urls.join(","),
-        ],
-    );
+    let urls = urls.join(",");
+    let queriers: Vec<Server> = (0..2)
+        .map(|q| {
+            let id = format!("strata-querier-{q}");
+            Server::start(
+                &dir.path().join(&id),
+                &[
+                    "--config",
+                    config.to_str().unwrap(),
+                    "--role",
+                    "querier",
+                    "--node-id",
+                    &id,
+                    "--ingesters",
+                    &urls,
+                ],
+            )
+        })
+        .collect();
+    let (querier, mirroring) = (&queriers[0], &queriers[1]);
 
-    // Unflushed writes: the mirroring querier sees them (from the heads),
-    // the other one not until they are flushed.
+    // Unflushed writes: either querier sees them (from the heads).
     for (i, ingester) in ingesters.iter().enumerate() {
         assert_eq!(write(ingester, i, base_ms, 1000, 10), 204);
     }
-    wait_for("the mirroring querier to see unflushed writes", || {
-        counts(&mirroring) == per([10, 10, 10])
-    });
-    assert_eq!(counts(&querier), vec![], "flushed data only");
+    for q in &queriers {
+        wait_for("a querier to see unflushed writes", || {
+            counts(q) == per([10, 10, 10])
+        });
+    }
 
     // Two rounds of writes to every ingester, each flushed: six flush
     // files from three writers in one table; a watcher queries the
     // mirroring querier all along.
     let acked = Arc::new([AtomicI64::new(10), AtomicI64::new(10), AtomicI64::new(10)]);
     let stop = Arc::new(AtomicBool::new(false));
-    let watcher = watch(mirroring.url(""), Arc::clone(&acked), Arc::clone(&stop));
+    let watchers: Vec<_> = queriers
+        .iter()
+        .map(|q| watch(q.url(""), Arc::clone(&acked), Arc::clone(&stop)))
+        .collect();
     for round in 0..2 {
         for (i, ingester) in ingesters.iter().enumerate() {
             // Counted before it is sent: the ceiling holds while in flight.
@@ -248,15 +258,15 @@ fn ingesters_querier_and_racing_compactors_share_one_table() {
             flush(ingester);
         }
     }
-    wait_for("the querier to see every flush", || {
-        counts(&querier) == per([210, 210, 210])
-    });
-    // Through the flushes the mirroring querier never counts a sample
-    // twice nor misses one.
-    assert_eq!(counts(&mirroring), per([210, 210, 210]));
+    // Through the flushes neither querier ever counts a sample twice nor
+    // misses one (the watchers), and both end exact.
+    for q in &queriers {
+        wait_for("every flush", || counts(q) == per([210, 210, 210]));
+    }
     stop.store(true, Ordering::SeqCst);
-    let queries = watcher.join().unwrap();
-    assert!(queries > 0);
+    for w in watchers {
+        assert!(w.join().unwrap() > 0);
+    }
 
     // Neither a querier nor a compactor takes writes: 503, retried by
     // senders, naming the role.
@@ -272,19 +282,38 @@ fn ingesters_querier_and_racing_compactors_share_one_table() {
     // mirror keeps them visible.
     assert_eq!(write(&ingesters[1], 1, base_ms, 200, 50), 204);
     wait_for("the mirror to hold the unflushed write", || {
-        counts(&mirroring) == per([210, 260, 210])
+        counts(mirroring) == per([210, 260, 210])
     });
     let id = "strata-ingester-1";
+    let port: u16 = ingesters[1]
+        .url("")
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
     ingesters.remove(1).kill();
-    assert_eq!(counts(&mirroring), per([210, 260, 210]));
-    let restarted = start(dir.path(), &config, "ingester", id);
+    assert_eq!(counts(mirroring), per([210, 260, 210]));
+    // Back at the same address, as a StatefulSet pod comes back.
+    let restarted = Server::start_at(
+        port,
+        &dir.path().join(id),
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--role",
+            "ingester",
+            "--node-id",
+            id,
+        ],
+        &[],
+    );
     flush(&restarted);
     ingesters.insert(1, restarted);
-    wait_for("the restarted ingester's samples", || {
-        counts(&querier) == per([210, 260, 210])
-    });
     for _ in 0..20 {
-        assert_eq!(counts(&mirroring), per([210, 260, 210]));
+        for q in &queriers {
+            assert_eq!(counts(q), per([210, 260, 210]));
+        }
         std::thread::sleep(Duration::from_millis(100));
     }
 
@@ -304,34 +333,71 @@ fn ingesters_querier_and_racing_compactors_share_one_table() {
         AtomicI64::new(310),
     ]);
     let stop = Arc::new(AtomicBool::new(false));
-    let watcher = watch(mirroring.url(""), Arc::clone(&acked), Arc::clone(&stop));
+    let watchers: Vec<_> = queriers
+        .iter()
+        .map(|q| watch(q.url(""), Arc::clone(&acked), Arc::clone(&stop)))
+        .collect();
     assert_eq!(write(&ingesters[2], 2, base_ms, 200, 100), 204);
     flush(&ingesters[2]);
     wait_for("the compactors to merge every flush file", || {
-        let l = levels(&querier);
+        let l = levels(querier);
         l.get("flush").is_none() && l.get("hour").is_some()
     });
-    assert_eq!(counts(&querier), per([210, 260, 310]));
-    wait_for("the mirroring querier after the merges", || {
-        counts(&mirroring) == per([210, 260, 310])
-    });
+    for q in &queriers {
+        wait_for("a querier after the merges", || {
+            counts(q) == per([210, 260, 310])
+        });
+    }
     stop.store(true, Ordering::SeqCst);
-    assert!(watcher.join().unwrap() > 0);
+    for w in watchers {
+        assert!(w.join().unwrap() > 0);
+    }
 
     // A write acknowledged a moment ago is in the mirroring querier's
     // answers.
     assert_eq!(write(&ingesters[0], 0, base_ms, 2000, 1), 204);
     wait_for("a fresh write", || {
-        counts(&mirroring) == per([211, 260, 310])
+        counts(mirroring) == per([211, 260, 310])
     });
 
-    // PromQL through the querier agrees.
+    // An ingester flushes and leaves for good (scaled down): once the
+    // queriers give up on it, what it flushed stays visible throughout.
+    flush(&ingesters[0]);
+    for q in &queriers {
+        wait_for("the last flush", || counts(q) == per([211, 260, 310]));
+    }
+    let acked = Arc::new([
+        AtomicI64::new(211),
+        AtomicI64::new(260),
+        AtomicI64::new(310),
+    ]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let watchers: Vec<_> = queriers
+        .iter()
+        .map(|q| watch(q.url(""), Arc::clone(&acked), Arc::clone(&stop)))
+        .collect();
+    ingesters.remove(0).terminate();
+    std::thread::sleep(Duration::from_secs(8));
+    stop.store(true, Ordering::SeqCst);
+    for w in watchers {
+        assert!(w.join().unwrap() > 0);
+    }
+    for q in &queriers {
+        assert_eq!(counts(q), per([211, 260, 310]));
+        assert!(
+            q.log().contains("its mirrored head is dropped"),
+            "{}",
+            q.log()
+        );
+    }
+
+    // PromQL through the other querier agrees.
     let at = (base_ms + 3_600_000) / 1000;
     let (status, body) = querier.get_json(
         TENANT,
         &format!("/api/v1/query?query=sum(count_over_time(roles_up[2h]))&time={at}"),
     );
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["data"]["result"][0]["value"][1], "780", "{body}");
+    assert_eq!(body["data"]["result"][0]["value"][1], "781", "{body}");
     drop((c0, c1));
 }

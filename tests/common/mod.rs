@@ -51,7 +51,13 @@ impl Server {
 
     /// Like [`Server::start`], with extra environment variables.
     pub fn start_with_env(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Self {
-        let [port, pg_port, flight_port] = free_ports::<3>();
+        Self::start_at(free_port(), data_dir, extra, env)
+    }
+
+    /// Like [`Server::start_with_env`], on HTTP port `port` (a restart at
+    /// the same address, as a StatefulSet pod's name stays).
+    pub fn start_at(port: u16, data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Self {
+        let [pg_port, flight_port] = free_ports::<2>();
         let addr = format!("127.0.0.1:{port}");
         let log = std::fs::OpenOptions::new()
             .create(true)

@@ -134,6 +134,11 @@ pub struct NodeConfig {
     /// The token (operator role) a querier presents to the ingesters when
     /// their auth is on.
     pub ingester_token: Option<String>,
+    /// How long a querier keeps the mirror of an ingester it cannot reach
+    /// (what the ingester flushed stays visible; what it had not is back
+    /// when it is).
+    #[serde(deserialize_with = "crate::durations::duration")]
+    pub mirror_retire_after: std::time::Duration,
 }
 
 impl Default for NodeConfig {
@@ -145,6 +150,7 @@ impl Default for NodeConfig {
             refresh_interval: std::time::Duration::from_secs(10),
             ingesters: Vec::new(),
             ingester_token: None,
+            mirror_retire_after: std::time::Duration::from_secs(60),
         }
     }
 }

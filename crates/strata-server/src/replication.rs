@@ -8,9 +8,10 @@
 //! ([`run_mirrors`]) follows each ingester of `node.ingesters`, mirrors
 //! its head ([`strata_storage::Mirror`]), re-reads a table when the
 //! ingester commits it, and subscribes again when the stream breaks. A
-//! mirror whose ingester stays unreachable for [`RETIRE_AFTER`] is dropped
-//! (what it held is in that ingester's WAL and reaches the tables when the
-//! ingester is back).
+//! mirror whose ingester stays unreachable for `node.mirror_retire_after`
+//! is dropped, the tables' latest versions published at the same moment
+//! (what it held unflushed is in that ingester's WAL and reaches the
+//! tables when the ingester is back).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -39,9 +40,6 @@ const COMMITTED: u8 = 4;
 /// [`SILENCE`] subscribes again.
 const PING: Duration = Duration::from_secs(5);
 const SILENCE: Duration = Duration::from_secs(30);
-
-/// How long a querier keeps the mirror of an ingester it cannot reach.
-pub const RETIRE_AFTER: Duration = Duration::from_secs(60);
 
 /// One message of the stream.
 #[derive(Debug)]
@@ -309,8 +307,16 @@ async fn mirror_one(
             Err(error) => warn!(ingester = %url, %error, "head stream broke; subscribing again"),
         }
         let since = *down_since.get_or_insert_with(Instant::now);
-        if since.elapsed() >= RETIRE_AFTER && state.storage.retire_mirror(&url) {
-            warn!(ingester = %url, "ingester unreachable; its mirrored head is dropped (its WAL keeps the data)");
+        if since.elapsed() >= state.config.node.mirror_retire_after {
+            match state.storage.retire_mirror(&url).await {
+                Ok(true) => {
+                    warn!(ingester = %url, "ingester unreachable; its mirrored head is dropped (its WAL keeps the data)")
+                }
+                Ok(false) => {}
+                Err(error) => {
+                    warn!(ingester = %url, %error, "dropping an unreachable ingester's mirror failed; retried")
+                }
+            }
         }
         tokio::select! {
             () = tokio::time::sleep(backoff) => {}

@@ -216,6 +216,10 @@ struct ReadState {
     committed: HashMap<TenantId, WalSeq>,
     log_files: HashMap<TenantId, Arc<[DataFile]>>,
     log_committed: HashMap<TenantId, WalSeq>,
+    /// The table version each published file list is of, where a process
+    /// shares its tables: a re-read that lost a race to a newer one never
+    /// publishes its older version over it.
+    published: HashMap<(TenantId, Signal), u64>,
 }
 
 impl ReadState {

@@ -350,6 +350,9 @@ impl Storage {
         report.files += files.len();
         report.bytes += files.iter().map(|f| f.size).sum::<u64>();
         let mut state = self.state.write();
+        if let Some(v) = table.version() {
+            state.published.insert((tenant.clone(), signal), v);
+        }
         state.files_mut(signal).insert(tenant.clone(), live.into());
         state.committed_mut(signal).insert(tenant.clone(), seq);
         for f in &mut state.frozen {
@@ -376,8 +379,11 @@ impl Storage {
         table: &MetricsTable,
     ) -> Result<(), StorageError> {
         let live = table.files()?;
-        self.state
-            .write()
+        let mut state = self.state.write();
+        if let Some(v) = table.version() {
+            state.published.insert((tenant.clone(), table.signal()), v);
+        }
+        state
             .files_mut(table.signal())
             .insert(tenant.clone(), live.into());
         Ok(())

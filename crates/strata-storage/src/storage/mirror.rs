@@ -190,6 +190,7 @@ pub fn record_event(seq: WalSeq, record: WalRecord) -> Option<HeadEvent> {
 struct ReadTable {
     tenant: TenantId,
     signal: Signal,
+    version: Option<u64>,
     files: Vec<DataFile>,
     through: Vec<(Arc<Mirror>, Option<WalSeq>)>,
 }
@@ -219,6 +220,10 @@ impl Storage {
         {
             // A mirror was replaced meanwhile: the next pass decides.
             return Ok(false);
+        }
+        if superseded(&state, &read) {
+            // A newer version is published already.
+            return Ok(true);
         }
         if !consistent(&read) {
             return Ok(false);
@@ -258,6 +263,26 @@ impl Storage {
         mirror: Arc<Mirror>,
         give_up: impl Fn() -> bool,
     ) -> Result<bool, StorageError> {
+        self.replace_mirror(source, Some(mirror), give_up).await
+    }
+
+    /// Stops reading the mirror of `source` (an ingester unreachable for
+    /// long), publishing the tables' latest versions in the same critical
+    /// section, so what that ingester flushed stays visible throughout.
+    /// Returns whether there was one.
+    pub async fn retire_mirror(&self, source: &str) -> Result<bool, StorageError> {
+        if !self.mirrors.read().contains_key(source) {
+            return Ok(false);
+        }
+        self.replace_mirror(source, None, || false).await
+    }
+
+    async fn replace_mirror(
+        &self,
+        source: &str,
+        mirror: Option<Arc<Mirror>>,
+        give_up: impl Fn() -> bool,
+    ) -> Result<bool, StorageError> {
         loop {
             if give_up() {
                 return Ok(false);
@@ -269,7 +294,8 @@ impl Storage {
                 .filter(|(k, _)| k.as_str() != source)
                 .map(|(_, m)| Arc::clone(m))
                 .collect();
-            mirrors.push(Arc::clone(&mirror));
+            let others = mirrors.len();
+            mirrors.extend(mirror.iter().cloned());
             let mut tables = Vec::new();
             for tenant in list_tenants(&self.store).await? {
                 for signal in [Signal::Metrics, Signal::Logs] {
@@ -304,26 +330,25 @@ impl Storage {
                 let others_unchanged = current
                     .iter()
                     .filter(|(k, _)| k.as_str() != source)
-                    .all(|(_, m)| mirrors.iter().any(|x| Arc::ptr_eq(x, m)))
-                    && current.keys().filter(|k| k.as_str() != source).count() + 1 == mirrors.len();
-                if others_unchanged && tables.iter().all(consistent) {
+                    .all(|(_, m)| mirrors[..others].iter().any(|x| Arc::ptr_eq(x, m)))
+                    && current.keys().filter(|k| k.as_str() != source).count() == others;
+                // A table re-read meanwhile to a newer version than this
+                // pass read: read again (publishing the older one would
+                // hide what the newer one holds).
+                let stale = tables.iter().any(|t| superseded(&state, t));
+                if others_unchanged && !stale && tables.iter().all(consistent) {
                     for t in tables {
                         publish(&mut state, t);
                     }
-                    current.insert(source.to_owned(), mirror);
+                    match mirror {
+                        Some(m) => current.insert(source.to_owned(), m),
+                        None => current.remove(source),
+                    };
                     return Ok(true);
                 }
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-    }
-
-    /// Stops reading the mirror of `source` (an ingester unreachable for
-    /// long): the tables are re-read and published without it. Returns
-    /// whether there was one.
-    pub fn retire_mirror(&self, source: &str) -> bool {
-        let _state = self.state.write();
-        self.mirrors.write().remove(source).is_some()
     }
 
     /// The ingesters whose heads queries read (a mirror whose stream broke
@@ -346,6 +371,7 @@ async fn read_table(
     Ok(ReadTable {
         tenant: tenant.clone(),
         signal: table.signal(),
+        version: table.version(),
         files: table.files()?,
         through,
     })
@@ -359,9 +385,18 @@ fn consistent(t: &ReadTable) -> bool {
         .all(|(m, through)| through.is_none_or(|s| s <= m.cut_seen(&t.tenant)))
 }
 
+/// Whether a newer version of the table than `t`'s is published.
+fn superseded(state: &super::ReadState, t: &ReadTable) -> bool {
+    let published = state.published.get(&(t.tenant.clone(), t.signal));
+    matches!((published, t.version), (Some(p), Some(v)) if *p > v)
+}
+
 /// Publishes a consistent version and drops the mirrored cuts it holds
 /// (the caller holds the state lock: readers see both or neither).
 fn publish(state: &mut super::ReadState, t: ReadTable) {
+    if let Some(v) = t.version {
+        state.published.insert((t.tenant.clone(), t.signal), v);
+    }
     state
         .files_mut(t.signal)
         .insert(t.tenant.clone(), t.files.into());
