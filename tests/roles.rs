@@ -136,33 +136,64 @@ fn counts_at(url: &str) -> Vec<(String, i64, i64)> {
         .collect()
 }
 
-/// Queries `url` until `stop`, asserting that no ingester's count ever
-/// exceeds what it acknowledged (nothing twice), nor ever drops (a sample
-/// moving from a mirrored head into a file is never missing in between).
-fn watch(
-    url: String,
+/// Threads querying each querier until [`Watchers::finish`], asserting
+/// that no ingester's count ever exceeds what it acknowledged (nothing
+/// twice) nor ever drops (a sample moving from a mirrored head into a
+/// file, or a mirror replaced, is never missing in between).
+struct Watchers {
+    /// What each ingester acknowledged (a write is counted before it is
+    /// sent, so the ceiling holds while it is in flight).
     acked: Arc<[AtomicI64; 3]>,
     stop: Arc<AtomicBool>,
-) -> std::thread::JoinHandle<usize> {
-    std::thread::spawn(move || {
-        let mut last = [0i64; 3];
-        let mut queries = 0;
-        while !stop.load(Ordering::SeqCst) {
-            for (i, n, d) in counts_at(&url) {
-                let i: usize = i.parse().unwrap();
-                assert_eq!(n, d, "ingester {i}: a sample counted twice");
-                let ceiling = acked[i].load(Ordering::SeqCst);
-                assert!(
-                    n <= ceiling,
-                    "ingester {i}: {n} rows, {ceiling} acknowledged"
-                );
-                assert!(n >= last[i], "ingester {i}: {n} rows after {}", last[i]);
-                last[i] = n;
-            }
-            queries += 1;
+    threads: Vec<std::thread::JoinHandle<usize>>,
+}
+
+impl Watchers {
+    fn start(queriers: &[Server], acked: [i64; 3]) -> Self {
+        let acked = Arc::new(acked.map(AtomicI64::new));
+        let stop = Arc::new(AtomicBool::new(false));
+        let threads = queriers
+            .iter()
+            .map(|q| {
+                let (url, acked, stop) = (q.url(""), Arc::clone(&acked), Arc::clone(&stop));
+                std::thread::spawn(move || {
+                    let mut last = [0i64; 3];
+                    let mut queries = 0;
+                    while !stop.load(Ordering::SeqCst) {
+                        for (i, n, d) in counts_at(&url) {
+                            let i: usize = i.parse().unwrap();
+                            assert_eq!(n, d, "ingester {i}: a sample counted twice");
+                            let ceiling = acked[i].load(Ordering::SeqCst);
+                            assert!(
+                                n <= ceiling,
+                                "ingester {i}: {n} rows, {ceiling} acknowledged"
+                            );
+                            assert!(n >= last[i], "ingester {i}: {n} rows after {}", last[i]);
+                            last[i] = n;
+                        }
+                        queries += 1;
+                    }
+                    queries
+                })
+            })
+            .collect();
+        Self {
+            acked,
+            stop,
+            threads,
         }
-        queries
-    })
+    }
+
+    fn acked(&self, ingester: usize, samples: i64) {
+        self.acked[ingester].fetch_add(samples, Ordering::SeqCst);
+    }
+
+    fn finish(self) {
+        self.stop.store(true, Ordering::SeqCst);
+        for t in self.threads {
+            assert!(t.join().unwrap() > 0, "the watcher queried");
+        }
+    }
 }
 
 /// Files of the tenant's metrics table by level, as `server` sees them.
@@ -242,16 +273,10 @@ fn ingesters_querier_and_racing_compactors_share_one_table() {
     // Two rounds of writes to every ingester, each flushed: six flush
     // files from three writers in one table; a watcher queries the
     // mirroring querier all along.
-    let acked = Arc::new([AtomicI64::new(10), AtomicI64::new(10), AtomicI64::new(10)]);
-    let stop = Arc::new(AtomicBool::new(false));
-    let watchers: Vec<_> = queriers
-        .iter()
-        .map(|q| watch(q.url(""), Arc::clone(&acked), Arc::clone(&stop)))
-        .collect();
+    let watchers = Watchers::start(&queriers, [10, 10, 10]);
     for round in 0..2 {
         for (i, ingester) in ingesters.iter().enumerate() {
-            // Counted before it is sent: the ceiling holds while in flight.
-            acked[i].fetch_add(100, Ordering::SeqCst);
+            watchers.acked(i, 100);
             assert_eq!(write(ingester, i, base_ms, round * 100, 100), 204);
         }
         for ingester in &ingesters {
@@ -263,10 +288,7 @@ fn ingesters_querier_and_racing_compactors_share_one_table() {
     for q in &queriers {
         wait_for("every flush", || counts(q) == per([210, 210, 210]));
     }
-    stop.store(true, Ordering::SeqCst);
-    for w in watchers {
-        assert!(w.join().unwrap() > 0);
-    }
+    watchers.finish();
 
     // Neither a querier nor a compactor takes writes: 503, retried by
     // senders, naming the role.
@@ -327,16 +349,7 @@ fn ingesters_querier_and_racing_compactors_share_one_table() {
     );
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("compactor"), "{body}");
-    let acked = Arc::new([
-        AtomicI64::new(210),
-        AtomicI64::new(260),
-        AtomicI64::new(310),
-    ]);
-    let stop = Arc::new(AtomicBool::new(false));
-    let watchers: Vec<_> = queriers
-        .iter()
-        .map(|q| watch(q.url(""), Arc::clone(&acked), Arc::clone(&stop)))
-        .collect();
+    let watchers = Watchers::start(&queriers, [210, 260, 310]);
     assert_eq!(write(&ingesters[2], 2, base_ms, 200, 100), 204);
     flush(&ingesters[2]);
     wait_for("the compactors to merge every flush file", || {
@@ -348,10 +361,7 @@ fn ingesters_querier_and_racing_compactors_share_one_table() {
             counts(q) == per([210, 260, 310])
         });
     }
-    stop.store(true, Ordering::SeqCst);
-    for w in watchers {
-        assert!(w.join().unwrap() > 0);
-    }
+    watchers.finish();
 
     // A write acknowledged a moment ago is in the mirroring querier's
     // answers.
@@ -366,22 +376,10 @@ fn ingesters_querier_and_racing_compactors_share_one_table() {
     for q in &queriers {
         wait_for("the last flush", || counts(q) == per([211, 260, 310]));
     }
-    let acked = Arc::new([
-        AtomicI64::new(211),
-        AtomicI64::new(260),
-        AtomicI64::new(310),
-    ]);
-    let stop = Arc::new(AtomicBool::new(false));
-    let watchers: Vec<_> = queriers
-        .iter()
-        .map(|q| watch(q.url(""), Arc::clone(&acked), Arc::clone(&stop)))
-        .collect();
+    let watchers = Watchers::start(&queriers, [211, 260, 310]);
     ingesters.remove(0).terminate();
     std::thread::sleep(Duration::from_secs(8));
-    stop.store(true, Ordering::SeqCst);
-    for w in watchers {
-        assert!(w.join().unwrap() > 0);
-    }
+    watchers.finish();
     for q in &queriers {
         assert_eq!(counts(q), per([211, 260, 310]));
         assert!(

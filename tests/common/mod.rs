@@ -51,13 +51,29 @@ impl Server {
 
     /// Like [`Server::start`], with extra environment variables.
     pub fn start_with_env(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Self {
-        Self::start_at(free_port(), data_dir, extra, env)
+        // The three ports are picked together, so they differ.
+        let [port, pg_port, flight_port] = free_ports::<3>();
+        Self::spawn([port, pg_port, flight_port], data_dir, extra, env)
     }
 
     /// Like [`Server::start_with_env`], on HTTP port `port` (a restart at
     /// the same address, as a StatefulSet pod's name stays).
     pub fn start_at(port: u16, data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Self {
-        let [pg_port, flight_port] = free_ports::<2>();
+        let others = loop {
+            let p = free_ports::<2>();
+            if !p.contains(&port) {
+                break p;
+            }
+        };
+        Self::spawn([port, others[0], others[1]], data_dir, extra, env)
+    }
+
+    fn spawn(
+        [port, pg_port, flight_port]: [u16; 3],
+        data_dir: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let addr = format!("127.0.0.1:{port}");
         let log = std::fs::OpenOptions::new()
             .create(true)
