@@ -211,7 +211,14 @@ def workload_policy(objs, what):
                 p = c.get(probe)
                 if check(p and "httpGet" in p, cn, f"no HTTP {probe}"):
                     check(p["httpGet"]["port"] in ports, cn, f"{probe} names port {p['httpGet']['port']} it does not open")
-            check(c.get("readinessProbe", {}).get("httpGet", {}).get("path") == "/-/ready", cn, "readiness is not /-/ready")
+            for probe in ["startupProbe", "livenessProbe", "readinessProbe"]:
+                # /-/healthy stays 200 after a WAL failure that only a
+                # restart recovers; /-/ready does not.
+                check(c.get(probe, {}).get("httpGet", {}).get("path") == "/-/ready", cn,
+                      f"{probe} is not on /-/ready")
+            start = c.get("startupProbe", {})
+            check(start.get("periodSeconds", 10) * start.get("failureThreshold", 3) >= 600, cn,
+                  "the startup probe gives WAL replay under 10 minutes")
             res = c.get("resources", {})
             check(res.get("requests", {}).get("cpu") and res.get("requests", {}).get("memory"), cn, "no CPU and memory requests")
             check(res.get("limits", {}).get("memory"), cn, "no memory limit")
