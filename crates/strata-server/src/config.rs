@@ -124,8 +124,9 @@ pub struct NodeConfig {
     /// How many compactors divide the tenants (each takes those whose name
     /// hashes to its ordinal).
     pub compactor_replicas: usize,
-    /// How often a process that shares its tables re-reads them (other
-    /// ingesters' flushes, compactors' merges).
+    /// How often an ingester or a querier re-reads the shared tables
+    /// (other ingesters' flushes, compactors' merges); a compactor re-reads
+    /// the tables it owns before each of its passes instead.
     #[serde(deserialize_with = "crate::durations::duration")]
     pub refresh_interval: std::time::Duration,
     /// A querier's ingesters (`http://host:9470`), whose heads it mirrors
@@ -173,15 +174,8 @@ impl NodeConfig {
     /// number of its id (`strata-compactor-2` is 2), 0 without one.
     pub fn ordinal(&self) -> usize {
         let id = self.resolved_id();
-        let digits: String = id
-            .chars()
-            .rev()
-            .take_while(char::is_ascii_digit)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect();
-        digits.parse().unwrap_or(0)
+        let digits = id.len() - id.trim_end_matches(|c: char| c.is_ascii_digit()).len();
+        id[id.len() - digits..].parse().unwrap_or(0)
     }
 }
 
@@ -818,6 +812,22 @@ impl<'de> Deserialize<'de> for ByteSize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_compactor_is_its_pod_ordinal_and_every_tenant_has_one_owner() {
+        let node = |id: &str| NodeConfig {
+            id: Some(id.to_owned()),
+            ..NodeConfig::default()
+        };
+        assert_eq!(node("strata-compactor-2").ordinal(), 2);
+        assert_eq!(node("strata-compactor-0b10").ordinal(), 10);
+        assert_eq!(node("strata").ordinal(), 0);
+        for tenant in ["acme", "globex", "logistics-prod", "_strata", "t-17"] {
+            let owners = (0..3).filter(|o| compactor_owns(tenant, *o, 3)).count();
+            assert_eq!(owners, 1, "{tenant}");
+            assert!(compactor_owns(tenant, 0, 1));
+        }
+    }
 
     #[test]
     fn empty_file_is_all_defaults() {

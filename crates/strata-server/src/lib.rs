@@ -255,8 +255,9 @@ pub async fn serve(
         });
 
     // Other nodes commit to the tables: their flushes and merges become
-    // visible here within the refresh interval.
-    let refresher = role.shares_tables().then(|| {
+    // visible to this node's queries within the refresh interval (a
+    // compactor re-reads the tables it owns before each of its passes).
+    let refresher = matches!(role, config::Role::Ingester | config::Role::Querier).then(|| {
         tokio::spawn(Arc::clone(&state.storage).run_refresh(
             state.config.node.refresh_interval,
             flusher_stop_tx.subscribe(),

@@ -215,10 +215,7 @@ pub(crate) async fn head_stream(
             .into_response();
         }
     };
-    let app_id = state.storage.sharing().map_or_else(
-        || strata_storage::WAL_APP_ID.to_owned(),
-        |s| s.wal_app_id.clone(),
-    );
+    let app_id = state.storage.wal_app_id().to_owned();
     info!(start = %start, "a querier subscribed to the head");
     ws.on_upgrade(move |socket| send_events(socket, start, app_id, rx))
 }

@@ -464,74 +464,87 @@ impl Storage {
         Ok((report.cut, rx))
     }
 
-    /// Whether other processes commit to these tables.
-    pub fn sharing(&self) -> Option<&Sharing> {
-        self.sharing.as_ref()
-    }
-
     /// Whether this process compacts and applies retention to `tenant`.
     pub(crate) fn owns(&self, tenant: &TenantId) -> bool {
         self.sharing.as_ref().is_none_or(|s| (s.owns)(tenant))
     }
 
-    /// Re-reads every table from the store and publishes its files to
-    /// queries, opening the tables of tenants that appeared since: what
-    /// other processes committed (other ingesters' flushes, compactors'
-    /// merges and retention) becomes visible. A table is re-read under its
-    /// lock, so a flush of this process is published whole, before or
-    /// after. Returns how many tables were read; a table that fails is
-    /// skipped (its previous files stay published) and the first error
-    /// returned after the others were read.
-    pub async fn refresh_tables(&self) -> Result<usize, StorageError> {
-        let mut read = 0;
-        let mut first_error = None;
-        for tenant in list_tenants(&self.store).await? {
-            for signal in [Signal::Metrics, Signal::Logs] {
-                let known = self.tables_of(signal).lock().get(&tenant).cloned();
-                let result = match known {
-                    Some(table) => {
-                        let mut table = table.lock().await;
-                        match table.refresh().await {
-                            Ok(()) => self.publish_shared(&tenant, &table).await.map(|_| true),
-                            Err(e) => Err(e),
-                        }
-                    }
-                    None => self.open_new_table(&tenant, signal).await,
-                };
-                match result {
-                    Ok(opened) => read += usize::from(opened),
-                    Err(e) => {
-                        tracing::warn!(%tenant, table = signal.as_str(), error = %e, "table not re-read; its previous files stay in use");
-                        first_error.get_or_insert(e);
-                    }
-                }
-            }
-        }
-        match first_error {
-            Some(e) => Err(e),
-            None => Ok(read),
-        }
+    /// The WAL application id this process's flushes record and its
+    /// replay skips by.
+    pub fn wal_app_id(&self) -> &str {
+        self.sharing
+            .as_ref()
+            .map_or(crate::WAL_APP_ID, |s| s.wal_app_id.as_str())
     }
 
-    /// Opens a table another process created and publishes its files;
-    /// `false` when it does not exist.
-    async fn open_new_table(
+    /// `tenant`'s table of `signal` as this process holds it, opened (under
+    /// this process's WAL application id) if another process created it
+    /// since; `None` while it does not exist.
+    pub(super) async fn shared_table(
+        &self,
+        tenant: &TenantId,
+        signal: Signal,
+    ) -> Result<Option<Arc<tokio::sync::Mutex<MetricsTable>>>, StorageError> {
+        if let Some(t) = self.tables_of(signal).lock().get(tenant) {
+            return Ok(Some(Arc::clone(t)));
+        }
+        let Some(mut table) = MetricsTable::open_signal(&self.store, tenant, signal).await? else {
+            return Ok(None);
+        };
+        table.set_wal_app_id(self.wal_app_id());
+        Ok(Some(Arc::clone(
+            self.tables_of(signal)
+                .lock()
+                .entry(tenant.clone())
+                .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(table))),
+        )))
+    }
+
+    /// Re-reads `tenant`'s table of `signal` and publishes it to queries
+    /// (when it may be: [`Storage::publish_shared`]). Under the table's
+    /// lock, so a flush of this process is published whole, before or
+    /// after. `false` when absent or not published.
+    pub async fn refresh_table(
         &self,
         tenant: &TenantId,
         signal: Signal,
     ) -> Result<bool, StorageError> {
-        let Some(mut table) = MetricsTable::open_signal(&self.store, tenant, signal).await? else {
+        let Some(table) = self.shared_table(tenant, signal).await? else {
             return Ok(false);
         };
-        if let Some(sharing) = &self.sharing {
-            table.set_wal_app_id(&sharing.wal_app_id);
+        let mut table = table.lock().await;
+        table.refresh().await?;
+        self.publish_shared(tenant, &table).await
+    }
+
+    /// Re-reads every table from the store (opening those of tenants that
+    /// appeared since): what other processes committed (other ingesters'
+    /// flushes, compactors' merges and retention) becomes visible. A table
+    /// that fails is skipped (its previous files stay published) and the
+    /// first error returned after the others were read.
+    pub async fn refresh_tables(&self) -> Result<(), StorageError> {
+        self.refresh_tables_of(|_| true).await
+    }
+
+    /// [`Storage::refresh_tables`] for the tenants `which` takes (a
+    /// compactor: those it owns).
+    pub(super) async fn refresh_tables_of(
+        &self,
+        which: impl Fn(&TenantId) -> bool,
+    ) -> Result<(), StorageError> {
+        let mut first_error = None;
+        for tenant in list_tenants(&self.store).await? {
+            if !which(&tenant) {
+                continue;
+            }
+            for signal in [Signal::Metrics, Signal::Logs] {
+                if let Err(e) = self.refresh_table(&tenant, signal).await {
+                    tracing::warn!(%tenant, table = signal.as_str(), error = %e, "table not re-read; its previous files stay in use");
+                    first_error.get_or_insert(e);
+                }
+            }
         }
-        self.publish_shared(tenant, &table).await?;
-        self.tables_of(signal)
-            .lock()
-            .entry(tenant.clone())
-            .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(table)));
-        Ok(true)
+        first_error.map_or(Ok(()), Err)
     }
 
     /// Re-reads the tables every `interval` until `stop` turns true (a

@@ -257,9 +257,7 @@ impl Storage {
             return Ok(Arc::clone(t));
         }
         let mut table = MetricsTable::open_or_create_signal(&self.store, tenant, signal).await?;
-        if let Some(sharing) = &self.sharing {
-            table.set_wal_app_id(&sharing.wal_app_id);
-        }
+        table.set_wal_app_id(self.wal_app_id());
         Ok(Arc::clone(
             self.tables_of(signal)
                 .lock()

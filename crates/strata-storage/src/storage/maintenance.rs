@@ -372,7 +372,7 @@ impl Storage {
                     // merge planned on stale files fails its commit as a
                     // conflict and is retried after the next re-read.
                     if self.sharing.is_some()
-                        && let Err(error) = self.refresh_tables().await
+                        && let Err(error) = self.refresh_tables_of(|t| self.owns(t)).await
                     {
                         warn!(%error, "re-reading the tables before compaction failed");
                     }
@@ -474,7 +474,7 @@ impl Storage {
         let mut report = RetentionReport::default();
         if self.sharing.is_some() {
             // Others commit to the tables: decide on their latest files.
-            self.refresh_tables().await?;
+            self.refresh_tables_of(|t| self.owns(t)).await?;
         }
         let mut tenants: Vec<TenantId> = self.tables.lock().keys().cloned().collect();
         tenants.extend(self.log_tables.lock().keys().cloned());

@@ -66,10 +66,6 @@ impl Mirror {
         })
     }
 
-    pub fn app_id(&self) -> &str {
-        &self.app_id
-    }
-
     /// Applies one event of the ingester's stream, in stream order.
     /// Commits change nothing here: the tables are re-read and published
     /// ([`Storage::refresh_table`]), which drops what they hold.
@@ -205,6 +201,13 @@ impl Storage {
         tenant: &TenantId,
         table: &MetricsTable,
     ) -> Result<bool, StorageError> {
+        let key = (tenant.clone(), table.signal());
+        if table.version().is_some()
+            && self.state.read().published.get(&key) == table.version().as_ref()
+        {
+            // Unchanged since it was published.
+            return Ok(true);
+        }
         let mirrors: Vec<Arc<Mirror>> = self.mirrors.read().values().cloned().collect();
         if mirrors.is_empty() {
             self.publish_files(tenant, table)?;
@@ -230,24 +233,6 @@ impl Storage {
         }
         publish(&mut state, read);
         Ok(true)
-    }
-
-    /// Re-reads `tenant`'s table of `signal` and publishes it if it can
-    /// be (a mirrored ingester committed it).
-    pub async fn refresh_table(
-        &self,
-        tenant: &TenantId,
-        signal: Signal,
-    ) -> Result<bool, StorageError> {
-        let known = self.tables_of(signal).lock().get(tenant).cloned();
-        match known {
-            Some(table) => {
-                let mut table = table.lock().await;
-                table.refresh().await?;
-                self.publish_shared(tenant, &table).await
-            }
-            None => self.open_new_table(tenant, signal).await,
-        }
     }
 
     /// Makes `mirror` (a new subscription's) what queries read of the
@@ -283,6 +268,7 @@ impl Storage {
         mirror: Option<Arc<Mirror>>,
         give_up: impl Fn() -> bool,
     ) -> Result<bool, StorageError> {
+        let mut wait = Duration::from_millis(50);
         loop {
             if give_up() {
                 return Ok(false);
@@ -299,25 +285,8 @@ impl Storage {
             let mut tables = Vec::new();
             for tenant in list_tenants(&self.store).await? {
                 for signal in [Signal::Metrics, Signal::Logs] {
-                    let known = self.tables_of(signal).lock().get(&tenant).cloned();
-                    let table = match known {
-                        Some(t) => t,
-                        None => {
-                            let Some(mut t) =
-                                MetricsTable::open_signal(&self.store, &tenant, signal).await?
-                            else {
-                                continue;
-                            };
-                            if let Some(sharing) = &self.sharing {
-                                t.set_wal_app_id(&sharing.wal_app_id);
-                            }
-                            Arc::clone(
-                                self.tables_of(signal)
-                                    .lock()
-                                    .entry(tenant.clone())
-                                    .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(t))),
-                            )
-                        }
+                    let Some(table) = self.shared_table(&tenant, signal).await? else {
+                        continue;
                     };
                     let mut table = table.lock().await;
                     table.refresh().await?;
@@ -347,15 +316,11 @@ impl Storage {
                     return Ok(true);
                 }
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            // Another mirror catches up within milliseconds; one whose
+            // ingester is gone is retired within `mirror_retire_after`.
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_secs(1));
         }
-    }
-
-    /// The ingesters whose heads queries read (a mirror whose stream broke
-    /// stays, stale but never doubled, until its next subscription
-    /// replaces it).
-    pub fn mirror_sources(&self) -> Vec<String> {
-        self.mirrors.read().keys().cloned().collect()
     }
 }
 
