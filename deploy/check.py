@@ -243,7 +243,11 @@ def workload_policy(objs, what):
                 # must outlive the pod.
                 check(w["kind"] == "StatefulSet" and "data" in claims, wn,
                       f"a {role} needs its WAL on a volume claim of a StatefulSet")
-            if role == "querier" and "--ingesters" in args:
+            if role == "ingester" and w["spec"].get("replicas", 1) > 1:
+                # Limits are the tenant's only if the ingesters hear each
+                # other (else each admits the whole limit).
+                check("--ingesters" in args, wn, "several ingesters without --ingesters: each holds the tenant limits alone")
+            if role in ("querier", "ingester") and "--ingesters" in args:
                 # One address per ingester pod, by its stable name.
                 urls = args[args.index("--ingesters") + 1].split(",")
                 ing = [x for x in workloads if x["metadata"]["name"].endswith("ingester")]

@@ -399,3 +399,143 @@ fn ingesters_querier_and_racing_compactors_share_one_table() {
     assert_eq!(body["data"]["result"][0]["value"][1], "781", "{body}");
     drop((c0, c1));
 }
+
+/// `server`'s live series of the tenant, as its series limit counts them.
+fn live_series(server: &Server) -> Option<i64> {
+    let (status, body) = server.get_json(TENANT, "/api/v1/status/tenants");
+    assert_eq!(status, 200, "{body}");
+    body["data"]["tenants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["tenant"] == TENANT)
+        .and_then(|t| t["live_series"].as_i64())
+}
+
+/// The gauge of ingesters `server` splits its rate limits across.
+fn limit_ingesters(server: &Server) -> Option<i64> {
+    let (_, metrics) = server.get("/metrics");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("strata_limit_ingesters "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// `n` new series `g0`…, one sample each at `at_ms`, written through
+/// `server`.
+fn write_series(server: &Server, group: &str, n: usize, at_ms: i64) -> (u16, String) {
+    let body = payload(
+        (0..n)
+            .map(|i| {
+                series(
+                    &[("__name__", "limited"), ("s", &format!("{group}{i}"))],
+                    &[(at_ms, 1.0)],
+                )
+            })
+            .collect(),
+    );
+    server.write(Some(TENANT), &body)
+}
+
+#[test]
+fn ingesters_hold_a_tenants_limits_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path());
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    // 300 samples/s over three ingesters: 100 on each.
+    text.push_str(
+        "[limits.tenant_defaults]\nmax_series = 30\ningest_rate = 300.0\ningest_burst = 300\n",
+    );
+    std::fs::write(&config, text).unwrap();
+    let ports = common::free_ports::<3>();
+    let urls: Vec<String> = ports
+        .iter()
+        .map(|p| format!("http://127.0.0.1:{p}"))
+        .collect();
+    let urls = urls.join(",");
+    let start_ingester = |i: usize| {
+        let id = format!("strata-ingester-{i}");
+        Server::start_at(
+            ports[i],
+            &dir.path().join(&id),
+            &[
+                "--config",
+                config.to_str().unwrap(),
+                "--role",
+                "ingester",
+                "--node-id",
+                &id,
+                // Its own address among them, as in a StatefulSet.
+                "--ingesters",
+                &urls,
+            ],
+            &[],
+        )
+    };
+    let mut ingesters: Vec<Server> = (0..3).map(start_ingester).collect();
+    for ingester in &ingesters {
+        wait_for("every ingester to hear its two peers", || {
+            limit_ingesters(ingester) == Some(3)
+        });
+    }
+    let now_ms = chrono::Utc::now().timestamp_millis();
+
+    // Ten new series through each: thirty, the limit, counted by each.
+    for (i, ingester) in ingesters.iter().enumerate() {
+        let (status, body) = write_series(ingester, &format!("g{i}-"), 10, now_ms);
+        assert_eq!(status, 204, "{body}");
+    }
+    for ingester in &ingesters {
+        wait_for("every ingester to count the tenant's thirty series", || {
+            live_series(ingester) == Some(30)
+        });
+    }
+    // One more, through any of them, passes the tenant's limit.
+    for ingester in &ingesters {
+        let (status, body) = write_series(ingester, "new-", 1, now_ms + 1000);
+        assert_eq!(status, 429, "{body}");
+        assert!(
+            body.contains("30 live series") && body.contains("max_series"),
+            "{body}"
+        );
+    }
+    // A series is one series wherever it is written.
+    let (status, body) = write_series(&ingesters[2], "g0-", 10, now_ms + 1000);
+    assert_eq!(status, 204, "{body}");
+
+    // The rate is split: 150 samples pass the tenant's 300/s but not one
+    // ingester's 100.
+    let samples: Vec<(i64, f64)> = (0..150).map(|s| (now_ms + 2000 + s, 1.0)).collect();
+    let burst = payload(vec![series(
+        &[("__name__", "limited"), ("s", "g1-0")],
+        &samples,
+    )]);
+    let (status, body) = ingesters[1].write(Some(TENANT), &burst);
+    assert_eq!(status, 429, "{body}");
+    assert!(
+        body.contains("100 samples/s (burst 100) on each of 3 ingesters"),
+        "{body}"
+    );
+
+    // An ingester killed: its peers split the rate between the two left;
+    // back (its WAL replayed, its peers' series told again), it still
+    // counts the tenant's thirty and refuses a thirty-first.
+    ingesters.remove(2).kill();
+    for ingester in &ingesters {
+        wait_for("the two left to split the rate", || {
+            limit_ingesters(ingester) == Some(2)
+        });
+    }
+    let back = start_ingester(2);
+    wait_for("the restarted ingester to hear its peers", || {
+        limit_ingesters(&back) == Some(3)
+    });
+    // A write of live series builds its set (WAL, files, peers).
+    let (status, body) = write_series(&back, "g2-", 10, now_ms + 3000);
+    assert_eq!(status, 204, "{body}");
+    wait_for("the restarted ingester to count thirty", || {
+        live_series(&back) == Some(30)
+    });
+    let (status, body) = write_series(&back, "new-", 1, now_ms + 3000);
+    assert_eq!(status, 429, "{body}");
+}

@@ -129,11 +129,14 @@ pub struct NodeConfig {
     /// the tables it owns before each of its passes instead.
     #[serde(deserialize_with = "crate::durations::duration")]
     pub refresh_interval: std::time::Duration,
-    /// A querier's ingesters (`http://host:9470`), whose heads it mirrors
-    /// so that its queries see every acknowledged write, flushed or not.
+    /// The cluster's ingesters (`http://host:9470`). A querier mirrors
+    /// their heads so that its queries see every acknowledged write,
+    /// flushed or not; an ingester (whose own address may be among them)
+    /// counts its tenants' series over all of them and splits the rate
+    /// limits across those it hears from (global limits).
     pub ingesters: Vec<String>,
-    /// The token (operator role) a querier presents to the ingesters when
-    /// their auth is on.
+    /// The token (operator role) a querier or an ingester presents to the
+    /// ingesters when their auth is on.
     pub ingester_token: Option<String>,
     /// How long a querier keeps the mirror of an ingester it cannot reach
     /// (what the ingester flushed stays visible; what it had not is back
@@ -724,10 +727,12 @@ impl ServerConfig {
                 });
             }
         }
-        if !self.node.ingesters.is_empty() && self.node.role != Role::Querier {
+        if !self.node.ingesters.is_empty()
+            && !matches!(self.node.role, Role::Querier | Role::Ingester)
+        {
             return invalid(
                 "node.ingesters",
-                "only a querier mirrors ingesters (node.role = \"querier\")",
+                "a querier mirrors the ingesters and an ingester shares limits with them; a node of role \"all\" or \"compactor\" has none",
             );
         }
         if self.node.role.shares_tables() {

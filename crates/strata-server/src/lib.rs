@@ -24,6 +24,7 @@ pub mod limits;
 pub mod live_series;
 pub mod metadata;
 mod metrics;
+mod peers;
 pub mod replication;
 mod routes;
 pub mod ruler;
@@ -254,6 +255,16 @@ pub async fn serve(
             ))
         });
 
+    // An ingester shares its tenants' live series with its peers and
+    // splits the rate limits across those it hears from.
+    let peers =
+        (role == config::Role::Ingester && !state.config.node.ingesters.is_empty()).then(|| {
+            tokio::spawn(crate::peers::run_peers(
+                Arc::clone(&state),
+                flusher_stop_tx.subscribe(),
+            ))
+        });
+
     // Other nodes commit to the tables: their flushes and merges become
     // visible to this node's queries within the refresh interval (a
     // compactor re-reads the tables it owns before each of its passes).
@@ -343,7 +354,7 @@ pub async fn serve(
     }
     let _ = flusher_stop_tx.send(true);
     for task in [
-        retention, slo_alerts, ruler, flusher, compactor, refresher, mirrors,
+        retention, slo_alerts, ruler, flusher, compactor, refresher, mirrors, peers,
     ]
     .into_iter()
     .flatten()

@@ -17,13 +17,14 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Instant, SystemTime};
 
 use parking_lot::{Mutex, RwLock};
 use serde::Deserialize;
 use strata_types::{ErrorKind, METRIC_NAME_LABEL, TenantId, WriteBatch};
 
-use crate::live_series::{LiveSeries, TenantSeries};
+use crate::live_series::{Announcement, LiveKind, LiveSeries, TenantSeries};
 
 /// One tenant's limits; 0 means unlimited.
 #[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
@@ -218,6 +219,45 @@ pub struct Limits {
     live: LiveSeries,
     /// Live log streams of the tenants with a stream limit.
     live_streams: LiveSeries,
+    /// Ingesters the rate limits are split across: this one and the
+    /// peers it hears from (1 outside a scale-out cluster).
+    ingesters: AtomicUsize,
+    /// Where the live sets announce (an ingester with peers).
+    announcements: Option<tokio::sync::broadcast::Sender<Arc<Announcement>>>,
+}
+
+/// A rate limit's share on this ingester: rate and burst divided by the
+/// ingesters taking writes, as Mimir's global ingestion rate.
+struct Share {
+    rate: f64,
+    burst: f64,
+    ingesters: usize,
+}
+
+impl Share {
+    fn of(rate: f64, burst: u64, ingesters: usize) -> Self {
+        let n = ingesters.max(1) as f64;
+        Self {
+            rate: rate / n,
+            burst: (burst as f64).max(rate) / n,
+            ingesters: ingesters.max(1),
+        }
+    }
+
+    /// "`rate` `unit`/s (burst `b`)", with this ingester's share when the
+    /// limit is split.
+    fn describe(&self, unit: &str) -> String {
+        let n = self.ingesters as f64;
+        let whole = format!("{} {unit}/s (burst {})", self.rate * n, self.burst * n);
+        if self.ingesters == 1 {
+            whole
+        } else {
+            format!(
+                "{whole}, {} {unit}/s (burst {}) on each of {} ingesters",
+                self.rate, self.burst, self.ingesters
+            )
+        }
+    }
 }
 
 /// How a write stands against its tenant's series limits.
@@ -311,9 +351,61 @@ impl Limits {
             buckets: Mutex::new(HashMap::new()),
             log_buckets: Mutex::new(HashMap::new()),
             queries: Mutex::new(HashMap::new()),
-            live: LiveSeries::default(),
-            live_streams: LiveSeries::default(),
+            live: LiveSeries::new(LiveKind::Series),
+            live_streams: LiveSeries::new(LiveKind::Streams),
+            ingesters: AtomicUsize::new(1),
+            announcements: None,
         }
+    }
+
+    /// Shares the live series and streams with peer ingesters: what is
+    /// written here is announced (again every `refresh_s` while written),
+    /// for [`Self::subscribe_live`]; see [`crate::peers`].
+    pub fn shared(mut self, refresh_s: i64) -> Self {
+        let (tx, _) = tokio::sync::broadcast::channel(4096);
+        self.live.share(tx.clone(), refresh_s);
+        self.live_streams.share(tx.clone(), refresh_s);
+        self.announcements = Some(tx);
+        self
+    }
+
+    /// A peer's subscription: every announcement from now on, and what is
+    /// live now in chunks (subscribed first, so nothing falls between;
+    /// merging twice is harmless). `None` when not shared.
+    pub fn subscribe_live(
+        &self,
+    ) -> Option<(
+        tokio::sync::broadcast::Receiver<Arc<Announcement>>,
+        Vec<Announcement>,
+    )> {
+        let rx = self.announcements.as_ref()?.subscribe();
+        let mut now = self.live.snapshot(16_384);
+        now.extend(self.live_streams.snapshot(16_384));
+        Some((rx, now))
+    }
+
+    /// Merges a peer's announcement into the tenant's set, if the tenant
+    /// has a limit that counts it.
+    pub fn merge_live(&self, a: &Announcement) {
+        let l = self.of(&a.tenant);
+        match a.kind {
+            LiveKind::Series if l.max_series > 0 || l.max_series_per_metric > 0 => {
+                self.live.tenant(&a.tenant).merge(&a.entries);
+            }
+            LiveKind::Streams if l.max_streams > 0 => {
+                self.live_streams.tenant(&a.tenant).merge(&a.entries);
+            }
+            _ => {}
+        }
+    }
+
+    /// How many ingesters the rate limits are split across now.
+    pub fn set_ingesters(&self, n: usize) {
+        self.ingesters.store(n.max(1), Ordering::Relaxed);
+    }
+
+    pub fn ingesters(&self) -> usize {
+        self.ingesters.load(Ordering::Relaxed)
     }
 
     /// Where `batch` stands against its tenant's series limits (written at
@@ -425,12 +517,12 @@ impl Limits {
         if l.ingest_rate <= 0.0 {
             return Ok(());
         }
-        let burst = (l.ingest_burst as f64).max(l.ingest_rate);
+        let share = Share::of(l.ingest_rate, l.ingest_burst, self.ingesters());
         let buckets = self.buckets.lock();
         let Some(b) = buckets.get(tenant) else {
             return Ok(());
         };
-        let tokens = (b.tokens + b.at.elapsed().as_secs_f64() * l.ingest_rate).min(burst);
+        let tokens = (b.tokens + b.at.elapsed().as_secs_f64() * share.rate).min(share.burst);
         if tokens >= 1.0 {
             return Ok(());
         }
@@ -438,8 +530,8 @@ impl Limits {
             ErrorKind::Limit,
             "ingest_rate",
             format!(
-                "tenant {tenant} is over its ingest rate of {} samples/s (burst {}): request refused, retry later",
-                l.ingest_rate, burst
+                "tenant {tenant} is over its ingest rate of {}: request refused, retry later",
+                share.describe("samples")
             ),
         ))
     }
@@ -527,23 +619,23 @@ impl Limits {
         }
         if l.ingest_rate > 0.0 {
             let need = batch.sample_count() as f64;
-            let burst = (l.ingest_burst as f64).max(l.ingest_rate);
+            let share = Share::of(l.ingest_rate, l.ingest_burst, self.ingesters());
             let mut buckets = self.buckets.lock();
             let now = Instant::now();
             let b = buckets.entry(tenant.clone()).or_insert(Bucket {
-                tokens: burst,
+                tokens: share.burst,
                 at: now,
             });
             b.tokens =
-                (b.tokens + now.duration_since(b.at).as_secs_f64() * l.ingest_rate).min(burst);
+                (b.tokens + now.duration_since(b.at).as_secs_f64() * share.rate).min(share.burst);
             b.at = now;
             if need > b.tokens {
                 return Err(refuse(
                     ErrorKind::Limit,
                     "ingest_rate",
                     format!(
-                        "tenant {tenant} is over its ingest rate of {} samples/s (burst {}): {need} samples refused, retry later",
-                        l.ingest_rate, burst
+                        "tenant {tenant} is over its ingest rate of {}: {need} samples refused, retry later",
+                        share.describe("samples")
                     ),
                 ));
             }
@@ -616,24 +708,27 @@ impl Limits {
         }
         if l.log_ingest_rate_bytes > 0.0 {
             let need = batch.bytes() as f64;
-            let burst = (l.log_ingest_burst_bytes as f64).max(l.log_ingest_rate_bytes);
+            let share = Share::of(
+                l.log_ingest_rate_bytes,
+                l.log_ingest_burst_bytes,
+                self.ingesters(),
+            );
             let mut buckets = self.log_buckets.lock();
             let now = Instant::now();
             let b = buckets.entry(tenant.clone()).or_insert(Bucket {
-                tokens: burst,
+                tokens: share.burst,
                 at: now,
             });
-            b.tokens = (b.tokens
-                + now.duration_since(b.at).as_secs_f64() * l.log_ingest_rate_bytes)
-                .min(burst);
+            b.tokens =
+                (b.tokens + now.duration_since(b.at).as_secs_f64() * share.rate).min(share.burst);
             b.at = now;
             if need > b.tokens {
                 return Err(refuse(
                     ErrorKind::Limit,
                     "log_ingest_rate_bytes",
                     format!(
-                        "tenant {tenant} is over its log ingest rate of {} bytes/s (burst {}): {need} bytes refused, retry later",
-                        l.log_ingest_rate_bytes, burst
+                        "tenant {tenant} is over its log ingest rate of {}: {need} bytes refused, retry later",
+                        share.describe("bytes")
                     ),
                 ));
             }

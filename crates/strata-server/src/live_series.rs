@@ -15,6 +15,13 @@
 //! check, the write and the record act as one, so concurrent requests never
 //! pass a limit together. Writes of live series only take no lock beyond
 //! the set's own.
+//!
+//! Ingesters of a scale-out cluster share their sets (see
+//! [`crate::peers`]): each announces the series written through it — when
+//! they become live, and again every [`LiveSeries::refresh_s`] while they
+//! are written — and merges what its peers announce, so each counts the
+//! tenant's series over every ingester, and a series is one series
+//! wherever it is written.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -22,10 +29,51 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use strata_types::{METRIC_NAME_LABEL, TenantId, WriteBatch};
 
-/// One live series: its metric and the second it was last written.
+/// One live series: its metric, the second it was last written, and the
+/// second it was last announced to peers (written here since then: due
+/// again after [`LiveSeries::refresh_s`]).
 struct Live {
     metric: Arc<str>,
     seen_s: i64,
+    announced_s: i64,
+}
+
+/// What a set counts: series (`max_series`) or log streams (`max_streams`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LiveKind {
+    Series,
+    Streams,
+}
+
+/// Series that became live, or stayed live, on one ingester: `(id,
+/// metric, last written second)` of one tenant's set of `kind`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Announcement {
+    pub kind: LiveKind,
+    pub tenant: TenantId,
+    pub entries: Vec<(u64, Arc<str>, i64)>,
+}
+
+/// Where a set sends what it announces (ingesters with peers only).
+#[derive(Clone)]
+struct Announcer {
+    kind: LiveKind,
+    tenant: TenantId,
+    refresh_s: i64,
+    tx: tokio::sync::broadcast::Sender<Arc<Announcement>>,
+}
+
+impl Announcer {
+    fn send(&self, entries: Vec<(u64, Arc<str>, i64)>) {
+        if !entries.is_empty() {
+            // No receiver (no peer subscribed yet): nothing to tell.
+            let _ = self.tx.send(Arc::new(Announcement {
+                kind: self.kind,
+                tenant: self.tenant.clone(),
+                entries,
+            }));
+        }
+    }
 }
 
 #[derive(Default)]
@@ -45,12 +93,30 @@ impl State {
         }
     }
 
-    fn insert(&mut self, id: u64, metric: Arc<str>, seen_s: i64) {
+    /// Records `id` as written at `seen_s`; whether it is due for an
+    /// announcement (new here, or last announced `refresh_s` or more
+    /// before), which this marks as made.
+    fn insert(&mut self, id: u64, metric: Arc<str>, seen_s: i64, refresh_s: i64) -> bool {
         match self.series.get_mut(&id) {
-            Some(live) => live.seen_s = live.seen_s.max(seen_s),
+            Some(live) => {
+                live.seen_s = live.seen_s.max(seen_s);
+                let due = seen_s - live.announced_s >= refresh_s;
+                if due {
+                    live.announced_s = seen_s;
+                }
+                due
+            }
             None => {
                 *self.per_metric.entry(Arc::clone(&metric)).or_default() += 1;
-                self.series.insert(id, Live { metric, seen_s });
+                self.series.insert(
+                    id,
+                    Live {
+                        metric,
+                        seen_s,
+                        announced_s: seen_s,
+                    },
+                );
+                true
             }
         }
     }
@@ -61,6 +127,7 @@ impl State {
 pub struct TenantSeries {
     admission: Arc<tokio::sync::Mutex<()>>,
     state: Mutex<State>,
+    announcer: Option<Announcer>,
 }
 
 /// What a write would add: new series, and new series per metric with the
@@ -88,10 +155,20 @@ impl TenantSeries {
         if !state.complete || !ids.iter().all(|id| state.series.contains_key(id)) {
             return false;
         }
+        let mut due = Vec::new();
+        let refresh_s = self.announcer.as_ref().map_or(i64::MAX, |a| a.refresh_s);
         for id in ids {
             if let Some(live) = state.series.get_mut(id) {
-                live.seen_s = now_s;
+                live.seen_s = live.seen_s.max(now_s);
+                if now_s - live.announced_s >= refresh_s {
+                    live.announced_s = now_s;
+                    due.push((*id, Arc::clone(&live.metric), now_s));
+                }
             }
+        }
+        drop(state);
+        if let Some(a) = &self.announcer {
+            a.send(due);
         }
         true
     }
@@ -114,7 +191,9 @@ impl TenantSeries {
             let seen_s = seen_ms.div_euclid(1000);
             if seen_s >= since_s {
                 let metric = state.metric(&metric);
-                state.insert(id, metric, seen_s);
+                // Known elsewhere (the heads, the shared files): not this
+                // node's to announce.
+                state.insert(id, metric, seen_s, i64::MAX);
             }
         }
         state.complete = true;
@@ -171,10 +250,38 @@ impl TenantSeries {
     /// [`Self::record`] of series (or log streams) as (id, metric).
     pub fn record_of<'a>(&self, series: impl Iterator<Item = (u64, &'a str)>, now_s: i64) {
         let mut state = self.state.lock();
+        let mut due = Vec::new();
+        let refresh_s = self.announcer.as_ref().map_or(i64::MAX, |a| a.refresh_s);
         for (id, metric) in series {
             let metric = state.metric(metric);
-            state.insert(id, metric, now_s);
+            if state.insert(id, Arc::clone(&metric), now_s, refresh_s) && self.announcer.is_some() {
+                due.push((id, metric, now_s));
+            }
         }
+        drop(state);
+        if let Some(a) = &self.announcer {
+            a.send(due);
+        }
+    }
+
+    /// Merges series a peer announced: live as of their second, not
+    /// announced again from here (the peer refreshes what it writes).
+    pub fn merge(&self, entries: &[(u64, Arc<str>, i64)]) {
+        let mut state = self.state.lock();
+        for (id, metric, seen_s) in entries {
+            let metric = state.metric(metric);
+            state.insert(*id, metric, *seen_s, i64::MAX);
+        }
+    }
+
+    /// Every live series as `(id, metric, last written second)`.
+    fn entries(&self) -> Vec<(u64, Arc<str>, i64)> {
+        self.state
+            .lock()
+            .series
+            .iter()
+            .map(|(id, live)| (*id, Arc::clone(&live.metric), live.seen_s))
+            .collect()
     }
 
     /// Forgets the series last written before `before_s`; how many.
@@ -203,23 +310,81 @@ impl TenantSeries {
 }
 
 /// The live series of every tenant with a series limit.
-#[derive(Default)]
 pub struct LiveSeries {
+    kind: LiveKind,
     tenants: Mutex<HashMap<TenantId, Arc<TenantSeries>>>,
+    /// Set on an ingester with peers: where its sets announce.
+    sharing: Option<(tokio::sync::broadcast::Sender<Arc<Announcement>>, i64)>,
 }
 
 impl std::fmt::Debug for LiveSeries {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LiveSeries")
+            .field("kind", &self.kind)
             .field("tenants", &self.tenants.lock().len())
             .finish()
     }
 }
 
 impl LiveSeries {
+    pub fn new(kind: LiveKind) -> Self {
+        Self {
+            kind,
+            tenants: Mutex::new(HashMap::new()),
+            sharing: None,
+        }
+    }
+
+    /// Announces the series written here on `tx`, each again every
+    /// `refresh_s` while it is written. Before any tenant's set is made.
+    pub fn share(&mut self, tx: tokio::sync::broadcast::Sender<Arc<Announcement>>, refresh_s: i64) {
+        self.sharing = Some((tx, refresh_s.max(1)));
+    }
+
+    /// How often a series written here is announced again (`None`: not
+    /// shared).
+    pub fn refresh_s(&self) -> Option<i64> {
+        self.sharing.as_ref().map(|(_, r)| *r)
+    }
+
     /// `tenant`'s set, created empty (not complete) on first use.
     pub fn tenant(&self, tenant: &TenantId) -> Arc<TenantSeries> {
-        Arc::clone(self.tenants.lock().entry(tenant.clone()).or_default())
+        let mut tenants = self.tenants.lock();
+        let set = tenants.entry(tenant.clone()).or_insert_with(|| {
+            Arc::new(TenantSeries {
+                announcer: self.sharing.as_ref().map(|(tx, refresh_s)| Announcer {
+                    kind: self.kind,
+                    tenant: tenant.clone(),
+                    refresh_s: *refresh_s,
+                    tx: tx.clone(),
+                }),
+                ..TenantSeries::default()
+            })
+        });
+        Arc::clone(set)
+    }
+
+    /// Every tenant's live series, as announcements of at most `chunk`
+    /// entries each (what a peer that subscribes is told first).
+    pub fn snapshot(&self, chunk: usize) -> Vec<Announcement> {
+        let tenants: Vec<_> = self
+            .tenants
+            .lock()
+            .iter()
+            .map(|(t, s)| (t.clone(), Arc::clone(s)))
+            .collect();
+        let mut out = Vec::new();
+        for (tenant, set) in tenants {
+            let entries = set.entries();
+            for part in entries.chunks(chunk.max(1)) {
+                out.push(Announcement {
+                    kind: self.kind,
+                    tenant: tenant.clone(),
+                    entries: part.to_vec(),
+                });
+            }
+        }
+        out
     }
 
     /// `tenant`'s live count when its set is kept and complete.
@@ -266,6 +431,64 @@ mod tests {
             );
         }
         b
+    }
+
+    fn announced(rx: &mut tokio::sync::broadcast::Receiver<Arc<Announcement>>) -> Vec<u64> {
+        let mut ids = Vec::new();
+        while let Ok(a) = rx.try_recv() {
+            assert_eq!((a.kind, a.tenant.as_str()), (LiveKind::Series, "t"));
+            ids.extend(a.entries.iter().map(|e| e.0));
+        }
+        ids.sort_unstable();
+        ids
+    }
+
+    #[test]
+    fn a_shared_set_announces_what_is_written_here_and_merges_what_peers_announce() {
+        let (tx, mut rx) = tokio::sync::broadcast::channel(64);
+        let mut live = LiveSeries::new(LiveKind::Series);
+        live.share(tx, 60);
+        let t = live.tenant(&TenantId::try_new("t").unwrap());
+        t.complete(Vec::new(), 0);
+        assert!(
+            announced(&mut rx).is_empty(),
+            "what storage knew is not announced"
+        );
+        let b = batch(0..3, "up");
+        let ids = |b: &WriteBatch| -> Vec<u64> {
+            let mut v: Vec<u64> = b.series().map(|s| s.series_id().0).collect();
+            v.sort_unstable();
+            v
+        };
+        t.record(&b, 100);
+        assert_eq!(announced(&mut rx), ids(&b), "new series are announced");
+        assert!(t.touch_if_live(&b, 130));
+        assert!(
+            announced(&mut rx).is_empty(),
+            "not again within the refresh"
+        );
+        assert!(t.touch_if_live(&b, 160));
+        assert_eq!(announced(&mut rx), ids(&b), "again once the refresh passed");
+
+        // A peer's series count here and are not announced back.
+        let peer = batch(10..12, "up");
+        let entries: Vec<_> = peer
+            .series()
+            .map(|s| (s.series_id().0, Arc::from("up"), 150))
+            .collect();
+        t.merge(&entries);
+        assert_eq!(t.count(), 5);
+        assert!(announced(&mut rx).is_empty());
+        assert_eq!(t.growth(&peer).new, 0, "one series wherever it is written");
+        assert!(t.touch_if_live(&peer, 170), "live already");
+        assert!(
+            announced(&mut rx).is_empty(),
+            "written here within the refresh of its merge"
+        );
+        assert_eq!(t.expire(165), 3, "the peer's, written here at 170, stay");
+        let snap = live.snapshot(1);
+        assert_eq!(snap.len(), 2, "two series in chunks of one");
+        assert!(snap.iter().all(|a| a.entries[0].2 == 170));
     }
 
     #[test]

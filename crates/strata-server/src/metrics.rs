@@ -53,6 +53,7 @@ pub struct Metrics {
     pub flushed_samples: Counter,
     pub flushed_bytes: Counter,
     flush_pending_cuts: Gauge,
+    limit_ingesters: Gauge,
     pub compactions: Family<Labels, Counter>,
     pub retention_runs: Family<Labels, Counter>,
     pub retention_removed_files: Counter,
@@ -281,6 +282,12 @@ impl Metrics {
             "Frozen heads waiting for their commit (non-zero while the object store fails)",
             flush_pending_cuts.clone(),
         );
+        let limit_ingesters = Gauge::default();
+        registry.register(
+            "limit_ingesters",
+            "Ingesters the tenants' rate limits are split across: this one and the peers it hears from",
+            limit_ingesters.clone(),
+        );
         let table_files = Family::<Labels, Gauge>::default();
         registry.register(
             "table_files",
@@ -368,6 +375,7 @@ impl Metrics {
             flushed_samples,
             flushed_bytes,
             flush_pending_cuts,
+            limit_ingesters,
             table_files,
             table_bytes,
             table_samples,
@@ -445,6 +453,11 @@ impl Metrics {
         if let Ok(r) = result {
             self.compacted_files.inc_by(r.files_in as u64);
         }
+    }
+
+    /// Sets the count of ingesters the rate limits are split across.
+    pub fn set_limit_ingesters(&self, n: usize) {
+        self.limit_ingesters.set(n as i64);
     }
 
     /// Sets the line index counters to the query engine's.

@@ -48,7 +48,7 @@ pub enum Frame {
     Event(HeadEvent),
 }
 
-fn put_str(out: &mut Vec<u8>, s: &str) {
+pub(crate) fn put_str(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(&(s.len() as u32).to_le_bytes());
     out.extend_from_slice(s.as_bytes());
 }
@@ -94,10 +94,10 @@ pub fn encode_event(event: &HeadEvent, enc: &mut SegmentEncoder) -> Vec<u8> {
     out
 }
 
-struct Reader<'a>(&'a [u8]);
+pub(crate) struct Reader<'a>(pub(crate) &'a [u8]);
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
         if self.0.len() < n {
             return Err("head stream message cut short".into());
         }
@@ -105,14 +105,18 @@ impl<'a> Reader<'a> {
         self.0 = b;
         Ok(a)
     }
-    fn u8(&mut self) -> Result<u8, String> {
+    pub(crate) fn u8(&mut self) -> Result<u8, String> {
         Ok(self.take(1)?[0])
     }
-    fn u64(&mut self) -> Result<u64, String> {
+    pub(crate) fn u32(&mut self) -> Result<u32, String> {
+        let b = self.take(4)?;
+        Ok(u32::from_le_bytes(b.try_into().map_err(|_| "bad u32")?))
+    }
+    pub(crate) fn u64(&mut self) -> Result<u64, String> {
         let b = self.take(8)?;
         Ok(u64::from_le_bytes(b.try_into().map_err(|_| "bad u64")?))
     }
-    fn str(&mut self) -> Result<&'a str, String> {
+    pub(crate) fn str(&mut self) -> Result<&'a str, String> {
         let b = self.take(4)?;
         let n = u32::from_le_bytes(b.try_into().map_err(|_| "bad length")?) as usize;
         std::str::from_utf8(self.take(n)?).map_err(|e| e.to_string())

@@ -163,6 +163,10 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/api/v1/internal/head-stream",
             get(crate::replication::head_stream),
         )
+        .route(
+            "/api/v1/internal/live-series",
+            get(crate::peers::live_series),
+        )
         .route("/api/v1/status/session", get(ui::session))
         .route("/api/v1/status/tenants", get(ui::tenants))
         .route("/", get(ui::index))

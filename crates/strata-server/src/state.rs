@@ -73,6 +73,16 @@ impl AppState {
             tracing::error!(%reason, "limit overrides unreadable: using the defaults");
             crate::limits::Limits::with_defaults(config.limits.tenant_defaults.clone())
         });
+        // Ingesters of a cluster count series over every ingester.
+        let limits = if config.node.role == crate::config::Role::Ingester
+            && !config.node.ingesters.is_empty()
+        {
+            let window =
+                i64::try_from(config.limits.active_series_window.as_secs()).unwrap_or(i64::MAX);
+            limits.shared((window / 4).clamp(1, 60))
+        } else {
+            limits
+        };
         let limits = Arc::new(limits);
         let lookback = Arc::clone(&limits);
         let specs = config

@@ -190,8 +190,9 @@ struct ServeArgs {
     #[arg(long, env = "STRATA_COMPACTOR_REPLICAS", value_name = "N")]
     compactor_replicas: Option<usize>,
 
-    /// A querier's ingesters, comma-separated (http://host:9470,...): it
-    /// mirrors their heads so its queries see unflushed writes too.
+    /// The cluster's ingesters, comma-separated (http://host:9470,...): a
+    /// querier mirrors their heads so its queries see unflushed writes too;
+    /// an ingester shares tenant limits with them (global limits).
     #[arg(
         long,
         env = "STRATA_INGESTERS",
@@ -200,7 +201,7 @@ struct ServeArgs {
     )]
     ingesters: Option<Vec<String>>,
 
-    /// The operator token a querier presents to its ingesters.
+    /// The operator token a querier or ingester presents to the ingesters.
     #[arg(long, env = "STRATA_INGESTER_TOKEN", value_name = "TOKEN")]
     ingester_token: Option<String>,
 

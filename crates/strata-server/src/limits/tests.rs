@@ -83,6 +83,36 @@ fn label_shape_limits_are_400s_naming_the_limit() {
 }
 
 #[test]
+fn rate_limits_are_split_across_the_ingesters_heard_from() {
+    let limits = Limits::with_defaults(TenantLimits {
+        ingest_rate: 30.0,
+        log_ingest_rate_bytes: 3000.0,
+        ..TenantLimits::default()
+    });
+    limits.set_ingesters(3);
+    let s: &[(&str, &str)] = &[("__name__", "m")];
+    let r = limits
+        .check_ingest(&batch("a", &[s], 11), &SeriesAdmission::Unlimited)
+        .unwrap_err();
+    assert_eq!(r.reason, "ingest_rate");
+    assert!(
+        r.message
+            .contains("30 samples/s (burst 30), 10 samples/s (burst 10) on each of 3 ingesters"),
+        "{}",
+        r.message
+    );
+    limits
+        .check_ingest(&batch("a", &[s], 10), &SeriesAdmission::Unlimited)
+        .unwrap();
+    // A peer gone: the share grows for tenants not yet limited here.
+    limits.set_ingesters(1);
+    limits
+        .check_ingest(&batch("b", &[s], 30), &SeriesAdmission::Unlimited)
+        .unwrap();
+    assert_eq!(limits.ingesters(), 1);
+}
+
+#[test]
 fn an_empty_bucket_refuses_before_decoding() {
     let limits = Limits::with_defaults(TenantLimits {
         ingest_rate: 10.0,

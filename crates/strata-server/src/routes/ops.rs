@@ -43,6 +43,7 @@ pub(super) async fn metrics(
 ) -> impl IntoResponse {
     let (read, skipped) = state.query.line_index_blocks();
     state.metrics.set_line_index_blocks(read, skipped);
+    state.metrics.set_limit_ingesters(state.limits.ingesters());
     let mut body = state.metrics.render(
         &state.storage,
         state.wal().map(|w| w.as_ref()),

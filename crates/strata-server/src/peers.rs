@@ -1,0 +1,379 @@
+//! Global tenant limits across the ingesters of a scale-out cluster
+//! (docs/DESIGN.md, "Scale-out").
+//!
+//! Each ingester given `node.ingesters` (every ingester's address; its own
+//! may be among them) follows `GET /api/v1/internal/live-series` of the
+//! others: a WebSocket (the operator role when auth is on) that sends a
+//! hello with the node's id, then every series and log stream live on it
+//! for the tenants with a series or stream limit, then what becomes live
+//! (or stays live: again every refresh) as writes are stored; a ping every
+//! 5 s. What a peer announces is merged into the tenant's live set here,
+//! so `max_series`, `max_series_per_metric` and `max_streams` count the
+//! tenant's series over every ingester, each series once wherever it is
+//! written. The rate limits (`ingest_rate`, `log_ingest_rate_bytes`, with
+//! their bursts) are split across the ingesters this one hears from, as
+//! Mimir splits its global ingestion rate across distributors.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+use parking_lot::Mutex;
+use strata_types::{ErrorKind, TenantId};
+use tracing::{debug, info, warn};
+
+use crate::AppState;
+use crate::error::{ApiError, Shape};
+use crate::live_series::{Announcement, LiveKind};
+use crate::replication::{Reader, put_str};
+
+const HELLO: u8 = 1;
+const LIVE: u8 = 2;
+
+const PING: Duration = Duration::from_secs(5);
+const SILENCE: Duration = Duration::from_secs(30);
+
+/// One message of the stream.
+#[derive(Debug, PartialEq)]
+pub enum Frame {
+    Hello { node_id: String },
+    Live(Announcement),
+}
+
+pub fn encode_hello(node_id: &str) -> Vec<u8> {
+    let mut out = vec![HELLO];
+    put_str(&mut out, node_id);
+    out
+}
+
+/// An announcement, its entries grouped by metric.
+pub fn encode_live(a: &Announcement) -> Vec<u8> {
+    let mut by_metric: HashMap<&str, Vec<(u64, i64)>> = HashMap::new();
+    for (id, metric, seen_s) in &a.entries {
+        by_metric.entry(metric).or_default().push((*id, *seen_s));
+    }
+    let mut out = Vec::with_capacity(32 + a.entries.len() * 16);
+    out.push(LIVE);
+    out.push(match a.kind {
+        LiveKind::Series => 0,
+        LiveKind::Streams => 1,
+    });
+    put_str(&mut out, a.tenant.as_str());
+    out.extend_from_slice(&(by_metric.len() as u32).to_le_bytes());
+    for (metric, entries) in by_metric {
+        put_str(&mut out, metric);
+        out.extend_from_slice(&(entries.len() as u32).to_le_bytes());
+        for (id, seen_s) in entries {
+            out.extend_from_slice(&id.to_le_bytes());
+            out.extend_from_slice(&seen_s.to_le_bytes());
+        }
+    }
+    out
+}
+
+pub fn decode(bytes: &[u8]) -> Result<Frame, String> {
+    let mut r = Reader(bytes);
+    match r.u8()? {
+        HELLO => Ok(Frame::Hello {
+            node_id: r.str()?.to_owned(),
+        }),
+        LIVE => {
+            let kind = match r.u8()? {
+                0 => LiveKind::Series,
+                1 => LiveKind::Streams,
+                k => return Err(format!("unknown live set kind {k}")),
+            };
+            let tenant = TenantId::try_new(r.str()?).map_err(|e| e.to_string())?;
+            let mut entries = Vec::new();
+            for _ in 0..r.u32()? {
+                let metric: Arc<str> = Arc::from(r.str()?);
+                let n = r.u32()? as usize;
+                // Each entry is 16 bytes: a count past the message is a lie.
+                if n > r.0.len() / 16 {
+                    return Err("live series message cut short".into());
+                }
+                entries.reserve(n);
+                for _ in 0..n {
+                    let id = r.u64()?;
+                    let seen_s = r.u64()? as i64;
+                    entries.push((id, Arc::clone(&metric), seen_s));
+                }
+            }
+            if !r.0.is_empty() {
+                return Err("trailing bytes after a live series message".into());
+            }
+            Ok(Frame::Live(Announcement {
+                kind,
+                tenant,
+                entries,
+            }))
+        }
+        other => Err(format!("unknown live series message kind {other}")),
+    }
+}
+
+/// `GET /api/v1/internal/live-series`.
+pub(crate) async fn live_series(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    match state.auth.admin_scope(&headers, Shape::Json) {
+        Ok(None) => {}
+        Ok(Some(_)) => {
+            return ApiError::new(
+                ErrorKind::Forbidden,
+                "the live series stream takes the operator role",
+                Shape::Json,
+            )
+            .into_response();
+        }
+        Err(e) => return e.into_response(),
+    }
+    let Some((rx, now)) = state.limits.subscribe_live() else {
+        return ApiError::new(
+            ErrorKind::NotFound,
+            format!(
+                "this node is a {} without peers: it shares no live series (an ingester with node.ingesters does)",
+                state.config.node.role
+            ),
+            Shape::Json,
+        )
+        .into_response();
+    };
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(e) => return e.into_response(),
+    };
+    let node_id = state.config.node.resolved_id();
+    ws.on_upgrade(move |socket| send_live(socket, node_id, now, rx))
+}
+
+async fn send_live(
+    mut socket: WebSocket,
+    node_id: String,
+    now: Vec<Announcement>,
+    mut rx: tokio::sync::broadcast::Receiver<Arc<Announcement>>,
+) {
+    let first = std::iter::once(encode_hello(&node_id)).chain(now.iter().map(encode_live));
+    for bytes in first {
+        if socket.send(Message::Binary(bytes.into())).await.is_err() {
+            return;
+        }
+    }
+    let mut ping = tokio::time::interval(PING);
+    loop {
+        tokio::select! {
+            a = rx.recv() => match a {
+                Ok(a) => {
+                    if socket.send(Message::Binary(encode_live(&a).into())).await.is_err() {
+                        return;
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    // It subscribes again and is sent what is live then.
+                    warn!(missed = n, "a peer fell behind the live series stream; it subscribes again");
+                    let _ = socket.send(Message::Close(None)).await;
+                    return;
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            },
+            _ = ping.tick() => {
+                if socket.send(Message::Ping(Vec::new().into())).await.is_err() {
+                    return;
+                }
+            }
+            msg = socket.recv() => match msg {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+}
+
+/// The peers heard from now, by node id (a peer reached at two addresses
+/// counts once).
+#[derive(Default)]
+struct Heard(Mutex<HashMap<String, usize>>);
+
+impl Heard {
+    fn join(&self, state: &AppState, id: &str) {
+        let mut m = self.0.lock();
+        *m.entry(id.to_owned()).or_default() += 1;
+        state.limits.set_ingesters(1 + m.len());
+    }
+
+    fn leave(&self, state: &AppState, id: &str) {
+        let mut m = self.0.lock();
+        if let Some(n) = m.get_mut(id) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(id);
+            }
+        }
+        state.limits.set_ingesters(1 + m.len());
+    }
+}
+
+/// An ingester's subscriptions to every other ingester of `node.ingesters`,
+/// until `stop`.
+pub(crate) async fn run_peers(state: Arc<AppState>, stop: tokio::sync::watch::Receiver<bool>) {
+    let heard = Arc::new(Heard::default());
+    let tasks: Vec<_> = state
+        .config
+        .node
+        .ingesters
+        .iter()
+        .map(|url| {
+            tokio::spawn(follow_peer(
+                Arc::clone(&state),
+                Arc::clone(&heard),
+                url.clone(),
+                stop.clone(),
+            ))
+        })
+        .collect();
+    for t in tasks {
+        let _ = t.await;
+    }
+}
+
+enum Ended {
+    /// The address is this node's own: nothing to follow.
+    Myself,
+    /// The stream ran and ended; subscribe again.
+    Streamed,
+}
+
+async fn follow_peer(
+    state: Arc<AppState>,
+    heard: Arc<Heard>,
+    url: String,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        match follow(&state, &heard, &url, &mut stop).await {
+            Ok(Ended::Myself) => {
+                debug!(peer = %url, "this ingester's own address: not followed");
+                return;
+            }
+            Ok(Ended::Streamed) => backoff = Duration::from_millis(500),
+            Err(error) => {
+                warn!(peer = %url, %error, "live series stream broke; subscribing again")
+            }
+        }
+        if *stop.borrow() {
+            return;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            _ = stop.changed() => return,
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+async fn follow(
+    state: &Arc<AppState>,
+    heard: &Heard,
+    url: &str,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+) -> Result<Ended, String> {
+    use tokio_tungstenite::tungstenite::Message as WsMessage;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    let target = format!(
+        "{}/api/v1/internal/live-series",
+        url.trim_end_matches('/')
+            .replacen("http://", "ws://", 1)
+            .replacen("https://", "wss://", 1)
+    );
+    let mut request = target.into_client_request().map_err(|e| e.to_string())?;
+    if let Some(token) = &state.config.node.ingester_token {
+        let value = format!("Bearer {token}")
+            .parse()
+            .map_err(|_| "node.ingester_token is not a valid header value")?;
+        request
+            .headers_mut()
+            .insert(axum::http::header::AUTHORIZATION, value);
+    }
+    let (mut ws, _) = tokio::time::timeout(SILENCE, tokio_tungstenite::connect_async(request))
+        .await
+        .map_err(|_| format!("{url}: no answer within {SILENCE:?}"))?
+        .map_err(|e| format!("{url}: {e}"))?;
+    let peer = match tokio::time::timeout(SILENCE, ws.next()).await {
+        Ok(Some(Ok(WsMessage::Binary(b)))) => match decode(&b)? {
+            Frame::Hello { node_id } => node_id,
+            Frame::Live(_) => return Err("the stream did not start with a hello".into()),
+        },
+        other => return Err(format!("the stream did not start with a hello: {other:?}")),
+    };
+    if peer == state.config.node.resolved_id() {
+        let _ = ws.close(None).await;
+        return Ok(Ended::Myself);
+    }
+    info!(peer = %url, node = %peer, "sharing live series with a peer ingester");
+    heard.join(state, &peer);
+    let result = loop {
+        let msg = tokio::select! {
+            msg = tokio::time::timeout(SILENCE, ws.next()) => msg,
+            _ = stop.changed() => break Ok(Ended::Streamed),
+        };
+        match msg {
+            Err(_) => break Err(format!("{url}: silent for {SILENCE:?}")),
+            Ok(None) | Ok(Some(Ok(WsMessage::Close(_)))) => break Ok(Ended::Streamed),
+            Ok(Some(Err(e))) => break Err(format!("{url}: {e}")),
+            Ok(Some(Ok(WsMessage::Binary(b)))) => match decode(&b) {
+                Ok(Frame::Live(a)) => state.limits.merge_live(&a),
+                Ok(Frame::Hello { .. }) => break Err("a second hello".into()),
+                Err(e) => break Err(e),
+            },
+            Ok(Some(Ok(_))) => {}
+        }
+    };
+    heard.leave(state, &peer);
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip() {
+        assert_eq!(
+            decode(&encode_hello("strata-ingester-1")).unwrap(),
+            Frame::Hello {
+                node_id: "strata-ingester-1".into()
+            }
+        );
+        let up: Arc<str> = Arc::from("up");
+        let a = Announcement {
+            kind: LiveKind::Streams,
+            tenant: TenantId::try_new("acme").unwrap(),
+            entries: vec![
+                (1, Arc::clone(&up), 100),
+                (3, up, 1_700_000_000),
+                (u64::MAX, Arc::from(""), -5),
+            ],
+        };
+        let Frame::Live(mut back) = decode(&encode_live(&a)).unwrap() else {
+            panic!("not a live message");
+        };
+        back.entries.sort_by_key(|e| e.0);
+        assert_eq!(back, a);
+        let bytes = encode_live(&a);
+        assert!(decode(&bytes[..bytes.len() - 1]).is_err(), "cut short");
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(decode(&longer).is_err(), "trailing bytes");
+        assert!(decode(&[9]).is_err());
+    }
+}
