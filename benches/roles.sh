@@ -4,7 +4,10 @@
 # over the ingesters), and PromQL latency over the heads through a querier
 # mirroring them, then with the queries split over 1 vs 2 queriers. Every process on one
 # machine and one local object store: on 2 cores more processes cannot add
-# cores; this shows what the split costs and what it keeps.
+# cores; this shows what the split costs and what it keeps. The three
+# ingesters run twice: on their own, and holding the tenant's limits
+# together (a series limit far above the load, `--ingesters` on each, so
+# every new series is announced to the two peers and merged there).
 #
 #   CARGO_TARGET_DIR=~/.cache/strata-rel benches/roles.sh [SERIES] [ROUNDS]
 set -euo pipefail
@@ -29,9 +32,17 @@ flush_interval = "1h"
 refresh_interval = "1s"
 TOML
 
+cp "$work/strata.toml" "$work/limited.toml"
+cat >> "$work/limited.toml" <<TOML
+[limits.tenant_defaults]
+max_series = 100000000
+TOML
+
 start() { # role id port [args...]
   local role=$1 id=$2 port=$3; shift 3
-  "$bin/strata" serve --config "$work/strata.toml" --role "$role" --node-id "$id" \
+  local config="$work/strata.toml"
+  [ "$role" = ingester ] && [ -n "${LIMITED:-}" ] && config="$work/limited.toml"
+  "$bin/strata" serve --config "$config" --role "$role" --node-id "$id" \
     --data-dir "$work/$id" --listen "127.0.0.1:$port" --pg-listen off --flight-listen off \
     "$@" > "$work/$id.log" 2>&1 &
   pids+=($!)
@@ -70,12 +81,16 @@ throughput() { # ports...
   echo $(( (t1 - t0) / 1000000 ))
 }
 
-run() { # ingesters
-  local n=$1 urls=() gens=()
+run() { # ingesters [limited]
+  local n=$1 urls=() gens=() peers=()
+  LIMITED=${2:-}
   rm -rf "${work:?}"/objects "$work"/strata-*
   for i in $(seq 0 $((n - 1))); do
-    start ingester "strata-ingester-$i" $((19470 + i))
     urls+=("http://127.0.0.1:$((19470 + i))")
+  done
+  [ "$LIMITED" = shared ] && peers=(--ingesters "$(IFS=,; echo "${urls[*]}")")
+  for i in $(seq 0 $((n - 1))); do
+    start ingester "strata-ingester-$i" $((19470 + i)) "${peers[@]}"
   done
   # Queriers first: subscribing flushes an ingester, and the data loaded
   # next stays in the heads for both runs alike.
@@ -98,7 +113,15 @@ run() { # ingesters
     total=$((total + $(sed -n 's/.*samples_ok=\([0-9]*\).*/\1/p' "$work/gen-$i.out")))
     wall=$(sed -n 's/.*wall_s=\([0-9.]*\).*/\1/p' "$work/gen-$i.out" | awk -v w="$wall" '{print ($1 > w) ? $1 : w}')
   done
-  echo "ingesters=$n samples=$total wall_s=$wall samples_per_s=$(awk -v t="$total" -v w="$wall" 'BEGIN {printf "%.0f", t / w}')"
+  echo "ingesters=$n${LIMITED:+ (series limit, $LIMITED)} samples=$total wall_s=$wall samples_per_s=$(awk -v t="$total" -v w="$wall" 'BEGIN {printf "%.0f", t / w}')"
+  if [ -n "$LIMITED" ]; then
+    local counts=()
+    for i in $(seq 0 $((n - 1))); do
+      counts+=("$(curl -fsS -H 'X-Scope-OrgID: tenant-0' "${urls[$i]}/api/v1/status/tenants" |
+        python3 -c 'import json,sys; print([t["live_series"] for t in json.load(sys.stdin)["data"]["tenants"] if t["tenant"] == "tenant-0"][0])')")
+    done
+    echo "ingesters=$n live series as each ingester counts them: ${counts[*]}"
+  fi
   # Every sample is still in the ingesters' heads (and the queriers'
   # mirrors of them): queries read no file.
   promql 19480; promql 19481
@@ -111,3 +134,5 @@ run() { # ingesters
 
 run 1
 run 3
+run 3 alone
+run 3 shared
