@@ -259,7 +259,14 @@ async fn follow_peer(
 ) {
     let mut backoff = Duration::from_millis(500);
     loop {
-        match follow(&state, &heard, &url, &mut stop).await {
+        // A peer that does not answer (a connect hanging on a dead
+        // address) never holds up a shutdown.
+        let mut inner = stop.clone();
+        let result = tokio::select! {
+            r = follow(&state, &heard, &url, &mut inner) => r,
+            _ = stop.changed() => return,
+        };
+        match result {
             Ok(Ended::Myself) => {
                 debug!(peer = %url, "this ingester's own address: not followed");
                 return;
@@ -320,8 +327,8 @@ async fn follow(
         return Ok(Ended::Myself);
     }
     info!(peer = %url, node = %peer, "sharing live series with a peer ingester");
-    heard.join(state, &peer);
-    let result = loop {
+    let _joined = Joined::new(heard, state, &peer);
+    loop {
         let msg = tokio::select! {
             msg = tokio::time::timeout(SILENCE, ws.next()) => msg,
             _ = stop.changed() => break Ok(Ended::Streamed),
@@ -337,9 +344,28 @@ async fn follow(
             },
             Ok(Some(Ok(_))) => {}
         }
-    };
-    heard.leave(state, &peer);
-    result
+    }
+}
+
+/// A peer heard from, until dropped (the stream ended, or was dropped
+/// at shutdown).
+struct Joined<'a> {
+    heard: &'a Heard,
+    state: &'a AppState,
+    peer: &'a str,
+}
+
+impl<'a> Joined<'a> {
+    fn new(heard: &'a Heard, state: &'a AppState, peer: &'a str) -> Self {
+        heard.join(state, peer);
+        Self { heard, state, peer }
+    }
+}
+
+impl Drop for Joined<'_> {
+    fn drop(&mut self) {
+        self.heard.leave(self.state, self.peer);
+    }
 }
 
 #[cfg(test)]
