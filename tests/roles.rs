@@ -478,6 +478,21 @@ fn ingesters_hold_a_tenants_limits_together() {
             limit_ingesters(ingester) == Some(3)
         });
     }
+    // A querier mirroring the three heads (subscribed before the writes:
+    // a subscription flushes the ingester's head).
+    let querier = Server::start(
+        &dir.path().join("strata-querier-0"),
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--role",
+            "querier",
+            "--node-id",
+            "strata-querier-0",
+            "--ingesters",
+            &urls,
+        ],
+    );
     let now_ms = chrono::Utc::now().timestamp_millis();
 
     // Ten new series through each: thirty, the limit, counted by each.
@@ -502,6 +517,27 @@ fn ingesters_hold_a_tenants_limits_together() {
     // A series is one series wherever it is written.
     let (status, body) = write_series(&ingesters[2], "g0-", 10, now_ms + 1000);
     assert_eq!(status, 204, "{body}");
+    // The cardinality API through the querier counts the series of the
+    // three mirrored heads, ten of them in two heads, once each.
+    wait_for("the querier's cardinality over the mirrored heads", || {
+        let (_, v) = querier.get_json(TENANT, "/api/v1/cardinality/label_values?label_names[]=s");
+        v["series_count_total"] == 30 && v["labels"][0]["label_values_count"] == 30
+    });
+    let (_, v) = querier.get_json(TENANT, "/api/v1/cardinality/label_names");
+    let s = v["cardinality"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["label_name"] == "s")
+        .cloned();
+    assert_eq!(
+        s,
+        Some(serde_json::json!({"label_name": "s", "label_values_count": 30, "series_count": 30})),
+        "{v}"
+    );
+    // An ingester's own head: the twenty written through it.
+    let (_, v) = ingesters[2].get_json(TENANT, "/api/v1/cardinality/label_values?label_names[]=s");
+    assert_eq!(v["series_count_total"], 20, "{v}");
 
     // The rate is split: 150 samples pass the tenant's 300/s but not one
     // ingester's 100.

@@ -1,8 +1,13 @@
-//! Mimir's cardinality API over a tenant's active head: which label names
-//! and values hold the most series (`/api/v1/cardinality/label_names`,
+//! Mimir's cardinality API over a tenant's series in memory: which label
+//! names and values hold the most series (`/api/v1/cardinality/label_names`,
 //! `/api/v1/cardinality/label_values?label_names[]=…`). What a tenant's
 //! operator looks at when its series limit bites.
+//!
+//! The heads are those the tenant's queries read: this node's (the one
+//! taking writes and any being flushed) and, on a querier, its mirrors of
+//! the ingesters' heads; a series in several counts once.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use axum::Json;
@@ -11,9 +16,84 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use strata_types::ErrorKind;
 
+use strata_head::TenantHead;
+use strata_types::TenantId;
+
 use crate::AppState;
 use crate::error::{ApiError, Shape};
 use crate::frontend::Caller;
+
+/// The tenant's heads as its queries see them.
+fn heads(state: &AppState, tenant: &TenantId) -> Vec<Arc<TenantHead>> {
+    state.storage.view(tenant).heads
+}
+
+/// Each series once over several heads, with its labels.
+fn union(heads: &[Arc<TenantHead>]) -> HashMap<u64, Vec<(Arc<str>, Arc<str>)>> {
+    let mut out = HashMap::new();
+    for h in heads {
+        for (id, labels) in h.series_labels_matching(&[]) {
+            out.entry(id.0).or_insert(labels);
+        }
+    }
+    out
+}
+
+/// Every label name with its number of distinct values and of series
+/// carrying it.
+fn name_cardinality(heads: &[Arc<TenantHead>]) -> Vec<(Arc<str>, u64, u64)> {
+    match heads {
+        [] => Vec::new(),
+        [one] => one.label_name_cardinality(),
+        _ => {
+            let mut names: HashMap<Arc<str>, (HashSet<Arc<str>>, u64)> = HashMap::new();
+            for labels in union(heads).into_values() {
+                for (n, v) in labels {
+                    let e = names.entry(n).or_default();
+                    e.0.insert(v);
+                    e.1 += 1;
+                }
+            }
+            names
+                .into_iter()
+                .map(|(n, (values, series))| (n, values.len() as u64, series))
+                .collect()
+        }
+    }
+}
+
+/// The series count and, per name, its values with the series carrying
+/// each.
+fn value_cardinality(
+    heads: &[Arc<TenantHead>],
+    names: &[&str],
+) -> (u64, Vec<Vec<(Arc<str>, u64)>>) {
+    match heads {
+        [] => (0, vec![Vec::new(); names.len()]),
+        [one] => (
+            one.series_count() as u64,
+            names
+                .iter()
+                .map(|n| one.label_value_cardinality(n))
+                .collect(),
+        ),
+        _ => {
+            let series = union(heads);
+            let mut per: Vec<HashMap<Arc<str>, u64>> = vec![HashMap::new(); names.len()];
+            for labels in series.values() {
+                for (i, name) in names.iter().enumerate() {
+                    if let Some((_, v)) = labels.iter().find(|(n, _)| &**n == *name) {
+                        *per[i].entry(Arc::clone(v)).or_default() += 1;
+                    }
+                }
+            }
+            (
+                series.len() as u64,
+                per.into_iter().map(|m| m.into_iter().collect()).collect(),
+            )
+        }
+    }
+}
 
 const SHAPE: Shape = Shape::Json;
 
@@ -50,11 +130,7 @@ pub(super) async fn label_names(
 ) -> Response {
     let run = || -> Result<Response, ApiError> {
         let limit = limit(&params(raw))?;
-        let mut names = state
-            .head
-            .tenant(&tenant)
-            .map(|h| h.label_name_cardinality())
-            .unwrap_or_default();
+        let mut names = name_cardinality(&heads(&state, &tenant));
         let values_total: u64 = names.iter().map(|n| n.1).sum();
         let count = names.len();
         names.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
@@ -93,15 +169,11 @@ pub(super) async fn label_values(
                 SHAPE,
             ));
         }
-        let head = state.head.tenant(&tenant);
-        let series_total = head.as_ref().map_or(0, |h| h.series_count());
+        let (series_total, per_name) = value_cardinality(&heads(&state, &tenant), &names);
         let labels: Vec<_> = names
             .iter()
-            .map(|name| {
-                let mut values = head
-                    .as_ref()
-                    .map(|h| h.label_value_cardinality(name))
-                    .unwrap_or_default();
+            .zip(per_name)
+            .map(|(name, mut values)| {
                 let series: u64 = values.iter().map(|v| v.1).sum();
                 let count = values.len();
                 values.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
