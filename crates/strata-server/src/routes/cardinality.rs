@@ -23,13 +23,18 @@ use crate::AppState;
 use crate::error::{ApiError, Shape};
 use crate::frontend::Caller;
 
+/// A series' label pairs.
+type Pairs = Vec<(Arc<str>, Arc<str>)>;
+/// A label's values with the series carrying each.
+type Values = Vec<(Arc<str>, u64)>;
+
 /// The tenant's heads as its queries see them.
 fn heads(state: &AppState, tenant: &TenantId) -> Vec<Arc<TenantHead>> {
     state.storage.view(tenant).heads
 }
 
 /// Each series once over several heads, with its labels.
-fn union(heads: &[Arc<TenantHead>]) -> HashMap<u64, Vec<(Arc<str>, Arc<str>)>> {
+fn union(heads: &[Arc<TenantHead>]) -> HashMap<u64, Pairs> {
     let mut out = HashMap::new();
     for h in heads {
         for (id, labels) in h.series_labels_matching(&[]) {
@@ -64,10 +69,7 @@ fn name_cardinality(heads: &[Arc<TenantHead>]) -> Vec<(Arc<str>, u64, u64)> {
 
 /// The series count and, per name, its values with the series carrying
 /// each.
-fn value_cardinality(
-    heads: &[Arc<TenantHead>],
-    names: &[&str],
-) -> (u64, Vec<Vec<(Arc<str>, u64)>>) {
+fn value_cardinality(heads: &[Arc<TenantHead>], names: &[&str]) -> (u64, Vec<Values>) {
     match heads {
         [] => (0, vec![Vec::new(); names.len()]),
         [one] => (
