@@ -535,6 +535,15 @@ fn ingesters_hold_a_tenants_limits_together() {
         Some(serde_json::json!({"label_name": "s", "label_values_count": 30, "series_count": 30})),
         "{v}"
     );
+    let (_, v) = querier.get_json(TENANT, "/api/v1/status/tenants");
+    let t = v["data"]["tenants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["tenant"] == TENANT)
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(t["head_series"], 30, "{v}");
     // An ingester's own head: the twenty written through it.
     let (_, v) = ingesters[2].get_json(TENANT, "/api/v1/cardinality/label_values?label_names[]=s");
     assert_eq!(v["series_count_total"], 20, "{v}");

@@ -188,18 +188,26 @@ pub(super) async fn tenants(
         let limits = state.limits.of(tenant);
         let (live_series, live_streams) = state.limits.live_counts(tenant);
         let usage = state.query.usage().get(tenant);
-        let head_series = state
-            .storage
-            .head()
-            .tenant(tenant)
-            .map_or(0, |h| h.series_count());
-        let head_streams = state
-            .storage
-            .logs()
-            .tenant(tenant)
-            .map_or(0, |h| h.stream_count());
         let metrics = state.storage.view(tenant);
         let logs = state.storage.log_view(tenant);
+        // Over the heads queries read (on a querier, its mirrors of the
+        // ingesters'), each series or stream once.
+        let head_series = match metrics.heads.as_slice() {
+            [one] => one.series_count(),
+            heads => heads
+                .iter()
+                .flat_map(|h| h.series_metrics().into_iter().map(|(id, _)| id))
+                .collect::<std::collections::HashSet<_>>()
+                .len(),
+        };
+        let head_streams = match logs.heads.as_slice() {
+            [one] => one.stream_count(),
+            heads => heads
+                .iter()
+                .flat_map(|h| h.stream_ids())
+                .collect::<std::collections::HashSet<_>>()
+                .len(),
+        };
         out.push(json!({
             "tenant": tenant.as_str(),
             "limits": limits,
