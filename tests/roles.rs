@@ -196,8 +196,9 @@ impl Watchers {
     }
 }
 
-/// Files of the tenant's metrics table by level, as `server` sees them.
-fn levels(server: &Server) -> serde_json::Value {
+/// The tenant's entry of `server`'s `/api/v1/status/tenants` (null when
+/// it has none).
+fn tenant_status(server: &Server) -> serde_json::Value {
     let (status, body) = server.get_json(TENANT, "/api/v1/status/tenants");
     assert_eq!(status, 200, "{body}");
     body["data"]["tenants"]
@@ -205,7 +206,13 @@ fn levels(server: &Server) -> serde_json::Value {
         .unwrap()
         .iter()
         .find(|t| t["tenant"] == TENANT)
-        .map_or(serde_json::Value::Null, |t| t["metrics"]["levels"].clone())
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Files of the tenant's metrics table by level, as `server` sees them.
+fn levels(server: &Server) -> serde_json::Value {
+    tenant_status(server)["metrics"]["levels"].clone()
 }
 
 fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
@@ -402,14 +409,7 @@ fn ingesters_querier_and_racing_compactors_share_one_table() {
 
 /// `server`'s live series of the tenant, as its series limit counts them.
 fn live_series(server: &Server) -> Option<i64> {
-    let (status, body) = server.get_json(TENANT, "/api/v1/status/tenants");
-    assert_eq!(status, 200, "{body}");
-    body["data"]["tenants"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["tenant"] == TENANT)
-        .and_then(|t| t["live_series"].as_i64())
+    tenant_status(server)["live_series"].as_i64()
 }
 
 /// The gauge of ingesters `server` splits its rate limits across.
@@ -535,15 +535,8 @@ fn ingesters_hold_a_tenants_limits_together() {
         Some(serde_json::json!({"label_name": "s", "label_values_count": 30, "series_count": 30})),
         "{v}"
     );
-    let (_, v) = querier.get_json(TENANT, "/api/v1/status/tenants");
-    let t = v["data"]["tenants"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["tenant"] == TENANT)
-        .cloned()
-        .unwrap_or_default();
-    assert_eq!(t["head_series"], 30, "{v}");
+    let t = tenant_status(&querier);
+    assert_eq!(t["head_series"], 30, "{t}");
     // An ingester's own head: the twenty written through it.
     let (_, v) = ingesters[2].get_json(TENANT, "/api/v1/cardinality/label_values?label_names[]=s");
     assert_eq!(v["series_count_total"], 20, "{v}");

@@ -294,27 +294,8 @@ async fn follow(
     stop: &mut tokio::sync::watch::Receiver<bool>,
 ) -> Result<Ended, String> {
     use tokio_tungstenite::tungstenite::Message as WsMessage;
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-    let target = format!(
-        "{}/api/v1/internal/live-series",
-        url.trim_end_matches('/')
-            .replacen("http://", "ws://", 1)
-            .replacen("https://", "wss://", 1)
-    );
-    let mut request = target.into_client_request().map_err(|e| e.to_string())?;
-    if let Some(token) = &state.config.node.ingester_token {
-        let value = format!("Bearer {token}")
-            .parse()
-            .map_err(|_| "node.ingester_token is not a valid header value")?;
-        request
-            .headers_mut()
-            .insert(axum::http::header::AUTHORIZATION, value);
-    }
-    let (mut ws, _) = tokio::time::timeout(SILENCE, tokio_tungstenite::connect_async(request))
-        .await
-        .map_err(|_| format!("{url}: no answer within {SILENCE:?}"))?
-        .map_err(|e| format!("{url}: {e}"))?;
+    let mut ws = crate::replication::connect(state, url, "/api/v1/internal/live-series").await?;
     let peer = match tokio::time::timeout(SILENCE, ws.next()).await {
         Ok(Some(Ok(WsMessage::Binary(b)))) => match decode(&b)? {
             Frame::Hello { node_id } => node_id,

@@ -327,17 +327,20 @@ async fn mirror_one(
     }
 }
 
-/// Follows one subscription until it ends; `Ok(true)` if it streamed.
-async fn follow(
-    state: &Arc<AppState>,
+/// A WebSocket to the internal stream at `path` of the ingester at `url`
+/// (`http://host:port`), with `node.ingester_token` when set.
+pub(crate) async fn connect(
+    state: &AppState,
     url: &str,
-    stop: &mut tokio::sync::watch::Receiver<bool>,
-) -> Result<bool, String> {
-    use tokio_tungstenite::tungstenite::Message as WsMessage;
+    path: &str,
+) -> Result<
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    String,
+> {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
     let target = format!(
-        "{}/api/v1/internal/head-stream",
+        "{}{path}",
         url.trim_end_matches('/')
             .replacen("http://", "ws://", 1)
             .replacen("https://", "wss://", 1)
@@ -351,10 +354,22 @@ async fn follow(
             .headers_mut()
             .insert(axum::http::header::AUTHORIZATION, value);
     }
-    let (mut ws, _) = tokio::time::timeout(SILENCE, tokio_tungstenite::connect_async(request))
+    let (ws, _) = tokio::time::timeout(SILENCE, tokio_tungstenite::connect_async(request))
         .await
         .map_err(|_| format!("{url}: no answer within {SILENCE:?}"))?
         .map_err(|e| format!("{url}: {e}"))?;
+    Ok(ws)
+}
+
+/// Follows one subscription until it ends; `Ok(true)` if it streamed.
+async fn follow(
+    state: &Arc<AppState>,
+    url: &str,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+) -> Result<bool, String> {
+    use tokio_tungstenite::tungstenite::Message as WsMessage;
+
+    let mut ws = connect(state, url, "/api/v1/internal/head-stream").await?;
     let mut dec = SegmentDecoder::default();
     // The ingester flushes before it answers: allow it time.
     let hello = tokio::time::timeout(Duration::from_secs(600), ws.next())
