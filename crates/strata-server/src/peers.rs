@@ -7,7 +7,7 @@
 //! hello with the node's id, then every series and log stream live on it
 //! for the tenants with a series or stream limit, then what becomes live
 //! (or stays live: again every refresh) as writes are stored; a ping every
-//! 5 s. What a peer announces is merged into the tenant's live set here,
+//! 5 s (the head stream's sending and connecting, `replication.rs`). What a peer announces is merged into the tenant's live set here,
 //! so `max_series`, `max_series_per_metric` and `max_streams` count the
 //! tenant's series over every ingester, each series once wherever it is
 //! written. The rate limits (`ingest_rate`, `log_ingest_rate_bytes`, with
@@ -36,8 +36,7 @@ use crate::replication::{Reader, put_str};
 const HELLO: u8 = 1;
 const LIVE: u8 = 2;
 
-const PING: Duration = Duration::from_secs(5);
-const SILENCE: Duration = Duration::from_secs(30);
+use crate::replication::SILENCE;
 
 /// One message of the stream.
 #[derive(Debug, PartialEq)]
@@ -167,34 +166,13 @@ async fn send_live(
             return;
         }
     }
-    let mut ping = tokio::time::interval(PING);
-    loop {
-        tokio::select! {
-            a = rx.recv() => match a {
-                Ok(a) => {
-                    if socket.send(Message::Binary(encode_live(&a).into())).await.is_err() {
-                        return;
-                    }
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                    // It subscribes again and is sent what is live then.
-                    warn!(missed = n, "a peer fell behind the live series stream; it subscribes again");
-                    let _ = socket.send(Message::Close(None)).await;
-                    return;
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-            },
-            _ = ping.tick() => {
-                if socket.send(Message::Ping(Vec::new().into())).await.is_err() {
-                    return;
-                }
-            }
-            msg = socket.recv() => match msg {
-                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
-                Some(Ok(_)) => {}
-            },
-        }
-    }
+    crate::replication::stream_out(
+        &mut socket,
+        &mut rx,
+        |a: &Arc<Announcement>| Some(encode_live(a)),
+        "a peer fell behind the live series stream; it subscribes again",
+    )
+    .await;
 }
 
 /// The peers heard from now, by node id (a peer reached at two addresses

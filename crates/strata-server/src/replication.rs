@@ -39,7 +39,7 @@ const COMMITTED: u8 = 4;
 /// How often an idle stream is pinged; a querier that hears nothing for
 /// [`SILENCE`] subscribes again.
 const PING: Duration = Duration::from_secs(5);
-const SILENCE: Duration = Duration::from_secs(30);
+pub(crate) const SILENCE: Duration = Duration::from_secs(30);
 
 /// One message of the stream.
 #[derive(Debug)]
@@ -238,22 +238,39 @@ async fn send_events(
         return;
     }
     let mut enc = SegmentEncoder::default();
+    // At or below the start: in the tables already.
+    let encode = |event: &HeadEvent| (event.seq() > start).then(|| encode_event(event, &mut enc));
+    stream_out(
+        &mut socket,
+        &mut rx,
+        encode,
+        "a querier fell behind the head stream; it subscribes again",
+    )
+    .await;
+}
+
+/// Sends what `rx` receives, as `encode` makes it a message (`None`:
+/// nothing to send), with a ping every [`PING`], until the socket or the
+/// channel closes; a receiver fallen behind the channel is closed with
+/// `lagging` logged (it subscribes again).
+pub(crate) async fn stream_out<T: Clone>(
+    socket: &mut WebSocket,
+    rx: &mut tokio::sync::broadcast::Receiver<T>,
+    mut encode: impl FnMut(&T) -> Option<Vec<u8>>,
+    lagging: &'static str,
+) {
     let mut ping = tokio::time::interval(PING);
     loop {
         tokio::select! {
-            event = rx.recv() => match event {
-                Ok(event) => {
-                    // At or below the start: in the tables already.
-                    if event.seq() <= start {
-                        continue;
-                    }
-                    let bytes = encode_event(&event, &mut enc);
+            item = rx.recv() => match item {
+                Ok(item) => {
+                    let Some(bytes) = encode(&item) else { continue };
                     if socket.send(Message::Binary(bytes.into())).await.is_err() {
                         return;
                     }
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                    warn!(missed = n, "a querier fell behind the head stream; it subscribes again");
+                    warn!(missed = n, "{lagging}");
                     let _ = socket.send(Message::Close(None)).await;
                     return;
                 }
