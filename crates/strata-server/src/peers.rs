@@ -123,17 +123,10 @@ pub(crate) async fn live_series(
     headers: HeaderMap,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    match state.auth.admin_scope(&headers, Shape::Json) {
-        Ok(None) => {}
-        Ok(Some(_)) => {
-            return ApiError::new(
-                ErrorKind::Forbidden,
-                "the live series stream takes the operator role",
-                Shape::Json,
-            )
-            .into_response();
-        }
-        Err(e) => return e.into_response(),
+    if let Some(refused) =
+        crate::replication::operator_refusal(&state, &headers, "the live series stream")
+    {
+        return refused;
     }
     let Some((rx, now)) = state.limits.subscribe_live() else {
         return ApiError::new(

@@ -167,23 +167,36 @@ pub fn decode(bytes: &[u8], dec: &mut SegmentDecoder) -> Result<Frame, String> {
     })
 }
 
+/// The answer refusing a caller without the operator role (when auth is
+/// on) the internal stream `what`; `None` lets it in.
+pub(crate) fn operator_refusal(
+    state: &AppState,
+    headers: &HeaderMap,
+    what: &str,
+) -> Option<Response> {
+    match state.auth.admin_scope(headers, Shape::Json) {
+        Ok(None) => None,
+        Ok(Some(_)) => Some(
+            ApiError::new(
+                ErrorKind::Forbidden,
+                format!("{what} takes the operator role"),
+                Shape::Json,
+            )
+            .into_response(),
+        ),
+        Err(e) => Some(e.into_response()),
+    }
+}
+
 /// `GET /api/v1/internal/head-stream`.
 pub(crate) async fn head_stream(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    match state.auth.admin_scope(&headers, Shape::Json) {
-        Ok(None) => {}
-        Ok(Some(_)) => {
-            return ApiError::new(
-                ErrorKind::Forbidden,
-                "the head stream takes the operator role",
-                Shape::Json,
-            )
-            .into_response();
-        }
-        Err(e) => return e.into_response(),
+    if let Some(refused) = crate::replication::operator_refusal(&state, &headers, "the head stream")
+    {
+        return refused;
     }
     let role = state.config.node.role;
     if !role.takes_writes() {
