@@ -633,3 +633,36 @@ async fn log_pushes_wait_for_room_for_their_decoded_bytes() {
         "every push gave its room back"
     );
 }
+
+/// The internal streams (an ingester's head to queriers, its live series
+/// to peer ingesters) carry every tenant's series: a tenant's admin gets
+/// 403 and a caller without a token 401; an operator is let through.
+#[tokio::test]
+async fn internal_streams_take_the_operator_role() {
+    use crate::auth::Role;
+    let (app, _, _) = app_with(token_config(&[
+        ("acme-admin", "acme", vec![Role::Admin]),
+        ("ops", "ops", vec![Role::Operator]),
+    ]))
+    .await;
+    let get = |path: &str| Request::get(path).body(Body::empty()).unwrap();
+    for path in [
+        "/api/v1/internal/head-stream",
+        "/api/v1/internal/live-series",
+    ] {
+        let (status, text) = send(&app, get(path)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}: {text}");
+        let (status, text) = send(&app, authed(get(path), "acme-admin")).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path}: {text}");
+        assert!(text.contains("operator role"), "{path}: {text}");
+        let (status, text) = send(&app, authed(get(path), "ops")).await;
+        assert!(
+            status != StatusCode::UNAUTHORIZED && status != StatusCode::FORBIDDEN,
+            "{path}: {status} {text}"
+        );
+    }
+    // A node of role `all` has no peers to share live series with.
+    let (status, text) = send(&app, authed(get("/api/v1/internal/live-series"), "ops")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{text}");
+    assert!(text.contains("without peers"), "{text}");
+}
