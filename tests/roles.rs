@@ -568,6 +568,10 @@ fn ingesters_hold_a_tenants_limits_together() {
     wait_for("the restarted ingester to hear its peers", || {
         limit_ingesters(&back) == Some(3)
     });
+    // It took no new series before both peers had told theirs.
+    wait_for("the restarted ingester to hear what its peers hold", || {
+        back.log().contains("series limits settled")
+    });
     // A write of live series builds its set (WAL, files, peers).
     let (status, body) = write_series(&back, "g2-", 10, now_ms + 3000);
     assert_eq!(status, 204, "{body}");

@@ -224,7 +224,15 @@ pub struct Limits {
     ingesters: AtomicUsize,
     /// Where the live sets announce (an ingester with peers).
     announcements: Option<tokio::sync::broadcast::Sender<Arc<Announcement>>>,
+    /// Whether every peer has told its live series (or could not be
+    /// reached): until then a write that may add series waits, up to
+    /// [`SETTLE_WAIT`], so a restarted ingester does not admit new series
+    /// on a count missing its peers'.
+    settled: tokio::sync::watch::Sender<bool>,
 }
+
+/// How long a series-adding write waits for the peers' live series.
+pub const SETTLE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A rate limit's share on this ingester: rate and burst divided by the
 /// ingesters taking writes, as Mimir's global ingestion rate.
@@ -355,6 +363,7 @@ impl Limits {
             live_streams: LiveSeries::new(LiveKind::Streams),
             ingesters: AtomicUsize::new(1),
             announcements: None,
+            settled: tokio::sync::watch::Sender::new(true),
         }
     }
 
@@ -366,7 +375,20 @@ impl Limits {
         self.live.share(tx.clone(), refresh_s);
         self.live_streams.share(tx.clone(), refresh_s);
         self.announcements = Some(tx);
+        self.settled.send_replace(false);
         self
+    }
+
+    /// Marks the peers' live series as told (every peer answered or could
+    /// not be reached).
+    pub fn settle(&self) {
+        self.settled.send_replace(true);
+    }
+
+    /// Waits, up to [`SETTLE_WAIT`], for the peers' live series.
+    async fn wait_settled(&self) {
+        let mut rx = self.settled.subscribe();
+        let _ = tokio::time::timeout(SETTLE_WAIT, rx.wait_for(|s| *s)).await;
     }
 
     /// A peer's subscription: every announcement from now on, and what is
@@ -420,6 +442,7 @@ impl Limits {
         if series.touch_if_live(batch, now_s) {
             return SeriesAdmission::Live;
         }
+        self.wait_settled().await;
         let admitted = series.admit().await;
         SeriesAdmission::Adds {
             series,
@@ -443,6 +466,7 @@ impl Limits {
         if streams.touch_ids_if_live(&ids, now_s) {
             return SeriesAdmission::Live;
         }
+        self.wait_settled().await;
         let admitted = streams.admit().await;
         SeriesAdmission::Adds {
             series: streams,

@@ -35,14 +35,19 @@ use crate::replication::{Reader, put_str};
 
 const HELLO: u8 = 1;
 const LIVE: u8 = 2;
+const TOLD: u8 = 3;
 
 use crate::replication::SILENCE;
 
 /// One message of the stream.
 #[derive(Debug, PartialEq)]
 pub enum Frame {
-    Hello { node_id: String },
+    Hello {
+        node_id: String,
+    },
     Live(Announcement),
+    /// Everything live at the subscription has been sent.
+    Told,
 }
 
 pub fn encode_hello(node_id: &str) -> Vec<u8> {
@@ -79,6 +84,7 @@ pub fn encode_live(a: &Announcement) -> Vec<u8> {
 pub fn decode(bytes: &[u8]) -> Result<Frame, String> {
     let mut r = Reader(bytes);
     match r.u8()? {
+        TOLD if r.0.is_empty() => Ok(Frame::Told),
         HELLO => Ok(Frame::Hello {
             node_id: r.str()?.to_owned(),
         }),
@@ -153,7 +159,9 @@ async fn send_live(
     now: Vec<Announcement>,
     mut rx: tokio::sync::broadcast::Receiver<Arc<Announcement>>,
 ) {
-    let first = std::iter::once(encode_hello(&node_id)).chain(now.iter().map(encode_live));
+    let first = std::iter::once(encode_hello(&node_id))
+        .chain(now.iter().map(encode_live))
+        .chain(std::iter::once(vec![TOLD]));
     for bytes in first {
         if socket.send(Message::Binary(bytes.into())).await.is_err() {
             return;
@@ -192,10 +200,29 @@ impl Heard {
     }
 }
 
+/// The peers whose live series are not told yet; when none is left, the
+/// limits are settled (see [`crate::limits::Limits::settle`]).
+struct Untold(Mutex<std::collections::HashSet<String>>);
+
+impl Untold {
+    /// `url` has told its live series, could not be reached, or is this
+    /// node.
+    fn done(&self, state: &AppState, url: &str) {
+        let mut left = self.0.lock();
+        if left.remove(url) && left.is_empty() {
+            info!("every peer ingester's live series heard or unreachable: series limits settled");
+            state.limits.settle();
+        }
+    }
+}
+
 /// An ingester's subscriptions to every other ingester of `node.ingesters`,
 /// until `stop`.
 pub(crate) async fn run_peers(state: Arc<AppState>, stop: tokio::sync::watch::Receiver<bool>) {
     let heard = Arc::new(Heard::default());
+    let untold = Arc::new(Untold(Mutex::new(
+        state.config.node.ingesters.iter().cloned().collect(),
+    )));
     let tasks: Vec<_> = state
         .config
         .node
@@ -205,6 +232,7 @@ pub(crate) async fn run_peers(state: Arc<AppState>, stop: tokio::sync::watch::Re
             tokio::spawn(follow_peer(
                 Arc::clone(&state),
                 Arc::clone(&heard),
+                Arc::clone(&untold),
                 url.clone(),
                 stop.clone(),
             ))
@@ -225,6 +253,7 @@ enum Ended {
 async fn follow_peer(
     state: Arc<AppState>,
     heard: Arc<Heard>,
+    untold: Arc<Untold>,
     url: String,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
@@ -234,16 +263,19 @@ async fn follow_peer(
         // address) never holds up a shutdown.
         let mut inner = stop.clone();
         let result = tokio::select! {
-            r = follow(&state, &heard, &url, &mut inner) => r,
+            r = follow(&state, &heard, &untold, &url, &mut inner) => r,
             _ = stop.changed() => return,
         };
         match result {
             Ok(Ended::Myself) => {
                 debug!(peer = %url, "this ingester's own address: not followed");
+                untold.done(&state, &url);
                 return;
             }
             Ok(Ended::Streamed) => backoff = Duration::from_millis(500),
             Err(error) => {
+                // A peer that cannot be reached has nothing to tell now.
+                untold.done(&state, &url);
                 warn!(peer = %url, %error, "live series stream broke; subscribing again")
             }
         }
@@ -261,6 +293,7 @@ async fn follow_peer(
 async fn follow(
     state: &Arc<AppState>,
     heard: &Heard,
+    untold: &Untold,
     url: &str,
     stop: &mut tokio::sync::watch::Receiver<bool>,
 ) -> Result<Ended, String> {
@@ -270,7 +303,9 @@ async fn follow(
     let peer = match tokio::time::timeout(SILENCE, ws.next()).await {
         Ok(Some(Ok(WsMessage::Binary(b)))) => match decode(&b)? {
             Frame::Hello { node_id } => node_id,
-            Frame::Live(_) => return Err("the stream did not start with a hello".into()),
+            Frame::Live(_) | Frame::Told => {
+                return Err("the stream did not start with a hello".into());
+            }
         },
         other => return Err(format!("the stream did not start with a hello: {other:?}")),
     };
@@ -291,6 +326,7 @@ async fn follow(
             Ok(Some(Err(e))) => break Err(format!("{url}: {e}")),
             Ok(Some(Ok(WsMessage::Binary(b)))) => match decode(&b) {
                 Ok(Frame::Live(a)) => state.limits.merge_live(&a),
+                Ok(Frame::Told) => untold.done(state, url),
                 Ok(Frame::Hello { .. }) => break Err("a second hello".into()),
                 Err(e) => break Err(e),
             },
@@ -353,5 +389,7 @@ mod tests {
         longer.push(0);
         assert!(decode(&longer).is_err(), "trailing bytes");
         assert!(decode(&[9]).is_err());
+        assert_eq!(decode(&[TOLD]).unwrap(), Frame::Told);
+        assert!(decode(&[TOLD, 0]).is_err());
     }
 }

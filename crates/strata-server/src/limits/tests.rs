@@ -260,3 +260,47 @@ fn internal_evaluations_are_counted_apart() {
         Some("max_concurrent_queries")
     );
 }
+
+/// An ingester sharing its limits with peers admits no new series before
+/// its peers have told theirs (or were found unreachable), for at most
+/// [`SETTLE_WAIT`]; writes of live series never wait.
+#[tokio::test]
+async fn a_sharing_ingester_waits_for_its_peers_before_admitting_new_series() {
+    let limits = Arc::new(
+        Limits::with_defaults(TenantLimits {
+            max_series: 10,
+            ..TenantLimits::default()
+        })
+        .shared(60),
+    );
+    let s: &[(&str, &str)] = &[("__name__", "m")];
+    let b = batch("a", &[s], 1);
+    let waiting = {
+        let (limits, b) = (Arc::clone(&limits), b.clone());
+        tokio::spawn(async move {
+            matches!(
+                limits.admit_series(&b, 100).await,
+                SeriesAdmission::Adds { .. }
+            )
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(!waiting.is_finished(), "admitted before the peers told");
+    limits.settle();
+    let admitted = tokio::time::timeout(std::time::Duration::from_secs(2), waiting)
+        .await
+        .expect("settling lets it in")
+        .unwrap();
+    assert!(admitted);
+    // Unshared limits never wait.
+    let alone = Limits::with_defaults(TenantLimits {
+        max_series: 10,
+        ..TenantLimits::default()
+    });
+    let quick = tokio::time::timeout(
+        std::time::Duration::from_millis(500),
+        alone.admit_series(&b, 100),
+    )
+    .await;
+    assert!(quick.is_ok());
+}
