@@ -23,20 +23,15 @@ fn repo() -> PathBuf {
 /// A YAML file's first document as JSON, through Python's YAML (merge keys
 /// resolved).
 fn yaml(path: &Path) -> serde_json::Value {
-    let out = Command::new("python3")
-        .args([
-            "-c",
-            "import json, sys, yaml; print(json.dumps(next(yaml.safe_load_all(open(sys.argv[1])))))",
-        ])
-        .arg(path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let json = common::stdout_of(
+        Command::new("python3")
+            .args([
+                "-c",
+                "import json, sys, yaml; print(json.dumps(next(yaml.safe_load_all(open(sys.argv[1])))))",
+            ])
+            .arg(path),
     );
-    serde_json::from_slice(&out.stdout).unwrap()
+    serde_json::from_str(&json).unwrap()
 }
 
 fn health(args: &[&str]) -> (bool, String) {
@@ -99,17 +94,11 @@ fn deployment_files_pass_their_checks() {
         return;
     }
     let args = std::env::var("STRATA_DEPLOY_CHECK_ARGS").unwrap_or_default();
-    let out = Command::new("python3")
-        .arg(repo().join("deploy/check.py"))
-        .args(args.split_whitespace())
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    let text = common::stdout_of(
+        Command::new("python3")
+            .arg(repo().join("deploy/check.py"))
+            .args(args.split_whitespace()),
     );
-    assert!(out.status.success(), "deploy/check.py failed:\n{text}");
     for part in [
         "deploy/Dockerfile",
         "deploy/compose",
@@ -257,22 +246,16 @@ fn compose_environment_stores_in_garage_bootstrapped_by_its_init_script() {
     // Garage's admin API (its own address and token); twice: a restarted
     // stack runs it again.
     let init = |expect: &str| {
-        let out = Command::new("python3")
-            .arg(repo().join("deploy/compose/garage-init.py"))
-            .envs(env_of("garage-init"))
-            .env("GARAGE_ADMIN_URL", &admin_url)
-            .env(
-                "GARAGE_ADMIN_TOKEN",
-                var("STRATA_TEST_GARAGE_ADMIN_TOKEN").unwrap(),
-            )
-            .env("GARAGE_WAIT_S", "30")
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(
-            out.status.success(),
-            "{text}{}",
-            String::from_utf8_lossy(&out.stderr)
+        let text = common::stdout_of(
+            Command::new("python3")
+                .arg(repo().join("deploy/compose/garage-init.py"))
+                .envs(env_of("garage-init"))
+                .env("GARAGE_ADMIN_URL", &admin_url)
+                .env(
+                    "GARAGE_ADMIN_TOKEN",
+                    var("STRATA_TEST_GARAGE_ADMIN_TOKEN").unwrap(),
+                )
+                .env("GARAGE_WAIT_S", "30"),
         );
         assert!(text.contains(expect), "{text}");
         assert!(text.contains("may read and write"), "{text}");

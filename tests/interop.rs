@@ -48,15 +48,11 @@ fn deltalake_and_duckdb_read_what_sql_returns() {
          count(*) FILTER (WHERE labels['job'] = 'api') FROM samples",
     );
     drop(server);
-    let out = Command::new(env!("CARGO_BIN_EXE_strata"))
-        .args(["compact", "--data-dir", data.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::stdout_of(Command::new(env!("CARGO_BIN_EXE_strata")).args([
+        "compact",
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]));
 
     let table = data.join("objects/tenants/default/metrics");
     let out = common::interop("read_table.py", &[table.to_str().unwrap()], None);

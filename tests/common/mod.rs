@@ -357,6 +357,19 @@ pub fn alertmanager(dir: &Path) -> (Child, String) {
 
 /// Runs `tests/interop/<script>` with python3 and `args`, and returns its
 /// stdout; a failure shows its stderr and, given one, the server's log.
+/// Runs `cmd`, asserting that it succeeds (naming what it printed when
+/// not); its standard output.
+pub fn stdout_of(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 pub fn interop(script: &str, args: &[&str], server: Option<&Server>) -> Vec<u8> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../tests/interop")
