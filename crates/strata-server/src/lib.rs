@@ -257,13 +257,12 @@ pub async fn serve(
 
     // An ingester shares its tenants' live series with its peers and
     // splits the rate limits across those it hears from.
-    let peers =
-        (role == config::Role::Ingester && !state.config.node.ingesters.is_empty()).then(|| {
-            tokio::spawn(crate::peers::run_peers(
-                Arc::clone(&state),
-                flusher_stop_tx.subscribe(),
-            ))
-        });
+    let peers = state.config.node.shares_limits().then(|| {
+        tokio::spawn(crate::peers::run_peers(
+            Arc::clone(&state),
+            flusher_stop_tx.subscribe(),
+        ))
+    });
 
     // Other nodes commit to the tables: their flushes and merges become
     // visible to this node's queries within the refresh interval (a

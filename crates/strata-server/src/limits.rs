@@ -387,6 +387,9 @@ impl Limits {
 
     /// Waits, up to [`SETTLE_WAIT`], for the peers' live series.
     async fn wait_settled(&self) {
+        if *self.settled.borrow() {
+            return;
+        }
         let mut rx = self.settled.subscribe();
         let _ = tokio::time::timeout(SETTLE_WAIT, rx.wait_for(|s| *s)).await;
     }

@@ -74,9 +74,7 @@ impl AppState {
             crate::limits::Limits::with_defaults(config.limits.tenant_defaults.clone())
         });
         // Ingesters of a cluster count series over every ingester.
-        let limits = if config.node.role == crate::config::Role::Ingester
-            && !config.node.ingesters.is_empty()
-        {
+        let limits = if config.node.shares_limits() {
             let window =
                 i64::try_from(config.limits.active_series_window.as_secs()).unwrap_or(i64::MAX);
             limits.shared((window / 4).clamp(1, 60))

@@ -131,6 +131,12 @@ impl NodeConfig {
             .unwrap_or_else(|| "strata".to_owned())
     }
 
+    /// Whether this node is an ingester holding its tenants' limits
+    /// together with the other ingesters (see [`crate::peers`]).
+    pub fn shares_limits(&self) -> bool {
+        self.role == Role::Ingester && !self.ingesters.is_empty()
+    }
+
     /// A compactor's ordinal among `compactor_replicas`: the trailing
     /// number of its id (`strata-compactor-2` is 2), 0 without one.
     pub fn ordinal(&self) -> usize {
