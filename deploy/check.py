@@ -247,7 +247,22 @@ def workload_policy(objs, what):
                 # Limits are the tenant's only if the ingesters hear each
                 # other (else each admits the whole limit).
                 check("--ingesters" in args, wn, "several ingesters without --ingesters: each holds the tenant limits alone")
-            if role in ("querier", "ingester") and "--ingesters" in args:
+            if role == "compactor":
+                # Rules and SLOs run on the compactors, reading the
+                # ingesters' heads and writing through them.
+                check("--ingesters" in args, wn, "a compactor without --ingesters evaluates no rules or SLOs")
+            if role == "querier":
+                # Grafana asks the queriers for rules and alerts; the
+                # compactors hold them.
+                if check("--compactors" in args, wn, "a querier without --compactors answers /api/v1/rules empty"):
+                    urls = args[args.index("--compactors") + 1].split(",")
+                    cmp = [x for x in workloads if x["metadata"]["name"].endswith("compactor")]
+                    if check(cmp, wn, "--compactors but no compactor StatefulSet"):
+                        st = cmp[0]
+                        want = [f"http://{st['metadata']['name']}-{i}.{st['spec']['serviceName']}:9470"
+                                for i in range(st["spec"].get("replicas", 1))]
+                        check(urls == want, wn, f"--compactors {urls} is not one address per compactor pod {want}")
+            if role in ("querier", "ingester", "compactor") and "--ingesters" in args:
                 # One address per ingester pod, by its stable name.
                 urls = args[args.index("--ingesters") + 1].split(",")
                 ing = [x for x in workloads if x["metadata"]["name"].endswith("ingester")]

@@ -581,3 +581,190 @@ fn ingesters_hold_a_tenants_limits_together() {
     let (status, body) = write_series(&back, "new-", 1, now_ms + 3000);
     assert_eq!(status, 429, "{body}");
 }
+
+/// `query` through `server` for `tenant` at now: each series' labels and
+/// value.
+fn instant(server: &Server, tenant: &str, query: &str) -> Vec<(serde_json::Value, f64)> {
+    let path = format!("/api/v1/query?query={}", common::escape(query));
+    let (status, v) = server.get_json(tenant, &path);
+    assert_eq!(status, 200, "{v}");
+    v["data"]["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let value = r["value"][1].as_str().unwrap().parse().unwrap();
+            (r["metric"].clone(), value)
+        })
+        .collect()
+}
+
+const RULES: &str = r#"groups:
+  - name: roles
+    interval: 1s
+    rules:
+      - record: job:roles_up:sum
+        expr: sum(roles_up)
+      - alert: RolesUp
+        expr: job:roles_up:sum > 10
+        labels:
+          severity: page
+"#;
+
+/// Rules and SLOs in the split roles: the compactor owning the tenant
+/// evaluates them over its mirrors of every ingester's head and writes the
+/// results through an ingester, so the queriers see them like any write;
+/// the other compactor leaves the tenant alone; a querier answers
+/// `/api/v1/rules` and `/api/v1/alerts` from the compactors.
+#[test]
+fn the_owning_compactor_evaluates_a_tenants_rules_and_slos() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path());
+    let rules = dir.path().join("rules");
+    std::fs::create_dir_all(rules.join(TENANT)).unwrap();
+    std::fs::write(rules.join(TENANT).join("roles.yaml"), RULES).unwrap();
+    let slo = dir.path().join("slo.toml");
+    std::fs::write(
+        &slo,
+        format!(
+            "[[slo]]\ntenant = \"{TENANT}\"\nname = \"up\"\nobjective = 0.99\nwindow = \"1h\"\ngood = 'sum(count_over_time(roles_up[$window]))'\ntotal = 'sum(count_over_time(roles_up[$window]))'\n"
+        ),
+    )
+    .unwrap();
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text = text.replace("[node]\n", "[node]\ncompactor_replicas = 2\n");
+    text.push_str(&format!(
+        "[rules]\ndirectory = {:?}\npoll_interval = \"200ms\"\n[slo]\nfile = {:?}\nevaluation_interval = \"1s\"\n",
+        rules.display(),
+        slo.display()
+    ));
+    std::fs::write(&config, text).unwrap();
+
+    let ports = common::free_ports::<4>();
+    let url = |p: u16| format!("http://127.0.0.1:{p}");
+    let ingester_urls = format!("{},{}", url(ports[0]), url(ports[1]));
+    let compactor_urls = format!("{},{}", url(ports[2]), url(ports[3]));
+    let node = |port: u16, role: &str, id: &str, extra: &[&str]| {
+        let mut args = vec![
+            "--config",
+            config.to_str().unwrap(),
+            "--role",
+            role,
+            "--node-id",
+            id,
+        ];
+        args.extend_from_slice(extra);
+        Server::start_at(port, &dir.path().join(id), &args, &[])
+    };
+    let ingesters: Vec<Server> = (0..2)
+        .map(|i| node(ports[i], "ingester", &format!("strata-ingester-{i}"), &[]))
+        .collect();
+    let mut compactors: Vec<Server> = (0..2)
+        .map(|i| {
+            node(
+                ports[2 + i],
+                "compactor",
+                &format!("strata-compactor-{i}"),
+                &["--ingesters", &ingester_urls],
+            )
+        })
+        .collect();
+    let querier = Server::start(
+        &dir.path().join("strata-querier-0"),
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--role",
+            "querier",
+            "--node-id",
+            "strata-querier-0",
+            "--ingesters",
+            &ingester_urls,
+            "--compactors",
+            &compactor_urls,
+        ],
+    );
+
+    // One series through each ingester, never flushed: only the heads
+    // hold them.
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    for (i, ingester) in ingesters.iter().enumerate() {
+        let body = payload(vec![series(
+            &[("__name__", "roles_up"), ("ingester", &i.to_string())],
+            &[(now_ms, 5.0 + 2.0 * i as f64)],
+        )]);
+        let (status, body) = ingester.write(Some(TENANT), &body);
+        assert_eq!(status, 204, "{body}");
+    }
+    // The recorded sum covers both heads, and comes back through an
+    // ingester to the querier's mirrors.
+    wait_for("the recorded sum of both heads through the querier", || {
+        instant(&querier, TENANT, "job:roles_up:sum")
+            .iter()
+            .any(|(_, v)| *v == 12.0)
+    });
+    wait_for("the alert in ALERTS through the querier", || {
+        instant(
+            &querier,
+            TENANT,
+            "ALERTS{alertname=\"RolesUp\",alertstate=\"firing\"}",
+        )
+        .len()
+            == 1
+    });
+    wait_for("the SLO's series through the querier", || {
+        instant(&querier, TENANT, "strata_slo_sli{slo=\"up\"}")
+            .iter()
+            .any(|(_, v)| *v == 1.0)
+    });
+    let objective = instant(&querier, TENANT, "strata_slo_objective{slo=\"up\"}");
+    assert_eq!(objective.len(), 1, "{objective:?}");
+    assert_eq!(objective[0].1, 0.99);
+
+    // One compactor evaluates the tenant; the other has no group of it.
+    let groups = |server: &Server| {
+        let (_, v) = server.get_json(TENANT, "/api/v1/rules");
+        v["data"]["groups"].as_array().unwrap().len()
+    };
+    let owned: Vec<usize> = compactors.iter().map(groups).collect();
+    assert_eq!(owned.iter().sum::<usize>(), 1, "{owned:?}");
+    let evaluator = owned.iter().position(|n| *n == 1).unwrap();
+    // Its writes went through the ingesters.
+    let log = compactors[evaluator].log();
+    assert!(
+        !log.contains("not written") && !log.contains("not recorded"),
+        "{log}"
+    );
+
+    // The querier answers the rules API from the compactors, once each.
+    let (status, v) = querier.get_json(TENANT, "/api/v1/rules");
+    assert_eq!(status, 200, "{v}");
+    assert!(v.get("warnings").is_none(), "{v}");
+    let g = &v["data"]["groups"];
+    assert_eq!(g.as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(g[0]["name"], "roles");
+    assert_eq!(g[0]["rules"][0]["health"], "ok", "{v}");
+    assert_eq!(g[0]["rules"][1]["state"], "firing", "{v}");
+    let (_, v) = querier.get_json(TENANT, "/api/v1/rules?type=record");
+    assert_eq!(
+        v["data"]["groups"][0]["rules"].as_array().unwrap().len(),
+        1,
+        "{v}"
+    );
+    let (_, v) = querier.get_json(TENANT, "/api/v1/alerts");
+    let alerts = v["data"]["alerts"].as_array().unwrap();
+    assert_eq!(alerts.len(), 1, "{v}");
+    assert_eq!(alerts[0]["labels"]["alertname"], "RolesUp");
+    assert_eq!(alerts[0]["labels"]["severity"], "page");
+    // Another tenant has none.
+    let (_, v) = querier.get_json("other", "/api/v1/rules");
+    assert_eq!(v["data"]["groups"], serde_json::json!([]), "{v}");
+
+    // A compactor that is down leaves a warning, not an error.
+    compactors.remove(1 - evaluator).kill();
+    let (status, v) = querier.get_json(TENANT, "/api/v1/rules");
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["data"]["groups"].as_array().unwrap().len(), 1, "{v}");
+    let warnings = v["warnings"].to_string();
+    assert!(warnings.contains("not reached"), "{v}");
+}

@@ -306,8 +306,7 @@ async fn record(
     if series.is_empty() {
         return;
     }
-    let batch = strata_types::WriteBatch::from_series(tenant.clone(), series);
-    if let Err(e) = crate::frontend::write::write_internal(state, tenant, batch).await {
+    if let Err(e) = crate::frontend::write::write_internal(state, tenant, series).await {
         warn!(%tenant, what, error = e.message, "analytics results not recorded");
     }
 }
@@ -340,6 +339,10 @@ async fn slot(
 async fn firing(state: &Arc<AppState>, file: &SpecFile) -> HashMap<String, Value> {
     let mut out = HashMap::new();
     for spec in &file.slo {
+        if !state.config.node.evaluates(&spec.tenant) {
+            // Another compactor's tenant.
+            continue;
+        }
         let Ok(tenant) = TenantId::try_new(&spec.tenant) else {
             warn!(slo = %spec.name, tenant = %spec.tenant, "SLO names an invalid tenant; skipped");
             continue;
@@ -390,7 +393,7 @@ async fn evaluate_specs(state: &Arc<AppState>, file: &SpecFile) {
         .chain(file.neighbours.iter().map(|s| &s.tenant));
     let mut seen = std::collections::BTreeSet::new();
     for name in tenants {
-        if !seen.insert(name) {
+        if !seen.insert(name) || !state.config.node.evaluates(name) {
             continue;
         }
         let Ok(tenant) = TenantId::try_new(name) else {
@@ -437,8 +440,15 @@ async fn evaluate_specs(state: &Arc<AppState>, file: &SpecFile) {
 /// usage tenant.
 pub(crate) async fn run(state: Arc<AppState>, mut stop: tokio::sync::watch::Receiver<bool>) {
     let path = state.config.slo.file.clone();
-    let usage_tenant = TenantId::try_new(&state.config.slo.usage_tenant).ok();
+    // Usage counters are each process's own: only the single server has
+    // every tenant's (the split roles show theirs on `/metrics`).
+    let usage_tenant = TenantId::try_new(&state.config.slo.usage_tenant)
+        .ok()
+        .filter(|_| state.config.node.role == crate::config::Role::All);
     if path.is_none() && usage_tenant.is_none() {
+        return;
+    }
+    if !crate::ruler::ready_to_evaluate(&state, &mut stop).await {
         return;
     }
     let endpoint = state

@@ -642,6 +642,55 @@ mod tests {
     }
 
     #[test]
+    fn rules_and_slos_run_on_the_single_server_or_the_owning_compactor() {
+        let ingesters = vec!["http://strata-ingester-0:9470".to_owned()];
+        let node = |role, id: &str, ingesters: &[String]| NodeConfig {
+            role,
+            id: Some(id.to_owned()),
+            compactor_replicas: 3,
+            ingesters: ingesters.to_vec(),
+            ..NodeConfig::default()
+        };
+        for tenant in ["acme", "globex", "logistics-prod", "_strata", "t-17"] {
+            assert!(node(Role::All, "strata", &[]).evaluates(tenant));
+            let compactors: Vec<NodeConfig> = (0..3)
+                .map(|o| {
+                    node(
+                        Role::Compactor,
+                        &format!("strata-compactor-{o}"),
+                        &ingesters,
+                    )
+                })
+                .collect();
+            let evaluators = compactors.iter().filter(|c| c.evaluates(tenant)).count();
+            assert_eq!(evaluators, 1, "{tenant}: one compactor evaluates it");
+            // Without the ingesters a compactor sees no head and cannot write.
+            assert!(!node(Role::Compactor, "strata-compactor-0", &[]).evaluates_any());
+            for role in [Role::Ingester, Role::Querier] {
+                assert!(!node(role, "n-0", &ingesters).evaluates(tenant));
+            }
+        }
+        let mut c = ServerConfig {
+            node: node(Role::Compactor, "strata-compactor-1", &ingesters),
+            ..ServerConfig::default()
+        };
+        c.validate().unwrap();
+        c.node.role = Role::All;
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("node.ingesters"), "{e}");
+        c.node = node(Role::Querier, "q", &ingesters);
+        c.node.compactors = vec!["http://strata-compactor-0:9470".into()];
+        c.validate().unwrap();
+        c.node.role = Role::Ingester;
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("node.compactors"), "{e}");
+        c.node.role = Role::Querier;
+        c.node.compactors = vec!["strata-compactor-0:9470".into()];
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("http://"), "{e}");
+    }
+
+    #[test]
     fn empty_file_is_all_defaults() {
         let c = ServerConfig::from_toml("").unwrap();
         assert_eq!(c, ServerConfig::default());

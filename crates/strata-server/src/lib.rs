@@ -246,14 +246,14 @@ pub async fn serve(
         ))
     });
 
-    // A querier mirrors its ingesters' heads.
-    let mirrors =
-        (role == config::Role::Querier && !state.config.node.ingesters.is_empty()).then(|| {
-            tokio::spawn(crate::replication::run_mirrors(
-                Arc::clone(&state),
-                flusher_stop_tx.subscribe(),
-            ))
-        });
+    // A querier (for its queries) and a compactor (for the rules and SLOs
+    // of its tenants) mirror the ingesters' heads.
+    let mirrors = (role.mirrors_heads() && !state.config.node.ingesters.is_empty()).then(|| {
+        tokio::spawn(crate::replication::run_mirrors(
+            Arc::clone(&state),
+            flusher_stop_tx.subscribe(),
+        ))
+    });
 
     // An ingester shares its tenants' live series with its peers and
     // splits the rate limits across those it hears from.
@@ -328,16 +328,21 @@ pub async fn serve(
     };
 
     // SLO and rule evaluation query everything a tenant stored and write
-    // their results: only a node that sees every head and takes writes
-    // does them (`all`; the split roles do not yet).
-    let slo_alerts = (role == config::Role::All).then(|| {
+    // their results: a node that sees every head does them — the single
+    // server, or in the split roles the compactor owning the tenant, which
+    // mirrors the ingesters' heads and writes through them.
+    let evaluates = state.config.node.evaluates_any();
+    if role == config::Role::Compactor && !evaluates {
+        info!("no node.ingesters: this compactor evaluates no rules or SLOs");
+    }
+    let slo_alerts = evaluates.then(|| {
         tokio::spawn(crate::analytics_loop::run(
             Arc::clone(&state),
             flusher_stop_tx.subscribe(),
         ))
     });
 
-    let ruler = (role == config::Role::All).then(|| {
+    let ruler = evaluates.then(|| {
         tokio::spawn(crate::ruler::run(
             Arc::clone(&state),
             flusher_stop_tx.subscribe(),

@@ -167,6 +167,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/api/v1/internal/live-series",
             get(crate::peers::live_series),
         )
+        .route("/api/v1/internal/write", post(write::internal_write))
         .route("/api/v1/status/session", get(ui::session))
         .route("/api/v1/status/tenants", get(ui::tenants))
         .route("/", get(ui::index))

@@ -196,6 +196,10 @@ fn load_dir(state: &AppState, dir: &Path, set: &mut LoadedSet) {
             warn!(dir = %tdir.display(), "rules directory names an invalid tenant; skipped");
             continue;
         };
+        if !state.config.node.evaluates(tenant.as_str()) {
+            // Another compactor's tenant.
+            continue;
+        }
         let Ok(files) = std::fs::read_dir(&tdir) else {
             continue;
         };
@@ -254,6 +258,9 @@ async fn load_store(state: &AppState, cache: &mut StoreCache, set: &mut LoadedSe
     let listed = async {
         let mut all = Vec::new();
         for tenant in rule_store::tenants(store).await? {
+            if !state.config.node.evaluates(tenant.as_str()) {
+                continue;
+            }
             all.extend(rule_store::versions(store, &tenant).await?);
         }
         Ok::<_, strata_storage::StorageError>(all)
@@ -378,8 +385,7 @@ async fn write(state: &AppState, tenant: &TenantId, points: Vec<Point>) -> Resul
             Err(error) => warn!(%tenant, %error, "rule output not written: invalid labels"),
         }
     }
-    let batch = strata_types::WriteBatch::from_series(tenant.clone(), series);
-    let written = crate::frontend::write::write_internal(state, tenant, batch).await;
+    let written = crate::frontend::write::write_internal(state, tenant, series).await;
     written.map(|_| ()).map_err(|e| {
         let error = e.message;
         warn!(%tenant, %error, "rule output not written");
@@ -478,16 +484,47 @@ async fn stop_group(r: Running) -> Option<Group> {
     r.task.await.ok()
 }
 
-/// Runs until `stop` changes; nothing to do without a rules directory.
-pub(crate) async fn run(state: Arc<AppState>, mut stop: watch::Receiver<bool>) {
-    // Rules read and write the tenant's data: not before the WAL is
-    // replayed (a restore would miss the `for` state it reads, and writes
-    // are refused until then).
-    while state.wal().is_none() {
+/// How long a compactor waits for its mirrors of the ingesters' heads
+/// before it evaluates anyway (an ingester that is down has its unflushed
+/// data in its WAL until it is back, whatever the wait).
+const MIRRORS_WAIT: Duration = Duration::from_secs(30);
+
+/// Waits until this node's queries see what rules and SLOs must read and
+/// its writes can be stored: the single server once its WAL is replayed
+/// (a restore would miss the `for` state it reads, and writes are refused
+/// until then); a compactor once it mirrors every ingester's head, at most
+/// [`MIRRORS_WAIT`]. False when told to stop first.
+pub(crate) async fn ready_to_evaluate(state: &AppState, stop: &mut watch::Receiver<bool>) -> bool {
+    let started = std::time::Instant::now();
+    loop {
+        let ready = if state.config.node.role.takes_writes() {
+            state.wal().is_some()
+        } else {
+            let wanted = state.config.node.ingesters.len();
+            let have = state.storage.mirrored();
+            if have < wanted && started.elapsed() >= MIRRORS_WAIT {
+                warn!(
+                    mirrored = have,
+                    ingesters = wanted,
+                    "not every ingester's head is mirrored yet; evaluating rules and SLOs over what is"
+                );
+            }
+            have >= wanted || started.elapsed() >= MIRRORS_WAIT
+        };
+        if ready {
+            return true;
+        }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(100)) => {}
-            _ = stop.changed() => return,
+            _ = stop.changed() => return false,
         }
+    }
+}
+
+/// Runs until `stop` changes; nothing to do without a rules directory.
+pub(crate) async fn run(state: Arc<AppState>, mut stop: watch::Receiver<bool>) {
+    if !ready_to_evaluate(&state, &mut stop).await {
+        return;
     }
     let cfg = &state.config.rules;
     let dir = cfg.directory.clone();

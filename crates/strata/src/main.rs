@@ -192,7 +192,8 @@ struct ServeArgs {
 
     /// The cluster's ingesters, comma-separated (http://host:9470,...): a
     /// querier mirrors their heads so its queries see unflushed writes too;
-    /// an ingester shares tenant limits with them (global limits).
+    /// a compactor mirrors them and evaluates its tenants' rules and SLOs,
+    /// writing through them; an ingester shares tenant limits with them.
     #[arg(
         long,
         env = "STRATA_INGESTERS",
@@ -201,7 +202,18 @@ struct ServeArgs {
     )]
     ingesters: Option<Vec<String>>,
 
-    /// The operator token a querier or ingester presents to the ingesters.
+    /// The cluster's compactors, comma-separated (http://host:9470,...): a
+    /// querier answers /api/v1/rules and /api/v1/alerts from them.
+    #[arg(
+        long,
+        env = "STRATA_COMPACTORS",
+        value_name = "URLS",
+        value_delimiter = ','
+    )]
+    compactors: Option<Vec<String>>,
+
+    /// The operator token a querier, compactor or ingester presents to the
+    /// ingesters.
     #[arg(long, env = "STRATA_INGESTER_TOKEN", value_name = "TOKEN")]
     ingester_token: Option<String>,
 
@@ -378,6 +390,9 @@ impl ServeArgs {
         }
         if let Some(v) = self.ingesters {
             c.node.ingesters = v.into_iter().filter(|u| !u.trim().is_empty()).collect();
+        }
+        if let Some(v) = self.compactors {
+            c.node.compactors = v.into_iter().filter(|u| !u.trim().is_empty()).collect();
         }
         if let Some(v) = self.ingester_token {
             c.node.ingester_token = Some(v);

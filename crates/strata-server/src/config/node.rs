@@ -19,8 +19,9 @@ pub enum Role {
     /// Answers queries over the shared tables, re-read every
     /// `node.refresh_interval`; takes no writes.
     Querier,
-    /// Compacts and applies retention to its share of the tenants; takes
-    /// no writes.
+    /// Compacts and applies retention to its share of the tenants and,
+    /// with `node.ingesters`, evaluates their rules and SLOs (writing the
+    /// results through an ingester); takes no writes.
     Compactor,
 }
 
@@ -47,6 +48,13 @@ impl Role {
     /// Whether other processes commit to the tables this one reads.
     pub fn shares_tables(self) -> bool {
         self != Self::All
+    }
+
+    /// Whether this role keeps mirrors of the ingesters' heads (given
+    /// their addresses): a querier for its queries, a compactor for the
+    /// rules and SLOs it evaluates.
+    pub fn mirrors_heads(self) -> bool {
+        matches!(self, Self::Querier | Self::Compactor)
     }
 }
 
@@ -89,12 +97,19 @@ pub struct NodeConfig {
     pub refresh_interval: std::time::Duration,
     /// The cluster's ingesters (`http://host:9470`). A querier mirrors
     /// their heads so that its queries see every acknowledged write,
-    /// flushed or not; an ingester (whose own address may be among them)
-    /// counts its tenants' series over all of them and splits the rate
-    /// limits across those it hears from (global limits).
+    /// flushed or not; a compactor mirrors them too and evaluates its
+    /// tenants' rules and SLOs, writing their results through them; an
+    /// ingester (whose own address may be among them) counts its tenants'
+    /// series over all of them and splits the rate limits across those it
+    /// hears from (global limits).
     pub ingesters: Vec<String>,
-    /// The token (operator role) a querier or an ingester presents to the
-    /// ingesters when their auth is on.
+    /// The cluster's compactors (`http://host:9470`), for a querier: its
+    /// `/api/v1/rules` and `/api/v1/alerts` gather what the compactors
+    /// evaluating the tenant's rules hold (the caller's own credentials
+    /// are passed on).
+    pub compactors: Vec<String>,
+    /// The token (operator role) a querier, compactor or ingester presents
+    /// to the ingesters when their auth is on.
     pub ingester_token: Option<String>,
     /// How long a querier keeps the mirror of an ingester it cannot reach
     /// (what the ingester flushed stays visible; what it had not is back
@@ -111,6 +126,7 @@ impl Default for NodeConfig {
             compactor_replicas: 1,
             refresh_interval: std::time::Duration::from_secs(10),
             ingesters: Vec::new(),
+            compactors: Vec::new(),
             ingester_token: None,
             mirror_retire_after: std::time::Duration::from_secs(60),
         }
@@ -129,6 +145,30 @@ impl NodeConfig {
             .map(|s| s.trim().to_owned())
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| "strata".to_owned())
+    }
+
+    /// Whether this node evaluates `tenant`'s rules and SLOs: the single
+    /// server all of them; in the split roles the compactor that owns the
+    /// tenant, when it mirrors the ingesters (it reads their heads and
+    /// writes the results through them).
+    pub fn evaluates(&self, tenant: &str) -> bool {
+        match self.role {
+            Role::All => true,
+            Role::Compactor => {
+                !self.ingesters.is_empty()
+                    && compactor_owns(tenant, self.ordinal(), self.compactor_replicas)
+            }
+            Role::Ingester | Role::Querier => false,
+        }
+    }
+
+    /// Whether this node runs the ruler and the analytics loop at all.
+    pub fn evaluates_any(&self) -> bool {
+        match self.role {
+            Role::All => true,
+            Role::Compactor => !self.ingesters.is_empty(),
+            Role::Ingester | Role::Querier => false,
+        }
     }
 
     /// Whether this node is an ingester holding its tenants' limits
@@ -174,18 +214,29 @@ impl NodeConfig {
         if self.refresh_interval < std::time::Duration::from_secs(1) {
             return invalid("node.refresh_interval", "must be at least 1s");
         }
-        for url in &self.ingesters {
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(ConfigError::Invalid {
-                    field: "node.ingesters",
-                    reason: format!("{url:?}: an http:// or https:// address"),
-                });
+        for (field, urls) in [
+            ("node.ingesters", &self.ingesters),
+            ("node.compactors", &self.compactors),
+        ] {
+            for url in urls {
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    return Err(ConfigError::Invalid {
+                        field,
+                        reason: format!("{url:?}: an http:// or https:// address"),
+                    });
+                }
             }
         }
-        if !self.ingesters.is_empty() && !matches!(self.role, Role::Querier | Role::Ingester) {
+        if !self.compactors.is_empty() && self.role != Role::Querier {
+            return invalid(
+                "node.compactors",
+                "a querier asks the compactors for the rules they evaluate; other roles answer their own",
+            );
+        }
+        if !self.ingesters.is_empty() && self.role == Role::All {
             return invalid(
                 "node.ingesters",
-                "a querier mirrors the ingesters and an ingester shares limits with them; a node of role \"all\" or \"compactor\" has none",
+                "queriers and compactors mirror the ingesters and ingesters share limits with them; a node of role \"all\" is its own ingester",
             );
         }
         if self.role.shares_tables() {

@@ -13,6 +13,9 @@
 //!   OTLP metrics and logs, Loki push, NDJSON): readiness, compaction lag,
 //!   ingest budget, decoded bytes in flight, decoding off the async
 //!   workers, limits (series reserved atomically), WAL and head, usage.
+//!   What the server computes itself goes in through
+//!   [`write::write_internal`]; a node without a WAL (a compactor's
+//!   rules and SLOs) writes it through an ingester (`forward`).
 //!
 //! - [`postgres`]: the Postgres wire protocol (in `strata_query::postgres`
 //!   with the rest of the Postgres code) over this front door.
@@ -21,6 +24,7 @@
 //! adapter renders them in its protocol's shape.
 
 mod caller;
+mod forward;
 pub mod postgres;
 pub mod query;
 pub mod write;

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use strata_storage::{Signal, StorageError};
-use strata_types::{ErrorKind, LogBatch, TenantId, WriteBatch};
+use strata_types::{ErrorKind, LogBatch, SeriesSamples, TenantId, WriteBatch};
 use strata_wal::Wal;
 
 use strata_query::QueryError;
@@ -230,13 +230,21 @@ where
 
 /// Stores series the server computed itself (rule output, analytics
 /// results) for `tenant` through the same path as a remote write: the
-/// WAL replayed, the tenant's limits, the WAL, usage. Nothing to store is
-/// not an error.
+/// WAL replayed, the tenant's limits, the WAL, usage. A node without a
+/// WAL (a compactor evaluating its tenants' rules) writes them through an
+/// ingester ([`super::forward`]). Nothing to store is not an error.
 pub async fn write_internal(
     state: &AppState,
     tenant: &TenantId,
-    batch: WriteBatch,
+    series: Vec<SeriesSamples>,
 ) -> Result<u64, ApiError> {
+    if series.is_empty() {
+        return Ok(0);
+    }
+    if !state.config.node.role.takes_writes() {
+        return super::forward::write(state, tenant, series).await;
+    }
+    let batch = WriteBatch::from_series(tenant.clone(), series);
     Write::begin(state, tenant, Signal::Metrics, 0, 0, Shape::Json)
         .await?
         .metrics(batch)

@@ -103,6 +103,9 @@ pub(super) async fn rules(
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Response {
+    if !state.config.node.compactors.is_empty() {
+        return from_compactors(&state, &tenant, &headers, "/api/v1/rules", raw, "groups").await;
+    }
     let params = Params::new(raw, &headers, &[]);
     reply((|| {
         let kind = match params.get("type") {
@@ -163,7 +166,12 @@ pub(super) async fn rules(
 pub(super) async fn alerts(
     State(state): State<Arc<AppState>>,
     Caller { tenant, .. }: Caller,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
 ) -> Response {
+    if !state.config.node.compactors.is_empty() {
+        return from_compactors(&state, &tenant, &headers, "/api/v1/alerts", raw, "alerts").await;
+    }
     let alerts: Vec<J> = state
         .rules
         .of(&tenant)
@@ -177,4 +185,108 @@ pub(super) async fn alerts(
         })
         .collect();
     envelope(json!({"alerts": alerts}), Vec::new(), Vec::new())
+}
+
+/// A querier's answer: what every compactor of `node.compactors` answers
+/// at `path` for `tenant`, asked with the caller's own credentials (each
+/// checks them as it checks any request), the `field` arrays of their
+/// answers joined, each group or alert once (while the compactors' count
+/// changes two may evaluate one tenant). A compactor that cannot be asked
+/// leaves a warning naming it; a refusal (401, 403, 400) is answered as
+/// the compactor gave it.
+async fn from_compactors(
+    state: &AppState,
+    tenant: &strata_types::TenantId,
+    headers: &HeaderMap,
+    path: &str,
+    raw: Option<String>,
+    field: &'static str,
+) -> Response {
+    use axum::response::IntoResponse;
+    let urls: Vec<String> = state
+        .config
+        .node
+        .compactors
+        .iter()
+        .map(|base| {
+            let mut url = format!("{}{path}", base.trim_end_matches('/'));
+            if let Some(q) = raw.as_deref().filter(|q| !q.is_empty()) {
+                url.push('?');
+                url.push_str(q);
+            }
+            url
+        })
+        .collect();
+    let auth = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let tenant = tenant.to_string();
+    let answers = tokio::task::spawn_blocking(move || {
+        let agent = ureq::Agent::new_with_config(
+            ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .timeout_global(Some(std::time::Duration::from_secs(10)))
+                .build(),
+        );
+        urls.into_iter()
+            .map(|url| {
+                let mut req = agent
+                    .get(&url)
+                    .header(crate::tenant::TENANT_HEADER, tenant.as_str());
+                if let Some(a) = &auth {
+                    req = req.header("Authorization", a.as_str());
+                }
+                let answer = req.call().map_err(|e| e.to_string()).and_then(|mut r| {
+                    let status = r.status().as_u16();
+                    r.body_mut()
+                        .with_config()
+                        .limit(64 << 20)
+                        .read_to_string()
+                        .map(|text| (status, text))
+                        .map_err(|e| e.to_string())
+                });
+                (url, answer)
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap_or_default();
+    let mut joined: Vec<J> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut warnings = Vec::new();
+    for (url, answer) in answers {
+        let parsed = answer.and_then(|(status, text)| {
+            serde_json::from_str::<J>(&text)
+                .map(|j| (status, j))
+                .map_err(|e| format!("{status}: not JSON ({e})"))
+        });
+        match parsed {
+            Ok((200, j)) => {
+                for item in j["data"][field].as_array().into_iter().flatten() {
+                    let key = if field == "groups" {
+                        format!("{}\u{ff}{}", item["file"], item["name"])
+                    } else {
+                        item["labels"].to_string()
+                    };
+                    if seen.insert(key) {
+                        joined.push(item.clone());
+                    }
+                }
+            }
+            Ok((status @ (400 | 401 | 403), j)) => {
+                let mut resp = axum::Json(j).into_response();
+                *resp.status_mut() = axum::http::StatusCode::from_u16(status)
+                    .unwrap_or(axum::http::StatusCode::BAD_GATEWAY);
+                return resp;
+            }
+            Ok((status, _)) => warnings.push(format!(
+                "compactor {url} answered {status}: its tenants' {field} are missing"
+            )),
+            Err(error) => warnings.push(format!(
+                "compactor {url} not reached ({error}): its tenants' {field} are missing"
+            )),
+        }
+    }
+    envelope(json!({ field: joined }), warnings, Vec::new())
 }

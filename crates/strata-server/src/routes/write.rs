@@ -257,6 +257,62 @@ async fn write(
     })
 }
 
+/// `POST /api/v1/internal/write` (operator role): what a compactor's rules
+/// and SLOs computed for the tenant named by `X-Scope-OrgID`, as remote
+/// write 1.0, stored as the single server stores its own rule output
+/// (`frontend::write::write_internal`): the tenant's limits, the WAL,
+/// usage; no HA election, no created-timestamp zeros. 204 with the
+/// written-samples header once durable.
+pub(super) async fn internal_write(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Some(refused) =
+        crate::replication::operator_refusal(&state, &headers, "the internal write")
+    {
+        return refused;
+    }
+    let stored = async {
+        let tenant = crate::tenant::resolve(&headers, true, Shape::PlainText)?;
+        internal(&state, &tenant, &headers, body).await
+    };
+    match stored.await {
+        Ok(samples) => written(StatusCode::NO_CONTENT, samples).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn internal(
+    state: &AppState,
+    tenant: &TenantId,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<u64, ApiError> {
+    let shape = Shape::PlainText;
+    let proto = negotiate(
+        header_text(headers, header::CONTENT_TYPE),
+        header_text(headers, header::CONTENT_ENCODING),
+    )
+    .map_err(|e| ApiError::new(e.kind(), e.to_string(), shape))?;
+    let hint = crate::decoded::decoded_size_hint(
+        &body,
+        header_text(headers, header::CONTENT_ENCODING),
+        true,
+        state.config.limits.max_decoded_size.0,
+    );
+    let w = Write::begin(state, tenant, Signal::Metrics, body.len(), hint, shape).await?;
+    let limits = DecodeLimits {
+        max_decoded_bytes: w.max_decoded_bytes(),
+        names: state.limits.of(tenant).name_validation_scheme,
+    };
+    let t = tenant.clone();
+    let decoded = w
+        .decode(body.len(), move || decode(proto, t, &body, limits))
+        .await?;
+    w.metrics(decoded.batch).await
+}
+
 /// The remote-write 2.0 "written" headers, set on every response as the
 /// reference handler does (for 1.0 too). Histograms and exemplars are not
 /// stored yet: always 0.

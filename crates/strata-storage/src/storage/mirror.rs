@@ -251,6 +251,11 @@ impl Storage {
         self.replace_mirror(source, Some(mirror), give_up).await
     }
 
+    /// How many ingesters' heads this process mirrors now.
+    pub fn mirrored(&self) -> usize {
+        self.mirrors.read().len()
+    }
+
     /// Stops reading the mirror of `source` (an ingester unreachable for
     /// long), publishing the tables' latest versions in the same critical
     /// section, so what that ingester flushed stays visible throughout.

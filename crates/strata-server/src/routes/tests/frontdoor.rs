@@ -666,3 +666,54 @@ async fn internal_streams_take_the_operator_role() {
     assert_eq!(status, StatusCode::NOT_FOUND, "{text}");
     assert!(text.contains("without peers"), "{text}");
 }
+
+/// A compactor writes its rules' and SLOs' results for a tenant through an
+/// ingester's internal write: that takes the operator role (a tenant's own
+/// admin may not, even for its tenant), names the tenant, and stores what
+/// it is given in that tenant through the WAL.
+#[tokio::test]
+async fn the_internal_write_takes_the_operator_role_and_names_a_tenant() {
+    use crate::auth::Role;
+    let (app, state, _) = app_with(token_config(&[
+        ("acme-admin", "acme", vec![Role::Admin]),
+        ("ops", "ops", vec![Role::Operator]),
+    ]))
+    .await;
+    let body = payload(vec![series(
+        &[("__name__", "job:errors:sum"), ("job", "odoo")],
+        &[(1_000, 3.0)],
+    )]);
+    let internal = |tenant: Option<&str>| {
+        let mut req = write_req(tenant, body.clone());
+        *req.uri_mut() = "/api/v1/internal/write".parse().unwrap();
+        req
+    };
+    let (status, text) = send(&app, internal(Some("acme"))).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{text}");
+    let (status, text) = send(&app, authed(internal(Some("acme")), "acme-admin")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{text}");
+    assert!(text.contains("operator role"), "{text}");
+    let (status, text) = send(&app, authed(internal(None), "ops")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{text}");
+    assert!(text.contains("no org id"), "{text}");
+    let acme = strata_types::TenantId::try_new("acme").unwrap();
+    assert!(state.head.tenant(&acme).is_none(), "nothing stored yet");
+
+    let resp = app
+        .clone()
+        .oneshot(authed(internal(Some("acme")), "ops"))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        resp.headers()["x-prometheus-remote-write-samples-written"],
+        "1"
+    );
+    let head = state.head.tenant(&acme).expect("stored in acme");
+    assert_eq!(head.series_count(), 1);
+    let ops = strata_types::TenantId::try_new("ops").unwrap();
+    assert!(
+        state.head.tenant(&ops).is_none(),
+        "not in the token's tenant"
+    );
+}
