@@ -48,6 +48,8 @@ pub struct Metrics {
     head_series: Family<Labels, Gauge>,
     head_samples: Family<Labels, Gauge>,
     head_sample_bytes: Family<Labels, Gauge>,
+    head_log_bytes: Family<Labels, Gauge>,
+    head_log_text_bytes: Family<Labels, Gauge>,
     pub flushes: Family<Labels, Counter>,
     pub flush_duration: Histogram,
     pub flushed_samples: Counter,
@@ -224,6 +226,18 @@ impl Metrics {
             "head_sample_bytes",
             "Heap bytes holding head samples (compressed), by tenant",
             head_sample_bytes.clone(),
+        );
+        let head_log_bytes = Family::<Labels, Gauge>::default();
+        registry.register(
+            "head_log_bytes",
+            "Log line and metadata bytes in the head (as sent), by tenant",
+            head_log_bytes.clone(),
+        );
+        let head_log_text_bytes = Family::<Labels, Gauge>::default();
+        registry.register(
+            "head_log_text_bytes",
+            "Heap bytes holding the head's log lines (full chunks LZ4-packed), by tenant",
+            head_log_text_bytes.clone(),
         );
         let wal_segments = Gauge::default();
         registry.register(
@@ -403,6 +417,8 @@ impl Metrics {
             head_series,
             head_samples,
             head_sample_bytes,
+            head_log_bytes,
+            head_log_text_bytes,
             wal_segments,
             wal_bytes,
             wal_records,
@@ -489,6 +505,8 @@ impl Metrics {
         self.head_series.clear();
         self.head_samples.clear();
         self.head_sample_bytes.clear();
+        self.head_log_bytes.clear();
+        self.head_log_text_bytes.clear();
         for (tenant, files, bytes, rows) in storage.table_stats() {
             let labels = vec![("tenant", tenant.to_string())];
             self.table_files.get_or_create(&labels).set(files as i64);
@@ -509,6 +527,18 @@ impl Metrics {
                 self.head_sample_bytes
                     .get_or_create(&labels)
                     .set(samples.bytes as i64);
+            }
+        }
+        let logs = storage.logs();
+        for tenant in logs.tenants() {
+            if let Some(t) = logs.tenant(&tenant) {
+                let labels = vec![("tenant", tenant.to_string())];
+                self.head_log_bytes
+                    .get_or_create(&labels)
+                    .set(i64::try_from(t.bytes()).unwrap_or(i64::MAX));
+                self.head_log_text_bytes
+                    .get_or_create(&labels)
+                    .set(i64::try_from(t.text_bytes_held()).unwrap_or(i64::MAX));
             }
         }
         if let Some(wal) = wal {
