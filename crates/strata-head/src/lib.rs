@@ -26,7 +26,9 @@ mod tenant;
 mod tenants;
 
 pub use error::HeadError;
-pub use logs::{LogAppendStats, LogHead, LogStreamSnapshot, TenantLogs, sort_dedup};
+pub use logs::{
+    ChunkNeeds, LineFilter, LogAppendStats, LogHead, LogStreamSnapshot, TenantLogs, sort_dedup,
+};
 pub use matcher::{MatchOp, Matcher};
 pub use postings::LabelIndex;
 pub use series::{SeriesPoints, SeriesSnapshot};

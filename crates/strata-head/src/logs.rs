@@ -8,8 +8,8 @@
 //! streams without the label).
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::RwLock;
 use strata_types::{Labels, LogBatch, LogEntry, TenantId};
@@ -107,8 +107,72 @@ const PACK_MIN: usize = 4 * 1024;
 #[derive(Debug)]
 enum Text {
     Plain(String),
-    /// An LZ4 block of `len` bytes of text.
-    Packed { bytes: Box<[u8]>, len: u32 },
+    /// An LZ4 block of `len` bytes of text, and the set of its 3-byte
+    /// substrings once a filtered read has unpacked it ([`Grams`]).
+    Packed {
+        bytes: Box<[u8]>,
+        len: u32,
+        grams: OnceLock<Box<Grams>>,
+    },
+}
+
+/// The 3-byte substrings of a packed chunk's text, hashed into 16,384
+/// bits (2 KiB beside a chunk of about 16 KiB packed): built by the first
+/// filtered read that unpacks the chunk, so later reads skip, without
+/// unpacking, a chunk that lacks one of a needle's substrings. On log
+/// text about half the bits are set: a needle of 20 bytes passes a chunk
+/// without it about once in a million.
+#[derive(Debug)]
+struct Grams([u64; 256]);
+
+impl Grams {
+    fn hash(w: u32) -> usize {
+        (w.wrapping_mul(0x9E37_79B1) >> 18) as usize
+    }
+
+    fn of(text: &[u8]) -> Box<Grams> {
+        let mut g = Box::new(Grams([0; 256]));
+        let mut w = 0u32;
+        for (i, &b) in text.iter().enumerate() {
+            w = ((w << 8) | u32::from(b)) & 0xFF_FFFF;
+            if i >= 2 {
+                let h = Self::hash(w);
+                g.0[h >> 6] |= 1 << (h & 63);
+            }
+        }
+        g
+    }
+
+    /// Whether the text may contain `needle` (always, for one shorter
+    /// than 3 bytes).
+    fn may_hold(&self, needle: &[u8]) -> bool {
+        needle.windows(3).all(|t| {
+            let h = Self::hash(u32::from_be_bytes([0, t[0], t[1], t[2]]));
+            self.0[h >> 6] & (1 << (h & 63)) != 0
+        })
+    }
+}
+
+/// What a read keeps of a stream's lines: `keep` decides line by line;
+/// `needs`, when given, decides from what a chunk may contain whether any
+/// of its lines can pass (it is called with `may_hold(s)`: whether the
+/// chunk may contain the bytes `s`, false only when it surely does not),
+/// so a packed chunk that cannot is not unpacked.
+#[derive(Clone, Copy)]
+pub struct LineFilter<'a> {
+    pub keep: &'a dyn Fn(&str) -> bool,
+    pub needs: Option<&'a ChunkNeeds<'a>>,
+}
+
+/// Given "may the chunk contain these bytes", whether a line of it may
+/// pass ([`LineFilter::needs`]).
+pub type ChunkNeeds<'a> = dyn Fn(&dyn Fn(&[u8]) -> bool) -> bool + 'a;
+
+impl<'a> LineFilter<'a> {
+    /// A filter deciding line by line only.
+    pub fn lines(keep: &'a dyn Fn(&str) -> bool) -> Self {
+        Self { keep, needs: None }
+    }
 }
 
 impl Text {
@@ -121,6 +185,7 @@ impl Text {
                     Text::Packed {
                         bytes: packed.into_boxed_slice(),
                         len: s.len() as u32,
+                        grams: OnceLock::new(),
                     }
                 } else {
                     Text::Plain(s)
@@ -134,6 +199,7 @@ impl Text {
     fn held(&self) -> usize {
         match self {
             Text::Plain(s) => s.capacity(),
+            // The substrings a read adds later are not counted.
             Text::Packed { bytes, .. } => bytes.len(),
         }
     }
@@ -159,18 +225,39 @@ impl Cursor {
         self.at = None;
     }
 
+    /// Unpacks chunk `c` of `buf` into `text` unless it is there.
+    fn load(&mut self, buf: &StreamBuf, c: u32, bytes: &[u8], len: u32) {
+        let key = (std::ptr::from_ref(buf) as usize, c);
+        if self.at != Some(key) {
+            self.at = Some(key);
+            self.text = unpack(bytes, len as usize);
+        }
+    }
+
     fn line<'a>(&'a mut self, buf: &'a StreamBuf, i: usize) -> &'a str {
         let (c, from, to) = buf.lines[i];
         let (from, to) = (from as usize, to as usize);
         match &buf.chunks[c as usize] {
             Text::Plain(s) => &s[from..to],
-            Text::Packed { bytes, len } => {
-                let key = (std::ptr::from_ref(buf) as usize, c);
-                if self.at != Some(key) {
-                    self.at = Some(key);
-                    self.text = unpack(bytes, *len as usize);
-                }
+            Text::Packed { bytes, len, .. } => {
+                self.load(buf, c, bytes, *len);
                 self.text.get(from..to).unwrap_or("")
+            }
+        }
+    }
+
+    /// Whether a line of chunk `c` of `buf` may pass `needs`: an open or
+    /// small chunk may (its lines are read as they are); a packed one is
+    /// asked through its substrings, built on its first unpacking here.
+    fn may_pass(&mut self, buf: &StreamBuf, c: u32, needs: &ChunkNeeds) -> bool {
+        match &buf.chunks[c as usize] {
+            Text::Plain(_) => true,
+            Text::Packed { bytes, len, grams } => {
+                let g = grams.get_or_init(|| {
+                    self.load(buf, c, bytes, *len);
+                    Grams::of(self.text.as_bytes())
+                });
+                needs(&|s| g.may_hold(s))
             }
         }
     }
@@ -288,14 +375,14 @@ impl StreamBuf {
         }
     }
 
-    /// The entries in `[start_ns, end_ns)` that `keep` accepts (all with
+    /// The entries in `[start_ns, end_ns)` that `filter` keeps (all with
     /// `None`), sorted by time then line, one of each equal pair: their
     /// positions.
     fn sorted(
         &self,
         start_ns: i64,
         end_ns: i64,
-        keep: Option<&dyn Fn(&str) -> bool>,
+        filter: Option<LineFilter<'_>>,
         cursor: &mut Cursor,
     ) -> Vec<u32> {
         let (from, to) = if self.in_order {
@@ -306,12 +393,32 @@ impl StreamBuf {
         } else {
             (0, self.len())
         };
+        // The chunk last asked of `filter.needs`, and its answer.
+        let mut chunk: Option<(u32, bool)> = None;
         let mut at: Vec<u32> = (from as u32..to as u32)
             .filter(|&i| {
                 let t = self.times[i as usize];
-                t >= start_ns
-                    && t < end_ns
-                    && keep.is_none_or(|keep| keep(cursor.line(self, i as usize)))
+                if t < start_ns || t >= end_ns {
+                    return false;
+                }
+                let Some(filter) = filter else {
+                    return true;
+                };
+                if let Some(needs) = filter.needs {
+                    let c = self.lines[i as usize].0;
+                    let pass = match chunk {
+                        Some((asked, pass)) if asked == c => pass,
+                        _ => {
+                            let pass = cursor.may_pass(self, c, needs);
+                            chunk = Some((c, pass));
+                            pass
+                        }
+                    };
+                    if !pass {
+                        return false;
+                    }
+                }
+                (filter.keep)(cursor.line(self, i as usize))
             })
             .collect();
         // Arrival order is almost always time order: the stable sort
@@ -450,10 +557,10 @@ impl TenantLogs {
         start_ns: i64,
         end_ns: i64,
     ) -> Vec<LogStreamSnapshot> {
-        self.select_where(matchers, start_ns, end_ns, &|_| true)
+        self.select_where(matchers, start_ns, end_ns, LineFilter::lines(&|_| true))
     }
 
-    /// [`Self::select`], keeping only entries whose line `keep` accepts
+    /// [`Self::select`], keeping only entries whose line `filter` keeps
     /// (checked before an entry is copied out). Each stream is a snapshot
     /// of its own ([`Self::for_each_stream`]).
     pub fn select_where(
@@ -461,24 +568,24 @@ impl TenantLogs {
         matchers: &[Matcher],
         start_ns: i64,
         end_ns: i64,
-        keep: &dyn Fn(&str) -> bool,
+        filter: LineFilter<'_>,
     ) -> Vec<LogStreamSnapshot> {
         let mut out = Vec::new();
-        self.for_each_stream(matchers, start_ns, end_ns, keep, &mut |s| out.push(s));
+        self.for_each_stream(matchers, start_ns, end_ns, filter, &mut |s| out.push(s));
         out.sort_by_key(|s| s.stream_id as i64);
         out
     }
 
     /// [`Self::select_where`] one stream at a time: `visit` sees each
     /// matching stream's entries in range (sorted, deduplicated, those
-    /// `keep` accepts) as it is copied out, holding the head's lock only
+    /// `filter` keeps) as it is copied out, holding the head's lock only
     /// while one stream is copied. What is read is at most one stream.
     pub fn for_each_stream(
         &self,
         matchers: &[Matcher],
         start_ns: i64,
         end_ns: i64,
-        keep: &dyn Fn(&str) -> bool,
+        filter: LineFilter<'_>,
         visit: &mut dyn FnMut(LogStreamSnapshot),
     ) {
         let ids: Vec<u64> = self
@@ -498,7 +605,7 @@ impl TenantLogs {
                 let streams = self.streams.read();
                 let Some(s) = streams.get(&id) else { continue };
                 cursor.forget();
-                let at = s.sorted(start_ns, end_ns, Some(keep), &mut cursor);
+                let at = s.sorted(start_ns, end_ns, Some(filter), &mut cursor);
                 if at.is_empty() {
                     continue;
                 }
@@ -699,15 +806,41 @@ mod tests {
         let id = logs.stream_ids_in_file_order()[0];
         assert!(logs.stream(id, i64::MIN, i64::MAX).unwrap().entries == want);
         let wanted = |e: &LogEntry| e.line.contains("WH/OUT/12") || e.line == "late";
-        let kept = logs.select_where(&[], 0, 1_500, &|l: &str| {
-            l.contains("WH/OUT/12") || l == "late"
-        });
+        let keep = |l: &str| l.contains("WH/OUT/12") || l == "late";
+        let kept = logs.select_where(&[], 0, 1_500, LineFilter::lines(&keep));
         let expect: Vec<LogEntry> = want
             .iter()
             .filter(|e| e.timestamp_ns < 1_500 && wanted(e))
             .cloned()
             .collect();
         assert!(kept[0].entries == expect);
+        // A filter that says which chunks may hold its needle reads the
+        // same lines, twice (the second time from the chunks' substrings).
+        let needle = "WH/OUT/12345";
+        let keep = |l: &str| l.contains(needle);
+        let needs = |may_hold: &dyn Fn(&[u8]) -> bool| may_hold(needle.as_bytes());
+        let filter = LineFilter {
+            keep: &keep,
+            needs: Some(&needs),
+        };
+        let expect: Vec<LogEntry> = want.iter().filter(|e| keep(&e.line)).cloned().collect();
+        assert_eq!(expect.len(), 1);
+        for _ in 0..2 {
+            let got = logs.select_where(&[], i64::MIN, i64::MAX, filter);
+            assert!(got[0].entries == expect);
+        }
+        let absent = |l: &str| l.contains("no such text");
+        let needs_absent = |may_hold: &dyn Fn(&[u8]) -> bool| may_hold(b"no such text");
+        let none = logs.select_where(
+            &[],
+            i64::MIN,
+            i64::MAX,
+            LineFilter {
+                keep: &absent,
+                needs: Some(&needs_absent),
+            },
+        );
+        assert!(none.is_empty());
         let stats = logs.stats(&[], 100, 200);
         let in_range: Vec<&LogEntry> = want
             .iter()
@@ -718,6 +851,20 @@ mod tests {
             stats[0].3,
             in_range.iter().map(|e| e.line.len() as u64).sum::<u64>()
         );
+    }
+
+    #[test]
+    fn a_chunks_substrings_never_rule_out_what_it_holds() {
+        let text =
+            "2026-12-07 10:00:00 INFO picking WH/OUT/00042 validated; trace 4bf92f3577b34da6";
+        let g = Grams::of(text.as_bytes());
+        for from in 0..text.len() {
+            for to in from..=text.len() {
+                assert!(g.may_hold(&text.as_bytes()[from..to]), "{from}..{to}");
+            }
+        }
+        assert!(!g.may_hold(b"needle-0123456789abcdef"));
+        assert!(g.may_hold(b"xy"), "too short to rule out");
     }
 
     /// Lines packed into shared text chunks come back whole, with their
@@ -759,7 +906,12 @@ mod tests {
             sent[100..102].to_vec()
         );
         assert!(logs.stream(id, 5_000, 6_000).is_none());
-        let kept = logs.select_where(&[], i64::MIN, i64::MAX, &|l| l.starts_with("line 12"));
+        let kept = logs.select_where(
+            &[],
+            i64::MIN,
+            i64::MAX,
+            LineFilter::lines(&|l| l.starts_with("line 12")),
+        );
         assert!(
             kept[0]
                 .entries

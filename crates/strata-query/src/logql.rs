@@ -249,9 +249,16 @@ impl LogQlSource {
         if start_ns >= end_ns {
             return Ok(Vec::new());
         }
+        let test = head_line_test(line_filters);
+        let needs =
+            |may_hold: &dyn Fn(&[u8]) -> bool| test.as_ref().is_none_or(|t| t.may_pass(may_hold));
+        let keep = |line: &str| line_filters.iter().all(|f| f.passes(line));
+        let filter = strata_head::LineFilter {
+            keep: &keep,
+            needs: test.is_some().then_some(&needs as _),
+        };
         for head in &self.view.heads {
-            let keep = |line: &str| line_filters.iter().all(|f| f.passes(line));
-            for s in head.select_where(&matchers, start_ns, end_ns, &keep) {
+            for s in head.select_where(&matchers, start_ns, end_ns, filter) {
                 let stream = by_id.entry(s.stream_id).or_insert_with(|| SourceStream {
                     labels: label_pairs(&s.labels),
                     entries: Vec::new(),
@@ -462,6 +469,13 @@ fn matching_labels(
         .then_some(pairs)
 }
 
+/// What the line filters require a line to contain, for the log head's
+/// packed chunks (`None`: nothing they can rule out).
+fn head_line_test(line_filters: &[LineFilter]) -> Option<strata_storage::LineTest> {
+    let exprs: Vec<_> = line_filters.iter().map(line_filter_expr).collect();
+    crate::line_needs::need_of(&exprs).map(|need| strata_storage::LineTest::new(&need))
+}
+
 /// A LogQL line filter as a DataFusion predicate on `line`: `|=` is
 /// `LIKE '%s%'` (with `%`, `_` and `\` escaped), `|~` the unanchored
 /// regex match `~`.
@@ -622,8 +636,16 @@ impl LogSource for LogQlSource {
         }
         match self.part_of(part) {
             Some(PartOf::Head(h)) => {
+                let test = head_line_test(line_filters);
+                let needs = |may_hold: &dyn Fn(&[u8]) -> bool| {
+                    test.as_ref().is_none_or(|t| t.may_pass(may_hold))
+                };
                 let keep = |line: &str| line_filters.iter().all(|f| f.passes(line));
-                self.view.heads[h].for_each_stream(&matchers, start_ns, end_ns, &keep, &mut |s| {
+                let filter = strata_head::LineFilter {
+                    keep: &keep,
+                    needs: test.is_some().then_some(&needs as _),
+                };
+                self.view.heads[h].for_each_stream(&matchers, start_ns, end_ns, filter, &mut |s| {
                     let entries: Vec<SourceEntry> =
                         s.entries.into_iter().map(source_entry).collect();
                     visit(&label_pairs(&s.labels), &entries);

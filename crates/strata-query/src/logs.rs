@@ -354,12 +354,17 @@ impl PartitionStream for HeadLogs {
 
     fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
         let lines = self.lines.clone();
-        let keep = move |line: &str| lines.as_ref().is_none_or(|t| t.holds(line.as_bytes()));
+        let keep = |line: &str| lines.as_ref().is_none_or(|t| t.holds(line.as_bytes()));
+        let needs =
+            |may_hold: &dyn Fn(&[u8]) -> bool| lines.as_ref().is_none_or(|t| t.may_pass(may_hold));
         let streams = self.head.select_where(
             &self.matchers,
             self.min_ns,
             self.max_ns.saturating_add(1),
-            &keep,
+            strata_head::LineFilter {
+                keep: &keep,
+                needs: lines.is_some().then_some(&needs as _),
+            },
         );
         let batches = to_batches(streams, self.columns.clone(), Arc::clone(&self.schema));
         Box::pin(RecordBatchStreamAdapter::new(

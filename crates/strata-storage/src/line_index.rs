@@ -248,6 +248,17 @@ impl LineTest {
         }
     }
 
+    /// Whether text of which `may_hold` answers "may it contain these
+    /// bytes" may hold a line meeting the need (the log head's packed
+    /// chunks are asked this before they are unpacked).
+    pub fn may_pass(&self, may_hold: &dyn Fn(&[u8]) -> bool) -> bool {
+        match self {
+            LineTest::Substring(f) => may_hold(f.needle()),
+            LineTest::All(all) => all.iter().all(|t| t.may_pass(may_hold)),
+            LineTest::Any(any) => any.is_empty() || any.iter().any(|t| t.may_pass(may_hold)),
+        }
+    }
+
     /// Whether `line` meets the need (holds what it must).
     pub fn holds(&self, line: &[u8]) -> bool {
         match self {

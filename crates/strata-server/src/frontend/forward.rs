@@ -77,6 +77,7 @@ pub(crate) async fn write(
             ureq::Agent::config_builder()
                 .http_status_as_error(false)
                 .timeout_global(Some(TIMEOUT))
+                .timeout_connect(Some(Duration::from_secs(2)))
                 .build(),
         );
         let mut last = String::new();

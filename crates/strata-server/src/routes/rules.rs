@@ -227,6 +227,7 @@ async fn from_compactors(
             ureq::Agent::config_builder()
                 .http_status_as_error(false)
                 .timeout_global(Some(std::time::Duration::from_secs(10)))
+                .timeout_connect(Some(std::time::Duration::from_secs(2)))
                 .build(),
         );
         urls.into_iter()
