@@ -162,6 +162,10 @@ impl Grams {
 pub struct LineFilter<'a> {
     pub keep: &'a dyn Fn(&str) -> bool,
     pub needs: Option<&'a ChunkNeeds<'a>>,
+    /// Whether the entries read carry their lines (false: times and
+    /// metadata only, all a count needs; nothing is unpacked or copied
+    /// but what `keep` and the ordering of equal times read).
+    pub with_lines: bool,
 }
 
 /// Given "may the chunk contain these bytes", whether a line of it may
@@ -169,9 +173,13 @@ pub struct LineFilter<'a> {
 pub type ChunkNeeds<'a> = dyn Fn(&dyn Fn(&[u8]) -> bool) -> bool + 'a;
 
 impl<'a> LineFilter<'a> {
-    /// A filter deciding line by line only.
-    pub fn lines(keep: &'a dyn Fn(&str) -> bool) -> Self {
-        Self { keep, needs: None }
+    /// A filter deciding line by line only; the entries carry their lines.
+    pub fn by(keep: &'a dyn Fn(&str) -> bool) -> Self {
+        Self {
+            keep,
+            needs: None,
+            with_lines: true,
+        }
     }
 }
 
@@ -447,21 +455,35 @@ impl StreamBuf {
         out
     }
 
-    fn entry(&self, i: u32, cursor: &mut Cursor) -> LogEntry {
+    fn entry(&self, i: u32, cursor: &mut Cursor, with_line: bool) -> LogEntry {
         let i = i as usize;
         LogEntry {
             timestamp_ns: self.times[i],
-            line: cursor.line(self, i).to_owned(),
+            line: if with_line {
+                cursor.line(self, i).to_owned()
+            } else {
+                String::new()
+            },
             metadata: self.metadata_of(i).to_vec(),
         }
     }
 
-    /// A snapshot of the entries at `at` (from [`Self::sorted`]).
-    fn snapshot(&self, id: u64, at: Vec<u32>, cursor: &mut Cursor) -> LogStreamSnapshot {
+    /// A snapshot of the entries at `at` (from [`Self::sorted`]), with
+    /// their lines or without.
+    fn snapshot(
+        &self,
+        id: u64,
+        at: Vec<u32>,
+        cursor: &mut Cursor,
+        with_lines: bool,
+    ) -> LogStreamSnapshot {
         LogStreamSnapshot {
             stream_id: id,
             labels: self.labels.clone(),
-            entries: at.into_iter().map(|i| self.entry(i, cursor)).collect(),
+            entries: at
+                .into_iter()
+                .map(|i| self.entry(i, cursor, with_lines))
+                .collect(),
         }
     }
 }
@@ -557,7 +579,7 @@ impl TenantLogs {
         start_ns: i64,
         end_ns: i64,
     ) -> Vec<LogStreamSnapshot> {
-        self.select_where(matchers, start_ns, end_ns, LineFilter::lines(&|_| true))
+        self.select_where(matchers, start_ns, end_ns, LineFilter::by(&|_| true))
     }
 
     /// [`Self::select`], keeping only entries whose line `filter` keeps
@@ -609,7 +631,7 @@ impl TenantLogs {
                 if at.is_empty() {
                     continue;
                 }
-                s.snapshot(id, at, &mut cursor)
+                s.snapshot(id, at, &mut cursor, filter.with_lines)
             };
             visit(snapshot);
         }
@@ -631,7 +653,7 @@ impl TenantLogs {
         let s = streams.get(&id)?;
         let mut cursor = Cursor::default();
         let at = s.sorted(start_ns, end_ns, None, &mut cursor);
-        (!at.is_empty()).then(|| s.snapshot(id, at, &mut cursor))
+        (!at.is_empty()).then(|| s.snapshot(id, at, &mut cursor, true))
     }
 
     /// Per matching stream with entries in `[start_ns, end_ns)`: its id,
@@ -807,7 +829,7 @@ mod tests {
         assert!(logs.stream(id, i64::MIN, i64::MAX).unwrap().entries == want);
         let wanted = |e: &LogEntry| e.line.contains("WH/OUT/12") || e.line == "late";
         let keep = |l: &str| l.contains("WH/OUT/12") || l == "late";
-        let kept = logs.select_where(&[], 0, 1_500, LineFilter::lines(&keep));
+        let kept = logs.select_where(&[], 0, 1_500, LineFilter::by(&keep));
         let expect: Vec<LogEntry> = want
             .iter()
             .filter(|e| e.timestamp_ns < 1_500 && wanted(e))
@@ -822,6 +844,7 @@ mod tests {
         let filter = LineFilter {
             keep: &keep,
             needs: Some(&needs),
+            with_lines: true,
         };
         let expect: Vec<LogEntry> = want.iter().filter(|e| keep(&e.line)).cloned().collect();
         assert_eq!(expect.len(), 1);
@@ -829,6 +852,21 @@ mod tests {
             let got = logs.select_where(&[], i64::MIN, i64::MAX, filter);
             assert!(got[0].entries == expect);
         }
+        // A count reads times and metadata only.
+        let counted = logs.select_where(
+            &[],
+            i64::MIN,
+            i64::MAX,
+            LineFilter {
+                with_lines: false,
+                ..LineFilter::by(&|_| true)
+            },
+        );
+        assert_eq!(counted[0].entries.len(), want.len());
+        assert!(counted[0].entries.iter().all(|e| e.line.is_empty()));
+        let times: Vec<i64> = counted[0].entries.iter().map(|e| e.timestamp_ns).collect();
+        let want_times: Vec<i64> = want.iter().map(|e| e.timestamp_ns).collect();
+        assert_eq!(times, want_times);
         let absent = |l: &str| l.contains("no such text");
         let needs_absent = |may_hold: &dyn Fn(&[u8]) -> bool| may_hold(b"no such text");
         let none = logs.select_where(
@@ -838,6 +876,7 @@ mod tests {
             LineFilter {
                 keep: &absent,
                 needs: Some(&needs_absent),
+                with_lines: true,
             },
         );
         assert!(none.is_empty());
@@ -910,7 +949,7 @@ mod tests {
             &[],
             i64::MIN,
             i64::MAX,
-            LineFilter::lines(&|l| l.starts_with("line 12")),
+            LineFilter::by(&|l| l.starts_with("line 12")),
         );
         assert!(
             kept[0]

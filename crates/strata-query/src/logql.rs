@@ -256,6 +256,7 @@ impl LogQlSource {
         let filter = strata_head::LineFilter {
             keep: &keep,
             needs: test.is_some().then_some(&needs as _),
+            with_lines: entries,
         };
         for head in &self.view.heads {
             for s in head.select_where(&matchers, start_ns, end_ns, filter) {
@@ -644,6 +645,7 @@ impl LogSource for LogQlSource {
                 let filter = strata_head::LineFilter {
                     keep: &keep,
                     needs: test.is_some().then_some(&needs as _),
+                    with_lines: lines,
                 };
                 self.view.heads[h].for_each_stream(&matchers, start_ns, end_ns, filter, &mut |s| {
                     let entries: Vec<SourceEntry> =

@@ -364,6 +364,7 @@ impl PartitionStream for HeadLogs {
             strata_head::LineFilter {
                 keep: &keep,
                 needs: lines.is_some().then_some(&needs as _),
+                with_lines: true,
             },
         );
         let batches = to_batches(streams, self.columns.clone(), Arc::clone(&self.schema));
