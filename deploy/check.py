@@ -175,6 +175,19 @@ def matches(selector, labels):
     return bool(selector) and all(labels.get(k) == v for k, v in (selector or {}).items())
 
 
+def one_per_pod(args, workloads, kind, wn):
+    """--<kind>s lists one address per pod of the <kind> StatefulSet, by
+    its stable name."""
+    flag = f"--{kind}s"
+    urls = args[args.index(flag) + 1].split(",")
+    sts = [x for x in workloads if x["metadata"]["name"].endswith(kind)]
+    if check(sts, wn, f"{flag} but no {kind} StatefulSet"):
+        st = sts[0]
+        want = [f"http://{st['metadata']['name']}-{i}.{st['spec']['serviceName']}:9470"
+                for i in range(st["spec"].get("replicas", 1))]
+        check(urls == want, wn, f"{flag} {urls} is not one address per {kind} pod {want}")
+
+
 def workload_policy(objs, what):
     by_kind = {}
     for o in objs:
@@ -255,22 +268,9 @@ def workload_policy(objs, what):
                 # Grafana asks the queriers for rules and alerts; the
                 # compactors hold them.
                 if check("--compactors" in args, wn, "a querier without --compactors answers /api/v1/rules empty"):
-                    urls = args[args.index("--compactors") + 1].split(",")
-                    cmp = [x for x in workloads if x["metadata"]["name"].endswith("compactor")]
-                    if check(cmp, wn, "--compactors but no compactor StatefulSet"):
-                        st = cmp[0]
-                        want = [f"http://{st['metadata']['name']}-{i}.{st['spec']['serviceName']}:9470"
-                                for i in range(st["spec"].get("replicas", 1))]
-                        check(urls == want, wn, f"--compactors {urls} is not one address per compactor pod {want}")
+                    one_per_pod(args, workloads, "compactor", wn)
             if role in ("querier", "ingester", "compactor") and "--ingesters" in args:
-                # One address per ingester pod, by its stable name.
-                urls = args[args.index("--ingesters") + 1].split(",")
-                ing = [x for x in workloads if x["metadata"]["name"].endswith("ingester")]
-                if check(ing, wn, "--ingesters but no ingester StatefulSet"):
-                    st = ing[0]
-                    want = [f"http://{st['metadata']['name']}-{i}.{st['spec']['serviceName']}:9470"
-                            for i in range(st["spec"].get("replicas", 1))]
-                    check(urls == want, wn, f"--ingesters {urls} is not one address per ingester pod {want}")
+                one_per_pod(args, workloads, "ingester", wn)
             if role == "compactor":
                 n = int(args[args.index("--compactor-replicas") + 1]) if "--compactor-replicas" in args else 1
                 check(n == w["spec"].get("replicas", 1), wn,

@@ -71,17 +71,32 @@ mirror_retire_after = "5s"
 }
 
 fn start(dir: &Path, config: &Path, role: &str, id: &str) -> Server {
-    Server::start(
-        &dir.join(id),
-        &[
-            "--config",
-            config.to_str().unwrap(),
-            "--role",
-            role,
-            "--node-id",
-            id,
-        ],
-    )
+    node(None, dir, config, role, id, &[])
+}
+
+/// A node of `role` named `id` (its data under `dir/id`), at `port` when
+/// given, with the flags `extra`.
+fn node(
+    port: Option<u16>,
+    dir: &Path,
+    config: &Path,
+    role: &str,
+    id: &str,
+    extra: &[&str],
+) -> Server {
+    let mut args = vec![
+        "--config",
+        config.to_str().unwrap(),
+        "--role",
+        role,
+        "--node-id",
+        id,
+    ];
+    args.extend_from_slice(extra);
+    match port {
+        Some(port) => Server::start_at(port, &dir.join(id), &args, &[]),
+        None => Server::start(&dir.join(id), &args),
+    }
 }
 
 /// `n` samples a second apart from `from_s` seconds after `base_ms`, of
@@ -250,19 +265,7 @@ fn ingesters_querier_and_racing_compactors_share_one_table() {
     let queriers: Vec<Server> = (0..2)
         .map(|q| {
             let id = format!("strata-querier-{q}");
-            Server::start(
-                &dir.path().join(&id),
-                &[
-                    "--config",
-                    config.to_str().unwrap(),
-                    "--role",
-                    "querier",
-                    "--node-id",
-                    &id,
-                    "--ingesters",
-                    &urls,
-                ],
-            )
+            node(None, dir.path(), &config, "querier", &id, &["--ingesters", &urls])
         })
         .collect();
     let (querier, mirroring) = (&queriers[0], &queriers[1]);
@@ -324,19 +327,7 @@ fn ingesters_querier_and_racing_compactors_share_one_table() {
     ingesters.remove(1).kill();
     assert_eq!(counts(mirroring), per([210, 260, 210]));
     // Back at the same address, as a StatefulSet pod comes back.
-    let restarted = Server::start_at(
-        port,
-        &dir.path().join(id),
-        &[
-            "--config",
-            config.to_str().unwrap(),
-            "--role",
-            "ingester",
-            "--node-id",
-            id,
-        ],
-        &[],
-    );
+    let restarted = node(Some(port), dir.path(), &config, "ingester", id, &[]);
     flush(&restarted);
     ingesters.insert(1, restarted);
     for _ in 0..20 {
@@ -455,22 +446,9 @@ fn ingesters_hold_a_tenants_limits_together() {
     let urls = urls.join(",");
     let start_ingester = |i: usize| {
         let id = format!("strata-ingester-{i}");
-        Server::start_at(
-            ports[i],
-            &dir.path().join(&id),
-            &[
-                "--config",
-                config.to_str().unwrap(),
-                "--role",
-                "ingester",
-                "--node-id",
-                &id,
-                // Its own address among them, as in a StatefulSet.
-                "--ingesters",
-                &urls,
-            ],
-            &[],
-        )
+        // Its own address among them, as in a StatefulSet.
+        let peers = ["--ingesters", urls.as_str()];
+        node(Some(ports[i]), dir.path(), &config, "ingester", &id, &peers)
     };
     let mut ingesters: Vec<Server> = (0..3).map(start_ingester).collect();
     for ingester in &ingesters {
@@ -480,18 +458,13 @@ fn ingesters_hold_a_tenants_limits_together() {
     }
     // A querier mirroring the three heads (subscribed before the writes:
     // a subscription flushes the ingester's head).
-    let querier = Server::start(
-        &dir.path().join("strata-querier-0"),
-        &[
-            "--config",
-            config.to_str().unwrap(),
-            "--role",
-            "querier",
-            "--node-id",
-            "strata-querier-0",
-            "--ingesters",
-            &urls,
-        ],
+    let querier = node(
+        None,
+        dir.path(),
+        &config,
+        "querier",
+        "strata-querier-0",
+        &["--ingesters", &urls],
     );
     let now_ms = chrono::Utc::now().timestamp_millis();
 
@@ -644,24 +617,15 @@ fn the_owning_compactor_evaluates_a_tenants_rules_and_slos() {
     let url = |p: u16| format!("http://127.0.0.1:{p}");
     let ingester_urls = format!("{},{}", url(ports[0]), url(ports[1]));
     let compactor_urls = format!("{},{}", url(ports[2]), url(ports[3]));
-    let node = |port: u16, role: &str, id: &str, extra: &[&str]| {
-        let mut args = vec![
-            "--config",
-            config.to_str().unwrap(),
-            "--role",
-            role,
-            "--node-id",
-            id,
-        ];
-        args.extend_from_slice(extra);
-        Server::start_at(port, &dir.path().join(id), &args, &[])
+    let at = |port: u16, role: &str, id: &str, extra: &[&str]| {
+        node(Some(port), dir.path(), &config, role, id, extra)
     };
     let ingesters: Vec<Server> = (0..2)
-        .map(|i| node(ports[i], "ingester", &format!("strata-ingester-{i}"), &[]))
+        .map(|i| at(ports[i], "ingester", &format!("strata-ingester-{i}"), &[]))
         .collect();
     let mut compactors: Vec<Server> = (0..2)
         .map(|i| {
-            node(
+            at(
                 ports[2 + i],
                 "compactor",
                 &format!("strata-compactor-{i}"),
@@ -669,20 +633,13 @@ fn the_owning_compactor_evaluates_a_tenants_rules_and_slos() {
             )
         })
         .collect();
-    let querier = Server::start(
-        &dir.path().join("strata-querier-0"),
-        &[
-            "--config",
-            config.to_str().unwrap(),
-            "--role",
-            "querier",
-            "--node-id",
-            "strata-querier-0",
-            "--ingesters",
-            &ingester_urls,
-            "--compactors",
-            &compactor_urls,
-        ],
+    let querier = node(
+        None,
+        dir.path(),
+        &config,
+        "querier",
+        "strata-querier-0",
+        &["--ingesters", &ingester_urls, "--compactors", &compactor_urls],
     );
 
     // One series through each ingester, never flushed: only the heads

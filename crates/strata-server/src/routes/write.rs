@@ -184,27 +184,7 @@ async fn write(
     headers: &HeaderMap,
     body: Bytes,
 ) -> Result<Written, ApiError> {
-    let shape = Shape::PlainText;
-    let proto = negotiate(
-        header_text(headers, header::CONTENT_TYPE),
-        header_text(headers, header::CONTENT_ENCODING),
-    )
-    .map_err(|e| ApiError::new(e.kind(), e.to_string(), shape))?;
-    let hint = crate::decoded::decoded_size_hint(
-        &body,
-        header_text(headers, header::CONTENT_ENCODING),
-        true,
-        state.config.limits.max_decoded_size.0,
-    );
-    let w = Write::begin(state, tenant, Signal::Metrics, body.len(), hint, shape).await?;
-    let limits = DecodeLimits {
-        max_decoded_bytes: w.max_decoded_bytes(),
-        names: state.limits.of(tenant).name_validation_scheme,
-    };
-    let t = tenant.clone();
-    let decoded = w
-        .decode(body.len(), move || decode(proto, t, &body, limits))
-        .await?;
+    let (w, proto, decoded) = admit_and_decode(state, tenant, headers, body).await?;
 
     let skipped = decoded.skipped;
     if skipped.any() {
@@ -289,6 +269,19 @@ async fn internal(
     headers: &HeaderMap,
     body: Bytes,
 ) -> Result<u64, ApiError> {
+    let (w, _, decoded) = admit_and_decode(state, tenant, headers, body).await?;
+    w.metrics(decoded.batch).await
+}
+
+/// A remote-write body admitted ([`Write::begin`]: readiness, the
+/// tenant's budget, room for its decoded bytes) and decoded in the
+/// protocol its headers name.
+async fn admit_and_decode<'a>(
+    state: &'a AppState,
+    tenant: &'a TenantId,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<(Write<'a>, Proto, strata_ingest::Decoded), ApiError> {
     let shape = Shape::PlainText;
     let proto = negotiate(
         header_text(headers, header::CONTENT_TYPE),
@@ -310,7 +303,7 @@ async fn internal(
     let decoded = w
         .decode(body.len(), move || decode(proto, t, &body, limits))
         .await?;
-    w.metrics(decoded.batch).await
+    Ok((w, proto, decoded))
 }
 
 /// The remote-write 2.0 "written" headers, set on every response as the
