@@ -265,7 +265,14 @@ fn ingesters_querier_and_racing_compactors_share_one_table() {
     let queriers: Vec<Server> = (0..2)
         .map(|q| {
             let id = format!("strata-querier-{q}");
-            node(None, dir.path(), &config, "querier", &id, &["--ingesters", &urls])
+            node(
+                None,
+                dir.path(),
+                &config,
+                "querier",
+                &id,
+                &["--ingesters", &urls],
+            )
         })
         .collect();
     let (querier, mirroring) = (&queriers[0], &queriers[1]);
@@ -639,7 +646,12 @@ fn the_owning_compactor_evaluates_a_tenants_rules_and_slos() {
         &config,
         "querier",
         "strata-querier-0",
-        &["--ingesters", &ingester_urls, "--compactors", &compactor_urls],
+        &[
+            "--ingesters",
+            &ingester_urls,
+            "--compactors",
+            &compactor_urls,
+        ],
     );
 
     // One series through each ingester, never flushed: only the heads
