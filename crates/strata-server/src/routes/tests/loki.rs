@@ -491,6 +491,22 @@ async fn needle_searches_read_only_the_blocks_that_may_hold_them() {
             .unwrap();
         assert_eq!(send(&app, req).await.0, StatusCode::NO_CONTENT);
     }
+    // The head holds the lines packed: /metrics shows what it took and
+    // what holds the lines.
+    let (_, metrics) = send(&app, Request::get("/metrics").body(Body::empty()).unwrap()).await;
+    let gauge = |name: &str| -> u64 {
+        let prefix = format!("{name}{{tenant=\"t\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix.as_str()))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name}: {metrics}"))
+    };
+    let (taken, held) = (
+        gauge("strata_head_log_bytes"),
+        gauge("strata_head_log_text_bytes"),
+    );
+    assert!(taken > 1_000_000 && held < taken / 2, "{held} of {taken}");
     // From the head, where line filters are tested before lines are
     // copied (a superset: SQL applies them again) and only the columns
     // asked for are built: the answers are SQL's, OR and NOT LIKE too.
