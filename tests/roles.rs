@@ -614,7 +614,9 @@ fn the_owning_compactor_evaluates_a_tenants_rules_and_slos() {
     let mut text = std::fs::read_to_string(&config).unwrap();
     text = text.replace("[node]\n", "[node]\ncompactor_replicas = 2\n");
     text.push_str(&format!(
-        "[rules]\ndirectory = {:?}\npoll_interval = \"200ms\"\n[slo]\nfile = {:?}\nevaluation_interval = \"1s\"\n",
+        // The store is read at start and when told: a group posted
+        // later reaches the compactor only by the querier telling it.
+        "[rules]\ndirectory = {:?}\npoll_interval = \"200ms\"\nstore_poll_interval = \"1h\"\n[slo]\nfile = {:?}\nevaluation_interval = \"1s\"\n",
         rules.display(),
         slo.display()
     ));
@@ -729,11 +731,30 @@ fn the_owning_compactor_evaluates_a_tenants_rules_and_slos() {
     let (_, v) = querier.get_json("other", "/api/v1/rules");
     assert_eq!(v["data"]["groups"], serde_json::json!([]), "{v}");
 
+    // A group posted through the querier's ruler API (as Grafana's rule
+    // editor posts it) is evaluated by the compactor at once.
+    let group =
+        "name: more\ninterval: 1s\nrules:\n  - record: job:roles_up:max\n    expr: max(roles_up)\n";
+    let (status, body) = querier.post_body(
+        TENANT,
+        "/prometheus/config/v1/rules/api",
+        "application/yaml",
+        group.as_bytes(),
+    );
+    assert_eq!(status, 202, "{body}");
+    wait_for("the posted group's series through the querier", || {
+        instant(&querier, TENANT, "job:roles_up:max")
+            .iter()
+            .any(|(_, v)| *v == 7.0)
+    });
+    let (_, v) = querier.get_json(TENANT, "/api/v1/rules");
+    assert_eq!(v["data"]["groups"].as_array().unwrap().len(), 2, "{v}");
+
     // A compactor that is down leaves a warning, not an error.
     compactors.remove(1 - evaluator).kill();
     let (status, v) = querier.get_json(TENANT, "/api/v1/rules");
     assert_eq!(status, 200, "{v}");
-    assert_eq!(v["data"]["groups"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v["data"]["groups"].as_array().unwrap().len(), 2, "{v}");
     let warnings = v["warnings"].to_string();
     assert!(warnings.contains("not reached"), "{v}");
 }

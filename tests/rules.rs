@@ -217,21 +217,14 @@ fn rules_record_fire_reach_alertmanager_and_resolve_per_tenant() {
 
     // A group posted through the ruler API (as mimirtool does) is
     // evaluated at once, beside the directory's.
-    let mut resp = agent()
-        .post(&server.url("/prometheus/config/v1/rules/wms"))
-        .header("X-Scope-OrgID", "acme")
-        .header("Content-Type", "application/yaml")
-        .send(
-            "name: wms\ninterval: 1s\nrules:\n  - record: wms:odoo_errors:max\n    expr: max(odoo_errors)\n"
-                .as_bytes(),
-        )
-        .unwrap();
-    assert_eq!(
-        resp.status().as_u16(),
-        202,
-        "{}",
-        resp.body_mut().read_to_string().unwrap()
+    let (status, body) = server.post_body(
+        "acme",
+        "/prometheus/config/v1/rules/wms",
+        "application/yaml",
+        "name: wms\ninterval: 1s\nrules:\n  - record: wms:odoo_errors:max\n    expr: max(odoo_errors)\n"
+            .as_bytes(),
     );
+    assert_eq!(status, 202, "{body}");
     wait(30, "the posted group was not evaluated", &server, || {
         let (_, v) = server.get_json("acme", "/api/v1/query?query=wms:odoo_errors:max");
         (v["data"]["result"].as_array().is_some_and(|r| r.len() == 1)).then_some(())

@@ -201,6 +201,27 @@ impl Server {
         json["rows"].as_array().unwrap().clone()
     }
 
+    /// POSTs `body` of `content_type` for `tenant`: status and text.
+    pub fn post_body(
+        &self,
+        tenant: &str,
+        path: &str,
+        content_type: &str,
+        body: &[u8],
+    ) -> (u16, String) {
+        let mut resp = self
+            .agent
+            .post(&self.url(path))
+            .header("X-Scope-OrgID", tenant)
+            .header("Content-Type", content_type)
+            .send(body)
+            .unwrap();
+        (
+            resp.status().as_u16(),
+            resp.body_mut().read_to_string().unwrap_or_default(),
+        )
+    }
+
     /// POSTs an empty body; `None` if the connection failed (the server
     /// died answering).
     pub fn post(&self, path: &str) -> Option<(u16, String)> {

@@ -168,6 +168,10 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(crate::peers::live_series),
         )
         .route("/api/v1/internal/write", post(write::internal_write))
+        .route(
+            "/api/v1/internal/rules-changed",
+            post(ruler_config::rules_changed),
+        )
         .route("/api/v1/status/session", get(ui::session))
         .route("/api/v1/status/tenants", get(ui::tenants))
         .route("/", get(ui::index))

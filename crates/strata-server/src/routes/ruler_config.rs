@@ -17,15 +17,17 @@
 //! Groups are stored in the object store under the tenant's prefix
 //! ([`strata_storage::rule_store`]); the ruler loads them beside the rules
 //! directory's (a directory group of the same namespace and name wins) and
-//! reloads at once after a change. Writing takes the admin role. Errors are
-//! plain text, as Mimir answers them.
+//! reloads at once after a change — on a querier, the compactors that
+//! evaluate the rules are told (`POST /api/v1/internal/rules-changed`,
+//! with the caller's credentials), as Mimir's rulers are. Writing takes
+//! the admin role. Errors are plain text, as Mimir answers them.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use strata_analytics::rules::RuleGroup;
 use strata_storage::{RuleGroupPath, rule_store};
@@ -131,6 +133,7 @@ pub(super) async fn get_group(
 pub(super) async fn set_group(
     State(state): State<Arc<AppState>>,
     Caller { tenant, .. }: Caller<Admin>,
+    headers: HeaderMap,
     UrlPath(namespace): UrlPath<String>,
     body: Bytes,
 ) -> Response {
@@ -173,7 +176,7 @@ pub(super) async fn set_group(
         rule_store::put(state.storage.store(), &path, Bytes::from(yaml))
             .await
             .map_err(stored)?;
-        state.rules.changed();
+        changed(&state, &tenant, &headers);
         Ok(accepted())
     }
     .await
@@ -183,17 +186,18 @@ pub(super) async fn set_group(
 pub(super) async fn delete_group(
     State(state): State<Arc<AppState>>,
     Caller { tenant, .. }: Caller<Admin>,
+    headers: HeaderMap,
     UrlPath((namespace, group)): UrlPath<(String, String)>,
 ) -> Response {
     let _one = EDIT.lock().await;
     let path = RuleGroupPath {
-        tenant,
+        tenant: tenant.clone(),
         namespace,
         group,
     };
     match rule_store::delete(state.storage.store(), &path).await {
         Ok(true) => {
-            state.rules.changed();
+            changed(&state, &tenant, &headers);
             accepted()
         }
         Ok(false) => not_found("group does not exist").into_response(),
@@ -204,6 +208,7 @@ pub(super) async fn delete_group(
 pub(super) async fn delete_namespace(
     State(state): State<Arc<AppState>>,
     Caller { tenant, .. }: Caller<Admin>,
+    headers: HeaderMap,
     UrlPath(namespace): UrlPath<String>,
 ) -> Response {
     let _one = EDIT.lock().await;
@@ -221,6 +226,65 @@ pub(super) async fn delete_namespace(
     if !any {
         return not_found("group namespace does not exist").into_response();
     }
-    state.rules.changed();
+    changed(&state, &tenant, &headers);
     accepted()
+}
+
+/// A stored group changed: this node's ruler reloads now, and so do the
+/// compactors of `node.compactors` (which evaluate the rules in the split
+/// roles; asked in the background with the caller's credentials, a
+/// compactor that misses it reads the store within
+/// `rules.store_poll_interval`).
+fn changed(state: &AppState, tenant: &TenantId, headers: &HeaderMap) {
+    state.rules.changed();
+    let compactors = state.config.node.compactors.clone();
+    if compactors.is_empty() {
+        return;
+    }
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let tenant = tenant.to_string();
+    tokio::task::spawn_blocking(move || {
+        let agent = ureq::Agent::new_with_config(
+            ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .timeout_global(Some(std::time::Duration::from_secs(10)))
+                .timeout_connect(Some(std::time::Duration::from_secs(2)))
+                .build(),
+        );
+        for base in compactors {
+            let url = format!(
+                "{}/api/v1/internal/rules-changed",
+                base.trim_end_matches('/')
+            );
+            let mut req = agent
+                .post(&url)
+                .header(crate::tenant::TENANT_HEADER, tenant.as_str());
+            if let Some(a) = &auth {
+                req = req.header("Authorization", a.as_str());
+            }
+            match req.send_empty().map(|r| r.status().as_u16()) {
+                Ok(204) => {}
+                Ok(status) => {
+                    tracing::warn!(compactor = %base, status, "compactor not told of a rule change; it reads the store at its next poll")
+                }
+                Err(error) => {
+                    tracing::warn!(compactor = %base, %error, "compactor not told of a rule change; it reads the store at its next poll")
+                }
+            }
+        }
+    });
+}
+
+/// `POST /api/v1/internal/rules-changed` (the tenant's admin role): a
+/// querier tells the compactor that a stored group of the tenant changed;
+/// its ruler reloads now.
+pub(super) async fn rules_changed(
+    State(state): State<Arc<AppState>>,
+    _caller: Caller<Admin>,
+) -> Response {
+    state.rules.changed();
+    StatusCode::NO_CONTENT.into_response()
 }

@@ -717,3 +717,28 @@ async fn the_internal_write_takes_the_operator_role_and_names_a_tenant() {
         "not in the token's tenant"
     );
 }
+
+/// A querier tells the compactors of a rule change with its caller's
+/// credentials: the tenant's admin may, a reader may not, nobody without
+/// a token.
+#[tokio::test]
+async fn a_rule_change_is_told_by_the_tenants_admin() {
+    use crate::auth::Role;
+    let (app, _, _) = app_with(token_config(&[
+        ("acme-admin", "acme", vec![Role::Admin]),
+        ("acme-reader", "acme", vec![Role::Read]),
+    ]))
+    .await;
+    let told = || {
+        Request::post("/api/v1/internal/rules-changed")
+            .header("X-Scope-OrgID", "acme")
+            .body(Body::empty())
+            .unwrap()
+    };
+    let (status, text) = send(&app, told()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{text}");
+    let (status, text) = send(&app, authed(told(), "acme-reader")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{text}");
+    let (status, text) = send(&app, authed(told(), "acme-admin")).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{text}");
+}
