@@ -531,12 +531,7 @@ pub(crate) async fn run(state: Arc<AppState>, mut stop: tokio::sync::watch::Rece
         }
         let body = Value::Array(batch).to_string();
         let sent = tokio::task::spawn_blocking(move || {
-            let agent = ureq::Agent::new_with_config(
-                ureq::Agent::config_builder()
-                    .http_status_as_error(false)
-                    .timeout_global(Some(std::time::Duration::from_secs(10)))
-                    .build(),
-            );
+            let agent = crate::http_agent(std::time::Duration::from_secs(10));
             agent
                 .post(&target)
                 .header("Content-Type", "application/json")

@@ -377,3 +377,16 @@ pub async fn serve(
         Err(join) => Err(ServeError::Io(std::io::Error::other(join.to_string()))),
     }
 }
+
+/// The HTTP client of the server's own calls (to Alertmanager, other
+/// nodes): an answer's status is returned, not raised; `timeout` bounds a
+/// whole call, connecting at most 2 s of it.
+pub(crate) fn http_agent(timeout: std::time::Duration) -> ureq::Agent {
+    ureq::Agent::new_with_config(
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(timeout))
+            .timeout_connect(Some(timeout.min(std::time::Duration::from_secs(2))))
+            .build(),
+    )
+}

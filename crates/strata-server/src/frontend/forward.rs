@@ -73,13 +73,7 @@ pub(crate) async fn write(
     let tenant_name = tenant.to_string();
     let start = NEXT.fetch_add(1, Ordering::Relaxed);
     let answer = tokio::task::spawn_blocking(move || {
-        let agent = ureq::Agent::new_with_config(
-            ureq::Agent::config_builder()
-                .http_status_as_error(false)
-                .timeout_global(Some(TIMEOUT))
-                .timeout_connect(Some(Duration::from_secs(2)))
-                .build(),
-        );
+        let agent = crate::http_agent(TIMEOUT);
         let mut last = String::new();
         for i in 0..ingesters.len() {
             let base = &ingesters[(start + i) % ingesters.len()];

@@ -223,13 +223,7 @@ async fn from_compactors(
         .map(str::to_owned);
     let tenant = tenant.to_string();
     let answers = tokio::task::spawn_blocking(move || {
-        let agent = ureq::Agent::new_with_config(
-            ureq::Agent::config_builder()
-                .http_status_as_error(false)
-                .timeout_global(Some(std::time::Duration::from_secs(10)))
-                .timeout_connect(Some(std::time::Duration::from_secs(2)))
-                .build(),
-        );
+        let agent = crate::http_agent(std::time::Duration::from_secs(10));
         urls.into_iter()
             .map(|url| {
                 let mut req = agent

@@ -77,12 +77,7 @@ pub(super) fn send(state: &Arc<AppState>, tenant: &TenantId, group: &Group, aler
     let state = Arc::clone(state);
     let tenant = tenant.clone();
     tokio::task::spawn_blocking(move || {
-        let agent = ureq::Agent::new_with_config(
-            ureq::Agent::config_builder()
-                .http_status_as_error(false)
-                .timeout_global(Some(std::time::Duration::from_secs(10)))
-                .build(),
-        );
+        let agent = crate::http_agent(std::time::Duration::from_secs(10));
         for url in urls {
             let endpoint = format!("{}/api/v2/alerts", url.trim_end_matches('/'));
             let sent = agent
