@@ -758,3 +758,70 @@ fn the_owning_compactor_evaluates_a_tenants_rules_and_slos() {
     let warnings = v["warnings"].to_string();
     assert!(warnings.contains("not reached"), "{v}");
 }
+
+/// The ruler API's group limit holds across queriers: two of them take
+/// posts of new groups for one tenant at the same time, and the groups
+/// kept are at most the limit, each one that was answered 202 and none
+/// that was refused.
+#[test]
+fn queriers_posting_rule_groups_together_keep_the_group_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path());
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("[limits.tenant_defaults]\nruler_max_rule_groups = 3\n");
+    std::fs::write(&config, text).unwrap();
+    let queriers: Vec<Server> = (0..2)
+        .map(|q| {
+            start(
+                dir.path(),
+                &config,
+                "querier",
+                &format!("strata-querier-{q}"),
+            )
+        })
+        .collect();
+    let posted: Vec<(String, u16)> = std::thread::scope(|s| {
+        let tasks: Vec<_> = queriers
+            .iter()
+            .enumerate()
+            .map(|(q, querier)| {
+                s.spawn(move || {
+                    (0..6)
+                        .map(|i| {
+                            let ns = format!("ns-{q}-{i}");
+                            let group = format!(
+                                "name: g\nrules:\n  - record: r:{q}_{i}\n    expr: vector(1)\n"
+                            );
+                            let (status, body) = querier.post_body(
+                                TENANT,
+                                &format!("/prometheus/config/v1/rules/{ns}"),
+                                "application/yaml",
+                                group.as_bytes(),
+                            );
+                            assert!(
+                                status == 202 || (status == 400 && body.contains("limit: 3")),
+                                "{status} {body}"
+                            );
+                            (ns, status)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        tasks.into_iter().flat_map(|t| t.join().unwrap()).collect()
+    });
+    let stored = |ns: &str| {
+        let (status, _) =
+            queriers[0].get_json(TENANT, &format!("/prometheus/config/v1/rules/{ns}"));
+        status == 200
+    };
+    let accepted: Vec<&String> = posted
+        .iter()
+        .filter(|(_, s)| *s == 202)
+        .map(|(n, _)| n)
+        .collect();
+    assert!(!accepted.is_empty() && accepted.len() <= 3, "{posted:?}");
+    for (ns, status) in &posted {
+        assert_eq!(stored(ns), *status == 202, "{ns}: answered {status}");
+    }
+}

@@ -162,20 +162,41 @@ pub(super) async fn set_group(
             .await
             .map_err(stored)?;
         let replaces = stored_paths.iter().any(|(p, _)| *p == path);
-        if !replaces
-            && limits.ruler_max_rule_groups > 0
-            && stored_paths.len() >= limits.ruler_max_rule_groups
-        {
-            return Err(bad(format!(
-                "per-user rule groups limit (limit: {}) exceeded",
-                limits.ruler_max_rule_groups
-            )));
+        let limit = limits.ruler_max_rule_groups;
+        let over = || {
+            bad(format!(
+                "per-user rule groups limit (limit: {limit}) exceeded"
+            ))
+        };
+        if !replaces && limit > 0 && stored_paths.len() >= limit {
+            return Err(over());
         }
         let yaml = serde_norway::to_string(&group)
             .map_err(|e| ApiError::new(ErrorKind::Internal, format!("YAML: {e}"), SHAPE))?;
         rule_store::put(state.storage.store(), &path, Bytes::from(yaml))
             .await
             .map_err(stored)?;
+        // The lock is this process's: another node may have added a group
+        // since the listing. Counted again with this one in, a group past
+        // the limit is taken back. Of groups racing, the last to be counted
+        // saw every one kept before it, so the groups kept never pass the
+        // limit (racing posts may all be refused; a retry passes).
+        if !replaces && limit > 0 {
+            let now = match rule_store::versions(state.storage.store(), &tenant).await {
+                Ok(now) => now,
+                Err(e) => {
+                    // Not counted: not kept (as far as the store lets us).
+                    let _ = rule_store::delete(state.storage.store(), &path).await;
+                    return Err(stored(e));
+                }
+            };
+            if now.len() > limit {
+                rule_store::delete(state.storage.store(), &path)
+                    .await
+                    .map_err(stored)?;
+                return Err(over());
+            }
+        }
         changed(&state, &tenant, &headers);
         Ok(accepted())
     }
