@@ -31,3 +31,23 @@ for dirpath, _, names in os.walk(sys.argv[1]):
 print(total)
 PY
 }
+
+# Bytes of the data files a Delta table's log lists as live (what is left
+# after compaction removed the files it merged).
+live_table_bytes() { # table-dir
+  python3 - "$1" <<'PY'
+import json, os, sys
+table = sys.argv[1]
+live = {}
+for name in sorted(os.listdir(os.path.join(table, "_delta_log"))):
+    if not name.endswith(".json"):
+        continue
+    for line in open(os.path.join(table, "_delta_log", name)):
+        action = json.loads(line)
+        if "add" in action:
+            live[action["add"]["path"]] = action["add"]["size"]
+        if "remove" in action:
+            live.pop(action["remove"]["path"], None)
+print(sum(live.values()))
+PY
+}

@@ -1,5 +1,6 @@
 //! OTLP/HTTP metrics from the OpenTelemetry Python SDK, read back with
-//! PromQL and SQL under Prometheus' names, the SDK's start times as one
+//! PromQL and SQL under Prometheus' names (an exponential histogram from
+//! the histograms table), the SDK's start times as one
 //! zero sample per cumulative series (the tenant asks for it), or under
 //! UTF-8 names for a tenant on `NoUTF8EscapingWithSuffixes`; a bad body
 //! gets a 400.
@@ -94,6 +95,29 @@ fn the_python_sdk_exports_metrics_that_promql_and_sql_read() {
     );
     let median: f64 = r[0]["value"][1].as_str().unwrap().parse().unwrap();
     assert!((10.0..=100.0).contains(&median), "{median}");
+    // The exponential histogram is a native histogram, its buckets where
+    // Prometheus puts them (the value v in bucket i when
+    // base^(i-1) < v <= base^i): in the histograms table once flushed.
+    assert_eq!(server.post("/api/v1/admin/flush").unwrap().0, 200);
+    let rows = common::histogram_rows(
+        &dir.path().join("data/objects"),
+        "acme",
+        "pick_latency_seconds",
+    );
+    assert_eq!(rows.len(), 2, "one per export: {rows:?}");
+    for (job, count, sum, schema, buckets, counts) in rows {
+        assert_eq!((job.as_str(), count, sum), ("erp/odoo", 3.0, 3.75));
+        assert!((-4..=8).contains(&schema), "{schema}");
+        assert_eq!(counts.iter().sum::<f64>(), 3.0);
+        for v in [0.25f64, 0.5, 3.0] {
+            let i = (v.log2() * 2f64.powi(schema)).ceil() as i32;
+            let k = buckets.iter().position(|&b| b == i);
+            assert!(
+                k.is_some_and(|k| counts[k] > 0.0),
+                "{v} not in bucket {i}: {buckets:?} {counts:?}"
+            );
+        }
+    }
     // The other resource attributes are on target_info.
     assert_eq!(
         instant(&server, "target_info")[0]["metric"]["k8s_namespace_name"],

@@ -404,3 +404,293 @@ remote_write:
     let _ = r2.kill();
     let _ = r2.wait();
 }
+
+/// Serves `body` as OpenMetrics text to every request on a free port, in a
+/// thread; the port.
+fn serve_openmetrics(body: &'static str) -> u16 {
+    serve(
+        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        body.as_bytes().to_vec(),
+    )
+}
+
+/// A Prometheus at `port` with `config` (written to `dir/name.yml`, its
+/// log to `dir/name.log`) and the feature flag `feature`.
+fn prometheus_with(
+    bin: &str,
+    dir: &std::path::Path,
+    name: &str,
+    config: &str,
+    port: u16,
+    feature: &str,
+) -> std::process::Child {
+    let config_path = dir.join(format!("{name}.yml"));
+    std::fs::write(&config_path, config).unwrap();
+    let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
+    Command::new(bin)
+        .arg(format!("--config.file={}", config_path.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("tsdb").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg(format!("--enable-feature={feature}"))
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}
+
+/// A scrape target answering every request with `body` as `content_type`.
+fn serve(content_type: &'static str, body: Vec<u8>) -> u16 {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut req = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => req.extend_from_slice(&buf[..n]),
+                }
+            }
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
+                 Connection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(&body);
+        }
+    });
+    port
+}
+
+/// A real Prometheus with exemplar storage scrapes a target exposing an
+/// exemplar (OpenMetrics) and remote-writes it (`send_exemplars`); Strata
+/// answers it from `/api/v1/query_exemplars` as Grafana asks for it.
+#[test]
+fn prometheus_sends_exemplars_to_strata() {
+    let Some(bin) = prometheus_binary() else {
+        eprintln!("SKIPPED: prometheus not installed (apt-get install prometheus)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &[]);
+    let target = serve_openmetrics(
+        "# TYPE picking_requests counter\n\
+         picking_requests_total{stage=\"picking\"} 5 # {trace_id=\"4bf92f3577b34da6\"} 0.25\n\
+         # EOF\n",
+    );
+    let prom_port = free_port();
+    let config = format!(
+        r#"
+global:
+  scrape_interval: 1s
+scrape_configs:
+  - job_name: odoo
+    static_configs:
+      - targets: ["127.0.0.1:{target}"]
+remote_write:
+  - url: "{}"
+    send_exemplars: true
+    queue_config:
+      batch_send_deadline: 1s
+"#,
+        server.url("/api/v1/write")
+    );
+    let mut prom = prometheus_with(
+        &bin,
+        dir.path(),
+        "exemplars",
+        &config,
+        prom_port,
+        "exemplar-storage",
+    );
+    let path = "/api/v1/query_exemplars?query=rate(picking_requests_total[5m])\
+                &start=0&end=9999999999";
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let found = loop {
+        let (status, json) = server.get_json("default", path);
+        assert_eq!(status, 200, "{json}");
+        if json["data"].as_array().is_some_and(|a| !a.is_empty()) {
+            break json["data"].clone();
+        }
+        if Instant::now() > deadline {
+            let _ = prom.kill();
+            panic!(
+                "no exemplars from Prometheus after 90s: {json}; its log:\n{}\nstrata log:\n{}",
+                std::fs::read_to_string(dir.path().join("exemplars.log")).unwrap_or_default(),
+                server.log()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let _ = prom.kill();
+    let _ = prom.wait();
+    let series = &found[0];
+    assert_eq!(series["seriesLabels"]["__name__"], "picking_requests_total");
+    assert_eq!(series["seriesLabels"]["stage"], "picking");
+    assert_eq!(series["seriesLabels"]["job"], "odoo");
+    let e = &series["exemplars"][0];
+    assert_eq!(
+        e["labels"],
+        serde_json::json!({"trace_id": "4bf92f3577b34da6"})
+    );
+    assert_eq!(e["value"], "0.25");
+    assert!(e["timestamp"].as_f64().is_some_and(|t| t > 1.7e9), "{e}");
+}
+
+/// The protobuf exposition format (`io.prometheus.client`), the fields a
+/// native histogram needs.
+mod exposition {
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct MetricFamily {
+        #[prost(string, tag = "1")]
+        pub name: String,
+        #[prost(string, tag = "2")]
+        pub help: String,
+        #[prost(int32, tag = "3")]
+        pub r#type: i32,
+        #[prost(message, repeated, tag = "4")]
+        pub metric: Vec<Metric>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Metric {
+        #[prost(message, repeated, tag = "1")]
+        pub label: Vec<LabelPair>,
+        #[prost(message, optional, tag = "7")]
+        pub histogram: Option<Histogram>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct LabelPair {
+        #[prost(string, tag = "1")]
+        pub name: String,
+        #[prost(string, tag = "2")]
+        pub value: String,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Histogram {
+        #[prost(uint64, tag = "1")]
+        pub sample_count: u64,
+        #[prost(double, tag = "2")]
+        pub sample_sum: f64,
+        #[prost(sint32, tag = "5")]
+        pub schema: i32,
+        #[prost(double, tag = "6")]
+        pub zero_threshold: f64,
+        #[prost(uint64, tag = "7")]
+        pub zero_count: u64,
+        #[prost(message, repeated, tag = "12")]
+        pub positive_span: Vec<BucketSpan>,
+        #[prost(sint64, repeated, tag = "13")]
+        pub positive_delta: Vec<i64>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct BucketSpan {
+        #[prost(sint32, tag = "1")]
+        pub offset: i32,
+        #[prost(uint32, tag = "2")]
+        pub length: u32,
+    }
+}
+
+/// A real Prometheus with native histograms on scrapes a target exposing
+/// one in the protobuf format and remote-writes it
+/// (`send_native_histograms`, remote write 1.0); Strata keeps it in the
+/// tenant's histograms table, as sent, once flushed.
+#[test]
+fn prometheus_sends_native_histograms_to_strata() {
+    use prost::Message;
+    let Some(bin) = prometheus_binary() else {
+        eprintln!("SKIPPED: prometheus not installed (apt-get install prometheus)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start(&data, &[]);
+    // 6 observations: 1 in the zero bucket, 2 in bucket 0 (0.5, 1], 3 in
+    // bucket 1 (1, 2] (deltas 2, +1).
+    let family = exposition::MetricFamily {
+        name: "dispatch_seconds".into(),
+        help: "Dispatch latency.".into(),
+        r#type: 4,
+        metric: vec![exposition::Metric {
+            label: vec![],
+            histogram: Some(exposition::Histogram {
+                sample_count: 6,
+                sample_sum: 7.5,
+                schema: 0,
+                zero_threshold: 0.001,
+                zero_count: 1,
+                positive_span: vec![exposition::BucketSpan {
+                    offset: 0,
+                    length: 2,
+                }],
+                positive_delta: vec![2, 1],
+            }),
+        }],
+    };
+    let target = serve(
+        "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; \
+         encoding=delimited",
+        family.encode_length_delimited_to_vec(),
+    );
+    let prom_port = free_port();
+    let config = format!(
+        r#"
+global:
+  scrape_interval: 1s
+scrape_configs:
+  - job_name: odoo
+    static_configs:
+      - targets: ["127.0.0.1:{target}"]
+remote_write:
+  - url: "{}"
+    send_native_histograms: true
+    queue_config:
+      batch_send_deadline: 1s
+"#,
+        server.url("/api/v1/write")
+    );
+    let mut prom = prometheus_with(
+        &bin,
+        dir.path(),
+        "histograms",
+        &config,
+        prom_port,
+        "native-histograms",
+    );
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let rows = loop {
+        let (status, body) = server.post("/api/v1/admin/flush").unwrap();
+        assert_eq!(status, 200, "{body}");
+        let rows = common::histogram_rows(&data.join("objects"), "default", "dispatch_seconds");
+        if !rows.is_empty() {
+            break rows;
+        }
+        if Instant::now() > deadline {
+            let _ = prom.kill();
+            panic!(
+                "no native histogram from Prometheus after 90s; its log:\n{}\nstrata log:\n{}",
+                std::fs::read_to_string(dir.path().join("histograms.log")).unwrap_or_default(),
+                server.log()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let _ = prom.kill();
+    let _ = prom.wait();
+    assert_eq!(
+        rows[0],
+        ("odoo".into(), 6.0, 7.5, 0, vec![0, 1], vec![2.0, 3.0]),
+        "{rows:?}"
+    );
+}

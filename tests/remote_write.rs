@@ -64,6 +64,100 @@ fn remote_write_then_sql_and_survives_restart() {
     assert!(server.log().contains("replay finished"), "{}", server.log());
 }
 
+/// Exemplars written before a flush and after it are all answered after a
+/// `kill -9` and a restart: the flush wrote the store to the WAL again
+/// before removing the segments it covered.
+#[test]
+fn exemplars_outlive_a_flush_and_a_kill() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // Small segments: the flush below removes the one holding the first
+    // exemplar's record.
+    let small = ["--wal-segment-size", "1MiB"];
+    let server = Server::start(&data, &small);
+    let with = |ts: i64, trace: &str| {
+        let mut s = series(&[("__name__", "req_total"), ("job", "api")], &[(ts, 1.0)]);
+        s.exemplars.push(common::exemplar(trace, 0.25, ts));
+        payload(vec![s])
+    };
+    assert_eq!(server.write(None, &with(T0, "a1")).0, 204);
+    let pad = "p".repeat(200);
+    for round in 0..4 {
+        let bulk: Vec<_> = (0..2000)
+            .map(|i| {
+                let name = format!("bulk_{round}_{i}");
+                series(
+                    &[("__name__", name.as_str()), ("pad", pad.as_str())],
+                    &[(T0, 1.0)],
+                )
+            })
+            .collect();
+        assert_eq!(server.write(None, &payload(bulk)).0, 204);
+    }
+    let (status, _) = server.post("/api/v1/admin/flush").unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(server.write(None, &with(T0 + 15_000, "b2")).0, 204);
+    let traces = |server: &Server| {
+        let (status, json) = server.get_json(
+            "default",
+            "/api/v1/query_exemplars?query=req_total&start=1767225000&end=1767226000",
+        );
+        assert_eq!(status, 200, "{json}");
+        json["data"][0]["exemplars"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["labels"]["trace_id"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(traces(&server), ["a1", "b2"]);
+    server.kill();
+    let server = Server::start(&data, &small);
+    assert_eq!(traces(&server), ["a1", "b2"]);
+}
+
+/// Native histograms acknowledged before a `kill -9` (one flushed, one
+/// only in the WAL) are all in the histograms table after the restart's
+/// flush, each once.
+#[test]
+fn native_histograms_outlive_a_kill() {
+    use strata_ingest::remote_write::proto::{BucketSpan, Histogram};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start(&data, &[]);
+    let with = |ts: i64, count: u64| {
+        let mut s = series(&[("__name__", "pick_seconds"), ("job", "wms")], &[]);
+        s.histograms.push(Histogram {
+            count_int: Some(count),
+            zero_count_int: Some(count),
+            sum: 1.0,
+            schema: 0,
+            positive_spans: vec![BucketSpan {
+                offset: 0,
+                length: 1,
+            }],
+            positive_deltas: vec![0],
+            timestamp: ts,
+            ..Default::default()
+        });
+        payload(vec![s])
+    };
+    assert_eq!(server.write(None, &with(T0, 1)).0, 204);
+    assert_eq!(server.post("/api/v1/admin/flush").unwrap().0, 200);
+    assert_eq!(server.write(None, &with(T0 + 15_000, 2)).0, 204);
+    server.kill();
+    let server = Server::start(&data, &[]);
+    assert_eq!(server.post("/api/v1/admin/flush").unwrap().0, 200);
+    let mut counts: Vec<f64> =
+        common::histogram_rows(&data.join("objects"), "default", "pick_seconds")
+            .into_iter()
+            .map(|r| r.1)
+            .collect();
+    counts.sort_by(f64::total_cmp);
+    assert_eq!(counts, [1.0, 2.0]);
+    assert!(server.log().contains("histograms=1"), "{}", server.log());
+}
+
 #[test]
 fn malformed_input_gets_its_status_and_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -380,8 +474,9 @@ fn remote_write_2_stores_samples_and_reports_what_it_wrote() {
         vec![json!(["200", 12.0]), json!(["500", 1.0])]
     );
 
-    // An exemplar Strata does not store: the samples are written, and the
-    // answer is 400 naming what was not, with the counts in the headers.
+    // An exemplar is stored and counted; one older than its series'
+    // newest is out of order: the rest is written, and the answer is 400
+    // naming it (as Prometheus answers), with the counts in the headers.
     let mut req = v2::Request::from_series(&[(vec![("__name__", "up")], vec![(T0, 1.0)])]);
     req.timeseries[0].exemplars.push(v2::Exemplar {
         labels_refs: vec![],
@@ -389,8 +484,15 @@ fn remote_write_2_stores_samples_and_reports_what_it_wrote() {
         timestamp: T0,
     });
     let (status, written, text) = post(&req);
+    assert_eq!(status, 204, "{text}");
+    assert_eq!(written, [some("1"), some("0"), some("1")]);
+    req.timeseries[0].exemplars[0].timestamp = T0 - 1;
+    let (status, written, text) = post(&req);
     assert_eq!(status, 400, "{text}");
-    assert!(text.contains("1 exemplars not written"), "{text}");
+    assert!(
+        text.contains("1 exemplars not written: out of order exemplar"),
+        "{text}"
+    );
     assert_eq!(written, [some("1"), some("0"), some("0")]);
     assert_eq!(
         server.rows(Some("t"), "SELECT value FROM samples WHERE metric = 'up'"),

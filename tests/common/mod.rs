@@ -274,6 +274,18 @@ pub fn series(labels: &[(&str, &str)], samples: &[(i64, f64)]) -> proto::TimeSer
     proto::TimeSeries::from_pairs(labels, samples)
 }
 
+/// An exemplar with one label, `trace_id`.
+pub fn exemplar(trace: &str, value: f64, timestamp: i64) -> proto::Exemplar {
+    proto::Exemplar {
+        labels: vec![proto::Label {
+            name: "trace_id".into(),
+            value: trace.into(),
+        }],
+        value,
+        timestamp,
+    }
+}
+
 pub fn payload(ts: Vec<proto::TimeSeries>) -> Vec<u8> {
     proto::encode_snappy(&proto::WriteRequest {
         timeseries: ts,
@@ -407,4 +419,72 @@ pub fn interop(script: &str, args: &[&str], server: Option<&Server>) -> Vec<u8> 
         server.map(Server::log).unwrap_or_default()
     );
     out.stdout
+}
+
+/// Rows of `metric` in `tenant`'s histograms table, read from its Parquet
+/// files under `objects` (a local object store):
+/// (job label, count, sum, schema, positive bucket indexes, their counts).
+pub type HistogramRow = (String, f64, f64, i32, Vec<i32>, Vec<f64>);
+
+pub fn histogram_rows(objects: &std::path::Path, tenant: &str, metric: &str) -> Vec<HistogramRow> {
+    use arrow::array::{Array, AsArray};
+    use arrow::datatypes::{Float64Type, Int32Type};
+    let table = objects.join(format!("tenants/{tenant}/histograms"));
+    let mut rows = Vec::new();
+    let Ok(days) = std::fs::read_dir(&table) else {
+        return rows;
+    };
+    for day in days
+        .flatten()
+        .filter(|d| d.file_name().to_string_lossy().starts_with("day="))
+    {
+        for file in std::fs::read_dir(day.path()).unwrap().flatten() {
+            let f = std::fs::File::open(file.path()).unwrap();
+            let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
+                .unwrap()
+                .build()
+                .unwrap();
+            for batch in reader {
+                let b = batch.unwrap();
+                let col = |name: &str| b.column_by_name(name).unwrap().clone();
+                let names = col("metric");
+                let labels = col("labels");
+                let labels = labels.as_map();
+                let (count, sum) = (col("count"), col("sum"));
+                let schema = col("schema");
+                let (buckets, counts) = (col("positive_buckets"), col("positive_counts"));
+                for i in 0..b.num_rows() {
+                    if names.as_string::<i32>().value(i) != metric {
+                        continue;
+                    }
+                    let entries = labels.value(i);
+                    let keys = entries.column(0).as_string::<i32>();
+                    let values = entries.column(1).as_string::<i32>();
+                    let job = (0..entries.len())
+                        .find(|&k| keys.value(k) == "job")
+                        .map(|k| values.value(k).to_owned())
+                        .unwrap_or_default();
+                    rows.push((
+                        job,
+                        count.as_primitive::<Float64Type>().value(i),
+                        sum.as_primitive::<Float64Type>().value(i),
+                        schema.as_primitive::<Int32Type>().value(i),
+                        buckets
+                            .as_list::<i32>()
+                            .value(i)
+                            .as_primitive::<Int32Type>()
+                            .values()
+                            .to_vec(),
+                        counts
+                            .as_list::<i32>()
+                            .value(i)
+                            .as_primitive::<Float64Type>()
+                            .values()
+                            .to_vec(),
+                    ));
+                }
+            }
+        }
+    }
+    rows
 }

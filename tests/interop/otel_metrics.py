@@ -8,6 +8,7 @@ service.instance.id=web-1, k8s.namespace.name=prod:
   odoo.orders.picked     counter [{order}]  3 (stage=picking) then +2
   odoo.queue.depth       gauge   [{job}]    7 (queue=dispatch)
   http.server.duration   histogram [ms]     5, 20, 300 (route=/api/picking)
+  pick.latency           exponential histogram [s]  0.25, 0.5, 3 (zone=a)
 exports twice (cumulative; the first 20 ms after the measurements, so each
 cumulative point's start time is a whole millisecond before it), and prints
 {"exported": n}; exits non-zero if an export failed.
@@ -23,7 +24,11 @@ def main(base, tenant):
     from opentelemetry.metrics import Observation
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricExportResult
-    from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
+    from opentelemetry.sdk.metrics.view import (
+        ExplicitBucketHistogramAggregation,
+        ExponentialBucketHistogramAggregation,
+        View,
+    )
     from opentelemetry.sdk.resources import Resource
 
     exporter = OTLPMetricExporter(
@@ -44,7 +49,11 @@ def main(base, tenant):
             View(
                 instrument_name="http.server.duration",
                 aggregation=ExplicitBucketHistogramAggregation([10, 100, 1000]),
-            )
+            ),
+            View(
+                instrument_name="pick.latency",
+                aggregation=ExponentialBucketHistogramAggregation(),
+            ),
         ],
     )
     meter = provider.get_meter("stock")
@@ -55,11 +64,14 @@ def main(base, tenant):
         unit="{job}",
     )
     duration = meter.create_histogram("http.server.duration", unit="ms")
+    latency = meter.create_histogram("pick.latency", unit="s")
 
     results = []
     picked.add(3, {"stage": "picking"})
     for ms in (5, 20, 300):
         duration.record(ms, {"route": "/api/picking"})
+    for s in (0.25, 0.5, 3):
+        latency.record(s, {"zone": "a"})
     time.sleep(0.02)
     results.append(exporter.export(reader.get_metrics_data()))
     picked.add(2, {"stage": "picking"})

@@ -18,6 +18,8 @@
 
 mod chunk;
 mod error;
+mod exemplars;
+mod histograms;
 mod logs;
 mod matcher;
 mod postings;
@@ -26,6 +28,8 @@ mod tenant;
 mod tenants;
 
 pub use error::HeadError;
+pub use exemplars::{ExemplarBounds, ExemplarStats, ExemplarStore, PendingExemplar};
+pub use histograms::{HistogramRow, HistogramStore};
 pub use logs::{
     ChunkNeeds, LineFilter, LogAppendStats, LogHead, LogStreamSnapshot, TenantLogs, sort_dedup,
 };

@@ -72,6 +72,13 @@ pub enum IngestError {
     ReadProtobuf { reason: String },
     #[error("{reason}")]
     InvalidReadRequest { reason: String },
+    #[error("series {index} {labels}: native histogram at {timestamp_ms} ms: {reason}")]
+    InvalidHistogram {
+        index: usize,
+        labels: String,
+        timestamp_ms: i64,
+        reason: String,
+    },
     #[error("series {index} {labels}: {source}")]
     InvalidSeries {
         index: usize,
@@ -93,6 +100,7 @@ impl IngestError {
             | Self::ReadProtobuf { .. }
             | Self::InvalidReadRequest { .. }
             | Self::InvalidSeries { .. }
+            | Self::InvalidHistogram { .. }
             | Self::Decompress { .. }
             | Self::Json { .. }
             | Self::LogProtobuf { .. }

@@ -27,206 +27,33 @@
 //! - gauges and non-monotonic sums are gauges, monotonic sums counters,
 //!   histograms classic `_bucket{le}`/`_sum`/`_count` series, summaries
 //!   `{quantile}`/`_sum`/`_count`; a point flagged "no recorded value" is
-//!   a staleness marker.
+//!   a staleness marker;
+//! - cumulative exponential histograms are native histograms (one series
+//!   named as the family, no suffix), as Prometheus' translator makes
+//!   them: schema = scale (above 8 merged down to 8), bucket `k` moved to
+//!   `k + 1`, the point's zero threshold or 1e-128.
 //!
 //! Not stored, and counted as rejected in the response's
 //! `partial_success` (the client does not retry it): delta temporality
-//! (Prometheus refuses it too without its delta-to-cumulative option) and
-//! exponential histograms (native histograms are not stored yet).
+//! (Prometheus refuses it too without its delta-to-cumulative option),
+//! exponential histograms with a scale below -4 or whose count disagrees
+//! with their buckets, their points with no recorded value (a native
+//! histogram stale marker is not kept yet) and their exemplars.
 
 use std::collections::BTreeMap;
 
 use prost::Message;
-use strata_types::{Sample, TenantId, WriteBatch, stale_nan, validate_sorted};
+use strata_types::{
+    BucketSpan, Exemplar, Histogram as NativeHistogram, HistogramSample, Label, Labels, ResetHint,
+    Sample, SeriesExemplars, SeriesHistograms, TenantId, WriteBatch, exemplar_labels, stale_nan,
+    timestamp_in_range, validate_sorted,
+};
 
 use crate::IngestError;
 use crate::logs::otlp::proto::{KeyValue, Resource};
 use crate::metadata::{MetricMetadata, MetricType};
 
-/// The OTLP metrics messages (opentelemetry-proto `metrics/v1`,
-/// `collector/metrics/v1`): the fields Strata reads.
-pub mod proto {
-    use prost::Message;
-
-    pub use crate::logs::otlp::proto::{AnyValue, InstrumentationScope, KeyValue, Resource};
-
-    #[derive(Clone, PartialEq, Message)]
-    pub struct ExportMetricsServiceRequest {
-        #[prost(message, repeated, tag = "1")]
-        pub resource_metrics: Vec<ResourceMetrics>,
-    }
-
-    #[derive(Clone, PartialEq, Message)]
-    pub struct ExportMetricsServiceResponse {
-        #[prost(message, optional, tag = "1")]
-        pub partial_success: Option<ExportMetricsPartialSuccess>,
-    }
-
-    #[derive(Clone, PartialEq, Message)]
-    pub struct ExportMetricsPartialSuccess {
-        #[prost(int64, tag = "1")]
-        pub rejected_data_points: i64,
-        #[prost(string, tag = "2")]
-        pub error_message: String,
-    }
-
-    #[derive(Clone, PartialEq, Message)]
-    pub struct ResourceMetrics {
-        #[prost(message, optional, tag = "1")]
-        pub resource: Option<Resource>,
-        #[prost(message, repeated, tag = "2")]
-        pub scope_metrics: Vec<ScopeMetrics>,
-    }
-
-    #[derive(Clone, PartialEq, Message)]
-    pub struct ScopeMetrics {
-        #[prost(message, optional, tag = "1")]
-        pub scope: Option<InstrumentationScope>,
-        #[prost(message, repeated, tag = "2")]
-        pub metrics: Vec<Metric>,
-    }
-
-    #[derive(Clone, PartialEq, Message)]
-    pub struct Metric {
-        #[prost(string, tag = "1")]
-        pub name: String,
-        #[prost(string, tag = "2")]
-        pub description: String,
-        #[prost(string, tag = "3")]
-        pub unit: String,
-        #[prost(oneof = "metric::Data", tags = "5, 7, 9, 10, 11")]
-        pub data: Option<metric::Data>,
-    }
-
-    pub mod metric {
-        #[derive(Clone, PartialEq, prost::Oneof)]
-        pub enum Data {
-            #[prost(message, tag = "5")]
-            Gauge(super::Gauge),
-            #[prost(message, tag = "7")]
-            Sum(super::Sum),
-            #[prost(message, tag = "9")]
-            Histogram(super::Histogram),
-            #[prost(message, tag = "10")]
-            ExponentialHistogram(super::ExponentialHistogram),
-            #[prost(message, tag = "11")]
-            Summary(super::Summary),
-        }
-    }
-
-    /// `AggregationTemporality`.
-    pub const DELTA: i32 = 1;
-    pub const CUMULATIVE: i32 = 2;
-
-    #[derive(Clone, PartialEq, Message)]
-    pub struct Gauge {
-        #[prost(message, repeated, tag = "1")]
-        pub data_points: Vec<NumberDataPoint>,
-    }
-
-    #[derive(Clone, PartialEq, Message)]
-    pub struct Sum {
-        #[prost(message, repeated, tag = "1")]
-        pub data_points: Vec<NumberDataPoint>,
-        #[prost(int32, tag = "2")]
-        pub aggregation_temporality: i32,
-        #[prost(bool, tag = "3")]
-        pub is_monotonic: bool,
-    }
-
-    #[derive(Clone, PartialEq, Message)]
-    pub struct Histogram {
-        #[prost(message, repeated, tag = "1")]
-        pub data_points: Vec<HistogramDataPoint>,
-        #[prost(int32, tag = "2")]
-        pub aggregation_temporality: i32,
-    }
-
-    /// Only the number of points is read.
-    #[derive(Clone, PartialEq, Message)]
-    pub struct ExponentialHistogram {
-        #[prost(bytes = "vec", repeated, tag = "1")]
-        pub data_points: Vec<Vec<u8>>,
-        #[prost(int32, tag = "2")]
-        pub aggregation_temporality: i32,
-    }
-
-    #[derive(Clone, PartialEq, Message)]
-    pub struct Summary {
-        #[prost(message, repeated, tag = "1")]
-        pub data_points: Vec<SummaryDataPoint>,
-    }
-
-    #[derive(Clone, PartialEq, Message)]
-    pub struct NumberDataPoint {
-        #[prost(message, repeated, tag = "7")]
-        pub attributes: Vec<KeyValue>,
-        #[prost(fixed64, tag = "2")]
-        pub start_time_unix_nano: u64,
-        #[prost(fixed64, tag = "3")]
-        pub time_unix_nano: u64,
-        #[prost(oneof = "number_data_point::Value", tags = "4, 6")]
-        pub value: Option<number_data_point::Value>,
-        #[prost(uint32, tag = "8")]
-        pub flags: u32,
-    }
-
-    pub mod number_data_point {
-        #[derive(Clone, PartialEq, prost::Oneof)]
-        pub enum Value {
-            #[prost(double, tag = "4")]
-            AsDouble(f64),
-            #[prost(sfixed64, tag = "6")]
-            AsInt(i64),
-        }
-    }
-
-    #[derive(Clone, PartialEq, Message)]
-    pub struct HistogramDataPoint {
-        #[prost(message, repeated, tag = "9")]
-        pub attributes: Vec<KeyValue>,
-        #[prost(fixed64, tag = "2")]
-        pub start_time_unix_nano: u64,
-        #[prost(fixed64, tag = "3")]
-        pub time_unix_nano: u64,
-        #[prost(fixed64, tag = "4")]
-        pub count: u64,
-        #[prost(double, optional, tag = "5")]
-        pub sum: Option<f64>,
-        #[prost(fixed64, repeated, tag = "6")]
-        pub bucket_counts: Vec<u64>,
-        #[prost(double, repeated, tag = "7")]
-        pub explicit_bounds: Vec<f64>,
-        #[prost(uint32, tag = "10")]
-        pub flags: u32,
-    }
-
-    #[derive(Clone, PartialEq, Message)]
-    pub struct SummaryDataPoint {
-        #[prost(message, repeated, tag = "7")]
-        pub attributes: Vec<KeyValue>,
-        #[prost(fixed64, tag = "2")]
-        pub start_time_unix_nano: u64,
-        #[prost(fixed64, tag = "3")]
-        pub time_unix_nano: u64,
-        #[prost(fixed64, tag = "4")]
-        pub count: u64,
-        #[prost(double, tag = "5")]
-        pub sum: f64,
-        #[prost(message, repeated, tag = "6")]
-        pub quantile_values: Vec<ValueAtQuantile>,
-        #[prost(uint32, tag = "8")]
-        pub flags: u32,
-    }
-
-    #[derive(Clone, PartialEq, Message)]
-    pub struct ValueAtQuantile {
-        #[prost(double, tag = "1")]
-        pub quantile: f64,
-        #[prost(double, tag = "2")]
-        pub value: f64,
-    }
-}
+pub mod proto;
 
 use proto::metric::Data;
 
@@ -255,6 +82,15 @@ pub struct DecodedMetrics {
     /// order, 0 where unset; empty when none is set. See
     /// [`crate::start_zeros`].
     pub starts: Vec<i64>,
+    /// The exemplars of counters and histograms, on the series Prometheus'
+    /// OTLP receiver puts them (a counter's series; the `_bucket` series
+    /// whose bound is the first at or above the exemplar's value).
+    pub exemplars: Vec<SeriesExemplars>,
+    /// Exemplars not kept (a time outside the stored range).
+    pub skipped_exemplars: u64,
+    /// Cumulative exponential histograms as native histograms, per series
+    /// (checked as Prometheus checks them).
+    pub histograms: Vec<SeriesHistograms>,
 }
 
 /// Decodes a protobuf request body (already decompressed), names
@@ -369,12 +205,44 @@ fn to_batch(
         crate::start_zeros::extend_starts(&mut starts, batch.sample_count(), &samples);
         batch.push_validated(pairs(), samples.iter().map(|(s, _)| *s));
     }
+    // Every series an exemplar is on has a sample, validated above.
+    let exemplars = t
+        .exemplars
+        .into_iter()
+        .map(|(labels, exemplars)| SeriesExemplars {
+            labels: Labels::from_validated(
+                labels.into_iter().map(|(n, v)| Label::new(n, v)).collect(),
+            ),
+            exemplars,
+        })
+        .collect();
+    let mut histograms = Vec::with_capacity(t.histograms.len());
+    for (index, (labels, mut samples)) in t.histograms.into_iter().enumerate() {
+        let pairs = || labels.iter().map(|(n, v)| (n.as_str(), v.as_str()));
+        if let Err(source) = validate_sorted(pairs()) {
+            return Err(IngestError::InvalidSeries {
+                index,
+                labels: crate::remote_write::describe(pairs()),
+                source,
+            });
+        }
+        samples.sort_by_key(|s| s.timestamp_ms);
+        histograms.push(SeriesHistograms {
+            labels: Labels::from_validated(
+                labels.into_iter().map(|(n, v)| Label::new(n, v)).collect(),
+            ),
+            samples,
+        });
+    }
     Ok(DecodedMetrics {
         batch,
+        histograms,
         rejected: t.rejected,
         rejected_why: t.why.into_iter().collect(),
         metadata: t.metadata,
         starts,
+        exemplars,
+        skipped_exemplars: t.skipped_exemplars,
     })
 }
 
@@ -389,6 +257,10 @@ struct Translation {
     /// The newest point of the current resource (`target_info`'s time).
     newest_ms: Option<i64>,
     metadata: Vec<MetricMetadata>,
+    exemplars: BTreeMap<LabelMap, Vec<Exemplar>>,
+    skipped_exemplars: u64,
+    /// Exponential histograms as native histograms, per series.
+    histograms: BTreeMap<LabelMap, Vec<HistogramSample>>,
 }
 
 impl Translation {
@@ -453,6 +325,33 @@ impl Translation {
         self.push(&p.labels, name, extra, (p.ms, p.start_ms), v);
     }
 
+    /// A point's exemplars on the series `labels` + `__name__` = `name` +
+    /// `extra`.
+    fn exemplars<'e>(
+        &mut self,
+        p: &Point,
+        name: &str,
+        extra: Option<(&str, String)>,
+        exemplars: impl Iterator<Item = &'e proto::Exemplar>,
+    ) {
+        let mut kept = Vec::new();
+        for e in exemplars {
+            match otlp_exemplar(e) {
+                Some(e) => kept.push(e),
+                None => self.skipped_exemplars += 1,
+            }
+        }
+        if kept.is_empty() {
+            return;
+        }
+        let mut labels = p.labels.clone();
+        if let Some((n, v)) = extra {
+            labels.insert(n.to_owned(), v);
+        }
+        labels.insert("__name__".to_owned(), name.to_owned());
+        self.exemplars.entry(labels).or_default().extend(kept);
+    }
+
     /// The metadata of a stored metric, its family named `name`.
     fn describe(&mut self, m: &proto::Metric, name: &str, kind: MetricType) {
         crate::metadata::push(
@@ -506,6 +405,24 @@ impl Translation {
                 for d in &h.data_points {
                     let times = (d.time_unix_nano, d.start_time_unix_nano);
                     let p = self.point(target, &d.attributes, times, d.flags);
+                    // Each exemplar on the first bucket at or above its
+                    // value, as Prometheus' translator places it.
+                    let bucket_of = |e: &proto::Exemplar| {
+                        d.explicit_bounds
+                            .iter()
+                            .take(d.bucket_counts.len())
+                            .position(|b| e.value() <= *b)
+                    };
+                    for (i, bound) in d.explicit_bounds.iter().enumerate() {
+                        if d.exemplars.iter().any(|e| bucket_of(e) == Some(i)) {
+                            let on = d.exemplars.iter().filter(|e| bucket_of(e) == Some(i));
+                            self.exemplars(&p, &bucket, Some(("le", float_label(*bound))), on);
+                        }
+                    }
+                    if d.exemplars.iter().any(|e| bucket_of(e).is_none()) {
+                        let on = d.exemplars.iter().filter(|e| bucket_of(e).is_none());
+                        self.exemplars(&p, &bucket, Some(("le", "+Inf".into())), on);
+                    }
                     let mut cumulative = 0u64;
                     // One more count than bounds: the last is the +Inf
                     // bucket, which is the point's count.
@@ -544,8 +461,40 @@ impl Translation {
                     self.cumulative(&p, &count, None, d.count as f64);
                 }
             }
+            Data::ExponentialHistogram(h) if h.aggregation_temporality == proto::DELTA => {
+                self.reject(h.data_points.len(), "delta exponential histograms", &m.name);
+            }
             Data::ExponentialHistogram(h) => {
-                self.reject(h.data_points.len(), "exponential histograms", &m.name);
+                // The family's name, no suffix: one series per point's
+                // labels, as Prometheus' translator names it.
+                let name = metric_name(&m.name, &m.unit, Kind::Histogram, self.strategy);
+                self.describe(&m, &name, MetricType::Histogram);
+                for d in &h.data_points {
+                    let times = (d.time_unix_nano, d.start_time_unix_nano);
+                    let p = self.point(target, &d.attributes, times, d.flags);
+                    if p.stale {
+                        self.reject(
+                            1,
+                            "exponential histogram points with no recorded value",
+                            &m.name,
+                        );
+                        continue;
+                    }
+                    match native_histogram(d) {
+                        Ok(histogram) => {
+                            let mut labels = p.labels;
+                            labels.insert("__name__".to_owned(), name.clone());
+                            self.histograms
+                                .entry(labels)
+                                .or_default()
+                                .push(HistogramSample {
+                                    timestamp_ms: p.ms,
+                                    histogram,
+                                });
+                        }
+                        Err(why) => self.reject(1, why, &m.name),
+                    }
+                }
             }
         }
     }
@@ -567,6 +516,9 @@ impl Translation {
             };
             if counter {
                 self.cumulative(&p, name, None, v);
+                // Counters carry exemplars, gauges do not (as Prometheus'
+                // translator has it).
+                self.exemplars(&p, name, None, d.exemplars.iter());
             } else {
                 self.sample(&p, name, None, v);
             }
@@ -581,6 +533,115 @@ struct Point {
     /// `start_time_unix_nano` in ms; 0 when unset.
     start_ms: i64,
     stale: bool,
+}
+
+/// Prometheus' zero threshold for OTLP exponential histograms (the
+/// point's own is read when set).
+const DEFAULT_ZERO_THRESHOLD: f64 = 1e-128;
+
+/// A cumulative exponential histogram point as Prometheus' translator
+/// makes it a native histogram: schema = scale (scales above 8 merged
+/// down to 8, below -4 refused), OTLP bucket `k` is Prometheus bucket
+/// `k + 1` (OTLP's bounds are lower-exclusive at base^k, Prometheus'
+/// upper-inclusive at base^k), integer counts; `Err` says why a point is
+/// not stored.
+fn native_histogram(
+    d: &proto::ExponentialHistogramDataPoint,
+) -> Result<NativeHistogram, &'static str> {
+    if d.scale < -4 {
+        return Err("exponential histograms with a scale below -4");
+    }
+    let down = (d.scale - 8).max(0) as u32;
+    type Side = (Vec<BucketSpan>, Vec<f64>);
+    let side = |b: &Option<proto::Buckets>| -> Result<Side, &'static str> {
+        let Some(b) = b else {
+            return Ok((Vec::new(), Vec::new()));
+        };
+        // Merged buckets: index k of scale s is index k >> d of scale s - d.
+        let mut merged: Vec<(i64, u64)> = Vec::new();
+        for (i, &c) in b.bucket_counts.iter().enumerate() {
+            let k = (i64::from(b.offset) + i as i64) >> down;
+            match merged.last_mut() {
+                Some((last, n)) if *last == k => *n = n.saturating_add(c),
+                _ => merged.push((k, c)),
+            }
+        }
+        let Some(&(first, _)) = merged.first() else {
+            return Ok((Vec::new(), Vec::new()));
+        };
+        // One span over every merged bucket (zeros kept): the same buckets.
+        let span = BucketSpan {
+            offset: i32::try_from(first + 1)
+                .map_err(|_| "exponential histograms with bucket offsets past 32 bits")?,
+            length: u32::try_from(merged.len())
+                .map_err(|_| "exponential histograms with more than 2^32 buckets")?,
+        };
+        Ok((vec![span], merged.iter().map(|&(_, c)| c as f64).collect()))
+    };
+    let (positive_spans, positive_counts) = side(&d.positive)?;
+    let (negative_spans, negative_counts) = side(&d.negative)?;
+    let sum = d.sum.unwrap_or(0.0);
+    if d.count == 0 && sum != 0.0 {
+        return Err("exponential histogram points with zero count and a non-zero sum");
+    }
+    let h = NativeHistogram {
+        reset_hint: ResetHint::Unknown,
+        schema: d.scale.min(8),
+        zero_threshold: if d.zero_threshold > 0.0 {
+            d.zero_threshold
+        } else {
+            DEFAULT_ZERO_THRESHOLD
+        },
+        zero_count: d.zero_count as f64,
+        count: d.count as f64,
+        sum,
+        positive_spans,
+        positive_counts,
+        negative_spans,
+        negative_counts,
+        custom_values: Vec::new(),
+        integer: true,
+    };
+    h.validate()
+        .map_err(|_| "exponential histogram points whose count disagrees with their buckets")?;
+    Ok(h)
+}
+
+/// An OTLP exemplar as Prometheus' translator makes it: `trace_id` and
+/// `span_id` in lower-case hex when set, then the filtered attributes
+/// (names as sent) unless they would take the labels past
+/// [`strata_types::EXEMPLAR_MAX_LABEL_CHARS`]; `None` for a time outside the stored
+/// range.
+fn otlp_exemplar(e: &proto::Exemplar) -> Option<Exemplar> {
+    let timestamp_ms = nanos_to_ms(e.time_unix_nano);
+    if !timestamp_in_range(timestamp_ms) {
+        return None;
+    }
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let mut labels = Vec::new();
+    if !e.trace_id.is_empty() {
+        labels.push(("trace_id".to_owned(), hex(&e.trace_id)));
+    }
+    if !e.span_id.is_empty() {
+        labels.push(("span_id".to_owned(), hex(&e.span_id)));
+    }
+    let ids = labels.clone();
+    for kv in &e.filtered_attributes {
+        let v = kv
+            .value
+            .as_ref()
+            .map(crate::logs::otlp::any_to_string)
+            .unwrap_or_default();
+        labels.push((kv.key.clone(), v));
+    }
+    let labels = exemplar_labels(labels)
+        .or_else(|_| exemplar_labels(ids))
+        .ok()?;
+    Some(Exemplar {
+        labels,
+        value: e.value(),
+        timestamp_ms,
+    })
 }
 
 fn nanos_to_ms(ns: u64) -> i64 {

@@ -6,10 +6,12 @@
 //! unique, non-empty and valid; `__name__` must be present. Sample values are
 //! kept bit-exact (the stale-marker NaN included).
 
+mod histogram;
+mod pb;
 pub mod proto;
 mod wire;
 
-use strata_types::{NameScheme, TenantId, WriteBatch};
+use strata_types::{NameScheme, SeriesExemplars, SeriesHistograms, TenantId, WriteBatch};
 
 use crate::IngestError;
 use crate::metadata::MetricMetadata;
@@ -32,16 +34,18 @@ impl Default for DecodeLimits {
     }
 }
 
-/// What a request carried that is not stored yet.
+/// What a request carried that is not stored: exemplars whose labels or
+/// time Prometheus would refuse
+/// (over 128 characters, an empty or repeated name, a time outside the
+/// stored range).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Skipped {
     pub exemplars: u64,
-    pub histograms: u64,
 }
 
 impl Skipped {
     pub fn any(&self) -> bool {
-        self.exemplars + self.histograms > 0
+        self.exemplars > 0
     }
 }
 
@@ -57,6 +61,12 @@ pub struct Decoded {
     /// sample order, 0 where unset (2.0 `Sample.start_timestamp`); empty
     /// when no sample has one. See [`crate::start_zeros`].
     pub starts: Vec<i64>,
+    /// The exemplars that passed their checks, per series in request
+    /// order (a series may carry exemplars and no samples).
+    pub exemplars: Vec<SeriesExemplars>,
+    /// The native histograms, per series in request order (validated; a
+    /// series may carry histograms and no float samples).
+    pub histograms: Vec<SeriesHistograms>,
 }
 
 /// Which remote-write message a request carries.

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray, MapArray};
+use arrow::array::{AsArray, MapArray};
 use arrow::datatypes::{Int64Type, TimestampNanosecondType};
 use async_trait::async_trait;
 use datafusion::prelude::{SessionContext, col, lit};
@@ -18,7 +18,7 @@ use strata_query_lang::logql::{
     EvalError, LineFilter, LogSource, MatchOp, Part, SourceEntry, SourceStream, StreamMatcher,
     Visit,
 };
-use strata_storage::LogView;
+use strata_storage::{LogView, map_row};
 
 use crate::line_index_cache::LineIndexCache;
 use crate::logs::LogsTable;
@@ -514,15 +514,6 @@ fn line_filter_expr(f: &LineFilter) -> datafusion::prelude::Expr {
         MatchOp::Regex => regex(Operator::RegexMatch),
         MatchOp::NotRegex => regex(Operator::RegexNotMatch),
     }
-}
-
-fn map_row(map: &MapArray, row: usize) -> Vec<(String, String)> {
-    let entries = map.value(row);
-    let keys = entries.column(0).as_string::<i32>();
-    let values = entries.column(1).as_string::<i32>();
-    (0..entries.len())
-        .map(|i| (keys.value(i).to_owned(), values.value(i).to_owned()))
-        .collect()
 }
 
 fn head_matchers(matchers: &[StreamMatcher]) -> Result<Vec<Matcher>, EvalError> {

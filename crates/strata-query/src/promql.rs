@@ -84,7 +84,7 @@ fn df_error(e: datafusion::error::DataFusionError) -> PromError {
 }
 
 /// A PromQL matcher as the head's index takes it.
-fn head_matcher(m: &Matcher) -> Result<HeadMatcher, PromError> {
+pub fn head_matcher(m: &Matcher) -> Result<HeadMatcher, PromError> {
     Ok(match &m.op {
         MatchOp::Equal => HeadMatcher::equal(&m.name, &m.value),
         MatchOp::NotEqual => HeadMatcher::not_equal(&m.name, &m.value),

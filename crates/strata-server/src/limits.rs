@@ -76,6 +76,11 @@ pub struct TenantLimits {
     pub max_metadata_metrics: usize,
     /// Descriptions kept per metric (senders that disagree).
     pub max_metadata_per_metric: usize,
+    /// Exemplars kept per tenant (the oldest written dropped first, as
+    /// Prometheus' `max-exemplars` circular buffer); 0 keeps none.
+    pub max_exemplars: usize,
+    /// Exemplars kept per series (its oldest dropped first).
+    pub max_exemplars_per_series: usize,
     /// Deduplicate Prometheus HA pairs (see [`crate::ha`]), as Mimir's
     /// `accept_ha_samples`.
     pub accept_ha_samples: bool,
@@ -133,6 +138,8 @@ impl Default for TenantLimits {
             log_ingest_burst_bytes: 0,
             max_metadata_metrics: 10_000,
             max_metadata_per_metric: 10,
+            max_exemplars: strata_storage::DEFAULT_EXEMPLAR_BOUNDS.total,
+            max_exemplars_per_series: strata_storage::DEFAULT_EXEMPLAR_BOUNDS.per_series,
             accept_ha_samples: false,
             ha_cluster_label: "cluster".to_owned(),
             ha_replica_label: "__replica__".to_owned(),

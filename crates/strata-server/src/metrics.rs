@@ -50,6 +50,8 @@ pub struct Metrics {
     head_sample_bytes: Family<Labels, Gauge>,
     head_log_bytes: Family<Labels, Gauge>,
     head_log_text_bytes: Family<Labels, Gauge>,
+    exemplars_held: Family<Labels, Gauge>,
+    histograms_pending: Gauge,
     pub flushes: Family<Labels, Counter>,
     pub flush_duration: Histogram,
     pub flushed_samples: Counter,
@@ -239,6 +241,18 @@ impl Metrics {
             "Heap bytes holding the head's log lines (full chunks LZ4-packed), by tenant",
             head_log_text_bytes.clone(),
         );
+        let exemplars_held = Family::<Labels, Gauge>::default();
+        registry.register(
+            "exemplars_held",
+            "Exemplars held in memory (recent ones; every one is also in the WAL or the exemplars table), by tenant",
+            exemplars_held.clone(),
+        );
+        let histograms_pending = Gauge::default();
+        registry.register(
+            "histograms_pending",
+            "Native-histogram samples held for the next flush (every one is also in the WAL), all tenants",
+            histograms_pending.clone(),
+        );
         let wal_segments = Gauge::default();
         registry.register(
             "wal_segments",
@@ -419,6 +433,8 @@ impl Metrics {
             head_sample_bytes,
             head_log_bytes,
             head_log_text_bytes,
+            exemplars_held,
+            histograms_pending,
             wal_segments,
             wal_bytes,
             wal_records,
@@ -507,6 +523,15 @@ impl Metrics {
         self.head_sample_bytes.clear();
         self.head_log_bytes.clear();
         self.head_log_text_bytes.clear();
+        self.exemplars_held.clear();
+        for tenant in storage.exemplars().tenants() {
+            let held = storage.exemplars().held(&tenant);
+            self.exemplars_held
+                .get_or_create(&vec![("tenant", tenant.to_string())])
+                .set(i64::try_from(held).unwrap_or(i64::MAX));
+        }
+        self.histograms_pending
+            .set(i64::try_from(storage.histograms_pending()).unwrap_or(i64::MAX));
         for (tenant, files, bytes, rows) in storage.table_stats() {
             let labels = vec![("tenant", tenant.to_string())];
             self.table_files.get_or_create(&labels).set(files as i64);

@@ -75,6 +75,11 @@ pub fn encode_event(event: &HeadEvent, enc: &mut SegmentEncoder) -> Vec<u8> {
             out.extend_from_slice(&seq.0.to_le_bytes());
             enc.encode_logs(batch, &mut out);
         }
+        HeadEvent::Exemplars(seq, batch) => {
+            out.push(RECORD);
+            out.extend_from_slice(&seq.0.to_le_bytes());
+            enc.encode_exemplars(batch, &mut out);
+        }
         HeadEvent::Cut { seq, tenant } => {
             out.push(CUT);
             out.extend_from_slice(&seq.0.to_le_bytes());
@@ -87,7 +92,12 @@ pub fn encode_event(event: &HeadEvent, enc: &mut SegmentEncoder) -> Vec<u8> {
         } => {
             out.push(COMMITTED);
             out.extend_from_slice(&seq.0.to_le_bytes());
-            out.push(u8::from(*signal == Signal::Logs));
+            out.push(match signal {
+                Signal::Metrics => 0,
+                Signal::Logs => 1,
+                Signal::Exemplars => 2,
+                Signal::Histograms => 3,
+            });
             put_str(&mut out, tenant.as_str());
         }
     }
@@ -152,10 +162,12 @@ pub fn decode(bytes: &[u8], dec: &mut SegmentDecoder) -> Result<Frame, String> {
             })
         }
         COMMITTED => {
-            let signal = if r.u8()? == 1 {
-                Signal::Logs
-            } else {
-                Signal::Metrics
+            let signal = match r.u8()? {
+                0 => Signal::Metrics,
+                1 => Signal::Logs,
+                2 => Signal::Exemplars,
+                3 => Signal::Histograms,
+                other => return Err(format!("commit of an unknown table kind {other}")),
             };
             Frame::Event(HeadEvent::Committed {
                 tenant: tenant(r.str()?)?,
@@ -440,6 +452,9 @@ async fn follow(
             Ok(Some(Err(e))) => break Err(format!("{url}: {e}")),
             Ok(Some(Ok(WsMessage::Binary(b)))) => match decode(&b, &mut dec) {
                 Ok(Frame::Event(event)) => {
+                    if let HeadEvent::Exemplars(_, batch) = &event {
+                        state.storage.apply_exemplars(batch);
+                    }
                     mirror.apply(&event);
                     if let HeadEvent::Committed { tenant, signal, .. } = event {
                         let storage = Arc::clone(&state.storage);
@@ -484,9 +499,31 @@ mod tests {
                 tenant: Some(t.clone()),
             },
             HeadEvent::Committed {
-                tenant: t,
+                tenant: t.clone(),
                 signal: Signal::Logs,
                 seq: WalSeq(9),
+            },
+            HeadEvent::Exemplars(
+                WalSeq(10),
+                Arc::new(strata_types::ExemplarBatch {
+                    tenant: t.clone(),
+                    series: vec![strata_types::SeriesExemplars {
+                        labels: strata_types::Labels::try_from_sorted(vec![
+                            strata_types::Label::new("__name__", "up"),
+                        ])
+                        .unwrap(),
+                        exemplars: vec![strata_types::Exemplar {
+                            labels: vec![("trace_id".into(), "abc".into())],
+                            value: 1.0,
+                            timestamp_ms: 1000,
+                        }],
+                    }],
+                }),
+            ),
+            HeadEvent::Committed {
+                tenant: t,
+                signal: Signal::Exemplars,
+                seq: WalSeq(10),
             },
         ];
         let (mut enc, mut dec) = (SegmentEncoder::default(), SegmentDecoder::default());

@@ -6,6 +6,7 @@ mod logs_write;
 mod loki;
 mod ops;
 mod prom;
+mod prom_exemplars;
 mod prom_numbers;
 mod remote_read;
 mod ruler_config;
@@ -98,7 +99,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/status/buildinfo", get(prom::buildinfo))
         .route(
             "/api/v1/query_exemplars",
-            get(prom::query_exemplars).post(prom::query_exemplars),
+            get(prom_exemplars::query_exemplars).post(prom_exemplars::query_exemplars),
         )
         // Mimir's ruler API where mimirtool calls it, and again where a data
         // source whose URL is the server's root does. (Routes are written out

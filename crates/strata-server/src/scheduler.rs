@@ -163,7 +163,18 @@ impl FairScheduler {
     }
 }
 
-/// Raises the calling thread's nice value. On Linux the nice value is per
+/// The calling thread's nice value (-1 also when it cannot be read).
+#[allow(unsafe_code)]
+fn own_priority() -> i32 {
+    // SAFETY: gettid and getpriority take no pointers and read the
+    // calling thread only.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid);
+        libc::getpriority(libc::PRIO_PROCESS, tid as libc::id_t)
+    }
+}
+
+/// Sets the calling thread's nice value (raising it). On Linux the nice value is per
 /// thread, and raising it needs no privilege; a failure leaves the thread
 /// at normal priority, which is only less fair.
 #[allow(unsafe_code)]
@@ -193,11 +204,17 @@ pub fn low_priority(nice: i32) -> Option<tokio::runtime::Handle> {
     if let Some(rt) = runtimes.get(&nice) {
         return Some(rt.handle().clone());
     }
+    // Relative to the caller's own priority (a server started under
+    // `nice` keeps its heavy work below its other work), at most 19; the
+    // pool's threads are set to it as they start (threads they spawn
+    // would otherwise inherit theirs).
+    let own = own_priority();
+    let target = (own + nice).min(19);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(std::thread::available_parallelism().map_or(2, usize::from))
         .thread_name(format!("strata-nice-{nice}"))
         .thread_stack_size(crate::THREAD_STACK_BYTES)
-        .on_thread_start(move || lower_thread_priority(nice))
+        .on_thread_start(move || lower_thread_priority(target))
         .enable_all()
         .build()
         .map_err(|error| {

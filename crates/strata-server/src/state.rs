@@ -83,6 +83,14 @@ impl AppState {
         };
         let limits = Arc::new(limits);
         let lookback = Arc::clone(&limits);
+        let bounds = Arc::clone(&limits);
+        storage.set_exemplar_bounds(Arc::new(move |t: &strata_types::TenantId| {
+            let l = bounds.of(t);
+            strata_head::ExemplarBounds {
+                per_series: l.max_exemplars_per_series,
+                total: l.max_exemplars,
+            }
+        }));
         let specs = config
             .slo
             .file
@@ -299,6 +307,8 @@ impl AppState {
             .with_fsync_observer(Arc::new(move |d| metrics.observe_fsync(d)));
         let mut samples = 0u64;
         let mut log_entries = 0u64;
+        let mut exemplars = 0u64;
+        let mut histograms = 0u64;
         let mut skipped = 0u64;
         let (wal, summary) = SegmentedWal::open(config, |seq, record| match record {
             WalRecord::Samples(batch) => match self.storage.replay(seq, &batch) {
@@ -310,12 +320,20 @@ impl AppState {
                 Some(stats) => log_entries += stats.entries,
                 None => skipped += 1,
             },
+            WalRecord::Exemplars(batch) => {
+                exemplars += self.storage.replay_exemplars(seq, &batch).accepted;
+            }
+            WalRecord::Histograms(batch) => {
+                histograms += self.storage.replay_histograms(seq, &batch) as u64;
+            }
             _ => warn!(%seq, "skipping WAL record of a kind this build does not apply"),
         })?;
         info!(
             records = summary.records,
             samples,
             log_entries,
+            exemplars,
+            histograms,
             already_in_tables = skipped,
             segments = summary.segments,
             truncated_bytes = summary.truncated_bytes,

@@ -67,6 +67,16 @@ pub struct CompactionJob {
 }
 
 impl CompactionJob {
+    /// When the newest write among the inputs happened: the merged file's
+    /// own write time.
+    pub fn newest_written_ms(&self) -> i64 {
+        self.inputs
+            .iter()
+            .map(|f| f.written_ms)
+            .max()
+            .unwrap_or_default()
+    }
+
     fn new(day: NaiveDate, level: FileLevel, inputs: Vec<DataFile>, due_ms: i64) -> Self {
         let mut written: Vec<i64> = inputs.iter().map(|f| f.written_ms).collect();
         written.sort_unstable();
@@ -442,13 +452,7 @@ pub(crate) async fn merge(
         layout,
         order,
     )?;
-    out.set_written_ms(
-        job.inputs
-            .iter()
-            .map(|f| f.written_ms)
-            .max()
-            .unwrap_or_default(),
-    );
+    out.set_written_ms(job.newest_written_ms());
     let mut policy = MetricsMerge {
         out,
         metrics: Metrics::default(),

@@ -15,6 +15,8 @@
 mod catalog;
 pub mod compact;
 mod error;
+pub mod exemplar_files;
+pub mod histogram_files;
 mod labels_chunk;
 mod line_index;
 mod logs_compact;
@@ -35,7 +37,10 @@ pub use catalog::{FileCatalog, MetricCatalog};
 pub use error::StorageError;
 pub use paths::{DataFilePath, FileLevel, RuleGroupPath, Signal, TablePath};
 pub use retention::{RetentionConfig, RetentionReport, TenantRetention};
-pub use schema::{col, logs, logs_schema, metrics_schema};
+pub use schema::{
+    col, exemplars_schema, histograms, histograms_schema, logs, logs_schema, map_row,
+    metrics_schema,
+};
 
 /// Field names of the `labels` map as Parquet and Delta spell them.
 pub mod schema_names {
@@ -46,8 +51,8 @@ pub use line_index::{
 };
 pub use series_index::{SeriesIndex, SeriesIndexLocation};
 pub use storage::{
-    AsOf, CompactReport, CompactionBacklog, FlushReport, HeadEvent, LogView, Mirror, Sharing,
-    Storage, StorageConfig, TenantView, record_event,
+    AsOf, CompactReport, CompactionBacklog, DEFAULT_EXEMPLAR_BOUNDS, ExemplarBoundsFn, FlushReport,
+    HeadEvent, LogView, Mirror, Sharing, Storage, StorageConfig, TenantView, record_event,
 };
 pub use store::{ObjectStoreConfig, ObjectStoreHandle};
 pub use table::{

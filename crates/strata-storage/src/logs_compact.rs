@@ -105,11 +105,6 @@ pub(crate) async fn merge_logs(
     let mut policy = LogsMerge { out };
     let stats = crate::merge::merge(inputs, &mut policy, BATCH_ROWS).await?;
     let mut file = policy.out.finish().await?;
-    file.written_ms = job
-        .inputs
-        .iter()
-        .map(|f| f.written_ms)
-        .max()
-        .unwrap_or_default();
+    file.written_ms = job.newest_written_ms();
     Ok((file, stats))
 }

@@ -97,7 +97,8 @@ struct Rows {
     metadata: MapBuilder<StringBuilder, StringBuilder>,
 }
 
-fn map_builder() -> MapBuilder<StringBuilder, StringBuilder> {
+/// A builder of a `map<string, string>` column as the tables spell it.
+pub(crate) fn map_builder() -> MapBuilder<StringBuilder, StringBuilder> {
     let names = MapFieldNames {
         entry: MAP_ENTRIES.into(),
         key: MAP_KEY.into(),

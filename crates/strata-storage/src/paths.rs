@@ -4,6 +4,9 @@
 //! <root>/tenants/<tenant>/metrics/                       the Delta table
 //! <root>/tenants/<tenant>/metrics/_delta_log/            its log
 //! <root>/tenants/<tenant>/metrics/day=YYYY-MM-DD/<level>-<uuid>.parquet
+//! <root>/tenants/<tenant>/logs/...                       the logs table
+//! <root>/tenants/<tenant>/exemplars/...                  the exemplars table
+//! <root>/tenants/<tenant>/histograms/...                 native histograms
 //! <root>/tenants/<tenant>/rules/<namespace>/<group>.yaml  ruler API groups
 //! ```
 //!
@@ -19,6 +22,8 @@ use crate::StorageError;
 pub const TENANTS: &str = "tenants";
 pub const METRICS: &str = "metrics";
 pub const LOGS: &str = "logs";
+pub const EXEMPLARS: &str = "exemplars";
+pub const HISTOGRAMS: &str = "histograms";
 pub const RULES: &str = "rules";
 
 /// What a table holds: each tenant has one table per signal.
@@ -27,13 +32,25 @@ pub enum Signal {
     #[default]
     Metrics,
     Logs,
+    Exemplars,
+    Histograms,
 }
 
 impl Signal {
+    /// Every signal: a tenant has at most one table of each.
+    pub const ALL: [Signal; 4] = [
+        Signal::Metrics,
+        Signal::Logs,
+        Signal::Exemplars,
+        Signal::Histograms,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Metrics => METRICS,
             Self::Logs => LOGS,
+            Self::Exemplars => EXEMPLARS,
+            Self::Histograms => HISTOGRAMS,
         }
     }
 }

@@ -27,14 +27,22 @@ use std::time::{Duration, Instant};
 use object_store::path::Path;
 use parking_lot::{Mutex, RwLock};
 use serde::Deserialize;
-use strata_head::{AppendStats, Head, LogAppendStats, LogHead, TenantHead, TenantLogs};
-use strata_types::{LogBatch, TenantId, WriteBatch};
+use strata_head::{
+    AppendStats, ExemplarBounds, ExemplarStore, Head, HistogramStore, LogHead, TenantHead,
+    TenantLogs,
+};
+use strata_types::{ExemplarBatch, LogBatch, TenantId, WriteBatch};
 use strata_wal::{Wal, WalSeq};
 use tracing::info;
 
+mod exemplars;
 mod flush;
+mod frozen;
+mod histograms;
+mod logs;
 mod maintenance;
 mod mirror;
+use frozen::{Frozen, FrozenHead, pending_parts};
 pub use maintenance::CompactionBacklog;
 pub use mirror::{Mirror, record_event};
 
@@ -118,6 +126,10 @@ pub struct FlushReport {
     pub rows: u64,
     /// Log entries written.
     pub log_rows: u64,
+    /// Exemplars written.
+    pub exemplar_rows: u64,
+    /// Native-histogram samples written.
+    pub histogram_rows: u64,
     pub bytes: u64,
     pub wal_segments_removed: usize,
     pub elapsed: Duration,
@@ -133,6 +145,8 @@ pub struct FlushReport {
 pub enum HeadEvent {
     Samples(WalSeq, Arc<WriteBatch>),
     Logs(WalSeq, Arc<LogBatch>),
+    /// Exemplars as written.
+    Exemplars(WalSeq, Arc<ExemplarBatch>),
     /// The head (of `tenant` only, or every tenant's) was frozen at `seq`:
     /// every record at or below it is in this cut or an earlier one.
     Cut {
@@ -151,11 +165,20 @@ pub enum HeadEvent {
 impl HeadEvent {
     pub fn seq(&self) -> WalSeq {
         match self {
-            Self::Samples(seq, _) | Self::Logs(seq, _) => *seq,
+            Self::Samples(seq, _) | Self::Logs(seq, _) | Self::Exemplars(seq, _) => *seq,
             Self::Cut { seq, .. } | Self::Committed { seq, .. } => *seq,
         }
     }
 }
+
+/// How many exemplars a tenant keeps until the server sets its limits.
+pub const DEFAULT_EXEMPLAR_BOUNDS: ExemplarBounds = ExemplarBounds {
+    per_series: 10,
+    total: 100_000,
+};
+
+/// Each tenant's exemplar bounds.
+pub type ExemplarBoundsFn = Arc<dyn Fn(&TenantId) -> ExemplarBounds + Send + Sync>;
 
 /// Events a subscriber may fall behind by before it is cut off (and
 /// subscribes again).
@@ -180,34 +203,6 @@ pub struct CompactReport {
     pub elapsed: Duration,
 }
 
-/// One cut of the head, kept readable until committed.
-struct Frozen {
-    seq: WalSeq,
-    heads: BTreeMap<TenantId, Arc<TenantHead>>,
-    logs: BTreeMap<TenantId, Arc<TenantLogs>>,
-}
-
-impl Frozen {
-    fn is_done(&self) -> bool {
-        self.heads.is_empty() && self.logs.is_empty()
-    }
-}
-
-/// One tenant's frozen head of one signal, being flushed.
-enum FrozenHead<'a> {
-    Samples(&'a TenantHead),
-    Logs(&'a TenantLogs),
-}
-
-impl FrozenHead<'_> {
-    fn signal(&self) -> Signal {
-        match self {
-            Self::Samples(_) => Signal::Metrics,
-            Self::Logs(_) => Signal::Logs,
-        }
-    }
-}
-
 #[derive(Default)]
 struct ReadState {
     /// Cuts not yet fully committed, oldest first.
@@ -216,6 +211,10 @@ struct ReadState {
     committed: HashMap<TenantId, WalSeq>,
     log_files: HashMap<TenantId, Arc<[DataFile]>>,
     log_committed: HashMap<TenantId, WalSeq>,
+    exemplar_files: HashMap<TenantId, Arc<[DataFile]>>,
+    exemplar_committed: HashMap<TenantId, WalSeq>,
+    histogram_files: HashMap<TenantId, Arc<[DataFile]>>,
+    histogram_committed: HashMap<TenantId, WalSeq>,
     /// The table version each published file list is of, where a process
     /// shares its tables: a re-read that lost a race to a newer one never
     /// publishes its older version over it.
@@ -227,6 +226,8 @@ impl ReadState {
         match signal {
             Signal::Metrics => &mut self.files,
             Signal::Logs => &mut self.log_files,
+            Signal::Exemplars => &mut self.exemplar_files,
+            Signal::Histograms => &mut self.histogram_files,
         }
     }
 
@@ -234,6 +235,8 @@ impl ReadState {
         match signal {
             Signal::Metrics => &mut self.committed,
             Signal::Logs => &mut self.log_committed,
+            Signal::Exemplars => &mut self.exemplar_committed,
+            Signal::Histograms => &mut self.histogram_committed,
         }
     }
 }
@@ -302,6 +305,8 @@ pub struct Storage {
     state: RwLock<ReadState>,
     tables: Mutex<HashMap<TenantId, Arc<tokio::sync::Mutex<MetricsTable>>>>,
     log_tables: Mutex<HashMap<TenantId, Arc<tokio::sync::Mutex<MetricsTable>>>>,
+    exemplar_tables: Mutex<HashMap<TenantId, Arc<tokio::sync::Mutex<MetricsTable>>>>,
+    histogram_tables: Mutex<HashMap<TenantId, Arc<tokio::sync::Mutex<MetricsTable>>>>,
     /// One flush at a time.
     flushing: tokio::sync::Mutex<()>,
     last_cut: Mutex<Instant>,
@@ -332,6 +337,14 @@ pub struct Storage {
     events: tokio::sync::broadcast::Sender<HeadEvent>,
     /// The ingesters' heads this process mirrors (a querier), by source.
     mirrors: RwLock<BTreeMap<String, Arc<mirror::Mirror>>>,
+    /// Every tenant's recent exemplars (written here or mirrored),
+    /// outliving flushes; what was written here since the last cut is
+    /// pending for the exemplars table.
+    exemplars: Arc<ExemplarStore>,
+    /// How many exemplars each tenant keeps (`set_exemplar_bounds`).
+    exemplar_bounds: RwLock<ExemplarBoundsFn>,
+    /// Native-histogram samples written since the last cut.
+    histograms: Arc<HistogramStore>,
 }
 
 /// How one process of a scale-out deployment shares the object store's
@@ -355,11 +368,6 @@ impl std::fmt::Debug for Sharing {
             .finish_non_exhaustive()
     }
 }
-
-/// Longest a log write waits for a running flush to make room (well
-/// inside Promtail's and Alloy's 10 s push timeout): past it the write
-/// goes on, the WAL keeping it safe, as before the wait existed.
-const LOG_ROOM_WAIT: Duration = Duration::from_secs(5);
 
 impl std::fmt::Debug for Storage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -386,8 +394,10 @@ impl Storage {
         let mut state = ReadState::default();
         let mut tables = HashMap::new();
         let mut log_tables = HashMap::new();
+        let mut exemplar_tables = HashMap::new();
+        let mut histogram_tables = HashMap::new();
         for tenant in list_tenants(&store).await? {
-            for signal in [Signal::Metrics, Signal::Logs] {
+            for signal in Signal::ALL {
                 let Some(mut table) = MetricsTable::open_signal(&store, &tenant, signal).await?
                 else {
                     continue;
@@ -404,6 +414,8 @@ impl Storage {
                 let opened = match signal {
                     Signal::Metrics => &mut tables,
                     Signal::Logs => &mut log_tables,
+                    Signal::Exemplars => &mut exemplar_tables,
+                    Signal::Histograms => &mut histogram_tables,
                 };
                 opened.insert(tenant.clone(), Arc::new(tokio::sync::Mutex::new(table)));
             }
@@ -418,6 +430,8 @@ impl Storage {
             state: RwLock::new(state),
             tables: Mutex::new(tables),
             log_tables: Mutex::new(log_tables),
+            exemplar_tables: Mutex::new(exemplar_tables),
+            histogram_tables: Mutex::new(histogram_tables),
             flushing: tokio::sync::Mutex::new(()),
             last_cut: Mutex::new(Instant::now()),
             failpoint: FailPoint::from_env(),
@@ -437,6 +451,9 @@ impl Storage {
             sharing,
             events: tokio::sync::broadcast::channel(HEAD_EVENTS_BUFFER).0,
             mirrors: RwLock::new(BTreeMap::new()),
+            exemplars: Arc::new(ExemplarStore::new()),
+            exemplar_bounds: RwLock::new(Arc::new(|_: &TenantId| DEFAULT_EXEMPLAR_BOUNDS)),
+            histograms: Arc::new(HistogramStore::new()),
         })
     }
 
@@ -537,7 +554,7 @@ impl Storage {
             if !which(&tenant) {
                 continue;
             }
-            for signal in [Signal::Metrics, Signal::Logs] {
+            for signal in Signal::ALL {
                 if let Err(e) = self.refresh_table(&tenant, signal).await {
                     tracing::warn!(%tenant, table = signal.as_str(), error = %e, "table not re-read; its previous files stay in use");
                     first_error.get_or_insert(e);
@@ -569,99 +586,6 @@ impl Storage {
 
     pub fn store(&self) -> &ObjectStoreHandle {
         &self.store
-    }
-
-    /// The log head.
-    pub fn logs(&self) -> &Arc<LogHead> {
-        &self.logs
-    }
-
-    /// Replay of a log record: applied unless a flush already committed it.
-    /// Returns what was applied (`None`: skipped).
-    pub fn replay_logs(&self, seq: WalSeq, batch: &LogBatch) -> Option<LogAppendStats> {
-        self.applied.fetch_max(seq.0, Ordering::AcqRel);
-        let committed = self.state.read().log_committed.get(&batch.tenant).copied();
-        if committed.is_some_and(|c| seq <= c) {
-            return None;
-        }
-        Some(self.logs.append(batch))
-    }
-
-    /// Makes a log batch durable in the WAL, then applies it to the log
-    /// head.
-    pub async fn write_logs(
-        &self,
-        wal: &dyn Wal,
-        batch: Arc<LogBatch>,
-    ) -> Result<LogAppendStats, StorageError> {
-        self.room_for_logs().await;
-        let _cut = self.cut.read().await;
-        let seq = wal.append_logs(Arc::clone(&batch)).await?;
-        let stats = self.logs.append(&batch);
-        self.applied.fetch_max(seq.0, Ordering::AcqRel);
-        self.announce(|| HeadEvent::Logs(seq, batch));
-        Ok(stats)
-    }
-
-    /// Back-pressure on log writes, so the lines held in memory stay under
-    /// one and a half flush bounds however fast senders push: a head past
-    /// its bound asks the flusher to cut it now, and while a cut is being
-    /// written a write that finds the new head half full waits for that
-    /// flush to end (at most [`LOG_ROOM_WAIT`]).
-    async fn room_for_logs(&self) {
-        let bound = self.log_flush_bytes.load(Ordering::Relaxed);
-        if bound == 0 {
-            return;
-        }
-        let deadline = tokio::time::Instant::now() + LOG_ROOM_WAIT;
-        loop {
-            let held = self.logs.bytes_appended();
-            if held >= bound {
-                self.flush_wanted.notify_one();
-            }
-            if held < bound / 2 {
-                return;
-            }
-            // Listening before looking at the flush: one that ends in
-            // between still wakes this write.
-            let flushed = self.flushed.notified();
-            tokio::pin!(flushed);
-            flushed.as_mut().enable();
-            // No flush under way (a full head is cut now), or the last one
-            // failed (the store is down: the WAL holds what comes): in it
-            // goes.
-            if self.state.read().frozen.is_empty() || self.flush_failing.load(Ordering::Relaxed) {
-                return;
-            }
-            if tokio::time::timeout_at(deadline, flushed).await.is_err() {
-                return;
-            }
-        }
-    }
-
-    /// Log heads and files of `tenant`, consistent with each other.
-    pub fn log_view(&self, tenant: &TenantId) -> LogView {
-        let state = self.state.read();
-        let mut heads: Vec<_> = self.logs.tenant(tenant).into_iter().collect();
-        for f in state.frozen.iter().rev() {
-            if let Some(h) = f.logs.get(tenant) {
-                heads.push(Arc::clone(h));
-            }
-        }
-        for m in self.mirrors.read().values() {
-            m.log_heads(tenant, &mut heads);
-        }
-        LogView {
-            heads,
-            files: state
-                .log_files
-                .get(tenant)
-                .cloned()
-                .unwrap_or_else(|| Arc::from([])),
-            table_root: self.store.path(&TablePath::logs(tenant.clone()).relative()),
-            store: self.store.clone(),
-            not_before_ms: i64::MIN,
-        }
     }
 
     /// Replay: applies a WAL record unless a flush already committed it.

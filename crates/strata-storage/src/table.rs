@@ -195,7 +195,7 @@ impl DataFile {
         let s = &self.stats;
         let metric = |m: &str| (m.len() <= MAX_STAT_STRING).then(|| m.to_owned());
         let (min_values, max_values, columns): (_, _, &[&str]) = match self.signal {
-            Signal::Metrics => (
+            Signal::Metrics | Signal::Exemplars | Signal::Histograms => (
                 ColumnValues {
                     metric: metric(&s.min_metric),
                     series_id: Some(s.min_series_id),
@@ -208,7 +208,20 @@ impl DataFile {
                     timestamp: Some(iso_ms(s.max_ts_ms)),
                     ..Default::default()
                 },
-                &["metric", "labels", "series_id", "timestamp", "value"],
+                if self.signal == Signal::Exemplars {
+                    &[
+                        "metric",
+                        "labels",
+                        "series_id",
+                        "timestamp",
+                        "value",
+                        "exemplar",
+                    ]
+                } else if self.signal == Signal::Histograms {
+                    &["metric", "labels", "series_id", "timestamp"]
+                } else {
+                    &["metric", "labels", "series_id", "timestamp", "value"]
+                },
             ),
             Signal::Logs => (
                 ColumnValues {
@@ -444,6 +457,14 @@ impl MetricsTable {
                 "Strata logs: one row per log entry",
                 crate::schema::logs_delta_columns(),
             ),
+            Signal::Exemplars => (
+                "Strata exemplars: one row per exemplar",
+                crate::schema::exemplars_delta_columns(),
+            ),
+            Signal::Histograms => (
+                "Strata native histograms: one row per histogram sample",
+                crate::schema::histograms_delta_columns(),
+            ),
         };
         // Several ingesters may create a new tenant's table at once: the
         // create commits version 0 only (no retry), and the one that loses
@@ -528,7 +549,14 @@ impl MetricsTable {
             .map(|f| {
                 #[allow(deprecated)]
                 let add = f.add_action();
-                DataFile::from_add(&add)
+                // The statistics tell metrics from logs; an exemplars
+                // table's files look like metrics' there.
+                DataFile::from_add(&add).map(|mut file| {
+                    if matches!(self.signal, Signal::Exemplars | Signal::Histograms) {
+                        file.signal = self.signal;
+                    }
+                    file
+                })
             })
             .collect()
     }

@@ -32,3 +32,15 @@ pub use logs::{LogBatch, LogEntry, LogStream};
 
 mod series_order;
 pub use series_order::{SeriesOrderKey, cmp_series_order};
+
+mod exemplar;
+pub use exemplar::{
+    EXEMPLAR_MAX_LABEL_CHARS, Exemplar, ExemplarBatch, ExemplarError, SeriesExemplars,
+    exemplar_labels,
+};
+
+mod histogram;
+pub use histogram::{
+    BucketSpan, CUSTOM_BUCKETS_SCHEMA, EXPONENTIAL_SCHEMAS, Histogram, HistogramBatch,
+    HistogramError, HistogramSample, ResetHint, SeriesHistograms,
+};

@@ -33,7 +33,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use strata_types::{LogBatch, WriteBatch};
+use strata_types::{ExemplarBatch, HistogramBatch, LogBatch, WriteBatch};
 
 /// Position of a record in the log. Consecutive, starting at 1 (0: before
 /// every record).
@@ -60,6 +60,14 @@ pub trait Wal: Send + Sync + std::fmt::Debug {
     /// after it is fsynced. Shares the log, its order and its fsyncs with
     /// samples.
     fn append_logs(&self, batch: Arc<LogBatch>) -> AppendFuture;
+
+    /// Appends one batch of exemplars as a record; the future resolves
+    /// after it is fsynced.
+    fn append_exemplars(&self, batch: Arc<ExemplarBatch>) -> AppendFuture;
+
+    /// Appends one batch of native histograms as a record; the future
+    /// resolves after it is fsynced.
+    fn append_histograms(&self, batch: Arc<HistogramBatch>) -> AppendFuture;
 
     /// Deletes every closed segment whose records all have a sequence number
     /// below `seq`. Returns how many segments were removed.

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use strata_types::{LogBatch, WriteBatch};
+use strata_types::{ExemplarBatch, HistogramBatch, LogBatch, WriteBatch};
 
 use crate::{AppendFuture, Wal, WalError, WalSeq, WalStats};
 
@@ -17,6 +17,8 @@ pub struct MemoryWal {
 struct Inner {
     records: Vec<(WalSeq, Arc<WriteBatch>)>,
     logs: Vec<(WalSeq, Arc<LogBatch>)>,
+    exemplars: Vec<(WalSeq, Arc<ExemplarBatch>)>,
+    histograms: Vec<(WalSeq, Arc<HistogramBatch>)>,
     /// Last position handed out; positions never repeat, even after every
     /// record was removed.
     last: u64,
@@ -30,6 +32,16 @@ impl MemoryWal {
     /// Every log record still held, in order.
     pub fn log_records(&self) -> Vec<(WalSeq, Arc<LogBatch>)> {
         self.inner.lock().logs.clone()
+    }
+
+    /// Every exemplar record still held, in order.
+    pub fn exemplar_records(&self) -> Vec<(WalSeq, Arc<ExemplarBatch>)> {
+        self.inner.lock().exemplars.clone()
+    }
+
+    /// Every native-histogram record still held, in order.
+    pub fn histogram_records(&self) -> Vec<(WalSeq, Arc<HistogramBatch>)> {
+        self.inner.lock().histograms.clone()
     }
 
     /// Every sample record still held, in order.
@@ -55,12 +67,32 @@ impl Wal for MemoryWal {
         Box::pin(async move { Ok(seq) })
     }
 
+    fn append_exemplars(&self, batch: Arc<ExemplarBatch>) -> AppendFuture {
+        let mut inner = self.inner.lock();
+        inner.last += 1;
+        let seq = WalSeq(inner.last);
+        inner.exemplars.push((seq, batch));
+        Box::pin(async move { Ok(seq) })
+    }
+
+    fn append_histograms(&self, batch: Arc<HistogramBatch>) -> AppendFuture {
+        let mut inner = self.inner.lock();
+        inner.last += 1;
+        let seq = WalSeq(inner.last);
+        inner.histograms.push((seq, batch));
+        Box::pin(async move { Ok(seq) })
+    }
+
     fn remove_segments_before(&self, seq: WalSeq) -> Result<usize, WalError> {
         let inner = &mut *self.inner.lock();
-        let before = inner.records.len() + inner.logs.len();
+        let held =
+            |i: &Inner| i.records.len() + i.logs.len() + i.exemplars.len() + i.histograms.len();
+        let before = held(inner);
         inner.records.retain(|(s, _)| *s >= seq);
         inner.logs.retain(|(s, _)| *s >= seq);
-        Ok(before - inner.records.len() - inner.logs.len())
+        inner.exemplars.retain(|(s, _)| *s >= seq);
+        inner.histograms.retain(|(s, _)| *s >= seq);
+        Ok(before - held(inner))
     }
 
     fn stats(&self) -> WalStats {

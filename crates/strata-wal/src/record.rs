@@ -22,7 +22,40 @@
 //!             timestamp (ns) as a zigzag delta from the previous entry's
 //!             (the first from 0), uvarint len + line, uvarint count of
 //!             metadata pairs, each uvarint len + name, uvarint len + value
+//!
+//! kind        u8      3 = exemplars
+//! tenant      uvarint length, UTF-8 bytes
+//! series      uvarint count, then per series:
+//!   labels    uvarint count, then per label uvarint len + name, uvarint
+//!             len + value (sorted by name)
+//!   exemplars uvarint count, then per exemplar:
+//!             timestamp (ms) as a zigzag delta from the previous
+//!             exemplar's (the first from 0), value as 8 bytes LE (raw f64
+//!             bits), uvarint count of labels, each uvarint len + name,
+//!             uvarint len + value (sorted by name)
+//!
+//! kind        u8      4 = native histograms
+//! tenant      uvarint length, UTF-8 bytes
+//! series      uvarint count, then per series:
+//!   labels    uvarint count, then per label uvarint len + name, uvarint
+//!             len + value (sorted by name)
+//!   samples   uvarint count, then per histogram:
+//!             timestamp (ms) as a zigzag delta from the previous one's
+//!             (the first from 0); flags u8 (bit 0: integer, bits 1-2:
+//!             reset hint 0 unknown, 1 reset, 2 not reset, 3 gauge);
+//!             schema as zigzag varint; zero threshold, zero count, count,
+//!             sum as 8 bytes LE each; positive spans (uvarint count, each
+//!             zigzag offset and uvarint length) and counts (uvarint count,
+//!             8 bytes LE each, absolute); the same for the negative side;
+//!             custom bounds (uvarint count, 8 bytes LE each)
 //! ```
+//!
+//! Histogram records carry their series' labels whole too: a histogram
+//! sample is hundreds of bytes of buckets beside them.
+//!
+//! Exemplar records carry their series' labels whole, as log records do:
+//! they are few, and an exemplar store re-logs what it holds at each flush
+//! (a record may then be the only one of its segment to name a series).
 //!
 //! Log records carry their stream labels every time: their lines dwarf
 //! them. A series' labels are written once per segment, so steady-state records
@@ -38,12 +71,16 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
 use strata_types::{
-    Label, Labels, LogBatch, LogEntry, Sample, TenantId, WriteBatch, validate_sorted,
+    BucketSpan, Exemplar, ExemplarBatch, Histogram, HistogramBatch, HistogramSample, Label, Labels,
+    LogBatch, LogEntry, ResetHint, Sample, SeriesExemplars, SeriesHistograms, TenantId, WriteBatch,
+    validate_sorted,
 };
 use xxhash_rust::xxh3::xxh3_128;
 
 const KIND_SAMPLES: u8 = 1;
 const KIND_LOGS: u8 = 2;
+const KIND_EXEMPLARS: u8 = 3;
+const KIND_HISTOGRAMS: u8 = 4;
 
 /// A decoded WAL record.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,6 +90,10 @@ pub enum WalRecord {
     Samples(WriteBatch),
     /// Log entries for one tenant.
     Logs(LogBatch),
+    /// Exemplars for one tenant.
+    Exemplars(ExemplarBatch),
+    /// Native histogram samples for one tenant.
+    Histograms(HistogramBatch),
 }
 
 /// A payload that passed its frame CRC but does not decode: a bug or a format
@@ -188,6 +229,205 @@ impl SegmentEncoder {
     }
 }
 
+impl SegmentEncoder {
+    /// Appends the record for `batch` to `out`.
+    pub fn encode_exemplars(&mut self, batch: &ExemplarBatch, out: &mut Vec<u8>) {
+        out.push(KIND_EXEMPLARS);
+        put_bytes(out, batch.tenant.as_str().as_bytes());
+        put_uvarint(out, batch.series.len() as u64);
+        for s in &batch.series {
+            put_uvarint(out, s.labels.len() as u64);
+            for l in s.labels.iter() {
+                put_bytes(out, l.name.as_bytes());
+                put_bytes(out, l.value.as_bytes());
+            }
+            put_uvarint(out, s.exemplars.len() as u64);
+            let mut prev = 0i64;
+            for e in &s.exemplars {
+                put_uvarint(out, zigzag(e.timestamp_ms.wrapping_sub(prev)));
+                prev = e.timestamp_ms;
+                out.extend_from_slice(&e.value.to_bits().to_le_bytes());
+                put_uvarint(out, e.labels.len() as u64);
+                for (n, v) in &e.labels {
+                    put_bytes(out, n.as_bytes());
+                    put_bytes(out, v.as_bytes());
+                }
+            }
+        }
+    }
+}
+
+impl SegmentEncoder {
+    /// Appends the record for `batch` to `out`.
+    pub fn encode_histograms(&mut self, batch: &HistogramBatch, out: &mut Vec<u8>) {
+        out.push(KIND_HISTOGRAMS);
+        put_bytes(out, batch.tenant.as_str().as_bytes());
+        put_uvarint(out, batch.series.len() as u64);
+        let put_f64 = |out: &mut Vec<u8>, v: f64| out.extend_from_slice(&v.to_bits().to_le_bytes());
+        let put_side = |out: &mut Vec<u8>, spans: &[BucketSpan], counts: &[f64]| {
+            put_uvarint(out, spans.len() as u64);
+            for sp in spans {
+                put_uvarint(out, zigzag(i64::from(sp.offset)));
+                put_uvarint(out, u64::from(sp.length));
+            }
+            put_uvarint(out, counts.len() as u64);
+            for &c in counts {
+                put_f64(out, c);
+            }
+        };
+        for s in &batch.series {
+            put_uvarint(out, s.labels.len() as u64);
+            for l in s.labels.iter() {
+                put_bytes(out, l.name.as_bytes());
+                put_bytes(out, l.value.as_bytes());
+            }
+            put_uvarint(out, s.samples.len() as u64);
+            let mut prev = 0i64;
+            for smp in &s.samples {
+                let h = &smp.histogram;
+                put_uvarint(out, zigzag(smp.timestamp_ms.wrapping_sub(prev)));
+                prev = smp.timestamp_ms;
+                out.push(u8::from(h.integer) | h.reset_hint.to_wire() << 1);
+                put_uvarint(out, zigzag(i64::from(h.schema)));
+                for v in [h.zero_threshold, h.zero_count, h.count, h.sum] {
+                    put_f64(out, v);
+                }
+                put_side(out, &h.positive_spans, &h.positive_counts);
+                put_side(out, &h.negative_spans, &h.negative_counts);
+                put_uvarint(out, h.custom_values.len() as u64);
+                for &v in &h.custom_values {
+                    put_f64(out, v);
+                }
+            }
+        }
+    }
+}
+
+/// A series' labels written in full (exemplar and histogram records).
+fn series_labels(r: &mut Reader<'_>) -> Result<Labels, RecordError> {
+    let n_labels = r.count("label count")?;
+    let mut labels = Vec::with_capacity(n_labels);
+    for _ in 0..n_labels {
+        labels.push(Label::new(r.str("label name")?, r.str("label value")?));
+    }
+    Labels::try_from_sorted(labels).map_err(|e| RecordError::Invalid {
+        what: "labels",
+        detail: e.to_string(),
+    })
+}
+
+fn decode_histograms(r: &mut Reader<'_>, tenant: TenantId) -> Result<HistogramBatch, RecordError> {
+    let mut batch = HistogramBatch::new(tenant);
+    let f64s = |r: &mut Reader<'_>, what: &'static str| -> Result<Vec<f64>, RecordError> {
+        let n = r.count(what)?;
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            out.push(f64::from_bits(r.u64_le(what)?));
+        }
+        Ok(out)
+    };
+    let spans = |r: &mut Reader<'_>| -> Result<Vec<BucketSpan>, RecordError> {
+        let n = r.count("span count")?;
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            let offset = i32::try_from(unzigzag(r.uvarint("span offset")?)).map_err(|e| {
+                RecordError::Invalid {
+                    what: "span offset",
+                    detail: e.to_string(),
+                }
+            })?;
+            let length =
+                u32::try_from(r.uvarint("span length")?).map_err(|e| RecordError::Invalid {
+                    what: "span length",
+                    detail: e.to_string(),
+                })?;
+            out.push(BucketSpan { offset, length });
+        }
+        Ok(out)
+    };
+    let n_series = r.count("series count")?;
+    for _ in 0..n_series {
+        let labels = series_labels(r)?;
+        let n = r.count("histogram count")?;
+        let mut samples = Vec::with_capacity(n);
+        let mut ts = 0i64;
+        for _ in 0..n {
+            ts = ts.wrapping_add(unzigzag(r.uvarint("timestamp")?));
+            let flags = r.u8("histogram flags")?;
+            let schema = i32::try_from(unzigzag(r.uvarint("schema")?)).map_err(|e| {
+                RecordError::Invalid {
+                    what: "schema",
+                    detail: e.to_string(),
+                }
+            })?;
+            let mut fixed = [0f64; 4];
+            for v in &mut fixed {
+                *v = f64::from_bits(r.u64_le("histogram field")?);
+            }
+            let [zero_threshold, zero_count, count, sum] = fixed;
+            let positive_spans = spans(r)?;
+            let positive_counts = f64s(r, "bucket count")?;
+            let negative_spans = spans(r)?;
+            let negative_counts = f64s(r, "bucket count")?;
+            let custom_values = f64s(r, "custom bound")?;
+            let histogram = Histogram {
+                reset_hint: ResetHint::from_wire(u64::from(flags >> 1 & 3)),
+                schema,
+                zero_threshold,
+                zero_count,
+                count,
+                sum,
+                positive_spans,
+                positive_counts,
+                negative_spans,
+                negative_counts,
+                custom_values,
+                integer: flags & 1 == 1,
+            };
+            histogram.validate().map_err(|e| RecordError::Invalid {
+                what: "histogram",
+                detail: e.to_string(),
+            })?;
+            samples.push(HistogramSample {
+                timestamp_ms: ts,
+                histogram,
+            });
+        }
+        batch.series.push(SeriesHistograms { labels, samples });
+    }
+    Ok(batch)
+}
+
+fn decode_exemplars(r: &mut Reader<'_>, tenant: TenantId) -> Result<ExemplarBatch, RecordError> {
+    let mut batch = ExemplarBatch::new(tenant);
+    let n_series = r.count("series count")?;
+    for _ in 0..n_series {
+        let labels = series_labels(r)?;
+        let n = r.count("exemplar count")?;
+        let mut exemplars = Vec::with_capacity(n);
+        let mut ts = 0i64;
+        for _ in 0..n {
+            ts = ts.wrapping_add(unzigzag(r.uvarint("timestamp")?));
+            let value = f64::from_bits(r.u64_le("value")?);
+            let n_labels = r.count("exemplar label count")?;
+            let mut pairs = Vec::with_capacity(n_labels);
+            for _ in 0..n_labels {
+                pairs.push((
+                    r.str("exemplar label name")?.to_owned(),
+                    r.str("exemplar label value")?.to_owned(),
+                ));
+            }
+            exemplars.push(Exemplar {
+                labels: pairs,
+                value,
+                timestamp_ms: ts,
+            });
+        }
+        batch.series.push(SeriesExemplars { labels, exemplars });
+    }
+    Ok(batch)
+}
+
 fn decode_logs(r: &mut Reader<'_>, tenant: TenantId) -> Result<LogBatch, RecordError> {
     let mut batch = LogBatch::new(tenant);
     let n_streams = r.count("stream count")?;
@@ -251,7 +491,7 @@ impl SegmentDecoder {
     pub fn decode(&mut self, bytes: &[u8]) -> Result<WalRecord, RecordError> {
         let mut r = Reader { bytes, pos: 0 };
         let kind = r.u8("kind")?;
-        if kind != KIND_SAMPLES && kind != KIND_LOGS {
+        if ![KIND_SAMPLES, KIND_LOGS, KIND_EXEMPLARS, KIND_HISTOGRAMS].contains(&kind) {
             return Err(RecordError::UnknownKind { kind });
         }
         let tenant = TenantId::try_new(r.str("tenant")?).map_err(|e| RecordError::Invalid {
@@ -266,6 +506,24 @@ impl SegmentDecoder {
                 });
             }
             return Ok(WalRecord::Logs(batch));
+        }
+        if kind == KIND_EXEMPLARS {
+            let batch = decode_exemplars(&mut r, tenant)?;
+            if r.pos != r.bytes.len() {
+                return Err(RecordError::Trailing {
+                    extra: r.bytes.len() - r.pos,
+                });
+            }
+            return Ok(WalRecord::Exemplars(batch));
+        }
+        if kind == KIND_HISTOGRAMS {
+            let batch = decode_histograms(&mut r, tenant)?;
+            if r.pos != r.bytes.len() {
+                return Err(RecordError::Trailing {
+                    extra: r.bytes.len() - r.pos,
+                });
+            }
+            return Ok(WalRecord::Histograms(batch));
         }
         let n_series = r.count("series count")?;
         let mut batch = WriteBatch::with_capacity(tenant, n_series, 8);

@@ -19,7 +19,7 @@ use parking_lot::{Mutex, RwLock};
 use tokio::sync::oneshot;
 use tracing::{info, warn};
 
-use strata_types::{LogBatch, WriteBatch};
+use strata_types::{ExemplarBatch, HistogramBatch, LogBatch, WriteBatch};
 
 use crate::segment::{self, HEADER_LEN, MAX_RECORD_LEN};
 use crate::{AppendFuture, SegmentDecoder, SegmentEncoder, Wal, WalError, WalRecord, WalSeq};
@@ -104,6 +104,8 @@ pub struct ReplaySummary {
 enum Payload {
     Samples(Arc<WriteBatch>),
     Logs(Arc<LogBatch>),
+    Exemplars(Arc<ExemplarBatch>),
+    Histograms(Arc<HistogramBatch>),
 }
 
 struct Request {
@@ -321,6 +323,14 @@ impl Wal for SegmentedWal {
         self.send(Payload::Logs(batch))
     }
 
+    fn append_exemplars(&self, batch: Arc<ExemplarBatch>) -> AppendFuture {
+        self.send(Payload::Exemplars(batch))
+    }
+
+    fn append_histograms(&self, batch: Arc<HistogramBatch>) -> AppendFuture {
+        self.send(Payload::Histograms(batch))
+    }
+
     fn remove_segments_before(&self, seq: WalSeq) -> Result<usize, WalError> {
         let mut segments = self.shared.segments.lock();
         let mut removed = 0;
@@ -416,6 +426,15 @@ fn estimated_bytes(batch: &Payload) -> usize {
     match batch {
         Payload::Samples(b) => b.series_count() * 16 + b.sample_count() * 12,
         Payload::Logs(b) => b.streams.len() * 64 + b.entry_count() * 12 + b.bytes(),
+        Payload::Exemplars(b) => b.series.len() * 200 + b.exemplar_count() * 80,
+        Payload::Histograms(b) => {
+            b.series.len() * 200
+                + b.series
+                    .iter()
+                    .flat_map(|s| &s.samples)
+                    .map(|h| 64 + h.histogram.bucket_count() * 10)
+                    .sum::<usize>()
+        }
     }
 }
 
@@ -443,6 +462,44 @@ fn max_encoded_bytes(batch: &Payload) -> usize {
                 })
                 .sum();
             32 + batch.tenant.as_str().len() + streams
+        }
+        Payload::Exemplars(batch) => {
+            let series: usize = batch
+                .series
+                .iter()
+                .map(|s| {
+                    label_bytes(&mut s.labels.iter().map(|l| (l.name.as_str(), l.value.as_str())))
+                        + 10
+                        + s.exemplars
+                            .iter()
+                            .map(|e| {
+                                label_bytes(
+                                    &mut e.labels.iter().map(|(n, v)| (n.as_str(), v.as_str())),
+                                ) + 20
+                            })
+                            .sum::<usize>()
+                })
+                .sum();
+            32 + batch.tenant.as_str().len() + series
+        }
+        Payload::Histograms(batch) => {
+            let series: usize = batch
+                .series
+                .iter()
+                .map(|s| {
+                    label_bytes(&mut s.labels.iter().map(|l| (l.name.as_str(), l.value.as_str())))
+                        + 10
+                        + s.samples
+                            .iter()
+                            .map(|smp| {
+                                let h = &smp.histogram;
+                                100 + 15 * (h.positive_spans.len() + h.negative_spans.len())
+                                    + 8 * (h.bucket_count() + h.custom_values.len())
+                            })
+                            .sum::<usize>()
+                })
+                .sum();
+            32 + batch.tenant.as_str().len() + series
         }
     }
 }
@@ -498,6 +555,8 @@ impl Writer {
                 match &req.batch {
                     Payload::Samples(b) => self.encoder.encode_samples(b, &mut scratch),
                     Payload::Logs(b) => self.encoder.encode_logs(b, &mut scratch),
+                    Payload::Exemplars(b) => self.encoder.encode_exemplars(b, &mut scratch),
+                    Payload::Histograms(b) => self.encoder.encode_histograms(b, &mut scratch),
                 }
                 let seq = WalSeq(self.next_seq);
                 self.next_seq += 1;

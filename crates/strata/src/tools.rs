@@ -113,11 +113,11 @@ async fn verify_async(args: VerifyArgs) -> Result<ExitCode, String> {
             .map(|t| TenantId::try_new(t).map_err(|e| e.to_string()))
             .collect::<Result<_, _>>()?
     };
-    // Every table of each tenant: metrics and logs.
+    // Every table of each tenant: metrics, logs and exemplars.
     let mut tables = Vec::new();
     for t in &tenants {
         let before = tables.len();
-        for signal in [Signal::Metrics, Signal::Logs] {
+        for signal in Signal::ALL {
             if let Some(table) = MetricsTable::open_signal(&store, t, signal)
                 .await
                 .map_err(|e| e.to_string())?

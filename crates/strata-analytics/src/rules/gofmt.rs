@@ -112,12 +112,23 @@ pub fn format_g(v: f64, prec: Option<usize>) -> String {
     out
 }
 
-/// Go's `%.Nf` (`%f` is `%.6f`).
+/// Fractional digits past which a float64's exact decimal expansion is
+/// all zeros (its smallest subnormal has 1074).
+const EXACT_FRACTION_DIGITS: usize = 1100;
+
+/// Go's `%.Nf` (`%f` is `%.6f`): the exact decimal expansion, as Rust's
+/// formatter writes it, which takes at most 65535 digits; past
+/// [`EXACT_FRACTION_DIGITS`] only zeros follow, written here.
 pub fn format_f(v: f64, prec: usize) -> String {
     if v.is_nan() || v.is_infinite() {
         return special(v).unwrap_or_default();
     }
-    format!("{v:.prec$}")
+    if prec <= EXACT_FRACTION_DIGITS {
+        return format!("{v:.prec$}");
+    }
+    let mut out = format!("{v:.EXACT_FRACTION_DIGITS$}");
+    out.extend(std::iter::repeat_n('0', prec - EXACT_FRACTION_DIGITS));
+    out
 }
 
 /// Go's `%.Ne` (`%e` is `%.6e`).
@@ -160,6 +171,21 @@ pub fn format_e_shortest(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the fuzzer: `{{ printf "%.800004f" $value }}` once
+    /// panicked (Rust's formatter takes at most 65535 digits).
+    #[test]
+    fn huge_precisions_write_every_digit() {
+        let wide = format_f(0.1, 70_000);
+        assert_eq!(wide.len(), 2 + 70_000);
+        // 0.1 is 0.1000000000000000055511151231257827021181583404541015625.
+        assert_eq!(&wide[..62], &format_f(0.1, 60)[..]);
+        assert!(wide[2 + EXACT_FRACTION_DIGITS..].bytes().all(|b| b == b'0'));
+        assert_eq!(
+            format_f(5e-324, EXACT_FRACTION_DIGITS + 5),
+            format!("{:.1105}", 5e-324)
+        );
+    }
 
     #[test]
     fn floats_print_as_go_prints_them() {

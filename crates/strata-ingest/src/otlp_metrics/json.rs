@@ -66,7 +66,10 @@ fn metric(m: &Value) -> Result<Metric, IngestError> {
         }))
     } else if let Some(d) = m.get("exponentialHistogram") {
         Some(metric::Data::ExponentialHistogram(ExponentialHistogram {
-            data_points: vec![Vec::new(); arr(d, "dataPoints")?.len()],
+            data_points: arr(d, "dataPoints")?
+                .iter()
+                .map(exponential_point)
+                .collect::<Result<_, _>>()?,
             aggregation_temporality: temporality(d)?,
         }))
     } else if let Some(d) = m.get("summary") {
@@ -137,7 +140,47 @@ fn number_point(p: &Value) -> Result<NumberDataPoint, IngestError> {
         time_unix_nano: uint(p, "timeUnixNano")?,
         value,
         flags: flags(p)?,
+        exemplars: exemplars(p)?,
     })
+}
+
+/// A point's `exemplars`; trace and span ids are hex in OTLP JSON.
+fn exemplars(p: &Value) -> Result<Vec<Exemplar>, IngestError> {
+    let ids = |e: &Value, key: &str| -> Result<Vec<u8>, IngestError> {
+        let s = match e.get(key) {
+            None | Some(Value::Null) => return Ok(Vec::new()),
+            Some(Value::String(s)) => s.as_str(),
+            Some(_) => return Err(bad(format!("exemplar {key} must be a hex string"))),
+        };
+        if !s.len().is_multiple_of(2) {
+            return Err(bad(format!("exemplar {key} is not hex")));
+        }
+        (0..s.len())
+            .step_by(2)
+            .map(|i| {
+                s.get(i..i + 2)
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                    .ok_or_else(|| bad(format!("exemplar {key} is not hex")))
+            })
+            .collect()
+    };
+    arr(p, "exemplars")?
+        .iter()
+        .map(|e| {
+            let value = match (float(e, "asDouble")?, int(e, "asInt")?) {
+                (Some(d), _) => Some(exemplar::Value::AsDouble(d)),
+                (None, Some(i)) => Some(exemplar::Value::AsInt(i)),
+                (None, None) => None,
+            };
+            Ok(Exemplar {
+                filtered_attributes: key_values(e, "filteredAttributes")?,
+                time_unix_nano: uint(e, "timeUnixNano")?,
+                value,
+                span_id: ids(e, "spanId")?,
+                trace_id: ids(e, "traceId")?,
+            })
+        })
+        .collect()
 }
 
 fn histogram_point(p: &Value) -> Result<HistogramDataPoint, IngestError> {
@@ -161,6 +204,37 @@ fn histogram_point(p: &Value) -> Result<HistogramDataPoint, IngestError> {
         bucket_counts,
         explicit_bounds,
         flags: flags(p)?,
+        exemplars: exemplars(p)?,
+    })
+}
+
+fn exponential_point(p: &Value) -> Result<ExponentialHistogramDataPoint, IngestError> {
+    let buckets = |key: &str| -> Result<Option<Buckets>, IngestError> {
+        let Some(b) = p.get(key).filter(|b| !b.is_null()) else {
+            return Ok(None);
+        };
+        let offset = int(b, "offset")?.unwrap_or(0);
+        Ok(Some(Buckets {
+            offset: i32::try_from(offset).map_err(|_| bad(format!("{key}.offset out of range")))?,
+            bucket_counts: arr(b, "bucketCounts")?
+                .iter()
+                .map(|c| uint(&serde_json::json!({ "c": c }), "c"))
+                .collect::<Result<_, _>>()?,
+        }))
+    };
+    let scale = int(p, "scale")?.unwrap_or(0);
+    Ok(ExponentialHistogramDataPoint {
+        attributes: key_values(p, "attributes")?,
+        start_time_unix_nano: uint(p, "startTimeUnixNano")?,
+        time_unix_nano: uint(p, "timeUnixNano")?,
+        count: uint(p, "count")?,
+        sum: float(p, "sum")?,
+        scale: i32::try_from(scale).map_err(|_| bad("scale out of range"))?,
+        zero_count: uint(p, "zeroCount")?,
+        positive: buckets("positive")?,
+        negative: buckets("negative")?,
+        flags: flags(p)?,
+        zero_threshold: float(p, "zeroThreshold")?.unwrap_or(0.0),
     })
 }
 

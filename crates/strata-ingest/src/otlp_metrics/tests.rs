@@ -317,7 +317,7 @@ fn start_times_go_with_cumulative_samples_only() {
 }
 
 #[test]
-fn delta_and_exponential_points_are_rejected_and_named() {
+fn delta_points_are_rejected_and_named() {
     let req = request(
         vec![],
         vec![
@@ -334,8 +334,8 @@ fn delta_and_exponential_points_are_rejected_and_named() {
                 "expo",
                 "",
                 metric::Data::ExponentialHistogram(ExponentialHistogram {
-                    data_points: vec![vec![]],
-                    aggregation_temporality: CUMULATIVE,
+                    data_points: vec![ExponentialHistogramDataPoint::default()],
+                    aggregation_temporality: DELTA,
                 }),
             ),
             metric(
@@ -352,7 +352,7 @@ fn delta_and_exponential_points_are_rejected_and_named() {
     let why = d.rejected_why.join("; ");
     assert!(why.contains("delta sums are not stored (deltas)"), "{why}");
     assert!(
-        why.contains("exponential histograms are not stored (expo)"),
+        why.contains("delta exponential histograms are not stored (expo)"),
         "{why}"
     );
     assert_eq!(
@@ -599,4 +599,198 @@ fn attribute_keys_become_prometheus_label_names() {
     assert_eq!(label_name("9lives"), "key_9lives");
     assert_eq!(label_name("k8s.pod-name"), "k8s_pod_name");
     assert_eq!(label_name(""), "_");
+}
+
+#[test]
+fn protobuf_exemplars_of_counters_and_histograms_are_kept_with_ids_in_hex() {
+    let ex = |ms: u64, value: exemplar::Value| proto::Exemplar {
+        filtered_attributes: vec![kv("user", "u1")],
+        time_unix_nano: ms * 1_000_000,
+        value: Some(value),
+        span_id: vec![0xee, 0xe1],
+        trace_id: vec![0x5b, 0x8e],
+    };
+    let mut counter = point(2000, 4.0, vec![]);
+    counter.exemplars = vec![ex(1900, exemplar::Value::AsInt(1))];
+    let hist = HistogramDataPoint {
+        time_unix_nano: 2_000_000_000,
+        count: 2,
+        bucket_counts: vec![1, 1],
+        explicit_bounds: vec![0.5],
+        exemplars: vec![ex(1950, exemplar::Value::AsDouble(0.25))],
+        ..Default::default()
+    };
+    let req = request(
+        vec![],
+        vec![
+            metric(
+                "jobs",
+                "",
+                metric::Data::Sum(Sum {
+                    data_points: vec![counter],
+                    aggregation_temporality: CUMULATIVE,
+                    is_monotonic: true,
+                }),
+            ),
+            metric(
+                "latency",
+                "",
+                metric::Data::Histogram(Histogram {
+                    data_points: vec![hist],
+                    aggregation_temporality: CUMULATIVE,
+                }),
+            ),
+        ],
+    );
+    let (_, d) = decoded(req);
+    type Seen = (String, Option<String>, f64, Vec<(String, String)>);
+    let got: Vec<Seen> = d
+        .exemplars
+        .iter()
+        .map(|s| {
+            (
+                s.labels.metric_name().to_owned(),
+                s.labels.get("le").map(str::to_owned),
+                s.exemplars[0].value,
+                s.exemplars[0].labels.clone(),
+            )
+        })
+        .collect();
+    let labels = vec![
+        ("span_id".to_owned(), "eee1".to_owned()),
+        ("trace_id".to_owned(), "5b8e".to_owned()),
+        ("user".to_owned(), "u1".to_owned()),
+    ];
+    assert_eq!(
+        got,
+        vec![
+            ("jobs_total".into(), None, 1.0, labels.clone()),
+            ("latency_bucket".into(), Some("0.5".into()), 0.25, labels),
+        ]
+    );
+}
+
+/// Found by the fuzzer: an exemplar's `as_double` (field 3) once went to
+/// the number point's value type, which has no field 3, and panicked.
+#[test]
+fn fuzzed_exemplar_fields_are_errors_or_data_never_panics() {
+    let body: &[u8] = include_bytes!("fuzz_exemplar_value.bin");
+    let t = TenantId::try_new("t").unwrap();
+    let _ = decode_proto(t.clone(), body);
+    let _ = decode_json(t, body);
+}
+
+/// An exponential histogram point at `t_ms` of scale `scale`.
+fn expo_point(
+    t_ms: u64,
+    scale: i32,
+    offset: i32,
+    counts: Vec<u64>,
+) -> ExponentialHistogramDataPoint {
+    ExponentialHistogramDataPoint {
+        attributes: vec![kv("route", "/pick")],
+        time_unix_nano: t_ms * 1_000_000,
+        count: 1 + counts.iter().sum::<u64>(),
+        sum: Some(4.5),
+        scale,
+        zero_count: 1,
+        positive: Some(Buckets {
+            offset,
+            bucket_counts: counts,
+        }),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn cumulative_exponential_histograms_become_native_histograms_as_prometheus_translates() {
+    let req = request(
+        vec![kv("service.name", "wms")],
+        vec![metric(
+            "pick.duration",
+            "s",
+            metric::Data::ExponentialHistogram(ExponentialHistogram {
+                data_points: vec![
+                    // OTLP buckets -1, 0, 1 are Prometheus' 0, 1, 2.
+                    expo_point(2000, 3, -1, vec![1, 0, 2]),
+                    // Scale 10 merged down to 8: buckets 5..=8 of scale
+                    // 10 are 1, 1, 1, 2 of scale 8 (k >> 2), then +1.
+                    expo_point(1000, 10, 5, vec![1, 2, 3, 4]),
+                    // Below -4: refused, named.
+                    expo_point(3000, -5, 0, vec![1]),
+                ],
+                aggregation_temporality: CUMULATIVE,
+            }),
+        )],
+    );
+    let (series, d) = decoded(req);
+    assert!(series.is_empty(), "no float series: {series:?}");
+    assert_eq!(d.rejected, 1);
+    assert!(
+        d.rejected_why[0].contains("scale below -4"),
+        "{:?}",
+        d.rejected_why
+    );
+    assert_eq!(d.histograms.len(), 1);
+    let s = &d.histograms[0];
+    let labels: Vec<String> = s
+        .labels
+        .iter()
+        .map(|l| format!("{}={}", l.name, l.value))
+        .collect();
+    assert_eq!(
+        labels,
+        ["__name__=pick_duration_seconds", "job=wms", "route=/pick"]
+    );
+    // In time order.
+    let (merged, plain) = (&s.samples[0], &s.samples[1]);
+    assert_eq!((merged.timestamp_ms, plain.timestamp_ms), (1000, 2000));
+    let h = &plain.histogram;
+    assert_eq!((h.schema, h.count, h.sum, h.zero_count), (3, 4.0, 4.5, 1.0));
+    assert_eq!(h.zero_threshold, 1e-128);
+    assert_eq!(
+        h.positive_spans,
+        vec![BucketSpan {
+            offset: 0,
+            length: 3
+        }]
+    );
+    assert_eq!(h.positive_counts, vec![1.0, 0.0, 2.0]);
+    assert!(h.integer);
+    let h = &merged.histogram;
+    assert_eq!(h.schema, 8);
+    assert_eq!(
+        h.positive_spans,
+        vec![BucketSpan {
+            offset: 2,
+            length: 2
+        }]
+    );
+    assert_eq!(h.positive_counts, vec![6.0, 4.0]);
+    assert_eq!(h.count, 11.0);
+    assert_eq!(
+        d.metadata[0].kind,
+        crate::MetricType::Histogram,
+        "described as a histogram"
+    );
+}
+
+#[test]
+fn json_exponential_histograms_decode_like_protobuf() {
+    let body = br#"{"resourceMetrics":[{"scopeMetrics":[{"metrics":[
+          {"name":"lat","exponentialHistogram":{"aggregationTemporality":2,
+            "dataPoints":[{"timeUnixNano":"1000000000","count":"4","sum":2.5,"scale":2,
+                           "zeroCount":"1","zeroThreshold":0.001,
+                           "positive":{"offset":-2,"bucketCounts":["1","2"]}}]}}]}]}]}"#;
+    let d = decode_json(TenantId::try_new("t").unwrap(), body).unwrap();
+    assert_eq!(d.rejected, 0, "{:?}", d.rejected_why);
+    let h = &d.histograms[0].samples[0].histogram;
+    assert_eq!((h.schema, h.zero_threshold, h.count), (2, 0.001, 4.0));
+    assert_eq!(
+        h.positive_spans,
+        vec![BucketSpan {
+            offset: -1,
+            length: 2
+        }]
+    );
 }

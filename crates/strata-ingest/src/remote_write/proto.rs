@@ -50,16 +50,50 @@ pub struct Exemplar {
     pub timestamp: i64,
 }
 
+/// A native histogram (the same message in 2.0). The `count` and
+/// `zero_count` oneofs are declared as their two optional fields.
 #[derive(Clone, PartialEq, Message)]
 pub struct Histogram {
-    #[prost(uint64, tag = "1")]
-    pub count_int: u64,
+    #[prost(uint64, optional, tag = "1")]
+    pub count_int: Option<u64>,
+    #[prost(double, optional, tag = "2")]
+    pub count_float: Option<f64>,
     #[prost(double, tag = "3")]
     pub sum: f64,
     #[prost(sint32, tag = "4")]
     pub schema: i32,
+    #[prost(double, tag = "5")]
+    pub zero_threshold: f64,
+    #[prost(uint64, optional, tag = "6")]
+    pub zero_count_int: Option<u64>,
+    #[prost(double, optional, tag = "7")]
+    pub zero_count_float: Option<f64>,
+    #[prost(message, repeated, tag = "8")]
+    pub negative_spans: Vec<BucketSpan>,
+    #[prost(sint64, repeated, tag = "9")]
+    pub negative_deltas: Vec<i64>,
+    #[prost(double, repeated, tag = "10")]
+    pub negative_counts: Vec<f64>,
+    #[prost(message, repeated, tag = "11")]
+    pub positive_spans: Vec<BucketSpan>,
+    #[prost(sint64, repeated, tag = "12")]
+    pub positive_deltas: Vec<i64>,
+    #[prost(double, repeated, tag = "13")]
+    pub positive_counts: Vec<f64>,
+    #[prost(int32, tag = "14")]
+    pub reset_hint: i32,
     #[prost(int64, tag = "15")]
     pub timestamp: i64,
+    #[prost(double, repeated, tag = "16")]
+    pub custom_values: Vec<f64>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct BucketSpan {
+    #[prost(sint32, tag = "1")]
+    pub offset: i32,
+    #[prost(uint32, tag = "2")]
+    pub length: u32,
 }
 
 #[derive(Clone, PartialEq, Message)]
@@ -127,9 +161,9 @@ pub mod v2 {
         pub labels_refs: Vec<u32>,
         #[prost(message, repeated, tag = "2")]
         pub samples: Vec<Sample>,
-        /// Native histograms; only their presence is read here.
-        #[prost(bytes = "vec", repeated, tag = "3")]
-        pub histograms: Vec<Vec<u8>>,
+        /// Native histograms: 1.0's message.
+        #[prost(message, repeated, tag = "3")]
+        pub histograms: Vec<super::Histogram>,
         #[prost(message, repeated, tag = "4")]
         pub exemplars: Vec<Exemplar>,
         #[prost(message, optional, tag = "5")]

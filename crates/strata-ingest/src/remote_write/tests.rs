@@ -34,22 +34,42 @@ fn decodes_samples_and_keeps_stale_markers_exact() {
 }
 
 #[test]
-fn skips_exemplars_and_histograms_without_failing_and_reads_metadata() {
+fn reads_exemplars_histograms_and_metadata() {
     let mut with_hist = ts(&[("__name__", "h")], &[]);
     with_hist.histograms.push(proto::Histogram {
-        count_int: 3,
+        count_int: Some(3),
+        zero_count_int: Some(3),
         sum: 1.0,
-        schema: 0,
         timestamp: 5,
+        ..Default::default()
     });
     let mut with_ex = ts(&[("__name__", "c")], &[(5, 1.0)]);
     with_ex.exemplars.push(proto::Exemplar {
-        labels: vec![],
+        labels: vec![proto::Label {
+            name: "trace_id".into(),
+            value: "abc".into(),
+        }],
         value: 1.0,
         timestamp: 5,
     });
+    // Labels over 128 characters: skipped, as Prometheus drops it.
+    with_ex.exemplars.push(proto::Exemplar {
+        labels: vec![proto::Label {
+            name: "trace_id".into(),
+            value: "x".repeat(121),
+        }],
+        value: 2.0,
+        timestamp: 6,
+    });
+    // A series with exemplars and no samples keeps its exemplars.
+    let mut only_ex = ts(&[("__name__", "e")], &[]);
+    only_ex.exemplars.push(proto::Exemplar {
+        labels: vec![],
+        value: 3.0,
+        timestamp: 7,
+    });
     let req = proto::WriteRequest {
-        timeseries: vec![with_hist, with_ex],
+        timeseries: vec![with_hist, with_ex, only_ex],
         metadata: vec![
             proto::MetricMetadata {
                 r#type: 1,
@@ -80,12 +100,27 @@ fn skips_exemplars_and_histograms_without_failing_and_reads_metadata() {
         ],
     };
     let d = decode(&req).unwrap();
+    assert_eq!(d.skipped, Skipped { exemplars: 1 });
+    assert_eq!(d.histograms.len(), 1);
+    assert_eq!(d.histograms[0].labels.metric_name(), "h");
+    assert_eq!(d.histograms[0].samples[0].histogram.zero_count, 3.0);
+    type Kept<'a> = Vec<(&'a str, Vec<(i64, f64, usize)>)>;
+    let kept: Kept = d
+        .exemplars
+        .iter()
+        .map(|s| {
+            (
+                s.labels.metric_name(),
+                s.exemplars
+                    .iter()
+                    .map(|e| (e.timestamp_ms, e.value, e.labels.len()))
+                    .collect(),
+            )
+        })
+        .collect();
     assert_eq!(
-        d.skipped,
-        Skipped {
-            exemplars: 1,
-            histograms: 1,
-        }
+        kept,
+        vec![("c", vec![(5, 1.0, 1)]), ("e", vec![(7, 3.0, 0)])]
     );
     let meta = |metric: &str, kind, help: &str, unit: &str| MetricMetadata {
         metric: metric.into(),
@@ -441,8 +476,10 @@ fn v2_start_timestamps_come_back_in_sample_order() {
 #[test]
 fn v2_counts_histograms_and_exemplars_and_reads_metadata_by_symbol() {
     let mut req = proto::v2::Request::from_series(&[(vec![("__name__", "up")], vec![(1, 1.0)])]);
+    // Label references into the request's symbols: `__name__` and `up`
+    // as name and value.
     req.timeseries[0].exemplars.push(proto::v2::Exemplar {
-        labels_refs: vec![],
+        labels_refs: vec![1, 2],
         value: 1.0,
         timestamp: 1,
     });
@@ -453,12 +490,27 @@ fn v2_counts_histograms_and_exemplars_and_reads_metadata_by_symbol() {
     });
     req.timeseries.push(proto::v2::TimeSeries {
         labels_refs: req.timeseries[0].labels_refs.clone(),
-        histograms: vec![vec![0x08, 0x01], vec![0x08, 0x02]],
+        histograms: vec![int_histogram(1), int_histogram(2)],
         ..Default::default()
     });
     let d = decode2(&req).unwrap();
     assert_eq!(d.batch.sample_count(), 1);
-    assert_eq!((d.skipped.histograms, d.skipped.exemplars), (2, 1));
+    assert_eq!(d.skipped.exemplars, 0);
+    let times: Vec<i64> = d.histograms[0]
+        .samples
+        .iter()
+        .map(|s| s.timestamp_ms)
+        .collect();
+    assert_eq!(times, vec![1, 2]);
+    assert_eq!(d.exemplars.len(), 1);
+    assert_eq!(
+        d.exemplars[0].exemplars[0].labels,
+        vec![("__name__".to_owned(), "up".to_owned())]
+    );
+    // A reference outside the symbols is refused whole, as a series' is.
+    let mut bad = req.clone();
+    bad.timeseries[0].exemplars[0].labels_refs = vec![1, 99];
+    assert!(decode2(&bad).is_err());
     // A gauge with no help or unit (the empty symbol).
     assert_eq!(
         d.metadata,
@@ -679,4 +731,101 @@ fn label_strings_are_checked_as_utf8_at_once_or_one_by_one() {
         let e = decode_v1(t(), &raw_request(&raw), DecodeLimits::default()).unwrap_err();
         assert!(e.to_string().contains("not valid UTF-8"), "{e}");
     }
+}
+
+/// An integer histogram at `t`: schema 1, zero bucket 2, positive buckets
+/// -1..=0 and 3 (deltas 1, 2, -2: counts 1, 3, 1), one negative bucket.
+fn int_histogram(t: i64) -> proto::Histogram {
+    let span = |offset, length| proto::BucketSpan { offset, length };
+    proto::Histogram {
+        count_int: Some(2 + 1 + 3 + 1 + 4),
+        sum: 12.5,
+        schema: 1,
+        zero_threshold: 0.001,
+        zero_count_int: Some(2),
+        positive_spans: vec![span(-1, 2), span(2, 1)],
+        positive_deltas: vec![1, 2, -2],
+        negative_spans: vec![span(0, 1)],
+        negative_deltas: vec![4],
+        reset_hint: 2,
+        timestamp: t,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn native_histograms_decode_to_absolute_counts_in_both_versions() {
+    let mut float = proto::Histogram {
+        count_float: Some(7.5),
+        sum: 3.0,
+        schema: -53,
+        zero_count_float: Some(0.0),
+        positive_spans: vec![proto::BucketSpan {
+            offset: 0,
+            length: 3,
+        }],
+        positive_counts: vec![0.5, 2.0, 5.0],
+        custom_values: vec![0.1, 1.0],
+        timestamp: 9,
+        ..Default::default()
+    };
+    let mut v1 = ts(&[("__name__", "lat")], &[]);
+    v1.histograms = vec![int_histogram(5), float.clone()];
+    let d = decode(&proto::WriteRequest {
+        timeseries: vec![v1.clone()],
+        metadata: vec![],
+    })
+    .unwrap();
+    let mut req2 = proto::v2::Request::from_series(&[(vec![("__name__", "lat")], vec![])]);
+    req2.timeseries[0].histograms = v1.histograms.clone();
+    let v2 = decode2(&req2).unwrap();
+    for d in [&d, &v2] {
+        assert_eq!(d.batch.series_count(), 0);
+        let s = &d.histograms[0];
+        assert_eq!(s.labels.metric_name(), "lat");
+        let h = &s.samples[0].histogram;
+        assert!(h.integer);
+        assert_eq!(
+            (h.schema, h.zero_count, h.count, h.sum),
+            (1, 2.0, 11.0, 12.5)
+        );
+        assert_eq!(h.positive_counts, vec![1.0, 3.0, 1.0]);
+        assert_eq!(h.negative_counts, vec![4.0]);
+        assert_eq!(h.positive_spans[1].offset, 2);
+        assert_eq!(h.reset_hint, strata_types::ResetHint::NotReset);
+        let f = &s.samples[1].histogram;
+        assert!(!f.integer);
+        assert_eq!(
+            (f.schema, f.count, s.samples[1].timestamp_ms),
+            (-53, 7.5, 9)
+        );
+        assert_eq!(f.positive_counts, vec![0.5, 2.0, 5.0]);
+        assert_eq!(f.custom_values, vec![0.1, 1.0]);
+    }
+    // An invalid histogram refuses the request, naming the series and why.
+    let mut bad = int_histogram(5);
+    bad.count_int = Some(99);
+    let mut series = ts(&[("__name__", "lat")], &[(1, 1.0)]);
+    series.histograms = vec![bad];
+    let e = decode(&proto::WriteRequest {
+        timeseries: vec![series],
+        metadata: vec![],
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("lat") && e.contains("99"), "{e}");
+    // Four bounds for three buckets of custom bounds' four: too far.
+    float.positive_spans[0].length = 4;
+    float.positive_counts.push(1.0);
+    float.positive_spans[0].offset = 0;
+    float.custom_values = vec![0.1, 1.0];
+    let mut series = ts(&[("__name__", "lat")], &[]);
+    series.histograms = vec![float];
+    assert!(
+        decode(&proto::WriteRequest {
+            timeseries: vec![series],
+            metadata: vec![],
+        })
+        .is_err()
+    );
 }

@@ -8,164 +8,16 @@
 //! strings must be UTF-8. `proto.rs` stays the schema of record: a property
 //! test checks this reader against prost on arbitrary requests.
 
-use strata_types::{METRIC_NAME_LABEL, NameScheme, Sample, TenantId, WriteBatch, validate_sorted};
+use strata_types::{
+    Exemplar, Label, Labels, METRIC_NAME_LABEL, NameScheme, Sample, SeriesExemplars,
+    SeriesHistograms, TenantId, WriteBatch, exemplar_labels, timestamp_in_range, validate_sorted,
+};
 
+use super::histogram::{Invalid, histogram};
+use super::pb::{FIXED64, LEN, Reader, VARINT, err, want_wire};
 use crate::IngestError;
 use crate::metadata::{MetricMetadata, MetricType, push};
 use crate::remote_write::{Decoded, Skipped};
-
-const VARINT: u8 = 0;
-const FIXED64: u8 = 1;
-const LEN: u8 = 2;
-const FIXED32: u8 = 5;
-
-struct Reader<'a> {
-    buf: &'a [u8],
-    pos: usize,
-    /// `buf` as text when it is valid UTF-8 as a whole (checked once by
-    /// the caller): strings are sliced from it instead of checked one by
-    /// one.
-    text: Option<&'a str>,
-}
-
-fn err(reason: impl Into<String>) -> IngestError {
-    IngestError::Protobuf {
-        reason: reason.into(),
-    }
-}
-
-impl<'a> Reader<'a> {
-    fn new(buf: &'a [u8]) -> Self {
-        Self {
-            buf,
-            pos: 0,
-            text: None,
-        }
-    }
-
-    /// A reader of `buf` whose strings come from `text`, the same bytes
-    /// already known to be UTF-8.
-    fn with_text(buf: &'a [u8], text: Option<&'a str>) -> Self {
-        Self {
-            buf,
-            pos: 0,
-            text: text.filter(|t| t.len() == buf.len()),
-        }
-    }
-
-    fn done(&self) -> bool {
-        self.pos >= self.buf.len()
-    }
-
-    /// A varint; tags and lengths under 128 (nearly all of a request's)
-    /// are one byte and read inline.
-    #[inline]
-    fn varint(&mut self) -> Result<u64, IngestError> {
-        match self.buf.get(self.pos) {
-            Some(&b) if b < 0x80 => {
-                self.pos += 1;
-                Ok(u64::from(b))
-            }
-            _ => self.long_varint(),
-        }
-    }
-
-    #[inline(never)]
-    fn long_varint(&mut self) -> Result<u64, IngestError> {
-        let mut v = 0u64;
-        for shift in (0..64).step_by(7) {
-            let b = *self
-                .buf
-                .get(self.pos)
-                .ok_or_else(|| err("truncated varint"))?;
-            self.pos += 1;
-            v |= u64::from(b & 0x7f) << shift;
-            if b < 0x80 {
-                return Ok(v);
-            }
-        }
-        Err(err("varint longer than 10 bytes"))
-    }
-
-    /// (field number, wire type)
-    fn key(&mut self) -> Result<(u64, u8), IngestError> {
-        let k = self.varint()?;
-        let field = k >> 3;
-        if field == 0 {
-            return Err(err("field number 0"));
-        }
-        Ok((field, (k & 7) as u8))
-    }
-
-    fn take(&mut self, n: usize) -> Result<&'a [u8], IngestError> {
-        let end = self
-            .pos
-            .checked_add(n)
-            .filter(|e| *e <= self.buf.len())
-            .ok_or_else(|| err("length exceeds the message"))?;
-        let s = &self.buf[self.pos..end];
-        self.pos = end;
-        Ok(s)
-    }
-
-    fn bytes(&mut self) -> Result<&'a [u8], IngestError> {
-        let n = self.varint()?;
-        let n = usize::try_from(n).map_err(|_| err("length overflows"))?;
-        self.take(n)
-    }
-
-    fn string(&mut self, what: &str) -> Result<&'a str, IngestError> {
-        let bytes = self.bytes()?;
-        // A slice of checked text, when its ends are character bounds
-        // (they are wherever the bytes around them are tags and lengths).
-        if let Some(s) = self
-            .text
-            .and_then(|t| t.get(self.pos - bytes.len()..self.pos))
-        {
-            return Ok(s);
-        }
-        std::str::from_utf8(bytes).map_err(|_| err(format!("{what} is not valid UTF-8")))
-    }
-
-    /// Where the leading run of `field`'s length-delimited entries ends.
-    fn run_end(mut self, field: u64) -> usize {
-        let mut end = 0;
-        while let Ok((f, LEN)) = self.key() {
-            if f != field || self.bytes().is_err() {
-                break;
-            }
-            end = self.pos;
-        }
-        end
-    }
-
-    fn fixed64(&mut self) -> Result<u64, IngestError> {
-        let b = self.take(8)?;
-        let mut a = [0u8; 8];
-        a.copy_from_slice(b);
-        Ok(u64::from_le_bytes(a))
-    }
-
-    fn skip(&mut self, wire: u8) -> Result<(), IngestError> {
-        match wire {
-            VARINT => self.varint().map(drop),
-            FIXED64 => self.take(8).map(drop),
-            LEN => self.bytes().map(drop),
-            FIXED32 => self.take(4).map(drop),
-            other => Err(err(format!("unsupported wire type {other}"))),
-        }
-    }
-}
-
-fn want_wire(field: &str, wire: u8, want: u8) -> Result<(), IngestError> {
-    if wire == want {
-        Ok(())
-    } else {
-        Err(err(format!(
-            "{field} has wire type {wire}, expected {want}"
-        )))
-    }
-}
 
 /// Decodes a `WriteRequest` into a validated batch.
 pub(crate) fn decode(
@@ -180,6 +32,10 @@ pub(crate) fn decode(
     let mut batch = WriteBatch::with_text_capacity(tenant, raw.len() / 200 + 1, 10, raw.len());
     let mut labels: Vec<(&str, &str)> = Vec::with_capacity(16);
     let mut samples: Vec<Sample> = Vec::with_capacity(4);
+    let mut exemplar_bufs: Vec<&[u8]> = Vec::new();
+    let mut exemplars = Vec::new();
+    let mut histogram_bufs: Vec<&[u8]> = Vec::new();
+    let mut histograms = Vec::new();
     let mut index = 0usize;
     while !r.done() {
         let (field, wire) = r.key()?;
@@ -189,7 +45,15 @@ pub(crate) fn decode(
                 let ts = r.bytes()?;
                 labels.clear();
                 samples.clear();
-                series(ts, &mut labels, &mut samples, &mut skipped)?;
+                exemplar_bufs.clear();
+                histogram_bufs.clear();
+                series(
+                    ts,
+                    &mut labels,
+                    &mut samples,
+                    &mut exemplar_bufs,
+                    &mut histogram_bufs,
+                )?;
                 if let Err(source) = validate_sorted(labels.iter().copied())
                     .and_then(|()| names.check(labels.iter().copied()))
                 {
@@ -202,6 +66,14 @@ pub(crate) fn decode(
                 if !samples.is_empty() {
                     batch.push_validated(labels.iter().copied(), samples.iter().copied());
                 }
+                if !exemplar_bufs.is_empty() {
+                    let kept = exemplar_bufs
+                        .iter()
+                        .filter_map(|b| keep(exemplar_v1(b), &mut skipped).transpose())
+                        .collect::<Result<Vec<_>, _>>()?;
+                    push_exemplars(&mut exemplars, &labels, kept);
+                }
+                push_histograms(&mut histograms, &histogram_bufs, &labels, index)?;
                 index += 1;
             }
             3 => {
@@ -223,7 +95,142 @@ pub(crate) fn decode(
         skipped,
         metadata,
         starts: Vec::new(),
+        exemplars,
+        histograms,
     })
+}
+
+/// An exemplar as decoded: its labels (unchecked), value and time.
+type RawExemplar = (Vec<(String, String)>, f64, i64);
+
+/// An exemplar that decoded: kept when its labels pass
+/// [`exemplar_labels`], counted as skipped when not (Prometheus drops such
+/// an exemplar and stores the rest of the request). Bad protobuf stays an
+/// error.
+fn keep(
+    decoded: Result<RawExemplar, IngestError>,
+    skipped: &mut Skipped,
+) -> Result<Option<Exemplar>, IngestError> {
+    let (labels, value, timestamp_ms) = decoded?;
+    match exemplar_labels(labels) {
+        Ok(labels) if timestamp_in_range(timestamp_ms) => Ok(Some(Exemplar {
+            labels,
+            value,
+            timestamp_ms,
+        })),
+        _ => {
+            skipped.exemplars += 1;
+            Ok(None)
+        }
+    }
+}
+
+/// Adds a series' kept exemplars to the request's.
+fn push_exemplars(out: &mut Vec<SeriesExemplars>, labels: &[(&str, &str)], kept: Vec<Exemplar>) {
+    if kept.is_empty() {
+        return;
+    }
+    out.push(SeriesExemplars {
+        labels: Labels::from_validated(labels.iter().map(|(n, v)| Label::new(*n, *v)).collect()),
+        exemplars: kept,
+    });
+}
+
+/// Adds a series' histograms to the request's; one that does not decode
+/// or validate refuses the request (Prometheus answers 400 for it).
+fn push_histograms(
+    out: &mut Vec<SeriesHistograms>,
+    bufs: &[&[u8]],
+    labels: &[(&str, &str)],
+    index: usize,
+) -> Result<(), IngestError> {
+    if bufs.is_empty() {
+        return Ok(());
+    }
+    let samples = bufs
+        .iter()
+        .map(|b| {
+            histogram(b).map_err(|e| match e {
+                Invalid::Protobuf(e) => e,
+                Invalid::Histogram(timestamp_ms, reason) => IngestError::InvalidHistogram {
+                    index,
+                    labels: super::describe(labels.iter().copied()),
+                    timestamp_ms,
+                    reason,
+                },
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    out.push(SeriesHistograms {
+        labels: Labels::from_validated(labels.iter().map(|(n, v)| Label::new(*n, *v)).collect()),
+        samples,
+    });
+    Ok(())
+}
+
+/// An `Exemplar` message of either version: its value and timestamp,
+/// field 1 (labels or label references) handed to `labels`.
+fn exemplar_fields<'a>(
+    buf: &'a [u8],
+    mut labels: impl FnMut(&mut Reader<'a>, u8) -> Result<(), IngestError>,
+) -> Result<(f64, i64), IngestError> {
+    let mut r = Reader::new(buf);
+    let (mut value, mut ts) = (0.0, 0);
+    while !r.done() {
+        let (field, wire) = r.key()?;
+        match field {
+            1 => labels(&mut r, wire)?,
+            2 => {
+                want_wire("Exemplar.value", wire, FIXED64)?;
+                value = f64::from_bits(r.fixed64()?);
+            }
+            3 => {
+                want_wire("Exemplar.timestamp", wire, VARINT)?;
+                ts = r.varint()? as i64;
+            }
+            _ => r.skip(wire)?,
+        }
+    }
+    Ok((value, ts))
+}
+
+/// A 1.0 `Exemplar`: labels, value, timestamp.
+fn exemplar_v1(buf: &[u8]) -> Result<RawExemplar, IngestError> {
+    let mut labels = Vec::new();
+    let (value, ts) = exemplar_fields(buf, |r, wire| {
+        want_wire("Exemplar.labels", wire, LEN)?;
+        let (n, v) = label(r.bytes()?, None)?;
+        labels.push((n.to_owned(), v.to_owned()));
+        Ok(())
+    })?;
+    Ok((labels, value, ts))
+}
+
+/// A 2.0 `Exemplar`, its label references resolved against `symbols`.
+fn exemplar_v2(buf: &[u8], symbols: &[&str], index: usize) -> Result<RawExemplar, IngestError> {
+    let mut refs = Vec::new();
+    let (value, ts) = exemplar_fields(buf, |r, wire| {
+        label_refs(r, wire, "Exemplar.labels_refs", &mut refs)
+    })?;
+    if !refs.len().is_multiple_of(2) {
+        return Err(err(format!(
+            "timeseries {index}: an exemplar's labels_refs has an odd number of entries ({})",
+            refs.len()
+        )));
+    }
+    let symbol = |i: u32| {
+        symbols.get(i as usize).copied().ok_or_else(|| {
+            err(format!(
+                "timeseries {index}: exemplar labels_refs entry {i} is outside the {} symbols",
+                symbols.len()
+            ))
+        })
+    };
+    let labels = refs
+        .chunks_exact(2)
+        .map(|p| Ok((symbol(p[0])?.to_owned(), symbol(p[1])?.to_owned())))
+        .collect::<Result<Vec<_>, IngestError>>()?;
+    Ok((labels, value, ts))
 }
 
 /// A 1.0 `MetricMetadata` message.
@@ -264,7 +271,8 @@ fn series<'a>(
     buf: &'a [u8],
     labels: &mut Vec<(&'a str, &'a str)>,
     samples: &mut Vec<Sample>,
-    skipped: &mut Skipped,
+    exemplars: &mut Vec<&'a [u8]>,
+    histograms: &mut Vec<&'a [u8]>,
 ) -> Result<(), IngestError> {
     // Clients write a series' labels first: their messages, tags and
     // lengths included, are checked as UTF-8 once (one pass over a few
@@ -291,13 +299,11 @@ fn series<'a>(
             }
             3 => {
                 want_wire("TimeSeries.exemplars", wire, LEN)?;
-                r.bytes()?;
-                skipped.exemplars += 1;
+                exemplars.push(r.bytes()?);
             }
             4 => {
                 want_wire("TimeSeries.histograms", wire, LEN)?;
-                r.bytes()?;
-                skipped.histograms += 1;
+                histograms.push(r.bytes()?);
             }
             _ => r.skip(wire)?,
         }
@@ -397,6 +403,10 @@ pub(crate) fn decode_v2(
     let mut refs: Vec<u32> = Vec::with_capacity(32);
     let mut labels: Vec<(&str, &str)> = Vec::with_capacity(16);
     let mut samples: Vec<(Sample, i64)> = Vec::with_capacity(4);
+    let mut exemplar_bufs: Vec<&[u8]> = Vec::new();
+    let mut exemplars = Vec::new();
+    let mut histogram_bufs: Vec<&[u8]> = Vec::new();
+    let mut histograms = Vec::new();
     let mut metadata = Vec::new();
     // Each stored sample's start timestamp, once one is set.
     let mut starts: Vec<i64> = Vec::new();
@@ -404,7 +414,15 @@ pub(crate) fn decode_v2(
         refs.clear();
         labels.clear();
         samples.clear();
-        let meta = series_v2(buf, &mut refs, &mut samples, &mut skipped)?;
+        exemplar_bufs.clear();
+        histogram_bufs.clear();
+        let meta = series_v2(
+            buf,
+            &mut refs,
+            &mut samples,
+            &mut exemplar_bufs,
+            &mut histogram_bufs,
+        )?;
         if !refs.len().is_multiple_of(2) {
             return Err(err(format!(
                 "timeseries {index}: labels_refs has an odd number of entries ({})",
@@ -458,12 +476,22 @@ pub(crate) fn decode_v2(
             crate::start_zeros::extend_starts(&mut starts, batch.sample_count(), &samples);
             batch.push_validated(labels.iter().copied(), samples.iter().map(|(s, _)| *s));
         }
+        if !exemplar_bufs.is_empty() {
+            let kept = exemplar_bufs
+                .iter()
+                .filter_map(|b| keep(exemplar_v2(b, &symbols, index), &mut skipped).transpose())
+                .collect::<Result<Vec<_>, _>>()?;
+            push_exemplars(&mut exemplars, &labels, kept);
+        }
+        push_histograms(&mut histograms, &histogram_bufs, &labels, index)?;
     }
     Ok(Decoded {
         batch,
         skipped,
         metadata,
         starts,
+        exemplars,
+        histograms,
     })
 }
 
@@ -495,45 +523,30 @@ fn metadata_v2(buf: &[u8]) -> Result<(MetricType, u32, u32), IngestError> {
 
 /// A 2.0 series' label references and samples; its metadata, if it
 /// carries any.
-fn series_v2(
-    buf: &[u8],
+fn series_v2<'a>(
+    buf: &'a [u8],
     refs: &mut Vec<u32>,
     samples: &mut Vec<(Sample, i64)>,
-    skipped: &mut Skipped,
+    exemplars: &mut Vec<&'a [u8]>,
+    histograms: &mut Vec<&'a [u8]>,
 ) -> Result<Option<(MetricType, u32, u32)>, IngestError> {
     let mut meta = None;
     let mut r = Reader::new(buf);
     while !r.done() {
         let (field, wire) = r.key()?;
         match field {
-            1 => match wire {
-                // Packed, as proto3 encoders write it; one by one is legal too.
-                LEN => {
-                    let mut packed = Reader::new(r.bytes()?);
-                    while !packed.done() {
-                        refs.push(symbol_ref(packed.varint()?)?);
-                    }
-                }
-                VARINT => refs.push(symbol_ref(r.varint()?)?),
-                other => {
-                    return Err(err(format!(
-                        "TimeSeries.labels_refs has wire type {other}, expected {LEN}"
-                    )));
-                }
-            },
+            1 => label_refs(&mut r, wire, "TimeSeries.labels_refs", refs)?,
             2 => {
                 want_wire("TimeSeries.samples", wire, LEN)?;
                 samples.push(sample(r.bytes()?)?);
             }
             3 => {
                 want_wire("TimeSeries.histograms", wire, LEN)?;
-                r.bytes()?;
-                skipped.histograms += 1;
+                histograms.push(r.bytes()?);
             }
             4 => {
                 want_wire("TimeSeries.exemplars", wire, LEN)?;
-                r.bytes()?;
-                skipped.exemplars += 1;
+                exemplars.push(r.bytes()?);
             }
             5 => {
                 want_wire("TimeSeries.metadata", wire, LEN)?;
@@ -543,6 +556,29 @@ fn series_v2(
         }
     }
     Ok(meta)
+}
+
+/// A `labels_refs` field (`what`) into `refs`: packed, as proto3
+/// encoders write it, or one by one, which is legal too.
+fn label_refs(
+    r: &mut Reader<'_>,
+    wire: u8,
+    what: &str,
+    refs: &mut Vec<u32>,
+) -> Result<(), IngestError> {
+    match wire {
+        LEN => {
+            let mut packed = Reader::new(r.bytes()?);
+            while !packed.done() {
+                refs.push(symbol_ref(packed.varint()?)?);
+            }
+        }
+        VARINT => refs.push(symbol_ref(r.varint()?)?),
+        other => {
+            return Err(err(format!("{what} has wire type {other}, expected {LEN}")));
+        }
+    }
+    Ok(())
 }
 
 fn symbol_ref(v: u64) -> Result<u32, IngestError> {

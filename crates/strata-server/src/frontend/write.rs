@@ -5,8 +5,12 @@
 
 use std::sync::Arc;
 
+use strata_head::ExemplarStats;
 use strata_storage::{Signal, StorageError};
-use strata_types::{ErrorKind, LogBatch, SeriesSamples, TenantId, WriteBatch};
+use strata_types::{
+    ErrorKind, ExemplarBatch, HistogramBatch, LogBatch, SeriesExemplars, SeriesHistograms,
+    SeriesSamples, TenantId, WriteBatch,
+};
 use strata_wal::Wal;
 
 use strata_query::QueryError;
@@ -130,16 +134,50 @@ impl<'a> Write<'a> {
     /// makes it durable in the WAL, applies it to the head and records the
     /// tenant's usage; the samples stored.
     pub async fn metrics(self, batch: WriteBatch) -> Result<u64, ApiError> {
+        self.metrics_and_histograms(batch, Vec::new())
+            .await
+            .map(|(samples, _)| samples)
+    }
+
+    /// [`Self::metrics`] with native histograms: the limits see the float
+    /// series and the histogram series together (a histogram series is a
+    /// series of the series limits, a histogram sample one sample of the
+    /// ingest rate, its labels under the label limits), then the samples
+    /// and the histograms are made durable, each in their own WAL record.
+    /// The float samples and histogram samples stored.
+    async fn metrics_and_histograms(
+        &self,
+        batch: WriteBatch,
+        histograms: Vec<SeriesHistograms>,
+    ) -> Result<(u64, u64), ApiError> {
         let (state, tenant, shape) = (self.state, self.tenant, self.shape);
         let batch = Arc::new(batch);
         let samples = batch.sample_count() as u64;
-        if samples == 0 {
-            return Ok(0);
+        let hist: u64 = histograms.iter().map(|s| s.samples.len() as u64).sum();
+        if samples + hist == 0 {
+            return Ok((0, 0));
         }
+        // What the limits count: each histogram sample as a sample at its
+        // time (never stored as one).
+        let limited = if hist == 0 {
+            Arc::clone(&batch)
+        } else {
+            let mut all = (*batch).clone();
+            for s in &histograms {
+                all.push_validated(
+                    s.labels.iter().map(|l| (l.name.as_str(), l.value.as_str())),
+                    s.samples.iter().map(|h| strata_types::Sample {
+                        timestamp_ms: h.timestamp_ms,
+                        value: 0.0,
+                    }),
+                );
+            }
+            Arc::new(all)
+        };
         let now_ms = chrono::Utc::now().timestamp_millis();
         let admission = state
             .limits
-            .admit_series(&batch, now_ms.div_euclid(1000))
+            .admit_series(&limited, now_ms.div_euclid(1000))
             .await;
         complete_live(state, &admission, now_ms, shape, "series", |since_ms| {
             state.query.series_written_since(tenant, since_ms, now_ms)
@@ -147,16 +185,72 @@ impl<'a> Write<'a> {
         .await?;
         state
             .limits
-            .check_ingest(&batch, &admission)
+            .check_ingest(&limited, &admission)
             .map_err(|r| state.refused(tenant, r, shape))?;
-        state
-            .storage
-            .write(self.wal.as_ref(), Arc::clone(&batch))
-            .await
-            .map_err(|e| stored_error(e, shape))?;
-        admission.record(&batch, now_ms.div_euclid(1000));
-        state.record_ingest(tenant, samples, self.body_len);
-        Ok(samples)
+        if samples > 0 {
+            state
+                .storage
+                .write(self.wal.as_ref(), Arc::clone(&batch))
+                .await
+                .map_err(|e| stored_error(e, shape))?;
+        }
+        if hist > 0 {
+            let mut h = HistogramBatch::new(tenant.clone());
+            h.series = histograms;
+            state
+                .storage
+                .write_histograms(self.wal.as_ref(), Arc::new(h))
+                .await
+                .map_err(|e| stored_error(e, shape))?;
+        }
+        admission.record(&limited, now_ms.div_euclid(1000));
+        state.record_ingest(tenant, samples + hist, self.body_len);
+        Ok((samples, hist))
+    }
+
+    /// [`Self::metrics`] with the request's native histograms, then its
+    /// exemplars: made durable in the WAL and kept under the tenant's
+    /// bounds (`max_exemplars`, `max_exemplars_per_series`). Exemplars of
+    /// a series whose labels pass the tenant's label limits only; the
+    /// samples stored, what became of the exemplars, the histograms stored.
+    pub async fn metrics_and_exemplars(
+        self,
+        batch: WriteBatch,
+        exemplars: Vec<SeriesExemplars>,
+        histograms: Vec<SeriesHistograms>,
+    ) -> Result<(u64, ExemplarStats, u64), ApiError> {
+        let (samples, stored) = self.metrics_and_histograms(batch, histograms).await?;
+        let (state, wal, tenant, shape) = (self.state, &self.wal, self.tenant, self.shape);
+        if exemplars.is_empty() {
+            return Ok((samples, ExemplarStats::default(), stored));
+        }
+        let l = state.limits.of(tenant);
+        let over = |limit: usize, n: usize| limit > 0 && n > limit;
+        let mut refused = 0u64;
+        let mut batch = ExemplarBatch::new(tenant.clone());
+        for s in exemplars {
+            let fits = !over(l.max_labels_per_series, s.labels.len())
+                && s.labels.iter().all(|lb| {
+                    !over(l.max_label_name_length, lb.name.len())
+                        && !over(l.max_label_value_length, lb.value.len())
+                });
+            if fits {
+                batch.series.push(s);
+            } else {
+                refused += s.exemplars.len() as u64;
+            }
+        }
+        let mut stats = if batch.is_empty() {
+            ExemplarStats::default()
+        } else {
+            state
+                .storage
+                .write_exemplars(wal.as_ref(), Arc::new(batch))
+                .await
+                .map_err(|e| stored_error(e, shape))?
+        };
+        stats.dropped += refused;
+        Ok((samples, stats, stored))
     }
 
     /// Checks the tenant's log limits on `batch` (stream labels, live

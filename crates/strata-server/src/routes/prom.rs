@@ -28,13 +28,13 @@ use crate::AppState;
 use crate::error::{ApiError, Shape};
 use crate::frontend::Caller;
 
-const SHAPE: Shape = Shape::Json;
+pub(super) const SHAPE: Shape = Shape::Json;
 
 pub(super) fn bad(message: impl Into<String>) -> ApiError {
     ApiError::new(ErrorKind::BadInput, message, SHAPE)
 }
 
-fn from_prom(e: PromError) -> ApiError {
+pub(super) fn from_prom(e: PromError) -> ApiError {
     prom_error(e, SHAPE)
 }
 
@@ -86,7 +86,7 @@ impl Params {
             .collect()
     }
 
-    fn time(&self, name: &str, default: i64) -> Result<i64, ApiError> {
+    pub(super) fn time(&self, name: &str, default: i64) -> Result<i64, ApiError> {
         self.get(name).map_or(Ok(default), |v| {
             parse_time(v).map_err(|e| bad(format!("invalid parameter \"{name}\": {e}")))
         })
@@ -708,25 +708,6 @@ pub(super) async fn buildinfo(State(state): State<Arc<AppState>>, headers: Heade
         }),
         Vec::new(),
         Vec::new(),
-    )
-}
-
-pub(super) async fn query_exemplars(
-    _caller: Caller,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-    body: Bytes,
-) -> Response {
-    reply(
-        async {
-            let params = Params::new(raw, &headers, &body);
-            if let Some(q) = params.get("query") {
-                pq::parse(q).map_err(from_prom)?;
-            }
-            // Exemplars are not stored: a valid query has none.
-            Ok(envelope(json!([]), Vec::new(), Vec::new()))
-        }
-        .await,
     )
 }
 

@@ -23,10 +23,13 @@ use crate::limits::Refusal;
 
 /// Decodes, validates, makes durable, applies to the head, then answers 204.
 /// Nothing is stored unless the whole request is valid. A 2.0 request
-/// whose native histograms or exemplars were not stored (Strata stores
-/// float samples) gets 400 naming them once its samples are durable, as
-/// 2.0 requires of a partial write; 1.0 skips them (counted in
-/// `strata_ingest_skipped_total`).
+/// whose native histograms were not stored (Strata does not store them
+/// yet) or whose exemplars came out of order (older than their series'
+/// newest) gets 400 naming them once the rest is durable, as 2.0 requires
+/// of a partial write and as Prometheus answers; 1.0 skips them (counted
+/// in `strata_ingest_skipped_total`). Exemplars Prometheus would drop
+/// without an error (labels over 128 characters, a tenant keeping none)
+/// are dropped and counted the same way.
 pub(super) async fn remote_write(
     State(state): State<Arc<AppState>>,
     caller: Caller<Writer>,
@@ -38,30 +41,38 @@ pub(super) async fn remote_write(
             deduped: Some(why), ..
         }) => (
             StatusCode::ACCEPTED,
-            written_headers(0),
+            written_headers(0, 0, 0),
             [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
             why,
         )
             .into_response(),
         Ok(Written {
             samples,
+            exemplars,
+            histograms,
             not_written: None,
             ..
-        }) => written(StatusCode::NO_CONTENT, samples).into_response(),
+        }) => (
+            StatusCode::NO_CONTENT,
+            written_headers(samples, exemplars, histograms),
+        )
+            .into_response(),
         Ok(Written {
             samples,
+            exemplars,
+            histograms,
             not_written: Some(why),
             ..
         }) => (
             StatusCode::BAD_REQUEST,
-            written_headers(samples),
+            written_headers(samples, exemplars, histograms),
             [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
             why,
         )
             .into_response(),
         Err(e) => {
             let mut resp = e.into_response();
-            resp.headers_mut().extend(written_headers(0));
+            resp.headers_mut().extend(written_headers(0, 0, 0));
             resp
         }
     }
@@ -78,33 +89,48 @@ pub(super) fn header_text(headers: &HeaderMap, name: header::HeaderName) -> Opti
 /// or why none of it was (an HA replica that is not elected).
 struct Written {
     samples: u64,
+    exemplars: u64,
+    histograms: u64,
     not_written: Option<String>,
     deduped: Option<String>,
 }
 
 /// A write after HA deduplication.
 enum Ha {
-    Store(WriteBatch),
+    /// Stored; `true` when without the replica label (an elected replica).
+    Store(WriteBatch, bool),
     Deduped(String),
 }
 
 /// HA pair deduplication ([`crate::ha`]) of a decoded write, with the
 /// tenant's settings: the batch to store (the replica label taken off
 /// when it came from the elected replica), or why it is not stored.
-fn ha_dedupe(state: &AppState, tenant: &TenantId, batch: WriteBatch) -> Result<Ha, ApiError> {
+fn ha_dedupe(
+    state: &AppState,
+    tenant: &TenantId,
+    batch: WriteBatch,
+    histograms: &[strata_types::SeriesHistograms],
+) -> Result<Ha, ApiError> {
     let limits = state.limits.of(tenant);
     if !limits.accept_ha_samples {
-        return Ok(Ha::Store(batch));
+        return Ok(Ha::Store(batch, false));
     }
-    // Read from the first series, as Mimir reads them.
-    let labels = batch.series().next().and_then(|s| {
+    // Read from the first series, as Mimir reads them (a native
+    // histogram's when the request has no float series).
+    let pair = |get: &dyn Fn(&str) -> Option<String>| {
         Some((
-            s.label(&limits.ha_cluster_label)?.to_owned(),
-            s.label(&limits.ha_replica_label)?.to_owned(),
+            get(&limits.ha_cluster_label)?,
+            get(&limits.ha_replica_label)?,
         ))
-    });
+    };
+    let labels = match batch.series().next() {
+        Some(s) => pair(&|n| s.label(n).map(str::to_owned)),
+        None => histograms
+            .first()
+            .and_then(|s| pair(&|n| s.labels.get(n).map(str::to_owned))),
+    };
     let Some((cluster, replica)) = labels else {
-        return Ok(Ha::Store(batch));
+        return Ok(Ha::Store(batch, false));
     };
     let settings = HaSettings {
         max_clusters: limits.ha_max_clusters,
@@ -114,7 +140,10 @@ fn ha_dedupe(state: &AppState, tenant: &TenantId, batch: WriteBatch) -> Result<H
         .ha
         .check(tenant, &cluster, &replica, &settings, Instant::now())
     {
-        Verdict::Elected => Ok(Ha::Store(batch.without_label(&limits.ha_replica_label))),
+        Verdict::Elected => Ok(Ha::Store(
+            batch.without_label(&limits.ha_replica_label),
+            true,
+        )),
         Verdict::NotElected { replica, elected } => {
             state
                 .metrics
@@ -186,17 +215,36 @@ async fn write(
 ) -> Result<Written, ApiError> {
     let (w, proto, decoded) = admit_and_decode(state, tenant, headers, body).await?;
 
-    let skipped = decoded.skipped;
+    let (batch, elected) = match ha_dedupe(state, tenant, decoded.batch, &decoded.histograms)? {
+        Ha::Store(batch, elected) => (batch, elected),
+        Ha::Deduped(why) => {
+            return Ok(Written {
+                samples: 0,
+                exemplars: 0,
+                histograms: 0,
+                not_written: None,
+                deduped: Some(why),
+            });
+        }
+    };
+    let (mut exemplars, mut histograms) = (decoded.exemplars, decoded.histograms);
+    if elected {
+        let label = &state.limits.of(tenant).ha_replica_label;
+        without_replica(label, exemplars.iter_mut().map(|s| &mut s.labels));
+        without_replica(label, histograms.iter_mut().map(|s| &mut s.labels));
+    }
+    let (batch, zeros) = start_zeros(state, tenant, batch, &decoded.starts);
+    // The header counts what the sender sent.
+    let (samples, ex, histograms) = w
+        .metrics_and_exemplars(batch, exemplars, histograms)
+        .await?;
+    let samples = samples.saturating_sub(zeros);
+    state.record_metadata(tenant, &decoded.metadata);
+    let mut skipped = decoded.skipped;
+    skipped.exemplars += ex.dropped + ex.out_of_order;
     if skipped.any() {
-        debug!(%tenant, exemplars = skipped.exemplars, histograms = skipped.histograms,
-            "skipping items not stored yet");
-        for (i, (kind, n)) in [
-            ("exemplars", skipped.exemplars),
-            ("histograms", skipped.histograms),
-        ]
-        .into_iter()
-        .enumerate()
-        {
+        debug!(%tenant, exemplars = skipped.exemplars, "items not stored");
+        for (i, (kind, n)) in [("exemplars", skipped.exemplars)].into_iter().enumerate() {
             if n > 0 {
                 state
                     .metrics
@@ -207,34 +255,32 @@ async fn write(
             }
         }
     }
-
-    let not_written = (proto == Proto::V2
-        && skipped.histograms + skipped.exemplars > 0)
-        .then(|| {
-            format!(
-                "{} native histogram samples and {} exemplars not written: Strata stores float samples only",
-                skipped.histograms, skipped.exemplars
-            )
-        });
-    let batch = match ha_dedupe(state, tenant, decoded.batch)? {
-        Ha::Store(batch) => batch,
-        Ha::Deduped(why) => {
-            return Ok(Written {
-                samples: 0,
-                not_written: None,
-                deduped: Some(why),
-            });
-        }
-    };
-    let (batch, zeros) = start_zeros(state, tenant, batch, &decoded.starts);
-    // The header counts what the sender sent.
-    let samples = w.metrics(batch).await?.saturating_sub(zeros);
-    state.record_metadata(tenant, &decoded.metadata);
+    let mut why = Vec::new();
+    if proto == Proto::V2 && ex.out_of_order > 0 {
+        why.push(format!(
+            "{} exemplars not written: out of order exemplar (older than its series' newest)",
+            ex.out_of_order
+        ));
+    }
     Ok(Written {
         samples,
-        not_written,
+        exemplars: ex.accepted,
+        histograms,
+        not_written: (!why.is_empty()).then(|| why.join("; ")),
         deduped: None,
     })
+}
+
+/// The exemplars' and native histograms' series of an elected HA
+/// replica's write without its replica label `label`, as its samples are
+/// stored.
+fn without_replica<'a>(label: &str, series: impl Iterator<Item = &'a mut strata_types::Labels>) {
+    for labels in series {
+        if labels.get(label).is_some() {
+            let kept = labels.iter().filter(|l| l.name != label).cloned().collect();
+            *labels = strata_types::Labels::from_validated(kept);
+        }
+    }
 }
 
 /// `POST /api/v1/internal/write` (operator role): what a compactor's rules
@@ -258,7 +304,7 @@ pub(super) async fn internal_write(
         internal(&state, &tenant, &headers, body).await
     };
     match stored.await {
-        Ok(samples) => written(StatusCode::NO_CONTENT, samples).into_response(),
+        Ok(samples) => (StatusCode::NO_CONTENT, written_headers(samples, 0, 0)).into_response(),
         Err(e) => e.into_response(),
     }
 }
@@ -307,9 +353,12 @@ async fn admit_and_decode<'a>(
 }
 
 /// The remote-write 2.0 "written" headers, set on every response as the
-/// reference handler does (for 1.0 too). Histograms and exemplars are not
-/// stored yet: always 0.
-fn written_headers(samples: u64) -> [(header::HeaderName, HeaderValue); 3] {
+/// reference handler does (for 1.0 too).
+fn written_headers(
+    samples: u64,
+    exemplars: u64,
+    histograms: u64,
+) -> [(header::HeaderName, HeaderValue); 3] {
     [
         (
             header::HeaderName::from_static("x-prometheus-remote-write-samples-written"),
@@ -317,17 +366,13 @@ fn written_headers(samples: u64) -> [(header::HeaderName, HeaderValue); 3] {
         ),
         (
             header::HeaderName::from_static("x-prometheus-remote-write-histograms-written"),
-            HeaderValue::from(0u64),
+            HeaderValue::from(histograms),
         ),
         (
             header::HeaderName::from_static("x-prometheus-remote-write-exemplars-written"),
-            HeaderValue::from(0u64),
+            HeaderValue::from(exemplars),
         ),
     ]
-}
-
-fn written(status: StatusCode, samples: u64) -> impl IntoResponse {
-    (status, written_headers(samples))
 }
 
 /// `POST /v1/metrics`, `/otlp/v1/metrics`, `/api/v1/otlp/v1/metrics`:
@@ -377,8 +422,20 @@ pub(super) async fn otlp_metrics(
         };
         let decoded = w.decode(len, decode).await?;
         let (batch, _) = start_zeros(&state, tenant, decoded.batch, &decoded.starts);
-        w.metrics(batch).await?;
+        let (_, ex, _) = w
+            .metrics_and_exemplars(batch, decoded.exemplars, decoded.histograms)
+            .await?;
         state.record_metadata(tenant, &decoded.metadata);
+        // Exemplars are not data points: dropped ones are counted, not
+        // reported as rejected (Prometheus' receiver drops them the same).
+        let dropped = decoded.skipped_exemplars + ex.dropped + ex.out_of_order;
+        if dropped > 0 {
+            state
+                .metrics
+                .ingest_skipped
+                .get_or_create(&vec![("kind", "exemplars".to_owned())])
+                .inc_by(dropped);
+        }
         if decoded.rejected > 0 {
             state
                 .metrics

@@ -3,7 +3,7 @@
 //! to queries, and the cut dropped once every tenant's commit is in; on
 //! demand (`flush`, `flush_one`) or by the background flusher.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -13,11 +13,20 @@ use strata_types::TenantId;
 use strata_wal::{Wal, WalSeq};
 use tracing::{info, instrument, warn};
 
-use super::{FailPoint, FlushReport, Frozen, FrozenHead, HeadEvent, Storage, StorageConfig};
+use super::{
+    FailPoint, FlushReport, Frozen, FrozenHead, HeadEvent, Storage, StorageConfig, pending_parts,
+};
 
 /// Commits of a flush to a table other processes commit to, before the
 /// flush fails (and is retried whole by the flusher).
 const SHARED_COMMIT_ATTEMPTS: usize = 5;
+
+/// Pending exemplars (all tenants) at which the flusher writes them to
+/// the exemplars tables without waiting for the next flush: what the
+/// exemplar stores hold aside stays bounded (each an exemplar and a
+/// reference to its series' labels, which the store shares) however many
+/// exemplars a flush interval brings.
+pub const EXEMPLAR_FLUSH_ROWS: usize = 100_000;
 use crate::logs_writer::write_logs;
 use crate::paths::Signal;
 use crate::table::write_operation;
@@ -33,8 +42,12 @@ impl Storage {
         }
         let samples = self.head.samples_appended();
         let log_bytes = self.logs.bytes_appended();
-        let held = samples > 0 || self.logs.entries_appended() > 0;
-        samples >= config.flush_max_samples
+        let held = samples > 0
+            || self.logs.entries_appended() > 0
+            || self.exemplars.has_pending()
+            || self.histograms.has_pending();
+        // A histogram weighs as many samples as it has buckets, plus one.
+        samples.saturating_add(self.histograms.pending_weight() as u64) >= config.flush_max_samples
             || log_bytes >= config.flush_max_log_bytes
             || (held && self.last_cut.lock().elapsed() >= config.flush_interval)
     }
@@ -58,69 +71,10 @@ impl Storage {
             cut,
             ..FlushReport::default()
         };
-        // Each tenant's flush stands alone: one that fails is reported and
-        // retried later, and every other tenant's is still committed. A
-        // tenant that failed in one cut is not flushed in later cuts (its
-        // committed position must not pass the records it has not yet
-        // written).
-        let mut failed: Vec<(TenantId, Signal, StorageError)> = Vec::new();
-        let cuts: Vec<_> = {
-            let state = self.state.read();
-            state
-                .frozen
-                .iter()
-                .map(|f| {
-                    (
-                        f.seq,
-                        f.heads
-                            .iter()
-                            .map(|(t, h)| (t.clone(), Arc::clone(h)))
-                            .collect::<Vec<_>>(),
-                        f.logs
-                            .iter()
-                            .map(|(t, h)| (t.clone(), Arc::clone(h)))
-                            .collect::<Vec<_>>(),
-                    )
-                })
-                .collect()
-        };
-        let has_failed = |failed: &[(TenantId, Signal, StorageError)], t: &TenantId, s: Signal| {
-            failed.iter().any(|(ft, fs, _)| ft == t && *fs == s)
-        };
-        for (seq, heads, logs) in cuts {
-            for (tenant, head) in heads {
-                if has_failed(&failed, &tenant, Signal::Metrics) {
-                    continue;
-                }
-                if let Err(e) = self
-                    .flush_tenant(seq, &tenant, FrozenHead::Samples(&head), &mut report)
-                    .await
-                {
-                    warn!(tenant = %tenant, error = %e, "flush of a tenant's metrics failed; its data stays in the head and the WAL, other tenants go on");
-                    failed.push((tenant, Signal::Metrics, e));
-                }
-            }
-            for (tenant, logs) in logs {
-                if has_failed(&failed, &tenant, Signal::Logs) {
-                    continue;
-                }
-                if let Err(e) = self
-                    .flush_tenant(seq, &tenant, FrozenHead::Logs(&logs), &mut report)
-                    .await
-                {
-                    warn!(tenant = %tenant, error = %e, "flush of a tenant's logs failed; its data stays in the head and the WAL, other tenants go on");
-                    failed.push((tenant, Signal::Logs, e));
-                }
-            }
-        }
-        self.drop_committed_cuts();
-        if let Some((tenant, signal, error)) = failed.into_iter().next() {
+        let failed = self.write_cuts(|_, _| true, &mut report).await;
+        if let Some(e) = failed {
             // The WAL keeps every record from the first cut not done.
-            return Err(StorageError::TenantFlush {
-                tenant,
-                signal: signal.as_str(),
-                source: Box::new(error),
-            });
+            return Err(e);
         }
         // Every cut is committed: every record up to `cut` is in files.
         report.wal_segments_removed = wal.remove_segments_before(WalSeq(cut.0 + 1))?;
@@ -142,8 +96,55 @@ impl Storage {
         Ok(report)
     }
 
-    /// Flushes `tenant`'s heads now (metrics and logs, with any earlier
-    /// cut of theirs not yet committed), and nobody else's. The WAL is not
+    /// Steps 2–4 for the parts of every uncommitted cut that `which` takes
+    /// (by tenant and signal), oldest cut first, then forgets the cuts
+    /// done. Each tenant's part stands alone: one that fails is logged and
+    /// retried by a later flush, every other is still committed; a tenant
+    /// whose part of a signal failed in one cut is not written in later
+    /// cuts (its committed position must not pass the records it has not
+    /// written). The first failure, if any.
+    async fn write_cuts(
+        &self,
+        which: impl Fn(&TenantId, Signal) -> bool,
+        report: &mut FlushReport,
+    ) -> Option<StorageError> {
+        let cuts: Vec<_> = {
+            let state = self.state.read();
+            state.frozen.iter().map(|f| (f.seq, f.parts())).collect()
+        };
+        let mut failed: Vec<(TenantId, Signal)> = Vec::new();
+        let mut first = None;
+        for (seq, parts) in cuts {
+            for (tenant, part) in parts {
+                let head = part.head();
+                let signal = head.signal();
+                if !which(&tenant, signal) || failed.contains(&(tenant.clone(), signal)) {
+                    continue;
+                }
+                if let Err(e) = self.flush_tenant(seq, &tenant, head, report).await {
+                    warn!(tenant = %tenant, table = signal.as_str(), error = %e, "flush of a tenant's table failed; its data stays in the WAL (and the head), other tenants go on");
+                    first.get_or_insert(StorageError::TenantFlush {
+                        tenant: tenant.clone(),
+                        signal: signal.as_str(),
+                        source: Box::new(e),
+                    });
+                    failed.push((tenant, signal));
+                }
+            }
+        }
+        self.drop_committed_cuts();
+        first
+    }
+
+    /// Adds `f` to the uncommitted cuts unless it holds nothing.
+    fn push_cut(&self, f: Frozen) {
+        if !f.is_done() {
+            self.state.write().frozen.push(f);
+        }
+    }
+
+    /// Flushes `tenant`'s heads now (every signal, with any earlier cut of
+    /// theirs not yet committed), and nobody else's. The WAL is not
     /// truncated: the other tenants' records there are not in files yet;
     /// the next full flush truncates past them all.
     #[instrument(skip_all, fields(tenant = %tenant))]
@@ -152,52 +153,56 @@ impl Storage {
         let started = Instant::now();
         {
             let _cut = self.cut.write().await;
-            let seq = WalSeq(self.applied.load(Ordering::Acquire));
-            let heads =
-                BTreeMap::from_iter(self.head.freeze_tenant(tenant).map(|h| (tenant.clone(), h)));
-            let logs =
-                BTreeMap::from_iter(self.logs.freeze_tenant(tenant).map(|h| (tenant.clone(), h)));
-            if !heads.is_empty() || !logs.is_empty() {
-                self.state.write().frozen.push(Frozen { seq, heads, logs });
-            }
+            let mut f = Frozen::at(WalSeq(self.applied.load(Ordering::Acquire)));
+            f.heads
+                .extend(self.head.freeze_tenant(tenant).map(|h| (tenant.clone(), h)));
+            f.logs
+                .extend(self.logs.freeze_tenant(tenant).map(|h| (tenant.clone(), h)));
+            f.exemplars = pending_parts(vec![(
+                tenant.clone(),
+                self.exemplars.take_pending_of(tenant),
+            )]);
+            f.histograms = pending_parts(vec![(
+                tenant.clone(),
+                self.histograms.take_pending_of(tenant),
+            )]);
+            let seq = f.seq;
+            self.push_cut(f);
             self.announce(|| HeadEvent::Cut {
                 seq,
                 tenant: Some(tenant.clone()),
             });
         }
-        let cuts: Vec<_> = self
-            .state
-            .read()
-            .frozen
-            .iter()
-            .map(|f| {
-                (
-                    f.seq,
-                    f.heads.get(tenant).cloned(),
-                    f.logs.get(tenant).cloned(),
-                )
-            })
-            .collect();
         let mut report = FlushReport::default();
-        let mut result = Ok(());
-        'cuts: for (seq, head, logs) in cuts {
-            for (head, signal) in [
-                (head.as_deref().map(FrozenHead::Samples), Signal::Metrics),
-                (logs.as_deref().map(FrozenHead::Logs), Signal::Logs),
-            ] {
-                let Some(head) = head else { continue };
-                if let Err(e) = self.flush_tenant(seq, tenant, head, &mut report).await {
-                    result = Err(StorageError::TenantFlush {
-                        tenant: tenant.clone(),
-                        signal: signal.as_str(),
-                        source: Box::new(e),
-                    });
-                    break 'cuts;
-                }
-            }
+        if let Some(e) = self.write_cuts(|t, _| t == tenant, &mut report).await {
+            return Err(e);
         }
-        self.drop_committed_cuts();
-        result?;
+        report.elapsed = started.elapsed();
+        Ok(report)
+    }
+
+    /// Writes every tenant's pending exemplars to its exemplars table now,
+    /// without cutting the heads: a cut of exemplars only, at the current
+    /// WAL position, committed as the exemplar part of any cut is (with
+    /// earlier cuts' exemplar parts not yet committed). The WAL is not
+    /// truncated: the next full flush does that.
+    #[instrument(skip_all)]
+    pub async fn flush_exemplars(&self) -> Result<FlushReport, StorageError> {
+        let _one = self.flushing.lock().await;
+        let started = Instant::now();
+        {
+            let _cut = self.cut.write().await;
+            let mut f = Frozen::at(WalSeq(self.applied.load(Ordering::Acquire)));
+            f.exemplars = pending_parts(self.exemplars.take_pending());
+            self.push_cut(f);
+        }
+        let mut report = FlushReport::default();
+        if let Some(e) = self
+            .write_cuts(|_, s| s == Signal::Exemplars, &mut report)
+            .await
+        {
+            return Err(e);
+        }
         report.elapsed = started.elapsed();
         Ok(report)
     }
@@ -214,25 +219,27 @@ impl Storage {
     /// that position.
     async fn cut_head(&self) -> WalSeq {
         let _cut = self.cut.write().await;
-        let seq = WalSeq(self.applied.load(Ordering::Acquire));
-        let mut state = self.state.write();
-        let heads: BTreeMap<_, _> = self
+        let mut f = Frozen::at(WalSeq(self.applied.load(Ordering::Acquire)));
+        f.heads = self
             .head
             .freeze()
             .into_iter()
             .map(|h| (h.tenant().clone(), h))
             .collect();
-        let logs: BTreeMap<_, _> = self
+        f.logs = self
             .logs
             .freeze()
             .into_iter()
             .map(|h| (h.tenant().clone(), h))
             .collect();
+        // Under the cut's lock no write is between its WAL append and its
+        // apply: what is pending is exactly what the records up to `seq`
+        // stored.
+        f.exemplars = pending_parts(self.exemplars.take_pending());
+        f.histograms = pending_parts(self.histograms.take_pending());
         *self.last_cut.lock() = Instant::now();
-        if !heads.is_empty() || !logs.is_empty() {
-            state.frozen.push(Frozen { seq, heads, logs });
-        }
-        drop(state);
+        let seq = f.seq;
+        self.push_cut(f);
         self.announce(|| HeadEvent::Cut { seq, tenant: None });
         seq
     }
@@ -244,6 +251,8 @@ impl Storage {
         match signal {
             Signal::Metrics => &self.tables,
             Signal::Logs => &self.log_tables,
+            Signal::Exemplars => &self.exemplar_tables,
+            Signal::Histograms => &self.histogram_tables,
         }
     }
 
@@ -299,6 +308,24 @@ impl Storage {
                 write_head(h, self.store.store(), table.root(), &id_days).await?
             }
             FrozenHead::Logs(l) => write_logs(l, self.store.store(), table.root()).await?,
+            FrozenHead::Exemplars(rows) => {
+                crate::exemplar_files::write_exemplars(
+                    rows.to_vec(),
+                    self.store.store(),
+                    table.root(),
+                    crate::FileLevel::Flush,
+                )
+                .await?
+            }
+            FrozenHead::Histograms(rows) => {
+                crate::histogram_files::write_histograms(
+                    rows.to_vec(),
+                    self.store.store(),
+                    table.root(),
+                    crate::FileLevel::Flush,
+                )
+                .await?
+            }
         };
         if self.failpoint == Some(FailPoint::Uploaded) {
             std::process::abort();
@@ -344,6 +371,8 @@ impl Storage {
                 report.rows += rows;
             }
             Signal::Logs => report.log_rows += rows,
+            Signal::Exemplars => report.exemplar_rows += rows,
+            Signal::Histograms => report.histogram_rows += rows,
         }
         report.files += files.len();
         report.bytes += files.iter().map(|f| f.size).sum::<u64>();
@@ -353,13 +382,8 @@ impl Storage {
         }
         state.files_mut(signal).insert(tenant.clone(), live.into());
         state.committed_mut(signal).insert(tenant.clone(), seq);
-        for f in &mut state.frozen {
-            if f.seq == seq {
-                match signal {
-                    Signal::Metrics => f.heads.remove(tenant).map(|_| ()),
-                    Signal::Logs => f.logs.remove(tenant).map(|_| ()),
-                };
-            }
+        for f in state.frozen.iter_mut().filter(|f| f.seq == seq) {
+            f.remove(tenant, signal);
         }
         drop(state);
         self.announce(|| HeadEvent::Committed {
@@ -419,6 +443,11 @@ impl Storage {
                 return;
             }
             if !self.flush_due(&config) {
+                if self.exemplars.pending_count() >= EXEMPLAR_FLUSH_ROWS
+                    && let Err(error) = self.flush_exemplars().await
+                {
+                    warn!(%error, "writing pending exemplars failed; the next flush retries");
+                }
                 continue;
             }
             let result = self.flush(wal.as_ref()).await;

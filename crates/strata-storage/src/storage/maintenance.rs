@@ -170,12 +170,18 @@ impl Storage {
             .iter()
             .map(|(t, table)| (t.clone(), Arc::clone(table)))
             .collect();
-        tables.extend(
-            self.log_tables
-                .lock()
-                .iter()
-                .map(|(t, table)| (t.clone(), Arc::clone(table))),
-        );
+        for others in [
+            &self.log_tables,
+            &self.exemplar_tables,
+            &self.histogram_tables,
+        ] {
+            tables.extend(
+                others
+                    .lock()
+                    .iter()
+                    .map(|(t, table)| (t.clone(), Arc::clone(table))),
+            );
+        }
         let mut planned = Vec::new();
         for (tenant, table) in tables {
             if !self.owns(&tenant) {
@@ -218,6 +224,8 @@ impl Storage {
                 Signal::Logs => {
                     crate::logs_compact::merge_logs(&store, &root, &job, day.zstd).await
                 }
+                Signal::Exemplars => crate::exemplar_files::merge(&store, &root, &job).await,
+                Signal::Histograms => crate::histogram_files::merge(&store, &root, &job).await,
             }
         })
     }
@@ -273,7 +281,13 @@ impl Storage {
     pub fn compaction_backlog_of(&self, now_ms: i64, delay: Duration) -> CompactionBacklog {
         let state = self.state.read();
         let mut backlog = CompactionBacklog::default();
-        for files in state.files.values().chain(state.log_files.values()) {
+        for files in state
+            .files
+            .values()
+            .chain(state.log_files.values())
+            .chain(state.exemplar_files.values())
+            .chain(state.histogram_files.values())
+        {
             for job in compact::plan(files, now_ms, delay.as_millis() as i64) {
                 backlog.files += job.inputs.len();
                 backlog.rows += job.inputs.iter().map(|f| f.stats.rows).sum::<u64>();
@@ -299,11 +313,15 @@ impl Storage {
                     .files
                     .values()
                     .chain(state.log_files.values())
+                    .chain(state.exemplar_files.values())
+                    .chain(state.histogram_files.values())
                     .any(|files| files.iter().any(|f| f.path.id == *id))
             });
             for (signal, tables) in [
                 (Signal::Metrics, &state.files),
                 (Signal::Logs, &state.log_files),
+                (Signal::Exemplars, &state.exemplar_files),
+                (Signal::Histograms, &state.histogram_files),
             ] {
                 for (tenant, files) in tables {
                     let lag = compact::plan(files, now_ms, delay.as_millis() as i64)
@@ -472,12 +490,24 @@ impl Storage {
         config: &RetentionConfig,
     ) -> Result<RetentionReport, StorageError> {
         let mut report = RetentionReport::default();
+        // Exemplars past a tenant's period leave the store this process
+        // holds (the store is not in the tables).
+        for tenant in self.exemplars().tenants() {
+            if let Some(period) = config.period_for(tenant.as_str())
+                && !config.legal_hold(tenant.as_str())
+            {
+                let before = now_ms.saturating_sub(period.as_millis() as i64);
+                self.exemplars().drop_before(&tenant, before);
+            }
+        }
         if self.sharing.is_some() {
             // Others commit to the tables: decide on their latest files.
             self.refresh_tables_of(|t| self.owns(t)).await?;
         }
         let mut tenants: Vec<TenantId> = self.tables.lock().keys().cloned().collect();
         tenants.extend(self.log_tables.lock().keys().cloned());
+        tenants.extend(self.exemplar_tables.lock().keys().cloned());
+        tenants.extend(self.histogram_tables.lock().keys().cloned());
         tenants.sort();
         tenants.dedup();
         tenants.retain(|t| self.owns(t));
@@ -491,6 +521,8 @@ impl Storage {
             let tables = [
                 self.tables.lock().get(&tenant).cloned(),
                 self.log_tables.lock().get(&tenant).cloned(),
+                self.exemplar_tables.lock().get(&tenant).cloned(),
+                self.histogram_tables.lock().get(&tenant).cloned(),
             ];
             for table in tables.into_iter().flatten() {
                 let mut table = table.lock().await;

@@ -93,12 +93,11 @@ impl Mirror {
                         by_tenant(state.logs.freeze_tenant(t), TenantLogs::tenant),
                     ),
                 };
-                if !heads.is_empty() || !logs.is_empty() {
-                    state.frozen.push(Frozen {
-                        seq: *seq,
-                        heads,
-                        logs,
-                    });
+                // A querier's exemplars are in its store, not cut.
+                let mut f = Frozen::at(*seq);
+                (f.heads, f.logs) = (heads, logs);
+                if !f.is_done() {
+                    state.frozen.push(f);
                 }
                 match tenant {
                     None => {
@@ -112,7 +111,9 @@ impl Mirror {
                     }
                 }
             }
-            HeadEvent::Committed { .. } => {}
+            // Exemplars go to the querier's own store (the replication
+            // loop applies them); commits change nothing here.
+            HeadEvent::Committed { .. } | HeadEvent::Exemplars(..) => {}
         }
     }
 
@@ -129,10 +130,7 @@ impl Mirror {
     fn drop_committed(&self, tenant: &TenantId, signal: Signal, through: WalSeq) {
         let mut state = self.state.write();
         for f in state.frozen.iter_mut().filter(|f| f.seq <= through) {
-            match signal {
-                Signal::Metrics => f.heads.remove(tenant).map(|_| ()),
-                Signal::Logs => f.logs.remove(tenant).map(|_| ()),
-            };
+            f.remove(tenant, signal);
         }
         state.frozen.retain(|f| !f.is_done());
     }
@@ -178,6 +176,7 @@ pub fn record_event(seq: WalSeq, record: WalRecord) -> Option<HeadEvent> {
     match record {
         WalRecord::Samples(batch) => Some(HeadEvent::Samples(seq, Arc::new(batch))),
         WalRecord::Logs(batch) => Some(HeadEvent::Logs(seq, Arc::new(batch))),
+        WalRecord::Exemplars(batch) => Some(HeadEvent::Exemplars(seq, Arc::new(batch))),
         _ => None,
     }
 }
@@ -289,7 +288,7 @@ impl Storage {
             mirrors.extend(mirror.iter().cloned());
             let mut tables = Vec::new();
             for tenant in list_tenants(&self.store).await? {
-                for signal in [Signal::Metrics, Signal::Logs] {
+                for signal in Signal::ALL {
                     let Some(table) = self.shared_table(&tenant, signal).await? else {
                         continue;
                     };

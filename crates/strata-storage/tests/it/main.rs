@@ -7,6 +7,8 @@ mod common;
 mod compact;
 mod conformance;
 mod encodings;
+mod exemplars;
 mod flush;
+mod histograms;
 mod retention;
 mod sharing;

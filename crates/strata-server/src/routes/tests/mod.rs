@@ -572,8 +572,10 @@ async fn admin_flush_moves_data_to_the_table_and_sql_still_sees_it_once() {
 }
 
 mod created;
+mod exemplars;
 mod frontdoor;
 mod ha;
+mod histograms;
 mod loki;
 mod prom;
 mod ruler;
