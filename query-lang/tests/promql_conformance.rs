@@ -24,12 +24,152 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::path::Path;
 
+use strata_query_lang::promql::histogram::CUSTOM_BUCKETS_SCHEMA;
 use strata_query_lang::promql::{
-    Engine, EngineConfig, Labels, MemorySource, QueryOutput, STALE_NAN_BITS, Value, is_stale,
+    Engine, EngineConfig, FloatHistogram, Labels, MemorySource, QueryOutput, ResetHint,
+    STALE_NAN_BITS, Value, is_stale,
 };
 
+/// One value of a series: a float, or a native histogram (and whether
+/// the expectation names its counter-reset hint, which then must match).
+#[derive(Debug, Clone)]
+enum Cell {
+    F(f64),
+    H(Box<FloatHistogram>, bool),
+}
+
+/// A histogram in the test language's notation, the inside of `{{…}}`:
+/// `schema:0 sum:5 count:4 z_bucket:1 z_bucket_w:0.001 buckets:[1 2 1]
+/// offset:1 n_buckets:[…] n_offset:0 counter_reset_hint:gauge
+/// custom_values:[…]` (each part optional). The second value says whether
+/// the hint was given.
+fn parse_histogram(desc: &str) -> Option<(FloatHistogram, bool)> {
+    let mut h = FloatHistogram::default();
+    let (mut buckets, mut n_buckets) = (Vec::new(), Vec::new());
+    let (mut offset, mut n_offset) = (0i32, 0i32);
+    let mut hint_set = false;
+    let mut rest = desc.trim();
+    while !rest.is_empty() {
+        let (key, after) = rest.split_once(':')?;
+        let after = after.trim_start();
+        let (value, next) = if let Some(list) = after.strip_prefix('[') {
+            let (inside, next) = list.split_once(']')?;
+            (inside, next)
+        } else {
+            match after.find(char::is_whitespace) {
+                Some(i) => (&after[..i], &after[i..]),
+                None => (after, ""),
+            }
+        };
+        let list = || -> Option<Vec<f64>> {
+            value.split_whitespace().map(parse_float).collect()
+        };
+        match key.trim() {
+            "schema" => h.schema = value.parse().ok()?,
+            "sum" => h.sum = parse_float(value)?,
+            "count" => h.count = parse_float(value)?,
+            "z_bucket" => h.zero_count = parse_float(value)?,
+            "z_bucket_w" => h.zero_threshold = parse_float(value)?,
+            "buckets" => buckets = list()?,
+            "n_buckets" => n_buckets = list()?,
+            "offset" => offset = value.parse().ok()?,
+            "n_offset" => n_offset = value.parse().ok()?,
+            "custom_values" => h.custom_values = list()?.into(),
+            "counter_reset_hint" => {
+                hint_set = true;
+                h.hint = match value {
+                    "unknown" => ResetHint::Unknown,
+                    "reset" => ResetHint::Reset,
+                    "not_reset" => ResetHint::NotReset,
+                    "gauge" => ResetHint::Gauge,
+                    _ => return None,
+                };
+            }
+            _ => return None,
+        }
+        rest = next.trim_start();
+    }
+    if !h.custom_values.is_empty() && h.schema != CUSTOM_BUCKETS_SCHEMA {
+        return None;
+    }
+    h.positive = (offset..).zip(buckets).collect();
+    h.negative = (n_offset..).zip(n_buckets).collect();
+    Some((h, hint_set))
+}
+
+/// The values of a series line: tokens split on whitespace outside
+/// `{{…}}`.
+fn value_tokens(values: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let (mut depth, mut start) = (0usize, None::<usize>);
+    let bytes = values.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let c = bytes[i];
+        if c == b'{' && bytes.get(i + 1) == Some(&b'{') {
+            start.get_or_insert(i);
+            depth += 1;
+            i += 2;
+            continue;
+        }
+        if c == b'}' && bytes.get(i + 1) == Some(&b'}') && depth > 0 {
+            depth -= 1;
+            i += 2;
+            continue;
+        }
+        if c.is_ascii_whitespace() && depth == 0 {
+            if let Some(s) = start.take() {
+                out.push(&values[s..i]);
+            }
+        } else {
+            start.get_or_insert(i);
+        }
+        i += 1;
+    }
+    if let Some(s) = start {
+        out.push(&values[s..]);
+    }
+    out
+}
+
+/// Expands a token with native histograms: `{{h}}`, `{{h}}xN`,
+/// `{{h}}+{{d}}xN`, `{{h}}-{{d}}xN` (N+1 values, each the last plus or
+/// minus `d`, as Prometheus' test parser adds them).
+fn expand_histograms(token: &str) -> Option<Vec<Option<Cell>>> {
+    let body = token.strip_prefix("{{")?;
+    let (first, rest) = body.split_once("}}")?;
+    let (base, hint) = parse_histogram(first)?;
+    if rest.is_empty() {
+        return Some(vec![Some(Cell::H(Box::new(base), hint))]);
+    }
+    if let Some(n) = rest.strip_prefix('x') {
+        let n: usize = n.parse().ok()?;
+        return Some(vec![Some(Cell::H(Box::new(base), hint)); n + 1]);
+    }
+    let sign = rest.chars().next()?;
+    let inc = rest[1..].strip_prefix("{{")?;
+    let (inc, times) = inc.split_once("}}")?;
+    let (inc, _) = parse_histogram(inc)?;
+    let n: usize = times.strip_prefix('x')?.parse().ok()?;
+    let mut out = vec![Some(Cell::H(Box::new(base.clone()), hint))];
+    let mut cur = base;
+    for _ in 0..n {
+        if cur.schema > inc.schema && !cur.uses_custom_buckets() {
+            // Prometheus' parser refuses to merge to a finer schema.
+            return None;
+        }
+        match sign {
+            '+' => cur.add(&inc).ok()?,
+            '-' => cur.sub(&inc).ok()?,
+            _ => return None,
+        };
+        out.push(Some(Cell::H(Box::new(cur.clone()), hint)));
+    }
+    Some(out)
+}
+
 /// Evals passing at the last commit (core and `@`/subquery together).
-const PASSING: usize = 1121;
+const PASSING: usize = 1563;
 
 fn parse_duration_ms(s: &str) -> i64 {
     let s = s.trim();
@@ -62,7 +202,19 @@ fn parse_float(s: &str) -> Option<f64> {
 }
 
 /// Expands one value token: `Some(v)` per sample, `None` per gap.
-fn expand(token: &str) -> Option<Vec<Option<f64>>> {
+fn expand(token: &str) -> Option<Vec<Option<Cell>>> {
+    if token.starts_with("{{") {
+        return expand_histograms(token);
+    }
+    Some(
+        expand_floats(token)?
+            .into_iter()
+            .map(|v| v.map(Cell::F))
+            .collect(),
+    )
+}
+
+fn expand_floats(token: &str) -> Option<Vec<Option<f64>>> {
     if token == "_" {
         return Some(vec![None]);
     }
@@ -144,7 +296,7 @@ enum Expect {
     Scalar(f64),
     String(String),
     /// Series and their values; instant evals have one value each.
-    Series(Vec<(Labels, Vec<Option<f64>>)>),
+    Series(Vec<(Labels, Vec<Option<Cell>>)>),
 }
 
 #[derive(Debug)]
@@ -161,7 +313,7 @@ struct Eval {
 }
 
 enum Command {
-    Load(Vec<(Labels, i64, f64)>),
+    Load(Vec<(Labels, i64, Cell)>),
     Clear,
     Eval(Eval),
 }
@@ -202,16 +354,12 @@ fn parse_file(text: &str) -> Vec<Command> {
                         unsupported = true;
                         s
                     });
-                    if values.contains("{{") {
-                        unsupported = true;
-                        continue;
-                    }
                     let Some(labels) = parse_labels(series) else {
                         unsupported = true;
                         continue;
                     };
                     let mut step = 0i64;
-                    for tok in values.split_whitespace() {
+                    for tok in value_tokens(values) {
                         let Some(vals) = expand(tok) else {
                             unsupported = true;
                             break;
@@ -290,10 +438,10 @@ fn parse_file(text: &str) -> Vec<Command> {
                     let labels =
                         parse_labels(s).unwrap_or_else(|| panic!("labels on line {i}: {l}"));
                     let mut vals = Vec::new();
-                    for tok in values.split_whitespace() {
+                    for tok in value_tokens(values) {
                         match expand(tok) {
                             Some(v) => vals.extend(v),
-                            None => vals.push(Some(f64::from_bits(0x7ff8_dead_0000_0001))),
+                            None => vals.push(Some(Cell::F(f64::from_bits(0x7ff8_dead_0000_0001)))),
                         }
                     }
                     series.push((labels, vals));
@@ -342,21 +490,31 @@ fn almost_equal(a: f64, b: f64) -> bool {
     diff / abs_sum.min(f64::MAX) < EPS
 }
 
-fn check_series(
-    got: &[(Labels, Vec<Option<f64>>)],
-    want: &[(Labels, Vec<Option<f64>>)],
-    ordered: bool,
-) -> Result<(), String> {
+fn cells_match(got: &Cell, want: &Cell) -> bool {
+    match (got, want) {
+        (Cell::F(g), Cell::F(w)) => almost_equal(*g, *w),
+        (Cell::H(g, _), Cell::H(w, hint_set)) => {
+            let (mut g, mut w) = (g.clone(), w.clone());
+            g.compact();
+            w.compact();
+            g.approx_eq(&w, 1e-6) && (!hint_set || g.hint == w.hint)
+        }
+        _ => false,
+    }
+}
+
+/// A series' values as the expectations write them.
+type Row = (Labels, Vec<Option<Cell>>);
+
+fn check_series(got: &[Row], want: &[Row], ordered: bool) -> Result<(), String> {
     // A range result may end early; the expectation then lists fewer
     // values than there are steps.
-    let trim = |v: &[Option<f64>]| -> Vec<Option<f64>> {
+    let trim = |v: &[Option<Cell>]| -> Vec<Option<Cell>> {
         let end = v.iter().rposition(Option::is_some).map_or(0, |i| i + 1);
         v[..end].to_vec()
     };
-    let got: Vec<(Labels, Vec<Option<f64>>)> =
-        got.iter().map(|(l, v)| (l.clone(), trim(v))).collect();
-    let want: Vec<(Labels, Vec<Option<f64>>)> =
-        want.iter().map(|(l, v)| (l.clone(), trim(v))).collect();
+    let got: Vec<Row> = got.iter().map(|(l, v)| (l.clone(), trim(v))).collect();
+    let want: Vec<Row> = want.iter().map(|(l, v)| (l.clone(), trim(v))).collect();
     let (got, want) = (&got[..], &want[..]);
     if got.len() != want.len() {
         return Err(format!(
@@ -381,7 +539,7 @@ fn check_series(
         if gv.len() != wv.len()
             || gv.iter().zip(wv).any(|(g, w)| match (g, w) {
                 (None, None) => false,
-                (Some(g), Some(w)) => !almost_equal(*g, *w),
+                (Some(g), Some(w)) => !cells_match(g, w),
                 _ => true,
             })
         {
@@ -391,7 +549,7 @@ fn check_series(
     Ok(())
 }
 
-fn summary(s: &[(Labels, Vec<Option<f64>>)]) -> Vec<String> {
+fn summary(s: &[Row]) -> Vec<String> {
     s.iter()
         .take(6)
         .map(|(l, v)| format!("{l} {v:?}"))
@@ -404,13 +562,20 @@ fn on_steps(
     start: i64,
     end: i64,
     step: i64,
-) -> Vec<(Labels, Vec<Option<f64>>)> {
+) -> Vec<Row> {
     m.iter()
         .map(|s| {
             let mut vals = Vec::new();
             let mut t = start;
             while t <= end {
-                vals.push(s.points.iter().find(|p| p.0 == t).map(|p| p.1));
+                let float = s.points.iter().find(|p| p.0 == t).map(|p| Cell::F(p.1));
+                let hist = || {
+                    s.histograms
+                        .iter()
+                        .find(|p| p.0 == t)
+                        .map(|p| Cell::H(Box::new((*p.1).clone()), false))
+                };
+                vals.push(float.or_else(hist));
                 t += step;
             }
             (s.labels.clone(), vals)
@@ -437,7 +602,7 @@ fn check(e: &Eval, out: Result<QueryOutput, String>) -> Result<(), String> {
             let (s, en, st) = e.range.unwrap_or_default();
             let got = on_steps(&m, s, en, st);
             let n = ((en - s) / st + 1) as usize;
-            check_series(&got, &[(Labels::empty(), vec![Some(*w); n])], false)
+            check_series(&got, &[(Labels::empty(), vec![Some(Cell::F(*w)); n])], false)
         }
         (Expect::String(w), Value::String { s, .. }) => {
             if &s == w {
@@ -447,7 +612,16 @@ fn check(e: &Eval, out: Result<QueryOutput, String>) -> Result<(), String> {
             }
         }
         (Expect::Series(want), Value::Vector(v)) => {
-            let got: Vec<_> = v.into_iter().map(|s| (s.labels, vec![Some(s.v)])).collect();
+            let got: Vec<_> = v
+                .into_iter()
+                .map(|s| {
+                    let cell = match s.h {
+                        Some(h) => Cell::H(Box::new((*h).clone()), false),
+                        None => Cell::F(s.v),
+                    };
+                    (s.labels, vec![Some(cell)])
+                })
+                .collect();
             check_series(&got, want, e.ordered)
         }
         (Expect::Series(want), Value::Matrix(m)) => {
@@ -529,7 +703,10 @@ fn prometheus_promql_tests() {
                 }
                 Command::Load(samples) => {
                     for (l, t, v) in samples {
-                        source.add(&l, t, v);
+                        match v {
+                            Cell::F(v) => source.add(&l, t, v),
+                            Cell::H(h, _) => source.add_histogram(&l, t, *h),
+                        }
                     }
                 }
                 Command::Eval(e) => {
@@ -670,12 +847,12 @@ fn run_eval(
         let Value::Matrix(m) = out.value else {
             return Err("range re-run: not a matrix".into());
         };
-        let at_t: Vec<(Labels, Vec<Option<f64>>)> = on_steps(&m, e.at, e.at, 1)
+        let at_t: Vec<Row> = on_steps(&m, e.at, e.at, 1)
             .into_iter()
             .filter(|(_, v)| v[0].is_some())
             .collect();
         let want = match &e.expect {
-            Expect::Scalar(w) => vec![(Labels::empty(), vec![Some(*w)])],
+            Expect::Scalar(w) => vec![(Labels::empty(), vec![Some(Cell::F(*w))])],
             Expect::Series(s) => s.clone(),
             _ => return Ok(()),
         };

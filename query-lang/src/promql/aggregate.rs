@@ -8,7 +8,7 @@ use promql_parser::parser::{AggregateExpr, Expr, LabelModifier};
 use super::functions::{format_float, kahan_add, quantile};
 use super::memo::{AddrMap, addr, ptr};
 use super::value::{Eval, Samp, Val};
-use super::{Labels, PromError, is_valid_label_name};
+use super::{FloatHistogram, Labels, PromError, is_valid_label_name};
 
 /// The group a label set belongs to, as its output labels.
 pub(crate) fn group_of(m: &Option<LabelModifier>, l: &Labels) -> Labels {
@@ -52,7 +52,19 @@ pub(crate) fn aggregate<E: Eval>(ev: &E, a: &AggregateExpr, t: i64) -> Result<Va
     {
         return Ok(Val::Vector(v));
     }
-    let v = ev.vector(&a.expr, t)?;
+    let mut v = ev.vector(&a.expr, t)?;
+    if v.iter().any(|s| s.h.is_some()) {
+        match op.as_str() {
+            "sum" | "avg" => return Ok(Val::Vector(with_histograms(ev, a, &op, v, t))),
+            "count" | "group" | "limitk" | "limit_ratio" => {}
+            _ => {
+                ev.warn(format!(
+                    "PromQL info: ignored histogram in {op} aggregation"
+                ));
+                v.retain(|s| s.h.is_none());
+            }
+        }
+    }
     let param = |e: &Option<Box<Expr>>| -> Result<f64, PromError> {
         match e {
             Some(p) => ev.scalar(p, t),
@@ -60,6 +72,7 @@ pub(crate) fn aggregate<E: Eval>(ev: &E, a: &AggregateExpr, t: i64) -> Result<Va
         }
     };
     let out_sample = |labels: Arc<Labels>, v: f64| Samp {
+        h: None,
         labels,
         t,
         v,
@@ -178,6 +191,43 @@ pub(crate) fn aggregate<E: Eval>(ev: &E, a: &AggregateExpr, t: i64) -> Result<Va
     Ok(Val::Vector(out))
 }
 
+/// `sum` or `avg` over a vector with native histograms: a group of
+/// histograms adds up (or averages) to a histogram, a group of floats as
+/// usual, a group of both is left out with a warning, as is one whose
+/// histograms cannot be added (custom buckets and exponential ones).
+fn with_histograms<E: Eval>(ev: &E, a: &AggregateExpr, op: &str, v: Vec<Samp>, t: i64) -> Vec<Samp> {
+    let mut out = Vec::new();
+    for (g, samples) in groups(ev, a, v) {
+        let drop_name = samples.iter().any(|s| s.drop_name);
+        let hists: Vec<&FloatHistogram> = samples.iter().filter_map(|s| s.h.as_deref()).collect();
+        if hists.is_empty() {
+            let value = if op == "sum" { sum(&samples) } else { avg(&samples) };
+            out.push(Samp::float(g, t, value, drop_name));
+            continue;
+        }
+        if hists.len() < samples.len() {
+            ev.warn("PromQL warning: encountered a mix of histograms and floats for aggregation");
+            continue;
+        }
+        let mut total = hists[0].clone();
+        if hists[1..].iter().any(|h| total.add(h).is_err()) {
+            ev.warn(
+                "PromQL warning: vector contains a mix of histograms with exponential and custom buckets schemas for aggregation",
+            );
+            continue;
+        }
+        if op == "avg" {
+            total.div(hists.len() as f64);
+        }
+        total.compact();
+        out.push(Samp {
+            h: Some(Arc::new(total)),
+            ..Samp::float(g, t, 0.0, drop_name)
+        });
+    }
+    out
+}
+
 /// A column aggregation (the aggregations that reduce a precomputed
 /// column directly) as a fold: each group's running state (a value and
 /// a Kahan compensation) takes the group's values one at a time, in the
@@ -278,6 +328,7 @@ fn pre_aggregate<E: Eval>(ev: &E, a: &AggregateExpr, op: &str, t: i64) -> Option
             order
                 .into_iter()
                 .map(|g| Samp {
+                    h: None,
                     labels: Arc::clone(&col.groups[g]),
                     t,
                     v: op.answer(value[g], comp[g], count[g]),

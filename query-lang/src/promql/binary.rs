@@ -7,6 +7,7 @@ use promql_parser::parser::{BinaryExpr, LabelModifier, VectorMatchCardinality};
 
 use super::memo::{AddrMap, AddrSet, Memo, addr, ptr};
 use super::value::{Eval, Samp, Val};
+use super::histogram::{FloatHistogram, ResetHint};
 use super::{Labels, PromError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,6 +87,46 @@ fn apply(op: Op, l: f64, r: f64) -> (f64, bool) {
     }
 }
 
+/// `lhs op rhs` where a side is a native histogram: its value, its
+/// histogram and whether a comparison holds; `None` when Prometheus has no
+/// answer for the pair (`h + 1`, `h * h`, `1 / h`, `h > 1`, histograms of
+/// custom and exponential buckets added).
+fn apply_histogram(
+    op: Op,
+    l: (f64, Option<&FloatHistogram>),
+    r: (f64, Option<&FloatHistogram>),
+) -> Option<(f64, Option<FloatHistogram>, bool)> {
+    match (op, l.1, r.1) {
+        (Op::Add | Op::Sub, Some(a), Some(b)) => {
+            let mut out = a.clone();
+            if op == Op::Add {
+                out.add(b).ok()?;
+            } else {
+                out.sub(b).ok()?;
+                out.hint = ResetHint::Gauge;
+            }
+            out.compact();
+            Some((0.0, Some(out), true))
+        }
+        (Op::Mul, Some(a), None) | (Op::Mul, None, Some(a)) => {
+            let factor = if l.1.is_some() { r.0 } else { l.0 };
+            let mut out = a.clone();
+            out.mul(factor);
+            Some((0.0, Some(out), true))
+        }
+        (Op::Div, Some(a), None) => {
+            let mut out = a.clone();
+            out.div(r.0);
+            Some((0.0, Some(out), true))
+        }
+        (Op::Eq | Op::Ne, Some(a), Some(b)) => {
+            let equal = a == b;
+            Some((0.0, Some(a.clone()), equal == (op == Op::Eq)))
+        }
+        _ => None,
+    }
+}
+
 pub(crate) fn binary<E: Eval>(ev: &E, b: &BinaryExpr, t: i64) -> Result<Val, PromError> {
     let op = Op::parse(&b.op.to_string())?;
     let return_bool = b.modifier.as_ref().is_some_and(|m| m.return_bool);
@@ -104,12 +145,24 @@ pub(crate) fn binary<E: Eval>(ev: &E, b: &BinaryExpr, t: i64) -> Result<Val, Pro
             }
             Ok(Val::Scalar(v))
         }
-        (Val::Vector(v), Val::Scalar(s)) => {
-            Ok(Val::Vector(vector_scalar(op, v, s, false, return_bool, t)))
-        }
-        (Val::Scalar(s), Val::Vector(v)) => {
-            Ok(Val::Vector(vector_scalar(op, v, s, true, return_bool, t)))
-        }
+        (Val::Vector(v), Val::Scalar(s)) => Ok(Val::Vector(vector_scalar(
+            ev,
+            op,
+            v,
+            s,
+            false,
+            return_bool,
+            t,
+        ))),
+        (Val::Scalar(s), Val::Vector(v)) => Ok(Val::Vector(vector_scalar(
+            ev,
+            op,
+            v,
+            s,
+            true,
+            return_bool,
+            t,
+        ))),
         (Val::Vector(l), Val::Vector(r)) => {
             let card = b
                 .modifier
@@ -126,7 +179,7 @@ pub(crate) fn binary<E: Eval>(ev: &E, b: &BinaryExpr, t: i64) -> Result<Val, Pro
                 Op::And => Ok(Val::Vector(and(&m, l, r))),
                 Op::Or => Ok(Val::Vector(or(&m, l, r))),
                 Op::Unless => Ok(Val::Vector(unless(&m, l, r))),
-                _ => Ok(Val::Vector(vector_vector(op, &m, l, r, return_bool, t)?)),
+                _ => Ok(Val::Vector(vector_vector(ev, op, &m, l, r, return_bool, t)?)),
             }
         }
         _ => Err(PromError::bad_data(
@@ -135,9 +188,34 @@ pub(crate) fn binary<E: Eval>(ev: &E, b: &BinaryExpr, t: i64) -> Result<Val, Pro
     }
 }
 
-fn vector_scalar(op: Op, v: Vec<Samp>, s: f64, swap: bool, return_bool: bool, t: i64) -> Vec<Samp> {
+fn vector_scalar<E: Eval>(
+    ev: &E,
+    op: Op,
+    v: Vec<Samp>,
+    s: f64,
+    swap: bool,
+    return_bool: bool,
+    t: i64,
+) -> Vec<Samp> {
     let mut out = Vec::with_capacity(v.len());
     for smp in v {
+        if let Some(h) = smp.h.as_deref() {
+            let (l, r) = if swap {
+                ((s, None), (0.0, Some(h)))
+            } else {
+                ((0.0, Some(h)), (s, None))
+            };
+            let Some((_, h, _)) = apply_histogram(op, l, r) else {
+                ev.warn(incompatible_types(op));
+                continue;
+            };
+            out.push(Samp {
+                h: h.map(Arc::new),
+                drop_name: true,
+                ..Samp::float(smp.labels, t, 0.0, true)
+            });
+            continue;
+        }
         let (l, r) = if swap { (s, smp.v) } else { (smp.v, s) };
         let (mut value, keep) = apply(op, l, r);
         // A comparison keeps the vector's value, whichever side it is on.
@@ -151,6 +229,7 @@ fn vector_scalar(op: Op, v: Vec<Samp>, s: f64, swap: bool, return_bool: bool, t:
         }
         let drop = smp.drop_name || !op.is_comparison() || return_bool;
         out.push(Samp {
+            h: None,
             labels: smp.labels,
             t,
             v: value,
@@ -237,7 +316,8 @@ fn unless(m: &Matching, l: Vec<Samp>, r: Vec<Samp>) -> Vec<Samp> {
         .collect()
 }
 
-fn vector_vector(
+fn vector_vector<E: Eval>(
+    ev: &E,
     op: Op,
     m: &Matching,
     lhs: Vec<Samp>,
@@ -274,12 +354,22 @@ fn vector_vector(
         let Some(rs) = one_by_sig.get(&sig) else {
             continue;
         };
-        let (vl, vr) = if one_to_many {
-            (rs.v, ls.v)
+        let (sl, sr) = if one_to_many { (*rs, ls) } else { (ls, *rs) };
+        let mut hist = None;
+        let (mut value, keep) = if sl.h.is_some() || sr.h.is_some() {
+            match apply_histogram(op, (sl.v, sl.h.as_deref()), (sr.v, sr.h.as_deref())) {
+                Some((v, h, keep)) => {
+                    hist = h;
+                    (v, keep)
+                }
+                None => {
+                    ev.warn(incompatible_types(op));
+                    continue;
+                }
+            }
         } else {
-            (ls.v, rs.v)
+            apply(op, sl.v, sr.v)
         };
-        let (mut value, keep) = apply(op, vl, vr);
         // Matching errors are errors even for pairs a comparison drops.
         let labels = m.result(op, &ls.labels, &rs.labels);
         if one_to_one {
@@ -299,11 +389,13 @@ fn vector_vector(
         }
         if return_bool {
             value = if keep { 1.0 } else { 0.0 };
+            hist = None;
         } else if !keep {
             continue;
         }
         let drop = ls.drop_name || !op.is_comparison() || return_bool;
         out.push(Samp {
+            h: hist.map(Arc::new),
             labels,
             t,
             v: value,
@@ -311,6 +403,10 @@ fn vector_vector(
         });
     }
     Ok(out)
+}
+
+fn incompatible_types(op: Op) -> String {
+    format!("PromQL info: incompatible sample types encountered for binary operator {op:?}")
 }
 
 fn match_group(m: &Matching, l: &Labels) -> Labels {

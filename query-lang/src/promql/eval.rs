@@ -11,8 +11,8 @@ use promql_parser::parser::{
 };
 
 use super::{
-    EngineConfig, ErrorKind, Labels, METRIC_NAME, MatchOp, Matcher, PromError, QueryOutput, Sample,
-    Series, Source, Value, is_stale, matches_all,
+    EngineConfig, ErrorKind, FloatHistogram, HistogramPoint, Labels, METRIC_NAME, MatchOp, Matcher,
+    PromError, QueryOutput, Sample, Series, Source, Value, is_stale, matches_all,
 };
 
 mod fold;
@@ -39,6 +39,8 @@ struct FetchedSeries {
     all: Arc<Vec<(i64, f64)>>,
     /// Without staleness markers (the same samples when there are none).
     live: Arc<Vec<(i64, f64)>>,
+    /// Native-histogram samples (none for most series).
+    hist: Arc<Vec<HistogramPoint>>,
 }
 
 type Fetched = Vec<FetchedSeries>;
@@ -55,6 +57,9 @@ pub(crate) struct Ev {
     folded: Arc<AddrMap<usize, fold::Folded>>,
     /// The selectors read in parts: their points are not held.
     parted_selectors: Arc<AddrSet<usize>>,
+    /// The selectors with native-histogram samples: evaluated step by
+    /// step (the step tables hold floats).
+    hist_selectors: Arc<AddrSet<usize>>,
     /// Per aggregation node over a precomputed call: its grouping.
     groupings: RefCell<AddrMap<usize, Grouping>>,
     /// Per subquery node: its expression at the steps of its grid that
@@ -317,7 +322,8 @@ impl Prepared {
                 Val::Vector(v) => Value::Vector(
                     finish_vector(v)?
                         .into_iter()
-                        .map(|(labels, v)| Sample {
+                        .map(|(labels, v, h)| Sample {
+                            h,
                             labels,
                             t: start,
                             v,
@@ -382,7 +388,8 @@ impl Prepared {
                         .collect()
                 });
                 // Chunks are in time order: a series' points append.
-                let mut merged: HashMap<Labels, Vec<(i64, f64)>> = HashMap::new();
+                let mut merged: HashMap<Labels, (Vec<(i64, f64)>, Vec<HistogramPoint>)> =
+                    HashMap::new();
                 for r in results {
                     let (part, warnings) = r?;
                     for w in warnings {
@@ -391,12 +398,18 @@ impl Prepared {
                         }
                     }
                     for s in part {
-                        merged.entry(s.labels).or_default().extend(s.points);
+                        let m = merged.entry(s.labels).or_default();
+                        m.0.extend(s.points);
+                        m.1.extend(s.histograms);
                     }
                 }
                 merged
                     .into_iter()
-                    .map(|(labels, points)| Series { labels, points })
+                    .map(|(labels, (points, histograms))| Series {
+                        labels,
+                        points,
+                        histograms,
+                    })
                     .collect()
             };
             series.sort_by(|a, b| a.labels.cmp(&b.labels));
@@ -427,7 +440,8 @@ fn range_steps(
         return Ok(series);
     }
     // Series by their final (interned) labels' address.
-    let mut out: AddrMap<usize, (Arc<Labels>, Points)> = AddrMap::default();
+    type Out = (Arc<Labels>, Points, Vec<HistogramPoint>);
+    let mut out: AddrMap<usize, Out> = AddrMap::default();
     let mut t = from;
     while t <= to {
         ev.cancel.check()?;
@@ -435,16 +449,19 @@ fn range_steps(
             Val::Scalar(v) => {
                 let l = ev.memo.intern(Labels::empty());
                 out.entry(ptr(&l))
-                    .or_insert_with(|| (l, Vec::new()))
+                    .or_insert_with(|| (l, Vec::new(), Vec::new()))
                     .1
                     .push((t, v));
             }
             Val::Vector(v) => {
-                for (labels, v) in finish_vector_interned(ev, v)? {
-                    out.entry(ptr(&labels))
-                        .or_insert_with(|| (labels, Vec::new()))
-                        .1
-                        .push((t, v));
+                for (labels, v, h) in finish_vector_interned(ev, v)? {
+                    let o = out
+                        .entry(ptr(&labels))
+                        .or_insert_with(|| (labels, Vec::new(), Vec::new()));
+                    match h {
+                        Some(h) => o.2.push((t, h)),
+                        None => o.1.push((t, v)),
+                    }
                 }
             }
             Val::Str(_) | Val::Matrix(_) => {
@@ -462,9 +479,10 @@ fn range_steps(
     drop(ev.memo.interned.take());
     Ok(out
         .into_values()
-        .map(|(labels, points)| Series {
+        .map(|(labels, points, histograms)| Series {
             labels: Arc::unwrap_or_clone(labels),
             points,
+            histograms,
         })
         .collect())
 }
@@ -479,13 +497,16 @@ fn final_labels(labels: &Labels, drop_name: bool) -> Labels {
 
 const DUPLICATE: &str = "vector cannot contain metrics with the same labelset";
 
-fn finish_vector(v: Vec<Samp>) -> Result<Vec<(Labels, f64)>, PromError> {
-    let out: Vec<(Labels, f64)> = v
+/// A finished sample: its labels, its float, its histogram.
+type Finished<L> = (L, f64, Option<Arc<FloatHistogram>>);
+
+fn finish_vector(v: Vec<Samp>) -> Result<Vec<Finished<Labels>>, PromError> {
+    let out: Vec<Finished<Labels>> = v
         .into_iter()
-        .map(|s| (final_labels(&s.labels, s.drop_name), s.v))
+        .map(|s| (final_labels(&s.labels, s.drop_name), s.v, s.h))
         .collect();
     let mut seen = std::collections::HashSet::new();
-    for (l, _) in &out {
+    for (l, _, _) in &out {
         if !seen.insert(l) {
             return Err(PromError::execution(DUPLICATE));
         }
@@ -495,7 +516,7 @@ fn finish_vector(v: Vec<Samp>) -> Result<Vec<(Labels, f64)>, PromError> {
 
 /// [`finish_vector`] for the steps of a range query: final labels derived
 /// once per series, duplicates found by address.
-fn finish_vector_interned(ev: &Ev, v: Vec<Samp>) -> Result<Vec<(Arc<Labels>, f64)>, PromError> {
+fn finish_vector_interned(ev: &Ev, v: Vec<Samp>) -> Result<Vec<Finished<Arc<Labels>>>, PromError> {
     let mut seen: AddrSet<usize> = AddrSet::default();
     let mut out = Vec::with_capacity(v.len());
     for s in v {
@@ -505,7 +526,7 @@ fn finish_vector_interned(ev: &Ev, v: Vec<Samp>) -> Result<Vec<(Arc<Labels>, f64
         if !seen.insert(ptr(&l)) {
             return Err(PromError::execution(DUPLICATE));
         }
-        out.push((l, s.v));
+        out.push((l, s.v, s.h));
     }
     Ok(out)
 }
@@ -516,6 +537,7 @@ fn finish_matrix(m: Vec<RSeries>) -> Result<Vec<Series>, PromError> {
         .map(|s| Series {
             labels: final_labels(&s.labels, s.drop_name),
             points: s.points().to_vec(),
+            histograms: s.histograms().to_vec(),
         })
         .collect();
     out.sort_by(|a, b| a.labels.cmp(&b.labels));
@@ -541,6 +563,7 @@ impl Ev {
             parted: Arc::clone(&self.parted),
             folded: Arc::clone(&self.folded),
             parted_selectors: Arc::clone(&self.parted_selectors),
+            hist_selectors: Arc::clone(&self.hist_selectors),
             groupings: RefCell::default(),
             subs: RefCell::default(),
             pre_cells: std::cell::Cell::new(precompute::cells_bound()),
@@ -580,14 +603,30 @@ impl Ev {
         for f in data {
             let (labels, pts) = (&f.labels, &f.all);
             let i = pts.partition_point(|p| p.0 <= r);
-            if i == 0 {
+            let float = (i > 0).then(|| pts[i - 1]);
+            // The newer of the float and the histogram sample wins.
+            let j = f.hist.partition_point(|p| p.0 <= r);
+            if j > 0 && float.is_none_or(|(ts, _)| f.hist[j - 1].0 > ts) {
+                let (ts, h) = &f.hist[j - 1];
+                if *ts > r - self.lookback {
+                    out.push(Samp {
+                        h: Some(Arc::clone(h)),
+                        labels: labels.clone(),
+                        t: *ts,
+                        v: 0.0,
+                        drop_name: false,
+                    });
+                }
                 continue;
             }
-            let (ts, v) = pts[i - 1];
+            let Some((ts, v)) = float else {
+                continue;
+            };
             if ts <= r - self.lookback || is_stale(v) {
                 continue;
             }
             out.push(Samp {
+                h: None,
                 labels: labels.clone(),
                 t: ts,
                 v,
@@ -606,7 +645,17 @@ impl Ev {
                 let pts = &f.live;
                 let lo = pts.partition_point(|p| p.0 <= start);
                 let hi = pts.partition_point(|p| p.0 <= end);
-                if lo < hi {
+                let hlo = f.hist.partition_point(|p| p.0 <= start);
+                let hhi = f.hist.partition_point(|p| p.0 <= end);
+                if hlo < hhi {
+                    series.push(RSeries::shared_mixed(
+                        Arc::clone(&f.labels),
+                        pts,
+                        lo..hi,
+                        &f.hist,
+                        hlo..hhi,
+                    ));
+                } else if lo < hi {
                     series.push(RSeries::shared(Arc::clone(&f.labels), pts, lo..hi));
                 }
             }
@@ -655,7 +704,16 @@ impl Ev {
             let grid = subs.entry(key).or_default();
             match value {
                 Val::Scalar(v) => grid.push_scalar(next, v),
-                Val::Vector(v) => {
+                Val::Vector(mut v) => {
+                    // A subquery's grid holds floats: native histograms
+                    // in a subquery are not evaluated yet.
+                    let before = v.len();
+                    v.retain(|s| s.h.is_none());
+                    if v.len() < before {
+                        self.warn(
+                            "PromQL warning: native histograms in a subquery are left out (not supported yet)",
+                        );
+                    }
                     points += v.len();
                     if points > self.max_samples {
                         return Err(too_many());
@@ -709,6 +767,11 @@ impl Eval for Ev {
                     v.into_iter()
                         .map(|s| Samp {
                             v: -s.v,
+                            h: s.h.map(|h| {
+                                let mut h = Arc::unwrap_or_clone(h);
+                                h.mul(-1.0);
+                                Arc::new(h)
+                            }),
                             t,
                             drop_name: true,
                             ..s

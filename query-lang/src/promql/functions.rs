@@ -7,6 +7,7 @@ use promql_parser::parser::{Call, Expr};
 
 use super::value::{Eval, Samp, Val};
 
+mod hist;
 mod window;
 use super::{Labels, METRIC_NAME, MatchOp, PromError, is_valid_label_name};
 pub(crate) use window::{Pts, Scratch, Span, WINDOW_FNS, WindowFn, window_fn};
@@ -103,6 +104,7 @@ fn map_vector<E: Eval>(ev: &E, c: &Call, t: i64, f: impl Fn(f64) -> f64) -> Resu
     let v = ev.vector(arg(c, 0)?, t)?;
     Ok(Val::Vector(
         v.into_iter()
+            .filter(|s| s.h.is_none())
             .map(|s| Samp {
                 v: f(s.v),
                 t,
@@ -148,13 +150,23 @@ fn over_window<E: Eval>(
     let mut out = Vec::with_capacity(w.series.len());
     let mut scratch = Scratch::default();
     for s in &w.series {
+        let drop_name = s.drop_name || !keep_name;
+        if !s.histograms().is_empty() {
+            let answer = hist::window(ev, c.func.name, s, &span, &f, &mut scratch);
+            match answer {
+                Some(hist::Answer::Float(v)) => {
+                    out.push(Samp::float(s.labels.clone(), t, v, drop_name));
+                }
+                Some(hist::Answer::Histogram(h)) => out.push(Samp {
+                    h: Some(Arc::new(h)),
+                    ..Samp::float(s.labels.clone(), t, 0.0, drop_name)
+                }),
+                None => {}
+            }
+            continue;
+        }
         if let Some(v) = f(&Pts(s.points(), false), &span, &mut scratch) {
-            out.push(Samp {
-                labels: s.labels.clone(),
-                t,
-                v,
-                drop_name: s.drop_name || !keep_name,
-            });
+            out.push(Samp::float(s.labels.clone(), t, v, drop_name));
         }
     }
     Ok(Val::Vector(out))
@@ -271,6 +283,7 @@ fn date_fn<E: Eval>(
     if c.args.args.is_empty() {
         let v = to_date(t as f64 / 1000.0).map_or(f64::NAN, &f);
         return Ok(Val::Vector(vec![Samp {
+            h: None,
             labels: Arc::new(Labels::empty()),
             t,
             v,
@@ -280,6 +293,7 @@ fn date_fn<E: Eval>(
     let v = ev.vector(arg(c, 0)?, t)?;
     Ok(Val::Vector(
         v.into_iter()
+            .filter(|s| s.h.is_none())
             .map(|s| {
                 let v = if s.v.is_finite() {
                     to_date(s.v).map_or(f64::NAN, &f)
@@ -360,6 +374,7 @@ pub(crate) fn call<E: Eval>(ev: &E, c: &Call, t: i64) -> Result<Val, PromError> 
         "vector" => {
             let v = ev.scalar(arg(c, 0)?, t)?;
             Ok(Val::Vector(vec![Samp {
+                h: None,
                 labels: Arc::new(Labels::empty()),
                 t,
                 v,
@@ -368,7 +383,11 @@ pub(crate) fn call<E: Eval>(ev: &E, c: &Call, t: i64) -> Result<Val, PromError> 
         }
         "scalar" => {
             let v = ev.vector(arg(c, 0)?, t)?;
-            Ok(Val::Scalar(if v.len() == 1 { v[0].v } else { f64::NAN }))
+            Ok(Val::Scalar(if v.len() == 1 && v[0].h.is_none() {
+                v[0].v
+            } else {
+                f64::NAN
+            }))
         }
         "timestamp" => {
             let v = ev.vector(arg(c, 0)?, t)?;
@@ -376,6 +395,7 @@ pub(crate) fn call<E: Eval>(ev: &E, c: &Call, t: i64) -> Result<Val, PromError> 
                 v.into_iter()
                     .map(|s| Samp {
                         v: s.t as f64 / 1000.0,
+                        h: None,
                         t,
                         drop_name: true,
                         ..s
@@ -389,6 +409,7 @@ pub(crate) fn call<E: Eval>(ev: &E, c: &Call, t: i64) -> Result<Val, PromError> 
                 return Ok(Val::Vector(Vec::new()));
             }
             Ok(Val::Vector(vec![Samp {
+                h: None,
                 labels: Arc::new(absent_labels(arg(c, 0)?)),
                 t,
                 v: 1.0,
@@ -401,6 +422,7 @@ pub(crate) fn call<E: Eval>(ev: &E, c: &Call, t: i64) -> Result<Val, PromError> 
                 return Ok(Val::Vector(Vec::new()));
             }
             Ok(Val::Vector(vec![Samp {
+                h: None,
                 labels: Arc::new(absent_labels(arg(c, 0)?)),
                 t,
                 v: 1.0,
@@ -434,6 +456,9 @@ pub(crate) fn call<E: Eval>(ev: &E, c: &Call, t: i64) -> Result<Val, PromError> 
             )
         }
         "histogram_quantile" => histogram_quantile(ev, c, t),
+        "histogram_count" | "histogram_sum" | "histogram_avg" | "histogram_stddev"
+        | "histogram_stdvar" | "histogram_fraction" => hist::of_histograms(ev, c, t)?
+            .ok_or_else(|| PromError::bad_data(format!("function {name:?} is not supported"))),
         "label_replace" => label_replace(ev, c, t),
         "label_join" => label_join(ev, c, t),
         "sort" | "sort_desc" => {
@@ -550,7 +575,12 @@ fn histogram_quantile<E: Eval>(ev: &E, c: &Call, t: i64) -> Result<Val, PromErro
     type Group = (Arc<Labels>, Vec<(f64, f64)>);
     let mut groups: Vec<Group> = Vec::new();
     let node = super::memo::addr(c);
+    let mut native = Vec::new();
     for s in v {
+        if let Some(h) = &s.h {
+            native.push(Samp::float(s.labels, t, h.quantile(q), true));
+            continue;
+        }
         let Some(le) = s.labels.get("le") else {
             continue;
         };
@@ -581,17 +611,12 @@ fn histogram_quantile<E: Eval>(ev: &E, c: &Call, t: i64) -> Result<Val, PromErro
             "PromQL warning: quantile value should be between 0 and 1, got {q}"
         ));
     }
-    Ok(Val::Vector(
-        groups
-            .into_iter()
-            .map(|(g, b)| Samp {
-                labels: g,
-                t,
-                v: bucket_quantile(q, b),
-                drop_name: true,
-            })
-            .collect(),
-    ))
+    let mut out: Vec<Samp> = groups
+        .into_iter()
+        .map(|(g, b)| Samp::float(g, t, bucket_quantile(q, b), true))
+        .collect();
+    out.extend(native);
+    Ok(Val::Vector(out))
 }
 
 fn parse_le(s: &str) -> Option<f64> {
@@ -633,6 +658,7 @@ fn label_replace<E: Eval>(ev: &E, c: &Call, t: i64) -> Result<Val, PromError> {
         labels.set(&dst, &expanded);
         let drop_name = s.drop_name && dst != METRIC_NAME;
         out.push(Samp {
+            h: s.h,
             labels: Arc::new(labels),
             t,
             v: s.v,
@@ -663,6 +689,7 @@ fn label_join<E: Eval>(ev: &E, c: &Call, t: i64) -> Result<Val, PromError> {
                 labels.set(&dst, &joined.join(&sep));
                 let drop_name = s.drop_name && dst != METRIC_NAME;
                 Samp {
+                    h: s.h.clone(),
                     labels: Arc::new(labels),
                     t,
                     v: s.v,

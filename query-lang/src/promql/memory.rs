@@ -1,14 +1,16 @@
 //! Series held in memory: the conformance harness loads its data here.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::{Labels, Matcher, PromError, Series, Source, matches_all};
+use super::{FloatHistogram, Labels, Matcher, PromError, Series, Source, matches_all};
 
 #[derive(Debug, Default)]
 pub struct MemorySource {
     series: BTreeMap<Labels, Vec<(i64, f64)>>,
+    histograms: BTreeMap<Labels, Vec<(i64, Arc<FloatHistogram>)>>,
 }
 
 impl MemorySource {
@@ -18,6 +20,11 @@ impl MemorySource {
 
     /// Adds a sample; a sample at an existing timestamp replaces it.
     pub fn add(&mut self, labels: &Labels, t: i64, v: f64) {
+        if let Some(points) = self.histograms.get_mut(labels)
+            && let Ok(i) = points.binary_search_by_key(&t, |p| p.0)
+        {
+            points.remove(i);
+        }
         let points = self.series.entry(labels.clone()).or_default();
         match points.binary_search_by_key(&t, |p| p.0) {
             Ok(i) => points[i].1 = v,
@@ -25,8 +32,25 @@ impl MemorySource {
         }
     }
 
+    /// Adds a native-histogram sample; one at an existing timestamp
+    /// (float or histogram) replaces it.
+    pub fn add_histogram(&mut self, labels: &Labels, t: i64, h: FloatHistogram) {
+        if let Some(points) = self.series.get_mut(labels)
+            && let Ok(i) = points.binary_search_by_key(&t, |p| p.0)
+        {
+            points.remove(i);
+        }
+        let points = self.histograms.entry(labels.clone()).or_default();
+        let h = Arc::new(h);
+        match points.binary_search_by_key(&t, |p| p.0) {
+            Ok(i) => points[i].1 = h,
+            Err(i) => points.insert(i, (t, h)),
+        }
+    }
+
     pub fn clear(&mut self) {
         self.series.clear();
+        self.histograms.clear();
     }
 }
 
@@ -78,6 +102,29 @@ impl Source for MemorySource {
                 (lo < hi).then(|| Series {
                     labels: l.clone(),
                     points: p[lo..hi].to_vec(),
+                    histograms: Vec::new(),
+                })
+            })
+            .collect())
+    }
+
+    async fn select_histograms(
+        &self,
+        matchers: &[Matcher],
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Vec<Series>, PromError> {
+        Ok(self
+            .histograms
+            .iter()
+            .filter(|(l, _)| matches_all(l, matchers))
+            .filter_map(|(l, p)| {
+                let lo = p.partition_point(|s| s.0 < start_ms);
+                let hi = p.partition_point(|s| s.0 <= end_ms);
+                (lo < hi).then(|| Series {
+                    labels: l.clone(),
+                    points: Vec::new(),
+                    histograms: p[lo..hi].to_vec(),
                 })
             })
             .collect())

@@ -16,6 +16,7 @@ mod aggregate;
 mod binary;
 mod eval;
 pub(crate) mod functions;
+pub mod histogram;
 mod labels;
 mod memo;
 mod memory;
@@ -27,6 +28,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 pub use eval::{Cancel, Prepared};
 pub use functions::bucket_quantile;
+pub use histogram::{FloatHistogram, ResetHint};
 pub use labels::{Labels, METRIC_NAME};
 /// A map for keys that are already well spread (addresses, series ids):
 /// a multiply-rotate hash instead of SipHash.
@@ -85,11 +87,16 @@ impl PromError {
     }
 }
 
-/// One series and its samples, oldest first.
-#[derive(Debug, Clone, PartialEq)]
+/// A native-histogram sample: its time and the histogram.
+pub type HistogramPoint = (i64, std::sync::Arc<FloatHistogram>);
+
+/// One series and its samples, oldest first: float samples, and native
+/// histogram samples (a series may change from one to the other).
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Series {
     pub labels: Labels,
     pub points: Vec<(i64, f64)>,
+    pub histograms: Vec<HistogramPoint>,
 }
 
 /// A series' points as a source holds them until a query reads them: in
@@ -143,12 +150,14 @@ pub struct DeferredSeries {
     pub points: Points,
 }
 
-/// One sample of an instant vector.
-#[derive(Debug, Clone, PartialEq)]
+/// One sample of an instant vector: a float, or a native histogram
+/// (`h`, and then `v` is 0).
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Sample {
     pub labels: Labels,
     pub t: i64,
     pub v: f64,
+    pub h: Option<std::sync::Arc<FloatHistogram>>,
 }
 
 /// A query's answer.
@@ -210,6 +219,20 @@ pub trait Source: Send + Sync {
         } else {
             Ok(Vec::new())
         }
+    }
+
+    /// Every native-histogram series matching all `matchers`, with its
+    /// histogram samples in `[start_ms, end_ms]` (in `histograms`; its
+    /// float samples, if any, come from [`Source::select`]). A query reads
+    /// the histograms of every selection first: one that has some is read
+    /// whole and evaluated step by step.
+    async fn select_histograms(
+        &self,
+        _matchers: &[Matcher],
+        _start_ms: i64,
+        _end_ms: i64,
+    ) -> Result<Vec<Series>, PromError> {
+        Ok(Vec::new())
     }
 
     /// What [`Source::select_part`] answers, with points a source may

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use promql_parser::parser::{Call, Expr};
 
 use super::memo::Memo;
-use super::{Labels, PromError};
+use super::{FloatHistogram, HistogramPoint, Labels, PromError};
 
 /// Points by series.
 pub(crate) type Points = Vec<(i64, f64)>;
@@ -21,8 +21,29 @@ pub(crate) struct Samp {
     pub labels: Arc<Labels>,
     pub t: i64,
     pub v: f64,
+    /// A native-histogram sample (then `v` is 0).
+    pub h: Option<Arc<FloatHistogram>>,
     /// The metric name goes when the result is returned.
     pub drop_name: bool,
+}
+
+impl Samp {
+    /// A float sample.
+    pub fn float(labels: Arc<Labels>, t: i64, v: f64, drop_name: bool) -> Self {
+        Samp {
+            labels,
+            t,
+            v,
+            h: None,
+            drop_name,
+        }
+    }
+}
+
+/// No native-histogram samples.
+pub(crate) fn no_histograms() -> Arc<Vec<HistogramPoint>> {
+    static EMPTY: std::sync::OnceLock<Arc<Vec<HistogramPoint>>> = std::sync::OnceLock::new();
+    Arc::clone(EMPTY.get_or_init(|| Arc::new(Vec::new())))
 }
 
 /// A range-vector series: a window of shared points (no copy per step).
@@ -31,6 +52,8 @@ pub(crate) struct RSeries {
     pub labels: Arc<Labels>,
     pts: Arc<Vec<(i64, f64)>>,
     range: std::ops::Range<usize>,
+    hist: Arc<Vec<HistogramPoint>>,
+    hrange: std::ops::Range<usize>,
     pub drop_name: bool,
 }
 
@@ -41,8 +64,34 @@ impl RSeries {
             labels,
             pts: Arc::new(points),
             range,
+            hist: no_histograms(),
+            hrange: 0..0,
             drop_name,
         }
+    }
+
+    /// A window of a series with native-histogram samples: `range` of its
+    /// floats and `hrange` of its histograms.
+    pub fn shared_mixed(
+        labels: Arc<Labels>,
+        pts: &Arc<Vec<(i64, f64)>>,
+        range: std::ops::Range<usize>,
+        hist: &Arc<Vec<HistogramPoint>>,
+        hrange: std::ops::Range<usize>,
+    ) -> Self {
+        RSeries {
+            labels,
+            pts: Arc::clone(pts),
+            range,
+            hist: Arc::clone(hist),
+            hrange,
+            drop_name: false,
+        }
+    }
+
+    /// The window's native-histogram samples.
+    pub fn histograms(&self) -> &[HistogramPoint] {
+        &self.hist[self.hrange.clone()]
     }
 
     /// The points `range` of a series' shared points (no copy).
@@ -55,6 +104,8 @@ impl RSeries {
             labels,
             pts: Arc::clone(pts),
             range,
+            hist: no_histograms(),
+            hrange: 0..0,
             drop_name: false,
         }
     }

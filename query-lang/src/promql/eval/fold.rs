@@ -142,6 +142,7 @@ impl Ev {
                 let g = g as usize;
                 let at = g * f.steps + k;
                 Some(Samp {
+                    h: None,
                     labels: Arc::clone(groups.get(g)?),
                     t,
                     v: f.op.answer(f.value[at], f.comp[at], f.count[at]),

@@ -544,7 +544,7 @@ impl Ev {
         to: i64,
         step: i64,
     ) {
-        if vs.at.is_some() || step <= 0 || to < from {
+        if vs.at.is_some() || step <= 0 || to < from || self.hist_selectors.contains(&addr(vs)) {
             return;
         }
         let Some(data) = self.data.get(&addr(vs)) else {
@@ -601,6 +601,9 @@ impl Ev {
         let Some(m) = window_selector(c) else {
             return Ok(());
         };
+        if self.hist_selectors.contains(&addr(&m.vs)) {
+            return Ok(());
+        }
         let Some(data) = self.data.get(&addr(&m.vs)) else {
             return Ok(());
         };
@@ -694,6 +697,7 @@ impl Ev {
             let cell = k * n + i;
             if p.present[cell / 64] & (1 << (cell % 64)) != 0 {
                 out.push(Samp {
+                    h: None,
                     labels: Arc::clone(labels),
                     t,
                     v: p.values[cell],
@@ -765,11 +769,15 @@ impl Ev {
                     } else {
                         (**labels).clone()
                     };
-                    out.push(Series { labels, points });
+                    out.push(Series {
+                        labels,
+                        points,
+                        histograms: Vec::new(),
+                    });
                 }
                 Ok(Some(out))
             }
-            Expr::VectorSelector(vs) if vs.at.is_none() => {
+            Expr::VectorSelector(vs) if vs.at.is_none() && !self.hist_selectors.contains(&addr(vs)) => {
                 let Some(data) = self.data.get(&addr(vs)) else {
                     return Ok(None);
                 };
@@ -789,6 +797,7 @@ impl Ev {
                     row.fill(&s.all, |k, v| points.push((from + k as i64 * step, v)));
                     if !points.is_empty() {
                         out.push(Series {
+                            histograms: Vec::new(),
                             labels: (*s.labels).clone(),
                             points,
                         });

@@ -17,6 +17,7 @@ use super::{
     Planner, Prepared, PromError, Reducer, Series, Source, addr, is_stale, matches_all, ms,
     selector_matchers, too_many_samples,
 };
+use crate::promql::value::no_histograms;
 use crate::promql::par_map;
 /// Fetches what `expr` needs over `start..=end` (every `step`; one step
 /// for an instant query): a query ready to evaluate.
@@ -66,6 +67,7 @@ pub(crate) async fn prepare(
         parted: Arc::default(),
         folded: Arc::default(),
         parted_selectors: Arc::default(),
+        hist_selectors: Arc::default(),
         groupings: RefCell::default(),
         subs: RefCell::default(),
         pre_cells: std::cell::Cell::new(super::precompute::cells_bound()),
@@ -73,6 +75,26 @@ pub(crate) async fn prepare(
         cancel: Cancel::default(),
         warnings: RefCell::new(Vec::new()),
     };
+    // Native histograms first: a selection with some is read whole and
+    // evaluated step by step (the step tables hold floats).
+    let hist_fetches = futures::future::try_join_all(needs.iter().map(|(need, sets)| async move {
+        let mut found: Vec<Series> = Vec::new();
+        for matchers in sets {
+            found.extend(source.select_histograms(matchers, need.lo, need.hi).await?);
+        }
+        Ok::<_, PromError>((need.key, found))
+    }))
+    .await?;
+    let mut hists: HashMap<usize, Vec<Series>> = HashMap::new();
+    for (key, found) in hist_fetches {
+        if !found.is_empty() {
+            loaded += found.iter().map(|s| s.histograms.len()).sum::<usize>();
+            hists.insert(key, found);
+        }
+    }
+    if loaded > cfg.max_samples {
+        return Err(too_many_samples());
+    }
     // Selections that are only reduced at the query's steps are read part
     // by part (one part for a small one), each part reduced to its rows of
     // the step table, one series after another, before the next is read:
@@ -102,7 +124,11 @@ pub(crate) async fn prepare(
             .filter(|&i| bases[i] == Some(j))
             .map(|i| &needs[i])
             .collect();
-        let reducer = planner.reducers.get(&need.key).copied();
+        let reducer = planner
+            .reducers
+            .get(&need.key)
+            .copied()
+            .filter(|_| !hists.contains_key(&need.key));
         let parts = match (reducer, sets.as_slice()) {
             (Some(_), [matchers]) if cfg.part_series > 0 => source
                 .series_estimate(matchers, need.lo, need.hi)
@@ -120,9 +146,11 @@ pub(crate) async fn prepare(
                 let (mut keys, mut table_keys, mut tables) =
                     (vec![need.key], vec![table_key], vec![t]);
                 for (c, c_sets) in &contained {
-                    if let (Some(r), [own]) =
-                        (planner.reducers.get(&c.key).copied(), c_sets.as_slice())
-                    {
+                    if let (Some(r), [own], false) = (
+                        planner.reducers.get(&c.key).copied(),
+                        c_sets.as_slice(),
+                        hists.contains_key(&c.key),
+                    ) {
                         let (table_key, t) = table(&ev, c, r, steps, own.clone(), &planner.folds)?;
                         keys.push(c.key);
                         table_keys.push(table_key);
@@ -216,9 +244,14 @@ pub(crate) async fn prepare(
                     labels: Arc::new(s.labels),
                     all,
                     live,
+                    hist: no_histograms(),
                 }
             },
         )?;
+        let fetched = match hists.remove(&need.key) {
+            Some(h) => with_histograms(fetched, h),
+            None => fetched,
+        };
         data.insert(need.key, fetched);
     }
     // The contained selections: their base's series (in label order, so
@@ -233,10 +266,17 @@ pub(crate) async fn prepare(
                 labels: Arc::clone(&s.labels),
                 all: Arc::clone(&s.all),
                 live: Arc::clone(&s.live),
+                hist: Arc::clone(&s.hist),
             })
             .collect();
         data.insert(key, subset);
     }
+    ev.hist_selectors = Arc::new(
+        data.iter()
+            .filter(|(_, f)| f.iter().any(|s| !s.hist.is_empty()))
+            .map(|(k, _)| *k)
+            .collect(),
+    );
     ev.data = Arc::new(data);
     Ok(Prepared {
         expr,
@@ -244,6 +284,43 @@ pub(crate) async fn prepare(
         instant,
         loaded: loaded as u64,
     })
+}
+
+/// Float series and native-histogram series of one selection as one list
+/// in label order (a series with both has both).
+fn with_histograms(floats: Fetched, hists: Vec<Series>) -> Fetched {
+    let mut hists: Vec<Series> = hists;
+    hists.sort_by(|a, b| a.labels.cmp(&b.labels));
+    hists.dedup_by(|b, a| a.labels == b.labels);
+    let mut out = Vec::with_capacity(floats.len() + hists.len());
+    let mut h = hists.into_iter().peekable();
+    for f in floats {
+        while h.peek().is_some_and(|x| x.labels < *f.labels) {
+            out.push(hist_only(h.next()));
+        }
+        if h.peek().is_some_and(|x| x.labels == *f.labels) {
+            let x = h.next();
+            out.push(FetchedSeries {
+                hist: Arc::new(x.map(|x| x.histograms).unwrap_or_default()),
+                ..f
+            });
+        } else {
+            out.push(f);
+        }
+    }
+    out.extend(h.map(|x| hist_only(Some(x))));
+    out
+}
+
+fn hist_only(s: Option<Series>) -> FetchedSeries {
+    let s = s.unwrap_or_default();
+    let none = Arc::new(Vec::new());
+    FetchedSeries {
+        labels: Arc::new(s.labels),
+        all: Arc::clone(&none),
+        live: none,
+        hist: Arc::new(s.histograms),
+    }
 }
 
 /// The table a reduced selection read in parts fills, keeping the series
