@@ -8,6 +8,7 @@ use promql_parser::parser::{AggregateExpr, Expr, LabelModifier};
 use super::functions::{format_float, kahan_add, quantile};
 use super::memo::{AddrMap, addr, ptr};
 use super::value::{Eval, Samp, Val};
+use super::histogram::KahanSum;
 use super::{FloatHistogram, Labels, PromError, is_valid_label_name};
 
 /// The group a label set belongs to, as its output labels.
@@ -209,16 +210,18 @@ fn with_histograms<E: Eval>(ev: &E, a: &AggregateExpr, op: &str, v: Vec<Samp>, t
             ev.warn("PromQL warning: encountered a mix of histograms and floats for aggregation");
             continue;
         }
-        let mut total = hists[0].clone();
+        let mut total = KahanSum::new(hists[0]);
         if hists[1..].iter().any(|h| total.add(h).is_err()) {
             ev.warn(
                 "PromQL warning: vector contains a mix of histograms with exponential and custom buckets schemas for aggregation",
             );
             continue;
         }
-        if op == "avg" {
-            total.div(hists.len() as f64);
-        }
+        let mut total = if op == "avg" {
+            total.mean(hists.len() as f64)
+        } else {
+            total.finish()
+        };
         total.compact();
         out.push(Samp {
             h: Some(Arc::new(total)),

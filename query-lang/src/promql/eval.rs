@@ -704,16 +704,7 @@ impl Ev {
             let grid = subs.entry(key).or_default();
             match value {
                 Val::Scalar(v) => grid.push_scalar(next, v),
-                Val::Vector(mut v) => {
-                    // A subquery's grid holds floats: native histograms
-                    // in a subquery are not evaluated yet.
-                    let before = v.len();
-                    v.retain(|s| s.h.is_none());
-                    if v.len() < before {
-                        self.warn(
-                            "PromQL warning: native histograms in a subquery are left out (not supported yet)",
-                        );
-                    }
+                Val::Vector(v) => {
                     points += v.len();
                     if points > self.max_samples {
                         return Err(too_many());

@@ -70,6 +70,24 @@ impl RSeries {
         }
     }
 
+    /// A series of floats and native histograms (a subquery's).
+    pub fn with_histograms(
+        labels: Arc<Labels>,
+        points: Vec<(i64, f64)>,
+        hist: Vec<HistogramPoint>,
+        drop_name: bool,
+    ) -> Self {
+        let (range, hrange) = (0..points.len(), 0..hist.len());
+        RSeries {
+            labels,
+            pts: Arc::new(points),
+            range,
+            hist: Arc::new(hist),
+            hrange,
+            drop_name,
+        }
+    }
+
     /// A window of a series with native-histogram samples: `range` of its
     /// floats and `hrange` of its histograms.
     pub fn shared_mixed(

@@ -18,6 +18,7 @@ use super::{
     selector_matchers, too_many_samples,
 };
 use crate::promql::value::no_histograms;
+use crate::promql::{HistogramPoint, ResetHint};
 use crate::promql::par_map;
 /// Fetches what `expr` needs over `start..=end` (every `step`; one step
 /// for an instant query): a query ready to evaluate.
@@ -86,7 +87,10 @@ pub(crate) async fn prepare(
     }))
     .await?;
     let mut hists: HashMap<usize, Vec<Series>> = HashMap::new();
-    for (key, found) in hist_fetches {
+    for (key, mut found) in hist_fetches {
+        for s in &mut found {
+            storage_hints(&mut s.histograms);
+        }
         if !found.is_empty() {
             loaded += found.iter().map(|s| s.histograms.len()).sum::<usize>();
             hists.insert(key, found);
@@ -284,6 +288,26 @@ pub(crate) async fn prepare(
         instant,
         loaded: loaded as u64,
     })
+}
+
+/// The counter-reset hints of a series' histograms as Prometheus' storage
+/// gives them back: a sample whose sender did not know (`Unknown`) gets
+/// `Reset` or `NotReset` from comparing it with the one before; the first
+/// keeps its own, as do gauges and samples the sender marked.
+fn storage_hints(points: &mut [HistogramPoint]) {
+    for i in 1..points.len() {
+        let (before, rest) = points.split_at_mut(i);
+        let (prev, cur) = (&before[i - 1].1, &mut rest[0].1);
+        if cur.hint != ResetHint::Unknown {
+            continue;
+        }
+        let hint = if cur.detect_reset(prev) {
+            ResetHint::Reset
+        } else {
+            ResetHint::NotReset
+        };
+        Arc::make_mut(cur).hint = hint;
+    }
 }
 
 /// Float series and native-histogram series of one selection as one list

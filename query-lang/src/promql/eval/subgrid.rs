@@ -12,7 +12,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-use super::super::Labels;
+use super::super::{FloatHistogram, Labels};
 use super::super::memo::{AddrMap, ptr};
 use super::{RSeries, Samp};
 
@@ -44,8 +44,9 @@ pub(super) struct SubGrid {
 
 struct SubSeries {
     key: Key,
-    /// (grid step, value, place in that step's answer), in step order.
-    points: VecDeque<(i64, f64, u32)>,
+    /// (grid step, value, place in that step's answer, the histogram of
+    /// a native-histogram sample), in step order.
+    points: VecDeque<(i64, f64, u32, Option<Arc<FloatHistogram>>)>,
 }
 
 impl SubGrid {
@@ -114,7 +115,7 @@ impl SubGrid {
         self.scalar = true;
         self.series_of((Arc::new(Labels::empty()), false))
             .points
-            .push_back((ts, v, 0));
+            .push_back((ts, v, 0, None));
         self.kept(ts);
     }
 
@@ -124,7 +125,7 @@ impl SubGrid {
             let place = u32::try_from(place).unwrap_or(u32::MAX);
             self.series_of((s.labels, s.drop_name))
                 .points
-                .push_back((ts, s.v, place));
+                .push_back((ts, s.v, place, s.h));
         }
         self.kept(ts);
     }
@@ -146,13 +147,18 @@ impl SubGrid {
             .into_iter()
             .map(|(_, i)| {
                 let s = &self.series[i];
-                let points = s
-                    .points
-                    .iter()
-                    .take_while(|p| p.0 <= to)
-                    .map(|p| (p.0, p.1))
-                    .collect();
-                RSeries::new(Arc::clone(&s.key.0), points, s.key.1)
+                let (mut points, mut hist) = (Vec::new(), Vec::new());
+                for p in s.points.iter().take_while(|p| p.0 <= to) {
+                    match &p.3 {
+                        Some(h) => hist.push((p.0, Arc::clone(h))),
+                        None => points.push((p.0, p.1)),
+                    }
+                }
+                if hist.is_empty() {
+                    RSeries::new(Arc::clone(&s.key.0), points, s.key.1)
+                } else {
+                    RSeries::with_histograms(Arc::clone(&s.key.0), points, hist, s.key.1)
+                }
             })
             .collect()
     }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use promql_parser::parser::Call;
 
-use super::super::histogram::{FloatHistogram, ResetHint};
+use super::super::histogram::{FloatHistogram, KahanSum, ResetHint};
 use super::super::value::{Eval, RSeries, Samp, Val};
 use super::super::{HistogramPoint, PromError};
 use super::{Pts, Scratch, Span, WindowFn, arg};
@@ -112,16 +112,18 @@ pub(crate) fn window<E: Eval>(
                 mixed(ev, s);
                 return None;
             }
-            let mut sum = (*hists.first()?.1).clone();
+            let mut total = KahanSum::new(&hists.first()?.1);
             for (_, h) in &hists[1..] {
-                if sum.add(h).is_err() {
+                if total.add(h).is_err() {
                     ev.warn(incompatible(&metric_name(s)));
                     return None;
                 }
             }
-            if name == "avg_over_time" {
-                sum.div(hists.len() as f64);
-            }
+            let mut sum = if name == "avg_over_time" {
+                total.mean(hists.len() as f64)
+            } else {
+                total.finish()
+            };
             sum.compact();
             Some(Answer::Histogram(sum))
         }
