@@ -61,9 +61,7 @@ fn parse_histogram(desc: &str) -> Option<(FloatHistogram, bool)> {
                 None => (after, ""),
             }
         };
-        let list = || -> Option<Vec<f64>> {
-            value.split_whitespace().map(parse_float).collect()
-        };
+        let list = || -> Option<Vec<f64>> { value.split_whitespace().map(parse_float).collect() };
         match key.trim() {
             "schema" => h.schema = value.parse().ok()?,
             "sum" => h.sum = parse_float(value)?,
@@ -557,12 +555,7 @@ fn summary(s: &[Row]) -> Vec<String> {
 }
 
 /// A range result laid out on the eval's steps.
-fn on_steps(
-    m: &[strata_query_lang::promql::Series],
-    start: i64,
-    end: i64,
-    step: i64,
-) -> Vec<Row> {
+fn on_steps(m: &[strata_query_lang::promql::Series], start: i64, end: i64, step: i64) -> Vec<Row> {
     m.iter()
         .map(|s| {
             let mut vals = Vec::new();
@@ -602,7 +595,11 @@ fn check(e: &Eval, out: Result<QueryOutput, String>) -> Result<(), String> {
             let (s, en, st) = e.range.unwrap_or_default();
             let got = on_steps(&m, s, en, st);
             let n = ((en - s) / st + 1) as usize;
-            check_series(&got, &[(Labels::empty(), vec![Some(Cell::F(*w)); n])], false)
+            check_series(
+                &got,
+                &[(Labels::empty(), vec![Some(Cell::F(*w)); n])],
+                false,
+            )
         }
         (Expect::String(w), Value::String { s, .. }) => {
             if &s == w {

@@ -94,6 +94,27 @@ impl HistogramStore {
         (!p.rows.is_empty()).then_some(p.rows)
     }
 
+    /// `tenant`'s pending rows in `[start_ms, end_ms]` of the series
+    /// `keep` selects (copies, in the order written).
+    pub fn select_of(
+        &self,
+        tenant: &TenantId,
+        keep: &dyn Fn(&Labels) -> bool,
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Vec<HistogramRow> {
+        let tenants = self.tenants.lock();
+        let Some(p) = tenants.get(tenant) else {
+            return Vec::new();
+        };
+        p.rows
+            .iter()
+            .filter(|(_, s)| (start_ms..=end_ms).contains(&s.timestamp_ms))
+            .filter(|(l, _)| keep(l))
+            .cloned()
+            .collect()
+    }
+
     /// Pending rows of every tenant.
     pub fn pending_count(&self) -> usize {
         self.rows.load(Ordering::Relaxed)

@@ -384,6 +384,7 @@ impl QueryEngine {
             tenant,
             view,
             Arc::clone(&self.file_index),
+            Some(Arc::clone(&self.storage)),
         ))
     }
 

@@ -25,6 +25,7 @@ use crate::file_index_cache::{FileIndexCache, LiveFiles};
 use crate::series_labels::{Cover, FileIndex, Piece};
 
 mod found;
+mod histograms;
 mod parting;
 
 use found::{Found, Run};
@@ -60,6 +61,8 @@ pub struct PromSource {
     /// selection, range and part count: every part's read must split it
     /// the same way.
     partings: parking_lot::Mutex<HashMap<String, Arc<Parting>>>,
+    /// Where native histograms are read (not in a time-travel view).
+    histograms: Option<Arc<strata_storage::Storage>>,
 }
 
 impl std::fmt::Debug for PromSource {
@@ -125,12 +128,14 @@ impl PromSource {
         tenant: &TenantId,
         view: TenantView,
         file_index: Arc<FileIndexCache>,
+        histograms: Option<Arc<strata_storage::Storage>>,
     ) -> Self {
         Self {
             tenant: tenant.clone(),
             view,
             file_index,
             partings: parking_lot::Mutex::default(),
+            histograms,
         }
     }
 
@@ -472,6 +477,22 @@ impl Source for PromSource {
         Ok(Some(heads.chain(files).max().unwrap_or(0)))
     }
 
+    async fn select_histograms(
+        &self,
+        matchers: &[Matcher],
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Vec<Series>, PromError> {
+        let Some(storage) = &self.histograms else {
+            return Ok(Vec::new());
+        };
+        let start_ms = start_ms.max(self.view.not_before_ms);
+        if end_ms < start_ms {
+            return Ok(Vec::new());
+        }
+        histograms::select(storage, &self.tenant, matchers, start_ms, end_ms).await
+    }
+
     async fn select_part(
         &self,
         matchers: &[Matcher],
@@ -531,6 +552,7 @@ impl PromSource {
             |(labels, f)| Series {
                 labels: Arc::unwrap_or_clone(labels),
                 points: f.into_points(),
+                histograms: Vec::new(),
             },
         )
     }

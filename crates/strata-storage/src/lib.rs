@@ -52,7 +52,8 @@ pub use line_index::{
 pub use series_index::{SeriesIndex, SeriesIndexLocation};
 pub use storage::{
     AsOf, CompactReport, CompactionBacklog, DEFAULT_EXEMPLAR_BOUNDS, ExemplarBoundsFn, FlushReport,
-    HeadEvent, LogView, Mirror, Sharing, Storage, StorageConfig, TenantView, record_event,
+    HeadEvent, HistogramRead, LogView, Mirror, Sharing, Storage, StorageConfig, TenantView,
+    record_event,
 };
 pub use store::{ObjectStoreConfig, ObjectStoreHandle};
 pub use table::{

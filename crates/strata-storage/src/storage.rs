@@ -43,6 +43,7 @@ mod logs;
 mod maintenance;
 mod mirror;
 use frozen::{Frozen, FrozenHead, pending_parts};
+pub use histograms::HistogramRead;
 pub use maintenance::CompactionBacklog;
 pub use mirror::{Mirror, record_event};
 

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use promql_parser::parser::{AggregateExpr, Expr, LabelModifier};
 
 use super::functions::{format_float, kahan_add, quantile};
+use super::histogram::KahanSum;
 use super::memo::{AddrMap, addr, ptr};
 use super::value::{Eval, Samp, Val};
-use super::histogram::KahanSum;
 use super::{FloatHistogram, Labels, PromError, is_valid_label_name};
 
 /// The group a label set belongs to, as its output labels.
@@ -196,13 +196,23 @@ pub(crate) fn aggregate<E: Eval>(ev: &E, a: &AggregateExpr, t: i64) -> Result<Va
 /// histograms adds up (or averages) to a histogram, a group of floats as
 /// usual, a group of both is left out with a warning, as is one whose
 /// histograms cannot be added (custom buckets and exponential ones).
-fn with_histograms<E: Eval>(ev: &E, a: &AggregateExpr, op: &str, v: Vec<Samp>, t: i64) -> Vec<Samp> {
+fn with_histograms<E: Eval>(
+    ev: &E,
+    a: &AggregateExpr,
+    op: &str,
+    v: Vec<Samp>,
+    t: i64,
+) -> Vec<Samp> {
     let mut out = Vec::new();
     for (g, samples) in groups(ev, a, v) {
         let drop_name = samples.iter().any(|s| s.drop_name);
         let hists: Vec<&FloatHistogram> = samples.iter().filter_map(|s| s.h.as_deref()).collect();
         if hists.is_empty() {
-            let value = if op == "sum" { sum(&samples) } else { avg(&samples) };
+            let value = if op == "sum" {
+                sum(&samples)
+            } else {
+                avg(&samples)
+            };
             out.push(Samp::float(g, t, value, drop_name));
             continue;
         }

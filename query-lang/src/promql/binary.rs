@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use promql_parser::parser::{BinaryExpr, LabelModifier, VectorMatchCardinality};
 
+use super::histogram::{FloatHistogram, ResetHint};
 use super::memo::{AddrMap, AddrSet, Memo, addr, ptr};
 use super::value::{Eval, Samp, Val};
-use super::histogram::{FloatHistogram, ResetHint};
 use super::{Labels, PromError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,7 +179,15 @@ pub(crate) fn binary<E: Eval>(ev: &E, b: &BinaryExpr, t: i64) -> Result<Val, Pro
                 Op::And => Ok(Val::Vector(and(&m, l, r))),
                 Op::Or => Ok(Val::Vector(or(&m, l, r))),
                 Op::Unless => Ok(Val::Vector(unless(&m, l, r))),
-                _ => Ok(Val::Vector(vector_vector(ev, op, &m, l, r, return_bool, t)?)),
+                _ => Ok(Val::Vector(vector_vector(
+                    ev,
+                    op,
+                    &m,
+                    l,
+                    r,
+                    return_bool,
+                    t,
+                )?)),
             }
         }
         _ => Err(PromError::bad_data(

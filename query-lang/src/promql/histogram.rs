@@ -307,7 +307,11 @@ impl FloatHistogram {
 
     /// `self + sign * other`. Returns whether mismatched custom bounds
     /// were reconciled (to the bounds both have).
-    fn add_signed(&mut self, other: &FloatHistogram, sign: f64) -> Result<bool, IncompatibleSchema> {
+    fn add_signed(
+        &mut self,
+        other: &FloatHistogram,
+        sign: f64,
+    ) -> Result<bool, IncompatibleSchema> {
         if self.uses_custom_buckets() != other.uses_custom_buckets() {
             return Err(IncompatibleSchema);
         }
@@ -422,8 +426,13 @@ impl FloatHistogram {
             r
         };
         let own = |b: &[(i32, f64)]| keep(b, self.schema);
-        bucket_decreased(&own(&self.positive), &keep(&previous.positive, previous.schema))
-            || bucket_decreased(&own(&self.negative), &keep(&previous.negative, previous.schema))
+        bucket_decreased(
+            &own(&self.positive),
+            &keep(&previous.positive, previous.schema),
+        ) || bucket_decreased(
+            &own(&self.negative),
+            &keep(&previous.negative, previous.schema),
+        )
     }
 
     /// Every bucket from the lowest to the highest: negative buckets, the
@@ -682,8 +691,14 @@ impl FloatHistogram {
             && close(self.zero_count, other.zero_count)
             && ap.len() == bp.len()
             && an.len() == bn.len()
-            && ap.iter().zip(&bp).all(|(x, y)| x.0 == y.0 && close(x.1, y.1))
-            && an.iter().zip(&bn).all(|(x, y)| x.0 == y.0 && close(x.1, y.1))
+            && ap
+                .iter()
+                .zip(&bp)
+                .all(|(x, y)| x.0 == y.0 && close(x.1, y.1))
+            && an
+                .iter()
+                .zip(&bn)
+                .all(|(x, y)| x.0 == y.0 && close(x.1, y.1))
     }
 }
 
@@ -820,11 +835,7 @@ impl KahanSum {
         let (mut sum, mut comp) = (self.sum, self.comp);
         sum.div(n);
         comp.div(n);
-        KahanSum {
-            sum,
-            comp,
-        }
-        .finish()
+        KahanSum { sum, comp }.finish()
     }
 }
 

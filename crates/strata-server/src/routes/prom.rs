@@ -16,8 +16,8 @@ use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value as J, json};
 use strata_query_lang::promql::{
-    self as pq, Cancel, Engine, ErrorKind as PromKind, Labels, Matcher, PromError, QueryOutput,
-    Value,
+    self as pq, Cancel, Engine, ErrorKind as PromKind, FloatHistogram, Labels, Matcher, PromError,
+    QueryOutput, Value,
 };
 use strata_types::{ErrorKind, TenantId};
 
@@ -311,8 +311,16 @@ fn render(out: QueryOutput, limit: usize) -> Response {
             write_list(&mut b, &v, |b, s| {
                 b.extend_from_slice(br#"{"metric":"#);
                 write_labels(b, &s.labels);
-                b.extend_from_slice(br#","value":"#);
-                write_point(b, s.t, s.v);
+                match &s.h {
+                    Some(h) => {
+                        b.extend_from_slice(br#","histogram":"#);
+                        write_histogram_point(b, s.t, h);
+                    }
+                    None => {
+                        b.extend_from_slice(br#","value":"#);
+                        write_point(b, s.t, s.v);
+                    }
+                }
                 b.push(b'}');
             });
         }
@@ -322,8 +330,17 @@ fn render(out: QueryOutput, limit: usize) -> Response {
             write_list(&mut b, &m, |b, s| {
                 b.extend_from_slice(br#"{"metric":"#);
                 write_labels(b, &s.labels);
-                b.extend_from_slice(br#","values":"#);
-                write_list(b, &s.points, |b, (t, v)| write_point(b, *t, *v));
+                // As Prometheus: each list only when the series has some.
+                if !s.points.is_empty() || s.histograms.is_empty() {
+                    b.extend_from_slice(br#","values":"#);
+                    write_list(b, &s.points, |b, (t, v)| write_point(b, *t, *v));
+                }
+                if !s.histograms.is_empty() {
+                    b.extend_from_slice(br#","histograms":"#);
+                    write_list(b, &s.histograms, |b, (t, h)| {
+                        write_histogram_point(b, *t, h)
+                    });
+                }
                 b.push(b'}');
             });
         }
@@ -388,6 +405,43 @@ fn write_point(b: &mut Vec<u8>, t: i64, v: f64) {
     b.extend_from_slice(b",\"");
     write_value(b, v);
     b.extend_from_slice(b"\"]");
+}
+
+/// `[<seconds>,{"count":…,"sum":…,"buckets":[…]}]`: a native histogram as
+/// Prometheus' API writes one. Each populated bucket is `[boundaries,
+/// lower, upper, count]`, boundaries 0 for `(lower, upper]` (positive and
+/// custom buckets), 1 for `[lower, upper)` (negative), 3 for the zero
+/// bucket `[lower, upper]`.
+fn write_histogram_point(b: &mut Vec<u8>, t: i64, h: &FloatHistogram) {
+    b.push(b'[');
+    write_ts(b, t);
+    b.extend_from_slice(br#",{"count":""#);
+    write_value(b, h.count);
+    b.extend_from_slice(br#"","sum":""#);
+    write_value(b, h.sum);
+    b.push(b'"');
+    let buckets: Vec<_> = h.buckets().into_iter().filter(|x| x.count != 0.0).collect();
+    if !buckets.is_empty() {
+        b.extend_from_slice(br#","buckets":"#);
+        write_list(b, &buckets, |b, x| {
+            let rule: &[u8] = if x.zero {
+                b"3"
+            } else if x.negative {
+                b"1"
+            } else {
+                b"0"
+            };
+            b.push(b'[');
+            b.extend_from_slice(rule);
+            for v in [x.lower, x.upper, x.count] {
+                b.extend_from_slice(b",\"");
+                write_value(b, v);
+                b.push(b'"');
+            }
+            b.push(b']');
+        });
+    }
+    b.extend_from_slice(b"}]");
 }
 
 fn required<'a>(params: &'a Params, name: &str) -> Result<&'a str, ApiError> {
@@ -763,6 +817,7 @@ mod tests {
                     (3_000, 1e-7),
                     (4_000, f64::NEG_INFINITY),
                 ],
+                histograms: Vec::new(),
             }]),
             vec!["w\"".into()],
         )
@@ -776,9 +831,10 @@ mod tests {
         );
         let v = body(
             Value::Vector(vec![strata_query_lang::promql::Sample {
-                labels,
+                labels: labels.clone(),
                 t: 1_234,
                 v: 2.0,
+                h: None,
             }]),
             Vec::new(),
         )
@@ -789,6 +845,45 @@ mod tests {
                 {"metric": {"__name__": "up", "job": "a\"b\\c\n"}, "value": [1.234, "2"]}]})
         );
         assert!(v.get("warnings").is_none());
+        // Native histograms: `histogram` and `histograms` in Prometheus'
+        // shape, populated buckets only, the zero bucket closed.
+        let h = std::sync::Arc::new(FloatHistogram {
+            schema: 0,
+            zero_threshold: 0.001,
+            zero_count: 2.0,
+            count: 6.0,
+            sum: 5.0,
+            positive: vec![(0, 1.0), (1, 0.0), (2, 3.0)],
+            ..FloatHistogram::default()
+        });
+        let want = json!({"count": "6", "sum": "5", "buckets": [
+            [3, "-0.001", "0.001", "2"], [0, "0.5", "1", "1"], [0, "2", "4", "3"]]});
+        let v = body(
+            Value::Vector(vec![strata_query_lang::promql::Sample {
+                labels: labels.clone(),
+                t: 1_000,
+                v: 0.0,
+                h: Some(std::sync::Arc::clone(&h)),
+            }]),
+            Vec::new(),
+        )
+        .await;
+        assert_eq!(
+            v["data"]["result"][0]["histogram"],
+            json!([1, want.clone()])
+        );
+        assert!(v["data"]["result"][0].get("value").is_none());
+        let m = body(
+            Value::Matrix(vec![strata_query_lang::promql::Series {
+                labels,
+                points: Vec::new(),
+                histograms: vec![(1_000, h)],
+            }]),
+            Vec::new(),
+        )
+        .await;
+        assert_eq!(m["data"]["result"][0]["histograms"], json!([[1, want]]));
+        assert!(m["data"]["result"][0].get("values").is_none());
         let s = body(Value::Scalar { t: 5_000, v: 0.25 }, Vec::new()).await;
         assert_eq!(
             s["data"],

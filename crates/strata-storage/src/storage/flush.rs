@@ -143,6 +143,21 @@ impl Storage {
         }
     }
 
+    /// [`Storage::push_cut`], the pending native histograms (of `tenant`,
+    /// or every tenant's) taken into the cut under the state's lock: a
+    /// query's [`Storage::select_histograms`] finds them pending or cut,
+    /// never in neither.
+    fn push_cut_taking_histograms(&self, mut f: Frozen, tenant: Option<&TenantId>) {
+        let mut state = self.state.write();
+        f.histograms = pending_parts(match tenant {
+            Some(t) => vec![(t.clone(), self.histograms.take_pending_of(t))],
+            None => self.histograms.take_pending(),
+        });
+        if !f.is_done() {
+            state.frozen.push(f);
+        }
+    }
+
     /// Flushes `tenant`'s heads now (every signal, with any earlier cut of
     /// theirs not yet committed), and nobody else's. The WAL is not
     /// truncated: the other tenants' records there are not in files yet;
@@ -162,12 +177,8 @@ impl Storage {
                 tenant.clone(),
                 self.exemplars.take_pending_of(tenant),
             )]);
-            f.histograms = pending_parts(vec![(
-                tenant.clone(),
-                self.histograms.take_pending_of(tenant),
-            )]);
             let seq = f.seq;
-            self.push_cut(f);
+            self.push_cut_taking_histograms(f, Some(tenant));
             self.announce(|| HeadEvent::Cut {
                 seq,
                 tenant: Some(tenant.clone()),
@@ -236,10 +247,9 @@ impl Storage {
         // apply: what is pending is exactly what the records up to `seq`
         // stored.
         f.exemplars = pending_parts(self.exemplars.take_pending());
-        f.histograms = pending_parts(self.histograms.take_pending());
         *self.last_cut.lock() = Instant::now();
         let seq = f.seq;
-        self.push_cut(f);
+        self.push_cut_taking_histograms(f, None);
         self.announce(|| HeadEvent::Cut { seq, tenant: None });
         seq
     }

@@ -7,12 +7,22 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use object_store::path::Path;
-use strata_types::{HistogramBatch, TenantId};
+use strata_head::HistogramRow;
+use strata_types::{HistogramBatch, Labels, TenantId};
 use strata_wal::{Wal, WalSeq};
 
 use super::Storage;
 use crate::paths::{Signal, TablePath};
 use crate::{DataFile, ObjectStoreHandle, StorageError};
+
+/// A query's read of native histograms ([`Storage::select_histograms`]).
+pub struct HistogramRead {
+    /// Samples not in the table yet, oldest first.
+    pub held: Vec<HistogramRow>,
+    pub files: Arc<[DataFile]>,
+    pub table_root: Path,
+    pub store: ObjectStoreHandle,
+}
 
 impl Storage {
     /// Makes native histograms durable in the WAL, then holds them for the
@@ -51,6 +61,48 @@ impl Storage {
     /// Native-histogram samples waiting for the next flush, all tenants.
     pub fn histograms_pending(&self) -> usize {
         self.histograms.pending_count()
+    }
+
+    /// What a query of `tenant`'s native histograms reads: the samples
+    /// in `[start_ms, end_ms]` of the series `keep` selects that are held
+    /// (pending, or cut and not yet committed; oldest first), and the
+    /// table's files then. Taken under the state's lock, as the cut takes
+    /// pending samples and the commit swaps a cut for its files: every
+    /// sample is in one of the two, at least.
+    pub fn select_histograms(
+        &self,
+        tenant: &TenantId,
+        keep: &dyn Fn(&Labels) -> bool,
+        start_ms: i64,
+        end_ms: i64,
+    ) -> HistogramRead {
+        let state = self.state.read();
+        let mut held = Vec::new();
+        for f in &state.frozen {
+            if let Some(rows) = f.histograms.get(tenant) {
+                held.extend(
+                    rows.iter()
+                        .filter(|(_, s)| (start_ms..=end_ms).contains(&s.timestamp_ms))
+                        .filter(|(l, _)| keep(l))
+                        .cloned(),
+                );
+            }
+        }
+        held.extend(self.histograms.select_of(tenant, keep, start_ms, end_ms));
+        let files = state
+            .histogram_files
+            .get(tenant)
+            .cloned()
+            .unwrap_or_else(|| Arc::from([]));
+        drop(state);
+        HistogramRead {
+            held,
+            files,
+            table_root: self
+                .store
+                .path(&TablePath::of(tenant.clone(), Signal::Histograms).relative()),
+            store: self.store.clone(),
+        }
     }
 
     /// The histograms table of `tenant`: its files and where they are.

@@ -777,7 +777,9 @@ impl Ev {
                 }
                 Ok(Some(out))
             }
-            Expr::VectorSelector(vs) if vs.at.is_none() && !self.hist_selectors.contains(&addr(vs)) => {
+            Expr::VectorSelector(vs)
+                if vs.at.is_none() && !self.hist_selectors.contains(&addr(vs)) =>
+            {
                 let Some(data) = self.data.get(&addr(vs)) else {
                     return Ok(None);
                 };

@@ -17,9 +17,9 @@ use super::{
     Planner, Prepared, PromError, Reducer, Series, Source, addr, is_stale, matches_all, ms,
     selector_matchers, too_many_samples,
 };
+use crate::promql::par_map;
 use crate::promql::value::no_histograms;
 use crate::promql::{HistogramPoint, ResetHint};
-use crate::promql::par_map;
 /// Fetches what `expr` needs over `start..=end` (every `step`; one step
 /// for an instant query): a query ready to evaluate.
 pub(crate) async fn prepare(

@@ -12,8 +12,8 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-use super::super::{FloatHistogram, Labels};
 use super::super::memo::{AddrMap, ptr};
+use super::super::{FloatHistogram, Labels};
 use super::{RSeries, Samp};
 
 #[cfg(test)]
@@ -169,12 +169,12 @@ mod tests {
     use super::*;
 
     fn samp(name: &str, v: f64) -> Samp {
-        Samp {
-            labels: Arc::new(Labels::new(vec![("s".to_string(), name.to_string())])),
-            t: 0,
+        Samp::float(
+            Arc::new(Labels::new(vec![("s".to_string(), name.to_string())])),
+            0,
             v,
-            drop_name: false,
-        }
+            false,
+        )
     }
 
     fn read(w: &[RSeries]) -> Vec<(String, Vec<(i64, f64)>)> {

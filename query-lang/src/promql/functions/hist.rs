@@ -50,7 +50,10 @@ fn merged<'a>(floats: &'a [(i64, f64)], hists: &'a [HistogramPoint]) -> Vec<Poin
 }
 
 fn metric_name(s: &RSeries) -> String {
-    s.labels.get(super::super::METRIC_NAME).unwrap_or("").to_owned()
+    s.labels
+        .get(super::super::METRIC_NAME)
+        .unwrap_or("")
+        .to_owned()
 }
 
 /// Prometheus' warning for a window with floats and histograms together.
