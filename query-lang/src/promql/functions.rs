@@ -12,18 +12,7 @@ mod window;
 use super::{Labels, METRIC_NAME, MatchOp, PromError, is_valid_label_name};
 pub(crate) use window::{Pts, Scratch, Span, WINDOW_FNS, WindowFn, window_fn};
 
-/// Kahan–Babuška summation step, as Prometheus' `kahanSumInc`.
-pub(crate) fn kahan_add(inc: f64, sum: f64, c: f64) -> (f64, f64) {
-    let t = sum + inc;
-    let c = if t.is_infinite() {
-        0.0
-    } else if sum.abs() >= inc.abs() {
-        c + ((sum - t) + inc)
-    } else {
-        c + ((inc - t) + sum)
-    };
-    (t, c)
-}
+pub(crate) use super::kahan::kahan_add;
 
 /// Go's `strconv.FormatFloat(f, 'f', -1, 64)` as Prometheus prints label
 /// values.

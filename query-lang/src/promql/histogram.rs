@@ -659,7 +659,7 @@ impl FloatHistogram {
                 if b.upper < 0.0 { -g } else { g }
             };
             let d = v - mean;
-            (var, c) = super::functions::kahan_add(b.count * d * d, var, c);
+            (var, c) = super::kahan::kahan_add(b.count * d * d, var, c);
         }
         (var + c) / self.count
     }
@@ -730,7 +730,7 @@ fn kahan_merge(sum: &mut Vec<(i32, f64)>, comp: &mut Vec<(i32, f64)>, b: &[(i32,
                 k
             }
         };
-        let (s, c) = super::functions::kahan_add(v, sum[si].1, comp[ci].1);
+        let (s, c) = super::kahan::kahan_add(v, sum[si].1, comp[ci].1);
         sum[si].1 = s;
         comp[ci].1 = c;
     }
@@ -757,7 +757,7 @@ impl KahanSum {
             return Err(IncompatibleSchema);
         }
         sum.adjust_hint(other.hint);
-        let k = super::functions::kahan_add;
+        let k = super::kahan::kahan_add;
         (sum.count, comp.count) = k(other.count, sum.count, comp.count);
         (sum.sum, comp.sum) = k(other.sum, sum.sum, comp.sum);
         if sum.uses_custom_buckets() {

@@ -17,6 +17,7 @@ mod binary;
 mod eval;
 pub(crate) mod functions;
 pub mod histogram;
+mod kahan;
 mod labels;
 mod memo;
 mod memory;
