@@ -388,8 +388,7 @@ impl Prepared {
                         .collect()
                 });
                 // Chunks are in time order: a series' points append.
-                let mut merged: HashMap<Labels, (Vec<(i64, f64)>, Vec<HistogramPoint>)> =
-                    HashMap::new();
+                let mut merged: HashMap<Labels, (Points, Vec<HistogramPoint>)> = HashMap::new();
                 for r in results {
                     let (part, warnings) = r?;
                     for w in warnings {
