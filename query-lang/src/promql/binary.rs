@@ -120,7 +120,7 @@ fn apply_histogram(
             Some((0.0, Some(out), true))
         }
         (Op::Eq | Op::Ne, Some(a), Some(b)) => {
-            let equal = a == b;
+            let equal = a.same_data(b);
             Some((0.0, Some(a.clone()), equal == (op == Op::Eq)))
         }
         _ => None,

@@ -372,10 +372,12 @@ pub(crate) fn call<E: Eval>(ev: &E, c: &Call, t: i64) -> Result<Val, PromError> 
         }
         "scalar" => {
             let v = ev.vector(arg(c, 0)?, t)?;
-            Ok(Val::Scalar(if v.len() == 1 && v[0].h.is_none() {
-                v[0].v
-            } else {
-                f64::NAN
+            // Native-histogram samples are not looked at: one float
+            // beside them is the answer.
+            let mut floats = v.iter().filter(|s| s.h.is_none());
+            Ok(Val::Scalar(match (floats.next(), floats.next()) {
+                (Some(s), None) => s.v,
+                _ => f64::NAN,
             }))
         }
         "timestamp" => {
@@ -445,8 +447,9 @@ pub(crate) fn call<E: Eval>(ev: &E, c: &Call, t: i64) -> Result<Val, PromError> 
             )
         }
         "histogram_quantile" => histogram_quantile(ev, c, t),
+        "histogram_fraction" => histogram_fraction(ev, c, t),
         "histogram_count" | "histogram_sum" | "histogram_avg" | "histogram_stddev"
-        | "histogram_stdvar" | "histogram_fraction" => hist::of_histograms(ev, c, t)?
+        | "histogram_stdvar" => hist::of_histograms(ev, c, t)?
             .ok_or_else(|| PromError::bad_data(format!("function {name:?} is not supported"))),
         "label_replace" => label_replace(ev, c, t),
         "label_join" => label_join(ev, c, t),
@@ -558,16 +561,65 @@ fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
 
 fn histogram_quantile<E: Eval>(ev: &E, c: &Call, t: i64) -> Result<Val, PromError> {
     let q = ev.scalar(arg(c, 0)?, t)?;
-    let v = ev.vector(arg(c, 1)?, t)?;
+    if !(0.0..=1.0).contains(&q) && !q.is_nan() {
+        ev.warn(format!(
+            "PromQL warning: quantile value should be between 0 and 1, got {q}"
+        ));
+    }
+    classic_or_native(
+        ev,
+        c,
+        t,
+        arg(c, 1)?,
+        |h| h.quantile(q),
+        |b| bucket_quantile(q, b),
+    )
+}
+
+fn histogram_fraction<E: Eval>(ev: &E, c: &Call, t: i64) -> Result<Val, PromError> {
+    let lo = ev.scalar(arg(c, 0)?, t)?;
+    let hi = ev.scalar(arg(c, 1)?, t)?;
+    classic_or_native(
+        ev,
+        c,
+        t,
+        arg(c, 2)?,
+        |h| h.fraction(lo, hi),
+        |b| bucket_fraction(lo, hi, b),
+    )
+}
+
+/// A function of histograms over `operand`: each native-histogram sample
+/// answers `native` of its histogram; float samples with an `le` label
+/// are classic buckets, grouped by their other labels, each group
+/// answering `classic` of its `(upper bound, count)` list. A group that is
+/// both (classic buckets beside a native histogram of the same labels) is
+/// left out with a warning, as Prometheus does.
+fn classic_or_native<E: Eval>(
+    ev: &E,
+    c: &Call,
+    t: i64,
+    operand: &Expr,
+    native: impl Fn(&super::FloatHistogram) -> f64,
+    classic: impl Fn(Vec<(f64, f64)>) -> f64,
+) -> Result<Val, PromError> {
+    let v = ev.vector(operand, t)?;
     let mut index: super::memo::AddrMap<usize, usize> = super::memo::AddrMap::default();
     // Each group's buckets: (upper bound, count).
     type Group = (Arc<Labels>, Vec<(f64, f64)>);
     let mut groups: Vec<Group> = Vec::new();
     let node = super::memo::addr(c);
-    let mut native = Vec::new();
+    let group_of = |l: &Arc<Labels>| {
+        ev.memo().derive(node, 0, l, |l| {
+            let mut g = l.clone();
+            g.remove("le");
+            g
+        })
+    };
+    let mut natives = Vec::new();
     for s in v {
         if let Some(h) = &s.h {
-            native.push(Samp::float(s.labels, t, h.quantile(q), true));
+            natives.push((group_of(&s.labels), native(h)));
             continue;
         }
         let Some(le) = s.labels.get("le") else {
@@ -582,11 +634,7 @@ fn histogram_quantile<E: Eval>(ev: &E, c: &Call, t: i64) -> Result<Val, PromErro
         // The name stays in the group (two histograms of different names
         // are two groups) and is dropped at the end, where their answers
         // may then collide.
-        let g = ev.memo().derive(node, 0, &s.labels, |l| {
-            let mut g = l.clone();
-            g.remove("le");
-            g
-        });
+        let g = group_of(&s.labels);
         match index.get(&super::memo::ptr(&g)) {
             Some(&i) => groups[i].1.push((upper, s.v)),
             None => {
@@ -595,17 +643,99 @@ fn histogram_quantile<E: Eval>(ev: &E, c: &Call, t: i64) -> Result<Val, PromErro
             }
         }
     }
-    if !(0.0..=1.0).contains(&q) && !q.is_nan() {
-        ev.warn(format!(
-            "PromQL warning: quantile value should be between 0 and 1, got {q}"
-        ));
+    let mut mixed = super::memo::AddrSet::default();
+    for (g, _) in &natives {
+        if index.contains_key(&super::memo::ptr(g)) {
+            mixed.insert(super::memo::ptr(g));
+        }
+    }
+    if !mixed.is_empty() {
+        ev.warn("PromQL warning: vector contains a mix of classic and native histograms");
     }
     let mut out: Vec<Samp> = groups
         .into_iter()
-        .map(|(g, b)| Samp::float(g, t, bucket_quantile(q, b), true))
+        .filter(|(g, _)| !mixed.contains(&super::memo::ptr(g)))
+        .map(|(g, b)| Samp::float(g, t, classic(b), true))
         .collect();
-    out.extend(native);
+    out.extend(
+        natives
+            .into_iter()
+            .filter(|(g, _)| !mixed.contains(&super::memo::ptr(g)))
+            .map(|(g, v)| Samp::float(g, t, v, true)),
+    );
     Ok(Val::Vector(out))
+}
+
+/// Prometheus' `BucketFraction` over classic buckets `(upper bound,
+/// count)`: the share of observations between `lower` and `upper`,
+/// interpolated linearly within a bucket.
+fn bucket_fraction(lower: f64, upper: f64, mut b: Vec<(f64, f64)>) -> f64 {
+    b.sort_by(|x, y| x.0.partial_cmp(&y.0).unwrap_or(std::cmp::Ordering::Equal));
+    if !b.last().is_some_and(|x| x.0 == f64::INFINITY) {
+        return f64::NAN;
+    }
+    let mut c: Vec<(f64, f64)> = Vec::with_capacity(b.len());
+    for x in b {
+        match c.last_mut() {
+            Some(last) if last.0 == x.0 => last.1 += x.1,
+            _ => c.push(x),
+        }
+    }
+    let count = c[c.len() - 1].1;
+    if count == 0.0 || lower.is_nan() || upper.is_nan() {
+        return f64::NAN;
+    }
+    if lower >= upper {
+        return 0.0;
+    }
+    let (mut rank, mut lower_rank, mut upper_rank) = (0.0, 0.0, 0.0);
+    let (mut lower_set, mut upper_set) = (false, false);
+    let mut lower_bound = if c[0].0 <= 0.0 {
+        f64::NEG_INFINITY
+    } else {
+        0.0
+    };
+    for (i, &(upper_bound, n)) in c.iter().enumerate() {
+        if i > 0 {
+            lower_bound = c[i - 1].0;
+        }
+        let interpolate = |v: f64| {
+            if lower_bound == f64::NEG_INFINITY {
+                return n;
+            }
+            rank + (n - rank) * (v - lower_bound) / (upper_bound - lower_bound)
+        };
+        if !lower_set && lower_bound >= lower {
+            lower_rank = rank;
+            lower_set = true;
+        }
+        if !upper_set && lower_bound >= upper {
+            upper_rank = rank;
+            upper_set = true;
+        }
+        if lower_set && upper_set {
+            break;
+        }
+        if !lower_set && lower_bound < lower && upper_bound > lower {
+            lower_rank = interpolate(lower);
+            lower_set = true;
+        }
+        if !upper_set && lower_bound < upper && upper_bound > upper {
+            upper_rank = interpolate(upper);
+            upper_set = true;
+        }
+        if lower_set && upper_set {
+            break;
+        }
+        rank = n;
+    }
+    if !lower_set || lower_rank > count {
+        lower_rank = count;
+    }
+    if !upper_set || upper_rank > count {
+        upper_rank = count;
+    }
+    (upper_rank - lower_rank) / count
 }
 
 fn parse_le(s: &str) -> Option<f64> {

@@ -664,6 +664,24 @@ impl FloatHistogram {
         (var + c) / self.count
     }
 
+    /// The same data, as Prometheus' `Equals`: every field but the
+    /// counter-reset hint, floats bit for bit, the same buckets (empty
+    /// ones included).
+    pub fn same_data(&self, other: &FloatHistogram) -> bool {
+        let bits = |a: f64, b: f64| a.to_bits() == b.to_bits();
+        let buckets = |a: &[(i32, f64)], b: &[(i32, f64)]| {
+            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.0 == y.0 && bits(x.1, y.1))
+        };
+        self.schema == other.schema
+            && bits(self.zero_threshold, other.zero_threshold)
+            && bits(self.zero_count, other.zero_count)
+            && bits(self.count, other.count)
+            && bits(self.sum, other.sum)
+            && buckets(&self.positive, &other.positive)
+            && buckets(&self.negative, &other.negative)
+            && custom_bounds_match(&self.custom_values, &other.custom_values)
+    }
+
     /// Equal in content: zero-count buckets ignored, floats within `eps`
     /// relative (counts) and exactly (layout).
     pub fn approx_eq(&self, other: &FloatHistogram, eps: f64) -> bool {

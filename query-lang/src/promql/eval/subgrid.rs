@@ -23,6 +23,20 @@ thread_local! {
     static STEPS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
+/// A histogram's `Reset`/`NotReset` hint made `Unknown`, as Prometheus
+/// does for a subquery's histograms: the grid may skip the sample of a
+/// reset, or see it twice, so resets are found from the counts again.
+fn unknown_reset(h: Arc<FloatHistogram>) -> Arc<FloatHistogram> {
+    use super::super::ResetHint;
+    if matches!(h.hint, ResetHint::Reset | ResetHint::NotReset) {
+        let mut h = Arc::unwrap_or_clone(h);
+        h.hint = ResetHint::Unknown;
+        Arc::new(h)
+    } else {
+        h
+    }
+}
+
 /// A series' labels and whether its name is dropped.
 type Key = (Arc<Labels>, bool);
 
@@ -123,9 +137,12 @@ impl SubGrid {
     pub(super) fn push_vector(&mut self, ts: i64, v: Vec<Samp>) {
         for (place, s) in v.into_iter().enumerate() {
             let place = u32::try_from(place).unwrap_or(u32::MAX);
-            self.series_of((s.labels, s.drop_name))
-                .points
-                .push_back((ts, s.v, place, s.h));
+            self.series_of((s.labels, s.drop_name)).points.push_back((
+                ts,
+                s.v,
+                place,
+                s.h.map(unknown_reset),
+            ));
         }
         self.kept(ts);
     }

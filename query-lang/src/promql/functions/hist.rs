@@ -159,7 +159,7 @@ pub(crate) fn window<E: Eval>(
             for pair in all.windows(2) {
                 let changed = match (pair[0], pair[1]) {
                     (Point::F(_, a), Point::F(_, b)) => a != b && !(a.is_nan() && b.is_nan()),
-                    (Point::H(_, a), Point::H(_, b)) => a != b,
+                    (Point::H(_, a), Point::H(_, b)) => !a.same_data(b),
                     _ => true,
                 };
                 if changed {
@@ -289,7 +289,7 @@ fn histogram_rate<E: Eval>(
 }
 
 /// `histogram_count`, `histogram_sum`, `histogram_avg`,
-/// `histogram_stddev`, `histogram_stdvar`, `histogram_fraction`: a float
+/// `histogram_stddev`, `histogram_stdvar`: a float
 /// of each histogram sample (float samples are left out); `None` for any
 /// other function.
 pub(crate) fn of_histograms<E: Eval>(ev: &E, c: &Call, t: i64) -> Result<Option<Val>, PromError> {
@@ -300,15 +300,9 @@ pub(crate) fn of_histograms<E: Eval>(ev: &E, c: &Call, t: i64) -> Result<Option<
         "histogram_avg" => Box::new(|h| h.sum / h.count),
         "histogram_stddev" => Box::new(|h| h.variance().sqrt()),
         "histogram_stdvar" => Box::new(FloatHistogram::variance),
-        "histogram_fraction" => {
-            let lo = ev.scalar(arg(c, 0)?, t)?;
-            let hi = ev.scalar(arg(c, 1)?, t)?;
-            Box::new(move |h| h.fraction(lo, hi))
-        }
         _ => return Ok(None),
     };
-    let operand = if name == "histogram_fraction" { 2 } else { 0 };
-    let v = ev.vector(arg(c, operand)?, t)?;
+    let v = ev.vector(arg(c, 0)?, t)?;
     Ok(Some(Val::Vector(
         v.into_iter()
             .filter_map(|s| {
