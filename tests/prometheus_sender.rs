@@ -686,11 +686,69 @@ remote_write:
         }
         std::thread::sleep(Duration::from_millis(500));
     };
-    let _ = prom.kill();
-    let _ = prom.wait();
     assert_eq!(
         rows[0],
         ("odoo".into(), 6.0, 7.5, 0, vec![0, 1], vec![2.0, 3.0]),
         "{rows:?}"
     );
+    // PromQL over the stored histograms answers what Prometheus answers
+    // over the ones it scraped itself (the target serves one histogram,
+    // so both are the same at any time) where 2.42 and 3.x agree.
+    let enc = |q: &str| -> String {
+        q.bytes()
+            .map(|b| match b {
+                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b'.' => (b as char).to_string(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect()
+    };
+    let answer = |json: &serde_json::Value| -> serde_json::Value {
+        let r = &json["data"]["result"][0];
+        let value = if r["histogram"].is_null() {
+            &r["value"][1]
+        } else {
+            &r["histogram"][1]
+        };
+        serde_json::json!({"metric": r["metric"], "value": value})
+    };
+    for q in [
+        "dispatch_seconds",
+        "histogram_count(dispatch_seconds)",
+        "histogram_sum(dispatch_seconds)",
+        "sum by (job) (dispatch_seconds)",
+    ] {
+        let (status, ours) = server.get_json("default", &format!("/api/v1/query?query={}", enc(q)));
+        assert_eq!(status, 200, "{q}: {ours}");
+        let theirs: serde_json::Value = {
+            let mut resp = common::agent()
+                .get(&format!(
+                    "http://127.0.0.1:{prom_port}/api/v1/query?query={}",
+                    enc(q)
+                ))
+                .call()
+                .unwrap();
+            serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap()
+        };
+        assert!(
+            !theirs["data"]["result"][0].is_null(),
+            "{q}: Prometheus: {theirs}"
+        );
+        assert_eq!(answer(&ours), answer(&theirs), "{q}");
+    }
+    // Quantiles as Prometheus 3 interpolates them (exponentially within a
+    // bucket; 2.42 interpolated linearly): the median at the bucket (1, 2]'s
+    // lower end, the 0.9 quantile 2^0.8 within it.
+    for (q, want) in [(0.5, 1.0), (0.9, 0.8f64.exp2())] {
+        let query = format!("histogram_quantile({q}, dispatch_seconds)");
+        let (status, ours) =
+            server.get_json("default", &format!("/api/v1/query?query={}", enc(&query)));
+        assert_eq!(status, 200, "{query}: {ours}");
+        let got: f64 = ours["data"]["result"][0]["value"][1]
+            .as_str()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(f64::NAN);
+        assert!((got - want).abs() < 1e-12, "{query}: {ours}");
+    }
+    let _ = prom.kill();
+    let _ = prom.wait();
 }
