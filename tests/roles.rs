@@ -412,6 +412,15 @@ fn live_series(server: &Server) -> Option<i64> {
     tenant_status(server)["live_series"].as_i64()
 }
 
+/// The ingesters whose heads the querier `server` mirrors.
+fn mirrored(server: &Server) -> Option<i64> {
+    let (_, metrics) = server.get("/metrics");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("strata_mirrored_ingesters "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
 /// The gauge of ingesters `server` splits its rate limits across.
 fn limit_ingesters(server: &Server) -> Option<i64> {
     let (_, metrics) = server.get("/metrics");
@@ -465,8 +474,10 @@ fn ingesters_hold_a_tenants_limits_together() {
             limit_ingesters(ingester) == Some(3)
         });
     }
-    // A querier mirroring the three heads (subscribed before the writes:
-    // a subscription flushes the ingester's head).
+    // A querier mirroring the three heads, subscribed before the writes
+    // (a subscription flushes the ingester's head: what it held would be
+    // in files, not in the heads the cardinality API counts). Ready does
+    // not wait for the subscriptions: a loaded machine takes seconds.
     let querier = node(
         None,
         dir.path(),
@@ -475,6 +486,9 @@ fn ingesters_hold_a_tenants_limits_together() {
         "strata-querier-0",
         &["--ingesters", &urls],
     );
+    wait_for("the querier to mirror the three ingesters", || {
+        mirrored(&querier) == Some(3)
+    });
     let now_ms = chrono::Utc::now().timestamp_millis();
 
     // Ten new series through each: thirty, the limit, counted by each.

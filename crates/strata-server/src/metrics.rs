@@ -52,6 +52,7 @@ pub struct Metrics {
     head_log_text_bytes: Family<Labels, Gauge>,
     exemplars_held: Family<Labels, Gauge>,
     histograms_pending: Gauge,
+    mirrored_ingesters: Gauge,
     pub flushes: Family<Labels, Counter>,
     pub flush_duration: Histogram,
     pub flushed_samples: Counter,
@@ -310,6 +311,12 @@ impl Metrics {
             "Frozen heads waiting for their commit (non-zero while the object store fails)",
             flush_pending_cuts.clone(),
         );
+        let mirrored_ingesters = Gauge::default();
+        registry.register(
+            "mirrored_ingesters",
+            "Ingesters whose heads this querier mirrors (subscribed and caught up)",
+            mirrored_ingesters.clone(),
+        );
         let limit_ingesters = Gauge::default();
         registry.register(
             "limit_ingesters",
@@ -435,6 +442,7 @@ impl Metrics {
             head_log_text_bytes,
             exemplars_held,
             histograms_pending,
+            mirrored_ingesters,
             wal_segments,
             wal_bytes,
             wal_records,
@@ -532,6 +540,8 @@ impl Metrics {
         }
         self.histograms_pending
             .set(i64::try_from(storage.histograms_pending()).unwrap_or(i64::MAX));
+        self.mirrored_ingesters
+            .set(i64::try_from(storage.mirrored()).unwrap_or(i64::MAX));
         for (tenant, files, bytes, rows) in storage.table_stats() {
             let labels = vec![("tenant", tenant.to_string())];
             self.table_files.get_or_create(&labels).set(files as i64);
