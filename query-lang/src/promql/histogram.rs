@@ -58,6 +58,10 @@ pub struct Bucket {
 
 /// `frac * 2^exp`, exact for the powers of two bucket bounds are made of.
 fn ldexp(frac: f64, exp: i32) -> f64 {
+    if (-1022..=1023).contains(&exp) {
+        // 2^exp built from its bits: exact, and no loop of multiplies.
+        return frac * f64::from_bits(((exp + 1023) as u64) << 52);
+    }
     if exp > 1000 {
         return ldexp(frac * 2f64.powi(1000), exp - 1000);
     }
@@ -81,12 +85,47 @@ pub fn exponential_bound(idx: i32, schema: i32) -> f64 {
     }
     let schema = schema.min(8);
     let frac_idx = idx & ((1 << schema) - 1);
-    let frac = (f64::from(frac_idx) / f64::from(1u32 << schema)).exp2() / 2.0;
+    let frac = fractions(schema)[frac_idx as usize];
     let exp = (idx >> schema) + 1;
     if frac == 0.5 && exp == 1025 {
         return f64::MAX;
     }
     ldexp(frac, exp)
+}
+
+/// The fractions `2^(j / 2^schema) / 2` of schema 0..=8's bucket bounds
+/// within a power of two, worked out once.
+fn fractions(schema: i32) -> &'static [f64] {
+    static TABLES: std::sync::OnceLock<Vec<Vec<f64>>> = std::sync::OnceLock::new();
+    let tables = TABLES.get_or_init(|| {
+        (0..=8u32)
+            .map(|s| {
+                (0..1u32 << s)
+                    .map(|j| (f64::from(j) / f64::from(1u32 << s)).exp2() / 2.0)
+                    .collect()
+            })
+            .collect()
+    });
+    &tables[schema.clamp(0, 8) as usize]
+}
+
+/// The highest bucket index of `schema` whose upper bound is at most `t`
+/// (those buckets lie inside a zero bucket of width `t`); `None` for
+/// `t <= 0`.
+fn last_index_within(t: f64, schema: i32) -> Option<i32> {
+    if t <= 0.0 || t.is_nan() {
+        return None;
+    }
+    // A guess from the logarithm, then corrected by the exact bounds.
+    let scale = 2f64.powi(schema);
+    let mut i = (t.log2() * scale).floor().clamp(-2e9, 2e9) as i32;
+    while exponential_bound(i, schema) > t {
+        i -= 1;
+    }
+    while exponential_bound(i + 1, schema) <= t {
+        i += 1;
+    }
+    Some(i)
 }
 
 /// Bucket `idx` of `origin` in the coarser schema `target`.
@@ -418,6 +457,13 @@ impl FloatHistogram {
             return true;
         }
         let t = self.zero_threshold;
+        if previous.schema == self.schema {
+            // The common case: one layout, compared in place.
+            let last_inside = last_index_within(t, self.schema);
+            let inside = |i: i32| last_inside.is_some_and(|l| i <= l);
+            return bucket_decreased_outside(&self.positive, &previous.positive, &inside)
+                || bucket_decreased_outside(&self.negative, &previous.negative, &inside);
+        }
         let keep = |b: &[(i32, f64)], schema: i32| -> Vec<(i32, f64)> {
             let mut r = reduce(b, schema, self.schema);
             if t > 0.0 {
@@ -878,6 +924,32 @@ fn intersect(a: &[f64], b: &[f64]) -> Arc<[f64]> {
     out.into()
 }
 
+/// [`bucket_decreased`] ignoring the buckets `inside` the zero bucket.
+fn bucket_decreased_outside(
+    cur: &[(i32, f64)],
+    prev: &[(i32, f64)],
+    inside: &dyn Fn(i32) -> bool,
+) -> bool {
+    let mut j = 0;
+    for &(i, c) in prev {
+        if c == 0.0 || inside(i) {
+            continue;
+        }
+        while j < cur.len() && cur[j].0 < i {
+            j += 1;
+        }
+        let now = if j < cur.len() && cur[j].0 == i {
+            cur[j].1
+        } else {
+            0.0
+        };
+        if now < c {
+            return true;
+        }
+    }
+    false
+}
+
 /// Whether a populated bucket of `prev` is missing from `cur` or has a
 /// larger count there (both in one layout).
 fn bucket_decreased(cur: &[(i32, f64)], prev: &[(i32, f64)]) -> bool {
@@ -920,6 +992,23 @@ mod tests {
         assert_eq!(exponential_bound(1, 1), std::f64::consts::SQRT_2);
         assert_eq!(exponential_bound(1, -1), 4.0);
         assert_eq!(exponential_bound(256, -2), f64::MAX);
+    }
+
+    #[test]
+    fn the_zero_bucket_cutoff_agrees_with_the_bounds() {
+        for schema in [-4, -1, 0, 1, 3, 8] {
+            for t in [1e-128, 1e-3, 0.001, 0.5, 1.0, 1.5, 3.0] {
+                let l = last_index_within(t, schema).unwrap();
+                assert!(exponential_bound(l, schema) <= t, "{schema} {t}");
+                assert!(exponential_bound(l + 1, schema) > t, "{schema} {t}");
+            }
+        }
+        assert_eq!(last_index_within(0.0, 3), None);
+        for exp in [-1022, -1, 0, 1, 1023, 1024] {
+            assert_eq!(ldexp(1.0, exp), 2f64.powi(exp), "{exp}");
+        }
+        // The smallest subnormal.
+        assert_eq!(ldexp(1.0, -1074), f64::from_bits(1));
     }
 
     #[test]
