@@ -908,3 +908,87 @@ fn queriers_answer_the_exemplars_ingesters_hold() {
         });
     }
 }
+
+/// `histogram_count(pick_seconds)` as `server` answers it now.
+fn histogram_count(server: &Server) -> Option<String> {
+    let (status, json) =
+        server.get_json(TENANT, "/api/v1/query?query=histogram_count(pick_seconds)");
+    assert_eq!(status, 200, "{json}");
+    json["data"]["result"][0]["value"][1]
+        .as_str()
+        .map(str::to_owned)
+}
+
+/// Native histograms written to an ingester are answered by a querier
+/// from the mirrored head before any flush, and after the flush from the
+/// table (by a querier that subscribes later too), each once.
+#[test]
+fn queriers_answer_the_native_histograms_ingesters_hold() {
+    use strata_ingest::remote_write::proto::{BucketSpan, Histogram};
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path());
+    let ingester = start(dir.path(), &config, "ingester", "strata-ingester-0");
+    let urls = ingester.url("");
+    let querier = node(
+        None,
+        dir.path(),
+        &config,
+        "querier",
+        "strata-querier-0",
+        &["--ingesters", &urls],
+    );
+    wait_for("the querier to mirror the ingester", || {
+        mirrored(&querier) == Some(1)
+    });
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let with = |ts: i64, count: u64| {
+        let mut s = series(&[("__name__", "pick_seconds"), ("job", "wms")], &[]);
+        s.histograms.push(Histogram {
+            count_int: Some(count),
+            zero_count_int: Some(count),
+            sum: 1.0,
+            schema: 0,
+            positive_spans: vec![BucketSpan {
+                offset: 0,
+                length: 1,
+            }],
+            positive_deltas: vec![0],
+            timestamp: ts,
+            ..Default::default()
+        });
+        payload(vec![s])
+    };
+    assert_eq!(
+        ingester.write(Some(TENANT), &with(now_ms - 60_000, 3)).0,
+        204
+    );
+    wait_for("the querier to answer the mirrored histogram", || {
+        histogram_count(&querier).as_deref() == Some("3")
+    });
+    flush(&ingester);
+    assert_eq!(
+        ingester.write(Some(TENANT), &with(now_ms - 30_000, 5)).0,
+        204
+    );
+    let late = node(
+        None,
+        dir.path(),
+        &config,
+        "querier",
+        "strata-querier-1",
+        &["--ingesters", &urls],
+    );
+    for q in [&querier, &late] {
+        wait_for("both queriers to answer the newest histogram", || {
+            histogram_count(q).as_deref() == Some("5")
+        });
+        let (_, json) = q.get_json(
+            TENANT,
+            "/api/v1/query?query=count_over_time(pick_seconds%5B5m%5D)",
+        );
+        assert_eq!(
+            json["data"]["result"][0]["value"][1], "2",
+            "each once: {json}"
+        );
+    }
+}

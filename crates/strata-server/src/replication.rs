@@ -80,6 +80,11 @@ pub fn encode_event(event: &HeadEvent, enc: &mut SegmentEncoder) -> Vec<u8> {
             out.extend_from_slice(&seq.0.to_le_bytes());
             enc.encode_exemplars(batch, &mut out);
         }
+        HeadEvent::Histograms(seq, batch) => {
+            out.push(RECORD);
+            out.extend_from_slice(&seq.0.to_le_bytes());
+            enc.encode_histograms(batch, &mut out);
+        }
         HeadEvent::Cut { seq, tenant } => {
             out.push(CUT);
             out.extend_from_slice(&seq.0.to_le_bytes());
@@ -521,9 +526,46 @@ mod tests {
                 }),
             ),
             HeadEvent::Committed {
-                tenant: t,
+                tenant: t.clone(),
                 signal: Signal::Exemplars,
                 seq: WalSeq(10),
+            },
+            HeadEvent::Histograms(
+                WalSeq(11),
+                Arc::new(strata_types::HistogramBatch {
+                    tenant: t.clone(),
+                    series: vec![strata_types::SeriesHistograms {
+                        labels: strata_types::Labels::try_from_sorted(vec![
+                            strata_types::Label::new("__name__", "pick_seconds"),
+                        ])
+                        .unwrap(),
+                        samples: vec![strata_types::HistogramSample {
+                            timestamp_ms: 1000,
+                            histogram: strata_types::Histogram {
+                                reset_hint: strata_types::ResetHint::NotReset,
+                                schema: 0,
+                                zero_threshold: 0.001,
+                                zero_count: 1.0,
+                                count: 3.0,
+                                sum: 2.5,
+                                positive_spans: vec![strata_types::BucketSpan {
+                                    offset: 0,
+                                    length: 1,
+                                }],
+                                positive_counts: vec![2.0],
+                                negative_spans: Vec::new(),
+                                negative_counts: Vec::new(),
+                                custom_values: Vec::new(),
+                                integer: true,
+                            },
+                        }],
+                    }],
+                }),
+            ),
+            HeadEvent::Committed {
+                tenant: t,
+                signal: Signal::Histograms,
+                seq: WalSeq(11),
             },
         ];
         let (mut enc, mut dec) = (SegmentEncoder::default(), SegmentDecoder::default());

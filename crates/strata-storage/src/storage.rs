@@ -31,7 +31,7 @@ use strata_head::{
     AppendStats, ExemplarBounds, ExemplarStore, Head, HistogramStore, LogHead, TenantHead,
     TenantLogs,
 };
-use strata_types::{ExemplarBatch, LogBatch, TenantId, WriteBatch};
+use strata_types::{ExemplarBatch, HistogramBatch, LogBatch, TenantId, WriteBatch};
 use strata_wal::{Wal, WalSeq};
 use tracing::info;
 
@@ -148,6 +148,8 @@ pub enum HeadEvent {
     Logs(WalSeq, Arc<LogBatch>),
     /// Exemplars as written.
     Exemplars(WalSeq, Arc<ExemplarBatch>),
+    /// Native histograms as written.
+    Histograms(WalSeq, Arc<HistogramBatch>),
     /// The head (of `tenant` only, or every tenant's) was frozen at `seq`:
     /// every record at or below it is in this cut or an earlier one.
     Cut {
@@ -166,7 +168,10 @@ pub enum HeadEvent {
 impl HeadEvent {
     pub fn seq(&self) -> WalSeq {
         match self {
-            Self::Samples(seq, _) | Self::Logs(seq, _) | Self::Exemplars(seq, _) => *seq,
+            Self::Samples(seq, _)
+            | Self::Logs(seq, _)
+            | Self::Exemplars(seq, _)
+            | Self::Histograms(seq, _) => *seq,
             Self::Cut { seq, .. } | Self::Committed { seq, .. } => *seq,
         }
     }

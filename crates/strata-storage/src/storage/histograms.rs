@@ -11,7 +11,7 @@ use strata_head::HistogramRow;
 use strata_types::{HistogramBatch, Labels, TenantId};
 use strata_wal::{Wal, WalSeq};
 
-use super::Storage;
+use super::{HeadEvent, Storage};
 use crate::paths::{Signal, TablePath};
 use crate::{DataFile, ObjectStoreHandle, StorageError};
 
@@ -39,6 +39,7 @@ impl Storage {
         let seq = wal.append_histograms(Arc::clone(&batch)).await?;
         let n = self.histograms.append(&batch);
         self.applied.fetch_max(seq.0, Ordering::AcqRel);
+        self.announce(|| HeadEvent::Histograms(seq, batch));
         Ok(n)
     }
 
@@ -89,6 +90,11 @@ impl Storage {
             }
         }
         held.extend(self.histograms.select_of(tenant, keep, start_ms, end_ms));
+        // The ingesters' heads this querier mirrors (under the same lock:
+        // a version published drops the mirrored cuts it holds).
+        for m in self.mirrors.read().values() {
+            m.histograms(tenant, keep, start_ms, end_ms, &mut held);
+        }
         let files = state
             .histogram_files
             .get(tenant)

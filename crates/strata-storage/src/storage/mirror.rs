@@ -15,12 +15,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::RwLock;
-use strata_head::{Head, LogHead, TenantHead, TenantLogs};
+use strata_head::{Head, HistogramRow, HistogramStore, LogHead, TenantHead, TenantLogs};
 use strata_types::TenantId;
 use strata_wal::{WalRecord, WalSeq};
 use tracing::warn;
 
-use super::{Frozen, HeadEvent, Storage, list_tenants};
+use super::{Frozen, HeadEvent, Storage, list_tenants, pending_parts};
 use crate::paths::Signal;
 use crate::{DataFile, MetricsTable, StorageError};
 
@@ -34,6 +34,8 @@ pub struct Mirror {
 struct MirrorState {
     head: Arc<Head>,
     logs: Arc<LogHead>,
+    /// Native histograms since the last cut.
+    histograms: Arc<HistogramStore>,
     /// Cuts not yet published as committed, oldest first.
     frozen: Vec<Frozen>,
     /// The highest cut of every tenant seen.
@@ -59,6 +61,7 @@ impl Mirror {
             state: RwLock::new(MirrorState {
                 head: Arc::new(Head::new()),
                 logs: Arc::new(LogHead::new()),
+                histograms: Arc::new(HistogramStore::new()),
                 frozen: Vec::new(),
                 cut_all: start,
                 cut_tenant: HashMap::new(),
@@ -81,6 +84,10 @@ impl Mirror {
                 let logs = Arc::clone(&self.state.read().logs);
                 logs.append(batch);
             }
+            HeadEvent::Histograms(_, batch) => {
+                let histograms = Arc::clone(&self.state.read().histograms);
+                histograms.append(batch);
+            }
             HeadEvent::Cut { seq, tenant } => {
                 let mut state = self.state.write();
                 let (heads, logs): (BTreeMap<_, _>, BTreeMap<_, _>) = match tenant {
@@ -96,6 +103,10 @@ impl Mirror {
                 // A querier's exemplars are in its store, not cut.
                 let mut f = Frozen::at(*seq);
                 (f.heads, f.logs) = (heads, logs);
+                f.histograms = pending_parts(match tenant {
+                    None => state.histograms.take_pending(),
+                    Some(t) => vec![(t.clone(), state.histograms.take_pending_of(t))],
+                });
                 if !f.is_done() {
                     state.frozen.push(f);
                 }
@@ -144,6 +155,31 @@ impl Mirror {
         }
     }
 
+    /// `tenant`'s mirrored native histograms in `[start_ms, end_ms]` of
+    /// the series `keep` selects, appended to `out`: the cuts not yet
+    /// published, oldest first, then those since the last cut.
+    pub(super) fn histograms(
+        &self,
+        tenant: &TenantId,
+        keep: &dyn Fn(&strata_types::Labels) -> bool,
+        start_ms: i64,
+        end_ms: i64,
+        out: &mut Vec<HistogramRow>,
+    ) {
+        let state = self.state.read();
+        for f in &state.frozen {
+            if let Some(rows) = f.histograms.get(tenant) {
+                out.extend(
+                    rows.iter()
+                        .filter(|(_, s)| (start_ms..=end_ms).contains(&s.timestamp_ms))
+                        .filter(|(l, _)| keep(l))
+                        .cloned(),
+                );
+            }
+        }
+        out.extend(state.histograms.select_of(tenant, keep, start_ms, end_ms));
+    }
+
     /// `tenant`'s log heads, as [`Mirror::heads`].
     pub(super) fn log_heads(&self, tenant: &TenantId, out: &mut Vec<Arc<TenantLogs>>) {
         let state = self.state.read();
@@ -177,6 +213,7 @@ pub fn record_event(seq: WalSeq, record: WalRecord) -> Option<HeadEvent> {
         WalRecord::Samples(batch) => Some(HeadEvent::Samples(seq, Arc::new(batch))),
         WalRecord::Logs(batch) => Some(HeadEvent::Logs(seq, Arc::new(batch))),
         WalRecord::Exemplars(batch) => Some(HeadEvent::Exemplars(seq, Arc::new(batch))),
+        WalRecord::Histograms(batch) => Some(HeadEvent::Histograms(seq, Arc::new(batch))),
         _ => None,
     }
 }
