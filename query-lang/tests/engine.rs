@@ -355,3 +355,47 @@ fn a_heavy_part_reduced_on_every_core_answers_as_read_whole() {
         );
     }
 }
+
+/// A native histogram whose sum is the stale NaN (what Prometheus sends
+/// when a target goes away) ends its series as a float stale marker does:
+/// no sample from it on, and range selectors leave it out.
+#[test]
+fn a_stale_native_histogram_ends_its_series() {
+    use strata_query_lang::promql::{FloatHistogram, STALE_NAN_BITS, Value};
+    let mut src = MemorySource::new();
+    let l = Labels::new(vec![("__name__".into(), "h".into())]);
+    for i in 0..3 {
+        let h = FloatHistogram {
+            count: 10.0 * (i + 1) as f64,
+            sum: 1.0,
+            positive: vec![(0, 10.0 * (i + 1) as f64)],
+            ..FloatHistogram::default()
+        };
+        src.add_histogram(&l, i * 15_000, h);
+    }
+    let stale = FloatHistogram {
+        sum: f64::from_bits(STALE_NAN_BITS),
+        ..FloatHistogram::default()
+    };
+    src.add_histogram(&l, 45_000, stale);
+    let engine = Engine::default();
+    let at = |q: &str, t: i64| rt().block_on(engine.instant(&src, q, t)).unwrap().value;
+    let Value::Vector(v) = at("h", 40_000) else {
+        panic!("not a vector")
+    };
+    assert_eq!(v[0].h.as_ref().map(|h| h.count), Some(30.0));
+    assert_eq!(
+        at("h", 50_000),
+        Value::Vector(Vec::new()),
+        "ended by the marker"
+    );
+    // Three samples in the window, the marker not among them.
+    let Value::Vector(v) = at("count_over_time(h[1m])", 50_000) else {
+        panic!("not a vector")
+    };
+    assert_eq!(v[0].v, 3.0);
+    let Value::Vector(v) = at("histogram_count(increase(h[1m]))", 50_000) else {
+        panic!("not a vector")
+    };
+    assert!(v[0].v > 20.0, "{v:?}");
+}

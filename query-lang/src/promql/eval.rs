@@ -39,8 +39,11 @@ struct FetchedSeries {
     all: Arc<Vec<(i64, f64)>>,
     /// Without staleness markers (the same samples when there are none).
     live: Arc<Vec<(i64, f64)>>,
-    /// Native-histogram samples (none for most series).
+    /// Native-histogram samples (none for most series), stale markers (a
+    /// histogram whose sum is the stale NaN) included.
     hist: Arc<Vec<HistogramPoint>>,
+    /// Without stale markers (what range selectors see).
+    hist_live: Arc<Vec<HistogramPoint>>,
 }
 
 type Fetched = Vec<FetchedSeries>;
@@ -607,7 +610,8 @@ impl Ev {
             let j = f.hist.partition_point(|p| p.0 <= r);
             if j > 0 && float.is_none_or(|(ts, _)| f.hist[j - 1].0 > ts) {
                 let (ts, h) = &f.hist[j - 1];
-                if *ts > r - self.lookback {
+                // A stale marker ends the series, as a float one does.
+                if *ts > r - self.lookback && !is_stale(h.sum) {
                     out.push(Samp {
                         h: Some(Arc::clone(h)),
                         labels: labels.clone(),
@@ -644,14 +648,15 @@ impl Ev {
                 let pts = &f.live;
                 let lo = pts.partition_point(|p| p.0 <= start);
                 let hi = pts.partition_point(|p| p.0 <= end);
-                let hlo = f.hist.partition_point(|p| p.0 <= start);
-                let hhi = f.hist.partition_point(|p| p.0 <= end);
+                let hist = &f.hist_live;
+                let hlo = hist.partition_point(|p| p.0 <= start);
+                let hhi = hist.partition_point(|p| p.0 <= end);
                 if hlo < hhi {
                     series.push(RSeries::shared_mixed(
                         Arc::clone(&f.labels),
                         pts,
                         lo..hi,
-                        &f.hist,
+                        hist,
                         hlo..hhi,
                     ));
                 } else if lo < hi {

@@ -249,6 +249,7 @@ pub(crate) async fn prepare(
                     all,
                     live,
                     hist: no_histograms(),
+                    hist_live: no_histograms(),
                 }
             },
         )?;
@@ -271,6 +272,7 @@ pub(crate) async fn prepare(
                 all: Arc::clone(&s.all),
                 live: Arc::clone(&s.live),
                 hist: Arc::clone(&s.hist),
+                hist_live: Arc::clone(&s.hist_live),
             })
             .collect();
         data.insert(key, subset);
@@ -298,7 +300,7 @@ fn storage_hints(points: &mut [HistogramPoint]) {
     for i in 1..points.len() {
         let (before, rest) = points.split_at_mut(i);
         let (prev, cur) = (&before[i - 1].1, &mut rest[0].1);
-        if cur.hint != ResetHint::Unknown {
+        if cur.hint != ResetHint::Unknown || is_stale(cur.sum) || is_stale(prev.sum) {
             continue;
         }
         let hint = if cur.detect_reset(prev) {
@@ -323,9 +325,10 @@ fn with_histograms(floats: Fetched, hists: Vec<Series>) -> Fetched {
             out.push(hist_only(h.next()));
         }
         if h.peek().is_some_and(|x| x.labels == *f.labels) {
-            let x = h.next();
+            let (hist, hist_live) = with_live(h.next().map(|x| x.histograms).unwrap_or_default());
             out.push(FetchedSeries {
-                hist: Arc::new(x.map(|x| x.histograms).unwrap_or_default()),
+                hist,
+                hist_live,
                 ..f
             });
         } else {
@@ -339,12 +342,31 @@ fn with_histograms(floats: Fetched, hists: Vec<Series>) -> Fetched {
 fn hist_only(s: Option<Series>) -> FetchedSeries {
     let s = s.unwrap_or_default();
     let none = Arc::new(Vec::new());
+    let (hist, hist_live) = with_live(s.histograms);
     FetchedSeries {
         labels: Arc::new(s.labels),
         all: Arc::clone(&none),
         live: none,
-        hist: Arc::new(s.histograms),
+        hist,
+        hist_live,
     }
+}
+
+/// A series' histograms, and those without stale markers (the same ones
+/// when there are none, as for most series).
+fn with_live(all: Vec<HistogramPoint>) -> (Arc<Vec<HistogramPoint>>, Arc<Vec<HistogramPoint>>) {
+    let all = Arc::new(all);
+    let live = if all.iter().any(|(_, h)| is_stale(h.sum)) {
+        Arc::new(
+            all.iter()
+                .filter(|(_, h)| !is_stale(h.sum))
+                .cloned()
+                .collect(),
+        )
+    } else {
+        Arc::clone(&all)
+    };
+    (all, live)
 }
 
 /// The table a reduced selection read in parts fills, keeping the series
