@@ -293,3 +293,89 @@ fn bad_and_oversized_remote_reads_are_refused() {
     assert_eq!(status, 400);
     assert!(body.contains("illegal regex"), "{body}");
 }
+
+/// Native histograms are in a samples answer, from the head and from
+/// files, with float counts and the same buckets as written; a series
+/// with floats too carries both.
+#[test]
+fn remote_read_answers_native_histograms() {
+    use strata_ingest::remote_write::proto::{BucketSpan, Histogram};
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &[]);
+    let with = |ts: i64, count: u64| {
+        let mut s = series(&[("__name__", "pick_seconds"), ("job", "wms")], &[]);
+        s.histograms.push(Histogram {
+            count_int: Some(count),
+            zero_count_int: Some(1),
+            zero_threshold: 0.001,
+            sum: 2.5,
+            schema: 1,
+            // Buckets 0, 1 and 4: counts 1, 1 and count - 3.
+            positive_spans: vec![
+                BucketSpan {
+                    offset: 0,
+                    length: 2,
+                },
+                BucketSpan {
+                    offset: 2,
+                    length: 1,
+                },
+            ],
+            positive_deltas: vec![1, 0, count as i64 - 4],
+            timestamp: ts,
+            ..Default::default()
+        });
+        payload(vec![s])
+    };
+    assert_eq!(server.write(Some("acme"), &with(T0, 5)).0, 204);
+    assert_eq!(server.post("/api/v1/admin/flush").unwrap().0, 200);
+    assert_eq!(server.write(Some("acme"), &with(T0 + STEP, 9)).0, 204);
+    let (status, ct, body) = read(
+        &server,
+        "acme",
+        vec![query(T0 - 1, T0 + STEP, &[(0, "__name__", "pick_seconds")])],
+        vec![],
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(ct, "application/x-protobuf");
+    let raw = snap::raw::Decoder::new().decompress_vec(&body).unwrap();
+    let got = ReadResponse::decode(raw.as_slice()).unwrap();
+    let s = &got.results[0].timeseries[0];
+    assert_eq!(
+        s.labels
+            .iter()
+            .map(|l| (l.name.as_str(), l.value.as_str()))
+            .collect::<Vec<_>>(),
+        [("__name__", "pick_seconds"), ("job", "wms")]
+    );
+    assert!(s.samples.is_empty());
+    let h: Vec<(i64, Option<f64>, Vec<(i32, u32)>, Vec<f64>)> = s
+        .histograms
+        .iter()
+        .map(|h| {
+            (
+                h.timestamp,
+                h.count_float,
+                h.positive_spans
+                    .iter()
+                    .map(|s| (s.offset, s.length))
+                    .collect(),
+                h.positive_counts.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        h,
+        [
+            (T0, Some(5.0), vec![(0, 2), (2, 1)], vec![1.0, 1.0, 2.0]),
+            (
+                T0 + STEP,
+                Some(9.0),
+                vec![(0, 2), (2, 1)],
+                vec![1.0, 1.0, 6.0]
+            ),
+        ]
+    );
+    assert_eq!(s.histograms[0].zero_count_float, Some(1.0));
+    assert_eq!(s.histograms[0].schema, 1);
+}

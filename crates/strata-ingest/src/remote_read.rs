@@ -164,12 +164,14 @@ impl SamplesResponse {
     }
 
     /// Adds a series to query `query`'s result (ignored past the last
-    /// query).
+    /// query): its float samples and its native histograms (remote
+    /// write's `Histogram`, as Prometheus 3 sends them in this answer).
     pub fn push<'a>(
         &mut self,
         query: usize,
         label_pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
         points: &[(i64, f64)],
+        histograms: Vec<remote_write::proto::Histogram>,
     ) {
         if let Some(r) = self.results.get_mut(query) {
             r.timeseries.push(TimeSeries {
@@ -178,6 +180,7 @@ impl SamplesResponse {
                     .iter()
                     .map(|&(timestamp, value)| Sample { value, timestamp })
                     .collect(),
+                histograms,
                 ..TimeSeries::default()
             });
         }

@@ -242,12 +242,19 @@ fn bad_requests_are_refused_with_their_reason() {
 #[test]
 fn samples_answers_are_one_snappy_read_response() {
     let mut r = SamplesResponse::new(2);
+    let h = crate::remote_write::proto::Histogram {
+        count_float: Some(3.0),
+        sum: 2.5,
+        timestamp: 3000,
+        ..Default::default()
+    };
     r.push(
         1,
         [("__name__", "up"), ("job", "a")],
         &[(1000, 1.0), (2000, 0.0)],
+        vec![h.clone()],
     );
-    r.push(5, [("__name__", "lost")], &[(1, 1.0)]);
+    r.push(5, [("__name__", "lost")], &[(1, 1.0)], Vec::new());
     let raw = snap::raw::Decoder::new()
         .decompress_vec(&r.encode())
         .unwrap();
@@ -263,6 +270,7 @@ fn samples_answers_are_one_snappy_read_response() {
     assert_eq!(labels, [("__name__", "up"), ("job", "a")]);
     let samples: Vec<(i64, f64)> = s.samples.iter().map(|s| (s.timestamp, s.value)).collect();
     assert_eq!(samples, [(1000, 1.0), (2000, 0.0)]);
+    assert_eq!(s.histograms, [h]);
 }
 
 /// Splits a streamed body into its messages, checking each frame's CRC.

@@ -12,6 +12,10 @@
 //! (tenant query concurrency, fair scheduler) and usage accounting as
 //! queries. The selected samples are held in memory until the answer is
 //! encoded (within the sample bound), as PromQL's selections are.
+//!
+//! Native histograms are in the samples answer (each series' `histograms`,
+//! float counts, as Prometheus 3 answers); the streamed answer holds XOR
+//! chunks of float samples only (no histogram chunk encoding yet).
 
 use std::sync::Arc;
 
@@ -26,7 +30,8 @@ use strata_ingest::remote_read::{
     MAX_BYTES_IN_FRAME, MatchKind, ReadMatcher, ResponseType, SAMPLES_CONTENT_TYPE,
     STREAMED_CONTENT_TYPE, SamplesResponse, decode_read_request, write_series_frames,
 };
-use strata_query_lang::promql::{Series, Source};
+use strata_ingest::remote_write::proto;
+use strata_query_lang::promql::{FloatHistogram, ResetHint, Series, Source};
 use strata_types::{ErrorKind, TenantId};
 
 use crate::AppState;
@@ -57,6 +62,50 @@ fn matcher(m: &ReadMatcher) -> Result<Matcher, ApiError> {
     };
     Matcher::new_matcher(token, m.name.clone(), m.value.clone())
         .map_err(|e| ApiError::new(ErrorKind::BadInput, e, SHAPE))
+}
+
+/// A native histogram as remote read answers it: float counts, absolute
+/// per bucket, buckets as spans (a span per run of consecutive indexes).
+fn histogram_proto(t: i64, h: &FloatHistogram) -> proto::Histogram {
+    fn spans(buckets: &[(i32, f64)]) -> (Vec<proto::BucketSpan>, Vec<f64>) {
+        let mut spans: Vec<proto::BucketSpan> = Vec::new();
+        let mut next = None::<i32>;
+        for &(i, _) in buckets {
+            match (next, spans.last_mut()) {
+                (Some(n), Some(last)) if n == i => last.length += 1,
+                _ => spans.push(proto::BucketSpan {
+                    // The first span's offset is its index; the others'
+                    // the gap after the span before.
+                    offset: next.map_or(i, |n| i - n),
+                    length: 1,
+                }),
+            }
+            next = Some(i + 1);
+        }
+        (spans, buckets.iter().map(|b| b.1).collect())
+    }
+    let (positive_spans, positive_counts) = spans(&h.positive);
+    let (negative_spans, negative_counts) = spans(&h.negative);
+    proto::Histogram {
+        count_float: Some(h.count),
+        sum: h.sum,
+        schema: h.schema,
+        zero_threshold: h.zero_threshold,
+        zero_count_float: Some(h.zero_count),
+        negative_spans,
+        negative_counts,
+        positive_spans,
+        positive_counts,
+        reset_hint: match h.hint {
+            ResetHint::Unknown => 0,
+            ResetHint::Reset => 1,
+            ResetHint::NotReset => 2,
+            ResetHint::Gauge => 3,
+        },
+        timestamp: t,
+        custom_values: h.custom_values.to_vec(),
+        ..proto::Histogram::default()
+    }
 }
 
 async fn read(state: &Arc<AppState>, tenant: &TenantId, body: &[u8]) -> Result<Response, ApiError> {
@@ -97,7 +146,22 @@ async fn read(state: &Arc<AppState>, tenant: &TenantId, body: &[u8]) -> Result<R
                 .select(matchers, *start, *end)
                 .await
                 .map_err(|e| super::prom::prom_error(e, SHAPE))?;
-            samples += series.iter().map(|s| s.points.len()).sum::<usize>();
+            // Native histograms beside the floats, in the same series
+            // when a series has both.
+            let histograms = source
+                .select_histograms(matchers, *start, *end)
+                .await
+                .map_err(|e| super::prom::prom_error(e, SHAPE))?;
+            for h in histograms {
+                match series.iter_mut().find(|s| s.labels == h.labels) {
+                    Some(s) => s.histograms = h.histograms,
+                    None => series.push(h),
+                }
+            }
+            samples += series
+                .iter()
+                .map(|s| s.points.len() + s.histograms.len())
+                .sum::<usize>();
             if samples > max_samples {
                 return Err(ApiError::new(
                     ErrorKind::BadInput,
@@ -121,7 +185,12 @@ async fn read(state: &Arc<AppState>, tenant: &TenantId, body: &[u8]) -> Result<R
             let mut r = SamplesResponse::new(answers.len());
             for (i, series) in answers.iter().enumerate() {
                 for s in series {
-                    r.push(i, s.labels.iter(), &s.points);
+                    let histograms = s
+                        .histograms
+                        .iter()
+                        .map(|(t, h)| histogram_proto(*t, h))
+                        .collect();
+                    r.push(i, s.labels.iter(), &s.points, histograms);
                 }
             }
             (
