@@ -349,7 +349,9 @@ fn remote_read_answers_native_histograms() {
         [("__name__", "pick_seconds"), ("job", "wms")]
     );
     assert!(s.samples.is_empty());
-    let h: Vec<(i64, Option<f64>, Vec<(i32, u32)>, Vec<f64>)> = s
+    // (time, count, spans, counts) of each histogram.
+    type Read = (i64, Option<f64>, Vec<(i32, u32)>, Vec<f64>);
+    let h: Vec<Read> = s
         .histograms
         .iter()
         .map(|h| {
