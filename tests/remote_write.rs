@@ -121,26 +121,12 @@ fn exemplars_outlive_a_flush_and_a_kill() {
 /// flush, each once.
 #[test]
 fn native_histograms_outlive_a_kill() {
-    use strata_ingest::remote_write::proto::{BucketSpan, Histogram};
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let server = Server::start(&data, &[]);
     let with = |ts: i64, count: u64| {
-        let mut s = series(&[("__name__", "pick_seconds"), ("job", "wms")], &[]);
-        s.histograms.push(Histogram {
-            count_int: Some(count),
-            zero_count_int: Some(count),
-            sum: 1.0,
-            schema: 0,
-            positive_spans: vec![BucketSpan {
-                offset: 0,
-                length: 1,
-            }],
-            positive_deltas: vec![0],
-            timestamp: ts,
-            ..Default::default()
-        });
-        payload(vec![s])
+        let labels = [("__name__", "pick_seconds"), ("job", "wms")];
+        payload(vec![common::histogram_series(&labels, ts, count)])
     };
     assert_eq!(server.write(None, &with(T0, 1)).0, 204);
     assert_eq!(server.post("/api/v1/admin/flush").unwrap().0, 200);

@@ -924,7 +924,6 @@ fn histogram_count(server: &Server) -> Option<String> {
 /// table (by a querier that subscribes later too), each once.
 #[test]
 fn queriers_answer_the_native_histograms_ingesters_hold() {
-    use strata_ingest::remote_write::proto::{BucketSpan, Histogram};
     let dir = tempfile::tempdir().unwrap();
     let config = config(dir.path());
     let ingester = start(dir.path(), &config, "ingester", "strata-ingester-0");
@@ -942,21 +941,8 @@ fn queriers_answer_the_native_histograms_ingesters_hold() {
     });
     let now_ms = chrono::Utc::now().timestamp_millis();
     let with = |ts: i64, count: u64| {
-        let mut s = series(&[("__name__", "pick_seconds"), ("job", "wms")], &[]);
-        s.histograms.push(Histogram {
-            count_int: Some(count),
-            zero_count_int: Some(count),
-            sum: 1.0,
-            schema: 0,
-            positive_spans: vec![BucketSpan {
-                offset: 0,
-                length: 1,
-            }],
-            positive_deltas: vec![0],
-            timestamp: ts,
-            ..Default::default()
-        });
-        payload(vec![s])
+        let labels = [("__name__", "pick_seconds"), ("job", "wms")];
+        payload(vec![common::histogram_series(&labels, ts, count)])
     };
     assert_eq!(
         ingester.write(Some(TENANT), &with(now_ms - 60_000, 3)).0,

@@ -274,6 +274,26 @@ pub fn series(labels: &[(&str, &str)], samples: &[(i64, f64)]) -> proto::TimeSer
     proto::TimeSeries::from_pairs(labels, samples)
 }
 
+/// A series of one integer native histogram at `timestamp`: `count`
+/// observations, all in the zero bucket (one empty bucket beside it).
+pub fn histogram_series(labels: &[(&str, &str)], timestamp: i64, count: u64) -> proto::TimeSeries {
+    let mut s = series(labels, &[]);
+    s.histograms.push(proto::Histogram {
+        count_int: Some(count),
+        zero_count_int: Some(count),
+        sum: 1.0,
+        schema: 0,
+        positive_spans: vec![proto::BucketSpan {
+            offset: 0,
+            length: 1,
+        }],
+        positive_deltas: vec![0],
+        timestamp,
+        ..Default::default()
+    });
+    s
+}
+
 /// An exemplar with one label, `trace_id`.
 pub fn exemplar(trace: &str, value: f64, timestamp: i64) -> proto::Exemplar {
     proto::Exemplar {

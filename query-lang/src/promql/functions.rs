@@ -188,7 +188,7 @@ fn absent_labels(e: &Expr) -> Labels {
 
 /// Prometheus' `BucketQuantile` over classic buckets `(upper bound, count)`,
 /// in any order; counts of equal bounds add up.
-pub fn bucket_quantile(q: f64, mut b: Vec<(f64, f64)>) -> f64 {
+pub fn bucket_quantile(q: f64, b: Vec<(f64, f64)>) -> f64 {
     if q.is_nan() {
         return f64::NAN;
     }
@@ -198,18 +198,9 @@ pub fn bucket_quantile(q: f64, mut b: Vec<(f64, f64)>) -> f64 {
     if q > 1.0 {
         return f64::INFINITY;
     }
-    b.sort_by(|x, y| x.0.partial_cmp(&y.0).unwrap_or(std::cmp::Ordering::Equal));
-    if !b.last().is_some_and(|x| x.0 == f64::INFINITY) {
+    let Some(mut c) = coalesced(b) else {
         return f64::NAN;
-    }
-    // Coalesce equal upper bounds.
-    let mut c: Vec<(f64, f64)> = Vec::with_capacity(b.len());
-    for x in b {
-        match c.last_mut() {
-            Some(last) if last.0 == x.0 => last.1 += x.1,
-            _ => c.push(x),
-        }
-    }
+    };
     // Monotonic counts, ignoring tiny float deltas.
     let mut prev = c[0].1;
     for x in c.iter_mut().skip(1) {
@@ -245,6 +236,23 @@ pub fn bucket_quantile(q: f64, mut b: Vec<(f64, f64)>) -> f64 {
         rank -= c[b - 1].1;
     }
     start + (end - start) * (rank / count)
+}
+
+/// Classic buckets by upper bound, equal bounds' counts added; `None`
+/// without a +Inf bucket (no quantile or fraction then).
+fn coalesced(mut b: Vec<(f64, f64)>) -> Option<Vec<(f64, f64)>> {
+    b.sort_by(|x, y| x.0.partial_cmp(&y.0).unwrap_or(std::cmp::Ordering::Equal));
+    if !b.last().is_some_and(|x| x.0 == f64::INFINITY) {
+        return None;
+    }
+    let mut c: Vec<(f64, f64)> = Vec::with_capacity(b.len());
+    for x in b {
+        match c.last_mut() {
+            Some(last) if last.0 == x.0 => last.1 += x.1,
+            _ => c.push(x),
+        }
+    }
+    Some(c)
 }
 
 fn almost_equal(a: f64, b: f64, eps: f64) -> bool {
@@ -669,18 +677,10 @@ fn classic_or_native<E: Eval>(
 /// Prometheus' `BucketFraction` over classic buckets `(upper bound,
 /// count)`: the share of observations between `lower` and `upper`,
 /// interpolated linearly within a bucket.
-fn bucket_fraction(lower: f64, upper: f64, mut b: Vec<(f64, f64)>) -> f64 {
-    b.sort_by(|x, y| x.0.partial_cmp(&y.0).unwrap_or(std::cmp::Ordering::Equal));
-    if !b.last().is_some_and(|x| x.0 == f64::INFINITY) {
+fn bucket_fraction(lower: f64, upper: f64, b: Vec<(f64, f64)>) -> f64 {
+    let Some(c) = coalesced(b) else {
         return f64::NAN;
-    }
-    let mut c: Vec<(f64, f64)> = Vec::with_capacity(b.len());
-    for x in b {
-        match c.last_mut() {
-            Some(last) if last.0 == x.0 => last.1 += x.1,
-            _ => c.push(x),
-        }
-    }
+    };
     let count = c[c.len() - 1].1;
     if count == 0.0 || lower.is_nan() || upper.is_nan() {
         return f64::NAN;

@@ -39,6 +39,9 @@ pub struct FloatHistogram {
     pub custom_values: Arc<[f64]>,
 }
 
+/// One side's buckets: `(index, count)`, by index.
+type Buckets = Vec<(i32, f64)>;
+
 /// Two histograms that cannot be combined: one with custom buckets, the
 /// other exponential.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -375,6 +378,17 @@ impl FloatHistogram {
         if other.schema < self.schema {
             self.reduce_to(other.schema);
         }
+        let (pos, neg) = self.buckets_of(other);
+        merge_into(&mut self.positive, &pos, sign);
+        merge_into(&mut self.negative, &neg, sign);
+        Ok(false)
+    }
+
+    /// `other`'s positive and negative buckets as they add into `self`
+    /// (whose schema is at most `other`'s, zero buckets reconciled): in
+    /// `self`'s schema, those inside `self`'s zero bucket left out (they
+    /// are in `other`'s zero count for that width already).
+    fn buckets_of(&self, other: &FloatHistogram) -> (Buckets, Buckets) {
         let (mut pos, mut neg) = if other.schema > self.schema {
             (
                 reduce(&other.positive, other.schema, self.schema),
@@ -383,16 +397,11 @@ impl FloatHistogram {
         } else {
             (other.positive.clone(), other.negative.clone())
         };
-        // The other's buckets inside the (widened) zero bucket are in its
-        // zero count already.
-        let t = self.zero_threshold;
-        if t > 0.0 {
-            pos.retain(|&(i, _)| exponential_bound(i, self.schema) > t);
-            neg.retain(|&(i, _)| exponential_bound(i, self.schema) > t);
+        if let Some(last) = last_index_within(self.zero_threshold, self.schema) {
+            pos.retain(|&(i, _)| i > last);
+            neg.retain(|&(i, _)| i > last);
         }
-        merge_into(&mut self.positive, &pos, sign);
-        merge_into(&mut self.negative, &neg, sign);
-        Ok(false)
+        (pos, neg)
     }
 
     /// Adds `other` in: see [`FloatHistogram::add_signed`].
@@ -864,19 +873,7 @@ impl KahanSum {
             sum.reduce_to(other.schema);
             comp.reduce_to(other.schema);
         }
-        let (mut pos, mut neg) = if other.schema > sum.schema {
-            (
-                reduce(&other.positive, other.schema, sum.schema),
-                reduce(&other.negative, other.schema, sum.schema),
-            )
-        } else {
-            (other.positive.clone(), other.negative.clone())
-        };
-        let t = sum.zero_threshold;
-        if t > 0.0 {
-            pos.retain(|&(i, _)| exponential_bound(i, sum.schema) > t);
-            neg.retain(|&(i, _)| exponential_bound(i, sum.schema) > t);
-        }
+        let (pos, neg) = sum.buckets_of(other);
         kahan_merge(&mut sum.positive, &mut comp.positive, &pos);
         kahan_merge(&mut sum.negative, &mut comp.negative, &neg);
         Ok(())

@@ -263,28 +263,17 @@ fn histogram_rate<E: Eval>(
     }
     h.hint = ResetHint::Gauge;
     h.compact();
-    let mut to_start = (first_t - w.start) as f64 / 1000.0;
-    let mut to_end = (w.end - last_t) as f64 / 1000.0;
-    let sampled = (last_t - first_t) as f64 / 1000.0;
-    let avg_between = sampled / (p.len() - 1) as f64;
-    let threshold = avg_between * 1.1;
-    if to_start >= threshold {
-        to_start = avg_between / 2.0;
-    }
-    if is_counter && h.count > 0.0 && p[0].1.count >= 0.0 {
-        let to_zero = sampled * (p[0].1.count / h.count);
-        if to_zero < to_start {
-            to_start = to_zero;
-        }
-    }
-    if to_end >= threshold {
-        to_end = avg_between / 2.0;
-    }
-    let mut factor = (sampled + to_start + to_end) / sampled;
-    if is_rate {
-        factor /= (w.end - w.start) as f64 / 1000.0;
-    }
-    h.mul(factor);
+    // The zero point from the counts, as Prometheus finds it.
+    let zero_point =
+        (is_counter && h.count > 0.0 && p[0].1.count >= 0.0).then_some((p[0].1.count, h.count));
+    h.mul(super::window::extrapolation(
+        first_t,
+        last_t,
+        p.len(),
+        w,
+        zero_point,
+        is_rate,
+    ));
     Some(h)
 }
 

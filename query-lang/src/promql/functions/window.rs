@@ -48,18 +48,37 @@ fn extrapolated_rate(s: &Pts<'_>, w: &Span, is_counter: bool, is_rate: bool) -> 
             prev = v;
         }
     }
+    let zero_point = (is_counter && result > 0.0 && first_v >= 0.0).then_some((first_v, result));
+    Some(result * extrapolation(first_t, last_t, p.len(), w, zero_point, is_rate))
+}
+
+/// Prometheus' `extrapolatedRate` scale of a window's last-minus-first
+/// (floats or histograms alike): from `n` samples between `first_t` and
+/// `last_t`, out to the window's edges when the samples come close to
+/// them (within 1.1 average intervals), else half an interval; for a
+/// counter not past its zero point (`zero_point`: the first value and the
+/// increase, `first / increase` of the sampled time before the first);
+/// per second for `rate`.
+pub(crate) fn extrapolation(
+    first_t: i64,
+    last_t: i64,
+    n: usize,
+    w: &Span,
+    zero_point: Option<(f64, f64)>,
+    is_rate: bool,
+) -> f64 {
     let mut to_start = (first_t - w.start) as f64 / 1000.0;
     let mut to_end = (w.end - last_t) as f64 / 1000.0;
     let sampled = (last_t - first_t) as f64 / 1000.0;
-    let avg_between = sampled / (p.len() - 1) as f64;
+    let avg_between = sampled / (n - 1) as f64;
     let threshold = avg_between * 1.1;
     if to_start >= threshold {
         to_start = avg_between / 2.0;
     }
     // Prometheus 3.x cuts at the counter's zero point after the threshold
     // check (2.x did it before; the 3.x test data needs this order).
-    if is_counter && result > 0.0 && first_v >= 0.0 {
-        let to_zero = sampled * (first_v / result);
+    if let Some((first, increase)) = zero_point {
+        let to_zero = sampled * (first / increase);
         if to_zero < to_start {
             to_start = to_zero;
         }
@@ -71,7 +90,7 @@ fn extrapolated_rate(s: &Pts<'_>, w: &Span, is_counter: bool, is_rate: bool) -> 
     if is_rate {
         factor /= (w.end - w.start) as f64 / 1000.0;
     }
-    Some(result * factor)
+    factor
 }
 
 fn instant_delta(s: &Pts<'_>, is_rate: bool) -> Option<f64> {
