@@ -859,23 +859,29 @@ fn exemplar_traces(server: &Server) -> Vec<String> {
         .collect()
 }
 
-/// Exemplars written to an ingester are answered by a querier mirroring
-/// it, and by one that subscribes later (the subscription's flush writes
-/// the ingester's exemplars to its stream again).
-#[test]
-fn queriers_answer_the_exemplars_ingesters_hold() {
+/// One ingester and a querier mirroring it (in a directory of their own).
+fn ingester_and_querier() -> (tempfile::TempDir, std::path::PathBuf, Server, Server) {
     let dir = tempfile::tempdir().unwrap();
     let config = config(dir.path());
     let ingester = start(dir.path(), &config, "ingester", "strata-ingester-0");
-    let urls = ingester.url("");
     let querier = node(
         None,
         dir.path(),
         &config,
         "querier",
         "strata-querier-0",
-        &["--ingesters", &urls],
+        &["--ingesters", &ingester.url("")],
     );
+    (dir, config, ingester, querier)
+}
+
+/// Exemplars written to an ingester are answered by a querier mirroring
+/// it, and by one that subscribes later (the subscription's flush writes
+/// the ingester's exemplars to its stream again).
+#[test]
+fn queriers_answer_the_exemplars_ingesters_hold() {
+    let (dir, config, ingester, querier) = ingester_and_querier();
+    let urls = ingester.url("");
     let now_ms = chrono::Utc::now().timestamp_millis();
     let with = |ts: i64, trace: &str| {
         let mut s = series(&[("__name__", "req_total"), ("job", "api")], &[(ts, 1.0)]);
@@ -924,18 +930,8 @@ fn histogram_count(server: &Server) -> Option<String> {
 /// table (by a querier that subscribes later too), each once.
 #[test]
 fn queriers_answer_the_native_histograms_ingesters_hold() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = config(dir.path());
-    let ingester = start(dir.path(), &config, "ingester", "strata-ingester-0");
+    let (dir, config, ingester, querier) = ingester_and_querier();
     let urls = ingester.url("");
-    let querier = node(
-        None,
-        dir.path(),
-        &config,
-        "querier",
-        "strata-querier-0",
-        &["--ingesters", &urls],
-    );
     wait_for("the querier to mirror the ingester", || {
         mirrored(&querier) == Some(1)
     });

@@ -93,6 +93,27 @@ impl FrozenPart {
 
 /// Rows each tenant held aside, as a cut's parts (none for a tenant
 /// without rows).
+/// `tenant`'s histogram rows of `cuts` (oldest first) in `[start_ms,
+/// end_ms]` of the series `keep` selects, appended to `out`.
+pub(super) fn cut_histograms(
+    cuts: &[Frozen],
+    tenant: &TenantId,
+    keep: &dyn Fn(&strata_types::Labels) -> bool,
+    (start_ms, end_ms): (i64, i64),
+    out: &mut Vec<HistogramRow>,
+) {
+    for f in cuts {
+        if let Some(rows) = f.histograms.get(tenant) {
+            out.extend(
+                rows.iter()
+                    .filter(|(_, s)| (start_ms..=end_ms).contains(&s.timestamp_ms))
+                    .filter(|(l, _)| keep(l))
+                    .cloned(),
+            );
+        }
+    }
+}
+
 pub(super) fn pending_parts<R>(taken: Vec<(TenantId, Vec<R>)>) -> BTreeMap<TenantId, Arc<Vec<R>>> {
     taken
         .into_iter()

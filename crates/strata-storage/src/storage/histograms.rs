@@ -79,16 +79,7 @@ impl Storage {
     ) -> HistogramRead {
         let state = self.state.read();
         let mut held = Vec::new();
-        for f in &state.frozen {
-            if let Some(rows) = f.histograms.get(tenant) {
-                held.extend(
-                    rows.iter()
-                        .filter(|(_, s)| (start_ms..=end_ms).contains(&s.timestamp_ms))
-                        .filter(|(l, _)| keep(l))
-                        .cloned(),
-                );
-            }
-        }
+        super::frozen::cut_histograms(&state.frozen, tenant, keep, (start_ms, end_ms), &mut held);
         held.extend(self.histograms.select_of(tenant, keep, start_ms, end_ms));
         // The ingesters' heads this querier mirrors (under the same lock:
         // a version published drops the mirrored cuts it holds).

@@ -167,16 +167,7 @@ impl Mirror {
         out: &mut Vec<HistogramRow>,
     ) {
         let state = self.state.read();
-        for f in &state.frozen {
-            if let Some(rows) = f.histograms.get(tenant) {
-                out.extend(
-                    rows.iter()
-                        .filter(|(_, s)| (start_ms..=end_ms).contains(&s.timestamp_ms))
-                        .filter(|(l, _)| keep(l))
-                        .cloned(),
-                );
-            }
-        }
+        super::frozen::cut_histograms(&state.frozen, tenant, keep, (start_ms, end_ms), out);
         out.extend(state.histograms.select_of(tenant, keep, start_ms, end_ms));
     }
 
