@@ -141,6 +141,25 @@ fn merge_into(a: &mut Vec<(i32, f64)>, b: &[(i32, f64)], sign: f64) {
     if b.is_empty() {
         return;
     }
+    // In place when `a` has every bucket of `b` (a counter's later sample
+    // has its earlier ones'): no new list.
+    let mut j = 0;
+    let subset = b.iter().all(|&(i, _)| {
+        while j < a.len() && a[j].0 < i {
+            j += 1;
+        }
+        j < a.len() && a[j].0 == i
+    });
+    if subset {
+        let mut j = 0;
+        for &(i, c) in b {
+            while a[j].0 < i {
+                j += 1;
+            }
+            a[j].1 += sign * c;
+        }
+        return;
+    }
     let mut out = Vec::with_capacity(a.len() + b.len());
     let (mut i, mut j) = (0, 0);
     while i < a.len() || j < b.len() {
