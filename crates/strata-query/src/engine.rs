@@ -290,6 +290,14 @@ impl QueryEngine {
                 Arc::clone(&samples) as Arc<dyn TableProvider>,
             ),
             ("series".to_owned(), crate::catalog::series_view(&samples)?),
+            (
+                "histograms".to_owned(),
+                Arc::new(crate::histograms::HistogramsTable::new(
+                    Arc::clone(&self.storage),
+                    tenant.clone(),
+                    view.not_before_ms,
+                )) as Arc<dyn TableProvider>,
+            ),
             ("logs".to_owned(), {
                 let mut logs = self.storage.log_view(tenant);
                 logs.not_before_ms = view.not_before_ms;
@@ -352,6 +360,9 @@ impl QueryEngine {
             ],
         )?;
         crate::functions::register(&ctx, tenant.as_str());
+        for f in crate::histograms::functions() {
+            ctx.register_udf(f);
+        }
         for (name, by) in [
             ("samples_at_version", By::Version),
             ("samples_as_of", By::Time),

@@ -21,6 +21,7 @@ mod engine;
 mod error;
 mod file_index_cache;
 mod functions;
+mod histograms;
 mod line_index_cache;
 mod line_needs;
 pub mod logql;

@@ -25,7 +25,7 @@ use strata_types::{BucketSpan, Histogram, HistogramSample, ResetHint};
 use crate::exemplar_files::{SeriesColumns, series_of, write_one_group};
 use crate::paths::{FileLevel, Signal, day_of_ms};
 use crate::schema::{histograms, histograms_schema};
-use crate::{DataFile, StorageError};
+use crate::{DataFile, FileStats, StorageError};
 
 fn hint_name(h: ResetHint) -> &'static str {
     match h {
@@ -78,7 +78,7 @@ fn spans_of(indexes: &[i32]) -> Vec<BucketSpan> {
 
 /// Sorts rows by (day, series, time), keeping for each series and time
 /// the row that came last (the one written last).
-fn sort_last_wins(rows: &mut Vec<HistogramRow>) {
+pub fn sort_last_wins(rows: &mut Vec<HistogramRow>) {
     let key = |r: &HistogramRow| {
         (
             day_of_ms(r.1.timestamp_ms),
@@ -132,6 +132,13 @@ async fn write_file(
     table: &Path,
     level: FileLevel,
 ) -> Result<DataFile, StorageError> {
+    let (batch, stats) = batch_of(rows)?;
+    write_one_group(&batch, Signal::Histograms, day, stats, store, table, level).await
+}
+
+/// `rows` as a batch of the histograms table's columns (as its files hold
+/// them), and the file statistics of those rows.
+pub fn batch_of(rows: &[HistogramRow]) -> Result<(RecordBatch, FileStats), StorageError> {
     let mut series_columns = SeriesColumns::default();
     let mut schema = Int32Builder::new();
     let mut hint = StringBuilder::new();
@@ -173,8 +180,7 @@ async fn write_file(
         Arc::new(neg_counts.finish()),
         Arc::new(custom.finish()),
     ]);
-    let batch = RecordBatch::try_new(histograms_schema(), columns)?;
-    write_one_group(&batch, Signal::Histograms, day, stats, store, table, level).await
+    Ok((RecordBatch::try_new(histograms_schema(), columns)?, stats))
 }
 
 /// Every row of one data file, in stored order.

@@ -315,3 +315,83 @@ async fn promql_answers_native_histograms_from_head_and_files_alike() {
         "100"
     );
 }
+
+/// SQL reads the `histograms` table (held and flushed alike, each sample
+/// once, only the tenant's) and the histogram functions answer what
+/// PromQL answers for the same sample.
+#[tokio::test]
+async fn sql_reads_native_histograms_and_their_quantiles() {
+    let (app, state, wal) = app().await;
+    let resp = app
+        .clone()
+        .oneshot(v2_request(
+            "acme",
+            vec![histogram(T0, 5), histogram(T0 + 15_000, 9)],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    let resp = app
+        .clone()
+        .oneshot(v2_request("other", vec![histogram(T0, 100)]))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    let h = "histogram(schema, zero_threshold, zero_count, count, sum, positive_buckets, \
+             positive_counts, negative_buckets, negative_counts, custom_values)";
+    let q = format!(
+        "SELECT labels['site'] AS site, count, hist_quantile(0.5, {h}) AS p50, \
+         hist_fraction(0, 1, {h}) AS f FROM histograms ORDER BY timestamp"
+    );
+    let (status, before) = sql(&app, Some("acme"), &q).await;
+    assert_eq!(status, StatusCode::OK, "{before}");
+    let rows = before["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{before}");
+    assert_eq!(rows[1][1], 9.0, "{before}");
+    // PromQL's answer for the newer sample.
+    let p50 = prom_query(
+        &app,
+        "acme",
+        "histogram_quantile(0.5, pick_seconds)",
+        T0 + 15_000,
+    )
+    .await;
+    let want: f64 = p50[0]["value"][1].as_str().unwrap().parse().unwrap();
+    assert!(
+        (rows[1][2].as_f64().unwrap() - want).abs() < 1e-12,
+        "{before} {p50}"
+    );
+    let buckets = format!(
+        "SELECT b['lower'] AS lower, b['upper'] AS upper, b['count'] AS n FROM \
+         (SELECT unnest(hist_buckets({h})) AS b FROM histograms WHERE count = 9)"
+    );
+    let (status, b) = sql(&app, Some("acme"), &buckets).await;
+    assert_eq!(status, StatusCode::OK, "{b}");
+    // The zero bucket (1), bucket 0 (0.5, 1] (1) and bucket 1 (1, 2] (7).
+    let got: Vec<Vec<f64>> = b["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            r.as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap())
+                .collect()
+        })
+        .collect();
+    let want = [[-1e-128, 1e-128, 1.0], [0.5, 1.0, 1.0], [1.0, 2.0, 7.0]];
+    assert_eq!(got.len(), want.len(), "{b}");
+    for (g, w) in got.iter().zip(want) {
+        for (x, y) in g.iter().zip(w) {
+            assert!((x - y).abs() <= 1e-12 * y.abs(), "{b}");
+        }
+    }
+
+    state.storage.flush(wal.as_ref()).await.unwrap();
+    let (status, after) = sql(&app, Some("acme"), &q).await;
+    assert_eq!(status, StatusCode::OK, "{after}");
+    assert_eq!(after["rows"], before["rows"]);
+    let (_, other) = sql(&app, Some("other"), "SELECT count FROM histograms").await;
+    assert_eq!(other["rows"], serde_json::json!([[100.0]]), "{other}");
+}
