@@ -184,7 +184,7 @@ pub fn needs_file_catalogs(sql: &str) -> bool {
             return true;
         };
         references.iter().any(|r| match (r.schema(), r.table()) {
-            (None | Some("public"), "samples" | "series" | "logs") => false,
+            (None | Some("public"), "samples" | "series" | "logs" | "histograms") => false,
             (Some("system"), table) => table == "metrics",
             _ => true,
         })
