@@ -3,12 +3,12 @@
 //! series' samples in time order, one per timestamp (the one written last),
 //! as the engine's float histograms.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use strata_query_lang::promql::{
-    ErrorKind, FloatHistogram, HistogramPoint, Labels, Matcher, PromError, ResetHint, Series,
-    matches_all,
+    ErrorKind, FloatHistogram, HistogramPoint, Labels, METRIC_NAME, Matcher, PromError, ResetHint,
+    Series, matches_all,
 };
 use strata_storage::{HistogramRead, Storage};
 use strata_types::{Histogram, TenantId};
@@ -67,6 +67,37 @@ pub(crate) fn float_histogram(h: &Histogram) -> FloatHistogram {
     }
 }
 
+/// The metric names of each histograms file a query has read, by path
+/// (files are immutable; a compacted file's entry is forgotten when the
+/// map is cleared at its bound).
+static FILE_METRICS: std::sync::LazyLock<
+    parking_lot::Mutex<HashMap<String, Arc<BTreeSet<String>>>>,
+> = std::sync::LazyLock::new(Default::default);
+
+/// Files whose metrics are kept at most.
+const FILE_METRICS_BOUND: usize = 100_000;
+
+/// Whether the file at `path` may hold a metric the `__name__` matchers
+/// `names` select: unknown until a query read it.
+fn may_hold(path: &str, names: &[&Matcher]) -> bool {
+    FILE_METRICS
+        .lock()
+        .get(path)
+        .is_none_or(|metrics| metrics.iter().any(|m| names.iter().all(|n| n.is_match(m))))
+}
+
+fn remember_metrics(path: String, rows: &[strata_head::HistogramRow]) {
+    let metrics: BTreeSet<String> = rows
+        .iter()
+        .filter_map(|(l, _)| l.get(METRIC_NAME).map(str::to_owned))
+        .collect();
+    let mut map = FILE_METRICS.lock();
+    if map.len() >= FILE_METRICS_BOUND {
+        map.clear();
+    }
+    map.insert(path, Arc::new(metrics));
+}
+
 /// Every native-histogram series of `tenant` matching `matchers`, with
 /// its samples in `[start_ms, end_ms]`.
 pub(crate) async fn select(
@@ -95,13 +126,21 @@ pub(crate) async fn select(
     // Series by their stored labels; per series each time once, the one
     // read last: files first, then what is held (newer), oldest first.
     let mut by_series: HashMap<strata_types::Labels, BTreeMap<i64, Histogram>> = HashMap::new();
+    let names: Vec<&Matcher> = matchers.iter().filter(|m| m.name == METRIC_NAME).collect();
     for f in files
         .iter()
         .filter(|f| f.stats.min_ts_ms <= end_ms && f.stats.max_ts_ms >= start_ms)
     {
+        let path = f.path.under(&table_root).to_string();
+        // A file none of whose metrics the selector names is not read
+        // (once a query read it: the metrics of each file are kept).
+        if !may_hold(&path, &names) {
+            continue;
+        }
         let rows = strata_storage::histogram_files::read_file(store.store(), &table_root, f)
             .await
             .map_err(storage_error)?;
+        remember_metrics(path, &rows);
         for (labels, s) in rows {
             if (start_ms..=end_ms).contains(&s.timestamp_ms) && keep(&labels) {
                 by_series
@@ -136,6 +175,41 @@ pub(crate) async fn select(
 mod tests {
     use super::*;
     use strata_types::BucketSpan;
+
+    #[test]
+    fn a_file_is_skipped_once_its_metrics_are_known_not_to_match() {
+        use strata_query_lang::promql::MatchOp;
+        let path = "tenants/t/histograms/day=2026-12-08/test-skip.parquet";
+        let pick = Matcher::new(MatchOp::Equal, METRIC_NAME, "pick_seconds");
+        let up = Matcher::new(MatchOp::Equal, METRIC_NAME, "up");
+        assert!(may_hold(path, &[&up]), "unknown: read");
+        let labels = strata_types::Labels::try_from_sorted(vec![strata_types::Label::new(
+            "__name__",
+            "pick_seconds",
+        )])
+        .unwrap();
+        let sample = strata_types::HistogramSample {
+            timestamp_ms: 0,
+            histogram: Histogram {
+                reset_hint: strata_types::ResetHint::Unknown,
+                schema: 0,
+                zero_threshold: 0.0,
+                zero_count: 0.0,
+                count: 0.0,
+                sum: 0.0,
+                positive_spans: Vec::new(),
+                positive_counts: Vec::new(),
+                negative_spans: Vec::new(),
+                negative_counts: Vec::new(),
+                custom_values: Vec::new(),
+                integer: true,
+            },
+        };
+        remember_metrics(path.to_owned(), &[(Arc::new(labels), sample)]);
+        assert!(!may_hold(path, &[&up]));
+        assert!(may_hold(path, &[&pick]));
+        assert!(may_hold(path, &[]), "no name matcher: read");
+    }
 
     #[test]
     fn spans_unroll_to_absolute_indexes() {
