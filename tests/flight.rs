@@ -59,6 +59,7 @@ fn adbc_runs_statements_and_reads_metadata() {
         v["tables"],
         serde_json::json!([
             "metrics.http_requests_total",
+            "public.histograms",
             "public.http_requests_total",
             "public.logs",
             "public.samples",

@@ -152,7 +152,8 @@ fn psql_describes_the_tenant_with_its_backslash_commands() {
     assert!(ok, "{out}");
     assert_eq!(
         out,
-        "public|http_requests_total|table|strata\n\
+        "public|histograms|table|strata\n\
+         public|http_requests_total|table|strata\n\
          public|logs|table|strata\n\
          public|samples|table|strata\n\
          public|series|table|strata\n"
