@@ -43,6 +43,16 @@ fn v2_request(tenant: &str, histograms: Vec<proto::Histogram>) -> Request<Body> 
         .unwrap()
 }
 
+/// Writes `histograms` of `tenant` through remote write 2.0, stored (204).
+async fn stored(app: &Router, tenant: &str, histograms: Vec<proto::Histogram>) {
+    let resp = app
+        .clone()
+        .oneshot(v2_request(tenant, histograms))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+}
+
 fn written(resp: &axum::response::Response) -> String {
     resp.headers()
         .get("X-Prometheus-Remote-Write-Histograms-Written")
@@ -127,12 +137,7 @@ async fn native_histograms_are_stored_counted_and_flushed_per_tenant() {
     assert!(metrics.contains("strata_histograms_pending 3"), "{metrics}");
 
     // Another tenant's write stays its own.
-    let resp = app
-        .clone()
-        .oneshot(v2_request("other", vec![histogram(T0, 3)]))
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    stored(&app, "other", vec![histogram(T0, 3)]).await;
 
     state.storage.flush(wal.as_ref()).await.unwrap();
     assert_eq!(state.storage.histograms_pending(), 0);
@@ -262,18 +267,8 @@ async fn promql_answers_native_histograms_from_head_and_files_alike() {
     let samples: Vec<_> = (0..9)
         .map(|i| histogram(T0 + i * 15_000, 5 + 4 * i as u64))
         .collect();
-    let resp = app
-        .clone()
-        .oneshot(v2_request("acme", samples))
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
-    let resp = app
-        .clone()
-        .oneshot(v2_request("other", vec![histogram(T0, 100)]))
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    stored(&app, "acme", samples).await;
+    stored(&app, "other", vec![histogram(T0, 100)]).await;
     let at = T0 + 120_000;
     let queries = [
         "pick_seconds",
@@ -322,21 +317,13 @@ async fn promql_answers_native_histograms_from_head_and_files_alike() {
 #[tokio::test]
 async fn sql_reads_native_histograms_and_their_quantiles() {
     let (app, state, wal) = app().await;
-    let resp = app
-        .clone()
-        .oneshot(v2_request(
-            "acme",
-            vec![histogram(T0, 5), histogram(T0 + 15_000, 9)],
-        ))
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
-    let resp = app
-        .clone()
-        .oneshot(v2_request("other", vec![histogram(T0, 100)]))
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    stored(
+        &app,
+        "acme",
+        vec![histogram(T0, 5), histogram(T0 + 15_000, 9)],
+    )
+    .await;
+    stored(&app, "other", vec![histogram(T0, 100)]).await;
     let h = "histogram(schema, zero_threshold, zero_count, count, sum, positive_buckets, \
              positive_counts, negative_buckets, negative_counts, custom_values)";
     let q = format!(
